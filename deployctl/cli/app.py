@@ -1,0 +1,65 @@
+"""The Typer application: global options, and one module per verb registered on it.
+
+Verb modules import their services lazily inside the command function so that
+`deployctl --help` never pays for docker, paramiko, boto3 or pydantic.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .. import __version__
+from .context import AppContext
+
+HELP = """Build, test, push, deploy and roll back the app described in deploy.toml.
+
+Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 config error, 4 cannot connect,
+5 build or test failed, 6 deploy failed (previous release still serving),
+7 rollback failed or state uncertain, 8 lock held by someone else.
+"""
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"deployctl {__version__}")
+        raise typer.Exit()
+
+
+def _root(
+    ctx: typer.Context,
+    config: Annotated[str, typer.Option("--config", "-c", envvar="DEPLOYCTL_CONFIG",
+                                        help="Path to deploy.toml.")] = "deploy.toml",
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    ctx.obj = AppContext(config_path=config, json_output=json_output, debug=debug)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def click_exceptions():  # type: ignore[no-untyped-def]
+    """click's exception module: recent Typer vendors its own click, older ones use click."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - depends on the installed Typer
+        from click import exceptions
+    return exceptions
+
+
+def build_app() -> "typer.core.TyperGroup":
+    from . import config as config_cmd
+
+    app = typer.Typer(
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    app.command("config")(config_cmd.config)
+    return typer.main.get_command(app)

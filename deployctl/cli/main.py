@@ -1,0 +1,90 @@
+"""Entry point: parses argv, runs one command, maps exceptions to exit codes. The only place
+that turns an exception into output and an exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from typing import Sequence
+
+from ..errors import DeployctlError, ExitCode
+
+# Global flags may be written anywhere on the line (`deployctl config --env x --json`); they
+# are moved in front of the verb before click parses, up to a `--` that ends options.
+GLOBAL_FLAGS = {"--json", "--debug"}
+GLOBAL_OPTIONS = {"--config", "-c"}
+
+
+def hoist_globals(argv: Sequence[str]) -> list[str]:
+    front: list[str] = []
+    rest: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in GLOBAL_FLAGS:
+            front.append(arg)
+        elif arg in GLOBAL_OPTIONS and i + 1 < len(args):
+            front.extend(args[i : i + 2])
+            i += 1
+        elif arg.startswith("--config="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import typer
+
+    from .app import build_app, click_exceptions
+
+    usage_error = click_exceptions().UsageError
+
+    args = hoist_globals(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    json_output = "--json" in args
+    command = build_app()
+    try:
+        result = command.main(args=args, prog_name="deployctl", standalone_mode=False)
+        return int(result) if isinstance(result, int) else ExitCode.OK
+    except DeployctlError as exc:
+        report(exc.lines(), exc.exit_code, json_output)
+        if debug:
+            traceback.print_exc()
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except usage_error as exc:
+        exc.show()
+        return ExitCode.USAGE
+    except (typer.Abort, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place unexpected errors are reported
+        if debug:
+            traceback.print_exc()
+        report([f"unexpected error: {type(exc).__name__}: {exc}",
+                "hint: rerun with --debug for the traceback, and please report it"],
+               ExitCode.UNEXPECTED, json_output)
+        return ExitCode.UNEXPECTED
+
+
+def report(lines: list[str], code: int, json_output: bool) -> None:
+    from ..secrets import redactor
+
+    lines = [redactor(line) for line in lines]
+    if json_output:
+        print(json.dumps({"event": "error", "exit_code": int(code), "problems": lines}), flush=True)
+    for line in lines:
+        print(f"error: {line}" if not line.startswith("hint:") else line, file=sys.stderr)
+
+
+def run() -> None:
+    sys.exit(main())

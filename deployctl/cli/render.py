@@ -1,0 +1,130 @@
+"""How events look: Rich on a TTY, timestamped plain lines in CI logs, JSON lines for machines.
+
+Every renderer passes text through the secret redactor: a remote command's output or a
+container log line could echo a value back, and this is the last place to catch it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import IO, Any
+
+from ..events import Event, Message, StepDone, StepFailed, StepProgress, StepSkipped, StepStarted
+from ..secrets import redactor
+
+
+def _stamp(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def describe(event: Event) -> str:
+    """One human line for an event (used by the plain renderer and the Rich log lines)."""
+    who = f"[{event.subject}] " if event.subject else ""
+    if isinstance(event, StepStarted):
+        text = f"{event.step} ..." + (f" {event.detail}" if event.detail else "")
+    elif isinstance(event, StepProgress):
+        amount = ""
+        if event.current is not None and event.total:
+            amount = f" ({event.current:.0f}/{event.total:.0f})"
+        text = f"{event.step}: {event.detail}{amount}"
+    elif isinstance(event, StepDone):
+        took = f" ({event.seconds:.1f}s)" if event.seconds is not None else ""
+        text = f"{event.step} done{took}" + (f": {event.detail}" if event.detail else "")
+    elif isinstance(event, StepFailed):
+        text = f"{event.step} FAILED: {event.error}"
+        if event.output:
+            text += "\n" + "\n".join(f"    | {line}" for line in event.output)
+    elif isinstance(event, StepSkipped):
+        text = f"{event.step} skipped" + (f": {event.reason}" if event.reason else "")
+    elif isinstance(event, Message):
+        level = "" if event.level == "info" else f"{event.level.upper()}: "
+        text = f"{level}{event.text}"
+    else:
+        text = event.kind
+    return redactor(who + text)
+
+
+class PlainRenderer:
+    """For Jenkins and pipes: no colour, no cursor movement, one timestamped line per event.
+
+    Progress lines are throttled per step: a build streams hundreds of lines and CI logs
+    need the gist, not every byte (the full output is kept for failures).
+    """
+
+    def __init__(self, stream: IO[str] | None = None, progress_every: float = 2.0) -> None:
+        self.stream = stream
+        self.progress_every = progress_every
+        self._last_progress: dict[tuple[str, str], float] = {}
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StepProgress):
+            key = (event.subject, event.step)
+            if event.at - self._last_progress.get(key, 0.0) < self.progress_every:
+                return
+            self._last_progress[key] = event.at
+        stream = self.stream or sys.stdout
+        print(f"{_stamp(event.at)} {describe(event)}", file=stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class JsonRenderer:
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream
+
+    def __call__(self, event: Event) -> None:
+        self.write(event.to_dict())
+
+    def write(self, data: dict[str, Any]) -> None:
+        line = redactor(json.dumps(data, default=str, sort_keys=False))
+        print(line, file=self.stream or sys.stdout, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class RichRenderer:
+    """A live spinner line per running step, finished steps printed above it."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+            console=console, transient=True,
+        )
+        self.tasks: dict[tuple[str, str], Any] = {}
+        self.started = False
+
+    def __call__(self, event: Event) -> None:
+        from rich.markup import escape
+
+        if not self.started:
+            self.progress.start()
+            self.started = True
+        key = (event.subject, getattr(event, "step", ""))
+        label = escape(redactor(f"{event.subject + ': ' if event.subject else ''}{key[1]}"))
+        if isinstance(event, StepStarted):
+            self.tasks[key] = self.progress.add_task(label, total=None)
+        elif isinstance(event, StepProgress) and key in self.tasks:
+            detail = escape(redactor(event.detail))[:80]
+            self.progress.update(self.tasks[key], description=f"{label} [dim]{detail}[/]",
+                                 completed=event.current, total=event.total)
+        elif isinstance(event, (StepDone, StepFailed, StepSkipped)):
+            if key in self.tasks:
+                self.progress.remove_task(self.tasks.pop(key))
+            mark = {StepDone: "[green]✓[/]", StepFailed: "[red]✗[/]", StepSkipped: "[yellow]-[/]"}[type(event)]
+            self.progress.console.print(f"{mark} {escape(describe(event))}")
+        elif isinstance(event, Message):
+            style = {"warning": "yellow", "error": "red"}.get(event.level, "")
+            text = escape(describe(event))
+            self.progress.console.print(f"[{style}]{text}[/]" if style else text)
+
+    def close(self) -> None:
+        if self.started:
+            self.progress.stop()
+            self.started = False

@@ -1,0 +1,140 @@
+"""Reading deploy.toml: file -> TOML -> secret-value check -> pydantic models."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .models import PLACEHOLDER_RE, SECRETISH_RE, Config, Environment
+from .problems import format_errors, key_path, suggest
+
+DEFAULT_FILE = "deploy.toml"
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The validated config and where it came from (relative paths resolve against `root`)."""
+
+    path: Path
+    config: Config
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def environment(self, name: str) -> Environment:
+        envs = self.config.environments
+        if name not in envs:
+            raise ConfigError(
+                [f"{self.path.name}: no environment {name!r} (defined: {', '.join(envs)}){suggest(name, envs)}"]
+            )
+        return envs[name]
+
+
+def load_config(path: str | Path = DEFAULT_FILE) -> LoadedConfig:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            [f"{path}: no such file"],
+            hint="run deployctl from the project root or pass --config PATH",
+        ) from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    return LoadedConfig(path.resolve(), parse_config(raw, source=path.name))
+
+
+def parse_config(raw: bytes | str, *, source: str = DEFAULT_FILE) -> Config:
+    from pydantic import ValidationError
+
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError([f"{source}: not UTF-8 text (byte {exc.start})"]) from None
+    try:
+        data = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: {_toml_message(exc)}"]) from None
+
+    secret_problems = find_secret_values(data)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        reported = {path for path, _ in secret_problems}
+        lines = [f"{source}: {p}: {m}" for p, m in secret_problems]
+        lines += format_errors(Config, exc.errors(include_url=False), skip=reported, source=source)
+        raise ConfigError(lines) from None
+    if secret_problems:
+        raise ConfigError([f"{source}: {p}: {m}" for p, m in secret_problems])
+    return config
+
+
+_TOML_POS = re.compile(r"^(.*?)\s*\(at line (\d+), column (\d+)\)$")
+
+
+def _toml_message(exc: tomllib.TOMLDecodeError) -> str:
+    match = _TOML_POS.match(str(exc))
+    if match:
+        return f"line {match[2]}, column {match[3]}: TOML syntax error: {match[1]}"
+    return f"TOML syntax error: {exc}"
+
+
+SECRET_VALUE_HELP = "secret values never belong in deploy.toml"
+
+
+def find_secret_values(data: Any) -> list[tuple[str, str]]:
+    """Spots where a secret *value* was written into the file instead of a secret *name*.
+
+    Checked on the raw TOML so that it works even when the rest of the document is invalid.
+    """
+    problems: list[tuple[str, str]] = []
+    if not isinstance(data, dict):
+        return problems
+    registry = data.get("registry")
+    if isinstance(registry, dict) and "password" in registry:
+        problems.append((
+            "registry.password",
+            f"{SECRET_VALUE_HELP}; remove it and set the secret named by registry.password_secret "
+            "(default DEPLOYCTL_REGISTRY_PASSWORD) in the secret source",
+        ))
+    services = data.get("services")
+    if isinstance(services, dict):
+        for name, service in services.items():
+            if not isinstance(service, dict):
+                continue
+            if isinstance(service.get("secrets"), dict):
+                problems.append((
+                    key_path(["services", name, "secrets"]),
+                    f"{SECRET_VALUE_HELP}; list the names only, e.g. secrets = [\"DATABASE_PASSWORD\"], "
+                    "and provide the values from the environment's secret source",
+                ))
+            problems += _secretish_env(["services", name, "env"], service.get("env"), f"services.{name}.secrets")
+    environments = data.get("environments")
+    if isinstance(environments, dict):
+        for name, env in environments.items():
+            if isinstance(env, dict):
+                problems += _secretish_env(["environments", name, "env"], env.get("env"), "a service's secrets")
+    return problems
+
+
+def _secretish_env(loc: list[Any], env: Any, where: str) -> list[tuple[str, str]]:
+    if not isinstance(env, dict):
+        return []
+    found = []
+    for key, value in env.items():
+        # *_FILE variables hold a path to a mounted secret, not the secret itself.
+        if not isinstance(key, str) or key.upper().endswith("_FILE") or not SECRETISH_RE.search(key):
+            continue
+        if isinstance(value, str) and value and not PLACEHOLDER_RE.fullmatch(value.strip()):
+            found.append((
+                key_path([*loc, key]),
+                f"looks like a secret value; {SECRET_VALUE_HELP}: list {key!r} under {where} and "
+                "supply it from the secret source",
+            ))
+    return found

@@ -1,0 +1,219 @@
+"""The deploy.toml schema as pydantic models.
+
+Every model forbids unknown keys: a typo must fail loudly, not deploy with a default.
+Validators raise ValueError with a message that reads well after "<key path>: ".
+Field docs live in docs/configuration.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+# {{ backend.host }} / {{ backend.url }}: the release-scoped address of another service, so
+# a new frontend always talks to the backend of its own release.
+PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z][a-z0-9-]*)\.(host|url|port)\s*\}\}")
+SECRETISH_RE = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY|CREDENTIAL)", re.I)
+
+
+def _name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid name (lowercase letters, digits and '-', starting with a letter, at most 30)"
+        )
+    return value
+
+
+def _env_var_name(value: str) -> str:
+    if not ENV_NAME_RE.match(value):
+        raise ValueError(f"{value!r} is not a valid environment variable name")
+    return value
+
+
+def split_host(value: str) -> tuple[str, int | None]:
+    """'h', 'h:22', '[::1]:22' -> (host, port or None)."""
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None
+        return host, int(port) if port and port.isdigit() else None
+    if value.count(":") == 1:
+        host, port = value.split(":")
+        return host, int(port) if port.isdigit() else -1
+    return value, None
+
+
+def _host(value: str) -> str:
+    host, port = split_host(value)
+    valid = bool(HOSTNAME_RE.match(host))
+    if not valid:
+        try:
+            ipaddress.ip_address(host)
+            valid = True
+        except ValueError:
+            valid = False
+    if not valid or port == -1 or (port is not None and not 1 <= port <= 65535):
+        raise ValueError(f"{value!r} is not a valid host (a hostname or IP address, optionally :port)")
+    return value
+
+
+def _url_path(value: str) -> str:
+    if not value.startswith("/") or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not a URL path (it must start with '/')")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+EnvVarName = Annotated[str, AfterValidator(_env_var_name)]
+Host = Annotated[str, AfterValidator(_host)]
+UrlPath = Annotated[str, AfterValidator(_url_path)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class HealthCheck(Strict):
+    path: UrlPath = "/healthz"
+    interval: Annotated[float, Field(gt=0, le=0.5)] = 0.25
+    timeout: Seconds = 30.0
+
+
+class Service(Strict):
+    context: str
+    dockerfile: str = "Dockerfile"
+    target: str | None = "runtime"
+    test_target: str | None = "test"
+    build_args: dict[EnvVarName, str] = {}
+    port: Port = 8000
+    healthcheck: HealthCheck = HealthCheck()
+    env: dict[EnvVarName, str] = {}
+    secrets: list[EnvVarName] = []
+    migrate: list[str] | None = None
+    routed: bool = False
+    coverage_floor: Annotated[float, Field(ge=0, le=100)] = 0.0
+
+    @model_validator(mode="after")
+    def _checks(self) -> "Service":
+        if self.migrate is not None and not self.migrate:
+            raise ValueError("migrate: give the command as a non-empty list, e.g. [\"python\", \"-m\", \"backend.migrate\"]")
+        dup = set(self.env) & set(self.secrets)
+        if dup:
+            raise ValueError(f"{sorted(dup)[0]!r} is both in env and in secrets; keep it in secrets only")
+        return self
+
+
+class Proxy(Strict):
+    context: str = "nginx"
+    dockerfile: str = "Dockerfile"
+    build_args: dict[EnvVarName, str] = {}
+    port: Port = 80
+    healthcheck: UrlPath = "/nginx-health"
+
+
+class Registry(Strict):
+    provider: Literal["basic", "ecr"] = "basic"
+    server: str
+    namespace: str = ""
+    username: str | None = None
+    # The *name* of the secret holding the password, looked up in the secret source.
+    password_secret: EnvVarName = "DEPLOYCTL_REGISTRY_PASSWORD"
+    region: str | None = None
+
+    @model_validator(mode="after")
+    def _checks(self) -> "Registry":
+        if self.provider == "ecr" and not self.region:
+            raise ValueError("an ECR registry needs region")
+        if any(c.isspace() or c == "/" for c in self.server) or not self.server:
+            raise ValueError(f"server {self.server!r} is not a registry address (host[:port], no scheme)")
+        return self
+
+
+class SSH(Strict):
+    user: str = "deploy"
+    port: Port = 22
+    key_file: str | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+    connect_timeout: Seconds = 10.0
+
+
+class Rollout(Strict):
+    parallel: Annotated[int, Field(ge=1, le=256)] | None = None  # None: all hosts at once
+    batch: Annotated[int, Field(ge=1, le=256)] | None = None
+    pause: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    max_failures: Annotated[int, Field(ge=0)] = 0
+    on_failure: Literal["revert", "halt"] = "revert"
+    drain: Annotated[float, Field(ge=0, le=600)] = 3.0
+    keep: Annotated[int, Field(ge=2, le=100)] = 5
+
+
+SECRET_SOURCE_RE = re.compile(r"^(env|ssm:/.*|secretsmanager:.+)$")
+
+
+def _secret_source(value: str) -> str:
+    if not SECRET_SOURCE_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a secret source (expected 'env', 'ssm:/path/prefix/' or 'secretsmanager:SECRET_ID')"
+        )
+    return value
+
+
+class Environment(Strict):
+    target: Literal["local", "ssh"]
+    hosts: list[Host] = []
+    ssh: SSH = SSH()
+    rollout: Rollout = Rollout()
+    secrets: Annotated[str, AfterValidator(_secret_source)] = "env"
+    env: dict[EnvVarName, str] = {}
+    proxy_port: Annotated[int, Field(ge=0, le=65535)] | None = None  # 0: any free port
+    state_dir: str = "/var/lib/deployctl"
+
+    @model_validator(mode="after")
+    def _checks(self) -> "Environment":
+        if self.target == "ssh" and not self.hosts:
+            raise ValueError("an ssh environment needs at least one entry in hosts")
+        if self.target == "local" and self.hosts:
+            raise ValueError("a local environment deploys to this machine's engine; remove hosts")
+        if len(set(self.hosts)) != len(self.hosts):
+            raise ValueError("hosts lists the same host twice")
+        return self
+
+
+class Config(Strict):
+    app: Name
+    registry: Registry | None = None
+    services: Annotated[dict[Name, Service], Field(min_length=1)]
+    proxy: Proxy = Proxy()
+    environments: Annotated[dict[Name, Environment], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _checks(self) -> "Config":
+        routed = [n for n, s in self.services.items() if s.routed]
+        if len(routed) != 1:
+            raise ValueError(
+                f"exactly one service must have routed = true (the one nginx sends traffic to); found {len(routed)}"
+            )
+        for name, service in self.services.items():
+            for key, value in service.env.items():
+                for ref, _ in PLACEHOLDER_RE.findall(value):
+                    if ref not in self.services:
+                        raise ValueError(
+                            f"services.{name}.env.{key}: {{{{ {ref}... }}}} names no service "
+                            f"(services: {', '.join(self.services)})"
+                        )
+        if any(e.target == "ssh" for e in self.environments.values()) and self.registry is None:
+            raise ValueError("an ssh environment pulls images from a registry: add a [registry] table")
+        return self
+
+    @property
+    def routed_service(self) -> str:
+        return next(n for n, s in self.services.items() if s.routed)

@@ -1,0 +1,50 @@
+"""The resolved view of one environment: what a deploy there would use, secrets masked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..plan.images import PROXY, image_repository
+from ..secrets import MASK
+from .load import LoadedConfig
+
+
+def merged_env(loaded: LoadedConfig, env_name: str, service: str) -> dict[str, str]:
+    """A service's plain env with the environment's env laid over it (the environment wins)."""
+    return {**loaded.config.services[service].env, **loaded.environment(env_name).env}
+
+
+def resolve(loaded: LoadedConfig, env_name: str) -> dict[str, Any]:
+    config, env = loaded.config, loaded.environment(env_name)
+    registry = None
+    if config.registry is not None:
+        registry = config.registry.model_dump()
+        registry["password"] = MASK
+    services = {}
+    for name, service in config.services.items():
+        data = service.model_dump(exclude={"env", "secrets"})
+        data["context"] = str((loaded.root / service.context).resolve())
+        data["image"] = image_repository(config, name)
+        data["env"] = merged_env(loaded, env_name, name)
+        data["secrets"] = {secret: MASK for secret in service.secrets}
+        services[name] = data
+    proxy = config.proxy.model_dump()
+    proxy["context"] = str((loaded.root / config.proxy.context).resolve())
+    proxy["image"] = image_repository(config, PROXY)
+    if env.proxy_port is not None:
+        proxy["port"] = env.proxy_port
+    return {
+        "config_file": str(loaded.path),
+        "app": config.app,
+        "environment": env_name,
+        "target": env.target,
+        "hosts": list(env.hosts) if env.target == "ssh" else ["localhost"],
+        "ssh": env.ssh.model_dump() if env.target == "ssh" else None,
+        "rollout": env.rollout.model_dump(),
+        "secret_source": env.secrets,
+        "state_dir": env.state_dir,
+        "registry": registry,
+        "routed_service": config.routed_service,
+        "services": services,
+        "proxy": proxy,
+    }

@@ -1,0 +1,103 @@
+"""One hierarchy of expected failures, each carrying the exit code the CLI returns for it.
+
+Anything that is not a DeployctlError is a bug and maps to ExitCode.UNEXPECTED.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Sequence
+
+
+class ExitCode(IntEnum):
+    """Exit codes are a public contract (README, Jenkins): never renumber."""
+
+    OK = 0
+    UNEXPECTED = 1
+    USAGE = 2
+    CONFIG = 3
+    CONNECT = 4
+    BUILD_OR_TEST = 5
+    DEPLOY_FAILED = 6  # the previous release is still serving
+    ROLLBACK_FAILED = 7  # or the site's state is uncertain
+    LOCK_HELD = 8
+
+
+class DeployctlError(Exception):
+    exit_code: ExitCode = ExitCode.UNEXPECTED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def lines(self) -> list[str]:
+        """What the user is shown: one line per problem, then the hint."""
+        out = [self.message]
+        if self.hint:
+            out.append(f"hint: {self.hint}")
+        return out
+
+
+class UsageError(DeployctlError):
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(DeployctlError):
+    """A deploy.toml (or secret source) problem; `problems` holds one line per finding."""
+
+    exit_code = ExitCode.CONFIG
+
+    def __init__(self, problems: Sequence[str], *, hint: str | None = None) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems), hint=hint)
+
+    def lines(self) -> list[str]:
+        return self.problems + ([f"hint: {self.hint}"] if self.hint else [])
+
+
+class ConnectError(DeployctlError):
+    """Cannot reach something we depend on: Docker engine, registry, SSH host, AWS."""
+
+    exit_code = ExitCode.CONNECT
+
+
+class BuildError(DeployctlError):
+    exit_code = ExitCode.BUILD_OR_TEST
+
+
+class TestsFailedError(DeployctlError):
+    exit_code = ExitCode.BUILD_OR_TEST
+    __test__ = False  # not a pytest test class despite the name
+
+
+class DeployError(DeployctlError):
+    """The deploy failed but the previous release is still serving."""
+
+    exit_code = ExitCode.DEPLOY_FAILED
+
+
+class HealthCheckError(DeployError):
+    pass
+
+
+class RollbackError(DeployctlError):
+    """Rollback failed, or a failure left the site in a state we cannot vouch for."""
+
+    exit_code = ExitCode.ROLLBACK_FAILED
+
+
+class LockHeldError(DeployctlError):
+    exit_code = ExitCode.LOCK_HELD
+
+
+class RemoteCommandError(DeployctlError):
+    """A command on a host exited non-zero. The argv is kept for the report, never secrets."""
+
+    exit_code = ExitCode.DEPLOY_FAILED
+
+    def __init__(self, host: str, argv: Sequence[str], rc: int, stderr: str) -> None:
+        self.host, self.argv, self.rc, self.stderr = host, list(argv), rc, stderr
+        tail = stderr.strip().splitlines()[-5:]
+        detail = ("\n  " + "\n  ".join(tail)) if tail else ""
+        super().__init__(f"{host}: `{' '.join(self.argv)}` exited {rc}{detail}")
