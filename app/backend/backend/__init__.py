@@ -1,0 +1,1 @@
+"""The user directory's JSON API (Flask over MySQL/MariaDB)."""
