@@ -61,7 +61,8 @@ class PlainRenderer:
     def __call__(self, event: Event) -> None:
         if isinstance(event, StepProgress):
             key = (event.subject, event.step)
-            if event.at - self._last_progress.get(key, 0.0) < self.progress_every:
+            last = self._last_progress.get(key)
+            if last is not None and event.at - last < self.progress_every:
                 return
             self._last_progress[key] = event.at
         stream = self.stream or sys.stdout

@@ -7,11 +7,14 @@ pydantic's three-line blocks, and the path is what a user searches deploy.toml f
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Any, Iterable, Sequence
 
 from pydantic import BaseModel
+
+VALIDATOR_LOC = re.compile(r"^function-(after|before|wrap|plain)\[")
 
 TYPE_NAMES = {
     "string_type": "a string",
@@ -86,8 +89,12 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 
 def describe(root: type[BaseModel], error: dict[str, Any]) -> tuple[str, str]:
     """(key path, message) for one pydantic error dict."""
-    loc = [p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "[key]")))]
     kind, value, msg = error["type"], error.get("input"), error["msg"]
+    loc = [p for p in error["loc"] if not (isinstance(p, str) and VALIDATOR_LOC.match(p))]
+    # pydantic marks a bad dict *key* with a trailing '[key]'; a user's own key may be
+    # spelled '[key]' too, which only ever shows up as an unknown key.
+    if len(loc) > 1 and loc[-1] == "[key]" and kind != "extra_forbidden":
+        loc.pop()
     path = key_path(loc)
     if kind == "extra_forbidden":
         parent = model_at(root, loc[:-1])
