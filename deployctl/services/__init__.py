@@ -1,0 +1,1 @@
+"""The lifecycle services: they orchestrate steps through ports, emit events, never print."""
