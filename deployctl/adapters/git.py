@@ -73,7 +73,8 @@ def read_git_state(path: Path, *, exclude: Sequence[Path] = ()) -> GitState:
         revision=revision,
         commit_time=commit_time,
         dirty_hash=fingerprint_changes(diff or b"", untracked),
-        source=public_url(remote.decode().strip()) if remote else None,
+        # Without a remote, the checkout itself is where the source is.
+        source=public_url(remote.decode().strip()) if remote else root.as_uri(),
     )
 
 

@@ -158,8 +158,9 @@ def plan_builds(loaded: LoadedConfig, names: Sequence[str], *, tag: str, git: Gi
             spec, target, test_target = config.proxy, None, None
         else:
             service = config.services[name]
-            spec, target = service, service.target
-            test_target = service.test_target if test_images else None
+            # "" in deploy.toml means "none", as TOML has no null.
+            spec, target = service, service.target or None
+            test_target = (service.test_target or None) if test_images else None
         # deploy.toml first, then --build-arg for every image, then the image's own.
         args = dict(spec.build_args)
         args.update({a.key: a.value for a in build_args if a.image is None})
