@@ -50,6 +50,7 @@ def click_exceptions():  # type: ignore[no-untyped-def]
 
 
 def build_app() -> "typer.core.TyperGroup":
+    from . import build as build_cmd
     from . import config as config_cmd
 
     app = typer.Typer(
@@ -62,4 +63,5 @@ def build_app() -> "typer.core.TyperGroup":
     )
     app.callback()(_root)
     app.command("config")(config_cmd.config)
+    app.command("build")(build_cmd.build)
     return typer.main.get_command(app)

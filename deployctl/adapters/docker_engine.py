@@ -1,0 +1,188 @@
+"""The Docker engine through the Docker SDK: build, inspect, login, push, run a container.
+
+Streams are handed to the caller as the engine's decoded JSON chunks; making sense of them
+(steps, layers, errors) is the services' job, so this module stays a thin translation of
+the SDK plus one rule: SDK and connection exceptions become ConnectError/None here.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from ..errors import BuildError, ConnectError
+from ..secrets import Secret
+
+Chunk = dict[str, Any]
+
+
+def _engine_address() -> str:
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+def _connect_error(exc: Exception) -> ConnectError:
+    return ConnectError(
+        f"cannot reach the Docker engine at {_engine_address()}: {exc}",
+        hint="start dockerd (scripts/testenv.sh up on a test machine) or set DOCKER_HOST",
+    )
+
+
+class DockerEngine:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @classmethod
+    def connect(cls, *, pool_size: int = 10) -> "DockerEngine":
+        import docker
+        import requests
+
+        try:
+            # version="auto": this engine may be older than the SDK's default API version.
+            client = docker.DockerClient(base_url=_engine_address(), version="auto", timeout=60,
+                                         max_pool_size=max(pool_size, 10))
+            client.ping()
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise _connect_error(exc) from None
+        return cls(client)
+
+    # -- images ----------------------------------------------------------------------------
+
+    def build(self, *, context: Path, dockerfile: str, tag: str, target: str | None,
+              buildargs: Mapping[str, str], labels: Mapping[str, str], nocache: bool) -> Iterator[Chunk]:
+        """The classic builder's stream. `pull=False`: base images must already be local
+        (nothing can be pulled on our CI machines, and a silent pull hides a wrong name)."""
+        import docker
+        import requests
+
+        try:
+            yield from self.client.api.build(
+                path=str(context), dockerfile=dockerfile, tag=tag, target=target,
+                buildargs=dict(buildargs), labels=dict(labels), nocache=nocache,
+                rm=True, forcerm=True, pull=False, decode=True,
+            )
+        except docker.errors.APIError as exc:
+            # Refused before the first step: missing Dockerfile, bad target, unreadable context.
+            raise BuildError(f"the engine refused the build: {exc.explanation or exc}") from None
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise _connect_error(exc) from None
+
+    def image_id(self, reference: str) -> str | None:
+        import docker
+
+        try:
+            return self.client.api.inspect_image(reference)["Id"]
+        except docker.errors.ImageNotFound:
+            return None
+
+    def image_labels(self, reference: str) -> dict[str, str]:
+        return self.client.api.inspect_image(reference)["Config"].get("Labels") or {}
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self.client.api.tag(image, repository, tag)
+
+    # -- registries ------------------------------------------------------------------------
+
+    def login(self, server: str, username: str, password: Secret) -> None:
+        """Asks the engine to check credentials against the registry (nothing is written
+        to ~/.docker/config.json). Raises the engine's message as ConnectError."""
+        import docker
+        import requests
+
+        try:
+            self.client.api.login(username=username, password=password.reveal(), registry=server, reauth=True)
+        except docker.errors.APIError as exc:
+            raise ConnectError(f"registry {server} refused the login for {username!r}: {exc.explanation or exc}",
+                               hint="check the user and the password secret for this registry") from None
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise _connect_error(exc) from None
+
+    def push(self, repository: str, tag: str, auth: Mapping[str, str] | None) -> Iterator[Chunk]:
+        import docker
+        import requests
+
+        try:
+            yield from self.client.api.push(repository, tag, stream=True, decode=True,
+                                            auth_config=dict(auth) if auth else None)
+        except docker.errors.APIError as exc:
+            raise ConnectError(f"push of {repository}:{tag} refused: {exc.explanation or exc}") from None
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise _connect_error(exc) from None
+
+    # -- containers ------------------------------------------------------------------------
+
+    def bridge_gateway(self) -> str:
+        """Where a container on the default bridge reaches this machine's services."""
+        ipam = self.client.api.inspect_network("bridge").get("IPAM") or {}
+        for entry in ipam.get("Config") or []:
+            if entry.get("Gateway"):
+                return entry["Gateway"]
+        return "172.17.0.1"
+
+    def run_and_collect(self, *, image: str, command: list[str] | None, environment: Mapping[str, str],
+                        collect: str, into: Path, on_line: Callable[[str], None],
+                        timeout: float) -> tuple[int, bool]:
+        """Runs `image` to completion, streaming its output lines, then copies the directory
+        `collect` out of the stopped container into `into` with get_archive (a bind mount
+        would fight the image's non-root user over file ownership).
+
+        Returns (exit status, whether `collect` existed). The container is always removed.
+        """
+        import docker
+
+        container = self.client.containers.create(image, command=command, environment=dict(environment),
+                                                  detach=True, labels={"io.deployctl.role": "test"})
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            try:
+                container.kill()
+            except docker.errors.APIError:
+                pass
+
+        timer = threading.Timer(timeout, kill)
+        try:
+            container.start()
+            timer.start()
+            buffer = b""
+            for chunk in container.logs(stream=True, follow=True):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    on_line(line.decode(errors="replace").rstrip("\r"))
+            if buffer:
+                on_line(buffer.decode(errors="replace"))
+            status = container.wait().get("StatusCode", 1)
+            if timed_out.is_set():
+                on_line(f"[deployctl] killed after {timeout:.0f}s")
+                status = 124
+            return status, self._copy_out(container, collect, into)
+        finally:
+            timer.cancel()
+            try:
+                container.remove(force=True)
+            except docker.errors.APIError:
+                pass
+
+    @staticmethod
+    def _copy_out(container: Any, path: str, into: Path) -> bool:
+        import docker
+
+        try:
+            stream, _ = container.get_archive(path.rstrip("/") + "/.")
+        except docker.errors.NotFound:
+            return False
+        data = io.BytesIO(b"".join(stream))
+        into.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=into.parent) as tmp, tarfile.open(fileobj=data) as tar:
+            tar.extractall(tmp, filter="data")  # "data": no absolute paths, links out, devices
+            top = Path(tmp) / os.path.basename(path.rstrip("/"))
+            source = top if top.is_dir() else Path(tmp)
+            for item in source.iterdir():
+                item.rename(into / item.name)
+        return True

@@ -1,0 +1,181 @@
+"""`deployctl build`: every image deploy.toml names, built concurrently, recorded in the artifacts file."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..artifacts import Artifacts, ImageArtifact, TestImage, read_artifacts, write_artifacts
+from ..config.load import LoadedConfig
+from ..errors import BuildError, ConfigError, ConnectError, DeployctlError
+from ..events import Emit, Event, StepProgress, Timer
+from ..plan.build import BuildArg, GitState, ImageBuild, check_tag, image_tag, plan_builds, rfc3339, select_images
+from ..plan.images import PROXY
+from .build_log import BuildLog
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    artifacts_path: Path
+    images: Sequence[str] = ()  # empty: all
+    tag: str | None = None
+    build_args: Sequence[BuildArg] = ()
+    no_cache: bool = False
+    jobs: int | None = None  # None: one worker per image
+    test_images: bool = True
+    exclude_from_git: Sequence[Path] = ()  # our own outputs, never part of the dirty hash
+
+
+@dataclass
+class BuildResult:
+    artifacts: Artifacts
+    path: Path
+    cached: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (cached steps, steps)
+
+
+def label_time(git: GitState | None, environ: dict[str, str] | Any = os.environ) -> str:
+    """`created` label: SOURCE_DATE_EPOCH, else the commit's time. Not the wall clock, so an
+    unchanged tree yields the very same image id (and the same tag never names two images);
+    the artifacts file records when the build actually ran."""
+    epoch = environ.get("SOURCE_DATE_EPOCH", "")
+    if epoch.isdigit():
+        return rfc3339(int(epoch))
+    return rfc3339(git.commit_time if git else time.time())
+
+
+def build_images(loaded: LoadedConfig, request: BuildRequest, *, engine: Any, emit: Emit) -> BuildResult:
+    from ..adapters.git import read_git_state
+
+    names = select_images(loaded, request.images)
+    git: GitState | None
+    if request.tag is None:
+        git = read_git_state(loaded.root, exclude=request.exclude_from_git)
+        tag = image_tag(git)
+    else:
+        tag = check_tag(request.tag)
+        try:  # labels still name the commit when there is one
+            git = read_git_state(loaded.root, exclude=request.exclude_from_git)
+        except DeployctlError:
+            git = None
+    plans = plan_builds(loaded, names, tag=tag, git=git, created=label_time(git),
+                        build_args=request.build_args, test_images=request.test_images)
+    _check_contexts(plans)
+
+    emit = serialized(emit)
+    started = time.time()
+    results: dict[str, ImageArtifact] = {}
+    cached: dict[str, tuple[int, int]] = {}
+    failures: list[tuple[str, DeployctlError]] = []
+    workers = max(1, min(request.jobs or len(plans), len(plans)))
+    # A failed image lets the others finish: their outcome is reported, and their layers
+    # land in the cache for the next attempt.
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="build") as pool:
+        futures = {plan.name: pool.submit(_build_image, engine, plan, request.no_cache, emit) for plan in plans}
+        for name, future in futures.items():
+            try:
+                results[name], cached[name] = future.result()
+            except DeployctlError as exc:
+                failures.append((name, exc))
+    for _, exc in failures:
+        if isinstance(exc, ConnectError):  # the engine went away: exit 4, not a build failure
+            raise exc
+    if failures:
+        failed = ", ".join(name for name, _ in failures)
+        raise BuildError(
+            f"{len(failures)} of {len(plans)} images failed to build: {failed}\n"
+            + "\n".join(f"  {name}: {exc.message}" for name, exc in failures),
+            hint="; ".join(dict.fromkeys(exc.hint for _, exc in failures if exc.hint))
+            or "the failing step's output is shown above; nothing was written to the artifacts file",
+        )
+
+    artifacts = Artifacts(app=loaded.config.app, revision=git.revision if git else None,
+                          dirty=bool(git and git.dirty), tag=tag, created=rfc3339(started), images={})
+    artifacts = _merge_previous(request.artifacts_path, artifacts)
+    for name in names:
+        artifacts = artifacts.with_image(name, results[name])
+    write_artifacts(request.artifacts_path, artifacts)
+    return BuildResult(artifacts, request.artifacts_path, cached)
+
+
+def serialized(emit: Emit) -> Emit:
+    """Renderers are not thread-safe (two workers' lines would interleave mid-line)."""
+    lock = threading.Lock()
+
+    def locked(event: Event) -> None:
+        with lock:
+            emit(event)
+
+    return locked
+
+
+def _check_contexts(plans: Sequence[ImageBuild]) -> None:
+    problems = []
+    for plan in plans:
+        key = "proxy.context" if plan.name == PROXY else f"services.{plan.name}.context"
+        if not plan.context.is_dir():
+            problems.append(f"{key}: {plan.context} is not a directory")
+        elif not (plan.context / plan.dockerfile).is_file():
+            problems.append(f"{key}: no {plan.dockerfile} in {plan.context}")
+    if problems:
+        raise ConfigError(problems)
+
+
+def _merge_previous(path: Path, fresh: Artifacts) -> Artifacts:
+    """A partial build (--service) of the same tag keeps the other images' entries, so
+    `build -s backend` after a full build still leaves a complete, consistent file."""
+    if not path.exists():
+        return fresh
+    try:
+        previous = read_artifacts(path)
+    except DeployctlError:
+        return fresh  # unreadable: this build replaces it
+    if (previous.app, previous.tag, previous.revision) != (fresh.app, fresh.tag, fresh.revision):
+        return fresh
+    return Artifacts(fresh.app, fresh.revision, fresh.dirty, fresh.tag, fresh.created, dict(previous.images))
+
+
+def _build_image(engine: Any, plan: ImageBuild, no_cache: bool, emit: Emit) -> tuple[ImageArtifact, tuple[int, int]]:
+    timer = Timer(emit, "build", service=plan.name, detail=plan.reference)
+    image_id, log = _run_build(engine, plan, plan.target, plan.reference, no_cache, emit, timer)
+    test_image = None
+    if plan.test_target and plan.test_reference:
+        # After the runtime image, so the test stage reuses its layers from the cache.
+        test_id, _ = _run_build(engine, plan, plan.test_target, plan.test_reference, no_cache, emit, timer)
+        test_image = TestImage(plan.test_reference, test_id)
+    steps = (log.cached_steps, log.step_total or 0)
+    timer.done(f"{plan.reference} {image_id.removeprefix('sha256:')[:12]}, {steps[0]}/{steps[1]} steps cached")
+    return ImageArtifact(plan.repository, plan.tag, image_id, None, test_image), steps
+
+
+def _run_build(engine: Any, plan: ImageBuild, target: str | None, reference: str, no_cache: bool,
+               emit: Emit, timer: Timer) -> tuple[str, BuildLog]:
+    log = BuildLog()
+    what = f"target {target}" if target else "image"
+    try:
+        for chunk in engine.build(context=plan.context, dockerfile=plan.dockerfile, tag=reference, target=target,
+                                  buildargs=plan.build_args, labels=plan.labels, nocache=no_cache):
+            for line in log.feed(chunk):
+                emit(StepProgress("build", line.text, line.step, line.steps, service=plan.name))
+        for line in log.flush():
+            emit(StepProgress("build", line.text, line.step, line.steps, service=plan.name))
+    except DeployctlError as exc:
+        timer.failed(exc.message, log.failure_output())
+        raise
+    if log.error:
+        where = log.step or "before the first step"
+        timer.failed(f"{what}: {where}: {log.error}", log.failure_output())
+        hint = None
+        if log.step and " : FROM " in log.step:
+            hint = ("base images are never pulled: build or tag the base image on this engine "
+                    "(scripts/standin-images.sh), or point the Dockerfile's ARG at one with --build-arg")
+        raise BuildError(f"{where}: {log.error}", hint=hint)
+    image_id = engine.image_id(reference) or log.image_id
+    if not image_id:
+        timer.failed(f"{what}: the engine reported success but has no image {reference}")
+        raise BuildError(f"the engine has no image {reference} after building it")
+    return image_id, log
