@@ -1,0 +1,1 @@
+"""The user directory's web UI: server-rendered pages over the backend's JSON API."""
