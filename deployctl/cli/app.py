@@ -52,6 +52,8 @@ def click_exceptions():  # type: ignore[no-untyped-def]
 def build_app() -> "typer.core.TyperGroup":
     from . import build as build_cmd
     from . import config as config_cmd
+    from . import push as push_cmd
+    from . import test as test_cmd
 
     app = typer.Typer(
         help=HELP,
@@ -64,4 +66,6 @@ def build_app() -> "typer.core.TyperGroup":
     app.callback()(_root)
     app.command("config")(config_cmd.config)
     app.command("build")(build_cmd.build)
+    app.command("test")(test_cmd.test)
+    app.command("push")(push_cmd.push)
     return typer.main.get_command(app)

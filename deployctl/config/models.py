@@ -138,6 +138,16 @@ class Registry(Strict):
         return self
 
 
+class DatabaseForTests(Strict):
+    """The MariaDB/MySQL server `deployctl test` points the suites at (TEST_DATABASE_*).
+    A test server only: the suites create and drop their own throwaway databases on it."""
+
+    host: str = "127.0.0.1"  # from a test container, loopback means the docker bridge gateway
+    port: Port = 3306
+    user: str | None = None  # None: the suite's own default
+    password_secret: EnvVarName = "TEST_DATABASE_PASSWORD"
+
+
 class SSH(Strict):
     user: str = "deploy"
     port: Port = 22
@@ -193,6 +203,7 @@ class Config(Strict):
     registry: Registry | None = None
     services: Annotated[dict[Name, Service], Field(min_length=1)]
     proxy: Proxy = Proxy()
+    test_database: DatabaseForTests = DatabaseForTests()
     environments: Annotated[dict[Name, Environment], Field(min_length=1)]
 
     @model_validator(mode="after")

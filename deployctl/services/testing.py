@@ -1,0 +1,230 @@
+"""`deployctl test`: each service's suite inside its built test-stage image (or on this machine
+with `local=True`), reports copied to reports/<service>/, a summary and a coverage floor.
+
+The contract with the app (see docs in the CLI help and the report): the test stage's working
+directory holds the suite and its pytest/coverage configuration, with pytest and pytest-cov
+installed; deployctl runs `command` there with `{reports}` replaced by a directory to write
+junit.xml, coverage.xml and htmlcov/ into.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..artifacts import Artifacts
+from ..config.load import LoadedConfig
+from ..errors import DeployctlError, TestsFailedError, UsageError
+from ..events import Emit, StepProgress, Timer
+from ..reports import ReportError, TestCounts, parse_coverage, parse_junit
+from ..secrets import Secret
+from .build import serialized
+
+# Inside the container: /tmp is writable by the image's (non-root) user whatever it is.
+CONTAINER_REPORTS = "/tmp/deployctl-reports"
+DEFAULT_COMMAND = (
+    "python", "-m", "pytest", "-p", "no:cacheprovider",
+    "--junitxml={reports}/junit.xml",
+    "--cov", "--cov-report=xml:{reports}/coverage.xml", "--cov-report=html:{reports}/htmlcov",
+    "--cov-report=term",
+)
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
+class SuiteDatabase:
+    """Where the suites find MariaDB (they read TEST_DATABASE_*); None leaves the suite's default."""
+
+    host: str = "127.0.0.1"
+    port: int | None = None
+    user: str | None = None
+    password: Secret | None = None
+
+    def environment(self, *, host: str | None = None) -> dict[str, str]:
+        env = {"TEST_DATABASE_HOST": host or self.host}
+        if self.port is not None:
+            env["TEST_DATABASE_PORT"] = str(self.port)
+        if self.user is not None:
+            env["TEST_DATABASE_USER"] = self.user
+        if self.password is not None:
+            env["TEST_DATABASE_PASSWORD"] = self.password.reveal()
+        return env
+
+
+@dataclass(frozen=True)
+class TestRequest:
+    reports_dir: Path
+    services: Sequence[str] = ()
+    local: bool = False
+    database: SuiteDatabase = SuiteDatabase()
+    timeout: float = 1800.0
+    command: Sequence[str] = DEFAULT_COMMAND
+    __test__ = False
+
+
+@dataclass
+class SuiteResult:
+    service: str
+    status: int | None = None
+    counts: TestCounts | None = None
+    coverage: float | None = None
+    floor: float = 0.0
+    reports: Path | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def select_services(loaded: LoadedConfig, names: Sequence[str]) -> list[str]:
+    from ..config.problems import suggest
+
+    services = loaded.config.services
+    for name in names:
+        if name not in services:
+            raise UsageError(f"--service {name!r}: no such service (services: {', '.join(services)}){suggest(name, services)}")
+    return [n for n, s in services.items() if (not names or n in names) and s.test_target]
+
+
+def run_tests(loaded: LoadedConfig, request: TestRequest, *, emit: Emit, engine: Any = None,
+              artifacts: Artifacts | None = None) -> list[SuiteResult]:
+    """Runs every selected suite (all at once) and returns their results; never raises for a
+    failing suite, so the caller can show the whole summary first (see `raise_for_failures`)."""
+    names = select_services(loaded, request.services)
+    if not names:
+        raise UsageError("no service has a test_target to test")
+    emit = serialized(emit)
+    if request.local:
+        runners = {name: _local_runner(loaded, name, request) for name in names}
+    else:
+        if engine is None or artifacts is None:
+            raise ValueError("container tests need an engine and the build's artifacts")
+        gateway = engine.bridge_gateway()
+        runners = {name: _container_runner(engine, artifacts, name, request, gateway) for name in names}
+    with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="test") as pool:
+        futures = {name: pool.submit(_run_suite, loaded, name, request, runners[name], emit) for name in names}
+        return [futures[name].result() for name in names]
+
+
+Runner = Callable[[Path, Callable[[str], None]], tuple[int, bool]]
+
+
+def _run_suite(loaded: LoadedConfig, name: str, request: TestRequest, runner: Runner, emit: Emit) -> SuiteResult:
+    reports = request.reports_dir / name
+    result = SuiteResult(name, floor=loaded.config.services[name].coverage_floor, reports=reports)
+    shutil.rmtree(reports, ignore_errors=True)  # stale reports must never pass for this run's
+    reports.parent.mkdir(parents=True, exist_ok=True)
+    timer = Timer(emit, "test", service=name, detail="on this machine" if request.local else "in the test image")
+    tail: list[str] = []
+
+    def on_line(line: str) -> None:
+        tail.append(line)
+        del tail[:-20]
+        emit(StepProgress("test", line, service=name))
+
+    try:
+        result.status, collected = runner(reports, on_line)
+    except DeployctlError as exc:
+        result.problems.append(exc.message)
+        timer.failed(exc.message, tuple(tail))
+        return result
+    _read_reports(result, collected)
+    if result.ok:
+        timer.done(summary_line(result))
+    else:
+        timer.failed("; ".join(result.problems), tuple(tail))
+    return result
+
+
+def _read_reports(result: SuiteResult, collected: bool) -> None:
+    assert result.reports is not None
+    junit, coverage = result.reports / "junit.xml", result.reports / "coverage.xml"
+    if result.status != 0:
+        result.problems.append(f"the suite exited {result.status}")
+    if not collected or not junit.is_file():
+        result.problems.append("no junit.xml: the suite did not run to the end")
+    else:
+        try:
+            result.counts = parse_junit(junit.read_bytes())
+        except ReportError as exc:
+            result.problems.append(f"junit.xml: {exc}")
+    if coverage.is_file():
+        try:
+            result.coverage = parse_coverage(coverage.read_bytes())
+        except ReportError as exc:
+            result.problems.append(f"coverage.xml: {exc}")
+    if result.floor > 0:
+        if result.coverage is None:
+            result.problems.append(f"no coverage.xml, but coverage_floor is {result.floor:g}%")
+        elif result.coverage < result.floor:
+            result.problems.append(f"coverage {result.coverage:.1f}% is below the floor of {result.floor:g}%")
+
+
+def summary_line(result: SuiteResult) -> str:
+    parts = []
+    if result.counts:
+        c = result.counts
+        parts.append(f"{c.passed} passed, {c.failed} failed, {c.skipped} skipped")
+    if result.coverage is not None:
+        parts.append(f"coverage {result.coverage:.1f}%")
+    return ", ".join(parts)
+
+
+def raise_for_failures(results: Sequence[SuiteResult]) -> None:
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise TestsFailedError(
+            f"tests failed for {', '.join(r.service for r in failed)}\n"
+            + "\n".join(f"  {r.service}: {'; '.join(r.problems)}" for r in failed),
+            hint=f"reports are in {failed[0].reports.parent}/<service>/" if failed[0].reports else None,
+        )
+
+
+def _command(request: TestRequest, reports: str, python: str = "python") -> list[str]:
+    command = [part.replace("{reports}", reports) for part in request.command]
+    if command and command[0] == "python":
+        command[0] = python
+    return command
+
+
+def _container_runner(engine: Any, artifacts: Artifacts, name: str, request: TestRequest, gateway: str) -> Runner:
+    image = artifacts.images.get(name)
+    if image is None or image.test_image is None:
+        raise UsageError(f"the artifacts file has no test image for {name}",
+                         hint="run `deployctl build` (with test images, the default) first")
+    test_image = image.test_image
+    if engine.image_id(test_image.image_id) is None:
+        raise UsageError(f"{name}: the test image {test_image.reference} ({test_image.image_id[:19]}) is not on this engine",
+                         hint="run `deployctl build` on this machine before `deployctl test`")
+    # The host's loopback is not the container's: the host's MariaDB is at the bridge gateway.
+    db_host = gateway if request.database.host in LOOPBACK else request.database.host
+    environment = request.database.environment(host=db_host)
+
+    def run(reports: Path, on_line: Callable[[str], None]) -> tuple[int, bool]:
+        return engine.run_and_collect(
+            image=test_image.image_id, command=_command(request, CONTAINER_REPORTS), environment=environment,
+            collect=CONTAINER_REPORTS, into=reports, on_line=on_line, timeout=request.timeout)
+
+    return run
+
+
+def _local_runner(loaded: LoadedConfig, name: str, request: TestRequest) -> Runner:
+    from ..adapters.process import run_streaming
+
+    cwd = (loaded.root / loaded.config.services[name].context).resolve()
+    environment = {**os.environ, **request.database.environment()}
+
+    def run(reports: Path, on_line: Callable[[str], None]) -> tuple[int, bool]:
+        reports.mkdir(parents=True, exist_ok=True)
+        status = run_streaming(_command(request, str(reports), python=sys.executable), cwd=cwd,
+                               environment=environment, on_line=on_line, timeout=request.timeout)
+        return status, True
+
+    return run
+
