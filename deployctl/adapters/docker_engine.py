@@ -89,15 +89,15 @@ class DockerEngine:
 
     def login(self, server: str, username: str, password: Secret) -> None:
         """Asks the engine to check credentials against the registry (nothing is written
-        to ~/.docker/config.json). Raises the engine's message as ConnectError."""
+        to ~/.docker/config.json). Raises ConnectError with the engine's own words, which
+        say whether the registry was unreachable or refused."""
         import docker
         import requests
 
         try:
             self.client.api.login(username=username, password=password.reveal(), registry=server, reauth=True)
         except docker.errors.APIError as exc:
-            raise ConnectError(f"registry {server} refused the login for {username!r}: {exc.explanation or exc}",
-                               hint="check the user and the password secret for this registry") from None
+            raise ConnectError(f"login as {username!r}: {exc.explanation or exc}") from None
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise _connect_error(exc) from None
 
