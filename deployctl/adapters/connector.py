@@ -1,0 +1,100 @@
+"""One interface for "a host deploy works on": run an argv, put/read files, make
+directories, and reach an HTTP address as the host sees it. `local.py` implements it on
+this machine, `ssh.py` over SSH; deploy and rollback only ever talk to this interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
+
+from ..errors import RemoteCommandError
+from ..secrets import redactor
+
+OnLine = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    body: bytes
+
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+
+class Connector(Protocol):
+    host: str  # how the host is named in events and errors
+
+    def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
+            on_line: OnLine | None = None) -> CommandResult:
+        """Runs argv (never through a shell on our side). `on_line` streams stdout lines."""
+
+    def put_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
+        """Writes atomically (temp file + rename) with `mode` set before any byte lands."""
+
+    def read_file(self, path: str) -> bytes | None:
+        """The file's bytes, or None when it does not exist."""
+
+    def append_file(self, path: str, data: bytes, mode: int = 0o644) -> None: ...
+
+    def mkdir(self, path: str, *, mode: int = 0o755, exclusive: bool = False) -> bool:
+        """Creates path and its parents. exclusive: the last one must not exist (the atomic
+        test-and-set the lock is built on); returns False when it already did."""
+
+    def remove_tree(self, path: str) -> None: ...
+
+    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
+        """GET http://address:port/path as the host would (container IPs are host-local).
+        Raises OSError when nothing answers."""
+
+    def close(self) -> None: ...
+
+
+def check(connector: Connector, argv: Sequence[str], *, stdin: bytes | None = None,
+          timeout: float | None = None) -> str:
+    """Runs argv and returns stdout, or raises RemoteCommandError with the (redacted) stderr."""
+    result = connector.run(argv, stdin=stdin, timeout=timeout)
+    if not result.ok:
+        raise RemoteCommandError(connector.host, argv, result.rc, redactor(result.stderr or result.stdout))
+    return result.stdout
+
+
+def parse_http_response(raw: bytes) -> HttpResponse:
+    """Status and body of an HTTP/1.x response read to EOF (we always send Connection: close)."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split()
+    if len(status_line) < 2 or not status_line[1].isdigit():
+        raise OSError(f"not an HTTP response: {raw[:40]!r}")
+    headers = head.lower()
+    if b"transfer-encoding: chunked" in headers:
+        body = _dechunk(body)
+    return HttpResponse(int(status_line[1]), body)
+
+
+def _dechunk(body: bytes) -> bytes:
+    out = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        body = rest[size + 2:]
+    return out
+
+
+def http_request(address: str, path: str) -> bytes:
+    return (f"GET {path} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: deployctl\r\n"
+            "Accept: */*\r\nConnection: close\r\n\r\n").encode()

@@ -1,0 +1,100 @@
+"""The Connector on this machine: subprocess for commands, the filesystem for files.
+
+Used by `local` environments (the machine's own Docker engine, no registry).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from typing import Sequence
+
+from ..errors import ConnectError
+from .connector import CommandResult, HttpResponse, OnLine, http_request, parse_http_response
+
+
+class LocalConnector:
+    host = "localhost"
+
+    def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
+            on_line: OnLine | None = None) -> CommandResult:
+        import subprocess
+
+        try:
+            if on_line is None:
+                done = subprocess.run(list(argv), input=stdin, capture_output=True, timeout=timeout,
+                                      stdin=None if stdin is not None else subprocess.DEVNULL)
+                return CommandResult(done.returncode, done.stdout.decode(errors="replace"),
+                                     done.stderr.decode(errors="replace"))
+            with subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL) as proc:
+                assert proc.stdout is not None
+                for raw in proc.stdout:
+                    on_line(raw.decode(errors="replace").rstrip("\n"))
+                return CommandResult(proc.wait(), "", "")
+        except FileNotFoundError:
+            raise ConnectError(f"localhost: {argv[0]} is not installed") from None
+        except subprocess.TimeoutExpired:
+            return CommandResult(124, "", f"timed out after {timeout}s")
+
+    def put_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+        try:
+            os.fchmod(fd, mode)  # before the first byte: a secret is never world-readable
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+    def read_file(self, path: str) -> bytes | None:
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+
+    def append_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def mkdir(self, path: str, *, mode: int = 0o755, exclusive: bool = False) -> bool:
+        os.makedirs(os.path.dirname(path.rstrip("/")), exist_ok=True)
+        try:
+            os.mkdir(path, mode)
+        except FileExistsError:
+            if exclusive:
+                return False
+        return True
+
+    def remove_tree(self, path: str) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
+        with socket.create_connection((address, port), timeout=timeout) as sock:
+            sock.sendall(http_request(address, path))
+            chunks = []
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        return parse_http_response(b"".join(chunks))
+
+    def close(self) -> None:
+        pass

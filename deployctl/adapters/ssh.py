@@ -1,0 +1,230 @@
+"""The Connector over SSH (paramiko): commands on the host, files over SFTP, and HTTP to
+host-local addresses (container IPs, the proxy's port) through a direct-tcpip channel.
+
+Host keys are verified against the configured known_hosts file only (not the user's
+defaults, not the system's): an unknown or changed key is refused with its fingerprint.
+An argv is quoted with shlex.join at the last moment, so a value is never re-split.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import posixpath
+import select
+import shlex
+import threading
+import time
+from typing import Any, Sequence
+
+from ..errors import ConnectError
+from .connector import CommandResult, HttpResponse, OnLine, http_request, parse_http_response
+
+
+def fingerprint(key: Any) -> str:
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def _refuse_unknown_policy():  # type: ignore[no-untyped-def]
+    import paramiko
+
+    class RefuseUnknown(paramiko.MissingHostKeyPolicy):
+        """paramiko's RejectPolicy, but the refusal says which key was offered."""
+
+        def missing_host_key(self, client, hostname, key):  # type: ignore[no-untyped-def]
+            raise ConnectError(
+                f"{hostname}: host key is not in the configured known_hosts "
+                f"({key.get_name()} {fingerprint(key)}); refusing to connect",
+                hint="verify the fingerprint out of band, then add the key to the known_hosts file",
+            )
+
+    return RefuseUnknown()
+
+
+class SSHConnector:
+    def __init__(self, host: str, *, port: int = 22, user: str = "deploy", key_file: str | None = None,
+                 known_hosts: str = "~/.ssh/known_hosts", connect_timeout: float = 10.0) -> None:
+        self.host = host if port == 22 else f"{host}:{port}"
+        self.address, self.port, self.user = host, port, user
+        self.key_file = os.path.expanduser(key_file) if key_file else None
+        self.known_hosts = os.path.expanduser(known_hosts)
+        self.connect_timeout = connect_timeout
+        self._client: Any = None
+        self._sftp: Any = None
+        self._sftp_lock = threading.Lock()
+
+    # -- connection ------------------------------------------------------------------------
+
+    def connect(self) -> "SSHConnector":
+        import paramiko
+
+        client = paramiko.SSHClient()
+        try:
+            client.load_host_keys(self.known_hosts)
+        except FileNotFoundError:
+            raise ConnectError(f"{self.host}: known_hosts file {self.known_hosts} does not exist",
+                               hint="set environments.<name>.ssh.known_hosts to a file holding the host's key") from None
+        client.set_missing_host_key_policy(_refuse_unknown_policy())
+        try:
+            client.connect(
+                self.address, port=self.port, username=self.user, key_filename=self.key_file,
+                look_for_keys=self.key_file is None, allow_agent=self.key_file is None,
+                timeout=self.connect_timeout, banner_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout,
+            )
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise ConnectError(
+                f"{self.host}: HOST KEY CHANGED: offered {exc.key.get_name()} {fingerprint(exc.key)}, "
+                f"known_hosts has {fingerprint(exc.expected_key)}; refusing to connect",
+                hint="someone may be intercepting the connection; if the host was rebuilt, "
+                     "replace its line in the known_hosts file",
+            ) from None
+        except ConnectError:
+            client.close()
+            raise
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise ConnectError(f"{self.host}: SSH authentication as {self.user!r} failed: {exc}",
+                               hint="check environments.<name>.ssh.user and key_file") from None
+        except (paramiko.SSHException, OSError) as exc:
+            client.close()
+            raise ConnectError(f"{self.host}: cannot connect over SSH: {exc}") from None
+        transport = client.get_transport()
+        transport.set_keepalive(15)
+        self._client = client
+        return self
+
+    @property
+    def transport(self) -> Any:
+        if self._client is None:
+            self.connect()
+        return self._client.get_transport()
+
+    def sftp(self) -> Any:
+        if self._sftp is None:
+            self._sftp = self._client.open_sftp() if self._client else self.connect()._client.open_sftp()
+        return self._sftp
+
+    def close(self) -> None:
+        if self._sftp is not None:
+            self._sftp.close()
+            self._sftp = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- commands --------------------------------------------------------------------------
+
+    def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
+            on_line: OnLine | None = None) -> CommandResult:
+        chan = self.transport.open_session()
+        try:
+            chan.exec_command(shlex.join(argv))
+            if stdin is not None:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err = bytearray(), bytearray()
+            deadline = None if timeout is None else time.monotonic() + timeout
+            pending = b""
+            while True:
+                if chan.recv_ready():
+                    data = chan.recv(65536)
+                    if on_line is None:
+                        out += data
+                    else:
+                        pending += data
+                        *lines, pending = pending.split(b"\n")
+                        for line in lines:
+                            on_line(line.decode(errors="replace"))
+                    continue
+                if chan.recv_stderr_ready():
+                    data = chan.recv_stderr(65536)
+                    if on_line is None:
+                        err += data
+                    else:
+                        for line in data.decode(errors="replace").splitlines():
+                            on_line(line)
+                    continue
+                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    return CommandResult(124, out.decode(errors="replace"), f"timed out after {timeout}s")
+                select.select([chan], [], [], 0.05)
+            if pending and on_line is not None:
+                on_line(pending.decode(errors="replace"))
+            return CommandResult(chan.recv_exit_status(), out.decode(errors="replace"), err.decode(errors="replace"))
+        finally:
+            chan.close()
+
+    # -- files -----------------------------------------------------------------------------
+
+    def put_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
+        directory = posixpath.dirname(path)
+        self.mkdir(directory)
+        tmp = posixpath.join(directory, f".{posixpath.basename(path)}.{os.getpid()}.{threading.get_ident()}")
+        with self._sftp_lock:
+            sftp = self.sftp()
+            with sftp.open(tmp, "wb") as handle:
+                handle.chmod(mode)  # before the first byte: a secret is never world-readable
+                handle.write(data)
+            sftp.posix_rename(tmp, path)
+
+    def read_file(self, path: str) -> bytes | None:
+        with self._sftp_lock:
+            try:
+                with self.sftp().open(path, "rb") as handle:
+                    return handle.read()
+            except FileNotFoundError:
+                return None
+
+    def append_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        self.mkdir(posixpath.dirname(path))
+        with self._sftp_lock:
+            with self.sftp().open(path, "ab") as handle:
+                handle.write(data)
+                handle.chmod(mode)
+
+    def mkdir(self, path: str, *, mode: int = 0o755, exclusive: bool = False) -> bool:
+        parts = [p for p in path.split("/") if p]
+        with self._sftp_lock:
+            sftp = self.sftp()
+            current = "/" if path.startswith("/") else ""
+            for i, part in enumerate(parts):
+                current = posixpath.join(current, part)
+                last = i == len(parts) - 1
+                try:
+                    sftp.mkdir(current, mode if last else 0o755)
+                except OSError:
+                    if last and exclusive:
+                        sftp.stat(current)  # raises when it was not "exists" but e.g. permission
+                        return False
+                    # Exists already (or cannot be made: the next step will say so).
+        return True
+
+    def remove_tree(self, path: str) -> None:
+        self.run(["rm", "-rf", "--", path])
+
+    # -- HTTP as the host sees it ----------------------------------------------------------
+
+    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
+        import paramiko
+
+        try:
+            chan = self.transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
+        except (paramiko.ChannelException, paramiko.SSHException) as exc:
+            raise OSError(f"{address}:{port} via {self.host}: {exc}") from None
+        try:
+            chan.settimeout(timeout)
+            chan.sendall(http_request(address, path))
+            chunks = []
+            while True:
+                chunk = chan.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            chan.close()
+        return parse_http_response(b"".join(chunks))

@@ -1,0 +1,81 @@
+"""What each container of a release is: image, environment, secret mounts, health check.
+
+Pure: config + release facts in, `ContainerSpec`s out. The environment is the service's
+plain env with the environment's env laid over it, `{{ svc.url }}` placeholders resolved to
+the *same release's* container, `<NAME>_FILE` for each secret, and the release identity the
+app shows on `/version`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+
+from ..config.models import PLACEHOLDER_RE, Config, Environment
+from .names import SECRETS_MOUNT, Names, StateLayout
+
+RELEASE_ENV = "DEPLOYCTL_RELEASE"
+REVISION_ENV = "DEPLOYCTL_REVISION"
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    service: str
+    name: str
+    image: str  # repo@sha256:... (ssh) or sha256:<image id> (local)
+    port: int
+    health_path: str
+    env: dict[str, str]
+    secrets: tuple[str, ...] = ()
+    secrets_dir: str = ""  # on the host; each secret is a file in it, mounted read-only
+    routed: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def secret_mounts(self) -> list[tuple[str, str]]:
+        """(host file, container file) per secret."""
+        return [(posixpath.join(self.secrets_dir, s), f"{SECRETS_MOUNT}/{s}") for s in self.secrets]
+
+
+def resolve_placeholders(value: str, names: Names, release: str, config: Config) -> str:
+    def replace(match) -> str:  # type: ignore[no-untyped-def]
+        service, part = match.group(1), match.group(2)
+        host = names.container(service, release)
+        port = config.services[service].port
+        return {"host": host, "port": str(port), "url": f"http://{host}:{port}"}[part]
+
+    return PLACEHOLDER_RE.sub(replace, value)
+
+
+def container_env(config: Config, environment: Environment, service: str, names: Names,
+                  release: str, revision: str | None) -> dict[str, str]:
+    spec = config.services[service]
+    env = {**spec.env, **environment.env}
+    env = {k: resolve_placeholders(v, names, release, config) for k, v in env.items()}
+    for secret in spec.secrets:
+        env[f"{secret}_FILE"] = f"{SECRETS_MOUNT}/{secret}"
+    env[RELEASE_ENV] = release
+    env[REVISION_ENV] = revision or "unknown"
+    return env
+
+
+def release_containers(config: Config, environment: Environment, env_name: str, release: str,
+                       revision: str | None, images: dict[str, str],
+                       layout: StateLayout | None = None) -> list[ContainerSpec]:
+    """The release's containers in config order (dependencies are expressed by URL, not order)."""
+    names = Names(config.app, env_name)
+    layout = layout or StateLayout(environment.state_dir, config.app, env_name)
+    specs = []
+    for service, spec in config.services.items():
+        specs.append(ContainerSpec(
+            service=service,
+            name=names.container(service, release),
+            image=images[service],
+            port=spec.port,
+            health_path=spec.healthcheck.path,
+            env=container_env(config, environment, service, names, release, revision),
+            secrets=tuple(spec.secrets),
+            secrets_dir=layout.service_secrets(release, service),
+            routed=spec.routed,
+            labels=names.labels("service", release, service),
+        ))
+    return specs

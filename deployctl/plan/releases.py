@@ -1,0 +1,134 @@
+"""Release ids, the release history (`releases.jsonl`) and the choices made from it:
+which release is the previous good one, which ones prune may remove.
+
+The history is append-only: every deploy or rollback adds one record with its outcome, so
+the file is an audit log as well as the state rollback reads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Sequence
+
+RELEASE_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-z]{1,12}(-\d+)?$")
+NO_REVISION = "0000000"
+
+# Outcomes a record can have.
+LIVE = "succeeded"  # the switch happened and was verified
+FAILED = "failed"  # the old release kept serving
+REVERTED = "reverted"  # switched, the post-switch check failed, switched back
+
+
+def new_release_id(now: float, revision: str | None, taken: Iterable[str] = ()) -> str:
+    """`YYYYMMDD-HHMMSS-<sha7>` in UTC: sortable by time, says which commit it is.
+
+    Two deploys of the same commit within one second get `-2`, `-3`...; an id is never reused
+    even when the host's clock went backwards, because `taken` holds every id the host has seen.
+    """
+    short = (revision or NO_REVISION)[:7].lower()
+    base = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}-{short}"
+    taken = set(taken)
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def sort_key(release: str) -> tuple[str, int]:
+    """Order of ids: by time then collision suffix (`...-abc1234-10` after `...-abc1234-9`)."""
+    head, _, tail = release.rpartition("-")
+    if tail.isdigit() and RELEASE_RE.match(release) and head.count("-") == 2:
+        return head, int(tail)
+    return release, 1
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """One line of releases.jsonl. `images` maps service -> the reference run (digest or id)."""
+
+    release: str
+    revision: str | None
+    images: dict[str, str]
+    action: str  # deploy | rollback
+    outcome: str  # succeeded | failed | reverted
+    who: str
+    when: str  # RFC 3339, UTC
+    message: str = ""
+    previous: str | None = None  # the release that was live before
+    error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_line(self) -> str:
+        data = {k: v for k, v in asdict(self).items() if v not in (None, "", {})}
+        return json.dumps(data, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ReleaseRecord":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def parse_history(text: str) -> list[ReleaseRecord]:
+    """Every well-formed line; a torn last line (a crash mid-append) is skipped, not fatal."""
+    records = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            records.append(ReleaseRecord.from_dict(json.loads(line)))
+        except (ValueError, TypeError):
+            continue
+    return records
+
+
+@dataclass(frozen=True)
+class History:
+    records: tuple[ReleaseRecord, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> "History":
+        return cls(tuple(parse_history(text)))
+
+    def ids(self) -> set[str]:
+        return {r.release for r in self.records}
+
+    def good(self) -> list[str]:
+        """Releases that were once switched to and verified, oldest first, each once."""
+        seen: dict[str, None] = {}
+        for r in self.records:
+            if r.action == "deploy" and r.outcome == LIVE:
+                seen[r.release] = None
+        return sorted(seen, key=sort_key)
+
+    def deployed(self, release: str) -> ReleaseRecord | None:
+        """The record of the deploy that brought `release` in (its images, revision, who)."""
+        for r in self.records:
+            if r.release == release and r.action == "deploy" and r.outcome == LIVE:
+                return r
+        return None
+
+    def previous_good(self, current: str | None) -> str | None:
+        """The newest good release older than the live one: what a plain `rollback` goes to.
+
+        "Older than the live one" (not "live before it") so that rolling back twice walks
+        further back instead of bouncing between two releases.
+        """
+        good = self.good()
+        if current is None:
+            return good[-1] if good else None
+        older = [r for r in good if sort_key(r) < sort_key(current)]
+        return older[-1] if older else None
+
+
+def prune_selection(on_host: Sequence[str], *, keep: int, live: str | None, previous_good: str | None) -> list[str]:
+    """Releases whose containers may go: all but the newest `keep`, never the live release
+    nor the previous good one (the rollback target)."""
+    ordered = sorted(set(on_host), key=sort_key)
+    kept = set(ordered[-keep:]) if keep > 0 else set()
+    protected = {r for r in (live, previous_good) if r}
+    return [r for r in ordered if r not in kept and r not in protected]

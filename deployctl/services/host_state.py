@@ -1,0 +1,64 @@
+"""A host's deploy state through its connector: the lock, the history, `current`."""
+
+from __future__ import annotations
+
+from ..errors import LockHeldError
+from ..plan.lock import LockRecord
+from ..plan.names import StateLayout
+from ..plan.releases import History, ReleaseRecord
+
+
+class HostState:
+    def __init__(self, conn, layout: StateLayout) -> None:  # conn: Connector
+        self.conn, self.layout = conn, layout
+
+    def prepare(self) -> None:
+        """The state directory (first deploy on a bare host creates it)."""
+        self.conn.mkdir(self.layout.root, mode=0o700)
+        self.conn.mkdir(self.layout.proxy_dir, mode=0o755)
+
+    # -- lock ------------------------------------------------------------------------------
+
+    def holder(self) -> LockRecord | None:
+        return LockRecord.parse(self.conn.read_file(self.layout.lock_info))
+
+    def locked(self) -> bool:
+        return self.conn.read_file(self.layout.lock_info) is not None
+
+    def acquire(self, record: LockRecord, *, force: bool = False) -> LockRecord | None:
+        """Takes the lock (atomic mkdir). Returns the broken holder when `force` broke one."""
+        self.conn.mkdir(self.layout.root, mode=0o700)
+        broken = None
+        if not self.conn.mkdir(self.layout.lock_dir, mode=0o700, exclusive=True):
+            holder = self.holder()
+            if not force:
+                who = holder.describe() if holder else "an unknown holder (no info.json)"
+                raise LockHeldError(
+                    f"{self.conn.host}: the deploy lock is held by {who}",
+                    hint="wait for it to finish; if it is stale (the holder died), rerun with --force-unlock",
+                )
+            broken = holder or LockRecord(who="unknown", when="unknown", action="unknown")
+            self.conn.remove_tree(self.layout.lock_dir)
+            if not self.conn.mkdir(self.layout.lock_dir, mode=0o700, exclusive=True):
+                raise LockHeldError(f"{self.conn.host}: someone took the lock while it was being broken")
+        self.conn.put_file(self.layout.lock_info, record.to_json().encode(), 0o644)
+        return broken
+
+    def release(self) -> None:
+        self.conn.remove_tree(self.layout.lock_dir)
+
+    # -- history ---------------------------------------------------------------------------
+
+    def history(self) -> History:
+        raw = self.conn.read_file(self.layout.history)
+        return History.parse(raw.decode(errors="replace") if raw else "")
+
+    def current(self) -> str | None:
+        raw = self.conn.read_file(self.layout.current)
+        return raw.decode().strip() or None if raw else None
+
+    def record(self, record: ReleaseRecord) -> None:
+        self.conn.append_file(self.layout.history, record.to_line().encode(), 0o644)
+
+    def set_current(self, release: str) -> None:
+        self.conn.put_file(self.layout.current, f"{release}\n".encode(), 0o644)

@@ -1,0 +1,76 @@
+"""Which hosts an environment deploys to, and the connector for each.
+
+`local`: this machine's engine through LocalConnector. `ssh`: one SSHConnector per host,
+verified against the configured known_hosts. Connecting happens in preflight, so a bad key
+or an unreachable host fails before anything changed anywhere.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from pathlib import Path
+
+from ..config import LoadedConfig
+from ..config.models import Environment, split_host
+from ..plan.names import Names, StateLayout
+
+USER_STATE_DIR = "~/.local/state/deployctl"
+DEFAULT_STATE_DIR = "/var/lib/deployctl"
+
+
+def state_dir_for(environment: Environment) -> str:
+    """A `local` environment run by a non-root user, with the default state_dir that it cannot
+    write, keeps its state under ~/.local/state/deployctl instead (docs/deploy.md)."""
+    if environment.target == "local" and environment.state_dir == DEFAULT_STATE_DIR and os.geteuid() != 0:
+        if not os.access(DEFAULT_STATE_DIR, os.W_OK):
+            return os.path.expanduser(USER_STATE_DIR)
+    if environment.target == "local":
+        return os.path.expanduser(environment.state_dir)
+    return environment.state_dir
+
+
+def names_for(loaded: LoadedConfig, env_name: str) -> Names:
+    return Names(loaded.config.app, env_name)
+
+
+def layout_for(loaded: LoadedConfig, env_name: str) -> StateLayout:
+    return StateLayout(state_dir_for(loaded.environment(env_name)), loaded.config.app, env_name)
+
+
+def connectors_for(loaded: LoadedConfig, env_name: str) -> list:  # list[Connector]
+    environment = loaded.environment(env_name)
+    if environment.target == "local":
+        from ..adapters.local import LocalConnector
+
+        return [LocalConnector()]
+    from ..adapters.ssh import SSHConnector
+
+    ssh = environment.ssh
+    out = []
+    for entry in environment.hosts:
+        host, port = split_host(entry)
+        key_file = ssh.key_file
+        if key_file and not os.path.isabs(os.path.expanduser(key_file)):
+            key_file = str(loaded.root / key_file)
+        known = os.path.expanduser(ssh.known_hosts)
+        if not os.path.isabs(known):
+            known = str(loaded.root / known)
+        out.append(SSHConnector(host, port=port or ssh.port, user=ssh.user, key_file=key_file,
+                                known_hosts=known, connect_timeout=ssh.connect_timeout))
+    return out
+
+
+def who() -> str:
+    """Who is deploying, for the lock and the history: DEPLOYCTL_USER (CI sets the build's
+    user) or the login name, and the machine."""
+    user = os.environ.get("DEPLOYCTL_USER") or getpass.getuser()
+    return f"{user}@{socket.gethostname()}"
+
+
+def proxy_port(loaded: LoadedConfig, env_name: str) -> int:
+    environment = loaded.environment(env_name)
+    return environment.proxy_port if environment.proxy_port is not None else loaded.config.proxy.port
+
+

@@ -1,0 +1,33 @@
+"""Removes releases beyond `rollout.keep` on a host: their containers, their secret files,
+and their images when no kept release uses them. Never the live release nor the previous
+good one (plan/releases.prune_selection decides)."""
+
+from __future__ import annotations
+
+from ..events import Emit, Timer
+from ..plan import docker_commands as dc
+from ..plan.releases import prune_selection
+
+
+def prune(conn, switch, state, layout, keep: int, live: str, emit: Emit) -> list[str]:
+    on_host = switch.release_containers()
+    history = state.history()
+    doomed = prune_selection(list(on_host), keep=keep, live=live, previous_good=history.previous_good(live))
+    if not doomed:
+        return []
+    timer = Timer(emit, "prune", host=conn.host, detail=", ".join(doomed))
+    kept_images = set()
+    for release in on_host:
+        if release not in doomed:
+            record = history.deployed(release)
+            kept_images |= set(record.images.values()) if record else set()
+    for release in doomed:
+        switch.remove(on_host[release])
+        conn.remove_tree(layout.release_secrets(release))
+        record = history.deployed(release)
+        # Only pulled images (by digest): on a `local` target the images are the developer's builds.
+        images = sorted(i for i in set(record.images.values()) - kept_images if "@" in i) if record else []
+        if images:
+            conn.run(dc.remove_images(images))  # best effort: another app may use the image
+    timer.done(f"kept the newest {keep}")
+    return doomed
