@@ -1,0 +1,183 @@
+"""`deployctl deploy` and `deployctl rollback` (with --dry-run), and the SIGTERM handling
+that turns a CI job's cancellation into the same clean-up path as a failure."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+
+from .common import ArtifactsOption, artifacts_path, finish, table
+from .config import EnvOption
+from .context import AppContext
+
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan (each step, each docker argv); change nothing.")]
+ForceUnlock = Annotated[bool, typer.Option("--force-unlock", help="Break a stale lock left by a deploy that died.")]
+MessageOpt = Annotated[str, typer.Option("--message", "-m", help="Why: kept in the lock and the release history.")]
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a cancelled CI job) raises Interrupted in the deploy, which then cleans up
+    like any failure: new containers removed or switched back, lock released. Later
+    signals are ignored so that clean-up itself is not cut short."""
+    from ..services.deploy import Interrupted
+
+    def handler(signum, frame):  # type: ignore[no-untyped-def]
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise Interrupted(f"interrupted by {signal.Signals(signum).name}",
+                          hint="the previous release is still serving; the lock was released")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _secrets(loaded, env_name: str, with_registry: bool):  # type: ignore[no-untyped-def]
+    from ..services.secret_sources import fetch_secrets, source_for
+
+    config, environment = loaded.config, loaded.environment(env_name)
+    names = [s for svc in config.services.values() for s in svc.secrets]
+    registry = config.registry
+    wants_registry = with_registry and registry is not None and registry.username and environment.target == "ssh"
+    if wants_registry:
+        names.append(registry.password_secret)
+    values = fetch_secrets(source_for(environment.secrets), names, context=f"environment {env_name!r}")
+    password = values.pop(registry.password_secret, None) if wants_registry else None
+    return values, password
+
+
+def deploy(
+    ctx: typer.Context,
+    env: EnvOption = "local",
+    artifacts: ArtifactsOption = None,
+    version: Annotated[Optional[str], typer.Option(
+        "--version", metavar="TAG", help="Deploy this pushed tag (ssh targets: digests asked from the registry).")] = None,
+    message: MessageOpt = "",
+    force_unlock: ForceUnlock = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Deploy a release: zero-downtime switch behind nginx, the old release kept for rollback."""
+    from ..artifacts import read_artifacts
+    from ..services.deploy import DeployOptions
+    from ..services.deploy import deploy as run_deploy
+    from ..services.release_images import resolve_images
+
+    app: AppContext = ctx.obj
+    loaded = app.loaded
+    environment = loaded.environment(env)
+    # Secrets first: a missing one fails (exit 3) before any host is touched.
+    secrets, registry_password = _secrets(loaded, env, with_registry=True)
+    built = None
+    if version is None or environment.target == "local":
+        built = read_artifacts(artifacts_path(app, artifacts), app=loaded.config.app)
+    images = resolve_images(loaded, env, built, version=version, registry_password=registry_password)
+    if dry_run:
+        _print_deploy_plan(app, loaded, env, images, registry_password is not None)
+        return
+    with sigterm_interrupts():
+        result = run_deploy(loaded, env, images, secrets, app.emit, registry_password=registry_password,
+                            options=DeployOptions(message=message, force_unlock=force_unlock))
+    data = {"release": result.release, "revision": result.revision,
+            "hosts": [vars(h) for h in result.hosts]}
+    if app.mode == "json":
+        finish(app, "deploy", data)
+        return
+    app.emit.close()
+    table(app, f"Deployed {result.release} to {env}", ["host", "outcome", "previous", "seconds"],
+          [[h.host, h.outcome, h.previous or "-", f"{h.seconds:.1f}"] for h in result.hosts])
+
+
+def _print_deploy_plan(app: AppContext, loaded, env: str, images, login: bool) -> None:  # type: ignore[no-untyped-def]
+    from ..plan.dry_run import deploy_steps
+    from ..plan.releases import new_release_id
+    from ..services.hosts import connectors_for, layout_for, proxy_port
+
+    config, environment = loaded.config, loaded.environment(env)
+    release = new_release_id(time.time(), images.revision)
+    plans = {}
+    for index, conn in enumerate(connectors_for(loaded, env)):
+        plans[conn.host] = deploy_steps(
+            config, environment, env, layout_for(loaded, env), release, images.revision, images.images,
+            migrate=index == 0, proxy_port=proxy_port(loaded, env),
+            registry_login=(config.registry.server, config.registry.username) if login else None)
+    _print_plan(app, "deploy", release, plans)
+
+
+def _print_plan(app: AppContext, command: str, release: str, plans: dict) -> None:  # type: ignore[no-untyped-def]
+    import shlex
+
+    if app.mode == "json":
+        finish(app, command, {"dry_run": True, "release": release,
+                              "hosts": {h: [s.to_dict() for s in steps] for h, steps in plans.items()}})
+        return
+    print(f"{command} {release} (dry run: nothing is changed)")
+    for host, steps in plans.items():
+        print(f"{host}:")
+        for n, step in enumerate(steps, 1):
+            line = f"  {n:2}. {step.step:<9} {step.detail}".rstrip()
+            print(line)
+            if step.argv:
+                print(f"      $ {shlex.join(step.argv)}")
+
+
+def rollback(
+    ctx: typer.Context,
+    env: EnvOption = "local",
+    to: Annotated[Optional[str], typer.Option("--to", metavar="RELEASE", help="Release id [default: the previous good one].")] = None,
+    message: MessageOpt = "",
+    force_unlock: ForceUnlock = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Switch back to an earlier release still on the hosts: no build, no registry."""
+    from ..services.rollback import rollback as run_rollback
+
+    app: AppContext = ctx.obj
+    loaded = app.loaded
+    loaded.environment(env)
+    if dry_run:
+        _print_rollback_plan(app, loaded, env, to)
+        return
+    with sigterm_interrupts():
+        outcomes = run_rollback(loaded, env, app.emit, to=to, message=message, force_unlock=force_unlock)
+    if app.mode == "json":
+        finish(app, "rollback", {"hosts": [vars(o) for o in outcomes]})
+        return
+    app.emit.close()
+    table(app, f"Rolled back {env}", ["host", "live", "was", "switch s", "total s"],
+          [[o.host, o.release, o.previous or "-", f"{o.seconds:.2f}", f"{o.total_seconds:.1f}"] for o in outcomes])
+
+
+def _print_rollback_plan(app: AppContext, loaded, env: str, to: str | None) -> None:  # type: ignore[no-untyped-def]
+    from ..errors import RollbackError
+    from ..plan.dry_run import rollback_steps
+    from ..services.host_state import HostState
+    from ..services.hosts import connectors_for, layout_for, names_for
+    from ..services.switch import HostSwitch
+
+    layout, names = layout_for(loaded, env), names_for(loaded, env)
+    plans, target = {}, to
+    for conn in connectors_for(loaded, env):
+        try:
+            if hasattr(conn, "connect"):
+                conn.connect()
+            state = HostState(conn, layout)  # read-only: history, current, container names
+            current = state.current()
+            target = to or state.history().previous_good(current)
+            if target is None:
+                raise RollbackError(f"{conn.host}: no earlier good release to roll back to")
+            on_host = HostSwitch(conn, names, layout, lambda e: None).release_containers()
+            plans[conn.host] = rollback_steps(loaded.config, loaded.environment(env), env, layout, target, current,
+                                              on_host.get(target, []), on_host.get(current, []) if current else [])
+        finally:
+            conn.close()
+    _print_plan(app, "rollback", target or "-", plans)
+
+

@@ -1,0 +1,126 @@
+"""Read-only views of an environment's hosts: status, release history, container logs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..config import LoadedConfig
+from ..errors import UsageError
+from ..plan.releases import LIVE, sort_key
+from .host_state import HostState
+from .hosts import connectors_for, layout_for, names_for
+from .switch import HostSwitch
+
+
+@dataclass
+class HostStatus:
+    host: str
+    live: str | None
+    revision: str | None
+    deployed_at: str | None
+    age_seconds: float | None
+    containers: list[dict] = field(default_factory=list)
+    lock: str | None = None
+    proxy_port: int | None = None
+
+
+def _open(loaded: LoadedConfig, env_name: str, connectors: list | None) -> list:
+    conns = connectors if connectors is not None else connectors_for(loaded, env_name)
+    for conn in conns:
+        if hasattr(conn, "connect"):
+            conn.connect()
+    return conns
+
+
+def status(loaded: LoadedConfig, env_name: str, *, connectors: list | None = None) -> list[HostStatus]:
+    conns = _open(loaded, env_name, connectors)
+    names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
+    out = []
+    try:
+        for conn in conns:
+            state = HostState(conn, layout)
+            switch = HostSwitch(conn, names, layout, lambda e: None)
+            live = state.current()
+            history = state.history()
+            record = history.deployed(live) if live else None
+            switched_at = next((r.when for r in reversed(history.records)
+                                if r.release == live and r.outcome == LIVE), None)
+            wanted = switch.release_containers().get(live, []) if live else []
+            states = switch.states([*wanted, names.proxy])
+            holder = state.holder()
+            out.append(HostStatus(
+                host=conn.host, live=live, revision=record.revision if record else None,
+                deployed_at=switched_at, age_seconds=_age(switched_at),
+                containers=[{"name": s.name, "state": s.status, "health": s.health or "-", "release": s.release or "-"}
+                            for s in states.values()],
+                lock=holder.describe() if holder else ("held (no details)" if state.locked() else None),
+                proxy_port=switch.proxy_port() if names.proxy in states else None,
+            ))
+    finally:
+        for conn in conns:
+            conn.close()
+    return out
+
+
+def _age(when: str | None) -> float | None:
+    if not when:
+        return None
+    try:
+        import calendar
+
+        return round(time.time() - calendar.timegm(time.strptime(when, "%Y-%m-%dT%H:%M:%SZ")), 1)
+    except ValueError:
+        return None
+
+
+def releases(loaded: LoadedConfig, env_name: str, *, connectors: list | None = None) -> dict[str, list[dict]]:
+    """Per host: every release, newest first, with its last outcome and whether it is live."""
+    conns = _open(loaded, env_name, connectors)
+    layout = layout_for(loaded, env_name)
+    out: dict[str, list[dict]] = {}
+    try:
+        for conn in conns:
+            state = HostState(conn, layout)
+            live = state.current()
+            rows: dict[str, dict] = {}
+            for r in state.history().records:
+                row = rows.setdefault(r.release, {"release": r.release, "revision": r.revision,
+                                                  "when": r.when, "who": r.who})
+                if r.action == "deploy":
+                    row.update(revision=r.revision, when=r.when, who=r.who, outcome=r.outcome,
+                               message=r.message, error=r.error)
+                else:
+                    row["last_rollback"] = f"{r.outcome} at {r.when} by {r.who}"
+                row["live"] = r.release == live
+            out[conn.host] = sorted(rows.values(), key=lambda row: sort_key(row["release"]), reverse=True)
+    finally:
+        for conn in conns:
+            conn.close()
+    return out
+
+
+def logs(loaded: LoadedConfig, env_name: str, service: str, *, lines: int, follow: bool,
+         on_line: Callable[[str, str], None], connectors: list | None = None) -> None:
+    """The live release's container of `service` (or `proxy`) on each host."""
+    from ..plan import docker_commands as dc
+    from ..secrets import redactor
+
+    if service not in loaded.config.services and service != "proxy":
+        raise UsageError(f"--service {service!r}: no such service (services: {', '.join(loaded.config.services)}, proxy)")
+    conns = _open(loaded, env_name, connectors)
+    names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
+    try:
+        for conn in conns:
+            live = HostState(conn, layout).current()
+            if service == "proxy":
+                container = names.proxy
+            elif live is None:
+                raise UsageError(f"{conn.host}: nothing is deployed to {env_name}")
+            else:
+                container = names.container(service, live)
+            conn.run(dc.logs(container, lines, follow), on_line=lambda line, h=conn.host: on_line(h, redactor(line)))
+    finally:
+        for conn in conns:
+            conn.close()
