@@ -52,6 +52,8 @@ def click_exceptions():  # type: ignore[no-untyped-def]
 def build_app() -> "typer.core.TyperGroup":
     from . import build as build_cmd
     from . import config as config_cmd
+    from . import deploy as deploy_cmd
+    from . import inspect as inspect_cmd
     from . import push as push_cmd
     from . import test as test_cmd
 
@@ -68,4 +70,9 @@ def build_app() -> "typer.core.TyperGroup":
     app.command("build")(build_cmd.build)
     app.command("test")(test_cmd.test)
     app.command("push")(push_cmd.push)
+    app.command("deploy")(deploy_cmd.deploy)
+    app.command("rollback")(deploy_cmd.rollback)
+    app.command("status")(inspect_cmd.status)
+    app.command("releases")(inspect_cmd.releases)
+    app.command("logs")(inspect_cmd.logs)
     return typer.main.get_command(app)
