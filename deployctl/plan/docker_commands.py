@@ -129,12 +129,10 @@ def list_containers(names: Names) -> list[str]:
             "--filter", f"label=io.deployctl.env={names.env}"]
 
 
-def nginx_test(names: Names) -> list[str]:
-    return ["docker", "exec", names.proxy, "nginx", "-t", "-q"]
-
-
-def nginx_reload(names: Names) -> list[str]:
-    return ["docker", "exec", names.proxy, "nginx", "-s", "reload"]
+def nginx_test_and_reload(names: Names) -> list[str]:
+    """Both in one exec (one round trip instead of two on the switch's critical path);
+    `&&`: a configuration `nginx -t` refuses never reaches the running nginx."""
+    return ["docker", "exec", names.proxy, "sh", "-c", "nginx -t -q && nginx -s reload"]
 
 
 def port_of(container: str, port: int = PROXY_CONTAINER_PORT) -> list[str]:

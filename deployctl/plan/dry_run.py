@@ -66,8 +66,7 @@ def deploy_steps(config: Config, environment: Environment, env_name: str, layout
     steps.append(PlannedStep("switch", f"write {layout.upstream_file}: {upstream}"))
     steps.append(_argv("switch", dc.run_proxy(names, images[PROXY], proxy_port, layout.proxy_dir, UPSTREAM_MOUNT,
                                               names.labels("proxy")), "only if the proxy is missing"))
-    steps.append(_argv("switch", dc.nginx_test(names)))
-    steps.append(_argv("switch", dc.nginx_reload(names)))
+    steps.append(_argv("switch", dc.nginx_test_and_reload(names), "only when the proxy was already running"))
     steps.append(PlannedStep("verify", f"GET http://127.0.0.1:<proxy port>/version names {release}"))
     steps.append(PlannedStep("drain", f"wait {environment.rollout.drain:g}s"))
     steps.append(_argv("stop", dc.stop(["<the previous release's containers>"]), "kept for rollback"))
@@ -88,8 +87,7 @@ def rollback_steps(config: Config, environment: Environment, env_name: str, layo
         _argv("start", dc.start(containers)),
         PlannedStep("health", "GET each container's health path until 200"),
         PlannedStep("switch", f"write {layout.upstream_file}: {upstream}"),
-        _argv("switch", dc.nginx_test(names)),
-        _argv("switch", dc.nginx_reload(names)),
+        _argv("switch", dc.nginx_test_and_reload(names)),
         PlannedStep("verify", f"GET http://127.0.0.1:<proxy port>/version names {target}"),
         PlannedStep("drain", f"wait {environment.rollout.drain:g}s"),
         _argv("stop", dc.stop(current_containers or [f"<{current}'s containers>"])),

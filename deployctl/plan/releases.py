@@ -69,6 +69,8 @@ class ReleaseRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ReleaseRecord":
         known = {f for f in cls.__dataclass_fields__}
+        # to_line leaves out empty fields: put their defaults back.
+        data = {"revision": None, "images": {}, **data}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 

@@ -84,8 +84,13 @@ def _switch_to(loaded, env_name, conn, switch: HostSwitch, state: HostState, emi
                current: str | None, expected: dict[str, str], message: str) -> float:
     started = time.monotonic()
     config = loaded.config
+    from concurrent.futures import ThreadPoolExecutor
+
     timer = Timer(emit, "start", host=conn.host, detail=target)
-    switch.start_existing(list(expected))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        port_future = pool.submit(switch.proxy_port)  # meanwhile: it is on the critical path otherwise
+        switch.start_existing(list(expected))
+        port = port_future.result()
     timer.done()
     old_upstream, _ = switch.live_upstream()
     try:
@@ -101,7 +106,6 @@ def _switch_to(loaded, env_name, conn, switch: HostSwitch, state: HostState, emi
         timer = Timer(emit, "switch", host=conn.host, detail=f"nginx -> {routed_name}")
         switch.write_upstream(target, routed_name, config.services[routed].port)
         switch.reload()
-        port = switch.proxy_port()
         if port is None:
             raise RollbackError(f"{conn.host}: the proxy is not running")
         switch.verify(port, target)

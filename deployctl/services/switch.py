@@ -157,7 +157,12 @@ class HostSwitch:
                                hint="the previous release is still serving")
 
     def start_existing(self, containers: Sequence[str]) -> None:
-        check(self.conn, dc.start(containers))
+        """One `docker start` per container, at once: each is a round trip to the engine."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=max(len(containers), 1)) as pool:
+            for future in [pool.submit(check, self.conn, dc.start([name])) for name in containers]:
+                future.result()
 
     def stop(self, containers: Sequence[str]) -> None:
         if containers:
@@ -178,11 +183,10 @@ class HostSwitch:
 
     def reload(self) -> None:
         """`nginx -t` first: a bad file never reaches the running config."""
-        result = self.conn.run(dc.nginx_test(self.names))
+        result = self.conn.run(dc.nginx_test_and_reload(self.names))
         if not result.ok:
-            raise DeployError(f"{self.conn.host}: nginx -t refused the new upstream: "
+            raise DeployError(f"{self.conn.host}: nginx -t refused the new upstream (nothing reloaded): "
                               f"{redactor(result.stderr.strip() or result.stdout.strip())}")
-        check(self.conn, dc.nginx_reload(self.names))
 
     def verify(self, port: int, release: str, timeout: float = VERIFY_TIMEOUT) -> float:
         """Until nginx answers /version with `release` VERIFY_STREAK times in a row."""

@@ -105,8 +105,8 @@ def test_small_docker_commands():
     assert dc.pull("r/b@sha256:1") == ["docker", "pull", "--quiet", "r/b@sha256:1"]
     assert dc.login("reg:5000", "ci") == ["docker", "login", "--username", "ci", "--password-stdin", "reg:5000"]
     assert dc.stop(["a", "b"]) == ["docker", "stop", "--time", "10", "a", "b"]
-    assert dc.nginx_test(names) == ["docker", "exec", "usersapp-local-proxy", "nginx", "-t", "-q"]
-    assert dc.nginx_reload(names) == ["docker", "exec", "usersapp-local-proxy", "nginx", "-s", "reload"]
+    assert dc.nginx_test_and_reload(names) == [
+        "docker", "exec", "usersapp-local-proxy", "sh", "-c", "nginx -t -q && nginx -s reload"]
     assert dc.logs("c", 50, follow=True) == ["docker", "logs", "--tail", "50", "--follow", "c"]
     assert dc.run_proxy(names, "sha256:p", 8080, "/s/proxy", "/etc/nginx/upstream", {"k": "v"}) == [
         "docker", "run", "--detach", "--name", "usersapp-local-proxy", "--network", "usersapp-local",
@@ -127,9 +127,13 @@ def record(release, outcome=LIVE, action="deploy"):
 
 
 def test_history_round_trips_and_skips_a_torn_line():
-    text = record("20260101-000000-a").to_line() + record("20260102-000000-b", FAILED).to_line() + '{"relea'
+    rollback = ReleaseRecord(release="20260101-000000-a", revision=None, images={}, action="rollback",
+                             outcome=LIVE, who="me", when="2026-11-27T10:16:00Z")
+    text = (record("20260101-000000-a").to_line() + record("20260102-000000-b", FAILED).to_line()
+            + rollback.to_line() + '{"relea')
     history = History.parse(text)
-    assert [r.release for r in history.records] == ["20260101-000000-a", "20260102-000000-b"]
+    assert [r.release for r in history.records] == ["20260101-000000-a", "20260102-000000-b", "20260101-000000-a"]
+    assert history.records[2] == rollback
     assert history.good() == ["20260101-000000-a"]
 
 

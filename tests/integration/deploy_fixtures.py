@@ -1,0 +1,109 @@
+"""Helpers for the deploy tests: probe images (built once per session from the stand-in
+python image), a deploy.toml and an artifacts file per test, the CLI run in-process."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from deployctl.artifacts import Artifacts, ImageArtifact, write_artifacts
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = Path(__file__).resolve().parent / "probe_app"
+DEPLOYCTL = str(Path(sys.executable).parent / "deployctl")  # the console script of this venv
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def docker(*args: str, check: bool = True) -> str:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)}: {done.stderr}")
+    return done.stdout.strip()
+
+
+def build_image(context: Path, tag: str, base: str, *build_args: str) -> str:
+    args = ["build", "-q", "-t", tag, "--build-arg", f"BASE_IMAGE={base}"]
+    for arg in build_args:
+        args += ["--build-arg", arg]
+    docker(*args, str(context))
+    return docker("image", "inspect", "--format", "{{.Id}}", tag)
+
+
+@dataclass(frozen=True)
+class ProbeImages:
+    good: str  # image id
+    broken: str  # health check never passes
+    proxy: str
+
+
+def build_probe_images(standin_images: dict) -> ProbeImages:
+    return ProbeImages(
+        good=build_image(PROBE, "deployctl-test/probe:good", standin_images["python"]),
+        broken=build_image(PROBE, "deployctl-test/probe:broken", standin_images["python"], "HEALTHY=0"),
+        proxy=build_image(ROOT / "nginx", "deployctl-test/proxy:latest", standin_images["nginx"]),
+    )
+
+
+def unique_app() -> str:
+    return "t" + uuid.uuid4().hex[:8]
+
+
+def probe_config(tmp: Path, app: str, *, port: int, env_name: str = "local", target: str = "local",
+                 extra_env: str = "", registry: str = "", health_timeout: float = 5, drain: float = 0.3) -> Path:
+    """Two probe services (backend with a migration and a secret, routed frontend)."""
+    path = tmp / "deploy.toml"
+    path.write_text(f"""
+app = "{app}"
+{registry}
+[services.backend]
+context = "{PROBE}"
+migrate = ["python", "/probe/server.py", "migrate"]
+secrets = ["PROBE_DB_PASSWORD"]
+[services.backend.healthcheck]
+timeout = {health_timeout}
+[services.frontend]
+context = "{PROBE}"
+routed = true
+[services.frontend.healthcheck]
+timeout = {health_timeout}
+[services.frontend.env]
+BACKEND_URL = "{{{{ backend.url }}}}"
+[environments.{env_name}]
+target = "{target}"
+proxy_port = {port}
+state_dir = "{tmp / 'state'}"
+{extra_env}
+[environments.{env_name}.rollout]
+drain = {drain}
+keep = 3
+""")
+    return path
+
+
+def write_probe_artifacts(config: Path, app: str, revision: str, backend: str, frontend: str, proxy: str,
+                          digests: dict | None = None, repositories: dict | None = None) -> Path:
+    digests, repositories = digests or {}, repositories or {}
+    images = {name: ImageArtifact(repositories.get(name, f"{app}/{name}"), revision[:12], image_id,
+                                  digest=digests.get(name))
+              for name, image_id in (("backend", backend), ("frontend", frontend), ("proxy", proxy))}
+    path = config.parent / ".deployctl" / "build.json"
+    write_artifacts(path, Artifacts(app, revision, False, revision[:12], "2026-11-27T00:00:00Z", images))
+    return path
+
+
+def remove_app(app: str) -> None:
+    """Every container and network the app left behind (tests share one engine)."""
+    names = docker("ps", "-aq", "--filter", f"label=io.deployctl.app={app}", check=False).split()
+    if names:
+        docker("rm", "-f", *names, check=False)
+    for network in docker("network", "ls", "-q", "--filter", f"name={app}-", check=False).split():
+        docker("network", "rm", network, check=False)
