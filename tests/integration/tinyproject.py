@@ -1,0 +1,181 @@
+"""Small throwaway projects for the build/test/push integration tests: a git repository
+with a deploy.toml, one Python service FROM the python stand-in, and a proxy FROM the
+nginx stand-in. Small so a test builds in seconds; real so the engine does real work.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deployctl.cli.main import main
+
+API_DOCKERFILE = """\
+ARG BASE_IMAGE=python:3.12-slim
+FROM ${BASE_IMAGE} AS runtime
+RUN useradd --create-home --uid 10001 app
+WORKDIR /home/app
+COPY app.py ./
+USER app
+CMD ["python", "app.py"]
+
+FROM runtime AS test
+USER root
+RUN pip install --no-cache-dir pytest pytest-cov
+COPY .coveragerc test_app.py ./
+USER app
+"""
+
+APP = """\
+def double(x):
+    return 2 * x
+
+
+def unused(x):  # uncovered unless a suite calls it: lets a test push coverage under a floor
+    if x:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    print(double(21))
+"""
+
+PASSING_SUITE = """\
+import os
+import socket
+
+import pytest
+
+from app import double
+
+
+def test_double():
+    assert double(2) == 4
+
+
+def test_database_is_reachable():
+    # The contract: TEST_DATABASE_* point at a server this process can reach.
+    with socket.create_connection((os.environ["TEST_DATABASE_HOST"], int(os.environ["TEST_DATABASE_PORT"])), timeout=5):
+        pass
+
+
+@pytest.mark.skip(reason="shows up as skipped in the summary")
+def test_skipped():
+    pass
+"""
+
+FAILING_SUITE = """\
+from app import double
+
+
+def test_double():
+    assert double(2) == 4
+
+
+def test_broken():
+    print("about to fail")
+    assert double(2) == 5, "deliberately broken"
+"""
+
+PROXY_DOCKERFILE = """\
+ARG BASE_IMAGE=nginx:1.27-alpine
+FROM ${BASE_IMAGE}
+RUN echo ok > /usr/share/nginx/html/ok.txt || (mkdir -p /usr/share/nginx/html && echo ok > /usr/share/nginx/html/ok.txt)
+"""
+
+
+@dataclass
+class Project:
+    root: Path
+    app: str
+
+    @property
+    def config(self) -> Path:
+        return self.root / "deploy.toml"
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(["git", "-C", str(self.root), *args], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    def commit(self, message: str = "change") -> str:
+        self.git("add", "-A")
+        self.git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+    def write(self, relative: str, text: str) -> None:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def make_project(root: Path, *, registry: str = "127.0.0.1:5000", registry_extra: str = "",
+                 suite: str = PASSING_SUITE, coverage_floor: float = 0, api_dockerfile: str = API_DOCKERFILE) -> Project:
+    app = f"it{uuid.uuid4().hex[:10]}"
+    project = Project(root, app)
+    project.write("deploy.toml", textwrap.dedent(f"""\
+        app = "{app}"
+        [registry]
+        server = "{registry}"
+        namespace = "itest"
+        {registry_extra}
+        [services.api]
+        context = "api"
+        routed = true
+        coverage_floor = {coverage_floor}
+        [proxy]
+        context = "proxy"
+        [environments.local]
+        target = "local"
+        """))
+    project.write("api/Dockerfile", api_dockerfile)
+    project.write("api/app.py", APP)
+    project.write("api/test_app.py", suite)
+    project.write("api/.coveragerc", "[run]\nsource = app\nbranch = true\n")
+    project.write("proxy/Dockerfile", PROXY_DOCKERFILE)
+    project.write(".gitignore", ".deployctl/\nreports/\n")
+    project.git("init", "-q")
+    project.commit("initial")
+    return project
+
+
+def standin_args(standin_images: dict[str, str]) -> list[str]:
+    return ["--build-arg", f"BASE_IMAGE={standin_images['python']}",
+            "--build-arg", f"proxy:BASE_IMAGE={standin_images['nginx']}"]
+
+
+@dataclass
+class CliRun:
+    code: int
+    events: list[dict[str, Any]]
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    stderr: str
+
+    def of(self, kind: str, **match: Any) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["event"] == kind and all(e.get(k) == v for k, v in match.items())]
+
+
+def run_cli(capsys: Any, project: Project, *args: str) -> CliRun:
+    """The CLI in-process with --json: events, the result line and the error line, parsed."""
+    code = main(["--json", "--config", str(project.config), *args])
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    result = next((line for line in lines if line["event"] == "result"), None)
+    error = next((line for line in lines if line["event"] == "error"), None)
+    events = [line for line in lines if line["event"] not in ("result", "error")]
+    return CliRun(code, events, result, error, err)
+
+
+def remove_images(docker_client: Any, app: str) -> None:
+    for image in docker_client.images.list(filters={"label": f"io.deployctl.app={app}"}):
+        for tag in image.tags or [image.id]:
+            try:
+                docker_client.images.remove(tag, force=True, noprune=True)  # keep layers: the next project reuses them from cache
+            except Exception:  # noqa: BLE001 - best-effort cleanup of throwaway images
+                pass
