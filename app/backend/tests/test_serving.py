@@ -62,7 +62,7 @@ def test_gunicorn_serves_with_the_shipped_config_and_stops_gracefully(clean_data
         cwd=BACKEND_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{closed_port}/readyz", timeout=2) as resp:

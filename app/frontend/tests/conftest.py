@@ -1,11 +1,13 @@
-"""Fixtures for the frontend suite.
+"""Fixtures for the frontend suite. Every backend is reached over real HTTP.
 
-Two kinds of backend, both over real HTTP:
 - `live_backend`: the real backend app (from app/backend) on a free port, over a
-  throwaway MariaDB database. Needs the `backend` package, which only exists when
-  the suite runs from the repository root; inside the frontend's test image those
-  tests skip and say so.
-- `stub_backend`: a scriptable WSGI server for what the real one will not do on
+  throwaway MariaDB database. Needs the `backend` package, which is importable when
+  the suite runs from the repository root.
+- `fake_backend`: an in-memory imitation of the same API, for the frontend's test
+  image, where only app/frontend exists. test_fake_backend.py replays the same
+  requests against both and requires identical answers, so the fake cannot drift.
+- `user_backend`: the real one when it can exist, else the fake. The page tests use it.
+- `stub_backend`: a scriptable WSGI server for what no honest backend does on
   demand (be slow, fail, answer garbage).
 
 Self-contained: the repository's tests/conftest.py is not available in the image.
@@ -13,6 +15,7 @@ Self-contained: the repository's tests/conftest.py is not available in the image
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -89,6 +92,96 @@ def live_backend(_live_backend_server):
     return url
 
 
+def backend_importable() -> bool:
+    try:
+        import backend.testing  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --- an in-memory imitation of the backend API ----------------------------------------
+
+class FakeBackend:
+    """The backend's API over a dict. Same paths, statuses and messages as the real one."""
+
+    RULE = "username must be 3-30 characters of a-z, 0-9, '_' and '-'"
+    _VALID = re.compile(r"[a-z0-9_-]{3,30}")
+
+    def __init__(self):
+        self.users: dict[str, str] = {}
+        self.generated = 0
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        status, body = self.dispatch(request)
+        response = Response(
+            "" if body is None else json.dumps(body), status=status,
+            content_type=None if body is None else "application/json",
+        )
+        return response(environ, start_response)
+
+    def dispatch(self, request):
+        path, method = request.path, request.method
+        if path == "/version" and method == "GET":
+            return 200, {"release": BACKEND_RELEASE[0], "revision": BACKEND_RELEASE[1]}
+        if path == "/api/users" and method == "GET":
+            return self._list(request.args)
+        if path == "/api/users" and method == "POST":
+            return self._add(request.get_json(silent=True))
+        if path == "/api/users/generate" and method == "POST":
+            return self._generate(request.get_json(silent=True))
+        if path.startswith("/api/users/") and method == "DELETE":
+            name = path[len("/api/users/"):]
+            if self.users.pop(name, None) is None:
+                return 404, {"error": f"no user named {name!r}"}
+            return 204, None
+        return 404, {"error": "not found"}
+
+    def _list(self, args):
+        limit, offset = min(int(args.get("limit", 50)), 200), int(args.get("offset", 0))
+        names = sorted(self.users)[offset:offset + limit]
+        users = [{"username": n, "created_at": self.users[n]} for n in names]
+        return 200, {"users": users, "total": len(self.users), "limit": limit, "offset": offset}
+
+    def _add(self, body):
+        name = body.get("username") if isinstance(body, dict) else None
+        if not isinstance(name, str):
+            return 422, {"error": "username must be a string"}
+        if not self._VALID.fullmatch(name):
+            return 422, {"error": self.RULE}
+        if name in self.users:
+            return 409, {"error": f"username {name!r} is already taken"}
+        self.users[name] = "2026-11-27T10:15:00.000000Z"
+        return 201, {"username": name, "created_at": self.users[name]}
+
+    def _generate(self, body):
+        count = body.get("count") if isinstance(body, dict) else None
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 50:
+            return 422, {"error": "count must be an integer from 1 to 50"}
+        created = []
+        for _ in range(count):
+            self.generated += 1
+            created.append(self._add({"username": f"fake-user-{self.generated:04d}"})[1])
+        return 201, {"users": sorted(created, key=lambda u: u["username"])}
+
+
+@pytest.fixture
+def fake_backend():
+    fake = FakeBackend()
+    with serve(fake) as url:
+        fake.url = url
+        yield fake
+
+
+@pytest.fixture
+def user_backend(request):
+    """A base URL serving the users API: the real backend where it can run, else the fake."""
+    if backend_importable():
+        return request.getfixturevalue("live_backend")
+    return request.getfixturevalue("fake_backend").url
+
+
 # --- a scriptable stand-in backend ------------------------------------------------------
 
 class StubBackend:
@@ -147,8 +240,8 @@ def make_frontend(monkeypatch):
 
 
 @pytest.fixture
-def live_client(make_frontend, live_backend):
-    return make_frontend(live_backend).test_client()
+def client(make_frontend, user_backend):
+    return make_frontend(user_backend).test_client()
 
 
 @pytest.fixture

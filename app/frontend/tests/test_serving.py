@@ -31,12 +31,12 @@ def gunicorn(stub_backend, closed_port):
         cwd=FRONTEND_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     base = f"http://127.0.0.1:{closed_port}"
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while True:
         try:
             requests.get(base + "/healthz", timeout=2)
             break
-        except requests.ConnectionError:
+        except requests.RequestException:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
                 pytest.fail(f"gunicorn did not start:\n{proc.stdout.read()}")
