@@ -1,0 +1,94 @@
+"""Session fixtures for real services (docs/TEAM-CONTRACT.md).
+
+Machine-wide services (Docker engine, MariaDB, stand-in images) come from
+``scripts/testenv.sh up``; a fixture whose service is missing FAILS with that command in
+the message, it never skips. Registries and sshd are private to each pytest session and
+start on free ports. Heavy libraries (docker, pymysql) are imported inside the fixtures,
+so pure unit tests do not pay for them.
+"""
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from tests.support.engine import DOCKER_URL, START_COMMAND, STANDIN_IMAGES
+from tests.support.mariadb import MariaDB
+from tests.support.registry import Registry, start_registry
+from tests.support.sshd import SshHost, start_sshd
+
+
+def _missing(what: str, error: BaseException | str) -> None:
+    pytest.fail(f"{what}: {error}\nStart the test services with: {START_COMMAND}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A pinged ``docker.DockerClient`` for this machine's engine."""
+    from tests.support.engine import connect_docker
+
+    try:
+        client = connect_docker()
+    except Exception as error:  # any failure to reach the engine means the same thing here
+        _missing(f"Docker engine not reachable at {DOCKER_URL}", error)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def standin_images(docker_client) -> dict[str, str]:
+    """key -> stand-in base image name, each verified present in the engine."""
+    from tests.support.engine import missing_images
+
+    missing = missing_images(docker_client, STANDIN_IMAGES)
+    if missing:
+        _missing("stand-in base images missing", ", ".join(missing))
+    return dict(STANDIN_IMAGES)
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    """The machine's MariaDB as the test user; ``create_database(prefix)`` makes throwaway
+    databases, dropped at session end."""
+    server = MariaDB.from_env()
+    try:
+        server.connect().close()
+    except Exception as error:
+        _missing(f"MariaDB not reachable at {server.host}:{server.port} as {server.user}", error)
+    yield server
+    server.drop_created()
+
+
+def _start(what: str, start):
+    try:
+        return start()
+    except FileNotFoundError as error:
+        _missing(what, error)
+    except (RuntimeError, TimeoutError) as error:
+        pytest.fail(f"{what} did not start: {error}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Registry:
+    """An open registry: ``.address`` ("127.0.0.1:PORT"), ``.url``, ``.port``."""
+    server = _start("registry", lambda: start_registry(tmp_path_factory.mktemp("registry")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory) -> Registry:
+    """A registry that requires basic auth: ``.address .url .port .username .password``."""
+    server = _start("auth registry", lambda: start_registry(
+        tmp_path_factory.mktemp("auth-registry"), username="deployctl", password=secrets.token_urlsafe(12)))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ssh_host(tmp_path_factory) -> SshHost:
+    """A private sshd on 127.0.0.1 in front of this machine's engine:
+    ``.host .port .user .key_file .known_hosts_file .host_key_fingerprint``."""
+    server = _start("sshd", lambda: start_sshd(tmp_path_factory.mktemp("sshd")))
+    yield server
+    server.stop()
