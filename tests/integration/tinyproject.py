@@ -83,6 +83,22 @@ def test_broken():
     assert double(2) == 5, "deliberately broken"
 """
 
+# For tests about pushing: `FROM scratch` needs no base image and makes kilobyte layers, so a
+# push to a fresh registry takes a moment instead of gzipping a 200 MB Debian tree.
+SCRATCH_DOCKERFILE = """\
+FROM scratch AS runtime
+COPY app.py /app/app.py
+COPY .coveragerc /app/.coveragerc
+
+FROM runtime AS test
+COPY test_app.py /app/test_app.py
+"""
+
+SCRATCH_PROXY_DOCKERFILE = """\
+FROM scratch
+COPY Dockerfile /etc/proxy/Dockerfile
+"""
+
 PROXY_DOCKERFILE = """\
 ARG BASE_IMAGE=nginx:1.27-alpine
 FROM ${BASE_IMAGE}
@@ -115,7 +131,8 @@ class Project:
 
 
 def make_project(root: Path, *, registry: str = "127.0.0.1:5000", registry_extra: str = "",
-                 suite: str = PASSING_SUITE, coverage_floor: float = 0, api_dockerfile: str = API_DOCKERFILE) -> Project:
+                 suite: str = PASSING_SUITE, coverage_floor: float = 0, api_dockerfile: str = API_DOCKERFILE,
+                 proxy_dockerfile: str = PROXY_DOCKERFILE) -> Project:
     app = f"it{uuid.uuid4().hex[:10]}"
     project = Project(root, app)
     project.write("deploy.toml", textwrap.dedent(f"""\
@@ -137,7 +154,7 @@ def make_project(root: Path, *, registry: str = "127.0.0.1:5000", registry_extra
     project.write("api/app.py", APP)
     project.write("api/test_app.py", suite)
     project.write("api/.coveragerc", "[run]\nsource = app\nbranch = true\n")
-    project.write("proxy/Dockerfile", PROXY_DOCKERFILE)
+    project.write("proxy/Dockerfile", proxy_dockerfile)
     project.write(".gitignore", ".deployctl/\nreports/\n")
     project.git("init", "-q")
     project.commit("initial")
@@ -156,6 +173,7 @@ class CliRun:
     result: dict[str, Any] | None
     error: dict[str, Any] | None
     stderr: str
+    stdout: str
 
     def of(self, kind: str, **match: Any) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event"] == kind and all(e.get(k) == v for k, v in match.items())]
@@ -169,7 +187,7 @@ def run_cli(capsys: Any, project: Project, *args: str) -> CliRun:
     result = next((line for line in lines if line["event"] == "result"), None)
     error = next((line for line in lines if line["event"] == "error"), None)
     events = [line for line in lines if line["event"] not in ("result", "error")]
-    return CliRun(code, events, result, error, err)
+    return CliRun(code, events, result, error, err, out)
 
 
 def remove_images(docker_client: Any, app: str) -> None:
