@@ -50,7 +50,7 @@ def split_host(value: str) -> tuple[str, int | None]:
     return value, None
 
 
-def _host(value: str) -> str:
+def check_host(value: str) -> str:
     host, port = split_host(value)
     valid = bool(HOSTNAME_RE.match(host))
     if not valid:
@@ -72,7 +72,7 @@ def _url_path(value: str) -> str:
 
 Name = Annotated[str, AfterValidator(_name)]
 EnvVarName = Annotated[str, AfterValidator(_env_var_name)]
-Host = Annotated[str, AfterValidator(_host)]
+Host = Annotated[str, AfterValidator(check_host)]
 UrlPath = Annotated[str, AfterValidator(_url_path)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[float, Field(gt=0, le=3600)]
@@ -167,6 +167,55 @@ class Rollout(Strict):
 
 
 SECRET_SOURCE_RE = re.compile(r"^(env|ssm:/.*|secretsmanager:.+)$")
+# us-east-1, eu-west-3, us-gov-west-1, ap-southeast-2: catches "eu-west1" before any AWS call.
+REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
+ADDRESS_RE = re.compile(r"^(private_ip|public_ip|tag:.+)$")
+RDS_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
+
+
+def _region(value: str) -> str:
+    if not REGION_RE.match(value):
+        raise ValueError(f"{value!r} is not an AWS region (e.g. 'eu-west-1')")
+    return value
+
+
+def _address(value: str) -> str:
+    if not ADDRESS_RE.match(value):
+        raise ValueError(f"{value!r} is not an address choice (expected 'private_ip', 'public_ip' or 'tag:NAME')")
+    return value
+
+
+def _rds_instance(value: str) -> str:
+    if not RDS_ID_RE.match(value) or value.endswith("-") or "--" in value:
+        raise ValueError(f"{value!r} is not an RDS DB instance identifier (letters, digits and single '-', "
+                         "starting with a letter, at most 63)")
+    return value
+
+
+Region = Annotated[str, AfterValidator(_region)]
+
+
+class Discover(Strict):
+    """The environment's hosts are the *running* EC2 instances carrying every one of `tags`."""
+
+    region: Region | None = None  # None: the environment's aws_region (plan/aws.py: region_for)
+    tags: Annotated[dict[Annotated[str, Field(min_length=1, max_length=128)], str], Field(min_length=1)]
+    address: Annotated[str, AfterValidator(_address)] = "private_ip"
+
+
+class Database(Strict):
+    """An RDS instance whose endpoint is looked up at deploy time and handed to every service
+    as plain env, so deploy.toml never hard-codes an address that changes on restore."""
+
+    rds_instance: Annotated[str, AfterValidator(_rds_instance)]
+    host_env: EnvVarName = "DATABASE_HOST"
+    port_env: EnvVarName = "DATABASE_PORT"
+
+    @model_validator(mode="after")
+    def _checks(self) -> "Database":
+        if self.host_env == self.port_env:
+            raise ValueError(f"host_env and port_env are both {self.host_env!r}; give them different names")
+        return self
 
 
 def _secret_source(value: str) -> str:
@@ -186,13 +235,23 @@ class Environment(Strict):
     env: dict[EnvVarName, str] = {}
     proxy_port: Annotated[int, Field(ge=0, le=65535)] | None = None  # 0: any free port
     state_dir: str = "/var/lib/deployctl"
+    aws_region: Region | None = None  # AWS lookups of this environment (secrets, discover, database)
+    discover: Discover | None = None  # instead of hosts: EC2 instances found by their tags
+    database: Database | None = None
 
     @model_validator(mode="after")
     def _checks(self) -> "Environment":
-        if self.target == "ssh" and not self.hosts:
-            raise ValueError("an ssh environment needs at least one entry in hosts")
-        if self.target == "local" and self.hosts:
-            raise ValueError("a local environment deploys to this machine's engine; remove hosts")
+        if self.hosts and self.discover is not None:
+            raise ValueError("give either hosts or discover, not both")
+        if self.target == "ssh" and not self.hosts and self.discover is None:
+            raise ValueError("an ssh environment needs at least one entry in hosts, or a discover table")
+        if self.target == "local" and (self.hosts or self.discover is not None):
+            raise ValueError("a local environment deploys to this machine's engine; remove "
+                             + ("hosts" if self.hosts else "discover"))
+        if self.database is not None:
+            for key in (self.database.host_env, self.database.port_env):
+                if key in self.env:
+                    raise ValueError(f"env.{key} is also set from database.rds_instance; remove one of them")
         if len(set(self.hosts)) != len(self.hosts):
             raise ValueError("hosts lists the same host twice")
         return self
