@@ -53,6 +53,7 @@ def build_app() -> "typer.core.TyperGroup":
     from . import build as build_cmd
     from . import config as config_cmd
     from . import deploy as deploy_cmd
+    from . import hosts as hosts_cmd
     from . import inspect as inspect_cmd
     from . import push as push_cmd
     from . import test as test_cmd
@@ -72,6 +73,7 @@ def build_app() -> "typer.core.TyperGroup":
     app.command("push")(push_cmd.push)
     app.command("deploy")(deploy_cmd.deploy)
     app.command("rollback")(deploy_cmd.rollback)
+    app.command("hosts")(hosts_cmd.hosts)
     app.command("status")(inspect_cmd.status)
     app.command("releases")(inspect_cmd.releases)
     app.command("logs")(inspect_cmd.logs)

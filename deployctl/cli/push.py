@@ -24,10 +24,10 @@ def push(
 
     app: AppContext = ctx.obj
     loaded = app.loaded
-    secrets = loaded.environment(env).secrets if env else "env"
+    environment = loaded.environment(env) if env else None
     path = artifacts_path(app, artifacts)
     engine = DockerEngine.connect()
-    result = push_images(loaded, path, engine=engine, emit=app.emit, images=service or (), env_secrets=secrets)
+    result = push_images(loaded, path, engine=engine, emit=app.emit, images=service or (), environment=environment)
     if app.mode == "json":
         finish(app, "push", {"artifacts": str(path), "pushed": [
             {"image": p.name, "pinned": p.pinned, "layers_pushed": p.transferred, "layers_existing": p.existing}

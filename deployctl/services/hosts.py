@@ -1,8 +1,9 @@
 """Which hosts an environment deploys to, and the connector for each.
 
-`local`: this machine's engine through LocalConnector. `ssh`: one SSHConnector per host,
-verified against the configured known_hosts. Connecting happens in preflight, so a bad key
-or an unreachable host fails before anything changed anywhere.
+`local`: this machine's engine through LocalConnector. `ssh`: one SSHConnector per host
+(listed in `hosts`, or found by `discover`), verified against the configured known_hosts.
+Connecting happens in preflight, so a bad key or an unreachable host fails before anything
+changed anywhere.
 """
 
 from __future__ import annotations
@@ -48,8 +49,13 @@ def connectors_for(loaded: LoadedConfig, env_name: str) -> list:  # list[Connect
     from ..adapters.ssh import SSHConnector
 
     ssh = environment.ssh
+    entries = list(environment.hosts)
+    if environment.discover is not None:  # the running EC2 instances with the configured tags
+        from .discovery import discover_hosts
+
+        entries = [found.address for found in discover_hosts(loaded.config, environment, env_name)]
     out = []
-    for entry in environment.hosts:
+    for entry in entries:
         host, port = split_host(entry)
         key_file = ssh.key_file
         if key_file and not os.path.isabs(os.path.expanduser(key_file)):

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from ..artifacts import Artifacts, ImageArtifact, read_artifacts, write_artifacts
 from ..config.load import LoadedConfig
+from ..config.models import Environment
 from ..errors import ConnectError, DeployctlError, UsageError
 from ..events import Emit, StepProgress, Timer
 from .build import serialized
@@ -31,14 +32,14 @@ class PushResult:
 
 
 def push_images(loaded: LoadedConfig, artifacts_path: Path, *, engine: Any, emit: Emit,
-                images: Sequence[str] = (), env_secrets: str = "env") -> PushResult:
+                images: Sequence[str] = (), environment: Environment | None = None) -> PushResult:
     registry = configured_registry(loaded.config)
     artifacts = read_artifacts(artifacts_path, app=loaded.config.app)
     names = _select(artifacts, images)
     for name in names:
         _check_local(engine, name, artifacts.images[name], registry.server)
 
-    login = registry_login(loaded.config, env_secrets)
+    login = registry_login(loaded.config, environment)
     if login is not None:
         timer = Timer(emit, "login", detail=f"{login.username}@{login.server}")
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config.models import Config, Registry
+from ..config.models import Config, Environment, Registry
 from ..errors import ConfigError
 from ..secrets import Secret
 
@@ -33,9 +33,9 @@ def configured_registry(config: Config) -> Registry:
     return config.registry
 
 
-def registry_login(config: Config, env_secrets: str = "env") -> RegistryLogin | None:
-    """The login for the configured registry, or None for an anonymous (open) registry.
-    `env_secrets` is the environment's `secrets` spec ("env", "ssm:/...", ...)."""
+def registry_login(config: Config, environment: Environment | None = None) -> RegistryLogin | None:
+    """The login for the configured registry, or None for an anonymous (open) registry. The
+    password comes from `environment`'s secret source, or the process environment."""
     registry = configured_registry(config)
     if registry.provider == "ecr":
         from ..adapters.aws import ecr_login
@@ -45,8 +45,9 @@ def registry_login(config: Config, env_secrets: str = "env") -> RegistryLogin | 
         return RegistryLogin(registry.server, username, password)
     if registry.username is None:
         return None
-    from .secret_sources import fetch_secrets, source_for
+    from .secret_sources import EnvSecrets, environment_source, fetch_secrets
 
-    secrets = fetch_secrets(source_for(env_secrets), [registry.password_secret],
+    source = environment_source(config, environment) if environment is not None else EnvSecrets()
+    secrets = fetch_secrets(source, [registry.password_secret],
                             context=f"the registry {registry.server} (registry.password_secret)")
     return RegistryLogin(registry.server, registry.username, secrets[registry.password_secret])

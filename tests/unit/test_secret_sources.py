@@ -26,6 +26,18 @@ def test_every_missing_secret_is_named_and_empty_counts_as_missing():
     ]
 
 
-def test_unsupported_source_is_a_config_error():
-    with pytest.raises(ConfigError, match="not supported"):
-        source_for("ssm:/app/prod/")
+def test_aws_specs_choose_their_source_and_say_where_a_secret_was_looked_for():
+    ssm = source_for("ssm:/app/prod/", region="eu-west-1")
+    assert ssm.where("DB_PASSWORD") == "SSM Parameter Store (no parameter /app/prod/DB_PASSWORD in eu-west-1)"
+    manager = source_for("secretsmanager:app/prod", region="eu-west-1")
+    assert manager.where("DB_PASSWORD") == "Secrets Manager secret 'app/prod' in eu-west-1 (no such key)"
+    with pytest.raises(ConfigError, match="is not one of 'env'"):
+        source_for("vault:/app/prod/")
+
+
+def test_no_names_means_no_lookup():
+    class Unreachable:
+        def lookup(self, names):
+            raise AssertionError("looked up nothing")
+
+    assert fetch_secrets(Unreachable(), []) == {}  # type: ignore[arg-type]
