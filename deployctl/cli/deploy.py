@@ -41,17 +41,24 @@ def sigterm_interrupts() -> Iterator[None]:
 
 
 def _secrets(loaded, env_name: str, with_registry: bool):  # type: ignore[no-untyped-def]
-    from ..services.secret_sources import fetch_secrets, source_for
+    """The services' secrets and the hosts' registry login (None: no login), fetched before
+    any host is touched. ECR: a token fetched here, which reaches the hosts on stdin only."""
+    from ..services.registry_auth import RegistryLogin, registry_login
+    from ..services.secret_sources import environment_source, fetch_secrets
 
     config, environment = loaded.config, loaded.environment(env_name)
     names = [s for svc in config.services.values() for s in svc.secrets]
     registry = config.registry
-    wants_registry = with_registry and registry is not None and registry.username and environment.target == "ssh"
-    if wants_registry:
+    hosts_pull = with_registry and registry is not None and environment.target == "ssh"
+    wants_password = hosts_pull and registry.provider == "basic" and registry.username
+    if wants_password:
         names.append(registry.password_secret)
-    values = fetch_secrets(source_for(environment.secrets), names, context=f"environment {env_name!r}")
-    password = values.pop(registry.password_secret, None) if wants_registry else None
-    return values, password
+    values = fetch_secrets(environment_source(config, environment), names, context=f"environment {env_name!r}")
+    if wants_password:
+        return values, RegistryLogin(registry.server, registry.username, values.pop(registry.password_secret))
+    if hosts_pull and registry.provider == "ecr":
+        return values, registry_login(config)
+    return values, None
 
 
 def deploy(
@@ -68,22 +75,27 @@ def deploy(
     from ..artifacts import read_artifacts
     from ..services.deploy import DeployOptions
     from ..services.deploy import deploy as run_deploy
+    from ..services.database_endpoint import with_database_endpoint
     from ..services.release_images import resolve_images
 
     app: AppContext = ctx.obj
     loaded = app.loaded
     environment = loaded.environment(env)
     # Secrets first: a missing one fails (exit 3) before any host is touched.
-    secrets, registry_password = _secrets(loaded, env, with_registry=True)
+    secrets, login = _secrets(loaded, env, with_registry=True)
+    loaded = with_database_endpoint(loaded, env)
+    password, username = (login.password, login.username) if login else (None, None)
     built = None
     if version is None or environment.target == "local":
         built = read_artifacts(artifacts_path(app, artifacts), app=loaded.config.app)
-    images = resolve_images(loaded, env, built, version=version, registry_password=registry_password)
+    images = resolve_images(loaded, env, built, version=version, registry_password=password,
+                            registry_username=username)
     if dry_run:
-        _print_deploy_plan(app, loaded, env, images, registry_password is not None)
+        _print_deploy_plan(app, loaded, env, images, (login.server, login.username) if login else None)
         return
     with sigterm_interrupts():
-        result = run_deploy(loaded, env, images, secrets, app.emit, registry_password=registry_password,
+        result = run_deploy(loaded, env, images, secrets, app.emit, registry_password=password,
+                            registry_username=username,
                             options=DeployOptions(message=message, force_unlock=force_unlock))
     data = {"release": result.release, "revision": result.revision,
             "hosts": [vars(h) for h in result.hosts]}
@@ -95,7 +107,8 @@ def deploy(
           [[h.host, h.outcome, h.previous or "-", f"{h.seconds:.1f}"] for h in result.hosts])
 
 
-def _print_deploy_plan(app: AppContext, loaded, env: str, images, login: bool) -> None:  # type: ignore[no-untyped-def]
+def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignore[no-untyped-def]
+                       login: tuple[str, str] | None) -> None:
     from ..plan.dry_run import deploy_steps
     from ..plan.releases import new_release_id
     from ..services.hosts import connectors_for, layout_for, proxy_port
@@ -107,7 +120,7 @@ def _print_deploy_plan(app: AppContext, loaded, env: str, images, login: bool) -
         plans[conn.host] = deploy_steps(
             config, environment, env, layout_for(loaded, env), release, images.revision, images.images,
             migrate=index == 0, proxy_port=proxy_port(loaded, env),
-            registry_login=(config.registry.server, config.registry.username) if login else None)
+            registry_login=login)
     _print_plan(app, "deploy", release, plans)
 
 

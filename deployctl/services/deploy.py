@@ -60,8 +60,11 @@ class Interrupted(DeployError):
 
 def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: dict[str, Secret],
            emit: Emit, *, options: DeployOptions = DeployOptions(), registry_password: Secret | None = None,
-           connectors: list | None = None, now: float | None = None) -> DeployResult:
+           registry_username: str | None = None, connectors: list | None = None,
+           now: float | None = None) -> DeployResult:
+    """`registry_username` overrides registry.username (ECR: the token's user, "AWS")."""
     config, environment = loaded.config, loaded.environment(env_name)
+    login_user = registry_username or (config.registry.username if config.registry else None)
     conns = connectors if connectors is not None else connectors_for(loaded, env_name)
     try:
         # Preflight on every host before any host changes.
@@ -69,9 +72,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             preflight.connect(conn, emit)
             if environment.target == "local":
                 preflight.local_images_present(conn, emit, list(images.images.values()))
-            elif config.registry and config.registry.username and registry_password is not None:
-                preflight.registry_login(conn, emit, config.registry.server, config.registry.username,
-                                         registry_password)
+            elif config.registry and login_user and registry_password is not None:
+                preflight.registry_login(conn, emit, config.registry.server, login_user, registry_password)
         layout = layout_for(loaded, env_name)
         taken: set[str] = set()
         for conn in conns:

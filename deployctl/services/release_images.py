@@ -21,7 +21,8 @@ class ReleaseImages:
 
 
 def resolve_images(loaded: LoadedConfig, env_name: str, artifacts: Artifacts | None, *,
-                   version: str | None = None, registry_password: Secret | None = None) -> ReleaseImages:
+                   version: str | None = None, registry_password: Secret | None = None,
+                   registry_username: str | None = None) -> ReleaseImages:
     config, environment = loaded.config, loaded.environment(env_name)
     wanted = image_names(config)
     if version is not None and environment.target == "ssh":
@@ -31,8 +32,8 @@ def resolve_images(loaded: LoadedConfig, env_name: str, artifacts: Artifacts | N
         images = {}
         for name in wanted:
             repository = image_repository(config, name)
-            digest = manifest_digest(repository, version, username=registry.username if registry else None,
-                                     password=registry_password)
+            username = registry_username or (registry.username if registry else None)
+            digest = manifest_digest(repository, version, username=username, password=registry_password)
             images[name] = f"{repository}@{digest}"
         return ReleaseImages(images, version if _looks_like_revision(version) else None)
     if artifacts is None:
