@@ -12,10 +12,19 @@ import secrets
 
 import pytest
 
-from tests.support.engine import DOCKER_URL, START_COMMAND, STANDIN_IMAGES
+from tests.support.engine import DOCKER_URL, START_COMMAND, STANDIN_IMAGES, connect_docker, missing_images
 from tests.support.mariadb import MariaDB
 from tests.support.registry import Registry, start_registry
 from tests.support.sshd import SshHost, start_sshd
+
+
+def _attempt(call):
+    """call() or the exception it raised: failing outside the except block keeps the
+    report to our one message instead of a chain of library tracebacks."""
+    try:
+        return call()
+    except Exception as error:  # every failure to reach a service means the same here
+        return error
 
 
 def _missing(what: str, error: BaseException | str) -> None:
@@ -25,12 +34,9 @@ def _missing(what: str, error: BaseException | str) -> None:
 @pytest.fixture(scope="session")
 def docker_client():
     """A pinged ``docker.DockerClient`` for this machine's engine."""
-    from tests.support.engine import connect_docker
-
-    try:
-        client = connect_docker()
-    except Exception as error:  # any failure to reach the engine means the same thing here
-        _missing(f"Docker engine not reachable at {DOCKER_URL}", error)
+    client = _attempt(connect_docker)
+    if isinstance(client, Exception):
+        _missing(f"Docker engine not reachable at {DOCKER_URL}", client)
     yield client
     client.close()
 
@@ -38,8 +44,6 @@ def docker_client():
 @pytest.fixture(scope="session")
 def standin_images(docker_client) -> dict[str, str]:
     """key -> stand-in base image name, each verified present in the engine."""
-    from tests.support.engine import missing_images
-
     missing = missing_images(docker_client, STANDIN_IMAGES)
     if missing:
         _missing("stand-in base images missing", ", ".join(missing))
@@ -51,21 +55,23 @@ def mariadb():
     """The machine's MariaDB as the test user; ``create_database(prefix)`` makes throwaway
     databases, dropped at session end."""
     server = MariaDB.from_env()
-    try:
-        server.connect().close()
-    except Exception as error:
-        _missing(f"MariaDB not reachable at {server.host}:{server.port} as {server.user}", error)
+    connection = _attempt(server.connect)
+    if isinstance(connection, Exception):
+        _missing(f"MariaDB not reachable at {server.host}:{server.port} as {server.user}", connection)
+    connection.close()
     yield server
     server.drop_created()
 
 
 def _start(what: str, start):
-    try:
-        return start()
-    except FileNotFoundError as error:
-        _missing(what, error)
-    except (RuntimeError, TimeoutError) as error:
-        pytest.fail(f"{what} did not start: {error}", pytrace=False)
+    server = _attempt(start)
+    if isinstance(server, FileNotFoundError):
+        _missing(what, server)
+    if isinstance(server, (RuntimeError, TimeoutError)):
+        pytest.fail(f"{what} did not start: {server}", pytrace=False)
+    if isinstance(server, Exception):
+        raise server
+    return server
 
 
 @pytest.fixture(scope="session")

@@ -155,7 +155,16 @@ if [ "${1:0:1}" = - ]; then
     set -- mariadbd "$@"
 fi
 
-if [ "$1" = mariadbd ] || [ "$1" = mysqld ]; then
+# Like the official image: `mariadbd --version` / `--help` just run, nothing is initialised.
+wants_help() {
+    local arg
+    for arg in "$@"; do
+        case "$arg" in -'?' | --help | --print-defaults | -V | --version) return 0 ;; esac
+    done
+    return 1
+}
+
+if { [ "$1" = mariadbd ] || [ "$1" = mysqld ]; } && ! wants_help "$@"; then
     mkdir -p /run/mysqld "$DATADIR"
     chown mysql:mysql /run/mysqld
     # A fresh named volume or bind mount may not belong to mysql yet.
