@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from deployctl.errors import ExitCode
+from tests.support.net import free_port, http_status, wait_until
+from tests.support.registry import start_registry
 from tests.integration.tinyproject import (
     SCRATCH_DOCKERFILE, SCRATCH_PROXY_DOCKERFILE, make_project, remove_images, run_cli,
 )
@@ -105,12 +104,6 @@ def test_missing_password_is_a_config_error(capsys, built, auth_registry, monkey
     assert "DEPLOYCTL_REGISTRY_PASSWORD" in run.error["problems"][0]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_registry_down_is_exit_4_and_records_nothing(capsys, built):
     project = built(registry=f"127.0.0.1:{free_port()}")  # nothing listens there
     run = run_cli(capsys, project, "push")
@@ -131,20 +124,6 @@ def test_open_registry_needs_no_credentials(capsys, built, registry):
 # -- ECR: the token comes from moto's GetAuthorizationToken, the push goes to a real registry
 
 
-def wait_for_http(url: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return  # it answered
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint(tmp_path_factory):
     port = free_port()
@@ -152,7 +131,7 @@ def moto_endpoint(tmp_path_factory):
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
     proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/moto-api/")
+        wait_until(lambda: http_status(f"http://127.0.0.1:{port}/moto-api/") is not None, 60, "moto_server")
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -164,22 +143,10 @@ def moto_endpoint(tmp_path_factory):
 def ecr_registry(tmp_path_factory):
     """A real registry that accepts what moto's token decodes to (user AWS, password
     '<account>-auth-token'), so the whole ECR login path is exercised."""
-    root = tmp_path_factory.mktemp("ecr-registry")
-    port = free_port()
-    htpasswd = subprocess.run(["htpasswd", "-Bbn", "AWS", "123456789012-auth-token"], check=True,
-                              capture_output=True, text=True).stdout
-    (root / "htpasswd").write_text(htpasswd)
-    (root / "config.yml").write_text(
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
-        f"http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: ecr\n    path: {root}/htpasswd\n")
-    proc = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/v2/")
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    server = start_registry(tmp_path_factory.mktemp("ecr-registry"), username="AWS",
+                            password="123456789012-auth-token")
+    yield server.address
+    server.stop()
 
 
 def test_ecr_login_from_get_authorization_token(capsys, built, moto_endpoint, ecr_registry, monkeypatch):
