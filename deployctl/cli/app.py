@@ -50,12 +50,14 @@ def click_exceptions():  # type: ignore[no-untyped-def]
 
 
 def build_app() -> "typer.core.TyperGroup":
+    from . import accessory as accessory_cmd
     from . import build as build_cmd
     from . import config as config_cmd
     from . import deploy as deploy_cmd
     from . import hosts as hosts_cmd
     from . import inspect as inspect_cmd
     from . import push as push_cmd
+    from . import release as release_cmd
     from . import test as test_cmd
 
     app = typer.Typer(
@@ -73,6 +75,8 @@ def build_app() -> "typer.core.TyperGroup":
     app.command("push")(push_cmd.push)
     app.command("deploy")(deploy_cmd.deploy)
     app.command("rollback")(deploy_cmd.rollback)
+    app.command("release")(release_cmd.release)
+    app.add_typer(accessory_cmd.accessory_app, name="accessory")
     app.command("hosts")(hosts_cmd.hosts)
     app.command("status")(inspect_cmd.status)
     app.command("releases")(inspect_cmd.releases)

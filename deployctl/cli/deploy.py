@@ -40,27 +40,6 @@ def sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _secrets(loaded, env_name: str, with_registry: bool):  # type: ignore[no-untyped-def]
-    """The services' secrets and the hosts' registry login (None: no login), fetched before
-    any host is touched. ECR: a token fetched here, which reaches the hosts on stdin only."""
-    from ..services.registry_auth import RegistryLogin, registry_login
-    from ..services.secret_sources import environment_source, fetch_secrets
-
-    config, environment = loaded.config, loaded.environment(env_name)
-    names = [s for svc in config.services.values() for s in svc.secrets]
-    registry = config.registry
-    hosts_pull = with_registry and registry is not None and environment.target == "ssh"
-    wants_password = hosts_pull and registry.provider == "basic" and registry.username
-    if wants_password:
-        names.append(registry.password_secret)
-    values = fetch_secrets(environment_source(config, environment), names, context=f"environment {env_name!r}")
-    if wants_password:
-        return values, RegistryLogin(registry.server, registry.username, values.pop(registry.password_secret))
-    if hosts_pull and registry.provider == "ecr":
-        return values, registry_login(config)
-    return values, None
-
-
 def deploy(
     ctx: typer.Context,
     env: EnvOption = "local",
@@ -72,30 +51,22 @@ def deploy(
     dry_run: DryRun = False,
 ) -> None:
     """Deploy a release: zero-downtime switch behind nginx, the old release kept for rollback."""
-    from ..artifacts import read_artifacts
     from ..services.deploy import DeployOptions
     from ..services.deploy import deploy as run_deploy
-    from ..services.database_endpoint import with_database_endpoint
-    from ..services.release_images import resolve_images
+    from ..services.deploy_inputs import deploy_inputs, release_images
 
     app: AppContext = ctx.obj
-    loaded = app.loaded
-    environment = loaded.environment(env)
+    app.loaded.environment(env)
     # Secrets first: a missing one fails (exit 3) before any host is touched.
-    secrets, login = _secrets(loaded, env, with_registry=True)
-    loaded = with_database_endpoint(loaded, env)
-    password, username = (login.password, login.username) if login else (None, None)
-    built = None
-    if version is None or environment.target == "local":
-        built = read_artifacts(artifacts_path(app, artifacts), app=loaded.config.app)
-    images = resolve_images(loaded, env, built, version=version, registry_password=password,
-                            registry_username=username)
+    inputs = deploy_inputs(app.loaded, env)
+    loaded, login = inputs.loaded, inputs.login
+    images = release_images(inputs, env, artifacts_path(app, artifacts), version)
     if dry_run:
         _print_deploy_plan(app, loaded, env, images, (login.server, login.username) if login else None)
         return
     with sigterm_interrupts():
-        result = run_deploy(loaded, env, images, secrets, app.emit, registry_password=password,
-                            registry_username=username,
+        result = run_deploy(loaded, env, images, inputs.secrets, app.emit, registry_password=inputs.registry_password,
+                            registry_username=inputs.registry_username,
                             options=DeployOptions(message=message, force_unlock=force_unlock))
     data = {"release": result.release, "revision": result.revision,
             "hosts": [vars(h) for h in result.hosts]}
@@ -115,12 +86,17 @@ def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignor
 
     config, environment = loaded.config, loaded.environment(env)
     release = new_release_id(time.time(), images.revision)
+    from ..plan.accessories import planned_steps
+
     plans = {}
     for index, conn in enumerate(connectors_for(loaded, env)):
-        plans[conn.host] = deploy_steps(
+        steps = deploy_steps(
             config, environment, env, layout_for(loaded, env), release, images.revision, images.images,
             migrate=index == 0, proxy_port=proxy_port(loaded, env),
             registry_login=login)
+        # Accessories come up after the preflight, before the lock (services/deploy.py).
+        at = next((i for i, s in enumerate(steps) if s.step != "preflight"), len(steps))
+        plans[conn.host] = steps[:at] + planned_steps(config, env, layout_for(loaded, env)) + steps[at:]
     _print_plan(app, "deploy", release, plans)
 
 

@@ -103,18 +103,20 @@ def find_secret_values(data: Any) -> list[tuple[str, str]]:
             f"{SECRET_VALUE_HELP}; remove it and set the secret named by registry.password_secret "
             "(default DEPLOYCTL_REGISTRY_PASSWORD) in the secret source",
         ))
-    services = data.get("services")
-    if isinstance(services, dict):
-        for name, service in services.items():
-            if not isinstance(service, dict):
+    for table in ("services", "accessories"):  # both mount their secrets as files
+        entries = data.get(table)
+        if not isinstance(entries, dict):
+            continue
+        for name, entry in entries.items():
+            if not isinstance(entry, dict):
                 continue
-            if isinstance(service.get("secrets"), dict):
+            if isinstance(entry.get("secrets"), dict):
                 problems.append((
-                    key_path(["services", name, "secrets"]),
+                    key_path([table, name, "secrets"]),
                     f"{SECRET_VALUE_HELP}; list the names only, e.g. secrets = [\"DATABASE_PASSWORD\"], "
                     "and provide the values from the environment's secret source",
                 ))
-            problems += _secretish_env(["services", name, "env"], service.get("env"), f"services.{name}.secrets")
+            problems += _secretish_env([table, name, "env"], entry.get("env"), f"{table}.{name}.secrets")
     environments = data.get("environments")
     if isinstance(environments, dict):
         for name, env in environments.items():

@@ -218,6 +218,51 @@ class Database(Strict):
         return self
 
 
+VOLUME_RE = re.compile(r"^([a-z0-9][a-z0-9_.-]{0,62}):(/[^:\s]*)$")
+
+
+def _volume(value: str) -> str:
+    if not VOLUME_RE.match(value):
+        raise ValueError(f"{value!r} is not a volume (expected 'NAME:/path/in/container', NAME in lowercase "
+                         "letters, digits, '_', '.', '-')")
+    return value
+
+
+class AccessoryHealthCheck(Strict):
+    """`command` runs in the accessory with `docker exec` until it exits 0; without one the
+    accessory counts as up once its container runs."""
+
+    command: Annotated[list[str], Field(min_length=1)] | None = None
+    interval: Annotated[float, Field(gt=0, le=10)] = 1.0
+    timeout: Seconds = 120.0
+
+
+class Accessory(Strict):
+    """A long-lived container beside the app (a database, a cache), Kamal's "accessory":
+    started when absent, never recreated by a deploy, its data in named volumes."""
+
+    image: Annotated[str, Field(min_length=1)]
+    # Names an environment variable that, when set, replaces `image`: where the official
+    # image cannot be pulled, a stand-in is passed without editing deploy.toml.
+    image_env: EnvVarName | None = None
+    port: Port | None = None  # where it listens on the app network, for {{ NAME.port }}
+    volumes: list[Annotated[str, AfterValidator(_volume)]] = []
+    env: dict[EnvVarName, str] = {}
+    secrets: list[EnvVarName] = []
+    command: list[str] | None = None  # arguments after the image (the image's CMD when unset)
+    healthcheck: AccessoryHealthCheck = AccessoryHealthCheck()
+
+    @model_validator(mode="after")
+    def _checks(self) -> "Accessory":
+        dup = set(self.env) & set(self.secrets)
+        if dup:
+            raise ValueError(f"{sorted(dup)[0]!r} is both in env and in secrets; keep it in secrets only")
+        paths = [v.split(":", 1)[1] for v in self.volumes]
+        if len(set(paths)) != len(paths):
+            raise ValueError("volumes mounts two volumes at the same path")
+        return self
+
+
 def _secret_source(value: str) -> str:
     if not SECRET_SOURCE_RE.match(value):
         raise ValueError(
@@ -238,6 +283,7 @@ class Environment(Strict):
     aws_region: Region | None = None  # AWS lookups of this environment (secrets, discover, database)
     discover: Discover | None = None  # instead of hosts: EC2 instances found by their tags
     database: Database | None = None
+    accessories: list[Name] = []  # names from [accessories]: booted (when absent) before each deploy
 
     @model_validator(mode="after")
     def _checks(self) -> "Environment":
@@ -254,6 +300,8 @@ class Environment(Strict):
                     raise ValueError(f"env.{key} is also set from database.rds_instance; remove one of them")
         if len(set(self.hosts)) != len(self.hosts):
             raise ValueError("hosts lists the same host twice")
+        if len(set(self.accessories)) != len(self.accessories):
+            raise ValueError("accessories lists the same accessory twice")
         return self
 
 
@@ -263,6 +311,7 @@ class Config(Strict):
     services: Annotated[dict[Name, Service], Field(min_length=1)]
     proxy: Proxy = Proxy()
     test_database: DatabaseForTests = DatabaseForTests()
+    accessories: dict[Name, Accessory] = {}
     environments: Annotated[dict[Name, Environment], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -272,17 +321,41 @@ class Config(Strict):
             raise ValueError(
                 f"exactly one service must have routed = true (the one nginx sends traffic to); found {len(routed)}"
             )
-        for name, service in self.services.items():
-            for key, value in service.env.items():
-                for ref, _ in PLACEHOLDER_RE.findall(value):
-                    if ref not in self.services:
-                        raise ValueError(
-                            f"services.{name}.env.{key}: {{{{ {ref}... }}}} names no service "
-                            f"(services: {', '.join(self.services)})"
-                        )
+        self._check_accessories()
+        envs = [(f"services.{n}.env", s.env) for n, s in self.services.items()]
+        envs += [(f"environments.{n}.env", e.env) for n, e in self.environments.items()]
+        for where, env in envs:
+            for key, value in env.items():
+                for ref, part in PLACEHOLDER_RE.findall(value):
+                    self._check_placeholder(f"{where}.{key}", ref, part)
         if any(e.target == "ssh" for e in self.environments.values()) and self.registry is None:
             raise ValueError("an ssh environment pulls images from a registry: add a [registry] table")
         return self
+
+    def _check_accessories(self) -> None:
+        for name in self.accessories:
+            if name in self.services or name == "proxy":
+                raise ValueError(f"accessories.{name}: the name is taken by "
+                                 f"{'a service' if name in self.services else 'the proxy'}; choose another")
+        for env_name, env in self.environments.items():
+            for name in env.accessories:
+                if name not in self.accessories:
+                    defined = ", ".join(self.accessories) or "none"
+                    raise ValueError(f"environments.{env_name}.accessories: no accessory {name!r} "
+                                     f"(defined: {defined})")
+
+    def _check_placeholder(self, where: str, ref: str, part: str) -> None:
+        """{{ NAME.host|port|url }} names a service (of the same release) or an accessory."""
+        if ref in self.services:
+            return
+        if ref in self.accessories:
+            if part == "port" and self.accessories[ref].port is None:
+                raise ValueError(f"{where}: {{{{ {ref}.port }}}} needs accessories.{ref}.port")
+            return
+        if not self.accessories:
+            raise ValueError(f"{where}: {{{{ {ref}... }}}} names no service (services: {', '.join(self.services)})")
+        raise ValueError(f"{where}: {{{{ {ref}... }}}} names no service or accessory "
+                         f"(services: {', '.join(self.services)}; accessories: {', '.join(self.accessories)})")
 
     @property
     def routed_service(self) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..plan.accessories import container_name, image_for, volume_name
 from ..plan.images import PROXY, image_repository
+from ..plan.names import Names
 from ..secrets import MASK
 from .load import LoadedConfig
 
@@ -28,6 +30,15 @@ def resolve(loaded: LoadedConfig, env_name: str) -> dict[str, Any]:
         data["env"] = merged_env(loaded, env_name, name)
         data["secrets"] = {secret: MASK for secret in service.secrets}
         services[name] = data
+    accessories = {}
+    for name in env.accessories:  # only the environment's: what a deploy there boots
+        spec, names = config.accessories[name], Names(config.app, env_name)
+        data = spec.model_dump(exclude={"secrets", "volumes"})
+        data["image"] = image_for(spec)
+        data["container"] = container_name(names, name)
+        data["volumes"] = [f"{volume_name(names, name, v.split(':', 1)[0])}:{v.split(':', 1)[1]}" for v in spec.volumes]
+        data["secrets"] = {secret: MASK for secret in spec.secrets}
+        accessories[name] = data
     proxy = config.proxy.model_dump()
     proxy["context"] = str((loaded.root / config.proxy.context).resolve())
     proxy["image"] = image_repository(config, PROXY)
@@ -50,5 +61,6 @@ def resolve(loaded: LoadedConfig, env_name: str) -> dict[str, Any]:
         "registry": registry,
         "routed_service": config.routed_service,
         "services": services,
+        "accessories": accessories,
         "proxy": proxy,
     }

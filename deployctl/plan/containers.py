@@ -12,6 +12,7 @@ import posixpath
 from dataclasses import dataclass, field
 
 from ..config.models import PLACEHOLDER_RE, Config, Environment
+from .accessories import container_name as accessory_container
 from .names import SECRETS_MOUNT, Names, StateLayout
 
 RELEASE_ENV = "DEPLOYCTL_RELEASE"
@@ -37,11 +38,16 @@ class ContainerSpec:
 
 
 def resolve_placeholders(value: str, names: Names, release: str, config: Config) -> str:
+    """A service resolves to its container *of this release*; an accessory (not part of any
+    release) to its one container per environment (plan/accessories.py)."""
     def replace(match) -> str:  # type: ignore[no-untyped-def]
-        service, part = match.group(1), match.group(2)
-        host = names.container(service, release)
-        port = config.services[service].port
-        return {"host": host, "port": str(port), "url": f"http://{host}:{port}"}[part]
+        ref, part = match.group(1), match.group(2)
+        if ref in config.services:
+            host, port = names.container(ref, release), config.services[ref].port
+        else:
+            host, port = accessory_container(names, ref), config.accessories[ref].port
+        url = f"http://{host}:{port}" if port else f"http://{host}"
+        return {"host": host, "port": str(port), "url": url}[part]
 
     return PLACEHOLDER_RE.sub(replace, value)
 

@@ -24,6 +24,7 @@ from ..plan.lock import LockRecord
 from ..plan.releases import FAILED, LIVE, REVERTED, ReleaseRecord, new_release_id
 from ..secrets import Secret
 from . import preflight
+from .accessories import ensure_accessories
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for, proxy_port, who
 from .prune import prune
@@ -74,6 +75,10 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                 preflight.local_images_present(conn, emit, list(images.images.values()))
             elif config.registry and login_user and registry_password is not None:
                 preflight.registry_login(conn, emit, config.registry.server, login_user, registry_password)
+        # The environment's accessories (its database, say) are up before any release work,
+        # as migrations need them: absent ones are booted, existing ones never recreated.
+        for conn in conns:
+            ensure_accessories(loaded, env_name, conn, secrets, emit)
         layout = layout_for(loaded, env_name)
         taken: set[str] = set()
         for conn in conns:

@@ -18,6 +18,10 @@ from ..config.models import Environment, split_host
 from ..plan.names import Names, StateLayout
 
 USER_STATE_DIR = "~/.local/state/deployctl"
+# When set (non-empty), the private key for every SSH host, in place of ssh.key_file: CI
+# binds a key credential to a temporary file and names it here (Jenkins' sshUserPrivateKey
+# keyFileVariable), so deploy.toml need not know where the CI agent keeps it.
+SSH_KEY_ENV = "DEPLOYCTL_SSH_KEY_FILE"
 DEFAULT_STATE_DIR = "/var/lib/deployctl"
 
 
@@ -58,7 +62,9 @@ def connectors_for(loaded: LoadedConfig, env_name: str) -> list:  # list[Connect
     for entry in entries:
         host, port = split_host(entry)
         key_file = ssh.key_file
-        if key_file and not os.path.isabs(os.path.expanduser(key_file)):
+        if os.environ.get(SSH_KEY_ENV):  # a path from the environment is relative to the working directory
+            key_file = os.path.abspath(os.path.expanduser(os.environ[SSH_KEY_ENV]))
+        elif key_file and not os.path.isabs(os.path.expanduser(key_file)):
             key_file = str(loaded.root / key_file)
         known = os.path.expanduser(ssh.known_hosts)
         if not os.path.isabs(known):

@@ -1,0 +1,141 @@
+"""`deployctl accessory boot|stop|status|logs|remove NAME`: the long-lived containers beside
+the app (a database, a cache) that deploy.toml declares under [accessories]."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Iterator
+
+import typer
+
+from .common import finish, table
+from .config import EnvOption
+from .context import AppContext
+
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help="An accessory from deploy.toml, or 'all' (the environment's).")]
+
+accessory_app = typer.Typer(
+    help="Long-lived containers beside the app, such as its database: boot, stop, status, logs, remove.",
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+)
+
+
+def _hosts(app: AppContext, env: str) -> Iterator:  # type: ignore[type-arg]
+    """Each host's connector, connected (SSH: host key verified), closed afterwards."""
+    from ..services.hosts import connectors_for
+
+    conns = connectors_for(app.loaded, env)
+    try:
+        for conn in conns:
+            if hasattr(conn, "connect"):
+                conn.connect()
+            yield conn
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+@accessory_app.command("boot")
+def boot(ctx: typer.Context, name: NameArg, env: EnvOption = "local") -> None:
+    """Start NAME if it is not running (create it, with its volumes, if absent) and wait until healthy."""
+    from ..services import accessories
+    from ..services.secret_sources import environment_source, fetch_secrets
+
+    app: AppContext = ctx.obj
+    loaded = app.loaded
+    selected = accessories.select(loaded, env, name)
+    specs = accessories.specs_for(loaded, env, selected)
+    # Fetched before any host is touched: a missing secret fails with exit 3 first.
+    environment = loaded.environment(env)
+    wanted = [s for spec in specs for s in spec.secrets]
+    secrets = fetch_secrets(environment_source(loaded.config, environment), wanted, context=f"environment {env!r}")
+    rows = []
+    for conn in _hosts(app, env):
+        for spec in specs:
+            rows.append({"host": conn.host, "accessory": spec.name, "container": spec.container,
+                         "did": accessories.boot(loaded, env, conn, spec, secrets, app.emit)})
+    if app.mode == "json":
+        finish(app, "accessory boot", {"environment": env, "accessories": rows})
+        return
+    app.emit.close()
+    table(app, f"Accessories of {env}", ["host", "accessory", "container", "outcome"],
+          [[r["host"], r["accessory"], r["container"], r["did"]] for r in rows])
+
+
+@accessory_app.command("stop")
+def stop(ctx: typer.Context, name: NameArg, env: EnvOption = "local") -> None:
+    """Stop NAME; its container and data are kept (`boot` starts it again)."""
+    from ..services import accessories
+
+    app: AppContext = ctx.obj
+    specs = accessories.specs_for(app.loaded, env, accessories.select(app.loaded, env, name))
+    rows = []
+    for conn in _hosts(app, env):
+        for spec in specs:
+            stopped = accessories.stop(conn, spec, app.emit)
+            rows.append({"host": conn.host, "accessory": spec.name, "stopped": stopped})
+    if app.mode == "json":
+        finish(app, "accessory stop", {"environment": env, "accessories": rows})
+        return
+    app.emit.close()
+    for r in rows:
+        app.out(f"{r['host']}: {r['accessory']} {'stopped' if r['stopped'] else 'was not running'}")
+
+
+@accessory_app.command("status")
+def status(ctx: typer.Context, name: Annotated[str, typer.Argument(
+        metavar="[NAME]", help="An accessory, or 'all' (the default: the environment's).")] = "all",
+        env: EnvOption = "local") -> None:
+    """State, health, image and volumes of NAME (or of all the environment's accessories)."""
+    from ..services import accessories
+
+    app: AppContext = ctx.obj
+    specs = accessories.specs_for(app.loaded, env, accessories.select(app.loaded, env, name))
+    found = [state for conn in _hosts(app, env) for state in accessories.status(conn, specs)]
+    if app.mode == "json":
+        finish(app, "accessory status", {"environment": env, "accessories": [
+            {**vars(s), "drift": s.drift} for s in found]})
+        return
+    table(app, f"Accessories of {env}", ["host", "accessory", "container", "state", "health", "image", "volumes"],
+          [[s.host, s.accessory, s.container, s.status, s.health,
+            (s.image or s.configured_image) + (f" (deploy.toml: {s.configured_image})" if s.drift else ""),
+            ", ".join(s.volumes) or "-"] for s in found])
+
+
+@accessory_app.command("logs")
+def logs(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME", help="An accessory from deploy.toml.")],
+         env: EnvOption = "local",
+         follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+         lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines from the end.")] = 100) -> None:
+    """The accessory's container log (secret values masked)."""
+    from ..services import accessories
+
+    app: AppContext = ctx.obj
+    [spec] = accessories.specs_for(app.loaded, env, accessories.select(app.loaded, env, name))
+    for conn in _hosts(app, env):
+        if app.mode == "json":
+            accessories.logs(conn, spec, lines=lines, follow=follow, on_line=lambda line, h=conn.host: print(
+                json.dumps({"host": h, "accessory": spec.name, "line": line}), flush=True))
+        else:
+            accessories.logs(conn, spec, lines=lines, follow=follow,
+                             on_line=lambda line, h=conn.host: print(f"[{h}] {line}", flush=True))
+
+
+@accessory_app.command("remove")
+def remove(ctx: typer.Context, name: NameArg, env: EnvOption = "local",
+           volumes: Annotated[bool, typer.Option(
+               "--volumes", help="Also delete its volumes: ALL ITS DATA. Without it the data is kept.")] = False) -> None:
+    """Remove NAME's container (to change its image or env); its data is kept unless --volumes."""
+    from ..services import accessories
+
+    app: AppContext = ctx.obj
+    specs = accessories.specs_for(app.loaded, env, accessories.select(app.loaded, env, name))
+    removed = []
+    for conn in _hosts(app, env):
+        for spec in specs:
+            accessories.remove(conn, spec, app.emit, volumes=volumes)
+            removed.append({"host": conn.host, "accessory": spec.name, "volumes_removed": volumes})
+    if app.mode == "json":
+        finish(app, "accessory remove", {"environment": env, "accessories": removed})
+        return
+    app.emit.close()

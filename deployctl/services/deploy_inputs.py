@@ -1,0 +1,82 @@
+"""What a deploy needs before any host is touched, shared by `deploy` and `release`: the
+secrets (services', the environment's accessories', and the hosts' registry login), and the
+images of the release. Fetching them first makes a missing secret or image fail early
+(exit 3) instead of halfway through a rollout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import LoadedConfig
+from ..secrets import Secret
+from .registry_auth import RegistryLogin
+from .release_images import ReleaseImages
+
+
+@dataclass(frozen=True)
+class DeployInputs:
+    loaded: LoadedConfig  # with the environment's RDS endpoint laid over its env, if any
+    secrets: dict[str, Secret]
+    login: RegistryLogin | None  # the hosts' registry login (None: none needed)
+
+    @property
+    def registry_password(self) -> Secret | None:
+        return self.login.password if self.login else None
+
+    @property
+    def registry_username(self) -> str | None:
+        return self.login.username if self.login else None
+
+
+def secret_names(loaded: LoadedConfig, env_name: str) -> list[str]:
+    """Every secret a deploy to `env_name` mounts: the services' and its accessories'."""
+    config, environment = loaded.config, loaded.environment(env_name)
+    names = [s for svc in config.services.values() for s in svc.secrets]
+    names += [s for a in environment.accessories for s in config.accessories[a].secrets]
+    return list(dict.fromkeys(names))
+
+
+def deploy_secrets(loaded: LoadedConfig, env_name: str, *, with_registry: bool = True
+                   ) -> tuple[dict[str, Secret], RegistryLogin | None]:
+    """The secrets and the hosts' registry login (None: no login). ECR: a token fetched
+    here, which reaches the hosts on stdin only."""
+    from .registry_auth import registry_login
+    from .secret_sources import environment_source, fetch_secrets
+
+    config, environment = loaded.config, loaded.environment(env_name)
+    names = secret_names(loaded, env_name)
+    registry = config.registry
+    hosts_pull = with_registry and registry is not None and environment.target == "ssh"
+    wants_password = hosts_pull and registry.provider == "basic" and registry.username
+    if wants_password:
+        names.append(registry.password_secret)
+    values = fetch_secrets(environment_source(config, environment), names, context=f"environment {env_name!r}")
+    if wants_password:
+        return values, RegistryLogin(registry.server, registry.username, values.pop(registry.password_secret))
+    if hosts_pull and registry.provider == "ecr":
+        return values, registry_login(config)
+    return values, None
+
+
+def deploy_inputs(loaded: LoadedConfig, env_name: str) -> DeployInputs:
+    from .database_endpoint import with_database_endpoint
+
+    secrets, login = deploy_secrets(loaded, env_name, with_registry=True)
+    return DeployInputs(with_database_endpoint(loaded, env_name), secrets, login)
+
+
+def release_images(inputs: DeployInputs, env_name: str, artifacts_path: Path, version: str | None = None
+                   ) -> ReleaseImages:
+    """From the artifacts file (local: image ids; ssh: pinned digests), or for `--version`
+    on ssh targets, the tag's digests asked from the registry."""
+    from ..artifacts import read_artifacts
+    from .release_images import resolve_images
+
+    loaded = inputs.loaded
+    built = None
+    if version is None or loaded.environment(env_name).target == "local":
+        built = read_artifacts(artifacts_path, app=loaded.config.app)
+    return resolve_images(loaded, env_name, built, version=version, registry_password=inputs.registry_password,
+                          registry_username=inputs.registry_username)
