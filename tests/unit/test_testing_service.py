@@ -1,0 +1,102 @@
+"""The pure parts of `deployctl test`: command, database env, verdicts from reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deployctl.config.load import LoadedConfig, parse_config
+from deployctl.errors import ExitCode, TestsFailedError, UsageError
+from deployctl.secrets import Secret
+from deployctl.services.testing import (
+    DEFAULT_COMMAND, SuiteDatabase, SuiteResult, TestRequest, _command, _read_reports, raise_for_failures,
+    select_services, summary_line,
+)
+
+JUNIT = '<testsuites><testsuite tests="5" failures="{f}" errors="0" skipped="1"/></testsuites>'
+COVERAGE = '<coverage lines-valid="100" lines-covered="{c}" branches-valid="0" branches-covered="0"/>'
+
+
+def reports(tmp_path: Path, *, failures: int = 0, covered: int | None = 95) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "junit.xml").write_text(JUNIT.format(f=failures))
+    if covered is not None:
+        (tmp_path / "coverage.xml").write_text(COVERAGE.format(c=covered))
+    return tmp_path
+
+
+def verdict(tmp_path, *, status=0, floor=0.0, collected=True, **kw) -> SuiteResult:
+    result = SuiteResult("api", status=status, floor=floor, reports=reports(tmp_path / "r", **kw))
+    _read_reports(result, collected)
+    return result
+
+
+def test_a_passing_suite(tmp_path):
+    result = verdict(tmp_path, floor=90)
+    assert result.ok and result.coverage == 95.0
+    assert (result.counts.passed, result.counts.skipped) == (4, 1)
+    assert summary_line(result) == "4 passed, 0 failed, 1 skipped, coverage 95.0%"
+
+
+def test_nonzero_exit_fails_even_with_reports(tmp_path):
+    result = verdict(tmp_path, status=1, failures=1)
+    assert result.problems == ["the suite exited 1"]
+
+
+def test_coverage_floor(tmp_path):
+    assert verdict(tmp_path, floor=96).problems == ["coverage 95.0% is below the floor of 96%"]
+    assert verdict(tmp_path / "b", floor=50, covered=None).problems == ["no coverage.xml, but coverage_floor is 50%"]
+    assert verdict(tmp_path / "c", floor=0, covered=None).ok  # no floor, no coverage needed
+
+
+def test_missing_junit_means_the_suite_did_not_finish(tmp_path):
+    result = verdict(tmp_path, collected=False)
+    assert result.problems == ["no junit.xml: the suite did not run to the end"]
+
+
+def test_raise_for_failures_lists_each_failed_service(tmp_path):
+    ok = SuiteResult("web", status=0, reports=tmp_path / "web")
+    bad = SuiteResult("api", status=1, reports=tmp_path / "api", problems=["the suite exited 1"])
+    raise_for_failures([ok])
+    with pytest.raises(TestsFailedError) as info:
+        raise_for_failures([ok, bad])
+    assert info.value.exit_code == ExitCode.BUILD_OR_TEST
+    assert info.value.message == "tests failed for api\n  api: the suite exited 1"
+
+
+def test_command_places_reports_and_uses_the_given_python():
+    request = TestRequest(reports_dir=Path("/r"))
+    command = _command(request, "/tmp/out", python="/venv/bin/python")
+    assert command[0] == "/venv/bin/python" and command[1:3] == ["-m", "pytest"]
+    assert "--junitxml=/tmp/out/junit.xml" in command
+    assert "--cov-report=xml:/tmp/out/coverage.xml" in command
+    assert "--cov-report=html:/tmp/out/htmlcov" in command
+    assert len(command) == len(DEFAULT_COMMAND)
+
+
+def test_database_environment_leaves_unset_values_to_the_suite():
+    assert SuiteDatabase().environment() == {"TEST_DATABASE_HOST": "127.0.0.1"}
+    full = SuiteDatabase("db", 3307, "tester", Secret("pw-1234"))
+    assert full.environment(host="172.17.0.1") == {
+        "TEST_DATABASE_HOST": "172.17.0.1", "TEST_DATABASE_PORT": "3307",
+        "TEST_DATABASE_USER": "tester", "TEST_DATABASE_PASSWORD": "pw-1234"}
+    assert "pw-1234" not in repr(full)
+
+
+def test_select_services_skips_those_without_a_test_stage(tmp_path):
+    config = parse_config("""
+        app = "shop"
+        [services.api]
+        context = "api"
+        [services.web]
+        context = "web"
+        routed = true
+        test_target = ""
+        [environments.local]
+        target = "local"
+    """)
+    loaded = LoadedConfig(tmp_path / "deploy.toml", config)
+    assert select_services(loaded, []) == ["api"]
+    with pytest.raises(UsageError, match="did you mean 'api'"):
+        select_services(loaded, ["apj"])
