@@ -1,67 +1,52 @@
-"""moto's server mode on a free loopback port: real HTTP that boto3 reaches through
-`endpoint_url` (deployctl: DEPLOYCTL_AWS_ENDPOINT_URL). Credentials can be any strings."""
+"""moto's server mode on a loopback port: real HTTP that boto3 reaches through `endpoint_url`
+(deployctl: DEPLOYCTL_AWS_ENDPOINT_URL). Credentials can be any non-empty strings."""
 
 from __future__ import annotations
 
-import contextlib
 import re
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+
+from tests.support.net import http_status, wait_until
+from tests.support.processes import Daemon
 
 READY = re.compile(r"Running on (http://127\.0\.0\.1:\d+)")
-START_TIMEOUT = 60.0  # cold imports of moto's backends take several seconds on a busy machine
+START_TIMEOUT = 60.0  # moto imports many backends; slow on a busy two-core machine
 
 
-@dataclass(frozen=True)
+@dataclass
 class MotoServer:
     endpoint: str  # http://127.0.0.1:PORT
-    log: Path
+    daemon: Daemon | None = field(default=None, repr=False)
 
     def environ(self) -> dict[str, str]:
-        """What a deployctl process needs to talk to this server (and to nothing real)."""
+        """What a deployctl process needs to talk to this server and to nothing real."""
         return {"DEPLOYCTL_AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true",
                 "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
 
-
-@contextlib.contextmanager
-def moto_server() -> Iterator[MotoServer]:
-    """Starts `python -m moto.server` on port 0 and reads the port it got from its log, so
-    two sessions never race for a port. The log is a file: a pipe nobody drains would
-    block the server once its request log fills the pipe."""
-    log = Path(tempfile.mkstemp(prefix="moto-server-", suffix=".log")[1])
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        server = MotoServer(_wait_ready(proc, log), log)
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.unlink(missing_ok=True)
+    def stop(self) -> None:
+        if self.daemon is not None:
+            self.daemon.stop()
 
 
-def _wait_ready(proc: subprocess.Popen, log: Path) -> str:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"moto_server exited with {proc.returncode}: {log.read_text()[-2000:]}\n"
-                               "install it with: pip install 'moto[server]'")
+def start_moto_server(directory: Path) -> MotoServer:
+    """Port 0, and the port it got read from its log: no race with another session for a
+    port picked in advance."""
+    log = directory / "moto.log"
+    daemon = Daemon([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"], log)
+    found: list[str] = []
+
+    def ready() -> bool:
         match = READY.search(log.read_text(errors="replace"))
-        if match:
-            endpoint = match.group(1)
-            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=5):
-                return endpoint
-        time.sleep(0.1)
-    raise RuntimeError(f"moto_server did not start within {START_TIMEOUT:.0f}s: {log.read_text()[-2000:]}")
+        if match and http_status(f"{match.group(1)}/moto-api/") == 200:
+            found.append(match.group(1))
+        return bool(found)
+
+    try:
+        wait_until(ready, START_TIMEOUT, "moto_server (pip install 'moto[server]')", alive=daemon.exit_reason)
+    except BaseException:
+        daemon.stop()
+        raise
+    return MotoServer(found[0], daemon)

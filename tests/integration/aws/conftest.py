@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.moto_server import MotoServer, moto_server as start_moto_server
-
-REGION = "eu-west-1"
+from tests.integration.aws.moto_state import REGION
+from tests.support.moto_server import MotoServer, start_moto_server
 
 
 @pytest.fixture(scope="session")
-def moto_server():
-    with start_moto_server() as server:
-        yield server
+def moto_server(tmp_path_factory):
+    """moto's server on a free loopback port: ``.endpoint``, ``.environ()``."""
+    server = start_moto_server(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture

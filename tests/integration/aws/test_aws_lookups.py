@@ -22,7 +22,7 @@ from deployctl.secrets import redactor
 from deployctl.services.database_endpoint import with_database_endpoint
 from deployctl.services.hosts import connectors_for
 from deployctl.services.secret_sources import environment_source, fetch_secrets
-from tests.integration.aws.conftest import REGION
+from tests.integration.aws.moto_state import REGION, create_rds_instance, launch
 
 pytestmark = pytest.mark.integration
 
@@ -47,15 +47,6 @@ discover = {{ tags = {{ Role = "{role}", Env = "production" }}, address = "{addr
 {database}
 """)
     return path
-
-
-def launch(ec2, role: str, *, env: str = "production", state: str = "running", **tags: str) -> str:
-    all_tags = {"Role": role, "Env": env, **tags}
-    instance = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, TagSpecifications=[
-        {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in all_tags.items()]}])["Instances"][0]
-    if state == "stopped":
-        ec2.stop_instances(InstanceIds=[instance["InstanceId"]])
-    return instance["InstanceId"]
 
 
 def cli(capsys, config: Path, *argv: str) -> tuple[int, str, str]:
@@ -162,9 +153,7 @@ def test_secrets_manager_json_secret_by_key_and_missing_keys_or_secret_named(aws
 
 
 def test_rds_endpoint_becomes_the_services_database_env(aws, boto, role, tmp_path):
-    boto("rds").create_db_instance(DBInstanceIdentifier=f"{role}-db", DBInstanceClass="db.t3.micro", Engine="mysql",
-                                   MasterUsername="admin", MasterUserPassword="not-used-1", AllocatedStorage=20)
-    address = boto("rds").describe_db_instances(DBInstanceIdentifier=f"{role}-db")["DBInstances"][0]["Endpoint"]
+    address = create_rds_instance(boto("rds"), f"{role}-db")
     config = write_config(tmp_path, role, database=f'database = {{ rds_instance = "{role}-db" }}')
     loaded = with_database_endpoint(load_config(config), "production")
     production = loaded.environment("production")

@@ -11,8 +11,7 @@ import urllib.request
 import pytest
 
 from deployctl.plan.releases import LIVE
-from tests.integration.aws.conftest import REGION
-from tests.integration.aws.test_aws_lookups import launch
+from tests.integration.aws.moto_state import REGION, create_rds_instance, launch
 from tests.integration.deploy_fixtures import docker, free_port, probe_config, remove_app, unique_app, write_probe_artifacts
 from tests.integration.test_deploy_local import probe_images, run_cli  # noqa: F401 - the session fixture
 from tests.integration.test_deploy_ssh import push
@@ -31,10 +30,7 @@ def test_deploy_to_discovered_hosts_with_ssm_secret_rds_endpoint_and_ecr_login(
     launch(ec2, app, state="stopped", DeployAddress="127.0.0.1:1")
     launch(ec2, app, env="staging", DeployAddress="127.0.0.1:2")
     boto("ssm").put_parameter(Name=f"/{app}/production/PROBE_DB_PASSWORD", Value=PASSWORD, Type="SecureString")
-    rds = boto("rds")
-    rds.create_db_instance(DBInstanceIdentifier=f"{app}-db", DBInstanceClass="db.t3.micro", Engine="mysql",
-                           MasterUsername="admin", MasterUserPassword="not-used-1", AllocatedStorage=20)
-    endpoint = rds.describe_db_instances(DBInstanceIdentifier=f"{app}-db")["DBInstances"][0]["Endpoint"]
+    endpoint = create_rds_instance(boto("rds"), f"{app}-db")
     token = boto("ecr").get_authorization_token()["authorizationData"][0]["authorizationToken"]
 
     config = probe_config(tmp_path, app, port=port, env_name="production", target="ssh", extra_env=f"""
