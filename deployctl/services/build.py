@@ -74,13 +74,22 @@ def build_images(loaded: LoadedConfig, request: BuildRequest, *, engine: Any, em
     workers = max(1, min(request.jobs or len(plans), len(plans)))
     # A failed image lets the others finish: their outcome is reported, and their layers
     # land in the cache for the next attempt.
+    # On Ctrl-C the workers stop reading their streams; closing a build's connection makes
+    # the engine cancel that build, and images not started yet never start.
+    cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="build") as pool:
-        futures = {plan.name: pool.submit(_build_image, engine, plan, request.no_cache, emit) for plan in plans}
-        for name, future in futures.items():
-            try:
-                results[name], cached[name] = future.result()
-            except DeployctlError as exc:
-                failures.append((name, exc))
+        futures = {plan.name: pool.submit(_build_image, engine, plan, request.no_cache, emit, cancel)
+                   for plan in plans}
+        try:
+            for name, future in futures.items():
+                try:
+                    results[name], cached[name] = future.result()
+                except DeployctlError as exc:
+                    failures.append((name, exc))
+        except BaseException:
+            cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     for _, exc in failures:
         if isinstance(exc, ConnectError):  # the engine went away: exit 4, not a build failure
             raise exc
@@ -139,13 +148,14 @@ def _merge_previous(path: Path, fresh: Artifacts) -> Artifacts:
     return Artifacts(fresh.app, fresh.revision, fresh.dirty, fresh.tag, fresh.created, dict(previous.images))
 
 
-def _build_image(engine: Any, plan: ImageBuild, no_cache: bool, emit: Emit) -> tuple[ImageArtifact, tuple[int, int]]:
+def _build_image(engine: Any, plan: ImageBuild, no_cache: bool, emit: Emit,
+                 cancel: threading.Event) -> tuple[ImageArtifact, tuple[int, int]]:
     timer = Timer(emit, "build", service=plan.name, detail=plan.reference)
-    image_id, log = _run_build(engine, plan, plan.target, plan.reference, no_cache, emit, timer)
+    image_id, log = _run_build(engine, plan, plan.target, plan.reference, no_cache, emit, timer, cancel)
     test_image = None
     if plan.test_target and plan.test_reference:
         # After the runtime image, so the test stage reuses its layers from the cache.
-        test_id, _ = _run_build(engine, plan, plan.test_target, plan.test_reference, no_cache, emit, timer)
+        test_id, _ = _run_build(engine, plan, plan.test_target, plan.test_reference, no_cache, emit, timer, cancel)
         test_image = TestImage(plan.test_reference, test_id)
     steps = (log.cached_steps, log.step_total or 0)
     timer.done(f"{plan.reference} {image_id.removeprefix('sha256:')[:12]}, {steps[0]}/{steps[1]} steps cached")
@@ -153,12 +163,14 @@ def _build_image(engine: Any, plan: ImageBuild, no_cache: bool, emit: Emit) -> t
 
 
 def _run_build(engine: Any, plan: ImageBuild, target: str | None, reference: str, no_cache: bool,
-               emit: Emit, timer: Timer) -> tuple[str, BuildLog]:
+               emit: Emit, timer: Timer, cancel: threading.Event) -> tuple[str, BuildLog]:
     log = BuildLog()
     what = f"target {target}" if target else "image"
     try:
         for chunk in engine.build(context=plan.context, dockerfile=plan.dockerfile, tag=reference, target=target,
                                   buildargs=plan.build_args, labels=plan.labels, nocache=no_cache):
+            if cancel.is_set():
+                raise BuildError("cancelled")
             for line in log.feed(chunk):
                 emit(StepProgress("build", line.text, line.step, line.steps, service=plan.name))
         for line in log.flush():
