@@ -41,17 +41,17 @@ def build(
         no_cache=no_cache,
         jobs=jobs,
         test_images=test_images,
-        exclude_from_git=[path],
+        # deployctl's own outputs, in case the project does not git-ignore them.
+        exclude_from_git=[path, loaded.root / "reports"],
     )
     engine = DockerEngine.connect(pool_size=len(loaded.config.services) + 2)
     result = build_images(loaded, request, engine=engine, emit=app.emit)
-    built = [n for n in result.cached]
     images = result.artifacts.images
     if app.mode == "json":
         finish(app, "build", {"artifacts": str(path), **result.artifacts.to_dict()})
         return
     app.emit.close()
     rows = [[name, images[name].reference, short_id(images[name].image_id),
-             f"{result.cached[name][0]}/{result.cached[name][1]}"] for name in built]
+             f"{result.cached[name][0]}/{result.cached[name][1]}"] for name in result.cached]
     table(app, f"Built {result.artifacts.tag}", ["image", "reference", "id", "cached steps"], rows)
     app.out(f"artifacts: {path}")
