@@ -91,6 +91,17 @@ class LockHeldError(DeployctlError):
     exit_code = ExitCode.LOCK_HELD
 
 
+class RolloutError(DeployctlError):
+    """A rollout across several hosts did not reach every host. `hosts` holds each host's
+    outcome (plan/rollout.py); the exit code is the rollout's verdict: 6 when every host
+    serves what it served before, 7 when any host is uncertain or the hosts now differ."""
+
+    def __init__(self, message: str, *, exit_code: ExitCode, hosts: Sequence = (), hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+        self.hosts = list(hosts)
+
+
 class RemoteCommandError(DeployctlError):
     """A command on a host exited non-zero. The argv is kept for the report, never secrets."""
 

@@ -64,7 +64,7 @@ def deploy(
     if dry_run:
         _print_deploy_plan(app, loaded, env, images, (login.server, login.username) if login else None)
         return
-    with sigterm_interrupts():
+    with sigterm_interrupts(), _hosts_reported(app, "deploy", f"Deploy to {env} stopped"):
         result = run_deploy(loaded, env, images, inputs.secrets, app.emit, registry_password=inputs.registry_password,
                             registry_username=inputs.registry_username,
                             options=DeployOptions(message=message, force_unlock=force_unlock))
@@ -76,6 +76,25 @@ def deploy(
     app.emit.close()
     table(app, f"Deployed {result.release} to {env}", ["host", "outcome", "previous", "seconds"],
           [[h.host, h.outcome, h.previous or "-", f"{h.seconds:.1f}"] for h in result.hosts])
+
+
+@contextlib.contextmanager
+def _hosts_reported(app: AppContext, command: str, title: str) -> Iterator[None]:
+    """A rollout that did not reach every host: each host's outcome (a table, or the --json
+    result with ok false) before main() prints the error and exits with its code."""
+    from ..errors import RolloutError
+
+    try:
+        yield
+    except RolloutError as exc:
+        if app.mode == "json":
+            app.emit.write({"event": "result", "command": command, "ok": False, "exit_code": int(exc.exit_code),
+                            "hosts": [vars(h) for h in exc.hosts]})
+        else:
+            app.emit.close()
+            table(app, title, ["host", "outcome", "previous", "detail"],
+                  [[h.host, h.outcome, h.previous or "-", h.error or "-"] for h in exc.hosts])
+        raise
 
 
 def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignore[no-untyped-def]
@@ -134,39 +153,39 @@ def rollback(
     if dry_run:
         _print_rollback_plan(app, loaded, env, to)
         return
-    with sigterm_interrupts():
+    with sigterm_interrupts(), _hosts_reported(app, "rollback", f"Rollback of {env} stopped"):
         outcomes = run_rollback(loaded, env, app.emit, to=to, message=message, force_unlock=force_unlock)
     if app.mode == "json":
         finish(app, "rollback", {"hosts": [vars(o) for o in outcomes]})
         return
     app.emit.close()
-    table(app, f"Rolled back {env}", ["host", "live", "was", "switch s", "total s"],
-          [[o.host, o.release, o.previous or "-", f"{o.seconds:.2f}", f"{o.total_seconds:.1f}"] for o in outcomes])
+    table(app, f"Rolled back {env}", ["host", "live", "was", "switch s", "total s", "outcome"],
+          [[o.host, o.release, o.previous or "-", f"{o.seconds:.2f}", f"{o.total_seconds:.1f}", o.outcome]
+           for o in outcomes])
 
 
 def _print_rollback_plan(app: AppContext, loaded, env: str, to: str | None) -> None:  # type: ignore[no-untyped-def]
-    from ..errors import RollbackError
     from ..plan.dry_run import rollback_steps
+    from ..plan.rollout import HostReleases, rollback_target
     from ..services.host_state import HostState
     from ..services.hosts import connectors_for, layout_for, names_for
     from ..services.switch import HostSwitch
 
     layout, names = layout_for(loaded, env), names_for(loaded, env)
-    plans, target = {}, to
+    seen = []  # (host, current, release -> its containers); read-only
     for conn in connectors_for(loaded, env):
         try:
             if hasattr(conn, "connect"):
                 conn.connect()
-            state = HostState(conn, layout)  # read-only: history, current, container names
+            state = HostState(conn, layout)
             current = state.current()
-            target = to or state.history().previous_good(current)
-            if target is None:
-                raise RollbackError(f"{conn.host}: no earlier good release to roll back to")
             on_host = HostSwitch(conn, names, layout, lambda e: None).release_containers()
-            plans[conn.host] = rollback_steps(loaded.config, loaded.environment(env), env, layout, target, current,
-                                              on_host.get(target, []), on_host.get(current, []) if current else [])
+            seen.append((HostReleases(conn.host, current, state.history().previous_good(current)), on_host))
         finally:
             conn.close()
-    _print_plan(app, "rollback", target or "-", plans)
-
-
+    # The same choice as the real rollback: one release everywhere, or a refusal.
+    target = rollback_target([view for view, _ in seen], to)
+    plans = {view.host: rollback_steps(loaded.config, loaded.environment(env), env, layout, target, view.current,
+                                       on_host.get(target, []), on_host.get(view.current, []) if view.current else [])
+             for view, on_host in seen}
+    _print_plan(app, "rollback", target, plans)

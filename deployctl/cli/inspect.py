@@ -31,6 +31,9 @@ def status(ctx: typer.Context, env: EnvOption = "local") -> None:
         finish(app, "status", {"environment": env, "hosts": [vars(h) for h in hosts]})
         return
     for h in hosts:
+        if not h.reachable:
+            app.out(f"{h.host}: UNREACHABLE ({h.error})")
+            continue
         app.out(f"{h.host}: live {h.live or 'nothing deployed'}  revision {(h.revision or '-')[:12]}  "
                 f"age {_age(h.age_seconds)}  proxy port {h.proxy_port or '-'}  lock {h.lock or 'free'}")
         table(app, "", ["container", "state", "health", "release"],

@@ -19,7 +19,9 @@ NO_REVISION = "0000000"
 # Outcomes a record can have.
 LIVE = "succeeded"  # the switch happened and was verified
 FAILED = "failed"  # the old release kept serving
-REVERTED = "reverted"  # switched, the post-switch check failed, switched back
+REVERTED = "reverted"  # switched, then switched back (its post-switch check failed, or the rollout stopped)
+SKIPPED = "skipped"  # a rollout across hosts stopped before this host's turn
+UNCERTAIN = "uncertain"  # switching back did not finish: the host needs a look
 
 
 def new_release_id(now: float, revision: str | None, taken: Iterable[str] = ()) -> str:

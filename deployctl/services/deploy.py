@@ -5,6 +5,10 @@ start the new release beside the old one, wait for health, switch nginx, verify 
 nginx, drain, stop the old release (kept for rollback), record, prune. A failure before the
 switch removes the new containers; after the switch, it switches back. Either way the old
 release keeps serving and the command fails with exit 6.
+
+Across hosts (docs/fleet.md) the steps are split so services/rollout.py can order them:
+every host is checked and locked first, every host pulls and uploads, migrations run once,
+then hosts switch in batches; a stopped rollout reverts the hosts it already switched.
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ from dataclasses import dataclass, field
 
 from ..adapters.connector import check
 from ..config import LoadedConfig
-from ..errors import DeployctlError, DeployError, HealthCheckError
+from ..errors import DeployctlError, DeployError, ExitCode, HealthCheckError, RollbackError, RolloutError
 from ..events import Emit, Message, StepFailed, Timer
 from ..plan import docker_commands as dc
+from ..plan import rollout as plan
 from ..plan.build import rfc3339
 from ..plan.containers import release_containers
 from ..plan.images import PROXY
 from ..plan.lock import LockRecord
-from ..plan.releases import FAILED, LIVE, REVERTED, ReleaseRecord, new_release_id
+from ..plan.releases import FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord, new_release_id
 from ..secrets import Secret
 from . import preflight
 from .accessories import ensure_accessories
@@ -29,6 +34,8 @@ from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for, proxy_port, who
 from .prune import prune
 from .release_images import ReleaseImages
+from .rollout import Cancel, Interrupted, Rollout, on_every_host, serialized, unexpected  # noqa: F401 - Interrupted: for the CLI
+from .rollout import why as _why
 from .switch import HealthTarget, HostSwitch
 
 
@@ -55,10 +62,6 @@ class DeployResult:
     hosts: list[HostOutcome] = field(default_factory=list)
 
 
-class Interrupted(DeployError):
-    """SIGTERM or Ctrl-C arrived; raised from the CLI's signal handler into the deploy."""
-
-
 def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: dict[str, Secret],
            emit: Emit, *, options: DeployOptions = DeployOptions(), registry_password: Secret | None = None,
            registry_username: str | None = None, connectors: list | None = None,
@@ -66,113 +69,154 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
     """`registry_username` overrides registry.username (ECR: the token's user, "AWS")."""
     config, environment = loaded.config, loaded.environment(env_name)
     login_user = registry_username or (config.registry.username if config.registry else None)
+    emit = serialized(emit)  # hosts report from worker threads
     conns = connectors if connectors is not None else connectors_for(loaded, env_name)
+    layout = layout_for(loaded, env_name)
+
+    def check_host(conn) -> set[str]:  # type: ignore[no-untyped-def]
+        preflight.connect(conn, emit)
+        if environment.target == "local":
+            preflight.local_images_present(conn, emit, list(images.images.values()))
+        elif config.registry and login_user and registry_password is not None:
+            preflight.registry_login(conn, emit, config.registry.server, login_user, registry_password)
+        return HostState(conn, layout).history().ids()
+
     try:
-        # Preflight on every host before any host changes.
-        for conn in conns:
-            preflight.connect(conn, emit)
-            if environment.target == "local":
-                preflight.local_images_present(conn, emit, list(images.images.values()))
-            elif config.registry and login_user and registry_password is not None:
-                preflight.registry_login(conn, emit, config.registry.server, login_user, registry_password)
+        # Preflight on every host before any host changes; one error names every bad host.
+        taken = set().union(*on_every_host(conns, check_host, environment.rollout.parallel))
         # The environment's accessories (its database, say) are up before any release work,
         # as migrations need them: absent ones are booted, existing ones never recreated.
-        for conn in conns:
-            ensure_accessories(loaded, env_name, conn, secrets, emit)
-        layout = layout_for(loaded, env_name)
-        taken: set[str] = set()
-        for conn in conns:
-            taken |= HostState(conn, layout).history().ids()
+        on_every_host(conns, lambda conn: ensure_accessories(loaded, env_name, conn, secrets, emit),
+                      environment.rollout.parallel)
         release = new_release_id(time.time() if now is None else now, images.revision, taken)
         emit(Message(f"release {release} to {env_name} ({len(conns)} host{'s' if len(conns) != 1 else ''})"))
-
-        result = DeployResult(release, images.revision)
-        switched: list[tuple[object, HostOutcome]] = []
-        failures = 0
-        for index, conn in enumerate(conns):
-            host_deploy = HostDeploy(loaded, env_name, conn, emit, release, images, secrets, options,
-                                     migrate=index == 0)
-            try:
-                outcome = host_deploy.run()
-            except DeployctlError as exc:
-                failures += 1
-                result.hosts.append(HostOutcome(conn.host, release, None, FAILED, 0.0, exc.message))
-                if failures > environment.rollout.max_failures or isinstance(exc, Interrupted):
-                    if switched and environment.rollout.on_failure == "revert":
-                        _revert(loaded, env_name, switched, emit)
-                    raise
-                continue
-            result.hosts.append(outcome)
-            switched.append((conn, outcome))
-            batch = environment.rollout.batch
-            if batch and (index + 1) % batch == 0 and index + 1 < len(conns) and environment.rollout.pause:
-                time.sleep(environment.rollout.pause)
-        return result
+        cancel = Cancel()
+        jobs = [HostDeploy(loaded, env_name, conn, emit, release, images, secrets, options, cancel=cancel)
+                for conn in conns]
+        results = Rollout(jobs, environment.rollout, emit, action="deploy", cancel=cancel,
+                          first_step=lambda job: job.migrate()).run()
+        hosts = [HostOutcome(job.host, release, job.previous, results[job.host].outcome,
+                             results[job.host].seconds, results[job.host].error) for job in jobs]
+        verdict = plan.verdict({h.host: h.outcome for h in hosts})
+        if not verdict.ok:
+            raise _failure(release, results, hosts, verdict) from unexpected(results)
+        return DeployResult(release, images.revision, hosts)
     finally:
         for conn in conns:
             conn.close()
 
 
-def _revert(loaded: LoadedConfig, env_name: str, switched: list, emit: Emit) -> None:
-    from .rollback import rollback_host
-
-    for conn, outcome in switched:
-        if outcome.previous:
-            emit(Message(f"reverting to {outcome.previous} (the rollout stopped)", level="warning", host=conn.host))
-            rollback_host(loaded, env_name, conn, emit, to=outcome.previous, message="rollout reverted")
+def _failure(release: str, results: dict, hosts: list[HostOutcome], verdict: plan.Verdict) -> DeployctlError:
+    """The error a stopped rollout ends with. One host keeps its own error when that says
+    the same (it names what failed); several get one naming each host's outcome."""
+    if len(results) == 1:
+        exc = next(iter(results.values())).exc
+        if isinstance(exc, DeployctlError) and exc.exit_code == verdict.exit_code:
+            return exc
+    lines = [f"deploy of {release} did not reach every host: {verdict.summary}"]
+    lines += [f"{h.host}: {h.outcome}" + (f" ({h.error})" if h.error else "") for h in hosts]
+    if verdict.exit_code == ExitCode.DEPLOY_FAILED:
+        hint = "every host still serves the release it served before"
+    else:
+        hint = ("the hosts do not all serve one release, or one is uncertain: `deployctl status --env ...`; "
+                "`deployctl rollback --to RELEASE` puts them all on one")
+    return RolloutError("\n".join(lines), exit_code=verdict.exit_code, hosts=hosts, hint=hint)
 
 
 class HostDeploy:
+    """One host's part of a deploy: a HostJob for services/rollout.py."""
+
     def __init__(self, loaded: LoadedConfig, env_name: str, conn, emit: Emit, release: str,
                  images: ReleaseImages, secrets: dict[str, Secret], options: DeployOptions,
-                 *, migrate: bool = True) -> None:
+                 *, cancel: Cancel | None = None) -> None:
         self.loaded, self.env_name, self.conn, self.emit = loaded, env_name, conn, emit
+        self.host = conn.host
         self.config = loaded.config
         self.environment = loaded.environment(env_name)
         self.release, self.images, self.secrets, self.options = release, images, secrets, options
-        self.migrate = migrate
+        self.cancel = cancel or Cancel()
         self.names = names_for(loaded, env_name)
         self.layout = layout_for(loaded, env_name)
         self.state = HostState(conn, self.layout)
-        self.switch = HostSwitch(conn, self.names, self.layout, emit)
+        self.switch = HostSwitch(conn, self.names, self.layout, emit, checkpoint=self.cancel.check)
         self.specs = release_containers(self.config, self.environment, env_name, release, images.revision,
                                         images.images, self.layout)
-        self.started_at = time.monotonic()
+        self.previous: str | None = None
+        self.started: list[str] = []
+        self.phase = "before"  # before | switched back | uncertain | live
 
-    def run(self) -> HostOutcome:
-        host = self.conn.host
+    # -- HostJob -----------------------------------------------------------------------------
+
+    def lock(self) -> None:
         lock = LockRecord(who=who(), when=rfc3339(time.time()), action="deploy", release=self.release,
                           message=self.options.message, pid=None, host=None)
         broken = self.state.acquire(lock, force=self.options.force_unlock)
         if broken is not None:
-            self.emit(Message(f"broke a stale lock held by {broken.describe()}", level="warning", host=host))
-        try:
-            return self._locked()
-        finally:
-            self.state.release()
+            self.emit(Message(f"broke a stale lock held by {broken.describe()}", level="warning", host=self.host))
 
-    def _locked(self) -> HostOutcome:
-        previous = self.state.current()
-        self.state.prepare()
-        if self.environment.target == "ssh":
-            preflight.pull(self.conn, self.emit, list(self.images.images.values()))
-        if self.switch.ensure_network():
-            self.emit(Message(f"created network {self.names.network}", host=self.conn.host))
-        started: list[str] = []
+    def unlock(self) -> None:
+        self.state.release()
+
+    def prepare(self) -> None:
+        """Pull, network, secrets: nothing the host serves changes."""
         try:
+            self.previous = self.state.current()
+            self.state.prepare()
+            if self.environment.target == "ssh":
+                preflight.pull(self.conn, self.emit, list(self.images.images.values()))
+            self.cancel.check()
+            if self.switch.ensure_network():
+                self.emit(Message(f"created network {self.names.network}", host=self.host))
             self._upload_secrets()
-            if self.migrate:
-                self._run_migrations()
-            timer = Timer(self.emit, "start", host=self.conn.host, detail=self.release)
+        except BaseException as exc:
+            self._abandon(exc)
+            raise
+
+    def migrate(self) -> None:
+        """Once per rollout, on one host, before any host switches."""
+        try:
+            self._run_migrations()
+        except BaseException as exc:
+            self._abandon(exc)
+            raise
+
+    def run(self) -> None:
+        """Start the new release beside the old one, wait for health, switch, retire the old."""
+        try:
+            self.cancel.check()
+            timer = Timer(self.emit, "start", host=self.host, detail=self.release)
             for spec in self.specs:
                 check(self.conn, dc.run_service(spec, self.names.network))
-                started.append(spec.name)
-            timer.done(", ".join(started))
+                self.started.append(spec.name)
+            timer.done(", ".join(self.started))
             self._wait_healthy()
+            self.cancel.check()
         except BaseException as exc:
-            self._abandon(started, previous, exc)
+            self._abandon(exc)
             raise
-        return self._switch(previous, started)
+        self._switch()
+
+    def failure_outcome(self) -> str:
+        return {"switched back": plan.SWITCHED_BACK, "uncertain": plan.UNCERTAIN}.get(self.phase, plan.FAILED)
+
+    def can_revert(self) -> bool:
+        return self.previous is not None
+
+    def revert(self, why: str) -> None:
+        """The rollout stopped after this host switched: back to its previous release (its
+        containers are stopped, kept), recorded as a rollback and this release as reverted."""
+        from .rollback import HostRollback
+
+        back = HostRollback(self.loaded, self.env_name, self.conn, self.emit, self.previous or "",
+                            message=f"rollout of {self.release} stopped ({why}); reverted")
+        back.check()
+        back.run()
+        self._record(REVERTED, self.previous, f"the rollout stopped ({why}); back on {self.previous}")
+
+    def skip(self, why: str) -> None:
+        """Never started here: the uploaded secrets go, the history says why."""
+        self.conn.remove_tree(self.layout.release_secrets(self.release))
+        self._record(SKIPPED, self.previous, why)
 
     # -- before the switch -----------------------------------------------------------------
 
@@ -225,20 +269,21 @@ class HostDeploy:
             raise
         timer.done()
 
-    def _abandon(self, started: list[str], previous: str | None, exc: BaseException) -> None:
+    def _abandon(self, exc: BaseException) -> None:
         """Failure (or interrupt) before the switch: remove what we started, record it."""
-        self.switch.remove(started)
+        self.switch.remove(self.started)
         self.conn.run(["docker", "rm", "--force", self.names.migration(self.release)])
         self.conn.remove_tree(self.layout.release_secrets(self.release))
-        self._record(FAILED, previous, _why(exc))
+        self._record(FAILED, self.previous, _why(exc))
 
     # -- the switch and after --------------------------------------------------------------
 
-    def _switch(self, previous: str | None, started: list[str]) -> HostOutcome:
+    def _switch(self) -> None:
+        previous = self.previous
         routed = next(s for s in self.specs if s.routed)
         old_upstream, _ = self.switch.live_upstream()
         proxy_existed = self.switch.proxy_state() is not None
-        timer = Timer(self.emit, "switch", host=self.conn.host, detail=f"nginx -> {routed.name}")
+        timer = Timer(self.emit, "switch", host=self.host, detail=f"nginx -> {routed.name}")
         try:
             self.switch.write_upstream(self.release, routed.name, routed.port)
             port = self.switch.ensure_proxy(self.images.images[PROXY], proxy_port(self.loaded, self.env_name))
@@ -247,26 +292,35 @@ class HostDeploy:
             verify_seconds = self.switch.verify(port, self.release)
         except BaseException as exc:
             timer.failed(_why(exc))
-            try:
-                if old_upstream is not None:
-                    self.switch.restore_upstream(old_upstream)
-            finally:
-                self.switch.remove(started)
-                self._record(REVERTED, previous, _why(exc))
-            if isinstance(exc, DeployctlError):
-                raise DeployError(f"{exc.message}; switched back to {previous or 'nothing'}",
-                                  hint="the previous release is still serving") from None
-            raise
+            self._switch_back(old_upstream, exc)
+            raise DeployError(f"{_why(exc)}; switched back to {previous or 'nothing'}",
+                              hint="the previous release is still serving") from None
         timer.done(f"verified through nginx in {verify_seconds:.2f}s (port {port})")
         # Switched and verified: from here the new release is live; bookkeeping comes first
         # so an interrupt during the drain cannot leave `current` pointing at the old one.
         self.state.set_current(self.release)
         self._record(LIVE, previous, "")
-        self._retire(previous)
-        return HostOutcome(self.conn.host, self.release, previous, LIVE,
-                           round(time.monotonic() - self.started_at, 3))
+        self.phase = "live"
+        try:
+            self._retire()
+        except Exception as exc:  # noqa: BLE001 - live and verified; only the clean-up failed
+            self.emit(Message(f"after the switch: {_why(exc)}", level="warning", host=self.host))
 
-    def _retire(self, previous: str | None) -> None:
+    def _switch_back(self, old_upstream: bytes | None, exc: BaseException) -> None:
+        try:
+            if old_upstream is not None:
+                self.switch.restore_upstream(old_upstream)
+            self.switch.remove(self.started)
+        except BaseException as back:
+            self.phase = "uncertain"
+            problem = f"{_why(exc)}; switching back to {self.previous or 'nothing'} failed: {_why(back)}"
+            self._record(UNCERTAIN, self.previous, problem)
+            raise RollbackError(f"{self.host}: {problem}",
+                                hint="the host's state is uncertain: check `deployctl status` and its nginx") from None
+        self.phase = "switched back"
+        self._record(REVERTED, self.previous, _why(exc))
+
+    def _retire(self) -> None:
         old = [name for release, names in self.switch.release_containers().items()
                if release != self.release for name in names]
         running = [n for n, s in self.switch.states(old).items() if s.status == "running"]
@@ -286,11 +340,3 @@ class HostDeploy:
             message=self.options.message, previous=previous, error=error,
         )
         self.state.record(record)
-
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, DeployctlError):
-        return exc.message.splitlines()[0]
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
-    return f"{type(exc).__name__}: {exc}"

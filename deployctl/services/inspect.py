@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ..config import LoadedConfig
-from ..errors import UsageError
+from ..errors import ConnectError, UsageError
 from ..plan.releases import LIVE, sort_key
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for
 from .switch import HostSwitch
+
+MAX_AT_ONCE = 16  # hosts asked at once
 
 
 @dataclass
@@ -24,6 +27,8 @@ class HostStatus:
     containers: list[dict] = field(default_factory=list)
     lock: str | None = None
     proxy_port: int | None = None
+    reachable: bool = True
+    error: str | None = None  # why it could not be reached
 
 
 def _open(loaded: LoadedConfig, env_name: str, connectors: list | None) -> list:
@@ -35,33 +40,47 @@ def _open(loaded: LoadedConfig, env_name: str, connectors: list | None) -> list:
 
 
 def status(loaded: LoadedConfig, env_name: str, *, connectors: list | None = None) -> list[HostStatus]:
-    conns = _open(loaded, env_name, connectors)
+    """Every host at once; one that cannot be reached is shown as such (with why), so the
+    others' status is still there when one host is down."""
+    conns = connectors if connectors is not None else connectors_for(loaded, env_name)
     names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
-    out = []
+
+    def one(conn) -> HostStatus:  # type: ignore[no-untyped-def]
+        try:
+            if hasattr(conn, "connect"):
+                conn.connect()
+        except ConnectError as exc:
+            return HostStatus(host=conn.host, live=None, revision=None, deployed_at=None, age_seconds=None,
+                              reachable=False, error=exc.message)
+        return _host_status(conn, names, layout)
+
     try:
-        for conn in conns:
-            state = HostState(conn, layout)
-            switch = HostSwitch(conn, names, layout, lambda e: None)
-            live = state.current()
-            history = state.history()
-            record = history.deployed(live) if live else None
-            switched_at = next((r.when for r in reversed(history.records)
-                                if r.release == live and r.outcome == LIVE), None)
-            wanted = switch.release_containers().get(live, []) if live else []
-            states = switch.states([*wanted, names.proxy])
-            holder = state.holder()
-            out.append(HostStatus(
-                host=conn.host, live=live, revision=record.revision if record else None,
-                deployed_at=switched_at, age_seconds=_age(switched_at),
-                containers=[{"name": s.name, "state": s.status, "health": s.health or "-", "release": s.release or "-"}
-                            for s in states.values()],
-                lock=holder.describe() if holder else ("held (no details)" if state.locked() else None),
-                proxy_port=switch.proxy_port() if names.proxy in states else None,
-            ))
+        with ThreadPoolExecutor(max_workers=max(1, min(len(conns), MAX_AT_ONCE))) as pool:
+            return list(pool.map(one, conns))
     finally:
         for conn in conns:
             conn.close()
-    return out
+
+
+def _host_status(conn, names, layout) -> HostStatus:  # type: ignore[no-untyped-def]
+    state = HostState(conn, layout)
+    switch = HostSwitch(conn, names, layout, lambda e: None)
+    live = state.current()
+    history = state.history()
+    record = history.deployed(live) if live else None
+    switched_at = next((r.when for r in reversed(history.records)
+                        if r.release == live and r.outcome == LIVE), None)
+    wanted = switch.release_containers().get(live, []) if live else []
+    states = switch.states([*wanted, names.proxy])
+    holder = state.holder()
+    return HostStatus(
+        host=conn.host, live=live, revision=record.revision if record else None,
+        deployed_at=switched_at, age_seconds=_age(switched_at),
+        containers=[{"name": s.name, "state": s.status, "health": s.health or "-", "release": s.release or "-"}
+                    for s in states.values()],
+        lock=holder.describe() if holder else ("held (no details)" if state.locked() else None),
+        proxy_port=switch.proxy_port() if names.proxy in states else None,
+    )
 
 
 def _age(when: str | None) -> float | None:

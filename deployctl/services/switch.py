@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..adapters.connector import check
 from ..errors import DeployError, HealthCheckError
@@ -45,8 +45,12 @@ class HealthTarget:
 
 
 class HostSwitch:
-    def __init__(self, conn, names: Names, layout: StateLayout, emit: Emit) -> None:
+    def __init__(self, conn, names: Names, layout: StateLayout, emit: Emit,
+                 checkpoint: Callable[[], None] | None = None) -> None:
         self.conn, self.names, self.layout, self.emit = conn, names, layout, emit
+        # Called while waiting for health: a rollout's cancel check raises there, so an
+        # interrupted rollout does not wait out a health timeout first.
+        self.checkpoint = checkpoint
 
     # -- looking -----------------------------------------------------------------------------
 
@@ -130,6 +134,8 @@ class HostSwitch:
         interval = min((t.interval for t in targets), default=0.25)
         last_error: dict[str, str] = {}
         while pending:
+            if self.checkpoint is not None:
+                self.checkpoint()
             states = self.states(list(pending))
             for name, target in list(pending.items()):
                 state = states.get(name)
