@@ -51,8 +51,9 @@ def _region_name(region: str | None) -> str:
 def _calling(action: str, region: str | None, permission: str) -> Iterator[None]:
     """`action` reads as "what we were doing" ("SSM GetParameters for /app/prod/"); it names
     paths and ids, never values."""
-    from botocore.exceptions import (BotoCoreError, ClientError, CredentialRetrievalError, NoCredentialsError,
-                                     NoRegionError, PartialCredentialsError)
+    from botocore.exceptions import BotoCoreError, ClientError, CredentialRetrievalError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import NoCredentialsError, NoRegionError, PartialCredentialsError
 
     where = _region_name(region)
     try:
@@ -64,9 +65,11 @@ def _calling(action: str, region: str | None, permission: str) -> Iterator[None]
                           hint="set aws_region in the environment of deploy.toml, or AWS_REGION") from None
     except ClientError as exc:
         raise client_error(exc, action, where, permission) from None
-    except BotoCoreError as exc:
+    except (BotoConnectionError, HTTPClientError) as exc:  # refused, reset, timed out, TLS
         raise ConnectError(f"cannot reach AWS for {action} in {where}: {exc}",
                            hint=f"check the network, and that {where} is the right region") from None
+    except BotoCoreError as exc:
+        raise ConnectError(f"{action} in {where} failed: {exc}") from None
 
 
 def client_error(exc: Any, action: str, where: str, permission: str) -> ConnectError:

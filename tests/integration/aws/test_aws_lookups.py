@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 
 def write_config(tmp_path: Path, role: str, *, secrets: str = "env", database: str = "",
-                 address: str = "tag:Ssh", service_secrets: str = "[]") -> Path:
+                 address: str = "tag:Ssh", service_secrets: str = "[]", region: str | None = REGION) -> Path:
     path = tmp_path / "deploy.toml"
     path.write_text(f"""
 app = "shop"
@@ -40,7 +40,7 @@ routed = true
 secrets = {service_secrets}
 [environments.production]
 target = "ssh"
-aws_region = "{REGION}"
+{f'aws_region = "{region}"' if region else ""}
 secrets = "{secrets}"
 state_dir = "{tmp_path / 'state'}"
 discover = {{ tags = {{ Role = "{role}", Env = "production" }}, address = "{address}" }}
@@ -268,3 +268,11 @@ def test_unreachable_endpoint_exits_4(aws, role, tmp_path, monkeypatch, capsys):
     code, _, err = cli(capsys, write_config(tmp_path, role), "hosts", "--env", "production")
     assert code == ExitCode.CONNECT
     assert f"error: cannot reach AWS for EC2 DescribeInstances in {REGION}: Could not connect" in err
+
+
+def test_no_region_anywhere_is_a_config_error(aws, role, tmp_path, capsys):
+    config = write_config(tmp_path, role, secrets="ssm:/shop/", service_secrets='["DB_PASSWORD"]', region=None)
+    code, _, err = cli(capsys, config, "deploy", "--env", "production")
+    assert code == ExitCode.CONFIG
+    assert err.splitlines() == ["error: no AWS region for SSM GetParameters for /shop/DB_PASSWORD",
+                                "hint: set aws_region in the environment of deploy.toml, or AWS_REGION"]

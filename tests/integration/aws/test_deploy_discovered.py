@@ -33,7 +33,9 @@ def test_deploy_to_discovered_hosts_with_ssm_secret_rds_endpoint_and_ecr_login(
     endpoint = create_rds_instance(boto("rds"), f"{app}-db")
     token = boto("ecr").get_authorization_token()["authorizationData"][0]["authorizationToken"]
 
-    config = probe_config(tmp_path, app, port=port, env_name="production", target="ssh", extra_env=f"""
+    # A generous health timeout: on a busy two-core machine, 5 s is not always enough.
+    config = probe_config(tmp_path, app, port=port, env_name="production", target="ssh", health_timeout=30,
+                          extra_env=f"""
 aws_region = "{REGION}"
 secrets = "ssm:/{app}/production/"
 discover = {{ tags = {{ Role = "{app}", Env = "production" }}, address = "tag:DeployAddress" }}
