@@ -87,8 +87,18 @@ class JsonRenderer:
         pass
 
 
+# The per-host summary step services/rollout.py opens and closes around each host's work:
+# when it ends, that host's row is final.
+HOST_FINAL_STEPS = frozenset({"deploy", "rollback"})
+
+
 class RichRenderer:
-    """A live spinner line per running step, finished steps printed above it."""
+    """A live spinner line per running step, finished steps printed above it.
+
+    Events about a host (a deploy or rollback) share one live row per host instead: the
+    host, its current step and detail, the time since it began; the row stops with the
+    host's outcome. With several hosts this is a live per-host progress table.
+    """
 
     def __init__(self, console: Any) -> None:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -99,6 +109,7 @@ class RichRenderer:
             console=console, transient=True,
         )
         self.tasks: dict[tuple[str, str], Any] = {}
+        self.rows: dict[str, Any] = {}  # host -> its row
         self.started = False
 
     def __call__(self, event: Event) -> None:
@@ -108,8 +119,10 @@ class RichRenderer:
             self.progress.start()
             self.started = True
         key = (event.subject, getattr(event, "step", ""))
+        if event.host and key[1]:
+            self._host_row(event, key[1])
         label = escape(redactor(f"{event.subject + ': ' if event.subject else ''}{key[1]}"))
-        if isinstance(event, StepStarted):
+        if isinstance(event, StepStarted) and not event.host:
             self.tasks[key] = self.progress.add_task(label, total=None)
         elif isinstance(event, StepProgress) and key in self.tasks:
             detail = escape(redactor(event.detail))[:80]
@@ -125,7 +138,35 @@ class RichRenderer:
             text = escape(describe(event))
             self.progress.console.print(f"[{style}]{text}[/]" if style else text)
 
+    def _host_row(self, event: Event, step: str) -> None:
+        from rich.markup import escape
+
+        host = event.host or ""
+        width = max(len(h) for h in [*self.rows, host])
+        name = f"[bold]{escape(host.ljust(width))}[/]"
+        service = f"/{event.service}" if event.service else ""
+        if isinstance(event, (StepStarted, StepProgress)):
+            detail = escape(redactor(event.detail))[:70]
+            text = f"{name}  {escape(step + service)} [dim]{detail}[/]"
+        elif isinstance(event, StepDone):
+            text = f"{name}  [green]✓[/] {escape(step + service)} [dim]{escape(redactor(event.detail))[:70]}[/]"
+        elif isinstance(event, StepFailed):
+            text = f"{name}  [red]✗[/] {escape(step + service)} [dim]{escape(redactor(event.error))[:70]}[/]"
+        elif isinstance(event, StepSkipped):
+            text = f"{name}  [yellow]-[/] {escape(step + service)} [dim]{escape(redactor(event.reason))[:70]}[/]"
+        else:
+            return
+        if host not in self.rows:
+            self.rows[host] = self.progress.add_task(text, total=None)
+        final = step in HOST_FINAL_STEPS and isinstance(event, (StepDone, StepFailed, StepSkipped))
+        # A finished row stops its spinner and its clock.
+        self.progress.update(self.rows[host], description=text, **({"total": 1, "completed": 1} if final else {}))
+
     def close(self) -> None:
         if self.started:
             self.progress.stop()
             self.started = False
+        for task in [*self.tasks.values(), *self.rows.values()]:
+            self.progress.remove_task(task)
+        self.tasks.clear()
+        self.rows.clear()

@@ -349,8 +349,8 @@ class Rollout:
         detail = f"{result.outcome}: {result.error}" if result.error else result.outcome
         if result.outcome in plan.DONE:
             self.emit(StepDone(self.action, detail, round(result.seconds, 3), host=result.host))
-        elif result.outcome == plan.SKIPPED:
-            self.emit(StepSkipped(self.action, detail, host=result.host))
+        elif result.outcome == plan.SKIPPED:  # the renderers say "skipped" themselves
+            self.emit(StepSkipped(self.action, result.error, host=result.host))
         else:
             self.emit(StepFailed(self.action, detail, host=result.host))
 
