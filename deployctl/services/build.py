@@ -154,8 +154,11 @@ def _build_image(engine: Any, plan: ImageBuild, no_cache: bool, emit: Emit,
     image_id, log = _run_build(engine, plan, plan.target, plan.reference, no_cache, emit, timer, cancel)
     test_image = None
     if plan.test_target and plan.test_reference:
-        # After the runtime image, so the test stage reuses its layers from the cache.
-        test_id, _ = _run_build(engine, plan, plan.test_target, plan.test_reference, no_cache, emit, timer, cancel)
+        # After the runtime image and always from the cache, even with --no-cache: the test
+        # stage must sit on the very layers that ship, not on a second, independent rebuild
+        # of them (whose RUN steps could differ, and which would also become the newest
+        # cache candidate and make the next no-op build redo the runtime image's labels).
+        test_id, _ = _run_build(engine, plan, plan.test_target, plan.test_reference, False, emit, timer, cancel)
         test_image = TestImage(plan.test_reference, test_id)
     steps = (log.cached_steps, log.step_total or 0)
     timer.done(f"{plan.reference} {image_id.removeprefix('sha256:')[:12]}, {steps[0]}/{steps[1]} steps cached")

@@ -144,3 +144,17 @@ def test_without_git_a_tag_is_required(capsys, tmp_path, standin_images, docker_
         assert run.code == ExitCode.OK and run.result["revision"] is None
     finally:
         remove_images(docker_client, project.app)
+
+
+def test_the_test_image_sits_on_the_very_layers_that_ship(capsys, project, standin_images, docker_client):
+    """Even a --no-cache build must not rebuild the runtime layers a second time for the
+    test stage: what is tested is what ships. And a no-op build after it stays a no-op."""
+    cold = build(capsys, project, standin_images, "-s", "api", "--no-cache")
+    assert cold.code == ExitCode.OK, cold.error
+    api = cold.result["images"]["api"]
+    shipped = docker_client.images.get(api["image_id"]).attrs["RootFS"]["Layers"]
+    tested = docker_client.images.get(api["test_image"]["image_id"]).attrs["RootFS"]["Layers"]
+    assert tested[:len(shipped)] == shipped and len(tested) > len(shipped)
+
+    again = build(capsys, project, standin_images, "-s", "api")
+    assert again.result["images"]["api"] == api
