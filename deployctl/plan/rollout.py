@@ -85,13 +85,14 @@ def rollback_target(hosts: Sequence[HostReleases], to: str | None) -> str:
     what each would pick, so that a fleet never rolls back to a mix."""
     if to is not None:
         return to
-    missing = [h.host for h in hosts if h.previous_good is None]
-    if missing:
-        raise RollbackError(f"no earlier good release to roll back to on {', '.join(missing)}",
-                            hint="`deployctl releases --env ...` lists what each host has; pass --to RELEASE")
     targets = {h.previous_good for h in hosts}
+    if targets == {None}:
+        raise RollbackError("no earlier good release to roll back to (live: "
+                            + ", ".join(sorted({h.current or "none" for h in hosts})) + ")",
+                            hint="`deployctl releases --env ...` lists what each host has")
     if len(targets) > 1:
-        detail = "; ".join(f"{h.host}: live {h.current or 'none'}, previous {h.previous_good}" for h in hosts)
+        detail = "; ".join(f"{h.host}: live {h.current or 'none'}, previous {h.previous_good or 'none'}"
+                           for h in hosts)
         raise RollbackError(f"the hosts disagree about their previous release ({detail})",
                             hint="pass --to RELEASE to name the release every host goes to")
     return targets.pop()  # type: ignore[return-value]

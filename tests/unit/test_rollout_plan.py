@@ -70,6 +70,12 @@ def test_rollback_refuses_hosts_that_disagree_and_names_each_choice():
     assert plan.rollback_target(hosts, "R2") == "R2"
 
 
-def test_rollback_refuses_when_a_host_has_nothing_earlier():
-    with pytest.raises(RollbackError, match="no earlier good release to roll back to on b"):
+def test_rollback_refuses_when_only_some_hosts_have_something_earlier():
+    # A halted rollout left `a` on R2: it would go to R1, `b` (live R1) has nowhere to go.
+    with pytest.raises(RollbackError, match=r"disagree.*a: live R2, previous R1; b: live R1, previous none"):
         plan.rollback_target([HostReleases("a", "R2", "R1"), HostReleases("b", "R1", None)], None)
+
+
+def test_rollback_refuses_when_no_host_has_anything_earlier():
+    with pytest.raises(RollbackError, match=r"no earlier good release to roll back to \(live: R1\)"):
+        plan.rollback_target([HostReleases("a", "R1", None), HostReleases("b", "R1", None)], None)

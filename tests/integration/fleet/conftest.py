@@ -1,0 +1,48 @@
+"""The test fleet: three EC2-like hosts (own sshd, own dockerd) pulling from the session's
+registry, started once per session and removed with their volumes at the end
+(tests/support/fleet.py). Per test: an app of its own on the hosts, and a load balancer in
+front of them on 127.0.0.1."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.deploy_fixtures import build_probe_images
+from tests.integration.fleet.site import FleetImages, FleetSite, new_site
+from tests.support.fleet import Fleet, start_fleet
+
+HOSTS = 3
+_ports = iter(range(8101, 8200))  # each test's proxy port on the hosts: a crashed test's proxy never collides
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory, registry, standin_images) -> Fleet:
+    try:
+        started = start_fleet(tmp_path_factory.mktemp("fleet"), HOSTS, host_image=standin_images["host"],
+                              nginx_image=standin_images["nginx"], registry_port=registry.port)
+    except (RuntimeError, TimeoutError) as error:
+        pytest.fail(f"the test fleet did not start: {error}", pytrace=False)
+    yield started
+    started.close()
+
+
+@pytest.fixture(scope="session")
+def fleet_images(fleet, standin_images) -> FleetImages:
+    """The probe images pushed once; each host pulls them on its first deploy."""
+    probe = build_probe_images(standin_images)
+    return FleetImages(probe=fleet.publish(probe.good, "fleet/probe", "good"),
+                       proxy=fleet.publish(probe.proxy, "fleet/proxy", "latest"))
+
+
+@pytest.fixture
+def site(fleet, fleet_images, tmp_path) -> FleetSite:
+    site = new_site(fleet, fleet_images, tmp_path, next(_ports))
+    yield site
+    fleet.remove_app(site.app)
+
+
+@pytest.fixture
+def load_balancer(fleet, site):
+    balancer = fleet.load_balancer(site.proxy_port)
+    yield balancer
+    balancer.close()
