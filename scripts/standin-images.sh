@@ -56,9 +56,11 @@ mmdebstrap_import() {
     mapfile -t mirrors < <(debian_sources)
     # Leave docs, man pages and translations out (as Debian's -slim images do); the
     # dpkg filter stays in the image so later apt-get installs are slim too.
-    # eatmydata (mmdebstrap's own hook, removed again before packing) spares dpkg's fsyncs.
+    # force-unsafe-io spares dpkg's fsyncs (as Docker's own debian images do). Not
+    # mmdebstrap's eatmydata hook: that needs dpkg-architecture (dpkg-dev), which a fresh
+    # machine lacks.
     mmdebstrap --variant=minbase --include="$packages" \
-        --hook-dir=/usr/share/mmdebstrap/hooks/eatmydata \
+        --dpkgopt=force-unsafe-io \
         --dpkgopt='path-exclude=/usr/share/man/*' \
         --dpkgopt='path-exclude=/usr/share/info/*' \
         --dpkgopt='path-exclude=/usr/share/doc/*' \
