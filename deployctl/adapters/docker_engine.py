@@ -13,7 +13,7 @@ import tarfile
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..errors import BuildError, ConnectError
 from ..secrets import Secret
@@ -53,9 +53,11 @@ class DockerEngine:
     # -- images ----------------------------------------------------------------------------
 
     def build(self, *, context: Path, dockerfile: str, tag: str, target: str | None,
-              buildargs: Mapping[str, str], labels: Mapping[str, str], nocache: bool) -> Iterator[Chunk]:
+              buildargs: Mapping[str, str], labels: Mapping[str, str], nocache: bool,
+              cache_from: Sequence[str] = ()) -> Iterator[Chunk]:
         """The classic builder's stream. `pull=False`: base images must already be local
-        (nothing can be pulled on our CI machines, and a silent pull hides a wrong name)."""
+        (nothing can be pulled on our CI machines, and a silent pull hides a wrong name).
+        `cache_from` limits the cache to those images' ancestors."""
         import docker
         import requests
 
@@ -63,7 +65,7 @@ class DockerEngine:
             yield from self.client.api.build(
                 path=str(context), dockerfile=dockerfile, tag=tag, target=target,
                 buildargs=dict(buildargs), labels=dict(labels), nocache=nocache,
-                rm=True, forcerm=True, pull=False, decode=True,
+                cache_from=list(cache_from) or None, rm=True, forcerm=True, pull=False, decode=True,
             )
         except docker.errors.APIError as exc:
             # Refused before the first step: missing Dockerfile, bad target, unreadable context.
@@ -79,11 +81,9 @@ class DockerEngine:
         except docker.errors.ImageNotFound:
             return None
 
-    def image_labels(self, reference: str) -> dict[str, str]:
-        return self.client.api.inspect_image(reference)["Config"].get("Labels") or {}
-
-    def tag(self, image: str, repository: str, tag: str) -> None:
-        self.client.api.tag(image, repository, tag)
+    def layers(self, image: str) -> list[str]:
+        """The image's layer diff ids, base first: an image built on another starts with its layers."""
+        return list(self.client.api.inspect_image(image)["RootFS"].get("Layers") or [])
 
     # -- registries ------------------------------------------------------------------------
 

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..artifacts import Artifacts, ImageArtifact, TestImage, read_artifacts, write_artifacts
+from ..artifacts import Artifacts, ImageArtifact, read_artifacts, write_artifacts
 from ..config.load import LoadedConfig
 from ..errors import BuildError, ConfigError, ConnectError, DeployctlError
-from ..events import Emit, Event, StepProgress, Timer
+from ..events import Emit, Event
 from ..plan.build import BuildArg, GitState, ImageBuild, check_tag, image_tag, plan_builds, rfc3339, select_images
 from ..plan.images import PROXY
-from .build_log import BuildLog
+from .build_image import build_image
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def build_images(loaded: LoadedConfig, request: BuildRequest, *, engine: Any, em
     # the engine cancel that build, and images not started yet never start.
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="build") as pool:
-        futures = {plan.name: pool.submit(_build_image, engine, plan, request.no_cache, emit, cancel)
+        futures = {plan.name: pool.submit(build_image, engine, plan, request.no_cache, emit, cancel)
                    for plan in plans}
         try:
             for name, future in futures.items():
@@ -146,51 +146,3 @@ def _merge_previous(path: Path, fresh: Artifacts) -> Artifacts:
     if (previous.app, previous.tag, previous.revision) != (fresh.app, fresh.tag, fresh.revision):
         return fresh
     return Artifacts(fresh.app, fresh.revision, fresh.dirty, fresh.tag, fresh.created, dict(previous.images))
-
-
-def _build_image(engine: Any, plan: ImageBuild, no_cache: bool, emit: Emit,
-                 cancel: threading.Event) -> tuple[ImageArtifact, tuple[int, int]]:
-    timer = Timer(emit, "build", service=plan.name, detail=plan.reference)
-    image_id, log = _run_build(engine, plan, plan.target, plan.reference, no_cache, emit, timer, cancel)
-    test_image = None
-    if plan.test_target and plan.test_reference:
-        # After the runtime image and always from the cache, even with --no-cache: the test
-        # stage must sit on the very layers that ship, not on a second, independent rebuild
-        # of them (whose RUN steps could differ, and which would also become the newest
-        # cache candidate and make the next no-op build redo the runtime image's labels).
-        test_id, _ = _run_build(engine, plan, plan.test_target, plan.test_reference, False, emit, timer, cancel)
-        test_image = TestImage(plan.test_reference, test_id)
-    steps = (log.cached_steps, log.step_total or 0)
-    timer.done(f"{plan.reference} {image_id.removeprefix('sha256:')[:12]}, {steps[0]}/{steps[1]} steps cached")
-    return ImageArtifact(plan.repository, plan.tag, image_id, None, test_image), steps
-
-
-def _run_build(engine: Any, plan: ImageBuild, target: str | None, reference: str, no_cache: bool,
-               emit: Emit, timer: Timer, cancel: threading.Event) -> tuple[str, BuildLog]:
-    log = BuildLog()
-    what = f"target {target}" if target else "image"
-    try:
-        for chunk in engine.build(context=plan.context, dockerfile=plan.dockerfile, tag=reference, target=target,
-                                  buildargs=plan.build_args, labels=plan.labels, nocache=no_cache):
-            if cancel.is_set():
-                raise BuildError("cancelled")
-            for line in log.feed(chunk):
-                emit(StepProgress("build", line.text, line.step, line.steps, service=plan.name))
-        for line in log.flush():
-            emit(StepProgress("build", line.text, line.step, line.steps, service=plan.name))
-    except DeployctlError as exc:
-        timer.failed(exc.message, log.failure_output())
-        raise
-    if log.error:
-        where = log.step or "before the first step"
-        timer.failed(f"{what}: {where}: {log.error}", log.failure_output())
-        hint = None
-        if log.step and " : FROM " in log.step:
-            hint = ("base images are never pulled: build or tag the base image on this engine "
-                    "(scripts/standin-images.sh), or point the Dockerfile's ARG at one with --build-arg")
-        raise BuildError(f"{where}: {log.error}", hint=hint)
-    image_id = engine.image_id(reference) or log.image_id
-    if not image_id:
-        timer.failed(f"{what}: the engine reported success but has no image {reference}")
-        raise BuildError(f"the engine has no image {reference} after building it")
-    return image_id, log
