@@ -57,8 +57,8 @@ mmdebstrap_import() {
     # Leave docs, man pages and translations out (as Debian's -slim images do); the
     # dpkg filter stays in the image so later apt-get installs are slim too.
     # force-unsafe-io spares dpkg's fsyncs (as Docker's own debian images do). Not
-    # mmdebstrap's eatmydata hook: that needs dpkg-architecture (dpkg-dev), which a fresh
-    # machine lacks.
+    # mmdebstrap's eatmydata hook: that needs dpkg-architecture from dpkg-dev, which a
+    # cold run in a fresh Debian container did not have.
     mmdebstrap --variant=minbase --include="$packages" \
         --dpkgopt=force-unsafe-io \
         --dpkgopt='path-exclude=/usr/share/man/*' \
