@@ -18,7 +18,7 @@ import pymysql
 import pytest
 
 from tests.support.engine import bridge_gateway, connect_docker
-from tests.support.net import http_status, ssh_banner, wait_until
+from tests.support.net import direct, http_status, ssh_banner, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ def get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, bytes]:
     if auth:
         request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with direct.open(request, timeout=10) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, b""

@@ -32,11 +32,15 @@ def wait_until(ready: Callable[[], bool], timeout: float, what: str, interval: f
         time.sleep(interval)
 
 
+# Test servers are local: never route them through an http_proxy from the environment.
+direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def http_status(url: str, timeout: float = 2.0) -> int | None:
     """The HTTP status a GET of ``url`` answers with (4xx/5xx included), None when nothing
     answers."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with direct.open(url, timeout=timeout) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
