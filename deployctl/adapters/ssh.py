@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import posixpath
 import select
@@ -20,6 +21,11 @@ from typing import Any, Sequence
 
 from ..errors import ConnectError
 from .connector import CommandResult, HttpResponse, OnLine, http_request, parse_http_response
+
+# paramiko logs every refused direct-tcpip channel ("Secsh channel 3 open FAILED: Connection
+# refused"), and health checks poll containers that are not listening yet: without a
+# handler of its own, Python prints those to stderr. Failures reach the user as our errors.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 def fingerprint(key: Any) -> str:

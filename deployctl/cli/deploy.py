@@ -165,7 +165,7 @@ def rollback(
 
 
 def _print_rollback_plan(app: AppContext, loaded, env: str, to: str | None) -> None:  # type: ignore[no-untyped-def]
-    from ..plan.dry_run import rollback_steps
+    from ..plan.dry_run import PlannedStep, rollback_steps
     from ..plan.rollout import HostReleases, rollback_target
     from ..services.host_state import HostState
     from ..services.hosts import connectors_for, layout_for, names_for
@@ -185,7 +185,8 @@ def _print_rollback_plan(app: AppContext, loaded, env: str, to: str | None) -> N
             conn.close()
     # The same choice as the real rollback: one release everywhere, or a refusal.
     target = rollback_target([view for view, _ in seen], to)
-    plans = {view.host: rollback_steps(loaded.config, loaded.environment(env), env, layout, target, view.current,
-                                       on_host.get(target, []), on_host.get(view.current, []) if view.current else [])
+    plans = {view.host: [PlannedStep("nothing", f"{target} is already live")] if view.current == target else
+             rollback_steps(loaded.config, loaded.environment(env), env, layout, target, view.current,
+                            on_host.get(target, []), on_host.get(view.current, []) if view.current else [])
              for view, on_host in seen}
     _print_plan(app, "rollback", target, plans)

@@ -44,10 +44,20 @@ def local_images_present(conn, emit: Emit, images: Sequence[str]) -> None:
 
 
 def pull(conn, emit: Emit, images: Sequence[str]) -> None:
-    for image in images:
+    """Every image of the release at once (the engine fetches their layers side by side);
+    services sharing an image pull it once. The first failure is raised after all ended."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(image: str) -> None:
         timer = Timer(emit, "pull", host=conn.host, detail=image)
         if conn.run(dc.image_present(image)).ok:
             timer.done("already on the host")
-            continue
+            return
         check(conn, dc.pull(image), timeout=900)
         timer.done()
+
+    unique = list(dict.fromkeys(images))
+    with ThreadPoolExecutor(max_workers=max(1, len(unique))) as pool:
+        futures = [pool.submit(one, image) for image in unique]
+    for future in futures:
+        future.result()

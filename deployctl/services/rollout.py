@@ -169,6 +169,7 @@ class Rollout:
         self.results: dict[str, HostResult] = {}
         self.stop_reason: str | None = None
         self._started: dict[str, float] = {}
+        self._first_done = first_step is None
 
     # -- the whole rollout -------------------------------------------------------------------
 
@@ -201,12 +202,14 @@ class Rollout:
             for host in group:
                 self._started[host] = time.monotonic()
                 self.emit(StepStarted(self.action, f"batch {number}/{len(groups)}", host=host))
+        self._first_done = self.first_step is None
         prepared = self._on_all(self.jobs, self._prepare, plan.concurrency(len(self.jobs), self.settings.parallel))
         if self._check_stop():
             return
         ready = [job for job in self.jobs if prepared[job.host] is None]
-        if self.first_step is not None and ready:
-            self._first(ready[0])
+        if not self._first_done and ready:  # the first host could not prepare (tolerated): the next one
+            self._on_all(ready[:1], self._first, 1)
+            ready = [job for job in ready if job.host not in self.results]
             if self._check_stop():
                 return
         by_host = {job.host: job for job in ready}
@@ -219,21 +222,9 @@ class Rollout:
             if self._check_stop():
                 return
 
-    def _first(self, job: HostJob) -> None:
-        """The once-per-rollout step (migrations) on the first ready host. Its failure
-        stops the rollout whatever max_failures says: the release cannot work anywhere."""
-        def step(j: HostJob) -> None:
-            self.cancel.check()
-            self.first_step(j)  # type: ignore[misc]
-
-        out = self._on_all([job], step, 1)[job.host]
-        if isinstance(out, BaseException):
-            self._failed(job, out)
-            self.stop_reason = self.stop_reason or f"{job.host}: {why(out)}"
-
     # -- per host, in worker threads ---------------------------------------------------------
 
-    def _prepare(self, job: HostJob) -> None:
+    def _prepare(self, job: HostJob) -> BaseException | None:
         if self.stop_reason or self.cancel.is_set():
             return None
         try:
@@ -241,7 +232,23 @@ class Rollout:
             job.prepare()
         except BaseException as exc:  # noqa: BLE001 - the host's outcome
             self._failed(job, exc)
-            return exc  # type: ignore[return-value]
+            return exc
+        if job is self.jobs[0] and not self._first_done:
+            # On the first host as soon as it is ready, while the others still prepare.
+            return self._first(job)
+        return None
+
+    def _first(self, job: HostJob) -> BaseException | None:
+        """The once-per-rollout step (migrations). Its failure stops the rollout whatever
+        max_failures says: the release cannot work on any host."""
+        try:
+            self.cancel.check()
+            self.first_step(job)  # type: ignore[misc]
+        except BaseException as exc:  # noqa: BLE001 - the host's outcome
+            self.stop_reason = self.stop_reason or f"{job.host}: {why(exc)}"
+            self._failed(job, exc)
+            return exc
+        self._first_done = True
         return None
 
     def _switch(self, job: HostJob) -> None:

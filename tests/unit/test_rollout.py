@@ -37,9 +37,10 @@ class Log:
 class Job:
     def __init__(self, host: str, log: Log, *, fail: str | None = None, lock_error: Exception | None = None,
                  revert_error: Exception | None = None, previous: str | None = "R1", delay: float = 0.0,
-                 during_switch=None) -> None:  # type: ignore[no-untyped-def]
+                 during_switch=None, prepare_delay: float = 0.0) -> None:  # type: ignore[no-untyped-def]
         self.host, self.log, self.fail, self.lock_error = host, log, fail, lock_error
         self.revert_error, self.previous, self.delay, self.during_switch = revert_error, previous, delay, during_switch
+        self.prepare_delay = prepare_delay
 
     def lock(self) -> None:
         if self.lock_error:
@@ -48,8 +49,10 @@ class Job:
 
     def prepare(self) -> None:
         self.log.add("prepare", self.host)
+        time.sleep(self.prepare_delay)
         if self.fail == "prepare":
             raise ConnectError(f"{self.host}: pull failed")
+        self.log.add("prepared", self.host)
 
     def run(self) -> None:
         self.log.add("switch", self.host)
@@ -194,6 +197,20 @@ def test_the_first_step_runs_once_before_any_switch_and_its_failure_stops_everyt
                       first_step=broken).run()
     assert {h: r.outcome for h, r in results.items()} == {"a": plan.FAILED, "b": plan.SKIPPED, "c": plan.SKIPPED}
     assert log.hosts("switch") == []
+
+
+def test_the_first_step_overlaps_the_others_preparing_and_moves_on_when_the_first_host_cannot_prepare():
+    log = Log()
+    jobs = [Job("a", log), Job("b", log, prepare_delay=0.3)]
+    Rollout(jobs, Settings(), Recorder(), action="deploy", first_step=lambda job: log.add("migrate", job.host)).run()
+    assert log.index("migrate", "a") < log.index("prepared", "b") < min(log.index("switch", h) for h in "ab")
+
+    log = Log()
+    jobs = [Job("a", log, fail="prepare"), Job("b", log), Job("c", log)]
+    results = Rollout(jobs, Settings(max_failures=1), Recorder(), action="deploy",
+                      first_step=lambda job: log.add("migrate", job.host)).run()
+    assert log.hosts("migrate") == ["b"] and sorted(log.hosts("switch")) == ["b", "c"]
+    assert {h: r.outcome for h, r in results.items()} == {"a": plan.FAILED, "b": plan.SUCCEEDED, "c": plan.SUCCEEDED}
 
 
 def test_an_interrupt_stops_at_the_next_host_and_reverts_the_switched_ones():

@@ -5,6 +5,8 @@ front of them on 127.0.0.1."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from tests.integration.deploy_fixtures import build_probe_images
@@ -30,8 +32,10 @@ def fleet(tmp_path_factory, registry, standin_images) -> Fleet:
 def fleet_images(fleet, standin_images) -> FleetImages:
     """The probe images pushed once; each host pulls them on its first deploy."""
     probe = build_probe_images(standin_images)
-    return FleetImages(probe=fleet.publish(probe.good, "fleet/probe", "good"),
-                       proxy=fleet.publish(probe.proxy, "fleet/proxy", "latest"))
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two pushes: compressing layers is the slow part
+        good = pool.submit(fleet.publish, probe.good, "fleet/probe", "good")
+        proxy = pool.submit(fleet.publish, probe.proxy, "fleet/proxy", "latest")
+    return FleetImages(probe=good.result(), proxy=proxy.result())
 
 
 @pytest.fixture

@@ -77,6 +77,12 @@ def test_halt_leaves_hosts_apart_and_a_rollback_must_name_the_release(site):
     refused = site.cli("rollback", "--env", ENV)
     assert refused.returncode == ExitCode.ROLLBACK_FAILED and "disagree" in refused.stderr, refused.stderr
     assert "--to" in refused.stderr and [site.current(h) for h in site.hosts] == [v2, v1, v1]
+    # The dry run makes the same choice, and plans each host's part.
+    dry = site.cli("rollback", "--env", ENV, "--dry-run")
+    assert dry.returncode == ExitCode.ROLLBACK_FAILED and "disagree" in dry.stderr, dry.stdout + dry.stderr
+    dry = site.cli("rollback", "--env", ENV, "--to", v1, "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.startswith(f"rollback {v1} (dry run"), dry.stdout + dry.stderr
+    assert all(f"\n{h}:\n" in dry.stdout for h in site.hosts)
 
     back = site.cli("rollback", "--env", ENV, "--to", v1, "--json")
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr
