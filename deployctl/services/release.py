@@ -73,7 +73,7 @@ class Release:
 
         env = self.request.env_name
         if self.request.test is None:
-            self.emit(Message(f"TESTS SKIPPED: {TESTS_SKIPPED}", level="warning"))
+            self.emit(Message("TESTS SKIPPED (--skip-tests): this release is deployed untested", level="warning"))
         # Before the build: a missing secret or RDS instance fails in seconds (exit 3).
         timer = Timer(self.emit, "fetch secrets", detail=f"environment {env!r}")
         inputs = deploy_inputs(self.loaded, env)
