@@ -35,8 +35,9 @@ from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for, proxy_port, who
 from .prune import prune
 from .release_images import ReleaseImages
-from .rollout import Cancel, Interrupted, Rollout, on_every_host, serialized, unexpected  # noqa: F401 - Interrupted: for the CLI
-from .rollout import why as _why
+from .host_calls import on_every_host, serialized
+from .host_calls import why as _why
+from .rollout import Cancel, Interrupted, Rollout, unexpected  # noqa: F401 - Interrupted: for the CLI
 from .switch import HealthTarget, HostSwitch
 
 

@@ -24,8 +24,9 @@ from . import preflight
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for, who
 from .prune import prune
-from .rollout import Rollout, on_every_host, serialized, unexpected
-from .rollout import why as _why
+from .host_calls import on_every_host, serialized
+from .host_calls import why as _why
+from .rollout import Rollout, unexpected
 from .switch import HealthTarget, HostSwitch
 
 

@@ -24,8 +24,9 @@ from typing import Any, Callable, Protocol, Sequence
 
 from ..config.models import Rollout as RolloutSettings
 from ..errors import DeployctlError, DeployError
-from ..events import Emit, Event, Message, StepDone, StepFailed, StepSkipped, StepStarted, Timer
+from ..events import Emit, Message, StepDone, StepFailed, StepSkipped, StepStarted, Timer
 from ..plan import rollout as plan
+from .host_calls import attempt, combined, why
 
 WAIT_TICK = 0.2  # how often the main thread wakes while hosts work (to take a signal)
 
@@ -91,25 +92,6 @@ class Cancel:
             raise Interrupted(self.reason.message, hint=self.reason.hint)
 
 
-def serialized(emit: Emit) -> Emit:
-    """One event at a time: renderers print more than one write per event."""
-    lock = threading.Lock()
-
-    def locked(event: Event) -> None:
-        with lock:
-            emit(event)
-
-    return locked
-
-
-def why(exc: BaseException) -> str:
-    if isinstance(exc, DeployctlError):
-        return exc.message.splitlines()[0]
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _as_interrupt(exc: BaseException) -> Interrupted:
     if isinstance(exc, Interrupted):
         return exc
@@ -121,43 +103,6 @@ def unexpected(results: dict[str, "HostResult"]) -> BaseException | None:
     rollout's error so that --debug shows its traceback."""
     return next((r.exc for r in results.values() if r.exc is not None
                  and not isinstance(r.exc, (DeployctlError, KeyboardInterrupt))), None)
-
-
-def _attempt(fn: Callable[[Any], Any], item: Any) -> Any:
-    """fn(item), or the exception it raised: a worker's failure is a value, not a crash."""
-    try:
-        return fn(item)
-    except BaseException as exc:  # noqa: BLE001 - every failure belongs to that host's outcome
-        return exc
-
-
-def combined(errors: dict[str, BaseException]) -> BaseException:
-    """One error for several hosts' failures, naming each; a single one is kept as it is."""
-    if len(errors) == 1:
-        return next(iter(errors.values()))
-    failures = list(errors.values())
-    known = [e for e in failures if isinstance(e, DeployctlError)]
-    if len(known) < len(failures):
-        return next(e for e in failures if not isinstance(e, DeployctlError))  # a bug: show it
-    error = DeployctlError("\n".join(e.message for e in known), hint=known[0].hint)
-    error.exit_code = known[0].exit_code
-    return error
-
-
-def on_every_host(items: Sequence[Any], fn: Callable[[Any], Any], parallel: int | None) -> list[Any]:
-    """fn on every item (up to `parallel` at once); results in item order. When any failed,
-    raises one error naming every failed host (after all have finished: never half a check)."""
-    workers = plan.concurrency(len(items), parallel)
-    if workers == 1:
-        outcomes = [_attempt(fn, item) for item in items]
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="host") as pool:
-            outcomes = list(pool.map(lambda item: _attempt(fn, item), items))
-    errors = {getattr(item, "host", str(i)): out for i, (item, out) in enumerate(zip(items, outcomes))
-              if isinstance(out, BaseException)}
-    if errors:
-        raise combined(errors)
-    return outcomes
 
 
 class Rollout:
@@ -202,7 +147,6 @@ class Rollout:
             for host in group:
                 self._started[host] = time.monotonic()
                 self.emit(StepStarted(self.action, f"batch {number}/{len(groups)}", host=host))
-        self._first_done = self.first_step is None
         prepared = self._on_all(self.jobs, self._prepare, plan.concurrency(len(self.jobs), self.settings.parallel))
         if self._check_stop():
             return
@@ -278,7 +222,7 @@ class Rollout:
             return {}
         out: dict[str, Any] = {}
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rollout") as pool:
-            futures = {pool.submit(_attempt, fn, job): job for job in jobs}
+            futures = {pool.submit(attempt, fn, job): job for job in jobs}
             pending = set(futures)
             while pending:
                 try:

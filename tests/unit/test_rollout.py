@@ -13,7 +13,8 @@ from deployctl.config.models import Rollout as Settings
 from deployctl.errors import ConnectError, ExitCode, LockHeldError
 from deployctl.events import Message, Recorder, StepDone, StepFailed, StepSkipped, StepStarted
 from deployctl.plan import rollout as plan
-from deployctl.services.rollout import Interrupted, Rollout, on_every_host
+from deployctl.services.host_calls import on_every_host
+from deployctl.services.rollout import Interrupted, Rollout
 
 
 class Log:
