@@ -9,6 +9,7 @@ means `deployctl accessory remove NAME` and a new boot, on purpose.
 
 from __future__ import annotations
 
+import posixpath
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
@@ -109,7 +110,11 @@ def _create(loaded: LoadedConfig, env_name: str, conn, spec: acc.AccessorySpec, 
     names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
     HostSwitch(conn, names, layout, emit).ensure_network()
     if spec.secrets:
-        conn.mkdir(spec.secrets_dir, mode=0o700)
+        # The state root first, as HostState makes it (0700): on a first deploy the accessory
+        # comes before anything else, and parents made on the way would get the default mode.
+        accessory_dir = posixpath.dirname(spec.secrets_dir)
+        for path in (layout.root, posixpath.dirname(accessory_dir), accessory_dir, spec.secrets_dir):
+            conn.mkdir(path, mode=0o700)
         for name in spec.secrets:
             conn.put_file(f"{spec.secrets_dir}/{name}", secrets[name].reveal().encode(), 0o600)
         user = check(conn, dc.image_user(spec.image)).strip()

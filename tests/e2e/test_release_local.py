@@ -168,6 +168,10 @@ def test_secrets_reach_the_containers_as_files_only(site, first):
     assert {m["Destination"]: m["RW"] for m in db["Mounts"] if m["Destination"].startswith("/run/secrets/")} == {
         "/run/secrets/DATABASE_PASSWORD": False, "/run/secrets/DATABASE_ROOT_PASSWORD": False}
     assert not db["HostConfig"]["PortBindings"]  # only the app's network reaches the database
+    state = site.config.parent.parent / "state" / app / "local"
+    assert oct(state.stat().st_mode & 0o777) == "0o700"  # made by the accessory's boot, first of all
+    for secret in (state / "accessories" / "db" / "secrets").iterdir():
+        assert oct(secret.stat().st_mode & 0o777) == "0o600", secret
 
 
 def test_data_survives_a_second_release_a_rollback_and_an_accessory_restart(site, first, build_args):
