@@ -72,6 +72,18 @@ class PlainRenderer:
         pass
 
 
+def _redact_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return redactor(value)
+    if isinstance(value, dict):
+        return {k: _redact_strings(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_strings(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return redactor(str(value))  # what json's default=str would have written
+
+
 class JsonRenderer:
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream
@@ -80,7 +92,9 @@ class JsonRenderer:
         self.write(event.to_dict())
 
     def write(self, data: dict[str, Any]) -> None:
-        line = redactor(json.dumps(data, default=str, sort_keys=False))
+        # Mask string values, not the serialised line: a secret made of digits would
+        # otherwise eat digits out of timestamps and durations.
+        line = json.dumps(_redact_strings(data), default=str, sort_keys=False)
         print(line, file=self.stream or sys.stdout, flush=True)
 
     def close(self) -> None:

@@ -188,3 +188,12 @@ def test_rich_renderer_prints_finished_steps_and_clears_spinners():
     assert "✓ [backend] build done (1.5s)" in text
     assert "✗ [proxy] build FAILED: exit 1" in text and "| boom" in text
     assert not render.tasks
+
+
+def test_json_renderer_masks_strings_but_never_digits_of_numbers(capsys):
+    # A secret made of digits must not eat digits out of timestamps (seen in CI).
+    redactor.add(Secret("4711"))
+    JsonRenderer()(StepDone("push", "token 4711 used", 47.11, service="x", at=1795754711.25))
+    data = json.loads(capsys.readouterr().out)
+    assert data["at"] == 1795754711.25 and data["seconds"] == 47.11
+    assert data["detail"] == "token *** used"
