@@ -69,8 +69,10 @@ ensure_dockerd() {
         return
     fi
     # No systemd: dockerd runs detached from this shell (its own session) so it outlives
-    # the CI step that started it. A dockerd that is already starting is waited for.
-    if ! pgrep -x dockerd >/dev/null; then
+    # the CI step that started it. A dockerd that is already starting is waited for. Only
+    # our own PID namespace counts: the fleet tests' hosts run dockerds of their own, which
+    # the machine sees as processes too, and must not pass for this engine.
+    if ! pgrep -x dockerd --ns $$ --nslist pid >/dev/null; then
         say "dockerd   starting (log $TESTENV_LOG_DIR/dockerd.log)"
         setsid dockerd >>"$TESTENV_LOG_DIR/dockerd.log" 2>&1 </dev/null 9>&- &
     fi
