@@ -4,6 +4,7 @@ the CLI decides how they look (Rich on a TTY, plain lines in CI logs, JSON lines
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, ClassVar, Protocol
@@ -94,6 +95,18 @@ class Recorder:
 
     def of(self, cls: type[Event]) -> list[Any]:
         return [e for e in self.events if isinstance(e, cls)]
+
+
+def serialized(emit: Emit) -> Emit:
+    """An Emit that worker threads can share: renderers write more than once per event, so
+    two threads' events would interleave mid-line without the lock."""
+    lock = threading.Lock()
+
+    def locked(event: Event) -> None:
+        with lock:
+            emit(event)
+
+    return locked
 
 
 class Timer:

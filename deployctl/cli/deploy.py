@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
 import typer

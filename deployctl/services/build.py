@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from ..artifacts import Artifacts, ImageArtifact, read_artifacts, write_artifacts
 from ..config.load import LoadedConfig
 from ..errors import BuildError, ConfigError, ConnectError, DeployctlError
-from ..events import Emit, Event
+from ..events import Emit, serialized
 from ..plan.build import BuildArg, GitState, ImageBuild, check_tag, image_tag, plan_builds, rfc3339, select_images
 from ..plan.images import PROXY
 from .build_image import build_image
@@ -109,17 +109,6 @@ def build_images(loaded: LoadedConfig, request: BuildRequest, *, engine: Any, em
         artifacts = artifacts.with_image(name, results[name])
     write_artifacts(request.artifacts_path, artifacts)
     return BuildResult(artifacts, request.artifacts_path, cached)
-
-
-def serialized(emit: Emit) -> Emit:
-    """Renderers are not thread-safe (two workers' lines would interleave mid-line)."""
-    lock = threading.Lock()
-
-    def locked(event: Event) -> None:
-        with lock:
-            emit(event)
-
-    return locked
 
 
 def _check_contexts(plans: Sequence[ImageBuild]) -> None:

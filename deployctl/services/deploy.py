@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from ..adapters.connector import check
 from ..config import LoadedConfig
 from ..errors import DeployctlError, DeployError, ExitCode, HealthCheckError, RollbackError, RolloutError
-from ..events import Emit, Message, StepFailed, Timer
+from ..events import Emit, Message, StepFailed, Timer, serialized
 from ..plan import docker_commands as dc
 from ..plan import rollout as plan
 from ..plan.build import rfc3339
@@ -35,7 +35,7 @@ from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for, proxy_port, who
 from .prune import prune
 from .release_images import ReleaseImages
-from .host_calls import on_every_host, serialized
+from .host_calls import on_every_host
 from .host_calls import why as _why
 from .rollout import Cancel, Interrupted, Rollout, unexpected  # noqa: F401 - Interrupted: for the CLI
 from .switch import HealthTarget, HostSwitch

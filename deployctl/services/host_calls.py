@@ -5,24 +5,11 @@ every failed host, and events from worker threads reach the renderer one at a ti
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 from ..errors import DeployctlError
-from ..events import Emit, Event
 from ..plan import rollout as plan
-
-
-def serialized(emit: Emit) -> Emit:
-    """One event at a time: renderers print more than one write per event."""
-    lock = threading.Lock()
-
-    def locked(event: Event) -> None:
-        with lock:
-            emit(event)
-
-    return locked
 
 
 def why(exc: BaseException) -> str:

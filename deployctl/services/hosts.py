@@ -11,7 +11,6 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from pathlib import Path
 
 from ..config import LoadedConfig
 from ..config.models import Environment, split_host

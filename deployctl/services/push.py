@@ -11,8 +11,7 @@ from ..artifacts import Artifacts, ImageArtifact, read_artifacts, write_artifact
 from ..config.load import LoadedConfig
 from ..config.models import Environment
 from ..errors import ConnectError, DeployctlError, UsageError
-from ..events import Emit, StepProgress, Timer
-from .build import serialized
+from ..events import Emit, StepProgress, Timer, serialized
 from .push_log import PushLog, classify
 from .registry_auth import RegistryLogin, configured_registry, registry_login
 

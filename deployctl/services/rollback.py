@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..config import LoadedConfig
 from ..errors import DeployctlError, ExitCode, RollbackError, RolloutError
-from ..events import Emit, Message, Timer
+from ..events import Emit, Message, Timer, serialized
 from ..plan import rollout as plan
 from ..plan.build import rfc3339
 from ..plan.lock import LockRecord
@@ -24,7 +24,7 @@ from . import preflight
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for, who
 from .prune import prune
-from .host_calls import on_every_host, serialized
+from .host_calls import on_every_host
 from .host_calls import why as _why
 from .rollout import Rollout, unexpected
 from .switch import HealthTarget, HostSwitch

@@ -20,10 +20,9 @@ from typing import Any, Callable, Sequence
 from ..artifacts import Artifacts
 from ..config.load import LoadedConfig
 from ..errors import DeployctlError, TestsFailedError, UsageError
-from ..events import Emit, StepProgress, Timer
+from ..events import Emit, StepProgress, Timer, serialized
 from ..reports import ReportError, TestCounts, parse_coverage, parse_junit
 from ..secrets import Secret
-from .build import serialized
 
 # Inside the container: /tmp is writable by the image's (non-root) user whatever it is.
 CONTAINER_REPORTS = "/tmp/deployctl-reports"
