@@ -27,6 +27,7 @@ import json
 import os
 import secrets
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,16 +159,18 @@ def _labels(fleet_id: str) -> list[str]:
 
 
 def remove_fleet(fleet_id: str) -> None:
-    """Containers, then the inner engines' volumes, then the network."""
+    """Containers, then the inner engines' volumes, then the network. One call per
+    container and per volume, side by side: the engine removes one at a time per call, and
+    deleting an inner engine's images is most of a teardown."""
     selector = f"label={LABEL}={fleet_id}"
-    containers = docker("ps", "-aq", "--filter", selector, check=False).split()
-    if containers:
-        docker("rm", "-f", "-v", *containers, check=False)
-    volumes = docker("volume", "ls", "-q", "--filter", selector, check=False).split()
-    if volumes:
-        docker("volume", "rm", "-f", *volumes, check=False)
-    for network in docker("network", "ls", "-q", "--filter", selector, check=False).split():
-        docker("network", "rm", network, check=False)
+
+    def each(argv: list[str], names: list[str]) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            list(pool.map(lambda name: docker(*argv, name, check=False), names))
+
+    each(["rm", "-f", "-v"], docker("ps", "-aq", "--filter", selector, check=False).split())
+    each(["volume", "rm", "-f"], docker("volume", "ls", "-q", "--filter", selector, check=False).split())
+    each(["network", "rm"], docker("network", "ls", "-q", "--filter", selector, check=False).split())
 
 
 def remove_stale_fleets() -> None:
