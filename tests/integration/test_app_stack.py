@@ -4,6 +4,7 @@ way a browser would (CSRF token from the form, cookies, redirects)."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import requests
@@ -130,8 +131,16 @@ def test_security_headers_and_limits(stack):
 
 def test_access_log_shows_the_upstream_and_its_timing(stack):
     requests.get(stack.url + "/healthz", timeout=10)
-    log = stack.logs("nginx")
-    line = next(l for l in reversed(log.splitlines()) if '"GET /healthz ' in l)
+    # nginx writes the line at once, but the engine copies container output into its log
+    # asynchronously: poll briefly instead of reading once.
+    deadline = time.monotonic() + 10
+    lines: list[str] = []
+    while not lines and time.monotonic() < deadline:
+        lines = [l for l in stack.logs("nginx").splitlines() if '"GET /healthz ' in l]
+        if not lines:
+            time.sleep(0.2)
+    assert lines, "no access-log line for GET /healthz within 10 s"
+    line = lines[-1]
     assert re.search(r"upstream=\d+\.\d+\.\d+\.\d+:8000 ustatus=200 uct=[\d.]+ urt=[\d.]+$", line), line
 
 
