@@ -294,12 +294,12 @@ class HostDeploy:
         previous = self.previous
         routed = next(s for s in self.specs if s.routed)
         old_upstream, _ = self.switch.live_upstream()
-        proxy_existed = self.switch.proxy_state() is not None
+        proxy = self.switch.proxy_state()
         timer = Timer(self.emit, "switch", host=self.host, detail=f"nginx -> {routed.name}")
         try:
             self.switch.write_upstream(self.release, routed.name, routed.port)
-            port = self.switch.ensure_proxy(self.images.images[PROXY], proxy_port(self.loaded, self.env_name))
-            if proxy_existed:
+            port = self.switch.ensure_proxy(self.images.images[PROXY], proxy_port(self.loaded, self.env_name), proxy)
+            if proxy is not None:  # a new proxy reads the file as it starts
                 self.switch.reload()
             verify_seconds = self.switch.verify(port, self.release)
         except BaseException as exc:
@@ -333,8 +333,8 @@ class HostDeploy:
         self._record(REVERTED, self.previous, _why(exc))
 
     def _retire(self) -> None:
-        old = [name for release, names in self.switch.release_containers().items()
-               if release != self.release for name in names]
+        on_host = self.switch.release_containers()
+        old = [name for release, names in on_host.items() if release != self.release for name in names]
         running = [n for n, s in self.switch.states(old).items() if s.status == "running"]
         if running:
             drain = self.environment.rollout.drain
@@ -342,7 +342,8 @@ class HostDeploy:
             time.sleep(drain)
             self.switch.stop(running)
             timer.done("stopped (kept for rollback)")
-        prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout.keep, self.release, self.emit)
+        prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout.keep, self.release, self.emit,
+              on_host)
 
     def _record(self, outcome: str, previous: str | None, error: str) -> None:
         record = ReleaseRecord(

@@ -9,8 +9,11 @@ from ..plan import docker_commands as dc
 from ..plan.releases import prune_selection
 
 
-def prune(conn, switch, state, layout, keep: int, live: str, emit: Emit) -> list[str]:
-    on_host = switch.release_containers()
+def prune(conn, switch, state, layout, keep: int, live: str, emit: Emit,
+          on_host: dict[str, list[str]] | None = None) -> list[str]:
+    """`on_host`: release -> containers, when the caller has just listed them."""
+    if on_host is None:
+        on_host = switch.release_containers()
     history = state.history()
     doomed = prune_selection(list(on_host), keep=keep, live=live, previous_good=history.previous_good(live))
     if not doomed:

@@ -237,7 +237,8 @@ def _switch_to(loaded, env_name, conn, switch: HostSwitch, state: HostState, emi
 
 
 def _retire(loaded, env_name, conn, switch: HostSwitch, state: HostState, layout, emit: Emit, target: str) -> None:
-    old = [n for release, names in switch.release_containers().items() if release != target for n in names]
+    on_host = switch.release_containers()
+    old = [n for release, names in on_host.items() if release != target for n in names]
     running = [n for n, s in switch.states(old).items() if s.status == "running"]
     if running:
         drain = loaded.environment(env_name).rollout.drain
@@ -245,7 +246,7 @@ def _retire(loaded, env_name, conn, switch: HostSwitch, state: HostState, layout
         time.sleep(drain)
         switch.stop(running)
         timer.done()
-    prune(conn, switch, state, layout, loaded.environment(env_name).rollout.keep, target, emit)
+    prune(conn, switch, state, layout, loaded.environment(env_name).rollout.keep, target, emit, on_host)
 
 
 def _record(target: str, previous: str | None, outcome: str, error: str, message: str) -> ReleaseRecord:

@@ -21,6 +21,8 @@ from ..secrets import redactor
 VERIFY_TIMEOUT = 15.0  # seconds for nginx to answer /version with the new release
 VERIFY_STREAK = 3  # consecutive answers from the new release before the switch counts
 LOG_LINES = 20
+STATE_EVERY = 1.0  # seconds between container inspections while waiting for health
+_ASK = object()  # ensure_proxy: the proxy's state is not known yet
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,11 @@ class HostSwitch:
                 return int(port)
         return None
 
-    def ensure_proxy(self, image: str, port: int) -> int:
-        """Starts the proxy when missing (or starts it again when stopped); returns the host port."""
-        state = self.proxy_state()
+    def ensure_proxy(self, image: str, port: int, state: ContainerState | None | object = _ASK) -> int:
+        """Starts the proxy when missing (or starts it again when stopped); returns the host
+        port. `state`: the proxy's state when the caller has just looked (one inspect less)."""
+        if state is _ASK:
+            state = self.proxy_state()
         if state is None:
             timer = Timer(self.emit, "proxy", host=self.conn.host, detail=f"starting nginx on port {port or 'any'}")
             argv = dc.run_proxy(self.names, image, port, self.layout.proxy_dir, UPSTREAM_MOUNT,
@@ -133,10 +137,16 @@ class HostSwitch:
         started = time.monotonic()
         interval = min((t.interval for t in targets), default=0.25)
         last_error: dict[str, str] = {}
+        states: dict[str, ContainerState] = {}
+        inspected = float("-inf")
         while pending:
             if self.checkpoint is not None:
                 self.checkpoint()
-            states = self.states(list(pending))
+            # HTTP polls are cheap; each inspect is a docker process on the host. Inspect
+            # for the addresses, then only every STATE_EVERY seconds (to see an exit).
+            if time.monotonic() - inspected >= STATE_EVERY or any(not states.get(n) or not states[n].ip
+                                                                  for n in pending):
+                states, inspected = self.states(list(pending)), time.monotonic()
             for name, target in list(pending.items()):
                 state = states.get(name)
                 if state is None or state.status in ("exited", "dead"):
