@@ -56,12 +56,33 @@ def new_variant(fleet: Fleet, base: str) -> str:
         docker("rmi", tag, check=False)
 
 
-def timed_deploy(site: FleetSite, image: str, proxy: str, revision: str) -> float:
+def host_cpu(fleet: Fleet) -> float | None:
+    """CPU seconds the host containers have used (their cgroups; v1 or v2), None if unknown.
+    The hosts share this machine's cores, so this is what several hosts compete for."""
+    total = 0.0
+    for host in fleet.hosts:
+        cid = docker("inspect", "--format", "{{.Id}}", host.name)
+        v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage")
+        v2 = Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat")
+        if v1.exists():
+            total += int(v1.read_text()) / 1e9
+        elif v2.exists():
+            total += int(v2.read_text().split("usage_usec ")[1].split()[0]) / 1e6
+        else:
+            return None
+    return total
+
+
+def timed_deploy(site: FleetSite, image: str, proxy: str, revision: str) -> tuple[float, float | None]:
+    """Wall seconds of the deploy, and the CPU seconds the hosts used meanwhile."""
     loaded = load_config(site.config)
     release = ReleaseImages({"backend": image, "frontend": image, "proxy": proxy}, revision)
+    cpu = host_cpu(site.fleet)
     started = time.monotonic()
     deploy(loaded, ENV, release, SECRETS, Recorder())
-    return time.monotonic() - started
+    wall = time.monotonic() - started
+    after = host_cpu(site.fleet)
+    return wall, (after - cpu if cpu is not None and after is not None else None)
 
 
 def main() -> None:
@@ -88,27 +109,34 @@ def main() -> None:
                 timed_deploy(site, images.probe, images.proxy, "0000000a")  # untimed: first pull of the base
                 sites.append((label, site))
             times: dict[str, list[float]] = {label: [] for label, _ in sites}
+            cpu: dict[str, list[float]] = {label: [] for label, _ in sites}
             for round_ in range(args.rounds):
                 for label, site in sites:
                     image = new_variant(fleet, probe.good)
-                    times[label].append(timed_deploy(site, image, images.proxy, f"{round_ + 1:07d}b"))
+                    wall, used = timed_deploy(site, image, images.proxy, f"{round_ + 1:07d}b")
+                    times[label].append(wall)
+                    if used is not None:
+                        cpu[label].append(used)
                     # Other work on this shared machine shows here: read the table with it.
-                    print(f"round {round_ + 1}: {label}: {times[label][-1]:.2f}s "
-                          f"(load average {os.getloadavg()[0]:.1f})", flush=True)
-            report(times)
+                    print(f"round {round_ + 1}: {label}: {wall:.2f}s, hosts' CPU "
+                          f"{'-' if used is None else f'{used:.2f}s'} (load average {os.getloadavg()[0]:.1f})",
+                          flush=True)
+            report(times, cpu)
         finally:
             if fleet is not None:
                 fleet.close()
             registry.stop()
 
 
-def report(times: dict[str, list[float]]) -> None:
+def report(times: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
     one = statistics.median(times["1 host"])
+    cores = os.cpu_count() or 1
     print()
-    print(f"{'deploy to':<18} {'median s':>9} {'min s':>7} {'max s':>7} {'vs 1 host':>10}")
+    print(f"{'deploy to':<18} {'median s':>9} {'min s':>7} {'max s':>7} {'vs 1 host':>10} {'hosts CPU s':>12}")
     for label, samples in times.items():
         median = statistics.median(samples)
-        print(f"{label:<18} {median:>9.2f} {min(samples):>7.2f} {max(samples):>7.2f} {median / one:>9.2f}x")
+        used = f"{statistics.median(cpu[label]):.2f}" if cpu[label] else "-"
+        print(f"{label:<18} {median:>9.2f} {min(samples):>7.2f} {max(samples):>7.2f} {median / one:>9.2f}x {used:>12}")
     ratio = statistics.median(times["3 hosts"]) / one
     # The same round's 3-host and 1-host deploys ran a minute apart: their ratio is less
     # swayed by load that comes and goes than the ratio of the medians.
@@ -117,6 +145,11 @@ def report(times: dict[str, list[float]]) -> None:
     print(f"3 hosts / 1 host (parallel = all): {ratio:.2f} (target <= 1.5: {'met' if ratio <= 1.5 else 'NOT met'}); "
           f"median of the rounds' own ratios: {paired:.2f}")
     print(f"batch of one, 3 hosts: {statistics.median(times['3 hosts, batch 1']):.2f}s")
+    if cpu["3 hosts"]:
+        floor = statistics.median(cpu["3 hosts"]) / cores
+        print(f"the 3 simulated hosts share this machine's {cores} cores: their "
+              f"{statistics.median(cpu['3 hosts']):.1f} CPU-s per deploy take at least {floor:.1f}s here "
+              f"(real hosts each have their own)")
 
 
 if __name__ == "__main__":
