@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .models import PLACEHOLDER_RE, SECRETISH_RE, Config, Environment
+from .models import PLACEHOLDER_RE, SECRET_REF_RE, SECRETISH_RE, Config, Environment
 from .problems import format_errors, key_path, suggest
 
 DEFAULT_FILE = "deploy.toml"
@@ -133,10 +133,12 @@ def _secretish_env(loc: list[Any], env: Any, where: str) -> list[tuple[str, str]
         # *_FILE variables hold a path to a mounted secret, not the secret itself.
         if not isinstance(key, str) or key.upper().endswith("_FILE") or not SECRETISH_RE.search(key):
             continue
-        if isinstance(value, str) and value and not PLACEHOLDER_RE.fullmatch(value.strip()):
+        # A value that takes its secret from {{ secret.NAME }} holds no secret itself.
+        if isinstance(value, str) and value and not PLACEHOLDER_RE.fullmatch(value.strip()) \
+                and not SECRET_REF_RE.search(value):
             found.append((
                 key_path([*loc, key]),
                 f"looks like a secret value; {SECRET_VALUE_HELP}: list {key!r} under {where} and "
-                "supply it from the secret source",
+                "supply it from the secret source, or write the value as {{ secret.NAME }}",
             ))
     return found

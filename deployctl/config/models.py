@@ -21,6 +21,12 @@ HOSTNAME_RE = re.compile(
 # {{ backend.host }} / {{ backend.url }}: the release-scoped address of another service, so
 # a new frontend always talks to the backend of its own release.
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z][a-z0-9-]*)\.(host|url|port)\s*\}\}")
+# {{ secret.NAME }}: a secret's value inside an env value. The value is looked up in the
+# environment's secret source at deploy time and reaches the container through an env file
+# (mode 0600) on the host, never through a command line, the history or deployctl's output.
+SECRET_REF_RE = re.compile(r"\{\{\s*secret\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+# Names that cannot be a service or an accessory: they would be read as a placeholder.
+RESERVED_NAMES = frozenset({"secret", "proxy", "test"})
 SECRETISH_RE = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY|CREDENTIAL)", re.I)
 
 
@@ -82,20 +88,66 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+HEALTH_TYPES = ("http", "tcp", "command", "docker")
+
+
 class HealthCheck(Strict):
+    """How deployctl knows a new container is ready before traffic moves to it.
+
+    http (default): GET `path` on the container's port answers 200. tcp: the port accepts a
+    connection. command: `command` run in the container (docker exec) exits 0. docker: the
+    image's own HEALTHCHECK reports healthy. `type` defaults to "command" when a command is
+    given, else "http".
+    """
+
+    type: Literal["http", "tcp", "command", "docker"] | None = None
     path: UrlPath = "/healthz"
-    interval: Annotated[float, Field(gt=0, le=0.5)] = 0.25
+    command: Annotated[list[str], Field(min_length=1)] | None = None
+    interval: Annotated[float, Field(gt=0, le=10)] = 0.25
     timeout: Seconds = 30.0
+
+    @model_validator(mode="after")
+    def _checks(self) -> "HealthCheck":
+        if self.type not in (None, "command") and self.command is not None:
+            raise ValueError(f"command is only used with type = \"command\" (type is {self.type!r})")
+        if self.type == "command" and self.command is None:
+            raise ValueError("type = \"command\" needs command, e.g. command = [\"pg_isready\"]")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return self.type or ("command" if self.command is not None else "http")
+
+
+class TestReports(Strict):
+    """Where a service's `test.command` writes its reports, as paths inside the container."""
+
+    junit: str | None = None
+    coverage: str | None = None  # Cobertura XML
+
+
+class ServiceTest(Strict):
+    """Tests for a service without a test stage: `command` runs in the shipped image."""
+
+    command: Annotated[list[str], Field(min_length=1)]
+    env: dict[EnvVarName, str] = {}  # may use {{ secret.NAME }} and {{ test_database.host|port|user|password }}
+    reports: TestReports = TestReports()
+    timeout: Annotated[float, Field(gt=0, le=7200)] = 1800.0
 
 
 class Service(Strict):
     context: str
     dockerfile: str = "Dockerfile"
-    target: str | None = "runtime"
-    test_target: str | None = "test"
+    target: str | None = None  # None: the Dockerfile's last stage ships
+    test_target: str | None = None  # a stage that runs the suite (pytest) on top of `target`
+    test: ServiceTest | None = None  # or: a command run in the shipped image
     build_args: dict[EnvVarName, str] = {}
     port: Port = 8000
     healthcheck: HealthCheck = HealthCheck()
+    # The routed service's end-to-end check through the proxy after a switch: GET this path
+    # must answer 200 naming the new release (our app's /version). Optional: without it the
+    # switch is proven by the proxy's own release stamp on the health path.
+    verify_path: UrlPath | None = None
     env: dict[EnvVarName, str] = {}
     secrets: list[EnvVarName] = []
     migrate: list[str] | None = None
@@ -106,18 +158,41 @@ class Service(Strict):
     def _checks(self) -> "Service":
         if self.migrate is not None and not self.migrate:
             raise ValueError("migrate: give the command as a non-empty list, e.g. [\"python\", \"-m\", \"backend.migrate\"]")
+        if self.test is not None and self.test_target is not None:
+            raise ValueError("give either test_target (a Dockerfile stage) or a [test] table, not both")
         dup = set(self.env) & set(self.secrets)
         if dup:
             raise ValueError(f"{sorted(dup)[0]!r} is both in env and in secrets; keep it in secrets only")
         return self
 
 
+NGINX_SIZE_RE = re.compile(r"^[0-9]{1,6}[kKmMgG]?$")
+
+
+def _nginx_size(value: str) -> str:
+    if not NGINX_SIZE_RE.match(value):
+        raise ValueError(f"{value!r} is not a size (a number with an optional k, m or g, e.g. \"10m\")")
+    return value
+
+
 class Proxy(Strict):
-    context: str = "nginx"
+    """deployctl's proxy: by default the official nginx image (`image`) with a configuration
+    deployctl renders and mounts. `context`: build the proxy image from the project instead;
+    it is run with the same rendered configuration and may add its own snippets (the
+    extension point in docs/proxy.md)."""
+
+    context: str | None = None
     dockerfile: str = "Dockerfile"
     build_args: dict[EnvVarName, str] = {}
-    port: Port = 80
-    healthcheck: UrlPath = "/nginx-health"
+    image: Annotated[str, Field(min_length=1)] = "nginx:1.27-alpine"
+    # Names an environment variable that, when set, replaces `image` (a stand-in where the
+    # official image cannot be pulled), as accessories' image_env does.
+    image_env: EnvVarName | None = None
+    port: Port = 80  # where nginx listens inside its container
+    healthcheck: UrlPath = "/nginx-health"  # answered by the proxy itself
+    connect_timeout: Annotated[float, Field(gt=0, le=600)] = 5.0
+    read_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    max_body_size: Annotated[str, AfterValidator(_nginx_size)] = "1m"
 
 
 class Registry(Strict):
@@ -237,11 +312,24 @@ class AccessoryHealthCheck(Strict):
     timeout: Seconds = 120.0
 
 
+FILE_MOUNT_RE = re.compile(r"^([^:]+):(/[^:]*)$")
+
+
+def _file_mount(value: str) -> str:
+    match = FILE_MOUNT_RE.match(value)
+    if not match or match.group(2).endswith("/"):
+        raise ValueError(f"{value!r} is not a file mount (expected 'local/path:/path/in/container')")
+    return value
+
+
 class Accessory(Strict):
     """A long-lived container beside the app (a database, a cache), Kamal's "accessory":
     started when absent, never recreated by a deploy, its data in named volumes."""
 
-    image: Annotated[str, Field(min_length=1)]
+    image: Annotated[str, Field(min_length=1)] | None = None
+    build: str | None = None  # a build context in the project: the image is built (and pushed) with the services
+    dockerfile: str = "Dockerfile"
+    files: list[Annotated[str, AfterValidator(_file_mount)]] = []  # uploaded to the host, mounted read-only
     # Names an environment variable that, when set, replaces `image`: where the official
     # image cannot be pulled, a stand-in is passed without editing deploy.toml.
     image_env: EnvVarName | None = None
@@ -254,12 +342,14 @@ class Accessory(Strict):
 
     @model_validator(mode="after")
     def _checks(self) -> "Accessory":
+        if (self.image is None) == (self.build is None):
+            raise ValueError("give either image or build (a build context in the project)")
         dup = set(self.env) & set(self.secrets)
         if dup:
             raise ValueError(f"{sorted(dup)[0]!r} is both in env and in secrets; keep it in secrets only")
-        paths = [v.split(":", 1)[1] for v in self.volumes]
+        paths = [v.split(":", 1)[1] for v in self.volumes] + [f.split(":", 1)[1] for f in self.files]
         if len(set(paths)) != len(paths):
-            raise ValueError("volumes mounts two volumes at the same path")
+            raise ValueError("volumes and files mount two things at the same path")
         return self
 
 
@@ -324,6 +414,7 @@ class Config(Strict):
         self._check_accessories()
         envs = [(f"services.{n}.env", s.env) for n, s in self.services.items()]
         envs += [(f"environments.{n}.env", e.env) for n, e in self.environments.items()]
+        envs += [(f"accessories.{n}.env", a.env) for n, a in self.accessories.items()]
         for where, env in envs:
             for key, value in env.items():
                 for ref, part in PLACEHOLDER_RE.findall(value):
@@ -333,10 +424,14 @@ class Config(Strict):
         return self
 
     def _check_accessories(self) -> None:
+        for name in self.services:
+            if name in RESERVED_NAMES:
+                raise ValueError(f"services.{name}: {name!r} is a reserved name; choose another")
         for name in self.accessories:
-            if name in self.services or name == "proxy":
+            if name in self.services or name in RESERVED_NAMES:
                 raise ValueError(f"accessories.{name}: the name is taken by "
-                                 f"{'a service' if name in self.services else 'the proxy'}; choose another")
+                                 f"{'a service' if name in self.services else 'the proxy' if name == 'proxy' else 'deployctl'}; "
+                                 "choose another")
         for env_name, env in self.environments.items():
             for name in env.accessories:
                 if name not in self.accessories:
@@ -347,6 +442,9 @@ class Config(Strict):
     def _check_placeholder(self, where: str, ref: str, part: str) -> None:
         """{{ NAME.host|port|url }} names a service (of the same release) or an accessory."""
         if ref in self.services:
+            if where.startswith("accessories."):
+                raise ValueError(f"{where}: an accessory is not part of a release, so it cannot name the "
+                                 f"service {ref!r}")
             return
         if ref in self.accessories:
             if part == "port" and self.accessories[ref].port is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..plan.accessories import container_name, image_for, volume_name
-from ..plan.images import PROXY, image_repository
+from ..plan.images import builtin_proxy_image, PROXY, image_repository
 from ..plan.names import Names
 from ..secrets import MASK
 from .load import LoadedConfig
@@ -40,8 +40,11 @@ def resolve(loaded: LoadedConfig, env_name: str) -> dict[str, Any]:
         data["secrets"] = {secret: MASK for secret in spec.secrets}
         accessories[name] = data
     proxy = config.proxy.model_dump()
-    proxy["context"] = str((loaded.root / config.proxy.context).resolve())
-    proxy["image"] = image_repository(config, PROXY)
+    if config.proxy.context is not None:  # the project's own proxy image, built like a service
+        proxy["context"] = str((loaded.root / config.proxy.context).resolve())
+        proxy["image"] = image_repository(config, PROXY)
+    else:
+        proxy["image"] = builtin_proxy_image(config.proxy)
     if env.proxy_port is not None:
         proxy["port"] = env.proxy_port
     return {

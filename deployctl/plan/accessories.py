@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from ..config.models import Accessory, Config
+from .images import configured_image
 from .names import LABEL_APP, LABEL_ENV, LABEL_ROLE, SECRETS_MOUNT, Names, StateLayout
 
 ROLE = "accessory"
@@ -36,10 +37,7 @@ def secrets_dir(layout: StateLayout, accessory: str) -> str:
 
 def image_for(accessory: Accessory, environ: Mapping[str, str] | None = None) -> str:
     """`image`, or the value of the variable `image_env` names when that is set."""
-    environ = os.environ if environ is None else environ
-    if accessory.image_env and environ.get(accessory.image_env):
-        return environ[accessory.image_env]
-    return accessory.image
+    return configured_image(accessory.image or "", accessory.image_env, environ)
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from ..config.models import Config
+import os
+from typing import Mapping
+
+from ..config.models import Config, Proxy
 
 PROXY = "proxy"  # the name the nginx image is built and recorded under, beside the services
 
 
+def configured_image(image: str, image_env: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """`image`, or the value of the variable `image_env` names when that is set: where the
+    official image cannot be pulled, a stand-in is passed without editing deploy.toml."""
+    environ = os.environ if environ is None else environ
+    if image_env and environ.get(image_env):
+        return environ[image_env]
+    return image
+
+
+def builtin_proxy_image(proxy: Proxy, environ: Mapping[str, str] | None = None) -> str:
+    return configured_image(proxy.image, proxy.image_env, environ)
+
+
 def image_names(config: Config) -> list[str]:
-    """Every image deployctl builds: the services in config order, then the proxy."""
-    return [*config.services, PROXY]
+    """Every image deployctl builds: the services in config order, then the proxy when the
+    project builds its own (the built-in proxy runs the configured nginx image)."""
+    return [*config.services, *([PROXY] if config.proxy.context is not None else [])]
 
 
 def image_repository(config: Config, name: str) -> str:

@@ -31,10 +31,17 @@ class DeployInputs:
 
 
 def secret_names(loaded: LoadedConfig, env_name: str) -> list[str]:
-    """Every secret a deploy to `env_name` mounts: the services' and its accessories'."""
+    """Every secret a deploy to `env_name` needs: the files the services and its accessories
+    mount, and the secrets their env values use."""
+    from ..plan.env_values import refs_in
+
     config, environment = loaded.config, loaded.environment(env_name)
+    accessories = [config.accessories[a] for a in environment.accessories]
     names = [s for svc in config.services.values() for s in svc.secrets]
-    names += [s for a in environment.accessories for s in config.accessories[a].secrets]
+    names += [s for a in accessories for s in a.secrets]
+    # {{ secret.NAME }} in env values (services', the environment's, its accessories')
+    names += refs_in([*(v for svc in config.services.values() for v in svc.env.values()),
+                      *environment.env.values(), *(v for a in accessories for v in a.env.values())])
     return list(dict.fromkeys(names))
 
 

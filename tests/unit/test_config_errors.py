@@ -87,10 +87,27 @@ def test_value_out_of_range():
     assert line == "deploy.toml: services.web.port: 70000 is out of range: must be less than or equal to 65535"
 
 
-def test_health_interval_above_half_a_second_is_refused():
-    text = MINIMAL + "\n[services.web.healthcheck]\ninterval = 2\n"
+def test_health_interval_above_ten_seconds_is_refused():
+    text = MINIMAL + "\n[services.web.healthcheck]\ninterval = 12\n"
     [line] = problems(text)
-    assert line.startswith("deploy.toml: services.web.healthcheck.interval: 2 is out of range")
+    assert line.startswith("deploy.toml: services.web.healthcheck.interval: 12 is out of range")
+
+
+def test_health_command_with_another_type_is_refused():
+    text = MINIMAL + "\n[services.web.healthcheck]\ntype = \"tcp\"\ncommand = [\"true\"]\n"
+    [line] = problems(text)
+    assert "services.web.healthcheck" in line and "only used with type" in line
+
+
+def test_secret_reference_in_env_is_not_a_secret_value():
+    text = MINIMAL + "\n[services.web.env]\nDATABASE_PASSWORD = \"{{ secret.DB_PASSWORD }}\"\n"
+    assert parse_config(text).services["web"].env["DATABASE_PASSWORD"] == "{{ secret.DB_PASSWORD }}"
+
+
+def test_secret_literal_in_env_is_still_refused():
+    text = MINIMAL + "\n[services.web.env]\nDATABASE_PASSWORD = \"hunter22\"\n"
+    [line] = problems(text)
+    assert "services.web.env.DATABASE_PASSWORD" in line and "{{ secret.NAME }}" in line
 
 
 def test_invalid_host_in_a_list_names_its_index():
