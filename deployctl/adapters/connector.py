@@ -5,7 +5,7 @@ this machine, `ssh.py` over SSH; deploy and rollback only ever talk to this inte
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
 from ..errors import RemoteCommandError
@@ -29,6 +29,7 @@ class CommandResult:
 class HttpResponse:
     status: int
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
 
     def text(self) -> str:
         return self.body.decode(errors="replace")
@@ -36,6 +37,9 @@ class HttpResponse:
 
 class Connector(Protocol):
     host: str  # how the host is named in events and errors
+
+    def connect(self) -> "Connector":
+        """Opens the connection (SSH: the host key verified); a no-op on this machine."""
 
     def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
             on_line: OnLine | None = None) -> CommandResult:
@@ -54,6 +58,9 @@ class Connector(Protocol):
         test-and-set the lock is built on); returns False when it already did."""
 
     def remove_tree(self, path: str) -> None: ...
+
+    def tcp_check(self, address: str, port: int, timeout: float = 2.0) -> None:
+        """Connects to address:port as the host would; raises OSError when nothing accepts."""
 
     def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
         """GET http://address:port/path as the host would (container IPs are host-local).
@@ -77,10 +84,14 @@ def parse_http_response(raw: bytes) -> HttpResponse:
     status_line = head.split(b"\r\n", 1)[0].split()
     if len(status_line) < 2 or not status_line[1].isdigit():
         raise OSError(f"not an HTTP response: {raw[:40]!r}")
-    headers = head.lower()
-    if b"transfer-encoding: chunked" in headers:
+    headers = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            headers[name.strip().lower().decode(errors="replace")] = value.strip().decode(errors="replace")
+    if headers.get("transfer-encoding", "").lower() == "chunked":
         body = _dechunk(body)
-    return HttpResponse(int(status_line[1]), body)
+    return HttpResponse(int(status_line[1]), body, headers)
 
 
 def _dechunk(body: bytes) -> bytes:

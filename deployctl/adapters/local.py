@@ -85,6 +85,13 @@ class LocalConnector:
     def remove_tree(self, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
+    def connect(self) -> "LocalConnector":
+        return self  # nothing to open: commands run on this machine
+
+    def tcp_check(self, address: str, port: int, timeout: float = 2.0) -> None:
+        with socket.create_connection((address, port), timeout=timeout):
+            pass
+
     def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
         with socket.create_connection((address, port), timeout=timeout) as sock:
             sock.sendall(http_request(address, path))

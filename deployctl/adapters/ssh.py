@@ -215,6 +215,17 @@ class SSHConnector:
 
     # -- HTTP as the host sees it ----------------------------------------------------------
 
+    def tcp_check(self, address: str, port: int, timeout: float = 2.0) -> None:
+        """sshd confirms a direct-tcpip channel only once its own connection to the address
+        succeeded: an open channel is a TCP connect as the host sees it."""
+        import paramiko
+
+        try:
+            chan = self.transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
+        except (paramiko.ChannelException, paramiko.SSHException) as exc:
+            raise OSError(f"{address}:{port} via {self.host}: {exc}") from None
+        chan.close()
+
     def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
         import paramiko
 

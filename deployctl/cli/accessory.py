@@ -27,8 +27,7 @@ def _hosts(app: AppContext, env: str) -> Iterator:  # type: ignore[type-arg]
     conns = connectors_for(app.loaded, env)
     try:
         for conn in conns:
-            if hasattr(conn, "connect"):
-                conn.connect()
+            conn.connect()
             yield conn
     finally:
         for conn in conns:

@@ -98,23 +98,26 @@ def _hosts_reported(app: AppContext, command: str, title: str) -> Iterator[None]
 
 def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignore[no-untyped-def]
                        login: tuple[str, str] | None) -> None:
+    """The plan of each host's HostDeploy, the object a real deploy runs (no connection)."""
+    from ..plan.accessories import planned_steps
     from ..plan.dry_run import deploy_steps
     from ..plan.releases import new_release_id
-    from ..services.hosts import connectors_for, layout_for, proxy_port
+    from ..services.deploy import DeployOptions, HostDeploy
+    from ..services.hosts import connectors_for
 
     config, environment = loaded.config, loaded.environment(env)
     release = new_release_id(time.time(), images.revision)
-    from ..plan.accessories import planned_steps
-
     plans = {}
     for index, conn in enumerate(connectors_for(loaded, env)):
+        job = HostDeploy(loaded, env, conn, lambda e: None, release, images, {}, DeployOptions())
         steps = deploy_steps(
-            config, environment, env, layout_for(loaded, env), release, images.revision, images.images,
-            migrate=index == 0, proxy_port=proxy_port(loaded, env),
+            job.plan, job.containers, job.names, job.layout, local=environment.target == "local",
+            images=[*images.images.values(), job.spec.proxy.image], keep=environment.rollout.keep,
+            migrations={s: svc.migrate for s, svc in config.services.items() if svc.migrate and index == 0},
             registry_login=login)
         # Accessories come up after the preflight, before the lock (services/deploy.py).
         at = next((i for i, s in enumerate(steps) if s.step != "preflight"), len(steps))
-        plans[conn.host] = steps[:at] + planned_steps(config, env, layout_for(loaded, env)) + steps[at:]
+        plans[conn.host] = steps[:at] + planned_steps(config, env, job.layout) + steps[at:]
     _print_plan(app, "deploy", release, plans)
 
 
@@ -164,28 +167,31 @@ def rollback(
 
 
 def _print_rollback_plan(app: AppContext, loaded, env: str, to: str | None) -> None:  # type: ignore[no-untyped-def]
+    """The plan of each host's HostRollback, after the same read-only checks and the same
+    choice of target as the real rollback."""
     from ..plan.dry_run import PlannedStep, rollback_steps
     from ..plan.rollout import HostReleases, rollback_target
     from ..services.host_state import HostState
-    from ..services.hosts import connectors_for, layout_for, names_for
-    from ..services.switch import HostSwitch
+    from ..services.hosts import connectors_for, layout_for
+    from ..services.rollback import HostRollback
 
-    layout, names = layout_for(loaded, env), names_for(loaded, env)
-    seen = []  # (host, current, release -> its containers); read-only
-    for conn in connectors_for(loaded, env):
-        try:
-            if hasattr(conn, "connect"):
-                conn.connect()
+    layout = layout_for(loaded, env)
+    conns = connectors_for(loaded, env)
+    try:
+        views = []
+        for conn in conns:
+            conn.connect()
             state = HostState(conn, layout)
             current = state.current()
-            on_host = HostSwitch(conn, names, layout, lambda e: None).release_containers()
-            seen.append((HostReleases(conn.host, current, state.history().previous_good(current)), on_host))
-        finally:
+            views.append(HostReleases(conn.host, current, state.history().previous_good(current)))
+        target = rollback_target(views, to)  # one release everywhere, or a refusal
+        plans = {}
+        for conn in conns:
+            job = HostRollback(loaded, env, conn, lambda e: None, target)
+            job.check()
+            plans[conn.host] = ([PlannedStep("nothing", f"{target} is already live")] if job.plan is None
+                                else rollback_steps(job.plan, layout))
+    finally:
+        for conn in conns:
             conn.close()
-    # The same choice as the real rollback: one release everywhere, or a refusal.
-    target = rollback_target([view for view, _ in seen], to)
-    plans = {view.host: [PlannedStep("nothing", f"{target} is already live")] if view.current == target else
-             rollback_steps(loaded.config, loaded.environment(env), env, layout, target, view.current,
-                            on_host.get(target, []), on_host.get(view.current, []) if view.current else [])
-             for view, on_host in seen}
     _print_plan(app, "rollback", target, plans)

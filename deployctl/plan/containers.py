@@ -2,8 +2,9 @@
 
 Pure: config + release facts in, `ContainerSpec`s out. The environment is the service's
 plain env with the environment's env laid over it, `{{ svc.url }}` placeholders resolved to
-the *same release's* container, `<NAME>_FILE` for each secret, and the release identity the
-app shows on `/version`.
+the *same release's* container, `<NAME>_FILE` for each secret, and the release identity
+(DEPLOYCTL_RELEASE, for an app that wants to show it). Variables whose values use
+`{{ secret.NAME }}` are kept apart: they go to an env file, never onto the argv.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..config.models import PLACEHOLDER_RE, Config, Environment
 from .accessories import container_name as accessory_container
+from .env_values import split_env
 from .names import SECRETS_MOUNT, Names, StateLayout
 
 RELEASE_ENV = "DEPLOYCTL_RELEASE"
@@ -31,6 +33,9 @@ class ContainerSpec:
     secrets_dir: str = ""  # on the host; each secret is a file in it, mounted read-only
     routed: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    # Variables whose values use {{ secret.NAME }}, unrendered; rendered only into env_file.
+    secret_env: dict[str, str] = field(default_factory=dict)
+    env_file: str = ""  # on the host, mode 0600; empty when no variable uses a secret
 
     def secret_mounts(self) -> list[tuple[str, str]]:
         """(host file, container file) per secret."""
@@ -53,15 +58,18 @@ def resolve_placeholders(value: str, names: Names, release: str, config: Config)
 
 
 def container_env(config: Config, environment: Environment, service: str, names: Names,
-                  release: str, revision: str | None) -> dict[str, str]:
+                  release: str, revision: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    """(plain, secret_env): the variables shown on `docker create`, and those whose values
+    use a secret (still templates; only the env file on the host holds them rendered)."""
     spec = config.services[service]
     env = {**spec.env, **environment.env}
     env = {k: resolve_placeholders(v, names, release, config) for k, v in env.items()}
+    plain, secret_env = split_env(env)
     for secret in spec.secrets:
-        env[f"{secret}_FILE"] = f"{SECRETS_MOUNT}/{secret}"
-    env[RELEASE_ENV] = release
-    env[REVISION_ENV] = revision or "unknown"
-    return env
+        plain[f"{secret}_FILE"] = f"{SECRETS_MOUNT}/{secret}"
+    plain[RELEASE_ENV] = release
+    plain[REVISION_ENV] = revision or "unknown"
+    return plain, secret_env
 
 
 def release_containers(config: Config, environment: Environment, env_name: str, release: str,
@@ -72,16 +80,19 @@ def release_containers(config: Config, environment: Environment, env_name: str, 
     layout = layout or StateLayout(environment.state_dir, config.app, env_name)
     specs = []
     for service, spec in config.services.items():
+        env, secret_env = container_env(config, environment, service, names, release, revision)
         specs.append(ContainerSpec(
             service=service,
             name=names.container(service, release),
             image=images[service],
             port=spec.port,
             health_path=spec.healthcheck.path,
-            env=container_env(config, environment, service, names, release, revision),
+            env=env,
             secrets=tuple(spec.secrets),
             secrets_dir=layout.service_secrets(release, service),
             routed=spec.routed,
             labels=names.labels("service", release, service),
+            secret_env=secret_env,
+            env_file=layout.env_file(release, service) if secret_env else "",
         ))
     return specs

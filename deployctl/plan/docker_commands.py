@@ -28,21 +28,42 @@ def _secret_mounts(spec: ContainerSpec) -> list[str]:
     return [arg for host, inside in spec.secret_mounts() for arg in ("-v", f"{host}:{inside}:ro")]
 
 
-def run_service(spec: ContainerSpec, network: str) -> list[str]:
-    """A release's long-running container. Not published: only nginx (same network) reaches it."""
+def _env_file(spec: ContainerSpec) -> list[str]:
+    """Variables whose values use a secret come from a 0600 file on the host, read by the
+    docker CLI there: never on this argv."""
+    return ["--env-file", spec.env_file] if spec.env_file else []
+
+
+def create_service(spec: ContainerSpec, release_network: str) -> list[str]:
+    """A release's long-running container, created on its release's network where it carries
+    its service's name as an alias. Not published: only the proxy reaches it."""
     return [
-        "docker", "run", "--detach", "--name", spec.name, "--network", network,
+        "docker", "create", "--name", spec.name, "--network", release_network, "--network-alias", spec.service,
         "--restart", "unless-stopped", "--log-opt", "max-size=10m",
-        *_labels(spec.labels), *_env(spec.env), *_secret_mounts(spec), spec.image,
+        *_labels(spec.labels), *_env(spec.env), *_env_file(spec), *_secret_mounts(spec), spec.image,
     ]
 
 
-def run_migration(spec: ContainerSpec, network: str, name: str, command: Sequence[str],
-                  labels: dict[str, str]) -> list[str]:
-    """A one-off container of the new image with the service's env and secrets."""
+def connect_network(network: str, container: str, alias: str | None = None) -> list[str]:
+    return ["docker", "network", "connect", *(["--alias", alias] if alias else []), network, container]
+
+
+def start_service(spec: ContainerSpec, release_network: str, app_network: str) -> list[list[str]]:
+    """Create on the release network, join the app network (the proxy and the accessories
+    are there; the service's bare name is not), then start: in this order, so the process
+    never runs without its accessories in reach."""
+    return [create_service(spec, release_network), connect_network(app_network, spec.name), start([spec.name])]
+
+
+def run_migration(spec: ContainerSpec, release_network: str, app_network: str, name: str, command: Sequence[str],
+                  labels: dict[str, str]) -> list[list[str]]:
+    """A one-off container of the new image with the service's env and secrets, on both
+    networks like the service; `start --attach` streams its output and returns its code."""
     return [
-        "docker", "run", "--rm", "--name", name, "--network", network,
-        *_labels(labels), *_env(spec.env), *_secret_mounts(spec), spec.image, *command,
+        ["docker", "create", "--name", name, "--network", release_network, "--network-alias", spec.service,
+         *_labels(labels), *_env(spec.env), *_env_file(spec), *_secret_mounts(spec), spec.image, *command],
+        connect_network(app_network, name),
+        ["docker", "start", "--attach", name],
     ]
 
 
@@ -53,14 +74,49 @@ def chown_secrets(image: str, user: str, host_dir: str) -> list[str]:
             "-v", f"{host_dir}:/secrets", image, "-R", user, "/secrets"]
 
 
-def run_proxy(names: Names, image: str, port: int, proxy_dir: str, upstream_mount: str,
-              labels: dict[str, str]) -> list[str]:
+# The anchor's process: waits, and exits at once on docker stop.
+ANCHOR_COMMAND = ["sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
+
+
+def run_proxy_anchor(names: Names, image: str, port: int, container_port: int, labels: dict[str, str]) -> list[str]:
+    """The proxy's anchor: owns the published port and the network namespace (on the app
+    network) that nginx containers join. tcp_migrate_req hands connections still queued
+    on a closing listener to the next one, so replacing nginx drops nothing."""
+    published = f"{port}:{container_port}" if port else str(container_port)
     return [
         "docker", "run", "--detach", "--name", names.proxy, "--network", names.network,
-        "--restart", "unless-stopped", "--log-opt", "max-size=10m",
-        "--publish", f"{port}:{PROXY_CONTAINER_PORT}",
-        *_labels(labels), "-v", f"{proxy_dir}:{upstream_mount}:ro", image,
+        "--restart", "unless-stopped", "--publish", published,
+        "--sysctl", "net.ipv4.tcp_migrate_req=1",
+        *_labels(labels), "--entrypoint", ANCHOR_COMMAND[0], image, *ANCHOR_COMMAND[1:],
     ]
+
+
+def run_proxy_nginx(names: Names, name: str, image: str, proxy_dir: str, mount: str, config: str,
+                    labels: dict[str, str]) -> list[str]:
+    """nginx in the anchor's network namespace, with deployctl's rendered configuration."""
+    return [
+        "docker", "run", "--detach", "--name", name, "--network", f"container:{names.proxy}",
+        "--restart", "unless-stopped", "--log-opt", "max-size=10m",
+        *_labels(labels), "-v", f"{proxy_dir}:{mount}:ro", "--entrypoint", "nginx", image,
+        "-c", config, "-g", "daemon off;",
+    ]
+
+
+def nginx_test(container: str, config: str) -> list[str]:
+    return ["docker", "exec", container, "nginx", "-t", "-q", "-c", config]
+
+
+def nginx_quit(container: str) -> list[str]:
+    """Graceful: nginx stops accepting, finishes what it holds, exits."""
+    return ["docker", "kill", "--signal", "QUIT", container]
+
+
+def wait(container: str) -> list[str]:
+    return ["docker", "wait", container]
+
+
+def exec_command(container: str, command: Sequence[str]) -> list[str]:
+    return ["docker", "exec", container, *command]
 
 
 def image_user(image: str) -> list[str]:
@@ -89,6 +145,14 @@ def network_inspect(network: str) -> list[str]:
 
 def network_create(names: Names) -> list[str]:
     return ["docker", "network", "create", *_labels(names.labels("network")), names.network]
+
+
+def release_network_create(names: Names, release: str) -> list[str]:
+    return ["docker", "network", "create", *_labels(names.labels("network", release)), names.release_network(release)]
+
+
+def network_remove(networks: Sequence[str]) -> list[str]:
+    return ["docker", "network", "rm", *networks]
 
 
 def start(containers: Sequence[str]) -> list[str]:
@@ -129,10 +193,10 @@ def list_containers(names: Names) -> list[str]:
             "--filter", f"label=io.deployctl.env={names.env}"]
 
 
-def nginx_test_and_reload(names: Names) -> list[str]:
+def nginx_test_and_reload(container: str, config: str) -> list[str]:
     """Both in one exec (one round trip instead of two on the switch's critical path);
     `&&`: a configuration `nginx -t` refuses never reaches the running nginx."""
-    return ["docker", "exec", names.proxy, "sh", "-c", "nginx -t -q && nginx -s reload"]
+    return ["docker", "exec", container, "sh", "-c", f"nginx -t -q -c {config} && nginx -s reload -c {config}"]
 
 
 def port_of(container: str, port: int = PROXY_CONTAINER_PORT) -> list[str]:

@@ -15,7 +15,7 @@ LABEL_APP = "io.deployctl.app"
 LABEL_ENV = "io.deployctl.env"
 LABEL_RELEASE = "io.deployctl.release"
 LABEL_SERVICE = "io.deployctl.service"
-LABEL_ROLE = "io.deployctl.role"  # service | proxy | migrate
+LABEL_ROLE = "io.deployctl.role"  # service | proxy | proxy-nginx | migrate | network
 
 SECRETS_MOUNT = "/run/secrets"
 
@@ -35,7 +35,18 @@ class Names:
 
     @property
     def proxy(self) -> str:
+        """The proxy's anchor: it holds the published port and the network namespace that
+        the nginx container(s) join, so nginx can be replaced without closing the port."""
         return f"{self.prefix}-proxy"
+
+    def proxy_nginx(self, tag: str) -> str:
+        return f"{self.prefix}-proxy-nginx-{tag}"
+
+    def release_network(self, release: str) -> str:
+        """A release's own network, where its services carry their deploy.toml names as
+        aliases: `http://backend:8000` from the frontend reaches the backend of the same
+        release and no other."""
+        return f"{self.prefix}-{release}"
 
     def container(self, service: str, release: str) -> str:
         return f"{self.prefix}-{service}-{release}"
@@ -82,12 +93,8 @@ class StateLayout:
 
     @property
     def proxy_dir(self) -> str:
-        """Bind-mounted (as a directory, so an atomic rename of the file is seen) into the proxy."""
+        """Bind-mounted (as a directory, so an atomic rename of nginx.conf is seen) into the proxy."""
         return posixpath.join(self.root, "proxy")
-
-    @property
-    def upstream_file(self) -> str:
-        return posixpath.join(self.proxy_dir, UPSTREAM_FILE)
 
     def release_secrets(self, release: str) -> str:
         return posixpath.join(self.root, "secrets", release)
@@ -95,8 +102,10 @@ class StateLayout:
     def service_secrets(self, release: str, service: str) -> str:
         return posixpath.join(self.release_secrets(release), service)
 
+    def env_file(self, release: str, service: str) -> str:
+        """Beside (not inside) the mounted secrets folder: the container never sees it."""
+        return posixpath.join(self.release_secrets(release), f"{service}.env")
+
     def secret_file(self, release: str, service: str, name: str) -> str:
         return posixpath.join(self.service_secrets(release, service), name)
 
-
-UPSTREAM_FILE = "frontend.conf"  # the name nginx/nginx.conf includes

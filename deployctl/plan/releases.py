@@ -63,9 +63,12 @@ class ReleaseRecord:
     previous: str | None = None  # the release that was live before
     error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    dirty: bool = False  # built from a working tree with uncommitted changes: `revision` is not all of it
+    # A deploy's snapshot of the release (plan/release_spec.py): what rollback starts again.
+    spec: dict[str, Any] = field(default_factory=dict)
 
     def to_line(self) -> str:
-        data = {k: v for k, v in asdict(self).items() if v not in (None, "", {})}
+        data = {k: v for k, v in asdict(self).items() if v not in (None, "", {}) and v is not False}
         return json.dumps(data, sort_keys=True) + "\n"
 
     @classmethod

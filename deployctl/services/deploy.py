@@ -19,15 +19,17 @@ from dataclasses import dataclass, field
 
 from ..adapters.connector import check
 from ..config import LoadedConfig
-from ..errors import DeployctlError, DeployError, ExitCode, HealthCheckError, RollbackError, RolloutError
-from ..events import Emit, Message, StepFailed, Timer, serialized
+from ..errors import DeployctlError, DeployError, ExitCode, RolloutError
+from ..events import Emit, Message, Timer, serialized
 from ..plan import docker_commands as dc
 from ..plan import rollout as plan
 from ..plan.build import rfc3339
 from ..plan.containers import release_containers
-from ..plan.images import PROXY
+from ..plan.images import PROXY, builtin_proxy_image
 from ..plan.lock import LockRecord
+from ..plan.release_spec import release_spec
 from ..plan.releases import FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord, new_release_id
+from ..plan.switch_plan import deploy_plan
 from ..secrets import Secret
 from . import preflight
 from .accessories import ensure_accessories
@@ -35,10 +37,11 @@ from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for, proxy_port, who
 from .prune import prune
 from .release_images import ReleaseImages
+from ..plan.env_values import SecretValueError, env_file
 from .host_calls import on_every_host
 from .host_calls import why as _why
 from .rollout import Cancel, Interrupted, Rollout, unexpected  # noqa: F401 - Interrupted: for the CLI
-from .switch import HealthTarget, HostSwitch
+from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
     def check_host(conn) -> set[str]:  # type: ignore[no-untyped-def]
         preflight.connect(conn, emit)
         if environment.target == "local":
-            preflight.local_images_present(conn, emit, list(images.images.values()))
+            preflight.local_images_present(conn, emit, [*images.images.values(), proxy_image_for(config, images)])
         elif config.registry and login_user and registry_password is not None:
             preflight.registry_login(conn, emit, config.registry.server, login_user, registry_password)
         return HostState(conn, layout).history().ids()
@@ -108,6 +111,13 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             conn.close()
 
 
+def proxy_image_for(config, images: ReleaseImages) -> str:  # type: ignore[no-untyped-def]
+    """The project's own proxy image (built with the services), or the built-in one's."""
+    if config.proxy.context is not None:
+        return images.images[PROXY]
+    return builtin_proxy_image(config.proxy)
+
+
 def _failure(release: str, results: dict, hosts: list[HostOutcome], verdict: plan.Verdict) -> DeployctlError:
     """The error a stopped rollout ends with. One host keeps its own error when that says
     the same (it names what failed); several get one naming each host's outcome."""
@@ -126,7 +136,9 @@ def _failure(release: str, results: dict, hosts: list[HostOutcome], verdict: pla
 
 
 class HostDeploy:
-    """One host's part of a deploy: a HostJob for services/rollout.py."""
+    """One host's part of a deploy: a HostJob for services/rollout.py. Prepares the host
+    (pull, networks, secrets, env files), runs migrations when asked, then runs the one
+    switch sequence (services/switch.py) on the plan built from this release's spec."""
 
     def __init__(self, loaded: LoadedConfig, env_name: str, conn, emit: Emit, release: str,
                  images: ReleaseImages, secrets: dict[str, Secret], options: DeployOptions,
@@ -141,10 +153,13 @@ class HostDeploy:
         self.layout = layout_for(loaded, env_name)
         self.state = HostState(conn, self.layout)
         self.switch = HostSwitch(conn, self.names, self.layout, emit, checkpoint=self.cancel.check)
-        self.specs = release_containers(self.config, self.environment, env_name, release, images.revision,
-                                        images.images, self.layout)
+        self.containers = release_containers(self.config, self.environment, env_name, release, images.revision,
+                                             images.images, self.layout)
+        self.spec = release_spec(self.config, env_name, release, images.revision, images.images,
+                                 proxy_image_for(self.config, images), dirty=images.dirty)
+        self.plan = deploy_plan(self.spec, self.containers, self.names, proxy_port=proxy_port(loaded, env_name),
+                                drain=self.environment.rollout.drain)
         self.previous: str | None = None
-        self.started: list[str] = []
         self.phase = "before"  # before | switched back | uncertain | live
 
     # -- HostJob -----------------------------------------------------------------------------
@@ -160,14 +175,14 @@ class HostDeploy:
         self.state.release()
 
     def prepare(self) -> None:
-        """Pull, network, secrets: nothing the host serves changes."""
+        """Pull, networks, secrets: nothing the host serves changes."""
         try:
             self.previous = self.state.current()
             self.state.prepare()
             if self.environment.target == "ssh":
-                preflight.pull(self.conn, self.emit, list(self.images.images.values()))
+                preflight.pull(self.conn, self.emit, [*self.images.images.values(), self.spec.proxy.image])
             self.cancel.check()
-            if self.switch.ensure_network():
+            if self.switch.ensure_network(self.release):
                 self.emit(Message(f"created network {self.names.network}", host=self.host))
             self._upload_secrets()
         except BaseException as exc:
@@ -183,18 +198,34 @@ class HostDeploy:
             raise
 
     def run(self) -> None:
-        """Start the new release beside the old one, wait for health, switch, retire the old."""
+        """The switch sequence: start beside the old release, health, route, verify; then
+        the old release is drained and stopped (kept for rollback)."""
         try:
             self.cancel.check()
-            timer = Timer(self.emit, "start", host=self.host, detail=self.release)
-            self._start_containers()
-            timer.done(", ".join(self.started))
-            self._wait_healthy()
-            self.cancel.check()
+            self.switch.run(self.plan)
+        except SwitchBackFailed as exc:
+            self.phase = "uncertain"
+            self._record(UNCERTAIN, self.previous, exc.message)
+            raise
+        except SwitchFailed as exc:
+            self.phase = "switched back"
+            self._clean_up()
+            self._record(REVERTED, self.previous, exc.message)
+            raise
         except BaseException as exc:
             self._abandon(exc)
             raise
-        self._switch()
+        # Switched and verified: from here the new release is live; bookkeeping comes first
+        # so an interrupt during the drain cannot leave `current` pointing at the old one.
+        self.state.set_current(self.release)
+        self._record(LIVE, self.previous, "")
+        self.phase = "live"
+        try:
+            on_host = self.switch.retire(self.release, self.environment.rollout.drain)
+            prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout.keep, self.release,
+                  self.emit, on_host)
+        except Exception as exc:  # noqa: BLE001 - live and verified; only the clean-up failed
+            self.emit(Message(f"after the switch: {_why(exc)}", level="warning", host=self.host))
 
     def failure_outcome(self) -> str:
         return {"switched back": plan.SWITCHED_BACK, "uncertain": plan.UNCERTAIN}.get(self.phase, plan.FAILED)
@@ -214,8 +245,9 @@ class HostDeploy:
         self._record(REVERTED, self.previous, f"the rollout stopped ({why}); back on {self.previous}")
 
     def skip(self, why: str) -> None:
-        """Never started here: the uploaded secrets go, the history says why."""
-        self.conn.remove_tree(self.layout.release_secrets(self.release))
+        """Never started here: the uploaded secrets and the release's network go, the
+        history says why."""
+        self._clean_up()
         self._record(SKIPPED, self.previous, why)
 
     # -- before the switch -----------------------------------------------------------------
@@ -224,7 +256,14 @@ class HostDeploy:
         timer = Timer(self.emit, "secrets", host=self.conn.host)
         self.conn.mkdir(self.layout.release_secrets(self.release), mode=0o700)
         count = 0
-        for spec in self.specs:
+        for spec in self.containers:
+            if spec.env_file:
+                try:
+                    body = env_file(spec.secret_env, self.secrets)
+                except SecretValueError as exc:
+                    raise DeployError(f"services.{spec.service}.env.{exc}") from None
+                self.conn.put_file(spec.env_file, body, 0o600)  # read by the docker CLI as root
+                count += 1
             if not spec.secrets:
                 continue
             self.conn.mkdir(spec.secrets_dir, mode=0o700)
@@ -236,27 +275,20 @@ class HostDeploy:
                 check(self.conn, dc.chown_secrets(spec.image, user, spec.secrets_dir))
         timer.done(f"{count} file{'s' if count != 1 else ''}, mode 0600")
 
-    def _start_containers(self) -> None:
-        """Every service's container at once: each `docker run` is a round trip to the host
-        and seconds of the engine's time, and none waits for another (health checks do)."""
-        def start(spec) -> None:  # type: ignore[no-untyped-def]
-            check(self.conn, dc.run_service(spec, self.names.network))
-            self.started.append(spec.name)  # what a failure must remove
-
-        with ThreadPoolExecutor(max_workers=len(self.specs)) as pool:
-            futures = [pool.submit(start, spec) for spec in self.specs]
-        for future in futures:
-            future.result()  # the first failure, once all have finished
-
     def _run_migrations(self) -> None:
-        for spec in self.specs:
+        for spec in self.containers:
             command = self.config.services[spec.service].migrate
             if not command:
                 continue
             timer = Timer(self.emit, "migrate", host=self.conn.host, service=spec.service, detail=" ".join(command))
-            argv = dc.run_migration(spec, self.names.network, self.names.migration(self.release), command,
-                                    self.names.labels("migrate", self.release, spec.service))
-            result = self.conn.run(argv, timeout=600)
+            name = self.names.migration(self.release)
+            create, connect, start = dc.run_migration(spec, self.spec.network, self.names.network, name, command,
+                                                      self.names.labels("migrate", self.release, spec.service))
+            self.conn.run(dc.remove([name]))  # a leftover of a killed run
+            check(self.conn, create)
+            check(self.conn, connect)
+            result = self.conn.run(start, timeout=600)
+            self.conn.run(dc.remove([name]))
             if not result.ok:
                 output = tuple((result.stdout + result.stderr).strip().splitlines()[-20:])
                 timer.failed(f"exited {result.rc}", output)
@@ -264,92 +296,24 @@ class HostDeploy:
                                   hint="nothing was switched; the previous release is still serving")
             timer.done()
 
-    def _wait_healthy(self) -> None:
-        timer = Timer(self.emit, "health", host=self.conn.host, detail="waiting for the new containers")
-        targets = [HealthTarget(s.name, s.service, s.port, s.health_path,
-                                self.config.services[s.service].healthcheck.timeout,
-                                self.config.services[s.service].healthcheck.interval) for s in self.specs]
-        try:
-            self.switch.wait_healthy(targets)
-        except HealthCheckError as exc:
-            container = exc.message.split(": ")[1] if exc.message.count(": ") >= 2 else self.specs[0].name
-            timer.failed(exc.message, self.switch.logs(container))
-            for spec in self.specs:  # every new container's last lines: the cause may be elsewhere
-                if spec.name != container:
-                    self.emit(StepFailed("health", f"{spec.name}: last log lines", self.switch.logs(spec.name, 10),
-                                         host=self.conn.host, service=spec.service))
-            raise
-        timer.done()
+    def _clean_up(self) -> None:
+        """What prepare and the start left, once this release will not run here."""
+        self.switch.undo(self.plan)
+        self.conn.run(dc.remove([self.names.migration(self.release)]))
+        self.switch.remove_release_networks([self.release])
+        self.conn.remove_tree(self.layout.release_secrets(self.release))
 
     def _abandon(self, exc: BaseException) -> None:
         """Failure (or interrupt) before the switch: remove what we started, record it."""
-        self.switch.remove(self.started)
-        self.conn.run(["docker", "rm", "--force", self.names.migration(self.release)])
-        self.conn.remove_tree(self.layout.release_secrets(self.release))
+        self._clean_up()
         self._record(FAILED, self.previous, _why(exc))
-
-    # -- the switch and after --------------------------------------------------------------
-
-    def _switch(self) -> None:
-        previous = self.previous
-        routed = next(s for s in self.specs if s.routed)
-        old_upstream, _ = self.switch.live_upstream()
-        proxy = self.switch.proxy_state()
-        timer = Timer(self.emit, "switch", host=self.host, detail=f"nginx -> {routed.name}")
-        try:
-            self.switch.write_upstream(self.release, routed.name, routed.port)
-            port = self.switch.ensure_proxy(self.images.images[PROXY], proxy_port(self.loaded, self.env_name), proxy)
-            if proxy is not None:  # a new proxy reads the file as it starts
-                self.switch.reload()
-            verify_seconds = self.switch.verify(port, self.release)
-        except BaseException as exc:
-            timer.failed(_why(exc))
-            self._switch_back(old_upstream, exc)
-            raise DeployError(f"{_why(exc)}; switched back to {previous or 'nothing'}",
-                              hint="the previous release is still serving") from None
-        timer.done(f"verified through nginx in {verify_seconds:.2f}s (port {port})")
-        # Switched and verified: from here the new release is live; bookkeeping comes first
-        # so an interrupt during the drain cannot leave `current` pointing at the old one.
-        self.state.set_current(self.release)
-        self._record(LIVE, previous, "")
-        self.phase = "live"
-        try:
-            self._retire()
-        except Exception as exc:  # noqa: BLE001 - live and verified; only the clean-up failed
-            self.emit(Message(f"after the switch: {_why(exc)}", level="warning", host=self.host))
-
-    def _switch_back(self, old_upstream: bytes | None, exc: BaseException) -> None:
-        try:
-            if old_upstream is not None:
-                self.switch.restore_upstream(old_upstream)
-            self.switch.remove(self.started)
-        except BaseException as back:
-            self.phase = "uncertain"
-            problem = f"{_why(exc)}; switching back to {self.previous or 'nothing'} failed: {_why(back)}"
-            self._record(UNCERTAIN, self.previous, problem)
-            raise RollbackError(f"{self.host}: {problem}",
-                                hint="the host's state is uncertain: check `deployctl status` and its nginx") from None
-        self.phase = "switched back"
-        self._record(REVERTED, self.previous, _why(exc))
-
-    def _retire(self) -> None:
-        on_host = self.switch.release_containers()
-        old = [name for release, names in on_host.items() if release != self.release for name in names]
-        running = [n for n, s in self.switch.states(old).items() if s.status == "running"]
-        if running:
-            drain = self.environment.rollout.drain
-            timer = Timer(self.emit, "drain", host=self.conn.host, detail=f"{drain:g}s, then stop {', '.join(running)}")
-            time.sleep(drain)
-            self.switch.stop(running)
-            timer.done("stopped (kept for rollback)")
-        prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout.keep, self.release, self.emit,
-              on_host)
 
     def _record(self, outcome: str, previous: str | None, error: str) -> None:
         record = ReleaseRecord(
             release=self.release, revision=self.images.revision,
-            images={s.service: s.image for s in self.specs} | {PROXY: self.images.images.get(PROXY, "")},
+            images={s.service: s.image for s in self.spec.services} | {PROXY: self.spec.proxy.image},
             action="deploy", outcome=outcome, who=who(), when=rfc3339(time.time()),
             message=self.options.message, previous=previous, error=error,
+            dirty=self.spec.dirty, spec=self.spec.to_dict(),
         )
         self.state.record(record)

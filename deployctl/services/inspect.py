@@ -34,8 +34,7 @@ class HostStatus:
 def _open(loaded: LoadedConfig, env_name: str, connectors: list | None) -> list:
     conns = connectors if connectors is not None else connectors_for(loaded, env_name)
     for conn in conns:
-        if hasattr(conn, "connect"):
-            conn.connect()
+        conn.connect()
     return conns
 
 
@@ -47,12 +46,11 @@ def status(loaded: LoadedConfig, env_name: str, *, connectors: list | None = Non
 
     def one(conn) -> HostStatus:  # type: ignore[no-untyped-def]
         try:
-            if hasattr(conn, "connect"):
-                conn.connect()
+            conn.connect()
         except ConnectError as exc:
             return HostStatus(host=conn.host, live=None, revision=None, deployed_at=None, age_seconds=None,
                               reachable=False, error=exc.message)
-        return _host_status(conn, names, layout)
+        return _host_status(conn, names, layout, loaded.config.proxy.port)
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(len(conns), MAX_AT_ONCE))) as pool:
@@ -62,7 +60,7 @@ def status(loaded: LoadedConfig, env_name: str, *, connectors: list | None = Non
             conn.close()
 
 
-def _host_status(conn, names, layout) -> HostStatus:  # type: ignore[no-untyped-def]
+def _host_status(conn, names, layout, listen_port: int) -> HostStatus:  # type: ignore[no-untyped-def]
     state = HostState(conn, layout)
     switch = HostSwitch(conn, names, layout, lambda e: None)
     live = state.current()
@@ -71,7 +69,8 @@ def _host_status(conn, names, layout) -> HostStatus:  # type: ignore[no-untyped-
     switched_at = next((r.when for r in reversed(history.records)
                         if r.release == live and r.outcome == LIVE), None)
     wanted = switch.release_containers().get(live, []) if live else []
-    states = switch.states([*wanted, names.proxy])
+    nginx = switch.proxy.running_nginx()
+    states = switch.states([*wanted, names.proxy, *([nginx] if nginx else [])])
     holder = state.holder()
     return HostStatus(
         host=conn.host, live=live, revision=record.revision if record else None,
@@ -79,7 +78,7 @@ def _host_status(conn, names, layout) -> HostStatus:  # type: ignore[no-untyped-
         containers=[{"name": s.name, "state": s.status, "health": s.health or "-", "release": s.release or "-"}
                     for s in states.values()],
         lock=holder.describe() if holder else ("held (no details)" if state.locked() else None),
-        proxy_port=switch.proxy_port() if names.proxy in states else None,
+        proxy_port=switch.proxy.port(listen_port) if names.proxy in states else None,
     )
 
 
@@ -133,8 +132,10 @@ def logs(loaded: LoadedConfig, env_name: str, service: str, *, lines: int, follo
     try:
         for conn in conns:
             live = HostState(conn, layout).current()
-            if service == "proxy":
-                container = names.proxy
+            if service == "proxy":  # the nginx running in the proxy (its access log)
+                from .proxy import HostProxy
+
+                container = HostProxy(conn, names, layout, lambda e: None).running_nginx() or names.proxy
             elif live is None:
                 raise UsageError(f"{conn.host}: nothing is deployed to {env_name}")
             else:

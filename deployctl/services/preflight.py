@@ -15,8 +15,7 @@ from ..secrets import Secret, redactor
 def connect(conn, emit: Emit) -> None:
     """Opens the connection (SSH: host key verified) and checks the docker CLI and engine."""
     timer = Timer(emit, "connect", host=conn.host)
-    if hasattr(conn, "connect"):
-        conn.connect()
+    conn.connect()
     result = conn.run(dc.docker_version(), timeout=30)
     if not result.ok:
         raise ConnectError(f"{conn.host}: docker is not usable: {redactor(result.stderr.strip())[:300]}",

@@ -26,6 +26,7 @@ def prune(conn, switch, state, layout, keep: int, live: str, emit: Emit,
             kept_images |= set(record.images.values()) if record else set()
     for release in doomed:
         switch.remove(on_host[release])
+        switch.remove_release_networks([release])
         conn.remove_tree(layout.release_secrets(release))
         record = history.deployed(release)
         # Only pulled images (by digest): on a `local` target the images are the developer's builds.

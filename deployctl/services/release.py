@@ -157,10 +157,10 @@ def app_urls(loaded: LoadedConfig, env_name: str, deployed: DeployResult | None 
     environment = loaded.environment(env_name)
     if environment.target == "local":
         from ..adapters.local import LocalConnector
-        from .switch import HostSwitch
+        from .proxy import HostProxy
 
-        port = HostSwitch(LocalConnector(), names_for(loaded, env_name), layout_for(loaded, env_name),
-                          lambda e: None).proxy_port()
+        port = HostProxy(LocalConnector(), names_for(loaded, env_name), layout_for(loaded, env_name),
+                         lambda e: None).port(loaded.config.proxy.port)
         return [f"http://127.0.0.1:{port}/"] if port else []
     port = proxy_port(loaded, env_name)
     hosts = [h.host for h in deployed.hosts] if deployed else list(environment.hosts)

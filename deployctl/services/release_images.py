@@ -18,6 +18,7 @@ from ..secrets import Secret
 class ReleaseImages:
     images: dict[str, str]  # service or "proxy" -> what `docker run` gets
     revision: str | None
+    dirty: bool = False  # built from a working tree with uncommitted changes
 
 
 def resolve_images(loaded: LoadedConfig, env_name: str, artifacts: Artifacts | None, *,
@@ -53,7 +54,7 @@ def resolve_images(loaded: LoadedConfig, env_name: str, artifacts: Artifacts | N
                               hint="run `deployctl push` first: ssh hosts pull images by digest")
         else:
             images[name] = image.pinned
-    return ReleaseImages(images, artifacts.revision)
+    return ReleaseImages(images, artifacts.revision, artifacts.dirty)
 
 
 def _looks_like_revision(text: str) -> bool:

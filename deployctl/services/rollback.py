@@ -1,6 +1,7 @@
 """`deployctl rollback`: switch back to an earlier release whose containers are still on
 the hosts (stopped, kept by deploy for this). No build, no registry: `docker start`, the same
-health-gated nginx switch as deploy, then the current release's containers are stopped.
+health-gated switch as deploy (services/switch.py, one sequence for both), then the current
+release's containers are stopped.
 
 Across hosts it goes to one release everywhere: `--to`, or the previous good release every
 host agrees on (hosts that disagree are refused before anything changes). It rolls out
@@ -15,23 +16,22 @@ from dataclasses import dataclass
 
 from ..config import LoadedConfig
 from ..errors import DeployctlError, ExitCode, RollbackError, RolloutError
-from ..events import Emit, Message, Timer, serialized
+from ..events import Emit, Message, serialized
 from ..plan import rollout as plan
 from ..plan.build import rfc3339
 from ..plan.lock import LockRecord
+from ..plan.images import PROXY, builtin_proxy_image
+from ..plan.release_spec import ReleaseSpec, release_spec
 from ..plan.releases import FAILED, LIVE, SKIPPED, UNCERTAIN, ReleaseRecord
+from ..plan.switch_plan import SwitchPlan, rollback_plan
 from . import preflight
 from .host_state import HostState
-from .hosts import connectors_for, layout_for, names_for, who
+from .hosts import connectors_for, layout_for, names_for, proxy_port, who
 from .prune import prune
 from .host_calls import on_every_host
 from .host_calls import why as _why
 from .rollout import Rollout, unexpected
-from .switch import HealthTarget, HostSwitch
-
-
-class SwitchBackFailed(RollbackError):
-    """A failed switch could not be undone either: the host's state is uncertain."""
+from .switch import HostSwitch, SwitchBackFailed
 
 
 @dataclass
@@ -89,7 +89,11 @@ def _failure(target: str, results: dict, outcomes: list[RollbackOutcome], verdic
 
 class HostRollback:
     """One host's part of a rollback (a HostJob for services/rollout.py). Also the revert
-    step of a stopped deploy, which holds the lock already and calls `run()` alone."""
+    step of a stopped deploy, which holds the lock already and calls `run()` alone.
+
+    The target's spec comes from its own deploy record, not from today's deploy.toml: the
+    switch starts exactly the containers, checks exactly the health and routes exactly the
+    service that release was deployed with."""
 
     def __init__(self, loaded: LoadedConfig, env_name: str, conn, emit: Emit, target: str, *,
                  message: str = "", force_unlock: bool = False) -> None:
@@ -97,10 +101,11 @@ class HostRollback:
         self.host = conn.host
         self.target, self.message, self.force_unlock = target, message, force_unlock
         self.layout, self.names = layout_for(loaded, env_name), names_for(loaded, env_name)
+        self.environment = loaded.environment(env_name)
         self.state = HostState(conn, self.layout)
         self.switch = HostSwitch(conn, self.names, self.layout, emit)
         self.current: str | None = None
-        self.expected: dict[str, str] = {}  # container -> service of the target release
+        self.plan: SwitchPlan | None = None
         self.phase = "before"  # before | live | uncertain
         self.seconds = 0.0
         self.started = time.monotonic()
@@ -114,13 +119,14 @@ class HostRollback:
         if record is None:
             raise RollbackError(f"{self.host}: {self.target} was never deployed successfully here",
                                 hint="`deployctl releases --env ...` lists the releases you can roll back to")
+        spec = spec_of(record, self.loaded, self.env_name)
         containers = self.switch.release_containers().get(self.target, [])
-        services = [s for s in record.images if s != "proxy"]
-        self.expected = {self.names.container(s, self.target): s for s in services}
-        missing = sorted(set(self.expected) - set(containers))
+        missing = sorted(set(spec.containers) - set(containers))
         if missing:
             raise RollbackError(f"{self.host}: {self.target}'s containers are gone ({', '.join(missing)}); "
                                 "it was pruned", hint="deploy that revision again instead")
+        self.plan = rollback_plan(spec, proxy_port=proxy_port(self.loaded, self.env_name),
+                                  drain=self.environment.rollout.drain)
 
     # -- HostJob -----------------------------------------------------------------------------
 
@@ -139,22 +145,30 @@ class HostRollback:
         if self.target == self.current:
             self.emit(Message(f"{self.target} is already live here", host=self.host))
             return plan.ALREADY_LIVE
+        assert self.plan is not None, "check() first"
         self.started = time.monotonic()
         try:
-            self.seconds = _switch_to(self.loaded, self.env_name, self.conn, self.switch, self.state, self.emit,
-                                      self.target, self.current, self.expected, self.message)
-        except SwitchBackFailed:
+            self.switch.run(self.plan)
+        except SwitchBackFailed as exc:
             self.phase = "uncertain"
+            self.state.record(_record(self.target, self.current, UNCERTAIN, exc.message, self.message))
             raise
-        except RollbackError:
-            raise  # switched back: the current release still serves
+        except DeployctlError as exc:  # switched back, or failed before the switch (undone)
+            self.state.record(_record(self.target, self.current, FAILED, exc.message, self.message))
+            raise RollbackError(f"rollback to {self.target} failed: {exc.message}",
+                                hint=f"{self.current or 'the previous release'} should still be serving; "
+                                     "check `deployctl status`") from None
         except BaseException:
             self.phase = "uncertain"
             raise
+        self.seconds = time.monotonic() - self.started
+        self.state.set_current(self.target)
+        self.state.record(_record(self.target, self.current, LIVE, "", self.message))
         self.phase = "live"
         try:
-            _retire(self.loaded, self.env_name, self.conn, self.switch, self.state, self.layout, self.emit,
-                    self.target)
+            on_host = self.switch.retire(self.target, self.environment.rollout.drain)
+            prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout.keep, self.target,
+                  self.emit, on_host)
         except Exception as exc:  # noqa: BLE001 - the target is live and verified; only the clean-up failed
             self.emit(Message(f"after the switch: {_why(exc)}", level="warning", host=self.host))
         return None
@@ -184,69 +198,15 @@ class HostRollback:
                                round(time.monotonic() - self.started, 3), result.outcome, result.error)
 
 
-def _switch_to(loaded, env_name, conn, switch: HostSwitch, state: HostState, emit: Emit, target: str,
-               current: str | None, expected: dict[str, str], message: str) -> float:
-    started = time.monotonic()
+def spec_of(record: ReleaseRecord, loaded: LoadedConfig, env_name: str) -> ReleaseSpec:
+    """The spec a release was deployed with. A release recorded before records carried one
+    is described from today's deploy.toml (its containers are on the app network only)."""
+    if record.spec:
+        return ReleaseSpec.from_dict(record.spec)
     config = loaded.config
-    from concurrent.futures import ThreadPoolExecutor
-
-    timer = Timer(emit, "start", host=conn.host, detail=target)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        port_future = pool.submit(switch.proxy_port)  # meanwhile: it is on the critical path otherwise
-        switch.start_existing(list(expected))
-        port = port_future.result()
-    timer.done()
-    old_upstream, _ = switch.live_upstream()
-    try:
-        timer = Timer(emit, "health", host=conn.host, detail=target)
-        switch.wait_healthy([
-            HealthTarget(name, svc, config.services[svc].port, config.services[svc].healthcheck.path,
-                         config.services[svc].healthcheck.timeout, config.services[svc].healthcheck.interval)
-            for name, svc in expected.items() if svc in config.services
-        ])
-        timer.done()
-        routed = config.routed_service
-        routed_name = next(n for n, s in expected.items() if s == routed)
-        timer = Timer(emit, "switch", host=conn.host, detail=f"nginx -> {routed_name}")
-        switch.write_upstream(target, routed_name, config.services[routed].port)
-        switch.reload()
-        if port is None:
-            raise RollbackError(f"{conn.host}: the proxy is not running")
-        switch.verify(port, target)
-        timer.done()
-    except BaseException as exc:
-        why = exc.message if isinstance(exc, DeployctlError) else type(exc).__name__
-        try:
-            if old_upstream is not None:
-                switch.restore_upstream(old_upstream)
-            switch.stop(list(expected))
-        except BaseException as back:
-            problem = f"{why}; switching back to {current or 'nothing'} failed: {_why(back)}"
-            state.record(_record(target, current, UNCERTAIN, problem, message))
-            raise SwitchBackFailed(f"{conn.host}: rollback to {target} failed: {problem}",
-                                   hint="the host's state is uncertain: check `deployctl status` and its nginx") from None
-        state.record(_record(target, current, FAILED, why, message))
-        if isinstance(exc, DeployctlError):
-            raise RollbackError(f"rollback to {target} failed: {why}",
-                                hint=f"{current or 'the previous release'} should still be serving; check `deployctl status`") from None
-        raise
-    seconds = time.monotonic() - started
-    state.set_current(target)
-    state.record(_record(target, current, LIVE, "", message))
-    return seconds
-
-
-def _retire(loaded, env_name, conn, switch: HostSwitch, state: HostState, layout, emit: Emit, target: str) -> None:
-    on_host = switch.release_containers()
-    old = [n for release, names in on_host.items() if release != target for n in names]
-    running = [n for n, s in switch.states(old).items() if s.status == "running"]
-    if running:
-        drain = loaded.environment(env_name).rollout.drain
-        timer = Timer(emit, "drain", host=conn.host, detail=f"{drain:g}s, then stop {', '.join(running)}")
-        time.sleep(drain)
-        switch.stop(running)
-        timer.done()
-    prune(conn, switch, state, layout, loaded.environment(env_name).rollout.keep, target, emit, on_host)
+    images = {s: record.images.get(s, "") for s in config.services}
+    proxy = record.images.get(PROXY) or builtin_proxy_image(config.proxy)
+    return release_spec(config, env_name, record.release, record.revision, images, proxy, dirty=record.dirty)
 
 
 def _record(target: str, previous: str | None, outcome: str, error: str, message: str) -> ReleaseRecord:

@@ -1,28 +1,32 @@
-"""The release switch on one host, shared by deploy and rollback: start containers beside
-the live ones, wait for their health checks, point nginx at them, verify through nginx,
-stop the old ones. Every docker argv comes from plan/docker_commands.py.
+"""Runs a SwitchPlan (plan/switch_plan.py) on one host: the one sequence deploy, rollback
+and a stopped rollout's revert all use.
+
+start -> health -> route -> verify. A failure before the route undoes the start (the live
+release never stopped serving). A failure at or after the route puts the previous proxy
+configuration back and undoes the start: "switched back". If that fails too, the host's
+state is uncertain, and it says so (exit 7). Afterwards `retire` drains and stops the
+other releases. Looking at containers (states, logs) is here too: the switch needs it.
 """
 
 from __future__ import annotations
 
-import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ..adapters.connector import check
-from ..errors import DeployError, HealthCheckError
-from ..events import Emit, Message, StepProgress, Timer
+from ..errors import DeployError, RollbackError
+from ..events import Emit, StepFailed, Timer
 from ..plan import docker_commands as dc
 from ..plan.names import Names, StateLayout
-from ..plan.upstream import UPSTREAM_MOUNT, render_upstream, upstream_release
+from ..plan.switch_plan import SwitchPlan, VerifyCheck
 from ..secrets import redactor
+from .health import HealthWait
+from .host_calls import why as _why
+from .proxy import HostProxy
 
-VERIFY_TIMEOUT = 15.0  # seconds for nginx to answer /version with the new release
-VERIFY_STREAK = 3  # consecutive answers from the new release before the switch counts
 LOG_LINES = 20
-STATE_EVERY = 1.0  # seconds between container inspections while waiting for health
-_ASK = object()  # ensure_proxy: the proxy's state is not known yet
 
 
 @dataclass(frozen=True)
@@ -36,14 +40,13 @@ class ContainerState:
     image: str
 
 
-@dataclass(frozen=True)
-class HealthTarget:
-    container: str
-    service: str
-    port: int
-    path: str
-    timeout: float
-    interval: float
+class SwitchFailed(DeployError):
+    """The route or its verification failed and was undone: the previous release serves.
+    (A failure before the route is raised as it is, after the start was undone.)"""
+
+
+class SwitchBackFailed(RollbackError):
+    """A failed switch could not be undone either: the host's state is uncertain."""
 
 
 class HostSwitch:
@@ -53,6 +56,7 @@ class HostSwitch:
         # Called while waiting for health: a rollout's cancel check raises there, so an
         # interrupted rollout does not wait out a health timeout first.
         self.checkpoint = checkpoint
+        self.proxy = HostProxy(conn, names, layout, emit)
 
     # -- looking -----------------------------------------------------------------------------
 
@@ -86,99 +90,114 @@ class HostSwitch:
         text = redactor(result.stdout + result.stderr)
         return tuple(text.splitlines()[-lines:])
 
-    # -- network and proxy -------------------------------------------------------------------
+    # -- networks ----------------------------------------------------------------------------
 
-    def ensure_network(self) -> bool:
-        """True when it had to be created (first deploy on a bare host)."""
-        if self.conn.run(dc.network_inspect(self.names.network)).ok:
-            return False
-        check(self.conn, dc.network_create(self.names))
-        return True
+    def ensure_network(self, release: str | None = None) -> bool:
+        """The app's network (and a release's own one): True when one had to be created."""
+        created = False
+        if not self.conn.run(dc.network_inspect(self.names.network)).ok:
+            check(self.conn, dc.network_create(self.names))
+            created = True
+        if release is not None and not self.conn.run(dc.network_inspect(self.names.release_network(release))).ok:
+            check(self.conn, dc.release_network_create(self.names, release))
+        return created
 
-    def proxy_state(self) -> ContainerState | None:
-        return self.states([self.names.proxy]).get(self.names.proxy)
+    def remove_release_networks(self, releases: Sequence[str]) -> None:
+        if releases:  # best effort: a network of a release deployed before networks existed is absent
+            self.conn.run(dc.network_remove([self.names.release_network(r) for r in releases]))
 
-    def proxy_port(self) -> int | None:
-        result = self.conn.run(dc.port_of(self.names.proxy))
-        for line in result.stdout.splitlines():
-            port = line.rsplit(":", 1)[-1].strip()
-            if port.isdigit():
-                return int(port)
-        return None
+    # -- the sequence ------------------------------------------------------------------------
 
-    def ensure_proxy(self, image: str, port: int, state: ContainerState | None | object = _ASK) -> int:
-        """Starts the proxy when missing (or starts it again when stopped); returns the host
-        port. `state`: the proxy's state when the caller has just looked (one inspect less)."""
-        if state is _ASK:
-            state = self.proxy_state()
-        if state is None:
-            timer = Timer(self.emit, "proxy", host=self.conn.host, detail=f"starting nginx on port {port or 'any'}")
-            argv = dc.run_proxy(self.names, image, port, self.layout.proxy_dir, UPSTREAM_MOUNT,
-                                self.names.labels("proxy"))
-            if port == 0:  # any free port: let the engine choose
-                i = argv.index("--publish")
-                argv[i + 1] = str(dc.PROXY_CONTAINER_PORT)
-            check(self.conn, argv)
-            timer.done()
-        elif state.status != "running":
-            check(self.conn, dc.start([self.names.proxy]))
-        actual = self.proxy_port()
-        if actual is None:
-            raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} publishes no port")
-        return actual
-
-    # -- containers --------------------------------------------------------------------------
-
-    def wait_healthy(self, targets: Sequence[HealthTarget]) -> None:
-        """Polls each container's health path over HTTP (as the host sees it) until all
-        answer 200. A container that exits, or one not healthy by its timeout, fails the
-        wait with its last log lines."""
-        pending = {t.container: t for t in targets}
-        started = time.monotonic()
-        interval = min((t.interval for t in targets), default=0.25)
-        last_error: dict[str, str] = {}
-        states: dict[str, ContainerState] = {}
-        inspected = float("-inf")
-        while pending:
+    def run(self, plan: SwitchPlan) -> tuple[int, float]:
+        """start -> health -> route -> verify. Returns (proxy port, seconds the verify took)."""
+        target = plan.target
+        try:
+            timer = Timer(self.emit, "start", host=self.conn.host, detail=target.release)
+            self._start(plan)
+            timer.done(", ".join(target.containers))
+            self._wait_healthy(plan)
             if self.checkpoint is not None:
                 self.checkpoint()
-            # HTTP polls are cheap; each inspect is a docker process on the host. Inspect
-            # for the addresses, then only every STATE_EVERY seconds (to see an exit).
-            if time.monotonic() - inspected >= STATE_EVERY or any(not states.get(n) or not states[n].ip
-                                                                  for n in pending):
-                states, inspected = self.states(list(pending)), time.monotonic()
-            for name, target in list(pending.items()):
-                state = states.get(name)
-                if state is None or state.status in ("exited", "dead"):
-                    self._unhealthy(target, f"the container {'is gone' if state is None else 'exited'}")
-                if state.ip:
-                    try:
-                        response = self.conn.http_get(state.ip, target.port, target.path, timeout=min(2.0, target.timeout))
-                        if response.status == 200:
-                            del pending[name]
-                            self.emit(StepProgress("health", f"{name} healthy after {time.monotonic() - started:.1f}s",
-                                                   host=self.conn.host, service=target.service))
-                            continue
-                        last_error[name] = f"{target.path} answered {response.status}: {response.text()[:200]}"
-                    except OSError as exc:
-                        last_error[name] = f"{target.path}: {exc}"
-                if time.monotonic() - started > target.timeout:
-                    self._unhealthy(target, f"not healthy after {target.timeout:g}s "
-                                            f"({last_error.get(name, 'no answer')})")
-            if pending:
-                time.sleep(interval)
+        except BaseException:
+            self.undo(plan)  # nothing was switched: the live release never stopped serving
+            raise
+        previous = self.proxy.live_config()
+        routed = target.routed
+        timer = Timer(self.emit, "switch", host=self.conn.host, detail=f"proxy -> {routed.container}")
+        try:
+            port = self.proxy.route(target.proxy, plan.proxy_config, plan.proxy_port)
+            seconds = self.verify(port, plan.verify)
+        except BaseException as exc:
+            timer.failed(_why(exc))
+            self._switch_back(plan, previous, exc)
+            raise SwitchFailed(f"{_why(exc)}; switched back",
+                               hint="the previous release is still serving") from None
+        timer.done(f"verified through the proxy in {seconds:.2f}s (port {port})")
+        return port, seconds
 
-    def _unhealthy(self, target: HealthTarget, why: str) -> None:
-        raise HealthCheckError(f"{self.conn.host}: {target.container}: {why}",
-                               hint="the previous release is still serving")
+    def _start(self, plan: SwitchPlan) -> None:
+        """Every container's chain at once: each `docker` call is a round trip to the host
+        and seconds of the engine's time, and none waits for another (health checks do)."""
+        def run_chain(chain) -> None:  # type: ignore[no-untyped-def]
+            for argv in chain:
+                check(self.conn, list(argv))
 
-    def start_existing(self, containers: Sequence[str]) -> None:
-        """One `docker start` per container, at once: each is a round trip to the engine."""
-        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=max(1, len(plan.start))) as pool:
+            futures = [pool.submit(run_chain, chain) for chain in plan.start]
+        for future in futures:
+            future.result()  # the first failure, once all have finished
 
-        with ThreadPoolExecutor(max_workers=max(len(containers), 1)) as pool:
-            for future in [pool.submit(check, self.conn, dc.start([name])) for name in containers]:
-                future.result()
+    def _wait_healthy(self, plan: SwitchPlan) -> None:
+        timer = Timer(self.emit, "health", host=self.conn.host, detail="waiting for the new containers")
+        try:
+            HealthWait(self.conn, self.states, self.emit, self.checkpoint).wait(plan.probes)
+        except DeployError as exc:
+            failed = next((p for p in plan.probes if f": {p.container}: " in exc.message), plan.probes[0])
+            timer.failed(exc.message, self.logs(failed.container))
+            for probe in plan.probes:  # every new container's last lines: the cause may be elsewhere
+                if probe.container != failed.container:
+                    self.emit(StepFailed("health", f"{probe.container}: last log lines", self.logs(probe.container, 10),
+                                         host=self.conn.host, service=probe.service))
+            raise
+        timer.done()
+
+    def undo(self, plan: SwitchPlan) -> None:
+        for argv in plan.undo:
+            self.conn.run(list(argv))
+
+    def _switch_back(self, plan: SwitchPlan, previous: bytes | None, exc: BaseException) -> None:
+        try:
+            self.proxy.put_back(previous)
+            self.undo(plan)
+        except BaseException as back:
+            raise SwitchBackFailed(
+                f"{self.conn.host}: {_why(exc)}; switching back failed: {_why(back)}",
+                hint="the host's state is uncertain: check `deployctl status` and the proxy") from None
+
+    def verify(self, port: int, check_: VerifyCheck) -> float:
+        """Until the proxy answers `check_.path` from the target release, `streak` times in
+        a row: the stamp is set per upstream, so it proves which release answered."""
+        started = time.monotonic()
+        streak, last = 0, "no answer"
+        while time.monotonic() - started < check_.timeout:
+            try:
+                response = self.conn.http_get("127.0.0.1", port, check_.path, timeout=2.0)
+                stamped = response.headers.get(check_.header.lower())
+                ok = stamped == check_.release and (
+                    response.status == 200 if check_.want_ok else response.status not in (502, 504))
+                if ok and check_.body_names_release:
+                    ok = _names_release(response.text(), check_.release)
+                last = f"{response.status} from {stamped or 'no release'}: {response.text()[:200]}"
+            except OSError as exc:
+                ok, last = False, str(exc)
+            streak = streak + 1 if ok else 0
+            if streak >= check_.streak:
+                return time.monotonic() - started
+            time.sleep(0.05 if ok else 0.2)
+        raise DeployError(f"{self.conn.host}: through the proxy, {check_.path} did not answer from "
+                          f"{check_.release} within {check_.timeout:g}s (last: {redactor(last)})")
+
+    # -- after the switch --------------------------------------------------------------------
 
     def stop(self, containers: Sequence[str]) -> None:
         if containers:
@@ -188,52 +207,25 @@ class HostSwitch:
         if containers:
             self.conn.run(dc.remove(containers))
 
-    # -- the switch --------------------------------------------------------------------------
-
-    def live_upstream(self) -> tuple[bytes | None, str | None]:
-        raw = self.conn.read_file(self.layout.upstream_file)
-        return raw, upstream_release(raw)
-
-    def write_upstream(self, release: str, container: str, port: int) -> None:
-        self.conn.put_file(self.layout.upstream_file, render_upstream(release, container, port).encode(), 0o644)
-
-    def reload(self) -> None:
-        """`nginx -t` first: a bad file never reaches the running config."""
-        result = self.conn.run(dc.nginx_test_and_reload(self.names))
-        if not result.ok:
-            raise DeployError(f"{self.conn.host}: nginx -t refused the new upstream (nothing reloaded): "
-                              f"{redactor(result.stderr.strip() or result.stdout.strip())}")
-
-    def verify(self, port: int, release: str, timeout: float = VERIFY_TIMEOUT) -> float:
-        """Until nginx answers /version with `release` VERIFY_STREAK times in a row."""
-        started = time.monotonic()
-        streak, last = 0, "no answer"
-        while time.monotonic() - started < timeout:
-            try:
-                response = self.conn.http_get("127.0.0.1", port, "/version", timeout=2.0)
-                ok = response.status == 200 and _names_release(response.text(), release)
-                last = f"{response.status} {response.text()[:200]}"
-            except OSError as exc:
-                ok, last = False, str(exc)
-            streak = streak + 1 if ok else 0
-            if streak >= VERIFY_STREAK:
-                return time.monotonic() - started
-            time.sleep(0.05 if ok else 0.2)
-        raise DeployError(f"{self.conn.host}: through nginx, /version did not answer with {release} "
-                          f"within {timeout:g}s (last: {last})")
-
-    def restore_upstream(self, previous: bytes | None) -> None:
-        """Puts the previous upstream file back and reloads (the switch-back path)."""
-        if previous is None:
-            return
-        self.conn.put_file(self.layout.upstream_file, previous, 0o644)
-        self.reload()
-        self.emit(Message("switched back to the previous release", level="warning", host=self.conn.host))
+    def retire(self, live: str, drain: float, on_host: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+        """Drain, then stop every other release's running containers (kept for rollback).
+        Returns the containers per release, for prune."""
+        on_host = self.release_containers() if on_host is None else on_host
+        old = [name for release, names in on_host.items() if release != live for name in names]
+        running = [n for n, s in self.states(old).items() if s.status == "running"]
+        if running:
+            timer = Timer(self.emit, "drain", host=self.conn.host, detail=f"{drain:g}s, then stop {', '.join(running)}")
+            time.sleep(drain)
+            self.stop(running)
+            timer.done("stopped (kept for rollback)")
+        return on_host
 
 
 def _names_release(body: str, release: str) -> bool:
-    """Every `release` field in the /version JSON is ours (frontend and the backend it
-    reached): proof the request went through the new release end to end."""
+    """Every `release` field in a JSON body is ours (e.g. our app's /version: the frontend's
+    and the backend's it reached): proof the request went through the release end to end."""
+    import json
+
     try:
         data = json.loads(body)
     except ValueError:
@@ -242,7 +234,7 @@ def _names_release(body: str, release: str) -> bool:
     return bool(found) and all(value == release for value in found)
 
 
-def _release_fields(data) -> list:  # type: ignore[no-untyped-def]
+def _release_fields(data):  # type: ignore[no-untyped-def]
     if isinstance(data, dict):
         for key, value in data.items():
             if key == "release" and isinstance(value, str):

@@ -57,9 +57,14 @@ def unique_app() -> str:
     return "t" + uuid.uuid4().hex[:8]
 
 
+PROXY_STANDIN = "deployctl-standin/nginx:bookworm"  # deployctl's built-in proxy, with the stand-in nginx
+
+
 def probe_config(tmp: Path, app: str, *, port: int, env_name: str = "local", target: str = "local",
-                 extra_env: str = "", registry: str = "", health_timeout: float = 5, drain: float = 0.3) -> Path:
-    """Two probe services (backend with a migration and a secret, routed frontend)."""
+                 extra_env: str = "", registry: str = "", health_timeout: float = 5, drain: float = 0.3,
+                 proxy_image: str = PROXY_STANDIN, verify_path: str = "/version") -> Path:
+    """Two probe services (backend with a migration and a secret, routed frontend) behind
+    deployctl's built-in proxy."""
     path = tmp / "deploy.toml"
     path.write_text(f"""
 app = "{app}"
@@ -73,10 +78,13 @@ timeout = {health_timeout}
 [services.frontend]
 context = "{PROBE}"
 routed = true
+{f'verify_path = "{verify_path}"' if verify_path else ''}
 [services.frontend.healthcheck]
 timeout = {health_timeout}
 [services.frontend.env]
 BACKEND_URL = "{{{{ backend.url }}}}"
+[proxy]
+image = "{proxy_image}"
 [environments.{env_name}]
 target = "{target}"
 proxy_port = {port}

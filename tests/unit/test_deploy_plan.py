@@ -13,9 +13,11 @@ from deployctl.plan.lock import LockRecord
 from deployctl.plan.names import Names, StateLayout
 from deployctl.plan.releases import (FAILED, LIVE, History, ReleaseRecord, new_release_id, prune_selection,
                                      sort_key)
-from deployctl.plan.upstream import render_upstream, upstream_release
+from deployctl.plan.proxy_config import live_release, render_proxy_config
+from deployctl.plan.release_spec import ProxySpec, ReleaseSpec, release_spec
+from deployctl.plan.switch_plan import deploy_plan, rollback_plan
 
-CONFIG = parse_config("""
+CONFIG_TEXT = """
 app = "usersapp"
 [services.backend]
 context = "app/backend"
@@ -35,7 +37,8 @@ target = "local"
 state_dir = "/srv/state"
 [environments.local.env]
 DATABASE_NAME = "users_local"
-""")
+"""
+CONFIG = parse_config(CONFIG_TEXT)
 ENV = CONFIG.environments["local"]
 R1 = "20261127-101500-abc1234"
 T = calendar.timegm(time.strptime("2026-11-27 10:15:00", "%Y-%m-%d %H:%M:%S"))
@@ -64,7 +67,8 @@ def test_names_and_state_paths():
     assert (names.network, names.proxy) == ("usersapp-local", "usersapp-local-proxy")
     layout = StateLayout("/srv/state", "usersapp", "local")
     assert layout.lock_dir == "/srv/state/usersapp/local/lock"
-    assert layout.upstream_file == "/srv/state/usersapp/local/proxy/frontend.conf"
+    assert layout.proxy_dir == "/srv/state/usersapp/local/proxy"
+    assert names.release_network(R1) == f"usersapp-local-{R1}"
     assert layout.secret_file(R1, "backend", "X") == f"/srv/state/usersapp/local/secrets/{R1}/backend/X"
 
 
@@ -86,10 +90,12 @@ def test_container_env_resolves_same_release_addresses_and_mounts_secrets_as_fil
     assert s["frontend"].routed and not s["backend"].routed
 
 
-def test_docker_run_argv_for_a_service():
-    assert dc.run_service(specs()["backend"], "usersapp-local") == [
-        "docker", "run", "--detach", "--name", f"usersapp-local-backend-{R1}", "--network", "usersapp-local",
-        "--restart", "unless-stopped", "--log-opt", "max-size=10m",
+def test_a_service_is_created_on_its_release_network_under_its_name_then_joins_the_app_network():
+    backend = specs()["backend"]
+    create, connect, start = dc.start_service(backend, f"usersapp-local-{R1}", "usersapp-local")
+    assert create == [
+        "docker", "create", "--name", f"usersapp-local-backend-{R1}", "--network", f"usersapp-local-{R1}",
+        "--network-alias", "backend", "--restart", "unless-stopped", "--log-opt", "max-size=10m",
         "--label", "io.deployctl.app=usersapp", "--label", "io.deployctl.env=local",
         "--label", f"io.deployctl.release={R1}", "--label", "io.deployctl.role=service",
         "--label", "io.deployctl.service=backend",
@@ -98,6 +104,40 @@ def test_docker_run_argv_for_a_service():
         "-v", f"/srv/state/usersapp/local/secrets/{R1}/backend/DATABASE_PASSWORD:/run/secrets/DATABASE_PASSWORD:ro",
         "sha256:b",
     ]
+    assert connect == ["docker", "network", "connect", "usersapp-local", f"usersapp-local-backend-{R1}"]
+    assert start == ["docker", "start", f"usersapp-local-backend-{R1}"]
+
+
+SECRET_CONFIG = parse_config("""
+app = "shop"
+[services.api]
+context = "api"
+port = 5001
+[services.api.healthcheck]
+type = "tcp"
+[services.api.env]
+DATABASE_URI = "mysql+pymysql://root:{{ secret.DB_PASSWORD }}@db:3306/users"
+PLAIN = "x"
+[services.web]
+context = "web"
+port = 5000
+routed = true
+[environments.local]
+target = "local"
+state_dir = "/srv/state"
+""")
+
+
+def test_a_variable_that_uses_a_secret_goes_to_an_env_file_never_onto_the_argv():
+    env = SECRET_CONFIG.environments["local"]
+    [api, web] = release_containers(SECRET_CONFIG, env, "local", R1, "abc", {"api": "sha256:a", "web": "sha256:w"})
+    assert api.secret_env == {"DATABASE_URI": "mysql+pymysql://root:{{ secret.DB_PASSWORD }}@db:3306/users"}
+    assert api.env_file == f"/srv/state/shop/local/secrets/{R1}/api.env"
+    create = dc.create_service(api, f"shop-local-{R1}")
+    assert create[create.index("--env-file") + 1] == api.env_file
+    assert "-e" in create and "PLAIN=x" in create
+    assert not any("DATABASE_URI" in arg for arg in create)
+    assert web.env_file == "" and "--env-file" not in dc.create_service(web, f"shop-local-{R1}")
 
 
 def test_small_docker_commands():
@@ -105,20 +145,67 @@ def test_small_docker_commands():
     assert dc.pull("r/b@sha256:1") == ["docker", "pull", "--quiet", "r/b@sha256:1"]
     assert dc.login("reg:5000", "ci") == ["docker", "login", "--username", "ci", "--password-stdin", "reg:5000"]
     assert dc.stop(["a", "b"]) == ["docker", "stop", "--time", "10", "a", "b"]
-    assert dc.nginx_test_and_reload(names) == [
-        "docker", "exec", "usersapp-local-proxy", "sh", "-c", "nginx -t -q && nginx -s reload"]
+    assert dc.nginx_test_and_reload("p-nginx", "/etc/deployctl/proxy/nginx.conf") == [
+        "docker", "exec", "p-nginx", "sh", "-c",
+        "nginx -t -q -c /etc/deployctl/proxy/nginx.conf && nginx -s reload -c /etc/deployctl/proxy/nginx.conf"]
     assert dc.logs("c", 50, follow=True) == ["docker", "logs", "--tail", "50", "--follow", "c"]
-    assert dc.run_proxy(names, "sha256:p", 8080, "/s/proxy", "/etc/nginx/upstream", {"k": "v"}) == [
+    assert dc.run_proxy_anchor(names, "nginx:1.27-alpine", 8080, 80, {"k": "v"}) == [
         "docker", "run", "--detach", "--name", "usersapp-local-proxy", "--network", "usersapp-local",
-        "--restart", "unless-stopped", "--log-opt", "max-size=10m", "--publish", "8080:80",
-        "--label", "k=v", "-v", "/s/proxy:/etc/nginx/upstream:ro", "sha256:p"]
+        "--restart", "unless-stopped", "--publish", "8080:80", "--sysctl", "net.ipv4.tcp_migrate_req=1",
+        "--label", "k=v", "--entrypoint", "sh", "nginx:1.27-alpine",
+        "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
+    assert dc.run_proxy_anchor(names, "img", 0, 80, {})[9:11] == ["--publish", "80"]  # any free host port
+    assert dc.run_proxy_nginx(names, "usersapp-local-proxy-nginx-1", "img", "/s/proxy", "/etc/deployctl/proxy",
+                              "/etc/deployctl/proxy/nginx.conf", {"k": "v"}) == [
+        "docker", "run", "--detach", "--name", "usersapp-local-proxy-nginx-1",
+        "--network", "container:usersapp-local-proxy", "--restart", "unless-stopped", "--log-opt", "max-size=10m",
+        "--label", "k=v", "-v", "/s/proxy:/etc/deployctl/proxy:ro", "--entrypoint", "nginx", "img",
+        "-c", "/etc/deployctl/proxy/nginx.conf", "-g", "daemon off;"]
 
 
-def test_upstream_file_names_one_container_and_says_which_release():
-    text = render_upstream(R1, f"usersapp-local-frontend-{R1}", 8001)
-    assert f"upstream frontend {{\n    server usersapp-local-frontend-{R1}:8001;\n}}\n" in text
-    assert upstream_release(text) == upstream_release(text.encode()) == R1
-    assert upstream_release("upstream frontend { server 127.0.0.1:8081; }") is None
+def test_proxy_config_routes_to_the_live_release_and_stamps_what_its_upstream_served():
+    text = render_proxy_config(ProxySpec("nginx", False, listen_port=8080, health_path="/up", max_body_size="64k"),
+                               R1, {R1: f"web-{R1}:5000"})
+    upstream = "release_" + R1.replace("-", "_")
+    assert f"upstream {upstream} {{\n        server web-{R1}:5000;" in text
+    assert f"proxy_pass http://{upstream};" in text
+    assert f"{upstream} {R1};" in text  # map $proxy_host -> release: set only when that upstream served
+    assert "add_header X-Deployctl-Release $deployctl_release always;" in text
+    assert "listen 8080 reuseport;" in text and "location = /up {" in text and "client_max_body_size 64k;" in text
+    assert "include /etc/deployctl/proxy.d/server/*.conf;" in text
+    assert live_release(text) == live_release(text.encode()) == R1
+    empty = render_proxy_config(ProxySpec("nginx", False), None, {})
+    assert live_release(empty) is None and "return 503" in empty
+
+
+def _spec(config=CONFIG):
+    return release_spec(config, "local", R1, "abc1234def", {"backend": "sha256:b", "frontend": "sha256:f",
+                                                            "api": "sha256:a", "web": "sha256:w"},
+                        "nginx:1.27-alpine", dirty=True)
+
+
+def test_a_release_spec_round_trips_through_its_record():
+    spec = _spec()
+    assert ReleaseSpec.from_dict(spec.to_dict()) == spec
+    assert spec.dirty and spec.routed.service == "frontend" and spec.network == f"usersapp-local-{R1}"
+    assert [p.kind for p in spec.probes()] == ["http", "http"]
+
+
+def test_verify_needs_no_app_endpoint():
+    """tcp-checked routed service: '/' through the proxy, any answer the app made; http: its
+    health path must answer 200; verify_path: the body must name the release too."""
+    names = Names("shop", "local")
+    spec = _spec(SECRET_CONFIG)
+    plan = deploy_plan(spec, release_containers(SECRET_CONFIG, SECRET_CONFIG.environments["local"], "local", R1,
+                                                "abc", {"api": "sha256:a", "web": "sha256:w"}),
+                       names, proxy_port=8080, drain=3)
+    assert (plan.verify.path, plan.verify.want_ok, plan.verify.body_names_release) == ("/healthz", True, False)
+    assert [p.kind for p in plan.probes] == ["tcp", "http"]
+    with_verify = parse_config(CONFIG_TEXT.replace("routed = true", "routed = true\nverify_path = \"/version\""))
+    plan = rollback_plan(_spec(with_verify), proxy_port=8080, drain=3)
+    assert (plan.verify.path, plan.verify.body_names_release) == ("/version", True)
+    assert plan.start == tuple(((("docker", "start", c),)) for c in _spec(with_verify).containers)
+    assert plan.undo == (("docker", "stop", "--time", "10", *_spec(with_verify).containers),)
 
 
 def record(release, outcome=LIVE, action="deploy"):
@@ -160,15 +247,22 @@ def test_lock_record_round_trip_and_description():
     assert LockRecord.parse(b"not json") is None
 
 
-def test_dry_run_lists_the_same_argv_and_never_a_secret_value():
-    images = {"backend": "sha256:b", "frontend": "sha256:f", "proxy": "sha256:p"}
-    steps = deploy_steps(CONFIG, ENV, "local", StateLayout("/srv/state", "usersapp", "local"), R1, "abc1234def",
-                         images, migrate=True, proxy_port=8080)
+def test_dry_run_prints_the_plan_the_switch_runs_and_never_a_secret_value():
+    names, layout = Names("shop", "local"), StateLayout("/srv/state", "shop", "local")
+    env = SECRET_CONFIG.environments["local"]
+    containers = release_containers(SECRET_CONFIG, env, "local", R1, "abc", {"api": "sha256:a", "web": "sha256:w"},
+                                    layout)
+    plan = deploy_plan(_spec(SECRET_CONFIG), containers, names, proxy_port=8080, drain=3)
+    steps = deploy_steps(plan, containers, names, layout, local=True, images=["sha256:a", "sha256:w"], keep=5,
+                         migrations={})
     argvs = [list(s.argv) for s in steps if s.argv]
-    assert dc.run_service(specs()["backend"], "usersapp-local") in argvs
-    assert dc.run_migration(specs()["backend"], "usersapp-local", f"usersapp-local-migrate-{R1}",
-                            ["python", "-m", "backend.migrate"],
-                            Names("usersapp", "local").labels("migrate", R1, "backend")) in argvs
+    for chain in plan.start:  # the very argv the switch runs
+        for argv in chain:
+            assert list(argv) in argvs
+    assert steps[len(steps) - len(plan.steps()) - 2:-2] == plan.steps()
     order = [s.step for s in steps]
-    assert order.index("migrate") < order.index("start") < order.index("health") < order.index("switch")
+    assert order.index("secrets") < order.index("start") < order.index("health") < order.index("route")
+    assert order.index("route") < order.index("verify") < order.index("drain")
     assert order[0] == "preflight" and order[-1] == "unlock"
+    text = "\n".join(f"{s.detail} {s.argv}" for s in steps)
+    assert "DATABASE_URI" in text and "{{ secret" not in text.replace("DATABASE_URI (values", "")

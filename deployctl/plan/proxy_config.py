@@ -1,0 +1,118 @@
+"""deployctl's proxy configuration: the whole nginx.conf, rendered from the release's
+ProxySpec and the releases it routes to.
+
+deployctl owns it (as Kamal owns kamal-proxy) so that what the switch relies on never
+depends on the project: one upstream per release, every response stamped with the release
+whose upstream served it (`X-Deployctl-Release`, set per upstream, so the stamp is proof,
+not a claim), an access log naming the upstream address, status, timing and release, and
+the proxy's own health endpoint. A project's own proxy image extends it through two
+include folders (docs/proxy.md); nothing of ours lives there.
+
+The file is mounted from the host as a directory (PROXY_MOUNT) so that a rewrite by rename
+is seen inside the container; `nginx -t` then `nginx -s reload` applies it gracefully.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from .release_spec import ProxySpec
+
+PROXY_MOUNT = "/etc/deployctl/proxy"  # the host's proxy directory, read-only, inside the container
+CONFIG_FILE = "nginx.conf"
+CONFIG_PATH = f"{PROXY_MOUNT}/{CONFIG_FILE}"
+PID_FILE = "/tmp/deployctl-nginx.pid"
+RELEASE_HEADER = "X-Deployctl-Release"
+# Where a project's own proxy image adds configuration (the extension point, docs/proxy.md).
+HTTP_SNIPPETS = "/etc/deployctl/proxy.d/http/*.conf"
+SERVER_SNIPPETS = "/etc/deployctl/proxy.d/server/*.conf"
+NO_RELEASE = "none"
+_RELEASE_LINE = re.compile(r"^# live: (\S+)$", re.M)
+
+
+def upstream_name(release: str) -> str:
+    return "release_" + re.sub(r"[^A-Za-z0-9_]", "_", release)
+
+
+def render_proxy_config(proxy: ProxySpec, live: str | None, upstreams: dict[str, str]) -> str:
+    """`upstreams`: release -> `container:port` of its routed service. `live` is the release
+    that gets the traffic (None: none yet; the proxy answers 503 itself)."""
+    blocks = "".join(
+        f"    upstream {upstream_name(release)} {{\n        server {address};\n        keepalive 16;\n    }}\n"
+        for release, address in sorted(upstreams.items())
+    )
+    stamps = "".join(f"        {upstream_name(release)} {release};\n" for release in sorted(upstreams))
+    if live is not None:
+        route = f"            proxy_pass http://{upstream_name(live)};\n"
+    else:
+        route = "            return 503 \"No release deployed yet\\n\";\n"
+    return f"""# Written by deployctl on every switch; do not edit (changes are replaced).
+# live: {live or NO_RELEASE}
+worker_processes auto;
+pid {PID_FILE};
+error_log /dev/stderr warn;
+
+events {{
+    worker_connections 4096;
+}}
+
+http {{
+    server_tokens off;
+    # One line per request: who answered (upstream address and release), how, how fast.
+    log_format deployctl '$remote_addr [$time_iso8601] "$request" $status $body_bytes_sent '
+                         'rt=$request_time upstream=$upstream_addr ustatus=$upstream_status '
+                         'urt=$upstream_response_time release=$deployctl_release';
+    access_log /dev/stdout deployctl;
+    client_max_body_size {proxy.max_body_size};
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+    proxy_set_header X-Real-IP $remote_addr;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_connect_timeout {proxy.connect_timeout:g}s;
+    proxy_read_timeout {proxy.read_timeout:g}s;
+    proxy_send_timeout {proxy.read_timeout:g}s;
+    # One server per upstream: a failed request is never retried on another release.
+    proxy_next_upstream off;
+    include {HTTP_SNIPPETS};
+
+{blocks}
+    # The release whose upstream served the response ($proxy_host is the upstream's name
+    # in proxy_pass; empty when nginx answered itself, and an empty header is not sent).
+    map $proxy_host $deployctl_release {{
+        default "";
+{stamps}    }}
+
+    server {{
+        listen {proxy.listen_port} reuseport;
+        # At server level, so a project's snippets that add headers do not hide it.
+        add_header {RELEASE_HEADER} $deployctl_release always;
+        location = {proxy.health_path} {{
+            access_log off;
+            default_type text/plain;
+            return 200 "ok\\n";
+        }}
+        include {SERVER_SNIPPETS};
+        location / {{
+{route}        }}
+    }}
+}}
+"""
+
+
+def live_release(text: str | bytes | None) -> str | None:
+    """Which release a rendered configuration routes to (None: none, or not ours)."""
+    if not text:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    match = _RELEASE_LINE.search(text)
+    return match.group(1) if match and match.group(1) != NO_RELEASE else None
+
+
+def config_tag(image: str) -> str:
+    """A short, stable tag for the nginx container of an image: the same image keeps its
+    container, a new one gets a new container beside the old (a swap without a gap)."""
+    return hashlib.sha256(image.encode()).hexdigest()[:10]

@@ -1,0 +1,124 @@
+"""The one switch sequence, as data: start -> health -> route -> verify, then retire.
+
+Deploy and rollback differ only in how the target release's containers come up (created
+from images, or started again from the stopped ones a deploy kept) and in what a failure
+before the switch undoes (remove them, or stop them again). Everything else, and the
+order, is this one plan, run by services/switch.py; `--dry-run` prints `steps()` of the
+very plan the run would execute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from . import docker_commands as dc
+from .containers import ContainerSpec
+from .names import Names
+from .proxy_config import CONFIG_PATH, RELEASE_HEADER, render_proxy_config
+from .release_spec import HealthProbe, ReleaseSpec
+
+Argv = tuple[str, ...]
+Chain = tuple[Argv, ...]  # argvs run in order; the chains of a step run at once
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One printed line of a dry run: the step, what it does, the docker argv it runs."""
+
+    step: str
+    detail: str = ""
+    argv: Argv | None = None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["argv"] = list(self.argv) if self.argv else None
+        return data
+
+
+@dataclass(frozen=True)
+class VerifyCheck:
+    """Through the proxy, after the switch: `path` answers from the target release (the
+    proxy's per-upstream stamp), `streak` times in a row. With `body_names_release` (the
+    app's own verify_path) the body must name the release too; `want_ok`: 200 is needed
+    (the routed service's HTTP health path), else any answer not made by the proxy."""
+
+    release: str
+    path: str
+    header: str = RELEASE_HEADER
+    body_names_release: bool = False
+    want_ok: bool = True
+    streak: int = 3
+    timeout: float = 15.0
+
+    def describe(self) -> str:
+        expect = "200" if self.want_ok else "an answer from the app (not 502/504)"
+        extra = f", the body naming {self.release}" if self.body_names_release else ""
+        return (f"GET http://127.0.0.1:<proxy port>{self.path} through the proxy: {expect} with "
+                f"{self.header}: {self.release}{extra}, {self.streak} times in a row (up to {self.timeout:g}s)")
+
+
+@dataclass(frozen=True)
+class SwitchPlan:
+    target: ReleaseSpec
+    create: bool  # deploy: containers created from images; rollback: the kept ones started
+    start: tuple[Chain, ...]
+    undo: Chain  # a failure before the switch: remove (deploy) or stop (rollback) what started
+    probes: tuple[HealthProbe, ...]
+    proxy_config: str
+    proxy_port: int  # to publish on a host where the proxy is not running yet (0: any)
+    verify: VerifyCheck
+    drain: float
+
+    def steps(self) -> list[PlannedStep]:
+        rows = [PlannedStep("start", "", argv) for chain in self.start for argv in chain]
+        rows += [PlannedStep("health", probe.describe()) for probe in self.probes]
+        routed = self.target.routed
+        rows.append(PlannedStep("route", f"write the proxy's nginx.conf: upstream {routed.container}:{routed.port}, "
+                                         f"{RELEASE_HEADER}: {self.target.release}"))
+        rows.append(PlannedStep("route", f"nginx {self.target.proxy.image} in the proxy (publishing port "
+                                         f"{self.proxy_port or 'any'}) when it is not running it yet; else:",
+                                dc.nginx_test_and_reload("<proxy nginx>", CONFIG_PATH)))
+        rows.append(PlannedStep("verify", self.verify.describe()))
+        rows.append(PlannedStep("record", "append to releases.jsonl (with this release's spec); write current"))
+        rows.append(PlannedStep("drain", f"wait {self.drain:g}s for requests the previous release holds"))
+        rows.append(PlannedStep("stop", "the other releases' running containers (kept for rollback)",
+                                dc.stop(["<previous release's containers>"])))
+        return rows
+
+
+def verify_check(target: ReleaseSpec) -> VerifyCheck:
+    routed = target.routed
+    if routed.verify_path:
+        return VerifyCheck(target.release, routed.verify_path, body_names_release=True)
+    if routed.health.kind == "http":
+        return VerifyCheck(target.release, routed.health.path)
+    return VerifyCheck(target.release, "/", want_ok=False)
+
+
+def proxy_config_for(target: ReleaseSpec) -> str:
+    routed = target.routed
+    return render_proxy_config(target.proxy, target.release, {target.release: f"{routed.container}:{routed.port}"})
+
+
+def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Names, *, proxy_port: int,
+                drain: float) -> SwitchPlan:
+    """New containers from images, each on the release's network and the app's."""
+    return SwitchPlan(
+        target=target, create=True,
+        start=tuple(tuple(tuple(argv) for argv in dc.start_service(spec, target.network, names.network))
+                    for spec in containers),
+        undo=(tuple(dc.remove(target.containers)),),
+        probes=tuple(target.probes()), proxy_config=proxy_config_for(target), proxy_port=proxy_port,
+        verify=verify_check(target), drain=drain,
+    )
+
+
+def rollback_plan(target: ReleaseSpec, *, proxy_port: int, drain: float) -> SwitchPlan:
+    """The target's kept containers started again; a failure stops them again."""
+    return SwitchPlan(
+        target=target, create=False,
+        start=tuple((tuple(dc.start([name])),) for name in target.containers),
+        undo=(tuple(dc.stop(target.containers)),),
+        probes=tuple(target.probes()), proxy_config=proxy_config_for(target), proxy_port=proxy_port,
+        verify=verify_check(target), drain=drain,
+    )

@@ -1,0 +1,156 @@
+"""deployctl's proxy on one host: an anchor container that owns the published port and the
+network namespace, and nginx inside that namespace running the configuration deployctl
+renders (plan/proxy_config.py).
+
+Why two containers: a host port can be published by one container only, so replacing a
+proxy container that publishes it always leaves a gap. nginx containers that share the
+anchor's namespace listen with `reuseport`, so a new one (a new image, say) starts beside
+the old one on the same port, and the old one then quits gracefully; the anchor's
+`tcp_migrate_req` hands connections still queued on the old listener to the new one.
+A configuration change alone is a graceful `nginx -s reload`, after `nginx -t`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..adapters.connector import check
+from ..errors import DeployError
+from ..events import Emit, Message, Timer
+from ..plan import docker_commands as dc
+from ..plan.names import LABEL_ROLE, Names, StateLayout
+from ..plan.proxy_config import CONFIG_FILE, CONFIG_PATH, PID_FILE, PROXY_MOUNT, config_tag, live_release
+from ..plan.release_spec import ProxySpec
+from ..secrets import redactor
+
+ANCHOR_ROLE = "proxy-anchor"
+NGINX_ROLE = "proxy-nginx"
+START_TIMEOUT = 15.0  # seconds for a new nginx to bind its port
+
+
+class HostProxy:
+    def __init__(self, conn, names: Names, layout: StateLayout, emit: Emit) -> None:
+        self.conn, self.names, self.layout, self.emit = conn, names, layout, emit
+
+    @property
+    def config_file(self) -> str:
+        return f"{self.layout.proxy_dir}/{CONFIG_FILE}"
+
+    # -- looking -----------------------------------------------------------------------------
+
+    def nginx_containers(self) -> dict[str, tuple[str, str]]:
+        """name -> (status, image) of this environment's nginx containers."""
+        result = self.conn.run(["docker", "ps", "--all", "--no-trunc", "--format",
+                                "{{.Names}}|{{.State}}|{{.Image}}",
+                                "--filter", f"label=io.deployctl.app={self.names.app}",
+                                "--filter", f"label=io.deployctl.env={self.names.env}",
+                                "--filter", f"label={LABEL_ROLE}={NGINX_ROLE}"])
+        out = {}
+        for line in result.stdout.splitlines():
+            name, _, rest = line.partition("|")
+            status, _, image = rest.partition("|")
+            out[name] = (status, image)
+        return out
+
+    def running_nginx(self) -> str | None:
+        return next((n for n, (s, _) in self.nginx_containers().items() if s == "running"), None)
+
+    def port(self, listen_port: int) -> int | None:
+        result = self.conn.run(dc.port_of(self.names.proxy, listen_port))
+        for line in result.stdout.splitlines():
+            port = line.rsplit(":", 1)[-1].strip()
+            if port.isdigit():
+                return int(port)
+        return None
+
+    def live_config(self) -> bytes | None:
+        return self.conn.read_file(self.config_file)
+
+    def live_release(self) -> str | None:
+        return live_release(self.live_config())
+
+    # -- changing ----------------------------------------------------------------------------
+
+    def route(self, spec: ProxySpec, config: str, port: int) -> int:
+        """Makes the proxy serve `config` with `spec.image`; returns the published port.
+        The file is written before any nginx reads it; a configuration `nginx -t` refuses
+        is put back and never reaches the running nginx."""
+        previous = self.live_config()
+        self.conn.put_file(self.config_file, config.encode(), 0o644)
+        try:
+            self._ensure_anchor(spec, port)
+            name = self.names.proxy_nginx(config_tag(spec.image))
+            containers = self.nginx_containers()
+            if containers.get(name, ("",))[0] == "running":
+                self._reload(name)
+            else:
+                self._start_nginx(name, spec, containers)
+        except BaseException:
+            self.put_back(previous)
+            raise
+        actual = self.port(spec.listen_port)
+        if actual is None:
+            raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} publishes no port")
+        return actual
+
+    def put_back(self, previous: bytes | None) -> None:
+        """The configuration before a failed route: file and, if nginx runs, its reload."""
+        if previous is None:
+            return
+        self.conn.put_file(self.config_file, previous, 0o644)
+        running = self.running_nginx()
+        if running:
+            self._reload(running)
+
+    def _ensure_anchor(self, spec: ProxySpec, port: int) -> None:
+        state = self.conn.run(["docker", "container", "inspect", "--format",
+                               f'{{{{.State.Status}}}}|{{{{index .Config.Labels "{LABEL_ROLE}"}}}}', self.names.proxy])
+        status, _, role = state.stdout.strip().partition("|")
+        if state.ok and role != ANCHOR_ROLE:
+            # A proxy of the earlier layout (nginx itself publishing the port): replaced once.
+            self.emit(Message(f"replacing the proxy {self.names.proxy} with deployctl's proxy (one-time: "
+                              "the port closes for about a second)", level="warning", host=self.conn.host))
+            check(self.conn, dc.remove([self.names.proxy]))
+            state = self.conn.run(["docker", "container", "inspect", self.names.proxy])
+        if not state.ok:
+            timer = Timer(self.emit, "proxy", host=self.conn.host, detail=f"publishing port {port or 'any'}")
+            check(self.conn, dc.run_proxy_anchor(self.names, spec.image, port, spec.listen_port,
+                                                 {**self.names.labels(ANCHOR_ROLE)}))
+            timer.done()
+        elif status != "running":
+            check(self.conn, dc.start([self.names.proxy]))
+
+    def _reload(self, name: str) -> None:
+        result = self.conn.run(dc.nginx_test_and_reload(name, CONFIG_PATH))
+        if not result.ok:
+            raise DeployError(f"{self.conn.host}: nginx -t refused the new configuration (nothing reloaded): "
+                              f"{redactor(result.stderr.strip() or result.stdout.strip())}")
+
+    def _start_nginx(self, name: str, spec: ProxySpec, containers: dict[str, tuple[str, str]]) -> None:
+        """A new nginx beside the running one(s); they quit gracefully once it listens."""
+        timer = Timer(self.emit, "proxy", host=self.conn.host, detail=f"nginx {spec.image}")
+        if name in containers:
+            self.conn.run(dc.remove([name]))
+        check(self.conn, dc.run_proxy_nginx(self.names, name, spec.image, self.layout.proxy_dir, PROXY_MOUNT,
+                                            CONFIG_PATH, self.names.labels(NGINX_ROLE)))
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.conn.run(dc.exec_command(name, ["test", "-s", PID_FILE])).ok:
+            status = self.conn.run(["docker", "container", "inspect", "--format", "{{.State.Status}}", name])
+            if status.stdout.strip() not in ("running", "created", "restarting") or time.monotonic() > deadline:
+                lines = self.conn.run(dc.logs(name, 10))
+                why = redactor((lines.stdout + lines.stderr).strip()[-500:])
+                self.conn.run(dc.remove([name]))
+                raise DeployError(f"{self.conn.host}: the proxy's nginx did not start: {why or 'no output'}")
+            time.sleep(0.1)
+        old = [n for n, (s, _) in containers.items() if n != name]
+        self.retire_nginx(old)
+        timer.done("listening" + (f"; {', '.join(old)} quit gracefully" if old else ""))
+
+    def retire_nginx(self, containers: list[str]) -> None:
+        for old in containers:
+            # Out of the restart policy first: a graceful quit is an exit it would undo.
+            self.conn.run(["docker", "update", "--restart", "no", old])
+            self.conn.run(dc.nginx_quit(old))
+        for old in containers:
+            self.conn.run(dc.wait(old), timeout=120)
+            self.conn.run(dc.remove([old]))
