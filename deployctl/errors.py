@@ -110,5 +110,7 @@ class RemoteCommandError(DeployctlError):
     def __init__(self, host: str, argv: Sequence[str], rc: int, stderr: str) -> None:
         self.host, self.argv, self.rc, self.stderr = host, list(argv), rc, stderr
         tail = stderr.strip().splitlines()[-5:]
-        detail = ("\n  " + "\n  ".join(tail)) if tail else ""
-        super().__init__(f"{host}: `{' '.join(self.argv)}` exited {rc}{detail}")
+        # The last line (usually the cause) on the first line: one-line reports show only it.
+        first = f": {tail[-1].strip()}" if tail else ""
+        detail = ("\n  " + "\n  ".join(tail)) if len(tail) > 1 else ""
+        super().__init__(f"{host}: `{' '.join(self.argv)}` exited {rc}{first}{detail}")

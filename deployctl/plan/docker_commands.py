@@ -75,7 +75,7 @@ def chown_secrets(image: str, user: str, host_dir: str) -> list[str]:
 
 
 # The anchor's process: waits, and exits at once on docker stop.
-ANCHOR_COMMAND = ["sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
+ANCHOR_COMMAND = ["sh", "-c", "trap 'exit 0' TERM INT QUIT; while :; do sleep 3600 & wait $!; done"]
 
 
 def run_proxy_anchor(names: Names, image: str, port: int, container_port: int, labels: dict[str, str]) -> list[str]:
@@ -87,6 +87,8 @@ def run_proxy_anchor(names: Names, image: str, port: int, container_port: int, l
         "docker", "run", "--detach", "--name", names.proxy, "--network", names.network,
         "--restart", "unless-stopped", "--publish", published,
         "--sysctl", "net.ipv4.tcp_migrate_req=1",
+        # nginx images stop with SIGQUIT; the anchor's shell traps TERM (and QUIT) and exits.
+        "--stop-signal", "TERM",
         *_labels(labels), "--entrypoint", ANCHOR_COMMAND[0], image, *ANCHOR_COMMAND[1:],
     ]
 

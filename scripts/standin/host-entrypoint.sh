@@ -25,6 +25,9 @@ done
 # shellcheck disable=SC2206 # word splitting of the extra arguments is intended
 dockerd_args+=(${DOCKERD_EXTRA_ARGS:-})
 
+# A host killed before dockerd could clean up (docker stop's timeout, a crash) leaves its pid
+# file, and dockerd then refuses to start; nothing else can be running in this container.
+rm -f /var/run/docker.pid
 dockerd "${dockerd_args[@]}" >>/var/log/dockerd.log 2>&1 &
 dockerd_pid=$!
 /usr/sbin/sshd -D -e &

@@ -3,6 +3,7 @@ python image), a deploy.toml and an artifacts file per test, the CLI run in-proc
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -62,10 +63,13 @@ PROXY_STANDIN = "deployctl-standin/nginx:bookworm"  # deployctl's built-in proxy
 
 def probe_config(tmp: Path, app: str, *, port: int, env_name: str = "local", target: str = "local",
                  extra_env: str = "", registry: str = "", health_timeout: float = 5, drain: float = 0.3,
-                 proxy_image: str = PROXY_STANDIN, verify_path: str = "/version") -> Path:
+                 proxy_image: str = PROXY_STANDIN, verify_path: str = "/version", rollout: dict | None = None,
+                 state_dir: str | None = None) -> Path:
     """Two probe services (backend with a migration and a secret, routed frontend) behind
     deployctl's built-in proxy."""
     path = tmp / "deploy.toml"
+    settings = {"drain": drain, "keep": 3, **(rollout or {})}
+    rollout_lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
     path.write_text(f"""
 app = "{app}"
 {registry}
@@ -88,12 +92,10 @@ image = "{proxy_image}"
 [environments.{env_name}]
 target = "{target}"
 proxy_port = {port}
-state_dir = "{tmp / 'state'}"
+state_dir = "{state_dir or tmp / 'state'}"
 {extra_env}
 [environments.{env_name}.rollout]
-drain = {drain}
-keep = 3
-""")
+{rollout_lines}""")
     return path
 
 
@@ -102,7 +104,8 @@ def write_probe_artifacts(config: Path, app: str, revision: str, backend: str, f
     digests, repositories = digests or {}, repositories or {}
     images = {name: ImageArtifact(repositories.get(name, f"{app}/{name}"), revision[:12], image_id,
                                   digest=digests.get(name))
-              for name, image_id in (("backend", backend), ("frontend", frontend), ("proxy", proxy))}
+              for name, image_id in (("backend", backend), ("frontend", frontend), ("proxy", proxy))
+              if name in digests or not digests}
     path = config.parent / ".deployctl" / "build.json"
     write_artifacts(path, Artifacts(app, revision, False, revision[:12], "2026-11-27T00:00:00Z", images))
     return path

@@ -152,8 +152,8 @@ def test_small_docker_commands():
     assert dc.run_proxy_anchor(names, "nginx:1.27-alpine", 8080, 80, {"k": "v"}) == [
         "docker", "run", "--detach", "--name", "usersapp-local-proxy", "--network", "usersapp-local",
         "--restart", "unless-stopped", "--publish", "8080:80", "--sysctl", "net.ipv4.tcp_migrate_req=1",
-        "--label", "k=v", "--entrypoint", "sh", "nginx:1.27-alpine",
-        "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
+        "--stop-signal", "TERM", "--label", "k=v", "--entrypoint", "sh", "nginx:1.27-alpine",
+        "-c", "trap 'exit 0' TERM INT QUIT; while :; do sleep 3600 & wait $!; done"]
     assert dc.run_proxy_anchor(names, "img", 0, 80, {})[9:11] == ["--publish", "80"]  # any free host port
     assert dc.run_proxy_nginx(names, "usersapp-local-proxy-nginx-1", "img", "/s/proxy", "/etc/deployctl/proxy",
                               "/etc/deployctl/proxy/nginx.conf", {"k": "v"}) == [

@@ -34,7 +34,8 @@ def fleet_images(fleet, standin_images) -> FleetImages:
     probe = build_probe_images(standin_images)
     with ThreadPoolExecutor(max_workers=2) as pool:  # two pushes: compressing layers is the slow part
         good = pool.submit(fleet.publish, probe.good, "fleet/probe", "good")
-        proxy = pool.submit(fleet.publish, probe.proxy, "fleet/proxy", "latest")
+        # deployctl's built-in proxy runs this nginx (the hosts cannot pull nginx:1.27-alpine).
+        proxy = pool.submit(fleet.publish, standin_images["nginx"], "fleet/nginx", "standin")
     return FleetImages(probe=good.result(), proxy=proxy.result())
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deployctl.plan.releases import History
-from tests.integration.deploy_fixtures import DEPLOYCTL, PROBE, unique_app, write_probe_artifacts
+from tests.integration.deploy_fixtures import DEPLOYCTL, probe_config, unique_app, write_probe_artifacts
 from tests.support.fleet import Fleet
 
 ENV = "production"
@@ -21,7 +21,7 @@ SECRET_ENV = {"PROBE_DB_PASSWORD": "fleet-secret-value"}
 @dataclass(frozen=True)
 class FleetImages:
     probe: str  # GATEWAY:PORT/fleet/probe@sha256:... (backend and frontend)
-    proxy: str
+    proxy: str  # the stand-in nginx by digest: deployctl's built-in proxy on the hosts
 
 
 @dataclass
@@ -38,41 +38,17 @@ class FleetSite:
         return self.workdir / "deploy.toml"
 
     def write_config(self, health_timeout: float = 4, **rollout) -> Path:  # type: ignore[no-untyped-def]
-        settings = {"drain": 0.5, "keep": 3, **rollout}
-        lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
-        self.config.write_text(f"""
-app = "{self.app}"
-[registry]
-server = "{self.fleet.registry}"
-[services.backend]
-context = "{PROBE}"
-migrate = ["python", "/probe/server.py", "migrate"]
-secrets = ["PROBE_DB_PASSWORD"]
-[services.backend.healthcheck]
-timeout = {health_timeout}
-[services.frontend]
-context = "{PROBE}"
-routed = true
-[services.frontend.healthcheck]
-timeout = {health_timeout}
-[services.frontend.env]
-BACKEND_URL = "{{{{ backend.url }}}}"
-[environments.{ENV}]
-target = "ssh"
-hosts = {json.dumps(self.hosts)}
-proxy_port = {self.proxy_port}
-[environments.{ENV}.ssh]
-user = "root"
-key_file = "{self.fleet.key_file}"
-known_hosts = "{self.fleet.known_hosts_file}"
-connect_timeout = 3
-[environments.{ENV}.rollout]
-{lines}""")
-        return self.config
+        ssh = (f"[environments.{ENV}.ssh]\nuser = \"root\"\nkey_file = \"{self.fleet.key_file}\"\n"
+               f"known_hosts = \"{self.fleet.known_hosts_file}\"\nconnect_timeout = 3\n")
+        return probe_config(self.workdir, self.app, port=self.proxy_port, env_name=ENV, target="ssh",
+                            extra_env=f"hosts = {json.dumps(self.hosts)}\n{ssh}",
+                            registry=f"[registry]\nserver = \"{self.fleet.registry}\"\n",
+                            health_timeout=health_timeout, proxy_image=self.images.proxy, verify_path="",
+                            rollout={"drain": 0.5, **rollout}, state_dir="/var/lib/deployctl")
 
     def artifacts(self, revision: str, frontend: str | None = None) -> None:
         """The release's images by digest, as `deployctl push` would have recorded them."""
-        refs = {"backend": self.images.probe, "frontend": frontend or self.images.probe, "proxy": self.images.proxy}
+        refs = {"backend": self.images.probe, "frontend": frontend or self.images.probe}
         write_probe_artifacts(self.config, self.app, revision, "unused", "unused", "unused",
                               digests={n: r.split("@")[1] for n, r in refs.items()},
                               repositories={n: r.split("@")[0] for n, r in refs.items()})
