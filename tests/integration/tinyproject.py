@@ -143,6 +143,8 @@ def make_project(root: Path, *, registry: str = "127.0.0.1:5000", registry_extra
         {registry_extra}
         [services.api]
         context = "api"
+        target = "runtime"
+        test_target = "test"
         routed = true
         coverage_floor = {coverage_floor}
         [proxy]

@@ -89,6 +89,9 @@ def test_select_services_skips_those_without_a_test_stage(tmp_path):
         app = "shop"
         [services.api]
         context = "api"
+        test_target = "test"
+        [services.worker]
+        context = "worker"
         [services.web]
         context = "web"
         routed = true
@@ -97,6 +100,8 @@ def test_select_services_skips_those_without_a_test_stage(tmp_path):
         target = "local"
     """)
     loaded = LoadedConfig(tmp_path / "deploy.toml", config)
+    # api names its test stage; worker has none (the default now) and web's "" means none.
     assert select_services(loaded, []) == ["api"]
+    assert select_services(loaded, ["worker", "web"]) == []
     with pytest.raises(UsageError, match="did you mean 'api'"):
         select_services(loaded, ["apj"])
