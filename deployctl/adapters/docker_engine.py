@@ -7,6 +7,7 @@ the SDK plus one rule: SDK and connection exceptions become ConnectError/None he
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
@@ -71,8 +72,10 @@ class DockerEngine:
     def build(self, *, context: Path, dockerfile: str, tag: str, target: str | None,
               buildargs: Mapping[str, str], labels: Mapping[str, str], nocache: bool,
               cache_from: Sequence[str] = ()) -> Iterator[Chunk]:
-        """The classic builder's stream. `pull=False`: base images must already be local
-        (nothing can be pulled on our CI machines, and a silent pull hides a wrong name).
+        """The classic builder's stream. `pull=False` is the builder's "prefer local": a FROM
+        image the engine has is used as it is (no registry round trip, no surprise update), one
+        it lacks is pulled. Where it cannot be pulled (no network, a wrong name) the stream ends
+        with the registry's error at that FROM step (services/build_image.py names the image).
         `cache_from` limits the cache to those images' ancestors."""
         import docker
         import requests
@@ -148,6 +151,31 @@ class DockerEngine:
 
         Returns (exit status, whether `collect` existed). The container is always removed.
         """
+        with self._finished_container(image, command, environment, on_line, timeout) as (container, status):
+            return status, self._copy_out(container, collect, into)
+
+    def run_and_copy_files(self, *, image: str, command: list[str], environment: Mapping[str, str],
+                           files: Mapping[str, str], into: Path, on_line: Callable[[str], None],
+                           timeout: float) -> tuple[int, set[str]]:
+        """As run_and_collect, for single files: `files` maps a local name (in `into`) to an
+        absolute path in the container. Returns (exit status, the local names copied).
+
+        `environment` goes to the engine in the create call's JSON body over the API socket:
+        never on a command line, never in an image layer (the container is removed after)."""
+        with self._finished_container(image, command, environment, on_line, timeout) as (container, status):
+            copied = {name for name, path in files.items() if self._copy_file(container, path, into / name)}
+            return status, copied
+
+    def working_dir(self, image: str) -> str:
+        """The image's WORKDIR ("/" when it sets none)."""
+        config = self.client.api.inspect_image(image).get("Config") or {}
+        return config.get("WorkingDir") or "/"
+
+    @contextlib.contextmanager
+    def _finished_container(self, image: str, command: list[str] | None, environment: Mapping[str, str],
+                            on_line: Callable[[str], None], timeout: float) -> Iterator[tuple[Any, int]]:
+        """A container of `image` run to its end (killed after `timeout`, status 124), with its
+        output streamed line by line; removed when the block ends."""
         import docker
 
         container = self.client.containers.create(image, command=command, environment=dict(environment),
@@ -177,13 +205,31 @@ class DockerEngine:
             if timed_out.is_set():
                 on_line(f"[deployctl] killed after {timeout:.0f}s")
                 status = 124
-            return status, self._copy_out(container, collect, into)
+            yield container, status
         finally:
             timer.cancel()
             try:
                 container.remove(force=True)
             except docker.errors.APIError:
                 pass
+
+    @staticmethod
+    def _copy_file(container: Any, path: str, target: Path) -> bool:
+        """Copies one regular file out of the container; False when there is none at `path`."""
+        import docker
+
+        try:
+            stream, _ = container.get_archive(path)
+        except docker.errors.NotFound:
+            return False
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = next((m for m in tar.getmembers() if m.isfile()), None)
+            source = tar.extractfile(member) if member is not None else None
+            if source is None:
+                return False  # a directory or a link, not the report file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read())
+        return True
 
     @staticmethod
     def _copy_out(container: Any, path: str, into: Path) -> bool:

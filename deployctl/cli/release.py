@@ -50,7 +50,7 @@ def release(
     build = BuildRequest(artifacts_path=path, tag=tag, build_args=[parse_build_arg(a) for a in build_arg or ()],
                          no_cache=no_cache, test_images=not skip_tests, exclude_from_git=[path])
     request = ReleaseRequest(env_name=env, build=build,
-                             test=None if skip_tests else _test_request(loaded, reports),
+                             test=None if skip_tests else _test_request(loaded, reports, env),
                              deploy=DeployOptions(message=message, force_unlock=force_unlock))
     engine = DockerEngine.connect(pool_size=len(loaded.config.services) + 2)
     result = run_release(loaded, request, engine=engine, emit=app.emit, guard_deploy=sigterm_interrupts)
@@ -72,11 +72,12 @@ def release(
         app.out(f"The app answers at [bold]{url}[/]")
 
 
-def _test_request(loaded, reports: Path | None):  # type: ignore[no-untyped-def]
-    """As `deployctl test` with its defaults: the suites in the test images, the database from
-    [test_database] or TEST_DATABASE_HOST/PORT/USER, the password from the environment."""
+def _test_request(loaded, reports: Path | None, env: str):  # type: ignore[no-untyped-def]
+    """As `deployctl test --env ENV`: the suites in the test images (or [test] commands in the
+    shipped images, their {{ secret.NAME }} from the release environment's secret source), the
+    database from [test_database] or TEST_DATABASE_HOST/PORT/USER, the password from the environment."""
     from ..services.testing import SuiteDatabase, TestRequest
-    from .test import _password
+    from .test import _password, _secret_source
 
     config = loaded.config.test_database
     port = os.environ.get("TEST_DATABASE_PORT")
@@ -84,4 +85,5 @@ def _test_request(loaded, reports: Path | None):  # type: ignore[no-untyped-def]
                              port=int(port) if port and port.isdigit() else config.port,
                              user=os.environ.get("TEST_DATABASE_USER") or config.user,
                              password=_password(config.password_secret))
-    return TestRequest(reports_dir=reports.resolve() if reports else loaded.root / "reports", database=database)
+    return TestRequest(reports_dir=reports.resolve() if reports else loaded.root / "reports", database=database,
+                       secret_source=_secret_source(loaded, env))

@@ -1,4 +1,5 @@
-"""`deployctl test`: run each service's suite in its built test image (or on this machine)."""
+"""`deployctl test`: run each service's tests: pytest in its built test image (test_target),
+its [test] command in the shipped image, or on this machine (--local)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,17 @@ def test(
              "environment variable named by test_database.password_secret, never from the command line.")] = None,
     reports: Annotated[Optional[Path], typer.Option(
         "--reports", metavar="DIR", help="Where reports go, one folder per service [default: reports/ beside deploy.toml].")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=1, metavar="SECONDS", help="Per suite.")] = 1800.0,
+    timeout: Annotated[Optional[float], typer.Option(
+        "--timeout", min=1, metavar="SECONDS",
+        help="Per suite [default: test.timeout for a [test] command, else 1800].")] = None,
+    env: Annotated[Optional[str], typer.Option(
+        "--env", "-e", metavar="ENV",
+        help="Take {{ secret.NAME }} in test.env from this environment's secret source "
+             "[default: environment variables].")] = None,
     artifacts: ArtifactsOption = None,
 ) -> None:
-    """Run each service's test suite inside its built test-stage image; write JUnit and coverage reports."""
+    """Run each service's tests: pytest in its test-stage image (test_target), or its [test]
+    command in the shipped image; write JUnit and coverage reports under reports/<service>/."""
     from ..services.testing import SuiteDatabase, TestRequest, raise_for_failures, run_tests
 
     app: AppContext = ctx.obj
@@ -44,6 +52,7 @@ def test(
         database=SuiteDatabase(host=db_host or config.host, port=db_port or config.port,
                                user=db_user or config.user, password=_password(config.password_secret)),
         timeout=timeout,
+        secret_source=_secret_source(loaded, env),
     )
     engine = artifacts_file = None
     if not local:
@@ -56,20 +65,30 @@ def test(
 
     if app.mode == "json":
         suites = [{
-            "service": r.service, "ok": r.ok, "exit_status": r.status, "problems": r.problems,
+            "service": r.service, "ok": r.ok, "flow": r.flow, "note": r.note, "exit_status": r.status, "problems": r.problems,
             "passed": r.counts.passed if r.counts else None, "failed": r.counts.failed if r.counts else None,
             "skipped": r.counts.skipped if r.counts else None, "coverage": r.coverage,
             "coverage_floor": r.floor, "reports": str(r.reports),
         } for r in results]
-        finish(app, "test", {"ok": all(r.ok for r in results), "suites": suites})
+        finish(app, "test", {"ok": all(r.ok for r in results), "tested": sum(r.note is None for r in results),
+                             "suites": suites})
     else:
         app.emit.close()
-        rows = [[r.service, "ok" if r.ok else "FAILED",
+        rows = [[r.service, r.note if r.note else "ok" if r.ok else "FAILED",
                  *(str(n) for n in ((r.counts.passed, r.counts.failed, r.counts.skipped) if r.counts else ("-",) * 3)),
                  f"{r.coverage:.1f}%" if r.coverage is not None else "-",
                  f"{r.floor:g}%" if r.floor else "-"] for r in results]
         table(app, "Tests", ["service", "result", "passed", "failed", "skipped", "coverage", "floor"], rows)
     raise_for_failures(results)
+
+
+def _secret_source(loaded, env: str | None):  # type: ignore[no-untyped-def]
+    """The named environment's secret source; None (process environment variables) without --env."""
+    if env is None:
+        return None
+    from ..services.secret_sources import environment_source
+
+    return environment_source(loaded.config, loaded.environment(env))
 
 
 def _password(name: str):  # type: ignore[no-untyped-def]

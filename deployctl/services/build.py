@@ -16,7 +16,7 @@ from ..errors import BuildError, ConfigError, ConnectError, DeployctlError
 from ..events import Emit, serialized
 from ..plan.build import BuildArg, GitState, ImageBuild, check_tag, image_tag, plan_builds, rfc3339, select_images
 from ..plan.images import PROXY
-from .build_image import build_image
+from .build_image import MissingBaseImage, build_image
 
 
 @dataclass(frozen=True)
@@ -94,13 +94,7 @@ def build_images(loaded: LoadedConfig, request: BuildRequest, *, engine: Any, em
         if isinstance(exc, ConnectError):  # the engine went away: exit 4, not a build failure
             raise exc
     if failures:
-        failed = ", ".join(name for name, _ in failures)
-        raise BuildError(
-            f"{len(failures)} of {len(plans)} images failed to build: {failed}\n"
-            + "\n".join(f"  {name}: {exc.message}" for name, exc in failures),
-            hint="; ".join(dict.fromkeys(exc.hint for _, exc in failures if exc.hint))
-            or "the failing step's output is shown above; nothing was written to the artifacts file",
-        )
+        raise _build_failed(failures, len(plans))
 
     artifacts = Artifacts(app=loaded.config.app, revision=git.revision if git else None,
                           dirty=bool(git and git.dirty), tag=tag, created=rfc3339(started), images={})
@@ -109,6 +103,21 @@ def build_images(loaded: LoadedConfig, request: BuildRequest, *, engine: Any, em
         artifacts = artifacts.with_image(name, results[name])
     write_artifacts(request.artifacts_path, artifacts)
     return BuildResult(artifacts, request.artifacts_path, cached)
+
+
+def _build_failed(failures: Sequence[tuple[str, DeployctlError]], planned: int) -> BuildError:
+    """One line for one failed image (`build failed: api: ...`), one per image for several.
+    A missing base image says all there is to say in its line; other failures point at the
+    failing step's output shown above."""
+    hint = "; ".join(dict.fromkeys(exc.hint for _, exc in failures if exc.hint)) or None
+    if hint is None and not all(isinstance(exc, MissingBaseImage) for _, exc in failures):
+        hint = "the failing step's output is shown above; nothing was written to the artifacts file"
+    if len(failures) == 1:
+        name, exc = failures[0]
+        return BuildError(f"build failed: {name}: {exc.message}", hint=hint)
+    failed = ", ".join(name for name, _ in failures)
+    return BuildError(f"{len(failures)} of {planned} images failed to build: {failed}\n"
+                      + "\n".join(f"  {name}: {exc.message}" for name, exc in failures), hint=hint)
 
 
 def _check_contexts(plans: Sequence[ImageBuild]) -> None:

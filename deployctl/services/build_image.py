@@ -1,4 +1,5 @@
-"""Building one image: the runtime target, then the test target on top of exactly its layers."""
+"""Building one image: the shipped target (the last stage when `target` is unset), then, only
+when `test_target` is set, the test target on top of exactly its layers."""
 
 from __future__ import annotations
 
@@ -9,10 +10,32 @@ from ..artifacts import ImageArtifact, TestImage
 from ..errors import BuildError, DeployctlError
 from ..events import Emit, Message, StepProgress, Timer
 from ..plan.build import ImageBuild
+from ..plan.dockerfile import from_step_image
 from .build_log import BuildLog
 
-FROM_HINT = ("base images are never pulled: build or tag the base image on this engine "
-             "(scripts/standin-images.sh), or point the Dockerfile's ARG at one with --build-arg")
+
+
+class MissingBaseImage(BuildError):
+    """A FROM image is not in the engine and the engine could not pull it: one line that
+    names the image and what to do."""
+
+
+def missing_base_image(plan: ImageBuild, step: str, engine_error: str, engine: Any) -> MissingBaseImage | None:
+    """The error for a build that failed at a FROM step because its image is missing, or None
+    when that is not why it failed (an earlier stage, an image the engine has)."""
+    try:
+        dockerfile = (plan.context / plan.dockerfile).read_text(errors="replace")
+    except OSError:
+        return None
+    base = from_step_image(step, dockerfile, plan.build_args)
+    if base is None or base.stage or not base.reference or engine.image_id(base.reference) is not None:
+        return None
+    if base.variables:
+        remedy = f"pull it, or pass a stand-in with --build-arg {plan.name}:{base.variables[0]}=IMAGE"
+    else:
+        remedy = f"pull it, or tag a stand-in with its name (docker tag IMAGE {base.reference})"
+    return MissingBaseImage(f"base image {base.reference} is not in the engine and cannot be pulled "
+                            f"({engine_error}); {remedy}")
 
 
 def build_image(engine: Any, plan: ImageBuild, no_cache: bool, emit: Emit,
@@ -50,8 +73,9 @@ def _build_test_image(engine: Any, plan: ImageBuild, runtime_id: str, no_cache: 
                            cache_from=[runtime_id])
     if engine.layers(test_id)[:len(shipped)] != shipped:
         timer.failed(f"target {plan.test_target} is not built on target {plan.target}")
+        shipped_stage = f"target {plan.target!r}" if plan.target else "the shipped (last) stage"
         raise BuildError(f"the test image is not built on the runtime image: target {plan.test_target!r} "
-                         f"must start FROM target {plan.target!r} (directly or through other stages)")
+                         f"must start FROM {shipped_stage} (directly or through other stages)")
     return test_id
 
 
@@ -74,9 +98,11 @@ def run_build(engine: Any, plan: ImageBuild, target: str | None, reference: str,
         raise
     if log.error:
         where = log.step or "before the first step"
-        timer.failed(f"{what}: {where}: {log.error}", log.failure_output())
-        hint = FROM_HINT if log.step and " : FROM " in log.step else None
-        raise BuildError(f"{where}: {log.error}", hint=hint)
+        # A FROM image missing from the engine: the classic builder pulls it (pull=False only
+        # spares images it has), so this means the pull failed too.
+        missing = missing_base_image(plan, log.step, log.error, engine) if log.step else None
+        timer.failed(missing.message if missing else f"{what}: {where}: {log.error}", log.failure_output())
+        raise missing or BuildError(f"{where}: {log.error}")
     image_id = engine.image_id(reference) or log.image_id
     if not image_id:
         timer.failed(f"{what}: the engine reported success but has no image {reference}")

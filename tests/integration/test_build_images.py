@@ -127,7 +127,10 @@ def test_a_failing_dockerfile_names_the_service_step_and_output(capsys, project,
 def test_a_missing_base_image_is_explained(capsys, project):
     run = run_cli(capsys, project, "build", "-s", "api", "--build-arg", "BASE_IMAGE=deployctl-standin/nope:missing")
     assert run.code == ExitCode.BUILD_OR_TEST
-    assert any("never pulled" in line for line in run.error["problems"])
+    # The engine tried to pull it (it pulls only missing FROM images) and could not.
+    assert run.error["problems"] == [next(p for p in run.error["problems"] if p.startswith(
+        "build failed: api: base image deployctl-standin/nope:missing is not in the engine and cannot be pulled ("))]
+    assert run.error["problems"][0].endswith("pull it, or pass a stand-in with --build-arg api:BASE_IMAGE=IMAGE")
 
 
 def test_unreachable_engine_is_exit_4(capsys, project, monkeypatch, tmp_path):

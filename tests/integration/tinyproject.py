@@ -143,6 +143,8 @@ def make_project(root: Path, *, registry: str = "127.0.0.1:5000", registry_extra
         {registry_extra}
         [services.api]
         context = "api"
+        target = "runtime"
+        test_target = "test"
         routed = true
         coverage_floor = {coverage_floor}
         [proxy]
@@ -197,3 +199,132 @@ def remove_images(docker_client: Any, app: str) -> None:
                 docker_client.images.remove(tag, force=True, noprune=True)  # keep layers: the next project reuses them from cache
             except Exception:  # noqa: BLE001 - best-effort cleanup of throwaway images
                 pass
+
+
+# "Any app": one stage, no test stage, tests run by a command in the shipped image. The
+# suite is plain unittest; run_tests.py writes a JUnit report of this very run.
+SINGLE_STAGE_DOCKERFILE = """\
+ARG BASE_IMAGE=python:3.12-slim
+FROM ${BASE_IMAGE}
+RUN useradd --create-home --uid 10001 app
+WORKDIR /home/app
+COPY app.py run_tests.py test_app.py ./
+USER app
+CMD ["python", "app.py"]
+"""
+
+UNITTEST_JUNIT_RUNNER = '''\
+"""Runs the unittest suite in this directory; writes a JUnit XML report of this run to argv[1]."""
+import sys
+import unittest
+import xml.etree.ElementTree as ET
+
+
+class Recording(unittest.TextTestResult):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cases = []
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self.cases.append((test, None, ""))
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self.cases.append((test, "failure", self._exc_info_to_string(err, test)))
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self.cases.append((test, "error", self._exc_info_to_string(err, test)))
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self.cases.append((test, "skipped", reason))
+
+
+def main(path):
+    suite = unittest.defaultTestLoader.discover(".", pattern="test_*.py")
+    result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=Recording).run(suite)
+    root = ET.Element("testsuite", name="unittest", tests=str(result.testsRun),
+                      failures=str(len(result.failures)), errors=str(len(result.errors)),
+                      skipped=str(len(result.skipped)))
+    for test, kind, detail in result.cases:
+        case = ET.SubElement(root, "testcase", classname=type(test).__name__, name=test._testMethodName)
+        if kind:
+            ET.SubElement(case, kind, message=(detail.strip().splitlines() or [""])[-1]).text = detail
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    return 0 if result.wasSuccessful() else 1
+
+
+sys.exit(main(sys.argv[1]))
+'''
+
+# {token_sha256} and {password_sha256}: the suite proves it got the values without printing them
+# in a form deployctl could miss; it also prints the token, which deployctl must mask.
+UNITTEST_SUITE = '''\
+import hashlib
+import os
+import socket
+import unittest
+
+from app import double
+
+
+def sha256(value):
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class AppTest(unittest.TestCase):
+    def test_double(self):
+        self.assertEqual(double(2), 4)
+
+    def test_the_secret_reached_the_command(self):
+        print("the token is", os.environ["API_TOKEN"])
+        self.assertEqual(sha256(os.environ["API_TOKEN"]), "{token_sha256}")
+
+    def test_the_test_database(self):
+        self.assertEqual(sha256(os.environ["DB_PASSWORD"]), "{password_sha256}")
+        with socket.create_connection((os.environ["DB_HOST"], int(os.environ["DB_PORT"])), timeout=5):
+            pass
+
+    @unittest.skip("shows up as skipped in the summary")
+    def test_skipped(self):
+        pass
+{extra}'''
+
+UNITTEST_BROKEN = '''
+
+class BrokenTest(unittest.TestCase):
+    def test_broken(self):
+        print("about to fail")
+        self.assertEqual(double(2), 5, "deliberately broken")
+'''
+
+COMMAND_TEST_TABLE = """\
+[services.web.test]
+command = ["python", "run_tests.py", "/tmp/junit.xml"]
+reports = { junit = "/tmp/junit.xml" }
+[services.web.test.env]
+API_TOKEN = "{{ secret.WEB_API_TOKEN }}"
+DB_HOST = "{{ test_database.host }}"
+DB_PORT = "{{ test_database.port }}"
+DB_PASSWORD = "{{ test_database.password }}"
+"""
+
+
+def make_single_stage_project(root: Path, *, service_extra: str = "", suite: str = "",
+                              dockerfile: str = SINGLE_STAGE_DOCKERFILE, top_extra: str = "") -> Project:
+    """A project with one service `web` built from a single-stage Dockerfile (no target, no
+    test_target), no registry and deployctl's built-in proxy: only a deploy.toml and the app."""
+    app = f"it{uuid.uuid4().hex[:10]}"
+    project = Project(root, app)
+    project.write("deploy.toml", f'app = "{app}"\n{top_extra}\n[services.web]\ncontext = "web"\nrouted = true\n'
+                                 f'{service_extra}\n[environments.local]\ntarget = "local"\n')
+    project.write("web/Dockerfile", dockerfile)
+    project.write("web/app.py", APP)
+    project.write("web/run_tests.py", UNITTEST_JUNIT_RUNNER)
+    project.write("web/test_app.py", suite or "import unittest\n")
+    project.write(".gitignore", ".deployctl/\nreports/\n")
+    project.git("init", "-q")
+    project.commit("initial")
+    return project

@@ -22,10 +22,14 @@ server = "127.0.0.1:5000"
 namespace = "team"
 [services.api]
 context = "api"
+target = "runtime"
+test_target = "test"
 build_args = { BASE_IMAGE = "python:3.12-slim", PIP_INDEX = "from-config" }
 [services.web]
 context = "web"
 routed = true
+[services.worker]
+context = "worker"
 test_target = ""
 [proxy]
 context = "proxy"
@@ -119,7 +123,7 @@ def test_bad_build_args(text):
 
 
 def test_select_images_keeps_config_order_and_suggests(loaded):
-    assert select_images(loaded, []) == ["api", "web", "proxy"]
+    assert select_images(loaded, []) == ["api", "web", "worker", "proxy"]
     assert select_images(loaded, ["proxy", "api"]) == ["api", "proxy"]
     with pytest.raises(UsageError, match="did you mean 'web'"):
         select_images(loaded, ["wbe"])
@@ -128,11 +132,11 @@ def test_select_images_keeps_config_order_and_suggests(loaded):
 def test_plan_builds(loaded):
     git = GitState(REV, 0, None, "https://git.example/shop.git")
     plans = plan_builds(
-        loaded, ["api", "web", "proxy"], tag="0123456789ab", git=git, created="2026-01-01T00:00:00Z",
+        loaded, ["api", "web", "worker", "proxy"], tag="0123456789ab", git=git, created="2026-01-01T00:00:00Z",
         build_args=[parse_build_arg("BASE_IMAGE=standin/python"), parse_build_arg("proxy:BASE_IMAGE=standin/nginx"),
                     parse_build_arg("api:PIP_INDEX=from-cli")],
     )
-    api, web, proxy = plans
+    api, web, worker, proxy = plans
     assert api.reference == "127.0.0.1:5000/team/api:0123456789ab"
     assert api.test_reference == "127.0.0.1:5000/team/api:0123456789ab-test"
     assert (api.target, api.test_target) == ("runtime", "test")
@@ -141,7 +145,9 @@ def test_plan_builds(loaded):
     assert api.context == (loaded.root / "api").resolve()
     assert api.labels["io.deployctl.service"] == "api"
     assert api.labels["org.opencontainers.image.revision"] == REV
-    assert web.test_target is None and web.test_reference is None
+    # New defaults: no target means the Dockerfile's last stage ships; no test_target, no test image.
+    assert (web.target, web.test_target, web.test_reference) == (None, None, None)
+    assert (worker.target, worker.test_target) == (None, None)  # "" in deploy.toml means none too
     assert proxy.build_args == {"BASE_IMAGE": "standin/nginx"}
     assert (proxy.target, proxy.test_target, proxy.test_reference) == (None, None, None)
 

@@ -89,6 +89,9 @@ def test_select_services_skips_those_without_a_test_stage(tmp_path):
         app = "shop"
         [services.api]
         context = "api"
+        test_target = "test"
+        [services.worker]
+        context = "worker"
         [services.web]
         context = "web"
         routed = true
@@ -97,6 +100,45 @@ def test_select_services_skips_those_without_a_test_stage(tmp_path):
         target = "local"
     """)
     loaded = LoadedConfig(tmp_path / "deploy.toml", config)
+    # api names its test stage; worker has none (the default now) and web's "" means none.
     assert select_services(loaded, []) == ["api"]
+    assert select_services(loaded, ["worker", "web"]) == []
     with pytest.raises(UsageError, match="did you mean 'api'"):
         select_services(loaded, ["apj"])
+
+
+def test_a_test_command_that_wrote_no_junit_fails_naming_the_path(tmp_path):
+    result = SuiteResult("web", "command", status=0, reports=tmp_path / "none")
+    _read_reports(result, False, junit_from="/app/out/junit.xml")
+    assert result.problems == ["no JUnit report at /app/out/junit.xml: the test command wrote none there"]
+
+
+def test_without_reports_junit_the_exit_status_is_the_verdict(tmp_path):
+    passed = SuiteResult("web", "command", status=0, reports=tmp_path / "a")
+    _read_reports(passed, False, junit_required=False)
+    assert passed.ok and passed.counts is None and summary_line(passed) == ""
+    failed = SuiteResult("web", "command", status=2, reports=tmp_path / "b")
+    _read_reports(failed, False, junit_required=False)
+    assert failed.problems == ["the suite exited 2"]
+
+
+def test_services_without_tests_are_reported_not_failed(tmp_path):
+    from deployctl.events import Recorder
+    from deployctl.services.testing import run_tests
+
+    config = parse_config("""
+        app = "shop"
+        [services.web]
+        context = "web"
+        routed = true
+        [environments.local]
+        target = "local"
+    """)
+    recorder = Recorder()
+    results = run_tests(LoadedConfig(tmp_path / "deploy.toml", config), TestRequest(reports_dir=tmp_path / "r"),
+                        emit=recorder)
+    assert [(r.service, r.flow, r.note, r.ok) for r in results] == [("web", "none", "no tests", True)]
+    assert summary_line(results[0]) == "no tests"
+    raise_for_failures(results)  # not an error
+    texts = [getattr(e, "text", "") for e in recorder.events]
+    assert any(t.startswith("nothing to test: no service in deploy.toml has tests") for t in texts)
