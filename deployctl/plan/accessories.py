@@ -101,6 +101,7 @@ class AccessorySpec:
     env_file: str = ""
     files: tuple[FileMount, ...] = ()
     build: str | None = None  # accessories.NAME.build: the image comes from `deployctl build`
+    network: str = ""  # the app network it joins (under `alias`)
 
     @property
     def alias(self) -> str:
@@ -145,6 +146,7 @@ def accessory_spec(config: Config, env_name: str, accessory: str, layout: StateL
         env_file=env_file_path(layout, accessory),
         files=file_mounts(layout, accessory, spec.files),
         build=spec.build,
+        network=names.network,
     )
 
 
