@@ -195,7 +195,7 @@ def health(spec: AccessorySpec) -> list[str] | None:
 # `.State.Health` when an image has none.
 STATE_FORMAT = ("{{.Name}}|{{.State.Status}}|{{.Config.Image}}|"
                 '{{with index .State "Health"}}{{.Status}}{{end}}|{{.State.StartedAt}}|{{.Id}}|'
-                '{{range $net, $ep := .NetworkSettings.Networks}}{{$net}}={{join $ep.Aliases ","}};{{end}}')
+                '{{range $net, $ep := .NetworkSettings.Networks}}{{$net}}={{range $ep.Aliases}}{{.}},{{end}};{{end}}')
 
 
 def parse_aliases(field: str) -> dict[str, list[str]]:

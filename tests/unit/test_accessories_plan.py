@@ -217,7 +217,7 @@ def test_state_format_reports_aliases_per_network():
     assert acc.inspect(["shop-local-db"]) == ["docker", "container", "inspect", "--format", acc.STATE_FORMAT,
                                               "shop-local-db"]
     assert acc.STATE_FORMAT.endswith("{{range $net, $ep := .NetworkSettings.Networks}}"
-                                     '{{$net}}={{join $ep.Aliases ","}};{{end}}')
+                                     '{{$net}}={{range $ep.Aliases}}{{.}},{{end}};{{end}}')
 
 
 BUILT = BASE.replace('image = "mariadb:11"\nimage_env = "MARIADB_IMAGE"', 'build = "db"\ndockerfile = "Containerfile"')
