@@ -23,6 +23,7 @@ from tests.integration.deploy_fixtures import docker, remove_app, unique_app
 
 pytestmark = pytest.mark.integration
 ROOT_PASSWORD = "acc-r00t-Sekr3t-value"
+QUICK_STOP = "import signal, time; signal.signal(signal.SIGTERM, lambda *a: exit(0)); time.sleep(600)"
 
 
 def write_project(root: Path, app: str, standin: dict, *, db_marker: str = "one") -> Path:
@@ -62,7 +63,8 @@ def write_project(root: Path, app: str, standin: dict, *, db_marker: str = "one"
         timeout = 120
         [accessories.cache]
         image = "{standin['python']}"
-        command = ["sleep", "600"]
+        # Exits on SIGTERM at once (a bare `sleep` would make every stop wait the 30 s timeout).
+        command = ["python3", "-c", "{QUICK_STOP}"]
         files = ["conf/a.txt:/etc/a.txt"]
         [environments.local]
         target = "local"
@@ -197,7 +199,7 @@ def test_existing_accessory_without_alias_is_kept_and_a_changed_file_is_used_fro
     # An accessory booted by an older deployctl: on the app network, no alias.
     docker("network", "create", "--label", f"io.deployctl.app={app}", network)
     docker("run", "-d", "--name", container, "--network", network, "--label", f"io.deployctl.app={app}",
-           standin_images["python"], "sleep", "600")
+           standin_images["python"], "python3", "-c", QUICK_STOP)
     before = docker("inspect", "--format", "{{.Id}}", container)
     code, out = cli("accessory", "boot", "cache")
     assert code == 0, out

@@ -237,3 +237,27 @@ def test_a_built_accessory_is_built_and_recorded_beside_the_services():
     assert db.labels["io.deployctl.service"] == "db"
     spec = acc.accessory_spec(config, "local", "db", LAYOUT, environ={})
     assert (spec.build, spec.image) == ("db", "")  # the image comes from the artifacts file
+
+
+def test_a_deploy_runs_the_built_accessory_image_from_the_artifacts_file(tmp_path):
+    from deployctl.artifacts import Artifacts, ImageArtifact
+    from deployctl.services.release_images import resolve_images, with_accessory_images
+
+    text = BUILT.replace('[environments.local]', '[registry]\nserver = "reg:5000"\n[environments.prod]\n'
+                         'target = "ssh"\nhosts = ["h1"]\naccessories = ["db"]\n[environments.local]')
+    loaded = LoadedConfig(tmp_path / "deploy.toml", parse_config(text))
+    web = ImageArtifact("reg:5000/web", "t1", "sha256:w", digest="sha256:wd")
+    built = Artifacts("shop", None, False, "t1", "2026-01-01T00:00:00Z",
+                      {"web": web, "db": ImageArtifact("reg:5000/db", "t1", "sha256:d")})
+    local = resolve_images(loaded, "local", built)
+    assert (local.images, local.accessories) == ({"web": "sha256:w"}, {"db": "sha256:d"})
+    # ssh hosts pull by digest: an accessory image not pushed yet is left out (booting it fails then).
+    assert resolve_images(loaded, "prod", built).accessories == {}
+    pushed = built.with_image("db", ImageArtifact("reg:5000/db", "t1", "sha256:d", digest="sha256:dd"))
+    assert resolve_images(loaded, "prod", pushed).accessories == {"db": "reg:5000/db@sha256:dd"}
+
+    laid = with_accessory_images(loaded, local.accessories)
+    spec = acc.accessory_spec(laid.config, "local", "db", LAYOUT, environ={})
+    assert (spec.image, spec.build) == ("sha256:d", "db")
+    assert loaded.config.accessories["db"].image is None  # the loaded config itself is left as it was
+    assert with_accessory_images(loaded, {}) is loaded
