@@ -176,8 +176,9 @@ def test_built_accessory_with_init_file_and_env_secret_reached_by_its_name(proje
     cli("accessory", "status")
     cli("accessory", "boot", "db", json_mode=True)
     code, shown = cli("config", json_mode=True)  # one JSON document, not event lines
-    assert code == 0 and json.loads(shown)["accessories"]["db"]["env"]["MYSQL_ROOT_PASSWORD"] == \
-        "{{ secret.ACC_ROOT_PASSWORD }}"
+    resolved = json.loads(shown)["accessories"]["db"]
+    assert code == 0 and resolved["env"]["MYSQL_ROOT_PASSWORD"] == "{{ secret.ACC_ROOT_PASSWORD }}"
+    assert (resolved["image"], resolved["build"]) == (f"{app}/db", str(tmp_path / "db"))
     cli("config")
     (tmp_path / "db" / "marker").write_text("one\n")  # the dry run needs every image of the tag in the file
     cli.result("build", "--tag", "acc3")
