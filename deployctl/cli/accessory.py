@@ -8,7 +8,7 @@ from typing import Annotated, Iterator
 
 import typer
 
-from .common import finish, table
+from .common import ArtifactsOption, artifacts_path, finish, table
 from .config import EnvOption
 from .context import AppContext
 
@@ -35,18 +35,20 @@ def _hosts(app: AppContext, env: str) -> Iterator:  # type: ignore[type-arg]
 
 
 @accessory_app.command("boot")
-def boot(ctx: typer.Context, name: NameArg, env: EnvOption = "local") -> None:
+def boot(ctx: typer.Context, name: NameArg, env: EnvOption = "local", artifacts: ArtifactsOption = None) -> None:
     """Start NAME if it is not running (create it, with its volumes, if absent) and wait until healthy."""
     from ..services import accessories
     from ..services.secret_sources import environment_source, fetch_secrets
 
     app: AppContext = ctx.obj
-    loaded = app.loaded
-    selected = accessories.select(loaded, env, name)
+    selected = accessories.select(app.loaded, env, name)
+    # An accessory built from the project (build = "...") runs its image from the artifacts file.
+    loaded = accessories.with_built_images(app.loaded, env, artifacts_path(app, artifacts), selected)
     specs = accessories.specs_for(loaded, env, selected)
-    # Fetched before any host is touched: a missing secret fails with exit 3 first.
+    # Checked before any host is touched: a missing file or secret fails with exit 3 first.
+    accessories.read_files(loaded, specs)
     environment = loaded.environment(env)
-    wanted = [s for spec in specs for s in spec.secrets]
+    wanted = [s for spec in specs for s in spec.secret_names()]
     secrets = fetch_secrets(environment_source(loaded.config, environment), wanted, context=f"environment {env!r}")
     rows = []
     for conn in _hosts(app, env):
@@ -84,21 +86,31 @@ def stop(ctx: typer.Context, name: NameArg, env: EnvOption = "local") -> None:
 @accessory_app.command("status")
 def status(ctx: typer.Context, name: Annotated[str, typer.Argument(
         metavar="[NAME]", help="An accessory, or 'all' (the default: the environment's).")] = "all",
-        env: EnvOption = "local") -> None:
+        env: EnvOption = "local", artifacts: ArtifactsOption = None) -> None:
     """State, health, image and volumes of NAME (or of all the environment's accessories)."""
     from ..services import accessories
 
     app: AppContext = ctx.obj
-    specs = accessories.specs_for(app.loaded, env, accessories.select(app.loaded, env, name))
+    selected = accessories.select(app.loaded, env, name)
+    loaded = accessories.with_built_images(app.loaded, env, artifacts_path(app, artifacts), selected)
+    specs = accessories.specs_for(loaded, env, selected)
     found = [state for conn in _hosts(app, env) for state in accessories.status(conn, specs)]
     if app.mode == "json":
         finish(app, "accessory status", {"environment": env, "accessories": [
             {**vars(s), "drift": s.drift} for s in found]})
         return
     table(app, f"Accessories of {env}", ["host", "accessory", "container", "state", "health", "image", "volumes"],
-          [[s.host, s.accessory, s.container, s.status, s.health,
-            (s.image or s.configured_image) + (f" (deploy.toml: {s.configured_image})" if s.drift else ""),
-            ", ".join(s.volumes) or "-"] for s in found])
+          [[s.host, s.accessory, s.container, s.status, s.health, _image_cell(s), ", ".join(s.volumes) or "-"]
+           for s in found])
+
+
+def _image_cell(s) -> str:  # type: ignore[no-untyped-def]
+    shown = s.image or s.configured_image or "(built: no image yet; run `deployctl build`)"
+    if s.drift:
+        shown += f" (configured now: {s.configured_image})"
+    if s.aliases is not None and s.accessory not in s.aliases:
+        shown += f" (no alias {s.accessory!r} yet: it arrives when booted anew)"
+    return shown
 
 
 @accessory_app.command("logs")

@@ -52,14 +52,15 @@ def deploy(
     """Deploy a release: zero-downtime switch behind nginx, the old release kept for rollback."""
     from ..services.deploy import DeployOptions
     from ..services.deploy import deploy as run_deploy
-    from ..services.deploy_inputs import deploy_inputs, release_images
+    from ..services.deploy_inputs import deploy_config, deploy_inputs, release_images
 
     app: AppContext = ctx.obj
     app.loaded.environment(env)
     # Secrets first: a missing one fails (exit 3) before any host is touched.
     inputs = deploy_inputs(app.loaded, env)
-    loaded, login = inputs.loaded, inputs.login
+    login = inputs.login
     images = release_images(inputs, env, artifacts_path(app, artifacts), version)
+    loaded = deploy_config(inputs, images)  # built accessories run their built image
     if dry_run:
         _print_deploy_plan(app, loaded, env, images, (login.server, login.username) if login else None)
         return

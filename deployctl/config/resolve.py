@@ -34,7 +34,9 @@ def resolve(loaded: LoadedConfig, env_name: str) -> dict[str, Any]:
     for name in env.accessories:  # only the environment's: what a deploy there boots
         spec, names = config.accessories[name], Names(config.app, env_name)
         data = spec.model_dump(exclude={"secrets", "volumes"})
-        data["image"] = image_for(spec)
+        data["image"] = image_for(spec) if spec.build is None else image_repository(config, name)
+        if spec.build is not None:  # built like a service; `env` shows {{ secret.NAME }} templates, never values
+            data["build"] = str((loaded.root / spec.build).resolve())
         data["container"] = container_name(names, name)
         data["volumes"] = [f"{volume_name(names, name, v.split(':', 1)[0])}:{v.split(':', 1)[1]}" for v in spec.volumes]
         data["secrets"] = {secret: MASK for secret in spec.secrets}

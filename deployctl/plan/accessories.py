@@ -2,9 +2,14 @@
 every `docker` argv that boots, checks, stops or removes one (executed by services/accessories.py).
 
 An accessory is not part of a release: one container per environment and host, named
-`<app>-<env>-<name>`, on the app's network so services reach it by that name (or by
-`{{ NAME.host }}` in env), its data in named volumes `<app>-<env>-<name>-<volume>` that
-outlive the container. Secrets are files mounted read-only, exactly as for services.
+`<app>-<env>-<name>`, on the app's network under that name and under the alias NAME (as
+docker-compose does), so services reach it as `db` or by `{{ NAME.host }}` in env; its data
+in named volumes `<app>-<env>-<name>-<volume>` that outlive the container.
+
+On the host, everything of one accessory lives under `<state root>/accessories/<name>/`:
+`secrets/` (files mounted read-only, exactly as for services), `env` (the env values that
+use `{{ secret.NAME }}`, rendered, mode 0600, read by `docker run --env-file`) and `files/`
+(the project files of `files = [...]`, mounted read-only at their path in the container).
 """
 
 from __future__ import annotations
@@ -15,12 +20,16 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from ..config.models import Accessory, Config
+from .env_values import refs_in, split_env
 from .images import configured_image
 from .names import LABEL_APP, LABEL_ENV, LABEL_ROLE, SECRETS_MOUNT, Names, StateLayout
 
 ROLE = "accessory"
 LABEL_ACCESSORY = "io.deployctl.accessory"
 STOP_TIMEOUT = 30  # a database gets longer than a web process to flush and shut down cleanly
+# Files of `files = [...]` are configuration, not secrets (those are `secrets` or env
+# templates): world-readable so the container's own user (mysql, say) can read them.
+FILE_MODE = 0o644
 
 
 def container_name(names: Names, accessory: str) -> str:
@@ -31,21 +40,54 @@ def volume_name(names: Names, accessory: str, volume: str) -> str:
     return f"{names.prefix}-{accessory}-{volume}"
 
 
+def accessory_dir(layout: StateLayout, accessory: str) -> str:
+    return posixpath.join(layout.root, "accessories", accessory)
+
+
 def secrets_dir(layout: StateLayout, accessory: str) -> str:
-    return posixpath.join(layout.root, "accessories", accessory, "secrets")
+    return posixpath.join(accessory_dir(layout, accessory), "secrets")
+
+
+def env_file_path(layout: StateLayout, accessory: str) -> str:
+    return posixpath.join(accessory_dir(layout, accessory), "env")
+
+
+def files_dir(layout: StateLayout, accessory: str) -> str:
+    return posixpath.join(accessory_dir(layout, accessory), "files")
+
+
+def file_mounts(layout: StateLayout, accessory: str, files: Sequence[str]) -> tuple["FileMount", ...]:
+    """`local:/in/container` -> where the file lands on the host: under files/, at its path
+    in the container (unique per accessory: config validation forbids two mounts at one path)."""
+    mounts = []
+    for index, entry in enumerate(files):
+        local, inside = entry.split(":", 1)
+        host = posixpath.join(files_dir(layout, accessory), inside.lstrip("/"))
+        mounts.append(FileMount(f"accessories.{accessory}.files[{index}]", local, host, inside))
+    return tuple(mounts)
 
 
 def image_for(accessory: Accessory, environ: Mapping[str, str] | None = None) -> str:
-    """`image`, or the value of the variable `image_env` names when that is set."""
+    """`image`, or the value of the variable `image_env` names when that is set. An accessory
+    built from the project has no image until a deploy lays the built one over its config
+    (services/release_images.py: with_accessory_images): then "" here."""
     return configured_image(accessory.image or "", accessory.image_env, environ)
+
+
+@dataclass(frozen=True)
+class FileMount:
+    key: str  # accessories.NAME.files[i], for messages
+    local: str  # as written in deploy.toml, relative to its folder
+    host: str  # where it is uploaded on the host
+    inside: str  # where the container sees it (read-only)
 
 
 @dataclass(frozen=True)
 class AccessorySpec:
     name: str  # the accessory's name in deploy.toml
     container: str
-    image: str
-    env: dict[str, str]
+    image: str  # "" for a built accessory whose image is not known (no artifacts file)
+    env: dict[str, str]  # plain values: `-e K=V`, shown anywhere
     volumes: tuple[tuple[str, str], ...]  # (volume name, path inside)
     secrets: tuple[str, ...]
     secrets_dir: str
@@ -54,6 +96,21 @@ class AccessorySpec:
     health_interval: float
     health_timeout: float
     labels: dict[str, str] = field(default_factory=dict)
+    # Values that use {{ secret.NAME }}, as templates: rendered only into `env_file` (0600).
+    env_templates: dict[str, str] = field(default_factory=dict)
+    env_file: str = ""
+    files: tuple[FileMount, ...] = ()
+    build: str | None = None  # accessories.NAME.build: the image comes from `deployctl build`
+    network: str = ""  # the app network it joins (under `alias`)
+
+    @property
+    def alias(self) -> str:
+        """What the app's containers call it on the app network: its name in deploy.toml."""
+        return self.name
+
+    def secret_names(self) -> list[str]:
+        """Every secret a boot needs: the mounted files, then those the env values use."""
+        return list(dict.fromkeys([*self.secrets, *refs_in(self.env_templates.values())]))
 
     def secret_mounts(self) -> list[tuple[str, str]]:
         return [(posixpath.join(self.secrets_dir, s), f"{SECRETS_MOUNT}/{s}") for s in self.secrets]
@@ -67,7 +124,7 @@ def accessory_spec(config: Config, env_name: str, accessory: str, layout: StateL
                    environ: Mapping[str, str] | None = None) -> AccessorySpec:
     names = Names(config.app, env_name)
     spec = config.accessories[accessory]
-    env = dict(spec.env)
+    env, templated = split_env(spec.env)
     for secret in spec.secrets:  # as for services: <NAME>_FILE says where the file is
         env.setdefault(f"{secret}_FILE", f"{SECRETS_MOUNT}/{secret}")
     volumes = tuple((volume_name(names, accessory, source), path)
@@ -85,6 +142,11 @@ def accessory_spec(config: Config, env_name: str, accessory: str, layout: StateL
         health_interval=spec.healthcheck.interval,
         health_timeout=spec.healthcheck.timeout,
         labels=labels(names, accessory),
+        env_templates=templated,
+        env_file=env_file_path(layout, accessory),
+        files=file_mounts(layout, accessory, spec.files),
+        build=spec.build,
+        network=names.network,
     )
 
 
@@ -105,16 +167,21 @@ def volume_create(spec: AccessorySpec, volume: str) -> list[str]:
 
 
 def run(spec: AccessorySpec, network: str) -> list[str]:
-    """No published port: only containers on the app's network reach it. `unless-stopped`
-    brings it back after the engine restarts; `accessory stop` keeps it stopped."""
+    """No published port: only containers on the app's network reach it, by its container
+    name or its deploy.toml name (the alias). `unless-stopped` brings it back after the
+    engine restarts; `accessory stop` keeps it stopped. Env values with a secret come from
+    the 0600 env file, never from this argv."""
     return [
         "docker", "run", "--detach", "--name", spec.container, "--network", network,
+        "--network-alias", spec.alias,
         "--restart", "unless-stopped", "--log-opt", "max-size=10m",
         "--stop-timeout", str(STOP_TIMEOUT),
         *_labels(spec.labels),
         *[arg for k, v in sorted(spec.env.items()) for arg in ("-e", f"{k}={v}")],
+        *(["--env-file", spec.env_file] if spec.env_templates else []),
         *[arg for volume, path in spec.volumes for arg in ("-v", f"{volume}:{path}")],
         *[arg for host, inside in spec.secret_mounts() for arg in ("-v", f"{host}:{inside}:ro")],
+        *[arg for f in spec.files for arg in ("-v", f"{f.host}:{f.inside}:ro")],
         spec.image, *spec.command,
     ]
 
@@ -123,10 +190,22 @@ def health(spec: AccessorySpec) -> list[str] | None:
     return ["docker", "exec", spec.container, *spec.health_command] if spec.health_command else None
 
 
-# name|status|image as configured|health (Docker's own HEALTHCHECK, if the image has one)|started.
-# `index`: recent engines fail the whole template on `.State.Health` when an image has none.
+# name|status|image as configured|health (Docker's own HEALTHCHECK, if the image has one)|started|id|
+# networks with their aliases (`net=a,b;`). `index`: recent engines fail the whole template on
+# `.State.Health` when an image has none.
 STATE_FORMAT = ("{{.Name}}|{{.State.Status}}|{{.Config.Image}}|"
-                '{{with index .State "Health"}}{{.Status}}{{end}}|{{.State.StartedAt}}|{{.Id}}')
+                '{{with index .State "Health"}}{{.Status}}{{end}}|{{.State.StartedAt}}|{{.Id}}|'
+                '{{range $net, $ep := .NetworkSettings.Networks}}{{$net}}={{range $ep.Aliases}}{{.}},{{end}};{{end}}')
+
+
+def parse_aliases(field: str) -> dict[str, list[str]]:
+    """The last STATE_FORMAT field -> network -> its aliases."""
+    out = {}
+    for part in field.strip().split(";"):
+        if "=" in part:
+            net, _, aliases = part.partition("=")
+            out[net] = [a for a in aliases.split(",") if a]
+    return out
 
 
 def inspect(containers: Sequence[str]) -> list[str]:
@@ -165,6 +244,12 @@ def planned_steps(config: Config, env_name: str, layout: StateLayout,
     for spec in environment_accessories(config, env_name, layout, environ):
         for host_file, _ in spec.secret_mounts():
             steps.append(PlannedStep("accessory", f"{spec.name}: write {host_file} (mode 0600), only if absent"))
+        if spec.env_templates:  # names only: the values exist nowhere but in that file
+            steps.append(PlannedStep("accessory", f"{spec.name}: write {spec.env_file} (mode 0600) with "
+                                     f"{', '.join(sorted(spec.env_templates))}, only if absent"))
+        for mount in spec.files:
+            steps.append(PlannedStep("accessory", f"{spec.name}: upload {mount.local} to {mount.host} "
+                                     f"(mode {FILE_MODE:04o}) when it differs"))
         for volume, _ in spec.volumes:
             steps.append(PlannedStep("accessory", f"{spec.name}: only if absent", tuple(volume_create(spec, volume))))
         steps.append(PlannedStep("accessory", f"{spec.name}: only if absent (a stopped one is started)",

@@ -18,7 +18,7 @@ from ..config.load import LoadedConfig
 from ..config.models import ENV_NAME_RE
 from ..config.problems import suggest
 from ..errors import UsageError
-from .images import PROXY, image_names, image_repository
+from .images import PROXY, built_image_names, image_repository
 
 REVISION_CHARS = 12
 DIRTY_HASH_CHARS = 10
@@ -137,9 +137,18 @@ class ImageBuild:
         return f"{self.repository}:{self.tag}{TEST_SUFFIX}" if self.test_target else None
 
 
+@dataclass(frozen=True)
+class _AccessoryBuild:
+    """An accessory's build keys in the shape of a service's (accessories.NAME.build)."""
+
+    context: str
+    dockerfile: str
+    build_args: dict[str, str] = field(default_factory=dict)
+
+
 def select_images(loaded: LoadedConfig, selected: Sequence[str]) -> list[str]:
     """The images to work on, in config order; unknown names fail with a suggestion."""
-    names = image_names(loaded.config)
+    names = built_image_names(loaded.config)
     for name in selected:
         if name not in names:
             raise UsageError(f"--service {name!r}: no such image (images: {', '.join(names)}){suggest(name, names)}")
@@ -150,12 +159,15 @@ def plan_builds(loaded: LoadedConfig, names: Sequence[str], *, tag: str, git: Gi
                 build_args: Sequence[BuildArg] = (), test_images: bool = True) -> list[ImageBuild]:
     config = loaded.config
     for arg in build_args:
-        if arg.image is not None and arg.image not in image_names(config):
+        if arg.image is not None and arg.image not in built_image_names(config):
             raise UsageError(f"--build-arg {arg.image}:{arg.key}: no image named {arg.image!r}")
     plans = []
     for name in names:
         if name == PROXY:
             spec, target, test_target = config.proxy, None, None
+        elif name in config.accessories:  # `build = "context"`: its last stage, no build args, no tests
+            accessory = config.accessories[name]
+            spec, target, test_target = _AccessoryBuild(accessory.build or "", accessory.dockerfile), None, None
         else:
             service = config.services[name]
             # "" in deploy.toml means "none", as TOML has no null.

@@ -29,6 +29,20 @@ def image_names(config: Config) -> list[str]:
     return [*config.services, *([PROXY] if config.proxy.context is not None else [])]
 
 
+def built_accessories(config: Config) -> list[str]:
+    """Accessories whose image is built from the project (`build = "context"`), config order."""
+    return [name for name, accessory in config.accessories.items() if accessory.build is not None]
+
+
+def built_image_names(config: Config) -> list[str]:
+    """Every image `deployctl build` makes (and `push` pushes): a release's images, then the
+    accessories built from the project. Recorded in the artifacts file under their names,
+    which cannot clash: config validation keeps accessory names apart from services and
+    "proxy". Not part of a release (image_names): a deploy boots an absent accessory with its
+    image, but never recreates a running one."""
+    return [*image_names(config), *built_accessories(config)]
+
+
 def image_repository(config: Config, name: str) -> str:
     """`server/namespace/name` with a registry, else `app/name` (local engine only)."""
     if config.registry is None:

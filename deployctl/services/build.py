@@ -64,7 +64,7 @@ def build_images(loaded: LoadedConfig, request: BuildRequest, *, engine: Any, em
             git = None
     plans = plan_builds(loaded, names, tag=tag, git=git, created=label_time(git),
                         build_args=request.build_args, test_images=request.test_images)
-    _check_contexts(plans)
+    _check_contexts(plans, list(loaded.config.accessories))
 
     emit = serialized(emit)
     started = time.time()
@@ -120,10 +120,11 @@ def _build_failed(failures: Sequence[tuple[str, DeployctlError]], planned: int) 
                       + "\n".join(f"  {name}: {exc.message}" for name, exc in failures), hint=hint)
 
 
-def _check_contexts(plans: Sequence[ImageBuild]) -> None:
+def _check_contexts(plans: Sequence[ImageBuild], accessories: Sequence[str] = ()) -> None:
     problems = []
     for plan in plans:
-        key = "proxy.context" if plan.name == PROXY else f"services.{plan.name}.context"
+        key = ("proxy.context" if plan.name == PROXY else f"accessories.{plan.name}.build"
+               if plan.name in accessories else f"services.{plan.name}.context")
         if not plan.context.is_dir():
             problems.append(f"{key}: {plan.context} is not a directory")
         elif not (plan.context / plan.dockerfile).is_file():

@@ -67,9 +67,18 @@ def deploy_secrets(loaded: LoadedConfig, env_name: str, *, with_registry: bool =
     return values, None
 
 
+def check_accessory_files(loaded: LoadedConfig, env_name: str) -> None:
+    """Every `files` entry of the environment's accessories exists in the project; one
+    ConfigError (exit 3) names each missing one by its key, before any host is touched."""
+    from .accessories import read_files, specs_for
+
+    read_files(loaded, specs_for(loaded, env_name, loaded.environment(env_name).accessories))
+
+
 def deploy_inputs(loaded: LoadedConfig, env_name: str) -> DeployInputs:
     from .database_endpoint import with_database_endpoint
 
+    check_accessory_files(loaded, env_name)
     secrets, login = deploy_secrets(loaded, env_name, with_registry=True)
     return DeployInputs(with_database_endpoint(loaded, env_name), secrets, login)
 
@@ -87,3 +96,11 @@ def release_images(inputs: DeployInputs, env_name: str, artifacts_path: Path, ve
         built = read_artifacts(artifacts_path, app=loaded.config.app)
     return resolve_images(loaded, env_name, built, version=version, registry_password=inputs.registry_password,
                           registry_username=inputs.registry_username)
+
+
+def deploy_config(inputs: DeployInputs, images: ReleaseImages) -> LoadedConfig:
+    """What a deploy (and its dry run) runs with: `inputs.loaded` with the built accessories'
+    images laid over their config (services/release_images.py: with_accessory_images)."""
+    from .release_images import with_accessory_images
+
+    return with_accessory_images(inputs.loaded, images.accessories)

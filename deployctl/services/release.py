@@ -116,12 +116,12 @@ class Release:
 
     def _deploy(self, inputs) -> tuple[DeployResult, str]:  # type: ignore[no-untyped-def]
         from .deploy import deploy
-        from .deploy_inputs import release_images
+        from .deploy_inputs import deploy_config, release_images
 
         env = self.request.env_name
         images = release_images(inputs, env, self.request.build.artifacts_path)
         with self.guard_deploy():
-            deployed = deploy(inputs.loaded, env, images, inputs.secrets, self.emit, options=self.request.deploy,
+            deployed = deploy(deploy_config(inputs, images), env, images, inputs.secrets, self.emit, options=self.request.deploy,
                               registry_password=inputs.registry_password,
                               registry_username=inputs.registry_username)
         return deployed, f"{deployed.release} live on {len(deployed.hosts)} host{'s' if len(deployed.hosts) != 1 else ''}"

@@ -1,16 +1,20 @@
 """Which image each service (and the proxy) of a release runs, decided before any host is
 touched: by digest for `ssh` targets (from the artifacts file, or resolved from the registry
 for `--version TAG`), by image id for the `local` target (the image is already in the engine).
+
+Accessories built from the project (`build = "context"`) get theirs the same way, kept apart
+(`accessories`): they are not part of the release, and are only needed when one is booted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 from ..artifacts import Artifacts
 from ..config import LoadedConfig
-from ..errors import ConfigError
-from ..plan.images import image_names, image_repository
+from ..errors import ConfigError, DeployctlError
+from ..plan.images import built_accessories, image_names, image_repository
 from ..secrets import Secret
 
 
@@ -19,6 +23,9 @@ class ReleaseImages:
     images: dict[str, str]  # service or "proxy" -> what `docker run` gets
     revision: str | None
     dirty: bool = False  # built from a working tree with uncommitted changes
+    # built accessory -> what `docker run` gets; one missing from the artifacts file (or not
+    # pushed, for ssh) is left out, and booting it then fails saying to build (and push).
+    accessories: dict[str, str] = field(default_factory=dict)
 
 
 def resolve_images(loaded: LoadedConfig, env_name: str, artifacts: Artifacts | None, *,
@@ -36,7 +43,15 @@ def resolve_images(loaded: LoadedConfig, env_name: str, artifacts: Artifacts | N
             username = registry_username or (registry.username if registry else None)
             digest = manifest_digest(repository, version, username=username, password=registry_password)
             images[name] = f"{repository}@{digest}"
-        return ReleaseImages(images, version if _looks_like_revision(version) else None)
+        built = {}
+        for name in built_accessories(config):
+            try:
+                digest = manifest_digest(image_repository(config, name), version, username=username,
+                                         password=registry_password)
+            except DeployctlError:
+                continue  # only an error if the accessory must be booted (services/accessories.py)
+            built[name] = f"{image_repository(config, name)}@{digest}"
+        return ReleaseImages(images, version if _looks_like_revision(version) else None, accessories=built)
     if artifacts is None:
         raise ConfigError(["no artifacts file to deploy from"],
                           hint="run `deployctl build` (and `push` for ssh targets), or pass --version TAG")
@@ -54,7 +69,35 @@ def resolve_images(loaded: LoadedConfig, env_name: str, artifacts: Artifacts | N
                               hint="run `deployctl push` first: ssh hosts pull images by digest")
         else:
             images[name] = image.pinned
-    return ReleaseImages(images, artifacts.revision, artifacts.dirty)
+    return ReleaseImages(images, artifacts.revision, artifacts.dirty,
+                         accessory_images(loaded, env_name, artifacts))
+
+
+def accessory_images(loaded: LoadedConfig, env_name: str, artifacts: Artifacts | None) -> dict[str, str]:
+    """Built accessory -> its image from the artifacts file: the image id on the `local`
+    target, the pinned digest on `ssh` (absent until pushed)."""
+    local = loaded.environment(env_name).target == "local"
+    out = {}
+    for name in built_accessories(loaded.config):
+        image = artifacts.images.get(name) if artifacts is not None else None
+        if image is not None and (local or image.pinned):
+            out[name] = image.image_id if local else image.pinned  # type: ignore[assignment]
+    return out
+
+
+def with_accessory_images(loaded: LoadedConfig, images: Mapping[str, str]) -> LoadedConfig:
+    """`loaded` with each built accessory's `image` set to its built image, so everything that
+    boots or shows an accessory (plan/accessories.py: image_for) runs that image; as
+    with_database_endpoint lays the RDS endpoint over the env. Unchanged without any."""
+    config = loaded.config
+    found = {n: ref for n, ref in images.items() if n in config.accessories and config.accessories[n].build}
+    if not found:
+        return loaded
+    # model_copy skips validation on purpose: `build` stays set, so the spec still knows the
+    # image was built (its messages say "rebuilt", not "deploy.toml asks for").
+    accessories = {**config.accessories,
+                   **{n: config.accessories[n].model_copy(update={"image": ref}) for n, ref in found.items()}}
+    return LoadedConfig(loaded.path, config.model_copy(update={"accessories": accessories}))
 
 
 def _looks_like_revision(text: str) -> bool:

@@ -70,6 +70,7 @@ def test_run_argv_mounts_secret_files_never_values_and_publishes_nothing():
     spec = acc.accessory_spec(CONFIG, "local", "db", LAYOUT, environ={})
     assert acc.run(spec, "shop-local") == [
         "docker", "run", "--detach", "--name", "shop-local-db", "--network", "shop-local",
+        "--network-alias", "db",
         "--restart", "unless-stopped", "--log-opt", "max-size=10m", "--stop-timeout", "30",
         "--label", "io.deployctl.accessory=db", "--label", "io.deployctl.app=shop",
         "--label", "io.deployctl.env=local", "--label", "io.deployctl.role=accessory",
@@ -138,3 +139,125 @@ def test_the_projects_local_environment_runs_mariadb_as_an_accessory():
     backend = next(s for s in specs if s.service == "backend")
     assert (backend.env["DATABASE_HOST"], backend.env["DATABASE_PORT"]) == ("usersapp-local-db", "3306")
     assert loaded.environment("staging").accessories == []  # staging and production use their own databases
+
+
+# -- issue 11: the alias, {{ secret.NAME }} in env values, files, build ------------------------
+
+RICH = BASE.replace("[accessories.db.env]\n", """[accessories.db.env]
+MYSQL_ROOT_PASSWORD = "{{ secret.DB_ROOT_PASSWORD }}"
+MYSQL_DATABASE = "shop"
+DSN = "mysql://root:{{ secret.DB_ROOT_PASSWORD }}@localhost/{{ secret.DB_NAME }}"
+""").replace('volumes = ["data:/var/lib/mysql"]',
+             'volumes = ["data:/var/lib/mysql"]\nfiles = ["db/init.sql:/docker-entrypoint-initdb.d/init.sql", '
+             '"conf/my.cnf:/etc/mysql/conf.d/my.cnf"]')
+
+
+def test_secret_env_values_go_to_an_env_file_never_to_argv_and_files_mount_read_only():
+    spec = acc.accessory_spec(parse_config(RICH), "local", "db", LAYOUT, environ={})
+    assert spec.env == {"MARIADB_PASSWORD_FILE": "/run/secrets/DB_PASSWORD", "MYSQL_DATABASE": "shop",
+                        "DB_PASSWORD_FILE": "/run/secrets/DB_PASSWORD"}
+    assert spec.env_templates == {
+        "MYSQL_ROOT_PASSWORD": "{{ secret.DB_ROOT_PASSWORD }}",
+        "DSN": "mysql://root:{{ secret.DB_ROOT_PASSWORD }}@localhost/{{ secret.DB_NAME }}"}
+    assert spec.env_file == "/srv/state/shop/local/accessories/db/env"
+    assert spec.secret_names() == ["DB_PASSWORD", "DB_ROOT_PASSWORD", "DB_NAME"]
+    assert [(f.key, f.local, f.host, f.inside) for f in spec.files] == [
+        ("accessories.db.files[0]", "db/init.sql",
+         "/srv/state/shop/local/accessories/db/files/docker-entrypoint-initdb.d/init.sql",
+         "/docker-entrypoint-initdb.d/init.sql"),
+        ("accessories.db.files[1]", "conf/my.cnf", "/srv/state/shop/local/accessories/db/files/etc/mysql/conf.d/my.cnf",
+         "/etc/mysql/conf.d/my.cnf"),
+    ]
+    assert acc.run(spec, "shop-local") == [
+        "docker", "run", "--detach", "--name", "shop-local-db", "--network", "shop-local",
+        "--network-alias", "db",
+        "--restart", "unless-stopped", "--log-opt", "max-size=10m", "--stop-timeout", "30",
+        "--label", "io.deployctl.accessory=db", "--label", "io.deployctl.app=shop",
+        "--label", "io.deployctl.env=local", "--label", "io.deployctl.role=accessory",
+        "-e", "DB_PASSWORD_FILE=/run/secrets/DB_PASSWORD", "-e", "MARIADB_PASSWORD_FILE=/run/secrets/DB_PASSWORD",
+        "-e", "MYSQL_DATABASE=shop",
+        "--env-file", "/srv/state/shop/local/accessories/db/env",
+        "-v", "shop-local-db-data:/var/lib/mysql",
+        "-v", "/srv/state/shop/local/accessories/db/secrets/DB_PASSWORD:/run/secrets/DB_PASSWORD:ro",
+        "-v", "/srv/state/shop/local/accessories/db/files/docker-entrypoint-initdb.d/init.sql:"
+              "/docker-entrypoint-initdb.d/init.sql:ro",
+        "-v", "/srv/state/shop/local/accessories/db/files/etc/mysql/conf.d/my.cnf:/etc/mysql/conf.d/my.cnf:ro",
+        "mariadb:11", "--character-set-server=utf8mb4",
+    ]
+
+
+def test_env_file_body_is_rendered_sorted_and_literal():
+    from deployctl.plan.env_values import env_file
+    from deployctl.secrets import Secret
+
+    spec = acc.accessory_spec(parse_config(RICH), "local", "db", LAYOUT, environ={})
+    body = env_file(spec.env_templates, {"DB_ROOT_PASSWORD": Secret("r00t pw$x"), "DB_NAME": Secret("shop")})
+    assert body == b"DSN=mysql://root:r00t pw$x@localhost/shop\nMYSQL_ROOT_PASSWORD=r00t pw$x\n"
+
+
+def test_dry_run_names_the_env_file_and_files_but_shows_no_secret_value():
+    steps = acc.planned_steps(parse_config(RICH), "local", LAYOUT, environ={})
+    details = [s.detail for s in steps]
+    assert ("db: write /srv/state/shop/local/accessories/db/env (mode 0600) with DSN, MYSQL_ROOT_PASSWORD, "
+            "only if absent") in details
+    assert ("db: upload db/init.sql to /srv/state/shop/local/accessories/db/files/docker-entrypoint-initdb.d/init.sql "
+            "(mode 0644) when it differs") in details
+    run = next(s.argv for s in steps if s.argv and s.argv[:2] == ("docker", "run"))
+    assert "--env-file" in run and not any("secret." in a or "ROOT_PASSWORD" in a for a in run)
+
+
+def test_deploy_fetches_secrets_used_in_accessory_env_values(tmp_path):
+    loaded = LoadedConfig(tmp_path / "deploy.toml", parse_config(RICH))
+    assert secret_names(loaded, "local") == ["DB_PASSWORD", "DB_ROOT_PASSWORD", "DB_NAME"]
+
+
+def test_state_format_reports_aliases_per_network():
+    assert acc.parse_aliases("shop-local=db,0123abcd;bridge=;\n") == {"shop-local": ["db", "0123abcd"], "bridge": []}
+    assert acc.parse_aliases("") == {}
+    assert acc.inspect(["shop-local-db"]) == ["docker", "container", "inspect", "--format", acc.STATE_FORMAT,
+                                              "shop-local-db"]
+    assert acc.STATE_FORMAT.endswith("{{range $net, $ep := .NetworkSettings.Networks}}"
+                                     '{{$net}}={{range $ep.Aliases}}{{.}},{{end}};{{end}}')
+
+
+BUILT = BASE.replace('image = "mariadb:11"\nimage_env = "MARIADB_IMAGE"', 'build = "db"\ndockerfile = "Containerfile"')
+
+
+def test_a_built_accessory_is_built_and_recorded_beside_the_services():
+    from deployctl.plan.build import plan_builds
+    from deployctl.plan.images import built_image_names, image_names
+
+    config = parse_config(BUILT)
+    assert image_names(config) == ["web"]  # a release's images: accessories are not part of one
+    assert built_image_names(config) == ["web", "db"]
+    loaded = LoadedConfig(Path("/p/deploy.toml"), config)
+    [web, db] = plan_builds(loaded, ["web", "db"], tag="abc", git=None, created="2026-01-01T00:00:00Z")
+    assert (db.name, db.repository, db.reference, db.context, db.dockerfile, db.target, db.test_target) == (
+        "db", "shop/db", "shop/db:abc", Path("/p/db"), "Containerfile", None, None)
+    assert db.labels["io.deployctl.service"] == "db"
+    spec = acc.accessory_spec(config, "local", "db", LAYOUT, environ={})
+    assert (spec.build, spec.image) == ("db", "")  # the image comes from the artifacts file
+
+
+def test_a_deploy_runs_the_built_accessory_image_from_the_artifacts_file(tmp_path):
+    from deployctl.artifacts import Artifacts, ImageArtifact
+    from deployctl.services.release_images import resolve_images, with_accessory_images
+
+    text = BUILT.replace('[environments.local]', '[registry]\nserver = "reg:5000"\n[environments.prod]\n'
+                         'target = "ssh"\nhosts = ["h1"]\naccessories = ["db"]\n[environments.local]')
+    loaded = LoadedConfig(tmp_path / "deploy.toml", parse_config(text))
+    web = ImageArtifact("reg:5000/web", "t1", "sha256:w", digest="sha256:wd")
+    built = Artifacts("shop", None, False, "t1", "2026-01-01T00:00:00Z",
+                      {"web": web, "db": ImageArtifact("reg:5000/db", "t1", "sha256:d")})
+    local = resolve_images(loaded, "local", built)
+    assert (local.images, local.accessories) == ({"web": "sha256:w"}, {"db": "sha256:d"})
+    # ssh hosts pull by digest: an accessory image not pushed yet is left out (booting it fails then).
+    assert resolve_images(loaded, "prod", built).accessories == {}
+    pushed = built.with_image("db", ImageArtifact("reg:5000/db", "t1", "sha256:d", digest="sha256:dd"))
+    assert resolve_images(loaded, "prod", pushed).accessories == {"db": "reg:5000/db@sha256:dd"}
+
+    laid = with_accessory_images(loaded, local.accessories)
+    spec = acc.accessory_spec(laid.config, "local", "db", LAYOUT, environ={})
+    assert (spec.image, spec.build) == ("sha256:d", "db")
+    assert loaded.config.accessories["db"].image is None  # the loaded config itself is left as it was
+    assert with_accessory_images(loaded, {}) is loaded
