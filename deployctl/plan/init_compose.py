@@ -34,6 +34,13 @@ DATABASE_PORTS = {
     "mongo": 27017, "mongodb": 27017, "redis": 6379, "valkey": 6379, "memcached": 11211, "rabbitmq": 5672,
     "elasticsearch": 9200, "opensearch": 9200, "cassandra": 9042, "couchdb": 5984, "neo4j": 7687,
 }
+# Readiness commands the official images support, suggested (never applied) for accessories.
+HEALTH_HINTS = {
+    "mysql": '["mysqladmin", "ping", "-h", "127.0.0.1", "--silent"]',
+    "mariadb": '["healthcheck.sh", "--connect", "--innodb_initialized"]',
+    "postgres": '["pg_isready", "-U", "postgres"]',
+    "redis": '["redis-cli", "ping"]',
+}
 PROXY_IMAGES = ("nginx", "traefik", "caddy", "haproxy", "envoy")
 CONFIG_SUFFIXES = (".conf", ".template", ".cfg", ".toml", ".yml", ".yaml", ".json", "caddyfile")
 PROXY_TARGET_RE = re.compile(r"(?:proxy_pass\s+https?://|server\s+)([A-Za-z0-9_.-]+)(?::\d+)?\s*[;/]")
@@ -306,8 +313,9 @@ class _Compose:
         if spec.get("healthcheck"):
             draft.health_command = health_argv(spec["healthcheck"])
         if draft.health_command is None:
+            hint = HEALTH_HINTS.get(image_base(self.base_image(raw)), "[...]")
             self.note(name, "no health check: deployctl counts it up once its container runs, so the services may "
-                            f"start before it accepts connections; add [accessories.{name}.healthcheck] command = [...]")
+                            f"start before it accepts connections; add [accessories.{name}.healthcheck] command = {hint}")
         return draft
 
     def mounts(self, raw: str, draft: AccessoryDraft) -> None:
