@@ -55,6 +55,7 @@ def build_app() -> "typer.core.TyperGroup":
     from . import config as config_cmd
     from . import deploy as deploy_cmd
     from . import hosts as hosts_cmd
+    from . import init as init_cmd
     from . import inspect as inspect_cmd
     from . import push as push_cmd
     from . import release as release_cmd
@@ -69,6 +70,7 @@ def build_app() -> "typer.core.TyperGroup":
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(_root)
+    app.command("init")(init_cmd.init)
     app.command("config")(config_cmd.config)
     app.command("build")(build_cmd.build)
     app.command("test")(test_cmd.test)
