@@ -55,6 +55,7 @@ def build_app() -> "typer.core.TyperGroup":
     from . import config as config_cmd
     from . import deploy as deploy_cmd
     from . import hosts as hosts_cmd
+    from . import infra as infra_cmd
     from . import init as init_cmd
     from . import inspect as inspect_cmd
     from . import push as push_cmd
@@ -80,6 +81,7 @@ def build_app() -> "typer.core.TyperGroup":
     app.command("release")(release_cmd.release)
     app.add_typer(accessory_cmd.accessory_app, name="accessory")
     app.command("hosts")(hosts_cmd.hosts)
+    app.add_typer(infra_cmd.infra_app, name="infra")
     app.command("status")(inspect_cmd.status)
     app.command("releases")(inspect_cmd.releases)
     app.command("logs")(inspect_cmd.logs)

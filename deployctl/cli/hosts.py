@@ -17,10 +17,10 @@ def hosts(ctx: typer.Context, env: EnvOption = "local") -> None:
     app: AppContext = ctx.obj
     loaded = app.loaded
     environment = loaded.environment(env)
-    if environment.discover is not None:
-        from ..services.discovery import discover_hosts
+    from ..services.discovery import discover_for, discover_hosts
 
-        source = "discover"
+    if discover_for(loaded.config, environment, env) is not None:
+        source = "discover" if environment.discover is not None else "infra"
         rows = [{"address": h.address, "instance": h.instance.id, "name": h.instance.name or None,
                  "private_ip": h.instance.private_ip, "public_ip": h.instance.public_ip}
                 for h in discover_hosts(loaded.config, environment, env)]
@@ -39,4 +39,5 @@ def hosts(ctx: typer.Context, env: EnvOption = "local") -> None:
 
 def _source_text(source: str) -> str:
     return {"discover": "running EC2 instances with the discover tags", "hosts": "from deploy.toml",
+            "infra": "running EC2 instances of the infra stack",
             "local": "this machine's engine"}[source]

@@ -58,6 +58,7 @@ def resolve(loaded: LoadedConfig, env_name: str) -> dict[str, Any]:
         # Offline on purpose: `deployctl hosts` asks EC2, and deploy resolves the RDS endpoint.
         "discover": env.discover.model_dump() if env.discover else None,
         "database": env.database.model_dump() if env.database else None,
+        "infra": env.infra.model_dump() if env.infra else None,
         "aws_region": env.aws_region,
         "ssh": env.ssh.model_dump() if env.target == "ssh" else None,
         "rollout": env.rollout.model_dump(),

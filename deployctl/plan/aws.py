@@ -42,10 +42,11 @@ class DiscoveredHost:
 
 def region_for(config: Config, environment: Environment, own: str | None = None) -> str | None:
     """A lookup's region: its own (discover.region), else the environment's aws_region, else
-    discover.region, else the ECR registry's region. None leaves it to the AWS SDK's own
+    infra.region, else discover.region, else the ECR registry's region. None leaves it to the AWS SDK's own
     chain (AWS_REGION, AWS_DEFAULT_REGION, the profile)."""
     registry = config.registry
     return (own or environment.aws_region
+            or (environment.infra.region if environment.infra else None)
             or (environment.discover.region if environment.discover else None)
             or (registry.region if registry is not None and registry.provider == "ecr" else None))
 

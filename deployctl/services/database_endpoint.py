@@ -14,17 +14,22 @@ def with_database_endpoint(loaded: LoadedConfig, env_name: str) -> LoadedConfig:
     environment names no RDS instance. Called before any host is touched."""
     from ..adapters.aws import db_instance_endpoint
 
+    from ..plan.infra import derived_database
+
     environment = loaded.environment(env_name)
-    database = environment.database
+    # Its own database table, or the RDS instance its infra stack made.
+    database = derived_database(loaded.config.app, env_name, environment)
     if database is None:
         return loaded
     region = region_for(loaded.config, environment)
     found = db_instance_endpoint(region, database.rds_instance)
     in_region = f" in {region}" if region else ""
-    key = f"environments.{env_name}.database.rds_instance"
+    key = (f"environments.{env_name}.database.rds_instance" if environment.database is not None
+           else f"environments.{env_name}.infra.database")
     if found is None:
         raise ConfigError([f"{key}: there is no RDS DB instance {database.rds_instance!r}{in_region}"],
-                          hint="check the instance identifier and the environment's aws_region")
+                          hint="check the instance identifier and the environment's aws_region"
+                          if environment.database is not None else f"deployctl infra apply --env {env_name}")
     address, port, status = found
     if not address or not port:
         raise ConnectError(f"RDS DB instance {database.rds_instance!r}{in_region} has no endpoint yet "

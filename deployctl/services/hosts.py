@@ -53,9 +53,9 @@ def connectors_for(loaded: LoadedConfig, env_name: str) -> list:  # list[Connect
 
     ssh = environment.ssh
     entries = list(environment.hosts)
-    if environment.discover is not None:  # the running EC2 instances with the configured tags
-        from .discovery import discover_hosts
+    from .discovery import discover_for, discover_hosts
 
+    if discover_for(loaded.config, environment, env_name) is not None:  # running EC2 instances with the tags
         entries = [found.address for found in discover_hosts(loaded.config, environment, env_name)]
     out = []
     for entry in entries:

@@ -43,7 +43,7 @@ def test_config_json_is_valid_and_has_no_secret_values(capsys, monkeypatch):
     assert code == 0, err
     data = json.loads(out)
     assert data["environment"] == "production" and data["target"] == "ssh"
-    assert data["hosts"] == ["10.0.2.10", "10.0.2.11", "10.0.2.12"]
+    assert data["hosts"] == [] and data["infra"]["database"]["password_secret"] == "DATABASE_PASSWORD"
     assert data["registry"]["password"] == "***"
     assert data["services"]["backend"]["secrets"] == {"DATABASE_PASSWORD": "***"}
     assert data["services"]["frontend"]["env"]["BACKEND_URL"] == "{{ backend.url }}"

@@ -158,7 +158,7 @@ def test_several_problems_are_all_reported_once_each():
 def test_ssh_environment_needs_hosts_and_a_registry():
     lines = problems(MINIMAL + '\n[environments.prod]\ntarget = "ssh"\n')
     assert lines == ["deploy.toml: environments.prod: an ssh environment needs at least one entry in hosts, "
-                     "or a discover table"]
+                     "a discover table or an infra table"]
     lines = problems(MINIMAL + '\n[environments.prod]\ntarget = "ssh"\nhosts = ["h1"]\n')
     assert lines == ["deploy.toml: an ssh environment pulls images from a registry: add a [registry] table"]
 

@@ -1,0 +1,271 @@
+"""The CloudFormation template of an environment's infrastructure, from its `[infra]` table.
+
+A pure function: the same config renders the same template, byte for byte (the reviewed
+fixture tests/fixtures/infra/production.template.json holds it to that). What it makes:
+
+- a VPC cut into four subnets: two public (the hosts, the load balancer) and two private
+  (the database), in the region's first two availability zones; an internet gateway and a
+  route for the public ones; no NAT (the private subnets only hold the database);
+- the hosts: a launch template (Docker installed and the deploy user authorised by user
+  data, IMDSv2 only) and an Auto Scaling group whose instances carry the discovery tags;
+- security groups: SSH from `admin_cidr` only; the proxy port from the load balancer's
+  group or the world; the database port from the hosts' group only;
+- optionally an Application Load Balancer whose target group checks `proxy.healthcheck`;
+- optionally an RDS instance (MySQL or MariaDB) in the private subnets: encrypted, never
+  publicly accessible, its master password a dynamic reference (`{{resolve:ssm-secure:...}}`
+  or `{{resolve:secretsmanager:...}}`) to where `infra apply` generated it: the environment's
+  secret source, under `database.password_secret`. The value is in no template, parameter or
+  output.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from ..config.models import Infra
+
+IMAGE_PARAMETER = "ImageId"
+DB_RESOURCE = "Database"
+DB_TYPE = "AWS::RDS::DBInstance"
+
+
+@dataclass(frozen=True)
+class InfraSpec:
+    """Everything the template depends on, gathered by the caller (services/infra.py): the
+    infra table, plus what other parts of deploy.toml say about the hosts."""
+
+    app: str
+    environment: str
+    infra: Infra
+    ssh_public_key: str  # the key's line (read from ssh_public_key_file by the caller)
+    ssh_user: str = "deploy"
+    state_dir: str = "/var/lib/deployctl"
+    proxy_port: int = 80  # where the hosts' proxy listens (environment.proxy_port or proxy.port)
+    proxy_healthcheck: str = "/nginx-health"
+    # Where apply stores the database password: a CloudFormation dynamic reference to it, and
+    # the same place in words (plan/infra.py: password_store).
+    password_reference: str = ""
+    password_location: str = ""
+
+    @property
+    def stack_name(self) -> str:
+        return self.infra.stack_name or f"{self.app}-{self.environment}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """On every taggable resource and every host: discovery finds the hosts by these."""
+        return {"deployctl:app": self.app, "deployctl:environment": self.environment}
+
+    @property
+    def db_identifier(self) -> str:
+        return db_identifier(self.stack_name)
+
+
+def db_identifier(stack_name: str) -> str:
+    """The RDS instance's identifier: fixed by the stack's name, so deployctl finds it with
+    DescribeDBInstances without asking CloudFormation."""
+    return (stack_name.lower() + "-db")[:63].rstrip("-")
+
+
+def subnet_blocks(vpc_cidr: str) -> list[str]:
+    """The VPC's block in four: public A, public B, private A, private B."""
+    return [str(net) for net in ipaddress.ip_network(vpc_cidr).subnets(prefixlen_diff=2)]
+
+
+def user_data(spec: InfraSpec) -> str:
+    """The hosts' first-boot script: Docker installed and running, the deploy user in the
+    docker group with the deploy key authorised, deployctl's state directory its own.
+    Works on Amazon Linux (dnf/yum) and Debian/Ubuntu (apt-get) images."""
+    user, home = spec.ssh_user, f"/home/{spec.ssh_user}"
+    q = shlex.quote
+    return "\n".join([
+        "#!/bin/bash",
+        f"# deployctl infra: Docker, and the deploy user {user} with its key ({spec.app}/{spec.environment})",
+        "set -euo pipefail",
+        "if command -v dnf >/dev/null; then dnf install -y docker",
+        "elif command -v yum >/dev/null; then yum install -y docker",
+        "else export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q docker.io; fi",
+        "systemctl enable --now docker",
+        f"id -u {q(user)} >/dev/null 2>&1 || useradd --create-home --shell /bin/bash {q(user)}",
+        f"usermod -aG docker {q(user)}",
+        f"install -d -m 700 -o {q(user)} -g {q(user)} {q(home + '/.ssh')}",
+        f"printf '%s\\n' {q(spec.ssh_public_key)} > {q(home + '/.ssh/authorized_keys')}",
+        f"chown {q(user)}:{q(user)} {q(home + '/.ssh/authorized_keys')}",
+        f"chmod 600 {q(home + '/.ssh/authorized_keys')}",
+        f"install -d -m 755 -o {q(user)} -g {q(user)} {q(spec.state_dir)}",
+        "",
+    ])
+
+
+def _ref(name: str) -> dict:
+    return {"Ref": name}
+
+
+def _att(name: str, attribute: str) -> dict:
+    return {"Fn::GetAtt": [name, attribute]}
+
+
+def _tag_list(spec: InfraSpec, name: str) -> list[dict]:
+    tags = {**spec.tags, "Name": f"{spec.stack_name}-{name}"}
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def _ingress(port: int, description: str, *, cidr: str | None = None, group: str | None = None) -> dict:
+    rule: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "Description": description}
+    if cidr is not None:
+        rule["CidrIpv6" if ":" in cidr else "CidrIp"] = cidr
+    else:
+        rule["SourceSecurityGroupId"] = _att(group, "GroupId")  # type: ignore[arg-type]
+    return rule
+
+
+def render_template(spec: InfraSpec) -> dict[str, Any]:
+    infra = spec.infra
+    resources: dict[str, Any] = {}
+    outputs: dict[str, Any] = {}
+    parameters: dict[str, Any] = {}
+    blocks = subnet_blocks(infra.vpc_cidr)
+
+    resources["Vpc"] = {"Type": "AWS::EC2::VPC", "Properties": {
+        "CidrBlock": infra.vpc_cidr, "EnableDnsSupport": True, "EnableDnsHostnames": True,
+        "Tags": _tag_list(spec, "vpc")}}
+    resources["InternetGateway"] = {"Type": "AWS::EC2::InternetGateway", "Properties": {
+        "Tags": _tag_list(spec, "igw")}}
+    resources["GatewayAttachment"] = {"Type": "AWS::EC2::VPCGatewayAttachment", "Properties": {
+        "VpcId": _ref("Vpc"), "InternetGatewayId": _ref("InternetGateway")}}
+    for index, (name, public) in enumerate([("PublicSubnetA", True), ("PublicSubnetB", True),
+                                            ("PrivateSubnetA", False), ("PrivateSubnetB", False)]):
+        resources[name] = {"Type": "AWS::EC2::Subnet", "Properties": {
+            "VpcId": _ref("Vpc"), "CidrBlock": blocks[index],
+            "AvailabilityZone": {"Fn::Select": [index % 2, {"Fn::GetAZs": ""}]},
+            "MapPublicIpOnLaunch": public, "Tags": _tag_list(spec, name[:-1].lower() + "-" + name[-1].lower())}}
+    for kind in ("Public", "Private"):
+        resources[f"{kind}RouteTable"] = {"Type": "AWS::EC2::RouteTable", "Properties": {
+            "VpcId": _ref("Vpc"), "Tags": _tag_list(spec, kind.lower())}}
+        for zone in "AB":
+            resources[f"{kind}Subnet{zone}Routes"] = {"Type": "AWS::EC2::SubnetRouteTableAssociation", "Properties": {
+                "SubnetId": _ref(f"{kind}Subnet{zone}"), "RouteTableId": _ref(f"{kind}RouteTable")}}
+    resources["PublicDefaultRoute"] = {"Type": "AWS::EC2::Route", "DependsOn": "GatewayAttachment", "Properties": {
+        "RouteTableId": _ref("PublicRouteTable"), "DestinationCidrBlock": "0.0.0.0/0",
+        "GatewayId": _ref("InternetGateway")}}
+
+    host_ingress = [_ingress(22, "SSH from the admin network", cidr=infra.admin_cidr)]
+    if infra.load_balancer is not None:
+        host_ingress.append(_ingress(spec.proxy_port, "the proxy, from the load balancer", group="LoadBalancerSecurityGroup"))
+    if infra.proxy_ingress == "world":
+        host_ingress.append(_ingress(spec.proxy_port, "the proxy, from anywhere", cidr="0.0.0.0/0"))
+    resources["HostSecurityGroup"] = {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+        "GroupDescription": f"{spec.stack_name} app hosts", "VpcId": _ref("Vpc"),
+        "SecurityGroupIngress": host_ingress, "Tags": _tag_list(spec, "hosts")}}
+
+    if infra.ami.startswith("/"):
+        parameters[IMAGE_PARAMETER] = {"Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
+                                       "Default": infra.ami, "Description": "The hosts' AMI, from this SSM parameter"}
+        image: Any = _ref(IMAGE_PARAMETER)
+    else:
+        image = infra.ami
+    resources["LaunchTemplate"] = {"Type": "AWS::EC2::LaunchTemplate", "Properties": {
+        "LaunchTemplateData": {
+            "ImageId": image, "InstanceType": infra.instance_type,
+            "SecurityGroupIds": [_att("HostSecurityGroup", "GroupId")],
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+            "UserData": {"Fn::Base64": user_data(spec)},
+            "TagSpecifications": [{"ResourceType": "volume", "Tags": _tag_list(spec, "host")}],
+        }}}
+    low, high, want = infra.hosts.size
+    group: dict[str, Any] = {
+        "MinSize": str(low), "MaxSize": str(high), "DesiredCapacity": str(want),
+        "VPCZoneIdentifier": [_ref("PublicSubnetA"), _ref("PublicSubnetB")],
+        "LaunchTemplate": {"LaunchTemplateId": _ref("LaunchTemplate"),
+                           "Version": _att("LaunchTemplate", "LatestVersionNumber")},
+        "Tags": [{**tag, "PropagateAtLaunch": True} for tag in _tag_list(spec, "host")],
+    }
+
+    if infra.load_balancer is not None:
+        listener = infra.load_balancer.port
+        resources["LoadBalancerSecurityGroup"] = {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+            "GroupDescription": f"{spec.stack_name} load balancer", "VpcId": _ref("Vpc"),
+            "SecurityGroupIngress": [_ingress(listener, "HTTP from anywhere", cidr="0.0.0.0/0")],
+            "Tags": _tag_list(spec, "lb")}}
+        resources["LoadBalancer"] = {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "DependsOn": "GatewayAttachment",
+                                     "Properties": {
+            "Type": "application", "Scheme": "internet-facing",
+            "Subnets": [_ref("PublicSubnetA"), _ref("PublicSubnetB")],
+            "SecurityGroups": [_att("LoadBalancerSecurityGroup", "GroupId")], "Tags": _tag_list(spec, "lb")}}
+        resources["TargetGroup"] = {"Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": {
+            "VpcId": _ref("Vpc"), "Port": spec.proxy_port, "Protocol": "HTTP", "TargetType": "instance",
+            "HealthCheckProtocol": "HTTP", "HealthCheckPath": spec.proxy_healthcheck,
+            "Matcher": {"HttpCode": "200"}, "HealthCheckIntervalSeconds": 10, "HealthyThresholdCount": 2,
+            "UnhealthyThresholdCount": 3, "Tags": _tag_list(spec, "proxy")}}
+        resources["Listener"] = {"Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": {
+            "LoadBalancerArn": _ref("LoadBalancer"), "Port": listener, "Protocol": "HTTP",
+            "DefaultActions": [{"Type": "forward", "TargetGroupArn": _ref("TargetGroup")}]}}
+        group["TargetGroupARNs"] = [_ref("TargetGroup")]
+        group["HealthCheckType"] = "ELB"
+        group["HealthCheckGracePeriod"] = 300
+        outputs["LoadBalancerDNSName"] = {"Description": "The load balancer's address",
+                                          "Value": _att("LoadBalancer", "DNSName")}
+    resources["HostGroup"] = {"Type": "AWS::AutoScaling::AutoScalingGroup", "Properties": group}
+
+    database = infra.database
+    if database is not None:
+        resources["DatabaseSecurityGroup"] = {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+            "GroupDescription": f"{spec.stack_name} database, from the app hosts only", "VpcId": _ref("Vpc"),
+            "SecurityGroupIngress": [_ingress(database.port, "the database, from the app hosts",
+                                              group="HostSecurityGroup")],
+            "Tags": _tag_list(spec, "db")}}
+        resources["DatabaseSubnetGroup"] = {"Type": "AWS::RDS::DBSubnetGroup", "Properties": {
+            "DBSubnetGroupDescription": f"{spec.stack_name} private subnets",
+            "SubnetIds": [_ref("PrivateSubnetA"), _ref("PrivateSubnetB")], "Tags": _tag_list(spec, "db")}}
+        props: dict[str, Any] = {
+            "DBInstanceIdentifier": spec.db_identifier, "Engine": database.engine,
+            "DBInstanceClass": database.instance_class, "AllocatedStorage": str(database.storage),
+            "StorageType": "gp3", "StorageEncrypted": True, "PubliclyAccessible": False,
+            "MultiAZ": database.multi_az, "Port": str(database.port),
+            "DBSubnetGroupName": _ref("DatabaseSubnetGroup"),
+            "VPCSecurityGroups": [_att("DatabaseSecurityGroup", "GroupId")],
+            "MasterUsername": database.username, "MasterUserPassword": spec.password_reference,
+            "DeletionProtection": database.deletion_protection,
+            "BackupRetentionPeriod": database.backup_retention_days, "CopyTagsToSnapshot": True,
+            "Tags": _tag_list(spec, "db"),
+        }
+        if database.engine_version:
+            props["EngineVersion"] = database.engine_version
+        if database.name:
+            props["DBName"] = database.name
+        resources[DB_RESOURCE] = {"Type": DB_TYPE, "DeletionPolicy": "Snapshot", "UpdateReplacePolicy": "Snapshot",
+                                  "Properties": props}
+        outputs["DatabaseIdentifier"] = {"Description": "The RDS DB instance identifier", "Value": _ref(DB_RESOURCE)}
+        outputs["DatabaseAddress"] = {"Description": "The database endpoint's address",
+                                      "Value": _att(DB_RESOURCE, "Endpoint.Address")}
+        outputs["DatabasePort"] = {"Description": "The database endpoint's port", "Value": _att(DB_RESOURCE, "Endpoint.Port")}
+        outputs["DatabasePasswordLocation"] = {"Description": "Where infra apply stored the master password",
+                                               "Value": spec.password_location}
+
+    outputs = {
+        "VpcId": {"Description": "The VPC", "Value": _ref("Vpc")},
+        "HostGroupName": {"Description": "The app hosts' Auto Scaling group", "Value": _ref("HostGroup")},
+        "HostSecurityGroupId": {"Description": "The app hosts' security group",
+                                "Value": _att("HostSecurityGroup", "GroupId")},
+        **outputs,
+    }
+    template: dict[str, Any] = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": f"deployctl infra: {spec.app} {spec.environment} (network, hosts"
+                       + (", load balancer" if infra.load_balancer is not None else "")
+                       + (", database" if database is not None else "") + ")",
+    }
+    if parameters:
+        template["Parameters"] = parameters
+    template["Resources"] = resources
+    template["Outputs"] = outputs
+    return template
+
+
+def template_text(template: dict[str, Any]) -> str:
+    """The template as written out and sent: stable key order, two-space indent, newline."""
+    return json.dumps(template, indent=2) + "\n"

@@ -1,0 +1,243 @@
+"""The infra template (pure): the reviewed production fixture, cfn-lint, our own security
+rules, the infra table's validation (exit 3 naming the key), and how a change set's changes
+are classified (the database's replacement flagged)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from deployctl.cli.main import main
+from deployctl.config import load_config, parse_config
+from deployctl.errors import ConfigError
+from deployctl.plan.infra import classify, derived_database, derived_discover, security_problems
+from deployctl.plan.infra_template import template_text
+from deployctl.services.infra import target_for
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE = REPO / "tests" / "fixtures" / "infra" / "production.template.json"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5vdC1hLXJlYWwta2V5LWp1c3QtYS10ZXN0 deploy@ci"
+
+BASE = """
+app = "shop"
+[registry]
+server = "registry.example:5000"
+[services.web]
+context = "web"
+routed = true
+[environments.prod]
+target = "ssh"
+secrets = "ssm:/shop/prod/"
+"""
+
+
+def config_with(infra: str, *, env_extra: str = "") -> str:
+    return BASE + env_extra + f'[environments.prod.infra]\nadmin_cidr = "198.51.100.0/24"\nssh_public_key = "{KEY}"\n' + infra
+
+
+def target(tmp_path: Path, infra: str, **kw):
+    path = tmp_path / "deploy.toml"
+    path.write_text(config_with(infra, **kw))
+    return target_for(load_config(path), "prod")
+
+
+VARIANTS = {
+    "alb+db": 'ami = "ami-0123456789abcdef0"\nload_balancer = {}\n[environments.prod.infra.database]\nengine = "mysql"\n'
+              'engine_version = "8.4.7"\n',
+    "world, fixed count, no db": 'hosts = { count = 2 }\n',
+    "alb and world, mariadb multi-az": 'load_balancer = { port = 8080 }\nproxy_open_to = "world"\n'
+                                       '[environments.prod.infra.database]\nmulti_az = true\nname = "shop"\n',
+}
+
+
+def test_the_production_template_is_the_reviewed_fixture():
+    rendered = target_for(load_config(REPO / "deploy.toml"), "production").body
+    assert rendered == FIXTURE.read_text(), (
+        "the production template changed: review it, then `deployctl infra template --env production "
+        "-o tests/fixtures/infra/production.template.json`")
+
+
+def lint(text: str) -> list[str]:
+    """cfn-lint's errors and warnings (what its command line reports by default; lint_all also
+    returns informational I-rules)."""
+    from cfnlint.api import lint_all
+
+    return [str(match) for match in lint_all(text) if match.rule.id[:1] in ("E", "W")]
+
+
+def test_cfn_lint_passes_on_the_production_fixture():
+    assert lint(FIXTURE.read_text()) == []
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_cfn_lint_and_our_security_rules_pass_on_every_shape(tmp_path, variant):
+    made = target(tmp_path, VARIANTS[variant])
+    assert lint(made.body) == []
+    port = 80
+    listener = made.infra.load_balancer.port if made.infra.load_balancer else None
+    assert security_problems(made.template, proxy_port=port, listener_port=listener) == []
+
+
+def world_ports(template: dict) -> set[int]:
+    return {rule["FromPort"] for r in template["Resources"].values() if r["Type"] == "AWS::EC2::SecurityGroup"
+            for rule in r["Properties"]["SecurityGroupIngress"] if rule.get("CidrIp") == "0.0.0.0/0"}
+
+
+def test_the_production_template_keeps_everything_but_the_web_ports_private():
+    template = json.loads(FIXTURE.read_text())
+    resources = template["Resources"]
+    assert security_problems(template, proxy_port=80, listener_port=80) == []
+    hosts = resources["HostSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert [(r["FromPort"], r.get("CidrIp"), r.get("SourceSecurityGroupId")) for r in hosts] == [
+        (22, "203.0.113.0/24", None), (80, None, {"Fn::GetAtt": ["LoadBalancerSecurityGroup", "GroupId"]})]
+    db_rules = resources["DatabaseSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert [(r["FromPort"], r["SourceSecurityGroupId"]) for r in db_rules] == [
+        (3306, {"Fn::GetAtt": ["HostSecurityGroup", "GroupId"]})]
+    db = resources["Database"]["Properties"]
+    assert db["PubliclyAccessible"] is False and db["StorageEncrypted"] is True and db["MultiAZ"] is True
+    assert db["DBSubnetGroupName"] == {"Ref": "DatabaseSubnetGroup"}
+    assert resources["DatabaseSubnetGroup"]["Properties"]["SubnetIds"] == [{"Ref": "PrivateSubnetA"},
+                                                                          {"Ref": "PrivateSubnetB"}]
+    assert db["MasterUserPassword"] == "{{resolve:ssm-secure:/usersapp/production/DATABASE_PASSWORD}}"
+    assert world_ports(template) == {80}  # the load balancer's listener only
+    assert resources["TargetGroup"]["Properties"]["HealthCheckPath"] == "/nginx-health"
+    group = resources["HostGroup"]["Properties"]
+    assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == ("2", "6", "3")
+    assert {t["Key"]: t["Value"] for t in group["Tags"]}["deployctl:environment"] == "production"
+    assert template["Parameters"]["ImageId"]["Default"].startswith("/aws/service/ami-amazon-linux-latest/")
+
+
+@pytest.mark.parametrize("breakage, expected", [
+    (lambda r: r["HostSecurityGroup"]["Properties"]["SecurityGroupIngress"][0].update(CidrIp="0.0.0.0/0"),
+     "HostSecurityGroup: SSH is open to 0.0.0.0/0"),
+    (lambda r: r["DatabaseSecurityGroup"]["Properties"]["SecurityGroupIngress"].append(
+        {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "CidrIp": "0.0.0.0/0"}),
+     "DatabaseSecurityGroup: ingress on ports 3306-3306 is open to 0.0.0.0/0"),
+    (lambda r: r["Database"]["Properties"].update(PubliclyAccessible=True),
+     "Database: the database must not be publicly accessible"),
+    (lambda r: r["Database"]["Properties"].pop("StorageEncrypted"), "Database: the database's storage must be encrypted"),
+])
+def test_our_security_rules_catch_each_breakage(breakage, expected):
+    template = copy.deepcopy(json.loads(FIXTURE.read_text()))
+    breakage(template["Resources"])
+    assert expected in security_problems(template, proxy_port=80, listener_port=80)
+
+
+def test_user_data_installs_docker_and_authorises_the_deploy_key(tmp_path):
+    made = target(tmp_path, "")
+    script = made.template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]
+    assert "systemctl enable --now docker" in script and "usermod -aG docker deploy" in script
+    assert f"printf '%s\\n' '{KEY}' > /home/deploy/.ssh/authorized_keys" in script
+    assert "install -d -m 755 -o deploy -g deploy /var/lib/deployctl" in script
+
+
+@pytest.mark.parametrize("infra, env_extra, expected", [
+    ('admin_cidr = "0.0.0.0/0"\n', "", "environments.prod.infra.admin_cidr: '0.0.0.0/0' would open SSH to the whole internet"),
+    ('admin_cidr = "::/0"\n', "", "environments.prod.infra.admin_cidr: '::/0' would open SSH to the whole internet"),
+    ('vpc_cidr = "10.0.0.0/8"\n', "", "environments.prod.infra.vpc_cidr: '10.0.0.0/8': a VPC needs an IPv4 block"),
+    ('hosts = { count = 2, min = 1 }\n', "", "environments.prod.infra.hosts: give either count or min/max/desired"),
+    ('hosts = { min = 3, desired = 2 }\n', "", "environments.prod.infra.hosts: need min <= desired <= max"),
+    ('ssh_public_key_file = "k.pub"\n', "", "environments.prod.infra: give either ssh_public_key or ssh_public_key_file"),
+    ('proxy_open_to = "load_balancer"\n', "", 'environments.prod.infra: proxy_open_to = "load_balancer" needs'),
+    ('[environments.prod.infra.database]\nengine = "postgres"\n', "",
+     "environments.prod.infra.database.engine: 'postgres' is not allowed"),
+    ('[environments.prod.infra.database]\n', 'aws_region = "eu-west-1"\n', None),
+])
+def test_infra_mistakes_name_their_key(infra, env_extra, expected):
+    text = config_with(infra, env_extra=env_extra)
+    if "admin_cidr" in infra:  # replace the default one
+        text = text.replace('admin_cidr = "198.51.100.0/24"\n', "", 1)
+    if "ssh_public_key_file" in infra:
+        text = text.replace(f'ssh_public_key = "{KEY}"\n', f'ssh_public_key = "{KEY}"\n', 1)
+    if expected is None:
+        parse_config(text)
+        return
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    assert any(expected in line for line in caught.value.problems), caught.value.problems
+
+
+def test_infra_database_needs_an_aws_secret_source_and_no_database_table():
+    text = config_with("[environments.prod.infra.database]\n").replace('secrets = "ssm:/shop/prod/"', 'secrets = "env"')
+    with pytest.raises(ConfigError, match=r"environments.prod: infra.database: `infra apply` stores the generated "
+                                          r"password in the secret source"):
+        parse_config(text)
+    text = config_with("[environments.prod.infra.database]\n", env_extra='database = { rds_instance = "x" }\n')
+    with pytest.raises(ConfigError, match="give either database .* or infra.database, not both"):
+        parse_config(text)
+
+
+def test_a_private_key_is_refused_without_echoing_it(tmp_path, capsys):
+    path = tmp_path / "deploy.toml"
+    path.write_text(config_with("").replace(KEY, "-----BEGIN OPENSSH PRIVATE KEY----- c2VjcmV0"))
+    code = main(["--config", str(path), "infra", "template", "--env", "prod"])
+    _, err = capsys.readouterr()
+    assert code == 3 and "environments.prod.infra.ssh_public_key" in err and "this is a private key" in err
+    assert "c2VjcmV0" not in err
+
+
+def test_a_missing_key_file_and_a_missing_table_exit_3_naming_the_key(tmp_path, capsys):
+    path = tmp_path / "deploy.toml"
+    path.write_text(config_with("").replace(f'ssh_public_key = "{KEY}"', 'ssh_public_key_file = "keys/none.pub"'))
+    code = main(["--config", str(path), "infra", "plan", "--env", "prod"])
+    _, err = capsys.readouterr()
+    assert code == 3 and "environments.prod.infra.ssh_public_key_file: cannot read" in err and "Traceback" not in err
+    code = main(["--config", str(REPO / "deploy.toml"), "infra", "plan", "--env", "staging"])
+    _, err = capsys.readouterr()
+    assert code == 3 and "environments.staging: no infra table" in err
+
+
+def test_template_writes_a_file_or_stdout(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    assert main(["--config", str(REPO / "deploy.toml"), "infra", "template", "--env", "production", "-o", str(out)]) == 0
+    assert out.read_text() == FIXTURE.read_text()
+    capsys.readouterr()
+    assert main(["--config", str(REPO / "deploy.toml"), "infra", "template", "--env", "production"]) == 0
+    assert capsys.readouterr().out == FIXTURE.read_text()
+
+
+def test_an_infra_environment_discovers_its_stack_and_database():
+    loaded = load_config(REPO / "deploy.toml")
+    environment = loaded.environment("production")
+    discover = derived_discover("usersapp", "production", environment)
+    assert discover.tags == {"deployctl:app": "usersapp", "deployctl:environment": "production"}
+    assert discover.address == "public_ip"
+    database = derived_database("usersapp", "production", environment)
+    assert (database.rds_instance, database.host_env, database.port_env) == (
+        "usersapp-production-db", "DATABASE_HOST", "DATABASE_PORT")
+    assert derived_discover("usersapp", "staging", loaded.environment("staging")) is None
+
+
+def change(action: str, logical: str, rtype: str, replacement: str | None = None) -> dict:
+    rc = {"Action": action, "LogicalResourceId": logical, "ResourceType": rtype}
+    if replacement:
+        rc["Replacement"] = replacement
+    return {"Type": "Resource", "ResourceChange": rc}
+
+
+def test_classify_flags_replacements_from_aws_or_from_the_property_table():
+    old = json.loads(FIXTURE.read_text())
+    new = copy.deepcopy(old)
+    new["Resources"]["Database"]["Properties"]["MasterUsername"] = "owner"
+    new["Resources"]["HostGroup"]["Properties"]["DesiredCapacity"] = "4"
+    rows = classify([change("Modify", "HostGroup", "AWS::AutoScaling::AutoScalingGroup"),
+                     change("Modify", "Database", "AWS::RDS::DBInstance"),
+                     change("Modify", "LoadBalancer", "AWS::ElasticLoadBalancingV2::LoadBalancer", "Conditional"),
+                     change("Add", "Extra", "AWS::EC2::Subnet"), change("Remove", "Old", "AWS::EC2::Subnet")],
+                    old, new)
+    assert [(r.action, r.logical_id, r.reason, r.destroys_data) for r in rows] == [
+        ("remove", "Old", "", False),
+        ("replace", "Database", "changes MasterUsername", True),
+        ("replace", "LoadBalancer", "AWS: replacement Conditional", False),
+        ("modify", "HostGroup", "", False),
+        ("add", "Extra", "", False),
+    ]
+    assert classify([change("Remove", "Database", "AWS::RDS::DBInstance")], old, new)[0].destroys_data
+
+
+def test_the_template_text_is_stable():
+    template = json.loads(FIXTURE.read_text())
+    assert template_text(template) == FIXTURE.read_text()
