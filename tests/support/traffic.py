@@ -25,7 +25,9 @@ class Sample:
     started: float  # time.time(), comparable with event timestamps
     finished: float
     status: int  # 0 when no HTTP answer came back
-    releases: tuple[str, ...]  # every "release" field in the JSON body
+    # every "release" field in the JSON body; else the release deployctl's proxy stamped on
+    # the answer (X-Deployctl-Release): an app that says nothing of its release is checked too
+    releases: tuple[str, ...]
     error: str = ""
 
     @property
@@ -114,6 +116,9 @@ class Traffic:
                 releases = tuple(_release_fields(json.loads(body)))
             except ValueError:
                 releases = ()
+            stamp = response.getheader("X-Deployctl-Release")
+            if not releases and stamp:
+                releases = (stamp,)
             error = "" if response.status == 200 else body[:200].decode(errors="replace")
             return Sample(started, time.time(), response.status, releases, error)
         except (OSError, http.client.HTTPException) as exc:
