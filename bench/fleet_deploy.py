@@ -73,10 +73,10 @@ def host_cpu(fleet: Fleet) -> float | None:
     return total
 
 
-def timed_deploy(site: FleetSite, image: str, proxy: str, revision: str) -> tuple[float, float | None]:
+def timed_deploy(site: FleetSite, image: str, revision: str) -> tuple[float, float | None]:
     """Wall seconds of the deploy, and the CPU seconds the hosts used meanwhile."""
     loaded = load_config(site.config)
-    release = ReleaseImages({"backend": image, "frontend": image, "proxy": proxy}, revision)
+    release = ReleaseImages({"backend": image, "frontend": image}, revision)
     cpu = host_cpu(site.fleet)
     started = time.monotonic()
     deploy(loaded, ENV, release, SECRETS, Recorder())
@@ -99,21 +99,22 @@ def main() -> None:
                                 nginx_image=STANDIN_IMAGES["nginx"], registry_port=registry.port)
             with ThreadPoolExecutor(max_workers=2) as pool:
                 good = pool.submit(fleet.publish, probe.good, "fleet/probe", "good")
-                proxy = pool.submit(fleet.publish, probe.proxy, "fleet/proxy", "latest")
+                # deployctl's built-in proxy runs this nginx on the hosts
+                proxy = pool.submit(fleet.publish, STANDIN_IMAGES["nginx"], "fleet/nginx", "standin")
             images = FleetImages(good.result(), proxy.result())
             sites = []
             for index, (label, count, rollout) in enumerate(SIZES):
                 (work / label).mkdir()
                 site = new_site(fleet, images, work / label, 8101 + index, count)
                 site.write_config(health_timeout=20, drain=1.0, **rollout)
-                timed_deploy(site, images.probe, images.proxy, "0000000a")  # untimed: first pull of the base
+                timed_deploy(site, images.probe, "0000000a")  # untimed: first pull of the base
                 sites.append((label, site))
             times: dict[str, list[float]] = {label: [] for label, _ in sites}
             cpu: dict[str, list[float]] = {label: [] for label, _ in sites}
             for round_ in range(args.rounds):
                 for label, site in sites:
                     image = new_variant(fleet, probe.good)
-                    wall, used = timed_deploy(site, image, images.proxy, f"{round_ + 1:07d}b")
+                    wall, used = timed_deploy(site, image, f"{round_ + 1:07d}b")
                     times[label].append(wall)
                     if used is not None:
                         cpu[label].append(used)

@@ -71,9 +71,9 @@ http {{
     proxy_set_header X-Real-IP $remote_addr;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;
-    proxy_connect_timeout {proxy.connect_timeout:g}s;
-    proxy_read_timeout {proxy.read_timeout:g}s;
-    proxy_send_timeout {proxy.read_timeout:g}s;
+    proxy_connect_timeout {_ms(proxy.connect_timeout)};
+    proxy_read_timeout {_ms(proxy.read_timeout)};
+    proxy_send_timeout {_ms(proxy.read_timeout)};
     # One server per upstream: a failed request is never retried on another release.
     proxy_next_upstream off;
     include {HTTP_SNIPPETS};
@@ -100,6 +100,11 @@ http {{
     }}
 }}
 """
+
+
+def _ms(seconds: float) -> str:
+    """nginx takes whole units only ("2.5s" is refused): milliseconds, always."""
+    return f"{round(seconds * 1000)}ms"
 
 
 def live_release(text: str | bytes | None) -> str | None:

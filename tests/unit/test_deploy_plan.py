@@ -173,6 +173,9 @@ def test_proxy_config_routes_to_the_live_release_and_stamps_what_its_upstream_se
     assert "add_header X-Deployctl-Release $deployctl_release always;" in text
     assert "listen 8080 reuseport;" in text and "location = /up {" in text and "client_max_body_size 64k;" in text
     assert "include /etc/deployctl/proxy.d/server/*.conf;" in text
+    assert "proxy_connect_timeout 5000ms;" in text  # whole units: nginx refuses "2.5s"
+    halves = render_proxy_config(ProxySpec("nginx", False, connect_timeout=2.5), R1, {R1: "w:1"})
+    assert "proxy_connect_timeout 2500ms;" in halves
     assert live_release(text) == live_release(text.encode()) == R1
     empty = render_proxy_config(ProxySpec("nginx", False), None, {})
     assert live_release(empty) is None and "return 503" in empty
