@@ -51,7 +51,8 @@ def releases(ctx: typer.Context, env: EnvOption = "local") -> None:
         return
     for host, rows in per_host.items():
         table(app, host, ["", "release", "revision", "when", "who", "outcome"],
-              [["*" if r.get("live") else "", r["release"], (r.get("revision") or "-")[:12], r.get("when") or "-",
+              [["*" if r.get("live") else "", r["release"],
+                (r.get("revision") or "-")[:12] + (" (dirty)" if r.get("dirty") else ""), r.get("when") or "-",
                 r.get("who") or "-", r.get("outcome", "-")] for r in rows])
 
 

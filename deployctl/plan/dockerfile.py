@@ -23,7 +23,9 @@ class BaseImage:
     stage: bool  # it names an earlier stage of the same Dockerfile, not an image
 
 
-def _logical_lines(text: str) -> list[str]:
+def logical_lines(text: str) -> list[str]:
+    """A Dockerfile's instructions, one string each: continuations joined, comments and
+    blank lines dropped, each line stripped."""
     lines, current = [], ""
     for raw in text.splitlines():
         stripped = raw.strip()
@@ -31,10 +33,10 @@ def _logical_lines(text: str) -> list[str]:
             continue
         if stripped.startswith("#"):
             continue  # a comment inside a continued instruction
-        if raw.rstrip().endswith("\\"):
-            current += raw.rstrip()[:-1] + " "
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
             continue
-        lines.append(current + raw)
+        lines.append(current + stripped)
         current = ""
     if current:
         lines.append(current)
@@ -50,7 +52,7 @@ def _unquote(value: str) -> str:
 def global_args(text: str, build_args: Mapping[str, str]) -> dict[str, str]:
     """The ARGs declared before the first FROM, with their values for this build."""
     values: dict[str, str] = {}
-    for line in _logical_lines(text):
+    for line in logical_lines(text):
         match = INSTRUCTION_RE.match(line)
         if not match:
             continue
@@ -102,7 +104,7 @@ def from_step_image(step: str, dockerfile: str, build_args: Mapping[str, str]) -
 
 def _stage_names(text: str) -> set[str]:
     names = set()
-    for line in _logical_lines(text):
+    for line in logical_lines(text):
         words = line.split()
         if len(words) >= 4 and words[0].upper() == "FROM" and words[-2].upper() == "AS":
             names.add(words[-1].lower())

@@ -10,6 +10,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from .dockerfile import logical_lines
 from .init_model import (DEFAULT_PROXY_PORT, InitPlan, Note, ServiceDraft, deploy_name)
 
 LIKELY_WEB_NAMES = ("frontend", "web", "ui", "www", "app", "site", "client")
@@ -65,24 +66,6 @@ class DockerfileInfo:
         return [src for stage in self._chain(target) for src in stage.copies]
 
 
-def _logical_lines(text: str) -> list[str]:
-    lines, current = [], ""
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if not current and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.startswith("#"):
-            continue  # comment lines inside a continuation
-        if stripped.endswith("\\"):
-            current += stripped[:-1] + " "
-            continue
-        lines.append(current + stripped)
-        current = ""
-    if current:
-        lines.append(current)
-    return lines
-
-
 def _argv(rest: str) -> list[str]:
     rest = rest.strip()
     if rest.startswith("["):
@@ -104,7 +87,7 @@ def parse_dockerfile(text: str, build_args: dict[str, str] | None = None) -> Doc
     """build_args: values given to the build (compose's build.args), over ARG defaults."""
     stages: list[Stage] = []
     args: dict[str, str] = {}
-    for line in _logical_lines(text):
+    for line in logical_lines(text):
         instruction, _, rest = line.partition(" ")
         instruction = instruction.upper()
         if instruction == "ARG" and not stages:  # ARGs before the first FROM may name its image

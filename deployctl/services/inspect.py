@@ -107,7 +107,7 @@ def releases(loaded: LoadedConfig, env_name: str, *, connectors: list | None = N
                 row = rows.setdefault(r.release, {"release": r.release, "revision": r.revision,
                                                   "when": r.when, "who": r.who})
                 if r.action == "deploy":
-                    row.update(revision=r.revision, when=r.when, who=r.who, outcome=r.outcome,
+                    row.update(revision=r.revision, dirty=r.dirty, when=r.when, who=r.who, outcome=r.outcome,
                                message=r.message, error=r.error)
                 else:
                     row["last_rollback"] = f"{r.outcome} at {r.when} by {r.who}"

@@ -95,7 +95,12 @@ def test_deploy_rollback_and_failed_deploy_under_traffic_drop_nothing(site):
 
 def test_secrets_are_files_never_env_or_argv_or_history(site):
     app, port, loaded, probe = site
-    release = deploy(loaded, "local", images(probe, "4444444dddd"), SECRETS, Recorder()).release
+    dirty = ReleaseImages({"backend": probe.good, "frontend": probe.good}, "4444444dddd", dirty=True)
+    release = deploy(loaded, "local", dirty, SECRETS, Recorder()).release
+    # A dirty build's record says so (its revision is not all of what runs).
+    from deployctl.services.inspect import releases as list_releases
+    [row] = next(iter(list_releases(loaded, "local").values()))
+    assert (row["release"], row["revision"], row["dirty"]) == (release, "4444444dddd", True)
     container = f"{app}-local-backend-{release}"
     inspected = docker("inspect", container)
     assert "probe-password-value" not in inspected
