@@ -170,7 +170,8 @@ def rollback(
 def _print_rollback_plan(app: AppContext, loaded, env: str, to: str | None) -> None:  # type: ignore[no-untyped-def]
     """The plan of each host's HostRollback, after the same read-only checks and the same
     choice of target as the real rollback."""
-    from ..plan.dry_run import PlannedStep, rollback_steps
+    from ..plan.dry_run import rollback_steps
+    from ..plan.steps import PlannedStep
     from ..plan.rollout import HostReleases, rollback_target
     from ..services.host_state import HostState
     from ..services.hosts import connectors_for, layout_for

@@ -237,7 +237,7 @@ def planned_steps(config: Config, env_name: str, layout: StateLayout,
                   environ: Mapping[str, str] | None = None) -> list:  # list[PlannedStep]
     """What `deploy --dry-run` shows for the environment's accessories: each is booted only
     when absent (started when stopped), before the release is touched."""
-    from .dry_run import PlannedStep
+    from .steps import PlannedStep
 
     names = Names(config.app, env_name)
     steps = []

@@ -10,9 +10,10 @@ from typing import Sequence
 from . import docker_commands as dc
 from .containers import ContainerSpec
 from .names import Names, StateLayout
-from .switch_plan import PlannedStep, SwitchPlan
+from .steps import PlannedStep
+from .switch_plan import SwitchPlan
 
-__all__ = ["PlannedStep", "deploy_steps", "rollback_steps"]
+__all__ = ["deploy_steps", "rollback_steps"]
 
 
 def _argv(step: str, argv: list[str], detail: str = "") -> PlannedStep:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Protocol
 from .init_compose_health import health_argv
 from .init_dockerfiles import DockerfileInfo, apply_health, parse_dockerfile
 from .init_model import (DEFAULT_PROXY_PORT, AccessoryDraft, InitPlan, Note, ServiceDraft, deploy_name,
-                         is_env_name, looks_secret, secret_ref, to_secret_refs, with_defaults)
+                         is_env_name, looks_secret, secret_ref, sort_notes, to_secret_refs, with_defaults)
 from .init_ports import container_ports, published_ports
 
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.yaml", "compose.yml", "compose.yaml")
@@ -417,12 +417,6 @@ class _Compose:
                         replaced_proxy=[self.names[p] for p in proxies], routed_reason=why,
                         notes=sort_notes(self.notes, [d.name for d in drafts] + [a.name for a in acc_drafts]))
         return plan
-
-
-def sort_notes(notes: list[Note], order: list[str]) -> list[Note]:
-    """Services' and accessories' notes in the file's order, then the rest (stable)."""
-    rank = {name: i for i, name in enumerate(order)}
-    return sorted(notes, key=lambda n: rank.get(n.subject, len(rank)))
 
 
 def _mount(entry: Any) -> tuple[str | None, str | None]:

@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from .dockerfile import logical_lines
-from .init_model import (DEFAULT_PROXY_PORT, InitPlan, Note, ServiceDraft, deploy_name)
+from .init_model import DEFAULT_PROXY_PORT, InitPlan, Note, ServiceDraft, deploy_name, sort_notes
 
 LIKELY_WEB_NAMES = ("frontend", "web", "ui", "www", "app", "site", "client")
 
@@ -162,7 +162,6 @@ def plan_from_dockerfiles(found: dict[str, DockerfileInfo], *, app: str, port_is
     if not proxy_port:
         notes.append(Note("environment", f"port {DEFAULT_PROXY_PORT} is in use here: proxy_port = 0 (any free port; "
                                          "deploy prints it)"))
-    from .init_compose import sort_notes
 
     return InitPlan(app=app, source="Dockerfiles", services=services, proxy_port=proxy_port,
                     proxy_port_source=source, routed_reason=_routed_reason(routed, services, found),

@@ -211,3 +211,9 @@ def to_data(plan: InitPlan) -> dict[str, Any]:
         data["accessories"] = accessories
     data["environments"] = {"local": local}
     return data
+
+
+def sort_notes(notes: list[Note], order: list[str]) -> list[Note]:
+    """Services' and accessories' notes in the file's order, then the rest (stable)."""
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(notes, key=lambda n: rank.get(n.subject, len(rank)))

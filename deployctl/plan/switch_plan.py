@@ -9,30 +9,16 @@ very plan the run would execute.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from . import docker_commands as dc
 from .containers import ContainerSpec
 from .names import Names
 from .proxy_config import CONFIG_PATH, RELEASE_HEADER, render_proxy_config
 from .release_spec import HealthProbe, ReleaseSpec
+from .steps import Argv, PlannedStep
 
-Argv = tuple[str, ...]
 Chain = tuple[Argv, ...]  # argvs run in order; the chains of a step run at once
-
-
-@dataclass(frozen=True)
-class PlannedStep:
-    """One printed line of a dry run: the step, what it does, the docker argv it runs."""
-
-    step: str
-    detail: str = ""
-    argv: Argv | None = None
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["argv"] = list(self.argv) if self.argv else None
-        return data
 
 
 @dataclass(frozen=True)
