@@ -163,3 +163,20 @@ def test_sigterm_mid_deploy_keeps_the_old_release_serving_and_releases_the_lock(
     assert "7777777" not in listed
     body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/version").read())
     assert body["frontend"]["release"] == v1
+
+
+def test_rollback_puts_back_the_release_as_it_was_deployed_whatever_deploy_toml_says_now(site):
+    """The release record holds the release's spec: renaming a service, moving its port and
+    changing its health check in deploy.toml after the deploy changes nothing for a rollback."""
+    app, port, loaded, probe = site
+    v1 = deploy(loaded, "local", images(probe, "8888888aaaa"), SECRETS, Recorder()).release
+    deploy(loaded, "local", images(probe, "9999999bbbb"), SECRETS, Recorder())
+    text = loaded.path.read_text()
+    renamed = (text.replace("[services.frontend", "[services.web").replace("{{ backend.url }}", "http://backend:8000")
+               .replace("[services.web.healthcheck]", "[services.web.healthcheck]\npath = \"/nope\""))
+    assert renamed != text
+    loaded.path.write_text(renamed)
+    [back] = rollback(load_config(loaded.path), "local", Recorder())
+    assert back.release == v1 and back.outcome == "succeeded", back
+    body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/version").read())
+    assert body["frontend"]["release"] == body["backend"]["release"] == v1
