@@ -49,9 +49,12 @@ def driver():
 
 
 def wait_for(driver, condition, timeout=15):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    # A click that submits a form loads a new page: an element read from the old one while
+    # it goes is stale, which means "not yet", not a failure.
+    return WebDriverWait(driver, timeout, ignored_exceptions=[StaleElementReferenceException]).until(condition)
 
 
 def usernames(driver) -> list[str]:
