@@ -180,3 +180,25 @@ def test_rollback_puts_back_the_release_as_it_was_deployed_whatever_deploy_toml_
     assert back.release == v1 and back.outcome == "succeeded", back
     body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/version").read())
     assert body["frontend"]["release"] == body["backend"]["release"] == v1
+
+
+@pytest.mark.parametrize("backend, frontend", [
+    ('type = "command"\ncommand = ["python", "-c", "import urllib.request as u; '
+     'u.urlopen(\'http://127.0.0.1:8000/healthz\', timeout=2)"]', 'type = "docker"'),
+    ('type = "tcp"', 'type = "tcp"'),
+])
+def test_every_kind_of_health_check_gates_the_switch(site, backend, frontend):
+    """A command in the container, the image's own HEALTHCHECK, a TCP connect: each lets a
+    healthy release through and keeps a broken one (/healthz 503) from the proxy."""
+    app, port, loaded, probe = site
+    text = loaded.path.read_text()
+    text = text.replace("[services.backend.healthcheck]\n", f"[services.backend.healthcheck]\n{backend}\n")
+    text = text.replace("[services.frontend.healthcheck]\n", f"[services.frontend.healthcheck]\n{frontend}\n")
+    loaded.path.write_text(text)
+    loaded = load_config(loaded.path)
+    v1 = deploy(loaded, "local", images(probe, "aaaaaaa1111"), SECRETS, Recorder()).release
+    if "tcp" not in frontend:  # a TCP check cannot tell a 503 from a 200: it only gates "listening"
+        with pytest.raises(HealthCheckError):
+            deploy(loaded, "local", images(probe, "bbbbbbb2222", frontend=probe.broken), SECRETS, Recorder())
+    body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/version").read())
+    assert body["frontend"]["release"] == v1
