@@ -1,7 +1,8 @@
 """Zero-downtime benchmark: deployctl's release switch vs `docker-compose up -d`.
 
-Both run the same two probe services (tests/integration/probe_app) behind the project's
-nginx image, under the same continuous traffic through nginx (bounded, 127.0.0.1 only):
+Both run the same two probe services (tests/integration/probe_app) behind nginx (deployctl:
+its built-in proxy; docker-compose: the project's nginx image), under the same continuous
+traffic through nginx (bounded, 127.0.0.1 only):
 
   deployctl:       deploy v1 (untimed), deploy v2, rollback to v1, failing deploy v3
   docker-compose:  up v1 (untimed), up -d with v2 (recreates the containers), up -d with v1
