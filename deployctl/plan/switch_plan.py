@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from . import docker_commands as dc
 from .containers import ContainerSpec
 from .names import Names
-from .proxy_config import CONFIG_PATH, RELEASE_HEADER, render_proxy_config
+from .proxy_config import CONFIG_PATH, PROXY_MOUNT, RELEASE_HEADER, config_tag, render_proxy_config
 from .release_spec import HealthProbe, ReleaseSpec
 from .steps import Argv, PlannedStep
 
 Chain = tuple[Argv, ...]  # argvs run in order; the chains of a step run at once
+ANCHOR_ROLE = "proxy-anchor"  # io.deployctl.role of the proxy's containers
+NGINX_ROLE = "proxy-nginx"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,30 @@ class VerifyCheck:
 
 
 @dataclass(frozen=True)
+class ProxyStart:
+    """How the proxy comes up where it does not run yet (or not with this image): the
+    anchor that publishes the port, and nginx in its namespace. services/proxy.py runs
+    exactly these."""
+
+    anchor: Argv
+    nginx_name: str
+    nginx: Argv
+    listen_port: int
+
+
+def proxy_start(target: ReleaseSpec, names: Names, proxy_dir: str, port: int) -> ProxyStart:
+    proxy = target.proxy
+    name = names.proxy_nginx(config_tag(proxy.image))
+    return ProxyStart(
+        anchor=tuple(dc.run_proxy_anchor(names, proxy.image, port, proxy.listen_port, names.labels(ANCHOR_ROLE))),
+        nginx_name=name,
+        nginx=tuple(dc.run_proxy_nginx(names, name, proxy.image, proxy_dir, PROXY_MOUNT, CONFIG_PATH,
+                                       names.labels(NGINX_ROLE))),
+        listen_port=proxy.listen_port,
+    )
+
+
+@dataclass(frozen=True)
 class SwitchPlan:
     target: ReleaseSpec
     create: bool  # deploy: containers created from images; rollback: the kept ones started
@@ -51,7 +77,7 @@ class SwitchPlan:
     undo: Chain  # a failure before the switch: remove (deploy) or stop (rollback) what started
     probes: tuple[HealthProbe, ...]
     proxy_config: str
-    proxy_port: int  # to publish on a host where the proxy is not running yet (0: any)
+    proxy: ProxyStart
     verify: VerifyCheck
     drain: float
 
@@ -61,9 +87,12 @@ class SwitchPlan:
         routed = self.target.routed
         rows.append(PlannedStep("route", f"write the proxy's nginx.conf: upstream {routed.container}:{routed.port}, "
                                          f"{RELEASE_HEADER}: {self.target.release}"))
-        rows.append(PlannedStep("route", f"nginx {self.target.proxy.image} in the proxy (publishing port "
-                                         f"{self.proxy_port or 'any'}) when it is not running it yet; else:",
-                                dc.nginx_test_and_reload("<proxy nginx>", CONFIG_PATH)))
+        rows.append(PlannedStep("route", "the proxy's anchor (its published port), only if it is missing",
+                                self.proxy.anchor))
+        rows.append(PlannedStep("route", f"nginx {self.target.proxy.image} beside the running one (which then quits "
+                                         "gracefully), only if it is not running this image yet", self.proxy.nginx))
+        rows.append(PlannedStep("route", "else: test and reload the running nginx",
+                                dc.nginx_test_and_reload(self.proxy.nginx_name, CONFIG_PATH)))
         rows.append(PlannedStep("verify", self.verify.describe()))
         rows.append(PlannedStep("record", "append to releases.jsonl (with this release's spec); write current"))
         rows.append(PlannedStep("drain", f"wait {self.drain:g}s for requests the previous release holds"))
@@ -86,25 +115,25 @@ def proxy_config_for(target: ReleaseSpec) -> str:
     return render_proxy_config(target.proxy, target.release, {target.release: f"{routed.container}:{routed.port}"})
 
 
-def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Names, *, proxy_port: int,
-                drain: float) -> SwitchPlan:
+def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Names, proxy_dir: str, *,
+                proxy_port: int, drain: float) -> SwitchPlan:
     """New containers from images, each on the release's network and the app's."""
     return SwitchPlan(
         target=target, create=True,
         start=tuple(tuple(tuple(argv) for argv in dc.start_service(spec, target.network, names.network))
                     for spec in containers),
         undo=(tuple(dc.remove(target.containers)),),
-        probes=tuple(target.probes()), proxy_config=proxy_config_for(target), proxy_port=proxy_port,
-        verify=verify_check(target), drain=drain,
+        probes=tuple(target.probes()), proxy_config=proxy_config_for(target),
+        proxy=proxy_start(target, names, proxy_dir, proxy_port), verify=verify_check(target), drain=drain,
     )
 
 
-def rollback_plan(target: ReleaseSpec, *, proxy_port: int, drain: float) -> SwitchPlan:
+def rollback_plan(target: ReleaseSpec, names: Names, proxy_dir: str, *, proxy_port: int, drain: float) -> SwitchPlan:
     """The target's kept containers started again; a failure stops them again."""
     return SwitchPlan(
         target=target, create=False,
         start=tuple((tuple(dc.start([name])),) for name in target.containers),
         undo=(tuple(dc.stop(target.containers)),),
-        probes=tuple(target.probes()), proxy_config=proxy_config_for(target), proxy_port=proxy_port,
-        verify=verify_check(target), drain=drain,
+        probes=tuple(target.probes()), proxy_config=proxy_config_for(target),
+        proxy=proxy_start(target, names, proxy_dir, proxy_port), verify=verify_check(target), drain=drain,
     )

@@ -157,7 +157,8 @@ class HostDeploy:
                                              images.images, self.layout)
         self.spec = release_spec(self.config, env_name, release, images.revision, images.images,
                                  proxy_image_for(self.config, images), dirty=images.dirty)
-        self.plan = deploy_plan(self.spec, self.containers, self.names, proxy_port=proxy_port(loaded, env_name),
+        self.plan = deploy_plan(self.spec, self.containers, self.names, self.layout.proxy_dir,
+                                proxy_port=proxy_port(loaded, env_name),
                                 drain=self.environment.rollout.drain)
         self.previous: str | None = None
         self.phase = "before"  # before | switched back | uncertain | live

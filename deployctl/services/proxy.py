@@ -19,12 +19,9 @@ from ..errors import DeployError
 from ..events import Emit, Message, Timer
 from ..plan import docker_commands as dc
 from ..plan.names import LABEL_ROLE, Names, StateLayout
-from ..plan.proxy_config import CONFIG_FILE, CONFIG_PATH, PID_FILE, PROXY_MOUNT, config_tag, live_release
-from ..plan.release_spec import ProxySpec
+from ..plan.proxy_config import CONFIG_FILE, CONFIG_PATH, PID_FILE, live_release
+from ..plan.switch_plan import ANCHOR_ROLE, NGINX_ROLE, ProxyStart
 from ..secrets import redactor
-
-ANCHOR_ROLE = "proxy-anchor"
-NGINX_ROLE = "proxy-nginx"
 START_TIMEOUT = 15.0  # seconds for a new nginx to bind its port
 
 
@@ -71,24 +68,24 @@ class HostProxy:
 
     # -- changing ----------------------------------------------------------------------------
 
-    def route(self, spec: ProxySpec, config: str, port: int) -> int:
-        """Makes the proxy serve `config` with `spec.image`; returns the published port.
+    def route(self, start: ProxyStart, config: str) -> int:
+        """Makes the proxy serve `config` (starting it as `start` says where it does not run
+        yet, or not this image); returns the published port.
         The file is written before any nginx reads it; a configuration `nginx -t` refuses
         is put back and never reaches the running nginx."""
         previous = self.live_config()
         self.conn.put_file(self.config_file, config.encode(), 0o644)
         try:
-            self._ensure_anchor(spec, port)
-            name = self.names.proxy_nginx(config_tag(spec.image))
+            self._ensure_anchor(start)
             containers = self.nginx_containers()
-            if containers.get(name, ("",))[0] == "running":
-                self._reload(name)
+            if containers.get(start.nginx_name, ("",))[0] == "running":
+                self._reload(start.nginx_name)
             else:
-                self._start_nginx(name, spec, containers)
+                self._start_nginx(start, containers)
         except BaseException:
             self.put_back(previous)
             raise
-        actual = self.port(spec.listen_port)
+        actual = self.port(start.listen_port)
         if actual is None:
             raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} publishes no port")
         return actual
@@ -102,7 +99,7 @@ class HostProxy:
         if running:
             self._reload(running)
 
-    def _ensure_anchor(self, spec: ProxySpec, port: int) -> None:
+    def _ensure_anchor(self, start: ProxyStart) -> None:
         state = self.conn.run(["docker", "container", "inspect", "--format",
                                f'{{{{.State.Status}}}}|{{{{index .Config.Labels "{LABEL_ROLE}"}}}}', self.names.proxy])
         status, _, role = state.stdout.strip().partition("|")
@@ -113,9 +110,8 @@ class HostProxy:
             check(self.conn, dc.remove([self.names.proxy]))
             state = self.conn.run(["docker", "container", "inspect", self.names.proxy])
         if not state.ok:
-            timer = Timer(self.emit, "proxy", host=self.conn.host, detail=f"publishing port {port or 'any'}")
-            check(self.conn, dc.run_proxy_anchor(self.names, spec.image, port, spec.listen_port,
-                                                 {**self.names.labels(ANCHOR_ROLE)}))
+            timer = Timer(self.emit, "proxy", host=self.conn.host, detail="publishing its port")
+            check(self.conn, list(start.anchor))
             timer.done()
         elif status != "running":
             check(self.conn, dc.start([self.names.proxy]))
@@ -126,13 +122,13 @@ class HostProxy:
             raise DeployError(f"{self.conn.host}: nginx -t refused the new configuration (nothing reloaded): "
                               f"{redactor(result.stderr.strip() or result.stdout.strip())}")
 
-    def _start_nginx(self, name: str, spec: ProxySpec, containers: dict[str, tuple[str, str]]) -> None:
+    def _start_nginx(self, start: ProxyStart, containers: dict[str, tuple[str, str]]) -> None:
         """A new nginx beside the running one(s); they quit gracefully once it listens."""
-        timer = Timer(self.emit, "proxy", host=self.conn.host, detail=f"nginx {spec.image}")
+        name = start.nginx_name
+        timer = Timer(self.emit, "proxy", host=self.conn.host, detail=f"starting {name}")
         if name in containers:
             self.conn.run(dc.remove([name]))
-        check(self.conn, dc.run_proxy_nginx(self.names, name, spec.image, self.layout.proxy_dir, PROXY_MOUNT,
-                                            CONFIG_PATH, self.names.labels(NGINX_ROLE)))
+        check(self.conn, list(start.nginx))
         deadline = time.monotonic() + START_TIMEOUT
         while not self.conn.run(dc.exec_command(name, ["test", "-s", PID_FILE])).ok:
             status = self.conn.run(["docker", "container", "inspect", "--format", "{{.State.Status}}", name])

@@ -125,7 +125,7 @@ class HostRollback:
         if missing:
             raise RollbackError(f"{self.host}: {self.target}'s containers are gone ({', '.join(missing)}); "
                                 "it was pruned", hint="deploy that revision again instead")
-        self.plan = rollback_plan(spec, proxy_port=proxy_port(self.loaded, self.env_name),
+        self.plan = rollback_plan(spec, self.names, self.layout.proxy_dir, proxy_port=proxy_port(self.loaded, self.env_name),
                                   drain=self.environment.rollout.drain)
 
     # -- HostJob -----------------------------------------------------------------------------

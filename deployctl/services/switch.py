@@ -125,7 +125,7 @@ class HostSwitch:
         routed = target.routed
         timer = Timer(self.emit, "switch", host=self.conn.host, detail=f"proxy -> {routed.container}")
         try:
-            port = self.proxy.route(target.proxy, plan.proxy_config, plan.proxy_port)
+            port = self.proxy.route(plan.proxy, plan.proxy_config)
             seconds = self.verify(port, plan.verify)
         except BaseException as exc:
             timer.failed(_why(exc))

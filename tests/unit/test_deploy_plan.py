@@ -201,11 +201,11 @@ def test_verify_needs_no_app_endpoint():
     spec = _spec(SECRET_CONFIG)
     plan = deploy_plan(spec, release_containers(SECRET_CONFIG, SECRET_CONFIG.environments["local"], "local", R1,
                                                 "abc", {"api": "sha256:a", "web": "sha256:w"}),
-                       names, proxy_port=8080, drain=3)
+                       names, "/s/proxy", proxy_port=8080, drain=3)
     assert (plan.verify.path, plan.verify.want_ok, plan.verify.body_names_release) == ("/healthz", True, False)
     assert [p.kind for p in plan.probes] == ["tcp", "http"]
     with_verify = parse_config(CONFIG_TEXT.replace("routed = true", "routed = true\nverify_path = \"/version\""))
-    plan = rollback_plan(_spec(with_verify), proxy_port=8080, drain=3)
+    plan = rollback_plan(_spec(with_verify), Names("usersapp", "local"), "/s/proxy", proxy_port=8080, drain=3)
     assert (plan.verify.path, plan.verify.body_names_release) == ("/version", True)
     assert plan.start == tuple(((("docker", "start", c),)) for c in _spec(with_verify).containers)
     assert plan.undo == (("docker", "stop", "--time", "10", *_spec(with_verify).containers),)
@@ -255,13 +255,14 @@ def test_dry_run_prints_the_plan_the_switch_runs_and_never_a_secret_value():
     env = SECRET_CONFIG.environments["local"]
     containers = release_containers(SECRET_CONFIG, env, "local", R1, "abc", {"api": "sha256:a", "web": "sha256:w"},
                                     layout)
-    plan = deploy_plan(_spec(SECRET_CONFIG), containers, names, proxy_port=8080, drain=3)
+    plan = deploy_plan(_spec(SECRET_CONFIG), containers, names, layout.proxy_dir, proxy_port=8080, drain=3)
     steps = deploy_steps(plan, containers, names, layout, local=True, images=["sha256:a", "sha256:w"], keep=5,
                          migrations={})
     argvs = [list(s.argv) for s in steps if s.argv]
     for chain in plan.start:  # the very argv the switch runs
         for argv in chain:
             assert list(argv) in argvs
+    assert list(plan.proxy.anchor) in argvs and list(plan.proxy.nginx) in argvs
     assert steps[len(steps) - len(plan.steps()) - 2:-2] == plan.steps()
     order = [s.step for s in steps]
     assert order.index("secrets") < order.index("start") < order.index("health") < order.index("route")
