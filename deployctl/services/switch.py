@@ -168,6 +168,9 @@ class HostSwitch:
     def _switch_back(self, plan: SwitchPlan, previous: bytes | None, exc: BaseException) -> None:
         try:
             self.proxy.put_back(previous)
+            # The reload is graceful: the old workers still finish requests they hold for
+            # the new release; removing its containers at once turned those into 502s.
+            time.sleep(plan.drain)
             self.undo(plan)
         except BaseException as back:
             raise SwitchBackFailed(

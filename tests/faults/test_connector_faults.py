@@ -1,0 +1,147 @@
+"""Issue 14, local target: each step of the switch sequence (plan/switch_plan.py: start ->
+health -> route -> verify, then retire; migrations before) fails once through a fault in
+the connector, under traffic through the proxy. Each cell checks what is live, what the
+history says, the exit code, the lock, and that the next deploy converges."""
+
+from __future__ import annotations
+
+import pytest
+
+from deployctl.adapters.local import LocalConnector
+from deployctl.config import load_config
+from deployctl.plan.names import LABEL_ROLE
+from tests.integration.deploy_fixtures import docker, free_port, probe_config, remove_app, unique_app
+
+from .cells import Site, attempt, run_cell
+from .fault_connector import Fault, FaultConnector, wrong_release
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, probe_images):
+    tmp = tmp_path_factory.mktemp("faults")
+    app, port = unique_app(), free_port()
+    site = Site(app, port, probe_config(tmp, app, port=port, health_timeout=4, drain=0.2), probe_images)
+    site.deploy()
+    yield site
+    remove_app(app)
+
+
+def faulty(site: Site, *faults: Fault, **kwargs):  # type: ignore[no-untyped-def]
+    return lambda: attempt(lambda: site.deploy(FaultConnector(LocalConnector(), *faults), **kwargs))
+
+
+START = [
+    ("docker create", r"^docker create .*-frontend-"),
+    ("docker network connect", r"^docker network connect \S+ \S+-frontend-"),
+    ("docker start", r"^docker start \S+-frontend-"),
+]
+
+
+@pytest.mark.parametrize("fault,pattern", START, ids=[f for f, _ in START])
+def test_start_fails(site, fault, pattern):
+    run_cell(site, f"`{fault}` exits 1", "start", faulty(site, Fault("run", pattern)),
+             exit=6, outcome="failed", live="previous")
+
+
+def test_health_probe_never_answers(site):
+    run_cell(site, "health probe (http_get to the container) refused, every time", "health",
+             faulty(site, Fault("http_get", r"^(?!127\.0\.0\.1:)", times=0)),
+             exit=6, outcome="failed", live="previous")
+
+
+def test_health_probe_fails_once_is_retried(site):
+    run_cell(site, "health probe refused once", "health",
+             faulty(site, Fault("http_get", r"^(?!127\.0\.0\.1:)")),
+             exit=0, outcome="succeeded", live="new")
+
+
+def test_route_cannot_write_the_config(site):
+    run_cell(site, "put_file of the proxy's nginx.conf fails", "route",
+             faulty(site, Fault("put_file", r"/proxy/nginx\.conf$")),
+             exit=6, outcome="reverted", live="previous")
+
+
+def test_route_reload_fails(site):
+    run_cell(site, "`nginx -t && nginx -s reload` exec exits 1", "route",
+             faulty(site, Fault("run", r"^docker exec \S+ sh -c nginx -t")),
+             exit=6, outcome="reverted", live="previous")
+
+
+def test_verify_answers_a_wrong_release(site):
+    run_cell(site, "verify through the proxy answers a wrong release, every time", "verify",
+             faulty(site, Fault("http_get", rf"^127\.0\.0\.1:{site.port}/", times=0, effect=wrong_release)),
+             exit=6, outcome="reverted", live="previous")
+
+
+def test_verify_wrong_once_is_retried(site):
+    run_cell(site, "verify answers a wrong release once", "verify",
+             faulty(site, Fault("http_get", rf"^127\.0\.0\.1:{site.port}/", effect=wrong_release)),
+             exit=0, outcome="succeeded", live="new")
+
+
+def test_switch_back_fails(site):
+    """The verify fails, then the put_back's reload fails too: uncertain, exit 7. nginx
+    still runs the new (healthy, never verified) configuration."""
+    run_cell(site, "verify fails, then the switch-back reload exits 1", "verify + switch back",
+             faulty(site, Fault("http_get", rf"^127\.0\.0\.1:{site.port}/", times=0, effect=wrong_release),
+                    Fault("run", r"^docker exec \S+ sh -c nginx -t", nth=2)),
+             exit=7, outcome="uncertain", live="new",
+             note="nginx kept the new config (the put-back reload failed): the new release serves; "
+                  "`current` still names the previous one")
+
+
+def test_retire_stop_fails(site):
+    run_cell(site, "`docker stop` of the previous release exits 1", "retire",
+             faulty(site, Fault("run", r"^docker stop ")),
+             exit=0, outcome="succeeded", live="new",
+             note="live and verified; a warning; the next deploy stops the leftovers")
+
+
+def test_migration_fails(site):
+    config = site.config.with_name("deploy-migration-fails.toml")
+    config.write_text(site.config.read_text().replace(
+        'secrets = ["PROBE_DB_PASSWORD"]\n', 'secrets = ["PROBE_DB_PASSWORD"]\n[services.backend.env]\n'
+        'PROBE_MIGRATE_EXIT = "3"\n', 1))
+    run_cell(site, "the migration exits 3", "migrate",
+             lambda: attempt(lambda: site.deploy(loaded=load_config(config))),
+             exit=6, outcome="failed", live="previous")
+
+
+def test_migration_times_out(site):
+    run_cell(site, "the migration hangs past its timeout (rc 124, as LocalConnector reports one)", "migrate",
+             faulty(site, Fault("run", r"^docker start --attach ", effect="timeout")),
+             exit=6, outcome="failed", live="previous",
+             note="simulated at the connector: the real timeout is 600 s")
+
+
+def proxy_nginx(site: Site) -> str:
+    return docker("ps", "--filter", f"label=io.deployctl.app={site.app}", "--filter",
+                  f"label={LABEL_ROLE}=proxy-nginx", "--format", "{{.Names}}").split()[0]
+
+
+def test_proxy_nginx_killed_by_hand(site):
+    killed = []
+
+    def kill() -> None:
+        killed.append(proxy_nginx(site))
+        docker("kill", killed[0])
+
+    row = run_cell(site, "the proxy's nginx container `docker kill`ed before the deploy", "before deploy",
+                   faulty(site), before=kill, exit=0, outcome="succeeded", live="new",
+                   serving_killed=True, max_failed=10_000,
+                   note="requests fail from the kill until the deploy starts a new nginx")
+    assert row["failed"] > 0  # the kill is real
+    assert docker("inspect", "--format", "{{.State.Status}}", proxy_nginx(site)) == "running"
+
+
+def test_proxy_config_garbage_by_hand(site):
+    def garbage() -> None:
+        path = site.state().layout.proxy_dir + "/nginx.conf"
+        with open(path, "w") as handle:
+            handle.write("this is { not nginx;;\n")
+
+    run_cell(site, "garbage written into the state dir's proxy/nginx.conf", "before deploy",
+             faulty(site), before=garbage, exit=0, outcome="succeeded", live="new",
+             note="the running nginx keeps its loaded config; the deploy renders the whole file")
