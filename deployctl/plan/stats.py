@@ -36,6 +36,16 @@ def parse_when(when: str | None) -> float | None:
     return seconds + (float(f"0.{frac}") if frac.isdigit() else 0.0)
 
 
+def timing(started: float, live: float) -> dict[str, str]:
+    """A record's `extra`: when its switch sequence began and when it ended, to the millisecond
+    (`when` has whole seconds), for the time to restore."""
+    return {"started": _iso_ms(started), "live": _iso_ms(live)}
+
+
+def _iso_ms(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch * 1000) % 1000:03d}Z"
+
+
 def parse_since(text: str) -> float:
     """`30d`, `12h`, `2w`, `90m`, `45s` or plain seconds -> seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY}
@@ -136,12 +146,13 @@ def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
 
     restores = []
     for r in rollbacks:
-        end = parse_when(r.when)
+        end = parse_when(str(r.extra.get("live", ""))) or parse_when(r.when)
         start = parse_when(str(r.extra.get("started", ""))) or live_at.get(r.previous or "")
         if end is not None and start is not None:
             restores.append(Restore(r.release, r.previous, round(max(0.0, end - start), 3), "rollback"))
     for r in reverted:
-        end, start = parse_when(r.when), parse_when(str(r.extra.get("started", "")))
+        end = parse_when(str(r.extra.get("live", ""))) or parse_when(r.when)
+        start = parse_when(str(r.extra.get("started", "")))
         if end is not None and start is not None:
             restores.append(Restore(r.previous or "-", r.release, round(max(0.0, end - start), 3), "reverted"))
 

@@ -28,6 +28,7 @@ from ..plan.containers import release_containers
 from ..plan.images import PROXY, builtin_proxy_image
 from ..plan.lock import LockRecord
 from ..plan.release_spec import release_spec
+from ..plan.stats import timing
 from ..plan.releases import FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord, new_release_id
 from ..plan.switch_plan import deploy_plan
 from ..secrets import Secret
@@ -160,6 +161,7 @@ class HostDeploy:
         self.plan = deploy_plan(self.spec, self.containers, self.names, proxy_port=proxy_port(loaded, env_name),
                                 drain=self.environment.rollout.drain)
         self.previous: str | None = None
+        self.started_at: float | None = None  # when the switch sequence began (for `stats`)
         self.phase = "before"  # before | switched back | uncertain | live
 
     # -- HostJob -----------------------------------------------------------------------------
@@ -200,6 +202,7 @@ class HostDeploy:
     def run(self) -> None:
         """The switch sequence: start beside the old release, health, route, verify; then
         the old release is drained and stopped (kept for rollback)."""
+        self.started_at = time.time()
         try:
             self.cancel.check()
             self.switch.run(self.plan)
@@ -315,5 +318,6 @@ class HostDeploy:
             action="deploy", outcome=outcome, who=who(), when=rfc3339(time.time()),
             message=self.options.message, previous=previous, error=error,
             dirty=self.spec.dirty, spec=self.spec.to_dict(),
+            extra=timing(self.started_at, time.time()) if outcome in (LIVE, REVERTED) and self.started_at else {},
         )
         self.state.record(record)

@@ -22,6 +22,7 @@ from ..plan.build import rfc3339
 from ..plan.lock import LockRecord
 from ..plan.images import PROXY, builtin_proxy_image
 from ..plan.release_spec import ReleaseSpec, release_spec
+from ..plan.stats import timing
 from ..plan.releases import FAILED, LIVE, SKIPPED, UNCERTAIN, ReleaseRecord
 from ..plan.switch_plan import SwitchPlan, rollback_plan
 from . import preflight
@@ -109,6 +110,7 @@ class HostRollback:
         self.phase = "before"  # before | live | uncertain
         self.seconds = 0.0
         self.started = time.monotonic()
+        self.started_at = time.time()  # the command's start: `stats` measures time to restore from here
 
     def check(self) -> None:
         """The target was deployed here and its containers are still here (read-only)."""
@@ -163,7 +165,8 @@ class HostRollback:
             raise
         self.seconds = time.monotonic() - self.started
         self.state.set_current(self.target)
-        self.state.record(_record(self.target, self.current, LIVE, "", self.message))
+        self.state.record(_record(self.target, self.current, LIVE, "", self.message,
+                                  extra=timing(self.started_at, time.time())))
         self.phase = "live"
         try:
             on_host = self.switch.retire(self.target, self.environment.rollout.drain)
@@ -209,6 +212,8 @@ def spec_of(record: ReleaseRecord, loaded: LoadedConfig, env_name: str) -> Relea
     return release_spec(config, env_name, record.release, record.revision, images, proxy, dirty=record.dirty)
 
 
-def _record(target: str, previous: str | None, outcome: str, error: str, message: str) -> ReleaseRecord:
+def _record(target: str, previous: str | None, outcome: str, error: str, message: str,
+            extra: dict | None = None) -> ReleaseRecord:
     return ReleaseRecord(release=target, revision=None, images={}, action="rollback", outcome=outcome,
-                         who=who(), when=rfc3339(time.time()), message=message, previous=previous, error=error)
+                         who=who(), when=rfc3339(time.time()), message=message, previous=previous, error=error,
+                         extra=extra or {})

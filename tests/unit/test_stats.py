@@ -104,3 +104,16 @@ def test_html_is_self_contained(stats) -> None:
     assert "75.0%" in page and "0.10/day" in page
     for external in ("http://", "https://", "src=", "<link", "<script"):
         assert external not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_timing_is_kept_to_the_millisecond() -> None:
+    from deployctl.plan.releases import ReleaseRecord
+    from deployctl.plan.stats import timing
+
+    start = parse_when("2026-11-20T10:00:00Z")
+    extra = timing(start + 0.25, start + 1.5)
+    assert extra == {"started": "2026-11-20T10:00:00.250Z", "live": "2026-11-20T10:00:01.500Z"}
+    rollback = ReleaseRecord(release="r1", revision=None, images={}, action="rollback", outcome="succeeded",
+                             who="x", when="2026-11-20T10:00:01Z", previous="r2", extra=extra)
+    s = compute([rollback], now=start + 60, window=3600)
+    assert [r.seconds for r in s.restores] == [1.25]
