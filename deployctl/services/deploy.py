@@ -181,6 +181,7 @@ class HostDeploy:
         try:
             self.previous = self.state.current()
             self.state.prepare()
+            self.switch.stop_expired_warm(keep={r for r in (self.previous,) if r})
             if self.environment.target == "ssh":
                 preflight.pull(self.conn, self.emit, [*self.images.images.values(), self.spec.proxy.image])
             self.cancel.check()
@@ -224,7 +225,8 @@ class HostDeploy:
         self._record(LIVE, self.previous, "")
         self.phase = "live"
         try:
-            on_host = self.switch.retire(self.release, self.environment.rollout.drain)
+            on_host = self.switch.retire(self.release, self.environment.rollout.drain, previous=self.previous,
+                                         warm_window=self.environment.rollout.warm_window)
             prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout.keep, self.release,
                   self.emit, on_host)
         except Exception as exc:  # noqa: BLE001 - live and verified; only the clean-up failed

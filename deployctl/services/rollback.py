@@ -127,8 +127,10 @@ class HostRollback:
         if missing:
             raise RollbackError(f"{self.host}: {self.target}'s containers are gone ({', '.join(missing)}); "
                                 "it was pruned", hint="deploy that revision again instead")
+        # A warm release's containers still run: starting them again would only cost time.
+        running = {n for n, s in self.switch.states(spec.containers).items() if s.status == "running"}
         self.plan = rollback_plan(spec, proxy_port=proxy_port(self.loaded, self.env_name),
-                                  drain=self.environment.rollout.drain)
+                                  drain=self.environment.rollout.drain, running=running)
 
     # -- HostJob -----------------------------------------------------------------------------
 
@@ -140,7 +142,9 @@ class HostRollback:
             self.emit(Message(f"broke a stale lock held by {broken.describe()}", level="warning", host=self.host))
 
     def prepare(self) -> None:
-        """Under the lock, again: a deploy may have finished between the check and the lock."""
+        """Under the lock, again: a deploy may have finished between the check and the lock.
+        Warm releases past their window are stopped first (never the live one or the target)."""
+        self.switch.stop_expired_warm(keep={r for r in (self.state.current(), self.target) if r})
         self.check()
 
     def run(self) -> str | None:
@@ -169,7 +173,8 @@ class HostRollback:
                                   extra=timing(self.started_at, time.time())))
         self.phase = "live"
         try:
-            on_host = self.switch.retire(self.target, self.environment.rollout.drain)
+            on_host = self.switch.retire(self.target, self.environment.rollout.drain, previous=self.current,
+                                         warm_window=self.environment.rollout.warm_window)
             prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout.keep, self.target,
                   self.emit, on_host)
         except Exception as exc:  # noqa: BLE001 - the target is live and verified; only the clean-up failed
