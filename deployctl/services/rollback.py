@@ -110,6 +110,7 @@ class HostRollback:
         self.phase = "before"  # before | live | uncertain
         self.seconds = 0.0
         self.started = time.monotonic()
+        self.keep_warm = True  # the release left stays warm (rollout.warm_window); a rollout's revert says no
         self.started_at = time.time()  # the command's start: `stats` measures time to restore from here
 
     def check(self) -> None:
@@ -174,7 +175,7 @@ class HostRollback:
         self.phase = "live"
         try:
             on_host = self.switch.retire(self.target, self.environment.rollout.drain, previous=self.current,
-                                         warm_window=self.environment.rollout.warm_window)
+                                         warm_window=self.environment.rollout.warm_window if self.keep_warm else 0)
             prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout.keep, self.target,
                   self.emit, on_host)
         except Exception as exc:  # noqa: BLE001 - the target is live and verified; only the clean-up failed
