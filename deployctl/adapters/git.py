@@ -85,3 +85,20 @@ def public_url(url: str) -> str:
     if sep and "@" in rest.split("/", 1)[0]:
         rest = rest.split("@", 1)[1]
     return f"{scheme}{sep}{rest}" if sep else url
+
+
+def commit_times(path: Path, revisions: Sequence[str]) -> dict[str, float]:
+    """revision -> its commit time (epoch seconds), for the ones this repository knows
+    (`git show -s --format=%ct REV`); unknown ones, or no git at all, are left out."""
+    out: dict[str, float] = {}
+    import re
+
+    for revision in dict.fromkeys(r for r in revisions if r and re.fullmatch(r"[0-9a-fA-F]{4,64}", r)):
+        try:
+            text = _git(path, "show", "-s", "--format=%ct", f"{revision}^{{commit}}", "--", check=False)
+        except UsageError:  # git is not installed: every revision is unknown
+            return out
+        value = (text or b"").decode(errors="replace").strip().splitlines()
+        if value and value[-1].isdigit():
+            out[revision] = float(value[-1])
+    return out

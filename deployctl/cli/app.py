@@ -60,6 +60,7 @@ def build_app() -> "typer.core.TyperGroup":
     from . import inspect as inspect_cmd
     from . import push as push_cmd
     from . import release as release_cmd
+    from . import stats as stats_cmd
     from . import test as test_cmd
 
     app = typer.Typer(
@@ -85,4 +86,5 @@ def build_app() -> "typer.core.TyperGroup":
     app.command("status")(inspect_cmd.status)
     app.command("releases")(inspect_cmd.releases)
     app.command("logs")(inspect_cmd.logs)
+    app.command("stats")(stats_cmd.stats)
     return typer.main.get_command(app)

@@ -239,6 +239,9 @@ class Rollout(Strict):
     on_failure: Literal["revert", "halt"] = "revert"
     drain: Annotated[float, Field(ge=0, le=600)] = 3.0
     keep: Annotated[int, Field(ge=2, le=100)] = 5
+    # Seconds the previous release's containers keep running (out of the proxy) after a switch,
+    # so a rollback inside the window is a proxy switch only. 0: stopped after the drain.
+    warm_window: Annotated[float, Field(ge=0, le=86400)] = 600.0
 
 
 SECRET_SOURCE_RE = re.compile(r"^(env|ssm:/.*|secretsmanager:.+)$")

@@ -84,6 +84,11 @@ class StateLayout:
         return posixpath.join(self.root, "current")
 
     @property
+    def warm(self) -> str:
+        """Which release is kept running after a switch, since when and until when (plan/warm.py)."""
+        return posixpath.join(self.root, "warm.json")
+
+    @property
     def lock_dir(self) -> str:
         return posixpath.join(self.root, "lock")
 

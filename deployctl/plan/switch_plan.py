@@ -96,8 +96,9 @@ class SwitchPlan:
         rows.append(PlannedStep("verify", self.verify.describe()))
         rows.append(PlannedStep("record", "append to releases.jsonl (with this release's spec); write current"))
         rows.append(PlannedStep("drain", f"wait {self.drain:g}s for requests the previous release holds"))
-        rows.append(PlannedStep("stop", "the other releases' running containers (kept for rollback)",
-                                dc.stop(["<previous release's containers>"])))
+        rows.append(PlannedStep("stop", "the other releases' running containers (kept for rollback), but the "
+                                        "previous release's while its warm window lasts",
+                                dc.stop(["<other releases' containers>"])))
         return rows
 
 
@@ -128,12 +129,16 @@ def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Nam
     )
 
 
-def rollback_plan(target: ReleaseSpec, names: Names, proxy_dir: str, *, proxy_port: int, drain: float) -> SwitchPlan:
-    """The target's kept containers started again; a failure stops them again."""
+def rollback_plan(target: ReleaseSpec, names: Names, proxy_dir: str, *, proxy_port: int, drain: float,
+                  running: frozenset[str] | set[str] = frozenset()) -> SwitchPlan:
+    """The target's kept containers started again; a failure stops them again. Containers
+    already `running` (a release inside its warm window, as an inspect found it) are neither
+    started nor stopped: a rollback to a warm release is a proxy switch only."""
+    stopped = [name for name in target.containers if name not in running]
     return SwitchPlan(
         target=target, create=False,
-        start=tuple((tuple(dc.start([name])),) for name in target.containers),
-        undo=(tuple(dc.stop(target.containers)),),
+        start=tuple((tuple(dc.start([name])),) for name in stopped),
+        undo=(tuple(dc.stop(stopped)),) if stopped else (),
         probes=tuple(target.probes()), proxy_config=proxy_config_for(target),
         proxy=proxy_start(target, names, proxy_dir, proxy_port), verify=verify_check(target), drain=drain,
     )

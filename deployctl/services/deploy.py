@@ -29,6 +29,7 @@ from ..plan.images import PROXY, builtin_proxy_image
 from ..plan.lock import LockRecord
 from ..plan.release_spec import release_spec
 from ..plan.releases import FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord, new_release_id
+from ..plan.stats import timing
 from ..plan.switch_plan import deploy_plan
 from ..secrets import Secret
 from . import preflight
@@ -161,6 +162,7 @@ class HostDeploy:
                                 proxy_port=proxy_port(loaded, env_name),
                                 drain=self.environment.rollout.drain)
         self.previous: str | None = None
+        self.started_at: float | None = None  # when the switch sequence began (for `stats`)
         self.phase = "before"  # before | switched back | uncertain | live
 
     # -- HostJob -----------------------------------------------------------------------------
@@ -180,6 +182,7 @@ class HostDeploy:
         try:
             self.previous = self.state.current()
             self.state.prepare()
+            self.switch.stop_expired_warm(keep={r for r in (self.previous,) if r})
             if self.environment.target == "ssh":
                 preflight.pull(self.conn, self.emit, [*self.images.images.values(), self.spec.proxy.image])
             self.cancel.check()
@@ -201,6 +204,7 @@ class HostDeploy:
     def run(self) -> None:
         """The switch sequence: start beside the old release, health, route, verify; then
         the old release is drained and stopped (kept for rollback)."""
+        self.started_at = time.time()
         try:
             self.cancel.check()
             self.switch.run(self.plan)
@@ -222,7 +226,8 @@ class HostDeploy:
         self._record(LIVE, self.previous, "")
         self.phase = "live"
         try:
-            on_host = self.switch.retire(self.release, self.environment.rollout.drain)
+            on_host = self.switch.retire(self.release, self.environment.rollout.drain, previous=self.previous,
+                                         warm_window=self.environment.rollout.warm_window)
             prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout.keep, self.release,
                   self.emit, on_host)
         except Exception as exc:  # noqa: BLE001 - live and verified; only the clean-up failed
@@ -241,6 +246,7 @@ class HostDeploy:
 
         back = HostRollback(self.loaded, self.env_name, self.conn, self.emit, self.previous or "",
                             message=f"rollout of {self.release} stopped ({why}); reverted")
+        back.keep_warm = False  # the release left is the one the rollout gave up: not worth keeping running
         back.check()
         back.run()
         self._record(REVERTED, self.previous, f"the rollout stopped ({why}); back on {self.previous}")
@@ -316,5 +322,6 @@ class HostDeploy:
             action="deploy", outcome=outcome, who=who(), when=rfc3339(time.time()),
             message=self.options.message, previous=previous, error=error,
             dirty=self.spec.dirty, spec=self.spec.to_dict(),
+            extra=timing(self.started_at, time.time()) if outcome in (LIVE, REVERTED) and self.started_at else {},
         )
         self.state.record(record)

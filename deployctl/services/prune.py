@@ -7,6 +7,7 @@ from __future__ import annotations
 from ..events import Emit, Timer
 from ..plan import docker_commands as dc
 from ..plan.releases import prune_selection
+from ..plan.warm import parse_warm
 
 
 def prune(conn, switch, state, layout, keep: int, live: str, emit: Emit,
@@ -16,6 +17,8 @@ def prune(conn, switch, state, layout, keep: int, live: str, emit: Emit,
         on_host = switch.release_containers()
     history = state.history()
     doomed = prune_selection(list(on_host), keep=keep, live=live, previous_good=history.previous_good(live))
+    warm = {w.release for w in parse_warm(conn.read_file(layout.warm))}
+    doomed = [r for r in doomed if r not in warm]  # a warm release is one rollback away: never pruned
     if not doomed:
         return []
     timer = Timer(emit, "prune", host=conn.host, detail=", ".join(doomed))

@@ -22,6 +22,7 @@ from ..plan.build import rfc3339
 from ..plan.lock import LockRecord
 from ..plan.images import PROXY, builtin_proxy_image
 from ..plan.release_spec import ReleaseSpec, release_spec
+from ..plan.stats import timing
 from ..plan.releases import FAILED, LIVE, SKIPPED, UNCERTAIN, ReleaseRecord
 from ..plan.switch_plan import SwitchPlan, rollback_plan
 from . import preflight
@@ -109,6 +110,8 @@ class HostRollback:
         self.phase = "before"  # before | live | uncertain
         self.seconds = 0.0
         self.started = time.monotonic()
+        self.keep_warm = True  # the release left stays warm (rollout.warm_window); a rollout's revert says no
+        self.started_at = time.time()  # the command's start: `stats` measures time to restore from here
 
     def check(self) -> None:
         """The target was deployed here and its containers are still here (read-only)."""
@@ -125,8 +128,11 @@ class HostRollback:
         if missing:
             raise RollbackError(f"{self.host}: {self.target}'s containers are gone ({', '.join(missing)}); "
                                 "it was pruned", hint="deploy that revision again instead")
-        self.plan = rollback_plan(spec, self.names, self.layout.proxy_dir, proxy_port=proxy_port(self.loaded, self.env_name),
-                                  drain=self.environment.rollout.drain)
+        # A warm release's containers still run: starting them again would only cost time.
+        running = {n for n, s in self.switch.states(spec.containers).items() if s.status == "running"}
+        self.plan = rollback_plan(spec, self.names, self.layout.proxy_dir,
+                                  proxy_port=proxy_port(self.loaded, self.env_name),
+                                  drain=self.environment.rollout.drain, running=running)
 
     # -- HostJob -----------------------------------------------------------------------------
 
@@ -138,7 +144,9 @@ class HostRollback:
             self.emit(Message(f"broke a stale lock held by {broken.describe()}", level="warning", host=self.host))
 
     def prepare(self) -> None:
-        """Under the lock, again: a deploy may have finished between the check and the lock."""
+        """Under the lock, again: a deploy may have finished between the check and the lock.
+        Warm releases past their window are stopped first (never the live one or the target)."""
+        self.switch.stop_expired_warm(keep={r for r in (self.state.current(), self.target) if r})
         self.check()
 
     def run(self) -> str | None:
@@ -163,10 +171,12 @@ class HostRollback:
             raise
         self.seconds = time.monotonic() - self.started
         self.state.set_current(self.target)
-        self.state.record(_record(self.target, self.current, LIVE, "", self.message))
+        self.state.record(_record(self.target, self.current, LIVE, "", self.message,
+                                  extra=timing(self.started_at, time.time())))
         self.phase = "live"
         try:
-            on_host = self.switch.retire(self.target, self.environment.rollout.drain)
+            on_host = self.switch.retire(self.target, self.environment.rollout.drain, previous=self.current,
+                                         warm_window=self.environment.rollout.warm_window if self.keep_warm else 0)
             prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout.keep, self.target,
                   self.emit, on_host)
         except Exception as exc:  # noqa: BLE001 - the target is live and verified; only the clean-up failed
@@ -209,6 +219,8 @@ def spec_of(record: ReleaseRecord, loaded: LoadedConfig, env_name: str) -> Relea
     return release_spec(config, env_name, record.release, record.revision, images, proxy, dirty=record.dirty)
 
 
-def _record(target: str, previous: str | None, outcome: str, error: str, message: str) -> ReleaseRecord:
+def _record(target: str, previous: str | None, outcome: str, error: str, message: str,
+            extra: dict | None = None) -> ReleaseRecord:
     return ReleaseRecord(release=target, revision=None, images={}, action="rollback", outcome=outcome,
-                         who=who(), when=rfc3339(time.time()), message=message, previous=previous, error=error)
+                         who=who(), when=rfc3339(time.time()), message=message, previous=previous, error=error,
+                         extra=extra or {})

@@ -17,10 +17,11 @@ from typing import Callable, Sequence
 
 from ..adapters.connector import check
 from ..errors import DeployError, RollbackError
-from ..events import Emit, StepFailed, Timer
+from ..events import Emit, Message, StepFailed, Timer
 from ..plan import docker_commands as dc
 from ..plan.names import Names, StateLayout
 from ..plan.switch_plan import SwitchPlan, VerifyCheck
+from ..plan.warm import after_switch, expired, parse_warm, render_warm
 from ..secrets import redactor
 from .health import HealthWait
 from .host_calls import why as _why
@@ -210,18 +211,47 @@ class HostSwitch:
         if containers:
             self.conn.run(dc.remove(containers))
 
-    def retire(self, live: str, drain: float, on_host: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
-        """Drain, then stop every other release's running containers (kept for rollback).
-        Returns the containers per release, for prune."""
+    def retire(self, live: str, drain: float, on_host: dict[str, list[str]] | None = None, *,
+               previous: str | None = None, warm_window: float = 0.0) -> dict[str, list[str]]:
+        """Drain, then stop every other release's running containers (kept for rollback),
+        except `previous`'s while its warm window lasts: those keep running, out of the proxy,
+        and the host records until when (plan/warm.py). Returns the containers per release."""
         on_host = self.release_containers() if on_host is None else on_host
-        old = [name for release, names in on_host.items() if release != live for name in names]
+        now = time.time()
+        warm = after_switch(live, previous if previous in on_host else None, now=now, window=warm_window)
+        self.conn.put_file(self.layout.warm, render_warm(warm), mode=0o600)
+        kept = {w.release for w in warm}
+        old = [name for release, names in on_host.items() if release != live and release not in kept for name in names]
         running = [n for n, s in self.states(old).items() if s.status == "running"]
         if running:
             timer = Timer(self.emit, "drain", host=self.conn.host, detail=f"{drain:g}s, then stop {', '.join(running)}")
             time.sleep(drain)
             self.stop(running)
             timer.done("stopped (kept for rollback)")
+        for w in warm:
+            self.emit(Message(f"{w.release} stays running (out of the proxy) for {warm_window:g}s: "
+                              "a rollback until then is a proxy switch", host=self.conn.host))
         return on_host
+
+    def stop_expired_warm(self, keep: set[str]) -> list[str]:
+        """Stops the warm releases past their window (from the host's warm.json), but never
+        one in `keep` (the live release, a rollback's target). Called under the lock."""
+        warm = parse_warm(self.conn.read_file(self.layout.warm))
+        if not warm:
+            return []
+        stop, remain = expired(warm, now=time.time(), keep=keep)
+        if stop:
+            on_host = self.release_containers()
+            names = [n for r in stop for n in on_host.get(r, [])]
+            running = [n for n, s in self.states(names).items() if s.status == "running"]
+            if running:
+                timer = Timer(self.emit, "warm", host=self.conn.host,
+                              detail=f"{', '.join(stop)}: warm window over, stop {', '.join(running)}")
+                self.stop(running)
+                timer.done("stopped (kept for rollback)")
+        if stop or len(remain) != len(warm):
+            self.conn.put_file(self.layout.warm, render_warm(remain), mode=0o600)
+        return stop
 
 
 def _names_release(body: str, release: str) -> bool:

@@ -87,10 +87,11 @@ def test_deploy_rollback_and_failed_deploy_under_traffic_drop_nothing(site):
     outcomes = [(r.action, r.outcome) for r in state.history().records]
     assert outcomes == [("deploy", "succeeded"), ("deploy", "succeeded"), ("rollback", "succeeded"),
                         ("deploy", "failed"), ("rollback", "succeeded")]
-    # The failed release's containers are gone; v1's are stopped, kept for the next rollback.
+    # The failed release's containers are gone; v1's still run, out of the proxy: the release
+    # v2 replaced stays warm (rollout.warm_window, 600 s by default) for an instant rollback.
     listed = docker("ps", "-a", "--filter", f"label=io.deployctl.app={app}", "--format", "{{.Names}} {{.State}}")
     assert "3333333" not in listed
-    assert f"{app}-local-frontend-{v1} exited" in listed and f"{app}-local-frontend-{v2} running" in listed
+    assert f"{app}-local-frontend-{v1} running" in listed and f"{app}-local-frontend-{v2} running" in listed
 
 
 def test_secrets_are_files_never_env_or_argv_or_history(site):

@@ -211,6 +211,19 @@ def test_verify_needs_no_app_endpoint():
     assert plan.undo == (("docker", "stop", "--time", "10", *_spec(with_verify).containers),)
 
 
+def test_a_rollback_to_running_containers_starts_and_stops_none():
+    spec = _spec(parse_config(CONFIG_TEXT))
+    first, *rest = spec.containers
+    warm = rollback_plan(spec, Names("usersapp", "local"), "/s/proxy", proxy_port=8080, drain=3,
+                         running=set(spec.containers))
+    assert warm.start == () and warm.undo == ()
+    assert [s.step for s in warm.steps()].count("start") == 0
+    assert len(warm.probes) == len(spec.probes())  # still checked healthy before the route
+    half = rollback_plan(spec, Names("usersapp", "local"), "/s/proxy", proxy_port=8080, drain=3, running={first})
+    assert half.start == tuple(((("docker", "start", c),)) for c in rest)
+    assert half.undo == (("docker", "stop", "--time", "10", *rest),)
+
+
 def record(release, outcome=LIVE, action="deploy"):
     return ReleaseRecord(release=release, revision="r", images={"backend": "b"}, action=action, outcome=outcome,
                          who="me", when="2026-11-27T10:15:00Z")

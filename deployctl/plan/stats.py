@@ -1,0 +1,180 @@
+"""DORA figures from a release history (releases.jsonl): pure, so every answer is a unit test.
+
+- deployment frequency: successful deploys per day and per week over the window;
+- lead time: from the commit (its time, given by the caller from git) to the deploy live;
+- change failure rate: deploys that failed after their switch (reverted, uncertain) or that a
+  later rollback left, over the deploys that reached their switch (a deploy that failed before
+  the switch never served: it counts in `failed_before_switch`, not in the rate);
+- time to restore: a rollback's start (recorded since `extra.started`; older records: the
+  moment the release it left went live) to the good release live again; a reverted deploy's
+  own start to its switch back (its record's time).
+"""
+
+from __future__ import annotations
+
+import calendar
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Mapping
+
+from .releases import FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord
+
+DAY = 86400.0
+
+
+def parse_when(when: str | None) -> float | None:
+    """RFC 3339 UTC (`2026-11-27T10:15:00Z`, fractions allowed) -> epoch seconds."""
+    if not when:
+        return None
+    text = when.strip().removesuffix("Z")
+    head, _, frac = text.partition(".")
+    try:
+        seconds = calendar.timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+    return seconds + (float(f"0.{frac}") if frac.isdigit() else 0.0)
+
+
+def timing(started: float, live: float) -> dict[str, str]:
+    """A record's `extra`: when its switch sequence began and when it ended, to the millisecond
+    (`when` has whole seconds), for the time to restore."""
+    return {"started": _iso_ms(started), "live": _iso_ms(live)}
+
+
+def _iso_ms(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch * 1000) % 1000:03d}Z"
+
+
+def parse_since(text: str) -> float:
+    """`30d`, `12h`, `2w`, `90m`, `45s` or plain seconds -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY}
+    text = text.strip().lower()
+    try:
+        if text and text[-1] in units:
+            value = float(text[:-1]) * units[text[-1]]
+        else:
+            value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration (e.g. 30d, 12h, 2w)") from None
+    if value <= 0:
+        raise ValueError(f"{text!r}: the window must be longer than zero")
+    return value
+
+
+@dataclass(frozen=True)
+class Restore:
+    release: str  # the release that came back (the good one)
+    left: str | None  # the release that failed
+    seconds: float
+    how: str  # rollback | reverted
+
+
+@dataclass
+class Stats:
+    since: float  # epoch seconds: the window's start
+    until: float
+    deploys: int  # deploys that reached their switch (succeeded, reverted, uncertain)
+    succeeded: int
+    reverted: int
+    failed_before_switch: int
+    rollbacks: int
+    rolled_back_from: int  # succeeded deploys a later rollback left
+    change_failures: int
+    change_failure_rate: float | None
+    per_day: float
+    per_week: float
+    lead_times: list[float] = field(default_factory=list)  # seconds, one per known revision
+    lead_time_median: float | None = None
+    lead_time_mean: float | None = None
+    unknown_revisions: int = 0  # succeeded deploys whose commit time is unknown
+    restores: list[Restore] = field(default_factory=list)
+    restore_median: float | None = None
+    days: dict[str, dict[str, int]] = field(default_factory=dict)  # YYYY-MM-DD -> outcome -> count
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["since"] = _iso(self.since)
+        data["until"] = _iso(self.until)
+        return data
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def merge(histories: Iterable[Iterable[ReleaseRecord]]) -> list[ReleaseRecord]:
+    """Several hosts' histories as one: the same release's same action and outcome counted once
+    (a release rolled out to three hosts is one deploy), ordered by time."""
+    seen: dict[tuple[str, str, str, str], ReleaseRecord] = {}
+    for records in histories:
+        for r in records:
+            key = (r.release, r.action, r.outcome, r.when if r.action == "rollback" else "")
+            if key not in seen:
+                seen[key] = r
+    return sorted(seen.values(), key=lambda r: parse_when(r.when) or 0.0)
+
+
+def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
+            commit_times: Mapping[str, float] | None = None) -> Stats:
+    commit_times = commit_times or {}
+    since = now - window
+    everything = sorted(records, key=lambda r: parse_when(r.when) or 0.0)
+    live_at: dict[str, float] = {}  # release -> when its deploy went live (from all history)
+    for r in everything:
+        at = parse_when(r.when)
+        if at is not None and r.action == "deploy" and r.outcome == LIVE:
+            live_at.setdefault(r.release, at)
+    inside = [r for r in everything if (parse_when(r.when) or 0.0) >= since and (parse_when(r.when) or 0.0) <= now]
+    deploys = [r for r in inside if r.action == "deploy" and r.outcome not in (SKIPPED,)]
+    switched = [r for r in deploys if r.outcome in (LIVE, REVERTED, UNCERTAIN)]
+    succeeded = [r for r in deploys if r.outcome == LIVE]
+    reverted = [r for r in deploys if r.outcome in (REVERTED, UNCERTAIN)]
+    rollbacks = [r for r in inside if r.action == "rollback" and r.outcome == LIVE]
+    left = {r.previous for r in rollbacks if r.previous}
+    rolled_back_from = [r for r in succeeded if r.release in left]
+    failures = len(reverted) + len(rolled_back_from)
+
+    leads, unknown = [], 0
+    for r in succeeded:
+        committed = commit_times.get(r.revision or "")
+        at = parse_when(r.when)
+        if committed is None or at is None:
+            unknown += 1
+            continue
+        leads.append(round(max(0.0, at - committed), 3))
+
+    restores = []
+    for r in rollbacks:
+        end = parse_when(str(r.extra.get("live", ""))) or parse_when(r.when)
+        start = parse_when(str(r.extra.get("started", ""))) or live_at.get(r.previous or "")
+        if end is not None and start is not None:
+            restores.append(Restore(r.release, r.previous, round(max(0.0, end - start), 3), "rollback"))
+    for r in reverted:
+        end = parse_when(str(r.extra.get("live", ""))) or parse_when(r.when)
+        start = parse_when(str(r.extra.get("started", "")))
+        if end is not None and start is not None:
+            restores.append(Restore(r.previous or "-", r.release, round(max(0.0, end - start), 3), "reverted"))
+
+    days: dict[str, dict[str, int]] = {}
+    for r in inside:
+        at = parse_when(r.when)
+        if at is None or (r.action == "deploy" and r.outcome == SKIPPED):
+            continue
+        key = time.strftime("%Y-%m-%d", time.gmtime(at))
+        label = "rollback" if r.action == "rollback" else r.outcome
+        bucket = days.setdefault(key, {})
+        bucket[label] = bucket.get(label, 0) + 1
+
+    span_days = window / DAY
+    return Stats(
+        since=since, until=now, deploys=len(switched), succeeded=len(succeeded), reverted=len(reverted),
+        failed_before_switch=sum(1 for r in deploys if r.outcome == FAILED), rollbacks=len(rollbacks),
+        rolled_back_from=len(rolled_back_from), change_failures=failures,
+        change_failure_rate=round(failures / len(switched), 4) if switched else None,
+        per_day=round(len(succeeded) / span_days, 4), per_week=round(len(succeeded) / span_days * 7, 4),
+        lead_times=leads, lead_time_median=statistics.median(leads) if leads else None,
+        lead_time_mean=round(statistics.fmean(leads), 3) if leads else None, unknown_revisions=unknown,
+        restores=restores, restore_median=statistics.median([x.seconds for x in restores]) if restores else None,
+        days=dict(sorted(days.items())),
+    )

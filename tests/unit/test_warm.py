@@ -1,0 +1,40 @@
+"""The warm window as data: which release stays running, which ones a command stops, and a
+rollback to running containers that starts none."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from deployctl.config.models import Rollout
+from deployctl.plan.warm import WarmRelease, after_switch, expired, parse_warm, render_warm
+
+
+def test_the_replaced_release_goes_warm_for_the_window() -> None:
+    assert after_switch("v2", "v1", now=100.0, window=600) == [WarmRelease("v1", 100.0, 700.0)]
+
+
+@pytest.mark.parametrize("previous,window", [(None, 600), ("v2", 600), ("v1", 0)])
+def test_nothing_goes_warm_without_a_previous_release_or_a_window(previous, window) -> None:
+    assert after_switch("v2", previous, now=100.0, window=window) == []
+
+
+def test_expired_releases_are_stopped_never_the_kept_ones() -> None:
+    warm = [WarmRelease("v1", 0, 50), WarmRelease("v2", 0, 500), WarmRelease("v3", 0, 10)]
+    stop, remain = expired(warm, now=100, keep={"v3"})
+    assert stop == ["v1"]
+    assert remain == [WarmRelease("v2", 0, 500)]
+
+
+def test_the_record_round_trips_and_a_torn_one_is_empty() -> None:
+    warm = [WarmRelease("v1", 1.5, 601.5)]
+    assert parse_warm(render_warm(warm)) == warm
+    assert parse_warm(b'[{"release": "v1"') == [] and parse_warm(None) == []
+
+
+def test_warm_window_config() -> None:
+    assert Rollout().warm_window == 600
+    assert Rollout(warm_window=0).warm_window == 0
+    for bad in (-1, 86401):
+        with pytest.raises(ValidationError):
+            Rollout(warm_window=bad)
