@@ -51,6 +51,15 @@ def standin_images(docker_client) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def probe_images(standin_images):
+    """The deploy tests' probe images (tests/integration/probe_app), built once a session:
+    ``.good``, ``.broken`` (its health check never passes) and ``.proxy`` (the project's nginx)."""
+    from tests.integration.deploy_fixtures import build_probe_images
+
+    return build_probe_images(standin_images)
+
+
+@pytest.fixture(scope="session")
 def mariadb():
     """The machine's MariaDB as the test user; ``create_database(prefix)`` makes throwaway
     databases, dropped at session end."""

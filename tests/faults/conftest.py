@@ -13,16 +13,12 @@ from pathlib import Path
 import pytest
 
 from deployctl.plan import switch_plan
-from tests.integration.deploy_fixtures import ROOT, build_probe_images
+from tests.integration.deploy_fixtures import ROOT
 
 RESULTS: list[dict] = []
 RESULTS_FILE = Path(os.environ.get("FAULTS_RESULTS", ROOT / "build" / "faults.json"))
 VERIFY_TIMEOUT = 3.0  # the verify's 15 s, shortened: a failing verify is a cell's cost
 
-
-@pytest.fixture(scope="session")
-def probe_images(standin_images):
-    return build_probe_images(standin_images)
 
 
 @pytest.fixture(autouse=True)

@@ -23,17 +23,13 @@ from deployctl.services.host_state import HostState
 from deployctl.services.hosts import layout_for
 from deployctl.services.release_images import ReleaseImages
 from deployctl.services.rollback import rollback
-from tests.integration.deploy_fixtures import (DEPLOYCTL, build_probe_images, docker, free_port, probe_config,
+from tests.integration.deploy_fixtures import (DEPLOYCTL, docker, free_port, probe_config,
                                                remove_app, unique_app, write_probe_artifacts)
 from tests.support.traffic import Traffic
 
 pytestmark = pytest.mark.integration
 SECRETS = {"PROBE_DB_PASSWORD": Secret("probe-password-value")}
 
-
-@pytest.fixture(scope="session")
-def probe_images(standin_images):
-    return build_probe_images(standin_images)
 
 
 @pytest.fixture

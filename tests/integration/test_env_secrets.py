@@ -16,17 +16,13 @@ import pytest
 
 from deployctl.adapters.local import LocalConnector
 from deployctl.cli.main import main
-from tests.integration.deploy_fixtures import (DEPLOYCTL, build_probe_images, docker, free_port, probe_config,
+from tests.integration.deploy_fixtures import (DEPLOYCTL, docker, free_port, probe_config,
                                                remove_app, unique_app, write_probe_artifacts)
 
 pytestmark = pytest.mark.integration
 VALUE = "dsn-Pa55-value-9f3c"
 FILE_SECRET = "probe-password-value"
 
-
-@pytest.fixture(scope="session")
-def probe_images(standin_images):
-    return build_probe_images(standin_images)
 
 
 def test_an_env_secret_reaches_the_container_and_nothing_else(tmp_path, probe_images, capsys, monkeypatch):

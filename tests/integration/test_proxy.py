@@ -17,7 +17,7 @@ from deployctl.plan.release_spec import ProxySpec
 from deployctl.secrets import Secret
 from deployctl.services.deploy import deploy
 from deployctl.services.release_images import ReleaseImages
-from tests.integration.deploy_fixtures import (PROXY_STANDIN, build_probe_images, docker, free_port, probe_config,
+from tests.integration.deploy_fixtures import (PROXY_STANDIN, docker, free_port, probe_config,
                                                remove_app, unique_app)
 from tests.support.net import direct
 from tests.support.traffic import Traffic
@@ -25,10 +25,6 @@ from tests.support.traffic import Traffic
 pytestmark = pytest.mark.integration
 SECRETS = {"PROBE_DB_PASSWORD": Secret("probe-password-value")}
 
-
-@pytest.fixture(scope="session")
-def probe_images(standin_images):
-    return build_probe_images(standin_images)
 
 
 def test_the_rendered_configuration_passes_nginx_t_in_the_image(tmp_path, standin_images):

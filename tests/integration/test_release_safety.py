@@ -20,17 +20,13 @@ from deployctl.services.deploy import deploy
 from deployctl.services.release_images import ReleaseImages
 from deployctl.services.rollback import rollback
 from deployctl.errors import HealthCheckError
-from tests.integration.deploy_fixtures import (DEPLOYCTL, ROOT, build_probe_images, docker, free_port, probe_config,
+from tests.integration.deploy_fixtures import (DEPLOYCTL, ROOT, docker, free_port, probe_config,
                                                remove_app, unique_app)
 from tests.support.traffic import Traffic
 
 pytestmark = pytest.mark.integration
 SECRETS = {"PROBE_DB_PASSWORD": Secret("probe-password-value")}
 
-
-@pytest.fixture(scope="session")
-def probe_images(standin_images):
-    return build_probe_images(standin_images)
 
 
 def images(probe, revision, frontend=None):

@@ -13,7 +13,7 @@ import pytest
 from deployctl.plan.releases import LIVE
 from tests.integration.aws.moto_state import REGION, create_rds_instance, launch
 from tests.integration.deploy_fixtures import docker, free_port, probe_config, remove_app, unique_app, write_probe_artifacts
-from tests.integration.test_deploy_local import probe_images, run_cli  # noqa: F401 - the session fixture
+from tests.integration.test_deploy_local import run_cli
 from tests.integration.test_deploy_ssh import push
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ PASSWORD = "ssm-probe-password-7f3a"
 
 
 def test_deploy_to_discovered_hosts_with_ssm_secret_rds_endpoint_and_ecr_login(
-        aws, boto, ssh_host, registry, probe_images, tmp_path):  # noqa: F811 - probe_images is a fixture
+        aws, boto, ssh_host, registry, probe_images, tmp_path):
     app, port = unique_app(), free_port()
     address = f"{ssh_host.host}:{ssh_host.port}"
     ec2 = boto("ec2")
