@@ -27,6 +27,9 @@ class HostStatus:
     containers: list[dict] = field(default_factory=list)
     lock: str | None = None
     proxy_port: int | None = None
+    # The release whose upstream answers through the proxy right now (its stamp): after an
+    # `uncertain` switch it can differ from `live` (the recorded current), and says which serves.
+    proxy_routes: str | None = None
     reachable: bool = True
     error: str | None = None  # why it could not be reached
 
@@ -72,13 +75,15 @@ def _host_status(conn, names, layout, listen_port: int) -> HostStatus:  # type: 
     nginx = switch.proxy.running_nginx()
     states = switch.states([*wanted, names.proxy, *([nginx] if nginx else [])])
     holder = state.holder()
+    port = switch.proxy.port(listen_port) if names.proxy in states else None
     return HostStatus(
         host=conn.host, live=live, revision=record.revision if record else None,
         deployed_at=switched_at, age_seconds=_age(switched_at),
         containers=[{"name": s.name, "state": s.status, "health": s.health or "-", "release": s.release or "-"}
                     for s in states.values()],
         lock=holder.describe() if holder else ("held (no details)" if state.locked() else None),
-        proxy_port=switch.proxy.port(listen_port) if names.proxy in states else None,
+        proxy_port=port,
+        proxy_routes=switch.proxy.serving(port) if port else None,
     )
 
 

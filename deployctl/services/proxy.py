@@ -19,7 +19,7 @@ from ..errors import DeployError
 from ..events import Emit, Message, Timer
 from ..plan import docker_commands as dc
 from ..plan.names import LABEL_ROLE, Names, StateLayout
-from ..plan.proxy_config import CONFIG_FILE, CONFIG_PATH, PID_FILE, live_release
+from ..plan.proxy_config import CONFIG_FILE, CONFIG_PATH, PID_FILE, RELEASE_HEADER, live_release
 from ..plan.switch_plan import ANCHOR_ROLE, NGINX_ROLE, ProxyStart
 from ..secrets import redactor
 START_TIMEOUT = 15.0  # seconds for a new nginx to bind its port
@@ -65,6 +65,15 @@ class HostProxy:
 
     def live_release(self) -> str | None:
         return live_release(self.live_config())
+
+    def serving(self, port: int, path: str = "/") -> str | None:
+        """The release whose upstream answers through the proxy now (its stamp), asked of the
+        running nginx: after a failed put-back the file on disk and the loaded config differ."""
+        try:
+            response = self.conn.http_get("127.0.0.1", port, path, timeout=2.0)
+        except OSError:
+            return None
+        return response.headers.get(RELEASE_HEADER.lower()) or None
 
     # -- changing ----------------------------------------------------------------------------
 

@@ -85,10 +85,11 @@ def attempt(call: Callable[[], str]) -> Attempt:
 
 def run_cell(site: Site, fault: str, step: str, faulty: Callable[[], Attempt], *, exit: int, outcome: str | None,
              live: str, serving_killed: bool = False, max_failed: int = 0, note: str = "",
-             before: Callable[[], None] | None = None, converge: Callable[[], str] | None = None) -> dict:
+             before: Callable[[], None] | None = None, converge: Callable[[], str] | None = None,
+             after: Callable[[str], None] | None = None) -> dict:
     """`live`: "previous" or "new" (the release the faulty run tried). `outcome`: its history
     record's outcome (None: it must record none). `before`: done under traffic first (a
-    hand-made fault on the host)."""
+    hand-made fault on the host). `after(tried)`: checks made before the next deploy."""
     state = site.state()
     previous = state.current()
     assert previous, "every cell starts with a live release"
@@ -98,12 +99,15 @@ def run_cell(site: Site, fault: str, step: str, faulty: Callable[[], Attempt], *
         if before is not None:
             before()
         result = faulty()
+        returned = time.time()
         time.sleep(0.3)
         new = [r for r in state.history().records if r.release not in known]
         tried = result.release or (new[-1].release if new else None)
         live_now = site.serving()
         current = state.current()
         unlocked = not state.locked()
+        if after is not None:
+            after(tried)
         nxt = (converge or site.deploy)()
         time.sleep(0.3)
     report = traffic.report
@@ -120,6 +124,8 @@ def run_cell(site: Site, fault: str, step: str, faulty: Callable[[], Attempt], *
     detail = f"{row} {report.summary()} error={result.error!r} failures={[s.error for s in report.failures[:3]]}"
     assert report.total > 20, detail
     assert len(report.failures) <= max_failed, detail
+    if serving_killed:  # the deploy brought the proxy back: nothing fails once it returned
+        assert [s for s in report.failures if s.started >= returned] == [], detail
     assert result.exit == exit, detail
     assert row["live"] == live, detail
     assert current == (tried if live == "new" else previous) or (live == "new" and outcome == "uncertain"), detail
