@@ -187,12 +187,30 @@ def inspect_state(containers: Sequence[str]) -> list[str]:
     return ["docker", "container", "inspect", "--format", STATE_FORMAT, *containers]
 
 
+def _app_filters(names: Names) -> list[str]:
+    return ["--filter", f"label=io.deployctl.app={names.app}", "--filter", f"label=io.deployctl.env={names.env}"]
+
+
 def list_containers(names: Names) -> list[str]:
     """Every container of the app and environment, running or stopped: `name|role|release`."""
     return ["docker", "ps", "--all", "--no-trunc", "--format",
-            '{{.Names}}|{{.Label "io.deployctl.role"}}|{{.Label "io.deployctl.release"}}',
-            "--filter", f"label=io.deployctl.app={names.app}",
-            "--filter", f"label=io.deployctl.env={names.env}"]
+            '{{.Names}}|{{.Label "io.deployctl.role"}}|{{.Label "io.deployctl.release"}}', *_app_filters(names)]
+
+
+def list_role(names: Names, role: str) -> list[str]:
+    """The app's containers of one role, running or stopped: `name|state|image`."""
+    return ["docker", "ps", "--all", "--no-trunc", "--format", "{{.Names}}|{{.State}}|{{.Image}}",
+            *_app_filters(names), "--filter", f"label=io.deployctl.role={role}"]
+
+
+def status_and_role(container: str) -> list[str]:
+    """`state|role` of one container (exit 1 when it does not exist)."""
+    return ["docker", "container", "inspect", "--format",
+            '{{.State.Status}}|{{index .Config.Labels "io.deployctl.role"}}', container]
+
+
+def no_restart(container: str) -> list[str]:
+    return ["docker", "update", "--restart", "no", container]
 
 
 def nginx_test_and_reload(container: str, config: str) -> list[str]:

@@ -18,7 +18,7 @@ from ..adapters.connector import check
 from ..errors import DeployError
 from ..events import Emit, Message, Timer
 from ..plan import docker_commands as dc
-from ..plan.names import LABEL_ROLE, Names, StateLayout
+from ..plan.names import Names, StateLayout
 from ..plan.proxy_config import CONFIG_FILE, CONFIG_PATH, PID_FILE, RELEASE_HEADER, live_release
 from ..plan.switch_plan import ANCHOR_ROLE, NGINX_ROLE, ProxyStart
 from ..secrets import redactor
@@ -37,11 +37,7 @@ class HostProxy:
 
     def nginx_containers(self) -> dict[str, tuple[str, str]]:
         """name -> (status, image) of this environment's nginx containers."""
-        result = self.conn.run(["docker", "ps", "--all", "--no-trunc", "--format",
-                                "{{.Names}}|{{.State}}|{{.Image}}",
-                                "--filter", f"label=io.deployctl.app={self.names.app}",
-                                "--filter", f"label=io.deployctl.env={self.names.env}",
-                                "--filter", f"label={LABEL_ROLE}={NGINX_ROLE}"])
+        result = self.conn.run(dc.list_role(self.names, NGINX_ROLE))
         out = {}
         for line in result.stdout.splitlines():
             name, _, rest = line.partition("|")
@@ -109,16 +105,14 @@ class HostProxy:
             self._reload(running)
 
     def _ensure_anchor(self, start: ProxyStart) -> None:
-        state = self.conn.run(["docker", "container", "inspect", "--format",
-                               f'{{{{.State.Status}}}}|{{{{index .Config.Labels "{LABEL_ROLE}"}}}}', self.names.proxy])
+        state = self.conn.run(dc.status_and_role(self.names.proxy))
         status, _, role = state.stdout.strip().partition("|")
         if state.ok and role != ANCHOR_ROLE:
             # A proxy of the earlier layout (nginx itself publishing the port): replaced once.
             self.emit(Message(f"replacing the proxy {self.names.proxy} with deployctl's proxy (one-time: "
                               "the port closes for about a second)", level="warning", host=self.conn.host))
             check(self.conn, dc.remove([self.names.proxy]))
-            state = self.conn.run(["docker", "container", "inspect", self.names.proxy])
-        if not state.ok:
+        if not state.ok or role != ANCHOR_ROLE:
             timer = Timer(self.emit, "proxy", host=self.conn.host, detail="publishing its port")
             check(self.conn, list(start.anchor))
             timer.done()
@@ -140,8 +134,8 @@ class HostProxy:
         check(self.conn, list(start.nginx))
         deadline = time.monotonic() + START_TIMEOUT
         while not self.conn.run(dc.exec_command(name, ["test", "-s", PID_FILE])).ok:
-            status = self.conn.run(["docker", "container", "inspect", "--format", "{{.State.Status}}", name])
-            if status.stdout.strip() not in ("running", "created", "restarting") or time.monotonic() > deadline:
+            status = self.conn.run(dc.status_and_role(name)).stdout.strip().partition("|")[0]
+            if status not in ("running", "created", "restarting") or time.monotonic() > deadline:
                 lines = self.conn.run(dc.logs(name, 10))
                 why = redactor((lines.stdout + lines.stderr).strip()[-500:])
                 self.conn.run(dc.remove([name]))
@@ -154,7 +148,7 @@ class HostProxy:
     def retire_nginx(self, containers: list[str]) -> None:
         for old in containers:
             # Out of the restart policy first: a graceful quit is an exit it would undo.
-            self.conn.run(["docker", "update", "--restart", "no", old])
+            self.conn.run(dc.no_restart(old))
             self.conn.run(dc.nginx_quit(old))
         for old in containers:
             self.conn.run(dc.wait(old), timeout=120)

@@ -129,7 +129,7 @@ class HostRollback:
             raise RollbackError(f"{self.host}: {self.target}'s containers are gone ({', '.join(missing)}); "
                                 "it was pruned", hint="deploy that revision again instead")
         # A warm release's containers still run: starting them again would only cost time.
-        running = {n for n, s in self.switch.states(spec.containers).items() if s.status == "running"}
+        running = set(self.switch.running(spec.containers))
         self.plan = rollback_plan(spec, self.names, self.layout.proxy_dir,
                                   proxy_port=proxy_port(self.loaded, self.env_name),
                                   drain=self.environment.rollout.drain, running=running)

@@ -76,6 +76,10 @@ class HostSwitch:
             out[name] = ContainerState(name, status, health, (ips.split() or [""])[0], release, started, image)
         return out
 
+    def running(self, containers: Sequence[str]) -> list[str]:
+        """Those of `containers` that run now (one inspect)."""
+        return [n for n, s in self.states(containers).items() if s.status == "running"]
+
     def release_containers(self) -> dict[str, list[str]]:
         """release id -> its service containers on this host (running or stopped)."""
         out: dict[str, list[str]] = {}
@@ -222,7 +226,7 @@ class HostSwitch:
         self.conn.put_file(self.layout.warm, render_warm(warm), mode=0o600)
         kept = {w.release for w in warm}
         old = [name for release, names in on_host.items() if release != live and release not in kept for name in names]
-        running = [n for n, s in self.states(old).items() if s.status == "running"]
+        running = self.running(old)
         if running:
             timer = Timer(self.emit, "drain", host=self.conn.host, detail=f"{drain:g}s, then stop {', '.join(running)}")
             time.sleep(drain)
@@ -243,7 +247,7 @@ class HostSwitch:
         if stop:
             on_host = self.release_containers()
             names = [n for r in stop for n in on_host.get(r, [])]
-            running = [n for n, s in self.states(names).items() if s.status == "running"]
+            running = self.running(names)
             if running:
                 timer = Timer(self.emit, "warm", host=self.conn.host,
                               detail=f"{', '.join(stop)}: warm window over, stop {', '.join(running)}")
