@@ -95,11 +95,14 @@ def a_second_revision(project: Path) -> None:
 
 def release_cycle(project: Path, env: dict, port: int, deploy_args: list[str], build: list[list[str]]) -> None:
     """deploy v1; under traffic: deploy v2, roll back to v1; check every answer."""
-    for argv in build:
+    def ok(*argv: str) -> subprocess.CompletedProcess:
         done = cli(*argv, cwd=project, env=env)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr
-    first = cli(*deploy_args, "--json", cwd=project, env=env)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr
+        return done
+
+    for argv in build:
+        ok(*argv)
+    first = ok(*deploy_args, "--json")
     v1 = result(first)["release"]
     assert env["DB_PASSWORD"] not in first.stdout + first.stderr
     wait_until(lambda: "Ada Lovelace" in page(port), timeout=120, what="the example through deployctl's proxy",
@@ -108,16 +111,13 @@ def release_cycle(project: Path, env: dict, port: int, deploy_args: list[str], b
     with Traffic(f"http://127.0.0.1:{port}/", workers=4, max_seconds=300) as traffic:
         time.sleep(1)
         for argv in build:
-            done = cli(*argv, cwd=project, env=env)
-            assert done.returncode == 0, done.stdout[-3000:] + done.stderr
-        second = cli(*deploy_args, "--json", cwd=project, env=env)
-        assert second.returncode == 0, second.stdout[-3000:] + second.stderr
+            ok(*argv)
+        second = ok(*deploy_args, "--json")
         v2 = result(second)["release"]
         time.sleep(1)
         env_name = deploy_args[deploy_args.index("--env") + 1]
         rollback_started = time.time()
-        back = cli("rollback", "--env", env_name, "--json", cwd=project, env=env)
-        assert back.returncode == 0, back.stdout[-3000:] + back.stderr
+        back = ok("rollback", "--env", env_name, "--json")
         time.sleep(1)
     report = traffic.report
     assert report.total > 50, report.summary()
