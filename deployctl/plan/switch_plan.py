@@ -95,7 +95,8 @@ class SwitchPlan:
                                 dc.nginx_test_and_reload(self.proxy.nginx_name, CONFIG_PATH)))
         rows.append(PlannedStep("verify", self.verify.describe()))
         rows.append(PlannedStep("record", "append to releases.jsonl (with this release's spec); write current"))
-        rows.append(PlannedStep("drain", f"wait {self.drain:g}s for requests the previous release holds"))
+        rows.append(PlannedStep("drain", f"before stopping a release that served within the last {self.drain:g}s "
+                                 "(the one replaced, without a warm window): wait for the requests it holds"))
         rows.append(PlannedStep("stop", "the other releases' running containers (kept for rollback), but the "
                                         "previous release's while its warm window lasts",
                                 dc.stop(["<other releases' containers>"])))

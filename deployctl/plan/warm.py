@@ -51,3 +51,24 @@ def expired(warm: list[WarmRelease], *, now: float, keep: set[str]) -> tuple[lis
     stop = [w.release for w in warm if w.expired(now) and w.release not in keep]
     remain = [w for w in warm if not w.expired(now) and w.release not in keep]
     return stop, remain
+
+
+def drain_left(stopping: set[str], *, previous: str | None, warm_before: list[WarmRelease], now: float,
+               drain: float) -> float:
+    """Seconds still to wait before `stopping` may be stopped: nginx's old workers finish the
+    requests they hold for a release for up to `drain` seconds after it left the proxy.
+
+    The release this switch replaced left it just now: the whole drain. A warm release left
+    it at its `since`: only what remains of the drain (usually nothing: it was warm for a
+    whole deploy). A release the host knows nothing about may have served until now: the
+    whole drain. Before this, every deploy slept the drain whenever anything older still
+    ran, which with the warm window was every deploy after the second."""
+    if not stopping:
+        return 0.0
+    left = 0.0
+    warm = {w.release: w for w in warm_before}
+    for release in stopping:
+        if release == previous or release not in warm:
+            return drain
+        left = max(left, warm[release].since + drain - now)
+    return max(0.0, left)

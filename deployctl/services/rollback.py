@@ -123,13 +123,13 @@ class HostRollback:
             raise RollbackError(f"{self.host}: {self.target} was never deployed successfully here",
                                 hint="`deployctl releases --env ...` lists the releases you can roll back to")
         spec = spec_of(record, self.loaded, self.env_name)
-        containers = self.switch.release_containers().get(self.target, [])
-        missing = sorted(set(spec.containers) - set(containers))
+        states = self.switch.release_states().get(self.target, {})
+        missing = sorted(set(spec.containers) - set(states))
         if missing:
             raise RollbackError(f"{self.host}: {self.target}'s containers are gone ({', '.join(missing)}); "
                                 "it was pruned", hint="deploy that revision again instead")
         # A warm release's containers still run: starting them again would only cost time.
-        running = set(self.switch.running(spec.containers))
+        running = {name for name in spec.containers if states[name] == "running"}
         self.plan = rollback_plan(spec, self.names, self.layout.proxy_dir,
                                   proxy_port=proxy_port(self.loaded, self.env_name),
                                   drain=self.environment.rollout.drain, running=running)

@@ -21,7 +21,7 @@ from ..events import Emit, Message, StepFailed, Timer
 from ..plan import docker_commands as dc
 from ..plan.names import Names, StateLayout
 from ..plan.switch_plan import SwitchPlan, VerifyCheck
-from ..plan.warm import after_switch, expired, parse_warm, render_warm
+from ..plan.warm import after_switch, drain_left, expired, parse_warm, render_warm
 from ..secrets import redactor
 from .health import HealthWait
 from .host_calls import why as _why
@@ -82,12 +82,15 @@ class HostSwitch:
 
     def release_containers(self) -> dict[str, list[str]]:
         """release id -> its service containers on this host (running or stopped)."""
-        out: dict[str, list[str]] = {}
+        return {release: list(states) for release, states in self.release_states().items()}
+
+    def release_states(self) -> dict[str, dict[str, str]]:
+        """release id -> {service container: its state (running, exited, ...)}, one `docker ps`."""
+        out: dict[str, dict[str, str]] = {}
         for line in check(self.conn, dc.list_containers(self.names)).splitlines():
-            name, _, rest = line.partition("|")
-            role, _, release = rest.partition("|")
+            name, role, release, state = (line.split("|") + ["", "", ""])[:4]
             if role == "service" and release:
-                out.setdefault(release, []).append(name)
+                out.setdefault(release, {})[name] = state
         return out
 
     def logs(self, container: str, lines: int = LOG_LINES) -> tuple[str, ...]:
@@ -201,7 +204,9 @@ class HostSwitch:
             streak = streak + 1 if ok else 0
             if streak >= check_.streak:
                 return time.monotonic() - started
-            time.sleep(0.05 if ok else 0.2)
+            # A wrong answer right after the reload is nginx's old workers still accepting:
+            # they stop within tens of ms, so asking again soon is what makes the verify short.
+            time.sleep(0.05)
         raise DeployError(f"{self.conn.host}: through the proxy, {check_.path} did not answer from "
                           f"{check_.release} within {check_.timeout:g}s (last: {redactor(last)})")
 
@@ -222,14 +227,19 @@ class HostSwitch:
         and the host records until when (plan/warm.py). Returns the containers per release."""
         on_host = self.release_containers() if on_host is None else on_host
         now = time.time()
+        warm_before = parse_warm(self.conn.read_file(self.layout.warm))
         warm = after_switch(live, previous if previous in on_host else None, now=now, window=warm_window)
         self.conn.put_file(self.layout.warm, render_warm(warm), mode=0o600)
         kept = {w.release for w in warm}
-        old = [name for release, names in on_host.items() if release != live and release not in kept for name in names]
-        running = self.running(old)
+        old = {name: release for release, names in on_host.items() if release != live and release not in kept
+               for name in names}
+        running = self.running(list(old))
         if running:
-            timer = Timer(self.emit, "drain", host=self.conn.host, detail=f"{drain:g}s, then stop {', '.join(running)}")
-            time.sleep(drain)
+            wait = drain_left({old[name] for name in running}, previous=previous, warm_before=warm_before,
+                              now=now, drain=drain)
+            detail = f"{wait:.1f}s, then stop" if wait > 0 else "out of the proxy long enough: stop"
+            timer = Timer(self.emit, "drain", host=self.conn.host, detail=f"{detail} {', '.join(running)}")
+            time.sleep(max(0.0, wait - (time.time() - now)))
             self.stop(running)
             timer.done("stopped (kept for rollback)")
         for w in warm:

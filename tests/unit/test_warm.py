@@ -38,3 +38,23 @@ def test_warm_window_config() -> None:
     for bad in (-1, 86401):
         with pytest.raises(ValidationError):
             Rollout(warm_window=bad)
+
+
+def test_drain_waits_for_the_release_that_just_left_the_proxy() -> None:
+    from deployctl.plan.warm import drain_left
+    assert drain_left({"v2"}, previous="v2", warm_before=[], now=100.0, drain=3.0) == 3.0
+
+
+def test_a_warm_release_that_left_the_proxy_a_deploy_ago_is_stopped_at_once() -> None:
+    from deployctl.plan.warm import drain_left
+    warm = [WarmRelease("v1", 50.0, 650.0)]
+    assert drain_left({"v1"}, previous="v2", warm_before=warm, now=100.0, drain=3.0) == 0.0
+    # ...but not before its own drain is over, when deploys follow each other quickly
+    assert drain_left({"v1"}, previous="v2", warm_before=warm, now=51.0, drain=3.0) == 2.0
+
+
+def test_a_release_the_host_knows_nothing_about_gets_the_whole_drain() -> None:
+    from deployctl.plan.warm import drain_left
+    warm = [WarmRelease("v1", 50.0, 650.0)]
+    assert drain_left({"v1", "v0"}, previous="v2", warm_before=warm, now=100.0, drain=3.0) == 3.0
+    assert drain_left(set(), previous="v2", warm_before=warm, now=100.0, drain=3.0) == 0.0
