@@ -15,8 +15,6 @@ Needs the Docker engine and the stand-in images (scripts/testenv.sh up).
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +33,8 @@ from deployctl.services.rollback import rollback  # noqa: E402
 from tests.integration.deploy_fixtures import (build_probe_images, docker, free_port, probe_config,  # noqa: E402
                                                remove_app, unique_app)
 from tests.support.traffic import Traffic  # noqa: E402
+
+from compose_baseline import compose_site, wait_for  # noqa: E402
 
 STANDINS = {"python": "deployctl-standin/python:3.11-bookworm", "nginx": "deployctl-standin/nginx:bookworm"}
 SECRETS = {"PROBE_DB_PASSWORD": Secret("bench-password-value")}
@@ -78,66 +78,20 @@ def bench_deployctl(probe, workers: int) -> dict:
             remove_app(app)
 
 
-COMPOSE = """
-version: "2.4"
-services:
-  backend:
-    image: ${PROBE_IMAGE}
-    environment: {DEPLOYCTL_RELEASE: "${RELEASE}"}
-  frontend:
-    image: ${PROBE_IMAGE}
-    environment: {DEPLOYCTL_RELEASE: "${RELEASE}", BACKEND_URL: "http://backend:8000"}
-  proxy:
-    image: ${PROXY_IMAGE}
-    ports: ["127.0.0.1:${PORT}:80"]
-    volumes: ["./upstream:/etc/nginx/upstream:ro"]
-"""
-
-
 def bench_compose(probe, workers: int) -> dict:
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "docker-compose.yaml").write_text(COMPOSE)
-        (Path(tmp) / "upstream").mkdir()
-        (Path(tmp) / "upstream" / "frontend.conf").write_text("upstream frontend { server frontend:8000; }\n")
-        env = {**os.environ, "PROBE_IMAGE": probe.good, "PROXY_IMAGE": probe.proxy, "PORT": str(port)}
-        project = ["docker-compose", "-p", unique_app(), "-f", str(Path(tmp) / "docker-compose.yaml")]
-
-        def up(release: str) -> None:
-            subprocess.run([*project, "up", "-d", "--force-recreate", "backend", "frontend", "proxy"],
-                           env={**env, "RELEASE": release}, check=True, capture_output=True)
-
-        try:
-            up("compose-v1")
-            _wait(port)
-            out = {}
-            with Traffic(f"http://127.0.0.1:{port}/version", workers=workers, max_seconds=300) as traffic:
-                time.sleep(1)
-                out["deploy"] = timed(lambda: (up("compose-v2"), _wait(port, "compose-v2")))
-                time.sleep(1)
-                out["rollback"] = timed(lambda: (up("compose-v1"), _wait(port, "compose-v1")))
-                time.sleep(1)
-            out["report"] = traffic.report
-            out["failed_deploy"] = "not attempted (compose has no health gate)"
-            return out
-        finally:
-            subprocess.run([*project, "down", "-t", "1"], env={**env, "RELEASE": "x"}, capture_output=True)
-
-
-def _wait(port: int, release: str | None = None, timeout: float = 60) -> None:
-    import json
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=2).read())
-            if release is None or body.get("frontend", {}).get("release") == release:
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"port {port} never answered with {release}")
+    with compose_site(probe) as (port, up):
+        up("compose-v1")
+        wait_for(port)
+        out = {}
+        with Traffic(f"http://127.0.0.1:{port}/version", workers=workers, max_seconds=300) as traffic:
+            time.sleep(1)
+            out["deploy"] = timed(lambda: (up("compose-v2"), wait_for(port, "compose-v2")))
+            time.sleep(1)
+            out["rollback"] = timed(lambda: (up("compose-v1"), wait_for(port, "compose-v1")))
+            time.sleep(1)
+        out["report"] = traffic.report
+        out["failed_deploy"] = "not attempted (compose has no health gate)"
+        return out
 
 
 def main() -> None:

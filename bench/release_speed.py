@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +44,8 @@ from tests.integration.deploy_fixtures import (build_probe_images, docker, free_
                                                remove_app, unique_app)
 from tests.support.traffic import Traffic, TrafficReport  # noqa: E402
 
-from deploy_zero_downtime import COMPOSE, STANDINS, _wait  # noqa: E402
+from compose_baseline import compose_site, wait_for  # noqa: E402
+from deploy_zero_downtime import STANDINS  # noqa: E402
 
 SECRETS = {"PROBE_DB_PASSWORD": Secret("bench-password-value")}
 
@@ -151,37 +151,23 @@ def bench_deployctl(probe, rounds: int, workers: int, phases: Phases) -> int:
 
 
 def bench_compose(probe, rounds: int, workers: int, phases: Phases) -> int:
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "docker-compose.yaml").write_text(COMPOSE)
-        (Path(tmp) / "upstream").mkdir()
-        (Path(tmp) / "upstream" / "frontend.conf").write_text("upstream frontend { server frontend:8000; }\n")
-        env = {**os.environ, "PROBE_IMAGE": probe.good, "PROXY_IMAGE": probe.proxy, "PORT": str(port)}
-        project = ["docker-compose", "-p", unique_app(), "-f", str(Path(tmp) / "docker-compose.yaml")]
-
-        def up(release: str) -> None:
-            subprocess.run([*project, "up", "-d", "--force-recreate", "backend", "frontend", "proxy"],
-                           env={**env, "RELEASE": release}, check=True, capture_output=True)
-
-        try:
-            up("compose-0")
-            _wait(port)
-            with Traffic(f"http://127.0.0.1:{port}/version", workers=workers, max_requests=10**8, max_seconds=900) as traffic:
-                time.sleep(1)
-                for n in range(rounds):
-                    for phase, release in (("deploy", f"compose-{n + 1}"), ("rollback", f"compose-{n}")):
-                        t0, m0 = time.time(), time.monotonic()
-                        up(release)
-                        phases.add(f"{phase}: up -d returned", time.monotonic() - m0)
-                        _wait(port, release)
-                        phases.add(phase, time.monotonic() - m0)
-                        time.sleep(0.5)
-                        phases.add(f"{phase}: on new", on_target(traffic.report, t0, release, time.time()))
-                        phases.count_failures(phase, traffic.report, t0, time.time())
-            phases.failed["all"] = len(traffic.report.failures)
-            return traffic.report.total
-        finally:
-            subprocess.run([*project, "down", "-t", "1"], env={**env, "RELEASE": "x"}, capture_output=True)
+    with compose_site(probe) as (port, up):
+        up("compose-0")
+        wait_for(port)
+        with Traffic(f"http://127.0.0.1:{port}/version", workers=workers, max_requests=10**8, max_seconds=900) as traffic:
+            time.sleep(1)
+            for n in range(rounds):
+                for phase, release in (("deploy", f"compose-{n + 1}"), ("rollback", f"compose-{n}")):
+                    t0, m0 = time.time(), time.monotonic()
+                    up(release)
+                    phases.add(f"{phase}: up -d returned", time.monotonic() - m0)
+                    wait_for(port, release)
+                    phases.add(phase, time.monotonic() - m0)
+                    time.sleep(0.5)
+                    phases.add(f"{phase}: on new", on_target(traffic.report, t0, release, time.time()))
+                    phases.count_failures(phase, traffic.report, t0, time.time())
+        phases.failed["all"] = len(traffic.report.failures)
+        return traffic.report.total
 
 
 def _fmt(value: float | None) -> str:
