@@ -17,6 +17,8 @@ from .context import AppContext
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan (each step, each docker argv); change nothing.")]
 ForceUnlock = Annotated[bool, typer.Option("--force-unlock", help="Break a stale lock left by a deploy that died.")]
 MessageOpt = Annotated[str, typer.Option("--message", "-m", help="Why: kept in the lock and the release history.")]
+NoGuard = Annotated[bool, typer.Option(
+    "--no-guard", help="Skip the error-rate guard after the switch for this deploy (rollout.guard_window).")]
 
 
 @contextlib.contextmanager
@@ -47,10 +49,10 @@ def deploy(
         "--version", metavar="TAG", help="Deploy this pushed tag (ssh targets: digests asked from the registry).")] = None,
     message: MessageOpt = "",
     force_unlock: ForceUnlock = False,
+    no_guard: NoGuard = False,
     dry_run: DryRun = False,
 ) -> None:
     """Deploy a release: zero-downtime switch behind nginx, the old release kept for rollback."""
-    from ..services.deploy import DeployOptions
     from ..services.deploy import deploy as run_deploy
     from ..services.deploy_inputs import deploy_config, deploy_inputs, release_images
 
@@ -61,13 +63,16 @@ def deploy(
     login = inputs.login
     images = release_images(inputs, env, artifacts_path(app, artifacts), version)
     loaded = deploy_config(inputs, images)  # built accessories run their built image
+    from ..services.deploy import DeployOptions
+
     if dry_run:
-        _print_deploy_plan(app, loaded, env, images, (login.server, login.username) if login else None)
+        _print_deploy_plan(app, loaded, env, images, (login.server, login.username) if login else None,
+                           DeployOptions(no_guard=no_guard))
         return
     with sigterm_interrupts(), _hosts_reported(app, "deploy", f"Deploy to {env} stopped"):
         result = run_deploy(loaded, env, images, inputs.secrets, app.emit, registry_password=inputs.registry_password,
                             registry_username=inputs.registry_username,
-                            options=DeployOptions(message=message, force_unlock=force_unlock))
+                            options=DeployOptions(message=message, force_unlock=force_unlock, no_guard=no_guard))
     data = {"release": result.release, "revision": result.revision,
             "hosts": [vars(h) for h in result.hosts]}
     if app.mode == "json":
@@ -98,7 +103,7 @@ def _hosts_reported(app: AppContext, command: str, title: str) -> Iterator[None]
 
 
 def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignore[no-untyped-def]
-                       login: tuple[str, str] | None) -> None:
+                       login: tuple[str, str] | None, options) -> None:
     """The plan of each host's HostDeploy, the object a real deploy runs (no connection)."""
     from ..plan.accessories import planned_steps
     from ..plan.dry_run import deploy_steps
@@ -110,7 +115,7 @@ def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignor
     release = new_release_id(time.time(), images.revision)
     plans = {}
     for index, conn in enumerate(connectors_for(loaded, env)):
-        job = HostDeploy(loaded, env, conn, lambda e: None, release, images, {}, DeployOptions())
+        job = HostDeploy(loaded, env, conn, lambda e: None, release, images, {}, options)
         steps = deploy_steps(
             job.plan, job.containers, job.names, job.layout, local=environment.target == "local",
             images=[*images.images.values(), job.spec.proxy.image], keep=environment.rollout.keep,

@@ -242,6 +242,21 @@ class Rollout(Strict):
     # Seconds the previous release's containers keep running (out of the proxy) after a switch,
     # so a rollback inside the window is a proxy switch only. 0: stopped after the drain.
     warm_window: Annotated[float, Field(ge=0, le=86400)] = 600.0
+    # Release safety (docs/release-safety.md). The guard: for guard_window seconds after every
+    # switch deployctl reads the proxy's access log and switches back by itself when the new
+    # release's error rate (5xx and upstream failures) crosses guard_max_error_rate, once at
+    # least guard_min_requests were seen. 0: off.
+    guard_window: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    guard_max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.05
+    guard_min_requests: Annotated[int, Field(ge=1, le=1_000_000)] = 20
+    # The canary: this percentage of requests goes to the new release for canary_window
+    # seconds; it is promoted when its error rate and p95 stay within these margins of the
+    # live release's over the same window, else aborted (back to 0%). 0: no canary.
+    canary: Annotated[int, Field(ge=0, le=99)] = 0
+    canary_window: Annotated[float, Field(ge=1, le=86400)] = 60.0
+    canary_max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.02
+    canary_max_p95_ms: Annotated[float, Field(ge=0, le=600_000)] = 500.0
+    canary_min_requests: Annotated[int, Field(ge=1, le=1_000_000)] = 20
 
 
 SECRET_SOURCE_RE = re.compile(r"^(env|ssm:/.*|secretsmanager:.+)$")

@@ -223,3 +223,11 @@ def nginx_test_and_reload(container: str, config: str) -> list[str]:
 
 def port_of(container: str, port: int = PROXY_CONTAINER_PORT) -> list[str]:
     return ["docker", "port", container, f"{port}/tcp"]
+
+
+def logs_since(container: str, since: float | str) -> list[str]:
+    """The proxy's access log since an instant (epoch seconds, to the millisecond; a string
+    is a dry run's placeholder), each line with docker's own timestamp: what the guard and
+    the canary read (services/watch.py)."""
+    return ["docker", "logs", "--timestamps", "--since", since if isinstance(since, str) else f"{since:.3f}",
+            container]

@@ -22,6 +22,7 @@ FAILED = "failed"  # the old release kept serving
 REVERTED = "reverted"  # switched, then switched back (its post-switch check failed, or the rollout stopped)
 SKIPPED = "skipped"  # a rollout across hosts stopped before this host's turn
 UNCERTAIN = "uncertain"  # switching back did not finish: the host needs a look
+ABORTED = "aborted"  # a canary judged bad (or aborted by hand): back to 0% of the traffic
 
 
 def new_release_id(now: float, revision: str | None, taken: Iterable[str] = ()) -> str:
@@ -110,6 +111,10 @@ class History:
         for r in self.records:
             if r.action == "deploy" and r.outcome == LIVE:
                 seen[r.release] = None
+            elif r.action == "deploy" and r.outcome in (REVERTED, ABORTED):
+                # The guard reverts a release after its `succeeded` record (it was verified,
+                # then its errors crossed the limit): no rollback should go back to it.
+                seen.pop(r.release, None)
         return sorted(seen, key=sort_key)
 
     def deployed(self, release: str) -> ReleaseRecord | None:

@@ -2,7 +2,8 @@
 
 - deployment frequency: successful deploys per day and per week over the window;
 - lead time: from the commit (its time, given by the caller from git) to the deploy live;
-- change failure rate: deploys that failed after their switch (reverted, uncertain) or that a
+- change failure rate: deploys that failed after their switch (reverted, by the error-rate
+  guard too; uncertain; a canary aborted: it served its share) or that a
   later rollback left, over the deploys that reached their switch (a deploy that failed before
   the switch never served: it counts in `failed_before_switch`, not in the rate);
 - time to restore: a rollback's start (recorded since `extra.started`; older records: the
@@ -18,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .releases import FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord
+from .releases import ABORTED, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord
 
 DAY = 86400.0
 
@@ -127,9 +128,12 @@ def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
             live_at.setdefault(r.release, at)
     inside = [r for r in everything if (parse_when(r.when) or 0.0) >= since and (parse_when(r.when) or 0.0) <= now]
     deploys = [r for r in inside if r.action == "deploy" and r.outcome not in (SKIPPED,)]
-    switched = [r for r in deploys if r.outcome in (LIVE, REVERTED, UNCERTAIN)]
-    succeeded = [r for r in deploys if r.outcome == LIVE]
-    reverted = [r for r in deploys if r.outcome in (REVERTED, UNCERTAIN)]
+    reverted = [r for r in deploys if r.outcome in (REVERTED, UNCERTAIN, ABORTED)]
+    # A release the guard reverted (or a stopped rollout) has a `succeeded` record first: it
+    # is one deploy, and a failed one, so its `succeeded` record does not count.
+    failed_ids = {r.release for r in reverted}
+    succeeded = [r for r in deploys if r.outcome == LIVE and r.release not in failed_ids]
+    switched = succeeded + reverted
     rollbacks = [r for r in inside if r.action == "rollback" and r.outcome == LIVE]
     left = {r.previous for r in rollbacks if r.previous}
     rolled_back_from = [r for r in succeeded if r.release in left]

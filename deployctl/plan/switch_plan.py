@@ -46,6 +46,28 @@ class VerifyCheck:
 
 
 @dataclass(frozen=True)
+class GuardSpec:
+    """The error-rate guard after the switch (services/watch.py): `window` seconds reading the
+    proxy's access log, a switch back above `max_error_rate` once `min_requests` were seen."""
+
+    window: float
+    max_error_rate: float
+    min_requests: int
+
+    def describe(self) -> str:
+        return (f"{self.window:g}s reading the proxy's access log every second: switch back when the new "
+                f"release's 5xx rate crosses {self.max_error_rate:.1%} (from {self.min_requests} requests), "
+                "while the previous release still runs")
+
+
+def guard_spec(rollout, no_guard: bool = False) -> GuardSpec | None:  # type: ignore[no-untyped-def]
+    """From `[environments.<env>.rollout]`; None when off (guard_window = 0, or --no-guard)."""
+    if no_guard or rollout.guard_window <= 0:
+        return None
+    return GuardSpec(rollout.guard_window, rollout.guard_max_error_rate, rollout.guard_min_requests)
+
+
+@dataclass(frozen=True)
 class ProxyStart:
     """How the proxy comes up where it does not run yet (or not with this image): the
     anchor that publishes the port, and nginx in its namespace. services/proxy.py runs
@@ -80,6 +102,7 @@ class SwitchPlan:
     proxy: ProxyStart
     verify: VerifyCheck
     drain: float
+    guard: GuardSpec | None = None  # deploys only: a rollback is itself the way back
 
     def steps(self) -> list[PlannedStep]:
         rows = [PlannedStep("start", "", argv) for chain in self.start for argv in chain]
@@ -95,6 +118,12 @@ class SwitchPlan:
                                 dc.nginx_test_and_reload(self.proxy.nginx_name, CONFIG_PATH)))
         rows.append(PlannedStep("verify", self.verify.describe()))
         rows.append(PlannedStep("record", "append to releases.jsonl (with this release's spec); write current"))
+        if self.guard is not None:
+            rows.append(PlannedStep("guard", self.guard.describe(),
+                                    tuple(dc.logs_since(self.proxy.nginx_name, "<switch time>"))))
+            rows.append(PlannedStep("guard", "if it crosses: put the previous nginx.conf back, test and reload; "
+                                             "remove this release's containers; record `reverted` with the numbers; "
+                                             "exit 6", dc.nginx_test_and_reload(self.proxy.nginx_name, CONFIG_PATH)))
         rows.append(PlannedStep("drain", f"before stopping a release that served within the last {self.drain:g}s "
                                  "(the one replaced, without a warm window): wait for the requests it holds"))
         rows.append(PlannedStep("stop", "the other releases' running containers (kept for rollback), but the "
@@ -118,7 +147,7 @@ def proxy_config_for(target: ReleaseSpec) -> str:
 
 
 def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Names, proxy_dir: str, *,
-                proxy_port: int, drain: float) -> SwitchPlan:
+                proxy_port: int, drain: float, guard: GuardSpec | None = None) -> SwitchPlan:
     """New containers from images, each on the release's network and the app's."""
     return SwitchPlan(
         target=target, create=True,
@@ -127,6 +156,7 @@ def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Nam
         undo=(tuple(dc.remove(target.containers)),),
         probes=tuple(target.probes()), proxy_config=proxy_config_for(target),
         proxy=proxy_start(target, names, proxy_dir, proxy_port), verify=verify_check(target), drain=drain,
+        guard=guard,
     )
 
 

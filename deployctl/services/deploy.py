@@ -30,7 +30,7 @@ from ..plan.lock import LockRecord
 from ..plan.release_spec import release_spec
 from ..plan.releases import FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord, new_release_id
 from ..plan.stats import timing
-from ..plan.switch_plan import deploy_plan
+from ..plan.switch_plan import deploy_plan, guard_spec
 from ..secrets import Secret
 from . import preflight
 from .accessories import ensure_accessories
@@ -43,12 +43,19 @@ from .host_calls import on_every_host
 from .host_calls import why as _why
 from .rollout import Cancel, Interrupted, Rollout, unexpected  # noqa: F401 - Interrupted: for the CLI
 from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
+from .watch import Guard
 
 
 @dataclass(frozen=True)
 class DeployOptions:
     message: str = ""
     force_unlock: bool = False
+    no_guard: bool = False  # --no-guard: skip the error-rate guard after the switch, this once
+
+
+class GuardReverted(DeployError):
+    """The guard saw the new release's error rate cross the limit after its switch and put
+    the previous release back (exit 6: the previous release serves)."""
 
 
 @dataclass
@@ -160,7 +167,8 @@ class HostDeploy:
                                  proxy_image_for(self.config, images), dirty=images.dirty)
         self.plan = deploy_plan(self.spec, self.containers, self.names, self.layout.proxy_dir,
                                 proxy_port=proxy_port(loaded, env_name),
-                                drain=self.environment.rollout.drain)
+                                drain=self.environment.rollout.drain,
+                                guard=guard_spec(self.environment.rollout, options.no_guard))
         self.previous: str | None = None
         self.started_at: float | None = None  # when the switch sequence began (for `stats`)
         self.phase = "before"  # before | switched back | uncertain | live
@@ -225,6 +233,8 @@ class HostDeploy:
         self.state.set_current(self.release)
         self._record(LIVE, self.previous, "")
         self.phase = "live"
+        # Before retire: the previous release still runs, so a revert is a proxy switch only.
+        self._guard()
         try:
             on_host = self.switch.retire(self.release, self.environment.rollout.drain, previous=self.previous,
                                          warm_window=self.environment.rollout.warm_window)
@@ -232,6 +242,45 @@ class HostDeploy:
                   self.emit, on_host)
         except Exception as exc:  # noqa: BLE001 - live and verified; only the clean-up failed
             self.emit(Message(f"after the switch: {_why(exc)}", level="warning", host=self.host))
+
+    # -- the error-rate guard (docs/release-safety.md) ---------------------------------------
+
+    def _guard(self) -> None:
+        spec = self.plan.guard
+        if spec is None:
+            return
+        if self.previous is None or self.switch.previous_config is None:
+            self.emit(Message("guard skipped: no earlier release here to switch back to", host=self.host))
+            return
+        guard = Guard(self.switch.proxy, self.emit, window=spec.window, max_error_rate=spec.max_error_rate,
+                      min_requests=spec.min_requests, stopped=self.cancel.is_set)
+        verdict = guard.watch(self.release, since=self.started_at or time.time())
+        if verdict.revert:
+            self._guard_revert(verdict.reason, verdict.numbers())
+
+    def _guard_revert(self, reason: str, numbers: dict) -> None:
+        """Back to the previous release (still running: retire has not run) by a proxy switch,
+        then the new release's containers go, and the history says why, with the numbers."""
+        timer = Timer(self.emit, "revert", host=self.host, detail=f"proxy -> {self.previous}")
+        decided = time.time()
+        try:
+            self.switch.proxy.put_back(self.switch.previous_config)
+        except BaseException as exc:
+            timer.failed(_why(exc))
+            self.phase = "uncertain"
+            self._record(UNCERTAIN, self.previous, f"guard: {reason}; switching back failed: {_why(exc)}")
+            raise SwitchBackFailed(f"{self.host}: guard: {reason}; switching back failed: {_why(exc)}",
+                                   hint="the host's state is uncertain: check `deployctl status` and the proxy") from None
+        switched = time.time() - decided
+        self.state.set_current(self.previous or "")
+        self.phase = "switched back"
+        timer.done(f"{self.previous} serves again ({switched:.2f}s)")
+        time.sleep(self.environment.rollout.drain)  # requests the new release still holds
+        self._clean_up()
+        self._record(REVERTED, self.previous, f"guard: {reason}",
+                     extra={"guard": {**numbers, "switch_back_seconds": round(switched, 3)}})
+        raise GuardReverted(f"{self.host}: guard: {reason}; switched back to {self.previous}",
+                            hint="the previous release is serving again")
 
     def failure_outcome(self) -> str:
         return {"switched back": plan.SWITCHED_BACK, "uncertain": plan.UNCERTAIN}.get(self.phase, plan.FAILED)
@@ -315,13 +364,14 @@ class HostDeploy:
         self._clean_up()
         self._record(FAILED, self.previous, _why(exc))
 
-    def _record(self, outcome: str, previous: str | None, error: str) -> None:
+    def _record(self, outcome: str, previous: str | None, error: str, extra: dict | None = None) -> None:
         record = ReleaseRecord(
             release=self.release, revision=self.images.revision,
             images={s.service: s.image for s in self.spec.services} | {PROXY: self.spec.proxy.image},
             action="deploy", outcome=outcome, who=who(), when=rfc3339(time.time()),
             message=self.options.message, previous=previous, error=error,
             dirty=self.spec.dirty, spec=self.spec.to_dict(),
-            extra=timing(self.started_at, time.time()) if outcome in (LIVE, REVERTED) and self.started_at else {},
+            extra=(timing(self.started_at, time.time()) if outcome in (LIVE, REVERTED) and self.started_at else {})
+            | (extra or {}),
         )
         self.state.record(record)

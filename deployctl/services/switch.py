@@ -58,6 +58,7 @@ class HostSwitch:
         # interrupted rollout does not wait out a health timeout first.
         self.checkpoint = checkpoint
         self.proxy = HostProxy(conn, names, layout, emit)
+        self.previous_config: bytes | None = None
 
     # -- looking -----------------------------------------------------------------------------
 
@@ -130,6 +131,7 @@ class HostSwitch:
             self.undo(plan)  # nothing was switched: the live release never stopped serving
             raise
         previous = self.proxy.live_config()
+        self.previous_config = previous  # what a later switch back (the guard, a canary abort) restores
         routed = target.routed
         timer = Timer(self.emit, "switch", host=self.conn.host, detail=f"proxy -> {routed.container}")
         try:

@@ -70,6 +70,8 @@ def write_project(root: Path, app: str, standin: dict, *, db_marker: str = "one"
         target = "local"
         state_dir = "{root / 'state'}"
         accessories = ["db"]
+        [environments.local.rollout]
+        guard_window = 0
         """))
     return config
 

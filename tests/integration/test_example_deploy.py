@@ -135,7 +135,7 @@ def test_init_then_release_and_rollback_locally_under_traffic(example, tmp_path)
     port = free_port()
     toml = project / "deploy.toml"
     toml.write_text(re.sub(r"(?m)^proxy_port = \d+.*$", f'proxy_port = {port}\nstate_dir = "{tmp_path / "state"}"',
-                           toml.read_text()))
+                           toml.read_text()) + '\n[environments.local.rollout]\nguard_window = 0\n')
     git(project, "commit", "-qam", "test port")
     release_cycle(project, env, port, ["deploy", "--env", "local"], [["build"]])
 
@@ -149,7 +149,8 @@ def test_init_then_release_and_rollback_over_ssh_under_traffic(example, ssh_host
     text += (f'\n[environments.staging]\ntarget = "ssh"\nhosts = ["{ssh_host.host}:{ssh_host.port}"]\n'
              f'proxy_port = {port}\nstate_dir = "{tmp_path / "state"}"\naccessories = ["db"]\n'
              f'[environments.staging.ssh]\nuser = "{ssh_host.user}"\nkey_file = "{ssh_host.key_file}"\n'
-             f'known_hosts = "{ssh_host.known_hosts_file}"\n')
+             f'known_hosts = "{ssh_host.known_hosts_file}"\n'
+             '[environments.staging.rollout]\nguard_window = 0\n')
     toml.write_text(text)
     git(project, "commit", "-qam", "staging")
     release_cycle(project, env, port, ["deploy", "--env", "staging"], [["build"], ["push"]])

@@ -151,6 +151,8 @@ def make_project(root: Path, *, registry: str = "127.0.0.1:5000", registry_extra
         context = "proxy"
         [environments.local]
         target = "local"
+        [environments.local.rollout]
+        guard_window = 0  # the error-rate guard is tested in test_release_safety
         """))
     project.write("api/Dockerfile", api_dockerfile)
     project.write("api/app.py", APP)
@@ -319,7 +321,8 @@ def make_single_stage_project(root: Path, *, service_extra: str = "", suite: str
     app = f"it{uuid.uuid4().hex[:10]}"
     project = Project(root, app)
     project.write("deploy.toml", f'app = "{app}"\n{top_extra}\n[services.web]\ncontext = "web"\nrouted = true\n'
-                                 f'{service_extra}\n[environments.local]\ntarget = "local"\n')
+                                 f'{service_extra}\n[environments.local]\ntarget = "local"\n'
+                                 '[environments.local.rollout]\nguard_window = 0\n')
     project.write("web/Dockerfile", dockerfile)
     project.write("web/app.py", APP)
     project.write("web/run_tests.py", UNITTEST_JUNIT_RUNNER)

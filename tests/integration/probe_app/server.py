@@ -1,10 +1,17 @@
 """Probe service: /healthz (503 forever when built with HEALTHY=0), /version (this
 release, plus the backend's when BACKEND_URL is set), /secrets (which secret files it can
-read, by name and length only). `server.py migrate` exits with PROBE_MIGRATE_EXIT."""
+read, by name and length only). `server.py migrate` exits with PROBE_MIGRATE_EXIT.
 
+For the release-safety tests (guard, canary) /version can be told to fail: PROBE_FAIL_SHARE
+(0..1) answers that share of requests with 500 (evenly: every 1/share-th request),
+PROBE_FAIL_AFTER (seconds) answers every request with 500 once the process has run that
+long. /healthz is not affected: the release passes its health check and its switch."""
+
+import itertools
 import json
 import os
 import sys
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,6 +31,20 @@ def secrets():
     return out
 
 
+STARTED = time.monotonic()
+FAIL_SHARE = float(os.environ.get("PROBE_FAIL_SHARE", "0") or 0)
+FAIL_AFTER = float(os.environ.get("PROBE_FAIL_AFTER", "0") or 0)
+COUNT = itertools.count(1)
+
+
+def failing() -> bool:
+    if FAIL_AFTER and time.monotonic() - STARTED >= FAIL_AFTER:
+        return True
+    # Request n fails when floor(n * share) moved on: exactly `share` of them, spread evenly.
+    n = next(COUNT)
+    return FAIL_SHARE > 0 and int(n * FAIL_SHARE) != int((n - 1) * FAIL_SHARE)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -32,6 +53,8 @@ class Handler(BaseHTTPRequestHandler):
             ok = os.environ.get("PROBE_HEALTHY", "1") == "1"
             return self.reply(200 if ok else 503, {"status": "ok" if ok else "broken"})
         if self.path == "/version":
+            if failing():
+                return self.reply(500, {"error": "told to fail (PROBE_FAIL_SHARE / PROBE_FAIL_AFTER)"})
             body = {"frontend" if os.environ.get("BACKEND_URL") else "service": RELEASE}
             if os.environ.get("BACKEND_URL"):
                 try:
