@@ -115,6 +115,13 @@ class History:
                 # The guard reverts a release after its `succeeded` record (it was verified,
                 # then its errors crossed the limit): no rollback should go back to it.
                 seen.pop(r.release, None)
+            elif r.action == "rollback" and r.outcome == LIVE:
+                # Someone rolled away from `previous`: a later plain rollback must not put it
+                # back (stats counts it a failed change too). Rolling to a release by hand
+                # (`--to`) makes it good again.
+                seen.pop(r.previous or "", None)
+                if r.release in seen or self.deployed(r.release) is not None:
+                    seen[r.release] = None
         return sorted(seen, key=sort_key)
 
     def deployed(self, release: str) -> ReleaseRecord | None:

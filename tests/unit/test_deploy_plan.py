@@ -249,6 +249,19 @@ def test_previous_good_is_the_newest_good_release_older_than_the_live_one():
     assert history.previous_good(None) == d
 
 
+def test_a_release_rolled_away_from_is_no_rollback_target_until_rolled_to_by_hand():
+    a, b, c = (f"2026010{i}-000000-x" for i in range(1, 4))
+    away = ReleaseRecord(release=a, revision=None, images={}, action="rollback", outcome=LIVE, who="me",
+                         when="2026-11-27T10:16:00Z", previous=b)
+    # a, b deployed; b rolled back to a; c deployed: a plain rollback from c goes to a, not b.
+    history = History((record(a), record(b), away, record(c)))
+    assert history.good() == [a, c]
+    assert history.previous_good(c) == a
+    back_to_b = ReleaseRecord(release=b, revision=None, images={}, action="rollback", outcome=LIVE, who="me",
+                              when="2026-11-27T10:20:00Z", previous=c)
+    assert History((record(a), record(b), away, record(c), back_to_b)).good() == [a, b]
+
+
 def test_prune_keeps_the_newest_and_never_the_live_or_previous_good():
     ids = [f"2026010{i}-000000-x" for i in range(1, 8)]
     assert prune_selection(ids, keep=3, live=ids[-1], previous_good=ids[-2]) == ids[:4]
