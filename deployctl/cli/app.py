@@ -61,6 +61,7 @@ def build_app() -> "typer.core.TyperGroup":
     from . import push as push_cmd
     from . import release as release_cmd
     from . import stats as stats_cmd
+    from . import swarm as swarm_cmd
     from . import test as test_cmd
 
     app = typer.Typer(
@@ -87,4 +88,5 @@ def build_app() -> "typer.core.TyperGroup":
     app.command("releases")(inspect_cmd.releases)
     app.command("logs")(inspect_cmd.logs)
     app.command("stats")(stats_cmd.stats)
+    app.command("scale")(swarm_cmd.scale)
     return typer.main.get_command(app)

@@ -65,7 +65,11 @@ def deploy(
     loaded = deploy_config(inputs, images)  # built accessories run their built image
     from ..services.deploy import DeployOptions
 
+    swarm = loaded.environment(env).target == "swarm"
     if dry_run:
+        if swarm:
+            _print_swarm_deploy_plan(app, loaded, env, images)
+            return
         _print_deploy_plan(app, loaded, env, images, (login.server, login.username) if login else None,
                            DeployOptions(no_guard=no_guard))
         return
@@ -127,6 +131,21 @@ def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignor
     _print_plan(app, "deploy", release, plans)
 
 
+def _print_swarm_deploy_plan(app: AppContext, loaded, env: str, images) -> None:  # type: ignore[no-untyped-def]
+    """The SwarmPlan a swarm deploy runs (services/swarm_deploy.py), built the same way; no connection."""
+    from ..plan.releases import new_release_id
+    from ..plan.steps import PlannedStep
+    from ..services.swarm_deploy import swarm_deploy_plan
+
+    environment = loaded.environment(env)
+    release = new_release_id(time.time(), images.revision)
+    plan = swarm_deploy_plan(loaded, env, release, images)
+    steps = [PlannedStep("preflight", f"connect to the manager {environment.manager} (host key pinned); it must "
+                                      "be an active Swarm manager"),
+             PlannedStep("lock", "on the manager: mkdir of the lock directory in its state dir")]
+    _print_plan(app, "deploy", release, {f"swarm manager {environment.manager}": steps + plan.steps()})
+
+
 def _print_plan(app: AppContext, command: str, release: str, plans: dict) -> None:  # type: ignore[no-untyped-def]
     import shlex
 
@@ -158,7 +177,11 @@ def rollback(
     app: AppContext = ctx.obj
     loaded = app.loaded
     loaded.environment(env)
+    swarm = loaded.environment(env).target == "swarm"
     if dry_run:
+        if swarm:
+            _print_swarm_rollback_plan(app, loaded, env, to)
+            return
         _print_rollback_plan(app, loaded, env, to)
         return
     with sigterm_interrupts(), _hosts_reported(app, "rollback", f"Rollback of {env} stopped"):
@@ -202,3 +225,19 @@ def _print_rollback_plan(app: AppContext, loaded, env: str, to: str | None) -> N
         for conn in conns:
             conn.close()
     _print_plan(app, "rollback", target, plans)
+
+
+def _print_swarm_rollback_plan(app: AppContext, loaded, env: str, to: str | None) -> None:  # type: ignore[no-untyped-def]
+    """After the same read of the manager's history and the same choice of target."""
+    from ..services.host_state import HostState
+    from ..services.hosts import layout_for, manager_connector
+    from ..services.swarm_deploy import rollback_target, swarm_rollback_plan
+
+    conn = manager_connector(loaded, env)
+    try:
+        conn.connect()
+        _, target, record = rollback_target(HostState(conn, layout_for(loaded, env)), to)
+    finally:
+        conn.close()
+    plan = swarm_rollback_plan(loaded, env, record)
+    _print_plan(app, "rollback", target, {f"swarm manager {loaded.environment(env).manager}": plan.steps()})

@@ -26,6 +26,11 @@ def status(ctx: typer.Context, env: EnvOption = "local") -> None:
     from ..services.inspect import status as get_status
 
     app: AppContext = ctx.obj
+    if app.loaded.environment(env).target == "swarm":
+        from .swarm import show_status
+
+        show_status(app, env)
+        return
     hosts = get_status(app.loaded, env)
     if app.mode == "json":
         finish(app, "status", {"environment": env, "hosts": [vars(h) for h in hosts]})

@@ -152,6 +152,9 @@ class Service(Strict):
     secrets: list[EnvVarName] = []
     migrate: list[str] | None = None
     routed: bool = False
+    # How many tasks of this service a `swarm` environment runs (spread over the nodes by
+    # Swarm); `deployctl scale` changes the live release's count without a new release.
+    replicas: Annotated[int, Field(ge=1, le=1000)] = 2
     coverage_floor: Annotated[float, Field(ge=0, le=100)] = 0.0
 
     @model_validator(mode="after")
@@ -528,8 +531,11 @@ def _secret_source(value: str) -> str:
 
 
 class Environment(Strict):
-    target: Literal["local", "ssh"]
+    target: Literal["local", "ssh", "swarm"]
     hosts: list[Host] = []
+    # swarm: the Swarm manager deployctl drives, reached over SSH with the `ssh` settings
+    # (and the same pinned known_hosts); the nodes are found with `docker node ls` there.
+    manager: Host | None = None
     ssh: SSH = SSH()
     rollout: Rollout = Rollout()
     secrets: Annotated[str, AfterValidator(_secret_source)] = "env"
@@ -548,6 +554,10 @@ class Environment(Strict):
             raise ValueError("give either hosts or discover, not both")
         if self.target == "ssh" and not self.hosts and self.discover is None and self.infra is None:
             raise ValueError("an ssh environment needs at least one entry in hosts, a discover table or an infra table")
+        if self.target == "swarm":
+            self._swarm_checks()
+        elif self.manager is not None:
+            raise ValueError(f'manager is only used with target = "swarm" (target is {self.target!r})')
         if self.target == "local" and (self.hosts or self.discover is not None):
             raise ValueError("a local environment deploys to this machine's engine; remove "
                              + ("hosts" if self.hosts else "discover"))
@@ -560,6 +570,16 @@ class Environment(Strict):
         if len(set(self.accessories)) != len(self.accessories):
             raise ValueError("accessories lists the same accessory twice")
         return self
+
+    def _swarm_checks(self) -> None:
+        if self.manager is None:
+            raise ValueError('a swarm environment needs manager = "HOST" (a Swarm manager reached over SSH)')
+        for key, given in (("hosts", self.hosts), ("discover", self.discover), ("infra", self.infra)):
+            if given:
+                raise ValueError(f"a swarm environment finds its nodes through the manager; remove {key}")
+        if self.accessories:
+            raise ValueError("accessories: a swarm environment cannot run accessories yet; run them outside "
+                             "the Swarm and give their address in env")
 
     @model_validator(mode="after")
     def _infra_checks(self) -> "Environment":
@@ -605,7 +625,20 @@ class Config(Strict):
                     self._check_placeholder(f"{where}.{key}", ref, part)
         if any(e.target == "ssh" for e in self.environments.values()) and self.registry is None:
             raise ValueError("an ssh environment pulls images from a registry: add a [registry] table")
+        if any(e.target == "swarm" for e in self.environments.values()):
+            if self.registry is None:
+                raise ValueError("a swarm environment's nodes pull images from a registry: add a [registry] table")
+            self._check_swarm_health()
         return self
+
+    def _check_swarm_health(self) -> None:
+        """Swarm runs each task's health check inside the task (it restarts unhealthy tasks and
+        keeps a starting task out of the running count), so it must be a check that runs there."""
+        for name, service in self.services.items():
+            if service.healthcheck.kind in ("http", "tcp"):
+                raise ValueError(
+                    f"services.{name}.healthcheck.type: a swarm environment checks health inside each task; "
+                    'set type = "docker" (the image\'s HEALTHCHECK) or type = "command" with a command')
 
     def _check_accessories(self) -> None:
         for name in self.services:

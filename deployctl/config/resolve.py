@@ -54,7 +54,7 @@ def resolve(loaded: LoadedConfig, env_name: str) -> dict[str, Any]:
         "app": config.app,
         "environment": env_name,
         "target": env.target,
-        "hosts": list(env.hosts) if env.target == "ssh" else ["localhost"],
+        "hosts": list(env.hosts) if env.target == "ssh" else [env.manager] if env.target == "swarm" else ["localhost"],
         # Offline on purpose: `deployctl hosts` asks EC2, and deploy resolves the RDS endpoint.
         "discover": env.discover.model_dump() if env.discover else None,
         "database": env.database.model_dump() if env.database else None,

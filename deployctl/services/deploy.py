@@ -81,6 +81,11 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
            now: float | None = None) -> DeployResult:
     """`registry_username` overrides registry.username (ECR: the token's user, "AWS")."""
     config, environment = loaded.config, loaded.environment(env_name)
+    if environment.target == "swarm":  # the same verb, driven through a Swarm manager
+        from .swarm_deploy import deploy as swarm_deploy
+
+        return swarm_deploy(loaded, env_name, images, secrets, emit, options=options,
+                            registry_password=registry_password, registry_username=registry_username, now=now)
     login_user = registry_username or (config.registry.username if config.registry else None)
     emit = serialized(emit)  # hosts report from worker threads
     conns = connectors if connectors is not None else connectors_for(loaded, env_name)

@@ -55,7 +55,7 @@ def deploy_secrets(loaded: LoadedConfig, env_name: str, *, with_registry: bool =
     config, environment = loaded.config, loaded.environment(env_name)
     names = secret_names(loaded, env_name)
     registry = config.registry
-    hosts_pull = with_registry and registry is not None and environment.target == "ssh"
+    hosts_pull = with_registry and registry is not None and environment.target in ("ssh", "swarm")
     wants_password = hosts_pull and registry.provider == "basic" and registry.username
     if wants_password:
         names.append(registry.password_secret)

@@ -49,28 +49,42 @@ def connectors_for(loaded: LoadedConfig, env_name: str) -> list:  # list[Connect
         from ..adapters.local import LocalConnector
 
         return [LocalConnector()]
-    from ..adapters.ssh import SSHConnector
-
-    ssh = environment.ssh
+    if environment.target == "swarm":
+        return [manager_connector(loaded, env_name)]
     entries = list(environment.hosts)
     from .discovery import discover_for, discover_hosts
 
     if discover_for(loaded.config, environment, env_name) is not None:  # running EC2 instances with the tags
         entries = [found.address for found in discover_hosts(loaded.config, environment, env_name)]
-    out = []
-    for entry in entries:
-        host, port = split_host(entry)
-        key_file = ssh.key_file
-        if os.environ.get(SSH_KEY_ENV):  # a path from the environment is relative to the working directory
-            key_file = os.path.abspath(os.path.expanduser(os.environ[SSH_KEY_ENV]))
-        elif key_file and not os.path.isabs(os.path.expanduser(key_file)):
-            key_file = str(loaded.root / key_file)
-        known = os.path.expanduser(ssh.known_hosts)
-        if not os.path.isabs(known):
-            known = str(loaded.root / known)
-        out.append(SSHConnector(host, port=port or ssh.port, user=ssh.user, key_file=key_file,
-                                known_hosts=known, connect_timeout=ssh.connect_timeout))
-    return out
+    return [ssh_connector(loaded, environment, entry) for entry in entries]
+
+
+def ssh_connector(loaded: LoadedConfig, environment: Environment, entry: str):  # type: ignore[no-untyped-def]
+    """The SSH connector for `host[:port]` with the environment's `ssh` settings: the key
+    (DEPLOYCTL_SSH_KEY_FILE first), the pinned known_hosts, the timeout. One place, so ssh
+    hosts, a Swarm manager and its nodes are reached the same way."""
+    from ..adapters.ssh import SSHConnector
+
+    ssh = environment.ssh
+    host, port = split_host(entry)
+    key_file = ssh.key_file
+    if os.environ.get(SSH_KEY_ENV):  # a path from the environment is relative to the working directory
+        key_file = os.path.abspath(os.path.expanduser(os.environ[SSH_KEY_ENV]))
+    elif key_file and not os.path.isabs(os.path.expanduser(key_file)):
+        key_file = str(loaded.root / key_file)
+    known = os.path.expanduser(ssh.known_hosts)
+    if not os.path.isabs(known):
+        known = str(loaded.root / known)
+    return SSHConnector(host, port=port or ssh.port, user=ssh.user, key_file=key_file,
+                        known_hosts=known, connect_timeout=ssh.connect_timeout)
+
+
+def manager_connector(loaded: LoadedConfig, env_name: str):  # type: ignore[no-untyped-def]
+    """A swarm environment's manager: where deployctl runs `docker service ...`, and keeps
+    the lock, the history and `current`."""
+    environment = loaded.environment(env_name)
+    assert environment.manager is not None  # the config refuses a swarm environment without one
+    return ssh_connector(loaded, environment, environment.manager)
 
 
 def who() -> str:

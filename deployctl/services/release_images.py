@@ -33,7 +33,7 @@ def resolve_images(loaded: LoadedConfig, env_name: str, artifacts: Artifacts | N
                    registry_username: str | None = None) -> ReleaseImages:
     config, environment = loaded.config, loaded.environment(env_name)
     wanted = image_names(config)
-    if version is not None and environment.target == "ssh":
+    if version is not None and environment.target in ("ssh", "swarm"):
         from ..adapters.registry_api import manifest_digest
 
         registry = config.registry

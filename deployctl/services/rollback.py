@@ -49,6 +49,10 @@ class RollbackOutcome:
 def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None = None, message: str = "",
              force_unlock: bool = False, connectors: list | None = None) -> list[RollbackOutcome]:
     environment = loaded.environment(env_name)
+    if environment.target == "swarm":  # the same verb, driven through a Swarm manager
+        from .swarm_deploy import rollback as swarm_rollback
+
+        return swarm_rollback(loaded, env_name, emit, to=to, message=message, force_unlock=force_unlock)  # type: ignore[return-value]
     emit = serialized(emit)
     conns = connectors if connectors is not None else connectors_for(loaded, env_name)
     try:

@@ -140,7 +140,7 @@ def test_invalid_hosts(host):
 
 def test_literal_choices_are_listed():
     [line] = problems(MINIMAL.replace('target = "local"', 'target = "k8s"'))
-    assert line == "deploy.toml: environments.local.target: 'k8s' is not allowed: expected 'local' or 'ssh'"
+    assert line == "deploy.toml: environments.local.target: 'k8s' is not allowed: expected 'local', 'ssh' or 'swarm'"
 
 
 def test_missing_required_key():

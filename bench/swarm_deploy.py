@@ -1,0 +1,205 @@
+"""Swarm benchmark (issue 12), side by side in one run on the same three test hosts:
+
+- deployctl on the 3-node Swarm (target = "swarm"): deploy and rollback wall time, and the
+  failed requests under traffic through a load balancer in front of the three nodes;
+- deployctl on the same 3 hosts over SSH (target = "ssh", the fleet): the same;
+- plain Swarm: `docker service update --image` (start-first, one task at a time) and
+  `docker service rollback` of a dnsrr service behind nginx on every node that resolves its
+  tasks by Docker's DNS (nginx's defaults otherwise: the usual recipe without the routing
+  mesh, which these machines lack), under the same traffic: failed requests and how many
+  answers came from the old release after the update returned or mixed with the new one.
+
+Every timed deploy ships an image new to the hosts (the probe plus a label: a new digest
+whose layers are cached). Rounds interleave the three, so load on this shared machine hits
+each alike; medians are reported.
+
+    .venv/bin/python bench/swarm_deploy.py [--rounds 3]
+
+Needs the Docker engine, the stand-in images and docker-registry (scripts/testenv.sh up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.fleet_deploy import new_variant  # noqa: E402
+from tests.integration.deploy_fixtures import build_probe_images  # noqa: E402
+from tests.integration.fleet.site import ENV, FleetImages, new_site  # noqa: E402
+from tests.integration.swarm.site import SwarmImages, SwarmSite  # noqa: E402
+from tests.support.engine import STANDIN_IMAGES  # noqa: E402
+from tests.support.fleet import start_fleet  # noqa: E402
+from tests.support.registry import start_registry  # noqa: E402
+from tests.support.swarm import Swarm, make_swarm, wait_for  # noqa: E402
+from tests.support.traffic import Traffic  # noqa: E402
+
+PLAIN = "bench-plain"
+PLAIN_PROXY = "bench-plain-proxy"
+PLAIN_NET = "bench-plain-net"
+PLAIN_DIR = "/var/lib/bench-plain"
+PLAIN_PORT = 8302
+PLAIN_NGINX = """events {}
+http {
+    resolver 127.0.0.11 valid=1s ipv6=off;
+    server {
+        listen 80;
+        location / {
+            set $upstream tasks.%s;
+            proxy_pass http://$upstream:8000;
+        }
+    }
+}
+""" % PLAIN
+
+
+class Plain:
+    """The baseline: Swarm's own rolling update of a dnsrr service behind nginx on every node."""
+
+    def __init__(self, swarm: Swarm, image: str, proxy_image: str) -> None:
+        self.swarm, self.version = swarm, 0
+        m = swarm.manager
+        for host in swarm.nodes:
+            host.exec("sh", "-c", f"mkdir -p {PLAIN_DIR} && cat > {PLAIN_DIR}/nginx.conf <<'EOF'\n{PLAIN_NGINX}EOF")
+        m.exec("docker", "network", "create", "--driver", "overlay", "--attachable", PLAIN_NET)
+        m.exec("docker", "service", "create", "--detach", "--name", PLAIN, "--replicas", "3", "--endpoint-mode",
+               "dnsrr", "--network", PLAIN_NET, "--env", "DEPLOYCTL_RELEASE=plain-0", "--update-order",
+               "start-first", "--update-parallelism", "1", "--rollback-order", "start-first",
+               "--stop-grace-period", "10s", "--no-resolve-image", image)
+        m.exec("docker", "service", "create", "--detach", "--name", PLAIN_PROXY, "--mode", "global",
+               "--endpoint-mode", "dnsrr", "--network", PLAIN_NET, "--publish",
+               f"mode=host,target=80,published={PLAIN_PORT}", "--mount",
+               f"type=bind,source={PLAIN_DIR},target=/etc/nginx/plain,readonly", "--no-resolve-image",
+               "--entrypoint", "nginx", proxy_image, "-c", "/etc/nginx/plain/nginx.conf", "-g", "daemon off;")
+        wait_for(lambda: sum(swarm.running_tasks(PLAIN).values()) == 3
+                 and sum(swarm.running_tasks(PLAIN_PROXY).values()) == 3, 120, "the plain service and its proxies")
+
+    def update(self, image: str) -> str:
+        self.version += 1
+        release = f"plain-{self.version}"
+        self.swarm.manager.exec("docker", "service", "update", "--detach=false", "--quiet", "--image", image,
+                                "--env-add", f"DEPLOYCTL_RELEASE={release}", "--no-resolve-image", PLAIN)
+        return release
+
+    def rollback(self) -> None:
+        self.swarm.manager.exec("docker", "service", "rollback", "--detach=false", "--quiet", PLAIN)
+
+    def close(self) -> None:
+        m = self.swarm.manager
+        m.exec("docker", "service", "rm", PLAIN, PLAIN_PROXY, check=False)
+        time.sleep(3)
+        m.exec("docker", "network", "rm", PLAIN_NET, check=False)
+
+
+def under_traffic(url: str, action):  # type: ignore[no-untyped-def]
+    """(wall seconds of action, its result, the traffic report, when it returned)."""
+    with Traffic(url, workers=4, max_requests=50_000, max_seconds=300) as traffic:
+        time.sleep(1)
+        started = time.monotonic()
+        result = action()
+        wall = time.monotonic() - started
+        returned = time.time()
+        time.sleep(1)
+    return wall, result, traffic.report, returned
+
+
+def cli_ok(done) -> str:  # type: ignore[no-untyped-def]
+    if done.returncode != 0:
+        raise RuntimeError(done.stdout[-3000:] + done.stderr[-2000:])
+    return done.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    rows: dict[str, dict[str, list[float]]] = {}
+
+    def add(label: str, wall: float, report, old_after: int = 0) -> None:  # type: ignore[no-untyped-def]
+        row = rows.setdefault(label, {"wall": [], "failed": [], "total": [], "old_after": []})
+        row["wall"].append(wall)
+        row["failed"].append(len(report.failures))
+        row["total"].append(report.total)
+        row["old_after"].append(old_after)
+        print(f"  {label}: {wall:.2f}s, {report.summary()}"
+              + (f", {old_after} answers from another release after it returned" if old_after else ""), flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        registry = start_registry(work / "registry")
+        fleet = swarm = plain = None
+        try:
+            probe = build_probe_images(STANDIN_IMAGES)
+            fleet = start_fleet(work / "fleet", 3, host_image=STANDIN_IMAGES["host"],
+                                nginx_image=STANDIN_IMAGES["nginx"], registry_port=registry.port)
+            swarm = make_swarm(fleet)
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                good = pool.submit(fleet.publish, probe.good, "fleet/probe", "good")
+                proxy = pool.submit(fleet.publish, STANDIN_IMAGES["nginx"], "fleet/nginx", "standin")
+            images = FleetImages(good.result(), proxy.result())
+            (work / "fleet-site").mkdir()
+            (work / "swarm-site").mkdir()
+            fleet_site = new_site(fleet, images, work / "fleet-site", 8101, 3)
+            fleet_site.write_config(health_timeout=20, drain=1.0)
+            swarm_site = SwarmSite.new(swarm, SwarmImages(images.probe, images.probe, images.proxy),
+                                       work / "swarm-site", 8301)
+            cli_ok(fleet_site.deploy("0000000a"))  # untimed: the first pull and the proxies
+            cli_ok(swarm_site.deploy("0000000a"))
+            plain = Plain(swarm, images.probe, images.proxy)
+            balancers = {"swarm": swarm.load_balancer(8301), "fleet": fleet.load_balancer(8101),
+                         "plain": swarm.load_balancer(PLAIN_PORT)}
+            for round_ in range(args.rounds):
+                print(f"round {round_ + 1} (load average {os.getloadavg()[0]:.1f})", flush=True)
+                for label, site in (("deployctl, Swarm (3 nodes)", swarm_site), ("deployctl, ssh (3 hosts)", fleet_site)):
+                    key = "swarm" if site is swarm_site else "fleet"
+                    url = f"{balancers[key].url}/version"
+                    image = new_variant(fleet, probe.good)
+                    site.artifacts(f"{round_ + 1:07d}b", image)
+                    wall, done, report, returned = under_traffic(url, lambda: site.cli("deploy", "--env", ENV))
+                    cli_ok(done)
+                    live = site.current() if key == "swarm" else site.current(site.hosts[0])
+                    add(f"{label}: deploy", wall, report, len(report.wrong_release_after(returned, live)))
+                    wall, done, report, returned = under_traffic(url, lambda: site.cli("rollback", "--env", ENV))
+                    cli_ok(done)
+                    live = site.current() if key == "swarm" else site.current(site.hosts[0])
+                    add(f"{label}: rollback", wall, report, len(report.wrong_release_after(returned, live)))
+                url = f"{balancers['plain'].url}/version"
+                image = new_variant(fleet, probe.good)
+                wall, release, report, returned = under_traffic(url, lambda: plain.update(image))
+                add("plain Swarm: service update --image (start-first)", wall, report,
+                    len(report.wrong_release_after(returned, release)))
+                wall, _, report, returned = under_traffic(url, plain.rollback)
+                add("plain Swarm: service rollback", wall, report,
+                    len(report.wrong_release_after(returned, f"plain-{plain.version - 1}")))
+                plain.version -= 1
+            report_table(rows)
+        finally:
+            if plain is not None:
+                plain.close()
+            if swarm is not None:
+                swarm.leave()
+            if fleet is not None:
+                fleet.close()
+            registry.stop()
+
+
+def report_table(rows: dict[str, dict[str, list[float]]]) -> None:
+    print()
+    print(f"{'':<52} {'median s':>9} {'min s':>7} {'max s':>7} {'failed (sum)':>13} {'requests':>9} "
+          f"{'other release after return':>27}")
+    for label, row in rows.items():
+        print(f"{label:<52} {statistics.median(row['wall']):>9.2f} {min(row['wall']):>7.2f} {max(row['wall']):>7.2f} "
+              f"{int(sum(row['failed'])):>13} {int(sum(row['total'])):>9} {int(sum(row['old_after'])):>27}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The switch sequence on a Swarm, as data: start -> health -> route -> verify -> retire,
+the order of plan/switch_plan.py with Swarm's verbs. services/swarm_deploy.py runs exactly
+these argvs; `--dry-run` prints `steps()` of the same plan.
+
+Deploy creates the target release's services beside the live ones; rollback scales the
+kept (scaled to 0) services of an earlier release back to the counts it ran with. Either
+way the proxy moves only once every task runs and passed its health check, and the release
+it replaced is scaled to 0 after the drain: kept, so a rollback needs no registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..plan import docker_commands as dc
+from . import swarm as sw
+from .names import Names
+from .proxy_config import CONFIG_PATH
+from .release_spec import ReleaseSpec
+from .steps import Argv, PlannedStep
+from .swarm_proxy import render_swarm_proxy_config, tasks_address
+from .switch_plan import GuardSpec, VerifyCheck, verify_check
+
+READY_MARGIN = 30.0  # on top of the longest health timeout: pulling the image on each node
+
+
+@dataclass(frozen=True)
+class SwarmPlan:
+    target: ReleaseSpec
+    create: bool  # deploy: services created; rollback: kept ones scaled back up
+    services: tuple[sw.SwarmService, ...]
+    secrets: tuple[tuple[str, str, str], ...]  # (Docker secret name, service, secret) to create
+    start: tuple[Argv, ...]
+    undo: tuple[Argv, ...]  # a failure before the switch: remove (deploy) or scale to 0 (rollback)
+    migrations: tuple[tuple[str, Argv], ...]  # (job name, argv): deploys only
+    proxy_config: str
+    proxy_service: Argv  # created only where missing
+    reload: Argv  # on each node, in its proxy task
+    verify: VerifyCheck
+    drain: float
+    ready_timeout: float
+    guard: GuardSpec | None = None  # not run on a Swarm yet: always None
+
+    @property
+    def wanted(self) -> dict[str, int]:
+        return {s.name: s.replicas for s in self.services}
+
+    def retire(self, others: list[str]) -> Argv:
+        return tuple(sw.scale({name: 0 for name in others}))
+
+    def steps(self) -> list[PlannedStep]:
+        rows = [PlannedStep("secrets", f"docker secret {name} ({service}: {secret}) from stdin, if missing",
+                            tuple(sw.create_secret(name, {})))
+                for name, service, secret in self.secrets]
+        rows += [PlannedStep("start", "", argv) for argv in self.start]
+        counts = ", ".join(f"{s.name}={s.replicas}" for s in self.services)
+        rows.append(PlannedStep("health", f"every task running and past its health check ({counts}; Swarm keeps a "
+                                          f"task `starting` until then), up to {self.ready_timeout:g}s",
+                                tuple(sw.service_tasks([s.name for s in self.services]))))
+        rows += [PlannedStep("migrate", f"once, as a replicated job ({name}); a failure stops here", argv)
+                 for name, argv in self.migrations]
+        routed = self.target.routed
+        rows.append(PlannedStep("route", f"on every ready node: write the proxy's nginx.conf (upstream "
+                                         f"{tasks_address(routed.container)}:{routed.port} by Docker's DNS, "
+                                         f"stamp {self.target.release})"))
+        rows.append(PlannedStep("route", "the proxy as a global service, only if it is missing", self.proxy_service))
+        rows.append(PlannedStep("route", "on every node: test and reload its proxy task", self.reload))
+        rows.append(PlannedStep("verify", "on every node: " + self.verify.describe()))
+        rows.append(PlannedStep("record", "on the manager: append to releases.jsonl (with this release's spec and "
+                                          "replicas); write current"))
+        rows.append(PlannedStep("drain", f"wait {self.drain:g}s for requests the replaced release still holds"))
+        rows.append(PlannedStep("stop", "scale the other releases' services to 0 (kept for rollback)",
+                                self.retire(["<other releases' services>"])))
+        return rows
+
+
+def _proxy_argvs(target: ReleaseSpec, names: Names, proxy_dir: str, proxy_port: int) -> tuple[Argv, Argv]:
+    service = sw.proxy_service(names, target.proxy.image, proxy_dir, proxy_port, target.proxy.listen_port,
+                               names.labels("proxy"))
+    return tuple(service), tuple(dc.nginx_test_and_reload("<the node's proxy task>", CONFIG_PATH))
+
+
+def proxy_config_for(target: ReleaseSpec) -> str:
+    routed = target.routed
+    return render_swarm_proxy_config(target.proxy, target.release, routed.container, routed.port)
+
+
+def ready_timeout(services: list[sw.SwarmService] | tuple[sw.SwarmService, ...]) -> float:
+    return max(s.health.timeout for s in services) + READY_MARGIN
+
+
+def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Names, proxy_dir: str, *,
+                proxy_port: int, drain: float, migrations: dict[str, list[str]]) -> SwarmPlan:
+    """`migrations`: service -> command, run once as a job of that service's new image."""
+    by_service = {s.service: s for s in services}
+    jobs = tuple((f"{names.migration(target.release)}-{service}",
+                  tuple(sw.migration_job(by_service[service], names.network,
+                                         f"{names.migration(target.release)}-{service}", command,
+                                         names.labels("migrate", target.release, service))))
+                 for service, command in migrations.items())
+    proxy_service, reload = _proxy_argvs(target, names, proxy_dir, proxy_port)
+    return SwarmPlan(
+        target=target, create=True, services=tuple(services),
+        secrets=tuple((name, s.service, secret) for s in services for name, secret in s.secrets),
+        start=tuple(tuple(sw.create_service(s, names.network)) for s in services),
+        undo=(tuple(sw.remove_services([s.name for s in services])),),
+        migrations=jobs, proxy_config=proxy_config_for(target), proxy_service=proxy_service, reload=reload,
+        verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services),
+    )
+
+
+def rollback_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Names, proxy_dir: str, *,
+                  proxy_port: int, drain: float) -> SwarmPlan:
+    """The target's kept services back to the counts it ran with; a failure scales them to
+    0 again. Nothing is pulled or created."""
+    proxy_service, reload = _proxy_argvs(target, names, proxy_dir, proxy_port)
+    return SwarmPlan(
+        target=target, create=False, services=tuple(services), secrets=(),
+        start=(tuple(sw.scale({s.name: s.replicas for s in services})),),
+        undo=(tuple(sw.scale({s.name: 0 for s in services})),),
+        migrations=(), proxy_config=proxy_config_for(target), proxy_service=proxy_service, reload=reload,
+        verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services),
+    )

@@ -1,0 +1,216 @@
+"""A Swarm as deployctl drives it: the manager (services, secrets, tasks, nodes) and each
+node's proxy (its nginx.conf in the node's state dir, its task reloaded in place).
+
+Only argvs from plan/swarm.py and plan/swarm_plan.py run here; every node is reached with
+the same connector settings as the manager (services/hosts.py: ssh_connector), its address
+taken from `docker node ls` on the manager.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+from ..adapters.connector import check
+from ..errors import ConnectError, DeployError, HealthCheckError
+from ..events import Emit, Message, Timer
+from ..plan import docker_commands as dc
+from ..plan import swarm as sw
+from ..plan.names import Names, StateLayout
+from ..plan.proxy_config import CONFIG_PATH, live_release
+from ..plan.swarm_plan import SwarmPlan
+from ..secrets import Secret, redactor
+from .switch import HostSwitch
+
+POLL = 0.5
+
+
+class SwarmSite:
+    def __init__(self, manager, node_connector: Callable[[str], object], names: Names, layout: StateLayout,
+                 emit: Emit) -> None:
+        self.manager, self.node_connector = manager, node_connector
+        self.names, self.layout, self.emit = names, layout, emit
+        self._nodes: dict[str, object] = {}  # address -> open connector
+
+    # -- the manager -----------------------------------------------------------------------
+
+    def check_manager(self) -> None:
+        out = self.manager.run(sw.swarm_state(), timeout=30)
+        state = out.stdout.strip().split("\t")
+        if not out.ok or state[0] != "active" or state[-1] != "true":
+            raise ConnectError(f"{self.manager.host}: not a Swarm manager (docker info says "
+                               f"{out.stdout.strip() or out.stderr.strip()!r})",
+                               hint="give a manager node of the Swarm as manager in deploy.toml")
+
+    def nodes(self) -> list[sw.Node]:
+        ids = check(self.manager, sw.list_nodes()).split()
+        return sw.parse_nodes(check(self.manager, sw.inspect_nodes(ids))) if ids else []
+
+    def ensure_network(self) -> bool:
+        if self.manager.run(sw.inspect_network(self.names.network)).ok:
+            return False
+        check(self.manager, sw.create_network(self.names.network, self.names.labels("network")))
+        return True
+
+    def services(self) -> dict[str, tuple[str, str, int]]:
+        """Swarm service name -> (release, service, wanted replicas) for this environment's
+        release services (the proxy and jobs are not release services)."""
+        names = [line.split("\t")[0] for line in check(self.manager, sw.list_services(self.names)).splitlines()
+                 if line.strip()]
+        out = {}
+        if not names:
+            return out
+        for line in check(self.manager, sw.inspect_services(names)).splitlines():
+            parts = line.split("\t")
+            if len(parts) == 4 and parts[1] and parts[2] and parts[3].isdigit():
+                out[parts[0]] = (parts[1], parts[2], int(parts[3]))
+        return out
+
+    def tasks(self, services: Sequence[str]) -> list[sw.Task]:
+        result = self.manager.run(sw.service_tasks(list(services)), timeout=30)
+        return sw.parse_tasks(result.stdout) if result.ok else []
+
+    def create_secrets(self, plan: SwarmPlan, values: dict[str, Secret]) -> int:
+        existing = set(check(self.manager, sw.list_secrets(self.names, plan.target.release)).split())
+        count = 0
+        for name, service, secret in plan.secrets:
+            if name in existing:
+                continue
+            check(self.manager, sw.create_secret(name, self.names.labels("secret", plan.target.release, service)),
+                  stdin=values[secret].reveal().encode())
+            count += 1
+        return count
+
+    def remove_release(self, release: str, services: Sequence[str]) -> None:
+        """A release's services and secrets (a failed deploy's, or one pruned)."""
+        if services:
+            self.manager.run(sw.remove_services(list(services)))
+        secrets = self.manager.run(sw.list_secrets(self.names, release)).stdout.split()
+        if secrets:
+            # A secret stays in use until the tasks are gone; ask again for a few seconds.
+            deadline = time.monotonic() + 20
+            while not self.manager.run(sw.remove_secrets(secrets)).ok and time.monotonic() < deadline:
+                time.sleep(POLL)
+
+    def run(self, argv: Sequence[str]) -> None:
+        check(self.manager, argv, timeout=120)
+
+    def wait_ready(self, wanted: dict[str, int], timeout: float, what: str = "health") -> float:
+        """Until every service has its count of running tasks (past their health check)."""
+        timer = Timer(self.emit, what, host=self.manager.host,
+                      detail=", ".join(f"{n}={c}" for n, c in sorted(wanted.items())))
+        started = time.monotonic()
+        missing: dict[str, tuple[int, int]] = {}
+        tasks: list[sw.Task] = []
+        while time.monotonic() - started < timeout:
+            tasks = self.tasks(list(wanted))
+            missing = sw.ready(tasks, wanted)
+            if not missing:
+                seconds = time.monotonic() - started
+                timer.done(f"{sum(wanted.values())} tasks running and healthy ({seconds:.1f}s)")
+                return seconds
+            time.sleep(POLL)
+        errors = sorted({f"{t.name} on {t.node or '?'}: {t.state}" + (f" ({t.error})" if t.error else "")
+                         for t in tasks if t.service in missing and not t.running})[:6]
+        short = "; ".join(f"{n}: {r}/{c} running" for n, (r, c) in sorted(missing.items()))
+        timer.failed(short, tuple(errors))
+        raise HealthCheckError(f"{self.manager.host}: not every task became healthy within {timeout:g}s: {short}",
+                               hint="nothing was switched; the previous release is still serving")
+
+    def run_job(self, name: str, argv: Sequence[str], timeout: float = 600) -> None:
+        """A migration as a replicated job: created, waited for, its output kept, removed."""
+        timer = Timer(self.emit, "migrate", host=self.manager.host, detail=name)
+        self.manager.run(sw.remove_services([name]))  # a leftover of a killed run
+        check(self.manager, argv)
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < timeout:
+                tasks = self.tasks([name])
+                if any(t.complete for t in tasks):
+                    timer.done()
+                    return
+                if any(t.failed for t in tasks):
+                    logs = self.manager.run(sw.service_logs(name, 20))
+                    output = tuple(redactor(logs.stdout + logs.stderr).strip().splitlines()[-20:])
+                    error = next(t.error or t.state for t in tasks if t.failed)
+                    timer.failed(error, output)
+                    raise DeployError(f"{self.manager.host}: migration job {name} failed: {error}",
+                                      hint="nothing was switched; the previous release is still serving")
+                time.sleep(POLL)
+            timer.failed(f"not finished within {timeout:g}s")
+            raise DeployError(f"{self.manager.host}: migration job {name} did not finish within {timeout:g}s")
+        finally:
+            self.manager.run(sw.remove_services([name]))
+
+    # -- the nodes' proxies ----------------------------------------------------------------
+
+    def node(self, address: str):  # type: ignore[no-untyped-def]
+        conn = self._nodes.get(address)
+        if conn is None:
+            conn = self.node_connector(address)
+            conn.connect()
+            self._nodes[address] = conn
+        return conn
+
+    def ready_nodes(self) -> list[sw.Node]:
+        return [n for n in self.nodes() if n.state == "ready"]
+
+    def live_config(self) -> bytes | None:
+        """The proxy configuration the nodes serve now (every node gets the same file; the
+        manager's copy is the one read back)."""
+        for node in self.ready_nodes():
+            return self.node(node.address).read_file(f"{self.layout.proxy_dir}/nginx.conf")
+        return None
+
+    def live_release(self) -> str | None:
+        return live_release(self.live_config())
+
+    def route(self, plan: SwarmPlan, config: str | bytes) -> int:
+        """Write the configuration on every ready node, create the proxy service where it is
+        missing (its tasks then start with this file), and test-and-reload each node's proxy
+        task. Returns the number of nodes switched."""
+        data = config.encode() if isinstance(config, str) else config
+        nodes = self.ready_nodes()
+        for node in nodes:
+            conn = self.node(node.address)
+            conn.mkdir(self.layout.proxy_dir, mode=0o755)
+            conn.put_file(f"{self.layout.proxy_dir}/nginx.conf", data, 0o644)
+        if not self.manager.run(["docker", "service", "inspect", "--format", "{{.ID}}", self.names.proxy]).ok:
+            check(self.manager, plan.proxy_service)
+        self._wait_proxies(nodes)
+        for node in nodes:
+            conn = self.node(node.address)
+            container = check(conn, sw.proxy_container(self.names)).split()
+            if not container:
+                raise DeployError(f"{node.address}: no running proxy task to reload")
+            check(conn, dc.nginx_test_and_reload(container[0], CONFIG_PATH))
+        return len(nodes)
+
+    def _wait_proxies(self, nodes: list[sw.Node], timeout: float = 60) -> None:
+        """One running proxy task on every node that takes tasks (a global service's)."""
+        active = {n.hostname for n in nodes if n.availability == "active"}
+        deadline = time.monotonic() + timeout
+        while True:
+            tasks = [t for t in self.tasks([self.names.proxy]) if t.desired == "Running" and t.running]
+            if active <= {t.node for t in tasks}:
+                return
+            if time.monotonic() > deadline:
+                raise DeployError(f"the proxy service runs on {sorted(t.node for t in tasks)}, not on every node "
+                                  f"({sorted(active)}) after {timeout:g}s")
+            time.sleep(POLL)
+
+    def verify(self, plan: SwarmPlan, port: int) -> float:
+        """Through every ready node's proxy (as the node itself reaches its published port)."""
+        slowest = 0.0
+        for node in self.ready_nodes():
+            switch = HostSwitch(self.node(node.address), self.names, self.layout, self.emit)
+            slowest = max(slowest, switch.verify(port, plan.verify))
+        return slowest
+
+    def close(self) -> None:
+        for conn in self._nodes.values():
+            conn.close()
+        self._nodes.clear()
+
+    def warn(self, text: str) -> None:
+        self.emit(Message(text, level="warning", host=self.manager.host))

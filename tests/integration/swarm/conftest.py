@@ -1,0 +1,44 @@
+"""A three-node Swarm made of the test fleet's hosts (tests/support/swarm.py), made once per
+session after the fleet and left (swarm leave) at the end; per test an app of its own and a
+load balancer in front of every node's proxy port."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.fleet.conftest import fleet, fleet_images  # noqa: F401 - the same session fleet
+from tests.integration.swarm.site import SwarmImages, SwarmSite
+from tests.support.swarm import Swarm, make_swarm
+
+_ports = iter(range(8301, 8400))  # each test's proxy port on the nodes
+
+
+@pytest.fixture(scope="session")
+def swarm(fleet) -> Swarm:  # noqa: F811
+    try:
+        made = make_swarm(fleet)
+    except (RuntimeError, TimeoutError) as error:
+        pytest.fail(f"the test swarm did not form: {error}", pytrace=False)
+    yield made
+    made.leave()
+
+
+@pytest.fixture(scope="session")
+def swarm_images(fleet, fleet_images, probe_images) -> SwarmImages:  # noqa: F811
+    """The fleet's probe and proxy images, and the probe built broken (health never passes)."""
+    broken = fleet.publish(probe_images.broken, "swarm/probe", "broken")
+    return SwarmImages(probe=fleet_images.probe, broken=broken, proxy=fleet_images.proxy)
+
+
+@pytest.fixture
+def swarm_site(swarm, swarm_images, tmp_path) -> SwarmSite:
+    site = SwarmSite.new(swarm, swarm_images, tmp_path, next(_ports))
+    yield site
+    swarm.remove_app(site.app)
+
+
+@pytest.fixture
+def swarm_balancer(swarm, swarm_site):
+    balancer = swarm.load_balancer(swarm_site.proxy_port)
+    yield balancer
+    balancer.close()

@@ -1,0 +1,117 @@
+"""One app deployed to the test Swarm: its deploy.toml (target swarm, the first fleet host
+as manager, the fleet's SSH key and pinned known_hosts), its artifacts (the probe images by
+digest), the CLI run as a subprocess, and what the manager says."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from deployctl.plan.releases import History
+from tests.integration.deploy_fixtures import DEPLOYCTL, PROBE, unique_app, write_probe_artifacts
+from tests.support.swarm import Swarm
+
+ENV = "production"
+SECRET_ENV = {"PROBE_DB_PASSWORD": "swarm-secret-value"}
+
+
+@dataclass(frozen=True)
+class SwarmImages:
+    probe: str  # GATEWAY:PORT/fleet/probe@sha256:...
+    broken: str  # the probe whose health check never passes
+    proxy: str  # the stand-in nginx by digest
+
+
+@dataclass
+class SwarmSite:
+    swarm: Swarm
+    images: SwarmImages
+    workdir: Path
+    app: str
+    proxy_port: int
+
+    @classmethod
+    def new(cls, swarm: Swarm, images: SwarmImages, workdir: Path, port: int) -> "SwarmSite":
+        site = cls(swarm, images, workdir, unique_app(), port)
+        site.write_config()
+        return site
+
+    @property
+    def config(self) -> Path:
+        return self.workdir / "deploy.toml"
+
+    def write_config(self, frontend_replicas: int = 3, backend_replicas: int = 2, health_timeout: float = 20) -> None:
+        fleet = self.swarm.fleet
+        self.config.write_text(f"""
+app = "{self.app}"
+[registry]
+server = "{fleet.registry}"
+[services.backend]
+context = "{PROBE}"
+migrate = ["python", "/probe/server.py", "migrate"]
+secrets = ["PROBE_DB_PASSWORD"]
+replicas = {backend_replicas}
+[services.backend.healthcheck]
+type = "docker"
+timeout = {health_timeout}
+[services.frontend]
+context = "{PROBE}"
+routed = true
+verify_path = "/version"
+replicas = {frontend_replicas}
+[services.frontend.healthcheck]
+type = "docker"
+timeout = {health_timeout}
+[services.frontend.env]
+BACKEND_URL = "{{{{ backend.url }}}}"
+[proxy]
+image = "{self.images.proxy}"
+[environments.{ENV}]
+target = "swarm"
+manager = "{self.swarm.manager.address}"
+proxy_port = {self.proxy_port}
+state_dir = "/var/lib/deployctl"
+[environments.{ENV}.ssh]
+user = "root"
+key_file = "{fleet.key_file}"
+known_hosts = "{fleet.known_hosts_file}"
+connect_timeout = 3
+[environments.{ENV}.rollout]
+drain = 1.0
+keep = 3
+guard_window = 0
+""")
+
+    def artifacts(self, revision: str, frontend: str | None = None) -> None:
+        refs = {"backend": self.images.probe, "frontend": frontend or self.images.probe}
+        write_probe_artifacts(self.config, self.app, revision, "unused", "unused", "unused",
+                              digests={n: r.split("@")[1] for n, r in refs.items()},
+                              repositories={n: r.split("@")[0] for n, r in refs.items()})
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([DEPLOYCTL, "--config", str(self.config), *args], capture_output=True, text=True,
+                              env={**os.environ, **SECRET_ENV, "TERM": "dumb"}, timeout=timeout)
+
+    def deploy(self, revision: str, *extra: str, frontend: str | None = None) -> subprocess.CompletedProcess:
+        self.artifacts(revision, frontend)
+        return self.cli("deploy", "--env", ENV, *extra)
+
+    def state_file(self, name: str) -> str:
+        return self.swarm.manager.exec("sh", "-c", f"cat /var/lib/deployctl/{self.app}/{ENV}/{name} 2>/dev/null",
+                                       check=False)
+
+    def current(self) -> str:
+        return self.state_file("current").strip()
+
+    def history(self) -> History:
+        return History.parse(self.state_file("releases.jsonl"))
+
+    def service(self, name: str, release: str) -> str:
+        return f"{self.app}-{ENV}-{name}-{release}"
+
+
+def json_lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]

@@ -1,0 +1,119 @@
+"""A three-node Docker Swarm made of the test fleet's hosts (tests/support/fleet.py), as
+/work/shared/testenv.md verified ("A multi-node Docker Swarm"): `swarm init` on the first
+host, `swarm join` on the others, over the fleet network's fixed addresses. The nodes pull
+from the session registry the way fleet hosts do (their dockerd trusts it).
+
+The dispatcher heartbeat is 1 s (Swarm's default is 5 s) so that a stopped node is marked
+down, and its tasks rescheduled, within seconds: what a test can wait for.
+
+The load balancer stands in for an ALB with target health checks: nginx in front of every
+node's proxy port that takes a node out after one failed connection (for 5 s) and sends
+that request to another node; a request a node accepted and then lost is not retried
+(`proxy_next_upstream error timeout` with `non_idempotent` left out still retries GETs,
+which is what an ALB's own retry of a refused connection amounts to for our traffic).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from tests.support.fleet import LABEL, PID_LABEL, Fleet, FleetHost, LoadBalancer, docker
+from tests.support.net import free_port, http_status, wait_until
+
+HEARTBEAT = "1s"
+
+
+@dataclass
+class Swarm:
+    fleet: Fleet
+    manager: FleetHost
+    workers: list[FleetHost]
+
+    @property
+    def nodes(self) -> list[FleetHost]:
+        return [self.manager, *self.workers]
+
+    def ready_nodes(self) -> int:
+        out = self.manager.exec("docker", "node", "ls", "--format", "{{.Status}}", check=False)
+        return sum(1 for line in out.splitlines() if line.strip() == "Ready")
+
+    def running_tasks(self, service: str) -> dict[str, int]:
+        """node -> running tasks of the service (desired and actual state running)."""
+        out = self.manager.exec("docker", "service", "ps", "--filter", "desired-state=running", "--format",
+                                "{{.Node}}\t{{.CurrentState}}", service, check=False)
+        counts: dict[str, int] = {}
+        for line in out.splitlines():
+            node, _, state = line.partition("\t")
+            if state.startswith("Running"):
+                counts[node] = counts.get(node, 0) + 1
+        return counts
+
+    def services(self, app: str) -> dict[str, str]:
+        """name -> replicas column (`running/wanted`) of the app's services."""
+        out = self.manager.exec("docker", "service", "ls", "--filter", f"label=io.deployctl.app={app}",
+                                "--format", "{{.Name}}\t{{.Replicas}}", check=False)
+        return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+
+    def remove_app(self, app: str) -> None:
+        script = (f"docker service ls -q --filter label=io.deployctl.app={app} | xargs -r docker service rm; "
+                  f"docker secret ls -q --filter label=io.deployctl.app={app} | xargs -r docker secret rm; "
+                  "sleep 2; "
+                  f"docker network ls -q --filter name={app}- | xargs -r docker network rm")
+        self.manager.exec("sh", "-c", script, check=False)
+        self.fleet.remove_app(app)
+
+    def load_balancer(self, port: int) -> LoadBalancer:
+        name = f"{self.fleet.network}-swarm-lb-{port}"
+        conf = self.fleet.workdir / f"swarm-lb-{port}.conf"
+        servers = "".join(f"    server {h.address}:{port} max_fails=1 fail_timeout=5s;\n" for h in self.nodes)
+        conf.write_text(
+            "upstream swarm {\n" + servers + "}\n"
+            "server {\n"
+            "    listen 80;\n"
+            "    location = /lb-health { return 200 'ok'; }\n"
+            "    location / {\n"
+            "        proxy_pass http://swarm;\n"
+            "        proxy_next_upstream error timeout;\n"
+            "        proxy_next_upstream_tries 2;\n"
+            "        proxy_connect_timeout 1s;\n"
+            "        proxy_read_timeout 10s;\n"
+            "    }\n"
+            "}\n")
+        local = free_port()
+        docker("run", "--detach", "--name", name, "--network", self.fleet.network, "--label",
+               f"{LABEL}={self.fleet.id}", "--label", f"{PID_LABEL}={__import__('os').getpid()}",
+               "--publish", f"127.0.0.1:{local}:80", "-v", f"{conf}:/etc/nginx/conf.d/default.conf:ro",
+               self.fleet.nginx_image)
+        balancer = LoadBalancer(name, local)
+        wait_until(lambda: http_status(f"{balancer.url}/lb-health") == 200, 30, f"load balancer {name}")
+        return balancer
+
+    def leave(self) -> None:
+        for host in reversed(self.nodes):
+            host.exec("docker", "swarm", "leave", "--force", check=False)
+
+
+def make_swarm(fleet: Fleet) -> Swarm:
+    """The fleet's first host as manager, the others as workers; every node Ready."""
+    manager, *workers = fleet.hosts
+    for host in fleet.hosts:  # a swarm a crashed session left behind
+        host.exec("docker", "swarm", "leave", "--force", check=False)
+    manager.exec("docker", "swarm", "init", "--advertise-addr", manager.address,
+                 "--dispatcher-heartbeat", HEARTBEAT)
+    token = manager.exec("docker", "swarm", "join-token", "-q", "worker")
+    for host in workers:
+        host.exec("docker", "swarm", "join", "--token", token, f"{manager.address}:2377")
+    swarm = Swarm(fleet, manager, workers)
+    wait_until(lambda: swarm.ready_nodes() == len(fleet.hosts), 60, "every swarm node Ready", interval=0.5)
+    return swarm
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"{what}: not within {timeout:g}s")

@@ -1,0 +1,199 @@
+"""The pure Swarm plan (issue 12): config checks, Swarm service argv lists, the proxy's
+DNS-following configuration, the switch steps, and parsing what the manager answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from deployctl.config.load import parse_config
+from deployctl.plan import swarm as sw
+from deployctl.plan.names import Names, StateLayout
+from deployctl.plan.release_spec import release_spec
+from deployctl.plan.swarm_plan import deploy_plan, rollback_plan
+from deployctl.plan.swarm_proxy import render_swarm_proxy_config
+
+CONFIG_TEXT = """
+app = "shop"
+[registry]
+server = "registry.example:5000"
+[services.backend]
+context = "backend"
+migrate = ["python", "-m", "migrate"]
+secrets = ["DB_PASSWORD"]
+[services.backend.healthcheck]
+type = "command"
+command = ["pg_isready", "-q"]
+timeout = 20
+[services.backend.env]
+API_TOKEN = "{{ secret.API_TOKEN }}"
+[services.frontend]
+context = "frontend"
+routed = true
+replicas = 3
+verify_path = "/version"
+[services.frontend.healthcheck]
+type = "docker"
+[services.frontend.env]
+BACKEND_URL = "{{ backend.url }}"
+[environments.prod]
+target = "swarm"
+manager = "10.0.0.1"
+proxy_port = 8080
+"""
+R1 = "20261127-101500-abc1234"
+IMAGES = {"backend": "registry.example:5000/shop/backend@sha256:b", "frontend": "registry.example:5000/shop/frontend@sha256:f"}
+PROXY_IMAGE = "nginx@sha256:p"
+
+
+def setup():  # type: ignore[no-untyped-def]
+    config = parse_config(CONFIG_TEXT)
+    environment = config.environments["prod"]
+    layout = StateLayout(environment.state_dir, "shop", "prod")
+    spec = release_spec(config, "prod", R1, "abc1234def", IMAGES, PROXY_IMAGE)
+    services = {s.service: s for s in sw.release_services(config, environment, "prod", spec, layout)}
+    return config, environment, layout, spec, services
+
+
+def test_a_swarm_environment_needs_a_manager_and_checks_that_run_inside_tasks():
+    base = CONFIG_TEXT.replace('manager = "10.0.0.1"\n', "")
+    with pytest.raises(Exception, match=r"environments\.prod: .*needs manager"):
+        parse_config(base)
+    with pytest.raises(Exception, match=r"services\.frontend\.healthcheck\.type: a swarm environment checks"):
+        parse_config(CONFIG_TEXT.replace('[services.frontend.healthcheck]\ntype = "docker"\n', ""))
+    with pytest.raises(Exception, match=r"manager is only used with target = \"swarm\""):
+        parse_config(CONFIG_TEXT.replace('target = "swarm"', 'target = "ssh"\nhosts = ["h"]'))
+    with pytest.raises(Exception, match=r"a swarm environment finds its nodes through the manager; remove hosts"):
+        parse_config(CONFIG_TEXT.replace('manager = "10.0.0.1"', 'manager = "10.0.0.1"\nhosts = ["h"]'))
+    with pytest.raises(Exception, match=r"services\.frontend\.replicas"):
+        parse_config(CONFIG_TEXT.replace("replicas = 3", "replicas = 0"))
+    config = parse_config(CONFIG_TEXT)
+    assert config.services["backend"].replicas == 2  # the default
+    assert config.environments["prod"].manager == "10.0.0.1"
+
+
+def test_release_services_are_release_scoped_with_secrets_as_docker_secrets():
+    _, _, layout, _, services = setup()
+    backend, frontend = services["backend"], services["frontend"]
+    assert backend.name == f"shop-prod-backend-{R1}" and backend.replicas == 2
+    assert frontend.replicas == 3
+    assert frontend.env["BACKEND_URL"] == f"http://shop-prod-backend-{R1}:8000"  # its own release's service
+    assert backend.secrets == ((f"shop-prod-{R1}-backend-DB_PASSWORD", "DB_PASSWORD"),)
+    assert backend.env["DB_PASSWORD_FILE"] == "/run/secrets/DB_PASSWORD"
+    assert "API_TOKEN" not in backend.env and backend.secret_env == {"API_TOKEN": "{{ secret.API_TOKEN }}"}
+    assert backend.env_file == layout.env_file(R1, "backend")
+
+
+def test_create_service_argv_is_exact_and_holds_no_secret_value():
+    _, _, layout, _, services = setup()
+    labels = ["--label", "io.deployctl.app=shop", "--label", "io.deployctl.env=prod",
+              "--label", f"io.deployctl.release={R1}", "--label", "io.deployctl.role=service",
+              "--label", "io.deployctl.service=backend"]
+    container_labels = [a.replace("--label", "--container-label") for a in labels]
+    assert sw.create_service(services["backend"], "shop-prod") == [
+        "docker", "service", "create", "--detach", "--name", f"shop-prod-backend-{R1}", "--replicas", "2",
+        "--endpoint-mode", "dnsrr", "--network", "shop-prod", *labels, *container_labels,
+        "--env", "DB_PASSWORD_FILE=/run/secrets/DB_PASSWORD", "--env", f"DEPLOYCTL_RELEASE={R1}",
+        "--env", "DEPLOYCTL_REVISION=abc1234def", "--env-file", layout.env_file(R1, "backend"),
+        "--secret", f"source=shop-prod-{R1}-backend-DB_PASSWORD,target=DB_PASSWORD",
+        "--log-opt", "max-size=10m", "--no-resolve-image",
+        "--restart-condition", "any", "--restart-delay", "1s", "--stop-grace-period", "10s",
+        "--update-order", "start-first",
+        "--health-cmd", "pg_isready -q", "--health-interval", "1000ms", "--health-timeout", "2000ms",
+        "--health-retries", "3", "--health-start-period", "20000ms",
+        IMAGES["backend"],
+    ]
+    frontend = sw.create_service(services["frontend"], "shop-prod")
+    assert "--health-cmd" not in frontend  # type docker: the image's own HEALTHCHECK
+    assert frontend[frontend.index("--replicas") + 1] == "3"
+
+
+def test_secret_names_stay_within_dockers_limit():
+    names = Names("a" * 30, "b" * 30)
+    long = sw.secret_name(names, R1, "backend", "DATABASE_PASSWORD")
+    assert len(long) <= 64 and long.endswith("-DATABASE_PASSWORD")
+    assert long != sw.secret_name(names, R1 + "-2", "backend", "DATABASE_PASSWORD")
+    assert sw.create_secret("s1", {"io.deployctl.app": "shop"}) == [
+        "docker", "secret", "create", "--label", "io.deployctl.app=shop", "s1", "-"]
+
+
+def test_proxy_is_a_global_service_on_host_mode_ports_reading_the_nodes_config():
+    names = Names("shop", "prod")
+    assert sw.proxy_service(names, PROXY_IMAGE, "/var/lib/deployctl/shop/prod/proxy", 8080, 80,
+                            {"io.deployctl.role": "proxy"}) == [
+        "docker", "service", "create", "--detach", "--name", "shop-prod-proxy", "--mode", "global",
+        "--endpoint-mode", "dnsrr", "--network", "shop-prod",
+        "--publish", "mode=host,target=80,published=8080,protocol=tcp",
+        "--mount", "type=bind,source=/var/lib/deployctl/shop/prod/proxy,target=/etc/deployctl/proxy,readonly",
+        "--label", "io.deployctl.role=proxy", "--container-label", "io.deployctl.role=proxy",
+        "--restart-condition", "any", "--restart-delay", "1s", "--log-opt", "max-size=10m", "--no-resolve-image",
+        "--entrypoint", "nginx", PROXY_IMAGE, "-c", "/etc/deployctl/proxy/nginx.conf", "-g", "daemon off;",
+    ]
+    assert sw.create_network("shop-prod", {"io.deployctl.app": "shop"}) == [
+        "docker", "network", "create", "--driver", "overlay", "--attachable", "--label", "io.deployctl.app=shop",
+        "shop-prod"]
+    assert sw.scale({"b": 0, "a": 3}) == ["docker", "service", "scale", "--detach", "a=3", "b=0"]
+    assert sw.proxy_container(names) == ["docker", "ps", "-q", "--filter",
+                                         "label=com.docker.swarm.service.name=shop-prod-proxy",
+                                         "--filter", "status=running"]
+
+
+def test_proxy_config_resolves_the_live_release_tasks_by_dns_and_stamps_the_release():
+    _, _, _, spec, _ = setup()
+    text = render_swarm_proxy_config(spec.proxy, R1, f"shop-prod-frontend-{R1}", 8000)
+    assert "resolver 127.0.0.11 valid=1s ipv6=off;" in text
+    assert f"set $deployctl_upstream tasks.shop-prod-frontend-{R1};" in text
+    assert "proxy_pass http://$deployctl_upstream:8000;" in text
+    assert f"set $deployctl_release {R1};" in text and "add_header X-Deployctl-Release $deployctl_release;" in text
+    assert "proxy_next_upstream error timeout;" in text and "proxy_connect_timeout 1000ms;" in text
+    assert f"# live: {R1}" in text
+    empty = render_swarm_proxy_config(spec.proxy, None, None, None)
+    assert "return 503" in empty and "# live: none" in empty
+
+
+def test_deploy_plan_steps_are_the_argvs_it_runs():
+    config, _, layout, spec, services = setup()
+    names = Names("shop", "prod")
+    plan = deploy_plan(spec, list(services.values()), names, layout.proxy_dir, proxy_port=8080, drain=2.0,
+                       migrations={"backend": ["python", "-m", "migrate"]})
+    assert plan.wanted == {f"shop-prod-backend-{R1}": 2, f"shop-prod-frontend-{R1}": 3}
+    assert plan.start == tuple(tuple(sw.create_service(s, "shop-prod")) for s in services.values())
+    assert plan.undo == (("docker", "service", "rm", f"shop-prod-backend-{R1}", f"shop-prod-frontend-{R1}"),)
+    [(job, argv)] = plan.migrations
+    assert job == f"shop-prod-migrate-{R1}-backend"
+    assert argv[:10] == ("docker", "service", "create", "--detach", "--name", job, "--mode", "replicated-job",
+                         "--restart-condition", "none")
+    assert argv[-4:] == (IMAGES["backend"], "python", "-m", "migrate")
+    assert plan.ready_timeout == 60.0  # the longest health timeout (30) + 30 s to pull on each node
+    steps = plan.steps()
+    assert [s.step for s in steps] == ["secrets", "start", "start", "health", "migrate", "route", "route", "route",
+                                      "verify", "record", "drain", "stop"]
+    assert [s.argv for s in steps if s.step == "start"] == list(plan.start)
+    assert steps[6].argv == plan.proxy_service
+    assert "DB_PASSWORD" in steps[0].detail and "swarm-secret" not in str([s.to_dict() for s in steps])
+    assert plan.retire(["old-a", "old-b"]) == ("docker", "service", "scale", "--detach", "old-a=0", "old-b=0")
+
+
+def test_rollback_plan_scales_the_kept_services_back_up_and_creates_nothing():
+    _, _, layout, spec, services = setup()
+    plan = rollback_plan(spec, list(services.values()), Names("shop", "prod"), layout.proxy_dir, proxy_port=8080,
+                         drain=1.0)
+    assert plan.start == (("docker", "service", "scale", "--detach", f"shop-prod-backend-{R1}=2",
+                           f"shop-prod-frontend-{R1}=3"),)
+    assert plan.undo == (("docker", "service", "scale", "--detach", f"shop-prod-backend-{R1}=0",
+                          f"shop-prod-frontend-{R1}=0"),)
+    assert plan.migrations == () and plan.secrets == ()
+
+
+def test_tasks_and_nodes_are_read_from_the_managers_answers():
+    text = (f"id1\tshop-prod-frontend-{R1}.1\thost1\tRunning\tRunning 5 seconds ago\t\n"
+            f"id2\tshop-prod-frontend-{R1}.2\thost2\tRunning\tStarting 1 second ago\t\n"
+            f"id3\t \\_ shop-prod-frontend-{R1}.2\thost3\tShutdown\tFailed 3 seconds ago\ttask: non-zero exit (1)\n")
+    tasks = sw.parse_tasks(text)
+    assert [t.service for t in tasks] == [f"shop-prod-frontend-{R1}"] * 3
+    assert [t.running for t in tasks] == [True, False, False] and tasks[2].failed
+    assert tasks[2].error == "task: non-zero exit (1)"
+    assert sw.ready(tasks, {f"shop-prod-frontend-{R1}": 2}) == {f"shop-prod-frontend-{R1}": (1, 2)}
+    assert sw.ready(tasks, {f"shop-prod-frontend-{R1}": 1}) == {}
+    nodes = sw.parse_nodes("host1\t0.0.0.0\tready\tactive\t10.0.0.1:2377\nhost2\t10.0.0.2\tdown\tactive\t\n")
+    assert [(n.hostname, n.address, n.serving) for n in nodes] == [("host1", "10.0.0.1", True),
+                                                                  ("host2", "10.0.0.2", False)]
