@@ -130,7 +130,7 @@ class SwarmSite:
                     timer.done()
                     return
                 if any(t.failed for t in tasks):
-                    logs = self.manager.run(sw.service_logs(name, 20))
+                    logs = self.manager.run(sw.service_logs(name, 20, raw=True))
                     output = tuple(redactor(logs.stdout + logs.stderr).strip().splitlines()[-20:])
                     error = next(t.error or t.state for t in tasks if t.failed)
                     timer.failed(error, output)

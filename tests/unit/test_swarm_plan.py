@@ -197,3 +197,10 @@ def test_tasks_and_nodes_are_read_from_the_managers_answers():
     nodes = sw.parse_nodes("host1\t0.0.0.0\tready\tactive\t10.0.0.1:2377\nhost2\t10.0.0.2\tdown\tactive\t\n")
     assert [(n.hostname, n.address, n.serving) for n in nodes] == [("host1", "10.0.0.1", True),
                                                                   ("host2", "10.0.0.2", False)]
+
+
+def test_a_logged_in_manager_passes_its_registry_credentials_to_the_nodes():
+    _, _, _, _, services = setup()
+    argv = sw.create_service(services["frontend"], "shop-prod", registry_auth=True)
+    assert argv[:6] == ["docker", "service", "create", "--detach", "--with-registry-auth", "--name"]
+    assert "--with-registry-auth" not in sw.create_service(services["frontend"], "shop-prod")
