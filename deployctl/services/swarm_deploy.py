@@ -121,6 +121,7 @@ def _prune(site: SwarmSite, state: HostState, keep: int, live: str, emit: Emit, 
     history = state.history()
     for release in prune_selection(list(by_release), keep=keep, live=live, previous_good=history.previous_good(live)):
         site.remove_release(release, by_release[release])
+        site.manager.remove_tree(site.layout.release_secrets(release))
         emit(Message(f"pruned {release}", host=host))
 
 
