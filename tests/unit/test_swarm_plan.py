@@ -204,3 +204,13 @@ def test_a_logged_in_manager_passes_its_registry_credentials_to_the_nodes():
     argv = sw.create_service(services["frontend"], "shop-prod", registry_auth=True)
     assert argv[:6] == ["docker", "service", "create", "--detach", "--with-registry-auth", "--name"]
     assert "--with-registry-auth" not in sw.create_service(services["frontend"], "shop-prod")
+
+
+def test_scale_counts_are_service_equals_number():
+    from deployctl.cli.swarm import parse_counts
+    from deployctl.errors import UsageError
+
+    assert parse_counts(["frontend=4", "backend=0"]) == {"frontend": 4, "backend": 0}
+    for bad in ("frontend", "frontend=", "=3", "frontend=-1", "frontend=two"):
+        with pytest.raises(UsageError, match="is not SERVICE=N"):
+            parse_counts([bad])
