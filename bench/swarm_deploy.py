@@ -66,15 +66,14 @@ class Plain:
     """The baseline: Swarm's own rolling update of a dnsrr service behind nginx on every node."""
 
     def __init__(self, swarm: Swarm, image: str, proxy_image: str) -> None:
-        self.swarm, self.version = swarm, 0
+        self.swarm, self.version, self.base = swarm, 0, image
+        self.paused = 0  # updates or rollbacks Swarm paused (a new task failed)
+        self.broken = False
         m = swarm.manager
         for host in swarm.nodes:
             host.exec("sh", "-c", f"mkdir -p {PLAIN_DIR} && cat > {PLAIN_DIR}/nginx.conf <<'EOF'\n{PLAIN_NGINX}EOF")
         m.exec("docker", "network", "create", "--driver", "overlay", "--attachable", PLAIN_NET)
-        m.exec("docker", "service", "create", "--detach", "--name", PLAIN, "--replicas", "3", "--endpoint-mode",
-               "dnsrr", "--network", PLAIN_NET, "--env", "DEPLOYCTL_RELEASE=plain-0", "--update-order",
-               "start-first", "--update-parallelism", "1", "--rollback-order", "start-first",
-               "--stop-grace-period", "10s", "--no-resolve-image", image)
+        self._create()
         m.exec("docker", "service", "create", "--detach", "--name", PLAIN_PROXY, "--mode", "global",
                "--endpoint-mode", "dnsrr", "--network", PLAIN_NET, "--publish",
                f"mode=host,target=80,published={PLAIN_PORT}", "--mount",
@@ -83,15 +82,46 @@ class Plain:
         wait_for(lambda: sum(swarm.running_tasks(PLAIN).values()) == 3
                  and sum(swarm.running_tasks(PLAIN_PROXY).values()) == 3, 120, "the plain service and its proxies")
 
-    def update(self, image: str) -> str:
+    def _create(self) -> None:
+        self.swarm.manager.exec(
+            "docker", "service", "create", "--detach", "--name", PLAIN, "--replicas", "3", "--endpoint-mode",
+            "dnsrr", "--network", PLAIN_NET, "--env", f"DEPLOYCTL_RELEASE=plain-{self.version}", "--update-order",
+            "start-first", "--update-parallelism", "1", "--rollback-order", "start-first",
+            "--stop-grace-period", "10s", "--no-resolve-image", self.base)
+
+    def update(self, image: str) -> str | None:
         self.version += 1
         release = f"plain-{self.version}"
-        self.swarm.manager.exec("docker", "service", "update", "--detach=false", "--quiet", "--image", image,
-                                "--env-add", f"DEPLOYCTL_RELEASE={release}", "--no-resolve-image", PLAIN)
+        if not self._run("docker", "service", "update", "--detach=false", "--quiet", "--image", image,
+                         "--env-add", f"DEPLOYCTL_RELEASE={release}", "--no-resolve-image", PLAIN):
+            return None  # paused: some tasks on each release
         return release
 
     def rollback(self) -> None:
-        self.swarm.manager.exec("docker", "service", "rollback", "--detach=false", "--quiet", PLAIN)
+        if not self.broken and self._run("docker", "service", "rollback", "--detach=false", "--quiet", PLAIN):
+            self.version -= 1
+
+    def _run(self, *argv: str) -> bool:
+        """Swarm pauses an update (or rollback) when a new task fails: counted, and the
+        service made again from the base image so the next round starts clean."""
+        try:
+            self.swarm.manager.exec(*argv)
+            return True
+        except RuntimeError as exc:
+            self.paused += 1
+            self.broken = True
+            print(f"    plain Swarm: {str(exc)[-160:]}", flush=True)
+            return False
+
+    def reset(self) -> None:
+        """After a paused update, outside the measured traffic: the service made again."""
+        if not self.broken:
+            return
+        self.swarm.manager.exec("docker", "service", "rm", PLAIN, check=False)
+        time.sleep(3)
+        self.version, self.broken = 0, False
+        self._create()
+        wait_for(lambda: sum(self.swarm.running_tasks(PLAIN).values()) == 3, 120, "the plain service again")
 
     def close(self) -> None:
         m = self.swarm.manager
@@ -112,6 +142,16 @@ def under_traffic(url: str, action):  # type: ignore[no-untyped-def]
     return wall, result, traffic.report, returned
 
 
+def failure_summary(report) -> str:  # type: ignore[no-untyped-def]
+    """What failed and when (seconds after the traffic began), for reading a bad round."""
+    first = report.samples[0].started if report.samples else 0.0
+    kinds: dict[str, list[float]] = {}
+    for sample in report.failures:
+        key = f"{sample.status} {sample.error[:70]}"
+        kinds.setdefault(key, []).append(sample.started - first)
+    return "; ".join(f"{len(at)}x [{key}] at {min(at):.1f}-{max(at):.1f}s" for key, at in kinds.items())
+
+
 def cli_ok(done) -> str:  # type: ignore[no-untyped-def]
     if done.returncode != 0:
         raise RuntimeError(done.stdout[-3000:] + done.stderr[-2000:])
@@ -124,7 +164,7 @@ def main() -> None:
     args = parser.parse_args()
     rows: dict[str, dict[str, list[float]]] = {}
 
-    def add(label: str, wall: float, report, old_after: int = 0) -> None:  # type: ignore[no-untyped-def]
+    def add(label: str, wall: float, report, old_after: int = 0, started: float = 0.0) -> None:  # type: ignore[no-untyped-def]
         row = rows.setdefault(label, {"wall": [], "failed": [], "total": [], "old_after": []})
         row["wall"].append(wall)
         row["failed"].append(len(report.failures))
@@ -132,6 +172,8 @@ def main() -> None:
         row["old_after"].append(old_after)
         print(f"  {label}: {wall:.2f}s, {report.summary()}"
               + (f", {old_after} answers from another release after it returned" if old_after else ""), flush=True)
+        if report.failures:
+            print("    failures: " + failure_summary(report), flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -176,12 +218,14 @@ def main() -> None:
                 image = new_variant(fleet, probe.good)
                 wall, release, report, returned = under_traffic(url, lambda: plain.update(image))
                 add("plain Swarm: service update --image (start-first)", wall, report,
-                    len(report.wrong_release_after(returned, release)))
-                wall, _, report, returned = under_traffic(url, plain.rollback)
-                add("plain Swarm: service rollback", wall, report,
-                    len(report.wrong_release_after(returned, f"plain-{plain.version - 1}")))
-                plain.version -= 1
+                    len(report.wrong_release_after(returned, release)) if release else 0)
+                if not plain.broken:
+                    wall, _, report, returned = under_traffic(url, plain.rollback)
+                    add("plain Swarm: service rollback", wall, report,
+                        0 if plain.broken else len(report.wrong_release_after(returned, f"plain-{plain.version}")))
+                plain.reset()
             report_table(rows)
+            print(f"plain Swarm updates or rollbacks paused by Swarm (a new task failed): {plain.paused}")
         finally:
             if plain is not None:
                 plain.close()

@@ -25,8 +25,8 @@ def hosts(ctx: typer.Context, env: EnvOption = "local") -> None:
                  "private_ip": h.instance.private_ip, "public_ip": h.instance.public_ip}
                 for h in discover_hosts(loaded.config, environment, env)]
     else:
-        source = "hosts" if environment.target == "ssh" else "local"
-        entries = environment.hosts if environment.target == "ssh" else ["localhost"]
+        source = {"ssh": "hosts", "swarm": "manager"}.get(environment.target, "local")
+        entries = {"ssh": environment.hosts, "swarm": [environment.manager]}.get(environment.target, ["localhost"])
         rows = [{"address": entry, "instance": None, "name": None, "private_ip": None, "public_ip": None}
                 for entry in entries]
     if app.mode == "json":
@@ -40,4 +40,5 @@ def hosts(ctx: typer.Context, env: EnvOption = "local") -> None:
 def _source_text(source: str) -> str:
     return {"discover": "running EC2 instances with the discover tags", "hosts": "from deploy.toml",
             "infra": "running EC2 instances of the infra stack",
-            "local": "this machine's engine"}[source]
+            "local": "this machine's engine",
+            "manager": "the Swarm manager; `deployctl status` lists the nodes"}[source]

@@ -60,7 +60,7 @@ def resolve(loaded: LoadedConfig, env_name: str) -> dict[str, Any]:
         "database": env.database.model_dump() if env.database else None,
         "infra": env.infra.model_dump() if env.infra else None,
         "aws_region": env.aws_region,
-        "ssh": env.ssh.model_dump() if env.target == "ssh" else None,
+        "ssh": env.ssh.model_dump() if env.target in ("ssh", "swarm") else None,
         "rollout": env.rollout.model_dump(),
         "secret_source": env.secrets,
         "state_dir": env.state_dir,

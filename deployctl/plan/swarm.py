@@ -139,11 +139,14 @@ def _service_body(svc: SwarmService, network: str, labels: dict[str, str]) -> li
     ]
 
 
-def create_service(svc: SwarmService, network: str) -> list[str]:
+def create_service(svc: SwarmService, network: str, registry_auth: bool = False) -> list[str]:
     """Created detached: the switch waits for every task itself (services/swarm_site.py).
-    The image is pinned by digest, so the manager need not ask the registry (no resolve)."""
+    The image is pinned by digest, so the manager need not ask the registry (no resolve).
+    `registry_auth`: the manager logged in to the registry; its credentials go to the nodes
+    with the service (Swarm's own channel), so each node can pull."""
     return [
-        "docker", "service", "create", "--detach", "--name", svc.name, "--replicas", str(svc.replicas),
+        "docker", "service", "create", "--detach", *(["--with-registry-auth"] if registry_auth else []),
+        "--name", svc.name, "--replicas", str(svc.replicas),
         "--endpoint-mode", "dnsrr", *_service_body(svc, network, svc.labels),
         "--restart-condition", "any", "--restart-delay", "1s", "--stop-grace-period", STOP_GRACE,
         "--update-order", "start-first", *health_flags(svc.health), svc.image,
@@ -170,8 +173,11 @@ def service_tasks(services: list[str]) -> list[str]:
     return ["docker", "service", "ps", "--no-trunc", "--format", TASK_FORMAT, *services]
 
 
-def service_logs(service: str, lines: int = 50) -> list[str]:
-    return ["docker", "service", "logs", "--raw", "--tail", str(lines), service]
+def service_logs(service: str, lines: int = 50, *, follow: bool = False, raw: bool = False) -> list[str]:
+    """Every task's lines, each prefixed with its task and node (`deployctl logs`), or raw
+    (a migration job's output)."""
+    return ["docker", "service", "logs", *(["--raw"] if raw else []), "--tail", str(lines),
+            *(["--follow"] if follow else []), service]
 
 
 def list_services(names: Names) -> list[str]:

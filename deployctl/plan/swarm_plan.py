@@ -90,8 +90,10 @@ def ready_timeout(services: list[sw.SwarmService] | tuple[sw.SwarmService, ...])
 
 
 def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Names, proxy_dir: str, *,
-                proxy_port: int, drain: float, migrations: dict[str, list[str]]) -> SwarmPlan:
-    """`migrations`: service -> command, run once as a job of that service's new image."""
+                proxy_port: int, drain: float, migrations: dict[str, list[str]],
+                registry_auth: bool = False) -> SwarmPlan:
+    """`migrations`: service -> command, run once as a job of that service's new image.
+    `registry_auth`: the manager is logged in to the registry (plan/swarm.py: create_service)."""
     by_service = {s.service: s for s in services}
     jobs = tuple((f"{names.migration(target.release)}-{service}",
                   tuple(sw.migration_job(by_service[service], names.network,
@@ -102,7 +104,7 @@ def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Nam
     return SwarmPlan(
         target=target, create=True, services=tuple(services),
         secrets=tuple((name, s.service, secret) for s in services for name, secret in s.secrets),
-        start=tuple(tuple(sw.create_service(s, names.network)) for s in services),
+        start=tuple(tuple(sw.create_service(s, names.network, registry_auth)) for s in services),
         undo=(tuple(sw.remove_services([s.name for s in services])),),
         migrations=jobs, proxy_config=proxy_config_for(target), proxy_service=proxy_service, reload=reload,
         verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services),

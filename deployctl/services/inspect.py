@@ -134,9 +134,18 @@ def logs(loaded: LoadedConfig, env_name: str, service: str, *, lines: int, follo
         raise UsageError(f"--service {service!r}: no such service (services: {', '.join(loaded.config.services)}, proxy)")
     conns = _open(loaded, env_name, connectors)
     names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
+    swarm = loaded.environment(env_name).target == "swarm"
     try:
         for conn in conns:
             live = HostState(conn, layout).current()
+            if swarm:  # the Swarm service's tasks on every node, through the manager
+                from ..plan.swarm import service_logs
+
+                if service != "proxy" and live is None:
+                    raise UsageError(f"{conn.host}: nothing is deployed to {env_name}")
+                name = names.proxy if service == "proxy" else names.container(service, live)
+                conn.run(service_logs(name, lines, follow=follow), on_line=lambda line, h=conn.host: on_line(h, redactor(line)))
+                continue
             if service == "proxy":  # the nginx running in the proxy (its access log)
                 from .proxy import HostProxy
 

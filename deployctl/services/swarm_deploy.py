@@ -27,6 +27,7 @@ from ..plan.release_spec import ReleaseSpec, release_spec
 from ..plan.releases import FAILED, LIVE, REVERTED, UNCERTAIN, ReleaseRecord, new_release_id, prune_selection
 from ..plan.stats import timing
 from ..plan.swarm_plan import SwarmPlan, deploy_plan, rollback_plan
+from ..plan.switch_plan import guard_spec
 from ..secrets import Secret
 from . import preflight
 from .deploy import DeployOptions, DeployResult, HostOutcome, proxy_image_for
@@ -120,6 +121,7 @@ def _prune(site: SwarmSite, state: HostState, keep: int, live: str, emit: Emit, 
     history = state.history()
     for release in prune_selection(list(by_release), keep=keep, live=live, previous_good=history.previous_good(live)):
         site.remove_release(release, by_release[release])
+        site.manager.remove_tree(site.layout.release_secrets(release))
         emit(Message(f"pruned {release}", host=host))
 
 
@@ -146,11 +148,15 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         site, state = job.open()
         host = job.manager.host
         login_user = registry_username or (config.registry.username if config.registry else None)
-        if config.registry and login_user and registry_password is not None:
+        login = bool(config.registry and login_user and registry_password is not None)
+        if login:
             preflight.registry_login(job.manager, emit, config.registry.server, login_user, registry_password)
         release = new_release_id(time.time() if now is None else now, images.revision, state.history().ids())
         emit(Message(f"release {release} to {env_name} (Swarm, manager {host})"))
-        plan = swarm_deploy_plan(loaded, env_name, release, images)
+        if guard_spec(environment.rollout, options.no_guard) is not None:
+            emit(Message("the error-rate guard (rollout.guard_window) is not run on a Swarm yet (docs/swarm.md)",
+                         level="warning", host=host))
+        plan = swarm_deploy_plan(loaded, env_name, release, images, registry_auth=login)
         _lock(state, emit, host, "deploy", release, options.message, options.force_unlock)
         started = time.time()
         try:
@@ -165,7 +171,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         job.close()
 
 
-def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images: ReleaseImages) -> SwarmPlan:
+def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images: ReleaseImages, *,
+                      registry_auth: bool = False) -> SwarmPlan:
     config, environment = loaded.config, loaded.environment(env_name)
     layout, names = layout_for(loaded, env_name), names_for(loaded, env_name)
     spec = release_spec(config, env_name, release, images.revision, images.images, proxy_image_for(config, images),
@@ -173,7 +180,7 @@ def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images:
     services = sw.release_services(config, environment, env_name, spec, layout)
     migrations = {name: list(s.migrate) for name, s in config.services.items() if s.migrate}
     return deploy_plan(spec, services, names, layout.proxy_dir, proxy_port=proxy_port(loaded, env_name),
-                       drain=environment.rollout.drain, migrations=migrations)
+                       drain=environment.rollout.drain, migrations=migrations, registry_auth=registry_auth)
 
 
 def _deploy_locked(site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: LoadedConfig, env_name: str,

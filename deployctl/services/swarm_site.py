@@ -9,7 +9,8 @@ taken from `docker node ls` on the manager.
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence, TypeVar
 
 from ..adapters.connector import check
 from ..errors import ConnectError, DeployError, HealthCheckError
@@ -23,6 +24,7 @@ from ..secrets import Secret, redactor
 from .switch import HostSwitch
 
 POLL = 0.5
+T = TypeVar("T")
 
 
 class SwarmSite:
@@ -130,7 +132,7 @@ class SwarmSite:
                     timer.done()
                     return
                 if any(t.failed for t in tasks):
-                    logs = self.manager.run(sw.service_logs(name, 20))
+                    logs = self.manager.run(sw.service_logs(name, 20, raw=True))
                     output = tuple(redactor(logs.stdout + logs.stderr).strip().splitlines()[-20:])
                     error = next(t.error or t.state for t in tasks if t.failed)
                     timer.failed(error, output)
@@ -171,19 +173,26 @@ class SwarmSite:
         task. Returns the number of nodes switched."""
         data = config.encode() if isinstance(config, str) else config
         nodes = self.ready_nodes()
-        for node in nodes:
+
+        def write(node: sw.Node) -> None:
             conn = self.node(node.address)
             conn.mkdir(self.layout.proxy_dir, mode=0o755)
             conn.put_file(f"{self.layout.proxy_dir}/nginx.conf", data, 0o644)
-        if not self.manager.run(["docker", "service", "inspect", "--format", "{{.ID}}", self.names.proxy]).ok:
-            check(self.manager, plan.proxy_service)
-        self._wait_proxies(nodes)
-        for node in nodes:
+
+        def reload(node: sw.Node) -> None:
             conn = self.node(node.address)
             container = check(conn, sw.proxy_container(self.names)).split()
             if not container:
                 raise DeployError(f"{node.address}: no running proxy task to reload")
             check(conn, dc.nginx_test_and_reload(container[0], CONFIG_PATH))
+
+        _each(nodes, write)
+        if not self.manager.run(["docker", "service", "inspect", "--format", "{{.ID}}", self.names.proxy]).ok:
+            check(self.manager, plan.proxy_service)
+        self._wait_proxies(nodes)
+        # All nodes at once: the load balancer sends to every node, so the moment they
+        # serve different releases is kept as short as the slowest node's reload.
+        _each(nodes, reload)
         return len(nodes)
 
     def _wait_proxies(self, nodes: list[sw.Node], timeout: float = 60) -> None:
@@ -201,11 +210,10 @@ class SwarmSite:
 
     def verify(self, plan: SwarmPlan, port: int) -> float:
         """Through every ready node's proxy (as the node itself reaches its published port)."""
-        slowest = 0.0
-        for node in self.ready_nodes():
-            switch = HostSwitch(self.node(node.address), self.names, self.layout, self.emit)
-            slowest = max(slowest, switch.verify(port, plan.verify))
-        return slowest
+        def one(node: sw.Node) -> float:
+            return HostSwitch(self.node(node.address), self.names, self.layout, self.emit).verify(port, plan.verify)
+
+        return max(_each(self.ready_nodes(), one), default=0.0)
 
     def close(self) -> None:
         for conn in self._nodes.values():
@@ -214,3 +222,12 @@ class SwarmSite:
 
     def warn(self, text: str) -> None:
         self.emit(Message(text, level="warning", host=self.manager.host))
+
+
+def _each(nodes: list[sw.Node], work: Callable[[sw.Node], T]) -> list[T]:
+    """`work` on every node at once; the first error (by node order) is raised after all ended."""
+    if not nodes:
+        return []
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        futures = [pool.submit(work, node) for node in nodes]
+    return [future.result() for future in futures]

@@ -197,3 +197,20 @@ def test_tasks_and_nodes_are_read_from_the_managers_answers():
     nodes = sw.parse_nodes("host1\t0.0.0.0\tready\tactive\t10.0.0.1:2377\nhost2\t10.0.0.2\tdown\tactive\t\n")
     assert [(n.hostname, n.address, n.serving) for n in nodes] == [("host1", "10.0.0.1", True),
                                                                   ("host2", "10.0.0.2", False)]
+
+
+def test_a_logged_in_manager_passes_its_registry_credentials_to_the_nodes():
+    _, _, _, _, services = setup()
+    argv = sw.create_service(services["frontend"], "shop-prod", registry_auth=True)
+    assert argv[:6] == ["docker", "service", "create", "--detach", "--with-registry-auth", "--name"]
+    assert "--with-registry-auth" not in sw.create_service(services["frontend"], "shop-prod")
+
+
+def test_scale_counts_are_service_equals_number():
+    from deployctl.cli.swarm import parse_counts
+    from deployctl.errors import UsageError
+
+    assert parse_counts(["frontend=4", "backend=0"]) == {"frontend": 4, "backend": 0}
+    for bad in ("frontend", "frontend=", "=3", "frontend=-1", "frontend=two"):
+        with pytest.raises(UsageError, match="is not SERVICE=N"):
+            parse_counts([bad])

@@ -12,11 +12,12 @@ import time
 import pytest
 
 from deployctl.errors import ExitCode
-from tests.integration.swarm.site import ENV, json_lines
+from tests.integration.swarm.site import ENV, SECRET_ENV, json_lines
 from tests.support.swarm import wait_for
 from tests.support.traffic import Traffic
 
 pytestmark = pytest.mark.integration
+SECRET = SECRET_ENV["PROBE_DB_PASSWORD"]
 
 
 def traffic_to(balancer) -> Traffic:  # type: ignore[no-untyped-def]
@@ -42,7 +43,9 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
             took = time.monotonic() - started
             returned = time.time()
             time.sleep(1.5)
-        report_lines.append(f"{name}: {traffic.report.summary()} ({took:.1f}s)")
+        report_lines.append(f"{name}: {traffic.report.summary()} ({took:.1f}s)"
+                            + "".join(f"\n  failed: {f.status} {f.error[:100]} after {f.finished - f.started:.2f}s"
+                                      for f in traffic.report.failures[:5]))
         print(report_lines[-1])
         return result, traffic.report, returned
 
@@ -57,9 +60,32 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
     assert len(swarm.running_tasks(site.service("frontend", v1))) >= 2  # spread over the nodes
     assert swarm.services(site.app).get(f"{site.app}-{ENV}-proxy") == "3/3"  # one per node (global)
 
+    # The secret is a Docker secret, readable in the task at /run/secrets/NAME, never in the spec.
+    backend = site.service("backend", v1)
+    assert SECRET not in swarm.manager.exec("docker", "service", "inspect", backend)
+    readable = [host.exec("sh", "-c", f"docker ps -q --filter label=com.docker.swarm.service.name={backend} | head -1 "
+                          "| xargs -r -I{} docker exec {} cat /run/secrets/PROBE_DB_PASSWORD", check=False)
+                for host in swarm.nodes]
+    assert SECRET in readable, readable
+    # The dry run prints the argvs a deploy runs (no secret value); status, releases, logs work.
+    site.artifacts("2222222bbbb")
+    dry = site.cli("deploy", "--env", ENV, "--dry-run")
+    assert dry.returncode == 0 and "docker service create --detach --name" in dry.stdout, dry.stdout + dry.stderr
+    assert "--endpoint-mode dnsrr" in dry.stdout and SECRET not in dry.stdout
+    assert site.current() == v1  # changed nothing
+    status = ok(site.cli("--json", "status", "--env", ENV))[-1]
+    assert status["swarm"]["live"] == v1 and len(status["swarm"]["nodes"]) == 3, status
+    frontend_row = next(s for s in status["swarm"]["services"] if s["name"] == site.service("frontend", v1))
+    assert frontend_row["wanted"] == 3 and len(frontend_row["tasks"]) == 3, frontend_row
+    logs = site.cli("logs", "--env", ENV, "--service", "frontend", "--lines", "5")
+    assert logs.returncode == 0 and "probe:" in logs.stdout, logs.stdout + logs.stderr
+
     # v1 -> v2
     done, report, returned = under_traffic("deploy v2", lambda: site.deploy("2222222bbbb", "--json"))
-    v2 = ok(done)[-1]["release"]
+    events = ok(done)
+    v2 = events[-1]["release"]
+    print("deploy v2 steps: " + ", ".join(f"{e['step']} {e.get('seconds') or 0:.1f}s" for e in events
+                                          if e.get("event") == "step_done"))
     assert report.total > 50 and report.failures == [], report.summary()
     assert report.wrong_release_after(returned, v2) == [], report.summary()
     assert site.current() == v2
