@@ -22,6 +22,7 @@ from .release_spec import ProxySpec
 PROXY_MOUNT = "/etc/deployctl/proxy"  # the host's proxy directory, read-only, inside the container
 CONFIG_FILE = "nginx.conf"
 CONFIG_PATH = f"{PROXY_MOUNT}/{CONFIG_FILE}"
+LIVE_COPY = "nginx.live.conf"  # beside it during a canary: the live-only configuration its watchdog puts back
 PID_FILE = "/tmp/deployctl-nginx.pid"
 RELEASE_HEADER = "X-Deployctl-Release"
 # Where a project's own proxy image adds configuration (the extension point, docs/proxy.md).

@@ -29,14 +29,12 @@ from ..plan.access_log import Window
 from ..plan.canary import (ABORT, WAIT, Board, CanaryRecord, CanarySpec, CanaryVerdict, board,
                            parse_decision, render_decision)
 from ..plan.names import Names, StateLayout
-from ..plan.proxy_config import CONFIG_FILE
+from ..plan.proxy_config import LIVE_COPY
 from ..plan.release_spec import ReleaseSpec
 from ..plan.switch_plan import SwitchPlan, canary_config
 from .switch import HostSwitch
 from .watch import TICK, ProxyLog
 
-LIVE_COPY = "nginx.live.conf"  # beside nginx.conf: what the watchdog puts back
-WATCHDOG_ROLE = "canary-watchdog"
 
 
 class CanaryAborted(DeployError):
@@ -71,9 +69,8 @@ class HostCanary:
         # This release's proxy image first, still live-only (a no-op reload when it runs already):
         # the watchdog joins the nginx that will serve the split.
         proxy.route(self.plan.proxy, live_only.decode())
-        nginx = proxy.running_nginx()
-        if nginx is None:
-            raise DeployError(f"{self.host}: the proxy's nginx is not running")
+        if self.plan.watchdog is None or proxy.running_nginx() != self.plan.proxy.nginx_name:
+            raise DeployError(f"{self.host}: the proxy's nginx of {self.plan.target.proxy.image} is not running")
         for path in (self.layout.canary_decision, self.layout.canary_fired):
             self.conn.run(["rm", "-f", path])
         self.conn.put_file(f"{self.layout.proxy_dir}/{LIVE_COPY}", live_only, 0o644)
@@ -82,7 +79,7 @@ class HostCanary:
         record = CanaryRecord(self.release, self.live.release, self.spec.share, now,
                               now + self.spec.watchdog_seconds, self.names.canary_watchdog)
         self.conn.put_file(self.layout.canary, record.to_json(), 0o644)
-        check(self.conn, self.watchdog_argv(nginx))
+        check(self.conn, list(self.plan.watchdog))
         try:
             proxy.route(self.plan.proxy, canary_config(self.plan.target, self.live, self.spec.share))
         except BaseException:
@@ -91,14 +88,6 @@ class HostCanary:
         timer.done(f"watchdog restores {self.live.release} at 100% in {self.spec.watchdog_seconds}s "
                    "unless the canary is decided")
         return time.time()
-
-    def watchdog_argv(self, nginx: str) -> list[str]:
-        root = self.layout.root
-        rel = lambda path: path[len(root) + 1:]  # noqa: E731 - paths inside the mounted state dir
-        return dc.run_canary_watchdog(
-            self.names.canary_watchdog, self.plan.target.proxy.image, root, nginx, self.spec.watchdog_seconds,
-            config=rel(self.switch.proxy.config_file), live_copy=rel(f"{self.layout.proxy_dir}/{LIVE_COPY}"),
-            fired=rel(self.layout.canary_fired), labels=self.names.labels(WATCHDOG_ROLE, self.release))
 
     def decision(self) -> tuple[str, str] | None:
         return parse_decision(self.conn.read_file(self.layout.canary_decision))

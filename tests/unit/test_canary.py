@@ -128,7 +128,7 @@ def test_the_dry_run_shows_the_canary_between_health_and_the_switch() -> None:
     assert order.index("health") < order.index("canary") < order.index("route") < order.index("verify")
     text = "\n".join(f"{s.detail} {' '.join(s.argv or ())}" for s in plan.steps())
     assert "10% of requests" in text and "split_clients" in text and "--promote" in text
-    assert "sleep 40" in text and "aborted" in text
+    assert "sleep 40" in text and "--name shop-local-canary-watchdog" in text and "-v /srv/state/shop/local:/state" in text and "aborted" in text
 
 
 def test_an_aborted_canary_leaves_the_host_as_before_exit_6() -> None:
