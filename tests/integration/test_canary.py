@@ -218,6 +218,9 @@ def test_promote_from_another_process_ends_the_canary_early(tmp_path, probe_imag
         assert traffic.report.failures == [], traffic.report.summary()
         canary = history(tmp_path, app)[-1]["extra"]["canary"]
         assert canary["by_hand"] and canary["decision"] == "promote"
+        decided = next(e.at for e in events.events if isinstance(e, StepDone) and e.step == "canary")
+        print(f"\n--promote: the watch ended {decided - asked:.2f}s after the command started "
+              f"(its own start-up included); deploy returned {promoted - asked:.2f}s after it; 0 failed")
         nothing = subprocess.run([DEPLOYCTL, "--config", str(config), "deploy", "--env", "local", "--abort"],
                                  capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=60)
         assert nothing.returncode == ExitCode.USAGE and "no canary" in nothing.stdout + nothing.stderr
