@@ -139,7 +139,11 @@ class CanaryGate:
             else:
                 lead = False
         if lead:
-            verdict = self._watch()
+            try:
+                verdict = self._watch()
+            except Exception as exc:  # noqa: BLE001 - the others wait for a verdict: this is one
+                new, live = canary.release, canary.live.release
+                verdict = CanaryVerdict(ABORT, Window(new), Window(live), f"the watch failed: {exc}")
             with self._cond:
                 self.verdict = verdict
                 self._cond.notify_all()
