@@ -19,6 +19,10 @@ ForceUnlock = Annotated[bool, typer.Option("--force-unlock", help="Break a stale
 MessageOpt = Annotated[str, typer.Option("--message", "-m", help="Why: kept in the lock and the release history.")]
 NoGuard = Annotated[bool, typer.Option(
     "--no-guard", help="Skip the error-rate guard after the switch for this deploy (rollout.guard_window).")]
+CanaryOpt = Annotated[Optional[int], typer.Option(
+    "--canary", metavar="PERCENT", min=0, max=99,
+    help="Send this share of requests to the new release for rollout.canary_window seconds first, then promote "
+         "or abort on the proxy's numbers (overrides rollout.canary; 0: no canary).")]
 
 
 @contextlib.contextmanager
@@ -50,6 +54,11 @@ def deploy(
     message: MessageOpt = "",
     force_unlock: ForceUnlock = False,
     no_guard: NoGuard = False,
+    canary: CanaryOpt = None,
+    promote: Annotated[bool, typer.Option(
+        "--promote", help="Promote the canary a running deploy is judging now (from another shell).")] = False,
+    abort: Annotated[bool, typer.Option(
+        "--abort", help="Abort the canary a running deploy is judging now (from another shell).")] = False,
     dry_run: DryRun = False,
 ) -> None:
     """Deploy a release: zero-downtime switch behind nginx, the old release kept for rollback."""
@@ -58,6 +67,9 @@ def deploy(
 
     app: AppContext = ctx.obj
     app.loaded.environment(env)
+    if promote or abort:
+        _decide(app, env, "abort" if abort else "promote", both=promote and abort)
+        return
     # Secrets first: a missing one fails (exit 3) before any host is touched.
     inputs = deploy_inputs(app.loaded, env)
     login = inputs.login
@@ -71,12 +83,13 @@ def deploy(
             _print_swarm_deploy_plan(app, loaded, env, images)
             return
         _print_deploy_plan(app, loaded, env, images, (login.server, login.username) if login else None,
-                           DeployOptions(no_guard=no_guard))
+                           DeployOptions(no_guard=no_guard, canary=canary))
         return
     with sigterm_interrupts(), _hosts_reported(app, "deploy", f"Deploy to {env} stopped"):
         result = run_deploy(loaded, env, images, inputs.secrets, app.emit, registry_password=inputs.registry_password,
                             registry_username=inputs.registry_username,
-                            options=DeployOptions(message=message, force_unlock=force_unlock, no_guard=no_guard))
+                            options=DeployOptions(message=message, force_unlock=force_unlock, no_guard=no_guard,
+                                                  canary=canary))
     data = {"release": result.release, "revision": result.revision,
             "hosts": [vars(h) for h in result.hosts]}
     if app.mode == "json":
@@ -85,6 +98,24 @@ def deploy(
     app.emit.close()
     table(app, f"Deployed {result.release} to {env}", ["host", "outcome", "previous", "seconds"],
           [[h.host, h.outcome, h.previous or "-", f"{h.seconds:.1f}"] for h in result.hosts])
+
+
+def _decide(app: AppContext, env: str, decision: str, *, both: bool) -> None:
+    """`--promote` / `--abort`: the decision file on the hosts; the watching deploy acts on it."""
+    from ..errors import UsageError
+    from ..services.canary import decide
+    from ..services.hosts import connectors_for, layout_for, who
+
+    if both:
+        raise UsageError("--promote and --abort: pick one")
+    conns = connectors_for(app.loaded, env)
+    try:
+        hosts = decide(conns, layout_for(app.loaded, env), decision, who(), app.emit)
+    finally:
+        for conn in conns:
+            conn.close()
+    if app.mode == "json":
+        finish(app, "deploy", {"canary": decision, "hosts": hosts})
 
 
 @contextlib.contextmanager

@@ -41,7 +41,9 @@ def status(ctx: typer.Context, env: EnvOption = "local") -> None:
             continue
         app.out(f"{h.host}: live {h.live or 'nothing deployed'}  revision {(h.revision or '-')[:12]}  "
                 f"age {_age(h.age_seconds)}  proxy port {h.proxy_port or '-'}  lock {h.lock or 'free'}")
-        if h.proxy_routes and h.proxy_routes != h.live:
+        if h.canary:
+            app.out(f"{h.host}: {h.canary}")
+        elif h.proxy_routes and h.proxy_routes != h.live:
             app.out(f"{h.host}: WARNING: the proxy routes to {h.proxy_routes}, not to {h.live or 'nothing'} "
                     "(a switch ended uncertain): `deployctl rollback --to RELEASE` or a deploy puts one release back")
         table(app, "", ["container", "state", "health", "release"],

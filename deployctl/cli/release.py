@@ -12,7 +12,7 @@ import typer
 from .common import ArtifactsOption, artifacts_path, finish, table
 from .config import EnvOption
 from .context import AppContext
-from .deploy import ForceUnlock, MessageOpt, NoGuard
+from .deploy import CanaryOpt, ForceUnlock, MessageOpt, NoGuard
 
 
 def release(
@@ -31,6 +31,7 @@ def release(
     message: MessageOpt = "",
     force_unlock: ForceUnlock = False,
     no_guard: NoGuard = False,
+    canary: CanaryOpt = None,
     artifacts: ArtifactsOption = None,
 ) -> None:
     """Build, test, push and deploy in one go; stops at the first failed stage with its exit code.
@@ -52,7 +53,8 @@ def release(
                          no_cache=no_cache, test_images=not skip_tests, exclude_from_git=[path])
     request = ReleaseRequest(env_name=env, build=build,
                              test=None if skip_tests else _test_request(loaded, reports, env),
-                             deploy=DeployOptions(message=message, force_unlock=force_unlock, no_guard=no_guard))
+                             deploy=DeployOptions(message=message, force_unlock=force_unlock, no_guard=no_guard,
+                                                         canary=canary))
     engine = DockerEngine.connect(pool_size=len(loaded.config.services) + 2)
     result = run_release(loaded, request, engine=engine, emit=app.emit, guard_deploy=sigterm_interrupts)
 

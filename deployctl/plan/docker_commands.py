@@ -231,3 +231,18 @@ def logs_since(container: str, since: float | str) -> list[str]:
     the canary read (services/watch.py)."""
     return ["docker", "logs", "--timestamps", "--since", since if isinstance(since, str) else f"{since:.3f}",
             container]
+
+
+def run_canary_watchdog(name: str, image: str, state_root: str, nginx: str, seconds: int, *, config: str,
+                        live_copy: str, fired: str, labels: dict[str, str]) -> list[str]:
+    """The canary's watchdog: a container of the proxy's own image (on every host that runs
+    the proxy) that sleeps until the canary's deadline, then puts the live-only
+    configuration back (by rename, as deployctl writes it) and reloads nginx with SIGHUP:
+    it shares nginx's process namespace, where nginx's master is process 1. The deploy
+    removes it once the canary is decided; a killed deployctl cannot. Paths are relative
+    to `state_root`, mounted at /state; no network."""
+    script = (f"sleep {seconds} && cp /state/{live_copy} /state/{config}.watchdog && "
+              f"mv -f /state/{config}.watchdog /state/{config} && kill -HUP 1 && "
+              f"date -u +%Y-%m-%dT%H:%M:%SZ > /state/{fired}")
+    return ["docker", "run", "--detach", "--rm", "--name", name, "--network", "none", "--pid", f"container:{nginx}",
+            *_labels(labels), "-v", f"{state_root}:/state", "--entrypoint", "sh", image, "-c", script]

@@ -42,6 +42,12 @@ class Names:
     def proxy_nginx(self, tag: str) -> str:
         return f"{self.prefix}-proxy-nginx-{tag}"
 
+    @property
+    def canary_watchdog(self) -> str:
+        """Restores the live-only proxy at a canary's deadline unless the deploy removed it
+        (plan/canary.py): a killed deployctl never leaves the traffic split."""
+        return f"{self.prefix}-canary-watchdog"
+
     def release_network(self, release: str) -> str:
         """A release's own network, where its services carry their deploy.toml names as
         aliases: `http://backend:8000` from the frontend reaches the backend of the same
@@ -87,6 +93,21 @@ class StateLayout:
     def warm(self) -> str:
         """Which release is kept running after a switch, since when and until when (plan/warm.py)."""
         return posixpath.join(self.root, "warm.json")
+
+    @property
+    def canary(self) -> str:
+        """The canary running now (plan/canary.CanaryRecord); gone once it is decided."""
+        return posixpath.join(self.root, "canary.json")
+
+    @property
+    def canary_decision(self) -> str:
+        """`deploy --promote` / `--abort` from another shell: read by the watching deploy each tick."""
+        return posixpath.join(self.root, "canary-decision")
+
+    @property
+    def canary_fired(self) -> str:
+        """Written by the canary's watchdog when it restored the live-only proxy (its time)."""
+        return posixpath.join(self.root, "canary-fired")
 
     @property
     def lock_dir(self) -> str:

@@ -22,6 +22,7 @@ from .release_spec import ProxySpec
 PROXY_MOUNT = "/etc/deployctl/proxy"  # the host's proxy directory, read-only, inside the container
 CONFIG_FILE = "nginx.conf"
 CONFIG_PATH = f"{PROXY_MOUNT}/{CONFIG_FILE}"
+LIVE_COPY = "nginx.live.conf"  # beside it during a canary: the live-only configuration its watchdog puts back
 PID_FILE = "/tmp/deployctl-nginx.pid"
 RELEASE_HEADER = "X-Deployctl-Release"
 # Where a project's own proxy image adds configuration (the extension point, docs/proxy.md).
@@ -29,27 +30,40 @@ HTTP_SNIPPETS = "/etc/deployctl/proxy.d/http/*.conf"
 SERVER_SNIPPETS = "/etc/deployctl/proxy.d/server/*.conf"
 NO_RELEASE = "none"
 _RELEASE_LINE = re.compile(r"^# live: (\S+)$", re.M)
+_CANARY_LINE = re.compile(r"^# canary: (\S+) (\d+)%$", re.M)
 
 
 def upstream_name(release: str) -> str:
     return "release_" + re.sub(r"[^A-Za-z0-9_]", "_", release)
 
 
-def render_proxy_config(proxy: ProxySpec, live: str | None, upstreams: dict[str, str]) -> str:
+def render_proxy_config(proxy: ProxySpec, live: str | None, upstreams: dict[str, str],
+                        canary: tuple[str, int] | None = None) -> str:
     """`upstreams`: release -> `container:port` of its routed service. `live` is the release
-    that gets the traffic (None: none yet; the proxy answers 503 itself)."""
+    that gets the traffic (None: none yet; the proxy answers 503 itself). `canary`: (release,
+    percent) gets that share of the requests instead, chosen per request (split_clients on
+    $request_id: every request is drawn anew, so a client is not pinned to one release, and
+    the share holds for any mix of clients; the access log's stamp says who answered)."""
     blocks = "".join(
         f"    upstream {upstream_name(release)} {{\n        server {address};\n        keepalive 16;\n    }}\n"
         for release, address in sorted(upstreams.items())
     )
     stamps = "".join(f"        {upstream_name(release)} {release};\n" for release in sorted(upstreams))
-    if live is not None:
+    split = ""
+    if canary is not None and live is not None:
+        new, share = canary
+        # proxy_pass to a variable naming a defined upstream uses that upstream (no resolver),
+        # and $proxy_host is still the upstream's name, so the stamp below holds.
+        split = (f"    split_clients \"${{request_id}}\" $deployctl_upstream {{\n"
+                 f"        {share}% {upstream_name(new)};\n        * {upstream_name(live)};\n    }}\n\n")
+        route = "            proxy_pass http://$deployctl_upstream;\n"
+    elif live is not None:
         route = f"            proxy_pass http://{upstream_name(live)};\n"
     else:
         route = "            return 503 \"No release deployed yet\\n\";\n"
     return f"""# Written by deployctl on every switch; do not edit (changes are replaced).
 # live: {live or NO_RELEASE}
-worker_processes auto;
+{f"# canary: {canary[0]} {canary[1]}%{chr(10)}" if split else ""}worker_processes auto;
 pid {PID_FILE};
 error_log /dev/stderr warn;
 
@@ -79,7 +93,7 @@ http {{
     include {HTTP_SNIPPETS};
 
 {blocks}
-    # The release whose upstream served the response ($proxy_host is the upstream's name
+{split}    # The release whose upstream served the response ($proxy_host is the upstream's name
     # in proxy_pass; empty when nginx answered itself, and an empty header is not sent).
     map $proxy_host $deployctl_release {{
         default "";
@@ -115,6 +129,16 @@ def live_release(text: str | bytes | None) -> str | None:
         text = text.decode(errors="replace")
     match = _RELEASE_LINE.search(text)
     return match.group(1) if match and match.group(1) != NO_RELEASE else None
+
+
+def canary_of(text: str | bytes | None) -> tuple[str, int] | None:
+    """The canary a rendered configuration splits to, with its percent (None: no split)."""
+    if not text:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    match = _CANARY_LINE.search(text)
+    return (match.group(1), int(match.group(2))) if match else None
 
 
 def config_tag(image: str) -> str:

@@ -19,10 +19,11 @@ REVERTED = "reverted"  # switched fine; the rollout stopped and put its previous
 KEPT = "kept"  # switched fine; the rollout stopped and stays there (on_failure = "halt")
 SKIPPED = "skipped"  # the rollout stopped before this host's turn: nothing changed on it
 UNCERTAIN = "uncertain"  # a switch-back or revert did not finish: look at the host
+ABORTED = "aborted"  # its canary was judged bad (or aborted by hand): back on its live release at 100%
 
 DONE = frozenset({SUCCEEDED, ALREADY_LIVE})
 # The host serves exactly what it served before the rollout.
-AS_BEFORE = frozenset({FAILED, SWITCHED_BACK, REVERTED, SKIPPED})
+AS_BEFORE = frozenset({FAILED, SWITCHED_BACK, REVERTED, SKIPPED, ABORTED})
 # Outcomes that count against rollout.max_failures: the host itself failed.
 HOST_FAILURES = frozenset({FAILED, SWITCHED_BACK, UNCERTAIN})
 

@@ -11,16 +11,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import posixpath
+
 from . import docker_commands as dc
+from .canary import CanarySpec
 from .containers import ContainerSpec
 from .names import Names
-from .proxy_config import CONFIG_PATH, PROXY_MOUNT, RELEASE_HEADER, config_tag, render_proxy_config
+from .proxy_config import (CONFIG_FILE, CONFIG_PATH, LIVE_COPY, PROXY_MOUNT, RELEASE_HEADER, config_tag,
+                           render_proxy_config)
 from .release_spec import HealthProbe, ReleaseSpec
 from .steps import Argv, PlannedStep
 
 Chain = tuple[Argv, ...]  # argvs run in order; the chains of a step run at once
 ANCHOR_ROLE = "proxy-anchor"  # io.deployctl.role of the proxy's containers
 NGINX_ROLE = "proxy-nginx"
+WATCHDOG_ROLE = "canary-watchdog"
+CANARY_FIRED = "canary-fired"  # in the state directory (StateLayout.canary_fired): the watchdog's report
 
 
 @dataclass(frozen=True)
@@ -103,10 +109,14 @@ class SwitchPlan:
     verify: VerifyCheck
     drain: float
     guard: GuardSpec | None = None  # deploys only: a rollback is itself the way back
+    canary: CanarySpec | None = None  # deploys only: a share of the traffic first (services/canary.py)
+    watchdog: Argv | None = None  # the canary's watchdog, as services/canary.py starts it
 
     def steps(self) -> list[PlannedStep]:
         rows = [PlannedStep("start", "", argv) for chain in self.start for argv in chain]
         rows += [PlannedStep("health", probe.describe()) for probe in self.probes]
+        if self.canary is not None:
+            rows += self._canary_steps(self.canary)
         routed = self.target.routed
         rows.append(PlannedStep("route", f"write the proxy's nginx.conf: upstream {routed.container}:{routed.port}, "
                                          f"{RELEASE_HEADER}: {self.target.release}"))
@@ -132,6 +142,49 @@ class SwitchPlan:
         return rows
 
 
+    def _canary_steps(self, spec: CanarySpec) -> list[PlannedStep]:
+        nginx = self.proxy.nginx_name
+        return [
+            PlannedStep("canary", "record canary.json (release, live release, share, deadline); copy the live "
+                                  "nginx.conf to nginx.live.conf"),
+            PlannedStep("canary", "the proxy on this release's image first, still live-only (as the route "
+                                  "below: a new nginx beside the old, or a reload)"),
+            PlannedStep("canary", f"a watchdog that restores the live-only proxy {spec.watchdog_seconds}s from now "
+                                  "unless removed first (a killed deployctl leaves 100% on the live release)",
+                        self.watchdog),
+            PlannedStep("canary", f"write the proxy's nginx.conf: split_clients on $request_id, {spec.share}% to "
+                                  f"{self.target.release}, the rest to the live release; test and reload",
+                        dc.nginx_test_and_reload(nginx, CONFIG_PATH)),
+            PlannedStep("canary", spec.describe(), tuple(dc.logs_since(nginx, "<split time>"))),
+            PlannedStep("canary", "`deploy --promote` / `--abort` from another shell decide early (the host's "
+                                  "canary-decision file, read every second)"),
+            PlannedStep("canary", "abort: put the live-only nginx.conf back, test and reload; remove the watchdog "
+                                  "and this release's containers; record `aborted` with the numbers; exit 6"),
+            PlannedStep("canary", "promote: remove the watchdog, then the switch below (100%)",
+                        tuple(dc.remove([self.watchdog[self.watchdog.index("--name") + 1]]))
+                        if self.watchdog else None),
+        ]
+
+
+def canary_watchdog(target: ReleaseSpec, names: Names, proxy: ProxyStart, proxy_dir: str,
+                    spec: CanarySpec) -> Argv:
+    """In the proxy's own image, joined to the nginx of this release's image (the canary
+    brings the proxy to it before the split); paths inside the host's state directory."""
+    root = posixpath.dirname(proxy_dir)
+    return tuple(dc.run_canary_watchdog(
+        names.canary_watchdog, target.proxy.image, root, proxy.nginx_name, spec.watchdog_seconds,
+        config=posixpath.relpath(posixpath.join(proxy_dir, CONFIG_FILE), root),
+        live_copy=posixpath.relpath(posixpath.join(proxy_dir, LIVE_COPY), root), fired=CANARY_FIRED,
+        labels=names.labels(WATCHDOG_ROLE, target.release)))
+
+
+def canary_config(target: ReleaseSpec, live: ReleaseSpec, share: int) -> str:
+    """The split: the live release keeps its upstream and the rest of the traffic, the target
+    gets `share` percent; the target's proxy settings (its image runs the proxy from now)."""
+    upstreams = {r.release: f"{r.routed.container}:{r.routed.port}" for r in (live, target)}
+    return render_proxy_config(target.proxy, live.release, upstreams, canary=(target.release, share))
+
+
 def verify_check(target: ReleaseSpec) -> VerifyCheck:
     routed = target.routed
     if routed.verify_path:
@@ -147,16 +200,18 @@ def proxy_config_for(target: ReleaseSpec) -> str:
 
 
 def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Names, proxy_dir: str, *,
-                proxy_port: int, drain: float, guard: GuardSpec | None = None) -> SwitchPlan:
+                proxy_port: int, drain: float, guard: GuardSpec | None = None,
+                canary: CanarySpec | None = None) -> SwitchPlan:
     """New containers from images, each on the release's network and the app's."""
+    proxy = proxy_start(target, names, proxy_dir, proxy_port)
     return SwitchPlan(
         target=target, create=True,
         start=tuple(tuple(tuple(argv) for argv in dc.start_service(spec, target.network, names.network))
                     for spec in containers),
         undo=(tuple(dc.remove(target.containers)),),
         probes=tuple(target.probes()), proxy_config=proxy_config_for(target),
-        proxy=proxy_start(target, names, proxy_dir, proxy_port), verify=verify_check(target), drain=drain,
-        guard=guard,
+        proxy=proxy, verify=verify_check(target), drain=drain, guard=guard, canary=canary,
+        watchdog=canary_watchdog(target, names, proxy, proxy_dir, canary) if canary is not None else None,
     )
 
 

@@ -28,12 +28,14 @@ from ..plan.containers import release_containers
 from ..plan.images import PROXY, builtin_proxy_image
 from ..plan.lock import LockRecord
 from ..plan.release_spec import release_spec
-from ..plan.releases import FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord, new_release_id
+from ..plan.canary import PROMOTE, CanaryVerdict, canary_spec
+from ..plan.releases import ABORTED, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord, new_release_id
 from ..plan.stats import timing
 from ..plan.switch_plan import deploy_plan, guard_spec
 from ..secrets import Secret
 from . import preflight
 from .accessories import ensure_accessories
+from .canary import CanaryAborted, CanaryGate, HostCanary, recover
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for, proxy_port, who
 from .prune import prune
@@ -51,6 +53,7 @@ class DeployOptions:
     message: str = ""
     force_unlock: bool = False
     no_guard: bool = False  # --no-guard: skip the error-rate guard after the switch, this once
+    canary: int | None = None  # --canary N: this share instead of rollout.canary (0: none), this once
 
 
 class GuardReverted(DeployError):
@@ -109,10 +112,19 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         release = new_release_id(time.time() if now is None else now, images.revision, taken)
         emit(Message(f"release {release} to {env_name} ({len(conns)} host{'s' if len(conns) != 1 else ''})"))
         cancel = Cancel()
-        jobs = [HostDeploy(loaded, env_name, conn, emit, release, images, secrets, options, cancel=cancel)
+        settings = environment.rollout
+        spec = canary_spec(settings, options.canary)
+        gate = CanaryGate([conn.host for conn in conns], spec, emit) if spec is not None else None
+        if gate is not None and (settings.batch or settings.parallel):
+            # One canary judged on every host's traffic at once: the hosts split together.
+            emit(Message("canary: every host at once (rollout.batch and rollout.parallel apply without a canary)"))
+            settings = settings.model_copy(update={"batch": None, "parallel": None})
+        jobs = [HostDeploy(loaded, env_name, conn, emit, release, images, secrets, options, cancel=cancel, gate=gate)
                 for conn in conns]
-        results = Rollout(jobs, environment.rollout, emit, action="deploy", cancel=cancel,
-                          first_step=lambda job: job.migrate()).run()
+        rollout = Rollout(jobs, settings, emit, action="deploy", cancel=cancel, first_step=lambda job: job.migrate())
+        if gate is not None:
+            gate.stopped = lambda: cancel.is_set() or rollout.stop_reason is not None
+        results = rollout.run()
         hosts = [HostOutcome(job.host, release, job.previous, results[job.host].outcome,
                              results[job.host].seconds, results[job.host].error) for job in jobs]
         verdict = plan.verdict({h.host: h.outcome for h in hosts})
@@ -155,13 +167,14 @@ class HostDeploy:
 
     def __init__(self, loaded: LoadedConfig, env_name: str, conn, emit: Emit, release: str,
                  images: ReleaseImages, secrets: dict[str, Secret], options: DeployOptions,
-                 *, cancel: Cancel | None = None) -> None:
+                 *, cancel: Cancel | None = None, gate: CanaryGate | None = None) -> None:
         self.loaded, self.env_name, self.conn, self.emit = loaded, env_name, conn, emit
         self.host = conn.host
         self.config = loaded.config
         self.environment = loaded.environment(env_name)
         self.release, self.images, self.secrets, self.options = release, images, secrets, options
         self.cancel = cancel or Cancel()
+        self.gate = gate  # the canary's meeting point (None: no canary)
         self.names = names_for(loaded, env_name)
         self.layout = layout_for(loaded, env_name)
         self.state = HostState(conn, self.layout)
@@ -173,10 +186,13 @@ class HostDeploy:
         self.plan = deploy_plan(self.spec, self.containers, self.names, self.layout.proxy_dir,
                                 proxy_port=proxy_port(loaded, env_name),
                                 drain=self.environment.rollout.drain,
-                                guard=guard_spec(self.environment.rollout, options.no_guard))
+                                guard=guard_spec(self.environment.rollout, options.no_guard),
+                                canary=gate.spec if gate is not None else canary_spec(self.environment.rollout,
+                                                                                      options.canary))
         self.previous: str | None = None
         self.started_at: float | None = None  # when the switch sequence began (for `stats`)
-        self.phase = "before"  # before | switched back | uncertain | live
+        self.phase = "before"  # before | switched back | uncertain | aborted | live
+        self.canary: CanaryVerdict | None = None  # the verdict that promoted this release
 
     # -- HostJob -----------------------------------------------------------------------------
 
@@ -195,6 +211,7 @@ class HostDeploy:
         try:
             self.previous = self.state.current()
             self.state.prepare()
+            self._recover_canary()
             self.switch.stop_expired_warm(keep={r for r in (self.previous,) if r})
             if self.environment.target == "ssh":
                 preflight.pull(self.conn, self.emit, [*self.images.images.values(), self.spec.proxy.image])
@@ -220,7 +237,14 @@ class HostDeploy:
         self.started_at = time.time()
         try:
             self.cancel.check()
-            self.switch.run(self.plan)
+            if self.gate is None:
+                self.switch.run(self.plan)
+            else:
+                self.switch.bring_up(self.plan)
+                self._canary()  # returns when promoted; raises CanaryAborted after going back
+                self.switch.switch(self.plan)
+        except CanaryAborted:
+            raise  # back on the live release, cleaned up and recorded already
         except SwitchBackFailed as exc:
             self.phase = "uncertain"
             self._record(UNCERTAIN, self.previous, exc.message)
@@ -231,15 +255,18 @@ class HostDeploy:
             self._record(REVERTED, self.previous, exc.message)
             raise
         except BaseException as exc:
+            if self.gate is not None:
+                self.gate.leave(self.host)  # before its split: the other hosts do not wait for it
             self._abandon(exc)
             raise
         # Switched and verified: from here the new release is live; bookkeeping comes first
         # so an interrupt during the drain cannot leave `current` pointing at the old one.
         self.state.set_current(self.release)
-        self._record(LIVE, self.previous, "")
+        switched = time.time()
+        self._record(LIVE, self.previous, "", extra={"canary": self.canary.to_dict()} if self.canary else None)
         self.phase = "live"
         # Before retire: the previous release still runs, so a revert is a proxy switch only.
-        self._guard()
+        self._guard(since=switched if self.canary else self.started_at)
         try:
             on_host = self.switch.retire(self.release, self.environment.rollout.drain, previous=self.previous,
                                          warm_window=self.environment.rollout.warm_window)
@@ -250,7 +277,74 @@ class HostDeploy:
 
     # -- the error-rate guard (docs/release-safety.md) ---------------------------------------
 
-    def _guard(self) -> None:
+    # -- the canary (services/canary.py, docs/release-safety.md) ------------------------------
+
+    def _canary(self) -> None:
+        """Split, meet the other hosts, and go on to the switch (promote) or back (abort)."""
+        gate = self.gate
+        assert gate is not None
+        live = self._live_spec()
+        if live is None:
+            gate.leave(self.host)
+            self.emit(Message("canary skipped: no live release here to share the traffic with", host=self.host))
+            return
+        canary = HostCanary(self.switch, self.names, self.layout, self.emit, self.plan, live, gate.spec)
+        try:
+            since = canary.split()
+        except BaseException:
+            gate.leave(self.host)
+            raise
+        verdict = gate.join(canary, since)
+        if verdict.decision == PROMOTE:
+            canary.disarm()  # from here the watchdog cannot fire; the switch below takes 100%
+            self.canary = verdict
+            return
+        self._canary_abort(canary, verdict)
+
+    def _live_spec(self):  # type: ignore[no-untyped-def]
+        """The live release's recorded spec (its routed upstream), None without one."""
+        from .rollback import spec_of
+
+        if self.previous is None or self.switch.previous_config is None:
+            return None
+        record = self.state.history().deployed(self.previous)
+        return spec_of(record, self.loaded, self.env_name) if record is not None else None
+
+    def _canary_abort(self, canary: HostCanary, verdict: CanaryVerdict) -> None:
+        timer = Timer(self.emit, "abort", host=self.host, detail=f"proxy -> {self.previous} only")
+        try:
+            canary.back()
+        except BaseException as exc:
+            timer.failed(_why(exc))
+            self.phase = "uncertain"
+            self._record(UNCERTAIN, self.previous, f"canary: {verdict.reason}; going back failed: {_why(exc)}")
+            raise SwitchBackFailed(f"{self.host}: canary: {verdict.reason}; going back failed: {_why(exc)} (its "
+                                   "watchdog still puts the live release back at its deadline)",
+                                   hint="check `deployctl status` and the proxy") from None
+        self.phase = "aborted"
+        timer.done(f"{self.previous} serves 100% again")
+        time.sleep(self.environment.rollout.drain)  # requests the canary still holds
+        self._clean_up()
+        self._record(ABORTED, self.previous, f"canary: {verdict.reason}", extra={"canary": verdict.to_dict()})
+        raise CanaryAborted(f"{self.host}: canary aborted: {verdict.reason}; {self.previous} serves 100% again",
+                            hint="the previous release never stopped serving most of the traffic")
+
+    def _recover_canary(self) -> None:
+        """A canary a killed deployctl left here: live-only proxy, its release removed, recorded."""
+        record = recover(self.switch, self.names, self.layout, self.emit)
+        if record is None or record.release == self.previous:
+            return
+        left = self.switch.release_containers().get(record.release, [])
+        self.switch.remove(left)
+        self.switch.remove_release_networks([record.release])
+        self.conn.remove_tree(self.layout.release_secrets(record.release))
+        self.state.record(ReleaseRecord(
+            release=record.release, revision=None, images={}, action="deploy", outcome=ABORTED, who=who(),
+            when=rfc3339(time.time()), previous=record.live,
+            error="canary: deployctl stopped before it was decided; the watchdog (or this deploy) put "
+                  f"{record.live} back at 100%"))
+
+    def _guard(self, since: float | None) -> None:
         spec = self.plan.guard
         if spec is None:
             return
@@ -259,7 +353,7 @@ class HostDeploy:
             return
         guard = Guard(self.switch.proxy, self.emit, window=spec.window, max_error_rate=spec.max_error_rate,
                       min_requests=spec.min_requests, stopped=self.cancel.is_set)
-        verdict = guard.watch(self.release, since=self.started_at or time.time())
+        verdict = guard.watch(self.release, since=since or time.time())
         if verdict.revert:
             self._guard_revert(verdict.reason, verdict.numbers())
 
@@ -288,7 +382,8 @@ class HostDeploy:
                             hint="the previous release is serving again")
 
     def failure_outcome(self) -> str:
-        return {"switched back": plan.SWITCHED_BACK, "uncertain": plan.UNCERTAIN}.get(self.phase, plan.FAILED)
+        return {"switched back": plan.SWITCHED_BACK, "uncertain": plan.UNCERTAIN,
+                "aborted": plan.ABORTED}.get(self.phase, plan.FAILED)
 
     def can_revert(self) -> bool:
         return self.previous is not None

@@ -9,6 +9,7 @@ from typing import Callable
 
 from ..config import LoadedConfig
 from ..errors import ConnectError, UsageError
+from ..plan.canary import CanaryRecord
 from ..plan.releases import LIVE, sort_key
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for
@@ -30,6 +31,9 @@ class HostStatus:
     # The release whose upstream answers through the proxy right now (its stamp): after an
     # `uncertain` switch it can differ from `live` (the recorded current), and says which serves.
     proxy_routes: str | None = None
+    # A canary's record on the host: one running now, or one a killed deployctl left (and
+    # what its watchdog did); None when none (plan/canary.py).
+    canary: str | None = None
     reachable: bool = True
     error: str | None = None  # why it could not be reached
 
@@ -76,6 +80,8 @@ def _host_status(conn, names, layout, listen_port: int) -> HostStatus:  # type: 
     states = switch.states([*wanted, names.proxy, *([nginx] if nginx else [])])
     holder = state.holder()
     port = switch.proxy.port(listen_port) if names.proxy in states else None
+    canary = CanaryRecord.parse(conn.read_file(layout.canary))
+    fired = (conn.read_file(layout.canary_fired) or b"").decode().strip() or None
     return HostStatus(
         host=conn.host, live=live, revision=record.revision if record else None,
         deployed_at=switched_at, age_seconds=_age(switched_at),
@@ -84,6 +90,7 @@ def _host_status(conn, names, layout, listen_port: int) -> HostStatus:  # type: 
         lock=holder.describe() if holder else ("held (no details)" if state.locked() else None),
         proxy_port=port,
         proxy_routes=switch.proxy.serving(port) if port else None,
+        canary=canary.what_happened(now=time.time(), fired=fired) if canary else None,
     )
 
 

@@ -119,6 +119,12 @@ class HostSwitch:
 
     def run(self, plan: SwitchPlan) -> tuple[int, float]:
         """start -> health -> route -> verify. Returns (proxy port, seconds the verify took)."""
+        self.bring_up(plan)
+        return self.switch(plan)
+
+    def bring_up(self, plan: SwitchPlan) -> None:
+        """start -> health: the new release runs beside the live one, out of the proxy. (A
+        canary splits the traffic between here and `switch`: services/canary.py.)"""
         target = plan.target
         try:
             timer = Timer(self.emit, "start", host=self.conn.host, detail=target.release)
@@ -130,8 +136,14 @@ class HostSwitch:
         except BaseException:
             self.undo(plan)  # nothing was switched: the live release never stopped serving
             raise
-        previous = self.proxy.live_config()
-        self.previous_config = previous  # what a later switch back (the guard, a canary abort) restores
+        # What a later switch back (a failed verify, the guard, a canary abort) restores: the
+        # configuration before this release got any traffic, a canary's share included.
+        self.previous_config = self.proxy.live_config()
+
+    def switch(self, plan: SwitchPlan) -> tuple[int, float]:
+        """route -> verify, switching back to the configuration before `bring_up` on failure."""
+        target = plan.target
+        previous = self.previous_config
         routed = target.routed
         timer = Timer(self.emit, "switch", host=self.conn.host, detail=f"proxy -> {routed.container}")
         try:

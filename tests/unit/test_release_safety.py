@@ -1,5 +1,5 @@
 """The guard's and the canary's pure parts: the proxy's access log as per-release numbers
-(plan/access_log.py), the decisions (plan/verdict.py), the docker argv that reads the log,
+(plan/access_log.py), the decisions (plan/verdict.py, plan/canary.py), the docker argv that reads the log,
 the settings, and how history and stats count a guard revert or a canary abort."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from deployctl.plan import docker_commands as dc
 from deployctl.plan.access_log import Window, p95, parse_line, parse_lines, window
 from deployctl.plan.releases import ABORTED, LIVE, REVERTED, History, ReleaseRecord
 from deployctl.plan.stats import compute
-from deployctl.plan.verdict import ABORT, PROMOTE, WAIT, canary_verdict, guard_verdict
+from deployctl.plan.canary import ABORT, PROMOTE, WAIT, canary_verdict
+from deployctl.plan.verdict import guard_verdict
 
 NEW, OLD = "20261201-175000-bbbbbbb", "20261201-170000-aaaaaaa"
 

@@ -1,0 +1,48 @@
+"""A canary across the test fleet's 3 hosts under continuous traffic through its load
+balancer: every host splits, one verdict is judged on every host's access log together (a
+board of per-host windows), and every host promotes; no request fails. Short windows: CI
+time matters."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.integration.fleet.site import json_lines
+from tests.integration.fleet.test_fleet_rollout import deployed, traffic_to
+
+pytestmark = pytest.mark.integration
+WINDOW = 5
+
+
+def test_a_canary_splits_every_host_is_judged_once_and_promotes_everywhere(site, load_balancer):
+    v1 = deployed(site.deploy("1111111aaaa", "--json"))
+    site.write_config(canary_window=WINDOW, canary_min_requests=10, warm_window=0)
+    with traffic_to(load_balancer) as traffic:
+        time.sleep(1)
+        done = site.deploy("2222222bbbb", "--json", "--canary", "30")
+        returned = time.time()
+        time.sleep(1)
+    report = traffic.report
+    v2 = deployed(done)
+    assert report.total > 100 and report.failures == [], report.summary()
+    assert report.wrong_release_after(returned, v2) == [], report.summary()
+
+    events = json_lines(done.stdout)
+    splits = [e for e in events if e["event"] == "step_done" and e.get("step") == "split"]
+    assert sorted(e["host"] for e in splits) == sorted(site.hosts)
+    watched = [e for e in events if e.get("step") == "canary" and e["event"] in ("step_started", "step_done")]
+    assert [e["event"] for e in watched] == ["step_started", "step_done"]  # one watch for the fleet
+    assert "promote" in watched[-1]["detail"]
+    during = [s for s in report.samples if s.started >= max(e["at"] for e in splits) and s.finished <= watched[-1]["at"]]
+    share = sum(1 for s in during if set(s.releases) == {v2}) / max(1, len(during))
+    assert 0.15 <= share <= 0.45, (share, len(during))
+    for host in site.hosts:
+        last = site.history(host).records[-1]
+        assert (last.release, last.outcome, last.previous) == (v2, "succeeded", v1)
+        assert sorted(last.extra["canary"]["hosts"]) == sorted(site.hosts)  # the board: every host's window
+        assert site.current(host) == v2 and not site.locked(host)
+        assert site.state_file(host, "canary.json") == ""
+    print(f"\nfleet canary: 3 hosts, {WINDOW}s window, {len(during)} requests during it through the balancer, "
+          f"{share:.1%} to the canary (30%); {report.total} requests in all, 0 failed")
