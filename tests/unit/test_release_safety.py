@@ -165,3 +165,37 @@ def test_dry_run_shows_the_guard_from_the_plan_the_deploy_runs() -> None:
     unguarded = deploy_plan(_spec(config), containers, Names("usersapp", "local"), "/s/proxy", proxy_port=8080,
                             drain=3)
     assert "guard" not in [s.step for s in unguarded.steps()]
+
+
+class _LogConn:
+    """`docker logs --since` as the engine answers it: every line at or after the instant
+    (to the millisecond the argv carries), the edge included."""
+
+    host = "h"
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines, self.reads = lines, []
+
+    def run(self, argv, timeout=None):  # type: ignore[no-untyped-def]
+        since = float(argv[argv.index("--since") + 1])
+        self.reads.append(since)
+        out = [ln for ln in self.lines if parse_line(ln) is None or parse_line(ln).at >= since]
+        return type("R", (), {"ok": True, "stdout": "\n".join(out), "stderr": ""})()
+
+
+def test_proxy_log_reads_only_what_is_new_and_never_counts_a_line_twice() -> None:
+    from deployctl.services.watch import ProxyLog
+
+    stamps = ["2026-12-01T17:50:01.100000001Z", "2026-12-01T17:50:01.100000002Z", "2026-12-01T17:50:01.100400000Z"]
+    conn = _LogConn([line(ts, 200, NEW) for ts in stamps])
+    proxy = type("P", (), {"conn": conn, "running_nginx": lambda self: "nginx-1"})()
+    log = ProxyLog(proxy)  # type: ignore[arg-type]
+    since = calendar.timegm((2026, 12, 1, 17, 50, 0, 0, 0, 0))
+    assert len(log.entries(since)) == 3
+    conn.lines.append(line("2026-12-01T17:50:01.100400001Z", 500, NEW))  # the same millisecond as the last
+    conn.lines.append(line("2026-12-01T17:50:02.000000000Z", 200, NEW))
+    second = log.entries(since)
+    assert [e.status for e in second] == [200, 200, 200, 500, 200]
+    assert round(conn.reads[1], 3) == round(since + 1.1, 3)  # from the newest line's millisecond, not the start
+    assert len(log.entries(since)) == 5  # nothing new: nothing added
+    assert len(log.entries(since + 1.5)) == 1  # another watch starts over
