@@ -21,11 +21,17 @@ the faulty run; "next deploy" is the outcome of the deploy that follows.
 """
 
 
+def lock_cell(row: dict) -> str:
+    if row["unlocked"]:
+        return "yes"
+    return "left, holder shown; `--force-unlock`" if row.get("lock_left") else "NO"
+
+
 def render(rows: list[dict]) -> str:
     lines = [HEADER.rstrip("\n")]
     for r in rows:
         lines.append(f"| {r['fault']} | {r['step']} | {r['requests']} | {r['failed']} | {r['live']} | "
-                     f"{r['outcome']} | {r['exit']} | {'yes' if r['unlocked'] else 'NO'} | "
+                     f"{r['outcome']} | {r['exit']} | {lock_cell(r)} | "
                      f"{r['next']} | {r.get('note', '')} |")
     failed = [r for r in rows if r["failed"]]
     lines.append("")
