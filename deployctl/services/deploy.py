@@ -13,6 +13,7 @@ then hosts switch in batches; a stopped rollout reverts the hosts it already swi
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from ..secrets import Secret
 from . import preflight
 from .accessories import ensure_accessories
 from .host_state import HostState
-from .hosts import connectors_for, layout_for, names_for, proxy_port, who
+from .hosts import connectors_for, layout_for, machine, names_for, proxy_port, who
 from .prune import prune
 from .release_images import ReleaseImages
 from ..plan.env_values import SecretValueError, env_file
@@ -190,7 +191,7 @@ class HostDeploy:
 
     def lock(self) -> None:
         lock = LockRecord(who=who(), when=rfc3339(time.time()), action="deploy", release=self.release,
-                          message=self.options.message, pid=None, host=None)
+                          message=self.options.message, pid=os.getpid(), host=machine())
         try:
             broken = self.state.acquire(lock, force=self.options.force_unlock)
         except BaseException as exc:
