@@ -312,3 +312,15 @@ def test_lock_records_pid_and_machine_and_a_dead_holder_on_this_machine_is_stale
     assert lock.describe("its process 4242 on build1 is gone") == (
         f"ci@build1 from build1 pid 4242 since 2026-12-02T01:00:00Z: deploy of {R1} "
         "[STALE: its process 4242 on build1 is gone]")
+
+
+def test_release_ids_stay_in_deploy_order_when_the_clock_is_behind():
+    newest = "20261202-010000-aaaaaaa"
+    behind = new_release_id(T, "bbbbbbb", {R1, newest})  # T is days before `newest`
+    assert behind == "20261202-010001-bbbbbbb"
+    history = History((ReleaseRecord(release=newest, revision="a", images={}, action="deploy", outcome=LIVE,
+                                     who="w", when="t"),
+                       ReleaseRecord(release=behind, revision="b", images={}, action="deploy", outcome=LIVE,
+                                     who="w", when="t")))
+    assert history.previous_good(behind) == newest  # a rollback goes to the release it replaced
+    assert new_release_id(T, "bbbbbbb", {behind, newest}) == "20261202-010002-bbbbbbb"
