@@ -14,6 +14,13 @@ from ..secrets import redactor
 OnLine = Callable[[str], None]
 
 
+class ConnectionLost(OSError):
+    """The connection to the host went away (SSH transport closed, reset, EOF). An OSError,
+    so the callers that already treat "nothing answered" as a retryable probe failure keep
+    doing so; services/host_calls.py names the host and the step for the user. Whether the
+    interrupted call ran on the host is unknown."""
+
+
 @dataclass(frozen=True)
 class CommandResult:
     rc: int

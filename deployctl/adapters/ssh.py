@@ -20,7 +20,7 @@ import time
 from typing import Any, Sequence
 
 from ..errors import ConnectError
-from .connector import CommandResult, HttpResponse, OnLine, http_request, parse_http_response
+from .connector import CommandResult, ConnectionLost, HttpResponse, OnLine, http_request, parse_http_response
 
 # paramiko logs every refused direct-tcpip channel ("Secsh channel 3 open FAILED: Connection
 # refused"), and health checks poll containers that are not listening yet: without a
@@ -60,6 +60,10 @@ class SSHConnector:
         self._client: Any = None
         self._sftp: Any = None
         self._sftp_lock = threading.Lock()
+        self._reconnect_lock = threading.Lock()
+        self._lost: str | None = None  # why a reconnect failed: the host is gone for this run
+        self.reconnects = 0
+        self._connected_once = False
 
     # -- connection ------------------------------------------------------------------------
 
@@ -101,17 +105,59 @@ class SSHConnector:
         transport = client.get_transport()
         transport.set_keepalive(15)
         self._client = client
+        self._connected_once = True
         return self
 
     @property
     def transport(self) -> Any:
-        if self._client is None:
-            self.connect()
-        return self._client.get_transport()
+        """The live transport. A connection that dropped since the last call is opened again,
+        once: nothing of this call was sent yet, so that is always safe. When that fails the
+        host counts as lost for the rest of the run (every later call fails at once, rather
+        than waiting out a connect timeout each)."""
+        if self._lost is not None:
+            raise ConnectionLost(self._lost)
+        client = self._client
+        transport = client.get_transport() if client is not None else None
+        if transport is not None and transport.is_active():
+            return transport
+        if not self._connected_once:
+            self.connect()  # first use without an explicit connect()
+            return self._client.get_transport()
+        with self._reconnect_lock:
+            if self._client is not client:  # another thread reconnected meanwhile
+                return self.transport
+            self._drop()
+            try:
+                self.connect()
+            except ConnectError as exc:
+                reason = exc.message[len(self.host) + 2:] if exc.message.startswith(f"{self.host}: ") else exc.message
+                self._lost = f"{self.host}: SSH connection lost, and reconnecting failed: {reason}"
+                raise ConnectionLost(self._lost) from None
+            self.reconnects += 1
+            return self._client.get_transport()
+
+    def _drop(self) -> None:
+        """Forgets a dead connection (its SFTP session died with it)."""
+        old, self._client, self._sftp = self._client, None, None
+        if old is not None:
+            try:
+                old.close()
+            except Exception:  # noqa: BLE001 - it is dead already
+                pass
+
+    def _lost_during(self, what: str, exc: BaseException) -> BaseException:
+        """The error for `exc` raised during `what`: ConnectionLost when the transport died
+        (the call may or may not have happened on the host), else `exc` itself."""
+        if isinstance(exc, ConnectionLost):
+            return exc
+        if self.transport_active() and not isinstance(exc, EOFError):
+            return exc
+        return ConnectionLost(f"{self.host}: SSH connection lost during {what}: {type(exc).__name__}: {exc}")
 
     def sftp(self) -> Any:
-        if self._sftp is None:
-            self._sftp = self._client.open_sftp() if self._client else self.connect()._client.open_sftp()
+        transport = self.transport  # reconnects first when the connection dropped
+        if self._sftp is None or self._sftp.get_channel().get_transport() is not transport:
+            self._sftp = self._client.open_sftp()
         return self._sftp
 
     def close(self) -> None:
@@ -126,48 +172,76 @@ class SSHConnector:
 
     def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
             on_line: OnLine | None = None) -> CommandResult:
-        chan = self.transport.open_session()
+        import paramiko
+
+        what = f"`{' '.join(argv[:3])}`"
         try:
-            chan.exec_command(shlex.join(argv))
-            if stdin is not None:
-                chan.sendall(stdin)
-            chan.shutdown_write()
-            out, err = bytearray(), bytearray()
-            deadline = None if timeout is None else time.monotonic() + timeout
-            pending = b""
-            while True:
-                if chan.recv_ready():
-                    data = chan.recv(65536)
-                    if on_line is None:
-                        out += data
-                    else:
-                        pending += data
-                        *lines, pending = pending.split(b"\n")
-                        for line in lines:
-                            on_line(line.decode(errors="replace"))
-                    continue
-                if chan.recv_stderr_ready():
-                    data = chan.recv_stderr(65536)
-                    if on_line is None:
-                        err += data
-                    else:
-                        for line in data.decode(errors="replace").splitlines():
-                            on_line(line)
-                    continue
-                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    return CommandResult(124, out.decode(errors="replace"), f"timed out after {timeout}s")
-                select.select([chan], [], [], 0.05)
-            if pending and on_line is not None:
-                on_line(pending.decode(errors="replace"))
-            return CommandResult(chan.recv_exit_status(), out.decode(errors="replace"), err.decode(errors="replace"))
+            chan = self.transport.open_session()
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._lost_during(what, exc) from None
+        try:
+            return self._run_on(chan, argv, stdin, timeout, on_line)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._lost_during(what, exc) from None
         finally:
             chan.close()
+
+    def _run_on(self, chan: Any, argv: Sequence[str], stdin: bytes | None, timeout: float | None,
+                on_line: OnLine | None) -> CommandResult:
+        chan.exec_command(shlex.join(argv))
+        if stdin is not None:
+            chan.sendall(stdin)
+        chan.shutdown_write()
+        out, err = bytearray(), bytearray()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pending = b""
+        while True:
+            if chan.recv_ready():
+                data = chan.recv(65536)
+                if on_line is None:
+                    out += data
+                else:
+                    pending += data
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        on_line(line.decode(errors="replace"))
+                continue
+            if chan.recv_stderr_ready():
+                data = chan.recv_stderr(65536)
+                if on_line is None:
+                    err += data
+                else:
+                    for line in data.decode(errors="replace").splitlines():
+                        on_line(line)
+                continue
+            if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                return CommandResult(124, out.decode(errors="replace"), f"timed out after {timeout}s")
+            select.select([chan], [], [], 0.05)
+        if pending and on_line is not None:
+            on_line(pending.decode(errors="replace"))
+        rc = chan.recv_exit_status()
+        if rc == -1 and not self.transport_active():
+            # paramiko closes a channel whose transport died and reports -1: not an exit status
+            raise EOFError("the channel closed with no exit status")
+        return CommandResult(rc, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def transport_active(self) -> bool:
+        transport = self._client.get_transport() if self._client is not None else None
+        return transport is not None and transport.is_active()
 
     # -- files -----------------------------------------------------------------------------
 
     def put_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
+        import paramiko
+
+        try:
+            return self._put_file(path, data, mode)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._lost_during(f"writing {path}", exc) from None
+
+    def _put_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
         directory = posixpath.dirname(path)
         self.mkdir(directory)
         tmp = posixpath.join(directory, f".{posixpath.basename(path)}.{os.getpid()}.{threading.get_ident()}")
@@ -179,6 +253,14 @@ class SSHConnector:
             sftp.posix_rename(tmp, path)
 
     def read_file(self, path: str) -> bytes | None:
+        import paramiko
+
+        try:
+            return self._read_file(path)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._lost_during(f"reading {path}", exc) from None
+
+    def _read_file(self, path: str) -> bytes | None:
         with self._sftp_lock:
             try:
                 with self.sftp().open(path, "rb") as handle:
@@ -187,6 +269,14 @@ class SSHConnector:
                 return None
 
     def append_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        import paramiko
+
+        try:
+            return self._append_file(path, data, mode)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._lost_during(f"appending to {path}", exc) from None
+
+    def _append_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         self.mkdir(posixpath.dirname(path))
         with self._sftp_lock:
             with self.sftp().open(path, "ab") as handle:
@@ -194,6 +284,14 @@ class SSHConnector:
                 handle.chmod(mode)
 
     def mkdir(self, path: str, *, mode: int = 0o755, exclusive: bool = False) -> bool:
+        import paramiko
+
+        try:
+            return self._mkdir(path, mode=mode, exclusive=exclusive)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._lost_during(f"mkdir {path}", exc) from None
+
+    def _mkdir(self, path: str, *, mode: int = 0o755, exclusive: bool = False) -> bool:
         parts = [p for p in path.split("/") if p]
         with self._sftp_lock:
             sftp = self.sftp()
@@ -216,6 +314,14 @@ class SSHConnector:
     # -- HTTP as the host sees it ----------------------------------------------------------
 
     def tcp_check(self, address: str, port: int, timeout: float = 2.0) -> None:
+        import paramiko
+
+        try:
+            return self._tcp_check(address, port, timeout)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._lost_during(f"a TCP check of {address}:{port}", exc) from None
+
+    def _tcp_check(self, address: str, port: int, timeout: float = 2.0) -> None:
         """sshd confirms a direct-tcpip channel only once its own connection to the address
         succeeded: an open channel is a TCP connect as the host sees it."""
         import paramiko
@@ -227,6 +333,14 @@ class SSHConnector:
         chan.close()
 
     def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
+        import paramiko
+
+        try:
+            return self._http_get(address, port, path, timeout)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._lost_during(f"GET http://{address}:{port}{path}", exc) from None
+
+    def _http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
         import paramiko
 
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -14,8 +14,8 @@ class LockRecord:
     action: str  # deploy | rollback
     release: str | None = None
     message: str = ""
-    pid: int | None = None
-    host: str | None = None  # the machine deployctl ran on
+    pid: int | None = None  # the deployctl process holding it
+    host: str | None = None  # the machine deployctl ran on (not the host it deploys to)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True) + "\n"
@@ -30,8 +30,17 @@ class LockRecord:
         except (ValueError, TypeError, KeyError):
             return None
 
-    def describe(self) -> str:
+    def describe(self, stale: str | None = None) -> str:
         what = f"{self.action} of {self.release}" if self.release else self.action
-        where = f" from {self.host}" if self.host else ""
+        where = f" from {self.host}" + (f" pid {self.pid}" if self.pid is not None else "") if self.host else ""
         note = f" ({self.message})" if self.message else ""
-        return f"{self.who}{where} since {self.when}: {what}{note}"
+        return f"{self.who}{where} since {self.when}: {what}{note}" + (f" [STALE: {stale}]" if stale else "")
+
+
+def stale_reason(record: LockRecord, machine: str, alive: Callable[[int], bool]) -> str | None:
+    """Why a lock is stale, or None when its holder may still run. Only a holder on this
+    machine can be checked (is its process there?); one on another machine, or a record
+    without a pid, is never called stale: guessing wrong would let two deploys run at once."""
+    if record.pid is None or record.host != machine:
+        return None
+    return None if alive(record.pid) else f"its process {record.pid} on {machine} is gone"

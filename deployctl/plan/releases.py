@@ -7,6 +7,7 @@ the file is an audit log as well as the state rollback reads.
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 import time
@@ -28,12 +29,20 @@ ABORTED = "aborted"  # a canary judged bad (or aborted by hand): back to 0% of t
 def new_release_id(now: float, revision: str | None, taken: Iterable[str] = ()) -> str:
     """`YYYYMMDD-HHMMSS-<sha7>` in UTC: sortable by time, says which commit it is.
 
-    Two deploys of the same commit within one second get `-2`, `-3`...; an id is never reused
-    even when the host's clock went backwards, because `taken` holds every id the host has seen.
+    Two deploys of the same commit within one second get `-2`, `-3`...; an id is never reused.
+    Ids stay in deploy order even when this machine's clock is behind the one that made the
+    host's newest id (`taken` holds every id the hosts have seen): the new id then takes
+    that id's second plus one. Rollback and prune order releases by id, so an id earlier
+    than the live one would make a rollback skip the release just replaced.
     """
     short = (revision or NO_REVISION)[:7].lower()
-    base = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}-{short}"
     taken = set(taken)
+    stamps = [t[:15] for t in taken if RELEASE_RE.match(t)]
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+    if stamps and max(stamps) > stamp:
+        newest = calendar.timegm(time.strptime(max(stamps), "%Y%m%d-%H%M%S"))
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(newest + 1))
+    base = f"{stamp}-{short}"
     candidate, n = base, 1
     while candidate in taken:
         n += 1

@@ -13,6 +13,7 @@ then hosts switch in batches; a stopped rollout reverts the hosts it already swi
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,11 +38,11 @@ from . import preflight
 from .accessories import ensure_accessories
 from .canary import CanaryAborted, CanaryGate, HostCanary, recover
 from .host_state import HostState
-from .hosts import connectors_for, layout_for, names_for, proxy_port, who
+from .hosts import connectors_for, layout_for, machine, names_for, proxy_port, who
 from .prune import prune
 from .release_images import ReleaseImages
 from ..plan.env_values import SecretValueError, env_file
-from .host_calls import on_every_host
+from .host_calls import PREVIOUS, UNCHANGED, UNKNOWN, connection_failure, mapped, on_every_host
 from .host_calls import why as _why
 from .rollout import Cancel, Interrupted, Rollout, unexpected  # noqa: F401 - Interrupted: for the CLI
 from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
@@ -104,10 +105,11 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
 
     try:
         # Preflight on every host before any host changes; one error names every bad host.
-        taken = set().union(*on_every_host(conns, check_host, environment.rollout.parallel))
+        taken = set().union(*on_every_host(conns, unchanged("preflight", check_host), environment.rollout.parallel))
         # The environment's accessories (its database, say) are up before any release work,
         # as migrations need them: absent ones are booted, existing ones never recreated.
-        on_every_host(conns, lambda conn: ensure_accessories(loaded, env_name, conn, secrets, emit),
+        on_every_host(conns, unchanged("accessories", lambda conn: ensure_accessories(loaded, env_name, conn, secrets,
+                                                                                      emit)),
                       environment.rollout.parallel)
         release = new_release_id(time.time() if now is None else now, images.revision, taken)
         emit(Message(f"release {release} to {env_name} ({len(conns)} host{'s' if len(conns) != 1 else ''})"))
@@ -134,6 +136,17 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
     finally:
         for conn in conns:
             conn.close()
+
+
+def unchanged(step: str, fn):  # type: ignore[no-untyped-def]
+    """fn(conn), its connection failures named with the host and step: before the lock,
+    nothing of the site changed (exit 4)."""
+    def call(conn):  # type: ignore[no-untyped-def]
+        try:
+            return fn(conn)
+        except BaseException as exc:
+            raise mapped(conn.host, step, exc, UNCHANGED) from None
+    return call
 
 
 def proxy_image_for(config, images: ReleaseImages) -> str:  # type: ignore[no-untyped-def]
@@ -190,6 +203,7 @@ class HostDeploy:
                                 canary=gate.spec if gate is not None else canary_spec(self.environment.rollout,
                                                                                       options.canary))
         self.previous: str | None = None
+        self.step = "prepare"  # the step under way before the switch sequence (then self.switch.step)
         self.started_at: float | None = None  # when the switch sequence began (for `stats`)
         self.phase = "before"  # before | switched back | uncertain | aborted | live
         self.canary: CanaryVerdict | None = None  # the verdict that promoted this release
@@ -198,8 +212,11 @@ class HostDeploy:
 
     def lock(self) -> None:
         lock = LockRecord(who=who(), when=rfc3339(time.time()), action="deploy", release=self.release,
-                          message=self.options.message, pid=None, host=None)
-        broken = self.state.acquire(lock, force=self.options.force_unlock)
+                          message=self.options.message, pid=os.getpid(), host=machine())
+        try:
+            broken = self.state.acquire(lock, force=self.options.force_unlock)
+        except BaseException as exc:
+            raise mapped(self.host, "taking the lock", exc, UNCHANGED) from None
         if broken is not None:
             self.emit(Message(f"broke a stale lock held by {broken.describe()}", level="warning", host=self.host))
 
@@ -214,22 +231,24 @@ class HostDeploy:
             self._recover_canary()
             self.switch.stop_expired_warm(keep={r for r in (self.previous,) if r})
             if self.environment.target == "ssh":
+                self.step = "pull"
                 preflight.pull(self.conn, self.emit, [*self.images.images.values(), self.spec.proxy.image])
             self.cancel.check()
+            self.step = "networks"
             if self.switch.ensure_network(self.release):
                 self.emit(Message(f"created network {self.names.network}", host=self.host))
+            self.step = "secrets"
             self._upload_secrets()
         except BaseException as exc:
-            self._abandon(exc)
-            raise
+            raise self._abandon(exc) from None
 
     def migrate(self) -> None:
         """Once per rollout, on one host, before any host switches."""
         try:
+            self.step = "migrate"
             self._run_migrations()
         except BaseException as exc:
-            self._abandon(exc)
-            raise
+            raise self._abandon(exc) from None
 
     def run(self) -> None:
         """The switch sequence: start beside the old release, health, route, verify; then
@@ -247,23 +266,29 @@ class HostDeploy:
             raise  # back on the live release, cleaned up and recorded already
         except SwitchBackFailed as exc:
             self.phase = "uncertain"
-            self._record(UNCERTAIN, self.previous, exc.message)
+            self._best_effort("record", lambda: self._record(UNCERTAIN, self.previous, exc.message))
             raise
         except SwitchFailed as exc:
             self.phase = "switched back"
-            self._clean_up()
-            self._record(REVERTED, self.previous, exc.message)
+            self._best_effort("clean-up", self._clean_up)
+            self._best_effort("record", lambda: self._record(REVERTED, self.previous, exc.message))
             raise
         except BaseException as exc:
             if self.gate is not None:
                 self.gate.leave(self.host)  # before its split: the other hosts do not wait for it
-            self._abandon(exc)
-            raise
+            self.step = self.switch.step
+            raise self._abandon(exc) from None
         # Switched and verified: from here the new release is live; bookkeeping comes first
         # so an interrupt during the drain cannot leave `current` pointing at the old one.
-        self.state.set_current(self.release)
         switched = time.time()
-        self._record(LIVE, self.previous, "", extra={"canary": self.canary.to_dict()} if self.canary else None)
+        try:
+            self.state.set_current(self.release)
+            self._record(LIVE, self.previous, "", extra={"canary": self.canary.to_dict()} if self.canary else None)
+        except BaseException as exc:
+            # Verified live, but `current` and the history may not say so: a rollback
+            # computed from them would be wrong.
+            self.phase = "uncertain"
+            raise mapped(self.host, "recording the release (it was verified live)", exc, UNKNOWN) from None
         self.phase = "live"
         # Before retire: the previous release still runs, so a revert is a proxy switch only.
         self._guard(since=switched if self.canary else self.started_at)
@@ -459,10 +484,26 @@ class HostDeploy:
         self.switch.remove_release_networks([self.release])
         self.conn.remove_tree(self.layout.release_secrets(self.release))
 
-    def _abandon(self, exc: BaseException) -> None:
-        """Failure (or interrupt) before the switch: remove what we started, record it."""
-        self._clean_up()
-        self._record(FAILED, self.previous, _why(exc))
+    def _abandon(self, exc: BaseException) -> BaseException:
+        """Failure (or interrupt) before the switch: remove what we started, record it.
+        Returns the error to raise: a lost connection named with the host and the step
+        (nothing was switched, so the previous release serves). The clean-up and record are
+        best effort then: the host may be gone; what they leave the next deploy removes."""
+        error = mapped(self.host, self.step, exc, PREVIOUS)
+        self._best_effort("clean-up", self._clean_up)
+        self._best_effort("record", lambda: self._record(FAILED, self.previous, _why(error)))
+        return error
+
+    def _best_effort(self, what: str, call) -> None:  # type: ignore[no-untyped-def]
+        """A step of a failure path that must not hide the failure: only a lost connection is
+        tolerated (a warning); any other error is a bug and raised."""
+        try:
+            call()
+        except BaseException as exc:
+            if not connection_failure(exc):
+                raise
+            self.emit(Message(f"{what} after the failure did not finish: {_why(exc)}", level="warning",
+                              host=self.host))
 
     def _record(self, outcome: str, previous: str | None, error: str, extra: dict | None = None) -> None:
         record = ReleaseRecord(

@@ -8,16 +8,56 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
-from ..errors import DeployctlError
+from ..adapters.connector import ConnectionLost
+from ..errors import ConnectError, DeployctlError, DeployError, RollbackError
 from ..plan import rollout as plan
+
+# What a connector raises when the host went away or a transfer broke (paramiko's own
+# errors are turned into ConnectionLost by adapters/ssh.py).
+CONNECTION_FAILURES = (OSError, EOFError)
+
+# Where the site stands when a connection failure struck, and so the exit code:
+UNCHANGED = "unchanged"  # before the lock: nothing was touched (4)
+PREVIOUS = "previous"  # the previous release serves, whatever else was left (6)
+UNKNOWN = "unknown"  # after the switch, before its outcome was recorded (7)
 
 
 def why(exc: BaseException) -> str:
     if isinstance(exc, DeployctlError):
         return exc.message.splitlines()[0]
+    if isinstance(exc, ConnectionLost):
+        return str(exc)
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
     return f"{type(exc).__name__}: {exc}"
+
+
+def connection_failure(exc: BaseException) -> bool:
+    return isinstance(exc, CONNECTION_FAILURES) and not isinstance(exc, DeployctlError)
+
+
+def host_error(host: str, step: str, exc: BaseException, site: str) -> DeployctlError:
+    """A connector's failure (SSH dropped, a reset, a broken SFTP transfer) as the error the
+    user reads: the host, the step, what broke, where the site stands and what to do."""
+    detail = str(exc) or type(exc).__name__
+    if detail.startswith(f"{host}: "):
+        detail = detail[len(host) + 2:]
+    if not isinstance(exc, ConnectionLost) and type(exc).__name__ not in detail:
+        detail = f"{type(exc).__name__}: {detail}"
+    message = f"{host}: connection failed during {step}: {detail}"
+    if site == UNCHANGED:
+        return ConnectError(message, hint="nothing was changed on the host; rerun when it is reachable")
+    if site == PREVIOUS:
+        return DeployError(message, hint="the previous release is still serving; rerun when the host is reachable "
+                                         "(a lock left behind shows its holder in `deployctl status`; "
+                                         "--force-unlock clears it)")
+    return RollbackError(message, hint="the host's state is uncertain: check `deployctl status --env ...` when "
+                                       "it is reachable, then deploy or `deployctl rollback` to converge")
+
+
+def mapped(host: str, step: str, exc: BaseException, site: str) -> BaseException:
+    """host_error for a connection failure; any other exception as it is."""
+    return host_error(host, step, exc, site) if connection_failure(exc) else exc
 
 
 def attempt(fn: Callable[[Any], Any], item: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import LockHeldError
-from ..plan.lock import LockRecord
+from ..plan.lock import LockRecord, stale_reason
 from ..plan.names import StateLayout
 from ..plan.releases import History, ReleaseRecord
 
@@ -22,6 +22,16 @@ class HostState:
     def holder(self) -> LockRecord | None:
         return LockRecord.parse(self.conn.read_file(self.layout.lock_info))
 
+    def holder_text(self) -> str | None:
+        """Who holds the lock, said for a person (with STALE when its process is gone), or
+        None when it is free."""
+        holder = self.holder()
+        if holder is None:
+            return "an unknown holder (no info.json)" if self.locked() else None
+        from .hosts import machine, process_alive
+
+        return holder.describe(stale_reason(holder, machine(), process_alive))
+
     def locked(self) -> bool:
         return self.conn.read_file(self.layout.lock_info) is not None
 
@@ -32,10 +42,11 @@ class HostState:
         if not self.conn.mkdir(self.layout.lock_dir, mode=0o700, exclusive=True):
             holder = self.holder()
             if not force:
-                who = holder.describe() if holder else "an unknown holder (no info.json)"
+                who = self.holder_text() or "an unknown holder (no info.json)"
                 raise LockHeldError(
                     f"{self.conn.host}: the deploy lock is held by {who}",
-                    hint="wait for it to finish; if it is stale (the holder died), rerun with --force-unlock",
+                    hint="rerun with --force-unlock: its holder died" if "[STALE" in who else
+                    "wait for it to finish; if it is stale (the holder died), rerun with --force-unlock",
                 )
             broken = holder or LockRecord(who="unknown", when="unknown", action="unknown")
             self.conn.remove_tree(self.layout.lock_dir)

@@ -94,6 +94,22 @@ def who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+def machine() -> str:
+    """The machine deployctl runs on, for the lock record (with its pid)."""
+    return socket.gethostname()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine still runs (signal 0 checks without sending)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it runs, as another user
+    return True
+
+
 def proxy_port(loaded: LoadedConfig, env_name: str) -> int:
     environment = loaded.environment(env_name)
     return environment.proxy_port if environment.proxy_port is not None else loaded.config.proxy.port

@@ -87,7 +87,7 @@ def _host_status(conn, names, layout, listen_port: int) -> HostStatus:  # type: 
         deployed_at=switched_at, age_seconds=_age(switched_at),
         containers=[{"name": s.name, "state": s.status, "health": s.health or "-", "release": s.release or "-"}
                     for s in states.values()],
-        lock=holder.describe() if holder else ("held (no details)" if state.locked() else None),
+        lock=state.holder_text() if holder else ("held (no details)" if state.locked() else None),
         proxy_port=port,
         proxy_routes=switch.proxy.serving(port) if port else None,
         canary=canary.what_happened(now=time.time(), fired=fired) if canary else None,

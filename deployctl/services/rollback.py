@@ -11,6 +11,7 @@ failure stops it and the hosts already switched go back to what they served.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from ..plan.releases import FAILED, LIVE, SKIPPED, UNCERTAIN, ReleaseRecord
 from ..plan.switch_plan import SwitchPlan, rollback_plan
 from . import preflight
 from .host_state import HostState
-from .hosts import connectors_for, layout_for, names_for, proxy_port, who
+from .hosts import connectors_for, layout_for, machine, names_for, proxy_port, who
 from .prune import prune
 from .host_calls import on_every_host
 from .host_calls import why as _why
@@ -142,7 +143,7 @@ class HostRollback:
 
     def lock(self) -> None:
         lock = LockRecord(who=who(), when=rfc3339(time.time()), action="rollback", release=self.target,
-                          message=self.message)
+                          message=self.message, pid=os.getpid(), host=machine())
         broken = self.state.acquire(lock, force=self.force_unlock)
         if broken is not None:
             self.emit(Message(f"broke a stale lock held by {broken.describe()}", level="warning", host=self.host))

@@ -59,6 +59,7 @@ class HostSwitch:
         self.checkpoint = checkpoint
         self.proxy = HostProxy(conn, names, layout, emit)
         self.previous_config: bytes | None = None
+        self.step = "start"  # the step under way, for an error that does not say (a lost connection)
 
     # -- looking -----------------------------------------------------------------------------
 
@@ -127,9 +128,11 @@ class HostSwitch:
         canary splits the traffic between here and `switch`: services/canary.py.)"""
         target = plan.target
         try:
+            self.step = "start"
             timer = Timer(self.emit, "start", host=self.conn.host, detail=target.release)
             self._start(plan)
             timer.done(", ".join(target.containers))
+            self.step = "health"
             self._wait_healthy(plan)
             if self.checkpoint is not None:
                 self.checkpoint()
@@ -147,7 +150,9 @@ class HostSwitch:
         routed = target.routed
         timer = Timer(self.emit, "switch", host=self.conn.host, detail=f"proxy -> {routed.container}")
         try:
+            self.step = "switch"
             port = self.proxy.route(plan.proxy, plan.proxy_config)
+            self.step = "verify"
             seconds = self.verify(port, plan.verify)
         except BaseException as exc:
             timer.failed(_why(exc))
@@ -188,6 +193,7 @@ class HostSwitch:
             self.conn.run(list(argv))
 
     def _switch_back(self, plan: SwitchPlan, previous: bytes | None, exc: BaseException) -> None:
+        self.step = "switch back"
         try:
             self.proxy.put_back(previous)
             # The reload is graceful: the old workers still finish requests they hold for
@@ -196,7 +202,8 @@ class HostSwitch:
             self.undo(plan)
         except BaseException as back:
             raise SwitchBackFailed(
-                f"{self.conn.host}: {_why(exc)}; switching back failed: {_why(back)}",
+                f"{self.conn.host}: {_unprefixed(self.conn.host, _why(exc))}; switching back failed: "
+                f"{_unprefixed(self.conn.host, _why(back))}",
                 hint="the host's state is uncertain: check `deployctl status` and the proxy") from None
 
     def verify(self, port: int, check_: VerifyCheck) -> float:
@@ -239,6 +246,7 @@ class HostSwitch:
         """Drain, then stop every other release's running containers (kept for rollback),
         except `previous`'s while its warm window lasts: those keep running, out of the proxy,
         and the host records until when (plan/warm.py). Returns the containers per release."""
+        self.step = "drain"
         on_host = self.release_containers() if on_host is None else on_host
         now = time.time()
         warm_before = parse_warm(self.conn.read_file(self.layout.warm))
@@ -280,6 +288,11 @@ class HostSwitch:
         if stop or len(remain) != len(warm):
             self.conn.put_file(self.layout.warm, render_warm(remain), mode=0o600)
         return stop
+
+
+def _unprefixed(host: str, text: str) -> str:
+    """`text` without a leading "host: " (the errors inside already name the host)."""
+    return text[len(host) + 2:] if text.startswith(f"{host}: ") else text
 
 
 def _names_release(body: str, release: str) -> bool:

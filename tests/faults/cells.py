@@ -36,10 +36,21 @@ def next_revision() -> str:
 
 @dataclass
 class Site:
+    """An app deployed on one host. `env`/`target`: the local engine, or the ssh target
+    (the repo's sshd in front of this machine: its state directory is on this machine, so
+    it is read directly). `pinned`: the images by digest an ssh host pulls."""
+
     app: str
     port: int
     config: Path
     probe: ProbeImages
+    env: str = "local"
+    connector: Callable[[], object] = LocalConnector
+    pinned: dict | None = None
+
+    @property
+    def target(self) -> str:
+        return "ssh" if self.env != "local" else "local"
 
     @property
     def loaded(self) -> LoadedConfig:
@@ -50,15 +61,17 @@ class Site:
         return f"http://127.0.0.1:{self.port}/version"
 
     def images(self, revision: str | None = None, frontend: str | None = None) -> ReleaseImages:
+        if self.pinned is not None:
+            return ReleaseImages(dict(self.pinned), revision or next_revision())
         return ReleaseImages({"backend": self.probe.good, "frontend": frontend or self.probe.good,
                               "proxy": self.probe.proxy}, revision or next_revision())
 
     def state(self) -> HostState:
-        return HostState(LocalConnector(), layout_for(self.loaded, "local"))
+        return HostState(LocalConnector(), layout_for(self.loaded, self.env))
 
     def deploy(self, conn=None, loaded: LoadedConfig | None = None, **kwargs) -> str:  # type: ignore[no-untyped-def]
-        return deploy(loaded or self.loaded, "local", kwargs.pop("images", None) or self.images(), SECRETS,
-                      Recorder(), connectors=[conn or LocalConnector()], **kwargs).release
+        return deploy(loaded or self.loaded, self.env, kwargs.pop("images", None) or self.images(), SECRETS,
+                      Recorder(), connectors=[conn or self.connector()], **kwargs).release
 
     def serving(self) -> str:
         """Which release answers through the proxy now (every release field agrees)."""
@@ -86,10 +99,13 @@ def attempt(call: Callable[[], str]) -> Attempt:
 def run_cell(site: Site, fault: str, step: str, faulty: Callable[[], Attempt], *, exit: int, outcome: str | None,
              live: str, serving_killed: bool = False, max_failed: int = 0, note: str = "",
              before: Callable[[], None] | None = None, converge: Callable[[], str] | None = None,
-             after: Callable[[str], None] | None = None) -> dict:
+             after: Callable[[str | None], None] | None = None, lock_left: bool = False) -> dict:
     """`live`: "previous" or "new" (the release the faulty run tried). `outcome`: its history
     record's outcome (None: it must record none). `before`: done under traffic first (a
-    hand-made fault on the host). `after(tried)`: checks made before the next deploy."""
+    hand-made fault on the host). `after(tried)`: checks made before the next deploy (a
+    host made unreachable is reachable again after it). `lock_left`: the host was gone when
+    the lock was to be released: it must still name this deploy as its holder, and the next
+    deploy converges with --force-unlock."""
     state = site.state()
     previous = state.current()
     assert previous, "every cell starts with a live release"
@@ -102,7 +118,9 @@ def run_cell(site: Site, fault: str, step: str, faulty: Callable[[], Attempt], *
         returned = time.time()
         time.sleep(0.3)
         new = [r for r in state.history().records if r.release not in known]
-        tried = result.release or (new[-1].release if new else None)
+        holder = state.holder()
+        tried = result.release or (new[-1].release if new else None) or (
+            holder.release if lock_left and holder is not None else None)
         live_now = site.serving()
         current = state.current()
         unlocked = not state.locked()
@@ -113,10 +131,11 @@ def run_cell(site: Site, fault: str, step: str, faulty: Callable[[], Attempt], *
     report = traffic.report
     record = next((r for r in reversed(state.history().records) if r.release == tried), None)
     row = {
-        "id": f"{fault}/{step}", "fault": fault, "step": step, "requests": report.total,
+        "id": f"{site.target}/{fault}/{step}", "target": site.target, "fault": fault, "step": step,
+        "requests": report.total,
         "failed": len(report.failures), "live": "new" if live_now == tried else
         ("previous" if live_now == previous else live_now),
-        "outcome": record.outcome if record else "(none)", "exit": result.exit, "unlocked": unlocked,
+        "outcome": record.outcome if record else "(none)", "exit": result.exit, "unlocked": unlocked, "lock_left": lock_left,
         "next": "succeeded" if state.current() == nxt and site.serving() == nxt else "DIVERGED",
         "serving_killed": serving_killed, "note": note,
     }
@@ -128,9 +147,14 @@ def run_cell(site: Site, fault: str, step: str, faulty: Callable[[], Attempt], *
         assert [s for s in report.failures if s.started >= returned] == [], detail
     assert result.exit == exit, detail
     assert row["live"] == live, detail
-    assert current == (tried if live == "new" else previous) or (live == "new" and outcome == "uncertain"), detail
+    # uncertain (exit 7): `current` may name either release; the proxy's answer is what counts
+    assert current == (tried if live == "new" else previous) or (live == "new" and exit == 7), detail
     assert row["outcome"] == (outcome or "(none)"), detail
-    assert unlocked, detail
+    if lock_left:
+        assert not unlocked and holder is not None and holder.action == "deploy", detail
+        assert tried is None or holder.release == tried, detail
+    else:
+        assert unlocked, detail
     assert row["next"] == "succeeded", detail
     last = state.history().records[-1]
     assert (last.release, last.outcome) == (nxt, "succeeded"), detail

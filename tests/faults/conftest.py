@@ -28,16 +28,37 @@ def short_verify(monkeypatch):
                         lambda target: dataclasses.replace(original(target), timeout=VERIFY_TIMEOUT))
 
 
+FAULTS_DIR = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: the count is of the whole suite
 def pytest_collection_modifyitems(session, config, items):
-    session.fault_cells = sum(1 for item in items if "tests/faults/" in str(item.fspath))
+    faults = [item for item in items if FAULTS_DIR in Path(str(item.fspath)).parents]
+    session.fault_cells = len(faults)
+    session.fault_modules = {Path(str(item.fspath)).name for item in faults}
+
+
+def whole_suite_ran(session, exitstatus) -> bool:
+    """Every module and every cell of tests/faults ran, and passed: only such a run may
+    rewrite docs/faults.md (a `-k` or single-file run would leave a table of a few rows)."""
+    modules = {path.name for path in FAULTS_DIR.glob("test_*.py")}
+    return (exitstatus == 0 and getattr(session, "fault_modules", set()) == modules
+            and len(RESULTS) == getattr(session, "fault_cells", -1))
 
 
 def pytest_sessionfinish(session, exitstatus):
     if not RESULTS:
         return
+    # build/faults.json: this run's rows merged by cell into the earlier ones (a partial run's
+    # record); the table in docs/ is rendered from a whole run only.
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(RESULTS, indent=1))
-    if len(RESULTS) == getattr(session, "fault_cells", -1) and exitstatus == 0:
+    try:
+        earlier = json.loads(RESULTS_FILE.read_text())
+    except (OSError, ValueError):
+        earlier = []
+    merged = {row.get("id"): row for row in earlier} | {row["id"]: row for row in RESULTS}
+    RESULTS_FILE.write_text(json.dumps(list(merged.values()), indent=1))
+    if whole_suite_ran(session, exitstatus):
         from tests.faults.table import render  # noqa: PLC0415
 
         (ROOT / "docs" / "faults.md").write_text(render(RESULTS))

@@ -18,14 +18,19 @@ class Fault:
     """`call`: run | put_file | http_get. `pattern`: a regex searched in the call's text.
     `nth`: the first matching call that fails (1-based); `times`: how many in a row from
     there (0: every one after). `effect`: "fail" (rc 1 / OSError), "raise" (OSError from
-    run too), "timeout" (rc 124, as LocalConnector reports a timeout), or a callable
-    returning the answer to give instead."""
+    run too), "timeout" (rc 124, as LocalConnector reports a timeout), a callable
+    returning the answer to give instead, or, on an SSHConnector, "drop" (its paramiko
+    transport is closed, then the call is made: the connection dropped between two calls)
+    or "drop_mid" (a `run` starts, held back 1 s by `sh -c 'sleep 1; exec "$@"'`, and the
+    transport is closed 0.3 s in: the connection dropped while the command was in flight).
+    `action`: called when the fault fires, first (e.g. make the host unreachable)."""
 
     call: str
     pattern: str
     nth: int = 1
     times: int = 1
     effect: str | Callable = "fail"
+    action: Callable[[], None] | None = None
     seen: int = 0
     fired: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -50,7 +55,19 @@ class FaultConnector:
         return getattr(self.inner, name)
 
     def _fault(self, call: str, text: str) -> Fault | None:
-        return next((f for f in self.faults if f.hit(call, text)), None)
+        fault = next((f for f in self.faults if f.hit(call, text)), None)
+        if fault is not None and fault.action is not None:
+            fault.action()
+        if fault is not None and fault.effect == "drop":
+            self.drop()
+            return None  # the call itself goes through: the connector must reconnect
+        return fault
+
+    def drop(self) -> None:
+        """Closes the SSH connection under the connector, as a network drop would."""
+        transport = self.inner._client.get_transport() if self.inner._client is not None else None
+        if transport is not None:
+            transport.close()
 
     def connect(self) -> "FaultConnector":
         self.inner.connect()
@@ -62,6 +79,13 @@ class FaultConnector:
             return self.inner.run(argv, **kwargs)
         if callable(fault.effect):
             return fault.effect(argv)
+        if fault.effect == "drop_mid":
+            timer = threading.Timer(0.3, self.drop)
+            timer.start()
+            try:
+                return self.inner.run(["sh", "-c", 'sleep 1; exec "$@"', "sh", *argv], **kwargs)
+            finally:
+                timer.cancel()
         if fault.effect == "raise":
             raise OSError(f"injected: connection lost running {argv[:3]}")
         if fault.effect == "timeout":

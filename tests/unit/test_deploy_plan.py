@@ -296,3 +296,31 @@ def test_dry_run_prints_the_plan_the_switch_runs_and_never_a_secret_value():
     assert order[0] == "preflight" and order[-1] == "unlock"
     text = "\n".join(f"{s.detail} {s.argv}" for s in steps)
     assert "DATABASE_URI" in text and "{{ secret" not in text.replace("DATABASE_URI (values", "")
+
+
+def test_lock_records_pid_and_machine_and_a_dead_holder_on_this_machine_is_stale():
+    from deployctl.plan.lock import stale_reason
+
+    lock = LockRecord(who="ci@build1", when="2026-12-02T01:00:00Z", action="deploy", release=R1, pid=4242,
+                      host="build1")
+    assert LockRecord.parse(lock.to_json()) == lock
+    assert stale_reason(lock, "build1", alive=lambda pid: pid != 4242) == "its process 4242 on build1 is gone"
+    assert stale_reason(lock, "build1", alive=lambda pid: True) is None
+    # Another machine's process cannot be checked from here: never called stale.
+    assert stale_reason(lock, "laptop", alive=lambda pid: False) is None
+    assert stale_reason(LockRecord(who="x", when="t", action="deploy"), "build1", alive=lambda pid: False) is None
+    assert lock.describe("its process 4242 on build1 is gone") == (
+        f"ci@build1 from build1 pid 4242 since 2026-12-02T01:00:00Z: deploy of {R1} "
+        "[STALE: its process 4242 on build1 is gone]")
+
+
+def test_release_ids_stay_in_deploy_order_when_the_clock_is_behind():
+    newest = "20261202-010000-aaaaaaa"
+    behind = new_release_id(T, "bbbbbbb", {R1, newest})  # T is days before `newest`
+    assert behind == "20261202-010001-bbbbbbb"
+    history = History((ReleaseRecord(release=newest, revision="a", images={}, action="deploy", outcome=LIVE,
+                                     who="w", when="t"),
+                       ReleaseRecord(release=behind, revision="b", images={}, action="deploy", outcome=LIVE,
+                                     who="w", when="t")))
+    assert history.previous_good(behind) == newest  # a rollback goes to the release it replaced
+    assert new_release_id(T, "bbbbbbb", {behind, newest}) == "20261202-010002-bbbbbbb"
