@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -163,6 +162,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     rows: dict[str, dict[str, list[float]]] = {}
+    failed_runs: list[str] = []
 
     def add(label: str, wall: float, report, old_after: int = 0, started: float = 0.0) -> None:  # type: ignore[no-untyped-def]
         row = rows.setdefault(label, {"wall": [], "failed": [], "total": [], "old_after": []})
@@ -207,7 +207,13 @@ def main() -> None:
                     image = new_variant(fleet, probe.good)
                     site.artifacts(f"{round_ + 1:07d}b", image)
                     wall, done, report, returned = under_traffic(url, lambda: site.cli("deploy", "--env", ENV))
-                    cli_ok(done)
+                    if done.returncode != 0:
+                        # On this shared machine a health check can time out under load: the deploy
+                        # then fails safely (exit 6); counted, and the round's rollback skipped.
+                        failed_runs.append(f"{label}: deploy exit {done.returncode}: "
+                                           + (done.stdout + done.stderr).strip().splitlines()[-2][:160])
+                        print(f"  {failed_runs[-1]}; {report.summary()}", flush=True)
+                        continue
                     live = site.current() if key == "swarm" else site.current(site.hosts[0])
                     add(f"{label}: deploy", wall, report, len(report.wrong_release_after(returned, live)))
                     wall, done, report, returned = under_traffic(url, lambda: site.cli("rollback", "--env", ENV))
@@ -225,6 +231,9 @@ def main() -> None:
                         0 if plain.broken else len(report.wrong_release_after(returned, f"plain-{plain.version}")))
                 plain.reset()
             report_table(rows)
+            print(f"deploys that failed (exit 6, previous release kept): {len(failed_runs)}")
+            for line in failed_runs:
+                print(f"  {line}")
             print(f"plain Swarm updates or rollbacks paused by Swarm (a new task failed): {plain.paused}")
         finally:
             if plain is not None:

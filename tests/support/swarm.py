@@ -15,6 +15,7 @@ which is what an ALB's own retry of a refused connection amounts to for our traf
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -82,7 +83,7 @@ class Swarm:
             "}\n")
         local = free_port()
         docker("run", "--detach", "--name", name, "--network", self.fleet.network, "--label",
-               f"{LABEL}={self.fleet.id}", "--label", f"{PID_LABEL}={__import__('os').getpid()}",
+               f"{LABEL}={self.fleet.id}", "--label", f"{PID_LABEL}={os.getpid()}",
                "--publish", f"127.0.0.1:{local}:80", "-v", f"{conf}:/etc/nginx/conf.d/default.conf:ro",
                self.fleet.nginx_image)
         balancer = LoadBalancer(name, local)
