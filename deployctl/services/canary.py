@@ -66,9 +66,10 @@ class HostCanary:
             raise DeployError(f"{self.host}: the proxy has no configuration to keep the live release on")
         timer = Timer(self.emit, "split", host=self.host,
                       detail=f"{self.spec.share}% to {self.release}, the rest to {self.live.release}")
-        # This release's proxy image first, still live-only (a no-op reload when it runs already):
-        # the watchdog joins the nginx that will serve the split.
-        proxy.route(self.plan.proxy, live_only.decode())
+        # This release's proxy image first, still live-only: the watchdog joins the nginx that
+        # will serve the split (nothing to do when that one runs already).
+        if proxy.running_nginx() != self.plan.proxy.nginx_name:
+            proxy.route(self.plan.proxy, live_only.decode())
         if self.plan.watchdog is None or proxy.running_nginx() != self.plan.proxy.nginx_name:
             raise DeployError(f"{self.host}: the proxy's nginx of {self.plan.target.proxy.image} is not running")
         for path in (self.layout.canary_decision, self.layout.canary_fired):
