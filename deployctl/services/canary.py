@@ -93,12 +93,15 @@ class HostCanary:
     def decision(self) -> tuple[str, str] | None:
         return parse_decision(self.conn.read_file(self.layout.canary_decision))
 
-    def disarm(self) -> None:
-        """The watchdog goes (after `docker rm -f` returns it cannot fire), then the record."""
+    def disarm(self) -> bool:
+        """The watchdog goes (after `docker rm -f` returns it cannot fire), then the record.
+        True when it had fired."""
         self.conn.run(dc.remove([self.names.canary_watchdog]))
+        fired = self.conn.read_file(self.layout.canary_fired) is not None
         for path in (self.layout.canary, self.layout.canary_decision, self.layout.canary_fired,
                      f"{self.layout.proxy_dir}/{LIVE_COPY}"):
             self.conn.run(["rm", "-f", path])
+        return fired
 
     def back(self) -> None:
         """Abort: the live-only configuration, then the watchdog (armed until then: if this
