@@ -160,7 +160,8 @@ class SwitchPlan:
                                   "canary-decision file, read every second)"),
             PlannedStep("canary", "abort: put the live-only nginx.conf back, test and reload; remove the watchdog "
                                   "and this release's containers; record `aborted` with the numbers; exit 6"),
-            PlannedStep("canary", "promote: remove the watchdog, then the switch below (100%)",
+            PlannedStep("canary", "promote: the switch below (100%), the watchdog armed until it is verified, then "
+                                  "removed (had it fired in between: route again)",
                         tuple(dc.remove([self.watchdog[self.watchdog.index("--name") + 1]]))
                         if self.watchdog else None),
         ]

@@ -66,9 +66,10 @@ class HostCanary:
             raise DeployError(f"{self.host}: the proxy has no configuration to keep the live release on")
         timer = Timer(self.emit, "split", host=self.host,
                       detail=f"{self.spec.share}% to {self.release}, the rest to {self.live.release}")
-        # This release's proxy image first, still live-only (a no-op reload when it runs already):
-        # the watchdog joins the nginx that will serve the split.
-        proxy.route(self.plan.proxy, live_only.decode())
+        # This release's proxy image first, still live-only: the watchdog joins the nginx that
+        # will serve the split (nothing to do when that one runs already).
+        if proxy.running_nginx() != self.plan.proxy.nginx_name:
+            proxy.route(self.plan.proxy, live_only.decode())
         if self.plan.watchdog is None or proxy.running_nginx() != self.plan.proxy.nginx_name:
             raise DeployError(f"{self.host}: the proxy's nginx of {self.plan.target.proxy.image} is not running")
         for path in (self.layout.canary_decision, self.layout.canary_fired):
@@ -92,12 +93,15 @@ class HostCanary:
     def decision(self) -> tuple[str, str] | None:
         return parse_decision(self.conn.read_file(self.layout.canary_decision))
 
-    def disarm(self) -> None:
-        """The watchdog goes (after `docker rm -f` returns it cannot fire), then the record."""
+    def disarm(self) -> bool:
+        """The watchdog goes (after `docker rm -f` returns it cannot fire), then the record.
+        True when it had fired."""
         self.conn.run(dc.remove([self.names.canary_watchdog]))
+        fired = self.conn.read_file(self.layout.canary_fired) is not None
         for path in (self.layout.canary, self.layout.canary_decision, self.layout.canary_fired,
                      f"{self.layout.proxy_dir}/{LIVE_COPY}"):
             self.conn.run(["rm", "-f", path])
+        return fired
 
     def back(self) -> None:
         """Abort: the live-only configuration, then the watchdog (armed until then: if this

@@ -260,8 +260,19 @@ class HostDeploy:
                 self.switch.run(self.plan)
             else:
                 self.switch.bring_up(self.plan)
-                self._canary()  # returns when promoted; raises CanaryAborted after going back
-                self.switch.switch(self.plan)
+                promoted = self._canary()  # when promoted; raises CanaryAborted after going back
+                try:
+                    self.switch.switch(self.plan)
+                except SwitchBackFailed:
+                    raise  # uncertain: the watchdog, still armed, puts the live-only proxy back
+                except BaseException:
+                    if promoted is not None:
+                        promoted.disarm()  # switched back to the live-only configuration
+                    raise
+                # Only now: a deployctl killed before this point leaves the watchdog armed,
+                # and it puts back the release `current` still names.
+                if promoted is not None:
+                    self._disarm(promoted)
         except CanaryAborted:
             raise  # back on the live release, cleaned up and recorded already
         except SwitchBackFailed as exc:
@@ -304,15 +315,16 @@ class HostDeploy:
 
     # -- the canary (services/canary.py, docs/release-safety.md) ------------------------------
 
-    def _canary(self) -> None:
-        """Split, meet the other hosts, and go on to the switch (promote) or back (abort)."""
+    def _canary(self) -> HostCanary | None:
+        """Split, meet the other hosts, and go on to the switch (promote: returns the host's
+        canary, its watchdog still armed) or back (abort: raises)."""
         gate = self.gate
         assert gate is not None
         live = self._live_spec()
         if live is None:
             gate.leave(self.host)
             self.emit(Message("canary skipped: no live release here to share the traffic with", host=self.host))
-            return
+            return None
         canary = HostCanary(self.switch, self.names, self.layout, self.emit, self.plan, live, gate.spec)
         try:
             since = canary.split()
@@ -321,10 +333,18 @@ class HostDeploy:
             raise
         verdict = gate.join(canary, since)
         if verdict.decision == PROMOTE:
-            canary.disarm()  # from here the watchdog cannot fire; the switch below takes 100%
             self.canary = verdict
-            return
+            return canary
         self._canary_abort(canary, verdict)
+        return None  # not reached: the abort raises
+
+    def _disarm(self, canary: HostCanary) -> None:
+        """After the switch: the watchdog goes. Had it fired in between
+        (a switch ending right at its deadline), the switch's configuration is put back."""
+        if canary.disarm() and self.switch.proxy.live_release() != self.release:
+            self.emit(Message("the canary's watchdog fired during the switch: routing again", level="warning",
+                              host=self.host))
+            self.switch.proxy.route(self.plan.proxy, self.plan.proxy_config)
 
     def _live_spec(self):  # type: ignore[no-untyped-def]
         """The live release's recorded spec (its routed upstream), None without one."""
