@@ -20,6 +20,7 @@ from ..errors import DeployctlError, DeployError, RollbackError, UsageError
 from ..events import Emit, Message, Timer, serialized
 from ..plan import swarm as sw
 from ..plan.build import rfc3339
+from ..plan.canary import canary_spec
 from ..plan.env_values import SecretValueError, env_file
 from ..plan.images import PROXY
 from ..plan.lock import LockRecord
@@ -142,6 +143,11 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
            options: DeployOptions = DeployOptions(), registry_password: Secret | None = None,
            registry_username: str | None = None, manager=None, now: float | None = None) -> DeployResult:  # type: ignore[no-untyped-def]
     config, environment = loaded.config, loaded.environment(env_name)
+    if canary_spec(environment.rollout, options.canary) is not None:
+        # Refused before anything is touched: a plain deploy in its place would send 100% of
+        # the traffic to a release the user asked to try on a share first.
+        raise UsageError(f"environments.{env_name}: a canary (--canary, rollout.canary) is not run on a Swarm "
+                         "target yet", hint="deploy without --canary, or set rollout.canary = 0 (docs/swarm.md)")
     emit = serialized(emit)
     job = SwarmJob(loaded, env_name, emit, manager)
     try:

@@ -214,3 +214,21 @@ def test_scale_counts_are_service_equals_number():
     for bad in ("frontend", "frontend=", "=3", "frontend=-1", "frontend=two"):
         with pytest.raises(UsageError, match="is not SERVICE=N"):
             parse_counts([bad])
+
+
+def test_a_canary_on_a_swarm_is_refused_before_any_connection(tmp_path):
+    from deployctl.config import load_config
+    from deployctl.errors import UsageError
+    from deployctl.events import Recorder
+    from deployctl.services.deploy import DeployOptions, deploy
+    from deployctl.services.release_images import ReleaseImages
+
+    path = tmp_path / "deploy.toml"
+    path.write_text(CONFIG_TEXT)
+    images = ReleaseImages({**IMAGES, "proxy": PROXY_IMAGE}, "abc1234def")
+    # 10.0.0.1 is never reached: the refusal comes first (a connection attempt would time out).
+    with pytest.raises(UsageError, match=r"environments\.prod: a canary .* is not run on a Swarm"):
+        deploy(load_config(path), "prod", images, {}, Recorder(), options=DeployOptions(canary=10))
+    path.write_text(CONFIG_TEXT.replace("proxy_port = 8080", "proxy_port = 8080\n[environments.prod.rollout]\ncanary = 5"))
+    with pytest.raises(UsageError, match="not run on a Swarm"):
+        deploy(load_config(path), "prod", images, {}, Recorder())
