@@ -44,6 +44,12 @@ def step_times(events, step):
     return started, ended
 
 
+def near(share: float, wanted: float, samples: int) -> bool:
+    """Within 3 standard deviations of a per-request draw (and never tighter than 6 points):
+    on a loaded machine a window holds as few as a hundred requests."""
+    return abs(share - wanted) <= max(0.06, 3 * (wanted * (1 - wanted) / max(1, samples)) ** 0.5)
+
+
 def by_release(samples):
     out: dict[str, list[int]] = {}
     for s in samples:
@@ -74,7 +80,7 @@ def test_a_healthy_canary_gets_its_share_and_is_promoted_a_failing_one_is_aborte
         during = [s for s in report.samples if s.started >= split_done and s.finished <= canary_ended]
         counts = by_release(during)
         share = counts.get(v2, [0])[0] / max(1, len(during))
-        assert 0.12 <= share <= 0.28, counts  # about 20%, per request
+        assert near(share, 0.20, len(during)), counts  # about 20%, per request
         progress = [e.detail for e in events.of(StepProgress) if e.step == "canary"]
         assert progress and "req" in progress[-1] and "err" in progress[-1], progress
         assert canary_ended - canary_started >= CANARY["canary_window"] - 0.5
@@ -88,7 +94,10 @@ def test_a_healthy_canary_gets_its_share_and_is_promoted_a_failing_one_is_aborte
               "window")
 
         # v3 fails 20% of its /version requests (evenly); its health check passes.
-        failing = load_config(probe_config(tmp_path, app, port=port, rollout=CANARY, name="failing.toml",
+        # A longer window: it is cut short anyway, and a loaded machine still gets the
+        # canary_min_requests it needs to judge the error rate before the window ends.
+        failing = load_config(probe_config(tmp_path, app, port=port, rollout={**CANARY, "canary_window": 20},
+                                           name="failing.toml",
                                            frontend_env={"PROBE_FAIL_SHARE": 0.2}))
         with Traffic(f"http://127.0.0.1:{port}/version", workers=4, max_seconds=120) as traffic:
             time.sleep(0.5)
@@ -103,7 +112,7 @@ def test_a_healthy_canary_gets_its_share_and_is_promoted_a_failing_one_is_aborte
         report = traffic.report
         split_done = next(e.at for e in events.of(StepDone) if e.step == "split")
         canary_started, canary_ended = step_times(events, "canary")
-        assert canary_ended - canary_started < CANARY["canary_window"]  # cut short
+        assert canary_ended - canary_started < 20  # cut short
         v3 = history(tmp_path, app)[-1]["release"]
         failed = report.failures
         assert failed and all(set(s.releases) == {v3} and s.status == 500 for s in failed), \
@@ -118,7 +127,7 @@ def test_a_healthy_canary_gets_its_share_and_is_promoted_a_failing_one_is_aborte
         assert containers_of(app, v3) == {}
         assert (tmp_path / "state" / app / "local" / "current").read_text().strip() == v2
         print(f"canary failing 20%: aborted {canary_ended - split_done:.2f}s after the split "
-              f"(window {CANARY['canary_window']}s); {len(failed)} of {len(window)} requests failed from the split on "
+              f"(window 20s); {len(failed)} of {len(window)} requests failed from the split on "
               f"({rate:.1%}; share x 20% = 4%), all from {v3}, by release {by_release(window)}")
         assert v1 != v2
     finally:
