@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from ..errors import LockHeldError
 from ..plan.lock import LockRecord, stale_reason
 from ..plan.names import StateLayout
@@ -41,6 +43,11 @@ class HostState:
         broken = None
         if not self.conn.mkdir(self.layout.lock_dir, mode=0o700, exclusive=True):
             holder = self.holder()
+            for _ in range(10):  # taken this instant: its info.json follows the mkdir
+                if holder is not None or force:
+                    break
+                time.sleep(0.1)
+                holder = self.holder()
             if not force:
                 who = self.holder_text() or "an unknown holder (no info.json)"
                 raise LockHeldError(
