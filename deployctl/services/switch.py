@@ -20,6 +20,7 @@ from ..errors import DeployError, RollbackError
 from ..events import Emit, Message, StepFailed, Timer
 from ..plan import docker_commands as dc
 from ..plan.names import Names, StateLayout
+from ..plan.proxy_config import live_release
 from ..plan.switch_plan import SwitchPlan, VerifyCheck
 from ..plan.warm import after_switch, drain_left, expired, parse_warm, render_warm
 from ..secrets import redactor
@@ -28,6 +29,7 @@ from .host_calls import why as _why
 from .proxy import HostProxy
 
 LOG_LINES = 20
+SWITCH_BACK_WAIT = 5.0  # seconds the switch back waits for the previous release to answer
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,10 @@ class HostSwitch:
         try:
             self.proxy.put_back(previous)
             # The reload is graceful: the old workers still finish requests they hold for
-            # the new release; removing its containers at once turned those into 502s.
+            # the new release, and under load the new workers take a while to answer;
+            # removing its containers before the previous release answers again turned
+            # those requests into 502s (tests/faults, verify answers a wrong release).
+            self._wait_answers(plan, live_release(previous))
             time.sleep(plan.drain)
             self.undo(plan)
         except BaseException as back:
@@ -205,6 +210,22 @@ class HostSwitch:
                 f"{self.conn.host}: {_unprefixed(self.conn.host, _why(exc))}; switching back failed: "
                 f"{_unprefixed(self.conn.host, _why(back))}",
                 hint="the host's state is uncertain: check `deployctl status` and the proxy") from None
+
+    def _wait_answers(self, plan: SwitchPlan, release: str | None, timeout: float = SWITCH_BACK_WAIT) -> bool:
+        """Until the proxy answers from `release` 3 times in a row (at most `timeout`): True
+        when it did. Without a release to look for (no earlier one) there is nothing to wait for."""
+        port = self.proxy.port(plan.proxy.listen_port) if release else None
+        if port is None:
+            return False
+        deadline, streak = time.monotonic() + timeout, 0
+        while time.monotonic() < deadline:
+            streak = streak + 1 if self.proxy.serving(port, plan.verify.path) == release else 0
+            if streak >= 3:
+                return True
+            time.sleep(0.05)
+        self.emit(Message(f"the proxy did not answer from {release} within {timeout:g}s of the switch back",
+                          level="warning", host=self.conn.host))
+        return False
 
     def verify(self, port: int, check_: VerifyCheck) -> float:
         """Until the proxy answers `check_.path` from the target release, `streak` times in
