@@ -110,7 +110,7 @@ def test_unreachable_during_health(ssh_site, unreachable):
              faulty(ssh_site, Fault("http_get", HEALTH, effect="drop", action=unreachable.on)),
              exit=6, outcome=None, live="previous", after=unreachable.off, lock_left=True,
              converge=force_unlock(ssh_site),
-             note="nothing switched; the history and the lock could not be written; the lock names "
+             note="nothing switched; the history could not be written nor the lock released; the lock names "
                   "this deploy; the next deploy with --force-unlock removes the leftovers")
 
 
