@@ -132,7 +132,8 @@ class SwitchPlan:
             rows.append(PlannedStep("guard", self.guard.describe(),
                                     tuple(dc.logs_since(self.proxy.nginx_name, "<switch time>"))))
             rows.append(PlannedStep("guard", "if it crosses: put the previous nginx.conf back, test and reload; "
-                                             "remove this release's containers; record `reverted` with the numbers; "
+                                             "wait until the proxy answers from the previous release, then the "
+                                             "drain; remove this release's containers; record `reverted` with the numbers; "
                                              "exit 6", dc.nginx_test_and_reload(self.proxy.nginx_name, CONFIG_PATH)))
         rows.append(PlannedStep("drain", f"before stopping a release that served within the last {self.drain:g}s "
                                  "(the one replaced, without a warm window): wait for the requests it holds"))

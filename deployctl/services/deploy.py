@@ -408,7 +408,7 @@ class HostDeploy:
         timer = Timer(self.emit, "revert", host=self.host, detail=f"proxy -> {self.previous}")
         decided = time.time()
         try:
-            self.switch.proxy.put_back(self.switch.previous_config)
+            self.switch.put_back(self.plan, self.switch.previous_config)  # and until the previous answers
         except BaseException as exc:
             timer.failed(_why(exc))
             self.phase = "uncertain"

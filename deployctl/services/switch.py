@@ -197,12 +197,7 @@ class HostSwitch:
     def _switch_back(self, plan: SwitchPlan, previous: bytes | None, exc: BaseException) -> None:
         self.step = "switch back"
         try:
-            self.proxy.put_back(previous)
-            # The reload is graceful: the old workers still finish requests they hold for
-            # the new release, and under load the new workers take a while to answer;
-            # removing its containers before the previous release answers again turned
-            # those requests into 502s (tests/faults, verify answers a wrong release).
-            self._wait_answers(plan, live_release(previous))
+            self.put_back(plan, previous)
             time.sleep(plan.drain)
             self.undo(plan)
         except BaseException as back:
@@ -210,6 +205,17 @@ class HostSwitch:
                 f"{self.conn.host}: {_unprefixed(self.conn.host, _why(exc))}; switching back failed: "
                 f"{_unprefixed(self.conn.host, _why(back))}",
                 hint="the host's state is uncertain: check `deployctl status` and the proxy") from None
+
+    def put_back(self, plan: SwitchPlan, previous: bytes | None) -> None:
+        """The proxy configuration from before `plan`'s release got traffic, and then until
+        the proxy answers from that release again: the switch back after a failed verify and
+        the guard's revert both remove the new release's containers next. The reload is
+        graceful: the old workers still finish requests they hold for the new release, and
+        under load the new workers take a while to answer; removing its containers before
+        the previous release answered again turned those requests into 502s (tests/faults,
+        verify answers a wrong release)."""
+        self.proxy.put_back(previous)
+        self._wait_answers(plan, live_release(previous))
 
     def _wait_answers(self, plan: SwitchPlan, release: str | None, timeout: float = SWITCH_BACK_WAIT) -> bool:
         """Until the proxy answers from `release` 3 times in a row (at most `timeout`): True
