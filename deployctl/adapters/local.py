@@ -68,8 +68,17 @@ class LocalConnector:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
+            start = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                view = memoryview(data)
+                while view:  # a full disk writes short first, then fails
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except BaseException:
+                # Never leave a torn line: the next append would run into it and both
+                # records would be lost (the history is appended to under the lock).
+                os.ftruncate(fd, start)
+                raise
         finally:
             os.close(fd)
 

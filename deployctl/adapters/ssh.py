@@ -279,9 +279,23 @@ class SSHConnector:
     def _append_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         self.mkdir(posixpath.dirname(path))
         with self._sftp_lock:
-            with self.sftp().open(path, "ab") as handle:
-                handle.write(data)
-                handle.chmod(mode)
+            sftp = self.sftp()
+            try:
+                start = sftp.stat(path).st_size
+            except FileNotFoundError:
+                start = 0
+            try:
+                with sftp.open(path, "ab") as handle:
+                    handle.write(data)
+                    handle.chmod(mode)
+            except OSError:
+                # A failed append (a full disk) may have written part of the line: cut it
+                # off, or the next append runs into it and both records are lost.
+                try:
+                    sftp.truncate(path, start)
+                except Exception:  # noqa: BLE001 - the connection may be gone: the first error counts
+                    pass
+                raise
 
     def mkdir(self, path: str, *, mode: int = 0o755, exclusive: bool = False) -> bool:
         import paramiko

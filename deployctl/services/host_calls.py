@@ -5,6 +5,7 @@ every failed host, and events from worker threads reach the renderer one at a ti
 
 from __future__ import annotations
 
+import errno
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
@@ -15,6 +16,9 @@ from ..plan import rollout as plan
 # What a connector raises when the host went away or a transfer broke (paramiko's own
 # errors are turned into ConnectionLost by adapters/ssh.py).
 CONNECTION_FAILURES = (OSError, EOFError)
+# Among those OSErrors, a full disk under the state directory (a local target's, or an SSH
+# host's where the error keeps its errno) is named as such, with the same exit codes.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 # Where the site stands when a connection failure struck, and so the exit code:
 UNCHANGED = "unchanged"  # before the lock: nothing was touched (4)
@@ -44,15 +48,24 @@ def host_error(host: str, step: str, exc: BaseException, site: str) -> Deployctl
         detail = detail[len(host) + 2:]
     if not isinstance(exc, ConnectionLost) and type(exc).__name__ not in detail:
         detail = f"{type(exc).__name__}: {detail}"
-    message = f"{host}: connection failed during {step}: {detail}"
+    full = isinstance(exc, OSError) and exc.errno in DISK_FULL
+    if full:
+        # Not the connection: the host (or this machine, for a local target) is out of space
+        # where deployctl keeps its state; "rerun when reachable" would send on-call astray.
+        message = f"{host}: no space left on the disk during {step}: {detail}"
+        first = "free space on the host's disk under the state directory (state_dir); "
+    else:
+        message = f"{host}: connection failed during {step}: {detail}"
+        first = ""
+    again = "rerun once there is space" if full else "rerun when the host is reachable"
     if site == UNCHANGED:
-        return ConnectError(message, hint="nothing was changed on the host; rerun when it is reachable")
+        return ConnectError(message, hint=f"{first}nothing was changed on the host; {again}")
     if site == PREVIOUS:
-        return DeployError(message, hint="the previous release is still serving; rerun when the host is reachable "
+        return DeployError(message, hint=f"{first}the previous release is still serving; {again} "
                                          "(a lock left behind shows its holder in `deployctl status`; "
                                          "--force-unlock clears it)")
-    return RollbackError(message, hint="the host's state is uncertain: check `deployctl status --env ...` when "
-                                       "it is reachable, then deploy or `deployctl rollback` to converge")
+    return RollbackError(message, hint=f"{first}the host's state is uncertain: check `deployctl status --env ...` "
+                                       "when it is reachable, then deploy or `deployctl rollback` to converge")
 
 
 def mapped(host: str, step: str, exc: BaseException, site: str) -> BaseException:

@@ -59,7 +59,16 @@ class HostState:
             self.conn.remove_tree(self.layout.lock_dir)
             if not self.conn.mkdir(self.layout.lock_dir, mode=0o700, exclusive=True):
                 raise LockHeldError(f"{self.conn.host}: someone took the lock while it was being broken")
-        self.conn.put_file(self.layout.lock_info, record.to_json().encode(), 0o644)
+        try:
+            self.conn.put_file(self.layout.lock_info, record.to_json().encode(), 0o644)
+        except BaseException:
+            # A lock without its info.json would refuse every later deploy as "an unknown
+            # holder" although nobody holds it (found with a full disk: tests/faults).
+            try:
+                self.conn.remove_tree(self.layout.lock_dir)
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+            raise
         return broken
 
     def release(self) -> None:

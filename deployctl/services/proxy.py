@@ -99,7 +99,11 @@ class HostProxy:
         """The configuration before a failed route: file and, if nginx runs, its reload."""
         if previous is None:
             return
-        self.conn.put_file(self.config_file, previous, 0o644)
+        if self.live_config() != previous:
+            # Unchanged on disk when the new file never got there (the write is a rename of a
+            # complete temporary file): writing it again would only fail again when the disk
+            # is full, and report an intact site as uncertain (tests/faults, disk full).
+            self.conn.put_file(self.config_file, previous, 0o644)
         running = self.running_nginx()
         if running:
             self._reload(running)

@@ -25,6 +25,7 @@ from ..plan.switch_plan import SwitchPlan, VerifyCheck
 from ..plan.warm import after_switch, drain_left, expired, parse_warm, render_warm
 from ..secrets import redactor
 from .health import HealthWait
+from .host_calls import PREVIOUS, mapped
 from .host_calls import why as _why
 from .proxy import HostProxy
 
@@ -157,9 +158,11 @@ class HostSwitch:
             self.step = "verify"
             seconds = self.verify(port, plan.verify)
         except BaseException as exc:
+            step = self.step  # the switch back moves it on
             timer.failed(_why(exc))
             self._switch_back(plan, previous, exc)
-            raise SwitchFailed(f"{_why(exc)}; switched back",
+            # A connector's failure (the connection, a full disk) named with the host and step.
+            raise SwitchFailed(f"{_why(mapped(self.conn.host, step, exc, PREVIOUS))}; switched back",
                                hint="the previous release is still serving") from None
         timer.done(f"verified through the proxy in {seconds:.2f}s (port {port})")
         return port, seconds

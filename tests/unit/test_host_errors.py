@@ -30,3 +30,13 @@ def test_other_errors_pass_through_unchanged():
     assert mapped("h", "migrate", bug, PREVIOUS) is bug
     assert mapped("h", "migrate", expected, PREVIOUS) is expected
     assert why(ConnectionLost("h: SSH connection lost")) == "h: SSH connection lost"
+
+
+def test_a_full_disk_is_named_as_such_not_as_a_connection_failure():
+    full = OSError(28, "No space left on device")
+    error = host_error("localhost", "taking the lock", full, UNCHANGED)
+    assert error.message == "localhost: no space left on the disk during taking the lock: OSError: [Errno 28] No space left on device"
+    assert error.exit_code == ExitCode.CONNECT  # nothing changed: the same code as an unreachable host
+    assert error.hint.startswith("free space on the host's disk under the state directory")
+    assert "rerun once there is space" in error.hint
+    assert host_error("h", "secrets", full, PREVIOUS).exit_code == ExitCode.DEPLOY_FAILED
