@@ -30,7 +30,7 @@ from . import preflight
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, machine, names_for, proxy_port, who
 from .prune import prune
-from .host_calls import on_every_host
+from .host_calls import PREVIOUS, UNKNOWN, mapped, on_every_host
 from .host_calls import why as _why
 from .rollout import Rollout, unexpected
 from .switch import HostSwitch, SwitchBackFailed
@@ -171,9 +171,12 @@ class HostRollback:
             raise RollbackError(f"rollback to {self.target} failed: {exc.message}",
                                 hint=f"{self.current or 'the previous release'} should still be serving; "
                                      "check `deployctl status`") from None
-        except BaseException:
+        except BaseException as exc:
             self.phase = "uncertain"
-            raise
+            # A connection failure (or a full disk) named with the host and the step; once the
+            # proxy may have been touched, what serves is unknown.
+            touched = self.switch.step in ("switch", "verify", "switch back")
+            raise mapped(self.host, f"rollback ({self.switch.step})", exc, UNKNOWN if touched else PREVIOUS) from None
         self.seconds = time.monotonic() - self.started
         self.state.set_current(self.target)
         self.state.record(_record(self.target, self.current, LIVE, "", self.message,
