@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from ..adapters.connector import check
 from ..config import LoadedConfig
@@ -26,7 +24,7 @@ from ..plan import docker_commands as dc
 from ..plan import rollout as plan
 from ..plan.build import rfc3339
 from ..plan.containers import release_containers
-from ..plan.images import PROXY, builtin_proxy_image
+from ..plan.images import PROXY
 from ..plan.lock import LockRecord
 from ..plan.release_spec import release_spec
 from ..plan.canary import PROMOTE, CanaryVerdict, canary_spec
@@ -40,7 +38,8 @@ from .canary import CanaryAborted, CanaryGate, HostCanary, recover
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, machine, names_for, proxy_port, who
 from .prune import prune
-from .release_images import ReleaseImages
+from .deploy_result import DeployOptions, DeployResult, HostOutcome
+from .release_images import ReleaseImages, proxy_image_for
 from ..plan.env_values import SecretValueError, env_file
 from .host_calls import PREVIOUS, UNCHANGED, UNKNOWN, connection_failure, mapped, on_every_host
 from .host_calls import why as _why
@@ -49,34 +48,9 @@ from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
 from .watch import Guard
 
 
-@dataclass(frozen=True)
-class DeployOptions:
-    message: str = ""
-    force_unlock: bool = False
-    no_guard: bool = False  # --no-guard: skip the error-rate guard after the switch, this once
-    canary: int | None = None  # --canary N: this share instead of rollout.canary (0: none), this once
-
-
 class GuardReverted(DeployError):
     """The guard saw the new release's error rate cross the limit after its switch and put
     the previous release back (exit 6: the previous release serves)."""
-
-
-@dataclass
-class HostOutcome:
-    host: str
-    release: str
-    previous: str | None
-    outcome: str
-    seconds: float
-    error: str = ""
-
-
-@dataclass
-class DeployResult:
-    release: str
-    revision: str | None
-    hosts: list[HostOutcome] = field(default_factory=list)
 
 
 def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: dict[str, Secret],
@@ -147,13 +121,6 @@ def unchanged(step: str, fn):  # type: ignore[no-untyped-def]
         except BaseException as exc:
             raise mapped(conn.host, step, exc, UNCHANGED) from None
     return call
-
-
-def proxy_image_for(config, images: ReleaseImages) -> str:  # type: ignore[no-untyped-def]
-    """The project's own proxy image (built with the services), or the built-in one's."""
-    if config.proxy.context is not None:
-        return images.images[PROXY]
-    return builtin_proxy_image(config.proxy)
 
 
 def _failure(release: str, results: dict, hosts: list[HostOutcome], verdict: plan.Verdict) -> DeployctlError:

@@ -19,7 +19,7 @@ from ..config import LoadedConfig
 from ..errors import DeployctlError
 from ..events import Emit, Message, StepSkipped, Timer
 from .build import BuildRequest, BuildResult, build_images
-from .deploy import DeployOptions, DeployResult, HostOutcome
+from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .testing import TestRequest, raise_for_failures, run_tests, summary_line
 
 STAGES = ("build", "test", "push", "deploy")

@@ -14,7 +14,7 @@ from typing import Mapping
 from ..artifacts import Artifacts
 from ..config import LoadedConfig
 from ..errors import ConfigError, DeployctlError
-from ..plan.images import built_accessories, image_names, image_repository
+from ..plan.images import PROXY, built_accessories, builtin_proxy_image, image_names, image_repository
 from ..secrets import Secret
 
 
@@ -102,3 +102,10 @@ def with_accessory_images(loaded: LoadedConfig, images: Mapping[str, str]) -> Lo
 
 def _looks_like_revision(text: str) -> bool:
     return len(text) >= 7 and all(c in "0123456789abcdef" for c in text[:7])
+
+
+def proxy_image_for(config, images: ReleaseImages) -> str:  # type: ignore[no-untyped-def]
+    """The project's own proxy image (built with the services), or the built-in one's."""
+    if config.proxy.context is not None:
+        return images.images[PROXY]
+    return builtin_proxy_image(config.proxy)

@@ -31,11 +31,11 @@ from ..plan.swarm_plan import SwarmPlan, deploy_plan, rollback_plan
 from ..plan.switch_plan import guard_spec
 from ..secrets import Secret
 from . import preflight
-from .deploy import DeployOptions, DeployResult, HostOutcome, proxy_image_for
+from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .host_calls import why as _why
 from .host_state import HostState
 from .hosts import layout_for, manager_connector, names_for, proxy_port, ssh_connector, who
-from .release_images import ReleaseImages
+from .release_images import ReleaseImages, proxy_image_for
 from .swarm_site import SwarmSite
 
 REPLICAS = "replicas"  # the record's extra: what each service ran with (rollback runs it again)

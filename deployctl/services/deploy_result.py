@@ -1,0 +1,32 @@
+"""What a deploy is asked and what it answers, shared by every target's deploy
+(services/deploy.py for local and ssh hosts, services/swarm_deploy.py for a Swarm) and by
+`release`: here, so neither deploy module imports the other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    message: str = ""
+    force_unlock: bool = False
+    no_guard: bool = False  # --no-guard: skip the error-rate guard after the switch, this once
+    canary: int | None = None  # --canary N: this share instead of rollout.canary (0: none), this once
+
+
+@dataclass
+class HostOutcome:
+    host: str
+    release: str
+    previous: str | None
+    outcome: str
+    seconds: float
+    error: str = ""
+
+
+@dataclass
+class DeployResult:
+    release: str
+    revision: str | None
+    hosts: list[HostOutcome] = field(default_factory=list)
