@@ -108,7 +108,61 @@ start_mariadb() {
     die "MariaDB did not answer within ${MARIADB_WAIT}s; see $TESTENV_LOG_DIR/mariadb.log"
 }
 
+# The mariadbd processes that are this machine's own: in this PID namespace (a container
+# on the machine, e.g. a test's database accessory or a stand-in host, runs a mariadbd the
+# machine sees too, and killing it only makes its engine restart it) and not zombies (a
+# mariadbd that died under a parent that never reaps it stays listed, and no signal ends
+# it). CI's 2026-12-02 runs stopped here twice on such a process.
+own_mariadbd_pids() {
+    local pid
+    for pid in $(pgrep -x mariadbd --ns $$ --nslist pid || true); do
+        case "$(ps -o stat= -p "$pid" 2>/dev/null)" in
+            "" | Z*) ;;
+            *) printf '%s\n' "$pid" ;;
+        esac
+    done
+}
+
+# A mariadbd of ours that runs but does not answer: one still starting or recovering, or one
+# hung or started with another socket. Give it the start-up wait first; then, since this
+# machine's database exists only for the tests, stop it (its data directory stays) so
+# start_mariadb can start ours.
+settle_unanswering_mariadb() {
+    local why deadline pids
+    why="$(mariadb_root -N -B -e 'SELECT 1' 2>&1 >/dev/null | tail -n 1 || true)"
+    say "mariadb   a mariadbd runs here (pids $(own_mariadbd_pids | tr '\n' ' ')) but does not answer as root over the socket (${why:-no error text}); waiting up to ${MARIADB_WAIT}s"
+    # Deadlines, not counts: each try against a hung server takes the client's 5 s timeout.
+    deadline=$((SECONDS + MARIADB_WAIT))
+    while ((SECONDS < deadline)); do
+        [ -n "$(own_mariadbd_pids)" ] || return 0
+        mariadb_answers && { say "mariadb   answered"; return 0; }
+        sleep 1
+    done
+    pids="$(own_mariadbd_pids | tr '\n' ' ')"
+    say "mariadb   still silent; stopping it (pids $pids) to start one that answers"
+    # shellcheck disable=SC2086 # one word per pid
+    [ -z "${pids// /}" ] || kill -TERM $pids 2>/dev/null || true
+    mariadbd_gone_within 30 && return 0
+    pids="$(own_mariadbd_pids | tr '\n' ' ')"
+    say "mariadb   did not stop within 30s of SIGTERM; killing it (pids $pids)"
+    # shellcheck disable=SC2086
+    [ -z "${pids// /}" ] || kill -KILL $pids 2>/dev/null || true
+    mariadbd_gone_within 10 || die "a mariadbd process survives SIGKILL (pids $(own_mariadbd_pids | tr '\n' ' ')); see $TESTENV_LOG_DIR/mariadb.log"
+}
+
+mariadbd_gone_within() {
+    local deadline=$((SECONDS + $1))
+    while ((SECONDS < deadline)); do
+        [ -n "$(own_mariadbd_pids)" ] || return 0
+        sleep 1
+    done
+    return 1
+}
+
 ensure_mariadb() {
+    if ! mariadb_answers && [ -n "$(own_mariadbd_pids)" ]; then
+        settle_unanswering_mariadb
+    fi
     if mariadb_answers; then
         local bind
         bind="$(mariadb_root -N -B -e 'SELECT CONCAT(@@bind_address, IF(@@skip_networking, " no-network", ""))')"
@@ -122,7 +176,6 @@ ensure_mariadb() {
                 ;;
         esac
     else
-        pgrep -x mariadbd >/dev/null && die "a mariadbd process runs but does not answer as root over the socket; stop it or see $TESTENV_LOG_DIR/mariadb.log"
         start_mariadb
     fi
     # Idempotent: the ALTER resets the password should someone have changed it. WITH GRANT
