@@ -20,6 +20,26 @@ accessory_app = typer.Typer(
 )
 
 
+def _is_swarm(app: AppContext, env: str) -> bool:
+    return app.loaded.environment(env).target == "swarm"
+
+
+def _swarm(app: AppContext, env: str) -> Iterator:  # type: ignore[type-arg]
+    """A swarm environment's site (the manager, and the nodes as needed), or None for the
+    other targets: an accessory is then a Swarm service (services/swarm_accessories.py)."""
+    if not _is_swarm(app, env):
+        yield None
+        return
+    from ..services.swarm_deploy import SwarmJob
+
+    job = SwarmJob(app.loaded, env, app.emit)
+    try:
+        site, _ = job.open()
+        yield site
+    finally:
+        job.close()
+
+
 def _hosts(app: AppContext, env: str) -> Iterator:  # type: ignore[type-arg]
     """Each host's connector, connected (SSH: host key verified), closed afterwards."""
     from ..services.hosts import connectors_for
@@ -51,7 +71,13 @@ def boot(ctx: typer.Context, name: NameArg, env: EnvOption = "local", artifacts:
     wanted = [s for spec in specs for s in spec.secret_names()]
     secrets = fetch_secrets(environment_source(loaded.config, environment), wanted, context=f"environment {env!r}")
     rows = []
-    for conn in _hosts(app, env):
+    for site in _swarm(app, env):
+        if site is not None:
+            from ..services import swarm_accessories
+
+            rows = [{"host": site.manager.host, "accessory": spec.name, "container": spec.container,
+                     "did": swarm_accessories.boot(loaded, site, spec, secrets, app.emit)} for spec in specs]
+    for conn in ([] if _is_swarm(app, env) else _hosts(app, env)):
         for spec in specs:
             rows.append({"host": conn.host, "accessory": spec.name, "container": spec.container,
                          "did": accessories.boot(loaded, env, conn, spec, secrets, app.emit)})
@@ -71,7 +97,13 @@ def stop(ctx: typer.Context, name: NameArg, env: EnvOption = "local") -> None:
     app: AppContext = ctx.obj
     specs = accessories.specs_for(app.loaded, env, accessories.select(app.loaded, env, name))
     rows = []
-    for conn in _hosts(app, env):
+    for site in _swarm(app, env):
+        if site is not None:
+            from ..services import swarm_accessories
+
+            rows = [{"host": site.manager.host, "accessory": spec.name,
+                     "stopped": swarm_accessories.stop(site, spec, app.emit)} for spec in specs]
+    for conn in ([] if _is_swarm(app, env) else _hosts(app, env)):
         for spec in specs:
             stopped = accessories.stop(conn, spec, app.emit)
             rows.append({"host": conn.host, "accessory": spec.name, "stopped": stopped})
@@ -94,6 +126,10 @@ def status(ctx: typer.Context, name: Annotated[str, typer.Argument(
     selected = accessories.select(app.loaded, env, name)
     loaded = accessories.with_built_images(app.loaded, env, artifacts_path(app, artifacts), selected)
     specs = accessories.specs_for(loaded, env, selected)
+    for site in _swarm(app, env):
+        if site is not None:
+            _swarm_status(app, env, site, loaded, specs)
+            return
     found = [state for conn in _hosts(app, env) for state in accessories.status(conn, specs)]
     if app.mode == "json":
         finish(app, "accessory status", {"environment": env, "accessories": [
@@ -102,6 +138,20 @@ def status(ctx: typer.Context, name: Annotated[str, typer.Argument(
     table(app, f"Accessories of {env}", ["host", "accessory", "container", "state", "health", "image", "volumes"],
           [[s.host, s.accessory, s.container, s.status, s.health, _image_cell(s), ", ".join(s.volumes) or "-"]
            for s in found])
+
+
+def _swarm_status(app: AppContext, env: str, site, loaded, specs) -> None:  # type: ignore[no-untyped-def]
+    from ..services import swarm_accessories
+
+    found = swarm_accessories.statuses(site, loaded, specs)
+    if app.mode == "json":
+        finish(app, "accessory status", {"environment": env, "accessories": [
+            {"accessory": s.accessory, "service": s.service, "status": s.status, "wanted": s.wanted,
+             "nodes": s.nodes, "placement": list(s.placement), "image": s.image} for s in found]})
+        return
+    table(app, f"Accessories of {env} (Swarm services)", ["accessory", "service", "state", "nodes", "placement", "image"],
+          [[s.accessory, s.service, s.status, ", ".join(s.nodes) or "-", ", ".join(s.placement) or "-",
+            s.image or "-"] for s in found])
 
 
 def _image_cell(s) -> str:  # type: ignore[no-untyped-def]
@@ -123,6 +173,13 @@ def logs(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME",
 
     app: AppContext = ctx.obj
     [spec] = accessories.specs_for(app.loaded, env, accessories.select(app.loaded, env, name))
+    for site in _swarm(app, env):
+        if site is not None:
+            from ..services import swarm_accessories
+
+            swarm_accessories.logs(site, spec, lines=lines, follow=follow, on_line=lambda line: print(
+                json.dumps({"accessory": spec.name, "line": line}) if app.mode == "json" else line, flush=True))
+            return
     for conn in _hosts(app, env):
         if app.mode == "json":
             accessories.logs(conn, spec, lines=lines, follow=follow, on_line=lambda line, h=conn.host: print(
@@ -142,7 +199,14 @@ def remove(ctx: typer.Context, name: NameArg, env: EnvOption = "local",
     app: AppContext = ctx.obj
     specs = accessories.specs_for(app.loaded, env, accessories.select(app.loaded, env, name))
     removed = []
-    for conn in _hosts(app, env):
+    for site in _swarm(app, env):
+        if site is not None:
+            from ..services import swarm_accessories
+
+            for spec in specs:
+                swarm_accessories.remove(site, spec, app.emit, volumes=volumes)
+                removed.append({"host": site.manager.host, "accessory": spec.name, "volumes_removed": volumes})
+    for conn in ([] if _is_swarm(app, env) else _hosts(app, env)):
         for spec in specs:
             accessories.remove(conn, spec, app.emit, volumes=volumes)
             removed.append({"host": conn.host, "accessory": spec.name, "volumes_removed": volumes})

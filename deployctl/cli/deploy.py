@@ -166,6 +166,10 @@ def _print_swarm_deploy_plan(app: AppContext, loaded, env: str, images) -> None:
     """The SwarmPlan a swarm deploy runs (services/swarm_deploy.py), built the same way; no connection."""
     from ..plan.releases import new_release_id
     from ..plan.steps import PlannedStep
+    from ..plan.accessories import environment_accessories
+    from ..plan.swarm_accessories import planned_steps as swarm_accessory_steps
+    from ..services.accessories import read_files
+    from ..services.hosts import layout_for
     from ..services.swarm_deploy import swarm_deploy_plan
 
     environment = loaded.environment(env)
@@ -174,7 +178,12 @@ def _print_swarm_deploy_plan(app: AppContext, loaded, env: str, images) -> None:
     steps = [PlannedStep("preflight", f"connect to the manager {environment.manager} (host key pinned); it must "
                                       "be an active Swarm manager"),
              PlannedStep("lock", "on the manager: mkdir of the lock directory in its state dir")]
-    _print_plan(app, "deploy", release, {f"swarm manager {environment.manager}": steps + plan.steps()})
+    layout = layout_for(loaded, env)
+    # Their files as a real deploy reads them: a missing one fails the dry run too (exit 3),
+    # and the Docker config names shown are the ones a deploy would create.
+    files = read_files(loaded, environment_accessories(loaded.config, env, layout))
+    accessories = swarm_accessory_steps(loaded.config, env, layout, files=files)
+    _print_plan(app, "deploy", release, {f"swarm manager {environment.manager}": steps + accessories + plan.steps()})
 
 
 def _print_plan(app: AppContext, command: str, release: str, plans: dict) -> None:  # type: ignore[no-untyped-def]

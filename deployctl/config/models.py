@@ -334,6 +334,16 @@ class AccessoryHealthCheck(Strict):
 
 
 FILE_MOUNT_RE = re.compile(r"^([^:]+):(/[^:]*)$")
+# Swarm's placement constraints (`docker service create --constraint`): attribute, == or !=, value.
+PLACEMENT_RE = re.compile(r"^(node\.(id|hostname|role|platform\.os|platform\.arch|labels\.[A-Za-z0-9_.-]+)"
+                          r"|engine\.labels\.[A-Za-z0-9_.-]+)\s*(==|!=)\s*[^\s,]+$")
+
+
+def _placement(value: str) -> str:
+    if not PLACEMENT_RE.match(value):
+        raise ValueError(f"{value!r} is not a Swarm placement constraint (expected e.g. 'node.hostname==db-1', "
+                         "'node.labels.disk==ssd' or 'node.role!=manager')")
+    return value
 
 
 def _file_mount(value: str) -> str:
@@ -360,6 +370,9 @@ class Accessory(Strict):
     secrets: list[EnvVarName] = []
     command: list[str] | None = None  # arguments after the image (the image's CMD when unset)
     healthcheck: AccessoryHealthCheck = AccessoryHealthCheck()
+    # swarm: where its one task may run (placement constraints); needed with volumes, which
+    # live on one node. Other targets run it on every host and ignore this.
+    placement: list[Annotated[str, AfterValidator(_placement)]] = []
 
     @model_validator(mode="after")
     def _checks(self) -> "Accessory":
@@ -577,9 +590,6 @@ class Environment(Strict):
         for key, given in (("hosts", self.hosts), ("discover", self.discover), ("infra", self.infra)):
             if given:
                 raise ValueError(f"a swarm environment finds its nodes through the manager; remove {key}")
-        if self.accessories:
-            raise ValueError("accessories: a swarm environment cannot run accessories yet; run them outside "
-                             "the Swarm and give their address in env")
 
     @model_validator(mode="after")
     def _infra_checks(self) -> "Environment":
@@ -628,17 +638,20 @@ class Config(Strict):
         if any(e.target == "swarm" for e in self.environments.values()):
             if self.registry is None:
                 raise ValueError("a swarm environment's nodes pull images from a registry: add a [registry] table")
-            self._check_swarm_health()
+            self._check_swarm_accessories()
         return self
 
-    def _check_swarm_health(self) -> None:
-        """Swarm runs each task's health check inside the task (it restarts unhealthy tasks and
-        keeps a starting task out of the running count), so it must be a check that runs there."""
-        for name, service in self.services.items():
-            if service.healthcheck.kind in ("http", "tcp"):
-                raise ValueError(
-                    f"services.{name}.healthcheck.type: a swarm environment checks health inside each task; "
-                    'set type = "docker" (the image\'s HEALTHCHECK) or type = "command" with a command')
+    def _check_swarm_accessories(self) -> None:
+        """An accessory's data is in named volumes, which live on the node its task ran on:
+        Swarm must not move it elsewhere. (Its `files` become Docker configs, which Swarm
+        hands to whichever node runs it.)"""
+        used = {a for e in self.environments.values() if e.target == "swarm" for a in e.accessories}
+        for name in sorted(used):
+            accessory = self.accessories[name]
+            if accessory.volumes and not accessory.placement:
+                raise ValueError(f"accessories.{name}.placement: on a swarm environment an accessory with volumes "
+                                 "must be pinned to a node (its data stays on that node), e.g. "
+                                 'placement = ["node.hostname==db-1"]')
 
     def _check_accessories(self) -> None:
         for name in self.services:

@@ -3,7 +3,10 @@ node for the proxy), as data: tests compare the lists, services/swarm_site.py ru
 
 A release's service is a Swarm service named like a container of the other targets
 (`<app>-<env>-<service>-<release>`), so the new release starts beside the live one and a
-service reaches another *of its own release* by that name on the app's overlay network.
+service reaches another *of its own release* by that name on the app's overlay network,
+or by its deploy.toml name (`http://backend:5001`, as compose services call each other) on
+the release's own overlay network, where each service carries that name as an alias and
+no other release's tasks are.
 Everything is `--endpoint-mode dnsrr` and host-mode ports: Swarm's routing mesh and VIPs
 are not used (they drop requests during updates, moby#30321, and need IPVS). The proxy is
 a global service (one nginx per node) that resolves the live release's tasks by DNS.
@@ -51,14 +54,18 @@ class SwarmService:
     secret_env: dict[str, str] = field(default_factory=dict)  # templated; rendered only into env_file
 
 
+def within_name_limit(full: str, end: str) -> str:
+    """A Docker secret or config name within Docker's 64 characters: `full` when it fits,
+    else a hash of it and its readable `end`."""
+    if len(full) <= SECRET_NAME_MAX:
+        return full
+    return f"{hashlib.sha256(full.encode()).hexdigest()[:12]}-{end}"[:SECRET_NAME_MAX]
+
+
 def secret_name(names: Names, release: str, service: str, secret: str) -> str:
     """Release-scoped (a rollback finds its release's secrets unchanged) and within Docker's
     64 characters: a long one keeps its readable end and a hash of the whole."""
-    full = f"{names.prefix}-{release}-{service}-{secret}"
-    if len(full) <= SECRET_NAME_MAX:
-        return full
-    digest = hashlib.sha256(full.encode()).hexdigest()[:12]
-    return f"{digest}-{secret}"[:SECRET_NAME_MAX]
+    return within_name_limit(f"{names.prefix}-{release}-{service}-{secret}", secret)
 
 
 def release_services(config: Config, environment: Environment, env_name: str, spec: ReleaseSpec,
@@ -93,7 +100,12 @@ def _seconds(value: float) -> str:
 def health_flags(probe: HealthProbe) -> list[str]:
     """`docker`: the image's own HEALTHCHECK (no flag). `command`: run in each task the way
     `docker exec` would, every `interval`; Swarm then keeps a task `starting` until it passes
-    and replaces a task that fails it. http/tcp are refused for swarm by the config."""
+    and replaces a task that fails it. `http`/`tcp`: deployctl checks every task itself
+    before the switch (services/swarm_health.py), as on ssh hosts; the image's own
+    HEALTHCHECK is switched off, so Swarm never stops a task on a check the config did not
+    choose (and one that needs a curl the image lacks)."""
+    if probe.kind in ("http", "tcp"):
+        return ["--no-healthcheck"]
     if probe.kind != "command":
         return []
     return ["--health-cmd", shlex.join(probe.command), "--health-interval", _seconds(max(probe.interval, 1.0)),
@@ -106,6 +118,17 @@ def create_network(network: str, labels: dict[str, str]) -> list[str]:
     Attachable, so a migration job and a quick `docker run` for a look can join it."""
     return ["docker", "network", "create", "--driver", "overlay", "--attachable", *_labels("--label", labels),
             network]
+
+
+def create_release_network(names: Names, release: str) -> list[str]:
+    """The release's own overlay network (names.release_network): its services' deploy.toml
+    names resolve there to this release's tasks only. Removed with the release."""
+    return ["docker", "network", "create", "--driver", "overlay", *_labels("--label", names.labels("network", release)),
+            names.release_network(release)]
+
+
+def remove_network(network: str) -> list[str]:
+    return ["docker", "network", "rm", network]
 
 
 def inspect_network(network: str) -> list[str]:
@@ -128,18 +151,39 @@ def remove_secrets(secrets: list[str]) -> list[str]:
     return ["docker", "secret", "rm", *secrets]
 
 
-def _service_body(svc: SwarmService, network: str, labels: dict[str, str]) -> list[str]:
+def create_config(name: str, labels: dict[str, str]) -> list[str]:
+    """A Docker config (a file Swarm hands to the node running a task); content on stdin."""
+    return ["docker", "config", "create", *_labels("--label", labels), name, "-"]
+
+
+def list_configs(labels: dict[str, str]) -> list[str]:
+    return ["docker", "config", "ls", *[a for k, v in sorted(labels.items()) for a in ("--filter", f"label={k}={v}")],
+            "--format", "{{.Name}}"]
+
+
+def remove_configs(configs: list[str]) -> list[str]:
+    return ["docker", "config", "rm", *configs]
+
+
+def _service_body(svc: SwarmService, network: str, labels: dict[str, str], release_network: str = "",
+                  alias: bool = True) -> list[str]:
+    """`release_network`: also on the release's own network, as its deploy.toml name
+    (`alias`; a migration job joins without it, so that it never answers for the service)."""
     env = [arg for k, v in sorted(svc.env.items()) for arg in ("--env", f"{k}={v}")]
     env_file = ["--env-file", svc.env_file] if svc.env_file else []
     # A relative target is a file under /run/secrets (SECRETS_MOUNT), where <NAME>_FILE points.
     secrets = [arg for name, target in svc.secrets for arg in ("--secret", f"source={name},target={target}")]
+    own = ([("--network", f"name={release_network}" + (f",alias={svc.service}" if alias else ""))]
+           if release_network else [])
     return [
-        "--network", network, *_labels("--label", labels), *_labels("--container-label", labels),
+        "--network", network, *[arg for pair in own for arg in pair],
+        *_labels("--label", labels), *_labels("--container-label", labels),
         *env, *env_file, *secrets, "--log-opt", "max-size=10m", "--no-resolve-image",
     ]
 
 
-def create_service(svc: SwarmService, network: str, registry_auth: bool = False) -> list[str]:
+def create_service(svc: SwarmService, network: str, registry_auth: bool = False,
+                   release_network: str = "") -> list[str]:
     """Created detached: the switch waits for every task itself (services/swarm_site.py).
     The image is pinned by digest, so the manager need not ask the registry (no resolve).
     `registry_auth`: the manager logged in to the registry; its credentials go to the nodes
@@ -147,18 +191,19 @@ def create_service(svc: SwarmService, network: str, registry_auth: bool = False)
     return [
         "docker", "service", "create", "--detach", *(["--with-registry-auth"] if registry_auth else []),
         "--name", svc.name, "--replicas", str(svc.replicas),
-        "--endpoint-mode", "dnsrr", *_service_body(svc, network, svc.labels),
+        "--endpoint-mode", "dnsrr", *_service_body(svc, network, svc.labels, release_network),
         "--restart-condition", "any", "--restart-delay", "1s", "--stop-grace-period", STOP_GRACE,
         "--update-order", "start-first", *health_flags(svc.health), svc.image,
     ]
 
 
 def migration_job(svc: SwarmService, network: str, name: str, command: list[str] | tuple[str, ...],
-                  labels: dict[str, str]) -> list[str]:
+                  labels: dict[str, str], release_network: str = "") -> list[str]:
     """A one-off task of the new image with the service's env and secrets (a replicated
     job: it runs once, anywhere in the Swarm, and is not restarted when it fails)."""
     return ["docker", "service", "create", "--detach", "--name", name, "--mode", "replicated-job",
-            "--restart-condition", "none", *_service_body(svc, network, labels), svc.image, *command]
+            "--restart-condition", "none", *_service_body(svc, network, labels, release_network, alias=False),
+            svc.image, *command]
 
 
 def scale(counts: dict[str, int]) -> list[str]:

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from ..plan import docker_commands as dc
 from . import swarm as sw
+from . import swarm_health as sh
 from .names import Names
 from .proxy_config import CONFIG_PATH
-from .release_spec import ReleaseSpec
+from .release_spec import HealthProbe, ReleaseSpec
 from .steps import Argv, PlannedStep
 from .swarm_proxy import render_swarm_proxy_config, tasks_address
 from .switch_plan import GuardSpec, VerifyCheck, verify_check
@@ -34,16 +35,23 @@ class SwarmPlan:
     undo: tuple[Argv, ...]  # a failure before the switch: remove (deploy) or scale to 0 (rollback)
     migrations: tuple[tuple[str, Argv], ...]  # (job name, argv): deploys only
     proxy_config: str
+    checker: Argv  # on the manager, for deployctl's own http/tcp checks of each task; () when none
     proxy_service: Argv  # created only where missing
     reload: Argv  # on each node, in its proxy task
     verify: VerifyCheck
     drain: float
     ready_timeout: float
     guard: GuardSpec | None = None  # not run on a Swarm yet: always None
+    network: Argv = ()  # deploys: the release's own overlay network, created before its services
 
     @property
     def wanted(self) -> dict[str, int]:
         return {s.name: s.replicas for s in self.services}
+
+    @property
+    def probes(self) -> dict[str, HealthProbe]:
+        """Swarm service -> its health check (deployctl runs the http/tcp ones itself)."""
+        return {s.name: s.health for s in self.services}
 
     def retire(self, others: list[str]) -> Argv:
         return tuple(sw.scale({name: 0 for name in others}))
@@ -52,11 +60,19 @@ class SwarmPlan:
         rows = [PlannedStep("secrets", f"docker secret {name} ({service}: {secret}) from stdin, if missing",
                             tuple(sw.create_secret(name, {})))
                 for name, service, secret in self.secrets]
+        if self.network:
+            rows.append(PlannedStep("network", "the release's own overlay network (its services' deploy.toml names as "
+                                               "aliases), if missing", self.network))
         rows += [PlannedStep("start", "", argv) for argv in self.start]
         counts = ", ".join(f"{s.name}={s.replicas}" for s in self.services)
         rows.append(PlannedStep("health", f"every task running and past its health check ({counts}; Swarm keeps a "
                                           f"task `starting` until then), up to {self.ready_timeout:g}s",
                                 tuple(sw.service_tasks([s.name for s in self.services]))))
+        if self.checker:
+            checks = "; ".join(f"{p.container}: {p.describe()}" for p in sh.checked(self.probes).values())
+            rows.append(PlannedStep("health", "deployctl's own check of every task, over the app's network from a "
+                                              f"checker (the proxy image) on the manager, removed after: {checks}",
+                                    self.checker))
         rows += [PlannedStep("migrate", f"once, as a replicated job ({name}); a failure stops here", argv)
                  for name, argv in self.migrations]
         routed = self.target.routed
@@ -80,6 +96,13 @@ def _proxy_argvs(target: ReleaseSpec, names: Names, proxy_dir: str, proxy_port: 
     return tuple(service), tuple(dc.nginx_test_and_reload("<the node's proxy task>", CONFIG_PATH))
 
 
+def _checker(target: ReleaseSpec, names: Names, services: list[sw.SwarmService] | tuple[sw.SwarmService, ...]) -> Argv:
+    probes = {s.name: s.health for s in services}
+    if not sh.checked(probes):
+        return ()
+    return tuple(sh.run_checker(names, target.release, target.proxy.image, sh.checker_attempt(probes)))
+
+
 def proxy_config_for(target: ReleaseSpec) -> str:
     routed = target.routed
     return render_swarm_proxy_config(target.proxy, target.release, routed.container, routed.port)
@@ -98,15 +121,19 @@ def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Nam
     jobs = tuple((f"{names.migration(target.release)}-{service}",
                   tuple(sw.migration_job(by_service[service], names.network,
                                          f"{names.migration(target.release)}-{service}", command,
-                                         names.labels("migrate", target.release, service))))
+                                         names.labels("migrate", target.release, service),
+                                         names.release_network(target.release))))
                  for service, command in migrations.items())
     proxy_service, reload = _proxy_argvs(target, names, proxy_dir, proxy_port)
     return SwarmPlan(
         target=target, create=True, services=tuple(services),
         secrets=tuple((name, s.service, secret) for s in services for name, secret in s.secrets),
-        start=tuple(tuple(sw.create_service(s, names.network, registry_auth)) for s in services),
+        start=tuple(tuple(sw.create_service(s, names.network, registry_auth, names.release_network(target.release)))
+                    for s in services),
+        network=tuple(sw.create_release_network(names, target.release)),
         undo=(tuple(sw.remove_services([s.name for s in services])),),
-        migrations=jobs, proxy_config=proxy_config_for(target), proxy_service=proxy_service, reload=reload,
+        migrations=jobs, proxy_config=proxy_config_for(target), checker=_checker(target, names, services),
+        proxy_service=proxy_service, reload=reload,
         verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services),
     )
 
@@ -120,6 +147,7 @@ def rollback_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: N
         target=target, create=False, services=tuple(services), secrets=(),
         start=(tuple(sw.scale({s.name: s.replicas for s in services})),),
         undo=(tuple(sw.scale({s.name: 0 for s in services})),),
-        migrations=(), proxy_config=proxy_config_for(target), proxy_service=proxy_service, reload=reload,
+        migrations=(), proxy_config=proxy_config_for(target), checker=_checker(target, names, services),
+        proxy_service=proxy_service, reload=reload,
         verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services),
     )

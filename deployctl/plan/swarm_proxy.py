@@ -9,7 +9,8 @@ one: a connection error is retried, a request an upstream already received is no
 
 from __future__ import annotations
 
-from .proxy_config import HTTP_SNIPPETS, NO_RELEASE, RELEASE_HEADER, SERVER_SNIPPETS, _ms
+from .proxy_config import (HTTP_SNIPPETS, MAIN_CONTEXT, NO_RELEASE, RELEASE_HEADER, SERVER_SNIPPETS, health_location,
+                           http_common)
 from .release_spec import ProxySpec
 
 DNS = "127.0.0.11"
@@ -38,33 +39,11 @@ def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str |
     connect = min(proxy.connect_timeout, MAX_CONNECT_TIMEOUT)
     return f"""# Written by deployctl (swarm) on every switch; do not edit (changes are replaced).
 # live: {live or NO_RELEASE}
-worker_processes auto;
-pid /tmp/deployctl-nginx.pid;
-error_log /dev/stderr warn;
-
-events {{
-    worker_connections 4096;
-}}
-
+{MAIN_CONTEXT}
 http {{
-    server_tokens off;
-    log_format deployctl '$remote_addr [$time_iso8601] "$request" $status $body_bytes_sent '
-                         'rt=$request_time upstream=$upstream_addr ustatus=$upstream_status '
-                         'urt=$upstream_response_time release=$deployctl_release';
-    access_log /dev/stdout deployctl;
-    client_max_body_size {proxy.max_body_size};
-    # Docker's DNS for the overlay network: the live release's tasks, asked again each second.
+{http_common(proxy, connect)}    # Docker's DNS for the overlay network: the live release's tasks, asked again each second.
     resolver {DNS} valid={DNS_VALID} ipv6=off;
     resolver_timeout 2s;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_set_header Host $host;
-    proxy_set_header X-Real-IP $remote_addr;
-    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    proxy_set_header X-Forwarded-Proto $scheme;
-    proxy_connect_timeout {_ms(connect)};
-    proxy_read_timeout {_ms(proxy.read_timeout)};
-    proxy_send_timeout {_ms(proxy.read_timeout)};
     # Only to another task of the same release, and only when the request never reached one.
     proxy_next_upstream error timeout;
     proxy_next_upstream_tries {NEXT_TRIES};
@@ -73,12 +52,7 @@ http {{
     server {{
         listen {proxy.listen_port} reuseport;
         set $deployctl_release "";
-        location = {proxy.health_path} {{
-            access_log off;
-            default_type text/plain;
-            return 200 "ok\\n";
-        }}
-        include {SERVER_SNIPPETS};
+{health_location(proxy)}        include {SERVER_SNIPPETS};
         location / {{
 {route}        }}
     }}

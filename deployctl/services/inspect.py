@@ -121,6 +121,9 @@ def releases(loaded: LoadedConfig, env_name: str, *, connectors: list | None = N
                 if r.action == "deploy":
                     row.update(revision=r.revision, dirty=r.dirty, when=r.when, who=r.who, outcome=r.outcome,
                                message=r.message, error=r.error)
+                elif r.action == "scale":  # a swarm `deployctl scale` of this release (no new release)
+                    counts = ", ".join(f"{k}={v}" for k, v in sorted((r.extra or {}).get("replicas", {}).items()))
+                    row["last_scale"] = f"{counts} at {r.when} by {r.who}"
                 else:
                     row["last_rollback"] = f"{r.outcome} at {r.when} by {r.who}"
                 row["live"] = r.release == live

@@ -19,6 +19,7 @@ from ..config import LoadedConfig
 from ..errors import DeployctlError, DeployError, RollbackError, UsageError
 from ..events import Emit, Message, Timer, serialized
 from ..plan import swarm as sw
+from ..plan import swarm_scale as ss
 from ..plan.build import rfc3339
 from ..plan.canary import canary_spec
 from ..plan.env_values import SecretValueError, env_file
@@ -30,7 +31,8 @@ from ..plan.stats import timing
 from ..plan.swarm_plan import SwarmPlan, deploy_plan, rollback_plan
 from ..plan.switch_plan import guard_spec
 from ..secrets import Secret
-from . import preflight
+from . import preflight, swarm_accessories
+from .accessories import specs_for
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .host_calls import why as _why
 from .host_state import HostState
@@ -115,6 +117,20 @@ def _retire(site: SwarmSite, plan: SwarmPlan, live: str, drain: float, emit: Emi
     timer.done()
 
 
+def _last_live(state: HostState, release: str | None) -> ReleaseRecord | None:
+    """The latest record of `release` that left it live (its deploy, a rollback to it, or
+    a scale of it): what it last ran with, and the scale overrides then in force."""
+    if release is None:
+        return None
+    return next((r for r in reversed(state.history().records) if r.release == release and r.outcome == LIVE), None)
+
+
+def _overrides(state: HostState) -> ss.Overrides:
+    """The environment's scale overrides, carried forward by every record (plan/swarm_scale.py)."""
+    record = _last_live(state, state.current())
+    return ss.overrides_in(record.extra if record is not None else None)
+
+
 def _prune(site: SwarmSite, state: HostState, keep: int, live: str, emit: Emit, host: str) -> None:
     by_release: dict[str, list[str]] = {}
     for name, (release, _, _) in site.services().items():
@@ -127,8 +143,8 @@ def _prune(site: SwarmSite, state: HostState, keep: int, live: str, emit: Emit, 
 
 
 def _record(state: HostState, spec: ReleaseSpec, action: str, outcome: str, previous: str | None, error: str,
-            message: str, replicas: dict[str, int], started: float | None) -> None:
-    extra = {REPLICAS: replicas}
+            message: str, replicas: dict[str, int], started: float | None, scaled: ss.Overrides | None = None) -> None:
+    extra = {REPLICAS: replicas, **ss.to_extra(scaled or {})}
     if outcome in (LIVE, REVERTED) and started:
         extra |= timing(started, time.time())
     state.record(ReleaseRecord(
@@ -162,13 +178,17 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         if guard_spec(environment.rollout, options.no_guard) is not None:
             emit(Message("the error-rate guard (rollout.guard_window) is not run on a Swarm yet (docs/swarm.md)",
                          level="warning", host=host))
-        plan = swarm_deploy_plan(loaded, env_name, release, images, registry_auth=login)
+        counts, scaled = ss.for_deploy({name: s.replicas for name, s in config.services.items()}, _overrides(state))
+        if scaled:
+            emit(Message("kept the scaled task counts (deployctl scale): " + ", ".join(
+                f"{name}={count}" for name, (count, _) in sorted(scaled.items())), host=host))
+        plan = swarm_deploy_plan(loaded, env_name, release, images, registry_auth=login, replicas=counts)
         _lock(state, emit, host, "deploy", release, options.message, options.force_unlock)
         started = time.time()
         try:
             previous = state.current()
             outcome = _deploy_locked(site, state, plan, loaded, env_name, secrets, options, previous, host, emit,
-                                     started)
+                                     started, registry_auth=login, scaled=scaled)
         finally:
             state.release()
         return DeployResult(release, images.revision, [HostOutcome(host, release, previous, outcome,
@@ -178,12 +198,12 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
 
 
 def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images: ReleaseImages, *,
-                      registry_auth: bool = False) -> SwarmPlan:
+                      registry_auth: bool = False, replicas: dict[str, int] | None = None) -> SwarmPlan:
     config, environment = loaded.config, loaded.environment(env_name)
     layout, names = layout_for(loaded, env_name), names_for(loaded, env_name)
     spec = release_spec(config, env_name, release, images.revision, images.images, proxy_image_for(config, images),
                         dirty=images.dirty)
-    services = sw.release_services(config, environment, env_name, spec, layout)
+    services = sw.release_services(config, environment, env_name, spec, layout, replicas)
     migrations = {name: list(s.migrate) for name, s in config.services.items() if s.migrate}
     return deploy_plan(spec, services, names, layout.proxy_dir, proxy_port=proxy_port(loaded, env_name),
                        drain=environment.rollout.drain, migrations=migrations, registry_auth=registry_auth)
@@ -191,23 +211,30 @@ def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images:
 
 def _deploy_locked(site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: LoadedConfig, env_name: str,
                    secrets: dict[str, Secret], options: DeployOptions, previous: str | None, host: str,
-                   emit: Emit, started: float) -> str:
+                   emit: Emit, started: float, *, registry_auth: bool = False,
+                   scaled: ss.Overrides | None = None) -> str:
     environment = loaded.environment(env_name)
     spec, replicas = plan.target, {s.service: s.replicas for s in plan.services}
 
     def record(outcome: str, error: str = "") -> None:
-        _record(state, spec, "deploy", outcome, previous, error, options.message, replicas, started)
+        _record(state, spec, "deploy", outcome, previous, error, options.message, replicas, started, scaled)
 
     try:
         state.prepare()
         if site.ensure_network():
             emit(Message(f"created overlay network {site.names.network}", host=host))
+        # Accessories first, as on ssh hosts: created when absent (pinned by their placement),
+        # never recreated; the release's services reach them by name on the same network.
+        for accessory in specs_for(loaded, env_name, environment.accessories):
+            swarm_accessories.boot(loaded, site, accessory, secrets, emit, registry_auth=registry_auth)
         _upload(site, plan, secrets, emit, host)
+        if plan.network:
+            site.ensure_release_network(spec.release, plan.network)
         timer = Timer(emit, "start", host=host, detail=f"{len(plan.start)} service(s)")
         for argv in plan.start:
             site.run(argv)
         timer.done()
-        site.wait_ready(plan.wanted, plan.ready_timeout)
+        site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan))
         for name, argv in plan.migrations:
             site.run_job(name, argv)
     except BaseException as exc:
@@ -233,6 +260,12 @@ def _deploy_locked(site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: L
     except Exception as exc:  # noqa: BLE001 - live and verified; only the clean-up failed
         emit(Message(f"after the switch: {_why(exc)}", level="warning", host=host))
     return LIVE
+
+
+def _checks(site: SwarmSite, plan: SwarmPlan):  # type: ignore[no-untyped-def]
+    """deployctl's own check of each new task for services whose check is http/tcp, from a
+    checker of the release's proxy image (services/swarm_health.py)."""
+    return site.task_checks(plan.target.release, plan.target.proxy.image, plan.probes)
 
 
 def _upload(site: SwarmSite, plan: SwarmPlan, secrets: dict[str, Secret], emit: Emit, host: str) -> None:
@@ -277,12 +310,15 @@ def rollback_target(state: HostState, to: str | None) -> tuple[str | None, str, 
     return current, target, record
 
 
-def swarm_rollback_plan(loaded: LoadedConfig, env_name: str, record: ReleaseRecord) -> SwarmPlan:
-    """From the release's own record (its spec and replica counts), not today's deploy.toml."""
+def swarm_rollback_plan(loaded: LoadedConfig, env_name: str, record: ReleaseRecord,
+                        last: ReleaseRecord | None = None, scaled: ss.Overrides | None = None) -> SwarmPlan:
+    """From the release's own record (its spec), not today's deploy.toml: the counts it last
+    ran with (`last`: its latest live record), with the environment's scaled counts."""
     config, environment = loaded.config, loaded.environment(env_name)
     layout, names = layout_for(loaded, env_name), names_for(loaded, env_name)
     spec = ReleaseSpec.from_dict(record.spec)
-    replicas = {k: int(v) for k, v in (record.extra or {}).get(REPLICAS, {}).items()}
+    replicas = {k: int(v) for k, v in ((last or record).extra or {}).get(REPLICAS, {}).items()}
+    replicas = ss.for_rollback(replicas, scaled or {})
     services = [sw.SwarmService(service=s.service, name=s.container, image=s.image, port=s.port,
                                 replicas=replicas.get(s.service, config.services.get(s.service).replicas
                                                       if s.service in config.services else 1),
@@ -304,7 +340,8 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
         if target == current:
             emit(Message(f"{target} is already live", host=host))
             return [SwarmRollback(target, current, 0.0, 0.0, host, "unchanged")]
-        plan = swarm_rollback_plan(loaded, env_name, record)
+        scaled = _overrides(state)
+        plan = swarm_rollback_plan(loaded, env_name, record, _last_live(state, target), scaled)
         kept = site.services()
         missing = [s.name for s in plan.services if s.name not in kept]
         if missing:
@@ -318,20 +355,22 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
                 timer = Timer(emit, "start", host=host, detail=f"scale {target} back up")
                 site.run(plan.start[0])
                 timer.done()
-                site.wait_ready(plan.wanted, plan.ready_timeout)
+                site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan))
                 _switch(site, plan, proxy_port(loaded, env_name), emit, host)
             except SwarmSwitchBackFailed as exc:
-                _record(state, plan.target, "rollback", UNCERTAIN, current, exc.message, message, replicas, started)
+                _record(state, plan.target, "rollback", UNCERTAIN, current, exc.message, message, replicas, started,
+                        scaled)
                 raise
             except BaseException as exc:
                 site.manager.run(plan.undo[0])
-                _record(state, plan.target, "rollback", FAILED, current, _why(exc), message, replicas, started)
+                _record(state, plan.target, "rollback", FAILED, current, _why(exc), message, replicas, started,
+                        scaled)
                 if isinstance(exc, DeployctlError):
                     raise RollbackError(exc.message, hint="the release that was live still serves") from None
                 raise
             switched = time.time() - started
             state.set_current(target)
-            _record(state, plan.target, "rollback", LIVE, current, "", message, replicas, started)
+            _record(state, plan.target, "rollback", LIVE, current, "", message, replicas, started, scaled)
             try:
                 _retire(site, plan, target, plan.drain, emit, host)
             except Exception as exc:  # noqa: BLE001
@@ -348,8 +387,8 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
 def scale(loaded: LoadedConfig, env_name: str, emit: Emit, counts: dict[str, int], *,
           manager=None) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """The live release's services to the given task counts (no new release), waited for
-    until every task runs and is healthy. deploy.toml's `replicas` is what the next deploy
-    runs, and a rollback runs what the release was deployed with."""
+    until every task runs and is healthy, then recorded (a `scale` record of the live
+    release): a rollback and the next deploy keep these counts (plan/swarm_scale.py)."""
     emit = serialized(emit)
     job = SwarmJob(loaded, env_name, emit, manager)
     try:
@@ -368,7 +407,18 @@ def scale(loaded: LoadedConfig, env_name: str, emit: Emit, counts: dict[str, int
                           detail=", ".join(f"{n}={c}" for n, c in sorted(wanted.items())))
             site.run(sw.scale(wanted))
             timer.done()
-            site.wait_ready(wanted, 120.0)
+            record = state.history().deployed(current)
+            spec = ReleaseSpec.from_dict(record.spec) if record is not None and record.spec else None
+            checks = None if spec is None else site.task_checks(
+                current, spec.proxy.image, {s.container: s.health for s in spec.services if s.container in wanted})
+            site.wait_ready(wanted, 120.0, checks=checks)
+            if spec is not None:
+                # Recorded, so a rollback and the next deploy keep these counts (plan/swarm_scale.py).
+                last = _last_live(state, current)
+                ran = {k: int(v) for k, v in ((last.extra if last else None) or {}).get(REPLICAS, {}).items()}
+                configured = {name: s.replicas for name, s in loaded.config.services.items()}
+                scaled = ss.after_scale(_overrides(state), counts, configured)
+                _record(state, spec, "scale", LIVE, current, "", "", ran | counts, None, scaled)
         finally:
             state.release()
         return wanted

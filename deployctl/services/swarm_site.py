@@ -21,6 +21,7 @@ from ..plan.names import Names, StateLayout
 from ..plan.proxy_config import CONFIG_PATH, live_release
 from ..plan.swarm_plan import SwarmPlan
 from ..secrets import Secret, redactor
+from .swarm_health import TaskChecks
 from .switch import HostSwitch
 
 POLL = 0.5
@@ -83,41 +84,78 @@ class SwarmSite:
             count += 1
         return count
 
+    def ensure_release_network(self, release: str, create: Sequence[str]) -> None:
+        """The release's own overlay network (plan/swarm.py), unless a run that failed
+        before its services left it."""
+        if not self.manager.run(sw.inspect_network(self.names.release_network(release))).ok:
+            check(self.manager, create)
+
     def remove_release(self, release: str, services: Sequence[str]) -> None:
-        """A release's services and secrets (a failed deploy's, or one pruned)."""
+        """A release's services, secrets and own network (a failed deploy's, or one pruned)."""
         if services:
             self.manager.run(sw.remove_services(list(services)))
-        secrets = self.manager.run(sw.list_secrets(self.names, release)).stdout.split()
+        self.remove_secrets(self.manager.run(sw.list_secrets(self.names, release)).stdout.split())
+        network = self.names.release_network(release)
+        if self.manager.run(sw.inspect_network(network)).ok:
+            # One still held after the wait stays (it holds no task; `docker network rm`).
+            self._remove_once_free(sw.remove_network(network))
+
+    def remove_secrets(self, secrets: Sequence[str]) -> None:
         if secrets:
-            # A secret stays in use until the tasks are gone; ask again for a few seconds.
-            deadline = time.monotonic() + 20
-            while not self.manager.run(sw.remove_secrets(secrets)).ok and time.monotonic() < deadline:
-                time.sleep(POLL)
+            self._remove_once_free(sw.remove_secrets(list(secrets)))
+
+    def _remove_once_free(self, argv: Sequence[str]) -> None:
+        """A secret or network stays in use until the removed services' tasks are gone: ask
+        again for a few seconds."""
+        deadline = time.monotonic() + 20
+        while not self.manager.run(argv).ok and time.monotonic() < deadline:
+            time.sleep(POLL)
 
     def run(self, argv: Sequence[str]) -> None:
         check(self.manager, argv, timeout=120)
 
-    def wait_ready(self, wanted: dict[str, int], timeout: float, what: str = "health") -> float:
-        """Until every service has its count of running tasks (past their health check)."""
+    def wait_ready(self, wanted: dict[str, int], timeout: float, what: str = "health",
+                   checks: TaskChecks | None = None) -> float:
+        """Until every service has its count of running tasks (past their health check in
+        the task), and, for a service with an `http`/`tcp` check, each of them passed
+        deployctl's own check of it (`checks`, services/swarm_health.py)."""
         timer = Timer(self.emit, what, host=self.manager.host,
                       detail=", ".join(f"{n}={c}" for n, c in sorted(wanted.items())))
         started = time.monotonic()
         missing: dict[str, tuple[int, int]] = {}
         tasks: list[sw.Task] = []
-        while time.monotonic() - started < timeout:
-            tasks = self.tasks(list(wanted))
-            missing = sw.ready(tasks, wanted)
-            if not missing:
-                seconds = time.monotonic() - started
-                timer.done(f"{sum(wanted.values())} tasks running and healthy ({seconds:.1f}s)")
-                return seconds
-            time.sleep(POLL)
+        checks = checks or TaskChecks(self.manager, self.names, "", "", {}, self.emit)
+        try:
+            with checks:
+                while time.monotonic() - started < timeout:
+                    tasks = self.tasks(list(wanted))
+                    missing = sw.ready(tasks, wanted)
+                    if checks.probes:
+                        for name, passed in checks.healthy(tasks).items():
+                            if name in wanted and passed < wanted[name] and name not in missing:
+                                missing[name] = (passed, wanted[name])
+                    if not missing:
+                        seconds = time.monotonic() - started
+                        checked = f", {sum(wanted[n] for n in checks.probes if n in wanted)} checked by deployctl" \
+                            if checks.probes else ""
+                        timer.done(f"{sum(wanted.values())} tasks running and healthy{checked} ({seconds:.1f}s)")
+                        return seconds
+                    time.sleep(min(POLL, checks.interval))
+        except HealthCheckError as exc:
+            timer.failed(exc.message.split(": ", 1)[-1])
+            raise
         errors = sorted({f"{t.name} on {t.node or '?'}: {t.state}" + (f" ({t.error})" if t.error else "")
                          for t in tasks if t.service in missing and not t.running})[:6]
-        short = "; ".join(f"{n}: {r}/{c} running" for n, (r, c) in sorted(missing.items()))
+        errors += sorted({f"{t.name} on {t.node or '?'}: {checks.last_why[t.id]}" for t in tasks
+                          if t.id in checks.last_why and t.id not in checks.passed and t.running})[:6]
+        short = "; ".join(f"{n}: {r}/{c} running" + (" and checked" if n in checks.probes else "")
+                          for n, (r, c) in sorted(missing.items()))
         timer.failed(short, tuple(errors))
         raise HealthCheckError(f"{self.manager.host}: not every task became healthy within {timeout:g}s: {short}",
                                hint="nothing was switched; the previous release is still serving")
+
+    def task_checks(self, release: str, image: str, probes: dict) -> TaskChecks:
+        return TaskChecks(self.manager, self.names, release, image, probes, self.emit)
 
     def run_job(self, name: str, argv: Sequence[str], timeout: float = 600) -> None:
         """A migration as a replicated job: created, waited for, its output kept, removed."""

@@ -25,9 +25,12 @@ done
 # shellcheck disable=SC2206 # word splitting of the extra arguments is intended
 dockerd_args+=(${DOCKERD_EXTRA_ARGS:-})
 
-# A host killed before dockerd could clean up (docker stop's timeout, a crash) leaves its pid
-# file, and dockerd then refuses to start; nothing else can be running in this container.
-rm -f /var/run/docker.pid
+# A stopped host keeps its /run (a real host's is a tmpfs, empty at boot): dockerd's pid file
+# and its containerd's. dockerd refuses to start beside the first; the second, when its pid
+# now belongs to another process, makes dockerd wait for a containerd that is not there and
+# exit (a CI run lost its Swarm node this way on `docker start`). Nothing else can be
+# running in this container yet, so the runtime state goes, as a reboot clears it.
+rm -rf /var/run/docker.pid /var/run/docker /run/containerd
 dockerd "${dockerd_args[@]}" >>/var/log/dockerd.log 2>&1 &
 dockerd_pid=$!
 /usr/sbin/sshd -D -e &

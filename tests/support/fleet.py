@@ -214,7 +214,10 @@ def _wait_ready(host: FleetHost) -> None:
         if state == "running":
             return None
         logs = subprocess.run(["docker", "logs", "--tail", "20", host.name], capture_output=True, text=True)
-        return f"host container {host.name} is {state or 'gone'}:\n{logs.stdout}{logs.stderr}"
+        # Its dockerd's own log says why it exited (readable from a stopped container).
+        dockerd = subprocess.run(["docker", "cp", f"{host.name}:/var/log/dockerd.log", "-"], capture_output=True)
+        tail = "\n".join(dockerd.stdout.decode(errors="replace").splitlines()[-15:])  # a tar stream: text enough
+        return f"host container {host.name} is {state or 'gone'}:\n{logs.stdout}{logs.stderr}\ndockerd.log:\n{tail}"
 
     wait_until(lambda: (ssh_banner(host.address, 22) or "").startswith("SSH-2.0"), READY_TIMEOUT,
                f"sshd of {host.name} at {host.address}:22", interval=0.3, alive=running)

@@ -54,12 +54,10 @@ def setup():  # type: ignore[no-untyped-def]
     return config, environment, layout, spec, services
 
 
-def test_a_swarm_environment_needs_a_manager_and_checks_that_run_inside_tasks():
+def test_a_swarm_environment_needs_a_manager():
     base = CONFIG_TEXT.replace('manager = "10.0.0.1"\n', "")
     with pytest.raises(Exception, match=r"environments\.prod: .*needs manager"):
         parse_config(base)
-    with pytest.raises(Exception, match=r"services\.frontend\.healthcheck\.type: a swarm environment checks"):
-        parse_config(CONFIG_TEXT.replace('[services.frontend.healthcheck]\ntype = "docker"\n', ""))
     with pytest.raises(Exception, match=r"manager is only used with target = \"swarm\""):
         parse_config(CONFIG_TEXT.replace('target = "swarm"', 'target = "ssh"\nhosts = ["h"]'))
     with pytest.raises(Exception, match=r"a swarm environment finds its nodes through the manager; remove hosts"):
@@ -156,19 +154,28 @@ def test_deploy_plan_steps_are_the_argvs_it_runs():
     plan = deploy_plan(spec, list(services.values()), names, layout.proxy_dir, proxy_port=8080, drain=2.0,
                        migrations={"backend": ["python", "-m", "migrate"]})
     assert plan.wanted == {f"shop-prod-backend-{R1}": 2, f"shop-prod-frontend-{R1}": 3}
-    assert plan.start == tuple(tuple(sw.create_service(s, "shop-prod")) for s in services.values())
+    assert plan.start == tuple(tuple(sw.create_service(s, "shop-prod", release_network=f"shop-prod-{R1}"))
+                               for s in services.values())
+    # Its own network, where the frontend's `http://backend:...` reaches this release's backend only.
+    assert plan.network == ("docker", "network", "create", "--driver", "overlay", "--label", "io.deployctl.app=shop",
+                            "--label", "io.deployctl.env=prod", "--label", f"io.deployctl.release={R1}",
+                            "--label", "io.deployctl.role=network", f"shop-prod-{R1}")
+    backend = plan.start[0]
+    assert backend[backend.index("--network"):backend.index("--network") + 4] == (
+        "--network", "shop-prod", "--network", f"name=shop-prod-{R1},alias=backend")
     assert plan.undo == (("docker", "service", "rm", f"shop-prod-backend-{R1}", f"shop-prod-frontend-{R1}"),)
     [(job, argv)] = plan.migrations
     assert job == f"shop-prod-migrate-{R1}-backend"
     assert argv[:10] == ("docker", "service", "create", "--detach", "--name", job, "--mode", "replicated-job",
                          "--restart-condition", "none")
     assert argv[-4:] == (IMAGES["backend"], "python", "-m", "migrate")
+    assert f"name=shop-prod-{R1}" in argv and not [a for a in argv if "alias=" in a]  # never answers as `backend`
     assert plan.ready_timeout == 60.0  # the longest health timeout (30) + 30 s to pull on each node
     steps = plan.steps()
-    assert [s.step for s in steps] == ["secrets", "start", "start", "health", "migrate", "route", "route", "route",
+    assert [s.step for s in steps] == ["secrets", "network", "start", "start", "health", "migrate", "route", "route", "route",
                                       "verify", "record", "drain", "stop"]
     assert [s.argv for s in steps if s.step == "start"] == list(plan.start)
-    assert steps[6].argv == plan.proxy_service
+    assert steps[7].argv == plan.proxy_service and steps[1].argv == plan.network
     assert "DB_PASSWORD" in steps[0].detail and "swarm-secret" not in str([s.to_dict() for s in steps])
     assert plan.retire(["old-a", "old-b"]) == ("docker", "service", "scale", "--detach", "old-a=0", "old-b=0")
 

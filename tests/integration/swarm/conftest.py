@@ -4,6 +4,8 @@ load balancer in front of every node's proxy port."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from tests.integration.fleet.conftest import fleet, fleet_images  # noqa: F401 - the same session fleet
@@ -28,6 +30,36 @@ def swarm_images(fleet, fleet_images, probe_images) -> SwarmImages:  # noqa: F81
     """The fleet's probe and proxy images, and the probe built broken (health never passes)."""
     broken = fleet.publish(probe_images.broken, "swarm/probe", "broken")
     return SwarmImages(probe=fleet_images.probe, broken=broken, proxy=fleet_images.proxy)
+
+
+@pytest.fixture(scope="session")
+def swarm_http_images(fleet, swarm_images, probe_images) -> SwarmImages:  # noqa: F811
+    """The probe good and broken without a HEALTHCHECK (`HEALTHCHECK NONE` on top): an app
+    we did not write, whose only checks are the ones deploy.toml gives (http, tcp)."""
+    def without_healthcheck(image: str, tag: str) -> str:
+        built = subprocess.run(["docker", "build", "-q", "-t", f"deployctl-test/probe:{tag}", "-"],
+                               input=f"FROM {image}\nHEALTHCHECK NONE\n", capture_output=True, text=True, check=False)
+        assert built.returncode == 0, built.stderr
+        return fleet.publish(built.stdout.strip(), "swarm/probe", tag)
+
+    return SwarmImages(probe=without_healthcheck(probe_images.good, "no-healthcheck"),
+                       broken=without_healthcheck(probe_images.broken, "no-healthcheck-broken"),
+                       proxy=swarm_images.proxy)
+
+
+@pytest.fixture
+def swarm_http_site(swarm, swarm_http_images, tmp_path) -> SwarmSite:
+    site = SwarmSite.new(swarm, swarm_http_images, tmp_path, next(_ports))
+    site.write_config(checks="http")
+    yield site
+    swarm.remove_app(site.app)
+
+
+@pytest.fixture
+def swarm_http_balancer(swarm, swarm_http_site):
+    balancer = swarm.load_balancer(swarm_http_site.proxy_port)
+    yield balancer
+    balancer.close()
 
 
 @pytest.fixture

@@ -43,8 +43,14 @@ class SwarmSite:
     def config(self) -> Path:
         return self.workdir / "deploy.toml"
 
-    def write_config(self, frontend_replicas: int = 3, backend_replicas: int = 2, health_timeout: float = 20) -> None:
+    def write_config(self, frontend_replicas: int = 3, backend_replicas: int = 2, health_timeout: float = 20,
+                     checks: str = "docker") -> None:
+        """`checks`: "docker" (the image's HEALTHCHECK, run by Swarm in each task) or "http"
+        (frontend: GET /healthz, backend: a TCP connect, both run by deployctl itself, the
+        way an app we did not write, without curl in its image, is checked)."""
         fleet = self.swarm.fleet
+        frontend_check, backend_check = (('type = "http"\npath = "/healthz"', 'type = "tcp"') if checks == "http"
+                                         else ('type = "docker"', 'type = "docker"'))
         self.config.write_text(f"""
 app = "{self.app}"
 [registry]
@@ -55,7 +61,7 @@ migrate = ["python", "/probe/server.py", "migrate"]
 secrets = ["PROBE_DB_PASSWORD"]
 replicas = {backend_replicas}
 [services.backend.healthcheck]
-type = "docker"
+{backend_check}
 timeout = {health_timeout}
 [services.frontend]
 context = "{PROBE}"
@@ -63,7 +69,7 @@ routed = true
 verify_path = "/version"
 replicas = {frontend_replicas}
 [services.frontend.healthcheck]
-type = "docker"
+{frontend_check}
 timeout = {health_timeout}
 [services.frontend.env]
 BACKEND_URL = "{{{{ backend.url }}}}"
