@@ -11,6 +11,7 @@ from typing import Sequence
 
 from .containers import ContainerSpec
 from .names import Names
+from .proxy_config import PID_FILE
 
 STOP_TIMEOUT = 10  # seconds gunicorn gets to finish in-flight requests on SIGTERM
 PROXY_CONTAINER_PORT = 80
@@ -74,23 +75,74 @@ def chown_secrets(image: str, user: str, host_dir: str) -> list[str]:
             "-v", f"{host_dir}:/secrets", image, "-R", user, "/secrets"]
 
 
-# The anchor's process: waits, and exits at once on docker stop.
-ANCHOR_COMMAND = ["sh", "-c", "trap 'exit 0' TERM INT QUIT; while :; do sleep 3600 & wait $!; done"]
+# The anchor's process. It owns the namespace; nginx containers serve in it. When none does
+# (a host reboot: dockerd restores containers in no set order and never retries one that
+# failed to start, so nginx, started before the anchor, stays "Exited (128)"; or the anchor
+# itself restarted and nginx is left in the old namespace), the anchor runs nginx itself on
+# the live configuration, HUPs it when the file changes, and QUITs it (gracefully) as soon
+# as a listener it does not own appears on the port: a deploy's new nginx container.
+# "Its own" = a socket inode held by a process of the anchor's PID namespace. While its
+# nginx serves, the marker file holds its pid: the switch reads it (services/proxy.py) and
+# starts a new nginx container rather than reload one that may be in a dead namespace.
+ANCHOR_SCRIPT = """trap 'exit 0' TERM INT QUIT
+for tool in awk cksum grep ls nginx sed tr; do  # an image without them: only wait, as before
+    command -v "$tool" >/dev/null || while :; do sleep 3600 & wait $!; done
+done
+hex=$(printf '%04X' "$1"); conf=$2; marker=$3; fallback=; sum=
+alive() { [ -n "$fallback" ] && [ -r "/proc/$fallback/stat" ] && ! grep -q ') Z' "/proc/$fallback/stat"; }
+rm -f "$marker"
+sleep 3 & wait $!
+while :; do
+    mine=" $(ls -l /proc/[0-9]*/fd 2>/dev/null | sed -n 's/.*socket:\\[\\([0-9]*\\)\\].*/\\1/p' | tr '\\n' ' ') "
+    others=
+    for inode in $(awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10 }' \\
+                   /proc/net/tcp /proc/net/tcp6 2>/dev/null); do
+        case "$mine" in *" $inode "*) ;; *) others=1 ;; esac
+    done
+    if [ -n "$others" ]; then
+        alive && kill -QUIT "$fallback"; fallback=
+        [ -e "$marker" ] && rm -f "$marker"
+    elif ! alive; then
+        [ -e "$marker" ] && rm -f "$marker"
+        if [ -s "$conf" ] && nginx -t -q -c "$conf" 2>/dev/null; then
+            sum=$(cksum <"$conf"); nginx -c "$conf" -g 'daemon off;' & fallback=$!
+            echo "$fallback" >"$marker"
+        fi
+    elif [ "$(cksum <"$conf")" != "$sum" ]; then
+        sum=$(cksum <"$conf"); kill -HUP "$fallback"
+    fi
+    sleep 1 & wait $!
+done"""
 
 
-def run_proxy_anchor(names: Names, image: str, port: int, container_port: int, labels: dict[str, str]) -> list[str]:
+def anchor_command(listen_port: int, config: str, marker: str) -> list[str]:
+    """The anchor's entrypoint and arguments ($0 names it in `ps`)."""
+    return ["sh", "-c", ANCHOR_SCRIPT, "deployctl-anchor", str(listen_port), config, marker]
+
+
+def run_proxy_anchor(names: Names, image: str, port: int, container_port: int, labels: dict[str, str],
+                     proxy_dir: str, mount: str, config: str, marker: str) -> list[str]:
     """The proxy's anchor: owns the published port and the network namespace (on the app
     network) that nginx containers join. tcp_migrate_req hands connections still queued
-    on a closing listener to the next one, so replacing nginx drops nothing."""
+    on a closing listener to the next one, so replacing nginx drops nothing. It mounts the
+    proxy directory as nginx does (writable: the marker), to serve it itself when no nginx
+    container does."""
     published = f"{port}:{container_port}" if port else str(container_port)
+    command = anchor_command(container_port, config, marker)
     return [
         "docker", "run", "--detach", "--name", names.proxy, "--network", names.network,
         "--restart", "unless-stopped", "--publish", published,
         "--sysctl", "net.ipv4.tcp_migrate_req=1",
         # nginx images stop with SIGQUIT; the anchor's shell traps TERM (and QUIT) and exits.
         "--stop-signal", "TERM",
-        *_labels(labels), "--entrypoint", ANCHOR_COMMAND[0], image, *ANCHOR_COMMAND[1:],
+        *_labels(labels), "-v", f"{proxy_dir}:{mount}", "--entrypoint", command[0], image, *command[1:],
     ]
+
+
+def quit_anchor_nginx(anchor: str) -> list[str]:
+    """The anchor's own nginx (if it serves: see ANCHOR_SCRIPT) quits gracefully; the pid
+    file is the one the rendered configuration names, inside the anchor's filesystem."""
+    return ["docker", "exec", anchor, "sh", "-c", f"kill -QUIT $(cat {PID_FILE}) 2>/dev/null; true"]
 
 
 def run_proxy_nginx(names: Names, name: str, image: str, proxy_dir: str, mount: str, config: str,
@@ -125,8 +177,9 @@ def image_user(image: str) -> list[str]:
     return ["docker", "image", "inspect", "--format", "{{.Config.User}}", image]
 
 
-def image_present(image: str) -> list[str]:
-    return ["docker", "image", "inspect", "--format", "{{.Id}}", image]
+def image_present(*images: str) -> list[str]:
+    """Exit 0 when the engine has every one of `images` (one round trip for all of them)."""
+    return ["docker", "image", "inspect", "--format", "{{.Id}}", *images]
 
 
 def pull(image: str) -> list[str]:
@@ -187,6 +240,13 @@ def inspect_state(containers: Sequence[str]) -> list[str]:
     return ["docker", "container", "inspect", "--format", STATE_FORMAT, *containers]
 
 
+def addresses_on(containers: Sequence[str], network: str) -> list[str]:
+    """`name|IP` of each container on `network` (empty when it is not attached or not running)."""
+    return ["docker", "container", "inspect", "--format",
+            f'{{{{.Name}}}}|{{{{with index .NetworkSettings.Networks "{network}"}}}}{{{{.IPAddress}}}}{{{{end}}}}',
+            *containers]
+
+
 def _app_filters(names: Names) -> list[str]:
     return ["--filter", f"label=io.deployctl.app={names.app}", "--filter", f"label=io.deployctl.env={names.env}"]
 
@@ -199,10 +259,14 @@ def list_containers(names: Names) -> list[str]:
             *_app_filters(names)]
 
 
-def list_role(names: Names, role: str) -> list[str]:
-    """The app's containers of one role, running or stopped: `name|state|image`."""
-    return ["docker", "ps", "--all", "--no-trunc", "--format", "{{.Names}}|{{.State}}|{{.Image}}",
-            *_app_filters(names), "--filter", f"label=io.deployctl.role={role}"]
+# What the switch needs of the proxy, per container (read by plan/proxy_containers.py).
+PROXY_LISTING_FORMAT = '{{.Names}}|{{.State}}|{{.Label "io.deployctl.role"}}|{{.Image}}|{{.Ports}}'
+
+
+def list_proxy(names: Names) -> list[str]:
+    """The app's containers with their state, role, image and published ports: one round
+    trip answers what the switch asks of the anchor, the nginx containers and the port."""
+    return ["docker", "ps", "--all", "--no-trunc", "--format", PROXY_LISTING_FORMAT, *_app_filters(names)]
 
 
 def status_and_role(container: str) -> list[str]:

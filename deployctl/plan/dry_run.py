@@ -29,7 +29,7 @@ def deploy_steps(plan: SwitchPlan, containers: Sequence[ContainerSpec], names: N
     if registry_login:
         steps.append(_argv("preflight", dc.login(*registry_login), "password on stdin"))
     if local:
-        steps += [_argv("preflight", dc.image_present(image), "image in the engine") for image in images]
+        steps.append(_argv("preflight", dc.image_present(*dict.fromkeys(images)), "every image in the engine"))
     steps.append(PlannedStep("lock", f"mkdir {layout.lock_dir} (atomic); exit 8 if held"))
     if not local:
         steps += [_argv("pull", dc.pull(image)) for image in images]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 
 from .release_spec import ProxySpec
 
@@ -24,13 +25,48 @@ CONFIG_FILE = "nginx.conf"
 CONFIG_PATH = f"{PROXY_MOUNT}/{CONFIG_FILE}"
 LIVE_COPY = "nginx.live.conf"  # beside it during a canary: the live-only configuration its watchdog puts back
 PID_FILE = "/tmp/deployctl-nginx.pid"
+# Beside nginx.conf while the anchor serves with its own nginx (plan/docker_commands.py).
+ANCHOR_MARKER = "anchor-serving"
 RELEASE_HEADER = "X-Deployctl-Release"
 # Where a project's own proxy image adds configuration (the extension point, docs/proxy.md).
 HTTP_SNIPPETS = "/etc/deployctl/proxy.d/http/*.conf"
 SERVER_SNIPPETS = "/etc/deployctl/proxy.d/server/*.conf"
 NO_RELEASE = "none"
+STANDBY_FLAG_PREFIX = "standby-"  # in the proxy directory: a flag file, see Standby
 _RELEASE_LINE = re.compile(r"^# live: (\S+)$", re.M)
 _CANARY_LINE = re.compile(r"^# canary: (\S+) (\d+)%$", re.M)
+_STANDBY_LINE = re.compile(r"^# standby: (\S+) (\S+) (\S+)$", re.M)
+
+
+@dataclass(frozen=True)
+class Standby:
+    """The release a configuration can route to without a reload: the one left warm by the
+    switch that wrote it (rollout.warm_window). While the file `flag` exists in the proxy
+    directory, every request goes to `release` instead of the live one: nginx checks for the
+    file per request (a stat), so a rollback inside the warm window is one file created on
+    the host, seen by the next request. A reload cannot do that: nginx's master lets the old
+    workers accept for 100 ms after starting the new ones, so a reloaded switch reaches all
+    the traffic only after the reload's round trip plus those 100 ms (issue 15, 0.3 s).
+
+    `address` is an IP and port, not the container's name: nginx resolves names when it
+    loads the file, and a standby whose window ended (its containers stopped) would then
+    fail every later load of this file (a reload, the anchor's fallback nginx). A stale IP
+    is harmless, as nothing routes to it until the flag exists, and a rollback creates the
+    flag only after checking that the address is still the release's. `flag` is unique to
+    the render, so a flag left behind never switches a later configuration."""
+
+    release: str
+    address: str
+    flag: str
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(rf"{STANDBY_FLAG_PREFIX}[A-Za-z0-9_.-]+", self.flag):
+            raise ValueError(f"standby flag {self.flag!r}: expected {STANDBY_FLAG_PREFIX}<letters, digits, _.->")
+
+
+def standby_flag(live: str, standby: str, nonce: str) -> str:
+    """A flag name unique to one render (`nonce`: e.g. the time of the switch in ms)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{STANDBY_FLAG_PREFIX}{standby}-from-{live}-{nonce}")
 
 
 def upstream_name(release: str) -> str:
@@ -38,12 +74,18 @@ def upstream_name(release: str) -> str:
 
 
 def render_proxy_config(proxy: ProxySpec, live: str | None, upstreams: dict[str, str],
-                        canary: tuple[str, int] | None = None) -> str:
+                        canary: tuple[str, int] | None = None, standby: Standby | None = None) -> str:
     """`upstreams`: release -> `container:port` of its routed service. `live` is the release
     that gets the traffic (None: none yet; the proxy answers 503 itself). `canary`: (release,
     percent) gets that share of the requests instead, chosen per request (split_clients on
     $request_id: every request is drawn anew, so a client is not pinned to one release, and
-    the share holds for any mix of clients; the access log's stamp says who answered)."""
+    the share holds for any mix of clients; the access log's stamp says who answered).
+    `standby`: the release the traffic goes to instead while its flag file exists (Standby);
+    not beside a canary, which is itself the way back."""
+    if standby is not None and (canary is not None or live is None or standby.release == live):
+        standby = None
+    if standby is not None:
+        upstreams = {**upstreams, standby.release: standby.address}
     blocks = "".join(
         f"    upstream {upstream_name(release)} {{\n        server {address};\n        keepalive 16;\n    }}\n"
         for release, address in sorted(upstreams.items())
@@ -57,38 +99,21 @@ def render_proxy_config(proxy: ProxySpec, live: str | None, upstreams: dict[str,
         split = (f"    split_clients \"${{request_id}}\" $deployctl_upstream {{\n"
                  f"        {share}% {upstream_name(new)};\n        * {upstream_name(live)};\n    }}\n\n")
         route = "            proxy_pass http://$deployctl_upstream;\n"
+    elif standby is not None and live is not None:
+        route = (f"            set $deployctl_upstream {upstream_name(live)};\n"
+                 f"            if (-f {PROXY_MOUNT}/{standby.flag}) {{\n"
+                 f"                set $deployctl_upstream {upstream_name(standby.release)};\n"
+                 f"            }}\n"
+                 "            proxy_pass http://$deployctl_upstream;\n")
     elif live is not None:
         route = f"            proxy_pass http://{upstream_name(live)};\n"
     else:
         route = "            return 503 \"No release deployed yet\\n\";\n"
     return f"""# Written by deployctl on every switch; do not edit (changes are replaced).
 # live: {live or NO_RELEASE}
-{f"# canary: {canary[0]} {canary[1]}%{chr(10)}" if split else ""}worker_processes auto;
-pid {PID_FILE};
-error_log /dev/stderr warn;
-
-events {{
-    worker_connections 4096;
-}}
-
+{f"# canary: {canary[0]} {canary[1]}%{chr(10)}" if split else ""}{_standby_line(standby)}{MAIN_CONTEXT}
 http {{
-    server_tokens off;
-    # One line per request: who answered (upstream address and release), how, how fast.
-    log_format deployctl '$remote_addr [$time_iso8601] "$request" $status $body_bytes_sent '
-                         'rt=$request_time upstream=$upstream_addr ustatus=$upstream_status '
-                         'urt=$upstream_response_time release=$deployctl_release';
-    access_log /dev/stdout deployctl;
-    client_max_body_size {proxy.max_body_size};
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_set_header Host $host;
-    proxy_set_header X-Real-IP $remote_addr;
-    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    proxy_set_header X-Forwarded-Proto $scheme;
-    proxy_connect_timeout {_ms(proxy.connect_timeout)};
-    proxy_read_timeout {_ms(proxy.read_timeout)};
-    proxy_send_timeout {_ms(proxy.read_timeout)};
-    # One server per upstream: a failed request is never retried on another release.
+{http_common(proxy, proxy.connect_timeout)}    # One server per upstream: a failed request is never retried on another release.
     proxy_next_upstream off;
     include {HTTP_SNIPPETS};
 
@@ -103,16 +128,54 @@ http {{
         listen {proxy.listen_port} reuseport;
         # At server level, so a project's snippets that add headers do not hide it.
         add_header {RELEASE_HEADER} $deployctl_release always;
-        location = {proxy.health_path} {{
-            access_log off;
-            default_type text/plain;
-            return 200 "ok\\n";
-        }}
-        include {SERVER_SNIPPETS};
+{health_location(proxy)}        include {SERVER_SNIPPETS};
         location / {{
 {route}        }}
     }}
 }}
+"""
+
+
+# The top of the file, the same for this proxy and a Swarm node's (plan/swarm_proxy.py).
+MAIN_CONTEXT = f"""worker_processes auto;
+pid {PID_FILE};
+error_log /dev/stderr warn;
+
+events {{
+    worker_connections 4096;
+}}
+"""
+
+
+def http_common(proxy: ProxySpec, connect_timeout: float) -> str:
+    """The http block's settings both proxies share: the access log the guard and the canary
+    read (plan/access_log.py parses this format), the forwarded headers and the timeouts."""
+    return f"""    server_tokens off;
+    # One line per request: who answered (upstream address and release), how, how fast.
+    log_format deployctl '$remote_addr [$time_iso8601] "$request" $status $body_bytes_sent '
+                         'rt=$request_time upstream=$upstream_addr ustatus=$upstream_status '
+                         'urt=$upstream_response_time release=$deployctl_release';
+    access_log /dev/stdout deployctl;
+    client_max_body_size {proxy.max_body_size};
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+    proxy_set_header X-Real-IP $remote_addr;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_connect_timeout {_ms(connect_timeout)};
+    proxy_read_timeout {_ms(proxy.read_timeout)};
+    proxy_send_timeout {_ms(proxy.read_timeout)};
+"""
+
+
+def health_location(proxy: ProxySpec) -> str:
+    """The proxy's own health endpoint (a load balancer's target check), never logged."""
+    return f"""        location = {proxy.health_path} {{
+            access_log off;
+            default_type text/plain;
+            return 200 "ok\\n";
+        }}
 """
 
 
@@ -123,21 +186,34 @@ def _ms(seconds: float) -> str:
 
 def live_release(text: str | bytes | None) -> str | None:
     """Which release a rendered configuration routes to (None: none, or not ours)."""
+    match = _header(_RELEASE_LINE, text)
+    return match.group(1) if match and match.group(1) != NO_RELEASE else None
+
+
+def _header(line: re.Pattern[str], text: str | bytes | None) -> re.Match[str] | None:
+    """One of the comment lines at the top of a rendered configuration (or of a file that
+    is not ours: None)."""
     if not text:
         return None
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    match = _RELEASE_LINE.search(text)
-    return match.group(1) if match and match.group(1) != NO_RELEASE else None
+    return line.search(text.decode(errors="replace") if isinstance(text, bytes) else text)
+
+
+def _standby_line(standby: Standby | None) -> str:
+    if standby is None:
+        return ""
+    return (f"# standby: {standby.release} {standby.address} {standby.flag}\n"
+            f"# (while {PROXY_MOUNT}/{standby.flag} exists, the traffic goes to {standby.release})\n")
+
+
+def standby_of(text: str | bytes | None) -> Standby | None:
+    """The standby a rendered configuration can switch to by its flag (None: none)."""
+    match = _header(_STANDBY_LINE, text)
+    return Standby(match.group(1), match.group(2), match.group(3)) if match else None
 
 
 def canary_of(text: str | bytes | None) -> tuple[str, int] | None:
     """The canary a rendered configuration splits to, with its percent (None: no split)."""
-    if not text:
-        return None
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    match = _CANARY_LINE.search(text)
+    match = _header(_CANARY_LINE, text)
     return (match.group(1), int(match.group(2))) if match else None
 
 

@@ -17,8 +17,8 @@ from . import docker_commands as dc
 from .canary import CanarySpec
 from .containers import ContainerSpec
 from .names import Names
-from .proxy_config import (CONFIG_FILE, CONFIG_PATH, LIVE_COPY, PROXY_MOUNT, RELEASE_HEADER, config_tag,
-                           render_proxy_config)
+from .proxy_config import (ANCHOR_MARKER, CONFIG_FILE, CONFIG_PATH, LIVE_COPY, PROXY_MOUNT, RELEASE_HEADER,
+                           Standby, config_tag, render_proxy_config)
 from .release_spec import HealthProbe, ReleaseSpec
 from .steps import Argv, PlannedStep
 
@@ -89,7 +89,9 @@ def proxy_start(target: ReleaseSpec, names: Names, proxy_dir: str, port: int) ->
     proxy = target.proxy
     name = names.proxy_nginx(config_tag(proxy.image))
     return ProxyStart(
-        anchor=tuple(dc.run_proxy_anchor(names, proxy.image, port, proxy.listen_port, names.labels(ANCHOR_ROLE))),
+        anchor=tuple(dc.run_proxy_anchor(names, proxy.image, port, proxy.listen_port, names.labels(ANCHOR_ROLE),
+                                         proxy_dir, PROXY_MOUNT, CONFIG_PATH,
+                                         f"{PROXY_MOUNT}/{ANCHOR_MARKER}")),
         nginx_name=name,
         nginx=tuple(dc.run_proxy_nginx(names, name, proxy.image, proxy_dir, PROXY_MOUNT, CONFIG_PATH,
                                        names.labels(NGINX_ROLE))),
@@ -111,6 +113,11 @@ class SwitchPlan:
     guard: GuardSpec | None = None  # deploys only: a rollback is itself the way back
     canary: CanarySpec | None = None  # deploys only: a share of the traffic first (services/canary.py)
     watchdog: Argv | None = None  # the canary's watchdog, as services/canary.py starts it
+    # A rollback to the live configuration's standby (plan/proxy_config.Standby): the switch
+    # creates this flag file in the proxy directory, and `proxy_config` is written and
+    # reloaded only after the verify (both then route to the target).
+    flag: str | None = None
+    standby: str | None = None  # the release proxy_config can switch back to by its flag
 
     def steps(self) -> list[PlannedStep]:
         rows = [PlannedStep("start", "", argv) for chain in self.start for argv in chain]
@@ -118,15 +125,23 @@ class SwitchPlan:
         if self.canary is not None:
             rows += self._canary_steps(self.canary)
         routed = self.target.routed
-        rows.append(PlannedStep("route", f"write the proxy's nginx.conf: upstream {routed.container}:{routed.port}, "
-                                         f"{RELEASE_HEADER}: {self.target.release}"))
+        if self.flag is not None:
+            rows.append(PlannedStep("switch", f"create {PROXY_MOUNT}/{self.flag} (the proxy directory): the live "
+                                              f"nginx.conf sends every request to its standby {self.target.release} "
+                                              "while it exists; no reload"))
+            rows.append(PlannedStep("verify", self.verify.describe()))
+        standby = f"; standby {self.standby} (its warm window), switched to by a flag file" if self.standby else ""
+        rows.append(PlannedStep("route", ("after the verify: " if self.flag else "")
+                                + f"write the proxy's nginx.conf: upstream {routed.container}:{routed.port}, "
+                                  f"{RELEASE_HEADER}: {self.target.release}{standby}"))
         rows.append(PlannedStep("route", "the proxy's anchor (its published port), only if it is missing",
                                 self.proxy.anchor))
         rows.append(PlannedStep("route", f"nginx {self.target.proxy.image} beside the running one (which then quits "
                                          "gracefully), only if it is not running this image yet", self.proxy.nginx))
         rows.append(PlannedStep("route", "else: test and reload the running nginx",
                                 dc.nginx_test_and_reload(self.proxy.nginx_name, CONFIG_PATH)))
-        rows.append(PlannedStep("verify", self.verify.describe()))
+        if self.flag is None:
+            rows.append(PlannedStep("verify", self.verify.describe()))
         rows.append(PlannedStep("record", "append to releases.jsonl (with this release's spec); write current"))
         if self.guard is not None:
             rows.append(PlannedStep("guard", self.guard.describe(),
@@ -196,9 +211,10 @@ def verify_check(target: ReleaseSpec) -> VerifyCheck:
     return VerifyCheck(target.release, "/", want_ok=False)
 
 
-def proxy_config_for(target: ReleaseSpec) -> str:
+def proxy_config_for(target: ReleaseSpec, standby: Standby | None = None) -> str:
     routed = target.routed
-    return render_proxy_config(target.proxy, target.release, {target.release: f"{routed.container}:{routed.port}"})
+    return render_proxy_config(target.proxy, target.release, {target.release: f"{routed.container}:{routed.port}"},
+                               standby=standby)
 
 
 def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Names, proxy_dir: str, *,
@@ -218,15 +234,20 @@ def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Nam
 
 
 def rollback_plan(target: ReleaseSpec, names: Names, proxy_dir: str, *, proxy_port: int, drain: float,
-                  running: frozenset[str] | set[str] = frozenset()) -> SwitchPlan:
+                  running: frozenset[str] | set[str] = frozenset(), flag: str | None = None,
+                  standby: Standby | None = None) -> SwitchPlan:
     """The target's kept containers started again; a failure stops them again. Containers
     already `running` (a release inside its warm window, as an inspect found it) are neither
-    started nor stopped: a rollback to a warm release is a proxy switch only."""
+    started nor stopped: a rollback to a warm release is a proxy switch only, and with
+    `flag` (the target is the live configuration's standby, at the address it names) the
+    switch is that file created, the reload after the verify. `standby`: the release this
+    rollback leaves warm, in the target's configuration."""
     stopped = [name for name in target.containers if name not in running]
     return SwitchPlan(
         target=target, create=False,
         start=tuple((tuple(dc.start([name])),) for name in stopped),
         undo=(tuple(dc.stop(stopped)),) if stopped else (),
-        probes=tuple(target.probes()), proxy_config=proxy_config_for(target),
+        probes=tuple(target.probes()), proxy_config=proxy_config_for(target, standby),
         proxy=proxy_start(target, names, proxy_dir, proxy_port), verify=verify_check(target), drain=drain,
+        flag=flag if not stopped else None, standby=standby.release if standby else None,
     )

@@ -53,22 +53,22 @@ def expired(warm: list[WarmRelease], *, now: float, keep: set[str]) -> tuple[lis
     return stop, remain
 
 
-def drain_left(stopping: set[str], *, previous: str | None, warm_before: list[WarmRelease], now: float,
-               drain: float) -> float:
+def drain_left(stopping: set[str], *, warm_before: list[WarmRelease], now: float, drain: float) -> float:
     """Seconds still to wait before `stopping` may be stopped: nginx's old workers finish the
     requests they hold for a release for up to `drain` seconds after it left the proxy.
 
-    The release this switch replaced left it just now: the whole drain. A warm release left
-    it at its `since`: only what remains of the drain (usually nothing: it was warm for a
-    whole deploy). A release the host knows nothing about may have served until now: the
-    whole drain. Before this, every deploy slept the drain whenever anything older still
-    ran, which with the warm window was every deploy after the second."""
+    A release the warm record knows left the proxy at its `since`: only what remains of the
+    drain (usually nothing: it was warm for a whole deploy, or through the guard's watch).
+    Any other release (the one this switch replaced, or one the host knows nothing about)
+    may have served until now: the whole drain. Before this, every deploy slept the drain
+    whenever anything older still ran, which with the warm window was every deploy after the
+    second."""
     if not stopping:
         return 0.0
     left = 0.0
     warm = {w.release: w for w in warm_before}
     for release in stopping:
-        if release == previous or release not in warm:
+        if release not in warm:
             return drain
         left = max(left, warm[release].since + drain - now)
     return max(0.0, left)

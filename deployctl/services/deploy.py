@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from ..adapters.connector import check
 from ..config import LoadedConfig
@@ -30,14 +32,14 @@ from ..plan.release_spec import release_spec
 from ..plan.canary import PROMOTE, CanaryVerdict, canary_spec
 from ..plan.releases import ABORTED, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord, new_release_id
 from ..plan.stats import timing
-from ..plan.switch_plan import deploy_plan, guard_spec
+from ..plan.switch_plan import deploy_plan, guard_spec, proxy_config_for
 from ..secrets import Secret
 from . import preflight
 from .accessories import ensure_accessories
 from .canary import CanaryAborted, CanaryGate, HostCanary, recover
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, machine, names_for, proxy_port, who
-from .prune import prune
+from .retire import retire_and_prune, stop_expired_warm
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .release_images import ReleaseImages, proxy_image_for
 from ..plan.env_values import SecretValueError, env_file
@@ -46,6 +48,9 @@ from .host_calls import why as _why
 from .rollout import Cancel, Interrupted, Rollout, unexpected  # noqa: F401 - Interrupted: for the CLI
 from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
 from .watch import Guard
+
+
+GUARD_HOLD_MARGIN = 60.0  # seconds the previous release is kept warm beyond a guard's watch
 
 
 class GuardReverted(DeployError):
@@ -196,18 +201,32 @@ class HostDeploy:
             self.previous = self.state.current()
             self.state.prepare()
             self._recover_canary()
-            self.switch.stop_expired_warm(keep={r for r in (self.previous,) if r})
+            stop_expired_warm(self.switch, keep={r for r in (self.previous,) if r})
+            self._standby()
             if self.environment.target == "ssh":
                 self.step = "pull"
                 preflight.pull(self.conn, self.emit, [*self.images.images.values(), self.spec.proxy.image])
             self.cancel.check()
             self.step = "networks"
-            if self.switch.ensure_network(self.release):
-                self.emit(Message(f"created network {self.names.network}", host=self.host))
+            self._networks()
             self.step = "secrets"
             self._upload_secrets()
         except BaseException as exc:
             raise self._abandon(exc) from None
+
+    def _standby(self) -> None:
+        """The release this switch replaces stays warm (rollout.warm_window): the new
+        configuration names it as its standby, so a rollback inside the window is a flag
+        file, with no reload (plan/proxy_config.Standby)."""
+        if self.environment.rollout.warm_window <= 0 or self.previous is None:
+            return
+        standby = self.switch.standby(self._recorded_spec(self.previous), self.release)
+        if standby is not None:
+            self.plan = replace(self.plan, proxy_config=proxy_config_for(self.spec, standby), standby=standby.release)
+
+    def _networks(self) -> None:
+        if self.switch.ensure_network(self.release):
+            self.emit(Message(f"created network {self.names.network}", host=self.host))
 
     def migrate(self) -> None:
         """Once per rollout, on one host, before any host switches."""
@@ -268,13 +287,30 @@ class HostDeploy:
             self.phase = "uncertain"
             raise mapped(self.host, "recording the release (it was verified live)", exc, UNKNOWN) from None
         self.phase = "live"
-        # Before retire: the previous release still runs, so a revert is a proxy switch only.
-        self._guard(since=switched if self.canary else self.started_at)
+        warm_window = self.environment.rollout.warm_window
+        if not self._guarded():
+            self._retire(warm_window)
+            return
+        # Beside the guard's watch, every release but this one and the previous is retired
+        # (the guard's revert needs only the previous, still running); the previous then
+        # follows the warm window as after any switch. A guarded deploy used to pay the
+        # drain, the stop and the prune after its watch (issue 15: deploy wall time).
+        assert self.plan.guard is not None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # Kept running for the watch at least; a deployctl killed during it leaves the
+            # previous warm for this long, and the next command on the host stops it.
+            early = pool.submit(self._retire, max(warm_window, self.plan.guard.window + GUARD_HOLD_MARGIN))
+            try:
+                self._guard(since=switched if self.canary else self.started_at)
+            finally:
+                early.result()
+        if warm_window <= 0:
+            self._retire(0)  # the watch passed: now the previous goes too, after its drain
+
+    def _retire(self, warm_window: float) -> None:
         try:
-            on_host = self.switch.retire(self.release, self.environment.rollout.drain, previous=self.previous,
-                                         warm_window=self.environment.rollout.warm_window)
-            prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout.keep, self.release,
-                  self.emit, on_host)
+            retire_and_prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout, self.release,
+                             self.emit, previous=self.previous, warm_window=warm_window)
         except Exception as exc:  # noqa: BLE001 - live and verified; only the clean-up failed
             self.emit(Message(f"after the switch: {_why(exc)}", level="warning", host=self.host))
 
@@ -315,12 +351,15 @@ class HostDeploy:
 
     def _live_spec(self):  # type: ignore[no-untyped-def]
         """The live release's recorded spec (its routed upstream), None without one."""
-        from .rollback import spec_of
-
         if self.previous is None or self.switch.previous_config is None:
             return None
-        record = self.state.history().deployed(self.previous)
-        return spec_of(record, self.loaded, self.env_name) if record is not None else None
+        return self._recorded_spec(self.previous)
+
+    def _recorded_spec(self, release: str):  # type: ignore[no-untyped-def]
+        """The spec `release` was deployed with here (None: no record of it)."""
+        from .rollback import recorded_spec
+
+        return recorded_spec(self.state.history(), release, self.loaded, self.env_name)
 
     def _canary_abort(self, canary: HostCanary, verdict: CanaryVerdict) -> None:
         timer = Timer(self.emit, "abort", host=self.host, detail=f"proxy -> {self.previous} only")
@@ -356,13 +395,19 @@ class HostDeploy:
             error="canary: deployctl stopped before it was decided; the watchdog (or this deploy) put "
                   f"{record.live} back at 100%"))
 
-    def _guard(self, since: float | None) -> None:
-        spec = self.plan.guard
-        if spec is None:
-            return
+    def _guarded(self) -> bool:
+        """Whether the guard watches after this switch (it is on, and there is a release to
+        switch back to); says so when it is on but cannot."""
+        if self.plan.guard is None:
+            return False
         if self.previous is None or self.switch.previous_config is None:
             self.emit(Message("guard skipped: no earlier release here to switch back to", host=self.host))
-            return
+            return False
+        return True
+
+    def _guard(self, since: float | None) -> None:
+        spec = self.plan.guard
+        assert spec is not None, "_guarded() first"
         guard = Guard(self.switch.proxy, self.emit, window=spec.window, max_error_rate=spec.max_error_rate,
                       min_requests=spec.min_requests, stopped=self.cancel.is_set)
         verdict = guard.watch(self.release, since=since or time.time())
@@ -412,11 +457,11 @@ class HostDeploy:
         back.run()
         self._record(REVERTED, self.previous, f"the rollout stopped ({why}); back on {self.previous}")
 
-    def skip(self, why: str) -> None:
-        """Never started here: the uploaded secrets and the release's network go, the
-        history says why."""
+    def skip(self, why: str, outcome: str = SKIPPED) -> None:
+        """Never switched here: the uploaded secrets and the release's network go, the
+        history says why (FAILED where the migrations ran, see HostJob.skip)."""
         self._clean_up()
-        self._record(SKIPPED, self.previous, why)
+        self._record(outcome, self.previous, why)
 
     # -- before the switch -----------------------------------------------------------------
 
@@ -438,10 +483,14 @@ class HostDeploy:
             for name in spec.secrets:
                 self.conn.put_file(f"{spec.secrets_dir}/{name}", self.secrets[name].reveal().encode(), 0o600)
                 count += 1
-            user = check(self.conn, dc.image_user(spec.image)).strip()
-            if user and user.split(":")[0] not in ("root", "0"):
-                check(self.conn, dc.chown_secrets(spec.image, user, spec.secrets_dir))
+            self._hand_to_image_user(spec)
         timer.done(f"{count} file{'s' if count != 1 else ''}, mode 0600")
+
+    def _hand_to_image_user(self, spec) -> None:  # type: ignore[no-untyped-def]
+        """The service's secret files to the image's own user, when that is not root."""
+        user = check(self.conn, dc.image_user(spec.image)).strip()
+        if user and user.split(":")[0] not in ("root", "0"):
+            check(self.conn, dc.chown_secrets(spec.image, user, spec.secrets_dir))
 
     def _run_migrations(self) -> None:
         for spec in self.containers:

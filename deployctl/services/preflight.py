@@ -35,7 +35,10 @@ def registry_login(conn, emit: Emit, server: str, username: str, password: Secre
 
 def local_images_present(conn, emit: Emit, images: Sequence[str]) -> None:
     timer = Timer(emit, "images", host=conn.host, detail="checking the engine has every image")
-    missing = [image for image in images if not conn.run(dc.image_present(image)).ok]
+    unique = list(dict.fromkeys(images))
+    # One inspect for all; only when it fails, one per image to name the missing ones.
+    missing = [] if conn.run(dc.image_present(*unique)).ok else [
+        image for image in unique if not conn.run(dc.image_present(image)).ok]
     if missing:
         raise ConnectError(f"{conn.host}: the engine has no image {', '.join(missing)}",
                            hint="run `deployctl build` on this machine first")

@@ -19,8 +19,10 @@ from ..errors import DeployError
 from ..events import Emit, Message, Timer
 from ..plan import docker_commands as dc
 from ..plan.names import Names, StateLayout
-from ..plan.proxy_config import CONFIG_FILE, CONFIG_PATH, PID_FILE, RELEASE_HEADER, live_release
-from ..plan.switch_plan import ANCHOR_ROLE, NGINX_ROLE, ProxyStart
+from ..plan.proxy_containers import Anchor, ProxyContainers, parse_proxy_listing
+from ..plan.proxy_config import (ANCHOR_MARKER, CONFIG_FILE, CONFIG_PATH, PID_FILE, RELEASE_HEADER,
+                                 STANDBY_FLAG_PREFIX, live_release, standby_of)
+from ..plan.switch_plan import ProxyStart
 from ..secrets import redactor
 START_TIMEOUT = 15.0  # seconds for a new nginx to bind its port
 
@@ -35,15 +37,13 @@ class HostProxy:
 
     # -- looking -----------------------------------------------------------------------------
 
+    def containers(self) -> ProxyContainers:
+        """The anchor and the nginx containers, as one `docker ps` lists them."""
+        return parse_proxy_listing(self.conn.run(dc.list_proxy(self.names)).stdout, self.names.proxy)
+
     def nginx_containers(self) -> dict[str, tuple[str, str]]:
         """name -> (status, image) of this environment's nginx containers."""
-        result = self.conn.run(dc.list_role(self.names, NGINX_ROLE))
-        out = {}
-        for line in result.stdout.splitlines():
-            name, _, rest = line.partition("|")
-            status, _, image = rest.partition("|")
-            out[name] = (status, image)
-        return out
+        return self.containers().nginx
 
     def running_nginx(self) -> str | None:
         return next((n for n, (s, _) in self.nginx_containers().items() if s == "running"), None)
@@ -60,7 +60,13 @@ class HostProxy:
         return self.conn.read_file(self.config_file)
 
     def live_release(self) -> str | None:
-        return live_release(self.live_config())
+        """The release the configuration on disk routes to: its standby while the standby's
+        flag exists (a warm rollback switched by the flag, its reload not done yet)."""
+        config = self.live_config()
+        standby = standby_of(config)
+        if standby is not None and self.conn.read_file(self._flag_path(standby.flag)) is not None:
+            return standby.release
+        return live_release(config)
 
     def serving(self, port: int, path: str = "/") -> str | None:
         """The release whose upstream answers through the proxy now (its stamp), asked of the
@@ -77,23 +83,48 @@ class HostProxy:
         """Makes the proxy serve `config` (starting it as `start` says where it does not run
         yet, or not this image); returns the published port.
         The file is written before any nginx reads it; a configuration `nginx -t` refuses
-        is put back and never reaches the running nginx."""
+        is put back and never reaches the running nginx. One `docker ps` tells the anchor,
+        the nginx containers and the port (plan/proxy_containers.py); the only other round
+        trip of a plain switch is the reload."""
         previous = self.live_config()
+        # The anchor serving with its own nginx means no nginx container serves in its
+        # namespace, even one listed as running (left in the namespace of an anchor that
+        # restarted): a reload would reach nobody, so a new nginx starts instead.
+        anchor_serves = self.conn.read_file(f"{self.layout.proxy_dir}/{ANCHOR_MARKER}") is not None
         self.conn.put_file(self.config_file, config.encode(), 0o644)
         try:
-            self._ensure_anchor(start)
-            containers = self.nginx_containers()
-            if containers.get(start.nginx_name, ("",))[0] == "running":
+            seen = self.containers()
+            anchor_ran = self._ensure_anchor(start, seen.anchor)
+            if seen.nginx_state(start.nginx_name) == "running" and not anchor_serves:
                 self._reload(start.nginx_name)
             else:
-                self._start_nginx(start, containers)
+                self._start_nginx(start, seen.nginx)
         except BaseException:
             self.put_back(previous)
             raise
-        actual = self.port(start.listen_port)
+        # A (re)started anchor may publish another ephemeral port than the listing said.
+        actual = seen.anchor.published(start.listen_port) if anchor_ran and seen.anchor else None
+        actual = actual or self.port(start.listen_port)
         if actual is None:
             raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} publishes no port")
         return actual
+
+    def raise_flag(self, flag: str) -> None:
+        """The switch to the live configuration's standby (plan/proxy_config.Standby): the
+        next request nginx takes goes there. Written by rename, so it appears whole."""
+        self.conn.put_file(self._flag_path(flag), b"", 0o644)
+
+    def lower_flag(self, flag: str) -> None:
+        check(self.conn, ["rm", "-f", self._flag_path(flag)])
+
+    def clear_flags(self, keep: str) -> None:
+        """Flags of earlier configurations: harmless (each names one render) but clutter.
+        `keep`: the flag the workers of the configuration just replaced may still read."""
+        self.conn.run(["find", self.layout.proxy_dir, "-maxdepth", "1", "-name", f"{STANDBY_FLAG_PREFIX}*",
+                       "!", "-name", keep, "-delete"])
+
+    def _flag_path(self, flag: str) -> str:
+        return f"{self.layout.proxy_dir}/{flag}"
 
     def put_back(self, previous: bytes | None) -> None:
         """The configuration before a failed route: file and, if nginx runs, its reload."""
@@ -108,20 +139,22 @@ class HostProxy:
         if running:
             self._reload(running)
 
-    def _ensure_anchor(self, start: ProxyStart) -> None:
-        state = self.conn.run(dc.status_and_role(self.names.proxy))
-        status, _, role = state.stdout.strip().partition("|")
-        if state.ok and role != ANCHOR_ROLE:
+    def _ensure_anchor(self, start: ProxyStart, anchor: Anchor | None) -> bool:
+        """The anchor runs afterwards; True when it ran already (its listed port holds)."""
+        if anchor is not None and anchor.is_anchor and anchor.state == "running":
+            return True
+        if anchor is not None and not anchor.is_anchor:
             # A proxy of the earlier layout (nginx itself publishing the port): replaced once.
             self.emit(Message(f"replacing the proxy {self.names.proxy} with deployctl's proxy (one-time: "
                               "the port closes for about a second)", level="warning", host=self.conn.host))
             check(self.conn, dc.remove([self.names.proxy]))
-        if not state.ok or role != ANCHOR_ROLE:
+        if anchor is None or not anchor.is_anchor:
             timer = Timer(self.emit, "proxy", host=self.conn.host, detail="publishing its port")
             check(self.conn, list(start.anchor))
             timer.done()
-        elif status != "running":
+        else:
             check(self.conn, dc.start([self.names.proxy]))
+        return False
 
     def _reload(self, name: str) -> None:
         result = self.conn.run(dc.nginx_test_and_reload(name, CONFIG_PATH))
@@ -146,6 +179,10 @@ class HostProxy:
                 raise DeployError(f"{self.conn.host}: the proxy's nginx did not start: {why or 'no output'}")
             time.sleep(0.1)
         old = [n for n, (s, _) in containers.items() if n != name]
+        # The anchor's own nginx, if it took over (a host reboot, say), goes now rather
+        # than when the anchor's next look finds this one listening: it may serve an
+        # older configuration meanwhile.
+        self.conn.run(dc.quit_anchor_nginx(self.names.proxy))
         self.retire_nginx(old)
         timer.done("listening" + (f"; {', '.join(old)} quit gracefully" if old else ""))
 

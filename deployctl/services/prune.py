@@ -11,14 +11,17 @@ from ..plan.warm import parse_warm
 
 
 def prune(conn, switch, state, layout, keep: int, live: str, emit: Emit,
-          on_host: dict[str, list[str]] | None = None) -> list[str]:
-    """`on_host`: release -> containers, when the caller has just listed them."""
+          on_host: dict[str, list[str]] | None = None, *, running: frozenset[str] = frozenset()) -> list[str]:
+    """`on_host`: release -> containers, when the caller has just listed them. `running`:
+    releases left alone this time (a retire beside this prune is draining and stopping
+    them; the next prune removes them if they are still beyond `keep`)."""
     if on_host is None:
         on_host = switch.release_containers()
     history = state.history()
     doomed = prune_selection(list(on_host), keep=keep, live=live, previous_good=history.previous_good(live))
     warm = {w.release for w in parse_warm(conn.read_file(layout.warm))}
-    doomed = [r for r in doomed if r not in warm]  # a warm release is one rollback away: never pruned
+    # A warm release is one rollback away: never pruned.
+    doomed = [r for r in doomed if r not in warm and r not in running]
     if not doomed:
         return []
     timer = Timer(emit, "prune", host=conn.host, detail=", ".join(doomed))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..config import LoadedConfig
@@ -24,16 +25,17 @@ from ..plan.lock import LockRecord
 from ..plan.images import PROXY, builtin_proxy_image
 from ..plan.release_spec import ReleaseSpec, release_spec
 from ..plan.stats import timing
-from ..plan.releases import FAILED, LIVE, SKIPPED, UNCERTAIN, ReleaseRecord
+from ..plan.releases import FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, History, ReleaseRecord
+from ..plan.proxy_config import Standby, live_release, standby_of
 from ..plan.switch_plan import SwitchPlan, rollback_plan
 from . import preflight
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, machine, names_for, proxy_port, who
-from .prune import prune
+from .retire import retire_and_prune, stop_expired_warm
 from .host_calls import PREVIOUS, UNKNOWN, mapped, on_every_host
 from .host_calls import why as _why
-from .rollout import Rollout, unexpected
-from .switch import HostSwitch, SwitchBackFailed
+from .rollout import Cancel, Rollout, unexpected
+from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
 
 
 @dataclass
@@ -65,11 +67,13 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
 
         views = on_every_host(conns, look, environment.rollout.parallel)
         target = plan.rollback_target(views, to)
-        jobs = [HostRollback(loaded, env_name, conn, emit, target, message=message, force_unlock=force_unlock)
+        cancel = Cancel()  # a SIGTERM stops each host at its next step, health waits included
+        jobs = [HostRollback(loaded, env_name, conn, emit, target, message=message, force_unlock=force_unlock,
+                             cancel=cancel)
                 for conn in conns]
         on_every_host(jobs, lambda job: job.check(), environment.rollout.parallel)  # before any lock or switch
         emit(Message(f"rollback of {env_name} to {target} ({len(jobs)} host{'s' if len(jobs) != 1 else ''})"))
-        results = Rollout(jobs, environment.rollout, emit, action="rollback").run()
+        results = Rollout(jobs, environment.rollout, emit, action="rollback", cancel=cancel).run()
         verdict = plan.verdict({h: r.outcome for h, r in results.items()})
         outcomes = [job.outcome_for(results[job.host]) for job in jobs]
         if not verdict.ok:
@@ -102,17 +106,19 @@ class HostRollback:
     service that release was deployed with."""
 
     def __init__(self, loaded: LoadedConfig, env_name: str, conn, emit: Emit, target: str, *,
-                 message: str = "", force_unlock: bool = False) -> None:
+                 message: str = "", force_unlock: bool = False, cancel: Cancel | None = None) -> None:
         self.loaded, self.env_name, self.conn, self.emit = loaded, env_name, conn, emit
         self.host = conn.host
         self.target, self.message, self.force_unlock = target, message, force_unlock
         self.layout, self.names = layout_for(loaded, env_name), names_for(loaded, env_name)
         self.environment = loaded.environment(env_name)
         self.state = HostState(conn, self.layout)
-        self.switch = HostSwitch(conn, self.names, self.layout, emit)
+        # Without the cancel check a SIGTERM during the target's health wait was not seen: the
+        # rollback switched anyway and the rollout then reverted it (tests/faults, SIGTERM).
+        self.switch = HostSwitch(conn, self.names, self.layout, emit, checkpoint=(cancel or Cancel()).check)
         self.current: str | None = None
         self.plan: SwitchPlan | None = None
-        self.phase = "before"  # before | live | uncertain
+        self.phase = "before"  # before | live | switched back | uncertain
         self.seconds = 0.0
         self.started = time.monotonic()
         self.keep_warm = True  # the release left stays warm (rollout.warm_window); a rollout's revert says no
@@ -123,21 +129,58 @@ class HostRollback:
         self.current = self.state.current()
         if self.target == self.current:
             return
-        record = self.state.history().deployed(self.target)
+        history = self.state.history()
+        record = history.deployed(self.target)
         if record is None:
             raise RollbackError(f"{self.host}: {self.target} was never deployed successfully here",
                                 hint="`deployctl releases --env ...` lists the releases you can roll back to")
         spec = spec_of(record, self.loaded, self.env_name)
-        states = self.switch.release_states().get(self.target, {})
+        # Side by side, two round trips to the engine: on a warm rollback's way to its switch.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            listed = pool.submit(self.switch.release_states)
+            looked = pool.submit(self._standby_look, spec, history)
+            states = listed.result().get(self.target, {})
+            look = looked.result()
         missing = sorted(set(spec.containers) - set(states))
         if missing:
             raise RollbackError(f"{self.host}: {self.target}'s containers are gone ({', '.join(missing)}); "
                                 "it was pruned", hint="deploy that revision again instead")
         # A warm release's containers still run: starting them again would only cost time.
         running = {name for name in spec.containers if states[name] == "running"}
+        flag, standby = self._standby_switch(spec, running, *look)
         self.plan = rollback_plan(spec, self.names, self.layout.proxy_dir,
                                   proxy_port=proxy_port(self.loaded, self.env_name),
-                                  drain=self.environment.rollout.drain, running=running)
+                                  drain=self.environment.rollout.drain, running=running, flag=flag,
+                                  standby=standby)
+
+    def _standby_look(self, spec: ReleaseSpec, history: History) -> tuple[bytes | None, ReleaseSpec | None,
+                                                                          dict[str, str]]:
+        """(the live proxy configuration, the spec of the release this rollback leaves warm,
+        the addresses of both routed containers: one inspect)."""
+        if self.current is None:
+            return None, None, {}
+        config = self.switch.proxy.live_config()
+        leaves_warm = self.keep_warm and self.environment.rollout.warm_window > 0
+        current = recorded_spec(history, self.current, self.loaded, self.env_name) if leaves_warm else None
+        ips = self.switch.addresses([s.routed.container for s in (spec, current) if s is not None])
+        return config, current, ips
+
+    def _standby_switch(self, spec: ReleaseSpec, running: set[str], config: bytes | None,
+                        current: ReleaseSpec | None, ips: dict[str, str]) -> tuple[str | None, Standby | None]:
+        """(the live configuration's standby flag when the target is that standby, running
+        at the address the configuration names: the switch is then the flag; the release
+        this rollback leaves warm, as the standby of the target's configuration)."""
+        standby = standby_of(config)
+        routed = spec.routed
+        flag = None
+        if (standby is not None and standby.release == spec.release and live_release(config) == self.current
+                and set(spec.containers) <= running and ips.get(routed.container)
+                and standby.address == f"{ips[routed.container]}:{routed.port}"):
+            flag = standby.flag
+        left = None
+        if current is not None and ips.get(current.routed.container):
+            left = self.switch.standby(current, spec.release, ip=ips[current.routed.container])
+        return flag, left
 
     # -- HostJob -----------------------------------------------------------------------------
 
@@ -149,10 +192,14 @@ class HostRollback:
             self.emit(Message(f"broke a stale lock held by {broken.describe()}", level="warning", host=self.host))
 
     def prepare(self) -> None:
-        """Under the lock, again: a deploy may have finished between the check and the lock.
-        Warm releases past their window are stopped first (never the live one or the target)."""
-        self.switch.stop_expired_warm(keep={r for r in (self.state.current(), self.target) if r})
-        self.check()
+        """Under the lock, again: a deploy or rollback may have finished between the check
+        and the lock (`current` moved: everything is looked at again). Warm releases past
+        their window are stopped first (never the live one or the target); the target's
+        containers were listed by the check, and a warm rollback's time is round trips."""
+        current = self.state.current()
+        stop_expired_warm(self.switch, keep={r for r in (current, self.target) if r})
+        if current != self.current or self.plan is None:
+            self.check()
 
     def run(self) -> str | None:
         if self.target == self.current:
@@ -167,7 +214,12 @@ class HostRollback:
             self.state.record(_record(self.target, self.current, UNCERTAIN, exc.message, self.message))
             raise
         except DeployctlError as exc:  # switched back, or failed before the switch (undone)
-            self.state.record(_record(self.target, self.current, FAILED, exc.message, self.message))
+            # Switched, then switched back, is "reverted" as for a deploy: the history says the
+            # target got traffic for a moment (tests/faults, a rollback's verify fails).
+            switched_back = isinstance(exc, SwitchFailed)
+            self.phase = "switched back" if switched_back else "before"
+            self.state.record(_record(self.target, self.current, REVERTED if switched_back else FAILED,
+                                      exc.message, self.message))
             raise RollbackError(f"rollback to {self.target} failed: {exc.message}",
                                 hint=f"{self.current or 'the previous release'} should still be serving; "
                                      "check `deployctl status`") from None
@@ -183,16 +235,15 @@ class HostRollback:
                                   extra=timing(self.started_at, time.time())))
         self.phase = "live"
         try:
-            on_host = self.switch.retire(self.target, self.environment.rollout.drain, previous=self.current,
-                                         warm_window=self.environment.rollout.warm_window if self.keep_warm else 0)
-            prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout.keep, self.target,
-                  self.emit, on_host)
+            warm_window = self.environment.rollout.warm_window if self.keep_warm else 0
+            retire_and_prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout, self.target,
+                             self.emit, previous=self.current, warm_window=warm_window)
         except Exception as exc:  # noqa: BLE001 - the target is live and verified; only the clean-up failed
             self.emit(Message(f"after the switch: {_why(exc)}", level="warning", host=self.host))
         return None
 
     def failure_outcome(self) -> str:
-        return plan.UNCERTAIN if self.phase == "uncertain" else plan.FAILED
+        return {"uncertain": plan.UNCERTAIN, "switched back": plan.SWITCHED_BACK}.get(self.phase, plan.FAILED)
 
     def can_revert(self) -> bool:
         return self.current is not None
@@ -203,9 +254,9 @@ class HostRollback:
         back.check()
         back.run()
 
-    def skip(self, why: str) -> None:
+    def skip(self, why: str, outcome: str = SKIPPED) -> None:
         if self.current != self.target:
-            self.state.record(_record(self.target, self.current, SKIPPED, why, self.message))
+            self.state.record(_record(self.target, self.current, outcome, why, self.message))
 
     def unlock(self) -> None:
         self.state.release()
@@ -225,6 +276,13 @@ def spec_of(record: ReleaseRecord, loaded: LoadedConfig, env_name: str) -> Relea
     images = {s: record.images.get(s, "") for s in config.services}
     proxy = record.images.get(PROXY) or builtin_proxy_image(config.proxy)
     return release_spec(config, env_name, record.release, record.revision, images, proxy, dirty=record.dirty)
+
+
+def recorded_spec(history: History, release: str, loaded: LoadedConfig, env_name: str) -> ReleaseSpec | None:
+    """The spec `release` was deployed with on the host whose history this is (None: no
+    successful deploy of it there)."""
+    record = history.deployed(release)
+    return spec_of(record, loaded, env_name) if record is not None else None
 
 
 def _record(target: str, previous: str | None, outcome: str, error: str, message: str,

@@ -55,8 +55,10 @@ class HostJob(Protocol):
     def revert(self, why: str) -> None:
         """Back to the release the host served before this rollout (it had switched)."""
 
-    def skip(self, why: str) -> None:
-        """The rollout stopped before this host switched: undo prepare(), record it."""
+    def skip(self, why: str, outcome: str) -> None:
+        """The rollout stopped before this host switched: undo prepare(), record `outcome`
+        (SKIPPED; FAILED where the migrations ran: the database changed for a release that
+        never went live)."""
 
     def unlock(self) -> None: ...
 
@@ -255,11 +257,15 @@ class Rollout:
         reason = self.stop_reason or "the rollout stopped"
         for job in self.jobs:
             if job.host not in self.results:
+                if self.first_step is not None and self._first_done and job is self.jobs[0]:
+                    outcome, note = plan.FAILED, f"the migrations ran here, then the {self.action} stopped ({reason})"
+                else:
+                    outcome, note = plan.SKIPPED, f"the {self.action} stopped before this host ({reason})"
                 try:
-                    job.skip(f"the {self.action} stopped before this host ({reason})")
-                    self.results[job.host] = HostResult(job.host, plan.SKIPPED, reason, self._elapsed(job.host))
+                    job.skip(note, outcome)
+                    self.results[job.host] = HostResult(job.host, outcome, note, self._elapsed(job.host))
                 except BaseException as exc:  # noqa: BLE001 - cleaning up a host that never switched
-                    self.results[job.host] = HostResult(job.host, plan.SKIPPED, f"{reason}; clean-up: {why(exc)}",
+                    self.results[job.host] = HostResult(job.host, outcome, f"{note}; clean-up: {why(exc)}",
                                                         self._elapsed(job.host), exc)
         switched = [job for job in self.jobs if self.results[job.host].outcome == plan.SUCCEEDED]
         incomplete = any(r.outcome not in plan.DONE for r in self.results.values())

@@ -4,8 +4,9 @@ and a stopped rollout's revert all use.
 start -> health -> route -> verify. A failure before the route undoes the start (the live
 release never stopped serving). A failure at or after the route puts the previous proxy
 configuration back and undoes the start: "switched back". If that fails too, the host's
-state is uncertain, and it says so (exit 7). Afterwards `retire` drains and stops the
-other releases. Looking at containers (states, logs) is here too: the switch needs it.
+state is uncertain, and it says so (exit 7). What follows a verified switch (drain, stop,
+the warm window, prune) is services/retire.py. Looking at containers (states, logs) is here
+too: the switch needs it.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from ..errors import DeployError, RollbackError
 from ..events import Emit, Message, StepFailed, Timer
 from ..plan import docker_commands as dc
 from ..plan.names import Names, StateLayout
-from ..plan.proxy_config import live_release
+from ..plan.proxy_config import Standby, live_release, standby_flag
+from ..plan.release_spec import ReleaseSpec
 from ..plan.switch_plan import SwitchPlan, VerifyCheck
-from ..plan.warm import after_switch, drain_left, expired, parse_warm, render_warm
 from ..secrets import redactor
 from .health import HealthWait
 from .host_calls import PREVIOUS, mapped
@@ -84,6 +85,29 @@ class HostSwitch:
     def running(self, containers: Sequence[str]) -> list[str]:
         """Those of `containers` that run now (one inspect)."""
         return [n for n, s in self.states(containers).items() if s.status == "running"]
+
+    def addresses(self, containers: Sequence[str]) -> dict[str, str]:
+        """name -> IP on the app's network (the proxy's), for those attached and running."""
+        if not containers:
+            return {}
+        out = {}
+        for line in self.conn.run(dc.addresses_on(containers, self.names.network)).stdout.splitlines():
+            name, _, ip = line.partition("|")
+            if ip.strip():
+                out[name.lstrip("/")] = ip.strip()
+        return out
+
+    def standby(self, release: ReleaseSpec | None, live: str, ip: str | None = None) -> Standby | None:
+        """`release` as the standby of `live`'s configuration (the one a switch to `live`
+        leaves warm), at its routed container's address now; None when it does not run."""
+        if release is None or release.release == live:
+            return None
+        routed = release.routed
+        ip = ip or self.addresses([routed.container]).get(routed.container)
+        if not ip:
+            return None
+        return Standby(release.release, f"{ip}:{routed.port}",
+                       standby_flag(live, release.release, str(round(time.time() * 1000))))
 
     def release_containers(self) -> dict[str, list[str]]:
         """release id -> its service containers on this host (running or stopped)."""
@@ -148,6 +172,8 @@ class HostSwitch:
 
     def switch(self, plan: SwitchPlan) -> tuple[int, float]:
         """route -> verify, switching back to the configuration before `bring_up` on failure."""
+        if plan.flag is not None:
+            return self._switch_by_flag(plan)
         target = plan.target
         previous = self.previous_config
         routed = target.routed
@@ -155,8 +181,13 @@ class HostSwitch:
         try:
             self.step = "switch"
             port = self.proxy.route(plan.proxy, plan.proxy_config)
+            self._checkpoint()
             self.step = "verify"
             seconds = self.verify(port, plan.verify)
+            # A SIGTERM that came during the route or the verify switches back too: the
+            # interrupted deploy (or rollback) ended with the new release live and exit 0
+            # before (tests/faults, SIGTERM between the config write and the reload).
+            self._checkpoint()
         except BaseException as exc:
             step = self.step  # the switch back moves it on
             timer.failed(_why(exc))
@@ -166,6 +197,46 @@ class HostSwitch:
                                hint="the previous release is still serving") from None
         timer.done(f"verified through the proxy in {seconds:.2f}s (port {port})")
         return port, seconds
+
+    def _switch_by_flag(self, plan: SwitchPlan) -> tuple[int, float]:
+        """The target is the live configuration's standby: its flag file is the switch, with
+        no reload (plan/proxy_config.Standby). Verified as any switch; then the target's own
+        configuration is written and reloaded, so that what nginx loads next (a reload, a
+        restart, the anchor's fallback) is what serves; both route to the target."""
+        assert plan.flag is not None
+        target, previous = plan.target, self.previous_config
+        timer = Timer(self.emit, "switch", host=self.conn.host,
+                      detail=f"proxy -> {target.routed.container} (its standby flag: no reload)")
+        try:
+            self.step = "switch"
+            self.proxy.raise_flag(plan.flag)
+            self._checkpoint()
+            self.step = "verify"
+            port = self.proxy.port(plan.proxy.listen_port)
+            if port is None:
+                raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} publishes no port")
+            seconds = self.verify(port, plan.verify)
+            self._checkpoint()
+        except BaseException as exc:
+            step = self.step
+            timer.failed(_why(exc))
+            self._switch_back(plan, previous, exc)
+            raise SwitchFailed(f"{_why(mapped(self.conn.host, step, exc, PREVIOUS))}; switched back",
+                               hint="the previous release is still serving") from None
+        timer.done(f"verified through the proxy in {seconds:.2f}s (port {port})")
+        try:
+            self.step = "route"
+            self.proxy.route(plan.proxy, plan.proxy_config)
+            self.proxy.clear_flags(keep=plan.flag)  # the replaced workers may still read it
+        except Exception as exc:  # noqa: BLE001 - the target serves, verified, through the flag
+            self.emit(Message(f"{target.release} serves through the standby flag, but writing its own proxy "
+                              f"configuration failed ({_why(exc)}); the next deploy or rollback writes it",
+                              level="warning", host=self.conn.host))
+        return port, seconds
+
+    def _checkpoint(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint()
 
     def _start(self, plan: SwitchPlan) -> None:
         """Every container's chain at once: each `docker` call is a round trip to the host
@@ -217,7 +288,10 @@ class HostSwitch:
         under load the new workers take a while to answer; removing its containers before
         the previous release answered again turned those requests into 502s (tests/faults,
         verify answers a wrong release)."""
-        self.proxy.put_back(previous)
+        if plan.flag is not None:
+            self.proxy.lower_flag(plan.flag)  # the file on disk never changed
+        else:
+            self.proxy.put_back(previous)
         self._wait_answers(plan, live_release(previous))
 
     def _wait_answers(self, plan: SwitchPlan, release: str | None, timeout: float = SWITCH_BACK_WAIT) -> bool:
@@ -240,7 +314,7 @@ class HostSwitch:
         """Until the proxy answers `check_.path` from the target release, `streak` times in
         a row: the stamp is set per upstream, so it proves which release answered."""
         started = time.monotonic()
-        streak, last = 0, "no answer"
+        streak, failing, last = 0, 0, "no answer"
         while time.monotonic() - started < check_.timeout:
             try:
                 response = self.conn.http_get("127.0.0.1", port, check_.path, timeout=2.0)
@@ -250,16 +324,24 @@ class HostSwitch:
                 if ok and check_.body_names_release:
                     ok = _names_release(response.text(), check_.release)
                 last = f"{response.status} from {stamped or 'no release'}: {response.text()[:200]}"
+                # The target's own app answering 5xx (not nginx's 502/504 while it settles) is
+                # its answer: waiting out the timeout only served users its errors for longer
+                # (tests/faults, a rollback whose target answers 500).
+                own_error = stamped == check_.release and response.status >= 500 and response.status not in (502, 504)
             except OSError as exc:
-                ok, last = False, str(exc)
+                ok, own_error, last = False, False, str(exc)
             streak = streak + 1 if ok else 0
+            failing = failing + 1 if own_error and check_.want_ok else 0
             if streak >= check_.streak:
                 return time.monotonic() - started
+            if failing >= check_.streak:
+                break
             # A wrong answer right after the reload is nginx's old workers still accepting:
             # they stop within tens of ms, so asking again soon is what makes the verify short.
             time.sleep(0.05)
+        within = f"{check_.streak} errors in a row" if failing >= check_.streak else f"within {check_.timeout:g}s"
         raise DeployError(f"{self.conn.host}: through the proxy, {check_.path} did not answer from "
-                          f"{check_.release} within {check_.timeout:g}s (last: {redactor(last)})")
+                          f"{check_.release} {within} (last: {redactor(last)})")
 
     # -- after the switch --------------------------------------------------------------------
 
@@ -270,54 +352,6 @@ class HostSwitch:
     def remove(self, containers: Sequence[str]) -> None:
         if containers:
             self.conn.run(dc.remove(containers))
-
-    def retire(self, live: str, drain: float, on_host: dict[str, list[str]] | None = None, *,
-               previous: str | None = None, warm_window: float = 0.0) -> dict[str, list[str]]:
-        """Drain, then stop every other release's running containers (kept for rollback),
-        except `previous`'s while its warm window lasts: those keep running, out of the proxy,
-        and the host records until when (plan/warm.py). Returns the containers per release."""
-        self.step = "drain"
-        on_host = self.release_containers() if on_host is None else on_host
-        now = time.time()
-        warm_before = parse_warm(self.conn.read_file(self.layout.warm))
-        warm = after_switch(live, previous if previous in on_host else None, now=now, window=warm_window)
-        self.conn.put_file(self.layout.warm, render_warm(warm), mode=0o600)
-        kept = {w.release for w in warm}
-        old = {name: release for release, names in on_host.items() if release != live and release not in kept
-               for name in names}
-        running = self.running(list(old))
-        if running:
-            wait = drain_left({old[name] for name in running}, previous=previous, warm_before=warm_before,
-                              now=now, drain=drain)
-            detail = f"{wait:.1f}s, then stop" if wait > 0 else "out of the proxy long enough: stop"
-            timer = Timer(self.emit, "drain", host=self.conn.host, detail=f"{detail} {', '.join(running)}")
-            time.sleep(max(0.0, wait - (time.time() - now)))
-            self.stop(running)
-            timer.done("stopped (kept for rollback)")
-        for w in warm:
-            self.emit(Message(f"{w.release} stays running (out of the proxy) for {warm_window:g}s: "
-                              "a rollback until then is a proxy switch", host=self.conn.host))
-        return on_host
-
-    def stop_expired_warm(self, keep: set[str]) -> list[str]:
-        """Stops the warm releases past their window (from the host's warm.json), but never
-        one in `keep` (the live release, a rollback's target). Called under the lock."""
-        warm = parse_warm(self.conn.read_file(self.layout.warm))
-        if not warm:
-            return []
-        stop, remain = expired(warm, now=time.time(), keep=keep)
-        if stop:
-            on_host = self.release_containers()
-            names = [n for r in stop for n in on_host.get(r, [])]
-            running = self.running(names)
-            if running:
-                timer = Timer(self.emit, "warm", host=self.conn.host,
-                              detail=f"{', '.join(stop)}: warm window over, stop {', '.join(running)}")
-                self.stop(running)
-                timer.done("stopped (kept for rollback)")
-        if stop or len(remain) != len(warm):
-            self.conn.put_file(self.layout.warm, render_warm(remain), mode=0o600)
-        return stop
 
 
 def _unprefixed(host: str, text: str) -> str:

@@ -64,11 +64,13 @@ PROXY_STANDIN = "deployctl-standin/nginx:bookworm"  # deployctl's built-in proxy
 def probe_config(tmp: Path, app: str, *, port: int, env_name: str = "local", target: str = "local",
                  extra_env: str = "", registry: str = "", health_timeout: float = 5, drain: float = 0.3,
                  proxy_image: str = PROXY_STANDIN, verify_path: str = "/version", rollout: dict | None = None,
-                 state_dir: str | None = None, frontend_env: dict | None = None, name: str = "deploy.toml") -> Path:
+                 state_dir: str | None = None, frontend_env: dict | None = None, name: str = "deploy.toml",
+                 bare: bool = False) -> Path:
     """Two probe services (backend with a migration and a secret, routed frontend) behind
     deployctl's built-in proxy. The error-rate guard is off (`guard_window = 0`) unless a
     test sets it: 30 s after every switch would add hours to the suite. `frontend_env`: the
-    probe's failure knobs (PROBE_FAIL_SHARE, PROBE_FAIL_AFTER), per deploy."""
+    probe's failure knobs (PROBE_FAIL_SHARE, PROBE_FAIL_AFTER), per deploy. `bare`: the
+    backend without its migration and secret (what a bare `docker-compose up -d` releases)."""
     path = tmp / name
     settings = {"drain": drain, "keep": 3, "guard_window": 0, **(rollout or {})}
     frontend_lines = "".join(f"{k} = {json.dumps(str(v))}\n" for k, v in (frontend_env or {}).items())
@@ -78,8 +80,8 @@ app = "{app}"
 {registry}
 [services.backend]
 context = "{PROBE}"
-migrate = ["python", "/probe/server.py", "migrate"]
-secrets = ["PROBE_DB_PASSWORD"]
+{'' if bare else 'migrate = ["python", "/probe/server.py", "migrate"]'}
+{'' if bare else 'secrets = ["PROBE_DB_PASSWORD"]'}
 [services.backend.healthcheck]
 timeout = {health_timeout}
 [services.frontend]

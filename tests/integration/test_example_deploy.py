@@ -40,8 +40,12 @@ def events(done: subprocess.CompletedProcess) -> list[dict]:
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
+def step_done_at(done: subprocess.CompletedProcess, step: str) -> float:
+    return next(e["at"] for e in events(done) if e.get("event") == "step_done" and e.get("step") == step)
+
+
 def switched_at(done: subprocess.CompletedProcess) -> float:
-    return next(e["at"] for e in events(done) if e.get("event") == "step_done" and e.get("step") == "switch")
+    return step_done_at(done, "switch")
 
 
 def result(done: subprocess.CompletedProcess) -> dict:
@@ -54,8 +58,13 @@ def git(project: Path, *args: str) -> None:
 
 
 def page(port: int) -> str:
+    return page_at(f"http://127.0.0.1:{port}")
+
+
+def page_at(url: str) -> str:
+    """The example's page at `url` (a proxy, a load balancer), "" while nothing answers."""
     try:
-        with direct.open(f"http://127.0.0.1:{port}/", timeout=5) as response:
+        with direct.open(f"{url}/", timeout=5) as response:
             return response.read().decode()
     except OSError:
         return ""

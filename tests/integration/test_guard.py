@@ -96,3 +96,44 @@ def test_no_guard_skips_the_watch_for_one_deploy(tmp_path, probe_images):
         assert time.monotonic() - started < 25  # not the 30 s watch
     finally:
         remove_app(app)
+
+
+def test_the_older_releases_are_retired_during_the_watch_and_the_previous_only_after_it(tmp_path, probe_images):
+    """The guard's revert needs only the previous release: everything older is drained,
+    stopped and pruned while the guard watches, so a guarded deploy does not pay that after
+    its watch. With no warm window the previous release runs until the watch passed."""
+    app, port = unique_app(), free_port()
+    watch = 4
+    warm = load_config(probe_config(tmp_path, app, port=port, drain=0.5,
+                                    rollout={**GUARD, "guard_window": watch, "warm_window": 600}))
+    cold = load_config(probe_config(tmp_path, app, port=port, drain=0.5, name="cold.toml",
+                                    rollout={**GUARD, "guard_window": watch, "warm_window": 0}))
+    try:
+        v1 = deploy(warm, "local", images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
+        v2 = deploy(warm, "local", images(probe_images, "2222222bbbb"), SECRETS, Recorder()).release
+        with Traffic(f"http://127.0.0.1:{port}/version", workers=4, max_seconds=120) as traffic:
+            events = Recorder()
+            v3 = deploy(warm, "local", images(probe_images, "3333333cccc"), SECRETS, events).release
+            guard_done = next(e.at for e in events.of(StepDone) if e.step == "guard")
+            drains = [(e.at, e.detail) for e in events.of(StepStarted) if e.step == "drain"]
+            stopped = [e.at for e in events.of(StepDone) if e.step == "drain"]
+            # v1, warm since v2's switch, stopped while v3's guard watched; v2 stays warm.
+            assert len(drains) == 1 and v1 in drains[0][1] and v2 not in drains[0][1], drains
+            assert stopped and stopped[0] < guard_done, (stopped, guard_done)
+            assert set(containers_of(app, v1).values()) == {"exited"}
+            assert set(containers_of(app, v2).values()) == {"running"}
+
+            events = Recorder()
+            v4 = deploy(cold, "local", images(probe_images, "4444444dddd"), SECRETS, events).release
+            guard_started = next(e.at for e in events.of(StepStarted) if e.step == "guard")
+            guard_done = next(e.at for e in events.of(StepDone) if e.step == "guard")
+            drains = [(e.at, e.detail) for e in events.of(StepStarted) if e.step == "drain"]
+            # v2 (warm, older) went during the watch; v3, the previous, only after it passed.
+            assert any(v2 in d and guard_started <= at < guard_done for at, d in drains), drains
+            assert any(v3 in d and at >= guard_done for at, d in drains), drains
+            assert set(containers_of(app, v3).values()) == {"exited"}
+            assert set(containers_of(app, v4).values()) == {"running"}
+        assert traffic.report.failures == [], traffic.report.summary()
+        print(f"\nguarded deploys, retirement beside the watch: {traffic.report.total} requests, 0 failed")
+    finally:
+        remove_app(app)

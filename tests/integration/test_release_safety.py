@@ -14,7 +14,8 @@ import time
 import pytest
 
 from deployctl.config import load_config
-from deployctl.events import Recorder
+from deployctl.events import Recorder, StepStarted
+from deployctl.plan.proxy_config import live_release, standby_of
 from deployctl.secrets import Secret
 from deployctl.services.deploy import deploy
 from deployctl.services.release_images import ReleaseImages
@@ -70,13 +71,22 @@ def test_rollback_inside_the_warm_window_is_a_proxy_switch_only(tmp_path, probe_
         warm_file = json.loads((tmp_path / "state" / app / "local" / "warm.json").read_text())
         assert [w["release"] for w in warm_file] == [v1]
 
+        proxy_dir = tmp_path / "state" / app / "local" / "proxy"
+        assert standby_of((proxy_dir / "nginx.conf").read_bytes()).release == v1  # v2's config names v1
+        seen = Recorder()
         with Traffic(f"http://127.0.0.1:{port}/version", workers=4, max_seconds=60) as traffic:
             time.sleep(0.5)
             started = time.time()
-            [back] = rollback(loaded, "local", Recorder())
+            [back] = rollback(loaded, "local", seen)
             returned = time.time()
             time.sleep(0.5)
         assert back.release == v1
+        # The switch was the standby's flag file, not a reload; then v1's own configuration
+        # was written, naming v2 (now warm) as its standby.
+        [switch] = [e for e in seen.of(StepStarted) if e.step == "switch"]
+        assert "standby flag" in switch.detail, switch
+        config = (proxy_dir / "nginx.conf").read_bytes()
+        assert live_release(config) == v1 and standby_of(config).release == v2
         assert starts_since(started - 0.01, warm) == []  # no container of v1 started again
         report = traffic.report
         assert report.failures == [], report.summary()
@@ -85,6 +95,14 @@ def test_rollback_inside_the_warm_window_is_a_proxy_switch_only(tmp_path, probe_
               f"{on_v1 - started:.3f}s after its start (4 workers, {report.summary()})")
         assert on_v1 - started < 3.0  # the issue's target is 0.3 s; a shared CI machine only bounds it loosely
         assert set(containers_of(app, v2).values()) == {"running"}  # v2 is now the warm one
+
+        # And back to v2 by its flag in v1's configuration: the flags of earlier configurations
+        # go, but the one whose workers may still read it.
+        [forward] = rollback(loaded, "local", Recorder(), to=v2)
+        assert forward.release == v2
+        flags = sorted(p.name for p in proxy_dir.glob("standby-*"))
+        assert flags == [standby_of(config).flag], flags
+        assert live_release((proxy_dir / "nginx.conf").read_bytes()) == v2
     finally:
         remove_app(app)
 

@@ -13,7 +13,9 @@ from deployctl.plan.lock import LockRecord
 from deployctl.plan.names import Names, StateLayout
 from deployctl.plan.releases import (FAILED, LIVE, History, ReleaseRecord, new_release_id, prune_selection,
                                      sort_key)
-from deployctl.plan.proxy_config import live_release, render_proxy_config
+import pytest
+
+from deployctl.plan.proxy_config import Standby, live_release, render_proxy_config, standby_flag, standby_of
 from deployctl.plan.release_spec import ProxySpec, ReleaseSpec, release_spec
 from deployctl.plan.switch_plan import deploy_plan, rollback_plan
 
@@ -149,12 +151,16 @@ def test_small_docker_commands():
         "docker", "exec", "p-nginx", "sh", "-c",
         "nginx -t -q -c /etc/deployctl/proxy/nginx.conf && nginx -s reload -c /etc/deployctl/proxy/nginx.conf"]
     assert dc.logs("c", 50, follow=True) == ["docker", "logs", "--tail", "50", "--follow", "c"]
-    assert dc.run_proxy_anchor(names, "nginx:1.27-alpine", 8080, 80, {"k": "v"}) == [
+    assert dc.run_proxy_anchor(names, "nginx:1.27-alpine", 8080, 80, {"k": "v"}, "/s/proxy", "/etc/deployctl/proxy",
+                               "/etc/deployctl/proxy/nginx.conf", "/etc/deployctl/proxy/m") == [
         "docker", "run", "--detach", "--name", "usersapp-local-proxy", "--network", "usersapp-local",
         "--restart", "unless-stopped", "--publish", "8080:80", "--sysctl", "net.ipv4.tcp_migrate_req=1",
-        "--stop-signal", "TERM", "--label", "k=v", "--entrypoint", "sh", "nginx:1.27-alpine",
-        "-c", "trap 'exit 0' TERM INT QUIT; while :; do sleep 3600 & wait $!; done"]
-    assert dc.run_proxy_anchor(names, "img", 0, 80, {})[9:11] == ["--publish", "80"]  # any free host port
+        "--stop-signal", "TERM", "--label", "k=v", "-v", "/s/proxy:/etc/deployctl/proxy",
+        "--entrypoint", "sh", "nginx:1.27-alpine",
+        "-c", dc.ANCHOR_SCRIPT, "deployctl-anchor", "80", "/etc/deployctl/proxy/nginx.conf", "/etc/deployctl/proxy/m"]
+    assert dc.run_proxy_anchor(names, "img", 0, 80, {}, "/p", "/m", "/m/c", "/m/k")[9:11] == ["--publish", "80"]
+    assert dc.quit_anchor_nginx("p") == ["docker", "exec", "p", "sh", "-c",
+                                         "kill -QUIT $(cat /tmp/deployctl-nginx.pid) 2>/dev/null; true"]
     assert dc.run_proxy_nginx(names, "usersapp-local-proxy-nginx-1", "img", "/s/proxy", "/etc/deployctl/proxy",
                               "/etc/deployctl/proxy/nginx.conf", {"k": "v"}) == [
         "docker", "run", "--detach", "--name", "usersapp-local-proxy-nginx-1",
@@ -222,6 +228,60 @@ def test_a_rollback_to_running_containers_starts_and_stops_none():
     half = rollback_plan(spec, Names("usersapp", "local"), "/s/proxy", proxy_port=8080, drain=3, running={first})
     assert half.start == tuple(((("docker", "start", c),)) for c in rest)
     assert half.undo == (("docker", "stop", "--time", "10", *rest),)
+
+
+R0 = "20261126-235959-0000000"
+
+
+def test_a_standby_is_routed_to_while_its_flag_exists_and_named_by_ip():
+    flag = standby_flag(R1, R0, "1764201600000")
+    assert flag == f"standby-{R0}-from-{R1}-1764201600000"
+    standby = Standby(R0, "172.18.0.7:5000", flag)
+    text = render_proxy_config(ProxySpec("nginx", False), R1, {R1: f"web-{R1}:5000"}, standby=standby)
+    live, warm = ("release_" + r.replace("-", "_") for r in (R1, R0))
+    assert (f"            set $deployctl_upstream {live};\n"
+            f"            if (-f /etc/deployctl/proxy/{flag}) {{\n"
+            f"                set $deployctl_upstream {warm};\n"
+            "            }\n"
+            "            proxy_pass http://$deployctl_upstream;\n") in text
+    # An address, not a name: nginx resolves names at load, and a stopped standby's would fail it.
+    assert f"upstream {warm} {{\n        server 172.18.0.7:5000;" in text
+    assert f"{warm} {R0};" in text and f"{live} {R1};" in text  # both stamp what they served
+    assert live_release(text) == R1 and standby_of(text) == standby and standby_of(text.encode()) == standby
+    # No standby beside a canary (the split is the way back), nor for the live release itself.
+    split = render_proxy_config(ProxySpec("nginx", False), R1, {R1: "a:1", R0: "b:1"}, canary=(R0, 10),
+                                standby=standby)
+    assert standby_of(split) is None and flag not in split
+    same = render_proxy_config(ProxySpec("nginx", False), R0, {R0: "a:1"}, standby=standby)
+    assert standby_of(same) is None and f"proxy_pass http://{warm};" in same
+    assert standby_of(render_proxy_config(ProxySpec("nginx", False), R1, {R1: "a:1"})) is None
+    with pytest.raises(ValueError):
+        Standby(R0, "1.2.3.4:5", "../nginx.conf")
+
+
+def test_a_rollback_to_the_standby_is_its_flag_and_the_reload_after_the_verify():
+    spec = _spec(parse_config(CONFIG_TEXT))
+    names = Names("usersapp", "local")
+    left = Standby(R0, "172.18.0.9:8001", standby_flag(R1, R0, "1"))
+    flagged = rollback_plan(spec, names, "/s/proxy", proxy_port=8080, drain=3, running=set(spec.containers),
+                            flag="standby-x", standby=left)
+    assert flagged.flag == "standby-x" and flagged.standby == R0 and standby_of(flagged.proxy_config) == left
+    steps = [(s.step, s.detail) for s in flagged.steps()]
+    switch = steps.index(("switch", "create /etc/deployctl/proxy/standby-x (the proxy directory): the live nginx.conf "
+                                    f"sends every request to its standby {R1} while it exists; no reload"))
+    assert steps[switch + 1][0] == "verify" and steps[switch + 2][1].startswith("after the verify: write")
+    assert [s for s, _ in steps].count("verify") == 1
+    # A target with a stopped container is started first: no flag can switch to it.
+    first = spec.containers[0]
+    cold = rollback_plan(spec, names, "/s/proxy", proxy_port=8080, drain=3, running=set(spec.containers) - {first},
+                         flag="standby-x")
+    assert cold.flag is None and not any(s.step == "switch" for s in cold.steps())
+
+
+def test_addresses_are_read_on_the_proxys_network():
+    assert dc.addresses_on(["a", "b"], "shop-prod") == [
+        "docker", "container", "inspect", "--format",
+        '{{.Name}}|{{with index .NetworkSettings.Networks "shop-prod"}}{{.IPAddress}}{{end}}', "a", "b"]
 
 
 def record(release, outcome=LIVE, action="deploy"):

@@ -81,8 +81,8 @@ class Job:
         if self.revert_error:
             raise self.revert_error
 
-    def skip(self, why: str) -> None:
-        self.log.add("skip", self.host)
+    def skip(self, why: str, outcome: str) -> None:
+        self.log.add(f"skip {outcome}", self.host)
 
     def unlock(self) -> None:
         self.log.add("unlock", self.host)
@@ -127,7 +127,7 @@ def test_a_failed_host_stops_the_rollout_and_the_switched_hosts_are_reverted():
     log = Log()
     rollout, results, recorder = run([Job("a", log), Job("b", log, fail="health"), Job("c", log)], batch=1)
     assert results == {"a": plan.REVERTED, "b": plan.FAILED, "c": plan.SKIPPED}
-    assert log.hosts("switch") == ["a", "b"] and log.hosts("revert") == ["a"] and log.hosts("skip") == ["c"]
+    assert log.hosts("switch") == ["a", "b"] and log.hosts("revert") == ["a"] and log.hosts("skip skipped") == ["c"]
     assert sorted(log.hosts("unlock")) == ["a", "b", "c"]
     assert rollout.stop_reason == "b: b: health"
     assert plan.verdict(results).exit_code == ExitCode.DEPLOY_FAILED
@@ -198,6 +198,25 @@ def test_the_first_step_runs_once_before_any_switch_and_its_failure_stops_everyt
                       first_step=broken).run()
     assert {h: r.outcome for h, r in results.items()} == {"a": plan.FAILED, "b": plan.SKIPPED, "c": plan.SKIPPED}
     assert log.hosts("switch") == []
+
+
+def test_a_signal_during_the_first_step_lets_it_finish_and_records_that_host_failed_not_skipped():
+    """The migration in flight finishes (never cut half-way), nothing switches; the host it
+    ran on says FAILED (its database changed for a release that never went live)."""
+    log = Log()
+    holder: list[Rollout] = []
+
+    def migrate(job):  # type: ignore[no-untyped-def]
+        holder[0].cancel.set(Interrupted("interrupted by SIGTERM"))
+        log.add("migrated", job.host)
+
+    rollout = Rollout([Job(h, log) for h in "ab"], Settings(), Recorder(), action="deploy", first_step=migrate)
+    holder.append(rollout)
+    results = rollout.run()
+    assert {h: r.outcome for h, r in results.items()} == {"a": plan.FAILED, "b": plan.SKIPPED}
+    assert log.hosts("migrated") == ["a"] and log.hosts("switch") == []
+    assert log.hosts("skip failed") == ["a"] and log.hosts("skip skipped") == ["b"]
+    assert results["a"].error.startswith("the migrations ran here, then the deploy stopped (interrupted by SIGTERM")
 
 
 def test_the_first_step_overlaps_the_others_preparing_and_moves_on_when_the_first_host_cannot_prepare():

@@ -42,19 +42,26 @@ def test_warm_window_config() -> None:
 
 def test_drain_waits_for_the_release_that_just_left_the_proxy() -> None:
     from deployctl.plan.warm import drain_left
-    assert drain_left({"v2"}, previous="v2", warm_before=[], now=100.0, drain=3.0) == 3.0
+    assert drain_left({"v2"}, warm_before=[], now=100.0, drain=3.0) == 3.0
 
 
 def test_a_warm_release_that_left_the_proxy_a_deploy_ago_is_stopped_at_once() -> None:
     from deployctl.plan.warm import drain_left
     warm = [WarmRelease("v1", 50.0, 650.0)]
-    assert drain_left({"v1"}, previous="v2", warm_before=warm, now=100.0, drain=3.0) == 0.0
+    assert drain_left({"v1"}, warm_before=warm, now=100.0, drain=3.0) == 0.0
     # ...but not before its own drain is over, when deploys follow each other quickly
-    assert drain_left({"v1"}, previous="v2", warm_before=warm, now=51.0, drain=3.0) == 2.0
+    assert drain_left({"v1"}, warm_before=warm, now=51.0, drain=3.0) == 2.0
+
+
+def test_the_previous_release_kept_through_the_guards_watch_is_stopped_without_a_second_drain() -> None:
+    from deployctl.plan.warm import drain_left
+    # Kept warm when the switch made it previous (at 100), stopped once the 30 s watch passed.
+    kept = [WarmRelease("v2", 100.0, 190.0)]
+    assert drain_left({"v2"}, warm_before=kept, now=131.0, drain=3.0) == 0.0
 
 
 def test_a_release_the_host_knows_nothing_about_gets_the_whole_drain() -> None:
     from deployctl.plan.warm import drain_left
     warm = [WarmRelease("v1", 50.0, 650.0)]
-    assert drain_left({"v1", "v0"}, previous="v2", warm_before=warm, now=100.0, drain=3.0) == 3.0
-    assert drain_left(set(), previous="v2", warm_before=warm, now=100.0, drain=3.0) == 0.0
+    assert drain_left({"v1", "v0"}, warm_before=warm, now=100.0, drain=3.0) == 3.0
+    assert drain_left(set(), warm_before=warm, now=100.0, drain=3.0) == 0.0

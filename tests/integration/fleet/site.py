@@ -37,14 +37,17 @@ class FleetSite:
     def config(self) -> Path:
         return self.workdir / "deploy.toml"
 
-    def write_config(self, health_timeout: float = 4, **rollout) -> Path:  # type: ignore[no-untyped-def]
+    def write_config(self, health_timeout: float = 4, frontend_env: dict | None = None,  # type: ignore[no-untyped-def]
+                     **rollout) -> Path:
+        """`frontend_env`: the probe's failure knobs (PROBE_FAIL_SHARE ...) for the next deploys."""
         ssh = (f"[environments.{ENV}.ssh]\nuser = \"root\"\nkey_file = \"{self.fleet.key_file}\"\n"
                f"known_hosts = \"{self.fleet.known_hosts_file}\"\nconnect_timeout = 3\n")
         return probe_config(self.workdir, self.app, port=self.proxy_port, env_name=ENV, target="ssh",
                             extra_env=f"hosts = {json.dumps(self.hosts)}\n{ssh}",
                             registry=f"[registry]\nserver = \"{self.fleet.registry}\"\n",
                             health_timeout=health_timeout, proxy_image=self.images.proxy, verify_path="",
-                            rollout={"drain": 0.5, **rollout}, state_dir="/var/lib/deployctl")
+                            rollout={"drain": 0.5, **rollout}, state_dir="/var/lib/deployctl",
+                            frontend_env=frontend_env)
 
     def artifacts(self, revision: str, frontend: str | None = None) -> None:
         """The release's images by digest, as `deployctl push` would have recorded them."""

@@ -46,3 +46,44 @@ def test_a_canary_splits_every_host_is_judged_once_and_promotes_everywhere(site,
         assert site.state_file(host, "canary.json") == ""
     print(f"\nfleet canary: 3 hosts, {WINDOW}s window, {len(during)} requests during it through the balancer, "
           f"{share:.1%} to the canary (30%); {report.total} requests in all, 0 failed")
+
+
+def test_a_failing_canary_is_aborted_on_every_host_and_only_its_share_of_requests_fails(site, load_balancer):
+    """v3 answers 20% of its /version requests with 500 (its health check passes): the one
+    verdict over the three hosts' logs aborts it, every host goes back to 100% on v2 and
+    records `aborted`, exit 6. The users see about share x 20% errors, all from v3."""
+    site.write_config(warm_window=0)
+    site.deploy("1111111aaaa", "--json")
+    v2 = deployed(site.deploy("2222222bbbb", "--json"))
+    site.write_config(canary_window=30, canary_min_requests=10, warm_window=0,
+                      frontend_env={"PROBE_FAIL_SHARE": 0.2})
+    with traffic_to(load_balancer) as traffic:
+        time.sleep(1)
+        done = site.deploy("3333333cccc", "--json", "--canary", "30")
+        returned = time.time()
+        time.sleep(1)
+    assert done.returncode == 6, done.stdout[-2000:] + done.stderr[-2000:]
+    events = json_lines(done.stdout)
+    splits = [e for e in events if e["event"] == "step_done" and e.get("step") == "split"]
+    assert sorted(e["host"] for e in splits) == sorted(site.hosts)
+    watched = [e for e in events if e.get("step") == "canary" and e["event"] in ("step_started", "step_done",
+                                                                                    "step_failed")]
+    assert [e["event"] for e in watched] == ["step_started", "step_failed"], watched  # one watch, a fail
+    assert watched[-1]["at"] - watched[0]["at"] < 30, watched  # cut short, not the whole window
+    v3 = site.history(site.hosts[0]).records[-1].release
+    report = traffic.report
+    assert report.failures and all(set(s.releases) == {v3} and s.status == 500 for s in report.failures), \
+        [(s.status, s.releases, s.error) for s in report.failures[:5]]
+    window = [s for s in report.samples if s.started >= max(e["at"] for e in splits)]
+    rate = len([s for s in window if not s.ok]) / max(1, len(window))
+    assert rate <= 0.3 * 0.2 * 2, (rate, len(window))  # about share x 20% (6%), loose for a small sample
+    assert report.wrong_release_after(returned, v2) == [], report.summary()
+    for host in site.hosts:
+        last = site.history(host).records[-1]
+        assert (last.release, last.outcome, last.previous) == (v3, "aborted", v2)
+        assert last.extra["canary"]["new"]["errors"] > 0
+        assert site.current(host) == v2 and not site.locked(host)
+        assert site.state_file(host, "canary.json") == ""
+    print(f"\nfleet canary failing 20%: aborted {watched[-1]['at'] - max(e['at'] for e in splits):.2f}s after "
+          f"the split on 3 hosts; {len(report.failures)} of {len(window)} requests failed from the split on "
+          f"({rate:.1%}; share x 20% = 6%), all from {v3}")
