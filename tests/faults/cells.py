@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
+import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -20,7 +23,8 @@ from deployctl.services.deploy import deploy
 from deployctl.services.host_state import HostState
 from deployctl.services.hosts import layout_for
 from deployctl.services.release_images import ReleaseImages
-from tests.integration.deploy_fixtures import ProbeImages
+from deployctl.services.rollback import rollback
+from tests.integration.deploy_fixtures import DEPLOYCTL, ProbeImages
 from tests.support.traffic import Traffic
 
 from .conftest import RESULTS
@@ -38,7 +42,8 @@ def next_revision() -> str:
 class Site:
     """An app deployed on one host. `env`/`target`: the local engine, or the ssh target
     (the repo's sshd in front of this machine: its state directory is on this machine, so
-    it is read directly). `pinned`: the images by digest an ssh host pulls."""
+    it is read directly). `pinned`: the images by digest an ssh host pulls. `port`: where
+    the proxy answers on this machine (a stand-in host's: a load balancer in front of it)."""
 
     app: str
     port: int
@@ -47,6 +52,7 @@ class Site:
     env: str = "local"
     connector: Callable[[], object] = LocalConnector
     pinned: dict | None = None
+    remote_state: bool = False  # the state directory is on the host: read it over `connector`
 
     @property
     def target(self) -> str:
@@ -67,11 +73,21 @@ class Site:
                               "proxy": self.probe.proxy}, revision or next_revision())
 
     def state(self) -> HostState:
-        return HostState(LocalConnector(), layout_for(self.loaded, self.env))
+        conn = LocalConnector()
+        if self.remote_state:  # one connection, kept: state() is read many times per cell
+            if "_state_conn" not in self.__dict__:
+                self.__dict__["_state_conn"] = self.connector().connect()
+            conn = self.__dict__["_state_conn"]
+        return HostState(conn, layout_for(self.loaded, self.env))
 
     def deploy(self, conn=None, loaded: LoadedConfig | None = None, **kwargs) -> str:  # type: ignore[no-untyped-def]
         return deploy(loaded or self.loaded, self.env, kwargs.pop("images", None) or self.images(), SECRETS,
                       Recorder(), connectors=[conn or self.connector()], **kwargs).release
+
+    def rollback(self, conn=None, **kwargs) -> str:  # type: ignore[no-untyped-def]
+        """A plain `deployctl rollback` (to the previous good release); the release now live."""
+        [outcome] = rollback(self.loaded, self.env, Recorder(), connectors=[conn or self.connector()], **kwargs)
+        return outcome.release
 
     def serving(self) -> str:
         """Which release answers through the proxy now (every release field agrees)."""
@@ -96,21 +112,55 @@ def attempt(call: Callable[[], str]) -> Attempt:
         return Attempt(int(exc.exit_code), None, exc.message)
 
 
+def signalled_at(site: Site, verb: str, step: str, sig: signal.Signals) -> Attempt:
+    """A real `deployctl VERB --env ENV --json` subprocess (deploy: the release build.json
+    names), sent `sig` as soon as its events say `step` started."""
+    env = {**os.environ, "PROBE_DB_PASSWORD": SECRETS["PROBE_DB_PASSWORD"].reveal()}
+    proc = subprocess.Popen([DEPLOYCTL, "--config", str(site.config), verb, "--env", site.env, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    sent = False
+    for line in proc.stdout:  # type: ignore[union-attr]
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if not sent and event.get("event") == "step_started" and event.get("step") == step:
+            proc.send_signal(sig)
+            sent = True
+    rc = proc.wait(timeout=120)
+    assert sent, f"the {verb} never reached {step}"
+    return Attempt(rc, None, proc.stderr.read().strip()[-400:])  # type: ignore[union-attr]
+
+
+def shown_stale(site: Site):  # type: ignore[no-untyped-def]
+    """A cell's `after`: the lock a killed deployctl left names its dead process."""
+    def check(tried: str | None) -> None:
+        text = site.state().holder_text() or ""
+        assert "[STALE: its process" in text and "is gone" in text, text
+    return check
+
+
 def run_cell(site: Site, fault: str, step: str, faulty: Callable[[], Attempt], *, exit: int,
              outcome: str | None | tuple,
-             live: str, serving_killed: bool = False, max_failed: int = 0, note: str = "",
+             live: str, serving_killed: bool = False, failed_because: str = "", max_failed: int = 0, note: str = "",
              before: Callable[[], None] | None = None, converge: Callable[[], str] | None = None,
-             after: Callable[[str | None], None] | None = None, lock_left: bool = False) -> dict:
-    """`live`: "previous" or "new" (the release the faulty run tried). `outcome`: its history
+             after: Callable[[str | None], None] | None = None, lock_left: bool = False,
+             action: str = "deploy", failed_before_return: bool = True) -> dict:
+    """`action`: what the faulty run is, "deploy" or "rollback" (its target is then an earlier
+    release: "new" names that target). `live`: "previous" or "new" (the release the faulty run tried). `outcome`: its history
     record's outcome (None: it must record none). `before`: done under traffic first (a
     hand-made fault on the host). `after(tried)`: checks made before the next deploy (a
     host made unreachable is reachable again after it). `lock_left`: the host was gone when
     the lock was to be released: it must still name this deploy as its holder, and the next
-    deploy converges with --force-unlock."""
+    deploy converges with --force-unlock. `failed_because`: why this cell may fail requests
+    (`serving_killed`: the serving process itself is killed); they must all come before the
+    faulty run returned (`failed_before_return=False`: before `after` returned, which waits
+    for the host to be whole again), and the table counts them under that reason."""
     state = site.state()
     previous = state.current()
     assert previous, "every cell starts with a live release"
     known = {r.release for r in state.history().records}
+    before_count = len(state.history().records)
     with Traffic(site.url, workers=WORKERS, max_seconds=120, timeout=5) as traffic:
         time.sleep(0.3)
         if before is not None:
@@ -118,42 +168,50 @@ def run_cell(site: Site, fault: str, step: str, faulty: Callable[[], Attempt], *
         result = faulty()
         returned = time.time()
         time.sleep(0.3)
-        new = [r for r in state.history().records if r.release not in known]
+        records = state.history().records[before_count:]  # what the faulty run recorded
+        new = [r for r in records if r.release not in known or r.action == action != "deploy"]
         holder = state.holder()
         tried = result.release or (new[-1].release if new else None) or (
             holder.release if lock_left and holder is not None else None)
         live_now = site.serving()
         current = state.current()
         unlocked = not state.locked()
+        # its own record, read before the next run (a rollback's converging run records the same release)
+        record = next((r for r in reversed(records) if r.release == tried and r.action == action), None)
         if after is not None:
             after(tried)
+        settled = returned if failed_before_return else time.time()
         nxt = (converge or site.deploy)()
         time.sleep(0.3)
     report = traffic.report
-    record = next((r for r in reversed(state.history().records) if r.release == tried), None)
     row = {
-        "id": f"{site.target}/{fault}/{step}", "target": site.target, "fault": fault, "step": step,
+        "id": f"{site.target}/{action}/{fault}/{step}", "target": site.target, "action": action,
+        "fault": fault, "step": step,
         "requests": report.total,
         "failed": len(report.failures), "live": "new" if live_now == tried else
         ("previous" if live_now == previous else live_now),
         "outcome": record.outcome if record else "(none)", "exit": result.exit, "unlocked": unlocked, "lock_left": lock_left,
         "next": "succeeded" if state.current() == nxt and site.serving() == nxt else "DIVERGED",
         "serving_killed": serving_killed, "note": note,
+        "failed_because": failed_because or ("the serving process itself is killed" if serving_killed else ""),
     }
     RESULTS.append(row)
     detail = f"{row} {report.summary()} error={result.error!r} failures={[s.error for s in report.failures[:3]]}"
     assert report.total > 20, detail
     assert len(report.failures) <= max_failed, detail
-    if serving_killed:  # the deploy brought the proxy back: nothing fails once it returned
-        assert [s for s in report.failures if s.started >= returned] == [], detail
+    if row["failed_because"]:  # the faulty run put things right: nothing fails once it returned
+        late = [s.started - settled for s in report.failures if s.started >= settled]
+        assert late == [], f"{len(late)} failed after it settled, from +{late[0]:.2f}s to +{late[-1]:.2f}s: {detail}" \
+            if late else detail
     assert result.exit == exit, detail
     assert row["live"] == live, detail
-    # uncertain (exit 7): `current` may name either release; the proxy's answer is what counts
-    assert current == (tried if live == "new" else previous) or (live == "new" and exit == 7), detail
+    # uncertain (exit 7) or killed after the switch (-9): `current` may name either release;
+    # the proxy's answer is what counts
+    assert current == (tried if live == "new" else previous) or (live == "new" and exit in (7, -9)), detail
     allowed = outcome if isinstance(outcome, tuple) else (outcome,)  # a tuple: any of these
     assert row["outcome"] in tuple(o or "(none)" for o in allowed), detail
     if lock_left:
-        assert not unlocked and holder is not None and holder.action == "deploy", detail
+        assert not unlocked and holder is not None and holder.action == action, detail
         assert tried is None or holder.release == tried, detail
     else:
         assert unlocked, detail

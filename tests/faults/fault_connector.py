@@ -21,7 +21,8 @@ class Fault:
     run too), "timeout" (rc 124, as LocalConnector reports a timeout), a callable
     returning the answer to give instead, or, on an SSHConnector, "drop" (its paramiko
     transport is closed, then the call is made: the connection dropped between two calls)
-    or "drop_mid" (a `run` starts, held back 1 s by `sh -c 'sleep 1; exec "$@"'`, and the
+    "pass" (the call goes through untouched: only `action` matters, a real fault made on
+    the host at that moment), or "drop_mid" (a `run` starts, held back 1 s by `sh -c 'sleep 1; exec "$@"'`, and the
     transport is closed 0.3 s in: the connection dropped while the command was in flight).
     `action`: called when the fault fires, first (e.g. make the host unreachable)."""
 
@@ -61,6 +62,8 @@ class FaultConnector:
         if fault is not None and fault.effect == "drop":
             self.drop()
             return None  # the call itself goes through: the connector must reconnect
+        if fault is not None and fault.effect == "pass":
+            return None  # only the action: a real fault made on the host at this very moment
         return fault
 
     def drop(self) -> None:

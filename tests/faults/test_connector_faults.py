@@ -5,11 +5,14 @@ history says, the exit code, the lock, and that the next deploy converges."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from deployctl.adapters.local import LocalConnector
 from deployctl.config import load_config
 from deployctl.plan.names import LABEL_ROLE
+from deployctl.services.hosts import names_for
 from tests.integration.deploy_fixtures import docker, free_port, probe_config, remove_app, unique_app
 
 from .cells import Site, attempt, run_cell
@@ -67,6 +70,33 @@ def test_route_reload_fails(site):
     run_cell(site, "`nginx -t && nginx -s reload` exec exits 1", "route",
              faulty(site, Fault("run", r"^docker exec \S+ sh -c nginx -t")),
              exit=6, outcome="reverted", live="previous")
+
+
+def test_nginx_refuses_the_new_upstream(site):
+    """Real nginx, no simulated exit code: right before the config is written, the new
+    frontend leaves the app network (where nginx resolves upstream names), so the real
+    `nginx -t` fails with "host not found in upstream"."""
+    names = names_for(site.loaded, site.env)
+    network = names.network
+    errors: list[str] = []
+
+    def disconnect() -> None:
+        # the release being deployed is the one the lock names (warm releases run beside it)
+        docker("network", "disconnect", network, names.container("frontend", site.state().holder().release))
+
+    def run():  # type: ignore[no-untyped-def]
+        result = faulty(site, Fault("put_file", r"/proxy/nginx\.conf$", effect="pass", action=disconnect))()
+        errors.append(result.error)
+        return result
+
+    def quotes_nginx(tried: str | None) -> None:
+        assert errors[0].startswith(f"{LocalConnector().host}: nginx -t refused the new configuration"), errors
+        assert "host not found in upstream" in errors[0] and errors[0].endswith("switched back"), errors
+
+    run_cell(site, "nginx -t refuses the new upstream for real (the new frontend taken off the app network: "
+             "\"host not found in upstream\")", "route", run, after=quotes_nginx,
+             exit=6, outcome="reverted", live="previous",
+             note="real nginx: the refused config is put back, nothing reloaded; the message quotes nginx's reason")
 
 
 def test_verify_answers_a_wrong_release(site):
@@ -142,9 +172,41 @@ def test_proxy_nginx_killed_by_hand(site):
     row = run_cell(site, "the proxy's nginx container `docker kill`ed before the deploy", "before deploy",
                    faulty(site), before=kill, exit=0, outcome="succeeded", live="new",
                    serving_killed=True, max_failed=1_000_000,  # counted; bounded in time instead
-                   note="requests fail from the kill until the deploy starts a new nginx")
+                   note="requests fail from the kill until the anchor, about a second later, finds no nginx "
+                        "listening and serves the live configuration itself; the deploy then starts a new nginx")
     assert row["failed"] > 0  # the kill is real
     assert docker("inspect", "--format", "{{.State.Status}}", proxy_nginx(site)) == "running"
+
+
+def test_proxy_anchor_restarted_by_hand(site):
+    """The anchor restarts (a crash, a `docker restart`): it gets a new network namespace and
+    the nginx container is left serving the old one, which no port reaches any more. The
+    anchor serves the live configuration itself until the deploy starts a new nginx, which
+    then has the port alone (the anchor's nginx quit: its pid file is gone)."""
+    anchor = names_for(load_config(site.config), "local").proxy
+    back: list[float] = []
+
+    def restart() -> None:
+        docker("restart", "--time", "1", anchor)
+        started = time.monotonic()
+        while time.monotonic() - started < 20:
+            try:
+                site.serving()
+                back.append(time.monotonic() - started)
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("the site did not serve again within 20 s of the anchor's restart, before any deploy")
+
+    row = run_cell(site, "the proxy's anchor `docker restart`ed before the deploy (nginx left in its old "
+                   "network namespace)", "before deploy", faulty(site), before=restart, exit=0,
+                   outcome="succeeded", live="new", serving_killed=True, max_failed=1_000_000,
+                   note="requests fail from the restart until the anchor, a few seconds later, finds no nginx "
+                        "listening in its namespace and serves the live configuration itself; the deploy's new "
+                        "nginx then has the port alone")
+    assert row["failed"] > 0 and back  # the restart is real, and the site came back before the deploy
+    print(f"served by the anchor {back[0]:.1f}s after its restart")
+    assert docker("exec", anchor, "sh", "-c", "test -s /tmp/deployctl-nginx.pid && echo running || echo none") == "none"
 
 
 def test_proxy_config_garbage_by_hand(site):

@@ -7,19 +7,19 @@ machine), and the next deploy with --force-unlock converges."""
 from __future__ import annotations
 
 import calendar
-import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
 
 from deployctl.services.deploy import DeployOptions
-from tests.integration.deploy_fixtures import (DEPLOYCTL, free_port, probe_config, remove_app, unique_app,
+from tests.integration.deploy_fixtures import (ROOT, free_port, probe_config, remove_app, unique_app,
                                               write_probe_artifacts)
 
-from .cells import SECRETS, Attempt, Site, attempt, next_revision, run_cell
+from .cells import SECRETS, Attempt, Site, attempt, next_revision, run_cell, shown_stale, signalled_at
 
 pytestmark = pytest.mark.integration
 
@@ -41,33 +41,30 @@ def killed_at(site: Site, step: str, sig: signal.Signals):  # type: ignore[no-un
     def run() -> Attempt:
         probe = site.probe
         write_probe_artifacts(site.config, site.app, next_revision(), probe.good, probe.good, probe.proxy)
-        env = {**os.environ, "PROBE_DB_PASSWORD": SECRETS["PROBE_DB_PASSWORD"].reveal()}
-        proc = subprocess.Popen([DEPLOYCTL, "--config", str(site.config), "deploy", "--env", "local", "--json"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        sent = False
-        for line in proc.stdout:  # type: ignore[union-attr]
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if not sent and event.get("event") == "step_started" and event.get("step") == step:
-                proc.send_signal(sig)
-                sent = True
-        rc = proc.wait(timeout=120)
-        assert sent, f"the deploy never reached {step}"
-        return Attempt(rc, None, proc.stderr.read().strip()[-300:])  # type: ignore[union-attr]
+        return signalled_at(site, "deploy", step, sig)
     return run
+
+
+def killed_before(site: Site, call: str, pattern: str, sig: signal.Signals):  # type: ignore[no-untyped-def]
+    """A deploy subprocess that signals itself right before its first connector `call`
+    matching `pattern` (tests/faults/killing_deployctl.py): a moment no event marks."""
+    def run() -> Attempt:
+        probe = site.probe
+        write_probe_artifacts(site.config, site.app, next_revision(), probe.good, probe.good, probe.proxy)
+        env = {**os.environ, "PROBE_DB_PASSWORD": SECRETS["PROBE_DB_PASSWORD"].reveal()}
+        proc = subprocess.run([sys.executable, "-m", "tests.faults.killing_deployctl", call, pattern, sig.name,
+                               "--config", str(site.config), "deploy", "--env", "local", "--json"],
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+        assert f"killing_deployctl: {sig.name} before {call}" in proc.stderr, proc.stderr[-2000:]
+        return Attempt(proc.returncode, None, proc.stderr.strip()[-400:])
+    return run
+
+
+RELOAD = r"^docker exec \S+ sh -c nginx -t"  # the config is written; nginx not yet told
 
 
 def force_unlock(site: Site):  # type: ignore[no-untyped-def]
     return lambda: site.deploy(options=DeployOptions(force_unlock=True))
-
-
-def shown_stale(site: Site):  # type: ignore[no-untyped-def]
-    def check(tried: str | None) -> None:
-        text = site.state().holder_text() or ""
-        assert "[STALE: its process" in text and "is gone" in text, text
-    return check
 
 
 def test_sigterm_during_health(site):
@@ -89,6 +86,53 @@ def test_sigkill_during_drain(site):
              exit=-9, outcome="succeeded", live="new", lock_left=True, after=shown_stale(site),
              converge=force_unlock(site),
              note="live and recorded before the drain; the previous release is left running until the next deploy")
+
+
+def test_sigterm_during_migrate(site):
+    run_cell(site, "SIGTERM to `deployctl deploy`", "migrate", killed_at(site, "migrate", signal.SIGTERM),
+             exit=6, outcome="failed", live="previous",
+             note="the migration in flight finishes (it is not cut half-way); the switch is never started, "
+                  "the new containers removed, the lock released; \"failed\" (it was \"skipped\", which hid "
+                  "that the database changed), with \"the migrations ran here, then the deploy stopped\"")
+
+
+def test_sigkill_during_migrate(site):
+    run_cell(site, "SIGKILL to `deployctl deploy`", "migrate", killed_at(site, "migrate", signal.SIGKILL),
+             exit=-9, outcome=None, live="previous", lock_left=True, after=shown_stale(site),
+             converge=force_unlock(site),
+             note="the lock names the dead pid (STALE); the next deploy with --force-unlock removes the leftovers")
+
+
+def test_sigterm_between_config_write_and_reload(site):
+    run_cell(site, "SIGTERM to `deployctl deploy` (fault point in the process)",
+             "switch: config written, before the reload", killed_before(site, "run", RELOAD, signal.SIGTERM),
+             exit=6, outcome="reverted", live="previous",
+             note="the reload it was about to make is made; then it switches back at once (no verify)")
+
+
+def test_sigkill_between_config_write_and_reload(site):
+    run_cell(site, "SIGKILL to `deployctl deploy` (fault point in the process)",
+             "switch: config written, before the reload", killed_before(site, "run", RELOAD, signal.SIGKILL),
+             exit=-9, outcome=None, live="previous", lock_left=True, after=shown_stale(site),
+             converge=force_unlock(site),
+             note="nginx still runs the previous config; the file on disk names the new release until the "
+                  "next deploy (--force-unlock) renders it again")
+
+
+def test_sigterm_between_switch_and_verify(site):
+    run_cell(site, "SIGTERM to `deployctl deploy` (fault point in the process)", "switch -> verify",
+             killed_before(site, "http_get", rf"^127\.0\.0\.1:{site.port}/", signal.SIGTERM),
+             exit=6, outcome="reverted", live="previous",
+             note="the verify it was in finishes, then it switches back")
+
+
+def test_sigkill_between_switch_and_verify(site):
+    run_cell(site, "SIGKILL to `deployctl deploy` (fault point in the process)", "switch -> verify",
+             killed_before(site, "http_get", rf"^127\.0\.0\.1:{site.port}/", signal.SIGKILL),
+             exit=-9, outcome=None, live="new", lock_left=True, after=shown_stale(site),
+             converge=force_unlock(site),
+             note="the new (healthy, unverified) release serves; `current` and the history still name the "
+                  "previous one; the lock (STALE) names the new one: `status` shows both")
 
 
 def test_clock_behind(site):

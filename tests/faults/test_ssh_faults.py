@@ -9,16 +9,19 @@ dropped between calls; a command cut in flight is never re-run (it may have run)
 
 from __future__ import annotations
 
+import re
+import signal
 import subprocess
 
 import pytest
 
 from deployctl.adapters.ssh import SSHConnector
 from deployctl.services.deploy import DeployOptions
-from tests.integration.deploy_fixtures import free_port, probe_config, remove_app, unique_app
+from tests.integration.deploy_fixtures import (free_port, probe_config, remove_app, unique_app,
+                                              write_probe_artifacts)
 from tests.integration.test_deploy_ssh import push
 
-from .cells import Site, attempt, run_cell
+from .cells import Attempt, Site, attempt, next_revision, run_cell, shown_stale, signalled_at
 from .fault_connector import Fault, FaultConnector
 
 pytestmark = pytest.mark.integration
@@ -132,7 +135,88 @@ def test_unreachable_between_switch_and_verify(ssh_site, unreachable):
 
 
 def test_dropped_during_drain(ssh_site):
-    run_cell(ssh_site, "SSH dropped while `docker stop` of the previous release is in flight", "drain",
-             faulty(ssh_site, Fault("run", r"^docker stop ", effect="drop_mid")),
+    def run() -> Attempt:
+        # The previous release's own stop: a bare `^docker stop ` also matched the stop of a
+        # warm release whose window had passed, before the deploy's networks (a slow CI run
+        # reached it: exit 6 at "docker network create", a right answer to another fault).
+        previous = ssh_site.state().current()
+        return faulty(ssh_site, Fault("run", rf"^docker stop .*-{re.escape(previous)}", effect="drop_mid"))()
+
+    run_cell(ssh_site, "SSH dropped while `docker stop` of the previous release is in flight", "drain", run,
              exit=0, outcome="succeeded", live="new",
              note="live and verified; a warning; the next deploy stops the leftovers")
+
+
+# -- rollback over SSH: warm (the release left stays running for rollout.warm_window), so the
+# rollback is a proxy switch; each cell first deploys a fresh release to roll back from.
+
+def faulty_rollback(site: Site, *faults: Fault):  # type: ignore[no-untyped-def]
+    def run() -> Attempt:
+        result = attempt(lambda: site.rollback(FaultConnector(site.connector(), *faults)))
+        assert all(f.fired for f in faults), f"a fault never fired: {[f for f in faults if not f.fired]}"
+        return result
+    return run
+
+
+def test_rollback_flag_write_fails(ssh_site):
+    ssh_site.deploy()
+    run_cell(ssh_site, "the rollback's standby flag cannot be written (SFTP error)", "switch",
+             faulty_rollback(ssh_site, Fault("put_file", r"/proxy/standby-")),
+             converge=ssh_site.rollback, action="rollback", exit=7, outcome="reverted", live="previous",
+             note="a warm rollback's switch is one file (no reload); it was never there, the flag is "
+                  "removed anyway and the proxy answers from the previous release; exit 7 is a failed rollback")
+
+
+def test_rollback_dropped_while_reloading(ssh_site):
+    ssh_site.deploy()
+    run_cell(ssh_site, "SSH dropped while the rollback's `nginx -t && nginx -s reload` is in flight (after "
+                       "its verify)", "route",
+             faulty_rollback(ssh_site, Fault("run", r"^docker exec \S+ sh -c nginx -t", effect="drop_mid")),
+             action="rollback", exit=0, outcome="succeeded", live="new",
+             note="the target already serves through its standby flag, verified; the reload that writes its own "
+                  "configuration is cut, the previous file is put back (one reconnect), a warning says the next "
+                  "command writes it")
+
+
+def test_rollback_unreachable_at_verify(ssh_site, unreachable):
+    ssh_site.deploy()
+    run_cell(ssh_site, "host unreachable (iptables REJECT) after the rollback's switch, before its verify",
+             "switch -> verify",
+             faulty_rollback(ssh_site, Fault("http_get", rf"^127\.0\.0\.1:{ssh_site.port}/", effect="drop",
+                                             action=unreachable.on)),
+             exit=7, outcome=None, live="new", after=unreachable.off, lock_left=True,
+             converge=lambda: ssh_site.rollback(force_unlock=True), action="rollback",
+             note="really unknown: the switch happened, the verify and the switch back could not; the target "
+                  "(healthy, unverified) serves; `rollback --force-unlock` converges")
+
+
+# -- deployctl itself killed while the host pulls: a real `deployctl deploy --env staging`
+# subprocess (release by digest from build.json), signalled when its events say "pull" began.
+
+def killed_at_pull(site: Site, registry, sig: signal.Signals):  # type: ignore[no-untyped-def]
+    def run() -> Attempt:
+        revision = next_revision()
+        repositories, digests = {}, {}
+        for name, ref in site.pinned.items():
+            if "@" in ref:
+                repositories[name], digests[name] = ref.split("@", 1)
+        repositories["proxy"] = f"{registry.address}/{site.app}/proxy"
+        digests["proxy"] = push(site.probe.proxy, repositories["proxy"], revision)
+        write_probe_artifacts(site.config, site.app, revision, site.probe.good, site.probe.good, site.probe.proxy,
+                              digests=digests, repositories=repositories)
+        return signalled_at(site, "deploy", "pull", sig)
+    return run
+
+
+def test_sigterm_while_pulling(ssh_site, registry):
+    run_cell(ssh_site, "SIGTERM to `deployctl deploy`", "pull", killed_at_pull(ssh_site, registry, signal.SIGTERM),
+             exit=6, outcome=("skipped", "failed"), live="previous",
+             note="the pull in flight finishes; nothing was started; recorded, the lock released")
+
+
+def test_sigkill_while_pulling(ssh_site, registry):
+    run_cell(ssh_site, "SIGKILL to `deployctl deploy`", "pull", killed_at_pull(ssh_site, registry, signal.SIGKILL),
+             exit=-9, outcome=None, live="previous", lock_left=True, after=shown_stale(ssh_site),
+             converge=force_unlock(ssh_site),
+             note="the lock on the host names the dead pid and this machine (STALE); the next deploy with "
+                  "--force-unlock converges")
