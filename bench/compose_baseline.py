@@ -1,5 +1,11 @@
 """The baseline the release benchmarks measure against: the same probe services and nginx,
-released the way docker-compose does it (`up -d --force-recreate` with the new images)."""
+released the way docker-compose does it (`up -d --force-recreate` with the new images).
+
+`same_work`: the release deployctl ships does two more things than a bare `up -d`: the
+backend's migration runs before the new code starts, and the backend gets its secret as a
+file. A compose user does the same with `docker-compose run --rm backend <migrate>` before
+`up -d`, and a bind-mounted file (what compose's own `secrets:` are without Swarm), so that
+baseline does too. Bare `up -d` stays the other baseline."""
 
 from __future__ import annotations
 
@@ -20,7 +26,8 @@ version: "2.4"
 services:
   backend:
     image: ${PROBE_IMAGE}
-    environment: {DEPLOYCTL_RELEASE: "${RELEASE}"}
+    environment: {DEPLOYCTL_RELEASE: "${RELEASE}", PROBE_DB_PASSWORD_FILE: /run/secrets/PROBE_DB_PASSWORD}
+    volumes: ["./secrets/PROBE_DB_PASSWORD:/run/secrets/PROBE_DB_PASSWORD:ro"]
   frontend:
     image: ${PROBE_IMAGE}
     environment: {DEPLOYCTL_RELEASE: "${RELEASE}", BACKEND_URL: "http://backend:8000"}
@@ -32,18 +39,26 @@ services:
 
 
 @contextlib.contextmanager
-def compose_site(probe) -> Iterator[tuple[int, Callable[[str], None]]]:  # type: ignore[no-untyped-def]
-    """(port, up): `up(release)` recreates the services with `release` as their release id.
-    The project is taken down on exit."""
+def compose_site(probe, same_work: bool = False) -> Iterator[tuple[int, Callable[..., None]]]:  # type: ignore[no-untyped-def]
+    """(port, up): `up(release)` recreates the services with `release` as their release id
+    (with `same_work`, after the backend's migration; `up(release, migrate=False)`: a
+    rollback, which runs none). The project is taken down on exit."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "docker-compose.yaml").write_text(COMPOSE)
+        (Path(tmp) / "secrets").mkdir()
+        secret = Path(tmp) / "secrets" / "PROBE_DB_PASSWORD"
+        secret.write_text("bench-password-value")
+        secret.chmod(0o444)  # compose hands files over as they are: the image's user must read it
         (Path(tmp) / "upstream").mkdir()
         (Path(tmp) / "upstream" / "frontend.conf").write_text("upstream frontend { server frontend:8000; }\n")
         env = {**os.environ, "PROBE_IMAGE": probe.good, "PROXY_IMAGE": probe.proxy, "PORT": str(port)}
         project = ["docker-compose", "-p", unique_app(), "-f", str(Path(tmp) / "docker-compose.yaml")]
 
-        def up(release: str) -> None:
+        def up(release: str, migrate: bool = True) -> None:
+            if same_work and migrate:
+                subprocess.run([*project, "run", "--rm", "--no-deps", "backend", "python", "/probe/server.py",
+                                "migrate"], env={**env, "RELEASE": release}, check=True, capture_output=True)
             subprocess.run([*project, "up", "-d", "--force-recreate", "backend", "frontend", "proxy"],
                            env={**env, "RELEASE": release}, check=True, capture_output=True)
 

@@ -1,16 +1,22 @@
 """Release speed benchmark: how long a deploy and a rollback take, and when the traffic is
 on the new release as the users see it, deployctl vs `docker-compose up -d`.
 
-Same two probe services (tests/integration/probe_app) behind nginx, the same continuous
-traffic (4 workers, fresh connections, 127.0.0.1 only), in one run, alternating:
+Same two probe services (tests/integration/probe_app) behind nginx, the same traffic (4
+workers, fresh connections, 127.0.0.1 only) on the site being measured, from 0.5 s before
+the command until 0.5 s after it. Rounds are interleaved: each round runs every contender's
+deploy, then every contender's rollback, so a busy machine slows all of them alike.
 
   deployctl, default rollout (drain 3 s, warm window 600 s; guard and canary off):
       deploy vN                        -> wall time, and to the verified switch
       rollback inside the warm window  -> a proxy switch only
       rollback with warm_window = 0    -> start, health, switch (the path outside the window)
-  docker-compose:
-      up -d --force-recreate with vN   -> wall time until it answers from vN
+      `deployctl rollback` as a command -> the warm rollback with the CLI's start-up (what
+                                           the on-call types; the rows above call the service)
+  docker-compose, same work (the backend's migration with `run --rm`, its secret as a file):
+      run --rm backend migrate; up -d --force-recreate with vN -> wall time until it answers from vN
       up -d with the previous images   -> its "rollback"
+  deployctl and docker-compose, bare: the same release without the migration and the secret
+      (deploy and warm rollback only)
 
 "on new" is when every request sent from then on is answered by the target release (the
 traffic generator's view: the first request sent after the last one that failed or came
@@ -24,8 +30,11 @@ Needs the Docker engine and the stand-in images (scripts/testenv.sh up).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +49,7 @@ from deployctl.secrets import Secret  # noqa: E402
 from deployctl.services.deploy import deploy  # noqa: E402
 from deployctl.services.release_images import ReleaseImages  # noqa: E402
 from deployctl.services.rollback import rollback  # noqa: E402
-from tests.integration.deploy_fixtures import (build_probe_images, docker, free_port, probe_config,  # noqa: E402
+from tests.integration.deploy_fixtures import (DEPLOYCTL, build_probe_images, docker, free_port, probe_config,  # noqa: E402
                                                remove_app, unique_app)
 from tests.support.traffic import Traffic, TrafficReport  # noqa: E402
 
@@ -91,83 +100,121 @@ class SwitchSeen(Recorder):
             self.at = time.monotonic()
 
 
-def bench_deployctl(probe, rounds: int, workers: int, phases: Phases) -> int:
-    app, port, cold_app, cold_port = unique_app(), free_port(), unique_app(), free_port()
-    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as cold_tmp:
-        # The documented defaults (drain 3 s, warm window 600 s): what a user gets.
-        loaded = load_config(probe_config(Path(tmp), app, port=port, drain=3.0, health_timeout=10,
-                                          rollout={"warm_window": 600}))
-        cold = load_config(probe_config(Path(cold_tmp), cold_app, port=cold_port, drain=3.0, health_timeout=10,
-                                        rollout={"warm_window": 0}))
-
-        def release(n: int) -> ReleaseImages:
-            return ReleaseImages({"backend": probe.good, "frontend": probe.good, "proxy": probe.proxy}, f"{n:07x}a")
-
-        total = 0
-        try:
-            deploy(loaded, "local", release(1), SECRETS, Recorder())
-            deploy(cold, "local", release(1), SECRETS, Recorder())
-            deploy(cold, "local", release(2), SECRETS, Recorder())
-            with Traffic(f"http://127.0.0.1:{port}/version", workers=workers, max_requests=10**8, max_seconds=900) as traffic, \
-                    Traffic(f"http://127.0.0.1:{cold_port}/version", workers=workers, max_requests=10**8, max_seconds=900) as cold_traffic:
-                time.sleep(1)
-                for n in range(rounds):
-                    # deploy
-                    seen = SwitchSeen()
-                    t0, m0 = time.time(), time.monotonic()
-                    result = deploy(loaded, "local", release(10 + n), SECRETS, seen)
-                    t1, m1 = time.time(), time.monotonic()
-                    phases.add("deploy", m1 - m0)
-                    phases.add("deploy: to the verified switch", (seen.at or m1) - m0)
-                    for step in seen.of(StepDone):  # where the time goes (steps may overlap)
-                        phases.add(f"step {step.step}", step.seconds)
-                    time.sleep(0.5)
-                    phases.add("deploy: on new", on_target(traffic.report, t0, result.release, time.time()))
-                    phases.count_failures("deploy", traffic.report, t0, time.time())
-                    # warm rollback
-                    t0, m0 = time.time(), time.monotonic()
-                    back = rollback(loaded, "local", Recorder())
-                    phases.add("rollback (warm)", time.monotonic() - m0)
-                    time.sleep(0.5)
-                    phases.add("rollback (warm): on new", on_target(traffic.report, t0, back[0].release, time.time()))
-                    phases.count_failures("rollback (warm)", traffic.report, t0, time.time())
-                    # forward again, so the next round has a fresh previous release
-                    deploy(loaded, "local", release(20 + n), SECRETS, Recorder())
-                    # cold rollback: the environment with no warm window
-                    t0, m0 = time.time(), time.monotonic()
-                    back = rollback(cold, "local", Recorder())
-                    phases.add("rollback (cold)", time.monotonic() - m0)
-                    time.sleep(0.5)
-                    phases.add("rollback (cold): on new", on_target(cold_traffic.report, t0, back[0].release, time.time()))
-                    phases.count_failures("rollback (cold)", cold_traffic.report, t0, time.time())
-                    deploy(cold, "local", release(30 + n), SECRETS, Recorder())
-                    time.sleep(0.5)
-            total = traffic.report.total + cold_traffic.report.total
-            phases.failed["all"] = len(traffic.report.failures) + len(cold_traffic.report.failures)
-            return total
-        finally:
-            remove_app(app)
-            remove_app(cold_app)
+def measured(url: str, workers: int, action):  # type: ignore[no-untyped-def]
+    """Runs `action` under its own traffic (only the site being measured is loaded):
+    (command start as time.time(), wall seconds, the action's result, the traffic's report,
+    the end of the window)."""
+    with Traffic(url, workers=workers, max_requests=10**8, max_seconds=300) as traffic:
+        time.sleep(0.5)
+        t0, m0 = time.time(), time.monotonic()
+        result = action()
+        wall = time.monotonic() - m0
+        time.sleep(0.5)
+    return t0, wall, result, traffic.report, time.time()
 
 
-def bench_compose(probe, rounds: int, workers: int, phases: Phases) -> int:
-    with compose_site(probe) as (port, up):
-        up("compose-0")
-        wait_for(port)
-        with Traffic(f"http://127.0.0.1:{port}/version", workers=workers, max_requests=10**8, max_seconds=900) as traffic:
-            time.sleep(1)
-            for n in range(rounds):
-                for phase, release in (("deploy", f"compose-{n + 1}"), ("rollback", f"compose-{n}")):
-                    t0, m0 = time.time(), time.monotonic()
-                    up(release)
-                    phases.add(f"{phase}: up -d returned", time.monotonic() - m0)
-                    wait_for(port, release)
-                    phases.add(phase, time.monotonic() - m0)
-                    time.sleep(0.5)
-                    phases.add(f"{phase}: on new", on_target(traffic.report, t0, release, time.time()))
-                    phases.count_failures(phase, traffic.report, t0, time.time())
-        phases.failed["all"] = len(traffic.report.failures)
-        return traffic.report.total
+class Contender:
+    """One side of the comparison: set up once, then `deploy(n)` and `rollback(n)` (back
+    to round n's previous release) measured into its Phases, round after round."""
+
+    def __init__(self, phases: Phases, workers: int) -> None:
+        self.phases, self.workers, self.sent = phases, workers, 0
+
+    def observe(self, name: str, url: str, action, release_of):  # type: ignore[no-untyped-def]
+        t0, wall, result, report, end = measured(url, self.workers, action)
+        self.sent += report.total
+        self.phases.add(name, wall)
+        self.phases.add(f"{name}: on new", on_target(report, t0, release_of(result), end))
+        self.phases.count_failures(name, report, t0, end)
+        self.phases.failed["all"] = self.phases.failed.get("all", 0) + len(report.failures)
+        return result
+
+
+class Deployctl(Contender):
+    """The documented defaults (drain 3 s, warm window 600 s), and an environment with no
+    warm window for the rollback outside it."""
+
+    def __init__(self, probe, phases: Phases, workers: int, stack, bare: bool = False) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(phases, workers)
+        self.probe, self.bare = probe, bare
+        self.app, self.port, self.cold_app, self.cold_port = unique_app(), free_port(), unique_app(), free_port()
+        tmp, cold_tmp = (Path(stack.enter_context(tempfile.TemporaryDirectory())) for _ in range(2))
+        stack.callback(remove_app, self.app)
+        stack.callback(remove_app, self.cold_app)
+        self.config = probe_config(tmp, self.app, port=self.port, drain=3.0, health_timeout=10,
+                                   rollout={"warm_window": 600}, bare=bare)
+        self.loaded = load_config(self.config)
+        self.cold = load_config(probe_config(cold_tmp, self.cold_app, port=self.cold_port, drain=3.0,
+                                             health_timeout=10, rollout={"warm_window": 0}, bare=bare))
+        # Two releases first: every measured deploy then retires an older warm release, as
+        # every deploy after the second does for a user.
+        deploy(self.loaded, "local", self.release(1), SECRETS, Recorder())
+        deploy(self.loaded, "local", self.release(2), SECRETS, Recorder())
+        if not bare:  # the rollback outside the window is measured once, on the full release
+            deploy(self.cold, "local", self.release(1), SECRETS, Recorder())
+            deploy(self.cold, "local", self.release(2), SECRETS, Recorder())
+
+    def release(self, n: int) -> ReleaseImages:
+        return ReleaseImages({"backend": self.probe.good, "frontend": self.probe.good, "proxy": self.probe.proxy},
+                             f"{n:07x}a")
+
+    def deploy_round(self, n: int) -> None:
+        seen = SwitchSeen()
+
+        def run():  # type: ignore[no-untyped-def]
+            started = time.monotonic()
+            result = deploy(self.loaded, "local", self.release(10 + n), SECRETS, seen)
+            self.phases.add("deploy: to the verified switch", (seen.at or time.monotonic()) - started)
+            return result
+
+        self.observe("deploy", f"http://127.0.0.1:{self.port}/version", run, lambda r: r.release)
+        for step in seen.of(StepDone):  # where the time goes (steps may overlap)
+            self.phases.add(f"step {step.step}", step.seconds)
+
+    def rollback_round(self, n: int) -> None:
+        self.observe("rollback (warm)", f"http://127.0.0.1:{self.port}/version",
+                     lambda: rollback(self.loaded, "local", Recorder()), lambda r: r[0].release)
+        # forward again, so the next round has a fresh previous release
+        deploy(self.loaded, "local", self.release(20 + n), SECRETS, Recorder())
+        if self.bare:
+            return
+        # What the on-call types: the same warm rollback as a command, its start-up included.
+        self.observe("rollback (warm, CLI)", f"http://127.0.0.1:{self.port}/version", self.cli_rollback,
+                     lambda release: release)
+        deploy(self.loaded, "local", self.release(40 + n), SECRETS, Recorder())
+        self.observe("rollback (cold)", f"http://127.0.0.1:{self.cold_port}/version",
+                     lambda: rollback(self.cold, "local", Recorder()), lambda r: r[0].release)
+        deploy(self.cold, "local", self.release(30 + n), SECRETS, Recorder())
+
+
+    def cli_rollback(self) -> str:
+        done = subprocess.run([DEPLOYCTL, "--config", str(self.config), "--json", "rollback", "--env", "local"],
+                              capture_output=True, text=True, check=True)
+        return json.loads(done.stdout.splitlines()[-1])["hosts"][0]["release"]
+
+
+class Compose(Contender):
+    def __init__(self, probe, phases: Phases, workers: int, stack, same_work: bool) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(phases, workers)
+        self.port, self.up = stack.enter_context(compose_site(probe, same_work=same_work))
+        self.up("compose-0")
+        wait_for(self.port)
+
+    def _release(self, name: str, release: str, migrate: bool) -> None:
+        def run() -> str:
+            started = time.monotonic()
+            self.up(release, migrate=migrate)
+            self.phases.add(f"{name}: up -d returned", time.monotonic() - started)
+            wait_for(self.port, release)
+            return release
+
+        self.observe(name, f"http://127.0.0.1:{self.port}/version", run, lambda r: r)
+
+    def deploy_round(self, n: int) -> None:
+        self._release("deploy", f"compose-{n + 1}", migrate=True)
+
+    def rollback_round(self, n: int) -> None:
+        self._release("rollback", f"compose-{n}", migrate=False)
 
 
 def _fmt(value: float | None) -> str:
@@ -181,32 +228,54 @@ def main() -> None:
     args = parser.parse_args()
     docker("info", "--format", "{{.ServerVersion}}")
     probe = build_probe_images(STANDINS)
-    ours, theirs = Phases(), Phases()
-    sent_ours = bench_deployctl(probe, args.rounds, args.workers, ours)
-    sent_theirs = bench_compose(probe, args.rounds, args.workers, theirs)
-    print(f"medians of {args.rounds} rounds, {args.workers} traffic workers; load average {os.getloadavg()[0]:.1f}")
+    ours, same, ours_bare, bare = Phases(), Phases(), Phases(), Phases()
+    loads = []
+    with contextlib.ExitStack() as stack:
+        contenders = [Deployctl(probe, ours, args.workers, stack),
+                      Compose(probe, same, args.workers, stack, same_work=True),
+                      Deployctl(probe, ours_bare, args.workers, stack, bare=True),
+                      Compose(probe, bare, args.workers, stack, same_work=False)]
+        for n in range(args.rounds):  # interleaved: each round sees every contender under the same load
+            for contender in contenders:
+                contender.deploy_round(n)
+            for contender in contenders:
+                contender.rollback_round(n)
+            loads.append(os.getloadavg()[0])
+    print(f"medians of {args.rounds} rounds, {args.workers} traffic workers, rounds interleaved; "
+          f"load average {min(loads):.1f}-{max(loads):.1f}")
+    print("the release: backend with its migration and secret file, frontend, nginx. compose does the same "
+          "work with `run --rm backend migrate` then `up -d`; bare: both sides without the migration and secret")
     rows = [
-        ("deploy: wall time", ours.median("deploy"), theirs.median("deploy")),
-        ("deploy: to the verified switch", ours.median("deploy: to the verified switch"),
-         theirs.median("deploy: up -d returned")),
-        ("deploy: traffic on new after", ours.median("deploy: on new"), theirs.median("deploy: on new")),
-        ("rollback, warm: wall time", ours.median("rollback (warm)"), theirs.median("rollback")),
-        ("rollback, warm: traffic on it after", ours.median("rollback (warm): on new"), theirs.median("rollback: on new")),
-        ("rollback, cold: wall time", ours.median("rollback (cold)"), None),
-        ("rollback, cold: traffic on it after", ours.median("rollback (cold): on new"), None),
+        ("deploy: wall time", "deploy", "deploy", "deploy"),
+        ("deploy: to the verified switch", "deploy: to the verified switch", "deploy: up -d returned",
+         "deploy: to the verified switch"),
+        ("deploy: traffic on new after", "deploy: on new", "deploy: on new", "deploy: on new"),
+        ("rollback, warm: wall time", "rollback (warm)", "rollback", "rollback (warm)"),
+        ("rollback, warm: traffic on it after", "rollback (warm): on new", "rollback: on new",
+         "rollback (warm): on new"),
     ]
-    print(f"{'':<38}{'deployctl':>12}{'compose up -d':>16}{'ratio':>8}")
-    for label, a, b in rows:
-        ratio = f"{a / b:.2f}x" if a and b else ""
-        print(f"{label:<38}{_fmt(a):>12}{_fmt(b):>16}{ratio:>8}")
-    print(f"{'failed requests':<38}{ours.failed.get('all', 0):>12}{theirs.failed.get('all', 0):>16}")
-    print(f"{'requests sent':<38}{sent_ours:>12}{sent_theirs:>16}")
+    print(f"{'':<42}{'deployctl':>10}{'compose':>10}{'ratio':>7}   |{'deployctl':>10}{'compose':>10}{'ratio':>7}")
+    print(f"{'':<42}{'same work':>27}   |{'bare':>27}")
+
+    def cells(a: float | None, b: float | None) -> str:
+        return f"{_fmt(a):>10}{_fmt(b):>10}{(f'{a / b:.2f}x' if a and b else ''):>7}"
+
+    for label, mine, theirs, mine_bare in rows:
+        their_bare = theirs.replace("deploy: to the verified switch", "deploy: up -d returned")
+        print(f"{label:<42}{cells(ours.median(mine), same.median(theirs))}   |"
+              f"{cells(ours_bare.median(mine_bare), bare.median(their_bare))}")
+    for label, name in (("rollback, warm, CLI: wall time", "rollback (warm, CLI)"),
+                        ("rollback, warm, CLI: traffic on it after", "rollback (warm, CLI): on new"),
+                        ("rollback, cold: wall time", "rollback (cold)"),
+                        ("rollback, cold: traffic on it after", "rollback (cold): on new")):
+        print(f"{label:<42}{_fmt(ours.median(name)):>10}")
+    failed = [p.failed.get("all", 0) for p in (ours, same, ours_bare, bare)]
+    sent = [c.sent for c in contenders]
+    print(f"{'failed requests':<42}{failed[0]:>10}{failed[1]:>10}{'':>7}   |{failed[2]:>10}{failed[3]:>10}")
+    print(f"{'requests sent':<42}{sent[0]:>10}{sent[1]:>10}{'':>7}   |{sent[2]:>10}{sent[3]:>10}")
     steps = {name[5:]: ours.median(name) for name in ours.rows if name.startswith("step ")}
     print("deployctl deploy, median seconds per step:",
           ", ".join(f"{k} {v:.2f}" for k, v in sorted(steps.items(), key=lambda kv: -(kv[1] or 0)) if v))
-    for name in ("deploy", "rollback (warm)", "rollback (cold)", "rollback"):
-        if name in ours.failed or name in theirs.failed:
-            print(f"  failed during {name}: deployctl {ours.failed.get(name, '-')}, compose {theirs.failed.get(name, '-')}")
 
 
 if __name__ == "__main__":
