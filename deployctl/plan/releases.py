@@ -20,6 +20,7 @@ NO_REVISION = "0000000"
 # Outcomes a record can have.
 LIVE = "succeeded"  # the switch happened and was verified
 FAILED = "failed"  # the old release kept serving
+REVERTS = "reverts"  # a rollback record's extra: see ReleaseRecord.reverts
 REVERTED = "reverted"  # switched, then switched back (its post-switch check failed, or the rollout stopped)
 SKIPPED = "skipped"  # a rollout across hosts stopped before this host's turn
 UNCERTAIN = "uncertain"  # switching back did not finish: the host needs a look
@@ -77,6 +78,13 @@ class ReleaseRecord:
     # A deploy's snapshot of the release (plan/release_spec.py): what rollback starts again.
     spec: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def reverts(self) -> str | None:
+        """On a rollback record: the release a stopped rollout had switched this host to, when
+        this switch only put the host back (HostDeploy.revert, HostRollback.revert). Nobody
+        judged that release: history and stats must not count it as rolled away from."""
+        return self.extra.get(REVERTS) or None
+
     def to_line(self) -> str:
         data = {k: v for k, v in asdict(self).items() if v not in (None, "", {}) and v is not False}
         return json.dumps(data, sort_keys=True) + "\n"
@@ -127,8 +135,11 @@ class History:
             elif r.action == "rollback" and r.outcome == LIVE:
                 # Someone rolled away from `previous`: a later plain rollback must not put it
                 # back (stats counts it a failed change too). Rolling to a release by hand
-                # (`--to`) makes it good again.
-                seen.pop(r.previous or "", None)
+                # (`--to`) makes it good again. A stopped rollout putting this host back is
+                # no such judgement (tests/faults: a fleet rollback whose second host failed
+                # left the first with no previous release, and the next rollback refused).
+                if not r.reverts:
+                    seen.pop(r.previous or "", None)
                 if r.release in seen or self.deployed(r.release) is not None:
                     seen[r.release] = None
         return sorted(seen, key=sort_key)

@@ -134,7 +134,8 @@ def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
     failed_ids = {r.release for r in reverted}
     succeeded = [r for r in deploys if r.outcome == LIVE and r.release not in failed_ids]
     switched = succeeded + reverted
-    rollbacks = [r for r in inside if r.action == "rollback" and r.outcome == LIVE]
+    # A stopped rollout's put-back is not a rollback (its deploy counts as reverted already).
+    rollbacks = [r for r in inside if r.action == "rollback" and r.outcome == LIVE and not r.reverts]
     left = {r.previous for r in rollbacks if r.previous}
     rolled_back_from = [r for r in succeeded if r.release in left]
     failures = len(reverted) + len(rolled_back_from)

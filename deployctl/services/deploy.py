@@ -453,6 +453,7 @@ class HostDeploy:
         back = HostRollback(self.loaded, self.env_name, self.conn, self.emit, self.previous or "",
                             message=f"rollout of {self.release} stopped ({why}); reverted")
         back.keep_warm = False  # the release left is the one the rollout gave up: not worth keeping running
+        back.reverts = self.release
         back.check()
         back.run()
         self._record(REVERTED, self.previous, f"the rollout stopped ({why}); back on {self.previous}")

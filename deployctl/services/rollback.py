@@ -25,7 +25,7 @@ from ..plan.lock import LockRecord
 from ..plan.images import PROXY, builtin_proxy_image
 from ..plan.release_spec import ReleaseSpec, release_spec
 from ..plan.stats import timing
-from ..plan.releases import FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, History, ReleaseRecord
+from ..plan.releases import FAILED, LIVE, REVERTED, REVERTS, SKIPPED, UNCERTAIN, History, ReleaseRecord
 from ..plan.proxy_config import Standby, live_release, standby_of
 from ..plan.switch_plan import SwitchPlan, rollback_plan
 from . import preflight
@@ -122,6 +122,7 @@ class HostRollback:
         self.seconds = 0.0
         self.started = time.monotonic()
         self.keep_warm = True  # the release left stays warm (rollout.warm_window); a rollout's revert says no
+        self.reverts: str | None = None  # set by a stopped rollout's revert: see ReleaseRecord.reverts
         self.started_at = time.time()  # the command's start: `stats` measures time to restore from here
 
     def check(self) -> None:
@@ -231,8 +232,9 @@ class HostRollback:
             raise mapped(self.host, f"rollback ({self.switch.step})", exc, UNKNOWN if touched else PREVIOUS) from None
         self.seconds = time.monotonic() - self.started
         self.state.set_current(self.target)
+        extra = timing(self.started_at, time.time())
         self.state.record(_record(self.target, self.current, LIVE, "", self.message,
-                                  extra=timing(self.started_at, time.time())))
+                                  extra={**extra, REVERTS: self.reverts} if self.reverts else extra))
         self.phase = "live"
         try:
             warm_window = self.environment.rollout.warm_window if self.keep_warm else 0
@@ -249,10 +251,15 @@ class HostRollback:
         return self.current is not None
 
     def revert(self, why: str) -> None:
+        """The rollout stopped after this host switched: back to the release it served, and
+        this rollback recorded as reverted (as HostDeploy.revert does for a deploy)."""
         back = HostRollback(self.loaded, self.env_name, self.conn, self.emit, self.current or "",
                             message=f"rollback stopped ({why}); reverted")
+        back.reverts = self.target
         back.check()
         back.run()
+        self.state.record(_record(self.target, self.current, REVERTED,
+                                  f"the rollback stopped ({why}); back on {self.current}", self.message))
 
     def skip(self, why: str, outcome: str = SKIPPED) -> None:
         if self.current != self.target:

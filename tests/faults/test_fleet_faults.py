@@ -95,3 +95,47 @@ def test_second_host_verify_fails_mid_rollout(site, load_balancer):  # noqa: F81
     assert "succeeded" not in "".join(line for line in done.stdout.splitlines() if line.split()[:1] == [first])
     assert f"{second}: through the proxy" in done.stdout + done.stderr, detail  # names the host and what failed
     assert converged, detail
+
+
+def test_second_host_verify_fails_mid_rollback(site, load_balancer):  # noqa: F811 - the fleet fixtures
+    """A fleet rollback (inside the warm window: each host's switch is its standby's flag)
+    whose second host fails its verify: the host already rolled back goes forward again, the
+    third is never touched, every host serves the release that was live before the command,
+    and nothing says success. Then the same rollback without the fault converges."""
+    v1 = deployed(site.deploy(next_revision(), "--json"))
+    v2 = deployed(site.deploy(next_revision(), "--json"))
+    site.write_config(batch=1)
+    first, second, third = site.hosts
+    with Traffic(f"{load_balancer.url}/version", workers=4, max_requests=20_000, max_seconds=240) as traffic:
+        time.sleep(1)
+        with VerifyRefused(site.host(second), site.proxy_port):
+            done = site.cli("rollback", "--env", ENV)  # plain output, as in CI
+        ended = time.time()
+        time.sleep(1)
+        outcomes = {h: site.history(h).records[-1].outcome for h in site.hosts}
+        actions = {h: site.history(h).records[-1].action for h in site.hosts}
+        currents = {h: site.current(h) for h in site.hosts}
+        unlocked = not any(site.locked(h) for h in site.hosts)
+        converging = time.time()
+        again = site.cli("rollback", "--env", ENV, "--json")
+        time.sleep(1)
+    report = traffic.report
+    converged = again.returncode == 0 and all(site.current(h) == v1 for h in site.hosts)
+    row = fleet_row("host 2's verify refused (iptables on host 2: its loopback connections to the proxy port)",
+                    "verify, host 2 of 3", "rollback", report, outcomes,
+                    "previous (3 of 3)" if set(currents.values()) == {v2} else str(currents), done.returncode,
+                    unlocked, "succeeded" if converged else "DIVERGED",
+                    "host 1 rolled back and verified, then went forward again when host 2 failed; host 3 was "
+                    "never touched; every host serves the release live before the command; the next rollback "
+                    "converges")
+    detail = (f"{row} actions={actions} {report.summary()} {done.stdout[-2500:]} {done.stderr[-1500:]} "
+              f"{again.stdout[-1500:]} {again.stderr[-1500:]}")
+    assert done.returncode == ExitCode.ROLLBACK_FAILED, detail  # README: 7 = "rollback failed, or uncertain"
+    assert report.total > 100 and report.failures == [], detail
+    wrong = [s for s in report.samples if ended <= s.started < converging and set(s.releases) != {v2}]
+    assert wrong == [], f"{len(wrong)} answers not from {v2} after the failed rollback: {detail}"
+    assert currents == {h: v2 for h in site.hosts} and unlocked, detail
+    assert outcomes[first] != "succeeded" and outcomes[second] != "succeeded", detail
+    assert "succeeded" not in "".join(line for line in done.stdout.splitlines() if line.split()[:1] == [first])
+    assert f"{second}: through the proxy" in done.stdout + done.stderr, detail  # names the host and what failed
+    assert converged, detail

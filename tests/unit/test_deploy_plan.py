@@ -11,7 +11,7 @@ from deployctl.plan.containers import release_containers
 from deployctl.plan.dry_run import deploy_steps
 from deployctl.plan.lock import LockRecord
 from deployctl.plan.names import Names, StateLayout
-from deployctl.plan.releases import (FAILED, LIVE, History, ReleaseRecord, new_release_id, prune_selection,
+from deployctl.plan.releases import (FAILED, LIVE, REVERTED, History, ReleaseRecord, new_release_id, prune_selection,
                                      sort_key)
 import pytest
 
@@ -320,6 +320,29 @@ def test_a_release_rolled_away_from_is_no_rollback_target_until_rolled_to_by_han
     back_to_b = ReleaseRecord(release=b, revision=None, images={}, action="rollback", outcome=LIVE, who="me",
                               when="2026-11-27T10:20:00Z", previous=c)
     assert History((record(a), record(b), away, record(c), back_to_b)).good() == [a, b]
+
+
+def test_a_stopped_rollouts_put_back_judges_no_release():
+    """A fleet rollback from b to a stopped on another host: this host went to a, then a
+    put-back to b (extra.reverts = a). Nobody rolled away from a: the next plain rollback
+    from b still goes to a here, as on the hosts never touched (tests/faults, fleet)."""
+    from deployctl.plan.stats import compute
+
+    a, b = "20260101-000000-x", "20260102-000000-x"
+
+    def rollback(release: str, previous: str, outcome: str = LIVE, **extra) -> ReleaseRecord:  # type: ignore[no-untyped-def]
+        return ReleaseRecord(release=release, revision=None, images={}, action="rollback", outcome=outcome,
+                             who="me", when="2026-11-27T10:16:00Z", previous=previous, extra=extra)
+
+    stopped = History((record(a), record(b), rollback(a, b), rollback(b, a, reverts=a), rollback(a, b, REVERTED)))
+    assert stopped.records[3].reverts == a and stopped.records[2].reverts is None
+    assert stopped.good() == [a, b] and stopped.previous_good(b) == a
+    # Without the mark it reads as someone rolling away from a: no rollback target left.
+    unmarked = History((record(a), record(b), rollback(a, b), rollback(b, a)))
+    assert unmarked.previous_good(b) is None
+    # stats: one rollback (the stopped one's own switch), b not counted as rolled away from twice, a never.
+    numbers = compute(list(stopped.records), now=2e9, window=2e9)
+    assert numbers.rollbacks == 1 and numbers.rolled_back_from == 1
 
 
 def test_prune_keeps_the_newest_and_never_the_live_or_previous_good():
