@@ -7,6 +7,7 @@ registry password goes to `docker login --password-stdin`.
 
 from __future__ import annotations
 
+import shlex
 from typing import Sequence
 
 from .containers import ContainerSpec
@@ -156,8 +157,18 @@ def run_proxy_nginx(names: Names, name: str, image: str, proxy_dir: str, mount: 
     ]
 
 
-def nginx_test(container: str, config: str) -> list[str]:
-    return ["docker", "exec", container, "nginx", "-t", "-q", "-c", config]
+def nginx_swap_and_reload(container: str, host_dir: str, mount: str, config_file: str, staged_file: str) -> list[str]:
+    """A switch's new configuration goes live in one command on the host: `nginx -t` of the
+    staged file (as the container sees it, under `mount`), its rename over the live file (on
+    the host: the container's mount is read-only), the reload. The live file changes only
+    here, so a deployctl killed before this command leaves it as it was: nothing that reads
+    it later (a reload by the next switch, a restarted nginx, the anchor's own nginx after a
+    reboot) loads a release the switch never got to. A deployctl killed during it leaves the
+    host to finish it. `&&`: a file nginx refuses is never renamed."""
+    test = shlex.join(["docker", "exec", container, "nginx", "-t", "-q", "-c", f"{mount}/{staged_file}"])
+    move = shlex.join(["mv", "-f", f"{host_dir}/{staged_file}", f"{host_dir}/{config_file}"])
+    reload = shlex.join(["docker", "exec", container, "nginx", "-s", "reload", "-c", f"{mount}/{config_file}"])
+    return ["sh", "-c", f"{test} && {move} && {reload}"]
 
 
 def nginx_quit(container: str) -> list[str]:
@@ -287,6 +298,10 @@ def nginx_test_and_reload(container: str, config: str) -> list[str]:
 
 def port_of(container: str, port: int = PROXY_CONTAINER_PORT) -> list[str]:
     return ["docker", "port", container, f"{port}/tcp"]
+
+
+# The host's clock, to the nanosecond: docker's log timestamps and `--since` are in it.
+HOST_CLOCK = ["date", "+%s.%N"]
 
 
 def logs_since(container: str, since: float | str) -> list[str]:

@@ -9,7 +9,10 @@ the proxy's own health endpoint. A project's own proxy image extends it through 
 include folders (docs/proxy.md); nothing of ours lives there.
 
 The file is mounted from the host as a directory (PROXY_MOUNT) so that a rewrite by rename
-is seen inside the container; `nginx -t` then `nginx -s reload` applies it gracefully.
+is seen inside the container; `nginx -t` then `nginx -s reload` applies it gracefully. A
+switch stages the new file beside it and renames it into place only in the command that
+reloads (STAGED_FILE), so the file nginx would load next never names a release the switch
+did not get to.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from .release_spec import ProxySpec
 PROXY_MOUNT = "/etc/deployctl/proxy"  # the host's proxy directory, read-only, inside the container
 CONFIG_FILE = "nginx.conf"
 CONFIG_PATH = f"{PROXY_MOUNT}/{CONFIG_FILE}"
+# A switch writes the new configuration here first; one command on the host tests it, renames
+# it over CONFIG_FILE and reloads (plan/docker_commands.nginx_swap_and_reload).
+STAGED_FILE = f"{CONFIG_FILE}.next"
 LIVE_COPY = "nginx.live.conf"  # beside it during a canary: the live-only configuration its watchdog puts back
 PID_FILE = "/tmp/deployctl-nginx.pid"
 # Beside nginx.conf while the anchor serves with its own nginx (plan/docker_commands.py).

@@ -18,7 +18,7 @@ from .canary import CanarySpec
 from .containers import ContainerSpec
 from .names import Names
 from .proxy_config import (ANCHOR_MARKER, CONFIG_FILE, CONFIG_PATH, LIVE_COPY, PROXY_MOUNT, RELEASE_HEADER,
-                           Standby, config_tag, render_proxy_config)
+                           STAGED_FILE, Standby, config_tag, render_proxy_config)
 from .release_spec import HealthProbe, ReleaseSpec
 from .steps import Argv, PlannedStep
 
@@ -83,6 +83,7 @@ class ProxyStart:
     nginx_name: str
     nginx: Argv
     listen_port: int
+    swap: Argv  # where nginx runs: the staged configuration tested, renamed into place, reloaded
 
 
 def proxy_start(target: ReleaseSpec, names: Names, proxy_dir: str, port: int) -> ProxyStart:
@@ -96,6 +97,7 @@ def proxy_start(target: ReleaseSpec, names: Names, proxy_dir: str, port: int) ->
         nginx=tuple(dc.run_proxy_nginx(names, name, proxy.image, proxy_dir, PROXY_MOUNT, CONFIG_PATH,
                                        names.labels(NGINX_ROLE))),
         listen_port=proxy.listen_port,
+        swap=tuple(dc.nginx_swap_and_reload(name, proxy_dir, PROXY_MOUNT, CONFIG_FILE, STAGED_FILE)),
     )
 
 
@@ -132,24 +134,26 @@ class SwitchPlan:
             rows.append(PlannedStep("verify", self.verify.describe()))
         standby = f"; standby {self.standby} (its warm window), switched to by a flag file" if self.standby else ""
         rows.append(PlannedStep("route", ("after the verify: " if self.flag else "")
-                                + f"write the proxy's nginx.conf: upstream {routed.container}:{routed.port}, "
-                                  f"{RELEASE_HEADER}: {self.target.release}{standby}"))
+                                + f"write the proxy's nginx.conf (as {STAGED_FILE} where nginx runs): upstream "
+                                  f"{routed.container}:{routed.port}, {RELEASE_HEADER}: {self.target.release}"
+                                  f"{standby}"))
         rows.append(PlannedStep("route", "the proxy's anchor (its published port), only if it is missing",
                                 self.proxy.anchor))
         rows.append(PlannedStep("route", f"nginx {self.target.proxy.image} beside the running one (which then quits "
                                          "gracefully), only if it is not running this image yet", self.proxy.nginx))
-        rows.append(PlannedStep("route", "else: test and reload the running nginx",
-                                dc.nginx_test_and_reload(self.proxy.nginx_name, CONFIG_PATH)))
+        rows.append(PlannedStep("route", f"else: test {STAGED_FILE}, rename it over nginx.conf, reload the running "
+                                         "nginx (one command on the host)", self.proxy.swap))
         if self.flag is None:
             rows.append(PlannedStep("verify", self.verify.describe()))
         rows.append(PlannedStep("record", "append to releases.jsonl (with this release's spec); write current"))
         if self.guard is not None:
             rows.append(PlannedStep("guard", self.guard.describe(),
                                     tuple(dc.logs_since(self.proxy.nginx_name, "<switch time>"))))
-            rows.append(PlannedStep("guard", "if it crosses: put the previous nginx.conf back, test and reload; "
+            rows.append(PlannedStep("guard", f"if it crosses: put the previous nginx.conf back (staged as {STAGED_FILE}, "
+                                             "tested, renamed, reloaded); "
                                              "wait until the proxy answers from the previous release, then the "
                                              "drain; remove this release's containers; record `reverted` with the numbers; "
-                                             "exit 6", dc.nginx_test_and_reload(self.proxy.nginx_name, CONFIG_PATH)))
+                                             "exit 6", self.proxy.swap))
         rows.append(PlannedStep("drain", f"before stopping a release that served within the last {self.drain:g}s "
                                  "(the one replaced, without a warm window): wait for the requests it holds"))
         rows.append(PlannedStep("stop", "the other releases' running containers (kept for rollback), but the "
@@ -169,8 +173,8 @@ class SwitchPlan:
                                   "unless removed first (a killed deployctl leaves 100% on the live release)",
                         self.watchdog),
             PlannedStep("canary", f"write the proxy's nginx.conf: split_clients on $request_id, {spec.share}% to "
-                                  f"{self.target.release}, the rest to the live release; test and reload",
-                        dc.nginx_test_and_reload(nginx, CONFIG_PATH)),
+                                  f"{self.target.release}, the rest to the live release (staged as {STAGED_FILE}, "
+                                  "tested, renamed, reloaded)", self.proxy.swap),
             PlannedStep("canary", spec.describe(), tuple(dc.logs_since(nginx, "<split time>"))),
             PlannedStep("canary", "`deploy --promote` / `--abort` from another shell decide early (the host's "
                                   "canary-decision file, read every second)"),

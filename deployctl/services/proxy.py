@@ -13,6 +13,7 @@ A configuration change alone is a graceful `nginx -s reload`, after `nginx -t`.
 from __future__ import annotations
 
 import time
+from typing import Sequence
 
 from ..adapters.connector import check
 from ..errors import DeployError
@@ -20,8 +21,8 @@ from ..events import Emit, Message, Timer
 from ..plan import docker_commands as dc
 from ..plan.names import Names, StateLayout
 from ..plan.proxy_containers import Anchor, ProxyContainers, parse_proxy_listing
-from ..plan.proxy_config import (ANCHOR_MARKER, CONFIG_FILE, CONFIG_PATH, PID_FILE, RELEASE_HEADER,
-                                 STANDBY_FLAG_PREFIX, live_release, standby_of)
+from ..plan.proxy_config import (ANCHOR_MARKER, CONFIG_FILE, PID_FILE, PROXY_MOUNT, RELEASE_HEADER,
+                                 STAGED_FILE, STANDBY_FLAG_PREFIX, live_release, standby_of)
 from ..plan.switch_plan import ProxyStart
 from ..secrets import redactor
 START_TIMEOUT = 15.0  # seconds for a new nginx to bind its port
@@ -82,21 +83,25 @@ class HostProxy:
     def route(self, start: ProxyStart, config: str) -> int:
         """Makes the proxy serve `config` (starting it as `start` says where it does not run
         yet, or not this image); returns the published port.
-        The file is written before any nginx reads it; a configuration `nginx -t` refuses
-        is put back and never reaches the running nginx. One `docker ps` tells the anchor,
-        the nginx containers and the port (plan/proxy_containers.py); the only other round
-        trip of a plain switch is the reload."""
+        Where nginx runs, the file is staged beside the live one and `start.swap` tests it,
+        renames it into place and reloads, in one command on the host: until then the live
+        file is untouched, so a deployctl killed before it leaves nothing that a later load
+        would take for the new release, and a file `nginx -t` refuses never becomes live.
+        Where nginx is (re)started, the file is written first (nothing else reads it before).
+        One `docker ps` tells the anchor, the nginx containers and the port
+        (plan/proxy_containers.py); the only other round trip of a plain switch is the swap."""
         previous = self.live_config()
         # The anchor serving with its own nginx means no nginx container serves in its
         # namespace, even one listed as running (left in the namespace of an anchor that
         # restarted): a reload would reach nobody, so a new nginx starts instead.
         anchor_serves = self.conn.read_file(f"{self.layout.proxy_dir}/{ANCHOR_MARKER}") is not None
-        self.conn.put_file(self.config_file, config.encode(), 0o644)
+        seen = self.containers()
+        reload = seen.nginx_state(start.nginx_name) == "running" and not anchor_serves
+        self.conn.put_file(self._staged_file if reload else self.config_file, config.encode(), 0o644)
         try:
-            seen = self.containers()
             anchor_ran = self._ensure_anchor(start, seen.anchor)
-            if seen.nginx_state(start.nginx_name) == "running" and not anchor_serves:
-                self._reload(start.nginx_name)
+            if reload:
+                self._swap(start.swap, "the new configuration")
             else:
                 self._start_nginx(start, seen.nginx)
         except BaseException:
@@ -108,6 +113,17 @@ class HostProxy:
         if actual is None:
             raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} publishes no port")
         return actual
+
+    @property
+    def _staged_file(self) -> str:
+        return f"{self.layout.proxy_dir}/{STAGED_FILE}"
+
+    def _swap(self, argv: Sequence[str], what: str) -> None:
+        """plan/docker_commands.nginx_swap_and_reload: test the staged file, rename, reload."""
+        result = self.conn.run(list(argv))
+        if not result.ok:
+            raise DeployError(f"{self.conn.host}: nginx -t refused {what} (nothing reloaded): "
+                              f"{redactor(result.stderr.strip() or result.stdout.strip())}")
 
     def raise_flag(self, flag: str) -> None:
         """The switch to the live configuration's standby (plan/proxy_config.Standby): the
@@ -127,17 +143,22 @@ class HostProxy:
         return f"{self.layout.proxy_dir}/{flag}"
 
     def put_back(self, previous: bytes | None) -> None:
-        """The configuration before a failed route: file and, if nginx runs, its reload."""
-        if previous is None:
+        """The configuration before a failed route (or a canary, or the guard's watch): made
+        live the same way, staged and swapped in where nginx runs, so a put-back that nginx
+        refuses (the previous release's upstream gone meanwhile, tests/faults) leaves the file
+        naming what nginx still serves."""
+        if previous is None or self.live_config() == previous:
+            # Unchanged on disk: the swap never renamed the new file in, so nginx never
+            # loaded it. Writing it again would only fail again when the disk is full, and
+            # report an intact site as uncertain (tests/faults, disk full).
             return
-        if self.live_config() != previous:
-            # Unchanged on disk when the new file never got there (the write is a rename of a
-            # complete temporary file): writing it again would only fail again when the disk
-            # is full, and report an intact site as uncertain (tests/faults, disk full).
-            self.conn.put_file(self.config_file, previous, 0o644)
         running = self.running_nginx()
-        if running:
-            self._reload(running)
+        if running is None:
+            self.conn.put_file(self.config_file, previous, 0o644)
+            return
+        self.conn.put_file(self._staged_file, previous, 0o644)
+        self._swap(dc.nginx_swap_and_reload(running, self.layout.proxy_dir, PROXY_MOUNT, CONFIG_FILE, STAGED_FILE),
+                   "the previous configuration")
 
     def _ensure_anchor(self, start: ProxyStart, anchor: Anchor | None) -> bool:
         """The anchor runs afterwards; True when it ran already (its listed port holds)."""
@@ -155,12 +176,6 @@ class HostProxy:
         else:
             check(self.conn, dc.start([self.names.proxy]))
         return False
-
-    def _reload(self, name: str) -> None:
-        result = self.conn.run(dc.nginx_test_and_reload(name, CONFIG_PATH))
-        if not result.ok:
-            raise DeployError(f"{self.conn.host}: nginx -t refused the new configuration (nothing reloaded): "
-                              f"{redactor(result.stderr.strip() or result.stdout.strip())}")
 
     def _start_nginx(self, start: ProxyStart, containers: dict[str, tuple[str, str]]) -> None:
         """A new nginx beside the running one(s); they quit gracefully once it listens."""

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Callable
 
-from ..events import Emit, StepProgress, Timer
+from ..events import Emit, Message, StepProgress, Timer
 from ..plan import docker_commands as dc
 from ..plan.access_log import LogEntry, parse_line
 from ..plan.verdict import GuardVerdict, guard_verdict
 from .proxy import HostProxy
 
 TICK = 1.0  # seconds between evaluations (the guard's reaction time is about this + a switch)
+CLOCK_WARNING = 2.0  # seconds of difference between the host's clock and ours worth telling
 
 
 class ProxyLog:
@@ -30,23 +32,33 @@ class ProxyLog:
     line's time, floored to the millisecond the argv carries): a busy proxy's log is not read
     and parsed again in full every second of a long canary. Lines at that edge come back
     twice; docker's nanosecond timestamp makes each line's text unique, so they are dropped
-    by text."""
+    by text.
+
+    Docker's timestamps and `--since` are the host's clock; the switch time and the verdicts'
+    windows are this machine's. A host whose clock is off (no NTP, a VM resumed) would shift
+    every window by the difference: a host an hour behind answers `--since <the switch>`
+    with nothing, and the guard would watch a failing release pass. So the first read asks
+    the host's time (one round trip) and every instant crosses over by that offset: entries
+    come back in this machine's time (tests/faults: the host's clock an hour behind)."""
 
     def __init__(self, proxy: HostProxy) -> None:
         self.proxy = proxy
         self._nginx: str | None = None
         self._since: float | None = None
         self._entries: list[LogEntry] = []
-        self._next = 0.0  # where the next read starts
+        self._next = 0.0  # where the next read starts (the host's clock)
         self._edge: set[str] = set()  # lines already read at or after _next
+        self._offset: float | None = None  # the host's clock minus this machine's
 
     def entries(self, since: float) -> list[LogEntry]:
-        """Every access-log entry since `since` (epoch seconds) of the nginx running now."""
+        """Every access-log entry since `since` (epoch seconds, this machine's clock) of the
+        nginx running now, its `at` in this machine's clock."""
+        offset = self.offset()
         if since != self._since:
-            self._since, self._entries, self._next, self._edge = since, [], since, set()
+            self._since, self._entries, self._next, self._edge = since, [], since + offset, set()
         if self._nginx is None:
             self._nginx = self.proxy.running_nginx()
-            self._next, self._edge = since, set()  # another nginx: its own log, from the start
+            self._next, self._edge = since + offset, set()  # another nginx: its own log, from the start
         if self._nginx is None:
             return list(self._entries)
         result = self.proxy.conn.run(dc.logs_since(self._nginx, self._next), timeout=30)
@@ -54,12 +66,30 @@ class ProxyLog:
             self._nginx = None
             return list(self._entries)
         read = [(line, parse_line(line)) for line in result.stdout.splitlines()]
-        self._entries += [e for line, e in read if e is not None and line not in self._edge]
+        self._entries += [replace(e, at=e.at - offset) for line, e in read if e is not None and line not in self._edge]
         newest = max((e.at for _, e in read if e is not None), default=None)
         if newest is not None:
             self._next = max(self._next, math.floor(newest * 1000) / 1000)
             self._edge = {line for line, e in read if e is not None and e.at >= self._next}
         return list(self._entries)
+
+    def offset(self) -> float:
+        """The host's clock minus this machine's, read once (from the middle of the round
+        trip: good to its half, milliseconds). 0 when the host cannot say."""
+        if self._offset is None:
+            asked = time.time()
+            result = self.proxy.conn.run(dc.HOST_CLOCK, timeout=10)
+            answered = time.time()
+            try:
+                self._offset = float(result.stdout.strip()) - (asked + answered) / 2 if result.ok else 0.0
+            except ValueError:
+                self._offset = 0.0
+            if abs(self._offset) >= CLOCK_WARNING:
+                self.proxy.emit(Message(
+                    f"the host's clock is {abs(self._offset):.1f}s {'ahead of' if self._offset > 0 else 'behind'} "
+                    "this machine's: the proxy's log is read with that difference taken out (fix the host's NTP)",
+                    level="warning", host=self.proxy.conn.host))
+        return self._offset
 
 
 class Guard:

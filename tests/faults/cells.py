@@ -31,6 +31,10 @@ from .conftest import RESULTS
 
 SECRETS = {"PROBE_DB_PASSWORD": Secret("probe-password-value")}
 WORKERS = 4
+# The commands that make nginx load a configuration: a switch's swap on the host (`sh -c
+# "docker exec N nginx -t -q -c .../nginx.conf.next && mv ... && docker exec N nginx -s
+# reload ..."`) and a put-back's reload (`docker exec N sh -c "nginx -t ... && nginx -s reload"`).
+RELOADS = r"docker exec \S+ (sh -c )?nginx -t"
 _revisions = itertools.count(1)
 
 
@@ -81,8 +85,9 @@ class Site:
         return HostState(conn, layout_for(self.loaded, self.env))
 
     def deploy(self, conn=None, loaded: LoadedConfig | None = None, **kwargs) -> str:  # type: ignore[no-untyped-def]
+        emit = kwargs.pop("emit", None)
         return deploy(loaded or self.loaded, self.env, kwargs.pop("images", None) or self.images(), SECRETS,
-                      Recorder(), connectors=[conn or self.connector()], **kwargs).release
+                      Recorder() if emit is None else emit, connectors=[conn or self.connector()], **kwargs).release
 
     def rollback(self, conn=None, **kwargs) -> str:  # type: ignore[no-untyped-def]
         """A plain `deployctl rollback` (to the previous good release); the release now live."""

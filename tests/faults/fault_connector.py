@@ -113,3 +113,40 @@ def wrong_release(address: str, port: int, path: str) -> HttpResponse:
     """An answer through the proxy stamped with a release that is not the target."""
     body = b'{"frontend": {"release": "not-the-target"}}'
     return HttpResponse(200, body, {"x-deployctl-release": "not-the-target"})
+
+
+def host_clock_off(skew: int) -> list[Fault]:
+    """The host's clock `skew` seconds off this machine's (negative: behind), simulated at the
+    connector: containers share this machine's kernel clock, and moving it would move
+    everything on the machine. What deployctl sees of a host's clock is made consistent:
+    `date +%s.%N` answers in it, `docker logs --since S` means S in it, and the log's
+    timestamps come back in it. Every other call is the real one."""
+    from deployctl.adapters.local import LocalConnector
+
+    real = LocalConnector()
+
+    def clock(argv) -> CommandResult:  # type: ignore[no-untyped-def]
+        done = real.run(argv)
+        return CommandResult(done.rc, f"{float(done.stdout) + skew:.9f}\n", done.stderr)
+
+    def logs(argv) -> CommandResult:  # type: ignore[no-untyped-def]
+        argv = list(argv)
+        at = argv.index("--since") + 1
+        argv[at] = f"{float(argv[at]) - skew:.3f}"
+        done = real.run(argv, timeout=30)
+        return CommandResult(done.rc, _shift_stamps(done.stdout, skew), done.stderr)
+
+    return [Fault("run", r"^date \+%s\.%N$", times=0, effect=clock),
+            Fault("run", r"^docker logs --timestamps --since ", times=0, effect=logs)]
+
+
+def _shift_stamps(text: str, skew: int) -> str:
+    """Docker's `2026-12-02T15:50:00.123456789Z ` line prefixes moved by whole seconds."""
+    import calendar
+    import time
+
+    def shifted(match: re.Match[str]) -> str:
+        whole = calendar.timegm(time.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S")) + skew
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + match.group(2)
+
+    return re.sub(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+Z|Z)", shifted, text, flags=re.M)

@@ -23,9 +23,11 @@ after the faulty run; "next run" is the outcome of the run that follows. A faile
 exits 7 whatever it left (README's exit codes: "rollback failed, or the site's state is
 uncertain"); "live after" says what serves. Real where possible: nginx's own `nginx -t`, a
 broken server copied into a stopped container, `iptables`, signals, a tmpfs, a dockerd
-restart, a stopped registry; simulated at the connector (said so in the fault text or note):
-exec exit codes, a hanging migration, a wrong verify answer. Not covered: the host's clock
-wrong (only deployctl's), a switch back that fails for a real reason, a fleet rollback.
+restart, a stopped registry, a release's container killed; simulated at the connector (said so
+in the fault text or note): exec exit codes, a hanging migration, a wrong verify answer, the
+host's clock (containers share this machine's). A switch writes the new nginx.conf as
+nginx.conf.next and renames it into place only in the command that reloads, so a cell's
+"switch: config staged" is the moment before that command.
 
 | target | action | fault | step | requests | failed | live after | history | exit | lock released | next run | note |
 |---|---|---|---|---:|---:|---|---|---:|---|---|---|

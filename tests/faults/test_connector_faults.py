@@ -11,12 +11,14 @@ import pytest
 
 from deployctl.adapters.local import LocalConnector
 from deployctl.config import load_config
+from deployctl.events import Message, Recorder
 from deployctl.plan.names import LABEL_ROLE
+from deployctl.plan.proxy_config import CONFIG_FILE, live_release
 from deployctl.services.hosts import names_for
 from tests.integration.deploy_fixtures import docker, free_port, probe_config, remove_app, unique_app
 
-from .cells import Site, attempt, run_cell
-from .fault_connector import Fault, FaultConnector, wrong_release
+from .cells import RELOADS, Site, attempt, run_cell
+from .fault_connector import Fault, FaultConnector, host_clock_off, wrong_release
 
 pytestmark = pytest.mark.integration
 
@@ -61,14 +63,14 @@ def test_health_probe_fails_once_is_retried(site):
 
 
 def test_route_cannot_write_the_config(site):
-    run_cell(site, "put_file of the proxy's nginx.conf fails", "route",
-             faulty(site, Fault("put_file", r"/proxy/nginx\.conf$")),
+    run_cell(site, "put_file of the proxy's new nginx.conf (staged as nginx.conf.next) fails", "route",
+             faulty(site, Fault("put_file", r"/proxy/nginx\.conf(\.next)?$")),
              exit=6, outcome="reverted", live="previous")
 
 
 def test_route_reload_fails(site):
-    run_cell(site, "`nginx -t && nginx -s reload` exec exits 1", "route",
-             faulty(site, Fault("run", r"^docker exec \S+ sh -c nginx -t")),
+    run_cell(site, "the swap (`nginx -t` of the staged file, rename, `nginx -s reload`) exits 1", "route",
+             faulty(site, Fault("run", RELOADS)),
              exit=6, outcome="reverted", live="previous")
 
 
@@ -85,7 +87,7 @@ def test_nginx_refuses_the_new_upstream(site):
         docker("network", "disconnect", network, names.container("frontend", site.state().holder().release))
 
     def run():  # type: ignore[no-untyped-def]
-        result = faulty(site, Fault("put_file", r"/proxy/nginx\.conf$", effect="pass", action=disconnect))()
+        result = faulty(site, Fault("put_file", r"/proxy/nginx\.conf(\.next)?$", effect="pass", action=disconnect))()
         errors.append(result.error)
         return result
 
@@ -116,11 +118,85 @@ def test_switch_back_fails(site):
     still runs the new (healthy, never verified) configuration."""
     run_cell(site, "verify fails, then the switch-back reload exits 1", "verify + switch back",
              faulty(site, Fault("http_get", rf"^127\.0\.0\.1:{site.port}/", times=0, effect=wrong_release),
-                    Fault("run", r"^docker exec \S+ sh -c nginx -t", nth=2)),
+                    Fault("run", RELOADS, nth=2)),
              exit=7, outcome="uncertain", live="new",
              note="nginx kept the new config (the put-back reload failed): the new release serves; "
                   "`current` still names the previous one; `status` says which serves",
              after=lambda tried: _status_names_what_serves(site, tried))
+
+
+def test_switch_back_refused_for_real(site):
+    """A switch back that fails for a real reason: while the new release is verified (the
+    verify is made to fail: a wrong release answers), the previous release's frontend dies
+    (killed, no restart: a crash, an OOM kill), so the real `nginx -t` refuses the previous
+    configuration ("host not found in upstream"). Uncertain, exit 7; nginx keeps the new
+    release (healthy, never verified), nginx.conf still names it (the put-back was only
+    staged), `status` says which serves, and the next deploy converges."""
+    names = names_for(site.loaded, site.env)
+    killed: list[str] = []
+    errors: list[str] = []
+
+    def kill_previous() -> None:
+        if not killed:
+            # A second into the verify: nginx's old workers (they keep accepting for 100 ms
+            # after a reload) have handed the previous release their last requests by then.
+            time.sleep(1.0)
+            container = names.container("frontend", site.state().current())
+            docker("update", "--restart", "no", container)
+            docker("kill", container)
+            killed.append(container)
+
+    def run():  # type: ignore[no-untyped-def]
+        result = faulty(site, Fault("http_get", rf"^127\.0\.0\.1:{site.port}/", times=0, effect=wrong_release,
+                                    action=kill_previous))()
+        errors.append(result.error)
+        return result
+
+    def says_what_happened(tried: str) -> None:
+        assert killed, "the previous release's frontend was never killed"
+        assert "switching back failed" in errors[0] and "host not found in upstream" in errors[0], errors
+        assert "nginx -t refused the previous configuration" in errors[0], errors
+        on_disk = live_release(LocalConnector().read_file(f"{site.state().layout.proxy_dir}/{CONFIG_FILE}"))
+        assert on_disk == tried, (on_disk, tried)  # the file names what nginx serves
+        _status_names_what_serves(site, tried)
+
+    run_cell(site, "verify fails (a wrong release answers), and the previous release's frontend dies meanwhile "
+             "(killed, no restart)", "verify + switch back (nginx -t refuses the previous upstream for real)",
+             run, after=says_what_happened, exit=7, outcome="uncertain", live="new", max_failed=50,
+             failed_because="requests the previous release still held when it was killed (none expected: it is "
+                            "killed a second after the switch)",
+             note="real nginx refuses the put-back (\"host not found in upstream\"): nothing reloaded, the new "
+                  "release (healthy, unverified) keeps serving and nginx.conf names it; `status` says so; the "
+                  "next deploy converges without the dead release")
+
+
+def test_host_clock_behind_the_guard_still_reverts(site):
+    """The host's clock an hour behind this machine's (simulated at the connector, see
+    host_clock_off), and a release that starts failing seconds after its switch under the
+    error-rate guard. The guard reads the proxy's log with `docker logs --since <the switch>`:
+    in the host's clock that instant is an hour ahead, so without taking the difference out
+    it read nothing, and the failing release passed its watch (found by this cell, fixed in
+    services/watch.ProxyLog). Reverted, exit 6, with a warning naming the difference."""
+    failing = load_config(probe_config(site.config.parent, site.app, port=site.port, health_timeout=4, drain=0.2,
+                                       name="guarded.toml", frontend_env={"PROBE_FAIL_AFTER": 10},
+                                       rollout={"guard_window": 30, "guard_max_error_rate": 0.05,
+                                                "guard_min_requests": 20, "warm_window": 0}))
+    events = Recorder()
+
+    def run():  # type: ignore[no-untyped-def]
+        return attempt(lambda: site.deploy(FaultConnector(LocalConnector(), *host_clock_off(-3600)), loaded=failing,
+                                           emit=events))
+
+    def warned(tried: str | None) -> None:
+        texts = [m.text for m in events.of(Message) if "clock" in m.text]
+        assert texts and "behind" in texts[0], texts
+
+    run_cell(site, "the host's clock 1 hour behind (simulated at the connector: `date`, `docker logs --since` and "
+             "its timestamps), a release that fails 10 s after it starts, the guard on", "guard",
+             run, after=warned, exit=6, outcome="reverted", live="previous", max_failed=1_000_000,
+             failed_because="the new release answers 500 by design until the guard switches it back",
+             note="the guard reads the log in the host's clock (one `date` per watch, the difference taken "
+                  "out) and reverts; before the fix it read nothing and the failing release passed")
 
 
 def _status_names_what_serves(site, tried: str) -> None:

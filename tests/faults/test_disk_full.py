@@ -94,9 +94,10 @@ def test_disk_full_before_the_deploy(site):
 
 
 def test_disk_full_when_the_switch_writes_the_proxy_config(site):
-    run_cell(site, "the state dir's disk fills up", "switch (writing nginx.conf)",
-             remembered(site, lambda: site.deploy(FillsDiskAt(site.disk, "/proxy/nginx.conf"))),
+    run_cell(site, "the state dir's disk fills up", "switch (staging the new nginx.conf)",
+             remembered(site, lambda: site.deploy(FillsDiskAt(site.disk, "/proxy/nginx.conf.next"))),
              exit=6, outcome=("reverted", None), live="previous",
              after=freed(site, message="no space left on the disk during switch"),
-             note="nginx.conf is unchanged (written by rename of a whole file), so nothing is written back; "
+             note="nginx.conf is unchanged (the new one is only staged, by rename of a whole file), so nothing "
+                  "is written back; "
                   "the record is appended whole or not at all (a short write is cut off), as the disk allows")

@@ -15,7 +15,10 @@ import time
 
 import pytest
 
+from deployctl.adapters.local import LocalConnector
+from deployctl.plan.proxy_config import CONFIG_FILE, STAGED_FILE, live_release
 from deployctl.services.deploy import DeployOptions
+from deployctl.services.hosts import layout_for
 from tests.integration.deploy_fixtures import (ROOT, free_port, probe_config, remove_app, unique_app,
                                               write_probe_artifacts)
 
@@ -60,7 +63,7 @@ def killed_before(site: Site, call: str, pattern: str, sig: signal.Signals):  # 
     return run
 
 
-RELOAD = r"^docker exec \S+ sh -c nginx -t"  # the config is written; nginx not yet told
+RELOAD = r"docker exec \S+ nginx -t -q -c \S+\.next"  # the file is staged; nginx not yet told
 
 
 def force_unlock(site: Site):  # type: ignore[no-untyped-def]
@@ -105,18 +108,31 @@ def test_sigkill_during_migrate(site):
 
 def test_sigterm_between_config_write_and_reload(site):
     run_cell(site, "SIGTERM to `deployctl deploy` (fault point in the process)",
-             "switch: config written, before the reload", killed_before(site, "run", RELOAD, signal.SIGTERM),
+             "switch: config staged, before the swap", killed_before(site, "run", RELOAD, signal.SIGTERM),
              exit=6, outcome="reverted", live="previous",
              note="the reload it was about to make is made; then it switches back at once (no verify)")
 
 
 def test_sigkill_between_config_write_and_reload(site):
+    stale = shown_stale(site)
+
+    def the_live_file_still_names_the_previous_release(tried: str | None) -> None:
+        """The new configuration was only staged: nothing that loads nginx.conf later (a
+        restarted nginx, the anchor's own nginx after a reboot) can take the unverified
+        release. Before the swap (2026-12-02) the file named it until the next deploy."""
+        stale(tried)
+        layout = layout_for(site.loaded, site.env)
+        on_disk = live_release(LocalConnector().read_file(f"{layout.proxy_dir}/{CONFIG_FILE}"))
+        assert on_disk == site.state().current() != tried, (on_disk, tried)
+        staged = live_release(LocalConnector().read_file(f"{layout.proxy_dir}/{STAGED_FILE}"))
+        assert staged == tried, staged
+
     run_cell(site, "SIGKILL to `deployctl deploy` (fault point in the process)",
-             "switch: config written, before the reload", killed_before(site, "run", RELOAD, signal.SIGKILL),
-             exit=-9, outcome=None, live="previous", lock_left=True, after=shown_stale(site),
-             converge=force_unlock(site),
-             note="nginx still runs the previous config; the file on disk names the new release until the "
-                  "next deploy (--force-unlock) renders it again")
+             "switch: config staged, before the swap", killed_before(site, "run", RELOAD, signal.SIGKILL),
+             exit=-9, outcome=None, live="previous", lock_left=True,
+             after=the_live_file_still_names_the_previous_release, converge=force_unlock(site),
+             note="nginx runs the previous config and nginx.conf still names it: the new one was only staged "
+                  "(nginx.conf.next), renamed into place only by the command that reloads")
 
 
 def test_sigterm_between_switch_and_verify(site):

@@ -24,7 +24,7 @@ from deployctl.services.deploy_result import DeployOptions
 from deployctl.services.hosts import names_for
 from tests.integration.deploy_fixtures import PROBE, docker, free_port, probe_config, remove_app, unique_app
 
-from .cells import Attempt, Site, attempt, run_cell, shown_stale, signalled_at
+from .cells import RELOADS, Attempt, Site, attempt, run_cell, shown_stale, signalled_at
 from .fault_connector import Fault, FaultConnector
 
 pytestmark = pytest.mark.integration
@@ -136,8 +136,8 @@ def test_verify_fails_on_the_target(site, tmp_path):
 
 def test_switch_reload_fails(site):
     target_of(site)
-    run_cell(site, "`nginx -t && nginx -s reload` exec exits 1", "switch",
-             faulty(site, Fault("run", r"^docker exec \S+ sh -c nginx -t")),
+    run_cell(site, "the swap (`nginx -t` of the staged file, rename, `nginx -s reload`) exits 1", "switch",
+             faulty(site, Fault("run", RELOADS)),
              converge=site.rollback, action="rollback",
              exit=7, outcome="reverted", live="previous", note="simulated at the connector")
 

@@ -21,7 +21,7 @@ from tests.integration.deploy_fixtures import (free_port, probe_config, remove_a
                                               write_probe_artifacts)
 from tests.integration.test_deploy_ssh import push
 
-from .cells import Attempt, Site, attempt, next_revision, run_cell, shown_stale, signalled_at
+from .cells import RELOADS, Attempt, Site, attempt, next_revision, run_cell, shown_stale, signalled_at
 from .fault_connector import Fault, FaultConnector
 
 pytestmark = pytest.mark.integration
@@ -169,9 +169,9 @@ def test_rollback_flag_write_fails(ssh_site):
 
 def test_rollback_dropped_while_reloading(ssh_site):
     ssh_site.deploy()
-    run_cell(ssh_site, "SSH dropped while the rollback's `nginx -t && nginx -s reload` is in flight (after "
+    run_cell(ssh_site, "SSH dropped while the rollback's swap (`nginx -t`, rename, reload) is in flight (after "
                        "its verify)", "route",
-             faulty_rollback(ssh_site, Fault("run", r"^docker exec \S+ sh -c nginx -t", effect="drop_mid")),
+             faulty_rollback(ssh_site, Fault("run", RELOADS, effect="drop_mid")),
              action="rollback", exit=0, outcome="succeeded", live="new",
              note="the target already serves through its standby flag, verified; the reload that writes its own "
                   "configuration is cut, the previous file is put back (one reconnect), a warning says the next "

@@ -150,6 +150,13 @@ def test_small_docker_commands():
     assert dc.nginx_test_and_reload("p-nginx", "/etc/deployctl/proxy/nginx.conf") == [
         "docker", "exec", "p-nginx", "sh", "-c",
         "nginx -t -q -c /etc/deployctl/proxy/nginx.conf && nginx -s reload -c /etc/deployctl/proxy/nginx.conf"]
+    # A switch's swap: the live file changes only in this one command on the host, after
+    # nginx -t passed the staged one; a directory with a space stays one word.
+    assert dc.nginx_swap_and_reload("p-nginx", "/s/my proxy", "/etc/deployctl/proxy", "nginx.conf", "nginx.conf.next") == [
+        "sh", "-c",
+        "docker exec p-nginx nginx -t -q -c /etc/deployctl/proxy/nginx.conf.next"
+        " && mv -f '/s/my proxy/nginx.conf.next' '/s/my proxy/nginx.conf'"
+        " && docker exec p-nginx nginx -s reload -c /etc/deployctl/proxy/nginx.conf"]
     assert dc.logs("c", 50, follow=True) == ["docker", "logs", "--tail", "50", "--follow", "c"]
     assert dc.run_proxy_anchor(names, "nginx:1.27-alpine", 8080, 80, {"k": "v"}, "/s/proxy", "/etc/deployctl/proxy",
                                "/etc/deployctl/proxy/nginx.conf", "/etc/deployctl/proxy/m") == [
@@ -371,7 +378,9 @@ def test_dry_run_prints_the_plan_the_switch_runs_and_never_a_secret_value():
     for chain in plan.start:  # the very argv the switch runs
         for argv in chain:
             assert list(argv) in argvs
-    assert list(plan.proxy.anchor) in argvs and list(plan.proxy.nginx) in argvs
+    assert list(plan.proxy.anchor) in argvs and list(plan.proxy.nginx) in argvs and list(plan.proxy.swap) in argvs
+    assert plan.proxy.swap == tuple(dc.nginx_swap_and_reload(plan.proxy.nginx_name, layout.proxy_dir,
+                                                             "/etc/deployctl/proxy", "nginx.conf", "nginx.conf.next"))
     assert steps[len(steps) - len(plan.steps()) - 2:-2] == plan.steps()
     order = [s.step for s in steps]
     assert order.index("secrets") < order.index("start") < order.index("health") < order.index("route")

@@ -5,6 +5,7 @@ the settings, and how history and stats count a guard revert or a canary abort."
 from __future__ import annotations
 
 import calendar
+import time
 
 import pytest
 from pydantic import ValidationError
@@ -173,10 +174,12 @@ class _LogConn:
 
     host = "h"
 
-    def __init__(self, lines: list[str]) -> None:
-        self.lines, self.reads = lines, []
+    def __init__(self, lines: list[str], skew: float = 0.0) -> None:
+        self.lines, self.reads, self.skew = lines, [], skew  # skew: the host's clock minus ours
 
     def run(self, argv, timeout=None):  # type: ignore[no-untyped-def]
+        if argv == ["date", "+%s.%N"]:
+            return type("R", (), {"ok": True, "stdout": f"{time.time() + self.skew:.9f}\n", "stderr": ""})()
         since = float(argv[argv.index("--since") + 1])
         self.reads.append(since)
         out = [ln for ln in self.lines if parse_line(ln) is None or parse_line(ln).at >= since]
@@ -199,3 +202,22 @@ def test_proxy_log_reads_only_what_is_new_and_never_counts_a_line_twice() -> Non
     assert round(conn.reads[1], 3) == round(since + 1.1, 3)  # from the newest line's millisecond, not the start
     assert len(log.entries(since)) == 5  # nothing new: nothing added
     assert len(log.entries(since + 1.5)) == 1  # another watch starts over
+
+
+def test_proxy_log_takes_the_hosts_clock_difference_out() -> None:
+    """A host an hour behind: its log's timestamps and `--since` are its own clock. Asked
+    `--since <the switch>` in ours, it would answer nothing, and a guard would watch a
+    failing release pass; the offset crosses both ways."""
+    from deployctl.events import Message, Recorder
+    from deployctl.services.watch import ProxyLog
+
+    conn = _LogConn([line("2026-12-01T16:50:01.500000000Z", 500, NEW)], skew=-3600.0)  # host time
+    events = Recorder()
+    proxy = type("P", (), {"conn": conn, "running_nginx": lambda self: "nginx-1", "emit": events})()
+    log = ProxyLog(proxy)  # type: ignore[arg-type]
+    since = calendar.timegm((2026, 12, 1, 17, 50, 0, 0, 0, 0))  # the switch, in our clock
+    [entry] = log.entries(since)
+    assert abs(conn.reads[0] - (since - 3600)) < 0.5  # asked in the host's clock
+    assert abs(entry.at - (since + 1.5)) < 0.5  # answered in ours
+    [warning] = events.of(Message)
+    assert "behind" in warning.text and "3600" in warning.text and warning.host == "h", warning
