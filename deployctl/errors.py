@@ -19,7 +19,9 @@ class ExitCode(IntEnum):
     CONNECT = 4
     BUILD_OR_TEST = 5
     DEPLOY_FAILED = 6  # the previous release is still serving
-    ROLLBACK_FAILED = 7  # or the site's state is uncertain
+    # The site's state is uncertain (a switch back did not finish), or a rollout left hosts on
+    # different releases. The name predates that meaning: a rollback that failed cleanly is 6.
+    ROLLBACK_FAILED = 7
     LOCK_HELD = 8
 
 
@@ -82,7 +84,17 @@ class HealthCheckError(DeployError):
 
 
 class RollbackError(DeployctlError):
-    """Rollback failed, or a failure left the site in a state we cannot vouch for."""
+    """A rollback failed or was refused, and every host still serves the release it served
+    before the command (nothing to clean up): exit 6, as a failed deploy. Until 2026-12-02 it
+    was 7, which told on-call "uncertain" about a site that was fine (issue 14)."""
+
+    exit_code = ExitCode.DEPLOY_FAILED
+
+
+class UncertainError(DeployctlError):
+    """What a host serves is not known (its switch back did not finish, or the connection
+    went after the proxy may have been touched), or the hosts serve different releases.
+    Exit 7: look before doing anything else."""
 
     exit_code = ExitCode.ROLLBACK_FAILED
 

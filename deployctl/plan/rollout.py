@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from ..errors import ExitCode, RollbackError
+from ..errors import ExitCode, RollbackError, UncertainError
 
 # What a rollout did to one host (printed, in --json results, and in the host's history).
 SUCCEEDED = "succeeded"  # on the new release, verified through its nginx
@@ -94,6 +94,10 @@ def rollback_target(hosts: Sequence[HostReleases], to: str | None) -> str:
     if len(targets) > 1:
         detail = "; ".join(f"{h.host}: live {h.current or 'none'}, previous {h.previous_good or 'none'}"
                            for h in hosts)
-        raise RollbackError(f"the hosts disagree about their previous release ({detail})",
-                            hint="pass --to RELEASE to name the release every host goes to")
+        # Refused, nothing changed: 6; but hosts already serving different releases (a
+        # halted rollout) are a site to look at first: 7, as the rollout that split them said.
+        apart = len({h.current for h in hosts}) > 1
+        raise (UncertainError if apart else RollbackError)(
+            f"the hosts disagree about their previous release ({detail})",
+            hint="pass --to RELEASE to name the release every host goes to")
     return targets.pop()  # type: ignore[return-value]

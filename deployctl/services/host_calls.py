@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 from ..adapters.connector import ConnectionLost
-from ..errors import ConnectError, DeployctlError, DeployError, RollbackError
+from ..errors import ConnectError, DeployctlError, DeployError, UncertainError
 from ..plan import rollout as plan
 
 # What a connector raises when the host went away or a transfer broke (paramiko's own
@@ -64,7 +64,7 @@ def host_error(host: str, step: str, exc: BaseException, site: str) -> Deployctl
         return DeployError(message, hint=f"{first}the previous release is still serving; {again} "
                                          "(a lock left behind shows its holder in `deployctl status`; "
                                          "--force-unlock clears it)")
-    return RollbackError(message, hint=f"{first}the host's state is uncertain: check `deployctl status --env ...` "
+    return UncertainError(message, hint=f"{first}the host's state is uncertain: check `deployctl status --env ...` "
                                        "when it is reachable, then deploy or `deployctl rollback` to converge")
 
 

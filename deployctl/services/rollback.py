@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..config import LoadedConfig
-from ..errors import DeployctlError, ExitCode, RollbackError, RolloutError
+from ..errors import DeployctlError, RollbackError, RolloutError, UncertainError
 from ..events import Emit, Message, serialized
 from ..plan import rollout as plan
 from ..plan.build import rfc3339
@@ -85,15 +85,16 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
 
 
 def _failure(target: str, results: dict, outcomes: list[RollbackOutcome], verdict: plan.Verdict) -> DeployctlError:
-    """A failed rollback is exit 7 whatever state it left: the release asked for is not live.
-    One host keeps its own error (it names the host and what failed)."""
+    """A failed rollback exits as a failed deploy does (plan/rollout.verdict): 6 when every host
+    serves what it served before, 7 when a host is uncertain or the hosts now differ. One host
+    keeps its own error (it names the host and what failed; its class carries that code)."""
     if len(results) == 1:
         exc = next(iter(results.values())).exc
-        if isinstance(exc, RollbackError):
+        if isinstance(exc, (RollbackError, UncertainError)):
             return exc
     lines = [f"rollback to {target} did not finish: {verdict.summary}"]
     lines += [f"{r.host}: {r.outcome}" + (f" ({r.error})" if r.error else "") for r in results.values()]
-    return RolloutError("\n".join(lines), exit_code=ExitCode.ROLLBACK_FAILED, hosts=outcomes,
+    return RolloutError("\n".join(lines), exit_code=verdict.exit_code, hosts=outcomes,
                         hint="`deployctl status --env ...` shows what each host serves")
 
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from ..config import LoadedConfig
-from ..errors import DeployctlError, DeployError, RollbackError, UsageError
+from ..errors import DeployctlError, DeployError, RollbackError, UncertainError, UsageError
 from ..events import Emit, Message, Timer, serialized
 from ..plan import swarm as sw
 from ..plan import swarm_scale as ss
@@ -43,7 +43,7 @@ from .swarm_site import SwarmSite
 REPLICAS = "replicas"  # the record's extra: what each service ran with (rollback runs it again)
 
 
-class SwarmSwitchBackFailed(RollbackError):
+class SwarmSwitchBackFailed(UncertainError):
     """The verify failed and putting the previous configuration back failed too."""
 
 

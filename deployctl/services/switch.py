@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ..adapters.connector import check
-from ..errors import DeployError, RollbackError
+from ..errors import DeployError, UncertainError
 from ..events import Emit, Message, StepFailed, Timer
 from ..plan import docker_commands as dc
 from ..plan.names import Names, StateLayout
@@ -50,7 +50,7 @@ class SwitchFailed(DeployError):
     (A failure before the route is raised as it is, after the start was undone.)"""
 
 
-class SwitchBackFailed(RollbackError):
+class SwitchBackFailed(UncertainError):
     """A failed switch could not be undone either: the host's state is uncertain."""
 
 

@@ -19,9 +19,9 @@ release; "new" is then its target, the earlier release). Each cell: 4 workers GE
 through deployctl's proxy (or the fleet's load balancer) for the whole cell; the action is run
 with one fault injected, then the next run (the same action, no fault; `--force-unlock` where
 a killed process left the lock) must converge. "previous"/"new" name the release live right
-after the faulty run; "next run" is the outcome of the run that follows. A failed rollback
-exits 7 whatever it left (README's exit codes: "rollback failed, or the site's state is
-uncertain"); "live after" says what serves. Real where possible: nginx's own `nginx -t`, a
+after the faulty run; "next run" is the outcome of the run that follows. Exit 6: the deploy or
+rollback failed and every host serves what it served before; 7: what serves is not known, or
+the hosts now serve different releases (README's exit codes); "live after" says what serves. Real where possible: nginx's own `nginx -t`, a
 broken server copied into a stopped container, `iptables`, signals, a tmpfs, a dockerd
 restart, a stopped registry, a release's container killed; simulated at the connector (said so
 in the fault text or note): exec exit codes, a hanging migration, a wrong verify answer, the

@@ -8,8 +8,9 @@ answers /healthz 503 (or /version 500) through `docker cp`, or is taken off the 
 so nginx cannot resolve its upstream name. Each cell first deploys a fresh release (the
 target is then the one before it); the next run is the same rollback without the fault.
 
-A failed rollback exits 7 whatever it left (README's exit codes: "rollback failed, or the
-site's state is uncertain"); the row's "live after" says what serves."""
+A rollback that failed and left the release live before it serving exits 6, as a failed
+deploy does; 7 only where what serves is unknown (README's exit codes); the row's "live
+after" says what serves."""
 
 from __future__ import annotations
 
@@ -92,9 +93,9 @@ def test_health_fails_on_the_target(site, tmp_path):
     before, after = broken_target(site, UNHEALTHY, tmp_path)
     run_cell(site, "the target's stopped frontend answers /healthz 503 once started (`docker cp` of its server)",
              "health", faulty(site), before=before, after=after, converge=site.rollback, action="rollback",
-             exit=7, outcome="failed", live="previous",
-             note="exit 7 is a failed rollback; nothing was switched: the release live before it serves; "
-                  "its containers stopped again")
+             exit=6, outcome="failed", live="previous",
+             note="nothing was switched: the release live before it serves (exit 6); the target's containers "
+                  "stopped again")
 
 
 def test_nginx_refuses_the_target_upstream(site):
@@ -119,7 +120,7 @@ def test_nginx_refuses_the_target_upstream(site):
              "\"host not found in upstream\")", "switch", run,
              before=lambda: docker("network", "disconnect", network, frontend),
              after=after, converge=site.rollback, action="rollback",
-             exit=7, outcome="reverted", live="previous",
+             exit=6, outcome="reverted", live="previous",
              note="real nginx: the refused config is put back, nothing reloaded; the message quotes nginx")
 
 
@@ -128,7 +129,7 @@ def test_verify_fails_on_the_target(site, tmp_path):
     before, after = broken_target(site, FAILING, tmp_path)
     run_cell(site, "the target answers /version 500 through the proxy (`docker cp` of its server)",
              "verify", faulty(site), before=before, after=after, converge=site.rollback, action="rollback",
-             exit=7, outcome="reverted", live="previous", max_failed=1_000_000,  # counted; bounded in time
+             exit=6, outcome="reverted", live="previous", max_failed=1_000_000,  # counted; bounded in time
              failed_because="the release switched to answers 500 itself until the verify switches back",
              note="the target's own 500s end the verify after 3 in a row (not its timeout): users get "
                   "them from the switch until the switch back")
@@ -139,7 +140,7 @@ def test_switch_reload_fails(site):
     run_cell(site, "the swap (`nginx -t` of the staged file, rename, `nginx -s reload`) exits 1", "switch",
              faulty(site, Fault("run", RELOADS)),
              converge=site.rollback, action="rollback",
-             exit=7, outcome="reverted", live="previous", note="simulated at the connector")
+             exit=6, outcome="reverted", live="previous", note="simulated at the connector")
 
 
 def killed_rollback(site: Site, step: str, sig: signal.Signals):  # type: ignore[no-untyped-def]
@@ -150,7 +151,7 @@ def killed_rollback(site: Site, step: str, sig: signal.Signals):  # type: ignore
 def test_sigterm_during_health(site):
     target_of(site)
     run_cell(site, "SIGTERM to `deployctl rollback`", "health", killed_rollback(site, "health", signal.SIGTERM),
-             converge=site.rollback, action="rollback", exit=7, outcome="failed", live="previous",
+             converge=site.rollback, action="rollback", exit=6, outcome="failed", live="previous",
              note="interrupted: the target's containers stopped again, recorded, the lock released")
 
 

@@ -162,9 +162,9 @@ def test_rollback_flag_write_fails(ssh_site):
     ssh_site.deploy()
     run_cell(ssh_site, "the rollback's standby flag cannot be written (SFTP error)", "switch",
              faulty_rollback(ssh_site, Fault("put_file", r"/proxy/standby-")),
-             converge=ssh_site.rollback, action="rollback", exit=7, outcome="reverted", live="previous",
+             converge=ssh_site.rollback, action="rollback", exit=6, outcome="reverted", live="previous",
              note="a warm rollback's switch is one file (no reload); it was never there, the flag is "
-                  "removed anyway and the proxy answers from the previous release; exit 7 is a failed rollback")
+                  "removed anyway and the proxy answers from the previous release (exit 6)")
 
 
 def test_rollback_dropped_while_reloading(ssh_site):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployctl.errors import ExitCode, RollbackError
+from deployctl.errors import ExitCode, RollbackError, UncertainError
 from deployctl.plan import rollout as plan
 from deployctl.plan.rollout import HostReleases
 
@@ -64,18 +64,23 @@ def test_rollback_goes_where_every_host_agrees():
 
 def test_rollback_refuses_hosts_that_disagree_and_names_each_choice():
     hosts = [HostReleases("a", "R3", "R2"), HostReleases("b", "R2", "R1")]
-    with pytest.raises(RollbackError, match=r"disagree.*a: live R3, previous R2; b: live R2, previous R1") as info:
+    with pytest.raises(UncertainError, match=r"disagree.*a: live R3, previous R2; b: live R2, previous R1") as info:
         plan.rollback_target(hosts, None)
-    assert "--to" in info.value.hint
+    assert "--to" in info.value.hint and info.value.exit_code == ExitCode.ROLLBACK_FAILED  # apart already: 7
     assert plan.rollback_target(hosts, "R2") == "R2"
 
 
 def test_rollback_refuses_when_only_some_hosts_have_something_earlier():
     # A halted rollout left `a` on R2: it would go to R1, `b` (live R1) has nowhere to go.
-    with pytest.raises(RollbackError, match=r"disagree.*a: live R2, previous R1; b: live R1, previous none"):
+    with pytest.raises(UncertainError, match=r"disagree.*a: live R2, previous R1; b: live R1, previous none"):
         plan.rollback_target([HostReleases("a", "R2", "R1"), HostReleases("b", "R1", None)], None)
+    # The same release live everywhere, different histories: refused, nothing changed, 6.
+    with pytest.raises(RollbackError, match=r"disagree") as info:
+        plan.rollback_target([HostReleases("a", "R2", "R1"), HostReleases("b", "R2", None)], None)
+    assert info.value.exit_code == ExitCode.DEPLOY_FAILED
 
 
 def test_rollback_refuses_when_no_host_has_anything_earlier():
-    with pytest.raises(RollbackError, match=r"no earlier good release to roll back to \(live: R1\)"):
+    with pytest.raises(RollbackError, match=r"no earlier good release to roll back to \(live: R1\)") as info:
         plan.rollback_target([HostReleases("a", "R1", None), HostReleases("b", "R1", None)], None)
+    assert info.value.exit_code == ExitCode.DEPLOY_FAILED
