@@ -97,8 +97,14 @@ def proxy_start(target: ReleaseSpec, names: Names, proxy_dir: str, port: int) ->
         nginx=tuple(dc.run_proxy_nginx(names, name, proxy.image, proxy_dir, PROXY_MOUNT, CONFIG_PATH,
                                        names.labels(NGINX_ROLE))),
         listen_port=proxy.listen_port,
-        swap=tuple(dc.nginx_swap_and_reload(name, proxy_dir, PROXY_MOUNT, CONFIG_FILE, STAGED_FILE)),
+        swap=proxy_swap(name, proxy_dir),
     )
+
+
+def proxy_swap(nginx: str, proxy_dir: str) -> Argv:
+    """The staged configuration made live in `nginx` (the switch's, or whichever nginx runs
+    when the previous configuration goes back)."""
+    return tuple(dc.nginx_swap_and_reload(nginx, proxy_dir, PROXY_MOUNT, CONFIG_FILE, STAGED_FILE))
 
 
 @dataclass(frozen=True)

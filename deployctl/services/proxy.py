@@ -21,9 +21,9 @@ from ..events import Emit, Message, Timer
 from ..plan import docker_commands as dc
 from ..plan.names import Names, StateLayout
 from ..plan.proxy_containers import Anchor, ProxyContainers, parse_proxy_listing
-from ..plan.proxy_config import (ANCHOR_MARKER, CONFIG_FILE, PID_FILE, PROXY_MOUNT, RELEASE_HEADER,
+from ..plan.proxy_config import (ANCHOR_MARKER, CONFIG_FILE, PID_FILE, RELEASE_HEADER,
                                  STAGED_FILE, STANDBY_FLAG_PREFIX, live_release, standby_of)
-from ..plan.switch_plan import ProxyStart
+from ..plan.switch_plan import ProxyStart, proxy_swap
 from ..secrets import redactor
 START_TIMEOUT = 15.0  # seconds for a new nginx to bind its port
 
@@ -157,8 +157,7 @@ class HostProxy:
             self.conn.put_file(self.config_file, previous, 0o644)
             return
         self.conn.put_file(self._staged_file, previous, 0o644)
-        self._swap(dc.nginx_swap_and_reload(running, self.layout.proxy_dir, PROXY_MOUNT, CONFIG_FILE, STAGED_FILE),
-                   "the previous configuration")
+        self._swap(proxy_swap(running, self.layout.proxy_dir), "the previous configuration")
 
     def _ensure_anchor(self, start: ProxyStart, anchor: Anchor | None) -> bool:
         """The anchor runs afterwards; True when it ran already (its listed port holds)."""
