@@ -12,7 +12,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from deployctl.adapters.local import LocalConnector
 from deployctl.config import LoadedConfig, load_config
@@ -24,7 +24,7 @@ from deployctl.services.host_state import HostState
 from deployctl.services.hosts import layout_for
 from deployctl.services.release_images import ReleaseImages
 from deployctl.services.rollback import rollback
-from tests.integration.deploy_fixtures import DEPLOYCTL, ProbeImages
+from tests.integration.deploy_fixtures import DEPLOYCTL, ProbeImages, free_port, probe_config, remove_app, unique_app
 from tests.support.traffic import Traffic
 
 from .conftest import RESULTS
@@ -36,6 +36,18 @@ WORKERS = 4
 # reload ..."`) and a put-back's reload (`docker exec N sh -c "nginx -t ... && nginx -s reload"`).
 RELOADS = r"docker exec \S+ (sh -c )?nginx -t"
 _revisions = itertools.count(1)
+
+
+def local_site(tmp_path_factory, probe_images: ProbeImages, name: str, **config) -> Iterator[Site]:  # type: ignore[no-untyped-def]
+    """A module's site on this machine's engine: the probe app under a fresh name and port,
+    deployed once (every cell starts with a live release), removed afterwards. `config`:
+    probe_config's settings beside the 4 s health timeout."""
+    tmp = tmp_path_factory.mktemp(name)
+    app, port = unique_app(), free_port()
+    site = Site(app, port, probe_config(tmp, app, port=port, health_timeout=4, **config), probe_images)
+    site.deploy()
+    yield site
+    remove_app(app)
 
 
 def next_revision() -> str:

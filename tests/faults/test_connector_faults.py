@@ -15,9 +15,9 @@ from deployctl.events import Message, Recorder
 from deployctl.plan.names import LABEL_ROLE
 from deployctl.plan.proxy_config import CONFIG_FILE, live_release
 from deployctl.services.hosts import names_for
-from tests.integration.deploy_fixtures import docker, free_port, probe_config, remove_app, unique_app
+from tests.integration.deploy_fixtures import docker, probe_config
 
-from .cells import RELOADS, Site, attempt, run_cell
+from .cells import RELOADS, Site, attempt, local_site, run_cell
 from .fault_connector import Fault, FaultConnector, host_clock_off, wrong_release
 
 pytestmark = pytest.mark.integration
@@ -25,12 +25,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, probe_images):
-    tmp = tmp_path_factory.mktemp("faults")
-    app, port = unique_app(), free_port()
-    site = Site(app, port, probe_config(tmp, app, port=port, health_timeout=4, drain=0.2), probe_images)
-    site.deploy()
-    yield site
-    remove_app(app)
+    yield from local_site(tmp_path_factory, probe_images, "faults", drain=0.2)
 
 
 def faulty(site: Site, *faults: Fault, **kwargs):  # type: ignore[no-untyped-def]

@@ -9,14 +9,17 @@ The CLI runs as CI runs it (a subprocess), so the verify keeps its 15 s timeout 
 
 from __future__ import annotations
 
+import subprocess
 import time
+from dataclasses import dataclass
 
 import pytest
 
 from deployctl.errors import ExitCode
+from deployctl.plan.releases import ReleaseRecord
 from tests.integration.fleet.conftest import fleet, fleet_images, load_balancer, site  # noqa: F401 - fixtures
 from tests.integration.fleet.site import ENV, json_lines
-from tests.support.traffic import Traffic
+from tests.support.traffic import Traffic, TrafficReport
 
 from .conftest import RESULTS
 from .cells import next_revision
@@ -57,43 +60,77 @@ def fleet_row(fault: str, step: str, action: str, report, outcomes: dict, live: 
     return row
 
 
+@dataclass
+class Refused:
+    """A command run under traffic while host 2's verify is refused, what it left (read before
+    anything else runs), and the run that follows it without the fault."""
+
+    done: subprocess.CompletedProcess
+    again: subprocess.CompletedProcess
+    report: TrafficReport
+    ended: float
+    converging: float
+    last: dict[str, ReleaseRecord]  # each host's newest history record
+    currents: dict[str, str]
+    unlocked: bool
+
+    @property
+    def outcomes(self) -> dict[str, str]:
+        return {h: r.outcome for h, r in self.last.items()}
+
+    def assert_every_host_back_on(self, live: str, first: str, second: str, detail: str) -> None:
+        """No request failed, every answer between the command and the next run came from
+        `live`, every host serves it and is unlocked, the first host's line does not say
+        success, and the output names host 2 and what failed there."""
+        assert self.report.total > 100 and self.report.failures == [], detail
+        wrong = [s for s in self.report.samples if self.ended <= s.started < self.converging
+                 and set(s.releases) != {live}]
+        assert wrong == [], f"{len(wrong)} answers not from {live} after the failed command: {detail}"
+        assert self.currents == {h: live for h in self.currents} and self.unlocked, detail
+        lines = self.done.stdout.splitlines()
+        assert "succeeded" not in "".join(line for line in lines if line.split()[:1] == [first])
+        assert f"{second}: through the proxy" in self.done.stdout + self.done.stderr, detail
+
+
+def with_host_2_refused(site, load_balancer, command, converge) -> Refused:  # type: ignore[no-untyped-def]
+    second = site.hosts[1]
+    with Traffic(f"{load_balancer.url}/version", workers=4, max_requests=20_000, max_seconds=240) as traffic:
+        time.sleep(1)
+        with VerifyRefused(site.host(second), site.proxy_port):
+            done = command()
+        ended = time.time()
+        time.sleep(1)
+        last = {h: site.history(h).records[-1] for h in site.hosts}
+        currents = {h: site.current(h) for h in site.hosts}
+        unlocked = not any(site.locked(h) for h in site.hosts)
+        converging = time.time()
+        again = converge()
+        time.sleep(1)
+    return Refused(done, again, traffic.report, ended, converging, last, currents, unlocked)
+
+
 def test_second_host_verify_fails_mid_rollout(site, load_balancer):  # noqa: F811 - the fleet fixtures
     v1 = deployed(site.deploy(next_revision(), "--json"))
     site.write_config(batch=1)
     first, second, third = site.hosts
-    with Traffic(f"{load_balancer.url}/version", workers=4, max_requests=20_000, max_seconds=240) as traffic:
-        time.sleep(1)
-        with VerifyRefused(site.host(second), site.proxy_port):
-            done = site.deploy(next_revision())  # plain output, as in CI
-        ended = time.time()
-        time.sleep(1)
-        v2 = site.history(first).records[-1].release
-        outcomes = {h: site.history(h).records[-1].outcome for h in site.hosts}
-        currents = {h: site.current(h) for h in site.hosts}
-        unlocked = not any(site.locked(h) for h in site.hosts)
-        converging = time.time()
-        v3 = deployed(site.deploy(next_revision(), "--json"))
-        time.sleep(1)
-    report = traffic.report
+    run = with_host_2_refused(site, load_balancer, lambda: site.deploy(next_revision()),  # plain output, as in CI
+                              lambda: site.deploy(next_revision(), "--json"))
+    v2, v3 = run.last[first].release, deployed(run.again)
     converged = all(site.current(h) == v3 for h in site.hosts)
     row = fleet_row("host 2's verify refused (iptables on host 2: its loopback connections to the proxy port)",
-                    "verify, host 2 of 3", "deploy", report, outcomes,
-                    "previous (3 of 3)" if set(currents.values()) == {v1} else str(currents), done.returncode,
-                    unlocked, "succeeded" if converged else "DIVERGED",
+                    "verify, host 2 of 3", "deploy", run.report, run.outcomes,
+                    "previous (3 of 3)" if set(run.currents.values()) == {v1} else str(run.currents),
+                    run.done.returncode, run.unlocked, "succeeded" if converged else "DIVERGED",
                     "host 1 switched and verified, then reverted when host 2 failed; host 3 never started; "
                     "the outcome table says reverted / switched back / skipped, no success")
-    detail = f"{row} {report.summary()} {done.stdout[-2500:]} {done.stderr[-1500:]}"
-    assert done.returncode == ExitCode.DEPLOY_FAILED, detail
-    assert report.total > 100 and report.failures == [], detail
-    wrong = [s for s in report.samples if ended <= s.started < converging and set(s.releases) != {v1}]
-    assert wrong == [], f"{len(wrong)} answers not from {v1} after the failed rollout: {detail}"
-    assert currents == {h: v1 for h in site.hosts} and unlocked, detail
+    detail = f"{row} {run.report.summary()} {run.done.stdout[-2500:]} {run.done.stderr[-1500:]}"
+    assert run.done.returncode == ExitCode.DEPLOY_FAILED, detail
+    run.assert_every_host_back_on(v1, first, second, detail)
     assert [site.history(h).records[-2].release for h in (first, second, third)] == [v2] * 3, detail
-    assert outcomes == {first: "reverted", second: "reverted", third: "skipped"}, detail
-    rows = {cells[0]: cells[1] for cells in map(str.split, done.stdout.splitlines()) if cells and cells[0] in site.hosts}
+    assert run.outcomes == {first: "reverted", second: "reverted", third: "skipped"}, detail
+    rows = {cells[0]: cells[1] for cells in map(str.split, run.done.stdout.splitlines())
+            if cells and cells[0] in site.hosts}
     assert rows == {first: "reverted", second: "switched", third: "skipped"}, detail  # "switched back"
-    assert "succeeded" not in "".join(line for line in done.stdout.splitlines() if line.split()[:1] == [first])
-    assert f"{second}: through the proxy" in done.stdout + done.stderr, detail  # names the host and what failed
     assert converged, detail
 
 
@@ -106,36 +143,20 @@ def test_second_host_verify_fails_mid_rollback(site, load_balancer):  # noqa: F8
     v2 = deployed(site.deploy(next_revision(), "--json"))
     site.write_config(batch=1)
     first, second, third = site.hosts
-    with Traffic(f"{load_balancer.url}/version", workers=4, max_requests=20_000, max_seconds=240) as traffic:
-        time.sleep(1)
-        with VerifyRefused(site.host(second), site.proxy_port):
-            done = site.cli("rollback", "--env", ENV)  # plain output, as in CI
-        ended = time.time()
-        time.sleep(1)
-        outcomes = {h: site.history(h).records[-1].outcome for h in site.hosts}
-        actions = {h: site.history(h).records[-1].action for h in site.hosts}
-        currents = {h: site.current(h) for h in site.hosts}
-        unlocked = not any(site.locked(h) for h in site.hosts)
-        converging = time.time()
-        again = site.cli("rollback", "--env", ENV, "--json")
-        time.sleep(1)
-    report = traffic.report
-    converged = again.returncode == 0 and all(site.current(h) == v1 for h in site.hosts)
+    run = with_host_2_refused(site, load_balancer, lambda: site.cli("rollback", "--env", ENV),  # plain, as in CI
+                              lambda: site.cli("rollback", "--env", ENV, "--json"))
+    converged = run.again.returncode == 0 and all(site.current(h) == v1 for h in site.hosts)
     row = fleet_row("host 2's verify refused (iptables on host 2: its loopback connections to the proxy port)",
-                    "verify, host 2 of 3", "rollback", report, outcomes,
-                    "previous (3 of 3)" if set(currents.values()) == {v2} else str(currents), done.returncode,
-                    unlocked, "succeeded" if converged else "DIVERGED",
+                    "verify, host 2 of 3", "rollback", run.report, run.outcomes,
+                    "previous (3 of 3)" if set(run.currents.values()) == {v2} else str(run.currents),
+                    run.done.returncode, run.unlocked, "succeeded" if converged else "DIVERGED",
                     "host 1 rolled back and verified, then went forward again when host 2 failed; host 3 was "
                     "never touched; every host serves the release live before the command; the next rollback "
                     "converges")
-    detail = (f"{row} actions={actions} {report.summary()} {done.stdout[-2500:]} {done.stderr[-1500:]} "
-              f"{again.stdout[-1500:]} {again.stderr[-1500:]}")
-    assert done.returncode == ExitCode.DEPLOY_FAILED, detail  # every host serves what it served before: 6
-    assert report.total > 100 and report.failures == [], detail
-    wrong = [s for s in report.samples if ended <= s.started < converging and set(s.releases) != {v2}]
-    assert wrong == [], f"{len(wrong)} answers not from {v2} after the failed rollback: {detail}"
-    assert currents == {h: v2 for h in site.hosts} and unlocked, detail
-    assert outcomes[first] != "succeeded" and outcomes[second] != "succeeded", detail
-    assert "succeeded" not in "".join(line for line in done.stdout.splitlines() if line.split()[:1] == [first])
-    assert f"{second}: through the proxy" in done.stdout + done.stderr, detail  # names the host and what failed
+    actions = {h: r.action for h, r in run.last.items()}
+    detail = (f"{row} actions={actions} {run.report.summary()} {run.done.stdout[-2500:]} {run.done.stderr[-1500:]} "
+              f"{run.again.stdout[-1500:]} {run.again.stderr[-1500:]}")
+    assert run.done.returncode == ExitCode.DEPLOY_FAILED, detail  # every host serves what it served before: 6
+    run.assert_every_host_back_on(v2, first, second, detail)
+    assert run.outcomes[first] != "succeeded" and run.outcomes[second] != "succeeded", detail
     assert converged, detail

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from deployctl.adapters.ssh import SSHConnector
-from deployctl.services.deploy_result import DeployOptions
 from deployctl.services.release_images import ReleaseImages
 from tests.integration.deploy_fixtures import docker, free_port, probe_config, unique_app
 from tests.integration.test_deploy_ssh import push

@@ -19,24 +19,17 @@ from deployctl.adapters.local import LocalConnector
 from deployctl.plan.proxy_config import CONFIG_FILE, STAGED_FILE, live_release
 from deployctl.services.deploy import DeployOptions
 from deployctl.services.hosts import layout_for
-from tests.integration.deploy_fixtures import (ROOT, free_port, probe_config, remove_app, unique_app,
-                                              write_probe_artifacts)
+from tests.integration.deploy_fixtures import ROOT, write_probe_artifacts
 
-from .cells import SECRETS, Attempt, Site, attempt, next_revision, run_cell, shown_stale, signalled_at
+from .cells import SECRETS, Attempt, Site, attempt, local_site, next_revision, run_cell, shown_stale, signalled_at
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, probe_images):
-    tmp = tmp_path_factory.mktemp("process-faults")
-    app, port = unique_app(), free_port()
     # warm_window = 0: the previous release is stopped (a drain) at every deploy
-    config = probe_config(tmp, app, port=port, health_timeout=4, drain=0.5, rollout={"warm_window": 0})
-    site = Site(app, port, config, probe_images)
-    site.deploy()
-    yield site
-    remove_app(app)
+    yield from local_site(tmp_path_factory, probe_images, "process-faults", drain=0.5, rollout={"warm_window": 0})
 
 
 def killed_at(site: Site, step: str, sig: signal.Signals):  # type: ignore[no-untyped-def]

@@ -23,9 +23,9 @@ from deployctl.adapters.local import LocalConnector
 from deployctl.plan.names import Names
 from deployctl.services.deploy_result import DeployOptions
 from deployctl.services.hosts import names_for
-from tests.integration.deploy_fixtures import PROBE, docker, free_port, probe_config, remove_app, unique_app
+from tests.integration.deploy_fixtures import PROBE, docker
 
-from .cells import RELOADS, Attempt, Site, attempt, run_cell, shown_stale, signalled_at
+from .cells import RELOADS, Attempt, Site, attempt, local_site, run_cell, shown_stale, signalled_at
 from .fault_connector import Fault, FaultConnector
 
 pytestmark = pytest.mark.integration
@@ -39,14 +39,8 @@ assert UNHEALTHY != SERVER and FAILING != SERVER, "the probe's server.py changed
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, probe_images):
-    tmp = tmp_path_factory.mktemp("rollback-faults")
-    app, port = unique_app(), free_port()
     # warm_window = 0: the release left is stopped at once, so every rollback here is cold
-    config = probe_config(tmp, app, port=port, health_timeout=4, drain=0.2, rollout={"warm_window": 0})
-    site = Site(app, port, config, probe_images)
-    site.deploy()
-    yield site
-    remove_app(app)
+    yield from local_site(tmp_path_factory, probe_images, "rollback-faults", drain=0.2, rollout={"warm_window": 0})
 
 
 def names(site: Site) -> Names:

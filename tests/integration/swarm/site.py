@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from deployctl.plan.releases import History
 from tests.integration.deploy_fixtures import DEPLOYCTL, PROBE, unique_app, write_probe_artifacts
 from tests.support.swarm import Swarm
+from tests.support.traffic import Traffic
 
 ENV = "production"
 SECRET_ENV = {"PROBE_DB_PASSWORD": "swarm-secret-value"}
@@ -121,3 +123,29 @@ guard_window = 0
 
 def json_lines(output: str) -> list[dict]:
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+class Phases:
+    """Runs each phase of a test under traffic through the load balancer (4 workers, from 1 s
+    before the action to 1.5 s after it) and keeps a line per phase for the test's report."""
+
+    def __init__(self, balancer) -> None:  # type: ignore[no-untyped-def]
+        self.balancer, self.lines = balancer, []
+
+    def __call__(self, name: str, action):  # type: ignore[no-untyped-def]
+        """The action's result, the traffic report, and when the action returned."""
+        with Traffic(f"{self.balancer.url}/version", workers=4, max_requests=30_000, max_seconds=180) as traffic:
+            time.sleep(1)
+            started = time.monotonic()
+            result = action()
+            took = time.monotonic() - started
+            returned = time.time()
+            time.sleep(1.5)
+        self.lines.append(f"{name}: {traffic.report.summary()} ({took:.1f}s)"
+                          + "".join(f"\n  failed: {f.status} {f.error[:100]} after {f.finished - f.started:.2f}s"
+                                    for f in traffic.report.failures[:5]))
+        print(self.lines[-1])
+        return result, traffic.report, returned
+
+    def summary(self) -> str:
+        return "\n".join(self.lines)

@@ -12,16 +12,11 @@ import time
 import pytest
 
 from deployctl.errors import ExitCode
-from tests.integration.swarm.site import ENV, SECRET_ENV, json_lines
+from tests.integration.swarm.site import ENV, SECRET_ENV, Phases, json_lines
 from tests.support.swarm import wait_for
-from tests.support.traffic import Traffic
 
 pytestmark = pytest.mark.integration
 SECRET = SECRET_ENV["PROBE_DB_PASSWORD"]
-
-
-def traffic_to(balancer) -> Traffic:  # type: ignore[no-untyped-def]
-    return Traffic(f"{balancer.url}/version", workers=4, max_requests=30_000, max_seconds=180)
 
 
 def ok(done) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -30,24 +25,8 @@ def ok(done) -> list[dict]:  # type: ignore[no-untyped-def]
 
 
 def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_site, swarm_balancer):
-    site, lb = swarm_site, swarm_balancer
-    report_lines = []
-
-    def under_traffic(name: str, action):  # type: ignore[no-untyped-def]
-        """Runs `action` under traffic (from 1 s before to 1.5 s after): its result, the
-        report, and when it returned."""
-        with traffic_to(lb) as traffic:
-            time.sleep(1)
-            started = time.monotonic()
-            result = action()
-            took = time.monotonic() - started
-            returned = time.time()
-            time.sleep(1.5)
-        report_lines.append(f"{name}: {traffic.report.summary()} ({took:.1f}s)"
-                            + "".join(f"\n  failed: {f.status} {f.error[:100]} after {f.finished - f.started:.2f}s"
-                                      for f in traffic.report.failures[:5]))
-        print(report_lines[-1])
-        return result, traffic.report, returned
+    site = swarm_site
+    under_traffic = Phases(swarm_balancer)
 
     # v1: the first deploy creates the overlay network, the proxy (global) and the services.
     v1 = ok(site.deploy("1111111aaaa", "--json"))[-1]["release"]
@@ -155,4 +134,4 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
     assert len(report.failures) <= 4, report.summary() + f" {report.failures[:5]}"
     assert set(report.releases()) == {v1}, report.summary()
     wait_for(lambda: swarm.ready_nodes() == 3, 90, "host3 back in the swarm")
-    print("\n".join(report_lines))
+    print(under_traffic.summary())

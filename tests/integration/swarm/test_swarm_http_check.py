@@ -9,13 +9,10 @@ next deploy, until deploy.toml changes frontend's replicas."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from deployctl.errors import ExitCode
-from tests.integration.swarm.site import ENV, json_lines
-from tests.support.traffic import Traffic
+from tests.integration.swarm.site import ENV, Phases, json_lines
 
 pytestmark = pytest.mark.integration
 
@@ -27,25 +24,13 @@ def ok(done) -> list[dict]:  # type: ignore[no-untyped-def]
 
 def test_an_app_with_only_http_and_tcp_checks_deploys_a_failing_http_check_is_refused_and_a_scale_is_kept(
         swarm, swarm_http_site, swarm_http_balancer):
-    site, lb = swarm_http_site, swarm_http_balancer
-    report_lines = []
+    site = swarm_http_site
+    under_traffic = Phases(swarm_http_balancer)
 
     def checkers() -> str:
         return swarm.manager.exec("docker", "ps", "-aq", "--filter", f"label=io.deployctl.app={site.app}",
                                   "--filter", "label=io.deployctl.role=check", check=False).strip()
 
-    def under_traffic(name: str, action):  # type: ignore[no-untyped-def]
-        with Traffic(f"{lb.url}/version", workers=4, max_requests=30_000, max_seconds=180) as traffic:
-            time.sleep(1)
-            started = time.monotonic()
-            result = action()
-            took = time.monotonic() - started
-            returned = time.time()
-            time.sleep(1.5)
-        report_lines.append(f"{name}: {traffic.report.summary()} ({took:.1f}s)"
-                            + "".join(f"\n  failed: {f.status} {f.error[:100]}" for f in traffic.report.failures[:5]))
-        print(report_lines[-1])
-        return result, traffic.report, returned
 
     # The dry run names the checker and the checks it runs.
     site.artifacts("1111111aaaa")
@@ -117,4 +102,4 @@ def test_an_app_with_only_http_and_tcp_checks_deploys_a_failing_http_check_is_re
     v5 = ok(site.deploy("5555555eeee", "--json"))[-1]["release"]
     assert sum(swarm.running_tasks(site.service("frontend", v5)).values()) == 2
     assert "scaled" not in site.history().records[-1].extra
-    print("\n".join(report_lines))
+    print(under_traffic.summary())
