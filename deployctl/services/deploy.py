@@ -13,7 +13,6 @@ then hosts switch in batches; a stopped rollout reverts the hosts it already swi
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -24,21 +23,17 @@ from ..errors import DeployctlError, DeployError, ExitCode, RolloutError
 from ..events import Emit, Message, Timer, serialized
 from ..plan import docker_commands as dc
 from ..plan import rollout as plan
-from ..plan.build import rfc3339
 from ..plan.containers import release_containers
-from ..plan.images import PROXY
-from ..plan.lock import LockRecord
 from ..plan.release_spec import release_spec
 from ..plan.canary import PROMOTE, CanaryVerdict, canary_spec
-from ..plan.releases import ABORTED, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord, new_release_id
-from ..plan.stats import timing
+from ..plan.releases import ABORTED, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, new_release_id
 from ..plan.switch_plan import deploy_plan, guard_spec, proxy_config_for
 from ..secrets import Secret
 from . import preflight
 from .accessories import ensure_accessories
 from .canary import CanaryAborted, CanaryGate, HostCanary, recover
 from .host_state import HostState
-from .hosts import connectors_for, layout_for, machine, names_for, proxy_port, who
+from .hosts import connectors_for, layout_for, names_for, proxy_port
 from .retire import retire_and_prune, stop_expired_warm
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .release_images import ReleaseImages, proxy_image_for
@@ -46,6 +41,7 @@ from ..plan.env_values import SecretValueError, env_file
 from .host_calls import PREVIOUS, UNCHANGED, UNKNOWN, connection_failure, mapped, on_every_host
 from .host_calls import why as _why
 from .rollout import Cancel, Interrupted, Rollout, unexpected  # noqa: F401 - Interrupted: for the CLI
+from .transaction import after_switch, failure_outcome, release_record, take_lock
 from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
 from .watch import Guard
 
@@ -183,14 +179,8 @@ class HostDeploy:
     # -- HostJob -----------------------------------------------------------------------------
 
     def lock(self) -> None:
-        lock = LockRecord(who=who(), when=rfc3339(time.time()), action="deploy", release=self.release,
-                          message=self.options.message, pid=os.getpid(), host=machine())
-        try:
-            broken = self.state.acquire(lock, force=self.options.force_unlock)
-        except BaseException as exc:
-            raise mapped(self.host, "taking the lock", exc, UNCHANGED) from None
-        if broken is not None:
-            self.emit(Message(f"broke a stale lock held by {broken.describe()}", level="warning", host=self.host))
+        take_lock(self.state, self.emit, host=self.host, action="deploy", release=self.release,
+                  message=self.options.message, force=self.options.force_unlock)
 
     def unlock(self) -> None:
         self.state.release()
@@ -308,11 +298,9 @@ class HostDeploy:
             self._retire(0)  # the watch passed: now the previous goes too, after its drain
 
     def _retire(self, warm_window: float) -> None:
-        try:
-            retire_and_prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout, self.release,
-                             self.emit, previous=self.previous, warm_window=warm_window)
-        except Exception as exc:  # noqa: BLE001 - live and verified; only the clean-up failed
-            self.emit(Message(f"after the switch: {_why(exc)}", level="warning", host=self.host))
+        after_switch(self.emit, self.host, lambda: retire_and_prune(
+            self.conn, self.switch, self.state, self.layout, self.environment.rollout, self.release, self.emit,
+            previous=self.previous, warm_window=warm_window))
 
     # -- the error-rate guard (docs/release-safety.md) ---------------------------------------
 
@@ -389,9 +377,8 @@ class HostDeploy:
         self.switch.remove(left)
         self.switch.remove_release_networks([record.release])
         self.conn.remove_tree(self.layout.release_secrets(record.release))
-        self.state.record(ReleaseRecord(
-            release=record.release, revision=None, images={}, action="deploy", outcome=ABORTED, who=who(),
-            when=rfc3339(time.time()), previous=record.live,
+        self.state.record(release_record(
+            release=record.release, action="deploy", outcome=ABORTED, previous=record.live,
             error="canary: deployctl stopped before it was decided; the watchdog (or this deploy) put "
                   f"{record.live} back at 100%"))
 
@@ -439,8 +426,7 @@ class HostDeploy:
                             hint="the previous release is serving again")
 
     def failure_outcome(self) -> str:
-        return {"switched back": plan.SWITCHED_BACK, "uncertain": plan.UNCERTAIN,
-                "aborted": plan.ABORTED}.get(self.phase, plan.FAILED)
+        return failure_outcome(self.phase)
 
     def can_revert(self) -> bool:
         return self.previous is not None
@@ -543,13 +529,6 @@ class HostDeploy:
                               host=self.host))
 
     def _record(self, outcome: str, previous: str | None, error: str, extra: dict | None = None) -> None:
-        record = ReleaseRecord(
-            release=self.release, revision=self.images.revision,
-            images={s.service: s.image for s in self.spec.services} | {PROXY: self.spec.proxy.image},
-            action="deploy", outcome=outcome, who=who(), when=rfc3339(time.time()),
-            message=self.options.message, previous=previous, error=error,
-            dirty=self.spec.dirty, spec=self.spec.to_dict(),
-            extra=(timing(self.started_at, time.time()) if outcome in (LIVE, REVERTED) and self.started_at else {})
-            | (extra or {}),
-        )
-        self.state.record(record)
+        self.state.record(release_record(release=self.release, action="deploy", outcome=outcome, previous=previous,
+                                         error=error, message=self.options.message, spec=self.spec,
+                                         started=self.started_at, extra=extra))

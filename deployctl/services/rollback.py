@@ -11,7 +11,6 @@ failure stops it and the hosts already switched go back to what they served.
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,22 +19,19 @@ from ..config import LoadedConfig
 from ..errors import DeployctlError, RollbackError, RolloutError, UncertainError
 from ..events import Emit, Message, serialized
 from ..plan import rollout as plan
-from ..plan.build import rfc3339
-from ..plan.lock import LockRecord
 from ..plan.images import PROXY, builtin_proxy_image
 from ..plan.release_spec import ReleaseSpec, release_spec
-from ..plan.stats import timing
 from ..plan.releases import FAILED, LIVE, REVERTED, REVERTS, SKIPPED, UNCERTAIN, History, ReleaseRecord
 from ..plan.proxy_config import Standby, live_release, standby_of
 from ..plan.switch_plan import SwitchPlan, rollback_plan
 from . import preflight
 from .host_state import HostState
-from .hosts import connectors_for, layout_for, machine, names_for, proxy_port, who
+from .hosts import connectors_for, layout_for, names_for, proxy_port
 from .retire import retire_and_prune, stop_expired_warm
 from .host_calls import PREVIOUS, UNKNOWN, mapped, on_every_host
-from .host_calls import why as _why
 from .rollout import Cancel, Rollout, unexpected
 from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
+from .transaction import after_switch, failure_outcome, release_record, take_lock
 
 
 @dataclass
@@ -187,11 +183,8 @@ class HostRollback:
     # -- HostJob -----------------------------------------------------------------------------
 
     def lock(self) -> None:
-        lock = LockRecord(who=who(), when=rfc3339(time.time()), action="rollback", release=self.target,
-                          message=self.message, pid=os.getpid(), host=machine())
-        broken = self.state.acquire(lock, force=self.force_unlock)
-        if broken is not None:
-            self.emit(Message(f"broke a stale lock held by {broken.describe()}", level="warning", host=self.host))
+        take_lock(self.state, self.emit, host=self.host, action="rollback", release=self.target,
+                  message=self.message, force=self.force_unlock)
 
     def prepare(self) -> None:
         """Under the lock, again: a deploy or rollback may have finished between the check
@@ -233,20 +226,17 @@ class HostRollback:
             raise mapped(self.host, f"rollback ({self.switch.step})", exc, UNKNOWN if touched else PREVIOUS) from None
         self.seconds = time.monotonic() - self.started
         self.state.set_current(self.target)
-        extra = timing(self.started_at, time.time())
-        self.state.record(_record(self.target, self.current, LIVE, "", self.message,
-                                  extra={**extra, REVERTS: self.reverts} if self.reverts else extra))
+        self.state.record(_record(self.target, self.current, LIVE, "", self.message, started=self.started_at,
+                                  extra={REVERTS: self.reverts} if self.reverts else None))
         self.phase = "live"
-        try:
-            warm_window = self.environment.rollout.warm_window if self.keep_warm else 0
-            retire_and_prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout, self.target,
-                             self.emit, previous=self.current, warm_window=warm_window)
-        except Exception as exc:  # noqa: BLE001 - the target is live and verified; only the clean-up failed
-            self.emit(Message(f"after the switch: {_why(exc)}", level="warning", host=self.host))
+        warm_window = self.environment.rollout.warm_window if self.keep_warm else 0
+        after_switch(self.emit, self.host, lambda: retire_and_prune(
+            self.conn, self.switch, self.state, self.layout, self.environment.rollout, self.target, self.emit,
+            previous=self.current, warm_window=warm_window))
         return None
 
     def failure_outcome(self) -> str:
-        return {"uncertain": plan.UNCERTAIN, "switched back": plan.SWITCHED_BACK}.get(self.phase, plan.FAILED)
+        return failure_outcome(self.phase)
 
     def can_revert(self) -> bool:
         return self.current is not None
@@ -294,7 +284,7 @@ def recorded_spec(history: History, release: str, loaded: LoadedConfig, env_name
 
 
 def _record(target: str, previous: str | None, outcome: str, error: str, message: str,
-            extra: dict | None = None) -> ReleaseRecord:
-    return ReleaseRecord(release=target, revision=None, images={}, action="rollback", outcome=outcome,
-                         who=who(), when=rfc3339(time.time()), message=message, previous=previous, error=error,
-                         extra=extra or {})
+            started: float | None = None, extra: dict | None = None) -> ReleaseRecord:
+    """A rollback's line: the target's revision and images are in its own deploy record."""
+    return release_record(release=target, action="rollback", outcome=outcome, previous=previous, error=error,
+                          message=message, started=started, extra=extra)

@@ -1,0 +1,91 @@
+"""The release transaction's rules that every target shares (docs/design: "One transaction,
+many sites").
+
+A deploy and a rollback go lock -> prepare -> bring up -> [canary] -> route -> verify ->
+record -> [guard] -> retire on every target: this machine's engine and SSH hosts
+(services/deploy.py, services/rollback.py over services/switch.py) and a Swarm
+(services/swarm_deploy.py over services/swarm_site.py). What must not differ between them
+lives here, once:
+
+- **the lock**: who, from which machine, which process, for what; so a lock whose process
+  died is shown STALE on every target (the Swarm's used to record no pid or host, so its
+  stale locks could only be broken blind);
+- **the record**: one history line per outcome, built the same way for each action;
+- **after the verified switch**: retire and prune are best effort. The release is live and
+  verified, so their failure is a warning, never the command's failure;
+- **the outcome of a failure**: which phase the host was in decides what the rollout (and
+  so the exit code, plan/rollout.verdict) says of it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+from ..events import Emit, Message
+from ..plan import rollout as outcomes
+from ..plan.build import rfc3339
+from ..plan.images import PROXY
+from ..plan.lock import LockRecord
+from ..plan.release_spec import ReleaseSpec
+from ..plan.releases import LIVE, REVERTED, ReleaseRecord
+from ..plan.stats import timing
+from .host_calls import UNCHANGED, mapped
+from .host_calls import why as _why
+from .host_state import HostState
+from .hosts import machine, who
+
+# Where a host was when its part failed -> what the rollout reports for it. "before": nothing
+# was switched (failed, exit 6); "switched back": it served the new release for a moment and
+# serves the previous one again; "aborted": a canary went back; "uncertain": a switch back
+# failed, so what serves is unknown (exit 7).
+BEFORE, LIVE_PHASE, SWITCHED_BACK, ABORTED, UNCERTAIN = "before", "live", "switched back", "aborted", "uncertain"
+_FAILURE_OUTCOMES = {SWITCHED_BACK: outcomes.SWITCHED_BACK, UNCERTAIN: outcomes.UNCERTAIN, ABORTED: outcomes.ABORTED}
+
+
+def failure_outcome(phase: str) -> str:
+    """The rollout outcome of a host whose part failed in `phase`."""
+    return _FAILURE_OUTCOMES.get(phase, outcomes.FAILED)
+
+
+def take_lock(state: HostState, emit: Emit, *, host: str, action: str, release: str | None, message: str = "",
+              force: bool = False) -> None:
+    """The site's deploy lock for `action`, or LockHeldError naming its holder. A connection
+    that fails here failed before anything changed (exit 4, the host and step named)."""
+    record = LockRecord(who=who(), when=rfc3339(time.time()), action=action, release=release, message=message,
+                        pid=os.getpid(), host=machine())
+    try:
+        broken = state.acquire(record, force=force)
+    except BaseException as exc:
+        raise mapped(host, "taking the lock", exc, UNCHANGED) from None
+    if broken is not None:
+        emit(Message(f"broke a stale lock held by {broken.describe()}", level="warning", host=host))
+
+
+def release_record(*, release: str, action: str, outcome: str, previous: str | None, error: str = "",
+                   message: str = "", spec: ReleaseSpec | None = None, started: float | None = None,
+                   extra: dict | None = None) -> ReleaseRecord:
+    """A history line. With `spec`, the release's revision and images by digest, and, on a
+    deploy's record, the spec itself: a rollback runs the release again from that record,
+    never from today's deploy.toml. A change that made a release live (or live for a moment,
+    then reverted) carries its timing for `deployctl stats`."""
+    timed = timing(started, time.time()) if outcome in (LIVE, REVERTED) and started else {}
+    return ReleaseRecord(
+        release=release, revision=spec.revision if spec is not None else None,
+        images=({s.service: s.image for s in spec.services} | {PROXY: spec.proxy.image}) if spec is not None else {},
+        action=action, outcome=outcome, who=who(), when=rfc3339(time.time()), message=message,
+        previous=previous, error=error, dirty=spec.dirty if spec is not None else False,
+        spec=spec.to_dict() if spec is not None and action == "deploy" else {},
+        extra=timed | (extra or {}))
+
+
+def after_switch(emit: Emit, host: str, *steps: Callable[[], None]) -> None:
+    """Retire, prune and the like once the new release is live and verified: a failure is
+    said as a warning (the next command on the site finishes the job), and the steps after
+    it still run; none of them can make the command fail."""
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - live and verified; only the clean-up failed
+            emit(Message(f"after the switch: {_why(exc)}", level="warning", host=host))
