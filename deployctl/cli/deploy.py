@@ -276,7 +276,7 @@ def _print_swarm_rollback_plan(app: AppContext, loaded, env: str, to: str | None
     conn = manager_connector(loaded, env)
     try:
         conn.connect()
-        _, target, record = rollback_target(HostState(conn, layout_for(loaded, env)), to)
+        _, target, record = rollback_target(HostState(conn, layout_for(loaded, env)), to, conn.host)
     finally:
         conn.close()
     plan = swarm_rollback_plan(loaded, env, record)

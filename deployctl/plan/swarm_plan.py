@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..plan import docker_commands as dc
 from . import swarm as sw
 from . import swarm_health as sh
 from .names import Names
-from .proxy_config import CONFIG_PATH
+from .proxy_config import CONFIG_FILE, STAGED_FILE
 from .release_spec import HealthProbe, ReleaseSpec
 from .steps import Argv, PlannedStep
 from .swarm_proxy import render_swarm_proxy_config, tasks_address
-from .switch_plan import GuardSpec, VerifyCheck, verify_check
+from .switch_plan import GuardSpec, VerifyCheck, proxy_swap, verify_check
 
 READY_MARGIN = 30.0  # on top of the longest health timeout: pulling the image on each node
 
@@ -63,6 +62,10 @@ class SwarmPlan:
         if self.network:
             rows.append(PlannedStep("network", "the release's own overlay network (its services' deploy.toml names as "
                                                "aliases), if missing", self.network))
+        # Before the new tasks start, as on hosts: a release never runs on a schema it does
+        # not know, and a failed migration leaves no task of it to remove.
+        rows += [PlannedStep("migrate", f"once, as a replicated job ({name}); a failure stops here", argv)
+                 for name, argv in self.migrations]
         rows += [PlannedStep("start", "", argv) for argv in self.start]
         counts = ", ".join(f"{s.name}={s.replicas}" for s in self.services)
         rows.append(PlannedStep("health", f"every task running and past its health check ({counts}; Swarm keeps a "
@@ -73,14 +76,14 @@ class SwarmPlan:
             rows.append(PlannedStep("health", "deployctl's own check of every task, over the app's network from a "
                                               f"checker (the proxy image) on the manager, removed after: {checks}",
                                     self.checker))
-        rows += [PlannedStep("migrate", f"once, as a replicated job ({name}); a failure stops here", argv)
-                 for name, argv in self.migrations]
         routed = self.target.routed
-        rows.append(PlannedStep("route", f"on every ready node: write the proxy's nginx.conf (upstream "
+        rows.append(PlannedStep("route", f"on every ready node: stage the proxy's {STAGED_FILE} (upstream "
                                          f"{tasks_address(routed.container)}:{routed.port} by Docker's DNS, "
                                          f"stamp {self.target.release})"))
         rows.append(PlannedStep("route", "the proxy as a global service, only if it is missing", self.proxy_service))
-        rows.append(PlannedStep("route", "on every node: test and reload its proxy task", self.reload))
+        rows.append(PlannedStep("route", f"on every node: nginx -t of the staged file, renamed over {CONFIG_FILE}, "
+                                         "reload (one command; a node whose proxy starts now gets the file as "
+                                         f"{CONFIG_FILE} directly)", self.reload))
         rows.append(PlannedStep("verify", "on every node: " + self.verify.describe()))
         rows.append(PlannedStep("record", "on the manager: append to releases.jsonl (with this release's spec and "
                                           "replicas); write current"))
@@ -93,7 +96,7 @@ class SwarmPlan:
 def _proxy_argvs(target: ReleaseSpec, names: Names, proxy_dir: str, proxy_port: int) -> tuple[Argv, Argv]:
     service = sw.proxy_service(names, target.proxy.image, proxy_dir, proxy_port, target.proxy.listen_port,
                                names.labels("proxy"))
-    return tuple(service), tuple(dc.nginx_test_and_reload("<the node's proxy task>", CONFIG_PATH))
+    return tuple(service), proxy_swap("<the node's proxy task>", proxy_dir)
 
 
 def _checker(target: ReleaseSpec, names: Names, services: list[sw.SwarmService] | tuple[sw.SwarmService, ...]) -> Argv:

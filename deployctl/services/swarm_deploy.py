@@ -1,13 +1,15 @@
 """`deploy`, `rollback` and `scale` for a `swarm` environment (docs/swarm.md).
 
-Under the lock on the manager: create the new release's services beside the live ones,
-wait until every task runs and passed its health check, run migrations once, write the
-proxy configuration on every node and reload each node's proxy, verify through every
-node's proxy that the new release answers, then (after the drain) scale the replaced
-release to 0, kept for rollback. A failure before the switch removes the new services; a
-failed verify puts the previous configuration back first. Either way the previous release
-never stopped serving and the command exits 6. The history and `current` live in the
-manager's state dir, as an ssh host keeps them.
+Under the lock on the manager: run migrations once, create the new release's services
+beside the live ones, wait until every task runs and passed its health check, stage the
+proxy configuration on every node and swap it in (test, rename, reload in one command),
+verify through every node's proxy that the new release answers, then (after the drain)
+scale the replaced release to 0, kept for rollback. A failure before the switch removes the
+new services; a failed verify puts the previous configuration back first and waits until
+every node answers from it again. Either way the previous release never stopped serving and
+the command exits 6. The history and `current` live in the manager's state dir, as an ssh
+host keeps them. The lock, the records and what follows the switch are the transaction's
+(services/transaction.py), as on hosts.
 """
 
 from __future__ import annotations
@@ -18,16 +20,14 @@ from dataclasses import dataclass
 from ..config import LoadedConfig
 from ..errors import DeployctlError, DeployError, RollbackError, UncertainError, UsageError
 from ..events import Emit, Message, Timer, serialized
+from ..plan import rollout as rollout_plan
 from ..plan import swarm as sw
 from ..plan import swarm_scale as ss
-from ..plan.build import rfc3339
 from ..plan.canary import canary_spec
 from ..plan.env_values import SecretValueError, env_file
-from ..plan.images import PROXY
-from ..plan.lock import LockRecord
+from ..plan.proxy_config import live_release
 from ..plan.release_spec import ReleaseSpec, release_spec
 from ..plan.releases import FAILED, LIVE, REVERTED, UNCERTAIN, ReleaseRecord, new_release_id, prune_selection
-from ..plan.stats import timing
 from ..plan.swarm_plan import SwarmPlan, deploy_plan, rollback_plan
 from ..plan.switch_plan import guard_spec
 from ..secrets import Secret
@@ -36,9 +36,10 @@ from .accessories import specs_for
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .host_calls import why as _why
 from .host_state import HostState
-from .hosts import layout_for, manager_connector, names_for, proxy_port, ssh_connector, who
+from .hosts import layout_for, manager_connector, names_for, proxy_port, ssh_connector
 from .release_images import ReleaseImages, proxy_image_for
 from .swarm_site import SwarmSite
+from .transaction import after_switch, release_record, take_lock
 
 REPLICAS = "replicas"  # the record's extra: what each service ran with (rollback runs it again)
 
@@ -74,14 +75,6 @@ class SwarmJob:
             self.manager.close()
 
 
-def _lock(state: HostState, emit: Emit, host: str, action: str, release: str, message: str, force: bool) -> None:
-    record = LockRecord(who=who(), when=rfc3339(time.time()), action=action, release=release, message=message,
-                        pid=None, host=None)
-    broken = state.acquire(record, force=force)
-    if broken is not None:
-        emit(Message(f"broke a stale lock held by {broken.describe()}", level="warning", host=host))
-
-
 def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str) -> None:
     """Route then verify on every node; a failed verify puts the previous configuration
     back on every node (raises DeployError), or SwarmSwitchBackFailed if that fails too."""
@@ -98,6 +91,7 @@ def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str) 
         try:
             if previous is not None:
                 site.route(plan, previous)
+                site.wait_answers(live_release(previous), port, plan.verify.path)
             back.done()
         except Exception as again:  # noqa: BLE001
             back.failed(_why(again))
@@ -144,15 +138,11 @@ def _prune(site: SwarmSite, state: HostState, keep: int, live: str, emit: Emit, 
 
 def _record(state: HostState, spec: ReleaseSpec, action: str, outcome: str, previous: str | None, error: str,
             message: str, replicas: dict[str, int], started: float | None, scaled: ss.Overrides | None = None) -> None:
-    extra = {REPLICAS: replicas, **ss.to_extra(scaled or {})}
-    if outcome in (LIVE, REVERTED) and started:
-        extra |= timing(started, time.time())
-    state.record(ReleaseRecord(
-        release=spec.release, revision=spec.revision,
-        images={s.service: s.image for s in spec.services} | {PROXY: spec.proxy.image},
-        action=action, outcome=outcome, who=who(), when=rfc3339(time.time()), message=message,
-        previous=previous, error=error, dirty=spec.dirty, spec=spec.to_dict() if action == "deploy" else {},
-        extra=extra))
+    """services/transaction.release_record, with what each service ran with and the scale
+    overrides in force (plan/swarm_scale.py): a rollback runs the release that way again."""
+    state.record(release_record(release=spec.release, action=action, outcome=outcome, previous=previous,
+                                error=error, message=message, spec=spec, started=started,
+                                extra={REPLICAS: replicas, **ss.to_extra(scaled or {})}))
 
 
 def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: dict[str, Secret], emit: Emit, *,
@@ -183,7 +173,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             emit(Message("kept the scaled task counts (deployctl scale): " + ", ".join(
                 f"{name}={count}" for name, (count, _) in sorted(scaled.items())), host=host))
         plan = swarm_deploy_plan(loaded, env_name, release, images, registry_auth=login, replicas=counts)
-        _lock(state, emit, host, "deploy", release, options.message, options.force_unlock)
+        take_lock(state, emit, host=host, action="deploy", release=release, message=options.message,
+                  force=options.force_unlock)
         started = time.time()
         try:
             previous = state.current()
@@ -230,13 +221,15 @@ def _deploy_locked(site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: L
         _upload(site, plan, secrets, emit, host)
         if plan.network:
             site.ensure_release_network(spec.release, plan.network)
+        # Once, before the new tasks start (as on hosts): no task of this release runs on a
+        # schema it does not know, and a failed migration leaves no task to remove.
+        for name, argv in plan.migrations:
+            site.run_job(name, argv)
         timer = Timer(emit, "start", host=host, detail=f"{len(plan.start)} service(s)")
         for argv in plan.start:
             site.run(argv)
         timer.done()
         site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan))
-        for name, argv in plan.migrations:
-            site.run_job(name, argv)
     except BaseException as exc:
         site.remove_release(spec.release, [s.name for s in plan.services])
         site.manager.remove_tree(site.layout.release_secrets(spec.release))
@@ -254,11 +247,8 @@ def _deploy_locked(site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: L
         raise
     state.set_current(spec.release)
     record(LIVE)
-    try:
-        _retire(site, plan, spec.release, plan.drain, emit, host)
-        _prune(site, state, environment.rollout.keep, spec.release, emit, host)
-    except Exception as exc:  # noqa: BLE001 - live and verified; only the clean-up failed
-        emit(Message(f"after the switch: {_why(exc)}", level="warning", host=host))
+    after_switch(emit, host, lambda: _retire(site, plan, spec.release, plan.drain, emit, host),
+                 lambda: _prune(site, state, environment.rollout.keep, spec.release, emit, host))
     return LIVE
 
 
@@ -298,15 +288,17 @@ class SwarmRollback:
     outcome: str = LIVE
 
 
-def rollback_target(state: HostState, to: str | None) -> tuple[str | None, str, ReleaseRecord]:
+def rollback_target(state: HostState, to: str | None, host: str = "manager") -> tuple[str | None, str, ReleaseRecord]:
+    """(live, target, the target's deploy record): the same choice, and the same refusals
+    (exit 6: nothing changed), as a host's rollback (plan/rollout.rollback_target)."""
     history = state.history()
     current = state.current()
-    target = to or history.previous_good(current)
-    if target is None:
-        raise UsageError("no earlier good release to roll back to", hint="`deployctl releases --env ENV`")
+    target = rollout_plan.rollback_target([rollout_plan.HostReleases(host, current, history.previous_good(current))],
+                                          to)
     record = history.deployed(target)
     if record is None or not record.spec:
-        raise UsageError(f"{target} was never live here (or its record has no spec): cannot roll back to it")
+        raise RollbackError(f"{host}: {target} was never deployed successfully here (or its record has no spec)",
+                            hint="`deployctl releases --env ...` lists the releases you can roll back to")
     return current, target, record
 
 
@@ -330,13 +322,12 @@ def swarm_rollback_plan(loaded: LoadedConfig, env_name: str, record: ReleaseReco
 
 def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None = None, message: str = "",
              force_unlock: bool = False, manager=None) -> list[SwarmRollback]:  # type: ignore[no-untyped-def]
-    environment = loaded.environment(env_name)
     emit = serialized(emit)
     job = SwarmJob(loaded, env_name, emit, manager)
     try:
         site, state = job.open()
         host = job.manager.host
-        current, target, record = rollback_target(state, to)
+        current, target, record = rollback_target(state, to, job.manager.host)
         if target == current:
             emit(Message(f"{target} is already live", host=host))
             return [SwarmRollback(target, current, 0.0, 0.0, host, "unchanged")]
@@ -347,7 +338,7 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
         if missing:
             raise RollbackError(f"{host}: the services of {target} are gone ({', '.join(missing)}): pruned?",
                                 hint="deploy that revision again instead")
-        _lock(state, emit, host, "rollback", target, message, force_unlock)
+        take_lock(state, emit, host=host, action="rollback", release=target, message=message, force=force_unlock)
         started = time.time()
         replicas = {s.service: s.replicas for s in plan.services}
         try:
@@ -371,10 +362,7 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
             switched = time.time() - started
             state.set_current(target)
             _record(state, plan.target, "rollback", LIVE, current, "", message, replicas, started, scaled)
-            try:
-                _retire(site, plan, target, plan.drain, emit, host)
-            except Exception as exc:  # noqa: BLE001
-                emit(Message(f"after the switch: {_why(exc)}", level="warning", host=host))
+            after_switch(emit, host, lambda: _retire(site, plan, target, plan.drain, emit, host))
         finally:
             state.release()
         return [SwarmRollback(target, current, switched, time.time() - started, host)]
@@ -401,7 +389,7 @@ def scale(loaded: LoadedConfig, env_name: str, emit: Emit, counts: dict[str, int
             raise UsageError(f"no service {unknown[0]!r} (services: {', '.join(loaded.config.services)})")
         names = names_for(loaded, env_name)
         wanted = {names.container(service, current): count for service, count in counts.items()}
-        _lock(state, emit, job.manager.host, "scale", current, "", False)
+        take_lock(state, emit, host=job.manager.host, action="scale", release=current)
         try:
             timer = Timer(emit, "scale", host=job.manager.host,
                           detail=", ".join(f"{n}={c}" for n, c in sorted(wanted.items())))

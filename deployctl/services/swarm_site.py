@@ -18,11 +18,12 @@ from ..events import Emit, Message, Timer
 from ..plan import docker_commands as dc
 from ..plan import swarm as sw
 from ..plan.names import Names, StateLayout
-from ..plan.proxy_config import CONFIG_PATH, live_release
+from ..plan.proxy_config import CONFIG_FILE, CONFIG_PATH, STAGED_FILE, live_release
 from ..plan.swarm_plan import SwarmPlan
+from ..plan.switch_plan import proxy_swap
 from ..secrets import Secret, redactor
 from .swarm_health import TaskChecks
-from .switch import HostSwitch
+from .switch import SWITCH_BACK_WAIT, HostSwitch
 
 POLL = 0.5
 T = TypeVar("T")
@@ -206,32 +207,64 @@ class SwarmSite:
         return live_release(self.live_config())
 
     def route(self, plan: SwarmPlan, config: str | bytes) -> int:
-        """Write the configuration on every ready node, create the proxy service where it is
-        missing (its tasks then start with this file), and test-and-reload each node's proxy
-        task. Returns the number of nodes switched."""
+        """Make every ready node's proxy serve `config`; returns the number of nodes switched.
+
+        As on a host (services/proxy.py), the file is staged beside the live one and one
+        command on the node tests it, renames it over nginx.conf and reloads: until then the
+        live file is untouched, so a deployctl killed in between leaves no node whose next
+        load (a restarted proxy task, a rebooted node) takes a release the switch never got
+        to, and a file nginx refuses never becomes live. Where no proxy task has read a file
+        yet (the proxy service is created now, or a node has none), the file is written as
+        nginx.conf directly: its task starts with it."""
         data = config.encode() if isinstance(config, str) else config
         nodes = self.ready_nodes()
+        created = not self.manager.run(["docker", "service", "inspect", "--format", "{{.ID}}",
+                                         self.names.proxy]).ok
+        live_file, staged_file = f"{self.layout.proxy_dir}/{CONFIG_FILE}", f"{self.layout.proxy_dir}/{STAGED_FILE}"
 
-        def write(node: sw.Node) -> None:
+        def write(node: sw.Node) -> bool:
+            """True when the node's file was staged (its running proxy swaps it in)."""
             conn = self.node(node.address)
             conn.mkdir(self.layout.proxy_dir, mode=0o755)
-            conn.put_file(f"{self.layout.proxy_dir}/nginx.conf", data, 0o644)
+            staged = not created and conn.read_file(live_file) is not None
+            conn.put_file(staged_file if staged else live_file, data, 0o644)
+            return staged
 
-        def reload(node: sw.Node) -> None:
+        def swap(node: sw.Node, staged: bool) -> None:
             conn = self.node(node.address)
             container = check(conn, sw.proxy_container(self.names)).split()
             if not container:
                 raise DeployError(f"{node.address}: no running proxy task to reload")
-            check(conn, dc.nginx_test_and_reload(container[0], CONFIG_PATH))
+            argv = proxy_swap(container[0], self.layout.proxy_dir) if staged else \
+                dc.nginx_test_and_reload(container[0], CONFIG_PATH)
+            result = conn.run(list(argv))
+            if not result.ok:
+                raise DeployError(f"{node.address}: nginx -t refused the configuration (nothing reloaded): "
+                                  f"{redactor(result.stderr.strip() or result.stdout.strip())}")
 
-        _each(nodes, write)
-        if not self.manager.run(["docker", "service", "inspect", "--format", "{{.ID}}", self.names.proxy]).ok:
+        staged = dict(zip((n.address for n in nodes), _each(nodes, write)))
+        if created:
             check(self.manager, plan.proxy_service)
         self._wait_proxies(nodes)
         # All nodes at once: the load balancer sends to every node, so the moment they
         # serve different releases is kept as short as the slowest node's reload.
-        _each(nodes, reload)
+        _each(nodes, lambda node: swap(node, staged[node.address]))
         return len(nodes)
+
+    def wait_answers(self, release: str | None, port: int, path: str, timeout: float = SWITCH_BACK_WAIT) -> None:
+        """After a switch back, until every node's proxy answers from `release` again (as a
+        host's switch back waits, services/switch.py): the caller removes the new release's
+        tasks next, and requests a node's old workers still held for them would get 502s."""
+        if release is None:
+            return
+
+        def one(node: sw.Node) -> None:
+            switch = HostSwitch(self.node(node.address), self.names, self.layout, self.emit)
+            if not switch.answers_from(release, port, path, timeout):
+                self.warn(f"{node.address}: the proxy did not answer from {release} within {timeout:g}s "
+                          "of the switch back")
+
+        _each(self.ready_nodes(), one)
 
     def _wait_proxies(self, nodes: list[sw.Node], timeout: float = 60) -> None:
         """One running proxy task on every node that takes tasks (a global service's)."""

@@ -300,14 +300,21 @@ class HostSwitch:
         port = self.proxy.port(plan.proxy.listen_port) if release else None
         if port is None:
             return False
+        if self.answers_from(release, port, plan.verify.path, timeout):
+            return True
+        self.emit(Message(f"the proxy did not answer from {release} within {timeout:g}s of the switch back",
+                          level="warning", host=self.conn.host))
+        return False
+
+    def answers_from(self, release: str, port: int, path: str, timeout: float) -> bool:
+        """Whether the proxy on `port` answered from `release` 3 times in a row within
+        `timeout` (a host's switch back, and each Swarm node's: services/swarm_site.py)."""
         deadline, streak = time.monotonic() + timeout, 0
         while time.monotonic() < deadline:
-            streak = streak + 1 if self.proxy.serving(port, plan.verify.path) == release else 0
+            streak = streak + 1 if self.proxy.serving(port, path) == release else 0
             if streak >= 3:
                 return True
             time.sleep(0.05)
-        self.emit(Message(f"the proxy did not answer from {release} within {timeout:g}s of the switch back",
-                          level="warning", host=self.conn.host))
         return False
 
     def verify(self, port: int, check_: VerifyCheck) -> float:

@@ -172,10 +172,18 @@ def test_deploy_plan_steps_are_the_argvs_it_runs():
     assert f"name=shop-prod-{R1}" in argv and not [a for a in argv if "alias=" in a]  # never answers as `backend`
     assert plan.ready_timeout == 60.0  # the longest health timeout (30) + 30 s to pull on each node
     steps = plan.steps()
-    assert [s.step for s in steps] == ["secrets", "network", "start", "start", "health", "migrate", "route", "route", "route",
+    # Migrations before the new tasks start, as on hosts (issue 22: the Swarm ran them after).
+    assert [s.step for s in steps] == ["secrets", "network", "migrate", "start", "start", "health", "route", "route", "route",
                                       "verify", "record", "drain", "stop"]
     assert [s.argv for s in steps if s.step == "start"] == list(plan.start)
     assert steps[7].argv == plan.proxy_service and steps[1].argv == plan.network
+    # The node's switch is the staged swap a host's is: nginx -t of nginx.conf.next, its
+    # rename over nginx.conf on the node, the reload, in one command.
+    assert plan.reload == ("sh", "-c", "docker exec '<the node'\"'\"'s proxy task>' nginx -t -q -c "
+                           "/etc/deployctl/proxy/nginx.conf.next && mv -f "
+                           f"{layout.proxy_dir}/nginx.conf.next {layout.proxy_dir}/nginx.conf && "
+                           "docker exec '<the node'\"'\"'s proxy task>' nginx -s reload -c "
+                           "/etc/deployctl/proxy/nginx.conf") and steps[8].argv == plan.reload
     assert "DB_PASSWORD" in steps[0].detail and "swarm-secret" not in str([s.to_dict() for s in steps])
     assert plan.retire(["old-a", "old-b"]) == ("docker", "service", "scale", "--detach", "old-a=0", "old-b=0")
 
