@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import docker_commands as dc
 from . import swarm as sw
 from . import swarm_health as sh
 from .names import Names
@@ -40,7 +41,7 @@ class SwarmPlan:
     verify: VerifyCheck
     drain: float
     ready_timeout: float
-    guard: GuardSpec | None = None  # not run on a Swarm yet: always None
+    guard: GuardSpec | None = None  # deploys only: the error-rate guard over every node's proxy log
     network: Argv = ()  # deploys: the release's own overlay network, created before its services
 
     @property
@@ -87,6 +88,15 @@ class SwarmPlan:
         rows.append(PlannedStep("verify", "on every node: " + self.verify.describe()))
         rows.append(PlannedStep("record", "on the manager: append to releases.jsonl (with this release's spec and "
                                           "replicas); write current"))
+        if self.guard is not None:
+            rows.append(PlannedStep("guard", f"{self.guard.describe()}; read from every node's proxy task, one "
+                                             "verdict over all of them (the replaced release keeps its tasks meanwhile)",
+                                    tuple(dc.logs_since("<the node's proxy task>", "<switch time>"))))
+            rows.append(PlannedStep("guard", f"if it crosses: put the previous nginx.conf back on every node (staged as "
+                                             f"{STAGED_FILE}, tested, renamed, reloaded); wait until every node "
+                                             "answers from the previous release, then the drain; remove this "
+                                             "release's services; record `reverted` with the numbers; exit 6",
+                                    self.reload))
         rows.append(PlannedStep("drain", f"wait {self.drain:g}s for requests the replaced release still holds"))
         rows.append(PlannedStep("stop", "scale the other releases' services to 0 (kept for rollback)",
                                 self.retire(["<other releases' services>"])))
@@ -117,7 +127,7 @@ def ready_timeout(services: list[sw.SwarmService] | tuple[sw.SwarmService, ...])
 
 def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Names, proxy_dir: str, *,
                 proxy_port: int, drain: float, migrations: dict[str, list[str]],
-                registry_auth: bool = False) -> SwarmPlan:
+                registry_auth: bool = False, guard: GuardSpec | None = None) -> SwarmPlan:
     """`migrations`: service -> command, run once as a job of that service's new image.
     `registry_auth`: the manager is logged in to the registry (plan/swarm.py: create_service)."""
     by_service = {s.service: s for s in services}
@@ -137,7 +147,7 @@ def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Nam
         undo=(tuple(sw.remove_services([s.name for s in services])),),
         migrations=jobs, proxy_config=proxy_config_for(target), checker=_checker(target, names, services),
         proxy_service=proxy_service, reload=reload,
-        verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services),
+        verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services), guard=guard,
     )
 
 

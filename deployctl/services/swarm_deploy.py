@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from ..config import LoadedConfig
 from ..errors import DeployctlError, DeployError, RollbackError, UncertainError, UsageError
@@ -29,7 +30,7 @@ from ..plan.proxy_config import live_release
 from ..plan.release_spec import ReleaseSpec, release_spec
 from ..plan.releases import FAILED, LIVE, REVERTED, UNCERTAIN, ReleaseRecord, new_release_id, prune_selection
 from ..plan.swarm_plan import SwarmPlan, deploy_plan, rollback_plan
-from ..plan.switch_plan import guard_spec
+from ..plan.switch_plan import GuardSpec, guard_spec
 from ..secrets import Secret
 from . import preflight, swarm_accessories
 from .accessories import specs_for
@@ -39,7 +40,8 @@ from .host_state import HostState
 from .hosts import layout_for, manager_connector, names_for, proxy_port, ssh_connector
 from .release_images import ReleaseImages, proxy_image_for
 from .swarm_site import SwarmSite
-from .transaction import after_switch, release_record, take_lock
+from .transaction import GuardReverted, after_switch, release_record, take_lock
+from .watch import Guard
 
 REPLICAS = "replicas"  # the record's extra: what each service ran with (rollback runs it again)
 
@@ -75,9 +77,10 @@ class SwarmJob:
             self.manager.close()
 
 
-def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str) -> None:
+def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str) -> bytes | None:
     """Route then verify on every node; a failed verify puts the previous configuration
-    back on every node (raises DeployError), or SwarmSwitchBackFailed if that fails too."""
+    back on every node (raises DeployError), or SwarmSwitchBackFailed if that fails too.
+    Returns the configuration before the switch (what the guard's revert puts back)."""
     previous = site.live_config()
     timer = Timer(emit, "route", host=host, detail=f"proxy -> {plan.target.release}")
     try:
@@ -98,6 +101,7 @@ def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str) 
             raise SwarmSwitchBackFailed(f"{host}: {_why(exc)}; switching back failed: {_why(again)}",
                                         hint="the proxies may not all serve one release: `deployctl status`") from None
         raise DeployError(f"{host}: {_why(exc)}", hint="the previous release is serving again") from None
+    return previous
 
 
 def _retire(site: SwarmSite, plan: SwarmPlan, live: str, drain: float, emit: Emit, host: str) -> None:
@@ -137,12 +141,13 @@ def _prune(site: SwarmSite, state: HostState, keep: int, live: str, emit: Emit, 
 
 
 def _record(state: HostState, spec: ReleaseSpec, action: str, outcome: str, previous: str | None, error: str,
-            message: str, replicas: dict[str, int], started: float | None, scaled: ss.Overrides | None = None) -> None:
+            message: str, replicas: dict[str, int], started: float | None, scaled: ss.Overrides | None = None,
+            extra: dict | None = None) -> None:
     """services/transaction.release_record, with what each service ran with and the scale
     overrides in force (plan/swarm_scale.py): a rollback runs the release that way again."""
     state.record(release_record(release=spec.release, action=action, outcome=outcome, previous=previous,
                                 error=error, message=message, spec=spec, started=started,
-                                extra={REPLICAS: replicas, **ss.to_extra(scaled or {})}))
+                                extra={REPLICAS: replicas, **ss.to_extra(scaled or {}), **(extra or {})}))
 
 
 def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: dict[str, Secret], emit: Emit, *,
@@ -165,14 +170,12 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             preflight.registry_login(job.manager, emit, config.registry.server, login_user, registry_password)
         release = new_release_id(time.time() if now is None else now, images.revision, state.history().ids())
         emit(Message(f"release {release} to {env_name} (Swarm, manager {host})"))
-        if guard_spec(environment.rollout, options.no_guard) is not None:
-            emit(Message("the error-rate guard (rollout.guard_window) is not run on a Swarm yet (docs/swarm.md)",
-                         level="warning", host=host))
         counts, scaled = ss.for_deploy({name: s.replicas for name, s in config.services.items()}, _overrides(state))
         if scaled:
             emit(Message("kept the scaled task counts (deployctl scale): " + ", ".join(
                 f"{name}={count}" for name, (count, _) in sorted(scaled.items())), host=host))
-        plan = swarm_deploy_plan(loaded, env_name, release, images, registry_auth=login, replicas=counts)
+        plan = swarm_deploy_plan(loaded, env_name, release, images, registry_auth=login, replicas=counts,
+                                 options=options)
         take_lock(state, emit, host=host, action="deploy", release=release, message=options.message,
                   force=options.force_unlock)
         started = time.time()
@@ -189,7 +192,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
 
 
 def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images: ReleaseImages, *,
-                      registry_auth: bool = False, replicas: dict[str, int] | None = None) -> SwarmPlan:
+                      registry_auth: bool = False, replicas: dict[str, int] | None = None,
+                      options: DeployOptions = DeployOptions()) -> SwarmPlan:
     config, environment = loaded.config, loaded.environment(env_name)
     layout, names = layout_for(loaded, env_name), names_for(loaded, env_name)
     spec = release_spec(config, env_name, release, images.revision, images.images, proxy_image_for(config, images),
@@ -197,7 +201,8 @@ def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images:
     services = sw.release_services(config, environment, env_name, spec, layout, replicas)
     migrations = {name: list(s.migrate) for name, s in config.services.items() if s.migrate}
     return deploy_plan(spec, services, names, layout.proxy_dir, proxy_port=proxy_port(loaded, env_name),
-                       drain=environment.rollout.drain, migrations=migrations, registry_auth=registry_auth)
+                       drain=environment.rollout.drain, migrations=migrations, registry_auth=registry_auth,
+                       guard=guard_spec(environment.rollout, options.no_guard))
 
 
 def _deploy_locked(site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: LoadedConfig, env_name: str,
@@ -207,8 +212,8 @@ def _deploy_locked(site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: L
     environment = loaded.environment(env_name)
     spec, replicas = plan.target, {s.service: s.replicas for s in plan.services}
 
-    def record(outcome: str, error: str = "") -> None:
-        _record(state, spec, "deploy", outcome, previous, error, options.message, replicas, started, scaled)
+    def record(outcome: str, error: str = "", extra: dict | None = None) -> None:
+        _record(state, spec, "deploy", outcome, previous, error, options.message, replicas, started, scaled, extra)
 
     try:
         state.prepare()
@@ -235,8 +240,10 @@ def _deploy_locked(site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: L
         site.manager.remove_tree(site.layout.release_secrets(spec.release))
         record(FAILED, _why(exc))
         raise
+    port = proxy_port(loaded, env_name)
+    switched = time.time()
     try:
-        _switch(site, plan, proxy_port(loaded, env_name), emit, host)
+        previous_config = _switch(site, plan, port, emit, host)
     except SwarmSwitchBackFailed as exc:
         record(UNCERTAIN, exc.message)
         raise
@@ -247,9 +254,45 @@ def _deploy_locked(site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: L
         raise
     state.set_current(spec.release)
     record(LIVE)
+    guard = plan.guard
+    if guard is not None and (previous is None or previous_config is None):
+        emit(Message("guard skipped: no earlier release here to switch back to", host=host))
+    elif guard is not None:
+        # The replaced release keeps its tasks for the watch: the revert is a proxy switch.
+        _guard(site, state, plan, guard, previous, previous_config, port, switched, emit, host, record)
     after_switch(emit, host, lambda: _retire(site, plan, spec.release, plan.drain, emit, host),
                  lambda: _prune(site, state, environment.rollout.keep, spec.release, emit, host))
     return LIVE
+
+
+def _guard(site: SwarmSite, state: HostState, plan: SwarmPlan, spec: GuardSpec, previous: str,
+           previous_config: bytes, port: int, since: float, emit: Emit, host: str,
+           record: Callable[[str, str, dict], None]) -> None:
+    """The error-rate guard over every node's proxy log (one verdict, as on a fleet's
+    hosts); above the limit, the previous configuration goes back on every node, the new
+    release's services go after the drain, and the deploy exits 6 (GuardReverted)."""
+    verdict = Guard(site.proxies(), emit, window=spec.window, max_error_rate=spec.max_error_rate,
+                    min_requests=spec.min_requests, host=host).watch(plan.target.release, since=since)
+    if not verdict.revert:
+        return
+    timer = Timer(emit, "revert", host=host, detail=f"proxy -> {previous}")
+    decided = time.time()
+    try:
+        site.route(plan, previous_config)
+        site.wait_answers(previous, port, plan.verify.path)
+    except BaseException as exc:
+        timer.failed(_why(exc))
+        record(UNCERTAIN, f"guard: {verdict.reason}; switching back failed: {_why(exc)}", {})
+        raise SwarmSwitchBackFailed(f"{host}: guard: {verdict.reason}; switching back failed: {_why(exc)}",
+                                    hint="the proxies may not all serve one release: `deployctl status`") from None
+    seconds = time.time() - decided
+    state.set_current(previous)
+    timer.done(f"{previous} serves again on every node ({seconds:.2f}s)")
+    time.sleep(plan.drain)  # requests the new release's tasks still hold
+    site.remove_release(plan.target.release, [s.name for s in plan.services])
+    record(REVERTED, f"guard: {verdict.reason}", {"guard": {**verdict.numbers(), "switch_back_seconds": round(seconds, 3)}})
+    raise GuardReverted(f"{host}: guard: {verdict.reason}; switched back to {previous}",
+                        hint="the previous release is serving again")
 
 
 def _checks(site: SwarmSite, plan: SwarmPlan):  # type: ignore[no-untyped-def]

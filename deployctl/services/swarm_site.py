@@ -286,6 +286,10 @@ class SwarmSite:
 
         return max(_each(self.ready_nodes(), one), default=0.0)
 
+    def proxies(self) -> list["NodeProxy"]:
+        """Every ready node's proxy task, as the guard reads its access log (services/watch.py)."""
+        return [NodeProxy(self.node(n.address), self.names, self.emit) for n in self.ready_nodes()]
+
     def close(self) -> None:
         for conn in self._nodes.values():
             conn.close()
@@ -293,6 +297,18 @@ class SwarmSite:
 
     def warn(self, text: str) -> None:
         self.emit(Message(text, level="warning", host=self.manager.host))
+
+
+class NodeProxy:
+    """One node's task of the global proxy service, seen as services/watch.ProxyLog reads a
+    host's proxy: the node's connector, and the container whose stdout is the access log."""
+
+    def __init__(self, conn, names: Names, emit: Emit) -> None:  # type: ignore[no-untyped-def]
+        self.conn, self.names, self.emit = conn, names, emit
+
+    def running_nginx(self) -> str | None:
+        result = self.conn.run(sw.proxy_container(self.names), timeout=30)
+        return next(iter(result.stdout.split()), None) if result.ok else None
 
 
 def _each(nodes: list[sw.Node], work: Callable[[sw.Node], T]) -> list[T]:

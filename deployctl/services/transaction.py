@@ -23,6 +23,7 @@ import os
 import time
 from typing import Callable
 
+from ..errors import DeployError
 from ..events import Emit, Message
 from ..plan import rollout as outcomes
 from ..plan.build import rfc3339
@@ -42,6 +43,11 @@ from .hosts import machine, who
 # failed, so what serves is unknown (exit 7).
 BEFORE, LIVE_PHASE, SWITCHED_BACK, ABORTED, UNCERTAIN = "before", "live", "switched back", "aborted", "uncertain"
 _FAILURE_OUTCOMES = {SWITCHED_BACK: outcomes.SWITCHED_BACK, UNCERTAIN: outcomes.UNCERTAIN, ABORTED: outcomes.ABORTED}
+
+
+class GuardReverted(DeployError):
+    """The guard saw the new release's error rate cross the limit after its switch and put
+    the previous release back (exit 6: the previous release serves), on any target."""
 
 
 def failure_outcome(phase: str) -> str:

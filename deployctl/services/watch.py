@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..events import Emit, Message, StepProgress, Timer
 from ..plan import docker_commands as dc
@@ -96,10 +96,13 @@ class Guard:
     """Watches `release` for `window` seconds after its switch; returns the verdict that
     ended the watch (revert, or the last one when the window passed quietly)."""
 
-    def __init__(self, proxy: HostProxy, emit: Emit, *, window: float, max_error_rate: float, min_requests: int,
-                 stopped: Callable[[], bool] = lambda: False, tick: float = TICK) -> None:
-        self.log = ProxyLog(proxy)
-        self.host = proxy.conn.host
+    def __init__(self, proxies: Sequence[HostProxy], emit: Emit, *, window: float, max_error_rate: float,
+                 min_requests: int, stopped: Callable[[], bool] = lambda: False, tick: float = TICK,
+                 host: str | None = None) -> None:
+        # One proxy on a host; every node's on a Swarm (its global proxy service): one
+        # verdict over all of them, as the load balancer spreads users over every node.
+        self.logs = [ProxyLog(proxy) for proxy in proxies]
+        self.host = host or proxies[0].conn.host
         self.emit, self.window, self.tick = emit, window, tick
         self.max_error_rate, self.min_requests = max_error_rate, min_requests
         # A rollout being interrupted: the watch ends early and the release stays live (it
@@ -113,7 +116,8 @@ class Guard:
         end = time.monotonic() + self.window
         while True:
             now = time.time()
-            verdict = guard_verdict(self.log.entries(since), release, since=since, now=now,
+            entries = sorted((e for log in self.logs for e in log.entries(since)), key=lambda e: e.at)
+            verdict = guard_verdict(entries, release, since=since, now=now,
                                     max_error_rate=self.max_error_rate, min_requests=self.min_requests)
             if verdict.revert:
                 timer.failed(verdict.reason)

@@ -46,7 +46,7 @@ class SwarmSite:
         return self.workdir / "deploy.toml"
 
     def write_config(self, frontend_replicas: int = 3, backend_replicas: int = 2, health_timeout: float = 20,
-                     checks: str = "docker") -> None:
+                     checks: str = "docker", guard_window: float = 0, frontend_env: dict | None = None) -> None:
         """`checks`: "docker" (the image's HEALTHCHECK, run by Swarm in each task) or "http"
         (frontend: GET /healthz, backend: a TCP connect, both run by deployctl itself, the
         way an app we did not write, without curl in its image, is checked)."""
@@ -75,6 +75,7 @@ replicas = {frontend_replicas}
 timeout = {health_timeout}
 [services.frontend.env]
 BACKEND_URL = "{{{{ backend.url }}}}"
+{"".join(f'{k} = "{v}"{chr(10)}' for k, v in (frontend_env or {}).items())}
 [proxy]
 image = "{self.images.proxy}"
 [environments.{ENV}]
@@ -90,7 +91,9 @@ connect_timeout = 3
 [environments.{ENV}.rollout]
 drain = 1.0
 keep = 3
-guard_window = 0
+guard_window = {guard_window}
+guard_max_error_rate = 0.05
+guard_min_requests = 20
 """)
 
     def artifacts(self, revision: str, frontend: str | None = None) -> None:

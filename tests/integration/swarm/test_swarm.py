@@ -95,6 +95,40 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
     assert not any(last.release in name for name in swarm.services(site.app))
     assert site.state_file("lock/info.json") == ""  # released
 
+    # v4 passes its health check and verify, then answers 500 (PROBE_FAIL_AFTER seconds after
+    # its process started): the guard reads every node's proxy log, puts v1 back on every
+    # node, removes v4's services, exit 6, `reverted` with the numbers (issue 22: the Swarm
+    # skipped the guard with a warning).
+    site.write_config(guard_window=90, frontend_env={"PROBE_FAIL_AFTER": 25})
+    done, report, returned = under_traffic("guarded deploy v4", lambda: site.deploy("4444444dddd"))
+    assert done.returncode == ExitCode.DEPLOY_FAILED, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "guard:" in done.stdout + done.stderr and "switched back to" in done.stdout + done.stderr
+    assert site.current() == v1
+    last = site.history().records[-1]
+    assert (last.action, last.outcome, last.previous) == ("deploy", "reverted", v1), last
+    guard = last.extra["guard"]
+    assert guard["whole"]["requests"] >= 20 and guard["switch_back_seconds"] < 30, last.extra
+    assert not any(last.release in name for name in swarm.services(site.app))
+    assert report.wrong_release_after(returned, v1) == [], report.summary()
+    assert site.state_file("lock/info.json") == ""
+
+    # v5 is healthy but its verify path answers 500 (every request): the verify fails after
+    # the route, the previous configuration goes back on every node, deployctl waits until
+    # every node answers from v1 again before v5's services go (exit 6, `reverted`). The
+    # only failed requests are v5's own 500s in the moment it was routed.
+    site.write_config(frontend_env={"PROBE_FAIL_SHARE": 1})
+    done, report, returned = under_traffic("deploy v5, verify fails", lambda: site.deploy("5555555eeee"))
+    assert done.returncode == ExitCode.DEPLOY_FAILED, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "switch back" in done.stdout + done.stderr
+    assert site.current() == v1
+    last = site.history().records[-1]
+    assert (last.action, last.outcome, last.previous) == ("deploy", "reverted", v1), last
+    assert not any(last.release in name for name in swarm.services(site.app))
+    assert report.wrong_release_after(returned, v1) == [], report.summary()
+    assert all(f.status == 500 for f in report.failures), [(f.status, f.error[:80]) for f in report.failures[:5]]
+    print(f"verify failed on a Swarm: {len(report.failures)} of {report.total} requests got v5's own 500")
+    site.write_config()
+
     # scale up and down without a new release
     frontend = site.service("frontend", v1)
     done, report, _ = under_traffic("scale frontend=5", lambda: site.cli("scale", "--env", ENV, "frontend=5"))
