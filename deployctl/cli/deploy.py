@@ -80,7 +80,7 @@ def deploy(
     swarm = loaded.environment(env).target == "swarm"
     if dry_run:
         if swarm:
-            _print_swarm_deploy_plan(app, loaded, env, images)
+            _print_swarm_deploy_plan(app, loaded, env, images, DeployOptions(no_guard=no_guard, canary=canary))
             return
         _print_deploy_plan(app, loaded, env, images, (login.server, login.username) if login else None,
                            DeployOptions(no_guard=no_guard, canary=canary))
@@ -143,7 +143,7 @@ def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignor
     from ..plan.accessories import planned_steps
     from ..plan.dry_run import deploy_steps
     from ..plan.releases import new_release_id
-    from ..services.deploy import DeployOptions, HostDeploy
+    from ..services.deploy import HostDeploy
     from ..services.hosts import connectors_for
 
     config, environment = loaded.config, loaded.environment(env)
@@ -152,9 +152,9 @@ def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignor
     for index, conn in enumerate(connectors_for(loaded, env)):
         job = HostDeploy(loaded, env, conn, lambda e: None, release, images, {}, options)
         steps = deploy_steps(
-            job.plan, job.containers, job.names, job.layout, local=environment.target == "local",
+            job.plan, [row for step in job.preparation() for row in step.rows],
+            job.migration_rows() if index == 0 else [], job.layout, local=environment.target == "local",
             images=[*images.images.values(), job.spec.proxy.image], keep=environment.rollout.keep,
-            migrations={s: svc.migrate for s, svc in config.services.items() if svc.migrate and index == 0},
             registry_login=login)
         # Accessories come up after the preflight, before the lock (services/deploy.py).
         at = next((i for i, s in enumerate(steps) if s.step != "preflight"), len(steps))
@@ -162,7 +162,8 @@ def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignor
     _print_plan(app, "deploy", release, plans)
 
 
-def _print_swarm_deploy_plan(app: AppContext, loaded, env: str, images) -> None:  # type: ignore[no-untyped-def]
+def _print_swarm_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignore[no-untyped-def]
+                             options) -> None:
     """The SwarmPlan a swarm deploy runs (services/swarm_deploy.py), built the same way; no connection."""
     from ..plan.releases import new_release_id
     from ..plan.steps import PlannedStep
@@ -174,7 +175,7 @@ def _print_swarm_deploy_plan(app: AppContext, loaded, env: str, images) -> None:
 
     environment = loaded.environment(env)
     release = new_release_id(time.time(), images.revision)
-    plan = swarm_deploy_plan(loaded, env, release, images)
+    plan = swarm_deploy_plan(loaded, env, release, images, options=options)
     steps = [PlannedStep("preflight", f"connect to the manager {environment.manager} (host key pinned); it must "
                                       "be an active Swarm manager"),
              PlannedStep("lock", "on the manager: mkdir of the lock directory in its state dir")]

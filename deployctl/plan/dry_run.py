@@ -1,15 +1,15 @@
 """What `deploy --dry-run` and `rollback --dry-run` print: per host, each step and the exact
-docker argv. The switch part is `SwitchPlan.steps()` of the very plan the run executes
-(plan/switch_plan.py); before it, the preparation built from the same ContainerSpecs and
-argv functions the deploy uses. Nothing here touches a host."""
+docker argv. The preparation's rows come from the step list the deploy itself walks
+(services/deploy.HostDeploy.preparation), the switch part is `SwitchPlan.steps()` of the very
+plan the run executes (plan/switch_plan.py); this module only puts them in the order a run
+takes them, with the preflight and the lock around. Nothing here touches a host."""
 
 from __future__ import annotations
 
 from typing import Sequence
 
 from . import docker_commands as dc
-from .containers import ContainerSpec
-from .names import Names, StateLayout
+from .names import StateLayout
 from .steps import PlannedStep
 from .switch_plan import SwitchPlan
 
@@ -20,37 +20,19 @@ def _argv(step: str, argv: list[str], detail: str = "") -> PlannedStep:
     return PlannedStep(step, detail, tuple(argv))
 
 
-def deploy_steps(plan: SwitchPlan, containers: Sequence[ContainerSpec], names: Names, layout: StateLayout, *,
-                 local: bool, images: Sequence[str], keep: int, migrations: dict[str, list[str]],
+def deploy_steps(plan: SwitchPlan, preparation: Sequence[PlannedStep], migrations: Sequence[PlannedStep],
+                 layout: StateLayout, *, local: bool, images: Sequence[str], keep: int,
                  registry_login: tuple[str, str] | None = None) -> list[PlannedStep]:
-    """`migrations`: service -> command, on the host that runs them (the first)."""
-    release = plan.target.release
+    """`preparation`: the rows of the host's preparation steps; `migrations`: the rows of
+    its migrations (on the host that runs them: the first)."""
     steps = [_argv("preflight", dc.docker_version(), "connect; docker present")]
     if registry_login:
         steps.append(_argv("preflight", dc.login(*registry_login), "password on stdin"))
     if local:
         steps.append(_argv("preflight", dc.image_present(*dict.fromkeys(images)), "every image in the engine"))
     steps.append(PlannedStep("lock", f"mkdir {layout.lock_dir} (atomic); exit 8 if held"))
-    if not local:
-        steps += [_argv("pull", dc.pull(image)) for image in images]
-    steps.append(_argv("network", dc.network_create(names), "only if missing"))
-    steps.append(_argv("network", dc.release_network_create(names, release),
-                       "the release's own: its services find each other by name there"))
-    for spec in containers:
-        if spec.env_file:
-            steps.append(PlannedStep("secrets", f"write {spec.env_file} (mode 0600): "
-                                                f"{', '.join(sorted(spec.secret_env))} (values from the secret source)"))
-        for host_file, _ in spec.secret_mounts():
-            steps.append(PlannedStep("secrets", f"write {host_file} (mode 0600)"))
-        if spec.secrets:
-            steps.append(PlannedStep("secrets", f"hand {spec.secrets_dir} to the image's user when not root",
-                                     tuple(dc.chown_secrets(spec.image, "<USER>", spec.secrets_dir))))
-    for spec in containers:
-        command = migrations.get(spec.service)
-        if command:
-            for argv in dc.run_migration(spec, plan.target.network, names.network, names.migration(release), command,
-                                         names.labels("migrate", release, spec.service)):
-                steps.append(_argv("migrate", argv))
+    steps += preparation
+    steps += migrations
     steps += plan.steps()
     steps.append(PlannedStep("prune", f"keep {keep} releases (never the live or previous good)"))
     steps.append(PlannedStep("unlock", f"rm -r {layout.lock_dir}"))

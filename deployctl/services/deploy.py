@@ -25,6 +25,7 @@ from ..plan import docker_commands as dc
 from ..plan import rollout as plan
 from ..plan.containers import release_containers
 from ..plan.release_spec import release_spec
+from ..plan.steps import PlannedStep, Step
 from ..plan.canary import PROMOTE, CanaryVerdict, canary_spec
 from ..plan.releases import ABORTED, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, new_release_id
 from ..plan.switch_plan import deploy_plan, guard_spec, proxy_config_for
@@ -41,17 +42,12 @@ from ..plan.env_values import SecretValueError, env_file
 from .host_calls import PREVIOUS, UNCHANGED, UNKNOWN, connection_failure, mapped, on_every_host
 from .host_calls import why as _why
 from .rollout import Cancel, Interrupted, Rollout, unexpected  # noqa: F401 - Interrupted: for the CLI
-from .transaction import after_switch, failure_outcome, release_record, take_lock
+from .transaction import GuardReverted, after_switch, failure_outcome, release_record, take_lock  # noqa: F401 - GuardReverted: raised here, imported from here by callers
 from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
 from .watch import Guard
 
 
 GUARD_HOLD_MARGIN = 60.0  # seconds the previous release is kept warm beyond a guard's watch
-
-
-class GuardReverted(DeployError):
-    """The guard saw the new release's error rate cross the limit after its switch and put
-    the previous release back (exit 6: the previous release serves)."""
 
 
 def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: dict[str, Secret],
@@ -186,29 +182,77 @@ class HostDeploy:
         self.state.release()
 
     def prepare(self) -> None:
-        """Pull, networks, secrets: nothing the host serves changes."""
+        """The preparation's steps (`preparation()`, the list `--dry-run` prints): nothing
+        the host serves changes. An interrupt is seen between any two of them."""
         try:
-            self.previous = self.state.current()
-            self.state.prepare()
-            self._recover_canary()
-            stop_expired_warm(self.switch, keep={r for r in (self.previous,) if r})
-            self._standby()
-            if self.environment.target == "ssh":
-                self.step = "pull"
-                preflight.pull(self.conn, self.emit, [*self.images.images.values(), self.spec.proxy.image])
-            self.cancel.check()
-            self.step = "networks"
-            self._networks()
-            self.step = "secrets"
-            self._upload_secrets()
+            for step in self.preparation():
+                self.step = step.name
+                step.action()
+                self.cancel.check()
         except BaseException as exc:
             raise self._abandon(exc) from None
+
+    def preparation(self) -> list[Step]:
+        """What `prepare` runs, in order, each with the rows the dry run prints for it."""
+        layout, names, release = self.layout, self.names, self.release
+        steps = [
+            Step("prepare", (PlannedStep("state", f"read {layout.current}; make {layout.root}'s directories"),),
+                 self._read_state),
+            Step("prepare", (PlannedStep("recover", "a canary a killed deployctl left here: the live-only proxy "
+                                                    "back, its release's containers removed, recorded `aborted`"),),
+                 self._recover_canary),
+            Step("prepare", (PlannedStep("warm", "stop warm releases past their window (rollout.warm_window), "
+                                                 "never the live one"),),
+                 lambda: stop_expired_warm(self.switch, keep={r for r in (self.previous,) if r})),
+        ]
+        if self.environment.rollout.warm_window > 0:
+            steps.append(Step("prepare", (PlannedStep("standby", "the live release stays warm after the switch: the "
+                                                                 "new configuration names it as its standby"),),
+                              self._standby))
+        if self.environment.target == "ssh":
+            images = list(dict.fromkeys([*self.images.images.values(), self.spec.proxy.image]))
+            steps.append(Step("pull", tuple(PlannedStep("pull", "unless the host has it", tuple(dc.pull(image)))
+                                            for image in images),
+                              lambda: preflight.pull(self.conn, self.emit, images)))
+        steps.append(Step("networks", (
+            PlannedStep("network", "only if missing", tuple(dc.network_create(names))),
+            PlannedStep("network", "the release's own: its services find each other by name there",
+                        tuple(dc.release_network_create(names, release)))), self._networks))
+        steps.append(Step("secrets", tuple(self._secret_rows()), self._upload_secrets))
+        return steps
+
+    def _read_state(self) -> None:
+        self.previous = self.state.current()
+        self.state.prepare()
+
+    def _secret_rows(self):  # type: ignore[no-untyped-def]
+        """What `_upload_secrets` writes, said without a value."""
+        for spec in self.containers:
+            if spec.env_file:
+                yield PlannedStep("secrets", f"write {spec.env_file} (mode 0600): "
+                                             f"{', '.join(sorted(spec.secret_env))} (values from the secret source)")
+            for host_file, _ in spec.secret_mounts():
+                yield PlannedStep("secrets", f"write {host_file} (mode 0600)")
+            if spec.secrets:
+                yield PlannedStep("secrets", f"hand {spec.secrets_dir} to the image's user when not root",
+                                  tuple(dc.chown_secrets(spec.image, "<USER>", spec.secrets_dir)))
+
+    def migration_rows(self) -> list[PlannedStep]:
+        """What `migrate` runs (on the rollout's first host), as the dry run prints it."""
+        rows = []
+        for spec in self.containers:
+            command = self.config.services[spec.service].migrate
+            if command:
+                rows += [PlannedStep("migrate", "", tuple(argv)) for argv in dc.run_migration(
+                    spec, self.spec.network, self.names.network, self.names.migration(self.release), command,
+                    self.names.labels("migrate", self.release, spec.service))]
+        return rows
 
     def _standby(self) -> None:
         """The release this switch replaces stays warm (rollout.warm_window): the new
         configuration names it as its standby, so a rollback inside the window is a flag
         file, with no reload (plan/proxy_config.Standby)."""
-        if self.environment.rollout.warm_window <= 0 or self.previous is None:
+        if self.previous is None:
             return
         standby = self.switch.standby(self._recorded_spec(self.previous), self.release)
         if standby is not None:
@@ -395,7 +439,7 @@ class HostDeploy:
     def _guard(self, since: float | None) -> None:
         spec = self.plan.guard
         assert spec is not None, "_guarded() first"
-        guard = Guard(self.switch.proxy, self.emit, window=spec.window, max_error_rate=spec.max_error_rate,
+        guard = Guard([self.switch.proxy], self.emit, window=spec.window, max_error_rate=spec.max_error_rate,
                       min_requests=spec.min_requests, stopped=self.cancel.is_set)
         verdict = guard.watch(self.release, since=since or time.time())
         if verdict.revert:

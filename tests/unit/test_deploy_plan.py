@@ -371,9 +371,29 @@ def test_dry_run_prints_the_plan_the_switch_runs_and_never_a_secret_value():
     env = SECRET_CONFIG.environments["local"]
     containers = release_containers(SECRET_CONFIG, env, "local", R1, "abc", {"api": "sha256:a", "web": "sha256:w"},
                                     layout)
-    plan = deploy_plan(_spec(SECRET_CONFIG), containers, names, layout.proxy_dir, proxy_port=8080, drain=3)
-    steps = deploy_steps(plan, containers, names, layout, local=True, images=["sha256:a", "sha256:w"], keep=5,
-                         migrations={})
+    # The rows come from the step list HostDeploy.prepare walks (no connection is made).
+    from pathlib import Path
+
+    from deployctl.config import LoadedConfig
+    from deployctl.services.deploy import DeployOptions, HostDeploy
+    from deployctl.services.release_images import ReleaseImages
+
+    class Unused:
+        host = "127.0.0.1"
+
+    job = HostDeploy(LoadedConfig(Path("/p/deploy.toml"), SECRET_CONFIG), "local", Unused(), lambda e: None, R1,
+                     ReleaseImages({"api": "sha256:a", "web": "sha256:w"}, "abc1234def", dirty=True), {},
+                     DeployOptions())
+    plan = job.plan
+    assert [c.env_file for c in job.containers] == [c.env_file for c in containers]
+    preparation = [row for step in job.preparation() for row in step.rows]
+    steps = deploy_steps(plan, preparation, job.migration_rows(), layout, local=True,
+                         images=["sha256:a", "sha256:w"], keep=5)
+    # Every preparation step the run takes is printed, the two a hand-written dry run had
+    # missed included (a canary left by a killed deployctl; warm releases past their window).
+    assert [s.step for s in steps[:len(preparation) + 3]] == ["preflight", "preflight", "lock", "state", "recover",
+                                                              "warm", "standby", "network", "network",
+                                                              "secrets"]
     argvs = [list(s.argv) for s in steps if s.argv]
     for chain in plan.start:  # the very argv the switch runs
         for argv in chain:
