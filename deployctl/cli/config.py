@@ -25,7 +25,7 @@ def flatten(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 def config(ctx: typer.Context, env: EnvOption = "local") -> None:
     """Print the resolved configuration of an environment (secret values shown as ***)."""
-    from ..config.resolve import resolve
+    from ..plan.resolved_config import resolve
 
     app: AppContext = ctx.obj
     resolved = resolve(app.loaded, env)

@@ -10,8 +10,9 @@ Reports are copied out of the stopped container from the paths `test.reports` na
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..artifacts import Artifacts
 from ..config.load import LoadedConfig
@@ -19,8 +20,25 @@ from ..errors import ConfigError, UsageError
 from ..plan.testing import COMMAND, TestEnvError, check_test_env, flow_of, render_test_env, report_paths, secrets_used
 from ..secrets import Secret
 
-if TYPE_CHECKING:
-    from .testing import SuiteDatabase
+@dataclass(frozen=True)
+class SuiteDatabase:
+    """Where the suites find MariaDB (they read TEST_DATABASE_*); None leaves the suite's default."""
+
+    host: str = "127.0.0.1"
+    port: int | None = None
+    user: str | None = None
+    password: Secret | None = None
+
+    def environment(self, *, host: str | None = None) -> dict[str, str]:
+        env = {"TEST_DATABASE_HOST": host or self.host}
+        if self.port is not None:
+            env["TEST_DATABASE_PORT"] = str(self.port)
+        if self.user is not None:
+            env["TEST_DATABASE_USER"] = self.user
+        if self.password is not None:
+            env["TEST_DATABASE_PASSWORD"] = self.password.reveal()
+        return env
+
 
 DEFAULT_TIMEOUT = 1800.0
 UNSET_HELP = {
@@ -50,7 +68,7 @@ def fetch_test_secrets(loaded: LoadedConfig, names: Sequence[str], source: Any) 
     return fetch_secrets(source if source is not None else EnvSecrets(), wanted, context="test.env")
 
 
-def database_values(database: "SuiteDatabase", host: str) -> dict[str, str | Secret | None]:
+def database_values(database: SuiteDatabase, host: str) -> dict[str, str | Secret | None]:
     return {"host": host, "port": str(database.port) if database.port is not None else None,
             "user": database.user, "password": database.password}
 

@@ -28,6 +28,7 @@ from ..plan.testing import COMMAND, NO_TESTS, STAGE, flow_of
 from ..reports import ReportError, TestCounts, parse_coverage, parse_junit
 from ..secrets import Secret
 from . import test_command
+from .test_command import SuiteDatabase  # noqa: F401 - its home is below this module; callers import it here
 
 # Inside the container: /tmp is writable by the image's (non-root) user whatever it is.
 CONTAINER_REPORTS = "/tmp/deployctl-reports"
@@ -38,26 +39,6 @@ DEFAULT_COMMAND = (
     "--cov-report=term",
 )
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-@dataclass(frozen=True)
-class SuiteDatabase:
-    """Where the suites find MariaDB (they read TEST_DATABASE_*); None leaves the suite's default."""
-
-    host: str = "127.0.0.1"
-    port: int | None = None
-    user: str | None = None
-    password: Secret | None = None
-
-    def environment(self, *, host: str | None = None) -> dict[str, str]:
-        env = {"TEST_DATABASE_HOST": host or self.host}
-        if self.port is not None:
-            env["TEST_DATABASE_PORT"] = str(self.port)
-        if self.user is not None:
-            env["TEST_DATABASE_USER"] = self.user
-        if self.password is not None:
-            env["TEST_DATABASE_PASSWORD"] = self.password.reveal()
-        return env
 
 
 @dataclass(frozen=True)

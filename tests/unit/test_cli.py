@@ -94,7 +94,7 @@ def test_usage_errors_exit_2(capsys, argv):
 
 
 def test_unexpected_error_exit_1_without_traceback_unless_debug(capsys, monkeypatch):
-    import deployctl.config.resolve as resolve
+    import deployctl.plan.resolved_config as resolve
 
     def boom(*_a, **_k):
         raise RuntimeError("kaboom")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..plan.accessories import container_name, image_for, volume_name
-from ..plan.images import builtin_proxy_image, PROXY, image_repository
-from ..plan.names import Names
+from .accessories import container_name, image_for, volume_name
+from .images import builtin_proxy_image, PROXY, image_repository
+from .names import Names
 from ..secrets import MASK
-from .load import LoadedConfig
+from ..config.load import LoadedConfig
 
 
 def merged_env(loaded: LoadedConfig, env_name: str, service: str) -> dict[str, str]:
