@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deployctl.config import parse_config
-from deployctl.config.resolve import resolve
+from deployctl.plan.resolved_config import resolve
 from deployctl.errors import ConfigError
 
 HEAD = """
