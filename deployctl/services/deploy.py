@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from ..adapters.connector import check
 from ..config import LoadedConfig
-from ..errors import DeployctlError, DeployError, ExitCode, RolloutError
+from ..errors import DeployError
 from ..events import Emit, Message, Timer, serialized
 from ..plan import docker_commands as dc
 from ..plan import rollout as plan
@@ -42,7 +42,7 @@ from ..plan.env_values import SecretValueError, env_file
 from .host_calls import PREVIOUS, UNCHANGED, UNKNOWN, connection_failure, mapped, on_every_host
 from .host_calls import why as _why
 from .rollout import Cancel, Interrupted, Rollout, unexpected  # noqa: F401 - Interrupted: for the CLI
-from .transaction import GuardReverted, after_switch, failure_outcome, release_record, take_lock  # noqa: F401 - GuardReverted: raised here, imported from here by callers
+from .transaction import GuardReverted, after_switch, deploy_failure, failure_outcome, release_record, take_lock  # noqa: F401 - GuardReverted: raised here, imported from here by callers
 from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
 from .watch import Guard
 
@@ -102,7 +102,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                              results[job.host].seconds, results[job.host].error) for job in jobs]
         verdict = plan.verdict({h.host: h.outcome for h in hosts})
         if not verdict.ok:
-            raise _failure(release, results, hosts, verdict) from unexpected(results)
+            raise deploy_failure(release, results, hosts, verdict) from unexpected(results)
         return DeployResult(release, images.revision, hosts)
     finally:
         for conn in conns:
@@ -118,23 +118,6 @@ def unchanged(step: str, fn):  # type: ignore[no-untyped-def]
         except BaseException as exc:
             raise mapped(conn.host, step, exc, UNCHANGED) from None
     return call
-
-
-def _failure(release: str, results: dict, hosts: list[HostOutcome], verdict: plan.Verdict) -> DeployctlError:
-    """The error a stopped rollout ends with. One host keeps its own error when that says
-    the same (it names what failed); several get one naming each host's outcome."""
-    if len(results) == 1:
-        exc = next(iter(results.values())).exc
-        if isinstance(exc, DeployctlError) and exc.exit_code == verdict.exit_code:
-            return exc
-    lines = [f"deploy of {release} did not reach every host: {verdict.summary}"]
-    lines += [f"{h.host}: {h.outcome}" + (f" ({h.error})" if h.error else "") for h in hosts]
-    if verdict.exit_code == ExitCode.DEPLOY_FAILED:
-        hint = "every host still serves the release it served before"
-    else:
-        hint = ("the hosts do not all serve one release, or one is uncertain: `deployctl status --env ...`; "
-                "`deployctl rollback --to RELEASE` puts them all on one")
-    return RolloutError("\n".join(lines), exit_code=verdict.exit_code, hosts=hosts, hint=hint)
 
 
 class HostDeploy:

@@ -35,12 +35,16 @@ from ..secrets import Secret
 from . import preflight, swarm_accessories
 from .accessories import specs_for
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
+from .host_calls import PREVIOUS, UNKNOWN, connection_failure, mapped
 from .host_calls import why as _why
 from .host_state import HostState
 from .hosts import layout_for, manager_connector, names_for, proxy_port, ssh_connector
 from .release_images import ReleaseImages, proxy_image_for
 from .swarm_site import SwarmSite
-from .transaction import GuardReverted, after_switch, release_record, take_lock
+from .rollout import Cancel, Rollout, unexpected
+from .transaction import (BEFORE, LIVE_PHASE, SWITCHED_BACK, GuardReverted, after_switch, deploy_failure,
+                          failure_outcome, release_record, take_lock)
+from .transaction import UNCERTAIN as UNCERTAIN_PHASE
 from .watch import Guard
 
 REPLICAS = "replicas"  # the record's extra: what each service ran with (rollback runs it again)
@@ -176,17 +180,19 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                 f"{name}={count}" for name, (count, _) in sorted(scaled.items())), host=host))
         plan = swarm_deploy_plan(loaded, env_name, release, images, registry_auth=login, replicas=counts,
                                  options=options)
-        take_lock(state, emit, host=host, action="deploy", release=release, message=options.message,
-                  force=options.force_unlock)
-        started = time.time()
-        try:
-            previous = state.current()
-            outcome = _deploy_locked(site, state, plan, loaded, env_name, secrets, options, previous, host, emit,
-                                     started, registry_auth=login, scaled=scaled)
-        finally:
-            state.release()
-        return DeployResult(release, images.revision, [HostOutcome(host, release, previous, outcome,
-                                                                   time.time() - started)])
+        work = SwarmDeploy(site, state, plan, loaded, env_name, secrets, options, emit, registry_auth=login,
+                           scaled=scaled, cancel=Cancel())
+        # The orchestration every target shares (services/rollout.py): the lock, prepare,
+        # the migrations once, the switch, the outcome on any failure or signal, the unlock;
+        # a Swarm is one site of the rollout, its manager its host.
+        results = Rollout([work], environment.rollout, emit, action="deploy", cancel=work.cancel,
+                          first_step=lambda job: job.migrate()).run()
+        result = results[host]
+        hosts = [HostOutcome(host, release, work.previous, result.outcome, result.seconds, result.error)]
+        verdict = rollout_plan.verdict({host: result.outcome})
+        if not verdict.ok:
+            raise deploy_failure(release, results, hosts, verdict) from unexpected(results)
+        return DeployResult(release, images.revision, hosts)
     finally:
         job.close()
 
@@ -205,74 +211,168 @@ def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images:
                        guard=guard_spec(environment.rollout, options.no_guard))
 
 
-def _deploy_locked(site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: LoadedConfig, env_name: str,
-                   secrets: dict[str, Secret], options: DeployOptions, previous: str | None, host: str,
-                   emit: Emit, started: float, *, registry_auth: bool = False,
-                   scaled: ss.Overrides | None = None) -> str:
-    environment = loaded.environment(env_name)
-    spec, replicas = plan.target, {s.service: s.replicas for s in plan.services}
+class SwarmDeploy:
+    """A Swarm's part of a deploy: one HostJob of services/rollout.py, the manager its host.
+    Its phases, records and outcomes are a host's (services/transaction.py): a failure before
+    the switch removes what it started (`failed`, exit 6), a failed verify or the guard
+    switches back (`reverted`, exit 6), a switch back that fails is `uncertain` (exit 7)."""
 
-    def record(outcome: str, error: str = "", extra: dict | None = None) -> None:
-        _record(state, spec, "deploy", outcome, previous, error, options.message, replicas, started, scaled, extra)
+    def __init__(self, site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: LoadedConfig, env_name: str,
+                 secrets: dict[str, Secret], options: DeployOptions, emit: Emit, *, registry_auth: bool,
+                 scaled: ss.Overrides, cancel: Cancel) -> None:
+        self.site, self.state, self.plan, self.loaded, self.env_name = site, state, plan, loaded, env_name
+        self.secrets, self.options, self.emit, self.cancel = secrets, options, emit, cancel
+        self.registry_auth, self.scaled = registry_auth, scaled
+        self.host = site.manager.host
+        self.release = plan.target.release
+        self.replicas = {s.service: s.replicas for s in plan.services}
+        self.previous: str | None = None
+        self.phase = BEFORE
+        self.step = "prepare"
+        self.started: float | None = None
 
-    try:
-        state.prepare()
-        if site.ensure_network():
-            emit(Message(f"created overlay network {site.names.network}", host=host))
-        # Accessories first, as on ssh hosts: created when absent (pinned by their placement),
-        # never recreated; the release's services reach them by name on the same network.
-        for accessory in specs_for(loaded, env_name, environment.accessories):
-            swarm_accessories.boot(loaded, site, accessory, secrets, emit, registry_auth=registry_auth)
-        _upload(site, plan, secrets, emit, host)
-        if plan.network:
-            site.ensure_release_network(spec.release, plan.network)
-        # Once, before the new tasks start (as on hosts): no task of this release runs on a
-        # schema it does not know, and a failed migration leaves no task to remove.
-        for name, argv in plan.migrations:
-            site.run_job(name, argv)
-        timer = Timer(emit, "start", host=host, detail=f"{len(plan.start)} service(s)")
-        for argv in plan.start:
-            site.run(argv)
-        timer.done()
-        site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan))
-    except BaseException as exc:
-        site.remove_release(spec.release, [s.name for s in plan.services])
-        site.manager.remove_tree(site.layout.release_secrets(spec.release))
-        record(FAILED, _why(exc))
-        raise
-    port = proxy_port(loaded, env_name)
-    switched = time.time()
-    try:
-        previous_config = _switch(site, plan, port, emit, host)
-    except SwarmSwitchBackFailed as exc:
-        record(UNCERTAIN, exc.message)
-        raise
-    except BaseException as exc:
-        time.sleep(plan.drain)  # requests the new release's tasks still hold
-        site.remove_release(spec.release, [s.name for s in plan.services])
-        record(REVERTED, _why(exc))
-        raise
-    state.set_current(spec.release)
-    record(LIVE)
-    guard = plan.guard
-    if guard is not None and (previous is None or previous_config is None):
-        emit(Message("guard skipped: no earlier release here to switch back to", host=host))
-    elif guard is not None:
-        # The replaced release keeps its tasks for the watch: the revert is a proxy switch.
-        _guard(site, state, plan, guard, previous, previous_config, port, switched, emit, host, record)
-    after_switch(emit, host, lambda: _retire(site, plan, spec.release, plan.drain, emit, host),
-                 lambda: _prune(site, state, environment.rollout.keep, spec.release, emit, host))
-    return LIVE
+    def lock(self) -> None:
+        take_lock(self.state, self.emit, host=self.host, action="deploy", release=self.release,
+                  message=self.options.message, force=self.options.force_unlock)
+        self.started = time.time()
+
+    def unlock(self) -> None:
+        self.state.release()
+
+    def prepare(self) -> None:
+        """The overlay network, the accessories, the secrets: nothing the Swarm serves changes."""
+        site, plan = self.site, self.plan
+        try:
+            self.previous = self.state.current()
+            self.state.prepare()
+            self.step = "network"
+            if site.ensure_network():
+                self.emit(Message(f"created overlay network {site.names.network}", host=self.host))
+            # Accessories first, as on ssh hosts: created when absent (pinned by their
+            # placement), never recreated; the release's services reach them by name.
+            self.step = "accessories"
+            environment = self.loaded.environment(self.env_name)
+            for accessory in specs_for(self.loaded, self.env_name, environment.accessories):
+                swarm_accessories.boot(self.loaded, site, accessory, self.secrets, self.emit,
+                                       registry_auth=self.registry_auth)
+            self.step = "secrets"
+            _upload(site, plan, self.secrets, self.emit, self.host)
+            if plan.network:
+                self.step = "network"
+                site.ensure_release_network(self.release, plan.network)
+        except BaseException as exc:
+            raise self._abandon(exc) from None
+
+    def migrate(self) -> None:
+        """Once, before the new tasks start (as on hosts): no task of this release runs on a
+        schema it does not know, and a failed migration leaves no task to remove."""
+        try:
+            self.step = "migrate"
+            for name, argv in self.plan.migrations:
+                self.site.run_job(name, argv)
+        except BaseException as exc:
+            raise self._abandon(exc) from None
+
+    def run(self) -> None:
+        site, plan, host, emit = self.site, self.plan, self.host, self.emit
+        try:
+            self.step = "start"
+            timer = Timer(emit, "start", host=host, detail=f"{len(plan.start)} service(s)")
+            for argv in plan.start:
+                site.run(argv)
+            timer.done()
+            self.step = "health"
+            site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan))
+            self.cancel.check()
+        except BaseException as exc:
+            raise self._abandon(exc) from None
+        port = proxy_port(self.loaded, self.env_name)
+        switched = time.time()
+        self.step = "switch"
+        try:
+            previous_config = _switch(site, plan, port, emit, host)
+        except SwarmSwitchBackFailed as exc:
+            self.phase = UNCERTAIN_PHASE
+            self._record(UNCERTAIN, exc.message)
+            raise
+        except BaseException as exc:
+            self.phase = SWITCHED_BACK
+            time.sleep(plan.drain)  # requests the new release's tasks still hold
+            site.remove_release(self.release, [s.name for s in plan.services])
+            self._record(REVERTED, _why(exc))
+            raise
+        try:
+            self.state.set_current(self.release)
+            self._record(LIVE)
+        except BaseException as exc:
+            # Verified live, but `current` and the history may not say so.
+            self.phase = UNCERTAIN_PHASE
+            raise mapped(host, "recording the release (it was verified live)", exc, UNKNOWN) from None
+        self.phase = LIVE_PHASE
+        guard = plan.guard
+        if guard is not None and (self.previous is None or previous_config is None):
+            emit(Message("guard skipped: no earlier release here to switch back to", host=host))
+        elif guard is not None:
+            # The replaced release keeps its tasks for the watch: the revert is a proxy switch.
+            try:
+                _guard(site, self.state, plan, guard, self.previous, previous_config, port, switched, emit, host,
+                       self._record, stopped=self.cancel.is_set)
+            except SwarmSwitchBackFailed:
+                self.phase = UNCERTAIN_PHASE
+                raise
+            except GuardReverted:
+                self.phase = SWITCHED_BACK
+                raise
+        environment = self.loaded.environment(self.env_name)
+        after_switch(emit, host, lambda: _retire(site, plan, self.release, plan.drain, emit, host),
+                     lambda: _prune(site, self.state, environment.rollout.keep, self.release, emit, host))
+
+    def failure_outcome(self) -> str:
+        return failure_outcome(self.phase)
+
+    def can_revert(self) -> bool:
+        return False  # the only site of its rollout: no other host's failure can stop it after its switch
+
+    def revert(self, why: str) -> None:
+        raise DeployError(f"{self.host}: a Swarm is the only site of its deploy; nothing else can revert it ({why})")
+
+    def skip(self, why: str, outcome: str) -> None:
+        """Stopped (a signal) before the switch: what prepare left goes, the history says why."""
+        self._clean_up()
+        self._record(outcome, why)
+
+    def _clean_up(self) -> None:
+        self.site.remove_release(self.release, [s.name for s in self.plan.services])
+        self.site.manager.remove_tree(self.site.layout.release_secrets(self.release))
+
+    def _abandon(self, exc: BaseException) -> BaseException:
+        """Failure (or a signal) before the switch: remove what this release started, record
+        it; a lost connection named with the host and the step (the previous release serves)."""
+        error = mapped(self.host, self.step, exc, PREVIOUS)
+        for what, call in (("clean-up", self._clean_up), ("record", lambda: self._record(FAILED, _why(error)))):
+            try:
+                call()
+            except BaseException as again:
+                if not connection_failure(again):
+                    raise
+                self.emit(Message(f"{what} after the failure did not finish: {_why(again)}", level="warning",
+                                  host=self.host))
+        return error
+
+    def _record(self, outcome: str, error: str = "", extra: dict | None = None) -> None:
+        _record(self.state, self.plan.target, "deploy", outcome, self.previous, error, self.options.message,
+                self.replicas, self.started, self.scaled, extra)
 
 
 def _guard(site: SwarmSite, state: HostState, plan: SwarmPlan, spec: GuardSpec, previous: str,
            previous_config: bytes, port: int, since: float, emit: Emit, host: str,
-           record: Callable[[str, str, dict], None]) -> None:
+           record: Callable[[str, str, dict | None], None], stopped: Callable[[], bool] = lambda: False) -> None:
     """The error-rate guard over every node's proxy log (one verdict, as on a fleet's
     hosts); above the limit, the previous configuration goes back on every node, the new
     release's services go after the drain, and the deploy exits 6 (GuardReverted)."""
     verdict = Guard(site.proxies(), emit, window=spec.window, max_error_rate=spec.max_error_rate,
-                    min_requests=spec.min_requests, host=host).watch(plan.target.release, since=since)
+                    min_requests=spec.min_requests, host=host, stopped=stopped).watch(plan.target.release,
+                                                                                      since=since)
     if not verdict.revert:
         return
     timer = Timer(emit, "revert", host=host, detail=f"proxy -> {previous}")
@@ -282,7 +382,7 @@ def _guard(site: SwarmSite, state: HostState, plan: SwarmPlan, spec: GuardSpec, 
         site.wait_answers(previous, port, plan.verify.path)
     except BaseException as exc:
         timer.failed(_why(exc))
-        record(UNCERTAIN, f"guard: {verdict.reason}; switching back failed: {_why(exc)}", {})
+        record(UNCERTAIN, f"guard: {verdict.reason}; switching back failed: {_why(exc)}", None)
         raise SwarmSwitchBackFailed(f"{host}: guard: {verdict.reason}; switching back failed: {_why(exc)}",
                                     hint="the proxies may not all serve one release: `deployctl status`") from None
     seconds = time.time() - decided

@@ -23,7 +23,7 @@ import os
 import time
 from typing import Callable
 
-from ..errors import DeployError
+from ..errors import DeployctlError, DeployError, ExitCode, RolloutError
 from ..events import Emit, Message
 from ..plan import rollout as outcomes
 from ..plan.build import rfc3339
@@ -53,6 +53,24 @@ class GuardReverted(DeployError):
 def failure_outcome(phase: str) -> str:
     """The rollout outcome of a host whose part failed in `phase`."""
     return _FAILURE_OUTCOMES.get(phase, outcomes.FAILED)
+
+
+def deploy_failure(release: str, results: dict, hosts: list, verdict: outcomes.Verdict) -> DeployctlError:
+    """The error a deploy that did not reach every host (or its Swarm) ends with. One host
+    keeps its own error when that says the same (it names what failed); several get one
+    naming each host's outcome."""
+    if len(results) == 1:
+        exc = next(iter(results.values())).exc
+        if isinstance(exc, DeployctlError) and exc.exit_code == verdict.exit_code:
+            return exc
+    lines = [f"deploy of {release} did not reach every host: {verdict.summary}"]
+    lines += [f"{h.host}: {h.outcome}" + (f" ({h.error})" if h.error else "") for h in hosts]
+    if verdict.exit_code == ExitCode.DEPLOY_FAILED:
+        hint = "every host still serves the release it served before"
+    else:
+        hint = ("the hosts do not all serve one release, or one is uncertain: `deployctl status --env ...`; "
+                "`deployctl rollback --to RELEASE` puts them all on one")
+    return RolloutError("\n".join(lines), exit_code=verdict.exit_code, hosts=hosts, hint=hint)
 
 
 def take_lock(state: HostState, emit: Emit, *, host: str, action: str, release: str | None, message: str = "",
