@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..config import LoadedConfig
-from ..errors import DeployctlError, RollbackError, RolloutError, UncertainError
+from ..errors import DeployctlError, RollbackError
 from ..events import Emit, Message, serialized
 from ..plan import rollout as plan
 from ..plan.images import PROXY, builtin_proxy_image
@@ -31,7 +31,7 @@ from .retire import retire_and_prune, stop_expired_warm
 from .host_calls import PREVIOUS, UNKNOWN, mapped, on_every_host
 from .rollout import Cancel, Rollout, unexpected
 from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
-from .transaction import after_switch, failure_outcome, release_record, take_lock
+from .transaction import after_switch, failure_outcome, release_record, rollback_failure, take_lock
 
 
 @dataclass
@@ -73,25 +73,11 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
         verdict = plan.verdict({h: r.outcome for h, r in results.items()})
         outcomes = [job.outcome_for(results[job.host]) for job in jobs]
         if not verdict.ok:
-            raise _failure(target, results, outcomes, verdict) from unexpected(results)
+            raise rollback_failure(target, results, outcomes, verdict) from unexpected(results)
         return outcomes
     finally:
         for conn in conns:
             conn.close()
-
-
-def _failure(target: str, results: dict, outcomes: list[RollbackOutcome], verdict: plan.Verdict) -> DeployctlError:
-    """A failed rollback exits as a failed deploy does (plan/rollout.verdict): 6 when every host
-    serves what it served before, 7 when a host is uncertain or the hosts now differ. One host
-    keeps its own error (it names the host and what failed; its class carries that code)."""
-    if len(results) == 1:
-        exc = next(iter(results.values())).exc
-        if isinstance(exc, (RollbackError, UncertainError)):
-            return exc
-    lines = [f"rollback to {target} did not finish: {verdict.summary}"]
-    lines += [f"{r.host}: {r.outcome}" + (f" ({r.error})" if r.error else "") for r in results.values()]
-    return RolloutError("\n".join(lines), exit_code=verdict.exit_code, hosts=outcomes,
-                        hint="`deployctl status --env ...` shows what each host serves")
 
 
 class HostRollback:

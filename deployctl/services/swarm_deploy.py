@@ -43,7 +43,7 @@ from .release_images import ReleaseImages, proxy_image_for
 from .swarm_site import SwarmSite
 from .rollout import Cancel, Rollout, unexpected
 from .transaction import (BEFORE, LIVE_PHASE, SWITCHED_BACK, GuardReverted, after_switch, deploy_failure,
-                          failure_outcome, release_record, take_lock)
+                          failure_outcome, release_record, rollback_failure, take_lock)
 from .transaction import UNCERTAIN as UNCERTAIN_PHASE
 from .watch import Guard
 
@@ -429,6 +429,7 @@ class SwarmRollback:
     total_seconds: float
     host: str
     outcome: str = LIVE
+    error: str = ""
 
 
 def rollback_target(state: HostState, to: str | None, host: str = "manager") -> tuple[str | None, str, ReleaseRecord]:
@@ -465,12 +466,13 @@ def swarm_rollback_plan(loaded: LoadedConfig, env_name: str, record: ReleaseReco
 
 def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None = None, message: str = "",
              force_unlock: bool = False, manager=None) -> list[SwarmRollback]:  # type: ignore[no-untyped-def]
+    environment = loaded.environment(env_name)
     emit = serialized(emit)
     job = SwarmJob(loaded, env_name, emit, manager)
     try:
         site, state = job.open()
         host = job.manager.host
-        current, target, record = rollback_target(state, to, job.manager.host)
+        current, target, record = rollback_target(state, to, host)
         if target == current:
             emit(Message(f"{target} is already live", host=host))
             return [SwarmRollback(target, current, 0.0, 0.0, host, "unchanged")]
@@ -481,36 +483,106 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
         if missing:
             raise RollbackError(f"{host}: the services of {target} are gone ({', '.join(missing)}): pruned?",
                                 hint="deploy that revision again instead")
-        take_lock(state, emit, host=host, action="rollback", release=target, message=message, force=force_unlock)
-        started = time.time()
-        replicas = {s.service: s.replicas for s in plan.services}
-        try:
-            try:
-                timer = Timer(emit, "start", host=host, detail=f"scale {target} back up")
-                site.run(plan.start[0])
-                timer.done()
-                site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan))
-                _switch(site, plan, proxy_port(loaded, env_name), emit, host)
-            except SwarmSwitchBackFailed as exc:
-                _record(state, plan.target, "rollback", UNCERTAIN, current, exc.message, message, replicas, started,
-                        scaled)
-                raise
-            except BaseException as exc:
-                site.manager.run(plan.undo[0])
-                _record(state, plan.target, "rollback", FAILED, current, _why(exc), message, replicas, started,
-                        scaled)
-                if isinstance(exc, DeployctlError):
-                    raise RollbackError(exc.message, hint="the release that was live still serves") from None
-                raise
-            switched = time.time() - started
-            state.set_current(target)
-            _record(state, plan.target, "rollback", LIVE, current, "", message, replicas, started, scaled)
-            after_switch(emit, host, lambda: _retire(site, plan, target, plan.drain, emit, host))
-        finally:
-            state.release()
-        return [SwarmRollback(target, current, switched, time.time() - started, host)]
+        work = SwarmRollbackJob(site, state, plan, current, message, force_unlock, proxy_port(loaded, env_name),
+                                emit, scaled, Cancel())
+        # The same orchestration as a fleet's rollback (services/rollout.py), the manager its host.
+        results = Rollout([work], environment.rollout, emit, action="rollback", cancel=work.cancel).run()
+        result = results[host]
+        outcome = SwarmRollback(target, current, round(work.seconds, 3), round(time.monotonic() - work.began, 3),
+                                host, result.outcome, result.error)
+        verdict = rollout_plan.verdict({host: result.outcome})
+        if not verdict.ok:
+            raise rollback_failure(target, results, [outcome], verdict) from unexpected(results)
+        return [outcome]
     finally:
         job.close()
+
+
+class SwarmRollbackJob:
+    """A Swarm's part of a rollback: one HostJob of services/rollout.py, as a host's
+    (services/rollback.HostRollback): the kept services scaled back up, the same health gate
+    and switch, the same records and exit codes (a verify that fails after the switch is
+    `reverted`, exit 6; a switch back that fails, `uncertain`, exit 7)."""
+
+    def __init__(self, site: SwarmSite, state: HostState, plan: SwarmPlan, current: str | None, message: str,
+                 force_unlock: bool, port: int, emit: Emit, scaled: ss.Overrides, cancel: Cancel) -> None:
+        self.site, self.state, self.plan, self.current, self.message = site, state, plan, current, message
+        self.force_unlock, self.port, self.emit, self.scaled, self.cancel = force_unlock, port, emit, scaled, cancel
+        self.host = site.manager.host
+        self.target = plan.target.release
+        self.replicas = {s.service: s.replicas for s in plan.services}
+        self.phase = BEFORE
+        self.started: float | None = None  # the lock taken: `stats` measures time to restore from here
+        self.began = time.monotonic()
+        self.seconds = 0.0  # to the verified switch
+
+    def lock(self) -> None:
+        take_lock(self.state, self.emit, host=self.host, action="rollback", release=self.target,
+                  message=self.message, force=self.force_unlock)
+        self.started = time.time()
+
+    def unlock(self) -> None:
+        self.state.release()
+
+    def prepare(self) -> None:
+        """Under the lock, again: a deploy or rollback that finished between the choice of
+        the target and the lock moved `current`; this rollback was planned against the other."""
+        live = self.state.current()
+        if live != self.current:
+            raise RollbackError(f"{self.host}: the live release changed to {live} while this rollback waited for "
+                                "the lock", hint="run the rollback again: it chooses its target from what is live now")
+
+    def run(self) -> str | None:
+        site, plan, host, emit = self.site, self.plan, self.host, self.emit
+        try:
+            timer = Timer(emit, "start", host=host, detail=f"scale {self.target} back up")
+            site.run(plan.start[0])
+            timer.done()
+            site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan))
+            self.cancel.check()
+        except BaseException as exc:
+            self._undo(FAILED, exc)
+        try:
+            _switch(site, plan, self.port, emit, host)
+        except SwarmSwitchBackFailed as exc:
+            self.phase = UNCERTAIN_PHASE
+            self._record(UNCERTAIN, exc.message)
+            raise
+        except BaseException as exc:
+            self.phase = SWITCHED_BACK
+            self._undo(REVERTED, exc)  # switched, then switched back: the target got traffic for a moment
+        self.seconds = time.monotonic() - self.began
+        self.state.set_current(self.target)
+        self._record(LIVE)
+        self.phase = LIVE_PHASE
+        after_switch(emit, host, lambda: _retire(site, plan, self.target, plan.drain, emit, host))
+        return None
+
+    def _undo(self, outcome: str, exc: BaseException) -> None:
+        """The target's services back to 0 tasks (kept), recorded; raises the rollback's error."""
+        self.site.manager.run(self.plan.undo[0])
+        self._record(outcome, _why(exc))
+        if isinstance(exc, DeployctlError):
+            raise RollbackError(f"rollback to {self.target} failed: {exc.message}",
+                                hint=f"{self.current or 'the release that was live'} still serves") from None
+        raise exc
+
+    def failure_outcome(self) -> str:
+        return failure_outcome(self.phase)
+
+    def can_revert(self) -> bool:
+        return False  # the only site of its rollout
+
+    def revert(self, why: str) -> None:
+        raise RollbackError(f"{self.host}: a Swarm is the only site of its rollback; nothing else can revert it "
+                            f"({why})")
+
+    def skip(self, why: str, outcome: str) -> None:
+        self._record(outcome, why)
+
+    def _record(self, outcome: str, error: str = "") -> None:
+        _record(self.state, self.plan.target, "rollback", outcome, self.current, error, self.message, self.replicas,
+                self.started, self.scaled)
 
 
 # -- scale -------------------------------------------------------------------------------------

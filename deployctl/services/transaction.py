@@ -23,7 +23,7 @@ import os
 import time
 from typing import Callable
 
-from ..errors import DeployctlError, DeployError, ExitCode, RolloutError
+from ..errors import DeployctlError, DeployError, ExitCode, RollbackError, RolloutError, UncertainError
 from ..events import Emit, Message
 from ..plan import rollout as outcomes
 from ..plan.build import rfc3339
@@ -71,6 +71,20 @@ def deploy_failure(release: str, results: dict, hosts: list, verdict: outcomes.V
         hint = ("the hosts do not all serve one release, or one is uncertain: `deployctl status --env ...`; "
                 "`deployctl rollback --to RELEASE` puts them all on one")
     return RolloutError("\n".join(lines), exit_code=verdict.exit_code, hosts=hosts, hint=hint)
+
+
+def rollback_failure(target: str, results: dict, hosts: list, verdict: outcomes.Verdict) -> DeployctlError:
+    """A failed rollback exits as a failed deploy does (plan/rollout.verdict): 6 when every host
+    serves what it served before, 7 when a host is uncertain or the hosts now differ. One host
+    keeps its own error (it names the host and what failed; its class carries that code)."""
+    if len(results) == 1:
+        exc = next(iter(results.values())).exc
+        if isinstance(exc, (RollbackError, UncertainError)):
+            return exc
+    lines = [f"rollback to {target} did not finish: {verdict.summary}"]
+    lines += [f"{r.host}: {r.outcome}" + (f" ({r.error})" if r.error else "") for r in results.values()]
+    return RolloutError("\n".join(lines), exit_code=verdict.exit_code, hosts=hosts,
+                        hint="`deployctl status --env ...` shows what each host serves")
 
 
 def take_lock(state: HostState, emit: Emit, *, host: str, action: str, release: str | None, message: str = "",
