@@ -282,7 +282,7 @@ class SwarmDeploy:
                 site.run(argv)
             timer.done()
             self.step = "health"
-            site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan))
+            site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan), checkpoint=self.cancel.check)
             self.cancel.check()
         except BaseException as exc:
             raise self._abandon(exc) from None
@@ -538,7 +538,7 @@ class SwarmRollbackJob:
             timer = Timer(emit, "start", host=host, detail=f"scale {self.target} back up")
             site.run(plan.start[0])
             timer.done()
-            site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan))
+            site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan), checkpoint=self.cancel.check)
             self.cancel.check()
         except BaseException as exc:
             self._undo(FAILED, exc)

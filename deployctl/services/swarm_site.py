@@ -116,7 +116,7 @@ class SwarmSite:
         check(self.manager, argv, timeout=120)
 
     def wait_ready(self, wanted: dict[str, int], timeout: float, what: str = "health",
-                   checks: TaskChecks | None = None) -> float:
+                   checks: TaskChecks | None = None, checkpoint: Callable[[], None] | None = None) -> float:
         """Until every service has its count of running tasks (past their health check in
         the task), and, for a service with an `http`/`tcp` check, each of them passed
         deployctl's own check of it (`checks`, services/swarm_health.py)."""
@@ -141,6 +141,8 @@ class SwarmSite:
                             if checks.probes else ""
                         timer.done(f"{sum(wanted.values())} tasks running and healthy{checked} ({seconds:.1f}s)")
                         return seconds
+                    if checkpoint is not None:
+                        checkpoint()  # a SIGTERM ends the wait at once, as a host's health wait
                     time.sleep(min(POLL, checks.interval))
         except HealthCheckError as exc:
             timer.failed(exc.message.split(": ", 1)[-1])
