@@ -261,8 +261,27 @@ def proxy_service(names: Names, image: str, proxy_dir: str, published: int, list
         "--mount", f"type=bind,source={proxy_dir},target={PROXY_MOUNT},readonly",
         *_labels("--label", labels), *_labels("--container-label", labels),
         "--restart-condition", "any", "--restart-delay", "1s", "--log-opt", "max-size=10m", "--no-resolve-image",
+        # Stopped gracefully (a new image rolled over the nodes, a node drained): nginx
+        # finishes the requests it holds instead of cutting them (TERM is its fast exit).
+        "--stop-signal", "QUIT",
         "--entrypoint", "nginx", image, "-c", CONFIG_PATH, "-g", "daemon off;",
     ]
+
+
+def proxy_image(names: Names) -> list[str]:
+    """The image the proxy service runs (as given: it is created with --no-resolve-image)."""
+    return ["docker", "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", names.proxy]
+
+
+def update_proxy_image(names: Names, image: str) -> list[str]:
+    """A new proxy image rolled over the nodes: one node at a time (a host-mode port cannot
+    be held by two tasks, so each task stops before its replacement starts), nginx stopped
+    gracefully (QUIT: it finishes what it holds), a pause between nodes, and back to the
+    old image if a new task fails. Meanwhile the load balancer sends a node's refused
+    connections to the other nodes. Waits (--detach=false) until every node runs it."""
+    return ["docker", "service", "update", "--detach=false", "--quiet", "--image", image, "--no-resolve-image",
+            "--stop-signal", "QUIT", "--update-parallelism", "1", "--update-order", "stop-first",
+            "--update-delay", "2s", "--update-failure-action", "rollback", names.proxy]
 
 
 def proxy_container(names: Names) -> list[str]:

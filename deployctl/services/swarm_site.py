@@ -220,8 +220,8 @@ class SwarmSite:
         nginx.conf directly: its task starts with it."""
         data = config.encode() if isinstance(config, str) else config
         nodes = self.ready_nodes()
-        created = not self.manager.run(["docker", "service", "inspect", "--format", "{{.ID}}",
-                                         self.names.proxy]).ok
+        running = self.manager.run(sw.proxy_image(self.names))
+        created = not running.ok
         live_file, staged_file = f"{self.layout.proxy_dir}/{CONFIG_FILE}", f"{self.layout.proxy_dir}/{STAGED_FILE}"
 
         def write(node: sw.Node) -> bool:
@@ -244,6 +244,14 @@ class SwarmSite:
                 raise DeployError(f"{node.address}: nginx -t refused the configuration (nothing reloaded): "
                                   f"{redactor(result.stderr.strip() or result.stdout.strip())}")
 
+        wanted = plan.target.proxy.image
+        if not created and running.stdout.strip() != wanted:
+            # Before the new configuration: the replaced tasks start with the live file, and
+            # the swap below then reaches nginx of the new image on every node.
+            timer = Timer(self.emit, "proxy", host=self.manager.host,
+                          detail=f"{running.stdout.strip()} -> {wanted}, one node at a time")
+            check(self.manager, sw.update_proxy_image(self.names, wanted), timeout=600)
+            timer.done()
         staged = dict(zip((n.address for n in nodes), _each(nodes, write)))
         if created:
             check(self.manager, plan.proxy_service)

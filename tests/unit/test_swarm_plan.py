@@ -124,8 +124,17 @@ def test_proxy_is_a_global_service_on_host_mode_ports_reading_the_nodes_config()
         "--mount", "type=bind,source=/var/lib/deployctl/shop/prod/proxy,target=/etc/deployctl/proxy,readonly",
         "--label", "io.deployctl.role=proxy", "--container-label", "io.deployctl.role=proxy",
         "--restart-condition", "any", "--restart-delay", "1s", "--log-opt", "max-size=10m", "--no-resolve-image",
+        "--stop-signal", "QUIT",
         "--entrypoint", "nginx", PROXY_IMAGE, "-c", "/etc/deployctl/proxy/nginx.conf", "-g", "daemon off;",
     ]
+    # A new proxy image reaches an existing proxy service (issue 22: it never did): one node
+    # at a time, each nginx stopped gracefully before its replacement takes the host port.
+    assert sw.update_proxy_image(names, "reg/nginx:2") == [
+        "docker", "service", "update", "--detach=false", "--quiet", "--image", "reg/nginx:2", "--no-resolve-image",
+        "--stop-signal", "QUIT", "--update-parallelism", "1", "--update-order", "stop-first", "--update-delay", "2s",
+        "--update-failure-action", "rollback", "shop-prod-proxy"]
+    assert sw.proxy_image(names) == [
+        "docker", "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", "shop-prod-proxy"]
     assert sw.create_network("shop-prod", {"io.deployctl.app": "shop"}) == [
         "docker", "network", "create", "--driver", "overlay", "--attachable", "--label", "io.deployctl.app=shop",
         "shop-prod"]

@@ -46,7 +46,8 @@ class SwarmSite:
         return self.workdir / "deploy.toml"
 
     def write_config(self, frontend_replicas: int = 3, backend_replicas: int = 2, health_timeout: float = 20,
-                     checks: str = "docker", guard_window: float = 0, frontend_env: dict | None = None) -> None:
+                     checks: str = "docker", guard_window: float = 0, frontend_env: dict | None = None,
+                     proxy_image: str | None = None) -> None:
         """`checks`: "docker" (the image's HEALTHCHECK, run by Swarm in each task) or "http"
         (frontend: GET /healthz, backend: a TCP connect, both run by deployctl itself, the
         way an app we did not write, without curl in its image, is checked)."""
@@ -77,7 +78,7 @@ timeout = {health_timeout}
 BACKEND_URL = "{{{{ backend.url }}}}"
 {"".join(f'{k} = "{v}"{chr(10)}' for k, v in (frontend_env or {}).items())}
 [proxy]
-image = "{self.images.proxy}"
+image = "{proxy_image or self.images.proxy}"
 [environments.{ENV}]
 target = "swarm"
 manager = "{self.swarm.manager.address}"

@@ -127,7 +127,30 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
     assert report.wrong_release_after(returned, v1) == [], report.summary()
     assert all(f.status == 500 for f in report.failures), [(f.status, f.error[:80]) for f in report.failures[:5]]
     print(f"verify failed on a Swarm: {len(report.failures)} of {report.total} requests got v5's own 500")
+
+    # v6 with another proxy image (the same nginx by tag instead of digest): the existing
+    # proxy service is rolled to it one node at a time before the switch, 0 failed requests;
+    # the rollback to v1 rolls it back to v1's proxy image (a release is its proxy too).
+    proxy_service = f"{site.app}-{ENV}-proxy"
+
+    def proxy_image() -> str:
+        return swarm.manager.exec("docker", "service", "inspect", "--format",
+                                  "{{.Spec.TaskTemplate.ContainerSpec.Image}}", proxy_service).strip()
+
+    tagged = site.images.proxy.split("@")[0] + ":standin"
+    site.write_config(proxy_image=tagged)
+    done, report, returned = under_traffic("deploy v6, new proxy image", lambda: site.deploy("6666666ffff", "--json"))
+    v6 = ok(done)[-1]["release"]
+    assert report.failures == [], report.summary()
+    assert report.wrong_release_after(returned, v6) == [], report.summary()
+    assert proxy_image() == tagged
     site.write_config()
+    done, report, returned = under_traffic("rollback to v1 and its proxy image",
+                                           lambda: site.cli("rollback", "--env", ENV, "--json"))
+    ok(done)
+    assert report.failures == [], report.summary()
+    assert report.wrong_release_after(returned, v1) == [], report.summary()
+    assert site.current() == v1 and proxy_image() == site.images.proxy
 
     # scale up and down without a new release
     frontend = site.service("frontend", v1)
