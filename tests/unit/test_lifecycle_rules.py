@@ -1,0 +1,585 @@
+"""The lifecycle's rules, pinned on a fake host (tests/support/fake_host.py) in milliseconds:
+which failure, at which step, gives which outcome, history record, exit code and lock
+state. Each test names the docs/faults.md row it mirrors (target | action | fault | step);
+tests/faults proves the same rows on the real engine, in minutes.
+
+Only the entry points are driven (services.deploy.deploy, services.rollback.rollback, with
+`connectors=`), so the tests hold across the transaction refactor. No real sleep: time's
+sleep and monotonic are virtual (a wait of 15 s costs nothing, deadlines still pass).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from deployctl.adapters.connector import HttpResponse
+from deployctl.config import LoadedConfig, parse_config
+from deployctl.errors import (ConnectError, DeployctlError, DeployError, ExitCode, LockHeldError, RollbackError,
+                              RolloutError, UncertainError)
+from deployctl.events import Message, Recorder
+from deployctl.plan import rollout as plan
+from deployctl.plan.lock import LockRecord
+from deployctl.plan.proxy_config import RELEASE_HEADER, live_release
+from deployctl.plan.releases import FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, History, ReleaseRecord
+from deployctl.secrets import Secret
+from deployctl.services.deploy import deploy
+from deployctl.services.hosts import layout_for
+from deployctl.services.release_images import ReleaseImages
+from deployctl.services.rollback import rollback
+from tests.support.fake_host import FakeHost, Fault, wrong_release
+
+CONFIG = """
+app = "shop"
+registry = { server = "registry.example" }
+[services.backend]
+context = "backend"
+migrate = ["python", "-m", "migrate"]
+secrets = ["DB_PASSWORD"]
+[services.backend.healthcheck]
+timeout = 2
+[services.frontend]
+context = "frontend"
+routed = true
+verify_path = "/version"
+[services.frontend.healthcheck]
+timeout = 2
+[services.frontend.env]
+BACKEND_URL = "{{ backend.url }}"
+
+[environments.local]
+target = "local"
+proxy_port = 8080
+state_dir = "/srv/state"
+[environments.local.rollout]
+drain = 0
+guard_window = 0
+warm_window = 0
+
+[environments.prod]
+target = "ssh"
+hosts = ["h1", "h2", "h3"]
+proxy_port = 8080
+state_dir = "/srv/state"
+[environments.prod.rollout]
+drain = 0
+guard_window = 0
+warm_window = 0
+batch = 1
+"""
+LOADED = LoadedConfig(Path("/project/deploy.toml"), parse_config(CONFIG))
+SECRETS = {"DB_PASSWORD": Secret("s3cret")}
+PROXY_IMAGE = "nginx:1.27-alpine"  # the built-in proxy's image
+T0 = 1_780_000_000  # release ids from this time on: one a minute
+PROXY = r"^127\.0\.0\.1:8080/"  # an http_get through the proxy (the verify, the switch back's wait)
+CONTAINER = r"^(?!127\.0\.0\.1:)"  # an http_get to a container (the health probes)
+SWAP = r"docker exec \S+ nginx -t"  # the staged swap: `nginx -t`, rename, reload in one sh -c
+LOCAL = layout_for(LOADED, "local")
+PROD = layout_for(LOADED, "prod")
+
+
+@pytest.fixture(autouse=True)
+def virtual_time(monkeypatch):
+    """time.sleep advances time.monotonic instead of waiting: health waits, verify loops and
+    the switch back's wait run their full course in microseconds."""
+    real_sleep, real_monotonic = time.sleep, time.monotonic
+    offset, lock = [0.0], threading.Lock()
+
+    def sleep(seconds: float) -> None:
+        with lock:
+            offset[0] += max(0.0, seconds)
+        real_sleep(0)  # still lets the other threads run
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    monkeypatch.setattr(time, "monotonic", lambda: real_monotonic() + offset[0])
+
+
+class Site:
+    """One environment on fake hosts, with the releases deployed so far."""
+
+    def __init__(self, env: str, hosts: list[FakeHost]) -> None:
+        self.env, self.hosts, self.emit, self.n = env, hosts, Recorder(), 0
+        self.layout = layout_for(LOADED, env)
+
+    def images(self, n: int) -> ReleaseImages:
+        if self.env == "local":  # image ids, already in the engine
+            return ReleaseImages({"backend": f"sha256:back{n}", "frontend": f"sha256:front{n}"}, f"{n:07d}")
+        return ReleaseImages({s: f"registry.example/shop/{s}@sha256:{n:064d}" for s in ("backend", "frontend")},
+                             f"{n:07d}")
+
+    def deploy(self, **kwargs) -> str:  # type: ignore[no-untyped-def]
+        self.n += 1
+        return deploy(LOADED, self.env, self.images(self.n), SECRETS, self.emit, connectors=list(self.hosts),
+                      now=T0 + 60 * self.n, **kwargs).release
+
+    def failing_deploy(self, error=DeployctlError, **kwargs) -> DeployctlError:  # type: ignore[no-untyped-def]
+        with pytest.raises(error) as info:
+            self.deploy(**kwargs)
+        return info.value
+
+    def rollback(self, **kwargs):  # type: ignore[no-untyped-def]
+        return rollback(LOADED, self.env, self.emit, connectors=list(self.hosts), **kwargs)
+
+    def failing_rollback(self, error=DeployctlError, **kwargs) -> DeployctlError:  # type: ignore[no-untyped-def]
+        with pytest.raises(error) as info:
+            self.rollback(**kwargs)
+        return info.value
+
+    def warnings(self) -> list[str]:
+        return [m.text for m in self.emit.of(Message) if m.level == "warning"]
+
+
+def records(host: FakeHost, layout=LOCAL) -> list[ReleaseRecord]:  # type: ignore[no-untyped-def]
+    return list(History.parse(host.text(layout.history) or "").records)
+
+
+def current(host: FakeHost, layout=LOCAL) -> str | None:  # type: ignore[no-untyped-def]
+    return (host.text(layout.current) or "").strip() or None
+
+
+def locked(host: FakeHost, layout=LOCAL) -> bool:  # type: ignore[no-untyped-def]
+    return layout.lock_dir in host.dirs
+
+
+def config_names(host: FakeHost, layout=LOCAL) -> str | None:  # type: ignore[no-untyped-def]
+    return live_release(host.text(f"{layout.proxy_dir}/nginx.conf"))
+
+
+@pytest.fixture
+def local():
+    """The local target with one release live (R1)."""
+    images = [f"sha256:{s}{n}" for s in ("back", "front") for n in range(1, 6)] + [PROXY_IMAGE]
+    host = FakeHost("local", images=images)
+    site = Site("local", [host])
+    site.r1 = site.deploy()
+    yield site, host
+    assert not host.unknown, f"argvs the fake does not model: {host.unknown}"
+
+
+def assert_previous_serves(site: Site, host: FakeHost, tried: str, outcome: str) -> None:
+    """The failed run's whole contract: the previous release serves (and nginx.conf names it),
+    `current` still names it, the tried release is recorded with `outcome` and its containers
+    are gone, the lock is released."""
+    assert host.serving() == site.r1 and config_names(host) == site.r1
+    assert current(host) == site.r1
+    last = records(host)[-1]
+    assert (last.release, last.action, last.outcome, last.previous) == (tried, "deploy", outcome, site.r1)
+    assert host.of_release(tried) == []
+    assert host.running(site.r1) != []
+    assert not locked(host)
+
+
+def tried_release(host: FakeHost, layout=LOCAL) -> str:  # type: ignore[no-untyped-def]
+    return records(host, layout)[-1].release
+
+
+# -- a clean deploy -----------------------------------------------------------------------------
+
+
+def test_a_clean_deploy_goes_live_records_sets_current_and_releases_the_lock(local):
+    site, host = local
+    r2 = site.deploy()
+    assert host.serving() == r2 and config_names(host) == r2 and current(host) == r2
+    last = records(host)[-1]
+    assert (last.release, last.action, last.outcome, last.previous) == (r2, "deploy", LIVE, site.r1)
+    assert last.spec["release"] == r2  # the snapshot a rollback starts again
+    assert not locked(host)
+    # The previous release is stopped, kept for rollback (warm_window = 0); its secrets stay.
+    assert host.running(site.r1) == [] and len(host.of_release(site.r1)) == 2
+    assert host.running(r2) == [f"shop-local-backend-{r2}", f"shop-local-frontend-{r2}"]
+    assert host.files[f"{LOCAL.release_secrets(r2)}/backend/DB_PASSWORD"] == (b"s3cret", 0o600)
+
+
+# -- failures before the switch: exit 6, `failed`, the new containers removed ---------------------
+
+START = [("docker create", r"^docker create .*-frontend-"),  # faults.md: local | deploy | `docker create` exits 1 | start
+         ("docker network connect", r"^docker network connect \S+ \S+-frontend-"),  # ... `docker network connect` exits 1
+         ("docker start", r"^docker start \S+-frontend-")]  # ... `docker start` exits 1 | start
+
+
+@pytest.mark.parametrize("pattern", [p for _, p in START], ids=[f for f, _ in START])
+def test_a_start_step_that_exits_1_fails_the_deploy_before_the_switch(local, pattern):
+    site, host = local
+    host.faults.append(Fault("run", pattern))
+    error = site.failing_deploy()  # RemoteCommandError: the host, the argv, its exit code
+    assert error.exit_code == ExitCode.DEPLOY_FAILED and "exited 1: injected failure" in error.message
+    assert_previous_serves(site, host, tried_release(host), FAILED)
+
+
+def test_a_health_probe_refused_every_time_fails_the_deploy(local):
+    # faults.md: local | deploy | health probe (http_get to the container) refused, every time | health
+    site, host = local
+    host.faults.append(Fault("http_get", CONTAINER, times=0))
+    error = site.failing_deploy(DeployError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED and "not healthy after 2s" in error.message
+    assert_previous_serves(site, host, tried_release(host), FAILED)
+
+
+def test_a_health_probe_refused_once_is_retried(local):
+    # faults.md: local | deploy | health probe refused once | health | new | succeeded | 0
+    site, host = local
+    host.faults.append(Fault("http_get", CONTAINER))
+    r2 = site.deploy()
+    assert host.serving() == r2 and records(host)[-1].outcome == LIVE
+
+
+def test_a_container_that_exits_after_its_start_fails_the_deploy(local):
+    # design.md, "Failure before the switch: remove the new containers" (no faults.md row: an app crash)
+    site, host = local
+    host.crashing.append(r"-frontend-")
+    error = site.failing_deploy(DeployError)
+    assert "exited" in error.message
+    host.crashing.clear()
+    assert_previous_serves(site, host, tried_release(host), FAILED)
+
+
+@pytest.mark.parametrize("rc", [3, 124], ids=["exits 3", "timeout (rc 124)"])
+def test_a_failed_migration_fails_the_deploy_and_switches_nothing(local, rc):
+    # faults.md: local | deploy | the migration exits 3 | migrate; ... hangs past its timeout (rc 124) | migrate
+    site, host = local
+    host.faults.append(Fault("run", r"^docker start --attach ", effect=rc))
+    error = site.failing_deploy(DeployError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED and f"exited {rc}" in error.message
+    tried = tried_release(host)
+    assert_previous_serves(site, host, tried, FAILED)
+    assert f"shop-local-migrate-{tried}" not in host.containers
+    assert not any(p.startswith(LOCAL.release_secrets(tried)) for p in host.files)  # its secrets removed too
+
+
+# -- failures at the switch: exit 6, `reverted`, the previous configuration back ------------------
+
+
+def test_the_swap_exiting_1_is_switched_back(local):
+    # faults.md: local | deploy | the swap (`nginx -t` of the staged file, rename, `nginx -s reload`) exits 1 | route
+    site, host = local
+    before = host.text(f"{LOCAL.proxy_dir}/nginx.conf")
+    host.faults.append(Fault("run", SWAP))
+    error = site.failing_deploy(DeployError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED and error.message.endswith("switched back")
+    assert host.text(f"{LOCAL.proxy_dir}/nginx.conf") == before
+    assert_previous_serves(site, host, tried_release(host), REVERTED)
+
+
+def test_the_staged_config_that_cannot_be_written_is_switched_back(local):
+    # faults.md: local | deploy | put_file of the proxy's new nginx.conf (staged as nginx.conf.next) fails | route
+    site, host = local
+    host.faults.append(Fault("put_file", r"/proxy/nginx\.conf(\.next)?$"))
+    error = site.failing_deploy(DeployError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED
+    assert_previous_serves(site, host, tried_release(host), REVERTED)
+
+
+def test_nginx_refusing_the_new_upstream_is_switched_back_quoting_nginx(local):
+    # faults.md: local | deploy | nginx -t refuses the new upstream for real (the new frontend taken off
+    # the app network: "host not found in upstream") | route | previous | reverted | 6
+    site, host = local
+
+    def take_off_the_app_network() -> None:
+        frontend = next(c for n, c in host.containers.items() if "-frontend-" in n and c.status == "running"
+                        and site.r1 not in n)
+        frontend.networks.pop("shop-local")
+
+    host.faults.append(Fault("put_file", r"/proxy/nginx\.conf\.next$", effect=lambda path: None,
+                             action=take_off_the_app_network))
+    error = site.failing_deploy(DeployError)
+    assert error.message.startswith("local: nginx -t refused the new configuration")
+    assert "host not found in upstream" in error.message and error.message.endswith("switched back")
+    assert_previous_serves(site, host, tried_release(host), REVERTED)
+
+
+def test_a_verify_answered_by_a_wrong_release_every_time_is_switched_back(local):
+    # faults.md: local | deploy | verify through the proxy answers a wrong release, every time | verify
+    site, host = local
+    host.faults.append(Fault("http_get", PROXY, times=0, effect=wrong_release))
+    error = site.failing_deploy(DeployError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED and "did not answer from" in error.message
+    host.faults.clear()
+    assert_previous_serves(site, host, tried_release(host), REVERTED)
+
+
+def test_a_verify_answered_by_a_wrong_release_once_is_retried(local):
+    # faults.md: local | deploy | verify answers a wrong release once | verify | new | succeeded | 0
+    site, host = local
+    host.faults.append(Fault("http_get", PROXY, effect=wrong_release))
+    r2 = site.deploy()
+    assert host.serving() == r2 and current(host) == r2
+
+
+def test_a_failed_stop_of_the_previous_release_only_warns(local):
+    # faults.md: local | deploy | `docker stop` of the previous release exits 1 | retire | new | succeeded | 0
+    site, host = local
+    host.faults.append(Fault("run", rf"^docker stop .*{site.r1}"))
+    r2 = site.deploy()
+    assert host.serving() == r2 and records(host)[-1].outcome == LIVE and not locked(host)
+    assert any("after the switch" in w for w in site.warnings())
+
+
+# -- the switch back fails too: exit 7, `uncertain` ------------------------------------------------
+
+
+def test_a_switch_back_whose_reload_fails_is_uncertain(local):
+    # faults.md: local | deploy | verify fails, then the switch-back reload exits 1 | verify + switch back
+    # | new | uncertain | 7 | yes (nginx kept the new config; `current` still names the previous one)
+    site, host = local
+    host.faults += [Fault("http_get", PROXY, times=0, effect=wrong_release), Fault("run", SWAP, nth=2)]
+    error = site.failing_deploy(UncertainError)
+    assert error.exit_code == ExitCode.ROLLBACK_FAILED and "switching back failed" in error.message
+    host.faults.clear()
+    tried = tried_release(host)
+    assert host.serving() == tried and current(host) == site.r1
+    assert records(host)[-1].outcome == UNCERTAIN and not locked(host)
+
+
+def test_a_put_back_that_nginx_refuses_leaves_the_new_release_serving_and_says_so(local):
+    # faults.md: local | deploy | verify fails (a wrong release answers), and the previous release's
+    # frontend dies meanwhile | verify + switch back (nginx -t refuses the previous upstream for real)
+    # | new | uncertain | 7 | yes (nginx.conf names the new release)
+    site, host = local
+
+    def previous_dies_then_wrong(address: str, port: int, path: str) -> HttpResponse:
+        host.containers[f"shop-local-frontend-{site.r1}"].status = "exited"
+        return wrong_release(address, port, path)
+
+    host.faults.append(Fault("http_get", PROXY, times=0, effect=previous_dies_then_wrong))
+    error = site.failing_deploy(UncertainError)
+    assert error.exit_code == ExitCode.ROLLBACK_FAILED and "host not found in upstream" in error.message
+    host.faults.clear()
+    tried = tried_release(host)
+    assert host.serving() == tried and config_names(host) == tried
+    assert records(host)[-1].outcome == UNCERTAIN and not locked(host)
+
+
+# -- the lock -------------------------------------------------------------------------------------
+
+
+def test_a_lock_held_by_another_deploy_refuses_naming_it_and_changes_nothing(local):
+    # faults.md: local | deploy | two deploys started in the same second | lock | one refused (exit 8)
+    # naming the holder (who, machine, pid, release); it changed nothing
+    site, host = local
+    holder = LockRecord(who="ann@ci", when="2026-12-06T00:00:00Z", action="deploy", release="20990101-000000-other",
+                        pid=1, host="elsewhere")
+    host.mkdir(LOCAL.lock_dir, exclusive=True)
+    host.put_file(LOCAL.lock_info, holder.to_json().encode(), 0o644)
+    containers, history = dict(host.containers), host.text(LOCAL.history)
+    error = site.failing_deploy(LockHeldError)
+    assert error.exit_code == ExitCode.LOCK_HELD
+    assert "ann@ci" in error.message and "20990101-000000-other" in error.message
+    assert host.containers == containers and host.text(LOCAL.history) == history
+    assert LockRecord.parse(host.read_file(LOCAL.lock_info)) == holder  # still theirs
+
+
+def test_a_lock_whose_info_cannot_be_written_is_removed_again_exit_4(local):
+    # faults.md: local | deploy | the state dir's disk full (a real tmpfs) | before the lock | previous
+    # | (none) | 4 | yes (named as a full disk; the lock directory is removed again)
+    import errno
+
+    site, host = local
+
+    def disk_full(path: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    host.faults.append(Fault("put_file", r"/lock/info\.json$", effect=disk_full))
+    count = len(records(host))
+    error = site.failing_deploy(ConnectError)
+    assert error.exit_code == ExitCode.CONNECT and "no space left" in error.message
+    assert not locked(host) and len(records(host)) == count and host.serving() == site.r1
+
+
+# -- the connection (ssh) ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ssh():
+    """One ssh host of `prod` with one release live."""
+    host = FakeHost("h1")
+    site = Site("prod", [host])
+    site.r1 = site.deploy()
+    yield site, host
+    assert not host.unknown, f"argvs the fake does not model: {host.unknown}"
+
+
+def test_a_host_unreachable_before_the_lock_is_a_connect_error_and_nothing_changes(ssh):
+    # faults.md: ssh | deploy | host unreachable (iptables REJECT) from `docker version` | before the lock
+    # | previous | (none) | 4 | yes (connect error naming the host and step; no lock taken)
+    site, host = ssh
+    host.faults.append(Fault("run", r"^docker version", effect="lost"))
+    count = len(records(host, PROD))
+    error = site.failing_deploy(ConnectError)
+    assert error.exit_code == ExitCode.CONNECT and error.message.startswith("h1: connection failed during preflight")
+    assert not locked(host, PROD) and len(records(host, PROD)) == count
+
+
+def test_ssh_dropped_during_the_pull_fails_naming_the_host_and_cleans_up(ssh):
+    # faults.md: ssh | deploy | SSH dropped while `docker image inspect`/pull is in flight | pull
+    # | previous | failed | 6 | yes (the clean-up and record reconnect once)
+    site, host = ssh
+    host.faults.append(Fault("run", r"^docker pull ", effect="lost"))
+    error = site.failing_deploy(DeployError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED
+    assert error.message.startswith("h1: connection failed during pull")
+    last = records(host, PROD)[-1]
+    assert last.outcome == FAILED and last.release != site.r1
+    assert host.serving() == site.r1 and not locked(host, PROD) and host.of_release(last.release) == []
+
+
+def test_a_host_unreachable_at_a_health_probe_leaves_the_lock_and_exits_6(ssh):
+    # faults.md: ssh | deploy | host unreachable (iptables REJECT) at a health probe | health | previous
+    # | (none) | 6 | left, holder shown (the history could not be written nor the lock released)
+    site, host = ssh
+    count = len(records(host, PROD))
+    host.faults.append(Fault("http_get", CONTAINER, action=lambda: setattr(host, "gone", True)))
+    error = site.failing_deploy(DeployError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED and "h1: connection failed during health" in error.message
+    host.gone = False
+    assert host.serving() == site.r1 and len(records(host, PROD)) == count
+    assert locked(host, PROD) and LockRecord.parse(host.read_file(PROD.lock_info)).action == "deploy"
+
+
+def test_a_host_unreachable_after_the_switch_is_uncertain_exit_7(ssh):
+    # faults.md: ssh | deploy | host unreachable (iptables REJECT) after the switch, before the verify
+    # | switch -> verify | new | (none) | 7 | left, holder shown
+    site, host = ssh
+    count = len(records(host, PROD))
+    host.faults.append(Fault("http_get", PROXY, action=lambda: setattr(host, "gone", True)))
+    error = site.failing_deploy(UncertainError)
+    assert error.exit_code == ExitCode.ROLLBACK_FAILED
+    host.gone = False
+    tried = LockRecord.parse(host.read_file(PROD.lock_info)).release
+    assert host.serving() == tried and len(records(host, PROD)) == count and locked(host, PROD)
+
+
+# -- rollback -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two(local):
+    """R1 then R2 live on the local target: a plain rollback goes back to R1."""
+    site, host = local
+    site.r2 = site.deploy()
+    return site, host
+
+
+def test_a_rollback_goes_back_to_the_previous_good_release(two):
+    site, host = two
+    [outcome] = site.rollback()
+    assert (outcome.release, outcome.previous, outcome.outcome) == (site.r1, site.r2, plan.SUCCEEDED)
+    assert host.serving() == site.r1 and current(host) == site.r1 and not locked(host)
+    last = records(host)[-1]
+    assert (last.release, last.action, last.outcome, last.previous) == (site.r1, "rollback", LIVE, site.r2)
+    assert host.running(site.r2) == [] and len(host.of_release(site.r2)) == 2  # stopped, kept
+
+
+def test_a_rollback_without_an_earlier_release_is_refused_exit_6(local):
+    site, host = local
+    count = len(records(host))
+    error = site.failing_rollback(RollbackError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED and error.message.startswith("no earlier good release")
+    assert len(records(host)) == count and host.serving() == site.r1 and not locked(host)
+
+
+def assert_rollback_undone(site: Site, host: FakeHost, outcome: str) -> None:
+    assert host.serving() == site.r2 and config_names(host) == site.r2 and current(host) == site.r2
+    last = records(host)[-1]
+    assert (last.release, last.action, last.outcome, last.previous) == (site.r1, "rollback", outcome, site.r2)
+    assert host.running(site.r1) == [] and len(host.of_release(site.r1)) == 2  # stopped again, kept
+    assert not locked(host)
+
+
+def test_a_rollback_whose_target_is_not_healthy_fails_exit_6(two):
+    # faults.md: local | rollback | the target's stopped frontend answers /healthz 503 once started | health
+    # | previous | failed | 6 | yes (the target's containers stopped again)
+    site, host = two
+    host.faults.append(Fault("http_get", CONTAINER, times=0,
+                             effect=lambda a, p, path: HttpResponse(503, b"starting", {})))
+    error = site.failing_rollback(RollbackError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED
+    assert_rollback_undone(site, host, FAILED)
+
+
+def test_a_rollback_whose_target_answers_500_through_the_proxy_is_switched_back(two):
+    # faults.md: local | rollback | the target answers /version 500 through the proxy | verify | previous
+    # | reverted | 6 | yes (the target's own 500s end the verify after 3 in a row, not its timeout)
+    site, host = two
+    seen = []
+
+    def target_500(address: str, port: int, path: str) -> HttpResponse:
+        seen.append(path)
+        return HttpResponse(500, b"boom", {RELEASE_HEADER.lower(): site.r1})
+
+    host.faults.append(Fault("http_get", PROXY, times=3, effect=target_500))
+    error = site.failing_rollback(RollbackError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED and "3 errors in a row" in error.message
+    assert len(seen) == 3
+    assert_rollback_undone(site, host, REVERTED)
+
+
+def test_a_rollback_whose_swap_exits_1_is_switched_back(two):
+    # faults.md: local | rollback | the swap (`nginx -t` of the staged file, rename, `nginx -s reload`) exits 1
+    # | switch | previous | reverted | 6
+    site, host = two
+    host.faults.append(Fault("run", SWAP))
+    error = site.failing_rollback(RollbackError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED
+    assert_rollback_undone(site, host, REVERTED)
+
+
+def test_a_rollback_whose_switch_back_fails_is_uncertain_exit_7(two):
+    # design.md: "A failed rollback is reported loudly with its own exit code" (no local faults.md row)
+    site, host = two
+    host.faults += [Fault("http_get", PROXY, times=0, effect=wrong_release), Fault("run", SWAP, nth=2)]
+    error = site.failing_rollback(UncertainError)
+    assert error.exit_code == ExitCode.ROLLBACK_FAILED and "switching back failed" in error.message
+    host.faults.clear()
+    assert host.serving() == site.r1 and current(host) == site.r2  # nginx kept the target's config
+    assert records(host)[-1].outcome == UNCERTAIN and not locked(host)
+
+
+# -- a fleet: 3 ssh hosts, batch 1 -----------------------------------------------------------------
+
+
+@pytest.fixture
+def fleet():
+    hosts = [FakeHost(name) for name in ("h1", "h2", "h3")]
+    site = Site("prod", hosts)
+    site.r1 = site.deploy()
+    yield site, hosts
+    for host in hosts:
+        assert not host.unknown, f"{host.host}: argvs the fake does not model: {host.unknown}"
+
+
+def test_a_fleet_deploy_whose_second_host_fails_its_verify_reverts_the_first(fleet):
+    # faults.md: fleet (3 hosts, batch 1) | deploy | host 2's verify refused | verify, host 2 of 3
+    # | previous (3 of 3) | 1: reverted, 2: reverted, 3: skipped | 6 | yes
+    site, hosts = fleet
+    hosts[1].faults.append(Fault("http_get", PROXY, times=0))
+    error = site.failing_deploy(RolloutError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED  # plan/rollout.verdict: every host as before
+    assert [h.outcome for h in error.hosts] == [plan.REVERTED, plan.SWITCHED_BACK, plan.SKIPPED]
+    hosts[1].faults.clear()
+    tried = error.hosts[0].release
+    assert [records(h, PROD)[-1].outcome for h in hosts] == [REVERTED, REVERTED, SKIPPED]
+    assert all(records(h, PROD)[-1].release == tried for h in hosts)
+    for host in hosts:
+        assert host.serving() == site.r1 and current(host, PROD) == site.r1 and not locked(host, PROD)
+        assert host.running(tried) == []
+    assert hosts[2].of_release(tried) == []  # never started there
+
+
+def test_a_fleet_rollback_whose_second_host_fails_its_verify_goes_forward_again(fleet):
+    # faults.md: fleet (3 hosts, batch 1) | rollback | host 2's verify refused | verify, host 2 of 3
+    # | previous (3 of 3) | 1: reverted, 2: reverted, 3: skipped | 6 | yes
+    site, hosts = fleet
+    site.r2 = site.deploy()
+    hosts[1].faults.append(Fault("http_get", PROXY, times=0))
+    error = site.failing_rollback(RolloutError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED
+    hosts[1].faults.clear()
+    rollbacks = [[r for r in records(h, PROD) if r.action == "rollback" and r.release == site.r1] for h in hosts]
+    assert [r[-1].outcome if r else None for r in rollbacks] == [REVERTED, REVERTED, SKIPPED]
+    for host in hosts:
+        assert host.serving() == site.r2 and current(host, PROD) == site.r2 and not locked(host, PROD)
+    [again] = {o.release for o in site.rollback()}  # the next rollback converges
+    assert again == site.r1 and all(h.serving() == site.r1 for h in hosts)
