@@ -380,8 +380,10 @@ class FakeHost:
         fmt, names = args[2], args[3:]
         found = [self.containers[n] for n in names if n in self.containers]
         if fmt == dc.STATE_FORMAT:
-            lines = [f"/{c.name}|{c.status}||{''.join(ip + ' ' for ip in c.networks.values() if c.status == 'running')}|"
-                     f"{c.labels.get(LABEL_RELEASE, '')}|{c.started}|{c.image}" for c in found]
+            ips = {c.name: "".join(ip + " " for ip in c.networks.values()) if c.status == "running" else ""
+                   for c in found}  # a stopped container has no address
+            lines = [f"/{c.name}|{c.status}||{ips[c.name]}|{c.labels.get(LABEL_RELEASE, '')}|{c.started}|{c.image}"
+                     for c in found]
         elif fmt == STATUS_ROLE_FORMAT:
             lines = [f"{c.status}|{c.labels.get(LABEL_ROLE, '')}" for c in found]
         elif ADDRESSES.match(fmt):

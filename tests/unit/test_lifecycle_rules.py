@@ -244,9 +244,11 @@ def test_a_clean_deploy_goes_live_records_sets_current_and_releases_the_lock(loc
 
 # -- failures before the switch: exit 6, `failed`, the new containers removed ---------------------
 
-START = [("docker create", r"^docker create .*-frontend-"),  # faults.md: local | deploy | `docker create` exits 1 | start
-         ("docker network connect", r"^docker network connect \S+ \S+-frontend-"),  # ... `docker network connect` exits 1
-         ("docker start", r"^docker start \S+-frontend-")]  # ... `docker start` exits 1 | start
+# faults.md: local | deploy | `docker create` exits 1 | start; `docker network connect` exits 1;
+# `docker start` exits 1 | start | previous | failed | 6 | yes
+START = [("docker create", r"^docker create .*-frontend-"),
+         ("docker network connect", r"^docker network connect \S+ \S+-frontend-"),
+         ("docker start", r"^docker start \S+-frontend-")]
 
 
 @pytest.mark.parametrize("pattern", [p for _, p in START], ids=[f for f, _ in START])
@@ -855,7 +857,8 @@ def test_a_registry_down_at_the_pull_fails_naming_the_host_and_the_pull(ssh):
     host.faults.append(Fault("run", r"^docker pull ", effect=lambda argv: CommandResult(1, "", refused)))
     error = site.failing_deploy()
     assert error.exit_code == ExitCode.DEPLOY_FAILED
-    assert error.message.startswith("h1: `docker pull --quiet registry.example/") and "connection refused" in error.message
+    assert error.message.startswith("h1: `docker pull --quiet registry.example/")
+    assert "connection refused" in error.message
     tried = tried_release(host, PROD)
     assert records(host, PROD)[-1].outcome == FAILED and host.of_release(tried) == []
     assert host.serving() == site.r1 and not locked(host, PROD)
