@@ -575,6 +575,21 @@ def test_a_rollback_whose_swap_exits_1_is_switched_back(two):
     assert_rollback_undone(site, host, REVERTED)
 
 
+def test_nginx_refusing_a_rollbacks_target_upstream_is_switched_back(two):
+    # faults.md: local | rollback | nginx -t refuses the target's upstream (its frontend taken off the app
+    # network: "host not found in upstream") | switch | previous | reverted | 6 | yes (the message quotes nginx)
+    site, host = two
+
+    def take_off_the_app_network() -> None:
+        host.containers[f"shop-local-frontend-{site.r1}"].networks.pop("shop-local")
+
+    host.faults.append(Fault("put_file", r"/proxy/nginx\.conf\.next$", effect=lambda path: None,
+                             action=take_off_the_app_network))
+    error = site.failing_rollback(RollbackError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED and "host not found in upstream" in error.message
+    assert_rollback_undone(site, host, REVERTED)
+
+
 def test_a_rollback_whose_switch_back_fails_is_uncertain_exit_7(two):
     # design.md: "A failed rollback is reported loudly with its own exit code" (no local faults.md row)
     site, host = two
@@ -697,22 +712,41 @@ def test_force_unlock_breaks_a_lock_left_by_a_killed_deploy_and_converges(local)
     assert any("broke a stale lock held by bob@ci" in w for w in site.warnings())
 
 
-def test_a_deploy_killed_between_staging_and_the_swap_leaves_the_live_file_naming_the_previous(local):
-    # faults.md: local | deploy | SIGKILL to `deployctl deploy` (fault point in the process) | switch: config
-    # staged, before the swap | previous | (none) | -9 | left (nginx.conf still names the previous release)
-    # A kill, modelled as the host out of reach from that instant: what is left is what a kill leaves.
+# SIGKILL, modelled as the host out of reach from the kill point on: what the host is left with
+# is what a killed deployctl leaves. faults.md: local | deploy | SIGKILL to `deployctl deploy` | STEP
+# | LIVE | RECORD | -9 | left, holder shown; `--force-unlock` | succeeded
+KILLS = [  # step, the call the kill comes before, what serves after, whether the release was recorded live
+    ("health", ("http_get", CONTAINER), "previous", False),
+    ("migrate", ("run", r"^docker start --attach "), "previous", False),
+    ("switch: config staged, before the swap", ("run", SWAP), "previous", False),
+    ("switch -> verify", ("http_get", PROXY), "new", False),
+    ("drain", ("run", r"^docker stop "), "new", True),
+]
+
+
+@pytest.mark.parametrize("call,pattern,serves,recorded", [k[1] + k[2:] for k in KILLS], ids=[k[0] for k in KILLS])
+def test_a_killed_deploy_leaves_its_lock_and_the_next_forced_one_converges(local, call, pattern, serves, recorded):
     from deployctl.services.deploy_result import DeployOptions
 
     site, host = local
     count = len(records(host))
-    host.faults.append(Fault("run", SWAP, action=lambda: setattr(host, "gone", True)))
-    site.failing_deploy()
+    host.faults.append(Fault(call, pattern, action=lambda: setattr(host, "gone", True)))
+    try:  # in-process, the deploy goes on (killed: -9); only what reached the host matters here
+        site.deploy()
+    except DeployctlError:
+        pass
     host.gone = False
-    staged = live_release(host.text(f"{LOCAL.proxy_dir}/nginx.conf.next"))
-    assert config_names(host) == site.r1 != staged and host.serving() == site.r1
-    assert locked(host) and len(records(host)) == count
-    r3 = site.deploy(options=DeployOptions(force_unlock=True))  # converges, the leftovers removed
-    assert host.serving() == r3 and host.running(staged) == []  # its orphaned containers stopped
+    tried = LockRecord.parse(host.read_file(LOCAL.lock_info)).release  # the lock names the dead deploy
+    assert host.serving() == (tried if serves == "new" else site.r1)
+    assert current(host) == (tried if recorded else site.r1)
+    assert [r.outcome for r in records(host)[count:]] == ([LIVE] if recorded else [])
+    # nginx.conf names what nginx serves, except after a kill between the swap and the verify
+    # (faults.md: "the new (healthy, unverified) release serves; `current` and the history still
+    # name the previous one").
+    assert config_names(host) == host.serving()
+    r3 = site.deploy(options=DeployOptions(force_unlock=True))
+    assert host.serving() == r3 and not locked(host)
+    assert host.running(tried) == [] and host.running(site.r1) == []  # the leftovers stopped
 
 
 # -- SIGTERM (the CLI's handler raises in the main thread; each host stops at its next step) ------
@@ -847,6 +881,18 @@ def test_ssh_dropped_during_the_stop_of_the_previous_release_only_warns(ssh):
     r2 = site.deploy()
     assert host.serving() == r2 and records(host, PROD)[-1].outcome == LIVE and not locked(host, PROD)
     assert any("after the switch" in w for w in site.warnings())
+
+
+def test_sigterm_during_the_pull_lets_it_finish_and_records_failed(ssh):
+    # faults.md: ssh | deploy | SIGTERM to `deployctl deploy` | pull | previous | failed | 6 | yes
+    # (the pull in flight finishes; nothing was started; recorded, the lock released)
+    site, host = ssh
+    host.faults.append(Fault("run", r"^docker pull ", effect=lambda argv: (interrupt(site)(), host._run(argv))[1]))
+    error = site.failing_deploy()
+    assert error.exit_code == ExitCode.DEPLOY_FAILED
+    tried = tried_release(host, PROD)
+    assert records(host, PROD)[-1].outcome == FAILED and host.of_release(tried) == []
+    assert host.serving() == site.r1 and not locked(host, PROD)
 
 
 def test_a_registry_down_at_the_pull_fails_naming_the_host_and_the_pull(ssh):
