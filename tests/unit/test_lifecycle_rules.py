@@ -81,6 +81,30 @@ drain = 0
 guard_window = 0
 warm_window = 0
 batch = 1
+
+[environments.halt]
+target = "ssh"
+hosts = ["h1", "h2", "h3"]
+proxy_port = 8080
+state_dir = "/srv/state"
+[environments.halt.rollout]
+drain = 0
+guard_window = 0
+warm_window = 0
+batch = 1
+on_failure = "halt"
+
+[environments.tolerant]
+target = "ssh"
+hosts = ["h1", "h2", "h3"]
+proxy_port = 8080
+state_dir = "/srv/state"
+[environments.tolerant.rollout]
+drain = 0
+guard_window = 0
+warm_window = 0
+batch = 1
+max_failures = 1
 """
 LOADED = LoadedConfig(Path("/project/deploy.toml"), parse_config(CONFIG))
 SECRETS = {"DB_PASSWORD": Secret("s3cret")}
@@ -604,14 +628,18 @@ def test_a_rollback_whose_switch_back_fails_is_uncertain_exit_7(two):
 # -- a fleet: 3 ssh hosts, batch 1 -----------------------------------------------------------------
 
 
-@pytest.fixture
-def fleet():
+def fleet_site(env: str):  # type: ignore[no-untyped-def]
     hosts = [FakeHost(name) for name in ("h1", "h2", "h3")]
-    site = Site("prod", hosts)
+    site = Site(env, hosts)
     site.r1 = site.deploy()
     yield site, hosts
     for host in hosts:
         assert not host.unknown, f"{host.host}: argvs the fake does not model: {host.unknown}"
+
+
+@pytest.fixture
+def fleet():
+    yield from fleet_site("prod")
 
 
 def test_a_fleet_deploy_whose_second_host_fails_its_verify_reverts_the_first(fleet):
@@ -934,3 +962,71 @@ def test_a_rollback_whose_host_went_after_its_switch_says_the_switch_back_failed
     host.faults.append(Fault("http_get", PROXY, action=lambda: setattr(host, "gone", True)))
     error = site.failing_rollback()
     assert isinstance(error, UncertainError) and "switching back failed" in error.message
+
+
+def test_a_halted_fleet_deploy_keeps_the_switched_host_and_exits_7():
+    # plan/rollout.verdict: hosts now serving different releases is 7 (on_failure = "halt")
+    gen = fleet_site("halt")
+    site, hosts = next(gen)
+    hosts[1].faults.append(Fault("http_get", PROXY, times=0))
+    error = site.failing_deploy(RolloutError)
+    hosts[1].faults.clear()
+    assert error.exit_code == ExitCode.ROLLBACK_FAILED
+    assert [h.outcome for h in error.hosts] == [plan.KEPT, plan.SWITCHED_BACK, plan.SKIPPED]
+    tried = error.hosts[0].release
+    assert [h.serving() for h in hosts] == [tried, site.r1, site.r1]
+    assert not any(locked(h, site.layout) for h in hosts)
+    next(gen, None)
+
+
+def test_a_tolerated_host_failure_goes_on_but_never_reports_success():
+    # plan/rollout.verdict: "A failed host never yields 0, whatever max_failures says" (7: hosts differ)
+    gen = fleet_site("tolerant")
+    site, hosts = next(gen)
+    hosts[1].faults.append(Fault("http_get", PROXY, times=0))
+    error = site.failing_deploy(RolloutError)
+    hosts[1].faults.clear()
+    assert error.exit_code == ExitCode.ROLLBACK_FAILED
+    assert [h.outcome for h in error.hosts] == [plan.SUCCEEDED, plan.SWITCHED_BACK, plan.SUCCEEDED]
+    tried = error.hosts[0].release
+    assert [h.serving() for h in hosts] == [tried, site.r1, tried]
+    next(gen, None)
+
+
+def test_a_fleet_migration_failure_stops_every_host_before_any_switch(fleet):
+    # services/rollout.py: the once-per-rollout step's failure stops the rollout whatever max_failures says
+    site, hosts = fleet
+    hosts[0].faults.append(Fault("run", r"^docker start --attach ", effect=3))
+    error = site.failing_deploy(RolloutError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED
+    assert [h.outcome for h in error.hosts] == [plan.FAILED, plan.SKIPPED, plan.SKIPPED]
+    tried = error.hosts[0].release
+    for host in hosts:
+        assert host.serving() == site.r1 and host.of_release(tried) == [] and not locked(host, PROD)
+    assert [records(h, PROD)[-1].outcome for h in hosts] == [FAILED, SKIPPED, SKIPPED]
+
+
+def test_one_unreachable_host_in_preflight_changes_no_host(fleet):
+    # design.md: preflight on every host before any host changes (exit 4, naming the host)
+    site, hosts = fleet
+    hosts[2].faults.append(Fault("connect", "", effect="lost"))
+    before = [records(h, PROD) for h in hosts]
+    error = site.failing_deploy(ConnectError)
+    assert error.exit_code == ExitCode.CONNECT and error.message.startswith("h3: connection failed during preflight")
+    assert [records(h, PROD) for h in hosts] == before
+    assert not any(locked(h, PROD) for h in hosts)
+
+
+def test_a_lock_held_on_one_host_refuses_and_releases_the_others(fleet):
+    # services/rollout.py: every lock before any switch; one refused: nothing changed, the others released
+    site, hosts = fleet
+    holder = LockRecord(who="ann@ci", when="2026-12-06T00:00:00Z", action="deploy", release="other", pid=1,
+                        host="elsewhere")
+    hosts[1].mkdir(PROD.lock_dir, exclusive=True)
+    hosts[1].put_file(PROD.lock_info, holder.to_json().encode(), 0o644)
+    before = [records(h, PROD) for h in hosts]
+    error = site.failing_deploy(LockHeldError)
+    assert error.exit_code == ExitCode.LOCK_HELD and error.message.startswith("h2: the deploy lock is held by ann@ci")
+    assert [records(h, PROD) for h in hosts] == before
+    assert [locked(h, PROD) for h in hosts] == [False, True, False]
+    assert all(h.serving() == site.r1 for h in hosts)
