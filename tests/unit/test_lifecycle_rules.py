@@ -834,6 +834,34 @@ def test_sigterm_to_a_rollback_during_health_stops_its_target_again(two):
     assert_rollback_undone(site, host, FAILED)
 
 
+# faults.md: local | rollback | SIGKILL to `deployctl rollback` | health | previous | (none) | -9 | left;
+# `rollback --force-unlock` converges. ... | drain | new | succeeded | -9 | left; the next deploy with
+# --force-unlock stops the leftovers. (A kill: the host out of reach from that call on.)
+@pytest.mark.parametrize("call,pattern,recorded", [("http_get", CONTAINER, False), ("run", r"^docker stop ", True)],
+                         ids=["health", "drain"])
+def test_a_killed_rollback_leaves_its_lock_and_the_next_forced_command_converges(two, call, pattern, recorded):
+    from deployctl.services.deploy_result import DeployOptions
+
+    site, host = two
+    count = len(records(host))
+    host.faults.append(Fault(call, pattern, action=lambda: setattr(host, "gone", True)))
+    try:
+        site.rollback()
+    except DeployctlError:
+        pass
+    host.gone = False
+    assert LockRecord.parse(host.read_file(LOCAL.lock_info)).action == "rollback"
+    assert host.serving() == (site.r1 if recorded else site.r2)
+    assert [(r.action, r.outcome) for r in records(host)[count:]] == ([("rollback", LIVE)] if recorded else [])
+    if recorded:
+        r3 = site.deploy(options=DeployOptions(force_unlock=True))
+        assert host.serving() == r3 and host.running(site.r1) == host.running(site.r2) == []
+    else:
+        [outcome] = site.rollback(force_unlock=True)
+        assert outcome.release == site.r1 and host.serving() == site.r1 and host.running(site.r2) == []
+    assert not locked(host)
+
+
 def test_a_rollback_to_a_pruned_release_is_refused_before_anything_changes(two):
     site, host = two
     for name in host.of_release(site.r1):
