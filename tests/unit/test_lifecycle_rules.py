@@ -71,6 +71,15 @@ drain = 0
 guard_window = 0
 warm_window = 600
 
+[environments.guarded]
+target = "local"
+proxy_port = 8080
+state_dir = "/srv/state"
+[environments.guarded.rollout]
+drain = 0
+guard_window = 30
+warm_window = 0
+
 [environments.prod]
 target = "ssh"
 hosts = ["h1", "h2", "h3"]
@@ -1094,3 +1103,42 @@ def test_sigterm_while_the_rollout_starts_its_worker_still_waits_for_the_migrati
     REAL_SLEEP(0.1)  # let an orphaned worker end before the fixture looks
     assert finished, "the deploy returned while its migration was still running"
     assert records(host)[-1].outcome == FAILED
+
+
+
+def test_the_guard_reads_the_log_in_the_hosts_clock_and_reverts():
+    # faults.md: local | deploy | the host's clock 1 hour behind (simulated at the connector: `date`,
+    # `docker logs --since` and its timestamps), a release that fails ..., the guard on | guard | previous
+    # | reverted | 6 | yes (the guard reads the log in the host's clock, the difference taken out)
+    gen = local_site("guarded")
+    site, host = next(gen)
+    layout, skew = layout_for(LOADED, "guarded"), -3600.0
+
+    def host_clock(argv):  # type: ignore[no-untyped-def]
+        return CommandResult(0, f"{time.time() + skew:.9f}\n", "")
+
+    def failing_log(argv):  # type: ignore[no-untyped-def]
+        """Every request to the new release answered 500, stamped in the host's clock, after --since."""
+        since = float(argv[argv.index("--since") + 1])
+        if since > time.time() + skew + 60:  # asked in this machine's clock: the host has nothing that late
+            return CommandResult(0, "", "")
+        tried = LockRecord.parse(host.read_file(layout.lock_info)).release
+        lines = []
+        for i in range(1, 31):
+            at = since + 0.001 + i * 1e-5  # past the millisecond --since was rounded to
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1e9):09d}Z"
+            lines.append(f'{stamp} 10.0.0.1 [-] "GET /version HTTP/1.1" 500 5 rt=0.002 upstream=172.18.0.9:8000 '
+                         f"ustatus=500 urt=0.002 release={tried}")
+        return CommandResult(0, "\n".join(lines) + "\n", "")
+
+    host.faults += [Fault("run", r"^date \+%s\.%N$", times=0, effect=host_clock),
+                    Fault("run", r"^docker logs --timestamps --since ", times=0, effect=failing_log)]
+    error = site.failing_deploy(DeployError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED and "guard:" in error.message
+    tried = tried_release(host, layout)
+    assert host.serving() == site.r1 and current(host, layout) == site.r1 and not locked(host, layout)
+    last = records(host, layout)[-1]
+    assert (last.release, last.outcome) == (tried, REVERTED) and last.extra["guard"]["whole"]["errors"] == 30
+    assert host.of_release(tried) == []
+    assert any("behind this machine's" in w for w in site.warnings())
+    next(gen, None)
