@@ -13,8 +13,9 @@ anchor's network, as real nginx does with "host not found in upstream"; the stag
 http_get: a container's IP answers its health path, 127.0.0.1:<published port> answers
 through the configuration nginx *loaded*, stamped with X-Deployctl-Release.
 
-Not modelled: the anchor's own fallback nginx, restart policies, canary watchdogs, log
-timestamps (the guard reads nothing), real timing. An argv it does not know fails the test
+Not modelled: the anchor's own fallback nginx, restart policies and a restarting engine,
+canary watchdogs, the proxy's access log (`docker logs` answers nothing: a test scripts the
+lines the guard reads with a Fault), registries (every pull succeeds), real timing. An argv it does not know fails the test
 with an AssertionError naming it (and is kept in `unknown`), so a gap is never silent.
 """
 
@@ -304,10 +305,12 @@ class FakeHost:
         if verb == "create":
             self.networks.add(rest[-1])
             return OK
-        if verb == "rm":
-            missing = [n for n in rest if n not in self.networks]
-            self.networks -= set(rest)
-            return CommandResult(1, "", f"network {missing[0]} not found") if missing else OK
+        if verb == "rm":  # as docker: a network a container is still attached to stays
+            used = {n for c in self.containers.values() for n in c.networks}
+            failed = [f"network {n} not found" if n not in self.networks else f"network {n} has active endpoints"
+                      for n in rest if n not in self.networks or n in used]
+            self.networks -= set(rest) - used
+            return CommandResult(1, "", "\n".join(failed)) if failed else OK
         if verb == "connect":
             network, name = rest[-2], rest[-1]
             if network not in self.networks or name not in self.containers:

@@ -249,7 +249,8 @@ def assert_previous_serves(site: Site, host: FakeHost, tried: str, outcome: str)
     assert current(host) == site.r1
     last = records(host)[-1]
     assert (last.release, last.action, last.outcome, last.previous) == (tried, "deploy", outcome, site.r1)
-    assert host.of_release(tried) == []
+    assert host.of_release(tried) == [] and f"shop-local-{tried}" not in host.networks
+    assert not any(p.startswith(LOCAL.release_secrets(tried)) for p in host.files)
     assert host.running(site.r1) != []
     assert not locked(host)
 
