@@ -15,8 +15,9 @@ through the configuration nginx *loaded*, stamped with X-Deployctl-Release.
 
 Not modelled: the anchor's own fallback nginx, restart policies and a restarting engine,
 canary watchdogs, the proxy's access log (`docker logs` answers nothing: a test scripts the
-lines the guard reads with a Fault), registries (every pull succeeds), real timing. An argv it does not know fails the test
-with an AssertionError naming it (and is kept in `unknown`), so a gap is never silent.
+lines the guard reads with a Fault), registries (every pull succeeds), real timing. An argv
+it does not know fails the test with an AssertionError naming it (and is kept in `unknown`),
+so a gap is never silent.
 """
 
 from __future__ import annotations
