@@ -1,0 +1,506 @@
+"""A scripted fake host for the Connector protocol (adapters/connector.py): a small model of
+one Docker engine, its files and its loopback, in memory, so that a whole deploy or
+rollback runs in milliseconds (design.md, "One transaction, many sites"). It does not
+replace tests/faults (the real engine, nginx, sshd); it makes one lifecycle rule cheap to
+pin. Faults are injected per call and pattern, as tests/faults/fault_connector.py does.
+
+Modelled: containers (create/run/start/stop/rm/kill/wait/update/inspect/ps/port/logs with
+the exact --format strings plan/docker_commands.py sends), networks (an IP per attachment),
+images present and pulled, the proxy (anchor + nginx containers; nginx's loaded
+configuration; `nginx -t` refuses an upstream name that is no running container on the
+anchor's network, as real nginx does with "host not found in upstream"; the staged swap's
+`sh -c "test && mv && reload"`), files (bytes + mode; mkdir's exclusive test-and-set),
+http_get: a container's IP answers its health path, 127.0.0.1:<published port> answers
+through the configuration nginx *loaded*, stamped with X-Deployctl-Release.
+
+Not modelled: the anchor's own fallback nginx, restart policies and a restarting engine,
+canary watchdogs, the proxy's access log (`docker logs` answers nothing: a test scripts the
+lines the guard reads with a Fault), registries (every pull succeeds), real timing. An argv
+it does not know fails the test with an AssertionError naming it (and is kept in `unknown`),
+so a gap is never silent.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import json
+import re
+import shlex
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from deployctl.adapters.connector import CommandResult, ConnectionLost, HttpResponse
+from deployctl.plan import docker_commands as dc
+from deployctl.plan.names import LABEL_RELEASE, LABEL_ROLE, Names
+from deployctl.plan.proxy_config import RELEASE_HEADER, live_release, standby_of, upstream_name
+from deployctl.plan.switch_plan import NGINX_ROLE
+
+OK = CommandResult(0, "", "")
+LIST_FORMAT = dc.list_containers(Names("a", "e"))[5]  # the one `docker ps` format of release_states
+STATUS_ROLE_FORMAT = dc.status_and_role("c")[4]
+ADDRESSES = re.compile(r'^\{\{\.Name\}\}\|\{\{with index \.NetworkSettings\.Networks "([^"]+)"\}\}')
+# Subcommands whose answer is always the same (for an existing container): no state to model.
+FIXED = {"version": "27.3.1\n", "login": "", "wait": "0\n", "update": "", "logs": ""}
+# `docker run` / `docker create` options that take a value (everything else before the image is a flag).
+VALUED = {"--name", "--network", "--network-alias", "--restart", "--log-opt", "--label", "-e", "--env-file", "-v",
+          "--publish", "--sysctl", "--stop-signal", "--entrypoint", "--user", "--pid"}
+
+
+@dataclass
+class Fault:
+    """`call`: run | put_file | read_file | append_file | mkdir | remove_tree | http_get |
+    tcp_check | connect. `pattern`: a regex searched in the call's text (the argv joined by
+    spaces, the path, or "address:port/path"). `nth`: the first matching call that fails
+    (1-based); `times`: how many in a row from there (0: every one after). `effect`: "fail"
+    (rc 1; OSError for the other calls), an int (that rc), "lost" (ConnectionLost: the
+    connection went), "raise" (a plain OSError), or a callable given the call's arguments
+    whose return is the answer. `action`: called first when it fires (e.g. host.gone = True)."""
+
+    call: str
+    pattern: str
+    nth: int = 1
+    times: int = 1
+    effect: str | int | Callable = "fail"
+    action: Callable[[], None] | None = None
+    seen: int = 0
+    fired: int = 0
+
+    def hit(self, call: str, text: str) -> bool:
+        if call != self.call or not re.search(self.pattern, text):
+            return False
+        self.seen += 1
+        due = self.seen >= self.nth and (self.times == 0 or self.seen < self.nth + self.times)
+        self.fired += due
+        return due
+
+
+@dataclass
+class Container:
+    name: str
+    image: str
+    labels: dict[str, str]
+    networks: dict[str, str]  # network -> IP
+    status: str = "created"
+    args: list[str] = field(default_factory=list)
+    publish: str | None = None  # "8080:80"
+    mounts: dict[str, str] = field(default_factory=dict)  # inside -> host directory
+    loaded: bytes | None = None  # an nginx container's configuration, as it loaded it
+    started: str = "0001-01-01T00:00:00Z"
+
+
+def wrong_release(address: str, port: int, path: str) -> HttpResponse:
+    """An answer through the proxy stamped with a release that is not the target."""
+    return HttpResponse(200, b'{"release": "not-the-target"}', {RELEASE_HEADER.lower(): "not-the-target"})
+
+
+class FakeHost:
+    def __init__(self, host: str = "fake", *faults: Fault, images: Sequence[str] = ()) -> None:
+        self.host = host
+        self.faults = list(faults)
+        self.images: set[str] = set(images)
+        self.containers: dict[str, Container] = {}
+        self.networks: set[str] = set()
+        self.files: dict[str, tuple[bytes, int]] = {}
+        self.dirs: set[str] = {"/"}
+        self.crashing: list[str] = []  # regexes: a matching container exits as soon as it starts
+        self.gone = False  # every call raises ConnectionLost (the host became unreachable)
+        self.calls: list[tuple[str, str]] = []
+        self.unknown: list[str] = []
+        self._ips = 1
+        self._lock = threading.RLock()  # the deploy calls from worker threads (start chains, pulls)
+
+    # -- the Connector protocol ----------------------------------------------------------------
+
+    def connect(self) -> "FakeHost":
+        self._enter("connect", self.host)
+        return self
+
+    def close(self) -> None:
+        pass
+
+    def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
+            on_line=None) -> CommandResult:  # type: ignore[no-untyped-def]
+        argv = list(argv)
+        fault = self._enter("run", " ".join(argv))
+        if fault is not None:
+            if callable(fault.effect):
+                return fault.effect(argv)
+            if isinstance(fault.effect, int):
+                return CommandResult(fault.effect, "", f"injected: exit {fault.effect}")
+            return CommandResult(1, "", f"injected failure: {' '.join(argv[:4])}")
+        with self._lock:
+            return self._run(argv)
+
+    def put_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
+        self._file_fault("put_file", path)
+        with self._lock:
+            self._parents(path)
+            self.files[path] = (bytes(data), mode)
+
+    def read_file(self, path: str) -> bytes | None:
+        self._file_fault("read_file", path)
+        with self._lock:
+            return self.files[path][0] if path in self.files else None
+
+    def append_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        self._file_fault("append_file", path)
+        with self._lock:
+            self._parents(path)
+            old, mode = self.files.get(path, (b"", mode))
+            self.files[path] = (old + data, mode)
+
+    def mkdir(self, path: str, *, mode: int = 0o755, exclusive: bool = False) -> bool:
+        self._file_fault("mkdir", path)
+        with self._lock:  # the lock's atomic test-and-set: one holder wins
+            path = path.rstrip("/")
+            if exclusive and path in self.dirs:
+                return False
+            self._parents(path)
+            self.dirs.add(path)
+            return True
+
+    def remove_tree(self, path: str) -> None:
+        self._file_fault("remove_tree", path)
+        with self._lock:
+            inside = lambda p: p == path or p.startswith(path.rstrip("/") + "/")  # noqa: E731
+            self.dirs = {d for d in self.dirs if not inside(d)}
+            self.files = {p: v for p, v in self.files.items() if not inside(p)}
+
+    def tcp_check(self, address: str, port: int, timeout: float = 2.0) -> None:
+        self._file_fault("tcp_check", f"{address}:{port}")
+        if self._by_ip(address) is None:
+            raise ConnectionRefusedError(errno.ECONNREFUSED, f"{address}:{port}: connection refused")
+
+    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
+        fault = self._enter("http_get", f"{address}:{port}{path}")
+        if fault is not None:
+            if callable(fault.effect):
+                return fault.effect(address, port, path)
+            raise self._error(fault, f"{address}:{port}")
+        with self._lock:
+            if address == "127.0.0.1" and port == self.proxy_port():
+                return self._through_proxy(path)
+            container = self._by_ip(address)
+            if container is None:
+                raise ConnectionRefusedError(errno.ECONNREFUSED, f"{address}:{port}: connection refused")
+            release = container.labels.get(LABEL_RELEASE, "")
+            return HttpResponse(200, json.dumps({"release": release}).encode(), {})
+
+    # -- what a test looks at -------------------------------------------------------------------
+
+    def text(self, path: str) -> str | None:
+        return self.files[path][0].decode() if path in self.files else None
+
+    def serving(self) -> str | None:
+        """The release the proxy answers from now (its stamp), None when it answers none."""
+        with self._lock:
+            port = self.proxy_port()
+            if port is None:
+                return None
+            try:
+                return self._through_proxy("/").headers.get(RELEASE_HEADER.lower())
+            except OSError:
+                return None
+
+    def running(self, release: str) -> list[str]:
+        return sorted(c.name for c in self.containers.values()
+                      if c.labels.get(LABEL_RELEASE) == release and c.status == "running")
+
+    def of_release(self, release: str) -> list[str]:
+        return sorted(c.name for c in self.containers.values() if c.labels.get(LABEL_RELEASE) == release)
+
+    def proxy_port(self) -> int | None:
+        anchor = next((c for c in self.containers.values() if c.publish and c.status == "running"), None)
+        return int(anchor.publish.split(":")[0]) if anchor is not None else None
+
+    # -- faults ----------------------------------------------------------------------------------
+
+    def _enter(self, call: str, text: str) -> Fault | None:
+        """Logs the call; the fault due for it (its action done first), if any."""
+        with self._lock:
+            self.calls.append((call, text))
+            fault = next((f for f in self.faults if f.hit(call, text)), None)
+        if fault is not None and fault.action is not None:
+            fault.action()
+        if self.gone:
+            raise ConnectionLost(f"{self.host}: connection lost (the fake host is gone)")
+        if fault is not None and fault.effect in ("lost", "raise"):
+            raise self._error(fault, text)
+        return fault
+
+    def _file_fault(self, call: str, text: str) -> None:
+        fault = self._enter(call, text)
+        if fault is not None:
+            if callable(fault.effect):
+                fault.effect(text)
+            else:
+                raise self._error(fault, text)
+
+    def _error(self, fault: Fault, text: str) -> OSError:
+        if fault.effect == "lost":
+            return ConnectionLost(f"{self.host}: connection lost (injected) at {text}")
+        return OSError(errno.EIO, f"injected: {fault.call} {text}")
+
+    # -- the engine ------------------------------------------------------------------------------
+
+    def _run(self, argv: list[str]) -> CommandResult:
+        if argv[:2] == ["sh", "-c"]:  # the staged swap: `test && mv && reload`, stopped at the first failure
+            result = OK
+            for part in argv[2].split(" && "):
+                result = self._run(shlex.split(part))
+                if not result.ok:
+                    break
+            return result
+        if argv[:2] == ["mv", "-f"]:
+            if argv[2] not in self.files:
+                return CommandResult(1, "", f"mv: cannot stat '{argv[2]}'")
+            self.files[argv[3]] = self.files.pop(argv[2])
+            return OK
+        if argv[:2] == ["rm", "-f"]:
+            for path in argv[2:]:
+                self.files.pop(path, None)
+            return OK
+        if argv[0] == "find" and "-delete" in argv:  # clear_flags: the standby flags but one
+            folder, pattern, keep = argv[1], argv[argv.index("-name") + 1], argv[argv.index("!") + 2]
+            for path in [p for p in self.files if p.rpartition("/")[0] == folder]:
+                name = path.rpartition("/")[2]
+                if fnmatch.fnmatch(name, pattern) and name != keep:
+                    del self.files[path]
+            return OK
+        if argv == dc.HOST_CLOCK:
+            return CommandResult(0, f"{time.time():.9f}\n", "")
+        if argv[0] == "docker" and argv[1] in FIXED and (argv[1] in ("version", "login")
+                                                         or argv[-1] in self.containers):
+            return CommandResult(0, FIXED[argv[1]], "")
+        if argv[0] == "docker":
+            handler = getattr(self, "_docker_" + argv[1].replace("-", "_"), None)
+            if handler is not None:
+                answer = handler(argv[2:])
+                if answer is not None:
+                    return answer
+        self.unknown.append(" ".join(argv))
+        raise AssertionError(f"FakeHost {self.host}: no model for argv {argv!r}")
+
+    def _docker_pull(self, args: list[str]) -> CommandResult:
+        self.images.add(args[-1])
+        return CommandResult(0, args[-1] + "\n", "")
+
+    def _docker_image(self, args: list[str]) -> CommandResult | None:
+        if args[0] == "inspect":  # {{.Id}} (present?) or {{.Config.User}}: root ("")
+            missing = [i for i in args[3:] if i not in self.images]
+            if missing:
+                return CommandResult(1, "", f"Error: No such image: {missing[0]}")
+            return CommandResult(0, "".join("sha256:fake\n" if "Id" in args[2] else "\n" for _ in args[3:]), "")
+        if args[0] == "rm":
+            self.images -= set(args[1:])
+            return OK
+        return None
+
+    def _docker_network(self, args: list[str]) -> CommandResult | None:
+        verb, rest = args[0], args[1:]
+        if verb == "inspect":
+            return OK if rest[-1] in self.networks else CommandResult(1, "", f"network {rest[-1]} not found")
+        if verb == "create":
+            self.networks.add(rest[-1])
+            return OK
+        if verb == "rm":  # as docker: a network a container is still attached to stays
+            used = {n for c in self.containers.values() for n in c.networks}
+            failed = [f"network {n} not found" if n not in self.networks else f"network {n} has active endpoints"
+                      for n in rest if n not in self.networks or n in used]
+            self.networks -= set(rest) - used
+            return CommandResult(1, "", "\n".join(failed)) if failed else OK
+        if verb == "connect":
+            network, name = rest[-2], rest[-1]
+            if network not in self.networks or name not in self.containers:
+                return CommandResult(1, "", f"No such network or container: {network} {name}")
+            self.containers[name].networks[network] = self._ip()
+            return OK
+        return None
+
+    def _docker_create(self, args: list[str], status: str = "created") -> CommandResult:
+        options, image, rest = self._options(args)
+        name = options["--name"][0]
+        if name in self.containers:
+            return CommandResult(125, "", f'Conflict. The container name "/{name}" is already in use')
+        if image not in self.images:
+            return CommandResult(125, "", f"Unable to find image '{image}' locally")
+        network = options.get("--network", [""])[0]
+        if network and not network.startswith("container:") and network not in self.networks:
+            return CommandResult(125, "", f"network {network} not found")
+        labels = dict(label.split("=", 1) for label in options.get("--label", []))
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in options.get("-v", [])}
+        container = Container(name, image, labels, {network: self._ip()} if network in self.networks else {},
+                              args=rest, publish=options.get("--publish", [None])[0], mounts=mounts)
+        self.containers[name] = container
+        if status == "running":
+            self._start(container)
+        return CommandResult(0, f"{name}-id\n", "")
+
+    def _docker_run(self, args: list[str]) -> CommandResult:
+        return self._docker_create(args, status="running")  # every `docker run` here is --detach
+
+    def _docker_start(self, args: list[str]) -> CommandResult:
+        attach = args[0] == "--attach"
+        names = args[1:] if attach else args
+        missing = [n for n in names if n not in self.containers]
+        for name in names:
+            if name in self.containers:
+                self._start(self.containers[name])
+                if attach:  # a migration: runs to its end (its exit code: a Fault with an int effect)
+                    self.containers[name].status = "exited"
+        return CommandResult(1, "", f"Error: No such container: {missing[0]}") if missing else OK
+
+    def _docker_stop(self, args: list[str]) -> CommandResult:  # and `kill --signal QUIT`: nginx quits
+        return self._each(args[2:], lambda c: setattr(c, "status", "exited"))
+
+    _docker_kill = _docker_stop
+
+    def _docker_rm(self, args: list[str]) -> CommandResult:
+        return self._each([a for a in args if not a.startswith("--")], lambda c: self.containers.pop(c.name))
+
+    def _docker_port(self, args: list[str]) -> CommandResult:
+        anchor = self.containers.get(args[0])
+        if anchor is None or anchor.publish is None or anchor.status != "running":
+            return CommandResult(1, "", f"Error: No public port '{args[1]}' published for {args[0]}")
+        return CommandResult(0, f"0.0.0.0:{anchor.publish.split(':')[0]}\n", "")
+
+    def _docker_container(self, args: list[str]) -> CommandResult | None:
+        if args[:2] != ["inspect", "--format"]:
+            return None
+        fmt, names = args[2], args[3:]
+        found = [self.containers[n] for n in names if n in self.containers]
+        if fmt == dc.STATE_FORMAT:
+            ips = {c.name: "".join(ip + " " for ip in c.networks.values()) if c.status == "running" else ""
+                   for c in found}  # a stopped container has no address
+            lines = [f"/{c.name}|{c.status}||{ips[c.name]}|{c.labels.get(LABEL_RELEASE, '')}|{c.started}|{c.image}"
+                     for c in found]
+        elif fmt == STATUS_ROLE_FORMAT:
+            lines = [f"{c.status}|{c.labels.get(LABEL_ROLE, '')}" for c in found]
+        elif ADDRESSES.match(fmt):
+            network = ADDRESSES.match(fmt).group(1)  # type: ignore[union-attr]
+            lines = [f"/{c.name}|{c.networks.get(network, '') if c.status == 'running' else ''}" for c in found]
+        else:
+            return None
+        rc = 0 if len(found) == len(names) else 1  # docker prints the ones it found, exits 1
+        return CommandResult(rc, "".join(line + "\n" for line in lines), "" if rc == 0 else "Error: No such object")
+
+    def _docker_ps(self, args: list[str]) -> CommandResult | None:
+        fmt = args[args.index("--format") + 1]
+        wanted = [args[i + 1].removeprefix("label=").split("=", 1) for i, a in enumerate(args) if a == "--filter"]
+        found = [c for c in self.containers.values() if all(c.labels.get(k) == v for k, v in wanted)]
+        if fmt == LIST_FORMAT:
+            lines = [f"{c.name}|{c.labels.get(LABEL_ROLE, '')}|{c.labels.get(LABEL_RELEASE, '')}|{c.status}"
+                     for c in found]
+        elif fmt == dc.PROXY_LISTING_FORMAT:
+            lines = [f"{c.name}|{c.status}|{c.labels.get(LABEL_ROLE, '')}|{c.image}|"
+                     + (f"0.0.0.0:{c.publish.split(':')[0]}->{c.publish.split(':')[1]}/tcp"
+                        if c.publish and c.status == "running" else "") for c in found]
+        else:
+            return None
+        return CommandResult(0, "".join(line + "\n" for line in lines), "")
+
+    def _docker_exec(self, args: list[str]) -> CommandResult | None:
+        container, command = self.containers.get(args[0]), args[1:]
+        if container is None or container.status != "running":
+            return CommandResult(1, "", f"Error response from daemon: container {args[0]} is not running")
+        if command[:3] == ["nginx", "-t", "-q"]:
+            return self._nginx_test(container, self._host_path(container, command[4]))
+        if command[:3] == ["nginx", "-s", "reload"]:
+            config = self._host_path(container, command[4])
+            tested = self._nginx_test(container, config)
+            if tested.ok:  # a refused file never reaches the running workers
+                container.loaded = self.files[config][0]
+            return tested
+        if command[:2] == ["test", "-s"] or command[:2] == ["sh", "-c"]:
+            return OK  # nginx wrote its pid; the anchor's own nginx (not modelled) told to quit
+        return None
+
+    # -- the model's rules -------------------------------------------------------------------------
+
+    def _start(self, container: Container) -> None:
+        container.status = "running"
+        container.started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if any(re.search(p, container.name) for p in self.crashing):
+            container.status = "exited"
+        elif container.labels.get(LABEL_ROLE) == NGINX_ROLE:  # nginx, loading its configuration
+            config = self._host_path(container, container.args[1])
+            if not self._nginx_test(container, config).ok:
+                container.status = "exited"
+            else:
+                container.loaded = self.files[config][0]
+
+    def _nginx_test(self, nginx: Container, path: str | None) -> CommandResult:
+        """As nginx: the file exists, and every upstream named by a container name resolves on
+        the anchor's network (Docker DNS answers for running containers only)."""
+        if path is None or path not in self.files:
+            return CommandResult(1, "", f"nginx: [emerg] open() \"{path}\" failed (2: No such file or directory)")
+        anchor = self.containers.get(nginx.name.rsplit("-proxy-nginx-", 1)[0] + "-proxy")
+        network = next(iter(anchor.networks), "") if anchor is not None else ""
+        for host in re.findall(r"^\s*server (\S+):\d+;", self.files[path][0].decode(), re.M):
+            target = self.containers.get(host)
+            if not re.fullmatch(r"[\d.]+", host) and (
+                    target is None or target.status != "running" or network not in target.networks):
+                return CommandResult(1, "", f'nginx: [emerg] host not found in upstream "{host}" in {path}')
+        return OK
+
+    def _through_proxy(self, path: str) -> HttpResponse:
+        """What the running nginx answers: from the configuration it loaded (the one on disk
+        may differ after a refused swap), its standby while that flag file exists."""
+        nginx = next((c for c in reversed(list(self.containers.values()))
+                      if c.loaded is not None and c.status == "running"), None)
+        if nginx is None:
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "127.0.0.1: nothing listens on the proxy port")
+        release, standby = live_release(nginx.loaded), standby_of(nginx.loaded)
+        folder = next(iter(nginx.mounts.values()), "")
+        if standby is not None and f"{folder}/{standby.flag}" in self.files:
+            release = standby.release
+        if release is None:
+            return HttpResponse(503, b"No release deployed yet\n", {})
+        stamp = {RELEASE_HEADER.lower(): release}
+        block = re.search(rf"upstream {upstream_name(release)} {{\s*server (\S+):\d+;", nginx.loaded.decode())
+        target = self._by_ip(block.group(1)) if block and re.fullmatch(r"[\d.]+", block.group(1)) else (
+            self.containers.get(block.group(1)) if block else None)
+        if target is None or target.status != "running":
+            return HttpResponse(502, b"502 Bad Gateway", stamp)
+        return HttpResponse(200, json.dumps({"release": release}).encode(), stamp)
+
+    # -- small helpers -----------------------------------------------------------------------------
+
+    def _options(self, args: list[str]) -> tuple[dict[str, list[str]], str, list[str]]:
+        """`docker create/run` options, the image, and what follows it."""
+        options: dict[str, list[str]] = {}
+        i = 0
+        while args[i].startswith("-"):
+            if args[i] in VALUED:
+                options.setdefault(args[i], []).append(args[i + 1])
+                i += 2
+            else:
+                i += 1
+        return options, args[i], args[i + 1:]
+
+    def _each(self, names: list[str], do: Callable[[Container], object]) -> CommandResult:
+        missing = [n for n in names if n not in self.containers]
+        for name in names:
+            if name in self.containers:
+                do(self.containers[name])
+        return CommandResult(1, "", f"Error: No such container: {missing[0]}") if missing else OK
+
+    def _host_path(self, container: Container, inside: str) -> str | None:
+        folder, _, name = inside.rpartition("/")
+        return f"{container.mounts[folder]}/{name}" if folder in container.mounts else None
+
+    def _by_ip(self, address: str) -> Container | None:
+        return next((c for c in self.containers.values() if c.status == "running" and address in c.networks.values()),
+                    None)
+
+    def _ip(self) -> str:
+        self._ips += 1
+        return f"172.18.{self._ips // 250}.{self._ips % 250 + 2}"
+
+    def _parents(self, path: str) -> None:
+        parts = path.strip("/").split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            self.dirs.add("/" + "/".join(parts[:i]))
