@@ -193,12 +193,44 @@ def image_present(*images: str) -> list[str]:
     return ["docker", "image", "inspect", "--format", "{{.Id}}", *images]
 
 
-def pull(image: str) -> list[str]:
-    return ["docker", "pull", "--quiet", image]
+def client(config_dir: str | None) -> list[str]:
+    """`docker`, reading its client config (where `docker login` keeps credentials) from
+    `config_dir` when given: a command's own registry login, not the host user's."""
+    return ["docker", "--config", config_dir] if config_dir else ["docker"]
 
 
-def login(server: str, username: str) -> list[str]:
-    return ["docker", "login", "--username", username, "--password-stdin", server]
+def pull(image: str, config_dir: str | None = None) -> list[str]:
+    return [*client(config_dir), "pull", "--quiet", image]
+
+
+# A registry login on a host lives in a client config directory of its own, made for one
+# deployctl command and removed when it ends (services/preflight.py): the host user's
+# ~/.docker/config.json never holds the password, and a deployctl killed half-way leaves at
+# most this 0700 directory in the host's temp dir (mktemp -d makes it 0700). Chosen over
+# `docker logout` after the pull, which edits the user's own config (and its credential
+# helper), and which a crash between login and logout skips, leaving the password behind.
+REGISTRY_CONFIG_PREFIX = "deployctl-registry."
+
+
+def with_registry_auth(registry_auth: bool | str) -> list[str]:
+    """`docker ... service create` sending the registry login to the Swarm's nodes: from the
+    command's own client config when `registry_auth` names it (True: the user's)."""
+    config_dir = registry_auth if isinstance(registry_auth, str) else None
+    return [*client(config_dir), "service", "create", "--detach", *(["--with-registry-auth"] if registry_auth else [])]
+
+
+def registry_config_dir() -> list[str]:
+    """Prints the new directory's path."""
+    return ["mktemp", "-d", "-t", f"{REGISTRY_CONFIG_PREFIX}XXXXXXXXXX"]
+
+
+def remove_registry_config(config_dir: str) -> list[str]:
+    return ["rm", "-rf", "--", config_dir]
+
+
+def login(server: str, username: str, config_dir: str | None = None) -> list[str]:
+    """The password goes on stdin (--password-stdin): never on this argv."""
+    return [*client(config_dir), "login", "--username", username, "--password-stdin", server]
 
 
 def docker_version() -> list[str]:

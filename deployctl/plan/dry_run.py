@@ -15,6 +15,8 @@ from .switch_plan import SwitchPlan
 
 __all__ = ["deploy_steps", "rollback_steps"]
 
+REGISTRY_CONFIG = "<REGISTRY_CONFIG>"  # the directory `mktemp -d` prints on the host
+
 
 def _argv(step: str, argv: list[str], detail: str = "") -> PlannedStep:
     return PlannedStep(step, detail, tuple(argv))
@@ -26,13 +28,19 @@ def deploy_steps(plan: SwitchPlan, containers: Sequence[ContainerSpec], names: N
     """`migrations`: service -> command, on the host that runs them (the first)."""
     release = plan.target.release
     steps = [_argv("preflight", dc.docker_version(), "connect; docker present")]
+    config_dir = REGISTRY_CONFIG if registry_login else None
     if registry_login:
-        steps.append(_argv("preflight", dc.login(*registry_login), "password on stdin"))
+        steps.append(_argv("preflight", dc.registry_config_dir(),
+                           f"{REGISTRY_CONFIG}: a 0700 docker client config for this command's login only"))
+        steps.append(_argv("preflight", dc.login(*registry_login, config_dir), "password on stdin"))
     if local:
         steps.append(_argv("preflight", dc.image_present(*dict.fromkeys(images)), "every image in the engine"))
     steps.append(PlannedStep("lock", f"mkdir {layout.lock_dir} (atomic); exit 8 if held"))
     if not local:
-        steps += [_argv("pull", dc.pull(image)) for image in images]
+        steps += [_argv("pull", dc.pull(image, config_dir)) for image in images]
+    if config_dir:
+        steps.append(_argv("pull", dc.remove_registry_config(config_dir),
+                           "the login leaves the host (also when anything failed)"))
     steps.append(_argv("network", dc.network_create(names), "only if missing"))
     steps.append(_argv("network", dc.release_network_create(names, release),
                        "the release's own: its services find each other by name there"))

@@ -23,6 +23,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from ..config.models import Config, Environment
+from . import docker_commands as dc
 from .containers import release_containers
 from .names import Names, StateLayout
 from .proxy_config import CONFIG_PATH, PROXY_MOUNT
@@ -182,14 +183,14 @@ def _service_body(svc: SwarmService, network: str, labels: dict[str, str], relea
     ]
 
 
-def create_service(svc: SwarmService, network: str, registry_auth: bool = False,
+def create_service(svc: SwarmService, network: str, registry_auth: bool | str = False,
                    release_network: str = "") -> list[str]:
     """Created detached: the switch waits for every task itself (services/swarm_site.py).
     The image is pinned by digest, so the manager need not ask the registry (no resolve).
     `registry_auth`: the manager logged in to the registry; its credentials go to the nodes
     with the service (Swarm's own channel), so each node can pull."""
     return [
-        "docker", "service", "create", "--detach", *(["--with-registry-auth"] if registry_auth else []),
+        *dc.with_registry_auth(registry_auth),
         "--name", svc.name, "--replicas", str(svc.replicas),
         "--endpoint-mode", "dnsrr", *_service_body(svc, network, svc.labels, release_network),
         "--restart-condition", "any", "--restart-delay", "1s", "--stop-grace-period", STOP_GRACE,

@@ -114,6 +114,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         return DeployResult(release, images.revision, hosts)
     finally:
         for conn in conns:
+            preflight.registry_logout(conn)  # a no-op where the pull removed it already
             conn.close()
 
 

@@ -170,9 +170,9 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         site, state = job.open()
         host = job.manager.host
         login_user = registry_username or (config.registry.username if config.registry else None)
-        login = bool(config.registry and login_user and registry_password is not None)
-        if login:
-            preflight.registry_login(job.manager, emit, config.registry.server, login_user, registry_password)
+        login: str | None = None  # the manager's client config directory holding this command's login
+        if config.registry and login_user and registry_password is not None:
+            login = preflight.registry_login(job.manager, emit, config.registry.server, login_user, registry_password)
         release = new_release_id(time.time() if now is None else now, images.revision, state.history().ids())
         emit(Message(f"release {release} to {env_name} (Swarm, manager {host})"))
         if guard_spec(environment.rollout, options.no_guard) is not None:
@@ -194,11 +194,13 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         return DeployResult(release, images.revision, [HostOutcome(host, release, previous, outcome,
                                                                    time.time() - started)])
     finally:
+        if job.manager is not None:
+            preflight.registry_logout(job.manager)
         job.close()
 
 
 def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images: ReleaseImages, *,
-                      registry_auth: bool = False, replicas: dict[str, int] | None = None) -> SwarmPlan:
+                      registry_auth: bool | str = False, replicas: dict[str, int] | None = None) -> SwarmPlan:
     config, environment = loaded.config, loaded.environment(env_name)
     layout, names = layout_for(loaded, env_name), names_for(loaded, env_name)
     spec = release_spec(config, env_name, release, images.revision, images.images, proxy_image_for(config, images),
@@ -211,7 +213,7 @@ def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images:
 
 def _deploy_locked(site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: LoadedConfig, env_name: str,
                    secrets: dict[str, Secret], options: DeployOptions, previous: str | None, host: str,
-                   emit: Emit, started: float, *, registry_auth: bool = False,
+                   emit: Emit, started: float, *, registry_auth: bool | str = False,
                    scaled: ss.Overrides | None = None) -> str:
     environment = loaded.environment(env_name)
     spec, replicas = plan.target, {s.service: s.replicas for s in plan.services}
