@@ -45,6 +45,28 @@ def secret_names(loaded: LoadedConfig, env_name: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def load_for_redaction(loaded: LoadedConfig, env_name: str) -> list[str]:
+    """Every secret a deploy to `env_name` uses (and the hosts' registry password), looked
+    up in the environment's source when it answers and registered with the redactor, so that
+    read-only commands mask them in what they print (`deployctl logs`: a container echoing
+    its DATABASE_PASSWORD). Returns why some cannot be masked (nothing when all can)."""
+    from ..errors import DeployctlError
+    from .secret_sources import environment_source, mask_secrets
+
+    config, environment = loaded.config, loaded.environment(env_name)
+    names = secret_names(loaded, env_name)
+    registry = config.registry
+    if registry is not None and registry.provider == "basic" and registry.username:
+        names.append(registry.password_secret)
+    if not names:
+        return []
+    try:
+        missing = mask_secrets(environment_source(config, environment), names)
+    except DeployctlError as exc:  # the source cannot answer here: show the logs all the same, and say so
+        return [f"secrets of {env_name!r} could not be loaded, so none is masked: {exc.message}"]
+    return [f"secret {name!r} is not in this shell's secret source: its value is not masked" for name in missing]
+
+
 def deploy_secrets(loaded: LoadedConfig, env_name: str, *, with_registry: bool = True
                    ) -> tuple[dict[str, Secret], RegistryLogin | None]:
     """The secrets and the hosts' registry login (None: no login). ECR: a token fetched
