@@ -344,16 +344,26 @@ def logs_since(container: str, since: float | str) -> list[str]:
             container]
 
 
-def run_canary_watchdog(name: str, image: str, state_root: str, nginx: str, seconds: int, *, config: str,
+# The watchdog needs no more than this: write in the proxy directory (owned by the SSH user,
+# so root in the container needs DAC_OVERRIDE) and HUP nginx's master (KILL, in case the
+# proxy image runs nginx as another user than the watchdog's).
+WATCHDOG_CAPS = ("DAC_OVERRIDE", "KILL")
+
+
+def run_canary_watchdog(name: str, image: str, proxy_dir: str, nginx: str, seconds: int, *, config: str,
                         live_copy: str, fired: str, labels: dict[str, str]) -> list[str]:
     """The canary's watchdog: a container of the proxy's own image (on every host that runs
     the proxy) that sleeps until the canary's deadline, then puts the live-only
     configuration back (by rename, as deployctl writes it) and reloads nginx with SIGHUP:
     it shares nginx's process namespace, where nginx's master is process 1. The deploy
-    removes it once the canary is decided; a killed deployctl cannot. Paths are relative
-    to `state_root`, mounted at /state; no network."""
-    script = (f"sleep {seconds} && cp /state/{live_copy} /state/{config}.watchdog && "
-              f"mv -f /state/{config}.watchdog /state/{config} && kill -HUP 1 && "
-              f"date -u +%Y-%m-%dT%H:%M:%SZ > /state/{fired}")
+    removes it once the canary is decided; a killed deployctl cannot. Least privilege: it
+    mounts only the proxy directory (at /proxy; file names relative to it), not the state
+    directory with the secrets, the history and the lock; no network, a read-only root, no
+    capability but WATCHDOG_CAPS, no privilege gained through exec."""
+    script = (f"sleep {seconds} && cp /proxy/{live_copy} /proxy/{config}.watchdog && "
+              f"mv -f /proxy/{config}.watchdog /proxy/{config} && kill -HUP 1 && "
+              f"date -u +%Y-%m-%dT%H:%M:%SZ > /proxy/{fired}")
     return ["docker", "run", "--detach", "--rm", "--name", name, "--network", "none", "--pid", f"container:{nginx}",
-            *_labels(labels), "-v", f"{state_root}:/state", "--entrypoint", "sh", image, "-c", script]
+            "--security-opt", "no-new-privileges", "--cap-drop", "ALL",
+            *[arg for cap in WATCHDOG_CAPS for arg in ("--cap-add", cap)], "--read-only",
+            *_labels(labels), "-v", f"{proxy_dir}:/proxy", "--entrypoint", "sh", image, "-c", script]
