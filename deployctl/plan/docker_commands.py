@@ -36,12 +36,16 @@ def _env_file(spec: ContainerSpec) -> list[str]:
     return ["--env-file", spec.env_file] if spec.env_file else []
 
 
+def _hardening(spec: ContainerSpec) -> list[str]:
+    return spec.hardening.create_flags() if spec.hardening else []
+
+
 def create_service(spec: ContainerSpec, release_network: str) -> list[str]:
     """A release's long-running container, created on its release's network where it carries
     its service's name as an alias. Not published: only the proxy reaches it."""
     return [
         "docker", "create", "--name", spec.name, "--network", release_network, "--network-alias", spec.service,
-        "--restart", "unless-stopped", "--log-opt", "max-size=10m",
+        "--restart", "unless-stopped", "--log-opt", "max-size=10m", *_hardening(spec),
         *_labels(spec.labels), *_env(spec.env), *_env_file(spec), *_secret_mounts(spec), spec.image,
     ]
 
@@ -59,11 +63,12 @@ def start_service(spec: ContainerSpec, release_network: str, app_network: str) -
 
 def run_migration(spec: ContainerSpec, release_network: str, app_network: str, name: str, command: Sequence[str],
                   labels: dict[str, str]) -> list[list[str]]:
-    """A one-off container of the new image with the service's env and secrets, on both
-    networks like the service; `start --attach` streams its output and returns its code."""
+    """A one-off container of the new image with the service's env, secrets, privileges and
+    limits, on both networks like the service; `start --attach` streams its output and
+    returns its code."""
     return [
         ["docker", "create", "--name", name, "--network", release_network, "--network-alias", spec.service,
-         *_labels(labels), *_env(spec.env), *_env_file(spec), *_secret_mounts(spec), spec.image, *command],
+         *_hardening(spec), *_labels(labels), *_env(spec.env), *_env_file(spec), *_secret_mounts(spec), spec.image, *command],
         connect_network(app_network, name),
         ["docker", "start", "--attach", name],
     ]

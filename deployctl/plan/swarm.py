@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from ..config.models import Config, Environment
 from . import docker_commands as dc
 from .containers import release_containers
+from .hardening import Hardening
 from .names import Names, StateLayout
 from .proxy_config import CONFIG_PATH, PROXY_MOUNT
 from .release_spec import HealthProbe, ReleaseSpec
@@ -53,6 +54,7 @@ class SwarmService:
     env_file: str = ""  # on the manager, mode 0600; the docker CLI reads it (no value on the argv)
     secrets: tuple[tuple[str, str], ...] = ()  # (Docker secret name, file name under /run/secrets)
     secret_env: dict[str, str] = field(default_factory=dict)  # templated; rendered only into env_file
+    hardening: Hardening | None = None  # capabilities, read-only root and limits (plan/hardening.py)
 
 
 def within_name_limit(full: str, end: str) -> str:
@@ -85,7 +87,7 @@ def release_services(config: Config, environment: Environment, env_name: str, sp
             service=c.service, name=c.name, image=c.image, port=c.port, replicas=count, env=c.env,
             health=health[c.service], routed=c.routed, labels=c.labels, env_file=c.env_file,
             secrets=tuple((secret_name(names, spec.release, c.service, s), s) for s in c.secrets),
-            secret_env=c.secret_env,
+            secret_env=c.secret_env, hardening=c.hardening,
         ))
     return out
 
@@ -180,6 +182,7 @@ def _service_body(svc: SwarmService, network: str, labels: dict[str, str], relea
         "--network", network, *[arg for pair in own for arg in pair],
         *_labels("--label", labels), *_labels("--container-label", labels),
         *env, *env_file, *secrets, "--log-opt", "max-size=10m", "--no-resolve-image",
+        *(svc.hardening.swarm_flags() if svc.hardening else []),
     ]
 
 
