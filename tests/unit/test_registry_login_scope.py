@@ -118,3 +118,23 @@ def test_a_deploy_that_stops_after_the_login_removes_it_from_every_host(tmp_path
     assert dc.login("reg:5000", "puller", DIR) in good.argvs()
     assert good.argvs()[-1] == dc.remove_registry_config(DIR) and good.closed
     assert bad.registry_config is None and dc.registry_config_dir() not in bad.argvs()
+
+
+def test_accessory_boot_logs_in_only_when_this_shell_has_the_password(tmp_path: Path, monkeypatch) -> None:
+    """`accessory boot` can no longer rely on a login a deploy left on the host: it logs in
+    for itself when the environment's source has the password, and goes without otherwise."""
+    from deployctl.config import LoadedConfig, parse_config
+    from deployctl.services.deploy_inputs import optional_hosts_login
+
+    config = parse_config(
+        'app = "shop"\n[registry]\nserver = "reg:5000"\nusername = "puller"\n'
+        '[services.web]\ncontext = "web"\nrouted = true\n'
+        '[environments.prod]\ntarget = "ssh"\nhosts = ["web1"]\n[environments.dev]\ntarget = "local"\n')
+    loaded = LoadedConfig(tmp_path / "deploy.toml", config)
+    monkeypatch.delenv("DEPLOYCTL_REGISTRY_PASSWORD", raising=False)
+    assert optional_hosts_login(loaded, "prod") is None
+    monkeypatch.setenv("DEPLOYCTL_REGISTRY_PASSWORD", PASSWORD)
+    login = optional_hosts_login(loaded, "prod")
+    assert login is not None and (login.server, login.username, login.password) == ("reg:5000", "puller",
+                                                                                  Secret(PASSWORD))
+    assert optional_hosts_login(loaded, "dev") is None
