@@ -229,6 +229,17 @@ def registry_config_dir() -> list[str]:
     return ["mktemp", "-d", "-t", f"{REGISTRY_CONFIG_PREFIX}XXXXXXXXXX"]
 
 
+# Longer than any command runs (a pull times out after 15 minutes): a directory this old was
+# left by a deployctl that was killed, and still holds its login.
+STALE_REGISTRY_CONFIG_MINUTES = 24 * 60
+
+
+def sweep_registry_configs(temp_dir: str) -> list[str]:
+    """Removes the login directories killed commands left in the host's temp dir."""
+    return ["find", temp_dir, "-maxdepth", "1", "-type", "d", "-name", f"{REGISTRY_CONFIG_PREFIX}*",
+            "-mmin", f"+{STALE_REGISTRY_CONFIG_MINUTES}", "-exec", "rm", "-rf", "--", "{}", "+"]
+
+
 def remove_registry_config(config_dir: str) -> list[str]:
     return ["rm", "-rf", "--", config_dir]
 

@@ -32,6 +32,8 @@ def deploy_steps(plan: SwitchPlan, containers: Sequence[ContainerSpec], names: N
     if registry_login:
         steps.append(_argv("preflight", dc.registry_config_dir(),
                            f"{REGISTRY_CONFIG}: a 0700 docker client config for this command's login only"))
+        steps.append(_argv("preflight", dc.sweep_registry_configs("<its parent>"),
+                           "removes the login directories of killed commands (a day old)"))
         steps.append(_argv("preflight", dc.login(*registry_login, config_dir), "password on stdin"))
     if local:
         steps.append(_argv("preflight", dc.image_present(*dict.fromkeys(images)), "every image in the engine"))

@@ -3,6 +3,7 @@ present, images there or pullable, the registry login working from the host."""
 
 from __future__ import annotations
 
+import posixpath
 from typing import Sequence
 
 from ..adapters.connector import check
@@ -34,6 +35,8 @@ def registry_login(conn, emit: Emit, server: str, username: str, password: Secre
     if not config_dir.startswith("/"):
         raise ConnectError(f"{conn.host}: mktemp -d printed no directory ({config_dir[:100]!r})")
     conn.registry_config = config_dir
+    # Best effort: what a killed deployctl left (its login) goes with the next login.
+    conn.run(dc.sweep_registry_configs(posixpath.dirname(config_dir)), timeout=30)
     result = conn.run(dc.login(server, username, config_dir), stdin=password.reveal().encode(), timeout=60)
     if not result.ok:
         registry_logout(conn)

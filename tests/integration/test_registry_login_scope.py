@@ -49,6 +49,10 @@ def test_no_registry_credential_remains_on_the_host_after_the_pull(ssh_host, aut
     conn = SSHConnector(ssh_host.host, port=ssh_host.port, user=ssh_host.user, key_file=ssh_host.key_file,
                         known_hosts=ssh_host.known_hosts_file).connect()
     home = conn.run(["sh", "-c", 'echo "$HOME"']).stdout.strip()
+    # What a deployctl killed yesterday between login and removal would have left.
+    stale = f"/tmp/deployctl-registry.stale{os.getpid()}"
+    os.makedirs(stale, mode=0o700, exist_ok=True)
+    subprocess.run(["touch", "-d", "2 days ago", stale], check=True)
     try:
         config_dir = preflight.registry_login(conn, lambda e: None, registry.address, registry.username,
                                               Secret(password))
@@ -59,6 +63,7 @@ def test_no_registry_credential_remains_on_the_host_after_the_pull(ssh_host, aut
         conn.close()
         subprocess.run(["docker", "rmi", digest], capture_output=True)
     assert not os.path.exists(config_dir)
+    assert not os.path.exists(stale)  # swept by the login
     user_config = os.path.join(home, ".docker", "config.json")
     if os.path.exists(user_config):
         with open(user_config) as handle:

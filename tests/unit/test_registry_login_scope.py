@@ -61,6 +61,9 @@ def test_login_pull_and_logout_argv() -> None:
     assert dc.pull("reg:5000/a@sha256:1", DIR) == ["docker", "--config", DIR, "pull", "--quiet", "reg:5000/a@sha256:1"]
     assert dc.pull("a") == ["docker", "pull", "--quiet", "a"]
     assert dc.remove_registry_config(DIR) == ["rm", "-rf", "--", DIR]
+    assert dc.sweep_registry_configs("/tmp") == [  # what a killed deployctl left, a day later
+        "find", "/tmp", "-maxdepth", "1", "-type", "d", "-name", "deployctl-registry.*", "-mmin", "+1440",
+        "-exec", "rm", "-rf", "--", "{}", "+"]
     assert dc.with_registry_auth(DIR) == ["docker", "--config", DIR, "service", "create", "--detach",
                                           "--with-registry-auth"]
     assert dc.with_registry_auth(False) == ["docker", "service", "create", "--detach"]
@@ -72,12 +75,13 @@ def test_the_login_goes_to_its_own_config_and_leaves_after_the_pull() -> None:
     preflight.pull(conn, lambda e: None, ["reg:5000/a@sha256:1"])
     assert conn.argvs() == [
         dc.registry_config_dir(),
+        dc.sweep_registry_configs("/tmp"),
         dc.login("reg:5000", "puller", DIR),
         dc.image_present("reg:5000/a@sha256:1"),
         dc.pull("reg:5000/a@sha256:1", DIR),
         dc.remove_registry_config(DIR),
     ]
-    assert conn.ran[1][1] == PASSWORD.encode()  # on stdin only
+    assert conn.ran[2][1] == PASSWORD.encode()  # on stdin only
     assert not any(PASSWORD in " ".join(argv) for argv in conn.argvs())
     assert conn.registry_config is None
 
