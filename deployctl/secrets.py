@@ -7,6 +7,7 @@ container's log lines) that might echo a value back.
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Iterable
 
@@ -50,8 +51,11 @@ class Redactor:
     def add(self, value: str | Secret) -> None:
         raw = value.reveal() if isinstance(value, Secret) else value
         if len(raw) >= 4:
+            # And as JSON writes it inside a string (a quote, a backslash, a non-ASCII
+            # letter escaped): --json lines and the history are JSON.
+            forms = {raw, json.dumps(raw)[1:-1], json.dumps(raw, ensure_ascii=False)[1:-1]}
             with self._lock:
-                self._values.add(raw)
+                self._values.update(forms)
 
     def __call__(self, text: str) -> str:
         with self._lock:

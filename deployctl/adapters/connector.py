@@ -44,6 +44,9 @@ class HttpResponse:
 
 class Connector(Protocol):
     host: str  # how the host is named in events and errors
+    # The docker client config directory holding this command's registry login on the host
+    # (services/preflight.py sets and removes it); None: not logged in.
+    registry_config: str | None
 
     def connect(self) -> "Connector":
         """Opens the connection (SSH: the host key verified); a no-op on this machine."""

@@ -17,6 +17,7 @@ from .connector import CommandResult, HttpResponse, OnLine, http_request, parse_
 
 class LocalConnector:
     host = "localhost"
+    registry_config: str | None = None  # services/preflight.py: the command's registry login
 
     def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
             on_line: OnLine | None = None) -> CommandResult:

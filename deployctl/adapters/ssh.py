@@ -64,6 +64,7 @@ class SSHConnector:
         self._lost: str | None = None  # why a reconnect failed: the host is gone for this run
         self.reconnects = 0
         self._connected_once = False
+        self.registry_config: str | None = None  # services/preflight.py: the command's registry login
 
     # -- connection ------------------------------------------------------------------------
 

@@ -57,7 +57,8 @@ def _hosts(app: AppContext, env: str) -> Iterator:  # type: ignore[type-arg]
 @accessory_app.command("boot")
 def boot(ctx: typer.Context, name: NameArg, env: EnvOption = "local", artifacts: ArtifactsOption = None) -> None:
     """Start NAME if it is not running (create it, with its volumes, if absent) and wait until healthy."""
-    from ..services import accessories
+    from ..services import accessories, preflight
+    from ..services.deploy_inputs import optional_hosts_login
     from ..services.secret_sources import environment_source, fetch_secrets
 
     app: AppContext = ctx.obj
@@ -77,10 +78,18 @@ def boot(ctx: typer.Context, name: NameArg, env: EnvOption = "local", artifacts:
 
             rows = [{"host": site.manager.host, "accessory": spec.name, "container": spec.container,
                      "did": swarm_accessories.boot(loaded, site, spec, secrets, app.emit)} for spec in specs]
+    # A built accessory's image may need the registry login to be pulled; it lives on each
+    # host for this command only (services/preflight.py).
+    login = None if _is_swarm(app, env) else optional_hosts_login(loaded, env)
     for conn in ([] if _is_swarm(app, env) else _hosts(app, env)):
-        for spec in specs:
-            rows.append({"host": conn.host, "accessory": spec.name, "container": spec.container,
-                         "did": accessories.boot(loaded, env, conn, spec, secrets, app.emit)})
+        try:
+            if login is not None:
+                preflight.registry_login(conn, app.emit, login.server, login.username, login.password)
+            for spec in specs:
+                rows.append({"host": conn.host, "accessory": spec.name, "container": spec.container,
+                             "did": accessories.boot(loaded, env, conn, spec, secrets, app.emit)})
+        finally:
+            preflight.registry_logout(conn)
     if app.mode == "json":
         finish(app, "accessory boot", {"environment": env, "accessories": rows})
         return

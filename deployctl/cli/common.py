@@ -39,7 +39,11 @@ def short_id(image_id: str | None) -> str:
 
 
 def table(app: AppContext, title: str, columns: list[str], rows: list[list[str]]) -> None:
-    """A Rich table on a TTY, aligned plain columns otherwise (greppable in CI logs)."""
+    """A Rich table on a TTY, aligned plain columns otherwise (greppable in CI logs); secret
+    values masked in every cell."""
+    from ..secrets import redactor
+
+    rows = [[redactor(str(cell)) for cell in row] for row in rows]
     if app.mode == "rich":
         from rich.table import Table
 

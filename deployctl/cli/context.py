@@ -64,10 +64,17 @@ class AppContext:
             self._renderer.close()
 
     def print_json(self, data: Any) -> None:
-        print(json.dumps(data, indent=2, default=str))
+        from .render import redact_strings
+
+        # Values masked before serialising (as JsonRenderer does): never digits out of numbers.
+        print(json.dumps(redact_strings(data), indent=2, default=str))
 
     def out(self, text: str) -> None:
-        """A line of human output: Rich markup on a TTY, plain text otherwise."""
+        """A line of human output: Rich markup on a TTY, plain text otherwise (secret
+        values masked, as in every renderer)."""
+        from ..secrets import redactor
+
+        text = redactor(text)
         if self.mode == "rich":
             self.console.print(text)
         else:

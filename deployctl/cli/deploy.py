@@ -141,7 +141,7 @@ def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignor
                        login: tuple[str, str] | None, options) -> None:
     """The plan of each host's HostDeploy, the object a real deploy runs (no connection)."""
     from ..plan.accessories import planned_steps
-    from ..plan.dry_run import deploy_steps
+    from ..plan.dry_run import REGISTRY_CONFIG, deploy_steps
     from ..plan.releases import new_release_id
     from ..services.deploy import HostDeploy
     from ..services.hosts import connectors_for
@@ -150,6 +150,8 @@ def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignor
     release = new_release_id(time.time(), images.revision)
     plans = {}
     for index, conn in enumerate(connectors_for(loaded, env)):
+        if login:  # as the preflight's login leaves it on the connector (services/preflight.py)
+            conn.registry_config = REGISTRY_CONFIG
         job = HostDeploy(loaded, env, conn, lambda e: None, release, images, {}, options)
         steps = deploy_steps(
             job.plan, [row for step in job.preparation() for row in step.rows],

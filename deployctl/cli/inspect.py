@@ -76,10 +76,13 @@ def logs(
     """The live release's container logs (secret values masked)."""
     from ..services.inspect import logs as get_logs
 
+    import sys
+
     app: AppContext = ctx.obj
+    warn = lambda text: print(f"warning: {text}", file=sys.stderr, flush=True)  # noqa: E731
     if app.mode == "json":
-        get_logs(app.loaded, env, service, lines=lines, follow=follow,
+        get_logs(app.loaded, env, service, lines=lines, follow=follow, warn=warn,
                  on_line=lambda host, line: print(json.dumps({"host": host, "service": service, "line": line}), flush=True))
         return
-    get_logs(app.loaded, env, service, lines=lines, follow=follow,
+    get_logs(app.loaded, env, service, lines=lines, follow=follow, warn=warn,
              on_line=lambda host, line: print(f"[{host}] {line}", flush=True))

@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeployctlError as exc:
         report(exc.lines(), exc.exit_code, json_output)
         if debug:
-            traceback.print_exc()
+            print_traceback()
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
@@ -69,11 +69,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - the one place unexpected errors are reported
         if debug:
-            traceback.print_exc()
+            print_traceback()
         report([f"unexpected error: {type(exc).__name__}: {exc}",
                 "hint: rerun with --debug for the traceback, and please report it"],
                ExitCode.UNEXPECTED, json_output)
         return ExitCode.UNEXPECTED
+
+
+def print_traceback() -> None:
+    """--debug's traceback, through the redactor like every other output: an exception's
+    message (a command's stderr, a value a library put in it) may hold a secret value."""
+    from ..secrets import redactor
+
+    sys.stderr.write(redactor(traceback.format_exc()))
+    sys.stderr.flush()
 
 
 def report(lines: list[str], code: int, json_output: bool) -> None:

@@ -72,13 +72,13 @@ class PlainRenderer:
         pass
 
 
-def _redact_strings(value: Any) -> Any:
+def redact_strings(value: Any) -> Any:
     if isinstance(value, str):
         return redactor(value)
     if isinstance(value, dict):
-        return {k: _redact_strings(v) for k, v in value.items()}
+        return {k: redact_strings(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_redact_strings(v) for v in value]
+        return [redact_strings(v) for v in value]
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return redactor(str(value))  # what json's default=str would have written
@@ -94,7 +94,7 @@ class JsonRenderer:
     def write(self, data: dict[str, Any]) -> None:
         # Mask string values, not the serialised line: a secret made of digits would
         # otherwise eat digits out of timestamps and durations.
-        line = json.dumps(_redact_strings(data), default=str, sort_keys=False)
+        line = json.dumps(redact_strings(data), default=str, sort_keys=False)
         print(line, file=self.stream or sys.stdout, flush=True)
 
     def close(self) -> None:

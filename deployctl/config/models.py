@@ -135,6 +135,35 @@ class ServiceTest(Strict):
     timeout: Annotated[float, Field(gt=0, le=7200)] = 1800.0
 
 
+MEMORY_RE = re.compile(r"^([0-9]{1,12})([bkmgBKMG]?)$")
+MIN_MEMORY = 6 * 1024 * 1024  # the engine refuses a smaller memory limit
+# Linux capabilities (capabilities(7)), as docker's --cap-drop names them.
+CAPABILITIES = frozenset("""AUDIT_CONTROL AUDIT_READ AUDIT_WRITE BLOCK_SUSPEND BPF CHECKPOINT_RESTORE CHOWN
+DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID IPC_LOCK IPC_OWNER KILL LEASE LINUX_IMMUTABLE MAC_ADMIN
+MAC_OVERRIDE MKNOD NET_ADMIN NET_BIND_SERVICE NET_BROADCAST NET_RAW PERFMON SETFCAP SETGID SETPCAP SETUID
+SYS_ADMIN SYS_BOOT SYS_CHROOT SYS_MODULE SYS_NICE SYS_PACCT SYS_PTRACE SYS_RAWIO SYS_RESOURCE SYS_TIME
+SYS_TTY_CONFIG SYSLOG WAKE_ALARM ALL""".split())
+
+
+def _memory(value: str) -> str:
+    """docker's byte notation, the one both `docker create --memory` and `docker service
+    create --limit-memory` read: digits and one of b, k, m, g."""
+    match = MEMORY_RE.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a memory size (a number with an optional b, k, m or g, e.g. \"512m\")")
+    size = int(match.group(1)) * 1024 ** "bkmg".index((match.group(2) or "b").lower())
+    if size < MIN_MEMORY:
+        raise ValueError(f"{value!r} is below the engine's minimum memory limit of 6m")
+    return value.lower()
+
+
+def _capability(value: str) -> str:
+    name = value.upper().removeprefix("CAP_")
+    if name not in CAPABILITIES:
+        raise ValueError(f"{value!r} is not a Linux capability (e.g. \"NET_RAW\", \"SYS_CHROOT\", or \"ALL\")")
+    return name
+
+
 class Service(Strict):
     context: str
     dockerfile: str = "Dockerfile"
@@ -156,6 +185,13 @@ class Service(Strict):
     # Swarm); `deployctl scale` changes the live release's count without a new release.
     replicas: Annotated[int, Field(ge=1, le=1000)] = 2
     coverage_floor: Annotated[float, Field(ge=0, le=100)] = 0.0
+    # Least privilege and resource limits of the service's containers (plan/hardening.py).
+    no_new_privileges: bool = True  # opt out for an image whose process must gain privileges (setuid)
+    cap_drop: list[Annotated[str, AfterValidator(_capability)]] = []
+    read_only: bool = False
+    memory: Annotated[str, AfterValidator(_memory)] | None = None
+    cpus: Annotated[float, Field(gt=0, le=1024)] | None = None
+    pids_limit: Annotated[int, Field(ge=1, le=4_194_304)] | None = None
 
     @model_validator(mode="after")
     def _checks(self) -> "Service":
@@ -639,7 +675,20 @@ class Config(Strict):
             if self.registry is None:
                 raise ValueError("a swarm environment's nodes pull images from a registry: add a [registry] table")
             self._check_swarm_accessories()
+            self._check_swarm_services()
         return self
+
+    def _check_swarm_services(self) -> None:
+        """`docker service create` has no --security-opt: a service that asks for
+        no_new_privileges explicitly cannot have it on a Swarm, and is refused rather than
+        deployed without it. (Left at its default, it applies to hosts only: docs/swarm.md.)"""
+        swarm = sorted(n for n, e in self.environments.items() if e.target == "swarm")
+        for name, service in self.services.items():
+            if "no_new_privileges" in service.model_fields_set and service.no_new_privileges:
+                raise ValueError(f"services.{name}.no_new_privileges: a Swarm service cannot be given "
+                                 f"no-new-privileges (docker service create has no --security-opt), and "
+                                 f"environments.{swarm[0]} is a swarm environment; remove the key (it then "
+                                 "applies on ssh and local environments only)")
 
     def _check_swarm_accessories(self) -> None:
         """An accessory's data is in named volumes, which live on the node its task ran on:

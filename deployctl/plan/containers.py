@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from ..config.models import PLACEHOLDER_RE, Config, Environment
 from .accessories import container_name as accessory_container
 from .env_values import split_env
+from .hardening import Hardening, hardening_for
 from .names import SECRETS_MOUNT, Names, StateLayout
 
 RELEASE_ENV = "DEPLOYCTL_RELEASE"
@@ -36,6 +37,7 @@ class ContainerSpec:
     # Variables whose values use {{ secret.NAME }}, unrendered; rendered only into env_file.
     secret_env: dict[str, str] = field(default_factory=dict)
     env_file: str = ""  # on the host, mode 0600; empty when no variable uses a secret
+    hardening: Hardening | None = None  # least privilege and limits (None: none, as before them)
 
     def secret_mounts(self) -> list[tuple[str, str]]:
         """(host file, container file) per secret."""
@@ -94,5 +96,6 @@ def release_containers(config: Config, environment: Environment, env_name: str, 
             labels=names.labels("service", release, service),
             secret_env=secret_env,
             env_file=layout.env_file(release, service) if secret_env else "",
+            hardening=hardening_for(spec),
         ))
     return specs

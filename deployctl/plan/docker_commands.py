@@ -36,12 +36,16 @@ def _env_file(spec: ContainerSpec) -> list[str]:
     return ["--env-file", spec.env_file] if spec.env_file else []
 
 
+def _hardening(spec: ContainerSpec) -> list[str]:
+    return spec.hardening.create_flags() if spec.hardening else []
+
+
 def create_service(spec: ContainerSpec, release_network: str) -> list[str]:
     """A release's long-running container, created on its release's network where it carries
     its service's name as an alias. Not published: only the proxy reaches it."""
     return [
         "docker", "create", "--name", spec.name, "--network", release_network, "--network-alias", spec.service,
-        "--restart", "unless-stopped", "--log-opt", "max-size=10m",
+        "--restart", "unless-stopped", "--log-opt", "max-size=10m", *_hardening(spec),
         *_labels(spec.labels), *_env(spec.env), *_env_file(spec), *_secret_mounts(spec), spec.image,
     ]
 
@@ -59,11 +63,12 @@ def start_service(spec: ContainerSpec, release_network: str, app_network: str) -
 
 def run_migration(spec: ContainerSpec, release_network: str, app_network: str, name: str, command: Sequence[str],
                   labels: dict[str, str]) -> list[list[str]]:
-    """A one-off container of the new image with the service's env and secrets, on both
-    networks like the service; `start --attach` streams its output and returns its code."""
+    """A one-off container of the new image with the service's env, secrets, privileges and
+    limits, on both networks like the service; `start --attach` streams its output and
+    returns its code."""
     return [
         ["docker", "create", "--name", name, "--network", release_network, "--network-alias", spec.service,
-         *_labels(labels), *_env(spec.env), *_env_file(spec), *_secret_mounts(spec), spec.image, *command],
+         *_hardening(spec), *_labels(labels), *_env(spec.env), *_env_file(spec), *_secret_mounts(spec), spec.image, *command],
         connect_network(app_network, name),
         ["docker", "start", "--attach", name],
     ]
@@ -193,12 +198,55 @@ def image_present(*images: str) -> list[str]:
     return ["docker", "image", "inspect", "--format", "{{.Id}}", *images]
 
 
-def pull(image: str) -> list[str]:
-    return ["docker", "pull", "--quiet", image]
+def client(config_dir: str | None) -> list[str]:
+    """`docker`, reading its client config (where `docker login` keeps credentials) from
+    `config_dir` when given: a command's own registry login, not the host user's."""
+    return ["docker", "--config", config_dir] if config_dir else ["docker"]
 
 
-def login(server: str, username: str) -> list[str]:
-    return ["docker", "login", "--username", username, "--password-stdin", server]
+def pull(image: str, config_dir: str | None = None) -> list[str]:
+    return [*client(config_dir), "pull", "--quiet", image]
+
+
+# A registry login on a host lives in a client config directory of its own, made for one
+# deployctl command and removed when it ends (services/preflight.py): the host user's
+# ~/.docker/config.json never holds the password, and a deployctl killed half-way leaves at
+# most this 0700 directory in the host's temp dir (mktemp -d makes it 0700). Chosen over
+# `docker logout` after the pull, which edits the user's own config (and its credential
+# helper), and which a crash between login and logout skips, leaving the password behind.
+REGISTRY_CONFIG_PREFIX = "deployctl-registry."
+
+
+def with_registry_auth(registry_auth: bool | str) -> list[str]:
+    """`docker ... service create` sending the registry login to the Swarm's nodes: from the
+    command's own client config when `registry_auth` names it (True: the user's)."""
+    config_dir = registry_auth if isinstance(registry_auth, str) else None
+    return [*client(config_dir), "service", "create", "--detach", *(["--with-registry-auth"] if registry_auth else [])]
+
+
+def registry_config_dir() -> list[str]:
+    """Prints the new directory's path."""
+    return ["mktemp", "-d", "-t", f"{REGISTRY_CONFIG_PREFIX}XXXXXXXXXX"]
+
+
+# Longer than any command runs (a pull times out after 15 minutes): a directory this old was
+# left by a deployctl that was killed, and still holds its login.
+STALE_REGISTRY_CONFIG_MINUTES = 24 * 60
+
+
+def sweep_registry_configs(temp_dir: str) -> list[str]:
+    """Removes the login directories killed commands left in the host's temp dir."""
+    return ["find", temp_dir, "-maxdepth", "1", "-type", "d", "-name", f"{REGISTRY_CONFIG_PREFIX}*",
+            "-mmin", f"+{STALE_REGISTRY_CONFIG_MINUTES}", "-exec", "rm", "-rf", "--", "{}", "+"]
+
+
+def remove_registry_config(config_dir: str) -> list[str]:
+    return ["rm", "-rf", "--", config_dir]
+
+
+def login(server: str, username: str, config_dir: str | None = None) -> list[str]:
+    """The password goes on stdin (--password-stdin): never on this argv."""
+    return [*client(config_dir), "login", "--username", username, "--password-stdin", server]
 
 
 def docker_version() -> list[str]:
@@ -312,16 +360,26 @@ def logs_since(container: str, since: float | str) -> list[str]:
             container]
 
 
-def run_canary_watchdog(name: str, image: str, state_root: str, nginx: str, seconds: int, *, config: str,
+# The watchdog needs no more than this: write in the proxy directory (owned by the SSH user,
+# so root in the container needs DAC_OVERRIDE) and HUP nginx's master (KILL, in case the
+# proxy image runs nginx as another user than the watchdog's).
+WATCHDOG_CAPS = ("DAC_OVERRIDE", "KILL")
+
+
+def run_canary_watchdog(name: str, image: str, proxy_dir: str, nginx: str, seconds: int, *, config: str,
                         live_copy: str, fired: str, labels: dict[str, str]) -> list[str]:
     """The canary's watchdog: a container of the proxy's own image (on every host that runs
     the proxy) that sleeps until the canary's deadline, then puts the live-only
     configuration back (by rename, as deployctl writes it) and reloads nginx with SIGHUP:
     it shares nginx's process namespace, where nginx's master is process 1. The deploy
-    removes it once the canary is decided; a killed deployctl cannot. Paths are relative
-    to `state_root`, mounted at /state; no network."""
-    script = (f"sleep {seconds} && cp /state/{live_copy} /state/{config}.watchdog && "
-              f"mv -f /state/{config}.watchdog /state/{config} && kill -HUP 1 && "
-              f"date -u +%Y-%m-%dT%H:%M:%SZ > /state/{fired}")
+    removes it once the canary is decided; a killed deployctl cannot. Least privilege: it
+    mounts only the proxy directory (at /proxy; file names relative to it), not the state
+    directory with the secrets, the history and the lock; no network, a read-only root, no
+    capability but WATCHDOG_CAPS, no privilege gained through exec."""
+    script = (f"sleep {seconds} && cp /proxy/{live_copy} /proxy/{config}.watchdog && "
+              f"mv -f /proxy/{config}.watchdog /proxy/{config} && kill -HUP 1 && "
+              f"date -u +%Y-%m-%dT%H:%M:%SZ > /proxy/{fired}")
     return ["docker", "run", "--detach", "--rm", "--name", name, "--network", "none", "--pid", f"container:{nginx}",
-            *_labels(labels), "-v", f"{state_root}:/state", "--entrypoint", "sh", image, "-c", script]
+            "--security-opt", "no-new-privileges", "--cap-drop", "ALL",
+            *[arg for cap in WATCHDOG_CAPS for arg in ("--cap-add", cap)], "--read-only",
+            *_labels(labels), "-v", f"{proxy_dir}:/proxy", "--entrypoint", "sh", image, "-c", script]

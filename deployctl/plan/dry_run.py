@@ -15,6 +15,8 @@ from .switch_plan import SwitchPlan
 
 __all__ = ["deploy_steps", "rollback_steps"]
 
+REGISTRY_CONFIG = "<REGISTRY_CONFIG>"  # the directory `mktemp -d` prints on the host
+
 
 def _argv(step: str, argv: list[str], detail: str = "") -> PlannedStep:
     return PlannedStep(step, detail, tuple(argv))
@@ -26,8 +28,13 @@ def deploy_steps(plan: SwitchPlan, preparation: Sequence[PlannedStep], migration
     """`preparation`: the rows of the host's preparation steps; `migrations`: the rows of
     its migrations (on the host that runs them: the first)."""
     steps = [_argv("preflight", dc.docker_version(), "connect; docker present")]
+    config_dir = REGISTRY_CONFIG if registry_login else None
     if registry_login:
-        steps.append(_argv("preflight", dc.login(*registry_login), "password on stdin"))
+        steps.append(_argv("preflight", dc.registry_config_dir(),
+                           f"{REGISTRY_CONFIG}: a 0700 docker client config for this command's login only"))
+        steps.append(_argv("preflight", dc.sweep_registry_configs("<its parent>"),
+                           "removes the login directories of killed commands (a day old)"))
+        steps.append(_argv("preflight", dc.login(*registry_login, config_dir), "password on stdin"))
     if local:
         steps.append(_argv("preflight", dc.image_present(*dict.fromkeys(images)), "every image in the engine"))
     steps.append(PlannedStep("lock", f"mkdir {layout.lock_dir} (atomic); exit 8 if held"))

@@ -106,8 +106,9 @@ class StateLayout:
 
     @property
     def canary_fired(self) -> str:
-        """Written by the canary's watchdog when it restored the live-only proxy (its time)."""
-        return posixpath.join(self.root, "canary-fired")
+        """Written by the canary's watchdog when it restored the live-only proxy (its time);
+        in the proxy directory, the only one the watchdog mounts."""
+        return posixpath.join(self.proxy_dir, "canary-fired")
 
     @property
     def lock_dir(self) -> str:

@@ -23,7 +23,9 @@ import shlex
 from dataclasses import dataclass, field
 
 from ..config.models import Config, Environment
+from . import docker_commands as dc
 from .containers import release_containers
+from .hardening import Hardening
 from .names import Names, StateLayout
 from .proxy_config import CONFIG_PATH, PROXY_MOUNT
 from .release_spec import HealthProbe, ReleaseSpec
@@ -52,6 +54,7 @@ class SwarmService:
     env_file: str = ""  # on the manager, mode 0600; the docker CLI reads it (no value on the argv)
     secrets: tuple[tuple[str, str], ...] = ()  # (Docker secret name, file name under /run/secrets)
     secret_env: dict[str, str] = field(default_factory=dict)  # templated; rendered only into env_file
+    hardening: Hardening | None = None  # capabilities, read-only root and limits (plan/hardening.py)
 
 
 def within_name_limit(full: str, end: str) -> str:
@@ -84,7 +87,7 @@ def release_services(config: Config, environment: Environment, env_name: str, sp
             service=c.service, name=c.name, image=c.image, port=c.port, replicas=count, env=c.env,
             health=health[c.service], routed=c.routed, labels=c.labels, env_file=c.env_file,
             secrets=tuple((secret_name(names, spec.release, c.service, s), s) for s in c.secrets),
-            secret_env=c.secret_env,
+            secret_env=c.secret_env, hardening=c.hardening,
         ))
     return out
 
@@ -179,17 +182,18 @@ def _service_body(svc: SwarmService, network: str, labels: dict[str, str], relea
         "--network", network, *[arg for pair in own for arg in pair],
         *_labels("--label", labels), *_labels("--container-label", labels),
         *env, *env_file, *secrets, "--log-opt", "max-size=10m", "--no-resolve-image",
+        *(svc.hardening.swarm_flags() if svc.hardening else []),
     ]
 
 
-def create_service(svc: SwarmService, network: str, registry_auth: bool = False,
+def create_service(svc: SwarmService, network: str, registry_auth: bool | str = False,
                    release_network: str = "") -> list[str]:
     """Created detached: the switch waits for every task itself (services/swarm_site.py).
     The image is pinned by digest, so the manager need not ask the registry (no resolve).
     `registry_auth`: the manager logged in to the registry; its credentials go to the nodes
     with the service (Swarm's own channel), so each node can pull."""
     return [
-        "docker", "service", "create", "--detach", *(["--with-registry-auth"] if registry_auth else []),
+        *dc.with_registry_auth(registry_auth),
         "--name", svc.name, "--replicas", str(svc.replicas),
         "--endpoint-mode", "dnsrr", *_service_body(svc, network, svc.labels, release_network),
         "--restart-condition", "any", "--restart-delay", "1s", "--stop-grace-period", STOP_GRACE,

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from .accessories import STOP_TIMEOUT, AccessorySpec
+from . import docker_commands as dc
 from .names import Names
 from .swarm import TASK_FORMAT, within_name_limit
 
@@ -53,7 +54,7 @@ def _seconds(value: float) -> str:
     return f"{max(1, round(value * 1000))}ms"
 
 
-def create(spec: AccessorySpec, names: Names, placement: tuple[str, ...], registry_auth: bool = False,
+def create(spec: AccessorySpec, names: Names, placement: tuple[str, ...], registry_auth: bool | str = False,
            configs: Mapping[str, str] | None = None) -> list[str]:
     """One task, restarted on any exit, only where `placement` allows; health from the
     accessory's `healthcheck.command` (Swarm reports the task running once it passed).
@@ -69,7 +70,7 @@ def create(spec: AccessorySpec, names: Names, placement: tuple[str, ...], regist
                "--health-retries", "3", "--health-start-period", _seconds(spec.health_timeout)]
               if spec.health_command else [])
     return [
-        "docker", "service", "create", "--detach", *(["--with-registry-auth"] if registry_auth else []),
+        *dc.with_registry_auth(registry_auth),
         "--name", spec.container, "--replicas", "1", "--endpoint-mode", "dnsrr",
         "--network", f"name={spec.network},alias={spec.alias}",
         *[arg for c in placement for arg in ("--constraint", c)],

@@ -127,9 +127,10 @@ def ready_timeout(services: list[sw.SwarmService] | tuple[sw.SwarmService, ...])
 
 def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Names, proxy_dir: str, *,
                 proxy_port: int, drain: float, migrations: dict[str, list[str]],
-                registry_auth: bool = False, guard: GuardSpec | None = None) -> SwarmPlan:
+                registry_auth: bool | str = False, guard: GuardSpec | None = None) -> SwarmPlan:
     """`migrations`: service -> command, run once as a job of that service's new image.
-    `registry_auth`: the manager is logged in to the registry (plan/swarm.py: create_service)."""
+    `registry_auth`: the manager is logged in to the registry (a str: in that client config
+    directory; plan/swarm.py: create_service)."""
     by_service = {s.service: s for s in services}
     jobs = tuple((f"{names.migration(target.release)}-{service}",
                   tuple(sw.migration_job(by_service[service], names.network,

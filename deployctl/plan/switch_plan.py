@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import posixpath
 
 from . import docker_commands as dc
 from .canary import CanarySpec
@@ -26,7 +25,7 @@ Chain = tuple[Argv, ...]  # argvs run in order; the chains of a step run at once
 ANCHOR_ROLE = "proxy-anchor"  # io.deployctl.role of the proxy's containers
 NGINX_ROLE = "proxy-nginx"
 WATCHDOG_ROLE = "canary-watchdog"
-CANARY_FIRED = "canary-fired"  # in the state directory (StateLayout.canary_fired): the watchdog's report
+CANARY_FIRED = "canary-fired"  # in the proxy directory (StateLayout.canary_fired): the watchdog's report
 
 
 @dataclass(frozen=True)
@@ -197,11 +196,9 @@ def canary_watchdog(target: ReleaseSpec, names: Names, proxy: ProxyStart, proxy_
                     spec: CanarySpec) -> Argv:
     """In the proxy's own image, joined to the nginx of this release's image (the canary
     brings the proxy to it before the split); paths inside the host's state directory."""
-    root = posixpath.dirname(proxy_dir)
     return tuple(dc.run_canary_watchdog(
-        names.canary_watchdog, target.proxy.image, root, proxy.nginx_name, spec.watchdog_seconds,
-        config=posixpath.relpath(posixpath.join(proxy_dir, CONFIG_FILE), root),
-        live_copy=posixpath.relpath(posixpath.join(proxy_dir, LIVE_COPY), root), fired=CANARY_FIRED,
+        names.canary_watchdog, target.proxy.image, proxy_dir, proxy.nginx_name, spec.watchdog_seconds,
+        config=CONFIG_FILE, live_copy=LIVE_COPY, fired=CANARY_FIRED,
         labels=names.labels(WATCHDOG_ROLE, target.release)))
 
 

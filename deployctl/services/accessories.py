@@ -27,6 +27,7 @@ from ..plan import docker_commands as dc
 from ..plan.env_values import SecretValueError, env_file
 from ..secrets import Secret, redactor
 from .hosts import layout_for, names_for
+from .preflight import registry_config
 from .switch import HostSwitch
 
 LOG_LINES = 20
@@ -234,7 +235,7 @@ def _create(loaded: LoadedConfig, env_name: str, conn, spec: acc.AccessorySpec, 
 def _ensure_image(conn, spec: acc.AccessorySpec) -> None:
     if conn.run(dc.image_present(spec.image)).ok:
         return
-    pulled = conn.run(dc.pull(spec.image), timeout=900)
+    pulled = conn.run(dc.pull(spec.image, registry_config(conn)), timeout=900)
     if not pulled.ok and spec.build:
         raise AccessoryError(
             f"{conn.host}: accessory {spec.name}: the engine has no image {spec.image} and cannot pull it: "

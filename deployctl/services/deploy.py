@@ -106,6 +106,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         return DeployResult(release, images.revision, hosts)
     finally:
         for conn in conns:
+            preflight.registry_logout(conn)  # a no-op where the pull removed it already
             conn.close()
 
 
@@ -194,9 +195,13 @@ class HostDeploy:
                               self._standby))
         if self.environment.target == "ssh":
             images = list(dict.fromkeys([*self.images.images.values(), self.spec.proxy.image]))
-            steps.append(Step("pull", tuple(PlannedStep("pull", "unless the host has it", tuple(dc.pull(image)))
-                                            for image in images),
-                              lambda: preflight.pull(self.conn, self.emit, images)))
+            config_dir = preflight.registry_config(self.conn)  # this command's login, if it made one
+            rows = [PlannedStep("pull", "unless the host has it", tuple(dc.pull(image, config_dir)))
+                    for image in images]
+            if config_dir:
+                rows.append(PlannedStep("pull", "the login leaves the host (also when anything failed)",
+                                        tuple(dc.remove_registry_config(config_dir))))
+            steps.append(Step("pull", tuple(rows), lambda: preflight.pull(self.conn, self.emit, images)))
         steps.append(Step("networks", (
             PlannedStep("network", "only if missing", tuple(dc.network_create(names))),
             PlannedStep("network", "the release's own: its services find each other by name there",

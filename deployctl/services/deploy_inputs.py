@@ -45,15 +45,52 @@ def secret_names(loaded: LoadedConfig, env_name: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def deploy_secrets(loaded: LoadedConfig, env_name: str, *, with_registry: bool = True
+def load_for_redaction(loaded: LoadedConfig, env_name: str) -> list[str]:
+    """Every secret a deploy to `env_name` uses (and the hosts' registry password), looked
+    up in the environment's source when it answers and registered with the redactor, so that
+    read-only commands mask them in what they print (`deployctl logs`: a container echoing
+    its DATABASE_PASSWORD). Returns why some cannot be masked (nothing when all can)."""
+    from ..errors import DeployctlError
+    from .secret_sources import environment_source, mask_secrets
+
+    config, environment = loaded.config, loaded.environment(env_name)
+    names = secret_names(loaded, env_name)
+    registry = config.registry
+    if registry is not None and registry.provider == "basic" and registry.username:
+        names.append(registry.password_secret)
+    if not names:
+        return []
+    try:
+        missing = mask_secrets(environment_source(config, environment), names)
+    except DeployctlError as exc:  # the source cannot answer here: show the logs all the same, and say so
+        return [f"secrets of {env_name!r} could not be loaded, so none is masked: {exc.message}"]
+    return [f"secret {name!r} is not in this shell's secret source: its value is not masked" for name in missing]
+
+
+def optional_hosts_login(loaded: LoadedConfig, env_name: str) -> RegistryLogin | None:
+    """The hosts' registry login for a command that pulls only when an image is missing
+    (`accessory boot`), when this shell's secret source has it; None otherwise (an open
+    registry, a local target, no password here): the pull then goes without, as it would
+    on a host with no login. Hosts keep no login between commands (services/preflight.py)."""
+    from ..errors import DeployctlError
+
+    if loaded.environment(env_name).target != "ssh":
+        return None
+    try:
+        return deploy_secrets(loaded, env_name, with_registry=True, only_registry=True)[1]
+    except DeployctlError:
+        return None
+
+
+def deploy_secrets(loaded: LoadedConfig, env_name: str, *, with_registry: bool = True, only_registry: bool = False
                    ) -> tuple[dict[str, Secret], RegistryLogin | None]:
     """The secrets and the hosts' registry login (None: no login). ECR: a token fetched
-    here, which reaches the hosts on stdin only."""
+    here, which reaches the hosts on stdin only. `only_registry`: the login alone."""
     from .registry_auth import registry_login
     from .secret_sources import environment_source, fetch_secrets
 
     config, environment = loaded.config, loaded.environment(env_name)
-    names = secret_names(loaded, env_name)
+    names = [] if only_registry else secret_names(loaded, env_name)
     registry = config.registry
     hosts_pull = with_registry and registry is not None and environment.target in ("ssh", "swarm")
     wants_password = hosts_pull and registry.provider == "basic" and registry.username

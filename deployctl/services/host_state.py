@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from ..errors import LockHeldError
 from ..plan.lock import LockRecord, stale_reason
 from ..plan.names import StateLayout
 from ..plan.releases import History, ReleaseRecord
+from ..secrets import redactor
 
 
 class HostState:
@@ -85,6 +87,10 @@ class HostState:
         return raw.decode().strip() or None if raw else None
 
     def record(self, record: ReleaseRecord) -> None:
+        # Its texts through the redactor: error and message quote what failed (a command's
+        # output), and the history is world-readable and kept for good. Not the whole line:
+        # a secret made of digits would eat digits out of the times and the digests.
+        record = replace(record, error=redactor(record.error), message=redactor(record.message))
         self.conn.append_file(self.layout.history, record.to_line().encode(), 0o644)
 
     def set_current(self, release: str) -> None:

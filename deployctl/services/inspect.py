@@ -135,13 +135,19 @@ def releases(loaded: LoadedConfig, env_name: str, *, connectors: list | None = N
 
 
 def logs(loaded: LoadedConfig, env_name: str, service: str, *, lines: int, follow: bool,
-         on_line: Callable[[str, str], None], connectors: list | None = None) -> None:
-    """The live release's container of `service` (or `proxy`) on each host."""
+         on_line: Callable[[str, str], None], connectors: list | None = None,
+         warn: Callable[[str], None] = lambda text: None) -> None:
+    """The live release's container of `service` (or `proxy`) on each host, with the
+    environment's secret values masked (those its secret source gives this shell; `warn`
+    names the others)."""
     from ..plan import docker_commands as dc
     from ..secrets import redactor
+    from .deploy_inputs import load_for_redaction
 
     if service not in loaded.config.services and service != "proxy":
         raise UsageError(f"--service {service!r}: no such service (services: {', '.join(loaded.config.services)}, proxy)")
+    for problem in load_for_redaction(loaded, env_name):
+        warn(problem)
     conns = _open(loaded, env_name, connectors)
     names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
     swarm = loaded.environment(env_name).target == "swarm"

@@ -113,3 +113,15 @@ def fetch_secrets(source: SecretSource, names: Sequence[str], *, context: str = 
     for secret in secrets.values():
         redactor.add(secret)
     return secrets
+
+
+def mask_secrets(source: SecretSource, names: Sequence[str]) -> list[str]:
+    """Registers with the redactor every named secret the source has, for commands that only
+    show output (`deployctl logs`): a missing one fails nothing, it is returned by name (the
+    caller says it cannot be masked). The source's own failure (AWS unreachable) raises."""
+    wanted = list(dict.fromkeys(names))
+    values = source.lookup(wanted) if wanted else {}
+    for name in wanted:
+        if values.get(name):
+            redactor.add(values[name])  # type: ignore[arg-type]
+    return [name for name in wanted if not values.get(name)]

@@ -64,7 +64,7 @@ def state(site: SwarmSite, spec: acc.AccessorySpec, pinned: tuple[str, ...] = ()
 
 
 def boot(loaded: LoadedConfig, site: SwarmSite, spec: acc.AccessorySpec, secrets: Mapping[str, Secret],
-         emit: Emit, *, registry_auth: bool = False) -> str:
+         emit: Emit, *, registry_auth: bool | str = False) -> str:
     """created | started | running, once its task runs (and passed its health check)."""
     contents = read_files(loaded, [spec])  # a missing file: exit 3 before the manager is touched
     pinned = placement(loaded, spec.name)

@@ -169,9 +169,9 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         site, state = job.open()
         host = job.manager.host
         login_user = registry_username or (config.registry.username if config.registry else None)
-        login = bool(config.registry and login_user and registry_password is not None)
-        if login:
-            preflight.registry_login(job.manager, emit, config.registry.server, login_user, registry_password)
+        login: str | None = None  # the manager's client config directory holding this command's login
+        if config.registry and login_user and registry_password is not None:
+            login = preflight.registry_login(job.manager, emit, config.registry.server, login_user, registry_password)
         release = new_release_id(time.time() if now is None else now, images.revision, state.history().ids())
         emit(Message(f"release {release} to {env_name} (Swarm, manager {host})"))
         counts, scaled = ss.for_deploy({name: s.replicas for name, s in config.services.items()}, _overrides(state))
@@ -194,11 +194,13 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             raise deploy_failure(release, results, hosts, verdict) from unexpected(results)
         return DeployResult(release, images.revision, hosts)
     finally:
+        if job.manager is not None:
+            preflight.registry_logout(job.manager)
         job.close()
 
 
 def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images: ReleaseImages, *,
-                      registry_auth: bool = False, replicas: dict[str, int] | None = None,
+                      registry_auth: bool | str = False, replicas: dict[str, int] | None = None,
                       options: DeployOptions = DeployOptions()) -> SwarmPlan:
     config, environment = loaded.config, loaded.environment(env_name)
     layout, names = layout_for(loaded, env_name), names_for(loaded, env_name)
@@ -218,7 +220,7 @@ class SwarmDeploy:
     switches back (`reverted`, exit 6), a switch back that fails is `uncertain` (exit 7)."""
 
     def __init__(self, site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: LoadedConfig, env_name: str,
-                 secrets: dict[str, Secret], options: DeployOptions, emit: Emit, *, registry_auth: bool,
+                 secrets: dict[str, Secret], options: DeployOptions, emit: Emit, *, registry_auth: bool | str,
                  scaled: ss.Overrides, cancel: Cancel) -> None:
         self.site, self.state, self.plan, self.loaded, self.env_name = site, state, plan, loaded, env_name
         self.secrets, self.options, self.emit, self.cancel = secrets, options, emit, cancel

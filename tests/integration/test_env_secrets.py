@@ -89,3 +89,34 @@ def test_an_env_secret_reaches_the_container_and_nothing_else(tmp_path, probe_im
         assert any("--env-file" in argv for argv in argvs)
     finally:
         remove_app(app)
+
+
+def test_logs_in_a_fresh_process_masks_what_a_container_echoes(tmp_path, probe_images, capsys, monkeypatch):
+    """`deployctl logs` as its own process (so only what it loads itself can mask): a request
+    carrying the secret's value lands in the routed container's access log, and `logs` shows
+    it masked in plain lines and in --json."""
+    import urllib.error
+    import urllib.request
+
+    app, port, planted = unique_app(), free_port(), f"logs-secret-{os.getpid()}-7d1e"
+    config = probe_config(tmp_path, app, port=port)
+    monkeypatch.setenv("PROBE_DB_PASSWORD", planted)
+    try:
+        write_probe_artifacts(config, app, "1111111aaaa", probe_images.good, probe_images.good, probe_images.proxy)
+        assert main(["--config", str(config), "deploy", "--env", "local"]) == 0, capsys.readouterr()
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/echo?token={planted}", timeout=10)
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404  # the probe's answer: the request reached the frontend's log
+        env = {**os.environ, "PROBE_DB_PASSWORD": planted}
+        for flags in ([], ["--json"]):
+            shown = subprocess.run([DEPLOYCTL, "--config", str(config), *flags, "logs", "--env", "local",
+                                    "--service", "frontend"], capture_output=True, text=True, timeout=120, env=env)
+            assert shown.returncode == 0, shown.stderr
+            assert "/echo?token=***" in shown.stdout and planted not in shown.stdout + shown.stderr
+        env.pop("PROBE_DB_PASSWORD")
+        unmasked = subprocess.run([DEPLOYCTL, "--config", str(config), "logs", "--env", "local", "--service", "frontend"],
+                                  capture_output=True, text=True, timeout=120, env=env)
+        assert "warning: secret 'PROBE_DB_PASSWORD' is not in this shell's secret source" in unmasked.stderr
+    finally:
+        remove_app(app)

@@ -46,7 +46,8 @@ ADDRESSES = re.compile(r'^\{\{\.Name\}\}\|\{\{with index \.NetworkSettings\.Netw
 FIXED = {"version": "27.3.1\n", "login": "", "wait": "0\n", "update": "", "logs": ""}
 # `docker run` / `docker create` options that take a value (everything else before the image is a flag).
 VALUED = {"--name", "--network", "--network-alias", "--restart", "--log-opt", "--label", "-e", "--env-file", "-v",
-          "--publish", "--sysctl", "--stop-signal", "--entrypoint", "--user", "--pid"}
+          "--publish", "--sysctl", "--stop-signal", "--entrypoint", "--user", "--pid", "--security-opt", "--cap-drop",
+          "--cap-add", "--memory", "--cpus", "--pids-limit", "--tmpfs", "--mount"}
 
 
 @dataclass

@@ -96,19 +96,23 @@ def test_canary_config_routes_the_live_release_and_the_target_by_their_specs() -
 
 
 def test_watchdog_argv() -> None:
-    assert dc.run_canary_watchdog("shop-local-canary-watchdog", "nginx:1", "/srv/state/shop/local", "shop-nginx-1", 18,
-                                  config="proxy/nginx.conf", live_copy="proxy/nginx.live.conf", fired="canary-fired",
-                                  labels={"k": "v"}) == [
+    """Least privilege: only the proxy directory is mounted (not the state root with the
+    secrets, the history and the lock), read-only root, two capabilities, no-new-privileges."""
+    assert dc.run_canary_watchdog("shop-local-canary-watchdog", "nginx:1", "/srv/state/shop/local/proxy",
+                                  "shop-nginx-1", 18, config="nginx.conf", live_copy="nginx.live.conf",
+                                  fired="canary-fired", labels={"k": "v"}) == [
         "docker", "run", "--detach", "--rm", "--name", "shop-local-canary-watchdog", "--network", "none",
-        "--pid", "container:shop-nginx-1", "--label", "k=v", "-v", "/srv/state/shop/local:/state",
+        "--pid", "container:shop-nginx-1", "--security-opt", "no-new-privileges", "--cap-drop", "ALL",
+        "--cap-add", "DAC_OVERRIDE", "--cap-add", "KILL", "--read-only",
+        "--label", "k=v", "-v", "/srv/state/shop/local/proxy:/proxy",
         "--entrypoint", "sh", "nginx:1", "-c",
-        "sleep 18 && cp /state/proxy/nginx.live.conf /state/proxy/nginx.conf.watchdog && "
-        "mv -f /state/proxy/nginx.conf.watchdog /state/proxy/nginx.conf && kill -HUP 1 && "
-        "date -u +%Y-%m-%dT%H:%M:%SZ > /state/canary-fired"]
+        "sleep 18 && cp /proxy/nginx.live.conf /proxy/nginx.conf.watchdog && "
+        "mv -f /proxy/nginx.conf.watchdog /proxy/nginx.conf && kill -HUP 1 && "
+        "date -u +%Y-%m-%dT%H:%M:%SZ > /proxy/canary-fired"]
     layout = StateLayout("/srv/state", "shop", "local")
     assert (layout.canary, layout.canary_decision, layout.canary_fired) == (
         "/srv/state/shop/local/canary.json", "/srv/state/shop/local/canary-decision",
-        "/srv/state/shop/local/canary-fired")
+        "/srv/state/shop/local/proxy/canary-fired")
     assert Names("shop", "local").canary_watchdog == "shop-local-canary-watchdog"
 
 
@@ -128,7 +132,7 @@ def test_the_dry_run_shows_the_canary_between_health_and_the_switch() -> None:
     assert order.index("health") < order.index("canary") < order.index("route") < order.index("verify")
     text = "\n".join(f"{s.detail} {' '.join(s.argv or ())}" for s in plan.steps())
     assert "10% of requests" in text and "split_clients" in text and "--promote" in text
-    assert "sleep 40" in text and "--name shop-local-canary-watchdog" in text and "-v /srv/state/shop/local:/state" in text and "aborted" in text
+    assert "sleep 40" in text and "--name shop-local-canary-watchdog" in text and "-v /srv/state/shop/local/proxy:/proxy" in text and "aborted" in text
 
 
 def test_an_aborted_canary_leaves_the_host_as_before_exit_6() -> None:

@@ -98,6 +98,7 @@ def test_a_service_is_created_on_its_release_network_under_its_name_then_joins_t
     assert create == [
         "docker", "create", "--name", f"usersapp-local-backend-{R1}", "--network", f"usersapp-local-{R1}",
         "--network-alias", "backend", "--restart", "unless-stopped", "--log-opt", "max-size=10m",
+        "--security-opt", "no-new-privileges",  # by default (services.X.no_new_privileges)
         "--label", "io.deployctl.app=usersapp", "--label", "io.deployctl.env=local",
         "--label", f"io.deployctl.release={R1}", "--label", "io.deployctl.role=service",
         "--label", "io.deployctl.service=backend",
