@@ -27,7 +27,7 @@ from ..plan import rollout as plan
 from ..plan.build import rfc3339
 from ..plan.containers import release_containers
 from ..plan.images import PROXY
-from ..plan.lock import LockRecord
+from ..plan.lock import LockRecord, lock_timeout
 from ..plan.release_spec import release_spec
 from ..plan.canary import PROMOTE, CanaryVerdict, canary_spec
 from ..plan.releases import ABORTED, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord, new_release_id
@@ -162,7 +162,7 @@ class HostDeploy:
         self.gate = gate  # the canary's meeting point (None: no canary)
         self.names = names_for(loaded, env_name)
         self.layout = layout_for(loaded, env_name)
-        self.state = HostState(conn, self.layout)
+        self.state = HostState(conn, self.layout, emit)
         self.switch = HostSwitch(conn, self.names, self.layout, emit, checkpoint=self.cancel.check)
         self.containers = release_containers(self.config, self.environment, env_name, release, images.revision,
                                              images.images, self.layout)
@@ -184,13 +184,12 @@ class HostDeploy:
 
     def lock(self) -> None:
         lock = LockRecord(who=who(), when=rfc3339(time.time()), action="deploy", release=self.release,
-                          message=self.options.message, pid=os.getpid(), host=machine())
+                          message=self.options.message, pid=os.getpid(), host=machine(),
+                          timeout=lock_timeout(self.environment.rollout))
         try:
-            broken = self.state.acquire(lock, force=self.options.force_unlock)
+            self.state.acquire(lock, force=self.options.force_unlock)  # says itself what it broke
         except BaseException as exc:
             raise mapped(self.host, "taking the lock", exc, UNCHANGED) from None
-        if broken is not None:
-            self.emit(Message(f"broke a stale lock held by {broken.describe()}", level="warning", host=self.host))
 
     def unlock(self) -> None:
         self.state.release()

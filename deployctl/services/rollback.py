@@ -21,7 +21,7 @@ from ..errors import DeployctlError, RollbackError, RolloutError, UncertainError
 from ..events import Emit, Message, serialized
 from ..plan import rollout as plan
 from ..plan.build import rfc3339
-from ..plan.lock import LockRecord
+from ..plan.lock import LockRecord, lock_timeout
 from ..plan.images import PROXY, builtin_proxy_image
 from ..plan.release_spec import ReleaseSpec, release_spec
 from ..plan.stats import timing
@@ -113,7 +113,7 @@ class HostRollback:
         self.target, self.message, self.force_unlock = target, message, force_unlock
         self.layout, self.names = layout_for(loaded, env_name), names_for(loaded, env_name)
         self.environment = loaded.environment(env_name)
-        self.state = HostState(conn, self.layout)
+        self.state = HostState(conn, self.layout, emit)
         # Without the cancel check a SIGTERM during the target's health wait was not seen: the
         # rollback switched anyway and the rollout then reverted it (tests/faults, SIGTERM).
         self.switch = HostSwitch(conn, self.names, self.layout, emit, checkpoint=(cancel or Cancel()).check)
@@ -188,10 +188,9 @@ class HostRollback:
 
     def lock(self) -> None:
         lock = LockRecord(who=who(), when=rfc3339(time.time()), action="rollback", release=self.target,
-                          message=self.message, pid=os.getpid(), host=machine())
-        broken = self.state.acquire(lock, force=self.force_unlock)
-        if broken is not None:
-            self.emit(Message(f"broke a stale lock held by {broken.describe()}", level="warning", host=self.host))
+                          message=self.message, pid=os.getpid(), host=machine(),
+                          timeout=lock_timeout(self.environment.rollout))
+        self.state.acquire(lock, force=self.force_unlock)  # says itself what it broke
 
     def prepare(self) -> None:
         """Under the lock, again: a deploy or rollback may have finished between the check

@@ -12,6 +12,7 @@ manager's state dir, as an ssh host keeps them.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ from ..plan.build import rfc3339
 from ..plan.canary import canary_spec
 from ..plan.env_values import SecretValueError, env_file
 from ..plan.images import PROXY
-from ..plan.lock import LockRecord
+from ..plan.lock import LockRecord, lock_timeout
 from ..plan.release_spec import ReleaseSpec, release_spec
 from ..plan.releases import FAILED, LIVE, REVERTED, UNCERTAIN, ReleaseRecord, new_release_id, prune_selection
 from ..plan.stats import timing
@@ -36,7 +37,7 @@ from .accessories import specs_for
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .host_calls import why as _why
 from .host_state import HostState
-from .hosts import layout_for, manager_connector, names_for, proxy_port, ssh_connector, who
+from .hosts import layout_for, machine, manager_connector, names_for, proxy_port, ssh_connector, who
 from .release_images import ReleaseImages, proxy_image_for
 from .swarm_site import SwarmSite
 
@@ -65,7 +66,7 @@ class SwarmJob:
                               names_for(self.loaded, self.env_name), layout_for(self.loaded, self.env_name),
                               self.emit)
         self.site.check_manager()
-        return self.site, HostState(self.manager, layout_for(self.loaded, self.env_name))
+        return self.site, HostState(self.manager, layout_for(self.loaded, self.env_name), self.emit)
 
     def close(self) -> None:
         if self.site is not None:
@@ -74,12 +75,10 @@ class SwarmJob:
             self.manager.close()
 
 
-def _lock(state: HostState, emit: Emit, host: str, action: str, release: str, message: str, force: bool) -> None:
+def _lock(state: HostState, rollout, emit: Emit, host: str, action: str, release: str, message: str, force) -> None:  # type: ignore[no-untyped-def]
     record = LockRecord(who=who(), when=rfc3339(time.time()), action=action, release=release, message=message,
-                        pid=None, host=None)
-    broken = state.acquire(record, force=force)
-    if broken is not None:
-        emit(Message(f"broke a stale lock held by {broken.describe()}", level="warning", host=host))
+                        pid=os.getpid(), host=machine(), timeout=lock_timeout(rollout))
+    state.acquire(record, force=force)  # says itself what it broke
 
 
 def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str) -> None:
@@ -183,7 +182,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             emit(Message("kept the scaled task counts (deployctl scale): " + ", ".join(
                 f"{name}={count}" for name, (count, _) in sorted(scaled.items())), host=host))
         plan = swarm_deploy_plan(loaded, env_name, release, images, registry_auth=login, replicas=counts)
-        _lock(state, emit, host, "deploy", release, options.message, options.force_unlock)
+        _lock(state, loaded.environment(env_name).rollout, emit, host, "deploy", release, options.message, options.force_unlock)
         started = time.time()
         try:
             previous = state.current()
@@ -347,7 +346,7 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
         if missing:
             raise RollbackError(f"{host}: the services of {target} are gone ({', '.join(missing)}): pruned?",
                                 hint="deploy that revision again instead")
-        _lock(state, emit, host, "rollback", target, message, force_unlock)
+        _lock(state, loaded.environment(env_name).rollout, emit, host, "rollback", target, message, force_unlock)
         started = time.time()
         replicas = {s.service: s.replicas for s in plan.services}
         try:
@@ -401,7 +400,7 @@ def scale(loaded: LoadedConfig, env_name: str, emit: Emit, counts: dict[str, int
             raise UsageError(f"no service {unknown[0]!r} (services: {', '.join(loaded.config.services)})")
         names = names_for(loaded, env_name)
         wanted = {names.container(service, current): count for service, count in counts.items()}
-        _lock(state, emit, job.manager.host, "scale", current, "", False)
+        _lock(state, loaded.environment(env_name).rollout, emit, job.manager.host, "scale", current, "", False)
         try:
             timer = Timer(emit, "scale", host=job.manager.host,
                           detail=", ".join(f"{n}={c}" for n, c in sorted(wanted.items())))
