@@ -28,6 +28,7 @@ class HostState:
     def __init__(self, conn, layout: StateLayout, emit: Emit | None = None) -> None:  # conn: Connector
         self.conn, self.layout, self.emit = conn, layout, emit
         self._token: str | None = None  # the token of the lock this object took
+        self._said: set[tuple[int, str]] = set()  # history lines already warned about
 
     def prepare(self) -> None:
         """The state directory (first deploy on a bare host creates it)."""
@@ -174,8 +175,15 @@ class HostState:
     # -- history ---------------------------------------------------------------------------
 
     def history(self) -> History:
+        """The history's valid records; each line left out is said once (with emit)."""
         raw = self.conn.read_file(self.layout.history)
-        return History.parse(raw.decode(errors="replace") if raw else "")
+        history = History.parse(raw.decode(errors="replace") if raw else "")
+        for number, why in history.skipped:
+            if self.emit is not None and (number, why) not in self._said:
+                self._said.add((number, why))
+                self.emit(Message(f"{self.layout.history} line {number} skipped: {why}", level="warning",
+                                  host=self.conn.host))
+        return history
 
     def current(self) -> str | None:
         raw = self.conn.read_file(self.layout.current)
