@@ -131,6 +131,15 @@ def record_problem(data: Any) -> str | None:
             return f"{key} is {type(data[key]).__name__}, not a mapping"
     if "dirty" in data and not isinstance(data["dirty"], bool):
         return f"dirty is {type(data['dirty']).__name__}, not true/false"
+    if data.get("spec"):
+        # Rollback starts the release again from it: one that cannot even be read back
+        # would crash the rollback; leaving the record out makes the release not a target.
+        from .release_spec import ReleaseSpec
+
+        try:
+            ReleaseSpec.from_dict(data["spec"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            return f"spec is not a release spec ({type(exc).__name__}: {exc})"
     return None
 
 

@@ -29,6 +29,7 @@ BAD = [
     _line(R3, who=None),
     _line(R3, previous=7),
     _line(R3, dirty="yes"),
+    _line(R3, spec={"services": 5}),
     '["a list"]',
     '{"release": "' + R3 + '", "action": "dep',  # torn by a crash mid-append
 ]
@@ -42,7 +43,8 @@ def test_a_record_of_the_wrong_shape_is_skipped_with_its_line_number_never_a_cra
     why = dict(history.skipped)
     assert why[2] == "release 1 is not a release id"
     assert why[4] == why[5] == "images is not a mapping of service names to image references"
-    assert why[10] == "not JSON (a torn write?)"
+    assert why[9].startswith("spec is not a release spec")
+    assert why[11] == "not JSON (a torn write?)"
     # What deploy, rollback and prune ask of the history still answers.
     assert history.previous_good(R2) == R1 and history.ids() == {R1, R2}
     assert prune_selection([R1, R2], keep=1, live=R2, previous_good=history.previous_good(R2)) == []
