@@ -166,3 +166,15 @@ def test_release_and_force_unlock_racing_in_two_processes_leave_the_breaker_hold
         assert state.holder() is not None, f"round {i}: the breaker's lock was deleted"
         assert state.holder().token == mine[i]
         assert not os.path.exists(state.layout.lock_dir + ".op")
+
+
+def test_the_cli_refuses_force_unlock_live_without_a_terminal_or_yes_before_touching_a_host(capsys):
+    from pathlib import Path
+
+    from deployctl.cli.main import main
+    from deployctl.errors import ExitCode
+
+    config = str(Path(__file__).resolve().parents[2] / "deploy.toml")
+    code = main(["-c", config, "rollback", "--env", "staging", "--force-unlock-live"])  # 10.0.1.x: unreachable
+    err = capsys.readouterr().err
+    assert code == ExitCode.USAGE and "add --yes" in err and "Traceback" not in err
