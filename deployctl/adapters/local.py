@@ -57,6 +57,7 @@ class LocalConnector:
             except FileNotFoundError:
                 pass
             raise
+        _fsync_dir(directory)
 
     def read_file(self, path: str) -> bytes | None:
         try:
@@ -115,3 +116,13 @@ class LocalConnector:
 
     def close(self) -> None:
         pass
+
+
+def _fsync_dir(directory: str) -> None:
+    """The rename itself on disk: without it a power loss may bring back the old file (or
+    none) although the new one's bytes were synced."""
+    fd = os.open(directory or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -24,6 +24,26 @@ def _scheme(server: str) -> str:
     return "http" if host in ("localhost", "127.0.0.1", "[::1]") else "https"
 
 
+class _RedirectRefused(Exception):
+    def __init__(self, code: int, target: str) -> None:
+        super().__init__(target)
+        self.code, self.target = code, target
+
+
+class _NoRedirectWithCredentials(urllib.request.HTTPRedirectHandler):
+    """urllib copies a request's headers onto the redirected request, Authorization
+    included: a registry (or anyone who can make it answer 30x) would receive the Basic
+    credentials on any host it names, over plain HTTP too. With credentials every redirect
+    is refused, even to the same origin: a manifest HEAD has no reason to move (registries
+    redirect blob downloads, not manifests), and one rule is easier to trust than an origin
+    comparison. Without credentials nothing secret travels: redirects are followed as before."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        if req.has_header("Authorization"):
+            raise _RedirectRefused(code, newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def manifest_digest(repository: str, tag: str, *, username: str | None = None,
                     password: Secret | None = None, timeout: float = 10.0) -> str:
     server, _, name = repository.partition("/")
@@ -32,9 +52,14 @@ def manifest_digest(repository: str, tag: str, *, username: str | None = None,
     if username and password is not None:
         token = base64.b64encode(f"{username}:{password.reveal()}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
+    opener = urllib.request.build_opener(_NoRedirectWithCredentials())
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             digest = response.headers.get("Docker-Content-Digest")
+    except _RedirectRefused as exc:
+        raise ConnectError(f"{repository}:{tag}: the registry at {server} redirected ({exc.code}) to {exc.target}; "
+                           "refused: the request carries the registry's credentials and they would go along",
+                           hint="point the registry setting at the address that answers without a redirect") from None
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             raise ConnectError(f"{repository}:{tag}: no such image in the registry",

@@ -28,6 +28,25 @@ from .connector import CommandResult, ConnectionLost, HttpResponse, OnLine, http
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
+def sftp_fsync(sftp: Any, handle: Any) -> str | None:
+    """fsync(2) of an open SFTP file on the host, through OpenSSH's `fsync@openssh.com`
+    extension (paramiko has no public call for it: the request is built as paramiko builds
+    its own `posix-rename@openssh.com`). Returns None when done, or why the server cannot
+    (it lacks the extension); any other failure (EIO, a full disk) raises."""
+    from paramiko.sftp import CMD_EXTENDED
+
+    handle.flush()  # paramiko buffers writes: the bytes go to the server first
+    try:
+        sftp._request(CMD_EXTENDED, "fsync@openssh.com", handle.handle)
+    except OSError as exc:
+        # paramiko reports SSH_FX_OP_UNSUPPORTED as a plain IOError with the server's text
+        # ("Operation unsupported" from OpenSSH); it carries no code to test instead.
+        if exc.errno is None and "unsupported" in str(exc).lower():
+            return f"the SSH server lacks fsync@openssh.com ({exc})"
+        raise
+    return None
+
+
 def fingerprint(key: Any) -> str:
     digest = hashlib.sha256(key.asbytes()).digest()
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
@@ -65,6 +84,7 @@ class SSHConnector:
         self.reconnects = 0
         self._connected_once = False
         self.registry_config: str | None = None  # services/preflight.py: the command's registry login
+        self._fsync_missing: str | None = None  # why fsync@openssh.com cannot be used, once known
 
     # -- connection ------------------------------------------------------------------------
 
@@ -251,7 +271,22 @@ class SSHConnector:
             with sftp.open(tmp, "wb") as handle:
                 handle.chmod(mode)  # before the first byte: a secret is never world-readable
                 handle.write(data)
+                # On the host's disk before the rename makes it the file: after a power loss
+                # the rename may survive with the data lost (an empty `current` or lock).
+                missing = self._fsync_missing or sftp_fsync(sftp, handle)
+            if missing:
+                self._sync_by_command(tmp, missing)
             sftp.posix_rename(tmp, path)
+
+    def _sync_by_command(self, path: str, missing: str) -> None:
+        """Without the extension: `sync FILE` on the host (coreutils 8.24+ fsyncs the named
+        file), else a plain `sync`; said once per connector, as a warning on stderr."""
+        if self._fsync_missing is None:
+            self._fsync_missing = missing
+            logging.getLogger(__name__).warning("%s: %s; files are synced with the `sync` command instead",
+                                                self.host, missing)
+        if not self.run(["sync", "--", path]).ok and not self.run(["sync"]).ok:
+            raise OSError(f"{self.host}: cannot make {path} durable: {missing}, and `sync` failed")
 
     def read_file(self, path: str) -> bytes | None:
         import paramiko
@@ -289,6 +324,9 @@ class SSHConnector:
                 with sftp.open(path, "ab") as handle:
                     handle.write(data)
                     handle.chmod(mode)
+                    missing = self._fsync_missing or sftp_fsync(sftp, handle)
+                if missing:
+                    self._sync_by_command(path, missing)
             except OSError:
                 # A failed append (a full disk) may have written part of the line: cut it
                 # off, or the next append runs into it and both records are lost.

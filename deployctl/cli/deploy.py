@@ -13,9 +13,9 @@ import typer
 from .common import ArtifactsOption, artifacts_path, finish, table
 from .config import EnvOption
 from .context import AppContext
+from .unlock import ForceUnlock, ForceUnlockLive, Yes, unlock_policy
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan (each step, each docker argv); change nothing.")]
-ForceUnlock = Annotated[bool, typer.Option("--force-unlock", help="Break a stale lock left by a deploy that died.")]
 MessageOpt = Annotated[str, typer.Option("--message", "-m", help="Why: kept in the lock and the release history.")]
 NoGuard = Annotated[bool, typer.Option(
     "--no-guard", help="Skip the error-rate guard after the switch for this deploy (rollout.guard_window).")]
@@ -53,6 +53,8 @@ def deploy(
         "--version", metavar="TAG", help="Deploy this pushed tag (ssh targets: digests asked from the registry).")] = None,
     message: MessageOpt = "",
     force_unlock: ForceUnlock = False,
+    force_unlock_live: ForceUnlockLive = False,
+    yes: Yes = False,
     no_guard: NoGuard = False,
     canary: CanaryOpt = None,
     promote: Annotated[bool, typer.Option(
@@ -67,6 +69,7 @@ def deploy(
 
     app: AppContext = ctx.obj
     app.loaded.environment(env)
+    unlock = unlock_policy(force_unlock, force_unlock_live, yes)  # refused before anything is touched
     if promote or abort:
         _decide(app, env, "abort" if abort else "promote", both=promote and abort)
         return
@@ -88,7 +91,7 @@ def deploy(
     with sigterm_interrupts(), _hosts_reported(app, "deploy", f"Deploy to {env} stopped"):
         result = run_deploy(loaded, env, images, inputs.secrets, app.emit, registry_password=inputs.registry_password,
                             registry_username=inputs.registry_username,
-                            options=DeployOptions(message=message, force_unlock=force_unlock, no_guard=no_guard,
+                            options=DeployOptions(message=message, force_unlock=unlock, no_guard=no_guard,
                                                   canary=canary))
     data = {"release": result.release, "revision": result.revision,
             "hosts": [vars(h) for h in result.hosts]}
@@ -212,6 +215,8 @@ def rollback(
     to: Annotated[Optional[str], typer.Option("--to", metavar="RELEASE", help="Release id [default: the previous good one].")] = None,
     message: MessageOpt = "",
     force_unlock: ForceUnlock = False,
+    force_unlock_live: ForceUnlockLive = False,
+    yes: Yes = False,
     dry_run: DryRun = False,
 ) -> None:
     """Switch back to an earlier release still on the hosts: no build, no registry."""
@@ -220,6 +225,7 @@ def rollback(
     app: AppContext = ctx.obj
     loaded = app.loaded
     loaded.environment(env)
+    unlock = unlock_policy(force_unlock, force_unlock_live, yes)  # refused before anything is touched
     swarm = loaded.environment(env).target == "swarm"
     if dry_run:
         if swarm:
@@ -228,7 +234,7 @@ def rollback(
         _print_rollback_plan(app, loaded, env, to)
         return
     with sigterm_interrupts(), _hosts_reported(app, "rollback", f"Rollback of {env} stopped"):
-        outcomes = run_rollback(loaded, env, app.emit, to=to, message=message, force_unlock=force_unlock)
+        outcomes = run_rollback(loaded, env, app.emit, to=to, message=message, force_unlock=unlock)
     if app.mode == "json":
         finish(app, "rollback", {"hosts": [vars(o) for o in outcomes]})
         return

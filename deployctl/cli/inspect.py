@@ -31,7 +31,7 @@ def status(ctx: typer.Context, env: EnvOption = "local") -> None:
 
         show_status(app, env)
         return
-    hosts = get_status(app.loaded, env)
+    hosts = get_status(app.loaded, env, emit=app.emit)
     if app.mode == "json":
         finish(app, "status", {"environment": env, "hosts": [vars(h) for h in hosts]})
         return
@@ -55,7 +55,7 @@ def releases(ctx: typer.Context, env: EnvOption = "local") -> None:
     from ..services.inspect import releases as get_releases
 
     app: AppContext = ctx.obj
-    per_host = get_releases(app.loaded, env)
+    per_host = get_releases(app.loaded, env, emit=app.emit)
     if app.mode == "json":
         finish(app, "releases", {"environment": env, "hosts": per_host})
         return

@@ -13,6 +13,7 @@ from .common import ArtifactsOption, artifacts_path, finish, table
 from .config import EnvOption
 from .context import AppContext
 from .deploy import CanaryOpt, ForceUnlock, MessageOpt, NoGuard
+from .unlock import ForceUnlockLive, Yes, unlock_policy
 
 
 def release(
@@ -30,6 +31,8 @@ def release(
         "--reports", metavar="DIR", help="Where test reports go, one folder per service [default: reports/ beside deploy.toml].")] = None,
     message: MessageOpt = "",
     force_unlock: ForceUnlock = False,
+    force_unlock_live: ForceUnlockLive = False,
+    yes: Yes = False,
     no_guard: NoGuard = False,
     canary: CanaryOpt = None,
     artifacts: ArtifactsOption = None,
@@ -48,12 +51,13 @@ def release(
     app: AppContext = ctx.obj
     loaded = app.loaded
     loaded.environment(env)  # an unknown environment fails before anything starts
+    unlock = unlock_policy(force_unlock, force_unlock_live, yes)  # so does a question no one can answer
     path = artifacts_path(app, artifacts)
     build = BuildRequest(artifacts_path=path, tag=tag, build_args=[parse_build_arg(a) for a in build_arg or ()],
                          no_cache=no_cache, test_images=not skip_tests, exclude_from_git=[path])
     request = ReleaseRequest(env_name=env, build=build,
                              test=None if skip_tests else _test_request(loaded, reports, env),
-                             deploy=DeployOptions(message=message, force_unlock=force_unlock, no_guard=no_guard,
+                             deploy=DeployOptions(message=message, force_unlock=unlock, no_guard=no_guard,
                                                          canary=canary))
     engine = DockerEngine.connect(pool_size=len(loaded.config.services) + 2)
     result = run_release(loaded, request, engine=engine, emit=app.emit, guard_deploy=sigterm_interrupts)

@@ -97,27 +97,87 @@ class ReleaseRecord:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+_STRINGS = ("action", "outcome", "who", "when", "message", "error")
+_OPTIONAL_STRINGS = ("revision",)
+_MAPPINGS = ("extra", "spec")
+
+
+def record_problem(data: Any) -> str | None:
+    """Why a parsed line cannot be a release record, or None when it can. Checked by type
+    before any use: well-formed JSON with a wrong type (`"release": 1`) once crashed every
+    later deploy, rollback and prune on the host (sorting ids, reading digests)."""
+    if not isinstance(data, dict):
+        return f"not an object but {type(data).__name__}"
+    missing = [k for k in ("release", "action", "outcome", "who", "when") if k not in data]
+    if missing:
+        return "no " + ", ".join(missing)
+    release = data["release"]
+    if not isinstance(release, str) or not RELEASE_RE.match(release):
+        return f"release {release!r} is not a release id"
+    previous = data.get("previous")
+    if previous not in (None, "") and (not isinstance(previous, str) or not RELEASE_RE.match(previous)):
+        return f"previous {previous!r} is not a release id"
+    for key in _STRINGS:
+        if key in data and not isinstance(data[key], str):
+            return f"{key} is {type(data[key]).__name__}, not a string"
+    for key in _OPTIONAL_STRINGS:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            return f"{key} is {type(data[key]).__name__}, not a string"
+    images = data.get("images", {})
+    if not isinstance(images, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in images.items()):
+        return "images is not a mapping of service names to image references"
+    for key in _MAPPINGS:
+        if key in data and not isinstance(data[key], dict):
+            return f"{key} is {type(data[key]).__name__}, not a mapping"
+    if "dirty" in data and not isinstance(data["dirty"], bool):
+        return f"dirty is {type(data['dirty']).__name__}, not true/false"
+    if data.get("spec"):
+        # Rollback starts the release again from it: one that cannot even be read back
+        # would crash the rollback; leaving the record out makes the release not a target.
+        from .release_spec import ReleaseSpec
+
+        try:
+            ReleaseSpec.from_dict(data["spec"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            return f"spec is not a release spec ({type(exc).__name__}: {exc})"
+    return None
+
+
 def parse_history(text: str) -> list[ReleaseRecord]:
-    """Every well-formed line; a torn last line (a crash mid-append) is skipped, not fatal."""
-    records = []
-    for line in text.splitlines():
+    """Every valid record (History.parse also says which lines were left out and why)."""
+    return parse_history_lines(text)[0]
+
+
+def parse_history_lines(text: str) -> tuple[list[ReleaseRecord], list[tuple[int, str]]]:
+    """Every valid line, and (line number, why) for each line skipped: a torn last line (a
+    crash mid-append) or a record of the wrong shape is left out, never fatal."""
+    records, skipped = [], []
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line:
             continue
         try:
-            records.append(ReleaseRecord.from_dict(json.loads(line)))
-        except (ValueError, TypeError):
+            data = json.loads(line)
+        except ValueError:
+            skipped.append((number, "not JSON (a torn write?)"))
             continue
-    return records
+        problem = record_problem(data)
+        if problem is not None:
+            skipped.append((number, problem))
+            continue
+        records.append(ReleaseRecord.from_dict(data))
+    return records, skipped
 
 
 @dataclass(frozen=True)
 class History:
     records: tuple[ReleaseRecord, ...]
+    skipped: tuple[tuple[int, str], ...] = ()  # (line number, why) of each line left out
 
     @classmethod
     def parse(cls, text: str) -> "History":
-        return cls(tuple(parse_history(text)))
+        records, skipped = parse_history_lines(text)
+        return cls(tuple(records), tuple(skipped))
 
     def ids(self) -> set[str]:
         return {r.release for r in self.records}

@@ -138,7 +138,7 @@ class HostDeploy:
         self.gate = gate  # the canary's meeting point (None: no canary)
         self.names = names_for(loaded, env_name)
         self.layout = layout_for(loaded, env_name)
-        self.state = HostState(conn, self.layout)
+        self.state = HostState(conn, self.layout, emit)
         self.switch = HostSwitch(conn, self.names, self.layout, emit, checkpoint=self.cancel.check)
         self.containers = release_containers(self.config, self.environment, env_name, release, images.revision,
                                              images.images, self.layout)
@@ -160,7 +160,7 @@ class HostDeploy:
 
     def lock(self) -> None:
         take_lock(self.state, self.emit, host=self.host, action="deploy", release=self.release,
-                  message=self.options.message, force=self.options.force_unlock)
+                  message=self.options.message, force=self.options.force_unlock, rollout=self.environment.rollout)
 
     def unlock(self) -> None:
         self.state.release()

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..plan.lock import Unlock
+
 
 @dataclass(frozen=True)
 class DeployOptions:
     message: str = ""
-    force_unlock: bool = False
+    force_unlock: Unlock | bool = False  # True: break a stale lock (plan.lock.Unlock)
     no_guard: bool = False  # --no-guard: skip the error-rate guard after the switch, this once
     canary: int | None = None  # --canary N: this share instead of rollout.canary (0: none), this once
 

@@ -9,6 +9,7 @@ from typing import Callable
 
 from ..config import LoadedConfig
 from ..errors import ConnectError, UsageError
+from ..events import Emit
 from ..plan.canary import CanaryRecord
 from ..plan.releases import LIVE, sort_key
 from .host_state import HostState
@@ -45,7 +46,8 @@ def _open(loaded: LoadedConfig, env_name: str, connectors: list | None) -> list:
     return conns
 
 
-def status(loaded: LoadedConfig, env_name: str, *, connectors: list | None = None) -> list[HostStatus]:
+def status(loaded: LoadedConfig, env_name: str, *, connectors: list | None = None,
+           emit: Emit | None = None) -> list[HostStatus]:
     """Every host at once; one that cannot be reached is shown as such (with why), so the
     others' status is still there when one host is down."""
     conns = connectors if connectors is not None else connectors_for(loaded, env_name)
@@ -57,7 +59,7 @@ def status(loaded: LoadedConfig, env_name: str, *, connectors: list | None = Non
         except ConnectError as exc:
             return HostStatus(host=conn.host, live=None, revision=None, deployed_at=None, age_seconds=None,
                               reachable=False, error=exc.message)
-        return _host_status(conn, names, layout, loaded.config.proxy.port)
+        return _host_status(conn, names, layout, loaded.config.proxy.port, emit)
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(len(conns), MAX_AT_ONCE))) as pool:
@@ -67,8 +69,8 @@ def status(loaded: LoadedConfig, env_name: str, *, connectors: list | None = Non
             conn.close()
 
 
-def _host_status(conn, names, layout, listen_port: int) -> HostStatus:  # type: ignore[no-untyped-def]
-    state = HostState(conn, layout)
+def _host_status(conn, names, layout, listen_port: int, emit: Emit | None = None) -> HostStatus:  # type: ignore[no-untyped-def]
+    state = HostState(conn, layout, emit)  # emit: says which history lines were skipped
     switch = HostSwitch(conn, names, layout, lambda e: None)
     live = state.current()
     history = state.history()
@@ -105,14 +107,15 @@ def _age(when: str | None) -> float | None:
         return None
 
 
-def releases(loaded: LoadedConfig, env_name: str, *, connectors: list | None = None) -> dict[str, list[dict]]:
+def releases(loaded: LoadedConfig, env_name: str, *, connectors: list | None = None,
+             emit: Emit | None = None) -> dict[str, list[dict]]:
     """Per host: every release, newest first, with its last outcome and whether it is live."""
     conns = _open(loaded, env_name, connectors)
     layout = layout_for(loaded, env_name)
     out: dict[str, list[dict]] = {}
     try:
         for conn in conns:
-            state = HostState(conn, layout)
+            state = HostState(conn, layout, emit)
             live = state.current()
             rows: dict[str, dict] = {}
             for r in state.history().records:

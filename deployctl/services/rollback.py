@@ -95,7 +95,7 @@ class HostRollback:
         self.target, self.message, self.force_unlock = target, message, force_unlock
         self.layout, self.names = layout_for(loaded, env_name), names_for(loaded, env_name)
         self.environment = loaded.environment(env_name)
-        self.state = HostState(conn, self.layout)
+        self.state = HostState(conn, self.layout, emit)
         # Without the cancel check a SIGTERM during the target's health wait was not seen: the
         # rollback switched anyway and the rollout then reverted it (tests/faults, SIGTERM).
         self.switch = HostSwitch(conn, self.names, self.layout, emit, checkpoint=(cancel or Cancel()).check)
@@ -170,7 +170,7 @@ class HostRollback:
 
     def lock(self) -> None:
         take_lock(self.state, self.emit, host=self.host, action="rollback", release=self.target,
-                  message=self.message, force=self.force_unlock)
+                  message=self.message, force=self.force_unlock, rollout=self.environment.rollout)
 
     def prepare(self) -> None:
         """Under the lock, again: a deploy or rollback may have finished between the check

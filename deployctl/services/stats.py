@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..config import LoadedConfig
 from ..errors import ConnectError, UsageError
+from ..events import Emit
 from ..plan.stats import Stats, compute, merge, parse_since
 from .host_state import HostState
 from .hosts import connectors_for, layout_for
@@ -25,7 +26,7 @@ class StatsResult:
 
 
 def stats(loaded: LoadedConfig, env_name: str, *, since: str = "30d", now: float | None = None,
-          workdir: Path | None = None, connectors: list | None = None) -> StatsResult:
+          workdir: Path | None = None, connectors: list | None = None, emit: Emit | None = None) -> StatsResult:
     from ..adapters.git import commit_times
 
     try:
@@ -42,7 +43,7 @@ def stats(loaded: LoadedConfig, env_name: str, *, since: str = "30d", now: float
             except ConnectError as exc:
                 unreachable[conn.host] = exc.message
                 continue
-            histories.append(HostState(conn, layout).history().records)
+            histories.append(HostState(conn, layout, emit).history().records)
             read.append(conn.host)
     finally:
         for conn in conns:

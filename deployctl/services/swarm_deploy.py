@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..config import LoadedConfig
+from ..config.models import Rollout as RolloutSettings
 from ..errors import DeployctlError, DeployError, RollbackError, UncertainError, UsageError
 from ..events import Emit, Message, Timer, serialized
 from ..plan import rollout as rollout_plan
@@ -72,7 +73,7 @@ class SwarmJob:
                               names_for(self.loaded, self.env_name), layout_for(self.loaded, self.env_name),
                               self.emit)
         self.site.check_manager()
-        return self.site, HostState(self.manager, layout_for(self.loaded, self.env_name))
+        return self.site, HostState(self.manager, layout_for(self.loaded, self.env_name), self.emit)
 
     def close(self) -> None:
         if self.site is not None:
@@ -235,7 +236,8 @@ class SwarmDeploy:
 
     def lock(self) -> None:
         take_lock(self.state, self.emit, host=self.host, action="deploy", release=self.release,
-                  message=self.options.message, force=self.options.force_unlock)
+                  message=self.options.message, force=self.options.force_unlock,
+                  rollout=self.loaded.environment(self.env_name).rollout)
         self.started = time.time()
 
     def unlock(self) -> None:
@@ -486,7 +488,7 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
             raise RollbackError(f"{host}: the services of {target} are gone ({', '.join(missing)}): pruned?",
                                 hint="deploy that revision again instead")
         work = SwarmRollbackJob(site, state, plan, current, message, force_unlock, proxy_port(loaded, env_name),
-                                emit, scaled, Cancel())
+                                emit, scaled, Cancel(), environment.rollout)
         # The same orchestration as a fleet's rollback (services/rollout.py), the manager its host.
         results = Rollout([work], environment.rollout, emit, action="rollback", cancel=work.cancel).run()
         result = results[host]
@@ -507,9 +509,11 @@ class SwarmRollbackJob:
     `reverted`, exit 6; a switch back that fails, `uncertain`, exit 7)."""
 
     def __init__(self, site: SwarmSite, state: HostState, plan: SwarmPlan, current: str | None, message: str,
-                 force_unlock: bool, port: int, emit: Emit, scaled: ss.Overrides, cancel: Cancel) -> None:
+                 force_unlock: bool, port: int, emit: Emit, scaled: ss.Overrides, cancel: Cancel,
+                 rollout: RolloutSettings) -> None:
         self.site, self.state, self.plan, self.current, self.message = site, state, plan, current, message
         self.force_unlock, self.port, self.emit, self.scaled, self.cancel = force_unlock, port, emit, scaled, cancel
+        self.rollout = rollout
         self.host = site.manager.host
         self.target = plan.target.release
         self.replicas = {s.service: s.replicas for s in plan.services}
@@ -520,7 +524,7 @@ class SwarmRollbackJob:
 
     def lock(self) -> None:
         take_lock(self.state, self.emit, host=self.host, action="rollback", release=self.target,
-                  message=self.message, force=self.force_unlock)
+                  message=self.message, force=self.force_unlock, rollout=self.rollout)
         self.started = time.time()
 
     def unlock(self) -> None:
@@ -606,7 +610,8 @@ def scale(loaded: LoadedConfig, env_name: str, emit: Emit, counts: dict[str, int
             raise UsageError(f"no service {unknown[0]!r} (services: {', '.join(loaded.config.services)})")
         names = names_for(loaded, env_name)
         wanted = {names.container(service, current): count for service, count in counts.items()}
-        take_lock(state, emit, host=job.manager.host, action="scale", release=current)
+        take_lock(state, emit, host=job.manager.host, action="scale", release=current,
+                  rollout=loaded.environment(env_name).rollout)
         try:
             timer = Timer(emit, "scale", host=job.manager.host,
                           detail=", ".join(f"{n}={c}" for n, c in sorted(wanted.items())))

@@ -28,7 +28,8 @@ from ..events import Emit, Message
 from ..plan import rollout as outcomes
 from ..plan.build import rfc3339
 from ..plan.images import PROXY
-from ..plan.lock import LockRecord
+from ..config.models import Rollout as RolloutSettings
+from ..plan.lock import LockRecord, Unlock, lock_timeout
 from ..plan.release_spec import ReleaseSpec
 from ..plan.releases import LIVE, REVERTED, ReleaseRecord
 from ..plan.stats import timing
@@ -88,17 +89,18 @@ def rollback_failure(target: str, results: dict, hosts: list, verdict: outcomes.
 
 
 def take_lock(state: HostState, emit: Emit, *, host: str, action: str, release: str | None, message: str = "",
-              force: bool = False) -> None:
-    """The site's deploy lock for `action`, or LockHeldError naming its holder. A connection
-    that fails here failed before anything changed (exit 4, the host and step named)."""
+              force: Unlock | bool = False, rollout: RolloutSettings) -> None:
+    """The site's deploy lock for `action`, or LockHeldError naming its holder. The record
+    says who, from which machine and process, and until when it may be held (`rollout`'s
+    windows: plan/lock.lock_timeout), so a lock whose holder died is shown STALE; HostState
+    says itself what `force` broke. A connection that fails here failed before anything
+    changed (exit 4, the host and step named)."""
     record = LockRecord(who=who(), when=rfc3339(time.time()), action=action, release=release, message=message,
-                        pid=os.getpid(), host=machine())
+                        pid=os.getpid(), host=machine(), timeout=lock_timeout(rollout))
     try:
-        broken = state.acquire(record, force=force)
+        state.acquire(record, force=force)
     except BaseException as exc:
         raise mapped(host, "taking the lock", exc, UNCHANGED) from None
-    if broken is not None:
-        emit(Message(f"broke a stale lock held by {broken.describe()}", level="warning", host=host))
 
 
 def release_record(*, release: str, action: str, outcome: str, previous: str | None, error: str = "",

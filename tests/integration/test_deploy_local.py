@@ -127,7 +127,9 @@ def test_cli_held_lock_exits_8_and_missing_secret_exits_3_before_touching_the_ho
     assert "PROBE_DB_PASSWORD" in missing.stderr and not (tmp_path / "state").exists()
 
     state = HostState(LocalConnector(), layout_for(loaded, "local"))
-    state.acquire(LockRecord(who="alice@laptop", when="2026-11-27T10:00:00Z", action="deploy", message="hotfix"))
+    # Held past its time limit: shown stale, so --force-unlock may break it (a live one it leaves).
+    state.acquire(LockRecord(who="alice@laptop", when="2026-11-27T10:00:00Z", action="deploy", message="hotfix",
+                             timeout=60.0))
     held = run_cli(loaded.path, "deploy", "--env", "local", env={"PROBE_DB_PASSWORD": "x" * 12})
     assert held.returncode == ExitCode.LOCK_HELD, held.stderr
     assert "alice@laptop" in held.stderr and "hotfix" in held.stderr
