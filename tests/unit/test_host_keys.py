@@ -170,3 +170,10 @@ def test_check_pins_error_is_a_connect_error():
 
     with pytest.raises(ConnectError, match="nothing was written"):
         check_pins([Scanned(Target("h", "h", 22, None), KEY_B, None)], [FP_A])
+
+
+def test_config_shows_the_known_hosts_file_connections_will_use(capsys, project):
+    code = main(["--config", str(project / "deploy.toml"), "config", "--env", "staging", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["ssh"]["known_hosts"] == str(project / "xdg" / "deployctl" / "known_hosts" / "pinapp-staging")
