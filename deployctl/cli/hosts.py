@@ -104,7 +104,7 @@ def trust(ctx: typer.Context, env: EnvOption = "local",
         if not typer.confirm(f"Trust these {len(rows)} key(s){checked} for {env}? Compare them with the hosts' "
                              "own `ssh-keygen -lf` first", default=False):
             raise UsageError("refused: not confirmed; nothing was written")
-    host_keys.write(path, scanned)
+    host_keys.write(path, scanned, owned=app.loaded.environment(env).ssh.known_hosts is None)
     if app.mode == "json":
         finish(app, "hosts trust", {"environment": env, "file": path, "hosts": rows})
         return

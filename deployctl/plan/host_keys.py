@@ -45,6 +45,20 @@ def known_hosts_text(keys: dict[tuple[str, int], HostKey]) -> str:
                    for (host, port), key in sorted(keys.items()))
 
 
+def merged_known_hosts(existing: str, keys: dict[tuple[str, int], HostKey]) -> str:
+    """A known_hosts file someone else maintains, with these hosts' lines replaced and every
+    other line (other hosts, comments, hashed names, markers) kept as it was."""
+    ours = {known_hosts_name(host, port) for host, port in keys}
+    kept = []
+    for line in existing.splitlines(keepends=True):
+        fields = line.split()
+        names = fields[0] if fields and not fields[0].startswith("@") else (fields[1] if len(fields) > 1 else "")
+        if line.strip() and not line.lstrip().startswith("#") and ours & set(names.split(",")):
+            continue
+        kept.append(line if line.endswith("\n") else line + "\n")
+    return "".join(kept) + known_hosts_text(keys)
+
+
 def console_keys(output: str) -> list[HostKey]:
     """The public host keys cloud-init printed between its BEGIN/END SSH HOST KEY KEYS
     markers on the instance's console (the last boot's block wins: keys may be regenerated)."""

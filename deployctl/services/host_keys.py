@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from ..config import LoadedConfig
 from ..config.models import split_host
 from ..errors import ConfigError, ConnectError
-from ..plan.host_keys import HostKey, console_keys, known_hosts_name, known_hosts_text, not_on_console, unpinned
+from ..plan.host_keys import (HostKey, console_keys, known_hosts_name, known_hosts_text, merged_known_hosts,
+                               not_on_console, unpinned)
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,22 @@ def check_console(loaded: LoadedConfig, env_name: str, scanned: list[Scanned]) -
                                 "minute; a key that differs from its console's is not the instance's")
 
 
-def write(path: str, scanned: list[Scanned]) -> None:
-    """The whole file, atomically, mode 0600 in a 0700 directory: only the user may change
-    which keys are trusted."""
+def write(path: str, scanned: list[Scanned], *, owned: bool) -> None:
+    """Atomically, mode 0600 (a new directory 0700): only the user may change which keys are
+    trusted. deployctl's own file (`owned`) is replaced whole: it holds exactly the
+    environment's hosts. A file deploy.toml names is someone else's (perhaps the user's own
+    ~/.ssh/known_hosts): only these hosts' lines are replaced, every other line is kept."""
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    text = known_hosts_text({(s.target.host, s.target.port): s.key for s in scanned})
+    keys = {(s.target.host, s.target.port): s.key for s in scanned}
+    if owned:
+        text = known_hosts_text(keys)
+    else:
+        try:
+            existing = open(path, encoding="utf-8").read()
+        except FileNotFoundError:
+            existing = ""
+        text = merged_known_hosts(existing, keys)
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=".known_hosts.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:  # mkstemp creates it 0600

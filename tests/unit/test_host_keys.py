@@ -5,6 +5,7 @@ tests/integration/test_hosts_trust.py)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -177,3 +178,35 @@ def test_config_shows_the_known_hosts_file_connections_will_use(capsys, project)
     out, err = capsys.readouterr()
     assert code == 0, err
     assert json.loads(out)["ssh"]["known_hosts"] == str(project / "xdg" / "deployctl" / "known_hosts" / "pinapp-staging")
+
+
+class _Terminal(io.StringIO):
+    """Typed answers on what claims to be a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("answer, code", [("n\n", ExitCode.USAGE), ("y\n", ExitCode.OK)])
+def test_trust_on_a_terminal_writes_only_after_a_yes(capsys, project, offered, monkeypatch, answer, code):
+    monkeypatch.setattr("sys.stdin", _Terminal(answer))
+    got = main(["--config", str(project / "deploy.toml"), "hosts", "trust", "--env", "staging"])
+    out, err = capsys.readouterr()
+    assert got == code, err
+    assert FP_A in out and FP_B in out  # shown before the question
+    written = os.path.exists(known_hosts_path(load_config(project / "deploy.toml"), "staging"))
+    assert written == (code == ExitCode.OK)
+
+
+def test_a_known_hosts_file_named_in_deploy_toml_keeps_its_other_lines(capsys, project, offered):
+    """`pinned` names keys/known_hosts: maybe a team's, maybe someone's ~/.ssh/known_hosts.
+    Only its host's line is replaced."""
+    own = project / "keys" / "known_hosts"
+    own.parent.mkdir()
+    own.write_text(f"# team file\nother.example {KEY_B.key_type} {KEY_B.blob}\n10.0.0.3,alias {KEY_B.key_type} {KEY_B.blob}\n")
+    offered[0]["10.0.0.3"] = KEY_A
+    code = main(["--config", str(project / "deploy.toml"), "hosts", "trust", "--env", "pinned", "--yes",
+                 "--fingerprint", FP_A])
+    assert code == 0, capsys.readouterr().err
+    assert own.read_text() == (f"# team file\nother.example {KEY_B.key_type} {KEY_B.blob}\n"
+                               f"10.0.0.3 {KEY_A.key_type} {KEY_A.blob}\n")
