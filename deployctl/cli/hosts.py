@@ -84,7 +84,7 @@ def trust(ctx: typer.Context, env: EnvOption = "local",
         raise UsageError("--yes would trust whatever key answers: give --fingerprint SHA256:... (one per host, "
                          "or one they share) or --from-console")
     path = known_hosts_path(app.loaded, env)
-    found = host_keys.targets(app.loaded, env)
+    found, note = host_keys.targets(app.loaded, env)
     scanned = host_keys.scan(app.loaded, env, found)
     rows = [{"host": s.target.entry, "instance": s.target.instance_id, "key_type": s.key.key_type,
              "fingerprint": s.key.fingerprint, "status": s.status, "previous": s.previous} for s in scanned]
@@ -92,6 +92,8 @@ def trust(ctx: typer.Context, env: EnvOption = "local",
         table(app, f"{env}: SSH host keys offered ({path})", ["host", "type", "fingerprint", "known_hosts"],
               [[r["host"], r["key_type"], r["fingerprint"],
                 r["status"] if r["status"] != "CHANGED" else f"CHANGED (was {r['previous']})"] for r in rows])
+    if note and app.mode != "json":
+        app.out(f"note: {note}")
     if pins:
         host_keys.check_pins(scanned, pins)
     if from_console:
@@ -106,6 +108,6 @@ def trust(ctx: typer.Context, env: EnvOption = "local",
             raise UsageError("refused: not confirmed; nothing was written")
     host_keys.write(path, scanned, owned=app.loaded.environment(env).ssh.known_hosts is None)
     if app.mode == "json":
-        finish(app, "hosts trust", {"environment": env, "file": path, "hosts": rows})
+        finish(app, "hosts trust", {"environment": env, "file": path, "hosts": rows, "note": note})
         return
     app.out(f"wrote {path}: {len(rows)} host key(s) pinned for {env}")

@@ -41,10 +41,10 @@ class Scanned:
         return "unchanged" if self.previous == self.key.fingerprint else "CHANGED"
 
 
-def targets(loaded: LoadedConfig, env_name: str) -> list[Target]:
+def targets(loaded: LoadedConfig, env_name: str) -> tuple[list[Target], str | None]:
     """The hosts deployctl would connect to: ssh hosts (listed, or found on EC2 now), or a
-    Swarm's manager. The Swarm's other nodes are found through the manager once it is
-    trusted; their keys go into the same file by hand (docs/security.md)."""
+    Swarm's manager and, once the manager's key is pinned, its nodes. With a note when the
+    nodes could not be listed (the manager is not pinned yet, or cannot be reached)."""
     from .discovery import discover_for, discover_hosts
 
     environment = loaded.environment(env_name)
@@ -53,7 +53,9 @@ def targets(loaded: LoadedConfig, env_name: str) -> list[Target]:
     port = environment.ssh.port
     if environment.target == "swarm":
         host, own = split_host(environment.manager)
-        return [Target(environment.manager, host, own or port, None)]
+        manager = Target(environment.manager, host, own or port, None)
+        nodes, note = swarm_nodes(loaded, env_name, manager)
+        return [manager, *nodes], note
     if discover_for(loaded.config, environment, env_name) is not None:
         found = [(h.address, h.instance.id) for h in discover_hosts(loaded.config, environment, env_name)]
     else:
@@ -62,7 +64,33 @@ def targets(loaded: LoadedConfig, env_name: str) -> list[Target]:
     for entry, instance_id in found:
         host, own = split_host(entry)
         out.append(Target(entry, host, own or port, instance_id))
-    return out
+    return out, None
+
+
+def swarm_nodes(loaded: LoadedConfig, env_name: str, manager: Target) -> tuple[list[Target], str | None]:
+    """The Swarm's other nodes, as deploys reach them (`docker node ls` on the manager, the
+    environment's ssh port). Asked only through a connection verified against the pinned
+    file: an unverified manager could name any address as a node. So the first `hosts trust`
+    of a Swarm pins the manager, and the next one (the manager now pinned) adds the nodes."""
+    from ..adapters.connector import check
+    from ..plan import swarm as sw
+    from . import hosts
+
+    if known_hosts_name(manager.host, manager.port) not in read_known(hosts.known_hosts_path(loaded, env_name)):
+        return [], "the manager is not pinned yet: run `hosts trust` again after this to add the Swarm's nodes"
+    try:
+        conn = hosts.manager_connector(loaded, env_name)
+        conn.connect()
+    except ConnectError as exc:
+        return [], f"the Swarm's nodes were not listed: {exc.message}"
+    try:
+        ids = check(conn, sw.list_nodes()).split()
+        nodes = sw.parse_nodes(check(conn, sw.inspect_nodes(ids))) if ids else []
+    finally:
+        conn.close()
+    port = loaded.environment(env_name).ssh.port
+    return [Target(node.address, node.address, port, None) for node in nodes
+            if node.address and node.address != manager.host], None
 
 
 def read_known(path: str) -> dict[str, str]:

@@ -210,3 +210,57 @@ def test_a_known_hosts_file_named_in_deploy_toml_keeps_its_other_lines(capsys, p
     assert code == 0, capsys.readouterr().err
     assert own.read_text() == (f"# team file\nother.example {KEY_B.key_type} {KEY_B.blob}\n"
                                f"10.0.0.3 {KEY_A.key_type} {KEY_A.blob}\n")
+
+
+SWARM = """
+[environments.swarm]
+target = "swarm"
+manager = "10.0.0.9"
+"""
+
+
+class _Manager:
+    """The manager as `docker node ls` / `docker node inspect` answer on it."""
+
+    host = "10.0.0.9"
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def connect(self):
+        self.calls.append("connect")
+        return self
+
+    def run(self, argv, *, stdin=None, timeout=None):
+        from deployctl.adapters.connector import CommandResult
+
+        self.calls.append(argv[:3])
+        if argv[:3] == ["docker", "node", "ls"]:
+            return CommandResult(0, "n1\nn2\nn3\n", "")
+        return CommandResult(0, "mgr\t0.0.0.0\tready\tactive\t10.0.0.9:2377\n"
+                                "w1\t10.0.0.10\tready\tactive\t\nw2\t10.0.0.11\tready\tactive\t\n", "")
+
+    def close(self):
+        self.calls.append("close")
+
+
+def test_swarm_pins_the_manager_first_then_its_nodes_through_the_pinned_manager(capsys, project, offered, monkeypatch):
+    (project / "deploy.toml").write_text(CONFIG + SWARM)
+    offered[0].update({"10.0.0.9": KEY_A, "10.0.0.10": KEY_B, "10.0.0.11": KEY_B})
+    calls: list = []
+    monkeypatch.setattr("deployctl.services.hosts.manager_connector", lambda loaded, env: _Manager(calls))
+    args = ["--config", str(project / "deploy.toml"), "hosts", "trust", "--env", "swarm", "--json", "--yes",
+            "--fingerprint", FP_A, "--fingerprint", FP_B]
+
+    assert main(args) == 0, capsys.readouterr().err
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [h["host"] for h in first["hosts"]] == ["10.0.0.9"] and "not pinned yet" in first["note"]
+    assert calls == []  # never logged in to a manager whose key was not pinned
+
+    assert main(args) == 0, capsys.readouterr().err
+    second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [(h["host"], h["status"]) for h in second["hosts"]] == [
+        ("10.0.0.9", "unchanged"), ("10.0.0.10", "new"), ("10.0.0.11", "new")]
+    assert calls[0] == "connect" and calls[-1] == "close" and second["note"] is None
+    path = known_hosts_path(load_config(project / "deploy.toml"), "swarm")
+    assert Path(path).read_text().count("\n") == 3
