@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def test_trust_scans_without_login_pins_the_key_and_connections_use_it(ssh_host,
 
     # The file pins another key (as after a man in the middle took the address): refused.
     Path(path).write_text(f"[{ssh_host.host}]:{ssh_host.port} {OTHER}\n")
-    with pytest.raises(ConnectError, match=f"HOST KEY CHANGED: offered ssh-ed25519 {expected}"):
+    with pytest.raises(ConnectError, match=re.escape(f"HOST KEY CHANGED: offered ssh-ed25519 {expected}")):
         connectors_for(loaded, "staging")[0].connect()
     # and hosts trust shows the change before it writes anything
     again = run_cli(config, "hosts", "trust", "--env", "staging", "--yes", "--fingerprint", expected, "--json")
