@@ -132,6 +132,14 @@ def describe_instances(region: str | None, filters: list[dict]) -> list[Instance
 
 # -- secrets -------------------------------------------------------------------------------
 
+def console_output(region: str | None, instance_id: str) -> str:
+    """The instance's serial console output (what cloud-init printed at boot), as text; ""
+    when EC2 has none yet. EC2 answers base64; botocore decodes it (decode_console_output)."""
+    with _calling(f"EC2 GetConsoleOutput for {instance_id}", region, "ec2:GetConsoleOutput"):
+        answer = client("ec2", region).get_console_output(InstanceId=instance_id)
+    return answer.get("Output") or ""
+
+
 def ssm_parameters(region: str | None, names: Sequence[str]) -> dict[str, str | None]:
     """Each parameter's decrypted value (SecureString included), or None where it does not exist."""
     out: dict[str, str | None] = {name: None for name in names}

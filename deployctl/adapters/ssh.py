@@ -1,8 +1,13 @@
 """The Connector over SSH (paramiko): commands on the host, files over SFTP, and HTTP to
 host-local addresses (container IPs, the proxy's port) through a direct-tcpip channel.
 
-Host keys are verified against the configured known_hosts file only (not the user's
-defaults, not the system's): an unknown or changed key is refused with its fingerprint.
+Host keys are verified against the one known_hosts file the connector is given, and no
+other (paramiko's system/user files are never loaded): an unknown or changed key is refused
+with its fingerprint. Which file that is, services/hosts.py decides: `ssh.known_hosts` when
+deploy.toml sets it (which may well be the user's interactive ~/.ssh/known_hosts, trusted on
+first use by whoever ssh'ed first), otherwise the environment's own file that `deployctl hosts
+trust` writes after showing or checking each fingerprint. `scan_host_key` reads a host's key
+for that command without authenticating.
 An argv is quoted with shlex.join at the last moment, so a value is never re-split.
 """
 
@@ -62,15 +67,45 @@ def _refuse_unknown_policy():  # type: ignore[no-untyped-def]
             raise ConnectError(
                 f"{hostname}: host key is not in the configured known_hosts "
                 f"({key.get_name()} {fingerprint(key)}); refusing to connect",
-                hint="verify the fingerprint out of band, then add the key to the known_hosts file",
+                hint="verify the fingerprint out of band, then `deployctl hosts trust --env <name> "
+                     "--fingerprint SHA256:...` (or add the key to the known_hosts file)",
             )
 
     return RefuseUnknown()
 
 
+def scan_host_key(host: str, port: int = 22, timeout: float = 10.0) -> tuple[str, str]:
+    """(key type, base64 blob) of the host key `host` offers, from the key exchange alone:
+    no user, no key and no auth request are ever sent, so scanning an untrusted host gives it
+    nothing (as `ssh-keyscan`). The key type is the one paramiko negotiates first, which is
+    also the one it will ask for when a later connection finds only that type pinned."""
+    import socket
+
+    import paramiko
+
+    where = host if port == 22 else f"{host}:{port}"
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise ConnectError(f"{where}: cannot connect to scan its SSH host key: {exc}") from None
+    transport = paramiko.Transport(sock)
+    try:
+        transport.banner_timeout = timeout
+        transport.start_client(timeout=timeout)
+        key = transport.get_remote_server_key()
+        return key.get_name(), key.get_base64()
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise ConnectError(f"{where}: SSH key exchange failed while scanning its host key: {exc or type(exc).__name__}") from None
+    finally:
+        transport.close()
+        sock.close()
+
+
 class SSHConnector:
     def __init__(self, host: str, *, port: int = 22, user: str = "deploy", key_file: str | None = None,
-                 known_hosts: str = "~/.ssh/known_hosts", connect_timeout: float = 10.0) -> None:
+                 known_hosts: str, connect_timeout: float = 10.0) -> None:
+        # known_hosts has no default: a forgotten argument must not fall back to a file
+        # someone else filled in by answering "yes" to ssh's first-use question.
         self.host = host if port == 22 else f"{host}:{port}"
         self.address, self.port, self.user = host, port, user
         self.key_file = os.path.expanduser(key_file) if key_file else None
@@ -96,7 +131,8 @@ class SSHConnector:
             client.load_host_keys(self.known_hosts)
         except FileNotFoundError:
             raise ConnectError(f"{self.host}: known_hosts file {self.known_hosts} does not exist",
-                               hint="set environments.<name>.ssh.known_hosts to a file holding the host's key") from None
+                               hint="run `deployctl hosts trust --env <name>` (it shows each host's fingerprint to "
+                                    "check), or set environments.<name>.ssh.known_hosts to a file holding the key") from None
         client.set_missing_host_key_policy(_refuse_unknown_policy())
         try:
             client.connect(

@@ -82,7 +82,7 @@ def build_app() -> "typer.core.TyperGroup":
     app.command("rollback")(deploy_cmd.rollback)
     app.command("release")(release_cmd.release)
     app.add_typer(accessory_cmd.accessory_app, name="accessory")
-    app.command("hosts")(hosts_cmd.hosts)
+    app.add_typer(hosts_cmd.hosts_app, name="hosts")
     app.add_typer(infra_cmd.infra_app, name="infra")
     app.command("status")(inspect_cmd.status)
     app.command("releases")(inspect_cmd.releases)

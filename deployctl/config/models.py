@@ -266,7 +266,9 @@ class SSH(Strict):
     user: str = "deploy"
     port: Port = 22
     key_file: str | None = None
-    known_hosts: str = "~/.ssh/known_hosts"
+    # None: the environment's own file that `deployctl hosts trust` writes
+    # (services/hosts.py: known_hosts_path), never the user's interactive ~/.ssh/known_hosts.
+    known_hosts: str | None = None
     connect_timeout: Seconds = 10.0
 
 

@@ -78,7 +78,8 @@ def subnet_blocks(vpc_cidr: str) -> list[str]:
 
 def user_data(spec: InfraSpec) -> str:
     """The hosts' first-boot script: Docker installed and running, the deploy user in the
-    docker group with the deploy key authorised, deployctl's state directory its own.
+    docker group with the deploy key authorised, deployctl's state directory its own, the
+    SSH host keys published on the console.
     Works on Amazon Linux (dnf/yum) and Debian/Ubuntu (apt-get) images."""
     user, home = spec.ssh_user, f"/home/{spec.ssh_user}"
     q = shlex.quote
@@ -97,6 +98,11 @@ def user_data(spec: InfraSpec) -> str:
         f"chown {q(user)}:{q(user)} {q(home + '/.ssh/authorized_keys')}",
         f"chmod 600 {q(home + '/.ssh/authorized_keys')}",
         f"install -d -m 755 -o {q(user)} -g {q(user)} {q(spec.state_dir)}",
+        # The host keys on the serial console, where `deployctl hosts trust --from-console` reads
+        # them (EC2 GetConsoleOutput). cloud-init prints the same block on most images; this
+        # does not depend on the image's cloud-init settings. Only root can write the console.
+        "{ echo '-----BEGIN SSH HOST KEY KEYS-----'; cat /etc/ssh/ssh_host_*_key.pub; "
+        "echo '-----END SSH HOST KEY KEYS-----'; } > /dev/console 2>/dev/null || true",
         "",
     ])
 

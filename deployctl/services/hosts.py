@@ -56,10 +56,11 @@ def connectors_for(loaded: LoadedConfig, env_name: str) -> list:  # list[Connect
 
     if discover_for(loaded.config, environment, env_name) is not None:  # running EC2 instances with the tags
         entries = [found.address for found in discover_hosts(loaded.config, environment, env_name)]
-    return [ssh_connector(loaded, environment, entry) for entry in entries]
+    return [ssh_connector(loaded, environment, entry, env_name) for entry in entries]
 
 
-def ssh_connector(loaded: LoadedConfig, environment: Environment, entry: str):  # type: ignore[no-untyped-def]
+def ssh_connector(loaded: LoadedConfig, environment: Environment, entry: str,  # type: ignore[no-untyped-def]
+                  env_name: str | None = None):
     """The SSH connector for `host[:port]` with the environment's `ssh` settings: the key
     (DEPLOYCTL_SSH_KEY_FILE first), the pinned known_hosts, the timeout. One place, so ssh
     hosts, a Swarm manager and its nodes are reached the same way."""
@@ -72,11 +73,34 @@ def ssh_connector(loaded: LoadedConfig, environment: Environment, entry: str):  
         key_file = os.path.abspath(os.path.expanduser(os.environ[SSH_KEY_ENV]))
     elif key_file and not os.path.isabs(os.path.expanduser(key_file)):
         key_file = str(loaded.root / key_file)
-    known = os.path.expanduser(ssh.known_hosts)
-    if not os.path.isabs(known):
-        known = str(loaded.root / known)
+    known = known_hosts_path(loaded, env_name or _name_of(loaded, environment))
     return SSHConnector(host, port=port or ssh.port, user=ssh.user, key_file=key_file,
                         known_hosts=known, connect_timeout=ssh.connect_timeout)
+
+
+def known_hosts_path(loaded: LoadedConfig, env_name: str) -> str:
+    """The one known_hosts file an environment's hosts are verified against: `ssh.known_hosts`
+    when deploy.toml sets it (relative to deploy.toml), else deployctl's own file for the
+    environment, $XDG_CONFIG_HOME/deployctl/known_hosts/<app>-<env>, which only `deployctl
+    hosts trust` writes. Explicit config wins, so teams with their own pinned file keep it."""
+    from ..plan.host_keys import KNOWN_HOSTS_DIR
+
+    configured = loaded.environment(env_name).ssh.known_hosts
+    if configured is None:
+        base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+        return os.path.join(base, KNOWN_HOSTS_DIR, f"{loaded.config.app}-{env_name}")
+    known = os.path.expanduser(configured)
+    return known if os.path.isabs(known) else str(loaded.root / known)
+
+
+def _name_of(loaded: LoadedConfig, environment: Environment) -> str:
+    """The name deploy.toml gives this environment (for callers that hold only the model):
+    the same object, else an equal one."""
+    environments = loaded.config.environments.items()
+    for name, candidate in [*((n, c) for n, c in environments if c is environment),
+                            *((n, c) for n, c in environments if c == environment)]:
+        return name
+    raise ValueError("an environment that is not in this deploy.toml")  # a caller's bug
 
 
 def manager_connector(loaded: LoadedConfig, env_name: str):  # type: ignore[no-untyped-def]
@@ -84,7 +108,7 @@ def manager_connector(loaded: LoadedConfig, env_name: str):  # type: ignore[no-u
     the lock, the history and `current`."""
     environment = loaded.environment(env_name)
     assert environment.manager is not None  # the config refuses a swarm environment without one
-    return ssh_connector(loaded, environment, environment.manager)
+    return ssh_connector(loaded, environment, environment.manager, env_name)
 
 
 def who() -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,22 @@ def test_user_data_installs_docker_and_authorises_the_deploy_key(tmp_path):
     assert "systemctl enable --now docker" in script and "usermod -aG docker deploy" in script
     assert f"printf '%s\\n' '{KEY}' > /home/deploy/.ssh/authorized_keys" in script
     assert "install -d -m 755 -o deploy -g deploy /var/lib/deployctl" in script
+
+
+def test_user_data_publishes_the_host_keys_on_the_console_as_hosts_trust_reads_them(tmp_path):
+    """The printed block, run by a real shell against a stand-in key file, parses back into
+    that key with the parser `hosts trust --from-console` uses."""
+    from deployctl.plan.host_keys import HostKey, console_keys
+
+    made = target(tmp_path, "")
+    script = made.template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]
+    line = next(line for line in script.splitlines() if "SSH HOST KEY KEYS" in line)
+    assert "cat /etc/ssh/ssh_host_*_key.pub" in line and line.endswith("> /dev/console 2>/dev/null || true")
+    key = HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIKVTLcAuTteK/YXRjwLpqWPW58DUciuuQpDtjwrYx3Ly")
+    (tmp_path / "ssh_host_ed25519_key.pub").write_text(f"{key.key_type} {key.blob} root@ip-10-20-1-5\n")
+    runnable = line.replace("/etc/ssh/", f"{tmp_path}/").replace("> /dev/console 2>/dev/null || true", "")
+    printed = subprocess.run(["bash", "-c", runnable], capture_output=True, text=True, check=True)
+    assert console_keys(printed.stdout) == [key]
 
 
 @pytest.mark.parametrize("infra, env_extra, expected", [

@@ -216,3 +216,183 @@ def test_pipeline_options_reports_and_the_stashed_artifacts_file():
     stashed = {name for name, _ in stashes}
     for stage in (s for s in stages() if s.leaf and s.name not in ("Build", "Rollback")):
         assert re.search(r"unstash '(\w+)'", stage.body).group(1) in stashed, stage.name
+
+
+# -- which branches get which credentials (security review, item 11) ------------------------
+
+# The one binding every branch gets: the CI test database (a user that can only create and
+# drop the suites' throwaway databases), because branches and pull requests must run the tests.
+ALL_BRANCH_CREDENTIALS = {"Test": {"usersapp-ci-test-db-password"}}
+
+
+@dataclass(frozen=True)
+class Build:
+    """What a `when` can see: a Multibranch Pipeline sets BRANCH_NAME (and GIT_BRANCH to the
+    same name); a Pipeline job from SCM sets only GIT_BRANCH, as origin/<branch>."""
+    branch_name: str | None
+    git_branch: str
+    rollback: bool
+
+
+# `expression { ... }` bodies the evaluator knows; an unknown one fails the test rather than
+# being guessed at.
+EXPRESSIONS = {
+    "params.ROLLBACK": lambda build: build.rollback,
+    "env.GIT_BRANCH == 'origin/main'": lambda build: build.git_branch == "origin/main",
+}
+MAIN_BUILDS = [Build(name, git, rollback) for name, git in (("main", "main"), (None, "origin/main"))
+               for rollback in (False, True)]
+OTHER_BUILDS = [Build(name, git, rollback)
+                for name, git in (("feature/x", "feature/x"), ("PR-7", "PR-7"), (None, "origin/feature/x"),
+                                  ("mainline", "mainline"), (None, "origin/main-old"))
+                for rollback in (False, True)]
+
+
+def _word(text: str, i: int) -> tuple[str, int]:
+    match = re.compile(r"[\s;]*(\w+)").match(text, i)
+    assert match, f"cannot read a when condition at {text[i:i + 40]!r}"
+    return match.group(1), match.end()
+
+
+def _block(text: str, i: int) -> tuple[str, int]:
+    start = text.index("{", i)
+    assert not text[i:start].strip(), f"expected {{ at {text[i:i + 40]!r}"
+    end = _closing(text, start)
+    return text[start + 1:end], end + 1
+
+
+def evaluate_when(text: str, build: Build) -> bool:
+    """A declarative `when` body: every condition must hold (as Jenkins reads it)."""
+    text = re.sub(r"//[^\n]*", "", text)
+    results, i = [], 0
+    while text[i:].strip(" \t\n;"):
+        word, i = _word(text, i)
+        if word == "branch":
+            match = re.compile(r"\s*'([^']*)'").match(text, i)
+            assert match, "branch takes one quoted pattern"
+            i = match.end()
+            # Jenkins' branch condition: an Ant-style pattern against BRANCH_NAME (unset: false)
+            results.append(build.branch_name is not None
+                           and re.fullmatch(re.escape(match.group(1)).replace(r"\*", ".*"), build.branch_name) is not None)
+        elif word in ("beforeInput", "beforeAgent", "beforeOptions"):
+            _, i = _word(text, i)  # when it is evaluated, not whether it holds
+        elif word == "expression":
+            body, i = _block(text, i)
+            assert body.strip() in EXPRESSIONS, f"unknown expression {{ {body.strip()} }}: teach EXPRESSIONS"
+            results.append(EXPRESSIONS[body.strip()](build))
+        elif word in ("not", "allOf", "anyOf"):
+            body, i = _block(text, i)
+            if word == "not":
+                results.append(not evaluate_when(body, build))
+            else:
+                parts = [evaluate_when(part, build) for part in _conditions(body)]
+                results.append(all(parts) if word == "allOf" else any(parts))
+        else:
+            raise AssertionError(f"unknown when condition {word!r}: teach evaluate_when")
+    return all(results)
+
+
+def _conditions(text: str) -> list[str]:
+    """The conditions listed in an allOf/anyOf body, one text each."""
+    parts, i = [], 0
+    while text[i:].strip(" \t\n;"):
+        start = i
+        word, i = _word(text, i)
+        if word == "branch":
+            i = re.compile(r"\s*'[^']*'").match(text, i).end()
+        else:
+            _, i = _block(text, i)
+        parts.append(text[start:i])
+    return parts
+
+
+def stage_spans(text: str = JENKINSFILE) -> list[tuple[str, int, int, str | None]]:
+    """(name, start, end, its own `when` body or None) for every stage, nested ones included."""
+    spans = []
+    for match in re.finditer(r"\bstage\('([^']+)'\)\s*\{", text):
+        start = match.end() - 1
+        end = _closing(text, start)
+        body = text[start:end + 1]
+        nested = re.search(r"\bstages\s*\{", body)
+        own = body[:nested.start()] if nested else body  # a stage's when precedes its stages
+        when = re.search(r"\bwhen\s*\{", own)
+        spans.append((match.group(1), start, end,
+                      text[start + when.end():start + _closing(body, when.end() - 1)] if when else None))
+    return spans
+
+
+def credential_sites(text: str = JENKINSFILE) -> list[tuple[int, list[str]]]:
+    """(offset, credential ids) of every withCredentials block."""
+    return [(m.start(), [cid for _, cid in re.findall(r"credentialsId:\s*(['\"])(.*?)\1", m.group(1))])
+            for m in re.finditer(r"withCredentials\(\[(.*?)\]\)\s*\{", text, re.S)]
+
+
+def runs(text: str, offset: int, build: Build) -> bool:
+    """Whether the code at `offset` runs for `build`: every enclosing stage's when holds."""
+    return all(evaluate_when(when, build) for _, start, end, when in stage_spans(text)
+               if start < offset < end and when is not None)
+
+
+def branch_leaks(text: str) -> list[str]:
+    """Each credential some branch other than main would get (outside ALL_BRANCH_CREDENTIALS)."""
+    leaks = []
+    for offset, ids in credential_sites(text):
+        stage = [name for name, start, end, _ in stage_spans(text) if start < offset < end][-1]
+        if set(ids) <= ALL_BRANCH_CREDENTIALS.get(stage, set()):
+            continue
+        for build in OTHER_BUILDS:
+            if runs(text, offset, build):
+                leaks.append(f"{stage}: {ids} on {build}")
+    return leaks
+
+
+def test_the_when_evaluator_reads_the_conditions_as_jenkins_does():
+    feature, main, scm_main = Build("feature/x", "feature/x", False), MAIN_BUILDS[0], MAIN_BUILDS[2]
+    assert evaluate_when("branch 'main'", main) and not evaluate_when("branch 'main'", feature)
+    assert not evaluate_when("branch 'main'", scm_main)  # no BRANCH_NAME outside Multibranch
+    assert evaluate_when("anyOf { branch 'main'; expression { env.GIT_BRANCH == 'origin/main' } }", scm_main)
+    assert evaluate_when("beforeInput true\nallOf { not { expression { params.ROLLBACK } }\nbranch 'main' }", main)
+    assert not evaluate_when("allOf { expression { params.ROLLBACK }; branch 'main' }", main)
+    assert evaluate_when("branch 'feature/*'", feature)
+    with pytest.raises(AssertionError, match="unknown expression"):
+        evaluate_when("expression { return true }", main)
+
+
+def test_no_branch_but_main_gets_a_deploy_or_registry_credential():
+    """Every withCredentials (but the CI test database's) sits under a `when` that no other
+    branch, pull request or SCM job on another branch passes, and that main does pass."""
+    assert not branch_leaks(JENKINSFILE), branch_leaks(JENKINSFILE)
+    sites = credential_sites()
+    assert len(sites) >= 5
+    for offset, ids in sites:
+        assert any(runs(JENKINSFILE, offset, build) for build in MAIN_BUILDS), f"{ids} never runs on main"
+    # The checker catches the pipeline the security review found: staging on every branch.
+    unguarded = JENKINSFILE.replace(
+        "when { anyOf { branch 'main'; expression { env.GIT_BRANCH == 'origin/main' } } }\n                    steps {\n"
+        "                        unstash 'artifacts'\n                        withCredentials([\n", "steps {\n"
+        "                        unstash 'artifacts'\n                        withCredentials([\n", 1)
+    assert unguarded != JENKINSFILE and any("Deploy to staging" in leak for leak in branch_leaks(unguarded))
+
+
+def test_each_credential_is_named_for_its_stage():
+    """No literal credential id is bound in two stages (the registry password was shared by
+    Push and staging), and a deploy stage's ids name its environment; Rollback picks the
+    chosen environment's SSH key by name."""
+    owner: dict[str, str] = {}
+    for offset, ids in credential_sites():
+        stage = [name for name, start, end, _ in stage_spans() if start < offset < end][-1]
+        for cid in ids:
+            if "${" in cid:
+                assert stage == "Rollback" and cid == "usersapp-${params.ROLLBACK_ENV}-ssh", cid
+                continue
+            assert owner.setdefault(cid, stage) == stage, f"{cid} is bound in {owner[cid]} and {stage}"
+            if stage.startswith("Deploy to "):
+                assert f"-{stage.removeprefix('Deploy to ')}-" in cid, f"{stage} binds {cid}"
+
+
+def test_the_approval_and_rollback_say_they_need_a_trusted_jenkinsfile():
+    assert "Pipeline script from SCM" in JENKINSFILE and "shared library" in JENKINSFILE
+    for name in ("Deploy to production", "Rollback"):
+        start = JENKINSFILE.index(f"stage('{name}')")
+        comment = JENKINSFILE[JENKINSFILE.rindex("\n\n", 0, start):start]
+        assert "trusted Jenkinsfile" in comment, name

@@ -1,0 +1,181 @@
+"""`deployctl hosts trust`: scan each host's SSH key, check it (against fingerprints given on
+the command line, or against the keys the EC2 instance published on its console), and write
+the environment's own known_hosts file (services/hosts.py: known_hosts_path), which every
+later connection to those hosts is verified against.
+
+All or nothing: a host that cannot be scanned, or whose key fails a check, leaves the file
+as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+from ..config import LoadedConfig
+from ..config.models import split_host
+from ..errors import ConfigError, ConnectError
+from ..plan.host_keys import (HostKey, console_keys, known_hosts_name, known_hosts_text, merged_known_hosts,
+                               not_on_console, unpinned)
+
+
+@dataclass(frozen=True)
+class Target:
+    entry: str  # as deploy.toml or discovery names it: host or host:port
+    host: str
+    port: int
+    instance_id: str | None  # the EC2 instance, for hosts found by discover or infra
+
+
+@dataclass(frozen=True)
+class Scanned:
+    target: Target
+    key: HostKey
+    previous: str | None  # the fingerprint the file held for this host before, if any
+
+    @property
+    def status(self) -> str:
+        if self.previous is None:
+            return "new"
+        return "unchanged" if self.previous == self.key.fingerprint else "CHANGED"
+
+
+def targets(loaded: LoadedConfig, env_name: str) -> tuple[list[Target], str | None]:
+    """The hosts deployctl would connect to: ssh hosts (listed, or found on EC2 now), or a
+    Swarm's manager and, once the manager's key is pinned, its nodes. With a note when the
+    nodes could not be listed (the manager is not pinned yet, or cannot be reached)."""
+    from .discovery import discover_for, discover_hosts
+
+    environment = loaded.environment(env_name)
+    if environment.target not in ("ssh", "swarm"):
+        raise ConfigError([f"environment {env_name!r} has target {environment.target!r}: no SSH hosts to trust"])
+    port = environment.ssh.port
+    if environment.target == "swarm":
+        host, own = split_host(environment.manager)
+        manager = Target(environment.manager, host, own or port, None)
+        nodes, note = swarm_nodes(loaded, env_name, manager)
+        return [manager, *nodes], note
+    if discover_for(loaded.config, environment, env_name) is not None:
+        found = [(h.address, h.instance.id) for h in discover_hosts(loaded.config, environment, env_name)]
+    else:
+        found = [(entry, None) for entry in environment.hosts]
+    out = []
+    for entry, instance_id in found:
+        host, own = split_host(entry)
+        out.append(Target(entry, host, own or port, instance_id))
+    return out, None
+
+
+def swarm_nodes(loaded: LoadedConfig, env_name: str, manager: Target) -> tuple[list[Target], str | None]:
+    """The Swarm's other nodes, as deploys reach them (`docker node ls` on the manager, the
+    environment's ssh port). Asked only through a connection verified against the pinned
+    file: an unverified manager could name any address as a node. So the first `hosts trust`
+    of a Swarm pins the manager, and the next one (the manager now pinned) adds the nodes."""
+    from ..adapters.connector import check
+    from ..plan import swarm as sw
+    from . import hosts
+
+    if known_hosts_name(manager.host, manager.port) not in read_known(hosts.known_hosts_path(loaded, env_name)):
+        return [], "the manager is not pinned yet: run `hosts trust` again after this to add the Swarm's nodes"
+    try:
+        conn = hosts.manager_connector(loaded, env_name)
+        conn.connect()
+    except ConnectError as exc:
+        return [], f"the Swarm's nodes were not listed: {exc.message}"
+    try:
+        ids = check(conn, sw.list_nodes()).split()
+        nodes = sw.parse_nodes(check(conn, sw.inspect_nodes(ids))) if ids else []
+    finally:
+        conn.close()
+    port = loaded.environment(env_name).ssh.port
+    return [Target(node.address, node.address, port, None) for node in nodes
+            if node.address and node.address != manager.host], None
+
+
+def read_known(path: str) -> dict[str, str]:
+    """known_hosts name -> fingerprint of the key the file holds now (empty: no file)."""
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 3 and not line.startswith("#"):
+            try:
+                out[parts[0]] = HostKey(parts[1], parts[2]).fingerprint
+            except ValueError:
+                continue  # a line we did not write; the new file replaces it anyway
+    return out
+
+
+def scan(loaded: LoadedConfig, env_name: str, found: list[Target]) -> list[Scanned]:
+    from ..adapters.ssh import scan_host_key
+    from .hosts import known_hosts_path
+
+    known = read_known(known_hosts_path(loaded, env_name))
+    timeout = loaded.environment(env_name).ssh.connect_timeout
+    out = []
+    for target in found:
+        key = HostKey(*scan_host_key(target.host, target.port, timeout))
+        out.append(Scanned(target, key, known.get(known_hosts_name(target.host, target.port))))
+    return out
+
+
+def check_pins(scanned: list[Scanned], pins: list[str]) -> None:
+    refused = unpinned({s.target.entry: s.key for s in scanned}, pins)
+    if refused:
+        raise ConnectError(f"refused: {len(refused)} host key(s) match no --fingerprint given: " + "; ".join(refused)
+                           + "; nothing was written",
+                           hint="compare with the host's `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` out of band")
+
+
+def check_console(loaded: LoadedConfig, env_name: str, scanned: list[Scanned]) -> None:
+    """Each scanned key must be one the instance printed on its console at first boot
+    (cloud-init's SSH HOST KEY KEYS block), read through EC2 with the caller's AWS identity."""
+    from ..adapters.aws import console_output
+    from ..plan.aws import region_for
+
+    environment = loaded.environment(env_name)
+    missing = [s.target.entry for s in scanned if s.target.instance_id is None]
+    if missing:
+        raise ConfigError([f"--from-console needs hosts found on EC2 (environments.{env_name}.discover or "
+                           f"infra); {', '.join(missing)} come from deploy.toml"],
+                          hint="pin them with --fingerprint SHA256:... instead")
+    region = region_for(loaded.config, environment, environment.discover.region if environment.discover else None)
+    published = {s.target.entry: console_keys(console_output(region, s.target.instance_id)) for s in scanned}
+    refused = not_on_console({s.target.entry: s.key for s in scanned}, published)
+    if refused:
+        raise ConnectError("refused: " + "; ".join(refused) + "; nothing was written",
+                           hint="a host that was just launched may not have printed its keys yet: retry in a "
+                                "minute; a key that differs from its console's is not the instance's")
+
+
+def write(path: str, scanned: list[Scanned], *, owned: bool) -> None:
+    """Atomically, mode 0600 (a new directory 0700): only the user may change which keys are
+    trusted. deployctl's own file (`owned`) is replaced whole: it holds exactly the
+    environment's hosts. A file deploy.toml names is someone else's (perhaps the user's own
+    ~/.ssh/known_hosts): only these hosts' lines are replaced, every other line is kept."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    keys = {(s.target.host, s.target.port): s.key for s in scanned}
+    if owned:
+        text = known_hosts_text(keys)
+    else:
+        try:
+            existing = open(path, encoding="utf-8").read()
+        except FileNotFoundError:
+            existing = ""
+        text = merged_known_hosts(existing, keys)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".known_hosts.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:  # mkstemp creates it 0600
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
