@@ -39,10 +39,11 @@ from .retire import retire_and_prune, stop_expired_warm
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .release_images import ReleaseImages, proxy_image_for
 from ..plan.env_values import SecretValueError, env_file
-from .host_calls import PREVIOUS, UNCHANGED, UNKNOWN, connection_failure, mapped, on_every_host
+from .host_calls import PREVIOUS, UNCHANGED, UNKNOWN, mapped, on_every_host
 from .host_calls import why as _why
 from .rollout import Cancel, Interrupted, Rollout, unexpected  # noqa: F401 - Interrupted: for the CLI
-from .transaction import GuardReverted, after_switch, deploy_failure, failure_outcome, release_record, take_lock  # noqa: F401 - GuardReverted: raised here, imported from here by callers
+from .transaction import (GuardReverted, after_switch, best_effort, deploy_failure, failure_outcome,  # noqa: F401 - GuardReverted: imported from here by callers
+                          release_record, take_lock)
 from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
 from .watch import Guard
 
@@ -550,15 +551,7 @@ class HostDeploy:
         return error
 
     def _best_effort(self, what: str, call) -> None:  # type: ignore[no-untyped-def]
-        """A step of a failure path that must not hide the failure: only a lost connection is
-        tolerated (a warning); any other error is a bug and raised."""
-        try:
-            call()
-        except BaseException as exc:
-            if not connection_failure(exc):
-                raise
-            self.emit(Message(f"{what} after the failure did not finish: {_why(exc)}", level="warning",
-                              host=self.host))
+        best_effort(self.emit, self.host, what, call)
 
     def _record(self, outcome: str, previous: str | None, error: str, extra: dict | None = None) -> None:
         self.state.record(release_record(release=self.release, action="deploy", outcome=outcome, previous=previous,

@@ -31,7 +31,7 @@ from .retire import retire_and_prune, stop_expired_warm
 from .host_calls import PREVIOUS, UNKNOWN, mapped, on_every_host
 from .rollout import Cancel, Rollout, unexpected
 from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
-from .transaction import after_switch, failure_outcome, release_record, rollback_failure, take_lock
+from .transaction import after_switch, best_effort, failure_outcome, release_record, rollback_failure, take_lock
 
 
 @dataclass
@@ -192,15 +192,18 @@ class HostRollback:
             self.switch.run(self.plan)
         except SwitchBackFailed as exc:
             self.phase = "uncertain"
-            self.state.record(_record(self.target, self.current, UNCERTAIN, exc.message, self.message))
+            # As a deploy's: a record the gone host cannot take must not replace this error.
+            best_effort(self.emit, self.host, "record", lambda: self.state.record(
+                _record(self.target, self.current, UNCERTAIN, exc.message, self.message)))
             raise
         except DeployctlError as exc:  # switched back, or failed before the switch (undone)
             # Switched, then switched back, is "reverted" as for a deploy: the history says the
             # target got traffic for a moment (tests/faults, a rollback's verify fails).
             switched_back = isinstance(exc, SwitchFailed)
             self.phase = "switched back" if switched_back else "before"
-            self.state.record(_record(self.target, self.current, REVERTED if switched_back else FAILED,
-                                      exc.message, self.message))
+            best_effort(self.emit, self.host, "record", lambda: self.state.record(
+                _record(self.target, self.current, REVERTED if switched_back else FAILED, exc.message,
+                        self.message)))
             raise RollbackError(f"rollback to {self.target} failed: {exc.message}",
                                 hint=f"{self.current or 'the previous release'} should still be serving; "
                                      "check `deployctl status`") from None

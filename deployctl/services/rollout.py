@@ -16,6 +16,7 @@ between steps, and the rollout then settles like any stopped rollout.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -92,6 +93,27 @@ class Cancel:
             # A fresh exception per thread: one instance raised in several threads at once
             # would share (and garble) its traceback.
             raise Interrupted(self.reason.message, hint=self.reason.hint)
+
+
+_HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _hold_signals() -> set | None:
+    """Blocks SIGINT and SIGTERM for the calling thread (the worker threads it starts inherit
+    that, so the main thread alone takes them); returns the mask to put back. None where the
+    platform cannot, or off the main thread (signals never land there)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _release_signals(held: set | None) -> None:
+    """Puts the mask back: a signal that came meanwhile is delivered now."""
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _as_interrupt(exc: BaseException) -> Interrupted:
@@ -224,10 +246,21 @@ class Rollout:
             return {}
         out: dict[str, Any] = {}
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rollout") as pool:
-            futures = {pool.submit(attempt, fn, job): job for job in jobs}
+            # A signal landing inside pool.submit (Thread.start) escaped before the pool knew
+            # of the thread it had started, so nothing waited for that host's work (a
+            # migration ran on while the rollout settled as skipped): the signals wait until
+            # every worker is started and are then taken inside the loop below.
+            held = _hold_signals()
+            try:
+                futures = {pool.submit(attempt, fn, job): job for job in jobs}
+            except BaseException:
+                _release_signals(held)
+                raise
             pending = set(futures)
             while pending:
                 try:
+                    _release_signals(held)  # a signal held back lands here, inside the try
+                    held = None
                     done, pending = wait(pending, timeout=WAIT_TICK, return_when=FIRST_COMPLETED)
                 except (Interrupted, KeyboardInterrupt) as exc:
                     self._interrupted(exc)

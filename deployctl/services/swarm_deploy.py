@@ -36,7 +36,7 @@ from ..secrets import Secret
 from . import preflight, swarm_accessories
 from .accessories import specs_for
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
-from .host_calls import PREVIOUS, UNKNOWN, connection_failure, mapped
+from .host_calls import PREVIOUS, UNKNOWN, mapped
 from .host_calls import why as _why
 from .host_state import HostState
 from .hosts import layout_for, manager_connector, names_for, proxy_port, ssh_connector
@@ -44,7 +44,7 @@ from .release_images import ReleaseImages, proxy_image_for
 from .swarm_site import SwarmSite
 from .rollout import Cancel, Rollout, unexpected
 from .transaction import (BEFORE, LIVE_PHASE, SWITCHED_BACK, GuardReverted, after_switch, deploy_failure,
-                          failure_outcome, release_record, rollback_failure, take_lock)
+                          failure_outcome, release_record, rollback_failure, take_lock, best_effort)
 from .transaction import UNCERTAIN as UNCERTAIN_PHASE
 from .watch import Guard
 
@@ -353,14 +353,8 @@ class SwarmDeploy:
         """Failure (or a signal) before the switch: remove what this release started, record
         it; a lost connection named with the host and the step (the previous release serves)."""
         error = mapped(self.host, self.step, exc, PREVIOUS)
-        for what, call in (("clean-up", self._clean_up), ("record", lambda: self._record(FAILED, _why(error)))):
-            try:
-                call()
-            except BaseException as again:
-                if not connection_failure(again):
-                    raise
-                self.emit(Message(f"{what} after the failure did not finish: {_why(again)}", level="warning",
-                                  host=self.host))
+        best_effort(self.emit, self.host, "clean-up", self._clean_up)
+        best_effort(self.emit, self.host, "record", lambda: self._record(FAILED, _why(error)))
         return error
 
     def _record(self, outcome: str, error: str = "", extra: dict | None = None) -> None:

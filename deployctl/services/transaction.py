@@ -33,7 +33,7 @@ from ..plan.lock import LockRecord, Unlock, lock_timeout
 from ..plan.release_spec import ReleaseSpec
 from ..plan.releases import LIVE, REVERTED, ReleaseRecord
 from ..plan.stats import timing
-from .host_calls import UNCHANGED, mapped
+from .host_calls import UNCHANGED, connection_failure, mapped
 from .host_calls import why as _why
 from .host_state import HostState
 from .hosts import machine, who
@@ -118,6 +118,18 @@ def release_record(*, release: str, action: str, outcome: str, previous: str | N
         previous=previous, error=error, dirty=spec.dirty if spec is not None else False,
         spec=spec.to_dict() if spec is not None and action == "deploy" else {},
         extra=timed | (extra or {}))
+
+
+def best_effort(emit: Emit, host: str, what: str, call: Callable[[], object]) -> None:
+    """A step of a failure path (a clean-up, the failure's record) that must not hide the
+    failure it follows: only a lost connection is tolerated (a warning: the host may be gone;
+    what is left the next command cleans up); any other error is a bug and raised."""
+    try:
+        call()
+    except BaseException as exc:
+        if not connection_failure(exc):
+            raise
+        emit(Message(f"{what} after the failure did not finish: {_why(exc)}", level="warning", host=host))
 
 
 def after_switch(emit: Emit, host: str, *steps: Callable[[], None]) -> None:

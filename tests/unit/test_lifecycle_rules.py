@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import _thread
 import errno
+import os
+import signal
 import sys
 import threading
 import time
@@ -993,12 +995,10 @@ def test_a_host_unreachable_after_a_rollbacks_switch_is_uncertain_exit_7(ssh):
     assert host.serving() == site.r1 and len(records(host, PROD)) == count and locked(host, PROD)
 
 
-@pytest.mark.xfail(strict=True, reason="HostRollback.run records `uncertain` without HostDeploy's best effort: the "
-                                       "record's ConnectionLost replaces the switch back's error, so the user reads "
-                                       "a bare 'connection lost' (RolloutError) instead of 'switching back failed' "
-                                       "with its hint; the exit code (7) is right")
 def test_a_rollback_whose_host_went_after_its_switch_says_the_switch_back_failed(ssh):
     # As a deploy does in the same cell (test_a_host_unreachable_after_the_switch_is_uncertain_exit_7).
+    # HostRollback recorded `uncertain` without the deploy's best effort: the record's
+    # ConnectionLost replaced the switch back's error (a bare 'connection lost', exit 7).
     site, host = ssh
     site.r2 = site.deploy()
     host.faults.append(Fault("http_get", PROXY, action=lambda: setattr(host, "gone", True)))
@@ -1074,12 +1074,12 @@ def test_a_lock_held_on_one_host_refuses_and_releases_the_others(fleet):
     assert all(h.serving() == site.r1 for h in hosts)
 
 
-@pytest.mark.xfail(strict=True, reason="services/rollout.py _on_all catches a signal only inside wait(): one landing "
-                                       "in pool.submit (Thread.start) escapes to Rollout.run, and the thread it "
-                                       "started is not yet in the pool's _threads, so the `with` does not join it; "
-                                       "run() then settles (skip: clean-up, record `skipped`) while that host's "
-                                       "migration still runs")
 def test_sigterm_while_the_rollout_starts_its_worker_still_waits_for_the_migration(local):
+    # services/rollout.py _on_all took a signal only inside wait(): one landing in pool.submit
+    # (Thread.start) escaped to Rollout.run before the pool knew of the thread it started, so
+    # nothing joined it and run() settled (clean-up, `skipped`) while the migration still ran.
+    # A real signal (os.kill, as the OS delivers SIGINT/SIGTERM), not interrupt_main: the
+    # rollout holds real signals back while it starts its workers.
     # faults.md: local | deploy | SIGTERM to `deployctl deploy` | migrate | previous | failed | 6 | yes
     # ("failed", with "the migrations ran here, then the deploy stopped"), with the signal landing while
     # the main thread is still starting the worker that runs the migration. A long GIL switch interval
@@ -1088,7 +1088,7 @@ def test_sigterm_while_the_rollout_starts_its_worker_still_waits_for_the_migrati
     ran = []
 
     def signal_then_migrate(argv):  # type: ignore[no-untyped-def]
-        _thread.interrupt_main()
+        os.kill(os.getpid(), signal.SIGINT)
         deadline = REAL_MONOTONIC() + 2
         while not any("stopping the" in w for w in site.warnings()) and REAL_MONOTONIC() < deadline:
             REAL_SLEEP(0.005)
