@@ -215,6 +215,14 @@ def rollback(
     from ..services.rollback import rollback as run_rollback
 
     app: AppContext = ctx.obj
+    if to is not None:  # checked before it reaches a host: it becomes names and paths there
+        from ..errors import UsageError
+        from ..plan.releases import BadReleaseId, check_release_id
+
+        try:
+            check_release_id(to, "--to")
+        except BadReleaseId as exc:
+            raise UsageError(str(exc), hint="`deployctl status --env ...` lists the releases on the hosts") from None
     loaded = app.loaded
     loaded.environment(env)
     swarm = loaded.environment(env).target == "swarm"

@@ -75,7 +75,7 @@ def parse_config(raw: bytes | str, *, source: str = DEFAULT_FILE) -> Config:
     return config
 
 
-_TOML_POS = re.compile(r"^(.*?)\s*\(at line (\d+), column (\d+)\)$")
+_TOML_POS = re.compile(r"^(.*?)\s*\(at line (\d+), column (\d+)\)\Z")
 
 
 def _toml_message(exc: tomllib.TOMLDecodeError) -> str:

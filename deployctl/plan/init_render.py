@@ -12,7 +12,7 @@ from typing import Any
 
 from .init_model import AccessoryDraft, InitPlan, ServiceDraft
 
-BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+\Z")
 RULE = "# " + "-" * 88
 
 

@@ -14,8 +14,29 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
-RELEASE_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-z]{1,12}(-\d+)?$")
+RELEASE_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-z]{1,12}(-[0-9]+)?\Z")
 NO_REVISION = "0000000"
+# A git revision (sha-1 or sha-256, as `git rev-parse` prints it): what build.json carries.
+REVISION_RE = re.compile(r"^[0-9a-f]{7,64}\Z")
+RELEASE_ID_SHAPE = "YYYYMMDD-HHMMSS-REVISION, e.g. 20261127-101500-0123abc"
+
+
+class BadReleaseId(ValueError):
+    """A release id read from outside (a host's state, build.json, the command line) that is
+    not one deployctl makes. Ids become paths (`secrets/<release>`, which prune removes with
+    `rm -rf`) and container names, so one like `x/../..` must never get that far."""
+
+
+def is_release_id(value: object) -> bool:
+    return isinstance(value, str) and RELEASE_RE.match(value) is not None
+
+
+def check_release_id(value: object, where: str) -> str:
+    """`value` when it is a release id, else BadReleaseId naming `where` it was read from."""
+    if not is_release_id(value):
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise BadReleaseId(f"{where}: {shown} is not a release id (expected {RELEASE_ID_SHAPE})")
+    return value  # type: ignore[return-value]
 
 # Outcomes a record can have.
 LIVE = "succeeded"  # the switch happened and was verified
@@ -37,6 +58,8 @@ def new_release_id(now: float, revision: str | None, taken: Iterable[str] = ()) 
     than the live one would make a rollback skip the release just replaced.
     """
     short = (revision or NO_REVISION)[:7].lower()
+    if not REVISION_RE.match(short):  # read_artifacts refuses such a revision first; this is the last guard
+        raise BadReleaseId(f"revision {revision!r} is not a git revision (hex digits)")
     taken = set(taken)
     stamps = [t[:15] for t in taken if RELEASE_RE.match(t)]
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
@@ -48,7 +71,7 @@ def new_release_id(now: float, revision: str | None, taken: Iterable[str] = ()) 
     while candidate in taken:
         n += 1
         candidate = f"{base}-{n}"
-    return candidate
+    return check_release_id(candidate, "new release id")
 
 
 def sort_key(release: str) -> tuple[str, int]:
@@ -94,19 +117,35 @@ class ReleaseRecord:
         known = {f for f in cls.__dataclass_fields__}
         # to_line leaves out empty fields: put their defaults back.
         data = {"revision": None, "images": {}, **data}
+        check_release_id(data.get("release"), "release")
+        if data.get("previous") is not None:
+            check_release_id(data["previous"], "previous")
+        extra = data.get("extra")
+        if isinstance(extra, dict) and extra.get(REVERTS):
+            check_release_id(extra[REVERTS], f"extra.{REVERTS}")
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def parse_history(text: str) -> list[ReleaseRecord]:
-    """Every well-formed line; a torn last line (a crash mid-append) is skipped, not fatal."""
+    """Every well-formed line; a torn last line (a crash mid-append) is skipped, not fatal.
+
+    A whole record whose release id is not one deployctl makes is no torn line: someone
+    edited the file, and its ids would become paths and container names. BadReleaseId,
+    naming the line."""
     records = []
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line:
             continue
         try:
-            records.append(ReleaseRecord.from_dict(json.loads(line)))
-        except (ValueError, TypeError):
+            data = json.loads(line)
+        except ValueError:
+            continue
+        try:
+            records.append(ReleaseRecord.from_dict(data))
+        except BadReleaseId as exc:
+            raise BadReleaseId(f"line {number}: {exc}") from None
+        except (ValueError, TypeError, AttributeError):
             continue
     return records
 

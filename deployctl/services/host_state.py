@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 
-from ..errors import LockHeldError
+from ..errors import LockHeldError, UncertainError
 from ..plan.lock import LockRecord, stale_reason
 from ..plan.names import StateLayout
-from ..plan.releases import History, ReleaseRecord
+from ..plan.releases import BadReleaseId, History, ReleaseRecord, check_release_id
+
+EDITED_HINT = ("the host's deploy state was edited or damaged: look at the file, restore it from a backup "
+               "or remove the bad line, before any deploy or rollback")
 
 
 class HostState:
@@ -78,11 +81,24 @@ class HostState:
 
     def history(self) -> History:
         raw = self.conn.read_file(self.layout.history)
-        return History.parse(raw.decode(errors="replace") if raw else "")
+        try:
+            return History.parse(raw.decode(errors="replace") if raw else "")
+        except BadReleaseId as exc:
+            raise self._edited(self.layout.history, exc) from None
 
     def current(self) -> str | None:
         raw = self.conn.read_file(self.layout.current)
-        return raw.decode().strip() or None if raw else None
+        text = raw.decode(errors="replace").strip() if raw else ""
+        if not text:
+            return None
+        try:
+            return check_release_id(text, "release")
+        except BadReleaseId as exc:
+            raise self._edited(self.layout.current, exc) from None
+
+    def _edited(self, path: str, exc: BadReleaseId) -> UncertainError:
+        # Exit 7: what the host serves cannot be told from its state, so nothing acts on it.
+        return UncertainError(f"{self.conn.host}: {path}: {exc}", hint=EDITED_HINT)
 
     def record(self, record: ReleaseRecord) -> None:
         self.conn.append_file(self.layout.history, record.to_line().encode(), 0o644)
