@@ -350,6 +350,19 @@ def _file_mount(value: str) -> str:
     match = FILE_MOUNT_RE.match(value)
     if not match or match.group(2).endswith("/"):
         raise ValueError(f"{value!r} is not a file mount (expected 'local/path:/path/in/container')")
+    local, inside = match.groups()
+    # The local file is read from the project and uploaded to the hosts; an absolute path
+    # would let a deploy.toml ship any file of the deploying machine (an SSH key). A relative
+    # one with '..' or a symlink is resolved and confined when the file is read
+    # (services/accessories.read_files), as only then is deploy.toml's folder known.
+    if local.startswith(("/", "~")):
+        raise ValueError(f"{value!r}: the local path {local!r} must be relative to deploy.toml's folder and inside "
+                         "it (e.g. 'db/init.sql:/docker-entrypoint-initdb.d/init.sql')")
+    # The container path also names where the file lands on the host, under the accessory's
+    # files/ folder: `..` would write outside the state directory (~deploy/.ssh/authorized_keys).
+    if any(part in ("", ".", "..") for part in inside.split("/")[1:]):
+        raise ValueError(f"{value!r}: the container path {inside!r} must be an absolute path without '.', '..' "
+                         "or empty parts (e.g. '/etc/mysql/conf.d/my.cnf')")
     return value
 
 
