@@ -183,3 +183,23 @@ def test_state_files_naming_no_release_id_are_ignored():
     assert live_release("# live: ../..\n") is None and live_release(f"# live: {GOOD}\n") == GOOD
     assert canary_of("# canary: ../.. 10%\n") is None
     assert standby_of("# standby: ../.. 10.0.0.1:80 standby-x\n") is None
+
+
+class Listing:
+    """A connector whose `docker ps` lists deployctl's containers, one with a forged label."""
+
+    host = "web-1"
+
+    def run(self, argv, stdin=None, timeout=None):
+        from deployctl.adapters.connector import CommandResult
+
+        return CommandResult(0, f"shop-prod-web-{GOOD}|service|{GOOD}|running\n"
+                                "shop-prod-web-x|service|../../..|exited\n", "")
+
+
+def test_containers_labelled_with_no_release_id_are_no_release_to_prune():
+    from deployctl.plan.names import Names
+    from deployctl.services.switch import HostSwitch
+
+    switch = HostSwitch(Listing(), Names("shop", "prod"), StateLayout("/srv", "shop", "prod"), lambda e: None)
+    assert switch.release_containers() == {GOOD: [f"shop-prod-web-{GOOD}"]}
