@@ -66,6 +66,13 @@ def deploy(
     from ..services.deploy_inputs import deploy_config, deploy_inputs, release_images
 
     app: AppContext = ctx.obj
+    if version is not None:  # it reaches a registry URL and the release id: an image tag only
+        from ..errors import UsageError
+        from ..plan.build import TAG_RE
+
+        if not TAG_RE.match(version):
+            raise UsageError(f"--version: {version!r} is not an image tag",
+                             hint="letters, digits, '_', '.' and '-', not starting with '.' or '-'")
     app.loaded.environment(env)
     if promote or abort:
         _decide(app, env, "abort" if abort else "promote", both=promote and abort)

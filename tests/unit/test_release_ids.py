@@ -203,3 +203,11 @@ def test_containers_labelled_with_no_release_id_are_no_release_to_prune():
 
     switch = HostSwitch(Listing(), Names("shop", "prod"), StateLayout("/srv", "shop", "prod"), lambda e: None)
     assert switch.release_containers() == {GOOD: [f"shop-prod-web-{GOOD}"]}
+
+
+def test_deploy_version_that_is_no_image_tag_is_a_usage_error(capsys):
+    code = main(["--config", str(REPO / "deploy.toml"), "deploy", "--env", "local", "--version", "../../x",
+                 "--dry-run"])
+    _, err = capsys.readouterr()
+    assert code == ExitCode.USAGE
+    assert "--version: '../../x' is not an image tag" in err and "Traceback" not in err
