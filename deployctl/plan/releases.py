@@ -123,6 +123,9 @@ class ReleaseRecord:
         extra = data.get("extra")
         if isinstance(extra, dict) and extra.get(REVERTS):
             check_release_id(extra[REVERTS], f"extra.{REVERTS}")
+        spec = data.get("spec")
+        if isinstance(spec, dict) and "release" in spec:  # what rollback starts again
+            check_release_id(spec["release"], "spec.release")
         return cls(**{k: v for k, v in data.items() if k in known})
 
 

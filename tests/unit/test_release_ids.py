@@ -141,6 +141,9 @@ def test_a_history_line_with_a_bad_release_id_is_an_error_naming_the_line():
         History.parse(record(GOOD) + record("../../x"))
     with pytest.raises(releases.BadReleaseId, match="line 1: previous"):
         History.parse(record(GOOD, previous="a/../.."))
+    spec_line = record(GOOD).replace('"who"', '"spec": {"release": "../.."}, "who"')
+    with pytest.raises(releases.BadReleaseId, match="line 1: spec.release"):
+        History.parse(spec_line)
     assert History.parse(record(GOOD) + '{"relea').ids() == {GOOD}  # a torn line is still skipped
 
 
