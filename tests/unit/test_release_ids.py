@@ -66,8 +66,8 @@ def config_problems(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("text,path", [
-    (MINIMAL.replace("[services.web]", '[services."web\\n"]'), "services.web\n"),
-    (MINIMAL + '\n[environments.local.env]\n"FOO\\n" = "1"\n', "environments.local.env.FOO\n"),
+    (MINIMAL.replace("[services.web]", '[services."web\\n"]'), 'services."web\\n"'),
+    (MINIMAL + '\n[environments.local.env]\n"FOO\\n" = "1"\n', 'environments.local.env."FOO\\n"'),
     (MINIMAL.replace('app = "shop"', 'app = "shop\\n"'), "app"),
     (MINIMAL.replace('target = "local"', 'target = "ssh"\nhosts = ["h1\\n"]'), "environments.local.hosts[0]"),
     (MINIMAL.replace('target = "local"', 'target = "local"\naws_region = "eu-west-1\\n"'),
