@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, UsageError
+from .release_ids import REVISION_RE
 
 FORMAT = 1
 DEFAULT_FILE = Path(".deployctl") / "build.json"
@@ -108,22 +110,50 @@ class Artifacts:
         images = {}
         for name, raw in _get(data, "images", dict).items():
             test = raw.get("test_image") if isinstance(raw, dict) else None
+            where = f"images.{name}"
             images[name] = ImageArtifact(
-                repository=_get(raw, "repository", str, name),
-                tag=_get(raw, "tag", str, name),
-                image_id=_get(raw, "image_id", str, name),
-                digest=_get(raw, "digest", (str, type(None)), name),
+                repository=_shaped(_get(raw, "repository", str, where), REPOSITORY_RE, f"{where}.repository",
+                                   "an image repository"),
+                tag=_shaped(_get(raw, "tag", str, where), TAG_RE, f"{where}.tag", "an image tag"),
+                image_id=_shaped(_get(raw, "image_id", str, where), DIGEST_RE, f"{where}.image_id",
+                                 "an image id (e.g. sha256:<hex>)"),
+                digest=_shaped(_get(raw, "digest", (str, type(None)), where), DIGEST_RE, f"{where}.digest",
+                               "a digest (e.g. sha256:<hex>)"),
                 test_image=None if test is None else TestImage(
-                    _get(test, "reference", str, name), _get(test, "image_id", str, name)),
+                    _shaped(_get(test, "reference", str, f"{where}.test_image"), REFERENCE_RE,
+                            f"{where}.test_image.reference", "an image reference"),
+                    _shaped(_get(test, "image_id", str, f"{where}.test_image"), DIGEST_RE,
+                            f"{where}.test_image.image_id", "an image id (e.g. sha256:<hex>)")),
             )
         return cls(
             app=_get(data, "app", str),
-            revision=_get(data, "revision", (str, type(None))),
+            # The release id is made from it, and the id becomes container names and a
+            # directory under the state root that is removed with `rm -rf`.
+            revision=_shaped(_get(data, "revision", (str, type(None))), REVISION_RE, "revision",
+                             "a git revision (7 to 64 hex digits)"),
             dirty=_get(data, "dirty", bool),
-            tag=_get(data, "tag", str),
+            tag=_shaped(_get(data, "tag", str), TAG_RE, "tag", "an image tag"),
             created=_get(data, "created", str),
             images=images,
         )
+
+
+# What build.json's fields must look like before they reach `docker` argv, names or paths:
+# the file travels between CI stages and machines, so it is input, not our own state.
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+# An engine's image id or a registry digest (`sha256:...`); loosely, as engines differ, but
+# never a leading '-', a '/' or a space.
+DIGEST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+=-]*")
+# host[:port]/path: lowercase path components; never starts with '-' (it would read as a flag).
+REPOSITORY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*")
+REFERENCE_RE = re.compile(rf"{REPOSITORY_RE.pattern}:{TAG_RE.pattern}")
+
+
+def _shaped(value: str | None, pattern: re.Pattern[str], key: str, what: str) -> str | None:
+    if value is not None and not pattern.fullmatch(value):
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ValueError(f"{key}: {shown} is not {what}")
+    return value
 
 
 def _get(data: Any, key: str, kind: type | tuple[type, ...], where: str = "") -> Any:

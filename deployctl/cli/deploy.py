@@ -68,6 +68,13 @@ def deploy(
     from ..services.deploy_inputs import deploy_config, deploy_inputs, release_images
 
     app: AppContext = ctx.obj
+    if version is not None:  # it reaches a registry URL and the release id: an image tag only
+        from ..errors import UsageError
+        from ..plan.build import TAG_RE
+
+        if not TAG_RE.match(version):
+            raise UsageError(f"--version: {version!r} is not an image tag",
+                             hint="letters, digits, '_', '.' and '-', not starting with '.' or '-'")
     app.loaded.environment(env)
     unlock = unlock_policy(force_unlock, force_unlock_live, yes)  # refused before anything is touched
     if promote or abort:
@@ -223,6 +230,14 @@ def rollback(
     from ..services.rollback import rollback as run_rollback
 
     app: AppContext = ctx.obj
+    if to is not None:  # checked before it reaches a host: it becomes names and paths there
+        from ..errors import UsageError
+        from ..plan.releases import BadReleaseId, check_release_id
+
+        try:
+            check_release_id(to, "--to")
+        except BadReleaseId as exc:
+            raise UsageError(str(exc), hint="`deployctl status --env ...` lists the releases on the hosts") from None
     loaded = app.loaded
     loaded.environment(env)
     unlock = unlock_policy(force_unlock, force_unlock_live, yes)  # refused before anything is touched

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .credentials import credential_shape
 from .models import PLACEHOLDER_RE, SECRET_REF_RE, SECRETISH_RE, Config, Environment
 from .problems import format_errors, key_path, suggest
 
@@ -75,7 +76,7 @@ def parse_config(raw: bytes | str, *, source: str = DEFAULT_FILE) -> Config:
     return config
 
 
-_TOML_POS = re.compile(r"^(.*?)\s*\(at line (\d+), column (\d+)\)$")
+_TOML_POS = re.compile(r"^(.*?)\s*\(at line (\d+), column (\d+)\)\Z")
 
 
 def _toml_message(exc: tomllib.TOMLDecodeError) -> str:
@@ -122,7 +123,46 @@ def find_secret_values(data: Any) -> list[tuple[str, str]]:
         for name, env in environments.items():
             if isinstance(env, dict):
                 problems += _secretish_env(["environments", name, "env"], env.get("env"), "a service's secrets")
+    reported = {path for path, _ in problems}
+    problems += [p for p in _credential_values(data) if p[0] not in reported]
     return problems
+
+
+def _credential_values(data: dict[str, Any]) -> list[tuple[str, str]]:
+    tables: list[tuple[list[Any], Any]] = []
+    for table in ("services", "accessories"):
+        entries = data.get(table)
+        for name, entry in (entries.items() if isinstance(entries, dict) else ()):
+            if isinstance(entry, dict):
+                tables.append(([table, name, "env"], entry.get("env")))
+                tables.append(([table, name, "build_args"], entry.get("build_args")))
+                test = entry.get("test")
+                if isinstance(test, dict):
+                    tables.append(([table, name, "test", "env"], test.get("env")))
+    proxy = data.get("proxy")
+    if isinstance(proxy, dict):
+        tables.append((["proxy", "build_args"], proxy.get("build_args")))
+    environments = data.get("environments")
+    for name, env in (environments.items() if isinstance(environments, dict) else ()):
+        if isinstance(env, dict):
+            tables.append((["environments", name, "env"], env.get("env")))
+    found = []
+    for loc, table in tables:
+        for key, value in (table.items() if isinstance(table, dict) else ()):
+            what = credential_shape(value) if isinstance(value, str) else None
+            if what is None:
+                continue
+            if loc[-1] == "build_args":
+                fix = ("a build arg stays in the image's history for anyone who pulls it: pass the value at run time "
+                       "through env as {{ secret.NAME }} (or use a BuildKit secret mount) and set NAME in the "
+                       "secret source")
+            elif what.startswith("a URL"):
+                fix = ("write the password part as {{ secret.NAME }} (e.g. \"mysql://user:{{ secret.DB_PASSWORD }}@db/app\") "
+                       "and set NAME in the secret source")
+            else:
+                fix = "write the value as {{ secret.NAME }} and set NAME in the environment's secret source"
+            found.append((key_path([*loc, key]), f"looks like {what}; {SECRET_VALUE_HELP}: {fix}"))
+    return found
 
 
 def _secretish_env(loc: list[Any], env: Any, where: str) -> list[tuple[str, str]]:

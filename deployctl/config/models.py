@@ -13,10 +13,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}\Z")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+    r"^(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
 )
 # {{ backend.host }} / {{ backend.url }}: the release-scoped address of another service, so
 # a new frontend always talks to the backend of its own release.
@@ -135,7 +135,7 @@ class ServiceTest(Strict):
     timeout: Annotated[float, Field(gt=0, le=7200)] = 1800.0
 
 
-MEMORY_RE = re.compile(r"^([0-9]{1,12})([bkmgBKMG]?)$")
+MEMORY_RE = re.compile(r"^([0-9]{1,12})([bkmgBKMG]?)\Z")
 MIN_MEMORY = 6 * 1024 * 1024  # the engine refuses a smaller memory limit
 # Linux capabilities (capabilities(7)), as docker's --cap-drop names them.
 CAPABILITIES = frozenset("""AUDIT_CONTROL AUDIT_READ AUDIT_WRITE BLOCK_SUSPEND BPF CHECKPOINT_RESTORE CHOWN
@@ -205,7 +205,7 @@ class Service(Strict):
         return self
 
 
-NGINX_SIZE_RE = re.compile(r"^[0-9]{1,6}[kKmMgG]?$")
+NGINX_SIZE_RE = re.compile(r"^[0-9]{1,6}[kKmMgG]?\Z")
 
 
 def _nginx_size(value: str) -> str:
@@ -300,11 +300,11 @@ class Rollout(Strict):
     canary_min_requests: Annotated[int, Field(ge=1, le=1_000_000)] = 20
 
 
-SECRET_SOURCE_RE = re.compile(r"^(env|ssm:/.*|secretsmanager:.+)$")
+SECRET_SOURCE_RE = re.compile(r"^(env|ssm:/.*|secretsmanager:.+)\Z")
 # us-east-1, eu-west-3, us-gov-west-1, ap-southeast-2: catches "eu-west1" before any AWS call.
-REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
-ADDRESS_RE = re.compile(r"^(private_ip|public_ip|tag:.+)$")
-RDS_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
+REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}\Z")
+ADDRESS_RE = re.compile(r"^(private_ip|public_ip|tag:.+)\Z")
+RDS_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}\Z")
 
 
 def _region(value: str) -> str:
@@ -352,7 +352,7 @@ class Database(Strict):
         return self
 
 
-VOLUME_RE = re.compile(r"^([a-z0-9][a-z0-9_.-]{0,62}):(/[^:\s]*)$")
+VOLUME_RE = re.compile(r"^([a-z0-9][a-z0-9_.-]{0,62}):(/[^:\s]*)\Z")
 
 
 def _volume(value: str) -> str:
@@ -371,10 +371,10 @@ class AccessoryHealthCheck(Strict):
     timeout: Seconds = 120.0
 
 
-FILE_MOUNT_RE = re.compile(r"^([^:]+):(/[^:]*)$")
+FILE_MOUNT_RE = re.compile(r"^([^:]+):(/[^:]*)\Z")
 # Swarm's placement constraints (`docker service create --constraint`): attribute, == or !=, value.
 PLACEMENT_RE = re.compile(r"^(node\.(id|hostname|role|platform\.os|platform\.arch|labels\.[A-Za-z0-9_.-]+)"
-                          r"|engine\.labels\.[A-Za-z0-9_.-]+)\s*(==|!=)\s*[^\s,]+$")
+                          r"|engine\.labels\.[A-Za-z0-9_.-]+)\s*(==|!=)\s*[^\s,]+\Z")
 
 
 def _placement(value: str) -> str:
@@ -388,6 +388,19 @@ def _file_mount(value: str) -> str:
     match = FILE_MOUNT_RE.match(value)
     if not match or match.group(2).endswith("/"):
         raise ValueError(f"{value!r} is not a file mount (expected 'local/path:/path/in/container')")
+    local, inside = match.groups()
+    # The local file is read from the project and uploaded to the hosts; an absolute path
+    # would let a deploy.toml ship any file of the deploying machine (an SSH key). A relative
+    # one with '..' or a symlink is resolved and confined when the file is read
+    # (services/accessories.read_files), as only then is deploy.toml's folder known.
+    if local.startswith(("/", "~")):
+        raise ValueError(f"{value!r}: the local path {local!r} must be relative to deploy.toml's folder and inside "
+                         "it (e.g. 'db/init.sql:/docker-entrypoint-initdb.d/init.sql')")
+    # The container path also names where the file lands on the host, under the accessory's
+    # files/ folder: `..` would write outside the state directory (~deploy/.ssh/authorized_keys).
+    if any(part in ("", ".", "..") for part in inside.split("/")[1:]):
+        raise ValueError(f"{value!r}: the container path {inside!r} must be an absolute path without '.', '..' "
+                         "or empty parts (e.g. '/etc/mysql/conf.d/my.cnf')")
     return value
 
 
@@ -428,12 +441,12 @@ class Accessory(Strict):
 # -- infra: the AWS network, hosts and database `deployctl infra` creates (docs/infra.md) ------
 
 SSH_PUBLIC_KEY_RE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com"
-                               r"|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?$")
-AMI_RE = re.compile(r"^(ami-[0-9a-f]{8,17}|/[A-Za-z0-9_./-]+)$")
-INSTANCE_TYPE_RE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-DB_USER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
-DB_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-STACK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+                               r"|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?\Z")
+AMI_RE = re.compile(r"^(ami-[0-9a-f]{8,17}|/[A-Za-z0-9_./-]+)\Z")
+INSTANCE_TYPE_RE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+\Z")
+DB_USER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}\Z")
+DB_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
+STACK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}\Z")
 # An SSM public parameter naming the latest Amazon Linux 2023 AMI of the region.
 DEFAULT_AMI = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 
@@ -517,7 +530,7 @@ class InfraDatabase(Strict):
 
     engine: Literal["mysql", "mariadb"] = "mariadb"
     engine_version: Annotated[str, Field(min_length=1, max_length=32)] | None = None
-    instance_class: Annotated[str, AfterValidator(_matching(re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$"),
+    instance_class: Annotated[str, AfterValidator(_matching(re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+\Z"),
                                                             "an RDS instance class (e.g. 'db.t3.micro')"))] = "db.t3.micro"
     storage: Annotated[int, Field(ge=20, le=65536)] = 20  # GiB
     multi_az: bool = False

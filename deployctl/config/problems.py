@@ -7,6 +7,7 @@ pydantic's three-line blocks, and the path is what a user searches deploy.toml f
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import types
 import typing
@@ -36,7 +37,12 @@ def key_path(loc: Sequence[Any]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            text = str(part)
+            # A key with a newline or other invisible character is shown quoted, as TOML
+            # spells it (`services."web\n"`): printed raw it would split the error line.
+            if not text.isprintable():
+                text = json.dumps(text)
+            out += ("." if out else "") + text
     return out
 
 

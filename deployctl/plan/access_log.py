@@ -23,7 +23,7 @@ from typing import Iterable
 
 _LINE = re.compile(
     r'^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)\s.*?"[^"]*" (?P<status>\d{3}) \S+ '
-    r"rt=(?P<rt>\S+) upstream=\S* ustatus=\S* urt=(?P<urt>.*?) release=(?P<release>\S*)\s*$")
+    r"rt=(?P<rt>\S+) upstream=\S* ustatus=\S* urt=(?P<urt>.*?) release=(?P<release>\S*)\s*\Z")
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,9 @@ def file_mounts(layout: StateLayout, accessory: str, files: Sequence[str]) -> tu
     for index, entry in enumerate(files):
         local, inside = entry.split(":", 1)
         host = posixpath.join(files_dir(layout, accessory), inside.lstrip("/"))
+        if posixpath.normpath(host) != host or not host.startswith(files_dir(layout, accessory) + "/"):
+            # config validation refuses such a path; this keeps the upload inside files/ regardless
+            raise ValueError(f"accessories.{accessory}.files[{index}]: {inside!r} leaves the accessory's files folder")
         mounts.append(FileMount(f"accessories.{accessory}.files[{index}]", local, host, inside))
     return tuple(mounts)
 

@@ -24,7 +24,7 @@ REVISION_CHARS = 12
 DIRTY_HASH_CHARS = 10
 TEST_SUFFIX = "-test"
 # Docker's tag grammar; the room for TEST_SUFFIX is kept so the test image's tag is valid too.
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,%d}$" % (127 - len(TEST_SUFFIX)))
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,%d}\Z" % (127 - len(TEST_SUFFIX)))
 
 OCI = "org.opencontainers.image"
 APP_LABEL = "io.deployctl.app"

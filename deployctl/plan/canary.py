@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from .access_log import LogEntry, Window, window
+from .releases import is_release_id
 
 PROMOTE, ABORT, WAIT = "promote", "abort", "wait"
 # The watchdog restores the live-only proxy this long after the window's end unless the
@@ -178,6 +179,8 @@ class CanaryRecord:
             return None
         try:
             data = json.loads(raw)
+            if not (is_release_id(data["release"]) and is_release_id(data["live"])):
+                return None  # not a record deployctl wrote: its ids would become names
             return cls(str(data["release"]), str(data["live"]), int(data["share"]), float(data["started"]),
                        float(data["deadline"]), str(data["watchdog"]))
         except (ValueError, KeyError, TypeError):

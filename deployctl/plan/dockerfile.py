@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 VAR_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
-INSTRUCTION_RE = re.compile(r"^\s*([A-Za-z]+)\s+(.*)$")
+INSTRUCTION_RE = re.compile(r"^\s*([A-Za-z]+)\s+(.*)\Z")
 
 
 @dataclass(frozen=True)

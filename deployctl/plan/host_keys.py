@@ -15,7 +15,7 @@ KNOWN_HOSTS_DIR = "deployctl/known_hosts"  # under $XDG_CONFIG_HOME (default ~/.
 CONSOLE_BLOCK = re.compile(r"-----BEGIN SSH HOST KEY KEYS-----(.*?)-----END SSH HOST KEY KEYS-----", re.S)
 # One public key line: its type, its base64 blob (a comment may follow). cloud-init prefixes
 # console lines with a timestamp on some images, so the match is not anchored to the line start.
-KEY_LINE = re.compile(r"\b((?:ssh|ecdsa|sk)-[A-Za-z0-9@.-]+)\s+([A-Za-z0-9+/]+={0,2})(?=\s|$)")
+KEY_LINE = re.compile(r"\b((?:ssh|ecdsa|sk)-[A-Za-z0-9@.-]+)\s+([A-Za-z0-9+/]+={0,2})(?=\s|\Z)")
 FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 
 

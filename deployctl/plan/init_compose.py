@@ -21,6 +21,7 @@ import re
 import shlex
 from typing import Any, Callable, Protocol
 
+from ..config.credentials import credential_shape
 from .init_compose_health import health_argv
 from .init_dockerfiles import DockerfileInfo, apply_health, parse_dockerfile
 from .init_model import (DEFAULT_PROXY_PORT, AccessoryDraft, InitPlan, Note, ServiceDraft, deploy_name,
@@ -200,12 +201,20 @@ class _Compose:
             text = ("true" if value else "false") if isinstance(value, bool) else str(value)
             done = to_secret_refs(text)
             for var, default in done.defaults:
-                self.note(name, f"{key}: the default of ${{{var}}} ({default!r}) was not copied: set {var} in "
+                # The note is a comment in deploy.toml: a default that is a password stays out of it too.
+                shown = "" if looks_secret(var) or looks_secret(key) or credential_shape(default) else f" ({default!r})"
+                self.note(name, f"{key}: the default of ${{{var}}}{shown} was not copied: set {var} in "
                                 "the secret source")
             if not done.variables and looks_secret(key) and text:
                 env[key] = secret_ref(key)
                 self.note(name, f"{key} has a literal value in compose; it was not copied: set {key} in the "
                                 "secret source")
+                continue
+            shape = credential_shape(done.value)
+            if shape is not None:  # deploy.toml would refuse it (config/credentials.py), and rightly
+                env[key] = secret_ref(key)
+                self.note(name, f"{key} looks like {shape} in compose; it was not copied: set the whole value "
+                                f"as {key} in the secret source")
                 continue
             env[key] = done.value
         return env
@@ -271,10 +280,18 @@ class _Compose:
                 self.note(name, f"build arg {key} takes its value from the shell in compose: pass it with "
                                 f"`deployctl build --build-arg {key}=...`")
                 continue
+            if not is_env_name(str(key)):
+                self.note(name, f"build arg {str(key)!r} is not a valid variable name: left out")
+                continue
             resolved, unresolved = with_defaults(str(value))
             if unresolved:
                 self.note(name, f"build arg {key} uses ${{{unresolved[0]}}} without a default: left out; pass it "
                                 f"with `deployctl build --build-arg {key}=...`")
+                continue
+            shape = credential_shape(resolved)
+            if shape is not None:
+                self.note(name, f"build arg {key} looks like {shape}: left out (a build arg stays in the image's "
+                                "history); pass the value at run time through the secret source")
                 continue
             out[str(key)] = resolved
         return out

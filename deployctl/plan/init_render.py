@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Any
 
 from .init_model import AccessoryDraft, InitPlan, ServiceDraft
 
-BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+\Z")
 RULE = "# " + "-" * 88
 
 
@@ -22,19 +23,51 @@ def value(v: Any) -> str:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in v):  # no TOML (nor UTF-8) can hold one
+            raise ValueError(f"{v!r} holds a lone surrogate character and cannot be written to TOML")
+        # json leaves DEL as it is; TOML wants every control character but tab escaped.
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(v, list):
         return "[" + ", ".join(value(x) for x in v) + "]"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 
 def key(k: str) -> str:
-    return k if BARE_KEY.match(k) else json.dumps(k)
+    return k if BARE_KEY.match(k) else value(k)
 
 
-def line(k: str, v: Any, comment: str | None = None) -> str:
+def comment_text(text: str) -> str:
+    """Text copied from the project (compose strings, file names) made safe inside a comment.
+
+    A comment ends at a newline, and what follows is read as TOML: a healthcheck string with
+    "\\n[environments.local.env]\\n..." in it injected a table (security review). TOML also
+    refuses control characters in a comment. So every control, surrogate and line or
+    paragraph separator character is written as an escape, and a backslash as two, to keep
+    the escapes unambiguous."""
+    out = []
+    for c in text:
+        if c == "\\":
+            out.append("\\\\")
+        elif c in _COMMENT_ESCAPES:
+            out.append(_COMMENT_ESCAPES[c])
+        elif unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp"):
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+_COMMENT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def comment(text: str) -> str:
+    """A whole comment line."""
+    return f"# {comment_text(text)}" if text else "#"
+
+
+def line(k: str, v: Any, note: str | None = None) -> str:
     text = f"{key(k)} = {value(v)}"
-    return f"{text}  # {comment}" if comment else text
+    return f"{text}  # {comment_text(note)}" if note else text
 
 
 def _table(out: list[str], name: str, entries: dict[str, Any]) -> None:
@@ -45,7 +78,7 @@ def _table(out: list[str], name: str, entries: dict[str, Any]) -> None:
 
 def _service(out: list[str], s: ServiceDraft) -> None:
     out.append(f"\n[services.{s.name}]")
-    out.append(f"# from {s.source}")
+    out.append(comment(f"from {s.source}"))
     out.append(line("context", s.context, "build context, relative to this file"))
     if s.dockerfile != "Dockerfile":
         out.append(line("dockerfile", s.dockerfile, "relative to the context"))
@@ -59,7 +92,7 @@ def _service(out: list[str], s: ServiceDraft) -> None:
     _table(out, f"services.{s.name}.build_args", s.build_args)
     _table(out, f"services.{s.name}.env", s.env)
     out.append(f"\n[services.{s.name}.healthcheck]")
-    out.extend(f"# {c}" for c in s.health_comment)
+    out.extend(comment(c) for c in s.health_comment)
     for k in ("type", "path", "command"):
         if k in s.health:
             out.append(line(k, s.health[k]))
@@ -67,7 +100,7 @@ def _service(out: list[str], s: ServiceDraft) -> None:
 
 def _accessory(out: list[str], a: AccessoryDraft, app: str) -> None:
     out.append(f"\n[accessories.{a.name}]")
-    out.append(f"# from {a.source}")
+    out.append(comment(f"from {a.source}"))
     if a.image is not None:
         out.append(line("image", a.image))
     if a.build is not None:
@@ -77,7 +110,7 @@ def _accessory(out: list[str], a: AccessoryDraft, app: str) -> None:
     if a.port is not None:
         out.append(line("port", a.port, "where it listens on the app's network (never published)"))
     if a.volumes:
-        out.append(f"# named volumes: Docker volume {app}-<env>-{a.name}-<name>, kept across deploys")
+        out.append(comment(f"named volumes: Docker volume {app}-<env>-{a.name}-<name>, kept across deploys"))
         out.append(line("volumes", a.volumes))
     if a.files:
         out.append("# files from the project, uploaded and mounted read-only (an init script runs on first start only)")
@@ -96,7 +129,7 @@ def render(plan: InitPlan) -> str:
     secrets = plan.secret_names
     routed = next(s for s in plan.services if s.routed)
     out = [
-        f"# deploy.toml for {plan.app}: written by `deployctl init` from {plan.source}.",
+        comment(f"deploy.toml for {plan.app}: written by `deployctl init` from {plan.source}."),
         "# Review it before the first deploy; what init could not infer is listed in the report it",
         "# printed, and in the comments below. Every key: docs/configuration.md; this file: docs/init.md.",
         "#",
@@ -105,13 +138,13 @@ def render(plan: InitPlan) -> str:
         "# deployctl's own environment) and reaches the container through a 0600 env file.",
     ]
     if secrets:
-        out.append(f"# This file reads: {', '.join(secrets)}.")
+        out.append(comment(f"This file reads: {', '.join(secrets)}."))
     out += [
         "#",
         "# On this machine:",
-        *(f"#   export {name}=..." for name in secrets),
+        *(comment(f"  export {name}=...") for name in secrets),
         "#   deployctl build && deployctl deploy --env local",
-        f"#   then open http://127.0.0.1:{plan.proxy_port or '<port shown by deploy>'}/",
+        comment(f"  then open http://127.0.0.1:{plan.proxy_port or '<port shown by deploy>'}/"),
         "",
         line("app", plan.app, "names images, containers, networks and volumes"),
         "",
@@ -126,12 +159,11 @@ def render(plan: InitPlan) -> str:
     for s in plan.services:
         _service(out, s)
     out += ["", RULE,
-            "# Proxy: deployctl's own nginx sits in front of the routed service "
-            f"({routed.name}) and switches",
+            comment(f"Proxy: deployctl's own nginx sits in front of the routed service ({routed.name}) and switches"),
             "# it to each new release once its health check passes, with no downtime.",
-            f"# Routed service: {routed.name} ({plan.routed_reason or 'the only service'})."]
+            comment(f"Routed service: {routed.name} ({plan.routed_reason or 'the only service'}).")]
     if plan.replaced_proxy:
-        out.append(f"# It replaces compose's {', '.join(plan.replaced_proxy)}: that service is not deployed.")
+        out.append(comment(f"It replaces compose's {', '.join(plan.replaced_proxy)}: that service is not deployed."))
     out += ["# The defaults suit most apps; to change them, uncomment:",
             "# [proxy]",
             "# max_body_size = \"10m\"     # largest request body (uploads); nginx's default is 1m",
@@ -156,10 +188,10 @@ def render(plan: InitPlan) -> str:
             "#   [environments.production]",
             "#   target = \"ssh\"",
             "#   hosts = [\"10.0.1.10\", \"10.0.1.11\"]",
-            "#   secrets = \"ssm:/" + plan.app + "/production/\"   # or secretsmanager:ID, or env"]
+            comment(f"  secrets = \"ssm:/{plan.app}/production/\"   # or secretsmanager:ID, or env")]
     if plan.accessories:
-        out.append(f"#   accessories = {value([a.name for a in plan.accessories])}"
-                   "   # or a managed database instead: drop it and point the env at it")
+        out.append(comment(f"  accessories = {value([a.name for a in plan.accessories])}"
+                           "   # or a managed database instead: drop it and point the env at it"))
     out += [RULE,
             "",
             "[environments.local]",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
+from ..release_ids import check_release_id
+
 LABEL_APP = "io.deployctl.app"
 LABEL_ENV = "io.deployctl.env"
 LABEL_RELEASE = "io.deployctl.release"
@@ -124,7 +126,10 @@ class StateLayout:
         return posixpath.join(self.root, "proxy")
 
     def release_secrets(self, release: str) -> str:
-        return posixpath.join(self.root, "secrets", release)
+        # The one path built from a release id, and prune and a failed deploy `rm -rf` it:
+        # an id like `x/../..` would aim that at the state root. The ids were checked where
+        # they were read; this is the last guard.
+        return posixpath.join(self.root, "secrets", check_release_id(release, "release"))
 
     def service_secrets(self, release: str, service: str) -> str:
         return posixpath.join(self.release_secrets(release), service)

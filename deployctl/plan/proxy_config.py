@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from .release_spec import ProxySpec
+from .releases import is_release_id
 
 PROXY_MOUNT = "/etc/deployctl/proxy"  # the host's proxy directory, read-only, inside the container
 CONFIG_FILE = "nginx.conf"
@@ -193,7 +194,8 @@ def _ms(seconds: float) -> str:
 def live_release(text: str | bytes | None) -> str | None:
     """Which release a rendered configuration routes to (None: none, or not ours)."""
     match = _header(_RELEASE_LINE, text)
-    return match.group(1) if match and match.group(1) != NO_RELEASE else None
+    # Only a release id counts: the file lives on the host, and what it names becomes names.
+    return match.group(1) if match and is_release_id(match.group(1)) else None
 
 
 def _header(line: re.Pattern[str], text: str | bytes | None) -> re.Match[str] | None:
@@ -214,13 +216,18 @@ def _standby_line(standby: Standby | None) -> str:
 def standby_of(text: str | bytes | None) -> Standby | None:
     """The standby a rendered configuration can switch to by its flag (None: none)."""
     match = _header(_STANDBY_LINE, text)
-    return Standby(match.group(1), match.group(2), match.group(3)) if match else None
+    if not match or not is_release_id(match.group(1)):
+        return None
+    try:
+        return Standby(match.group(1), match.group(2), match.group(3))
+    except ValueError:  # a flag that is no flag of ours: no standby to switch to
+        return None
 
 
 def canary_of(text: str | bytes | None) -> tuple[str, int] | None:
     """The canary a rendered configuration splits to, with its percent (None: no split)."""
     match = _header(_CANARY_LINE, text)
-    return (match.group(1), int(match.group(2))) if match else None
+    return (match.group(1), int(match.group(2))) if match and is_release_id(match.group(1)) else None
 
 
 def config_tag(image: str) -> str:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import calendar
 import json
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
-RELEASE_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-z]{1,12}(-\d+)?$")
-NO_REVISION = "0000000"
+from ..release_ids import (NO_REVISION, RELEASE_ID_SHAPE, RELEASE_RE, REVISION_RE, BadReleaseId,  # noqa: F401
+                           check_release_id, is_release_id)
 
 # Outcomes a record can have.
 LIVE = "succeeded"  # the switch happened and was verified
@@ -37,6 +36,8 @@ def new_release_id(now: float, revision: str | None, taken: Iterable[str] = ()) 
     than the live one would make a rollback skip the release just replaced.
     """
     short = (revision or NO_REVISION)[:7].lower()
+    if not REVISION_RE.match(short):  # read_artifacts refuses such a revision first; this is the last guard
+        raise BadReleaseId(f"revision {revision!r} is not a git revision (hex digits)")
     taken = set(taken)
     stamps = [t[:15] for t in taken if RELEASE_RE.match(t)]
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
@@ -48,7 +49,7 @@ def new_release_id(now: float, revision: str | None, taken: Iterable[str] = ()) 
     while candidate in taken:
         n += 1
         candidate = f"{base}-{n}"
-    return candidate
+    return check_release_id(candidate, "new release id")
 
 
 def sort_key(release: str) -> tuple[str, int]:
@@ -94,6 +95,15 @@ class ReleaseRecord:
         known = {f for f in cls.__dataclass_fields__}
         # to_line leaves out empty fields: put their defaults back.
         data = {"revision": None, "images": {}, **data}
+        check_release_id(data.get("release"), "release")
+        if data.get("previous") is not None:
+            check_release_id(data["previous"], "previous")
+        extra = data.get("extra")
+        if isinstance(extra, dict) and extra.get(REVERTS):
+            check_release_id(extra[REVERTS], f"extra.{REVERTS}")
+        spec = data.get("spec")
+        if isinstance(spec, dict) and "release" in spec:  # what rollback starts again
+            check_release_id(spec["release"], "spec.release")
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
@@ -165,7 +175,12 @@ def parse_history_lines(text: str) -> tuple[list[ReleaseRecord], list[tuple[int,
         if problem is not None:
             skipped.append((number, problem))
             continue
-        records.append(ReleaseRecord.from_dict(data))
+        try:
+            records.append(ReleaseRecord.from_dict(data))
+        except (BadReleaseId, ValueError, TypeError, AttributeError) as exc:
+            # A release id deployctl never makes (an edited file): left out, so it never
+            # reaches a path or a container name, and said with the others.
+            skipped.append((number, str(exc)))
     return records, skipped
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from .releases import is_release_id
+
 
 @dataclass(frozen=True)
 class WarmRelease:
@@ -29,7 +31,10 @@ def parse_warm(data: bytes | None) -> list[WarmRelease]:
         return []
     try:
         items = json.loads(data)
-        return [WarmRelease(str(i["release"]), float(i["since"]), float(i["until"])) for i in items]
+        # An entry whose release is no release id is dropped like a torn file: ids become
+        # container names and paths, and deployctl never wrote such an entry.
+        return [WarmRelease(str(i["release"]), float(i["since"]), float(i["until"])) for i in items
+                if is_release_id(i["release"])]
     except (ValueError, TypeError, KeyError):
         return []
 

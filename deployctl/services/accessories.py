@@ -94,11 +94,19 @@ def read_files(loaded: LoadedConfig, specs: Sequence[acc.AccessorySpec]) -> dict
     deploy.toml's folder). Called before any host is touched: one ConfigError (exit 3)
     names every missing file by its key."""
     contents, problems = {}, []
+    root = loaded.root.resolve()
     for spec in specs:
         for mount in spec.files:
             path = loaded.root / mount.local
+            # deploy.toml refuses '..' and absolute paths; a symlink in the project can still
+            # point anywhere (~/.ssh/id_ed25519), so the resolved file must be in the project.
+            resolved = path.resolve()
+            if not resolved.is_relative_to(root):
+                problems.append(f"{mount.key}: {mount.local}: resolves to {resolved}, outside the project ({root}); "
+                                "files are uploaded to the hosts, so only the project's own files may be")
+                continue
             try:
-                contents[mount.host] = path.read_bytes()
+                contents[mount.host] = resolved.read_bytes()
             except FileNotFoundError:
                 problems.append(f"{mount.key}: {mount.local}: no such file")
             except IsADirectoryError:

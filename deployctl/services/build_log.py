@@ -12,9 +12,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)\Z")
 # The builder's own bookkeeping lines: not output of the step, never worth showing.
-NOISE_RE = re.compile(r"^( ---> [0-9a-f]{12}$| ---> Running in |Removing intermediate container |Successfully built |Successfully tagged )")
+NOISE_RE = re.compile(r"^( ---> [0-9a-f]{12}\Z| ---> Running in |Removing intermediate container |Successfully built |Successfully tagged )")
 CACHE_LINE = " ---> Using cache"
 
 

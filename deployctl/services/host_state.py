@@ -9,11 +9,11 @@ import time
 from dataclasses import replace
 from typing import Iterator
 
-from ..errors import LockHeldError
+from ..errors import LockHeldError, UncertainError
 from ..events import Emit, Message
 from ..plan.lock import LockRecord, Unlock, break_verdict, stale_reason
 from ..plan.names import StateLayout
-from ..plan.releases import History, ReleaseRecord
+from ..plan.releases import BadReleaseId, History, ReleaseRecord, check_release_id
 from ..secrets import redactor
 
 
@@ -23,6 +23,8 @@ OP_WAIT = 15.0
 # The tokens of the locks this process holds now: a lock naming this process's pid whose
 # token is not here was left by an earlier job of this process (see HostState._stale).
 _HELD: set[str] = set()
+EDITED_HINT = ("the host's deploy state was edited or damaged: look at the file, restore it from a backup "
+               "or remove the bad line, before any deploy or rollback")
 
 
 class HostState:
@@ -188,7 +190,17 @@ class HostState:
 
     def current(self) -> str | None:
         raw = self.conn.read_file(self.layout.current)
-        return raw.decode().strip() or None if raw else None
+        text = raw.decode(errors="replace").strip() if raw else ""
+        if not text:
+            return None
+        try:
+            return check_release_id(text, "release")
+        except BadReleaseId as exc:
+            raise self._edited(self.layout.current, exc) from None
+
+    def _edited(self, path: str, exc: BadReleaseId) -> UncertainError:
+        # Exit 7: what the host serves cannot be told from its state, so nothing acts on it.
+        return UncertainError(f"{self.conn.host}: {path}: {exc}", hint=EDITED_HINT)
 
     def record(self, record: ReleaseRecord) -> None:
         # Its texts through the redactor: error and message quote what failed (a command's

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import socket
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
 from ..plan.init_compose import COMPOSE_FILES, plan_from_compose
 from ..plan.init_dockerfiles import DockerfileInfo, parse_dockerfile, plan_from_dockerfiles
-from ..plan.init_model import InitPlan, deploy_name
+from ..plan.init_model import InitPlan, deploy_name, to_data
 from ..plan.init_render import render
 
 SCAN_DEPTH = 2  # the project root, its directories and theirs
@@ -117,7 +118,19 @@ def init_project(directory: Path, output: Path, *, compose: Path | None = None, 
     except ValueError as exc:
         raise ConfigError([str(exc)], hint="deployctl init needs a docker-compose file or a Dockerfile "
                           f"({', '.join(COMPOSE_FILES)}; or --compose FILE)") from None
-    text = render(plan)
+    try:
+        text = render(plan)
+    except ValueError as exc:  # a compose string no TOML can hold
+        raise ConfigError([f"{compose.name if compose else 'Dockerfiles'}: {exc}"]) from None
+    # The text must read back as exactly the data init meant to write: a compose string that
+    # escaped its comment or string would otherwise add keys nobody wrote (security review).
+    try:
+        reads_back = tomllib.loads(text) == to_data(plan)
+    except tomllib.TOMLDecodeError:
+        reads_back = False
+    if not reads_back:
+        raise ConfigError(["deployctl init wrote a deploy.toml that reads back differently from what it meant"],
+                          hint="please report this with the compose file; rerun with --stdout to see the text")
     try:
         parse_config(text, source=output.name)
     except ConfigError as exc:  # a bug in init, not in the project: say so

@@ -16,12 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..config import LoadedConfig
-from ..errors import DeployctlError, RollbackError
+from ..errors import DeployctlError, RollbackError, UsageError
 from ..events import Emit, Message, serialized
 from ..plan import rollout as plan
 from ..plan.images import PROXY, builtin_proxy_image
 from ..plan.release_spec import ReleaseSpec, release_spec
-from ..plan.releases import FAILED, LIVE, REVERTED, REVERTS, SKIPPED, UNCERTAIN, History, ReleaseRecord
+from ..plan.releases import (FAILED, LIVE, REVERTED, REVERTS, SKIPPED, UNCERTAIN, BadReleaseId, History, ReleaseRecord,
+                              check_release_id)
 from ..plan.proxy_config import Standby, live_release, standby_of
 from ..plan.switch_plan import SwitchPlan, rollback_plan
 from . import preflight
@@ -48,6 +49,11 @@ class RollbackOutcome:
 def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None = None, message: str = "",
              force_unlock: bool = False, connectors: list | None = None) -> list[RollbackOutcome]:
     environment = loaded.environment(env_name)
+    if to is not None:  # the CLI checks it too; a caller of this function is no exception
+        try:
+            check_release_id(to, "--to")
+        except BadReleaseId as exc:
+            raise UsageError(str(exc)) from None
     if environment.target == "swarm":  # the same verb, driven through a Swarm manager
         from .swarm_deploy import rollback as swarm_rollback
 

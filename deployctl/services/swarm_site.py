@@ -19,6 +19,7 @@ from ..plan import docker_commands as dc
 from ..plan import swarm as sw
 from ..plan.names import Names, StateLayout
 from ..plan.proxy_config import CONFIG_FILE, CONFIG_PATH, STAGED_FILE, live_release
+from ..plan.releases import is_release_id
 from ..plan.swarm_plan import SwarmPlan
 from ..plan.switch_plan import proxy_swap
 from ..secrets import Secret, redactor
@@ -66,7 +67,8 @@ class SwarmSite:
             return out
         for line in check(self.manager, sw.inspect_services(names)).splitlines():
             parts = line.split("\t")
-            if len(parts) == 4 and parts[1] and parts[2] and parts[3].isdigit():
+            # A release label that is no release id is no release of ours (ids become paths prune removes).
+            if len(parts) == 4 and is_release_id(parts[1]) and parts[2] and parts[3].isdigit():
                 out[parts[0]] = (parts[1], parts[2], int(parts[3]))
         return out
 

@@ -23,6 +23,7 @@ from ..plan import docker_commands as dc
 from ..plan.names import Names, StateLayout
 from ..plan.proxy_config import Standby, live_release, standby_flag
 from ..plan.release_spec import ReleaseSpec
+from ..plan.releases import is_release_id
 from ..plan.switch_plan import SwitchPlan, VerifyCheck
 from ..secrets import redactor
 from .health import HealthWait
@@ -118,7 +119,8 @@ class HostSwitch:
         out: dict[str, dict[str, str]] = {}
         for line in check(self.conn, dc.list_containers(self.names)).splitlines():
             name, role, release, state = (line.split("|") + ["", "", ""])[:4]
-            if role == "service" and release:
+            # A label that is no release id is no release of ours (ids become paths prune removes).
+            if role == "service" and is_release_id(release):
                 out.setdefault(release, {})[name] = state
         return out
 

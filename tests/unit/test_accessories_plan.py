@@ -86,7 +86,7 @@ def test_run_argv_mounts_secret_files_never_values_and_publishes_nothing():
 
 
 def test_placeholders_reach_the_accessory_and_services_of_the_same_release():
-    [web] = release_containers(CONFIG, CONFIG.environments["local"], "local", "R1", "abc", {"web": "img"}, LAYOUT)
+    [web] = release_containers(CONFIG, CONFIG.environments["local"], "local", "20261127-101500-abc1234", "abc", {"web": "img"}, LAYOUT)
     assert web.env["DB_HOST"] == "shop-local-db"
     assert web.env["DB_URL"] == "http://shop-local-db:3306"
     assert web.env["DB_PORT"] == "3306"  # from the environment's env
@@ -134,7 +134,7 @@ def test_the_projects_local_environment_runs_mariadb_as_an_accessory():
     [db] = acc.environment_accessories(loaded.config, "local", layout, environ={})
     assert (db.container, db.image) == ("usersapp-local-db", "mariadb:11")
     assert db.env["MARIADB_PASSWORD_FILE"] == "/run/secrets/DATABASE_PASSWORD"  # the backend's own secret
-    specs = release_containers(loaded.config, loaded.environment("local"), "local", "R1", None,
+    specs = release_containers(loaded.config, loaded.environment("local"), "local", "20261127-101500-abc1234", None,
                                {"backend": "b", "frontend": "f"}, layout)
     backend = next(s for s in specs if s.service == "backend")
     assert (backend.env["DATABASE_HOST"], backend.env["DATABASE_PORT"]) == ("usersapp-local-db", "3306")

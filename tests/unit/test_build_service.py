@@ -16,7 +16,7 @@ def test_created_label_is_the_commit_time_so_rebuilds_are_identical():
 
 
 def artifacts(tag: str, images: dict) -> Artifacts:
-    return Artifacts("shop", "r" * 40, False, tag, "2026-01-01T00:00:00Z", images)
+    return Artifacts("shop", "e" * 40, False, tag, "2026-01-01T00:00:00Z", images)
 
 
 def test_partial_build_of_the_same_tag_keeps_the_other_images(tmp_path):

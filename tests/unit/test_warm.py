@@ -27,7 +27,7 @@ def test_expired_releases_are_stopped_never_the_kept_ones() -> None:
 
 
 def test_the_record_round_trips_and_a_torn_one_is_empty() -> None:
-    warm = [WarmRelease("v1", 1.5, 601.5)]
+    warm = [WarmRelease("20261127-101500-abc1234", 1.5, 601.5)]
     assert parse_warm(render_warm(warm)) == warm
     assert parse_warm(b'[{"release": "v1"') == [] and parse_warm(None) == []
 
