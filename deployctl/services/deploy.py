@@ -229,13 +229,22 @@ class HostDeploy:
     def migration_rows(self) -> list[PlannedStep]:
         """What `migrate` runs (on the rollout's first host), as the dry run prints it."""
         rows = []
+        for _, command, (clear, create, connect, start) in self._migrations():
+            rows += [PlannedStep("migrate", "a leftover of a killed run, if any", tuple(clear)),
+                     *(PlannedStep("migrate", "", tuple(argv)) for argv in (create, connect, start)),
+                     PlannedStep("migrate", "the one-off container goes, whatever it exited with", tuple(clear))]
+        return rows
+
+    def _migrations(self):  # type: ignore[no-untyped-def]
+        """(service, command, its argvs: remove, create, connect, start) for each service that
+        migrates: what `_run_migrations` runs and `migration_rows` prints."""
+        name = self.names.migration(self.release)
         for spec in self.containers:
             command = self.config.services[spec.service].migrate
             if command:
-                rows += [PlannedStep("migrate", "", tuple(argv)) for argv in dc.run_migration(
-                    spec, self.spec.network, self.names.network, self.names.migration(self.release), command,
-                    self.names.labels("migrate", self.release, spec.service))]
-        return rows
+                create, connect, start = dc.run_migration(spec, self.spec.network, self.names.network, name, command,
+                                                          self.names.labels("migrate", self.release, spec.service))
+                yield spec.service, command, (dc.remove([name]), create, connect, start)
 
     def _standby(self) -> None:
         """The release this switch replaces stays warm (rollout.warm_window): the new
@@ -513,19 +522,13 @@ class HostDeploy:
             check(self.conn, dc.chown_secrets(spec.image, user, spec.secrets_dir))
 
     def _run_migrations(self) -> None:
-        for spec in self.containers:
-            command = self.config.services[spec.service].migrate
-            if not command:
-                continue
-            timer = Timer(self.emit, "migrate", host=self.conn.host, service=spec.service, detail=" ".join(command))
-            name = self.names.migration(self.release)
-            create, connect, start = dc.run_migration(spec, self.spec.network, self.names.network, name, command,
-                                                      self.names.labels("migrate", self.release, spec.service))
-            self.conn.run(dc.remove([name]))  # a leftover of a killed run
+        for service, command, (clear, create, connect, start) in self._migrations():
+            timer = Timer(self.emit, "migrate", host=self.conn.host, service=service, detail=" ".join(command))
+            self.conn.run(clear)  # a leftover of a killed run
             check(self.conn, create)
             check(self.conn, connect)
             result = self.conn.run(start, timeout=600)
-            self.conn.run(dc.remove([name]))
+            self.conn.run(clear)
             if not result.ok:
                 output = tuple((result.stdout + result.stderr).strip().splitlines()[-20:])
                 timer.failed(f"exited {result.rc}", output)

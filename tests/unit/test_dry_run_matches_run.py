@@ -1,0 +1,60 @@
+"""The dry run prints what a deploy runs (issue 22): a deploy on the scripted host and a dry
+run of the same config and release are compared argv by argv. Every command the deploy ran
+that changes the host is one the dry run printed, and the switch's own argvs (the start
+chains, the staged swap) were run as printed. What only the dry run has is conditional
+(a network or proxy made only if missing, a chown only for a non-root image user, the
+stop's placeholder); what only the run has reads state (inspect, ps)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from deployctl.plan.dry_run import deploy_steps
+from deployctl.services.deploy import HostDeploy
+from deployctl.services.deploy_result import DeployOptions
+from tests.unit.test_lifecycle_rules import LOADED, local_site, virtual_time  # noqa: F401 - a fixture
+
+READS = ("inspect", "ps", "port", "logs", "version")
+PLACEHOLDER = re.compile(r"<[^<>]+>")  # what only the run knows: `<other releases' containers>`, `<USER>`
+
+
+def printed_as(argv: str, printed: list[str]) -> bool:
+    """Whether `argv` is one of the printed lines, a placeholder standing for any words."""
+    return any(argv == line or (PLACEHOLDER.search(line) and re.fullmatch(
+        ".+".join(re.escape(part) for part in PLACEHOLDER.split(line)), argv)) for line in printed)
+
+
+def reads(argv: str) -> bool:
+    words = argv.split()
+    return words[0] == "docker" and (words[1] in READS or (len(words) > 2 and words[2] in READS))
+
+
+@pytest.mark.parametrize("env", ["local", "warm"])
+def test_every_command_a_deploy_runs_is_one_its_dry_run_printed(env):
+    gen = local_site(env)
+    site, host = next(gen)
+    before = len(host.calls)
+    release = site.deploy()
+    ran = [text for call, text in host.calls[before:] if call == "run"]
+    images = site.images(site.n)
+
+    class Unconnected:  # the dry run builds the same HostDeploy and never connects
+        host = "local"
+
+    job = HostDeploy(LOADED, env, Unconnected(), lambda event: None, release, images, {}, DeployOptions())
+    steps = deploy_steps(job.plan, [row for step in job.preparation() for row in step.rows], job.migration_rows(),
+                         job.layout, local=True, images=[*images.images.values(), job.spec.proxy.image], keep=5)
+    printed = [" ".join(s.argv) for s in steps if s.argv]
+
+    assert [argv for argv in ran if not reads(argv) and not printed_as(argv, printed)] == []
+    for chain in job.plan.start:
+        for argv in chain:
+            assert " ".join(argv) in ran
+    assert " ".join(job.plan.proxy.swap) in ran
+    # The phases in the order the dry run printed them (the start chains themselves run side
+    # by side): the migration, then the new containers, then the swap.
+    landmarks = [" ".join(job.migration_rows()[1].argv), " ".join(job.plan.start[0][0]), " ".join(job.plan.proxy.swap)]
+    assert sorted(landmarks, key=ran.index) == landmarks == sorted(landmarks, key=printed.index)
+    next(gen, None)
