@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = hoist_globals(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     json_output = "--json" in args
-    command = build_app()
+    command = build_app(args)
     try:
         result = command.main(args=args, prog_name="deployctl", standalone_mode=False)
         return int(result) if isinstance(result, int) else ExitCode.OK
