@@ -4,9 +4,7 @@ that turns an exception into output and an exit status.
 
 from __future__ import annotations
 
-import json
 import sys
-import traceback
 from typing import Sequence
 
 from ..errors import DeployctlError, ExitCode
@@ -57,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeployctlError as exc:
         report(exc.lines(), exc.exit_code, json_output)
         if debug:
+            import traceback
+
             traceback.print_exc()
         return exc.exit_code
     except typer.Exit as exc:
@@ -69,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - the one place unexpected errors are reported
         if debug:
+            import traceback
+
             traceback.print_exc()
         report([f"unexpected error: {type(exc).__name__}: {exc}",
                 "hint: rerun with --debug for the traceback, and please report it"],
@@ -81,6 +83,8 @@ def report(lines: list[str], code: int, json_output: bool) -> None:
 
     lines = [redactor(line) for line in lines]
     if json_output:
+        import json
+
         print(json.dumps({"event": "error", "exit_code": int(code), "problems": lines}), flush=True)
     for line in lines:
         print(f"error: {line}" if not line.startswith("hint:") else line, file=sys.stderr)
