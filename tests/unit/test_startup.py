@@ -85,27 +85,57 @@ def test_the_invoked_verb_is_read_from_the_hoisted_argv(argv, verb):
     assert cli_app.invoked_verb(argv) == verb
 
 
-def test_a_local_rollback_imports_its_verb_only_and_no_remote_or_tty_library(tmp_path):
-    """The whole `deployctl rollback --env local` path, up to its first docker call (a
-    `docker` on PATH that fails, as an engine that is down): no boto3, paramiko, Docker SDK,
-    rich (stdout is no TTY), and no other verb's module."""
+ENGINE_DOWN = "echo 'Cannot connect to the Docker daemon' >&2\nexit 1\n"
+ENGINE_EMPTY = '[ "$1" = version ] && echo 20.10.24\nexit 0\n'  # answers, and runs nothing of the app
+
+
+def _with_engine(tmp_path: Path, argv: list[str], engine: str = ENGINE_DOWN) -> list[str]:
+    """The modules `deployctl ARGV` imported, run with a `docker` on PATH that acts as
+    `engine` (down: the command goes its whole way to the first docker call)."""
     fake = tmp_path / "bin"
     fake.mkdir()
     docker = fake / "docker"
-    docker.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
+    docker.write_text(f"#!/bin/sh\n{engine}")
     docker.chmod(docker.stat().st_mode | stat.S_IEXEC)
     env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    modules = _imported_after(
+    return _imported_after(
         "import sys\n"
         "from deployctl.cli.main import main\n"
-        f"rc = main(['rollback', '--env', 'local', '--config', {str(REPO / 'deploy.toml')!r}])\n"
+        f"rc = main({argv!r})\n"
         "print(rc, file=sys.stderr)\n"
         "print(sorted(sys.modules))\n",
         env=env, cwd=str(tmp_path),
     )
+
+
+def test_a_local_rollback_imports_its_verb_only_and_no_remote_or_tty_library(tmp_path):
+    """The whole `deployctl rollback --env local` path: no boto3, paramiko, Docker SDK, rich
+    (stdout is no TTY), and no other verb's module."""
+    modules = _with_engine(tmp_path, ["rollback", "--env", "local", "--config", str(REPO / "deploy.toml")])
     assert "deployctl.services.rollback" in modules  # the path was taken
     heavy = {"boto3", "botocore", "paramiko", "docker", "rich"}
     assert not {m.split(".")[0] for m in modules} & heavy, sorted({m.split(".")[0] for m in modules} & heavy)
     others = set(VERB_MODULES) - {"deployctl.cli.deploy", "deployctl.cli.config"}  # config: the --env option
     assert not set(modules) & others, sorted(set(modules) & others)
+
+
+def test_status_in_plain_text_does_not_import_rich(tmp_path):
+    """`status` prints its lines through AppContext.out: off a TTY, without Rich."""
+    modules = _with_engine(tmp_path, ["status", "--env", "local", "--config", str(REPO / "deploy.toml")],
+                           ENGINE_EMPTY)
+    assert "deployctl.services.inspect" in modules  # the path was taken
+    assert not [m for m in modules if m.split(".")[0] == "rich"]
+
+
+@pytest.mark.parametrize("markup", [
+    "[cyan]a.b[/] = 1", r"\[not a tag]", r"\\[bold]x[/]", r"\\\[lit]", "list [] and {} and [1, 2]",
+    "[bold]host[/]  [dim]x[/dim]", "a [b=c]d[/b] e", "[#ff0000]red[/]", "arr[0] = [x]", "[@click]x[/]",
+    r"path\\ end", "[ok] done", "[]", "[A]upper", "",
+])
+def test_plain_text_reads_as_rich_prints_it_without_styles(markup):
+    from rich.text import Text
+
+    from deployctl.cli.render import plain_text
+
+    assert plain_text(markup) == Text.from_markup(markup).plain
