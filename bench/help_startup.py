@@ -2,7 +2,8 @@
 
 Run: .venv/bin/python bench/help_startup.py [--runs 15]
 Interleaves the two commands so machine noise hits both alike; prints medians and the
-difference (deployctl's own cost) and the ratio. Target: deployctl --help under 0.25 s.
+difference (deployctl's own cost) and the ratio. Target: deployctl --help under 0.08 s
+(python -c pass is about 0.023 s here; the root --help imports Typer and no verb module).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-TARGET_SECONDS = 0.25
+TARGET_SECONDS = 0.08
 
 
 def timed(argv: list[str]) -> float:

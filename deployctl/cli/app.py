@@ -1,17 +1,63 @@
 """The Typer application: global options, and one module per verb registered on it.
 
 Verb modules import their services lazily inside the command function so that
-`deployctl --help` never pays for docker, paramiko, boto3 or pydantic.
+`deployctl --help` never pays for docker, paramiko, boto3 or pydantic. And only the verb
+on the command line is imported at all (`build_app(args)`): `deployctl rollback` does not
+import the modules of infra, accessory, stats, init... nor their Typer signatures. The
+root `--help` lists every verb from VERBS (its help's first paragraph) without importing
+one; tests/unit/test_startup.py holds VERBS to the verbs' own docstrings.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from importlib import import_module
+from typing import TYPE_CHECKING, Annotated, Optional, Sequence
 
 import typer
 
 from .. import __version__
-from .context import AppContext
+
+if TYPE_CHECKING:
+    from .context import AppContext
+
+# verb -> (module under deployctl.cli, its command function or Typer app, its help's first
+# paragraph: what the root --help shows). In the order the root --help lists them (Typer's:
+# the verbs, then the groups).
+VERBS: dict[str, tuple[str, str, str]] = {
+    "init": ("init", "init",
+             "Write a deploy.toml for an existing project (from docker-compose.yml or its Dockerfiles)."),
+    "config": ("config", "config",
+               "Print the resolved configuration of an environment (secret values shown as ***)."),
+    "build": ("build", "build",
+              "Build the images deploy.toml names, tagged with the git revision, and record them."),
+    "test": ("test", "test",
+             "Run each service's tests: pytest in its test-stage image (test_target), or its [test]\ncommand "
+             "in the shipped image; write JUnit and coverage reports under reports/<service>/."),
+    "push": ("push", "push",
+             "Push the images of the last build to the registry in deploy.toml and record their digests."),
+    "deploy": ("deploy", "deploy",
+               "Deploy a release: zero-downtime switch behind nginx, the old release kept for rollback."),
+    "rollback": ("deploy", "rollback",
+                 "Switch back to an earlier release still on the hosts: no build, no registry."),
+    "release": ("release", "release",
+                "Build, test, push and deploy in one go; stops at the first failed stage with its exit code."),
+    "status": ("inspect", "status",
+               "Per host: the live release, its revision and age, container health, the lock holder."),
+    "releases": ("inspect", "releases", "The release history on each host, newest first."),
+    "logs": ("inspect", "logs", "The live release's container logs (secret values masked)."),
+    "stats": ("stats", "stats", "Deployment frequency, lead time, change failure rate and time to restore."),
+    "scale": ("swarm", "scale",
+              "Change the live release's task count on a Swarm (no new release), waiting until every task "
+              "is healthy."),
+    "hosts": ("hosts", "hosts_app",
+              "List an environment's hosts (EC2 discovery asked afresh; no host is contacted); `hosts trust` "
+              "pins their SSH host keys."),
+    "accessory": ("accessory", "accessory_app",
+                  "Long-lived containers beside the app, such as its database: boot, stop, status, logs, remove."),
+    "infra": ("infra", "infra_app",
+              "The AWS network, hosts and database of an environment (CloudFormation): plan, apply, destroy, "
+              "output, template."),
+}
 
 HELP = """Build, test, push, deploy and roll back the app described in deploy.toml.
 
@@ -36,6 +82,8 @@ def _root(
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
 ) -> None:
+    from .context import AppContext
+
     ctx.obj = AppContext(config_path=config, json_output=json_output, debug=debug)
     ctx.call_on_close(ctx.obj.close)
 
@@ -49,21 +97,33 @@ def click_exceptions():  # type: ignore[no-untyped-def]
     return exceptions
 
 
-def build_app() -> "typer.core.TyperGroup":
-    from . import accessory as accessory_cmd
-    from . import build as build_cmd
-    from . import config as config_cmd
-    from . import deploy as deploy_cmd
-    from . import hosts as hosts_cmd
-    from . import infra as infra_cmd
-    from . import init as init_cmd
-    from . import inspect as inspect_cmd
-    from . import push as push_cmd
-    from . import release as release_cmd
-    from . import stats as stats_cmd
-    from . import swarm as swarm_cmd
-    from . import test as test_cmd
+def invoked_verb(args: Sequence[str]) -> str | None:
+    """The verb of an argv whose global options were hoisted in front (cli/main.py), when
+    it names one: the first word that is not a global option or its value."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("--config", "-c"):
+            i += 2
+            continue
+        if arg in ("--json", "--debug") or arg.startswith("--config="):
+            i += 1
+            continue
+        return arg if arg in VERBS else None
+    return None
 
+
+def _placeholder(name: str, help_text: str) -> "typer.core.TyperCommand":
+    """What the root --help lists for a verb not imported: its name and help."""
+    from typer.core import TyperCommand
+
+    return TyperCommand(name, help=help_text)
+
+
+def build_app(args: Sequence[str] | None = None) -> "typer.core.TyperGroup":
+    """The click command for `args` (hoisted): only the verb they name is imported and
+    registered; with no verb (the root --help, --version, a typo), every verb is listed from
+    VERBS without importing one. `args=None`: every verb, imported (tests, docs)."""
     app = typer.Typer(
         help=HELP,
         no_args_is_help=True,
@@ -73,20 +133,17 @@ def build_app() -> "typer.core.TyperGroup":
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(_root)
-    app.command("init")(init_cmd.init)
-    app.command("config")(config_cmd.config)
-    app.command("build")(build_cmd.build)
-    app.command("test")(test_cmd.test)
-    app.command("push")(push_cmd.push)
-    app.command("deploy")(deploy_cmd.deploy)
-    app.command("rollback")(deploy_cmd.rollback)
-    app.command("release")(release_cmd.release)
-    app.add_typer(accessory_cmd.accessory_app, name="accessory")
-    app.add_typer(hosts_cmd.hosts_app, name="hosts")
-    app.add_typer(infra_cmd.infra_app, name="infra")
-    app.command("status")(inspect_cmd.status)
-    app.command("releases")(inspect_cmd.releases)
-    app.command("logs")(inspect_cmd.logs)
-    app.command("stats")(stats_cmd.stats)
-    app.command("scale")(swarm_cmd.scale)
-    return typer.main.get_command(app)
+    verb = None if args is None else invoked_verb(args)
+    wanted = list(VERBS) if args is None else [verb] if verb else []
+    for name in wanted:
+        module, attribute, _ = VERBS[name]
+        target = getattr(import_module(f"{__package__}.{module}"), attribute)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+    group = typer.main.get_command(app)
+    if args is not None and verb is None:
+        for name, (_, _, help_text) in VERBS.items():
+            group.add_command(_placeholder(name, help_text), name)  # type: ignore[attr-defined]
+    return group

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from .render import JsonRenderer, PlainRenderer, RichRenderer
+from .render import JsonRenderer, PlainRenderer, RichRenderer, plain_text
 
 if TYPE_CHECKING:  # pydantic is only imported when a command reads the config
     from ..config import LoadedConfig
@@ -78,6 +78,4 @@ class AppContext:
         if self.mode == "rich":
             self.console.print(text)
         else:
-            from rich.text import Text
-
-            print(Text.from_markup(text).plain)
+            print(plain_text(text))

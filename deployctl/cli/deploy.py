@@ -30,7 +30,7 @@ def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM (a cancelled CI job) raises Interrupted in the deploy, which then cleans up
     like any failure: new containers removed or switched back, lock released. Later
     signals are ignored so that clean-up itself is not cut short."""
-    from ..services.deploy import Interrupted
+    from ..services.rollout import Interrupted
 
     def handler(signum, frame):  # type: ignore[no-untyped-def]
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -4,9 +4,7 @@ that turns an exception into output and an exit status.
 
 from __future__ import annotations
 
-import json
 import sys
-import traceback
 from typing import Sequence
 
 from ..errors import DeployctlError, ExitCode
@@ -50,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = hoist_globals(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     json_output = "--json" in args
-    command = build_app()
+    command = build_app(args)
     try:
         result = command.main(args=args, prog_name="deployctl", standalone_mode=False)
         return int(result) if isinstance(result, int) else ExitCode.OK
@@ -79,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def print_traceback() -> None:
     """--debug's traceback, through the redactor like every other output: an exception's
     message (a command's stderr, a value a library put in it) may hold a secret value."""
+    import traceback
+
     from ..secrets import redactor
 
     sys.stderr.write(redactor(traceback.format_exc()))
@@ -90,6 +90,8 @@ def report(lines: list[str], code: int, json_output: bool) -> None:
 
     lines = [redactor(line) for line in lines]
     if json_output:
+        import json
+
         print(json.dumps({"event": "error", "exit_code": int(code), "problems": lines}), flush=True)
     for line in lines:
         print(f"error: {line}" if not line.startswith("hint:") else line, file=sys.stderr)

@@ -7,12 +7,35 @@ container log line could echo a value back, and this is the last place to catch 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from typing import IO, Any
 
 from ..events import Event, Message, StepDone, StepFailed, StepProgress, StepSkipped, StepStarted
 from ..secrets import redactor
+
+
+# Rich's console markup tags (rich.markup.RE_TAGS): `[bold]`, `[/]`, `[cyan]`..., each
+# escaped by an odd number of backslashes before it.
+_MARKUP_TAG = re.compile(r"((\\*)\[([a-z#/@][^[]*?)])")
+
+
+def plain_text(markup: str) -> str:
+    """`markup` as Rich prints it without styles (Text.from_markup(markup).plain), without
+    importing Rich: a plain-text line (CI logs, a pipe) costs no Rich import."""
+    out, position = [], 0
+    for match in _MARKUP_TAG.finditer(markup):
+        full, escapes, _ = match.groups()
+        start, end = match.span()
+        out.append(markup[position:start])
+        backslashes, escaped = divmod(len(escapes), 2)
+        out.append("\\" * backslashes)
+        if escaped:
+            out.append(full[len(escapes):])  # a literal "[...]"
+        position = end
+    out.append(markup[position:])
+    return "".join(out)
 
 
 def _stamp(at: float) -> str:

@@ -194,10 +194,11 @@ def health(spec: AccessorySpec) -> list[str] | None:
 
 
 # name|status|image as configured|health (Docker's own HEALTHCHECK, if the image has one)|started|id|
-# networks with their aliases (`net=a,b;`). `index`: recent engines fail the whole template on
-# `.State.Health` when an image has none.
+# last exit code|restarts by its restart policy|networks with their aliases (`net=a,b;`).
+# `index`: recent engines fail the whole template on `.State.Health` when an image has none.
 STATE_FORMAT = ("{{.Name}}|{{.State.Status}}|{{.Config.Image}}|"
                 '{{with index .State "Health"}}{{.Status}}{{end}}|{{.State.StartedAt}}|{{.Id}}|'
+                "{{.State.ExitCode}}|{{.RestartCount}}|"
                 '{{range $net, $ep := .NetworkSettings.Networks}}{{$net}}={{range $ep.Aliases}}{{.}},{{end}};{{end}}')
 
 

@@ -289,10 +289,13 @@ def logs(container: str, lines: int, follow: bool = False) -> list[str]:
     return ["docker", "logs", "--tail", str(lines), *(["--follow"] if follow else []), container]
 
 
-# One line per container: name, state, health, IP on the app network, release label.
+# One line per container: name, state, health, IP on the app network, release label, start,
+# image, and how it last exited and how often its restart policy restarted it (the health
+# wait reads a crash from these, in the same inspect that gives it the address).
 STATE_FORMAT = ("{{.Name}}|{{.State.Status}}|{{if .State.Health}}{{.State.Health.Status}}{{end}}|"
                 "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}|"
-                "{{index .Config.Labels \"io.deployctl.release\"}}|{{.State.StartedAt}}|{{.Image}}")
+                "{{index .Config.Labels \"io.deployctl.release\"}}|{{.State.StartedAt}}|{{.Image}}|"
+                "{{.State.ExitCode}}|{{.RestartCount}}")
 
 
 def inspect_state(containers: Sequence[str]) -> list[str]:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import calendar
-import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
@@ -170,6 +169,8 @@ def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
         label = "rollback" if r.action == "rollback" else r.outcome
         bucket = days.setdefault(key, {})
         bucket[label] = bucket.get(label, 0) + 1
+
+    import statistics  # here: the module (with decimal, fractions, random) costs the rollback's start-up
 
     span_days = window / DAY
     return Stats(

@@ -17,9 +17,13 @@ server that talks first; the checker's shell tries it (bash's /dev/tcp, else `nc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .names import Names
 from .release_spec import HealthProbe
+
+if TYPE_CHECKING:
+    from .swarm import Task
 
 CHECK_PREFIX = "/deployctl-check"
 CHECKER_HEALTH = "/deployctl-checker"  # answered by the checker itself: its nginx is up
@@ -159,3 +163,20 @@ def http_answer(status: int, headers: dict[str, str], body: str, path: str, targ
     if status == 200:
         return ProbeAnswer(True)
     return ProbeAnswer(False, f"{path} answered {status}: {body.strip()[:200]}")
+
+
+def crashed(task: Task) -> bool:
+    """A task that ended in failure: Failed or Rejected, or shut down with an error."""
+    return task.failed or (task.state.startswith("Shutdown") and bool(task.error))
+
+
+def failed_before(tasks: list[Task]) -> set[str]:
+    """The ids of the tasks that had failed already when a wait began (a scaled or rolled
+    back service keeps its old tasks in `docker service ps`): not this wait's failures."""
+    return {t.id for t in tasks if crashed(t)}
+
+
+def first_crash(tasks: list[Task], services: set[str], before: set[str]) -> Task | None:
+    """The first task of `services` that failed since the wait began: the wait ends there,
+    naming its error (Swarm would only start another task from the same image)."""
+    return next((t for t in tasks if t.service in services and t.id not in before and crashed(t)), None)

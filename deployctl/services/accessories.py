@@ -26,6 +26,7 @@ from ..plan import accessories as acc
 from ..plan import docker_commands as dc
 from ..plan.env_values import SecretValueError, env_file
 from ..secrets import Secret, redactor
+from .health import crash
 from .hosts import layout_for, names_for
 from .preflight import registry_config
 from .switch import HostSwitch
@@ -49,6 +50,8 @@ class AccessoryState:
     started: str | None = None
     volumes: list[str] = field(default_factory=list)
     aliases: list[str] | None = None  # its aliases on the app network (None: not on it / missing)
+    exit_code: int = 0  # the last exit's (0 while it runs)
+    restarts: int = 0  # by its restart policy, since it was last started
 
     @property
     def drift(self) -> bool:
@@ -260,19 +263,26 @@ def _ensure_image(conn, spec: acc.AccessorySpec) -> None:
 
 def wait_healthy(conn, spec: acc.AccessorySpec, emit: Emit, *, sleep: Callable[[float], None] = time.sleep) -> float:
     """Until the health command exits 0 in the container (or, without one, it runs).
-    An accessory that exits, or is not healthy in time, fails with its last log lines."""
+    An accessory that crashes (exits, or its restart policy restarts it: services/health.crash)
+    fails at once with its exit code and last log lines; one not healthy in time, at its timeout."""
     timer = Timer(emit, "accessory health", host=conn.host, service=spec.name,
                   detail=" ".join(spec.health_command) if spec.health_command else "running")
     started = time.monotonic()
     probe = acc.health(spec)
     last = "not started"
+    restarts: int | None = None  # its restart count when first seen
     while True:
         state = _state(conn, spec)
-        if state is None or state.status in ("exited", "dead"):
-            why = "is gone" if state is None else "exited"
+        if state is not None and restarts is None:
+            restarts = state.restarts
+        why = "is gone" if state is None else crash(state, restarts)
+        if why is not None:
             output = _logs(conn, spec)
-            timer.failed(f"{spec.container} {why}", output)
-            raise AccessoryError(f"{conn.host}: accessory {spec.name} {why} while starting",
+            timer.failed(f"{spec.container}: {why}", output)
+            lines = [line for line in output if line.strip()]
+            what = "is gone while starting" if state is None else f"crashed while starting: {why}"
+            raise AccessoryError(f"{conn.host}: accessory {spec.name} {what}"
+                                 + (f"; its last log line: {lines[-1].strip()[:300]}" if lines else ""),
                                  hint=f"its last log lines are above; `deployctl accessory logs {spec.name}` shows more")
         if state.status == "running":
             if probe is None:
@@ -309,15 +319,17 @@ def states(conn, specs: Sequence[acc.AccessorySpec]) -> dict[str, AccessoryState
     result = conn.run(acc.inspect(list(by_container)))  # exit 1 when some are missing
     out = {}
     for line in result.stdout.splitlines():
-        parts = line.split("|", 6)
-        if len(parts) != 7:
+        parts = line.split("|", 8)
+        if len(parts) != 9:
             continue
-        name, status, image, health, started, _, networks = parts
+        name, status, image, health, started, _, exit_code, restarts, networks = parts
         spec = by_container.get(name.lstrip("/"))
         if spec is not None:
             aliases = acc.parse_aliases(networks).get(spec.network)
             out[spec.name] = AccessoryState(spec.name, spec.container, conn.host, status, image, spec.image,
-                                            health or "-", started, [v for v, _ in spec.volumes], aliases)
+                                            health or "-", started, [v for v, _ in spec.volumes], aliases,
+                                            int(exit_code) if exit_code.lstrip("-").isdigit() else 0,
+                                            int(restarts) if restarts.isdigit() else 0)
     return out
 
 

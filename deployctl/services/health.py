@@ -1,7 +1,15 @@
 """Waiting for a release's containers to be ready, however each service says so: an HTTP
 path answering 200, a TCP port accepting, a command exiting 0 in the container, or the
-image's own Docker HEALTHCHECK. A container that exits, or is not ready by its timeout,
-fails the wait naming it (the caller shows its last log lines).
+image's own Docker HEALTHCHECK. A container that is not ready by its timeout fails the wait
+naming it (the caller shows its last log lines).
+
+A container that crashes before it was healthy fails the wait at once, not at its timeout:
+one that exited (or is dead), or that its restart policy is restarting or restarted since
+the wait first saw it (`--restart unless-stopped` turns a crash on import into a loop that
+never shows "exited"). The inspect the wait already makes for the addresses tells it
+(plan/docker_commands.STATE_FORMAT: status, exit code, restart count): no extra call per
+poll. Only on the way out it asks for the exit code (when the loop had it running again)
+and the last log line, so the error names both.
 """
 
 from __future__ import annotations
@@ -13,8 +21,26 @@ from ..errors import HealthCheckError
 from ..events import Emit, StepProgress
 from ..plan import docker_commands as dc
 from ..plan.release_spec import HealthProbe
+from ..secrets import redactor
 
 STATE_EVERY = 1.0  # seconds between container inspections (each one a docker process on the host)
+EXIT_CODE_WAIT = 2.0  # seconds a crash-looping container is watched for its exit code, on the way out
+STOPPED = ("exited", "dead")
+
+
+def crash(state, restarts_before: int | None) -> str | None:  # type: ignore[no-untyped-def]
+    """Why `state` (a ContainerState, or None when it is gone) shows a container that crashed
+    before it was healthy, or None when it did not. `restarts_before`: its restart count when
+    the wait first saw it (a container started long ago may have restarted before)."""
+    if state is None:
+        return "the container is gone"
+    if state.status in STOPPED:
+        return f"it {'exited' if state.status == 'exited' else 'is dead'} with code {state.exit_code}"
+    if state.status == "restarting":
+        return f"it exited with code {state.exit_code} and its restart policy is restarting it"
+    if restarts_before is not None and state.restarts > restarts_before:
+        return f"its restart policy restarted it {state.restarts - restarts_before} time(s)"
+    return None
 
 
 class HealthWait:
@@ -27,6 +53,7 @@ class HealthWait:
         started = time.monotonic()
         interval = min((p.interval for p in probes), default=0.25)
         last_error: dict[str, str] = {}
+        restarts: dict[str, int] = {}  # each container's restart count when first seen
         states: dict = {}
         inspected = float("-inf")
         while pending:
@@ -39,8 +66,11 @@ class HealthWait:
                 states, inspected = self.states(list(pending)), time.monotonic()
             for name, probe in list(pending.items()):
                 state = states.get(name)
-                if state is None or state.status in ("exited", "dead"):
-                    self._unhealthy(probe, f"the container {'is gone' if state is None else 'exited'}")
+                if state is not None:
+                    restarts.setdefault(name, state.restarts)
+                why = crash(state, restarts.get(name))
+                if why is not None:
+                    self._crashed(probe, state, why, restarts.get(name))
                 ok, why = self._probe(probe, state)
                 if ok:
                     del pending[name]
@@ -78,6 +108,24 @@ class HealthWait:
         if response.status == 200:
             return True, ""
         return False, f"{probe.path} answered {response.status}: {response.text()[:200]}"
+
+    def _crashed(self, probe: HealthProbe, state, why: str, restarts_before: int | None) -> None:  # type: ignore[no-untyped-def]
+        """Fails the wait for a container that crashed: with its exit code (a loop that
+        had it running again is watched for a moment until it shows the code) and its last
+        log line."""
+        if state is not None and state.status == "running":  # restarted: the code of its exit is gone
+            deadline = time.monotonic() + EXIT_CODE_WAIT
+            while time.monotonic() < deadline:
+                time.sleep(0.1)
+                seen = self.states([probe.container]).get(probe.container)
+                if seen is None or seen.status != "running":
+                    if seen is not None:
+                        why = crash(seen, restarts_before) or why
+                    break
+        logs = self.conn.run(dc.logs(probe.container, 5))
+        lines = [line for line in redactor(logs.stdout + logs.stderr).splitlines() if line.strip()]
+        last = f"; its last log line: {lines[-1].strip()[:300]}" if lines else ""
+        self._unhealthy(probe, f"crashed before it was healthy: {why}{last}")
 
     def _unhealthy(self, probe: HealthProbe, why: str) -> None:
         raise HealthCheckError(f"{self.conn.host}: {probe.container}: {why}",

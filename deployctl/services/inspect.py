@@ -77,11 +77,16 @@ def _host_status(conn, names, layout, listen_port: int, emit: Emit | None = None
     record = history.deployed(live) if live else None
     switched_at = next((r.when for r in reversed(history.records)
                         if r.release == live and r.outcome == LIVE), None)
-    wanted = switch.release_containers().get(live, []) if live else []
-    nginx = switch.proxy.running_nginx()
+    # The two listings at once (each a round trip to the engine, on SSH to the host too); the
+    # proxy's gives the running nginx and the anchor's published port (no `docker port`).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        listing = pool.submit(switch.proxy.containers)
+        wanted = switch.release_containers().get(live, []) if live else []
+        proxy = listing.result()
+    nginx = next((n for n, (s, _) in proxy.nginx.items() if s == "running"), None)
     states = switch.states([*wanted, names.proxy, *([nginx] if nginx else [])])
     holder = state.holder()
-    port = switch.proxy.port(listen_port) if names.proxy in states else None
+    port = proxy.anchor.published(listen_port) if proxy.anchor is not None else None
     canary = CanaryRecord.parse(conn.read_file(layout.canary))
     fired = (conn.read_file(layout.canary_fired) or b"").decode().strip() or None
     return HostStatus(

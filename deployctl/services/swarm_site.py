@@ -17,6 +17,7 @@ from ..errors import ConnectError, DeployError, HealthCheckError
 from ..events import Emit, Message, Timer
 from ..plan import docker_commands as dc
 from ..plan import swarm as sw
+from ..plan import swarm_health as sh
 from ..plan.names import Names, StateLayout
 from ..plan.proxy_config import CONFIG_FILE, CONFIG_PATH, STAGED_FILE, live_release
 from ..plan.releases import is_release_id
@@ -128,10 +129,15 @@ class SwarmSite:
         missing: dict[str, tuple[int, int]] = {}
         tasks: list[sw.Task] = []
         checks = checks or TaskChecks(self.manager, self.names, "", "", {}, self.emit)
+        before: set[str] | None = None
         try:
             with checks:
                 while time.monotonic() - started < timeout:
                     tasks = self.tasks(list(wanted))
+                    before = sh.failed_before(tasks) if before is None else before
+                    failed = sh.first_crash(tasks, set(wanted), before)
+                    if failed is not None:
+                        self._task_failed(failed)
                     missing = sw.ready(tasks, wanted)
                     if checks.probes:
                         for name, passed in checks.healthy(tasks).items():
@@ -157,6 +163,16 @@ class SwarmSite:
                           for n, (r, c) in sorted(missing.items()))
         timer.failed(short, tuple(errors))
         raise HealthCheckError(f"{self.manager.host}: not every task became healthy within {timeout:g}s: {short}",
+                               hint="nothing was switched; the previous release is still serving")
+
+    def _task_failed(self, task: sw.Task) -> None:
+        """A task of the release failed before every task was healthy: the wait ends now,
+        with the task's error (its exit code) and its last log line."""
+        logs = self.manager.run(sw.service_logs(task.id, 5, raw=True), timeout=30)
+        lines = [line for line in redactor(logs.stdout + logs.stderr).splitlines() if line.strip()] if logs.ok else []
+        last = f"; its last log line: {lines[-1].strip()[:300]}" if lines else ""
+        raise HealthCheckError(f"{self.manager.host}: {task.name} on {task.node or '?'}: failed before it was "
+                               f"healthy: {task.error or task.state}{last}",
                                hint="nothing was switched; the previous release is still serving")
 
     def task_checks(self, release: str, image: str, probes: dict) -> TaskChecks:

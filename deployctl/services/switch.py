@@ -44,6 +44,8 @@ class ContainerState:
     release: str
     started: str
     image: str
+    exit_code: int = 0  # the last exit's (0 while it runs)
+    restarts: int = 0  # by its restart policy, since it was last started
 
 
 class SwitchFailed(DeployError):
@@ -76,11 +78,13 @@ class HostSwitch:
         out = {}
         for line in result.stdout.splitlines():
             parts = line.split("|")
-            if len(parts) != 7:
+            if len(parts) != 9:
                 continue
-            name, status, health, ips, release, started, image = parts
+            name, status, health, ips, release, started, image, exit_code, restarts = parts
             name = name.lstrip("/")
-            out[name] = ContainerState(name, status, health, (ips.split() or [""])[0], release, started, image)
+            out[name] = ContainerState(name, status, health, (ips.split() or [""])[0], release, started, image,
+                                       int(exit_code) if exit_code.lstrip("-").isdigit() else 0,
+                                       int(restarts) if restarts.isdigit() else 0)
         return out
 
     def running(self, containers: Sequence[str]) -> list[str]:

@@ -90,6 +90,8 @@ class Container:
     mounts: dict[str, str] = field(default_factory=dict)  # inside -> host directory
     loaded: bytes | None = None  # an nginx container's configuration, as it loaded it
     started: str = "0001-01-01T00:00:00Z"
+    exit_code: int = 0  # how it last exited (a crashing one: 1)
+    restarts: int = 0  # how often a restart policy restarted it (the model restarts none)
 
 
 def wrong_release(address: str, port: int, path: str) -> HttpResponse:
@@ -377,7 +379,7 @@ class FakeHost:
             ips = {c.name: "".join(ip + " " for ip in c.networks.values()) if c.status == "running" else ""
                    for c in found}  # a stopped container has no address
             lines = [f"/{c.name}|{c.status}||{ips[c.name]}|{c.labels.get(LABEL_RELEASE, '')}|{c.started}|{c.image}"
-                     for c in found]
+                     f"|{c.exit_code}|{c.restarts}" for c in found]
         elif fmt == STATUS_ROLE_FORMAT:
             lines = [f"{c.status}|{c.labels.get(LABEL_ROLE, '')}" for c in found]
         elif ADDRESSES.match(fmt):
@@ -425,7 +427,7 @@ class FakeHost:
         container.status = "running"
         container.started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if any(re.search(p, container.name) for p in self.crashing):
-            container.status = "exited"
+            container.status, container.exit_code = "exited", 1
         elif container.labels.get(LABEL_ROLE) == NGINX_ROLE:  # nginx, loading its configuration
             config = self._host_path(container, container.args[1])
             if not self._nginx_test(container, config).ok:

@@ -261,3 +261,51 @@ def test_a_deploy_runs_the_built_accessory_image_from_the_artifacts_file(tmp_pat
     assert (spec.image, spec.build) == ("sha256:d", "db")
     assert loaded.config.accessories["db"].image is None  # the loaded config itself is left as it was
     assert with_accessory_images(loaded, {}) is loaded
+
+
+# -- the boot's health wait: a crash ends it at once ---------------------------------------
+
+class CrashingEngine:
+    """`docker container inspect` answers from a script (the last line repeats); `docker
+    logs` gives the accessory's output; its health command never passes."""
+
+    host = "localhost"
+
+    def __init__(self, *states: tuple[str, int, int]) -> None:
+        self.states, self.inspects = list(states), 0
+
+    def run(self, argv, *, stdin=None, timeout=None, on_line=None):  # type: ignore[no-untyped-def]
+        from deployctl.adapters.connector import CommandResult
+
+        if argv[:3] == ["docker", "container", "inspect"]:
+            self.inspects += 1
+            status, code, restarts = self.states[min(self.inspects, len(self.states)) - 1]
+            return CommandResult(0, f"/shop-local-db|{status}|mariadb:11||2026-12-06T00:00:00Z|abc|{code}|{restarts}|"
+                                    "shop-local=db,;\n", "")
+        if argv[:2] == ["docker", "logs"]:
+            return CommandResult(0, "", "[ERROR] mariadbd: unknown variable 'innodb_bogus=1'\n")
+        if argv[:2] == ["docker", "exec"]:
+            return CommandResult(1, "", "connection refused")
+        raise AssertionError(f"unexpected argv {argv}")
+
+
+def test_an_accessory_in_a_restart_loop_fails_its_wait_at_once_with_exit_code_and_last_line():
+    from deployctl.services.accessories import AccessoryError, wait_healthy
+
+    spec = acc.accessory_spec(CONFIG, "local", "db", LAYOUT, environ={})
+    engine = CrashingEngine(("running", 0, 0), ("restarting", 7, 1))
+    with pytest.raises(AccessoryError, match=r"accessory db crashed while starting: it exited with code 7 .*"
+                                             r"its last log line: \[ERROR\] mariadbd: unknown variable"):
+        wait_healthy(engine, spec, lambda e: None, sleep=lambda s: None)
+    assert engine.inspects == 2
+
+
+def test_an_accessory_that_restarted_before_the_wait_is_waited_for():
+    from deployctl.services.accessories import AccessoryError, wait_healthy
+
+    spec = acc.accessory_spec(CONFIG, "local", "db", LAYOUT, environ={})
+    engine = CrashingEngine(("running", 0, 5))
+    with pytest.raises(AccessoryError, match="not healthy after"):
+        wait_healthy(engine, spec.__class__(**{**vars(spec), "health_timeout": 0.2}), lambda e: None,
+                     sleep=lambda s: __import__("time").sleep(0.05))
+    assert engine.inspects > 2

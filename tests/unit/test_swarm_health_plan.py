@@ -166,3 +166,68 @@ def test_the_example_app_deploy_toml_from_init_is_accepted_on_a_swarm_unchanged(
     spec = release_spec(config, "production", R1, "abc", {n: f"r/{n}@sha256:x" for n in config.services}, PROXY_IMAGE)
     services = sw.release_services(config, config.environments["production"], "production", spec, layout)
     assert all(sw.create_service(s, "n")[-2] == "--no-healthcheck" for s in services)
+
+
+# -- a task that fails ends the wait -------------------------------------------------------
+
+def _task(id_: str, name: str, desired: str, state: str, error: str = "") -> str:
+    return f"{id_}\t{name}\thost2\t{desired}\t{state}\t{error}"
+
+
+def test_a_failed_rejected_or_erroring_shutdown_task_is_a_crash_once_the_wait_began():
+    tasks = sw.parse_tasks("\n".join([
+        _task("t0", "users-prod-web-r2.1", "Shutdown", "Failed 10 minutes ago", "task: non-zero exit (1)"),
+        _task("t1", "users-prod-web-r2.1", "Running", "Running 2 seconds ago"),
+        _task("t2", "users-prod-api-r2.1", "Shutdown", "Shutdown 3 minutes ago"),
+    ]))
+    before = sh.failed_before(tasks)
+    assert before == {"t0"}
+    assert sh.first_crash(tasks, {"users-prod-web-r2", "users-prod-api-r2"}, before) is None
+    later = tasks + sw.parse_tasks("\n".join([
+        _task("t3", "users-prod-api-r2.1", "Shutdown", "Rejected 1 second ago", "No such image: r/api@sha256:1"),
+        _task("t4", "users-prod-web-r2.2", "Shutdown", "Shutdown 1 second ago", "task: non-zero exit (3)"),
+    ]))
+    assert sh.first_crash(later, {"users-prod-web-r2"}, before).id == "t4"
+    assert sh.first_crash(later, {"users-prod-api-r2"}, before).id == "t3"
+
+
+class Manager:
+    """A Swarm manager that answers `docker service ps` from a script (the last answer
+    repeats) and `docker service logs` with the task's output."""
+
+    host = "manager1"
+
+    def __init__(self, *answers: str) -> None:
+        self.answers, self.asked, self.calls = list(answers), 0, []
+
+    def run(self, argv, *, stdin=None, timeout=None, on_line=None):  # type: ignore[no-untyped-def]
+        from deployctl.adapters.connector import CommandResult
+
+        self.calls.append(list(argv))
+        if argv[:3] == ["docker", "service", "ps"]:
+            self.asked += 1
+            return CommandResult(0, self.answers[min(self.asked, len(self.answers)) - 1], "")
+        if argv[:3] == ["docker", "service", "logs"]:
+            return CommandResult(0, "starting\nboom: cannot import app\n", "")
+        raise AssertionError(f"unexpected argv {argv}")
+
+
+def test_wait_ready_ends_at_the_first_failed_task_with_its_error_and_last_log_line():
+    import time
+
+    import pytest
+
+    from deployctl.errors import HealthCheckError
+    from deployctl.services.swarm_site import SwarmSite
+
+    web = "users-prod-web-r2"
+    manager = Manager(_task("t1", f"{web}.1", "Running", "Starting 1 second ago"),
+                      _task("t1", f"{web}.1", "Shutdown", "Failed 1 second ago", "task: non-zero exit (3)"))
+    site = SwarmSite(manager, lambda address: None, Names("users", "prod"),
+                     StateLayout("/var/lib/deployctl", "users", "prod"), lambda e: None)
+    started = time.monotonic()
+    with pytest.raises(HealthCheckError, match=r"users-prod-web-r2.1 on host2: failed before it was healthy: "
+                                               r"task: non-zero exit \(3\); its last log line: boom: cannot import app"):
+        site.wait_ready({web: 1}, timeout=60)
+    assert time.monotonic() - started < 5
+    assert ["docker", "service", "logs", "--raw", "--tail", "5", "t1"] in manager.calls
