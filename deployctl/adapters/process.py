@@ -58,15 +58,17 @@ def run_group(argv: Sequence[str], *, cwd: Path, environment: Mapping[str, str],
     import os
     import signal
     import subprocess
-    import time
 
     try:
         proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(environment), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     except OSError as exc:
         return 127, f"cannot run {argv[0]}: {exc.strerror}"
+    why: list[str] = []
 
-    def kill_group() -> None:
+    def kill_group(reason: str = "") -> None:
+        if reason and not why:
+            why.append(reason)
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -74,29 +76,27 @@ def run_group(argv: Sequence[str], *, cwd: Path, environment: Mapping[str, str],
 
     def read() -> None:
         assert proc.stdout is not None
-        for raw in proc.stdout:
-            on_line(raw.decode(errors="replace").rstrip("\r\n"))
+        with proc.stdout:
+            for raw in proc.stdout:
+                on_line(raw.decode(errors="replace").rstrip("\r\n"))
 
+    # Threads and events only (no sleep, no clock read here): the wait is the process's own
+    # (waitpid), the deadline a timer's.
+    exited = threading.Event()
     reader = threading.Thread(target=read, name="hook-output", daemon=True)
+    waiter = threading.Thread(target=lambda: (proc.wait(), exited.set()), name="hook-wait", daemon=True)
+    deadline = threading.Timer(timeout, kill_group, args=("timeout",))
+    deadline.daemon = True
     reader.start()
-    deadline = time.monotonic() + timeout
-    why = ""
+    waiter.start()
+    deadline.start()
     try:
-        while proc.poll() is None:
+        while not exited.wait(tick):
             if stopped():
-                why = "stopped"
-            elif time.monotonic() >= deadline:
-                why = "timeout"
-            if why:
-                kill_group()
-                break
-            try:
-                proc.wait(timeout=tick)
-            except subprocess.TimeoutExpired:
-                pass
-        status = proc.wait()
+                kill_group("stopped")
     finally:
-        kill_group()  # also when an exception (a signal's) ended the wait
-        proc.wait()
+        deadline.cancel()
+        kill_group()  # what it left in the background, or all of it when an exception ended the wait
+        waiter.join()
         reader.join(timeout=2)
-    return (KILLED, why) if why else (status, "")
+    return (KILLED, why[0]) if why else (proc.returncode, "")
