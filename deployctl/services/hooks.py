@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from ..config import LoadedConfig
 from ..config.models import Hooks
-from ..errors import BuildError, DeployError, DeployctlError
+from ..errors import BuildError, DeployError
 from ..events import Emit, Message, StepProgress, StepSkipped, Timer
 from ..plan import hooks as plan
 from ..plan.hooks import HookContext
@@ -68,13 +68,14 @@ class HookRunner:
             return True
         from ..adapters.process import run_group
 
-        missing = [s for s in hook.secrets if s not in self.secrets]
-        if missing:  # a caller bug: the command fetches every hook's secrets first
-            raise DeployctlError(f"hooks.{name}: secrets not fetched: {', '.join(missing)}")
-        values = {key: self.secrets[key].reveal() for key in hook.secrets}
-        environment = plan.hook_environment(name, hook, context, self.base, values)
         timer = Timer(self.emit, step, detail=" ".join(hook.command))
         lines: list[str] = []
+        missing = [s for s in hook.secrets if s not in self.secrets]
+        if missing:  # the commands fetch every hook's secrets first; a library caller may not have
+            return self._failed(name, context, timer, f"not run: its secrets were not fetched ({', '.join(missing)})",
+                                ())
+        values = {key: self.secrets[key].reveal() for key in hook.secrets}
+        environment = plan.hook_environment(name, hook, context, self.base, values)
 
         def on_line(line: str) -> None:
             line = redactor(line)
@@ -98,14 +99,20 @@ class HookRunner:
             error = why
         else:
             error = f"exited {status}"
-        tail = tuple(lines[-TAIL:])
+        return self._failed(name, context, timer, error, tuple(lines[-TAIL:]))
+
+    def _failed(self, name: str, context: HookContext, timer: Timer, error: str, tail: tuple[str, ...]) -> bool:
+        """A pre_* hook's failure raises; a post_* one is a warning (returns False)."""
+        hook = getattr(self.hooks, name)
         timer.failed(error, tail)
         if name in plan.PRE:
             shown = ("\n  " + "\n  ".join(tail)) if tail else ""
             cls = BuildHookFailed if name == plan.PRE_BUILD else HookFailed
+            done = ("no migration ran and nothing was switched: the previous release still serves"
+                    if name == plan.PRE_MIGRATE else f"nothing was changed: hooks.{name} runs "
+                                                     f"{plan.WHERE[name].split(':')[0]}")
             raise cls(f"hook {name} ({' '.join(hook.command)}) {error}{shown}",
-                      hint=f"nothing was changed: hooks.{name} runs {plan.WHERE[name].split(':')[0]}; "
-                           "fix it, or pass --no-hooks to skip every hook")
+                      hint=f"{done}; fix it, or pass --no-hooks to skip every hook")
         self.emit(Message(f"hook {name} {error}: the {context.action} itself is not affected (its outcome: "
                           f"{context.outcome or 'n/a'})", level="warning"))
         return False

@@ -380,3 +380,20 @@ def test_a_stopped_command_kills_its_hook(tmp_path):
     with pytest.raises(DeployError) as info:
         runner.run("pre_migrate", plan.HookContext("a", "l", "deploy"))
     assert "the command was interrupted" in info.value.message and time.perf_counter() - started < 5
+
+
+def test_a_credential_written_into_a_hooks_argv_is_refused_naming_it():
+    with pytest.raises(ConfigError) as info:
+        parse_config(BASE + '[hooks]\npost_deploy = ["curl", "https://bot:hunter22@chat.example/hook"]\n')
+    [problem] = info.value.problems
+    assert "hooks.post_deploy.command[1]: looks like a URL with a password" in problem
+    assert "list NAME in hooks.post_deploy.secrets" in problem and "hunter22" not in problem
+
+
+def test_a_post_hook_whose_secret_was_not_given_is_a_warning_not_a_crash(tmp_path):
+    config = parse_config(BASE + '[hooks.post_rollback]\ncommand = ["true"]\nsecrets = ["SLACK_WEBHOOK"]\n')
+    emit = Recorder()
+    ran = HookRunner(config.hooks, emit, root=tmp_path).run(
+        "post_rollback", plan.HookContext("a", "l", "rollback", outcome="succeeded"))
+    assert ran is False
+    assert any("its secrets were not fetched (SLACK_WEBHOOK)" in m.text for m in emit.of(Message))
