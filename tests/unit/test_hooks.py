@@ -397,3 +397,24 @@ def test_a_post_hook_whose_secret_was_not_given_is_a_warning_not_a_crash(tmp_pat
         "post_rollback", plan.HookContext("a", "l", "rollback", outcome="succeeded"))
     assert ran is False
     assert any("its secrets were not fetched (SLACK_WEBHOOK)" in m.text for m in emit.of(Message))
+
+
+class NoEngine:
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"the engine was used ({name}) although pre_build failed")
+
+
+def test_a_failing_pre_build_stops_the_build_before_the_engine_is_touched_exit_5(tmp_path):
+    from deployctl.services.build import BuildRequest, build_images
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    out = tmp_path / "hooks.jsonl"
+    loaded = LoadedConfig(tmp_path / "deploy.toml",
+                          parse_config(BASE + f"[hooks]\npre_build = {toml_argv(record_hook(out, fail=True))}\n"))
+    request = BuildRequest(artifacts_path=tmp_path / "build.json", tag="t1", env_name="staging")
+    with pytest.raises(BuildError) as info:
+        build_images(loaded, request, engine=NoEngine(), emit=Recorder())
+    assert info.value.exit_code == ExitCode.BUILD_OR_TEST and "hook pre_build" in info.value.message
+    [env] = seen(out)
+    assert (env["DEPLOYCTL_ACTION"], env["DEPLOYCTL_RELEASE"], env["DEPLOYCTL_ENV"]) == ("build", "t1", "staging")
+    assert not (tmp_path / "build.json").exists()
