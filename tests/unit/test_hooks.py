@@ -23,7 +23,7 @@ from deployctl.services.deploy_result import DeployOptions
 from deployctl.services.hooks import HookRunner
 from deployctl.services.rollback import rollback
 from tests.support.fake_host import FakeHost, Fault, wrong_release
-from tests.unit.test_lifecycle_rules import (CONFIG, LOCAL, PROXY, PROXY_IMAGE, T0, current, locked, records,
+from tests.unit.test_lifecycle_rules import (CONFIG, PROXY, PROXY_IMAGE, T0, current, locked, records,
                                              virtual_time)  # noqa: F401 - virtual_time: an autouse fixture
 
 BASE = """app = "a"
@@ -156,8 +156,6 @@ def test_the_dry_run_rows_name_each_hook_where_it_runs_and_never_a_secret_value(
 def test_pre_deploy_runs_before_the_lock_and_post_deploy_after_it_is_released_with_the_env(tmp_path):
     out = tmp_path / "hooks.jsonl"
     lock_seen = tmp_path / "locked"
-    site = None
-
     loaded = loaded_with(f"[hooks]\npre_deploy = {toml_argv(record_hook(out))}\n"
                          f"[hooks.post_deploy]\ncommand = {toml_argv(record_hook(out))}\n"
                          'secrets = ["SLACK_WEBHOOK"]\n', tmp_path)
