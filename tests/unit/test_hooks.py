@@ -416,3 +416,29 @@ def test_a_failing_pre_build_stops_the_build_before_the_engine_is_touched_exit_5
     [env] = seen(out)
     assert (env["DEPLOYCTL_ACTION"], env["DEPLOYCTL_RELEASE"], env["DEPLOYCTL_ENV"]) == ("build", "t1", "staging")
     assert not (tmp_path / "build.json").exists()
+
+
+def test_on_revert_fires_once_after_a_fleet_rollout_reverts_and_every_lock_is_free(tmp_path):
+    from deployctl.errors import RolloutError
+    from deployctl.services.hosts import layout_for
+    from deployctl.services.release_images import ReleaseImages
+
+    out = tmp_path / "hooks.jsonl"
+    loaded = loaded_with(f"[hooks]\non_revert = {toml_argv(record_hook(out))}\n"
+                         f"pre_deploy = {toml_argv(record_hook(out))}\n", tmp_path)
+    hosts, emit, layout = [FakeHost(name) for name in ("h1", "h2", "h3")], Recorder(), layout_for(loaded, "prod")
+
+    def images(n: int) -> ReleaseImages:
+        return ReleaseImages({s: f"registry.example/shop/{s}@sha256:{n:064d}" for s in ("backend", "frontend")},
+                             f"{n:07d}")
+
+    r1 = deploy(loaded, "prod", images(1), SECRETS, emit, connectors=list(hosts), now=T0,
+                options=DeployOptions(hooks=False)).release
+    hosts[1].faults.append(Fault("http_get", PROXY, times=0))
+    with pytest.raises(RolloutError) as info:
+        deploy(loaded, "prod", images(2), SECRETS, emit, connectors=list(hosts), now=T0 + 60)
+    assert info.value.exit_code == ExitCode.DEPLOY_FAILED
+    pre, revert = seen(out)
+    assert pre["DEPLOYCTL_HOSTS"] == "h1,h2,h3" and pre["DEPLOYCTL_PREVIOUS"] == r1
+    assert (revert["DEPLOYCTL_HOOK"], revert["DEPLOYCTL_OUTCOME"]) == ("on_revert", "reverted")
+    assert not any(locked(h, layout) for h in hosts)
