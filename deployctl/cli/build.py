@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import ArtifactsOption, ServiceOption, artifacts_path, finish, short_id, table
+from .common import (ArtifactsOption, NoHooksOption, ServiceOption, artifacts_path, finish, hooks_skipped_warning,
+                     short_id, table)
 from .context import AppContext
 
 
@@ -24,6 +25,7 @@ def build(
     test_images: Annotated[bool, typer.Option(
         "--test-images/--no-test-images", help="Also build each service's test stage (for `deployctl test`).")] = True,
     artifacts: ArtifactsOption = None,
+    no_hooks: NoHooksOption = False,
 ) -> None:
     """Build the images deploy.toml names, tagged with the git revision, and record them."""
     from ..adapters.docker_engine import DockerEngine
@@ -43,7 +45,9 @@ def build(
         test_images=test_images,
         # deployctl's own outputs, in case the project does not git-ignore them.
         exclude_from_git=[path, loaded.root / "reports"],
+        hooks=not no_hooks,
     )
+    hooks_skipped_warning(app, no_hooks)
     engine = DockerEngine.connect(pool_size=len(loaded.config.services) + 2)
     result = build_images(loaded, request, engine=engine, emit=app.emit)
     images = result.artifacts.images

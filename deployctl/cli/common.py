@@ -19,6 +19,19 @@ ArtifactsOption = Annotated[
                  help="The artifacts file [default: .deployctl/build.json beside deploy.toml]."),
 ]
 
+NoHooksOption = Annotated[
+    bool,
+    typer.Option("--no-hooks", help="Skip every [hooks] command for this run (each is said as a warning)."),
+]
+
+
+def hooks_skipped_warning(app: AppContext, no_hooks: bool) -> None:
+    """--no-hooks said loudly, once, before anything runs (and again at each skipped hook)."""
+    if no_hooks and app.loaded.config.hooks.model_fields_set:
+        from ..events import Message
+
+        app.emit(Message("HOOKS SKIPPED (--no-hooks): no [hooks] command runs for this command", level="warning"))
+
 
 def artifacts_path(app: AppContext, given: Path | None) -> Path:
     """An explicit path is taken as given (relative to the working directory); the default

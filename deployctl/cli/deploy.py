@@ -10,7 +10,7 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 
-from .common import ArtifactsOption, artifacts_path, finish, table
+from .common import ArtifactsOption, NoHooksOption, artifacts_path, finish, hooks_skipped_warning, table
 from .config import EnvOption
 from .context import AppContext
 from .unlock import ForceUnlock, ForceUnlockLive, Yes, unlock_policy
@@ -62,6 +62,7 @@ def deploy(
     abort: Annotated[bool, typer.Option(
         "--abort", help="Abort the canary a running deploy is judging now (from another shell).")] = False,
     dry_run: DryRun = False,
+    no_hooks: NoHooksOption = False,
 ) -> None:
     """Deploy a release: zero-downtime switch behind nginx, the old release kept for rollback."""
     from ..services.deploy import deploy as run_deploy
@@ -90,16 +91,18 @@ def deploy(
     swarm = loaded.environment(env).target == "swarm"
     if dry_run:
         if swarm:
-            _print_swarm_deploy_plan(app, loaded, env, images, DeployOptions(no_guard=no_guard, canary=canary))
+            _print_swarm_deploy_plan(app, loaded, env, images, DeployOptions(no_guard=no_guard, canary=canary),
+                                     hooks=not no_hooks)
             return
         _print_deploy_plan(app, loaded, env, images, (login.server, login.username) if login else None,
-                           DeployOptions(no_guard=no_guard, canary=canary))
+                           DeployOptions(no_guard=no_guard, canary=canary), hooks=not no_hooks)
         return
+    hooks_skipped_warning(app, no_hooks)
     with sigterm_interrupts(), _hosts_reported(app, "deploy", f"Deploy to {env} stopped"):
         result = run_deploy(loaded, env, images, inputs.secrets, app.emit, registry_password=inputs.registry_password,
                             registry_username=inputs.registry_username,
                             options=DeployOptions(message=message, force_unlock=unlock, no_guard=no_guard,
-                                                  canary=canary))
+                                                  canary=canary, hooks=not no_hooks))
     data = {"release": result.release, "revision": result.revision,
             "hosts": [vars(h) for h in result.hosts]}
     if app.mode == "json":
@@ -147,8 +150,20 @@ def _hosts_reported(app: AppContext, command: str, title: str) -> Iterator[None]
         raise
 
 
+def _hook_plan(loaded, names, hooks: bool) -> dict:  # type: ignore[no-untyped-def]
+    """The hooks a command would run, as one more entry of the printed plan (never run here)."""
+    from ..plan.hooks import hook_rows
+
+    rows = hook_rows(loaded.config.hooks, names, enabled=hooks)
+    return {"hooks (on this machine)": rows} if rows else {}
+
+
+DEPLOY_HOOKS = ("pre_deploy", "pre_migrate", "on_revert", "post_deploy")
+ROLLBACK_HOOKS = ("pre_deploy", "on_revert", "post_rollback")
+
+
 def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignore[no-untyped-def]
-                       login: tuple[str, str] | None, options) -> None:
+                       login: tuple[str, str] | None, options, hooks: bool = True) -> None:
     """The plan of each host's HostDeploy, the object a real deploy runs (no connection)."""
     from ..plan.accessories import planned_steps
     from ..plan.dry_run import REGISTRY_CONFIG, deploy_steps
@@ -171,11 +186,13 @@ def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignor
         # Accessories come up after the preflight, before the lock (services/deploy.py).
         at = next((i for i, s in enumerate(steps) if s.step != "preflight"), len(steps))
         plans[conn.host] = steps[:at] + planned_steps(config, env, job.layout) + steps[at:]
-    _print_plan(app, "deploy", release, plans)
+    migrates = any(s.migrate for s in config.services.values())
+    names = [n for n in DEPLOY_HOOKS if n != "pre_migrate" or migrates]
+    _print_plan(app, "deploy", release, plans | _hook_plan(loaded, names, hooks))
 
 
 def _print_swarm_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignore[no-untyped-def]
-                             options) -> None:
+                             options, hooks: bool = True) -> None:
     """The SwarmPlan a swarm deploy runs (services/swarm_deploy.py), built the same way; no connection."""
     from ..plan.releases import new_release_id
     from ..plan.steps import PlannedStep
@@ -196,7 +213,9 @@ def _print_swarm_deploy_plan(app: AppContext, loaded, env: str, images,  # type:
     # and the Docker config names shown are the ones a deploy would create.
     files = read_files(loaded, environment_accessories(loaded.config, env, layout))
     accessories = swarm_accessory_steps(loaded.config, env, layout, files=files)
-    _print_plan(app, "deploy", release, {f"swarm manager {environment.manager}": steps + accessories + plan.steps()})
+    names = [n for n in DEPLOY_HOOKS if n != "pre_migrate" or plan.migrations]
+    _print_plan(app, "deploy", release, {f"swarm manager {environment.manager}": steps + accessories + plan.steps()}
+                | _hook_plan(loaded, names, hooks))
 
 
 def _print_plan(app: AppContext, command: str, release: str, plans: dict) -> None:  # type: ignore[no-untyped-def]
@@ -225,6 +244,7 @@ def rollback(
     force_unlock_live: ForceUnlockLive = False,
     yes: Yes = False,
     dry_run: DryRun = False,
+    no_hooks: NoHooksOption = False,
 ) -> None:
     """Switch back to an earlier release still on the hosts: no build, no registry."""
     from ..services.rollback import rollback as run_rollback
@@ -244,12 +264,18 @@ def rollback(
     swarm = loaded.environment(env).target == "swarm"
     if dry_run:
         if swarm:
-            _print_swarm_rollback_plan(app, loaded, env, to)
+            _print_swarm_rollback_plan(app, loaded, env, to, hooks=not no_hooks)
             return
-        _print_rollback_plan(app, loaded, env, to)
+        _print_rollback_plan(app, loaded, env, to, hooks=not no_hooks)
         return
+    from ..services.deploy_inputs import hook_secrets
+
+    # The hooks' secrets only (a rollback needs no other): a missing one fails here, exit 3.
+    secrets = {} if no_hooks else hook_secrets(loaded, env)
+    hooks_skipped_warning(app, no_hooks)
     with sigterm_interrupts(), _hosts_reported(app, "rollback", f"Rollback of {env} stopped"):
-        outcomes = run_rollback(loaded, env, app.emit, to=to, message=message, force_unlock=unlock)
+        outcomes = run_rollback(loaded, env, app.emit, to=to, message=message, force_unlock=unlock,
+                                hooks=not no_hooks, secrets=secrets)
     if app.mode == "json":
         finish(app, "rollback", {"hosts": [vars(o) for o in outcomes]})
         return
@@ -259,7 +285,8 @@ def rollback(
            for o in outcomes])
 
 
-def _print_rollback_plan(app: AppContext, loaded, env: str, to: str | None) -> None:  # type: ignore[no-untyped-def]
+def _print_rollback_plan(app: AppContext, loaded, env: str, to: str | None,  # type: ignore[no-untyped-def]
+                         hooks: bool = True) -> None:
     """The plan of each host's HostRollback, after the same read-only checks and the same
     choice of target as the real rollback."""
     from ..plan.dry_run import rollback_steps
@@ -288,10 +315,11 @@ def _print_rollback_plan(app: AppContext, loaded, env: str, to: str | None) -> N
     finally:
         for conn in conns:
             conn.close()
-    _print_plan(app, "rollback", target, plans)
+    _print_plan(app, "rollback", target, plans | _hook_plan(loaded, ROLLBACK_HOOKS, hooks))
 
 
-def _print_swarm_rollback_plan(app: AppContext, loaded, env: str, to: str | None) -> None:  # type: ignore[no-untyped-def]
+def _print_swarm_rollback_plan(app: AppContext, loaded, env: str, to: str | None,  # type: ignore[no-untyped-def]
+                               hooks: bool = True) -> None:
     """After the same read of the manager's history and the same choice of target."""
     from ..services.host_state import HostState
     from ..services.hosts import layout_for, manager_connector
@@ -304,4 +332,5 @@ def _print_swarm_rollback_plan(app: AppContext, loaded, env: str, to: str | None
     finally:
         conn.close()
     plan = swarm_rollback_plan(loaded, env, record)
-    _print_plan(app, "rollback", target, {f"swarm manager {loaded.environment(env).manager}": plan.steps()})
+    _print_plan(app, "rollback", target, {f"swarm manager {loaded.environment(env).manager}": plan.steps()}
+                | _hook_plan(loaded, ROLLBACK_HOOKS, hooks))

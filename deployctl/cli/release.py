@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import ArtifactsOption, artifacts_path, finish, table
+from .common import ArtifactsOption, NoHooksOption, artifacts_path, finish, hooks_skipped_warning, table
 from .config import EnvOption
 from .context import AppContext
 from .deploy import CanaryOpt, ForceUnlock, MessageOpt, NoGuard
@@ -36,6 +36,7 @@ def release(
     no_guard: NoGuard = False,
     canary: CanaryOpt = None,
     artifacts: ArtifactsOption = None,
+    no_hooks: NoHooksOption = False,
 ) -> None:
     """Build, test, push and deploy in one go; stops at the first failed stage with its exit code.
 
@@ -54,11 +55,13 @@ def release(
     unlock = unlock_policy(force_unlock, force_unlock_live, yes)  # so does a question no one can answer
     path = artifacts_path(app, artifacts)
     build = BuildRequest(artifacts_path=path, tag=tag, build_args=[parse_build_arg(a) for a in build_arg or ()],
-                         no_cache=no_cache, test_images=not skip_tests, exclude_from_git=[path])
+                         no_cache=no_cache, test_images=not skip_tests, exclude_from_git=[path],
+                         hooks=not no_hooks, env_name=env)
     request = ReleaseRequest(env_name=env, build=build,
                              test=None if skip_tests else _test_request(loaded, reports, env),
                              deploy=DeployOptions(message=message, force_unlock=unlock, no_guard=no_guard,
-                                                         canary=canary))
+                                                  canary=canary, hooks=not no_hooks))
+    hooks_skipped_warning(app, no_hooks)
     engine = DockerEngine.connect(pool_size=len(loaded.config.services) + 2)
     result = run_release(loaded, request, engine=engine, emit=app.emit, guard_deploy=sigterm_interrupts)
 

@@ -146,13 +146,21 @@ def _credential_values(data: dict[str, Any]) -> list[tuple[str, str]]:
     for name, env in (environments.items() if isinstance(environments, dict) else ()):
         if isinstance(env, dict):
             tables.append((["environments", name, "env"], env.get("env")))
+    hooks = data.get("hooks")
+    for name, hook in (hooks.items() if isinstance(hooks, dict) else ()):
+        command = hook.get("command") if isinstance(hook, dict) else hook
+        if isinstance(command, list):  # a hook's argv is printed by --dry-run and the step's detail
+            tables.append((["hooks", name, "command"], dict(enumerate(command))))
     found = []
     for loc, table in tables:
         for key, value in (table.items() if isinstance(table, dict) else ()):
             what = credential_shape(value) if isinstance(value, str) else None
             if what is None:
                 continue
-            if loc[-1] == "build_args":
+            if loc[0] == "hooks":
+                fix = (f"list NAME in hooks.{loc[1]}.secrets (its value from the environment's secret source) "
+                       "and read it from the hook's environment, e.g. [\"sh\", \"-c\", \"curl ... \\\"$NAME\\\"\"]")
+            elif loc[-1] == "build_args":
                 fix = ("a build arg stays in the image's history for anyone who pulls it: pass the value at run time "
                        "through env as {{ secret.NAME }} (or use a BuildKit secret mount) and set NAME in the "
                        "secret source")

@@ -13,7 +13,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}\Z")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -662,6 +662,46 @@ class Environment(Strict):
         return self
 
 
+def _hook_form(value: object) -> object:
+    """A hook is `name = ["argv", ...]` or a table `{ command = [...], secrets, timeout }`;
+    never a shell string (it would be split by guesswork, and quoting is where secrets leak)."""
+    if isinstance(value, str):
+        raise ValueError("a hook is an argv list, never a shell string: write [\"prog\", \"arg\"], "
+                         "or [\"sh\", \"-c\", \"...\"] when a shell is really wanted")
+    if isinstance(value, list):
+        return {"command": value}
+    return value
+
+
+class Hook(Strict):
+    """A command run on the machine running deployctl (docs/hooks.md)."""
+
+    command: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    secrets: list[EnvVarName] = []  # only these secrets reach its environment
+    timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
+
+
+HookEntry = Annotated[Hook, BeforeValidator(_hook_form)]
+
+
+class Hooks(Strict):
+    """[hooks]: when each runs is plan/hooks.py's WHERE (and docs/hooks.md)."""
+
+    pre_build: HookEntry | None = None
+    pre_deploy: HookEntry | None = None
+    pre_migrate: HookEntry | None = None
+    post_deploy: HookEntry | None = None
+    post_rollback: HookEntry | None = None
+    on_revert: HookEntry | None = None
+
+    @model_validator(mode="after")
+    def _checks(self) -> "Hooks":
+        if self.pre_build is not None and self.pre_build.secrets:
+            raise ValueError("pre_build.secrets: a build has no environment to fetch secrets from; "
+                             "give the secrets to the deploy hooks instead")
+        return self
+
+
 class Config(Strict):
     app: Name
     registry: Registry | None = None
@@ -670,6 +710,7 @@ class Config(Strict):
     test_database: DatabaseForTests = DatabaseForTests()
     accessories: dict[Name, Accessory] = {}
     environments: Annotated[dict[Name, Environment], Field(min_length=1)]
+    hooks: Hooks = Hooks()
 
     @model_validator(mode="after")
     def _checks(self) -> "Config":

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..plan.hooks import PRE_BUILD, HookContext
+from .hooks import HookRunner
 from ..artifacts import Artifacts, ImageArtifact, read_artifacts, write_artifacts
 from ..config.load import LoadedConfig
 from ..errors import BuildError, ConfigError, ConnectError, DeployctlError
@@ -29,6 +31,8 @@ class BuildRequest:
     jobs: int | None = None  # None: one worker per image
     test_images: bool = True
     exclude_from_git: Sequence[Path] = ()  # our own outputs, never part of the dirty hash
+    hooks: bool = True  # False: --no-hooks (pre_build skipped, said as a warning)
+    env_name: str = ""  # the environment a release builds for (DEPLOYCTL_ENV of pre_build)
 
 
 @dataclass
@@ -65,6 +69,9 @@ def build_images(loaded: LoadedConfig, request: BuildRequest, *, engine: Any, em
     plans = plan_builds(loaded, names, tag=tag, git=git, created=label_time(git),
                         build_args=request.build_args, test_images=request.test_images)
     _check_contexts(plans, list(loaded.config.accessories))
+    # pre_build: before any image is built; a failure (or its timeout) stops the build, exit 5.
+    HookRunner.for_config(loaded, emit, enabled=request.hooks).run(PRE_BUILD, HookContext(
+        loaded.config.app, request.env_name, "build", tag, "", git.revision if git is not None else ""))
 
     emit = serialized(emit)
     started = time.time()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Callable
 
 from ..adapters.connector import check
 from ..config import LoadedConfig
@@ -33,6 +34,8 @@ from ..secrets import Secret
 from . import preflight
 from .accessories import ensure_accessories
 from .canary import CanaryAborted, CanaryGate, HostCanary, recover
+from ..plan.hooks import POST_DEPLOY, PRE_DEPLOY, PRE_MIGRATE, HookContext
+from .hooks import HookRunner, post_rollout, previous_of
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for, proxy_port
 from .retire import retire_and_prune, stop_expired_warm
@@ -67,13 +70,17 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
     conns = connectors if connectors is not None else connectors_for(loaded, env_name)
     layout = layout_for(loaded, env_name)
 
+    live: dict[str, str | None] = {}
+
     def check_host(conn) -> set[str]:  # type: ignore[no-untyped-def]
         preflight.connect(conn, emit)
         if environment.target == "local":
             preflight.local_images_present(conn, emit, [*images.images.values(), proxy_image_for(config, images)])
         elif config.registry and login_user and registry_password is not None:
             preflight.registry_login(conn, emit, config.registry.server, login_user, registry_password)
-        return HostState(conn, layout).history().ids()
+        state = HostState(conn, layout)
+        live[conn.host] = state.current()  # for the hooks (DEPLOYCTL_PREVIOUS) before the lock
+        return state.history().ids()
 
     try:
         # Preflight on every host before any host changes; one error names every bad host.
@@ -95,12 +102,24 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             settings = settings.model_copy(update={"batch": None, "parallel": None})
         jobs = [HostDeploy(loaded, env_name, conn, emit, release, images, secrets, options, cancel=cancel, gate=gate)
                 for conn in conns]
-        rollout = Rollout(jobs, settings, emit, action="deploy", cancel=cancel, first_step=lambda job: job.migrate())
+        hooks = HookRunner.for_config(loaded, emit, enabled=options.hooks, secrets=secrets, stopped=cancel.is_set)
+        context = HookContext(config.app, env_name, "deploy", release, previous_of(live[c.host] for c in conns),
+                              images.revision or "", tuple(c.host for c in conns))
+        # Before the lock: a failing (or hanging, then killed) pre_deploy changes nothing.
+        hooks.run(PRE_DEPLOY, context)
+
+        # pre_migrate: under the lock, just before the migrations (killed with its process
+        # group at its timeout or on a signal); a failure is the migration's (cleaned up, exit 6).
+        rollout = Rollout(jobs, settings, emit, action="deploy", cancel=cancel,
+                          first_step=lambda job: job.migrate(before=lambda: hooks.run(PRE_MIGRATE, context)))
         if gate is not None:
             gate.stopped = lambda: cancel.is_set() or rollout.stop_reason is not None
         results = rollout.run()
         hosts = [HostOutcome(job.host, release, job.previous, results[job.host].outcome,
                              results[job.host].seconds, results[job.host].error) for job in jobs]
+        # The locks are released: post_deploy (and on_revert) cannot hold them, whatever they do.
+        post_rollout(hooks, replace(context, previous=previous_of(job.previous for job in jobs) or context.previous),
+                     [h.outcome for h in hosts], post=POST_DEPLOY)
         verdict = plan.verdict({h.host: h.outcome for h in hosts})
         if not verdict.ok:
             raise deploy_failure(release, results, hosts, verdict) from unexpected(results)
@@ -260,10 +279,13 @@ class HostDeploy:
         if self.switch.ensure_network(self.release):
             self.emit(Message(f"created network {self.names.network}", host=self.host))
 
-    def migrate(self) -> None:
-        """Once per rollout, on one host, before any host switches."""
+    def migrate(self, before: Callable[[], object] | None = None) -> None:
+        """Once per rollout, on one host, before any host switches; `before` (the pre_migrate
+        hook) first when there is a migration to run."""
         try:
             self.step = "migrate"
+            if before is not None and any(True for _ in self._migrations()):
+                before()
             self._run_migrations()
         except BaseException as exc:
             raise self._abandon(exc) from None

@@ -34,6 +34,7 @@ def secret_names(loaded: LoadedConfig, env_name: str) -> list[str]:
     """Every secret a deploy to `env_name` needs: the files the services and its accessories
     mount, and the secrets their env values use."""
     from ..plan.env_values import refs_in
+    from ..plan.hooks import secret_names as hook_secret_names
 
     config, environment = loaded.config, loaded.environment(env_name)
     accessories = [config.accessories[a] for a in environment.accessories]
@@ -42,7 +43,20 @@ def secret_names(loaded: LoadedConfig, env_name: str) -> list[str]:
     # {{ secret.NAME }} in env values (services', the environment's, its accessories')
     names += refs_in([*(v for svc in config.services.values() for v in svc.env.values()),
                       *environment.env.values(), *(v for a in accessories for v in a.env.values())])
+    names += hook_secret_names(config.hooks)  # [hooks]: only a hook that lists one gets it
     return list(dict.fromkeys(names))
+
+
+def hook_secrets(loaded: LoadedConfig, env_name: str) -> dict:
+    """The values of the secrets the hooks list (a rollback fetches no other), masked."""
+    from ..plan.hooks import secret_names as hook_secret_names
+    from .secret_sources import environment_source, fetch_secrets
+
+    names = hook_secret_names(loaded.config.hooks)
+    if not names:
+        return {}
+    return fetch_secrets(environment_source(loaded.config, loaded.environment(env_name)), names,
+                         context=f"the hooks of environment {env_name!r}")
 
 
 def load_for_redaction(loaded: LoadedConfig, env_name: str) -> list[str]:

@@ -26,6 +26,9 @@ from ..plan.releases import (FAILED, LIVE, REVERTED, REVERTS, SKIPPED, UNCERTAIN
 from ..plan.proxy_config import Standby, live_release, standby_of
 from ..plan.switch_plan import SwitchPlan, rollback_plan
 from . import preflight
+from ..plan.hooks import POST_ROLLBACK, PRE_DEPLOY, HookContext
+from ..secrets import Secret
+from .hooks import HookRunner, post_rollout, previous_of
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for, proxy_port
 from .retire import retire_and_prune, stop_expired_warm
@@ -47,7 +50,9 @@ class RollbackOutcome:
 
 
 def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None = None, message: str = "",
-             force_unlock: bool = False, connectors: list | None = None) -> list[RollbackOutcome]:
+             force_unlock: bool = False, connectors: list | None = None, hooks: bool = True,
+             secrets: dict[str, Secret] | None = None) -> list[RollbackOutcome]:
+    """`hooks`: False for --no-hooks; `secrets`: the values of the secrets the hooks list."""
     environment = loaded.environment(env_name)
     if to is not None:  # the CLI checks it too; a caller of this function is no exception
         try:
@@ -57,7 +62,8 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
     if environment.target == "swarm":  # the same verb, driven through a Swarm manager
         from .swarm_deploy import rollback as swarm_rollback
 
-        return swarm_rollback(loaded, env_name, emit, to=to, message=message, force_unlock=force_unlock)  # type: ignore[return-value]
+        return swarm_rollback(loaded, env_name, emit, to=to, message=message, force_unlock=force_unlock,  # type: ignore[return-value]
+                              hooks=hooks, secrets=secrets)
     emit = serialized(emit)
     conns = connectors if connectors is not None else connectors_for(loaded, env_name)
     try:
@@ -75,9 +81,15 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
                 for conn in conns]
         on_every_host(jobs, lambda job: job.check(), environment.rollout.parallel)  # before any lock or switch
         emit(Message(f"rollback of {env_name} to {target} ({len(jobs)} host{'s' if len(jobs) != 1 else ''})"))
+        runner = HookRunner.for_config(loaded, emit, enabled=hooks, secrets=secrets, stopped=cancel.is_set)
+        context = HookContext(loaded.config.app, env_name, "rollback", target,
+                              previous_of(view.current for view in views), _revision(jobs, target),
+                              tuple(job.host for job in jobs))
+        runner.run(PRE_DEPLOY, context)  # before the lock, as for a deploy: a failure changes nothing
         results = Rollout(jobs, environment.rollout, emit, action="rollback", cancel=cancel).run()
         verdict = plan.verdict({h: r.outcome for h, r in results.items()})
         outcomes = [job.outcome_for(results[job.host]) for job in jobs]
+        post_rollout(runner, context, [r.outcome for r in results.values()], post=POST_ROLLBACK)
         if not verdict.ok:
             raise rollback_failure(target, results, outcomes, verdict) from unexpected(results)
         return outcomes
@@ -113,6 +125,7 @@ class HostRollback:
         self.keep_warm = True  # the release left stays warm (rollout.warm_window); a rollout's revert says no
         self.reverts: str | None = None  # set by a stopped rollout's revert: see ReleaseRecord.reverts
         self.started_at = time.time()  # the command's start: `stats` measures time to restore from here
+        self.revision = ""  # the target's, from its deploy record (check)
 
     def check(self) -> None:
         """The target was deployed here and its containers are still here (read-only)."""
@@ -124,6 +137,7 @@ class HostRollback:
         if record is None:
             raise RollbackError(f"{self.host}: {self.target} was never deployed successfully here",
                                 hint="`deployctl releases --env ...` lists the releases you can roll back to")
+        self.revision = record.revision or ""
         spec = spec_of(record, self.loaded, self.env_name)
         # Side by side, two round trips to the engine: on a warm rollback's way to its switch.
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -258,6 +272,11 @@ class HostRollback:
         live = self.target if result.outcome in plan.DONE else self.current
         return RollbackOutcome(self.host, live or "-", self.current, round(self.seconds, 3),
                                round(time.monotonic() - self.started, 3), result.outcome, result.error)
+
+
+def _revision(jobs: list["HostRollback"], target: str) -> str:
+    """The target's revision (DEPLOYCTL_REVISION), from the first host's record of it."""
+    return next((job.revision for job in jobs if job.revision), "")
 
 
 def spec_of(record: ReleaseRecord, loaded: LoadedConfig, env_name: str) -> ReleaseSpec:

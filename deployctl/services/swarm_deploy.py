@@ -38,6 +38,8 @@ from .accessories import specs_for
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .host_calls import PREVIOUS, UNKNOWN, mapped
 from .host_calls import why as _why
+from ..plan.hooks import POST_DEPLOY, POST_ROLLBACK, PRE_DEPLOY, PRE_MIGRATE, HookContext
+from .hooks import HookRunner, post_rollout
 from .host_state import HostState
 from .hosts import layout_for, manager_connector, names_for, proxy_port, ssh_connector
 from .release_images import ReleaseImages, proxy_image_for
@@ -183,13 +185,21 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                                  options=options)
         work = SwarmDeploy(site, state, plan, loaded, env_name, secrets, options, emit, registry_auth=login,
                            scaled=scaled, cancel=Cancel())
+        # The hooks as on hosts (services/hooks.py): pre_deploy before the lock, pre_migrate
+        # before the migrations, post_deploy and on_revert once the lock is released.
+        hooks = HookRunner.for_config(loaded, emit, enabled=options.hooks, secrets=secrets,
+                                      stopped=work.cancel.is_set)
+        context = HookContext(config.app, env_name, "deploy", release, state.current() or "", images.revision or "",
+                              (host,))
+        hooks.run(PRE_DEPLOY, context)
         # The orchestration every target shares (services/rollout.py): the lock, prepare,
         # the migrations once, the switch, the outcome on any failure or signal, the unlock;
         # a Swarm is one site of the rollout, its manager its host.
         results = Rollout([work], environment.rollout, emit, action="deploy", cancel=work.cancel,
-                          first_step=lambda job: job.migrate()).run()
+                          first_step=lambda job: job.migrate(before=lambda: hooks.run(PRE_MIGRATE, context))).run()
         result = results[host]
         hosts = [HostOutcome(host, release, work.previous, result.outcome, result.seconds, result.error)]
+        post_rollout(hooks, context, [result.outcome], post=POST_DEPLOY)
         verdict = rollout_plan.verdict({host: result.outcome})
         if not verdict.ok:
             raise deploy_failure(release, results, hosts, verdict) from unexpected(results)
@@ -267,11 +277,14 @@ class SwarmDeploy:
         except BaseException as exc:
             raise self._abandon(exc) from None
 
-    def migrate(self) -> None:
+    def migrate(self, before: Callable[[], object] | None = None) -> None:
         """Once, before the new tasks start (as on hosts): no task of this release runs on a
-        schema it does not know, and a failed migration leaves no task to remove."""
+        schema it does not know, and a failed migration leaves no task to remove. `before`
+        (the pre_migrate hook) first when there is a migration to run."""
         try:
             self.step = "migrate"
+            if before is not None and self.plan.migrations:
+                before()
             for name, argv in self.plan.migrations:
                 self.site.run_job(name, argv)
         except BaseException as exc:
@@ -463,7 +476,8 @@ def swarm_rollback_plan(loaded: LoadedConfig, env_name: str, record: ReleaseReco
 
 
 def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None = None, message: str = "",
-             force_unlock: bool = False, manager=None) -> list[SwarmRollback]:  # type: ignore[no-untyped-def]
+             force_unlock: bool = False, manager=None, hooks: bool = True,  # type: ignore[no-untyped-def]
+             secrets: dict[str, Secret] | None = None) -> list[SwarmRollback]:
     environment = loaded.environment(env_name)
     emit = serialized(emit)
     job = SwarmJob(loaded, env_name, emit, manager)
@@ -483,9 +497,14 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
                                 hint="deploy that revision again instead")
         work = SwarmRollbackJob(site, state, plan, current, message, force_unlock, proxy_port(loaded, env_name),
                                 emit, scaled, Cancel(), environment.rollout)
+        runner = HookRunner.for_config(loaded, emit, enabled=hooks, secrets=secrets, stopped=work.cancel.is_set)
+        context = HookContext(loaded.config.app, env_name, "rollback", target, current or "",
+                              record.revision or "", (host,))
+        runner.run(PRE_DEPLOY, context)  # before the lock, as for a deploy
         # The same orchestration as a fleet's rollback (services/rollout.py), the manager its host.
         results = Rollout([work], environment.rollout, emit, action="rollback", cancel=work.cancel).run()
         result = results[host]
+        post_rollout(runner, context, [result.outcome], post=POST_ROLLBACK)
         outcome = SwarmRollback(target, current, round(work.seconds, 3), round(time.monotonic() - work.began, 3),
                                 host, result.outcome, result.error)
         verdict = rollout_plan.verdict({host: result.outcome})
