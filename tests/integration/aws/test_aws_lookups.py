@@ -158,7 +158,8 @@ def test_rds_endpoint_becomes_the_services_database_env(aws, boto, role, tmp_pat
     loaded = with_database_endpoint(load_config(config), "production")
     production = loaded.environment("production")
     assert production.env == {"DATABASE_HOST": address["Address"], "DATABASE_PORT": str(address["Port"])}
-    [web] = release_containers(loaded.config, production, "production", "r1", None, {"web": "img"})
+    [web] = release_containers(loaded.config, production, "production", "20261206-010000-0000001", None,
+                               {"web": "img"})
     assert web.env["DATABASE_HOST"] == address["Address"] and web.env["DATABASE_PORT"] == "3306"
 
     config = write_config(tmp_path, role, database='database = { rds_instance = "no-such-db" }')
