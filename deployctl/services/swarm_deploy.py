@@ -84,18 +84,23 @@ class SwarmJob:
             self.manager.close()
 
 
-def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str) -> bytes | None:
+def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
+            checkpoint: Callable[[], None] = lambda: None) -> bytes | None:
     """Route then verify on every node; a failed verify puts the previous configuration
     back on every node (raises DeployError), or SwarmSwitchBackFailed if that fails too.
+    A signal seen after the route or the verify (`checkpoint`) switches back as well, as on
+    hosts (services/switch.py): an interrupted deploy never ends with its release live.
     Returns the configuration before the switch (what the guard's revert puts back)."""
     previous = site.live_config()
     timer = Timer(emit, "route", host=host, detail=f"proxy -> {plan.target.release}")
     try:
         nodes = site.route(plan, plan.proxy_config)
         timer.done(f"{nodes} node{'s' if nodes != 1 else ''}")
+        checkpoint()
         verify = Timer(emit, "verify", host=host, detail=plan.verify.path)
         seconds = site.verify(plan, port)
         verify.done(f"{plan.target.release} answers through every node's proxy ({seconds:.2f}s)")
+        checkpoint()
     except Exception as exc:  # noqa: BLE001 - whatever failed, the previous release goes back
         back = Timer(emit, "switch back", host=host)
         try:
@@ -307,7 +312,7 @@ class SwarmDeploy:
         switched = time.time()
         self.step = "switch"
         try:
-            previous_config = _switch(site, plan, port, emit, host)
+            previous_config = _switch(site, plan, port, emit, host, self.cancel.check)
         except SwarmSwitchBackFailed as exc:
             self.phase = UNCERTAIN_PHASE
             self._record(UNCERTAIN, exc.message)
@@ -562,7 +567,7 @@ class SwarmRollbackJob:
         except BaseException as exc:
             self._undo(FAILED, exc)
         try:
-            _switch(site, plan, self.port, emit, host)
+            _switch(site, plan, self.port, emit, host, self.cancel.check)
         except SwarmSwitchBackFailed as exc:
             self.phase = UNCERTAIN_PHASE
             self._record(UNCERTAIN, exc.message)

@@ -1,0 +1,78 @@
+"""The Swarm's switch (services/swarm_deploy._switch) on a scripted site: a signal seen after
+the route or after the verify switches back, as a host's switch does, and a switch back waits
+until every node answers from the previous release before the caller removes anything."""
+
+from __future__ import annotations
+
+import pytest
+
+from deployctl.errors import DeployError
+from deployctl.services.rollout import Interrupted
+from deployctl.services.swarm_deploy import SwarmSwitchBackFailed, _switch
+
+PREVIOUS = b"# deployctl proxy configuration\n# live: 20261206-010000-aaaaaaa\n"
+
+
+class Plan:
+    proxy_config = "# deployctl proxy configuration\n# live: 20261206-020000-bbbbbbb\n"
+    verify = type("Verify", (), {"path": "/version"})()
+    target = type("Target", (), {"release": "20261206-020000-bbbbbbb"})()
+
+
+class Site:
+    def __init__(self, *, verify_fails: bool = False, back_fails: bool = False) -> None:
+        self.routed: list[object] = []
+        self.waited: list[str | None] = []
+        self.verify_fails, self.back_fails = verify_fails, back_fails
+
+    def live_config(self) -> bytes:
+        return PREVIOUS
+
+    def route(self, plan, config) -> int:  # type: ignore[no-untyped-def]
+        if self.routed and self.back_fails:
+            raise DeployError("node2: nginx -t refused the configuration")
+        self.routed.append(config)
+        return 3
+
+    def verify(self, plan, port: int) -> float:  # type: ignore[no-untyped-def]
+        if self.verify_fails:
+            raise DeployError("node1: /version answered 500")
+        return 0.1
+
+    def wait_answers(self, release, port, path) -> None:  # type: ignore[no-untyped-def]
+        self.waited.append(release)
+
+
+def stop_after(calls: int):  # type: ignore[no-untyped-def]
+    seen = [0]
+
+    def checkpoint() -> None:
+        seen[0] += 1
+        if seen[0] >= calls:
+            raise Interrupted("interrupted by SIGTERM")
+    return checkpoint
+
+
+@pytest.mark.parametrize("when", [1, 2], ids=["after the route", "after the verify"])
+def test_a_signal_during_the_switch_switches_back_and_waits_for_the_previous_release(when):
+    site = Site()
+    with pytest.raises(DeployError, match="interrupted by SIGTERM"):
+        _switch(site, Plan(), 8080, lambda event: None, "manager", stop_after(when))
+    assert site.routed == [Plan.proxy_config, PREVIOUS]  # routed, then the previous configuration back
+    assert site.waited == ["20261206-010000-aaaaaaa"]
+
+
+def test_a_failed_verify_switches_back_and_a_failed_switch_back_is_uncertain():
+    site = Site(verify_fails=True)
+    with pytest.raises(DeployError, match="answered 500"):
+        _switch(site, Plan(), 8080, lambda event: None, "manager")
+    assert site.routed == [Plan.proxy_config, PREVIOUS] and site.waited == ["20261206-010000-aaaaaaa"]
+    with pytest.raises(SwarmSwitchBackFailed) as caught:
+        _switch(Site(verify_fails=True, back_fails=True), Plan(), 8080, lambda event: None, "manager")
+    assert caught.value.exit_code == 7
+
+
+def test_without_a_signal_the_switch_returns_the_configuration_it_replaced():
+    site = Site()
+    assert _switch(site, Plan(), 8080, lambda event: None, "manager", lambda: None) == PREVIOUS
+    assert site.routed == [Plan.proxy_config] and site.waited == []
