@@ -18,6 +18,7 @@ HELP = """Build, test, push, deploy and roll back the app described in deploy.to
 Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 config error, 4 cannot connect,
 5 build or test failed, 6 deploy failed (previous release still serving),
 7 rollback failed or state uncertain, 8 lock held by someone else.
+`deployctl exec` exits with its command's code, 125 when it could not start the command.
 """
 
 
@@ -54,6 +55,7 @@ def build_app() -> "typer.core.TyperGroup":
     from . import build as build_cmd
     from . import config as config_cmd
     from . import deploy as deploy_cmd
+    from . import exec as exec_cmd
     from . import hosts as hosts_cmd
     from . import infra as infra_cmd
     from . import init as init_cmd
@@ -87,6 +89,7 @@ def build_app() -> "typer.core.TyperGroup":
     app.command("status")(inspect_cmd.status)
     app.command("releases")(inspect_cmd.releases)
     app.command("logs")(inspect_cmd.logs)
+    app.command("exec")(exec_cmd.exec_command)
     app.command("stats")(stats_cmd.stats)
     app.command("scale")(swarm_cmd.scale)
     return typer.main.get_command(app)
