@@ -5,10 +5,14 @@ through a real pty, and `--live` over SSH (the test sshd in front of the same en
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
+import struct
 import subprocess
+import sys
+import termios
 import time
 
 import pytest
@@ -95,10 +99,11 @@ def test_new_exec_gets_the_release_env_file_and_secrets_and_is_removed(site):
 
 
 def _through_pty(argv: list[str], typed: bytes, timeout: float = 90) -> tuple[int, bytes]:
-    """argv on a new pty as a person's terminal: `typed` is sent once the command shows a
-    prompt (or after 3 s), everything it prints is read until it exits."""
+    """argv on a new pty of 33 rows and 111 columns, as a person's terminal: `typed` is sent
+    once the command shows a prompt (or after 3 s), everything it prints is read until it exits."""
     pid, master = pty.fork()
     if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
         os.execvpe(argv[0], argv, {**os.environ, "TERM": "xterm"})
     seen, sent, deadline, started = b"", False, time.monotonic() + timeout, time.monotonic()
     try:
@@ -124,9 +129,10 @@ def _through_pty(argv: list[str], typed: bytes, timeout: float = 90) -> tuple[in
 def test_interactive_exec_runs_on_a_real_pty(site):
     app, config, loaded, release = site
     code, seen = _through_pty([DEPLOYCTL, "--config", str(config), "exec", "--env", "local", "-i", "--", "sh"],
-                              b"echo h''i; exit 5\n")
+                              b"stty size; echo h''i; exit 5\n")
     assert code == 5, seen
     assert b"\r\nhi\r\n" in seen, seen  # typed `h''i`, printed `hi`: the shell ran it on a terminal
+    assert b"33 111" in seen, seen  # the terminal's size reached the container's
     record = last_record(loaded)
     assert record.extra == {"service": "frontend", "mode": "live", "command": ["sh"], "exit_code": 5}
     code, seen = _through_pty([DEPLOYCTL, "--config", str(config), "exec", "--env", "local", "-i", "--new", "--",
@@ -151,3 +157,25 @@ def test_live_exec_over_ssh(site, ssh_host):
     assert b"".join(d for _, s, d in out if s == "stderr") == b"err\n"
     assert {h for h, _, _ in out} == {conn.host}
     assert last_record(loaded).extra["exit_code"] == 3
+
+
+SSH_INTERACTIVE = """
+import sys
+from deployctl.adapters.ssh import SSHConnector
+from deployctl.config import load_config
+from deployctl.services.exec import ExecRequest, run_exec
+config, host, port, user, key, known = sys.argv[1:]
+conn = SSHConnector(host, port=int(port), user=user, key_file=key, known_hosts=known)
+request = ExecRequest(env="local", command=("sh",), interactive=True)
+sys.exit(run_exec(load_config(config), request, lambda *a: None, connectors=[conn]))
+"""
+
+
+def test_interactive_exec_over_ssh_gets_a_pty_of_the_terminal_size(site, ssh_host):
+    app, config, loaded, release = site
+    code, seen = _through_pty([sys.executable, "-c", SSH_INTERACTIVE, str(config), ssh_host.host, str(ssh_host.port),
+                               ssh_host.user, ssh_host.key_file, ssh_host.known_hosts_file],
+                              b"stty size; echo s''sh; exit 7\n")
+    assert code == 7, seen
+    assert b"\r\nssh\r\n" in seen and b"33 111" in seen, seen
+    assert last_record(loaded).extra["exit_code"] == 7
