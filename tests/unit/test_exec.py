@@ -5,10 +5,12 @@ previous_good, deployed, stats, `releases`) ignoring `exec` records."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from deployctl.adapters.connector import CommandResult
+from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ExecNotStarted, ExitCode
 from deployctl.plan import exec as plan
 from deployctl.plan import stats
@@ -16,6 +18,7 @@ from deployctl.plan.containers import ContainerSpec
 from deployctl.plan.names import Names
 from deployctl.plan.releases import EXEC, LIVE, History, ReleaseRecord
 from deployctl.services.exec import ExecRequest, run_exec
+from deployctl.services.hosts import layout_for
 from deployctl.services.inspect import releases as releases_view
 from tests.support.fake_host import FakeHost, Fault
 from tests.unit.test_lifecycle_rules import LOADED, LOCAL, local_site, records, virtual_time  # noqa: F401
@@ -209,3 +212,92 @@ def test_new_refuses_when_the_release_secret_files_are_gone(local):
     with pytest.raises(ExecNotStarted, match="secret files are gone"):
         _run(host, service="backend", new=True)
     assert not [t for _, t in host.calls if t.startswith("docker create --name shop-local-exec")]
+
+
+# -- a Swarm: the task's node found through the manager, `docker exec` there -------------------
+
+SWARM_TEXT = """
+app = "shop"
+[registry]
+server = "registry.example:5000"
+[services.frontend]
+context = "frontend"
+routed = true
+replicas = 2
+[environments.prod]
+target = "swarm"
+manager = "10.0.0.1"
+proxy_port = 8080
+"""
+
+
+class Scripted:
+    """A connector answering argvs by their start (a list of (prefix, CommandResult)), with
+    files in memory; it records every argv it ran."""
+
+    def __init__(self, host: str, answers: list, files: dict | None = None) -> None:  # type: ignore[type-arg]
+        self.host, self.answers, self.files, self.ran = host, answers, dict(files or {}), []
+        self.registry_config = None
+
+    def connect(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def close(self) -> None:
+        pass
+
+    def run(self, argv, **kw):  # type: ignore[no-untyped-def]
+        self.ran.append(list(argv))
+        for prefix, answer in self.answers:
+            if list(argv[:len(prefix)]) == prefix:
+                return answer
+        raise AssertionError(f"{self.host}: unscripted {argv}")
+
+    def stream(self, argv, *, on_stdout, on_stderr):  # type: ignore[no-untyped-def]
+        result = self.run(argv)
+        on_stdout(result.stdout.encode())
+        on_stderr(result.stderr.encode())
+        return result.rc
+
+    def read_file(self, path):  # type: ignore[no-untyped-def]
+        return self.files.get(path)
+
+    def append_file(self, path, data, mode=0o644):  # type: ignore[no-untyped-def]
+        self.files[path] = self.files.get(path, b"") + data
+
+
+def test_swarm_live_exec_runs_in_a_running_task_on_its_node():
+    loaded = LoadedConfig(Path("/p/deploy.toml"), parse_config(SWARM_TEXT))
+    layout = layout_for(loaded, "prod")
+    service = f"shop-prod-frontend-{R1}"
+    manager = Scripted("10.0.0.1", [
+        (["docker", "service", "ps"], CommandResult(0, f"t1\t{service}.1\tnode-a\tRunning\tStarting 1s ago\t\n"
+                                                       f"t2\t{service}.2\tnode-b\tRunning\tRunning 5 minutes ago\t\n", "")),
+        (["docker", "node", "ls"], CommandResult(0, "n1\nn2\n", "")),
+        (["docker", "node", "inspect"], CommandResult(0, "node-a\t10.0.0.1\tready\tactive\t10.0.0.1:2377\n"
+                                                         "node-b\t10.0.0.2\tready\tactive\t\n", "")),
+    ], files={layout.current: f"{R1}\n".encode(), layout.history: BASE[0].to_line().encode()})
+    node = Scripted("10.0.0.2", [
+        (["docker", "ps"], CommandResult(0, "c0ffee\n", "")),
+        (["docker", "exec", "c0ffee"], CommandResult(3, "out\n", "err\n")),
+    ])
+    reached: list[str] = []
+
+    def node_connector(address: str):  # type: ignore[no-untyped-def]
+        reached.append(address)
+        return node
+
+    out: list = []
+    request = ExecRequest(env="prod", command=("sh", "-c", "exit 3"))
+    code = run_exec(loaded, request, lambda h, s, d: out.append((h, s, d)), connectors=[manager],
+                    node_connector=node_connector)
+    assert code == 3 and reached == ["10.0.0.2"]  # the task that runs (t2), not the one starting
+    assert manager.ran[0] == plan.running_tasks(service)
+    assert node.ran == [plan.task_container("t2"), ["docker", "exec", "c0ffee", "sh", "-c", "exit 3"]]
+    assert [o for o in out if o[2]] == [("10.0.0.2", "stdout", b"out\n"), ("10.0.0.2", "stderr", b"err\n")]
+    record = History.parse(manager.files[layout.history].decode()).records[-1]
+    assert (record.action, record.release, record.extra["exit_code"]) == ("exec", R1, 3)
+    with pytest.raises(ExecNotStarted, match="not supported on a Swarm"):
+        run_exec(loaded, ExecRequest(env="prod", command=("true",), new=True), lambda *a: None, connectors=[manager])
+    with pytest.raises(ExecNotStarted, match="no running task on node node-c"):
+        run_exec(loaded, ExecRequest(env="prod", command=("true",), host="node-c"), lambda *a: None,
+                 connectors=[manager], node_connector=node_connector)
