@@ -23,6 +23,7 @@ from ..plan import exec as plan
 from ..plan import swarm as sw
 from ..plan.containers import release_containers
 from ..secrets import redactor
+from .deploy_inputs import load_for_redaction
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for, ssh_connector, who
 
@@ -66,6 +67,10 @@ def run_exec(loaded: LoadedConfig, request: ExecRequest, output: Output, *, warn
         raise ExecNotStarted("-i and --all-hosts do not go together: one terminal talks to one host")
     if request.host and request.all_hosts:
         raise ExecNotStarted("--host and --all-hosts do not go together")
+    # The values this shell's secret source gives are masked in the history's copy of the argv
+    # (`mysql -pVALUE`); a source that cannot answer here leaves the shape-based masking
+    # (plan/exec.mask_argv). Nothing is printed: stderr belongs to the command.
+    _not_started(lambda: load_for_redaction(loaded, request.env))
     if environment.target == "swarm":
         return _not_started(lambda: _swarm(loaded, request, service, output, warn, connectors, node_connector, now))
     conns = _not_started(lambda: connectors if connectors is not None else connectors_for(loaded, request.env))

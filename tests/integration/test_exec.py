@@ -70,7 +70,13 @@ def test_live_exec_streams_stdout_and_stderr_and_exits_with_the_command_code(sit
     assert record.extra == {"service": "frontend", "mode": "live", "command": ["sh", "-c", SCRIPT], "exit_code": 3}
     prefixed = cli(config, "--all-hosts", "--", "sh", "-c", SCRIPT)
     assert (prefixed.returncode, prefixed.stdout, prefixed.stderr) == (3, "localhost | out\n", "localhost | err\n")
-    # deployctl's own failure to start is 125, never a code the command could have given.
+    # A value this shell's secret source gives is masked in the history's copy of the argv
+    # (not in the output: the command is the user's own).
+    masked = subprocess.run([DEPLOYCTL, "--config", str(config), "exec", "--env", "local", "--", "echo", FILE_VALUE],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "PROBE_DB_PASSWORD": FILE_VALUE})
+    assert masked.returncode == 0 and masked.stdout == FILE_VALUE + "\n"
+    assert last_record(loaded).extra["command"] == ["echo", "***"]
+        # deployctl's own failure to start is 125, never a code the command could have given.
     missing = cli(config, "--service", "nope", "--", "true")
     assert missing.returncode == 125 and "no such service" in missing.stderr
     # The readers did not count the exec lines.

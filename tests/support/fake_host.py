@@ -13,6 +13,8 @@ anchor's network, as real nginx does with "host not found in upstream"; the stag
 http_get: a container's IP answers its health path, 127.0.0.1:<published port> answers
 through the configuration nginx *loaded*, stamped with X-Deployctl-Release.
 
+`stream` and `interactive` (`deployctl exec`) answer as `run` does: a Fault scripts the command.
+
 Not modelled: the anchor's own fallback nginx, restart policies and a restarting engine,
 canary watchdogs, the proxy's access log (`docker logs` answers nothing: a test scripts the
 lines the guard reads with a Fault), registries (every pull succeeds), real timing. An argv
