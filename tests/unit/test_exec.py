@@ -301,3 +301,46 @@ def test_swarm_live_exec_runs_in_a_running_task_on_its_node():
     with pytest.raises(ExecNotStarted, match="no running task on node node-c"):
         run_exec(loaded, ExecRequest(env="prod", command=("true",), host="node-c"), lambda *a: None,
                  connectors=[manager], node_connector=node_connector)
+
+
+@pytest.fixture
+def fleet():
+    from tests.unit.test_lifecycle_rules import fleet_site
+
+    yield from fleet_site("prod")
+
+
+def test_fleet_host_choice_and_all_hosts_exit_code(fleet):
+    from tests.unit.test_lifecycle_rules import PROD
+
+    site, hosts = fleet
+    for host, rc in zip(hosts, (0, 4, 9)):
+        host.faults.append(Fault("run", r"^docker exec ", times=0, effect=lambda argv, h=host.host, rc=rc:
+                                 CommandResult(rc, f"{h} says hi\n", "")))
+    out: list = []
+    code = run_exec(LOADED, ExecRequest(env="prod", command=("hostname",), host="h2"),
+                    lambda h, s, d: out.append((h, s, d)), connectors=list(hosts))
+    assert code == 4 and out == [("h2", "stdout", b"h2 says hi\n")]
+    assert [len([r for r in records(h, PROD) if r.action == "exec"]) for h in hosts] == [0, 1, 0]
+    out.clear()
+    code = run_exec(LOADED, ExecRequest(env="prod", command=("hostname",), all_hosts=True),
+                    lambda h, s, d: out.append((h, s, d)), connectors=list(hosts))
+    assert code == 4  # the first non-zero code in host order (h2's), not h3's 9
+    assert sorted(h for h, s, d in out if d) == ["h1", "h2", "h3"]
+    assert [len([r for r in records(h, PROD) if r.action == "exec"]) for h in hosts] == [1, 2, 1]
+    with pytest.raises(ExecNotStarted, match="-i and --all-hosts"):
+        run_exec(LOADED, ExecRequest(env="prod", command=("sh",), all_hosts=True, interactive=True),
+                 lambda *a: None, connectors=list(hosts))
+
+
+def test_all_hosts_lines_are_prefixed_and_never_mixed(capsysbinary):
+    from deployctl.cli.exec import HostLines
+
+    lines = HostLines()
+    lines("h1", "stdout", b"one\ntw")
+    lines("h2", "stdout", b"x\n")
+    lines("h1", "stdout", b"o\n")
+    lines("h1", "stderr", b"oops")
+    lines.flush()
+    out, err = capsysbinary.readouterr()
+    assert out == b"h1 | one\nh2 | x\nh1 | two\n" and err == b"h1 | oops\n"
