@@ -81,19 +81,25 @@ class LocalConnector:
         import struct
         import termios
 
-        from .terminal import on_resize, pump, raw_stdin
+        from .terminal import on_resize, pump, raw_stdin, window_size
 
         if shutil.which(argv[0]) is None:
             raise ConnectError(f"localhost: {argv[0]} is not installed")
-        pid, master = pty.fork()
-        if pid == 0:  # the child: its stdin, stdout and stderr are the pty's slave
-            try:
-                os.execvp(argv[0], list(argv))
-            finally:
-                os._exit(127)
 
         def resize(columns: int, rows: int) -> None:
             fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+        master, slave = pty.openpty()
+        resize(*window_size())  # before the child starts: `docker exec -it` reads it once, at its start
+        pid = os.fork()
+        if pid == 0:  # the child: a session of its own, the pty's slave as its terminal and stdio
+            try:
+                os.close(master)
+                os.login_tty(slave)
+                os.execvp(argv[0], list(argv))
+            finally:
+                os._exit(127)
+        os.close(slave)
 
         def read_master() -> bytes:
             try:

@@ -333,7 +333,6 @@ class SSHConnector:
             columns, rows = window_size()
             chan.get_pty(term=os.environ.get("TERM") or "xterm", width=columns, height=rows)
             chan.exec_command(shlex.join(argv))
-
             with on_resize(lambda c, r: chan.resize_pty(width=c, height=r)), raw_stdin():
                 pump(chan.fileno, lambda: _drain(chan), chan.sendall, chan.shutdown_write, chan.exit_status_ready)
             rc = chan.recv_exit_status()

@@ -106,12 +106,14 @@ def test_new_exec_gets_the_release_env_file_and_secrets_and_is_removed(site):
 
 def _through_pty(argv: list[str], typed: bytes, timeout: float = 90) -> tuple[int, bytes]:
     """argv on a new pty of 33 rows and 111 columns, as a person's terminal: `typed` is sent
-    once the command shows a prompt (or after 3 s), everything it prints is read until it exits."""
+    a second after the command shows a prompt, everything it prints is read until it exits.
+    The second: `docker exec -it` (engine API 1.41 here) sends the terminal's size only once
+    the exec runs, so a command typed at once, faster than a person, can see `0 0`."""
     pid, master = pty.fork()
     if pid == 0:
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
         os.execvpe(argv[0], argv, {**os.environ, "TERM": "xterm"})
-    seen, sent, deadline, started = b"", False, time.monotonic() + timeout, time.monotonic()
+    seen, sent, deadline, started, prompted = b"", False, time.monotonic() + timeout, time.monotonic(), None
     try:
         while time.monotonic() < deadline:
             ready, _, _ = select.select([master], [], [], 0.2)
@@ -123,7 +125,9 @@ def _through_pty(argv: list[str], typed: bytes, timeout: float = 90) -> tuple[in
                 if not data:
                     break
                 seen += data
-            if not sent and (b"# " in seen or b"$ " in seen or time.monotonic() - started > 3):
+            if prompted is None and (b"# " in seen or b"$ " in seen or time.monotonic() - started > 5):
+                prompted = time.monotonic()
+            if not sent and prompted is not None and time.monotonic() - prompted > 1.0:
                 os.write(master, typed)
                 sent = True
         _, status = os.waitpid(pid, 0)
@@ -185,3 +189,43 @@ def test_interactive_exec_over_ssh_gets_a_pty_of_the_terminal_size(site, ssh_hos
     assert code == 7, seen
     assert b"\r\nssh\r\n" in seen and b"33 111" in seen, seen
     assert last_record(loaded).extra["exit_code"] == 7
+
+
+def test_exec_on_an_ssh_target_through_the_cli(ssh_host, registry, probe_images, tmp_path):
+    """A real `ssh` environment (deployed over SSH, images pulled from the registry by digest):
+    `deployctl exec --live` and `--new` through the CLI, the state read over SFTP."""
+    from tests.integration.test_deploy_ssh import push
+
+    app, port = unique_app(), free_port()
+    ssh = (f"[environments.staging.ssh]\nuser = \"{ssh_host.user}\"\nport = {ssh_host.port}\n"
+           f"key_file = \"{ssh_host.key_file}\"\nknown_hosts = \"{ssh_host.known_hosts_file}\"\n")
+    config = probe_config(tmp_path, app, port=port, env_name="staging", target="ssh",
+                          extra_env=f"hosts = [\"{ssh_host.host}\"]\n{ssh}",
+                          registry=f"[registry]\nserver = \"{registry.address}\"\nnamespace = \"{app}\"\n")
+    repos = {n: f"{registry.address}/{app}/{n}" for n in ("backend", "frontend", "proxy")}
+    env = {**os.environ, "PROBE_DB_PASSWORD": FILE_VALUE}
+
+    def run(*args: str) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+        return subprocess.run([DEPLOYCTL, "--config", str(config), *args], capture_output=True, text=True,
+                              timeout=180, env=env, stdin=subprocess.DEVNULL)
+
+    try:
+        from tests.integration.deploy_fixtures import write_probe_artifacts
+
+        digests = {n: push(img, repos[n], "eeeeeee5") for n, img in
+                   (("backend", probe_images.good), ("frontend", probe_images.good), ("proxy", probe_images.proxy))}
+        write_probe_artifacts(config, app, "eeeeeee5", probe_images.good, probe_images.good, probe_images.proxy,
+                              digests=digests, repositories=repos)
+        deployed = run("deploy", "--env", "staging")
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        live = run("exec", "--env", "staging", "--", "sh", "-c", SCRIPT)
+        assert (live.returncode, live.stdout, live.stderr) == (3, "out\n", "err\n")
+        new = run("exec", "--env", "staging", "--new", "--service", "backend", "--", "sh", "-c",
+                  'cat "$PROBE_DB_PASSWORD_FILE"; echo; echo "$DEPLOYCTL_RELEASE"')
+        assert new.returncode == 0 and new.stdout.splitlines()[0] == FILE_VALUE, new.stdout + new.stderr
+        assert docker("ps", "-aq", "--filter", f"label=io.deployctl.app={app}", "--filter",
+                      "label=io.deployctl.role=exec") == ""
+        elsewhere = run("exec", "--env", "staging", "--host", "nowhere", "--", "true")
+        assert elsewhere.returncode == 125 and "not a host of staging" in elsewhere.stderr
+    finally:
+        remove_app(app)
