@@ -136,11 +136,15 @@ def _through_pty(argv: list[str], typed: bytes, timeout: float = 90) -> tuple[in
     return os.waitstatus_to_exitcode(status), seen
 
 
-def test_interactive_exec_runs_on_a_real_pty(site):
+def test_interactive_exec_runs_on_a_real_pty(site, tmp_path):
     app, config, loaded, release = site
-    code, seen = _through_pty([DEPLOYCTL, "--config", str(config), "exec", "--env", "local", "-i", "--", "sh"],
-                              b"stty size; echo h''i; exit 5\n")
+    # Wrapped so the terminal's settings are read before and after: raw mode is undone.
+    wrapper = (f'stty -g > {tmp_path}/before; {DEPLOYCTL} --config {config} exec --env local -i -- sh; rc=$?; '
+               f'stty -g > {tmp_path}/after; exit $rc')
+    code, seen = _through_pty(["sh", "-c", wrapper], b"stty size; echo h''i; exit 5\n")
     assert code == 5, seen
+    before = (tmp_path / "before").read_text()
+    assert (tmp_path / "after").read_text() == before and before.strip(), seen
     assert b"\r\nhi\r\n" in seen, seen  # typed `h''i`, printed `hi`: the shell ran it on a terminal
     assert b"33 111" in seen, seen  # the terminal's size reached the container's
     record = last_record(loaded)
