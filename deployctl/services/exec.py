@@ -78,11 +78,21 @@ def run_exec(loaded: LoadedConfig, request: ExecRequest, output: Output, *, warn
     if not chosen:
         raise ExecNotStarted(f"{request.env} has no hosts")
     one = lambda conn: _not_started(lambda: _on_host(loaded, request, service, conn, output, warn, now))  # noqa: E731
+
+    def each(conn) -> int:  # type: ignore[no-untyped-def]
+        """--all-hosts: a host where the command cannot start says why on its own lines and
+        counts as 125; the other hosts run all the same."""
+        try:
+            return one(conn)
+        except ExecNotStarted as exc:
+            output(conn.host, "stderr", "".join(f"error: {line}\n" for line in exc.lines()).encode())
+            return int(exc.exit_code)
+
     try:
-        if len(chosen) == 1:
+        if not request.all_hosts:
             return one(chosen[0])
         with ThreadPoolExecutor(max_workers=min(len(chosen), 16)) as pool:
-            codes = list(pool.map(one, chosen))
+            codes = list(pool.map(each, chosen))
         return next((code for code in codes if code != 0), 0)
     finally:
         for conn in conns:

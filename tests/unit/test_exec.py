@@ -328,6 +328,16 @@ def test_fleet_host_choice_and_all_hosts_exit_code(fleet):
     assert code == 4  # the first non-zero code in host order (h2's), not h3's 9
     assert sorted(h for h, s, d in out if d) == ["h1", "h2", "h3"]
     assert [len([r for r in records(h, PROD) if r.action == "exec"]) for h in hosts] == [1, 2, 1]
+    # A host where it cannot start says so on its lines and counts as 125; the others still run.
+    hosts[0].gone = True
+    out.clear()
+    code = run_exec(LOADED, ExecRequest(env="prod", command=("hostname",), all_hosts=True),
+                    lambda h, s, d: out.append((h, s, d)), connectors=list(hosts))
+    assert code == 125
+    [(stream, said)] = [(s, d) for h, s, d in out if h == "h1"]
+    assert stream == "stderr" and said.startswith(b"error: h1: ") and b"connection lost" in said, said
+    assert sorted(h for h, s, d in out if d.endswith(b"says hi\n")) == ["h2", "h3"]
+    hosts[0].gone = False
     with pytest.raises(ExecNotStarted, match="-i and --all-hosts"):
         run_exec(LOADED, ExecRequest(env="prod", command=("sh",), all_hosts=True, interactive=True),
                  lambda *a: None, connectors=list(hosts))
