@@ -354,3 +354,14 @@ def test_all_hosts_lines_are_prefixed_and_never_mixed(capsysbinary):
     lines.flush()
     out, err = capsysbinary.readouterr()
     assert out == b"h1 | one\nh2 | x\nh1 | two\n" and err == b"h1 | oops\n"
+
+
+def test_local_stream_keeps_stdout_and_stderr_apart_and_returns_the_code():
+    from deployctl.adapters.local import LocalConnector
+
+    got: list[tuple[str, bytes]] = []
+    rc = LocalConnector().stream(["sh", "-c", "printf out; echo err >&2; exit 3"],
+                                 on_stdout=lambda d: got.append(("out", d)), on_stderr=lambda d: got.append(("err", d)))
+    assert rc == 3
+    assert b"".join(d for s, d in got if s == "out") == b"out"  # no newline waited for
+    assert b"".join(d for s, d in got if s == "err") == b"err\n"
