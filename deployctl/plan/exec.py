@@ -54,9 +54,10 @@ def one_off(spec: ContainerSpec, image: str, release_network: str, app_network: 
             command: Sequence[str], labels: dict[str, str], *, interactive: bool = False) -> list[list[str]]:
     """create (with the release's env, env file, secret mounts, hardening), join the app's
     network (its accessories are there), start attached; `remove` runs afterwards on every
-    path. The create never names the service as a network alias (see the module's text)."""
+    path, and `--rm` has the engine remove it when its command ends even if deployctl was
+    killed meanwhile. The create never names the service as a network alias (see the module's text)."""
     return [
-        ["docker", "create", "--name", name, *(TTY if interactive else []), "--network", release_network,
+        ["docker", "create", "--rm", "--name", name, *(TTY if interactive else []), "--network", release_network,
          *_hardening(spec), *_labels(labels), *_env(spec.env), *_env_file(spec), *_secret_mounts(spec),
          image, *command],
         ["docker", "network", "connect", app_network, name],

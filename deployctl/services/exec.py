@@ -165,7 +165,7 @@ def _on_host(loaded: LoadedConfig, request: ExecRequest, service: str, conn, out
             return _run_recorded(state, request, service, live, revision, conn, start, output, now)
         finally:
             removed = conn.run(plan.remove(name))
-            if not removed.ok:
+            if not removed.ok and "no such container" not in removed.stderr.lower():  # --rm was first
                 warn(f"{conn.host}: the one-off container {name} was not removed: {removed.stderr.strip()}")
     container = names.container(service, live)
     found = conn.run(plan.container_state(container))

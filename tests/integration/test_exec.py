@@ -90,7 +90,7 @@ def test_new_exec_gets_the_release_env_file_and_secrets_and_is_removed(site):
     done = cli(config, "--new", "--service", "backend", "--", "sh", "-c",
                'echo "dsn=$PROBE_DSN"; echo "file=$(cat "$PROBE_DB_PASSWORD_FILE")"; echo "release=$DEPLOYCTL_RELEASE"; '
                "exit 4")
-    assert done.returncode == 4, done.stderr
+    assert done.returncode == 4 and done.stderr == "", done.stderr  # no warning: --rm's removal was expected
     assert done.stdout.splitlines() == [f"dsn=mysql://probe:{DSN_VALUE}@db:3306/x", f"file={FILE_VALUE}",
                                         f"release={release}"]
     assert docker("ps", "-aq", "--filter", f"label=io.deployctl.app={app}", "--filter",

@@ -49,7 +49,7 @@ def test_one_off_argvs_carry_the_release_env_file_and_secret_mounts_and_no_alias
     create, connect, start = plan.one_off(spec(), "reg/shop/backend@sha256:1", f"shop-prod-{R}", "shop-prod", "x1",
                                           ["env"], labels)
     assert create == [
-        "docker", "create", "--name", "x1", "--network", f"shop-prod-{R}",
+        "docker", "create", "--rm", "--name", "x1", "--network", f"shop-prod-{R}",
         "--label", "io.deployctl.app=shop", "--label", "io.deployctl.env=prod", "--label", f"io.deployctl.release={R}",
         "--label", "io.deployctl.role=exec", "--label", "io.deployctl.service=backend",
         "-e", "A=1", "-e", f"DEPLOYCTL_RELEASE={R}",
@@ -63,7 +63,7 @@ def test_one_off_argvs_carry_the_release_env_file_and_secret_mounts_and_no_alias
     assert start == ["docker", "start", "--attach", "x1"]
     create_i, _, start_i = plan.one_off(spec(env={}, env_file="", secret_env={}, secrets=()), "img", "rn", "an", "x2",
                                         ["sh"], {}, interactive=True)
-    assert create_i == ["docker", "create", "--name", "x2", "-i", "-t", "--network", "rn", "img", "sh"]
+    assert create_i == ["docker", "create", "--rm", "--name", "x2", "-i", "-t", "--network", "rn", "img", "sh"]
     assert start_i == ["docker", "start", "--attach", "--interactive", "x2"]
     assert plan.remove("x1") == ["docker", "rm", "--force", "--volumes", "x1"]
 
@@ -175,7 +175,7 @@ def test_new_exec_runs_a_one_off_and_removes_it_whatever_the_code(local):
     before = set(host.containers)
     code, out = _run(host, service="backend", new=True, command=("python", "-m", "task"))
     assert code == 7 and out == [("local", "stderr", b"boom\n")]
-    creates = [text for call, text in host.calls if text.startswith("docker create --name shop-local-exec-backend-")]
+    creates = [text for call, text in host.calls if text.startswith("docker create --rm --name shop-local-exec-backend-")]
     assert len(creates) == 1  # this config's backend has no secret-valued env: no --env-file (see test_one_off_argvs)
     assert f"{LOCAL.secret_file(site.r1, 'backend', 'DB_PASSWORD')}:/run/secrets/DB_PASSWORD:ro" in creates[0]
     assert set(host.containers) == before  # removed afterwards
@@ -211,7 +211,7 @@ def test_new_refuses_when_the_release_secret_files_are_gone(local):
     host.remove_tree(LOCAL.release_secrets(site.r1))
     with pytest.raises(ExecNotStarted, match="secret files are gone"):
         _run(host, service="backend", new=True)
-    assert not [t for _, t in host.calls if t.startswith("docker create --name shop-local-exec")]
+    assert not [t for _, t in host.calls if t.startswith("docker create --rm --name shop-local-exec")]
 
 
 # -- a Swarm: the task's node found through the manager, `docker exec` there -------------------
