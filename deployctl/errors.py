@@ -23,6 +23,9 @@ class ExitCode(IntEnum):
     # different releases. The name predates that meaning: a rollback that failed cleanly is 6.
     ROLLBACK_FAILED = 7
     LOCK_HELD = 8
+    # `deployctl exec` could not start the command (ExecNotStarted); otherwise exec exits
+    # with the command's own code. 125 as `docker run`/`docker exec` say their own failures.
+    EXEC_NOT_STARTED = 125
 
 
 class DeployctlError(Exception):
@@ -126,3 +129,12 @@ class RemoteCommandError(DeployctlError):
         first = f": {tail[-1].strip()}" if tail else ""
         detail = ("\n  " + "\n  ".join(tail)) if len(tail) > 1 else ""
         super().__init__(f"{host}: `{' '.join(self.argv)}` exited {rc}{first}{detail}")
+
+
+class ExecNotStarted(DeployctlError):
+    """`deployctl exec` could not even start the command: no live release, an unknown service
+    or host, a container that is not running, a release whose env file is gone, a host that
+    cannot be reached. Exit 125 (as `docker run` says its own failures), so it is never
+    mistaken for an exit code of the command, which deployctl exec passes through."""
+
+    exit_code = ExitCode.EXEC_NOT_STARTED

@@ -12,6 +12,7 @@ from ..errors import RemoteCommandError
 from ..secrets import redactor
 
 OnLine = Callable[[str], None]
+OnBytes = Callable[[bytes], None]
 
 
 class ConnectionLost(OSError):
@@ -54,6 +55,15 @@ class Connector(Protocol):
     def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
             on_line: OnLine | None = None) -> CommandResult:
         """Runs argv (never through a shell on our side). `on_line` streams stdout lines."""
+
+    def stream(self, argv: Sequence[str], *, on_stdout: OnBytes, on_stderr: OnBytes) -> int:
+        """Runs argv with stdin closed, handing its stdout and stderr (kept apart) to the
+        callbacks as they come, in raw chunks; returns its exit status (`deployctl exec`)."""
+
+    def interactive(self, argv: Sequence[str]) -> int:
+        """Runs argv on a terminal of the host (a pty here, an SSH pty there) wired to this
+        process's terminal: stdin raw and restored on exit, the window size passed on.
+        Returns its exit status (`deployctl exec -i`)."""
 
     def put_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
         """Writes atomically (temp file + rename) with `mode` set before any byte lands."""

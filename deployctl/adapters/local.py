@@ -12,7 +12,7 @@ import tempfile
 from typing import Sequence
 
 from ..errors import ConnectError
-from .connector import CommandResult, HttpResponse, OnLine, http_request, parse_http_response
+from .connector import CommandResult, HttpResponse, OnBytes, OnLine, http_request, parse_http_response
 
 
 class LocalConnector:
@@ -39,6 +39,82 @@ class LocalConnector:
             raise ConnectError(f"localhost: {argv[0]} is not installed") from None
         except subprocess.TimeoutExpired:
             return CommandResult(124, "", f"timed out after {timeout}s")
+
+    def stream(self, argv: Sequence[str], *, on_stdout: OnBytes, on_stderr: OnBytes) -> int:
+        """Runs argv with stdin closed; its stdout and stderr go to the callbacks as they come
+        (raw chunks: nothing waits for a newline). Returns its exit status."""
+        import selectors
+        import subprocess
+
+        try:
+            proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise ConnectError(f"localhost: {argv[0]} is not installed") from None
+        try:
+            with selectors.DefaultSelector() as selector:
+                assert proc.stdout is not None and proc.stderr is not None
+                selector.register(proc.stdout, selectors.EVENT_READ, on_stdout)
+                selector.register(proc.stderr, selectors.EVENT_READ, on_stderr)
+                while selector.get_map():
+                    for key, _ in selector.select():
+                        data = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
+                        if data:
+                            key.data(data)
+                        else:
+                            selector.unregister(key.fileobj)
+            return proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted: the command does not outlive deployctl
+                proc.terminate()
+                proc.wait()
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+
+    def interactive(self, argv: Sequence[str]) -> int:
+        """Runs argv on a new pty (the `pty` module) wired to this process's terminal: stdin
+        raw until the command ends (then restored), the window size passed on and kept in
+        step (SIGWINCH). Returns its exit status."""
+        import fcntl
+        import pty
+        import struct
+        import termios
+
+        from .terminal import on_resize, pump, raw_stdin, window_size
+
+        if shutil.which(argv[0]) is None:
+            raise ConnectError(f"localhost: {argv[0]} is not installed")
+
+        def resize(columns: int, rows: int) -> None:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+        master, slave = pty.openpty()
+        resize(*window_size())  # before the child starts: `docker exec -it` reads it once, at its start
+        pid = os.fork()
+        if pid == 0:  # the child: a session of its own, the pty's slave as its terminal and stdio
+            try:
+                os.close(master)
+                os.login_tty(slave)
+                os.execvp(argv[0], list(argv))
+            finally:
+                os._exit(127)
+        os.close(slave)
+
+        def read_master() -> bytes:
+            try:
+                return os.read(master, 65536)
+            except OSError:  # EIO: the child closed its side
+                return b""
+
+        try:
+            with on_resize(resize), raw_stdin():
+                pump(lambda: master, read_master, lambda data: os.write(master, data),
+                     lambda: os.write(master, b"\x04"), lambda: False)
+        finally:
+            os.close(master)
+            _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
 
     def put_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
         directory = os.path.dirname(path)

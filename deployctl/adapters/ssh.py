@@ -25,7 +25,7 @@ import time
 from typing import Any, Sequence
 
 from ..errors import ConnectError
-from .connector import CommandResult, ConnectionLost, HttpResponse, OnLine, http_request, parse_http_response
+from .connector import CommandResult, ConnectionLost, HttpResponse, OnBytes, OnLine, http_request, parse_http_response
 
 # paramiko logs every refused direct-tcpip channel ("Secsh channel 3 open FAILED: Connection
 # refused"), and health checks poll containers that are not listening yet: without a
@@ -284,6 +284,66 @@ class SSHConnector:
             raise EOFError("the channel closed with no exit status")
         return CommandResult(rc, out.decode(errors="replace"), err.decode(errors="replace"))
 
+    def stream(self, argv: Sequence[str], *, on_stdout: OnBytes, on_stderr: OnBytes) -> int:
+        """argv on the host with stdin closed; its stdout and stderr (two SSH streams, kept
+        apart) to the callbacks as they arrive. Returns its exit status."""
+        import paramiko
+
+        what = f"`{' '.join(argv[:3])}`"
+        try:
+            chan = self.transport.open_session()
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._lost_during(what, exc) from None
+        try:
+            chan.exec_command(shlex.join(argv))
+            chan.shutdown_write()
+            while True:
+                if chan.recv_ready():
+                    on_stdout(chan.recv(65536))
+                    continue
+                if chan.recv_stderr_ready():
+                    on_stderr(chan.recv_stderr(65536))
+                    continue
+                if chan.exit_status_ready():
+                    break
+                select.select([chan], [], [], 0.2)
+            rc = chan.recv_exit_status()
+            if rc == -1 and not self.transport_active():
+                raise EOFError("the channel closed with no exit status")
+            return rc
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._lost_during(what, exc) from None
+        finally:
+            chan.close()
+
+    def interactive(self, argv: Sequence[str]) -> int:
+        """argv on an SSH pty (`get_pty` with this terminal's TERM and window size, resized on
+        SIGWINCH) wired to this process's terminal, stdin raw until it ends (then restored).
+        Returns its exit status."""
+        import paramiko
+
+        from .terminal import on_resize, pump, raw_stdin, window_size
+
+        what = f"`{' '.join(argv[:3])}`"
+        try:
+            chan = self.transport.open_session()
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._lost_during(what, exc) from None
+        try:
+            columns, rows = window_size()
+            chan.get_pty(term=os.environ.get("TERM") or "xterm", width=columns, height=rows)
+            chan.exec_command(shlex.join(argv))
+            with on_resize(lambda c, r: chan.resize_pty(width=c, height=r)), raw_stdin():
+                pump(chan.fileno, lambda: _drain(chan), chan.sendall, chan.shutdown_write, chan.exit_status_ready)
+            rc = chan.recv_exit_status()
+            if rc == -1 and not self.transport_active():
+                raise EOFError("the channel closed with no exit status")
+            return rc
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._lost_during(what, exc) from None
+        finally:
+            chan.close()
+
     def transport_active(self) -> bool:
         transport = self._client.get_transport() if self._client is not None else None
         return transport is not None and transport.is_active()
@@ -448,3 +508,16 @@ class SSHConnector:
         finally:
             chan.close()
         return parse_http_response(b"".join(chunks))
+
+
+
+def _drain(chan: Any) -> bytes | None:
+    """What a pty channel has for us (stdout and stderr are one stream on a pty): None when
+    nothing is there yet, b"" once the channel is at EOF."""
+    if chan.recv_ready():
+        return chan.recv(65536)
+    if chan.recv_stderr_ready():
+        return chan.recv_stderr(65536)
+    if chan.eof_received or chan.closed:
+        return b""
+    return None

@@ -45,6 +45,8 @@ VERBS: dict[str, tuple[str, str, str]] = {
                "Per host: the live release, its revision and age, container health, the lock holder."),
     "releases": ("inspect", "releases", "The release history on each host, newest first."),
     "logs": ("inspect", "logs", "The live release's container logs (secret values masked)."),
+    "exec": ("exec", "exec_command",
+             "Run a command in the live release's container (or a one-off one); exits with its code."),
     "stats": ("stats", "stats", "Deployment frequency, lead time, change failure rate and time to restore."),
     "scale": ("swarm", "scale",
               "Change the live release's task count on a Swarm (no new release), waiting until every task "
@@ -64,6 +66,7 @@ HELP = """Build, test, push, deploy and roll back the app described in deploy.to
 Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 config error, 4 cannot connect,
 5 build or test failed, 6 deploy failed (previous release still serving),
 7 rollback failed or state uncertain, 8 lock held by someone else.
+`deployctl exec` exits with its command's code, 125 when it could not start the command.
 """
 
 

@@ -24,6 +24,9 @@ REVERTED = "reverted"  # switched, then switched back (its post-switch check fai
 SKIPPED = "skipped"  # a rollout across hosts stopped before this host's turn
 UNCERTAIN = "uncertain"  # switching back did not finish: the host needs a look
 ABORTED = "aborted"  # a canary judged bad (or aborted by hand): back to 0% of the traffic
+# An action that changes no release: `deployctl exec` ran a command in a release's service
+# (plan/exec.py). An audit line only: good(), deployed(), stats and rollback never count it.
+EXEC = "exec"
 
 
 def new_release_id(now: float, revision: str | None, taken: Iterable[str] = ()) -> str:
@@ -67,7 +70,7 @@ class ReleaseRecord:
     release: str
     revision: str | None
     images: dict[str, str]
-    action: str  # deploy | rollback
+    action: str  # deploy | rollback | scale (swarm) | exec (an audit line, plan/exec.py)
     outcome: str  # succeeded | failed | reverted
     who: str
     when: str  # RFC 3339, UTC

@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .releases import ABORTED, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord
+from .releases import ABORTED, EXEC, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord
 
 DAY = 86400.0
 
@@ -119,7 +119,8 @@ def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
             commit_times: Mapping[str, float] | None = None) -> Stats:
     commit_times = commit_times or {}
     since = now - window
-    everything = sorted(records, key=lambda r: parse_when(r.when) or 0.0)
+    # `deployctl exec` lines (plan/exec.py) change no release: not a deploy, not a rollback, not a day's count.
+    everything = sorted((r for r in records if r.action != EXEC), key=lambda r: parse_when(r.when) or 0.0)
     live_at: dict[str, float] = {}  # release -> when its deploy went live (from all history)
     for r in everything:
         at = parse_when(r.when)

@@ -11,7 +11,7 @@ from ..config import LoadedConfig
 from ..errors import ConnectError, UsageError
 from ..events import Emit
 from ..plan.canary import CanaryRecord
-from ..plan.releases import LIVE, sort_key
+from ..plan.releases import EXEC, LIVE, sort_key
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for
 from .switch import HostSwitch
@@ -76,7 +76,7 @@ def _host_status(conn, names, layout, listen_port: int, emit: Emit | None = None
     history = state.history()
     record = history.deployed(live) if live else None
     switched_at = next((r.when for r in reversed(history.records)
-                        if r.release == live and r.outcome == LIVE), None)
+                        if r.release == live and r.outcome == LIVE and r.action != EXEC), None)
     # The two listings at once (each a round trip to the engine, on SSH to the host too); the
     # proxy's gives the running nginx and the anchor's published port (no `docker port`).
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -124,6 +124,8 @@ def releases(loaded: LoadedConfig, env_name: str, *, connectors: list | None = N
             live = state.current()
             rows: dict[str, dict] = {}
             for r in state.history().records:
+                if r.action == EXEC:  # an audit line of `deployctl exec`: no release changed
+                    continue
                 row = rows.setdefault(r.release, {"release": r.release, "revision": r.revision,
                                                   "when": r.when, "who": r.who})
                 if r.action == "deploy":

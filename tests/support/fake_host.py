@@ -13,6 +13,8 @@ anchor's network, as real nginx does with "host not found in upstream"; the stag
 http_get: a container's IP answers its health path, 127.0.0.1:<published port> answers
 through the configuration nginx *loaded*, stamped with X-Deployctl-Release.
 
+`stream` and `interactive` (`deployctl exec`) answer as `run` does: a Fault scripts the command.
+
 Not modelled: the anchor's own fallback nginx, restart policies and a restarting engine,
 canary watchdogs, the proxy's access log (`docker logs` answers nothing: a test scripts the
 lines the guard reads with a Fault), registries (every pull succeeds), real timing. An argv
@@ -112,6 +114,7 @@ class FakeHost:
         self.gone = False  # every call raises ConnectionLost (the host became unreachable)
         self.calls: list[tuple[str, str]] = []
         self.unknown: list[str] = []
+        self.terminal = ""  # what `interactive` runs showed
         self._ips = 1
         self._lock = threading.RLock()  # the deploy calls from worker threads (start chains, pulls)
 
@@ -136,6 +139,21 @@ class FakeHost:
             return CommandResult(1, "", f"injected failure: {' '.join(argv[:4])}")
         with self._lock:
             return self._run(argv)
+
+    def stream(self, argv: Sequence[str], *, on_stdout, on_stderr) -> int:  # type: ignore[no-untyped-def]
+        """As run (a Fault scripts a command's answer), its stdout and stderr handed on."""
+        result = self.run(argv)
+        if result.stdout:
+            on_stdout(result.stdout.encode())
+        if result.stderr:
+            on_stderr(result.stderr.encode())
+        return result.rc
+
+    def interactive(self, argv: Sequence[str]) -> int:
+        """As run; what a terminal would show is kept in `terminal` (no stdin is modelled)."""
+        result = self.run(argv)
+        self.terminal += result.stdout + result.stderr
+        return result.rc
 
     def put_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
         self._file_fault("put_file", path)
@@ -346,8 +364,8 @@ class FakeHost:
         return self._docker_create(args, status="running")  # every `docker run` here is --detach
 
     def _docker_start(self, args: list[str]) -> CommandResult:
-        attach = args[0] == "--attach"
-        names = args[1:] if attach else args
+        attach = "--attach" in args
+        names = [a for a in args if not a.startswith("--")]  # `--attach --interactive` (exec -i --new)
         missing = [n for n in names if n not in self.containers]
         for name in names:
             if name in self.containers:
