@@ -166,8 +166,12 @@ def http_answer(status: int, headers: dict[str, str], body: str, path: str, targ
 
 
 def crashed(task: Task) -> bool:
-    """A task that ended in failure: Failed or Rejected, or shut down with an error."""
-    return task.failed or (task.state.startswith("Shutdown") and bool(task.error))
+    """A task that ended before it was healthy: Failed or Rejected, shut down with an error,
+    or Complete. A release's services are long-running (migrations are jobs, waited for
+    elsewhere), so a Complete task exited on its own, or was stopped by Swarm for failing its
+    HEALTHCHECK (its process then exits 0 on the stop signal, and Swarm starts another: a
+    restart loop that never shows Failed; found by the Swarm integration test)."""
+    return task.failed or task.complete or (task.state.startswith("Shutdown") and bool(task.error))
 
 
 def failed_before(tasks: list[Task]) -> set[str]:

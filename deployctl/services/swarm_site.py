@@ -171,8 +171,10 @@ class SwarmSite:
         logs = self.manager.run(sw.service_logs(task.id, 5, raw=True), timeout=30)
         lines = [line for line in redactor(logs.stdout + logs.stderr).splitlines() if line.strip()] if logs.ok else []
         last = f"; its last log line: {lines[-1].strip()[:300]}" if lines else ""
+        why = task.error or (f"{task.state} (it exited, or Swarm stopped it for failing its health check)"
+                             if task.complete else task.state)
         raise HealthCheckError(f"{self.manager.host}: {task.name} on {task.node or '?'}: failed before it was "
-                               f"healthy: {task.error or task.state}{last}",
+                               f"healthy: {why}{last}",
                                hint="nothing was switched; the previous release is still serving")
 
     def task_checks(self, release: str, image: str, probes: dict) -> TaskChecks:

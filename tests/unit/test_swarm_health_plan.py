@@ -191,6 +191,18 @@ def test_a_failed_rejected_or_erroring_shutdown_task_is_a_crash_once_the_wait_be
     assert sh.first_crash(later, {"users-prod-api-r2"}, before).id == "t3"
 
 
+def test_a_task_swarm_stopped_for_its_healthcheck_is_a_crash():
+    # What the real Swarm shows for a task whose HEALTHCHECK never passes (the Swarm test's
+    # v3): each is stopped, its process exits 0, the task is Complete, and another starts.
+    # It never shows Failed, so the wait ran to its timeout ("0/3 running") before.
+    tasks = sw.parse_tasks("\n".join([
+        _task("t1", "users-prod-web-r3.1", "Shutdown", "Complete 5 seconds ago"),
+        _task("t2", "users-prod-web-r3.1", "Running", "Starting 3 seconds ago"),
+    ]))
+    assert sh.first_crash(tasks, {"users-prod-web-r3"}, set()).id == "t1"
+    assert sh.first_crash(tasks, {"users-prod-web-r3"}, sh.failed_before(tasks)) is None  # history, not this wait's
+
+
 class Manager:
     """A Swarm manager that answers `docker service ps` from a script (the last answer
     repeats) and `docker service logs` with the task's output."""
