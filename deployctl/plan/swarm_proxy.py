@@ -33,7 +33,10 @@ def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str |
         route = (f"            set $deployctl_release {live};\n"
                  f"            set $deployctl_upstream {tasks_address(service)};\n"
                  f"            proxy_pass http://$deployctl_upstream:{port};\n"
-                 f"            add_header {RELEASE_HEADER} $deployctl_release;\n")
+                 # `always`: on 5xx answers too, as on hosts. Without it the verify could not
+                 # tell the new release's own 500s from nginx settling, and waited out its
+                 # timeout while users got them (the Swarm test's verify-fails phase).
+                 f"            add_header {RELEASE_HEADER} $deployctl_release always;\n")
     else:
         route = "            return 503 \"No release deployed yet\\n\";\n"
     connect = min(proxy.connect_timeout, MAX_CONNECT_TIMEOUT)

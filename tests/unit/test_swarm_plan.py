@@ -150,7 +150,7 @@ def test_proxy_config_resolves_the_live_release_tasks_by_dns_and_stamps_the_rele
     assert "resolver 127.0.0.11 valid=1s ipv6=off;" in text
     assert f"set $deployctl_upstream tasks.shop-prod-frontend-{R1};" in text
     assert "proxy_pass http://$deployctl_upstream:8000;" in text
-    assert f"set $deployctl_release {R1};" in text and "add_header X-Deployctl-Release $deployctl_release;" in text
+    assert f"set $deployctl_release {R1};" in text and "add_header X-Deployctl-Release $deployctl_release always;" in text
     assert "proxy_next_upstream error timeout;" in text and "proxy_connect_timeout 1000ms;" in text
     assert f"# live: {R1}" in text
     empty = render_swarm_proxy_config(spec.proxy, None, None, None)
