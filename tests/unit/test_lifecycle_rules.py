@@ -1084,6 +1084,12 @@ def test_sigterm_while_the_rollout_starts_its_worker_still_waits_for_the_migrati
     # ("failed", with "the migrations ran here, then the deploy stopped"), with the signal landing while
     # the main thread is still starting the worker that runs the migration. A long GIL switch interval
     # keeps the main thread in Thread.start until the worker blocks, right after raising the signal.
+    if threading.active_count() > 1:
+        # The rollout holds the signals back with the main thread's signal mask; a thread left
+        # running by another test (a server, a traffic loop) still takes the signal for the
+        # process, so the race is not reproducible here. It runs in the fast tier (`scripts/test
+        # --unit`, first in CI), where only the main thread runs; in a full run it fails falsely.
+        pytest.skip(f"{threading.active_count() - 1} other thread(s) running: the signal mask cannot hold the signal")
     site, host = local
     ran = []
 
