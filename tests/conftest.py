@@ -107,3 +107,60 @@ def ssh_host(tmp_path_factory) -> SshHost:
     server = _start("sshd", lambda: start_sshd(tmp_path_factory.mktemp("sshd")))
     yield server
     server.stop()
+
+
+# -- parallel runs (pytest-xdist, `--dist loadgroup`: scripts/test, tests/README.md) ---------
+# Each xdist worker is a pytest session of its own: the session fixtures above (registry,
+# sshd, probe images) run once per worker, on free ports and in the worker's own basetemp.
+# Tests that share something heavier or order-dependent are kept on one worker, in order:
+# - the Swarm (3 nodes of stand-in hosts, formed once) and the fleet (3 stand-in hosts, each
+#   with its own dockerd): one worker each, so each is started once, not once per worker;
+# - a test whose fixtures include a module-, class- or package-scoped one (a fault module's
+#   site, whose cells run in order on it; test_exec's site...): its whole module on one worker.
+# A test that already carries an xdist_group marker keeps it.
+# The session fixtures that get a worker of their own, by the file defining them: checked in
+# this order (a Swarm test uses the fleet too); a unit test's own `fleet` (fake hosts) is not one.
+SHARED_SESSION_FIXTURES = {"swarm": "tests/integration/swarm/conftest.py",
+                           "fleet": "tests/integration/fleet/conftest.py"}
+SHARED_SCOPES = ("module", "class", "package")
+
+
+def worker_group(item: pytest.Item) -> str | None:
+    """The xdist group `item` must run in (tests/README.md), or None: any worker will do."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    resolved = {name: info.name2fixturedefs[name][-1] for name in item.fixturenames if info.name2fixturedefs.get(name)}
+    for name, defined_in in SHARED_SESSION_FIXTURES.items():
+        if name in resolved and resolved[name].func.__code__.co_filename.endswith(defined_in):
+            return name
+    if any(fixture.scope in SHARED_SCOPES for fixture in resolved.values()):
+        return item.nodeid.split("::")[0]
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the markers into the node ids
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None and (group := worker_group(item)):
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+FAULT_OUTPUTS = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller of an xdist run: each worker's fault-table rows (tests/faults/conftest.py
+    writes them once, from every worker's)."""
+    output = getattr(node, "workeroutput", {})
+    if "fault_rows" in output:
+        node.config.stash.setdefault(FAULT_OUTPUTS, []).append(output)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    outputs = session.config.stash.get(FAULT_OUTPUTS, [])
+    if outputs and not hasattr(session.config, "workerinput"):
+        from tests.faults.conftest import record_workers  # noqa: PLC0415 - only when fault cells ran
+
+        record_workers(outputs, exitstatus)
