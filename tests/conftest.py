@@ -8,7 +8,11 @@ so pure unit tests do not pay for them.
 """
 from __future__ import annotations
 
+import json
 import secrets
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +111,123 @@ def ssh_host(tmp_path_factory) -> SshHost:
     server = _start("sshd", lambda: start_sshd(tmp_path_factory.mktemp("sshd")))
     yield server
     server.stop()
+
+
+# -- parallel runs (pytest-xdist, `--dist loadgroup`: scripts/test, tests/README.md) ---------
+# Each xdist worker is a pytest session of its own: the session fixtures above (registry,
+# sshd, probe images) run once per worker, on free ports and in the worker's own basetemp.
+# Tests that share something heavier or order-dependent are kept on one worker, in order:
+# - the Swarm (3 nodes of stand-in hosts, formed once) and the fleet (3 stand-in hosts, each
+#   with its own dockerd): one worker each, so each is started once, not once per worker;
+# - a test whose fixtures include a module-, class- or package-scoped one (a fault module's
+#   site, whose cells run in order on it; test_exec's site...): its whole module on one worker.
+# A test that already carries an xdist_group marker keeps it.
+
+# The session fixtures that get a worker of their own, by the file defining them: checked in
+# this order (a Swarm test uses the fleet too); a unit test's own `fleet` (fake hosts) is not one.
+SHARED_SESSION_FIXTURES = {"swarm": "tests/integration/swarm/conftest.py",
+                           "fleet": "tests/integration/fleet/conftest.py"}
+SHARED_SCOPES = ("module", "class", "package")
+
+
+def worker_group(item: pytest.Item) -> str | None:
+    """The xdist group `item` must run in (tests/README.md), or None: any worker will do."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    resolved = {name: info.name2fixturedefs[name][-1] for name in item.fixturenames if info.name2fixturedefs.get(name)}
+    for name, defined_in in SHARED_SESSION_FIXTURES.items():
+        if name in resolved and resolved[name].func.__code__.co_filename.endswith(defined_in):
+            return name
+    if any(fixture.scope in SHARED_SCOPES for fixture in resolved.values()):
+        return item.nodeid.split("::")[0]
+    return None
+
+
+def start_rank(item: pytest.Item) -> int:
+    """Under xdist, the longest groups are handed out first (with `--no-loadscope-reorder`,
+    as scripts/test runs it, the scheduler goes in collection order): the Swarm's and the
+    fleet's tests take minutes one after another on one worker, then each fault module; any
+    of them started last would be the run's tail. The single tests fill in around them."""
+    group = group_of(item)
+    if group is None:
+        return 4
+    return {"swarm": 0, "fleet": 1}.get(group, 2 if group.startswith("tests/faults/") else 3)
+
+
+# The groups reach xdist's scheduler beside the node ids, not in them: xdist (3.8) appends
+# "@group" to a node's `_nodeid`, which pytest 9.2 no longer reads (it keeps the id in `_id`),
+# so with `--dist loadgroup` alone every grouped test went to any worker. Each worker writes
+# {node id: group} to a directory the controller names; the controller's scheduler reads it
+# once every worker has collected (tests/integration/test_parallel_groups.py checks it).
+GROUPS_DIR = pytest.StashKey[str]()
+
+
+def group_of(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("xdist_group")
+    return str(marker.args[0] if marker.args else marker.kwargs.get("name", "default")) if marker else None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the markers
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None and (group := worker_group(item)):
+            item.add_marker(pytest.mark.xdist_group(group))
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return
+    items.sort(key=start_rank)  # every worker collects, and sorts, the same way
+    if groups_dir := workerinput.get("deployctl_groups"):
+        groups = {item.nodeid: group for item in items if (group := group_of(item))}
+        path = Path(groups_dir) / f"{workerinput['workerid']}.json"
+        path.with_suffix(".tmp").write_text(json.dumps(groups))
+        path.with_suffix(".tmp").replace(path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """The controller: where this worker writes its groups."""
+    if GROUPS_DIR not in node.config.stash:
+        node.config.stash[GROUPS_DIR] = tempfile.mkdtemp(prefix="deployctl-xdist-groups-")
+    node.workerinput["deployctl_groups"] = node.config.stash[GROUPS_DIR]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling  # noqa: PLC0415 - only under xdist
+
+    class GroupsBesideIds(LoadGroupScheduling):
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:  # first called once every worker's collection is in
+                self.groups = {}
+                for path in sorted(Path(config.stash[GROUPS_DIR]).glob("*.json")):
+                    self.groups.update(json.loads(path.read_text()))
+            return self.groups.get(nodeid) or super()._split_scope(nodeid)
+
+    return GroupsBesideIds(config, log)
+
+
+FAULT_OUTPUTS = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller of an xdist run: each worker's fault-table rows (tests/faults/conftest.py
+    writes them once, from every worker's)."""
+    output = getattr(node, "workeroutput", {})
+    if "fault_rows" in output:
+        node.config.stash.setdefault(FAULT_OUTPUTS, []).append(output)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if GROUPS_DIR in session.config.stash:
+        shutil.rmtree(session.config.stash[GROUPS_DIR], ignore_errors=True)
+    outputs = session.config.stash.get(FAULT_OUTPUTS, [])
+    if outputs and not hasattr(session.config, "workerinput"):
+        from tests.faults.conftest import record_workers  # noqa: PLC0415 - only when fault cells ran
+
+        record_workers(outputs, exitstatus)

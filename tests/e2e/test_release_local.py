@@ -105,7 +105,11 @@ def site(tmp_path_factory, standin_images, mariadb):
     yield Site(config, environ, f"http://127.0.0.1:{port}/")
     for container in docker("ps", "-aq", "--filter", f"label=io.deployctl.app={app}", check=False).split():
         docker("rm", "-f", "--volumes", container, check=False)
-    docker("network", "rm", f"{app}-local", check=False)
+    # Every network of the app: `{app}-local` and each release's `{app}-local-<release>` (left
+    # behind, they used up the engine's address pools: "could not find an available,
+    # non-overlapping IPv4 address pool" for every test after them).
+    for network in docker("network", "ls", "-q", "--filter", f"name={app}-", check=False).split():
+        docker("network", "rm", network, check=False)
     for volume in docker("volume", "ls", "-q", "--filter", f"label=io.deployctl.app={app}", check=False).split():
         docker("volume", "rm", volume, check=False)
     images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).split()

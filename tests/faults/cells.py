@@ -31,6 +31,7 @@ from .conftest import RESULTS
 
 SECRETS = {"PROBE_DB_PASSWORD": Secret("probe-password-value")}
 WORKERS = 4
+SETTLE_REQUESTS = 2 * WORKERS  # seen through the proxy before the fault and after each run
 # The commands that make nginx load a configuration: a switch's swap on the host (`sh -c
 # "docker exec N nginx -t -q -c .../nginx.conf.next && mv ... && docker exec N nginx -s
 # reload ..."`) and a put-back's reload (`docker exec N sh -c "nginx -t ... && nginx -s reload"`).
@@ -179,12 +180,12 @@ def run_cell(site: Site, fault: str, step: str, faulty: Callable[[], Attempt], *
     known = {r.release for r in state.history().records}
     before_count = len(state.history().records)
     with Traffic(site.url, workers=WORKERS, max_seconds=120, timeout=5) as traffic:
-        time.sleep(0.3)
+        traffic.wait_for(SETTLE_REQUESTS)  # the traffic flows before the fault, and after each run
         if before is not None:
             before()
         result = faulty()
         returned = time.time()
-        time.sleep(0.3)
+        traffic.wait_for(SETTLE_REQUESTS, since=returned)
         records = state.history().records[before_count:]  # what the faulty run recorded
         new = [r for r in records if r.release not in known or r.action == action != "deploy"]
         holder = state.holder()
@@ -199,7 +200,7 @@ def run_cell(site: Site, fault: str, step: str, faulty: Callable[[], Attempt], *
             after(tried)
         settled = returned if failed_before_return else time.time()
         nxt = (converge or site.deploy)()
-        time.sleep(0.3)
+        traffic.wait_for(SETTLE_REQUESTS)
     report = traffic.report
     row = {
         "id": f"{site.target}/{action}/{fault}/{step}", "target": site.target, "action": action,

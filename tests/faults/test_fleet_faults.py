@@ -42,11 +42,11 @@ class VerifyRefused:
                      "--reject-with", "tcp-reset"]
 
     def __enter__(self) -> "VerifyRefused":
-        self.host.exec("iptables", "-I", *self.rule)
+        self.host.exec("iptables", "-w", "-I", *self.rule)
         return self
 
     def __exit__(self, *exc) -> None:  # type: ignore[no-untyped-def]
-        self.host.exec("iptables", "-D", *self.rule, check=False)
+        self.host.exec("iptables", "-w", "-D", *self.rule, check=False)
 
 
 def fleet_row(fault: str, step: str, action: str, report, outcomes: dict, live: str, exit: int, unlocked: bool,

@@ -29,19 +29,21 @@ pytestmark = pytest.mark.integration
 
 class Unreachable:
     """An iptables rule that resets every TCP packet to the sshd's port: the open connection
-    dies at its next packet and no new one can be made, until `off()`."""
+    dies at its next packet and no new one can be made, until `off()`. `-w`: wait for the
+    xtables lock, which dockerd holds whenever another test (another xdist worker) publishes
+    a port, instead of failing at once."""
 
     def __init__(self, port: int) -> None:
         self.rule = ["INPUT", "-p", "tcp", "--dport", str(port), "-j", "REJECT", "--reject-with", "tcp-reset"]
         self.active = False
 
     def on(self) -> None:
-        subprocess.run(["iptables", "-I", *self.rule], check=True, capture_output=True)
+        subprocess.run(["iptables", "-w", "-I", *self.rule], check=True, capture_output=True)
         self.active = True
 
     def off(self, tried: str | None = None) -> None:
         if self.active:
-            subprocess.run(["iptables", "-D", *self.rule], check=True, capture_output=True)
+            subprocess.run(["iptables", "-w", "-D", *self.rule], check=True, capture_output=True)
             self.active = False
 
 

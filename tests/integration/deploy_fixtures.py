@@ -4,7 +4,6 @@ python image), a deploy.toml and an artifacts file per test, the CLI run in-proc
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import uuid
@@ -12,16 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deployctl.artifacts import Artifacts, ImageArtifact, write_artifacts
+from tests.support.net import free_port  # noqa: F401 - the deploy tests import it from here
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).resolve().parent / "probe_app"
 DEPLOYCTL = str(Path(sys.executable).parent / "deployctl")  # the console script of this venv
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def docker(*args: str, check: bool = True) -> str:

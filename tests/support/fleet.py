@@ -197,14 +197,23 @@ def _alive(pid: int) -> bool:
 
 def _network_with_fixed_subnet(name: str, fleet_id: str) -> tuple[str, ipaddress.IPv4Network]:
     """Fixed addresses (`docker run --ip`) need a network created with --subnet. The engine
-    picks a free subnet for a plain network; that choice is made again, explicitly."""
-    docker("network", "create", name)
-    subnet = json.loads(docker("network", "inspect", "--format", "{{json .IPAM.Config}}", name))[0]["Subnet"]
-    docker("network", "rm", name)
-    network = ipaddress.ip_network(subnet)
-    gateway = str(network.network_address + 1)
-    docker("network", "create", "--subnet", subnet, "--gateway", gateway, *_labels(fleet_id), name)
-    return gateway, network
+    picks a free subnet for a plain network; that choice is made again, explicitly. Another
+    session (or xdist worker) creating a network in between can take that subnet ("Pool
+    overlaps"): then the engine picks again."""
+    for attempt in range(5):
+        docker("network", "create", name)
+        subnet = json.loads(docker("network", "inspect", "--format", "{{json .IPAM.Config}}", name))[0]["Subnet"]
+        docker("network", "rm", name)
+        network = ipaddress.ip_network(subnet)
+        gateway = str(network.network_address + 1)
+        try:
+            docker("network", "create", "--subnet", subnet, "--gateway", gateway, *_labels(fleet_id), name)
+        except RuntimeError:
+            if attempt == 4:
+                raise
+            continue
+        return gateway, network
+    raise AssertionError("unreachable")
 
 
 def _wait_ready(host: FleetHost) -> None:

@@ -1,18 +1,54 @@
 """Ports and waiting for things that listen on them."""
 from __future__ import annotations
 
+import itertools
+import os
+import random
 import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+
+# Under pytest-xdist (scripts/test runs the suite on several workers) each worker takes its
+# ports from a block of its own, below the kernel's ephemeral range (32768-60999 here, where
+# bind(0) and every outgoing connection take theirs): a port one worker has checked and not
+# yet bound (a proxy's `proxy_port` is bound by docker seconds later) is never handed to
+# another worker. A random start inside the block keeps two runs of the suite apart as well.
+_PORT_BASE, _PORT_BLOCK = 20000, 1000  # workers gw0..gw11: 20000-31999
+_next_ports: Iterator[int] | None = None
+
+
+def _worker_ports() -> Iterator[int] | None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw3"; unset when not under xdist
+    if not worker.startswith("gw") or not worker[2:].isdigit():
+        return None
+    base = _PORT_BASE + (int(worker[2:]) % 12) * _PORT_BLOCK
+    start = random.randrange(_PORT_BLOCK)
+    return itertools.cycle([base + (start + i) % _PORT_BLOCK for i in range(_PORT_BLOCK)])
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+        return True
 
 
 def free_port() -> int:
     """A TCP port nothing listens on right now, on any address (so a server may bind it
     on 0.0.0.0 as well as on 127.0.0.1). Another process can still take it before you do;
-    bind it soon."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    bind it soon. Under xdist: the next free one of this worker's block (above)."""
+    global _next_ports
+    if _next_ports is None:
+        _next_ports = _worker_ports() or iter(())
+    for _, port in zip(range(_PORT_BLOCK), _next_ports):
+        if _bindable(port):
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # not under xdist, or the block is full
         sock.bind(("0.0.0.0", 0))
         return sock.getsockname()[1]
 

@@ -96,6 +96,21 @@ class Traffic:
         for thread in self._threads:
             thread.join(self.timeout + 5)
 
+    def wait_for(self, count: int, *, since: float | None = None, timeout: float = 30.0) -> bool:
+        """Until `count` requests sent at or after `since` (time.time(); default: now) have
+        come back, answered or failed: the traffic has been seen flowing past that moment,
+        which a fixed sleep only hopes for on a loaded machine. False after `timeout` (the
+        report then shows why; the caller's checks judge it)."""
+        since = time.time() if since is None else since
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self._stop.is_set():
+            with self._lock:
+                seen = sum(1 for sample in self.report.samples if sample.started >= since)
+            if seen >= count or not any(thread.is_alive() for thread in self._threads):
+                return seen >= count
+            time.sleep(0.02)
+        return False
+
     def _loop(self) -> None:
         while not self._stop.is_set() and time.monotonic() < self._deadline:
             with self._lock:

@@ -57,11 +57,11 @@ def test_halt_leaves_hosts_apart_and_a_rollback_must_name_the_release(site):
     site.write_config(batch=1, on_failure="halt")
     first, second, third = site.hosts
     rule = ["OUTPUT", "-p", "tcp", "--dport", HEALTH_PORT, "-j", "REJECT"]
-    site.host(second).exec("iptables", "-I", *rule)
+    site.host(second).exec("iptables", "-w", "-I", *rule)
     try:
         halted = site.deploy("8888888bbbb", "--json")
     finally:
-        site.host(second).exec("iptables", "-D", *rule)
+        site.host(second).exec("iptables", "-w", "-D", *rule)
     assert halted.returncode == ExitCode.ROLLBACK_FAILED, halted.stdout[-3000:] + halted.stderr
     result, error = json_lines(halted.stdout)[-2:]
     assert result["ok"] is False and error == {**error, "event": "error", "exit_code": 7}

@@ -69,7 +69,7 @@ def test_second_host_failing_its_health_check_stops_the_rollout_and_reverts_the_
     # The second host's health checks are refused (a firewall rule on that host only); its
     # old release keeps serving through its nginx, which reaches containers over the bridge.
     rule = ["OUTPUT", "-p", "tcp", "--dport", HEALTH_PORT, "-j", "REJECT"]
-    site.host(second).exec("iptables", "-I", *rule)
+    site.host(second).exec("iptables", "-w", "-I", *rule)
     try:
         with traffic_to(load_balancer) as traffic:
             time.sleep(1)
@@ -77,7 +77,7 @@ def test_second_host_failing_its_health_check_stops_the_rollout_and_reverts_the_
             ended = time.time()
             time.sleep(1)
     finally:
-        site.host(second).exec("iptables", "-D", *rule)
+        site.host(second).exec("iptables", "-w", "-D", *rule)
     report = traffic.report
     assert done.returncode == ExitCode.DEPLOY_FAILED, done.stdout[-3000:] + done.stderr
     assert report.total > 100 and report.failures == [], report.summary()
