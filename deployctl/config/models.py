@@ -207,6 +207,26 @@ class Service(Strict):
         return self
 
 
+LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+
+
+def _tls_host_name(value: str) -> str:
+    """A DNS name a certificate can be for: no IP address, no port, no scheme; `*.` only as
+    the whole first label."""
+    name = value[2:] if value.startswith("*.") else value
+    if not HOSTNAME_RE.match(name) or "." not in name or name.replace(".", "").isdigit():
+        raise ValueError(f"{value!r} is not a DNS name for a certificate (e.g. \"www.example.com\"; "
+                         "no scheme, port or IP address)")
+    return value
+
+
+def _https_url(value: str) -> str:
+    if not re.match(r"^https://[^/\s]+(/\S*)?\Z", value):
+        raise ValueError(f"{value!r} is not an https:// URL of an ACME directory")
+    return value
+
+
 NGINX_SIZE_RE = re.compile(r"^[0-9]{1,6}[kKmMgG]?\Z")
 
 
@@ -234,6 +254,49 @@ class Proxy(Strict):
     connect_timeout: Annotated[float, Field(gt=0, le=600)] = 5.0
     read_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
     max_body_size: Annotated[str, AfterValidator(_nginx_size)] = "1m"
+    # HTTPS (docs/tls.md). `hosts`: the names the app answers to (the certificate's names).
+    hosts: list[Annotated[str, AfterValidator(_tls_host_name)]] = []
+    tls: Literal["off", "acme", "files"] = "off"
+    acme_email: str | None = None
+    acme_directory: Annotated[str, AfterValidator(_https_url)] = LETS_ENCRYPT_DIRECTORY
+    acme_ca_bundle: str | None = None  # a PEM file trusted for acme_directory's own TLS (a private ACME server)
+    tls_certificate_secret: EnvVarName | None = None  # tls = "files": the PEM chain, leaf first
+    tls_key_secret: EnvVarName | None = None  # tls = "files": its private key (PEM)
+    hsts: bool = False
+
+    @model_validator(mode="after")
+    def _tls_checks(self) -> "Proxy":
+        if len(set(h.lower() for h in self.hosts)) != len(self.hosts):
+            raise ValueError("hosts lists the same name twice")
+        if self.tls == "off":
+            for key in ("acme_email", "acme_ca_bundle", "tls_certificate_secret", "tls_key_secret"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f'{key} is set but tls = "off"; set tls = "acme" or "files", or remove {key}')
+            if self.hsts:
+                raise ValueError('hsts = true needs HTTPS: set tls = "acme" or "files"')
+            return self
+        if not self.hosts:
+            raise ValueError(f'tls = "{self.tls}" needs hosts = ["name.example.com"]: the names the certificate '
+                             "is for and the site answers to")
+        if self.tls == "acme":
+            if not self.acme_email or not EMAIL_RE.match(self.acme_email):
+                raise ValueError(f'acme_email: tls = "acme" needs an e-mail address for the CA\'s account '
+                                 f"(expiry notices), got {self.acme_email!r}")
+            if any(h.startswith("*.") for h in self.hosts):
+                raise ValueError("hosts: a wildcard name needs a DNS-01 challenge, which deployctl does not answer; "
+                                 'use tls = "files" for a wildcard certificate')
+            for key in ("tls_certificate_secret", "tls_key_secret"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f'{key} is for tls = "files"; with tls = "acme" the CA issues the certificate')
+        else:
+            for key in ("tls_certificate_secret", "tls_key_secret"):
+                if getattr(self, key) is None:
+                    raise ValueError(f'tls = "files" needs {key} (the name of a secret in the environment\'s '
+                                     "secret source holding the PEM)")
+            for key in ("acme_email", "acme_ca_bundle"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f'{key} is for tls = "acme"; remove it with tls = "files"')
+        return self
 
 
 class Registry(Strict):
@@ -607,6 +670,7 @@ class Environment(Strict):
     secrets: Annotated[str, AfterValidator(_secret_source)] = "env"
     env: dict[EnvVarName, str] = {}
     proxy_port: Annotated[int, Field(ge=0, le=65535)] | None = None  # 0: any free port
+    proxy_tls_port: Port = 443  # HTTPS, where [proxy] tls is on (proxy_port stays the HTTP one)
     state_dir: str = "/var/lib/deployctl"
     aws_region: Region | None = None  # AWS lookups of this environment (secrets, discover, database)
     discover: Discover | None = None  # instead of hosts: EC2 instances found by their tags
@@ -727,6 +791,12 @@ class Config(Strict):
             for key, value in env.items():
                 for ref, part in PLACEHOLDER_RE.findall(value):
                     self._check_placeholder(f"{where}.{key}", ref, part)
+        if self.proxy.tls != "off":
+            for name, environment in self.environments.items():
+                http = environment.proxy_port if environment.proxy_port is not None else 80
+                if http == environment.proxy_tls_port:
+                    raise ValueError(f"environments.{name}.proxy_tls_port: {environment.proxy_tls_port} is also its "
+                                     "proxy_port (HTTP); HTTPS needs a port of its own")
         if any(e.target == "ssh" for e in self.environments.values()) and self.registry is None:
             raise ValueError("an ssh environment pulls images from a registry: add a [registry] table")
         if any(e.target == "swarm" for e in self.environments.values()):
