@@ -39,7 +39,8 @@ class AcmeClient:
         self.directory_url, self.timeout = directory_url, timeout
         self.key = load_pem_private_key(account_key_pem, password=None)
         self.session = requests.Session()
-        self.session.verify = ca_bundle if ca_bundle else True
+        # Given per request: a session's `verify` loses to REQUESTS_CA_BUNDLE from the environment.
+        self.verify: str | bool = ca_bundle if ca_bundle else True
         self.session.headers["User-Agent"] = "deployctl-acme"
         self.kid: str | None = None
         self._nonce: str | None = None
@@ -78,7 +79,7 @@ class AcmeClient:
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            response = self.session.request(method, url, timeout=self.timeout, verify=self.verify, **kwargs)
         except requests.RequestException as exc:
             raise AcmeError(f"cannot reach the ACME server at {url}: {_short(exc)}") from None
         if "Replay-Nonce" in response.headers:

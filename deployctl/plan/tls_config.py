@@ -42,6 +42,9 @@ CIPHERS = ":".join([
     "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384",
 ])
 HSTS_MAX_AGE = 63072000  # two years, as hstspreload.org asks
+# On every answer of a server with a certificate: the version it serves, so an install knows
+# when nginx's new workers (a reload is asynchronous) serve the new certificate.
+CERTIFICATE_HEADER = "X-Deployctl-Certificate"
 
 
 def tls_dir(proxy_dir: str) -> str:
@@ -56,9 +59,10 @@ def challenge_file(proxy_dir: str, token: str) -> str:
     return posixpath.join(proxy_dir, CHALLENGE_ROOT, CHALLENGE_PATH.strip("/"), token)
 
 
-def version_of(chain_pem: bytes, key_pem: bytes) -> str:
-    """A version directory's name: its content's hash, so the same pair is the same version."""
-    return VERSION_PREFIX + hashlib.sha256(chain_pem + b"\0" + key_pem).hexdigest()[:16]
+def version_of(chain_pem: bytes) -> str:
+    """A version directory's name: its certificate chain's hash (public: it is also sent as
+    CERTIFICATE_HEADER), so the same certificate is the same version."""
+    return VERSION_PREFIX + hashlib.sha256(chain_pem).hexdigest()[:16]
 
 
 def server_includes(mount: str) -> str:
@@ -114,6 +118,7 @@ def server_conf(mount: str, version: str, published_port: int, hsts: bool) -> st
             f"ssl_session_cache shared:deployctl_tls:10m;\n"
             f"ssl_session_timeout 1d;\n"
             f"ssl_session_tickets off;\n"
+            f"add_header {CERTIFICATE_HEADER} {version} always;\n"
             f"if ($deployctl_to_https) {{\n"
             f"    return 301 https://$host{port}$request_uri;\n"
             f"}}\n"

@@ -11,11 +11,12 @@ issued it and it passed the same checks a `files` pair passes, and nginx -t acce
 from __future__ import annotations
 
 import posixpath
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
 
-from ..adapters.connector import check
+from ..adapters.connector import check as run_checked
 from ..config import LoadedConfig
 from ..errors import ConfigError, DeployctlError, ExitCode, UsageError
 from ..events import Emit, Message, Timer
@@ -29,6 +30,7 @@ from .proxy import HostProxy
 from .secret_sources import environment_source, fetch_secrets
 
 ACME_TIMEOUT = 90.0  # seconds for the CA to validate every name and issue
+SERVE_WAIT = 10.0  # seconds for nginx's reloaded workers to serve a new certificate
 
 
 class CertificateError(DeployctlError):
@@ -101,18 +103,19 @@ class HostTls:
     def write_account_key(self, key: bytes) -> None:
         self.conn.put_file(self.account_key_file, key, 0o600)
 
-    def install(self, chain: bytes, key: bytes, published_port: int, hsts: bool) -> str:
+    def install(self, chain: bytes, key: bytes, published_port: int, hsts: bool,
+                check: tuple[int, str] | None = None) -> str:
         """Staged: the new version's files first (the live ones untouched), then the live link
         renamed over, nginx -t, reload. A refusal puts the link back: the previous certificate
         keeps serving. Returns the version now live."""
-        version = tc.version_of(chain, key)
+        version = tc.version_of(chain)
         previous = self.live_version()
         folder = tc.version_dir(self.proxy_dir, version)
         self.conn.put_file(f"{folder}/{tc.KEY_FILE}", key, 0o600)
         self.conn.put_file(f"{folder}/{tc.CHAIN_FILE}", chain, 0o644)
         self.conn.put_file(f"{folder}/{tc.SERVER_CONF}",
                            tc.server_conf(PROXY_MOUNT, version, published_port, hsts).encode(), 0o644)
-        check(self.conn, tc.link_live(self.proxy_dir, version))
+        run_checked(self.conn, tc.link_live(self.proxy_dir, version))
         nginx = HostProxy(self.conn, self.names, self.layout, self.emit).running_nginx()
         if nginx is not None:
             tested = self.conn.run(tc.nginx_test(nginx, CONFIG_PATH))
@@ -124,9 +127,28 @@ class HostTls:
                 raise CertificateError(f"{self.conn.host}: nginx -t refused the new certificate; "
                                        f"{previous or 'no certificate'} stays live: "
                                        f"{(tested.stderr or tested.stdout).strip()[-300:]}")
-            check(self.conn, tc.nginx_reload(nginx, CONFIG_PATH))
+            run_checked(self.conn, tc.nginx_reload(nginx, CONFIG_PATH))
+            if check is not None:
+                self._wait_serving(version, *check)
         self.conn.run(tc.prune_versions(self.proxy_dir, [v for v in (version, previous) if v]))
         return version
+
+
+    def _wait_serving(self, version: str, listen_port: int, path: str) -> None:
+        """A reload is asynchronous: until nginx's new workers answer (with this version's
+        header), the certificate is not in use yet, and a deploy reporting it would be early."""
+        port = HostProxy(self.conn, self.names, self.layout, self.emit).port(listen_port)
+        deadline = time.monotonic() + SERVE_WAIT
+        while port is not None and time.monotonic() < deadline:
+            try:
+                answer = self.conn.http_get("127.0.0.1", port, path, timeout=2.0)
+                if answer.headers.get(tc.CERTIFICATE_HEADER.lower()) == version:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.emit(Message(f"nginx did not answer with certificate {version} within {SERVE_WAIT:g}s of its reload",
+                          level="warning", host=self.conn.host))
 
 
 # -- an environment -------------------------------------------------------------------------
@@ -196,11 +218,11 @@ class EnvironmentTls:
         return self._spread(chain, key, "issued by the CA")
 
     def _spread(self, chain: bytes, key: bytes, where: str) -> str:
-        version = tc.version_of(chain, key)
+        version = tc.version_of(chain)
         changed = []
         for host in self.hosts:
             if host.live_version() != version:
-                host.install(chain, key, self.port, self.proxy.hsts)
+                host.install(chain, key, self.port, self.proxy.hsts, check=(self.proxy.port, self.proxy.healthcheck))
                 changed.append(host.conn.host)
         info = certs.describe(chain)
         what = f"certificate for {', '.join(info.names)} until {info.not_after:%Y-%m-%d} ({where})"
