@@ -86,6 +86,21 @@ class TestCa:
         return _pem(cert) + self.pem, _pem(key)
 
 
+    def sign_csr(self, csr_der: bytes, days: float = 90) -> bytes:
+        """A chain for a certificate request (what a CA's finalize does), leaf first."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+
+        csr = x509.load_der_x509_csr(csr_der)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        alt = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        cert = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(self.cert.subject)
+                .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days))
+                .add_extension(alt, critical=False).sign(self.key, hashes.SHA256()))
+        return _pem(cert) + self.pem
+
+
 @dataclass
 class Pebble:
     directory: str  # https://127.0.0.1:<port>/dir
