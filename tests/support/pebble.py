@@ -107,6 +107,13 @@ class Pebble:
     ca_bundle: str  # trust for the directory's own TLS (acme_ca_bundle)
     management: str  # https://127.0.0.1:<port>
     http_port: int  # where its validator connects for HTTP-01
+    dns_management: str = ""  # pebble-challtestsrv's management API (http://127.0.0.1:<port>)
+
+    def resolve_to(self, address: str) -> None:
+        """Every name resolves to `address` from now on (which host the validator reaches)."""
+        request = urllib.request.Request(f"{self.dns_management}/set-default-ipv4",
+                                         data=json.dumps({"ip": address}).encode(), method="POST")
+        urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=5).read()
 
     def root_pem(self) -> bytes:
         """The root pebble issues under (a new one per pebble run)."""
@@ -124,8 +131,9 @@ class Pebble:
 
 
 @contextmanager
-def pebble(tmp: Path, http_port: int) -> Iterator[Pebble]:
-    """pebble + pebble-challtestsrv on free ports; `http_port`: the proxy's published HTTP port."""
+def pebble(tmp: Path, http_port: int, address: str = "127.0.0.1") -> Iterator[Pebble]:
+    """pebble + pebble-challtestsrv on free ports; `http_port`: the proxy's published HTTP port;
+    `address`: what every name resolves to (where the validator connects)."""
     folder = tmp / f"pebble-{free_port()}"
     folder.mkdir()
     api_ca = TestCa("pebble API test CA")
@@ -142,14 +150,14 @@ def pebble(tmp: Path, http_port: int) -> Iterator[Pebble]:
     env = {k: v for k, v in os.environ.items() if k != "PEBBLE_VA_ALWAYS_VALID"}
     env.update(PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0")
     logs = (folder / "challtestsrv.log").open("wb"), (folder / "pebble.log").open("wb")
-    dns_server = subprocess.Popen([CHALLTESTSRV, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+    dns_server = subprocess.Popen([CHALLTESTSRV, "-defaultIPv4", address, "-defaultIPv6", "",
                                    "-dns01", f"127.0.0.1:{dns}", "-http01", "", "-https01", "",
                                    "-tlsalpn01", "", "-management", f"127.0.0.1:{challenges}"],
                                   stdout=logs[0], stderr=subprocess.STDOUT, env=env)
     ca = subprocess.Popen([PEBBLE, "-config", str(folder / "pebble.json"), "-dnsserver", f"127.0.0.1:{dns}"],
                           stdout=logs[1], stderr=subprocess.STDOUT, env=env, cwd=folder)
     server = Pebble(f"https://127.0.0.1:{api}/dir", str(folder / "ca.pem"), f"https://127.0.0.1:{management}",
-                    http_port)
+                    http_port, f"http://127.0.0.1:{challenges}")
     try:
         context = ssl.create_default_context(cafile=server.ca_bundle)
 
@@ -178,13 +186,14 @@ def pebble(tmp: Path, http_port: int) -> Iterator[Pebble]:
             log.close()
 
 
-def https_get(port: int, name: str, path: str, context: ssl.SSLContext, timeout: float = 5.0):  # type: ignore[no-untyped-def]
+def https_get(port: int, name: str, path: str, context: ssl.SSLContext, timeout: float = 5.0,  # type: ignore[no-untyped-def]
+              address: str = "127.0.0.1"):
     """GET https://<name>:<port><path> connected to 127.0.0.1 (the name only as SNI and for the
     certificate check): (status, headers, body, the peer's certificate as DER, TLS version)."""
     import http.client
     import socket
 
-    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    raw = socket.create_connection((address, port), timeout=timeout)
     sock = context.wrap_socket(raw, server_hostname=name)
     der, version = sock.getpeercert(binary_form=True), sock.version()
     try:
