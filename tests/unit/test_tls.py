@@ -319,3 +319,18 @@ def test_tls_files_is_checked_before_any_host_changes_and_installed_on_every_hos
     status = tls.EnvironmentTls(site, "fleet", fleet, Recorder()).status()
     assert [s.info.names for s in status] == [("shop.example.com",)] * 3
     assert "PRIVATE KEY" not in repr([s.as_dict(NOW) for s in status])
+
+
+def test_a_rollback_keeps_serving_the_current_certificate(fleet):
+    from deployctl.services.rollback import rollback
+
+    site, layout = loaded(), layout_for(loaded(), "fleet")
+    deploy(site, "fleet", images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)
+    deploy(site, "fleet", images(2), {}, Recorder(), connectors=list(fleet), now=1_780_000_100)
+    version = fleet[0].links[f"{layout.proxy_dir}/tls/live"]
+    rollback(site, "fleet", Recorder(), connectors=list(fleet))
+    for host in fleet:
+        nginx = next(c for c in host.containers.values() if c.loaded is not None and c.status == "running")
+        # The certificate is host state: the rolled-back release's configuration includes it too.
+        assert nginx.certificate == version and b"/tls/live/*.conf" in nginx.loaded
+    assert len(FakeCa.instances) == 1
