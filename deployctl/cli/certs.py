@@ -22,9 +22,9 @@ def _setup(app: AppContext, env: str):  # type: ignore[no-untyped-def]
     from ..services.tls import refuse_swarm
 
     refuse_swarm(app.loaded, env)
-    if app.loaded.config.proxy.tls == "off":
-        raise UsageError(f'[proxy] tls is "off": {env} serves no certificate',
-                         hint='set tls = "acme" or "files" in [proxy] (docs/tls.md)')
+    if app.loaded.config.tls_for(env) == "off":
+        raise UsageError(f'tls is "off" for {env}: it serves no certificate',
+                         hint='set tls = "acme" or "files" in [proxy] (or in the environment) (docs/tls.md)')
     conns = connectors_for(app.loaded, env)
     for conn in conns:
         conn.connect()

@@ -188,20 +188,21 @@ def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignor
             registry_login=login)
         # Accessories come up after the preflight, before the lock (services/deploy.py).
         at = next((i for i, s in enumerate(steps) if s.step != "preflight"), len(steps))
-        plans[conn.host] = steps[:at] + planned_steps(config, env, job.layout) + steps[at:] + _tls_rows(config)
+        plans[conn.host] = steps[:at] + planned_steps(config, env, job.layout) + steps[at:] + _tls_rows(config, env)
     migrates = any(s.migrate for s in config.services.values())
     names = [n for n in DEPLOY_HOOKS if n != "pre_migrate" or migrates]
     _print_plan(app, "deploy", release, plans | _hook_plan(loaded, names, hooks))
 
 
-def _tls_rows(config) -> list:  # type: ignore[no-untyped-def]
+def _tls_rows(config, env: str) -> list:  # type: ignore[no-untyped-def]
     """What a deploy does for HTTPS after its rollout (services/deploy._certificate)."""
     from ..plan.steps import PlannedStep
 
-    if config.proxy.tls == "off":
+    mode = config.tls_for(env)
+    if mode == "off":
         return []
     source = ("an ACME order: the HTTP-01 answers on every host before the CA validates"
-              if config.proxy.tls == "acme" else "the pair from the secret source (checked before any host changes)")
+              if mode == "acme" else "the pair from the secret source (checked before any host changes)")
     return [PlannedStep("certificate", f"under every host's lock again: a certificate for "
                                        f"{', '.join(config.proxy.hosts)} where a host has none, or one within 30 "
                                        f"days of expiry: {source}; installed staged (tls/live link, nginx -t, "

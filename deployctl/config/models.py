@@ -268,35 +268,36 @@ class Proxy(Strict):
     def _tls_checks(self) -> "Proxy":
         if len(set(h.lower() for h in self.hosts)) != len(self.hosts):
             raise ValueError("hosts lists the same name twice")
-        if self.tls == "off":
-            for key in ("acme_email", "acme_ca_bundle", "tls_certificate_secret", "tls_key_secret"):
-                if getattr(self, key) is not None:
-                    raise ValueError(f'{key} is set but tls = "off"; set tls = "acme" or "files", or remove {key}')
-            if self.hsts:
-                raise ValueError('hsts = true needs HTTPS: set tls = "acme" or "files"')
-            return self
+        return self
+
+    def tls_problem(self, mode: str, where: str) -> str | None:
+        """What HTTPS in `mode` lacks or forbids among these keys (None: nothing); `where`
+        names the setting that turned it on (`tls = "acme"`, or an environment's)."""
+        if mode == "off":
+            return None
         if not self.hosts:
-            raise ValueError(f'tls = "{self.tls}" needs hosts = ["name.example.com"]: the names the certificate '
-                             "is for and the site answers to")
-        if self.tls == "acme":
+            return (f'{where} needs proxy.hosts = ["name.example.com"]: the names the certificate is for '
+                    "and the site answers to")
+        if mode == "acme":
             if not self.acme_email or not EMAIL_RE.match(self.acme_email):
-                raise ValueError(f'acme_email: tls = "acme" needs an e-mail address for the CA\'s account '
-                                 f"(expiry notices), got {self.acme_email!r}")
+                return (f"proxy.acme_email: {where} needs an e-mail address for the CA's account (expiry "
+                        f"notices), got {self.acme_email!r}")
             if any(h.startswith("*.") for h in self.hosts):
-                raise ValueError("hosts: a wildcard name needs a DNS-01 challenge, which deployctl does not answer; "
-                                 'use tls = "files" for a wildcard certificate')
-            for key in ("tls_certificate_secret", "tls_key_secret"):
-                if getattr(self, key) is not None:
-                    raise ValueError(f'{key} is for tls = "files"; with tls = "acme" the CA issues the certificate')
+                return ("proxy.hosts: a wildcard name needs a DNS-01 challenge, which deployctl does not answer; "
+                        'use tls = "files" for a wildcard certificate')
         else:
             for key in ("tls_certificate_secret", "tls_key_secret"):
                 if getattr(self, key) is None:
-                    raise ValueError(f'tls = "files" needs {key} (the name of a secret in the environment\'s '
-                                     "secret source holding the PEM)")
-            for key in ("acme_email", "acme_ca_bundle"):
-                if getattr(self, key) is not None:
-                    raise ValueError(f'{key} is for tls = "acme"; remove it with tls = "files"')
-        return self
+                    return (f"proxy.{key}: {where} needs it (the name of a secret in the environment's secret "
+                            "source holding the PEM)")
+        return None
+
+    def tls_unused(self) -> str | None:
+        """A TLS key set where no environment turns HTTPS on: a typo or a forgotten `tls`."""
+        for key in ("acme_email", "acme_ca_bundle", "tls_certificate_secret", "tls_key_secret"):
+            if getattr(self, key) is not None:
+                return f'proxy.{key} is set but no environment has HTTPS; set proxy.tls = "acme" or "files"'
+        return 'proxy.hsts = true needs HTTPS: set proxy.tls = "acme" or "files"' if self.hsts else None
 
 
 class Registry(Strict):
@@ -671,6 +672,7 @@ class Environment(Strict):
     env: dict[EnvVarName, str] = {}
     proxy_port: Annotated[int, Field(ge=0, le=65535)] | None = None  # 0: any free port
     proxy_tls_port: Port = 443  # HTTPS, where [proxy] tls is on (proxy_port stays the HTTP one)
+    tls: Literal["off", "acme", "files"] | None = None  # None: [proxy] tls (e.g. "off" for a local environment)
     state_dir: str = "/var/lib/deployctl"
     aws_region: Region | None = None  # AWS lookups of this environment (secrets, discover, database)
     discover: Discover | None = None  # instead of hosts: EC2 instances found by their tags
@@ -791,12 +793,7 @@ class Config(Strict):
             for key, value in env.items():
                 for ref, part in PLACEHOLDER_RE.findall(value):
                     self._check_placeholder(f"{where}.{key}", ref, part)
-        if self.proxy.tls != "off":
-            for name, environment in self.environments.items():
-                http = environment.proxy_port if environment.proxy_port is not None else 80
-                if http == environment.proxy_tls_port:
-                    raise ValueError(f"environments.{name}.proxy_tls_port: {environment.proxy_tls_port} is also its "
-                                     "proxy_port (HTTP); HTTPS needs a port of its own")
+        self._check_tls()
         if any(e.target == "ssh" for e in self.environments.values()) and self.registry is None:
             raise ValueError("an ssh environment pulls images from a registry: add a [registry] table")
         if any(e.target == "swarm" for e in self.environments.values()):
@@ -805,6 +802,30 @@ class Config(Strict):
             self._check_swarm_accessories()
             self._check_swarm_services()
         return self
+
+    def tls_for(self, env_name: str) -> str:
+        """The HTTPS mode of an environment: its own `tls`, else [proxy] tls."""
+        return self.environments[env_name].tls or self.proxy.tls
+
+    def _check_tls(self) -> None:
+        modes = {name: self.tls_for(name) for name in self.environments}
+        if self.proxy.tls != "off" and not self.environments:
+            modes[""] = self.proxy.tls
+        if all(mode == "off" for mode in modes.values()):
+            if self.proxy.tls == "off" and (unused := self.proxy.tls_unused()):
+                raise ValueError(unused)
+            return
+        for name, mode in modes.items():
+            own = name and self.environments[name].tls
+            where = f'environments.{name}.tls = "{mode}"' if own else f'proxy.tls = "{mode}"'
+            if problem := self.proxy.tls_problem(mode, where):
+                raise ValueError(problem)
+            environment = self.environments.get(name)
+            if mode != "off" and environment is not None:
+                http = environment.proxy_port if environment.proxy_port is not None else self.proxy.port
+                if http == environment.proxy_tls_port:
+                    raise ValueError(f"environments.{name}.proxy_tls_port: {environment.proxy_tls_port} is also its "
+                                     "proxy_port (HTTP); HTTPS needs a port of its own")
 
     def _check_swarm_services(self) -> None:
         """`docker service create` has no --security-opt: a service that asks for

@@ -73,7 +73,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
 
     live: dict[str, str | None] = {}
     # tls = "files": the pair checked (key, names, dates) before any host changes.
-    pair = tls.files_pair(loaded, env_name) if config.proxy.tls == "files" else None
+    pair = tls.files_pair(loaded, env_name) if config.tls_for(env_name) == "files" else None
 
     def check_host(conn) -> set[str]:  # type: ignore[no-untyped-def]
         preflight.connect(conn, emit)
@@ -126,7 +126,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         verdict = plan.verdict({h.host: h.outcome for h in hosts})
         if not verdict.ok:
             raise deploy_failure(release, results, hosts, verdict) from unexpected(results)
-        if config.proxy.tls != "off":
+        if config.tls_for(env_name) != "off":
             _certificate(loaded, env_name, conns, emit, release, pair)
         return DeployResult(release, images.revision, hosts)
     finally:
@@ -243,7 +243,7 @@ class HostDeploy:
             PlannedStep("network", "the release's own: its services find each other by name there",
                         tuple(dc.release_network_create(names, release)))), self._networks))
         steps.append(Step("secrets", tuple(self._secret_rows()), self._upload_secrets))
-        if self.config.proxy.tls == "acme":
+        if self.config.tls_for(self.env_name) == "acme":
             host_tls = tls.HostTls(self.conn, names, layout, self.emit)
             steps.append(Step("tls", (PlannedStep("tls", f"write {layout.proxy_dir}/tls/acme-challenge.conf: HTTP-01 "
                                                          "answers, loaded by the switch below"),),

@@ -156,8 +156,9 @@ class HostTls:
 def refuse_swarm(loaded: LoadedConfig, env_name: str) -> None:
     """A Swarm's global proxy would take the certificate as a Docker secret: not built yet,
     so a Swarm environment refuses HTTPS by name rather than serving HTTP only."""
-    if loaded.config.proxy.tls != "off" and loaded.environment(env_name).target == "swarm":
-        raise UsageError(f'[proxy] tls = "{loaded.config.proxy.tls}" is not supported on a swarm environment '
+    mode = loaded.config.tls_for(env_name)
+    if mode != "off" and loaded.environment(env_name).target == "swarm":
+        raise UsageError(f'tls = "{mode}" is not supported on a swarm environment '
                          f'({env_name}: target = "swarm") yet', hint='set tls = "off" for it, or terminate HTTPS '
                                                                      "at a load balancer in front of the Swarm "
                                                                      "(docs/tls.md)")
@@ -199,7 +200,7 @@ class EnvironmentTls:
         """Every host serves a certificate that covers `hosts` and is more than 30 days from
         expiry (`force`: a new one whatever). Returns what was done, for the report."""
         now = now or certs.now_utc()
-        if self.proxy.tls == "files":
+        if self.loaded.config.tls_for(self.env_name) == "files":
             chain, key = pair or files_pair(self.loaded, self.env_name, now)
             return self._spread(chain.reveal().encode(), key.reveal().encode(), "from the secret source")
         current = self.status()

@@ -78,21 +78,34 @@ def virtual_time(monkeypatch):
 # -- configuration ---------------------------------------------------------------------------
 
 def test_the_keys_errors_name_the_key_and_what_was_expected():
-    assert "proxy: acme_email: tls = \"acme\" needs an e-mail address" in problems(
+    assert "proxy.acme_email: proxy.tls = \"acme\" needs an e-mail address" in problems(
         'hosts = ["a.example.com"]\ntls = "acme"')
-    assert 'tls = "acme" needs hosts' in problems('tls = "acme"\nacme_email = "a@b.example"')
+    assert 'proxy.tls = "acme" needs proxy.hosts' in problems('tls = "acme"\nacme_email = "a@b.example"')
     assert "proxy.hosts[0]: 'https://a.example.com' is not a DNS name" in problems(
         'hosts = ["https://a.example.com"]\ntls = "acme"\nacme_email = "a@b.example"')
-    assert 'tls = "files" needs tls_certificate_secret' in problems('hosts = ["a.example.com"]\ntls = "files"')
+    assert 'proxy.tls_certificate_secret: proxy.tls = "files" needs it' in problems(
+        'hosts = ["a.example.com"]\ntls = "files"')
     assert "wildcard name needs a DNS-01 challenge" in problems(
         'hosts = ["*.example.com"]\ntls = "acme"\nacme_email = "a@b.example"')
-    assert 'acme_email is set but tls = "off"' in problems('acme_email = "a@b.example"')
+    assert "proxy.acme_email is set but no environment has HTTPS" in problems('acme_email = "a@b.example"')
     assert "acme_directory" in problems(ACME.replace("https://ca.test/dir", "http://ca.test/dir"))
     assert "proxy.tls: 'on' is not allowed: expected 'off', 'acme' or 'files'" in problems('tls = "on"')
     clash = problems(ACME, extra="[environments.other]\ntarget = \"local\"\nproxy_port = 9443\nproxy_tls_port = 9443")
     assert "environments.other.proxy_tls_port: 9443 is also its proxy_port" in clash
     assert loaded(FILES).config.proxy.tls == "files"
     assert loaded().environment("fleet").proxy_tls_port == 8443
+
+
+def test_an_environment_turns_https_on_or_off_for_itself():
+    # HTTPS on production only: a local environment keeps plain HTTP, and no other keys change.
+    mixed = loaded(ACME.replace('tls = "acme"\n', ""),
+                   extra='[environments.fleet2]\ntarget = "local"\ntls = "acme"\nproxy_port = 8081')
+    assert mixed.config.tls_for("fleet") == "off" and mixed.config.tls_for("fleet2") == "acme"
+    assert "environments.fleet2.tls = \"acme\" needs proxy.hosts" in problems(
+        "", extra='[environments.fleet2]\ntarget = "local"\ntls = "acme"')
+    off_here = loaded(extra='[environments.dev]\ntarget = "local"\ntls = "off"\nproxy_port = 8081')
+    assert off_here.config.tls_for("dev") == "off" and off_here.config.tls_for("fleet") == "acme"
+    tls.refuse_swarm(loaded(extra='[environments.cluster]\ntarget = "swarm"\nmanager = "m1"\ntls = "off"'), "cluster")
 
 
 def test_a_swarm_environment_refuses_tls_by_name_with_exit_2():
