@@ -23,6 +23,9 @@ class ExitCode(IntEnum):
     # different releases. The name predates that meaning: a rollback that failed cleanly is 6.
     ROLLBACK_FAILED = 7
     LOCK_HELD = 8
+    # HTTPS: a certificate could not be obtained, renewed or installed (docs/tls.md). Every
+    # host still serves the certificate it had; a deploy's release itself is live.
+    CERTIFICATE = 9
     # `deployctl exec` could not start the command (ExecNotStarted); otherwise exec exits
     # with the command's own code. 125 as `docker run`/`docker exec` say their own failures.
     EXEC_NOT_STARTED = 125

@@ -19,6 +19,7 @@ PACKAGES=(
     docker.io docker-registry docker-compose mmdebstrap
     openssh-server mariadb-server nginx-light apache2-utils iproute2
     chromium chromium-driver wrk
+    pebble # a real ACME CA (and pebble-challtestsrv) for the HTTPS tests: tests/support/pebble.py
     python3-venv # scripts/test makes .venv with it
 )
 

@@ -54,6 +54,8 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "hosts": ("hosts", "hosts_app",
               "List an environment's hosts (EC2 discovery asked afresh; no host is contacted); `hosts trust` "
               "pins their SSH host keys."),
+    "certs": ("certs", "certs_app",
+              "The HTTPS certificate of an environment's hosts: status (names, issuer, expiry), renew."),
     "accessory": ("accessory", "accessory_app",
                   "Long-lived containers beside the app, such as its database: boot, stop, status, logs, remove."),
     "infra": ("infra", "infra_app",
@@ -65,7 +67,8 @@ HELP = """Build, test, push, deploy and roll back the app described in deploy.to
 
 Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 config error, 4 cannot connect,
 5 build or test failed, 6 deploy failed (previous release still serving),
-7 rollback failed or state uncertain, 8 lock held by someone else.
+7 rollback failed or state uncertain, 8 lock held by someone else,
+9 a certificate could not be obtained or renewed (the current one keeps serving).
 `deployctl exec` exits with its command's code, 125 when it could not start the command.
 """
 

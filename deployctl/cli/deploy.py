@@ -89,6 +89,9 @@ def deploy(
     from ..services.deploy import DeployOptions
 
     swarm = loaded.environment(env).target == "swarm"
+    from ..services.tls import refuse_swarm
+
+    refuse_swarm(loaded, env)  # the dry run too: it would print a plan without HTTPS
     if dry_run:
         if swarm:
             _print_swarm_deploy_plan(app, loaded, env, images, DeployOptions(no_guard=no_guard, canary=canary),
@@ -185,10 +188,25 @@ def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignor
             registry_login=login)
         # Accessories come up after the preflight, before the lock (services/deploy.py).
         at = next((i for i, s in enumerate(steps) if s.step != "preflight"), len(steps))
-        plans[conn.host] = steps[:at] + planned_steps(config, env, job.layout) + steps[at:]
+        plans[conn.host] = steps[:at] + planned_steps(config, env, job.layout) + steps[at:] + _tls_rows(config, env)
     migrates = any(s.migrate for s in config.services.values())
     names = [n for n in DEPLOY_HOOKS if n != "pre_migrate" or migrates]
     _print_plan(app, "deploy", release, plans | _hook_plan(loaded, names, hooks))
+
+
+def _tls_rows(config, env: str) -> list:  # type: ignore[no-untyped-def]
+    """What a deploy does for HTTPS after its rollout (services/deploy._certificate)."""
+    from ..plan.steps import PlannedStep
+
+    mode = config.tls_for(env)
+    if mode == "off":
+        return []
+    source = ("an ACME order: the HTTP-01 answers on every host before the CA validates"
+              if mode == "acme" else "the pair from the secret source (checked before any host changes)")
+    return [PlannedStep("certificate", f"under every host's lock again: a certificate for "
+                                       f"{', '.join(config.proxy.hosts)} where a host has none, or one within 30 "
+                                       f"days of expiry: {source}; installed staged (tls/live link, nginx -t, "
+                                       "reload) on every host (docs/tls.md)")]
 
 
 def _print_swarm_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignore[no-untyped-def]

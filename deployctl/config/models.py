@@ -207,6 +207,26 @@ class Service(Strict):
         return self
 
 
+LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+
+
+def _tls_host_name(value: str) -> str:
+    """A DNS name a certificate can be for: no IP address, no port, no scheme; `*.` only as
+    the whole first label."""
+    name = value[2:] if value.startswith("*.") else value
+    if not HOSTNAME_RE.match(name) or "." not in name or name.replace(".", "").isdigit():
+        raise ValueError(f"{value!r} is not a DNS name for a certificate (e.g. \"www.example.com\"; "
+                         "no scheme, port or IP address)")
+    return value
+
+
+def _https_url(value: str) -> str:
+    if not re.match(r"^https://[^/\s]+(/\S*)?\Z", value):
+        raise ValueError(f"{value!r} is not an https:// URL of an ACME directory")
+    return value
+
+
 NGINX_SIZE_RE = re.compile(r"^[0-9]{1,6}[kKmMgG]?\Z")
 
 
@@ -234,6 +254,50 @@ class Proxy(Strict):
     connect_timeout: Annotated[float, Field(gt=0, le=600)] = 5.0
     read_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
     max_body_size: Annotated[str, AfterValidator(_nginx_size)] = "1m"
+    # HTTPS (docs/tls.md). `hosts`: the names the app answers to (the certificate's names).
+    hosts: list[Annotated[str, AfterValidator(_tls_host_name)]] = []
+    tls: Literal["off", "acme", "files"] = "off"
+    acme_email: str | None = None
+    acme_directory: Annotated[str, AfterValidator(_https_url)] = LETS_ENCRYPT_DIRECTORY
+    acme_ca_bundle: str | None = None  # a PEM file trusted for acme_directory's own TLS (a private ACME server)
+    tls_certificate_secret: EnvVarName | None = None  # tls = "files": the PEM chain, leaf first
+    tls_key_secret: EnvVarName | None = None  # tls = "files": its private key (PEM)
+    hsts: bool = False
+
+    @model_validator(mode="after")
+    def _tls_checks(self) -> "Proxy":
+        if len(set(h.lower() for h in self.hosts)) != len(self.hosts):
+            raise ValueError("hosts lists the same name twice")
+        return self
+
+    def tls_problem(self, mode: str, where: str) -> str | None:
+        """What HTTPS in `mode` lacks or forbids among these keys (None: nothing); `where`
+        names the setting that turned it on (`tls = "acme"`, or an environment's)."""
+        if mode == "off":
+            return None
+        if not self.hosts:
+            return (f'{where} needs proxy.hosts = ["name.example.com"]: the names the certificate is for '
+                    "and the site answers to")
+        if mode == "acme":
+            if not self.acme_email or not EMAIL_RE.match(self.acme_email):
+                return (f"proxy.acme_email: {where} needs an e-mail address for the CA's account (expiry "
+                        f"notices), got {self.acme_email!r}")
+            if any(h.startswith("*.") for h in self.hosts):
+                return ("proxy.hosts: a wildcard name needs a DNS-01 challenge, which deployctl does not answer; "
+                        'use tls = "files" for a wildcard certificate')
+        else:
+            for key in ("tls_certificate_secret", "tls_key_secret"):
+                if getattr(self, key) is None:
+                    return (f"proxy.{key}: {where} needs it (the name of a secret in the environment's secret "
+                            "source holding the PEM)")
+        return None
+
+    def tls_unused(self) -> str | None:
+        """A TLS key set where no environment turns HTTPS on: a typo or a forgotten `tls`."""
+        for key in ("acme_email", "acme_ca_bundle", "tls_certificate_secret", "tls_key_secret"):
+            if getattr(self, key) is not None:
+                return f'proxy.{key} is set but no environment has HTTPS; set proxy.tls = "acme" or "files"'
+        return 'proxy.hsts = true needs HTTPS: set proxy.tls = "acme" or "files"' if self.hsts else None
 
 
 class Registry(Strict):
@@ -607,6 +671,8 @@ class Environment(Strict):
     secrets: Annotated[str, AfterValidator(_secret_source)] = "env"
     env: dict[EnvVarName, str] = {}
     proxy_port: Annotated[int, Field(ge=0, le=65535)] | None = None  # 0: any free port
+    proxy_tls_port: Port = 443  # HTTPS, where [proxy] tls is on (proxy_port stays the HTTP one)
+    tls: Literal["off", "acme", "files"] | None = None  # None: [proxy] tls (e.g. "off" for a local environment)
     state_dir: str = "/var/lib/deployctl"
     aws_region: Region | None = None  # AWS lookups of this environment (secrets, discover, database)
     discover: Discover | None = None  # instead of hosts: EC2 instances found by their tags
@@ -727,6 +793,7 @@ class Config(Strict):
             for key, value in env.items():
                 for ref, part in PLACEHOLDER_RE.findall(value):
                     self._check_placeholder(f"{where}.{key}", ref, part)
+        self._check_tls()
         if any(e.target == "ssh" for e in self.environments.values()) and self.registry is None:
             raise ValueError("an ssh environment pulls images from a registry: add a [registry] table")
         if any(e.target == "swarm" for e in self.environments.values()):
@@ -735,6 +802,30 @@ class Config(Strict):
             self._check_swarm_accessories()
             self._check_swarm_services()
         return self
+
+    def tls_for(self, env_name: str) -> str:
+        """The HTTPS mode of an environment: its own `tls`, else [proxy] tls."""
+        return self.environments[env_name].tls or self.proxy.tls
+
+    def _check_tls(self) -> None:
+        modes = {name: self.tls_for(name) for name in self.environments}
+        if self.proxy.tls != "off" and not self.environments:
+            modes[""] = self.proxy.tls
+        if all(mode == "off" for mode in modes.values()):
+            if self.proxy.tls == "off" and (unused := self.proxy.tls_unused()):
+                raise ValueError(unused)
+            return
+        for name, mode in modes.items():
+            own = name and self.environments[name].tls
+            where = f'environments.{name}.tls = "{mode}"' if own else f'proxy.tls = "{mode}"'
+            if problem := self.proxy.tls_problem(mode, where):
+                raise ValueError(problem)
+            environment = self.environments.get(name)
+            if mode != "off" and environment is not None:
+                http = environment.proxy_port if environment.proxy_port is not None else self.proxy.port
+                if http == environment.proxy_tls_port:
+                    raise ValueError(f"environments.{name}.proxy_tls_port: {environment.proxy_tls_port} is also its "
+                                     "proxy_port (HTTP); HTTPS needs a port of its own")
 
     def _check_swarm_services(self) -> None:
         """`docker service create` has no --security-opt: a service that asks for

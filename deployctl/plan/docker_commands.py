@@ -127,7 +127,8 @@ def anchor_command(listen_port: int, config: str, marker: str) -> list[str]:
 
 
 def run_proxy_anchor(names: Names, image: str, port: int, container_port: int, labels: dict[str, str],
-                     proxy_dir: str, mount: str, config: str, marker: str) -> list[str]:
+                     proxy_dir: str, mount: str, config: str, marker: str,
+                     tls: tuple[int, int] | None = None) -> list[str]:
     """The proxy's anchor: owns the published port and the network namespace (on the app
     network) that nginx containers join. tcp_migrate_req hands connections still queued
     on a closing listener to the next one, so replacing nginx drops nothing. It mounts the
@@ -135,9 +136,11 @@ def run_proxy_anchor(names: Names, image: str, port: int, container_port: int, l
     container does."""
     published = f"{port}:{container_port}" if port else str(container_port)
     command = anchor_command(container_port, config, marker)
+    # HTTPS (plan/tls_config.py): (host port, port inside), published by the anchor too.
+    https = ["--publish", f"{tls[0]}:{tls[1]}"] if tls else []
     return [
         "docker", "run", "--detach", "--name", names.proxy, "--network", names.network,
-        "--restart", "unless-stopped", "--publish", published,
+        "--restart", "unless-stopped", "--publish", published, *https,
         "--sysctl", "net.ipv4.tcp_migrate_req=1",
         # nginx images stop with SIGQUIT; the anchor's shell traps TERM (and QUIT) and exits.
         "--stop-signal", "TERM",

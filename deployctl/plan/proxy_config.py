@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from .release_spec import ProxySpec
 from .releases import is_release_id
+from .tls_config import http_redirect_map, server_includes
 
 PROXY_MOUNT = "/etc/deployctl/proxy"  # the host's proxy directory, read-only, inside the container
 CONFIG_FILE = "nginx.conf"
@@ -125,7 +126,8 @@ http {{
     include {HTTP_SNIPPETS};
 
 {blocks}
-{split}    # The release whose upstream served the response ($proxy_host is the upstream's name
+{split}{http_redirect_map(proxy.health_path)}
+    # The release whose upstream served the response ($proxy_host is the upstream's name
     # in proxy_pass; empty when nginx answered itself, and an empty header is not sent).
     map $proxy_host $deployctl_release {{
         default "";
@@ -135,7 +137,7 @@ http {{
         listen {proxy.listen_port} reuseport;
         # At server level, so a project's snippets that add headers do not hide it.
         add_header {RELEASE_HEADER} $deployctl_release always;
-{health_location(proxy)}        include {SERVER_SNIPPETS};
+{health_location(proxy)}{server_includes(PROXY_MOUNT)}        include {SERVER_SNIPPETS};
         location / {{
 {route}        }}
     }}

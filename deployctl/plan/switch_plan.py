@@ -20,6 +20,7 @@ from .proxy_config import (ANCHOR_MARKER, CONFIG_FILE, CONFIG_PATH, LIVE_COPY, P
                            STAGED_FILE, Standby, config_tag, render_proxy_config)
 from .release_spec import HealthProbe, ReleaseSpec
 from .steps import Argv, PlannedStep
+from .tls_config import TLS_LISTEN_PORT
 
 Chain = tuple[Argv, ...]  # argvs run in order; the chains of a step run at once
 ANCHOR_ROLE = "proxy-anchor"  # io.deployctl.role of the proxy's containers
@@ -83,20 +84,23 @@ class ProxyStart:
     nginx: Argv
     listen_port: int
     swap: Argv  # where nginx runs: the staged configuration tested, renamed into place, reloaded
+    tls_port: int | None = None  # HTTPS: the host port the anchor publishes for it (docs/tls.md)
 
 
-def proxy_start(target: ReleaseSpec, names: Names, proxy_dir: str, port: int) -> ProxyStart:
+def proxy_start(target: ReleaseSpec, names: Names, proxy_dir: str, port: int, tls_port: int | None = None) -> ProxyStart:
     proxy = target.proxy
     name = names.proxy_nginx(config_tag(proxy.image))
     return ProxyStart(
         anchor=tuple(dc.run_proxy_anchor(names, proxy.image, port, proxy.listen_port, names.labels(ANCHOR_ROLE),
                                          proxy_dir, PROXY_MOUNT, CONFIG_PATH,
-                                         f"{PROXY_MOUNT}/{ANCHOR_MARKER}")),
+                                         f"{PROXY_MOUNT}/{ANCHOR_MARKER}",
+                                         tls=(tls_port, TLS_LISTEN_PORT) if tls_port else None)),
         nginx_name=name,
         nginx=tuple(dc.run_proxy_nginx(names, name, proxy.image, proxy_dir, PROXY_MOUNT, CONFIG_PATH,
                                        names.labels(NGINX_ROLE))),
         listen_port=proxy.listen_port,
         swap=proxy_swap(name, proxy_dir),
+        tls_port=tls_port,
     )
 
 
@@ -226,9 +230,9 @@ def proxy_config_for(target: ReleaseSpec, standby: Standby | None = None) -> str
 
 def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Names, proxy_dir: str, *,
                 proxy_port: int, drain: float, guard: GuardSpec | None = None,
-                canary: CanarySpec | None = None) -> SwitchPlan:
+                canary: CanarySpec | None = None, tls_port: int | None = None) -> SwitchPlan:
     """New containers from images, each on the release's network and the app's."""
-    proxy = proxy_start(target, names, proxy_dir, proxy_port)
+    proxy = proxy_start(target, names, proxy_dir, proxy_port, tls_port)
     return SwitchPlan(
         target=target, create=True,
         start=tuple(tuple(tuple(argv) for argv in dc.start_service(spec, target.network, names.network))
@@ -242,7 +246,7 @@ def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Nam
 
 def rollback_plan(target: ReleaseSpec, names: Names, proxy_dir: str, *, proxy_port: int, drain: float,
                   running: frozenset[str] | set[str] = frozenset(), flag: str | None = None,
-                  standby: Standby | None = None) -> SwitchPlan:
+                  standby: Standby | None = None, tls_port: int | None = None) -> SwitchPlan:
     """The target's kept containers started again; a failure stops them again. Containers
     already `running` (a release inside its warm window, as an inspect found it) are neither
     started nor stopped: a rollback to a warm release is a proxy switch only, and with
@@ -255,6 +259,6 @@ def rollback_plan(target: ReleaseSpec, names: Names, proxy_dir: str, *, proxy_po
         start=tuple((tuple(dc.start([name])),) for name in stopped),
         undo=(tuple(dc.stop(stopped)),) if stopped else (),
         probes=tuple(target.probes()), proxy_config=proxy_config_for(target, standby),
-        proxy=proxy_start(target, names, proxy_dir, proxy_port), verify=verify_check(target), drain=drain,
+        proxy=proxy_start(target, names, proxy_dir, proxy_port, tls_port), verify=verify_check(target), drain=drain,
         flag=flag if not stopped else None, standby=standby.release if standby else None,
     )

@@ -30,13 +30,13 @@ from ..plan.canary import PROMOTE, CanaryVerdict, canary_spec
 from ..plan.releases import ABORTED, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, new_release_id
 from ..plan.switch_plan import deploy_plan, guard_spec, proxy_config_for
 from ..secrets import Secret
-from . import preflight
+from . import preflight, tls
 from .accessories import ensure_accessories
 from .canary import CanaryAborted, CanaryGate, HostCanary, recover
 from ..plan.hooks import HookContext
 from .hooks import HookRunner, previous_of
 from .host_state import HostState
-from .hosts import connectors_for, layout_for, names_for, proxy_port
+from .hosts import connectors_for, layout_for, names_for, proxy_port, tls_port
 from .retire import retire_and_prune, stop_expired_warm
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .release_images import ReleaseImages, proxy_image_for
@@ -59,6 +59,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
            now: float | None = None) -> DeployResult:
     """`registry_username` overrides registry.username (ECR: the token's user, "AWS")."""
     config, environment = loaded.config, loaded.environment(env_name)
+    tls.refuse_swarm(loaded, env_name)
     if environment.target == "swarm":  # the same verb, driven through a Swarm manager
         from .swarm_deploy import deploy as swarm_deploy
 
@@ -70,6 +71,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
     layout = layout_for(loaded, env_name)
 
     live: dict[str, str | None] = {}
+    # tls = "files": the pair checked (key, names, dates) before any host changes.
+    pair = tls.files_pair(loaded, env_name) if config.tls_for(env_name) == "files" else None
 
     def check_host(conn) -> set[str]:  # type: ignore[no-untyped-def]
         preflight.connect(conn, emit)
@@ -115,11 +118,24 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                              results[job.host].seconds, results[job.host].error) for job in jobs]
         if not verdict.ok:
             raise deploy_failure(release, results, hosts, verdict) from unexpected(results)
+        if config.tls_for(env_name) != "off":
+            _certificate(loaded, env_name, conns, emit, release, pair)
         return DeployResult(release, images.revision, hosts)
     finally:
         for conn in conns:
             preflight.registry_logout(conn)  # a no-op where the pull removed it already
             conn.close()
+
+
+def _certificate(loaded: LoadedConfig, env_name: str, conns: list, emit: Emit, release: str,  # type: ignore[no-untyped-def]
+                 pair) -> None:
+    """After the switch, under the locks again: every host gets the environment's one
+    certificate, obtained (the first deploy: HTTPS only once it exists) or renewed within 30
+    days of expiry. The release is live either way; a failure says so (exit 9)."""
+    try:
+        tls.ensure_locked(loaded, env_name, conns, emit, pair=pair, action="deploy (certificate)")
+    except tls.CertificateError as exc:
+        raise tls.CertificateError(f"release {release} is live, but: {exc.message}", hint=exc.hint) from None
 
 
 def unchanged(step: str, fn):  # type: ignore[no-untyped-def]
@@ -157,7 +173,7 @@ class HostDeploy:
         self.spec = release_spec(self.config, env_name, release, images.revision, images.images,
                                  proxy_image_for(self.config, images), dirty=images.dirty)
         self.plan = deploy_plan(self.spec, self.containers, self.names, self.layout.proxy_dir,
-                                proxy_port=proxy_port(loaded, env_name),
+                                proxy_port=proxy_port(loaded, env_name), tls_port=tls_port(loaded, env_name),
                                 drain=self.environment.rollout.drain,
                                 guard=guard_spec(self.environment.rollout, options.no_guard),
                                 canary=gate.spec if gate is not None else canary_spec(self.environment.rollout,
@@ -219,6 +235,11 @@ class HostDeploy:
             PlannedStep("network", "the release's own: its services find each other by name there",
                         tuple(dc.release_network_create(names, release)))), self._networks))
         steps.append(Step("secrets", tuple(self._secret_rows()), self._upload_secrets))
+        if self.config.tls_for(self.env_name) == "acme":
+            host_tls = tls.HostTls(self.conn, names, layout, self.emit)
+            steps.append(Step("tls", (PlannedStep("tls", f"write {layout.proxy_dir}/tls/acme-challenge.conf: HTTP-01 "
+                                                         "answers, loaded by the switch below"),),
+                              host_tls.enable_challenges))
         return steps
 
     def _read_state(self) -> None:

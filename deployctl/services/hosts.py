@@ -139,3 +139,10 @@ def proxy_port(loaded: LoadedConfig, env_name: str) -> int:
     return environment.proxy_port if environment.proxy_port is not None else loaded.config.proxy.port
 
 
+def tls_port(loaded: LoadedConfig, env_name: str) -> int | None:
+    """The host port HTTPS is published on; None while [proxy] tls is off."""
+    if loaded.config.tls_for(env_name) == "off":
+        return None
+    return loaded.environment(env_name).proxy_tls_port
+
+

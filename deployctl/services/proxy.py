@@ -24,6 +24,7 @@ from ..plan.proxy_containers import Anchor, ProxyContainers, parse_proxy_listing
 from ..plan.proxy_config import (ANCHOR_MARKER, CONFIG_FILE, PID_FILE, RELEASE_HEADER,
                                  STAGED_FILE, STANDBY_FLAG_PREFIX, live_release, standby_of)
 from ..plan.switch_plan import ProxyStart, proxy_swap
+from ..plan.tls_config import TLS_LISTEN_PORT
 from ..secrets import redactor
 START_TIMEOUT = 15.0  # seconds for a new nginx to bind its port
 
@@ -95,7 +96,7 @@ class HostProxy:
         # namespace, even one listed as running (left in the namespace of an anchor that
         # restarted): a reload would reach nobody, so a new nginx starts instead.
         anchor_serves = self.conn.read_file(f"{self.layout.proxy_dir}/{ANCHOR_MARKER}") is not None
-        seen = self.containers()
+        seen = self._https_published(start, self.containers())
         reload = seen.nginx_state(start.nginx_name) == "running" and not anchor_serves
         self.conn.put_file(self._staged_file if reload else self.config_file, config.encode(), 0o644)
         try:
@@ -113,6 +114,18 @@ class HostProxy:
         if actual is None:
             raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} publishes no port")
         return actual
+
+    def _https_published(self, start: ProxyStart, seen: ProxyContainers) -> ProxyContainers:
+        """HTTPS turned on where the anchor publishes HTTP only: a published port cannot be
+        added to a running container, so the proxy is started again, once (docs/tls.md)."""
+        anchor = seen.anchor
+        if (start.tls_port is None or anchor is None or not anchor.is_anchor or anchor.state != "running"
+                or anchor.published(TLS_LISTEN_PORT) is not None):
+            return seen
+        self.emit(Message(f"publishing HTTPS on port {start.tls_port}: the proxy {self.names.proxy} starts again "
+                          "(one-time: about a second without answers)", level="warning", host=self.conn.host))
+        check(self.conn, dc.remove([*seen.nginx, self.names.proxy]))
+        return ProxyContainers(None, {})
 
     @property
     def _staged_file(self) -> str:

@@ -30,7 +30,7 @@ from ..plan.hooks import HookContext
 from ..secrets import Secret
 from .hooks import HookRunner, previous_of
 from .host_state import HostState
-from .hosts import connectors_for, layout_for, names_for, proxy_port
+from .hosts import connectors_for, layout_for, names_for, proxy_port, tls_port
 from .retire import retire_and_prune, stop_expired_warm
 from .host_calls import PREVIOUS, UNKNOWN, mapped, on_every_host
 from .rollout import Cancel, unexpected
@@ -152,6 +152,7 @@ class HostRollback:
         flag, standby = self._standby_switch(spec, running, *look)
         self.plan = rollback_plan(spec, self.names, self.layout.proxy_dir,
                                   proxy_port=proxy_port(self.loaded, self.env_name),
+                                  tls_port=tls_port(self.loaded, self.env_name),
                                   drain=self.environment.rollout.drain, running=running, flag=flag,
                                   standby=standby)
 

@@ -39,6 +39,7 @@ from deployctl.plan import docker_commands as dc
 from deployctl.plan.names import LABEL_RELEASE, LABEL_ROLE, Names
 from deployctl.plan.proxy_config import RELEASE_HEADER, live_release, standby_of, upstream_name
 from deployctl.plan.switch_plan import NGINX_ROLE
+from deployctl.plan.tls_config import CERTIFICATE_HEADER
 
 OK = CommandResult(0, "", "")
 LIST_FORMAT = dc.list_containers(Names("a", "e"))[5]  # the one `docker ps` format of release_states
@@ -91,6 +92,7 @@ class Container:
     publish: str | None = None  # "8080:80"
     mounts: dict[str, str] = field(default_factory=dict)  # inside -> host directory
     loaded: bytes | None = None  # an nginx container's configuration, as it loaded it
+    certificate: str | None = None  # the tls/live version it loaded (plan/tls_config.py), if any
     started: str = "0001-01-01T00:00:00Z"
     exit_code: int = 0  # how it last exited (a crashing one: 1)
     restarts: int = 0  # how often a restart policy restarted it (the model restarts none)
@@ -109,6 +111,7 @@ class FakeHost:
         self.containers: dict[str, Container] = {}
         self.networks: set[str] = set()
         self.files: dict[str, tuple[bytes, int]] = {}
+        self.links: dict[str, str] = {}  # symlink path -> its target (the proxy's tls/live)
         self.dirs: set[str] = {"/"}
         self.crashing: list[str] = []  # regexes: a matching container exits as soon as it starts
         self.gone = False  # every call raises ConnectionLost (the host became unreachable)
@@ -275,6 +278,25 @@ class FakeHost:
                 if not result.ok:
                     break
             return result
+        if argv[:2] == ["ln", "-sfn"]:
+            self.links[argv[3]] = argv[2]
+            return OK
+        if argv[:2] == ["mv", "-fT"]:
+            if argv[2] not in self.links:
+                return CommandResult(1, "", f"mv: cannot stat '{argv[2]}'")
+            self.links[argv[3]] = self.links.pop(argv[2])
+            return OK
+        if argv[0] == "readlink":
+            return CommandResult(0, self.links[argv[1]] + "\n", "") if argv[1] in self.links else CommandResult(1, "", "")
+        if argv[0] == "find" and argv[-5:] == ["-exec", "rm", "-rf", "{}", "+"]:
+            # plan/tls_config.prune_versions: version directories but the kept ones
+            folder, keep = argv[1], {argv[i + 2] for i, a in enumerate(argv) if a == "!"}
+            pattern = argv[argv.index("-name") + 1]
+            for path in [p for p in self.files if p.startswith(folder + "/")]:
+                name = path[len(folder) + 1:].split("/")[0]
+                if "/" in path[len(folder) + 1:] and fnmatch.fnmatch(name, pattern) and name not in keep:
+                    del self.files[path]
+            return OK
         if argv[:2] == ["mv", "-f"]:
             if argv[2] not in self.files:
                 return CommandResult(1, "", f"mv: cannot stat '{argv[2]}'")
@@ -434,6 +456,7 @@ class FakeHost:
             tested = self._nginx_test(container, config)
             if tested.ok:  # a refused file never reaches the running workers
                 container.loaded = self.files[config][0]
+                container.certificate = self._live_certificate(container)
             return tested
         if command[:2] == ["test", "-s"] or command[:2] == ["sh", "-c"]:
             return OK  # nginx wrote its pid; the anchor's own nginx (not modelled) told to quit
@@ -452,6 +475,11 @@ class FakeHost:
                 container.status = "exited"
             else:
                 container.loaded = self.files[config][0]
+                container.certificate = self._live_certificate(container)
+
+    def _live_certificate(self, nginx: Container) -> str | None:
+        folder = next(iter(nginx.mounts.values()), "")
+        return self.links.get(f"{folder}/tls/live")
 
     def _nginx_test(self, nginx: Container, path: str | None) -> CommandResult:
         """As nginx: the file exists, and every upstream named by a container name resolves on
@@ -481,6 +509,8 @@ class FakeHost:
         if release is None:
             return HttpResponse(503, b"No release deployed yet\n", {})
         stamp = {RELEASE_HEADER.lower(): release}
+        if nginx.certificate:
+            stamp[CERTIFICATE_HEADER.lower()] = nginx.certificate
         block = re.search(rf"upstream {upstream_name(release)} {{\s*server (\S+):\d+;", nginx.loaded.decode())
         target = self._by_ip(block.group(1)) if block and re.fullmatch(r"[\d.]+", block.group(1)) else (
             self.containers.get(block.group(1)) if block else None)

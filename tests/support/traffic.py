@@ -71,11 +71,14 @@ class Traffic:
     """`with Traffic(url) as traffic: ...` then `traffic.report`."""
 
     def __init__(self, url: str, *, workers: int = 4, max_requests: int = 50_000, max_seconds: float = 180.0,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, ssl_context=None, server_name: str | None = None) -> None:  # type: ignore[no-untyped-def]
+        """https:// URLs take `ssl_context` (the trust to check the certificate with) and
+        `server_name` (SNI and the name checked; the connection still goes to this machine)."""
         parts = urlsplit(url)
         if parts.hostname not in LOCAL_HOSTS:
             raise ValueError(f"traffic only targets this machine, not {parts.hostname!r}")
-        self.host, self.port = parts.hostname, parts.port or 80
+        self.https, self.context, self.server_name = parts.scheme == "https", ssl_context, server_name
+        self.host, self.port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
         self.path = parts.path or "/"
         self.workers, self.max_requests, self.max_seconds, self.timeout = workers, max_requests, max_seconds, timeout
         self.report = TrafficReport()
@@ -122,7 +125,8 @@ class Traffic:
 
     def once(self) -> Sample:
         started = time.time()
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        conn = (_NamedHttps(self.host, self.port, self.server_name, self.context, self.timeout) if self.https
+                else http.client.HTTPConnection(self.host, self.port, timeout=self.timeout))
         try:
             conn.request("GET", self.path, headers={"Connection": "close"})
             response = conn.getresponse()
@@ -140,3 +144,15 @@ class Traffic:
             return Sample(started, time.time(), 0, (), f"{type(exc).__name__}: {exc}")
         finally:
             conn.close()
+
+
+class _NamedHttps(http.client.HTTPSConnection):
+    """HTTPS to this machine's address, with another name for SNI and the certificate check."""
+
+    def __init__(self, host: str, port: int, name: str | None, context, timeout: float) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._name = name or host
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._name)

@@ -115,6 +115,7 @@ def test_exit_codes_are_stable():
     assert [(c.name, c.value) for c in ExitCode] == [
         ("OK", 0), ("UNEXPECTED", 1), ("USAGE", 2), ("CONFIG", 3), ("CONNECT", 4),
         ("BUILD_OR_TEST", 5), ("DEPLOY_FAILED", 6), ("ROLLBACK_FAILED", 7), ("LOCK_HELD", 8),
+        ("CERTIFICATE", 9),  # added with HTTPS (docs/tls.md): a new code, none renumbered
         ("EXEC_NOT_STARTED", 125),  # `deployctl exec` only: it otherwise exits with its command's code
     ]
 

@@ -1,0 +1,75 @@
+"""`deployctl certs status` and `deployctl certs renew`: the HTTPS certificate of an
+environment's hosts (docs/tls.md). `renew` is what a schedule runs (a Jenkins cron, say):
+it renews only what is within 30 days of expiry, so running it daily is cheap."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import finish, table
+from .config import EnvOption
+from .context import AppContext
+
+certs_app = typer.Typer(help="The HTTPS certificate of an environment's hosts: status (names, issuer, expiry), renew.",
+                        no_args_is_help=True)
+
+
+def _setup(app: AppContext, env: str):  # type: ignore[no-untyped-def]
+    from ..errors import UsageError
+    from ..services.hosts import connectors_for
+    from ..services.tls import refuse_swarm
+
+    refuse_swarm(app.loaded, env)
+    if app.loaded.config.tls_for(env) == "off":
+        raise UsageError(f'tls is "off" for {env}: it serves no certificate',
+                         hint='set tls = "acme" or "files" in [proxy] (or in the environment) (docs/tls.md)')
+    conns = connectors_for(app.loaded, env)
+    for conn in conns:
+        conn.connect()
+    return conns
+
+
+@certs_app.command("status")
+def status(ctx: typer.Context, env: EnvOption = "local") -> None:
+    """Per host: the certificate's names, issuer and expiry (nothing is changed)."""
+    from ..plan.certificates import now_utc
+    from ..services.tls import EnvironmentTls
+
+    app: AppContext = ctx.obj
+    conns = _setup(app, env)
+    try:
+        now = now_utc()
+        hosts = EnvironmentTls(app.loaded, env, conns, app.emit).status()
+    finally:
+        for conn in conns:
+            conn.close()
+    if app.mode == "json":
+        finish(app, "certs status", {"environment": env, "hosts": [h.as_dict(now) for h in hosts]})
+        return
+    table(app, f"certificates of {env}", ["host", "names", "issuer", "expires", "days left"],
+          [[h.host, ", ".join(h.info.names), h.info.issuer, f"{h.info.not_after:%Y-%m-%d %H:%M} UTC",
+            f"{h.info.days_left(now):.0f}"] if h.info else [h.host, "-", "-", "no certificate", "-"]
+           for h in hosts])
+
+
+@certs_app.command("renew")
+def renew(
+    ctx: typer.Context,
+    env: EnvOption = "local",
+    force: Annotated[bool, typer.Option("--force", help="A new certificate even if the current one has more "
+                                                        "than 30 days left.")] = False,
+) -> None:
+    """Renew the certificate when it is within 30 days of expiry (or missing on a host);
+    under the deploy lock. Exit 9 when the CA refuses (the current certificate keeps serving)."""
+    from ..services.tls import ensure_locked
+
+    app: AppContext = ctx.obj
+    conns = _setup(app, env)
+    try:
+        done = ensure_locked(app.loaded, env, conns, app.emit, force=force)
+    finally:
+        for conn in conns:
+            conn.close()
+    finish(app, "certs renew", {"environment": env, "result": done})
