@@ -164,15 +164,30 @@ def http_common(proxy: ProxySpec, connect_timeout: float) -> str:
                          'urt=$upstream_response_time release=$deployctl_release';
     access_log /dev/stdout deployctl;
     client_max_body_size {proxy.max_body_size};
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_set_header Host $host;
+{websocket_upgrade()}    proxy_set_header Host $host;
     proxy_set_header X-Real-IP $remote_addr;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;
     proxy_connect_timeout {_ms(connect_timeout)};
     proxy_read_timeout {_ms(proxy.read_timeout)};
     proxy_send_timeout {_ms(proxy.read_timeout)};
+"""
+
+
+def websocket_upgrade() -> str:
+    """HTTP/1.1 to the upstreams, with the client's Upgrade passed on (WebSockets): a request
+    that asks for an upgrade gets `Connection: upgrade`, every other one `Connection: ""`,
+    which keeps the upstream keep-alive pool (`keepalive 16`) for plain HTTP. An upgraded
+    connection stays with the upstream (the release) that accepted it: a reload leaves it on
+    the old worker, which exits when it closes; the old release's containers stop after the
+    drain (rollout.drain), which closes what is still open (docs/proxy.md, WebSockets)."""
+    return """    map $http_upgrade $deployctl_connection {
+        default upgrade;
+        "" "";
+    }
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection $deployctl_connection;
 """
 
 
