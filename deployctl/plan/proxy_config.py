@@ -21,6 +21,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from . import maintenance
 from .release_spec import ProxySpec
 from .releases import is_release_id
 
@@ -135,10 +136,10 @@ http {{
         listen {proxy.listen_port} reuseport;
         # At server level, so a project's snippets that add headers do not hide it.
         add_header {RELEASE_HEADER} $deployctl_release always;
-{health_location(proxy)}        include {SERVER_SNIPPETS};
+{maintenance.server_block(None)}{health_location(proxy)}        include {SERVER_SNIPPETS};
         location / {{
-{route}        }}
-    }}
+{maintenance.LOCATION_CHECK}{route}        }}
+{maintenance.page_location(PROXY_MOUNT)}    }}
 }}
 """
 

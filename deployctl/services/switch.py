@@ -165,6 +165,7 @@ class HostSwitch:
             timer = Timer(self.emit, "start", host=self.conn.host, detail=target.release)
             self._start(plan)
             timer.done(", ".join(target.containers))
+            self._forget_env(plan)
             self.step = "health"
             self._wait_healthy(plan)
             if self.checkpoint is not None:
@@ -175,6 +176,17 @@ class HostSwitch:
         # What a later switch back (a failed verify, the guard, a canary abort) restores: the
         # configuration before this release got any traffic, a canary's share included.
         self.previous_config = self.proxy.live_config()
+
+    def _forget_env(self, plan: SwitchPlan) -> None:
+        """The env files with secrets, once every container was created from them: a
+        container keeps its env in its config (engine restarts included), so nothing
+        reads them again. One that stays is only clutter, so a failure warns."""
+        if plan.forget_env is None:
+            return
+        result = self.conn.run(list(plan.forget_env))
+        if not result.ok:
+            self.emit(Message(f"the env files of {plan.target.release} were not removed (they hold secrets): "
+                              f"{result.stderr.strip()}", level="warning", host=self.conn.host))
 
     def switch(self, plan: SwitchPlan) -> tuple[int, float]:
         """route -> verify, switching back to the configuration before `bring_up` on failure."""
@@ -330,7 +342,8 @@ class HostSwitch:
         streak, failing, last = 0, 0, "no answer"
         while time.monotonic() - started < check_.timeout:
             try:
-                response = self.conn.http_get("127.0.0.1", port, check_.path, timeout=2.0)
+                response = self.conn.http_get("127.0.0.1", port, check_.path, timeout=2.0,
+                                              headers=self.proxy.bypass())
                 stamped = response.headers.get(check_.header.lower())
                 ok = stamped == check_.release and (
                     response.status == 200 if check_.want_ok else response.status not in (502, 504))

@@ -36,6 +36,8 @@ from typing import Callable, Sequence
 
 from deployctl.adapters.connector import CommandResult, ConnectionLost, HttpResponse
 from deployctl.plan import docker_commands as dc
+from deployctl.plan.maintenance import VERIFY_HEADER
+from deployctl.plan.maintenance import state_of as maintenance_state
 from deployctl.plan.names import LABEL_RELEASE, LABEL_ROLE, Names
 from deployctl.plan.proxy_config import RELEASE_HEADER, live_release, standby_of, upstream_name
 from deployctl.plan.switch_plan import NGINX_ROLE
@@ -195,7 +197,8 @@ class FakeHost:
         if self._by_ip(address) is None:
             raise ConnectionRefusedError(errno.ECONNREFUSED, f"{address}:{port}: connection refused")
 
-    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
+    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0,
+                 headers: dict | None = None) -> HttpResponse:
         fault = self._enter("http_get", f"{address}:{port}{path}")
         if fault is not None:
             if callable(fault.effect):
@@ -203,7 +206,7 @@ class FakeHost:
             raise self._error(fault, f"{address}:{port}")
         with self._lock:
             if address == "127.0.0.1" and port == self.proxy_port():
-                return self._through_proxy(path)
+                return self._through_proxy(path, headers or {})
             container = self._by_ip(address)
             if container is None:
                 raise ConnectionRefusedError(errno.ECONNREFUSED, f"{address}:{port}: connection refused")
@@ -467,13 +470,17 @@ class FakeHost:
                 return CommandResult(1, "", f'nginx: [emerg] host not found in upstream "{host}" in {path}')
         return OK
 
-    def _through_proxy(self, path: str) -> HttpResponse:
+    def _through_proxy(self, path: str, headers: dict) -> HttpResponse:
         """What the running nginx answers: from the configuration it loaded (the one on disk
-        may differ after a refused swap), its standby while that flag file exists."""
+        may differ after a refused swap), its standby while that flag file exists; 503 with
+        Retry-After in maintenance mode, unless the request carries its token."""
         nginx = next((c for c in reversed(list(self.containers.values()))
                       if c.loaded is not None and c.status == "running"), None)
         if nginx is None:
             raise ConnectionRefusedError(errno.ECONNREFUSED, "127.0.0.1: nothing listens on the proxy port")
+        down = maintenance_state(nginx.loaded)
+        if down is not None and headers.get(VERIFY_HEADER) != down.token:
+            return HttpResponse(503, b"maintenance", {"retry-after": str(down.retry_after)})
         release, standby = live_release(nginx.loaded), standby_of(nginx.loaded)
         folder = next(iter(nginx.mounts.values()), "")
         if standby is not None and f"{folder}/{standby.flag}" in self.files:
