@@ -24,8 +24,9 @@ def maintenance(
     retry_after: Annotated[int, typer.Option("--retry-after", min=0, max=86400,
                                              help="Seconds in the Retry-After header.")] = 300,
 ) -> None:
-    """Maintenance mode: every request but the proxy's health check gets 503 with Retry-After and a page, while the
-    app keeps running; deploys and rollbacks keep it until `off`."""
+    """Maintenance mode on or off: 503 with Retry-After and a page while the app keeps running.
+
+    Every request but the proxy's health check gets it; deploys and rollbacks keep it until `off`."""
     from ..services.maintenance import set_maintenance
 
     app: AppContext = ctx.obj
