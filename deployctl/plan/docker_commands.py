@@ -267,10 +267,14 @@ def release_network_create(names: Names, release: str, subnet: str | None = None
             *_labels(names.labels("network", release)), names.release_network(release)]
 
 
-# Every network's subnets on the engine (one line per network; a network removed between
-# the two commands only costs its line): what a release network's subnet must not overlap.
-NETWORK_SUBNETS = ["sh", "-c", "docker network ls -q | xargs -r docker network inspect --format "
-                               "'{{range .IPAM.Config}}{{.Subnet}} {{end}}'"]
+NETWORK_IDS = ["docker", "network", "ls", "--quiet"]
+
+
+def network_subnets(ids: Sequence[str]) -> list[str]:
+    """Each network's subnets, one line per network: what a release network's subnet must
+    not overlap. A network removed since the listing fails the command but not the others'
+    lines, which are read anyway."""
+    return ["docker", "network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", *ids]
 
 
 def release_networks(names: Names) -> list[str]:

@@ -157,7 +157,8 @@ class HostSwitch:
         if not pool:
             check(self.conn, dc.release_network_create(self.names, release))
             return
-        used = subnets.parse_used(self.conn.run(dc.NETWORK_SUBNETS).stdout)
+        ids = self.conn.run(dc.NETWORK_IDS).stdout.split()
+        used = subnets.parse_used(self.conn.run(dc.network_subnets(ids)).stdout) if ids else []
         for _ in range(SUBNET_TRIES):
             subnet = subnets.pick_subnet(pool, used)
             if subnet is None:

@@ -281,8 +281,10 @@ class FakeHost:
     # -- the engine ------------------------------------------------------------------------------
 
     def _run(self, argv: list[str]) -> CommandResult:
-        if argv == dc.NETWORK_SUBNETS:
-            return CommandResult(0, "".join(f"{s} \n" for s in self.subnets.values()), "")
+        if argv == dc.NETWORK_IDS:
+            return CommandResult(0, "".join(f"{n}\n" for n in sorted(self.networks)), "")
+        if argv[:5] == dc.network_subnets([]):
+            return CommandResult(0, "".join(f"{self.subnets.get(n, '')} \n" for n in argv[5:]), "")
         if argv[:2] == ["sh", "-c"]:  # the staged swap: `test && mv && reload`, stopped at the first failure
             result = OK
             for part in argv[2].split(" && "):

@@ -40,3 +40,22 @@ def test_exec_new_rebuilds_the_env_file_on_the_host_from_the_live_container():
     assert argv == ["sh", "-c", 'umask 077 && docker inspect --format "{{range .Config.Env}}{{println .}}{{end}}" "$1" '
                                 '| grep -E "$2" > "$3"', "sh", "shop-local-web-R", "^(A_KEY|B_KEY)=",
                     "/srv/state/secrets/R/web.env"]
+
+
+def test_a_swarm_manager_loses_the_env_files_once_the_services_exist():
+    from types import SimpleNamespace
+
+    from deployctl.adapters.connector import CommandResult
+    from deployctl.events import Message
+    from deployctl.services.swarm_deploy import _forget_env
+
+    ran: list[list[str]] = []
+    manager = SimpleNamespace(run=lambda argv: ran.append(list(argv)) or CommandResult(0, "", ""))
+    plan = SimpleNamespace(target=SimpleNamespace(release="R"), services=[
+        SimpleNamespace(env_file="/s/R/web.env"), SimpleNamespace(env_file=""), SimpleNamespace(env_file="/s/R/api.env")])
+    events: list = []
+    _forget_env(SimpleNamespace(manager=manager), plan, events.append, "manager")
+    assert ran == [["rm", "-f", "--", "/s/R/web.env", "/s/R/api.env"]] and events == []
+    failing = SimpleNamespace(run=lambda argv: CommandResult(1, "", "read-only"))
+    _forget_env(SimpleNamespace(manager=failing), plan, events.append, "manager")
+    assert [e.level for e in events if isinstance(e, Message)] == ["warning"]
