@@ -20,6 +20,7 @@ from ..errors import DeployctlError, DeployError, ExitCode, RolloutError, UsageE
 from ..events import Emit, Timer
 from ..plan import maintenance as plan
 from ..plan.build import rfc3339
+from ..plan.proxy_config import RELEASE_HEADER
 from .host_calls import why
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for
@@ -27,6 +28,7 @@ from .proxy import HostProxy
 from .transaction import take_lock
 
 MAX_AT_ONCE = 16
+SERVED_WAIT = 15.0  # seconds for the reloaded nginx to answer as the change says
 
 
 @dataclass
@@ -55,7 +57,8 @@ def set_maintenance(loaded: LoadedConfig, env_name: str, emit: Emit, *, on: bool
             take_lock(host_state, emit, host=conn.host, action="maintenance", release=None,
                       message="on" if on else "off", rollout=environment.rollout)
             try:
-                return _apply(conn, HostProxy(conn, names, layout, emit), state, page, emit)
+                return _apply(conn, HostProxy(conn, names, layout, emit), state, page, emit,
+                              loaded.config.proxy.port)
             finally:
                 host_state.release()
         except DeployctlError as exc:
@@ -79,7 +82,7 @@ def set_maintenance(loaded: LoadedConfig, env_name: str, emit: Emit, *, on: bool
 
 
 def _apply(conn, proxy: HostProxy, state: plan.Maintenance | None, page: bytes | None,  # type: ignore[no-untyped-def]
-           emit: Emit) -> MaintenanceResult:
+           emit: Emit, listen_port: int) -> MaintenanceResult:
     live = proxy.live_config()
     if live is None:
         raise DeployError(f"{conn.host}: nothing deployed here yet (no proxy configuration): deploy first")
@@ -99,10 +102,30 @@ def _apply(conn, proxy: HostProxy, state: plan.Maintenance | None, page: bytes |
             conn.put_file(page_path, page if page is not None else plan.DEFAULT_PAGE, 0o644)
     if new != text:
         proxy.replace(new.encode(), "the maintenance change")
+        _wait_served(conn, proxy, listen_port, on=state is not None)
     if state is None:
         conn.run(["rm", "-f", "--", page_path])
-    timer.done("unchanged (already so)" if new == text else "nginx -t passed, reloaded")
+    timer.done("unchanged (already so)" if new == text else "nginx -t passed, reloaded, answering so")
     return MaintenanceResult(conn.host, state is not None, new != text)
+
+
+def _wait_served(conn, proxy: HostProxy, listen_port: int, *, on: bool) -> None:  # type: ignore[no-untyped-def]
+    """Until the proxy answers as the new state says: a reload is asynchronous (nginx's
+    master starts new workers after the command returned), so `on` returns once a request
+    gets nginx's own 503 (no release stamp) and `off` once one reaches a release."""
+    port = proxy.port(listen_port)
+    deadline = time.monotonic() + SERVED_WAIT
+    while port is not None and time.monotonic() < deadline:
+        try:
+            answer = conn.http_get("127.0.0.1", port, "/", timeout=2.0)
+            stamped = bool(answer.headers.get(RELEASE_HEADER.lower()))
+            if (answer.status == 503 and not stamped) if on else stamped:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise DeployError(f"{conn.host}: the proxy took the maintenance change (nginx -t passed, reloaded) but did not "
+                      f"answer {'with maintenance' if on else 'from the release'} within {SERVED_WAIT:g}s")
 
 
 def maintenance_of(config: bytes | None) -> str | None:
