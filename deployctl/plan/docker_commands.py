@@ -257,8 +257,9 @@ def network_inspect(network: str) -> list[str]:
     return ["docker", "network", "inspect", "--format", "{{.Id}}", network]
 
 
-def network_create(names: Names) -> list[str]:
-    return ["docker", "network", "create", *_labels(names.labels("network")), names.network]
+def network_create(names: Names, subnet: str | None = None) -> list[str]:
+    return ["docker", "network", "create", *(["--subnet", subnet] if subnet else []), *_labels(names.labels("network")),
+            names.network]
 
 
 def release_network_create(names: Names, release: str, subnet: str | None = None) -> list[str]:

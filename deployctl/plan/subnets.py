@@ -6,7 +6,8 @@ kept releases, a warm one and a few apps on one host used them up here ("could n
 an available, non-overlapping IPv4 address pool among the defaults", on the 31st). So a
 release network takes a small subnet (SUBNET_PREFIX: 62 addresses, plenty for one
 release's containers and its one-offs) from the environment's `release_subnet_pool`
-(default DEFAULT_POOL: 1,024 of them; config/models.py checks the key), chosen here from what the engine already uses.
+(default DEFAULT_POOL: 1,024 of them; config/models.py checks the key); the app's own
+network, which every kept release and the accessories join, takes a /24 of it, chosen here from what the engine already uses.
 Docker itself refuses a subnet that overlaps another network's, so two deploys choosing
 at once (other apps on the host, not under our lock) cannot share one: the loser chooses
 again (services/switch.HostSwitch.ensure_network).
@@ -21,6 +22,8 @@ from ..config.models import DEFAULT_SUBNET_POOL as DEFAULT_POOL
 from ..config.models import SUBNET_PREFIX
 
 _Network = ipaddress.IPv4Network
+# The app's own network (the proxy, every kept release's containers, the accessories): a /24.
+APP_SUBNET_PREFIX = 24
 
 
 def parse_used(text: str) -> list[_Network]:
@@ -36,10 +39,10 @@ def parse_used(text: str) -> list[_Network]:
     return used
 
 
-def pick_subnet(pool: str, used: Iterable[_Network]) -> str | None:
-    """The first /26 of `pool` that overlaps no network in `used` (None: the pool is full)."""
+def pick_subnet(pool: str, used: Iterable[_Network], prefix: int = SUBNET_PREFIX) -> str | None:
+    """The first /`prefix` of `pool` that overlaps no network in `used` (None: full)."""
     taken = sorted(set(used), key=lambda n: (int(n.network_address), n.prefixlen))
-    for candidate in ipaddress.ip_network(pool).subnets(new_prefix=SUBNET_PREFIX):
+    for candidate in ipaddress.ip_network(pool).subnets(new_prefix=max(prefix, ipaddress.ip_network(pool).prefixlen)):
         if not any(candidate.overlaps(net) for net in taken):
             return str(candidate)
     return None

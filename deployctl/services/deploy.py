@@ -24,7 +24,7 @@ from ..errors import DeployError
 from ..events import Emit, Message, Timer, serialized
 from ..plan import docker_commands as dc
 from ..plan import rollout as plan
-from ..plan.subnets import SUBNET_PREFIX
+from ..plan.subnets import APP_SUBNET_PREFIX, SUBNET_PREFIX
 from ..plan.containers import release_containers
 from ..plan.release_spec import release_spec
 from ..plan.steps import PlannedStep, Step
@@ -225,7 +225,9 @@ class HostDeploy:
                                         tuple(dc.remove_registry_config(config_dir))))
             steps.append(Step("pull", tuple(rows), lambda: preflight.pull(self.conn, self.emit, images)))
         steps.append(Step("networks", (
-            PlannedStep("network", "only if missing", tuple(dc.network_create(names))),
+            PlannedStep("network", "only if missing" + (f"; a free /{APP_SUBNET_PREFIX} of release_subnet_pool {pool}"
+                                                        if pool else ""),
+                        tuple(dc.network_create(names, f"<free /{APP_SUBNET_PREFIX} of {pool}>" if pool else None))),
             PlannedStep("network", "the release's own: its services find each other by name there"
                         + (f"; a free /{SUBNET_PREFIX} of release_subnet_pool {pool}" if pool else ""),
                         tuple(dc.release_network_create(names, release, f"<free /{SUBNET_PREFIX} of {pool}>"

@@ -144,32 +144,33 @@ class HostSwitch:
         when one is given): True when the app's had to be created."""
         created = False
         if not self.conn.run(dc.network_inspect(self.names.network)).ok:
-            check(self.conn, dc.network_create(self.names))
+            self._create_network(lambda subnet: dc.network_create(self.names, subnet), subnet_pool,
+                                 subnets.APP_SUBNET_PREFIX)
             created = True
         if release is not None and not self.conn.run(dc.network_inspect(self.names.release_network(release))).ok:
-            self._create_release_network(release, subnet_pool)
+            self._create_network(lambda subnet: dc.release_network_create(self.names, release, subnet), subnet_pool,
+                                 subnets.SUBNET_PREFIX)
         return created
 
-    def _create_release_network(self, release: str, pool: str) -> None:
-        """With a pool: the first free /26 the engine's networks leave (plan/subnets.py);
+    def _create_network(self, create: Callable[[str | None], list[str]], pool: str, prefix: int) -> None:
+        """With a pool: the first free subnet the engine's networks leave (plan/subnets.py);
         Docker refuses one that another create took meanwhile (another app's deploy on the
         host, not under our lock), and the next free one is tried."""
         if not pool:
-            check(self.conn, dc.release_network_create(self.names, release))
+            check(self.conn, create(None))
             return
         ids = self.conn.run(dc.NETWORK_IDS).stdout.split()
         used = subnets.parse_used(self.conn.run(dc.network_subnets(ids)).stdout) if ids else []
         for _ in range(SUBNET_TRIES):
-            subnet = subnets.pick_subnet(pool, used)
+            subnet = subnets.pick_subnet(pool, used, prefix)
             if subnet is None:
-                raise DeployError(f"{self.conn.host}: release_subnet_pool {pool} is full (its "
-                                  f"{subnets.capacity(pool)} release networks are in use)",
+                raise DeployError(f"{self.conn.host}: release_subnet_pool {pool} has no free /{prefix} left",
                                   hint="lower rollout.keep, prune old releases, or give a larger release_subnet_pool")
-            result = self.conn.run(dc.release_network_create(self.names, release, subnet))
+            result = self.conn.run(create(subnet))
             if result.ok:
                 return
             if "overlap" not in result.stderr.lower():
-                check(self.conn, dc.release_network_create(self.names, release, subnet))  # raises, as it was
+                check(self.conn, create(subnet))  # raises, as it was
             used.append(ipaddress.ip_network(subnet))
         raise DeployError(f"{self.conn.host}: no free subnet in release_subnet_pool {pool} after {SUBNET_TRIES} tries "
                           "(other networks are being created on this host at the same time)")

@@ -50,6 +50,8 @@ def test_the_pool_is_carved_in_26s_around_what_the_engine_uses():
     assert subnets.pick_subnet("10.213.0.0/24", used + [ipaddress.ip_network("10.213.0.64/26")]) is None
     assert subnets.pick_subnet("10.0.0.0/8", [ipaddress.ip_network("10.0.0.0/9")]) == "10.128.0.0/26"
     assert subnets.capacity(subnets.DEFAULT_POOL) == 1024
+    # The app's own network (the proxy, every kept release, the accessories) takes a /24.
+    assert subnets.pick_subnet("10.213.0.0/16", used, subnets.APP_SUBNET_PREFIX) == "10.213.1.0/24"
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -84,6 +86,10 @@ def test_eight_apps_and_their_kept_releases_fit_on_one_host_with_the_pool_and_no
     assert all(ipaddress.ip_network(s).subnet_of(ipaddress.ip_network(subnets.DEFAULT_POOL))
                and ipaddress.ip_network(s).prefixlen == 26 for s in release_nets.values())
     assert len(set(release_nets.values())) == len(release_nets)
+    app_nets = [s for n, s in host.subnets.items() if not host.network_labels[n].get(LABEL_RELEASE)]
+    assert len(app_nets) == APPS and all(ipaddress.ip_network(s).prefixlen == 24 for s in app_nets)
+    assert not any(ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b)) for a in app_nets
+                   for b in release_nets.values())
     # Only the releases still on the host have a network (prune removed the others').
     on_host = {c.labels.get(LABEL_RELEASE) for c in host.containers.values()} - {None, ""}
     assert {host.network_labels[n][LABEL_RELEASE] for n in release_nets} == on_host
