@@ -6,6 +6,7 @@ this machine, `ssh.py` over SSH; deploy and rollback only ever talk to this inte
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Callable, Protocol, Sequence
 
 from ..errors import RemoteCommandError
@@ -82,9 +83,10 @@ class Connector(Protocol):
     def tcp_check(self, address: str, port: int, timeout: float = 2.0) -> None:
         """Connects to address:port as the host would; raises OSError when nothing accepts."""
 
-    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
-        """GET http://address:port/path as the host would (container IPs are host-local).
-        Raises OSError when nothing answers."""
+    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0,
+                 headers: Mapping[str, str] | None = None) -> HttpResponse:
+        """GET http://address:port/path as the host would (container IPs are host-local),
+        with `headers` besides the usual ones. Raises OSError when nothing answers."""
 
     def close(self) -> None: ...
 
@@ -126,6 +128,7 @@ def _dechunk(body: bytes) -> bytes:
     return out
 
 
-def http_request(address: str, path: str) -> bytes:
+def http_request(address: str, path: str, headers: Mapping[str, str] | None = None) -> bytes:
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     return (f"GET {path} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: deployctl\r\n"
-            "Accept: */*\r\nConnection: close\r\n\r\n").encode()
+            f"Accept: */*\r\n{extra}Connection: close\r\n\r\n").encode()

@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Mapping
 from typing import Sequence
 
 from ..errors import ConnectError
@@ -179,9 +180,10 @@ class LocalConnector:
         with socket.create_connection((address, port), timeout=timeout):
             pass
 
-    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
+    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0,
+                 headers: Mapping[str, str] | None = None) -> HttpResponse:
         with socket.create_connection((address, port), timeout=timeout) as sock:
-            sock.sendall(http_request(address, path))
+            sock.sendall(http_request(address, path, headers))
             chunks = []
             while True:
                 chunk = sock.recv(65536)

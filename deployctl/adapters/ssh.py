@@ -23,6 +23,7 @@ import select
 import shlex
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Iterator, Sequence
 
 from ..errors import ConnectError
@@ -448,11 +449,13 @@ class SSHConnector:
             raise OSError(f"{address}:{port} via {self.host}: {exc}") from None
         chan.close()
 
-    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
+    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0,
+                 headers: Mapping[str, str] | None = None) -> HttpResponse:
         with self._losing(f"GET http://{address}:{port}{path}"):
-            return self._http_get(address, port, path, timeout)
+            return self._http_get(address, port, path, timeout, headers)
 
-    def _http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
+    def _http_get(self, address: str, port: int, path: str, timeout: float = 2.0,
+                  headers: Mapping[str, str] | None = None) -> HttpResponse:
         import paramiko
 
         try:
@@ -461,7 +464,7 @@ class SSHConnector:
             raise OSError(f"{address}:{port} via {self.host}: {exc}") from None
         try:
             chan.settimeout(timeout)
-            chan.sendall(http_request(address, path))
+            chan.sendall(http_request(address, path, headers))
             chunks = []
             while True:
                 chunk = chan.recv(65536)

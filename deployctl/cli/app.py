@@ -48,6 +48,8 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "exec": ("exec", "exec_command",
              "Run a command in the live release's container (or a one-off one); exits with its code."),
     "stats": ("stats", "stats", "Deployment frequency, lead time, change failure rate and time to restore."),
+    "maintenance": ("maintenance", "maintenance",
+                    "Maintenance mode on or off: 503 with Retry-After and a page while the app keeps running."),
     "scale": ("swarm", "scale",
               "Change the live release's task count on a Swarm (no new release), waiting until every task "
               "is healthy."),

@@ -41,6 +41,8 @@ def status(ctx: typer.Context, env: EnvOption = "local") -> None:
             continue
         app.out(f"{h.host}: live {h.live or 'nothing deployed'}  revision {(h.revision or '-')[:12]}  "
                 f"age {_age(h.age_seconds)}  proxy port {h.proxy_port or '-'}  lock {h.lock or 'free'}")
+        if h.maintenance:
+            app.out(f"{h.host}: MAINTENANCE {h.maintenance}: every request gets 503 (`deployctl maintenance off`)")
         if h.canary:
             app.out(f"{h.host}: {h.canary}")
         elif h.proxy_routes and h.proxy_routes != h.live:

@@ -660,6 +660,27 @@ def _secret_source(value: str) -> str:
     return value
 
 
+DEFAULT_SUBNET_POOL = "10.213.0.0/16"
+SUBNET_PREFIX = 26  # one release network: 62 addresses
+
+
+def _subnet_pool(value: str) -> str:
+    """`release_subnet_pool`: "" (Docker's own pools) or a private IPv4 CIDR that holds at
+    least one release network (plan/subnets.py)."""
+    if value == "":
+        return value
+    try:
+        pool = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IPv4 network in CIDR form like {DEFAULT_SUBNET_POOL!r} ({exc})") from None
+    if not isinstance(pool, ipaddress.IPv4Network) or not pool.is_private:
+        raise ValueError(f"{value!r}: expected a private IPv4 range (RFC 1918), e.g. {DEFAULT_SUBNET_POOL!r}")
+    if pool.prefixlen > SUBNET_PREFIX:
+        raise ValueError(f"{value!r} is smaller than one release network (a /{SUBNET_PREFIX}): use /{SUBNET_PREFIX} "
+                         "or larger (a smaller prefix number)")
+    return value
+
+
 class Environment(Strict):
     target: Literal["local", "ssh", "swarm"]
     hosts: list[Host] = []
@@ -674,6 +695,9 @@ class Environment(Strict):
     proxy_tls_port: Port = 443  # HTTPS, where [proxy] tls is on (proxy_port stays the HTTP one)
     tls: Literal["off", "acme", "files"] | None = None  # None: [proxy] tls (e.g. "off" for a local environment)
     state_dir: str = "/var/lib/deployctl"
+    # Hosts (local, ssh): each release network takes a /26 of this private range instead of
+    # one of Docker's ~30 default pools ("" = Docker's pools); plan/subnets.py.
+    release_subnet_pool: Annotated[str, AfterValidator(_subnet_pool)] = DEFAULT_SUBNET_POOL
     aws_region: Region | None = None  # AWS lookups of this environment (secrets, discover, database)
     discover: Discover | None = None  # instead of hosts: EC2 instances found by their tags
     database: Database | None = None

@@ -11,7 +11,7 @@ import shlex
 from typing import Sequence
 
 from .containers import ContainerSpec
-from .names import Names
+from .names import LABEL_APP, LABEL_ENV, LABEL_RELEASE, Names
 from .proxy_config import PID_FILE
 
 STOP_TIMEOUT = 10  # seconds gunicorn gets to finish in-flight requests on SIGTERM
@@ -260,12 +260,31 @@ def network_inspect(network: str) -> list[str]:
     return ["docker", "network", "inspect", "--format", "{{.Id}}", network]
 
 
-def network_create(names: Names) -> list[str]:
-    return ["docker", "network", "create", *_labels(names.labels("network")), names.network]
+def network_create(names: Names, subnet: str | None = None) -> list[str]:
+    return ["docker", "network", "create", *(["--subnet", subnet] if subnet else []), *_labels(names.labels("network")),
+            names.network]
 
 
-def release_network_create(names: Names, release: str) -> list[str]:
-    return ["docker", "network", "create", *_labels(names.labels("network", release)), names.release_network(release)]
+def release_network_create(names: Names, release: str, subnet: str | None = None) -> list[str]:
+    """`subnet`: a small one from the environment's pool (plan/subnets.py); None: Docker's."""
+    return ["docker", "network", "create", *(["--subnet", subnet] if subnet else []),
+            *_labels(names.labels("network", release)), names.release_network(release)]
+
+
+NETWORK_IDS = ["docker", "network", "ls", "--quiet"]
+
+
+def network_subnets(ids: Sequence[str]) -> list[str]:
+    """Each network's subnets, one line per network: what a release network's subnet must
+    not overlap. A network removed since the listing fails the command but not the others'
+    lines, which are read anyway."""
+    return ["docker", "network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", *ids]
+
+
+def release_networks(names: Names) -> list[str]:
+    """`name|release` of this environment's release networks (the app's own has no release)."""
+    return ["docker", "network", "ls", "--filter", f"label={LABEL_APP}={names.app}",
+            "--filter", f"label={LABEL_ENV}={names.env}", "--format", f'{{{{.Name}}}}|{{{{.Label "{LABEL_RELEASE}"}}}}']
 
 
 def network_remove(networks: Sequence[str]) -> list[str]:

@@ -65,6 +65,18 @@ def one_off(spec: ContainerSpec, image: str, release_network: str, app_network: 
     ]
 
 
+def env_file_from(container: str, variables: Sequence[str], path: str) -> list[str]:
+    """On the host: the release's env file again, from the variables `container` (the live
+    release's) holds in its config, for a one-off's `--env-file`. The deploy removed the file
+    once its containers existed (docs/security.md); the values stay on the host, never
+    cross to deployctl, and the file (mode 0600) goes after the create. `variables` are env
+    names (checked by config), so the pattern needs no quoting."""
+    pattern = "^(" + "|".join(sorted(variables)) + ")="
+    script = ('umask 077 && docker inspect --format "{{range .Config.Env}}{{println .}}{{end}}" "$1" '
+              '| grep -E "$2" > "$3"')
+    return ["sh", "-c", script, "sh", container, pattern, path]
+
+
 def remove(name: str) -> list[str]:
     return ["docker", "rm", "--force", "--volumes", name]
 

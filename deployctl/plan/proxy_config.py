@@ -21,6 +21,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from . import maintenance
 from .release_spec import ProxySpec
 from .releases import is_release_id
 from .tls_config import http_redirect_map, server_includes
@@ -137,10 +138,10 @@ http {{
         listen {proxy.listen_port} reuseport;
         # At server level, so a project's snippets that add headers do not hide it.
         add_header {RELEASE_HEADER} $deployctl_release always;
-{health_location(proxy)}{server_includes(PROXY_MOUNT)}        include {SERVER_SNIPPETS};
+{maintenance.server_block(None)}{health_location(proxy)}{server_includes(PROXY_MOUNT)}        include {SERVER_SNIPPETS};
         location / {{
-{route}        }}
-    }}
+{maintenance.LOCATION_CHECK}{route}        }}
+{maintenance.page_location(PROXY_MOUNT)}    }}
 }}
 """
 
@@ -166,15 +167,30 @@ def http_common(proxy: ProxySpec, connect_timeout: float) -> str:
                          'urt=$upstream_response_time release=$deployctl_release';
     access_log /dev/stdout deployctl;
     client_max_body_size {proxy.max_body_size};
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_set_header Host $host;
+{websocket_upgrade()}    proxy_set_header Host $host;
     proxy_set_header X-Real-IP $remote_addr;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;
     proxy_connect_timeout {_ms(connect_timeout)};
     proxy_read_timeout {_ms(proxy.read_timeout)};
     proxy_send_timeout {_ms(proxy.read_timeout)};
+"""
+
+
+def websocket_upgrade() -> str:
+    """HTTP/1.1 to the upstreams, with the client's Upgrade passed on (WebSockets): a request
+    that asks for an upgrade gets `Connection: upgrade`, every other one `Connection: ""`,
+    which keeps the upstream keep-alive pool (`keepalive 16`) for plain HTTP. An upgraded
+    connection stays with the upstream (the release) that accepted it: a reload leaves it on
+    the old worker, which exits when it closes; the old release's containers stop after the
+    drain (rollout.drain), which closes what is still open (docs/proxy.md, WebSockets)."""
+    return """    map $http_upgrade $deployctl_connection {
+        default upgrade;
+        "" "";
+    }
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection $deployctl_connection;
 """
 
 

@@ -129,9 +129,15 @@ class SwitchPlan:
     # reloaded only after the verify (both then route to the target).
     flag: str | None = None
     standby: str | None = None  # the release proxy_config can switch back to by its flag
+    # Deploys: the rendered env files (secrets) go once the containers exist, which keep
+    # their env in their own config (docs/security.md, "Env files").
+    forget_env: Argv | None = None
 
     def steps(self) -> list[PlannedStep]:
         rows = [PlannedStep("start", "", argv) for chain in self.start for argv in chain]
+        if self.forget_env is not None:
+            rows.append(PlannedStep("secrets", "remove the env files once the containers exist (they keep their env "
+                                               "in their own config)", self.forget_env))
         rows += [PlannedStep("health", probe.describe()) for probe in self.probes]
         if self.canary is not None:
             rows += self._canary_steps(self.canary)
@@ -233,6 +239,7 @@ def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Nam
                 canary: CanarySpec | None = None, tls_port: int | None = None) -> SwitchPlan:
     """New containers from images, each on the release's network and the app's."""
     proxy = proxy_start(target, names, proxy_dir, proxy_port, tls_port)
+    env_files = [spec.env_file for spec in containers if spec.env_file]
     return SwitchPlan(
         target=target, create=True,
         start=tuple(tuple(tuple(argv) for argv in dc.start_service(spec, target.network, names.network))
@@ -241,6 +248,7 @@ def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Nam
         probes=tuple(target.probes()), proxy_config=proxy_config_for(target),
         proxy=proxy, verify=verify_check(target), drain=drain, guard=guard, canary=canary,
         watchdog=canary_watchdog(target, names, proxy, proxy_dir, canary) if canary is not None else None,
+        forget_env=("rm", "-f", "--", *env_files) if env_files else None,
     )
 
 

@@ -218,7 +218,7 @@ def _create(loaded: LoadedConfig, env_name: str, conn, spec: acc.AccessorySpec, 
     timer = Timer(emit, "accessory", host=conn.host, service=spec.name, detail=f"booting {spec.container} ({spec.image})")
     _ensure_image(conn, spec)
     names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
-    HostSwitch(conn, names, layout, emit).ensure_network()
+    HostSwitch(conn, names, layout, emit).ensure_network(subnet_pool=loaded.environment(env_name).release_subnet_pool)
     if spec.secrets or spec.env_templates or spec.files:
         _prepare_dir(conn, layout, spec)
     if spec.secrets:

@@ -23,6 +23,7 @@ from ..config import LoadedConfig
 from ..errors import DeployError
 from ..events import Emit, Message, Timer, serialized
 from ..plan import docker_commands as dc
+from ..plan.subnets import APP_SUBNET_PREFIX, SUBNET_PREFIX
 from ..plan.containers import release_containers
 from ..plan.release_spec import release_spec
 from ..plan.steps import PlannedStep, Step
@@ -207,6 +208,7 @@ class HostDeploy:
     def preparation(self) -> list[Step]:
         """What `prepare` runs, in order, each with the rows the dry run prints for it."""
         layout, names, release = self.layout, self.names, self.release
+        pool = self.environment.release_subnet_pool
         steps = [
             Step("prepare", (PlannedStep("state", f"read {layout.current}; make {layout.root}'s directories"),),
                  self._read_state),
@@ -231,9 +233,13 @@ class HostDeploy:
                                         tuple(dc.remove_registry_config(config_dir))))
             steps.append(Step("pull", tuple(rows), lambda: preflight.pull(self.conn, self.emit, images)))
         steps.append(Step("networks", (
-            PlannedStep("network", "only if missing", tuple(dc.network_create(names))),
-            PlannedStep("network", "the release's own: its services find each other by name there",
-                        tuple(dc.release_network_create(names, release)))), self._networks))
+            PlannedStep("network", "only if missing" + (f"; a free /{APP_SUBNET_PREFIX} of release_subnet_pool {pool}"
+                                                        if pool else ""),
+                        tuple(dc.network_create(names, f"<free /{APP_SUBNET_PREFIX} of {pool}>" if pool else None))),
+            PlannedStep("network", "the release's own: its services find each other by name there"
+                        + (f"; a free /{SUBNET_PREFIX} of release_subnet_pool {pool}" if pool else ""),
+                        tuple(dc.release_network_create(names, release, f"<free /{SUBNET_PREFIX} of {pool}>"
+                                                        if pool else None)))), self._networks))
         steps.append(Step("secrets", tuple(self._secret_rows()), self._upload_secrets))
         if self.config.tls_for(self.env_name) == "acme":
             host_tls = tls.HostTls(self.conn, names, layout, self.emit)
@@ -289,7 +295,7 @@ class HostDeploy:
             self.plan = replace(self.plan, proxy_config=proxy_config_for(self.spec, standby), standby=standby.release)
 
     def _networks(self) -> None:
-        if self.switch.ensure_network(self.release):
+        if self.switch.ensure_network(self.release, self.environment.release_subnet_pool):
             self.emit(Message(f"created network {self.names.network}", host=self.host))
 
     def migrate(self, before: Callable[[], object] | None = None) -> None:

@@ -151,7 +151,13 @@ def _on_host(loaded: LoadedConfig, request: ExecRequest, service: str, conn, out
                                  f"{service}: cannot start a one-off container of it")
         spec = next(s for s in release_containers(loaded.config, loaded.environment(request.env), request.env, live,
                                                   revision, record.images, layout) if s.service == service)
-        _check_files(conn, spec, live)
+        rebuilt = _rebuild_env_file(conn, spec, names.container(service, live))
+        try:
+            _check_files(conn, spec, live)
+        except ExecNotStarted:
+            if rebuilt:
+                conn.run(["rm", "-f", "--", spec.env_file])
+            raise
         name = plan.one_off_name(names, service, live, token_source.token_hex(3))
         create, connect, start = plan.one_off(spec, record.images[service], names.release_network(live),
                                               names.network, name, request.command,
@@ -159,11 +165,15 @@ def _on_host(loaded: LoadedConfig, request: ExecRequest, service: str, conn, out
         try:
             for argv in (create, connect):
                 result = conn.run(argv)
+                if argv is create and rebuilt:
+                    conn.run(["rm", "-f", "--", spec.env_file])  # the container holds its env now
                 if not result.ok:
                     raise ExecNotStarted(f"{conn.host}: `{' '.join(argv[:4])} ...` exited {result.rc}: "
                                          f"{redactor(result.stderr.strip() or result.stdout.strip())}")
             return _run_recorded(state, request, service, live, revision, conn, start, output, now)
         finally:
+            if rebuilt:
+                conn.run(["rm", "-f", "--", spec.env_file])  # a create that failed: still gone
             removed = conn.run(plan.remove(name))
             if not removed.ok and "no such container" not in removed.stderr.lower():  # --rm was first
                 warn(f"{conn.host}: the one-off container {name} was not removed: {removed.stderr.strip()}")
@@ -175,6 +185,20 @@ def _on_host(loaded: LoadedConfig, request: ExecRequest, service: str, conn, out
                              hint="`deployctl status` shows the release's containers; --new starts a one-off one")
     argv = plan.live_exec(container, request.command, interactive=request.interactive)
     return _run_recorded(state, request, service, live, revision, conn, argv, output, now)
+
+
+def _rebuild_env_file(conn, spec, live_container: str) -> bool:  # type: ignore[no-untyped-def]
+    """The deploy removed the release's env file once its containers existed: made again on
+    the host from the live container's config (plan.env_file_from). True when it was."""
+    if not spec.env_file or conn.read_file(spec.env_file) is not None:
+        return False
+    result = conn.run(plan.env_file_from(live_container, list(spec.secret_env), spec.env_file))
+    if not result.ok:
+        conn.run(["rm", "-f", "--", spec.env_file])
+        raise ExecNotStarted(f"{conn.host}: the env of {live_container} could not be read for the one-off "
+                             f"container ({redactor(result.stderr.strip()) or 'no such variables'})",
+                             hint="--live runs in the running container")
+    return True
 
 
 def _check_files(conn, spec, live: str) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from ..events import Emit
 from ..plan.canary import CanaryRecord
 from ..plan.releases import EXEC, LIVE, sort_key
 from .host_state import HostState
+from .maintenance import maintenance_of
 from .hosts import connectors_for, layout_for, names_for
 from .switch import HostSwitch
 
@@ -35,6 +36,8 @@ class HostStatus:
     # A canary's record on the host: one running now, or one a killed deployctl left (and
     # what its watchdog did); None when none (plan/canary.py).
     canary: str | None = None
+    # Maintenance mode on this host's proxy ("on since ..."), None when off (plan/maintenance.py).
+    maintenance: str | None = None
     reachable: bool = True
     error: str | None = None  # why it could not be reached
 
@@ -98,6 +101,7 @@ def _host_status(conn, names, layout, listen_port: int, emit: Emit | None = None
         proxy_port=port,
         proxy_routes=switch.proxy.serving(port) if port else None,
         canary=canary.what_happened(now=time.time(), fired=fired) if canary else None,
+        maintenance=maintenance_of(switch.proxy.live_config()),
     )
 
 

@@ -19,6 +19,7 @@ from ..adapters.connector import check
 from ..errors import DeployError
 from ..events import Emit, Message, Timer
 from ..plan import docker_commands as dc
+from ..plan import maintenance
 from ..plan.names import Names, StateLayout
 from ..plan.proxy_containers import Anchor, ProxyContainers, parse_proxy_listing
 from ..plan.proxy_config import (ANCHOR_MARKER, CONFIG_FILE, PID_FILE, RELEASE_HEADER,
@@ -32,6 +33,7 @@ START_TIMEOUT = 15.0  # seconds for a new nginx to bind its port
 class HostProxy:
     def __init__(self, conn, names: Names, layout: StateLayout, emit: Emit) -> None:
         self.conn, self.names, self.layout, self.emit = conn, names, layout, emit
+        self._bypass: dict[str, str] | None = None  # see bypass()
 
     @property
     def config_file(self) -> str:
@@ -74,10 +76,17 @@ class HostProxy:
         """The release whose upstream answers through the proxy now (its stamp), asked of the
         running nginx: after a failed put-back the file on disk and the loaded config differ."""
         try:
-            response = self.conn.http_get("127.0.0.1", port, path, timeout=2.0)
+            response = self.conn.http_get("127.0.0.1", port, path, timeout=2.0, headers=self.bypass())
         except OSError:
             return None
         return response.headers.get(RELEASE_HEADER.lower()) or None
+
+    def bypass(self) -> dict[str, str]:
+        """The header that lets deployctl's own requests through maintenance mode (empty
+        when it is off), from the configuration this proxy last wrote or, first, the live one."""
+        if self._bypass is None:
+            self._bypass = maintenance.verify_headers(self.live_config())
+        return self._bypass
 
     # -- changing ----------------------------------------------------------------------------
 
@@ -92,6 +101,9 @@ class HostProxy:
         One `docker ps` tells the anchor, the nginx containers and the port
         (plan/proxy_containers.py); the only other round trip of a plain switch is the swap."""
         previous = self.live_config()
+        # Maintenance mode stays as it is on the host: a deploy or rollback never ends it.
+        config = maintenance.carry(previous, config)
+        self._bypass = maintenance.verify_headers(config)
         # The anchor serving with its own nginx means no nginx container serves in its
         # namespace, even one listed as running (left in the namespace of an anchor that
         # restarted): a reload would reach nobody, so a new nginx starts instead.
@@ -160,17 +172,23 @@ class HostProxy:
         live the same way, staged and swapped in where nginx runs, so a put-back that nginx
         refuses (the previous release's upstream gone meanwhile, tests/faults) leaves the file
         naming what nginx still serves."""
+        self._bypass = maintenance.verify_headers(previous)
         if previous is None or self.live_config() == previous:
             # Unchanged on disk: the swap never renamed the new file in, so nginx never
             # loaded it. Writing it again would only fail again when the disk is full, and
             # report an intact site as uncertain (tests/faults, disk full).
             return
+        self.replace(previous, "the previous configuration")
+
+    def replace(self, config: bytes, what: str) -> None:
+        """`config` made live: staged, tested, renamed and reloaded in one command where
+        nginx runs; written in place where none does (the next nginx started loads it)."""
         running = self.running_nginx()
         if running is None:
-            self.conn.put_file(self.config_file, previous, 0o644)
+            self.conn.put_file(self.config_file, config, 0o644)
             return
-        self.conn.put_file(self._staged_file, previous, 0o644)
-        self._swap(proxy_swap(running, self.layout.proxy_dir), "the previous configuration")
+        self.conn.put_file(self._staged_file, config, 0o644)
+        self._swap(proxy_swap(running, self.layout.proxy_dir), what)
 
     def _ensure_anchor(self, start: ProxyStart, anchor: Anchor | None) -> bool:
         """The anchor runs afterwards; True when it ran already (its listed port holds)."""

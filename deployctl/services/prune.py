@@ -22,6 +22,11 @@ def prune(conn, switch, state, layout, keep: int, live: str, emit: Emit,
     warm = {w.release for w in parse_warm(conn.read_file(layout.warm))}
     # A warm release is one rollback away: never pruned.
     doomed = [r for r in doomed if r not in warm and r not in running]
+    # Networks whose release has no container left here (a deployctl killed between the
+    # network and the start, containers removed by hand): each holds a subnet until removed.
+    orphans = switch.orphan_release_networks(keep={live, *on_host, *warm})
+    if orphans:
+        switch.remove_release_networks(orphans)
     if not doomed:
         return []
     timer = Timer(emit, "prune", host=conn.host, detail=", ".join(doomed))

@@ -300,6 +300,7 @@ class SwarmDeploy:
             for argv in plan.start:
                 site.run(argv)
             timer.done()
+            _forget_env(site, plan, emit, host)
             self.step = "health"
             site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan), checkpoint=self.cancel.check)
             self.cancel.check()
@@ -430,6 +431,15 @@ def _upload(site: SwarmSite, plan: SwarmPlan, secrets: dict[str, Secret], emit: 
         site.manager.put_file(svc.env_file, body, 0o600)
         count += 1
     timer.done(f"{count} secret{'s' if count != 1 else ''}")
+
+
+def _forget_env(site: SwarmSite, plan: SwarmPlan, emit: Emit, host: str) -> None:
+    """The env files on the manager, once the services exist: each service's spec holds its
+    env (so Swarm recreates tasks without them), and nothing reads the files again."""
+    files = [s.env_file for s in plan.services if s.env_file]
+    if files and not site.manager.run(["rm", "-f", "--", *files]).ok:
+        emit(Message(f"the env files of {plan.target.release} were not removed from the manager (they hold "
+                     "secrets)", level="warning", host=host))
 
 
 # -- rollback ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ too: the switch needs it.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from ..adapters.connector import check
 from ..errors import DeployError, UncertainError
 from ..events import Emit, Message, StepFailed, Timer
 from ..plan import docker_commands as dc
+from ..plan import subnets
 from ..plan.names import Names, StateLayout
 from ..plan.proxy_config import Standby, live_release, standby_flag
 from ..plan.release_spec import ReleaseSpec
@@ -30,6 +32,8 @@ from .health import HealthWait
 from .host_calls import PREVIOUS, mapped
 from .host_calls import why as _why
 from .proxy import HostProxy
+
+SUBNET_TRIES = 5
 
 LOG_LINES = 20
 SWITCH_BACK_WAIT = 5.0  # seconds the switch back waits for the previous release to answer
@@ -135,15 +139,52 @@ class HostSwitch:
 
     # -- networks ----------------------------------------------------------------------------
 
-    def ensure_network(self, release: str | None = None) -> bool:
-        """The app's network (and a release's own one): True when one had to be created."""
+    def ensure_network(self, release: str | None = None, subnet_pool: str = "") -> bool:
+        """The app's network (and a release's own one, with a subnet from `subnet_pool`
+        when one is given): True when the app's had to be created."""
         created = False
         if not self.conn.run(dc.network_inspect(self.names.network)).ok:
-            check(self.conn, dc.network_create(self.names))
+            self._create_network(lambda subnet: dc.network_create(self.names, subnet), subnet_pool,
+                                 subnets.APP_SUBNET_PREFIX)
             created = True
         if release is not None and not self.conn.run(dc.network_inspect(self.names.release_network(release))).ok:
-            check(self.conn, dc.release_network_create(self.names, release))
+            self._create_network(lambda subnet: dc.release_network_create(self.names, release, subnet), subnet_pool,
+                                 subnets.SUBNET_PREFIX)
         return created
+
+    def _create_network(self, create: Callable[[str | None], list[str]], pool: str, prefix: int) -> None:
+        """With a pool: the first free subnet the engine's networks leave (plan/subnets.py);
+        Docker refuses one that another create took meanwhile (another app's deploy on the
+        host, not under our lock), and the next free one is tried."""
+        if not pool:
+            check(self.conn, create(None))
+            return
+        ids = self.conn.run(dc.NETWORK_IDS).stdout.split()
+        used = subnets.parse_used(self.conn.run(dc.network_subnets(ids)).stdout) if ids else []
+        for _ in range(SUBNET_TRIES):
+            subnet = subnets.pick_subnet(pool, used, prefix)
+            if subnet is None:
+                raise DeployError(f"{self.conn.host}: release_subnet_pool {pool} has no free /{prefix} left",
+                                  hint="lower rollout.keep, prune old releases, or give a larger release_subnet_pool")
+            result = self.conn.run(create(subnet))
+            if result.ok:
+                return
+            if "overlap" not in result.stderr.lower():
+                check(self.conn, create(subnet))  # raises, as it was
+            used.append(ipaddress.ip_network(subnet))
+        raise DeployError(f"{self.conn.host}: no free subnet in release_subnet_pool {pool} after {SUBNET_TRIES} tries "
+                          "(other networks are being created on this host at the same time)")
+
+    def orphan_release_networks(self, keep: Sequence[str]) -> list[str]:
+        """Release networks of this environment whose release has no container here and
+        is not in `keep`: left by a deployctl killed between the network and the start, or
+        containers removed by hand. Under the lock, no deploy of ours is creating one."""
+        found = []
+        for line in self.conn.run(dc.release_networks(self.names)).stdout.splitlines():
+            name, _, release = line.strip().partition("|")
+            if release and is_release_id(release) and release not in keep and name == self.names.release_network(release):
+                found.append(release)
+        return found
 
     def remove_release_networks(self, releases: Sequence[str]) -> None:
         if releases:  # best effort: a network of a release deployed before networks existed is absent
@@ -165,6 +206,7 @@ class HostSwitch:
             timer = Timer(self.emit, "start", host=self.conn.host, detail=target.release)
             self._start(plan)
             timer.done(", ".join(target.containers))
+            self._forget_env(plan)
             self.step = "health"
             self._wait_healthy(plan)
             if self.checkpoint is not None:
@@ -175,6 +217,17 @@ class HostSwitch:
         # What a later switch back (a failed verify, the guard, a canary abort) restores: the
         # configuration before this release got any traffic, a canary's share included.
         self.previous_config = self.proxy.live_config()
+
+    def _forget_env(self, plan: SwitchPlan) -> None:
+        """The env files with secrets, once every container was created from them: a
+        container keeps its env in its config (engine restarts included), so nothing
+        reads them again. One that stays is only clutter, so a failure warns."""
+        if plan.forget_env is None:
+            return
+        result = self.conn.run(list(plan.forget_env))
+        if not result.ok:
+            self.emit(Message(f"the env files of {plan.target.release} were not removed (they hold secrets): "
+                              f"{result.stderr.strip()}", level="warning", host=self.conn.host))
 
     def switch(self, plan: SwitchPlan) -> tuple[int, float]:
         """route -> verify, switching back to the configuration before `bring_up` on failure."""
@@ -330,7 +383,8 @@ class HostSwitch:
         streak, failing, last = 0, 0, "no answer"
         while time.monotonic() - started < check_.timeout:
             try:
-                response = self.conn.http_get("127.0.0.1", port, check_.path, timeout=2.0)
+                response = self.conn.http_get("127.0.0.1", port, check_.path, timeout=2.0,
+                                              headers=self.proxy.bypass())
                 stamped = response.headers.get(check_.header.lower())
                 ok = stamped == check_.release and (
                     response.status == 200 if check_.want_ok else response.status not in (502, 504))

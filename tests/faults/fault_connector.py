@@ -100,10 +100,10 @@ class FaultConnector:
             raise OSError(f"injected: could not write {path}")
         self.inner.put_file(path, data, mode)
 
-    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
+    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0, headers=None) -> HttpResponse:
         fault = self._fault("http_get", f"{address}:{port}{path}")
         if fault is None:
-            return self.inner.http_get(address, port, path, timeout)
+            return self.inner.http_get(address, port, path, timeout, headers)
         if callable(fault.effect):
             return fault.effect(address, port, path)
         raise OSError(f"injected: nothing answers on {address}:{port}")

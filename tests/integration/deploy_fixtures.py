@@ -3,6 +3,7 @@ python image), a deploy.toml and an artifacts file per test, the CLI run in-proc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -40,11 +41,21 @@ class ProbeImages:
     proxy: str
 
 
+def _content_tag(folder: Path) -> str:
+    """A tag per content: worktrees and branches sharing one engine build different probes,
+    and a fixed tag moved by one left another's image untagged (then pruned mid-session)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def build_probe_images(standin_images: dict) -> ProbeImages:
+    probe, proxy = _content_tag(PROBE), _content_tag(ROOT / "nginx")
     return ProbeImages(
-        good=build_image(PROBE, "deployctl-test/probe:good", standin_images["python"]),
-        broken=build_image(PROBE, "deployctl-test/probe:broken", standin_images["python"], "HEALTHY=0"),
-        proxy=build_image(ROOT / "nginx", "deployctl-test/proxy:latest", standin_images["nginx"]),
+        good=build_image(PROBE, f"deployctl-test/probe:good-{probe}", standin_images["python"]),
+        broken=build_image(PROBE, f"deployctl-test/probe:broken-{probe}", standin_images["python"], "HEALTHY=0"),
+        proxy=build_image(ROOT / "nginx", f"deployctl-test/proxy:{proxy}", standin_images["nginx"]),
     )
 
 

@@ -5,6 +5,7 @@ health checks and the post-switch check through SSH channels, rollback without a
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 
 import pytest
@@ -66,6 +67,14 @@ def push(image: str, repository: str, tag: str) -> str:
     return digest
 
 
+def _status(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def test_deploy_and_rollback_over_ssh_pull_by_digest(ssh_host, registry, probe_images, tmp_path):
     app, port = unique_app(), free_port()
     ssh = (f"[environments.staging.ssh]\nuser = \"{ssh_host.user}\"\nport = {ssh_host.port}\n"
@@ -77,6 +86,10 @@ def test_deploy_and_rollback_over_ssh_pull_by_digest(ssh_host, registry, probe_i
     try:
         releases = []
         for revision in ("aaaaaaa1", "bbbbbbb2"):
+            if revision == "bbbbbbb2":  # maintenance on over SSH: the next deploy and the rollback keep it
+                on = run_cli(config, "maintenance", "on", "--env", "staging")
+                assert on.returncode == 0, on.stdout + on.stderr
+                assert _status(port) == 503
             digests = {n: push(img, repos[n], revision) for n, img in
                        (("backend", probe_images.good), ("frontend", probe_images.good), ("proxy", probe_images.proxy))}
             write_probe_artifacts(config, app, revision, probe_images.good, probe_images.good, probe_images.proxy,
@@ -91,10 +104,18 @@ def test_deploy_and_rollback_over_ssh_pull_by_digest(ssh_host, registry, probe_i
         running = docker("inspect", "--format", "{{.Config.Image}}", f"{app}-staging-backend-{releases[1]}")
         assert running.startswith(repos["backend"] + "@sha256:")
 
+        assert _status(port) == 503  # the deploy verified through the proxy and kept maintenance on
         back = run_cli(config, "rollback", "--env", "staging")
         assert back.returncode == 0, back.stdout + back.stderr
+        assert _status(port) == 503
+        shown = run_cli(config, "status", "--env", "staging")
+        assert "MAINTENANCE on since" in shown.stdout, shown.stdout + shown.stderr
+        off = run_cli(config, "maintenance", "off", "--env", "staging")
+        assert off.returncode == 0, off.stdout + off.stderr
         body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/version").read())
         assert body["frontend"]["release"] == releases[0]
+        # The env files with secrets left the host once the containers existed.
+        assert list((tmp_path / "state").glob(f"{app}/staging/secrets/*/*.env")) == []
         listed = run_cli(config, "releases", "--env", "staging", "--json")
         rows = json.loads(listed.stdout.strip().splitlines()[-1])["hosts"][f"{ssh_host.host}:{ssh_host.port}"]
         assert [(r["release"], r["live"]) for r in rows] == [(releases[1], False), (releases[0], True)]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import ipaddress
 import json
 import re
 import shlex
@@ -36,6 +37,8 @@ from typing import Callable, Sequence
 
 from deployctl.adapters.connector import CommandResult, ConnectionLost, HttpResponse
 from deployctl.plan import docker_commands as dc
+from deployctl.plan.maintenance import VERIFY_HEADER
+from deployctl.plan.maintenance import state_of as maintenance_state
 from deployctl.plan.names import LABEL_RELEASE, LABEL_ROLE, Names
 from deployctl.plan.proxy_config import RELEASE_HEADER, live_release, standby_of, upstream_name
 from deployctl.plan.switch_plan import NGINX_ROLE
@@ -103,6 +106,11 @@ def wrong_release(address: str, port: int, path: str) -> HttpResponse:
     return HttpResponse(200, b'{"release": "not-the-target"}', {RELEASE_HEADER.lower(): "not-the-target"})
 
 
+# Docker's default address pools: 172.17-31.0.0/16 and 192.168.0.0/16 in /20s (31 networks).
+DEFAULT_POOLS = [ipaddress.ip_network(f"172.{n}.0.0/16") for n in range(17, 32)] + list(
+    ipaddress.ip_network("192.168.0.0/16").subnets(new_prefix=20))
+
+
 class FakeHost:
     def __init__(self, host: str = "fake", *faults: Fault, images: Sequence[str] = ()) -> None:
         self.host = host
@@ -110,6 +118,8 @@ class FakeHost:
         self.images: set[str] = set(images)
         self.containers: dict[str, Container] = {}
         self.networks: set[str] = set()
+        self.subnets: dict[str, str] = {}  # network -> its subnet (Docker's pools or --subnet)
+        self.network_labels: dict[str, dict[str, str]] = {}
         self.files: dict[str, tuple[bytes, int]] = {}
         self.links: dict[str, str] = {}  # symlink path -> its target (the proxy's tls/live)
         self.dirs: set[str] = {"/"}
@@ -198,15 +208,18 @@ class FakeHost:
         if self._by_ip(address) is None:
             raise ConnectionRefusedError(errno.ECONNREFUSED, f"{address}:{port}: connection refused")
 
-    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
+    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0,
+                 headers: dict | None = None) -> HttpResponse:
         fault = self._enter("http_get", f"{address}:{port}{path}")
         if fault is not None:
             if callable(fault.effect):
                 return fault.effect(address, port, path)
             raise self._error(fault, f"{address}:{port}")
         with self._lock:
-            if address == "127.0.0.1" and port == self.proxy_port():
-                return self._through_proxy(path)
+            anchor = next((c for c in self.containers.values() if c.publish and c.status == "running"
+                           and int(c.publish.split(":")[0]) == port), None)
+            if address == "127.0.0.1" and anchor is not None:  # several apps: one anchor per port
+                return self._through_proxy(path, headers or {}, anchor.name)
             container = self._by_ip(address)
             if container is None:
                 raise ConnectionRefusedError(errno.ECONNREFUSED, f"{address}:{port}: connection refused")
@@ -271,6 +284,10 @@ class FakeHost:
     # -- the engine ------------------------------------------------------------------------------
 
     def _run(self, argv: list[str]) -> CommandResult:
+        if argv == dc.NETWORK_IDS:
+            return CommandResult(0, "".join(f"{n}\n" for n in sorted(self.networks)), "")
+        if argv[:5] == dc.network_subnets([]):
+            return CommandResult(0, "".join(f"{self.subnets.get(n, '')} \n" for n in argv[5:]), "")
         if argv[:2] == ["sh", "-c"]:  # the staged swap: `test && mv && reload`, stopped at the first failure
             result = OK
             for part in argv[2].split(" && "):
@@ -347,13 +364,20 @@ class FakeHost:
         if verb == "inspect":
             return OK if rest[-1] in self.networks else CommandResult(1, "", f"network {rest[-1]} not found")
         if verb == "create":
-            self.networks.add(rest[-1])
-            return OK
+            return self._network_create(rest)
+        if verb == "ls":  # plan/docker_commands.release_networks: `name|release`, filtered by labels
+            wanted = dict(v[len("label="):].split("=", 1) for k, v in zip(rest, rest[1:])
+                          if k == "--filter" and v.startswith("label="))
+            return CommandResult(0, "".join(f"{n}|{labels.get(LABEL_RELEASE, '')}\n"
+                                            for n, labels in sorted(self.network_labels.items())
+                                            if n in self.networks and all(labels.get(k) == v for k, v in wanted.items())), "")
         if verb == "rm":  # as docker: a network a container is still attached to stays
             used = {n for c in self.containers.values() for n in c.networks}
             failed = [f"network {n} not found" if n not in self.networks else f"network {n} has active endpoints"
                       for n in rest if n not in self.networks or n in used]
             self.networks -= set(rest) - used
+            for gone in set(self.subnets) - self.networks:
+                del self.subnets[gone]
             return CommandResult(1, "", "\n".join(failed)) if failed else OK
         if verb == "connect":
             network, name = rest[-2], rest[-1]
@@ -362,6 +386,25 @@ class FakeHost:
             self.containers[name].networks[network] = self._ip()
             return OK
         return None
+
+    def _network_create(self, rest: list[str]) -> CommandResult:
+        """As Docker: an explicit --subnet must overlap no other network's; without one, the
+        next /16 or /20 of its ~30 default pools, and an error once they are all used."""
+        options = dict(zip(rest[:-1:2], rest[1:-1:2]))
+        labels = dict(v.split("=", 1) for k, v in zip(rest, rest[1:]) if k == "--label")
+        name, taken = rest[-1], [ipaddress.ip_network(s) for s in self.subnets.values()]
+        if "--subnet" in options:
+            subnet = ipaddress.ip_network(options["--subnet"])
+            if any(subnet.overlaps(t) for t in taken):
+                return CommandResult(1, "", "Error response from daemon: Pool overlaps with other one on this address space")
+        else:
+            subnet = next((p for p in DEFAULT_POOLS if not any(p.overlaps(t) for t in taken)), None)
+            if subnet is None:
+                return CommandResult(1, "", "Error response from daemon: could not find an available, non-overlapping "
+                                            "IPv4 address pool among the defaults to assign to the network")
+        self.networks.add(name)
+        self.subnets[name], self.network_labels[name] = str(subnet), labels
+        return OK
 
     def _docker_create(self, args: list[str], status: str = "created") -> CommandResult:
         options, image, rest = self._options(args)
@@ -495,13 +538,18 @@ class FakeHost:
                 return CommandResult(1, "", f'nginx: [emerg] host not found in upstream "{host}" in {path}')
         return OK
 
-    def _through_proxy(self, path: str) -> HttpResponse:
+    def _through_proxy(self, path: str, headers: dict | None = None, anchor: str | None = None) -> HttpResponse:
         """What the running nginx answers: from the configuration it loaded (the one on disk
-        may differ after a refused swap), its standby while that flag file exists."""
+        may differ after a refused swap), its standby while that flag file exists; 503 with
+        Retry-After in maintenance mode, unless the request carries its token."""
         nginx = next((c for c in reversed(list(self.containers.values()))
-                      if c.loaded is not None and c.status == "running"), None)
+                      if c.loaded is not None and c.status == "running"
+                      and (anchor is None or c.name.startswith(f"{anchor}-nginx-"))), None)
         if nginx is None:
             raise ConnectionRefusedError(errno.ECONNREFUSED, "127.0.0.1: nothing listens on the proxy port")
+        down = maintenance_state(nginx.loaded)
+        if down is not None and (headers or {}).get(VERIFY_HEADER) != down.token:
+            return HttpResponse(503, b"maintenance", {"retry-after": str(down.retry_after)})
         release, standby = live_release(nginx.loaded), standby_of(nginx.loaded)
         folder = next(iter(nginx.mounts.values()), "")
         if standby is not None and f"{folder}/{standby.flag}" in self.files:

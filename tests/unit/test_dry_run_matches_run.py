@@ -16,7 +16,7 @@ from deployctl.services.deploy import HostDeploy
 from deployctl.services.deploy_result import DeployOptions
 from tests.unit.test_lifecycle_rules import LOADED, local_site, virtual_time  # noqa: F401 - a fixture
 
-READS = ("inspect", "ps", "port", "logs", "version")
+READS = ("inspect", "ps", "port", "logs", "version", "ls")
 PLACEHOLDER = re.compile(r"<[^<>]+>")  # what only the run knows: `<other releases' containers>`, `<USER>`
 
 

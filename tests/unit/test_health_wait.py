@@ -41,7 +41,7 @@ class Engine:
             return CommandResult(0, self.logs, "")
         raise AssertionError(f"unexpected argv {argv}")
 
-    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
+    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0, headers=None) -> HttpResponse:
         raise ConnectionRefusedError(111, "Connection refused")
 
 

@@ -21,7 +21,7 @@ class Host:
     def read_file(self, path: str) -> bytes | None:
         return self.files.get(path)
 
-    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0):  # type: ignore[no-untyped-def]
+    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0, headers=None):  # type: ignore[no-untyped-def]
         raise ConnectionRefusedError(111, "refused")
 
     def run(self, argv, *, stdin=None, timeout=None, on_line=None) -> CommandResult:  # type: ignore[no-untyped-def]

@@ -19,10 +19,13 @@ class Scripted:
     def __init__(self, *answers: tuple[int, str]) -> None:
         self.answers, self.asked = list(answers), 0
 
-    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
+    def http_get(self, address: str, port: int, path: str, timeout: float = 2.0, headers=None) -> HttpResponse:
         status, release = self.answers[min(self.asked, len(self.answers) - 1)]
         self.asked += 1
         return HttpResponse(status, b"{}", {"x-deployctl-release": release})
+
+    def read_file(self, path: str) -> bytes | None:  # the proxy's configuration: none (no maintenance)
+        return None
 
 
 def verify(conn: Scripted, timeout: float = 2.0) -> float:

@@ -5,10 +5,16 @@ read, by name and length only). `server.py migrate` exits with PROBE_MIGRATE_EXI
 For the release-safety tests (guard, canary) /version can be told to fail: PROBE_FAIL_SHARE
 (0..1) answers that share of requests with 500 (evenly: every 1/share-th request),
 PROBE_FAIL_AFTER (seconds) answers every request with 500 once the process has run that
-long. /healthz is not affected: the release passes its health check and its switch."""
+long. /healthz is not affected: the release passes its health check and its switch.
 
+/ws is a WebSocket echo (RFC 6455, stdlib only: the stand-in image has no pip): every text
+message comes back as `<release>:<message>`, so a test sees which release holds a connection."""
+
+import base64
+import hashlib
 import itertools
 import json
+import struct
 import os
 import sys
 import time
@@ -32,6 +38,7 @@ def secrets():
 
 
 STARTED = time.monotonic()
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 FAIL_SHARE = float(os.environ.get("PROBE_FAIL_SHARE", "0") or 0)
 FAIL_AFTER = float(os.environ.get("PROBE_FAIL_AFTER", "0") or 0)
 COUNT = itertools.count(1)
@@ -49,6 +56,8 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
+        if self.path == "/ws" and self.headers.get("Upgrade", "").lower() == "websocket":
+            return self.websocket()
         if self.path == "/healthz":
             ok = os.environ.get("PROBE_HEALTHY", "1") == "1"
             return self.reply(200 if ok else 503, {"status": "ok" if ok else "broken"})
@@ -66,6 +75,35 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/secrets":
             return self.reply(200, secrets())
         return self.reply(404, {"error": "not found"})
+
+    def websocket(self):
+        accept = base64.b64encode(hashlib.sha1((self.headers["Sec-WebSocket-Key"] + WS_GUID).encode()).digest())
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept.decode())
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        while True:
+            head = self.rfile.read(2)
+            if len(head) < 2:
+                return
+            opcode, length = head[0] & 0x0F, head[1] & 0x7F
+            if length == 126:
+                length = struct.unpack(">H", self.rfile.read(2))[0]
+            elif length == 127:
+                length = struct.unpack(">Q", self.rfile.read(8))[0]
+            mask = self.rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+            data = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(length)))
+            if opcode == 8:  # close: answer it and end
+                self.wfile.write(b"\x88\x00")
+                return
+            if opcode == 1:
+                out = f"{RELEASE['release']}:{data.decode()}".encode()
+                self.wfile.write(bytes([0x81, len(out)]) + out if len(out) < 126
+                                 else bytes([0x81, 126]) + struct.pack(">H", len(out)) + out)
+                self.wfile.flush()
 
     def reply(self, status, body):
         data = json.dumps(body).encode()
