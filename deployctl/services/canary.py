@@ -26,7 +26,7 @@ from ..errors import DeployError, UsageError
 from ..events import Emit, Message, StepProgress, Timer
 from ..plan import docker_commands as dc
 from ..plan.access_log import Window
-from ..plan.canary import (ABORT, WAIT, Board, CanaryRecord, CanarySpec, CanaryVerdict, board,
+from ..plan.canary import (ABORT, WAIT, Board, CanaryRecord, CanarySpec, CanaryVerdict,
                            parse_decision, render_decision)
 from ..plan.names import Names, StateLayout
 from ..plan.proxy_config import LIVE_COPY
@@ -162,11 +162,12 @@ class CanaryGate:
         new = hosts[0].release
         lives = {c.live.release for c in hosts}
         where = f"{len(hosts)} hosts" if len(hosts) != 1 else hosts[0].host
-        timer = Timer(self.emit, "canary", detail=f"{new}: {self.spec.share}% for {self.spec.window:g}s on {where}")
+        step = self.spec.step
+        timer = Timer(self.emit, step, detail=self.spec.headline(new, where))
         empty = Board(Window(new), Window(next(iter(lives))), {})
         if len(lives) > 1:
             verdict = CanaryVerdict(ABORT, empty.new, empty.live,
-                                    f"the hosts serve different releases ({', '.join(sorted(lives))}): one canary "
+                                    f"the hosts serve different releases ({', '.join(sorted(lives))}): one {step} "
                                     "cannot compare them", hosts={})
             timer.failed(verdict.reason)
             return verdict
@@ -175,7 +176,7 @@ class CanaryGate:
         with ThreadPoolExecutor(max_workers=len(hosts), thread_name_prefix="canary") as pool:
             while True:
                 logs = dict(zip([c.host for c in hosts], pool.map(lambda c: c.log.entries(since), hosts)))
-                self.board = current = board(logs, new, live, since=since)
+                self.board = current = self.spec.board(logs, new, live, since)
                 left = end - time.monotonic()
                 hand = next((d for d in pool.map(lambda c: c.decision(), hosts) if d is not None), None)
                 if hand is not None:
@@ -185,12 +186,12 @@ class CanaryGate:
                                             f"(interrupt, or a host failed): {current.describe()}",
                                             hosts=current.per_host())
                 else:
-                    verdict = current.verdict(self.spec, final=left <= 0)
+                    verdict = self.spec.judge(current, left)
                 if verdict.decision != WAIT:
                     (timer.done if verdict.decision != ABORT else timer.failed)(
                         f"{verdict.decision}: {verdict.reason}; {current.describe()}")
                     return verdict
-                self.emit(StepProgress("canary", f"{current.describe()}; {max(left, 0):.0f}s left"))
+                self.emit(StepProgress(step, f"{current.describe()}; {max(left, 0):.0f}s left"))
                 time.sleep(max(0.0, min(self.tick, left)))
 
 
