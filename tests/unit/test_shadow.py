@@ -201,3 +201,9 @@ def test_a_release_three_times_slower_at_p95_is_stopped():
 def test_a_ratio_over_a_few_milliseconds_is_noise_and_passes():
     fast = SPEC.board({"h": entries(R2, 20, ms=3 + SHADOW_P95_FLOOR_MS - 4) + entries(R1, 20, ms=3)}, R2, R1, 0)
     assert SPEC.judge(fast, left=25).decision == PROMOTE
+
+
+def test_the_lock_lasts_the_shadow_window_too():
+    from deployctl.plan.lock import lock_timeout
+
+    assert lock_timeout(rollout("shadow_window = 600\n")) - lock_timeout(rollout()) == 600
