@@ -42,13 +42,12 @@ class CanaryAborted(DeployError):
     release at 100% (exit 6: the previous release serves)."""
 
 
-class HostCanary:
-    """One host's canary: split its proxy (with the watchdog armed first), read its log and
-    decision file, and either disarm (promote) or go back to the live-only proxy (abort)."""
+class JudgedHost:
+    """A host's part in a CanaryGate (a canary's, or a shadow window's: services/shadow.py):
+    the release judged, the live one beside it, and its proxy's access log."""
 
-    def __init__(self, switch: HostSwitch, names: Names, layout: StateLayout, emit: Emit, plan: SwitchPlan,
-                 live: ReleaseSpec, spec: CanarySpec) -> None:
-        self.switch, self.names, self.layout, self.emit = switch, names, layout, emit
+    def __init__(self, switch: HostSwitch, emit: Emit, plan: SwitchPlan, live: ReleaseSpec, spec) -> None:  # type: ignore[no-untyped-def]
+        self.switch, self.emit = switch, emit
         self.conn = switch.conn
         self.host = switch.conn.host
         self.plan, self.live, self.spec = plan, live, spec
@@ -57,6 +56,20 @@ class HostCanary:
     @property
     def release(self) -> str:
         return self.plan.target.release
+
+    def decision(self) -> tuple[str, str] | None:
+        """A decision by hand (`deploy --promote` / `--abort`); none unless the part reads one."""
+        return None
+
+
+class HostCanary(JudgedHost):
+    """One host's canary: split its proxy (with the watchdog armed first), read its log and
+    decision file, and either disarm (promote) or go back to the live-only proxy (abort)."""
+
+    def __init__(self, switch: HostSwitch, names: Names, layout: StateLayout, emit: Emit, plan: SwitchPlan,
+                 live: ReleaseSpec, spec: CanarySpec) -> None:
+        super().__init__(switch, emit, plan, live, spec)
+        self.names, self.layout = names, layout
 
     def split(self) -> float:
         """The watchdog, then the split; returns when the split went live (epoch seconds)."""

@@ -395,18 +395,12 @@ class HostDeploy:
         gate = self.shadow_gate
         if gate is None:
             return
-        live = self._live_spec()
-        if live is None:
-            gate.leave(self.host)
-            self.emit(Message("shadow window skipped: no live release here to copy requests from", host=self.host))
+        met = self._meet(gate, "shadow window skipped: no live release here to copy requests from",
+                         lambda live: HostShadow(self.switch, self.layout, self.emit, self.plan, live, gate.spec),
+                         lambda shadow: shadow.mirror())
+        if met is None:
             return
-        shadow = HostShadow(self.switch, self.layout, self.emit, self.plan, live, gate.spec)
-        try:
-            since = shadow.mirror()
-        except BaseException:
-            gate.leave(self.host)
-            raise
-        verdict = gate.join(shadow, since)
+        shadow, verdict = met
         if verdict.decision == PROMOTE:
             self.shadow = verdict
             return
@@ -455,23 +449,35 @@ class HostDeploy:
         canary, its watchdog still armed) or back (abort: raises)."""
         gate = self.gate
         assert gate is not None
-        live = self._live_spec()
-        if live is None:
-            gate.leave(self.host)
-            self.emit(Message("canary skipped: no live release here to share the traffic with", host=self.host))
+        met = self._meet(gate, "canary skipped: no live release here to share the traffic with",
+                         lambda live: HostCanary(self.switch, self.names, self.layout, self.emit, self.plan, live,
+                                                 gate.spec),
+                         lambda canary: canary.split())
+        if met is None:
             return None
-        canary = HostCanary(self.switch, self.names, self.layout, self.emit, self.plan, live, gate.spec)
-        try:
-            since = canary.split()
-        except BaseException:
-            gate.leave(self.host)
-            raise
-        verdict = gate.join(canary, since)
+        canary, verdict = met
         if verdict.decision == PROMOTE:
             self.canary = verdict
             return canary
         self._canary_abort(canary, verdict)
         return None  # not reached: the abort raises
+
+    def _meet(self, gate: CanaryGate, skipped: str, part, begin):  # type: ignore[no-untyped-def]
+        """What a canary and a shadow window share: skipped (saying `skipped`) without a live
+        release; else this host's `part(live)` begun (its proxy changed; the gate left if that
+        fails) and then the one verdict of every host. Returns (the part, the verdict)."""
+        live = self._live_spec()
+        if live is None:
+            gate.leave(self.host)
+            self.emit(Message(skipped, host=self.host))
+            return None
+        judged = part(live)
+        try:
+            since = begin(judged)
+        except BaseException:
+            gate.leave(self.host)
+            raise
+        return judged, gate.join(judged, since)
 
     def _disarm(self, canary: HostCanary) -> None:
         """After the switch: the watchdog goes. Had it fired in between

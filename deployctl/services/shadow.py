@@ -24,8 +24,8 @@ from ..plan.proxy_config import LIVE_COPY, shadow_of
 from ..plan.release_spec import ReleaseSpec
 from ..plan.shadow import ShadowSpec
 from ..plan.switch_plan import SwitchPlan, shadow_config
+from .canary import JudgedHost
 from .switch import HostSwitch
-from .watch import ProxyLog
 
 
 class ShadowStopped(DeployError):
@@ -33,20 +33,14 @@ class ShadowStopped(DeployError):
     never stopped serving, and no user got an answer from the new one (exit 6)."""
 
 
-class HostShadow:
-    """One host's part of the shadow window, as the gate meets it (host, release, live, log)."""
+class HostShadow(JudgedHost):
+    """One host's part of the shadow window, as the gate meets it. No decision by hand: the
+    window is short, and no user is exposed meanwhile."""
 
     def __init__(self, switch: HostSwitch, layout: StateLayout, emit: Emit, plan: SwitchPlan,
                  live: ReleaseSpec, spec: ShadowSpec) -> None:
-        self.switch, self.layout, self.emit = switch, layout, emit
-        self.conn = switch.conn
-        self.host = switch.conn.host
-        self.plan, self.live, self.spec = plan, live, spec
-        self.log = ProxyLog(switch.proxy)
-
-    @property
-    def release(self) -> str:
-        return self.plan.target.release
+        super().__init__(switch, emit, plan, live, spec)
+        self.layout = layout
 
     @property
     def live_copy(self) -> str:
@@ -65,10 +59,6 @@ class HostShadow:
         self.switch.proxy.route(self.plan.proxy, shadow_config(self.plan.target, self.live, self.spec.methods))
         timer.done()
         return time.time()
-
-    def decision(self) -> None:
-        """No decision by hand: the window is short, and no user is exposed meanwhile."""
-        return None
 
     def back(self) -> None:
         """Stopped: the live-only configuration (tested, renamed, reloaded)."""
