@@ -94,6 +94,19 @@ warm_window = 0
 shadow_window = 30
 shadow_min_requests = 20
 
+[environments.shadowfleet]
+target = "ssh"
+hosts = ["h1", "h2", "h3"]
+proxy_port = 8080
+state_dir = "/srv/state"
+[environments.shadowfleet.rollout]
+drain = 0
+guard_window = 0
+warm_window = 0
+batch = 1
+shadow_window = 30
+shadow_min_requests = 60
+
 [environments.prod]
 target = "ssh"
 hosts = ["h1", "h2", "h3"]
@@ -1246,3 +1259,25 @@ def test_a_mirror_left_by_a_killed_deploy_is_removed_by_the_next_one(shadowed):
     assert any("was not decided" in w for w in site.warnings())
     assert host.serving() == r2 and current(host, SHADOWED) == r2
     assert [r.outcome for r in records(host, SHADOWED) if r.release == left] == ["aborted"]
+
+
+def test_a_fleet_is_judged_once_over_every_hosts_copies_and_every_host_stops():
+    # faults.md: fleet (3 hosts) | deploy | host 2's copies fail 12 of 30, hosts 1 and 3 answer them all
+    # | shadow | previous (3 of 3) | aborted x3 | 6 | no
+    gen = fleet_site("shadowfleet")
+    site, hosts = next(gen)
+    layout = layout_for(LOADED, "shadowfleet")
+    for i, host in enumerate(hosts):
+        host.faults.append(proxy_log(host, layout, copy_errors=12 if i == 1 else 0))
+    error = site.failing_deploy(RolloutError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED
+    assert [h.outcome for h in error.hosts] == [plan.ABORTED] * 3  # every host mirrored at once (no batches)
+    tried = error.hosts[0].release
+    for host in hosts:
+        last = records(host, layout)[-1]
+        assert (last.release, last.outcome) == (tried, "aborted")
+        # One verdict over the three logs: 90 copies, 12 errors (13.3%), the same numbers on every host.
+        assert (last.extra["shadow"]["new"]["requests"], last.extra["shadow"]["new"]["errors"]) == (90, 12)
+        assert set(last.extra["shadow"]["hosts"]) == {"h1", "h2", "h3"}
+        assert host.serving() == site.r1 and host.of_release(tried) == []
+    next(gen, None)
