@@ -207,3 +207,26 @@ def test_the_lock_lasts_the_shadow_window_too():
     from deployctl.plan.lock import lock_timeout
 
     assert lock_timeout(rollout("shadow_window = 600\n")) - lock_timeout(rollout()) == 600
+
+
+def test_the_dry_run_prints_the_shadow_window_between_health_and_route():
+    """`deploy --dry-run --shadow 30` prints the plan's own rows (plan/switch_plan.SwitchPlan.steps)."""
+    from pathlib import Path
+
+    from deployctl.config import LoadedConfig
+    from deployctl.services.deploy import DeployOptions, HostDeploy
+    from deployctl.services.release_images import ReleaseImages
+
+    class Unused:
+        host = "127.0.0.1"
+
+    loaded = LoadedConfig(Path("/p/deploy.toml"), parse_config(CONFIG))
+    images = ReleaseImages({"web": "sha256:w"}, "abc1234def")
+    job = HostDeploy(loaded, "prod", Unused(), lambda e: None, R2, images, {}, DeployOptions(shadow=30))
+    names = [row.step for row in job.plan.steps()]
+    assert names.index("health") < names.index("shadow") < names.index("route")
+    rows = [row for row in job.plan.steps() if row.step == "shadow"]
+    assert "`mirror` copies GET/HEAD requests to " + R2 in rows[0].detail and rows[0].argv
+    assert "for 30s or until 50 were answered" in rows[1].detail and "docker" in rows[1].argv[0]
+    plain = HostDeploy(loaded, "prod", Unused(), lambda e: None, R2, images, {}, DeployOptions())
+    assert "shadow" not in [row.step for row in plain.plan.steps()]
