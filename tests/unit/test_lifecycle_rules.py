@@ -1211,7 +1211,7 @@ def shadowed():
 
 
 def test_a_release_whose_copies_fail_is_stopped_by_the_shadow_window_before_its_switch(shadowed):
-    # faults.md: local | deploy | the new release fails 10 of 30 copied requests | shadow | previous | aborted | 6 | no
+    # The rule (no tests/faults cell yet): the new release fails 10 of 30 copies | shadow | previous | aborted | 6
     site, host = shadowed
     host.faults.append(proxy_log(host, SHADOWED, copy_errors=10))
     error = site.failing_deploy(ShadowStopped)
@@ -1247,7 +1247,7 @@ def test_a_shadow_window_with_too_few_copies_stops_the_deploy(shadowed):
 
 
 def test_a_mirror_left_by_a_killed_deploy_is_removed_by_the_next_one(shadowed):
-    # faults.md: local | deploy | deployctl killed during the shadow window | next deploy | recovered
+    # The rule (no tests/faults cell yet): deployctl killed during the shadow window | the next deploy recovers
     site, host = shadowed
     live_only = host.read_file(f"{SHADOWED.proxy_dir}/nginx.conf")
     left = "20991231-000000-deadbee"
@@ -1262,7 +1262,7 @@ def test_a_mirror_left_by_a_killed_deploy_is_removed_by_the_next_one(shadowed):
 
 
 def test_a_fleet_is_judged_once_over_every_hosts_copies_and_every_host_stops():
-    # faults.md: fleet (3 hosts) | deploy | host 2's copies fail 12 of 30, hosts 1 and 3 answer them all
+    # The rule (no tests/faults cell yet): fleet of 3, host 2's copies fail 12 of 30, hosts 1 and 3 answer all
     # | shadow | previous (3 of 3) | aborted x3 | 6 | no
     gen = fleet_site("shadowfleet")
     site, hosts = next(gen)
