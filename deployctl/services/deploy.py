@@ -375,7 +375,9 @@ class HostDeploy:
             # previous warm for this long, and the next command on the host stops it.
             early = pool.submit(self._retire, max(warm_window, self.plan.guard.window + GUARD_HOLD_MARGIN))
             try:
-                self._guard(since=switched if self.canary else self.started_at)
+                # From the switch when the new release had answers in the log before it (a
+                # canary's, the shadow window's copies): the guard judges what users got.
+                self._guard(since=switched if self.canary or self.shadow else self.started_at)
             finally:
                 early.result()
         if warm_window <= 0:
