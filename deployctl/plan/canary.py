@@ -52,6 +52,9 @@ class CanarySpec:
     def judge(self, current: "Board", left: float) -> "CanaryVerdict":
         return current.verdict(self, final=left <= 0)
 
+    def summary(self, current: "Board") -> str:
+        return current.describe()
+
     def describe(self) -> str:
         return (f"{self.share}% of requests to the new release for {self.window:g}s, the proxy's access log read "
                 f"every second on every host: abort as soon as its error rate exceeds the live release's by "

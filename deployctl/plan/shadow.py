@@ -59,6 +59,11 @@ class ShadowSpec:
                                  max_p95_ratio=self.max_p95_ratio, keys="shadow")
         return CanaryVerdict(verdict.decision, verdict.new, verdict.live, verdict.reason, hosts=current.per_host())
 
+    def summary(self, current: Board) -> str:
+        """The progress line: both sides answered the same requests (no share to show)."""
+        new, live = current.new, current.live
+        return f"copies {new.requests} req/{new.errors} err, live {live.requests} req/{live.errors} err"
+
 
 def shadow_spec(rollout, seconds: float | None = None) -> ShadowSpec | None:  # type: ignore[no-untyped-def]
     """From `[environments.<env>.rollout]`, `seconds` (--shadow N) overriding shadow_window; None when 0."""

@@ -230,3 +230,8 @@ def test_the_dry_run_prints_the_shadow_window_between_health_and_route():
     assert "for 30s or until 50 were answered" in rows[1].detail and "docker" in rows[1].argv[0]
     plain = HostDeploy(loaded, "prod", Unused(), lambda e: None, R2, images, {}, DeployOptions())
     assert "shadow" not in [row.step for row in plain.plan.steps()]
+
+
+def test_the_progress_line_shows_both_sides_without_a_share():
+    board = SPEC.board({"h": entries(R2, 12, errors=2) + entries(R1, 12)}, R2, R1, since=0)
+    assert SPEC.summary(board) == "copies 12 req/2 err, live 12 req/0 err"
