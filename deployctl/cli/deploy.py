@@ -23,6 +23,10 @@ CanaryOpt = Annotated[Optional[int], typer.Option(
     "--canary", metavar="PERCENT", min=0, max=99,
     help="Send this share of requests to the new release for rollout.canary_window seconds first, then promote "
          "or abort on the proxy's numbers (overrides rollout.canary; 0: no canary).")]
+ShadowOpt = Annotated[Optional[float], typer.Option(
+    "--shadow", metavar="SECONDS", min=0, max=3600,
+    help="Before the switch, copy live requests (rollout.shadow_methods) to the new release for this long and stop "
+         "the deploy if its answers are worse than the live release's (overrides rollout.shadow_window; 0: off).")]
 
 
 @contextlib.contextmanager
@@ -57,6 +61,7 @@ def deploy(
     yes: Yes = False,
     no_guard: NoGuard = False,
     canary: CanaryOpt = None,
+    shadow: ShadowOpt = None,
     promote: Annotated[bool, typer.Option(
         "--promote", help="Promote the canary a running deploy is judging now (from another shell).")] = False,
     abort: Annotated[bool, typer.Option(
@@ -94,18 +99,18 @@ def deploy(
     refuse_swarm(loaded, env)  # the dry run too: it would print a plan without HTTPS
     if dry_run:
         if swarm:
-            _print_swarm_deploy_plan(app, loaded, env, images, DeployOptions(no_guard=no_guard, canary=canary),
+            _print_swarm_deploy_plan(app, loaded, env, images, DeployOptions(no_guard=no_guard, canary=canary, shadow=shadow),
                                      hooks=not no_hooks)
             return
         _print_deploy_plan(app, loaded, env, images, (login.server, login.username) if login else None,
-                           DeployOptions(no_guard=no_guard, canary=canary), hooks=not no_hooks)
+                           DeployOptions(no_guard=no_guard, canary=canary, shadow=shadow), hooks=not no_hooks)
         return
     hooks_skipped_warning(app, no_hooks)
     with sigterm_interrupts(), _hosts_reported(app, "deploy", f"Deploy to {env} stopped"):
         result = run_deploy(loaded, env, images, inputs.secrets, app.emit, registry_password=inputs.registry_password,
                             registry_username=inputs.registry_username,
                             options=DeployOptions(message=message, force_unlock=unlock, no_guard=no_guard,
-                                                  canary=canary, hooks=not no_hooks))
+                                                  canary=canary, shadow=shadow, hooks=not no_hooks))
     data = {"release": result.release, "revision": result.revision,
             "hosts": [vars(h) for h in result.hosts]}
     if app.mode == "json":

@@ -12,7 +12,7 @@ import typer
 from .common import ArtifactsOption, NoHooksOption, artifacts_path, finish, hooks_skipped_warning, table
 from .config import EnvOption
 from .context import AppContext
-from .deploy import CanaryOpt, ForceUnlock, MessageOpt, NoGuard
+from .deploy import CanaryOpt, ForceUnlock, MessageOpt, NoGuard, ShadowOpt
 from .unlock import ForceUnlockLive, Yes, unlock_policy
 
 
@@ -35,6 +35,7 @@ def release(
     yes: Yes = False,
     no_guard: NoGuard = False,
     canary: CanaryOpt = None,
+    shadow: ShadowOpt = None,
     artifacts: ArtifactsOption = None,
     no_hooks: NoHooksOption = False,
 ) -> None:
@@ -60,7 +61,7 @@ def release(
     request = ReleaseRequest(env_name=env, build=build,
                              test=None if skip_tests else _test_request(loaded, reports, env),
                              deploy=DeployOptions(message=message, force_unlock=unlock, no_guard=no_guard,
-                                                  canary=canary, hooks=not no_hooks))
+                                                  canary=canary, shadow=shadow, hooks=not no_hooks))
     hooks_skipped_warning(app, no_hooks)
     engine = DockerEngine.connect(pool_size=len(loaded.config.services) + 2)
     result = run_release(loaded, request, engine=engine, emit=app.emit, guard_deploy=sigterm_interrupts)

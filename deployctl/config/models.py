@@ -338,6 +338,26 @@ class SSH(Strict):
     connect_timeout: Seconds = 10.0
 
 
+HTTP_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", "POST", "PATCH")
+# These change state on every call: mirrored, each one is done twice (by the live release and by
+# the new one, often on the same database). Only ever mirrored when shadow_methods names them.
+NON_IDEMPOTENT = ("POST", "PATCH")
+
+
+def _shadow_methods(value: list[str]) -> list[str]:
+    methods = []
+    for method in value:
+        if method in ("*", "ALL", "all", "any", "ANY"):
+            raise ValueError(f"{method!r}: name each method to mirror (a mirrored {' or '.join(NON_IDEMPOTENT)} "
+                             "is done twice, so it is only mirrored when listed by name), e.g. [\"GET\", \"HEAD\"]")
+        if method.upper() not in HTTP_METHODS:
+            raise ValueError(f"{method!r} is not an HTTP method nginx can mirror (expected some of "
+                             f"{', '.join(HTTP_METHODS)})")
+        if method.upper() not in methods:
+            methods.append(method.upper())
+    return methods
+
+
 class Rollout(Strict):
     parallel: Annotated[int, Field(ge=1, le=256)] | None = None  # None: all hosts at once
     batch: Annotated[int, Field(ge=1, le=256)] | None = None
@@ -364,6 +384,17 @@ class Rollout(Strict):
     canary_max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.02
     canary_max_p95_ms: Annotated[float, Field(ge=0, le=600_000)] = 500.0
     canary_min_requests: Annotated[int, Field(ge=1, le=1_000_000)] = 20
+    # The shadow window (docs/release-safety.md): after the new release's health check and
+    # before the switch, the proxy mirrors live requests of shadow_methods to it for
+    # shadow_window seconds (or until shadow_min_requests were mirrored); its answers are
+    # thrown away and judged against the live release's answers to the same requests. 0: off.
+    shadow_window: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    shadow_min_requests: Annotated[int, Field(ge=1, le=1_000_000)] = 50
+    shadow_methods: Annotated[list[str], Field(min_length=1), AfterValidator(_shadow_methods)] = ["GET", "HEAD"]
+    shadow_max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.02
+    # Stopped when the mirrored p95 is over this many times the live release's (and at least
+    # SHADOW_P95_FLOOR_MS slower: below that, a ratio of two small numbers is noise).
+    shadow_max_p95_ratio: Annotated[float, Field(ge=1, le=1000)] = 2.0
 
 
 SECRET_SOURCE_RE = re.compile(r"^(env|ssm:/.*|secretsmanager:.+)\Z")

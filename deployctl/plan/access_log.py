@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 _LINE = re.compile(
-    r'^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)\s.*?"[^"]*" (?P<status>\d{3}) \S+ '
+    r'^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)\s.*?"(?P<method>[A-Z]*)[^"]*" (?P<status>\d{3}) \S+ '
     r"rt=(?P<rt>\S+) upstream=\S* ustatus=\S* urt=(?P<urt>.*?) release=(?P<release>\S*)\s*\Z")
 
 
@@ -32,6 +32,7 @@ class LogEntry:
     status: int
     seconds: float  # the upstream's response time (nginx's own when there was none)
     release: str
+    method: str = ""  # the request's (the shadow window compares the methods it copied)
 
     @property
     def error(self) -> bool:
@@ -62,7 +63,8 @@ def parse_line(line: str) -> LogEntry | None:
     if not match or not match.group("release"):
         return None
     return LogEntry(_epoch(match.group("ts")), int(match.group("status")),
-                    _seconds(match.group("urt"), match.group("rt")), match.group("release"))
+                    _seconds(match.group("urt"), match.group("rt")), match.group("release"),
+                    match.group("method"))
 
 
 def parse_lines(lines: Iterable[str]) -> list[LogEntry]:

@@ -41,6 +41,20 @@ class CanarySpec:
     def watchdog_seconds(self) -> int:
         return int(self.window + WATCHDOG_MARGIN + 0.999)
 
+    step = "canary"  # the gate's step name (services/canary.CanaryGate)
+
+    def headline(self, release: str, where: str) -> str:
+        return f"{release}: {self.share}% for {self.window:g}s on {where}"
+
+    def board(self, logs: Mapping[str, list[LogEntry]], new: str, live: str, since: float) -> "Board":
+        return board(logs, new, live, since=since)
+
+    def judge(self, current: "Board", left: float) -> "CanaryVerdict":
+        return current.verdict(self, final=left <= 0)
+
+    def summary(self, current: "Board") -> str:
+        return current.describe()
+
     def describe(self) -> str:
         return (f"{self.share}% of requests to the new release for {self.window:g}s, the proxy's access log read "
                 f"every second on every host: abort as soon as its error rate exceeds the live release's by "
@@ -72,26 +86,34 @@ class CanaryVerdict:
 
 
 def canary_verdict(new: Window, live: Window, *, max_error_rate: float, max_p95_ms: float, min_requests: int,
-                   final: bool) -> CanaryVerdict:
-    """`final`: the window is over (promote or abort); else only an early abort, or wait."""
+                   final: bool, max_p95_ratio: float | None = None, keys: str = "canary") -> CanaryVerdict:
+    """`final`: the window is over (promote or abort); else only an early abort, or wait.
+    The shadow window (plan/shadow.py) is judged here too: `keys` names its settings in the
+    reasons, and `max_p95_ratio` stops a new p95 over that multiple of the live one (when it
+    is also `max_p95_ms` slower: a ratio of two small numbers is noise)."""
     excess = new.error_rate - live.error_rate
     if new.requests >= min_requests and excess > max_error_rate:
         return CanaryVerdict(ABORT, new, live,
                              f"error rate {new.error_rate:.1%} ({new.errors} of {new.requests}) vs live "
-                             f"{live.error_rate:.1%}: {excess:+.1%} exceeds canary_max_error_rate "
+                             f"{live.error_rate:.1%}: {excess:+.1%} exceeds {keys}_max_error_rate "
                              f"{max_error_rate:.1%}")
     if not final:
         return CanaryVerdict(WAIT, new, live)
     if new.requests < min_requests:
+        by_hand = "; `--promote` decides by hand" if keys == "canary" else ""
         return CanaryVerdict(ABORT, new, live,
-                             f"only {new.requests} requests reached the canary (canary_min_requests = "
-                             f"{min_requests}): nothing proves it good; `--promote` decides by hand")
+                             f"only {new.requests} requests reached the {keys} ({keys}_min_requests = "
+                             f"{min_requests}): nothing proves it good{by_hand}")
     if new.p95_ms is not None:
         slower = new.p95_ms - (live.p95_ms or 0.0)
-        if slower > max_p95_ms:
+        if max_p95_ratio is None and slower > max_p95_ms:
             return CanaryVerdict(ABORT, new, live,
                                  f"p95 {new.p95_ms:.0f} ms vs live {live.p95_ms or 0:.0f} ms: {slower:+.0f} ms "
                                  f"exceeds canary_max_p95_ms {max_p95_ms:g}")
+        if max_p95_ratio is not None and slower > max_p95_ms and new.p95_ms > max_p95_ratio * (live.p95_ms or 0.0):
+            return CanaryVerdict(ABORT, new, live,
+                                 f"p95 {new.p95_ms:.0f} ms vs live {live.p95_ms or 0:.0f} ms: over "
+                                 f"{keys}_max_p95_ratio {max_p95_ratio:g}x the live release's")
     return CanaryVerdict(PROMOTE, new, live,
                          f"error rate {new.error_rate:.1%} vs live {live.error_rate:.1%}, p95 "
                          f"{new.p95_ms or 0:.0f} ms vs {live.p95_ms or 0:.0f} ms: within the margins")

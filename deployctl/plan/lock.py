@@ -67,9 +67,9 @@ class LockRecord:
 
 def lock_timeout(rollout: Any) -> float:
     """How long a deploy or rollback may hold the lock: an hour for the work itself plus
-    every wait the rollout configures (canary, guard, drain). Past it the holder counts as
-    stale even when its process cannot be checked (another machine, the Swarm manager)."""
-    return WORK_SECONDS + rollout.canary_window + rollout.guard_window + rollout.drain
+    every wait the rollout configures (shadow window, canary, guard, drain). Past it the holder
+    counts as stale even when its process cannot be checked (another machine, the Swarm manager)."""
+    return WORK_SECONDS + rollout.shadow_window + rollout.canary_window + rollout.guard_window + rollout.drain
 
 
 def stale_reason(record: LockRecord, machine: str, alive: Callable[[int], bool],

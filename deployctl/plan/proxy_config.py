@@ -45,6 +45,7 @@ STANDBY_FLAG_PREFIX = "standby-"  # in the proxy directory: a flag file, see Sta
 _RELEASE_LINE = re.compile(r"^# live: (\S+)$", re.M)
 _CANARY_LINE = re.compile(r"^# canary: (\S+) (\d+)%$", re.M)
 _STANDBY_LINE = re.compile(r"^# standby: (\S+) (\S+) (\S+)$", re.M)
+_SHADOW_LINE = re.compile(r"^# shadow: (\S+) ([A-Z,]+)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -83,14 +84,19 @@ def upstream_name(release: str) -> str:
 
 
 def render_proxy_config(proxy: ProxySpec, live: str | None, upstreams: dict[str, str],
-                        canary: tuple[str, int] | None = None, standby: Standby | None = None) -> str:
+                        canary: tuple[str, int] | None = None, standby: Standby | None = None,
+                        shadow: "Shadow | None" = None) -> str:
     """`upstreams`: release -> `container:port` of its routed service. `live` is the release
     that gets the traffic (None: none yet; the proxy answers 503 itself). `canary`: (release,
     percent) gets that share of the requests instead, chosen per request (split_clients on
     $request_id: every request is drawn anew, so a client is not pinned to one release, and
     the share holds for any mix of clients; the access log's stamp says who answered).
     `standby`: the release the traffic goes to instead while its flag file exists (Standby);
-    not beside a canary, which is itself the way back."""
+    not beside a canary, which is itself the way back. `shadow`: the live release answers
+    every request and its copies go to the shadow release too (Shadow); only beside a plain
+    live route (the shadow window comes before any canary, standby or switch)."""
+    if shadow is not None and (canary is not None or standby is not None or live is None):
+        raise ValueError("a shadow mirrors a plain live route only (no canary, standby or empty proxy)")
     if standby is not None and (canary is not None or live is None or standby.release == live):
         standby = None
     if standby is not None:
@@ -115,12 +121,12 @@ def render_proxy_config(proxy: ProxySpec, live: str | None, upstreams: dict[str,
                  f"            }}\n"
                  "            proxy_pass http://$deployctl_upstream;\n")
     elif live is not None:
-        route = f"            proxy_pass http://{upstream_name(live)};\n"
+        route = f"{shadow_mirror(shadow)}            proxy_pass http://{upstream_name(live)};\n"
     else:
         route = "            return 503 \"No release deployed yet\\n\";\n"
     return f"""# Written by deployctl on every switch; do not edit (changes are replaced).
 # live: {live or NO_RELEASE}
-{f"# canary: {canary[0]} {canary[1]}%{chr(10)}" if split else ""}{_standby_line(standby)}{MAIN_CONTEXT}
+{_shadow_line(shadow)}{f"# canary: {canary[0]} {canary[1]}%{chr(10)}" if split else ""}{_standby_line(standby)}{MAIN_CONTEXT}
 http {{
 {http_common(proxy, proxy.connect_timeout)}    # One server per upstream: a failed request is never retried on another release.
     proxy_next_upstream off;
@@ -128,7 +134,7 @@ http {{
 
 {blocks}
 {split}{http_redirect_map(proxy.health_path)}
-    # The release whose upstream served the response ($proxy_host is the upstream's name
+{shadow_map(shadow)}    # The release whose upstream served the response ($proxy_host is the upstream's name
     # in proxy_pass; empty when nginx answered itself, and an empty header is not sent).
     map $proxy_host $deployctl_release {{
         default "";
@@ -138,7 +144,7 @@ http {{
         listen {proxy.listen_port} reuseport;
         # At server level, so a project's snippets that add headers do not hide it.
         add_header {RELEASE_HEADER} $deployctl_release always;
-{maintenance.server_block(None)}{health_location(proxy)}{server_includes(PROXY_MOUNT)}        include {SERVER_SNIPPETS};
+{maintenance.server_block(None)}{health_location(proxy)}{shadow_location(shadow)}{server_includes(PROXY_MOUNT)}        include {SERVER_SNIPPETS};
         location / {{
 {maintenance.LOCATION_CHECK}{route}        }}
 {maintenance.page_location(PROXY_MOUNT)}    }}
@@ -162,9 +168,7 @@ def http_common(proxy: ProxySpec, connect_timeout: float) -> str:
     read (plan/access_log.py parses this format), the forwarded headers and the timeouts."""
     return f"""    server_tokens off;
     # One line per request: who answered (upstream address and release), how, how fast.
-    log_format deployctl '$remote_addr [$time_iso8601] "$request" $status $body_bytes_sent '
-                         'rt=$request_time upstream=$upstream_addr ustatus=$upstream_status '
-                         'urt=$upstream_response_time release=$deployctl_release';
+    log_format deployctl {log_format('$deployctl_release')};
     access_log /dev/stdout deployctl;
     client_max_body_size {proxy.max_body_size};
 {websocket_upgrade()}    proxy_set_header Host $host;
@@ -192,6 +196,14 @@ def websocket_upgrade() -> str:
     proxy_set_header Upgrade $http_upgrade;
     proxy_set_header Connection $deployctl_connection;
 """
+
+
+def log_format(release: str) -> str:
+    """The access log's fields (plan/access_log.py parses them), `release` last: the stamp
+    map, or a release id as text (the shadow window's copies, Shadow)."""
+    return ("""'$remote_addr [$time_iso8601] "$request" $status $body_bytes_sent '\n"""
+            """                         'rt=$request_time upstream=$upstream_addr ustatus=$upstream_status '\n"""
+            f"""                         'urt=$upstream_response_time release={release}'""")
 
 
 def health_location(proxy: ProxySpec) -> str:
@@ -252,3 +264,85 @@ def config_tag(image: str) -> str:
     """A short, stable tag for the nginx container of an image: the same image keeps its
     container, a new one gets a new container beside the old (a swap without a gap)."""
     return hashlib.sha256(image.encode()).hexdigest()[:10]
+
+
+# -- the shadow window (docs/release-safety.md): the live release answers, a copy goes to the new
+
+# The internal location the mirror's subrequests go to. nginx needs a URI for `mirror`; this
+# one is `internal` (a client asking for it gets a 404 from nginx, not the app), and named so
+# that no app is likely to serve it.
+SHADOW_LOCATION = "/.deployctl-shadow"
+SHADOW_LOG_FORMAT = "deployctl_shadow"
+# Methods whose requests carry a body the copy needs (else nginx sends the mirror none).
+_BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """`release` gets a copy of every live request whose method is in `methods`; nginx throws
+    its answers away, and logs each one (stamped with `release`, as any upstream's answer) in
+    the access log the verdict reads."""
+
+    release: str
+    methods: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.methods or not all(re.fullmatch(r"[A-Z]+", m) for m in self.methods):
+            raise ValueError(f"shadow methods {self.methods!r}: expected upper-case HTTP methods")
+
+
+def shadow_map(shadow: Shadow | None) -> str:
+    """http level: which methods are copied (1) and which are not (0)."""
+    if shadow is None:
+        return ""
+    methods = "".join(f"        {method} 1;\n" for method in shadow.methods)
+    return (f"    # The shadow window: requests of these methods are copied to {shadow.release}.\n"
+            f"    map $request_method $deployctl_shadow {{\n        default 0;\n{methods}    }}\n"
+            f"    log_format {SHADOW_LOG_FORMAT} {log_format(shadow.release)};\n\n")
+
+
+def shadow_mirror(shadow: Shadow | None) -> str:
+    """In the live location: every request is copied to the shadow location (which drops the
+    methods not copied); the body goes along only when a copied method carries one."""
+    if shadow is None:
+        return ""
+    body = "on" if any(m in _BODY_METHODS for m in shadow.methods) else "off"
+    return f"            mirror {SHADOW_LOCATION};\n            mirror_request_body {body};\n"
+
+
+def shadow_location(shadow: Shadow | None) -> str:
+    """Server level: the copy goes to the shadow release with the original URI. Its answer is
+    thrown away by nginx; `log_subrequest` writes it to the access log in the usual format,
+    stamped with the shadow release, so the verdict tells its answers from the live
+    release's. The stamp is the release id as text, not the stamp map: nginx evaluates a map
+    once per request and a subrequest shares its parent's values, so whichever of the two
+    asked first would stamp both (seen: the live answers logged as the copy's). The copy's
+    own header is text too, so nothing here evaluates the map. A method not copied ends
+    here, unlogged."""
+    if shadow is None:
+        return ""
+    return f"""        location = {SHADOW_LOCATION} {{
+            internal;
+            if ($deployctl_shadow = 0) {{
+                access_log off;
+                return 204;
+            }}
+            log_subrequest on;
+            access_log /dev/stdout {SHADOW_LOG_FORMAT};
+            add_header {RELEASE_HEADER} {shadow.release} always;
+            proxy_pass http://{upstream_name(shadow.release)}$request_uri;
+        }}
+"""
+
+
+def _shadow_line(shadow: Shadow | None) -> str:
+    return f"# shadow: {shadow.release} {','.join(shadow.methods)}\n" if shadow is not None else ""
+
+
+def shadow_of(text: str | bytes | None) -> Shadow | None:
+    """The shadow a rendered configuration mirrors to (None: none): a configuration left by a
+    deployctl killed during its shadow window."""
+    match = _header(_SHADOW_LINE, text)
+    if not match or not is_release_id(match.group(1)):
+        return None
+    return Shadow(match.group(1), tuple(match.group(2).split(",")))

@@ -17,7 +17,8 @@ from .canary import CanarySpec
 from .containers import ContainerSpec
 from .names import Names
 from .proxy_config import (ANCHOR_MARKER, CONFIG_FILE, CONFIG_PATH, LIVE_COPY, PROXY_MOUNT, RELEASE_HEADER,
-                           STAGED_FILE, Standby, config_tag, render_proxy_config)
+                           STAGED_FILE, Shadow, Standby, config_tag, render_proxy_config)
+from .shadow import ShadowSpec
 from .release_spec import HealthProbe, ReleaseSpec
 from .steps import Argv, PlannedStep
 from .tls_config import TLS_LISTEN_PORT
@@ -124,6 +125,7 @@ class SwitchPlan:
     guard: GuardSpec | None = None  # deploys only: a rollback is itself the way back
     canary: CanarySpec | None = None  # deploys only: a share of the traffic first (services/canary.py)
     watchdog: Argv | None = None  # the canary's watchdog, as services/canary.py starts it
+    shadow: ShadowSpec | None = None  # deploys only: copies of live requests first (services/shadow.py)
     # A rollback to the live configuration's standby (plan/proxy_config.Standby): the switch
     # creates this flag file in the proxy directory, and `proxy_config` is written and
     # reloaded only after the verify (both then route to the target).
@@ -139,6 +141,8 @@ class SwitchPlan:
             rows.append(PlannedStep("secrets", "remove the env files once the containers exist (they keep their env "
                                                "in their own config)", self.forget_env))
         rows += [PlannedStep("health", probe.describe()) for probe in self.probes]
+        if self.shadow is not None:
+            rows += self._shadow_steps(self.shadow)
         if self.canary is not None:
             rows += self._canary_steps(self.canary)
         routed = self.target.routed
@@ -176,6 +180,17 @@ class SwitchPlan:
                                 dc.stop(["<other releases' containers>"])))
         return rows
 
+    def _shadow_steps(self, spec: ShadowSpec) -> list[PlannedStep]:
+        return [
+            PlannedStep("shadow", f"copy the live nginx.conf to {LIVE_COPY}; write the proxy's nginx.conf: the live "
+                                  f"release answers, `mirror` copies {'/'.join(spec.methods)} requests to "
+                                  f"{self.target.release} (staged as {STAGED_FILE}, tested, renamed, reloaded)",
+                        self.proxy.swap),
+            PlannedStep("shadow", spec.describe(), tuple(dc.logs_since(self.proxy.nginx_name, "<mirror time>"))),
+            PlannedStep("shadow", "stop: put the live nginx.conf back, test and reload; remove this release's "
+                                  "containers; record `aborted` with the numbers; exit 6"),
+            PlannedStep("shadow", "pass: the switch below replaces the mirroring nginx.conf"),
+        ]
 
     def _canary_steps(self, spec: CanarySpec) -> list[PlannedStep]:
         nginx = self.proxy.nginx_name
@@ -219,6 +234,13 @@ def canary_config(target: ReleaseSpec, live: ReleaseSpec, share: int) -> str:
     return render_proxy_config(target.proxy, live.release, upstreams, canary=(target.release, share))
 
 
+def shadow_config(target: ReleaseSpec, live: ReleaseSpec, methods: tuple[str, ...]) -> str:
+    """The live release answers every request; copies of `methods` go to the target too.
+    The target's proxy settings, as the canary's split (its image runs the proxy from now)."""
+    upstreams = {r.release: f"{r.routed.container}:{r.routed.port}" for r in (live, target)}
+    return render_proxy_config(target.proxy, live.release, upstreams, shadow=Shadow(target.release, methods))
+
+
 def verify_check(target: ReleaseSpec) -> VerifyCheck:
     routed = target.routed
     if routed.verify_path:
@@ -236,7 +258,8 @@ def proxy_config_for(target: ReleaseSpec, standby: Standby | None = None) -> str
 
 def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Names, proxy_dir: str, *,
                 proxy_port: int, drain: float, guard: GuardSpec | None = None,
-                canary: CanarySpec | None = None, tls_port: int | None = None) -> SwitchPlan:
+                canary: CanarySpec | None = None, tls_port: int | None = None,
+                shadow: ShadowSpec | None = None) -> SwitchPlan:
     """New containers from images, each on the release's network and the app's."""
     proxy = proxy_start(target, names, proxy_dir, proxy_port, tls_port)
     env_files = [spec.env_file for spec in containers if spec.env_file]
@@ -249,6 +272,7 @@ def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Nam
         proxy=proxy, verify=verify_check(target), drain=drain, guard=guard, canary=canary,
         watchdog=canary_watchdog(target, names, proxy, proxy_dir, canary) if canary is not None else None,
         forget_env=("rm", "-f", "--", *env_files) if env_files else None,
+        shadow=shadow,
     )
 
 

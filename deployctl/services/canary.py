@@ -26,7 +26,7 @@ from ..errors import DeployError, UsageError
 from ..events import Emit, Message, StepProgress, Timer
 from ..plan import docker_commands as dc
 from ..plan.access_log import Window
-from ..plan.canary import (ABORT, WAIT, Board, CanaryRecord, CanarySpec, CanaryVerdict, board,
+from ..plan.canary import (ABORT, WAIT, Board, CanaryRecord, CanarySpec, CanaryVerdict,
                            parse_decision, render_decision)
 from ..plan.names import Names, StateLayout
 from ..plan.proxy_config import LIVE_COPY
@@ -42,13 +42,12 @@ class CanaryAborted(DeployError):
     release at 100% (exit 6: the previous release serves)."""
 
 
-class HostCanary:
-    """One host's canary: split its proxy (with the watchdog armed first), read its log and
-    decision file, and either disarm (promote) or go back to the live-only proxy (abort)."""
+class JudgedHost:
+    """A host's part in a CanaryGate (a canary's, or a shadow window's: services/shadow.py):
+    the release judged, the live one beside it, and its proxy's access log."""
 
-    def __init__(self, switch: HostSwitch, names: Names, layout: StateLayout, emit: Emit, plan: SwitchPlan,
-                 live: ReleaseSpec, spec: CanarySpec) -> None:
-        self.switch, self.names, self.layout, self.emit = switch, names, layout, emit
+    def __init__(self, switch: HostSwitch, emit: Emit, plan: SwitchPlan, live: ReleaseSpec, spec) -> None:  # type: ignore[no-untyped-def]
+        self.switch, self.emit = switch, emit
         self.conn = switch.conn
         self.host = switch.conn.host
         self.plan, self.live, self.spec = plan, live, spec
@@ -57,6 +56,20 @@ class HostCanary:
     @property
     def release(self) -> str:
         return self.plan.target.release
+
+    def decision(self) -> tuple[str, str] | None:
+        """A decision by hand (`deploy --promote` / `--abort`); none unless the part reads one."""
+        return None
+
+
+class HostCanary(JudgedHost):
+    """One host's canary: split its proxy (with the watchdog armed first), read its log and
+    decision file, and either disarm (promote) or go back to the live-only proxy (abort)."""
+
+    def __init__(self, switch: HostSwitch, names: Names, layout: StateLayout, emit: Emit, plan: SwitchPlan,
+                 live: ReleaseSpec, spec: CanarySpec) -> None:
+        super().__init__(switch, emit, plan, live, spec)
+        self.names, self.layout = names, layout
 
     def split(self) -> float:
         """The watchdog, then the split; returns when the split went live (epoch seconds)."""
@@ -162,11 +175,12 @@ class CanaryGate:
         new = hosts[0].release
         lives = {c.live.release for c in hosts}
         where = f"{len(hosts)} hosts" if len(hosts) != 1 else hosts[0].host
-        timer = Timer(self.emit, "canary", detail=f"{new}: {self.spec.share}% for {self.spec.window:g}s on {where}")
+        step = self.spec.step
+        timer = Timer(self.emit, step, detail=self.spec.headline(new, where))
         empty = Board(Window(new), Window(next(iter(lives))), {})
         if len(lives) > 1:
             verdict = CanaryVerdict(ABORT, empty.new, empty.live,
-                                    f"the hosts serve different releases ({', '.join(sorted(lives))}): one canary "
+                                    f"the hosts serve different releases ({', '.join(sorted(lives))}): one {step} "
                                     "cannot compare them", hosts={})
             timer.failed(verdict.reason)
             return verdict
@@ -175,22 +189,22 @@ class CanaryGate:
         with ThreadPoolExecutor(max_workers=len(hosts), thread_name_prefix="canary") as pool:
             while True:
                 logs = dict(zip([c.host for c in hosts], pool.map(lambda c: c.log.entries(since), hosts)))
-                self.board = current = board(logs, new, live, since=since)
+                self.board = current = self.spec.board(logs, new, live, since)
                 left = end - time.monotonic()
                 hand = next((d for d in pool.map(lambda c: c.decision(), hosts) if d is not None), None)
                 if hand is not None:
                     verdict = current.by_hand(*hand)
                 elif self.stopped():
                     verdict = CanaryVerdict(ABORT, current.new, current.live, "the deploy was stopped "
-                                            f"(interrupt, or a host failed): {current.describe()}",
+                                            f"(interrupt, or a host failed): {self.spec.summary(current)}",
                                             hosts=current.per_host())
                 else:
-                    verdict = current.verdict(self.spec, final=left <= 0)
+                    verdict = self.spec.judge(current, left)
                 if verdict.decision != WAIT:
                     (timer.done if verdict.decision != ABORT else timer.failed)(
-                        f"{verdict.decision}: {verdict.reason}; {current.describe()}")
+                        f"{verdict.decision}: {verdict.reason}; {self.spec.summary(current)}")
                     return verdict
-                self.emit(StepProgress("canary", f"{current.describe()}; {max(left, 0):.0f}s left"))
+                self.emit(StepProgress(step, f"{self.spec.summary(current)}; {max(left, 0):.0f}s left"))
                 time.sleep(max(0.0, min(self.tick, left)))
 
 

@@ -28,12 +28,16 @@ from ..plan.containers import release_containers
 from ..plan.release_spec import release_spec
 from ..plan.steps import PlannedStep, Step
 from ..plan.canary import PROMOTE, CanaryVerdict, canary_spec
+from ..plan.shadow import shadow_spec
 from ..plan.releases import ABORTED, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, new_release_id
+from ..plan.proxy_config import LIVE_COPY
 from ..plan.switch_plan import deploy_plan, guard_spec, proxy_config_for
 from ..secrets import Secret
 from . import preflight, tls
 from .accessories import ensure_accessories
 from .canary import CanaryAborted, CanaryGate, HostCanary, recover
+from .shadow import HostShadow, ShadowStopped
+from .shadow import recover as recover_shadow
 from ..plan.hooks import HookContext
 from .hooks import HookRunner, previous_of
 from .host_state import HostState
@@ -99,19 +103,25 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         settings = environment.rollout
         spec = canary_spec(settings, options.canary)
         gate = CanaryGate([conn.host for conn in conns], spec, emit) if spec is not None else None
-        if gate is not None and (settings.batch or settings.parallel):
-            # One canary judged on every host's traffic at once: the hosts split together.
-            emit(Message("canary: every host at once (rollout.batch and rollout.parallel apply without a canary)"))
+        shadow = shadow_spec(settings, options.shadow)
+        shadow_gate = CanaryGate([conn.host for conn in conns], shadow, emit) if shadow is not None else None
+        if (gate or shadow_gate) is not None and (settings.batch or settings.parallel):
+            # One canary (or shadow window) judged on every host's traffic at once: the hosts
+            # split (or mirror) together.
+            which = "canary" if gate is not None else "shadow window"
+            emit(Message(f"{which}: every host at once (rollout.batch and rollout.parallel apply without a {which})"))
             settings = settings.model_copy(update={"batch": None, "parallel": None})
-        jobs = [HostDeploy(loaded, env_name, conn, emit, release, images, secrets, options, cancel=cancel, gate=gate)
+        jobs = [HostDeploy(loaded, env_name, conn, emit, release, images, secrets, options, cancel=cancel, gate=gate,
+                           shadow_gate=shadow_gate)
                 for conn in conns]
         hooks = HookRunner.for_config(loaded, emit, enabled=options.hooks, secrets=secrets, stopped=cancel.is_set)
         context = HookContext(config.app, env_name, "deploy", release, previous_of(live[c.host] for c in conns),
                               images.revision or "", tuple(c.host for c in conns))
 
         def watch(rollout: Rollout) -> None:
-            if gate is not None:
-                gate.stopped = lambda: cancel.is_set() or rollout.stop_reason is not None
+            for meeting in (gate, shadow_gate):
+                if meeting is not None:
+                    meeting.stopped = lambda: cancel.is_set() or rollout.stop_reason is not None
 
         results, verdict = run_transaction("deploy", jobs, settings, emit, cancel=cancel, hooks=hooks,
                                            context=context, started=watch)
@@ -157,7 +167,8 @@ class HostDeploy:
 
     def __init__(self, loaded: LoadedConfig, env_name: str, conn, emit: Emit, release: str,
                  images: ReleaseImages, secrets: dict[str, Secret], options: DeployOptions,
-                 *, cancel: Cancel | None = None, gate: CanaryGate | None = None) -> None:
+                 *, cancel: Cancel | None = None, gate: CanaryGate | None = None,
+                 shadow_gate: CanaryGate | None = None) -> None:
         self.loaded, self.env_name, self.conn, self.emit = loaded, env_name, conn, emit
         self.host = conn.host
         self.config = loaded.config
@@ -165,6 +176,7 @@ class HostDeploy:
         self.release, self.images, self.secrets, self.options = release, images, secrets, options
         self.cancel = cancel or Cancel()
         self.gate = gate  # the canary's meeting point (None: no canary)
+        self.shadow_gate = shadow_gate  # the shadow window's (None: none)
         self.names = names_for(loaded, env_name)
         self.layout = layout_for(loaded, env_name)
         self.state = HostState(conn, self.layout, emit)
@@ -178,12 +190,15 @@ class HostDeploy:
                                 drain=self.environment.rollout.drain,
                                 guard=guard_spec(self.environment.rollout, options.no_guard),
                                 canary=gate.spec if gate is not None else canary_spec(self.environment.rollout,
-                                                                                      options.canary))
+                                                                                      options.canary),
+                                shadow=shadow_gate.spec if shadow_gate is not None else shadow_spec(
+                                    self.environment.rollout, options.shadow))
         self.previous: str | None = None
         self.step = "prepare"  # the step under way before the switch sequence (then self.switch.step)
         self.started_at: float | None = None  # when the switch sequence began (for `stats`)
         self.phase = "before"  # before | switched back | uncertain | aborted | live
         self.canary: CanaryVerdict | None = None  # the verdict that promoted this release
+        self.shadow: CanaryVerdict | None = None  # the shadow window's verdict that passed it
 
     # -- HostJob -----------------------------------------------------------------------------
 
@@ -212,9 +227,10 @@ class HostDeploy:
         steps = [
             Step("prepare", (PlannedStep("state", f"read {layout.current}; make {layout.root}'s directories"),),
                  self._read_state),
-            Step("prepare", (PlannedStep("recover", "a canary a killed deployctl left here: the live-only proxy "
-                                                    "back, its release's containers removed, recorded `aborted`"),),
-                 self._recover_canary),
+            Step("prepare", (PlannedStep("recover", "a canary or a shadow window a killed deployctl left here: the "
+                                                    "live-only proxy back, its release's containers removed, "
+                                                    "recorded `aborted`"),),
+                 self._recover),
             Step("prepare", (PlannedStep("warm", "stop warm releases past their window (rollout.warm_window), "
                                                  "never the live one"),),
                  lambda: stop_expired_warm(self.switch, keep={r for r in (self.previous,) if r})),
@@ -315,11 +331,12 @@ class HostDeploy:
         self.started_at = time.time()
         try:
             self.cancel.check()
-            if self.gate is None:
+            if self.gate is None and self.shadow_gate is None:
                 self.switch.run(self.plan)
             else:
                 self.switch.bring_up(self.plan)
-                promoted = self._canary()  # when promoted; raises CanaryAborted after going back
+                self._shadow()  # when it passed; raises ShadowStopped after going back
+                promoted = self._canary() if self.gate is not None else None  # raises CanaryAborted after going back
                 try:
                     self.switch.switch(self.plan)
                 except SwitchBackFailed:
@@ -332,7 +349,9 @@ class HostDeploy:
                 # and it puts back the release `current` still names.
                 if promoted is not None:
                     self._disarm(promoted)
-        except CanaryAborted:
+                elif self.shadow is not None:
+                    self.conn.run(["rm", "-f", f"{self.layout.proxy_dir}/{LIVE_COPY}"])  # the mirror is gone
+        except (CanaryAborted, ShadowStopped):
             raise  # back on the live release, cleaned up and recorded already
         except SwitchBackFailed as exc:
             self.phase = "uncertain"
@@ -344,8 +363,9 @@ class HostDeploy:
             self._best_effort("record", lambda: self._record(REVERTED, self.previous, exc.message))
             raise
         except BaseException as exc:
-            if self.gate is not None:
-                self.gate.leave(self.host)  # before its split: the other hosts do not wait for it
+            for meeting in (self.gate, self.shadow_gate):
+                if meeting is not None:
+                    meeting.leave(self.host)  # before its split: the other hosts do not wait for it
             self.step = self.switch.step
             raise self._abandon(exc) from None
         # Switched and verified: from here the new release is live; bookkeeping comes first
@@ -353,7 +373,7 @@ class HostDeploy:
         switched = time.time()
         try:
             self.state.set_current(self.release)
-            self._record(LIVE, self.previous, "", extra={"canary": self.canary.to_dict()} if self.canary else None)
+            self._record(LIVE, self.previous, "", extra=self._verdicts())
         except BaseException as exc:
             # Verified live, but `current` and the history may not say so: a rollback
             # computed from them would be wrong.
@@ -374,7 +394,9 @@ class HostDeploy:
             # previous warm for this long, and the next command on the host stops it.
             early = pool.submit(self._retire, max(warm_window, self.plan.guard.window + GUARD_HOLD_MARGIN))
             try:
-                self._guard(since=switched if self.canary else self.started_at)
+                # From the switch when the new release had answers in the log before it (a
+                # canary's, the shadow window's copies): the guard judges what users got.
+                self._guard(since=switched if self.canary or self.shadow else self.started_at)
             finally:
                 early.result()
         if warm_window <= 0:
@@ -387,6 +409,60 @@ class HostDeploy:
 
     # -- the error-rate guard (docs/release-safety.md) ---------------------------------------
 
+    # -- the shadow window (services/shadow.py, docs/release-safety.md) ----------------------
+
+    def _shadow(self) -> None:
+        """Mirror, meet the other hosts, and go on (passed) or back (stopped: raises)."""
+        gate = self.shadow_gate
+        if gate is None:
+            return
+        met = self._meet(gate, "shadow window skipped: no live release here to copy requests from",
+                         lambda live: HostShadow(self.switch, self.layout, self.emit, self.plan, live, gate.spec),
+                         lambda shadow: shadow.mirror())
+        if met is None:
+            return
+        shadow, verdict = met
+        if verdict.decision == PROMOTE:
+            self.shadow = verdict
+            return
+        timer = Timer(self.emit, "stop", host=self.host, detail=f"proxy -> {self.previous} only, no copies")
+        try:
+            shadow.back()
+        except BaseException as exc:
+            timer.failed(_why(exc))
+            raise SwitchBackFailed(f"{self.host}: shadow: {verdict.reason}; removing the mirror failed: {_why(exc)} "
+                                   f"({self.previous} still answers every user)",
+                                   hint="check `deployctl status` and the proxy") from None
+        self.phase = "aborted"
+        timer.done(f"{self.previous} answers every user, as it did throughout")
+        self._clean_up()
+        self._record(ABORTED, self.previous, f"shadow: {verdict.reason}", extra={"shadow": verdict.to_dict()})
+        raise ShadowStopped(f"{self.host}: shadow window stopped {self.release} before its switch: {verdict.reason}",
+                            hint=f"{self.previous} answered every user throughout; nothing was switched")
+
+    def _recover(self) -> None:
+        self._recover_canary()
+        self._recover_shadow()
+
+    def _recover_shadow(self) -> None:
+        """A shadow window a killed deployctl left here: the mirror goes, its release too, recorded."""
+        release = recover_shadow(self.switch, self.layout, self.emit)
+        if release is None or release == self.previous:
+            return
+        self.switch.remove(self.switch.release_containers().get(release, []))
+        self.switch.remove_release_networks([release])
+        self.conn.remove_tree(self.layout.release_secrets(release))
+        self.state.record(release_record(
+            release=release, action="deploy", outcome=ABORTED, previous=self.previous,
+            error="shadow: deployctl stopped before the shadow window was decided; the next deploy removed the "
+                  "mirror"))
+
+    def _verdicts(self) -> dict | None:
+        """What judged this release before its switch, for its history record."""
+        extra = {name: verdict.to_dict() for name, verdict in (("shadow", self.shadow), ("canary", self.canary))
+                 if verdict is not None}
+        return extra or None
+
     # -- the canary (services/canary.py, docs/release-safety.md) ------------------------------
 
     def _canary(self) -> HostCanary | None:
@@ -394,23 +470,35 @@ class HostDeploy:
         canary, its watchdog still armed) or back (abort: raises)."""
         gate = self.gate
         assert gate is not None
-        live = self._live_spec()
-        if live is None:
-            gate.leave(self.host)
-            self.emit(Message("canary skipped: no live release here to share the traffic with", host=self.host))
+        met = self._meet(gate, "canary skipped: no live release here to share the traffic with",
+                         lambda live: HostCanary(self.switch, self.names, self.layout, self.emit, self.plan, live,
+                                                 gate.spec),
+                         lambda canary: canary.split())
+        if met is None:
             return None
-        canary = HostCanary(self.switch, self.names, self.layout, self.emit, self.plan, live, gate.spec)
-        try:
-            since = canary.split()
-        except BaseException:
-            gate.leave(self.host)
-            raise
-        verdict = gate.join(canary, since)
+        canary, verdict = met
         if verdict.decision == PROMOTE:
             self.canary = verdict
             return canary
         self._canary_abort(canary, verdict)
         return None  # not reached: the abort raises
+
+    def _meet(self, gate: CanaryGate, skipped: str, part, begin):  # type: ignore[no-untyped-def]
+        """What a canary and a shadow window share: skipped (saying `skipped`) without a live
+        release; else this host's `part(live)` begun (its proxy changed; the gate left if that
+        fails) and then the one verdict of every host. Returns (the part, the verdict)."""
+        live = self._live_spec()
+        if live is None:
+            gate.leave(self.host)
+            self.emit(Message(skipped, host=self.host))
+            return None
+        judged = part(live)
+        try:
+            since = begin(judged)
+        except BaseException:
+            gate.leave(self.host)
+            raise
+        return judged, gate.join(judged, since)
 
     def _disarm(self, canary: HostCanary) -> None:
         """After the switch: the watchdog goes. Had it fired in between

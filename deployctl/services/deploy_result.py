@@ -15,6 +15,7 @@ class DeployOptions:
     force_unlock: Unlock | bool = False  # True: break a stale lock (plan.lock.Unlock)
     no_guard: bool = False  # --no-guard: skip the error-rate guard after the switch, this once
     canary: int | None = None  # --canary N: this share instead of rollout.canary (0: none), this once
+    shadow: float | None = None  # --shadow N: this many seconds instead of rollout.shadow_window (0: none), this once
     hooks: bool = True  # False: --no-hooks (each configured hook is skipped with a warning)
 
 

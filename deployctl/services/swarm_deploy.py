@@ -26,6 +26,7 @@ from ..plan import rollout as rollout_plan
 from ..plan import swarm as sw
 from ..plan import swarm_scale as ss
 from ..plan.canary import canary_spec
+from ..plan.shadow import shadow_spec
 from ..plan.env_values import SecretValueError, env_file
 from ..plan.proxy_config import live_release
 from ..plan.release_spec import ReleaseSpec, release_spec
@@ -171,6 +172,13 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         # the traffic to a release the user asked to try on a share first.
         raise UsageError(f"environments.{env_name}: a canary (--canary, rollout.canary) is not run on a Swarm "
                          "target yet", hint="deploy without --canary, or set rollout.canary = 0 (docs/swarm.md)")
+    if shadow_spec(environment.rollout, options.shadow) is not None:
+        # Refused the same way: a deploy without it would switch a release the user asked to
+        # judge on copies of live traffic first. (The Swarm's global proxy would need the
+        # mirror on every node and the new service reachable beside the live one.)
+        raise UsageError(f"environments.{env_name}: a shadow window (--shadow, rollout.shadow_window) is not run on "
+                         "a Swarm target yet",
+                         hint="deploy with --shadow 0, or set rollout.shadow_window = 0 (docs/swarm.md)")
     emit = serialized(emit)
     job = SwarmJob(loaded, env_name, emit, manager)
     try:

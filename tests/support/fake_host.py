@@ -126,6 +126,7 @@ class FakeHost:
         self.crashing: list[str] = []  # regexes: a matching container exits as soon as it starts
         self.gone = False  # every call raises ConnectionLost (the host became unreachable)
         self.calls: list[tuple[str, str]] = []
+        self.configs: list[str] = []
         self.unknown: list[str] = []
         self.terminal = ""  # what `interactive` runs showed
         self._ips = 1
@@ -173,6 +174,8 @@ class FakeHost:
         with self._lock:
             self._parents(path)
             self.files[path] = (bytes(data), mode)
+            if path.endswith(("/nginx.conf", "/nginx.conf.next")):
+                self.configs.append(bytes(data).decode(errors="replace"))  # every proxy configuration written
 
     def read_file(self, path: str) -> bytes | None:
         self._file_fault("read_file", path)

@@ -35,6 +35,7 @@ from deployctl.services.deploy import deploy
 from deployctl.services.hosts import layout_for
 from deployctl.services.release_images import ReleaseImages
 from deployctl.services.rollback import rollback
+from deployctl.services.shadow import ShadowStopped
 from tests.support.fake_host import FakeHost, Fault, wrong_release
 
 CONFIG = """
@@ -81,6 +82,30 @@ state_dir = "/srv/state"
 drain = 0
 guard_window = 30
 warm_window = 0
+
+[environments.shadowed]
+target = "local"
+proxy_port = 8080
+state_dir = "/srv/state"
+[environments.shadowed.rollout]
+drain = 0
+guard_window = 0
+warm_window = 0
+shadow_window = 30
+shadow_min_requests = 20
+
+[environments.shadowfleet]
+target = "ssh"
+hosts = ["h1", "h2", "h3"]
+proxy_port = 8080
+state_dir = "/srv/state"
+[environments.shadowfleet.rollout]
+drain = 0
+guard_window = 0
+warm_window = 0
+batch = 1
+shadow_window = 30
+shadow_min_requests = 60
 
 [environments.prod]
 target = "ssh"
@@ -1163,4 +1188,107 @@ def test_the_guard_reads_the_log_in_the_hosts_clock_and_reverts():
     assert (last.release, last.outcome) == (tried, REVERTED) and last.extra["guard"]["whole"]["errors"] == 30
     assert host.of_release(tried) == []
     assert any("behind this machine's" in w for w in site.warnings())
+    next(gen, None)
+
+
+
+# -- the shadow window (issue 27, services/shadow.py) -------------------------------------------
+
+SHADOWED = layout_for(LOADED, "shadowed")
+
+
+def proxy_log(host: FakeHost, layout, *, copy_errors: int, live_errors: int = 0, n: int = 30):  # type: ignore[no-untyped-def]
+    """`docker logs --since` of the proxy while a release is judged: `n` GETs answered by the
+    live release and the same `n` copied to the tried one (the one holding the lock)."""
+    def answer(argv):  # type: ignore[no-untyped-def]
+        since = float(argv[argv.index("--since") + 1])
+        live = current(host, layout)
+        tried = LockRecord.parse(host.read_file(layout.lock_info)).release
+        lines = []
+        for i in range(n):
+            at = since + 0.001 + i * 1e-4
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1e9):09d}Z"
+            for release, errors in ((live, live_errors), (tried, copy_errors)):
+                status = 500 if i < errors else 200
+                lines.append(f'{stamp} 10.0.0.1 [-] "GET /items/{i} HTTP/1.1" {status} 5 rt=0.002 upstream=172.18.0.9:8000 '
+                             f"ustatus={status} urt=0.002 release={release}")
+        return CommandResult(0, "\n".join(lines) + "\n", "")
+    return Fault("run", r"^docker logs --timestamps --since ", times=0, effect=answer)
+
+
+@pytest.fixture
+def shadowed():
+    yield from local_site("shadowed")
+
+
+def test_a_release_whose_copies_fail_is_stopped_by_the_shadow_window_before_its_switch(shadowed):
+    # The rule (no tests/faults cell yet): the new release fails 10 of 30 copies | shadow | previous | aborted | 6
+    site, host = shadowed
+    host.faults.append(proxy_log(host, SHADOWED, copy_errors=10))
+    error = site.failing_deploy(ShadowStopped)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED and "shadow_max_error_rate" in error.message
+    tried = tried_release(host, SHADOWED)
+    assert tried != site.r1 and any(f"# shadow: {tried} GET,HEAD" in c for c in host.configs)
+    assert host.serving() == site.r1 and config_names(host, SHADOWED) == site.r1
+    assert "mirror" not in host.text(f"{SHADOWED.proxy_dir}/nginx.conf")
+    assert current(host, SHADOWED) == site.r1 and not locked(host, SHADOWED)
+    last = records(host, SHADOWED)[-1]
+    assert (last.release, last.outcome) == (tried, "aborted") and last.error.startswith("shadow: ")
+    assert last.extra["shadow"]["new"]["errors"] == 10 and last.extra["shadow"]["live"]["errors"] == 0
+    assert host.of_release(tried) == [] and host.text(f"{SHADOWED.proxy_dir}/nginx.live.conf") is None
+
+
+def test_a_release_whose_copies_answer_as_the_live_one_switches_after_the_shadow_window(shadowed):
+    site, host = shadowed
+    host.faults.append(proxy_log(host, SHADOWED, copy_errors=0))
+    r2 = site.deploy()
+    assert host.serving() == r2 and config_names(host, SHADOWED) == r2 and current(host, SHADOWED) == r2
+    assert any(f"# shadow: {r2} GET,HEAD" in c for c in host.configs)
+    assert "mirror" not in host.text(f"{SHADOWED.proxy_dir}/nginx.conf")
+    assert host.text(f"{SHADOWED.proxy_dir}/nginx.live.conf") is None
+    last = records(host, SHADOWED)[-1]
+    assert (last.release, last.outcome) == (r2, LIVE) and last.extra["shadow"]["decision"] == "promote"
+
+
+def test_a_shadow_window_with_too_few_copies_stops_the_deploy(shadowed):
+    site, host = shadowed  # no traffic: `docker logs` answers nothing for the whole window
+    error = site.failing_deploy(ShadowStopped)
+    assert "only 0 requests reached the shadow" in error.message
+    assert host.serving() == site.r1 and records(host, SHADOWED)[-1].outcome == "aborted"
+
+
+def test_a_mirror_left_by_a_killed_deploy_is_removed_by_the_next_one(shadowed):
+    # The rule (no tests/faults cell yet): deployctl killed during the shadow window | the next deploy recovers
+    site, host = shadowed
+    live_only = host.read_file(f"{SHADOWED.proxy_dir}/nginx.conf")
+    left = "20991231-000000-deadbee"
+    host.put_file(f"{SHADOWED.proxy_dir}/nginx.live.conf", live_only, 0o644)
+    host.put_file(f"{SHADOWED.proxy_dir}/nginx.conf",
+                  live_only.replace(b"# live: ", f"# shadow: {left} GET,HEAD\n# live: ".encode(), 1), 0o644)
+    host.faults.append(proxy_log(host, SHADOWED, copy_errors=0))
+    r2 = site.deploy()
+    assert any("was not decided" in w for w in site.warnings())
+    assert host.serving() == r2 and current(host, SHADOWED) == r2
+    assert [r.outcome for r in records(host, SHADOWED) if r.release == left] == ["aborted"]
+
+
+def test_a_fleet_is_judged_once_over_every_hosts_copies_and_every_host_stops():
+    # The rule (no tests/faults cell yet): fleet of 3, host 2's copies fail 12 of 30, hosts 1 and 3 answer all
+    # | shadow | previous (3 of 3) | aborted x3 | 6 | no
+    gen = fleet_site("shadowfleet")
+    site, hosts = next(gen)
+    layout = layout_for(LOADED, "shadowfleet")
+    for i, host in enumerate(hosts):
+        host.faults.append(proxy_log(host, layout, copy_errors=12 if i == 1 else 0))
+    error = site.failing_deploy(RolloutError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED
+    assert [h.outcome for h in error.hosts] == [plan.ABORTED] * 3  # every host mirrored at once (no batches)
+    tried = error.hosts[0].release
+    for host in hosts:
+        last = records(host, layout)[-1]
+        assert (last.release, last.outcome) == (tried, "aborted")
+        # One verdict over the three logs: 90 copies, 12 errors (13.3%), the same numbers on every host.
+        assert (last.extra["shadow"]["new"]["requests"], last.extra["shadow"]["new"]["errors"]) == (90, 12)
+        assert set(last.extra["shadow"]["hosts"]) == {"h1", "h2", "h3"}
+        assert host.serving() == site.r1 and host.of_release(tried) == []
     next(gen, None)

@@ -256,3 +256,22 @@ def test_a_canary_on_a_swarm_is_refused_before_any_connection(tmp_path):
     path.write_text(CONFIG_TEXT.replace("proxy_port = 8080", "proxy_port = 8080\n[environments.prod.rollout]\ncanary = 5"))
     with pytest.raises(UsageError, match="not run on a Swarm"):
         deploy(load_config(path), "prod", images, {}, Recorder())
+
+
+def test_a_shadow_window_on_a_swarm_is_refused_by_name_before_any_connection(tmp_path):
+    from deployctl.config import load_config
+    from deployctl.errors import ExitCode, UsageError
+    from deployctl.events import Recorder
+    from deployctl.services.deploy import DeployOptions, deploy
+    from deployctl.services.release_images import ReleaseImages
+
+    path = tmp_path / "deploy.toml"
+    path.write_text(CONFIG_TEXT.replace("proxy_port = 8080", "proxy_port = 8080\n[environments.prod.rollout]\n"
+                                                             "shadow_window = 30"))
+    images = ReleaseImages({**IMAGES, "proxy": PROXY_IMAGE}, "abc1234def")
+    with pytest.raises(UsageError, match=r"environments\.prod: a shadow window .* is not run on a Swarm") as info:
+        deploy(load_config(path), "prod", images, {}, Recorder())
+    assert info.value.exit_code == ExitCode.USAGE and "--shadow 0" in (info.value.hint or "")
+    path.write_text(CONFIG_TEXT)
+    with pytest.raises(UsageError, match="a shadow window"):  # --shadow N asks for one too
+        deploy(load_config(path), "prod", images, {}, Recorder(), options=DeployOptions(shadow=10))
