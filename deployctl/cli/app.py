@@ -55,7 +55,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
               "List an environment's hosts (EC2 discovery asked afresh; no host is contacted); `hosts trust` "
               "pins their SSH host keys."),
     "accessory": ("accessory", "accessory_app",
-                  "Long-lived containers beside the app, such as its database: boot, stop, status, logs, remove."),
+                  "Long-lived containers beside the app, such as its database: boot, stop, status, logs, remove, backup."),
     "infra": ("infra", "infra_app",
               "The AWS network, hosts and database of an environment (CloudFormation): plan, apply, destroy, "
               "output, template."),
