@@ -22,7 +22,8 @@ from typing import Sequence
 from ..adapters.backup_store import BackupStore, open_store
 from ..config import LoadedConfig
 from ..config.models import Accessory
-from ..errors import DeployError, UsageError
+from ..adapters.connector import ConnectionLost
+from ..errors import ConnectError, DeployError, UsageError
 from ..events import Emit, Message, Timer
 from ..plan import accessories as acc
 from ..plan import backups as bk
@@ -101,9 +102,14 @@ def take(loaded: LoadedConfig, env_name: str, conn, t: Target, emit: Emit, *, re
     errors: list[bytes] = []
     with tempfile.TemporaryDirectory(prefix="deployctl-backup-") as folder:
         path = Path(folder) / (bid + bk.SUFFIX)
-        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as packed:
-            rc = conn.stream(bk.dump_argv(t.spec.container, t.kind, t.accessory),
-                             on_stdout=packed.write, on_stderr=errors.append)
+        try:
+            with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as packed:
+                rc = conn.stream(bk.dump_argv(t.spec.container, t.kind, t.accessory),
+                                 on_stdout=packed.write, on_stderr=errors.append)
+        except ConnectionLost as exc:
+            timer.failed(str(exc))
+            raise ConnectError(f"{conn.host}: the connection went during the dump of {t.name}: {exc}",
+                               hint="nothing was stored; earlier backups are as they were") from None
         if rc != 0:
             why = redactor(b"".join(errors).decode(errors="replace").strip())[-500:] or f"exit {rc}"
             timer.failed(why)

@@ -24,7 +24,7 @@ import pymysql
 import pytest
 
 from deployctl.errors import ExitCode
-from tests.integration.deploy_fixtures import PROXY_STANDIN, docker, free_port, remove_app, unique_app
+from tests.integration.deploy_fixtures import PROXY_STANDIN, docker, free_port, remove_app_with_data, unique_app
 from tests.integration.test_accessory_features import Cli
 from tests.support.moto_server import start_moto_server
 
@@ -130,13 +130,7 @@ def project(tmp_path, standin_images, capsys, monkeypatch):
     port = free_port()
     config = write_project(tmp_path, app, port, schema=1, backup_dir=tmp_path / "backups", before_migrate=False)
     yield app, config, port, Cli(config, capsys, monkeypatch)
-    remove_app(app)
-    volumes = docker("volume", "ls", "-q", "--filter", f"name={app}-", check=False).split()
-    if volumes:
-        docker("volume", "rm", "-f", *volumes, check=False)
-    images = docker("images", "-q", "--filter", f"label=io.deployctl.app={app}", check=False).split()
-    if images:
-        docker("rmi", "-f", *set(images), check=False)
+    remove_app_with_data(app)
 
 
 @pytest.fixture
@@ -145,10 +139,6 @@ def moto(tmp_path):
     yield server
     server.stop()
 
-
-def result(out: str) -> dict:
-    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return next(line for line in lines if line.get("event") == "result")
 
 
 def test_backup_restore_and_a_rollback_across_a_migration(project, moto, tmp_path, monkeypatch):
