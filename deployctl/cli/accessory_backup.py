@@ -36,18 +36,6 @@ HostOption = Annotated[Optional[str], typer.Option(
     "--host", help="The host whose accessory is meant (default: the environment's first).")]
 
 
-def _conn(app: AppContext, env: str, host: str | None):  # type: ignore[no-untyped-def]
-    from ..errors import UsageError
-    from ..services.hosts import connectors_for
-
-    conns = connectors_for(app.loaded, env)
-    if host is not None:
-        conns = [c for c in conns if c.host == host] or conns
-        if conns[0].host != host:
-            raise UsageError(f"no host {host!r} in environment {env!r}")
-    return conns[0]
-
-
 @backup_app.command(TAKE, hidden=True)
 def take(ctx: typer.Context, name: AccessoryName, env: EnvOption = "local", to: ToOption = None,
          host: HostOption = None) -> None:
@@ -55,19 +43,12 @@ def take(ctx: typer.Context, name: AccessoryName, env: EnvOption = "local", to: 
     from ..services import backups
 
     app: AppContext = ctx.obj
-    backups.refuse_swarm(app.loaded, env, "accessory backup")
-    target = backups.target(app.loaded, env, name, to)
-    conn = _conn(app, env, host)
-    try:
-        conn.connect()
-        manifest = backups.take(app.loaded, env, conn, target, app.emit)
-    finally:
-        conn.close()
+    manifest, where = backups.backup_now(app.loaded, env, name, app.emit, to=to, host=host)
     if app.mode == "json":
-        finish(app, "accessory backup", {"environment": env, "backup": vars(manifest), "where": target.store.where})
+        finish(app, "accessory backup", {"environment": env, "backup": vars(manifest), "where": where})
         return
     app.emit.close()
-    app.out(f"backup {manifest.id} of {name} in {target.store.where} (sha256 {manifest.sha256})")
+    app.out(f"backup {manifest.id} of {name} in {where} (sha256 {manifest.sha256})")
 
 
 @backup_app.command("list")
@@ -102,7 +83,7 @@ def restore(ctx: typer.Context, name: AccessoryName,
     target = backups.target(app.loaded, env, name, to)
     confirm_environment(env, f"This replaces the data of {name} in {env} with backup {backup_id}.",
                         f"restoring {name}", yes)
-    conn = _conn(app, env, host)
+    conn = backups.connector(app.loaded, env, host)
     try:
         conn.connect()
         backups.restore(app.loaded, env, conn, target, backup_id, app.emit, verify=verify)

@@ -79,6 +79,32 @@ def target(loaded: LoadedConfig, env_name: str, name: str, to: str | None = None
     return Target(name, spec, kind, store, base, accessory.backup.keep if accessory.backup else None, accessory)
 
 
+def connector(loaded: LoadedConfig, env_name: str, host: str | None = None):  # type: ignore[no-untyped-def]
+    """The connector of the host whose accessory is meant: `host`, else the first."""
+    from .hosts import connectors_for
+
+    conns = connectors_for(loaded, env_name)
+    chosen = [c for c in conns if host is None or c.host == host]
+    if not chosen:
+        raise UsageError(f"no host {host!r} in environment {env_name!r} ({', '.join(c.host for c in conns)})")
+    return chosen[0]
+
+
+def backup_now(loaded: LoadedConfig, env_name: str, name: str, emit: Emit, *, to: str | None = None,
+               host: str | None = None, reason: str = "manual") -> tuple[bk.Manifest, str]:
+    """One backup of accessory `name` (connect, take, close): what `deployctl accessory backup`
+    runs, and the one call for a scheduler (the jobs feature: reason="schedule").
+    Returns the manifest and where it was stored."""
+    refuse_swarm(loaded, env_name, "accessory backup")
+    t = target(loaded, env_name, name, to)
+    conn = connector(loaded, env_name, host)
+    try:
+        conn.connect()
+        return take(loaded, env_name, conn, t, emit, reason=reason), t.store.where
+    finally:
+        conn.close()
+
+
 def _running(conn, t: Target) -> None:  # type: ignore[no-untyped-def]
     state = accessories.states(conn, [t.spec]).get(t.name)
     if state is None or state.status != "running":

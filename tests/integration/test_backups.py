@@ -2,7 +2,8 @@
 and 5), on this machine's engine, in one walk through phases (each deploy costs seconds):
 
 1. deploy v1 (its migration makes `items`; its schema_version prints 1, recorded);
-2. backup to a folder, delete rows, restore (--verify first): the rows are back;
+2. backup to a folder, delete rows, restore (--verify first): the rows are back; the same
+   through an SSH connector (sshd in front of this engine);
 3. the same through S3 (moto's server): backup, list --json, delete, restore;
    S3 unreachable: a clear error (exit 4), nothing stored, the folder's backups untouched;
 4. deploy v2 with rollout.backup_before_migrate (its migration adds a column; schema 2),
@@ -23,7 +24,11 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from deployctl.adapters.ssh import SSHConnector
+from deployctl.config import load_config
 from deployctl.errors import ExitCode
+from deployctl.events import Recorder
+from deployctl.services import backups
 from tests.integration.deploy_fixtures import PROXY_STANDIN, docker, free_port, remove_app_with_data, unique_app
 from tests.integration.test_accessory_features import Cli
 from tests.support.moto_server import start_moto_server
@@ -141,7 +146,7 @@ def moto(tmp_path):
 
 
 
-def test_backup_restore_and_a_rollback_across_a_migration(project, moto, tmp_path, monkeypatch):
+def test_backup_restore_and_a_rollback_across_a_migration(project, moto, ssh_host, tmp_path, monkeypatch):
     app, config, port, cli = project
     db = f"{app}-local-db"
     folder = tmp_path / "backups"
@@ -168,6 +173,20 @@ def test_backup_restore_and_a_rollback_across_a_migration(project, moto, tmp_pat
     assert sql(db, "SELECT name FROM items ORDER BY id") == "apple\npear"
     assert docker("ps", "-aq", "--filter", f"name={db}-verify-") == ""  # the throwaway copy is gone
     assert docker("volume", "ls", "-q", "--filter", f"name={app}-local-db-data-verify") == ""
+
+    # 2b. The same service calls over SSH (sshd in front of this engine): the dump streams back
+    # through an SSH channel, the restore goes in on the channel's stdin.
+    loaded = load_config(config)
+    target = backups.target(loaded, "local", "db", str(tmp_path / "over-ssh"))
+    conn = SSHConnector(ssh_host.host, port=ssh_host.port, user=ssh_host.user, key_file=ssh_host.key_file,
+                        known_hosts=ssh_host.known_hosts_file).connect()
+    try:
+        over_ssh = backups.take(loaded, "local", conn, target, Recorder())
+        sql(db, "DELETE FROM items")
+        backups.restore(loaded, "local", conn, target, over_ssh.id, Recorder())
+    finally:
+        conn.close()
+    assert over_ssh.host == conn.host and sql(db, "SELECT name FROM items ORDER BY id") == "apple\npear"
 
     # 3. Through S3 (moto): credentials from the environment, never an argv.
     for key, value in moto.environ().items():
