@@ -2,9 +2,9 @@
 
 A deploy records, on its history line, `extra.schema`: what each service's `schema_version`
 command printed after the migrations ({service: version}), and, with
-rollout.backup_before_migrate, `extra.backup`: the backup taken just before them. Every
-switch record (deploy, rollback) carries the schema the database holds after it, so the
-schema in effect is the newest live record's.
+rollout.backup_before_migrate, `extra.backup`: the backup taken just before them. A
+rollback that went live records the schema the database holds after it. The schema in
+effect is the newest record's that carries one.
 
 The rule, for `rollback` and for the guard's and the canary's automatic switch back: going
 to a release whose recorded schema differs from the one in effect is refused, naming both,
@@ -30,9 +30,11 @@ def schema_of(history: History, release: str) -> dict[str, str] | None:
 
 
 def schema_in_effect(history: History) -> dict[str, str] | None:
-    """What the newest switch (deploy or rollback that went live) recorded."""
+    """What the newest record carrying a schema says. A deploy records it right after its
+    migrations, so whatever its outcome (live, reverted by the guard, failed later) the
+    database has had that schema since; a rollback records it once it went live."""
     for record in reversed(history.records):
-        if record.outcome == LIVE and record.action in ("deploy", "rollback") and record.extra.get(SCHEMA):
+        if record.action in ("deploy", "rollback") and record.extra.get(SCHEMA):
             return dict(record.extra[SCHEMA])
     return None
 

@@ -225,3 +225,14 @@ def test_a_restore_feeds_the_dump_on_stdin_never_on_argv(loaded, tmp_path):
     backups.restore(loaded, "local", conn, target, made.id, Recorder())
     [(argv, stdin)] = [(a, s) for a, s in conn.ran if a[:3] == ["docker", "exec", "-i"]]
     assert stdin == b"DATA" and argv[3] == "shop-local-db"
+
+
+def test_a_deploy_reverted_after_its_migrations_still_set_the_schema_in_effect():
+    h = history({"release": R1, "action": "deploy", "outcome": "succeeded", "extra": {"schema": {"api": "1"}}},
+                {"release": R2, "action": "deploy", "outcome": "succeeded", "previous": R1,
+                 "extra": {"schema": {"api": "1"}}},
+                {"release": R3, "action": "deploy", "outcome": "reverted", "previous": R2,
+                 "extra": {"schema": {"api": "2"}}})
+    assert schema.schema_in_effect(h) == {"api": "2"}  # R2 serves again, on the schema R3 migrated to
+    refused = schema.decide(h, R1)
+    assert refused.action == schema.REFUSE and "the database schema is api 2" in refused.message
