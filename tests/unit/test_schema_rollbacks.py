@@ -15,14 +15,13 @@ from deployctl.adapters.connector import CommandResult
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ExitCode, RollbackError, UncertainError
 from deployctl.events import Recorder
-from deployctl.plan.lock import LockRecord
 from deployctl.plan.releases import History
 from deployctl.secrets import Secret
 from deployctl.services.deploy import deploy
 from deployctl.services.hosts import layout_for
 from deployctl.services.release_images import ReleaseImages
 from deployctl.services.rollback import rollback
-from tests.support.fake_host import FakeHost, Fault
+from tests.support.fake_host import FakeHost, Fault, failing_access_log
 from tests.unit.test_lifecycle_rules import virtual_time  # noqa: F401 - the fixture: health waits in microseconds
 
 CONFIG = """
@@ -146,17 +145,7 @@ def test_the_guard_that_cannot_switch_back_for_the_schema_says_so_and_fires_on_r
     site.deploy("1")
     layout = site.layout
 
-    def failing_log(argv):  # type: ignore[no-untyped-def]
-        """Every request to the new release answered 500, after --since."""
-        since = float(argv[argv.index("--since") + 1])
-        tried = LockRecord.parse(site.host.read_file(layout.lock_info)).release
-        lines = []
-        for i in range(1, 31):
-            at = since + 0.001 + i * 1e-5
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1e9):09d}Z"
-            lines.append(f'{stamp} 10.0.0.1 [-] "GET / HTTP/1.1" 500 5 rt=0.002 upstream=172.18.0.9:8000 '
-                         f"ustatus=500 urt=0.002 release={tried}")
-        return CommandResult(0, "\n".join(lines) + "\n", "")
+    failing_log = failing_access_log(site.host, layout.lock_info)
 
     site.host.faults += [Fault("run", r"^date \+%s\.%N$", times=0,
                                effect=lambda argv: CommandResult(0, f"{time.time():.9f}\n", "")),
