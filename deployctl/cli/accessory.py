@@ -8,6 +8,7 @@ from typing import Annotated, Iterator
 
 import typer
 
+from .accessory_backup import backup_app
 from .common import ArtifactsOption, artifacts_path, finish, table
 from .config import EnvOption
 from .context import AppContext
@@ -15,9 +16,10 @@ from .context import AppContext
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="An accessory from deploy.toml, or 'all' (the environment's).")]
 
 accessory_app = typer.Typer(
-    help="Long-lived containers beside the app, such as its database: boot, stop, status, logs, remove.",
+    help="Long-lived containers beside the app, such as its database: boot, stop, status, logs, remove, backup.",
     no_args_is_help=True, add_completion=False, rich_markup_mode=None,
 )
+accessory_app.add_typer(backup_app, name="backup")
 
 
 def _is_swarm(app: AppContext, env: str) -> bool:
@@ -223,3 +225,4 @@ def remove(ctx: typer.Context, name: NameArg, env: EnvOption = "local",
         finish(app, "accessory remove", {"environment": env, "accessories": removed})
         return
     app.emit.close()
+

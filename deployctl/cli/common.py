@@ -71,3 +71,20 @@ def table(app: AppContext, title: str, columns: list[str], rows: list[list[str]]
     print(title)
     for row in [columns, *rows]:
         print("  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def confirm_environment(env: str, question: str, refused: str, yes: bool) -> None:
+    """A destructive command goes on only when the environment's name is typed (or --yes,
+    for CI). No terminal and no --yes: refused, as no one can answer."""
+    import sys
+
+    from ..errors import DeployError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise DeployError(f"refused: {refused} needs its environment's name typed on a terminal",
+                          hint="pass --yes where no one can type (CI)")
+    typed = typer.prompt(f"{question} Type the environment's name ({env}) to go on", default="", show_default=False)
+    if typed.strip() != env:
+        raise DeployError(f"refused: {typed.strip()!r} is not {env!r}; nothing was changed")

@@ -10,7 +10,8 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 
-from .common import ArtifactsOption, NoHooksOption, artifacts_path, finish, hooks_skipped_warning, table
+from .common import (ArtifactsOption, NoHooksOption, artifacts_path, confirm_environment, finish, hooks_skipped_warning,
+                     table)
 from .config import EnvOption
 from .context import AppContext
 from .unlock import ForceUnlock, ForceUnlockLive, Yes, unlock_policy
@@ -268,11 +269,22 @@ def rollback(
     yes: Yes = False,
     dry_run: DryRun = False,
     no_hooks: NoHooksOption = False,
+    accept_schema: Annotated[bool, typer.Option(
+        "--accept-schema", help="Go back even though the target was recorded with another database schema: "
+                                "its code works on the current one.")] = False,
+    restore_data: Annotated[bool, typer.Option(
+        "--restore-data", help="Across a schema change: restore the backup taken before the migration "
+                               "(rollout.backup_before_migrate), then switch. Asks for the environment's name "
+                               "(--yes for CI).")] = False,
 ) -> None:
     """Switch back to an earlier release still on the hosts: no build, no registry."""
     from ..services.rollback import rollback as run_rollback
 
     app: AppContext = ctx.obj
+    if accept_schema and restore_data:
+        from ..errors import UsageError
+
+        raise UsageError("give --accept-schema or --restore-data, not both")
     if to is not None:  # checked before it reaches a host: it becomes names and paths there
         from ..errors import UsageError
         from ..plan.releases import BadReleaseId, check_release_id
@@ -296,9 +308,14 @@ def rollback(
     # The hooks' secrets only (a rollback needs no other): a missing one fails here, exit 3.
     secrets = {} if no_hooks else hook_secrets(loaded, env)
     hooks_skipped_warning(app, no_hooks)
+    if restore_data:
+        confirm_environment(env, f"--restore-data replaces the database of {env} with the backup taken before the "
+                                 "migration, if the schemas differ: what was written since is lost.",
+                            "rollback --restore-data", yes)
     with sigterm_interrupts(), _hosts_reported(app, "rollback", f"Rollback of {env} stopped"):
         outcomes = run_rollback(loaded, env, app.emit, to=to, message=message, force_unlock=unlock,
-                                hooks=not no_hooks, secrets=secrets)
+                                hooks=not no_hooks, secrets=secrets, accept_schema=accept_schema,
+                                restore_data=restore_data)
     if app.mode == "json":
         finish(app, "rollback", {"hosts": [vars(o) for o in outcomes]})
         return

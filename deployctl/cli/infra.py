@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import finish, table
+from .common import confirm_environment, finish, table
 from .config import EnvOption
 from .context import AppContext
 
@@ -84,19 +84,12 @@ def destroy(ctx: typer.Context, env: EnvOption = "local",
             yes: Annotated[bool, typer.Option("--yes", help="Do not ask (CI): delete without typing the name.")] = False
             ) -> None:
     """Delete the environment's stack: hosts, network and database. Asks for the environment's name."""
-    from ..errors import DeployError
     from ..services import infra
 
     app: AppContext = ctx.obj
     target = infra.target_for(app.loaded, env)  # config mistakes first, before the question
-    if not yes:
-        if not sys.stdin.isatty():
-            raise DeployError(f"refused: deleting stack {target.stack_name} needs its environment's name typed "
-                              "on a terminal", hint="pass --yes where no one can type (CI)")
-        typed = typer.prompt(f"This deletes stack {target.stack_name}: the hosts, the network and the database. "
-                             f"Type the environment's name ({env}) to go on", default="", show_default=False)
-        if typed.strip() != env:
-            raise DeployError(f"refused: {typed.strip()!r} is not {env!r}; nothing was deleted")
+    confirm_environment(env, f"This deletes stack {target.stack_name}: the hosts, the network and the database.",
+                        f"deleting stack {target.stack_name}", yes)
     deleted = infra.destroy(app.loaded, env, app.emit)
     if app.mode == "json":
         finish(app, "infra destroy", {"environment": env, "stack": target.stack_name, "deleted": deleted})

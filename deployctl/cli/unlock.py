@@ -21,7 +21,7 @@ ForceUnlock = Annotated[bool, typer.Option(
 ForceUnlockLive = Annotated[bool, typer.Option(
     "--force-unlock-live", help="Also break a LIVE lock: names its holder and asks first (--yes answers for CI). "
                                 "If the holder still runs, two deploys then run at once.")]
-Yes = Annotated[bool, typer.Option("--yes", help="Answer yes to --force-unlock-live's question (CI).")]
+Yes = Annotated[bool, typer.Option("--yes", help="Answer yes to --force-unlock-live's (and rollback --restore-data's) question (CI).")]
 
 
 def unlock_policy(force_unlock: bool, force_unlock_live: bool, yes: bool, *,

@@ -182,6 +182,9 @@ class Service(Strict):
     env: dict[EnvVarName, str] = {}
     secrets: list[EnvVarName] = []
     migrate: list[str] | None = None
+    # A command (run like `migrate`, after it) printing the database schema's version, e.g.
+    # the migration head; recorded with the release so rollbacks see a schema change.
+    schema_version: list[str] | None = None
     routed: bool = False
     # How many tasks of this service a `swarm` environment runs (spread over the nodes by
     # Swarm); `deployctl scale` changes the live release's count without a new release.
@@ -199,6 +202,8 @@ class Service(Strict):
     def _checks(self) -> "Service":
         if self.migrate is not None and not self.migrate:
             raise ValueError("migrate: give the command as a non-empty list, e.g. [\"python\", \"-m\", \"backend.migrate\"]")
+        if self.schema_version is not None and not self.schema_version:
+            raise ValueError("schema_version: give the command as a non-empty list, e.g. [\"alembic\", \"current\"]")
         if self.test is not None and self.test_target is not None:
             raise ValueError("give either test_target (a Dockerfile stage) or a [test] table, not both")
         dup = set(self.env) & set(self.secrets)
@@ -395,6 +400,10 @@ class Rollout(Strict):
     # Stopped when the mirrored p95 is over this many times the live release's (and at least
     # SHADOW_P95_FLOOR_MS slower: below that, a ratio of two small numbers is noise).
     shadow_max_p95_ratio: Annotated[float, Field(ge=1, le=1000)] = 2.0
+    # Before a deploy's migrations: back up this accessory (a database the environment lists)
+    # and record the backup's id in the release, so `rollback --restore-data` can restore it.
+    backup_before_migrate: bool = False
+    backup_accessory: str | None = None  # which one; None: the environment's only one with a dump
 
 
 SECRET_SOURCE_RE = re.compile(r"^(env|ssm:/.*|secretsmanager:.+)\Z")
@@ -501,6 +510,40 @@ def _file_mount(value: str) -> str:
     return value
 
 
+CRON_FIELD_RE = re.compile(r"^(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?)*\Z")
+CRON_MACROS = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight")
+
+
+def _schedule(value: str) -> str:
+    """A cron expression (five fields, as crontab(5)) or one of its @macros. Validated here;
+    run by the jobs feature ([jobs.NAME], docs/backups.md)."""
+    fields = value.split()
+    if value.strip() in CRON_MACROS or (len(fields) == 5 and all(CRON_FIELD_RE.match(f) for f in fields)):
+        return value.strip()
+    raise ValueError(f"{value!r} is not a cron schedule (five fields such as \"30 3 * * *\", or @daily)")
+
+
+class AccessoryBackup(Strict):
+    """[accessories.NAME.backup] (docs/backups.md). MariaDB/MySQL and PostgreSQL images are
+    dumped with their own tools; any other image needs `command` (prints the dump on stdout,
+    run in the accessory's container) and, to be restorable, `restore_command` (reads it on
+    stdin)."""
+
+    command: list[Annotated[str, Field(min_length=1)]] | None = None
+    restore_command: list[Annotated[str, Field(min_length=1)]] | None = None
+    schedule: Annotated[str, AfterValidator(_schedule)] | None = None  # run through [jobs] (docs/backups.md)
+    keep: Annotated[int, Field(ge=1, le=10000)] | None = None  # None: every backup is kept
+    to: Annotated[str, Field(min_length=1)] | None = None  # s3://bucket/prefix or a folder; default .deployctl/backups
+
+    @model_validator(mode="after")
+    def _checks(self) -> "AccessoryBackup":
+        if self.command is not None and not self.command:
+            raise ValueError("command: give the dump command as a non-empty list, e.g. [\"redis-cli\", \"--rdb\", \"-\"]")
+        if self.restore_command is not None and not self.restore_command:
+            raise ValueError("restore_command: give the command as a non-empty list")
+        return self
+
+
 class Accessory(Strict):
     """A long-lived container beside the app (a database, a cache), Kamal's "accessory":
     started when absent, never recreated by a deploy, its data in named volumes."""
@@ -521,6 +564,7 @@ class Accessory(Strict):
     # swarm: where its one task may run (placement constraints); needed with volumes, which
     # live on one node. Other targets run it on every host and ignore this.
     placement: list[Annotated[str, AfterValidator(_placement)]] = []
+    backup: AccessoryBackup | None = None  # `deployctl accessory backup` (docs/backups.md)
 
     @model_validator(mode="after")
     def _checks(self) -> "Accessory":

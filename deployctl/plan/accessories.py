@@ -169,15 +169,15 @@ def volume_create(spec: AccessorySpec, volume: str) -> list[str]:
     return ["docker", "volume", "create", *_labels(spec.labels), volume]
 
 
-def run(spec: AccessorySpec, network: str) -> list[str]:
+def run(spec: AccessorySpec, network: str, *, alias: bool = True, restart: str = "unless-stopped") -> list[str]:
     """No published port: only containers on the app's network reach it, by its container
     name or its deploy.toml name (the alias). `unless-stopped` brings it back after the
     engine restarts; `accessory stop` keeps it stopped. Env values with a secret come from
     the 0600 env file, never from this argv."""
     return [
         "docker", "run", "--detach", "--name", spec.container, "--network", network,
-        "--network-alias", spec.alias,
-        "--restart", "unless-stopped", "--log-opt", "max-size=10m",
+        *(["--network-alias", spec.alias] if alias else []),
+        "--restart", restart, "--log-opt", "max-size=10m",
         "--stop-timeout", str(STOP_TIMEOUT),
         *_labels(spec.labels),
         *[arg for k, v in sorted(spec.env.items()) for arg in ("-e", f"{k}={v}")],

@@ -17,6 +17,9 @@ from .steps import PlannedStep
 
 PRE_BUILD, PRE_DEPLOY, PRE_MIGRATE = "pre_build", "pre_deploy", "pre_migrate"
 POST_DEPLOY, POST_ROLLBACK, ON_REVERT = "post_deploy", "post_rollback", "on_revert"
+# on_revert's DEPLOYCTL_OUTCOME when the guard did NOT switch back: the previous release was
+# recorded with another database schema (plan/schema.py); the new release still serves.
+SCHEMA_BLOCKED = "revert-refused-schema"
 PRE = frozenset({PRE_BUILD, PRE_DEPLOY, PRE_MIGRATE})  # a failure stops the command before anything changes
 
 # Where each hook runs, in the transaction's named sequence (plan -> lock -> prepare ->

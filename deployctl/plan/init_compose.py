@@ -47,6 +47,11 @@ CONFIG_SUFFIXES = (".conf", ".template", ".cfg", ".toml", ".yml", ".yaml", ".jso
 PROXY_TARGET_RE = re.compile(r"(?:proxy_pass\s+https?://|server\s+)([A-Za-z0-9_.-]+)(?::\d+)?\s*[;/]")
 
 
+# A file in a service's build context -> the command printing its migration head.
+SCHEMA_VERSION_COMMANDS = (("alembic.ini", '["alembic", "current"]'),
+                           ("manage.py", '["python", "manage.py", "showmigrations", "--plan"]'))
+
+
 class ProjectFiles(Protocol):
     """The project as seen from the compose file's directory (relative posix paths)."""
 
@@ -113,6 +118,17 @@ class _Compose:
 
     def note(self, subject: str, message: str) -> None:
         self.notes.append(Note(subject, message))
+
+    def suggest_schema_version(self, name: str, context: str) -> None:
+        """A migration tool in the build context: say how its head can be recorded with each
+        release (docs/backups.md), as a note: init cannot know that the image runs it."""
+        found = set(self.files.list_files(posixpath.normpath(context)))
+        for marker, command in SCHEMA_VERSION_COMMANDS:
+            if marker in found:
+                self.note(name, f"{marker} found: add schema_version = {command} (and migrate) to [services.{name}] "
+                                "so that each release records its schema and a rollback across a migration is "
+                                "refused (docs/backups.md)")
+                return
 
     def out_path(self, path: str) -> str:
         """A path relative to the compose file, as a path relative to deploy.toml."""
@@ -258,6 +274,7 @@ class _Compose:
         else:
             self.note(name, "no port in compose or its Dockerfile: 8000 assumed; set "
                             f"[services.{name}] port = <the port it listens on>")
+        self.suggest_schema_version(name, context)
         draft.env = self.env(raw)
         draft.secrets = self.secrets(raw)
         health = spec.get("healthcheck") if isinstance(spec.get("healthcheck"), dict) else None

@@ -20,7 +20,7 @@ from typing import Callable
 
 from ..adapters.connector import check
 from ..config import LoadedConfig
-from ..errors import DeployError
+from ..errors import DeployError, UncertainError
 from ..events import Emit, Message, Timer, serialized
 from ..plan import docker_commands as dc
 from ..plan.subnets import APP_SUBNET_PREFIX, SUBNET_PREFIX
@@ -38,13 +38,19 @@ from .accessories import ensure_accessories
 from .canary import CanaryAborted, CanaryGate, HostCanary, recover
 from .shadow import HostShadow, ShadowStopped
 from .shadow import recover as recover_shadow
-from ..plan.hooks import HookContext
+from ..plan.hooks import ON_REVERT, SCHEMA_BLOCKED, HookContext
 from .hooks import HookRunner, previous_of
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for, proxy_port, tls_port
 from .retire import retire_and_prune, stop_expired_warm
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .release_images import ReleaseImages, proxy_image_for
+from .release_schema import ReleaseDatabase, backup_before_migrate, check_settings, read_schema, schema_commands
+from ..plan.schema import BACKUP, REFUSE as SCHEMA_REFUSE, SCHEMA
+from ..plan.schema import decide as schema_decide
+from ..plan.schema import differs as schema_differs
+from ..plan.schema import schema_of
+from ..plan.schema import show as show_schema
 from ..plan.env_values import SecretValueError, env_file
 from .host_calls import PREVIOUS, UNCHANGED, UNKNOWN, mapped, on_every_host
 from .host_calls import why as _why
@@ -65,6 +71,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
     """`registry_username` overrides registry.username (ECR: the token's user, "AWS")."""
     config, environment = loaded.config, loaded.environment(env_name)
     tls.refuse_swarm(loaded, env_name)
+    check_settings(loaded, env_name)  # backup_before_migrate: refused before anything changes
     if environment.target == "swarm":  # the same verb, driven through a Swarm manager
         from .swarm_deploy import deploy as swarm_deploy
 
@@ -123,12 +130,22 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                 if meeting is not None:
                     meeting.stopped = lambda: cancel.is_set() or rollout.stop_reason is not None
 
+        shared = ReleaseDatabase()  # the migrations run once: every host's record names their schema
+        for job in jobs:
+            job.database = shared
         results, verdict = run_transaction("deploy", jobs, settings, emit, cancel=cancel, hooks=hooks,
                                            context=context, started=watch)
         hosts = [HostOutcome(job.host, release, job.previous, results[job.host].outcome,
                              results[job.host].seconds, results[job.host].error) for job in jobs]
+        blocked = [job.schema_blocked for job in jobs if job.schema_blocked]
+        if blocked:  # the guard wanted to switch back and the schema said no: on_revert says so
+            hooks.run(ON_REVERT, context.with_outcome(SCHEMA_BLOCKED))
         if not verdict.ok:
             raise deploy_failure(release, results, hosts, verdict) from unexpected(results)
+        if blocked:
+            raise UncertainError(f"{release} is live, but the guard could not switch back: {blocked[0]}",
+                                 hint=f"look at it now: `deployctl rollback --env {env_name} --restore-data` (or "
+                                      "--accept-schema) goes back deliberately")
         if config.tls_for(env_name) != "off":
             _certificate(loaded, env_name, conns, emit, release, pair)
         return DeployResult(release, images.revision, hosts)
@@ -180,6 +197,10 @@ class HostDeploy:
         self.names = names_for(loaded, env_name)
         self.layout = layout_for(loaded, env_name)
         self.state = HostState(conn, self.layout, emit)
+        # What the migration step (run on one host) found, shared by deploy() with every
+        # host's job for its record (plan/schema.py).
+        self.database = ReleaseDatabase()
+        self.schema_blocked = ""  # the guard could not switch back: why (plan/schema.decide)
         self.switch = HostSwitch(conn, self.names, self.layout, emit, checkpoint=self.cancel.check)
         self.containers = release_containers(self.config, self.environment, env_name, release, images.revision,
                                              images.images, self.layout)
@@ -283,10 +304,17 @@ class HostDeploy:
     def migration_rows(self) -> list[PlannedStep]:
         """What `migrate` runs (on the rollout's first host), as the dry run prints it."""
         rows = []
+        if self.environment.rollout.backup_before_migrate and any(True for _ in self._migrations()):
+            rows.append(PlannedStep("backup", "before the migrations, when a release is live: `deployctl accessory "
+                                              "backup` of the database accessory, its id recorded with the release"))
         for _, command, (clear, create, connect, start) in self._migrations():
             rows += [PlannedStep("migrate", "a leftover of a killed run, if any", tuple(clear)),
                      *(PlannedStep("migrate", "", tuple(argv)) for argv in (create, connect, start)),
                      PlannedStep("migrate", "the one-off container goes, whatever it exited with", tuple(clear))]
+        for _, command, (clear, create, connect, start) in schema_commands(
+                self.config, self.containers, self.names, self.release, self.spec.network):
+            rows += [PlannedStep("schema", "its last line is recorded with the release", tuple(argv))
+                     for argv in (clear, create, connect, start, clear)]
         return rows
 
     def _migrations(self):  # type: ignore[no-untyped-def]
@@ -319,9 +347,15 @@ class HostDeploy:
         hook) first when there is a migration to run."""
         try:
             self.step = "migrate"
-            if before is not None and any(True for _ in self._migrations()):
+            migrates = any(True for _ in self._migrations())
+            if before is not None and migrates:
                 before()
+            if migrates:
+                self.database.backup = backup_before_migrate(self.loaded, self.env_name, self.conn, self.release,
+                                                             self.previous, self.emit)
             self._run_migrations()
+            self.database.schema = read_schema(self.conn, schema_commands(
+                self.config, self.containers, self.names, self.release, self.spec.network), self.emit) or None
         except BaseException as exc:
             raise self._abandon(exc) from None
 
@@ -480,6 +514,7 @@ class HostDeploy:
         if verdict.decision == PROMOTE:
             self.canary = verdict
             return canary
+        self._warn_schema_on_abort()
         self._canary_abort(canary, verdict)
         return None  # not reached: the abort raises
 
@@ -499,6 +534,17 @@ class HostDeploy:
             gate.leave(self.host)
             raise
         return judged, gate.join(judged, since)
+
+    def _warn_schema_on_abort(self) -> None:
+        """A canary runs after the migrations, so the live release served most requests on
+        the new schema throughout it; going back to 0% changes nothing of that (not refused,
+        unlike the guard's switch back), but the user must know (plan/schema.py)."""
+        old = schema_of(self.state.history(), self.previous or "")
+        new = self.database.schema
+        if schema_differs(old, new):
+            self.emit(Message(f"canary aborted after the migrations changed the schema ({show_schema(new)}; "
+                              f"{self.previous} was recorded with {show_schema(old)}): {self.previous} keeps serving "
+                              "on the new schema, as it did during the canary", level="warning", host=self.host))
 
     def _disarm(self, canary: HostCanary) -> None:
         """After the switch: the watchdog goes. Had it fired in between
@@ -575,6 +621,13 @@ class HostDeploy:
     def _guard_revert(self, reason: str, numbers: dict) -> None:
         """Back to the previous release (still running: retire has not run) by a proxy switch,
         then the new release's containers go, and the history says why, with the numbers."""
+        blocked = schema_decide(self.state.history(), self.previous or "", automatic=True)
+        if blocked.action == SCHEMA_REFUSE:
+            # Old code on a newer schema could do worse than the errors seen: the new release
+            # keeps serving; deploy() fires on_revert with this outcome and exits 7.
+            self.schema_blocked = f"guard: {reason}; {blocked.message}"
+            self.emit(Message(self.schema_blocked, level="error", host=self.host))
+            return
         timer = Timer(self.emit, "revert", host=self.host, detail=f"proxy -> {self.previous}")
         decided = time.time()
         try:
@@ -686,6 +739,7 @@ class HostDeploy:
         best_effort(self.emit, self.host, what, call)
 
     def _record(self, outcome: str, previous: str | None, error: str, extra: dict | None = None) -> None:
+        known = {k: v for k, v in ((SCHEMA, self.database.schema), (BACKUP, self.database.backup)) if v}
         self.state.record(release_record(release=self.release, action="deploy", outcome=outcome, previous=previous,
                                          error=error, message=self.options.message, spec=self.spec,
-                                         started=self.started_at, extra=extra))
+                                         started=self.started_at, extra=known | (extra or {})))

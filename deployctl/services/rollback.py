@@ -19,6 +19,7 @@ from ..config import LoadedConfig
 from ..errors import DeployctlError, RollbackError, UsageError
 from ..events import Emit, Message, serialized
 from ..plan import rollout as plan
+from ..plan import schema
 from ..plan.images import PROXY, builtin_proxy_image
 from ..plan.release_spec import ReleaseSpec, release_spec
 from ..plan.releases import (FAILED, LIVE, REVERTED, REVERTS, SKIPPED, UNCERTAIN, BadReleaseId, History, ReleaseRecord,
@@ -31,6 +32,7 @@ from ..secrets import Secret
 from .hooks import HookRunner, previous_of
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for, proxy_port, tls_port
+from .release_schema import restore_for_rollback
 from .retire import retire_and_prune, stop_expired_warm
 from .host_calls import PREVIOUS, UNKNOWN, mapped, on_every_host
 from .rollout import Cancel, unexpected
@@ -51,8 +53,11 @@ class RollbackOutcome:
 
 def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None = None, message: str = "",
              force_unlock: bool = False, connectors: list | None = None, hooks: bool = True,
-             secrets: dict[str, Secret] | None = None) -> list[RollbackOutcome]:
-    """`hooks`: False for --no-hooks; `secrets`: the values of the secrets the hooks list."""
+             secrets: dict[str, Secret] | None = None, accept_schema: bool = False,
+             restore_data: bool = False) -> list[RollbackOutcome]:
+    """`hooks`: False for --no-hooks; `secrets`: the values of the secrets the hooks list.
+    `accept_schema` / `restore_data`: a target recorded with another database schema than
+    the one in effect (plan/schema.py) is refused without one of them."""
     environment = loaded.environment(env_name)
     if to is not None:  # the CLI checks it too; a caller of this function is no exception
         try:
@@ -61,6 +66,10 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
             raise UsageError(str(exc)) from None
     if environment.target == "swarm":  # the same verb, driven through a Swarm manager
         from .swarm_deploy import rollback as swarm_rollback
+
+        if restore_data:
+            raise UsageError(f"rollback --restore-data is not available on a swarm environment ({env_name!r}): "
+                             "its releases record no schema and no backup (docs/backups.md)")
 
         return swarm_rollback(loaded, env_name, emit, to=to, message=message, force_unlock=force_unlock,  # type: ignore[return-value]
                               hooks=hooks, secrets=secrets)
@@ -75,6 +84,14 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
 
         views = on_every_host(conns, look, environment.rollout.parallel)
         target = plan.rollback_target(views, to)
+        # The migrations ran once per environment: the first host's history says the schema.
+        decision = schema.decide(HostState(conns[0], layout_for(loaded, env_name)).history(), target,
+                                 accept=accept_schema, restore_data=restore_data)
+        if decision.action == schema.REFUSE:
+            raise RollbackError(f"rollback to {target}: {decision.message}",
+                                hint="`deployctl releases --env ...` shows each release's schema")
+        if decision.message:
+            emit(Message(decision.message, level="warning"))
         cancel = Cancel()  # a SIGTERM stops each host at its next step, health waits included
         jobs = [HostRollback(loaded, env_name, conn, emit, target, message=message, force_unlock=force_unlock,
                              cancel=cancel)
@@ -85,8 +102,18 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
         context = HookContext(loaded.config.app, env_name, "rollback", target,
                               previous_of(view.current for view in views), _revision(jobs, target),
                               tuple(job.host for job in jobs))
+        for job in jobs:
+            job.schema_after = decision.schema_after
+        restore = None
+        if decision.action == schema.RESTORE:
+            assert decision.backup is not None
+            backup = decision.backup
+
+            def restore(job: HostRollback) -> None:  # once, under the locks, before any switch
+                restore_for_rollback(loaded, env_name, job.conn, backup, emit)
+
         results, verdict = run_transaction("rollback", jobs, environment.rollout, emit, cancel=cancel, hooks=runner,
-                                           context=context)
+                                           context=context, first_step=restore)
         outcomes = [job.outcome_for(results[job.host]) for job in jobs]
         if not verdict.ok:
             raise rollback_failure(target, results, outcomes, verdict) from unexpected(results)
@@ -124,6 +151,7 @@ class HostRollback:
         self.reverts: str | None = None  # set by a stopped rollout's revert: see ReleaseRecord.reverts
         self.started_at = time.time()  # the command's start: `stats` measures time to restore from here
         self.revision = ""  # the target's, from its deploy record (check)
+        self.schema_after: dict[str, str] | None = None  # the database's schema after this switch
 
     def check(self) -> None:
         """The target was deployed here and its containers are still here (read-only)."""
@@ -234,8 +262,9 @@ class HostRollback:
             raise mapped(self.host, f"rollback ({self.switch.step})", exc, UNKNOWN if touched else PREVIOUS) from None
         self.seconds = time.monotonic() - self.started
         self.state.set_current(self.target)
+        extra = {k: v for k, v in ((REVERTS, self.reverts), (schema.SCHEMA, self.schema_after)) if v}
         self.state.record(_record(self.target, self.current, LIVE, "", self.message, started=self.started_at,
-                                  extra={REVERTS: self.reverts} if self.reverts else None))
+                                  extra=extra or None))
         self.phase = "live"
         warm_window = self.environment.rollout.warm_window if self.keep_warm else 0
         after_switch(self.emit, self.host, lambda: retire_and_prune(

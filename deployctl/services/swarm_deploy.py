@@ -180,6 +180,11 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                          "a Swarm target yet",
                          hint="deploy with --shadow 0, or set rollout.shadow_window = 0 (docs/swarm.md)")
     emit = serialized(emit)
+    unrecorded = sorted(name for name, s in config.services.items() if s.schema_version)
+    if unrecorded:  # a record-only feature: the deploy goes on, the user is told what is missing
+        emit(Message(f"services.{unrecorded[0]}.schema_version is not run on a Swarm target yet: this release records "
+                     "no schema, so a later rollback to it is not checked against the schema (docs/backups.md)",
+                     level="warning"))
     job = SwarmJob(loaded, env_name, emit, manager)
     try:
         site, state = job.open()

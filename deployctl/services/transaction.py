@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import DeployctlError, DeployError, ExitCode, RollbackError, RolloutError, UncertainError
 from ..events import Emit, Message
@@ -154,6 +154,7 @@ def after_switch(emit: Emit, host: str, *steps: Callable[[], None]) -> None:
 def run_transaction(action: str, jobs: Sequence, settings: RolloutSettings, emit: Emit, *, cancel: Cancel,
                     hooks: HookRunner, context: HookContext,
                     started: Callable[[Rollout], object] | None = None,
+                    first_step: Callable[[Any], None] | None = None,
                     ) -> tuple[dict[str, HostResult], outcomes.Verdict]:
     """A deploy's or a rollback's sequence, the same on every target: pre_deploy on this
     machine before any lock (a failing, hanging or killed hook changes nothing); the rollout
@@ -161,7 +162,8 @@ def run_transaction(action: str, jobs: Sequence, settings: RolloutSettings, emit
     migrations once, the switch batch by batch, the outcome of any failure or signal, unlock);
     then on_revert and post_deploy / post_rollback, after the unlock so no hook can hold a
     lock. `started(rollout)` sees the rollout before it runs (a canary gate watches its stop
-    reason). Returns each site's result and the verdict: the caller builds its own outcome
+    reason). `first_step`: a rollback's once-per-rollout step under the locks, before any
+    switch (`--restore-data`'s restore); a deploy's is always its migrations. Returns each site's result and the verdict: the caller builds its own outcome
     rows and raises `deploy_failure` / `rollback_failure` when the verdict is not ok."""
     hooks.run(PRE_DEPLOY, context)
     def migrate(job):  # type: ignore[no-untyped-def]
@@ -169,7 +171,7 @@ def run_transaction(action: str, jobs: Sequence, settings: RolloutSettings, emit
         return job.migrate(before=lambda: hooks.run(PRE_MIGRATE, context))
 
     rollout = Rollout(list(jobs), settings, emit, action=action, cancel=cancel,
-                      first_step=migrate if action == "deploy" else None)
+                      first_step=migrate if action == "deploy" else first_step)
     if started is not None:
         started(rollout)
     results = rollout.run()

@@ -128,3 +128,14 @@ def remove_app(app: str) -> None:
         docker("rm", "-f", *names, check=False)
     for network in docker("network", "ls", "-q", "--filter", f"name={app}-", check=False).split():
         docker("network", "rm", network, check=False)
+
+
+def remove_app_with_data(app: str) -> None:
+    """remove_app, then the app's volumes (its accessories' data) and the images built for it."""
+    remove_app(app)
+    volumes = docker("volume", "ls", "-q", "--filter", f"name={app}-", check=False).split()
+    if volumes:
+        docker("volume", "rm", "-f", *volumes, check=False)
+    images = docker("images", "-q", "--filter", f"label=io.deployctl.app={app}", check=False).split()
+    if images:
+        docker("rmi", "-f", *set(images), check=False)

@@ -19,7 +19,7 @@ import pytest
 from deployctl.adapters.local import LocalConnector
 from deployctl.cli.main import main
 from deployctl.errors import ExitCode
-from tests.integration.deploy_fixtures import docker, remove_app, unique_app
+from tests.integration.deploy_fixtures import docker, remove_app_with_data, unique_app
 
 pytestmark = pytest.mark.integration
 ROOT_PASSWORD = "acc-r00t-Sekr3t-value"
@@ -112,13 +112,7 @@ def project(tmp_path, standin_images, capsys, monkeypatch):
     config = write_project(tmp_path, app, standin_images)
     monkeypatch.setenv("ACC_ROOT_PASSWORD", ROOT_PASSWORD)
     yield app, config, Cli(config, capsys, monkeypatch)
-    remove_app(app)
-    volumes = docker("volume", "ls", "-q", "--filter", f"name={app}-", check=False).split()
-    if volumes:
-        docker("volume", "rm", "-f", *volumes, check=False)
-    images = docker("images", "-q", "--filter", f"label=io.deployctl.app={app}", check=False).split()
-    if images:
-        docker("rmi", "-f", *set(images), check=False)
+    remove_app_with_data(app)
 
 
 def test_built_accessory_with_init_file_and_env_secret_reached_by_its_name(project, tmp_path):

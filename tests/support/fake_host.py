@@ -606,3 +606,21 @@ class FakeHost:
         parts = path.strip("/").split("/")[:-1]
         for i in range(1, len(parts) + 1):
             self.dirs.add("/" + "/".join(parts[:i]))
+
+
+def failing_access_log(host: "FakeHost", lock_info: str, requests: int = 30) -> Callable:
+    """A Fault effect for the guard's `docker logs --timestamps --since T`: `requests` lines
+    after T, each a 500 answered by the release whose deploy holds the lock (lock_info)."""
+    from deployctl.plan.lock import LockRecord
+
+    def effect(argv):  # type: ignore[no-untyped-def]
+        since = float(argv[argv.index("--since") + 1])
+        tried = LockRecord.parse(host.read_file(lock_info)).release
+        lines = []
+        for i in range(1, requests + 1):
+            at = since + 0.001 + i * 1e-5  # past the millisecond --since was rounded to
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1e9):09d}Z"
+            lines.append(f'{stamp} 10.0.0.1 [-] "GET / HTTP/1.1" 500 5 rt=0.002 upstream=172.18.0.9:8000 '
+                         f"ustatus=500 urt=0.002 release={tried}")
+        return CommandResult(0, "\n".join(lines) + "\n", "")
+    return effect

@@ -22,7 +22,7 @@ from deployctl.services.deploy import deploy
 from deployctl.services.deploy_result import DeployOptions
 from deployctl.services.hooks import HookRunner
 from deployctl.services.rollback import rollback
-from tests.support.fake_host import FakeHost, Fault, wrong_release
+from tests.support.fake_host import FakeHost, Fault, failing_access_log, wrong_release
 from tests.unit.test_lifecycle_rules import (CONFIG, PROXY, PROXY_IMAGE, T0, current, locked, records,
                                              virtual_time)  # noqa: F401 - virtual_time: an autouse fixture
 
@@ -283,8 +283,6 @@ def test_on_revert_fires_when_the_verify_switches_back_then_post_deploy_says_rev
 
 
 def test_on_revert_fires_when_the_guard_switches_back(tmp_path):
-    from deployctl.adapters.connector import CommandResult
-    from deployctl.plan.lock import LockRecord
     from deployctl.services.hosts import layout_for
 
     out = tmp_path / "hooks.jsonl"
@@ -293,16 +291,7 @@ def test_on_revert_fires_when_the_guard_switches_back(tmp_path):
     host, emit = FakeHost("local", images=images), Recorder()
     layout = layout_for(loaded, "guarded")
 
-    def failing_log(argv):  # type: ignore[no-untyped-def]
-        since = float(argv[argv.index("--since") + 1])
-        tried = LockRecord.parse(host.read_file(layout.lock_info)).release
-        lines = []
-        for i in range(1, 31):
-            at = since + 0.001 + i * 1e-5
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1e9):09d}Z"
-            lines.append(f'{stamp} 10.0.0.1 [-] "GET / HTTP/1.1" 500 5 rt=0.002 upstream=172.18.0.9:8000 '
-                         f"ustatus=500 urt=0.002 release={tried}")
-        return CommandResult(0, "\n".join(lines) + "\n", "")
+    failing_log = failing_access_log(host, layout.lock_info)
 
     from deployctl.services.release_images import ReleaseImages
 

@@ -305,3 +305,13 @@ def test_output_is_deterministic_whatever_the_compose_order():
 def test_with_defaults_for_non_env_values():
     assert with_defaults("${IMG:-mysql:8}") == ("mysql:8", [])
     assert with_defaults("${REGISTRY}/app") == ("/app", ["REGISTRY"])
+
+
+def test_a_migration_tool_in_a_build_context_gets_a_schema_version_note():
+    files = {**BOOTCAMP_FILES, "backend/alembic.ini": "[alembic]\n", "frontend/manage.py": "import django\n"}
+    p = plan(BOOTCAMP, files)
+    [backend] = [n for n in notes(p, "backend") if "schema_version" in n]
+    assert backend.startswith('alembic.ini found: add schema_version = ["alembic", "current"]')
+    [frontend] = [n for n in notes(p, "frontend") if "schema_version" in n]
+    assert '"manage.py", "showmigrations", "--plan"]' in frontend
+    assert not [n for n in notes(plan(BOOTCAMP, BOOTCAMP_FILES)) if "schema_version" in n]

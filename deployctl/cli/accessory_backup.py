@@ -1,0 +1,97 @@
+"""`deployctl accessory backup NAME`, `accessory backup list NAME`, `accessory backup
+restore NAME ID` (services/backups.py; docs/backups.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from .common import confirm_environment, finish, table
+from .config import EnvOption
+from .context import AppContext
+
+TAKE = "take"
+
+
+class _DefaultTake(TyperGroup):
+    """`backup NAME` means `backup take NAME`: an unknown first word is an accessory's name."""
+
+    def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = [TAKE, *args]
+        return super().resolve_command(ctx, args)
+
+
+backup_app = typer.Typer(
+    cls=_DefaultTake, add_completion=False, rich_markup_mode=None, no_args_is_help=True,
+    help="Back up a database accessory (`backup NAME`), list its backups, restore one.")
+
+AccessoryName = Annotated[str, typer.Argument(metavar="NAME", help="A database accessory from deploy.toml.")]
+ToOption = Annotated[Optional[str], typer.Option(
+    "--to", metavar="s3://BUCKET/PREFIX|DIR",
+    help="Where backups are kept [default: accessories.NAME.backup.to, else .deployctl/backups beside deploy.toml].")]
+HostOption = Annotated[Optional[str], typer.Option(
+    "--host", help="The host whose accessory is meant (default: the environment's first).")]
+
+
+@backup_app.command(TAKE, hidden=True)
+def take(ctx: typer.Context, name: AccessoryName, env: EnvOption = "local", to: ToOption = None,
+         host: HostOption = None) -> None:
+    """Dump NAME (gzip, sha256), named by time and live release, into --to; prune past backup.keep."""
+    from ..services import backups
+
+    app: AppContext = ctx.obj
+    manifest, where = backups.backup_now(app.loaded, env, name, app.emit, to=to, host=host)
+    if app.mode == "json":
+        finish(app, "accessory backup", {"environment": env, "backup": vars(manifest), "where": where})
+        return
+    app.emit.close()
+    app.out(f"backup {manifest.id} of {name} in {where} (sha256 {manifest.sha256})")
+
+
+@backup_app.command("list")
+def list_backups(ctx: typer.Context, name: AccessoryName, env: EnvOption = "local", to: ToOption = None) -> None:
+    """NAME's complete backups, oldest first."""
+    from ..services import backups
+
+    app: AppContext = ctx.obj
+    target = backups.target(app.loaded, env, name, to)
+    found = backups.manifests(target.store)
+    if app.mode == "json":
+        finish(app, "accessory backup list", {"environment": env, "where": target.store.where,
+                                              "backups": [vars(m) for m in found]})
+        return
+    table(app, f"Backups of {name} ({env}) in {target.store.where}",
+          ["id", "release", "created", "size", "sha256", "host", "reason"],
+          [[m.id, m.release or "-", m.created, str(m.size), m.sha256[:12], m.host, m.reason] for m in found])
+
+
+@backup_app.command("restore")
+def restore(ctx: typer.Context, name: AccessoryName,
+            backup_id: Annotated[str, typer.Argument(metavar="ID", help="A backup id from `backup list`.")],
+            env: EnvOption = "local", to: ToOption = None, host: HostOption = None,
+            verify: Annotated[bool, typer.Option(
+                "--verify", help="First load it into a throwaway container on a fresh volume.")] = False,
+            yes: Annotated[bool, typer.Option("--yes", help="Do not ask (CI).")] = False) -> None:
+    """Restore backup ID into the running NAME (its databases are replaced). Asks for the environment's name."""
+    from ..services import backups
+
+    app: AppContext = ctx.obj
+    backups.refuse_swarm(app.loaded, env, "accessory backup restore")
+    target = backups.target(app.loaded, env, name, to)
+    confirm_environment(env, f"This replaces the data of {name} in {env} with backup {backup_id}.",
+                        f"restoring {name}", yes)
+    conn = backups.connector(app.loaded, env, host)
+    try:
+        conn.connect()
+        backups.restore(app.loaded, env, conn, target, backup_id, app.emit, verify=verify)
+    finally:
+        conn.close()
+    if app.mode == "json":
+        finish(app, "accessory backup restore", {"environment": env, "accessory": name, "backup": backup_id,
+                                                 "verified": verify})
+        return
+    app.emit.close()
+    app.out(f"restored {backup_id} into {name} ({env})" + (" after it loaded into a throwaway copy" if verify else ""))
