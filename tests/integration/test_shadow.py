@@ -18,10 +18,10 @@ import pytest
 
 from deployctl.config import load_config
 from deployctl.errors import ExitCode
-from deployctl.events import Recorder, StepDone, StepFailed, StepStarted
-from deployctl.services.deploy import DeployOptions, deploy
+from deployctl.events import Recorder, StepDone, StepFailed
+from deployctl.services.deploy import deploy
 from deployctl.services.shadow import ShadowStopped
-from tests.integration.deploy_fixtures import docker, free_port, probe_config, remove_app, unique_app
+from tests.integration.deploy_fixtures import free_port, probe_config, remove_app, unique_app
 from tests.integration.test_release_safety import SECRETS, containers_of, images
 from tests.support.traffic import Traffic
 
