@@ -18,18 +18,20 @@ import pytest
 
 from deployctl.config import load_config
 from deployctl.errors import ExitCode
-from deployctl.events import Recorder, StepDone, StepFailed, StepStarted
-from deployctl.services.deploy import DeployOptions, deploy
+from deployctl.events import Recorder, StepDone, StepFailed
+from deployctl.services.deploy import deploy
 from deployctl.services.shadow import ShadowStopped
-from tests.integration.deploy_fixtures import docker, free_port, probe_config, remove_app, unique_app
+from tests.integration.deploy_fixtures import free_port, probe_config, remove_app, unique_app
 from tests.integration.test_release_safety import SECRETS, containers_of, images
 from tests.support.traffic import Traffic
 
 pytestmark = pytest.mark.integration
 # The p95 ratio is pinned in tests/unit/test_shadow.py; here it is loose: on this shared
 # 2-core machine (load average 55 seen) a fresh release's first copies took 3.6 s at p95
-# against a warm live release's 0.9 s, and a healthy release was stopped for it.
-SHADOW = {"shadow_window": 20, "shadow_min_requests": 40, "shadow_max_p95_ratio": 10, "warm_window": 0}
+# against a warm live release's 0.9 s, and a healthy release was stopped for it. A long window
+# with few copies needed: at load average 213 the 4 workers got 9 copies in 20 s (the window
+# ends as soon as 20 were answered, so a quiet machine does not wait it out).
+SHADOW = {"shadow_window": 30, "shadow_min_requests": 20, "shadow_max_p95_ratio": 10, "warm_window": 0}
 
 
 def history(tmp_path, app):
