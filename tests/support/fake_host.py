@@ -410,9 +410,16 @@ class FakeHost:
 
     def _docker_ps(self, args: list[str]) -> CommandResult | None:
         fmt = args[args.index("--format") + 1]
-        wanted = [args[i + 1].removeprefix("label=").split("=", 1) for i, a in enumerate(args) if a == "--filter"]
-        found = [c for c in self.containers.values() if all(c.labels.get(k) == v for k, v in wanted)]
-        if fmt == LIST_FORMAT:
+        filters = [args[i + 1] for i, a in enumerate(args) if a == "--filter"]
+        wanted = [f.removeprefix("label=").split("=", 1) for f in filters if f.startswith("label=")]
+        status = [f.removeprefix("status=") for f in filters if f.startswith("status=")]
+        found = [c for c in self.containers.values() if all(c.labels.get(k) == v for k, v in wanted)
+                 and (not status or c.status in status)]
+        if fmt == "{{.Names}}":
+            lines = [c.name for c in found]
+        elif fmt == '{{.Names}}|{{.Label "io.deployctl.release"}}':
+            lines = [f"{c.name}|{c.labels.get(LABEL_RELEASE, '')}" for c in found]
+        elif fmt == LIST_FORMAT:
             lines = [f"{c.name}|{c.labels.get(LABEL_ROLE, '')}|{c.labels.get(LABEL_RELEASE, '')}|{c.status}"
                      for c in found]
         elif fmt == dc.PROXY_LISTING_FORMAT:
