@@ -47,6 +47,8 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "logs": ("inspect", "logs", "The live release's container logs (secret values masked)."),
     "exec": ("exec", "exec_command",
              "Run a command in the live release's container (or a one-off one); exits with its code."),
+    "jobs": ("jobs", "jobs_app",
+             "Scheduled jobs ([jobs.NAME]) and their last runs; `jobs run NAME` starts one now."),
     "stats": ("stats", "stats", "Deployment frequency, lead time, change failure rate and time to restore."),
     "scale": ("swarm", "scale",
               "Change the live release's task count on a Swarm (no new release), waiting until every task "

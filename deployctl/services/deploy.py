@@ -37,6 +37,7 @@ from .canary import CanaryAborted, CanaryGate, HostCanary, recover
 from ..plan.hooks import POST_DEPLOY, PRE_DEPLOY, PRE_MIGRATE, HookContext
 from .hooks import HookRunner, post_rollout, previous_of
 from .host_state import HostState
+from .jobs import HostJobs
 from .hosts import connectors_for, layout_for, names_for, proxy_port
 from .retire import retire_and_prune, stop_expired_warm
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
@@ -100,8 +101,9 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             # One canary judged on every host's traffic at once: the hosts split together.
             emit(Message("canary: every host at once (rollout.batch and rollout.parallel apply without a canary)"))
             settings = settings.model_copy(update={"batch": None, "parallel": None})
-        jobs = [HostDeploy(loaded, env_name, conn, emit, release, images, secrets, options, cancel=cancel, gate=gate)
-                for conn in conns]
+        jobs = [HostDeploy(loaded, env_name, conn, emit, release, images, secrets, options, cancel=cancel, gate=gate,
+                           first=index == 0)
+                for index, conn in enumerate(conns)]
         hooks = HookRunner.for_config(loaded, emit, enabled=options.hooks, secrets=secrets, stopped=cancel.is_set)
         context = HookContext(config.app, env_name, "deploy", release, previous_of(live[c.host] for c in conns),
                               images.revision or "", tuple(c.host for c in conns))
@@ -148,8 +150,9 @@ class HostDeploy:
 
     def __init__(self, loaded: LoadedConfig, env_name: str, conn, emit: Emit, release: str,
                  images: ReleaseImages, secrets: dict[str, Secret], options: DeployOptions,
-                 *, cancel: Cancel | None = None, gate: CanaryGate | None = None) -> None:
+                 *, cancel: Cancel | None = None, gate: CanaryGate | None = None, first: bool = True) -> None:
         self.loaded, self.env_name, self.conn, self.emit = loaded, env_name, conn, emit
+        self.first = first  # the rollout's first host: it runs the scheduled jobs (services/jobs.py)
         self.host = conn.host
         self.config = loaded.config
         self.environment = loaded.environment(env_name)
@@ -214,7 +217,8 @@ class HostDeploy:
                                                                  "new configuration names it as its standby"),),
                               self._standby))
         if self.environment.target == "ssh":
-            images = list(dict.fromkeys([*self.images.images.values(), self.spec.proxy.image]))
+            images = list(dict.fromkeys([*self.images.images.values(), self.spec.proxy.image,
+                                         *([self.config.scheduler.image] if self._jobs() else [])]))
             config_dir = preflight.registry_config(self.conn)  # this command's login, if it made one
             rows = [PlannedStep("pull", "unless the host has it", tuple(dc.pull(image, config_dir)))
                     for image in images]
@@ -227,7 +231,17 @@ class HostDeploy:
             PlannedStep("network", "the release's own: its services find each other by name there",
                         tuple(dc.release_network_create(names, release)))), self._networks))
         steps.append(Step("secrets", tuple(self._secret_rows()), self._upload_secrets))
+        jobs = self._jobs()
+        if jobs is not None:  # after the secrets: the job files live in the release's directory
+            steps += jobs.steps()
         return steps
+
+    def _jobs(self) -> HostJobs | None:
+        """The release's scheduled jobs and the scheduler, on the first host only."""
+        if not self.first or not self.config.jobs:
+            return None
+        return HostJobs(self.conn, self.config, self.names, self.layout, self.release, self.spec.network,
+                        self.containers)
 
     def _read_state(self) -> None:
         self.previous = self.state.current()

@@ -20,6 +20,7 @@ from typing import Callable
 
 from ..config import LoadedConfig
 from ..config.models import Rollout as RolloutSettings
+from .jobs import refuse_on_swarm as refuse_jobs_on_swarm
 from ..errors import DeployctlError, DeployError, RollbackError, UncertainError, UsageError
 from ..events import Emit, Message, Timer, serialized
 from ..plan import rollout as rollout_plan
@@ -171,6 +172,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         # the traffic to a release the user asked to try on a share first.
         raise UsageError(f"environments.{env_name}: a canary (--canary, rollout.canary) is not run on a Swarm "
                          "target yet", hint="deploy without --canary, or set rollout.canary = 0 (docs/swarm.md)")
+    refuse_jobs_on_swarm(config, env_name)  # refused before anything is touched, as the canary
     emit = serialized(emit)
     job = SwarmJob(loaded, env_name, emit, manager)
     try:

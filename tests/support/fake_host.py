@@ -46,6 +46,7 @@ STATUS_ROLE_FORMAT = dc.status_and_role("c")[4]
 ADDRESSES = re.compile(r'^\{\{\.Name\}\}\|\{\{with index \.NetworkSettings\.Networks "([^"]+)"\}\}')
 # Subcommands whose answer is always the same (for an existing container): no state to model.
 FIXED = {"version": "27.3.1\n", "login": "", "wait": "0\n", "update": "", "logs": ""}
+STATUS_LABEL = re.compile(r'^\{\{\.State\.Status\}\}\|\{\{index \.Config\.Labels "([^"]+)"\}\}$')
 # `docker run` / `docker create` options that take a value (everything else before the image is a flag).
 VALUED = {"--name", "--network", "--network-alias", "--restart", "--log-opt", "--label", "-e", "--env-file", "-v",
           "--publish", "--sysctl", "--stop-signal", "--entrypoint", "--user", "--pid", "--security-opt", "--cap-drop",
@@ -398,8 +399,9 @@ class FakeHost:
                    for c in found}  # a stopped container has no address
             lines = [f"/{c.name}|{c.status}||{ips[c.name]}|{c.labels.get(LABEL_RELEASE, '')}|{c.started}|{c.image}"
                      f"|{c.exit_code}|{c.restarts}" for c in found]
-        elif fmt == STATUS_ROLE_FORMAT:
-            lines = [f"{c.status}|{c.labels.get(LABEL_ROLE, '')}" for c in found]
+        elif STATUS_LABEL.match(fmt):  # `status|<a label>` (the role; the scheduler's hash)
+            label = STATUS_LABEL.match(fmt).group(1)  # type: ignore[union-attr]
+            lines = [f"{c.status}|{c.labels.get(label, '')}" for c in found]
         elif ADDRESSES.match(fmt):
             network = ADDRESSES.match(fmt).group(1)  # type: ignore[union-attr]
             lines = [f"/{c.name}|{c.networks.get(network, '') if c.status == 'running' else ''}" for c in found]
