@@ -163,6 +163,18 @@ def _record(state: HostState, spec: ReleaseSpec, action: str, outcome: str, prev
                                 extra={REPLICAS: replicas, **ss.to_extra(scaled or {}), **(extra or {})}))
 
 
+def refuse_stop_first(config, env_name: str) -> None:  # type: ignore[no-untyped-def]
+    """Each release is its own Swarm service, started beside the live one: nothing stops the
+    live release's worker before the new one's tasks start yet, so stop_first is refused by
+    name rather than run twice (docs/jobs.md, "Swarm")."""
+    for name, service in config.services.items():
+        if service.stop_first:
+            raise UsageError(f"services.{name}.stop_first: environments.{env_name} is a Swarm, where a release's "
+                             "worker starts beside the live one; stop_first is not run on a Swarm target yet",
+                             hint="remove stop_first (the worker then runs beside the live one until the switch), "
+                                  "or deploy this worker to an ssh or local environment (docs/jobs.md)")
+
+
 def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: dict[str, Secret], emit: Emit, *,
            options: DeployOptions = DeployOptions(), registry_password: Secret | None = None,
            registry_username: str | None = None, manager=None, now: float | None = None) -> DeployResult:  # type: ignore[no-untyped-def]
@@ -173,6 +185,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         raise UsageError(f"environments.{env_name}: a canary (--canary, rollout.canary) is not run on a Swarm "
                          "target yet", hint="deploy without --canary, or set rollout.canary = 0 (docs/swarm.md)")
     refuse_jobs_on_swarm(config, env_name)  # refused before anything is touched, as the canary
+    refuse_stop_first(config, env_name)
     emit = serialized(emit)
     job = SwarmJob(loaded, env_name, emit, manager)
     try:

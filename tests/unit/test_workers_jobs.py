@@ -278,3 +278,29 @@ def test_jobs_are_refused_by_name_on_a_swarm():
         swarm_deploy(loaded(), "swarm", ReleaseImages({"web": "r/web@sha256:1", "consumer": "r/c@sha256:1"}, "1"),
                SECRETS, Recorder(), manager=object())
     assert info.value.exit_code == ExitCode.USAGE and "jobs" in info.value.message and "Swarm" in info.value.message
+
+
+def test_a_worker_on_a_swarm_is_a_service_with_its_command_and_no_port_check():
+    from deployctl.plan import swarm as sw
+    from deployctl.plan.release_spec import release_spec
+
+    config = loaded(stop_first=False)
+    spec = release_spec(config.config, "swarm", "20261206-000000-aaaaaaa", None,
+                        {"web": "r/web@sha256:1", "consumer": "r/c@sha256:2"}, "nginx@sha256:3")
+    services = {s.service: s for s in sw.release_services(config.config, config.environment("swarm"), "swarm", spec,
+                                                           layout_for(config, "swarm"))}
+    argv = sw.create_service(services["consumer"], "shop-swarm")
+    assert argv[-5:] == ["--no-healthcheck", "r/c@sha256:2", "python", "-m", "consume"]
+    assert "--publish" not in argv and sw.create_service(services["web"], "shop-swarm")[-1] == "r/web@sha256:1"
+
+
+def test_stop_first_is_refused_by_name_on_a_swarm():
+    from deployctl.services.swarm_deploy import deploy as swarm_deploy
+
+    text = BASE.format(stop_first="true", warm=0)
+    jobs = text[text.index("[jobs.tick]"):text.index("[environments.local]")]
+    config = LoadedConfig(Path("/p/deploy.toml"), parse_config(text.replace(jobs, "")))
+    with pytest.raises(UsageError) as info:
+        swarm_deploy(config, "swarm", ReleaseImages({"web": "r/web@sha256:1", "consumer": "r/c@sha256:1"}, "1"),
+                     SECRETS, Recorder(), manager=object())
+    assert info.value.message.startswith("services.consumer.stop_first: environments.swarm is a Swarm")
