@@ -47,8 +47,6 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "logs": ("inspect", "logs", "The live release's container logs (secret values masked)."),
     "exec": ("exec", "exec_command",
              "Run a command in the live release's container (or a one-off one); exits with its code."),
-    "jobs": ("jobs", "jobs_app",
-             "Scheduled jobs ([jobs.NAME]) and their last runs; `jobs run NAME` starts one now."),
     "stats": ("stats", "stats", "Deployment frequency, lead time, change failure rate and time to restore."),
     "scale": ("swarm", "scale",
               "Change the live release's task count on a Swarm (no new release), waiting until every task "
@@ -61,6 +59,8 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "infra": ("infra", "infra_app",
               "The AWS network, hosts and database of an environment (CloudFormation): plan, apply, destroy, "
               "output, template."),
+    "jobs": ("jobs", "jobs_app",
+             "Scheduled jobs ([jobs.NAME]) and their last runs; `jobs run NAME` starts one now."),
 }
 
 HELP = """Build, test, push, deploy and roll back the app described in deploy.toml.

@@ -4,8 +4,6 @@ the switch's worker rules on a fake host (tests/support/fake_host.py)."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +11,7 @@ import pytest
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.config.cron import CronError, parse_cron
 from deployctl.errors import ConfigError, DeployctlError, ExitCode, UsageError
-from deployctl.events import Message, Recorder
-from deployctl.plan import docker_commands as dc
+from deployctl.events import Recorder
 from deployctl.plan import jobs as plan_jobs
 from deployctl.plan.names import Names
 from deployctl.secrets import Secret
@@ -24,6 +21,7 @@ from deployctl.services.jobs import register_job
 from deployctl.services.release_images import ReleaseImages
 from deployctl.services.rollback import rollback
 from tests.support.fake_host import FakeHost, Fault
+from tests.support.virtual_time import virtual_time
 
 BASE = """
 app = "shop"
@@ -170,18 +168,7 @@ def test_runs_merge_their_start_and_end_lines():
 
 # -- on a fake host ----------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def virtual_time(monkeypatch):
-    real_sleep, real_monotonic = time.sleep, time.monotonic
-    offset, lock = [0.0], threading.Lock()
-
-    def sleep(seconds: float) -> None:
-        with lock:
-            offset[0] += max(0.0, seconds)
-        real_sleep(0)
-
-    monkeypatch.setattr(time, "sleep", sleep)
-    monkeypatch.setattr(time, "monotonic", lambda: real_monotonic() + offset[0])
+virtual_time = pytest.fixture(autouse=True)(virtual_time)
 
 
 class Site:
