@@ -291,3 +291,22 @@ def test_stop_first_is_refused_by_name_on_a_swarm():
         swarm_deploy(config, "swarm", ReleaseImages({"web": "r/web@sha256:1", "consumer": "r/c@sha256:1"}, "1"),
                      SECRETS, Recorder(), manager=object())
     assert info.value.message.startswith("services.consumer.stop_first: environments.swarm is a Swarm")
+
+
+def test_jobs_lists_each_jobs_last_runs_from_the_first_host_and_run_needs_the_scheduler():
+    from deployctl.errors import ExecNotStarted
+    from deployctl.services.jobs import job_runs, run_job
+
+    site = Site(loaded())
+    site.deploy()
+    files = plan_jobs.JobFiles(layout_for(site.config, "local"))
+    lines = [f'{{"id":"{n}-1","job":"tick","start":{n},"seconds":1,"exit_code":0,"outcome":"exited"}}' for n in range(7)]
+    site.host.put_file(files.runs, ("\n".join(lines) + "\n").encode())
+    [status] = job_runs(site.config, "local", last=3, connectors=[site.host])
+    assert (status.name, status.schedule, [r["start"] for r in status.runs]) == ("tick", "*/15 * * * *", [4, 5, 6])
+    with pytest.raises(ExecNotStarted, match="no job 'nope'"):
+        run_job(site.config, "local", "nope", lambda *a: None, connectors=[site.host])
+    site.host.containers.pop("shop-local-scheduler")
+    with pytest.raises(ExecNotStarted, match="the scheduler shop-local-scheduler is not running") as info:
+        run_job(site.config, "local", "tick", lambda *a: None, connectors=[site.host])
+    assert info.value.exit_code == ExitCode.EXEC_NOT_STARTED
