@@ -7,7 +7,7 @@ The host keeps, under its state directory:
   jobs/run.sh           one run: a lock (flock: never twice at once, gone with its process,
                         so a reboot leaves none), the live release's `.run`, a record
   jobs/runs.jsonl       one line when a run starts and one when it ends (`deployctl jobs`)
-  jobs/logs/NAME.log    the last scheduled run's output
+  jobs/logs/NAME.log    the output of the last scheduled run that ended
   secrets/<release>/jobs/NAME.when, NAME.run
                         written by that release's deploy: its schedule (plan/cron.py's
                         sets) and its one-off container (exec --new's argv). A rollback
@@ -140,7 +140,10 @@ container={q(names.prefix)}-job-$name-$id
 if [ "$trigger" = manual ]; then
     sh "$script" "$container"; rc=$?
 else
-    sh "$script" "$container" >"$jobs/logs/$name.log" 2>&1; rc=$?
+    # Its own file while it runs, then renamed over NAME.log: a run of the next minute that
+    # starts meanwhile never truncates the output of the last one that ended.
+    sh "$script" "$container" >"$jobs/logs/$name.$id.log" 2>&1; rc=$?
+    mv -f "$jobs/logs/$name.$id.log" "$jobs/logs/$name.log"
 fi
 docker rm --force "$container" >/dev/null 2>&1
 end=$(date -u +%s)
