@@ -64,6 +64,14 @@ def probe_images(standin_images):
 
 
 @pytest.fixture(scope="session")
+def scheduler_image(standin_images, tmp_path_factory) -> str:
+    """A stand-in for the jobs' scheduler image (`docker:27-cli`), built once a session."""
+    from tests.integration.deploy_fixtures import build_scheduler_image
+
+    return build_scheduler_image(standin_images, tmp_path_factory.mktemp("scheduler"))
+
+
+@pytest.fixture(scope="session")
 def mariadb():
     """The machine's MariaDB as the test user; ``create_database(prefix)`` makes throwaway
     databases, dropped at session end."""

@@ -63,6 +63,8 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "infra": ("infra", "infra_app",
               "The AWS network, hosts and database of an environment (CloudFormation): plan, apply, destroy, "
               "output, template."),
+    "jobs": ("jobs", "jobs_app",
+             "Scheduled jobs ([jobs.NAME]) and their last runs; `jobs run NAME` starts one now."),
 }
 
 HELP = """Build, test, push, deploy and roll back the app described in deploy.toml.

@@ -186,7 +186,7 @@ def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignor
     for index, conn in enumerate(connectors_for(loaded, env)):
         if login:  # as the preflight's login leaves it on the connector (services/preflight.py)
             conn.registry_config = REGISTRY_CONFIG
-        job = HostDeploy(loaded, env, conn, lambda e: None, release, images, {}, options)
+        job = HostDeploy(loaded, env, conn, lambda e: None, release, images, {}, options, first=index == 0)
         steps = deploy_steps(
             job.plan, [row for step in job.preparation() for row in step.rows],
             job.migration_rows() if index == 0 else [], job.layout, local=environment.target == "local",

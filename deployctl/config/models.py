@@ -90,7 +90,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-HEALTH_TYPES = ("http", "tcp", "command", "docker")
+HEALTH_TYPES = ("http", "tcp", "command", "docker", "running")
 
 
 class HealthCheck(Strict):
@@ -98,15 +98,17 @@ class HealthCheck(Strict):
 
     http (default): GET `path` on the container's port answers 200. tcp: the port accepts a
     connection. command: `command` run in the container (docker exec) exits 0. docker: the
-    image's own HEALTHCHECK reports healthy. `type` defaults to "command" when a command is
-    given, else "http".
+    image's own HEALTHCHECK reports healthy. running: the container is still running (no exit,
+    no restart) `grace` seconds after it started, for a worker with no port. `type` defaults
+    to "command" when a command is given, else "http" ("running" for a worker).
     """
 
-    type: Literal["http", "tcp", "command", "docker"] | None = None
+    type: Literal["http", "tcp", "command", "docker", "running"] | None = None
     path: UrlPath = "/healthz"
     command: Annotated[list[str], Field(min_length=1)] | None = None
     interval: Annotated[float, Field(gt=0, le=10)] = 0.25
     timeout: Seconds = 30.0
+    grace: Annotated[float, Field(ge=0, le=600)] = 3.0  # type = "running": seconds it must stay up
 
     @model_validator(mode="after")
     def _checks(self) -> "HealthCheck":
@@ -197,6 +199,15 @@ class Service(Strict):
     memory: Annotated[str, AfterValidator(_memory)] | None = None
     cpus: Annotated[float, Field(gt=0, le=1024)] | None = None
     pids_limit: Annotated[int, Field(ge=1, le=4_194_304)] | None = None
+    # Overrides the image's CMD (an argv list, never a shell string): the same image as
+    # another service, run as a worker say (docs/jobs.md).
+    command: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] | None = None
+    # A worker: no port, never routed; healthy when still running `healthcheck.grace` seconds
+    # after it started (or by its `healthcheck.command`). Switched with its release.
+    worker: bool = False
+    # A worker that must never run twice at once (a queue consumer without its own locking):
+    # the previous release's is stopped before the new one starts (docs/jobs.md).
+    stop_first: bool = False
 
     @model_validator(mode="after")
     def _checks(self) -> "Service":
@@ -209,7 +220,30 @@ class Service(Strict):
         dup = set(self.env) & set(self.secrets)
         if dup:
             raise ValueError(f"{sorted(dup)[0]!r} is both in env and in secrets; keep it in secrets only")
+        if self.stop_first and not self.worker:
+            raise ValueError("stop_first is for workers (worker = true): a service with a port is switched by the "
+                             "proxy, beside its previous release")
+        if self.worker:
+            self._check_worker()
         return self
+
+    def _check_worker(self) -> None:
+        if self.routed:
+            raise ValueError("a worker (worker = true) takes no traffic: it cannot be routed")
+        if "port" in self.model_fields_set:
+            raise ValueError("port: a worker (worker = true) has no port; remove the key")
+        if self.verify_path is not None:
+            raise ValueError("verify_path: a worker (worker = true) takes no requests; remove the key")
+        if self.healthcheck.kind in ("http", "tcp") and self.healthcheck.type is not None:
+            raise ValueError(f"healthcheck.type: a worker has no port to check with {self.healthcheck.type!r}; use "
+                             "\"running\" (the default) or \"command\"")
+
+    @property
+    def health(self) -> HealthCheck:
+        """The health check the switch waits for: a worker's default is `running`."""
+        if self.worker and self.healthcheck.type is None and self.healthcheck.command is None:
+            return self.healthcheck.model_copy(update={"type": "running"})
+        return self.healthcheck
 
 
 LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
@@ -867,6 +901,32 @@ class Hooks(Strict):
         return self
 
 
+def _schedule(value: str) -> str:
+    from .cron import CronError, parse_cron  # imported here: this module loads on every command
+
+    try:
+        parse_cron(value)
+    except CronError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+class Job(Strict):
+    """[jobs.NAME]: `command` in a one-off container of `service`'s live image, with its env,
+    secrets and networks, on `schedule` (cron, UTC), never twice at once (docs/jobs.md)."""
+
+    service: Name
+    command: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    schedule: Annotated[str, AfterValidator(_schedule)]
+
+
+class Scheduler(Strict):
+    """[scheduler]: the container that runs the jobs' schedules on an environment's first
+    host. Its image needs `sh` and the `docker` CLI (busybox's date, sleep, flock)."""
+
+    image: str = "docker:27-cli"
+
+
 class Config(Strict):
     app: Name
     registry: Registry | None = None
@@ -876,6 +936,8 @@ class Config(Strict):
     accessories: dict[Name, Accessory] = {}
     environments: Annotated[dict[Name, Environment], Field(min_length=1)]
     hooks: Hooks = Hooks()
+    jobs: dict[Name, Job] = {}
+    scheduler: Scheduler = Scheduler()
 
     @model_validator(mode="after")
     def _checks(self) -> "Config":
@@ -885,6 +947,9 @@ class Config(Strict):
                 f"exactly one service must have routed = true (the one nginx sends traffic to); found {len(routed)}"
             )
         self._check_accessories()
+        for name, job in self.jobs.items():
+            if job.service not in self.services:
+                raise ValueError(f"jobs.{name}.service: no service {job.service!r} (services: {', '.join(self.services)})")
         envs = [(f"services.{n}.env", s.env) for n, s in self.services.items()]
         envs += [(f"environments.{n}.env", e.env) for n, e in self.environments.items()]
         envs += [(f"accessories.{n}.env", a.env) for n, a in self.accessories.items()]
@@ -969,6 +1034,8 @@ class Config(Strict):
     def _check_placeholder(self, where: str, ref: str, part: str) -> None:
         """{{ NAME.host|port|url }} names a service (of the same release) or an accessory."""
         if ref in self.services:
+            if self.services[ref].worker:
+                raise ValueError(f"{where}: {ref!r} is a worker (worker = true): it has no address to reach")
             if where.startswith("accessories."):
                 raise ValueError(f"{where}: an accessory is not part of a release, so it cannot name the "
                                  f"service {ref!r}")

@@ -16,7 +16,7 @@ from ..config.models import PLACEHOLDER_RE, Config, Environment
 from .accessories import container_name as accessory_container
 from .env_values import split_env
 from .hardening import Hardening, hardening_for
-from .names import SECRETS_MOUNT, Names, StateLayout
+from .names import LABEL_WORKER, SECRETS_MOUNT, Names, StateLayout
 
 RELEASE_ENV = "DEPLOYCTL_RELEASE"
 REVISION_ENV = "DEPLOYCTL_REVISION"
@@ -38,6 +38,7 @@ class ContainerSpec:
     secret_env: dict[str, str] = field(default_factory=dict)
     env_file: str = ""  # on the host, mode 0600; empty when no variable uses a secret
     hardening: Hardening | None = None  # least privilege and limits (None: none, as before them)
+    command: tuple[str, ...] = ()  # after the image: overrides its CMD (empty: the image's own)
 
     def secret_mounts(self) -> list[tuple[str, str]]:
         """(host file, container file) per secret."""
@@ -93,9 +94,10 @@ def release_containers(config: Config, environment: Environment, env_name: str, 
             secrets=tuple(spec.secrets),
             secrets_dir=layout.service_secrets(release, service),
             routed=spec.routed,
-            labels=names.labels("service", release, service),
+            labels={**names.labels("service", release, service), **({LABEL_WORKER: "true"} if spec.worker else {})},
             secret_env=secret_env,
             env_file=layout.env_file(release, service) if secret_env else "",
             hardening=hardening_for(spec),
+            command=tuple(spec.command or ()),
         ))
     return specs

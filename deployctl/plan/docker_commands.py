@@ -46,8 +46,23 @@ def create_service(spec: ContainerSpec, release_network: str) -> list[str]:
     return [
         "docker", "create", "--name", spec.name, "--network", release_network, "--network-alias", spec.service,
         "--restart", "unless-stopped", "--log-opt", "max-size=10m", *_hardening(spec),
-        *_labels(spec.labels), *_env(spec.env), *_env_file(spec), *_secret_mounts(spec), spec.image,
+        *_labels(spec.labels), *_env(spec.env), *_env_file(spec), *_secret_mounts(spec), spec.image, *spec.command,
     ]
+
+
+def running_workers(names: Names) -> list[str]:
+    """`name|release` of the app's running worker containers (retire stops a warm release's:
+    its web containers stay for a fast rollback, but a second consumer must not run)."""
+    return ["docker", "ps", "--no-trunc", "--format", '{{.Names}}|{{.Label "io.deployctl.release"}}',
+            *_app_filters(names), "--filter", "label=io.deployctl.worker=true", "--filter", "status=running"]
+
+
+def running_of_service(names: Names, service: str) -> list[str]:
+    """The names of `service`'s running containers, any release (a stop_first worker's
+    previous one: services/switch.py stops it before the new one starts)."""
+    return ["docker", "ps", "--no-trunc", "--format", "{{.Names}}", *_app_filters(names),
+            "--filter", f"label=io.deployctl.service={service}", "--filter", "label=io.deployctl.role=service",
+            "--filter", "status=running"]
 
 
 def connect_network(network: str, container: str, alias: str | None = None) -> list[str]:

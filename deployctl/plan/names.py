@@ -17,7 +17,8 @@ LABEL_APP = "io.deployctl.app"
 LABEL_ENV = "io.deployctl.env"
 LABEL_RELEASE = "io.deployctl.release"
 LABEL_SERVICE = "io.deployctl.service"
-LABEL_ROLE = "io.deployctl.role"  # service | proxy | proxy-nginx | migrate | network
+LABEL_ROLE = "io.deployctl.role"  # service | proxy | proxy-nginx | migrate | network | scheduler | job
+LABEL_WORKER = "io.deployctl.worker"  # "true" on a worker's containers (no port, never routed)
 
 SECRETS_MOUNT = "/run/secrets"
 

@@ -20,7 +20,7 @@ SPEC_VERSION = 1
 
 @dataclass(frozen=True)
 class HealthProbe:
-    """How the switch knows a container is ready: kind http | tcp | command | docker."""
+    """How the switch knows a container is ready: kind http | tcp | command | docker | running."""
 
     container: str
     service: str
@@ -30,6 +30,7 @@ class HealthProbe:
     command: tuple[str, ...] = ()
     timeout: float = 30.0
     interval: float = 0.25
+    grace: float = 0.0  # running: seconds the container must stay up
 
     def describe(self) -> str:
         what = {
@@ -37,6 +38,7 @@ class HealthProbe:
             "tcp": f"<{self.container} ip>:{self.port} accepts a TCP connection",
             "command": f"docker exec {self.container} {' '.join(self.command)} exits 0",
             "docker": f"the image's HEALTHCHECK reports {self.container} healthy",
+            "running": f"{self.container} still runs {self.grace:g}s after it started (no exit, no restart)",
         }[self.kind]
         return f"{what} (every {self.interval:g}s, up to {self.timeout:g}s)"
 
@@ -50,6 +52,8 @@ class ServiceSpec:
     routed: bool
     health: HealthProbe
     verify_path: str | None = None
+    worker: bool = False  # no port, never routed (port is 0)
+    stop_first: bool = False  # the previous release's stops before this one starts
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,15 @@ class ReleaseSpec:
     def containers(self) -> list[str]:
         return [s.container for s in self.services]
 
+    @property
+    def stop_first(self) -> list[str]:
+        """The services whose previous release's container stops before this one starts."""
+        return [s.service for s in self.services if s.stop_first]
+
+    @property
+    def workers(self) -> list[str]:
+        return [s.service for s in self.services if s.worker]
+
     def probes(self) -> list[HealthProbe]:
         return [s.health for s in self.services]
 
@@ -104,7 +117,8 @@ class ReleaseSpec:
 def health_probe(container: str, service: str, port: int, check: HealthCheck) -> HealthProbe:
     return HealthProbe(container=container, service=service, kind=check.kind, port=port,
                        path=check.path if check.kind == "http" else "",
-                       command=tuple(check.command or ()), timeout=check.timeout, interval=check.interval)
+                       command=tuple(check.command or ()), timeout=check.timeout, interval=check.interval,
+                       grace=check.grace if check.kind == "running" else 0.0)
 
 
 def proxy_spec(proxy: Proxy, image: str) -> ProxySpec:
@@ -119,10 +133,11 @@ def release_spec(config: Config, env_name: str, release: str, revision: str | No
     services = []
     for name, service in config.services.items():
         container = names.container(name, release)
+        port = 0 if service.worker else service.port
         services.append(ServiceSpec(
-            service=name, container=container, image=images[name], port=service.port, routed=service.routed,
-            health=health_probe(container, name, service.port, service.healthcheck),
-            verify_path=service.verify_path,
+            service=name, container=container, image=images[name], port=port, routed=service.routed,
+            health=health_probe(container, name, port, service.health),
+            verify_path=service.verify_path, worker=service.worker, stop_first=service.stop_first,
         ))
     return ReleaseSpec(release=release, revision=revision, dirty=dirty, network=names.release_network(release),
                        services=tuple(services), proxy=proxy_spec(config.proxy, proxy_image))

@@ -29,6 +29,9 @@ def resolve(loaded: LoadedConfig, env_name: str) -> dict[str, Any]:
         data["image"] = image_repository(config, name)
         data["env"] = merged_env(loaded, env_name, name)
         data["secrets"] = {secret: MASK for secret in service.secrets}
+        if service.worker:  # no port; the health check the switch waits for (`running` by default)
+            data.pop("port")
+            data["healthcheck"] = service.health.model_dump()
         services[name] = data
     accessories = {}
     for name in env.accessories:  # only the environment's: what a deploy there boots
@@ -69,4 +72,6 @@ def resolve(loaded: LoadedConfig, env_name: str) -> dict[str, Any]:
         "services": services,
         "accessories": accessories,
         "proxy": proxy,
+        **({"jobs": {name: job.model_dump() for name, job in config.jobs.items()},
+            "scheduler": config.scheduler.model_dump()} if config.jobs else {}),
     }

@@ -55,6 +55,7 @@ class SwarmService:
     secrets: tuple[tuple[str, str], ...] = ()  # (Docker secret name, file name under /run/secrets)
     secret_env: dict[str, str] = field(default_factory=dict)  # templated; rendered only into env_file
     hardening: Hardening | None = None  # capabilities, read-only root and limits (plan/hardening.py)
+    command: tuple[str, ...] = ()  # after the image: overrides its CMD (a worker's, say)
 
 
 def within_name_limit(full: str, end: str) -> str:
@@ -87,7 +88,7 @@ def release_services(config: Config, environment: Environment, env_name: str, sp
             service=c.service, name=c.name, image=c.image, port=c.port, replicas=count, env=c.env,
             health=health[c.service], routed=c.routed, labels=c.labels, env_file=c.env_file,
             secrets=tuple((secret_name(names, spec.release, c.service, s), s) for s in c.secrets),
-            secret_env=c.secret_env, hardening=c.hardening,
+            secret_env=c.secret_env, hardening=c.hardening, command=c.command,
         ))
     return out
 
@@ -107,7 +108,7 @@ def health_flags(probe: HealthProbe) -> list[str]:
     before the switch (services/swarm_health.py), as on ssh hosts; the image's own
     HEALTHCHECK is switched off, so Swarm never stops a task on a check the config did not
     choose (and one that needs a curl the image lacks)."""
-    if probe.kind in ("http", "tcp"):
+    if probe.kind in ("http", "tcp", "running"):  # running: a worker, ready when its tasks run
         return ["--no-healthcheck"]
     if probe.kind != "command":
         return []
@@ -197,7 +198,7 @@ def create_service(svc: SwarmService, network: str, registry_auth: bool | str = 
         "--name", svc.name, "--replicas", str(svc.replicas),
         "--endpoint-mode", "dnsrr", *_service_body(svc, network, svc.labels, release_network),
         "--restart-condition", "any", "--restart-delay", "1s", "--stop-grace-period", STOP_GRACE,
-        "--update-order", "start-first", *health_flags(svc.health), svc.image,
+        "--update-order", "start-first", *health_flags(svc.health), svc.image, *svc.command,
     ]
 
 

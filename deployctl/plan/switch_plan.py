@@ -134,9 +134,16 @@ class SwitchPlan:
     # Deploys: the rendered env files (secrets) go once the containers exist, which keep
     # their env in their own config (docs/security.md, "Env files").
     forget_env: Argv | None = None
+    # stop_first workers: (service, the argv listing its running containers). Those not of
+    # the target release are stopped before anything starts, and started again by an undo.
+    stop_first: tuple[tuple[str, Argv], ...] = ()
 
     def steps(self) -> list[PlannedStep]:
-        rows = [PlannedStep("start", "", argv) for chain in self.start for argv in chain]
+        rows = [PlannedStep("stop first", f"{service} (stop_first): its running containers of other releases, "
+                                          "stopped before the new one starts (started again if this fails "
+                                          "before the switch)", listing)
+                for service, listing in self.stop_first]
+        rows += [PlannedStep("start", "", argv) for chain in self.start for argv in chain]
         if self.forget_env is not None:
             rows.append(PlannedStep("secrets", "remove the env files once the containers exist (they keep their env "
                                                "in their own config)", self.forget_env))
@@ -176,7 +183,7 @@ class SwitchPlan:
         rows.append(PlannedStep("drain", f"before stopping a release that served within the last {self.drain:g}s "
                                  "(the one replaced, without a warm window): wait for the requests it holds"))
         rows.append(PlannedStep("stop", "the other releases' running containers (kept for rollback), but the "
-                                        "previous release's while its warm window lasts",
+                                        "previous release's while its warm window lasts (never its workers)",
                                 dc.stop(["<other releases' containers>"])))
         return rows
 
@@ -256,6 +263,10 @@ def proxy_config_for(target: ReleaseSpec, standby: Standby | None = None) -> str
                                standby=standby)
 
 
+def stop_first_listings(target: ReleaseSpec, names: Names) -> tuple[tuple[str, Argv], ...]:
+    return tuple((service, tuple(dc.running_of_service(names, service))) for service in target.stop_first)
+
+
 def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Names, proxy_dir: str, *,
                 proxy_port: int, drain: float, guard: GuardSpec | None = None,
                 canary: CanarySpec | None = None, tls_port: int | None = None,
@@ -273,6 +284,7 @@ def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Nam
         watchdog=canary_watchdog(target, names, proxy, proxy_dir, canary) if canary is not None else None,
         forget_env=("rm", "-f", "--", *env_files) if env_files else None,
         shadow=shadow,
+        stop_first=stop_first_listings(target, names),
     )
 
 
@@ -293,4 +305,5 @@ def rollback_plan(target: ReleaseSpec, names: Names, proxy_dir: str, *, proxy_po
         probes=tuple(target.probes()), proxy_config=proxy_config_for(target, standby),
         proxy=proxy_start(target, names, proxy_dir, proxy_port, tls_port), verify=verify_check(target), drain=drain,
         flag=flag if not stopped else None, standby=standby.release if standby else None,
+        stop_first=stop_first_listings(target, names),
     )

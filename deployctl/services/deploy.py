@@ -41,6 +41,7 @@ from .shadow import recover as recover_shadow
 from ..plan.hooks import ON_REVERT, SCHEMA_BLOCKED, HookContext
 from .hooks import HookRunner, previous_of
 from .host_state import HostState
+from .jobs import HostJobs
 from .hosts import connectors_for, layout_for, names_for, proxy_port, tls_port
 from .retire import retire_and_prune, stop_expired_warm
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
@@ -119,8 +120,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             emit(Message(f"{which}: every host at once (rollout.batch and rollout.parallel apply without a {which})"))
             settings = settings.model_copy(update={"batch": None, "parallel": None})
         jobs = [HostDeploy(loaded, env_name, conn, emit, release, images, secrets, options, cancel=cancel, gate=gate,
-                           shadow_gate=shadow_gate)
-                for conn in conns]
+                           shadow_gate=shadow_gate, first=index == 0)
+                for index, conn in enumerate(conns)]
         hooks = HookRunner.for_config(loaded, emit, enabled=options.hooks, secrets=secrets, stopped=cancel.is_set)
         context = HookContext(config.app, env_name, "deploy", release, previous_of(live[c.host] for c in conns),
                               images.revision or "", tuple(c.host for c in conns))
@@ -185,8 +186,9 @@ class HostDeploy:
     def __init__(self, loaded: LoadedConfig, env_name: str, conn, emit: Emit, release: str,
                  images: ReleaseImages, secrets: dict[str, Secret], options: DeployOptions,
                  *, cancel: Cancel | None = None, gate: CanaryGate | None = None,
-                 shadow_gate: CanaryGate | None = None) -> None:
+                 shadow_gate: CanaryGate | None = None, first: bool = True) -> None:
         self.loaded, self.env_name, self.conn, self.emit = loaded, env_name, conn, emit
+        self.first = first  # the rollout's first host: it runs the scheduled jobs (services/jobs.py)
         self.host = conn.host
         self.config = loaded.config
         self.environment = loaded.environment(env_name)
@@ -261,7 +263,8 @@ class HostDeploy:
                                                                  "new configuration names it as its standby"),),
                               self._standby))
         if self.environment.target == "ssh":
-            images = list(dict.fromkeys([*self.images.images.values(), self.spec.proxy.image]))
+            images = list(dict.fromkeys([*self.images.images.values(), self.spec.proxy.image,
+                                         *([self.config.scheduler.image] if self._jobs() else [])]))
             config_dir = preflight.registry_config(self.conn)  # this command's login, if it made one
             rows = [PlannedStep("pull", "unless the host has it", tuple(dc.pull(image, config_dir)))
                     for image in images]
@@ -283,7 +286,17 @@ class HostDeploy:
             steps.append(Step("tls", (PlannedStep("tls", f"write {layout.proxy_dir}/tls/acme-challenge.conf: HTTP-01 "
                                                          "answers, loaded by the switch below"),),
                               host_tls.enable_challenges))
+        jobs = self._jobs()
+        if jobs is not None:  # after the secrets: the job files live in the release's directory
+            steps += jobs.steps()
         return steps
+
+    def _jobs(self) -> HostJobs | None:
+        """The release's scheduled jobs and the scheduler, on the first host only."""
+        if not self.first or not self.config.jobs:
+            return None
+        return HostJobs(self.conn, self.config, self.names, self.layout, self.release, self.spec.network,
+                        self.containers)
 
     def _read_state(self) -> None:
         self.previous = self.state.current()

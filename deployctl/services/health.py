@@ -49,6 +49,7 @@ class HealthWait:
         self.conn, self.states, self.emit, self.checkpoint = conn, states, emit, checkpoint
 
     def wait(self, probes: Sequence[HealthProbe]) -> None:
+        self._since: dict[str, float] = {}  # a `running` probe's container: when the wait first saw it run
         pending = {p.container: p for p in probes}
         started = time.monotonic()
         interval = min((p.interval for p in probes), default=0.25)
@@ -60,9 +61,10 @@ class HealthWait:
             if self.checkpoint is not None:
                 self.checkpoint()
             # Inspect for the addresses (and to see an exit), then only every STATE_EVERY
-            # seconds; a docker-health probe needs the state itself, so it inspects as often.
+            # seconds; a docker-health or running probe needs the state itself, so it inspects as often.
             due = time.monotonic() - inspected >= STATE_EVERY
-            if due or any(not states.get(n) or not states[n].ip or p.kind == "docker" for n, p in pending.items()):
+            if due or any(not states.get(n) or not states[n].ip or p.kind in ("docker", "running")
+                         for n, p in pending.items()):
                 states, inspected = self.states(list(pending)), time.monotonic()
             for name, probe in list(pending.items()):
                 state = states.get(name)
@@ -91,6 +93,12 @@ class HealthWait:
             if not state.health:
                 self._unhealthy(probe, "its image has no HEALTHCHECK (healthcheck.type = \"docker\" needs one)")
             return False, f"docker reports {state.health}"
+        if probe.kind == "running":
+            # A crash (exit, restart) already failed the wait above; what is left is time.
+            if state is None or state.status != "running":
+                return False, "not running yet"
+            up = time.monotonic() - self._since.setdefault(probe.container, time.monotonic())
+            return (True, "") if up >= probe.grace else (False, f"running for {up:.1f}s of {probe.grace:g}s")
         if probe.kind == "command":
             result = self.conn.run(dc.exec_command(probe.container, probe.command), timeout=max(timeout, 10.0))
             if result.ok:

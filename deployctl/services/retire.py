@@ -19,7 +19,9 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ..adapters.connector import check
 from ..config.models import Rollout
+from ..plan import docker_commands as dc
 from ..events import Emit, Message, Timer
 from ..plan.warm import after_switch, drain_left, expired, parse_warm, render_warm
 from .prune import prune
@@ -56,6 +58,11 @@ def retire(switch, live: str, drain: float,  # type: ignore[no-untyped-def]
     kept = {w.release for w in warm}
     old = {name: release for release, names in on_host.items() if release != live and release not in kept
            for name in names}
+    if kept:  # a warm release stays for a fast rollback, but never its workers: they would consume twice
+        for line in check(conn, dc.running_workers(switch.names)).splitlines():
+            name, _, release = line.partition("|")
+            if release in kept:
+                old[name] = release
     running = switch.running(list(old))
     if running:
         wait = drain_left({old[name] for name in running}, warm_before=warm_before, now=now, drain=drain)

@@ -20,6 +20,7 @@ from typing import Callable
 
 from ..config import LoadedConfig
 from ..config.models import Rollout as RolloutSettings
+from .jobs import refuse_on_swarm as refuse_jobs_on_swarm
 from ..errors import DeployctlError, DeployError, RollbackError, UncertainError, UsageError
 from ..events import Emit, Message, Timer, serialized
 from ..plan import rollout as rollout_plan
@@ -163,6 +164,18 @@ def _record(state: HostState, spec: ReleaseSpec, action: str, outcome: str, prev
                                 extra={REPLICAS: replicas, **ss.to_extra(scaled or {}), **(extra or {})}))
 
 
+def refuse_stop_first(config, env_name: str) -> None:  # type: ignore[no-untyped-def]
+    """Each release is its own Swarm service, started beside the live one: nothing stops the
+    live release's worker before the new one's tasks start yet, so stop_first is refused by
+    name rather than run twice (docs/jobs.md, "Swarm")."""
+    for name, service in config.services.items():
+        if service.stop_first:
+            raise UsageError(f"services.{name}.stop_first: environments.{env_name} is a Swarm, where a release's "
+                             "worker starts beside the live one; stop_first is not run on a Swarm target yet",
+                             hint="remove stop_first (the worker then runs beside the live one until the switch), "
+                                  "or deploy this worker to an ssh or local environment (docs/jobs.md)")
+
+
 def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: dict[str, Secret], emit: Emit, *,
            options: DeployOptions = DeployOptions(), registry_password: Secret | None = None,
            registry_username: str | None = None, manager=None, now: float | None = None) -> DeployResult:  # type: ignore[no-untyped-def]
@@ -179,6 +192,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         raise UsageError(f"environments.{env_name}: a shadow window (--shadow, rollout.shadow_window) is not run on "
                          "a Swarm target yet",
                          hint="deploy with --shadow 0, or set rollout.shadow_window = 0 (docs/swarm.md)")
+    refuse_jobs_on_swarm(config, env_name)  # refused before anything is touched, as the canary
+    refuse_stop_first(config, env_name)
     emit = serialized(emit)
     unrecorded = sorted(name for name, s in config.services.items() if s.schema_version)
     if unrecorded:  # a record-only feature: the deploy goes on, the user is told what is missing

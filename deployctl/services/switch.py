@@ -70,6 +70,7 @@ class HostSwitch:
         self.checkpoint = checkpoint
         self.proxy = HostProxy(conn, names, layout, emit)
         self.previous_config: bytes | None = None
+        self.stopped_first: list[str] = []  # stop_first workers of another release this switch stopped
         self.step = "start"  # the step under way, for an error that does not say (a lost connection)
 
     # -- looking -----------------------------------------------------------------------------
@@ -304,6 +305,7 @@ class HostSwitch:
             for argv in chain:
                 check(self.conn, list(argv))
 
+        self._stop_first(plan)
         with ThreadPoolExecutor(max_workers=max(1, len(plan.start))) as pool:
             futures = [pool.submit(run_chain, chain) for chain in plan.start]
         for future in futures:
@@ -323,9 +325,24 @@ class HostSwitch:
             raise
         timer.done()
 
+    def _stop_first(self, plan: SwitchPlan) -> None:
+        """A stop_first worker (a consumer that must not run twice): the running one of any
+        other release stops before the target's starts. Remembered: an undo starts it again."""
+        own = set(plan.target.containers)
+        for _, listing in plan.stop_first:
+            others = [n for n in check(self.conn, list(listing)).split() if n not in own]
+            if others:
+                self.emit(Message(f"stop_first: stopping {', '.join(others)} before the new one starts",
+                                  host=self.conn.host))
+                self.stop(others)
+                self.stopped_first += others
+
     def undo(self, plan: SwitchPlan) -> None:
         for argv in plan.undo:
             self.conn.run(list(argv))
+        if self.stopped_first:  # the previous release's stop_first workers run again
+            check(self.conn, dc.start(self.stopped_first))
+            self.stopped_first = []
 
     def _switch_back(self, plan: SwitchPlan, previous: bytes | None, exc: BaseException) -> None:
         self.step = "switch back"

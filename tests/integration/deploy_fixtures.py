@@ -139,3 +139,15 @@ def remove_app_with_data(app: str) -> None:
     images = docker("images", "-q", "--filter", f"label=io.deployctl.app={app}", check=False).split()
     if images:
         docker("rmi", "-f", *set(images), check=False)
+
+
+def build_scheduler_image(standin_images: dict, workdir: Path) -> str:
+    """A stand-in for `docker:27-cli` (what [scheduler] image defaults to, which cannot be
+    pulled here): the stand-in nginx's Debian (sh, date, flock) with this machine's docker CLI."""
+    import shutil
+
+    context = workdir / "scheduler-image"
+    context.mkdir(exist_ok=True)
+    shutil.copy2(shutil.which("docker") or "/usr/local/bin/docker", context / "docker")
+    (context / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY docker /usr/local/bin/docker\n")
+    return build_image(context, "deployctl-test/scheduler:latest", standin_images["nginx"])

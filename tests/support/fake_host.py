@@ -50,6 +50,7 @@ STATUS_ROLE_FORMAT = dc.status_and_role("c")[4]
 ADDRESSES = re.compile(r'^\{\{\.Name\}\}\|\{\{with index \.NetworkSettings\.Networks "([^"]+)"\}\}')
 # Subcommands whose answer is always the same (for an existing container): no state to model.
 FIXED = {"version": "27.3.1\n", "login": "", "wait": "0\n", "update": "", "logs": ""}
+STATUS_LABEL = re.compile(r'^\{\{\.State\.Status\}\}\|\{\{index \.Config\.Labels "([^"]+)"\}\}$')
 # `docker run` / `docker create` options that take a value (everything else before the image is a flag).
 VALUED = {"--name", "--network", "--network-alias", "--restart", "--log-opt", "--label", "-e", "--env-file", "-v",
           "--publish", "--sysctl", "--stop-signal", "--entrypoint", "--user", "--pid", "--security-opt", "--cap-drop",
@@ -466,8 +467,9 @@ class FakeHost:
                    for c in found}  # a stopped container has no address
             lines = [f"/{c.name}|{c.status}||{ips[c.name]}|{c.labels.get(LABEL_RELEASE, '')}|{c.started}|{c.image}"
                      f"|{c.exit_code}|{c.restarts}" for c in found]
-        elif fmt == STATUS_ROLE_FORMAT:
-            lines = [f"{c.status}|{c.labels.get(LABEL_ROLE, '')}" for c in found]
+        elif STATUS_LABEL.match(fmt):  # `status|<a label>` (the role; the scheduler's hash)
+            label = STATUS_LABEL.match(fmt).group(1)  # type: ignore[union-attr]
+            lines = [f"{c.status}|{c.labels.get(label, '')}" for c in found]
         elif ADDRESSES.match(fmt):
             network = ADDRESSES.match(fmt).group(1)  # type: ignore[union-attr]
             lines = [f"/{c.name}|{c.networks.get(network, '') if c.status == 'running' else ''}" for c in found]
@@ -478,9 +480,16 @@ class FakeHost:
 
     def _docker_ps(self, args: list[str]) -> CommandResult | None:
         fmt = args[args.index("--format") + 1]
-        wanted = [args[i + 1].removeprefix("label=").split("=", 1) for i, a in enumerate(args) if a == "--filter"]
-        found = [c for c in self.containers.values() if all(c.labels.get(k) == v for k, v in wanted)]
-        if fmt == LIST_FORMAT:
+        filters = [args[i + 1] for i, a in enumerate(args) if a == "--filter"]
+        wanted = [f.removeprefix("label=").split("=", 1) for f in filters if f.startswith("label=")]
+        status = [f.removeprefix("status=") for f in filters if f.startswith("status=")]
+        found = [c for c in self.containers.values() if all(c.labels.get(k) == v for k, v in wanted)
+                 and (not status or c.status in status)]
+        if fmt == "{{.Names}}":
+            lines = [c.name for c in found]
+        elif fmt == '{{.Names}}|{{.Label "io.deployctl.release"}}':
+            lines = [f"{c.name}|{c.labels.get(LABEL_RELEASE, '')}" for c in found]
+        elif fmt == LIST_FORMAT:
             lines = [f"{c.name}|{c.labels.get(LABEL_ROLE, '')}|{c.labels.get(LABEL_RELEASE, '')}|{c.status}"
                      for c in found]
         elif fmt == dc.PROXY_LISTING_FORMAT:

@@ -37,6 +37,7 @@ from deployctl.services.release_images import ReleaseImages
 from deployctl.services.rollback import rollback
 from deployctl.services.shadow import ShadowStopped
 from tests.support.fake_host import FakeHost, Fault, wrong_release
+from tests.support.virtual_time import virtual_time
 
 CONFIG = """
 app = "shop"
@@ -155,20 +156,7 @@ PROD = layout_for(LOADED, "prod")
 REAL_SLEEP, REAL_MONOTONIC = time.sleep, time.monotonic
 
 
-@pytest.fixture(autouse=True)
-def virtual_time(monkeypatch):
-    """time.sleep advances time.monotonic instead of waiting: health waits, verify loops and
-    the switch back's wait run their full course in microseconds."""
-    real_sleep, real_monotonic = time.sleep, time.monotonic
-    offset, lock = [0.0], threading.Lock()
-
-    def sleep(seconds: float) -> None:
-        with lock:
-            offset[0] += max(0.0, seconds)
-        real_sleep(0)  # still lets the other threads run
-
-    monkeypatch.setattr(time, "sleep", sleep)
-    monkeypatch.setattr(time, "monotonic", lambda: real_monotonic() + offset[0])
+virtual_time = pytest.fixture(autouse=True)(virtual_time)  # tests/support/virtual_time.py
 
 
 class Site:
