@@ -1105,7 +1105,11 @@ def test_sigterm_while_the_rollout_starts_its_worker_still_waits_for_the_migrati
     # ("failed", with "the migrations ran here, then the deploy stopped"), with the signal landing while
     # the main thread is still starting the worker that runs the migration. A long GIL switch interval
     # keeps the main thread in Thread.start until the worker blocks, right after raising the signal.
-    others = max(threading.active_count(), _os_threads()) - 1
+    # Threads an earlier test left finishing (a hook's output reader, a timer) end within
+    # moments: wait for them, so the test runs wherever it can.
+    deadline = time.monotonic() + 10
+    while (others := max(threading.active_count(), _os_threads()) - 1) and time.monotonic() < deadline:
+        time.sleep(0.05)
     if others:
         # The rollout holds the signals back with the main thread's signal mask; a thread left
         # running by another test (a server, a traffic loop) still takes the signal for the
