@@ -20,7 +20,6 @@ from deployctl.plan import certificates as certs
 from deployctl.plan import tls_config as tc
 from deployctl.plan.proxy_config import PROXY_MOUNT, render_proxy_config
 from deployctl.plan.release_spec import ProxySpec
-from deployctl.secrets import Secret
 from deployctl.services import tls
 from deployctl.services.deploy import deploy
 from deployctl.services.hosts import layout_for
@@ -350,7 +349,7 @@ def test_a_rollback_keeps_serving_the_current_certificate(fleet):
 
 
 def test_turning_https_off_removes_the_certificate_with_the_next_deploy(fleet):
-    site, layout = loaded(), layout_for(loaded(), "fleet")
+    site = loaded()
     deploy(site, "fleet", images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)
     off = loaded(extra="").config.model_copy()
     off.environments["fleet"] = off.environments["fleet"].model_copy(update={"tls": "off"})
