@@ -281,11 +281,16 @@ class HostDeploy:
                         tuple(dc.release_network_create(names, release, f"<free /{SUBNET_PREFIX} of {pool}>"
                                                         if pool else None)))), self._networks))
         steps.append(Step("secrets", tuple(self._secret_rows()), self._upload_secrets))
+        host_tls = tls.HostTls(self.conn, names, layout, self.emit)
         if self.config.tls_for(self.env_name) == "acme":
-            host_tls = tls.HostTls(self.conn, names, layout, self.emit)
             steps.append(Step("tls", (PlannedStep("tls", f"write {layout.proxy_dir}/tls/acme-challenge.conf: HTTP-01 "
                                                          "answers, loaded by the switch below"),),
                               host_tls.enable_challenges))
+        elif self.config.tls_for(self.env_name) == "off":
+            steps.append(Step("tls", (PlannedStep("tls", f"remove {layout.proxy_dir}/tls (HTTPS is off here; a "
+                                                         "certificate left from before goes with the switch's "
+                                                         "reload)"),),
+                              host_tls.remove_all))
         jobs = self._jobs()
         if jobs is not None:  # after the secrets: the job files live in the release's directory
             steps += jobs.steps()

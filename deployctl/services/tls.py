@@ -91,6 +91,10 @@ class HostTls:
         self.conn.put_file(f"{tc.tls_dir(self.proxy_dir)}/{tc.CHALLENGE_CONF}", tc.challenge_conf(PROXY_MOUNT).encode(),
                            0o644)
 
+    def remove_all(self) -> None:
+        """HTTPS turned off: certificates, keys and the challenge location leave the host."""
+        self.conn.remove_tree(tc.tls_dir(self.proxy_dir))
+
     def place_challenge(self, token: str, key_authorization: str) -> None:
         self.conn.put_file(tc.challenge_file(self.proxy_dir, token), key_authorization.encode(), 0o644)
 

@@ -1,6 +1,6 @@
 """HTTPS on real parts (docs/tls.md): a real ACME CA (pebble, validating for real), this
 machine's engine with deployctl's proxy, a client that checks the chain against pebble's
-root; and `tls = "files"` on an SSH host."""
+root. SSH hosts (a fleet of 3, acme then `tls = "files"`): fleet/test_fleet_tls.py."""
 
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ from deployctl.cli.main import main
 from deployctl.config import load_config
 from deployctl.errors import ExitCode
 from deployctl.events import Recorder
-from deployctl.plan.certificates import describe
 from deployctl.secrets import Secret
 from deployctl.services.deploy import deploy
 from deployctl.services.release_images import ReleaseImages
 from tests.integration.deploy_fixtures import probe_config, remove_app, unique_app
 from tests.support.net import free_port
-from tests.support.pebble import TestCa, https_get, pebble
+from tests.support.pebble import https_get, pebble
 from tests.support.traffic import Traffic
 
 pytestmark = pytest.mark.integration
@@ -125,65 +124,3 @@ def test_acme_obtain_serve_renew_under_load_and_a_refusal_keeps_the_certificate(
 
 
 
-
-def test_tls_files_on_an_ssh_host_refused_before_any_change_then_served(ssh_host, registry, probe_images, tmp_path):
-    from tests.integration.test_deploy_ssh import push
-    from tests.integration.deploy_fixtures import write_probe_artifacts
-    from tests.integration.test_deploy_local import run_cli
-
-    app, http, https = unique_app(), free_port(), free_port()
-    name = f"{app}.corp.test"
-    ssh = (f"[environments.staging.ssh]\nuser = \"{ssh_host.user}\"\nport = {ssh_host.port}\n"
-           f"key_file = \"{ssh_host.key_file}\"\nknown_hosts = \"{ssh_host.known_hosts_file}\"\n")
-    config = probe_config(tmp_path, app, port=http, env_name="staging", target="ssh",
-                          extra_env=f"hosts = [\"{ssh_host.host}\"]\nproxy_tls_port = {https}\n{ssh}",
-                          registry=f"[registry]\nserver = \"{registry.address}\"\nnamespace = \"{app}\"\n")
-    config.write_text(config.read_text().replace("[proxy]\n", f"""[proxy]
-hosts = ["{name}"]
-tls = "files"
-tls_certificate_secret = "CORP_TLS_CHAIN"
-tls_key_secret = "CORP_TLS_KEY"
-"""))
-    repos = {n: f"{registry.address}/{app}/{n}" for n in ("backend", "frontend", "proxy")}
-    company = TestCa("corp CA")
-    try:
-        digests = {n: push(img, repos[n], "7150001a") for n, img in
-                   (("backend", probe_images.good), ("frontend", probe_images.good), ("proxy", probe_images.proxy))}
-        write_probe_artifacts(config, app, "7150001a", probe_images.good, probe_images.good, probe_images.proxy,
-                              digests=digests, repositories=repos)
-        # A certificate for other names: refused before any host changes, the key never shown.
-        chain, key = company.issue(["other.corp.test"])
-        refused = run_cli(config, "deploy", "--env", "staging", env={
-            "PROBE_DB_PASSWORD": "pw", "CORP_TLS_CHAIN": chain.decode(), "CORP_TLS_KEY": key.decode()})
-        assert refused.returncode == ExitCode.CONFIG, refused.stdout + refused.stderr
-        assert f"not for {name} (proxy.hosts)" in refused.stderr and "PRIVATE KEY" not in refused.stdout + refused.stderr
-        assert not (tmp_path / "state").exists()
-
-        chain, key = company.issue([name])
-        secrets = {"PROBE_DB_PASSWORD": "pw", "CORP_TLS_CHAIN": chain.decode(), "CORP_TLS_KEY": key.decode()}
-        done = run_cli(config, "deploy", "--env", "staging", "--json", env=secrets)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "PRIVATE KEY" not in done.stdout + done.stderr
-        release = json.loads(done.stdout.strip().splitlines()[-1])["release"]
-        trust_file = tmp_path / "corp-ca.pem"
-        trust_file.write_bytes(company.pem)
-        import ssl
-
-        status, headers, _, der, _ = https_get(https, name, "/version", ssl.create_default_context(cafile=str(trust_file)))
-        assert status == 200 and headers["X-Deployctl-Release"] == release
-        assert der == describe_der(chain)
-        key_file = next((tmp_path / "state" / app / "staging" / "proxy" / "tls").glob("v-*/privkey.pem"))
-        assert key_file.stat().st_mode & 0o777 == 0o600
-        shown = run_cli(config, "certs", "status", "--env", "staging", "--json", env=secrets)
-        assert shown.returncode == 0, shown.stderr
-        host = json.loads(shown.stdout.strip().splitlines()[-1])["hosts"][0]
-        assert host["certificate"]["names"] == [name] and "corp CA" in host["certificate"]["issuer"]
-    finally:
-        remove_app(app)
-
-
-def describe_der(chain_pem: bytes) -> bytes:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return x509.load_pem_x509_certificates(chain_pem)[0].public_bytes(Encoding.DER)

@@ -206,6 +206,7 @@ class FakeHost:
             inside = lambda p: p == path or p.startswith(path.rstrip("/") + "/")  # noqa: E731
             self.dirs = {d for d in self.dirs if not inside(d)}
             self.files = {p: v for p, v in self.files.items() if not inside(p)}
+            self.links = {p: v for p, v in self.links.items() if not inside(p)}
 
     def tcp_check(self, address: str, port: int, timeout: float = 2.0) -> None:
         self._file_fault("tcp_check", f"{address}:{port}")

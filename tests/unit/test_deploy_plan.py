@@ -394,7 +394,7 @@ def test_dry_run_prints_the_plan_the_switch_runs_and_never_a_secret_value():
     # missed included (a canary left by a killed deployctl; warm releases past their window).
     assert [s.step for s in steps[:len(preparation) + 3]] == ["preflight", "preflight", "lock", "state", "recover",
                                                               "warm", "standby", "network", "network",
-                                                              "secrets"]
+                                                              "secrets", "tls"]  # tls: HTTPS off, none left
     argvs = [list(s.argv) for s in steps if s.argv]
     for chain in plan.start:  # the very argv the switch runs
         for argv in chain:

@@ -20,7 +20,6 @@ from deployctl.plan import certificates as certs
 from deployctl.plan import tls_config as tc
 from deployctl.plan.proxy_config import PROXY_MOUNT, render_proxy_config
 from deployctl.plan.release_spec import ProxySpec
-from deployctl.secrets import Secret
 from deployctl.services import tls
 from deployctl.services.deploy import deploy
 from deployctl.services.hosts import layout_for
@@ -347,3 +346,16 @@ def test_a_rollback_keeps_serving_the_current_certificate(fleet):
         # The certificate is host state: the rolled-back release's configuration includes it too.
         assert nginx.certificate == version and b"/tls/live/*.conf" in nginx.loaded
     assert len(FakeCa.instances) == 1
+
+
+def test_turning_https_off_removes_the_certificate_with_the_next_deploy(fleet):
+    site = loaded()
+    deploy(site, "fleet", images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)
+    off = loaded(extra="").config.model_copy()
+    off.environments["fleet"] = off.environments["fleet"].model_copy(update={"tls": "off"})
+    deploy(LoadedConfig(Path("/project/deploy.toml"), off), "fleet", images(2), {}, Recorder(),
+           connectors=list(fleet), now=1_780_000_100)
+    for host in fleet:
+        assert not [p for p in host.files if "/tls/" in p] and not host.links
+        nginx = next(c for c in host.containers.values() if c.loaded is not None and c.status == "running")
+        assert nginx.certificate is None  # the reload dropped HTTPS
