@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 
+from deployctl.services.init_project import port_is_free
+
 
 # Under pytest-xdist (scripts/test runs the suite on several workers) each worker takes its
 # ports from a block of its own, below the kernel's ephemeral range (32768-60999 here, where
@@ -29,15 +31,6 @@ def _worker_ports() -> Iterator[int] | None:
     return itertools.cycle([base + (start + i) % _PORT_BLOCK for i in range(_PORT_BLOCK)])
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-        return True
-
-
 def free_port() -> int:
     """A TCP port nothing listens on right now, on any address (so a server may bind it
     on 0.0.0.0 as well as on 127.0.0.1). Another process can still take it before you do;
@@ -46,7 +39,7 @@ def free_port() -> int:
     if _next_ports is None:
         _next_ports = _worker_ports() or iter(())
     for _, port in zip(range(_PORT_BLOCK), _next_ports):
-        if _bindable(port):
+        if port_is_free(port):
             return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # not under xdist, or the block is full
         sock.bind(("0.0.0.0", 0))
