@@ -12,6 +12,7 @@ import pytest
 
 from deployctl.adapters.ssh import SSHConnector, fingerprint
 from deployctl.errors import ConnectError, ExitCode
+from deployctl.plan.maintenance import verify_headers as maintenance_headers
 from tests.integration.deploy_fixtures import docker, free_port, probe_config, remove_app, unique_app, write_probe_artifacts
 from tests.integration.test_deploy_local import run_cli
 
@@ -99,12 +100,15 @@ def test_deploy_and_rollback_over_ssh_pull_by_digest(ssh_host, registry, probe_i
             result = json.loads(done.stdout.strip().splitlines()[-1])
             releases.append(result["release"])
             assert "ssh-secret-value" not in done.stdout
-        body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/version").read())
+        # In maintenance the public gets 503; deployctl's own header (its token, on the host) passes.
+        assert _status(port) == 503
+        token = maintenance_headers((tmp_path / "state" / app / "staging" / "proxy" / "nginx.conf").read_bytes())
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/version", headers=token)
+        body = json.loads(urllib.request.urlopen(request).read())
         assert body["frontend"]["release"] == body["backend"]["release"] == releases[1]
         running = docker("inspect", "--format", "{{.Config.Image}}", f"{app}-staging-backend-{releases[1]}")
         assert running.startswith(repos["backend"] + "@sha256:")
 
-        assert _status(port) == 503  # the deploy verified through the proxy and kept maintenance on
         back = run_cli(config, "rollback", "--env", "staging")
         assert back.returncode == 0, back.stdout + back.stderr
         assert _status(port) == 503
