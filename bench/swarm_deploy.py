@@ -4,7 +4,8 @@
   failed requests under traffic through a load balancer in front of the three nodes;
 - deployctl on the same 3 hosts over SSH (target = "ssh", the fleet): the same;
 - plain Swarm: `docker service update --image` (start-first, one task at a time) and
-  `docker service rollback` of a dnsrr service behind nginx on every node that resolves its
+  `docker service rollback` of the same two services (3 and 2 tasks, updated side by side),
+  dnsrr, the first behind nginx on every node that resolves its
   tasks by Docker's DNS (nginx's defaults otherwise: the usual recipe without the routing
   mesh, which these machines lack), under the same traffic: failed requests and how many
   answers came from the old release after the update returned or mixed with the new one.
@@ -13,7 +14,10 @@ Every timed deploy ships an image new to the hosts (the probe plus a label: a ne
 whose layers are cached). Rounds interleave the three, so load on this shared machine hits
 each alike; medians are reported.
 
-    .venv/bin/python bench/swarm_deploy.py [--rounds 3]
+Targets (issue 26): the Swarm rollback <= 5 s inside the warm window (the whole command),
+the Swarm deploy <= 1.0x the plain update, 0 failed requests in both.
+
+    .venv/bin/python bench/swarm_deploy.py [--rounds 3] [--no-ssh]
 
 Needs the Docker engine, the stand-in images and docker-registry (scripts/testenv.sh up).
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -43,6 +48,7 @@ from tests.support.swarm import Swarm, make_swarm, wait_for  # noqa: E402
 from tests.support.traffic import Traffic  # noqa: E402
 
 PLAIN = "bench-plain"
+PLAIN_BACKEND = "bench-plain-backend"  # the second service, as deployctl's site has (backend 2, frontend 3 tasks)
 PLAIN_PROXY = "bench-plain-proxy"
 PLAIN_NET = "bench-plain-net"
 PLAIN_DIR = "/var/lib/bench-plain"
@@ -79,26 +85,35 @@ class Plain:
                f"type=bind,source={PLAIN_DIR},target=/etc/nginx/plain,readonly", "--no-resolve-image",
                "--entrypoint", "nginx", proxy_image, "-c", "/etc/nginx/plain/nginx.conf", "-g", "daemon off;")
         wait_for(lambda: sum(swarm.running_tasks(PLAIN).values()) == 3
-                 and sum(swarm.running_tasks(PLAIN_PROXY).values()) == 3, 120, "the plain service and its proxies")
+                 and sum(swarm.running_tasks(PLAIN_BACKEND).values()) == 2
+                 and sum(swarm.running_tasks(PLAIN_PROXY).values()) == 3, 120, "the plain services and their proxies")
 
     def _create(self) -> None:
-        self.swarm.manager.exec(
-            "docker", "service", "create", "--detach", "--name", PLAIN, "--replicas", "3", "--endpoint-mode",
-            "dnsrr", "--network", PLAIN_NET, "--env", f"DEPLOYCTL_RELEASE=plain-{self.version}", "--update-order",
-            "start-first", "--update-parallelism", "1", "--rollback-order", "start-first",
-            "--stop-grace-period", "10s", "--no-resolve-image", self.base)
+        for name, replicas in ((PLAIN, 3), (PLAIN_BACKEND, 2)):
+            self.swarm.manager.exec(
+                "docker", "service", "create", "--detach", "--name", name, "--replicas", str(replicas),
+                "--endpoint-mode", "dnsrr", "--network", PLAIN_NET, "--env", f"DEPLOYCTL_RELEASE=plain-{self.version}",
+                "--update-order", "start-first", "--update-parallelism", "1", "--rollback-order", "start-first",
+                "--stop-grace-period", "10s", "--no-resolve-image", self.base)
 
     def update(self, image: str) -> str | None:
+        """Both services, side by side (the same services deployctl's site deploys)."""
         self.version += 1
         release = f"plain-{self.version}"
-        if not self._run("docker", "service", "update", "--detach=false", "--quiet", "--image", image,
-                         "--env-add", f"DEPLOYCTL_RELEASE={release}", "--no-resolve-image", PLAIN):
+        if not self._both(lambda name: ("docker", "service", "update", "--detach=false", "--quiet", "--image", image,
+                                        "--env-add", f"DEPLOYCTL_RELEASE={release}", "--no-resolve-image", name)):
             return None  # paused: some tasks on each release
         return release
 
     def rollback(self) -> None:
-        if not self.broken and self._run("docker", "service", "rollback", "--detach=false", "--quiet", PLAIN):
+        if not self.broken and self._both(lambda name: ("docker", "service", "rollback", "--detach=false", "--quiet",
+                                                        name)):
             self.version -= 1
+
+    def _both(self, argv) -> bool:  # type: ignore[no-untyped-def]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            done = list(pool.map(lambda name: self._run(*argv(name)), (PLAIN, PLAIN_BACKEND)))
+        return all(done)
 
     def _run(self, *argv: str) -> bool:
         """Swarm pauses an update (or rollback) when a new task fails: counted, and the
@@ -116,18 +131,19 @@ class Plain:
         """After a paused update, outside the measured traffic: the service made again."""
         if not self.broken:
             return
-        self.swarm.manager.exec("docker", "service", "rm", PLAIN, check=False)
+        self.swarm.manager.exec("docker", "service", "rm", PLAIN, PLAIN_BACKEND, check=False)
         time.sleep(3)
         self.version, self.broken = 0, False
         self._create()
         try:
-            wait_for(lambda: sum(self.swarm.running_tasks(PLAIN).values()) == 3, 120, "the plain service again")
+            wait_for(lambda: sum(self.swarm.running_tasks(PLAIN).values()) == 3
+                     and sum(self.swarm.running_tasks(PLAIN_BACKEND).values()) == 2, 120, "the plain services again")
         except TimeoutError as exc:  # the next round measures it as it is, and says so
             print(f"    plain Swarm: {exc}", flush=True)
 
     def close(self) -> None:
         m = self.swarm.manager
-        m.exec("docker", "service", "rm", PLAIN, PLAIN_PROXY, check=False)
+        m.exec("docker", "service", "rm", PLAIN, PLAIN_BACKEND, PLAIN_PROXY, check=False)
         time.sleep(3)
         m.exec("docker", "network", "rm", PLAIN_NET, check=False)
 
@@ -163,7 +179,12 @@ def cli_ok(done) -> str:  # type: ignore[no-untyped-def]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-ssh", action="store_true", help="leave out deployctl on the 3 hosts over SSH")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a `kill` unwinds: the Swarm and hosts go
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)",
+          flush=True)
+    loads: list[float] = []
     rows: dict[str, dict[str, list[float]]] = {}
     failed_runs: list[str] = []
 
@@ -197,14 +218,19 @@ def main() -> None:
             fleet_site.write_config(health_timeout=20, drain=1.0)
             swarm_site = SwarmSite.new(swarm, SwarmImages(images.probe, images.probe, images.proxy),
                                        work / "swarm-site", 8301)
-            cli_ok(fleet_site.deploy("0000000a"))  # untimed: the first pull and the proxies
+            if not args.no_ssh:
+                cli_ok(fleet_site.deploy("0000000a"))  # untimed: the first pull and the proxies
             cli_ok(swarm_site.deploy("0000000a"))
             plain = Plain(swarm, images.probe, images.proxy)
             balancers = {"swarm": swarm.load_balancer(8301), "fleet": fleet.load_balancer(8101),
                          "plain": swarm.load_balancer(PLAIN_PORT)}
             for round_ in range(args.rounds):
-                print(f"round {round_ + 1} (load average {os.getloadavg()[0]:.1f})", flush=True)
-                for label, site in (("deployctl, Swarm (3 nodes)", swarm_site), ("deployctl, ssh (3 hosts)", fleet_site)):
+                loads.append(os.getloadavg()[0])
+                print(f"round {round_ + 1} (load average {loads[-1]:.1f})", flush=True)
+                targets = [("deployctl, Swarm (3 nodes)", swarm_site)]
+                if not args.no_ssh:
+                    targets.append(("deployctl, ssh (3 hosts)", fleet_site))
+                for label, site in targets:
                     key = "swarm" if site is swarm_site else "fleet"
                     url = f"{balancers[key].url}/version"
                     image = new_variant(fleet, probe.good)
@@ -234,7 +260,9 @@ def main() -> None:
                         0 if plain.broken else len(report.wrong_release_after(returned, f"plain-{plain.version}")))
                 if round_ + 1 < args.rounds:
                     plain.reset()
+            loads.append(os.getloadavg()[0])
             report_table(rows)
+            verdicts(rows, loads)
             print(f"deploys that failed (exit 6, previous release kept): {len(failed_runs)}")
             for line in failed_runs:
                 print(f"  {line}")
@@ -256,6 +284,27 @@ def report_table(rows: dict[str, dict[str, list[float]]]) -> None:
     for label, row in rows.items():
         print(f"{label:<52} {statistics.median(row['wall']):>9.2f} {min(row['wall']):>7.2f} {max(row['wall']):>7.2f} "
               f"{int(sum(row['failed'])):>13} {int(sum(row['total'])):>9} {int(sum(row['old_after'])):>27}")
+
+
+def verdicts(rows: dict[str, dict[str, list[float]]], loads: list[float]) -> None:
+    """Issue 26's Swarm targets, from this run's medians."""
+    def median(label: str) -> float | None:
+        return statistics.median(rows[label]["wall"]) if label in rows and rows[label]["wall"] else None
+
+    print(f"load average over the run: median {statistics.median(loads):.1f}, max {max(loads):.1f} "
+          f"({os.cpu_count()} cores)")
+    deploy, plain = median("deployctl, Swarm (3 nodes): deploy"), median(
+        "plain Swarm: service update --image (start-first)")
+    if deploy is not None and plain is not None:
+        ratio = deploy / plain
+        print(f"Swarm deploy / plain `docker service update --image` of the same 2 services: {deploy:.2f} / "
+              f"{plain:.2f} s = {ratio:.2f} (target <= 1.0: {'met' if ratio <= 1.0 else f'NOT met, by {ratio - 1:.2f}'})")
+    back = median("deployctl, Swarm (3 nodes): rollback")
+    if back is not None:
+        print(f"Swarm rollback (the whole command, inside the warm window): {back:.2f} s (target <= 5 s: "
+              f"{'met' if back <= 5 else f'NOT met, by {back - 5:.2f} s'})")
+    failed = {label: int(sum(row["failed"])) for label, row in rows.items() if label.startswith("deployctl, Swarm")}
+    print(f"failed requests, deployctl on the Swarm: {failed}")
 
 
 if __name__ == "__main__":

@@ -191,7 +191,7 @@ def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignor
             job.plan, [row for step in job.preparation() for row in step.rows],
             job.migration_rows() if index == 0 else [], job.layout, local=environment.target == "local",
             images=[*images.images.values(), job.spec.proxy.image], keep=environment.rollout.keep,
-            registry_login=login)
+            registry_login=login, fetching=[row for step in job.fetching() for row in step.rows])
         # Accessories come up after the preflight, before the lock (services/deploy.py).
         at = next((i for i, s in enumerate(steps) if s.step != "preflight"), len(steps))
         plans[conn.host] = steps[:at] + planned_steps(config, env, job.layout) + steps[at:] + _tls_rows(config, env)

@@ -24,9 +24,11 @@ def _argv(step: str, argv: list[str], detail: str = "") -> PlannedStep:
 
 def deploy_steps(plan: SwitchPlan, preparation: Sequence[PlannedStep], migrations: Sequence[PlannedStep],
                  layout: StateLayout, *, local: bool, images: Sequence[str], keep: int,
-                 registry_login: tuple[str, str] | None = None) -> list[PlannedStep]:
-    """`preparation`: the rows of the host's preparation steps; `migrations`: the rows of
-    its migrations (on the host that runs them: the first)."""
+                 registry_login: tuple[str, str] | None = None,
+                 fetching: Sequence[PlannedStep] = ()) -> list[PlannedStep]:
+    """`fetching`: the rows of what the host does before the lock (the pulls);
+    `preparation`: the rows of the host's preparation steps under it; `migrations`: the
+    rows of its migrations (on the host that runs them: the first)."""
     steps = [_argv("preflight", dc.docker_version(), "connect; docker present")]
     config_dir = REGISTRY_CONFIG if registry_login else None
     if registry_login:
@@ -37,6 +39,7 @@ def deploy_steps(plan: SwitchPlan, preparation: Sequence[PlannedStep], migration
         steps.append(_argv("preflight", dc.login(*registry_login, config_dir), "password on stdin"))
     if local:
         steps.append(_argv("preflight", dc.image_present(*dict.fromkeys(images)), "every image in the engine"))
+    steps += fetching
     steps.append(PlannedStep("lock", f"mkdir {layout.lock_dir} (atomic); exit 8 if held"))
     steps += preparation
     steps += migrations

@@ -98,7 +98,9 @@ class SwarmPlan:
                                              "release's services; record `reverted` with the numbers; exit 6",
                                     self.reload))
         rows.append(PlannedStep("drain", f"wait {self.drain:g}s for requests the replaced release still holds"))
-        rows.append(PlannedStep("stop", "scale the other releases' services to 0 (kept for rollback)",
+        rows.append(PlannedStep("stop", "scale the other releases' services to 0 (kept for rollback), but the "
+                                        "replaced release's while its warm window lasts (rollout.warm_window: a "
+                                        "rollback until then is a proxy switch; recorded in the manager's warm.json)",
                                 self.retire(["<other releases' services>"])))
         return rows
 
@@ -155,7 +157,8 @@ def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Nam
 def rollback_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Names, proxy_dir: str, *,
                   proxy_port: int, drain: float) -> SwarmPlan:
     """The target's kept services back to the counts it ran with; a failure scales them to
-    0 again. Nothing is pulled or created."""
+    0 again. Nothing is pulled or created. A warm target (its tasks still run at those
+    counts: services/swarm_deploy.rollback) gets this plan without `start` and `undo`."""
     proxy_service, reload = _proxy_argvs(target, names, proxy_dir, proxy_port)
     return SwarmPlan(
         target=target, create=False, services=tuple(services), secrets=(),

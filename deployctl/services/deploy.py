@@ -1,13 +1,14 @@
 """`deployctl deploy`: the release model of docs/design (design.md, "The release model").
 
-Per host, under the host's lock: pull by digest, upload secrets as 0600 files, migrate once,
+Per host: pull by digest (before the lock, so the lock is held for the switch only); under
+the host's lock: upload secrets as 0600 files, migrate once,
 start the new release beside the old one, wait for health, switch nginx, verify through
 nginx, drain, stop the old release (kept for rollback), record, prune. A failure before the
 switch removes the new containers; after the switch, it switches back. Either way the old
 release keeps serving and the command fails with exit 6.
 
 Across hosts (docs/fleet.md) the steps are split so services/rollout.py can order them:
-every host is checked and locked first, every host pulls and uploads, migrations run once,
+every host is checked, every host pulls, then every host is locked and uploads, migrations run once,
 then hosts switch in batches; a stopped rollout reverts the hosts it already switched.
 """
 
@@ -135,7 +136,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         for job in jobs:
             job.database = shared
         results, verdict = run_transaction("deploy", jobs, settings, emit, cancel=cancel, hooks=hooks,
-                                           context=context, started=watch)
+                                           context=context, started=watch, before_lock=HostDeploy.fetch)
         hosts = [HostOutcome(job.host, release, job.previous, results[job.host].outcome,
                              results[job.host].seconds, results[job.host].error) for job in jobs]
         blocked = [job.schema_blocked for job in jobs if job.schema_blocked]
@@ -217,6 +218,7 @@ class HostDeploy:
                                 shadow=shadow_gate.spec if shadow_gate is not None else shadow_spec(
                                     self.environment.rollout, options.shadow))
         self.previous: str | None = None
+        self.fetch_error: BaseException | None = None  # the pull before the lock failed (fetch)
         self.step = "prepare"  # the step under way before the switch sequence (then self.switch.step)
         self.started_at: float | None = None  # when the switch sequence began (for `stats`)
         self.phase = "before"  # before | switched back | uncertain | aborted | live
@@ -243,6 +245,37 @@ class HostDeploy:
         except BaseException as exc:
             raise self._abandon(exc) from None
 
+    def fetch(self) -> None:
+        """Before the lock (services/rollout.py): the release's images onto the host, so that
+        the lock is held for the switch only, not for the registry. Changes nothing the host
+        serves and writes no state, so another deploy's lock does not stand in its way. A
+        failure is kept for `prepare`, which fails with it under the lock (and records it)."""
+        try:
+            for step in self.fetching():
+                self.step = step.name
+                step.action()
+        except BaseException as exc:  # noqa: BLE001 - the host's outcome, given by prepare
+            self.fetch_error = exc
+
+    def fetching(self) -> list[Step]:
+        """What `fetch` runs before the lock, each with the rows the dry run prints for it:
+        an ssh host pulls every image it lacks (a local engine has them: the preflight says so)."""
+        if self.environment.target != "ssh":
+            return []
+        images = list(dict.fromkeys([*self.images.images.values(), self.spec.proxy.image,
+                                     *([self.config.scheduler.image] if self._jobs() else [])]))
+        config_dir = preflight.registry_config(self.conn)  # this command's login, if it made one
+        rows = [PlannedStep("pull", "unless the host has it (before the lock)", tuple(dc.pull(image, config_dir)))
+                for image in images]
+        if config_dir:
+            rows.append(PlannedStep("pull", "the login leaves the host (also when anything failed)",
+                                    tuple(dc.remove_registry_config(config_dir))))
+        return [Step("pull", tuple(rows), lambda: preflight.pull(self.conn, self.emit, images))]
+
+    def _raise_fetch_error(self) -> None:
+        assert self.fetch_error is not None
+        raise self.fetch_error
+
     def preparation(self) -> list[Step]:
         """What `prepare` runs, in order, each with the rows the dry run prints for it."""
         layout, names, release = self.layout, self.names, self.release
@@ -262,16 +295,10 @@ class HostDeploy:
             steps.append(Step("prepare", (PlannedStep("standby", "the live release stays warm after the switch: the "
                                                                  "new configuration names it as its standby"),),
                               self._standby))
-        if self.environment.target == "ssh":
-            images = list(dict.fromkeys([*self.images.images.values(), self.spec.proxy.image,
-                                         *([self.config.scheduler.image] if self._jobs() else [])]))
-            config_dir = preflight.registry_config(self.conn)  # this command's login, if it made one
-            rows = [PlannedStep("pull", "unless the host has it", tuple(dc.pull(image, config_dir)))
-                    for image in images]
-            if config_dir:
-                rows.append(PlannedStep("pull", "the login leaves the host (also when anything failed)",
-                                        tuple(dc.remove_registry_config(config_dir))))
-            steps.append(Step("pull", tuple(rows), lambda: preflight.pull(self.conn, self.emit, images)))
+        if self.fetch_error is not None:
+            # The pull before the lock failed: the host's preparation fails with it, recorded
+            # in its history and counted against max_failures, as when it pulled under the lock.
+            steps.append(Step("pull", (), self._raise_fetch_error))
         steps.append(Step("networks", (
             PlannedStep("network", "only if missing" + (f"; a free /{APP_SUBNET_PREFIX} of release_subnet_pool {pool}"
                                                         if pool else ""),

@@ -1,7 +1,8 @@
 """Rolling one change (a deploy, a rollback) across an environment's hosts (docs/fleet.md).
 
-The order is fixed: every host is checked (by the caller, with `on_every_host`), then the
-lock is taken on every host, every host prepares (pulls, uploads) without touching what it
+The order is fixed: every host is checked (by the caller, with `on_every_host`), every
+host fetches what needs no lock (`before_lock`: a deploy's pulls, so that the lock is held
+for the switch and not for the registry), then the lock is taken on every host, every host prepares (pulls, uploads) without touching what it
 serves, a first step runs once (migrations), and then hosts switch batch by batch, up to
 `rollout.parallel` at once. When more hosts fail than `rollout.max_failures` allows, no
 further host starts; hosts already switched go back to what they served (`on_failure =
@@ -131,9 +132,14 @@ def unexpected(results: dict[str, "HostResult"]) -> BaseException | None:
 
 class Rollout:
     def __init__(self, jobs: Sequence[HostJob], settings: RolloutSettings, emit: Emit, *, action: str,
-                 first_step: Callable[[HostJob], None] | None = None, cancel: Cancel | None = None) -> None:
+                 first_step: Callable[[HostJob], None] | None = None, cancel: Cancel | None = None,
+                 before_lock: Callable[[Any], None] | None = None) -> None:
+        """`before_lock(job)`: on every host, up to `rollout.parallel` at once, before any
+        lock; it must change nothing a host serves and never raise (a failure is the job's
+        to report from `prepare`, under the lock, where it can be recorded)."""
         self.jobs, self.settings, self.emit, self.action = list(jobs), settings, emit, action
         self.first_step = first_step
+        self.before_lock = before_lock
         self.cancel = cancel or Cancel()
         self.results: dict[str, HostResult] = {}
         self.stop_reason: str | None = None
@@ -145,6 +151,8 @@ class Rollout:
     def run(self) -> dict[str, HostResult]:
         """Every host's result, in host order. Raises only when the locks cannot all be taken
         (nothing changed then)."""
+        if self.before_lock is not None:
+            self._before_lock(self.before_lock)
         locked = self._lock_all()
         try:
             try:
@@ -155,6 +163,14 @@ class Rollout:
         finally:
             self._unlock(locked)
         return {job.host: self.results[job.host] for job in self.jobs}
+
+    def _before_lock(self, fn: Callable[[Any], None]) -> None:
+        """A signal meanwhile sets the cancel flag: the rollout then locks, settles every host
+        as skipped (recorded) and unlocks, as a rollout stopped before its first switch."""
+        try:
+            self._on_all(self.jobs, fn, plan.concurrency(len(self.jobs), self.settings.parallel))
+        except (Interrupted, KeyboardInterrupt) as exc:  # a signal outside the wait
+            self._interrupted(exc)
 
     def _lock_all(self) -> list[HostJob]:
         outcomes = self._on_all(self.jobs, lambda job: job.lock(), len(self.jobs))

@@ -15,7 +15,7 @@ host keeps them. The lock, the records and what follows the switch are the trans
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from ..config import LoadedConfig
@@ -26,6 +26,7 @@ from ..events import Emit, Message, Timer, serialized
 from ..plan import rollout as rollout_plan
 from ..plan import swarm as sw
 from ..plan import swarm_scale as ss
+from ..plan import warm as warm_plan
 from ..plan.canary import canary_spec
 from ..plan.shadow import shadow_spec
 from ..plan.env_values import SecretValueError, env_file
@@ -118,15 +119,44 @@ def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
     return previous
 
 
-def _retire(site: SwarmSite, plan: SwarmPlan, live: str, drain: float, emit: Emit, host: str) -> None:
-    """After the drain, every other release's services to 0 tasks (kept for rollback)."""
-    others = [name for name, (release, _, count) in site.services().items() if release != live and count > 0]
-    if not others:
+def _retire(site: SwarmSite, plan: SwarmPlan, live: str, drain: float, emit: Emit, host: str, *,
+            previous: str | None = None, warm_window: float = 0.0) -> None:
+    """After the drain, every other release's services to 0 tasks (kept for rollback), but
+    the release the switch replaced (`previous`) while its warm window lasts (plan/warm.py,
+    as on hosts): its tasks keep running out of the proxies, so a rollback until then is a
+    proxy switch. The manager records the window in its state dir (warm.json)."""
+    services = site.services()
+    releases = {release for release, _, _ in services.values()}
+    warm = warm_plan.after_switch(live, previous if previous in releases else None, now=time.time(),
+                                  window=warm_window)
+    site.manager.put_file(site.layout.warm, warm_plan.render_warm(warm), mode=0o600)
+    kept = {w.release for w in warm}
+    others = [name for name, (release, _, count) in services.items()
+              if release != live and release not in kept and count > 0]
+    if others:
+        time.sleep(drain)
+        timer = Timer(emit, "stop", host=host, detail=f"scale {len(others)} service(s) to 0")
+        site.run(plan.retire(others))
+        timer.done()
+    for w in warm:
+        emit(Message(f"{w.release} keeps its tasks (out of the proxies) for {warm_window:g}s: a rollback until "
+                     "then is a proxy switch", host=host))
+
+
+def _stop_expired_warm(site: SwarmSite, keep: set[str], emit: Emit, host: str) -> None:
+    """Under the lock, as on hosts (services/retire.stop_expired_warm): a warm release past
+    its window goes to 0 tasks, never one in `keep` (the live release, a rollback's target).
+    The window comes from the manager's warm.json, never from a process's memory."""
+    warm = warm_plan.parse_warm(site.manager.read_file(site.layout.warm))
+    if not warm:
         return
-    time.sleep(drain)
-    timer = Timer(emit, "stop", host=host, detail=f"scale {len(others)} service(s) to 0")
-    site.run(plan.retire(others))
-    timer.done()
+    stop, remain = warm_plan.expired(warm, now=time.time(), keep=keep)
+    names = [name for name, (release, _, count) in site.services().items() if release in stop and count > 0]
+    if names:
+        timer = Timer(emit, "warm", host=host, detail=f"{', '.join(stop)} past its warm window: scale to 0")
+        site.run(sw.scale({name: 0 for name in names}))
+        timer.done()
+    site.manager.put_file(site.layout.warm, warm_plan.render_warm(remain), mode=0o600)
 
 
 def _last_live(state: HostState, release: str | None) -> ReleaseRecord | None:
@@ -289,6 +319,8 @@ class SwarmDeploy:
         try:
             self.previous = self.state.current()
             self.state.prepare()
+            self.step = "warm"
+            _stop_expired_warm(site, {r for r in (self.previous,) if r}, self.emit, self.host)
             self.step = "network"
             if site.ensure_network():
                 self.emit(Message(f"created overlay network {site.names.network}", host=self.host))
@@ -372,7 +404,9 @@ class SwarmDeploy:
                 self.phase = SWITCHED_BACK
                 raise
         environment = self.loaded.environment(self.env_name)
-        after_switch(emit, host, lambda: _retire(site, plan, self.release, plan.drain, emit, host),
+        after_switch(emit, host, lambda: _retire(site, plan, self.release, plan.drain, emit, host,
+                                                 previous=self.previous,
+                                                 warm_window=environment.rollout.warm_window),
                      lambda: _prune(site, self.state, environment.rollout.keep, self.release, emit, host))
 
     def failure_outcome(self) -> str:
@@ -535,6 +569,10 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
         if missing:
             raise RollbackError(f"{host}: the services of {target} are gone ({', '.join(missing)}): pruned?",
                                 hint="deploy that revision again instead")
+        if all(kept[s.name][2] == s.replicas > 0 for s in plan.services):
+            # Warm (its window: plan/warm.py): its tasks run at the counts it runs with, so
+            # nothing is scaled up, and a failure leaves them running as they were.
+            plan = replace(plan, start=(), undo=())
         work = SwarmRollbackJob(site, state, plan, current, message, force_unlock, proxy_port(loaded, env_name),
                                 emit, scaled, Cancel(), environment.rollout)
         runner = HookRunner.for_config(loaded, emit, enabled=hooks, secrets=secrets, stopped=work.cancel.is_set)
@@ -583,18 +621,23 @@ class SwarmRollbackJob:
 
     def prepare(self) -> None:
         """Under the lock, again: a deploy or rollback that finished between the choice of
-        the target and the lock moved `current`; this rollback was planned against the other."""
+        the target and the lock moved `current`; this rollback was planned against the other.
+        Then warm releases past their window go to 0 tasks (never the live one or the target)."""
         live = self.state.current()
         if live != self.current:
             raise RollbackError(f"{self.host}: the live release changed to {live} while this rollback waited for "
                                 "the lock", hint="run the rollback again: it chooses its target from what is live now")
+        _stop_expired_warm(self.site, {r for r in (live, self.target) if r}, self.emit, self.host)
 
     def run(self) -> str | None:
         site, plan, host, emit = self.site, self.plan, self.host, self.emit
         try:
-            timer = Timer(emit, "start", host=host, detail=f"scale {self.target} back up")
-            site.run(plan.start[0])
-            timer.done()
+            if plan.start:
+                timer = Timer(emit, "start", host=host, detail=f"scale {self.target} back up")
+                site.run(plan.start[0])
+                timer.done()
+            else:
+                emit(Message(f"{self.target} is warm: its tasks run already", host=host))
             site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan), checkpoint=self.cancel.check)
             self.cancel.check()
         except BaseException as exc:
@@ -612,12 +655,15 @@ class SwarmRollbackJob:
         self.state.set_current(self.target)
         self._record(LIVE)
         self.phase = LIVE_PHASE
-        after_switch(emit, host, lambda: _retire(site, plan, self.target, plan.drain, emit, host))
+        after_switch(emit, host, lambda: _retire(site, plan, self.target, plan.drain, emit, host,
+                                                 previous=self.current, warm_window=self.rollout.warm_window))
         return None
 
     def _undo(self, outcome: str, exc: BaseException) -> None:
-        """The target's services back to 0 tasks (kept), recorded; raises the rollback's error."""
-        self.site.manager.run(self.plan.undo[0])
+        """The target's services back to 0 tasks (kept; a warm target's keep running, as they
+        were), recorded; raises the rollback's error."""
+        if self.plan.undo:
+            self.site.manager.run(self.plan.undo[0])
         self._record(outcome, _why(exc))
         if isinstance(exc, DeployctlError):
             raise RollbackError(f"rollback to {self.target} failed: {exc.message}",

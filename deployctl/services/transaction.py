@@ -154,6 +154,7 @@ def after_switch(emit: Emit, host: str, *steps: Callable[[], None]) -> None:
 def run_transaction(action: str, jobs: Sequence, settings: RolloutSettings, emit: Emit, *, cancel: Cancel,
                     hooks: HookRunner, context: HookContext,
                     started: Callable[[Rollout], object] | None = None,
+                    before_lock: Callable[[Any], None] | None = None,
                     first_step: Callable[[Any], None] | None = None,
                     ) -> tuple[dict[str, HostResult], outcomes.Verdict]:
     """A deploy's or a rollback's sequence, the same on every target: pre_deploy on this
@@ -162,7 +163,8 @@ def run_transaction(action: str, jobs: Sequence, settings: RolloutSettings, emit
     migrations once, the switch batch by batch, the outcome of any failure or signal, unlock);
     then on_revert and post_deploy / post_rollback, after the unlock so no hook can hold a
     lock. `started(rollout)` sees the rollout before it runs (a canary gate watches its stop
-    reason). `first_step`: a rollback's once-per-rollout step under the locks, before any
+    reason). `before_lock(job)` runs on every site before any lock (a deploy's pulls, so the
+    lock is held for the switch only). `first_step`: a rollback's once-per-rollout step under the locks, before any
     switch (`--restore-data`'s restore); a deploy's is always its migrations. Returns each site's result and the verdict: the caller builds its own outcome
     rows and raises `deploy_failure` / `rollback_failure` when the verdict is not ok."""
     hooks.run(PRE_DEPLOY, context)
@@ -170,7 +172,7 @@ def run_transaction(action: str, jobs: Sequence, settings: RolloutSettings, emit
         # A failing pre_migrate is the migration's failure: cleaned up, exit 6.
         return job.migrate(before=lambda: hooks.run(PRE_MIGRATE, context))
 
-    rollout = Rollout(list(jobs), settings, emit, action=action, cancel=cancel,
+    rollout = Rollout(list(jobs), settings, emit, action=action, cancel=cancel, before_lock=before_lock,
                       first_step=migrate if action == "deploy" else first_step)
     if started is not None:
         started(rollout)

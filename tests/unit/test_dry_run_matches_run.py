@@ -14,7 +14,8 @@ import pytest
 from deployctl.plan.dry_run import deploy_steps
 from deployctl.services.deploy import HostDeploy
 from deployctl.services.deploy_result import DeployOptions
-from tests.unit.test_lifecycle_rules import LOADED, local_site, virtual_time  # noqa: F401 - a fixture
+from tests.support.fake_host import FakeHost
+from tests.unit.test_lifecycle_rules import LOADED, PROD, Site, local_site, virtual_time  # noqa: F401 - a fixture
 
 READS = ("inspect", "ps", "port", "logs", "version", "ls")
 PLACEHOLDER = re.compile(r"<[^<>]+>")  # what only the run knows: `<other releases' containers>`, `<USER>`
@@ -58,3 +59,26 @@ def test_every_command_a_deploy_runs_is_one_its_dry_run_printed(env):
     landmarks = [" ".join(job.migration_rows()[1].argv), " ".join(job.plan.start[0][0]), " ".join(job.plan.proxy.swap)]
     assert sorted(landmarks, key=ran.index) == landmarks == sorted(landmarks, key=printed.index)
     next(gen, None)
+
+
+def test_the_pulls_run_and_are_printed_before_the_lock():
+    """issue 26: an ssh host pulls before its lock is taken (the lock is held for the switch
+    only); the dry run prints them there too, with the argv the run sends."""
+    host = FakeHost("h1")
+    site = Site("prod", [host])
+    site.deploy()
+    before = len(host.calls)
+    release = site.deploy()
+    calls = host.calls[before:]
+    lock = calls.index(("mkdir", PROD.lock_dir))
+    pulls = [i for i, (call, text) in enumerate(calls) if call == "run" and text.startswith("docker pull ")]
+    assert pulls and max(pulls) < lock
+
+    job = HostDeploy(LOADED, "prod", host, lambda event: None, release, site.images(site.n), {}, DeployOptions())
+    steps = deploy_steps(job.plan, [row for step in job.preparation() for row in step.rows], job.migration_rows(),
+                         job.layout, local=False, images=[], keep=5,
+                         fetching=[row for step in job.fetching() for row in step.rows])
+    names = [s.step for s in steps]
+    assert "pull" in names and max(i for i, n in enumerate(names) if n == "pull") < names.index("lock")
+    printed = [" ".join(s.argv) for s in steps if s.argv]
+    assert all(calls[i][1] in printed for i in pulls)

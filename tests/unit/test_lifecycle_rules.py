@@ -968,16 +968,37 @@ def test_ssh_dropped_during_the_stop_of_the_previous_release_only_warns(ssh):
     assert any("after the switch" in w for w in site.warnings())
 
 
-def test_sigterm_during_the_pull_lets_it_finish_and_records_failed(ssh):
-    # faults.md: ssh | deploy | SIGTERM to `deployctl deploy` | pull | previous | failed | 6 | yes
-    # (the pull in flight finishes; nothing was started; recorded, the lock released)
+def test_sigterm_during_the_pull_lets_it_finish_and_records_skipped(ssh):
+    # faults.md: ssh | deploy | SIGTERM to `deployctl deploy` | pull | previous | skipped | 6 | yes
+    # (the pull, before the lock, finishes; nothing was started; recorded, the lock released)
     site, host = ssh
     host.faults.append(Fault("run", r"^docker pull ", effect=lambda argv: (interrupt(site)(), host._run(argv))[1]))
     error = site.failing_deploy()
     assert error.exit_code == ExitCode.DEPLOY_FAILED
     tried = tried_release(host, PROD)
-    assert records(host, PROD)[-1].outcome == FAILED and host.of_release(tried) == []
+    assert records(host, PROD)[-1].outcome == SKIPPED and host.of_release(tried) == []
     assert host.serving() == site.r1 and not locked(host, PROD)
+
+
+def test_every_host_pulls_before_any_lock_is_taken_so_the_lock_is_held_for_the_switch_only():
+    # issue 26: a slow registry no longer holds every host's lock for the pull's length
+    hosts = [FakeHost("h1"), FakeHost("h2")]
+    site = Site("prod", hosts)
+    site.deploy()
+    seen: list[tuple[str, bool, bool]] = []
+
+    def pull(host: FakeHost):  # type: ignore[no-untyped-def]
+        def effect(argv):  # type: ignore[no-untyped-def]
+            seen.append((host.host, locked(hosts[0], PROD), locked(hosts[1], PROD)))
+            return host._run(argv)
+        return effect
+
+    for host in hosts:
+        host.faults.append(Fault("run", r"^docker pull ", times=0, effect=pull(host)))
+    release = site.deploy()
+    assert seen and all(not a and not b for _, a, b in seen), seen
+    assert {name for name, _, _ in seen} == {"h1", "h2"}
+    assert all(current(h, PROD) == release and not locked(h, PROD) for h in hosts)
 
 
 def test_a_registry_down_at_the_pull_fails_naming_the_host_and_the_pull(ssh):
@@ -1085,6 +1106,14 @@ def test_a_lock_held_on_one_host_refuses_and_releases_the_others(fleet):
     assert [records(h, PROD) for h in hosts] == before
     assert [locked(h, PROD) for h in hosts] == [False, True, False]
     assert all(h.serving() == site.r1 for h in hosts)
+
+
+def _os_threads() -> int:
+    """The process's threads as the OS counts them (Linux), which `threading` may not know of."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
 
 
 def test_sigterm_while_the_rollout_starts_its_worker_still_waits_for_the_migration(local):

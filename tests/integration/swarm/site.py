@@ -47,7 +47,7 @@ class SwarmSite:
 
     def write_config(self, frontend_replicas: int = 3, backend_replicas: int = 2, health_timeout: float = 20,
                      checks: str = "docker", guard_window: float = 0, frontend_env: dict | None = None,
-                     proxy_image: str | None = None) -> None:
+                     proxy_image: str | None = None, warm_window: float = 600) -> None:
         """`checks`: "docker" (the image's HEALTHCHECK, run by Swarm in each task) or "http"
         (frontend: GET /healthz, backend: a TCP connect, both run by deployctl itself, the
         way an app we did not write, without curl in its image, is checked)."""
@@ -93,6 +93,7 @@ connect_timeout = 3
 drain = 1.0
 keep = 3
 guard_window = {guard_window}
+warm_window = {warm_window}
 guard_max_error_rate = 0.05
 guard_min_requests = 20
 """)

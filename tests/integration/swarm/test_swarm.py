@@ -1,5 +1,6 @@
 """deployctl on a three-node Swarm (issue 12) under continuous traffic through a load
-balancer in front of every node's proxy: deploy v1 -> v2, rollback, a deploy whose health
+balancer in front of every node's proxy: deploy v1 -> v2, a rollback inside the warm window
+(a proxy switch) and one past it (scaled back up), a deploy whose health
 check never passes, scale up and down, one node stopped. Each phase counts failed requests
 (none allowed but where said), and after each switch every answer comes from the release
 the command left live. One test, as the phases build on each other and a Swarm site is slow
@@ -69,18 +70,27 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
     assert report.wrong_release_after(returned, v2) == [], report.summary()
     assert site.current() == v2
     services = swarm.services(site.app)
-    assert services[site.service("frontend", v1)].endswith("/0"), services  # kept for rollback, scaled to 0
+    # v1 stays warm (rollout.warm_window, 600 s by default): its tasks keep running out of the
+    # proxies, the manager's warm.json says until when (issue 26)
+    assert services[site.service("frontend", v1)] == "3/3", services
     assert services[site.service("frontend", v2)] == "3/3", services
+    assert v1 in site.state_file("warm.json")
 
-    # rollback: v1's services scaled back up; no registry, no new service
-    done, report, returned = under_traffic("rollback", lambda: site.cli("rollback", "--env", ENV, "--json"))
-    ok(done)
+    # a rollback inside the warm window: a proxy switch (nothing scaled up; the health gate
+    # and the verify as always); no registry, no new service. v2 is warm after it.
+    done, report, returned = under_traffic("warm rollback", lambda: site.cli("rollback", "--env", ENV, "--json"))
+    events = ok(done)
+    print("warm rollback steps: " + ", ".join(f"{e['step']} {e.get('seconds') or 0:.1f}s" for e in events
+                                              if e.get("event") == "step_done"))
+    assert any(f"{v1} is warm" in e.get("text", "") for e in events), events
+    assert not any(e.get("step") == "start" for e in events), events
     assert report.failures == [], report.summary()
     assert report.wrong_release_after(returned, v1) == [], report.summary()
     assert site.current() == v1
     last = site.history().records[-1]
     assert (last.action, last.release, last.outcome, last.previous) == ("rollback", v1, "succeeded", v2)
-    assert swarm.services(site.app)[site.service("frontend", v2)].endswith("/0")
+    assert swarm.services(site.app)[site.service("frontend", v2)] == "3/3"
+    assert v2 in site.state_file("warm.json")
 
     # v3 whose health check never passes: exit 6, v1 keeps serving, v3's services removed.
     # Swarm stops a task its HEALTHCHECK calls unhealthy (a failed task): the wait ends there.
@@ -145,16 +155,22 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
                                   "{{.Spec.TaskTemplate.ContainerSpec.Image}}", proxy_service).strip()
 
     tagged = site.images.proxy.split("@")[0] + ":standin"
-    site.write_config(proxy_image=tagged)
+    # With warm_window = 0 the replaced releases go to 0 tasks (kept), and the rollback to v1
+    # scales its services back up (the cold path).
+    site.write_config(proxy_image=tagged, warm_window=0)
     done, report, returned = under_traffic("deploy v6, new proxy image", lambda: site.deploy("6666666ffff", "--json"))
     v6 = ok(done)[-1]["release"]
     assert report.failures == [], report.summary()
     assert report.wrong_release_after(returned, v6) == [], report.summary()
     assert proxy_image() == tagged
+    services = swarm.services(site.app)
+    assert services[site.service("frontend", v1)].endswith("/0"), services  # kept for rollback, scaled to 0
+    assert services[site.service("frontend", v2)].endswith("/0"), services  # warm until now: only the replaced may stay
     site.write_config()
     done, report, returned = under_traffic("rollback to v1 and its proxy image",
                                            lambda: site.cli("rollback", "--env", ENV, "--json"))
-    ok(done)
+    events = ok(done)
+    assert any(e.get("step") == "start" for e in events), events  # scaled back up
     assert report.failures == [], report.summary()
     assert report.wrong_release_after(returned, v1) == [], report.summary()
     assert site.current() == v1 and proxy_image() == site.images.proxy
