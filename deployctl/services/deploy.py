@@ -23,6 +23,7 @@ from ..config import LoadedConfig
 from ..errors import DeployError
 from ..events import Emit, Message, Timer, serialized
 from ..plan import docker_commands as dc
+from ..plan import image_user as iu
 from ..plan import rollout as plan
 from ..plan.containers import release_containers
 from ..plan.release_spec import release_spec
@@ -37,6 +38,7 @@ from .canary import CanaryAborted, CanaryGate, HostCanary, recover
 from ..plan.hooks import POST_DEPLOY, PRE_DEPLOY, PRE_MIGRATE, HookContext
 from .hooks import HookRunner, post_rollout, previous_of
 from .host_state import HostState
+from .secret_owner import hand_to_image_user
 from .hosts import connectors_for, layout_for, names_for, proxy_port
 from .retire import retire_and_prune, stop_expired_warm
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
@@ -242,7 +244,11 @@ class HostDeploy:
             for host_file, _ in spec.secret_mounts():
                 yield PlannedStep("secrets", f"write {host_file} (mode 0600)")
             if spec.secrets:
-                yield PlannedStep("secrets", f"hand {spec.secrets_dir} to the image's user when not root",
+                yield PlannedStep("secrets", f"hand {spec.secrets_dir} to the image's user when not root: its "
+                                             "uid read from the image's account files (never started)",
+                                  tuple(iu.read_accounts(spec.image)))
+                yield PlannedStep("secrets", "then chowned on the host", tuple(iu.host_chown("<UID>", spec.secrets_dir)))
+                yield PlannedStep("secrets", "or, where the host user may not chown, in a container",
                                   tuple(dc.chown_secrets(spec.image, "<USER>", spec.secrets_dir)))
 
     def migration_rows(self) -> list[PlannedStep]:
@@ -534,14 +540,8 @@ class HostDeploy:
             for name in spec.secrets:
                 self.conn.put_file(f"{spec.secrets_dir}/{name}", self.secrets[name].reveal().encode(), 0o600)
                 count += 1
-            self._hand_to_image_user(spec)
+            hand_to_image_user(self.conn, spec.image, spec.secrets_dir)
         timer.done(f"{count} file{'s' if count != 1 else ''}, mode 0600")
-
-    def _hand_to_image_user(self, spec) -> None:  # type: ignore[no-untyped-def]
-        """The service's secret files to the image's own user, when that is not root."""
-        user = check(self.conn, dc.image_user(spec.image)).strip()
-        if user and user.split(":")[0] not in ("root", "0"):
-            check(self.conn, dc.chown_secrets(spec.image, user, spec.secrets_dir))
 
     def _run_migrations(self) -> None:
         for service, command, (clear, create, connect, start) in self._migrations():
