@@ -177,6 +177,25 @@ def nginx_swap_and_reload(container: str, host_dir: str, mount: str, config_file
     return ["sh", "-c", f"{test} && {move} && {reload}"]
 
 
+BACKGROUND_TAIL = ") </dev/null >/dev/null 2>&1 &"
+
+
+def in_background(argvs: Sequence[Sequence[str]]) -> list[str]:
+    """`argvs`, one after the other (a failure does not stop the next), run by the host after
+    this command returns: the work after a verified switch that nothing needs to wait for
+    (the stop of a release out of the proxy long enough, a prune). Its output goes nowhere
+    and it ignores the hang-up of an SSH session that ends, so neither the connection nor
+    deployctl's exit cuts it short. What it leaves undone (a host reboot meanwhile) the next
+    command's retire and prune do again: they work from what runs on the host, not from a
+    record of this one."""
+    body = "; ".join(shlex.join(list(argv)) for argv in argvs)
+    return ["sh", "-c", f"trap '' HUP; ({body}{BACKGROUND_TAIL}"]
+
+
+def remove_tree(path: str) -> list[str]:
+    return ["rm", "-rf", "--", path]
+
+
 def nginx_quit(container: str) -> list[str]:
     """Graceful: nginx stops accepting, finishes what it holds, exits."""
     return ["docker", "kill", "--signal", "QUIT", container]

@@ -100,6 +100,11 @@ def proxy_start(target: ReleaseSpec, names: Names, proxy_dir: str, port: int) ->
     )
 
 
+def background_placeholder() -> Argv:
+    """The dry run's row for plan/docker_commands.in_background: only the run knows its list."""
+    return ("sh", "-c", f"trap '' HUP; (<the stops and removals>{dc.BACKGROUND_TAIL}")
+
+
 def proxy_swap(nginx: str, proxy_dir: str) -> Argv:
     """The staged configuration made live in `nginx` (the switch's, or whichever nginx runs
     when the previous configuration goes back)."""
@@ -161,9 +166,12 @@ class SwitchPlan:
                                              "exit 6", self.proxy.swap))
         rows.append(PlannedStep("drain", f"before stopping a release that served within the last {self.drain:g}s "
                                  "(the one replaced, without a warm window): wait for the requests it holds"))
-        rows.append(PlannedStep("stop", "the other releases' running containers (kept for rollback), but the "
-                                        "previous release's while its warm window lasts",
+        rows.append(PlannedStep("stop", "the other releases' running containers still draining (kept for rollback), "
+                                        "but the previous release's while its warm window lasts",
                                 dc.stop(["<other releases' containers>"])))
+        rows.append(PlannedStep("stop", "those out of the proxy long enough (an older warm release), then prune's "
+                                        "removals: by the host after this command returns, nothing waits for them",
+                                background_placeholder()))
         return rows
 
 

@@ -130,7 +130,14 @@ class FakeHost:
     def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
             on_line=None) -> CommandResult:  # type: ignore[no-untyped-def]
         argv = list(argv)
+        background = _background(argv)
         fault = self._enter("run", " ".join(argv))
+        if background is not None and fault is None:
+            # The host's background work (plan/docker_commands.in_background), done at once
+            # here: each command as the host would run it (faults apply), none stopping the next.
+            for inner in background:
+                self.run(inner)
+            return OK
         if fault is not None:
             if callable(fault.effect):
                 return fault.effect(argv)
@@ -279,6 +286,9 @@ class FakeHost:
             if argv[2] not in self.files:
                 return CommandResult(1, "", f"mv: cannot stat '{argv[2]}'")
             self.files[argv[3]] = self.files.pop(argv[2])
+            return OK
+        if argv[:3] == ["rm", "-rf", "--"]:
+            self.remove_tree(argv[3])
             return OK
         if argv[:2] == ["rm", "-f"]:
             for path in argv[2:]:
@@ -525,3 +535,13 @@ class FakeHost:
         parts = path.strip("/").split("/")[:-1]
         for i in range(1, len(parts) + 1):
             self.dirs.add("/" + "/".join(parts[:i]))
+
+
+def _background(argv: list[str]) -> list[list[str]] | None:
+    """The commands of an `in_background` argv, None for any other."""
+    prefix = "trap '' HUP; ("
+    if argv[:2] != ["sh", "-c"] or len(argv) != 3 or not argv[2].startswith(prefix) \
+            or not argv[2].endswith(dc.BACKGROUND_TAIL):
+        return None
+    body = argv[2][len(prefix):-len(dc.BACKGROUND_TAIL)]
+    return [shlex.split(part) for part in body.split("; ")]

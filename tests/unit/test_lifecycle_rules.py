@@ -395,13 +395,30 @@ def test_a_verify_answered_by_a_wrong_release_once_is_retried(local):
     assert host.serving() == r2 and current(host) == r2
 
 
-def test_a_failed_stop_of_the_previous_release_only_warns(local):
+def test_a_failed_stop_of_the_previous_release_is_finished_by_the_next_deploy(local):
     # faults.md: local | deploy | `docker stop` of the previous release exits 1 | retire | new | succeeded | 0
+    # With drain = 0 nothing waits on the stop: the host runs it in the background (its
+    # failure is not this command's), and the next deploy's retire stops the leftover.
     site, host = local
     host.faults.append(Fault("run", rf"^docker stop .*{site.r1}"))
     r2 = site.deploy()
     assert host.serving() == r2 and records(host)[-1].outcome == LIVE and not locked(host)
-    assert any("after the switch" in w for w in site.warnings())
+    assert host.running(site.r1) != []  # the background stop failed
+    site.deploy()
+    assert host.running(site.r1) == [] and host.running(r2) == []
+
+
+def test_nothing_after_the_switch_waits_for_a_release_out_of_the_proxy(warm):
+    """The older warm release's stop and prune's removals are one background command sent
+    after the warm record is written: the deploy's last engine call."""
+    site, host = warm
+    before = len(host.calls)
+    r3 = site.deploy()
+    ran = [text for call, text in host.calls[before:] if call == "run"]
+    background = [i for i, text in enumerate(ran) if text.startswith("sh -c trap '' HUP; (")]
+    assert len(background) == 1, ran
+    assert f"docker stop" in ran[background[0]] and site.r1 in ran[background[0]]
+    assert host.running(site.r1) == [] and host.running(r3) != [] and host.running(site.r2) != []
 
 
 # -- the switch back fails too: exit 7, `uncertain` ------------------------------------------------
