@@ -10,16 +10,18 @@ very plan the run would execute.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
+from typing import TYPE_CHECKING
 
 from . import docker_commands as dc
-from .canary import CanarySpec
 from .containers import ContainerSpec
 from .names import Names
 from .proxy_config import (ANCHOR_MARKER, CONFIG_FILE, CONFIG_PATH, LIVE_COPY, PROXY_MOUNT, RELEASE_HEADER,
                            STAGED_FILE, Standby, config_tag, render_proxy_config)
 from .release_spec import HealthProbe, ReleaseSpec
 from .steps import Argv, PlannedStep
+
+if TYPE_CHECKING:  # a rollback never has a canary: its module (and the access log's) is not imported for it
+    from .canary import CanarySpec
 
 Chain = tuple[Argv, ...]  # argvs run in order; the chains of a step run at once
 ANCHOR_ROLE = "proxy-anchor"  # io.deployctl.role of the proxy's containers
