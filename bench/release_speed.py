@@ -141,11 +141,11 @@ class Deployctl(Contender):
         tmp, cold_tmp = (Path(stack.enter_context(tempfile.TemporaryDirectory())) for _ in range(2))
         stack.callback(remove_app, self.app)
         stack.callback(remove_app, self.cold_app)
-        self.config = probe_config(tmp, self.app, port=self.port, drain=3.0, health_timeout=10,
+        self.config = probe_config(tmp, self.app, port=self.port, drain=3.0, health_timeout=30,
                                    rollout={"warm_window": 600}, bare=bare)
         self.loaded = load_config(self.config)
         self.cold = load_config(probe_config(cold_tmp, self.cold_app, port=self.cold_port, drain=3.0,
-                                             health_timeout=10, rollout={"warm_window": 0}, bare=bare))
+                                             health_timeout=30, rollout={"warm_window": 0}, bare=bare))
         # Two releases first: every measured deploy then retires an older warm release, as
         # every deploy after the second does for a user.
         deploy(self.loaded, "local", self.release(1), SECRETS, Recorder())
