@@ -134,7 +134,9 @@ class SwitchPlan:
     standby: str | None = None  # the release proxy_config can switch back to by its flag
 
     def steps(self) -> list[PlannedStep]:
-        rows = [PlannedStep("start", "", argv) for chain in self.start for argv in chain]
+        rows = [PlannedStep("start", "created while the migration runs (not started)"
+                            if self.create and argv is not chain[-1] else "", argv)
+                for chain in self.start for argv in chain]
         rows += [PlannedStep("health", probe.describe()) for probe in self.probes]
         if self.canary is not None:
             rows += self._canary_steps(self.canary)

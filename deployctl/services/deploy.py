@@ -14,7 +14,7 @@ then hosts switch in batches; a stopped rollout reverts the hosts it already swi
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Callable
 
@@ -290,9 +290,22 @@ class HostDeploy:
         hook) first when there is a migration to run."""
         try:
             self.step = "migrate"
-            if before is not None and any(True for _ in self._migrations()):
+            migrates = any(True for _ in self._migrations())
+            if before is not None and migrates:
                 before()
-            self._run_migrations()
+            if not migrates or not self.plan.create:
+                self._run_migrations()
+                return
+            # The new containers are created (not started) meanwhile: independent of the
+            # migration, and a second or more of engine calls off the deploy's path (issue 26).
+            # Both end before anything else happens; a failure of either is this step's.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                created = pool.submit(self.switch.create, self.plan)
+                try:
+                    self._run_migrations()
+                finally:
+                    wait([created])
+            created.result()
         except BaseException as exc:
             raise self._abandon(exc) from None
 

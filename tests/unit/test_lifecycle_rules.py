@@ -334,6 +334,27 @@ def test_a_failed_migration_fails_the_deploy_and_switches_nothing(local, rc):
     assert_previous_serves(site, host, tried, FAILED)
     assert f"shop-local-migrate-{tried}" not in host.containers
     assert not any(p.startswith(LOCAL.release_secrets(tried)) for p in host.files)  # its secrets removed too
+    assert host.of_release(tried) == []  # the containers created while it ran, removed
+
+
+def test_the_new_containers_are_created_while_the_migration_runs_and_started_after_it(local):
+    """Created beside the migration (independent engine calls), none running before it ended."""
+    site, host = local
+    seen = {}
+
+    def migration(argv):  # type: ignore[no-untyped-def]
+        release = argv[-1].rsplit("-migrate-", 1)[1]
+        for _ in range(200):  # the creates run beside it: give them the time they take
+            if len(host.of_release(release)) >= 3:
+                break
+            REAL_SLEEP(0.01)
+        seen["created"], seen["running"] = host.of_release(release), host.running(release)
+        return CommandResult(0, "", "")
+
+    host.faults.append(Fault("run", r"^docker start --attach ", effect=migration))
+    release = site.deploy()
+    assert len(seen["created"]) >= 2 and seen["running"] == [], seen
+    assert host.serving() == release
 
 
 # -- failures at the switch: exit 6, `reverted`, the previous configuration back ------------------
