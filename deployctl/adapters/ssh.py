@@ -14,6 +14,7 @@ An argv is quoted with shlex.join at the last moment, so a value is never re-spl
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import os
@@ -22,7 +23,7 @@ import select
 import shlex
 import threading
 import time
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from ..errors import ConnectError
 from .connector import CommandResult, ConnectionLost, HttpResponse, OnBytes, OnLine, http_request, parse_http_response
@@ -211,6 +212,34 @@ class SSHConnector:
             return exc
         return ConnectionLost(f"{self.host}: SSH connection lost during {what}: {type(exc).__name__}: {exc}")
 
+    @contextlib.contextmanager
+    def _losing(self, what: str) -> Iterator[None]:
+        """Maps a paramiko/socket error inside the block to `_lost_during(what, ...)`: the one
+        place that decides whether an error means the connection went."""
+        import paramiko
+
+        try:
+            yield
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._lost_during(what, exc) from None
+
+    @contextlib.contextmanager
+    def _session(self, argv: Sequence[str]) -> Iterator[Any]:
+        """A command channel for argv, closed on the way out; errors as `_losing` maps them."""
+        with self._losing(f"`{' '.join(argv[:3])}`"):
+            chan = self.transport.open_session()
+            try:
+                yield chan
+            finally:
+                chan.close()
+
+    def _exit_status(self, chan: Any) -> int:
+        rc = chan.recv_exit_status()
+        if rc == -1 and not self.transport_active():
+            # paramiko closes a channel whose transport died and reports -1: not an exit status
+            raise EOFError("the channel closed with no exit status")
+        return rc
+
     def sftp(self) -> Any:
         transport = self.transport  # reconnects first when the connection dropped
         if self._sftp is None or self._sftp.get_channel().get_transport() is not transport:
@@ -229,19 +258,8 @@ class SSHConnector:
 
     def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
             on_line: OnLine | None = None) -> CommandResult:
-        import paramiko
-
-        what = f"`{' '.join(argv[:3])}`"
-        try:
-            chan = self.transport.open_session()
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise self._lost_during(what, exc) from None
-        try:
+        with self._session(argv) as chan:
             return self._run_on(chan, argv, stdin, timeout, on_line)
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise self._lost_during(what, exc) from None
-        finally:
-            chan.close()
 
     def _run_on(self, chan: Any, argv: Sequence[str], stdin: bytes | None, timeout: float | None,
                 on_line: OnLine | None) -> CommandResult:
@@ -278,23 +296,13 @@ class SSHConnector:
             select.select([chan], [], [], 0.05)
         if pending and on_line is not None:
             on_line(pending.decode(errors="replace"))
-        rc = chan.recv_exit_status()
-        if rc == -1 and not self.transport_active():
-            # paramiko closes a channel whose transport died and reports -1: not an exit status
-            raise EOFError("the channel closed with no exit status")
+        rc = self._exit_status(chan)
         return CommandResult(rc, out.decode(errors="replace"), err.decode(errors="replace"))
 
     def stream(self, argv: Sequence[str], *, on_stdout: OnBytes, on_stderr: OnBytes) -> int:
         """argv on the host with stdin closed; its stdout and stderr (two SSH streams, kept
         apart) to the callbacks as they arrive. Returns its exit status."""
-        import paramiko
-
-        what = f"`{' '.join(argv[:3])}`"
-        try:
-            chan = self.transport.open_session()
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise self._lost_during(what, exc) from None
-        try:
+        with self._session(argv) as chan:
             chan.exec_command(shlex.join(argv))
             chan.shutdown_write()
             while True:
@@ -307,42 +315,21 @@ class SSHConnector:
                 if chan.exit_status_ready():
                     break
                 select.select([chan], [], [], 0.2)
-            rc = chan.recv_exit_status()
-            if rc == -1 and not self.transport_active():
-                raise EOFError("the channel closed with no exit status")
-            return rc
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise self._lost_during(what, exc) from None
-        finally:
-            chan.close()
+            return self._exit_status(chan)
 
     def interactive(self, argv: Sequence[str]) -> int:
         """argv on an SSH pty (`get_pty` with this terminal's TERM and window size, resized on
         SIGWINCH) wired to this process's terminal, stdin raw until it ends (then restored).
         Returns its exit status."""
-        import paramiko
-
         from .terminal import on_resize, pump, raw_stdin, window_size
 
-        what = f"`{' '.join(argv[:3])}`"
-        try:
-            chan = self.transport.open_session()
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise self._lost_during(what, exc) from None
-        try:
+        with self._session(argv) as chan:
             columns, rows = window_size()
             chan.get_pty(term=os.environ.get("TERM") or "xterm", width=columns, height=rows)
             chan.exec_command(shlex.join(argv))
             with on_resize(lambda c, r: chan.resize_pty(width=c, height=r)), raw_stdin():
                 pump(chan.fileno, lambda: _drain(chan), chan.sendall, chan.shutdown_write, chan.exit_status_ready)
-            rc = chan.recv_exit_status()
-            if rc == -1 and not self.transport_active():
-                raise EOFError("the channel closed with no exit status")
-            return rc
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise self._lost_during(what, exc) from None
-        finally:
-            chan.close()
+            return self._exit_status(chan)
 
     def transport_active(self) -> bool:
         transport = self._client.get_transport() if self._client is not None else None
@@ -351,12 +338,8 @@ class SSHConnector:
     # -- files -----------------------------------------------------------------------------
 
     def put_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
-        import paramiko
-
-        try:
+        with self._losing(f"writing {path}"):
             return self._put_file(path, data, mode)
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise self._lost_during(f"writing {path}", exc) from None
 
     def _put_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
         directory = posixpath.dirname(path)
@@ -385,12 +368,8 @@ class SSHConnector:
             raise OSError(f"{self.host}: cannot make {path} durable: {missing}, and `sync` failed")
 
     def read_file(self, path: str) -> bytes | None:
-        import paramiko
-
-        try:
+        with self._losing(f"reading {path}"):
             return self._read_file(path)
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise self._lost_during(f"reading {path}", exc) from None
 
     def _read_file(self, path: str) -> bytes | None:
         with self._sftp_lock:
@@ -401,12 +380,8 @@ class SSHConnector:
                 return None
 
     def append_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        import paramiko
-
-        try:
+        with self._losing(f"appending to {path}"):
             return self._append_file(path, data, mode)
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise self._lost_during(f"appending to {path}", exc) from None
 
     def _append_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         self.mkdir(posixpath.dirname(path))
@@ -433,12 +408,8 @@ class SSHConnector:
                 raise
 
     def mkdir(self, path: str, *, mode: int = 0o755, exclusive: bool = False) -> bool:
-        import paramiko
-
-        try:
+        with self._losing(f"mkdir {path}"):
             return self._mkdir(path, mode=mode, exclusive=exclusive)
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise self._lost_during(f"mkdir {path}", exc) from None
 
     def _mkdir(self, path: str, *, mode: int = 0o755, exclusive: bool = False) -> bool:
         parts = [p for p in path.split("/") if p]
@@ -463,12 +434,8 @@ class SSHConnector:
     # -- HTTP as the host sees it ----------------------------------------------------------
 
     def tcp_check(self, address: str, port: int, timeout: float = 2.0) -> None:
-        import paramiko
-
-        try:
+        with self._losing(f"a TCP check of {address}:{port}"):
             return self._tcp_check(address, port, timeout)
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise self._lost_during(f"a TCP check of {address}:{port}", exc) from None
 
     def _tcp_check(self, address: str, port: int, timeout: float = 2.0) -> None:
         """sshd confirms a direct-tcpip channel only once its own connection to the address
@@ -482,12 +449,8 @@ class SSHConnector:
         chan.close()
 
     def http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
-        import paramiko
-
-        try:
+        with self._losing(f"GET http://{address}:{port}{path}"):
             return self._http_get(address, port, path, timeout)
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise self._lost_during(f"GET http://{address}:{port}{path}", exc) from None
 
     def _http_get(self, address: str, port: int, path: str, timeout: float = 2.0) -> HttpResponse:
         import paramiko

@@ -24,7 +24,6 @@ from ..errors import DeployError
 from ..events import Emit, Message, Timer, serialized
 from ..plan import docker_commands as dc
 from ..plan import image_user as iu
-from ..plan import rollout as plan
 from ..plan.containers import release_containers
 from ..plan.release_spec import release_spec
 from ..plan.steps import PlannedStep, Step
@@ -35,8 +34,8 @@ from ..secrets import Secret
 from . import preflight
 from .accessories import ensure_accessories
 from .canary import CanaryAborted, CanaryGate, HostCanary, recover
-from ..plan.hooks import POST_DEPLOY, PRE_DEPLOY, PRE_MIGRATE, HookContext
-from .hooks import HookRunner, post_rollout, previous_of
+from ..plan.hooks import HookContext
+from .hooks import HookRunner, previous_of
 from .host_state import HostState
 from .secret_owner import hand_to_image_user
 from .hosts import connectors_for, layout_for, names_for, proxy_port
@@ -47,7 +46,7 @@ from ..plan.env_values import SecretValueError, env_file
 from .host_calls import PREVIOUS, UNCHANGED, UNKNOWN, mapped, on_every_host
 from .host_calls import why as _why
 from .rollout import Cancel, Interrupted, Rollout, unexpected  # noqa: F401 - Interrupted: for the CLI
-from .transaction import (GuardReverted, after_switch, best_effort, deploy_failure, failure_outcome,  # noqa: F401 - GuardReverted: imported from here by callers
+from .transaction import (GuardReverted, after_switch, best_effort, deploy_failure, failure_outcome, run_transaction,  # noqa: F401 - GuardReverted: imported from here by callers
                           release_record, take_lock)
 from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
 from .watch import Guard
@@ -107,22 +106,15 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         hooks = HookRunner.for_config(loaded, emit, enabled=options.hooks, secrets=secrets, stopped=cancel.is_set)
         context = HookContext(config.app, env_name, "deploy", release, previous_of(live[c.host] for c in conns),
                               images.revision or "", tuple(c.host for c in conns))
-        # Before the lock: a failing (or hanging, then killed) pre_deploy changes nothing.
-        hooks.run(PRE_DEPLOY, context)
 
-        # pre_migrate: under the lock, just before the migrations (killed with its process
-        # group at its timeout or on a signal); a failure is the migration's (cleaned up, exit 6).
-        rollout = Rollout(jobs, settings, emit, action="deploy", cancel=cancel,
-                          first_step=lambda job: job.migrate(before=lambda: hooks.run(PRE_MIGRATE, context)))
-        if gate is not None:
-            gate.stopped = lambda: cancel.is_set() or rollout.stop_reason is not None
-        results = rollout.run()
+        def watch(rollout: Rollout) -> None:
+            if gate is not None:
+                gate.stopped = lambda: cancel.is_set() or rollout.stop_reason is not None
+
+        results, verdict = run_transaction("deploy", jobs, settings, emit, cancel=cancel, hooks=hooks,
+                                           context=context, started=watch)
         hosts = [HostOutcome(job.host, release, job.previous, results[job.host].outcome,
                              results[job.host].seconds, results[job.host].error) for job in jobs]
-        # The locks are released: post_deploy (and on_revert) cannot hold them, whatever they do.
-        post_rollout(hooks, replace(context, previous=previous_of(job.previous for job in jobs) or context.previous),
-                     [h.outcome for h in hosts], post=POST_DEPLOY)
-        verdict = plan.verdict({h.host: h.outcome for h in hosts})
         if not verdict.ok:
             raise deploy_failure(release, results, hosts, verdict) from unexpected(results)
         return DeployResult(release, images.revision, hosts)

@@ -26,16 +26,16 @@ from ..plan.releases import (FAILED, LIVE, REVERTED, REVERTS, SKIPPED, UNCERTAIN
 from ..plan.proxy_config import Standby, live_release, standby_of
 from ..plan.switch_plan import SwitchPlan, rollback_plan
 from . import preflight
-from ..plan.hooks import POST_ROLLBACK, PRE_DEPLOY, HookContext
+from ..plan.hooks import HookContext
 from ..secrets import Secret
-from .hooks import HookRunner, post_rollout, previous_of
+from .hooks import HookRunner, previous_of
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for, proxy_port
 from .retire import retire_and_prune, stop_expired_warm
 from .host_calls import PREVIOUS, UNKNOWN, mapped, on_every_host
-from .rollout import Cancel, Rollout, unexpected
+from .rollout import Cancel, unexpected
 from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
-from .transaction import after_switch, best_effort, failure_outcome, release_record, rollback_failure, take_lock
+from .transaction import after_switch, best_effort, failure_outcome, release_record, rollback_failure, run_transaction, take_lock
 
 
 @dataclass
@@ -85,11 +85,9 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
         context = HookContext(loaded.config.app, env_name, "rollback", target,
                               previous_of(view.current for view in views), _revision(jobs, target),
                               tuple(job.host for job in jobs))
-        runner.run(PRE_DEPLOY, context)  # before the lock, as for a deploy: a failure changes nothing
-        results = Rollout(jobs, environment.rollout, emit, action="rollback", cancel=cancel).run()
-        verdict = plan.verdict({h: r.outcome for h, r in results.items()})
+        results, verdict = run_transaction("rollback", jobs, environment.rollout, emit, cancel=cancel, hooks=runner,
+                                           context=context)
         outcomes = [job.outcome_for(results[job.host]) for job in jobs]
-        post_rollout(runner, context, [r.outcome for r in results.values()], post=POST_ROLLBACK)
         if not verdict.ok:
             raise rollback_failure(target, results, outcomes, verdict) from unexpected(results)
         return outcomes

@@ -38,15 +38,15 @@ from .accessories import specs_for
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .host_calls import PREVIOUS, UNKNOWN, mapped
 from .host_calls import why as _why
-from ..plan.hooks import POST_DEPLOY, POST_ROLLBACK, PRE_DEPLOY, PRE_MIGRATE, HookContext
-from .hooks import HookRunner, post_rollout
+from ..plan.hooks import HookContext
+from .hooks import HookRunner
 from .host_state import HostState
 from .hosts import layout_for, manager_connector, names_for, proxy_port, ssh_connector
 from .release_images import ReleaseImages, proxy_image_for
 from .swarm_site import SwarmSite
-from .rollout import Cancel, Rollout, unexpected
+from .rollout import Cancel, unexpected
 from .transaction import (BEFORE, LIVE_PHASE, SWITCHED_BACK, GuardReverted, after_switch, deploy_failure,
-                          failure_outcome, release_record, rollback_failure, take_lock, best_effort)
+                          failure_outcome, release_record, rollback_failure, run_transaction, take_lock, best_effort)
 from .transaction import UNCERTAIN as UNCERTAIN_PHASE
 from .watch import Guard
 
@@ -196,16 +196,13 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                                       stopped=work.cancel.is_set)
         context = HookContext(config.app, env_name, "deploy", release, state.current() or "", images.revision or "",
                               (host,))
-        hooks.run(PRE_DEPLOY, context)
-        # The orchestration every target shares (services/rollout.py): the lock, prepare,
-        # the migrations once, the switch, the outcome on any failure or signal, the unlock;
-        # a Swarm is one site of the rollout, its manager its host.
-        results = Rollout([work], environment.rollout, emit, action="deploy", cancel=work.cancel,
-                          first_step=lambda job: job.migrate(before=lambda: hooks.run(PRE_MIGRATE, context))).run()
+        # The sequence every target shares (services/transaction.run_transaction): the hooks,
+        # the lock, prepare, the migrations once, the switch, the outcome of any failure or
+        # signal, the unlock; a Swarm is one site of the rollout, its manager its host.
+        results, verdict = run_transaction("deploy", [work], environment.rollout, emit, cancel=work.cancel,
+                                           hooks=hooks, context=context)
         result = results[host]
         hosts = [HostOutcome(host, release, work.previous, result.outcome, result.seconds, result.error)]
-        post_rollout(hooks, context, [result.outcome], post=POST_DEPLOY)
-        verdict = rollout_plan.verdict({host: result.outcome})
         if not verdict.ok:
             raise deploy_failure(release, results, hosts, verdict) from unexpected(results)
         return DeployResult(release, images.revision, hosts)
@@ -505,14 +502,12 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
         runner = HookRunner.for_config(loaded, emit, enabled=hooks, secrets=secrets, stopped=work.cancel.is_set)
         context = HookContext(loaded.config.app, env_name, "rollback", target, current or "",
                               record.revision or "", (host,))
-        runner.run(PRE_DEPLOY, context)  # before the lock, as for a deploy
-        # The same orchestration as a fleet's rollback (services/rollout.py), the manager its host.
-        results = Rollout([work], environment.rollout, emit, action="rollback", cancel=work.cancel).run()
+        # The same sequence as a fleet's rollback (services/transaction.run_transaction).
+        results, verdict = run_transaction("rollback", [work], environment.rollout, emit, cancel=work.cancel,
+                                           hooks=runner, context=context)
         result = results[host]
-        post_rollout(runner, context, [result.outcome], post=POST_ROLLBACK)
         outcome = SwarmRollback(target, current, round(work.seconds, 3), round(time.monotonic() - work.began, 3),
                                 host, result.outcome, result.error)
-        verdict = rollout_plan.verdict({host: result.outcome})
         if not verdict.ok:
             raise rollback_failure(target, results, [outcome], verdict) from unexpected(results)
         return [outcome]

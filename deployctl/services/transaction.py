@@ -14,14 +14,19 @@ lives here, once:
 - **after the verified switch**: retire and prune are best effort. The release is live and
   verified, so their failure is a warning, never the command's failure;
 - **the outcome of a failure**: which phase the host was in decides what the rollout (and
-  so the exit code, plan/rollout.verdict) says of it.
+  so the exit code, plan/rollout.verdict) says of it;
+- **the sequence around the rollout** (`run_transaction`): pre_deploy before any lock,
+  pre_migrate before the migrations, post_deploy / post_rollback and on_revert once every
+  lock is released. A target builds its jobs (hosts: HostDeploy / HostRollback; a Swarm:
+  SwarmDeploy / SwarmRollbackJob) and hands them here; the hooks are wired nowhere else.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Callable
+from dataclasses import replace
+from typing import Callable, Sequence
 
 from ..errors import DeployctlError, DeployError, ExitCode, RollbackError, RolloutError, UncertainError
 from ..events import Emit, Message
@@ -29,6 +34,7 @@ from ..plan import rollout as outcomes
 from ..plan.build import rfc3339
 from ..plan.images import PROXY
 from ..config.models import Rollout as RolloutSettings
+from ..plan.hooks import POST_DEPLOY, POST_ROLLBACK, PRE_DEPLOY, PRE_MIGRATE, HookContext
 from ..plan.lock import LockRecord, Unlock, lock_timeout
 from ..plan.release_spec import ReleaseSpec
 from ..plan.releases import LIVE, REVERTED, ReleaseRecord
@@ -36,7 +42,9 @@ from ..plan.stats import timing
 from .host_calls import UNCHANGED, connection_failure, mapped
 from .host_calls import why as _why
 from .host_state import HostState
+from .hooks import HookRunner, post_rollout, previous_of
 from .hosts import machine, who
+from .rollout import Cancel, HostResult, Rollout
 
 # Where a host was when its part failed -> what the rollout reports for it. "before": nothing
 # was switched (failed, exit 6); "switched back": it served the new release for a moment and
@@ -141,3 +149,34 @@ def after_switch(emit: Emit, host: str, *steps: Callable[[], None]) -> None:
             step()
         except Exception as exc:  # noqa: BLE001 - live and verified; only the clean-up failed
             emit(Message(f"after the switch: {_why(exc)}", level="warning", host=host))
+
+
+def run_transaction(action: str, jobs: Sequence, settings: RolloutSettings, emit: Emit, *, cancel: Cancel,
+                    hooks: HookRunner, context: HookContext,
+                    started: Callable[[Rollout], object] | None = None,
+                    ) -> tuple[dict[str, HostResult], outcomes.Verdict]:
+    """A deploy's or a rollback's sequence, the same on every target: pre_deploy on this
+    machine before any lock (a failing, hanging or killed hook changes nothing); the rollout
+    (services/rollout.py: lock every site, prepare, for a deploy pre_migrate and the
+    migrations once, the switch batch by batch, the outcome of any failure or signal, unlock);
+    then on_revert and post_deploy / post_rollback, after the unlock so no hook can hold a
+    lock. `started(rollout)` sees the rollout before it runs (a canary gate watches its stop
+    reason). Returns each site's result and the verdict: the caller builds its own outcome
+    rows and raises `deploy_failure` / `rollback_failure` when the verdict is not ok."""
+    hooks.run(PRE_DEPLOY, context)
+    def migrate(job):  # type: ignore[no-untyped-def]
+        # A failing pre_migrate is the migration's failure: cleaned up, exit 6.
+        return job.migrate(before=lambda: hooks.run(PRE_MIGRATE, context))
+
+    rollout = Rollout(list(jobs), settings, emit, action=action, cancel=cancel,
+                      first_step=migrate if action == "deploy" else None)
+    if started is not None:
+        started(rollout)
+    results = rollout.run()
+    if action == "deploy":
+        # What was live when each site was locked, which a concurrent command may have moved
+        # since the hooks' context was made before the lock.
+        context = replace(context, previous=previous_of(job.previous for job in jobs) or context.previous)
+    post_rollout(hooks, context, [r.outcome for r in results.values()],
+                 post=POST_DEPLOY if action == "deploy" else POST_ROLLBACK)
+    return results, outcomes.verdict({host: r.outcome for host, r in results.items()})
