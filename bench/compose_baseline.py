@@ -55,12 +55,15 @@ def compose_site(probe, same_work: bool = False) -> Iterator[tuple[int, Callable
         env = {**os.environ, "PROBE_IMAGE": probe.good, "PROXY_IMAGE": probe.proxy, "PORT": str(port)}
         project = ["docker-compose", "-p", unique_app(), "-f", str(Path(tmp) / "docker-compose.yaml")]
 
+        def run(*args: str, release: str) -> None:
+            done = subprocess.run([*project, *args], env={**env, "RELEASE": release}, capture_output=True, text=True)
+            if done.returncode != 0:  # say why (a busy engine out of network address pools, say)
+                raise RuntimeError(f"docker-compose {' '.join(args)} exited {done.returncode}: {done.stderr[-800:]}")
+
         def up(release: str, migrate: bool = True) -> None:
             if same_work and migrate:
-                subprocess.run([*project, "run", "--rm", "--no-deps", "backend", "python", "/probe/server.py",
-                                "migrate"], env={**env, "RELEASE": release}, check=True, capture_output=True)
-            subprocess.run([*project, "up", "-d", "--force-recreate", "backend", "frontend", "proxy"],
-                           env={**env, "RELEASE": release}, check=True, capture_output=True)
+                run("run", "--rm", "--no-deps", "backend", "python", "/probe/server.py", "migrate", release=release)
+            run("up", "-d", "--force-recreate", "backend", "frontend", "proxy", release=release)
 
         try:
             yield port, up

@@ -141,11 +141,11 @@ class Deployctl(Contender):
         tmp, cold_tmp = (Path(stack.enter_context(tempfile.TemporaryDirectory())) for _ in range(2))
         stack.callback(remove_app, self.app)
         stack.callback(remove_app, self.cold_app)
-        self.config = probe_config(tmp, self.app, port=self.port, drain=3.0, health_timeout=10,
+        self.config = probe_config(tmp, self.app, port=self.port, drain=3.0, health_timeout=30,
                                    rollout={"warm_window": 600}, bare=bare)
         self.loaded = load_config(self.config)
         self.cold = load_config(probe_config(cold_tmp, self.cold_app, port=self.cold_port, drain=3.0,
-                                             health_timeout=10, rollout={"warm_window": 0}, bare=bare))
+                                             health_timeout=30, rollout={"warm_window": 0}, bare=bare))
         # Two releases first: every measured deploy then retires an older warm release, as
         # every deploy after the second does for a user.
         deploy(self.loaded, "local", self.release(1), SECRETS, Recorder())
@@ -225,6 +225,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--record", action="store_true",
+                        help="append this run to bench/history.json and redraw docs/benchmarks/*.svg")
     args = parser.parse_args()
     docker("info", "--format", "{{.ServerVersion}}")
     probe = build_probe_images(STANDINS)
@@ -276,6 +278,26 @@ def main() -> None:
     steps = {name[5:]: ours.median(name) for name in ours.rows if name.startswith("step ")}
     print("deployctl deploy, median seconds per step:",
           ", ".join(f"{k} {v:.2f}" for k, v in sorted(steps.items(), key=lambda kv: -(kv[1] or 0)) if v))
+    print("compose's failed requests are printed beside ours above; "
+          f"load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs")
+    if args.record:
+        from history import record
+
+        figures = {"deploy": ours.median("deploy"), "compose_deploy": same.median("deploy"),
+                   "deploy_bare": ours_bare.median("deploy"), "compose_deploy_bare": bare.median("deploy"),
+                   "rollback_warm_traffic_on": ours.median("rollback (warm): on new"),
+                   "rollback_warm_wall": ours.median("rollback (warm)"),
+                   "rollback_warm_cli_wall": ours.median("rollback (warm, CLI)"),
+                   "rollback_cold": ours.median("rollback (cold)"),
+                   "rollback_cold_traffic_on": ours.median("rollback (cold): on new"),
+                   "failed": failed[0], "compose_failed": failed[1],
+                   **{f"step_{k}": v for k, v in steps.items()}}
+        if figures["deploy"] and figures["compose_deploy"]:
+            figures["deploy_ratio_same_work"] = figures["deploy"] / figures["compose_deploy"]
+        if figures["deploy_bare"] and figures["compose_deploy_bare"]:
+            figures["deploy_ratio_bare"] = figures["deploy_bare"] / figures["compose_deploy_bare"]
+        record("release_speed", {k: v for k, v in figures.items() if v is not None},
+               load_average=f"{min(loads):.1f}-{max(loads):.1f}", note=f"{args.rounds} rounds, {args.workers} workers")
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ Seconds = Annotated[float, Field(gt=0, le=3600)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 HEALTH_TYPES = ("http", "tcp", "command", "docker", "running")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from . import docker_commands as dc
+from .lock import release_command
 from .names import StateLayout
 from .steps import PlannedStep
 from .switch_plan import SwitchPlan
@@ -20,6 +21,12 @@ REGISTRY_CONFIG = "<REGISTRY_CONFIG>"  # the directory `mktemp -d` prints on the
 
 def _argv(step: str, argv: list[str], detail: str = "") -> PlannedStep:
     return PlannedStep(step, detail, tuple(argv))
+
+
+def _unlock(layout: StateLayout) -> PlannedStep:
+    return PlannedStep("unlock", f"rm -r {layout.lock_dir} while its info.json carries this command's token "
+                                 "(one command, under lock.op)",
+                       tuple(release_command(layout.lock_dir + ".op", layout.lock_dir, layout.lock_info, "<TOKEN>")))
 
 
 def deploy_steps(plan: SwitchPlan, preparation: Sequence[PlannedStep], migrations: Sequence[PlannedStep],
@@ -45,7 +52,7 @@ def deploy_steps(plan: SwitchPlan, preparation: Sequence[PlannedStep], migration
     steps += migrations
     steps += plan.steps()
     steps.append(PlannedStep("prune", f"keep {keep} releases (never the live or previous good)"))
-    steps.append(PlannedStep("unlock", f"rm -r {layout.lock_dir}"))
+    steps.append(_unlock(layout))
     return steps
 
 
@@ -53,5 +60,5 @@ def rollback_steps(plan: SwitchPlan, layout: StateLayout) -> list[PlannedStep]:
     return [
         PlannedStep("lock", f"mkdir {layout.lock_dir} (atomic); exit 8 if held"),
         *plan.steps(),
-        PlannedStep("unlock", f"rm -r {layout.lock_dir}"),
+        _unlock(layout),
     ]

@@ -127,3 +127,20 @@ def break_verdict(stale: str | None, unlock: Unlock) -> Verdict:
     if stale is not None:
         return "break"
     return "confirm" if unlock.mode == "live" else "refuse"
+
+
+# Releasing the lock in one command on the host (was four round trips over SSH: the op
+# lock's mkdir, the read of info.json, the remove, the op lock's remove: 1.1-1.5 s against
+# 0.7-0.9 s for the rest of a warm rollback). The same steps, in the same order, under the
+# same `lock.op` mkdir lock: the lock directory goes only while info.json carries our token
+# (a random hex string: found in the file, it is ours). Exit 0: released; OP_BUSY: another
+# process holds lock.op (the caller waits and asks again); NOT_OURS: info.json (printed) has
+# another token, or no info.json / no lock at all (nothing printed): left as it is.
+RELEASE_OP_BUSY, RELEASE_NOT_OURS = 75, 3
+RELEASE_SCRIPT = ('mkdir -m 700 -- "$1" 2>/dev/null || exit 75; '
+                  'if grep -qsF -- "$4" "$3"; then rm -rf -- "$2"; r=0; else cat -- "$3" 2>/dev/null; r=3; fi; '
+                  'rm -rf -- "$1"; exit $r')
+
+
+def release_command(op_dir: str, lock_dir: str, info: str, token: str) -> list[str]:
+    return ["sh", "-c", RELEASE_SCRIPT, "sh", op_dir, lock_dir, info, token]

@@ -10,18 +10,20 @@ very plan the run would execute.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
+from typing import TYPE_CHECKING
 
 from . import docker_commands as dc
-from .canary import CanarySpec
 from .containers import ContainerSpec
 from .names import Names
 from .proxy_config import (ANCHOR_MARKER, CONFIG_FILE, CONFIG_PATH, LIVE_COPY, PROXY_MOUNT, RELEASE_HEADER,
                            STAGED_FILE, Shadow, Standby, config_tag, render_proxy_config)
-from .shadow import ShadowSpec
 from .release_spec import HealthProbe, ReleaseSpec
 from .steps import Argv, PlannedStep
 from .tls_config import TLS_LISTEN_PORT
+
+if TYPE_CHECKING:  # a rollback never has a canary or a shadow window: their modules (and the access log's) are not imported for it
+    from .canary import CanarySpec
+    from .shadow import ShadowSpec
 
 Chain = tuple[Argv, ...]  # argvs run in order; the chains of a step run at once
 ANCHOR_ROLE = "proxy-anchor"  # io.deployctl.role of the proxy's containers
@@ -105,6 +107,11 @@ def proxy_start(target: ReleaseSpec, names: Names, proxy_dir: str, port: int, tl
     )
 
 
+def background_placeholder() -> Argv:
+    """The dry run's row for plan/docker_commands.in_background: only the run knows its list."""
+    return ("sh", "-c", f"trap '' HUP; (<the stops and removals>{dc.BACKGROUND_TAIL}")
+
+
 def proxy_swap(nginx: str, proxy_dir: str) -> Argv:
     """The staged configuration made live in `nginx` (the switch's, or whichever nginx runs
     when the previous configuration goes back)."""
@@ -143,7 +150,9 @@ class SwitchPlan:
                                           "stopped before the new one starts (started again if this fails "
                                           "before the switch)", listing)
                 for service, listing in self.stop_first]
-        rows += [PlannedStep("start", "", argv) for chain in self.start for argv in chain]
+        rows += [PlannedStep("start", "created while the migration runs (not started)"
+                             if self.create and argv is not chain[-1] else "", argv)
+                 for chain in self.start for argv in chain]
         if self.forget_env is not None:
             rows.append(PlannedStep("secrets", "remove the env files once the containers exist (they keep their env "
                                                "in their own config)", self.forget_env))
@@ -182,9 +191,12 @@ class SwitchPlan:
                                              "exit 6", self.proxy.swap))
         rows.append(PlannedStep("drain", f"before stopping a release that served within the last {self.drain:g}s "
                                  "(the one replaced, without a warm window): wait for the requests it holds"))
-        rows.append(PlannedStep("stop", "the other releases' running containers (kept for rollback), but the "
-                                        "previous release's while its warm window lasts (never its workers)",
+        rows.append(PlannedStep("stop", "the other releases' running containers still draining (kept for rollback), "
+                                        "but the previous release's while its warm window lasts (never its workers)",
                                 dc.stop(["<other releases' containers>"])))
+        rows.append(PlannedStep("stop", "those out of the proxy long enough (an older warm release), then prune's "
+                                        "removals: by the host after this command returns, nothing waits for them",
+                                background_placeholder()))
         return rows
 
     def _shadow_steps(self, spec: ShadowSpec) -> list[PlannedStep]:

@@ -29,6 +29,7 @@ from ..secrets import Secret, redactor
 from .health import crash
 from .hosts import layout_for, names_for
 from .preflight import registry_config
+from .secret_owner import hand_to_image_user
 from .switch import HostSwitch
 
 LOG_LINES = 20
@@ -225,9 +226,7 @@ def _create(loaded: LoadedConfig, env_name: str, conn, spec: acc.AccessorySpec, 
         conn.mkdir(spec.secrets_dir, mode=0o700)
         for name in spec.secrets:
             conn.put_file(f"{spec.secrets_dir}/{name}", secrets[name].reveal().encode(), 0o600)
-        user = check(conn, dc.image_user(spec.image)).strip()
-        if user and user.split(":")[0] not in ("root", "0"):
-            check(conn, dc.chown_secrets(spec.image, user, spec.secrets_dir))
+        hand_to_image_user(conn, spec.image, spec.secrets_dir)
     if spec.env_templates:  # read by the docker CLI on the host; the values never reach an argv
         conn.put_file(spec.env_file, env_body, 0o600)
     _upload_files(loaded, env_name, conn, spec, files, emit, running=False)

@@ -15,7 +15,7 @@ then hosts switch in batches; a stopped rollout reverts the hosts it already swi
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Callable
 
@@ -25,6 +25,7 @@ from ..errors import DeployError, UncertainError
 from ..events import Emit, Message, Timer, serialized
 from ..plan import docker_commands as dc
 from ..plan.subnets import APP_SUBNET_PREFIX, SUBNET_PREFIX
+from ..plan import image_user as iu
 from ..plan.containers import release_containers
 from ..plan.release_spec import release_spec
 from ..plan.steps import PlannedStep, Step
@@ -43,6 +44,7 @@ from ..plan.hooks import ON_REVERT, SCHEMA_BLOCKED, HookContext
 from .hooks import HookRunner, previous_of
 from .host_state import HostState
 from .jobs import HostJobs
+from .secret_owner import hand_to_image_user
 from .hosts import connectors_for, layout_for, names_for, proxy_port, tls_port
 from .retire import retire_and_prune, stop_expired_warm
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
@@ -343,7 +345,11 @@ class HostDeploy:
             for host_file, _ in spec.secret_mounts():
                 yield PlannedStep("secrets", f"write {host_file} (mode 0600)")
             if spec.secrets:
-                yield PlannedStep("secrets", f"hand {spec.secrets_dir} to the image's user when not root",
+                yield PlannedStep("secrets", f"hand {spec.secrets_dir} to the image's user when not root: its "
+                                             "uid read from the image's account files (never started)",
+                                  tuple(iu.read_accounts(spec.image)))
+                yield PlannedStep("secrets", "then chowned on the host", tuple(iu.host_chown("<UID>", spec.secrets_dir)))
+                yield PlannedStep("secrets", "or, where the host user may not chown, in a container",
                                   tuple(dc.chown_secrets(spec.image, "<USER>", spec.secrets_dir)))
 
     def migration_rows(self) -> list[PlannedStep]:
@@ -398,7 +404,19 @@ class HostDeploy:
             if migrates:
                 self.database.backup = backup_before_migrate(self.loaded, self.env_name, self.conn, self.release,
                                                              self.previous, self.emit)
-            self._run_migrations()
+            if not migrates or not self.plan.create:
+                self._run_migrations()
+            else:
+                # The new containers are created (not started) meanwhile: independent of the
+                # migration, and a second or more of engine calls off the deploy's path (issue 26).
+                # Both end before anything else happens; a failure of either is this step's.
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    created = pool.submit(self.switch.create, self.plan)
+                    try:
+                        self._run_migrations()
+                    finally:
+                        wait([created])
+                created.result()
             self.database.schema = read_schema(self.conn, schema_commands(
                 self.config, self.containers, self.names, self.release, self.spec.network), self.emit) or None
         except BaseException as exc:
@@ -739,14 +757,8 @@ class HostDeploy:
             for name in spec.secrets:
                 self.conn.put_file(f"{spec.secrets_dir}/{name}", self.secrets[name].reveal().encode(), 0o600)
                 count += 1
-            self._hand_to_image_user(spec)
+            hand_to_image_user(self.conn, spec.image, spec.secrets_dir)
         timer.done(f"{count} file{'s' if count != 1 else ''}, mode 0600")
-
-    def _hand_to_image_user(self, spec) -> None:  # type: ignore[no-untyped-def]
-        """The service's secret files to the image's own user, when that is not root."""
-        user = check(self.conn, dc.image_user(spec.image)).strip()
-        if user and user.split(":")[0] not in ("root", "0"):
-            check(self.conn, dc.chown_secrets(spec.image, user, spec.secrets_dir))
 
     def _run_migrations(self) -> None:
         for service, command, (clear, create, connect, start) in self._migrations():

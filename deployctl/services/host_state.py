@@ -9,9 +9,10 @@ import time
 from dataclasses import replace
 from typing import Iterator
 
-from ..errors import LockHeldError, UncertainError
+from ..errors import LockHeldError, RemoteCommandError, UncertainError
 from ..events import Emit, Message
-from ..plan.lock import LockRecord, Unlock, break_verdict, stale_reason
+from ..plan.lock import (RELEASE_NOT_OURS, RELEASE_OP_BUSY, LockRecord, Unlock, break_verdict, release_command,
+                         stale_reason)
 from ..plan.names import StateLayout
 from ..plan.releases import BadReleaseId, History, ReleaseRecord, check_release_id
 from ..secrets import redactor
@@ -148,11 +149,19 @@ class HostState:
         _HELD.discard(token or "")  # from here on this process does not hold it, whatever happens below
         if token is None:
             return  # never taken by this HostState: not ours to remove
-        with self._op():
-            holder = self.holder()
-            if holder is not None and holder.token == token:
-                self.conn.remove_tree(self.layout.lock_dir)
-                return
+        # One command on the host (plan/lock.release_command): the op lock, the token
+        # compared, the lock removed, the op lock removed.
+        argv = release_command(self.layout.lock_dir + ".op", self.layout.lock_dir, self.layout.lock_info, token)
+        deadline = time.monotonic() + OP_WAIT
+        while (result := self.conn.run(argv)).rc == RELEASE_OP_BUSY:
+            if time.monotonic() > deadline:
+                raise self._op_stuck(self.layout.lock_dir + ".op")
+            time.sleep(0.02)
+        if result.ok:
+            return
+        if result.rc != RELEASE_NOT_OURS:
+            raise RemoteCommandError(self.conn.host, argv, result.rc, redactor(result.stderr or result.stdout))
+        holder = LockRecord.parse(result.stdout.encode()) if result.stdout.strip() else None
         if self.emit is not None:
             now = f"it is held by {holder.describe()}" if holder is not None else "it is gone"
             self.emit(Message(f"our deploy lock was broken while we held it ({now}); left it as it is",
@@ -165,15 +174,18 @@ class HostState:
         deadline = time.monotonic() + OP_WAIT
         while not self.conn.mkdir(path, mode=0o700, exclusive=True):
             if time.monotonic() > deadline:
-                raise LockHeldError(
-                    f"{self.conn.host}: {path} is still there after {OP_WAIT:g}s: a deployctl died while "
-                    "releasing or breaking the deploy lock",
-                    hint=f"check that no deployctl is releasing this host's lock, then remove {path}")
+                raise self._op_stuck(path)
             time.sleep(0.02)
         try:
             yield
         finally:
             self.conn.remove_tree(path)
+
+    def _op_stuck(self, path: str) -> LockHeldError:
+        return LockHeldError(
+            f"{self.conn.host}: {path} is still there after {OP_WAIT:g}s: a deployctl died while "
+            "releasing or breaking the deploy lock",
+            hint=f"check that no deployctl is releasing this host's lock, then remove {path}")
 
     # -- history ---------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ proxy container that publishes it always leaves a gap. nginx containers that sha
 anchor's namespace listen with `reuseport`, so a new one (a new image, say) starts beside
 the old one on the same port, and the old one then quits gracefully; the anchor's
 `tcp_migrate_req` hands connections still queued on the old listener to the new one.
-A configuration change alone is a graceful `nginx -s reload`, after `nginx -t`.
+A configuration change alone is a graceful reload (a HUP to nginx's master), after `nginx -t`.
 """
 
 from __future__ import annotations

@@ -11,10 +11,13 @@ from ..plan.warm import parse_warm
 
 
 def prune(conn, switch, state, layout, keep: int, live: str, emit: Emit,
-          on_host: dict[str, list[str]] | None = None, *, running: frozenset[str] = frozenset()) -> list[str]:
+          on_host: dict[str, list[str]] | None = None, *, running: frozenset[str] = frozenset(),
+          background: list[list[str]] | None = None) -> list[str]:
     """`on_host`: release -> containers, when the caller has just listed them. `running`:
     releases left alone this time (a retire beside this prune is draining and stopping
-    them; the next prune removes them if they are still beyond `keep`)."""
+    them; the next prune removes them if they are still beyond `keep`). `background`: the
+    removals are appended there (the caller has the host run them after the command)
+    instead of run here."""
     if on_host is None:
         on_host = switch.release_containers()
     history = state.history()
@@ -35,14 +38,21 @@ def prune(conn, switch, state, layout, keep: int, live: str, emit: Emit,
         if release not in doomed:
             record = history.deployed(release)
             kept_images |= set(record.images.values()) if record else set()
+    removals: list[list[str]] = []
     for release in doomed:
-        switch.remove(on_host[release])
-        switch.remove_release_networks([release])
-        conn.remove_tree(layout.release_secrets(release))
+        removals.append(dc.remove(on_host[release]))
+        removals.append(dc.network_remove([switch.names.release_network(release)]))
+        removals.append(dc.remove_tree(layout.release_secrets(release)))
         record = history.deployed(release)
         # Only pulled images (by digest): on a `local` target the images are the developer's builds.
         images = sorted(i for i in set(record.images.values()) - kept_images if "@" in i) if record else []
         if images:
-            conn.run(dc.remove_images(images))  # best effort: another app may use the image
+            removals.append(dc.remove_images(images))  # best effort: another app may use the image
+    if background is not None:
+        background.extend(removals)
+        timer.done(f"kept the newest {keep}; the host removes the rest in the background")
+        return doomed
+    for argv in removals:
+        conn.run(argv)
     timer.done(f"kept the newest {keep}")
     return doomed

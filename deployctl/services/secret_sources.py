@@ -16,7 +16,6 @@ from typing import Mapping, Protocol, Sequence
 
 from ..config.models import Config, Environment
 from ..errors import ConfigError
-from ..plan.aws import json_secret_values, region_for, ssm_parameter
 from ..secrets import Secret, redactor
 
 
@@ -49,11 +48,14 @@ class SsmSecrets:
 
     def lookup(self, names: Sequence[str]) -> dict[str, str | None]:
         from ..adapters.aws import ssm_parameters
+        from ..plan.aws import ssm_parameter
 
         values = ssm_parameters(self.region, [ssm_parameter(self.prefix, n) for n in names])
         return {name: values.get(ssm_parameter(self.prefix, name)) or None for name in names}
 
     def where(self, name: str) -> str:
+        from ..plan.aws import ssm_parameter
+
         return f"SSM Parameter Store (no parameter {ssm_parameter(self.prefix, name)}{_in(self.region)})"
 
 
@@ -66,6 +68,7 @@ class SecretsManagerSecrets:
 
     def lookup(self, names: Sequence[str]) -> dict[str, str | None]:
         from ..adapters.aws import secret_string
+        from ..plan.aws import json_secret_values
 
         text = secret_string(self.region, self.secret_id)
         self.exists = text is not None
@@ -93,7 +96,12 @@ def source_for(spec: str, environ: Mapping[str, str] | None = None, *, region: s
 
 
 def environment_source(config: Config, environment: Environment) -> SecretSource:
-    """The environment's source, its AWS lookups in the environment's region."""
+    """The environment's source, its AWS lookups in the environment's region (plan/aws is
+    imported only then: a local rollback's hook secrets come from the environment)."""
+    if environment.secrets == "env":
+        return EnvSecrets()
+    from ..plan.aws import region_for
+
     return source_for(environment.secrets, region=region_for(config, environment))
 
 

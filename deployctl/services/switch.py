@@ -72,6 +72,7 @@ class HostSwitch:
         self.previous_config: bytes | None = None
         self.stopped_first: list[str] = []  # stop_first workers of another release this switch stopped
         self.step = "start"  # the step under way, for an error that does not say (a lost connection)
+        self.created = False  # `create` ran: the start is each container's `docker start` only
 
     # -- looking -----------------------------------------------------------------------------
 
@@ -298,16 +299,31 @@ class HostSwitch:
         if self.checkpoint is not None:
             self.checkpoint()
 
+    def create(self, plan: SwitchPlan) -> None:
+        """A deploy's containers up to their start (created, joined to the app's network),
+        while the migration runs (services/deploy.HostDeploy.migrate): nothing runs before
+        the migration ended, and the start then is one `docker start` per container. A
+        failure before the switch removes them as it removes started ones (`undo`)."""
+        timer = Timer(self.emit, "create", host=self.conn.host, detail=f"{plan.target.release}, not started")
+        self._run_chains([chain[:-1] for chain in plan.start])
+        self.created = True
+        timer.done()
+
     def _start(self, plan: SwitchPlan) -> None:
-        """Every container's chain at once: each `docker` call is a round trip to the host
-        and seconds of the engine's time, and none waits for another (health checks do)."""
+        """Every container's chain at once (only its `docker start` when `create` ran), once
+        any stop_first worker of another release stopped."""
+        self._stop_first(plan)
+        self._run_chains([chain[-1:] for chain in plan.start] if self.created else plan.start)
+
+    def _run_chains(self, chains) -> None:  # type: ignore[no-untyped-def]
+        """The chains at once: each `docker` call is a round trip to the host and seconds of
+        the engine's time, and none waits for another (health checks do)."""
         def run_chain(chain) -> None:  # type: ignore[no-untyped-def]
             for argv in chain:
                 check(self.conn, list(argv))
 
-        self._stop_first(plan)
-        with ThreadPoolExecutor(max_workers=max(1, len(plan.start))) as pool:
-            futures = [pool.submit(run_chain, chain) for chain in plan.start]
+        with ThreadPoolExecutor(max_workers=max(1, len(chains))) as pool:
+            futures = [pool.submit(run_chain, chain) for chain in chains]
         for future in futures:
             future.result()  # the first failure, once all have finished
 

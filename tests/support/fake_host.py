@@ -39,6 +39,7 @@ from deployctl.adapters.connector import CommandResult, ConnectionLost, HttpResp
 from deployctl.plan import docker_commands as dc
 from deployctl.plan.maintenance import VERIFY_HEADER
 from deployctl.plan.maintenance import state_of as maintenance_state
+from deployctl.plan import lock as lock_plan
 from deployctl.plan.names import LABEL_RELEASE, LABEL_ROLE, Names
 from deployctl.plan.proxy_config import RELEASE_HEADER, live_release, standby_of, upstream_name
 from deployctl.plan.switch_plan import NGINX_ROLE
@@ -145,7 +146,16 @@ class FakeHost:
     def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
             on_line=None) -> CommandResult:  # type: ignore[no-untyped-def]
         argv = list(argv)
+        background = _background(argv)
         fault = self._enter("run", " ".join(argv))
+        if argv[:3] == ["sh", "-c", lock_plan.RELEASE_SCRIPT] and fault is None:
+            return self._release_lock(*argv[4:])
+        if background is not None and fault is None:
+            # The host's background work (plan/docker_commands.in_background), done at once
+            # here: each command as the host would run it (faults apply), none stopping the next.
+            for inner in background:
+                self.run(inner)
+            return OK
         if fault is not None:
             if callable(fault.effect):
                 return fault.effect(argv)
@@ -154,6 +164,20 @@ class FakeHost:
             return CommandResult(1, "", f"injected failure: {' '.join(argv[:4])}")
         with self._lock:
             return self._run(argv)
+
+    def _release_lock(self, op_dir: str, lock_dir: str, info: str, token: str) -> CommandResult:
+        """plan/lock.release_command as the host's shell runs it, through this host's own
+        file calls (their faults apply): op lock, token compared, lock removed, op lock removed."""
+        if not self.mkdir(op_dir, mode=0o700, exclusive=True):
+            return CommandResult(lock_plan.RELEASE_OP_BUSY, "", "")
+        try:
+            text = self.read_file(info)
+            if text is not None and token in text.decode(errors="replace"):
+                self.remove_tree(lock_dir)
+                return OK
+            return CommandResult(lock_plan.RELEASE_NOT_OURS, (text or b"").decode(errors="replace"), "")
+        finally:
+            self.remove_tree(op_dir)
 
     def stream(self, argv: Sequence[str], *, on_stdout, on_stderr) -> int:  # type: ignore[no-untyped-def]
         """As run (a Fault scripts a command's answer), its stdout and stderr handed on."""
@@ -324,6 +348,9 @@ class FakeHost:
                 return CommandResult(1, "", f"mv: cannot stat '{argv[2]}'")
             self.files[argv[3]] = self.files.pop(argv[2])
             return OK
+        if argv[:3] == ["rm", "-rf", "--"]:
+            self.remove_tree(argv[3])
+            return OK
         if argv[:2] == ["rm", "-f"]:
             for path in argv[2:]:
                 self.files.pop(path, None)
@@ -447,7 +474,19 @@ class FakeHost:
     def _docker_stop(self, args: list[str]) -> CommandResult:  # and `kill --signal QUIT`: nginx quits
         return self._each(args[2:], lambda c: setattr(c, "status", "exited"))
 
-    _docker_kill = _docker_stop
+    def _docker_kill(self, args: list[str]) -> CommandResult:
+        """`--signal HUP` to nginx: its master reloads its own configuration (a file it
+        refuses is never loaded); any other signal (QUIT) ends it, as a stop does."""
+        if args[:2] == ["--signal", "HUP"]:
+            container = self.containers.get(args[2])
+            if container is None or container.status != "running":
+                return CommandResult(1, "", f"Error response from daemon: container {args[2]} is not running")
+            config = self._host_path(container, container.args[1])
+            if self._nginx_test(container, config).ok:
+                container.loaded = self.files[config][0]
+                container.certificate = self._live_certificate(container)
+            return OK  # as the engine: the signal was delivered, whatever nginx made of it
+        return self._docker_stop(args)
 
     def _docker_rm(self, args: list[str]) -> CommandResult:
         return self._each([a for a in args if not a.startswith("--")], lambda c: self.containers.pop(c.name))
@@ -634,3 +673,13 @@ def failing_access_log(host: "FakeHost", lock_info: str, requests: int = 30) -> 
                          f"ustatus=500 urt=0.002 release={tried}")
         return CommandResult(0, "\n".join(lines) + "\n", "")
     return effect
+
+
+def _background(argv: list[str]) -> list[list[str]] | None:
+    """The commands of an `in_background` argv, None for any other."""
+    prefix = "trap '' HUP; ("
+    if argv[:2] != ["sh", "-c"] or len(argv) != 3 or not argv[2].startswith(prefix) \
+            or not argv[2].endswith(dc.BACKGROUND_TAIL):
+        return None
+    body = argv[2][len(prefix):-len(dc.BACKGROUND_TAIL)]
+    return [shlex.split(part) for part in body.split("; ")]

@@ -157,7 +157,7 @@ def test_small_docker_commands():
         "sh", "-c",
         "docker exec p-nginx nginx -t -q -c /etc/deployctl/proxy/nginx.conf.next"
         " && mv -f '/s/my proxy/nginx.conf.next' '/s/my proxy/nginx.conf'"
-        " && docker exec p-nginx nginx -s reload -c /etc/deployctl/proxy/nginx.conf"]
+        " && docker kill --signal HUP p-nginx"]
     assert dc.logs("c", 50, follow=True) == ["docker", "logs", "--tail", "50", "--follow", "c"]
     assert dc.run_proxy_anchor(names, "nginx:1.27-alpine", 8080, 80, {"k": "v"}, "/s/proxy", "/etc/deployctl/proxy",
                                "/etc/deployctl/proxy/nginx.conf", "/etc/deployctl/proxy/m") == [

@@ -55,8 +55,9 @@ def test_every_command_a_deploy_runs_is_one_its_dry_run_printed(env):
             assert " ".join(argv) in ran
     assert " ".join(job.plan.proxy.swap) in ran
     # The phases in the order the dry run printed them (the start chains themselves run side
-    # by side): the migration, then the new containers, then the swap.
-    landmarks = [" ".join(job.migration_rows()[1].argv), " ".join(job.plan.start[0][0]), " ".join(job.plan.proxy.swap)]
+    # by side): the migration, then the new containers' start, then the swap.
+    # (The containers are created while the migration runs; their `docker start` after it.)
+    landmarks = [" ".join(job.migration_rows()[1].argv), " ".join(job.plan.start[0][-1]), " ".join(job.plan.proxy.swap)]
     assert sorted(landmarks, key=ran.index) == landmarks == sorted(landmarks, key=printed.index)
     next(gen, None)
 

@@ -347,6 +347,27 @@ def test_a_failed_migration_fails_the_deploy_and_switches_nothing(local, rc):
     assert_previous_serves(site, host, tried, FAILED)
     assert f"shop-local-migrate-{tried}" not in host.containers
     assert not any(p.startswith(LOCAL.release_secrets(tried)) for p in host.files)  # its secrets removed too
+    assert host.of_release(tried) == []  # the containers created while it ran, removed
+
+
+def test_the_new_containers_are_created_while_the_migration_runs_and_started_after_it(local):
+    """Created beside the migration (independent engine calls), none running before it ended."""
+    site, host = local
+    seen = {}
+
+    def migration(argv):  # type: ignore[no-untyped-def]
+        release = argv[-1].rsplit("-migrate-", 1)[1]
+        for _ in range(200):  # the creates run beside it: give them the time they take
+            if len(host.of_release(release)) >= 3:
+                break
+            REAL_SLEEP(0.01)
+        seen["created"], seen["running"] = host.of_release(release), host.running(release)
+        return CommandResult(0, "", "")
+
+    host.faults.append(Fault("run", r"^docker start --attach ", effect=migration))
+    release = site.deploy()
+    assert len(seen["created"]) >= 2 and seen["running"] == [], seen
+    assert host.serving() == release
 
 
 # -- failures at the switch: exit 6, `reverted`, the previous configuration back ------------------
@@ -408,13 +429,30 @@ def test_a_verify_answered_by_a_wrong_release_once_is_retried(local):
     assert host.serving() == r2 and current(host) == r2
 
 
-def test_a_failed_stop_of_the_previous_release_only_warns(local):
+def test_a_failed_stop_of_the_previous_release_is_finished_by_the_next_deploy(local):
     # faults.md: local | deploy | `docker stop` of the previous release exits 1 | retire | new | succeeded | 0
+    # With drain = 0 nothing waits on the stop: the host runs it in the background (its
+    # failure is not this command's), and the next deploy's retire stops the leftover.
     site, host = local
     host.faults.append(Fault("run", rf"^docker stop .*{site.r1}"))
     r2 = site.deploy()
     assert host.serving() == r2 and records(host)[-1].outcome == LIVE and not locked(host)
-    assert any("after the switch" in w for w in site.warnings())
+    assert host.running(site.r1) != []  # the background stop failed
+    site.deploy()
+    assert host.running(site.r1) == [] and host.running(r2) == []
+
+
+def test_nothing_after_the_switch_waits_for_a_release_out_of_the_proxy(warm):
+    """The older warm release's stop and prune's removals are one background command sent
+    after the warm record is written: the deploy's last engine call."""
+    site, host = warm
+    before = len(host.calls)
+    r3 = site.deploy()
+    ran = [text for call, text in host.calls[before:] if call == "run"]
+    background = [i for i, text in enumerate(ran) if text.startswith("sh -c trap '' HUP; (")]
+    assert len(background) == 1, ran
+    assert f"docker stop" in ran[background[0]] and site.r1 in ran[background[0]]
+    assert host.running(site.r1) == [] and host.running(r3) != [] and host.running(site.r2) != []
 
 
 # -- the switch back fails too: exit 7, `uncertain` ------------------------------------------------

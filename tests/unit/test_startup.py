@@ -118,6 +118,11 @@ def test_a_local_rollback_imports_its_verb_only_and_no_remote_or_tty_library(tmp
     assert not {m.split(".")[0] for m in modules} & heavy, sorted({m.split(".")[0] for m in modules} & heavy)
     others = set(VERB_MODULES) - {"deployctl.cli.deploy", "deployctl.cli.config"}  # config: the --env option
     assert not set(modules) & others, sorted(set(modules) & others)
+    # Parts a local rollback never uses: AWS names (its hook secrets come from the
+    # environment), the canary and the access log it reads (a rollback has no canary).
+    unused = {"deployctl.plan.aws", "deployctl.plan.canary", "deployctl.plan.access_log", "deployctl.adapters.aws",
+              "deployctl.adapters.ssh"}
+    assert not set(modules) & unused, sorted(set(modules) & unused)
 
 
 def test_status_in_plain_text_does_not_import_rich(tmp_path):

@@ -187,12 +187,11 @@ def test_deploy_plan_steps_are_the_argvs_it_runs():
     assert [s.argv for s in steps if s.step == "start"] == list(plan.start)
     assert steps[7].argv == plan.proxy_service and steps[1].argv == plan.network
     # The node's switch is the staged swap a host's is: nginx -t of nginx.conf.next, its
-    # rename over nginx.conf on the node, the reload, in one command.
+    # rename over nginx.conf on the node, the reload (a HUP to nginx, the task's PID 1), in one command.
     assert plan.reload == ("sh", "-c", "docker exec '<the node'\"'\"'s proxy task>' nginx -t -q -c "
                            "/etc/deployctl/proxy/nginx.conf.next && mv -f "
                            f"{layout.proxy_dir}/nginx.conf.next {layout.proxy_dir}/nginx.conf && "
-                           "docker exec '<the node'\"'\"'s proxy task>' nginx -s reload -c "
-                           "/etc/deployctl/proxy/nginx.conf") and steps[8].argv == plan.reload
+                           "docker kill --signal HUP '<the node'\"'\"'s proxy task>'") and steps[8].argv == plan.reload
     assert "DB_PASSWORD" in steps[0].detail and "swarm-secret" not in str([s.to_dict() for s in steps])
     assert plan.retire(["old-a", "old-b"]) == ("docker", "service", "scale", "--detach", "old-a=0", "old-b=0")
 
