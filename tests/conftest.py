@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,14 @@ from tests.support.engine import DOCKER_URL, START_COMMAND, STANDIN_IMAGES, conn
 from tests.support.mariadb import MariaDB
 from tests.support.registry import Registry, start_registry
 from tests.support.sshd import SshHost, start_sshd
+
+# A suite started in the background by a non-interactive shell (`scripts/test &`, `( .ci/run &)`)
+# inherits SIGINT ignored (POSIX: no job control), and Python then installs no KeyboardInterrupt
+# handler, so `_thread.interrupt_main()` and `os.kill(pid, SIGINT)` do nothing: every test that
+# plays a user's Ctrl-C or the CLI's SIGTERM (tests/unit/test_lifecycle_rules.py) failed with
+# "the rollout never took the interrupt". The tests need the handler a terminal run has.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _attempt(call):
