@@ -12,11 +12,12 @@ import time
 import pytest
 
 from deployctl.config import load_config
-from deployctl.events import Recorder, StepDone, StepFailed, StepProgress, StepStarted
+from deployctl.events import Message, Recorder, StepDone, StepFailed, StepProgress, StepStarted
 from deployctl.errors import ExitCode
 from deployctl.services.deploy import DeployOptions, GuardReverted, deploy
 from tests.integration.deploy_fixtures import free_port, probe_config, remove_app, unique_app
 from tests.integration.test_release_safety import SECRETS, containers_of, images
+from tests.support.net import wait_until
 from tests.support.traffic import Traffic
 
 pytestmark = pytest.mark.integration
@@ -99,9 +100,10 @@ def test_no_guard_skips_the_watch_for_one_deploy(tmp_path, probe_images):
 
 
 def test_the_older_releases_are_retired_during_the_watch_and_the_previous_only_after_it(tmp_path, probe_images):
-    """The guard's revert needs only the previous release: everything older is drained,
-    stopped and pruned while the guard watches, so a guarded deploy does not pay that after
-    its watch. With no warm window the previous release runs until the watch passed."""
+    """The guard's revert needs only the previous release: everything older is stopped and
+    pruned without the deploy waiting for it (by the host, in the background, once the
+    deploy recorded which releases stay warm: issue 26), so a guarded deploy never pays
+    for it. With no warm window the previous release runs until the watch passed."""
     app, port = unique_app(), free_port()
     watch = 4
     warm = load_config(probe_config(tmp_path, app, port=port, drain=0.5,
@@ -114,24 +116,25 @@ def test_the_older_releases_are_retired_during_the_watch_and_the_previous_only_a
         with Traffic(f"http://127.0.0.1:{port}/version", workers=4, max_seconds=120) as traffic:
             events = Recorder()
             v3 = deploy(warm, "local", images(probe_images, "3333333cccc"), SECRETS, events).release
-            guard_done = next(e.at for e in events.of(StepDone) if e.step == "guard")
             drains = [(e.at, e.detail) for e in events.of(StepStarted) if e.step == "drain"]
-            stopped = [e.at for e in events.of(StepDone) if e.step == "drain"]
-            # v1, warm since v2's switch, stopped while v3's guard watched; v2 stays warm.
-            assert len(drains) == 1 and v1 in drains[0][1] and v2 not in drains[0][1], drains
-            assert stopped and stopped[0] < guard_done, (stopped, guard_done)
-            assert set(containers_of(app, v1).values()) == {"exited"}
+            # v1, warm since v2's switch and out of the proxy since: the host stops it, no
+            # step of the deploy waits for it; v2, the previous, stays warm.
+            assert not any(v1 in d for _, d in drains), drains
+            wait_until(lambda: set(containers_of(app, v1).values()) == {"exited"}, 30, f"{v1} stopped by the host")
             assert set(containers_of(app, v2).values()) == {"running"}
 
             events = Recorder()
             v4 = deploy(cold, "local", images(probe_images, "4444444dddd"), SECRETS, events).release
-            guard_started = next(e.at for e in events.of(StepStarted) if e.step == "guard")
             guard_done = next(e.at for e in events.of(StepDone) if e.step == "guard")
             drains = [(e.at, e.detail) for e in events.of(StepStarted) if e.step == "drain"]
-            # v2 (warm, older) went during the watch; v3, the previous, only after it passed.
-            assert any(v2 in d and guard_started <= at < guard_done for at, d in drains), drains
-            assert any(v3 in d and at >= guard_done for at, d in drains), drains
-            assert set(containers_of(app, v3).values()) == {"exited"}
+            # v2 (warm, older) never waits for the watch; v3, the previous, is stopped only after
+            # it passed: drained then, or (its drain long over after the watch) by the host.
+            stops = drains + [(e.at, e.text) for e in events.of(Message) if "in the background" in e.text]
+            assert not any(v2 in d and at >= guard_done for at, d in drains), drains
+            assert any(v3 in d and at >= guard_done for at, d in stops), stops
+            assert not any(v3 in d and at < guard_done for at, d in stops), stops
+            for older in (v2, v3):
+                wait_until(lambda: set(containers_of(app, older).values()) == {"exited"}, 30, f"{older} stopped")
             assert set(containers_of(app, v4).values()) == {"running"}
         assert traffic.report.failures == [], traffic.report.summary()
         print(f"\nguarded deploys, retirement beside the watch: {traffic.report.total} requests, 0 failed")

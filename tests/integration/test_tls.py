@@ -18,7 +18,7 @@ from deployctl.secrets import Secret
 from deployctl.services.deploy import deploy
 from deployctl.services.release_images import ReleaseImages
 from tests.integration.deploy_fixtures import probe_config, remove_app, unique_app
-from tests.support.net import free_port
+from tests.support.net import free_port, wait_until
 from tests.support.pebble import https_get, pebble
 from tests.support.traffic import Traffic
 
@@ -74,11 +74,22 @@ def test_acme_obtain_serve_renew_under_load_and_a_refusal_keeps_the_certificate(
             assert headers["Strict-Transport-Security"].startswith("max-age=")
             import http.client as hc
 
-            plain = hc.HTTPConnection("127.0.0.1", http, timeout=5)
-            plain.request("GET", "/version?x=1", headers={"Host": name})
-            answer = plain.getresponse()
-            assert answer.status == 301 and answer.getheader("Location") == f"https://{name}:{https}/version?x=1"
-            plain.close()
+            def plain_get() -> tuple[int, str | None]:
+                plain = hc.HTTPConnection("127.0.0.1", http, timeout=5)
+                try:
+                    plain.request("GET", "/version?x=1", headers={"Host": name})
+                    answer = plain.getresponse()
+                    return answer.status, answer.getheader("Location")
+                finally:
+                    plain.close()
+
+            # nginx's reload is asynchronous: HTTPS answering with the new certificate (the
+            # install waits for that) does not mean no HTTP request is proxied any more (seen
+            # in a parallel run after the guard tests: 301 and the app's 404 for the query, in
+            # turn, for a moment: an open question in the session note). The redirect is proven
+            # once it answers, with the HTTPS port and the query kept.
+            redirect = (301, f"https://{name}:{https}/version?x=1")
+            wait_until(lambda: plain_get() == redirect, 10, "HTTP answering 301 to HTTPS")
             key_file = next((tmp_path / "state" / app / "local" / "proxy" / "tls").glob("v-*/privkey.pem"))
             assert key_file.stat().st_mode & 0o777 == 0o600
             account = tmp_path / "state" / app / "local" / "acme" / "account.pem"
