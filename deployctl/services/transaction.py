@@ -159,15 +159,18 @@ def run_transaction(action: str, jobs: Sequence, settings: RolloutSettings, emit
                     ) -> tuple[dict[str, HostResult], outcomes.Verdict]:
     """A deploy's or a rollback's sequence, the same on every target: pre_deploy on this
     machine before any lock (a failing, hanging or killed hook changes nothing); the rollout
-    (services/rollout.py: lock every site, prepare, for a deploy pre_migrate and the
-    migrations once, the switch batch by batch, the outcome of any failure or signal, unlock);
-    then on_revert and post_deploy / post_rollback, after the unlock so no hook can hold a
-    lock. `started(rollout)` sees the rollout before it runs (a canary gate watches its stop
-    reason). `before_lock(job)` runs on every site before any lock (a deploy's pulls, so the
-    lock is held for the switch only). `first_step`: a rollback's once-per-rollout step under the locks, before any
-    switch (`--restore-data`'s restore); a deploy's is always its migrations. Returns each site's result and the verdict: the caller builds its own outcome
-    rows and raises `deploy_failure` / `rollback_failure` when the verdict is not ok."""
+    (services/rollout.py: `before_lock` on every site, lock every site, prepare, the first
+    step once, the switch batch by batch, the outcome of any failure or signal, unlock); then
+    on_revert and post_deploy / post_rollback, after the unlock so no hook can hold a lock.
+
+    `before_lock(job)`: what needs no lock (a deploy's pulls, so the lock is held for the
+    switch only). The first step, once under the locks before any switch: a deploy's is
+    always pre_migrate and its migrations; a rollback's is `first_step` (`--restore-data`'s
+    restore). `started(rollout)` sees the rollout before it runs (a canary or shadow gate
+    watches its stop reason). Returns each site's result and the verdict: the caller builds
+    its own outcome rows and raises `deploy_failure` / `rollback_failure` when it is not ok."""
     hooks.run(PRE_DEPLOY, context)
+
     def migrate(job):  # type: ignore[no-untyped-def]
         # A failing pre_migrate is the migration's failure: cleaned up, exit 6.
         return job.migrate(before=lambda: hooks.run(PRE_MIGRATE, context))
