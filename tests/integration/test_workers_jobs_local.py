@@ -112,6 +112,12 @@ image = "{scheduler_image}"
         # The next deploy starts while R1's worker is busy with the queue.
         r2 = deploy(loaded, "local", images("2222222bbbb"), secrets, Recorder()).release
         enqueue(40, 15)
+        # The rollback must find R2's worker busy: on a loaded machine R2's consumer may not have
+        # taken an item yet when a rollback starts right after the enqueue, and R1 then processes
+        # them all (a CI run saw it: runs == [R1]). Wait for R2's first row.
+        deadline = time.monotonic() + 60
+        while r2 not in {rel for _, rel in rows()} and time.monotonic() < deadline:
+            time.sleep(0.1)
         rollback(loaded, "local", Recorder())  # back to R1: R2's worker stops first, R1's starts again
         enqueue(55, 15)
         done = drained(70)
