@@ -30,7 +30,6 @@ import argparse
 import http.client
 import os
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,7 +46,7 @@ from deployctl.plan.release_spec import ProxySpec  # noqa: E402
 from tests.integration.deploy_fixtures import free_port  # noqa: E402
 from tests.support.pebble import TestCa  # noqa: E402
 
-from proxy_load import Connect, load, start_upstream, wait_answering  # noqa: E402
+from proxy_load import Connect, Rounds, load, print_table, start_upstream, wait_answering  # noqa: E402
 
 NGINX = "deployctl-standin/nginx:bookworm"
 LIVE = "20261206-100000-1111111"
@@ -112,7 +111,7 @@ def main() -> int:
             check = connect["https"]()
             check.request("GET", "/items")
             assert check.getresponse().getheader(tc.CERTIFICATE_HEADER), "HTTPS is not served by the certificate"
-            results: dict[str, list[tuple[float, float, int]]] = {mode: [] for mode in connect}
+            results: Rounds = {mode: [] for mode in connect}
             loads = [os.getloadavg()[0]]
             for _ in range(args.rounds):
                 for mode, opener in connect.items():
@@ -127,12 +126,7 @@ def main() -> int:
     connection = "keep-alive" if args.keepalive else "a connection (and a TLS handshake) per request"
     print(f"{args.rounds} interleaved rounds of {args.seconds:g}s, {args.workers} workers, {connection}; upstream "
           f"{args.delay_ms:g} ms per request; load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs")
-    base = statistics.median(r[0] for r in results["http"]), statistics.median(r[1] for r in results["http"])
-    print(f"{'':<8} {'p95 ms':>8} {'req/s':>8} {'failed':>7} {'p95 vs http':>12} {'req/s vs http':>14}")
-    for mode, rows in results.items():
-        p95_ms, rate = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
-        print(f"{mode:<8} {p95_ms:8.1f} {rate:8.0f} {sum(r[2] for r in rows):7d} {p95_ms / base[0]:11.2f}x "
-              f"{rate / base[1]:13.2f}x")
+    print_table(results, "http", "")
     return 0
 
 

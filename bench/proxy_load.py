@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -108,3 +109,18 @@ def load(connect: Connect, seconds: float, workers: int, keepalive: bool) -> tup
     for thread in threads:
         thread.join()
     return latencies, failures[0]
+
+
+Rounds = dict[str, list[tuple[float, float, int]]]  # mode -> per round (p95 ms, req/s, failed)
+
+
+def print_table(results: Rounds, base: str, heading: str = "") -> None:
+    """Medians per mode, and each against `base`'s (the first mode measured)."""
+    first = statistics.median(r[0] for r in results[base]), statistics.median(r[1] for r in results[base])
+    width = max(len(heading), *(len(mode) for mode in results))
+    print(f"{heading:<{width}} {'p95 ms':>8} {'req/s':>8} {'failed':>7} {'p95 vs ' + base:>13} "
+          f"{'req/s vs ' + base:>15}")
+    for mode, rows in results.items():
+        p95_ms, rate = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
+        print(f"{mode:<{width}} {p95_ms:8.1f} {rate:8.0f} {sum(r[2] for r in rows):7d} {p95_ms / first[0]:12.2f}x "
+              f"{rate / first[1]:14.2f}x")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from deployctl.plan.proxy_config import Shadow, render_proxy_config  # noqa: E40
 from deployctl.plan.release_spec import ProxySpec  # noqa: E402
 from tests.integration.deploy_fixtures import free_port  # noqa: E402
 
-from proxy_load import load, start_upstream, wait_answering  # noqa: E402
+from proxy_load import Rounds, load, print_table, start_upstream, wait_answering  # noqa: E402
 
 NGINX = "deployctl-standin/nginx:bookworm"
 LIVE, NEW, SLOW = "20261206-100000-1111111", "20261206-110000-2222222", "20261206-120000-3333333"
@@ -88,7 +87,7 @@ def main() -> int:
                 os.chmod(folder, 0o755)
                 listen[mode] = free_port()
                 names.append(start_proxy(folder, f"shadow-bench-{tag}-{i}", listen[mode], upstreams, shadow))
-            results: dict[str, list[tuple[float, float, int]]] = {mode: [] for mode in setups}
+            results: Rounds = {mode: [] for mode in setups}
             loads = [os.getloadavg()[0]]
             for _ in range(args.rounds):
                 for mode in setups:
@@ -105,12 +104,7 @@ def main() -> int:
     print(f"{args.rounds} interleaved rounds of {args.seconds:g}s, {args.workers} workers, {connection}; upstream "
           f"{args.delay_ms:g} ms per request (the slow new release {3 * args.delay_ms:g} ms); load average "
           f"{min(loads):.1f}-{max(loads):.1f}")
-    base = statistics.median(r[0] for r in results["off"]), statistics.median(r[1] for r in results["off"])
-    print(f"{'mirror':<10} {'p95 ms':>8} {'req/s':>8} {'failed':>7} {'p95 vs off':>11} {'req/s vs off':>13}")
-    for mode, rows in results.items():
-        p95_ms, rate = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
-        print(f"{mode:<10} {p95_ms:8.1f} {rate:8.0f} {sum(r[2] for r in rows):7d} {p95_ms / base[0]:10.2f}x "
-              f"{rate / base[1]:12.2f}x")
+    print_table(results, "off", "mirror")
     return 0
 
 
