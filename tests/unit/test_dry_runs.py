@@ -58,4 +58,4 @@ def test_the_hooks_entry_names_the_hooks_the_deploy_would_run_and_says_when_they
         ("hook post_deploy", ("curl", "-fsS", "https://hooks.example/deployed"))]
     _, skipped = deploy_plan(loaded(tmp_path), "laptop", IMAGES, None, DeployOptions(), hooks=False)
     [row] = skipped["hooks (on this machine)"]
-    assert (row.step, row.argv, row.detail) == ("hook post_deploy", (), "SKIPPED (--no-hooks)")
+    assert (row.step, row.argv, row.detail) == ("hook post_deploy", None, "SKIPPED (--no-hooks)")
