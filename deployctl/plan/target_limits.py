@@ -57,6 +57,6 @@ def refuse(target: str, env_name: str, key: str, detail: str = "") -> None:
     missing = LIMITS.get(target, {}).get(key)
     if missing is None:
         return
-    asked = f" ({detail})" if detail else ""
-    raise UsageError(f"{missing.feature}{asked} is not available on environments.{env_name} "
-                     f"(target = \"{target}\") yet: {missing.why}", hint=missing.instead)
+    asked = f" (asked by {detail})" if detail else ""
+    raise UsageError(f"{missing.feature} is not available on environments.{env_name} "
+                     f"(target = \"{target}\") yet{asked}: {missing.why}", hint=missing.instead)

@@ -17,9 +17,9 @@ def test_a_missing_feature_is_refused_with_the_environment_its_target_why_and_wh
     with pytest.raises(UsageError) as info:
         refuse("swarm", "prod", "jobs", "tick, nightly")
     assert info.value.exit_code == ExitCode.USAGE
-    assert info.value.message == ('scheduled jobs ([jobs] tables) (tick, nightly) is not available on '
-                                  'environments.prod (target = "swarm") yet: a Swarm has no one-off container of a '
-                                  'release for a job to run in')
+    assert info.value.message == ('scheduled jobs ([jobs] tables) is not available on environments.prod '
+                                  '(target = "swarm") yet (asked by tick, nightly): a Swarm has no one-off container '
+                                  'of a release for a job to run in')
     assert info.value.hint == SWARM["jobs"].instead
 
 
