@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-from ..adapters.backup_store import BackupStore, open_store
+from ..adapters.backup_store import BackupStore, HostStore, open_store
 from ..config import LoadedConfig
 from ..config.models import Accessory
 from ..adapters.connector import ConnectionLost
@@ -77,6 +77,35 @@ def target(loaded: LoadedConfig, env_name: str, name: str, to: str | None = None
         raise ConfigError([str(exc)]) from None
     store = open_store(location, loaded.root, loaded.environment(env_name).aws_region)
     return Target(name, spec, kind, store, base, accessory.backup.keep if accessory.backup else None, accessory)
+
+
+def has_schedule(loaded: LoadedConfig, env_name: str, name: str) -> bool:
+    from ..plan.backup_schedule import scheduled
+
+    return loaded.environment(env_name).target != "swarm" and name in scheduled(loaded.config, env_name)
+
+
+def scheduled_target(loaded: LoadedConfig, env_name: str, name: str, first) -> Target | None:  # type: ignore[no-untyped-def]
+    """The backups the environment's scheduler took of `name` (plan/backup_schedule.py), in
+    the state directory of the scheduler's host (`first`, the environment's first host,
+    connected by the caller); None when `name` has no schedule there."""
+    from ..plan import backup_schedule
+
+    if not has_schedule(loaded, env_name, name):
+        return None
+    t = target(loaded, env_name, name)
+    folder = backup_schedule.folder(layout_for(loaded, env_name), name)
+    return replace(t, store=HostStore(first, folder), base=folder)
+
+
+def find(loaded: LoadedConfig, env_name: str, name: str, bid: str, to: str | None, first) -> Target:  # type: ignore[no-untyped-def]
+    """Where backup `bid` of `name` is: `--to` when given; else the scheduled backups on the
+    first host when it is one of them; else backup.to (or the default)."""
+    if to is None:
+        scheduled = scheduled_target(loaded, env_name, name, first)
+        if scheduled is not None and bk.is_backup_id(bid) and scheduled.store.read(bid + bk.MANIFEST) is not None:
+            return scheduled
+    return target(loaded, env_name, name, to)
 
 
 def connector(loaded: LoadedConfig, env_name: str, host: str | None = None):  # type: ignore[no-untyped-def]
