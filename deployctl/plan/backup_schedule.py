@@ -90,6 +90,10 @@ done"""
 dir={q(where)}
 umask 077
 mkdir -p "$dir" || exit 1
+# The scheduler runs as root; the folder and files go to the state directory's owner (the
+# SSH user deployctl connects as), or `backup list` and `restore` could not read them.
+owner=$(stat -c %u:%g {q(self.layout.root)}) || exit 1
+chown "$owner" "${{dir%/*}}" "$dir" || exit 1
 rm -f "$dir"/.*.part "$dir"/.*.rc  # what a run cut short left (runs of this job never overlap: run.sh's lock)
 live=$(cat {q(self.layout.current)} 2>/dev/null)
 id="$(date -u +%Y%m%d-%H%M%S)--${{live:-no-release}}"
@@ -109,7 +113,8 @@ if [ "$rc" != 0 ] || [ "$zipped" != 0 ]; then
 fi
 sha=$(sha256sum "$part" | cut -d' ' -f1)
 size=$(wc -c <"$part" | tr -d ' ')
-mv -f "$part" "$dir/$id.sql.gz" || exit 1
-printf '{manifest}' {args} >"$dir/.$id.json.part" && mv -f "$dir/.$id.json.part" "$dir/$id.json" || exit 1
+chown "$owner" "$part" && mv -f "$part" "$dir/$id.sql.gz" || exit 1
+printf '{manifest}' {args} >"$dir/.$id.json.part" && chown "$owner" "$dir/.$id.json.part" &&
+    mv -f "$dir/.$id.json.part" "$dir/$id.json" || exit 1
 echo "backup $id of {self.accessory} in {where} ($size bytes, sha256 $sha)"{prune}
 """

@@ -7,7 +7,8 @@ and 5), on this machine's engine, in one walk through phases (each deploy costs 
    (`[accessories.db.backup] schedule`) as the host's job `backup-db`, run now through the
    scheduler (`jobs run`: the very runner, lock and script the schedule fires): its run in
    `deployctl jobs`, its dump in `backup list` beside the others, `keep` applied there, a
-   run's leftovers never listed, and a restore from it bringing deleted rows back;
+   run's leftovers never listed, and a restore from it bringing deleted rows back (by the
+   CLI, then read from the host's folder over SSH);
 3. the same through S3 (moto's server): backup, list --json, delete, restore;
    S3 unreachable: a clear error (exit 4), nothing stored, the folder's backups untouched;
 4. deploy v2 with rollout.backup_before_migrate (its migration adds a column; schema 2),
@@ -21,6 +22,7 @@ The password never reaches an argv: every `docker` argv deployctl ran is checked
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -210,8 +212,13 @@ def test_backup_restore_and_a_rollback_across_a_migration(project, moto, ssh_hos
                                                          "sha256": "0" * 64, "size": 1, "host": "local"}))
     (on_host / "20200106-000000--cut.sql.gz").write_bytes(b"half")
     (on_host / ".20200107-000000--cut.sql.gz.part").write_bytes(b"half")
+    # The state directory's owner (on a host: the SSH user) gets the folder and files, not the
+    # scheduler's root: that user lists and restores them.
+    os.chown(on_host.parent.parent, 4242, 4242)
     code, out = cli("jobs", "run", "backup-db", "--env", "local")
     assert code == 0, out
+    owners = {(p.stat().st_uid, p.stat().st_gid) for p in [on_host, on_host.parent, *on_host.glob("2026*")]}
+    assert owners == {(4242, 4242)}, owners
     [job] = [j for j in cli.result("jobs", "--env", "local")["jobs"] if j["name"] == "backup-db"]
     assert job["schedule"] == "30 3 * * *" and job["runs"][-1]["exit_code"] == 0, job
     listed = cli.result("accessory", "backup", "list", "db", "--env", "local")
@@ -226,6 +233,18 @@ def test_backup_restore_and_a_rollback_across_a_migration(project, moto, ssh_hos
     assert code == 0, out
     assert sql(db, "SELECT name FROM items ORDER BY id") == "apple\npear"
     assert not [p for p in (tmp_path / "state").rglob("*.run") if ROOT_PASSWORD in p.read_text()]
+    # The host's folder read over SSH, as for an ssh environment: listed and restored through it.
+    conn = SSHConnector(ssh_host.host, port=ssh_host.port, user=ssh_host.user, key_file=ssh_host.key_file,
+                        known_hosts=ssh_host.known_hosts_file).connect()
+    try:
+        over_ssh_target = backups.scheduled_target(loaded, "local", "db", conn)
+        assert over_ssh_target is not None and over_ssh_target.store.where == f"{conn.host}:{on_host}"
+        assert backups.list_ids(over_ssh_target.store) == [b["id"] for b in scheduled]
+        sql(db, "DELETE FROM items")
+        backups.restore(loaded, "local", conn, over_ssh_target, nightly["id"], Recorder())
+    finally:
+        conn.close()
+    assert sql(db, "SELECT name FROM items ORDER BY id") == "apple\npear"
 
     # 3. Through S3 (moto): credentials from the environment, never an argv.
     for key, value in moto.environ().items():

@@ -121,6 +121,7 @@ def test_a_deploy_writes_the_backup_job_beside_the_releases_jobs_and_starts_the_
     root = layout_for(config, "local").root
     assert "docker exec shop-local-db sh -c " in script and "MYSQL_PWD" in script
     assert f"dir={root}/backups/db\n" in script and "tail -n +4" in script  # keep = 3
+    assert f"owner=$(stat -c %u:%g {root})" in script  # readable by the user deployctl connects as
     assert "r00t-pw-value" not in script and "ROOT_PW" not in script.replace("/run/secrets/ROOT_PW", "")
     assert [t for _, t in host.calls if t.startswith("docker run --detach --name shop-local-scheduler")]
 
