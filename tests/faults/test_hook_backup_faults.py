@@ -1,6 +1,6 @@
 """Issue 25's new steps, failing once under traffic on the local target: the hooks around the
 deploy (a pre_deploy hook that fails, hangs past its timeout, is killed; deployctl itself
-interrupted while one runs; a pre_migrate hook that hangs under the lock) and backups of an
+interrupted while one runs) and backups of an
 accessory (cut midway, taken by hand or by the host's scheduler; S3 gone between the dump's
 upload and its manifest's).
 
@@ -164,15 +164,6 @@ def test_sigterm_to_deployctl_during_its_pre_deploy_hook(site):
     run_cell(site, "SIGTERM to `deployctl deploy` while its `pre_deploy` hook runs", "hook pre_deploy", faulty,
              exit=6, outcome=None, live="previous", after=none_left(HANG, HANG_CHILD),
              note="the hook's process group killed with it; the lock was never taken")
-
-
-def test_pre_migrate_hook_hangs_under_the_lock(site):
-    variant = hooked(site, "migrate-hangs", "[hooks.pre_migrate]\n"
-                                            f'command = ["sh", "-c", "sleep {HANG}"]\ntimeout = 1\n')
-    run_cell(site, "`pre_migrate` hook hangs (timeout = 1)", "hook pre_migrate", deploy_with(variant),
-             exit=6, outcome="failed", live="previous", after=none_left(HANG),
-             note="under the lock: killed at its timeout, no migration ran, the new containers removed, "
-                  "recorded failed, the lock released")
 
 
 # -- backups -----------------------------------------------------------------------------------
