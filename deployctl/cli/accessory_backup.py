@@ -58,30 +58,21 @@ def list_backups(ctx: typer.Context, name: AccessoryName, env: EnvOption = "loca
     from ..services import backups
 
     app: AppContext = ctx.obj
-    target = backups.target(app.loaded, env, name, to)
-    found = [(m, target.store.where) for m in backups.manifests(target.store)]
-    scheduled_where = None
-    if to is None and backups.has_schedule(app.loaded, env, name):
-        first = backups.connector(app.loaded, env)
-        try:
-            first.connect()
-            scheduled = backups.scheduled_target(app.loaded, env, name, first)
-            assert scheduled is not None
-            scheduled_where = scheduled.store.where
-            found += [(m, scheduled_where) for m in backups.manifests(scheduled.store)]
-        finally:
-            first.close()
-        found.sort(key=lambda pair: pair[0].id)
+    where, scheduled_where, found = backups.listing(app.loaded, env, name, to)
     if app.mode == "json":
         finish(app, "accessory backup list", {
-            "environment": env, "where": target.store.where,
+            "environment": env, "where": where,
             **({"scheduled_where": scheduled_where} if scheduled_where else {}),
-            "backups": [{**vars(m), "where": where} for m, where in found]})
+            "backups": [{**vars(m), "where": kept_in} for m, kept_in in found]})
         return
-    title = f"Backups of {name} ({env}) in {target.store.where}" + (
+    title = f"Backups of {name} ({env}) in {where}" + (
         f" and, scheduled, in {scheduled_where}" if scheduled_where else "")
-    table(app, title, ["id", "release", "created", "size", "sha256", "host", "reason"],
-          [[m.id, m.release or "-", m.created, str(m.size), m.sha256[:12], m.host, m.reason] for m, _ in found])
+    columns = ["id", "release", "created", "size", "sha256", "host", "reason"]
+    rows = [[m.id, m.release or "-", m.created, str(m.size), m.sha256[:12], m.host, m.reason] for m, _ in found]
+    if scheduled_where:  # the host's scheduled backups beside the others: each row says which holds it
+        columns.append("kept")
+        rows = [row + ["host" if kept_in == scheduled_where else "to"] for row, (_, kept_in) in zip(rows, found)]
+    table(app, title, columns, rows)
 
 
 @backup_app.command("restore")

@@ -98,6 +98,26 @@ def scheduled_target(loaded: LoadedConfig, env_name: str, name: str, first) -> T
     return replace(t, store=HostStore(first, folder), base=folder)
 
 
+def listing(loaded: LoadedConfig, env_name: str, name: str, to: str | None = None
+            ) -> tuple[str, str | None, list[tuple[bk.Manifest, str]]]:
+    """`backup list`: where `to` (or backup.to, or the default) is, where the scheduled
+    backups are (None: no schedule, or `to` given), and every complete backup of both with
+    where it is, oldest first. Connects to the first host only for the scheduled ones."""
+    t = target(loaded, env_name, name, to)
+    found = [(m, t.store.where) for m in manifests(t.store)]
+    if to is not None or not has_schedule(loaded, env_name, name):
+        return t.store.where, None, found
+    first = connector(loaded, env_name)
+    try:
+        first.connect()
+        scheduled = scheduled_target(loaded, env_name, name, first)
+        assert scheduled is not None
+        found += [(m, scheduled.store.where) for m in manifests(scheduled.store)]
+    finally:
+        first.close()
+    return t.store.where, scheduled.store.where, sorted(found, key=lambda pair: pair[0].id)
+
+
 def find(loaded: LoadedConfig, env_name: str, name: str, bid: str, to: str | None, first) -> Target:  # type: ignore[no-untyped-def]
     """Where backup `bid` of `name` is: `--to` when given; else the scheduled backups on the
     first host when it is one of them; else backup.to (or the default)."""

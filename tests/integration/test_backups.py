@@ -228,6 +228,9 @@ def test_backup_restore_and_a_rollback_across_a_migration(project, moto, ssh_hos
     assert nightly["reason"] == "schedule" and nightly["release"] == nightly["id"].split("--")[1], nightly
     assert backup["id"] in [b["id"] for b in listed["backups"]]  # the folder's backups are listed too
     assert sorted(p.name for p in on_host.iterdir() if "cut" in p.name) == ["20200106-000000--cut.sql.gz"]
+    code, out = cli("accessory", "backup", "list", "db", "--env", "local")
+    assert code == 0 and f"and, scheduled, in {listed['scheduled_where']}" in out, out
+    assert [line.split()[-1] for line in out.splitlines() if nightly["id"] in line] == ["host"], out
     sql(db, "DELETE FROM items")
     code, out = cli("accessory", "backup", "restore", "db", nightly["id"], "--env", "local", "--yes")
     assert code == 0, out
