@@ -66,6 +66,43 @@ class DirStore:
         (self.path / name).unlink(missing_ok=True)
 
 
+class HostStore:
+    """A folder on a host, through its connector: where scheduled backups are written (by the
+    scheduler's job on that host, plan/backup_schedule.py); read here to list and restore."""
+
+    def __init__(self, conn, path: str) -> None:  # type: ignore[no-untyped-def]
+        self.conn, self.path = conn, path.rstrip("/")
+        self.where = f"{conn.host}:{self.path}"
+
+    def _at(self, name: str) -> str:
+        return f"{self.path}/{name}"
+
+    def put(self, name: str, source: Path) -> None:
+        self.conn.put_file(self._at(name), source.read_bytes(), mode=0o600)
+
+    def put_bytes(self, name: str, data: bytes) -> None:
+        self.conn.put_file(self._at(name), data, mode=0o600)
+
+    def fetch(self, name: str, target: Path) -> None:
+        data = self.conn.read_file(self._at(name))
+        if data is None:
+            raise FileNotFoundError(name)
+        target.write_bytes(data)
+
+    def read(self, name: str) -> bytes | None:
+        return self.conn.read_file(self._at(name))
+
+    def names(self) -> list[str]:
+        from .connector import check
+
+        if not self.conn.run(["test", "-d", self.path]).ok:
+            return []  # no scheduled backup ran yet
+        return sorted(n for n in check(self.conn, ["ls", "-1", self.path]).splitlines() if n and not n.startswith("."))
+
+    def delete(self, name: str) -> None:
+        self.conn.run(["rm", "-f", self._at(name)])
+
+
 class S3Store:
     def __init__(self, bucket: str, prefix: str, region: str | None) -> None:
         self.bucket, self.prefix, self.region = bucket, prefix.strip("/"), region

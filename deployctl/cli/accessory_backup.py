@@ -53,19 +53,26 @@ def take(ctx: typer.Context, name: AccessoryName, env: EnvOption = "local", to: 
 
 @backup_app.command("list")
 def list_backups(ctx: typer.Context, name: AccessoryName, env: EnvOption = "local", to: ToOption = None) -> None:
-    """NAME's complete backups, oldest first."""
+    """NAME's complete backups, oldest first: in --to, else backup.to (or the default) and,
+    with a backup.schedule, those the scheduler took on the environment's first host."""
     from ..services import backups
 
     app: AppContext = ctx.obj
-    target = backups.target(app.loaded, env, name, to)
-    found = backups.manifests(target.store)
+    where, scheduled_where, found = backups.listing(app.loaded, env, name, to)
     if app.mode == "json":
-        finish(app, "accessory backup list", {"environment": env, "where": target.store.where,
-                                              "backups": [vars(m) for m in found]})
+        finish(app, "accessory backup list", {
+            "environment": env, "where": where,
+            **({"scheduled_where": scheduled_where} if scheduled_where else {}),
+            "backups": [{**vars(m), "where": kept_in} for m, kept_in in found]})
         return
-    table(app, f"Backups of {name} ({env}) in {target.store.where}",
-          ["id", "release", "created", "size", "sha256", "host", "reason"],
-          [[m.id, m.release or "-", m.created, str(m.size), m.sha256[:12], m.host, m.reason] for m in found])
+    title = f"Backups of {name} ({env}) in {where}" + (
+        f" and, scheduled, in {scheduled_where}" if scheduled_where else "")
+    columns = ["id", "release", "created", "size", "sha256", "host", "reason"]
+    rows = [[m.id, m.release or "-", m.created, str(m.size), m.sha256[:12], m.host, m.reason] for m, _ in found]
+    if scheduled_where:  # the host's scheduled backups beside the others: each row says which holds it
+        columns.append("kept")
+        rows = [row + ["host" if kept_in == scheduled_where else "to"] for row, (_, kept_in) in zip(rows, found)]
+    table(app, title, columns, rows)
 
 
 @backup_app.command("restore")
@@ -80,15 +87,22 @@ def restore(ctx: typer.Context, name: AccessoryName,
 
     app: AppContext = ctx.obj
     backups.refuse_swarm(app.loaded, env, "accessory backup restore")
-    target = backups.target(app.loaded, env, name, to)
+    backups.target(app.loaded, env, name, to)  # a bad name or location is refused before the question
     confirm_environment(env, f"This replaces the data of {name} in {env} with backup {backup_id}.",
                         f"restoring {name}", yes)
     conn = backups.connector(app.loaded, env, host)
+    # The scheduled backups live on the first host: the same connection unless --host names another.
+    first = conn if host is None else backups.connector(app.loaded, env)
     try:
         conn.connect()
+        if first is not conn:
+            first.connect()
+        target = backups.find(app.loaded, env, name, backup_id, to, first)
         backups.restore(app.loaded, env, conn, target, backup_id, app.emit, verify=verify)
     finally:
         conn.close()
+        if first is not conn:
+            first.close()
     if app.mode == "json":
         finish(app, "accessory backup restore", {"environment": env, "accessory": name, "backup": backup_id,
                                                  "verified": verify})

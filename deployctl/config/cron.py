@@ -68,6 +68,18 @@ def parse_cron(expression: str) -> Cron:
                 days_restricted=parts[2] != "*", weekdays_restricted=parts[4] != "*")
 
 
+# crontab(5)'s macros, for `[accessories.NAME.backup] schedule` (which has always taken them);
+# `[jobs.NAME] schedule` still refuses them (parse_cron), as docs/jobs.md says.
+MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+          "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
+
+
+def parse_schedule(expression: str) -> Cron:
+    """parse_cron, with crontab's macros (@daily, ...) read as their five fields."""
+    text = expression.strip()
+    return parse_cron(MACROS.get(text, text))
+
+
 def _field(text: str, name: str, low: int, high: int) -> frozenset[int]:
     values: set[int] = set()
     for item in text.split(","):

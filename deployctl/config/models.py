@@ -548,17 +548,17 @@ def _file_mount(value: str) -> str:
     return value
 
 
-CRON_FIELD_RE = re.compile(r"^(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?)*\Z")
-CRON_MACROS = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight")
+def _backup_schedule(value: str) -> str:
+    """A cron expression (five fields, as crontab(5)) or one of its @macros, run by the
+    environment's scheduler as the job `backup-NAME` (docs/backups.md)."""
+    from .cron import MACROS, CronError, parse_schedule  # imported here: this module loads on every command
 
-
-def _schedule(value: str) -> str:
-    """A cron expression (five fields, as crontab(5)) or one of its @macros. Validated here;
-    run by the jobs feature ([jobs.NAME], docs/backups.md)."""
-    fields = value.split()
-    if value.strip() in CRON_MACROS or (len(fields) == 5 and all(CRON_FIELD_RE.match(f) for f in fields)):
-        return value.strip()
-    raise ValueError(f"{value!r} is not a cron schedule (five fields such as \"30 3 * * *\", or @daily)")
+    try:
+        parse_schedule(value)
+    except CronError as exc:
+        raise ValueError(f"{value!r} is not a cron schedule (five fields such as \"30 3 * * *\", or one of "
+                         f"{', '.join(MACROS)}): {exc}") from None
+    return value.strip()
 
 
 class AccessoryBackup(Strict):
@@ -569,7 +569,7 @@ class AccessoryBackup(Strict):
 
     command: list[Annotated[str, Field(min_length=1)]] | None = None
     restore_command: list[Annotated[str, Field(min_length=1)]] | None = None
-    schedule: Annotated[str, AfterValidator(_schedule)] | None = None  # run through [jobs] (docs/backups.md)
+    schedule: Annotated[str, AfterValidator(_backup_schedule)] | None = None  # the job backup-NAME (docs/backups.md)
     keep: Annotated[int, Field(ge=1, le=10000)] | None = None  # None: every backup is kept
     to: Annotated[str, Field(min_length=1)] | None = None  # s3://bucket/prefix or a folder; default .deployctl/backups
 
@@ -579,6 +579,12 @@ class AccessoryBackup(Strict):
             raise ValueError("command: give the dump command as a non-empty list, e.g. [\"redis-cli\", \"--rdb\", \"-\"]")
         if self.restore_command is not None and not self.restore_command:
             raise ValueError("restore_command: give the command as a non-empty list")
+        if self.schedule and self.to and self.to.startswith("s3://"):
+            raise ValueError(f"schedule: a scheduled backup is written on the host that runs the scheduler (its state "
+                             f"directory), never to S3: uploading from there would need AWS credentials kept on "
+                             f"the host, which deployctl never puts there; to = {self.to!r} is for `deployctl "
+                             "accessory backup`. Drop the schedule and run that command from your CI's scheduler, "
+                             "or drop `to` (docs/backups.md, \"Scheduled backups\")")
         return self
 
 
@@ -929,6 +935,9 @@ class Scheduler(Strict):
     host. Its image needs `sh` and the `docker` CLI (busybox's date, sleep, flock)."""
 
     image: str = "docker:27-cli"
+    # Names an environment variable that, when set, replaces `image` (as accessories'
+    # image_env): where docker:27-cli cannot be pulled, a stand-in without editing deploy.toml.
+    image_env: EnvVarName | None = None
 
 
 class Config(Strict):
@@ -954,6 +963,10 @@ class Config(Strict):
         for name, job in self.jobs.items():
             if job.service not in self.services:
                 raise ValueError(f"jobs.{name}.service: no service {job.service!r} (services: {', '.join(self.services)})")
+        for name, accessory in self.accessories.items():
+            if accessory.backup is not None and accessory.backup.schedule and f"backup-{name}" in self.jobs:
+                raise ValueError(f"jobs.backup-{name}: that name is the job of accessories.{name}.backup.schedule; "
+                                 "give this job another name")
         envs = [(f"services.{n}.env", s.env) for n, s in self.services.items()]
         envs += [(f"environments.{n}.env", e.env) for n, e in self.environments.items()]
         envs += [(f"accessories.{n}.env", a.env) for n, a in self.accessories.items()]

@@ -23,6 +23,10 @@ def builtin_proxy_image(proxy: Proxy, environ: Mapping[str, str] | None = None) 
     return configured_image(proxy.image, proxy.image_env, environ)
 
 
+def scheduler_image(config: Config, environ: Mapping[str, str] | None = None) -> str:
+    return configured_image(config.scheduler.image, config.scheduler.image_env, environ)
+
+
 def image_names(config: Config) -> list[str]:
     """Every image deployctl builds: the services in config order, then the proxy when the
     project builds its own (the built-in proxy runs the configured nginx image)."""

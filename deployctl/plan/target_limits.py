@@ -42,7 +42,8 @@ SWARM: dict[str, Missing] = {
                           "each release's worker is a service started beside the live one",
                           "remove stop_first (the worker then runs beside the live one until the switch), or deploy "
                           "this worker to an ssh or local environment (docs/jobs.md)"),
-    "backups": Missing("accessory backups (accessory backup, rollout.backup_before_migrate, rollback --restore-data)",
+    "backups": Missing("accessory backups (accessory backup, backup.schedule, rollout.backup_before_migrate, "
+                       "rollback --restore-data)",
                        "an accessory's task runs on its pinned node, which deployctl does not reach by SSH, and a "
                        "Swarm release records no schema",
                        "docs/backups.md says how; on hosts (local, ssh) it works"),

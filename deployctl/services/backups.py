@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-from ..adapters.backup_store import BackupStore, open_store
+from ..adapters.backup_store import BackupStore, HostStore, open_store
 from ..config import LoadedConfig
 from ..config.models import Accessory
 from ..adapters.connector import ConnectionLost
@@ -75,6 +75,55 @@ def target(loaded: LoadedConfig, env_name: str, name: str, to: str | None = None
         raise ConfigError([str(exc)]) from None
     store = open_store(location, loaded.root, loaded.environment(env_name).aws_region)
     return Target(name, spec, kind, store, base, accessory.backup.keep if accessory.backup else None, accessory)
+
+
+def has_schedule(loaded: LoadedConfig, env_name: str, name: str) -> bool:
+    from ..plan.backup_schedule import scheduled
+
+    return loaded.environment(env_name).target != "swarm" and name in scheduled(loaded.config, env_name)
+
+
+def scheduled_target(loaded: LoadedConfig, env_name: str, name: str, first) -> Target | None:  # type: ignore[no-untyped-def]
+    """The backups the environment's scheduler took of `name` (plan/backup_schedule.py), in
+    the state directory of the scheduler's host (`first`, the environment's first host,
+    connected by the caller); None when `name` has no schedule there."""
+    from ..plan import backup_schedule
+
+    if not has_schedule(loaded, env_name, name):
+        return None
+    t = target(loaded, env_name, name)
+    folder = backup_schedule.folder(layout_for(loaded, env_name), name)
+    return replace(t, store=HostStore(first, folder), base=folder)
+
+
+def listing(loaded: LoadedConfig, env_name: str, name: str, to: str | None = None
+            ) -> tuple[str, str | None, list[tuple[bk.Manifest, str]]]:
+    """`backup list`: where `to` (or backup.to, or the default) is, where the scheduled
+    backups are (None: no schedule, or `to` given), and every complete backup of both with
+    where it is, oldest first. Connects to the first host only for the scheduled ones."""
+    t = target(loaded, env_name, name, to)
+    found = [(m, t.store.where) for m in manifests(t.store)]
+    if to is not None or not has_schedule(loaded, env_name, name):
+        return t.store.where, None, found
+    first = connector(loaded, env_name)
+    try:
+        first.connect()
+        scheduled = scheduled_target(loaded, env_name, name, first)
+        assert scheduled is not None
+        found += [(m, scheduled.store.where) for m in manifests(scheduled.store)]
+    finally:
+        first.close()
+    return t.store.where, scheduled.store.where, sorted(found, key=lambda pair: pair[0].id)
+
+
+def find(loaded: LoadedConfig, env_name: str, name: str, bid: str, to: str | None, first) -> Target:  # type: ignore[no-untyped-def]
+    """Where backup `bid` of `name` is: `--to` when given; else the scheduled backups on the
+    first host when it is one of them; else backup.to (or the default)."""
+    if to is None:
+        scheduled = scheduled_target(loaded, env_name, name, first)
+        if scheduled is not None and bk.is_backup_id(bid) and scheduled.store.read(bid + bk.MANIFEST) is not None:
+            return scheduled
+    return target(loaded, env_name, name, to)
 
 
 def connector(loaded: LoadedConfig, env_name: str, host: str | None = None):  # type: ignore[no-untyped-def]

@@ -43,7 +43,9 @@ from .shadow import recover as recover_shadow
 from ..plan.hooks import ON_REVERT, SCHEMA_BLOCKED, HookContext
 from .hooks import HookRunner, previous_of
 from .host_state import HostState
-from .jobs import HostJobs
+from ..plan.backup_schedule import scheduled as scheduled_backups
+from ..plan.images import scheduler_image
+from .jobs import HostJobs, backup_jobs
 from .secret_owner import hand_to_image_user
 from .hosts import connectors_for, layout_for, names_for, proxy_port, tls_port
 from .retire import retire_and_prune, stop_expired_warm
@@ -265,7 +267,7 @@ class HostDeploy:
         if self.environment.target != "ssh":
             return []
         images = list(dict.fromkeys([*self.images.images.values(), self.spec.proxy.image,
-                                     *([self.config.scheduler.image] if self._jobs() else [])]))
+                                     *([scheduler_image(self.config)] if self._jobs() else [])]))
         config_dir = preflight.registry_config(self.conn)  # this command's login, if it made one
         rows = [PlannedStep("pull", "unless the host has it (before the lock)", tuple(dc.pull(image, config_dir)))
                 for image in images]
@@ -327,10 +329,10 @@ class HostDeploy:
 
     def _jobs(self) -> HostJobs | None:
         """The release's scheduled jobs and the scheduler, on the first host only."""
-        if not self.first or not self.config.jobs:
+        if not self.first or not (self.config.jobs or scheduled_backups(self.config, self.env_name)):
             return None
         return HostJobs(self.conn, self.config, self.names, self.layout, self.release, self.spec.network,
-                        self.containers)
+                        self.containers, backups=backup_jobs(self.loaded, self.env_name, self.conn.host))
 
     def _read_state(self) -> None:
         self.previous = self.state.current()

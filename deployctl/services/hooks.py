@@ -97,6 +97,8 @@ class HookRunner:
             error = "killed (its whole process group): the command was interrupted"
         elif why:
             error = why
+        elif status < 0:  # ended by a signal it did not handle (subprocess's negative status)
+            error = f"killed by {_signal_name(-status)}"
         else:
             error = f"exited {status}"
         return self._failed(name, context, timer, error, tuple(lines[-TAIL:]))
@@ -116,6 +118,15 @@ class HookRunner:
         self.emit(Message(f"hook {name} {error}: the {context.action} itself is not affected (its outcome: "
                           f"{context.outcome or 'n/a'})", level="warning"))
         return False
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def post_rollout(runner: HookRunner | None, context: HookContext, host_outcomes: Sequence[str], *,

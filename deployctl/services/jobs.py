@@ -2,21 +2,25 @@
 
 A deploy calls `job_steps` for its first host: the release's job files (its schedule sets
 and one-off container scripts) and the scheduler, started or recreated only when what it
-runs changed. `register_job` is how other code (backups, say) adds a job to a deploy's
-config. `job_runs` reads the runs the host recorded; `run_job` starts one now, through the
+runs changed. `register_job` is how other code adds a job to a deploy's config. An
+accessory's backup schedule is a job too (`backup-NAME`, plan/backup_schedule.py): its
+`.run` script dumps the accessory on the host instead of starting a one-off container.
+`job_runs` reads the runs the host recorded; `run_job` starts one now, through the
 scheduler's own runner and lock.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..adapters.connector import check
 from ..config import LoadedConfig
 from ..config.models import Config, Job
 from ..errors import ConfigError, ExecNotStarted
+from ..plan import backup_schedule as scheduled_backup
 from ..plan import jobs as plan
+from ..plan.images import scheduler_image
 from ..plan.containers import ContainerSpec
 from ..plan.names import Names, StateLayout
 from ..plan.steps import PlannedStep, Step
@@ -47,9 +51,43 @@ def register_job(config: Config, name: str, service: str, command: list[str], sc
 
 
 def refuse_on_swarm(config: Config, env_name: str) -> None:
-    """A Swarm has no `exec --new` one-off containers for a job to reuse yet: refused by name."""
+    """A Swarm has no `exec --new` one-off containers for a job to reuse yet, and deployctl
+    does not reach an accessory's pinned node to dump it: both refused by name."""
     if config.jobs:
         refuse("swarm", env_name, "jobs", ", ".join(config.jobs))
+    for name in scheduled_backup.scheduled(config, env_name):
+        refuse("swarm", env_name, "backups", f"accessories.{name}.backup.schedule")
+
+
+@dataclass(frozen=True)
+class BackupJob:
+    """An accessory's backup schedule as a job of the scheduler (plan/backup_schedule.py)."""
+
+    name: str
+    accessory: str
+    schedule: str
+    script: str
+
+
+def backup_jobs(loaded: LoadedConfig, env_name: str, host: str) -> list[BackupJob]:
+    """The environment's scheduled backups, their scripts written for `host` (the first)."""
+    from ..plan import backups as bk
+    from .accessories import specs_for
+
+    out = []
+    for name, schedule in scheduled_backup.scheduled(loaded.config, env_name).items():
+        [spec] = specs_for(loaded, env_name, [name])
+        accessory = loaded.config.accessories[name]
+        try:
+            kind = bk.dump_kind(name, accessory, spec.image)
+        except bk.BackupPlanError as exc:
+            raise ConfigError([str(exc)]) from None
+        assert accessory.backup is not None
+        script = scheduled_backup.ScheduledBackup(
+            loaded.config.app, env_name, name, kind, tuple(bk.dump_argv(spec.container, kind, accessory)),
+            layout_for(loaded, env_name), host, accessory.backup.keep).script()
+        out.append(BackupJob(scheduled_backup.job_name(name), name, schedule, script))
+    return out
 
 
 @dataclass
@@ -63,6 +101,7 @@ class HostJobs:
     release: str
     network: str
     containers: list[ContainerSpec]
+    backups: list[BackupJob] = field(default_factory=list)
 
     @property
     def files(self) -> plan.JobFiles:
@@ -76,6 +115,9 @@ class HostJobs:
             out[self.files.when(self.release, name)] = plan.when_line(job)
             out[self.files.run(self.release, name)] = plan.run_script(
                 spec, spec.image, self.network, self.names.network, self.names, self.release, name, job.command)
+        for backup in self.backups:
+            out[self.files.when(self.release, backup.name)] = scheduled_backup.when_line(backup.schedule)
+            out[self.files.run(self.release, backup.name)] = backup.script
         return out
 
     def scripts(self) -> dict[str, str]:
@@ -84,14 +126,14 @@ class HostJobs:
 
     def digest(self) -> str:
         scripts = self.scripts()
-        return plan.scheduler_hash(self.config.scheduler.image, scripts[self.files.scheduler],
+        return plan.scheduler_hash(scheduler_image(self.config), scripts[self.files.scheduler],
                                    scripts[self.files.runner])
 
     def steps(self) -> list[Step]:
         files = self.files
         rows = [PlannedStep("jobs", f"write {path}") for path in self.release_files()]
         rows.append(PlannedStep("jobs", f"write {files.scheduler} and {files.runner}"))
-        run = tuple(plan.run_scheduler(self.names, files, self.config.scheduler.image, self.digest()))
+        run = tuple(plan.run_scheduler(self.names, files, scheduler_image(self.config), self.digest()))
         rows.append(PlannedStep("jobs", "the scheduler, unless it runs this very script and image (else it is "
                                         "replaced; a run in progress finishes in its own container)", run))
         return [Step("jobs", tuple(rows), self.apply)]
@@ -105,7 +147,7 @@ class HostJobs:
             return
         if found.ok:
             self.conn.run(plan.remove_scheduler(self.names))
-        check(self.conn, plan.run_scheduler(self.names, self.files, self.config.scheduler.image, digest))
+        check(self.conn, plan.run_scheduler(self.names, self.files, scheduler_image(self.config), digest))
 
 
 # -- `deployctl jobs` ---------------------------------------------------------------------------
@@ -123,11 +165,22 @@ class JobStatus:
                 "command": list(self.command), "runs": list(self.runs)}
 
 
+def declared(loaded: LoadedConfig, env_name: str) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """(name, service, schedule, command) of each job the environment's scheduler runs:
+    [jobs.NAME], then each accessory's backup schedule (`backup-NAME`)."""
+    rows = [(name, job.service, job.schedule, tuple(job.command)) for name, job in loaded.config.jobs.items()]
+    rows += [(scheduled_backup.job_name(name), scheduled_backup.SERVICE_LABEL.format(name=name), schedule,
+              ("accessory", "backup", name))
+             for name, schedule in scheduled_backup.scheduled(loaded.config, env_name).items()]
+    return rows
+
+
 def _first_host(loaded: LoadedConfig, env_name: str, connectors: list | None):  # type: ignore[no-untyped-def]
     environment = loaded.environment(env_name)
     refuse(environment.target, env_name, "jobs")
-    if not loaded.config.jobs:
-        raise ConfigError("deploy.toml has no [jobs.NAME] tables", hint="docs/jobs.md")
+    if not declared(loaded, env_name):
+        raise ConfigError(f"deploy.toml has no [jobs.NAME] tables and no backup schedule for environments.{env_name}'s "
+                          "accessories", hint="docs/jobs.md")
     conns = connectors if connectors is not None else connectors_for(loaded, env_name)
     if not conns:
         raise ConfigError(f"environments.{env_name} has no hosts")
@@ -145,9 +198,8 @@ def job_runs(loaded: LoadedConfig, env_name: str, *, last: int = 5, connectors: 
     finally:
         conn.close()
     runs = plan.parse_runs(text.decode(errors="replace") if text else "")
-    return [JobStatus(name, job.service, job.schedule, tuple(job.command),
-                      tuple([r for r in runs if r.get("job") == name][-last:]))
-            for name, job in loaded.config.jobs.items()]
+    return [JobStatus(name, service, schedule, command, tuple([r for r in runs if r.get("job") == name][-last:]))
+            for name, service, schedule, command in declared(loaded, env_name)]
 
 
 def run_job(loaded: LoadedConfig, env_name: str, name: str, output: Output, *,
@@ -155,8 +207,9 @@ def run_job(loaded: LoadedConfig, env_name: str, name: str, output: Output, *,
     """The job now, in the live release (the scheduler's runner: the same lock and record);
     its exit code, plan.BUSY when its previous run still runs. What stops it from starting is
     ExecNotStarted (125), as for `exec`: never a code the job could have returned."""
-    if name not in loaded.config.jobs:
-        raise ExecNotStarted(f"no job {name!r} (jobs: {', '.join(loaded.config.jobs) or 'none'})")
+    known = [row[0] for row in declared(loaded, env_name)]
+    if name not in known:
+        raise ExecNotStarted(f"no job {name!r} (jobs: {', '.join(known) or 'none'})")
     conn = _first_host(loaded, env_name, connectors)
     names = names_for(loaded, env_name)
     layout = layout_for(loaded, env_name)

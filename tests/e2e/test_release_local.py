@@ -89,7 +89,7 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, standin_images, mariadb):
+def site(tmp_path_factory, standin_images, mariadb, scheduler_image):
     root = tmp_path_factory.mktemp("release-e2e")
     app, port = "e2e" + secrets.token_hex(4), free_port()
     config = project_copy(root, app, port)
@@ -98,6 +98,7 @@ def site(tmp_path_factory, standin_images, mariadb):
         "DATABASE_PASSWORD": secrets.token_hex(16), "DATABASE_ROOT_PASSWORD": secrets.token_hex(16),
         "FRONTEND_SECRET_KEY": secrets.token_hex(32),
         "MARIADB_IMAGE": standin_images["mariadb"],
+        "SCHEDULER_IMAGE": scheduler_image,  # runs the db's nightly backup (deploy.toml [scheduler] image_env)
         "TEST_DATABASE_HOST": mariadb.host, "TEST_DATABASE_PORT": str(mariadb.port),
         "TEST_DATABASE_USER": mariadb.user, "TEST_DATABASE_PASSWORD": mariadb.password,
         "NO_COLOR": "1",

@@ -39,13 +39,17 @@ RELOADS = r"docker exec \S+ (sh -c )?nginx -t"
 _revisions = itertools.count(1)
 
 
-def local_site(tmp_path_factory, probe_images: ProbeImages, name: str, **config) -> Iterator[Site]:  # type: ignore[no-untyped-def]
+def local_site(tmp_path_factory, probe_images: ProbeImages, name: str,  # type: ignore[no-untyped-def]
+               prepare: Callable[[Path], None] | None = None, **config) -> Iterator[Site]:
     """A module's site on this machine's engine: the probe app under a fresh name and port,
     deployed once (every cell starts with a live release), removed afterwards. `config`:
-    probe_config's settings beside the 4 s health timeout."""
+    probe_config's settings beside the 4 s health timeout. `prepare(dir)`: edits the
+    deploy.toml it wrote in `dir` before the first deploy (an accessory, say)."""
     tmp = tmp_path_factory.mktemp(name)
     app, port = unique_app(), free_port()
     site = Site(app, port, probe_config(tmp, app, port=port, health_timeout=4, **config), probe_images)
+    if prepare is not None:
+        prepare(tmp)
     site.deploy()
     yield site
     remove_app(app)

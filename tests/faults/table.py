@@ -27,7 +27,12 @@ restart, a stopped registry, a release's container killed; simulated at the conn
 in the fault text or note): exec exit codes, a hanging migration, a wrong verify answer, the
 host's clock (containers share this machine's). A switch writes the new nginx.conf as
 nginx.conf.next and renames it into place only in the command that reloads, so a cell's
-"switch: config staged" is the moment before that command.
+"switch: config staged" is the moment before that command. Hooks are real processes on the
+machine running deployctl (their step is `hook NAME`). A `backup` cell (by hand: the dump
+streamed back and stored) or `scheduled backup` cell (the host scheduler's job, started with
+`jobs run`) takes no lock and writes no history line ("history" is then "(none)"); "live
+after" is what served meanwhile; "next run" is the next backup, listed beside the earlier ones,
+while the faulty one listed nothing.
 
 | target | action | fault | step | requests | failed | live after | history | exit | lock released | next run | note |
 |---|---|---|---|---:|---:|---|---|---:|---|---|---|

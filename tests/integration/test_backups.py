@@ -3,7 +3,12 @@ and 5), on this machine's engine, in one walk through phases (each deploy costs 
 
 1. deploy v1 (its migration makes `items`; its schema_version prints 1, recorded);
 2. backup to a folder, delete rows, restore (--verify first): the rows are back; the same
-   through an SSH connector (sshd in front of this engine);
+   through an SSH connector (sshd in front of this engine); the schedule
+   (`[accessories.db.backup] schedule`) as the host's job `backup-db`, run now through the
+   scheduler (`jobs run`: the very runner, lock and script the schedule fires): its run in
+   `deployctl jobs`, its dump in `backup list` beside the others, `keep` applied there, a
+   run's leftovers never listed, and a restore from it bringing deleted rows back (by the
+   CLI, then read from the host's folder over SSH);
 3. the same through S3 (moto's server): backup, list --json, delete, restore;
    S3 unreachable: a clear error (exit 4), nothing stored, the folder's backups untouched;
 4. deploy v2 with rollout.backup_before_migrate (its migration adds a column; schema 2),
@@ -17,6 +22,7 @@ The password never reaches an argv: every `docker` argv deployctl ran is checked
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -71,7 +77,8 @@ with connect() as conn, conn.cursor() as cur:
 '''
 
 
-def write_project(root: Path, app: str, port: int, *, schema: int, backup_dir: Path, before_migrate: bool) -> Path:
+def write_project(root: Path, app: str, port: int, *, schema: int, backup_dir: Path, before_migrate: bool,
+                  scheduler: str) -> Path:
     web = root / "web"
     web.mkdir(parents=True, exist_ok=True)
     if not (web / "pymysql").exists():  # pure Python: copied from this venv, no pip in the image
@@ -110,6 +117,8 @@ def write_project(root: Path, app: str, port: int, *, schema: int, backup_dir: P
         to = "{backup_dir}"
         keep = 5
         schedule = "30 3 * * *"
+        [scheduler]
+        image = "{scheduler}"
         [environments.local]
         target = "local"
         proxy_port = {port}
@@ -129,11 +138,12 @@ def sql(container: str, query: str) -> str:
 
 
 @pytest.fixture
-def project(tmp_path, standin_images, capsys, monkeypatch):
+def project(tmp_path, standin_images, scheduler_image, capsys, monkeypatch):
     app = unique_app()
     monkeypatch.setenv("DB_ROOT_PASSWORD", ROOT_PASSWORD)
     port = free_port()
-    config = write_project(tmp_path, app, port, schema=1, backup_dir=tmp_path / "backups", before_migrate=False)
+    config = write_project(tmp_path, app, port, schema=1, backup_dir=tmp_path / "backups", before_migrate=False,
+                           scheduler=scheduler_image)
     yield app, config, port, Cli(config, capsys, monkeypatch)
     remove_app_with_data(app)
 
@@ -146,7 +156,8 @@ def moto(tmp_path):
 
 
 
-def test_backup_restore_and_a_rollback_across_a_migration(project, moto, ssh_host, tmp_path, monkeypatch):
+def test_backup_restore_and_a_rollback_across_a_migration(project, moto, ssh_host, tmp_path, monkeypatch,
+                                                          scheduler_image):
     app, config, port, cli = project
     db = f"{app}-local-db"
     folder = tmp_path / "backups"
@@ -188,6 +199,56 @@ def test_backup_restore_and_a_rollback_across_a_migration(project, moto, ssh_hos
         conn.close()
     assert over_ssh.host == conn.host and sql(db, "SELECT name FROM items ORDER BY id") == "apple\npear"
 
+    # 2c. The schedule runs on the host: the job backup-db, fired now through the scheduler
+    # (the runner, lock and script a due minute runs). Its folder already holds five older
+    # backups (keep = 5), a dump a run cut short left without its manifest, and a `.part`.
+    on_host = next((tmp_path / "state").glob(f"**/{app}/local")) / "backups" / "db"
+    on_host.mkdir(parents=True)
+    planted = [f"2020010{n}-000000--old" for n in range(1, 6)]
+    for old in planted:
+        (on_host / f"{old}.sql.gz").write_bytes(b"x")
+        (on_host / f"{old}.json").write_text(json.dumps({"id": old, "app": app, "env": "local", "accessory": "db",
+                                                         "kind": "mariadb", "release": None, "created": "2020",
+                                                         "sha256": "0" * 64, "size": 1, "host": "local"}))
+    (on_host / "20200106-000000--cut.sql.gz").write_bytes(b"half")
+    (on_host / ".20200107-000000--cut.sql.gz.part").write_bytes(b"half")
+    # The state directory's owner (on a host: the SSH user) gets the folder and files, not the
+    # scheduler's root: that user lists and restores them.
+    os.chown(on_host.parent.parent, 4242, 4242)
+    code, out = cli("jobs", "run", "backup-db", "--env", "local")
+    assert code == 0, out
+    owners = {(p.stat().st_uid, p.stat().st_gid) for p in [on_host, on_host.parent, *on_host.glob("2026*")]}
+    assert owners == {(4242, 4242)}, owners
+    [job] = [j for j in cli.result("jobs", "--env", "local")["jobs"] if j["name"] == "backup-db"]
+    assert job["schedule"] == "30 3 * * *" and job["runs"][-1]["exit_code"] == 0, job
+    listed = cli.result("accessory", "backup", "list", "db", "--env", "local")
+    scheduled = [b for b in listed["backups"] if b["where"] == listed["scheduled_where"]]
+    assert [b["id"] for b in scheduled][:-1] == planted[1:], scheduled  # the oldest went (keep = 5)
+    nightly = scheduled[-1]
+    assert nightly["reason"] == "schedule" and nightly["release"] == nightly["id"].split("--")[1], nightly
+    assert backup["id"] in [b["id"] for b in listed["backups"]]  # the folder's backups are listed too
+    assert sorted(p.name for p in on_host.iterdir() if "cut" in p.name) == ["20200106-000000--cut.sql.gz"]
+    code, out = cli("accessory", "backup", "list", "db", "--env", "local")
+    assert code == 0 and f"and, scheduled, in {listed['scheduled_where']}" in out, out
+    assert [line.split()[-1] for line in out.splitlines() if nightly["id"] in line] == ["host"], out
+    sql(db, "DELETE FROM items")
+    code, out = cli("accessory", "backup", "restore", "db", nightly["id"], "--env", "local", "--yes")
+    assert code == 0, out
+    assert sql(db, "SELECT name FROM items ORDER BY id") == "apple\npear"
+    assert not [p for p in (tmp_path / "state").rglob("*.run") if ROOT_PASSWORD in p.read_text()]
+    # The host's folder read over SSH, as for an ssh environment: listed and restored through it.
+    conn = SSHConnector(ssh_host.host, port=ssh_host.port, user=ssh_host.user, key_file=ssh_host.key_file,
+                        known_hosts=ssh_host.known_hosts_file).connect()
+    try:
+        over_ssh_target = backups.scheduled_target(loaded, "local", "db", conn)
+        assert over_ssh_target is not None and over_ssh_target.store.where == f"{conn.host}:{on_host}"
+        assert backups.list_ids(over_ssh_target.store) == [b["id"] for b in scheduled]
+        sql(db, "DELETE FROM items")
+        backups.restore(loaded, "local", conn, over_ssh_target, nightly["id"], Recorder())
+    finally:
+        conn.close()
+    assert sql(db, "SELECT name FROM items ORDER BY id") == "apple\npear"
+
     # 3. Through S3 (moto): credentials from the environment, never an argv.
     for key, value in moto.environ().items():
         monkeypatch.setenv(key, value)
@@ -213,7 +274,8 @@ def test_backup_restore_and_a_rollback_across_a_migration(project, moto, ssh_hos
     monkeypatch.setenv("DEPLOYCTL_AWS_ENDPOINT_URL", moto.endpoint)
 
     # 4. v2 with backup_before_migrate: a backup before its migration, named in its record.
-    write_project(tmp_path, app, port, schema=2, backup_dir=folder, before_migrate=True)
+    write_project(tmp_path, app, port, schema=2, backup_dir=folder, before_migrate=True,
+                  scheduler=scheduler_image)
     assert cli("build", "--tag", "v2")[0] == 0
     code, out = cli("deploy", "--env", "local")
     assert code == 0, out

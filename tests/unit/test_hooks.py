@@ -359,6 +359,13 @@ def test_a_hook_that_cannot_start_is_named(tmp_path):
     assert "cannot run /no/such/program" in info.value.message
 
 
+def test_a_hook_killed_by_a_signal_says_which(tmp_path):
+    config = parse_config(BASE + '[hooks]\npre_deploy = ["sh", "-c", "echo before; kill -KILL $$"]\n')
+    with pytest.raises(DeployError) as info:
+        HookRunner(config.hooks, Recorder(), root=tmp_path).run("pre_deploy", plan.HookContext("a", "l", "deploy"))
+    assert "killed by SIGKILL" in info.value.message and "before" in info.value.message
+
+
 def test_a_stopped_command_kills_its_hook(tmp_path):
     config = parse_config(BASE + '[hooks]\npre_migrate = ["sleep", "60"]\n')
     started = time.perf_counter()
