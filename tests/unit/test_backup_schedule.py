@@ -147,7 +147,7 @@ def test_a_scheduled_backup_is_refused_by_name_on_a_swarm():
         swarm_deploy(loaded(), "swarm", ReleaseImages({"web": "r/web@sha256:1"}, "1"), SECRETS, Recorder(),
                      manager=object())
     assert info.value.exit_code == ExitCode.USAGE
-    assert info.value.message.startswith("accessories backups (") and "environments.swarm (target = \"swarm\")" in \
+    assert info.value.message.startswith("accessory backups (") and "environments.swarm (target = \"swarm\")" in \
         info.value.message and "(asked by accessories.db.backup.schedule)" in info.value.message
 
 
