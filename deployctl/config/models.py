@@ -11,6 +11,7 @@ large share of the models' import time, which every command that reads deploy.to
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -367,6 +368,45 @@ class DatabaseForTests(Strict):
     password_secret: EnvVarName = "TEST_DATABASE_PASSWORD"
 
 
+USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\Z")
+
+
+@dataclass(frozen=True)
+class JumpHost:
+    """`ssh.proxy_jump` parsed. Defaults follow OpenSSH's ProxyJump, not the hosts': port 22
+    (ssh.port is the hosts' port, which a bastion rarely shares) and the environment's
+    ssh.user (one deploy key and user on both hops is the common case; `ops@bastion` names
+    another)."""
+
+    host: str
+    port: int
+    user: str
+
+    @property
+    def where(self) -> str:
+        """host or host:port, as errors and `hosts trust` name it."""
+        return self.host if self.port == 22 else f"{self.host}:{self.port}"
+
+
+def parse_jump(value: str, default_user: str) -> JumpHost:
+    """`[user@]host[:port]` -> JumpHost; ValueError (a message for "<key>: ...") otherwise."""
+    expected = "expected [user@]host[:port], e.g. \"deploy@bastion.example.com:22\""
+    user, at, rest = value.rpartition("@")
+    if at and not USER_RE.match(user):
+        raise ValueError(f"{value!r}: {user!r} is not a user name ({expected})")
+    try:
+        check_host(rest)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a jump host ({expected})") from None
+    host, port = split_host(rest)
+    return JumpHost(host, port or 22, user if at else default_user)
+
+
+def _proxy_jump(value: str) -> str:
+    parse_jump(value, "deploy")  # the user only matters once it is used
+    return value
+
+
 class SSH(Strict):
     user: str = "deploy"
     port: Port = 22
@@ -375,6 +415,13 @@ class SSH(Strict):
     # (services/hosts.py: known_hosts_path), never the user's interactive ~/.ssh/known_hosts.
     known_hosts: str | None = None
     connect_timeout: Seconds = 10.0
+    # "[user@]host[:port]": every connection goes through this SSH jump host (JumpHost).
+    # Its key is checked against the same known_hosts file as the hosts'.
+    proxy_jump: Annotated[str, AfterValidator(_proxy_jump)] | None = None
+
+    def jump(self) -> "JumpHost | None":
+        """The parsed jump host, or None."""
+        return None if self.proxy_jump is None else parse_jump(self.proxy_jump, self.user)
 
 
 HTTP_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", "POST", "PATCH")
