@@ -56,7 +56,7 @@ def targets(loaded: LoadedConfig, env_name: str) -> tuple[list[Target], str | No
         # Hosts behind a jump host are scanned through it, and only through a connection
         # verified against a key pinned before: an unverified bastion could hand back any
         # key for them. So the first `hosts trust` pins the jump host, the next its hosts.
-        first = Target(jump.where, jump.host, jump.port, None)
+        first = Target(jump.where, jump.host, jump.port, jump.instance_id)
         if known_hosts_name(jump.host, jump.port) not in read_known(hosts_service.known_hosts_path(loaded, env_name)):
             return [first], "the jump host is not pinned yet: run `hosts trust` again after this to add the hosts behind it"
         found, note = _targets(loaded, env_name)

@@ -101,9 +101,28 @@ def jump_connector(loaded: LoadedConfig, environment: Environment, env_name: str
                         connect_timeout=environment.ssh.connect_timeout)
 
 
+_bastions: dict[tuple[str, str], object] = {}  # (app, env) -> the stack's bastion, asked once a run
+
+
 def jump_host(loaded: LoadedConfig, environment: Environment, env_name: str | None):  # type: ignore[no-untyped-def]
-    """The environment's jump host (config.models.JumpHost), or None."""
-    return environment.ssh.jump()
+    """The environment's jump host (config.models.JumpHost), or None: ssh.proxy_jump, else
+    for hosts an infra stack made, the stack's bastion (found on EC2 by its tags, once a
+    run: every host connector of the run shares the answer)."""
+    from ..plan.infra import bastion_jump, uses_stack_bastion
+
+    if not uses_stack_bastion(environment):
+        return environment.ssh.jump()
+    name = env_name or _name_of(loaded, environment)
+    key = (loaded.config.app, name)
+    if key not in _bastions:
+        from ..adapters.aws import describe_instances
+        from ..plan.aws import instance_filters, region_for
+        from ..plan.infra_template import bastion_tags
+
+        region = region_for(loaded.config, environment)
+        instances = describe_instances(region, instance_filters(bastion_tags(*key)))
+        _bastions[key] = bastion_jump(instances, environment.ssh.user, name)
+    return _bastions[key]
 
 
 def known_hosts_path(loaded: LoadedConfig, env_name: str) -> str:
