@@ -144,12 +144,14 @@ class SSHConnector:
                     self.jump.connect()
                 sock = self.jump.open_tunnel(self.address, self.port, self.connect_timeout)
             except ConnectError as exc:
+                self.jump.close()  # a failed host does not keep a bastion session open
                 raise ConnectError(f"{self.host}: through jump host {exc.message}", hint=exc.hint) from None
         try:
             return self._connect(sock)
         except ConnectError as exc:
             if self.jump is None:
                 raise
+            self.jump.close()
             raise ConnectError(f"{exc.message} (through jump host {self.jump.host})", hint=exc.hint) from None
 
     def open_tunnel(self, address: str, port: int, timeout: float) -> Any:

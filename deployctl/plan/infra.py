@@ -29,6 +29,11 @@ REPLACING_PROPERTIES: dict[str, frozenset[str]] = {
     "AWS::ElasticLoadBalancingV2::LoadBalancer": frozenset({"Name", "Scheme", "Type"}),
     "AWS::ElasticLoadBalancingV2::TargetGroup": frozenset({"Name", "Port", "Protocol", "TargetType", "VpcId"}),
     "AWS::RDS::DBSubnetGroup": frozenset({"DBSubnetGroupName"}),
+    "AWS::EC2::Instance": frozenset({"ImageId", "NetworkInterfaces", "SubnetId", "AvailabilityZone"}),
+    "AWS::EC2::NatGateway": frozenset({"AllocationId", "SubnetId", "ConnectivityType"}),
+    "AWS::EC2::VPCEndpoint": frozenset({"ServiceName", "VpcId", "VpcEndpointType"}),
+    "AWS::CertificateManager::Certificate": frozenset({"DomainName", "SubjectAlternativeNames",
+                                                       "DomainValidationOptions", "ValidationMethod"}),
     DB_TYPE: frozenset({"DBInstanceIdentifier", "DBName", "MasterUsername", "StorageEncrypted", "KmsKeyId",
                         "CharacterSetName", "Engine", "DBSubnetGroupName", "AvailabilityZone"}),
 }

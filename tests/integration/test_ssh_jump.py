@@ -60,6 +60,8 @@ def test_both_hops_are_verified_and_each_failure_names_its_hop(ssh_host, tmp_pat
     message = _refused(_pair(ssh_host, both, jump_port=closed))
     assert message.startswith(f"{target}: through jump host 127.0.0.1:{closed}: cannot connect over SSH"), message
 
-    message = _refused(_pair(ssh_host, both, target_port=closed))
+    unreachable = _pair(ssh_host, both, target_port=closed)
+    message = _refused(unreachable)
+    assert not unreachable.jump.transport_active()  # the jump host's session is not left open
     assert message.startswith(f"localhost:{closed}: through jump host 127.0.0.1:{ssh_host.port}: cannot open a "
                               f"connection to localhost:{closed}: "), message
