@@ -136,3 +136,14 @@ def test_no_running_bastion_is_exit_4_saying_what_to_run(tmp_path, monkeypatch):
     assert raised.value.exit_code == ExitCode.CONNECT
     assert "the infra stack's bastion is not running" in raised.value.message
     assert "deployctl infra apply --env production" in raised.value.hint and "ssh.proxy_jump" in raised.value.hint
+
+
+def test_hosts_trust_pins_the_stack_s_bastion_first_with_its_instance_for_from_console(tmp_path, monkeypatch):
+    from deployctl.plan.aws import Instance
+    from deployctl.services.host_keys import targets
+
+    loaded, _ = _infra(tmp_path, monkeypatch, instances=[Instance("i-b1", "running", "10.0.0.8", "198.51.100.8")])
+    found, note = targets(loaded, "production")
+    assert [(t.entry, t.host, t.port, t.instance_id, t.behind_jump) for t in found] == [
+        ("198.51.100.8", "198.51.100.8", 22, "i-b1", False)]
+    assert "jump host is not pinned yet" in note
