@@ -65,3 +65,23 @@ def test_both_hops_are_verified_and_each_failure_names_its_hop(ssh_host, tmp_pat
     assert not unreachable.jump.transport_active()  # the jump host's session is not left open
     assert message.startswith(f"localhost:{closed}: through jump host 127.0.0.1:{ssh_host.port}: cannot open a "
                               f"connection to localhost:{closed}: "), message
+
+
+def test_a_host_key_is_scanned_through_a_verified_jump_host(ssh_host, tmp_path):
+    """What `hosts trust` does for hosts behind a jump host: the key exchange alone, over a
+    direct-tcpip channel of a connection to the (pinned, verified) jump host."""
+    from deployctl.adapters.ssh import scan_host_key
+
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{ssh_host.port} {ssh_host.host_public_key}\n")
+    jump = SSHConnector("127.0.0.1", port=ssh_host.port, user=ssh_host.user, key_file=ssh_host.key_file,
+                        known_hosts=str(known), connect_timeout=3).connect()
+    try:
+        assert " ".join(scan_host_key("localhost", ssh_host.port, 3, via=jump)) == ssh_host.host_public_key
+        closed = free_port()
+        with pytest.raises(ConnectError) as raised:
+            scan_host_key("localhost", closed, 3, via=jump)
+        assert raised.value.message.startswith(f"localhost:{closed}: cannot connect to scan its SSH host key: "
+                                               f"127.0.0.1:{ssh_host.port}: cannot open a connection"), raised.value.message
+    finally:
+        jump.close()
