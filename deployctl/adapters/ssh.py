@@ -76,18 +76,22 @@ def _refuse_unknown_policy():  # type: ignore[no-untyped-def]
     return RefuseUnknown()
 
 
-def scan_host_key(host: str, port: int = 22, timeout: float = 10.0) -> tuple[str, str]:
+def scan_host_key(host: str, port: int = 22, timeout: float = 10.0, *,
+                  via: "SSHConnector | None" = None) -> tuple[str, str]:
     """(key type, base64 blob) of the host key `host` offers, from the key exchange alone:
     no user, no key and no auth request are ever sent, so scanning an untrusted host gives it
     nothing (as `ssh-keyscan`). The key type is the one paramiko negotiates first, which is
-    also the one it will ask for when a later connection finds only that type pinned."""
+    also the one it will ask for when a later connection finds only that type pinned.
+    `via`: a connected (so verified) jump host the host is reached through."""
     import socket
 
     import paramiko
 
     where = host if port == 22 else f"{host}:{port}"
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = via.open_tunnel(host, port, timeout) if via is not None else socket.create_connection((host, port), timeout=timeout)
+    except ConnectError as exc:
+        raise ConnectError(f"{where}: cannot connect to scan its SSH host key: {exc.message}") from None
     except OSError as exc:
         raise ConnectError(f"{where}: cannot connect to scan its SSH host key: {exc}") from None
     transport = paramiko.Transport(sock)
@@ -105,10 +109,13 @@ def scan_host_key(host: str, port: int = 22, timeout: float = 10.0) -> tuple[str
 
 class SSHConnector:
     def __init__(self, host: str, *, port: int = 22, user: str = "deploy", key_file: str | None = None,
-                 known_hosts: str, connect_timeout: float = 10.0) -> None:
+                 known_hosts: str, connect_timeout: float = 10.0, jump: "SSHConnector | None" = None) -> None:
         # known_hosts has no default: a forgotten argument must not fall back to a file
         # someone else filled in by answering "yes" to ssh's first-use question.
+        # jump: the bastion this host is reached through (ssh.proxy_jump); its own connector,
+        # so its key is verified and its errors are worded exactly as a host's.
         self.host = host if port == 22 else f"{host}:{port}"
+        self.jump = jump
         self.address, self.port, self.user = host, port, user
         self.key_file = os.path.expanduser(key_file) if key_file else None
         self.known_hosts = os.path.expanduser(known_hosts)
@@ -126,6 +133,44 @@ class SSHConnector:
     # -- connection ------------------------------------------------------------------------
 
     def connect(self) -> "SSHConnector":
+        """Connects (through the jump host first, when there is one: its transport carries a
+        direct-tcpip channel to this host, which is the socket of this host's SSH session,
+        as OpenSSH's ProxyJump does). Both hops' keys are checked; an error names the hop."""
+        sock = None
+        if self.jump is not None:
+            try:
+                if not self.jump.transport_active():
+                    self.jump._drop()
+                    self.jump.connect()
+                sock = self.jump.open_tunnel(self.address, self.port, self.connect_timeout)
+            except ConnectError as exc:
+                self.jump.close()  # a failed host does not keep a bastion session open
+                raise ConnectError(f"{self.host}: through jump host {exc.message}", hint=exc.hint) from None
+        try:
+            return self._connect(sock)
+        except ConnectError as exc:
+            if self.jump is None:
+                raise
+            self.jump.close()
+            raise ConnectError(f"{exc.message} (through jump host {self.jump.host})", hint=exc.hint) from None
+
+    def open_tunnel(self, address: str, port: int, timeout: float) -> Any:
+        """A direct-tcpip channel from this host to address:port (a socket-like object for
+        another SSH session); ConnectError naming both when the host cannot connect there."""
+        import paramiko
+
+        try:
+            return self.transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
+        except paramiko.ChannelException as exc:
+            reason = f"{exc.text} (SSH channel failure {exc.code})"
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            reason = str(exc) or type(exc).__name__
+        where = address if port == 22 else f"{address}:{port}"
+        raise ConnectError(f"{self.host}: cannot open a connection to {where}: {reason}",
+                           hint="is the host up, and does its firewall (security group) let the jump host in "
+                                "on that port? Is AllowTcpForwarding on at the jump host?") from None
+
+    def _connect(self, sock: Any) -> "SSHConnector":
         import paramiko
 
         client = paramiko.SSHClient()
@@ -141,7 +186,7 @@ class SSHConnector:
                 self.address, port=self.port, username=self.user, key_filename=self.key_file,
                 look_for_keys=self.key_file is None, allow_agent=self.key_file is None,
                 timeout=self.connect_timeout, banner_timeout=self.connect_timeout,
-                auth_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout, sock=sock,
             )
         except paramiko.BadHostKeyException as exc:
             client.close()
@@ -203,6 +248,7 @@ class SSHConnector:
                 old.close()
             except Exception:  # noqa: BLE001 - it is dead already
                 pass
+        # The jump host's connection is kept when it is still alive (connect() reuses it).
 
     def _lost_during(self, what: str, exc: BaseException) -> BaseException:
         """The error for `exc` raised during `what`: ConnectionLost when the transport died
@@ -254,6 +300,8 @@ class SSHConnector:
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self.jump is not None:
+            self.jump.close()
 
     # -- commands --------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ large share of the models' import time, which every command that reads deploy.to
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -367,6 +368,46 @@ class DatabaseForTests(Strict):
     password_secret: EnvVarName = "TEST_DATABASE_PASSWORD"
 
 
+USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\Z")
+
+
+@dataclass(frozen=True)
+class JumpHost:
+    """`ssh.proxy_jump` parsed. Defaults follow OpenSSH's ProxyJump, not the hosts': port 22
+    (ssh.port is the hosts' port, which a bastion rarely shares) and the environment's
+    ssh.user (one deploy key and user on both hops is the common case; `ops@bastion` names
+    another)."""
+
+    host: str
+    port: int
+    user: str
+    instance_id: str | None = None  # the EC2 instance, for the bastion an infra stack made
+
+    @property
+    def where(self) -> str:
+        """host or host:port, as errors and `hosts trust` name it."""
+        return self.host if self.port == 22 else f"{self.host}:{self.port}"
+
+
+def parse_jump(value: str, default_user: str) -> JumpHost:
+    """`[user@]host[:port]` -> JumpHost; ValueError (a message for "<key>: ...") otherwise."""
+    expected = "expected [user@]host[:port], e.g. \"deploy@bastion.example.com:22\""
+    user, at, rest = value.rpartition("@")
+    if at and not USER_RE.match(user):
+        raise ValueError(f"{value!r}: {user!r} is not a user name ({expected})")
+    try:
+        check_host(rest)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a jump host ({expected})") from None
+    host, port = split_host(rest)
+    return JumpHost(host, port or 22, user if at else default_user)
+
+
+def _proxy_jump(value: str) -> str:
+    parse_jump(value, "deploy")  # the user only matters once it is used
+    return value
+
+
 class SSH(Strict):
     user: str = "deploy"
     port: Port = 22
@@ -375,6 +416,13 @@ class SSH(Strict):
     # (services/hosts.py: known_hosts_path), never the user's interactive ~/.ssh/known_hosts.
     known_hosts: str | None = None
     connect_timeout: Seconds = 10.0
+    # "[user@]host[:port]": every connection goes through this SSH jump host (JumpHost).
+    # Its key is checked against the same known_hosts file as the hosts'.
+    proxy_jump: Annotated[str, AfterValidator(_proxy_jump)] | None = None
+
+    def jump(self) -> "JumpHost | None":
+        """The parsed jump host, or None."""
+        return None if self.proxy_jump is None else parse_jump(self.proxy_jump, self.user)
 
 
 HTTP_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", "POST", "PATCH")
@@ -703,10 +751,36 @@ class InfraHosts(Strict):
         return low, high, want
 
 
-class InfraLoadBalancer(Strict):
-    """An Application Load Balancer in front of the hosts' proxy."""
+ACM_ARN_RE = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+\Z")
+HOSTED_ZONE_RE = re.compile(r"^Z[A-Z0-9]{1,32}\Z")
 
-    port: Port = 80  # the listener, open to the world (HTTP)
+
+class InfraLoadBalancer(Strict):
+    """An Application Load Balancer in front of the hosts' proxy: HTTPS with an ACM
+    certificate (an existing one by ARN, or one for `[proxy] hosts` that CloudFormation
+    requests and validates by DNS in a Route 53 zone), HTTP redirected to HTTPS."""
+
+    port: Port = 80  # the HTTP listener, open to the world: redirects to HTTPS
+    https_port: Port = 443  # the HTTPS listener, open to the world
+    certificate_arn: Annotated[str, AfterValidator(_matching(ACM_ARN_RE, "an ACM certificate ARN "
+                                                             "('arn:aws:acm:REGION:ACCOUNT:certificate/ID')"))] | None = None
+    hosted_zone_id: Annotated[str, AfterValidator(_matching(HOSTED_ZONE_RE, "a Route 53 hosted zone id "
+                                                            "('Z' and letters/digits, e.g. 'Z0123456789ABCDEFGHIJ')"))] | None = None
+    # No certificate yet (no domain): an HTTP listener that forwards, and no HTTPS. Explicit,
+    # because the security rules otherwise refuse a load balancer without HTTPS.
+    plain_http: bool = False
+
+    @model_validator(mode="after")
+    def _checks(self) -> "InfraLoadBalancer":
+        if self.certificate_arn is not None and self.hosted_zone_id is not None:
+            raise ValueError("give either certificate_arn (an existing certificate) or hosted_zone_id (a new one "
+                             "for [proxy] hosts, validated by DNS in that zone), not both")
+        if self.plain_http and (self.certificate_arn is not None or self.hosted_zone_id is not None):
+            raise ValueError("plain_http = true means no HTTPS listener: remove it, or remove certificate_arn/"
+                             "hosted_zone_id")
+        if self.port == self.https_port:
+            raise ValueError(f"port and https_port are both {self.port}: the HTTP and HTTPS listeners need two ports")
+        return self
 
 
 class InfraDatabase(Strict):
@@ -754,7 +828,27 @@ class Infra(Strict):
     proxy_open_to: Literal["load_balancer", "world"] | None = None  # None: the load balancer if any, else the world
     load_balancer: InfraLoadBalancer | None = None
     database: InfraDatabase | None = None
-    address: Literal["public_ip", "private_ip"] = "public_ip"  # what deployctl's SSH connects to
+    # The hosts sit in private subnets with no public IP: deployctl reaches them at their
+    # private address, through the bastion (below) unless ssh.proxy_jump names another.
+    address: Literal["private_ip"] = "private_ip"
+    # A small instance in a public subnet, SSH from admin_cidr only, that ssh.proxy_jump uses by
+    # default. false: no bastion, SSH to the hosts from admin_cidr (a VPN or Direct Connect).
+    bastion: bool = True
+    bastion_instance_type: Annotated[str, AfterValidator(_matching(INSTANCE_TYPE_RE, "an EC2 instance type (e.g. 't3.nano')"))] = "t3.nano"
+    # The AMI's root device, whose volume the launch template encrypts: /dev/xvda on Amazon
+    # Linux (the default AMI), /dev/sda1 on Ubuntu and Debian images. A wrong name would add
+    # a second (encrypted) volume and leave the root volume as the AMI has it.
+    root_device: Annotated[str, AfterValidator(_matching(re.compile(r"^/dev/[a-z0-9]+\Z"), "a device name like '/dev/xvda'"))] = "/dev/xvda"
+    root_volume_gib: Annotated[int, Field(ge=8, le=16384)] = 30  # images and kept releases live there
+
+    @model_validator(mode="before")
+    @classmethod
+    def _public_address(cls, data):  # type: ignore[no-untyped-def]
+        if isinstance(data, dict) and data.get("address") == "public_ip":
+            raise ValueError('address = "public_ip": the hosts infra makes are in private subnets with no public IP; '
+                             "remove the key (deployctl reaches them at their private address through the bastion, "
+                             "docs/infra.md)")
+        return data
 
     @model_validator(mode="after")
     def _checks(self) -> "Infra":

@@ -10,7 +10,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from ..config.models import Database, Discover, Environment, Infra
+from ..config.models import Database, Discover, Environment, Infra, JumpHost
+from ..errors import ConnectError
+from .aws import Instance
 from .infra_template import DB_TYPE, InfraSpec, db_identifier
 
 # Properties whose change makes CloudFormation replace the resource ("Update requires:
@@ -27,6 +29,11 @@ REPLACING_PROPERTIES: dict[str, frozenset[str]] = {
     "AWS::ElasticLoadBalancingV2::LoadBalancer": frozenset({"Name", "Scheme", "Type"}),
     "AWS::ElasticLoadBalancingV2::TargetGroup": frozenset({"Name", "Port", "Protocol", "TargetType", "VpcId"}),
     "AWS::RDS::DBSubnetGroup": frozenset({"DBSubnetGroupName"}),
+    "AWS::EC2::Instance": frozenset({"ImageId", "NetworkInterfaces", "SubnetId", "AvailabilityZone"}),
+    "AWS::EC2::NatGateway": frozenset({"AllocationId", "SubnetId", "ConnectivityType"}),
+    "AWS::EC2::VPCEndpoint": frozenset({"ServiceName", "VpcId", "VpcEndpointType"}),
+    "AWS::CertificateManager::Certificate": frozenset({"DomainName", "SubjectAlternativeNames",
+                                                       "DomainValidationOptions", "ValidationMethod"}),
     DB_TYPE: frozenset({"DBInstanceIdentifier", "DBName", "MasterUsername", "StorageEncrypted", "KmsKeyId",
                         "CharacterSetName", "Engine", "DBSubnetGroupName", "AvailabilityZone"}),
 }
@@ -71,13 +78,13 @@ def password_store(environment: Environment) -> PasswordStore | None:
 
 
 def infra_spec(app: str, env_name: str, environment: Environment, ssh_public_key: str, *,
-               proxy_port: int, proxy_healthcheck: str) -> InfraSpec:
+               proxy_port: int, proxy_healthcheck: str, proxy_hosts: Iterable[str] = ()) -> InfraSpec:
     infra = environment.infra
     assert infra is not None
     store = password_store(environment)
     return InfraSpec(app=app, environment=env_name, infra=infra, ssh_public_key=ssh_public_key.strip(),
                      ssh_user=environment.ssh.user, state_dir=environment.state_dir, proxy_port=proxy_port,
-                     proxy_healthcheck=proxy_healthcheck,
+                     proxy_healthcheck=proxy_healthcheck, proxy_hosts=tuple(proxy_hosts),
                      password_reference=store.reference if store else "",
                      password_location=store.describe() if store else "")
 
@@ -95,6 +102,27 @@ def derived_discover(app: str, env_name: str, environment: Environment) -> Disco
         return environment.discover
     infra = environment.infra
     return Discover(region=infra.region, tags=stack_tags(app, env_name), address=infra.address)
+
+
+def uses_stack_bastion(environment: Environment) -> bool:
+    """Whether the environment's SSH goes through its infra stack's bastion by default: its
+    hosts are the stack's (no hosts, no discover table), the stack has a bastion, and
+    ssh.proxy_jump does not name another jump host."""
+    infra = environment.infra
+    return (infra is not None and infra.bastion and not environment.hosts and environment.discover is None
+            and environment.ssh.proxy_jump is None)
+
+
+def bastion_jump(instances: Iterable[Instance], user: str, env_name: str) -> JumpHost:
+    """The stack's bastion as the jump host: the running instance with the bastion's tags and
+    a public IP (the first by id, should there be two during a replacement)."""
+    running = sorted((i for i in instances if i.state == "running" and i.public_ip), key=lambda i: i.id)
+    if not running:
+        raise ConnectError(f"environments.{env_name}: the infra stack's bastion is not running (no running instance "
+                           f"tagged deployctl:bastion = {env_name} with a public IP); its hosts are reached through it",
+                           hint=f"run `deployctl infra apply --env {env_name}`, or name a jump host in "
+                                f"environments.{env_name}.ssh.proxy_jump")
+    return JumpHost(running[0].public_ip, 22, user, instance_id=running[0].id)  # type: ignore[arg-type]
 
 
 def stack_name(app: str, env_name: str, infra: Infra) -> str:
@@ -184,13 +212,17 @@ def no_changes_reason(reason: str | None) -> bool:
 WORLD = {"0.0.0.0/0", "::/0"}
 
 
-def security_problems(template: Mapping[str, Any], *, proxy_port: int, listener_port: int | None) -> list[str]:
+def security_problems(template: Mapping[str, Any], *, proxy_port: int, listener_ports: Iterable[int] = (),
+                      plain_http: bool = False) -> list[str]:
     """Our own rules, checked on every rendered template (and in the unit tests): no ingress
-    open to the world except the proxy port (or the load balancer's listener), SSH never from
-    the world, the database never publicly accessible and always encrypted."""
+    open to the world except the proxy port (or the load balancer's listeners), SSH never from
+    the world, the database never publicly accessible and always encrypted, no host with a
+    public IP (the bastion excepted), every volume encrypted, and a load balancer that serves
+    HTTPS and redirects HTTP to it (unless the config says plain_http)."""
     problems = []
-    allowed = {proxy_port} | ({listener_port} if listener_port is not None else set())
-    for name, resource in template.get("Resources", {}).items():
+    allowed = {proxy_port, *listener_ports}
+    resources = template.get("Resources", {})
+    for name, resource in resources.items():
         props = resource.get("Properties", {})
         if resource.get("Type") == "AWS::EC2::SecurityGroup":
             for rule in props.get("SecurityGroupIngress", []):
@@ -207,4 +239,79 @@ def security_problems(template: Mapping[str, Any], *, proxy_port: int, listener_
                 problems.append(f"{name}: the database must not be publicly accessible")
             if props.get("StorageEncrypted") is not True:
                 problems.append(f"{name}: the database's storage must be encrypted")
+    problems += public_ip_problems(resources)
+    problems += volume_problems(resources)
+    if not plain_http:
+        problems += https_problems(resources)
+    return problems
+
+
+def _of_type(resources: Mapping[str, Any], kind: str) -> list[tuple[str, Mapping[str, Any]]]:
+    return [(name, r.get("Properties", {})) for name, r in resources.items() if r.get("Type") == kind]
+
+
+def _ref_name(value: Any) -> str | None:
+    return value.get("Ref") if isinstance(value, Mapping) else None
+
+
+def public_ip_problems(resources: Mapping[str, Any]) -> list[str]:
+    """No host with a public IP: an Auto Scaling group only in subnets that give none, no
+    launch template or instance that asks for one; the bastion (tagged deployctl:bastion) is
+    the one instance allowed one (its SSH is admin_cidr's only, by the rules above)."""
+    problems = []
+    public = {name for name, props in _of_type(resources, "AWS::EC2::Subnet") if props.get("MapPublicIpOnLaunch") is True}
+    for name, props in _of_type(resources, "AWS::AutoScaling::AutoScalingGroup"):
+        for subnet in props.get("VPCZoneIdentifier", []):
+            if _ref_name(subnet) in public:
+                problems.append(f"{name}: hosts in {_ref_name(subnet)} get a public IP (MapPublicIpOnLaunch): "
+                                "app hosts belong in private subnets")
+    for name, props in _of_type(resources, "AWS::EC2::LaunchTemplate"):
+        interfaces = props.get("LaunchTemplateData", {}).get("NetworkInterfaces", [])
+        if any(i.get("AssociatePublicIpAddress") is True for i in interfaces):
+            problems.append(f"{name}: its hosts get a public IP (AssociatePublicIpAddress)")
+    for name, props in _of_type(resources, "AWS::EC2::Instance"):
+        bastion = any(tag.get("Key") == "deployctl:bastion" for tag in props.get("Tags", []))
+        interfaces = props.get("NetworkInterfaces", [])
+        exposed = (any(i.get("AssociatePublicIpAddress") is True or _ref_name(i.get("SubnetId")) in public
+                       for i in interfaces) or _ref_name(props.get("SubnetId")) in public)
+        if exposed and not bastion:
+            problems.append(f"{name}: a host with a public IP (only the bastion may have one)")
+    return problems
+
+
+def volume_problems(resources: Mapping[str, Any]) -> list[str]:
+    """Every volume encrypted: launch templates and instances map their root volume
+    encrypted (an AMI's own mapping is not), and every EBS mapping or volume says so."""
+    problems = []
+    mapped = [(name, props.get("LaunchTemplateData", {}).get("BlockDeviceMappings", []))
+              for name, props in _of_type(resources, "AWS::EC2::LaunchTemplate")]
+    mapped += [(name, props.get("BlockDeviceMappings", [])) for name, props in _of_type(resources, "AWS::EC2::Instance")]
+    for name, mappings in mapped:
+        ebs = [m.get("Ebs") for m in mappings if "Ebs" in m]
+        if not ebs:
+            problems.append(f"{name}: its root volume is not mapped as encrypted (BlockDeviceMappings with "
+                            "Ebs.Encrypted true)")
+        elif any(e.get("Encrypted") is not True for e in ebs):
+            problems.append(f"{name}: a volume is not encrypted (Ebs.Encrypted must be true)")
+    for name, props in _of_type(resources, "AWS::EC2::Volume"):
+        if props.get("Encrypted") is not True:
+            problems.append(f"{name}: the volume is not encrypted")
+    return problems
+
+
+def https_problems(resources: Mapping[str, Any]) -> list[str]:
+    """Each load balancer has an HTTPS listener with a certificate, and its HTTP listeners
+    redirect to HTTPS rather than forward."""
+    problems = []
+    listeners = _of_type(resources, "AWS::ElasticLoadBalancingV2::Listener")
+    for lb, _ in _of_type(resources, "AWS::ElasticLoadBalancingV2::LoadBalancer"):
+        own = [(name, props) for name, props in listeners if _ref_name(props.get("LoadBalancerArn")) == lb]
+        if not any(props.get("Protocol") == "HTTPS" and props.get("Certificates") for _, props in own):
+            problems.append(f"{lb}: no HTTPS listener with a certificate")
+        for name, props in own:
+            actions = props.get("DefaultActions", [])
+            redirects = all(a.get("Type") == "redirect" and a.get("RedirectConfig", {}).get("Protocol") == "HTTPS"
+                            for a in actions)
+            if props.get("Protocol") == "HTTP" and not (actions and redirects):
+                problems.append(f"{name}: HTTP is served, not redirected to HTTPS")
     return problems

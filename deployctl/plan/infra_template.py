@@ -3,14 +3,21 @@
 A pure function: the same config renders the same template, byte for byte (the reviewed
 fixture tests/fixtures/infra/production.template.json holds it to that). What it makes:
 
-- a VPC cut into four subnets: two public (the hosts, the load balancer) and two private
-  (the database), in the region's first two availability zones; an internet gateway and a
-  route for the public ones; no NAT (the private subnets only hold the database);
+- a VPC cut into four subnets: two public (the load balancer, the bastion, the NAT gateway)
+  and two private (the hosts, the database), in the region's first two availability zones;
+  an internet gateway for the public ones; one NAT gateway (and a free S3 gateway endpoint,
+  which carries ECR's image layers and Amazon Linux's package repositories past the NAT's
+  per-GB charge) for the private ones' outbound traffic;
 - the hosts: a launch template (Docker installed and the deploy user authorised by user
-  data, IMDSv2 only) and an Auto Scaling group whose instances carry the discovery tags;
-- security groups: SSH from `admin_cidr` only; the proxy port from the load balancer's
-  group or the world; the database port from the hosts' group only;
-- optionally an Application Load Balancer whose target group checks `proxy.healthcheck`;
+  data, IMDSv2 only, the root volume encrypted) and an Auto Scaling group in the private
+  subnets (no public IP) whose instances carry the discovery tags;
+- a bastion (unless `bastion = false`): one small instance in a public subnet, SSH from
+  `admin_cidr` only, the deploy user authorised; `ssh.proxy_jump` goes through it by default;
+- security groups: SSH to the hosts from the bastion's group (or `admin_cidr` without a
+  bastion); the proxy port from the load balancer's group or the world; the database port
+  from the hosts' group only;
+- optionally an Application Load Balancer whose target group checks `proxy.healthcheck`,
+  with an HTTPS listener and HTTP redirected to it (plan/infra_https.py);
 - optionally an RDS instance (MySQL or MariaDB) in the private subnets: encrypted, never
   publicly accessible, its master password a dynamic reference (`{{resolve:ssm-secure:...}}`
   or `{{resolve:secretsmanager:...}}`) to where `infra apply` generated it: the environment's
@@ -27,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config.models import Infra
+from .cfn import att as _att, ingress as _ingress, ref as _ref
 
 IMAGE_PARAMETER = "ImageId"
 DB_RESOURCE = "Database"
@@ -50,6 +58,7 @@ class InfraSpec:
     # the same place in words (plan/infra.py: password_store).
     password_reference: str = ""
     password_location: str = ""
+    proxy_hosts: tuple[str, ...] = ()  # [proxy] hosts: the names a new certificate is for
 
     @property
     def stack_name(self) -> str:
@@ -64,6 +73,16 @@ class InfraSpec:
     def db_identifier(self) -> str:
         return db_identifier(self.stack_name)
 
+    @property
+    def bastion_tags(self) -> dict[str, str]:
+        return bastion_tags(self.app, self.environment)
+
+
+def bastion_tags(app: str, environment: str) -> dict[str, str]:
+    """The bastion's tags: not the hosts' discovery tags (it must never be deployed to), and
+    what deployctl finds it by (services/hosts.py: jump_host)."""
+    return {"deployctl:app": app, "deployctl:bastion": environment}
+
 
 def db_identifier(stack_name: str) -> str:
     """The RDS instance's identifier: fixed by the stack's name, so deployctl finds it with
@@ -76,28 +95,33 @@ def subnet_blocks(vpc_cidr: str) -> list[str]:
     return [str(net) for net in ipaddress.ip_network(vpc_cidr).subnets(prefixlen_diff=2)]
 
 
-def user_data(spec: InfraSpec) -> str:
+def user_data(spec: InfraSpec, *, bastion: bool = False) -> str:
     """The hosts' first-boot script: Docker installed and running, the deploy user in the
     docker group with the deploy key authorised, deployctl's state directory its own, the
-    SSH host keys published on the console.
+    SSH host keys published on the console. The bastion's: only the user, its key and the
+    console keys (it runs nothing; deployctl only tunnels through it).
     Works on Amazon Linux (dnf/yum) and Debian/Ubuntu (apt-get) images."""
     user, home = spec.ssh_user, f"/home/{spec.ssh_user}"
     q = shlex.quote
-    return "\n".join([
-        "#!/bin/bash",
-        f"# deployctl infra: Docker, and the deploy user {user} with its key ({spec.app}/{spec.environment})",
-        "set -euo pipefail",
+    docker = [] if bastion else [
         "if command -v dnf >/dev/null; then dnf install -y docker",
         "elif command -v yum >/dev/null; then yum install -y docker",
         "else export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q docker.io; fi",
         "systemctl enable --now docker",
+    ]
+    what = "the bastion's" if bastion else "Docker, and the"
+    return "\n".join([
+        "#!/bin/bash",
+        f"# deployctl infra: {what} deploy user {user} with its key ({spec.app}/{spec.environment})",
+        "set -euo pipefail",
+        *docker,
         f"id -u {q(user)} >/dev/null 2>&1 || useradd --create-home --shell /bin/bash {q(user)}",
-        f"usermod -aG docker {q(user)}",
+        *([] if bastion else [f"usermod -aG docker {q(user)}"]),
         f"install -d -m 700 -o {q(user)} -g {q(user)} {q(home + '/.ssh')}",
         f"printf '%s\\n' {q(spec.ssh_public_key)} > {q(home + '/.ssh/authorized_keys')}",
         f"chown {q(user)}:{q(user)} {q(home + '/.ssh/authorized_keys')}",
         f"chmod 600 {q(home + '/.ssh/authorized_keys')}",
-        f"install -d -m 755 -o {q(user)} -g {q(user)} {q(spec.state_dir)}",
+        *([] if bastion else [f"install -d -m 755 -o {q(user)} -g {q(user)} {q(spec.state_dir)}"]),
         # The host keys on the serial console, where `deployctl hosts trust --from-console` reads
         # them (EC2 GetConsoleOutput). cloud-init prints the same block on most images; this
         # does not depend on the image's cloud-init settings. Only root can write the console.
@@ -107,26 +131,9 @@ def user_data(spec: InfraSpec) -> str:
     ])
 
 
-def _ref(name: str) -> dict:
-    return {"Ref": name}
-
-
-def _att(name: str, attribute: str) -> dict:
-    return {"Fn::GetAtt": [name, attribute]}
-
-
 def _tag_list(spec: InfraSpec, name: str) -> list[dict]:
     tags = {**spec.tags, "Name": f"{spec.stack_name}-{name}"}
     return [{"Key": k, "Value": v} for k, v in tags.items()]
-
-
-def _ingress(port: int, description: str, *, cidr: str | None = None, group: str | None = None) -> dict:
-    rule: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "Description": description}
-    if cidr is not None:
-        rule["CidrIpv6" if ":" in cidr else "CidrIp"] = cidr
-    else:
-        rule["SourceSecurityGroupId"] = _att(group, "GroupId")  # type: ignore[arg-type]
-    return rule
 
 
 def render_template(spec: InfraSpec) -> dict[str, Any]:
@@ -158,8 +165,29 @@ def render_template(spec: InfraSpec) -> dict[str, Any]:
     resources["PublicDefaultRoute"] = {"Type": "AWS::EC2::Route", "DependsOn": "GatewayAttachment", "Properties": {
         "RouteTableId": _ref("PublicRouteTable"), "DestinationCidrBlock": "0.0.0.0/0",
         "GatewayId": _ref("InternetGateway")}}
+    # The private subnets' way out (package installs, image pulls from any registry): one
+    # NAT gateway, in zone A (one per zone doubles its cost; docs/infra.md).
+    resources["NatAddress"] = {"Type": "AWS::EC2::EIP", "DependsOn": "GatewayAttachment", "Properties": {
+        "Domain": "vpc", "Tags": _tag_list(spec, "nat")}}
+    resources["NatGateway"] = {"Type": "AWS::EC2::NatGateway", "Properties": {
+        "AllocationId": _att("NatAddress", "AllocationId"), "SubnetId": _ref("PublicSubnetA"),
+        "Tags": _tag_list(spec, "nat")}}
+    resources["PrivateDefaultRoute"] = {"Type": "AWS::EC2::Route", "Properties": {
+        "RouteTableId": _ref("PrivateRouteTable"), "DestinationCidrBlock": "0.0.0.0/0",
+        "NatGatewayId": _ref("NatGateway")}}
+    resources["S3Endpoint"] = {"Type": "AWS::EC2::VPCEndpoint", "Properties": {
+        "VpcId": _ref("Vpc"), "VpcEndpointType": "Gateway",
+        "ServiceName": {"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"},
+        "RouteTableIds": [_ref("PrivateRouteTable")]}}
 
-    host_ingress = [_ingress(22, "SSH from the admin network", cidr=infra.admin_cidr)]
+    if infra.bastion:
+        host_ingress = [_ingress(22, "SSH from the bastion", group="BastionSecurityGroup")]
+        resources["BastionSecurityGroup"] = {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+            "GroupDescription": f"{spec.stack_name} bastion", "VpcId": _ref("Vpc"),
+            "SecurityGroupIngress": [_ingress(22, "SSH from the admin network", cidr=infra.admin_cidr)],
+            "Tags": _tag_list(spec, "bastion")}}
+    else:
+        host_ingress = [_ingress(22, "SSH from the admin network", cidr=infra.admin_cidr)]
     if infra.load_balancer is not None:
         host_ingress.append(_ingress(spec.proxy_port, "the proxy, from the load balancer", group="LoadBalancerSecurityGroup"))
     if infra.proxy_ingress == "world":
@@ -174,10 +202,14 @@ def render_template(spec: InfraSpec) -> dict[str, Any]:
         image: Any = _ref(IMAGE_PARAMETER)
     else:
         image = infra.ami
+    root_volume = [{"DeviceName": infra.root_device,
+                    "Ebs": {"Encrypted": True, "VolumeType": "gp3", "VolumeSize": infra.root_volume_gib,
+                            "DeleteOnTermination": True}}]
     resources["LaunchTemplate"] = {"Type": "AWS::EC2::LaunchTemplate", "Properties": {
         "LaunchTemplateData": {
             "ImageId": image, "InstanceType": infra.instance_type,
             "SecurityGroupIds": [_att("HostSecurityGroup", "GroupId")],
+            "BlockDeviceMappings": root_volume,
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
             "UserData": {"Fn::Base64": user_data(spec)},
             "TagSpecifications": [{"ResourceType": "volume", "Tags": _tag_list(spec, "host")}],
@@ -185,37 +217,39 @@ def render_template(spec: InfraSpec) -> dict[str, Any]:
     low, high, want = infra.hosts.size
     group: dict[str, Any] = {
         "MinSize": str(low), "MaxSize": str(high), "DesiredCapacity": str(want),
-        "VPCZoneIdentifier": [_ref("PublicSubnetA"), _ref("PublicSubnetB")],
+        "VPCZoneIdentifier": [_ref("PrivateSubnetA"), _ref("PrivateSubnetB")],
         "LaunchTemplate": {"LaunchTemplateId": _ref("LaunchTemplate"),
                            "Version": _att("LaunchTemplate", "LatestVersionNumber")},
         "Tags": [{**tag, "PropagateAtLaunch": True} for tag in _tag_list(spec, "host")],
     }
 
     if infra.load_balancer is not None:
-        listener = infra.load_balancer.port
-        resources["LoadBalancerSecurityGroup"] = {"Type": "AWS::EC2::SecurityGroup", "Properties": {
-            "GroupDescription": f"{spec.stack_name} load balancer", "VpcId": _ref("Vpc"),
-            "SecurityGroupIngress": [_ingress(listener, "HTTP from anywhere", cidr="0.0.0.0/0")],
-            "Tags": _tag_list(spec, "lb")}}
-        resources["LoadBalancer"] = {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "DependsOn": "GatewayAttachment",
-                                     "Properties": {
-            "Type": "application", "Scheme": "internet-facing",
-            "Subnets": [_ref("PublicSubnetA"), _ref("PublicSubnetB")],
-            "SecurityGroups": [_att("LoadBalancerSecurityGroup", "GroupId")], "Tags": _tag_list(spec, "lb")}}
-        resources["TargetGroup"] = {"Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": {
-            "VpcId": _ref("Vpc"), "Port": spec.proxy_port, "Protocol": "HTTP", "TargetType": "instance",
-            "HealthCheckProtocol": "HTTP", "HealthCheckPath": spec.proxy_healthcheck,
-            "Matcher": {"HttpCode": "200"}, "HealthCheckIntervalSeconds": 10, "HealthyThresholdCount": 2,
-            "UnhealthyThresholdCount": 3, "Tags": _tag_list(spec, "proxy")}}
-        resources["Listener"] = {"Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": {
-            "LoadBalancerArn": _ref("LoadBalancer"), "Port": listener, "Protocol": "HTTP",
-            "DefaultActions": [{"Type": "forward", "TargetGroupArn": _ref("TargetGroup")}]}}
+        from .infra_https import render_load_balancer
+
+        lb_resources, lb_outputs = render_load_balancer(
+            infra.load_balancer, proxy_hosts=list(spec.proxy_hosts), stack=spec.stack_name, proxy_port=spec.proxy_port,
+            healthcheck=spec.proxy_healthcheck, tags=lambda name: _tag_list(spec, name))
+        resources.update(lb_resources)
+        outputs.update(lb_outputs)
         group["TargetGroupARNs"] = [_ref("TargetGroup")]
         group["HealthCheckType"] = "ELB"
         group["HealthCheckGracePeriod"] = 300
         outputs["LoadBalancerDNSName"] = {"Description": "The load balancer's address",
                                           "Value": _att("LoadBalancer", "DNSName")}
     resources["HostGroup"] = {"Type": "AWS::AutoScaling::AutoScalingGroup", "Properties": group}
+
+    if infra.bastion:
+        resources["Bastion"] = {"Type": "AWS::EC2::Instance", "DependsOn": "GatewayAttachment", "Properties": {
+            "ImageId": image, "InstanceType": infra.bastion_instance_type,
+            "NetworkInterfaces": [{"DeviceIndex": "0", "SubnetId": _ref("PublicSubnetA"),
+                                   "AssociatePublicIpAddress": True,
+                                   "GroupSet": [_att("BastionSecurityGroup", "GroupId")]}],
+            "BlockDeviceMappings": root_volume,
+            "UserData": {"Fn::Base64": user_data(spec, bastion=True)},
+            "Tags": [{"Key": k, "Value": v} for k, v in
+                     {**spec.bastion_tags, "Name": f"{spec.stack_name}-bastion"}.items()]}}
+        outputs["BastionPublicIp"] = {"Description": "The bastion: ssh.proxy_jump's default",
+                                      "Value": _att("Bastion", "PublicIp")}
 
     database = infra.database
     if database is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..config import LoadedConfig
 from ..config.models import split_host
@@ -26,6 +26,7 @@ class Target:
     host: str
     port: int
     instance_id: str | None  # the EC2 instance, for hosts found by discover or infra
+    behind_jump: bool = False  # reached through the environment's ssh.proxy_jump
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,28 @@ def targets(loaded: LoadedConfig, env_name: str) -> tuple[list[Target], str | No
     """The hosts deployctl would connect to: ssh hosts (listed, or found on EC2 now), or a
     Swarm's manager and, once the manager's key is pinned, its nodes. With a note when the
     nodes could not be listed (the manager is not pinned yet, or cannot be reached)."""
-    from .discovery import discover_for, discover_hosts
+    from . import hosts as hosts_service
 
     environment = loaded.environment(env_name)
     if environment.target not in ("ssh", "swarm"):
         raise ConfigError([f"environment {env_name!r} has target {environment.target!r}: no SSH hosts to trust"])
+    jump = hosts_service.jump_host(loaded, environment, env_name)
+    if jump is not None:
+        # Hosts behind a jump host are scanned through it, and only through a connection
+        # verified against a key pinned before: an unverified bastion could hand back any
+        # key for them. So the first `hosts trust` pins the jump host, the next its hosts.
+        first = Target(jump.where, jump.host, jump.port, jump.instance_id)
+        if known_hosts_name(jump.host, jump.port) not in read_known(hosts_service.known_hosts_path(loaded, env_name)):
+            return [first], "the jump host is not pinned yet: run `hosts trust` again after this to add the hosts behind it"
+        found, note = _targets(loaded, env_name)
+        return [first, *(replace(t, behind_jump=True) for t in found)], note
+    return _targets(loaded, env_name)
+
+
+def _targets(loaded: LoadedConfig, env_name: str) -> tuple[list[Target], str | None]:
+    from .discovery import discover_for, discover_hosts
+
+    environment = loaded.environment(env_name)
     port = environment.ssh.port
     if environment.target == "swarm":
         host, own = split_host(environment.manager)
@@ -116,11 +134,30 @@ def scan(loaded: LoadedConfig, env_name: str, found: list[Target]) -> list[Scann
 
     known = read_known(known_hosts_path(loaded, env_name))
     timeout = loaded.environment(env_name).ssh.connect_timeout
+    jump = _jump_for_scans(loaded, env_name) if any(t.behind_jump for t in found) else None
     out = []
-    for target in found:
-        key = HostKey(*scan_host_key(target.host, target.port, timeout))
-        out.append(Scanned(target, key, known.get(known_hosts_name(target.host, target.port))))
+    try:
+        for target in found:
+            key = HostKey(*scan_host_key(target.host, target.port, timeout, via=jump if target.behind_jump else None))
+            out.append(Scanned(target, key, known.get(known_hosts_name(target.host, target.port))))
+    finally:
+        if jump is not None:
+            jump.close()
     return out
+
+
+def _jump_for_scans(loaded: LoadedConfig, env_name: str):  # type: ignore[no-untyped-def]
+    """A connection to the jump host, verified against its pinned key (so keys scanned
+    through it come from where it says)."""
+    from .hosts import jump_connector, key_file_for, known_hosts_path
+
+    environment = loaded.environment(env_name)
+    conn = jump_connector(loaded, environment, env_name, key_file=key_file_for(loaded, environment),
+                          known_hosts=known_hosts_path(loaded, env_name))
+    try:
+        return conn.connect()
+    except ConnectError as exc:
+        raise ConnectError(f"jump host {exc.message}; nothing was written", hint=exc.hint) from None
 
 
 def check_pins(scanned: list[Scanned], pins: list[str]) -> None:

@@ -68,14 +68,61 @@ def ssh_connector(loaded: LoadedConfig, environment: Environment, entry: str,  #
 
     ssh = environment.ssh
     host, port = split_host(entry)
-    key_file = ssh.key_file
-    if os.environ.get(SSH_KEY_ENV):  # a path from the environment is relative to the working directory
-        key_file = os.path.abspath(os.path.expanduser(os.environ[SSH_KEY_ENV]))
-    elif key_file and not os.path.isabs(os.path.expanduser(key_file)):
-        key_file = str(loaded.root / key_file)
+    key_file = key_file_for(loaded, environment)
     known = known_hosts_path(loaded, env_name or _name_of(loaded, environment))
+    jump = jump_connector(loaded, environment, env_name, key_file=key_file, known_hosts=known)
     return SSHConnector(host, port=port or ssh.port, user=ssh.user, key_file=key_file,
-                        known_hosts=known, connect_timeout=ssh.connect_timeout)
+                        known_hosts=known, connect_timeout=ssh.connect_timeout, jump=jump)
+
+
+def key_file_for(loaded: LoadedConfig, environment: Environment) -> str | None:
+    """The private key for the environment's SSH connections: DEPLOYCTL_SSH_KEY_FILE, else
+    ssh.key_file (relative to deploy.toml), else None (the agent and ~/.ssh keys)."""
+    key_file = environment.ssh.key_file
+    if os.environ.get(SSH_KEY_ENV):  # a path from the environment is relative to the working directory
+        return os.path.abspath(os.path.expanduser(os.environ[SSH_KEY_ENV]))
+    if key_file and not os.path.isabs(os.path.expanduser(key_file)):
+        return str(loaded.root / key_file)
+    return key_file
+
+
+def jump_connector(loaded: LoadedConfig, environment: Environment, env_name: str | None,  # type: ignore[no-untyped-def]
+                   *, key_file: str | None, known_hosts: str):
+    """The connector to the environment's jump host (ssh.proxy_jump), or None: the same key
+    and the same known_hosts file as the hosts (so `hosts trust` pins it with them). One per
+    host connector: a fleet's hosts do not share one bastion session, so one dropped
+    connection never takes the others' down."""
+    from ..adapters.ssh import SSHConnector
+
+    jump = jump_host(loaded, environment, env_name)
+    if jump is None:
+        return None
+    return SSHConnector(jump.host, port=jump.port, user=jump.user, key_file=key_file, known_hosts=known_hosts,
+                        connect_timeout=environment.ssh.connect_timeout)
+
+
+_bastions: dict[tuple[str, str], object] = {}  # (app, env) -> the stack's bastion, asked once a run
+
+
+def jump_host(loaded: LoadedConfig, environment: Environment, env_name: str | None):  # type: ignore[no-untyped-def]
+    """The environment's jump host (config.models.JumpHost), or None: ssh.proxy_jump, else
+    for hosts an infra stack made, the stack's bastion (found on EC2 by its tags, once a
+    run: every host connector of the run shares the answer)."""
+    from ..plan.infra import bastion_jump, uses_stack_bastion
+
+    if not uses_stack_bastion(environment):
+        return environment.ssh.jump()
+    name = env_name or _name_of(loaded, environment)
+    key = (loaded.config.app, name)
+    if key not in _bastions:
+        from ..adapters.aws import describe_instances
+        from ..plan.aws import instance_filters, region_for
+        from ..plan.infra_template import bastion_tags
+
+        region = region_for(loaded.config, environment)
+        instances = describe_instances(region, instance_filters(bastion_tags(*key)))
+        _bastions[key] = bastion_jump(instances, environment.ssh.user, name)
+    return _bastions[key]
 
 
 def known_hosts_path(loaded: LoadedConfig, env_name: str) -> str:

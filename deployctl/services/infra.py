@@ -25,6 +25,7 @@ from ..events import Emit, Message, StepDone, StepProgress, StepStarted
 from ..plan.aws import region_for
 from ..plan.infra import (PlannedChange, classify, derived_database, infra_spec, no_changes_reason, password_store,
                           security_problems, stack_tags)
+from ..plan.infra_https import certificate_problem
 from ..plan.infra_template import InfraSpec, render_template, template_text
 from ..secrets import redactor
 
@@ -107,11 +108,17 @@ def target_for(loaded: LoadedConfig, env_name: str) -> InfraTarget:
     if port == 0:
         raise ConfigError([f"environments.{env_name}.proxy_port: 0 (any free port) cannot be opened in a security "
                            "group; give a fixed port"])
+    lb = infra.load_balancer
+    if lb is not None:
+        missing = certificate_problem(lb, config.proxy.hosts, f"environments.{env_name}.infra.load_balancer")
+        if missing:
+            raise ConfigError([missing], hint="docs/infra.md#https")
     spec = infra_spec(config.app, env_name, environment, public_key(loaded, env_name, infra),
-                      proxy_port=port, proxy_healthcheck=config.proxy.healthcheck)
+                      proxy_port=port, proxy_healthcheck=config.proxy.healthcheck, proxy_hosts=config.proxy.hosts)
     template = render_template(spec)
     problems = security_problems(template, proxy_port=port,
-                                 listener_port=infra.load_balancer.port if infra.load_balancer else None)
+                                 listener_ports=[lb.port, lb.https_port] if lb else [],
+                                 plain_http=bool(lb and lb.plain_http))
     if problems:  # the renderer never makes these; a guard against a future edit that would
         raise ConfigError([f"environments.{env_name}.infra: the template breaks a security rule: {p}" for p in problems])
     return InfraTarget(env_name, environment, infra, region_for(config, environment), spec, template)

@@ -123,8 +123,8 @@ def offered(monkeypatch):
     keys = {"10.0.0.1": KEY_A, "10.0.0.2": KEY_B}
     asked = []
 
-    def scan(host, port=22, timeout=10.0):
-        asked.append((host, port))
+    def scan(host, port=22, timeout=10.0, *, via=None):
+        asked.append((host, port) if via is None else (host, port, via.host))
         return keys[host].key_type, keys[host].blob
 
     monkeypatch.setattr("deployctl.adapters.ssh.scan_host_key", scan)
@@ -263,4 +263,59 @@ def test_swarm_pins_the_manager_first_then_its_nodes_through_the_pinned_manager(
         ("10.0.0.9", "unchanged"), ("10.0.0.10", "new"), ("10.0.0.11", "new")]
     assert calls[0] == "connect" and calls[-1] == "close" and second["note"] is None
     path = known_hosts_path(load_config(project / "deploy.toml"), "swarm")
+    assert Path(path).read_text().count("\n") == 3
+
+
+JUMPED = """[environments.private]
+target = "ssh"
+hosts = ["10.0.0.1", "10.0.0.2:2222"]
+[environments.private.ssh]
+proxy_jump = "ops@bastion.example.com:2200"
+"""
+
+
+class _Jump:
+    host = "bastion.example.com:2200"
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def connect(self):
+        self.calls.append("connect")
+        return self
+
+    def close(self):
+        self.calls.append("close")
+
+
+def test_hosts_behind_a_jump_host_are_scanned_through_it_once_its_own_key_is_pinned(capsys, project, offered,
+                                                                                    monkeypatch):
+    (project / "deploy.toml").write_text(CONFIG + JUMPED)
+    keys, asked = offered
+    keys["bastion.example.com"] = KEY_B
+    calls: list = []
+    made = []
+
+    def jump_connector(loaded, environment, env_name, *, key_file, known_hosts):
+        made.append((environment.ssh.jump(), known_hosts))
+        return _Jump(calls)
+
+    monkeypatch.setattr("deployctl.services.hosts.jump_connector", jump_connector)
+    args = ["--config", str(project / "deploy.toml"), "hosts", "trust", "--env", "private", "--json", "--yes",
+            "--fingerprint", FP_A, "--fingerprint", FP_B]
+
+    assert main(args) == 0, capsys.readouterr().err
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [h["host"] for h in first["hosts"]] == ["bastion.example.com:2200"] and "jump host" in first["note"]
+    assert asked == [("bastion.example.com", 2200)] and calls == []  # never logged in to an unpinned bastion
+
+    assert main(args) == 0, capsys.readouterr().err
+    second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [(h["host"], h["status"]) for h in second["hosts"]] == [
+        ("bastion.example.com:2200", "unchanged"), ("10.0.0.1", "new"), ("10.0.0.2:2222", "new")]
+    assert asked[1:] == [("bastion.example.com", 2200), ("10.0.0.1", 22, _Jump.host), ("10.0.0.2", 2222, _Jump.host)]
+    assert calls == ["connect", "close"]
+    path = known_hosts_path(load_config(project / "deploy.toml"), "private")
+    jump, verified_against = made[0]
+    assert (jump.host, jump.port, jump.user, verified_against) == ("bastion.example.com", 2200, "ops", path)
     assert Path(path).read_text().count("\n") == 3

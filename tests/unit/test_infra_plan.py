@@ -36,7 +36,7 @@ secrets = "ssm:/shop/prod/"
 
 
 def config_with(infra: str, *, env_extra: str = "") -> str:
-    return BASE + env_extra + f'[environments.prod.infra]\nadmin_cidr = "198.51.100.0/24"\nssh_public_key = "{KEY}"\n' + infra
+    return BASE.replace("[environments.prod]", PROXY_HOSTS + "[environments.prod]", 1) + env_extra + f'[environments.prod.infra]\nadmin_cidr = "198.51.100.0/24"\nssh_public_key = "{KEY}"\n' + infra
 
 
 def target(tmp_path: Path, infra: str, **kw):
@@ -45,13 +45,18 @@ def target(tmp_path: Path, infra: str, **kw):
     return target_for(load_config(path), "prod")
 
 
+ARN = "arn:aws:acm:eu-west-1:123456789012:certificate/0f6c1c7e-2b4d-4f7e-9a51-6c0d1e2f3a4b"
+ZONE = "Z0123456789ABCDEFGHIJ"
 VARIANTS = {
-    "alb+db": 'ami = "ami-0123456789abcdef0"\nload_balancer = {}\n[environments.prod.infra.database]\nengine = "mysql"\n'
-              'engine_version = "8.4.7"\n',
-    "world, fixed count, no db": 'hosts = { count = 2 }\n',
-    "alb and world, mariadb multi-az": 'load_balancer = { port = 8080 }\nproxy_open_to = "world"\n'
+    "alb with an ACM certificate by DNS, db": f'ami = "ami-0123456789abcdef0"\nload_balancer = {{ hosted_zone_id = "{ZONE}" }}\n'
+              '[environments.prod.infra.database]\nengine = "mysql"\nengine_version = "8.4.7"\n',
+    "world, fixed count, no db, no bastion": 'hosts = { count = 2 }\nbastion = false\n',
+    "alb with a certificate ARN and world, mariadb multi-az": f'load_balancer = {{ port = 8080, https_port = 8443, '
+                                       f'certificate_arn = "{ARN}" }}\nproxy_open_to = "world"\n'
                                        '[environments.prod.infra.database]\nmulti_az = true\nname = "shop"\n',
+    "alb on plain http (said so)": 'load_balancer = { plain_http = true }\nroot_device = "/dev/sda1"\n',
 }
+PROXY_HOSTS = '[proxy]\nhosts = ["shop.example.com", "www.shop.example.com"]\n'
 
 
 def test_the_production_template_is_the_reviewed_fixture():
@@ -77,9 +82,10 @@ def test_cfn_lint_passes_on_the_production_fixture():
 def test_cfn_lint_and_our_security_rules_pass_on_every_shape(tmp_path, variant):
     made = target(tmp_path, VARIANTS[variant])
     assert lint(made.body) == []
-    port = 80
-    listener = made.infra.load_balancer.port if made.infra.load_balancer else None
-    assert security_problems(made.template, proxy_port=port, listener_port=listener) == []
+    lb = made.infra.load_balancer
+    listeners = [lb.port, lb.https_port] if lb else []
+    assert security_problems(made.template, proxy_port=80, listener_ports=listeners,
+                             plain_http=bool(lb and lb.plain_http)) == []
 
 
 def world_ports(template: dict) -> set[int]:
@@ -90,10 +96,13 @@ def world_ports(template: dict) -> set[int]:
 def test_the_production_template_keeps_everything_but_the_web_ports_private():
     template = json.loads(FIXTURE.read_text())
     resources = template["Resources"]
-    assert security_problems(template, proxy_port=80, listener_port=80) == []
+    assert security_problems(template, proxy_port=80, listener_ports=[80, 443]) == []
     hosts = resources["HostSecurityGroup"]["Properties"]["SecurityGroupIngress"]
     assert [(r["FromPort"], r.get("CidrIp"), r.get("SourceSecurityGroupId")) for r in hosts] == [
-        (22, "203.0.113.0/24", None), (80, None, {"Fn::GetAtt": ["LoadBalancerSecurityGroup", "GroupId"]})]
+        (22, None, {"Fn::GetAtt": ["BastionSecurityGroup", "GroupId"]}),
+        (80, None, {"Fn::GetAtt": ["LoadBalancerSecurityGroup", "GroupId"]})]
+    bastion = resources["BastionSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert [(r["FromPort"], r.get("CidrIp")) for r in bastion] == [(22, "203.0.113.0/24")]
     db_rules = resources["DatabaseSecurityGroup"]["Properties"]["SecurityGroupIngress"]
     assert [(r["FromPort"], r["SourceSecurityGroupId"]) for r in db_rules] == [
         (3306, {"Fn::GetAtt": ["HostSecurityGroup", "GroupId"]})]
@@ -103,7 +112,7 @@ def test_the_production_template_keeps_everything_but_the_web_ports_private():
     assert resources["DatabaseSubnetGroup"]["Properties"]["SubnetIds"] == [{"Ref": "PrivateSubnetA"},
                                                                           {"Ref": "PrivateSubnetB"}]
     assert db["MasterUserPassword"] == "{{resolve:ssm-secure:/usersapp/production/DATABASE_PASSWORD}}"
-    assert world_ports(template) == {80}  # the load balancer's listener only
+    assert world_ports(template) == {80, 443}  # the load balancer's listeners only
     assert resources["TargetGroup"]["Properties"]["HealthCheckPath"] == "/nginx-health"
     group = resources["HostGroup"]["Properties"]
     assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == ("2", "6", "3")
@@ -120,11 +129,29 @@ def test_the_production_template_keeps_everything_but_the_web_ports_private():
     (lambda r: r["Database"]["Properties"].update(PubliclyAccessible=True),
      "Database: the database must not be publicly accessible"),
     (lambda r: r["Database"]["Properties"].pop("StorageEncrypted"), "Database: the database's storage must be encrypted"),
+    # no host with a public IP
+    (lambda r: r["HostGroup"]["Properties"].update(VPCZoneIdentifier=[{"Ref": "PublicSubnetA"}]),
+     "HostGroup: hosts in PublicSubnetA get a public IP (MapPublicIpOnLaunch): app hosts belong in private subnets"),
+    (lambda r: r["LaunchTemplate"]["Properties"]["LaunchTemplateData"].update(
+        NetworkInterfaces=[{"DeviceIndex": 0, "AssociatePublicIpAddress": True}]),
+     "LaunchTemplate: its hosts get a public IP (AssociatePublicIpAddress)"),
+    (lambda r: r["Bastion"]["Properties"].update(Tags=[{"Key": "Name", "Value": "not the bastion"}]),
+     "Bastion: a host with a public IP (only the bastion may have one)"),
+    # volumes encrypted
+    (lambda r: r["LaunchTemplate"]["Properties"]["LaunchTemplateData"].pop("BlockDeviceMappings"),
+     "LaunchTemplate: its root volume is not mapped as encrypted (BlockDeviceMappings with Ebs.Encrypted true)"),
+    (lambda r: r["Bastion"]["Properties"]["BlockDeviceMappings"][0]["Ebs"].update(Encrypted=False),
+     "Bastion: a volume is not encrypted (Ebs.Encrypted must be true)"),
+    # HTTPS listener present, HTTP redirected
+    (lambda r: r.pop("HttpsListener"), "LoadBalancer: no HTTPS listener with a certificate"),
+    (lambda r: r["HttpsListener"]["Properties"].pop("Certificates"), "LoadBalancer: no HTTPS listener with a certificate"),
+    (lambda r: r["Listener"]["Properties"].update(DefaultActions=r["HttpsListener"]["Properties"]["DefaultActions"]),
+     "Listener: HTTP is served, not redirected to HTTPS"),
 ])
 def test_our_security_rules_catch_each_breakage(breakage, expected):
     template = copy.deepcopy(json.loads(FIXTURE.read_text()))
     breakage(template["Resources"])
-    assert expected in security_problems(template, proxy_port=80, listener_port=80)
+    assert expected in security_problems(template, proxy_port=80, listener_ports=[80, 443])
 
 
 def test_user_data_installs_docker_and_authorises_the_deploy_key(tmp_path):
@@ -221,7 +248,7 @@ def test_an_infra_environment_discovers_its_stack_and_database():
     environment = loaded.environment("production")
     discover = derived_discover("usersapp", "production", environment)
     assert discover.tags == {"deployctl:app": "usersapp", "deployctl:environment": "production"}
-    assert discover.address == "public_ip"
+    assert discover.address == "private_ip"
     database = derived_database("usersapp", "production", environment)
     assert (database.rds_instance, database.host_env, database.port_env) == (
         "usersapp-production-db", "DATABASE_HOST", "DATABASE_PORT")
@@ -258,3 +285,108 @@ def test_classify_flags_replacements_from_aws_or_from_the_property_table():
 def test_the_template_text_is_stable():
     template = json.loads(FIXTURE.read_text())
     assert template_text(template) == FIXTURE.read_text()
+
+
+def test_hosts_are_private_go_out_through_a_nat_and_only_the_bastion_has_a_public_ip():
+    resources = json.loads(FIXTURE.read_text())["Resources"]
+    subnets = {n: r["Properties"]["MapPublicIpOnLaunch"] for n, r in resources.items() if r["Type"] == "AWS::EC2::Subnet"}
+    assert subnets == {"PublicSubnetA": True, "PublicSubnetB": True, "PrivateSubnetA": False, "PrivateSubnetB": False}
+    assert resources["HostGroup"]["Properties"]["VPCZoneIdentifier"] == [{"Ref": "PrivateSubnetA"}, {"Ref": "PrivateSubnetB"}]
+    assert resources["PrivateDefaultRoute"]["Properties"] == {
+        "RouteTableId": {"Ref": "PrivateRouteTable"}, "DestinationCidrBlock": "0.0.0.0/0",
+        "NatGatewayId": {"Ref": "NatGateway"}}
+    assert resources["NatGateway"]["Properties"]["SubnetId"] == {"Ref": "PublicSubnetA"}
+    endpoint = resources["S3Endpoint"]["Properties"]
+    assert endpoint["VpcEndpointType"] == "Gateway" and endpoint["RouteTableIds"] == [{"Ref": "PrivateRouteTable"}]
+    bastion = resources["Bastion"]["Properties"]
+    tags = {t["Key"]: t["Value"] for t in bastion["Tags"]}
+    # Not the hosts' discovery tags: the bastion is never deployed to.
+    assert tags["deployctl:bastion"] == "production" and "deployctl:environment" not in tags
+    assert bastion["NetworkInterfaces"][0]["SubnetId"] == {"Ref": "PublicSubnetA"}
+    script = bastion["UserData"]["Fn::Base64"]
+    assert "docker" not in script and "/home/deploy/.ssh/authorized_keys" in script and "SSH HOST KEY KEYS" in script
+    for mappings in (bastion["BlockDeviceMappings"],
+                     resources["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["BlockDeviceMappings"]):
+        assert mappings == [{"DeviceName": "/dev/xvda",
+                             "Ebs": {"Encrypted": True, "VolumeType": "gp3", "VolumeSize": 30,
+                                     "DeleteOnTermination": True}}]
+
+
+def test_the_load_balancer_serves_https_with_the_certificate_and_redirects_http():
+    resources = json.loads(FIXTURE.read_text())["Resources"]
+    https = resources["HttpsListener"]["Properties"]
+    assert (https["Port"], https["Protocol"], https["SslPolicy"]) == (443, "HTTPS", "ELBSecurityPolicy-TLS13-1-2-2021-06")
+    assert https["Certificates"] == [{"CertificateArn": ARN}]
+    assert https["DefaultActions"] == [{"Type": "forward", "TargetGroupArn": {"Ref": "TargetGroup"}}]
+    assert resources["Listener"]["Properties"]["DefaultActions"] == [
+        {"Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}}]
+
+
+def test_a_new_certificate_is_for_the_proxy_hosts_validated_in_the_named_zone(tmp_path):
+    made = target(tmp_path, f'load_balancer = {{ hosted_zone_id = "{ZONE}" }}\n')
+    certificate = made.template["Resources"]["Certificate"]["Properties"]
+    assert (certificate["DomainName"], certificate["SubjectAlternativeNames"], certificate["ValidationMethod"]) == (
+        "shop.example.com", ["www.shop.example.com"], "DNS")
+    assert certificate["DomainValidationOptions"] == [{"DomainName": "shop.example.com", "HostedZoneId": ZONE},
+                                                      {"DomainName": "www.shop.example.com", "HostedZoneId": ZONE}]
+    assert made.template["Resources"]["HttpsListener"]["Properties"]["Certificates"] == [
+        {"CertificateArn": {"Ref": "Certificate"}}]
+
+
+def test_plain_http_is_said_explicitly_and_then_forwards():
+    path_text = config_with("load_balancer = { plain_http = true }\n")
+    template = target_for_text(path_text).template
+    assert "HttpsListener" not in template["Resources"]
+    assert template["Resources"]["Listener"]["Properties"]["DefaultActions"][0]["Type"] == "forward"
+    assert security_problems(template, proxy_port=80, listener_ports=[80]) == [
+        "LoadBalancer: no HTTPS listener with a certificate", "Listener: HTTP is served, not redirected to HTTPS"]
+
+
+def test_without_a_bastion_ssh_comes_from_the_admin_network_and_nothing_has_a_public_ip(tmp_path):
+    made = target(tmp_path, "bastion = false\n")
+    resources = made.template["Resources"]
+    assert "Bastion" not in resources and "BastionSecurityGroup" not in resources
+    rules = resources["HostSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert (rules[0]["FromPort"], rules[0]["CidrIp"]) == (22, "198.51.100.0/24")
+
+
+def target_for_text(text: str):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "deploy.toml"
+        path.write_text(text)
+        return target_for(load_config(path), "prod")
+
+
+@pytest.mark.parametrize("text, expected", [
+    (config_with("load_balancer = {}\n"),
+     "environments.prod.infra.load_balancer: the load balancer's HTTPS listener needs a certificate: set "
+     "certificate_arn (an ACM certificate), or hosted_zone_id"),
+    (config_with(f'load_balancer = {{ hosted_zone_id = "{ZONE}" }}\n').replace(PROXY_HOSTS, ""),
+     "environments.prod.infra.load_balancer.hosted_zone_id: a new certificate is requested for [proxy] hosts, "
+     "which is empty"),
+])
+def test_a_load_balancer_without_a_certificate_source_is_refused_naming_the_keys(text, expected):
+    with pytest.raises(ConfigError) as caught:
+        target_for_text(text)
+    assert expected in "\n".join(caught.value.lines())
+
+
+@pytest.mark.parametrize("infra, expected", [
+    (f'load_balancer = {{ certificate_arn = "{ARN}", hosted_zone_id = "{ZONE}" }}\n',
+     "environments.prod.infra.load_balancer: give either certificate_arn"),
+    ('load_balancer = { certificate_arn = "arn:aws:iam::123456789012:server-certificate/x" }\n',
+     "environments.prod.infra.load_balancer.certificate_arn: 'arn:aws:iam::123456789012:server-certificate/x' is "
+     "not an ACM certificate ARN"),
+    ('load_balancer = { hosted_zone_id = "example.com" }\n',
+     "environments.prod.infra.load_balancer.hosted_zone_id: 'example.com' is not a Route 53 hosted zone id"),
+    ('load_balancer = { port = 443, https_port = 443, plain_http = true }\n',
+     "environments.prod.infra.load_balancer: port and https_port are both 443"),
+    ('address = "public_ip"\n', 'environments.prod.infra: address = "public_ip": the hosts infra makes are in '
+                                 'private subnets with no public IP'),
+])
+def test_https_and_address_mistakes_name_their_key(infra, expected):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(config_with(infra))
+    assert expected in "\n".join(caught.value.lines())

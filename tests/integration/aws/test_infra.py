@@ -29,7 +29,12 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5vdC1hLXJlYWwta2V5LWp1c3QtYS10ZXN0 
 
 
 def write_config(tmp_path: Path, app: str, *, desired: int = 2, username: str = "app", secrets: str | None = None,
-                 deletion_protection: bool = False, load_balancer: bool = True) -> Path:
+                 deletion_protection: bool = False, load_balancer: bool = True,
+                 certificate_arn: str | None = None) -> Path:
+    """certificate_arn: the load balancer's (an ACM certificate in moto); None: a certificate
+    made here, in moto's ACM, by the same endpoint deployctl uses."""
+    if load_balancer and certificate_arn is None:
+        certificate_arn = acm_certificate(app)
     (tmp_path / "deploy.pub").write_text(KEY + "\n")
     path = tmp_path / "deploy.toml"
     path.write_text(f"""
@@ -47,10 +52,10 @@ secrets = "{secrets or f'ssm:/{app}/production/'}"
 region = "{REGION}"
 ami = "ami-12345678"
 admin_cidr = "203.0.113.0/24"
-address = "private_ip"             # moto gives public IPs only in the session's first such VPC
 ssh_public_key_file = "deploy.pub"
+root_device = "/dev/sda1"          # moto's images' root device (real ones: /dev/xvda on Amazon Linux)
 hosts = {{ min = 1, max = 4, desired = {desired} }}
-{"load_balancer = {}" if load_balancer else ""}
+{f'load_balancer = {{ certificate_arn = "{certificate_arn}" }}' if load_balancer else ""}
 [environments.production.infra.database]
 engine = "mariadb"
 engine_version = "10.11"
@@ -58,6 +63,23 @@ username = "{username}"
 deletion_protection = {str(deletion_protection).lower()}
 """)
     return path
+
+
+_certificates: dict[str, str] = {}
+
+
+def acm_certificate(app: str) -> str:
+    """The app's certificate in moto's ACM (its HTTPS listeners must name one that exists),
+    made once per app through the endpoint the `aws` fixture points this process at."""
+    import os
+
+    import boto3
+
+    if app not in _certificates:
+        acm = boto3.client("acm", region_name=REGION, endpoint_url=os.environ["DEPLOYCTL_AWS_ENDPOINT_URL"])
+        _certificates[app] = acm.request_certificate(DomainName=f"{app}.example.com",
+                                                     ValidationMethod="DNS")["CertificateArn"]
+    return _certificates[app]
 
 
 def cli(capsys, config: Path, *argv: str) -> tuple[int, str, str]:
@@ -81,8 +103,10 @@ def stack(boto, name: str) -> dict | None:
     return stacks[0] if stacks else None
 
 
-def running(boto, app: str) -> list[dict]:
+def running(boto, app: str, tag: str = "deployctl:environment") -> list[dict]:
+    """The app's running hosts (tag deployctl:environment), or its bastion (deployctl:bastion)."""
     pages = boto("ec2").describe_instances(Filters=[{"Name": "tag:deployctl:app", "Values": [app]},
+                                                    {"Name": f"tag:{tag}", "Values": ["production"]},
                                                     {"Name": "instance-state-name", "Values": ["running"]}])
     return [i for r in pages["Reservations"] for i in r["Instances"]]
 
@@ -109,7 +133,8 @@ def test_plan_on_an_empty_account_lists_every_resource_and_changes_nothing(aws, 
 
 
 def test_apply_creates_the_stack_and_hosts_lists_the_groups_instances(aws, boto, app, tmp_path, capsys):
-    config = write_config(tmp_path, app)
+    certificate = acm_certificate(app)
+    config = write_config(tmp_path, app, certificate_arn=certificate)
     code, out, err = cli(capsys, config, "infra", "apply", "--env", "production", "--json")
     assert code == 0, out + err
     lines = [json.loads(line) for line in out.strip().splitlines()]
@@ -133,6 +158,33 @@ def test_apply_creates_the_stack_and_hosts_lists_the_groups_instances(aws, boto,
     assert hosts["source"] == "infra"
     assert sorted(h["instance"] for h in hosts["hosts"]) == sorted(i["InstanceId"] for i in instances)
     assert sorted(h["address"] for h in hosts["hosts"]) == sorted(i["PrivateIpAddress"] for i in instances)
+
+    # Private by default: the hosts have no public IP; the bastion, in a public subnet, is the
+    # jump host every SSH connection of the environment goes through (ssh.proxy_jump unset).
+    assert all(not i.get("PublicIpAddress") for i in instances), instances
+    [bastion] = running(boto, app, tag="deployctl:bastion")
+    assert bastion["PublicIpAddress"]
+    from deployctl.services.hosts import connectors_for
+
+    connectors = connectors_for(load_config(config), "production")
+    assert sorted(c.address for c in connectors) == sorted(i["PrivateIpAddress"] for i in instances)
+    assert {(c.jump.address, c.jump.port, c.jump.user) for c in connectors} == {(bastion["PublicIpAddress"], 22, "deploy")}
+    # HTTPS with the certificate; HTTP redirected to it.
+    balancer = boto("cloudformation").describe_stack_resource(StackName=f"{app}-production", LogicalResourceId=
+                                                             "LoadBalancer")["StackResourceDetail"]["PhysicalResourceId"]
+    listeners = {l["Port"]: l for l in boto("elbv2").describe_listeners(LoadBalancerArn=balancer)["Listeners"]}
+    assert sorted((port, l["Protocol"]) for port, l in listeners.items()) == [(80, "HTTP"), (443, "HTTPS")]
+    assert [c["CertificateArn"] for c in listeners[443]["Certificates"]] == [certificate]
+    assert listeners[443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert [(a["Type"], a["RedirectConfig"]["Protocol"], a["RedirectConfig"]["StatusCode"])
+            for a in listeners[80]["DefaultActions"]] == [("redirect", "HTTPS", "HTTP_301")]
+    # Encrypted root volumes, on the hosts and the bastion.
+    volumes = boto("ec2").describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [
+        i["InstanceId"] for i in [*instances, bastion]]}])["Volumes"]
+    seen = {(a["InstanceId"], a["Device"], v["Encrypted"], v["Size"]) for v in volumes for a in v["Attachments"]}
+    # moto's Auto Scaling also attaches its own default 8 GiB volume at /dev/sda1 beside the
+    # mapped one (EC2 maps the one root device); what the template asks for is there on each.
+    assert {(i["InstanceId"], "/dev/sda1", True, 30) for i in [*instances, bastion]} <= seen, seen
 
     code, out, err = cli(capsys, config, "infra", "output", "--env", "production", "--json")
     assert code == 0 and result_of(out)["outputs"]["DatabaseIdentifier"] == f"{app}-production-db"
@@ -255,6 +307,6 @@ def test_aws_unreachable_is_exit_4(aws, app, tmp_path, capsys, monkeypatch):
 
     monkeypatch.setenv("DEPLOYCTL_AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    config = write_config(tmp_path, app)
+    config = write_config(tmp_path, app, certificate_arn=f"arn:aws:acm:{REGION}:123456789012:certificate/unreached")
     code, _, err = cli(capsys, config, "infra", "plan", "--env", "production")
     assert code == 4 and "cannot reach AWS for CloudFormation DescribeStacks" in err and "Traceback" not in err

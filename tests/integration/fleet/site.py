@@ -38,10 +38,12 @@ class FleetSite:
         return self.workdir / "deploy.toml"
 
     def write_config(self, health_timeout: float = 4, frontend_env: dict | None = None,  # type: ignore[no-untyped-def]
-                     **rollout) -> Path:
-        """`frontend_env`: the probe's failure knobs (PROBE_FAIL_SHARE ...) for the next deploys."""
+                     proxy_jump: str | None = None, **rollout) -> Path:
+        """`frontend_env`: the probe's failure knobs (PROBE_FAIL_SHARE ...) for the next deploys.
+        `proxy_jump`: ssh.proxy_jump, the jump host every connection goes through."""
         ssh = (f"[environments.{ENV}.ssh]\nuser = \"root\"\nkey_file = \"{self.fleet.key_file}\"\n"
-               f"known_hosts = \"{self.fleet.known_hosts_file}\"\nconnect_timeout = 3\n")
+               f"known_hosts = \"{self.fleet.known_hosts_file}\"\nconnect_timeout = 3\n"
+               + (f"proxy_jump = \"{proxy_jump}\"\n" if proxy_jump else ""))
         return probe_config(self.workdir, self.app, port=self.proxy_port, env_name=ENV, target="ssh",
                             extra_env=f"hosts = {json.dumps(self.hosts)}\n{ssh}",
                             registry=f"[registry]\nserver = \"{self.fleet.registry}\"\n",
