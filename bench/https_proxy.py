@@ -40,13 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from deployctl.plan import tls_config as tc  # noqa: E402
-from deployctl.plan.access_log import p95  # noqa: E402
 from deployctl.plan.proxy_config import PROXY_MOUNT, render_proxy_config  # noqa: E402
 from deployctl.plan.release_spec import ProxySpec  # noqa: E402
 from tests.integration.deploy_fixtures import free_port  # noqa: E402
 from tests.support.pebble import TestCa  # noqa: E402
 
-from proxy_load import Connect, Rounds, load, print_table, start_upstream, wait_answering  # noqa: E402
+from proxy_load import Connect, interleaved, print_table, start_upstream, wait_answering  # noqa: E402
 
 NGINX = "deployctl-standin/nginx:bookworm"
 LIVE = "20261206-100000-1111111"
@@ -111,13 +110,7 @@ def main() -> int:
             check = connect["https"]()
             check.request("GET", "/items")
             assert check.getresponse().getheader(tc.CERTIFICATE_HEADER), "HTTPS is not served by the certificate"
-            results: Rounds = {mode: [] for mode in connect}
-            loads = [os.getloadavg()[0]]
-            for _ in range(args.rounds):
-                for mode, opener in connect.items():
-                    latencies, failed = load(opener, args.seconds, args.workers, args.keepalive)
-                    results[mode].append((p95(latencies) or 0.0, len(latencies) / args.seconds, failed))
-                loads.append(os.getloadavg()[0])
+            results, loads = interleaved(connect, args.rounds, args.seconds, args.workers, args.keepalive)
     finally:
         for name in names:
             subprocess.run(["docker", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

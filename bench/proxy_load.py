@@ -5,6 +5,7 @@ bench/https_proxy.py)."""
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import statistics
 import subprocess
@@ -112,6 +113,22 @@ def load(connect: Connect, seconds: float, workers: int, keepalive: bool) -> tup
 
 
 Rounds = dict[str, list[tuple[float, float, int]]]  # mode -> per round (p95 ms, req/s, failed)
+
+
+def interleaved(connect: dict[str, Connect], rounds: int, seconds: float, workers: int,
+                keepalive: bool) -> tuple[Rounds, list[float]]:
+    """Each mode in turn, round after round, so machine noise hits all alike: (per mode and
+    round: p95 ms, req/s, failures; the load average before and after each round)."""
+    from deployctl.plan.access_log import p95
+
+    results: Rounds = {mode: [] for mode in connect}
+    loads = [os.getloadavg()[0]]
+    for _ in range(rounds):
+        for mode, opener in connect.items():
+            latencies, failed = load(opener, seconds, workers, keepalive)
+            results[mode].append((p95(latencies) or 0.0, len(latencies) / seconds, failed))
+        loads.append(os.getloadavg()[0])
+    return results, loads
 
 
 def print_table(results: Rounds, base: str, heading: str = "") -> None:

@@ -35,12 +35,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deployctl.plan.access_log import p95  # noqa: E402
 from deployctl.plan.proxy_config import Shadow, render_proxy_config  # noqa: E402
 from deployctl.plan.release_spec import ProxySpec  # noqa: E402
 from tests.integration.deploy_fixtures import free_port  # noqa: E402
 
-from proxy_load import Rounds, load, print_table, start_upstream, wait_answering  # noqa: E402
+from proxy_load import interleaved, print_table, start_upstream, wait_answering  # noqa: E402
 
 NGINX = "deployctl-standin/nginx:bookworm"
 LIVE, NEW, SLOW = "20261206-100000-1111111", "20261206-110000-2222222", "20261206-120000-3333333"
@@ -87,14 +86,9 @@ def main() -> int:
                 os.chmod(folder, 0o755)
                 listen[mode] = free_port()
                 names.append(start_proxy(folder, f"shadow-bench-{tag}-{i}", listen[mode], upstreams, shadow))
-            results: Rounds = {mode: [] for mode in setups}
-            loads = [os.getloadavg()[0]]
-            for _ in range(args.rounds):
-                for mode in setups:
-                    latencies, failed = load(lambda: http.client.HTTPConnection("127.0.0.1", listen[mode], timeout=10),  # noqa: B023
-                                             args.seconds, args.workers, args.keepalive)
-                    results[mode].append((p95(latencies) or 0.0, len(latencies) / args.seconds, failed))
-                loads.append(os.getloadavg()[0])
+            connect = {mode: (lambda port=port: http.client.HTTPConnection("127.0.0.1", port, timeout=10))
+                       for mode, port in listen.items()}
+            results, loads = interleaved(connect, args.rounds, args.seconds, args.workers, args.keepalive)
     finally:
         for name in names:
             subprocess.run(["docker", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
