@@ -18,7 +18,7 @@ def drill(
     fail: Annotated[str, typer.Option(
         "--fail", metavar="5xx|slow|crash|health",
         help="How the drill release fails: 5xx (a share of answers 500), slow (a share waits 1 s), crash "
-             "(exits 5 s after its start), health (its health check fails).")] = "5xx",
+             "(exits 1 s after each start, crash-looping), health (its health check fails).")] = "5xx",
     rate: Annotated[float, typer.Option(
         "--rate", metavar="SHARE", help="5xx and slow: the share of requests that fail (0.2 = 20%).")] = 0.2,
     i_mean_it: Annotated[bool, typer.Option(

@@ -117,7 +117,7 @@ def test_the_wrappers_configuration_says_what_fails():
     assert slow.startswith("load_module /m/echo.so;") and "echo_sleep 1; echo_exec @app;" in slow
     crash = plan.wrapper_config("crash", 0.2, "frontend:8000", 8080)
     assert "$drill_fault) {" not in crash
-    assert re.search(r"& sleep 5; .* exit 70\n$", plan.wrapper_script("crash", 0.2, "frontend", 8000))
+    assert re.search(r"& sleep 1; .* exit 70\n$", plan.wrapper_script("crash", 0.2, "frontend", 8000))
     assert plan.wrapper_script("5xx", 0.2, "frontend", 8000).rstrip().endswith("exec nginx -c /tmp/deployctl-drill.conf -g 'daemon off;'")
 
 
