@@ -46,8 +46,10 @@ ECHO_MODULES = ("/usr/lib/nginx/modules/ngx_http_echo_module.so", "/etc/nginx/mo
 # The switch step's failure is its verify through the proxy (or the route itself) failing.
 NET_OF_STEP = {"start": "health", "health": "health", "shadow": "shadow", "canary": "canary",
                "switch": "verify", "guard": "guard"}
-# The step that put the live release back alone after a net caught the drill.
-PUT_BACK_STEPS = ("stop", "abort", "revert", "switch back", "undo")
+# The step that put the live release back alone after a net caught the drill (the shadow's,
+# the canary's, the guard's). A failed verify's switch back emits no step of its own: its
+# restore runs to the deploy's end, as a health gate's does.
+PUT_BACK_STEPS = ("stop", "abort", "revert")
 
 # A drill's outcome: a net stopped it; none did and the drill rolled back itself; it failed
 # before any net judged it (exit 6, nothing was switched); what serves is uncertain (exit 7).
@@ -200,9 +202,8 @@ class Timed:
 def nets_from(events: Sequence[Timed], ended: float) -> list[NetResult]:
     """Which nets judged the drill release and how: from the deploy's own step events.
     A net's step that failed caught it; its time to restore runs to the end of the step
-    that put the live release back alone (`stop`, `abort`, `revert`, a switch back), or to
-    the deploy's end where nothing had been routed (a health gate: the drill's containers
-    removed)."""
+    that put the live release back alone (`stop`, `abort`, `revert`), or else to the deploy's
+    end (a health gate: nothing was routed; a failed verify: switched back and removed)."""
     results: list[NetResult] = []
     started: dict[str, float] = {}
     for i, e in enumerate(events):

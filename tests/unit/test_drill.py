@@ -270,3 +270,18 @@ def test_a_slow_drill_is_refused_when_the_proxy_image_has_no_echo_module(local):
     with pytest.raises(UsageError, match="no nginx echo module"):
         drill(LOADED, "local", "slow", SECRETS, site.emit, connectors=list(site.hosts))
     assert [r.action for r in records(host, site.layout)] == ["deploy"]
+
+
+# -- the command ------------------------------------------------------------------------------------
+
+def test_the_command_refuses_production_and_a_bad_kind_with_exit_2_before_any_secret(capsys, monkeypatch):
+    from deployctl.cli.main import main
+
+    repo = __import__("pathlib").Path(__file__).resolve().parents[2]
+    monkeypatch.delenv("DATABASE_PASSWORD", raising=False)  # a secret fetch would fail with exit 3, not 2
+    code = main(["-c", str(repo / "deploy.toml"), "drill", "--env", "production", "--fail", "5xx"])
+    out, err = capsys.readouterr()
+    assert code == ExitCode.USAGE and "--i-mean-it" in out + err and "Traceback" not in out + err
+    code = main(["-c", str(repo / "deploy.toml"), "drill", "--env", "staging", "--fail", "oom"])
+    out, err = capsys.readouterr()
+    assert code == ExitCode.USAGE and "expected one of 5xx, slow, crash, health" in out + err
