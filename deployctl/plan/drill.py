@@ -44,7 +44,9 @@ ECHO_MODULES = ("/usr/lib/nginx/modules/ngx_http_echo_module.so", "/etc/nginx/mo
 # The steps of the one transaction that judge a release, by the name their events carry
 # (services/switch.py, shadow.py, canary.py, watch.py), and the net each belongs to.
 # The switch step's failure is its verify through the proxy (or the route itself) failing.
-NET_OF_STEP = {"start": "health", "health": "health", "shadow": "shadow", "canary": "canary",
+# `start` is not one: the engine refusing to start a container judges nothing (a crash at
+# start is seen by the health wait, which fails fast on an exited container).
+NET_OF_STEP = {"health": "health", "shadow": "shadow", "canary": "canary",
                "switch": "verify", "guard": "guard"}
 # The step that put the live release back alone after a net caught the drill (the shadow's,
 # the canary's, the guard's). A failed verify's switch back emits no step of its own: its
@@ -52,8 +54,10 @@ NET_OF_STEP = {"start": "health", "health": "health", "shadow": "shadow", "canar
 PUT_BACK_STEPS = ("stop", "abort", "revert")
 
 # A drill's outcome: a net stopped it; none did and the drill rolled back itself; it failed
-# before any net judged it (exit 6, nothing was switched); what serves is uncertain (exit 7).
+# before any net judged it (exit 6, nothing was switched); what serves is uncertain (exit 7);
+# an interrupt stopped it (the deploy's own exit 6: the live release serves).
 CAUGHT, ROLLED_BACK, FAILED_UNJUDGED, NOT_RESTORED = "caught", "rolled back", "failed", "uncertain"
+INTERRUPTED = "interrupted"
 
 
 class DrillRefused(ValueError):

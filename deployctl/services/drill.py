@@ -30,6 +30,7 @@ from .deploy_result import DeployOptions
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, who
 from .release_images import ReleaseImages, proxy_image_for
+from .rollout import Interrupted
 
 
 @dataclass
@@ -120,18 +121,26 @@ def drill(loaded: LoadedConfig, env_name: str, kind: str, secrets: dict[str, Sec
     clock = _StepClock(emit)
     began = time.time()
     result = DrillResult(env_name, kind, live.release, None, plan.CAUGHT)
+    raised: DeployctlError | None = None  # what the command exits with, after the record
     try:
         deployed = deploy(drilled, env_name, release_images, secrets, clock, connectors=conns,
                           registry_password=registry_password, registry_username=registry_username,
                           options=DeployOptions(message=message, hooks=False, force_unlock=force_unlock))
     except DeployctlError as exc:
+        if exc.exit_code not in (ExitCode.DEPLOY_FAILED, ExitCode.ROLLBACK_FAILED):
+            raise  # a lock held, a host unreachable before the lock, a config error: no drill ran
         ended = time.time()
         result.exit_code, result.error = int(exc.exit_code), exc.message.splitlines()[0]
         result.nets = plan.nets_from(clock.steps, ended)
-        if exc.exit_code != ExitCode.DEPLOY_FAILED:
-            result.outcome = plan.NOT_RESTORED  # a switch back failed, or hosts differ: look now (exit 7)
+        if isinstance(exc, Interrupted):
+            # A net's step ends "stopped" on an interrupt: that is no catch.
+            result.outcome, raised = plan.INTERRUPTED, exc
+            result.nets = [n for n in result.nets if n.result != plan.CAUGHT]
+        elif exc.exit_code == ExitCode.ROLLBACK_FAILED:
+            result.outcome, raised = plan.NOT_RESTORED, exc  # a switch back failed, or hosts differ
         elif result.caught is None:
-            result.outcome = plan.FAILED_UNJUDGED  # it failed before any net judged it (a pull, say)
+            # It failed before any net judged it (a pull, say): nothing was drilled.
+            result.outcome, raised = plan.FAILED_UNJUDGED, exc
     else:
         # No net caught it: the failing release is live. The drill puts the live one back.
         result.release = deployed.release
@@ -146,10 +155,12 @@ def drill(loaded: LoadedConfig, env_name: str, kind: str, secrets: dict[str, Sec
             result.nets.append(plan.NetResult("rollback", plan.CAUGHT, 0.0, detect_s=None,
                                               restore_s=time.time() - back))
         except DeployctlError as exc:
-            result.outcome, result.exit_code = plan.NOT_RESTORED, int(exc.exit_code)
+            result.outcome, result.exit_code, raised = plan.NOT_RESTORED, int(exc.exit_code), exc
             result.error = exc.message.splitlines()[0]
     result.seconds = time.time() - began
     _record(loaded, env_name, result, began, connectors)
+    if raised is not None:
+        raise raised
     return result
 
 

@@ -285,3 +285,31 @@ def test_the_command_refuses_production_and_a_bad_kind_with_exit_2_before_any_se
     code = main(["-c", str(repo / "deploy.toml"), "drill", "--env", "staging", "--fail", "oom"])
     out, err = capsys.readouterr()
     assert code == ExitCode.USAGE and "expected one of 5xx, slow, crash, health" in out + err
+
+
+def test_a_drill_release_that_fails_before_any_net_judged_it_exits_6_recorded_failed(local):
+    from deployctl.errors import DeployctlError
+
+    site, host = local
+    host.faults.append(Fault("run", r"^docker start \S+-frontend-"))  # the engine, not a net
+    with pytest.raises(DeployctlError) as caught:
+        drill(LOADED, "local", "health", SECRETS, site.emit, connectors=list(site.hosts))
+    assert caught.value.exit_code == ExitCode.DEPLOY_FAILED
+    line = drill_line(host, site.layout)
+    assert line.outcome == "failed" and all(n["result"] != "caught" for n in line.extra["nets"])
+    assert host.serving() == site.r1 and current(host, site.layout) == site.r1
+
+
+def test_a_drill_that_cannot_take_the_lock_changes_nothing_and_records_no_drill(local):
+    from deployctl.errors import LockHeldError
+    from deployctl.plan.lock import LockRecord
+
+    site, host = local
+    holder = LockRecord(who="ann@ci", when="2026-12-06T00:00:00Z", action="deploy", release="20990101-000000-other",
+                        pid=1, host="elsewhere")
+    host.mkdir(site.layout.lock_dir, exclusive=True)
+    host.put_file(site.layout.lock_info, holder.to_json().encode(), 0o644)
+    history = host.text(site.layout.history)
+    with pytest.raises(LockHeldError):
+        drill(LOADED, "local", "5xx", SECRETS, site.emit, connectors=list(site.hosts))
+    assert host.text(site.layout.history) == history and host.serving() == site.r1
