@@ -313,3 +313,27 @@ def test_a_drill_that_cannot_take_the_lock_changes_nothing_and_records_no_drill(
     with pytest.raises(LockHeldError):
         drill(LOADED, "local", "5xx", SECRETS, site.emit, connectors=list(site.hosts))
     assert host.text(site.layout.history) == history and host.serving() == site.r1
+
+
+def test_the_command_shows_each_net_with_its_times(capsys, monkeypatch, tmp_path):
+    from deployctl.cli.main import main
+    from deployctl.services import drill as service
+
+    config = tmp_path / "deploy.toml"
+    config.write_text(CONFIG)
+    ran = {}
+
+    def fake(loaded, env, kind, secrets, emit, **kwargs):  # type: ignore[no-untyped-def]
+        ran.update(env=env, kind=kind, rate=kwargs["rate"])
+        return service.DrillResult(env, kind, "20261201-100000-aaaaaaa", "20261201-100500-aaaaaaa", "caught",
+                                   [plan.NetResult("health", "passed", 1.2),
+                                    plan.NetResult("shadow", "caught", 2.5, detect_s=2.5, restore_s=0.4)],
+                                   exit_code=6, seconds=9.0)
+
+    monkeypatch.setattr(service, "drill", fake)
+    monkeypatch.setenv("DB_PASSWORD", "x")
+    code = main(["-c", str(config), "drill", "--env", "shadowed", "--fail", "slow", "--rate", "0.3"])
+    out = capsys.readouterr().out
+    assert code == 0 and ran == {"env": "shadowed", "kind": "slow", "rate": 0.3}
+    assert "caught by shadow" in out and re.search(r"shadow\s+caught\s+2\.50s\s+2\.50s\s+0\.40s", out), out
+    assert "20261201-100000-aaaaaaa serves; drill release 20261201-100500-aaaaaaa" in out
