@@ -337,3 +337,36 @@ def test_the_command_shows_each_net_with_its_times(capsys, monkeypatch, tmp_path
     assert code == 0 and ran == {"env": "shadowed", "kind": "slow", "rate": 0.3}
     assert "caught by shadow" in out and re.search(r"shadow\s+caught\s+2\.50s\s+2\.50s\s+0\.40s", out), out
     assert "20261201-100000-aaaaaaa serves; drill release 20261201-100500-aaaaaaa" in out
+
+
+def test_releases_names_a_drill_release_as_one(shadowed):
+    from deployctl.services.inspect import releases
+
+    site, host = shadowed
+    host.faults.append(proxy_log(host, SHADOWED, copy_errors=8))
+    result = drill(LOADED, "shadowed", "5xx", SECRETS, site.emit, connectors=list(site.hosts))
+    rows = releases(LOADED, "shadowed", connectors=list(site.hosts))["local"]
+    row = next(r for r in rows if r["release"] == result.release)
+    assert (row["outcome"], row["drill"]) == ("aborted", "--fail 5xx: caught by shadow") and "last_rollback" not in row
+    assert next(r for r in rows if r["release"] == site.r1)["live"]
+
+
+def test_a_5xx_drill_that_passes_its_switch_is_reverted_by_the_guard_with_the_revert_as_its_restore():
+    from deployctl.plan.lock import LockRecord  # noqa: F401 - the access log names the lock's release
+    from tests.support.fake_host import failing_access_log
+
+    gen = local_site("guarded")
+    site, host = next(gen)
+    layout = site.layout
+    host.faults.append(Fault("run", r"^docker logs --timestamps --since ", times=0,
+                             effect=failing_access_log(host, layout.lock_info)))
+    result = drill(LOADED, "guarded", "5xx", SECRETS, site.emit, connectors=list(site.hosts))
+    assert [(n.net, n.result) for n in result.nets] == [("health", "passed"), ("verify", "passed"),
+                                                          ("guard", "caught")]
+    guard = result.caught
+    assert guard.detect_s >= 0 and guard.restore_s >= 0 and result.outcome == "caught"
+    assert host.serving() == site.r1 and current(host, layout) == site.r1
+    assert drill_line(host, layout).extra["nets"][-1]["net"] == "guard"
+    stats = compute(records(host, layout), now=parse_when(drill_line(host, layout).when) + 1, window=86400)
+    assert (stats.reverted, stats.change_failures, stats.restores, len(stats.drills)) == (0, 0, [], 1)
+    next(gen, None)
