@@ -370,3 +370,13 @@ def test_a_5xx_drill_that_passes_its_switch_is_reverted_by_the_guard_with_the_re
     stats = compute(records(host, layout), now=parse_when(drill_line(host, layout).when) + 1, window=86400)
     assert (stats.reverted, stats.change_failures, stats.restores, len(stats.drills)) == (0, 0, [], 1)
     next(gen, None)
+
+
+def test_config_shows_whether_an_environment_is_production(capsys):
+    from deployctl.cli.main import main
+    import json
+
+    repo = __import__("pathlib").Path(__file__).resolve().parents[2]
+    for env, expected in (("production", True), ("staging", False)):
+        assert main(["-c", str(repo / "deploy.toml"), "config", "--env", env, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["production"] is expected
