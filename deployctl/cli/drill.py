@@ -3,7 +3,7 @@ with the times each net took to detect it and to restore the live release."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -17,10 +17,11 @@ def drill(
     env: EnvOption = "staging",
     fail: Annotated[str, typer.Option(
         "--fail", metavar="5xx|slow|crash|health",
-        help="How the drill release fails: 5xx (a share of answers 500), slow (a share waits 1 s), crash "
+        help="How the drill release fails: 5xx (a share of answers 500), slow (answers wait 2 s), crash "
              "(exits 1 s after each start, crash-looping), health (its health check fails).")] = "5xx",
-    rate: Annotated[float, typer.Option(
-        "--rate", metavar="SHARE", help="5xx and slow: the share of requests that fail (0.2 = 20%).")] = 0.2,
+    rate: Annotated[Optional[float], typer.Option(
+        "--rate", metavar="SHARE",
+        help="5xx and slow: the share of requests that fail (0.2 = 20%) [default: 5xx 0.2, slow 1: every one].")] = None,
     i_mean_it: Annotated[bool, typer.Option(
         "--i-mean-it", help="Run it on a production environment (named production or prod, or "
                             "production = true), in front of real users.")] = False,

@@ -31,10 +31,18 @@ WRAPPER = "drill-fault"  # the wrapper's service name in the drill release
 WRAPPER_PORT = 8080
 WRAPPER_HEALTH = "/.deployctl-drill-health"  # the wrapper's own readiness; the app keeps its own check
 FAILING_PROBE = "/.deployctl-drill/no-such-program"  # in no image: `docker exec` of it always fails
-SLOW_DELAY = 1.0  # seconds: 3x-or-more slower p95 for any app that answers in under 0.3 s
+SLOW_DELAY = 2.0  # seconds: over the default 2x p95 ratio wherever the live p95 is under 2 s
 CRASH_AFTER = 1.0  # seconds: the wrapper exits, Docker restarts it (unless-stopped), it exits again...
 CRASH_EXIT = 70
-DEFAULT_RATE = 0.2
+# The share of requests that fail when --rate is not given. `slow` delays every request: the
+# shadow window judges the copies that were answered, so a delayed fifth would be missing from
+# its first `SLOW_DELAY` seconds of log, and a window with enough fast copies by then passed it
+# (seen on this machine: the first 40 copies logged within 2 s).
+DEFAULT_RATE = {"5xx": 0.2, "slow": 1.0}
+
+
+def rate_for(kind: str, rate: float | None) -> float:
+    return rate if rate is not None else DEFAULT_RATE.get(kind, 0.2)
 PRODUCTION_NAMES = ("production", "prod")
 # Where the echo module may sit in an nginx image (Debian's libnginx-mod-http-echo, Alpine's
 # nginx-mod-http-echo); the first that exists is loaded.

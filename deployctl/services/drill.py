@@ -74,10 +74,11 @@ class _Seen(plan.Timed):
     host: str | None = None
 
 
-def refuse(loaded: LoadedConfig, env_name: str, kind: str, rate: float, *, i_mean_it: bool) -> None:
+def refuse(loaded: LoadedConfig, env_name: str, kind: str, rate: float | None, *, i_mean_it: bool) -> None:
     """Everything that refuses the drill before anything is touched (exit 2)."""
     try:
-        plan.check_request(env_name, loaded.environment(env_name), kind, rate, i_mean_it=i_mean_it)
+        plan.check_request(env_name, loaded.environment(env_name), kind, plan.rate_for(kind, rate),
+                           i_mean_it=i_mean_it)
     except plan.DrillRefused as exc:
         raise UsageError(str(exc), hint="docs/release-safety.md, \"Drills\"") from None
 
@@ -85,9 +86,12 @@ def refuse(loaded: LoadedConfig, env_name: str, kind: str, rate: float, *, i_mea
 def live_release(loaded: LoadedConfig, env_name: str, conn) -> ReleaseRecord:  # type: ignore[no-untyped-def]
     """The live release's deploy record on the first host: the images the drill runs again."""
     conn.connect()
-    state = HostState(conn, layout_for(loaded, env_name))
-    current = state.current()
-    record = state.history().deployed(current) if current else None
+    try:  # closed again: the deploy opens its own connection (preflight)
+        state = HostState(conn, layout_for(loaded, env_name))
+        current = state.current()
+        record = state.history().deployed(current) if current else None
+    finally:
+        conn.close()
     if record is None:
         raise UsageError(f"{env_name}: no live release to drill" + (f" ({current} has no deploy record)" if current
                                                                      else ""),
@@ -96,13 +100,14 @@ def live_release(loaded: LoadedConfig, env_name: str, conn) -> ReleaseRecord:  #
 
 
 def drill(loaded: LoadedConfig, env_name: str, kind: str, secrets: dict[str, Secret], emit: Emit, *,
-          rate: float = plan.DEFAULT_RATE, i_mean_it: bool = False, registry_password: Secret | None = None,
+          rate: float | None = None, i_mean_it: bool = False, registry_password: Secret | None = None,
           registry_username: str | None = None, connectors: list | None = None,
           force_unlock: bool = False) -> DrillResult:
     from .deploy import deploy
     from .rollback import rollback
 
     refuse(loaded, env_name, kind, rate, i_mean_it=i_mean_it)
+    rate = plan.rate_for(kind, rate)  # --rate, or the kind's default
     emit = serialized(emit)
     conns = connectors if connectors is not None else connectors_for(loaded, env_name)
     live = live_release(loaded, env_name, conns[0])
@@ -167,9 +172,12 @@ def drill(loaded: LoadedConfig, env_name: str, kind: str, secrets: dict[str, Sec
 def _check_echo_module(conn, image: str) -> None:  # type: ignore[no-untyped-def]
     """`--fail slow` needs nginx's echo module in the proxy image (plan/drill.py): refused
     before anything changes when the image has none."""
-    conn.connect()
     test = " || ".join(f"test -e {m}" for m in plan.ECHO_MODULES)
-    done = conn.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c", test])
+    conn.connect()
+    try:
+        done = conn.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c", test])
+    finally:
+        conn.close()
     if not done.ok:
         raise UsageError(f"--fail slow: the proxy image {image} has no nginx echo module (looked for "
                          f"{', '.join(plan.ECHO_MODULES)}): the delay needs its echo_sleep",

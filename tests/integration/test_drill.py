@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 # The shadow window catches what reaches the app's answers. 40 copies before a verdict: the
 # crashing wrapper exits 3 s after its start, before 2 workers' copies reach that many on this
 # machine, so a crash is judged on copies that failed, never passed before it. The p95 ratio
-# stays the default 2x: the slow drill adds 1 s to a fifth of the answers.
+# stays the default 2x: the slow drill adds 2 s to every answer.
 ROLLOUT = {"shadow_window": 30, "shadow_min_requests": 40, "warm_window": 0}
 CAUGHT_BY = {"health": {"health"}, "5xx": {"shadow"}, "slow": {"shadow"}, "crash": {"health", "shadow"}}
 
@@ -50,6 +50,12 @@ def run_drill(loaded, kind: str, capsys) -> dict:  # type: ignore[no-untyped-def
     out = capsys.readouterr().out
     assert code == 0, out[-2000:]
     return json.loads(out.strip().splitlines()[-1])
+
+
+def shadow_numbers(tmp_path, app) -> list:  # type: ignore[no-untyped-def]
+    """What each drill deploy's shadow window judged (for a failure's message)."""
+    return [(r.message, r.outcome, r.extra["shadow"].get("reason")) for r in history(tmp_path, app)
+            if r.action == "deploy" and "shadow" in r.extra]
 
 
 def caught_net(result: dict) -> dict:
@@ -71,7 +77,7 @@ def test_a_drill_of_each_kind_is_caught_by_a_net_with_no_user_exposed_and_record
             for kind in ("health", "5xx", "slow", "crash"):
                 result = run_drill(loaded, kind, capsys)
                 results.append(result)
-                assert result["outcome"] == "caught", (kind, json.dumps(result))
+                assert result["outcome"] == "caught", (kind, json.dumps(result), shadow_numbers(tmp_path, app))
                 assert caught_net(result)["net"] in CAUGHT_BY[kind], (kind, json.dumps(result))
                 assert containers_of(app, result["release"]) == {}, kind
                 assert (tmp_path / "state" / app / "local" / "current").read_text().strip() == v1

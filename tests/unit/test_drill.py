@@ -114,7 +114,7 @@ def test_the_wrappers_configuration_says_what_fails():
     assert 'split_clients "$request_id" $drill_fault { 25% 1; * 0; }' in five
     assert 'if ($drill_fault) { return 500' in five and "echo_" not in five and "load_module" not in five
     slow = plan.wrapper_config("slow", 0.2, "frontend:8000", 8080, "/m/echo.so")
-    assert slow.startswith("load_module /m/echo.so;") and "echo_sleep 1; echo_exec @app;" in slow
+    assert slow.startswith("load_module /m/echo.so;") and "echo_sleep 2; echo_exec @app;" in slow
     crash = plan.wrapper_config("crash", 0.2, "frontend:8000", 8080)
     assert "$drill_fault) {" not in crash
     assert re.search(r"& sleep 1; .* exit 70\n$", plan.wrapper_script("crash", 0.2, "frontend", 8000))
