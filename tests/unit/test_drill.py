@@ -380,3 +380,26 @@ def test_config_shows_whether_an_environment_is_production(capsys):
     for env, expected in (("production", True), ("staging", False)):
         assert main(["-c", str(repo / "deploy.toml"), "config", "--env", env, "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["production"] is expected
+
+
+def test_stats_lists_the_drills_apart_with_their_times(capsys, monkeypatch, tmp_path):
+    from deployctl.cli.main import main
+    from deployctl.services import stats as service
+
+    d = "20261201-100500-aaaaaaa"
+    history = [rec("20261201-100000-aaaaaaa", "deploy", "succeeded", "2026-12-01T10:00:00Z"),
+               rec(d, "deploy", "aborted", "2026-12-01T10:05:10Z"),
+               rec(d, "drill", "caught", "2026-12-01T10:05:12Z", previous="20261201-100000-aaaaaaa",
+                   extra={"fail": "slow", "nets": [{"net": "shadow", "result": "caught", "seconds": 4.3,
+                                                    "detect_s": 4.3, "restore_s": 0.37}]})]
+    stats = compute(history, now=parse_when("2026-12-02T00:00:00Z"), window=86400 * 3)
+    monkeypatch.setattr(service, "stats", lambda *a, **k: service.StatsResult(stats, ["local"]))
+    config = tmp_path / "deploy.toml"
+    config.write_text(CONFIG)
+    page = tmp_path / "stats.html"
+    assert main(["-c", str(config), "stats", "--env", "local", "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"drills: time to restore \(median\)\s+0\.4s\s+1 drills, apart from the figures above", out), out
+    assert f"drill {d} --fail slow: caught by shadow, detected in 4.3s, restored in 0.4s" in out
+    assert re.search(r"change failure rate\s+0\.0%", out), out
+    assert "<title>drills: 0.4s</title>" in page.read_text()
