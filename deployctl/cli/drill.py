@@ -50,8 +50,12 @@ def drill(
         return
     app.emit.close()
     caught = result.caught
-    title = (f"Drill --fail {fail} on {env}: caught by {caught.net}" if caught is not None
-             else f"Drill --fail {fail} on {env}: {result.outcome}")
+    if result.outcome == "rolled back":
+        title = f"Drill --fail {fail} on {env}: NO NET CAUGHT IT; the drill rolled back"
+    elif caught is not None:
+        title = f"Drill --fail {fail} on {env}: caught by {caught.net}"
+    else:
+        title = f"Drill --fail {fail} on {env}: {result.outcome}"
     table(app, title, ["net", "result", "judged", "time to detect", "time to restore"],
           [[n.net, n.result, f"{n.seconds:.2f}s", "-" if n.detect_s is None else f"{n.detect_s:.2f}s",
             "-" if n.restore_s is None else f"{n.restore_s:.2f}s"] for n in result.nets])

@@ -338,6 +338,14 @@ def test_the_command_shows_each_net_with_its_times(capsys, monkeypatch, tmp_path
     assert "caught by shadow" in out and re.search(r"shadow\s+caught\s+2\.50s\s+2\.50s\s+0\.40s", out), out
     assert "20261201-100000-aaaaaaa serves; drill release 20261201-100500-aaaaaaa" in out
 
+    def unjudged(loaded, env, kind, secrets, emit, **kwargs):  # type: ignore[no-untyped-def]
+        return service.DrillResult(env, kind, "20261201-100000-aaaaaaa", "20261201-100500-aaaaaaa", "rolled back",
+                                   [plan.NetResult("rollback", "caught", 0.0, restore_s=3.0)], seconds=9.0)
+
+    monkeypatch.setattr(service, "drill", unjudged)
+    assert main(["-c", str(config), "drill", "--env", "local", "--fail", "5xx"]) == 0
+    assert "NO NET CAUGHT IT; the drill rolled back" in capsys.readouterr().out
+
 
 def test_releases_names_a_drill_release_as_one(shadowed):
     from deployctl.services.inspect import releases
