@@ -1,15 +1,17 @@
 """The proxy with the shadow window's mirror on vs off: what users see (p95 latency, requests
 per second), side by side in one run.
 
-Three nginx proxies rendered by deployctl (plan/proxy_config.py) run at once, each in the
+Four nginx proxies rendered by deployctl (plan/proxy_config.py) run at once, each in the
 stand-in nginx image with the host's network, in front of upstreams on this machine (small
 Python servers, 127.0.0.1, free ports):
 
   off        the live release only (the configuration of any deploy)
   on         the live release answers, every GET copied to a new release as fast as it
   on, slow   the same, the new release 3x slower (an added delay per request)
+  on, hung   the same, the new release never answering in time (30 s per request): each copy
+             is cut off at the shadow timeout (rollout.shadow_timeout, 1 s by default)
 
-Rounds interleave the three (off, on, on-slow, off, ...), each a fixed time of `--workers`
+Rounds interleave the four (off, on, on-slow, on-hung, off, ...), each a fixed time of `--workers`
 clients GETting as fast as they can; medians over the rounds. `--keepalive` reuses each
 client's connection (nginx finishes a request only with its mirror, so a slow copy holds
 the next request on that connection); without it every request opens its own.
@@ -24,12 +26,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -41,41 +40,11 @@ from deployctl.plan.proxy_config import Shadow, render_proxy_config  # noqa: E40
 from deployctl.plan.release_spec import ProxySpec  # noqa: E402
 from tests.integration.deploy_fixtures import free_port  # noqa: E402
 
+from proxy_load import Rounds, load, print_table, start_upstream, wait_answering  # noqa: E402
+
 NGINX = "deployctl-standin/nginx:bookworm"
 LIVE, NEW, SLOW = "20261206-100000-1111111", "20261206-110000-2222222", "20261206-120000-3333333"
-# The upstream: answers GET with a small body after `delay` seconds (a thread per connection).
-UPSTREAM = """
-import sys, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-port, delay = int(sys.argv[1]), float(sys.argv[2])
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        time.sleep(delay)
-        body = b'{"ok": true}'
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-ThreadingHTTPServer.daemon_threads = True
-ThreadingHTTPServer.handle_error = lambda *args: None  # nginx closing an idle keep-alive connection
-ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
-"""
-
-
-def start_upstream(delay: float) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(port), str(delay)])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/")
-            conn.getresponse().read()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"the upstream on {port} did not start")
+HUNG = "20261206-130000-4444444"
 
 
 def start_proxy(folder: Path, name: str, listen: int, upstreams: dict[str, str], shadow: Shadow | None) -> str:
@@ -85,57 +54,8 @@ def start_proxy(folder: Path, name: str, listen: int, upstreams: dict[str, str],
     subprocess.run(["docker", "run", "-d", "--name", name, "--network", "host", "-v",
                     f"{folder}:/etc/deployctl/proxy:ro", NGINX, "nginx", "-c", "/etc/deployctl/proxy/nginx.conf",
                     "-g", "daemon off;"], check=True, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", listen, timeout=1)
-            conn.request("GET", "/")
-            if conn.getresponse().status == 200:
-                return name
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"the proxy {name} did not answer on {listen}")
-
-
-def load(port: int, seconds: float, workers: int, keepalive: bool) -> tuple[list[float], int]:
-    """(latencies in ms, failures) of `workers` clients for `seconds`."""
-    latencies: list[float] = []
-    failures = [0]
-    lock = threading.Lock()
-    end = time.monotonic() + seconds
-
-    def client() -> None:
-        conn = None
-        mine: list[float] = []
-        while time.monotonic() < end:
-            started = time.perf_counter()
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                conn.request("GET", "/items", headers={} if keepalive else {"Connection": "close"})
-                response = conn.getresponse()
-                response.read()
-                ok = response.status == 200
-                if not keepalive:
-                    conn.close()
-                    conn = None
-            except OSError:
-                ok, conn = False, None
-            if ok:
-                mine.append((time.perf_counter() - started) * 1000)
-            else:
-                with lock:
-                    failures[0] += 1
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, failures[0]
+    wait_answering(lambda: http.client.HTTPConnection("127.0.0.1", listen, timeout=1), f"the proxy {name}")
+    return name
 
 
 def main() -> int:
@@ -152,13 +72,14 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="shadow-bench-") as tmp:
             ports = {}
-            for release, seconds in ((LIVE, delay), (NEW, delay), (SLOW, 3 * delay)):
+            for release, seconds in ((LIVE, delay), (NEW, delay), (SLOW, 3 * delay), (HUNG, 30.0)):
                 proc, ports[release] = start_upstream(seconds)
                 procs.append(proc)
             address = {r: f"127.0.0.1:{p}" for r, p in ports.items()}
             setups = {"off": (None, {LIVE: address[LIVE]}),
                       "on": (Shadow(NEW, ("GET", "HEAD")), {LIVE: address[LIVE], NEW: address[NEW]}),
-                      "on, slow": (Shadow(SLOW, ("GET", "HEAD")), {LIVE: address[LIVE], SLOW: address[SLOW]})}
+                      "on, slow": (Shadow(SLOW, ("GET", "HEAD")), {LIVE: address[LIVE], SLOW: address[SLOW]}),
+                      "on, hung": (Shadow(HUNG, ("GET", "HEAD")), {LIVE: address[LIVE], HUNG: address[HUNG]})}
             listen = {}
             for i, (mode, (shadow, upstreams)) in enumerate(setups.items()):
                 folder = Path(tmp) / f"p{i}"
@@ -166,11 +87,12 @@ def main() -> int:
                 os.chmod(folder, 0o755)
                 listen[mode] = free_port()
                 names.append(start_proxy(folder, f"shadow-bench-{tag}-{i}", listen[mode], upstreams, shadow))
-            results: dict[str, list[tuple[float, float, int]]] = {mode: [] for mode in setups}
+            results: Rounds = {mode: [] for mode in setups}
             loads = [os.getloadavg()[0]]
             for _ in range(args.rounds):
                 for mode in setups:
-                    latencies, failed = load(listen[mode], args.seconds, args.workers, args.keepalive)
+                    latencies, failed = load(lambda: http.client.HTTPConnection("127.0.0.1", listen[mode], timeout=10),  # noqa: B023
+                                             args.seconds, args.workers, args.keepalive)
                     results[mode].append((p95(latencies) or 0.0, len(latencies) / args.seconds, failed))
                 loads.append(os.getloadavg()[0])
     finally:
@@ -182,12 +104,7 @@ def main() -> int:
     print(f"{args.rounds} interleaved rounds of {args.seconds:g}s, {args.workers} workers, {connection}; upstream "
           f"{args.delay_ms:g} ms per request (the slow new release {3 * args.delay_ms:g} ms); load average "
           f"{min(loads):.1f}-{max(loads):.1f}")
-    base = statistics.median(r[0] for r in results["off"]), statistics.median(r[1] for r in results["off"])
-    print(f"{'mirror':<10} {'p95 ms':>8} {'req/s':>8} {'failed':>7} {'p95 vs off':>11} {'req/s vs off':>13}")
-    for mode, rows in results.items():
-        p95_ms, rate = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
-        print(f"{mode:<10} {p95_ms:8.1f} {rate:8.0f} {sum(r[2] for r in rows):7d} {p95_ms / base[0]:10.2f}x "
-              f"{rate / base[1]:12.2f}x")
+    print_table(results, "off", "mirror")
     return 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import time
 from typing import Annotated, Iterator, Optional
 
 import typer
@@ -94,17 +93,15 @@ def deploy(
     loaded = deploy_config(inputs, images)  # built accessories run their built image
     from ..services.deploy import DeployOptions
 
-    swarm = loaded.environment(env).target == "swarm"
     from ..services.tls import refuse_swarm
 
     refuse_swarm(loaded, env)  # the dry run too: it would print a plan without HTTPS
     if dry_run:
-        if swarm:
-            _print_swarm_deploy_plan(app, loaded, env, images, DeployOptions(no_guard=no_guard, canary=canary, shadow=shadow),
-                                     hooks=not no_hooks)
-            return
-        _print_deploy_plan(app, loaded, env, images, (login.server, login.username) if login else None,
-                           DeployOptions(no_guard=no_guard, canary=canary, shadow=shadow), hooks=not no_hooks)
+        from ..services.dry_runs import deploy_plan
+
+        release, plans = deploy_plan(loaded, env, images, (login.server, login.username) if login else None,
+                                     DeployOptions(no_guard=no_guard, canary=canary, shadow=shadow), hooks=not no_hooks)
+        _print_plan(app, "deploy", release, plans)
         return
     hooks_skipped_warning(app, no_hooks)
     with sigterm_interrupts(), _hosts_reported(app, "deploy", f"Deploy to {env} stopped"):
@@ -159,90 +156,8 @@ def _hosts_reported(app: AppContext, command: str, title: str) -> Iterator[None]
         raise
 
 
-def _hook_plan(loaded, names, hooks: bool) -> dict:  # type: ignore[no-untyped-def]
-    """The hooks a command would run, as one more entry of the printed plan (never run here)."""
-    from ..plan.hooks import hook_rows
-
-    rows = hook_rows(loaded.config.hooks, names, enabled=hooks)
-    return {"hooks (on this machine)": rows} if rows else {}
-
-
-DEPLOY_HOOKS = ("pre_deploy", "pre_migrate", "on_revert", "post_deploy")
-ROLLBACK_HOOKS = ("pre_deploy", "on_revert", "post_rollback")
-
-
-def _print_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignore[no-untyped-def]
-                       login: tuple[str, str] | None, options, hooks: bool = True) -> None:
-    """The plan of each host's HostDeploy, the object a real deploy runs (no connection)."""
-    from ..plan.accessories import planned_steps
-    from ..plan.dry_run import REGISTRY_CONFIG, deploy_steps
-    from ..plan.releases import new_release_id
-    from ..services.deploy import HostDeploy
-    from ..services.hosts import connectors_for
-
-    config, environment = loaded.config, loaded.environment(env)
-    release = new_release_id(time.time(), images.revision)
-    plans = {}
-    for index, conn in enumerate(connectors_for(loaded, env)):
-        if login:  # as the preflight's login leaves it on the connector (services/preflight.py)
-            conn.registry_config = REGISTRY_CONFIG
-        job = HostDeploy(loaded, env, conn, lambda e: None, release, images, {}, options, first=index == 0)
-        steps = deploy_steps(
-            job.plan, [row for step in job.preparation() for row in step.rows],
-            job.migration_rows() if index == 0 else [], job.layout, local=environment.target == "local",
-            images=[*images.images.values(), job.spec.proxy.image], keep=environment.rollout.keep,
-            registry_login=login, fetching=[row for step in job.fetching() for row in step.rows])
-        # Accessories come up after the preflight, before the lock (services/deploy.py).
-        at = next((i for i, s in enumerate(steps) if s.step != "preflight"), len(steps))
-        plans[conn.host] = steps[:at] + planned_steps(config, env, job.layout) + steps[at:] + _tls_rows(config, env)
-    migrates = any(s.migrate for s in config.services.values())
-    names = [n for n in DEPLOY_HOOKS if n != "pre_migrate" or migrates]
-    _print_plan(app, "deploy", release, plans | _hook_plan(loaded, names, hooks))
-
-
-def _tls_rows(config, env: str) -> list:  # type: ignore[no-untyped-def]
-    """What a deploy does for HTTPS after its rollout (services/deploy._certificate)."""
-    from ..plan.steps import PlannedStep
-
-    mode = config.tls_for(env)
-    if mode == "off":
-        return []
-    source = ("an ACME order: the HTTP-01 answers on every host before the CA validates"
-              if mode == "acme" else "the pair from the secret source (checked before any host changes)")
-    return [PlannedStep("certificate", f"under every host's lock again: a certificate for "
-                                       f"{', '.join(config.proxy.hosts)} where a host has none, or one within 30 "
-                                       f"days of expiry: {source}; installed staged (tls/live link, nginx -t, "
-                                       "reload) on every host (docs/tls.md)")]
-
-
-def _print_swarm_deploy_plan(app: AppContext, loaded, env: str, images,  # type: ignore[no-untyped-def]
-                             options, hooks: bool = True) -> None:
-    """The SwarmPlan a swarm deploy runs (services/swarm_deploy.py), built the same way; no connection."""
-    from ..plan.releases import new_release_id
-    from ..plan.steps import PlannedStep
-    from ..plan.accessories import environment_accessories
-    from ..plan.swarm_accessories import planned_steps as swarm_accessory_steps
-    from ..services.accessories import read_files
-    from ..services.hosts import layout_for
-    from ..services.swarm_deploy import swarm_deploy_plan
-
-    environment = loaded.environment(env)
-    release = new_release_id(time.time(), images.revision)
-    plan = swarm_deploy_plan(loaded, env, release, images, options=options)
-    steps = [PlannedStep("preflight", f"connect to the manager {environment.manager} (host key pinned); it must "
-                                      "be an active Swarm manager"),
-             PlannedStep("lock", "on the manager: mkdir of the lock directory in its state dir")]
-    layout = layout_for(loaded, env)
-    # Their files as a real deploy reads them: a missing one fails the dry run too (exit 3),
-    # and the Docker config names shown are the ones a deploy would create.
-    files = read_files(loaded, environment_accessories(loaded.config, env, layout))
-    accessories = swarm_accessory_steps(loaded.config, env, layout, files=files)
-    names = [n for n in DEPLOY_HOOKS if n != "pre_migrate" or plan.migrations]
-    _print_plan(app, "deploy", release, {f"swarm manager {environment.manager}": steps + accessories + plan.steps()}
-                | _hook_plan(loaded, names, hooks))
-
-
 def _print_plan(app: AppContext, command: str, release: str, plans: dict) -> None:  # type: ignore[no-untyped-def]
+    """A dry run's plan (services/dry_runs.py): numbered steps per host, each argv shell-quoted."""
     import shlex
 
     if app.mode == "json":
@@ -296,12 +211,11 @@ def rollback(
     loaded = app.loaded
     loaded.environment(env)
     unlock = unlock_policy(force_unlock, force_unlock_live, yes)  # refused before anything is touched
-    swarm = loaded.environment(env).target == "swarm"
     if dry_run:
-        if swarm:
-            _print_swarm_rollback_plan(app, loaded, env, to, hooks=not no_hooks)
-            return
-        _print_rollback_plan(app, loaded, env, to, hooks=not no_hooks)
+        from ..services.dry_runs import rollback_plan
+
+        target, plans = rollback_plan(loaded, env, to, hooks=not no_hooks)
+        _print_plan(app, "rollback", target, plans)
         return
     from ..services.deploy_inputs import hook_secrets
 
@@ -325,52 +239,3 @@ def rollback(
            for o in outcomes])
 
 
-def _print_rollback_plan(app: AppContext, loaded, env: str, to: str | None,  # type: ignore[no-untyped-def]
-                         hooks: bool = True) -> None:
-    """The plan of each host's HostRollback, after the same read-only checks and the same
-    choice of target as the real rollback."""
-    from ..plan.dry_run import rollback_steps
-    from ..plan.steps import PlannedStep
-    from ..plan.rollout import HostReleases, rollback_target
-    from ..services.host_state import HostState
-    from ..services.hosts import connectors_for, layout_for
-    from ..services.rollback import HostRollback
-
-    layout = layout_for(loaded, env)
-    conns = connectors_for(loaded, env)
-    try:
-        views = []
-        for conn in conns:
-            conn.connect()
-            state = HostState(conn, layout)
-            current = state.current()
-            views.append(HostReleases(conn.host, current, state.history().previous_good(current)))
-        target = rollback_target(views, to)  # one release everywhere, or a refusal
-        plans = {}
-        for conn in conns:
-            job = HostRollback(loaded, env, conn, lambda e: None, target)
-            job.check()
-            plans[conn.host] = ([PlannedStep("nothing", f"{target} is already live")] if job.plan is None
-                                else rollback_steps(job.plan, layout))
-    finally:
-        for conn in conns:
-            conn.close()
-    _print_plan(app, "rollback", target, plans | _hook_plan(loaded, ROLLBACK_HOOKS, hooks))
-
-
-def _print_swarm_rollback_plan(app: AppContext, loaded, env: str, to: str | None,  # type: ignore[no-untyped-def]
-                               hooks: bool = True) -> None:
-    """After the same read of the manager's history and the same choice of target."""
-    from ..services.host_state import HostState
-    from ..services.hosts import layout_for, manager_connector
-    from ..services.swarm_deploy import rollback_target, swarm_rollback_plan
-
-    conn = manager_connector(loaded, env)
-    try:
-        conn.connect()
-        _, target, record = rollback_target(HostState(conn, layout_for(loaded, env)), to, conn.host)
-    finally:
-        conn.close()
-    plan = swarm_rollback_plan(loaded, env, record)
-    _print_plan(app, "rollback", target, {f"swarm manager {loaded.environment(env).manager}": plan.steps()}
-                | _hook_plan(loaded, ROLLBACK_HOOKS, hooks))

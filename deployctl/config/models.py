@@ -434,6 +434,10 @@ class Rollout(Strict):
     # Stopped when the mirrored p95 is over this many times the live release's (and at least
     # SHADOW_P95_FLOOR_MS slower: below that, a ratio of two small numbers is noise).
     shadow_max_p95_ratio: Annotated[float, Field(ge=1, le=1000)] = 2.0
+    # How long a copy may take: nginx finishes a user's request only with its copy, so on a
+    # keep-alive connection the user's next request waits for a slow copy (bench/shadow_proxy.py).
+    # A copy past it is an upstream failure in the verdict (a hanging release is stopped).
+    shadow_timeout: Annotated[float, Field(ge=0.05, le=60)] = 1.0
     # Before a deploy's migrations: back up this accessory (a database the environment lists)
     # and record the backup's id in the release, so `rollback --restore-data` can restore it.
     backup_before_migrate: bool = False

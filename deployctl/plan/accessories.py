@@ -14,7 +14,6 @@ use `{{ secret.NAME }}`, rendered, mode 0600, read by `docker run --env-file`) a
 
 from __future__ import annotations
 
-import os
 import posixpath
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence

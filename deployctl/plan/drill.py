@@ -23,6 +23,7 @@ from typing import Any, Iterable, Sequence
 
 from ..config.models import Config, Environment, HealthCheck, Service
 from .images import PROXY
+from .target_limits import refuse as refuse_target
 from .releases import DRILL  # noqa: F401 - the history line's action, for the drill's callers
 
 KINDS = ("5xx", "slow", "crash", "health")
@@ -90,9 +91,7 @@ def check_request(name: str, environment: Environment, kind: str, rate: float, *
                else f"the environment is named {name!r}")
         raise DrillRefused(f"{name} is a production environment ({why}): a drill there puts a failing release "
                            "through its safety nets in front of real users; add --i-mean-it to run it")
-    if environment.target == "swarm":
-        raise DrillRefused("drill: a Swarm target refuses it (its shadow window and canary are refused by name, "
-                           "and the fault wrapper would have to be a service of its own beside the live one)")
+    refuse_target(environment.target, name, "drill")  # a Swarm (plan/target_limits.py): UsageError, exit 2
 
 
 def drill_config(config: Config, kind: str, rate: float) -> Config:

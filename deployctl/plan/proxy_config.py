@@ -285,10 +285,17 @@ class Shadow:
 
     release: str
     methods: tuple[str, ...]
+    # Seconds a copy may take (connect, send, read). nginx finalizes a request only when its
+    # mirror subrequest is done: the user has the answer, but a keep-alive connection takes
+    # its next request only then, so a slow copy delays that user's next request. This bounds
+    # it; a copy cut off is logged as a 504 and counts against the new release.
+    timeout: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.methods or not all(re.fullmatch(r"[A-Z]+", m) for m in self.methods):
             raise ValueError(f"shadow methods {self.methods!r}: expected upper-case HTTP methods")
+        if not 0 < self.timeout <= 60:
+            raise ValueError(f"shadow timeout {self.timeout!r}: expected seconds in (0, 60]")
 
 
 def shadow_map(shadow: Shadow | None) -> str:
@@ -321,6 +328,7 @@ def shadow_location(shadow: Shadow | None) -> str:
     here, unlogged."""
     if shadow is None:
         return ""
+    limit = f"{max(1, round(shadow.timeout * 1000))}ms"
     return f"""        location = {SHADOW_LOCATION} {{
             internal;
             if ($deployctl_shadow = 0) {{
@@ -330,6 +338,9 @@ def shadow_location(shadow: Shadow | None) -> str:
             log_subrequest on;
             access_log /dev/stdout {SHADOW_LOG_FORMAT};
             add_header {RELEASE_HEADER} {shadow.release} always;
+            proxy_connect_timeout {limit};
+            proxy_send_timeout {limit};
+            proxy_read_timeout {limit};
             proxy_pass http://{upstream_name(shadow.release)}$request_uri;
         }}
 """

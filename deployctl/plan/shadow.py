@@ -34,6 +34,7 @@ class ShadowSpec:
     methods: tuple[str, ...]
     max_error_rate: float
     max_p95_ratio: float
+    timeout: float = 1.0  # a copy's, in nginx (plan/proxy_config.Shadow)
 
     step = "shadow"  # the gate's step name (services/canary.CanaryGate)
 
@@ -45,7 +46,8 @@ class ShadowSpec:
                 f"away) for {self.window:g}s or until {self.min_requests} were answered; the proxy's access log "
                 f"read every second on every host: stop as soon as its error rate exceeds the live release's on the "
                 f"same requests by {self.max_error_rate:.1%}; at the end stop if its p95 is over "
-                f"{self.max_p95_ratio:g}x the live release's")
+                f"{self.max_p95_ratio:g}x the live release's; a copy slower than {self.timeout:g}s is an upstream "
+                f"failure (a user's next request on a keep-alive connection waits for the copy of the last)")
 
     def board(self, logs: Mapping[str, list[LogEntry]], new: str, live: str, since: float) -> Board:
         """Only the copied methods, on both sides: the same requests."""
@@ -71,4 +73,4 @@ def shadow_spec(rollout, seconds: float | None = None) -> ShadowSpec | None:  # 
     if not window:
         return None
     return ShadowSpec(float(window), rollout.shadow_min_requests, tuple(rollout.shadow_methods),
-                      rollout.shadow_max_error_rate, rollout.shadow_max_p95_ratio)
+                      rollout.shadow_max_error_rate, rollout.shadow_max_p95_ratio, rollout.shadow_timeout)

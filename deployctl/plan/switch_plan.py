@@ -253,11 +253,11 @@ def canary_config(target: ReleaseSpec, live: ReleaseSpec, share: int) -> str:
     return render_proxy_config(target.proxy, live.release, upstreams, canary=(target.release, share))
 
 
-def shadow_config(target: ReleaseSpec, live: ReleaseSpec, methods: tuple[str, ...]) -> str:
+def shadow_config(target: ReleaseSpec, live: ReleaseSpec, methods: tuple[str, ...], timeout: float = 1.0) -> str:
     """The live release answers every request; copies of `methods` go to the target too.
     The target's proxy settings, as the canary's split (its image runs the proxy from now)."""
     upstreams = {r.release: f"{r.routed.container}:{r.routed.port}" for r in (live, target)}
-    return render_proxy_config(target.proxy, live.release, upstreams, shadow=Shadow(target.release, methods))
+    return render_proxy_config(target.proxy, live.release, upstreams, shadow=Shadow(target.release, methods, timeout))
 
 
 def verify_check(target: ReleaseSpec) -> VerifyCheck:

@@ -28,6 +28,7 @@ from ..events import Emit, Message, Timer
 from ..plan import accessories as acc
 from ..plan import backups as bk
 from ..plan.build import rfc3339
+from ..plan.target_limits import refuse
 from ..secrets import redactor
 from . import accessories
 from .host_state import HostState
@@ -55,10 +56,7 @@ class Target:
 
 
 def refuse_swarm(loaded: LoadedConfig, env_name: str, what: str) -> None:
-    if loaded.environment(env_name).target == "swarm":
-        raise UsageError(f"{what} is not available on a swarm environment ({env_name!r}, target swarm): the "
-                         "accessory's task runs on its pinned node, which deployctl does not reach by SSH",
-                         hint="docs/backups.md says how; on hosts (local, ssh) it works")
+    refuse(loaded.environment(env_name).target, env_name, "backups", what)
 
 
 def target(loaded: LoadedConfig, env_name: str, name: str, to: str | None = None) -> Target:

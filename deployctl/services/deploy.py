@@ -58,7 +58,7 @@ from ..plan.schema import show as show_schema
 from ..plan.env_values import SecretValueError, env_file
 from .host_calls import PREVIOUS, UNCHANGED, UNKNOWN, mapped, on_every_host
 from .host_calls import why as _why
-from .rollout import Cancel, Interrupted, Rollout, unexpected  # noqa: F401 - Interrupted: for the CLI
+from .rollout import Cancel, Rollout, unexpected
 from .transaction import (GuardReverted, after_switch, best_effort, deploy_failure, failure_outcome, run_transaction,  # noqa: F401 - GuardReverted: imported from here by callers
                           release_record, take_lock)
 from .switch import HostSwitch, SwitchBackFailed, SwitchFailed

@@ -15,11 +15,12 @@ from typing import Any, Callable
 from ..adapters.connector import check
 from ..config import LoadedConfig
 from ..config.models import Config, Job
-from ..errors import ConfigError, ExecNotStarted, UsageError
+from ..errors import ConfigError, ExecNotStarted
 from ..plan import jobs as plan
 from ..plan.containers import ContainerSpec
 from ..plan.names import Names, StateLayout
 from ..plan.steps import PlannedStep, Step
+from ..plan.target_limits import refuse
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for
 
@@ -48,10 +49,7 @@ def register_job(config: Config, name: str, service: str, command: list[str], sc
 def refuse_on_swarm(config: Config, env_name: str) -> None:
     """A Swarm has no `exec --new` one-off containers for a job to reuse yet: refused by name."""
     if config.jobs:
-        raise UsageError(f"jobs: environments.{env_name} is a Swarm (target = \"swarm\"), where scheduled jobs are "
-                         f"not run yet ({', '.join(config.jobs)})",
-                         hint="remove the [jobs] tables for this environment's config, or run them on an ssh or "
-                              "local environment (docs/jobs.md, \"Swarm\")")
+        refuse("swarm", env_name, "jobs", ", ".join(config.jobs))
 
 
 @dataclass
@@ -127,9 +125,7 @@ class JobStatus:
 
 def _first_host(loaded: LoadedConfig, env_name: str, connectors: list | None):  # type: ignore[no-untyped-def]
     environment = loaded.environment(env_name)
-    if environment.target == "swarm":
-        refuse_on_swarm(loaded.config, env_name)
-        raise UsageError(f"environments.{env_name} is a Swarm: it has no scheduled jobs")
+    refuse(environment.target, env_name, "jobs")
     if not loaded.config.jobs:
         raise ConfigError("deploy.toml has no [jobs.NAME] tables", hint="docs/jobs.md")
     conns = connectors if connectors is not None else connectors_for(loaded, env_name)

@@ -16,11 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..config import LoadedConfig
-from ..errors import DeployctlError, DeployError, ExitCode, RolloutError, UsageError
+from ..errors import DeployctlError, DeployError, ExitCode, RolloutError
 from ..events import Emit, Timer
 from ..plan import maintenance as plan
 from ..plan.build import rfc3339
 from ..plan.proxy_config import RELEASE_HEADER
+from ..plan.target_limits import refuse
 from .host_calls import why
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for
@@ -42,10 +43,7 @@ class MaintenanceResult:
 def set_maintenance(loaded: LoadedConfig, env_name: str, emit: Emit, *, on: bool, page: bytes | None = None,
                     retry_after: int = plan.DEFAULT_RETRY_AFTER, connectors: list | None = None) -> list[MaintenanceResult]:
     environment = loaded.environment(env_name)
-    if environment.target == "swarm":
-        raise UsageError(f"maintenance mode is not supported on a Swarm (environment {env_name!r} has "
-                         "target = \"swarm\"): its proxies are not switched per node yet",
-                         hint="docs/proxy.md, \"Maintenance mode\"")
+    refuse(environment.target, env_name, "maintenance")
     state = plan.Maintenance(rfc3339(time.time()), retry_after, token_source.token_hex(16)) if on else None
     conns = connectors if connectors is not None else connectors_for(loaded, env_name)
     names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)

@@ -28,6 +28,7 @@ from ..plan.proxy_config import Standby, live_release, standby_of
 from ..plan.switch_plan import SwitchPlan, rollback_plan
 from . import preflight
 from ..plan.hooks import HookContext
+from ..plan.target_limits import refuse
 from ..secrets import Secret
 from .hooks import HookRunner, previous_of
 from .host_state import HostState
@@ -68,8 +69,7 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
         from .swarm_deploy import rollback as swarm_rollback
 
         if restore_data:
-            raise UsageError(f"rollback --restore-data is not available on a swarm environment ({env_name!r}): "
-                             "its releases record no schema and no backup (docs/backups.md)")
+            refuse("swarm", env_name, "backups", "rollback --restore-data")
 
         return swarm_rollback(loaded, env_name, emit, to=to, message=message, force_unlock=force_unlock,  # type: ignore[return-value]
                               hooks=hooks, secrets=secrets)

@@ -56,7 +56,8 @@ class HostShadow(JudgedHost):
                              f"{self.live.release} answers")
         # What `recover` puts back if this deployctl dies before the verdict.
         self.conn.put_file(self.live_copy, live_only, 0o644)
-        self.switch.proxy.route(self.plan.proxy, shadow_config(self.plan.target, self.live, self.spec.methods))
+        config = shadow_config(self.plan.target, self.live, self.spec.methods, self.spec.timeout)
+        self.switch.proxy.route(self.plan.proxy, config)
         timer.done()
         return time.time()
 

@@ -42,6 +42,7 @@ from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .host_calls import PREVIOUS, UNKNOWN, mapped
 from .host_calls import why as _why
 from ..plan.hooks import HookContext
+from ..plan.target_limits import refuse
 from .hooks import HookRunner
 from .host_state import HostState
 from .hosts import layout_for, manager_connector, names_for, proxy_port, ssh_connector
@@ -200,10 +201,7 @@ def refuse_stop_first(config, env_name: str) -> None:  # type: ignore[no-untyped
     name rather than run twice (docs/jobs.md, "Swarm")."""
     for name, service in config.services.items():
         if service.stop_first:
-            raise UsageError(f"services.{name}.stop_first: environments.{env_name} is a Swarm, where a release's "
-                             "worker starts beside the live one; stop_first is not run on a Swarm target yet",
-                             hint="remove stop_first (the worker then runs beside the live one until the switch), "
-                                  "or deploy this worker to an ssh or local environment (docs/jobs.md)")
+            refuse("swarm", env_name, "stop_first", f"services.{name}.stop_first")
 
 
 def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: dict[str, Secret], emit: Emit, *,
@@ -211,17 +209,9 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
            registry_username: str | None = None, manager=None, now: float | None = None) -> DeployResult:  # type: ignore[no-untyped-def]
     config, environment = loaded.config, loaded.environment(env_name)
     if canary_spec(environment.rollout, options.canary) is not None:
-        # Refused before anything is touched: a plain deploy in its place would send 100% of
-        # the traffic to a release the user asked to try on a share first.
-        raise UsageError(f"environments.{env_name}: a canary (--canary, rollout.canary) is not run on a Swarm "
-                         "target yet", hint="deploy without --canary, or set rollout.canary = 0 (docs/swarm.md)")
+        refuse("swarm", env_name, "canary")  # before anything is touched (plan/target_limits.py)
     if shadow_spec(environment.rollout, options.shadow) is not None:
-        # Refused the same way: a deploy without it would switch a release the user asked to
-        # judge on copies of live traffic first. (The Swarm's global proxy would need the
-        # mirror on every node and the new service reachable beside the live one.)
-        raise UsageError(f"environments.{env_name}: a shadow window (--shadow, rollout.shadow_window) is not run on "
-                         "a Swarm target yet",
-                         hint="deploy with --shadow 0, or set rollout.shadow_window = 0 (docs/swarm.md)")
+        refuse("swarm", env_name, "shadow")
     refuse_jobs_on_swarm(config, env_name)  # refused before anything is touched, as the canary
     refuse_stop_first(config, env_name)
     emit = serialized(emit)

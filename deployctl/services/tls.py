@@ -18,12 +18,13 @@ from typing import Sequence
 
 from ..adapters.connector import check as run_checked
 from ..config import LoadedConfig
-from ..errors import ConfigError, DeployctlError, ExitCode, UsageError
+from ..errors import ConfigError, DeployctlError, ExitCode
 from ..events import Emit, Message, Timer
 from ..plan import certificates as certs
 from ..plan import tls_config as tc
 from ..plan.names import Names, StateLayout
 from ..plan.proxy_config import CONFIG_PATH, PROXY_MOUNT
+from ..plan.target_limits import refuse
 from ..secrets import Secret, redactor
 from .hosts import layout_for, names_for, tls_port
 from .proxy import HostProxy
@@ -161,11 +162,8 @@ def refuse_swarm(loaded: LoadedConfig, env_name: str) -> None:
     """A Swarm's global proxy would take the certificate as a Docker secret: not built yet,
     so a Swarm environment refuses HTTPS by name rather than serving HTTP only."""
     mode = loaded.config.tls_for(env_name)
-    if mode != "off" and loaded.environment(env_name).target == "swarm":
-        raise UsageError(f'tls = "{mode}" is not supported on a swarm environment '
-                         f'({env_name}: target = "swarm") yet', hint='set tls = "off" for it, or terminate HTTPS '
-                                                                     "at a load balancer in front of the Swarm "
-                                                                     "(docs/tls.md)")
+    if mode != "off":
+        refuse(loaded.environment(env_name).target, env_name, "tls", f'tls = "{mode}"')
 
 
 def files_pair(loaded: LoadedConfig, env_name: str, now: datetime | None = None) -> tuple[Secret, Secret]:

@@ -74,8 +74,10 @@ def test_bad_kinds_rates_and_a_swarm_are_refused_by_name(loaded):
     for rate in (0, -0.1, 1.5):
         with pytest.raises(plan.DrillRefused, match="--rate"):
             plan.check_request("local", env, "5xx", rate, i_mean_it=False)
-    with pytest.raises(plan.DrillRefused, match="a Swarm target refuses it"):
+    with pytest.raises(UsageError) as swarm:
         plan.check_request("cluster", loaded.environment("cluster"), "health", 0.2, i_mean_it=False)
+    assert swarm.value.exit_code == ExitCode.USAGE and swarm.value.message.startswith(
+        'deployctl drill is not available on environments.cluster (target = "swarm") yet: ')
 
 
 def test_the_service_refuses_with_exit_2_before_touching_a_host(loaded):

@@ -56,6 +56,9 @@ def test_the_mirror_config_copies_get_and_head_to_the_new_release_and_the_live_o
             log_subrequest on;
             access_log /dev/stdout deployctl_shadow;
             add_header X-Deployctl-Release {R2} always;
+            proxy_connect_timeout 1000ms;
+            proxy_send_timeout 1000ms;
+            proxy_read_timeout 1000ms;
             proxy_pass http://release_20261201_110000_bbbbbbb$request_uri;
         }}
         # HTTPS and ACME challenge answers as this host's certificate state says
@@ -76,6 +79,17 @@ def test_the_mirror_config_copies_get_and_head_to_the_new_release_and_the_live_o
     # The live release still routes, and the file says so; the copy's release is no canary or standby.
     assert live_release(text) == R1 and shadow_of(text) == Shadow(R2, ("GET", "HEAD"))
     assert canary_of(text) is None and standby_of(text) is None
+
+
+def test_a_copy_is_cut_off_at_the_shadow_timeout_so_a_slow_release_delays_users_boundedly():
+    """nginx takes a keep-alive connection's next request only once the last one's copy is
+    done: the copy's timeouts are what bounds that wait (bench/shadow_proxy.py measures it)."""
+    text = render_proxy_config(PROXY, R1, UPSTREAMS, shadow=Shadow(R2, ("GET",), timeout=0.25))
+    location = text[text.index("location = /.deployctl-shadow"):text.index("location / {")]
+    assert [line.strip() for line in location.splitlines() if "timeout" in line] == [
+        "proxy_connect_timeout 250ms;", "proxy_send_timeout 250ms;", "proxy_read_timeout 250ms;"]
+    with pytest.raises(ValueError, match="shadow timeout"):
+        Shadow(R2, ("GET",), timeout=0)
 
 
 def test_the_shadow_log_format_is_the_access_logs_with_the_release_as_text():
@@ -126,7 +140,8 @@ def problems(lines: str) -> list[str]:
 def test_the_shadow_is_off_by_default_and_copies_get_and_head_when_on():
     assert shadow_spec(rollout()) is None
     spec = shadow_spec(rollout("shadow_window = 30\n"))
-    assert spec == ShadowSpec(30.0, 50, ("GET", "HEAD"), 0.02, 2.0)
+    assert spec == ShadowSpec(30.0, 50, ("GET", "HEAD"), 0.02, 2.0, 1.0)
+    assert shadow_spec(rollout("shadow_window = 30\nshadow_timeout = 0.25\n")).timeout == 0.25
     assert shadow_spec(rollout("shadow_window = 30\n"), 0) is None  # --shadow 0
     assert shadow_spec(rollout(), 5).window == 5.0  # --shadow 5
 
@@ -145,7 +160,9 @@ def test_methods_are_named_one_by_one_and_a_post_only_when_listed():
 @pytest.mark.parametrize("line,key", [("shadow_window = -1", "shadow_window"),
                                       ("shadow_min_requests = 0", "shadow_min_requests"),
                                       ("shadow_max_p95_ratio = 0.5", "shadow_max_p95_ratio"),
-                                      ("shadow_max_error_rate = 2", "shadow_max_error_rate")])
+                                      ("shadow_max_error_rate = 2", "shadow_max_error_rate"),
+                                      ("shadow_timeout = 0", "shadow_timeout"),
+                                      ("shadow_timeout = 61", "shadow_timeout")])
 def test_out_of_range_settings_name_their_key(line, key):
     [problem] = problems(line + "\n")
     assert problem.startswith(f"deploy.toml: environments.prod.rollout.{key}: ")

@@ -250,10 +250,10 @@ def test_a_canary_on_a_swarm_is_refused_before_any_connection(tmp_path):
     path.write_text(CONFIG_TEXT)
     images = ReleaseImages({**IMAGES, "proxy": PROXY_IMAGE}, "abc1234def")
     # 10.0.0.1 is never reached: the refusal comes first (a connection attempt would time out).
-    with pytest.raises(UsageError, match=r"environments\.prod: a canary .* is not run on a Swarm"):
+    with pytest.raises(UsageError, match=r"^a canary .* is not available on environments\.prod \(target = \"swarm\"\)"):
         deploy(load_config(path), "prod", images, {}, Recorder(), options=DeployOptions(canary=10))
     path.write_text(CONFIG_TEXT.replace("proxy_port = 8080", "proxy_port = 8080\n[environments.prod.rollout]\ncanary = 5"))
-    with pytest.raises(UsageError, match="not run on a Swarm"):
+    with pytest.raises(UsageError, match="a canary"):
         deploy(load_config(path), "prod", images, {}, Recorder())
 
 
@@ -268,7 +268,7 @@ def test_a_shadow_window_on_a_swarm_is_refused_by_name_before_any_connection(tmp
     path.write_text(CONFIG_TEXT.replace("proxy_port = 8080", "proxy_port = 8080\n[environments.prod.rollout]\n"
                                                              "shadow_window = 30"))
     images = ReleaseImages({**IMAGES, "proxy": PROXY_IMAGE}, "abc1234def")
-    with pytest.raises(UsageError, match=r"environments\.prod: a shadow window .* is not run on a Swarm") as info:
+    with pytest.raises(UsageError, match=r"^a shadow window .* is not available on environments\.prod") as info:
         deploy(load_config(path), "prod", images, {}, Recorder())
     assert info.value.exit_code == ExitCode.USAGE and "--shadow 0" in (info.value.hint or "")
     path.write_text(CONFIG_TEXT)

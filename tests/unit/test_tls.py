@@ -112,7 +112,8 @@ def test_a_swarm_environment_refuses_tls_by_name_with_exit_2():
     with pytest.raises(UsageError) as info:
         deploy(swarm, "cluster", ReleaseImages({"web": "x@sha256:" + "0" * 64}, "1"), {}, Recorder())
     assert info.value.exit_code == ExitCode.USAGE == 2
-    assert 'tls = "acme" is not supported on a swarm environment (cluster: target = "swarm")' in info.value.message
+    assert info.value.message.startswith('HTTPS (proxy.tls = "acme" or "files") is not available on '
+                                         'environments.cluster (target = "swarm") yet (asked by tls = "acme"): ')
     tls.refuse_swarm(loaded(proxy=""), "fleet")  # tls off, or not a Swarm: nothing to refuse
     tls.refuse_swarm(loaded(), "fleet")
 

@@ -290,7 +290,9 @@ def test_stop_first_is_refused_by_name_on_a_swarm():
     with pytest.raises(UsageError) as info:
         swarm_deploy(config, "swarm", ReleaseImages({"web": "r/web@sha256:1", "consumer": "r/c@sha256:1"}, "1"),
                      SECRETS, Recorder(), manager=object())
-    assert info.value.message.startswith("services.consumer.stop_first: environments.swarm is a Swarm")
+    assert info.value.message.startswith("stop_first (services.NAME.stop_first) is not available on "
+                                         "environments.swarm (target = \"swarm\") yet (asked by "
+                                         "services.consumer.stop_first): ")
 
 
 def test_jobs_lists_each_jobs_last_runs_from_the_first_host_and_run_needs_the_scheduler():
