@@ -35,10 +35,10 @@ FAILING_PROBE = "/.deployctl-drill/no-such-program"  # in no image: `docker exec
 SLOW_DELAY = 2.0  # seconds: over the default 2x p95 ratio wherever the live p95 is under 2 s
 CRASH_AFTER = 1.0  # seconds: the wrapper exits, Docker restarts it (unless-stopped), it exits again...
 CRASH_EXIT = 70
-# The share of requests that fail when --rate is not given. `slow` delays every request: the
-# shadow window judges the copies that were answered, so a delayed fifth would be missing from
-# its first `SLOW_DELAY` seconds of log, and a window with enough fast copies by then passed it
-# (seen on this machine: the first 40 copies logged within 2 s).
+# The share of requests that fail when --rate is not given. `slow` delays every request (a
+# release slow for everyone is the usual regression): a shadow window judges only the copies
+# already answered, and before rollout.shadow_timeout cut copies off, a delayed fifth was
+# missing from its first seconds of log and the window passed it (docs/release-safety.md).
 DEFAULT_RATE = {"5xx": 0.2, "slow": 1.0}
 
 
@@ -57,6 +57,9 @@ ECHO_MODULES = ("/usr/lib/nginx/modules/ngx_http_echo_module.so", "/etc/nginx/mo
 # start is seen by the health wait, which fails fast on an exited container).
 NET_OF_STEP = {"health": "health", "shadow": "shadow", "canary": "canary",
                "switch": "verify", "guard": "guard"}
+# A net's first step, which fails when the proxy's `nginx -t` cannot resolve the new release's
+# container (it exited: a crash loop caught between two starts); its success is no verdict.
+SETUP_OF_NET = {"mirror": "shadow", "split": "canary"}
 # The step that put the live release back alone after a net caught the drill (the shadow's,
 # the canary's, the guard's). A failed verify's switch back emits no step of its own: its
 # restore runs to the deploy's end, as a health gate's does.
@@ -219,6 +222,8 @@ def nets_from(events: Sequence[Timed], ended: float) -> list[NetResult]:
     started: dict[str, float] = {}
     for i, e in enumerate(events):
         net = NET_OF_STEP.get(e.step)
+        if net is None and e.what != "done":
+            net = SETUP_OF_NET.get(e.step)
         if net is None:
             continue
         if e.what == "started":

@@ -102,6 +102,8 @@ def test_a_drill_of_each_kind_is_caught_by_a_net_with_no_user_exposed_and_record
             print(f"\ndrill --fail {x['fail']}: caught by {c['net']}, detected in {c['detect_s']:.2f}s, restored in "
                   f"{c['restore_s']:.2f}s ({x['seconds']:.1f}s in all; nets "
                   f"{[n['net'] + ' ' + n['result'] for n in x['nets']]})")
+        for message, outcome, reason in shadow_numbers(tmp_path, app):
+            print(f"{message}: {outcome}: {reason}")
         print(f"users: {report.summary()}; the test took {time.time() - began:.1f}s")
     finally:
         remove_app(app)

@@ -413,3 +413,13 @@ def test_stats_lists_the_drills_apart_with_their_times(capsys, monkeypatch, tmp_
     assert f"drill {d} --fail slow: caught by shadow, detected in 4.3s, restored in 0.4s" in out
     assert re.search(r"change failure rate\s+0\.0%", out), out
     assert "<title>drills: 0.4s</title>" in page.read_text()
+
+
+def test_a_mirror_the_proxy_refuses_is_the_shadow_catching_it_and_a_mirror_that_worked_is_no_verdict():
+    refused = plan.nets_from([T("health", "started", 1), T("health", "done", 2), T("mirror", "started", 2),
+                              T("mirror", "failed", 2.25)], ended=4)
+    assert [(n.net, n.result, n.detect_s, n.restore_s) for n in refused] == [("health", "passed", None, None),
+                                                                            ("shadow", "caught", 0.25, 1.75)]
+    passed = plan.nets_from([T("mirror", "started", 2), T("mirror", "done", 2.5), T("shadow", "started", 2.5),
+                             T("shadow", "done", 6.5)], ended=9)
+    assert [(n.net, n.result, n.seconds) for n in passed] == [("shadow", "passed", 4.0)]
