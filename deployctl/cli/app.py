@@ -39,6 +39,9 @@ VERBS: dict[str, tuple[str, str, str]] = {
                "Deploy a release: zero-downtime switch behind nginx, the old release kept for rollback."),
     "rollback": ("deploy", "rollback",
                  "Switch back to an earlier release still on the hosts: no build, no registry."),
+    "drill": ("drill", "drill",
+              "Deploy a release made from the live one that fails on purpose; record how fast the safety nets\n"
+              "detected it and restored the live release."),
     "release": ("release", "release",
                 "Build, test, push and deploy in one go; stops at the first failed stage with its exit code."),
     "status": ("inspect", "status",

@@ -65,7 +65,8 @@ def releases(ctx: typer.Context, env: EnvOption = "local") -> None:
         table(app, host, ["", "release", "revision", "when", "who", "outcome"],
               [["*" if r.get("live") else "", r["release"],
                 (r.get("revision") or "-")[:12] + (" (dirty)" if r.get("dirty") else ""), r.get("when") or "-",
-                r.get("who") or "-", r.get("outcome", "-")] for r in rows])
+                r.get("who") or "-", r.get("outcome", "-") + (f" (drill {r['drill']})" if r.get("drill") else "")]
+               for r in rows])
 
 
 def logs(

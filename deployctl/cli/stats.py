@@ -42,10 +42,16 @@ def stats(
         ["change failure rate", rate,
          f"{s.change_failures} of {s.deploys} switched deploys ({s.reverted} reverted, {s.rolled_back_from} rolled back from)"],
         ["time to restore (median)", duration(s.restore_median), f"{len(s.restores)} restores"],
+        ["drills: time to restore (median)", duration(s.drill_restore_median),
+         f"{len(s.drills)} drills, apart from the figures above"],
     ]
     window = s.to_dict()
     table(app, f"{env}: {window['since']} to {window['until']} (hosts: {', '.join(result.hosts_read)})",
           ["figure", "value", "from"], rows)
+    for d in s.drills:
+        app.out(f"drill {d.release} --fail {d.fail}: {d.outcome}"
+                + (f" by {d.net}" if d.net else "")
+                + f", detected in {duration(d.detect_s)}, restored in {duration(d.restore_s)}")
     if s.failed_before_switch:
         app.out(f"{s.failed_before_switch} deploys failed before their switch (never served; not in the rate)")
     for host, why in result.unreachable.items():

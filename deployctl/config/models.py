@@ -916,6 +916,9 @@ class Environment(Strict):
     database: Database | None = None
     accessories: list[Name] = []  # names from [accessories]: booted (when absent) before each deploy
     infra: Infra | None = None  # what `deployctl infra` creates; hosts and database then come from it
+    # `deployctl drill` refuses a production environment without --i-mean-it: this says which
+    # one is (unset: the name does, `production` or `prod`; plan/drill.is_production).
+    production: bool | None = None
 
     @model_validator(mode="after")
     def _checks(self) -> "Environment":

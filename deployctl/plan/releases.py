@@ -27,6 +27,8 @@ ABORTED = "aborted"  # a canary judged bad (or aborted by hand): back to 0% of t
 # An action that changes no release: `deployctl exec` ran a command in a release's service
 # (plan/exec.py). An audit line only: good(), deployed(), stats and rollback never count it.
 EXEC = "exec"
+# A `deployctl drill` line (plan/drill.py): the drill release's nets and times; stats keeps it apart.
+DRILL = "drill"
 
 
 def new_release_id(now: float, revision: str | None, taken: Iterable[str] = ()) -> str:

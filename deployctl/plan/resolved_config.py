@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .accessories import container_name, image_for, volume_name
+from .drill import is_production
 from .images import builtin_proxy_image, PROXY, image_repository
 from .names import Names
 from ..secrets import MASK
@@ -57,6 +58,8 @@ def resolve(loaded: LoadedConfig, env_name: str) -> dict[str, Any]:
         "app": config.app,
         "environment": env_name,
         "target": env.target,
+        # Resolved (the `production` key, else the name): what `deployctl drill` refuses without --i-mean-it.
+        "production": is_production(env_name, env),
         "hosts": list(env.hosts) if env.target == "ssh" else [env.manager] if env.target == "swarm" else ["localhost"],
         # Offline on purpose: `deployctl hosts` asks EC2, and deploy resolves the RDS endpoint.
         "discover": env.discover.model_dump() if env.discover else None,

@@ -9,6 +9,11 @@
 - time to restore: a rollback's start (recorded since `extra.started`; older records: the
   moment the release it left went live) to the good release live again; a reverted deploy's
   own start to its switch back (its record's time).
+
+Drills (`deployctl drill`, plan/drill.py) are kept apart: the drill release's own records (its
+aborted, failed, reverted or rolled-back deploy) count in none of the figures above; each
+drill is one entry of `drills`, with the net that caught it and its times to detect and to
+restore.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .releases import ABORTED, EXEC, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord
+from .releases import ABORTED, DRILL, EXEC, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord
 
 DAY = 86400.0
 
@@ -68,6 +73,21 @@ class Restore:
     left: str | None  # the release that failed
     seconds: float
     how: str  # rollback | reverted
+    at: float | None = None  # when the good release was live again (epoch seconds)
+
+
+@dataclass(frozen=True)
+class DrillRun:
+    """One `deployctl drill`: what failed on purpose, which net caught it (None: no net did,
+    the drill rolled back itself), its times to detect and to restore."""
+
+    release: str
+    at: float  # when the drill ended
+    fail: str
+    outcome: str
+    net: str | None
+    detect_s: float | None
+    restore_s: float | None
 
 
 @dataclass
@@ -91,6 +111,8 @@ class Stats:
     restores: list[Restore] = field(default_factory=list)
     restore_median: float | None = None
     days: dict[str, dict[str, int]] = field(default_factory=dict)  # YYYY-MM-DD -> outcome -> count
+    drills: list[DrillRun] = field(default_factory=list)
+    drill_restore_median: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -121,6 +143,11 @@ def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
     since = now - window
     # `deployctl exec` lines (plan/exec.py) change no release: not a deploy, not a rollback, not a day's count.
     everything = sorted((r for r in records if r.action != EXEC), key=lambda r: parse_when(r.when) or 0.0)
+    drill_lines = [r for r in everything if r.action == DRILL]
+    drilled = {r.release for r in drill_lines}
+    # A drill release's deploy and the drill's own rollback from it are no real change.
+    everything = [r for r in everything if r.action != DRILL and r.release not in drilled
+                  and not (r.action == "rollback" and r.previous in drilled)]
     live_at: dict[str, float] = {}  # release -> when its deploy went live (from all history)
     for r in everything:
         at = parse_when(r.when)
@@ -154,12 +181,12 @@ def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
         end = parse_when(str(r.extra.get("live", ""))) or parse_when(r.when)
         start = parse_when(str(r.extra.get("started", ""))) or live_at.get(r.previous or "")
         if end is not None and start is not None:
-            restores.append(Restore(r.release, r.previous, round(max(0.0, end - start), 3), "rollback"))
+            restores.append(Restore(r.release, r.previous, round(max(0.0, end - start), 3), "rollback", end))
     for r in reverted:
         end = parse_when(str(r.extra.get("live", ""))) or parse_when(r.when)
         start = parse_when(str(r.extra.get("started", "")))
         if end is not None and start is not None:
-            restores.append(Restore(r.previous or "-", r.release, round(max(0.0, end - start), 3), "reverted"))
+            restores.append(Restore(r.previous or "-", r.release, round(max(0.0, end - start), 3), "reverted", end))
 
     days: dict[str, dict[str, int]] = {}
     for r in inside:
@@ -170,6 +197,9 @@ def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
         label = "rollback" if r.action == "rollback" else r.outcome
         bucket = days.setdefault(key, {})
         bucket[label] = bucket.get(label, 0) + 1
+
+    drills = [drill_run(r) for r in drill_lines if since <= (parse_when(r.when) or 0.0) <= now]
+    drill_restores = [d.restore_s for d in drills if d.restore_s is not None]
 
     import statistics  # here: the module (with decimal, fractions, random) costs the rollback's start-up
 
@@ -184,4 +214,13 @@ def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
         lead_time_mean=round(statistics.fmean(leads), 3) if leads else None, unknown_revisions=unknown,
         restores=restores, restore_median=statistics.median([x.seconds for x in restores]) if restores else None,
         days=dict(sorted(days.items())),
+        drills=drills, drill_restore_median=statistics.median(drill_restores) if drill_restores else None,
     )
+
+
+def drill_run(r: ReleaseRecord) -> DrillRun:
+    nets = [n for n in r.extra.get("nets", []) if isinstance(n, dict)]
+    caught = next((n for n in nets if n.get("result") == "caught"), None) or {}
+    number = lambda v: float(v) if isinstance(v, (int, float)) else None  # noqa: E731
+    return DrillRun(r.release, parse_when(r.when) or 0.0, str(r.extra.get("fail", "")), r.outcome,
+                    caught.get("net"), number(caught.get("detect_s")), number(caught.get("restore_s")))

@@ -9,6 +9,7 @@ from .stats import Stats
 
 COLOURS = {"succeeded": "#2e7d32", "reverted": "#c62828", "uncertain": "#6a1b9a",
            "failed": "#ef6c00", "rollback": "#1565c0"}
+RESTORE_COLOURS = {"incidents": "#c62828", "drills": "#1565c0"}
 ORDER = ["succeeded", "failed", "reverted", "uncertain", "rollback"]
 
 
@@ -66,6 +67,45 @@ def _outcomes(stats: Stats) -> str:
             f'role="img" aria-label="outcomes">{"".join(parts)}</svg>')
 
 
+def _restores_over_time(stats: Stats) -> str:
+    """Time to restore against the time it happened: real incidents and drills, one series
+    each (the style of bench/svg_chart.py's line chart: plain SVG, a legend on the right)."""
+    series = {"incidents": [(r.at, r.seconds) for r in stats.restores if r.at is not None],
+              "drills": [(d.at, d.restore_s) for d in stats.drills if d.restore_s is not None]}
+    points = [p for values in series.values() for p in values]
+    if not points:
+        return "<p>No restores and no drills in the window.</p>"
+    width, height, left, right, top, bottom = 640, 260, 60, 130, 20, 40
+    x0, x1 = stats.since, max(stats.until, max(x for x, _ in points))
+    y1 = max(y for _, y in points) * 1.1 or 1.0
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return (left + (x - x0) / ((x1 - x0) or 1.0) * (width - left - right),
+                height - bottom - y / y1 * (height - top - bottom))
+
+    parts = [f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="#999"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#999"/>',
+             f'<text x="{left - 6}" y="{top + 4}" font-size="10" text-anchor="end">{escape(duration(y1))}</text>',
+             f'<text x="{left - 6}" y="{height - bottom}" font-size="10" text-anchor="end">0</text>',
+             f'<text x="{left}" y="{height - bottom + 16}" font-size="10">{escape(stats.to_dict()["since"][:10])}</text>',
+             f'<text x="{width - right}" y="{height - bottom + 16}" font-size="10" text-anchor="end">'
+             f'{escape(stats.to_dict()["until"][:10])}</text>']
+    for i, (name, values) in enumerate(series.items()):
+        colour = RESTORE_COLOURS[name]
+        xy = [at(x, y) for x, y in sorted(values)]
+        if len(xy) > 1:
+            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="'
+                         + " ".join(f"{x:.1f},{y:.1f}" for x, y in xy) + '"/>')
+        for (x, y), (_, seconds) in zip(xy, sorted(values)):
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
+                         f"<title>{name}: {escape(duration(seconds))}</title></circle>")
+        parts.append(f'<rect x="{width - right + 12}" y="{top + i * 18}" width="10" height="10" fill="{colour}"/>'
+                     f'<text x="{width - right + 28}" y="{top + i * 18 + 9}" font-size="11">{name} '
+                     f"({len(values)})</text>")
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+            f'aria-label="time to restore over time, incidents and drills">{"".join(parts)}</svg>')
+
+
 def render_html(stats: Stats, *, env: str, title: str = "deployctl stats") -> str:
     rate = "-" if stats.change_failure_rate is None else f"{stats.change_failure_rate * 100:.1f}%"
     figures = [
@@ -74,6 +114,8 @@ def render_html(stats: Stats, *, env: str, title: str = "deployctl stats") -> st
                                f" ({stats.unknown_revisions} unknown revisions)"),
         ("Change failure rate", f"{rate} ({stats.change_failures} of {stats.deploys})"),
         ("Time to restore (median)", f"{duration(stats.restore_median)} over {len(stats.restores)} restores"),
+        ("Drills: time to restore (median)", f"{duration(stats.drill_restore_median)} over {len(stats.drills)} "
+                                             "drills (not in the figures above)"),
     ]
     rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in figures)
     window = f"{stats.to_dict()['since']} to {stats.to_dict()['until']}"
@@ -90,5 +132,7 @@ th,td{{text-align:left;padding:4px 12px;border-bottom:1px solid #ddd}}h2{{margin
 {_bars(stats.days)}
 <h2>Outcomes</h2>
 {_outcomes(stats)}
+<h2>Time to restore over time: incidents and drills</h2>
+{_restores_over_time(stats)}
 </body></html>
 """

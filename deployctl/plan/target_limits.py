@@ -47,6 +47,11 @@ SWARM: dict[str, Missing] = {
                        "an accessory's task runs on its pinned node, which deployctl does not reach by SSH, and a "
                        "Swarm release records no schema",
                        "docs/backups.md says how; on hosts (local, ssh) it works"),
+    "drill": Missing("deployctl drill",
+                     "its fault wrapper would be a service beside the live one, and the shadow window and canary "
+                     "that judge it before users do are refused here too",
+                     "drill an ssh or local environment that runs the same images (docs/release-safety.md, "
+                     "\"Drills\")"),
 }
 
 LIMITS: dict[str, dict[str, Missing]] = {"swarm": SWARM}

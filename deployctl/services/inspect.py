@@ -11,7 +11,7 @@ from ..config import LoadedConfig
 from ..errors import ConnectError, UsageError
 from ..events import Emit
 from ..plan.canary import CanaryRecord
-from ..plan.releases import EXEC, LIVE, sort_key
+from ..plan.releases import DRILL, EXEC, LIVE, sort_key
 from .host_state import HostState
 from .maintenance import maintenance_of
 from .hosts import connectors_for, layout_for, names_for
@@ -135,6 +135,11 @@ def releases(loaded: LoadedConfig, env_name: str, *, connectors: list | None = N
                 if r.action == "deploy":
                     row.update(revision=r.revision, dirty=r.dirty, when=r.when, who=r.who, outcome=r.outcome,
                                message=r.message, error=r.error)
+                elif r.action == DRILL:  # `deployctl drill`: this release failed on purpose
+                    caught = next((n.get("net") for n in (r.extra or {}).get("nets", [])
+                                   if isinstance(n, dict) and n.get("result") == "caught"), None)
+                    row["drill"] = f"--fail {(r.extra or {}).get('fail', '?')}: {r.outcome}" + (
+                        f" by {caught}" if caught else "")
                 elif r.action == "scale":  # a swarm `deployctl scale` of this release (no new release)
                     counts = ", ".join(f"{k}={v}" for k, v in sorted((r.extra or {}).get("replicas", {}).items()))
                     row["last_scale"] = f"{counts} at {r.when} by {r.who}"

@@ -60,6 +60,31 @@ def test_a_canary_splits_every_host_is_judged_once_and_promotes_everywhere(site,
     print(f"fleet canary: 3 hosts, {WINDOW}s window, {len(during)} requests during it through the balancer, "
           f"{share:.1%} to the canary (30%); {report.total} requests in all, 0 failed")
 
+    # A drill on the fleet (issue 27 item 3): v2's images again, 20% of the answers 500 from the
+    # wrapper in front of each host's frontend. This environment is named production: refused
+    # without --i-mean-it (exit 2, nothing touched); with it, the shadow window (40 copies: a
+    # drill failing 20% passes 40 with no error once in 10,000) stops it on one verdict over the
+    # three hosts' copies, and every host records the drill with its times.
+    refused = site.cli("drill", "--env", "production", "--fail", "5xx")
+    assert refused.returncode == 2 and "--i-mean-it" in refused.stdout + refused.stderr
+    site.write_config(warm_window=0, shadow_window=30, shadow_min_requests=40, shadow_max_p95_ratio=10)
+    with traffic_to(load_balancer) as traffic:
+        time.sleep(1)
+        drilled = site.cli("drill", "--env", "production", "--fail", "5xx", "--i-mean-it", "--json")
+        time.sleep(0.5)
+    assert drilled.returncode == 0, drilled.stdout[-2000:] + drilled.stderr[-2000:]
+    result = json_lines(drilled.stdout)[-1]
+    caught = next(n for n in result["nets"] if n["result"] == "caught")
+    assert result["outcome"] == "caught" and caught["net"] == "shadow", result
+    report = traffic.report
+    assert report.total > 50 and report.failures == [] and set(report.releases()) == {v2}, report.summary()
+    for host in site.hosts:
+        line = site.history(host).records[-1]
+        assert (line.action, line.release, line.outcome, line.previous) == ("drill", result["release"], "caught", v2)
+        assert line.extra["nets"][-1] == caught and site.current(host) == v2 and not site.locked(host)
+    print(f"fleet drill --fail 5xx: caught by the shadow window over 3 hosts in {caught['detect_s']:.2f}s, restored "
+          f"in {caught['restore_s']:.2f}s ({result['seconds']:.1f}s in all); users: {report.summary()}")
+
 
 def test_a_failing_canary_is_aborted_on_every_host_and_only_its_share_of_requests_fails(site, load_balancer):
     """v3 answers 20% of its /version requests with 500 (its health check passes): the one
