@@ -536,7 +536,8 @@ class HostDeploy:
         timer.done(f"{self.previous} answers every user, as it did throughout")
         self._clean_up()
         self._record(ABORTED, self.previous, f"shadow: {verdict.reason}", extra={"shadow": verdict.to_dict()})
-        raise ShadowStopped(f"{self.host}: shadow window stopped {self.release} before its switch: {verdict.reason}",
+        raise ShadowStopped(verdict.with_routes(f"{self.host}: shadow window stopped {self.release} before its "
+                                                f"switch: {verdict.reason}"),
                             hint=f"{self.previous} answered every user throughout; nothing was switched")
 
     def _recover(self) -> None:
@@ -647,7 +648,8 @@ class HostDeploy:
         time.sleep(self.environment.rollout.drain)  # requests the canary still holds
         self._clean_up()
         self._record(ABORTED, self.previous, f"canary: {verdict.reason}", extra={"canary": verdict.to_dict()})
-        raise CanaryAborted(f"{self.host}: canary aborted: {verdict.reason}; {self.previous} serves 100% again",
+        raise CanaryAborted(verdict.with_routes(f"{self.host}: canary aborted: {verdict.reason}; {self.previous} "
+                                                "serves 100% again"),
                             hint="the previous release never stopped serving most of the traffic")
 
     def _recover_canary(self) -> None:
