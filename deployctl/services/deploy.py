@@ -146,15 +146,19 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         blocked = [job.schema_blocked for job in jobs if job.schema_blocked]
         if blocked:  # the guard wanted to switch back and the schema said no: on_revert says so
             hooks.run(ON_REVERT, context.with_outcome(SCHEMA_BLOCKED))
+        judged = {name: meeting.verdict.to_dict() for name, meeting in (("shadow", shadow_gate), ("canary", gate))
+                  if meeting is not None and meeting.verdict is not None}
         if not verdict.ok:
-            raise deploy_failure(release, results, hosts, verdict) from unexpected(results)
+            error = deploy_failure(release, results, hosts, verdict)
+            error.details = {"verdicts": judged} if judged else None
+            raise error from unexpected(results)
         if blocked:
             raise UncertainError(f"{release} is live, but the guard could not switch back: {blocked[0]}",
                                  hint=f"look at it now: `deployctl rollback --env {env_name} --restore-data` (or "
                                       "--accept-schema) goes back deliberately")
         if config.tls_for(env_name) != "off":
             _certificate(loaded, env_name, conns, emit, release, pair)
-        return DeployResult(release, images.revision, hosts)
+        return DeployResult(release, images.revision, hosts, judged)
     finally:
         for conn in conns:
             preflight.registry_logout(conn)  # a no-op where the pull removed it already
