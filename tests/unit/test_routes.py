@@ -14,6 +14,7 @@ from deployctl.plan.access_log import LogEntry, parse_line
 from deployctl.plan.canary import ABORT, PROMOTE, WAIT, CanarySpec, canary_spec
 from deployctl.plan.routes import OTHER, RouteRule, route_board, route_key
 from deployctl.plan.shadow import ShadowSpec, shadow_spec
+from tests.unit.test_shadow import CONFIG  # one service, environment `prod`, its rollout table last
 
 NEW, LIVE = "20261201-110000-bbbbbbb", "20261201-100000-aaaaaaa"
 LINE = ('2026-12-01T17:50:00.123456789Z 172.17.0.1 [2026-12-01T17:50:00+00:00] "{request}" {status} 12 '
@@ -163,17 +164,6 @@ def test_a_fleet_is_judged_per_route_over_every_hosts_requests():
 
 
 # -- the settings -------------------------------------------------------------------------------
-
-CONFIG = """
-app = "shop"
-[services.web]
-context = "web"
-routed = true
-[environments.prod]
-target = "local"
-[environments.prod.rollout]
-"""
-
 
 def test_the_route_settings_come_from_the_rollout_table_with_defaults():
     rollout = parse_config(CONFIG + "shadow_window = 30\ncanary = 10\n").environments["prod"].rollout
