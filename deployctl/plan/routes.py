@@ -119,6 +119,11 @@ class RouteDiff:
                 "new": self.new.to_dict(), "live": self.live.to_dict()}
 
 
+def _rank(route: RouteDiff) -> tuple:
+    """Worst first: the largest shift, then the busier route, then by name (a stable order)."""
+    return (-route.shift, -route.new.requests, route.route)
+
+
 @dataclass(frozen=True)
 class RouteBoard:
     """Every tracked route on both sides (the busiest `max_routes`, the rest as `other`)."""
@@ -127,13 +132,12 @@ class RouteBoard:
 
     def worst(self, n: int = WORST) -> tuple[RouteDiff, ...]:
         """The routes where the new release is worse, worst first (ties: the busier first)."""
-        worse = [r for r in self.routes if r.shift > 0]
-        return tuple(sorted(worse, key=lambda r: (-r.shift, -r.new.requests, r.route))[:n])
+        return tuple(sorted((r for r in self.routes if r.shift > 0), key=_rank)[:n])
 
     def regressed(self, max_shift: float, min_requests: int) -> RouteDiff | None:
         """The worst route over `max_shift` among those with enough requests on both sides."""
         over = [r for r in self.routes if r.judged(min_requests) and r.shift > max_shift]
-        return min(over, key=lambda r: (-r.shift, -r.new.requests, r.route)) if over else None
+        return min(over, key=_rank) if over else None
 
     def describe(self, n: int = WORST) -> str:
         worst = self.worst(n)
@@ -149,8 +153,8 @@ def route_board(entries: Iterable[LogEntry], new: str, live: str, *, max_routes:
     for key, entry in keyed:
         statuses.setdefault((key if key in kept else OTHER, entry.release), []).append(entry.status)
     names = sorted({key for key, _ in statuses})
-    return RouteBoard(tuple(RouteDiff(key, _counts(statuses.get((key, new), [])), _counts(statuses.get((key, live), [])))
-                            for key in names))
+    return RouteBoard(tuple(RouteDiff(key, _counts(statuses.get((key, new), [])),
+                                      _counts(statuses.get((key, live), []))) for key in names))
 
 
 @dataclass(frozen=True)

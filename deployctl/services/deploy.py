@@ -150,7 +150,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                   if meeting is not None and meeting.verdict is not None}
         if not verdict.ok:
             error = deploy_failure(release, results, hosts, verdict)
-            error.details = {"verdicts": judged} if judged else None
+            if judged:  # `--json`'s error object names what stopped it, with the worst routes
+                error.details = {"verdicts": judged}
             raise error from unexpected(results)
         if blocked:
             raise UncertainError(f"{release} is live, but the guard could not switch back: {blocked[0]}",

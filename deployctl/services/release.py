@@ -91,7 +91,8 @@ class Release:
         else:
             self._stage("push", self._push)
         deployed: DeployResult = self._stage("deploy", lambda: self._deploy(inputs))
-        self.result.release, self.result.hosts, self.result.verdicts = deployed.release, deployed.hosts, deployed.verdicts
+        self.result.release, self.result.hosts = deployed.release, deployed.hosts
+        self.result.verdicts = deployed.verdicts
         self.result.urls = app_urls(inputs.loaded, env, deployed)
         return self.result
 

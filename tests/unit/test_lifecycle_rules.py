@@ -1250,8 +1250,8 @@ def test_the_guard_reads_the_log_in_the_hosts_clock_and_reverts():
 SHADOWED = layout_for(LOADED, "shadowed")
 
 
-def proxy_log(host: FakeHost, layout, *, copy_errors: int, live_errors: int = 0, n: int = 30,  # type: ignore[no-untyped-def]
-              status: int = 500):
+def proxy_log(host: FakeHost, layout, *, copy_errors: int, live_errors: int = 0,  # type: ignore[no-untyped-def]
+              n: int = 30, status: int = 500):
     """`docker logs --since` of the proxy while a release is judged: `n` GETs answered by the
     live release and the same `n` copied to the tried one (the one holding the lock); the
     first `copy_errors` copies (`live_errors` live answers) answered `status`."""
