@@ -33,6 +33,8 @@ class ExitCode(IntEnum):
 
 class DeployctlError(Exception):
     exit_code: ExitCode = ExitCode.UNEXPECTED
+    # Structured facts for `--json`'s error object (a stopped deploy's verdicts), beside the lines.
+    details: dict | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

@@ -111,6 +111,8 @@ def deploy(
                                                   canary=canary, shadow=shadow, hooks=not no_hooks))
     data = {"release": result.release, "revision": result.revision,
             "hosts": [vars(h) for h in result.hosts]}
+    if result.verdicts:  # the shadow window's / the canary's, with the worst routes
+        data["verdicts"] = result.verdicts
     if app.mode == "json":
         finish(app, "deploy", data)
         return

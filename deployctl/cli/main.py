@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = command.main(args=args, prog_name="deployctl", standalone_mode=False)
         return int(result) if isinstance(result, int) else ExitCode.OK
     except DeployctlError as exc:
-        report(exc.lines(), exc.exit_code, json_output)
+        report(exc.lines(), exc.exit_code, json_output, exc.details)
         if debug:
             print_traceback()
         return exc.exit_code
@@ -85,14 +85,17 @@ def print_traceback() -> None:
     sys.stderr.flush()
 
 
-def report(lines: list[str], code: int, json_output: bool) -> None:
+def report(lines: list[str], code: int, json_output: bool, details: dict | None = None) -> None:
     from ..secrets import redactor
 
     lines = [redactor(line) for line in lines]
     if json_output:
         import json
 
-        print(json.dumps({"event": "error", "exit_code": int(code), "problems": lines}), flush=True)
+        error = {"event": "error", "exit_code": int(code), "problems": lines}
+        if details:
+            error["details"] = json.loads(redactor(json.dumps(details)))
+        print(json.dumps(error), flush=True)
     for line in lines:
         print(f"error: {line}" if not line.startswith("hint:") else line, file=sys.stderr)
 

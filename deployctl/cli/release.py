@@ -71,7 +71,7 @@ def release(
             "environment": env, "tag": result.tag, "revision": result.revision, "release": result.release,
             "tests_skipped": result.tests_skipped, "url": result.urls[0] if result.urls else None,
             "urls": result.urls, "stages": [vars(s) for s in result.stages],
-            "hosts": [vars(h) for h in result.hosts]})
+            "hosts": [vars(h) for h in result.hosts], **({"verdicts": result.verdicts} if result.verdicts else {})})
         return
     app.emit.close()
     table(app, f"Released {result.release} to {env}", ["stage", "outcome", "seconds", "detail"],

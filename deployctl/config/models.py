@@ -471,6 +471,11 @@ class Rollout(Strict):
     canary_max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.02
     canary_max_p95_ms: Annotated[float, Field(ge=0, le=600_000)] = 500.0
     canary_min_requests: Annotated[int, Field(ge=1, le=1_000_000)] = 20
+    # Per route (plan/routes.py): aborted as soon as, on one route, the canary's share of 5xx
+    # or of 4xx answers exceeds the live release's by more than this, once both answered
+    # canary_route_min_requests requests on it. 1: off.
+    canary_route_max_shift: Annotated[float, Field(ge=0, le=1)] = 0.2
+    canary_route_min_requests: Annotated[int, Field(ge=1, le=1_000_000)] = 20
     # The shadow window (docs/release-safety.md): after the new release's health check and
     # before the switch, the proxy mirrors live requests of shadow_methods to it for
     # shadow_window seconds (or until shadow_min_requests were mirrored); its answers are
@@ -479,6 +484,9 @@ class Rollout(Strict):
     shadow_min_requests: Annotated[int, Field(ge=1, le=1_000_000)] = 50
     shadow_methods: Annotated[list[str], Field(min_length=1), AfterValidator(_shadow_methods)] = ["GET", "HEAD"]
     shadow_max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.02
+    # Per route, as canary_route_*: the copies' 5xx or 4xx share on one route vs the live answers'.
+    shadow_route_max_shift: Annotated[float, Field(ge=0, le=1)] = 0.2
+    shadow_route_min_requests: Annotated[int, Field(ge=1, le=1_000_000)] = 20
     # Stopped when the mirrored p95 is over this many times the live release's (and at least
     # SHADOW_P95_FLOOR_MS slower: below that, a ratio of two small numbers is noise).
     shadow_max_p95_ratio: Annotated[float, Field(ge=1, le=1000)] = 2.0
@@ -486,6 +494,9 @@ class Rollout(Strict):
     # keep-alive connection the user's next request waits for a slow copy (bench/shadow_proxy.py).
     # A copy past it is an upstream failure in the verdict (a hanging release is stopped).
     shadow_timeout: Annotated[float, Field(ge=0.05, le=60)] = 1.0
+    # Routes the shadow window and the canary judge apart: the busiest this many, the rest pooled
+    # as `other` (a scanner's random URLs cannot grow the board, the verdict or the history).
+    max_routes: Annotated[int, Field(ge=1, le=10_000)] = 100
     # Before a deploy's migrations: back up this accessory (a database the environment lists)
     # and record the backup's id in the release, so `rollback --restore-data` can restore it.
     backup_before_migrate: bool = False

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 _LINE = re.compile(
-    r'^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)\s.*?"(?P<method>[A-Z]*)[^"]*" (?P<status>\d{3}) \S+ '
+    r'^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)\s.*?"(?P<method>[A-Z]*)(?: (?P<target>[^" ]*))?[^"]*" (?P<status>\d{3}) \S+ '
     r"rt=(?P<rt>\S+) upstream=\S* ustatus=\S* urt=(?P<urt>.*?) release=(?P<release>\S*)\s*\Z")
 
 
@@ -33,6 +33,9 @@ class LogEntry:
     seconds: float  # the upstream's response time (nginx's own when there was none)
     release: str
     method: str = ""  # the request's (the shadow window compares the methods it copied)
+    # The request's path, its query string dropped here (it can carry tokens, and the
+    # per-route verdict names paths in the output and the history: plan/routes.py).
+    path: str = ""
 
     @property
     def error(self) -> bool:
@@ -57,6 +60,11 @@ def _seconds(urt: str, rt: str) -> float:
         return 0.0
 
 
+def request_path(target: str) -> str:
+    """The request target without its query string or fragment."""
+    return target.split("?", 1)[0].split("#", 1)[0]
+
+
 def parse_line(line: str) -> LogEntry | None:
     """One entry, or None for anything else (nginx's error log shares the stream)."""
     match = _LINE.match(line.strip())
@@ -64,7 +72,7 @@ def parse_line(line: str) -> LogEntry | None:
         return None
     return LogEntry(_epoch(match.group("ts")), int(match.group("status")),
                     _seconds(match.group("urt"), match.group("rt")), match.group("release"),
-                    match.group("method"))
+                    match.group("method"), request_path(match.group("target") or ""))
 
 
 def parse_lines(lines: Iterable[str]) -> list[LogEntry]:

@@ -19,6 +19,7 @@ from typing import Iterable, Mapping
 
 from .access_log import LogEntry, Window, window
 from .releases import is_release_id
+from .routes import RouteBoard, RouteRule, route_board
 
 PROMOTE, ABORT, WAIT = "promote", "abort", "wait"
 # The watchdog restores the live-only proxy this long after the window's end unless the
@@ -36,6 +37,7 @@ class CanarySpec:
     max_error_rate: float
     max_p95_ms: float
     min_requests: int
+    routes: RouteRule = RouteRule()
 
     @property
     def watchdog_seconds(self) -> int:
@@ -47,7 +49,7 @@ class CanarySpec:
         return f"{release}: {self.share}% for {self.window:g}s on {where}"
 
     def board(self, logs: Mapping[str, list[LogEntry]], new: str, live: str, since: float) -> "Board":
-        return board(logs, new, live, since=since)
+        return board(logs, new, live, since=since, max_routes=self.routes.max_routes)
 
     def judge(self, current: "Board", left: float) -> "CanaryVerdict":
         return current.verdict(self, final=left <= 0)
@@ -58,7 +60,9 @@ class CanarySpec:
     def describe(self) -> str:
         return (f"{self.share}% of requests to the new release for {self.window:g}s, the proxy's access log read "
                 f"every second on every host: abort as soon as its error rate exceeds the live release's by "
-                f"{self.max_error_rate:.1%} (from {self.min_requests} requests); at the end promote when its p95 is "
+                f"{self.max_error_rate:.1%} (from {self.min_requests} requests), or on any route its share of 5xx or "
+                f"4xx answers exceeds the live release's by {self.routes.max_shift:.0%} (from "
+                f"{self.routes.min_requests} requests on that route on each side); at the end promote when its p95 is "
                 f"within {self.max_p95_ms:g} ms of the live release's too")
 
 
@@ -68,7 +72,8 @@ def canary_spec(rollout, share: int | None = None) -> CanarySpec | None:  # type
     if not percent:
         return None
     return CanarySpec(percent, rollout.canary_window, rollout.canary_max_error_rate, rollout.canary_max_p95_ms,
-                      rollout.canary_min_requests)
+                      rollout.canary_min_requests, RouteRule(rollout.canary_route_max_shift,
+                                                             rollout.canary_route_min_requests, rollout.max_routes))
 
 
 @dataclass(frozen=True)
@@ -79,24 +84,41 @@ class CanaryVerdict:
     reason: str = ""
     by_hand: bool = False
     hosts: dict = field(default_factory=dict)  # host -> {"new": ..., "live": ...} windows
+    routes: RouteBoard = RouteBoard()  # per route, both sides (plan/routes.py)
+
+    def with_board(self, board: "Board") -> "CanaryVerdict":
+        """This decision with the board's per-host numbers and routes."""
+        return CanaryVerdict(self.decision, self.new, self.live, self.reason, self.by_hand, board.per_host(),
+                             board.routes)
+
+    def with_routes(self, text: str) -> str:
+        """`text` and, for the output, the worst routes with both sides' counts."""
+        return f"{text}; worst routes: {self.routes.describe()}" if self.routes.routes else text
 
     def to_dict(self) -> dict:
         return {"decision": self.decision, "reason": self.reason, "by_hand": self.by_hand,
-                "new": self.new.to_dict(), "live": self.live.to_dict(), "hosts": self.hosts}
+                "new": self.new.to_dict(), "live": self.live.to_dict(), "hosts": self.hosts,
+                "routes": [r.to_dict() for r in self.routes.worst()]}
 
 
 def canary_verdict(new: Window, live: Window, *, max_error_rate: float, max_p95_ms: float, min_requests: int,
-                   final: bool, max_p95_ratio: float | None = None, keys: str = "canary") -> CanaryVerdict:
+                   final: bool, max_p95_ratio: float | None = None, keys: str = "canary",
+                   routes: RouteBoard | None = None, route_rule: RouteRule | None = None) -> CanaryVerdict:
     """`final`: the window is over (promote or abort); else only an early abort, or wait.
     The shadow window (plan/shadow.py) is judged here too: `keys` names its settings in the
     reasons, and `max_p95_ratio` stops a new p95 over that multiple of the live one (when it
-    is also `max_p95_ms` slower: a ratio of two small numbers is noise)."""
+    is also `max_p95_ms` slower: a ratio of two small numbers is noise). `routes` with
+    `route_rule`: a route whose 5xx or 4xx share rose too much aborts early too, whatever
+    the rates over all requests say (plan/routes.py)."""
     excess = new.error_rate - live.error_rate
     if new.requests >= min_requests and excess > max_error_rate:
         return CanaryVerdict(ABORT, new, live,
                              f"error rate {new.error_rate:.1%} ({new.errors} of {new.requests}) vs live "
                              f"{live.error_rate:.1%}: {excess:+.1%} exceeds {keys}_max_error_rate "
                              f"{max_error_rate:.1%}")
+    regressed = route_rule.judge(routes, keys) if routes is not None and route_rule is not None else ""
+    if regressed:
+        return CanaryVerdict(ABORT, new, live, regressed)
     if not final:
         return CanaryVerdict(WAIT, new, live)
     if new.requests < min_requests:
@@ -131,6 +153,7 @@ class Board:
     new: Window
     live: Window
     hosts: dict[str, tuple[Window, Window]]  # host -> (new, live)
+    routes: RouteBoard = RouteBoard()
 
     @property
     def share(self) -> float:
@@ -147,19 +170,21 @@ class Board:
 
     def verdict(self, spec: CanarySpec, *, final: bool) -> CanaryVerdict:
         v = canary_verdict(self.new, self.live, max_error_rate=spec.max_error_rate, max_p95_ms=spec.max_p95_ms,
-                           min_requests=spec.min_requests, final=final)
-        return CanaryVerdict(v.decision, v.new, v.live, v.reason, hosts=self.per_host())
+                           min_requests=spec.min_requests, final=final, routes=self.routes, route_rule=spec.routes)
+        return v.with_board(self)
 
     def by_hand(self, decision: str, who: str) -> CanaryVerdict:
         return CanaryVerdict(decision, self.new, self.live, f"{decision} by hand ({who}): {self.describe()}",
-                             by_hand=True, hosts=self.per_host())
+                             by_hand=True).with_board(self)
 
 
-def board(entries_by_host: Mapping[str, list[LogEntry]], new: str, live: str, *, since: float) -> Board:
+def board(entries_by_host: Mapping[str, list[LogEntry]], new: str, live: str, *, since: float,
+          max_routes: int = RouteRule.max_routes) -> Board:
     hosts = {host: (window(entries, new, since=since), window(entries, live, since=since))
              for host, entries in entries_by_host.items()}
-    merged = combine(entries_by_host)
-    return Board(window(merged, new, since=since), window(merged, live, since=since), hosts)
+    merged = [e for e in combine(entries_by_host) if e.at >= since]
+    return Board(window(merged, new), window(merged, live), hosts,
+                 route_board(merged, new, live, max_routes=max_routes))
 
 
 # -- by hand: `deploy --promote` / `--abort` from another shell --------------------------------

@@ -22,6 +22,7 @@ from typing import Mapping
 
 from .access_log import LogEntry
 from .canary import Board, CanaryVerdict, board, canary_verdict
+from .routes import RouteRule
 
 # Below this many ms of difference a p95 ratio is noise (1 ms vs 3 ms on a loaded machine).
 SHADOW_P95_FLOOR_MS = 20.0
@@ -35,6 +36,7 @@ class ShadowSpec:
     max_error_rate: float
     max_p95_ratio: float
     timeout: float = 1.0  # a copy's, in nginx (plan/proxy_config.Shadow)
+    routes: RouteRule = RouteRule()
 
     step = "shadow"  # the gate's step name (services/canary.CanaryGate)
 
@@ -45,21 +47,24 @@ class ShadowSpec:
         return (f"copies of live {'/'.join(self.methods)} requests go to the new release (its answers thrown "
                 f"away) for {self.window:g}s or until {self.min_requests} were answered; the proxy's access log "
                 f"read every second on every host: stop as soon as its error rate exceeds the live release's on the "
-                f"same requests by {self.max_error_rate:.1%}; at the end stop if its p95 is over "
+                f"same requests by {self.max_error_rate:.1%}, or on any route its share of 5xx or 4xx answers exceeds "
+                f"the live release's by {self.routes.max_shift:.0%} (from {self.routes.min_requests} copies on that "
+                f"route); at the end stop if its p95 is over "
                 f"{self.max_p95_ratio:g}x the live release's; a copy slower than {self.timeout:g}s is an upstream "
                 f"failure (a user's next request on a keep-alive connection waits for the copy of the last)")
 
     def board(self, logs: Mapping[str, list[LogEntry]], new: str, live: str, since: float) -> Board:
         """Only the copied methods, on both sides: the same requests."""
         chosen = {host: [e for e in entries if e.method in self.methods] for host, entries in logs.items()}
-        return board(chosen, new, live, since=since)
+        return board(chosen, new, live, since=since, max_routes=self.routes.max_routes)
 
     def judge(self, current: Board, left: float) -> CanaryVerdict:
         final = left <= 0 or current.new.requests >= self.min_requests
         verdict = canary_verdict(current.new, current.live, max_error_rate=self.max_error_rate,
                                  max_p95_ms=SHADOW_P95_FLOOR_MS, min_requests=self.min_requests, final=final,
-                                 max_p95_ratio=self.max_p95_ratio, keys="shadow")
-        return CanaryVerdict(verdict.decision, verdict.new, verdict.live, verdict.reason, hosts=current.per_host())
+                                 max_p95_ratio=self.max_p95_ratio, keys="shadow", routes=current.routes,
+                                 route_rule=self.routes)
+        return verdict.with_board(current)
 
     def summary(self, current: Board) -> str:
         """The progress line: both sides answered the same requests (no share to show)."""
@@ -73,4 +78,5 @@ def shadow_spec(rollout, seconds: float | None = None) -> ShadowSpec | None:  # 
     if not window:
         return None
     return ShadowSpec(float(window), rollout.shadow_min_requests, tuple(rollout.shadow_methods),
-                      rollout.shadow_max_error_rate, rollout.shadow_max_p95_ratio, rollout.shadow_timeout)
+                      rollout.shadow_max_error_rate, rollout.shadow_max_p95_ratio, rollout.shadow_timeout,
+                      RouteRule(rollout.shadow_route_max_shift, rollout.shadow_route_min_requests, rollout.max_routes))

@@ -196,13 +196,13 @@ class CanaryGate:
                     verdict = current.by_hand(*hand)
                 elif self.stopped():
                     verdict = CanaryVerdict(ABORT, current.new, current.live, "the deploy was stopped "
-                                            f"(interrupt, or a host failed): {self.spec.summary(current)}",
-                                            hosts=current.per_host())
+                                            f"(interrupt, or a host failed): {self.spec.summary(current)}"
+                                            ).with_board(current)
                 else:
                     verdict = self.spec.judge(current, left)
                 if verdict.decision != WAIT:
                     (timer.done if verdict.decision != ABORT else timer.failed)(
-                        f"{verdict.decision}: {verdict.reason}; {self.spec.summary(current)}")
+                        verdict.with_routes(f"{verdict.decision}: {verdict.reason}; {self.spec.summary(current)}"))
                     return verdict
                 self.emit(StepProgress(step, f"{self.spec.summary(current)}; {max(left, 0):.0f}s left"))
                 time.sleep(max(0.0, min(self.tick, left)))

@@ -146,15 +146,20 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         blocked = [job.schema_blocked for job in jobs if job.schema_blocked]
         if blocked:  # the guard wanted to switch back and the schema said no: on_revert says so
             hooks.run(ON_REVERT, context.with_outcome(SCHEMA_BLOCKED))
+        judged = {name: meeting.verdict.to_dict() for name, meeting in (("shadow", shadow_gate), ("canary", gate))
+                  if meeting is not None and meeting.verdict is not None}
         if not verdict.ok:
-            raise deploy_failure(release, results, hosts, verdict) from unexpected(results)
+            error = deploy_failure(release, results, hosts, verdict)
+            if judged:  # `--json`'s error object names what stopped it, with the worst routes
+                error.details = {"verdicts": judged}
+            raise error from unexpected(results)
         if blocked:
             raise UncertainError(f"{release} is live, but the guard could not switch back: {blocked[0]}",
                                  hint=f"look at it now: `deployctl rollback --env {env_name} --restore-data` (or "
                                       "--accept-schema) goes back deliberately")
         if config.tls_for(env_name) != "off":
             _certificate(loaded, env_name, conns, emit, release, pair)
-        return DeployResult(release, images.revision, hosts)
+        return DeployResult(release, images.revision, hosts, judged)
     finally:
         for conn in conns:
             preflight.registry_logout(conn)  # a no-op where the pull removed it already
@@ -536,7 +541,8 @@ class HostDeploy:
         timer.done(f"{self.previous} answers every user, as it did throughout")
         self._clean_up()
         self._record(ABORTED, self.previous, f"shadow: {verdict.reason}", extra={"shadow": verdict.to_dict()})
-        raise ShadowStopped(f"{self.host}: shadow window stopped {self.release} before its switch: {verdict.reason}",
+        raise ShadowStopped(verdict.with_routes(f"{self.host}: shadow window stopped {self.release} before its "
+                                                f"switch: {verdict.reason}"),
                             hint=f"{self.previous} answered every user throughout; nothing was switched")
 
     def _recover(self) -> None:
@@ -647,7 +653,8 @@ class HostDeploy:
         time.sleep(self.environment.rollout.drain)  # requests the canary still holds
         self._clean_up()
         self._record(ABORTED, self.previous, f"canary: {verdict.reason}", extra={"canary": verdict.to_dict()})
-        raise CanaryAborted(f"{self.host}: canary aborted: {verdict.reason}; {self.previous} serves 100% again",
+        raise CanaryAborted(verdict.with_routes(f"{self.host}: canary aborted: {verdict.reason}; {self.previous} "
+                                                "serves 100% again"),
                             hint="the previous release never stopped serving most of the traffic")
 
     def _recover_canary(self) -> None:

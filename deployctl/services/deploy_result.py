@@ -34,3 +34,6 @@ class DeployResult:
     release: str
     revision: str | None
     hosts: list[HostOutcome] = field(default_factory=list)
+    # What judged the release before its switch ("shadow", "canary": plan/canary.CanaryVerdict
+    # as a dict, with its worst routes), for `--json`.
+    verdicts: dict = field(default_factory=dict)

@@ -54,6 +54,7 @@ class ReleaseResult:
     urls: list[str] = field(default_factory=list)
     stages: list[StageResult] = field(default_factory=list)
     hosts: list[HostOutcome] = field(default_factory=list)
+    verdicts: dict = field(default_factory=dict)  # the deploy's (DeployResult.verdicts)
 
     @property
     def tests_skipped(self) -> bool:
@@ -91,6 +92,7 @@ class Release:
             self._stage("push", self._push)
         deployed: DeployResult = self._stage("deploy", lambda: self._deploy(inputs))
         self.result.release, self.result.hosts = deployed.release, deployed.hosts
+        self.result.verdicts = deployed.verdicts
         self.result.urls = app_urls(inputs.loaded, env, deployed)
         return self.result
 

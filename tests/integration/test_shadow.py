@@ -3,13 +3,16 @@ GET /version, plus a client POSTing) through deployctl's real nginx proxy, in on
 walks the phases: a release failing 20% of its requests is stopped by the shadow window
 before its switch (exit 6) with 0 failed user requests; a healthy release passes it and
 switches with 0 failed; the copied POSTs: none ever reaches the new release by default (its
-own log says so), while the live release got every one. Prints the measured numbers
-(docs/release-safety.md)."""
+own log says so), while the live release got every one; a release that answers 404 on one
+route only (the error rate over all requests let go) is stopped by the per-route rule, which
+names that route with both sides' counts in the CLI's `--json` error object, and the query
+string's token is in neither the output nor the history. Prints the measured numbers (docs/release-safety.md)."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 import threading
 import time
@@ -21,7 +24,8 @@ from deployctl.errors import ExitCode
 from deployctl.events import Recorder, StepDone, StepFailed
 from deployctl.services.deploy import deploy
 from deployctl.services.shadow import ShadowStopped
-from tests.integration.deploy_fixtures import free_port, probe_config, remove_app, unique_app
+from tests.integration.deploy_fixtures import (DEPLOYCTL, free_port, probe_config, remove_app, unique_app,
+                                               write_probe_artifacts)
 from tests.integration.test_release_safety import SECRETS, containers_of, images
 from tests.support.traffic import Traffic
 
@@ -32,6 +36,10 @@ pytestmark = pytest.mark.integration
 # with few copies needed: at load average 213 the 4 workers got 9 copies in 20 s (the window
 # ends as soon as 20 were answered, so a quiet machine does not wait it out).
 SHADOW = {"shadow_window": 30, "shadow_min_requests": 20, "shadow_max_p95_ratio": 10, "warm_window": 0}
+# Phase 3: only the per-route rule may stop it (the error rate over all requests is let go),
+# and the window waits for enough copies of the one route (a quarter of the traffic).
+ONE_ROUTE = {"shadow_max_error_rate": 0.5, "shadow_min_requests": 200, "shadow_route_min_requests": 8}
+TOKEN = "s3cr3t-in-the-query"
 
 
 def history(tmp_path, app):
@@ -135,7 +143,8 @@ def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with
         with Traffic(f"http://127.0.0.1:{port}/version", workers=4, max_seconds=120) as traffic, \
                 Poster(port) as poster:
             time.sleep(0.5)
-            v3 = deploy(healthy, "local", images(probe_images, "3333333cccc"), SECRETS, events).release
+            result = deploy(healthy, "local", images(probe_images, "3333333cccc"), SECRETS, events)
+            v3 = result.release
             switched = time.time()
             time.sleep(0.5)
         report = traffic.report
@@ -145,6 +154,7 @@ def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with
         record = history(tmp_path, app)[-1]
         assert (record["release"], record["outcome"]) == (v3, "succeeded")
         assert record["extra"]["shadow"]["decision"] == "promote"
+        assert result.verdicts["shadow"]["decision"] == "promote"  # what `deploy --json` prints
         assert record["extra"]["shadow"]["new"]["requests"] >= SHADOW["shadow_min_requests"]
         during = [marker for marker, sent, answered, status in poster.sent if sent > mirrored and answered < judged]
         assert during, "no POST was sent while the shadow window ran"
@@ -158,5 +168,43 @@ def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with
         print(f"shadow, v3 healthy: passed {judged - mirrored:.2f}s after the mirror went live "
               f"({record['extra']['shadow']['reason']}); users: {report.total} requests, 0 failed; "
               f"{len(during)} POSTs during the window: all answered by {v1}, none in {v3}'s log")
+
+        # Phase 3: v4 answers 404 on one route (/items/...) and as v3 everywhere else; the rule
+        # over all requests is loosened so that only the per-route rule can stop it. Through
+        # the CLI with --json: the error object names the route.
+        phase3 = time.time()
+        one_route = probe_config(tmp_path, app, port=port, name="one-route.toml", rollout={**SHADOW, **ONE_ROUTE},
+                                 frontend_env={"PROBE_NOT_FOUND": "/items/"})
+        write_probe_artifacts(one_route, app, "4444444dddd", probe_images.good, probe_images.good, probe_images.proxy)
+        with Traffic(f"http://127.0.0.1:{port}/version", workers=3, max_seconds=120) as traffic, \
+                Traffic(f"http://127.0.0.1:{port}/items/42?token={TOKEN}", workers=1, max_seconds=120) as items:
+            time.sleep(0.5)
+            done = subprocess.run([DEPLOYCTL, "--config", str(one_route), "deploy", "--env", "local", "--json"],
+                                  capture_output=True, text=True, timeout=180,
+                                  env={**os.environ, "PROBE_DB_PASSWORD": "probe-password-value"})
+            time.sleep(0.3)
+        assert done.returncode == ExitCode.DEPLOY_FAILED, done.stdout + done.stderr
+        lines = [json.loads(line) for line in done.stdout.splitlines()]
+        error = lines[-1]
+        message = error["problems"][0]
+        assert "route GET /items/:id: 4xx" in message and "shadow_route_max_shift" in message, message
+        assert "worst routes: GET /items/:id: 4xx 100% vs live 0%" in message, message
+        for report in (traffic.report, items.report):
+            assert report.failures == [] and set(report.releases()) == {v3}, report.summary()
+        mirrored = next(e["at"] for e in lines if e["event"] == "step_done" and e.get("step") == "mirror")
+        judged = next(e["at"] for e in lines if e["event"] == "step_failed" and e.get("step") == "shadow")
+        record = history(tmp_path, app)[-1]
+        assert record["outcome"] == "aborted" and "route GET /items/:id" in record["error"]
+        worst = record["extra"]["shadow"]["routes"][0]
+        assert worst["route"] == "GET /items/:id" and worst["class"] == "4xx"
+        assert worst["new"]["4xx"] == worst["new"]["requests"] >= ONE_ROUTE["shadow_route_min_requests"]
+        assert worst["live"]["2xx"] == worst["live"]["requests"] >= ONE_ROUTE["shadow_route_min_requests"]
+        assert error["details"]["verdicts"]["shadow"]["routes"][0] == worst
+        state = (tmp_path / "state" / app / "local" / "releases.jsonl").read_text()
+        assert TOKEN not in state and TOKEN not in done.stdout + done.stderr
+        assert (tmp_path / "state" / app / "local" / "current").read_text().strip() == v3
+        print(f"shadow, v4 answering 404 on /items/: stopped {judged - mirrored:.2f}s after the mirror went live by "
+              f"the per-route rule: {worst}; users: {traffic.report.total + items.report.total} requests, 0 failed; "
+              f"phase 3 took {time.time() - phase3:.1f}s")
     finally:
         remove_app(app)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import _thread
 import errno
+import json
 import os
 import signal
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from deployctl.adapters.connector import CommandResult, HttpResponse
+from deployctl.cli.main import report
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import (ConnectError, DeployctlError, DeployError, ExitCode, LockHeldError, RollbackError,
                               RolloutError, UncertainError)
@@ -1248,9 +1250,11 @@ def test_the_guard_reads_the_log_in_the_hosts_clock_and_reverts():
 SHADOWED = layout_for(LOADED, "shadowed")
 
 
-def proxy_log(host: FakeHost, layout, *, copy_errors: int, live_errors: int = 0, n: int = 30):  # type: ignore[no-untyped-def]
+def proxy_log(host: FakeHost, layout, *, copy_errors: int, live_errors: int = 0,  # type: ignore[no-untyped-def]
+              n: int = 30, status: int = 500):
     """`docker logs --since` of the proxy while a release is judged: `n` GETs answered by the
-    live release and the same `n` copied to the tried one (the one holding the lock)."""
+    live release and the same `n` copied to the tried one (the one holding the lock); the
+    first `copy_errors` copies (`live_errors` live answers) answered `status`."""
     def answer(argv):  # type: ignore[no-untyped-def]
         since = float(argv[argv.index("--since") + 1])
         live = current(host, layout)
@@ -1260,9 +1264,9 @@ def proxy_log(host: FakeHost, layout, *, copy_errors: int, live_errors: int = 0,
             at = since + 0.001 + i * 1e-4
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1e9):09d}Z"
             for release, errors in ((live, live_errors), (tried, copy_errors)):
-                status = 500 if i < errors else 200
-                lines.append(f'{stamp} 10.0.0.1 [-] "GET /items/{i} HTTP/1.1" {status} 5 rt=0.002 upstream=172.18.0.9:8000 '
-                             f"ustatus={status} urt=0.002 release={release}")
+                answered = status if i < errors else 200
+                lines.append(f'{stamp} 10.0.0.1 [-] "GET /items/{i}?token=s3cr3t HTTP/1.1" {answered} 5 rt=0.002 '
+                             f"upstream=172.18.0.9:8000 ustatus={answered} urt=0.002 release={release}")
         return CommandResult(0, "\n".join(lines) + "\n", "")
     return Fault("run", r"^docker logs --timestamps --since ", times=0, effect=answer)
 
@@ -1289,6 +1293,27 @@ def test_a_release_whose_copies_fail_is_stopped_by_the_shadow_window_before_its_
     assert host.of_release(tried) == [] and host.text(f"{SHADOWED.proxy_dir}/nginx.live.conf") is None
 
 
+def test_a_route_that_now_answers_404_stops_the_shadow_window_and_the_error_names_it(shadowed, capsys):
+    """No 5xx at all (the error rate passes), but /items/:id answers 404 to 25 of 30 copies."""
+    site, host = shadowed
+    host.faults.append(proxy_log(host, SHADOWED, copy_errors=25, status=404))
+    error = site.failing_deploy(ShadowStopped)
+    assert "route GET /items/:id: 4xx 83.3% (25 of 30) vs live 0.0% (0 of 30)" in error.message, error.message
+    assert "worst routes: GET /items/:id" in error.message and "s3cr3t" not in error.message
+    assert host.serving() == site.r1 and current(host, SHADOWED) == site.r1
+    last = records(host, SHADOWED)[-1]
+    assert last.outcome == "aborted" and last.extra["shadow"]["new"]["errors"] == 0
+    assert last.extra["shadow"]["routes"] == [{"route": "GET /items/:id", "class": "4xx", "shift": 0.8333,
+                                               "new": {"requests": 30, "2xx": 5, "3xx": 0, "4xx": 25, "5xx": 0},
+                                               "live": {"requests": 30, "2xx": 30, "3xx": 0, "4xx": 0, "5xx": 0}}]
+    # `--json`'s error object carries the same verdict (cli/main.report), the query string nowhere.
+    assert error.details["verdicts"]["shadow"]["routes"] == last.extra["shadow"]["routes"]
+    report(error.lines(), error.exit_code, True, error.details)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["details"]["verdicts"]["shadow"]["routes"][0]["route"] == "GET /items/:id"
+    assert "s3cr3t" not in json.dumps(printed) and "s3cr3t" not in json.dumps(last.extra)
+
+
 def test_a_release_whose_copies_answer_as_the_live_one_switches_after_the_shadow_window(shadowed):
     site, host = shadowed
     host.faults.append(proxy_log(host, SHADOWED, copy_errors=0))
@@ -1299,6 +1324,7 @@ def test_a_release_whose_copies_answer_as_the_live_one_switches_after_the_shadow
     assert host.text(f"{SHADOWED.proxy_dir}/nginx.live.conf") is None
     last = records(host, SHADOWED)[-1]
     assert (last.release, last.outcome) == (r2, LIVE) and last.extra["shadow"]["decision"] == "promote"
+    assert last.extra["shadow"]["routes"] == []  # no route answered worse than live
 
 
 def test_a_shadow_window_with_too_few_copies_stops_the_deploy(shadowed):

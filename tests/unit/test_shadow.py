@@ -178,10 +178,10 @@ def entries(release: str, n: int, *, errors: int = 0, ms: float = 10.0, method: 
     return [LogEntry(at + i * 0.01, 500 if i < errors else 200, ms / 1000, release, method) for i in range(n)]
 
 
-def test_the_log_line_carries_its_method():
+def test_the_log_line_carries_its_method_and_path():
     line = ('2026-12-01T17:50:00.123456789Z 172.17.0.1 [2026-12-01T17:50:00+00:00] "POST /orders HTTP/1.1" 201 '
             "12 rt=0.003 upstream=172.18.0.3:8000 ustatus=201 urt=0.003 release=" + R1)
-    assert parse_line(line) == LogEntry(parse_line(line).at, 201, 0.003, R1, "POST")
+    assert parse_line(line) == LogEntry(parse_line(line).at, 201, 0.003, R1, "POST", "/orders")
 
 
 def test_the_live_side_counts_the_copied_methods_only():

@@ -6,6 +6,8 @@ For the release-safety tests (guard, canary) /version can be told to fail: PROBE
 (0..1) answers that share of requests with 500 (evenly: every 1/share-th request),
 PROBE_FAIL_AFTER (seconds) answers every request with 500 once the process has run that
 long. /healthz is not affected: the release passes its health check and its switch.
+/items/<id> answers 200 with the id (a route with a variable segment); PROBE_NOT_FOUND
+(a path prefix, e.g. "/items/") answers 404 to every request under it: one broken route.
 
 /ws is a WebSocket echo (RFC 6455, stdlib only: the stand-in image has no pip): every text
 message comes back as `<release>:<message>`, so a test sees which release holds a connection."""
@@ -74,6 +76,12 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, body)
         if self.path == "/secrets":
             return self.reply(200, secrets())
+        path = self.path.split("?", 1)[0]
+        broken = os.environ.get("PROBE_NOT_FOUND", "")
+        if broken and path.startswith(broken):
+            return self.reply(404, {"error": "told to answer 404 (PROBE_NOT_FOUND)", **RELEASE})
+        if path.startswith("/items/"):
+            return self.reply(200, {"item": path[len("/items/"):], **RELEASE})
         return self.reply(404, {"error": "not found"})
 
     def websocket(self):
