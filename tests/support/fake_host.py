@@ -122,6 +122,7 @@ class FakeHost:
         self.networks: set[str] = set()
         self.subnets: dict[str, str] = {}  # network -> its subnet (Docker's pools or --subnet)
         self.network_labels: dict[str, dict[str, str]] = {}
+        self.volumes: dict[str, dict[str, str]] = {}  # named volume -> its labels
         self.files: dict[str, tuple[bytes, int]] = {}
         self.links: dict[str, str] = {}  # symlink path -> its target (the proxy's tls/live)
         self.dirs: set[str] = {"/"}
@@ -362,6 +363,10 @@ class FakeHost:
                 if fnmatch.fnmatch(name, pattern) and name != keep:
                     del self.files[path]
             return OK
+        if argv[:2] == ["test", "-d"]:
+            path = argv[2].rstrip("/")
+            there = path in self.dirs or any(p.startswith(path + "/") for p in self.files)
+            return OK if there else CommandResult(1, "", "")
         if argv == dc.HOST_CLOCK:
             return CommandResult(0, f"{time.time():.9f}\n", "")
         if argv[0] == "docker" and argv[1] in FIXED and (argv[1] in ("version", "login")
@@ -490,6 +495,29 @@ class FakeHost:
 
     def _docker_rm(self, args: list[str]) -> CommandResult:
         return self._each([a for a in args if not a.startswith("--")], lambda c: self.containers.pop(c.name))
+
+    def _docker_volume(self, args: list[str]) -> CommandResult | None:
+        """Named volumes: create (labels kept; idempotent), ls (label filters, names), rm
+        (as docker: one a container mounts stays)."""
+        verb, rest = args[0], args[1:]
+        if verb == "create":
+            labels = dict(v.split("=", 1) for k, v in zip(rest, rest[1:]) if k == "--label")
+            self.volumes.setdefault(rest[-1], labels)
+            return CommandResult(0, rest[-1] + "\n", "")
+        if verb == "ls" and rest[-2:] == ["--format", "{{.Name}}"]:
+            wanted = [v[len("label="):].split("=", 1) for k, v in zip(rest, rest[1:])
+                      if k == "--filter" and v.startswith("label=")]
+            return CommandResult(0, "".join(f"{v}\n" for v, labels in sorted(self.volumes.items())
+                                            if all(labels.get(k) == x for k, x in wanted)), "")
+        if verb == "rm":
+            used = {source for c in self.containers.values() for source in c.mounts.values()}
+            failed = [f"Error: No such volume: {v}" if v not in self.volumes else f"Error: volume is in use - [{v}]"
+                      for v in rest if v not in self.volumes or v in used]
+            for v in rest:
+                if v not in used:
+                    self.volumes.pop(v, None)
+            return CommandResult(1, "", "\n".join(failed)) if failed else OK
+        return None
 
     def _docker_port(self, args: list[str]) -> CommandResult:
         anchor = self.containers.get(args[0])
