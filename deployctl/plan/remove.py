@@ -64,14 +64,17 @@ class HostInventory:
     networks: tuple[str, ...] = ()
     volumes: tuple[str, ...] = ()
     state_root: str | None = None  # the state root, when it exists
+    routes: tuple[str, ...] = ()  # its route files in the host's shared proxy (plan/shared_proxy.py)
+    shared_proxy: str | None = None  # that shared proxy's name, when it runs (reloaded without the routes)
 
     @property
     def empty(self) -> bool:
-        return not (self.containers or self.networks or self.volumes or self.state_root)
+        return not (self.containers or self.networks or self.volumes or self.state_root or self.routes)
 
     def to_dict(self) -> dict:
         return {"containers": [n for n, _ in self.containers], "networks": list(self.networks),
-                "volumes": list(self.volumes), "state_dir": self.state_root}
+                "volumes": list(self.volumes), "state_dir": self.state_root,
+                **({"shared_proxy_routes": list(self.routes)} if self.routes else {})}
 
 
 def parse_containers(text: str) -> tuple[tuple[str, str], ...]:
@@ -98,6 +101,17 @@ def host_steps(inventory: HostInventory) -> list[PlannedStep]:
     """The removal of what `inventory` lists, in order (see the module's docstring). Volumes
     are in the inventory only when --volumes asked for them."""
     steps: list[PlannedStep] = []
+    if inventory.routes:
+        # First: the shared proxy stops sending requests here before the app's proxy goes,
+        # so they get its 404 instead of a refused connection.
+        steps.append(PlannedStep("routes", "this app's routes out of the host's shared proxy",
+                                 ("rm", "-f", *inventory.routes)))
+        if inventory.shared_proxy:
+            from .shared_proxy import reload
+
+            steps.append(PlannedStep("routes", f"the shared proxy {inventory.shared_proxy} reloaded without them "
+                                               "(the other apps' routes as they are)",
+                                     tuple(reload(inventory.shared_proxy))))
     starters = [n for n, role in inventory.containers if role in STARTERS]
     others = [n for n, role in inventory.containers if role not in STARTERS]
     if starters:

@@ -17,7 +17,7 @@ node (the proxy's directory, the accessories' volumes with --volumes).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from ..adapters.connector import check
@@ -26,13 +26,16 @@ from ..errors import DeployctlError, ExitCode
 from ..events import Emit, Message, Timer
 from ..plan import docker_commands as dc
 from ..plan import remove as plan
+from ..plan import shared_proxy as sp
 from ..plan import swarm as sw
 from ..plan.accessories import environment_accessories
 from ..plan.names import LABEL_APP, LABEL_ENV, Names, StateLayout
+from ..plan.shared_proxy import shared_dir
 from ..plan.steps import PlannedStep
 from . import preflight
 from .host_calls import UNCHANGED, connection_failure, each_host_result, host_error, not_everywhere, why
 from .host_state import HostState
+from .shared_proxy import wait_served
 from .hosts import connectors_for, layout_for, names_for
 from .transaction import take_lock
 
@@ -68,10 +71,17 @@ def remove_environment(loaded: LoadedConfig, env_name: str, emit: Emit, *, volum
     else:
         conns = connectors if connectors is not None else connectors_for(loaded, env_name)
         names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
+        shared = None
+        if environment.shared_proxy:
+            proxy = loaded.config.proxy
+            shared = Shared(shared_dir(environment.state_dir, environment.shared_proxy), environment.shared_proxy,
+                            environment.shared_proxy_port,
+                            sp.Route(names.app, names.env, tuple(proxy.hosts), proxy.path_prefix, 0))
 
         def one(conn) -> HostRemoval:  # type: ignore[no-untyped-def]
             try:
-                return _host(conn, names, layout, emit, environment.rollout, volumes=volumes, dry_run=dry_run)
+                return _host(conn, names, layout, emit, environment.rollout, volumes=volumes, dry_run=dry_run,
+                             shared=shared)
             except BaseException as exc:  # noqa: BLE001 - one host's failure is its result
                 if not isinstance(exc, (DeployctlError, OSError, EOFError)):
                     raise
@@ -97,18 +107,37 @@ def _failed(host: str, exc: BaseException) -> HostRemoval:
 # -- a host ------------------------------------------------------------------------------------
 
 
-def host_inventory(conn, names: Names, layout: StateLayout, *, volumes: bool,  # type: ignore[no-untyped-def]
-                   state: bool) -> plan.HostInventory:
-    """What the host holds of the environment now (`state`: whether its state root exists)."""
+@dataclass(frozen=True)
+class Shared:
+    """The host's shared proxy an environment is routed by (plan/shared_proxy.py)."""
+
+    dir: str
+    name: str
+    port: int
+    route: sp.Route  # its hosts and prefix (the port is not needed to take it out)
+
+
+def host_inventory(conn, names: Names, layout: StateLayout, *, volumes: bool, state: bool,  # type: ignore[no-untyped-def]
+                   shared: Shared | None = None) -> plan.HostInventory:
+    """What the host holds of the environment now (`state`: whether its state root exists;
+    `shared`: the directory and name of the host's shared proxy it is routed by, if any)."""
+    routes: tuple[str, ...] = ()
+    running = None
+    if shared is not None:
+        found = conn.run(["find", f"{shared.dir}/{sp.ROUTES}", "-maxdepth", "1", "-name",
+                          sp.route_glob(names.app, names.env), "-type", "f"])
+        routes = plan.parse_names(found.stdout) if found.ok else ()
+        state_role = conn.run(dc.status_and_role(sp.container_name(shared.name)))
+        running = shared.name if state_role.ok and state_role.stdout.startswith("running") else None
     return plan.HostInventory(
         containers=plan.parse_containers(check(conn, dc.list_containers(names))),
         networks=plan.parse_networks(check(conn, dc.release_networks(names))),
         volumes=plan.parse_names(check(conn, plan.list_volumes(names))) if volumes else (),
-        state_root=layout.root if state else None)
+        state_root=layout.root if state else None, routes=routes, shared_proxy=running if routes else None)
 
 
 def _host(conn, names: Names, layout: StateLayout, emit: Emit, rollout, *, volumes: bool,  # type: ignore[no-untyped-def]
-          dry_run: bool) -> HostRemoval:
+          dry_run: bool, shared: Shared | None = None) -> HostRemoval:
     preflight.connect(conn, emit)
     existed = conn.run(plan.state_exists(layout)).ok
     state = HostState(conn, layout, emit)
@@ -118,18 +147,22 @@ def _host(conn, names: Names, layout: StateLayout, emit: Emit, rollout, *, volum
         take_lock(state, emit, host=conn.host, action="remove", release=None, rollout=rollout)
     held = not dry_run
     try:
-        found = host_inventory(conn, names, layout, volumes=volumes, state=existed)
+        found = host_inventory(conn, names, layout, volumes=volumes, state=existed, shared=shared)
         result = HostRemoval(conn.host, found.to_dict(), plan.host_steps(found), nothing=found.empty)
         if dry_run:
             return result
         # The lock made the state root if it was not there: it goes too, as the last step.
-        steps = plan.host_steps(plan.HostInventory(found.containers, found.networks, found.volumes, layout.root))
+        steps = plan.host_steps(replace(found, state_root=layout.root))
         for step in steps:
             timer = Timer(emit, "remove", host=conn.host, detail=step.step)
             check(conn, step.argv or (), timeout=STEP_TIMEOUT)
             if step.step == "state":
                 state.removed_with_state()
                 held = False
+            elif step.step == "routes" and shared is not None and step.argv and step.argv[0] == "docker":
+                # The reload is asynchronous: the app's name answered by the shared proxy's
+                # own 404 before its proxy goes, never a refused connection.
+                wait_served(conn, shared.name, shared.port, shared.route, routed=False)
             elif step.step == "containers" or (step.step == "scheduler" and not any(s.step == "containers" for s in steps)):
                 _late_containers(conn, names, emit)
             timer.done(step.detail if step.step != "state" else layout.root)
