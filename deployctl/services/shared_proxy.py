@@ -208,18 +208,26 @@ def put_routes(loaded: LoadedConfig, env_name: str, conns: list, emit: Emit, ima
 
 
 SERVED_WAIT = 15.0
+# After a reload nginx's old workers still accept for a moment (up to ~100 ms) beside the
+# new ones: one answer as the change says is no proof, this long of them in a row is.
+SERVED_SETTLE = 0.3
 
 
 def wait_served(conn, name: str, port: int, route, *, routed: bool) -> None:  # type: ignore[no-untyped-def]
     host, path = plan.probe(route)
     deadline = time.monotonic() + SERVED_WAIT
+    since = None
     while True:
         try:
             answer = conn.http_get("127.0.0.1", port, path, timeout=2.0, headers={"Host": host})
             if (plan.NO_ROUTE_HEADER.lower() not in answer.headers) == routed:
-                return
+                since = time.monotonic() if since is None else since
+                if time.monotonic() - since >= SERVED_SETTLE:
+                    return
+            else:
+                since = None
         except OSError:
-            pass
+            since = None
         if time.monotonic() > deadline:
             raise DeployError(f"{conn.host}: the shared proxy {name} reloaded but does not answer for {host}{path} "
                               f"{'from the app' if routed else 'with its own 404'} within {SERVED_WAIT:g}s")
