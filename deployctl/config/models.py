@@ -1121,6 +1121,9 @@ class Config(Strict):
                                      "proxy_port (HTTP); HTTPS needs a port of its own")
 
     def _check_shared_proxy(self) -> None:
+        if self.proxy.path_prefix is not None and not any(e.shared_proxy for e in self.environments.values()):
+            raise ValueError("proxy.path_prefix only applies through a shared proxy: set shared_proxy in the "
+                             "environments that use it, or remove path_prefix")
         for name, environment in self.environments.items():
             if environment.shared_proxy is None:
                 continue

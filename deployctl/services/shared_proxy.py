@@ -19,9 +19,9 @@ from ..plan import docker_commands as dc
 from ..plan import shared_proxy as plan
 from ..secrets import redactor
 from .hosts import names_for
+from .proxy import wait_nginx_started
 
 LOCK_WAIT = 60.0  # seconds for another app's route change to finish
-START_TIMEOUT = 15.0
 
 
 def refuse(loaded: LoadedConfig, env_name: str) -> None:
@@ -156,15 +156,7 @@ class SharedProxy:
         if self.image is None:
             raise DeployError(f"{self.conn.host}: the shared proxy {self.name} does not run; a deploy starts it")
         check(self.conn, plan.run_shared_proxy(self.name, self.image, self.dir))
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self.conn.run(dc.exec_command(name, ["test", "-s", plan.PID_FILE])).ok:
-            if self._state() not in ("running", "created", "restarting") or time.monotonic() > deadline:
-                lines = self.conn.run(dc.logs(name, 10))
-                why = redactor((lines.stdout + lines.stderr).strip()[-500:])
-                self.conn.run(dc.remove([name]))
-                raise DeployError(f"{self.conn.host}: the shared proxy {self.name} did not start on port "
-                                  f"{self.port}: {why or 'no output'}")
-            time.sleep(0.1)
+        wait_nginx_started(self.conn, name, plan.PID_FILE, f"the shared proxy {self.name} on port {self.port}")
 
     def _locked(self):  # type: ignore[no-untyped-def]
         import contextlib

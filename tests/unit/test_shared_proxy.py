@@ -225,3 +225,30 @@ proxy_port = 80
 shared_proxy = "edge"
 """)
     assert "shared_proxy needs proxy.hosts" in info.value.message
+    with pytest.raises(ConfigError) as info:
+        parse_config("""
+app = "shop"
+[services.web]
+context = "web"
+routed = true
+[proxy]
+path_prefix = "/api"
+[environments.local]
+target = "local"
+""")
+    assert "proxy.path_prefix only applies through a shared proxy" in info.value.message
+    with pytest.raises(ConfigError) as info:
+        parse_config("""
+app = "shop"
+[services.web]
+context = "web"
+routed = true
+[proxy]
+hosts = ["a.example.com"]
+path_prefix = "/a b"
+[environments.local]
+target = "local"
+proxy_port = 8080
+shared_proxy = "edge"
+""")
+    assert "proxy.path_prefix" in info.value.message and "is not a path prefix" in info.value.message
