@@ -78,6 +78,15 @@ class SharedProxy:
         if found:
             raise ConfigError([f"proxy.hosts: {c} on {self.conn.host} (shared proxy {self.name}); one app per host "
                                "name and path prefix" for c in found])
+        own = self.conn.run(dc.port_of(self.names.proxy, self.loaded.config.proxy.port))
+        if own.ok and any(line.rsplit(":", 1)[-1].strip() == str(self.port) for line in own.stdout.splitlines()):
+            # Its anchor holds the port the shared proxy needs, and a deploy does not move a
+            # running anchor: the shared proxy could not start. Said now, before any change.
+            raise UsageError(f"{self.conn.host}: {self.names.app} {self.names.env}'s own proxy ({self.names.proxy}) "
+                             f"publishes port {self.port}, the shared proxy's: moving a running app to the shared "
+                             "proxy is not supported yet",
+                             hint="docs/proxy.md, \"Several apps on one host\": `deployctl remove --env "
+                                  f"{self.names.env} --yes`, then deploy with the new proxy_port and shared_proxy")
         live = plan.port_of(self.conn.read_file(posixpath.join(self.dir, plan.CONFIG_FILE)))
         if live is not None and live != self.port:
             raise ConfigError([f"environments.{self.names.env}.shared_proxy_port: {self.port}, but the shared proxy "

@@ -26,7 +26,7 @@ PROXY_IMAGE = "nginx:1.27-alpine"
 SHARED = "/srv/state/shared-proxy/edge"
 
 
-def config(app: str, port: int, hosts: str, extra: str = "", env_extra: str = "") -> LoadedConfig:
+def config(app: str, port: int, hosts: str, extra: str = "", env_extra: str = "", shared: bool = True) -> LoadedConfig:
     return LoadedConfig(Path(f"/project/{app}/deploy.toml"), parse_config(f"""
 app = "{app}"
 [services.web]
@@ -41,7 +41,7 @@ hosts = {hosts}
 target = "local"
 proxy_port = {port}
 state_dir = "/srv/state"
-shared_proxy = "edge"
+{'shared_proxy = "edge"' if shared else ''}
 shared_proxy_port = 80
 {env_extra}
 [environments.local.rollout]
@@ -151,6 +151,17 @@ def test_a_host_name_another_app_routes_is_refused_before_anything_changes(host)
     assert info.value.exit_code == ExitCode.CONFIG
     assert "proxy.hosts: shop.example.com is routed to shop local" in info.value.message
     assert not [n for n in host.containers if n.startswith("clash-")]
+
+
+def test_an_app_whose_own_proxy_has_the_shared_port_is_refused_before_anything_changes(host):
+    ship(config("shop", 80, '["shop.example.com"]', shared=False), host, 1)  # one app per host: its proxy on 80
+    calls = len(host.calls)
+    with pytest.raises(UsageError) as info:
+        ship(config("shop", 8080, '["shop.example.com"]'), host, 2)
+    assert info.value.exit_code == ExitCode.USAGE
+    assert "publishes port 80, the shared proxy's" in info.value.message and "deployctl remove" in info.value.hint
+    assert not [text for call, text in host.calls[calls:] if call == "run" and text.startswith(("docker run",
+                                                                                                "docker create"))]
 
 
 def test_a_route_nginx_refuses_never_becomes_live(host):
