@@ -17,6 +17,7 @@ from ..errors import ConfigError, DeployError, UsageError
 from ..events import Emit, Timer
 from ..plan import docker_commands as dc
 from ..plan import shared_proxy as plan
+from ..plan.target_limits import refuse as refuse_on_target
 from ..secrets import redactor
 from .hosts import names_for
 from .proxy import wait_nginx_started
@@ -29,10 +30,7 @@ def refuse(loaded: LoadedConfig, env_name: str) -> None:
     environment = loaded.environment(env_name)
     if environment.shared_proxy is None:
         return
-    if environment.target == "swarm":
-        raise UsageError(f"environments.{env_name}.shared_proxy is not supported on a Swarm (target = \"swarm\"): "
-                         "its global proxy publishes one app's port on every node",
-                         hint="docs/proxy.md, \"Several apps on one host\"; give each app its own proxy_port there")
+    refuse_on_target(environment.target, env_name, "shared_proxy", f"shared_proxy = \"{environment.shared_proxy}\"")
     if loaded.config.tls_for(env_name) != "off":
         raise UsageError(f"environments.{env_name}.shared_proxy with HTTPS (tls = "
                          f"\"{loaded.config.tls_for(env_name)}\") is not supported yet: the shared proxy routes HTTP only",
