@@ -129,6 +129,8 @@ def _dechunk(body: bytes) -> bytes:
 
 
 def http_request(address: str, path: str, headers: Mapping[str, str] | None = None) -> bytes:
-    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
-    return (f"GET {path} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: deployctl\r\n"
+    """`headers` may name the Host (a shared proxy routes by it); else it is the address."""
+    host = next((v for k, v in (headers or {}).items() if k.lower() == "host"), address)
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items() if name.lower() != "host")
+    return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: deployctl\r\n"
             f"Accept: */*\r\n{extra}Connection: close\r\n\r\n").encode()

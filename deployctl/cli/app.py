@@ -53,6 +53,9 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "stats": ("stats", "stats", "Deployment frequency, lead time, change failure rate and time to restore."),
     "maintenance": ("maintenance", "maintenance",
                     "Maintenance mode on or off: 503 with Retry-After and a page while the app keeps running."),
+    "remove": ("remove", "remove",
+               "Take the app's environment off its hosts: every release's containers, its proxy, networks, certificates "
+               "and state."),
     "scale": ("swarm", "scale",
               "Change the live release's task count on a Swarm (no new release), waiting until every task "
               "is healthy."),

@@ -96,6 +96,9 @@ def deploy(
     from ..services.tls import refuse_swarm
 
     refuse_swarm(loaded, env)  # the dry run too: it would print a plan without HTTPS
+    from ..services.shared_proxy import refuse as refuse_shared
+
+    refuse_shared(loaded, env)
     if dry_run:
         from ..services.dry_runs import deploy_plan
 

@@ -79,6 +79,13 @@ def _url_path(value: str) -> str:
     return value
 
 
+def _path_prefix(value: str) -> str:
+    """A path nginx and a regex take as it is: letters, digits and `-._~/`, no `//`."""
+    if not re.fullmatch(r"/[A-Za-z0-9._~/-]*", value) or "//" in value or "/../" in f"{value}/":
+        raise ValueError(f"{value!r} is not a path prefix (a URL path of letters, digits and '-._~/', e.g. \"/api\")")
+    return value.rstrip("/") or "/"
+
+
 Name = Annotated[str, AfterValidator(_name)]
 EnvVarName = Annotated[str, AfterValidator(_env_var_name)]
 Host = Annotated[str, AfterValidator(check_host)]
@@ -303,6 +310,9 @@ class Proxy(Strict):
     tls_certificate_secret: EnvVarName | None = None  # tls = "files": the PEM chain, leaf first
     tls_key_secret: EnvVarName | None = None  # tls = "files": its private key (PEM)
     hsts: bool = False
+    # With an environment's shared_proxy: only requests under this path go to the app
+    # (the path is passed on as it is); None: every path of its `hosts`.
+    path_prefix: Annotated[str, AfterValidator(_path_prefix)] | None = None
 
     @model_validator(mode="after")
     def _tls_checks(self) -> "Proxy":
@@ -918,6 +928,10 @@ class Environment(Strict):
     proxy_port: Annotated[int, Field(ge=0, le=65535)] | None = None  # 0: any free port
     proxy_tls_port: Port = 443  # HTTPS, where [proxy] tls is on (proxy_port stays the HTTP one)
     tls: Literal["off", "acme", "files"] | None = None  # None: [proxy] tls (e.g. "off" for a local environment)
+    # Several apps on one host (docs/proxy.md, "Several apps on one host"): the host's shared
+    # proxy of this name publishes shared_proxy_port and routes [proxy] hosts to this app's own proxy.
+    shared_proxy: Name | None = None
+    shared_proxy_port: Port = 80
     state_dir: str = "/var/lib/deployctl"
     # Hosts (local, ssh): each release network takes a /26 of this private range instead of
     # one of Docker's ~30 default pools ("" = Docker's pools); plan/subnets.py.
@@ -1083,6 +1097,7 @@ class Config(Strict):
                 for ref, part in PLACEHOLDER_RE.findall(value):
                     self._check_placeholder(f"{where}.{key}", ref, part)
         self._check_tls()
+        self._check_shared_proxy()
         if any(e.target == "ssh" for e in self.environments.values()) and self.registry is None:
             raise ValueError("an ssh environment pulls images from a registry: add a [registry] table")
         if any(e.target == "swarm" for e in self.environments.values()):
@@ -1115,6 +1130,21 @@ class Config(Strict):
                 if http == environment.proxy_tls_port:
                     raise ValueError(f"environments.{name}.proxy_tls_port: {environment.proxy_tls_port} is also its "
                                      "proxy_port (HTTP); HTTPS needs a port of its own")
+
+    def _check_shared_proxy(self) -> None:
+        if self.proxy.path_prefix is not None and not any(e.shared_proxy for e in self.environments.values()):
+            raise ValueError("proxy.path_prefix only applies through a shared proxy: set shared_proxy in the "
+                             "environments that use it, or remove path_prefix")
+        for name, environment in self.environments.items():
+            if environment.shared_proxy is None:
+                continue
+            if not self.proxy.hosts:
+                raise ValueError(f"environments.{name}.shared_proxy needs proxy.hosts = [\"name.example.com\"]: the "
+                                 "host names the shared proxy routes to this app")
+            http = environment.proxy_port if environment.proxy_port is not None else self.proxy.port
+            if http == environment.shared_proxy_port:
+                raise ValueError(f"environments.{name}.proxy_port: {http} is also its shared_proxy_port; the app's own "
+                                 "proxy needs another port (0: any free one)")
 
     def _check_swarm_services(self) -> None:
         """`docker service create` has no --security-opt: a service that asks for

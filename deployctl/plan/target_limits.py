@@ -52,6 +52,10 @@ SWARM: dict[str, Missing] = {
                      "that judge it before users do are refused here too",
                      "drill an ssh or local environment that runs the same images (docs/release-safety.md, "
                      "\"Drills\")"),
+    "shared_proxy": Missing("a shared proxy (environments.NAME.shared_proxy)",
+                            "the global proxy publishes one app's port on every node",
+                            "give each app its own proxy_port on the Swarm and route host names at a load balancer "
+                            "in front of it (docs/proxy.md, \"Several apps on one host\")"),
 }
 
 LIMITS: dict[str, dict[str, Missing]] = {"swarm": SWARM}

@@ -35,7 +35,7 @@ from ..plan.releases import ABORTED, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN,
 from ..plan.proxy_config import LIVE_COPY
 from ..plan.switch_plan import deploy_plan, guard_spec, proxy_config_for
 from ..secrets import Secret
-from . import preflight, tls
+from . import preflight, shared_proxy, tls
 from .accessories import ensure_accessories
 from .canary import CanaryAborted, CanaryGate, HostCanary, recover
 from .shadow import HostShadow, ShadowStopped
@@ -77,6 +77,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
     """`registry_username` overrides registry.username (ECR: the token's user, "AWS")."""
     config, environment = loaded.config, loaded.environment(env_name)
     tls.refuse_swarm(loaded, env_name)
+    shared_proxy.refuse(loaded, env_name)
     check_settings(loaded, env_name)  # backup_before_migrate: refused before anything changes
     if environment.target == "swarm":  # the same verb, driven through a Swarm manager
         from .swarm_deploy import deploy as swarm_deploy
@@ -98,6 +99,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             preflight.local_images_present(conn, emit, [*images.images.values(), proxy_image_for(config, images)])
         elif config.registry and login_user and registry_password is not None:
             preflight.registry_login(conn, emit, config.registry.server, login_user, registry_password)
+        if environment.shared_proxy is not None:  # a host name another app routes here: refused now
+            shared_proxy.SharedProxy(conn, loaded, env_name, emit).check_claims()
         state = HostState(conn, layout)
         live[conn.host] = state.current()  # for the hooks (DEPLOYCTL_PREVIOUS) before the lock
         return state.history().ids()
@@ -159,6 +162,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                                       "--accept-schema) goes back deliberately")
         if config.tls_for(env_name) != "off":
             _certificate(loaded, env_name, conns, emit, release, pair)
+        if environment.shared_proxy is not None:
+            shared_proxy.put_routes(loaded, env_name, conns, emit, proxy_image_for(config, images))
         return DeployResult(release, images.revision, hosts, judged)
     finally:
         for conn in conns:

@@ -71,7 +71,8 @@ def _host_deploy(loaded: LoadedConfig, env: str, release: str, images: ReleaseIm
             registry_login=login, fetching=[row for step in job.fetching() for row in step.rows])
         # Accessories come up after the preflight, before the lock (services/deploy.py).
         at = next((i for i, s in enumerate(steps) if s.step != "preflight"), len(steps))
-        plans[conn.host] = steps[:at] + planned_steps(config, env, job.layout) + steps[at:] + _tls_rows(config, env)
+        plans[conn.host] = (steps[:at] + planned_steps(config, env, job.layout) + steps[at:] + _tls_rows(config, env)
+                            + _shared_proxy_rows(loaded, env))
     migrates = any(s.migrate for s in config.services.values())
     names = [n for n in DEPLOY_HOOKS if n != "pre_migrate" or migrates]
     return plans | _hook_plan(loaded, names, hooks)
@@ -88,6 +89,19 @@ def _tls_rows(config, env: str) -> list[PlannedStep]:  # type: ignore[no-untyped
                                        f"{', '.join(config.proxy.hosts)} where a host has none, or one within 30 "
                                        f"days of expiry: {source}; installed staged (tls/live link, nginx -t, "
                                        "reload) on every host (docs/tls.md)")]
+
+
+def _shared_proxy_rows(loaded: LoadedConfig, env: str) -> list[PlannedStep]:
+    """What a deploy does for the host's shared proxy after its rollout (services/shared_proxy.py)."""
+    environment = loaded.environment(env)
+    if environment.shared_proxy is None:
+        return []
+    proxy = loaded.config.proxy
+    return [PlannedStep("shared proxy", f"under its lock: the route {', '.join(proxy.hosts)}{proxy.path_prefix or ''} "
+                                        f"-> this app's proxy port, in the shared proxy {environment.shared_proxy} "
+                                        f"(port {environment.shared_proxy_port}; started if absent); unchanged: "
+                                        "nothing done, changed: staged, nginx -t with every route, renamed, reloaded "
+                                        "(docs/proxy.md)")]
 
 
 def _swarm_deploy(loaded: LoadedConfig, env: str, release: str, images: ReleaseImages,

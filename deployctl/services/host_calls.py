@@ -108,3 +108,25 @@ def on_every_host(items: Sequence[Any], fn: Callable[[Any], Any], parallel: int 
     if errors:
         raise combined(errors)
     return outcomes
+
+
+def each_host_result(conns: Sequence[Any], one: Callable[[Any], Any], *, limit: int = 16) -> list[Any]:
+    """`one(conn)` on every host at once (up to `limit`), for commands whose `one` turns a
+    host's failure into its result (an object with `host` and `error`): maintenance, remove."""
+    with ThreadPoolExecutor(max_workers=max(1, min(len(conns), limit)), thread_name_prefix="host") as pool:
+        return list(pool.map(one, conns))
+
+
+def not_everywhere(results: Sequence[Any], headline: str, exit_code: int, *, done: str, again: str) -> None:
+    """Raises one RolloutError naming each host whose result has an `error` (none: returns):
+    the headline, a line per failed host, and a hint naming the hosts that were `done`."""
+    from ..errors import ExitCode, RolloutError
+
+    failed = [r for r in results if r.error]
+    if not failed:
+        return
+    finished = [r.host for r in results if not r.error]
+    raise RolloutError("\n".join([headline] + [f"{r.host}: {r.error}" for r in failed]), exit_code=ExitCode(exit_code),
+                       hosts=list(results), hint=(f"{done}: {', '.join(finished)}; " if finished else f"no host {done}; ")
+                       + again)
+

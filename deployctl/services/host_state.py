@@ -142,6 +142,12 @@ class HostState:
         self._token = record.token
         _HELD.add(record.token or "")
 
+    def removed_with_state(self) -> None:
+        """The lock went with the whole state root (`deployctl remove`, services/remove.py):
+        nothing is left to release, and a release now would create the root again (its op lock)."""
+        token, self._token = self._token, None
+        _HELD.discard(token or "")
+
     def release(self) -> None:
         """Removes the lock only while info.json carries our token; a lock that is no longer
         ours (someone broke it) is left to its holder, with a warning."""

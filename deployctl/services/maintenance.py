@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import secrets as token_source
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..config import LoadedConfig
-from ..errors import DeployctlError, DeployError, ExitCode, RolloutError
+from ..errors import DeployctlError, DeployError, ExitCode
 from ..events import Emit, Timer
 from ..plan import maintenance as plan
 from ..plan.build import rfc3339
 from ..plan.proxy_config import RELEASE_HEADER
 from ..plan.target_limits import refuse
-from .host_calls import why
+from .host_calls import each_host_result, not_everywhere, why
 from .host_state import HostState
 from .hosts import connectors_for, layout_for, names_for
 from .proxy import HostProxy
@@ -66,16 +65,9 @@ def set_maintenance(loaded: LoadedConfig, env_name: str, emit: Emit, *, on: bool
         finally:
             conn.close()
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(conns), MAX_AT_ONCE))) as pool:
-        results = list(pool.map(one, conns))
-    failed = [r for r in results if r.error]
-    if failed:
-        done = [r.host for r in results if not r.error]
-        raise RolloutError("\n".join([f"maintenance {'on' if on else 'off'} did not reach every host"]
-                                     + [f"{r.host}: {r.error}" for r in failed]),
-                           exit_code=ExitCode.DEPLOY_FAILED,
-                           hint=(f"changed: {', '.join(done)}; " if done else "no host changed; ")
-                           + "run it again once the hosts answer (it is idempotent)")
+    results = each_host_result(conns, one, limit=MAX_AT_ONCE)
+    not_everywhere(results, f"maintenance {'on' if on else 'off'} did not reach every host", ExitCode.DEPLOY_FAILED,
+                   done="changed", again="run it again once the hosts answer (it is idempotent)")
     return results
 
 

@@ -214,15 +214,7 @@ class HostProxy:
         if name in containers:
             self.conn.run(dc.remove([name]))
         check(self.conn, list(start.nginx))
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self.conn.run(dc.exec_command(name, ["test", "-s", PID_FILE])).ok:
-            status = self.conn.run(dc.status_and_role(name)).stdout.strip().partition("|")[0]
-            if status not in ("running", "created", "restarting") or time.monotonic() > deadline:
-                lines = self.conn.run(dc.logs(name, 10))
-                why = redactor((lines.stdout + lines.stderr).strip()[-500:])
-                self.conn.run(dc.remove([name]))
-                raise DeployError(f"{self.conn.host}: the proxy's nginx did not start: {why or 'no output'}")
-            time.sleep(0.1)
+        wait_nginx_started(self.conn, name, PID_FILE, "the proxy's nginx")
         old = [n for n, (s, _) in containers.items() if n != name]
         # The anchor's own nginx, if it took over (a host reboot, say), goes now rather
         # than when the anchor's next look finds this one listening: it may serve an
@@ -239,3 +231,18 @@ class HostProxy:
         for old in containers:
             self.conn.run(dc.wait(old), timeout=120)
             self.conn.run(dc.remove([old]))
+
+
+def wait_nginx_started(conn, name: str, pid_file: str, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Until the nginx container `name` wrote its pid (it listens); one that exits, or is
+    not up within START_TIMEOUT, is removed and said with its last lines of output.
+    (The shared proxy's nginx too: services/shared_proxy.py.)"""
+    deadline = time.monotonic() + START_TIMEOUT
+    while not conn.run(dc.exec_command(name, ["test", "-s", pid_file])).ok:
+        status = conn.run(dc.status_and_role(name)).stdout.strip().partition("|")[0]
+        if status not in ("running", "created", "restarting") or time.monotonic() > deadline:
+            lines = conn.run(dc.logs(name, 10))
+            why = redactor((lines.stdout + lines.stderr).strip()[-500:])
+            conn.run(dc.remove([name]))
+            raise DeployError(f"{conn.host}: {what} did not start: {why or 'no output'}")
+        time.sleep(0.1)

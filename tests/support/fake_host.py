@@ -122,6 +122,7 @@ class FakeHost:
         self.networks: set[str] = set()
         self.subnets: dict[str, str] = {}  # network -> its subnet (Docker's pools or --subnet)
         self.network_labels: dict[str, dict[str, str]] = {}
+        self.volumes: dict[str, dict[str, str]] = {}  # named volume -> its labels
         self.files: dict[str, tuple[bytes, int]] = {}
         self.links: dict[str, str] = {}  # symlink path -> its target (the proxy's tls/live)
         self.dirs: set[str] = {"/"}
@@ -244,6 +245,9 @@ class FakeHost:
             if callable(fault.effect):
                 return fault.effect(address, port, path)
             raise self._error(fault, f"{address}:{port}")
+        shared = self._shared_route(address, port, path, headers or {})
+        if shared is not None:
+            return shared
         with self._lock:
             anchor = next((c for c in self.containers.values() if c.publish and c.status == "running"
                            and int(c.publish.split(":")[0]) == port), None)
@@ -254,6 +258,38 @@ class FakeHost:
                 raise ConnectionRefusedError(errno.ECONNREFUSED, f"{address}:{port}: connection refused")
             release = container.labels.get(LABEL_RELEASE, "")
             return HttpResponse(200, json.dumps({"release": release}).encode(), {})
+
+    def _shared_route(self, address: str, port: int, path: str, headers: dict) -> HttpResponse | None:
+        """A host's shared proxy (plan/shared_proxy.py) on the host's network: its route files
+        as they are on disk (a reload is not modelled), in name order, the first regex that
+        matches `host + path` sends the request on to that app's proxy port; none: its 404."""
+        from deployctl.plan import shared_proxy as sp
+
+        if address != "127.0.0.1":
+            return None
+        with self._lock:
+            for container in self.containers.values():
+                folder = container.mounts.get(sp.MOUNT)
+                if (container.labels.get(sp.LABEL_SHARED) is None or container.status != "running" or folder is None
+                        or sp.port_of(self.text(f"{folder}/{sp.CONFIG_FILE}")) != port):
+                    continue
+                host = next((v for k, v in headers.items() if k.lower() == "host"), address)
+                rest = {k: v for k, v in headers.items() if k.lower() != "host"}
+                for name in sorted(p for p in self.files if p.startswith(f"{folder}/{sp.ROUTES}/") and p.endswith(".map")):
+                    for regex, target in re.findall(r'^"~(.+)" 127\.0\.0\.1:(\d+);$', self.text(name) or "", re.M):
+                        if re.match(regex, f"{host}{path}"):
+                            break
+                    else:
+                        continue
+                    break
+                else:
+                    return HttpResponse(404, b"No app answers for this host name here\n",
+                                        {sp.NO_ROUTE_HEADER.lower(): "1"})
+                forwarded = (address, int(target), path, 2.0, rest)
+                break
+            else:
+                return None
+        return self.http_get(*forwarded)
 
     # -- what a test looks at -------------------------------------------------------------------
 
@@ -362,6 +398,14 @@ class FakeHost:
                 if fnmatch.fnmatch(name, pattern) and name != keep:
                     del self.files[path]
             return OK
+        if argv[0] == "find" and argv[-2:] == ["-type", "f"]:  # files of one folder by name (shared proxy routes)
+            folder, pattern = argv[1].rstrip("/"), argv[argv.index("-name") + 1]
+            return CommandResult(0, "".join(f"{p}\n" for p in sorted(self.files) if p.rpartition("/")[0] == folder
+                                            and fnmatch.fnmatch(p.rpartition("/")[2], pattern)), "")
+        if argv[:2] == ["test", "-d"]:
+            path = argv[2].rstrip("/")
+            there = path in self.dirs or any(p.startswith(path + "/") for p in self.files)
+            return OK if there else CommandResult(1, "", "")
         if argv == dc.HOST_CLOCK:
             return CommandResult(0, f"{time.time():.9f}\n", "")
         if argv[0] == "docker" and argv[1] in FIXED and (argv[1] in ("version", "login")
@@ -446,7 +490,7 @@ class FakeHost:
         if image not in self.images:
             return CommandResult(125, "", f"Unable to find image '{image}' locally")
         network = options.get("--network", [""])[0]
-        if network and not network.startswith("container:") and network not in self.networks:
+        if network and network != "host" and not network.startswith("container:") and network not in self.networks:
             return CommandResult(125, "", f"network {network} not found")
         labels = dict(label.split("=", 1) for label in options.get("--label", []))
         mounts = {v.split(":")[1]: v.split(":")[0] for v in options.get("-v", [])}
@@ -490,6 +534,29 @@ class FakeHost:
 
     def _docker_rm(self, args: list[str]) -> CommandResult:
         return self._each([a for a in args if not a.startswith("--")], lambda c: self.containers.pop(c.name))
+
+    def _docker_volume(self, args: list[str]) -> CommandResult | None:
+        """Named volumes: create (labels kept; idempotent), ls (label filters, names), rm
+        (as docker: one a container mounts stays)."""
+        verb, rest = args[0], args[1:]
+        if verb == "create":
+            labels = dict(v.split("=", 1) for k, v in zip(rest, rest[1:]) if k == "--label")
+            self.volumes.setdefault(rest[-1], labels)
+            return CommandResult(0, rest[-1] + "\n", "")
+        if verb == "ls" and rest[-2:] == ["--format", "{{.Name}}"]:
+            wanted = [v[len("label="):].split("=", 1) for k, v in zip(rest, rest[1:])
+                      if k == "--filter" and v.startswith("label=")]
+            return CommandResult(0, "".join(f"{v}\n" for v, labels in sorted(self.volumes.items())
+                                            if all(labels.get(k) == x for k, x in wanted)), "")
+        if verb == "rm":
+            used = {source for c in self.containers.values() for source in c.mounts.values()}
+            failed = [f"Error: No such volume: {v}" if v not in self.volumes else f"Error: volume is in use - [{v}]"
+                      for v in rest if v not in self.volumes or v in used]
+            for v in rest:
+                if v not in used:
+                    self.volumes.pop(v, None)
+            return CommandResult(1, "", "\n".join(failed)) if failed else OK
+        return None
 
     def _docker_port(self, args: list[str]) -> CommandResult:
         anchor = self.containers.get(args[0])

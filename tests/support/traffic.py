@@ -71,9 +71,12 @@ class Traffic:
     """`with Traffic(url) as traffic: ...` then `traffic.report`."""
 
     def __init__(self, url: str, *, workers: int = 4, max_requests: int = 50_000, max_seconds: float = 180.0,
-                 timeout: float = 10.0, ssl_context=None, server_name: str | None = None) -> None:  # type: ignore[no-untyped-def]
+                 timeout: float = 10.0, ssl_context=None, server_name: str | None = None,  # type: ignore[no-untyped-def]
+                 host_header: str | None = None) -> None:
         """https:// URLs take `ssl_context` (the trust to check the certificate with) and
-        `server_name` (SNI and the name checked; the connection still goes to this machine)."""
+        `server_name` (SNI and the name checked; the connection still goes to this machine).
+        `host_header`: the Host every request names (a shared proxy routes by it)."""
+        self.host_header = host_header
         parts = urlsplit(url)
         if parts.hostname not in LOCAL_HOSTS:
             raise ValueError(f"traffic only targets this machine, not {parts.hostname!r}")
@@ -128,7 +131,8 @@ class Traffic:
         conn = (_NamedHttps(self.host, self.port, self.server_name, self.context, self.timeout) if self.https
                 else http.client.HTTPConnection(self.host, self.port, timeout=self.timeout))
         try:
-            conn.request("GET", self.path, headers={"Connection": "close"})
+            conn.request("GET", self.path, headers={"Connection": "close",
+                                                    **({"Host": self.host_header} if self.host_header else {})})
             response = conn.getresponse()
             body = response.read()
             try:

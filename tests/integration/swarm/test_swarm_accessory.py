@@ -94,3 +94,24 @@ def test_an_accessory_pinned_to_a_node_runs_there_and_the_release_reaches_it(swa
     assert service not in swarm.manager.exec("docker", "service", "ls", "--format", "{{.Name}}")
     assert f"{site.app}-{ENV}-cache-" not in swarm.manager.exec("docker", "config", "ls", "--format", "{{.Name}}")
     assert volume not in pinned.exec("docker", "volume", "ls", "--format", "{{.Name}}")
+
+    # `deployctl remove`: the whole environment off the Swarm. The accessory booted again
+    # (its volume on the pinned node) goes with its data only because of --volumes.
+    ok(site.cli("accessory", "boot", "cache", "--env", ENV))
+    assert volume in pinned.exec("docker", "volume", "ls", "--format", "{{.Name}}")
+    planned = ok(site.cli("--json", "remove", "--env", ENV, "--volumes", "--dry-run"))[-1]
+    [found] = planned["hosts"]
+    assert service in found["removed"]["services"] and found["removed"]["secrets"], found
+    assert found["removed"]["nodes"][pinned.address]["volumes"] == [volume], found
+    done = site.cli("--json", "remove", "--env", ENV, "--volumes", "--yes")
+    removed = ok(done)[-1]
+    assert removed["hosts"][0]["nothing_to_remove"] is False
+    label = f"label=io.deployctl.app={site.app}"
+    for kind in ("service", "secret", "config", "network"):
+        left = swarm.manager.exec("docker", kind, "ls", "--filter", label, "--format", "{{.Name}}")
+        assert left == "", (kind, left, removed, done.stderr[-2000:])
+    assert volume not in pinned.exec("docker", "volume", "ls", "--format", "{{.Name}}")
+    for node in swarm.nodes:  # the proxy's directory on every node, the state (and lock) on the manager
+        assert node.exec("sh", "-c", f"test -e /var/lib/deployctl/{site.app}/{ENV} && echo left", check=False) == ""
+    again = site.cli("remove", "--env", ENV, "--yes")
+    assert again.returncode == 0 and "nothing to remove" in again.stdout + again.stderr, again.stdout + again.stderr
