@@ -27,9 +27,9 @@ from deployctl.config import load_config  # noqa: E402
 from deployctl.errors import DeployError  # noqa: E402
 from deployctl.events import Recorder  # noqa: E402
 from deployctl.secrets import Secret  # noqa: E402
-from deployctl.services.deploy import deploy  # noqa: E402
-from deployctl.services.release_images import ReleaseImages  # noqa: E402
-from deployctl.services.rollback import rollback  # noqa: E402
+from deployctl.services.lifecycle.deploy import deploy  # noqa: E402
+from deployctl.services.lifecycle.release_images import ReleaseImages  # noqa: E402
+from deployctl.services.lifecycle.rollback import rollback  # noqa: E402
 from tests.integration.deploy_fixtures import (build_probe_images, docker, free_port, probe_config,  # noqa: E402
                                                remove_app, unique_app)
 from tests.support.traffic import Traffic  # noqa: E402

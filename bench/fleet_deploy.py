@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT))
 from deployctl.config import load_config  # noqa: E402
 from deployctl.events import StepDone  # noqa: E402
 from deployctl.secrets import Secret  # noqa: E402
-from deployctl.services.deploy import HostDeploy, deploy  # noqa: E402
+from deployctl.services.lifecycle.deploy import HostDeploy, deploy  # noqa: E402
 from deployctl.services.hosts import connectors_for  # noqa: E402
-from deployctl.services.release_images import ReleaseImages  # noqa: E402
+from deployctl.services.lifecycle.release_images import ReleaseImages  # noqa: E402
 from tests.integration.deploy_fixtures import build_probe_images, docker  # noqa: E402
 from tests.integration.fleet.site import ENV, FleetImages, FleetSite, new_site  # noqa: E402
 from tests.support.engine import STANDIN_IMAGES  # noqa: E402

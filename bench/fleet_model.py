@@ -1,6 +1,6 @@
 """Fleet model: deploy wall time past the 8 stand-in hosts of bench/fleet_deploy.py.
 
-What one host's deploy costs is counted by running deployctl's own deploy (services/deploy.py,
+What one host's deploy costs is counted by running deployctl's own deploy (services/lifecycle/deploy.py,
 the real rollout) against scripted hosts (tests/support/fake_host.py) behind a network model
 (ModelHost): every call to a host waits its round trips (a command: session channel +
 exec = 2; an SFTP write 4, read 3, mkdir 1; an HTTP check through a direct-tcpip channel 2;
@@ -45,8 +45,8 @@ sys.path.insert(0, str(ROOT))
 from deployctl.config import LoadedConfig, parse_config  # noqa: E402
 from deployctl.events import Message  # noqa: E402
 from deployctl.secrets import Secret  # noqa: E402
-from deployctl.services.deploy import deploy  # noqa: E402
-from deployctl.services.release_images import ReleaseImages  # noqa: E402
+from deployctl.services.lifecycle.deploy import deploy  # noqa: E402
+from deployctl.services.lifecycle.release_images import ReleaseImages  # noqa: E402
 from tests.support.fake_host import FakeHost  # noqa: E402
 
 CONFIG = """

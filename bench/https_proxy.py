@@ -4,9 +4,9 @@ side by side in one run (issue 24).
 Two nginx proxies rendered by deployctl run at once in the stand-in nginx image with the
 host's network, in front of the same upstream on this machine (a small Python server):
 
-  http    the main configuration only (plan/proxy_config.py): any deploy without HTTPS
+  http    the main configuration only (plan/edge/proxy_config.py): any deploy without HTTPS
   https   the same configuration with a certificate version in its tls/ folder, as a deploy
-          with tls = "acme" or "files" leaves it (plan/tls_config.server_conf: TLS 1.2/1.3,
+          with tls = "acme" or "files" leaves it (plan/edge/tls_config.server_conf: TLS 1.2/1.3,
           the intermediate cipher list, HTTP/2 offered, session cache), a certificate for
           127.0.0.1 from a private CA made for the run
 
@@ -39,9 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deployctl.plan import tls_config as tc  # noqa: E402
-from deployctl.plan.proxy_config import PROXY_MOUNT, render_proxy_config  # noqa: E402
-from deployctl.plan.release_spec import ProxySpec  # noqa: E402
+from deployctl.plan.edge import tls_config as tc  # noqa: E402
+from deployctl.plan.edge.proxy_config import PROXY_MOUNT, render_proxy_config  # noqa: E402
+from deployctl.plan.lifecycle.release_spec import ProxySpec  # noqa: E402
 from tests.integration.deploy_fixtures import free_port  # noqa: E402
 from tests.support.pebble import TestCa  # noqa: E402
 

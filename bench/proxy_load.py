@@ -119,7 +119,7 @@ def interleaved(connect: dict[str, Connect], rounds: int, seconds: float, worker
                 keepalive: bool) -> tuple[Rounds, list[float]]:
     """Each mode in turn, round after round, so machine noise hits all alike: (per mode and
     round: p95 ms, req/s, failures; the load average before and after each round)."""
-    from deployctl.plan.access_log import p95
+    from deployctl.plan.judging.access_log import p95
 
     results: Rounds = {mode: [] for mode in connect}
     loads = [os.getloadavg()[0]]

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from deployctl.config import load_config  # noqa: E402
 from deployctl.events import Recorder  # noqa: E402
-from deployctl.services.deploy import deploy  # noqa: E402
-from deployctl.services.release_images import ReleaseImages  # noqa: E402
+from deployctl.services.lifecycle.deploy import deploy  # noqa: E402
+from deployctl.services.lifecycle.release_images import ReleaseImages  # noqa: E402
 from tests.integration.deploy_fixtures import (DEPLOYCTL, build_probe_images, docker, free_port, probe_config,  # noqa: E402
                                                remove_app, unique_app)
 

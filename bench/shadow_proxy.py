@@ -1,7 +1,7 @@
 """The proxy with the shadow window's mirror on vs off: what users see (p95 latency, requests
 per second), side by side in one run.
 
-Four nginx proxies rendered by deployctl (plan/proxy_config.py) run at once, each in the
+Four nginx proxies rendered by deployctl (plan/edge/proxy_config.py) run at once, each in the
 stand-in nginx image with the host's network, in front of upstreams on this machine (small
 Python servers, 127.0.0.1, free ports):
 
@@ -35,8 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deployctl.plan.proxy_config import Shadow, render_proxy_config  # noqa: E402
-from deployctl.plan.release_spec import ProxySpec  # noqa: E402
+from deployctl.plan.edge.proxy_config import Shadow, render_proxy_config  # noqa: E402
+from deployctl.plan.lifecycle.release_spec import ProxySpec  # noqa: E402
 from tests.integration.deploy_fixtures import free_port  # noqa: E402
 
 from proxy_load import interleaved, print_table, start_upstream, wait_answering  # noqa: E402

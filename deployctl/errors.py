@@ -113,7 +113,7 @@ class LockHeldError(DeployctlError):
 
 class RolloutError(DeployctlError):
     """A rollout across several hosts did not reach every host. `hosts` holds each host's
-    outcome (plan/rollout.py); the exit code is the rollout's verdict: 6 when every host
+    outcome (plan/lifecycle/rollout.py); the exit code is the rollout's verdict: 6 when every host
     serves what it served before, 7 when any host is uncertain or the hosts now differ."""
 
     def __init__(self, message: str, *, exit_code: ExitCode, hosts: Sequence = (), hint: str | None = None) -> None:

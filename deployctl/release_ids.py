@@ -1,7 +1,7 @@
 """What a release id and a git revision look like, and the check of one read from outside.
 
-Its own module at the bottom of the package: the state layout (plan/names.py), the
-history (plan/releases.py) and build.json (artifacts.py) all check ids before they become
+Its own module at the bottom of the package: the state layout (plan/lifecycle/names.py), the
+history (plan/lifecycle/releases.py) and build.json (artifacts.py) all check ids before they become
 paths or names, and none of them may import the others for it."""
 
 from __future__ import annotations

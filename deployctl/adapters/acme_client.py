@@ -1,7 +1,7 @@
 """A small ACME (RFC 8555) client: account, order, HTTP-01 challenge, finalize, download.
 
 Why our own rather than certbot's `acme` library: deployctl needs only this one flow (the
-challenge answers are files deployctl places on every host itself, services/tls.py), and
+challenge answers are files deployctl places on every host itself, services/edge/tls.py), and
 `cryptography` (already installed, via paramiko) plus `requests` (already a dependency)
 cover it in about 150 lines, where `acme` + `josepy` would add pyOpenSSL pinned against
 the installed `cryptography`. The CA's own words reach the user: every failure carries the

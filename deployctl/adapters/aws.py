@@ -16,7 +16,7 @@ import os
 from typing import Any, Iterator, Sequence
 
 from ..errors import ConfigError, ConnectError
-from ..plan.aws import Instance
+from ..plan.cloud.aws import Instance
 from ..secrets import Secret, redactor
 
 ENDPOINT_ENV = "DEPLOYCTL_AWS_ENDPOINT_URL"

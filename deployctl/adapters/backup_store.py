@@ -68,7 +68,7 @@ class DirStore:
 
 class HostStore:
     """A folder on a host, through its connector: where scheduled backups are written (by the
-    scheduler's job on that host, plan/backup_schedule.py); read here to list and restore."""
+    scheduler's job on that host, plan/data/backup_schedule.py); read here to list and restore."""
 
     def __init__(self, conn, path: str) -> None:  # type: ignore[no-untyped-def]
         self.conn, self.path = conn, path.rstrip("/")
@@ -174,7 +174,7 @@ class S3Store:
 def open_store(location: str, root: Path, region: str | None) -> BackupStore:
     """s3://bucket/prefix, or a folder (relative: to deploy.toml's folder)."""
     if location.startswith("s3://"):
-        from ..plan.backups import split_s3
+        from ..plan.data.backups import split_s3
 
         bucket, prefix = split_s3(location)
         return S3Store(bucket, prefix, region)

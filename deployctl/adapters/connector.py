@@ -19,7 +19,7 @@ OnBytes = Callable[[bytes], None]
 class ConnectionLost(OSError):
     """The connection to the host went away (SSH transport closed, reset, EOF). An OSError,
     so the callers that already treat "nothing answered" as a retryable probe failure keep
-    doing so; services/host_calls.py names the host and the step for the user. Whether the
+    doing so; services/lifecycle/host_calls.py names the host and the step for the user. Whether the
     interrupted call ran on the host is unknown."""
 
 
@@ -47,7 +47,7 @@ class HttpResponse:
 class Connector(Protocol):
     host: str  # how the host is named in events and errors
     # The docker client config directory holding this command's registry login on the host
-    # (services/preflight.py sets and removes it); None: not logged in.
+    # (services/lifecycle/preflight.py sets and removes it); None: not logged in.
     registry_config: str | None
 
     def connect(self) -> "Connector":

@@ -75,7 +75,7 @@ class DockerEngine:
         """The classic builder's stream. `pull=False` is the builder's "prefer local": a FROM
         image the engine has is used as it is (no registry round trip, no surprise update), one
         it lacks is pulled. Where it cannot be pulled (no network, a wrong name) the stream ends
-        with the registry's error at that FROM step (services/build_image.py names the image).
+        with the registry's error at that FROM step (services/pipeline/build_image.py names the image).
         `cache_from` limits the cache to those images' ancestors."""
         import docker
         import requests

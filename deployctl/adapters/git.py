@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import UsageError
-from ..plan.build import GitState, fingerprint_changes
+from ..plan.pipeline.build import GitState, fingerprint_changes
 
 
 def _git(root: Path, *args: str, check: bool = True) -> bytes | None:

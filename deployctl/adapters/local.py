@@ -18,7 +18,7 @@ from .connector import CommandResult, HttpResponse, OnBytes, OnLine, http_reques
 
 class LocalConnector:
     host = "localhost"
-    registry_config: str | None = None  # services/preflight.py: the command's registry login
+    registry_config: str | None = None  # services/lifecycle/preflight.py: the command's registry login
 
     def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
             on_line: OnLine | None = None) -> CommandResult:

@@ -127,7 +127,7 @@ class SSHConnector:
         self._lost: str | None = None  # why a reconnect failed: the host is gone for this run
         self.reconnects = 0
         self._connected_once = False
-        self.registry_config: str | None = None  # services/preflight.py: the command's registry login
+        self.registry_config: str | None = None  # services/lifecycle/preflight.py: the command's registry login
         self._fsync_missing: str | None = None  # why fsync@openssh.com cannot be used, once known
 
     # -- connection ------------------------------------------------------------------------

@@ -28,11 +28,11 @@ def _is_swarm(app: AppContext, env: str) -> bool:
 
 def _swarm(app: AppContext, env: str) -> Iterator:  # type: ignore[type-arg]
     """A swarm environment's site (the manager, and the nodes as needed), or None for the
-    other targets: an accessory is then a Swarm service (services/swarm_accessories.py)."""
+    other targets: an accessory is then a Swarm service (services/swarm/swarm_accessories.py)."""
     if not _is_swarm(app, env):
         yield None
         return
-    from ..services.swarm_deploy import SwarmJob
+    from ..services.swarm.swarm_deploy import SwarmJob
 
     job = SwarmJob(app.loaded, env, app.emit)
     try:
@@ -59,8 +59,9 @@ def _hosts(app: AppContext, env: str) -> Iterator:  # type: ignore[type-arg]
 @accessory_app.command("boot")
 def boot(ctx: typer.Context, name: NameArg, env: EnvOption = "local", artifacts: ArtifactsOption = None) -> None:
     """Start NAME if it is not running (create it, with its volumes, if absent) and wait until healthy."""
-    from ..services import accessories, preflight
-    from ..services.deploy_inputs import optional_hosts_login
+    from ..services.data import accessories
+    from ..services.lifecycle import preflight
+    from ..services.lifecycle.deploy_inputs import optional_hosts_login
     from ..services.secret_sources import environment_source, fetch_secrets
 
     app: AppContext = ctx.obj
@@ -76,12 +77,12 @@ def boot(ctx: typer.Context, name: NameArg, env: EnvOption = "local", artifacts:
     rows = []
     for site in _swarm(app, env):
         if site is not None:
-            from ..services import swarm_accessories
+            from ..services.swarm import swarm_accessories
 
             rows = [{"host": site.manager.host, "accessory": spec.name, "container": spec.container,
                      "did": swarm_accessories.boot(loaded, site, spec, secrets, app.emit)} for spec in specs]
     # A built accessory's image may need the registry login to be pulled; it lives on each
-    # host for this command only (services/preflight.py).
+    # host for this command only (services/lifecycle/preflight.py).
     login = None if _is_swarm(app, env) else optional_hosts_login(loaded, env)
     for conn in ([] if _is_swarm(app, env) else _hosts(app, env)):
         try:
@@ -103,14 +104,14 @@ def boot(ctx: typer.Context, name: NameArg, env: EnvOption = "local", artifacts:
 @accessory_app.command("stop")
 def stop(ctx: typer.Context, name: NameArg, env: EnvOption = "local") -> None:
     """Stop NAME; its container and data are kept (`boot` starts it again)."""
-    from ..services import accessories
+    from ..services.data import accessories
 
     app: AppContext = ctx.obj
     specs = accessories.specs_for(app.loaded, env, accessories.select(app.loaded, env, name))
     rows = []
     for site in _swarm(app, env):
         if site is not None:
-            from ..services import swarm_accessories
+            from ..services.swarm import swarm_accessories
 
             rows = [{"host": site.manager.host, "accessory": spec.name,
                      "stopped": swarm_accessories.stop(site, spec, app.emit)} for spec in specs]
@@ -131,7 +132,7 @@ def status(ctx: typer.Context, name: Annotated[str, typer.Argument(
         metavar="[NAME]", help="An accessory, or 'all' (the default: the environment's).")] = "all",
         env: EnvOption = "local", artifacts: ArtifactsOption = None) -> None:
     """State, health, image and volumes of NAME (or of all the environment's accessories)."""
-    from ..services import accessories
+    from ..services.data import accessories
 
     app: AppContext = ctx.obj
     selected = accessories.select(app.loaded, env, name)
@@ -152,7 +153,7 @@ def status(ctx: typer.Context, name: Annotated[str, typer.Argument(
 
 
 def _swarm_status(app: AppContext, env: str, site, loaded, specs) -> None:  # type: ignore[no-untyped-def]
-    from ..services import swarm_accessories
+    from ..services.swarm import swarm_accessories
 
     found = swarm_accessories.statuses(site, loaded, specs)
     if app.mode == "json":
@@ -180,13 +181,13 @@ def logs(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME",
          follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
          lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines from the end.")] = 100) -> None:
     """The accessory's container log (secret values masked)."""
-    from ..services import accessories
+    from ..services.data import accessories
 
     app: AppContext = ctx.obj
     [spec] = accessories.specs_for(app.loaded, env, accessories.select(app.loaded, env, name))
     for site in _swarm(app, env):
         if site is not None:
-            from ..services import swarm_accessories
+            from ..services.swarm import swarm_accessories
 
             swarm_accessories.logs(site, spec, lines=lines, follow=follow, on_line=lambda line: print(
                 json.dumps({"accessory": spec.name, "line": line}) if app.mode == "json" else line, flush=True))
@@ -205,14 +206,14 @@ def remove(ctx: typer.Context, name: NameArg, env: EnvOption = "local",
            volumes: Annotated[bool, typer.Option(
                "--volumes", help="Also delete its volumes: ALL ITS DATA. Without it the data is kept.")] = False) -> None:
     """Remove NAME's container (to change its image or env); its data is kept unless --volumes."""
-    from ..services import accessories
+    from ..services.data import accessories
 
     app: AppContext = ctx.obj
     specs = accessories.specs_for(app.loaded, env, accessories.select(app.loaded, env, name))
     removed = []
     for site in _swarm(app, env):
         if site is not None:
-            from ..services import swarm_accessories
+            from ..services.swarm import swarm_accessories
 
             for spec in specs:
                 swarm_accessories.remove(site, spec, app.emit, volumes=volumes)

@@ -1,5 +1,5 @@
 """`deployctl accessory backup NAME`, `accessory backup list NAME`, `accessory backup
-restore NAME ID` (services/backups.py; docs/backups.md)."""
+restore NAME ID` (services/data/backups.py; docs/backups.md)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ HostOption = Annotated[Optional[str], typer.Option(
 def take(ctx: typer.Context, name: AccessoryName, env: EnvOption = "local", to: ToOption = None,
          host: HostOption = None) -> None:
     """Dump NAME (gzip, sha256), named by time and live release, into --to; prune past backup.keep."""
-    from ..services import backups
+    from ..services.data import backups
 
     app: AppContext = ctx.obj
     manifest, where = backups.backup_now(app.loaded, env, name, app.emit, to=to, host=host)
@@ -55,7 +55,7 @@ def take(ctx: typer.Context, name: AccessoryName, env: EnvOption = "local", to: 
 def list_backups(ctx: typer.Context, name: AccessoryName, env: EnvOption = "local", to: ToOption = None) -> None:
     """NAME's complete backups, oldest first: in --to, else backup.to (or the default) and,
     with a backup.schedule, those the scheduler took on the environment's first host."""
-    from ..services import backups
+    from ..services.data import backups
 
     app: AppContext = ctx.obj
     where, scheduled_where, found = backups.listing(app.loaded, env, name, to)
@@ -83,7 +83,7 @@ def restore(ctx: typer.Context, name: AccessoryName,
                 "--verify", help="First load it into a throwaway container on a fresh volume.")] = False,
             yes: Annotated[bool, typer.Option("--yes", help="Do not ask (CI).")] = False) -> None:
     """Restore backup ID into the running NAME (its databases are replaced). Asks for the environment's name."""
-    from ..services import backups
+    from ..services.data import backups
 
     app: AppContext = ctx.obj
     backups.refuse_swarm(app.loaded, env, "accessory backup restore")

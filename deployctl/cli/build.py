@@ -29,8 +29,8 @@ def build(
 ) -> None:
     """Build the images deploy.toml names, tagged with the git revision, and record them."""
     from ..adapters.docker_engine import DockerEngine
-    from ..plan.build import parse_build_arg
-    from ..services.build import BuildRequest, build_images
+    from ..plan.pipeline.build import parse_build_arg
+    from ..services.pipeline.build import BuildRequest, build_images
 
     app: AppContext = ctx.obj
     loaded = app.loaded

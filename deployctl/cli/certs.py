@@ -19,7 +19,7 @@ certs_app = typer.Typer(help="The HTTPS certificate of an environment's hosts: s
 def _setup(app: AppContext, env: str):  # type: ignore[no-untyped-def]
     from ..errors import UsageError
     from ..services.hosts import connectors_for
-    from ..services.tls import refuse_swarm
+    from ..services.edge.tls import refuse_swarm
 
     refuse_swarm(app.loaded, env)
     if app.loaded.config.tls_for(env) == "off":
@@ -34,8 +34,8 @@ def _setup(app: AppContext, env: str):  # type: ignore[no-untyped-def]
 @certs_app.command("status")
 def status(ctx: typer.Context, env: EnvOption = "local") -> None:
     """Per host: the certificate's names, issuer and expiry (nothing is changed)."""
-    from ..plan.certificates import now_utc
-    from ..services.tls import EnvironmentTls
+    from ..plan.edge.certificates import now_utc
+    from ..services.edge.tls import EnvironmentTls
 
     app: AppContext = ctx.obj
     conns = _setup(app, env)
@@ -63,7 +63,7 @@ def renew(
 ) -> None:
     """Renew the certificate when it is within 30 days of expiry (or missing on a host);
     under the deploy lock. Exit 9 when the CA refuses (the current certificate keeps serving)."""
-    from ..services.tls import ensure_locked
+    from ..services.edge.tls import ensure_locked
 
     app: AppContext = ctx.obj
     conns = _setup(app, env)

@@ -34,7 +34,7 @@ def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM (a cancelled CI job) raises Interrupted in the deploy, which then cleans up
     like any failure: new containers removed or switched back, lock released. Later
     signals are ignored so that clean-up itself is not cut short."""
-    from ..services.rollout import Interrupted
+    from ..services.lifecycle.rollout import Interrupted
 
     def handler(signum, frame):  # type: ignore[no-untyped-def]
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -70,13 +70,13 @@ def deploy(
     no_hooks: NoHooksOption = False,
 ) -> None:
     """Deploy a release: zero-downtime switch behind nginx, the old release kept for rollback."""
-    from ..services.deploy import deploy as run_deploy
-    from ..services.deploy_inputs import deploy_config, deploy_inputs, release_images
+    from ..services.lifecycle.deploy import deploy as run_deploy
+    from ..services.lifecycle.deploy_inputs import deploy_config, deploy_inputs, release_images
 
     app: AppContext = ctx.obj
     if version is not None:  # it reaches a registry URL and the release id: an image tag only
         from ..errors import UsageError
-        from ..plan.build import TAG_RE
+        from ..plan.pipeline.build import TAG_RE
 
         if not TAG_RE.match(version):
             raise UsageError(f"--version: {version!r} is not an image tag",
@@ -91,16 +91,16 @@ def deploy(
     login = inputs.login
     images = release_images(inputs, env, artifacts_path(app, artifacts), version)
     loaded = deploy_config(inputs, images)  # built accessories run their built image
-    from ..services.deploy import DeployOptions
+    from ..services.lifecycle.deploy import DeployOptions
 
-    from ..services.tls import refuse_swarm
+    from ..services.edge.tls import refuse_swarm
 
     refuse_swarm(loaded, env)  # the dry run too: it would print a plan without HTTPS
-    from ..services.shared_proxy import refuse as refuse_shared
+    from ..services.edge.shared_proxy import refuse as refuse_shared
 
     refuse_shared(loaded, env)
     if dry_run:
-        from ..services.dry_runs import deploy_plan
+        from ..services.lifecycle.dry_runs import deploy_plan
 
         release, plans = deploy_plan(loaded, env, images, (login.server, login.username) if login else None,
                                      DeployOptions(no_guard=no_guard, canary=canary, shadow=shadow), hooks=not no_hooks)
@@ -127,7 +127,7 @@ def deploy(
 def _decide(app: AppContext, env: str, decision: str, *, both: bool) -> None:
     """`--promote` / `--abort`: the decision file on the hosts; the watching deploy acts on it."""
     from ..errors import UsageError
-    from ..services.canary import decide
+    from ..services.judging.canary import decide
     from ..services.hosts import connectors_for, layout_for, who
 
     if both:
@@ -162,7 +162,7 @@ def _hosts_reported(app: AppContext, command: str, title: str) -> Iterator[None]
 
 
 def _print_plan(app: AppContext, command: str, release: str, plans: dict) -> None:  # type: ignore[no-untyped-def]
-    """A dry run's plan (services/dry_runs.py): numbered steps per host, each argv shell-quoted."""
+    """A dry run's plan (services/lifecycle/dry_runs.py): numbered steps per host, each argv shell-quoted."""
     import shlex
 
     if app.mode == "json":
@@ -198,7 +198,7 @@ def rollback(
                                "(--yes for CI).")] = False,
 ) -> None:
     """Switch back to an earlier release still on the hosts: no build, no registry."""
-    from ..services.rollback import rollback as run_rollback
+    from ..services.lifecycle.rollback import rollback as run_rollback
 
     app: AppContext = ctx.obj
     if accept_schema and restore_data:
@@ -207,7 +207,7 @@ def rollback(
         raise UsageError("give --accept-schema or --restore-data, not both")
     if to is not None:  # checked before it reaches a host: it becomes names and paths there
         from ..errors import UsageError
-        from ..plan.releases import BadReleaseId, check_release_id
+        from ..plan.lifecycle.releases import BadReleaseId, check_release_id
 
         try:
             check_release_id(to, "--to")
@@ -217,12 +217,12 @@ def rollback(
     loaded.environment(env)
     unlock = unlock_policy(force_unlock, force_unlock_live, yes)  # refused before anything is touched
     if dry_run:
-        from ..services.dry_runs import rollback_plan
+        from ..services.lifecycle.dry_runs import rollback_plan
 
         target, plans = rollback_plan(loaded, env, to, hooks=not no_hooks)
         _print_plan(app, "rollback", target, plans)
         return
-    from ..services.deploy_inputs import hook_secrets
+    from ..services.lifecycle.deploy_inputs import hook_secrets
 
     # The hooks' secrets only (a rollback needs no other): a missing one fails here, exit 3.
     secrets = {} if no_hooks else hook_secrets(loaded, env)

@@ -34,9 +34,9 @@ def drill(
     release failed before any net judged it, or an interrupt stopped it (the live release serves);
     7 when what serves is uncertain; 4 and 8 as a deploy's (no drill ran).
     """
-    from ..services.deploy_inputs import deploy_inputs
-    from ..services.drill import drill as run_drill
-    from ..services.drill import refuse
+    from ..services.lifecycle.deploy_inputs import deploy_inputs
+    from ..services.judging.drill import drill as run_drill
+    from ..services.judging.drill import refuse
     from .deploy import sigterm_interrupts
 
     app: AppContext = ctx.obj

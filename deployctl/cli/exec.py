@@ -62,7 +62,7 @@ def exec_command(
                                               "for shells and REPLs such as `flask shell`.")] = False,
 ) -> int:
     """Run a command in the live release's container (or a one-off one); exits with its code."""
-    from ..services.exec import ExecRequest, run_exec
+    from ..services.operate.exec import ExecRequest, run_exec
 
     app: AppContext = ctx.obj
     request = ExecRequest(env=env, command=tuple(command or ()), service=service, new=new, interactive=interactive,

@@ -30,7 +30,7 @@ def hosts(ctx: typer.Context, env: EnvOption = "local") -> None:
     app: AppContext = ctx.obj
     loaded = app.loaded
     environment = loaded.environment(env)
-    from ..services.discovery import discover_for, discover_hosts
+    from ..services.cloud.discovery import discover_for, discover_hosts
 
     if discover_for(loaded.config, environment, env) is not None:
         source = "discover" if environment.discover is not None else "infra"
@@ -70,7 +70,7 @@ def trust(ctx: typer.Context, env: EnvOption = "local",
     """Scan each host's SSH key (no login), show its fingerprint and pin it in the
     environment's own known_hosts file, after a confirmation or a check."""
     from ..errors import UsageError
-    from ..plan.host_keys import valid_fingerprint
+    from ..plan.operate.host_keys import valid_fingerprint
     from ..services import host_keys
     from ..services.hosts import known_hosts_path
 

@@ -50,7 +50,7 @@ def _show_outputs(app: AppContext, outputs: dict[str, str]) -> None:
 @infra_app.command("plan")
 def plan(ctx: typer.Context, env: EnvOption = "local") -> None:
     """Show what `infra apply` would change (a change set, deleted afterwards; nothing changes)."""
-    from ..services import infra
+    from ..services.cloud import infra
 
     app: AppContext = ctx.obj
     result = infra.plan(app.loaded, env, app.emit)
@@ -67,7 +67,7 @@ def apply(ctx: typer.Context, env: EnvOption = "local",
               "--allow-replace", help="Let a change replace or remove the database (its data is lost).")] = False
           ) -> None:
     """Create or update the environment's stack, following its events; prints the outputs."""
-    from ..services import infra
+    from ..services.cloud import infra
 
     app: AppContext = ctx.obj
     result, outputs = infra.apply(app.loaded, env, app.emit, allow_replace=allow_replace)
@@ -84,7 +84,7 @@ def destroy(ctx: typer.Context, env: EnvOption = "local",
             yes: Annotated[bool, typer.Option("--yes", help="Do not ask (CI): delete without typing the name.")] = False
             ) -> None:
     """Delete the environment's stack: hosts, network and database. Asks for the environment's name."""
-    from ..services import infra
+    from ..services.cloud import infra
 
     app: AppContext = ctx.obj
     target = infra.target_for(app.loaded, env)  # config mistakes first, before the question
@@ -100,7 +100,7 @@ def destroy(ctx: typer.Context, env: EnvOption = "local",
 @infra_app.command("output")
 def output(ctx: typer.Context, env: EnvOption = "local") -> None:
     """Print the stack's outputs (the database's address from RDS where the stack lacks it)."""
-    from ..services import infra
+    from ..services.cloud import infra
 
     app: AppContext = ctx.obj
     outputs = infra.stack_outputs(app.loaded, env)
@@ -115,7 +115,7 @@ def template(ctx: typer.Context, env: EnvOption = "local",
              out: Annotated[Optional[Path], typer.Option(
                  "--output", "-o", metavar="FILE", help="Write it here instead of stdout.")] = None) -> None:
     """Write the environment's CloudFormation template (for teams that run CloudFormation themselves)."""
-    from ..services import infra
+    from ..services.cloud import infra
 
     app: AppContext = ctx.obj
     target = infra.target_for(app.loaded, env)

@@ -29,7 +29,7 @@ def jobs(ctx: typer.Context, env: EnvOption = "local",
     """Each scheduled job and its last runs on the environment's first host."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..services.jobs import job_runs
+    from ..services.operate.jobs import job_runs
 
     app: AppContext = ctx.obj
     statuses = job_runs(app.loaded, env, last=last)
@@ -51,7 +51,7 @@ def jobs(ctx: typer.Context, env: EnvOption = "local",
 def run(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The job ([jobs.NAME]).")],
         env: EnvOption = "local") -> int:
     """Run a job now in the live release; exits with its code."""
-    from ..services.jobs import run_job
+    from ..services.operate.jobs import run_job
 
     app: AppContext = ctx.obj
     raise typer.Exit(run_job(app.loaded, env, name, lambda host, stream, data: _write(stream, data)))

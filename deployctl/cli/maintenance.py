@@ -27,7 +27,7 @@ def maintenance(
     """Maintenance mode on or off: 503 with Retry-After and a page while the app keeps running.
 
     Every request but the proxy's health check gets it; deploys and rollbacks keep it until `off`."""
-    from ..services.maintenance import set_maintenance
+    from ..services.edge.maintenance import set_maintenance
 
     app: AppContext = ctx.obj
     if mode not in ("on", "off"):

@@ -20,7 +20,7 @@ def push(
 ) -> None:
     """Push the images of the last build to the registry in deploy.toml and record their digests."""
     from ..adapters.docker_engine import DockerEngine
-    from ..services.push import push_images
+    from ..services.pipeline.push import push_images
 
     app: AppContext = ctx.obj
     loaded = app.loaded

@@ -44,10 +44,10 @@ def release(
     Push is skipped for the local target (its images are already in the engine).
     """
     from ..adapters.docker_engine import DockerEngine
-    from ..plan.build import parse_build_arg
-    from ..services.build import BuildRequest
-    from ..services.deploy import DeployOptions
-    from ..services.release import ReleaseRequest, run_release
+    from ..plan.pipeline.build import parse_build_arg
+    from ..services.pipeline.build import BuildRequest
+    from ..services.lifecycle.deploy import DeployOptions
+    from ..services.lifecycle.release import ReleaseRequest, run_release
     from .deploy import sigterm_interrupts
 
     app: AppContext = ctx.obj
@@ -87,7 +87,7 @@ def _test_request(loaded, reports: Path | None, env: str):  # type: ignore[no-un
     """As `deployctl test --env ENV`: the suites in the test images (or [test] commands in the
     shipped images, their {{ secret.NAME }} from the release environment's secret source), the
     database from [test_database] or TEST_DATABASE_HOST/PORT/USER, the password from the environment."""
-    from ..services.testing import SuiteDatabase, TestRequest
+    from ..services.pipeline.testing import SuiteDatabase, TestRequest
     from .test import _password, _secret_source
 
     config = loaded.config.test_database

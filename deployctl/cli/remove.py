@@ -25,7 +25,7 @@ def remove(
     Under each host's deploy lock; other apps on the same hosts keep serving. Accessories'
     volumes (their data) only with --volumes. Run again, it removes what is left, or says
     there is nothing to remove."""
-    from ..services.remove import remove_environment
+    from ..services.operate.remove import remove_environment
 
     app: AppContext = ctx.obj
     loaded = app.loaded

@@ -124,7 +124,7 @@ class JsonRenderer:
         pass
 
 
-# The per-host summary step services/rollout.py opens and closes around each host's work:
+# The per-host summary step services/lifecycle/rollout.py opens and closes around each host's work:
 # when it ends, that host's row is final.
 HOST_FINAL_STEPS = frozenset({"deploy", "rollback"})
 

@@ -28,7 +28,7 @@ def scale(
     env: EnvOption = "local",
 ) -> None:
     """Change the live release's task count on a Swarm (no new release), waiting until every task is healthy."""
-    from ..services.swarm_deploy import scale as run_scale
+    from ..services.swarm.swarm_deploy import scale as run_scale
 
     app: AppContext = ctx.obj
     environment = app.loaded.environment(env)
@@ -43,7 +43,7 @@ def scale(
 
 
 def show_status(app: AppContext, env: str) -> None:
-    from ..services.swarm_status import status as get_status
+    from ..services.swarm.swarm_status import status as get_status
 
     st = get_status(app.loaded, env)
     if app.mode == "json":

@@ -40,7 +40,7 @@ def test(
 ) -> None:
     """Run each service's tests: pytest in its test-stage image (test_target), or its [test]
     command in the shipped image; write JUnit and coverage reports under reports/<service>/."""
-    from ..services.testing import SuiteDatabase, TestRequest, raise_for_failures, run_tests
+    from ..services.pipeline.testing import SuiteDatabase, TestRequest, raise_for_failures, run_tests
 
     app: AppContext = ctx.obj
     loaded = app.loaded

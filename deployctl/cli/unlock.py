@@ -13,7 +13,7 @@ from typing import Annotated, Callable
 
 import typer
 
-from ..plan.lock import Unlock
+from ..plan.lifecycle.lock import Unlock
 
 ForceUnlock = Annotated[bool, typer.Option(
     "--force-unlock", help="Break the lock only when it is shown STALE: its holder's process is gone (holder on this "

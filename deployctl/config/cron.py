@@ -1,6 +1,6 @@
 """Cron expressions for `[jobs.NAME] schedule`: the five standard fields, checked here and
-expanded into the explicit value sets the host's scheduler compares against (plan/jobs.py).
-Pure (config reads it to validate `schedule`; plan/jobs.py writes the sets for the host).
+expanded into the explicit value sets the host's scheduler compares against (plan/operate/jobs.py).
+Pure (config reads it to validate `schedule`; plan/operate/jobs.py writes the sets for the host).
 
 Supported, as in Vixie cron: `*`, a number, a range `a-b`, a step `*/n` or `a-b/n` or `a/n`,
 and comma-separated lists of those; times in UTC. Not supported (refused by name, never

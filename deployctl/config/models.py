@@ -200,7 +200,7 @@ class Service(Strict):
     # Swarm); `deployctl scale` changes the live release's count without a new release.
     replicas: Annotated[int, Field(ge=1, le=1000)] = 2
     coverage_floor: Annotated[float, Field(ge=0, le=100)] = 0.0
-    # Least privilege and resource limits of the service's containers (plan/hardening.py).
+    # Least privilege and resource limits of the service's containers (plan/cloud/hardening.py).
     no_new_privileges: bool = True  # opt out for an image whose process must gain privileges (setuid)
     cap_drop: list[Annotated[str, AfterValidator(_capability)]] = []
     read_only: bool = False
@@ -481,7 +481,7 @@ class Rollout(Strict):
     canary_max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.02
     canary_max_p95_ms: Annotated[float, Field(ge=0, le=600_000)] = 500.0
     canary_min_requests: Annotated[int, Field(ge=1, le=1_000_000)] = 20
-    # Per route (plan/routes.py): aborted as soon as, on one route, the canary's share of 5xx
+    # Per route (plan/judging/routes.py): aborted as soon as, on one route, the canary's share of 5xx
     # or of 4xx answers exceeds the live release's by more than this, once both answered
     # canary_route_min_requests requests on it. 1: off.
     canary_route_max_shift: Annotated[float, Field(ge=0, le=1)] = 0.2
@@ -545,7 +545,7 @@ Region = Annotated[str, AfterValidator(_region)]
 class Discover(Strict):
     """The environment's hosts are the *running* EC2 instances carrying every one of `tags`."""
 
-    region: Region | None = None  # None: the environment's aws_region (plan/aws.py: region_for)
+    region: Region | None = None  # None: the environment's aws_region (plan/cloud/aws.py: region_for)
     tags: Annotated[dict[Annotated[str, Field(min_length=1, max_length=128)], str], Field(min_length=1)]
     address: Annotated[str, AfterValidator(_address)] = "private_ip"
 
@@ -605,7 +605,7 @@ def _file_mount(value: str) -> str:
     # The local file is read from the project and uploaded to the hosts; an absolute path
     # would let a deploy.toml ship any file of the deploying machine (an SSH key). A relative
     # one with '..' or a symlink is resolved and confined when the file is read
-    # (services/accessories.read_files), as only then is deploy.toml's folder known.
+    # (services/data/accessories.read_files), as only then is deploy.toml's folder known.
     if local.startswith(("/", "~")):
         raise ValueError(f"{value!r}: the local path {local!r} must be relative to deploy.toml's folder and inside "
                          "it (e.g. 'db/init.sql:/docker-entrypoint-initdb.d/init.sql')")
@@ -837,7 +837,7 @@ class Infra(Strict):
     (VPC, subnets, an Auto Scaling group of hosts, an optional ALB, an optional RDS database),
     and what the environment then deploys onto without more configuration."""
 
-    region: Region | None = None  # None: the environment's aws_region (plan/aws.py: region_for)
+    region: Region | None = None  # None: the environment's aws_region (plan/cloud/aws.py: region_for)
     stack_name: Annotated[str, AfterValidator(_matching(STACK_NAME_RE, "a CloudFormation stack name"))] | None = None
     vpc_cidr: Annotated[str, AfterValidator(_vpc_cidr)] = "10.0.0.0/16"
     hosts: InfraHosts = InfraHosts()
@@ -900,7 +900,7 @@ SUBNET_PREFIX = 26  # one release network: 62 addresses
 
 def _subnet_pool(value: str) -> str:
     """`release_subnet_pool`: "" (Docker's own pools) or a private IPv4 CIDR that holds at
-    least one release network (plan/subnets.py)."""
+    least one release network (plan/lifecycle/subnets.py)."""
     if value == "":
         return value
     try:
@@ -934,7 +934,7 @@ class Environment(Strict):
     shared_proxy_port: Port = 80
     state_dir: str = "/var/lib/deployctl"
     # Hosts (local, ssh): each release network takes a /26 of this private range instead of
-    # one of Docker's ~30 default pools ("" = Docker's pools); plan/subnets.py.
+    # one of Docker's ~30 default pools ("" = Docker's pools); plan/lifecycle/subnets.py.
     release_subnet_pool: Annotated[str, AfterValidator(_subnet_pool)] = DEFAULT_SUBNET_POOL
     aws_region: Region | None = None  # AWS lookups of this environment (secrets, discover, database)
     discover: Discover | None = None  # instead of hosts: EC2 instances found by their tags
@@ -942,7 +942,7 @@ class Environment(Strict):
     accessories: list[Name] = []  # names from [accessories]: booted (when absent) before each deploy
     infra: Infra | None = None  # what `deployctl infra` creates; hosts and database then come from it
     # `deployctl drill` refuses a production environment without --i-mean-it: this says which
-    # one is (unset: the name does, `production` or `prod`; plan/drill.is_production).
+    # one is (unset: the name does, `production` or `prod`; plan/judging/drill.is_production).
     production: bool | None = None
 
     @model_validator(mode="after")
@@ -1016,7 +1016,7 @@ HookEntry = Annotated[Hook, BeforeValidator(_hook_form)]
 
 
 class Hooks(Strict):
-    """[hooks]: when each runs is plan/hooks.py's WHERE (and docs/hooks.md)."""
+    """[hooks]: when each runs is plan/operate/hooks.py's WHERE (and docs/hooks.md)."""
 
     pre_build: HookEntry | None = None
     pre_deploy: HookEntry | None = None

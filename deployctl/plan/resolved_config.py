@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .accessories import container_name, image_for, volume_name
-from .drill import is_production
-from .images import builtin_proxy_image, PROXY, image_repository
-from .names import Names
+from .data.accessories import container_name, image_for, volume_name
+from .judging.drill import is_production
+from .pipeline.images import builtin_proxy_image, PROXY, image_repository
+from .lifecycle.names import Names
 from ..secrets import MASK
 from ..config.load import LoadedConfig
 

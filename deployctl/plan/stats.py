@@ -10,7 +10,7 @@
   moment the release it left went live) to the good release live again; a reverted deploy's
   own start to its switch back (its record's time).
 
-Drills (`deployctl drill`, plan/drill.py) are kept apart: the drill release's own records (its
+Drills (`deployctl drill`, plan/judging/drill.py) are kept apart: the drill release's own records (its
 aborted, failed, reverted or rolled-back deploy) count in none of the figures above; each
 drill is one entry of `drills`, with the net that caught it and its times to detect and to
 restore.
@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .releases import ABORTED, DRILL, EXEC, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord
+from .lifecycle.releases import ABORTED, DRILL, EXEC, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord
 
 DAY = 86400.0
 
@@ -141,7 +141,7 @@ def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
             commit_times: Mapping[str, float] | None = None) -> Stats:
     commit_times = commit_times or {}
     since = now - window
-    # `deployctl exec` lines (plan/exec.py) change no release: not a deploy, not a rollback, not a day's count.
+    # `deployctl exec` lines (plan/operate/exec.py) change no release: not a deploy, not a rollback, not a day's count.
     everything = sorted((r for r in records if r.action != EXEC), key=lambda r: parse_when(r.when) or 0.0)
     drill_lines = [r for r in everything if r.action == DRILL]
     drilled = {r.release for r in drill_lines}

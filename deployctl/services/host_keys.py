@@ -16,8 +16,7 @@ from dataclasses import dataclass, replace
 from ..config import LoadedConfig
 from ..config.models import split_host
 from ..errors import ConfigError, ConnectError
-from ..plan.host_keys import (HostKey, console_keys, known_hosts_name, known_hosts_text, merged_known_hosts,
-                               not_on_console, unpinned)
+from ..plan.operate.host_keys import HostKey, console_keys, known_hosts_name, known_hosts_text, merged_known_hosts, not_on_console, unpinned
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ def targets(loaded: LoadedConfig, env_name: str) -> tuple[list[Target], str | No
 
 
 def _targets(loaded: LoadedConfig, env_name: str) -> tuple[list[Target], str | None]:
-    from .discovery import discover_for, discover_hosts
+    from .cloud.discovery import discover_for, discover_hosts
 
     environment = loaded.environment(env_name)
     port = environment.ssh.port
@@ -91,7 +90,7 @@ def swarm_nodes(loaded: LoadedConfig, env_name: str, manager: Target) -> tuple[l
     file: an unverified manager could name any address as a node. So the first `hosts trust`
     of a Swarm pins the manager, and the next one (the manager now pinned) adds the nodes."""
     from ..adapters.connector import check
-    from ..plan import swarm as sw
+    from ..plan.swarm import services as sw
     from . import hosts
 
     if known_hosts_name(manager.host, manager.port) not in read_known(hosts.known_hosts_path(loaded, env_name)):
@@ -172,7 +171,7 @@ def check_console(loaded: LoadedConfig, env_name: str, scanned: list[Scanned]) -
     """Each scanned key must be one the instance printed on its console at first boot
     (cloud-init's SSH HOST KEY KEYS block), read through EC2 with the caller's AWS identity."""
     from ..adapters.aws import console_output
-    from ..plan.aws import region_for
+    from ..plan.cloud.aws import region_for
 
     environment = loaded.environment(env_name)
     missing = [s.target.entry for s in scanned if s.target.instance_id is None]

@@ -14,7 +14,7 @@ import socket
 
 from ..config import LoadedConfig
 from ..config.models import Environment, split_host
-from ..plan.names import Names, StateLayout
+from ..plan.lifecycle.names import Names, StateLayout
 
 USER_STATE_DIR = "~/.local/state/deployctl"
 # When set (non-empty), the private key for every SSH host, in place of ssh.key_file: CI
@@ -52,7 +52,7 @@ def connectors_for(loaded: LoadedConfig, env_name: str) -> list:  # list[Connect
     if environment.target == "swarm":
         return [manager_connector(loaded, env_name)]
     entries = list(environment.hosts)
-    from .discovery import discover_for, discover_hosts
+    from .cloud.discovery import discover_for, discover_hosts
 
     if discover_for(loaded.config, environment, env_name) is not None:  # running EC2 instances with the tags
         entries = [found.address for found in discover_hosts(loaded.config, environment, env_name)]
@@ -108,7 +108,7 @@ def jump_host(loaded: LoadedConfig, environment: Environment, env_name: str | No
     """The environment's jump host (config.models.JumpHost), or None: ssh.proxy_jump, else
     for hosts an infra stack made, the stack's bastion (found on EC2 by its tags, once a
     run: every host connector of the run shares the answer)."""
-    from ..plan.infra import bastion_jump, uses_stack_bastion
+    from ..plan.cloud.infra import bastion_jump, uses_stack_bastion
 
     if not uses_stack_bastion(environment):
         return environment.ssh.jump()
@@ -116,8 +116,8 @@ def jump_host(loaded: LoadedConfig, environment: Environment, env_name: str | No
     key = (loaded.config.app, name)
     if key not in _bastions:
         from ..adapters.aws import describe_instances
-        from ..plan.aws import instance_filters, region_for
-        from ..plan.infra_template import bastion_tags
+        from ..plan.cloud.aws import instance_filters, region_for
+        from ..plan.cloud.infra_template import bastion_tags
 
         region = region_for(loaded.config, environment)
         instances = describe_instances(region, instance_filters(bastion_tags(*key)))
@@ -130,7 +130,7 @@ def known_hosts_path(loaded: LoadedConfig, env_name: str) -> str:
     when deploy.toml sets it (relative to deploy.toml), else deployctl's own file for the
     environment, $XDG_CONFIG_HOME/deployctl/known_hosts/<app>-<env>, which only `deployctl
     hosts trust` writes. Explicit config wins, so teams with their own pinned file keep it."""
-    from ..plan.host_keys import KNOWN_HOSTS_DIR
+    from ..plan.operate.host_keys import KNOWN_HOSTS_DIR
 
     configured = loaded.environment(env_name).ssh.known_hosts
     if configured is None:

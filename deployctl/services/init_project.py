@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..plan.init_compose import COMPOSE_FILES, plan_from_compose
-from ..plan.init_dockerfiles import DockerfileInfo, parse_dockerfile, plan_from_dockerfiles
-from ..plan.init_model import InitPlan, deploy_name, to_data
-from ..plan.init_render import render
+from ..plan.init.init_compose import COMPOSE_FILES, plan_from_compose
+from ..plan.init.init_dockerfiles import DockerfileInfo, parse_dockerfile, plan_from_dockerfiles
+from ..plan.init.init_model import InitPlan, deploy_name, to_data
+from ..plan.init.init_render import render
 
 SCAN_DEPTH = 2  # the project root, its directories and theirs
 SKIP_DIRS = {"node_modules", "venv", "__pycache__", "site-packages", "dist", "build", "target"}

@@ -10,12 +10,12 @@ from typing import Callable
 from ..config import LoadedConfig
 from ..errors import ConnectError, UsageError
 from ..events import Emit
-from ..plan.canary import CanaryRecord
-from ..plan.releases import DRILL, EXEC, LIVE, sort_key
-from .host_state import HostState
-from .maintenance import maintenance_of
+from ..plan.judging.canary import CanaryRecord
+from ..plan.lifecycle.releases import DRILL, EXEC, LIVE, sort_key
+from .lifecycle.host_state import HostState
+from .edge.maintenance import maintenance_of
 from .hosts import connectors_for, layout_for, names_for
-from .switch import HostSwitch
+from .lifecycle.switch import HostSwitch
 
 MAX_AT_ONCE = 16  # hosts asked at once
 
@@ -34,9 +34,9 @@ class HostStatus:
     # `uncertain` switch it can differ from `live` (the recorded current), and says which serves.
     proxy_routes: str | None = None
     # A canary's record on the host: one running now, or one a killed deployctl left (and
-    # what its watchdog did); None when none (plan/canary.py).
+    # what its watchdog did); None when none (plan/judging/canary.py).
     canary: str | None = None
-    # Maintenance mode on this host's proxy ("on since ..."), None when off (plan/maintenance.py).
+    # Maintenance mode on this host's proxy ("on since ..."), None when off (plan/edge/maintenance.py).
     maintenance: str | None = None
     reachable: bool = True
     error: str | None = None  # why it could not be reached
@@ -159,9 +159,9 @@ def logs(loaded: LoadedConfig, env_name: str, service: str, *, lines: int, follo
     """The live release's container of `service` (or `proxy`) on each host, with the
     environment's secret values masked (those its secret source gives this shell; `warn`
     names the others)."""
-    from ..plan import docker_commands as dc
+    from ..plan.lifecycle import docker_commands as dc
     from ..secrets import redactor
-    from .deploy_inputs import load_for_redaction
+    from .lifecycle.deploy_inputs import load_for_redaction
 
     if service not in loaded.config.services and service != "proxy":
         raise UsageError(f"--service {service!r}: no such service (services: {', '.join(loaded.config.services)}, proxy)")
@@ -174,7 +174,7 @@ def logs(loaded: LoadedConfig, env_name: str, service: str, *, lines: int, follo
         for conn in conns:
             live = HostState(conn, layout).current()
             if swarm:  # the Swarm service's tasks on every node, through the manager
-                from ..plan.swarm import service_logs
+                from ..plan.swarm.services import service_logs
 
                 if service != "proxy" and live is None:
                     raise UsageError(f"{conn.host}: nothing is deployed to {env_name}")
@@ -182,7 +182,7 @@ def logs(loaded: LoadedConfig, env_name: str, service: str, *, lines: int, follo
                 conn.run(service_logs(name, lines, follow=follow), on_line=lambda line, h=conn.host: on_line(h, redactor(line)))
                 continue
             if service == "proxy":  # the nginx running in the proxy (its access log)
-                from .proxy import HostProxy
+                from .edge.proxy import HostProxy
 
                 container = HostProxy(conn, names, layout, lambda e: None).running_nginx() or names.proxy
             elif live is None:

@@ -6,7 +6,7 @@ the command early (exit 3) and names every missing secret, not just the first.
 `env` reads process environment variables (Jenkins' withCredentials); `ssm:/prefix/` reads
 SSM Parameter Store parameters `/prefix/<NAME>` (SecureString decrypted); `secretsmanager:ID`
 reads one Secrets Manager secret holding a JSON object whose keys are the names. The AWS
-calls live in adapters/aws.py; the name mapping in plan/aws.py.
+calls live in adapters/aws.py; the name mapping in plan/cloud/aws.py.
 """
 
 from __future__ import annotations
@@ -48,13 +48,13 @@ class SsmSecrets:
 
     def lookup(self, names: Sequence[str]) -> dict[str, str | None]:
         from ..adapters.aws import ssm_parameters
-        from ..plan.aws import ssm_parameter
+        from ..plan.cloud.aws import ssm_parameter
 
         values = ssm_parameters(self.region, [ssm_parameter(self.prefix, n) for n in names])
         return {name: values.get(ssm_parameter(self.prefix, name)) or None for name in names}
 
     def where(self, name: str) -> str:
-        from ..plan.aws import ssm_parameter
+        from ..plan.cloud.aws import ssm_parameter
 
         return f"SSM Parameter Store (no parameter {ssm_parameter(self.prefix, name)}{_in(self.region)})"
 
@@ -68,7 +68,7 @@ class SecretsManagerSecrets:
 
     def lookup(self, names: Sequence[str]) -> dict[str, str | None]:
         from ..adapters.aws import secret_string
-        from ..plan.aws import json_secret_values
+        from ..plan.cloud.aws import json_secret_values
 
         text = secret_string(self.region, self.secret_id)
         self.exists = text is not None
@@ -100,7 +100,7 @@ def environment_source(config: Config, environment: Environment) -> SecretSource
     imported only then: a local rollback's hook secrets come from the environment)."""
     if environment.secrets == "env":
         return EnvSecrets()
-    from ..plan.aws import region_for
+    from ..plan.cloud.aws import region_for
 
     return source_for(environment.secrets, region=region_for(config, environment))
 

@@ -14,7 +14,7 @@ from ..config import LoadedConfig
 from ..errors import ConnectError, UsageError
 from ..events import Emit
 from ..plan.stats import Stats, compute, merge, parse_since
-from .host_state import HostState
+from .lifecycle.host_state import HostState
 from .hosts import connectors_for, layout_for
 
 

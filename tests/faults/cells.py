@@ -19,11 +19,11 @@ from deployctl.config import LoadedConfig, load_config
 from deployctl.errors import DeployctlError
 from deployctl.events import Recorder
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
-from deployctl.services.host_state import HostState
+from deployctl.services.lifecycle.deploy import deploy
+from deployctl.services.lifecycle.host_state import HostState
 from deployctl.services.hosts import layout_for
-from deployctl.services.release_images import ReleaseImages
-from deployctl.services.rollback import rollback
+from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.lifecycle.rollback import rollback
 from tests.integration.deploy_fixtures import DEPLOYCTL, ProbeImages, free_port, probe_config, remove_app, unique_app
 from tests.support.traffic import Traffic
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deployctl.plan import switch_plan
+from deployctl.plan.lifecycle import switch_plan
 from tests.integration.deploy_fixtures import ROOT
 
 RESULTS: list[dict] = []

@@ -1,4 +1,4 @@
-"""Issue 14, local target: each step of the switch sequence (plan/switch_plan.py: start ->
+"""Issue 14, local target: each step of the switch sequence (plan/lifecycle/switch_plan.py: start ->
 health -> route -> verify, then retire; migrations before) fails once through a fault in
 the connector, under traffic through the proxy. Each cell checks what is live, what the
 history says, the exit code, the lock, and that the next deploy converges."""
@@ -12,8 +12,8 @@ import pytest
 from deployctl.adapters.local import LocalConnector
 from deployctl.config import load_config
 from deployctl.events import Message, Recorder
-from deployctl.plan.names import LABEL_ROLE
-from deployctl.plan.proxy_config import CONFIG_FILE, live_release
+from deployctl.plan.lifecycle.names import LABEL_ROLE
+from deployctl.plan.edge.proxy_config import CONFIG_FILE, live_release
 from deployctl.services.hosts import names_for
 from tests.integration.deploy_fixtures import docker, probe_config
 
@@ -171,7 +171,7 @@ def test_host_clock_behind_the_guard_still_reverts(site):
     error-rate guard. The guard reads the proxy's log with `docker logs --since <the switch>`:
     in the host's clock that instant is an hour ahead, so without taking the difference out
     it read nothing, and the failing release passed its watch (found by this cell, fixed in
-    services/watch.ProxyLog). Reverted, exit 6, with a warning naming the difference."""
+    services/judging/watch.ProxyLog). Reverted, exit 6, with a warning naming the difference."""
     failing = load_config(probe_config(site.config.parent, site.app, port=site.port, health_timeout=4, drain=0.2,
                                        name="guarded.toml", frontend_env={"PROBE_FAIL_AFTER": 10},
                                        rollout={"guard_window": 30, "guard_max_error_rate": 0.05,

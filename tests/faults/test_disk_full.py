@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from deployctl.adapters.local import LocalConnector
-from deployctl.plan.releases import ReleaseRecord
+from deployctl.plan.lifecycle.releases import ReleaseRecord
 from tests.integration.deploy_fixtures import free_port, probe_config, remove_app, unique_app
 
 from .cells import Site, attempt, run_cell

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from deployctl.errors import ExitCode
-from deployctl.plan.releases import ReleaseRecord
+from deployctl.plan.lifecycle.releases import ReleaseRecord
 from tests.integration.fleet.conftest import fleet, fleet_images, load_balancer, site  # noqa: F401 - fixtures
 from tests.integration.fleet.site import ENV, json_lines
 from tests.support.traffic import Traffic, TrafficReport

@@ -30,10 +30,10 @@ from deployctl.adapters.local import LocalConnector
 from deployctl.config import load_config
 from deployctl.errors import DeployctlError
 from deployctl.events import Recorder
-from deployctl.plan import backup_schedule
-from deployctl.services import backups
+from deployctl.plan.data import backup_schedule
+from deployctl.services.data import backups
 from deployctl.services.hosts import layout_for
-from deployctl.services.jobs import job_runs, run_job
+from deployctl.services.operate.jobs import job_runs, run_job
 from tests.integration.deploy_fixtures import PROXY_STANDIN, docker, free_port, write_probe_artifacts
 from tests.support.moto_server import start_moto_server
 from tests.support.traffic import Traffic

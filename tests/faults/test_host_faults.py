@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from deployctl.adapters.ssh import SSHConnector
-from deployctl.services.release_images import ReleaseImages
+from deployctl.services.lifecycle.release_images import ReleaseImages
 from tests.integration.deploy_fixtures import docker, free_port, probe_config, unique_app
 from tests.integration.test_deploy_ssh import push
 from tests.support.fleet import HOST_RUN_FLAGS, FleetHost, _host_keys, _labels, _network_with_fixed_subnet, \

@@ -16,8 +16,8 @@ import time
 import pytest
 
 from deployctl.adapters.local import LocalConnector
-from deployctl.plan.proxy_config import CONFIG_FILE, STAGED_FILE, live_release
-from deployctl.services.deploy import DeployOptions
+from deployctl.plan.edge.proxy_config import CONFIG_FILE, STAGED_FILE, live_release
+from deployctl.services.lifecycle.deploy import DeployOptions
 from deployctl.services.hosts import layout_for
 from tests.integration.deploy_fixtures import ROOT, write_probe_artifacts
 

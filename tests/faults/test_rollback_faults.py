@@ -1,4 +1,4 @@
-"""Issue 14, rollback on the local target: `deployctl rollback` (services/rollback.py, the
+"""Issue 14, rollback on the local target: `deployctl rollback` (services/lifecycle/rollback.py, the
 same HostSwitch as deploy) fails once at each step, under traffic through the proxy.
 
 Cold rollbacks (warm_window = 0): the target's containers are stopped and kept, so the
@@ -20,8 +20,8 @@ import signal
 import pytest
 
 from deployctl.adapters.local import LocalConnector
-from deployctl.plan.names import Names
-from deployctl.services.deploy_result import DeployOptions
+from deployctl.plan.lifecycle.names import Names
+from deployctl.services.lifecycle.deploy_result import DeployOptions
 from deployctl.services.hosts import names_for
 from tests.integration.deploy_fixtures import PROBE, docker
 

@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from deployctl.adapters.ssh import SSHConnector
-from deployctl.services.deploy import DeployOptions
+from deployctl.services.lifecycle.deploy import DeployOptions
 from tests.integration.deploy_fixtures import (free_port, probe_config, remove_app, unique_app,
                                               write_probe_artifacts)
 from tests.integration.test_deploy_ssh import push

@@ -36,7 +36,7 @@ def write_project(root: Path, app: str, standin: dict, *, db_marker: str = "one"
                                              'CMD ["python3", "/app.py"]\n')
     (root / "web" / "app.py").write_text("print('web')\n")
     # The project's own proxy image: the dry run of the built-in one (no context) has no
-    # "proxy" in the release's images yet (KeyError in plan/dry_run.py; reported to the lead).
+    # "proxy" in the release's images yet (KeyError in plan/lifecycle/dry_run.py; reported to the lead).
     (root / "proxy").mkdir(exist_ok=True)
     (root / "proxy" / "Dockerfile").write_text(f"FROM {standin['nginx']}\n")
     (root / "conf").mkdir(exist_ok=True)

@@ -34,7 +34,7 @@ from deployctl.adapters.ssh import SSHConnector
 from deployctl.config import load_config
 from deployctl.errors import ExitCode
 from deployctl.events import Recorder
-from deployctl.services import backups
+from deployctl.services.data import backups
 from tests.integration.deploy_fixtures import PROXY_STANDIN, docker, free_port, remove_app_with_data, unique_app
 from tests.integration.test_accessory_features import Cli
 from tests.support.moto_server import start_moto_server

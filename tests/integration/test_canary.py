@@ -20,9 +20,9 @@ import pytest
 from deployctl.config import load_config
 from deployctl.errors import ExitCode
 from deployctl.events import Recorder, StepDone, StepFailed, StepProgress, StepStarted
-from deployctl.plan.canary import WATCHDOG_MARGIN
-from deployctl.services.canary import CanaryAborted
-from deployctl.services.deploy import DeployOptions, deploy
+from deployctl.plan.judging.canary import WATCHDOG_MARGIN
+from deployctl.services.judging.canary import CanaryAborted
+from deployctl.services.lifecycle.deploy import DeployOptions, deploy
 from tests.integration.deploy_fixtures import (DEPLOYCTL, docker, free_port, probe_config, remove_app, unique_app,
                                                write_probe_artifacts)
 from tests.integration.test_release_safety import SECRETS, containers_of, images

@@ -16,13 +16,13 @@ from deployctl.adapters.local import LocalConnector
 from deployctl.config import load_config
 from deployctl.errors import ExitCode, HealthCheckError, LockHeldError
 from deployctl.events import Recorder, StepDone
-from deployctl.plan.lock import LockRecord
+from deployctl.plan.lifecycle.lock import LockRecord
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
-from deployctl.services.host_state import HostState
+from deployctl.services.lifecycle.deploy import deploy
+from deployctl.services.lifecycle.host_state import HostState
 from deployctl.services.hosts import layout_for
-from deployctl.services.release_images import ReleaseImages
-from deployctl.services.rollback import rollback
+from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.lifecycle.rollback import rollback
 from tests.integration.deploy_fixtures import (DEPLOYCTL, docker, free_port, probe_config,
                                                remove_app, unique_app, write_probe_artifacts)
 from tests.support.traffic import Traffic

@@ -12,7 +12,7 @@ import pytest
 
 from deployctl.adapters.ssh import SSHConnector, fingerprint
 from deployctl.errors import ConnectError, ExitCode
-from deployctl.plan.maintenance import verify_headers as maintenance_headers
+from deployctl.plan.edge.maintenance import verify_headers as maintenance_headers
 from tests.integration.deploy_fixtures import docker, free_port, probe_config, remove_app, unique_app, write_probe_artifacts
 from tests.integration.test_deploy_local import run_cli
 

@@ -18,11 +18,11 @@ import pytest
 from deployctl.cli.main import main
 from deployctl.config import load_config
 from deployctl.events import Recorder
-from deployctl.plan.releases import ReleaseRecord
+from deployctl.plan.lifecycle.releases import ReleaseRecord
 from deployctl.plan.stats import compute, parse_when
 from deployctl.plan.stats_html import render_html
-from deployctl.services.deploy import DeployOptions, deploy
-from deployctl.services.drill import drill
+from deployctl.services.lifecycle.deploy import DeployOptions, deploy
+from deployctl.services.judging.drill import drill
 from tests.integration.deploy_fixtures import free_port, probe_config, remove_app, unique_app
 from tests.integration.test_release_safety import SECRETS, containers_of, images
 from tests.support.traffic import Traffic

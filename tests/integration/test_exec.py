@@ -20,12 +20,12 @@ import pytest
 from deployctl.adapters.ssh import SSHConnector
 from deployctl.config import load_config
 from deployctl.events import Recorder
-from deployctl.plan.releases import History
+from deployctl.plan.lifecycle.releases import History
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
-from deployctl.services.exec import ExecRequest, run_exec
+from deployctl.services.lifecycle.deploy import deploy
+from deployctl.services.operate.exec import ExecRequest, run_exec
 from deployctl.services.hosts import layout_for
-from deployctl.services.release_images import ReleaseImages
+from deployctl.services.lifecycle.release_images import ReleaseImages
 from tests.integration.deploy_fixtures import DEPLOYCTL, docker, free_port, probe_config, remove_app, unique_app
 
 pytestmark = pytest.mark.integration
@@ -177,7 +177,7 @@ SSH_INTERACTIVE = """
 import sys
 from deployctl.adapters.ssh import SSHConnector
 from deployctl.config import load_config
-from deployctl.services.exec import ExecRequest, run_exec
+from deployctl.services.operate.exec import ExecRequest, run_exec
 config, host, port, user, key, known = sys.argv[1:]
 conn = SSHConnector(host, port=int(port), user=user, key_file=key, known_hosts=known)
 request = ExecRequest(env="local", command=("sh",), interactive=True)

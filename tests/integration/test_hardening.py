@@ -1,5 +1,5 @@
 """A service's least-privilege and limit keys on the real engine: the container deploy
-creates (plan/docker_commands.create_service, the very argv) runs with no-new-privileges, a
+creates (plan/lifecycle/docker_commands.create_service, the very argv) runs with no-new-privileges, a
 read-only root with a writable /tmp, the dropped capabilities and the limits."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 
 from deployctl.adapters.connector import check
 from deployctl.adapters.local import LocalConnector
-from deployctl.plan import docker_commands as dc
-from deployctl.plan.containers import ContainerSpec
-from deployctl.plan.hardening import Hardening
+from deployctl.plan.lifecycle import docker_commands as dc
+from deployctl.plan.lifecycle.containers import ContainerSpec
+from deployctl.plan.cloud.hardening import Hardening
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +41,12 @@ def test_the_created_container_runs_hardened(standin_images) -> None:
 
 
 def test_this_engines_docker_cli_takes_the_swarm_flags() -> None:
-    """The Swarm argv (plan/swarm.py: create_service) as this machine's docker CLI parses it:
+    """The Swarm argv (plan/swarm/services.py: create_service) as this machine's docker CLI parses it:
     a flag it does not know, or a value it cannot read, fails before anything is sent; the
     network that does not exist is what stops it here. (That a Swarm runs tasks with the
     limits is not covered: that needs the fleet's Swarm.)"""
-    from deployctl.plan import swarm as sw
-    from deployctl.plan.release_spec import HealthProbe
+    from deployctl.plan.swarm import services as sw
+    from deployctl.plan.lifecycle.release_spec import HealthProbe
 
     svc = sw.SwarmService("web", f"deployctl-flags-{uuid.uuid4().hex[:8]}", "deployctl-standin/python:3.11-bookworm",
                           8000, 1, {}, HealthProbe("c", "web", "docker", 8000),

@@ -12,10 +12,10 @@ import pytest
 
 from deployctl.adapters.local import LocalConnector
 from deployctl.errors import HealthCheckError
-from deployctl.plan.names import Names, StateLayout
-from deployctl.plan.release_spec import HealthProbe
-from deployctl.services.health import HealthWait
-from deployctl.services.switch import HostSwitch
+from deployctl.plan.lifecycle.names import Names, StateLayout
+from deployctl.plan.lifecycle.release_spec import HealthProbe
+from deployctl.services.lifecycle.health import HealthWait
+from deployctl.services.lifecycle.switch import HostSwitch
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from deployctl.events import Message, Recorder
-from deployctl.services.deploy import deploy
+from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.hosts import layout_for
-from deployctl.services.rollback import rollback
+from deployctl.services.lifecycle.rollback import rollback
 from tests.integration.test_deploy_local import SECRETS, images, run_cli, site  # noqa: F401 - site is a fixture
 
 pytestmark = pytest.mark.integration

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from deployctl.events import Message, Recorder
-from deployctl.plan.build import rfc3339
-from deployctl.plan.lock import LockRecord
-from deployctl.plan.names import StateLayout
-from deployctl.services.host_state import HostState
+from deployctl.plan.pipeline.build import rfc3339
+from deployctl.plan.lifecycle.lock import LockRecord
+from deployctl.plan.lifecycle.names import StateLayout
+from deployctl.services.lifecycle.host_state import HostState
 from deployctl.services.hosts import machine
 from tests.integration.test_deploy_ssh import connector
 

@@ -12,11 +12,11 @@ import pytest
 
 from deployctl.config import load_config
 from deployctl.events import Recorder
-from deployctl.plan.proxy_config import RELEASE_HEADER, render_proxy_config
-from deployctl.plan.release_spec import ProxySpec
+from deployctl.plan.edge.proxy_config import RELEASE_HEADER, render_proxy_config
+from deployctl.plan.lifecycle.release_spec import ProxySpec
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
-from deployctl.services.release_images import ReleaseImages
+from deployctl.services.lifecycle.deploy import deploy
+from deployctl.services.lifecycle.release_images import ReleaseImages
 from tests.integration.deploy_fixtures import (PROXY_STANDIN, docker, free_port, probe_config,
                                                remove_app, unique_app)
 from tests.support.net import direct

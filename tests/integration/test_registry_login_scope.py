@@ -1,4 +1,4 @@
-"""A host's registry login does not outlive its pull (services/preflight.py): a real pull
+"""A host's registry login does not outlive its pull (services/lifecycle/preflight.py): a real pull
 from a registry that requires a password, through the SSH connector (the machine's own sshd
 in front of its engine), leaves no credential for that registry on the host."""
 
@@ -15,7 +15,7 @@ import pytest
 
 from deployctl.adapters.ssh import SSHConnector
 from deployctl.secrets import Secret
-from deployctl.services import preflight
+from deployctl.services.lifecycle import preflight
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,11 @@ import pytest
 
 from deployctl.config import load_config
 from deployctl.events import Recorder, StepStarted
-from deployctl.plan.proxy_config import live_release, standby_of
+from deployctl.plan.edge.proxy_config import live_release, standby_of
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
-from deployctl.services.release_images import ReleaseImages
-from deployctl.services.rollback import rollback
+from deployctl.services.lifecycle.deploy import deploy
+from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.lifecycle.rollback import rollback
 from deployctl.errors import HealthCheckError
 from tests.integration.deploy_fixtures import (DEPLOYCTL, ROOT, docker, free_port, probe_config,
                                                remove_app, unique_app)

@@ -22,8 +22,8 @@ import pytest
 from deployctl.config import load_config
 from deployctl.errors import ExitCode
 from deployctl.events import Recorder, StepDone, StepFailed
-from deployctl.services.deploy import deploy
-from deployctl.services.shadow import ShadowStopped
+from deployctl.services.lifecycle.deploy import deploy
+from deployctl.services.judging.shadow import ShadowStopped
 from tests.integration.deploy_fixtures import (DEPLOYCTL, free_port, probe_config, remove_app, unique_app,
                                                write_probe_artifacts)
 from tests.integration.test_release_safety import SECRETS, containers_of, images

@@ -21,11 +21,11 @@ import pytest
 from deployctl.config import load_config
 from deployctl.errors import ConfigError, DeployError
 from deployctl.events import Recorder
-from deployctl.plan.proxy_config import RELEASE_HEADER
+from deployctl.plan.edge.proxy_config import RELEASE_HEADER
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
-from deployctl.services.release_images import ReleaseImages
-from deployctl.services.rollback import rollback
+from deployctl.services.lifecycle.deploy import deploy
+from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.lifecycle.rollback import rollback
 from tests.integration.deploy_fixtures import (DEPLOYCTL, PROXY_STANDIN, docker, free_port, probe_config,
                                                remove_app_with_data, unique_app)
 from tests.support.traffic import Traffic
@@ -113,7 +113,7 @@ def test_two_apps_share_one_proxy_each_deploys_rolls_back_and_is_removed_on_its_
         path_b.write_text(path_b.read_text().replace(f'image = "{PROXY_STANDIN}"', f'image = "{broken}"'))
         # Its nginx exits at once (the restart policy brings it back to exit again): the
         # deploy need not wait the whole start timeout to say so.
-        monkeypatch.setattr("deployctl.services.proxy.START_TIMEOUT", 3.0)
+        monkeypatch.setattr("deployctl.services.edge.proxy.START_TIMEOUT", 3.0)
         with Traffic(f"http://127.0.0.1:{edge}/version", workers=2, host_header=f"{a}.test") as traffic_a:
             traffic_a.wait_for(10)
             with pytest.raises(DeployError, match="nginx did not start"):

@@ -15,8 +15,8 @@ from deployctl.config import load_config
 from deployctl.errors import ExitCode
 from deployctl.events import Recorder
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
-from deployctl.services.release_images import ReleaseImages
+from deployctl.services.lifecycle.deploy import deploy
+from deployctl.services.lifecycle.release_images import ReleaseImages
 from tests.integration.deploy_fixtures import probe_config, remove_app, unique_app
 from tests.support.net import free_port, wait_until
 from tests.support.pebble import https_get, pebble

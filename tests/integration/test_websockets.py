@@ -18,10 +18,10 @@ import pytest
 from deployctl.cli.main import main
 from deployctl.config import load_config
 from deployctl.events import Recorder
-from deployctl.plan.proxy_config import RELEASE_HEADER
+from deployctl.plan.edge.proxy_config import RELEASE_HEADER
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
-from deployctl.services.release_images import ReleaseImages
+from deployctl.services.lifecycle.deploy import deploy
+from deployctl.services.lifecycle.release_images import ReleaseImages
 from tests.integration.deploy_fixtures import docker, free_port, probe_config, remove_app, unique_app
 from tests.support.net import direct, wait_until
 from tests.support.websocket import WebSocket

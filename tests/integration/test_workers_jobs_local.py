@@ -21,9 +21,9 @@ import pytest
 from deployctl.config import load_config
 from deployctl.events import Recorder
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
-from deployctl.services.release_images import ReleaseImages
-from deployctl.services.rollback import rollback
+from deployctl.services.lifecycle.deploy import deploy
+from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.lifecycle.rollback import rollback
 from tests.integration.deploy_fixtures import DEPLOYCTL, build_image, docker, free_port, probe_config, remove_app, unique_app
 
 pytestmark = pytest.mark.integration

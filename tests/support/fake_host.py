@@ -5,7 +5,7 @@ replace tests/faults (the real engine, nginx, sshd); it makes one lifecycle rule
 pin. Faults are injected per call and pattern, as tests/faults/fault_connector.py does.
 
 Modelled: containers (create/run/start/stop/rm/kill/wait/update/inspect/ps/port/logs with
-the exact --format strings plan/docker_commands.py sends), networks (an IP per attachment),
+the exact --format strings plan/lifecycle/docker_commands.py sends), networks (an IP per attachment),
 images present and pulled, the proxy (anchor + nginx containers; nginx's loaded
 configuration; `nginx -t` refuses an upstream name that is no running container on the
 anchor's network, as real nginx does with "host not found in upstream"; the staged swap's
@@ -36,14 +36,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from deployctl.adapters.connector import CommandResult, ConnectionLost, HttpResponse
-from deployctl.plan import docker_commands as dc
-from deployctl.plan.maintenance import VERIFY_HEADER
-from deployctl.plan.maintenance import state_of as maintenance_state
-from deployctl.plan import lock as lock_plan
-from deployctl.plan.names import LABEL_RELEASE, LABEL_ROLE, Names
-from deployctl.plan.proxy_config import RELEASE_HEADER, live_release, standby_of, upstream_name
-from deployctl.plan.switch_plan import NGINX_ROLE
-from deployctl.plan.tls_config import CERTIFICATE_HEADER
+from deployctl.plan.lifecycle import docker_commands as dc
+from deployctl.plan.edge.maintenance import VERIFY_HEADER
+from deployctl.plan.edge.maintenance import state_of as maintenance_state
+from deployctl.plan.lifecycle import lock as lock_plan
+from deployctl.plan.lifecycle.names import LABEL_RELEASE, LABEL_ROLE, Names
+from deployctl.plan.edge.proxy_config import RELEASE_HEADER, live_release, standby_of, upstream_name
+from deployctl.plan.lifecycle.switch_plan import NGINX_ROLE
+from deployctl.plan.edge.tls_config import CERTIFICATE_HEADER
 
 OK = CommandResult(0, "", "")
 LIST_FORMAT = dc.list_containers(Names("a", "e"))[5]  # the one `docker ps` format of release_states
@@ -97,7 +97,7 @@ class Container:
     publish: str | None = None  # "8080:80"
     mounts: dict[str, str] = field(default_factory=dict)  # inside -> host directory
     loaded: bytes | None = None  # an nginx container's configuration, as it loaded it
-    certificate: str | None = None  # the tls/live version it loaded (plan/tls_config.py), if any
+    certificate: str | None = None  # the tls/live version it loaded (plan/edge/tls_config.py), if any
     started: str = "0001-01-01T00:00:00Z"
     exit_code: int = 0  # how it last exited (a crashing one: 1)
     restarts: int = 0  # how often a restart policy restarted it (the model restarts none)
@@ -152,7 +152,7 @@ class FakeHost:
         if argv[:3] == ["sh", "-c", lock_plan.RELEASE_SCRIPT] and fault is None:
             return self._release_lock(*argv[4:])
         if background is not None and fault is None:
-            # The host's background work (plan/docker_commands.in_background), done at once
+            # The host's background work (plan/lifecycle/docker_commands.in_background), done at once
             # here: each command as the host would run it (faults apply), none stopping the next.
             for inner in background:
                 self.run(inner)
@@ -167,7 +167,7 @@ class FakeHost:
             return self._run(argv)
 
     def _release_lock(self, op_dir: str, lock_dir: str, info: str, token: str) -> CommandResult:
-        """plan/lock.release_command as the host's shell runs it, through this host's own
+        """plan/lifecycle/lock.release_command as the host's shell runs it, through this host's own
         file calls (their faults apply): op lock, token compared, lock removed, op lock removed."""
         if not self.mkdir(op_dir, mode=0o700, exclusive=True):
             return CommandResult(lock_plan.RELEASE_OP_BUSY, "", "")
@@ -260,10 +260,10 @@ class FakeHost:
             return HttpResponse(200, json.dumps({"release": release}).encode(), {})
 
     def _shared_route(self, address: str, port: int, path: str, headers: dict) -> HttpResponse | None:
-        """A host's shared proxy (plan/shared_proxy.py) on the host's network: its route files
+        """A host's shared proxy (plan/edge/shared_proxy.py) on the host's network: its route files
         as they are on disk (a reload is not modelled), in name order, the first regex that
         matches `host + path` sends the request on to that app's proxy port; none: its 404."""
-        from deployctl.plan import shared_proxy as sp
+        from deployctl.plan.edge import shared_proxy as sp
 
         if address != "127.0.0.1":
             return None
@@ -371,7 +371,7 @@ class FakeHost:
         if argv[0] == "readlink":
             return CommandResult(0, self.links[argv[1]] + "\n", "") if argv[1] in self.links else CommandResult(1, "", "")
         if argv[0] == "find" and argv[-5:] == ["-exec", "rm", "-rf", "{}", "+"]:
-            # plan/tls_config.prune_versions: version directories but the kept ones
+            # plan/edge/tls_config.prune_versions: version directories but the kept ones
             folder, keep = argv[1], {argv[i + 2] for i, a in enumerate(argv) if a == "!"}
             pattern = argv[argv.index("-name") + 1]
             for path in [p for p in self.files if p.startswith(folder + "/")]:
@@ -441,7 +441,7 @@ class FakeHost:
             return OK if rest[-1] in self.networks else CommandResult(1, "", f"network {rest[-1]} not found")
         if verb == "create":
             return self._network_create(rest)
-        if verb == "ls":  # plan/docker_commands.release_networks: `name|release`, filtered by labels
+        if verb == "ls":  # plan/lifecycle/docker_commands.release_networks: `name|release`, filtered by labels
             wanted = dict(v[len("label="):].split("=", 1) for k, v in zip(rest, rest[1:])
                           if k == "--filter" and v.startswith("label="))
             return CommandResult(0, "".join(f"{n}|{labels.get(LABEL_RELEASE, '')}\n"
@@ -727,7 +727,7 @@ class FakeHost:
 def failing_access_log(host: "FakeHost", lock_info: str, requests: int = 30) -> Callable:
     """A Fault effect for the guard's `docker logs --timestamps --since T`: `requests` lines
     after T, each a 500 answered by the release whose deploy holds the lock (lock_info)."""
-    from deployctl.plan.lock import LockRecord
+    from deployctl.plan.lifecycle.lock import LockRecord
 
     def effect(argv):  # type: ignore[no-untyped-def]
         since = float(argv[argv.index("--since") + 1])

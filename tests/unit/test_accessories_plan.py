@@ -10,10 +10,10 @@ import pytest
 from deployctl.config import load_config, parse_config
 from deployctl.config.load import LoadedConfig
 from deployctl.errors import ConfigError
-from deployctl.plan import accessories as acc
-from deployctl.plan.containers import release_containers
-from deployctl.plan.names import StateLayout
-from deployctl.services.deploy_inputs import secret_names
+from deployctl.plan.data import accessories as acc
+from deployctl.plan.lifecycle.containers import release_containers
+from deployctl.plan.lifecycle.names import StateLayout
+from deployctl.services.lifecycle.deploy_inputs import secret_names
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = """
@@ -187,7 +187,7 @@ def test_secret_env_values_go_to_an_env_file_never_to_argv_and_files_mount_read_
 
 
 def test_env_file_body_is_rendered_sorted_and_literal():
-    from deployctl.plan.env_values import env_file
+    from deployctl.plan.lifecycle.env_values import env_file
     from deployctl.secrets import Secret
 
     spec = acc.accessory_spec(parse_config(RICH), "local", "db", LAYOUT, environ={})
@@ -224,8 +224,8 @@ BUILT = BASE.replace('image = "mariadb:11"\nimage_env = "MARIADB_IMAGE"', 'build
 
 
 def test_a_built_accessory_is_built_and_recorded_beside_the_services():
-    from deployctl.plan.build import plan_builds
-    from deployctl.plan.images import built_image_names, image_names
+    from deployctl.plan.pipeline.build import plan_builds
+    from deployctl.plan.pipeline.images import built_image_names, image_names
 
     config = parse_config(BUILT)
     assert image_names(config) == ["web"]  # a release's images: accessories are not part of one
@@ -241,7 +241,7 @@ def test_a_built_accessory_is_built_and_recorded_beside_the_services():
 
 def test_a_deploy_runs_the_built_accessory_image_from_the_artifacts_file(tmp_path):
     from deployctl.artifacts import Artifacts, ImageArtifact
-    from deployctl.services.release_images import resolve_images, with_accessory_images
+    from deployctl.services.lifecycle.release_images import resolve_images, with_accessory_images
 
     text = BUILT.replace('[environments.local]', '[registry]\nserver = "reg:5000"\n[environments.prod]\n'
                          'target = "ssh"\nhosts = ["h1"]\naccessories = ["db"]\n[environments.local]')
@@ -290,7 +290,7 @@ class CrashingEngine:
 
 
 def test_an_accessory_in_a_restart_loop_fails_its_wait_at_once_with_exit_code_and_last_line():
-    from deployctl.services.accessories import AccessoryError, wait_healthy
+    from deployctl.services.data.accessories import AccessoryError, wait_healthy
 
     spec = acc.accessory_spec(CONFIG, "local", "db", LAYOUT, environ={})
     engine = CrashingEngine(("running", 0, 0), ("restarting", 7, 1))
@@ -301,7 +301,7 @@ def test_an_accessory_in_a_restart_loop_fails_its_wait_at_once_with_exit_code_an
 
 
 def test_an_accessory_that_restarted_before_the_wait_is_waited_for():
-    from deployctl.services.accessories import AccessoryError, wait_healthy
+    from deployctl.services.data.accessories import AccessoryError, wait_healthy
 
     spec = acc.accessory_spec(CONFIG, "local", "db", LAYOUT, environ={})
     engine = CrashingEngine(("running", 0, 5))

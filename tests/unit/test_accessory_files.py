@@ -11,9 +11,9 @@ import pytest
 
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ConfigError
-from deployctl.plan import accessories as acc
-from deployctl.plan.names import StateLayout
-from deployctl.services.accessories import read_files
+from deployctl.plan.data import accessories as acc
+from deployctl.plan.lifecycle.names import StateLayout
+from deployctl.services.data.accessories import read_files
 
 BASE = """
 app = "shop"

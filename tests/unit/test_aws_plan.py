@@ -1,4 +1,4 @@
-"""plan/aws.py: regions, discovery filters, host choice and order, secret-name mapping. No I/O."""
+"""plan/cloud/aws.py: regions, discovery filters, host choice and order, secret-name mapping. No I/O."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import pytest
 from deployctl.config import parse_config
 from deployctl.config.models import Discover
 from deployctl.errors import ConfigError, ExitCode
-from deployctl.plan.aws import (Instance, choose_hosts, database_env, instance_filters, json_secret_values,
-                                region_for, ssm_parameter)
+from deployctl.plan.cloud.aws import Instance, choose_hosts, database_env, instance_filters, json_secret_values, region_for, ssm_parameter
 
 TAGS = {"Role": "usersapp", "Env": "production"}
 

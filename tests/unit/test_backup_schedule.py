@@ -1,5 +1,5 @@
 """`[accessories.NAME.backup] schedule` as the host scheduler's job `backup-NAME`
-(plan/backup_schedule.py, services/jobs.py): its cron line, the files a deploy writes on the
+(plan/data/backup_schedule.py, services/operate/jobs.py): its cron line, the files a deploy writes on the
 first host (and only there), the keys refused by name, a Swarm refused by name, and the job
 listed and run like any other. The script itself runs for real in
 tests/integration/test_backups.py (a MariaDB accessory, this machine's engine)."""
@@ -13,12 +13,12 @@ import pytest
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ConfigError, ExitCode, UsageError
 from deployctl.events import Recorder
-from deployctl.plan import backup_schedule as bs
-from deployctl.plan import jobs as plan_jobs
+from deployctl.plan.data import backup_schedule as bs
+from deployctl.plan.operate import jobs as plan_jobs
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
+from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.hosts import layout_for
-from deployctl.services.release_images import ReleaseImages
+from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.adapters.connector import CommandResult
 from tests.support.fake_host import FakeHost, Fault
 from tests.support.virtual_time import virtual_time
@@ -99,7 +99,7 @@ virtual_time = pytest.fixture(autouse=True)(virtual_time)
 def accessories_up(monkeypatch):
     """The fake host has no model of an accessory's boot (tests/unit/test_accessories_plan.py
     has its rules); the deploy's other steps are what these tests are about."""
-    monkeypatch.setattr("deployctl.services.deploy.ensure_accessories", lambda *args, **kwargs: None)
+    monkeypatch.setattr("deployctl.services.lifecycle.deploy.ensure_accessories", lambda *args, **kwargs: None)
 
 
 def deploy_to(hosts: list[FakeHost], config: LoadedConfig, n: int = 1) -> str:
@@ -141,7 +141,7 @@ def test_without_keep_nothing_is_pruned_and_a_release_without_a_schedule_writes_
 
 
 def test_a_scheduled_backup_is_refused_by_name_on_a_swarm():
-    from deployctl.services.swarm_deploy import deploy as swarm_deploy
+    from deployctl.services.swarm.swarm_deploy import deploy as swarm_deploy
 
     with pytest.raises(UsageError) as info:
         swarm_deploy(loaded(), "swarm", ReleaseImages({"web": "r/web@sha256:1"}, "1"), SECRETS, Recorder(),
@@ -152,7 +152,7 @@ def test_a_scheduled_backup_is_refused_by_name_on_a_swarm():
 
 
 def test_the_backup_job_is_listed_and_run_like_any_job():
-    from deployctl.services.jobs import job_runs, run_job
+    from deployctl.services.operate.jobs import job_runs, run_job
 
     host = fake_host()
     config = loaded()

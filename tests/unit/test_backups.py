@@ -1,4 +1,4 @@
-"""Backups as data (plan/backups.py), the schema rule (plan/schema.py) and the backup
+"""Backups as data (plan/data/backups.py), the schema rule (plan/data/schema.py) and the backup
 service on a scripted connector with a folder store: a dump that fails or is cut off
 stores nothing, retention keeps what a release names, a damaged file is never restored."""
 
@@ -12,10 +12,10 @@ from deployctl.adapters.connector import CommandResult, ConnectionLost
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ConfigError, ConnectError, DeployError, ExitCode
 from deployctl.events import Recorder
-from deployctl.plan import backups as bk
-from deployctl.plan import schema
-from deployctl.plan.releases import History, ReleaseRecord
-from deployctl.services import backups
+from deployctl.plan.data import backups as bk
+from deployctl.plan.data import schema
+from deployctl.plan.lifecycle.releases import History, ReleaseRecord
+from deployctl.services.data import backups
 
 CONFIG = """
 app = "shop"
@@ -95,7 +95,7 @@ def test_retention_keeps_the_newest_and_every_protected_one():
 
 
 def test_the_backup_before_migrate_accessory_must_be_named_when_two_can_be_dumped(loaded):
-    from deployctl.services.release_schema import check_settings
+    from deployctl.services.data.release_schema import check_settings
 
     with pytest.raises(ConfigError) as info:
         check_settings(loaded, "two")

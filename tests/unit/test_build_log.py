@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployctl.services.build_log import BuildLog
+from deployctl.services.pipeline.build_log import BuildLog
 
 STREAM = [
     {"stream": "Step 1/4 : FROM base\n"},

@@ -8,10 +8,7 @@ import pytest
 
 from deployctl.config.load import LoadedConfig, parse_config
 from deployctl.errors import UsageError
-from deployctl.plan.build import (
-    BuildArg, GitState, check_tag, fingerprint_changes, image_tag, oci_labels, parse_build_arg,
-    plan_builds, select_images,
-)
+from deployctl.plan.pipeline.build import BuildArg, GitState, check_tag, fingerprint_changes, image_tag, oci_labels, parse_build_arg, plan_builds, select_images
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 

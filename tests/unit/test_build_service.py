@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from deployctl.adapters.git import public_url
 from deployctl.artifacts import Artifacts, ImageArtifact, write_artifacts
-from deployctl.plan.build import GitState
-from deployctl.services.build import _merge_previous, label_time
+from deployctl.plan.pipeline.build import GitState
+from deployctl.services.pipeline.build import _merge_previous, label_time
 
 
 def test_created_label_is_the_commit_time_so_rebuilds_are_identical():

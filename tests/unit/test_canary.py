@@ -1,4 +1,4 @@
-"""The canary's pure parts (plan/canary.py): the settings with --canary overriding them, the
+"""The canary's pure parts (plan/judging/canary.py): the settings with --canary overriding them, the
 board that merges every host's window, the decision by hand, the record a host keeps while
 it runs and what `status` says of it; the split configuration, the watchdog's argv, the
 dry run's canary steps, and what an aborted host means for a rollout's exit code."""
@@ -9,15 +9,14 @@ import pytest
 
 from deployctl.config.models import Rollout
 from deployctl.errors import ExitCode
-from deployctl.plan import docker_commands as dc
-from deployctl.plan import rollout as rollout_plan
-from deployctl.plan.access_log import LogEntry
-from deployctl.plan.canary import (ABORT, PROMOTE, WAIT, CanaryRecord, board, canary_spec, parse_decision,
-                                   render_decision)
-from deployctl.plan.names import Names, StateLayout
-from deployctl.plan.proxy_config import canary_of, live_release, render_proxy_config, upstream_name
-from deployctl.plan.release_spec import ProxySpec
-from deployctl.plan.switch_plan import canary_config
+from deployctl.plan.lifecycle import docker_commands as dc
+from deployctl.plan.lifecycle import rollout as rollout_plan
+from deployctl.plan.judging.access_log import LogEntry
+from deployctl.plan.judging.canary import ABORT, PROMOTE, WAIT, CanaryRecord, board, canary_spec, parse_decision, render_decision
+from deployctl.plan.lifecycle.names import Names, StateLayout
+from deployctl.plan.edge.proxy_config import canary_of, live_release, render_proxy_config, upstream_name
+from deployctl.plan.lifecycle.release_spec import ProxySpec
+from deployctl.plan.lifecycle.switch_plan import canary_config
 from tests.unit.test_deploy_plan import CONFIG, R1, _spec
 
 NEW, OLD = "20261201-175000-bbbbbbb", "20261201-170000-aaaaaaa"
@@ -117,8 +116,8 @@ def test_watchdog_argv() -> None:
 
 
 def test_the_dry_run_shows_the_canary_between_health_and_the_switch() -> None:
-    from deployctl.plan.containers import release_containers
-    from deployctl.plan.switch_plan import deploy_plan
+    from deployctl.plan.lifecycle.containers import release_containers
+    from deployctl.plan.lifecycle.switch_plan import deploy_plan
 
     names, layout = Names("shop", "local"), StateLayout("/srv/state", "shop", "local")
     env = CONFIG.environments["local"]

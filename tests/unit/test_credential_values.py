@@ -10,8 +10,8 @@ import pytest
 
 from deployctl.config import load_config, parse_config
 from deployctl.errors import ConfigError
-from deployctl.plan.init_compose import plan_from_compose
-from deployctl.plan.init_render import render
+from deployctl.plan.init.init_compose import plan_from_compose
+from deployctl.plan.init.init_render import render
 
 REPO = Path(__file__).resolve().parents[2]
 

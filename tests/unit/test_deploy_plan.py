@@ -6,18 +6,17 @@ import calendar
 import time
 
 from deployctl.config.load import parse_config
-from deployctl.plan import docker_commands as dc
-from deployctl.plan.containers import release_containers
-from deployctl.plan.dry_run import deploy_steps
-from deployctl.plan.lock import LockRecord
-from deployctl.plan.names import Names, StateLayout
-from deployctl.plan.releases import (FAILED, LIVE, REVERTED, History, ReleaseRecord, new_release_id, prune_selection,
-                                     sort_key)
+from deployctl.plan.lifecycle import docker_commands as dc
+from deployctl.plan.lifecycle.containers import release_containers
+from deployctl.plan.lifecycle.dry_run import deploy_steps
+from deployctl.plan.lifecycle.lock import LockRecord
+from deployctl.plan.lifecycle.names import Names, StateLayout
+from deployctl.plan.lifecycle.releases import FAILED, LIVE, REVERTED, History, ReleaseRecord, new_release_id, prune_selection, sort_key
 import pytest
 
-from deployctl.plan.proxy_config import Standby, live_release, render_proxy_config, standby_flag, standby_of
-from deployctl.plan.release_spec import ProxySpec, ReleaseSpec, release_spec
-from deployctl.plan.switch_plan import deploy_plan, rollback_plan
+from deployctl.plan.edge.proxy_config import Standby, live_release, render_proxy_config, standby_flag, standby_of
+from deployctl.plan.lifecycle.release_spec import ProxySpec, ReleaseSpec, release_spec
+from deployctl.plan.lifecycle.switch_plan import deploy_plan, rollback_plan
 
 CONFIG_TEXT = """
 app = "usersapp"
@@ -376,8 +375,8 @@ def test_dry_run_prints_the_plan_the_switch_runs_and_never_a_secret_value():
     from pathlib import Path
 
     from deployctl.config import LoadedConfig
-    from deployctl.services.deploy import DeployOptions, HostDeploy
-    from deployctl.services.release_images import ReleaseImages
+    from deployctl.services.lifecycle.deploy import DeployOptions, HostDeploy
+    from deployctl.services.lifecycle.release_images import ReleaseImages
 
     class Unused:
         host = "127.0.0.1"
@@ -412,7 +411,7 @@ def test_dry_run_prints_the_plan_the_switch_runs_and_never_a_secret_value():
 
 
 def test_lock_records_pid_and_machine_and_a_dead_holder_on_this_machine_is_stale():
-    from deployctl.plan.lock import stale_reason
+    from deployctl.plan.lifecycle.lock import stale_reason
 
     lock = LockRecord(who="ci@build1", when="2026-12-02T01:00:00Z", action="deploy", release=R1, pid=4242,
                       host="build1")

@@ -1,10 +1,10 @@
-"""plan/dockerfile.py: naming the base image of a failed FROM step."""
+"""plan/pipeline/dockerfile.py: naming the base image of a failed FROM step."""
 
 from __future__ import annotations
 
 import pytest
 
-from deployctl.plan.dockerfile import BaseImage, expand, from_step_image, global_args
+from deployctl.plan.pipeline.dockerfile import BaseImage, expand, from_step_image, global_args
 
 DOCKERFILE = """\
 # syntax=docker/dockerfile:1

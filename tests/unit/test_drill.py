@@ -1,4 +1,4 @@
-"""`deployctl drill` (issue 27 item 3): the pure rules (plan/drill.py: production, the failing
+"""`deployctl drill` (issue 27 item 3): the pure rules (plan/judging/drill.py: production, the failing
 release per kind, the nets' times from the deploy's step events, stats keeping drills apart)
 and whole drills on the fake host (tests/support/fake_host.py), through the one deploy."""
 
@@ -10,11 +10,11 @@ import pytest
 
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ExitCode, UsageError
-from deployctl.plan import drill as plan
-from deployctl.plan.releases import ReleaseRecord
+from deployctl.plan.judging import drill as plan
+from deployctl.plan.lifecycle.releases import ReleaseRecord
 from deployctl.plan.stats import compute, parse_when
 from deployctl.plan.stats_html import render_html
-from deployctl.services.drill import drill
+from deployctl.services.judging.drill import drill
 from tests.support.fake_host import CommandResult, Fault
 from tests.unit.test_lifecycle_rules import (CONFIG, LOADED, SECRETS, SHADOWED, current, local_site, proxy_log,
                                              records)
@@ -304,7 +304,7 @@ def test_a_drill_release_that_fails_before_any_net_judged_it_exits_6_recorded_fa
 
 def test_a_drill_that_cannot_take_the_lock_changes_nothing_and_records_no_drill(local):
     from deployctl.errors import LockHeldError
-    from deployctl.plan.lock import LockRecord
+    from deployctl.plan.lifecycle.lock import LockRecord
 
     site, host = local
     holder = LockRecord(who="ann@ci", when="2026-12-06T00:00:00Z", action="deploy", release="20990101-000000-other",
@@ -319,7 +319,7 @@ def test_a_drill_that_cannot_take_the_lock_changes_nothing_and_records_no_drill(
 
 def test_the_command_shows_each_net_with_its_times(capsys, monkeypatch, tmp_path):
     from deployctl.cli.main import main
-    from deployctl.services import drill as service
+    from deployctl.services.judging import drill as service
 
     config = tmp_path / "deploy.toml"
     config.write_text(CONFIG)
@@ -362,7 +362,7 @@ def test_releases_names_a_drill_release_as_one(shadowed):
 
 
 def test_a_5xx_drill_that_passes_its_switch_is_reverted_by_the_guard_with_the_revert_as_its_restore():
-    from deployctl.plan.lock import LockRecord  # noqa: F401 - the access log names the lock's release
+    from deployctl.plan.lifecycle.lock import LockRecord  # noqa: F401 - the access log names the lock's release
     from tests.support.fake_host import failing_access_log
 
     gen = local_site("guarded")

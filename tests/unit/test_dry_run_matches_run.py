@@ -11,9 +11,9 @@ import re
 
 import pytest
 
-from deployctl.plan.dry_run import deploy_steps
-from deployctl.services.deploy import HostDeploy
-from deployctl.services.deploy_result import DeployOptions
+from deployctl.plan.lifecycle.dry_run import deploy_steps
+from deployctl.services.lifecycle.deploy import HostDeploy
+from deployctl.services.lifecycle.deploy_result import DeployOptions
 from tests.support.fake_host import FakeHost
 from tests.unit.test_lifecycle_rules import LOADED, PROD, Site, local_site, virtual_time  # noqa: F401 - a fixture
 

@@ -1,4 +1,4 @@
-"""services/dry_runs.py: the plan `deploy --dry-run` prints, chosen by the environment's
+"""services/lifecycle/dry_runs.py: the plan `deploy --dry-run` prints, chosen by the environment's
 target in one place (the CLI only renders it). Host plans are compared with a real deploy's
 argvs in tests/unit/test_dry_run_matches_run.py; here, the choice and the entries."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from deployctl.config import load_config
-from deployctl.services.deploy_result import DeployOptions
-from deployctl.services.dry_runs import deploy_plan
-from deployctl.services.release_images import ReleaseImages
+from deployctl.services.lifecycle.deploy_result import DeployOptions
+from deployctl.services.lifecycle.dry_runs import deploy_plan
+from deployctl.services.lifecycle.release_images import ReleaseImages
 
 CONFIG = """
 app = "shop"

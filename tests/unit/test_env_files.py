@@ -7,11 +7,11 @@ from pathlib import Path
 
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.events import Recorder
-from deployctl.plan import exec as exec_plan
+from deployctl.plan.operate import exec as exec_plan
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
+from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.hosts import layout_for
-from deployctl.services.release_images import ReleaseImages
+from deployctl.services.lifecycle.release_images import ReleaseImages
 from tests.support.fake_host import FakeHost
 from tests.unit.test_lifecycle_rules import CONFIG, PROXY_IMAGE, virtual_time  # noqa: F401
 
@@ -47,7 +47,7 @@ def test_a_swarm_manager_loses_the_env_files_once_the_services_exist():
 
     from deployctl.adapters.connector import CommandResult
     from deployctl.events import Message
-    from deployctl.services.swarm_deploy import _forget_env
+    from deployctl.services.swarm.swarm_deploy import _forget_env
 
     ran: list[list[str]] = []
     manager = SimpleNamespace(run=lambda argv: ran.append(list(argv)) or CommandResult(0, "", ""))

@@ -1,4 +1,4 @@
-"""`deployctl exec`: its argv lists (plan/exec.py), the exit-code passthrough and the history
+"""`deployctl exec`: its argv lists (plan/operate/exec.py), the exit-code passthrough and the history
 record on the scripted host (tests/support/fake_host.py), and the history's readers (good,
 previous_good, deployed, stats, `releases`) ignoring `exec` records."""
 
@@ -12,12 +12,12 @@ import pytest
 from deployctl.adapters.connector import CommandResult
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ExecNotStarted, ExitCode
-from deployctl.plan import exec as plan
+from deployctl.plan.operate import exec as plan
 from deployctl.plan import stats
-from deployctl.plan.containers import ContainerSpec
-from deployctl.plan.names import Names
-from deployctl.plan.releases import EXEC, LIVE, History, ReleaseRecord
-from deployctl.services.exec import ExecRequest, run_exec
+from deployctl.plan.lifecycle.containers import ContainerSpec
+from deployctl.plan.lifecycle.names import Names
+from deployctl.plan.lifecycle.releases import EXEC, LIVE, History, ReleaseRecord
+from deployctl.services.operate.exec import ExecRequest, run_exec
 from deployctl.services.hosts import layout_for
 from deployctl.services.inspect import releases as releases_view
 from tests.support.fake_host import FakeHost, Fault

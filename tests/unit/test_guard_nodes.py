@@ -1,4 +1,4 @@
-"""The error-rate guard over several proxies' logs (services/watch.Guard): a Swarm's global
+"""The error-rate guard over several proxies' logs (services/judging/watch.Guard): a Swarm's global
 proxy has a task per node, and the load balancer spreads users over all of them, so a
 release failing on one node's share must be judged on every node's lines together. Each
 node is a connector answering `date` and `docker logs` from a script (no engine)."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from deployctl.adapters.connector import CommandResult
-from deployctl.services.watch import Guard
+from deployctl.services.judging.watch import Guard
 
 NEW = "20261201-175000-bbbbbbb"
 

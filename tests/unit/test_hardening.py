@@ -1,4 +1,4 @@
-"""Least privilege and limits of a service's containers (plan/hardening.py): the config keys
+"""Least privilege and limits of a service's containers (plan/cloud/hardening.py): the config keys
 (validated, named by key path), their `docker create` flags on hosts and `docker service
 create` flags on a Swarm (exact lists), and the refusal of what a Swarm cannot do."""
 
@@ -8,10 +8,10 @@ import pytest
 
 from deployctl.config import parse_config
 from deployctl.errors import ConfigError
-from deployctl.plan import docker_commands as dc
-from deployctl.plan import swarm as sw
-from deployctl.plan.containers import release_containers
-from deployctl.plan.hardening import Hardening
+from deployctl.plan.lifecycle import docker_commands as dc
+from deployctl.plan.swarm import services as sw
+from deployctl.plan.lifecycle.containers import release_containers
+from deployctl.plan.cloud.hardening import Hardening
 
 R1 = "20261206-000000-abc1234"
 
@@ -63,8 +63,8 @@ def test_swarm_service_flags() -> None:
 
 
 def test_a_swarm_release_service_carries_the_limits() -> None:
-    from deployctl.plan.names import StateLayout
-    from deployctl.plan.release_spec import release_spec
+    from deployctl.plan.lifecycle.names import StateLayout
+    from deployctl.plan.lifecycle.release_spec import release_spec
 
     cfg = config(FULL, target="swarm")
     env = cfg.environments["prod"]

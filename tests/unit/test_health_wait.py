@@ -11,10 +11,10 @@ import pytest
 
 from deployctl.adapters.connector import CommandResult, HttpResponse
 from deployctl.errors import HealthCheckError
-from deployctl.plan.names import Names, StateLayout
-from deployctl.plan.release_spec import HealthProbe
-from deployctl.services.health import HealthWait, crash
-from deployctl.services.switch import ContainerState, HostSwitch
+from deployctl.plan.lifecycle.names import Names, StateLayout
+from deployctl.plan.lifecycle.release_spec import HealthProbe
+from deployctl.services.lifecycle.health import HealthWait, crash
+from deployctl.services.lifecycle.switch import ContainerState, HostSwitch
 
 NAME = "shop-prod-frontend-r2"
 

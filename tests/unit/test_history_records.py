@@ -7,10 +7,10 @@ import json
 
 from deployctl.adapters.local import LocalConnector
 from deployctl.events import Recorder
-from deployctl.plan.names import StateLayout
-from deployctl.plan.releases import History, prune_selection
+from deployctl.plan.lifecycle.names import StateLayout
+from deployctl.plan.lifecycle.releases import History, prune_selection
 from deployctl.plan.stats import compute, merge
-from deployctl.services.host_state import HostState
+from deployctl.services.lifecycle.host_state import HostState
 
 R1, R2, R3 = "20261201-100000-aaaaaaa", "20261202-100000-bbbbbbb", "20261203-100000-ccccccc"
 

@@ -15,13 +15,13 @@ import pytest
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import BuildError, ConfigError, DeployError, ExitCode
 from deployctl.events import Message, Recorder, StepFailed, StepProgress, StepSkipped, StepStarted
-from deployctl.plan import hooks as plan
-from deployctl.plan.releases import FAILED, LIVE
+from deployctl.plan.operate import hooks as plan
+from deployctl.plan.lifecycle.releases import FAILED, LIVE
 from deployctl.secrets import Secret, redactor
-from deployctl.services.deploy import deploy
-from deployctl.services.deploy_result import DeployOptions
-from deployctl.services.hooks import HookRunner
-from deployctl.services.rollback import rollback
+from deployctl.services.lifecycle.deploy import deploy
+from deployctl.services.lifecycle.deploy_result import DeployOptions
+from deployctl.services.operate.hooks import HookRunner
+from deployctl.services.lifecycle.rollback import rollback
 from tests.support.fake_host import FakeHost, Fault, failing_access_log, wrong_release
 from tests.unit.test_lifecycle_rules import (CONFIG, PROXY, PROXY_IMAGE, T0, current, locked, records,
                                              virtual_time)  # noqa: F401 - virtual_time: an autouse fixture
@@ -66,7 +66,7 @@ class Local:
         self.emit.events.clear()
 
     def deploy(self, **kwargs) -> str:  # type: ignore[no-untyped-def]
-        from deployctl.services.release_images import ReleaseImages
+        from deployctl.services.lifecycle.release_images import ReleaseImages
 
         self.n += 1
         images = ReleaseImages({"backend": f"sha256:back{self.n}", "frontend": f"sha256:front{self.n}"},
@@ -293,7 +293,7 @@ def test_on_revert_fires_when_the_guard_switches_back(tmp_path):
 
     failing_log = failing_access_log(host, layout.lock_info)
 
-    from deployctl.services.release_images import ReleaseImages
+    from deployctl.services.lifecycle.release_images import ReleaseImages
 
     def images_of(n: int) -> ReleaseImages:
         return ReleaseImages({"backend": f"sha256:back{n}", "frontend": f"sha256:front{n}"}, f"{n:07d}")
@@ -399,7 +399,7 @@ class NoEngine:
 
 
 def test_a_failing_pre_build_stops_the_build_before_the_engine_is_touched_exit_5(tmp_path):
-    from deployctl.services.build import BuildRequest, build_images
+    from deployctl.services.pipeline.build import BuildRequest, build_images
 
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     out = tmp_path / "hooks.jsonl"
@@ -417,7 +417,7 @@ def test_a_failing_pre_build_stops_the_build_before_the_engine_is_touched_exit_5
 def test_on_revert_fires_once_after_a_fleet_rollout_reverts_and_every_lock_is_free(tmp_path):
     from deployctl.errors import RolloutError
     from deployctl.services.hosts import layout_for
-    from deployctl.services.release_images import ReleaseImages
+    from deployctl.services.lifecycle.release_images import ReleaseImages
 
     out = tmp_path / "hooks.jsonl"
     loaded = loaded_with(f"[hooks]\non_revert = {toml_argv(record_hook(out))}\n"

@@ -1,4 +1,4 @@
-"""A connector's failure named for the user (services/host_calls.py): the host, the step,
+"""A connector's failure named for the user (services/lifecycle/host_calls.py): the host, the step,
 and the exit code from where the site stands (4 before the lock, 6 on the previous release,
 7 unknown); anything that is not a connection failure passes through unchanged."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from deployctl.adapters.connector import ConnectionLost
 from deployctl.errors import DeployError, ExitCode
-from deployctl.services.host_calls import PREVIOUS, UNCHANGED, UNKNOWN, host_error, mapped, why
+from deployctl.services.lifecycle.host_calls import PREVIOUS, UNCHANGED, UNKNOWN, host_error, mapped, why
 
 
 def test_lost_connection_names_host_and_step_with_the_site_exit_code():

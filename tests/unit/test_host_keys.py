@@ -16,7 +16,7 @@ import pytest
 from deployctl.cli.main import main
 from deployctl.config import load_config
 from deployctl.errors import ConnectError, ExitCode
-from deployctl.plan.host_keys import HostKey, console_keys, known_hosts_text, not_on_console, unpinned
+from deployctl.plan.operate.host_keys import HostKey, console_keys, known_hosts_text, not_on_console, unpinned
 from deployctl.services.hosts import known_hosts_path, ssh_connector
 
 # Two ed25519 keys and what `ssh-keygen -lf` printed for them.

@@ -1,5 +1,5 @@
-"""Secret files handed to the image's user without a container start (plan/image_user.py,
-services/secret_owner.py): the uid resolved from the image's account files, chowned on the
+"""Secret files handed to the image's user without a container start (plan/pipeline/image_user.py,
+services/lifecycle/secret_owner.py): the uid resolved from the image's account files, chowned on the
 host; the chown container only where the host may not chown or the name is unknown."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from deployctl.adapters.connector import CommandResult
-from deployctl.plan import docker_commands as dc
-from deployctl.plan import image_user as iu
-from deployctl.services.secret_owner import hand_to_image_user
+from deployctl.plan.lifecycle import docker_commands as dc
+from deployctl.plan.pipeline import image_user as iu
+from deployctl.services.lifecycle.secret_owner import hand_to_image_user
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nprobe:x:999:998::/home/probe:/bin/sh\n"
 GROUP = "root:x:0:\nprobe:x:998:\nstaff:x:50:\n"

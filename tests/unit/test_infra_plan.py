@@ -14,9 +14,9 @@ import pytest
 from deployctl.cli.main import main
 from deployctl.config import load_config, parse_config
 from deployctl.errors import ConfigError
-from deployctl.plan.infra import classify, derived_database, derived_discover, security_problems
-from deployctl.plan.infra_template import template_text
-from deployctl.services.infra import target_for
+from deployctl.plan.cloud.infra import classify, derived_database, derived_discover, security_problems
+from deployctl.plan.cloud.infra_template import template_text
+from deployctl.services.cloud.infra import target_for
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "infra" / "production.template.json"
@@ -165,7 +165,7 @@ def test_user_data_installs_docker_and_authorises_the_deploy_key(tmp_path):
 def test_user_data_publishes_the_host_keys_on_the_console_as_hosts_trust_reads_them(tmp_path):
     """The printed block, run by a real shell against a stand-in key file, parses back into
     that key with the parser `hosts trust --from-console` uses."""
-    from deployctl.plan.host_keys import HostKey, console_keys
+    from deployctl.plan.operate.host_keys import HostKey, console_keys
 
     made = target(tmp_path, "")
     script = made.template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]

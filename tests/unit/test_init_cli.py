@@ -13,8 +13,8 @@ import pytest
 from deployctl.cli.main import main
 from deployctl.config.load import load_config, parse_config
 from deployctl.errors import ExitCode
-from deployctl.plan.init_dockerfiles import parse_dockerfile, plan_from_dockerfiles
-from deployctl.plan.init_render import render
+from deployctl.plan.init.init_dockerfiles import parse_dockerfile, plan_from_dockerfiles
+from deployctl.plan.init.init_render import render
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "bootcamp-users"

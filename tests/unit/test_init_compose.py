@@ -1,4 +1,4 @@
-"""deployctl init's compose translation (plan/init_compose.py): compose dicts in, deploy.toml
+"""deployctl init's compose translation (plan/init/init_compose.py): compose dicts in, deploy.toml
 values and notes out; every output is checked by deployctl's own parse_config."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import tomllib
 import pytest
 
 from deployctl.config.load import parse_config
-from deployctl.plan.init_compose import plan_from_compose
-from deployctl.plan.init_model import to_data, to_secret_refs, with_defaults
-from deployctl.plan.init_ports import parse_port
-from deployctl.plan.init_render import render
+from deployctl.plan.init.init_compose import plan_from_compose
+from deployctl.plan.init.init_model import to_data, to_secret_refs, with_defaults
+from deployctl.plan.init.init_ports import parse_port
+from deployctl.plan.init.init_render import render
 
 
 class Files:

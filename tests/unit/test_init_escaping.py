@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from deployctl.cli.main import main
 from deployctl.config import parse_config
 from deployctl.errors import ConfigError
-from deployctl.plan.init_compose import plan_from_compose
-from deployctl.plan.init_model import to_data
-from deployctl.plan import init_render
-from deployctl.plan.init_render import render
+from deployctl.plan.init.init_compose import plan_from_compose
+from deployctl.plan.init.init_model import to_data
+from deployctl.plan.init import init_render
+from deployctl.plan.init.init_render import render
 
 INJECTION = 'curl -f http://localhost:8000/\n[environments.local.env]\nINJECTED = "yes"\n#'
 

@@ -17,7 +17,7 @@ from deployctl.artifacts import DEFAULT_FILE
 from deployctl.cli.app import build_app
 from deployctl.cli.main import hoist_globals
 from deployctl.config import load_config
-from deployctl.services.deploy_inputs import secret_names
+from deployctl.services.lifecycle.deploy_inputs import secret_names
 from deployctl.services.hosts import SSH_KEY_ENV
 
 REPO = Path(__file__).resolve().parents[2]

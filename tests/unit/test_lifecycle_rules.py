@@ -28,16 +28,16 @@ from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import (ConnectError, DeployctlError, DeployError, ExitCode, LockHeldError, RollbackError,
                               RolloutError, UncertainError)
 from deployctl.events import Message, Recorder
-from deployctl.plan import rollout as plan
-from deployctl.plan.lock import LockRecord
-from deployctl.plan.proxy_config import RELEASE_HEADER, live_release
-from deployctl.plan.releases import FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, History, ReleaseRecord
+from deployctl.plan.lifecycle import rollout as plan
+from deployctl.plan.lifecycle.lock import LockRecord
+from deployctl.plan.edge.proxy_config import RELEASE_HEADER, live_release
+from deployctl.plan.lifecycle.releases import FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, History, ReleaseRecord
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
+from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.hosts import layout_for
-from deployctl.services.release_images import ReleaseImages
-from deployctl.services.rollback import rollback
-from deployctl.services.shadow import ShadowStopped
+from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.lifecycle.rollback import rollback
+from deployctl.services.judging.shadow import ShadowStopped
 from tests.support.fake_host import FakeHost, Fault, wrong_release
 from tests.support.virtual_time import virtual_time
 
@@ -713,7 +713,7 @@ def test_a_fleet_deploy_whose_second_host_fails_its_verify_reverts_the_first(fle
     site, hosts = fleet
     hosts[1].faults.append(Fault("http_get", PROXY, times=0))
     error = site.failing_deploy(RolloutError)
-    assert error.exit_code == ExitCode.DEPLOY_FAILED  # plan/rollout.verdict: every host as before
+    assert error.exit_code == ExitCode.DEPLOY_FAILED  # plan/lifecycle/rollout.verdict: every host as before
     assert [h.outcome for h in error.hosts] == [plan.REVERTED, plan.SWITCHED_BACK, plan.SKIPPED]
     hosts[1].faults.clear()
     tried = error.hosts[0].release
@@ -784,7 +784,7 @@ def test_a_killed_nginx_container_is_started_again_by_the_next_deploy(local):
 def test_a_clock_behind_the_newest_release_still_gives_a_later_id(local):
     # faults.md: local | deploy | deployctl's clock 1 day behind the previous release's id | release id
     # | new | succeeded | 0 (the id takes the newest id's second + 1: rollback and prune order stay right)
-    from deployctl.plan.releases import sort_key
+    from deployctl.plan.lifecycle.releases import sort_key
 
     site, host = local
     r2 = site.deploy(now=T0 + 60 - 86400)  # a day before R1's
@@ -793,7 +793,7 @@ def test_a_clock_behind_the_newest_release_still_gives_a_later_id(local):
 
 def test_force_unlock_breaks_a_lock_left_by_a_killed_deploy_and_converges(local):
     # faults.md: local | deploy | SIGKILL to `deployctl deploy` | ... | left, holder shown; `--force-unlock` | succeeded
-    from deployctl.services.deploy_result import DeployOptions
+    from deployctl.services.lifecycle.deploy_result import DeployOptions
 
     from deployctl.services.hosts import machine
 
@@ -823,7 +823,7 @@ KILLS = [  # step, the call the kill comes before, what serves after, whether th
 
 @pytest.mark.parametrize("call,pattern,serves,recorded", [k[1] + k[2:] for k in KILLS], ids=[k[0] for k in KILLS])
 def test_a_killed_deploy_leaves_its_lock_and_the_next_forced_one_converges(local, call, pattern, serves, recorded):
-    from deployctl.services.deploy_result import DeployOptions
+    from deployctl.services.lifecycle.deploy_result import DeployOptions
 
     site, host = local
     count = len(records(host))
@@ -909,7 +909,7 @@ def test_sigterm_to_a_rollback_during_health_stops_its_target_again(two):
 @pytest.mark.parametrize("call,pattern,recorded", [("http_get", CONTAINER, False), ("run", r"^docker stop ", True)],
                          ids=["health", "drain"])
 def test_a_killed_rollback_leaves_its_lock_and_the_next_forced_command_converges(two, call, pattern, recorded):
-    from deployctl.services.deploy_result import DeployOptions
+    from deployctl.services.lifecycle.deploy_result import DeployOptions
 
     site, host = two
     count = len(records(host))
@@ -1081,7 +1081,7 @@ def test_a_rollback_whose_host_went_after_its_switch_says_the_switch_back_failed
 
 
 def test_a_halted_fleet_deploy_keeps_the_switched_host_and_exits_7():
-    # plan/rollout.verdict: hosts now serving different releases is 7 (on_failure = "halt")
+    # plan/lifecycle/rollout.verdict: hosts now serving different releases is 7 (on_failure = "halt")
     gen = fleet_site("halt")
     site, hosts = next(gen)
     hosts[1].faults.append(Fault("http_get", PROXY, times=0))
@@ -1096,7 +1096,7 @@ def test_a_halted_fleet_deploy_keeps_the_switched_host_and_exits_7():
 
 
 def test_a_tolerated_host_failure_goes_on_but_never_reports_success():
-    # plan/rollout.verdict: "A failed host never yields 0, whatever max_failures says" (7: hosts differ)
+    # plan/lifecycle/rollout.verdict: "A failed host never yields 0, whatever max_failures says" (7: hosts differ)
     gen = fleet_site("tolerant")
     site, hosts = next(gen)
     hosts[1].faults.append(Fault("http_get", PROXY, times=0))
@@ -1110,7 +1110,7 @@ def test_a_tolerated_host_failure_goes_on_but_never_reports_success():
 
 
 def test_a_fleet_migration_failure_stops_every_host_before_any_switch(fleet):
-    # services/rollout.py: the once-per-rollout step's failure stops the rollout whatever max_failures says
+    # services/lifecycle/rollout.py: the once-per-rollout step's failure stops the rollout whatever max_failures says
     site, hosts = fleet
     hosts[0].faults.append(Fault("run", r"^docker start --attach ", effect=3))
     error = site.failing_deploy(RolloutError)
@@ -1134,7 +1134,7 @@ def test_one_unreachable_host_in_preflight_changes_no_host(fleet):
 
 
 def test_a_lock_held_on_one_host_refuses_and_releases_the_others(fleet):
-    # services/rollout.py: every lock before any switch; one refused: nothing changed, the others released
+    # services/lifecycle/rollout.py: every lock before any switch; one refused: nothing changed, the others released
     site, hosts = fleet
     holder = LockRecord(who="ann@ci", when="2026-12-06T00:00:00Z", action="deploy", release="other", pid=1,
                         host="elsewhere")
@@ -1157,7 +1157,7 @@ def _os_threads() -> int:
 
 
 def test_sigterm_while_the_rollout_starts_its_worker_still_waits_for_the_migration(local):
-    # services/rollout.py _on_all took a signal only inside wait(): one landing in pool.submit
+    # services/lifecycle/rollout.py _on_all took a signal only inside wait(): one landing in pool.submit
     # (Thread.start) escaped to Rollout.run before the pool knew of the thread it started, so
     # nothing joined it and run() settled (clean-up, `skipped`) while the migration still ran.
     # A real signal (os.kill, as the OS delivers SIGINT/SIGTERM), not interrupt_main: the
@@ -1245,7 +1245,7 @@ def test_the_guard_reads_the_log_in_the_hosts_clock_and_reverts():
 
 
 
-# -- the shadow window (issue 27, services/shadow.py) -------------------------------------------
+# -- the shadow window (issue 27, services/judging/shadow.py) -------------------------------------------
 
 SHADOWED = layout_for(LOADED, "shadowed")
 

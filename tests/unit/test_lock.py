@@ -14,10 +14,10 @@ import pytest
 from deployctl.adapters.local import LocalConnector
 from deployctl.errors import LockHeldError, UsageError
 from deployctl.events import Recorder
-from deployctl.plan.build import rfc3339
-from deployctl.plan.lock import LockRecord, Unlock, stale_reason
-from deployctl.plan.names import StateLayout
-from deployctl.services.host_state import HostState
+from deployctl.plan.pipeline.build import rfc3339
+from deployctl.plan.lifecycle.lock import LockRecord, Unlock, stale_reason
+from deployctl.plan.lifecycle.names import StateLayout
+from deployctl.services.lifecycle.host_state import HostState
 from deployctl.services.hosts import machine
 
 R1 = "20261202-010000-abc1234"
@@ -116,7 +116,7 @@ def test_a_lock_left_by_this_process_is_stale_once_it_no_longer_holds_it(tmp_pat
     left = _state(tmp_path)
     left.acquire(_record("alice@ci"))
     left._token = None  # its release never ran to the end (the connection dropped)
-    from deployctl.services import host_state
+    from deployctl.services.lifecycle import host_state
 
     host_state._HELD.discard(_info(left)["token"])
     assert _state(tmp_path).acquire(_record("bob@ci"), force=True).who == "alice@ci"

@@ -1,4 +1,4 @@
-"""Maintenance mode's rules (plan/maintenance.py, services/maintenance.py) on fake hosts:
+"""Maintenance mode's rules (plan/edge/maintenance.py, services/edge/maintenance.py) on fake hosts:
 on every host, kept by deploys and rollbacks until `off`, deployctl's verify let through,
 shown by `status`, a refused change leaves the host serving, a Swarm refuses it by name."""
 
@@ -11,11 +11,11 @@ import pytest
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ExitCode, RolloutError, UsageError
 from deployctl.events import Recorder
-from deployctl.plan import maintenance as plan
-from deployctl.plan.proxy_config import RELEASE_HEADER, render_proxy_config
-from deployctl.plan.release_spec import ProxySpec
+from deployctl.plan.edge import maintenance as plan
+from deployctl.plan.edge.proxy_config import RELEASE_HEADER, render_proxy_config
+from deployctl.plan.lifecycle.release_spec import ProxySpec
 from deployctl.services.inspect import status
-from deployctl.services.maintenance import set_maintenance
+from deployctl.services.edge.maintenance import set_maintenance
 from tests.support.fake_host import CommandResult, Fault
 from tests.unit.test_lifecycle_rules import (CONFIG, LOADED, LOCAL, PROD, SWAP, fleet, local,  # noqa: F401
                                              virtual_time)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from deployctl.plan import docker_commands as dc
-from deployctl.plan.names import Names
-from deployctl.plan.proxy_containers import parse_proxy_listing
+from deployctl.plan.lifecycle import docker_commands as dc
+from deployctl.plan.lifecycle.names import Names
+from deployctl.plan.edge.proxy_containers import parse_proxy_listing
 
 LISTING = """\
 shop-prod-backend-20261202-010203-0000001|running|service|r/b@sha256:1|

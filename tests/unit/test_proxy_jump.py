@@ -104,7 +104,7 @@ def _infra(tmp_path, monkeypatch, *, ssh: str = "", infra: str = "", instances=(
 
 
 def test_an_infra_stack_s_hosts_go_through_its_bastion_found_once_by_its_tags(tmp_path, monkeypatch):
-    from deployctl.plan.aws import Instance
+    from deployctl.plan.cloud.aws import Instance
 
     bastions = [Instance("i-b2", "running", "10.0.0.9", "198.51.100.9"), Instance("i-old", "terminated", None, None),
                 Instance("i-b1", "running", "10.0.0.8", "198.51.100.8")]
@@ -139,7 +139,7 @@ def test_no_running_bastion_is_exit_4_saying_what_to_run(tmp_path, monkeypatch):
 
 
 def test_hosts_trust_pins_the_stack_s_bastion_first_with_its_instance_for_from_console(tmp_path, monkeypatch):
-    from deployctl.plan.aws import Instance
+    from deployctl.plan.cloud.aws import Instance
     from deployctl.services.host_keys import targets
 
     loaded, _ = _infra(tmp_path, monkeypatch, instances=[Instance("i-b1", "running", "10.0.0.8", "198.51.100.8")])

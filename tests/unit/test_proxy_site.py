@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from deployctl.plan.proxy_config import render_proxy_config
-from deployctl.plan.release_spec import ProxySpec
-from deployctl.plan.swarm_proxy import render_swarm_proxy_config
+from deployctl.plan.edge.proxy_config import render_proxy_config
+from deployctl.plan.lifecycle.release_spec import ProxySpec
+from deployctl.plan.swarm.swarm_proxy import render_swarm_proxy_config
 
 R1, R2 = "20261127-101500-aaaaaaa", "20261127-111500-bbbbbbb"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployctl.services.push_log import PushLog, classify
+from deployctl.services.pipeline.push_log import PushLog, classify
 
 DIGEST = "sha256:" + "a" * 64
 

@@ -110,10 +110,10 @@ def test_the_debug_traceback_is_masked(capsys, monkeypatch, project, flags) -> N
 
 def test_the_release_history_on_the_host_is_masked(tmp_path: Path) -> None:
     from deployctl.adapters.local import LocalConnector
-    from deployctl.plan.names import StateLayout
-    from deployctl.plan.releases import ReleaseRecord
+    from deployctl.plan.lifecycle.names import StateLayout
+    from deployctl.plan.lifecycle.releases import ReleaseRecord
     from deployctl.secrets import redactor
-    from deployctl.services.host_state import HostState
+    from deployctl.services.lifecycle.host_state import HostState
 
     secret = planted()
     redactor.add(secret)

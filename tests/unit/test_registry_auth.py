@@ -7,7 +7,7 @@ import pytest
 from deployctl.config.load import parse_config
 from deployctl.errors import ConfigError
 from deployctl.secrets import redactor
-from deployctl.services.registry_auth import registry_login
+from deployctl.services.pipeline.registry_auth import registry_login
 
 BASE = """
 app = "shop"

@@ -1,5 +1,5 @@
 """The hosts' registry login lives in a docker client config directory of its own, made for
-one command and removed after the host's pull, on every path (services/preflight.py): the
+one command and removed after the host's pull, on every path (services/lifecycle/preflight.py): the
 host user's ~/.docker/config.json never holds the password. Scripted fake connector."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 
 from deployctl.adapters.connector import CommandResult
 from deployctl.errors import ConnectError, DeployctlError, RemoteCommandError
-from deployctl.plan import docker_commands as dc
+from deployctl.plan.lifecycle import docker_commands as dc
 from deployctl.secrets import Secret
-from deployctl.services import preflight
+from deployctl.services.lifecycle import preflight
 
 PASSWORD = "pull-only-s3cret-value"
 DIR = "/tmp/deployctl-registry.AbCdEf1234"
@@ -104,10 +104,10 @@ def test_a_refused_login_removes_its_directory() -> None:
 
 def test_a_deploy_that_stops_after_the_login_removes_it_from_every_host(tmp_path: Path) -> None:
     """Host 1 logs in, host 2's preflight fails: the deploy ends before any pull, and host 1's
-    login still leaves (services/deploy.py: the `finally` that closes the connectors)."""
+    login still leaves (services/lifecycle/deploy.py: the `finally` that closes the connectors)."""
     from deployctl.config import LoadedConfig, parse_config
-    from deployctl.services.deploy import deploy
-    from deployctl.services.release_images import ReleaseImages
+    from deployctl.services.lifecycle.deploy import deploy
+    from deployctl.services.lifecycle.release_images import ReleaseImages
 
     config = parse_config(
         'app = "shop"\n[registry]\nserver = "reg:5000"\nusername = "puller"\n'
@@ -128,7 +128,7 @@ def test_accessory_boot_logs_in_only_when_this_shell_has_the_password(tmp_path: 
     """`accessory boot` can no longer rely on a login a deploy left on the host: it logs in
     for itself when the environment's source has the password, and goes without otherwise."""
     from deployctl.config import LoadedConfig, parse_config
-    from deployctl.services.deploy_inputs import optional_hosts_login
+    from deployctl.services.lifecycle.deploy_inputs import optional_hosts_login
 
     config = parse_config(
         'app = "shop"\n[registry]\nserver = "reg:5000"\nusername = "puller"\n'

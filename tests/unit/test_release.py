@@ -15,13 +15,13 @@ from deployctl.cli.main import main
 from deployctl.config.load import LoadedConfig, parse_config
 from deployctl.errors import BuildError, ConfigError, ConnectError, DeployctlError, ExitCode, TestsFailedError
 from deployctl.events import Message, Recorder, StepDone, StepFailed, StepSkipped, StepStarted
-from deployctl.services import release as release_service
-from deployctl.services.build import BuildRequest, BuildResult
-from deployctl.services.deploy import DeployResult, HostOutcome
-from deployctl.services.deploy_inputs import DeployInputs
-from deployctl.services.release import ReleaseRequest, run_release
-from deployctl.services.release_images import ReleaseImages
-from deployctl.services.testing import TestRequest
+from deployctl.services.lifecycle import release as release_service
+from deployctl.services.pipeline.build import BuildRequest, BuildResult
+from deployctl.services.lifecycle.deploy import DeployResult, HostOutcome
+from deployctl.services.lifecycle.deploy_inputs import DeployInputs
+from deployctl.services.lifecycle.release import ReleaseRequest, run_release
+from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.pipeline.testing import TestRequest
 
 CONFIG = """
 app = "shop"
@@ -45,9 +45,9 @@ class Stages:
     def __init__(self, monkeypatch, fail: dict[str, DeployctlError] | None = None) -> None:
         self.calls: list[str] = []
         self.fail = fail or {}
-        import deployctl.services.deploy as deploy_mod
-        import deployctl.services.deploy_inputs as inputs_mod
-        import deployctl.services.push as push_mod
+        import deployctl.services.lifecycle.deploy as deploy_mod
+        import deployctl.services.lifecycle.deploy_inputs as inputs_mod
+        import deployctl.services.pipeline.push as push_mod
 
         monkeypatch.setattr(release_service, "build_images", self.stage("build", self._built))
         monkeypatch.setattr(release_service, "run_tests", self.stage("test", lambda *a, **k: []))

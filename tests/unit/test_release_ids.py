@@ -20,13 +20,13 @@ from deployctl.artifacts import read_artifacts
 from deployctl.cli.main import main
 from deployctl.config import parse_config
 from deployctl.errors import ConfigError, ExitCode, UncertainError
-from deployctl.plan.canary import CanaryRecord
-from deployctl.plan.names import StateLayout
-from deployctl.plan.proxy_config import canary_of, live_release, standby_of
-from deployctl.plan import releases
-from deployctl.plan.releases import History, ReleaseRecord, new_release_id
-from deployctl.plan.warm import parse_warm
-from deployctl.services.host_state import HostState
+from deployctl.plan.judging.canary import CanaryRecord
+from deployctl.plan.lifecycle.names import StateLayout
+from deployctl.plan.edge.proxy_config import canary_of, live_release, standby_of
+from deployctl.plan.lifecycle import releases
+from deployctl.plan.lifecycle.releases import History, ReleaseRecord, new_release_id
+from deployctl.plan.lifecycle.warm import parse_warm
+from deployctl.services.lifecycle.host_state import HostState
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = "20261127-101500-abc1234"
@@ -202,8 +202,8 @@ class Listing:
 
 
 def test_containers_labelled_with_no_release_id_are_no_release_to_prune():
-    from deployctl.plan.names import Names
-    from deployctl.services.switch import HostSwitch
+    from deployctl.plan.lifecycle.names import Names
+    from deployctl.services.lifecycle.switch import HostSwitch
 
     switch = HostSwitch(Listing(), Names("shop", "prod"), StateLayout("/srv", "shop", "prod"), lambda e: None)
     assert switch.release_containers() == {GOOD: [f"shop-prod-web-{GOOD}"]}

@@ -1,5 +1,5 @@
 """The guard's and the canary's pure parts: the proxy's access log as per-release numbers
-(plan/access_log.py), the decisions (plan/verdict.py, plan/canary.py), the docker argv that reads the log,
+(plan/judging/access_log.py), the decisions (plan/judging/verdict.py, plan/judging/canary.py), the docker argv that reads the log,
 the settings, and how history and stats count a guard revert or a canary abort."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import pytest
 from pydantic import ValidationError
 
 from deployctl.config.models import Rollout
-from deployctl.plan import docker_commands as dc
-from deployctl.plan.access_log import Window, p95, parse_line, parse_lines, window
-from deployctl.plan.releases import ABORTED, LIVE, REVERTED, History, ReleaseRecord
+from deployctl.plan.lifecycle import docker_commands as dc
+from deployctl.plan.judging.access_log import Window, p95, parse_line, parse_lines, window
+from deployctl.plan.lifecycle.releases import ABORTED, LIVE, REVERTED, History, ReleaseRecord
 from deployctl.plan.stats import compute
-from deployctl.plan.canary import ABORT, PROMOTE, WAIT, canary_verdict
-from deployctl.plan.verdict import guard_verdict
+from deployctl.plan.judging.canary import ABORT, PROMOTE, WAIT, canary_verdict
+from deployctl.plan.judging.verdict import guard_verdict
 
 NEW, OLD = "20261201-175000-bbbbbbb", "20261201-170000-aaaaaaa"
 
@@ -61,7 +61,7 @@ def test_window_counts_one_release_since_an_instant_with_p95() -> None:
 
 
 def entries_at(start: float, statuses: list[int], release: str = NEW, every: float = 0.1):
-    from deployctl.plan.access_log import LogEntry
+    from deployctl.plan.judging.access_log import LogEntry
 
     return [LogEntry(start + i * every, s, 0.004, release) for i, s in enumerate(statuses)]
 
@@ -144,9 +144,9 @@ def test_a_guard_reverted_or_aborted_release_is_no_rollback_target_and_counts_as
 
 def test_dry_run_shows_the_guard_from_the_plan_the_deploy_runs() -> None:
     from deployctl.config.load import parse_config
-    from deployctl.plan.containers import release_containers
-    from deployctl.plan.names import Names
-    from deployctl.plan.switch_plan import deploy_plan, guard_spec
+    from deployctl.plan.lifecycle.containers import release_containers
+    from deployctl.plan.lifecycle.names import Names
+    from deployctl.plan.lifecycle.switch_plan import deploy_plan, guard_spec
     from tests.unit.test_deploy_plan import CONFIG_TEXT, R1, _spec
 
     config = parse_config(CONFIG_TEXT)
@@ -187,7 +187,7 @@ class _LogConn:
 
 
 def test_proxy_log_reads_only_what_is_new_and_never_counts_a_line_twice() -> None:
-    from deployctl.services.watch import ProxyLog
+    from deployctl.services.judging.watch import ProxyLog
 
     stamps = ["2026-12-01T17:50:01.100000001Z", "2026-12-01T17:50:01.100000002Z", "2026-12-01T17:50:01.100400000Z"]
     conn = _LogConn([line(ts, 200, NEW) for ts in stamps])
@@ -209,7 +209,7 @@ def test_proxy_log_takes_the_hosts_clock_difference_out() -> None:
     `--since <the switch>` in ours, it would answer nothing, and a guard would watch a
     failing release pass; the offset crosses both ways."""
     from deployctl.events import Message, Recorder
-    from deployctl.services.watch import ProxyLog
+    from deployctl.services.judging.watch import ProxyLog
 
     conn = _LogConn([line("2026-12-01T16:50:01.500000000Z", 500, NEW)], skew=-3600.0)  # host time
     events = Recorder()

@@ -1,4 +1,4 @@
-"""Address space for release networks (plan/subnets.py): each takes a /26 of the
+"""Address space for release networks (plan/lifecycle/subnets.py): each takes a /26 of the
 environment's pool, so many apps and their kept releases fit on one host where Docker's
 ~30 default pools run out; a release's network goes with its containers on every path,
 and one left without containers is removed by the next prune."""
@@ -13,11 +13,11 @@ import pytest
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ConfigError, DeployctlError
 from deployctl.events import Recorder
-from deployctl.plan import subnets
-from deployctl.plan.names import LABEL_APP, LABEL_ENV, LABEL_RELEASE, LABEL_ROLE
+from deployctl.plan.lifecycle import subnets
+from deployctl.plan.lifecycle.names import LABEL_APP, LABEL_ENV, LABEL_RELEASE, LABEL_ROLE
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
-from deployctl.services.release_images import ReleaseImages
+from deployctl.services.lifecycle.deploy import deploy
+from deployctl.services.lifecycle.release_images import ReleaseImages
 from tests.support.fake_host import FakeHost, Fault
 from tests.unit.test_lifecycle_rules import CONFIG, PROXY_IMAGE, T0, virtual_time  # noqa: F401
 

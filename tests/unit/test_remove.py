@@ -1,4 +1,4 @@
-"""`deployctl remove` (services/remove.py, plan/remove.py): its argv as data, and its rules on
+"""`deployctl remove` (services/operate/remove.py, plan/operate/remove.py): its argv as data, and its rules on
 fake hosts (tests/support/fake_host.py) with two apps on one host: everything of the removed
 environment goes, the other app keeps serving, the lock is taken first, a second run finds
 nothing, an unreachable host of a fleet fails by name while the others are removed."""
@@ -14,14 +14,14 @@ import pytest
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ExitCode, RolloutError
 from deployctl.events import Recorder
-from deployctl.plan import remove as plan
-from deployctl.plan.names import LABEL_APP, Names
-from deployctl.plan.steps import PlannedStep
+from deployctl.plan.operate import remove as plan
+from deployctl.plan.lifecycle.names import LABEL_APP, Names
+from deployctl.plan.lifecycle.steps import PlannedStep
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
+from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.hosts import layout_for
-from deployctl.services.release_images import ReleaseImages
-from deployctl.services.remove import remove_environment
+from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.operate.remove import remove_environment
 from tests.support.fake_host import FakeHost
 from tests.support.virtual_time import virtual_time
 
@@ -296,7 +296,7 @@ class ScriptedSwarm:
     are FakeHosts (one of them gone when asked)."""
 
     def __init__(self, names: Names, layout, gone: str | None = None) -> None:  # type: ignore[no-untyped-def]
-        from deployctl.plan import swarm as sw
+        from deployctl.plan.swarm import services as sw
 
         self.names, self.layout, self.sw = names, layout, sw
         self.objects = {"service": ["shop-prod-backend-r1", "shop-prod-proxy"], "secret": ["shop-prod-r1-backend-DB"],
@@ -331,7 +331,7 @@ class ScriptedSwarm:
             return CommandResult(0, "", "")
         return FakeHost.run(self.manager, argv, **kwargs)
 
-    # the SwarmSite surface services/remove.py uses
+    # the SwarmSite surface services/operate/remove.py uses
     def ready_nodes(self):  # type: ignore[no-untyped-def]
         return [type("Node", (), {"address": a, "state": "ready"})() for a in self.nodes]
 
@@ -358,8 +358,8 @@ state_dir = "/srv/state"
 
 
 def test_swarm_removal_order_and_an_unreachable_node_named():
-    from deployctl.services.host_state import HostState
-    from deployctl.services.remove import _swarm_site
+    from deployctl.services.lifecycle.host_state import HostState
+    from deployctl.services.operate.remove import _swarm_site
 
     layout = layout_for(SWARM_CONFIG, "prod")
     site = ScriptedSwarm(Names("shop", "prod"), layout, gone="10.0.0.1")
@@ -376,8 +376,8 @@ def test_swarm_removal_order_and_an_unreachable_node_named():
 
 
 def test_swarm_second_removal_finds_nothing():
-    from deployctl.services.host_state import HostState
-    from deployctl.services.remove import _swarm_site
+    from deployctl.services.lifecycle.host_state import HostState
+    from deployctl.services.operate.remove import _swarm_site
 
     layout = layout_for(SWARM_CONFIG, "prod")
     site = ScriptedSwarm(Names("shop", "prod"), layout)

@@ -1,4 +1,4 @@
-"""The rollout orchestrator (services/rollout.py) with scripted host jobs: the order of
+"""The rollout orchestrator (services/lifecycle/rollout.py) with scripted host jobs: the order of
 locks, switches, reverts and unlocks, batching and concurrency, stopping, halt vs revert,
 interrupts, and one final event per host. No hosts, no threads left behind."""
 
@@ -12,9 +12,9 @@ import pytest
 from deployctl.config.models import Rollout as Settings
 from deployctl.errors import ConnectError, ExitCode, LockHeldError
 from deployctl.events import Message, Recorder, StepDone, StepFailed, StepSkipped, StepStarted
-from deployctl.plan import rollout as plan
-from deployctl.services.host_calls import on_every_host
-from deployctl.services.rollout import Interrupted, Rollout
+from deployctl.plan.lifecycle import rollout as plan
+from deployctl.services.lifecycle.host_calls import on_every_host
+from deployctl.services.lifecycle.rollout import Interrupted, Rollout
 
 
 class Log:

@@ -1,4 +1,4 @@
-"""The pure rollout decisions (plan/rollout.py): batches, concurrency, when to stop, the
+"""The pure rollout decisions (plan/lifecycle/rollout.py): batches, concurrency, when to stop, the
 verdict's exit code, and the release a fleet rollback goes to."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from deployctl.errors import ExitCode, RollbackError, UncertainError
-from deployctl.plan import rollout as plan
-from deployctl.plan.rollout import HostReleases
+from deployctl.plan.lifecycle import rollout as plan
+from deployctl.plan.lifecycle.rollout import HostReleases
 
 HOSTS = ["a", "b", "c", "d", "e"]
 

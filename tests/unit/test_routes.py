@@ -10,10 +10,10 @@ import pytest
 
 from deployctl.config import parse_config
 from deployctl.errors import ConfigError
-from deployctl.plan.access_log import LogEntry, parse_line
-from deployctl.plan.canary import ABORT, PROMOTE, WAIT, CanarySpec, canary_spec
-from deployctl.plan.routes import OTHER, RouteRule, route_board, route_key
-from deployctl.plan.shadow import ShadowSpec, shadow_spec
+from deployctl.plan.judging.access_log import LogEntry, parse_line
+from deployctl.plan.judging.canary import ABORT, PROMOTE, WAIT, CanarySpec, canary_spec
+from deployctl.plan.judging.routes import OTHER, RouteRule, route_board, route_key
+from deployctl.plan.judging.shadow import ShadowSpec, shadow_spec
 from tests.unit.test_shadow import CONFIG  # one service, environment `prod`, its rollout table last
 
 NEW, LIVE = "20261201-110000-bbbbbbb", "20261201-100000-aaaaaaa"

@@ -1,4 +1,4 @@
-"""Rollbacks that know the schema (plan/schema.py) through the whole deploy/rollback on the
+"""Rollbacks that know the schema (plan/data/schema.py) through the whole deploy/rollback on the
 fake host (tests/support/fake_host.py): the schema recorded after the migrations, a
 rollback across a change refused with both versions and nothing changed, --accept-schema,
 --restore-data without a backup, and the guard that cannot switch back firing on_revert."""
@@ -15,12 +15,12 @@ from deployctl.adapters.connector import CommandResult
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ExitCode, RollbackError, UncertainError
 from deployctl.events import Recorder
-from deployctl.plan.releases import History
+from deployctl.plan.lifecycle.releases import History
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
+from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.hosts import layout_for
-from deployctl.services.release_images import ReleaseImages
-from deployctl.services.rollback import rollback
+from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.lifecycle.rollback import rollback
 from tests.support.fake_host import FakeHost, Fault, failing_access_log
 from tests.unit.test_lifecycle_rules import virtual_time  # noqa: F401 - the fixture: health waits in microseconds
 

@@ -8,12 +8,11 @@ import pytest
 
 from deployctl.config import parse_config
 from deployctl.errors import ConfigError, ExitCode
-from deployctl.plan.access_log import LogEntry, parse_line
-from deployctl.plan.canary import ABORT, PROMOTE, WAIT
-from deployctl.plan.proxy_config import (Shadow, canary_of, live_release, render_proxy_config, shadow_of,
-                                         standby_of)
-from deployctl.plan.release_spec import ProxySpec
-from deployctl.plan.shadow import SHADOW_P95_FLOOR_MS, ShadowSpec, shadow_spec
+from deployctl.plan.judging.access_log import LogEntry, parse_line
+from deployctl.plan.judging.canary import ABORT, PROMOTE, WAIT
+from deployctl.plan.edge.proxy_config import Shadow, canary_of, live_release, render_proxy_config, shadow_of, standby_of
+from deployctl.plan.lifecycle.release_spec import ProxySpec
+from deployctl.plan.judging.shadow import SHADOW_P95_FLOOR_MS, ShadowSpec, shadow_spec
 
 R1, R2 = "20261201-100000-aaaaaaa", "20261201-110000-bbbbbbb"
 UPSTREAMS = {R1: f"web-{R1}:5000", R2: f"web-{R2}:5000"}
@@ -62,7 +61,7 @@ def test_the_mirror_config_copies_get_and_head_to_the_new_release_and_the_live_o
             proxy_pass http://release_20261201_110000_bbbbbbb$request_uri;
         }}
         # HTTPS and ACME challenge answers as this host's certificate state says
-        # (plan/tls_config.py); before the first certificate these include nothing.
+        # (plan/edge/tls_config.py); before the first certificate these include nothing.
         include /etc/deployctl/proxy/tls/*.conf;
         include /etc/deployctl/proxy/tls/live/*.conf;
         include /etc/deployctl/proxy.d/server/*.conf;
@@ -93,7 +92,7 @@ def test_a_copy_is_cut_off_at_the_shadow_timeout_so_a_slow_release_delays_users_
 
 
 def test_the_shadow_log_format_is_the_access_logs_with_the_release_as_text():
-    """The copies' lines must parse as every other line (plan/access_log.py): the same fields."""
+    """The copies' lines must parse as every other line (plan/judging/access_log.py): the same fields."""
     text = render_proxy_config(PROXY, R1, UPSTREAMS, shadow=Shadow(R2, ("GET",)))
     live_format = text.split("log_format deployctl ")[1].split(";")[0]
     copy_format = text.split("log_format deployctl_shadow ")[1].split(";")[0]
@@ -229,18 +228,18 @@ def test_a_ratio_over_a_few_milliseconds_is_noise_and_passes():
 
 
 def test_the_lock_lasts_the_shadow_window_too():
-    from deployctl.plan.lock import lock_timeout
+    from deployctl.plan.lifecycle.lock import lock_timeout
 
     assert lock_timeout(rollout("shadow_window = 600\n")) - lock_timeout(rollout()) == 600
 
 
 def test_the_dry_run_prints_the_shadow_window_between_health_and_route():
-    """`deploy --dry-run --shadow 30` prints the plan's own rows (plan/switch_plan.SwitchPlan.steps)."""
+    """`deploy --dry-run --shadow 30` prints the plan's own rows (plan/lifecycle/switch_plan.SwitchPlan.steps)."""
     from pathlib import Path
 
     from deployctl.config import LoadedConfig
-    from deployctl.services.deploy import DeployOptions, HostDeploy
-    from deployctl.services.release_images import ReleaseImages
+    from deployctl.services.lifecycle.deploy import DeployOptions, HostDeploy
+    from deployctl.services.lifecycle.release_images import ReleaseImages
 
     class Unused:
         host = "127.0.0.1"

@@ -1,5 +1,5 @@
-"""Several apps on one host through the host's shared proxy (plan/shared_proxy.py,
-services/shared_proxy.py): the route file and main configuration as data, and on a fake
+"""Several apps on one host through the host's shared proxy (plan/edge/shared_proxy.py,
+services/edge/shared_proxy.py): the route file and main configuration as data, and on a fake
 host with two apps: a route is put in once (later deploys change nothing), a host name
 another app routes is refused before anything changes, a route nginx refuses never becomes
 live, remove takes only its own route out, and what is not supported is refused by name."""
@@ -13,10 +13,10 @@ import pytest
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ConfigError, DeployError, ExitCode, UsageError
 from deployctl.events import Recorder
-from deployctl.plan import shared_proxy as plan
-from deployctl.services.deploy import deploy
-from deployctl.services.release_images import ReleaseImages
-from deployctl.services.remove import remove_environment
+from deployctl.plan.edge import shared_proxy as plan
+from deployctl.services.lifecycle.deploy import deploy
+from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.operate.remove import remove_environment
 from tests.support.fake_host import FakeHost, Fault
 from tests.support.virtual_time import virtual_time
 
@@ -197,7 +197,7 @@ def test_remove_takes_only_its_own_route_out_first(host):
 
 @pytest.mark.parametrize("env_extra, what", [('tls = "acme"', "HTTPS"), ("", "Swarm")])
 def test_what_the_shared_proxy_does_not_do_is_refused_by_name(env_extra, what):
-    from deployctl.services.shared_proxy import refuse
+    from deployctl.services.edge.shared_proxy import refuse
 
     if what == "Swarm":
         loaded = LoadedConfig(Path("/p/deploy.toml"), parse_config("""

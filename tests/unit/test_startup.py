@@ -113,14 +113,14 @@ def test_a_local_rollback_imports_its_verb_only_and_no_remote_or_tty_library(tmp
     """The whole `deployctl rollback --env local` path: no boto3, paramiko, Docker SDK, rich
     (stdout is no TTY), and no other verb's module."""
     modules = _with_engine(tmp_path, ["rollback", "--env", "local", "--config", str(REPO / "deploy.toml")])
-    assert "deployctl.services.rollback" in modules  # the path was taken
+    assert "deployctl.services.lifecycle.rollback" in modules  # the path was taken
     heavy = {"boto3", "botocore", "paramiko", "docker", "rich"}
     assert not {m.split(".")[0] for m in modules} & heavy, sorted({m.split(".")[0] for m in modules} & heavy)
     others = set(VERB_MODULES) - {"deployctl.cli.deploy", "deployctl.cli.config"}  # config: the --env option
     assert not set(modules) & others, sorted(set(modules) & others)
     # Parts a local rollback never uses: AWS names (its hook secrets come from the
     # environment), the canary and the access log it reads (a rollback has no canary).
-    unused = {"deployctl.plan.aws", "deployctl.plan.canary", "deployctl.plan.access_log", "deployctl.adapters.aws",
+    unused = {"deployctl.plan.cloud.aws", "deployctl.plan.judging.canary", "deployctl.plan.judging.access_log", "deployctl.adapters.aws",
               "deployctl.adapters.ssh"}
     assert not set(modules) & unused, sorted(set(modules) & unused)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deployctl.plan.releases import parse_history
+from deployctl.plan.lifecycle.releases import parse_history
 from deployctl.plan.stats import compute, merge, parse_since, parse_when
 from deployctl.plan.stats_html import render_html
 
@@ -107,7 +107,7 @@ def test_html_is_self_contained(stats) -> None:
 
 
 def test_timing_is_kept_to_the_millisecond() -> None:
-    from deployctl.plan.releases import ReleaseRecord
+    from deployctl.plan.lifecycle.releases import ReleaseRecord
     from deployctl.plan.stats import timing
 
     start = parse_when("2026-11-20T10:00:00Z")

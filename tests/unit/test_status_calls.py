@@ -4,7 +4,7 @@ proxy's port comes from the proxy listing it makes anyway, not from a `docker po
 from __future__ import annotations
 
 from deployctl.adapters.connector import CommandResult
-from deployctl.plan.names import Names, StateLayout
+from deployctl.plan.lifecycle.names import Names, StateLayout
 from deployctl.services.inspect import _host_status
 
 NAMES, LAYOUT = Names("shop", "prod"), StateLayout("/var/lib/deployctl", "shop", "prod")

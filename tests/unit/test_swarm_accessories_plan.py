@@ -1,4 +1,4 @@
-"""Accessories on a Swarm (plan/swarm_accessories.py): the config asks a pinned node of an
+"""Accessories on a Swarm (plan/swarm/swarm_accessories.py): the config asks a pinned node of an
 accessory with data, refuses what cannot reach a node yet, and the service an accessory
 becomes is exact data: one task, its constraint, its alias on the app's network, its
 volumes, Docker secrets and health check, no secret value on the argv."""
@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 from deployctl.config.load import parse_config
-from deployctl.plan import accessories as acc
-from deployctl.plan import swarm_accessories as sa
-from deployctl.plan.names import Names, StateLayout
+from deployctl.plan.data import accessories as acc
+from deployctl.plan.swarm import swarm_accessories as sa
+from deployctl.plan.lifecycle.names import Names, StateLayout
 
 CONFIG_TEXT = """
 app = "shop"

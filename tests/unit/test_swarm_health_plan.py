@@ -1,4 +1,4 @@
-"""deployctl's own http/tcp check of every task on a Swarm (plan/swarm_health.py): an app
+"""deployctl's own http/tcp check of every task on a Swarm (plan/swarm/swarm_health.py): an app
 whose only check is http is accepted, its service runs without the image's HEALTHCHECK,
 and the checker's argvs, the relay's configuration and the reading of its answers are
 exact data."""
@@ -6,11 +6,11 @@ exact data."""
 from __future__ import annotations
 
 from deployctl.config.load import parse_config
-from deployctl.plan import swarm as sw
-from deployctl.plan import swarm_health as sh
-from deployctl.plan.names import Names, StateLayout
-from deployctl.plan.release_spec import release_spec
-from deployctl.plan.swarm_plan import deploy_plan, rollback_plan
+from deployctl.plan.swarm import services as sw
+from deployctl.plan.swarm import swarm_health as sh
+from deployctl.plan.lifecycle.names import Names, StateLayout
+from deployctl.plan.lifecycle.release_spec import release_spec
+from deployctl.plan.swarm.swarm_plan import deploy_plan, rollback_plan
 
 CONFIG_TEXT = """
 app = "users"
@@ -124,7 +124,7 @@ def test_the_relays_answer_reads_as_an_http_check_on_ssh_hosts():
     assert sh.http_answer(200, connected, "ok", "/healthz", target) == sh.ProbeAnswer(True)
     assert sh.http_answer(503, connected, '{"status": "broken"}\n', "/healthz", target) == sh.ProbeAnswer(
         False, '/healthz answered 503: {"status": "broken"}')
-    assert sh.http_answer(302, connected, "", "/", target).ok is False  # 200 only, as services/health.py
+    assert sh.http_answer(302, connected, "", "/", target).ok is False  # 200 only, as services/lifecycle/health.py
     # The task's own 502 is its answer; the relay's (nothing connected / no answer) says so.
     assert sh.http_answer(502, connected, "bad", "/healthz", target).why == "/healthz answered 502: bad"
     assert sh.http_answer(502, {sh.CONNECT_HEADER: "-", sh.ANSWER_HEADER: "-"}, "<html>", "/healthz", target) == \
@@ -153,7 +153,7 @@ def test_the_example_app_deploy_toml_from_init_is_accepted_on_a_swarm_unchanged(
     its services keep the checks init gave them (no HEALTHCHECK in its images); adding a
     swarm environment is all it takes (its MySQL stays outside the Swarm here: its init.sql
     `files` cannot reach a node yet, docs/swarm.md)."""
-    from deployctl.plan.init_render import render
+    from deployctl.plan.init.init_render import render
     from tests.unit.test_init_compose import BOOTCAMP, BOOTCAMP_FILES, plan
 
     text = render(plan(BOOTCAMP, BOOTCAMP_FILES))
@@ -230,7 +230,7 @@ def test_wait_ready_ends_at_the_first_failed_task_with_its_error_and_last_log_li
     import pytest
 
     from deployctl.errors import HealthCheckError
-    from deployctl.services.swarm_site import SwarmSite
+    from deployctl.services.swarm.swarm_site import SwarmSite
 
     web = "users-prod-web-r2"
     manager = Manager(_task("t1", f"{web}.1", "Running", "Starting 1 second ago"),

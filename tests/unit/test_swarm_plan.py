@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from deployctl.config.load import parse_config
-from deployctl.plan import swarm as sw
-from deployctl.plan.names import Names, StateLayout
-from deployctl.plan.release_spec import release_spec
-from deployctl.plan.swarm_plan import deploy_plan, rollback_plan
-from deployctl.plan.swarm_proxy import render_swarm_proxy_config
+from deployctl.plan.swarm import services as sw
+from deployctl.plan.lifecycle.names import Names, StateLayout
+from deployctl.plan.lifecycle.release_spec import release_spec
+from deployctl.plan.swarm.swarm_plan import deploy_plan, rollback_plan
+from deployctl.plan.swarm.swarm_proxy import render_swarm_proxy_config
 
 CONFIG_TEXT = """
 app = "shop"
@@ -243,8 +243,8 @@ def test_a_canary_on_a_swarm_is_refused_before_any_connection(tmp_path):
     from deployctl.config import load_config
     from deployctl.errors import UsageError
     from deployctl.events import Recorder
-    from deployctl.services.deploy import DeployOptions, deploy
-    from deployctl.services.release_images import ReleaseImages
+    from deployctl.services.lifecycle.deploy import DeployOptions, deploy
+    from deployctl.services.lifecycle.release_images import ReleaseImages
 
     path = tmp_path / "deploy.toml"
     path.write_text(CONFIG_TEXT)
@@ -261,8 +261,8 @@ def test_a_shadow_window_on_a_swarm_is_refused_by_name_before_any_connection(tmp
     from deployctl.config import load_config
     from deployctl.errors import ExitCode, UsageError
     from deployctl.events import Recorder
-    from deployctl.services.deploy import DeployOptions, deploy
-    from deployctl.services.release_images import ReleaseImages
+    from deployctl.services.lifecycle.deploy import DeployOptions, deploy
+    from deployctl.services.lifecycle.release_images import ReleaseImages
 
     path = tmp_path / "deploy.toml"
     path.write_text(CONFIG_TEXT.replace("proxy_port = 8080", "proxy_port = 8080\n[environments.prod.rollout]\n"

@@ -1,10 +1,10 @@
-"""`deployctl scale` is recorded and kept (plan/swarm_scale.py): a rollback runs the
+"""`deployctl scale` is recorded and kept (plan/swarm/swarm_scale.py): a rollback runs the
 target with the scaled counts, the next deploy keeps them unless deploy.toml's replicas
 of that service changed since the scale. Compared as data."""
 
 from __future__ import annotations
 
-from deployctl.plan import swarm_scale as ss
+from deployctl.plan.swarm import swarm_scale as ss
 
 
 def test_a_scale_is_recorded_against_the_replicas_it_overrode():

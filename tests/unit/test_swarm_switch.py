@@ -1,4 +1,4 @@
-"""The Swarm's switch (services/swarm_deploy._switch) on a scripted site: a signal seen after
+"""The Swarm's switch (services/swarm/swarm_deploy._switch) on a scripted site: a signal seen after
 the route or after the verify switches back, as a host's switch does, and a switch back waits
 until every node answers from the previous release before the caller removes anything."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from deployctl.errors import DeployError
-from deployctl.services.rollout import Interrupted
-from deployctl.services.swarm_deploy import SwarmSwitchBackFailed, _switch
+from deployctl.services.lifecycle.rollout import Interrupted
+from deployctl.services.swarm.swarm_deploy import SwarmSwitchBackFailed, _switch
 
 PREVIOUS = b"# deployctl proxy configuration\n# live: 20261206-010000-aaaaaaa\n"
 

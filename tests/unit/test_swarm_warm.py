@@ -1,4 +1,4 @@
-"""The Swarm's warm window (services/swarm_deploy._retire, _stop_expired_warm) on a scripted
+"""The Swarm's warm window (services/swarm/swarm_deploy._retire, _stop_expired_warm) on a scripted
 site: after a switch the release it replaced keeps its tasks for rollout.warm_window (recorded
 in the manager's warm.json), every other release goes to 0 tasks; a warm release past its
 window goes to 0 at the next command's lock, never the live one or a rollback's target."""
@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 import time
 
-from deployctl.plan import swarm as sw
-from deployctl.plan.names import Names, StateLayout
-from deployctl.plan.warm import WarmRelease, parse_warm, render_warm
-from deployctl.services.swarm_deploy import _retire, _stop_expired_warm
+from deployctl.plan.swarm import services as sw
+from deployctl.plan.lifecycle.names import Names, StateLayout
+from deployctl.plan.lifecycle.warm import WarmRelease, parse_warm, render_warm
+from deployctl.services.swarm.swarm_deploy import _retire, _stop_expired_warm
 
 R1, R2, R3 = "20261206-010000-aaaaaaa", "20261206-020000-bbbbbbb", "20261206-030000-ccccccc"
 RELEASE = re.compile(r"\d{8}-\d{6}-[0-9a-f]{7}")

@@ -8,9 +8,9 @@ import pytest
 
 from deployctl.adapters.connector import HttpResponse
 from deployctl.errors import DeployError
-from deployctl.plan.names import Names, StateLayout
-from deployctl.plan.switch_plan import VerifyCheck
-from deployctl.services.switch import HostSwitch
+from deployctl.plan.lifecycle.names import Names, StateLayout
+from deployctl.plan.lifecycle.switch_plan import VerifyCheck
+from deployctl.services.lifecycle.switch import HostSwitch
 
 
 class Scripted:

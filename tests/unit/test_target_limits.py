@@ -1,4 +1,4 @@
-"""plan/target_limits.py: what a target lacks is refused by name, the same way everywhere,
+"""plan/lifecycle/target_limits.py: what a target lacks is refused by name, the same way everywhere,
 and docs/swarm.md's "Not done yet" names every entry of the Swarm's table."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from deployctl.errors import ExitCode, UsageError
-from deployctl.plan.target_limits import LIMITS, SWARM, refuse
+from deployctl.plan.lifecycle.target_limits import LIMITS, SWARM, refuse
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "swarm.md"
 

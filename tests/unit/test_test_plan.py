@@ -1,4 +1,4 @@
-"""plan/testing.py: which flow a service's tests take, test.env rendering, report paths."""
+"""plan/pipeline/testing.py: which flow a service's tests take, test.env rendering, report paths."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ import pytest
 from deployctl.config.load import LoadedConfig, parse_config
 from deployctl.config import models  # (not TestReports by name: pytest would try to collect it)
 from deployctl.errors import ConfigError
-from deployctl.plan.testing import (
-    COMMAND, NO_TESTS, STAGE, TestEnvError, check_test_env, flow_of, render_test_env, report_paths, secrets_used,
-)
+from deployctl.plan.pipeline.testing import COMMAND, NO_TESTS, STAGE, TestEnvError, check_test_env, flow_of, render_test_env, report_paths, secrets_used
 from deployctl.secrets import Secret
-from deployctl.services.test_command import command_env, database_values, fetch_test_secrets
-from deployctl.services.testing import SuiteDatabase
+from deployctl.services.pipeline.test_command import command_env, database_values, fetch_test_secrets
+from deployctl.services.pipeline.testing import SuiteDatabase
 
 CONFIG = """
 app = "shop"

@@ -9,10 +9,7 @@ import pytest
 from deployctl.config.load import LoadedConfig, parse_config
 from deployctl.errors import ExitCode, TestsFailedError, UsageError
 from deployctl.secrets import Secret
-from deployctl.services.testing import (
-    DEFAULT_COMMAND, SuiteDatabase, SuiteResult, TestRequest, _command, _read_reports, raise_for_failures,
-    select_services, summary_line,
-)
+from deployctl.services.pipeline.testing import DEFAULT_COMMAND, SuiteDatabase, SuiteResult, TestRequest, _command, _read_reports, raise_for_failures, select_services, summary_line
 
 JUNIT = '<testsuites><testsuite tests="5" failures="{f}" errors="0" skipped="1"/></testsuites>'
 COVERAGE = '<coverage lines-valid="100" lines-covered="{c}" branches-valid="0" branches-covered="0"/>'
@@ -124,7 +121,7 @@ def test_without_reports_junit_the_exit_status_is_the_verdict(tmp_path):
 
 def test_services_without_tests_are_reported_not_failed(tmp_path):
     from deployctl.events import Recorder
-    from deployctl.services.testing import run_tests
+    from deployctl.services.pipeline.testing import run_tests
 
     config = parse_config("""
         app = "shop"

@@ -16,14 +16,14 @@ import pytest
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ConfigError, ExitCode, UsageError
 from deployctl.events import Recorder
-from deployctl.plan import certificates as certs
-from deployctl.plan import tls_config as tc
-from deployctl.plan.proxy_config import PROXY_MOUNT, render_proxy_config
-from deployctl.plan.release_spec import ProxySpec
-from deployctl.services import tls
-from deployctl.services.deploy import deploy
+from deployctl.plan.edge import certificates as certs
+from deployctl.plan.edge import tls_config as tc
+from deployctl.plan.edge.proxy_config import PROXY_MOUNT, render_proxy_config
+from deployctl.plan.lifecycle.release_spec import ProxySpec
+from deployctl.services.edge import tls
+from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.hosts import layout_for
-from deployctl.services.release_images import ReleaseImages
+from deployctl.services.lifecycle.release_images import ReleaseImages
 from tests.support.fake_host import FakeHost, Fault
 from tests.support.pebble import TestCa
 
@@ -335,7 +335,7 @@ def test_tls_files_is_checked_before_any_host_changes_and_installed_on_every_hos
 
 
 def test_a_rollback_keeps_serving_the_current_certificate(fleet):
-    from deployctl.services.rollback import rollback
+    from deployctl.services.lifecycle.rollback import rollback
 
     site, layout = loaded(), layout_for(loaded(), "fleet")
     deploy(site, "fleet", images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)

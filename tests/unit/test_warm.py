@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from deployctl.config.models import Rollout
-from deployctl.plan.warm import WarmRelease, after_switch, expired, parse_warm, render_warm
+from deployctl.plan.lifecycle.warm import WarmRelease, after_switch, expired, parse_warm, render_warm
 
 
 def test_the_replaced_release_goes_warm_for_the_window() -> None:
@@ -41,12 +41,12 @@ def test_warm_window_config() -> None:
 
 
 def test_drain_waits_for_the_release_that_just_left_the_proxy() -> None:
-    from deployctl.plan.warm import drain_left
+    from deployctl.plan.lifecycle.warm import drain_left
     assert drain_left({"v2"}, warm_before=[], now=100.0, drain=3.0) == 3.0
 
 
 def test_a_warm_release_that_left_the_proxy_a_deploy_ago_is_stopped_at_once() -> None:
-    from deployctl.plan.warm import drain_left
+    from deployctl.plan.lifecycle.warm import drain_left
     warm = [WarmRelease("v1", 50.0, 650.0)]
     assert drain_left({"v1"}, warm_before=warm, now=100.0, drain=3.0) == 0.0
     # ...but not before its own drain is over, when deploys follow each other quickly
@@ -54,14 +54,14 @@ def test_a_warm_release_that_left_the_proxy_a_deploy_ago_is_stopped_at_once() ->
 
 
 def test_the_previous_release_kept_through_the_guards_watch_is_stopped_without_a_second_drain() -> None:
-    from deployctl.plan.warm import drain_left
+    from deployctl.plan.lifecycle.warm import drain_left
     # Kept warm when the switch made it previous (at 100), stopped once the 30 s watch passed.
     kept = [WarmRelease("v2", 100.0, 190.0)]
     assert drain_left({"v2"}, warm_before=kept, now=131.0, drain=3.0) == 0.0
 
 
 def test_a_release_the_host_knows_nothing_about_gets_the_whole_drain() -> None:
-    from deployctl.plan.warm import drain_left
+    from deployctl.plan.lifecycle.warm import drain_left
     warm = [WarmRelease("v1", 50.0, 650.0)]
     assert drain_left({"v1", "v0"}, warm_before=warm, now=100.0, drain=3.0) == 3.0
     assert drain_left(set(), warm_before=warm, now=100.0, drain=3.0) == 0.0

@@ -12,14 +12,14 @@ from deployctl.config import LoadedConfig, parse_config
 from deployctl.config.cron import CronError, parse_cron
 from deployctl.errors import ConfigError, DeployctlError, ExitCode, UsageError
 from deployctl.events import Recorder
-from deployctl.plan import jobs as plan_jobs
-from deployctl.plan.names import Names
+from deployctl.plan.operate import jobs as plan_jobs
+from deployctl.plan.lifecycle.names import Names
 from deployctl.secrets import Secret
-from deployctl.services.deploy import deploy
+from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.hosts import layout_for
-from deployctl.services.jobs import register_job
-from deployctl.services.release_images import ReleaseImages
-from deployctl.services.rollback import rollback
+from deployctl.services.operate.jobs import register_job
+from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.lifecycle.rollback import rollback
 from tests.support.fake_host import FakeHost, Fault
 from tests.support.virtual_time import virtual_time
 
@@ -259,7 +259,7 @@ def test_the_first_deploy_writes_the_release_jobs_and_starts_the_scheduler_once(
 
 
 def test_jobs_are_refused_by_name_on_a_swarm():
-    from deployctl.services.swarm_deploy import deploy as swarm_deploy
+    from deployctl.services.swarm.swarm_deploy import deploy as swarm_deploy
 
     with pytest.raises(UsageError) as info:
         swarm_deploy(loaded(), "swarm", ReleaseImages({"web": "r/web@sha256:1", "consumer": "r/c@sha256:1"}, "1"),
@@ -268,8 +268,8 @@ def test_jobs_are_refused_by_name_on_a_swarm():
 
 
 def test_a_worker_on_a_swarm_is_a_service_with_its_command_and_no_port_check():
-    from deployctl.plan import swarm as sw
-    from deployctl.plan.release_spec import release_spec
+    from deployctl.plan.swarm import services as sw
+    from deployctl.plan.lifecycle.release_spec import release_spec
 
     config = loaded(stop_first=False)
     spec = release_spec(config.config, "swarm", "20261206-000000-aaaaaaa", None,
@@ -282,7 +282,7 @@ def test_a_worker_on_a_swarm_is_a_service_with_its_command_and_no_port_check():
 
 
 def test_stop_first_is_refused_by_name_on_a_swarm():
-    from deployctl.services.swarm_deploy import deploy as swarm_deploy
+    from deployctl.services.swarm.swarm_deploy import deploy as swarm_deploy
 
     text = BASE.format(stop_first="true", warm=0)
     jobs = text[text.index("[jobs.tick]"):text.index("[environments.local]")]
@@ -297,7 +297,7 @@ def test_stop_first_is_refused_by_name_on_a_swarm():
 
 def test_jobs_lists_each_jobs_last_runs_from_the_first_host_and_run_needs_the_scheduler():
     from deployctl.errors import ExecNotStarted
-    from deployctl.services.jobs import job_runs, run_job
+    from deployctl.services.operate.jobs import job_runs, run_job
 
     site = Site(loaded())
     site.deploy()

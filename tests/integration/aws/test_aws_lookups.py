@@ -17,9 +17,9 @@ from deployctl.artifacts import Artifacts, ImageArtifact, write_artifacts
 from deployctl.cli.main import main
 from deployctl.config import load_config
 from deployctl.errors import ConfigError, ExitCode
-from deployctl.plan.containers import release_containers
+from deployctl.plan.lifecycle.containers import release_containers
 from deployctl.secrets import redactor
-from deployctl.services.database_endpoint import with_database_endpoint
+from deployctl.services.data.database_endpoint import with_database_endpoint
 from deployctl.services.hosts import connectors_for
 from deployctl.services.secret_sources import environment_source, fetch_secrets
 from tests.integration.aws.moto_state import REGION, create_rds_instance, launch

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from deployctl.plan.releases import LIVE
+from deployctl.plan.lifecycle.releases import LIVE
 from tests.integration.aws.moto_state import REGION, create_rds_instance, launch
 from tests.integration.deploy_fixtures import docker, free_port, probe_config, remove_app, unique_app, write_probe_artifacts
 from tests.integration.test_deploy_local import run_cli

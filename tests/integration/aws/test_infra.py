@@ -19,8 +19,8 @@ import pytest
 from deployctl.cli.main import main
 from deployctl.config import load_config
 from deployctl.secrets import redactor
-from deployctl.services.database_endpoint import with_database_endpoint
-from deployctl.services.discovery import discover_hosts
+from deployctl.services.data.database_endpoint import with_database_endpoint
+from deployctl.services.cloud.discovery import discover_hosts
 from deployctl.services.secret_sources import environment_source, fetch_secrets
 from tests.integration.aws.moto_state import REGION
 

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from deployctl.plan.releases import History
+from deployctl.plan.lifecycle.releases import History
 from tests.integration.deploy_fixtures import DEPLOYCTL, probe_config, unique_app, write_probe_artifacts
 from tests.support.fleet import Fleet
 

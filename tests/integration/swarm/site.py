@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from deployctl.plan.releases import History
+from deployctl.plan.lifecycle.releases import History
 from tests.integration.deploy_fixtures import DEPLOYCTL, PROBE, unique_app, write_probe_artifacts
 from tests.support.swarm import Swarm
 from tests.support.traffic import Traffic

@@ -1,4 +1,4 @@
-"""The checker of plan/swarm_health.py run for real on this machine's engine, without a
+"""The checker of plan/swarm/swarm_health.py run for real on this machine's engine, without a
 Swarm: the nginx stand-in started by the very argv deployctl runs, relaying to a probe
 container on the same bridge. What its answers read as must hold for a real nginx: 200
 passes, the task's 503 is named, a closed port is "no connection (refused)", a task that
@@ -15,8 +15,8 @@ import uuid
 
 import pytest
 
-from deployctl.plan import swarm_health as sh
-from deployctl.plan.names import Names
+from deployctl.plan.swarm import swarm_health as sh
+from deployctl.plan.lifecycle.names import Names
 
 pytestmark = pytest.mark.integration
 

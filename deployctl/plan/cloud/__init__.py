@@ -1,0 +1,1 @@
+"""AWS as data: the CloudFormation template and its security rules."""

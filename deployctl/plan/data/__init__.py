@@ -1,0 +1,1 @@
+"""Accessories as data: their containers, backups, schema decisions."""

@@ -1,0 +1,1 @@
+"""The proxy as text: nginx configuration, its containers, TLS snippets, certificates."""

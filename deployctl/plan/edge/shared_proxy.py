@@ -1,0 +1,209 @@
+"""Several apps on one host: the host's shared proxy, as data (docs/proxy.md, "Several apps on
+one host").
+
+Two tiers. Each app keeps its own proxy exactly as with one app per host (its anchor and
+nginx on its own port, the switch, canary, standby, maintenance, shadow, guard: all per
+app, under the app's own lock), and the host's shared proxy, an nginx on the host's
+network publishing `shared_proxy_port` (80), sends each request to the app whose
+`[proxy] hosts` (and `path_prefix`) it matches, at that app's own proxy on 127.0.0.1.
+So a deploy, rollback or canary of one app never reloads the shared proxy (its route, a
+host name to a port, does not change with a release), and a configuration of one app that
+nginx refuses is refused by that app's own nginx: the shared proxy and every other app
+never see it. The shared proxy changes only when an app's route does (first deploy, new
+`hosts`, remove), and then under its own lock, tested whole with `nginx -t` before the
+reload.
+
+Kamal-proxy (basecamp/kamal-proxy) routes several apps in one process by host and path
+prefix (`kamal-proxy deploy svc --host a.example.com --path-prefix /api`), refusing a host
+another service routes; deployctl does the same routing in nginx and refuses the same
+conflicts, but keeps each app's release switching out of the shared process.
+
+On the host, under `<state_dir>/shared-proxy/<name>/`:
+  nginx.conf                 the main configuration: one server on the port, the route map
+  routes/<order>__<app>__<env>.map   one app environment's lines of that map
+  lock/                      mkdir lock while a route changes
+The map keys are `$host$uri` regexes; nginx tries regexes in the order it read them, and
+the routes are included by one glob (sorted by name), so the file name puts the longer
+path prefixes first and routes without a prefix last: the most specific route wins
+whatever the apps' names.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+from ..lifecycle.names import LABEL_ROLE
+
+ROLE = "shared-proxy"
+LABEL_SHARED = "io.deployctl.shared-proxy"  # the shared proxy's name
+MOUNT = "/etc/deployctl/shared-proxy"
+CONFIG_FILE = "nginx.conf"
+TEST_FILE = "nginx.test.conf"  # the main configuration with one route staged, for `nginx -t`
+ROUTES = "routes"
+PID_FILE = "/tmp/deployctl-shared-proxy.pid"
+HEALTH_PATH = "/.deployctl-shared-proxy-health"
+# On the shared proxy's own 404 (no route for the name): a route change is seen served once
+# a request for it gets (or no longer gets) this.
+NO_ROUTE_HEADER = "X-Deployctl-No-Route"
+_ROUTE_HEADER = re.compile(r"^# route: (\S+) (\S+) (\S+) (\S+)$", re.M)  # app env host prefix
+
+
+def shared_dir(state_dir: str, name: str) -> str:
+    return posixpath.join(state_dir, "shared-proxy", name)
+
+
+def container_name(name: str) -> str:
+    return f"deployctl-shared-proxy-{name}"
+
+
+def route_file(app: str, env: str, prefix: str | None) -> str:
+    """`p<9999 - length>` before `z`: longer prefixes first, no prefix last (see above)."""
+    order = f"p{9999 - len(prefix):04d}" if prefix and prefix != "/" else "z"
+    return f"{order}__{app}__{env}.map"
+
+
+def route_glob(app: str, env: str) -> str:
+    return f"*__{app}__{env}.map"
+
+
+@dataclass(frozen=True)
+class Route:
+    app: str
+    env: str
+    hosts: tuple[str, ...]
+    prefix: str | None  # None or "/": every path
+    port: int  # the app's own proxy on 127.0.0.1
+
+    @property
+    def file(self) -> str:
+        return route_file(self.app, self.env, self.prefix)
+
+    def claims(self) -> set[tuple[str, str]]:
+        return {(host.lower(), self.prefix or "/") for host in self.hosts}
+
+
+def _host_regex(host: str) -> str:
+    host = host.lower()
+    if host.startswith("*."):
+        return r"[^.]+\." + re.escape(host[2:])
+    return re.escape(host)
+
+
+def render_route(route: Route) -> str:
+    """The app's lines of the shared proxy's map: `$host$uri` -> its proxy's address."""
+    prefix = route.prefix if route.prefix and route.prefix != "/" else ""
+    path = re.escape(prefix) + "(/|$)" if prefix else "/"
+    lines = "".join(f"# route: {route.app} {route.env} {host.lower()} {route.prefix or '/'}\n" for host in route.hosts)
+    entries = "".join(f'"~^{_host_regex(host)}{path}" 127.0.0.1:{route.port};\n' for host in route.hosts)
+    return f"# Written by deployctl for {route.app} {route.env}; do not edit.\n{lines}{entries}"
+
+
+def claims_of(text: str) -> list[tuple[str, str, str, str]]:
+    """(app, env, host, prefix) of a route file's header lines."""
+    return [m.groups() for m in _ROUTE_HEADER.finditer(text)]  # type: ignore[misc]
+
+
+def conflicts(route: Route, others: dict[str, str]) -> list[str]:
+    """Other app environments' files (name -> text) that claim a host and prefix this route
+    claims: nginx would send those requests to one of them only, so it is refused."""
+    mine = route.claims()
+    found = []
+    for text in others.values():
+        for app, env, host, prefix in claims_of(text):
+            if (app, env) != (route.app, route.env) and (host, prefix) in mine:
+                found.append(f"{host}{'' if prefix == '/' else prefix} is routed to {app} {env}")
+    return sorted(set(found))
+
+
+def render_main(port: int, routes: list[str] | None = None) -> str:
+    """The shared proxy's nginx.conf. `routes`: the route files to include, by name, instead
+    of the glob (the test configuration of a staged route)."""
+    includes = ("".join(f"        include {MOUNT}/{ROUTES}/{name};\n" for name in routes) if routes is not None
+                else f"        include {MOUNT}/{ROUTES}/*.map;\n")
+    return f"""# Written by deployctl: the host's shared proxy (docs/proxy.md); do not edit.
+# port: {port}
+worker_processes auto;
+pid {PID_FILE};
+error_log /dev/stderr warn;
+
+events {{
+    worker_connections 4096;
+}}
+
+http {{
+    server_tokens off;
+    access_log /dev/stdout;
+    # Each app's own proxy checks the body size; the shared one passes any on.
+    client_max_body_size 0;
+    proxy_http_version 1.1;
+    map $http_upgrade $deployctl_shared_connection {{
+        default upgrade;
+        "" close;
+    }}
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection $deployctl_shared_connection;
+    proxy_set_header Host $host;
+    proxy_set_header X-Real-IP $remote_addr;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_read_timeout 3600s;
+    proxy_send_timeout 3600s;
+    # One connection per request to an app's proxy: a reload of that proxy closes nothing
+    # the shared one is about to reuse.
+    map "$host$uri" $deployctl_shared_target {{
+        default "";
+{includes}    }}
+
+    server {{
+        listen {port} default_server;
+        location = {HEALTH_PATH} {{
+            access_log off;
+            return 200 "ok\\n";
+        }}
+        location / {{
+            if ($deployctl_shared_target = "") {{
+                add_header {NO_ROUTE_HEADER} 1 always;
+                return 404 "No app answers for this host name here\\n";
+            }}
+            proxy_pass http://$deployctl_shared_target;
+        }}
+    }}
+}}
+"""
+
+
+def probe(route: Route) -> tuple[str, str]:
+    """A Host and path the route covers: what the wait after a change asks for."""
+    prefix = route.prefix if route.prefix and route.prefix != "/" else ""
+    return route.hosts[0].replace("*.", "deployctl-probe."), f"{prefix}/"
+
+
+def port_of(main: str | bytes | None) -> int | None:
+    if not main:
+        return None
+    text = main.decode(errors="replace") if isinstance(main, bytes) else main
+    match = re.search(r"^# port: (\d+)$", text, re.M)
+    return int(match.group(1)) if match else None
+
+
+def run_shared_proxy(name: str, image: str, host_dir: str) -> list[str]:
+    """The shared proxy: nginx on the host's network (it reaches every app's proxy on
+    127.0.0.1, and publishes its port without Docker's proxy), restarted with the engine."""
+    return ["docker", "run", "--detach", "--name", container_name(name), "--network", "host",
+            "--restart", "unless-stopped", "--label", f"{LABEL_ROLE}={ROLE}", "--label", f"{LABEL_SHARED}={name}",
+            "-v", f"{host_dir}:{MOUNT}:ro", "--entrypoint", "nginx", image,
+            "-g", "daemon off;", "-c", f"{MOUNT}/{CONFIG_FILE}"]
+
+
+def test_config(name: str) -> list[str]:
+    return ["docker", "exec", container_name(name), "nginx", "-t", "-q", "-c", f"{MOUNT}/{TEST_FILE}"]
+
+
+def reload(name: str) -> list[str]:
+    return ["docker", "exec", container_name(name), "nginx", "-s", "reload", "-c", f"{MOUNT}/{CONFIG_FILE}"]
+
+
+def list_routes(host_dir: str) -> list[str]:
+    return ["find", posixpath.join(host_dir, ROUTES), "-maxdepth", "1", "-name", "*.map", "-type", "f"]

@@ -1,0 +1,1 @@
+"""`deployctl init`: a compose file read into a deploy.toml and Dockerfiles."""

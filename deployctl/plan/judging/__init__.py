@@ -1,0 +1,1 @@
+"""The judges' pure parts: access-log parsing, canary and shadow verdicts."""

@@ -1,0 +1,1 @@
+"""The release as data: specs, names, the switch plan, steps, the rollout's pure policy."""

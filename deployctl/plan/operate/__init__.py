@@ -1,0 +1,1 @@
+"""Day two as data: exec, hooks, jobs, host keys."""

@@ -1,0 +1,1 @@
+"""Images as data: build and test argv, Dockerfile checks, image names."""

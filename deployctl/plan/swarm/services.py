@@ -1,0 +1,374 @@
+"""The exact `docker` argv lists a `swarm` environment runs on its manager (and on each
+node for the proxy), as data: tests compare the lists, services/swarm/swarm_site.py runs them.
+
+A release's service is a Swarm service named like a container of the other targets
+(`<app>-<env>-<service>-<release>`), so the new release starts beside the live one and a
+service reaches another *of its own release* by that name on the app's overlay network,
+or by its deploy.toml name (`http://backend:5001`, as compose services call each other) on
+the release's own overlay network, where each service carries that name as an alias and
+no other release's tasks are.
+Everything is `--endpoint-mode dnsrr` and host-mode ports: Swarm's routing mesh and VIPs
+are not used (they drop requests during updates, moby#30321, and need IPVS). The proxy is
+a global service (one nginx per node) that resolves the live release's tasks by DNS.
+
+Nothing secret is on an argv: a secret becomes a Docker secret created from stdin, and an
+env value using `{{ secret.* }}` reaches the service spec from an env file (mode 0600) that
+the docker CLI reads on the manager.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from dataclasses import dataclass, field
+
+from ...config.models import Config, Environment
+from ..lifecycle import docker_commands as dc
+from ..lifecycle.containers import release_containers
+from ..cloud.hardening import Hardening
+from ..lifecycle.names import Names, StateLayout
+from ..edge.proxy_config import CONFIG_PATH, PROXY_MOUNT
+from ..lifecycle.release_spec import HealthProbe, ReleaseSpec
+
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"  # on every task's container
+STOP_GRACE = "10s"  # as the other targets' `docker stop` timeout: in-flight requests finish
+TASK_FORMAT = "{{.ID}}\t{{.Name}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}\t{{.Error}}"
+NODE_FORMAT = ("{{.Description.Hostname}}\t{{.Status.Addr}}\t{{.Status.State}}\t{{.Spec.Availability}}\t"
+               "{{if .ManagerStatus}}{{.ManagerStatus.Addr}}{{end}}")
+SECRET_NAME_MAX = 64  # Docker's limit on a secret's name
+
+
+@dataclass(frozen=True)
+class SwarmService:
+    """One service of a release as a Swarm service."""
+
+    service: str
+    name: str  # the Swarm service's name, also its DNS name on the overlay network
+    image: str
+    port: int
+    replicas: int
+    env: dict[str, str]
+    health: HealthProbe
+    routed: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    env_file: str = ""  # on the manager, mode 0600; the docker CLI reads it (no value on the argv)
+    secrets: tuple[tuple[str, str], ...] = ()  # (Docker secret name, file name under /run/secrets)
+    secret_env: dict[str, str] = field(default_factory=dict)  # templated; rendered only into env_file
+    hardening: Hardening | None = None  # capabilities, read-only root and limits (plan/cloud/hardening.py)
+    command: tuple[str, ...] = ()  # after the image: overrides its CMD (a worker's, say)
+
+
+def within_name_limit(full: str, end: str) -> str:
+    """A Docker secret or config name within Docker's 64 characters: `full` when it fits,
+    else a hash of it and its readable `end`."""
+    if len(full) <= SECRET_NAME_MAX:
+        return full
+    return f"{hashlib.sha256(full.encode()).hexdigest()[:12]}-{end}"[:SECRET_NAME_MAX]
+
+
+def secret_name(names: Names, release: str, service: str, secret: str) -> str:
+    """Release-scoped (a rollback finds its release's secrets unchanged) and within Docker's
+    64 characters: a long one keeps its readable end and a hash of the whole."""
+    return within_name_limit(f"{names.prefix}-{release}-{service}-{secret}", secret)
+
+
+def release_services(config: Config, environment: Environment, env_name: str, spec: ReleaseSpec,
+                     layout: StateLayout, replicas: dict[str, int] | None = None) -> list[SwarmService]:
+    """The release's services from the same container specs the other targets run (env,
+    placeholders resolved to this release's names, `<NAME>_FILE` per secret). `replicas`:
+    counts that override deploy.toml's (a rollback runs what the release ran)."""
+    names = Names(config.app, env_name)
+    images = {s.service: s.image for s in spec.services}
+    containers = release_containers(config, environment, env_name, spec.release, spec.revision, images, layout)
+    health = {s.service: s.health for s in spec.services}
+    out = []
+    for c in containers:
+        count = (replicas or {}).get(c.service, config.services[c.service].replicas)
+        out.append(SwarmService(
+            service=c.service, name=c.name, image=c.image, port=c.port, replicas=count, env=c.env,
+            health=health[c.service], routed=c.routed, labels=c.labels, env_file=c.env_file,
+            secrets=tuple((secret_name(names, spec.release, c.service, s), s) for s in c.secrets),
+            secret_env=c.secret_env, hardening=c.hardening, command=c.command,
+        ))
+    return out
+
+
+def _labels(flag: str, labels: dict[str, str]) -> list[str]:
+    return [arg for k, v in sorted(labels.items()) for arg in (flag, f"{k}={v}")]
+
+
+def _seconds(value: float) -> str:
+    return f"{max(1, round(value * 1000))}ms"
+
+
+def health_flags(probe: HealthProbe) -> list[str]:
+    """`docker`: the image's own HEALTHCHECK (no flag). `command`: run in each task the way
+    `docker exec` would, every `interval`; Swarm then keeps a task `starting` until it passes
+    and replaces a task that fails it. `http`/`tcp`: deployctl checks every task itself
+    before the switch (services/swarm/swarm_health.py), as on ssh hosts; the image's own
+    HEALTHCHECK is switched off, so Swarm never stops a task on a check the config did not
+    choose (and one that needs a curl the image lacks)."""
+    if probe.kind in ("http", "tcp", "running"):  # running: a worker, ready when its tasks run
+        return ["--no-healthcheck"]
+    if probe.kind != "command":
+        return []
+    return ["--health-cmd", shlex.join(probe.command), "--health-interval", _seconds(max(probe.interval, 1.0)),
+            "--health-timeout", _seconds(max(probe.interval, 2.0)), "--health-retries", "3",
+            "--health-start-period", _seconds(probe.timeout)]
+
+
+def create_network(network: str, labels: dict[str, str]) -> list[str]:
+    """The app's overlay network: every release's services and the proxy on each node.
+    Attachable, so a migration job and a quick `docker run` for a look can join it."""
+    return ["docker", "network", "create", "--driver", "overlay", "--attachable", *_labels("--label", labels),
+            network]
+
+
+def create_release_network(names: Names, release: str) -> list[str]:
+    """The release's own overlay network (names.release_network): its services' deploy.toml
+    names resolve there to this release's tasks only. Removed with the release."""
+    return ["docker", "network", "create", "--driver", "overlay", *_labels("--label", names.labels("network", release)),
+            names.release_network(release)]
+
+
+def remove_network(network: str) -> list[str]:
+    return ["docker", "network", "rm", network]
+
+
+def inspect_network(network: str) -> list[str]:
+    return ["docker", "network", "inspect", "--format", "{{.Driver}}", network]
+
+
+def create_secret(name: str, labels: dict[str, str]) -> list[str]:
+    """The value comes on stdin."""
+    return ["docker", "secret", "create", *_labels("--label", labels), name, "-"]
+
+
+def list_secrets(names: Names, release: str | None = None) -> list[str]:
+    filters = ["--filter", f"label=io.deployctl.app={names.app}", "--filter", f"label=io.deployctl.env={names.env}"]
+    if release:
+        filters += ["--filter", f"label=io.deployctl.release={release}"]
+    return ["docker", "secret", "ls", *filters, "--format", "{{.Name}}"]
+
+
+def remove_secrets(secrets: list[str]) -> list[str]:
+    return ["docker", "secret", "rm", *secrets]
+
+
+def create_config(name: str, labels: dict[str, str]) -> list[str]:
+    """A Docker config (a file Swarm hands to the node running a task); content on stdin."""
+    return ["docker", "config", "create", *_labels("--label", labels), name, "-"]
+
+
+def list_configs(labels: dict[str, str]) -> list[str]:
+    return ["docker", "config", "ls", *[a for k, v in sorted(labels.items()) for a in ("--filter", f"label={k}={v}")],
+            "--format", "{{.Name}}"]
+
+
+def remove_configs(configs: list[str]) -> list[str]:
+    return ["docker", "config", "rm", *configs]
+
+
+def _service_body(svc: SwarmService, network: str, labels: dict[str, str], release_network: str = "",
+                  alias: bool = True) -> list[str]:
+    """`release_network`: also on the release's own network, as its deploy.toml name
+    (`alias`; a migration job joins without it, so that it never answers for the service)."""
+    env = [arg for k, v in sorted(svc.env.items()) for arg in ("--env", f"{k}={v}")]
+    env_file = ["--env-file", svc.env_file] if svc.env_file else []
+    # A relative target is a file under /run/secrets (SECRETS_MOUNT), where <NAME>_FILE points.
+    secrets = [arg for name, target in svc.secrets for arg in ("--secret", f"source={name},target={target}")]
+    own = ([("--network", f"name={release_network}" + (f",alias={svc.service}" if alias else ""))]
+           if release_network else [])
+    return [
+        "--network", network, *[arg for pair in own for arg in pair],
+        *_labels("--label", labels), *_labels("--container-label", labels),
+        *env, *env_file, *secrets, "--log-opt", "max-size=10m", "--no-resolve-image",
+        *(svc.hardening.swarm_flags() if svc.hardening else []),
+    ]
+
+
+def create_service(svc: SwarmService, network: str, registry_auth: bool | str = False,
+                   release_network: str = "") -> list[str]:
+    """Created detached: the switch waits for every task itself (services/swarm/swarm_site.py).
+    The image is pinned by digest, so the manager need not ask the registry (no resolve).
+    `registry_auth`: the manager logged in to the registry; its credentials go to the nodes
+    with the service (Swarm's own channel), so each node can pull."""
+    return [
+        *dc.with_registry_auth(registry_auth),
+        "--name", svc.name, "--replicas", str(svc.replicas),
+        "--endpoint-mode", "dnsrr", *_service_body(svc, network, svc.labels, release_network),
+        "--restart-condition", "any", "--restart-delay", "1s", "--stop-grace-period", STOP_GRACE,
+        "--update-order", "start-first", *health_flags(svc.health), svc.image, *svc.command,
+    ]
+
+
+def migration_job(svc: SwarmService, network: str, name: str, command: list[str] | tuple[str, ...],
+                  labels: dict[str, str], release_network: str = "") -> list[str]:
+    """A one-off task of the new image with the service's env and secrets (a replicated
+    job: it runs once, anywhere in the Swarm, and is not restarted when it fails)."""
+    return ["docker", "service", "create", "--detach", "--name", name, "--mode", "replicated-job",
+            "--restart-condition", "none", *_service_body(svc, network, labels, release_network, alias=False),
+            svc.image, *command]
+
+
+def scale(counts: dict[str, int]) -> list[str]:
+    return ["docker", "service", "scale", "--detach", *[f"{name}={count}" for name, count in sorted(counts.items())]]
+
+
+def remove_services(services: list[str]) -> list[str]:
+    return ["docker", "service", "rm", *services]
+
+
+def service_tasks(services: list[str]) -> list[str]:
+    return ["docker", "service", "ps", "--no-trunc", "--format", TASK_FORMAT, *services]
+
+
+def service_logs(service: str, lines: int = 50, *, follow: bool = False, raw: bool = False) -> list[str]:
+    """Every task's lines, each prefixed with its task and node (`deployctl logs`), or raw
+    (a migration job's output)."""
+    return ["docker", "service", "logs", *(["--raw"] if raw else []), "--tail", str(lines),
+            *(["--follow"] if follow else []), service]
+
+
+def list_services(names: Names) -> list[str]:
+    """This environment's services with their replica counts (`running/wanted`) and role."""
+    return ["docker", "service", "ls", "--filter", f"label=io.deployctl.app={names.app}",
+            "--filter", f"label=io.deployctl.env={names.env}", "--format", "{{.Name}}\t{{.Replicas}}"]
+
+
+def inspect_services(services: list[str]) -> list[str]:
+    return ["docker", "service", "inspect", "--format",
+            '{{.Spec.Name}}\t{{index .Spec.Labels "io.deployctl.release"}}\t'
+            '{{index .Spec.Labels "io.deployctl.service"}}\t'
+            "{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{end}}", *services]
+
+
+def list_nodes() -> list[str]:
+    return ["docker", "node", "ls", "--format", "{{.ID}}"]
+
+
+def inspect_nodes(ids: list[str]) -> list[str]:
+    return ["docker", "node", "inspect", "--format", NODE_FORMAT, *ids]
+
+
+def swarm_state() -> list[str]:
+    return ["docker", "info", "--format", "{{.Swarm.LocalNodeState}}\t{{.Swarm.ControlAvailable}}"]
+
+
+def proxy_service(names: Names, image: str, proxy_dir: str, published: int, listen_port: int,
+                  labels: dict[str, str]) -> list[str]:
+    """nginx on every node (global), publishing the port on the node itself (host mode: no
+    routing mesh), reading the configuration deployctl writes into each node's state dir."""
+    return [
+        "docker", "service", "create", "--detach", "--name", names.proxy, "--mode", "global",
+        "--endpoint-mode", "dnsrr", "--network", names.network,
+        "--publish", f"mode=host,target={listen_port},published={published},protocol=tcp",
+        "--mount", f"type=bind,source={proxy_dir},target={PROXY_MOUNT},readonly",
+        *_labels("--label", labels), *_labels("--container-label", labels),
+        "--restart-condition", "any", "--restart-delay", "1s", "--log-opt", "max-size=10m", "--no-resolve-image",
+        # Stopped gracefully (a new image rolled over the nodes, a node drained): nginx
+        # finishes the requests it holds instead of cutting them (TERM is its fast exit).
+        "--stop-signal", "QUIT",
+        "--entrypoint", "nginx", image, "-c", CONFIG_PATH, "-g", "daemon off;",
+    ]
+
+
+def proxy_image(names: Names) -> list[str]:
+    """The image the proxy service runs (as given: it is created with --no-resolve-image)."""
+    return ["docker", "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", names.proxy]
+
+
+def update_proxy_image(names: Names, image: str) -> list[str]:
+    """A new proxy image rolled over the nodes: one node at a time (a host-mode port cannot
+    be held by two tasks, so each task stops before its replacement starts), nginx stopped
+    gracefully (QUIT: it finishes what it holds), a pause between nodes, and back to the
+    old image if a new task fails. Meanwhile the load balancer sends a node's refused
+    connections to the other nodes. Waits (--detach=false) until every node runs it."""
+    return ["docker", "service", "update", "--detach=false", "--quiet", "--image", image, "--no-resolve-image",
+            "--stop-signal", "QUIT", "--update-parallelism", "1", "--update-order", "stop-first",
+            "--update-delay", "2s", "--update-failure-action", "rollback", names.proxy]
+
+
+def proxy_container(names: Names) -> list[str]:
+    """On one node: the running container of its proxy task."""
+    return ["docker", "ps", "-q", "--filter", f"label={SWARM_SERVICE_LABEL}={names.proxy}",
+            "--filter", "status=running"]
+
+
+# -- what the manager answers ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    name: str  # service.slot
+    node: str
+    desired: str  # Running | Shutdown | Complete ...
+    state: str  # "Running 5 seconds ago", "Starting 1 second ago", "Failed ..."
+    error: str = ""
+
+    @property
+    def running(self) -> bool:
+        """With a health check, Swarm reports a task running only once it passed."""
+        return self.state.startswith("Running")
+
+    @property
+    def complete(self) -> bool:
+        return self.state.startswith("Complete")
+
+    @property
+    def failed(self) -> bool:
+        return self.state.startswith(("Failed", "Rejected"))
+
+    @property
+    def service(self) -> str:
+        return self.name.rsplit(".", 1)[0]
+
+
+def parse_tasks(text: str) -> list[Task]:
+    tasks = []
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 5:
+            continue
+        name = parts[1].lstrip("\\_ ").strip()
+        tasks.append(Task(parts[0].strip(), name, parts[2].strip(), parts[3].strip(), parts[4].strip(),
+                          parts[5].strip() if len(parts) > 5 else ""))
+    return tasks
+
+
+def ready(tasks: list[Task], wanted: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """service -> (running, wanted) for each service not yet at its count of running tasks
+    (desired running); empty when all are."""
+    out = {}
+    for service, count in wanted.items():
+        running = sum(1 for t in tasks if t.service == service and t.desired == "Running" and t.running)
+        if running < count:
+            out[service] = (running, count)
+    return out
+
+
+@dataclass(frozen=True)
+class Node:
+    hostname: str
+    address: str
+    state: str  # ready | down | unknown
+    availability: str  # active | pause | drain
+
+    @property
+    def serving(self) -> bool:
+        return self.state == "ready" and self.availability == "active"
+
+
+def parse_nodes(text: str) -> list[Node]:
+    """A manager's own Status.Addr can read 0.0.0.0: its ManagerStatus.Addr (ip:2377) names it."""
+    nodes = []
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 4:
+            continue
+        address = parts[1].strip()
+        manager = parts[4].strip() if len(parts) > 4 else ""
+        if address in ("", "0.0.0.0") and manager:
+            address = manager.rsplit(":", 1)[0]
+        nodes.append(Node(parts[0].strip(), address, parts[2].strip(), parts[3].strip()))
+    return nodes

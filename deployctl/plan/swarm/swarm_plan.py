@@ -1,0 +1,170 @@
+"""The switch sequence on a Swarm, as data: start -> health -> route -> verify -> retire,
+the order of plan/lifecycle/switch_plan.py with Swarm's verbs. services/swarm/swarm_deploy.py runs exactly
+these argvs; `--dry-run` prints `steps()` of the same plan.
+
+Deploy creates the target release's services beside the live ones; rollback scales the
+kept (scaled to 0) services of an earlier release back to the counts it ran with. Either
+way the proxy moves only once every task runs and passed its health check, and the release
+it replaced is scaled to 0 after the drain: kept, so a rollback needs no registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..lifecycle import docker_commands as dc
+from . import services as sw
+from . import swarm_health as sh
+from ..lifecycle.names import Names
+from ..edge.proxy_config import CONFIG_FILE, STAGED_FILE
+from ..lifecycle.release_spec import HealthProbe, ReleaseSpec
+from ..lifecycle.steps import Argv, PlannedStep
+from .swarm_proxy import render_swarm_proxy_config, tasks_address
+from ..lifecycle.switch_plan import GuardSpec, VerifyCheck, proxy_swap, verify_check
+
+READY_MARGIN = 30.0  # on top of the longest health timeout: pulling the image on each node
+
+
+@dataclass(frozen=True)
+class SwarmPlan:
+    target: ReleaseSpec
+    create: bool  # deploy: services created; rollback: kept ones scaled back up
+    services: tuple[sw.SwarmService, ...]
+    secrets: tuple[tuple[str, str, str], ...]  # (Docker secret name, service, secret) to create
+    start: tuple[Argv, ...]
+    undo: tuple[Argv, ...]  # a failure before the switch: remove (deploy) or scale to 0 (rollback)
+    migrations: tuple[tuple[str, Argv], ...]  # (job name, argv): deploys only
+    proxy_config: str
+    checker: Argv  # on the manager, for deployctl's own http/tcp checks of each task; () when none
+    proxy_service: Argv  # created only where missing
+    reload: Argv  # on each node, in its proxy task
+    verify: VerifyCheck
+    drain: float
+    ready_timeout: float
+    guard: GuardSpec | None = None  # deploys only: the error-rate guard over every node's proxy log
+    network: Argv = ()  # deploys: the release's own overlay network, created before its services
+
+    @property
+    def wanted(self) -> dict[str, int]:
+        return {s.name: s.replicas for s in self.services}
+
+    @property
+    def probes(self) -> dict[str, HealthProbe]:
+        """Swarm service -> its health check (deployctl runs the http/tcp ones itself)."""
+        return {s.name: s.health for s in self.services}
+
+    def retire(self, others: list[str]) -> Argv:
+        return tuple(sw.scale({name: 0 for name in others}))
+
+    def steps(self) -> list[PlannedStep]:
+        rows = [PlannedStep("secrets", f"docker secret {name} ({service}: {secret}) from stdin, if missing",
+                            tuple(sw.create_secret(name, {})))
+                for name, service, secret in self.secrets]
+        if self.network:
+            rows.append(PlannedStep("network", "the release's own overlay network (its services' deploy.toml names as "
+                                               "aliases), if missing", self.network))
+        # Before the new tasks start, as on hosts: a release never runs on a schema it does
+        # not know, and a failed migration leaves no task of it to remove.
+        rows += [PlannedStep("migrate", f"once, as a replicated job ({name}); a failure stops here", argv)
+                 for name, argv in self.migrations]
+        rows += [PlannedStep("start", "", argv) for argv in self.start]
+        counts = ", ".join(f"{s.name}={s.replicas}" for s in self.services)
+        rows.append(PlannedStep("health", f"every task running and past its health check ({counts}; Swarm keeps a "
+                                          f"task `starting` until then), up to {self.ready_timeout:g}s",
+                                tuple(sw.service_tasks([s.name for s in self.services]))))
+        if self.checker:
+            checks = "; ".join(f"{p.container}: {p.describe()}" for p in sh.checked(self.probes).values())
+            rows.append(PlannedStep("health", "deployctl's own check of every task, over the app's network from a "
+                                              f"checker (the proxy image) on the manager, removed after: {checks}",
+                                    self.checker))
+        routed = self.target.routed
+        rows.append(PlannedStep("route", f"on every ready node: stage the proxy's {STAGED_FILE} (upstream "
+                                         f"{tasks_address(routed.container)}:{routed.port} by Docker's DNS, "
+                                         f"stamp {self.target.release})"))
+        rows.append(PlannedStep("route", "the proxy as a global service, only if it is missing", self.proxy_service))
+        rows.append(PlannedStep("route", f"on every node: nginx -t of the staged file, renamed over {CONFIG_FILE}, "
+                                         "reload (one command; a node whose proxy starts now gets the file as "
+                                         f"{CONFIG_FILE} directly)", self.reload))
+        rows.append(PlannedStep("verify", "on every node: " + self.verify.describe()))
+        rows.append(PlannedStep("record", "on the manager: append to releases.jsonl (with this release's spec and "
+                                          "replicas); write current"))
+        if self.guard is not None:
+            rows.append(PlannedStep("guard", f"{self.guard.describe()}; read from every node's proxy task, one "
+                                             "verdict over all of them (the replaced release keeps its tasks meanwhile)",
+                                    tuple(dc.logs_since("<the node's proxy task>", "<switch time>"))))
+            rows.append(PlannedStep("guard", f"if it crosses: put the previous nginx.conf back on every node (staged as "
+                                             f"{STAGED_FILE}, tested, renamed, reloaded); wait until every node "
+                                             "answers from the previous release, then the drain; remove this "
+                                             "release's services; record `reverted` with the numbers; exit 6",
+                                    self.reload))
+        rows.append(PlannedStep("drain", f"wait {self.drain:g}s for requests the replaced release still holds"))
+        rows.append(PlannedStep("stop", "scale the other releases' services to 0 (kept for rollback), but the "
+                                        "replaced release's while its warm window lasts (rollout.warm_window: a "
+                                        "rollback until then is a proxy switch; recorded in the manager's warm.json)",
+                                self.retire(["<other releases' services>"])))
+        return rows
+
+
+def _proxy_argvs(target: ReleaseSpec, names: Names, proxy_dir: str, proxy_port: int) -> tuple[Argv, Argv]:
+    service = sw.proxy_service(names, target.proxy.image, proxy_dir, proxy_port, target.proxy.listen_port,
+                               names.labels("proxy"))
+    return tuple(service), proxy_swap("<the node's proxy task>", proxy_dir)
+
+
+def _checker(target: ReleaseSpec, names: Names, services: list[sw.SwarmService] | tuple[sw.SwarmService, ...]) -> Argv:
+    probes = {s.name: s.health for s in services}
+    if not sh.checked(probes):
+        return ()
+    return tuple(sh.run_checker(names, target.release, target.proxy.image, sh.checker_attempt(probes)))
+
+
+def proxy_config_for(target: ReleaseSpec) -> str:
+    routed = target.routed
+    return render_swarm_proxy_config(target.proxy, target.release, routed.container, routed.port)
+
+
+def ready_timeout(services: list[sw.SwarmService] | tuple[sw.SwarmService, ...]) -> float:
+    return max(s.health.timeout for s in services) + READY_MARGIN
+
+
+def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Names, proxy_dir: str, *,
+                proxy_port: int, drain: float, migrations: dict[str, list[str]],
+                registry_auth: bool | str = False, guard: GuardSpec | None = None) -> SwarmPlan:
+    """`migrations`: service -> command, run once as a job of that service's new image.
+    `registry_auth`: the manager is logged in to the registry (a str: in that client config
+    directory; plan/swarm/services.py: create_service)."""
+    by_service = {s.service: s for s in services}
+    jobs = tuple((f"{names.migration(target.release)}-{service}",
+                  tuple(sw.migration_job(by_service[service], names.network,
+                                         f"{names.migration(target.release)}-{service}", command,
+                                         names.labels("migrate", target.release, service),
+                                         names.release_network(target.release))))
+                 for service, command in migrations.items())
+    proxy_service, reload = _proxy_argvs(target, names, proxy_dir, proxy_port)
+    return SwarmPlan(
+        target=target, create=True, services=tuple(services),
+        secrets=tuple((name, s.service, secret) for s in services for name, secret in s.secrets),
+        start=tuple(tuple(sw.create_service(s, names.network, registry_auth, names.release_network(target.release)))
+                    for s in services),
+        network=tuple(sw.create_release_network(names, target.release)),
+        undo=(tuple(sw.remove_services([s.name for s in services])),),
+        migrations=jobs, proxy_config=proxy_config_for(target), checker=_checker(target, names, services),
+        proxy_service=proxy_service, reload=reload,
+        verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services), guard=guard,
+    )
+
+
+def rollback_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Names, proxy_dir: str, *,
+                  proxy_port: int, drain: float) -> SwarmPlan:
+    """The target's kept services back to the counts it ran with; a failure scales them to
+    0 again. Nothing is pulled or created. A warm target (its tasks still run at those
+    counts: services/swarm/swarm_deploy.rollback) gets this plan without `start` and `undo`."""
+    proxy_service, reload = _proxy_argvs(target, names, proxy_dir, proxy_port)
+    return SwarmPlan(
+        target=target, create=False, services=tuple(services), secrets=(),
+        start=(tuple(sw.scale({s.name: s.replicas for s in services})),),
+        undo=(tuple(sw.scale({s.name: 0 for s in services})),),
+        migrations=(), proxy_config=proxy_config_for(target), checker=_checker(target, names, services),
+        proxy_service=proxy_service, reload=reload,
+        verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services),
+    )

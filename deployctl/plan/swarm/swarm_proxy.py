@@ -1,0 +1,62 @@
+"""The proxy's nginx.conf on a Swarm node: as plan/edge/proxy_config.py's (same stamp header,
+access log and health endpoint), but the live release is a set of tasks spread over the
+nodes that Swarm moves, adds and replaces. So the upstream is not a fixed address: nginx
+asks Docker's embedded DNS (127.0.0.11, on every container of the overlay network) for
+`tasks.<service>` at request time, keeping an answer one second, and a task that does not
+accept the connection (its node just died, it is being replaced) is skipped for the next
+one: a connection error is retried, a request an upstream already received is not.
+"""
+
+from __future__ import annotations
+
+from ..edge.proxy_config import HTTP_SNIPPETS, MAIN_CONTEXT, NO_RELEASE, RELEASE_HEADER, SERVER_SNIPPETS, health_location, http_common
+from ..lifecycle.release_spec import ProxySpec
+
+DNS = "127.0.0.11"
+DNS_VALID = "1s"
+# Connecting to a task on the same LAN takes milliseconds; one that does not answer within
+# this is on a node that is gone, and the request moves to another task.
+MAX_CONNECT_TIMEOUT = 1.0
+NEXT_TRIES = 3
+
+
+def tasks_address(service: str) -> str:
+    """Every running task of the service (dnsrr), one A record each."""
+    return f"tasks.{service}"
+
+
+def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str | None, port: int | None) -> str:
+    """`service`/`port`: the live release's routed Swarm service (None: nothing deployed
+    yet, the proxy answers 503 itself)."""
+    if live is not None and service is not None:
+        route = (f"            set $deployctl_release {live};\n"
+                 f"            set $deployctl_upstream {tasks_address(service)};\n"
+                 f"            proxy_pass http://$deployctl_upstream:{port};\n"
+                 # `always`: on 5xx answers too, as on hosts. Without it the verify could not
+                 # tell the new release's own 500s from nginx settling, and waited out its
+                 # timeout while users got them (the Swarm test's verify-fails phase).
+                 f"            add_header {RELEASE_HEADER} $deployctl_release always;\n")
+    else:
+        route = "            return 503 \"No release deployed yet\\n\";\n"
+    connect = min(proxy.connect_timeout, MAX_CONNECT_TIMEOUT)
+    return f"""# Written by deployctl (swarm) on every switch; do not edit (changes are replaced).
+# live: {live or NO_RELEASE}
+{MAIN_CONTEXT}
+http {{
+{http_common(proxy, connect)}    # Docker's DNS for the overlay network: the live release's tasks, asked again each second.
+    resolver {DNS} valid={DNS_VALID} ipv6=off;
+    resolver_timeout 2s;
+    # Only to another task of the same release, and only when the request never reached one.
+    proxy_next_upstream error timeout;
+    proxy_next_upstream_tries {NEXT_TRIES};
+    include {HTTP_SNIPPETS};
+
+    server {{
+        listen {proxy.listen_port} reuseport;
+        set $deployctl_release "";
+{health_location(proxy)}        include {SERVER_SNIPPETS};
+        location / {{
+{route}        }}
+    }}
+}}
+"""

@@ -1,0 +1,1 @@
+"""AWS: the infrastructure stack and the discovery of its hosts."""

@@ -1,0 +1,1 @@
+"""Accessories (databases, caches) beside an app: boot, backups, schema checks."""

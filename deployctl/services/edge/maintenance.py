@@ -1,0 +1,124 @@
+"""`deployctl maintenance on|off`: every host of the environment answers 503 with
+`Retry-After` and a page (plan/edge/maintenance.py), while the app keeps running.
+
+Per host, under its deploy lock (so a deploy never writes a configuration read before the
+change): the page first, then the live nginx.conf with its maintenance block rewritten,
+staged beside it and made live by the switch's own swap (`nginx -t`, rename, reload). A
+host where nginx refuses it keeps what it served. The hosts are changed in parallel and
+each says what it did; a Swarm refuses it by name (docs/proxy.md).
+"""
+
+from __future__ import annotations
+
+import secrets as token_source
+import time
+from dataclasses import dataclass
+
+from ...config import LoadedConfig
+from ...errors import DeployctlError, DeployError, ExitCode
+from ...events import Emit, Timer
+from ...plan.edge import maintenance as plan
+from ...plan.pipeline.build import rfc3339
+from ...plan.edge.proxy_config import RELEASE_HEADER
+from ...plan.lifecycle.target_limits import refuse
+from ..lifecycle.host_calls import each_host_result, not_everywhere, why
+from ..lifecycle.host_state import HostState
+from ..hosts import connectors_for, layout_for, names_for
+from .proxy import HostProxy
+from ..lifecycle.transaction import take_lock
+
+MAX_AT_ONCE = 16
+SERVED_WAIT = 15.0  # seconds for the reloaded nginx to answer as the change says
+
+
+@dataclass
+class MaintenanceResult:
+    host: str
+    maintenance: bool  # as the host's proxy serves now
+    changed: bool
+    error: str | None = None
+
+
+def set_maintenance(loaded: LoadedConfig, env_name: str, emit: Emit, *, on: bool, page: bytes | None = None,
+                    retry_after: int = plan.DEFAULT_RETRY_AFTER, connectors: list | None = None) -> list[MaintenanceResult]:
+    environment = loaded.environment(env_name)
+    refuse(environment.target, env_name, "maintenance")
+    state = plan.Maintenance(rfc3339(time.time()), retry_after, token_source.token_hex(16)) if on else None
+    conns = connectors if connectors is not None else connectors_for(loaded, env_name)
+    names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
+
+    def one(conn) -> MaintenanceResult:  # type: ignore[no-untyped-def]
+        try:
+            conn.connect()
+            host_state = HostState(conn, layout, emit)
+            take_lock(host_state, emit, host=conn.host, action="maintenance", release=None,
+                      message="on" if on else "off", rollout=environment.rollout)
+            try:
+                return _apply(conn, HostProxy(conn, names, layout, emit), state, page, emit,
+                              loaded.config.proxy.port)
+            finally:
+                host_state.release()
+        except DeployctlError as exc:
+            return MaintenanceResult(conn.host, not on, False, exc.message)
+        except OSError as exc:
+            return MaintenanceResult(conn.host, not on, False, why(exc))
+        finally:
+            conn.close()
+
+    results = each_host_result(conns, one, limit=MAX_AT_ONCE)
+    not_everywhere(results, f"maintenance {'on' if on else 'off'} did not reach every host", ExitCode.DEPLOY_FAILED,
+                   done="changed", again="run it again once the hosts answer (it is idempotent)")
+    return results
+
+
+def _apply(conn, proxy: HostProxy, state: plan.Maintenance | None, page: bytes | None,  # type: ignore[no-untyped-def]
+           emit: Emit, listen_port: int) -> MaintenanceResult:
+    live = proxy.live_config()
+    if live is None:
+        raise DeployError(f"{conn.host}: nothing deployed here yet (no proxy configuration): deploy first")
+    text = live.decode(errors="replace")
+    before = plan.state_of(text)
+    if state is not None and before is not None:  # on again: since and token stay, Retry-After may change
+        state = plan.Maintenance(before.since, state.retry_after, before.token)
+    try:
+        new = plan.with_state(text, state)
+    except ValueError as exc:
+        raise DeployError(f"{conn.host}: {exc}") from None
+    page_path = f"{proxy.layout.proxy_dir}/{plan.PAGE_FILE}"
+    timer = Timer(emit, "maintenance", host=conn.host, detail="on" if state else "off")
+    if state is not None:
+        # The page before the block that serves it; a page given again replaces the old one.
+        if page is not None or before is None:
+            conn.put_file(page_path, page if page is not None else plan.DEFAULT_PAGE, 0o644)
+    if new != text:
+        proxy.replace(new.encode(), "the maintenance change")
+        _wait_served(conn, proxy, listen_port, on=state is not None)
+    if state is None:
+        conn.run(["rm", "-f", "--", page_path])
+    timer.done("unchanged (already so)" if new == text else "nginx -t passed, reloaded, answering so")
+    return MaintenanceResult(conn.host, state is not None, new != text)
+
+
+def _wait_served(conn, proxy: HostProxy, listen_port: int, *, on: bool) -> None:  # type: ignore[no-untyped-def]
+    """Until the proxy answers as the new state says: a reload is asynchronous (nginx's
+    master starts new workers after the command returned), so `on` returns once a request
+    gets nginx's own 503 (no release stamp) and `off` once one reaches a release."""
+    port = proxy.port(listen_port)
+    deadline = time.monotonic() + SERVED_WAIT
+    while port is not None and time.monotonic() < deadline:
+        try:
+            answer = conn.http_get("127.0.0.1", port, "/", timeout=2.0)
+            stamped = bool(answer.headers.get(RELEASE_HEADER.lower()))
+            if (answer.status == 503 and not stamped) if on else stamped:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise DeployError(f"{conn.host}: the proxy took the maintenance change (nginx -t passed, reloaded) but did not "
+                      f"answer {'with maintenance' if on else 'from the release'} within {SERVED_WAIT:g}s")
+
+
+def maintenance_of(config: bytes | None) -> str | None:
+    """What `status` shows: "on since ..." or None."""
+    state = plan.state_of(config)
+    return f"on since {state.since} (Retry-After {state.retry_after}s)" if state is not None else None

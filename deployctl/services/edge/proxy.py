@@ -1,0 +1,247 @@
+"""deployctl's proxy on one host: an anchor container that owns the published port and the
+network namespace, and nginx inside that namespace running the configuration deployctl
+renders (plan/edge/proxy_config.py).
+
+Why two containers: a host port can be published by one container only, so replacing a
+proxy container that publishes it always leaves a gap. nginx containers that share the
+anchor's namespace listen with `reuseport`, so a new one (a new image, say) starts beside
+the old one on the same port, and the old one then quits gracefully; the anchor's
+`tcp_migrate_req` hands connections still queued on the old listener to the new one.
+A configuration change alone is a graceful reload (a HUP to nginx's master), after `nginx -t`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from ...adapters.connector import check
+from ...errors import DeployError
+from ...events import Emit, Message, Timer
+from ...plan.lifecycle import docker_commands as dc
+from ...plan.edge import maintenance
+from ...plan.lifecycle.names import Names, StateLayout
+from ...plan.edge.proxy_containers import Anchor, ProxyContainers, parse_proxy_listing
+from ...plan.edge.proxy_config import ANCHOR_MARKER, CONFIG_FILE, PID_FILE, RELEASE_HEADER, STAGED_FILE, STANDBY_FLAG_PREFIX, live_release, standby_of
+from ...plan.lifecycle.switch_plan import ProxyStart, proxy_swap
+from ...plan.edge.tls_config import TLS_LISTEN_PORT
+from ...secrets import redactor
+START_TIMEOUT = 15.0  # seconds for a new nginx to bind its port
+
+
+class HostProxy:
+    def __init__(self, conn, names: Names, layout: StateLayout, emit: Emit) -> None:
+        self.conn, self.names, self.layout, self.emit = conn, names, layout, emit
+        self._bypass: dict[str, str] | None = None  # see bypass()
+
+    @property
+    def config_file(self) -> str:
+        return f"{self.layout.proxy_dir}/{CONFIG_FILE}"
+
+    # -- looking -----------------------------------------------------------------------------
+
+    def containers(self) -> ProxyContainers:
+        """The anchor and the nginx containers, as one `docker ps` lists them."""
+        return parse_proxy_listing(self.conn.run(dc.list_proxy(self.names)).stdout, self.names.proxy)
+
+    def nginx_containers(self) -> dict[str, tuple[str, str]]:
+        """name -> (status, image) of this environment's nginx containers."""
+        return self.containers().nginx
+
+    def running_nginx(self) -> str | None:
+        return next((n for n, (s, _) in self.nginx_containers().items() if s == "running"), None)
+
+    def port(self, listen_port: int) -> int | None:
+        result = self.conn.run(dc.port_of(self.names.proxy, listen_port))
+        for line in result.stdout.splitlines():
+            port = line.rsplit(":", 1)[-1].strip()
+            if port.isdigit():
+                return int(port)
+        return None
+
+    def live_config(self) -> bytes | None:
+        return self.conn.read_file(self.config_file)
+
+    def live_release(self) -> str | None:
+        """The release the configuration on disk routes to: its standby while the standby's
+        flag exists (a warm rollback switched by the flag, its reload not done yet)."""
+        config = self.live_config()
+        standby = standby_of(config)
+        if standby is not None and self.conn.read_file(self._flag_path(standby.flag)) is not None:
+            return standby.release
+        return live_release(config)
+
+    def serving(self, port: int, path: str = "/") -> str | None:
+        """The release whose upstream answers through the proxy now (its stamp), asked of the
+        running nginx: after a failed put-back the file on disk and the loaded config differ."""
+        try:
+            response = self.conn.http_get("127.0.0.1", port, path, timeout=2.0, headers=self.bypass())
+        except OSError:
+            return None
+        return response.headers.get(RELEASE_HEADER.lower()) or None
+
+    def bypass(self) -> dict[str, str]:
+        """The header that lets deployctl's own requests through maintenance mode (empty
+        when it is off), from the configuration this proxy last wrote or, first, the live one."""
+        if self._bypass is None:
+            self._bypass = maintenance.verify_headers(self.live_config())
+        return self._bypass
+
+    # -- changing ----------------------------------------------------------------------------
+
+    def route(self, start: ProxyStart, config: str) -> int:
+        """Makes the proxy serve `config` (starting it as `start` says where it does not run
+        yet, or not this image); returns the published port.
+        Where nginx runs, the file is staged beside the live one and `start.swap` tests it,
+        renames it into place and reloads, in one command on the host: until then the live
+        file is untouched, so a deployctl killed before it leaves nothing that a later load
+        would take for the new release, and a file `nginx -t` refuses never becomes live.
+        Where nginx is (re)started, the file is written first (nothing else reads it before).
+        One `docker ps` tells the anchor, the nginx containers and the port
+        (plan/edge/proxy_containers.py); the only other round trip of a plain switch is the swap."""
+        previous = self.live_config()
+        # Maintenance mode stays as it is on the host: a deploy or rollback never ends it.
+        config = maintenance.carry(previous, config)
+        self._bypass = maintenance.verify_headers(config)
+        # The anchor serving with its own nginx means no nginx container serves in its
+        # namespace, even one listed as running (left in the namespace of an anchor that
+        # restarted): a reload would reach nobody, so a new nginx starts instead.
+        anchor_serves = self.conn.read_file(f"{self.layout.proxy_dir}/{ANCHOR_MARKER}") is not None
+        seen = self._https_published(start, self.containers())
+        reload = seen.nginx_state(start.nginx_name) == "running" and not anchor_serves
+        self.conn.put_file(self._staged_file if reload else self.config_file, config.encode(), 0o644)
+        try:
+            anchor_ran = self._ensure_anchor(start, seen.anchor)
+            if reload:
+                self._swap(start.swap, "the new configuration")
+            else:
+                self._start_nginx(start, seen.nginx)
+        except BaseException:
+            self.put_back(previous)
+            raise
+        # A (re)started anchor may publish another ephemeral port than the listing said.
+        actual = seen.anchor.published(start.listen_port) if anchor_ran and seen.anchor else None
+        actual = actual or self.port(start.listen_port)
+        if actual is None:
+            raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} publishes no port")
+        return actual
+
+    def _https_published(self, start: ProxyStart, seen: ProxyContainers) -> ProxyContainers:
+        """HTTPS turned on where the anchor publishes HTTP only: a published port cannot be
+        added to a running container, so the proxy is started again, once (docs/tls.md)."""
+        anchor = seen.anchor
+        if (start.tls_port is None or anchor is None or not anchor.is_anchor or anchor.state != "running"
+                or anchor.published(TLS_LISTEN_PORT) is not None):
+            return seen
+        self.emit(Message(f"publishing HTTPS on port {start.tls_port}: the proxy {self.names.proxy} starts again "
+                          "(one-time: about a second without answers)", level="warning", host=self.conn.host))
+        check(self.conn, dc.remove([*seen.nginx, self.names.proxy]))
+        return ProxyContainers(None, {})
+
+    @property
+    def _staged_file(self) -> str:
+        return f"{self.layout.proxy_dir}/{STAGED_FILE}"
+
+    def _swap(self, argv: Sequence[str], what: str) -> None:
+        """plan/lifecycle/docker_commands.nginx_swap_and_reload: test the staged file, rename, reload."""
+        result = self.conn.run(list(argv))
+        if not result.ok:
+            raise DeployError(f"{self.conn.host}: nginx -t refused {what} (nothing reloaded): "
+                              f"{redactor(result.stderr.strip() or result.stdout.strip())}")
+
+    def raise_flag(self, flag: str) -> None:
+        """The switch to the live configuration's standby (plan/edge/proxy_config.Standby): the
+        next request nginx takes goes there. Written by rename, so it appears whole."""
+        self.conn.put_file(self._flag_path(flag), b"", 0o644)
+
+    def lower_flag(self, flag: str) -> None:
+        check(self.conn, ["rm", "-f", self._flag_path(flag)])
+
+    def clear_flags(self, keep: str) -> None:
+        """Flags of earlier configurations: harmless (each names one render) but clutter.
+        `keep`: the flag the workers of the configuration just replaced may still read."""
+        self.conn.run(["find", self.layout.proxy_dir, "-maxdepth", "1", "-name", f"{STANDBY_FLAG_PREFIX}*",
+                       "!", "-name", keep, "-delete"])
+
+    def _flag_path(self, flag: str) -> str:
+        return f"{self.layout.proxy_dir}/{flag}"
+
+    def put_back(self, previous: bytes | None) -> None:
+        """The configuration before a failed route (or a canary, or the guard's watch): made
+        live the same way, staged and swapped in where nginx runs, so a put-back that nginx
+        refuses (the previous release's upstream gone meanwhile, tests/faults) leaves the file
+        naming what nginx still serves."""
+        self._bypass = maintenance.verify_headers(previous)
+        if previous is None or self.live_config() == previous:
+            # Unchanged on disk: the swap never renamed the new file in, so nginx never
+            # loaded it. Writing it again would only fail again when the disk is full, and
+            # report an intact site as uncertain (tests/faults, disk full).
+            return
+        self.replace(previous, "the previous configuration")
+
+    def replace(self, config: bytes, what: str) -> None:
+        """`config` made live: staged, tested, renamed and reloaded in one command where
+        nginx runs; written in place where none does (the next nginx started loads it)."""
+        running = self.running_nginx()
+        if running is None:
+            self.conn.put_file(self.config_file, config, 0o644)
+            return
+        self.conn.put_file(self._staged_file, config, 0o644)
+        self._swap(proxy_swap(running, self.layout.proxy_dir), what)
+
+    def _ensure_anchor(self, start: ProxyStart, anchor: Anchor | None) -> bool:
+        """The anchor runs afterwards; True when it ran already (its listed port holds)."""
+        if anchor is not None and anchor.is_anchor and anchor.state == "running":
+            return True
+        if anchor is not None and not anchor.is_anchor:
+            # A proxy of the earlier layout (nginx itself publishing the port): replaced once.
+            self.emit(Message(f"replacing the proxy {self.names.proxy} with deployctl's proxy (one-time: "
+                              "the port closes for about a second)", level="warning", host=self.conn.host))
+            check(self.conn, dc.remove([self.names.proxy]))
+        if anchor is None or not anchor.is_anchor:
+            timer = Timer(self.emit, "proxy", host=self.conn.host, detail="publishing its port")
+            check(self.conn, list(start.anchor))
+            timer.done()
+        else:
+            check(self.conn, dc.start([self.names.proxy]))
+        return False
+
+    def _start_nginx(self, start: ProxyStart, containers: dict[str, tuple[str, str]]) -> None:
+        """A new nginx beside the running one(s); they quit gracefully once it listens."""
+        name = start.nginx_name
+        timer = Timer(self.emit, "proxy", host=self.conn.host, detail=f"starting {name}")
+        if name in containers:
+            self.conn.run(dc.remove([name]))
+        check(self.conn, list(start.nginx))
+        wait_nginx_started(self.conn, name, PID_FILE, "the proxy's nginx")
+        old = [n for n, (s, _) in containers.items() if n != name]
+        # The anchor's own nginx, if it took over (a host reboot, say), goes now rather
+        # than when the anchor's next look finds this one listening: it may serve an
+        # older configuration meanwhile.
+        self.conn.run(dc.quit_anchor_nginx(self.names.proxy))
+        self.retire_nginx(old)
+        timer.done("listening" + (f"; {', '.join(old)} quit gracefully" if old else ""))
+
+    def retire_nginx(self, containers: list[str]) -> None:
+        for old in containers:
+            # Out of the restart policy first: a graceful quit is an exit it would undo.
+            self.conn.run(dc.no_restart(old))
+            self.conn.run(dc.nginx_quit(old))
+        for old in containers:
+            self.conn.run(dc.wait(old), timeout=120)
+            self.conn.run(dc.remove([old]))
+
+
+def wait_nginx_started(conn, name: str, pid_file: str, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Until the nginx container `name` wrote its pid (it listens); one that exits, or is
+    not up within START_TIMEOUT, is removed and said with its last lines of output.
+    (The shared proxy's nginx too: services/edge/shared_proxy.py.)"""
+    deadline = time.monotonic() + START_TIMEOUT
+    while not conn.run(dc.exec_command(name, ["test", "-s", pid_file])).ok:
+        status = conn.run(dc.status_and_role(name)).stdout.strip().partition("|")[0]
+        if status not in ("running", "created", "restarting") or time.monotonic() > deadline:
+            lines = conn.run(dc.logs(name, 10))
+            why = redactor((lines.stdout + lines.stderr).strip()[-500:])
+            conn.run(dc.remove([name]))
+            raise DeployError(f"{conn.host}: {what} did not start: {why or 'no output'}")
+        time.sleep(0.1)

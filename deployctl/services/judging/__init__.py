@@ -1,0 +1,1 @@
+"""The nets that judge a release on live traffic (canary, shadow window, guard) and the drill that tests them."""

@@ -1,0 +1,816 @@
+"""`deployctl deploy`: the release model of docs/design (design.md, "The release model").
+
+Per host: pull by digest (before the lock, so the lock is held for the switch only); under
+the host's lock: upload secrets as 0600 files, migrate once,
+start the new release beside the old one, wait for health, switch nginx, verify through
+nginx, drain, stop the old release (kept for rollback), record, prune. A failure before the
+switch removes the new containers; after the switch, it switches back. Either way the old
+release keeps serving and the command fails with exit 6.
+
+Across hosts (docs/fleet.md) the steps are split so services/lifecycle/rollout.py can order them:
+every host is checked, every host pulls, then every host is locked and uploads, migrations run once,
+then hosts switch in batches; a stopped rollout reverts the hosts it already switched.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import replace
+from typing import Callable
+
+from ...adapters.connector import check
+from ...config import LoadedConfig
+from ...errors import DeployError, UncertainError
+from ...events import Emit, Message, Timer, serialized
+from ...plan.lifecycle import docker_commands as dc
+from ...plan.lifecycle.subnets import APP_SUBNET_PREFIX, SUBNET_PREFIX
+from ...plan.pipeline import image_user as iu
+from ...plan.lifecycle.containers import release_containers
+from ...plan.lifecycle.release_spec import release_spec
+from ...plan.lifecycle.steps import PlannedStep, Step
+from ...plan.judging.canary import PROMOTE, CanaryVerdict, canary_spec
+from ...plan.judging.shadow import shadow_spec
+from ...plan.lifecycle.releases import ABORTED, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, new_release_id
+from ...plan.edge.proxy_config import LIVE_COPY
+from ...plan.lifecycle.switch_plan import deploy_plan, guard_spec, proxy_config_for
+from ...secrets import Secret
+from . import preflight
+from ..edge import shared_proxy, tls
+from ..data.accessories import ensure_accessories
+from ..judging.canary import CanaryAborted, CanaryGate, HostCanary, recover
+from ..judging.shadow import HostShadow, ShadowStopped
+from ..judging.shadow import recover as recover_shadow
+from ...plan.operate.hooks import ON_REVERT, SCHEMA_BLOCKED, HookContext
+from ..operate.hooks import HookRunner, previous_of
+from .host_state import HostState
+from ...plan.data.backup_schedule import scheduled as scheduled_backups
+from ...plan.pipeline.images import scheduler_image
+from ..operate.jobs import HostJobs, backup_jobs
+from .secret_owner import hand_to_image_user
+from ..hosts import connectors_for, layout_for, names_for, proxy_port, tls_port
+from .retire import retire_and_prune, stop_expired_warm
+from .deploy_result import DeployOptions, DeployResult, HostOutcome
+from .release_images import ReleaseImages, proxy_image_for
+from ..data.release_schema import ReleaseDatabase, backup_before_migrate, check_settings, read_schema, schema_commands
+from ...plan.data.schema import BACKUP, REFUSE as SCHEMA_REFUSE, SCHEMA
+from ...plan.data.schema import decide as schema_decide
+from ...plan.data.schema import differs as schema_differs
+from ...plan.data.schema import schema_of
+from ...plan.data.schema import show as show_schema
+from ...plan.lifecycle.env_values import SecretValueError, env_file
+from .host_calls import PREVIOUS, UNCHANGED, UNKNOWN, mapped, on_every_host
+from .host_calls import why as _why
+from .rollout import Cancel, Rollout, unexpected
+from .transaction import GuardReverted, after_switch, best_effort, deploy_failure, failure_outcome, run_transaction, release_record, take_lock
+from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
+from ..judging.watch import Guard
+
+
+GUARD_HOLD_MARGIN = 60.0  # seconds the previous release is kept warm beyond a guard's watch
+
+
+def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: dict[str, Secret],
+           emit: Emit, *, options: DeployOptions = DeployOptions(), registry_password: Secret | None = None,
+           registry_username: str | None = None, connectors: list | None = None,
+           now: float | None = None) -> DeployResult:
+    """`registry_username` overrides registry.username (ECR: the token's user, "AWS")."""
+    config, environment = loaded.config, loaded.environment(env_name)
+    tls.refuse_swarm(loaded, env_name)
+    shared_proxy.refuse(loaded, env_name)
+    check_settings(loaded, env_name)  # backup_before_migrate: refused before anything changes
+    if environment.target == "swarm":  # the same verb, driven through a Swarm manager
+        from ..swarm.swarm_deploy import deploy as swarm_deploy
+
+        return swarm_deploy(loaded, env_name, images, secrets, emit, options=options,
+                            registry_password=registry_password, registry_username=registry_username, now=now)
+    login_user = registry_username or (config.registry.username if config.registry else None)
+    emit = serialized(emit)  # hosts report from worker threads
+    conns = connectors if connectors is not None else connectors_for(loaded, env_name)
+    layout = layout_for(loaded, env_name)
+
+    live: dict[str, str | None] = {}
+    # tls = "files": the pair checked (key, names, dates) before any host changes.
+    pair = tls.files_pair(loaded, env_name) if config.tls_for(env_name) == "files" else None
+
+    def check_host(conn) -> set[str]:  # type: ignore[no-untyped-def]
+        preflight.connect(conn, emit)
+        if environment.target == "local":
+            preflight.local_images_present(conn, emit, [*images.images.values(), proxy_image_for(config, images)])
+        elif config.registry and login_user and registry_password is not None:
+            preflight.registry_login(conn, emit, config.registry.server, login_user, registry_password)
+        if environment.shared_proxy is not None:  # a host name another app routes here: refused now
+            shared_proxy.SharedProxy(conn, loaded, env_name, emit).check_claims()
+        state = HostState(conn, layout)
+        live[conn.host] = state.current()  # for the hooks (DEPLOYCTL_PREVIOUS) before the lock
+        return state.history().ids()
+
+    try:
+        # Preflight on every host before any host changes; one error names every bad host.
+        taken = set().union(*on_every_host(conns, unchanged("preflight", check_host), environment.rollout.parallel))
+        # The environment's accessories (its database, say) are up before any release work,
+        # as migrations need them: absent ones are booted, existing ones never recreated.
+        on_every_host(conns, unchanged("accessories", lambda conn: ensure_accessories(loaded, env_name, conn, secrets,
+                                                                                      emit)),
+                      environment.rollout.parallel)
+        release = new_release_id(time.time() if now is None else now, images.revision, taken)
+        emit(Message(f"release {release} to {env_name} ({len(conns)} host{'s' if len(conns) != 1 else ''})"))
+        cancel = Cancel()
+        settings = environment.rollout
+        spec = canary_spec(settings, options.canary)
+        gate = CanaryGate([conn.host for conn in conns], spec, emit) if spec is not None else None
+        shadow = shadow_spec(settings, options.shadow)
+        shadow_gate = CanaryGate([conn.host for conn in conns], shadow, emit) if shadow is not None else None
+        if (gate or shadow_gate) is not None and (settings.batch or settings.parallel):
+            # One canary (or shadow window) judged on every host's traffic at once: the hosts
+            # split (or mirror) together.
+            which = "canary" if gate is not None else "shadow window"
+            emit(Message(f"{which}: every host at once (rollout.batch and rollout.parallel apply without a {which})"))
+            settings = settings.model_copy(update={"batch": None, "parallel": None})
+        jobs = [HostDeploy(loaded, env_name, conn, emit, release, images, secrets, options, cancel=cancel, gate=gate,
+                           shadow_gate=shadow_gate, first=index == 0)
+                for index, conn in enumerate(conns)]
+        hooks = HookRunner.for_config(loaded, emit, enabled=options.hooks, secrets=secrets, stopped=cancel.is_set)
+        context = HookContext(config.app, env_name, "deploy", release, previous_of(live[c.host] for c in conns),
+                              images.revision or "", tuple(c.host for c in conns))
+
+        def watch(rollout: Rollout) -> None:
+            for meeting in (gate, shadow_gate):
+                if meeting is not None:
+                    meeting.stopped = lambda: cancel.is_set() or rollout.stop_reason is not None
+
+        shared = ReleaseDatabase()  # the migrations run once: every host's record names their schema
+        for job in jobs:
+            job.database = shared
+        results, verdict = run_transaction("deploy", jobs, settings, emit, cancel=cancel, hooks=hooks,
+                                           context=context, started=watch, before_lock=HostDeploy.fetch)
+        hosts = [HostOutcome(job.host, release, job.previous, results[job.host].outcome,
+                             results[job.host].seconds, results[job.host].error) for job in jobs]
+        blocked = [job.schema_blocked for job in jobs if job.schema_blocked]
+        if blocked:  # the guard wanted to switch back and the schema said no: on_revert says so
+            hooks.run(ON_REVERT, context.with_outcome(SCHEMA_BLOCKED))
+        judged = {name: meeting.verdict.to_dict() for name, meeting in (("shadow", shadow_gate), ("canary", gate))
+                  if meeting is not None and meeting.verdict is not None}
+        if not verdict.ok:
+            error = deploy_failure(release, results, hosts, verdict)
+            if judged:  # `--json`'s error object names what stopped it, with the worst routes
+                error.details = {"verdicts": judged}
+            raise error from unexpected(results)
+        if blocked:
+            raise UncertainError(f"{release} is live, but the guard could not switch back: {blocked[0]}",
+                                 hint=f"look at it now: `deployctl rollback --env {env_name} --restore-data` (or "
+                                      "--accept-schema) goes back deliberately")
+        if config.tls_for(env_name) != "off":
+            _certificate(loaded, env_name, conns, emit, release, pair)
+        if environment.shared_proxy is not None:
+            shared_proxy.put_routes(loaded, env_name, conns, emit, proxy_image_for(config, images))
+        return DeployResult(release, images.revision, hosts, judged)
+    finally:
+        for conn in conns:
+            preflight.registry_logout(conn)  # a no-op where the pull removed it already
+            conn.close()
+
+
+def _certificate(loaded: LoadedConfig, env_name: str, conns: list, emit: Emit, release: str,  # type: ignore[no-untyped-def]
+                 pair) -> None:
+    """After the switch, under the locks again: every host gets the environment's one
+    certificate, obtained (the first deploy: HTTPS only once it exists) or renewed within 30
+    days of expiry. The release is live either way; a failure says so (exit 9)."""
+    try:
+        tls.ensure_locked(loaded, env_name, conns, emit, pair=pair, action="deploy (certificate)")
+    except tls.CertificateError as exc:
+        raise tls.CertificateError(f"release {release} is live, but: {exc.message}", hint=exc.hint) from None
+
+
+def unchanged(step: str, fn):  # type: ignore[no-untyped-def]
+    """fn(conn), its connection failures named with the host and step: before the lock,
+    nothing of the site changed (exit 4)."""
+    def call(conn):  # type: ignore[no-untyped-def]
+        try:
+            return fn(conn)
+        except BaseException as exc:
+            raise mapped(conn.host, step, exc, UNCHANGED) from None
+    return call
+
+
+class HostDeploy:
+    """One host's part of a deploy: a HostJob for services/lifecycle/rollout.py. Prepares the host
+    (pull, networks, secrets, env files), runs migrations when asked, then runs the one
+    switch sequence (services/lifecycle/switch.py) on the plan built from this release's spec."""
+
+    def __init__(self, loaded: LoadedConfig, env_name: str, conn, emit: Emit, release: str,
+                 images: ReleaseImages, secrets: dict[str, Secret], options: DeployOptions,
+                 *, cancel: Cancel | None = None, gate: CanaryGate | None = None,
+                 shadow_gate: CanaryGate | None = None, first: bool = True) -> None:
+        self.loaded, self.env_name, self.conn, self.emit = loaded, env_name, conn, emit
+        self.first = first  # the rollout's first host: it runs the scheduled jobs (services/operate/jobs.py)
+        self.host = conn.host
+        self.config = loaded.config
+        self.environment = loaded.environment(env_name)
+        self.release, self.images, self.secrets, self.options = release, images, secrets, options
+        self.cancel = cancel or Cancel()
+        self.gate = gate  # the canary's meeting point (None: no canary)
+        self.shadow_gate = shadow_gate  # the shadow window's (None: none)
+        self.names = names_for(loaded, env_name)
+        self.layout = layout_for(loaded, env_name)
+        self.state = HostState(conn, self.layout, emit)
+        # What the migration step (run on one host) found, shared by deploy() with every
+        # host's job for its record (plan/data/schema.py).
+        self.database = ReleaseDatabase()
+        self.schema_blocked = ""  # the guard could not switch back: why (plan/data/schema.decide)
+        self.switch = HostSwitch(conn, self.names, self.layout, emit, checkpoint=self.cancel.check)
+        self.containers = release_containers(self.config, self.environment, env_name, release, images.revision,
+                                             images.images, self.layout)
+        self.spec = release_spec(self.config, env_name, release, images.revision, images.images,
+                                 proxy_image_for(self.config, images), dirty=images.dirty)
+        self.plan = deploy_plan(self.spec, self.containers, self.names, self.layout.proxy_dir,
+                                proxy_port=proxy_port(loaded, env_name), tls_port=tls_port(loaded, env_name),
+                                drain=self.environment.rollout.drain,
+                                guard=guard_spec(self.environment.rollout, options.no_guard),
+                                canary=gate.spec if gate is not None else canary_spec(self.environment.rollout,
+                                                                                      options.canary),
+                                shadow=shadow_gate.spec if shadow_gate is not None else shadow_spec(
+                                    self.environment.rollout, options.shadow))
+        self.previous: str | None = None
+        self.fetch_error: BaseException | None = None  # the pull before the lock failed (fetch)
+        self.step = "prepare"  # the step under way before the switch sequence (then self.switch.step)
+        self.started_at: float | None = None  # when the switch sequence began (for `stats`)
+        self.phase = "before"  # before | switched back | uncertain | aborted | live
+        self.canary: CanaryVerdict | None = None  # the verdict that promoted this release
+        self.shadow: CanaryVerdict | None = None  # the shadow window's verdict that passed it
+
+    # -- HostJob -----------------------------------------------------------------------------
+
+    def lock(self) -> None:
+        take_lock(self.state, self.emit, host=self.host, action="deploy", release=self.release,
+                  message=self.options.message, force=self.options.force_unlock, rollout=self.environment.rollout)
+
+    def unlock(self) -> None:
+        self.state.release()
+
+    def prepare(self) -> None:
+        """The preparation's steps (`preparation()`, the list `--dry-run` prints): nothing
+        the host serves changes. An interrupt is seen between any two of them."""
+        try:
+            for step in self.preparation():
+                self.step = step.name
+                step.action()
+                self.cancel.check()
+        except BaseException as exc:
+            raise self._abandon(exc) from None
+
+    def fetch(self) -> None:
+        """Before the lock (services/lifecycle/rollout.py): the release's images onto the host, so that
+        the lock is held for the switch only, not for the registry. Changes nothing the host
+        serves and writes no state, so another deploy's lock does not stand in its way. A
+        failure is kept for `prepare`, which fails with it under the lock (and records it)."""
+        try:
+            for step in self.fetching():
+                self.step = step.name
+                step.action()
+        except BaseException as exc:  # noqa: BLE001 - the host's outcome, given by prepare
+            self.fetch_error = exc
+
+    def fetching(self) -> list[Step]:
+        """What `fetch` runs before the lock, each with the rows the dry run prints for it:
+        an ssh host pulls every image it lacks (a local engine has them: the preflight says so)."""
+        if self.environment.target != "ssh":
+            return []
+        images = list(dict.fromkeys([*self.images.images.values(), self.spec.proxy.image,
+                                     *([scheduler_image(self.config)] if self._jobs() else [])]))
+        config_dir = preflight.registry_config(self.conn)  # this command's login, if it made one
+        rows = [PlannedStep("pull", "unless the host has it (before the lock)", tuple(dc.pull(image, config_dir)))
+                for image in images]
+        if config_dir:
+            rows.append(PlannedStep("pull", "the login leaves the host (also when anything failed)",
+                                    tuple(dc.remove_registry_config(config_dir))))
+        return [Step("pull", tuple(rows), lambda: preflight.pull(self.conn, self.emit, images))]
+
+    def _raise_fetch_error(self) -> None:
+        assert self.fetch_error is not None
+        raise self.fetch_error
+
+    def preparation(self) -> list[Step]:
+        """What `prepare` runs, in order, each with the rows the dry run prints for it."""
+        layout, names, release = self.layout, self.names, self.release
+        pool = self.environment.release_subnet_pool
+        steps = [
+            Step("prepare", (PlannedStep("state", f"read {layout.current}; make {layout.root}'s directories"),),
+                 self._read_state),
+            Step("prepare", (PlannedStep("recover", "a canary or a shadow window a killed deployctl left here: the "
+                                                    "live-only proxy back, its release's containers removed, "
+                                                    "recorded `aborted`"),),
+                 self._recover),
+            Step("prepare", (PlannedStep("warm", "stop warm releases past their window (rollout.warm_window), "
+                                                 "never the live one"),),
+                 lambda: stop_expired_warm(self.switch, keep={r for r in (self.previous,) if r})),
+        ]
+        if self.environment.rollout.warm_window > 0:
+            steps.append(Step("prepare", (PlannedStep("standby", "the live release stays warm after the switch: the "
+                                                                 "new configuration names it as its standby"),),
+                              self._standby))
+        if self.fetch_error is not None:
+            # The pull before the lock failed: the host's preparation fails with it, recorded
+            # in its history and counted against max_failures, as when it pulled under the lock.
+            steps.append(Step("pull", (), self._raise_fetch_error))
+        steps.append(Step("networks", (
+            PlannedStep("network", "only if missing" + (f"; a free /{APP_SUBNET_PREFIX} of release_subnet_pool {pool}"
+                                                        if pool else ""),
+                        tuple(dc.network_create(names, f"<free /{APP_SUBNET_PREFIX} of {pool}>" if pool else None))),
+            PlannedStep("network", "the release's own: its services find each other by name there"
+                        + (f"; a free /{SUBNET_PREFIX} of release_subnet_pool {pool}" if pool else ""),
+                        tuple(dc.release_network_create(names, release, f"<free /{SUBNET_PREFIX} of {pool}>"
+                                                        if pool else None)))), self._networks))
+        steps.append(Step("secrets", tuple(self._secret_rows()), self._upload_secrets))
+        host_tls = tls.HostTls(self.conn, names, layout, self.emit)
+        if self.config.tls_for(self.env_name) == "acme":
+            steps.append(Step("tls", (PlannedStep("tls", f"write {layout.proxy_dir}/tls/acme-challenge.conf: HTTP-01 "
+                                                         "answers, loaded by the switch below"),),
+                              host_tls.enable_challenges))
+        elif self.config.tls_for(self.env_name) == "off":
+            steps.append(Step("tls", (PlannedStep("tls", f"remove {layout.proxy_dir}/tls (HTTPS is off here; a "
+                                                         "certificate left from before goes with the switch's "
+                                                         "reload)"),),
+                              host_tls.remove_all))
+        jobs = self._jobs()
+        if jobs is not None:  # after the secrets: the job files live in the release's directory
+            steps += jobs.steps()
+        return steps
+
+    def _jobs(self) -> HostJobs | None:
+        """The release's scheduled jobs and the scheduler, on the first host only."""
+        if not self.first or not (self.config.jobs or scheduled_backups(self.config, self.env_name)):
+            return None
+        return HostJobs(self.conn, self.config, self.names, self.layout, self.release, self.spec.network,
+                        self.containers, backups=backup_jobs(self.loaded, self.env_name, self.conn.host))
+
+    def _read_state(self) -> None:
+        self.previous = self.state.current()
+        self.state.prepare()
+
+    def _secret_rows(self):  # type: ignore[no-untyped-def]
+        """What `_upload_secrets` writes, said without a value."""
+        for spec in self.containers:
+            if spec.env_file:
+                yield PlannedStep("secrets", f"write {spec.env_file} (mode 0600): "
+                                             f"{', '.join(sorted(spec.secret_env))} (values from the secret source)")
+            for host_file, _ in spec.secret_mounts():
+                yield PlannedStep("secrets", f"write {host_file} (mode 0600)")
+            if spec.secrets:
+                yield PlannedStep("secrets", f"hand {spec.secrets_dir} to the image's user when not root: its "
+                                             "uid read from the image's account files (never started)",
+                                  tuple(iu.read_accounts(spec.image)))
+                yield PlannedStep("secrets", "then chowned on the host", tuple(iu.host_chown("<UID>", spec.secrets_dir)))
+                yield PlannedStep("secrets", "or, where the host user may not chown, in a container",
+                                  tuple(dc.chown_secrets(spec.image, "<USER>", spec.secrets_dir)))
+
+    def migration_rows(self) -> list[PlannedStep]:
+        """What `migrate` runs (on the rollout's first host), as the dry run prints it."""
+        rows = []
+        if self.environment.rollout.backup_before_migrate and any(True for _ in self._migrations()):
+            rows.append(PlannedStep("backup", "before the migrations, when a release is live: `deployctl accessory "
+                                              "backup` of the database accessory, its id recorded with the release"))
+        for _, command, (clear, create, connect, start) in self._migrations():
+            rows += [PlannedStep("migrate", "a leftover of a killed run, if any", tuple(clear)),
+                     *(PlannedStep("migrate", "", tuple(argv)) for argv in (create, connect, start)),
+                     PlannedStep("migrate", "the one-off container goes, whatever it exited with", tuple(clear))]
+        for _, command, (clear, create, connect, start) in schema_commands(
+                self.config, self.containers, self.names, self.release, self.spec.network):
+            rows += [PlannedStep("schema", "its last line is recorded with the release", tuple(argv))
+                     for argv in (clear, create, connect, start, clear)]
+        return rows
+
+    def _migrations(self):  # type: ignore[no-untyped-def]
+        """(service, command, its argvs: remove, create, connect, start) for each service that
+        migrates: what `_run_migrations` runs and `migration_rows` prints."""
+        name = self.names.migration(self.release)
+        for spec in self.containers:
+            command = self.config.services[spec.service].migrate
+            if command:
+                create, connect, start = dc.run_migration(spec, self.spec.network, self.names.network, name, command,
+                                                          self.names.labels("migrate", self.release, spec.service))
+                yield spec.service, command, (dc.remove([name]), create, connect, start)
+
+    def _standby(self) -> None:
+        """The release this switch replaces stays warm (rollout.warm_window): the new
+        configuration names it as its standby, so a rollback inside the window is a flag
+        file, with no reload (plan/edge/proxy_config.Standby)."""
+        if self.previous is None:
+            return
+        standby = self.switch.standby(self._recorded_spec(self.previous), self.release)
+        if standby is not None:
+            self.plan = replace(self.plan, proxy_config=proxy_config_for(self.spec, standby), standby=standby.release)
+
+    def _networks(self) -> None:
+        if self.switch.ensure_network(self.release, self.environment.release_subnet_pool):
+            self.emit(Message(f"created network {self.names.network}", host=self.host))
+
+    def migrate(self, before: Callable[[], object] | None = None) -> None:
+        """Once per rollout, on one host, before any host switches; `before` (the pre_migrate
+        hook) first when there is a migration to run."""
+        try:
+            self.step = "migrate"
+            migrates = any(True for _ in self._migrations())
+            if before is not None and migrates:
+                before()
+            if migrates:
+                self.database.backup = backup_before_migrate(self.loaded, self.env_name, self.conn, self.release,
+                                                             self.previous, self.emit)
+            if not migrates or not self.plan.create:
+                self._run_migrations()
+            else:
+                # The new containers are created (not started) meanwhile: independent of the
+                # migration, and a second or more of engine calls off the deploy's path (issue 26).
+                # Both end before anything else happens; a failure of either is this step's.
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    created = pool.submit(self.switch.create, self.plan)
+                    try:
+                        self._run_migrations()
+                    finally:
+                        wait([created])
+                created.result()
+            self.database.schema = read_schema(self.conn, schema_commands(
+                self.config, self.containers, self.names, self.release, self.spec.network), self.emit) or None
+        except BaseException as exc:
+            raise self._abandon(exc) from None
+
+    def run(self) -> None:
+        """The switch sequence: start beside the old release, health, route, verify; then
+        the old release is drained and stopped (kept for rollback)."""
+        self.started_at = time.time()
+        try:
+            self.cancel.check()
+            if self.gate is None and self.shadow_gate is None:
+                self.switch.run(self.plan)
+            else:
+                self.switch.bring_up(self.plan)
+                self._shadow()  # when it passed; raises ShadowStopped after going back
+                promoted = self._canary() if self.gate is not None else None  # raises CanaryAborted after going back
+                try:
+                    self.switch.switch(self.plan)
+                except SwitchBackFailed:
+                    raise  # uncertain: the watchdog, still armed, puts the live-only proxy back
+                except BaseException:
+                    if promoted is not None:
+                        promoted.disarm()  # switched back to the live-only configuration
+                    raise
+                # Only now: a deployctl killed before this point leaves the watchdog armed,
+                # and it puts back the release `current` still names.
+                if promoted is not None:
+                    self._disarm(promoted)
+                elif self.shadow is not None:
+                    self.conn.run(["rm", "-f", f"{self.layout.proxy_dir}/{LIVE_COPY}"])  # the mirror is gone
+        except (CanaryAborted, ShadowStopped):
+            raise  # back on the live release, cleaned up and recorded already
+        except SwitchBackFailed as exc:
+            self.phase = "uncertain"
+            self._best_effort("record", lambda: self._record(UNCERTAIN, self.previous, exc.message))
+            raise
+        except SwitchFailed as exc:
+            self.phase = "switched back"
+            self._best_effort("clean-up", self._clean_up)
+            self._best_effort("record", lambda: self._record(REVERTED, self.previous, exc.message))
+            raise
+        except BaseException as exc:
+            for meeting in (self.gate, self.shadow_gate):
+                if meeting is not None:
+                    meeting.leave(self.host)  # before its split: the other hosts do not wait for it
+            self.step = self.switch.step
+            raise self._abandon(exc) from None
+        # Switched and verified: from here the new release is live; bookkeeping comes first
+        # so an interrupt during the drain cannot leave `current` pointing at the old one.
+        switched = time.time()
+        try:
+            self.state.set_current(self.release)
+            self._record(LIVE, self.previous, "", extra=self._verdicts())
+        except BaseException as exc:
+            # Verified live, but `current` and the history may not say so: a rollback
+            # computed from them would be wrong.
+            self.phase = "uncertain"
+            raise mapped(self.host, "recording the release (it was verified live)", exc, UNKNOWN) from None
+        self.phase = "live"
+        warm_window = self.environment.rollout.warm_window
+        if not self._guarded():
+            self._retire(warm_window)
+            return
+        # Beside the guard's watch, every release but this one and the previous is retired
+        # (the guard's revert needs only the previous, still running); the previous then
+        # follows the warm window as after any switch. A guarded deploy used to pay the
+        # drain, the stop and the prune after its watch (issue 15: deploy wall time).
+        assert self.plan.guard is not None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # Kept running for the watch at least; a deployctl killed during it leaves the
+            # previous warm for this long, and the next command on the host stops it.
+            early = pool.submit(self._retire, max(warm_window, self.plan.guard.window + GUARD_HOLD_MARGIN))
+            try:
+                # From the switch when the new release had answers in the log before it (a
+                # canary's, the shadow window's copies): the guard judges what users got.
+                self._guard(since=switched if self.canary or self.shadow else self.started_at)
+            finally:
+                early.result()
+        if warm_window <= 0:
+            self._retire(0)  # the watch passed: now the previous goes too, after its drain
+
+    def _retire(self, warm_window: float) -> None:
+        after_switch(self.emit, self.host, lambda: retire_and_prune(
+            self.conn, self.switch, self.state, self.layout, self.environment.rollout, self.release, self.emit,
+            previous=self.previous, warm_window=warm_window))
+
+    # -- the error-rate guard (docs/release-safety.md) ---------------------------------------
+
+    # -- the shadow window (services/judging/shadow.py, docs/release-safety.md) ----------------------
+
+    def _shadow(self) -> None:
+        """Mirror, meet the other hosts, and go on (passed) or back (stopped: raises)."""
+        gate = self.shadow_gate
+        if gate is None:
+            return
+        met = self._meet(gate, "shadow window skipped: no live release here to copy requests from",
+                         lambda live: HostShadow(self.switch, self.layout, self.emit, self.plan, live, gate.spec),
+                         lambda shadow: shadow.mirror())
+        if met is None:
+            return
+        shadow, verdict = met
+        if verdict.decision == PROMOTE:
+            self.shadow = verdict
+            return
+        timer = Timer(self.emit, "stop", host=self.host, detail=f"proxy -> {self.previous} only, no copies")
+        try:
+            shadow.back()
+        except BaseException as exc:
+            timer.failed(_why(exc))
+            raise SwitchBackFailed(f"{self.host}: shadow: {verdict.reason}; removing the mirror failed: {_why(exc)} "
+                                   f"({self.previous} still answers every user)",
+                                   hint="check `deployctl status` and the proxy") from None
+        self.phase = "aborted"
+        timer.done(f"{self.previous} answers every user, as it did throughout")
+        self._clean_up()
+        self._record(ABORTED, self.previous, f"shadow: {verdict.reason}", extra={"shadow": verdict.to_dict()})
+        raise ShadowStopped(verdict.with_routes(f"{self.host}: shadow window stopped {self.release} before its "
+                                                f"switch: {verdict.reason}"),
+                            hint=f"{self.previous} answered every user throughout; nothing was switched")
+
+    def _recover(self) -> None:
+        self._recover_canary()
+        self._recover_shadow()
+
+    def _recover_shadow(self) -> None:
+        """A shadow window a killed deployctl left here: the mirror goes, its release too, recorded."""
+        release = recover_shadow(self.switch, self.layout, self.emit)
+        if release is None or release == self.previous:
+            return
+        self.switch.remove(self.switch.release_containers().get(release, []))
+        self.switch.remove_release_networks([release])
+        self.conn.remove_tree(self.layout.release_secrets(release))
+        self.state.record(release_record(
+            release=release, action="deploy", outcome=ABORTED, previous=self.previous,
+            error="shadow: deployctl stopped before the shadow window was decided; the next deploy removed the "
+                  "mirror"))
+
+    def _verdicts(self) -> dict | None:
+        """What judged this release before its switch, for its history record."""
+        extra = {name: verdict.to_dict() for name, verdict in (("shadow", self.shadow), ("canary", self.canary))
+                 if verdict is not None}
+        return extra or None
+
+    # -- the canary (services/judging/canary.py, docs/release-safety.md) ------------------------------
+
+    def _canary(self) -> HostCanary | None:
+        """Split, meet the other hosts, and go on to the switch (promote: returns the host's
+        canary, its watchdog still armed) or back (abort: raises)."""
+        gate = self.gate
+        assert gate is not None
+        met = self._meet(gate, "canary skipped: no live release here to share the traffic with",
+                         lambda live: HostCanary(self.switch, self.names, self.layout, self.emit, self.plan, live,
+                                                 gate.spec),
+                         lambda canary: canary.split())
+        if met is None:
+            return None
+        canary, verdict = met
+        if verdict.decision == PROMOTE:
+            self.canary = verdict
+            return canary
+        self._warn_schema_on_abort()
+        self._canary_abort(canary, verdict)
+        return None  # not reached: the abort raises
+
+    def _meet(self, gate: CanaryGate, skipped: str, part, begin):  # type: ignore[no-untyped-def]
+        """What a canary and a shadow window share: skipped (saying `skipped`) without a live
+        release; else this host's `part(live)` begun (its proxy changed; the gate left if that
+        fails) and then the one verdict of every host. Returns (the part, the verdict)."""
+        live = self._live_spec()
+        if live is None:
+            gate.leave(self.host)
+            self.emit(Message(skipped, host=self.host))
+            return None
+        judged = part(live)
+        try:
+            since = begin(judged)
+        except BaseException:
+            gate.leave(self.host)
+            raise
+        return judged, gate.join(judged, since)
+
+    def _warn_schema_on_abort(self) -> None:
+        """A canary runs after the migrations, so the live release served most requests on
+        the new schema throughout it; going back to 0% changes nothing of that (not refused,
+        unlike the guard's switch back), but the user must know (plan/data/schema.py)."""
+        old = schema_of(self.state.history(), self.previous or "")
+        new = self.database.schema
+        if schema_differs(old, new):
+            self.emit(Message(f"canary aborted after the migrations changed the schema ({show_schema(new)}; "
+                              f"{self.previous} was recorded with {show_schema(old)}): {self.previous} keeps serving "
+                              "on the new schema, as it did during the canary", level="warning", host=self.host))
+
+    def _disarm(self, canary: HostCanary) -> None:
+        """After the switch: the watchdog goes. Had it fired in between
+        (a switch ending right at its deadline), the switch's configuration is put back."""
+        if canary.disarm() and self.switch.proxy.live_release() != self.release:
+            self.emit(Message("the canary's watchdog fired during the switch: routing again", level="warning",
+                              host=self.host))
+            self.switch.proxy.route(self.plan.proxy, self.plan.proxy_config)
+
+    def _live_spec(self):  # type: ignore[no-untyped-def]
+        """The live release's recorded spec (its routed upstream), None without one."""
+        if self.previous is None or self.switch.previous_config is None:
+            return None
+        return self._recorded_spec(self.previous)
+
+    def _recorded_spec(self, release: str):  # type: ignore[no-untyped-def]
+        """The spec `release` was deployed with here (None: no record of it)."""
+        from .rollback import recorded_spec
+
+        return recorded_spec(self.state.history(), release, self.loaded, self.env_name)
+
+    def _canary_abort(self, canary: HostCanary, verdict: CanaryVerdict) -> None:
+        timer = Timer(self.emit, "abort", host=self.host, detail=f"proxy -> {self.previous} only")
+        try:
+            canary.back()
+        except BaseException as exc:
+            timer.failed(_why(exc))
+            self.phase = "uncertain"
+            self._record(UNCERTAIN, self.previous, f"canary: {verdict.reason}; going back failed: {_why(exc)}")
+            raise SwitchBackFailed(f"{self.host}: canary: {verdict.reason}; going back failed: {_why(exc)} (its "
+                                   "watchdog still puts the live release back at its deadline)",
+                                   hint="check `deployctl status` and the proxy") from None
+        self.phase = "aborted"
+        timer.done(f"{self.previous} serves 100% again")
+        time.sleep(self.environment.rollout.drain)  # requests the canary still holds
+        self._clean_up()
+        self._record(ABORTED, self.previous, f"canary: {verdict.reason}", extra={"canary": verdict.to_dict()})
+        raise CanaryAborted(verdict.with_routes(f"{self.host}: canary aborted: {verdict.reason}; {self.previous} "
+                                                "serves 100% again"),
+                            hint="the previous release never stopped serving most of the traffic")
+
+    def _recover_canary(self) -> None:
+        """A canary a killed deployctl left here: live-only proxy, its release removed, recorded."""
+        record = recover(self.switch, self.names, self.layout, self.emit)
+        if record is None or record.release == self.previous:
+            return
+        left = self.switch.release_containers().get(record.release, [])
+        self.switch.remove(left)
+        self.switch.remove_release_networks([record.release])
+        self.conn.remove_tree(self.layout.release_secrets(record.release))
+        self.state.record(release_record(
+            release=record.release, action="deploy", outcome=ABORTED, previous=record.live,
+            error="canary: deployctl stopped before it was decided; the watchdog (or this deploy) put "
+                  f"{record.live} back at 100%"))
+
+    def _guarded(self) -> bool:
+        """Whether the guard watches after this switch (it is on, and there is a release to
+        switch back to); says so when it is on but cannot."""
+        if self.plan.guard is None:
+            return False
+        if self.previous is None or self.switch.previous_config is None:
+            self.emit(Message("guard skipped: no earlier release here to switch back to", host=self.host))
+            return False
+        return True
+
+    def _guard(self, since: float | None) -> None:
+        spec = self.plan.guard
+        assert spec is not None, "_guarded() first"
+        guard = Guard([self.switch.proxy], self.emit, window=spec.window, max_error_rate=spec.max_error_rate,
+                      min_requests=spec.min_requests, stopped=self.cancel.is_set)
+        verdict = guard.watch(self.release, since=since or time.time())
+        if verdict.revert:
+            self._guard_revert(verdict.reason, verdict.numbers())
+
+    def _guard_revert(self, reason: str, numbers: dict) -> None:
+        """Back to the previous release (still running: retire has not run) by a proxy switch,
+        then the new release's containers go, and the history says why, with the numbers."""
+        blocked = schema_decide(self.state.history(), self.previous or "", automatic=True)
+        if blocked.action == SCHEMA_REFUSE:
+            # Old code on a newer schema could do worse than the errors seen: the new release
+            # keeps serving; deploy() fires on_revert with this outcome and exits 7.
+            self.schema_blocked = f"guard: {reason}; {blocked.message}"
+            self.emit(Message(self.schema_blocked, level="error", host=self.host))
+            return
+        timer = Timer(self.emit, "revert", host=self.host, detail=f"proxy -> {self.previous}")
+        decided = time.time()
+        try:
+            self.switch.put_back(self.plan, self.switch.previous_config)  # and until the previous answers
+        except BaseException as exc:
+            timer.failed(_why(exc))
+            self.phase = "uncertain"
+            self._record(UNCERTAIN, self.previous, f"guard: {reason}; switching back failed: {_why(exc)}")
+            raise SwitchBackFailed(f"{self.host}: guard: {reason}; switching back failed: {_why(exc)}",
+                                   hint="the host's state is uncertain: check `deployctl status` and the proxy") from None
+        switched = time.time() - decided
+        self.state.set_current(self.previous or "")
+        self.phase = "switched back"
+        timer.done(f"{self.previous} serves again ({switched:.2f}s)")
+        time.sleep(self.environment.rollout.drain)  # requests the new release still holds
+        self._clean_up()
+        self._record(REVERTED, self.previous, f"guard: {reason}",
+                     extra={"guard": {**numbers, "switch_back_seconds": round(switched, 3)}})
+        raise GuardReverted(f"{self.host}: guard: {reason}; switched back to {self.previous}",
+                            hint="the previous release is serving again")
+
+    def failure_outcome(self) -> str:
+        return failure_outcome(self.phase)
+
+    def can_revert(self) -> bool:
+        return self.previous is not None
+
+    def revert(self, why: str) -> None:
+        """The rollout stopped after this host switched: back to its previous release (its
+        containers are stopped, kept), recorded as a rollback and this release as reverted."""
+        from .rollback import HostRollback
+
+        back = HostRollback(self.loaded, self.env_name, self.conn, self.emit, self.previous or "",
+                            message=f"rollout of {self.release} stopped ({why}); reverted")
+        back.keep_warm = False  # the release left is the one the rollout gave up: not worth keeping running
+        back.reverts = self.release
+        back.check()
+        back.run()
+        self._record(REVERTED, self.previous, f"the rollout stopped ({why}); back on {self.previous}")
+
+    def skip(self, why: str, outcome: str = SKIPPED) -> None:
+        """Never switched here: the uploaded secrets and the release's network go, the
+        history says why (FAILED where the migrations ran, see HostJob.skip)."""
+        self._clean_up()
+        self._record(outcome, self.previous, why)
+
+    # -- before the switch -----------------------------------------------------------------
+
+    def _upload_secrets(self) -> None:
+        timer = Timer(self.emit, "secrets", host=self.conn.host)
+        self.conn.mkdir(self.layout.release_secrets(self.release), mode=0o700)
+        count = 0
+        for spec in self.containers:
+            if spec.env_file:
+                try:
+                    body = env_file(spec.secret_env, self.secrets)
+                except SecretValueError as exc:
+                    raise DeployError(f"services.{spec.service}.env.{exc}") from None
+                self.conn.put_file(spec.env_file, body, 0o600)  # read by the docker CLI as root
+                count += 1
+            if not spec.secrets:
+                continue
+            self.conn.mkdir(spec.secrets_dir, mode=0o700)
+            for name in spec.secrets:
+                self.conn.put_file(f"{spec.secrets_dir}/{name}", self.secrets[name].reveal().encode(), 0o600)
+                count += 1
+            hand_to_image_user(self.conn, spec.image, spec.secrets_dir)
+        timer.done(f"{count} file{'s' if count != 1 else ''}, mode 0600")
+
+    def _run_migrations(self) -> None:
+        for service, command, (clear, create, connect, start) in self._migrations():
+            timer = Timer(self.emit, "migrate", host=self.conn.host, service=service, detail=" ".join(command))
+            self.conn.run(clear)  # a leftover of a killed run
+            check(self.conn, create)
+            check(self.conn, connect)
+            result = self.conn.run(start, timeout=600)
+            self.conn.run(clear)
+            if not result.ok:
+                output = tuple((result.stdout + result.stderr).strip().splitlines()[-20:])
+                timer.failed(f"exited {result.rc}", output)
+                raise DeployError(f"{self.conn.host}: migration `{' '.join(command)}` exited {result.rc}",
+                                  hint="nothing was switched; the previous release is still serving")
+            timer.done()
+
+    def _clean_up(self) -> None:
+        """What prepare and the start left, once this release will not run here."""
+        self.switch.undo(self.plan)
+        self.conn.run(dc.remove([self.names.migration(self.release)]))
+        self.switch.remove_release_networks([self.release])
+        self.conn.remove_tree(self.layout.release_secrets(self.release))
+
+    def _abandon(self, exc: BaseException) -> BaseException:
+        """Failure (or interrupt) before the switch: remove what we started, record it.
+        Returns the error to raise: a lost connection named with the host and the step
+        (nothing was switched, so the previous release serves). The clean-up and record are
+        best effort then: the host may be gone; what they leave the next deploy removes."""
+        error = mapped(self.host, self.step, exc, PREVIOUS)
+        self._best_effort("clean-up", self._clean_up)
+        self._best_effort("record", lambda: self._record(FAILED, self.previous, _why(error)))
+        return error
+
+    def _best_effort(self, what: str, call) -> None:  # type: ignore[no-untyped-def]
+        best_effort(self.emit, self.host, what, call)
+
+    def _record(self, outcome: str, previous: str | None, error: str, extra: dict | None = None) -> None:
+        known = {k: v for k, v in ((SCHEMA, self.database.schema), (BACKUP, self.database.backup)) if v}
+        self.state.record(release_record(release=self.release, action="deploy", outcome=outcome, previous=previous,
+                                         error=error, message=self.options.message, spec=self.spec,
+                                         started=self.started_at, extra=known | (extra or {})))

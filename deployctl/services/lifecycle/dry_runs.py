@@ -1,0 +1,175 @@
+"""What `deploy --dry-run` and `rollback --dry-run` print: per host (or the Swarm manager),
+the steps of the same objects a real run would run, built the same way, with no change made.
+
+The CLI only renders these (cli/deploy.py); which target an environment has is decided
+here once per verb, as the real deploy and rollback decide it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Sequence
+
+from ...config import LoadedConfig
+from ...plan.lifecycle.steps import PlannedStep
+from .release_images import ReleaseImages
+
+if TYPE_CHECKING:
+    from .deploy import DeployOptions
+
+Plans = dict[str, list[PlannedStep]]  # host (or "swarm manager H", "hooks ...") -> its steps
+
+DEPLOY_HOOKS = ("pre_deploy", "pre_migrate", "on_revert", "post_deploy")
+ROLLBACK_HOOKS = ("pre_deploy", "on_revert", "post_rollback")
+
+
+def deploy_plan(loaded: LoadedConfig, env: str, images: ReleaseImages, login: tuple[str, str] | None,
+                options: DeployOptions, hooks: bool = True) -> tuple[str, Plans]:
+    """(the release id a deploy now would get, its plan)."""
+    from ...plan.lifecycle.releases import new_release_id
+
+    release = new_release_id(time.time(), images.revision)
+    if loaded.environment(env).target == "swarm":
+        return release, _swarm_deploy(loaded, env, release, images, options, hooks)
+    return release, _host_deploy(loaded, env, release, images, login, options, hooks)
+
+
+def rollback_plan(loaded: LoadedConfig, env: str, to: str | None, hooks: bool = True) -> tuple[str, Plans]:
+    """(the release a rollback now would go back to, its plan), after the same read-only
+    checks and the same choice of target as the real rollback (hosts are connected to)."""
+    if loaded.environment(env).target == "swarm":
+        return _swarm_rollback(loaded, env, to, hooks)
+    return _host_rollback(loaded, env, to, hooks)
+
+
+def _hook_plan(loaded: LoadedConfig, names: Sequence[str], hooks: bool) -> Plans:
+    """The hooks a command would run, as one more entry of the printed plan (never run here)."""
+    from ...plan.operate.hooks import hook_rows
+
+    rows = hook_rows(loaded.config.hooks, names, enabled=hooks)
+    return {"hooks (on this machine)": rows} if rows else {}
+
+
+def _host_deploy(loaded: LoadedConfig, env: str, release: str, images: ReleaseImages,
+                 login: tuple[str, str] | None, options: DeployOptions, hooks: bool) -> Plans:
+    """The plan of each host's HostDeploy, the object a real deploy runs (no connection)."""
+    from ...plan.data.accessories import planned_steps
+    from ...plan.lifecycle.dry_run import REGISTRY_CONFIG, deploy_steps
+    from .deploy import HostDeploy
+    from ..hosts import connectors_for
+
+    config, environment = loaded.config, loaded.environment(env)
+    plans: Plans = {}
+    for index, conn in enumerate(connectors_for(loaded, env)):
+        if login:  # as the preflight's login leaves it on the connector (services/lifecycle/preflight.py)
+            conn.registry_config = REGISTRY_CONFIG
+        job = HostDeploy(loaded, env, conn, lambda e: None, release, images, {}, options, first=index == 0)
+        steps = deploy_steps(
+            job.plan, [row for step in job.preparation() for row in step.rows],
+            job.migration_rows() if index == 0 else [], job.layout, local=environment.target == "local",
+            images=[*images.images.values(), job.spec.proxy.image], keep=environment.rollout.keep,
+            registry_login=login, fetching=[row for step in job.fetching() for row in step.rows])
+        # Accessories come up after the preflight, before the lock (services/lifecycle/deploy.py).
+        at = next((i for i, s in enumerate(steps) if s.step != "preflight"), len(steps))
+        plans[conn.host] = (steps[:at] + planned_steps(config, env, job.layout) + steps[at:] + _tls_rows(config, env)
+                            + _shared_proxy_rows(loaded, env))
+    migrates = any(s.migrate for s in config.services.values())
+    names = [n for n in DEPLOY_HOOKS if n != "pre_migrate" or migrates]
+    return plans | _hook_plan(loaded, names, hooks)
+
+
+def _tls_rows(config, env: str) -> list[PlannedStep]:  # type: ignore[no-untyped-def]
+    """What a deploy does for HTTPS after its rollout (services/lifecycle/deploy._certificate)."""
+    mode = config.tls_for(env)
+    if mode == "off":
+        return []
+    source = ("an ACME order: the HTTP-01 answers on every host before the CA validates"
+              if mode == "acme" else "the pair from the secret source (checked before any host changes)")
+    return [PlannedStep("certificate", f"under every host's lock again: a certificate for "
+                                       f"{', '.join(config.proxy.hosts)} where a host has none, or one within 30 "
+                                       f"days of expiry: {source}; installed staged (tls/live link, nginx -t, "
+                                       "reload) on every host (docs/tls.md)")]
+
+
+def _shared_proxy_rows(loaded: LoadedConfig, env: str) -> list[PlannedStep]:
+    """What a deploy does for the host's shared proxy after its rollout (services/edge/shared_proxy.py)."""
+    environment = loaded.environment(env)
+    if environment.shared_proxy is None:
+        return []
+    proxy = loaded.config.proxy
+    return [PlannedStep("shared proxy", f"under its lock: the route {', '.join(proxy.hosts)}{proxy.path_prefix or ''} "
+                                        f"-> this app's proxy port, in the shared proxy {environment.shared_proxy} "
+                                        f"(port {environment.shared_proxy_port}; started if absent); unchanged: "
+                                        "nothing done, changed: staged, nginx -t with every route, renamed, reloaded "
+                                        "(docs/proxy.md)")]
+
+
+def _swarm_deploy(loaded: LoadedConfig, env: str, release: str, images: ReleaseImages,
+                  options: DeployOptions, hooks: bool) -> Plans:
+    """The SwarmPlan a swarm deploy runs (services/swarm/swarm_deploy.py), built the same way; no connection."""
+    from ...plan.data.accessories import environment_accessories
+    from ...plan.swarm.swarm_accessories import planned_steps as swarm_accessory_steps
+    from ..data.accessories import read_files
+    from ..hosts import layout_for
+    from ..swarm.swarm_deploy import swarm_deploy_plan
+
+    environment = loaded.environment(env)
+    plan = swarm_deploy_plan(loaded, env, release, images, options=options)
+    steps = [PlannedStep("preflight", f"connect to the manager {environment.manager} (host key pinned); it must "
+                                      "be an active Swarm manager"),
+             PlannedStep("lock", "on the manager: mkdir of the lock directory in its state dir")]
+    layout = layout_for(loaded, env)
+    # Their files as a real deploy reads them: a missing one fails the dry run too (exit 3),
+    # and the Docker config names shown are the ones a deploy would create.
+    files = read_files(loaded, environment_accessories(loaded.config, env, layout))
+    accessories = swarm_accessory_steps(loaded.config, env, layout, files=files)
+    names = [n for n in DEPLOY_HOOKS if n != "pre_migrate" or plan.migrations]
+    return ({f"swarm manager {environment.manager}": steps + accessories + plan.steps()}
+            | _hook_plan(loaded, names, hooks))
+
+
+def _host_rollback(loaded: LoadedConfig, env: str, to: str | None, hooks: bool) -> tuple[str, Plans]:
+    """The plan of each host's HostRollback."""
+    from ...plan.lifecycle.dry_run import rollback_steps
+    from ...plan.lifecycle.rollout import HostReleases, rollback_target
+    from .host_state import HostState
+    from ..hosts import connectors_for, layout_for
+    from .rollback import HostRollback
+
+    layout = layout_for(loaded, env)
+    conns = connectors_for(loaded, env)
+    try:
+        views = []
+        for conn in conns:
+            conn.connect()
+            state = HostState(conn, layout)
+            current = state.current()
+            views.append(HostReleases(conn.host, current, state.history().previous_good(current)))
+        target = rollback_target(views, to)  # one release everywhere, or a refusal
+        plans: Plans = {}
+        for conn in conns:
+            job = HostRollback(loaded, env, conn, lambda e: None, target)
+            job.check()
+            plans[conn.host] = ([PlannedStep("nothing", f"{target} is already live")] if job.plan is None
+                                else rollback_steps(job.plan, layout))
+    finally:
+        for conn in conns:
+            conn.close()
+    return target, plans | _hook_plan(loaded, ROLLBACK_HOOKS, hooks)
+
+
+def _swarm_rollback(loaded: LoadedConfig, env: str, to: str | None, hooks: bool) -> tuple[str, Plans]:
+    """After the same read of the manager's history and the same choice of target."""
+    from .host_state import HostState
+    from ..hosts import layout_for, manager_connector
+    from ..swarm.swarm_deploy import rollback_target, swarm_rollback_plan
+
+    conn = manager_connector(loaded, env)
+    try:
+        conn.connect()
+        _, target, record = rollback_target(HostState(conn, layout_for(loaded, env)), to, conn.host)
+    finally:
+        conn.close()
+    plan = swarm_rollback_plan(loaded, env, record)
+    return target, ({f"swarm manager {loaded.environment(env).manager}": plan.steps()}
+                    | _hook_plan(loaded, ROLLBACK_HOOKS, hooks))

@@ -1,0 +1,484 @@
+"""Runs a SwitchPlan (plan/lifecycle/switch_plan.py) on one host: the one sequence deploy, rollback
+and a stopped rollout's revert all use.
+
+start -> health -> route -> verify. A failure before the route undoes the start (the live
+release never stopped serving). A failure at or after the route puts the previous proxy
+configuration back and undoes the start: "switched back". If that fails too, the host's
+state is uncertain, and it says so (exit 7). What follows a verified switch (drain, stop,
+the warm window, prune) is services/lifecycle/retire.py. Looking at containers (states, logs) is here
+too: the switch needs it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from ...adapters.connector import check
+from ...errors import DeployError, UncertainError
+from ...events import Emit, Message, StepFailed, Timer
+from ...plan.lifecycle import docker_commands as dc
+from ...plan.lifecycle import subnets
+from ...plan.lifecycle.names import Names, StateLayout
+from ...plan.edge.proxy_config import Standby, live_release, standby_flag
+from ...plan.lifecycle.release_spec import ReleaseSpec
+from ...plan.lifecycle.releases import is_release_id
+from ...plan.lifecycle.switch_plan import SwitchPlan, VerifyCheck
+from ...secrets import redactor
+from .health import HealthWait
+from .host_calls import PREVIOUS, mapped
+from .host_calls import why as _why
+from ..edge.proxy import HostProxy
+
+SUBNET_TRIES = 5
+
+LOG_LINES = 20
+SWITCH_BACK_WAIT = 5.0  # seconds the switch back waits for the previous release to answer
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    status: str  # created | running | exited | ...
+    health: str
+    ip: str
+    release: str
+    started: str
+    image: str
+    exit_code: int = 0  # the last exit's (0 while it runs)
+    restarts: int = 0  # by its restart policy, since it was last started
+
+
+class SwitchFailed(DeployError):
+    """The route or its verification failed and was undone: the previous release serves.
+    (A failure before the route is raised as it is, after the start was undone.)"""
+
+
+class SwitchBackFailed(UncertainError):
+    """A failed switch could not be undone either: the host's state is uncertain."""
+
+
+class HostSwitch:
+    def __init__(self, conn, names: Names, layout: StateLayout, emit: Emit,
+                 checkpoint: Callable[[], None] | None = None) -> None:
+        self.conn, self.names, self.layout, self.emit = conn, names, layout, emit
+        # Called while waiting for health: a rollout's cancel check raises there, so an
+        # interrupted rollout does not wait out a health timeout first.
+        self.checkpoint = checkpoint
+        self.proxy = HostProxy(conn, names, layout, emit)
+        self.previous_config: bytes | None = None
+        self.stopped_first: list[str] = []  # stop_first workers of another release this switch stopped
+        self.step = "start"  # the step under way, for an error that does not say (a lost connection)
+        self.created = False  # `create` ran: the start is each container's `docker start` only
+
+    # -- looking -----------------------------------------------------------------------------
+
+    def states(self, containers: Sequence[str]) -> dict[str, ContainerState]:
+        if not containers:
+            return {}
+        # Exit status 1 when some are missing; the ones that exist are still printed.
+        result = self.conn.run(dc.inspect_state(containers))
+        out = {}
+        for line in result.stdout.splitlines():
+            parts = line.split("|")
+            if len(parts) != 9:
+                continue
+            name, status, health, ips, release, started, image, exit_code, restarts = parts
+            name = name.lstrip("/")
+            out[name] = ContainerState(name, status, health, (ips.split() or [""])[0], release, started, image,
+                                       int(exit_code) if exit_code.lstrip("-").isdigit() else 0,
+                                       int(restarts) if restarts.isdigit() else 0)
+        return out
+
+    def running(self, containers: Sequence[str]) -> list[str]:
+        """Those of `containers` that run now (one inspect)."""
+        return [n for n, s in self.states(containers).items() if s.status == "running"]
+
+    def addresses(self, containers: Sequence[str]) -> dict[str, str]:
+        """name -> IP on the app's network (the proxy's), for those attached and running."""
+        if not containers:
+            return {}
+        out = {}
+        for line in self.conn.run(dc.addresses_on(containers, self.names.network)).stdout.splitlines():
+            name, _, ip = line.partition("|")
+            if ip.strip():
+                out[name.lstrip("/")] = ip.strip()
+        return out
+
+    def standby(self, release: ReleaseSpec | None, live: str, ip: str | None = None) -> Standby | None:
+        """`release` as the standby of `live`'s configuration (the one a switch to `live`
+        leaves warm), at its routed container's address now; None when it does not run."""
+        if release is None or release.release == live:
+            return None
+        routed = release.routed
+        ip = ip or self.addresses([routed.container]).get(routed.container)
+        if not ip:
+            return None
+        return Standby(release.release, f"{ip}:{routed.port}",
+                       standby_flag(live, release.release, str(round(time.time() * 1000))))
+
+    def release_containers(self) -> dict[str, list[str]]:
+        """release id -> its service containers on this host (running or stopped)."""
+        return {release: list(states) for release, states in self.release_states().items()}
+
+    def release_states(self) -> dict[str, dict[str, str]]:
+        """release id -> {service container: its state (running, exited, ...)}, one `docker ps`."""
+        out: dict[str, dict[str, str]] = {}
+        for line in check(self.conn, dc.list_containers(self.names)).splitlines():
+            name, role, release, state = (line.split("|") + ["", "", ""])[:4]
+            # A label that is no release id is no release of ours (ids become paths prune removes).
+            if role == "service" and is_release_id(release):
+                out.setdefault(release, {})[name] = state
+        return out
+
+    def logs(self, container: str, lines: int = LOG_LINES) -> tuple[str, ...]:
+        result = self.conn.run(dc.logs(container, lines))
+        text = redactor(result.stdout + result.stderr)
+        return tuple(text.splitlines()[-lines:])
+
+    # -- networks ----------------------------------------------------------------------------
+
+    def ensure_network(self, release: str | None = None, subnet_pool: str = "") -> bool:
+        """The app's network (and a release's own one, with a subnet from `subnet_pool`
+        when one is given): True when the app's had to be created."""
+        created = False
+        if not self.conn.run(dc.network_inspect(self.names.network)).ok:
+            self._create_network(lambda subnet: dc.network_create(self.names, subnet), subnet_pool,
+                                 subnets.APP_SUBNET_PREFIX)
+            created = True
+        if release is not None and not self.conn.run(dc.network_inspect(self.names.release_network(release))).ok:
+            self._create_network(lambda subnet: dc.release_network_create(self.names, release, subnet), subnet_pool,
+                                 subnets.SUBNET_PREFIX)
+        return created
+
+    def _create_network(self, create: Callable[[str | None], list[str]], pool: str, prefix: int) -> None:
+        """With a pool: the first free subnet the engine's networks leave (plan/lifecycle/subnets.py);
+        Docker refuses one that another create took meanwhile (another app's deploy on the
+        host, not under our lock), and the next free one is tried."""
+        if not pool:
+            check(self.conn, create(None))
+            return
+        ids = self.conn.run(dc.NETWORK_IDS).stdout.split()
+        used = subnets.parse_used(self.conn.run(dc.network_subnets(ids)).stdout) if ids else []
+        for _ in range(SUBNET_TRIES):
+            subnet = subnets.pick_subnet(pool, used, prefix)
+            if subnet is None:
+                raise DeployError(f"{self.conn.host}: release_subnet_pool {pool} has no free /{prefix} left",
+                                  hint="lower rollout.keep, prune old releases, or give a larger release_subnet_pool")
+            result = self.conn.run(create(subnet))
+            if result.ok:
+                return
+            if "overlap" not in result.stderr.lower():
+                check(self.conn, create(subnet))  # raises, as it was
+            used.append(ipaddress.ip_network(subnet))
+        raise DeployError(f"{self.conn.host}: no free subnet in release_subnet_pool {pool} after {SUBNET_TRIES} tries "
+                          "(other networks are being created on this host at the same time)")
+
+    def orphan_release_networks(self, keep: Sequence[str]) -> list[str]:
+        """Release networks of this environment whose release has no container here and
+        is not in `keep`: left by a deployctl killed between the network and the start, or
+        containers removed by hand. Under the lock, no deploy of ours is creating one."""
+        found = []
+        for line in self.conn.run(dc.release_networks(self.names)).stdout.splitlines():
+            name, _, release = line.strip().partition("|")
+            if release and is_release_id(release) and release not in keep and name == self.names.release_network(release):
+                found.append(release)
+        return found
+
+    def remove_release_networks(self, releases: Sequence[str]) -> None:
+        if releases:  # best effort: a network of a release deployed before networks existed is absent
+            self.conn.run(dc.network_remove([self.names.release_network(r) for r in releases]))
+
+    # -- the sequence ------------------------------------------------------------------------
+
+    def run(self, plan: SwitchPlan) -> tuple[int, float]:
+        """start -> health -> route -> verify. Returns (proxy port, seconds the verify took)."""
+        self.bring_up(plan)
+        return self.switch(plan)
+
+    def bring_up(self, plan: SwitchPlan) -> None:
+        """start -> health: the new release runs beside the live one, out of the proxy. (A
+        canary splits the traffic between here and `switch`: services/judging/canary.py.)"""
+        target = plan.target
+        try:
+            self.step = "start"
+            timer = Timer(self.emit, "start", host=self.conn.host, detail=target.release)
+            self._start(plan)
+            timer.done(", ".join(target.containers))
+            self._forget_env(plan)
+            self.step = "health"
+            self._wait_healthy(plan)
+            if self.checkpoint is not None:
+                self.checkpoint()
+        except BaseException:
+            self.undo(plan)  # nothing was switched: the live release never stopped serving
+            raise
+        # What a later switch back (a failed verify, the guard, a canary abort) restores: the
+        # configuration before this release got any traffic, a canary's share included.
+        self.previous_config = self.proxy.live_config()
+
+    def _forget_env(self, plan: SwitchPlan) -> None:
+        """The env files with secrets, once every container was created from them: a
+        container keeps its env in its config (engine restarts included), so nothing
+        reads them again. One that stays is only clutter, so a failure warns."""
+        if plan.forget_env is None:
+            return
+        result = self.conn.run(list(plan.forget_env))
+        if not result.ok:
+            self.emit(Message(f"the env files of {plan.target.release} were not removed (they hold secrets): "
+                              f"{result.stderr.strip()}", level="warning", host=self.conn.host))
+
+    def switch(self, plan: SwitchPlan) -> tuple[int, float]:
+        """route -> verify, switching back to the configuration before `bring_up` on failure."""
+        if plan.flag is not None:
+            return self._switch_by_flag(plan)
+        target = plan.target
+        previous = self.previous_config
+        routed = target.routed
+        timer = Timer(self.emit, "switch", host=self.conn.host, detail=f"proxy -> {routed.container}")
+        try:
+            self.step = "switch"
+            port = self.proxy.route(plan.proxy, plan.proxy_config)
+            self._checkpoint()
+            self.step = "verify"
+            seconds = self.verify(port, plan.verify)
+            # A SIGTERM that came during the route or the verify switches back too: the
+            # interrupted deploy (or rollback) ended with the new release live and exit 0
+            # before (tests/faults, SIGTERM between the config write and the reload).
+            self._checkpoint()
+        except BaseException as exc:
+            step = self.step  # the switch back moves it on
+            timer.failed(_why(exc))
+            self._switch_back(plan, previous, exc)
+            # A connector's failure (the connection, a full disk) named with the host and step.
+            raise SwitchFailed(f"{_why(mapped(self.conn.host, step, exc, PREVIOUS))}; switched back",
+                               hint="the previous release is still serving") from None
+        timer.done(f"verified through the proxy in {seconds:.2f}s (port {port})")
+        return port, seconds
+
+    def _switch_by_flag(self, plan: SwitchPlan) -> tuple[int, float]:
+        """The target is the live configuration's standby: its flag file is the switch, with
+        no reload (plan/edge/proxy_config.Standby). Verified as any switch; then the target's own
+        configuration is written and reloaded, so that what nginx loads next (a reload, a
+        restart, the anchor's fallback) is what serves; both route to the target."""
+        assert plan.flag is not None
+        target, previous = plan.target, self.previous_config
+        timer = Timer(self.emit, "switch", host=self.conn.host,
+                      detail=f"proxy -> {target.routed.container} (its standby flag: no reload)")
+        try:
+            self.step = "switch"
+            self.proxy.raise_flag(plan.flag)
+            self._checkpoint()
+            self.step = "verify"
+            port = self.proxy.port(plan.proxy.listen_port)
+            if port is None:
+                raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} publishes no port")
+            seconds = self.verify(port, plan.verify)
+            self._checkpoint()
+        except BaseException as exc:
+            step = self.step
+            timer.failed(_why(exc))
+            self._switch_back(plan, previous, exc)
+            raise SwitchFailed(f"{_why(mapped(self.conn.host, step, exc, PREVIOUS))}; switched back",
+                               hint="the previous release is still serving") from None
+        timer.done(f"verified through the proxy in {seconds:.2f}s (port {port})")
+        try:
+            self.step = "route"
+            self.proxy.route(plan.proxy, plan.proxy_config)
+            self.proxy.clear_flags(keep=plan.flag)  # the replaced workers may still read it
+        except Exception as exc:  # noqa: BLE001 - the target serves, verified, through the flag
+            self.emit(Message(f"{target.release} serves through the standby flag, but writing its own proxy "
+                              f"configuration failed ({_why(exc)}); the next deploy or rollback writes it",
+                              level="warning", host=self.conn.host))
+        return port, seconds
+
+    def _checkpoint(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint()
+
+    def create(self, plan: SwitchPlan) -> None:
+        """A deploy's containers up to their start (created, joined to the app's network),
+        while the migration runs (services/lifecycle/deploy.HostDeploy.migrate): nothing runs before
+        the migration ended, and the start then is one `docker start` per container. A
+        failure before the switch removes them as it removes started ones (`undo`)."""
+        timer = Timer(self.emit, "create", host=self.conn.host, detail=f"{plan.target.release}, not started")
+        self._run_chains([chain[:-1] for chain in plan.start])
+        self.created = True
+        timer.done()
+
+    def _start(self, plan: SwitchPlan) -> None:
+        """Every container's chain at once (only its `docker start` when `create` ran), once
+        any stop_first worker of another release stopped."""
+        self._stop_first(plan)
+        self._run_chains([chain[-1:] for chain in plan.start] if self.created else plan.start)
+
+    def _run_chains(self, chains) -> None:  # type: ignore[no-untyped-def]
+        """The chains at once: each `docker` call is a round trip to the host and seconds of
+        the engine's time, and none waits for another (health checks do)."""
+        def run_chain(chain) -> None:  # type: ignore[no-untyped-def]
+            for argv in chain:
+                check(self.conn, list(argv))
+
+        with ThreadPoolExecutor(max_workers=max(1, len(chains))) as pool:
+            futures = [pool.submit(run_chain, chain) for chain in chains]
+        for future in futures:
+            future.result()  # the first failure, once all have finished
+
+    def _wait_healthy(self, plan: SwitchPlan) -> None:
+        timer = Timer(self.emit, "health", host=self.conn.host, detail="waiting for the new containers")
+        try:
+            HealthWait(self.conn, self.states, self.emit, self.checkpoint).wait(plan.probes)
+        except DeployError as exc:
+            failed = next((p for p in plan.probes if f": {p.container}: " in exc.message), plan.probes[0])
+            timer.failed(exc.message, self.logs(failed.container))
+            for probe in plan.probes:  # every new container's last lines: the cause may be elsewhere
+                if probe.container != failed.container:
+                    self.emit(StepFailed("health", f"{probe.container}: last log lines", self.logs(probe.container, 10),
+                                         host=self.conn.host, service=probe.service))
+            raise
+        timer.done()
+
+    def _stop_first(self, plan: SwitchPlan) -> None:
+        """A stop_first worker (a consumer that must not run twice): the running one of any
+        other release stops before the target's starts. Remembered: an undo starts it again."""
+        own = set(plan.target.containers)
+        for _, listing in plan.stop_first:
+            others = [n for n in check(self.conn, list(listing)).split() if n not in own]
+            if others:
+                self.emit(Message(f"stop_first: stopping {', '.join(others)} before the new one starts",
+                                  host=self.conn.host))
+                self.stop(others)
+                self.stopped_first += others
+
+    def undo(self, plan: SwitchPlan) -> None:
+        for argv in plan.undo:
+            self.conn.run(list(argv))
+        if self.stopped_first:  # the previous release's stop_first workers run again
+            check(self.conn, dc.start(self.stopped_first))
+            self.stopped_first = []
+
+    def _switch_back(self, plan: SwitchPlan, previous: bytes | None, exc: BaseException) -> None:
+        self.step = "switch back"
+        try:
+            self.put_back(plan, previous)
+            time.sleep(plan.drain)
+            self.undo(plan)
+        except BaseException as back:
+            raise SwitchBackFailed(
+                f"{self.conn.host}: {_unprefixed(self.conn.host, _why(exc))}; switching back failed: "
+                f"{_unprefixed(self.conn.host, _why(back))}",
+                hint="the host's state is uncertain: check `deployctl status` and the proxy") from None
+
+    def put_back(self, plan: SwitchPlan, previous: bytes | None) -> None:
+        """The proxy configuration from before `plan`'s release got traffic, and then until
+        the proxy answers from that release again: the switch back after a failed verify and
+        the guard's revert both remove the new release's containers next. The reload is
+        graceful: the old workers still finish requests they hold for the new release, and
+        under load the new workers take a while to answer; removing its containers before
+        the previous release answered again turned those requests into 502s (tests/faults,
+        verify answers a wrong release)."""
+        if plan.flag is not None:
+            self.proxy.lower_flag(plan.flag)  # the file on disk never changed
+        else:
+            self.proxy.put_back(previous)
+        self._wait_answers(plan, live_release(previous))
+
+    def _wait_answers(self, plan: SwitchPlan, release: str | None, timeout: float = SWITCH_BACK_WAIT) -> bool:
+        """Until the proxy answers from `release` 3 times in a row (at most `timeout`): True
+        when it did. Without a release to look for (no earlier one) there is nothing to wait for."""
+        port = self.proxy.port(plan.proxy.listen_port) if release else None
+        if port is None:
+            return False
+        if self.answers_from(release, port, plan.verify.path, timeout):
+            return True
+        self.emit(Message(f"the proxy did not answer from {release} within {timeout:g}s of the switch back",
+                          level="warning", host=self.conn.host))
+        return False
+
+    def answers_from(self, release: str, port: int, path: str, timeout: float) -> bool:
+        """Whether the proxy on `port` answered from `release` 3 times in a row within
+        `timeout` (a host's switch back, and each Swarm node's: services/swarm/swarm_site.py)."""
+        deadline, streak = time.monotonic() + timeout, 0
+        while time.monotonic() < deadline:
+            streak = streak + 1 if self.proxy.serving(port, path) == release else 0
+            if streak >= 3:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def verify(self, port: int, check_: VerifyCheck) -> float:
+        """Until the proxy answers `check_.path` from the target release, `streak` times in
+        a row: the stamp is set per upstream, so it proves which release answered."""
+        started = time.monotonic()
+        streak, failing, last = 0, 0, "no answer"
+        while time.monotonic() - started < check_.timeout:
+            try:
+                response = self.conn.http_get("127.0.0.1", port, check_.path, timeout=2.0,
+                                              headers=self.proxy.bypass())
+                stamped = response.headers.get(check_.header.lower())
+                ok = stamped == check_.release and (
+                    response.status == 200 if check_.want_ok else response.status not in (502, 504))
+                if ok and check_.body_names_release:
+                    ok = _names_release(response.text(), check_.release)
+                last = f"{response.status} from {stamped or 'no release'}: {response.text()[:200]}"
+                # The target's own app answering 5xx (not nginx's 502/504 while it settles) is
+                # its answer: waiting out the timeout only served users its errors for longer
+                # (tests/faults, a rollback whose target answers 500).
+                own_error = stamped == check_.release and response.status >= 500 and response.status not in (502, 504)
+            except OSError as exc:
+                ok, own_error, last = False, False, str(exc)
+            streak = streak + 1 if ok else 0
+            failing = failing + 1 if own_error and check_.want_ok else 0
+            if streak >= check_.streak:
+                return time.monotonic() - started
+            if failing >= check_.streak:
+                break
+            # A wrong answer right after the reload is nginx's old workers still accepting:
+            # they stop within tens of ms, so asking again soon is what makes the verify short.
+            time.sleep(0.05)
+        within = f"{check_.streak} errors in a row" if failing >= check_.streak else f"within {check_.timeout:g}s"
+        raise DeployError(f"{self.conn.host}: through the proxy, {check_.path} did not answer from "
+                          f"{check_.release} {within} (last: {redactor(last)})")
+
+    # -- after the switch --------------------------------------------------------------------
+
+    def stop(self, containers: Sequence[str]) -> None:
+        if containers:
+            check(self.conn, dc.stop(containers))
+
+    def remove(self, containers: Sequence[str]) -> None:
+        if containers:
+            self.conn.run(dc.remove(containers))
+
+
+def _unprefixed(host: str, text: str) -> str:
+    """`text` without a leading "host: " (the errors inside already name the host)."""
+    return text[len(host) + 2:] if text.startswith(f"{host}: ") else text
+
+
+def _names_release(body: str, release: str) -> bool:
+    """Every `release` field in a JSON body is ours (e.g. our app's /version: the frontend's
+    and the backend's it reached): proof the request went through the release end to end."""
+    import json
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return release in body
+    found = list(_release_fields(data))
+    return bool(found) and all(value == release for value in found)
+
+
+def _release_fields(data):  # type: ignore[no-untyped-def]
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == "release" and isinstance(value, str):
+                yield value
+            else:
+                yield from _release_fields(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _release_fields(item)

@@ -1,0 +1,1 @@
+"""Day two: commands in a release (exec), hooks around stages, scheduled jobs, removing an app."""

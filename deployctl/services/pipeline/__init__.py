@@ -1,0 +1,1 @@
+"""Images: build, test inside them, push by digest."""

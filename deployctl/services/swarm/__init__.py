@@ -1,0 +1,1 @@
+"""The Swarm site: the same transaction driven through a Swarm manager."""

@@ -1,0 +1,350 @@
+"""A Swarm as deployctl drives it: the manager (services, secrets, tasks, nodes) and each
+node's proxy (its nginx.conf in the node's state dir, its task reloaded in place).
+
+Only argvs from plan/swarm/services.py and plan/swarm/swarm_plan.py run here; every node is reached with
+the same connector settings as the manager (services/hosts.py: ssh_connector), its address
+taken from `docker node ls` on the manager.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence, TypeVar
+
+from ...adapters.connector import check
+from ...errors import ConnectError, DeployError, HealthCheckError
+from ...events import Emit, Message, Timer
+from ...plan.lifecycle import docker_commands as dc
+from ...plan.swarm import services as sw
+from ...plan.swarm import swarm_health as sh
+from ...plan.lifecycle.names import Names, StateLayout
+from ...plan.edge.proxy_config import CONFIG_FILE, CONFIG_PATH, STAGED_FILE, live_release
+from ...plan.lifecycle.releases import is_release_id
+from ...plan.swarm.swarm_plan import SwarmPlan
+from ...plan.lifecycle.switch_plan import proxy_swap
+from ...secrets import Secret, redactor
+from .swarm_health import TaskChecks
+from ..lifecycle.switch import SWITCH_BACK_WAIT, HostSwitch
+
+POLL = 0.5
+T = TypeVar("T")
+
+
+class SwarmSite:
+    def __init__(self, manager, node_connector: Callable[[str], object], names: Names, layout: StateLayout,
+                 emit: Emit) -> None:
+        self.manager, self.node_connector = manager, node_connector
+        self.names, self.layout, self.emit = names, layout, emit
+        self._nodes: dict[str, object] = {}  # address -> open connector
+
+    # -- the manager -----------------------------------------------------------------------
+
+    def check_manager(self) -> None:
+        out = self.manager.run(sw.swarm_state(), timeout=30)
+        state = out.stdout.strip().split("\t")
+        if not out.ok or state[0] != "active" or state[-1] != "true":
+            raise ConnectError(f"{self.manager.host}: not a Swarm manager (docker info says "
+                               f"{out.stdout.strip() or out.stderr.strip()!r})",
+                               hint="give a manager node of the Swarm as manager in deploy.toml")
+
+    def nodes(self) -> list[sw.Node]:
+        ids = check(self.manager, sw.list_nodes()).split()
+        return sw.parse_nodes(check(self.manager, sw.inspect_nodes(ids))) if ids else []
+
+    def ensure_network(self) -> bool:
+        if self.manager.run(sw.inspect_network(self.names.network)).ok:
+            return False
+        check(self.manager, sw.create_network(self.names.network, self.names.labels("network")))
+        return True
+
+    def services(self) -> dict[str, tuple[str, str, int]]:
+        """Swarm service name -> (release, service, wanted replicas) for this environment's
+        release services (the proxy and jobs are not release services)."""
+        names = [line.split("\t")[0] for line in check(self.manager, sw.list_services(self.names)).splitlines()
+                 if line.strip()]
+        out = {}
+        if not names:
+            return out
+        for line in check(self.manager, sw.inspect_services(names)).splitlines():
+            parts = line.split("\t")
+            # A release label that is no release id is no release of ours (ids become paths prune removes).
+            if len(parts) == 4 and is_release_id(parts[1]) and parts[2] and parts[3].isdigit():
+                out[parts[0]] = (parts[1], parts[2], int(parts[3]))
+        return out
+
+    def tasks(self, services: Sequence[str]) -> list[sw.Task]:
+        result = self.manager.run(sw.service_tasks(list(services)), timeout=30)
+        return sw.parse_tasks(result.stdout) if result.ok else []
+
+    def create_secrets(self, plan: SwarmPlan, values: dict[str, Secret]) -> int:
+        existing = set(check(self.manager, sw.list_secrets(self.names, plan.target.release)).split())
+        count = 0
+        for name, service, secret in plan.secrets:
+            if name in existing:
+                continue
+            check(self.manager, sw.create_secret(name, self.names.labels("secret", plan.target.release, service)),
+                  stdin=values[secret].reveal().encode())
+            count += 1
+        return count
+
+    def ensure_release_network(self, release: str, create: Sequence[str]) -> None:
+        """The release's own overlay network (plan/swarm/services.py), unless a run that failed
+        before its services left it."""
+        if not self.manager.run(sw.inspect_network(self.names.release_network(release))).ok:
+            check(self.manager, create)
+
+    def remove_release(self, release: str, services: Sequence[str]) -> None:
+        """A release's services, secrets and own network (a failed deploy's, or one pruned)."""
+        if services:
+            self.manager.run(sw.remove_services(list(services)))
+        self.remove_secrets(self.manager.run(sw.list_secrets(self.names, release)).stdout.split())
+        network = self.names.release_network(release)
+        if self.manager.run(sw.inspect_network(network)).ok:
+            # One still held after the wait stays (it holds no task; `docker network rm`).
+            self._remove_once_free(sw.remove_network(network))
+
+    def remove_secrets(self, secrets: Sequence[str]) -> None:
+        if secrets:
+            self._remove_once_free(sw.remove_secrets(list(secrets)))
+
+    def _remove_once_free(self, argv: Sequence[str]) -> None:
+        """A secret or network stays in use until the removed services' tasks are gone: ask
+        again for a few seconds."""
+        deadline = time.monotonic() + 20
+        while not self.manager.run(argv).ok and time.monotonic() < deadline:
+            time.sleep(POLL)
+
+    def run(self, argv: Sequence[str]) -> None:
+        check(self.manager, argv, timeout=120)
+
+    def wait_ready(self, wanted: dict[str, int], timeout: float, what: str = "health",
+                   checks: TaskChecks | None = None, checkpoint: Callable[[], None] | None = None) -> float:
+        """Until every service has its count of running tasks (past their health check in
+        the task), and, for a service with an `http`/`tcp` check, each of them passed
+        deployctl's own check of it (`checks`, services/swarm/swarm_health.py)."""
+        timer = Timer(self.emit, what, host=self.manager.host,
+                      detail=", ".join(f"{n}={c}" for n, c in sorted(wanted.items())))
+        started = time.monotonic()
+        missing: dict[str, tuple[int, int]] = {}
+        tasks: list[sw.Task] = []
+        checks = checks or TaskChecks(self.manager, self.names, "", "", {}, self.emit)
+        before: set[str] | None = None
+        try:
+            with checks:
+                while time.monotonic() - started < timeout:
+                    tasks = self.tasks(list(wanted))
+                    before = sh.failed_before(tasks) if before is None else before
+                    failed = sh.first_crash(tasks, set(wanted), before)
+                    if failed is not None:
+                        self._task_failed(failed)
+                    missing = sw.ready(tasks, wanted)
+                    if checks.probes:
+                        for name, passed in checks.healthy(tasks).items():
+                            if name in wanted and passed < wanted[name] and name not in missing:
+                                missing[name] = (passed, wanted[name])
+                    if not missing:
+                        seconds = time.monotonic() - started
+                        checked = f", {sum(wanted[n] for n in checks.probes if n in wanted)} checked by deployctl" \
+                            if checks.probes else ""
+                        timer.done(f"{sum(wanted.values())} tasks running and healthy{checked} ({seconds:.1f}s)")
+                        return seconds
+                    if checkpoint is not None:
+                        checkpoint()  # a SIGTERM ends the wait at once, as a host's health wait
+                    time.sleep(min(POLL, checks.interval))
+        except HealthCheckError as exc:
+            timer.failed(exc.message.split(": ", 1)[-1])
+            raise
+        errors = sorted({f"{t.name} on {t.node or '?'}: {t.state}" + (f" ({t.error})" if t.error else "")
+                         for t in tasks if t.service in missing and not t.running})[:6]
+        errors += sorted({f"{t.name} on {t.node or '?'}: {checks.last_why[t.id]}" for t in tasks
+                          if t.id in checks.last_why and t.id not in checks.passed and t.running})[:6]
+        short = "; ".join(f"{n}: {r}/{c} running" + (" and checked" if n in checks.probes else "")
+                          for n, (r, c) in sorted(missing.items()))
+        timer.failed(short, tuple(errors))
+        raise HealthCheckError(f"{self.manager.host}: not every task became healthy within {timeout:g}s: {short}",
+                               hint="nothing was switched; the previous release is still serving")
+
+    def _task_failed(self, task: sw.Task) -> None:
+        """A task of the release failed before every task was healthy: the wait ends now,
+        with the task's error (its exit code) and its last log line."""
+        logs = self.manager.run(sw.service_logs(task.id, 5, raw=True), timeout=30)
+        lines = [line for line in redactor(logs.stdout + logs.stderr).splitlines() if line.strip()] if logs.ok else []
+        last = f"; its last log line: {lines[-1].strip()[:300]}" if lines else ""
+        why = task.error or (f"{task.state} (it exited, or Swarm stopped it for failing its health check)"
+                             if task.complete else task.state)
+        raise HealthCheckError(f"{self.manager.host}: {task.name} on {task.node or '?'}: failed before it was "
+                               f"healthy: {why}{last}",
+                               hint="nothing was switched; the previous release is still serving")
+
+    def task_checks(self, release: str, image: str, probes: dict) -> TaskChecks:
+        return TaskChecks(self.manager, self.names, release, image, probes, self.emit)
+
+    def run_job(self, name: str, argv: Sequence[str], timeout: float = 600) -> None:
+        """A migration as a replicated job: created, waited for, its output kept, removed."""
+        timer = Timer(self.emit, "migrate", host=self.manager.host, detail=name)
+        self.manager.run(sw.remove_services([name]))  # a leftover of a killed run
+        check(self.manager, argv)
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < timeout:
+                tasks = self.tasks([name])
+                if any(t.complete for t in tasks):
+                    timer.done()
+                    return
+                if any(t.failed for t in tasks):
+                    logs = self.manager.run(sw.service_logs(name, 20, raw=True))
+                    output = tuple(redactor(logs.stdout + logs.stderr).strip().splitlines()[-20:])
+                    error = next(t.error or t.state for t in tasks if t.failed)
+                    timer.failed(error, output)
+                    raise DeployError(f"{self.manager.host}: migration job {name} failed: {error}",
+                                      hint="nothing was switched; the previous release is still serving")
+                time.sleep(POLL)
+            timer.failed(f"not finished within {timeout:g}s")
+            raise DeployError(f"{self.manager.host}: migration job {name} did not finish within {timeout:g}s")
+        finally:
+            self.manager.run(sw.remove_services([name]))
+
+    # -- the nodes' proxies ----------------------------------------------------------------
+
+    def node(self, address: str):  # type: ignore[no-untyped-def]
+        conn = self._nodes.get(address)
+        if conn is None:
+            conn = self.node_connector(address)
+            conn.connect()
+            self._nodes[address] = conn
+        return conn
+
+    def ready_nodes(self) -> list[sw.Node]:
+        return [n for n in self.nodes() if n.state == "ready"]
+
+    def live_config(self) -> bytes | None:
+        """The proxy configuration the nodes serve now (every node gets the same file; the
+        manager's copy is the one read back)."""
+        for node in self.ready_nodes():
+            return self.node(node.address).read_file(f"{self.layout.proxy_dir}/nginx.conf")
+        return None
+
+    def live_release(self) -> str | None:
+        return live_release(self.live_config())
+
+    def route(self, plan: SwarmPlan, config: str | bytes) -> int:
+        """Make every ready node's proxy serve `config`; returns the number of nodes switched.
+
+        As on a host (services/edge/proxy.py), the file is staged beside the live one and one
+        command on the node tests it, renames it over nginx.conf and reloads: until then the
+        live file is untouched, so a deployctl killed in between leaves no node whose next
+        load (a restarted proxy task, a rebooted node) takes a release the switch never got
+        to, and a file nginx refuses never becomes live. Where no proxy task has read a file
+        yet (the proxy service is created now, or a node has none), the file is written as
+        nginx.conf directly: its task starts with it."""
+        data = config.encode() if isinstance(config, str) else config
+        nodes = self.ready_nodes()
+        running = self.manager.run(sw.proxy_image(self.names))
+        created = not running.ok
+        live_file, staged_file = f"{self.layout.proxy_dir}/{CONFIG_FILE}", f"{self.layout.proxy_dir}/{STAGED_FILE}"
+
+        def write(node: sw.Node) -> bool:
+            """True when the node's file was staged (its running proxy swaps it in)."""
+            conn = self.node(node.address)
+            conn.mkdir(self.layout.proxy_dir, mode=0o755)
+            staged = not created and conn.read_file(live_file) is not None
+            conn.put_file(staged_file if staged else live_file, data, 0o644)
+            return staged
+
+        def swap(node: sw.Node, staged: bool) -> None:
+            conn = self.node(node.address)
+            container = check(conn, sw.proxy_container(self.names)).split()
+            if not container:
+                raise DeployError(f"{node.address}: no running proxy task to reload")
+            argv = proxy_swap(container[0], self.layout.proxy_dir) if staged else \
+                dc.nginx_test_and_reload(container[0], CONFIG_PATH)
+            result = conn.run(list(argv))
+            if not result.ok:
+                raise DeployError(f"{node.address}: nginx -t refused the configuration (nothing reloaded): "
+                                  f"{redactor(result.stderr.strip() or result.stdout.strip())}")
+
+        wanted = plan.target.proxy.image
+        if not created and running.stdout.strip() != wanted:
+            # Before the new configuration: the replaced tasks start with the live file, and
+            # the swap below then reaches nginx of the new image on every node.
+            timer = Timer(self.emit, "proxy", host=self.manager.host,
+                          detail=f"{running.stdout.strip()} -> {wanted}, one node at a time")
+            check(self.manager, sw.update_proxy_image(self.names, wanted), timeout=600)
+            timer.done()
+        staged = dict(zip((n.address for n in nodes), _each(nodes, write)))
+        if created:
+            check(self.manager, plan.proxy_service)
+        self._wait_proxies(nodes)
+        # All nodes at once: the load balancer sends to every node, so the moment they
+        # serve different releases is kept as short as the slowest node's reload.
+        _each(nodes, lambda node: swap(node, staged[node.address]))
+        return len(nodes)
+
+    def wait_answers(self, release: str | None, port: int, path: str, timeout: float = SWITCH_BACK_WAIT) -> None:
+        """After a switch back, until every node's proxy answers from `release` again (as a
+        host's switch back waits, services/lifecycle/switch.py): the caller removes the new release's
+        tasks next, and requests a node's old workers still held for them would get 502s."""
+        if release is None:
+            return
+
+        def one(node: sw.Node) -> None:
+            switch = HostSwitch(self.node(node.address), self.names, self.layout, self.emit)
+            if not switch.answers_from(release, port, path, timeout):
+                self.warn(f"{node.address}: the proxy did not answer from {release} within {timeout:g}s "
+                          "of the switch back")
+
+        _each(self.ready_nodes(), one)
+
+    def _wait_proxies(self, nodes: list[sw.Node], timeout: float = 60) -> None:
+        """One running proxy task on every node that takes tasks (a global service's)."""
+        active = {n.hostname for n in nodes if n.availability == "active"}
+        deadline = time.monotonic() + timeout
+        while True:
+            tasks = [t for t in self.tasks([self.names.proxy]) if t.desired == "Running" and t.running]
+            if active <= {t.node for t in tasks}:
+                return
+            if time.monotonic() > deadline:
+                raise DeployError(f"the proxy service runs on {sorted(t.node for t in tasks)}, not on every node "
+                                  f"({sorted(active)}) after {timeout:g}s")
+            time.sleep(POLL)
+
+    def verify(self, plan: SwarmPlan, port: int) -> float:
+        """Through every ready node's proxy (as the node itself reaches its published port)."""
+        def one(node: sw.Node) -> float:
+            return HostSwitch(self.node(node.address), self.names, self.layout, self.emit).verify(port, plan.verify)
+
+        return max(_each(self.ready_nodes(), one), default=0.0)
+
+    def proxies(self) -> list["NodeProxy"]:
+        """Every ready node's proxy task, as the guard reads its access log (services/judging/watch.py)."""
+        return [NodeProxy(self.node(n.address), self.names, self.emit) for n in self.ready_nodes()]
+
+    def close(self) -> None:
+        for conn in self._nodes.values():
+            conn.close()
+        self._nodes.clear()
+
+    def warn(self, text: str) -> None:
+        self.emit(Message(text, level="warning", host=self.manager.host))
+
+
+class NodeProxy:
+    """One node's task of the global proxy service, seen as services/judging/watch.ProxyLog reads a
+    host's proxy: the node's connector, and the container whose stdout is the access log."""
+
+    def __init__(self, conn, names: Names, emit: Emit) -> None:  # type: ignore[no-untyped-def]
+        self.conn, self.names, self.emit = conn, names, emit
+
+    def running_nginx(self) -> str | None:
+        result = self.conn.run(sw.proxy_container(self.names), timeout=30)
+        return next(iter(result.stdout.split()), None) if result.ok else None
+
+
+def _each(nodes: list[sw.Node], work: Callable[[sw.Node], T]) -> list[T]:
+    """`work` on every node at once; the first error (by node order) is raised after all ended."""
+    if not nodes:
+        return []
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        futures = [pool.submit(work, node) for node in nodes]
+    return [future.result() for future in futures]

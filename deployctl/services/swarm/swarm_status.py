@@ -1,0 +1,40 @@
+"""`deployctl status` for a swarm environment: the live release (the manager's `current`),
+what the proxies route to, the lock, every node, and each release service's tasks per node
+with their state (a task with a health check is `Running` only once it passed it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...config import LoadedConfig
+from .swarm_deploy import SwarmJob
+
+
+@dataclass
+class SwarmStatus:
+    manager: str
+    live: str | None
+    proxy_routes: str | None
+    lock: str | None
+    nodes: list[dict] = field(default_factory=list)
+    services: list[dict] = field(default_factory=list)  # name, release, service, wanted, tasks [{node, state}]
+
+
+def status(loaded: LoadedConfig, env_name: str, *, manager=None) -> SwarmStatus:  # type: ignore[no-untyped-def]
+    job = SwarmJob(loaded, env_name, lambda event: None, manager)
+    try:
+        site, state = job.open()
+        holder = state.holder()
+        services = site.services()
+        tasks = [t for t in site.tasks(sorted(services)) if t.desired == "Running"] if services else []
+        rows = []
+        for name, (release, service, wanted) in sorted(services.items(), key=lambda item: item[1][0], reverse=True):
+            rows.append({"name": name, "release": release, "service": service, "wanted": wanted,
+                         "tasks": [{"node": t.node, "state": t.state, "error": t.error}
+                                   for t in tasks if t.service == name]})
+        return SwarmStatus(
+            manager=job.manager.host, live=state.current(), proxy_routes=site.live_release(),
+            lock=holder.describe() if holder else None,
+            nodes=[vars(n) for n in site.nodes()], services=rows)
+    finally:
+        job.close()
