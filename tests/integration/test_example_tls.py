@@ -21,18 +21,20 @@ import pytest
 
 from tests.integration.test_example_deploy import example, git, ok, result  # noqa: F401 (a fixture)
 from tests.support import browser
+from tests.support.example_app import EXAMPLE
 from tests.support.net import free_port, wait_until
 from tests.support.pebble import http_get, https_get, pebble
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-# What examples/bootcamp-users/README.md tells a user to add (the name is the test's own).
-README_PROXY = '''
-[proxy]
-hosts = ["{name}"]
-tls = "acme"
-acme_email = "ops@example.com"
-'''
+
+def readme_proxy_table(name: str) -> str:
+    """The [proxy] table examples/bootcamp-users/README.md tells a user to add, as written
+    there (the test's own name for users.example.com)."""
+    text = (EXAMPLE / "README.md").read_text()
+    table = re.search(r"(?ms)^```toml\n(\[proxy\]\n.*?)\n\n", text)
+    assert table and 'tls = "acme"' in table.group(1), "the README's HTTPS section lost its [proxy] table"
+    return "\n" + table.group(1).replace("users.example.com", name) + "\n"
 
 
 def _https_config(project, tmp_path, name: str, http: int, https: int, ca) -> None:  # type: ignore[no-untyped-def]
@@ -43,7 +45,7 @@ def _https_config(project, tmp_path, name: str, http: int, https: int, ca) -> No
                   f'proxy_port = {http}\nproxy_tls_port = {https}\nstate_dir = "{tmp_path / "state"}"',
                   toml.read_text(), count=1)
     assert f"proxy_port = {http}" in text, "init no longer writes environments.local.proxy_port"
-    text += README_PROXY.format(name=name)
+    text += readme_proxy_table(name)
     text += f'acme_directory = "{ca.directory}"\nacme_ca_bundle = "{ca.ca_bundle}"\n'
     text += "\n[environments.local.rollout]\nguard_window = 0\n"
     toml.write_text(text)
