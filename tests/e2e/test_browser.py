@@ -3,22 +3,12 @@ add a user with the form, press "Generate Usernames!", delete a user; the releas
 in the footer; and not one Content-Security-Policy complaint in the browser console."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
+from tests.support import browser
 from tests.support.app_stack import build_app_images, running_app_stack
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-# From /work/shared/testenv.md: what makes Chromium run headless as root in a container.
-CHROMIUM_FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run", "--window-size=1100,900",
-)
 
 
 @pytest.fixture(scope="module")
@@ -30,22 +20,10 @@ def stack(docker_client, standin_images, mariadb):
 
 @pytest.fixture
 def driver():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not os.access(path, os.X_OK):
-            pytest.fail(f"{path} missing: apt-get install -y chromium chromium-driver", pytrace=False)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    # Console messages (CSP violations among them) become readable via get_log("browser").
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    browser.implicitly_wait(0)
-    yield browser
-    browser.quit()
+    if (reason := browser.missing()) is not None:
+        pytest.fail(reason, pytrace=False)
+    with browser.chromium() as chromium:
+        yield chromium
 
 
 def wait_for(driver, condition, timeout=15):
@@ -67,10 +45,6 @@ def flashes(driver) -> str:
     from selenium.webdriver.common.by import By
 
     return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, ".flash"))
-
-
-def problems(log: list[dict]) -> list[str]:
-    return [e["message"] for e in log if e["level"] == "SEVERE" or "Content Security Policy" in e["message"]]
 
 
 def test_add_generate_delete_in_a_real_browser(stack, driver, tmp_path):
@@ -107,7 +81,7 @@ def test_add_generate_delete_in_a_real_browser(stack, driver, tmp_path):
     # The footer still names the release that answered, and the console stayed clean.
     assert driver.find_element(By.ID, "release-id").text == stack.release
     driver.save_screenshot(str(tmp_path / "after-delete.png"))
-    assert problems(driver.get_log("browser")) == []
+    assert browser.console_problems(driver.get_log("browser")) == []
 
 
 def test_the_console_check_does_see_csp_violations(stack, driver):
@@ -119,5 +93,5 @@ def test_the_console_check_does_see_csp_violations(stack, driver):
         "const s = document.createElement('script'); s.textContent = 'window.injected = 1';"
         "document.body.appendChild(s);")
     assert driver.execute_script("return window.injected === undefined")
-    messages = " ".join(problems(driver.get_log("browser")))
+    messages = " ".join(browser.console_problems(driver.get_log("browser")))
     assert "Content Security Policy" in messages

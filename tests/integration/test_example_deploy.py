@@ -102,16 +102,18 @@ def a_second_revision(project: Path) -> None:
     git(project, "commit", "-qam", "v2")
 
 
+def ok(project: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
+    """`deployctl ARGV` in the project, which must succeed."""
+    done = cli(*argv, cwd=project, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    return done
+
+
 def release_cycle(project: Path, env: dict, port: int, deploy_args: list[str], build: list[list[str]]) -> None:
     """deploy v1; under traffic: deploy v2, roll back to v1; check every answer."""
-    def ok(*argv: str) -> subprocess.CompletedProcess:
-        done = cli(*argv, cwd=project, env=env)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr
-        return done
-
     for argv in build:
-        ok(*argv)
-    first = ok(*deploy_args, "--json")
+        ok(project, env, *argv)
+    first = ok(project, env, *deploy_args, "--json")
     v1 = result(first)["release"]
     assert env["DB_PASSWORD"] not in first.stdout + first.stderr
     wait_until(lambda: "Ada Lovelace" in page(port), timeout=120, what="the example through deployctl's proxy",
@@ -120,13 +122,13 @@ def release_cycle(project: Path, env: dict, port: int, deploy_args: list[str], b
     with Traffic(f"http://127.0.0.1:{port}/", workers=4, max_seconds=300) as traffic:
         time.sleep(1)
         for argv in build:
-            ok(*argv)
-        second = ok(*deploy_args, "--json")
+            ok(project, env, *argv)
+        second = ok(project, env, *deploy_args, "--json")
         v2 = result(second)["release"]
         time.sleep(1)
         env_name = deploy_args[deploy_args.index("--env") + 1]
         rollback_started = time.time()
-        back = ok("rollback", "--env", env_name, "--json")
+        back = ok(project, env, "rollback", "--env", env_name, "--json")
         time.sleep(1)
     report = traffic.report
     assert report.total > 50, report.summary()

@@ -19,7 +19,7 @@ from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from tests.integration.deploy_fixtures import probe_config, remove_app, unique_app
 from tests.support.net import free_port, wait_until
-from tests.support.pebble import https_get, pebble
+from tests.support.pebble import http_get, https_get, pebble
 from tests.support.traffic import Traffic
 
 pytestmark = pytest.mark.integration
@@ -72,16 +72,10 @@ def test_acme_obtain_serve_renew_under_load_and_a_refusal_keeps_the_certificate(
             assert status == 200 and headers["X-Deployctl-Release"] == release
             assert version in ("TLSv1.2", "TLSv1.3")
             assert headers["Strict-Transport-Security"].startswith("max-age=")
-            import http.client as hc
 
             def plain_get() -> tuple[int, str | None]:
-                plain = hc.HTTPConnection("127.0.0.1", http, timeout=5)
-                try:
-                    plain.request("GET", "/version?x=1", headers={"Host": name})
-                    answer = plain.getresponse()
-                    return answer.status, answer.getheader("Location")
-                finally:
-                    plain.close()
+                status, headers = http_get(http, name, "/version?x=1")
+                return status, headers.get("Location")
 
             # nginx's reload is asynchronous: HTTPS answering with the new certificate (the
             # install waits for that) does not mean no HTTP request is proxied any more (seen

@@ -187,9 +187,11 @@ def pebble(tmp: Path, http_port: int, address: str = "127.0.0.1") -> Iterator[Pe
 
 
 def https_get(port: int, name: str, path: str, context: ssl.SSLContext, timeout: float = 5.0,  # type: ignore[no-untyped-def]
-              address: str = "127.0.0.1"):
-    """GET https://<name>:<port><path> connected to 127.0.0.1 (the name only as SNI and for the
-    certificate check): (status, headers, body, the peer's certificate as DER, TLS version)."""
+              address: str = "127.0.0.1", *, method: str = "GET", body: bytes | None = None,
+              headers: dict[str, str] | None = None):
+    """GET (or `method` with `body`) https://<name>:<port><path> connected to `address` (the
+    name only as SNI and for the certificate check): (status, headers, body, the peer's
+    certificate as DER, TLS version). Redirects are returned, not followed."""
     import http.client
     import socket
 
@@ -199,9 +201,30 @@ def https_get(port: int, name: str, path: str, context: ssl.SSLContext, timeout:
     try:
         conn = http.client.HTTPConnection(name, port, timeout=timeout)
         conn.sock = sock
-        conn.request("GET", path, headers={"Host": name if port == 443 else f"{name}:{port}", "Connection": "close"})
+        conn.request(method, path, body=body, headers={"Host": _host(name, port, 443), "Connection": "close",
+                                                       **(headers or {})})
         response = conn.getresponse()
-        body = response.read()
-        return response.status, dict(response.getheaders()), body, der, version
+        answer = response.read()
+        return response.status, dict(response.getheaders()), answer, der, version
     finally:
         sock.close()
+
+
+def http_get(port: int, name: str, path: str, timeout: float = 5.0,
+             address: str = "127.0.0.1") -> tuple[int, dict[str, str]]:
+    """Plain-HTTP GET http://<name>:<port><path> connected to `address`: (status, headers),
+    a redirect returned as it is (what the proxy answers before HTTPS)."""
+    import http.client
+
+    conn = http.client.HTTPConnection(address, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": _host(name, port, 80), "Connection": "close"})
+        response = conn.getresponse()
+        response.read()
+        return response.status, dict(response.getheaders())
+    finally:
+        conn.close()
+
+
+def _host(name: str, port: int, default: int) -> str:
+    return name if port == default else f"{name}:{port}"
