@@ -6,7 +6,7 @@
 #   scripts/standin-images.sh build [--force] [KEY...]   build missing or outdated images
 #   scripts/standin-images.sh status                     one line per image
 #
-# KEY is python, nginx, mariadb or host (default: all). An image is outdated when the
+# KEY is python, nginx, mariadb, postgres or host (default: all). An image is outdated when the
 # recipe that made it (its build function plus scripts/standin/KEY-*) has changed since:
 # the recipe's hash is kept in the image label org.deployctl.standin.recipe.
 # Each build's output goes to $TESTENV_LOG_DIR/standin-KEY.log.
@@ -21,11 +21,12 @@ RECIPE_LABEL=org.deployctl.standin.recipe
 # The engine is Debian's 20.10 without buildx; the classic builder is the one that works.
 export DOCKER_BUILDKIT=0
 
-KEYS=(python nginx mariadb host)
+KEYS=(python nginx mariadb postgres host)
 declare -A IMAGE=(
     [python]=deployctl-standin/python:3.11-bookworm
     [nginx]=deployctl-standin/nginx:bookworm
     [mariadb]=deployctl-standin/mariadb:bookworm
+    [postgres]=deployctl-standin/postgres:15-bookworm
     [host]=deployctl-standin/host:bookworm
 )
 
@@ -141,6 +142,26 @@ build_mariadb() {
     publish mariadb
 }
 
+# Debian's postgresql-15 with an entrypoint that speaks the official image's env interface
+# (scripts/standin/postgres-entrypoint.sh). The cluster Debian's postinst makes under
+# /var/lib/postgresql/15 and /etc/postgresql/15 goes: the entrypoint initialises PGDATA (a
+# volume) itself. The version's bin directory comes first on PATH, as in the official image.
+build_postgres() {
+    mmdebstrap_import postgres postgresql-15 \
+        --customize-hook='rm -rf "$1"/var/lib/postgresql/15 "$1"/etc/postgresql/15 && mkdir -p "$1"/var/lib/postgresql/data "$1"/var/run/postgresql "$1"/docker-entrypoint-initdb.d && chroot "$1" chown postgres:postgres /var/lib/postgresql/data /var/run/postgresql' \
+        --customize-hook="cp '$STANDIN_DIR/postgres-entrypoint.sh' \"\$1\"/usr/local/bin/docker-entrypoint.sh" \
+        -- \
+        'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        'ENV LANG=C.UTF-8' \
+        'ENV PGDATA=/var/lib/postgresql/data' \
+        'VOLUME /var/lib/postgresql/data' \
+        'EXPOSE 5432' \
+        'ENTRYPOINT ["docker-entrypoint.sh"]' \
+        'CMD ["postgres"]' \
+        "LABEL $RECIPE_LABEL=$(recipe_hash postgres)"
+    publish postgres
+}
+
 # An EC2-like host: its own dockerd and sshd (see scripts/standin/host-entrypoint.sh for
 # how to run it). Host keys are removed here so each container generates its own.
 # /var/lib/docker is a volume so the inner engine can use overlay2.
@@ -203,7 +224,7 @@ cmd_build() {
     for arg in "$@"; do
         case "$arg" in
             --force) force=1 ;;
-            python | nginx | mariadb | host) keys+=("$arg") ;;
+            python | nginx | mariadb | postgres | host) keys+=("$arg") ;;
             *) echo "standin-images: unknown argument: $arg" >&2; exit 2 ;;
         esac
     done
@@ -242,5 +263,5 @@ cmd_build() {
 case "${1:-build}" in
     build) shift || true; cmd_build "$@" ;;
     status) cmd_status ;;
-    *) echo "usage: $0 build [--force] [python|nginx|mariadb|host]... | status" >&2; exit 2 ;;
+    *) echo "usage: $0 build [--force] [python|nginx|mariadb|postgres|host]... | status" >&2; exit 2 ;;
 esac

@@ -16,6 +16,7 @@ STANDIN_IMAGES = {
     "python": "deployctl-standin/python:3.11-bookworm",
     "nginx": "deployctl-standin/nginx:bookworm",
     "mariadb": "deployctl-standin/mariadb:bookworm",
+    "postgres": "deployctl-standin/postgres:15-bookworm",
     "host": "deployctl-standin/host:bookworm",
 }
 

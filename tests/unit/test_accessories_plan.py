@@ -95,7 +95,7 @@ def test_placeholders_reach_the_accessory_and_services_of_the_same_release():
 def test_dry_run_steps_show_the_boot_only_if_absent():
     steps = acc.planned_steps(CONFIG, "local", LAYOUT, environ={})
     assert [s.step for s in steps] == ["accessory"] * 4
-    assert "write /srv/state/shop/local/accessories/db/secrets/DB_PASSWORD (mode 0600)" in steps[0].detail
+    assert "write /srv/state/shop/local/accessories/db/secrets/DB_PASSWORD (mode 0444, in a 0700 folder)" in steps[0].detail
     assert steps[2].argv[:3] == ("docker", "run", "--detach") and steps[3].argv[:2] == ("docker", "exec")
 
 
@@ -309,3 +309,18 @@ def test_an_accessory_that_restarted_before_the_wait_is_waited_for():
         wait_healthy(engine, spec.__class__(**{**vars(spec), "health_timeout": 0.2}), lambda e: None,
                      sleep=lambda s: __import__("time").sleep(0.05))
     assert engine.inspects > 2
+
+
+def test_an_accessorys_secret_files_are_readable_by_the_user_its_entrypoint_drops_to():
+    """The official postgres/mariadb images start as root and read *_FILE after dropping to
+    their own user: the file is 0444 (as Swarm mounts secrets), its host folder 0700."""
+    from deployctl.secrets import Secret
+    from deployctl.services.data.accessories import write_secrets
+    from tests.support.fake_host import FakeHost
+
+    spec = acc.accessory_spec(CONFIG, "local", "db", LAYOUT, environ={})
+    host = FakeHost("local", images=["mariadb:11"])
+    write_secrets(host, spec, {"DB_PASSWORD": Secret("s3cret-value")})
+    assert host.files[f"{spec.secrets_dir}/DB_PASSWORD"] == (b"s3cret-value", 0o444)
+    assert ("mkdir", spec.secrets_dir) in host.calls
+    assert not [text for _, text in host.calls if "s3cret-value" in text]

@@ -80,6 +80,39 @@ def test_the_dump_argv_holds_no_password_the_script_reads_the_containers_env(loa
         bk.restore_argv("cache", "c", bk.COMMAND, loaded.config.accessories["cache"])
 
 
+PG_DUMP_TEXT = """SET client_min_messages = warning;
+DROP DATABASE IF EXISTS "my shop";
+CREATE DATABASE "my shop" WITH TEMPLATE = template0;
+\\connect "my shop"
+COPY public.notes (body) FROM stdin;
+DROP DATABASE IF EXISTS kept;
+\\.
+"""
+
+
+@pytest.mark.parametrize("server, drop", [("150020", 'DROP DATABASE IF EXISTS "my shop" WITH (FORCE);'),
+                                          ("120018", 'DROP DATABASE IF EXISTS "my shop";')])
+def test_a_postgres_restore_ends_the_sessions_holding_the_database_on_13_and_later(loaded, tmp_path, server, drop):
+    """The restore script itself, run by sh with a `psql` that answers the version and records
+    what it is fed: the dump's own DROP DATABASE (before its first \\connect) gets WITH (FORCE),
+    a row of the data that reads the same does not; the password reaches psql's env only."""
+    import os
+    import subprocess
+
+    fake = tmp_path / "psql"
+    fake.write_text('#!/bin/sh\ncase "$*" in *server_version_num*) echo %s ;; *) env > "$FED.env"; cat > "$FED" ;; esac\n'
+                    % server)
+    fake.chmod(0o755)
+    argv = bk.restore_argv("pg", "c", bk.POSTGRES, loaded.config.accessories["pg"])
+    assert argv[:5] == ["docker", "exec", "-i", "c", "sh"] and "pw-value" not in " ".join(argv)
+    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "FED": str(tmp_path / "fed"), "POSTGRES_PASSWORD": "pw-value"}
+    done = subprocess.run(argv[4:], input=PG_DUMP_TEXT.encode(), env=env, capture_output=True, timeout=10)
+    assert done.returncode == 0, done.stderr
+    fed = (tmp_path / "fed").read_text().splitlines()
+    assert fed[1] == drop and fed[5] == "DROP DATABASE IF EXISTS kept;" and len(fed) == 7
+    assert "PGPASSWORD=pw-value" in (tmp_path / "fed.env").read_text().splitlines()
+
+
 def test_ids_sort_by_time_and_name_the_release():
     first, second = bk.backup_id(1_780_000_000, "20260528-200640-abc1234"), bk.backup_id(1_780_000_060, None)
     assert first == "20260528-202640--20260528-200640-abc1234" and second.endswith("--no-release")

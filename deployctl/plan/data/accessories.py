@@ -7,7 +7,8 @@ docker-compose does), so services reach it as `db` or by `{{ NAME.host }}` in en
 in named volumes `<app>-<env>-<name>-<volume>` that outlive the container.
 
 On the host, everything of one accessory lives under `<state root>/accessories/<name>/`:
-`secrets/` (files mounted read-only, exactly as for services), `env` (the env values that
+`secrets/` (files mounted read-only, as for services but readable by every user in the
+container: SECRET_FILE_MODE), `env` (the env values that
 use `{{ secret.NAME }}`, rendered, mode 0600, read by `docker run --env-file`) and `files/`
 (the project files of `files = [...]`, mounted read-only at their path in the container).
 """
@@ -29,6 +30,13 @@ STOP_TIMEOUT = 30  # a database gets longer than a web process to flush and shut
 # Files of `files = [...]` are configuration, not secrets (those are `secrets` or env
 # templates): world-readable so the container's own user (mysql, say) can read them.
 FILE_MODE = 0o644
+# An accessory's secret files are readable by every user IN its container (as Swarm mounts
+# its secrets, 0444, and Kubernetes 0644): the official database images (postgres, mariadb,
+# mysql) start as root and drop to their own user (gosu) BEFORE they read *_FILE, so a root
+# image's 0600 file handed to nobody could not be read. Outside the container the files stay
+# private: each is bind-mounted alone, and its folder and every parent up to the state root
+# are 0700 (services/data/accessories.py _prepare_dir).
+SECRET_FILE_MODE = 0o444
 
 
 def container_name(names: Names, accessory: str) -> str:
@@ -246,7 +254,8 @@ def planned_steps(config: Config, env_name: str, layout: StateLayout,
     steps = []
     for spec in environment_accessories(config, env_name, layout, environ):
         for host_file, _ in spec.secret_mounts():
-            steps.append(PlannedStep("accessory", f"{spec.name}: write {host_file} (mode 0600), only if absent"))
+            steps.append(PlannedStep("accessory", f"{spec.name}: write {host_file} (mode {SECRET_FILE_MODE:04o}, in a "
+                                     "0700 folder), only if absent"))
         if spec.env_templates:  # names only: the values exist nowhere but in that file
             steps.append(PlannedStep("accessory", f"{spec.name}: write {spec.env_file} (mode 0600) with "
                                      f"{', '.join(sorted(spec.env_templates))}, only if absent"))

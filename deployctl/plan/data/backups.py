@@ -49,7 +49,16 @@ _PG_ENV = (
     'export PGPASSWORD; u="${POSTGRES_USER:-postgres}"\n')
 # --create --clean: the restore drops and creates the database (connected to `postgres`).
 PG_DUMP = _PG_ENV + 'exec pg_dump -U "$u" --clean --if-exists --create -d "${POSTGRES_DB:-$u}"\n'
-PG_RESTORE = _PG_ENV + 'exec psql -U "$u" -d postgres -v ON_ERROR_STOP=1 -q\n'
+# PostgreSQL refuses to drop a database anyone is connected to ("is being accessed by other
+# users"), and a running app always is: on PostgreSQL 13+ the dump's own DROP DATABASE (in
+# its header, before its first `\connect`; never a line of the data) gets WITH (FORCE),
+# which ends those sessions in the same statement (an app's pool reconnects to the restored
+# database). Found by tests/integration/test_backups_postgres.py.
+PG_RESTORE = _PG_ENV + (
+    'v="$(psql -U "$u" -d postgres -XtAq -c "SHOW server_version_num")" || exit 3\n'
+    'force=""; [ "$v" -ge 130000 ] && force=" WITH (FORCE)"\n'
+    "sed '/^\\\\connect /,$!s/^\\(DROP DATABASE IF EXISTS .*\\);$/\\1'\"$force\"';/' | "
+    'psql -U "$u" -d postgres -v ON_ERROR_STOP=1 -q\n')
 
 
 class BackupPlanError(ValueError):

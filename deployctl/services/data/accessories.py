@@ -173,6 +173,15 @@ def _warn_drift(conn, spec: acc.AccessorySpec, state: AccessoryState, emit: Emit
                      f"arrives when it is next booted: {change}", level="warning", host=conn.host))
 
 
+def write_secrets(conn, spec: acc.AccessorySpec, secrets: Mapping[str, Secret]) -> None:  # type: ignore[no-untyped-def]
+    """Each secret a file (acc.SECRET_FILE_MODE: why there) in a 0700 folder, handed to the
+    image's user when the image names one."""
+    conn.mkdir(spec.secrets_dir, mode=0o700)
+    for name in spec.secrets:
+        conn.put_file(f"{spec.secrets_dir}/{name}", secrets[name].reveal().encode(), acc.SECRET_FILE_MODE)
+    hand_to_image_user(conn, spec.image, spec.secrets_dir)
+
+
 def _prepare_dir(conn, layout, spec: acc.AccessorySpec) -> None:
     """The accessory's state dir and its parents, as HostState makes the state root (0700):
     on a first deploy the accessory comes before anything else, and parents made on the way
@@ -223,10 +232,7 @@ def _create(loaded: LoadedConfig, env_name: str, conn, spec: acc.AccessorySpec, 
     if spec.secrets or spec.env_templates or spec.files:
         _prepare_dir(conn, layout, spec)
     if spec.secrets:
-        conn.mkdir(spec.secrets_dir, mode=0o700)
-        for name in spec.secrets:
-            conn.put_file(f"{spec.secrets_dir}/{name}", secrets[name].reveal().encode(), 0o600)
-        hand_to_image_user(conn, spec.image, spec.secrets_dir)
+        write_secrets(conn, spec, secrets)
     if spec.env_templates:  # read by the docker CLI on the host; the values never reach an argv
         conn.put_file(spec.env_file, env_body, 0o600)
     _upload_files(loaded, env_name, conn, spec, files, emit, running=False)
