@@ -59,11 +59,20 @@ def run_group(argv: Sequence[str], *, cwd: Path, environment: Mapping[str, str],
     import signal
     import subprocess
 
+    from ..interrupts import Hold
+
+    # A SIGTERM's exception is held from here to the `try` below: raised inside Popen after
+    # the fork, it would leave the new group running with no one to kill it.
+    hold = Hold()
     try:
         proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(environment), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     except OSError as exc:
+        hold.release()  # a held interrupt is raised here: nothing was started
         return 127, f"cannot run {argv[0]}: {exc.strerror}"
+    except BaseException:
+        hold.release(raise_held=False)
+        raise
     why: list[str] = []
 
     def kill_group(reason: str = "") -> None:
@@ -87,14 +96,16 @@ def run_group(argv: Sequence[str], *, cwd: Path, environment: Mapping[str, str],
     waiter = threading.Thread(target=lambda: (proc.wait(), exited.set()), name="hook-wait", daemon=True)
     deadline = threading.Timer(timeout, kill_group, args=("timeout",))
     deadline.daemon = True
-    reader.start()
-    waiter.start()
-    deadline.start()
     try:
+        reader.start()
+        waiter.start()
+        deadline.start()
+        hold.release()  # an interrupt that came while it started is raised here: the finally kills it
         while not exited.wait(tick):
             if stopped():
                 kill_group("stopped")
     finally:
+        hold.release(raise_held=False)  # an exception is on its way out already
         deadline.cancel()
         kill_group()  # what it left in the background, or all of it when an exception ended the wait
         waiter.join()

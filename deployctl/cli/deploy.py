@@ -34,13 +34,15 @@ def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM (a cancelled CI job) raises Interrupted in the deploy, which then cleans up
     like any failure: new containers removed or switched back, lock released. Later
     signals are ignored so that clean-up itself is not cut short."""
+    from ..interrupts import raise_or_hold
     from ..services.lifecycle.rollout import Interrupted
 
     def handler(signum, frame):  # type: ignore[no-untyped-def]
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise Interrupted(f"interrupted by {signal.Signals(signum).name}",
-                          hint="the previous release is still serving; the lock was released")
+        # Held for a moment while a child process is being started (deployctl/interrupts.py).
+        raise_or_hold(Interrupted(f"interrupted by {signal.Signals(signum).name}",
+                                  hint="the previous release is still serving; the lock was released"))
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:

@@ -175,8 +175,13 @@ def test_secrets_reach_the_containers_as_files_only(site, first):
     assert not db["HostConfig"]["PortBindings"]  # only the app's network reaches the database
     state = site.config.parent.parent / "state" / app / "local"
     assert oct(state.stat().st_mode & 0o777) == "0o700"  # made by the accessory's boot, first of all
-    for secret in (state / "accessories" / "db" / "secrets").iterdir():
-        assert oct(secret.stat().st_mode & 0o777) == "0o600", secret
+    # The files are 0444 so the database image's own user reads them after it drops root
+    # (plan/data/accessories.SECRET_FILE_MODE); their folder is 0700, so no other user of the
+    # host reaches them.
+    folder = state / "accessories" / "db" / "secrets"
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    for secret in folder.iterdir():
+        assert oct(secret.stat().st_mode & 0o777) == "0o444", secret
 
 
 def test_data_survives_a_second_release_a_rollback_and_an_accessory_restart(site, first, build_args):

@@ -54,6 +54,11 @@ def test_websockets_across_a_deploy_release_subnets_and_maintenance_mode(tmp_pat
         second.start()
         try:
             wait_until(lambda: _serving(port) not in (None, v1), 60, "the second release serving")
+            # Then steadily: right after a reload nginx's old workers still accept for a moment
+            # with the old configuration, so one answer from release 2 did not mean a new
+            # connection goes there yet (a CI rehearsal opened one that landed on release 1).
+            wait_until(lambda: all(_serving(port) not in (None, v1) for _ in range(5)), 30,
+                       "the second release serving every request")
             v2 = _serving(port)
             # The switch happened and the drain is under way: the open connection is still
             # on release 1, a new one is on release 2, and both go on answering.
