@@ -11,6 +11,8 @@ only, so module state is enough.
 
 from __future__ import annotations
 
+import threading
+
 _holds = 0
 _held: BaseException | None = None
 
@@ -25,10 +27,15 @@ def raise_or_hold(exc: BaseException) -> None:
 
 
 class Hold:
+    """Holds in the main thread only: that is where the handler raises. A child started from
+    another thread (pre_migrate inside a rollout worker) is not interrupted by the signal at
+    all; the main thread's exception cancels the rollout as before."""
+
     def __init__(self) -> None:
         global _holds
-        _holds += 1
-        self._open = True
+        self._open = threading.current_thread() is threading.main_thread()
+        if self._open:
+            _holds += 1
 
     def release(self, *, raise_held: bool = True) -> None:
         """Ends the hold (once; later calls do nothing) and raises what a signal left, unless

@@ -42,3 +42,15 @@ def test_nested_holds_raise_at_the_outermost_release():
     inner.release()  # still held by the outer one
     with pytest.raises(Stop):
         outer.release()
+
+
+def test_a_hold_taken_outside_the_main_thread_holds_nothing():
+    import threading
+
+    holds = []
+    worker = threading.Thread(target=lambda: holds.append(Hold()))
+    worker.start()
+    worker.join()
+    with pytest.raises(Stop):  # the main thread's handler raises at once
+        raise_or_hold(Stop())
+    holds[0].release()  # and its release does nothing
