@@ -31,9 +31,12 @@ ShadowOpt = Annotated[Optional[float], typer.Option(
 
 @contextlib.contextmanager
 def sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (a cancelled CI job) raises Interrupted in the deploy, which then cleans up
-    like any failure: new containers removed or switched back, lock released. Later
-    signals are ignored so that clean-up itself is not cut short."""
+    """SIGTERM (a cancelled CI job) and SIGINT (Ctrl-C) raise Interrupted in the deploy,
+    which then cleans up like any failure: new containers removed or switched back, lock
+    released. Ctrl-C goes through the same handler, not Python's KeyboardInterrupt, so that
+    it is held too while a hook's process starts (a KeyboardInterrupt raised inside Popen
+    after the fork would leave the hook running). Later signals are ignored so that clean-up
+    itself is not cut short."""
     from ..interrupts import raise_or_hold
     from ..services.lifecycle.rollout import Interrupted
 
@@ -44,11 +47,12 @@ def sigterm_interrupts() -> Iterator[None]:
         raise_or_hold(Interrupted(f"interrupted by {signal.Signals(signum).name}",
                                   hint="the previous release is still serving; the lock was released"))
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def deploy(

@@ -54,3 +54,22 @@ def test_a_hold_taken_outside_the_main_thread_holds_nothing():
     with pytest.raises(Stop):  # the main thread's handler raises at once
         raise_or_hold(Stop())
     holds[0].release()  # and its release does nothing
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_sigterm_and_ctrl_c_raise_interrupted_held_while_a_child_starts(signum):
+    """Both signals go through the deploy's handler: a Ctrl-C is held like a SIGTERM, so it
+    cannot surface inside Popen and leave a hook's process unknown to anyone."""
+    import os
+    import signal
+
+    from deployctl.cli.deploy import sigterm_interrupts
+    from deployctl.services.lifecycle.rollout import Interrupted
+
+    before = signal.getsignal(signal.SIGINT)
+    with sigterm_interrupts():
+        hold = Hold()
+        os.kill(os.getpid(), getattr(signal, signum))  # delivered before kill() returns
+        with pytest.raises(Interrupted, match=signum):
+            hold.release()
+    assert signal.getsignal(signal.SIGINT) is before  # the handlers are put back
