@@ -45,7 +45,7 @@ from deployctl.plan.lifecycle.release_spec import ProxySpec  # noqa: E402
 from tests.integration.deploy_fixtures import free_port  # noqa: E402
 from tests.support.pebble import TestCa  # noqa: E402
 
-from proxy_load import Connect, interleaved, print_table, start_upstream, wait_answering  # noqa: E402
+from proxy_load import Connect, interleaved, print_table, Started, wait_answering  # noqa: E402
 
 NGINX = "deployctl-standin/nginx:bookworm"
 LIVE = "20261206-100000-1111111"
@@ -88,17 +88,15 @@ def main() -> int:
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:8]
     ca = TestCa("deployctl bench CA")
-    procs, names = [], []
-    try:
+    with Started() as started:
         with tempfile.TemporaryDirectory(prefix="https-bench-") as tmp:
-            proc, upstream_port = start_upstream(args.delay_ms / 1000)
-            procs.append(proc)
+            upstream_port = started.upstream(args.delay_ms / 1000)
             http_port, https_http_port, tls_port = free_port(), free_port(), free_port()
             for mode, listen, tls in (("http", http_port, None), ("https", https_http_port, tls_port)):
                 folder = Path(tmp) / mode
                 folder.mkdir()
                 proxy_folder(folder, listen, f"127.0.0.1:{upstream_port}", tls, ca)
-                names.append(start_proxy(folder, f"https-bench-{tag}-{mode}"))
+                started.containers.append(start_proxy(folder, f"https-bench-{tag}-{mode}"))
             (Path(tmp) / "ca.pem").write_bytes(ca.pem)
             context = ssl.create_default_context(cafile=str(Path(tmp) / "ca.pem"))
             connect: dict[str, Connect] = {
@@ -111,11 +109,6 @@ def main() -> int:
             check.request("GET", "/items")
             assert check.getresponse().getheader(tc.CERTIFICATE_HEADER), "HTTPS is not served by the certificate"
             results, loads = interleaved(connect, args.rounds, args.seconds, args.workers, args.keepalive)
-    finally:
-        for name in names:
-            subprocess.run(["docker", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for proc in procs:
-            proc.terminate()
     connection = "keep-alive" if args.keepalive else "a connection (and a TLS handshake) per request"
     print(f"{args.rounds} interleaved rounds of {args.seconds:g}s, {args.workers} workers, {connection}; upstream "
           f"{args.delay_ms:g} ms per request; load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs")

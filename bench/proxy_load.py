@@ -57,6 +57,30 @@ def start_upstream(delay: float) -> tuple[subprocess.Popen, int]:  # type: ignor
     raise SystemExit(f"the upstream on {port} did not start")
 
 
+class Started:
+    """What a bench starts (upstream processes, proxy containers), stopped and removed on the
+    way out whatever happens, so an interrupted bench leaves nothing running."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []  # type: ignore[type-arg]
+        self.containers: list[str] = []
+
+    def upstream(self, delay: float) -> int:
+        """start_upstream, remembered; its port."""
+        proc, port = start_upstream(delay)
+        self.procs.append(proc)
+        return port
+
+    def __enter__(self) -> "Started":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name in self.containers:
+            subprocess.run(["docker", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for proc in self.procs:
+            proc.terminate()
+
+
 def wait_answering(connect: Connect, what: str, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -39,7 +39,7 @@ from deployctl.plan.edge.proxy_config import Shadow, render_proxy_config  # noqa
 from deployctl.plan.lifecycle.release_spec import ProxySpec  # noqa: E402
 from tests.integration.deploy_fixtures import free_port  # noqa: E402
 
-from proxy_load import interleaved, print_table, start_upstream, wait_answering  # noqa: E402
+from proxy_load import interleaved, print_table, Started, wait_answering  # noqa: E402
 
 NGINX = "deployctl-standin/nginx:bookworm"
 LIVE, NEW, SLOW = "20261206-100000-1111111", "20261206-110000-2222222", "20261206-120000-3333333"
@@ -67,13 +67,11 @@ def main() -> int:
     args = parser.parse_args()
     delay = args.delay_ms / 1000
     tag = uuid.uuid4().hex[:8]
-    procs, names = [], []
-    try:
+    with Started() as started:
         with tempfile.TemporaryDirectory(prefix="shadow-bench-") as tmp:
             ports = {}
             for release, seconds in ((LIVE, delay), (NEW, delay), (SLOW, 3 * delay), (HUNG, 30.0)):
-                proc, ports[release] = start_upstream(seconds)
-                procs.append(proc)
+                ports[release] = started.upstream(seconds)
             address = {r: f"127.0.0.1:{p}" for r, p in ports.items()}
             setups = {"off": (None, {LIVE: address[LIVE]}),
                       "on": (Shadow(NEW, ("GET", "HEAD")), {LIVE: address[LIVE], NEW: address[NEW]}),
@@ -85,15 +83,10 @@ def main() -> int:
                 folder.mkdir()
                 os.chmod(folder, 0o755)
                 listen[mode] = free_port()
-                names.append(start_proxy(folder, f"shadow-bench-{tag}-{i}", listen[mode], upstreams, shadow))
+                started.containers.append(start_proxy(folder, f"shadow-bench-{tag}-{i}", listen[mode], upstreams, shadow))
             connect = {mode: (lambda port=port: http.client.HTTPConnection("127.0.0.1", port, timeout=10))
                        for mode, port in listen.items()}
             results, loads = interleaved(connect, args.rounds, args.seconds, args.workers, args.keepalive)
-    finally:
-        for name in names:
-            subprocess.run(["docker", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for proc in procs:
-            proc.terminate()
     connection = "keep-alive" if args.keepalive else "a connection per request"
     print(f"{args.rounds} interleaved rounds of {args.seconds:g}s, {args.workers} workers, {connection}; upstream "
           f"{args.delay_ms:g} ms per request (the slow new release {3 * args.delay_ms:g} ms); load average "
