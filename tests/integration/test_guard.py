@@ -14,7 +14,8 @@ import pytest
 from deployctl.config import load_config
 from deployctl.events import Message, Recorder, StepDone, StepFailed, StepProgress, StepStarted
 from deployctl.errors import ExitCode
-from deployctl.services.lifecycle.deploy import DeployOptions, GuardReverted, deploy
+from deployctl.services.lifecycle.deploy import DeployOptions, deploy
+from deployctl.services.lifecycle.transaction import GuardReverted
 from tests.integration.deploy_fixtures import free_port, probe_config, remove_app, unique_app
 from tests.integration.test_release_safety import SECRETS, containers_of, images
 from tests.support.net import wait_until

@@ -29,18 +29,17 @@ from ...plan.pipeline import image_user as iu
 from ...plan.lifecycle.containers import release_containers
 from ...plan.lifecycle.release_spec import release_spec
 from ...plan.lifecycle.steps import PlannedStep, Step
-from ...plan.judging.canary import PROMOTE, CanaryVerdict, canary_spec
+from ...plan.judging.canary import canary_spec
 from ...plan.judging.shadow import shadow_spec
-from ...plan.lifecycle.releases import ABORTED, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, new_release_id
-from ...plan.edge.proxy_config import LIVE_COPY
+from ..judging.canary import CanaryAborted, CanaryGate
+from ..judging.shadow import ShadowStopped
+from ..judging.host_judges import HostJudges
+from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, new_release_id
 from ...plan.lifecycle.switch_plan import deploy_plan, guard_spec, proxy_config_for
 from ...secrets import Secret
 from . import preflight
 from ..edge import shared_proxy, tls
 from ..data.accessories import ensure_accessories
-from ..judging.canary import CanaryAborted, CanaryGate, HostCanary, recover
-from ..judging.shadow import HostShadow, ShadowStopped
-from ..judging.shadow import recover as recover_shadow
 from ...plan.operate.hooks import ON_REVERT, SCHEMA_BLOCKED, HookContext
 from ..operate.hooks import HookRunner, previous_of
 from .host_state import HostState
@@ -53,18 +52,13 @@ from .retire import retire_and_prune, stop_expired_warm
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .release_images import ReleaseImages, proxy_image_for
 from ..data.release_schema import ReleaseDatabase, backup_before_migrate, check_settings, read_schema, schema_commands
-from ...plan.data.schema import BACKUP, REFUSE as SCHEMA_REFUSE, SCHEMA
-from ...plan.data.schema import decide as schema_decide
-from ...plan.data.schema import differs as schema_differs
-from ...plan.data.schema import schema_of
-from ...plan.data.schema import show as show_schema
+from ...plan.data.schema import BACKUP, SCHEMA
 from ...plan.lifecycle.env_values import SecretValueError, env_file
 from .host_calls import PREVIOUS, UNCHANGED, UNKNOWN, mapped, on_every_host
 from .host_calls import why as _why
 from .rollout import Cancel, Rollout, unexpected
-from .transaction import GuardReverted, after_switch, best_effort, deploy_failure, failure_outcome, run_transaction, release_record, take_lock
+from .transaction import after_switch, best_effort, deploy_failure, failure_outcome, run_transaction, release_record, take_lock
 from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
-from ..judging.watch import Guard
 
 
 GUARD_HOLD_MARGIN = 60.0  # seconds the previous release is kept warm beyond a guard's watch
@@ -146,7 +140,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                                            context=context, started=watch, before_lock=HostDeploy.fetch)
         hosts = [HostOutcome(job.host, release, job.previous, results[job.host].outcome,
                              results[job.host].seconds, results[job.host].error) for job in jobs]
-        blocked = [job.schema_blocked for job in jobs if job.schema_blocked]
+        blocked = [job.judges.schema_blocked for job in jobs if job.judges.schema_blocked]
         if blocked:  # the guard wanted to switch back and the schema said no: on_revert says so
             hooks.run(ON_REVERT, context.with_outcome(SCHEMA_BLOCKED))
         judged = {name: meeting.verdict.to_dict() for name, meeting in (("shadow", shadow_gate), ("canary", gate))
@@ -209,15 +203,13 @@ class HostDeploy:
         self.environment = loaded.environment(env_name)
         self.release, self.images, self.secrets, self.options = release, images, secrets, options
         self.cancel = cancel or Cancel()
-        self.gate = gate  # the canary's meeting point (None: no canary)
-        self.shadow_gate = shadow_gate  # the shadow window's (None: none)
         self.names = names_for(loaded, env_name)
         self.layout = layout_for(loaded, env_name)
         self.state = HostState(conn, self.layout, emit)
         # What the migration step (run on one host) found, shared by deploy() with every
         # host's job for its record (plan/data/schema.py).
         self.database = ReleaseDatabase()
-        self.schema_blocked = ""  # the guard could not switch back: why (plan/data/schema.decide)
+        self.drain = self.environment.rollout.drain
         self.switch = HostSwitch(conn, self.names, self.layout, emit, checkpoint=self.cancel.check)
         self.containers = release_containers(self.config, self.environment, env_name, release, images.revision,
                                              images.images, self.layout)
@@ -236,8 +228,8 @@ class HostDeploy:
         self.step = "prepare"  # the step under way before the switch sequence (then self.switch.step)
         self.started_at: float | None = None  # when the switch sequence began (for `stats`)
         self.phase = "before"  # before | switched back | uncertain | aborted | live
-        self.canary: CanaryVerdict | None = None  # the verdict that promoted this release
-        self.shadow: CanaryVerdict | None = None  # the shadow window's verdict that passed it
+        # The shadow window, the canary and the guard (services/judging/host_judges.py).
+        self.judges = HostJudges(self, gate, shadow_gate)
 
     # -- HostJob -----------------------------------------------------------------------------
 
@@ -300,7 +292,7 @@ class HostDeploy:
             Step("prepare", (PlannedStep("recover", "a canary or a shadow window a killed deployctl left here: the "
                                                     "live-only proxy back, its release's containers removed, "
                                                     "recorded `aborted`"),),
-                 self._recover),
+                 self.judges.recover),
             Step("prepare", (PlannedStep("warm", "stop warm releases past their window (rollout.warm_window), "
                                                  "never the live one"),),
                  lambda: stop_expired_warm(self.switch, keep={r for r in (self.previous,) if r})),
@@ -397,9 +389,15 @@ class HostDeploy:
         file, with no reload (plan/edge/proxy_config.Standby)."""
         if self.previous is None:
             return
-        standby = self.switch.standby(self._recorded_spec(self.previous), self.release)
+        standby = self.switch.standby(self.recorded_spec(self.previous), self.release)
         if standby is not None:
             self.plan = replace(self.plan, proxy_config=proxy_config_for(self.spec, standby), standby=standby.release)
+
+    def recorded_spec(self, release: str):  # type: ignore[no-untyped-def]
+        """The spec `release` was deployed with here (None: no record of it)."""
+        from .rollback import recorded_spec
+
+        return recorded_spec(self.state.history(), release, self.loaded, self.env_name)
 
     def _networks(self) -> None:
         if self.switch.ensure_network(self.release, self.environment.release_subnet_pool):
@@ -440,12 +438,11 @@ class HostDeploy:
         self.started_at = time.time()
         try:
             self.cancel.check()
-            if self.gate is None and self.shadow_gate is None:
+            if not self.judges.before_switch:
                 self.switch.run(self.plan)
             else:
                 self.switch.bring_up(self.plan)
-                self._shadow()  # when it passed; raises ShadowStopped after going back
-                promoted = self._canary() if self.gate is not None else None  # raises CanaryAborted after going back
+                promoted = self.judges.judge()  # raises ShadowStopped or CanaryAborted after going back
                 try:
                     self.switch.switch(self.plan)
                 except SwitchBackFailed:
@@ -454,27 +451,20 @@ class HostDeploy:
                     if promoted is not None:
                         promoted.disarm()  # switched back to the live-only configuration
                     raise
-                # Only now: a deployctl killed before this point leaves the watchdog armed,
-                # and it puts back the release `current` still names.
-                if promoted is not None:
-                    self._disarm(promoted)
-                elif self.shadow is not None:
-                    self.conn.run(["rm", "-f", f"{self.layout.proxy_dir}/{LIVE_COPY}"])  # the mirror is gone
+                self.judges.switched(promoted)
         except (CanaryAborted, ShadowStopped):
             raise  # back on the live release, cleaned up and recorded already
         except SwitchBackFailed as exc:
             self.phase = "uncertain"
-            self._best_effort("record", lambda: self._record(UNCERTAIN, self.previous, exc.message))
+            self._best_effort("record", lambda: self.record(UNCERTAIN, self.previous, exc.message))
             raise
         except SwitchFailed as exc:
             self.phase = "switched back"
-            self._best_effort("clean-up", self._clean_up)
-            self._best_effort("record", lambda: self._record(REVERTED, self.previous, exc.message))
+            self._best_effort("clean-up", self.clean_up)
+            self._best_effort("record", lambda: self.record(REVERTED, self.previous, exc.message))
             raise
         except BaseException as exc:
-            for meeting in (self.gate, self.shadow_gate):
-                if meeting is not None:
-                    meeting.leave(self.host)  # before its split: the other hosts do not wait for it
+            self.judges.leave()  # before its split: the other hosts do not wait for it
             self.step = self.switch.step
             raise self._abandon(exc) from None
         # Switched and verified: from here the new release is live; bookkeeping comes first
@@ -482,7 +472,7 @@ class HostDeploy:
         switched = time.time()
         try:
             self.state.set_current(self.release)
-            self._record(LIVE, self.previous, "", extra=self._verdicts())
+            self.record(LIVE, self.previous, "", extra=self.judges.verdicts())
         except BaseException as exc:
             # Verified live, but `current` and the history may not say so: a rollback
             # computed from them would be wrong.
@@ -490,7 +480,7 @@ class HostDeploy:
             raise mapped(self.host, "recording the release (it was verified live)", exc, UNKNOWN) from None
         self.phase = "live"
         warm_window = self.environment.rollout.warm_window
-        if not self._guarded():
+        if not self.judges.guarded():
             self._retire(warm_window)
             return
         # Beside the guard's watch, every release but this one and the previous is retired
@@ -505,7 +495,9 @@ class HostDeploy:
             try:
                 # From the switch when the new release had answers in the log before it (a
                 # canary's, the shadow window's copies): the guard judges what users got.
-                self._guard(since=switched if self.canary or self.shadow else self.started_at)
+                judged_before = self.judges.canary or self.judges.shadow
+                self.judges.guard(since=switched if judged_before else self.started_at or switched,
+                                  stopped=self.cancel.is_set)
             finally:
                 early.result()
         if warm_window <= 0:
@@ -515,216 +507,6 @@ class HostDeploy:
         after_switch(self.emit, self.host, lambda: retire_and_prune(
             self.conn, self.switch, self.state, self.layout, self.environment.rollout, self.release, self.emit,
             previous=self.previous, warm_window=warm_window))
-
-    # -- the error-rate guard (docs/release-safety.md) ---------------------------------------
-
-    # -- the shadow window (services/judging/shadow.py, docs/release-safety.md) ----------------------
-
-    def _shadow(self) -> None:
-        """Mirror, meet the other hosts, and go on (passed) or back (stopped: raises)."""
-        gate = self.shadow_gate
-        if gate is None:
-            return
-        met = self._meet(gate, "shadow window skipped: no live release here to copy requests from",
-                         lambda live: HostShadow(self.switch, self.layout, self.emit, self.plan, live, gate.spec),
-                         lambda shadow: shadow.mirror())
-        if met is None:
-            return
-        shadow, verdict = met
-        if verdict.decision == PROMOTE:
-            self.shadow = verdict
-            return
-        timer = Timer(self.emit, "stop", host=self.host, detail=f"proxy -> {self.previous} only, no copies")
-        try:
-            shadow.back()
-        except BaseException as exc:
-            timer.failed(_why(exc))
-            raise SwitchBackFailed(f"{self.host}: shadow: {verdict.reason}; removing the mirror failed: {_why(exc)} "
-                                   f"({self.previous} still answers every user)",
-                                   hint="check `deployctl status` and the proxy") from None
-        self.phase = "aborted"
-        timer.done(f"{self.previous} answers every user, as it did throughout")
-        self._clean_up()
-        self._record(ABORTED, self.previous, f"shadow: {verdict.reason}", extra={"shadow": verdict.to_dict()})
-        raise ShadowStopped(verdict.with_routes(f"{self.host}: shadow window stopped {self.release} before its "
-                                                f"switch: {verdict.reason}"),
-                            hint=f"{self.previous} answered every user throughout; nothing was switched")
-
-    def _recover(self) -> None:
-        self._recover_canary()
-        self._recover_shadow()
-
-    def _recover_shadow(self) -> None:
-        """A shadow window a killed deployctl left here: the mirror goes, its release too, recorded."""
-        release = recover_shadow(self.switch, self.layout, self.emit)
-        if release is None or release == self.previous:
-            return
-        self.switch.remove(self.switch.release_containers().get(release, []))
-        self.switch.remove_release_networks([release])
-        self.conn.remove_tree(self.layout.release_secrets(release))
-        self.state.record(release_record(
-            release=release, action="deploy", outcome=ABORTED, previous=self.previous,
-            error="shadow: deployctl stopped before the shadow window was decided; the next deploy removed the "
-                  "mirror"))
-
-    def _verdicts(self) -> dict | None:
-        """What judged this release before its switch, for its history record."""
-        extra = {name: verdict.to_dict() for name, verdict in (("shadow", self.shadow), ("canary", self.canary))
-                 if verdict is not None}
-        return extra or None
-
-    # -- the canary (services/judging/canary.py, docs/release-safety.md) ------------------------------
-
-    def _canary(self) -> HostCanary | None:
-        """Split, meet the other hosts, and go on to the switch (promote: returns the host's
-        canary, its watchdog still armed) or back (abort: raises)."""
-        gate = self.gate
-        assert gate is not None
-        met = self._meet(gate, "canary skipped: no live release here to share the traffic with",
-                         lambda live: HostCanary(self.switch, self.names, self.layout, self.emit, self.plan, live,
-                                                 gate.spec),
-                         lambda canary: canary.split())
-        if met is None:
-            return None
-        canary, verdict = met
-        if verdict.decision == PROMOTE:
-            self.canary = verdict
-            return canary
-        self._warn_schema_on_abort()
-        self._canary_abort(canary, verdict)
-        return None  # not reached: the abort raises
-
-    def _meet(self, gate: CanaryGate, skipped: str, part, begin):  # type: ignore[no-untyped-def]
-        """What a canary and a shadow window share: skipped (saying `skipped`) without a live
-        release; else this host's `part(live)` begun (its proxy changed; the gate left if that
-        fails) and then the one verdict of every host. Returns (the part, the verdict)."""
-        live = self._live_spec()
-        if live is None:
-            gate.leave(self.host)
-            self.emit(Message(skipped, host=self.host))
-            return None
-        judged = part(live)
-        try:
-            since = begin(judged)
-        except BaseException:
-            gate.leave(self.host)
-            raise
-        return judged, gate.join(judged, since)
-
-    def _warn_schema_on_abort(self) -> None:
-        """A canary runs after the migrations, so the live release served most requests on
-        the new schema throughout it; going back to 0% changes nothing of that (not refused,
-        unlike the guard's switch back), but the user must know (plan/data/schema.py)."""
-        old = schema_of(self.state.history(), self.previous or "")
-        new = self.database.schema
-        if schema_differs(old, new):
-            self.emit(Message(f"canary aborted after the migrations changed the schema ({show_schema(new)}; "
-                              f"{self.previous} was recorded with {show_schema(old)}): {self.previous} keeps serving "
-                              "on the new schema, as it did during the canary", level="warning", host=self.host))
-
-    def _disarm(self, canary: HostCanary) -> None:
-        """After the switch: the watchdog goes. Had it fired in between
-        (a switch ending right at its deadline), the switch's configuration is put back."""
-        if canary.disarm() and self.switch.proxy.live_release() != self.release:
-            self.emit(Message("the canary's watchdog fired during the switch: routing again", level="warning",
-                              host=self.host))
-            self.switch.proxy.route(self.plan.proxy, self.plan.proxy_config)
-
-    def _live_spec(self):  # type: ignore[no-untyped-def]
-        """The live release's recorded spec (its routed upstream), None without one."""
-        if self.previous is None or self.switch.previous_config is None:
-            return None
-        return self._recorded_spec(self.previous)
-
-    def _recorded_spec(self, release: str):  # type: ignore[no-untyped-def]
-        """The spec `release` was deployed with here (None: no record of it)."""
-        from .rollback import recorded_spec
-
-        return recorded_spec(self.state.history(), release, self.loaded, self.env_name)
-
-    def _canary_abort(self, canary: HostCanary, verdict: CanaryVerdict) -> None:
-        timer = Timer(self.emit, "abort", host=self.host, detail=f"proxy -> {self.previous} only")
-        try:
-            canary.back()
-        except BaseException as exc:
-            timer.failed(_why(exc))
-            self.phase = "uncertain"
-            self._record(UNCERTAIN, self.previous, f"canary: {verdict.reason}; going back failed: {_why(exc)}")
-            raise SwitchBackFailed(f"{self.host}: canary: {verdict.reason}; going back failed: {_why(exc)} (its "
-                                   "watchdog still puts the live release back at its deadline)",
-                                   hint="check `deployctl status` and the proxy") from None
-        self.phase = "aborted"
-        timer.done(f"{self.previous} serves 100% again")
-        time.sleep(self.environment.rollout.drain)  # requests the canary still holds
-        self._clean_up()
-        self._record(ABORTED, self.previous, f"canary: {verdict.reason}", extra={"canary": verdict.to_dict()})
-        raise CanaryAborted(verdict.with_routes(f"{self.host}: canary aborted: {verdict.reason}; {self.previous} "
-                                                "serves 100% again"),
-                            hint="the previous release never stopped serving most of the traffic")
-
-    def _recover_canary(self) -> None:
-        """A canary a killed deployctl left here: live-only proxy, its release removed, recorded."""
-        record = recover(self.switch, self.names, self.layout, self.emit)
-        if record is None or record.release == self.previous:
-            return
-        left = self.switch.release_containers().get(record.release, [])
-        self.switch.remove(left)
-        self.switch.remove_release_networks([record.release])
-        self.conn.remove_tree(self.layout.release_secrets(record.release))
-        self.state.record(release_record(
-            release=record.release, action="deploy", outcome=ABORTED, previous=record.live,
-            error="canary: deployctl stopped before it was decided; the watchdog (or this deploy) put "
-                  f"{record.live} back at 100%"))
-
-    def _guarded(self) -> bool:
-        """Whether the guard watches after this switch (it is on, and there is a release to
-        switch back to); says so when it is on but cannot."""
-        if self.plan.guard is None:
-            return False
-        if self.previous is None or self.switch.previous_config is None:
-            self.emit(Message("guard skipped: no earlier release here to switch back to", host=self.host))
-            return False
-        return True
-
-    def _guard(self, since: float | None) -> None:
-        spec = self.plan.guard
-        assert spec is not None, "_guarded() first"
-        guard = Guard([self.switch.proxy], self.emit, window=spec.window, max_error_rate=spec.max_error_rate,
-                      min_requests=spec.min_requests, stopped=self.cancel.is_set)
-        verdict = guard.watch(self.release, since=since or time.time())
-        if verdict.revert:
-            self._guard_revert(verdict.reason, verdict.numbers())
-
-    def _guard_revert(self, reason: str, numbers: dict) -> None:
-        """Back to the previous release (still running: retire has not run) by a proxy switch,
-        then the new release's containers go, and the history says why, with the numbers."""
-        blocked = schema_decide(self.state.history(), self.previous or "", automatic=True)
-        if blocked.action == SCHEMA_REFUSE:
-            # Old code on a newer schema could do worse than the errors seen: the new release
-            # keeps serving; deploy() fires on_revert with this outcome and exits 7.
-            self.schema_blocked = f"guard: {reason}; {blocked.message}"
-            self.emit(Message(self.schema_blocked, level="error", host=self.host))
-            return
-        timer = Timer(self.emit, "revert", host=self.host, detail=f"proxy -> {self.previous}")
-        decided = time.time()
-        try:
-            self.switch.put_back(self.plan, self.switch.previous_config)  # and until the previous answers
-        except BaseException as exc:
-            timer.failed(_why(exc))
-            self.phase = "uncertain"
-            self._record(UNCERTAIN, self.previous, f"guard: {reason}; switching back failed: {_why(exc)}")
-            raise SwitchBackFailed(f"{self.host}: guard: {reason}; switching back failed: {_why(exc)}",
-                                   hint="the host's state is uncertain: check `deployctl status` and the proxy") from None
-        switched = time.time() - decided
-        self.state.set_current(self.previous or "")
-        self.phase = "switched back"
-        timer.done(f"{self.previous} serves again ({switched:.2f}s)")
-        time.sleep(self.environment.rollout.drain)  # requests the new release still holds
-        self._clean_up()
-        self._record(REVERTED, self.previous, f"guard: {reason}",
-                     extra={"guard": {**numbers, "switch_back_seconds": round(switched, 3)}})
-        raise GuardReverted(f"{self.host}: guard: {reason}; switched back to {self.previous}",
-                            hint="the previous release is serving again")
 
     def failure_outcome(self) -> str:
         return failure_outcome(self.phase)
@@ -743,13 +525,13 @@ class HostDeploy:
         back.reverts = self.release
         back.check()
         back.run()
-        self._record(REVERTED, self.previous, f"the rollout stopped ({why}); back on {self.previous}")
+        self.record(REVERTED, self.previous, f"the rollout stopped ({why}); back on {self.previous}")
 
     def skip(self, why: str, outcome: str = SKIPPED) -> None:
         """Never switched here: the uploaded secrets and the release's network go, the
         history says why (FAILED where the migrations ran, see HostJob.skip)."""
-        self._clean_up()
-        self._record(outcome, self.previous, why)
+        self.clean_up()
+        self.record(outcome, self.previous, why)
 
     # -- before the switch -----------------------------------------------------------------
 
@@ -789,7 +571,7 @@ class HostDeploy:
                                   hint="nothing was switched; the previous release is still serving")
             timer.done()
 
-    def _clean_up(self) -> None:
+    def clean_up(self) -> None:
         """What prepare and the start left, once this release will not run here."""
         self.switch.undo(self.plan)
         self.conn.run(dc.remove([self.names.migration(self.release)]))
@@ -802,14 +584,14 @@ class HostDeploy:
         (nothing was switched, so the previous release serves). The clean-up and record are
         best effort then: the host may be gone; what they leave the next deploy removes."""
         error = mapped(self.host, self.step, exc, PREVIOUS)
-        self._best_effort("clean-up", self._clean_up)
-        self._best_effort("record", lambda: self._record(FAILED, self.previous, _why(error)))
+        self._best_effort("clean-up", self.clean_up)
+        self._best_effort("record", lambda: self.record(FAILED, self.previous, _why(error)))
         return error
 
     def _best_effort(self, what: str, call) -> None:  # type: ignore[no-untyped-def]
         best_effort(self.emit, self.host, what, call)
 
-    def _record(self, outcome: str, previous: str | None, error: str, extra: dict | None = None) -> None:
+    def record(self, outcome: str, previous: str | None, error: str, extra: dict | None = None) -> None:
         known = {k: v for k, v in ((SCHEMA, self.database.schema), (BACKUP, self.database.backup)) if v}
         self.state.record(release_record(release=self.release, action="deploy", outcome=outcome, previous=previous,
                                          error=error, message=self.options.message, spec=self.spec,
