@@ -6,7 +6,7 @@ switches with 0 failed; the copied POSTs: none ever reaches the new release by d
 own log says so), while the live release got every one; a release that answers 404 on one
 route only (the error rate over all requests let go) is stopped by the per-route rule, which
 names that route with both sides' counts in the CLI's `--json` error object, and the query
-string's token is in neither the output nor the history. Prints the measured numbers (docs/release-safety.md)."""
+string's token is in neither the output, the history nor the proxy's access log. Prints the measured numbers (docs/release-safety.md)."""
 
 from __future__ import annotations
 
@@ -202,6 +202,12 @@ def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with
         assert error["details"]["verdicts"]["shadow"]["routes"][0] == worst
         state = (tmp_path / "state" / app / "local" / "releases.jsonl").read_text()
         assert TOKEN not in state and TOKEN not in done.stdout + done.stderr
+        # Nor in the proxy's access log, which Docker keeps: the path is logged, its query is not.
+        proxies = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=^{app}-local-proxy"],
+                                 capture_output=True, text=True, check=True).stdout.split()
+        logged = "".join(subprocess.run(["docker", "logs", name], capture_output=True, text=True).stdout
+                         for name in proxies)
+        assert '"GET /items/42 HTTP/1.1"' in logged and TOKEN not in logged, logged[-2000:]
         assert (tmp_path / "state" / app / "local" / "current").read_text().strip() == v3
         print(f"shadow, v4 answering 404 on /items/: stopped {judged - mirrored:.2f}s after the mirror went live by "
               f"the per-route rule: {worst}; users: {traffic.report.total + items.report.total} requests, 0 failed; "

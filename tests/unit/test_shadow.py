@@ -41,7 +41,7 @@ def test_the_mirror_config_copies_get_and_head_to_the_new_release_and_the_live_o
         GET 1;
         HEAD 1;
     }}
-    log_format deployctl_shadow '$remote_addr [$time_iso8601] "$request" $status $body_bytes_sent '
+    log_format deployctl_shadow '$remote_addr [$time_iso8601] "$request_method $deployctl_path $server_protocol" $status $body_bytes_sent '
                          'rt=$request_time upstream=$upstream_addr ustatus=$upstream_status '
                          'urt=$upstream_response_time release={R2}';
 """ in text

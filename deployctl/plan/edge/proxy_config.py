@@ -168,7 +168,7 @@ def http_common(proxy: ProxySpec, connect_timeout: float) -> str:
     read (plan/judging/access_log.py parses this format), the forwarded headers and the timeouts."""
     return f"""    server_tokens off;
     # One line per request: who answered (upstream address and release), how, how fast.
-    log_format deployctl {log_format('$deployctl_release')};
+{path_without_query()}    log_format deployctl {log_format('$deployctl_release')};
     access_log /dev/stdout deployctl;
     client_max_body_size {proxy.max_body_size};
 {websocket_upgrade()}    proxy_set_header Host $host;
@@ -198,10 +198,23 @@ def websocket_upgrade() -> str:
 """
 
 
+def path_without_query() -> str:
+    """`$deployctl_path`: the request's path as the client sent it, without its query string,
+    which can carry tokens (password reset links, API keys in URLs); the access log is the
+    proxy container's stdout, kept by Docker and read by anyone with `docker logs`, so what
+    it must not hold is never written (plan/judging/access_log.py drops queries as well)."""
+    return """    map $request_uri $deployctl_path {
+        default $request_uri;
+        "~^(?<deployctl_path_only>[^?]*)\\?" $deployctl_path_only;
+    }
+"""
+
+
 def log_format(release: str) -> str:
     """The access log's fields (plan/judging/access_log.py parses them), `release` last: the stamp
-    map, or a release id as text (the shadow window's copies, Shadow)."""
-    return ("""'$remote_addr [$time_iso8601] "$request" $status $body_bytes_sent '\n"""
+    map, or a release id as text (the shadow window's copies, Shadow). The request line is
+    nginx's `$request` without its query string (`path_without_query`)."""
+    return ("""'$remote_addr [$time_iso8601] "$request_method $deployctl_path $server_protocol" $status $body_bytes_sent '\n"""
             """                         'rt=$request_time upstream=$upstream_addr ustatus=$upstream_status '\n"""
             f"""                         'urt=$upstream_response_time release={release}'""")
 
