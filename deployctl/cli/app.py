@@ -65,7 +65,8 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "certs": ("certs", "certs_app",
               "The HTTPS certificate of an environment's hosts: status (names, issuer, expiry), renew."),
     "accessory": ("accessory", "accessory_app",
-                  "Long-lived containers beside the app, such as its database: boot, stop, status, logs, remove, backup."),
+                  "Long-lived containers beside the app, such as its database: boot, stop, status, logs, exec, remove, "
+                  "backup."),
     "infra": ("infra", "infra_app",
               "The AWS network, hosts and database of an environment (CloudFormation): plan, apply, destroy, "
               "output, template."),
