@@ -80,7 +80,8 @@ Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 config error, 4 cannot connect,
 5 build or test failed, 6 deploy failed (previous release still serving),
 7 rollback failed or state uncertain, 8 lock held by someone else,
 9 a certificate could not be obtained or renewed (the current one keeps serving).
-`deployctl exec` exits with its command's code, 125 when it could not start the command.
+`deployctl exec` exits with its command's code, 125 when it could not start the command;
+`deployctl accessory exec` with its command's code (its own errors: 2, 3, 4 as above).
 """
 
 
