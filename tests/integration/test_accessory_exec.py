@@ -5,8 +5,8 @@ container already has from its env, never on deployctl's argv) returning its row
 wrong password refused by the server with the client's code; the history's lines (the
 accessory, the exit codes, never the output nor the password); `-i` through a real pty (the
 `mariadb` client's own prompt, a query typed at it, the terminal's size); the same
-accessory over SSH (the test sshd in front of this engine); an unknown accessory (2) and a
-stopped one (2, with the boot hint). The Swarm's is a step of
+accessory over SSH (the test sshd in front of this engine); a host that cannot be reached
+(4), an unknown accessory (2) and a stopped one (2, with the boot hint). The Swarm's is a step of
 tests/integration/swarm/test_swarm_accessory.py.
 """
 
@@ -21,12 +21,12 @@ import pytest
 
 from deployctl.adapters.ssh import SSHConnector
 from deployctl.config import load_config
-from deployctl.errors import ExitCode
+from deployctl.errors import ConnectError, ExitCode
 from deployctl.plan.lifecycle.releases import History
 from deployctl.plan.operate.exec import NOTHING_LIVE
 from deployctl.services.hosts import layout_for
 from deployctl.services.operate.accessory_exec import AccessoryExecRequest, run_accessory_exec
-from tests.integration.deploy_fixtures import DEPLOYCTL, remove_app_with_data, unique_app
+from tests.integration.deploy_fixtures import DEPLOYCTL, free_port, remove_app_with_data, unique_app
 from tests.integration.test_exec import _through_pty
 
 pytestmark = pytest.mark.integration
@@ -120,6 +120,14 @@ def test_accessory_exec_in_a_real_mariadb(project, ssh_host):
         lambda host, stream, data: out.append((host, stream, data)), connectors=[conn])
     assert code == 4 and b"".join(d for _, s, d in out if s == "stdout") == b"1\n", out
     assert {h for h, _, _ in out} == {conn.host} and exec_lines(config)[-1].extra["exit_code"] == 4
+
+    # A host that cannot be reached (nothing listens there): exit 4 naming it.
+    closed = SSHConnector("127.0.0.1", port=free_port(), user=ssh_host.user, key_file=ssh_host.key_file,
+                          known_hosts=ssh_host.known_hosts_file)
+    with pytest.raises(ConnectError, match=r"^127\.0\.0\.1") as info:
+        run_accessory_exec(load_config(config), AccessoryExecRequest(env="local", accessory="db", command=("true",)),
+                           lambda *a: None, connectors=[closed])
+    assert info.value.exit_code == ExitCode.CONNECT
 
     # Errors of ours: exit codes of their own, no traceback.
     unknown = cli(config, "accessory", "exec", "dbx", "--", "true")
