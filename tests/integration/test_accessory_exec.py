@@ -5,7 +5,7 @@ container already has from its env, never on deployctl's argv) returning its row
 wrong password refused by the server with the client's code; the history's lines (the
 accessory, the exit codes, never the output nor the password); `-i` through a real pty (the
 `mariadb` client's own prompt, a query typed at it, the terminal's size); the same
-accessory over SSH (the test sshd in front of this engine); a host that cannot be reached
+accessory over SSH (the test sshd in front of this engine), streamed and with `-i`; a host that cannot be reached
 (4), an unknown accessory (2) and a stopped one (2, with the boot hint). The Swarm's is a step of
 tests/integration/swarm/test_swarm_accessory.py.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -33,6 +34,19 @@ pytestmark = pytest.mark.integration
 ROOT_PASSWORD = "accexec-r00t-Sekr3t-41"
 # The pattern docs/exec.md gives: the shell in the container expands the variable.
 CLIENT = 'mariadb -h127.0.0.1 -uroot -p"$MARIADB_ROOT_PASSWORD" -N -B shop'
+
+
+SSH_INTERACTIVE = """
+import sys
+from deployctl.adapters.ssh import SSHConnector
+from deployctl.config import load_config
+from deployctl.services.operate.accessory_exec import AccessoryExecRequest, run_accessory_exec
+config, host, port, user, key, known = sys.argv[1:]
+conn = SSHConnector(host, port=int(port), user=user, key_file=key, known_hosts=known)
+request = AccessoryExecRequest(env="local", accessory="db", command=("sh", "-c", "mariadb -uroot shop; exit 6"),
+                               interactive=True)
+sys.exit(run_accessory_exec(load_config(config), request, lambda *a: None, connectors=[conn]))
+"""
 
 
 def write_project(root: Path, app: str, image: str) -> Path:
@@ -120,6 +134,13 @@ def test_accessory_exec_in_a_real_mariadb(project, ssh_host):
         lambda host, stream, data: out.append((host, stream, data)), connectors=[conn])
     assert code == 4 and b"".join(d for _, s, d in out if s == "stdout") == b"1\n", out
     assert {h for h, _, _ in out} == {conn.host} and exec_lines(config)[-1].extra["exit_code"] == 4
+
+    # -i over SSH: a paramiko pty of this terminal's size.
+    code, seen = _through_pty([sys.executable, "-c", SSH_INTERACTIVE, str(config), ssh_host.host, str(ssh_host.port),
+                               ssh_host.user, ssh_host.key_file, ssh_host.known_hosts_file],
+                              b"SELECT 6 * 7 AS answer;\n\\! stty size\nquit\n", prompts=(b"]> ",))
+    assert code == 6 and b"MariaDB [shop]> " in seen and b"42" in seen and b"33 111" in seen, seen
+    assert exec_lines(config)[-1].extra["exit_code"] == 6
 
     # A host that cannot be reached (nothing listens there): exit 4 naming it.
     closed = SSHConnector("127.0.0.1", port=free_port(), user=ssh_host.user, key_file=ssh_host.key_file,
