@@ -1,10 +1,10 @@
-"""`deployctl accessory boot|stop|status|logs|remove NAME`: the long-lived containers beside
-the app (a database, a cache) that deploy.toml declares under [accessories]."""
+"""`deployctl accessory boot|stop|status|logs|exec|remove NAME`: the long-lived containers
+beside the app (a database, a cache) that deploy.toml declares under [accessories]."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Iterator
+from typing import Annotated, Iterator, Optional
 
 import typer
 
@@ -16,7 +16,7 @@ from .context import AppContext
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="An accessory from deploy.toml, or 'all' (the environment's).")]
 
 accessory_app = typer.Typer(
-    help="Long-lived containers beside the app, such as its database: boot, stop, status, logs, remove, backup.",
+    help="Long-lived containers beside the app, such as its database: boot, stop, status, logs, exec, remove, backup.",
     no_args_is_help=True, add_completion=False, rich_markup_mode=None,
 )
 accessory_app.add_typer(backup_app, name="backup")
@@ -199,6 +199,25 @@ def logs(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME",
         else:
             accessories.logs(conn, spec, lines=lines, follow=follow,
                              on_line=lambda line, h=conn.host: print(f"[{h}] {line}", flush=True))
+
+
+@accessory_app.command("exec")
+def exec_in(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME", help="An accessory from deploy.toml.")],
+            command: Annotated[Optional[list[str]], typer.Argument(metavar="-- CMD...",
+                                                                   help="The command and its arguments.")] = None,
+            env: EnvOption = "local",
+            host: Annotated[Optional[str], typer.Option("--host", help="The host to run on (default: the first; "
+                                                        "on a Swarm: the node of its task).")] = None,
+            interactive: Annotated[bool, typer.Option("--interactive", "-i", help="On a terminal (docker -it): "
+                                                      "for clients such as `mariadb` or `psql`.")] = False) -> int:
+    """Run a command in NAME's running container (as `deployctl exec` does in the release's); exits with its code."""
+    from ..services.operate.accessory_exec import AccessoryExecRequest, run_accessory_exec
+    from .exec import write
+
+    app: AppContext = ctx.obj
+    request = AccessoryExecRequest(env=env, accessory=name, command=tuple(command or ()), interactive=interactive,
+                                   host=host)
+    return run_accessory_exec(app.loaded, request, lambda host, stream, data: write(stream, data))
 
 
 @accessory_app.command("remove")

@@ -65,7 +65,8 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "certs": ("certs", "certs_app",
               "The HTTPS certificate of an environment's hosts: status (names, issuer, expiry), renew."),
     "accessory": ("accessory", "accessory_app",
-                  "Long-lived containers beside the app, such as its database: boot, stop, status, logs, remove, backup."),
+                  "Long-lived containers beside the app, such as its database: boot, stop, status, logs, exec, remove, "
+                  "backup."),
     "infra": ("infra", "infra_app",
               "The AWS network, hosts and database of an environment (CloudFormation): plan, apply, destroy, "
               "output, template."),
@@ -79,7 +80,8 @@ Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 config error, 4 cannot connect,
 5 build or test failed, 6 deploy failed (previous release still serving),
 7 rollback failed or state uncertain, 8 lock held by someone else,
 9 a certificate could not be obtained or renewed (the current one keeps serving).
-`deployctl exec` exits with its command's code, 125 when it could not start the command.
+`deployctl exec` exits with its command's code, 125 when it could not start the command;
+`deployctl accessory exec` with its command's code (its own errors: 2, 3, 4 as above).
 """
 
 

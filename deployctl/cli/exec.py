@@ -28,17 +28,17 @@ class HostLines:
             pending = self._pending.get((host, stream), b"") + data
             *lines, rest = pending.split(b"\n")
             self._pending[(host, stream)] = rest
-            _write(stream, b"".join(f"{host} | ".encode() + line + b"\n" for line in lines))
+            write(stream, b"".join(f"{host} | ".encode() + line + b"\n" for line in lines))
 
     def flush(self) -> None:
         with self._lock:
             for (host, stream), rest in self._pending.items():
                 if rest:
-                    _write(stream, f"{host} | ".encode() + rest + b"\n")
+                    write(stream, f"{host} | ".encode() + rest + b"\n")
             self._pending.clear()
 
 
-def _write(stream: str, data: bytes) -> None:
+def write(stream: str, data: bytes) -> None:
     if not data:
         return
     out = sys.stdout if stream == "stdout" else sys.stderr
@@ -74,4 +74,4 @@ def exec_command(
             return run_exec(app.loaded, request, lines, warn=warn)
         finally:
             lines.flush()
-    return run_exec(app.loaded, request, lambda host, stream, data: _write(stream, data), warn=warn)
+    return run_exec(app.loaded, request, lambda host, stream, data: write(stream, data), warn=warn)

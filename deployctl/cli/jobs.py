@@ -13,7 +13,7 @@ import typer
 from .common import finish, table
 from .config import EnvOption
 from .context import AppContext
-from .exec import _write
+from .exec import write
 
 COLUMNS = ["job", "service", "schedule", "started (UTC)", "seconds", "exit code", "release", "trigger"]
 
@@ -54,4 +54,4 @@ def run(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The job ([
     from ..services.operate.jobs import run_job
 
     app: AppContext = ctx.obj
-    raise typer.Exit(run_job(app.loaded, env, name, lambda host, stream, data: _write(stream, data)))
+    raise typer.Exit(run_job(app.loaded, env, name, lambda host, stream, data: write(stream, data)))

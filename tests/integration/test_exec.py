@@ -104,9 +104,11 @@ def test_new_exec_gets_the_release_env_file_and_secrets_and_is_removed(site):
     assert reach.returncode == 0 and release in reach.stdout, reach.stderr
 
 
-def _through_pty(argv: list[str], typed: bytes, timeout: float = 90) -> tuple[int, bytes]:
+def _through_pty(argv: list[str], typed: bytes, timeout: float = 90,
+                 prompts: tuple[bytes, ...] = (b"# ", b"$ ")) -> tuple[int, bytes]:
     """argv on a new pty of 33 rows and 111 columns, as a person's terminal: `typed` is sent
-    a second after the command shows a prompt, everything it prints is read until it exits.
+    a second after the command shows a prompt (one of `prompts`), everything it prints is
+    read until it exits.
     The second: `docker exec -it` (engine API 1.41 here) sends the terminal's size only once
     the exec runs, so a command typed at once, faster than a person, can see `0 0`."""
     pid, master = pty.fork()
@@ -125,7 +127,7 @@ def _through_pty(argv: list[str], typed: bytes, timeout: float = 90) -> tuple[in
                 if not data:
                     break
                 seen += data
-            if prompted is None and (b"# " in seen or b"$ " in seen or time.monotonic() - started > 5):
+            if prompted is None and (any(p in seen for p in prompts) or time.monotonic() - started > 5):
                 prompted = time.monotonic()
             if not sent and prompted is not None and time.monotonic() - prompted > 1.0:
                 os.write(master, typed)

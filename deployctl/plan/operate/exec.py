@@ -8,6 +8,8 @@ release's network and the app's network) and removed afterwards. It carries no n
 alias: the service's name on the release network keeps resolving to the live container
 only, so the release's other services never send it a request.
 On a Swarm, `--live` runs `docker exec` on the node that runs one of the service's tasks.
+`deployctl accessory exec` is `live_exec` in the accessory's container (or its Swarm task's),
+its line `accessory_exec_record`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from ..swarm.services import TASK_FORMAT
 EXITED = "exited"  # an exec record's outcome: the command ran; extra.exit_code says how it ended
 NOT_FINISHED = "unknown"  # the command started, then the connection (or deployctl) went
 SWARM_TASK_LABEL = "com.docker.swarm.task.id"
+# An `accessory exec` line's release on a host where nothing was deployed yet: every history
+# line needs a release id (older deployctls skip a line without one, and say so). This one
+# sorts before every real id, names no release, and no reader counts an `exec` line.
+NOTHING_LIVE = "00000000-000000-0000000"
 TTY = ["-i", "-t"]
 
 # An argument's name that says its value is a secret: `--password=x`, `TOKEN=x`, `--api-key x`.
@@ -122,7 +128,23 @@ def exec_record(*, release: str, revision: str | None, service: str, command: Se
     """One `exec` line of the history: who ran what (masked), in which release's service,
     how (`live` | `new`) and its exit code. Never its output nor its environment.
     `exit_code` None: the command's end was not seen (outcome `unknown`, `error` says why)."""
-    extra = {"service": service, "mode": mode, "command": mask_argv(command, redact)}
+    return _exec_line({"service": service, "mode": mode}, release=release, revision=revision, command=command,
+                      exit_code=exit_code, who=who, now=now, error=error, redact=redact)
+
+
+def accessory_exec_record(*, release: str | None, accessory: str, command: Sequence[str], exit_code: int | None,
+                          who: str, now: float, error: str = "",
+                          redact=lambda text: text) -> ReleaseRecord:  # type: ignore[no-untyped-def]
+    """The `exec` line of `deployctl accessory exec`: extra.accessory instead of
+    extra.service. `release` is the app's release live on the host when it ran (context
+    only: an accessory belongs to no release), NOTHING_LIVE before the first deploy."""
+    return _exec_line({"accessory": accessory}, release=release or NOTHING_LIVE, revision=None, command=command,
+                      exit_code=exit_code, who=who, now=now, error=error, redact=redact)
+
+
+def _exec_line(what: dict, *, release: str, revision: str | None, command: Sequence[str], exit_code: int | None,  # type: ignore[type-arg]
+               who: str, now: float, error: str, redact) -> ReleaseRecord:  # type: ignore[no-untyped-def]
+    extra = {**what, "command": mask_argv(command, redact)}
     if exit_code is not None:
         extra["exit_code"] = exit_code
     return ReleaseRecord(release=release, revision=revision, images={}, action=EXEC,

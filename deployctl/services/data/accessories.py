@@ -338,6 +338,17 @@ def states(conn, specs: Sequence[acc.AccessorySpec]) -> dict[str, AccessoryState
     return out
 
 
+def require_running(conn, spec: acc.AccessorySpec) -> AccessoryState:  # type: ignore[no-untyped-def]
+    """Its state, when its container runs on this host; else a UsageError (exit 2) saying
+    how to start it (`accessory backup`, `accessory exec`)."""
+    state = _state(conn, spec)
+    if state is None or state.status != "running":
+        raise UsageError(f"{conn.host}: accessory {spec.name} is not running ({spec.container}: "
+                         f"{state.status if state else 'missing'})",
+                         hint=f"`deployctl accessory boot {spec.name}` starts it")
+    return state
+
+
 def status(conn, specs: Sequence[acc.AccessorySpec]) -> list[AccessoryState]:
     found = states(conn, specs)
     return [found.get(s.name) or AccessoryState(s.name, s.container, conn.host, "missing", None, s.image,

@@ -153,11 +153,7 @@ def backup_now(loaded: LoadedConfig, env_name: str, name: str, emit: Emit, *, to
 
 
 def _running(conn, t: Target) -> None:  # type: ignore[no-untyped-def]
-    state = accessories.states(conn, [t.spec]).get(t.name)
-    if state is None or state.status != "running":
-        raise UsageError(f"{conn.host}: accessory {t.name} is not running ({t.spec.container}: "
-                         f"{state.status if state else 'missing'})",
-                         hint=f"`deployctl accessory boot {t.name}` starts it")
+    accessories.require_running(conn, t.spec)
 
 
 def take(loaded: LoadedConfig, env_name: str, conn, t: Target, emit: Emit, *, reason: str = "manual",

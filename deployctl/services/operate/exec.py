@@ -16,19 +16,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from ...adapters.connector import check
 from ...config import LoadedConfig
 from ...errors import DeployctlError, ExecNotStarted
 from ...plan.operate import exec as plan
-from ...plan.swarm import services as sw
 from ...plan.lifecycle.containers import release_containers
 from ...secrets import redactor
 from ..lifecycle.deploy_inputs import load_for_redaction
 from ..lifecycle.host_state import HostState
 from ..hosts import connectors_for, layout_for, names_for, ssh_connector, who
+from .container_exec import Output, choose, run_recorded, swarm_task_container
 
-# (host, "stdout" | "stderr", bytes): where a command's output goes as it comes.
-Output = Callable[[str, str, bytes], None]
 Warn = Callable[[str], None]
 T = TypeVar("T")
 
@@ -114,13 +111,7 @@ def _not_started(call: Callable[[], T]) -> T:
 def _choose(conns: list, request: ExecRequest) -> list:
     if request.all_hosts:
         return conns
-    if request.host is None:
-        return conns[:1]
-    found = [c for c in conns if request.host in (c.host, getattr(c, "address", None))]
-    if not found:
-        raise ExecNotStarted(f"--host {request.host}: not a host of {request.env} "
-                             f"(hosts: {', '.join(c.host for c in conns)})")
-    return found[:1]
+    return [choose(conns, request.host, request.env)]
 
 
 def _live(state: HostState, host: str, env: str) -> str:
@@ -130,16 +121,9 @@ def _live(state: HostState, host: str, env: str) -> str:
     return live
 
 
-def _connect(conn) -> None:  # type: ignore[no-untyped-def]
-    try:
-        conn.connect()
-    except DeployctlError as exc:
-        raise ExecNotStarted(exc.message, hint=exc.hint) from None
-
-
 def _on_host(loaded: LoadedConfig, request: ExecRequest, service: str, conn, output: Output, warn: Warn,  # type: ignore[no-untyped-def]
              now: Callable[[], float]) -> int:
-    _connect(conn)
+    conn.connect()
     names, layout = names_for(loaded, request.env), layout_for(loaded, request.env)
     state = HostState(conn, layout)
     live = _live(state, conn.host, request.env)
@@ -216,27 +200,10 @@ def _check_files(conn, spec, live: str) -> None:  # type: ignore[no-untyped-def]
 def _run_recorded(state: HostState, request: ExecRequest, service: str, live: str, revision: str | None,  # type: ignore[no-untyped-def]
                   conn, argv: list[str], output: Output, now: Callable[[], float]) -> int:
     """Runs argv (streamed or on a terminal); records the exec in the history either way."""
-    rc: int | None = None
-    error = ""
-    try:
-        if request.interactive:
-            rc = conn.interactive(argv)
-        else:
-            rc = conn.stream(argv, on_stdout=lambda data: output(conn.host, "stdout", data),
-                             on_stderr=lambda data: output(conn.host, "stderr", data))
-        return rc
-    except BaseException as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, DeployctlError) or isinstance(exc, OSError):
-            raise ExecNotStarted(f"{conn.host}: the command's end was not seen: {exc}") from None
-        raise
-    finally:
-        try:
-            state.record(plan.exec_record(release=live, revision=revision, service=service, command=request.command,
-                                          mode=request.mode, exit_code=rc, who=who(), now=now(), error=error,
-                                          redact=redactor))
-        except Exception:  # noqa: BLE001 - the record is an audit line: its loss never changes the exit code
-            pass
+    return run_recorded(state, conn, argv, interactive=request.interactive, output=output, record=lambda rc, error:
+                        plan.exec_record(release=live, revision=revision, service=service, command=request.command,
+                                         mode=request.mode, exit_code=rc, who=who(), now=now(), error=error,
+                                         redact=redactor))
 
 
 def _swarm(loaded: LoadedConfig, request: ExecRequest, service: str, output: Output, warn: Warn,  # type: ignore[no-untyped-def]
@@ -252,42 +219,14 @@ def _swarm(loaded: LoadedConfig, request: ExecRequest, service: str, output: Out
     manager = (connectors or connectors_for(loaded, request.env))[0]
     nodes = node_connector or (lambda address: ssh_connector(loaded, environment, address, request.env))
     names, layout = names_for(loaded, request.env), layout_for(loaded, request.env)
-    node_conn = None
     try:
-        _connect(manager)
+        manager.connect()
         state = HostState(manager, layout)
         live = _live(state, manager.host, request.env)
         record = state.history().deployed(live)
-        swarm_service = names.container(service, live)
-        tasks = [t for t in sw.parse_tasks(_checked(manager, plan.running_tasks(swarm_service)))
-                 if t.running and (request.host is None or t.node == request.host)]
-        if not tasks:
-            where = f" on node {request.host}" if request.host else ""
-            raise ExecNotStarted(f"{manager.host}: the Swarm service {swarm_service} has no running task{where}")
-        task = tasks[0]
-        ids = _checked(manager, sw.list_nodes()).split()
-        by_name = {n.hostname: n for n in sw.parse_nodes(_checked(manager, sw.inspect_nodes(ids)))} if ids else {}
-        if task.node not in by_name:
-            raise ExecNotStarted(f"{manager.host}: task {task.name} runs on {task.node}, which `docker node ls` "
-                                 "does not list")
-        node_conn = nodes(by_name[task.node].address)
-        _connect(node_conn)
-        container = _checked(node_conn, plan.task_container(task.id)).strip().splitlines()
-        if not container:
-            raise ExecNotStarted(f"{node_conn.host}: no running container of task {task.name}")
-        argv = plan.live_exec(container[0], request.command, interactive=request.interactive)
-        return _run_recorded(state, request, service, live, record.revision if record else None, node_conn, argv,
-                             output, now)
+        with swarm_task_container(manager, names.container(service, live), request.host, nodes) as (node_conn, container):
+            argv = plan.live_exec(container, request.command, interactive=request.interactive)
+            return _run_recorded(state, request, service, live, record.revision if record else None, node_conn, argv,
+                                 output, now)
     finally:
-        if node_conn is not None:
-            node_conn.close()
         manager.close()
-
-
-def _checked(conn, argv: list[str]) -> str:  # type: ignore[no-untyped-def]
-    try:
-        return check(conn, argv)
-    except DeployctlError as exc:
-        raise ExecNotStarted(exc.message, hint=exc.hint) from None
-    except OSError as exc:
-        raise ExecNotStarted(f"{conn.host}: {exc}") from None

@@ -2,7 +2,7 @@
 service whose one task runs on the named node (its volume there), reachable from the
 release's tasks by its alias on the app's network, its secret a Docker secret, its file a
 Docker config (readable by the image's own user, on whichever node runs it); a second
-deploy leaves it running; `accessory stop|boot|status|remove --volumes` work on it; an
+deploy leaves it running; `accessory exec|stop|boot|status|remove --volumes` work on it; an
 accessory with data and no placement is refused by the config (exit 3, naming the key)."""
 
 from __future__ import annotations
@@ -84,6 +84,15 @@ def test_an_accessory_pinned_to_a_node_runs_there_and_the_release_reaches_it(swa
     status = ok(site.cli("--json", "accessory", "status", "--env", ENV))[-1]
     [row] = status["accessories"]
     assert (row["accessory"], row["status"], row["nodes"]) == ("cache", "running", [hostname]), row
+
+    # `accessory exec` (issue 25, item 1): in its one task's container on the pinned node, the
+    # command's code and streams passed through, its line in the manager's history.
+    done = site.cli("accessory", "exec", "cache", "--env", ENV, "--", "sh", "-c",
+                    "cat /run/secrets/PROBE_DB_PASSWORD; echo; echo err >&2; exit 3")
+    assert (done.returncode, done.stdout, done.stderr) == (3, "swarm-secret-value\n", "err\n"), done.stderr
+    line = site.history().records[-1]
+    assert (line.action, line.extra["accessory"], line.extra["exit_code"]) == ("exec", "cache", 3)
+    assert "swarm-secret-value" not in site.state_file("releases.jsonl")
 
     ok(site.cli("accessory", "stop", "cache", "--env", ENV))
     wait_for(lambda: swarm.running_tasks(service) == {}, 60, "the accessory stopped")
