@@ -22,7 +22,7 @@ import pytest
 
 from deployctl.adapters.ssh import SSHConnector
 from deployctl.config import load_config
-from deployctl.errors import ConnectError, ExitCode
+from deployctl.errors import ExecNotStarted
 from deployctl.plan.lifecycle.releases import History
 from deployctl.plan.operate.exec import NOTHING_LIVE
 from deployctl.services.hosts import layout_for
@@ -142,19 +142,19 @@ def test_accessory_exec_in_a_real_mariadb(project, ssh_host):
     assert code == 6 and b"MariaDB [shop]> " in seen and b"42" in seen and b"33 111" in seen, seen
     assert exec_lines(config)[-1].extra["exit_code"] == 6
 
-    # A host that cannot be reached (nothing listens there): exit 4 naming it.
+    # A host that cannot be reached (nothing listens there): 125 naming it (the command never ran).
     closed = SSHConnector("127.0.0.1", port=free_port(), user=ssh_host.user, key_file=ssh_host.key_file,
                           known_hosts=ssh_host.known_hosts_file)
-    with pytest.raises(ConnectError, match=r"^127\.0\.0\.1") as info:
+    with pytest.raises(ExecNotStarted, match=r"^127\.0\.0\.1") as info:
         run_accessory_exec(load_config(config), AccessoryExecRequest(env="local", accessory="db", command=("true",)),
                            lambda *a: None, connectors=[closed])
-    assert info.value.exit_code == ExitCode.CONNECT
+    assert info.value.exit_code == 125
 
-    # Errors of ours: exit codes of their own, no traceback.
+    # Errors of ours: 125 as exec's (the command's own 2 or 4 stays its own), no traceback.
     unknown = cli(config, "accessory", "exec", "dbx", "--", "true")
-    assert unknown.returncode == ExitCode.USAGE and "no accessory 'dbx'" in unknown.stderr, unknown.stderr
+    assert unknown.returncode == 125 and "no accessory 'dbx'" in unknown.stderr, unknown.stderr
     assert cli(config, "accessory", "stop", "db").returncode == 0
     stopped = cli(config, "accessory", "exec", "db", "--", "true")
-    assert stopped.returncode == ExitCode.USAGE, stopped.stderr
+    assert stopped.returncode == 125, stopped.stderr
     assert "accessory db is not running" in stopped.stderr and "deployctl accessory boot db" in stopped.stderr
     assert "Traceback" not in unknown.stderr + stopped.stderr

@@ -7,9 +7,10 @@ environment, so on one of them (`host`, default the first); on a Swarm it is one
 with one task, so in that task's container on its node. The history line goes to that
 host's history (a Swarm: the manager's), with extra.accessory (plan/operate/exec.py).
 
-Errors of ours keep their own exit codes (not `exec`'s 125): an unknown accessory or host 2,
-a host that cannot be reached 4, an accessory that is not running 2 with the boot hint. A
-connection lost after the command started is 125: its end was not seen.
+Exit codes as `exec`'s: CMD's own, or 125 when deployctl could not start it (an unknown
+accessory or host, a host that cannot be reached, an accessory that is not running: its
+message says which, with the boot hint), or when the connection went before its end was
+seen. A code of ours (2, 4) could not be told apart from the command's own.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ..data import accessories
 from ..lifecycle.deploy_inputs import load_for_redaction
 from ..lifecycle.host_state import HostState
 from ..hosts import connectors_for, layout_for, ssh_connector, who
-from .container_exec import Output, choose, run_recorded, swarm_task_container
+from .container_exec import Output, choose, not_started, run_recorded, swarm_task_container
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,13 @@ class AccessoryExecRequest:
 def run_accessory_exec(loaded: LoadedConfig, request: AccessoryExecRequest, output: Output, *,
                        connectors: list | None = None, node_connector: Callable[[str], object] | None = None,
                        now: Callable[[], float] = time.time) -> int:
-    """The command's exit code."""
+    """The command's exit code; ExecNotStarted (125) for anything that stopped it."""
+    return not_started(lambda: _run(loaded, request, output, connectors=connectors, node_connector=node_connector,
+                                    now=now))
+
+
+def _run(loaded: LoadedConfig, request: AccessoryExecRequest, output: Output, *, connectors: list | None,
+         node_connector: Callable[[str], object] | None, now: Callable[[], float]) -> int:
     environment = loaded.environment(request.env)
     if request.accessory == "all":
         raise UsageError("accessory exec runs in one accessory: name it (not 'all')")
@@ -71,12 +78,12 @@ def run_accessory_exec(loaded: LoadedConfig, request: AccessoryExecRequest, outp
             _reached(manager, manager.connect)
             state = HostState(manager, layout)
             hint = f"`deployctl accessory boot {name}` starts it"
-            with swarm_task_container(manager, spec.container, request.host, nodes, idle_hint=hint,
-                                      idle_error=UsageError) as (node_conn, container):
+            with swarm_task_container(manager, spec.container, request.host, nodes,
+                                      idle_hint=hint) as (node_conn, container):
                 argv = plan.live_exec(container, request.command, interactive=request.interactive)
                 return run_recorded(state, node_conn, argv, interactive=request.interactive, output=output,
                                     record=_reached(manager, lambda: record(manager, state)))
-        conn = choose(conns, request.host, request.env, error=UsageError)
+        conn = choose(conns, request.host, request.env)
         _reached(conn, conn.connect)
         state = HostState(conn, layout)
         _reached(conn, lambda: accessories.require_running(conn, spec))
@@ -89,9 +96,8 @@ def run_accessory_exec(loaded: LoadedConfig, request: AccessoryExecRequest, outp
 
 
 def _reached(conn, call):  # type: ignore[no-untyped-def]
-    """call() on conn before the command starts; a connection that goes meanwhile is a
-    ConnectError (exit 4) naming the host, as a host that cannot be reached is (SSH's own
-    ConnectError, passed on)."""
+    """call() on conn before the command starts; a connection that goes meanwhile is said
+    naming the host, as a host that cannot be reached is (SSH's own ConnectError)."""
     try:
         return call()
     except OSError as exc:

@@ -4,14 +4,15 @@ history; and, on a Swarm, the running container of a service's task on its node.
 (services/operate/accessory_exec.py) share, so the host, pty, stream and exit-code
 handling is written once.
 
-Errors of ours are raised as they come (a ConnectError, a RemoteCommandError...): each
-caller says them its own way (`exec` turns them all into exit 125).
+Errors of ours are raised as they come (a ConnectError, a RemoteCommandError...); both
+callers turn every one that stops the command from starting into ExecNotStarted (exit 125,
+`not_started`), so no code of deployctl's can be mistaken for one of the command's own.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 from ...adapters.connector import check
 from ...errors import ConnectError, DeployctlError, ExecNotStarted, RemoteCommandError
@@ -21,22 +22,37 @@ from ...plan.swarm import services as sw
 from ...secrets import redactor
 from ..lifecycle.host_state import HostState
 
+T = TypeVar("T")
+
 # (host, "stdout" | "stderr", bytes): where a command's output goes as it comes.
 Output = Callable[[str, str, bytes], None]
 # The history line of a run: (exit code or None when its end was not seen, why not) -> record.
 Recorder = Callable[[int | None, str], ReleaseRecord]
 
 
-def choose(conns: list, host: str | None, env: str, *, error: type[DeployctlError] = ExecNotStarted) -> object:
+def not_started(call: Callable[[], T]) -> T:
+    """call(), any failure of ours before the command ran said as ExecNotStarted (exit 125,
+    as `docker exec` and `docker run` say it: CMD's own 2 or 4 stays CMD's)."""
+    try:
+        return call()
+    except ExecNotStarted:
+        raise
+    except DeployctlError as exc:
+        raise ExecNotStarted(exc.message, hint=exc.hint) from None
+    except OSError as exc:  # a connection that went (ConnectionLost), a refused file
+        raise ExecNotStarted(str(exc)) from None
+
+
+def choose(conns: list, host: str | None, env: str) -> object:
     """The connector of `host` (as `status` names it, or its address); the first without.
-    None to choose from, or no such host: `error`."""
+    None to choose from, or no such host: ExecNotStarted."""
     if not conns:
-        raise error(f"{env} has no hosts")
+        raise ExecNotStarted(f"{env} has no hosts")
     if host is None:
         return conns[0]
     found = [c for c in conns if host in (c.host, getattr(c, "address", None))]
     if not found:
-        raise error(f"--host {host}: not a host of {env} (hosts: {', '.join(c.host for c in conns)})")
+        raise ExecNotStarted(f"--host {host}: not a host of {env} (hosts: {', '.join(c.host for c in conns)})")
     return found[0]
 
 
@@ -76,13 +92,13 @@ def run_recorded(state: HostState, conn, argv: list[str], *, interactive: bool, 
 
 @contextlib.contextmanager
 def swarm_task_container(manager, swarm_service: str, node: str | None,  # type: ignore[no-untyped-def]
-                         nodes: Callable[[str], object], *, idle_hint: str | None = None,
-                         idle_error: type[DeployctlError] = ExecNotStarted) -> Iterator[tuple[object, str]]:
+                         nodes: Callable[[str], object], *,
+                         idle_hint: str | None = None) -> Iterator[tuple[object, str]]:
     """(the connected node, the container id) of a running task of `swarm_service` (on
     `node` if given): the task from `docker service ps` on the manager, the node's address
     from `docker node inspect`, reached by `nodes(address)` (as SwarmSite reaches nodes),
     the container by the task's label there. The node's connector is closed afterwards.
-    No running task (or no such service): `idle_error` with `idle_hint`."""
+    No running task (or no such service): ExecNotStarted with `idle_hint`."""
     argv = plan.running_tasks(swarm_service)
     try:
         listed = manager.run(argv)
@@ -94,7 +110,7 @@ def swarm_task_container(manager, swarm_service: str, node: str | None,  # type:
              if t.running and (node is None or t.node == node)]
     if not tasks:
         where = f" on node {node}" if node else ""
-        raise idle_error(f"{manager.host}: the Swarm service {swarm_service} has no running task{where}",
+        raise ExecNotStarted(f"{manager.host}: the Swarm service {swarm_service} has no running task{where}",
                          hint=idle_hint)
     task = tasks[0]
     ids = checked(manager, sw.list_nodes()).split()

@@ -14,7 +14,7 @@ import secrets as token_source
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Callable
 
 from ...config import LoadedConfig
 from ...errors import DeployctlError, ExecNotStarted
@@ -24,10 +24,9 @@ from ...secrets import redactor
 from ..lifecycle.deploy_inputs import load_for_redaction
 from ..lifecycle.host_state import HostState
 from ..hosts import connectors_for, layout_for, names_for, ssh_connector, who
-from .container_exec import Output, choose, run_recorded, swarm_task_container
+from .container_exec import Output, choose, not_started, run_recorded, swarm_task_container
 
 Warn = Callable[[str], None]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,14 +66,14 @@ def run_exec(loaded: LoadedConfig, request: ExecRequest, output: Output, *, warn
     # The values this shell's secret source gives are masked in the history's copy of the argv
     # (`mysql -pVALUE`); a source that cannot answer here leaves the shape-based masking
     # (plan/operate/exec.mask_argv). Nothing is printed: stderr belongs to the command.
-    _not_started(lambda: load_for_redaction(loaded, request.env))
+    not_started(lambda: load_for_redaction(loaded, request.env))
     if environment.target == "swarm":
-        return _not_started(lambda: _swarm(loaded, request, service, output, warn, connectors, node_connector, now))
-    conns = _not_started(lambda: connectors if connectors is not None else connectors_for(loaded, request.env))
+        return not_started(lambda: _swarm(loaded, request, service, output, warn, connectors, node_connector, now))
+    conns = not_started(lambda: connectors if connectors is not None else connectors_for(loaded, request.env))
     chosen = _choose(conns, request)
     if not chosen:
         raise ExecNotStarted(f"{request.env} has no hosts")
-    one = lambda conn: _not_started(lambda: _on_host(loaded, request, service, conn, output, warn, now))  # noqa: E731
+    one = lambda conn: not_started(lambda: _on_host(loaded, request, service, conn, output, warn, now))  # noqa: E731
 
     def each(conn) -> int:  # type: ignore[no-untyped-def]
         """--all-hosts: a host where the command cannot start says why on its own lines and
@@ -94,18 +93,6 @@ def run_exec(loaded: LoadedConfig, request: ExecRequest, output: Output, *, warn
     finally:
         for conn in conns:
             conn.close()
-
-
-def _not_started(call: Callable[[], T]) -> T:
-    """call(), any failure of ours before the command ran said as ExecNotStarted (exit 125)."""
-    try:
-        return call()
-    except ExecNotStarted:
-        raise
-    except DeployctlError as exc:
-        raise ExecNotStarted(exc.message, hint=exc.hint) from None
-    except OSError as exc:  # a connection that went (ConnectionLost), a refused file
-        raise ExecNotStarted(str(exc)) from None
 
 
 def _choose(conns: list, request: ExecRequest) -> list:
