@@ -412,3 +412,21 @@ def test_an_image_without_the_stream_module_is_said_with_what_to_do(host, shop_p
     assert "nothing reloaded" in info.value.message and "libnginx-mod-stream" in info.value.hint
     assert not [p for p in host.files if "__shop__" in p and p.startswith(SHARED)]  # staged files gone
     assert "stream" not in host.text(f"{SHARED}/nginx.conf")
+
+
+def test_a_renewal_reloads_only_the_apps_own_proxy_and_remove_takes_its_sni_lines_out(host, shop_pair, monkeypatch):
+    from deployctl.services.edge import tls
+    from tests.support.pebble import TestCa
+
+    ship(tls_shop(), host, 1)
+    shared_reloads = len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf"))
+    chain, key = TestCa().issue(["shop.example.com"])  # a new pair in the secret source
+    monkeypatch.setenv("SHOP_TLS_CHAIN", chain.decode())
+    monkeypatch.setenv("SHOP_TLS_KEY", key.decode())
+    own_reloads = len(runs(host, "nginx -s reload -c /etc/deployctl/proxy/nginx.conf"))
+    done = tls.ensure_locked(tls_shop(), "local", [host], Recorder())
+    assert "installed on local" in done
+    assert len(runs(host, "nginx -s reload -c /etc/deployctl/proxy/nginx.conf")) == own_reloads + 1
+    assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == shared_reloads
+    remove_environment(tls_shop(), "local", Recorder(), connectors=[host], volumes=False)
+    assert not [p for p in host.files if p.startswith(f"{SHARED}/routes/")]
