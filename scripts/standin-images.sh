@@ -102,8 +102,11 @@ build_python() {
 # Official nginx image contract: user nginx, nginx.conf including conf.d/*.conf, logs to
 # the container's stdout/stderr, templates rendered by the entrypoint, SIGQUIT to stop
 # gracefully. `docker import -c` refuses STOPSIGNAL, so a one-line classic build adds it.
+# The official images build the stream module (with ssl_preread) in; Debian's is the
+# libnginx-mod-stream module, which deployctl's shared proxy loads through
+# /etc/nginx/modules-enabled to pass HTTPS through by SNI (docs/proxy.md).
 build_nginx() {
-    mmdebstrap_import nginx nginx-light,gettext-base,ca-certificates \
+    mmdebstrap_import nginx nginx-light,libnginx-mod-stream,gettext-base,ca-certificates \
         --customize-hook='chroot "$1" useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nginx' \
         --customize-hook='rm -f "$1"/etc/nginx/sites-enabled/default' \
         --customize-hook="cp '$STANDIN_DIR/nginx.conf' \"\$1\"/etc/nginx/nginx.conf" \

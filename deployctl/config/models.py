@@ -932,6 +932,9 @@ class Environment(Strict):
     # proxy of this name publishes shared_proxy_port and routes [proxy] hosts to this app's own proxy.
     shared_proxy: Name | None = None
     shared_proxy_port: Port = 80
+    # With tls on: the port the shared proxy passes HTTPS through on, by SNI, to this app's
+    # own proxy_tls_port (which then needs another port).
+    shared_proxy_tls_port: Port = 443
     state_dir: str = "/var/lib/deployctl"
     # Hosts (local, ssh): each release network takes a /26 of this private range instead of
     # one of Docker's ~30 default pools ("" = Docker's pools); plan/lifecycle/subnets.py.
@@ -1145,6 +1148,16 @@ class Config(Strict):
             if http == environment.shared_proxy_port:
                 raise ValueError(f"environments.{name}.proxy_port: {http} is also its shared_proxy_port; the app's own "
                                  "proxy needs another port (0: any free one)")
+            if self.tls_for(name) == "off":
+                continue
+            if environment.shared_proxy_tls_port == environment.shared_proxy_port:
+                raise ValueError(f"environments.{name}.shared_proxy_tls_port: {environment.shared_proxy_tls_port} is "
+                                 "also its shared_proxy_port; HTTPS needs a port of its own")
+            if environment.proxy_tls_port in (environment.shared_proxy_tls_port, environment.shared_proxy_port):
+                raise ValueError(f"environments.{name}.proxy_tls_port: {environment.proxy_tls_port} is also a port "
+                                 f"of its shared proxy (shared_proxy_port {environment.shared_proxy_port}, "
+                                 f"shared_proxy_tls_port {environment.shared_proxy_tls_port}); the app's own proxy "
+                                 "needs another HTTPS port (e.g. 8443), which the shared proxy passes HTTPS on to")
 
     def _check_swarm_services(self) -> None:
         """`docker service create` has no --security-opt: a service that asks for

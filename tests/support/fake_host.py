@@ -94,7 +94,8 @@ class Container:
     networks: dict[str, str]  # network -> IP
     status: str = "created"
     args: list[str] = field(default_factory=list)
-    publish: str | None = None  # "8080:80"
+    publish: str | None = None  # "8080:80" (the first --publish)
+    published: list[str] = field(default_factory=list)  # every --publish ("8080:80", "8443:443")
     mounts: dict[str, str] = field(default_factory=dict)  # inside -> host directory
     loaded: bytes | None = None  # an nginx container's configuration, as it loaded it
     certificate: str | None = None  # the tls/live version it loaded (plan/edge/tls_config.py), if any
@@ -399,9 +400,10 @@ class FakeHost:
                     del self.files[path]
             return OK
         if argv[0] == "find" and argv[-2:] == ["-type", "f"]:  # files of one folder by name (shared proxy routes)
-            folder, pattern = argv[1].rstrip("/"), argv[argv.index("-name") + 1]
+            folder = argv[1].rstrip("/")
+            patterns = [argv[i + 1] for i, word in enumerate(argv) if word == "-name"]  # one, or several -o'ed
             return CommandResult(0, "".join(f"{p}\n" for p in sorted(self.files) if p.rpartition("/")[0] == folder
-                                            and fnmatch.fnmatch(p.rpartition("/")[2], pattern)), "")
+                                            and any(fnmatch.fnmatch(p.rpartition("/")[2], pt) for pt in patterns)), "")
         if argv[:2] == ["test", "-d"]:
             path = argv[2].rstrip("/")
             there = path in self.dirs or any(p.startswith(path + "/") for p in self.files)
@@ -495,7 +497,8 @@ class FakeHost:
         labels = dict(label.split("=", 1) for label in options.get("--label", []))
         mounts = {v.split(":")[1]: v.split(":")[0] for v in options.get("-v", [])}
         container = Container(name, image, labels, {network: self._ip()} if network in self.networks else {},
-                              args=rest, publish=options.get("--publish", [None])[0], mounts=mounts)
+                              args=rest, publish=options.get("--publish", [None])[0], mounts=mounts,
+                              published=options.get("--publish", []))
         self.containers[name] = container
         if status == "running":
             self._start(container)
@@ -562,7 +565,14 @@ class FakeHost:
         anchor = self.containers.get(args[0])
         if anchor is None or anchor.publish is None or anchor.status != "running":
             return CommandResult(1, "", f"Error: No public port '{args[1]}' published for {args[0]}")
-        return CommandResult(0, f"0.0.0.0:{anchor.publish.split(':')[0]}\n", "")
+        inside = args[1].partition("/")[0] if len(args) > 1 else ""
+        # The host port published for the container port asked (its first one when the
+        # command names none, as a bare `docker port NAME` lists it first).
+        host_port = next((p.split(":")[0] for p in anchor.published if p.split(":")[1] == inside),
+                         anchor.publish.split(":")[0] if not inside or not anchor.published else None)
+        if host_port is None:
+            return CommandResult(1, "", f"Error: No public port '{args[1]}' published for {args[0]}")
+        return CommandResult(0, f"0.0.0.0:{host_port}\n", "")
 
     def _docker_container(self, args: list[str]) -> CommandResult | None:
         if args[:2] != ["inspect", "--format"]:

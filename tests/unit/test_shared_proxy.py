@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from deployctl.adapters.connector import CommandResult
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ConfigError, DeployError, ExitCode, UsageError
 from deployctl.events import Recorder
 from deployctl.plan.edge import shared_proxy as plan
+from deployctl.plan.edge import tls_config as tc
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.operate.remove import remove_environment
@@ -195,12 +197,10 @@ def test_remove_takes_only_its_own_route_out_first(host):
     assert through(host, "example.com", "/blog/")[0] == 404 and through(host, "shop.example.com")[0] == 200
 
 
-@pytest.mark.parametrize("env_extra, what", [('tls = "acme"', "HTTPS"), ("", "Swarm")])
-def test_what_the_shared_proxy_does_not_do_is_refused_by_name(env_extra, what):
+def test_a_swarm_refuses_the_shared_proxy_by_name():
     from deployctl.services.edge.shared_proxy import refuse
 
-    if what == "Swarm":
-        loaded = LoadedConfig(Path("/p/deploy.toml"), parse_config("""
+    loaded = LoadedConfig(Path("/p/deploy.toml"), parse_config("""
 app = "shop"
 registry = { server = "r.example" }
 [services.web]
@@ -214,14 +214,10 @@ manager = "m1"
 proxy_port = 8080
 shared_proxy = "edge"
 """))
-        env = "prod"
-    else:
-        loaded = config("shop", 8080, '["shop.example.com"]', 'acme_email = "ops@example.com"', env_extra)
-        env = "local"
     with pytest.raises(UsageError) as info:
-        refuse(loaded, env)
+        refuse(loaded, "prod")
     assert info.value.exit_code == ExitCode.USAGE and "shared_proxy" in info.value.message
-    assert what in info.value.message or (what == "Swarm" and 'target = "swarm"' in info.value.message)
+    assert 'target = "swarm"' in info.value.message
 
 
 def test_the_config_names_what_the_shared_proxy_needs():
@@ -264,3 +260,173 @@ proxy_port = 8080
 shared_proxy = "edge"
 """)
     assert "proxy.path_prefix" in info.value.message and "is not a path prefix" in info.value.message
+
+
+# -- HTTPS passed through by SNI ------------------------------------------------------------------
+
+TLS_FILES = ('tls = "files"\ntls_certificate_secret = "SHOP_TLS_CHAIN"\ntls_key_secret = "SHOP_TLS_KEY"')
+
+
+def tls_shop(extra: str = "", env_extra: str = "proxy_tls_port = 8443") -> LoadedConfig:
+    return config("shop", 8080, '["shop.example.com"]', f"{TLS_FILES}\n{extra}", env_extra)
+
+
+@pytest.fixture
+def shop_pair(monkeypatch):
+    from tests.support.pebble import TestCa
+
+    chain, key = TestCa().issue(["shop.example.com"])
+    monkeypatch.setenv("SHOP_TLS_CHAIN", chain.decode())
+    monkeypatch.setenv("SHOP_TLS_KEY", key.decode())
+    return chain, key
+
+
+def test_an_https_route_and_the_stream_server_exact():
+    route = plan.Route("shop", "local", ("Shop.example.com", "*.shop.test"), None, 8080, 8443)
+    assert route.sni_file == "z__shop__local.sni" and plan.Route("a", "e", ("a.test",), None, 1).sni_file is None
+    assert route.files() == {
+        "z__shop__local.map": ("# Written by deployctl for shop local; do not edit.\n"
+                               "# route: shop local shop.example.com / https\n"
+                               "# route: shop local *.shop.test / https\n"
+                               '"~^shop\\.example\\.com/" 127.0.0.1:8080;\n'
+                               '"~^[^.]+\\.shop\\.test/" 127.0.0.1:8080;\n'),
+        "z__shop__local.sni": ("# Written by deployctl for shop local (HTTPS passed through by SNI); do not edit.\n"
+                               '"~*^shop\\.example\\.com$" 127.0.0.1:8443;\n'
+                               '"~*^[^.]+\\.shop\\.test$" 127.0.0.1:8443;\n')}
+    main = plan.render_main(80, tls_port=443)
+    assert plan.port_of(main) == 80 and plan.port_of(main, "tls_port") == 443 and plan.port_of(plan.render_main(80), "tls_port") is None
+    assert "include /etc/nginx/modules-enabled/*.conf;\n" in main  # Debian's nginx: stream is a module
+    assert main[main.index("\nstream {"):] == """
+stream {
+    map $ssl_preread_server_name $deployctl_shared_tls_target {
+        default unix:/tmp/deployctl-shared-proxy-no-route.sock;
+        include /etc/deployctl/shared-proxy/routes/*.sni;
+    }
+
+    server {
+        listen 443;
+        ssl_preread on;
+        proxy_pass $deployctl_shared_tls_target;
+        proxy_connect_timeout 5s;
+        # As the HTTP side's read timeout: a quiet WebSocket over HTTPS keeps its connection.
+        proxy_timeout 3600s;
+    }
+
+    server {
+        listen unix:/tmp/deployctl-shared-proxy-no-route.sock;
+        return "";
+    }
+}
+"""
+    assert "stream" not in plan.render_main(80)  # HTTP only: an image without the module serves it
+    staged = plan.render_main(80, ["z__a__e.map", "z__shop__local.map.next", "z__shop__local.sni.next"], 443)
+    assert (f"include {plan.MOUNT}/routes/z__shop__local.sni.next;" in staged.split("stream {")[1]
+            and ".sni" not in staged.split("stream {")[0])
+
+
+def test_with_https_a_host_name_belongs_to_one_app_whole():
+    shop = plan.Route("shop", "local", ("a.test",), None, 1, 2)
+    blog = plan.render_route(plan.Route("blog", "prod", ("a.test", "b.test"), "/blog", 3))
+    assert plan.conflicts(shop, {"p__blog__prod.map": blog}) == [
+        "a.test/blog is routed to blog prod, and with HTTPS (passed through by name) a host name belongs to one app whole"]
+    # and the other way round: an HTTP app's prefix on a name an HTTPS app has
+    prefixed = plan.Route("blog", "prod", ("a.test",), "/blog", 3)
+    assert len(plan.conflicts(prefixed, {"z__shop__local.map": plan.render_route(shop)})) == 1
+    assert plan.conflicts(shop, {"p__blog__prod.map": plan.render_route(plan.Route("blog", "prod", ("b.test",), "/b", 3))}) == []
+
+
+def test_an_https_app_and_an_http_app_share_the_proxy_and_the_redirect_names_the_shared_port(host, shop_pair):
+    shop1 = ship(tls_shop(), host, 1)
+    routes = f"{SHARED}/routes"
+    assert sorted(p.rpartition("/")[2] for p in host.files if p.startswith(routes + "/")) == [
+        "z__shop__local.map", "z__shop__local.sni"]
+    assert host.text(f"{routes}/z__shop__local.sni").endswith('"~*^shop\\.example\\.com$" 127.0.0.1:8443;\n')
+    main = host.text(f"{SHARED}/nginx.conf")
+    assert plan.port_of(main, "tls_port") == 443 and "ssl_preread on;" in main
+    # The app's own certificate, on its own proxy; its redirect goes to the shared HTTPS port (443: none said).
+    version = tc.version_of(shop_pair[0])
+    server = host.text(f"/srv/state/shop/local/proxy/tls/{version}/server.conf")
+    assert "return 301 https://$host$request_uri;" in server
+    assert not [p for p in host.files if p.startswith(SHARED) and p.endswith(".pem")]  # no key in the shared proxy
+    assert through(host, "shop.example.com") == (200, shop1)
+    # An HTTP app after it: the stream server stays (the live one's port), its route is HTTP only.
+    ship(BLOG, host, 1)
+    main = host.text(f"{SHARED}/nginx.conf")
+    assert plan.port_of(main, "tls_port") == 443 and f"include {plan.MOUNT}/routes/*.sni;" in main
+    assert not [p for p in host.files if p.endswith("__blog__local.sni")]
+    # A later deploy of the HTTPS app changes nothing in the shared proxy.
+    reloads = len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf"))
+    shop2 = ship(tls_shop(), host, 2)
+    assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == reloads
+    assert through(host, "shop.example.com") == (200, shop2)
+
+
+def test_https_with_a_path_prefix_is_refused_by_name_before_anything_changes(host, shop_pair):
+    with pytest.raises(UsageError) as info:
+        ship(tls_shop('path_prefix = "/shop"'), host, 1)
+    assert info.value.exit_code == ExitCode.USAGE
+    assert 'proxy.path_prefix = "/shop" with HTTPS (tls = "files")' in info.value.message
+    assert "environments.local.shared_proxy" in info.value.message and "host name" in info.value.hint
+    assert host.calls == []
+
+
+def test_a_host_name_an_https_app_has_is_refused_for_another_app_with_a_prefix(host, shop_pair):
+    ship(tls_shop(), host, 1)
+    clash = config("clash", 8082, '["shop.example.com"]', 'path_prefix = "/api"')
+    with pytest.raises(ConfigError) as info:
+        ship(clash, host, 1)
+    assert "shop.example.com is routed to shop local, and with HTTPS" in info.value.message
+    assert not [n for n in host.containers if n.startswith("clash")]
+
+
+def test_the_https_ports_of_an_app_on_a_shared_proxy_are_checked_in_the_config():
+    with pytest.raises(ConfigError) as info:
+        tls_shop(env_extra="")  # proxy_tls_port left at 443, the shared proxy's
+    assert "environments.local.proxy_tls_port: 443 is also a port of its shared proxy" in info.value.message
+    with pytest.raises(ConfigError) as info:
+        tls_shop(env_extra="proxy_tls_port = 8443\nshared_proxy_tls_port = 80")
+    assert "environments.local.shared_proxy_tls_port: 80 is also its shared_proxy_port" in info.value.message
+    assert tls_shop(env_extra="proxy_tls_port = 8443\nshared_proxy_tls_port = 8444").environment(
+        "local").shared_proxy_tls_port == 8444
+
+
+def test_another_shared_https_port_than_the_running_one_is_refused(host, shop_pair):
+    ship(tls_shop(), host, 1)
+    other = config("other", 8090, '["other.example.com"]', TLS_FILES.replace("SHOP_", "OTHER_"),
+                   "proxy_tls_port = 8453\nshared_proxy_tls_port = 8444")
+    from deployctl.services.edge.shared_proxy import SharedProxy
+
+    with pytest.raises(ConfigError) as info:
+        SharedProxy(host, other, "local", Recorder()).check_claims()
+    assert "environments.local.shared_proxy_tls_port: 8444, but the shared proxy edge on local publishes 443" in \
+        info.value.message
+
+
+def test_an_image_without_the_stream_module_is_said_with_what_to_do(host, shop_pair):
+    ship(BLOG, host, 1)  # the shared proxy runs, HTTP only
+    host.faults.append(Fault("run", r"nginx -t -q -c /etc/deployctl/shared-proxy/nginx.test.conf", 
+                             effect=lambda argv: CommandResult(1, "", 'nginx: [emerg] unknown directive "stream" in '
+                                                                      f"{plan.MOUNT}/{plan.TEST_FILE}:56")))
+    with pytest.raises(DeployError) as info:
+        ship(tls_shop(), host, 1)
+    assert "nothing reloaded" in info.value.message and "libnginx-mod-stream" in info.value.hint
+    assert not [p for p in host.files if "__shop__" in p and p.startswith(SHARED)]  # staged files gone
+    assert "stream" not in host.text(f"{SHARED}/nginx.conf")
+
+
+def test_a_renewal_reloads_only_the_apps_own_proxy_and_remove_takes_its_sni_lines_out(host, shop_pair, monkeypatch):
+    from deployctl.services.edge import tls
+    from tests.support.pebble import TestCa
+
+    ship(tls_shop(), host, 1)
+    shared_reloads = len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf"))
+    chain, key = TestCa().issue(["shop.example.com"])  # a new pair in the secret source
+    monkeypatch.setenv("SHOP_TLS_CHAIN", chain.decode())
+    monkeypatch.setenv("SHOP_TLS_KEY", key.decode())
+    own_reloads = len(runs(host, "nginx -s reload -c /etc/deployctl/proxy/nginx.conf"))
+    done = tls.ensure_locked(tls_shop(), "local", [host], Recorder())
+    assert "installed on local" in done
+    assert len(runs(host, "nginx -s reload -c /etc/deployctl/proxy/nginx.conf")) == own_reloads + 1
+    assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == shared_reloads
+    remove_environment(tls_shop(), "local", Recorder(), connectors=[host], volumes=False)
+    assert not [p for p in host.files if p.startswith(f"{SHARED}/routes/")]

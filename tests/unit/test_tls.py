@@ -127,6 +127,20 @@ def test_the_main_configuration_includes_the_hosts_tls_state_and_redirects_only_
     assert '"~^http:/\\.well-known/acme-challenge/" 0;' in text and '"http:/up" 0;' in text
     assert '"~^http:" 1;' in text
     assert "return 301" not in text  # only a certificate's own snippet redirects
+    # deployctl's own requests (verify, status, maintenance's wait) are answered, not redirected.
+    assert ("    map $http_x_deployctl_no_redirect $deployctl_to_https {\n"
+            "        default $deployctl_to_https_by_path;\n"
+            '        "1" 0;\n'
+            "    }\n") in text
+
+
+def test_deployctls_own_requests_through_the_proxy_ask_not_to_be_redirected():
+    from deployctl.services.edge.proxy import HostProxy
+    from deployctl.services.hosts import names_for
+
+    site = loaded()
+    proxy = HostProxy(FakeHost("h1"), names_for(site, "fleet"), layout_for(site, "fleet"), Recorder())
+    assert proxy.bypass() == {tc.NO_REDIRECT_HEADER: "1"}  # maintenance off: only this one
 
 
 def test_a_certificate_snippet_serves_tls_1_2_and_1_3_http2_and_redirects_to_its_port():

@@ -18,9 +18,22 @@ prefix (`kamal-proxy deploy svc --host a.example.com --path-prefix /api`), refus
 another service routes; deployctl does the same routing in nginx and refuses the same
 conflicts, but keeps each app's release switching out of the shared process.
 
+HTTPS passes through (docs/proxy.md, "HTTPS through the shared proxy"): an app with `tls`
+on keeps terminating TLS in its own proxy (its certificates, ACME account and renewals as
+with one app per host), and the shared proxy's `stream` server on `shared_proxy_tls_port`
+reads the client's SNI (`ssl_preread`, nothing decrypted) and splices the connection to
+that app's own HTTPS port on 127.0.0.1. So the shared proxy holds no private key, and a
+certificate renewal reloads the app's own nginx only. Routing by name alone, an HTTPS app
+has its host names whole: a `path_prefix` with it is refused, and so is a host name another
+app routes with any prefix (HTTP and HTTPS would reach different apps). HTTP keeps routing
+by Host, which also carries the ACME HTTP-01 challenges and the app's 301s to it.
+(kamal-proxy terminates TLS itself, with every app's certificate in one process.)
+
 On the host, under `<state_dir>/shared-proxy/<name>/`:
   nginx.conf                 the main configuration: one server on the port, the route map
+                             (and, once an HTTPS app is routed, the stream server by SNI)
   routes/<order>__<app>__<env>.map   one app environment's lines of that map
+  routes/z__<app>__<env>.sni         an HTTPS app's lines of the SNI map
   lock/                      mkdir lock while a route changes
 The map keys are `$host$uri` regexes; nginx tries regexes in the order it read them, and
 the routes are included by one glob (sorted by name), so the file name puts the longer
@@ -47,7 +60,16 @@ HEALTH_PATH = "/.deployctl-shared-proxy-health"
 # On the shared proxy's own 404 (no route for the name): a route change is seen served once
 # a request for it gets (or no longer gets) this.
 NO_ROUTE_HEADER = "X-Deployctl-No-Route"
-_ROUTE_HEADER = re.compile(r"^# route: (\S+) (\S+) (\S+) (\S+)$", re.M)  # app env host prefix
+_ROUTE_HEADER = re.compile(r"^# route: (\S+) (\S+) (\S+) (\S+)( https)?$", re.M)  # app env host prefix [https]
+SNI = ".sni"
+# Where a TLS connection whose SNI no app claims goes: a server of the shared proxy itself
+# that closes it (the client's handshake fails; no app's certificate is offered for a name
+# it is not for).
+NO_ROUTE_SOCKET = "unix:/tmp/deployctl-shared-proxy-no-route.sock"
+# Debian's nginx packages build `stream` as a module loaded from here (libnginx-mod-stream);
+# the official nginx images build it in, and have no such folder (a glob matching nothing
+# includes nothing). Debian's own nginx.conf includes the same glob.
+MODULES_GLOB = "/etc/nginx/modules-enabled/*.conf"
 
 
 def shared_dir(state_dir: str, name: str) -> str:
@@ -65,7 +87,9 @@ def route_file(app: str, env: str, prefix: str | None) -> str:
 
 
 def route_glob(app: str, env: str) -> str:
-    return f"*__{app}__{env}.map"
+    """Every file of one app environment in the routes folder (its map, its SNI lines, and a
+    staged `.next` a killed deployctl left)."""
+    return f"*__{app}__{env}.*"
 
 
 @dataclass(frozen=True)
@@ -75,10 +99,22 @@ class Route:
     hosts: tuple[str, ...]
     prefix: str | None  # None or "/": every path
     port: int  # the app's own proxy on 127.0.0.1
+    tls_port: int | None = None  # its own proxy's HTTPS port on 127.0.0.1 (tls on), passed through by SNI
 
     @property
     def file(self) -> str:
         return route_file(self.app, self.env, self.prefix)
+
+    @property
+    def sni_file(self) -> str | None:
+        return self.file.removesuffix(".map") + SNI if self.tls_port is not None else None
+
+    def files(self) -> dict[str, str]:
+        """Its files in the routes folder, name -> text."""
+        files = {self.file: render_route(self)}
+        if self.sni_file is not None:
+            files[self.sni_file] = render_sni(self)
+        return files
 
     def claims(self) -> set[tuple[str, str]]:
         return {(host.lower(), self.prefix or "/") for host in self.hosts}
@@ -95,38 +131,86 @@ def render_route(route: Route) -> str:
     """The app's lines of the shared proxy's map: `$host$uri` -> its proxy's address."""
     prefix = route.prefix if route.prefix and route.prefix != "/" else ""
     path = re.escape(prefix) + "(/|$)" if prefix else "/"
-    lines = "".join(f"# route: {route.app} {route.env} {host.lower()} {route.prefix or '/'}\n" for host in route.hosts)
+    https = " https" if route.tls_port is not None else ""
+    lines = "".join(f"# route: {route.app} {route.env} {host.lower()} {route.prefix or '/'}{https}\n"
+                    for host in route.hosts)
     entries = "".join(f'"~^{_host_regex(host)}{path}" 127.0.0.1:{route.port};\n' for host in route.hosts)
     return f"# Written by deployctl for {route.app} {route.env}; do not edit.\n{lines}{entries}"
 
 
-def claims_of(text: str) -> list[tuple[str, str, str, str]]:
-    """(app, env, host, prefix) of a route file's header lines."""
-    return [m.groups() for m in _ROUTE_HEADER.finditer(text)]  # type: ignore[misc]
+def render_sni(route: Route) -> str:
+    """An HTTPS app's lines of the shared proxy's SNI map: the name the client asks for ->
+    its own proxy's HTTPS port (case-insensitive: SNI is not lowercased as $host is)."""
+    assert route.tls_port is not None
+    entries = "".join(f'"~*^{_host_regex(host)}$" 127.0.0.1:{route.tls_port};\n' for host in route.hosts)
+    return f"# Written by deployctl for {route.app} {route.env} (HTTPS passed through by SNI); do not edit.\n{entries}"
+
+
+def claims_of(text: str) -> list[tuple[str, str, str, str, bool]]:
+    """(app, env, host, prefix, https) of a route file's header lines."""
+    return [(*m.groups()[:4], m.group(5) is not None) for m in _ROUTE_HEADER.finditer(text)]  # type: ignore[misc]
 
 
 def conflicts(route: Route, others: dict[str, str]) -> list[str]:
     """Other app environments' files (name -> text) that claim a host and prefix this route
-    claims: nginx would send those requests to one of them only, so it is refused."""
+    claims: nginx would send those requests to one of them only, so it is refused. Where
+    either routes HTTPS, the host name alone: SNI carries no path, so an HTTPS app answers
+    every path of its names and no other app may have one of them."""
     mine = route.claims()
+    names = {host for host, _ in mine}
+    https = route.tls_port is not None
     found = []
     for text in others.values():
-        for app, env, host, prefix in claims_of(text):
-            if (app, env) != (route.app, route.env) and (host, prefix) in mine:
+        for app, env, host, prefix, theirs in claims_of(text):
+            if (app, env) == (route.app, route.env):
+                continue
+            if (host, prefix) in mine:
                 found.append(f"{host}{'' if prefix == '/' else prefix} is routed to {app} {env}")
+            elif (https or theirs) and host in names:
+                found.append(f"{host}{'' if prefix == '/' else prefix} is routed to {app} {env}, and with HTTPS "
+                             "(passed through by name) a host name belongs to one app whole")
     return sorted(set(found))
 
 
-def render_main(port: int, routes: list[str] | None = None) -> str:
+def render_main(port: int, routes: list[str] | None = None, tls_port: int | None = None) -> str:
     """The shared proxy's nginx.conf. `routes`: the route files to include, by name, instead
-    of the glob (the test configuration of a staged route)."""
-    includes = ("".join(f"        include {MOUNT}/{ROUTES}/{name};\n" for name in routes) if routes is not None
-                else f"        include {MOUNT}/{ROUTES}/*.map;\n")
+    of the globs (the test configuration of a staged route). `tls_port`: the port HTTPS is
+    passed through on by SNI, once an HTTPS app is routed (None: HTTP only)."""
+    def included(extension: str) -> str:
+        if routes is None:
+            return f"        include {MOUNT}/{ROUTES}/*{extension};\n"
+        return "".join(f"        include {MOUNT}/{ROUTES}/{name};\n" for name in routes
+                       if name.removesuffix(".next").endswith(extension))
+
+    stream = "" if tls_port is None else f"""
+# HTTPS passed through, not terminated: the client's SNI picks the app's own proxy, which
+# holds its certificate (plan/edge/shared_proxy.py). Nothing here is decrypted.
+stream {{
+    map $ssl_preread_server_name $deployctl_shared_tls_target {{
+        default {NO_ROUTE_SOCKET};
+{included(SNI)}    }}
+
+    server {{
+        listen {tls_port};
+        ssl_preread on;
+        proxy_pass $deployctl_shared_tls_target;
+        proxy_connect_timeout 5s;
+        # As the HTTP side's read timeout: a quiet WebSocket over HTTPS keeps its connection.
+        proxy_timeout 3600s;
+    }}
+
+    server {{
+        listen {NO_ROUTE_SOCKET};
+        return "";
+    }}
+}}
+"""
     return f"""# Written by deployctl: the host's shared proxy (docs/proxy.md); do not edit.
 # port: {port}
-worker_processes auto;
+{"" if tls_port is None else f"# tls_port: {tls_port}{chr(10)}"}worker_processes auto;
 pid {PID_FILE};
 error_log /dev/stderr warn;
+include {MODULES_GLOB};
 
 events {{
     worker_connections 4096;
@@ -154,7 +238,7 @@ http {{
     # the shared one is about to reuse.
     map "$host$uri" $deployctl_shared_target {{
         default "";
-{includes}    }}
+{included(".map")}    }}
 
     server {{
         listen {port} default_server;
@@ -171,7 +255,7 @@ http {{
         }}
     }}
 }}
-"""
+{stream}"""
 
 
 def probe(route: Route) -> tuple[str, str]:
@@ -180,12 +264,18 @@ def probe(route: Route) -> tuple[str, str]:
     return route.hosts[0].replace("*.", "deployctl-probe."), f"{prefix}/"
 
 
-def port_of(main: str | bytes | None) -> int | None:
+def port_of(main: str | bytes | None, key: str = "port") -> int | None:
+    """The port a main configuration says it publishes (`key` "tls_port": its HTTPS one)."""
     if not main:
         return None
     text = main.decode(errors="replace") if isinstance(main, bytes) else main
-    match = re.search(r"^# port: (\d+)$", text, re.M)
+    match = re.search(rf"^# {key}: (\d+)$", text, re.M)
     return int(match.group(1)) if match else None
+
+
+def stream_missing(nginx_output: str) -> bool:
+    """nginx's words for an image without the stream module (or without ssl_preread in it)."""
+    return any(f'unknown directive "{word}"' in nginx_output for word in ("stream", "ssl_preread"))
 
 
 def run_shared_proxy(name: str, image: str, host_dir: str) -> list[str]:
@@ -206,4 +296,5 @@ def reload(name: str) -> list[str]:
 
 
 def list_routes(host_dir: str) -> list[str]:
-    return ["find", posixpath.join(host_dir, ROUTES), "-maxdepth", "1", "-name", "*.map", "-type", "f"]
+    return ["find", posixpath.join(host_dir, ROUTES), "-maxdepth", "1", "(", "-name", "*.map", "-o", "-name",
+            f"*{SNI}", ")", "-type", "f"]

@@ -45,6 +45,9 @@ HSTS_MAX_AGE = 63072000  # two years, as hstspreload.org asks
 # On every answer of a server with a certificate: the version it serves, so an install knows
 # when nginx's new workers (a reload is asynchronous) serve the new certificate.
 CERTIFICATE_HEADER = "X-Deployctl-Certificate"
+# On deployctl's own HTTP requests through the proxy: answered by the release, never
+# redirected to HTTPS (http_redirect_map).
+NO_REDIRECT_HEADER = "X-Deployctl-No-Redirect"
 
 
 def tls_dir(proxy_dir: str) -> str:
@@ -77,14 +80,23 @@ def server_includes(mount: str) -> str:
 def http_redirect_map(health_path: str) -> str:
     """In the http block: which requests the HTTPS snippet redirects (it is the only user).
     Over HTTP everything but the ACME challenges and the proxy's own health check, which a
-    load balancer asks over HTTP."""
+    load balancer asks over HTTP, and deployctl's own requests (NO_REDIRECT_HEADER): the
+    switch's verify, `status` and maintenance's wait ask the release over HTTP on the host,
+    and a 301 (nginx's own answer, no release stamp) proves nothing. A client sending that
+    header over HTTP gets only its own request answered over HTTP, as it asked; browsers
+    (HSTS, Secure cookies) are not concerned."""
     return (f"    # HTTP -> HTTPS once this host has a certificate (its tls/live/server.conf uses this);\n"
             f"    # ACME challenges and the proxy's health check stay on HTTP.\n"
-            f"    map \"$scheme:$uri\" $deployctl_to_https {{\n"
+            f"    map \"$scheme:$uri\" $deployctl_to_https_by_path {{\n"
             f"        default 0;\n"
             f"        \"~^http:{_regex(CHALLENGE_PATH)}\" 0;\n"
             f"        \"http:{health_path}\" 0;\n"
             f"        \"~^http:\" 1;\n"
+            f"    }}\n"
+            f"    # deployctl's own checks of the release over HTTP are answered, not redirected.\n"
+            f"    map $http_{NO_REDIRECT_HEADER.lower().replace('-', '_')} $deployctl_to_https {{\n"
+            f"        default $deployctl_to_https_by_path;\n"
+            f"        \"1\" 0;\n"
             f"    }}\n")
 
 

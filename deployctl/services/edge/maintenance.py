@@ -20,6 +20,7 @@ from ...events import Emit, Timer
 from ...plan.edge import maintenance as plan
 from ...plan.pipeline.build import rfc3339
 from ...plan.edge.proxy_config import RELEASE_HEADER
+from ...plan.edge.tls_config import NO_REDIRECT_HEADER
 from ...plan.lifecycle.target_limits import refuse
 from ..lifecycle.host_calls import each_host_result, not_everywhere, why
 from ..lifecycle.host_state import HostState
@@ -107,7 +108,7 @@ def _wait_served(conn, proxy: HostProxy, listen_port: int, *, on: bool) -> None:
     deadline = time.monotonic() + SERVED_WAIT
     while port is not None and time.monotonic() < deadline:
         try:
-            answer = conn.http_get("127.0.0.1", port, "/", timeout=2.0)
+            answer = conn.http_get("127.0.0.1", port, "/", timeout=2.0, headers={NO_REDIRECT_HEADER: "1"})
             stamped = bool(answer.headers.get(RELEASE_HEADER.lower()))
             if (answer.status == 503 and not stamped) if on else stamped:
                 return

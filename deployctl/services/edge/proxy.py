@@ -24,7 +24,7 @@ from ...plan.lifecycle.names import Names, StateLayout
 from ...plan.edge.proxy_containers import Anchor, ProxyContainers, parse_proxy_listing
 from ...plan.edge.proxy_config import ANCHOR_MARKER, CONFIG_FILE, PID_FILE, RELEASE_HEADER, STAGED_FILE, STANDBY_FLAG_PREFIX, live_release, standby_of
 from ...plan.lifecycle.switch_plan import ProxyStart, proxy_swap
-from ...plan.edge.tls_config import TLS_LISTEN_PORT
+from ...plan.edge.tls_config import NO_REDIRECT_HEADER, TLS_LISTEN_PORT
 from ...secrets import redactor
 START_TIMEOUT = 15.0  # seconds for a new nginx to bind its port
 
@@ -85,7 +85,9 @@ class HostProxy:
         when it is off), from the configuration this proxy last wrote or, first, the live one."""
         if self._bypass is None:
             self._bypass = maintenance.verify_headers(self.live_config())
-        return self._bypass
+        # And answered by the release over HTTP where HTTPS is on, not redirected (a 301 is
+        # nginx's own answer: no release stamp to prove anything by).
+        return {**self._bypass, NO_REDIRECT_HEADER: "1"}
 
     # -- changing ----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from ...plan.edge import shared_proxy as plan
 from ...plan.lifecycle.target_limits import refuse as refuse_on_target
 from ...secrets import redactor
 from ..hosts import names_for
+from ...plan.edge.tls_config import TLS_LISTEN_PORT
 from .proxy import wait_nginx_started
 
 LOCK_WAIT = 60.0  # seconds for another app's route change to finish
@@ -31,10 +32,14 @@ def refuse(loaded: LoadedConfig, env_name: str) -> None:
     if environment.shared_proxy is None:
         return
     refuse_on_target(environment.target, env_name, "shared_proxy", f"shared_proxy = \"{environment.shared_proxy}\"")
-    if loaded.config.tls_for(env_name) != "off":
-        raise UsageError(f"environments.{env_name}.shared_proxy with HTTPS (tls = "
-                         f"\"{loaded.config.tls_for(env_name)}\") is not supported yet: the shared proxy routes HTTP only",
-                         hint="docs/proxy.md, \"Several apps on one host\"")
+    mode, prefix = loaded.config.tls_for(env_name), loaded.config.proxy.path_prefix
+    if mode != "off" and prefix not in (None, "/"):
+        # HTTPS passes through by SNI, which carries a host name and no path.
+        raise UsageError(f"proxy.path_prefix = \"{prefix}\" with HTTPS (tls = \"{mode}\") through "
+                         f"environments.{env_name}.shared_proxy: HTTPS is passed through to the app by host name "
+                         "alone (the shared proxy decrypts nothing, so it never sees a path)",
+                         hint="give the app a host name of its own and remove path_prefix, or keep it on HTTP "
+                              "(docs/proxy.md, \"HTTPS through the shared proxy\")")
 
 
 class SharedProxy:
@@ -45,6 +50,8 @@ class SharedProxy:
         self.conn, self.emit, self.loaded = conn, emit, loaded
         self.image = image  # what a shared proxy started now runs: the deploying app's proxy image
         self.name, self.port = environment.shared_proxy, environment.shared_proxy_port
+        # HTTPS passed through by SNI to the app's own proxy (None: this app routes HTTP only).
+        self.tls_port = environment.shared_proxy_tls_port if loaded.config.tls_for(env_name) != "off" else None
         self.names = names_for(loaded, env_name)
         self.dir = plan.shared_dir(environment.state_dir, self.name)
         self.routes_dir = posixpath.join(self.dir, plan.ROUTES)
@@ -69,7 +76,7 @@ class SharedProxy:
     def check_claims(self) -> None:
         """Refused before a deploy changes anything: a host name (and prefix) another app
         environment routes here, or another port for the same shared proxy."""
-        route = self._route(port=0)
+        route = self._route(port=0, tls_port=0 if self.tls_port is not None else None)
         files = self.route_files()
         others = {n: t.decode(errors="replace") for n, t in files.items() if n not in self.own(files)}
         found = plan.conflicts(route, others)
@@ -85,22 +92,25 @@ class SharedProxy:
                              "proxy is not supported yet",
                              hint="docs/proxy.md, \"Several apps on one host\": `deployctl remove --env "
                                   f"{self.names.env} --yes`, then deploy with the new proxy_port and shared_proxy")
-        live = plan.port_of(self.conn.read_file(posixpath.join(self.dir, plan.CONFIG_FILE)))
-        if live is not None and live != self.port:
-            raise ConfigError([f"environments.{self.names.env}.shared_proxy_port: {self.port}, but the shared proxy "
-                               f"{self.name} on {self.conn.host} publishes {live} for the other apps"])
+        main = self.conn.read_file(posixpath.join(self.dir, plan.CONFIG_FILE))
+        for key, setting, mine in (("port", "shared_proxy_port", self.port),
+                                   ("tls_port", "shared_proxy_tls_port", self.tls_port)):
+            live = plan.port_of(main, key)
+            if mine is not None and live is not None and live != mine:
+                raise ConfigError([f"environments.{self.names.env}.{setting}: {mine}, but the shared proxy "
+                                   f"{self.name} on {self.conn.host} publishes {live} for the other apps"])
 
-    def _route(self, port: int):  # type: ignore[no-untyped-def]
+    def _route(self, port: int, tls_port: int | None = None):  # type: ignore[no-untyped-def]
         proxy = self.loaded.config.proxy
-        return plan.Route(self.names.app, self.names.env, tuple(proxy.hosts), proxy.path_prefix, port)
+        return plan.Route(self.names.app, self.names.env, tuple(proxy.hosts), proxy.path_prefix, port, tls_port)
 
-    def _app_port(self) -> int:
-        out = check(self.conn, dc.port_of(self.names.proxy, self.loaded.config.proxy.port))
+    def _app_port(self, listen_port: int, what: str) -> int:
+        out = check(self.conn, dc.port_of(self.names.proxy, listen_port))
         for line in out.splitlines():
             port = line.rsplit(":", 1)[-1].strip()
             if port.isdigit():
                 return int(port)
-        raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} publishes no port to route to")
+        raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} publishes no {what} port to route to")
 
     def _state(self) -> str:
         result = self.conn.run(dc.status_and_role(plan.container_name(self.name)))
@@ -111,41 +121,68 @@ class SharedProxy:
     def put_route(self) -> str:
         """This app environment's route in the shared proxy (started where it does not run).
         Returns what was done, for the event line."""
-        route = self._route(self._app_port())
-        text = plan.render_route(route).encode()
+        tls_port = None if self.tls_port is None else self._app_port(TLS_LISTEN_PORT, "HTTPS")
+        route = self._route(self._app_port(self.loaded.config.proxy.port, "HTTP"), tls_port)
+        texts = {name: text.encode() for name, text in route.files().items()}
         with self._locked():
             self.check_claims()
             files = self.route_files()
             mine = self.own(files)
+            keep = sorted(n for n in files if n not in mine)
+            main_path = posixpath.join(self.dir, plan.CONFIG_FILE)
+            live_main = self.conn.read_file(main_path)
+            # The stream server once any app routed here has HTTPS, on the port the running
+            # one has (check_claims refused another for an HTTPS app).
+            passes_tls = route.tls_port is not None or any(n.endswith(plan.SNI) for n in keep)
+            tls_port = (plan.port_of(live_main, "tls_port") or self.tls_port or
+                        self.loaded.environment(self.names.env).shared_proxy_tls_port) if passes_tls else None
+            main = plan.render_main(self.port, tls_port=tls_port).encode()
             running = self._state() == "running"
-            if running and mine == [route.file] and files[route.file] == text:
+            if (running and mine == sorted(texts) and all(files[n] == t for n, t in texts.items())
+                    and live_main == main):
                 return "route unchanged"
-            main = plan.render_main(self.port).encode()
             if not running:
                 self.conn.mkdir(self.routes_dir, mode=0o755)
-                self.conn.put_file(posixpath.join(self.dir, plan.CONFIG_FILE), main, 0o644)
-                self.conn.put_file(posixpath.join(self.routes_dir, route.file), text, 0o644)
-                self._remove_files([n for n in mine if n != route.file])
+                self.conn.put_file(main_path, main, 0o644)
+                for name, text in texts.items():
+                    self.conn.put_file(posixpath.join(self.routes_dir, name), text, 0o644)
+                self._remove_files([n for n in mine if n not in texts])
                 self._start(route)
                 self.wait_served(route, routed=True)
-                return f"started on port {self.port}, routing {', '.join(route.hosts)}"
-            staged = f"{route.file}.next"
-            self.conn.put_file(posixpath.join(self.routes_dir, staged), text, 0o644)
-            keep = [n for n in files if n not in mine]
+                return f"started on port {self.port}{self._tls_said(tls_port)}, routing {', '.join(route.hosts)}"
+            staged = {name: f"{name}.next" for name in texts}
+            for name, text in texts.items():
+                self.conn.put_file(posixpath.join(self.routes_dir, staged[name]), text, 0o644)
             self.conn.put_file(posixpath.join(self.dir, plan.TEST_FILE),
-                               plan.render_main(self.port, sorted(keep + [staged])).encode(), 0o644)
+                               plan.render_main(self.port, sorted(keep + list(staged.values())), tls_port).encode(),
+                               0o644)
             tested = self.conn.run(plan.test_config(self.name))
             if not tested.ok:
-                self.conn.run(["rm", "-f", posixpath.join(self.routes_dir, staged)])
+                self.conn.run(["rm", "-f", *[posixpath.join(self.routes_dir, n) for n in staged.values()]])
+                said = redactor(tested.stderr.strip() or tested.stdout.strip())
                 raise DeployError(f"{self.conn.host}: nginx -t refused the shared proxy {self.name} with the route of "
                                   f"{self.names.app} {self.names.env} (nothing reloaded; every other app's traffic is "
-                                  f"as it was): {redactor(tested.stderr.strip() or tested.stdout.strip())}")
-            check(self.conn, ["mv", "-f", posixpath.join(self.routes_dir, staged),
-                              posixpath.join(self.routes_dir, route.file)])
-            self._remove_files([n for n in mine if n != route.file])
+                                  f"as it was): {said}", hint=self._stream_hint(said))
+            for name, next_name in staged.items():
+                check(self.conn, ["mv", "-f", posixpath.join(self.routes_dir, next_name),
+                                  posixpath.join(self.routes_dir, name)])
+            self._remove_files([n for n in mine if n not in texts])
+            if live_main != main:  # the stream server added (the first HTTPS app), or a newer template
+                self.conn.put_file(main_path, main, 0o644)
             check(self.conn, plan.reload(self.name))
             self.wait_served(route, routed=True)
-            return f"route {', '.join(route.hosts)}{route.prefix or ''} -> 127.0.0.1:{route.port}, reloaded"
+            return (f"route {', '.join(route.hosts)}{route.prefix or ''} -> 127.0.0.1:{route.port}"
+                    f"{'' if route.tls_port is None else f' (HTTPS by SNI -> 127.0.0.1:{route.tls_port})'}, reloaded")
+
+    def _tls_said(self, tls_port: int | None) -> str:
+        return "" if tls_port is None else f" (HTTPS passed through by SNI on {tls_port})"
+
+    def _stream_hint(self, said: str) -> str | None:
+        if not plan.stream_missing(said):
+            return None
+        return (f"the shared proxy's nginx ({self.name}) has no stream module with ssl_preread, which passing HTTPS "
+                "through needs: the official nginx images have both built in; an image on Debian's nginx needs the "
+                "package libnginx-mod-stream (docs/proxy.md, \"HTTPS through the shared proxy\")")
 
     def wait_served(self, route, *, routed: bool) -> None:  # type: ignore[no-untyped-def]
         """Until the shared proxy answers a request for the route as the change says (a
@@ -163,7 +200,10 @@ class SharedProxy:
         if self.image is None:
             raise DeployError(f"{self.conn.host}: the shared proxy {self.name} does not run; a deploy starts it")
         check(self.conn, plan.run_shared_proxy(self.name, self.image, self.dir))
-        wait_nginx_started(self.conn, name, plan.PID_FILE, f"the shared proxy {self.name} on port {self.port}")
+        try:
+            wait_nginx_started(self.conn, name, plan.PID_FILE, f"the shared proxy {self.name} on port {self.port}")
+        except DeployError as exc:
+            raise DeployError(exc.message, hint=self._stream_hint(exc.message) or exc.hint) from None
 
     def _locked(self):  # type: ignore[no-untyped-def]
         import contextlib
@@ -202,8 +242,10 @@ def put_routes(loaded: LoadedConfig, env_name: str, conns: list, emit: Emit, ima
     try:
         on_every_host(conns, one, loaded.environment(env_name).rollout.parallel)
     except DeployError as exc:
-        raise DeployError(exc.message, hint="the release is live on the app's own proxy port; the shared proxy "
-                                            "still routes as before. Deploy again once fixed.") from None
+        said = "the release is live on the app's own proxy port; the shared proxy still routes as before. " \
+               "Deploy again once fixed."
+        raise DeployError(exc.message, hint=f"{exc.hint}. Meanwhile {said[0].lower()}{said[1:]}" if exc.hint
+                          else said) from None
 
 
 SERVED_WAIT = 15.0

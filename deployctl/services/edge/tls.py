@@ -192,7 +192,11 @@ class EnvironmentTls:
         self.proxy = loaded.config.proxy
         names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
         self.hosts = [HostTls(conn, names, layout, emit) for conn in conns]
-        self.port = tls_port(loaded, env_name) or 443
+        # The HTTPS port clients use, which the redirect names: the shared proxy's, which
+        # passes HTTPS through to this app's own proxy_tls_port (docs/proxy.md).
+        environment = loaded.environment(env_name)
+        self.port = (environment.shared_proxy_tls_port if environment.shared_proxy is not None
+                     else tls_port(loaded, env_name) or 443)
 
     def status(self) -> list[HostCertificate]:
         return [host.current() for host in self.hosts]

@@ -154,10 +154,12 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             raise UncertainError(f"{release} is live, but the guard could not switch back: {blocked[0]}",
                                  hint=f"look at it now: `deployctl rollback --env {env_name} --restore-data` (or "
                                       "--accept-schema) goes back deliberately")
+        if environment.shared_proxy is not None:
+            # Before the certificate: the CA's HTTP-01 request reaches the app through the
+            # shared proxy's port, by its host name.
+            shared_proxy.put_routes(loaded, env_name, conns, emit, proxy_image_for(config, images))
         if config.tls_for(env_name) != "off":
             _certificate(loaded, env_name, conns, emit, release, pair)
-        if environment.shared_proxy is not None:
-            shared_proxy.put_routes(loaded, env_name, conns, emit, proxy_image_for(config, images))
         return DeployResult(release, images.revision, hosts, judged)
     finally:
         for conn in conns:

@@ -1,0 +1,119 @@
+"""HTTPS through the shared proxy on real parts (docs/proxy.md, "HTTPS through the shared
+proxy"): two apps on this machine's engine behind one shared proxy, A with `tls = "acme"`
+against a real CA (pebble, validating for real through the shared HTTP port by Host), B on
+HTTP. Both answer their own names on the shared ports: A over HTTPS by SNI with pebble's
+root trusted (A's own proxy holds the certificate; the shared one holds no key), B over
+HTTP; A's HTTP answers 301 to the shared HTTPS port; a name no app has over HTTPS gets no
+certificate. Then A is deployed under HTTPS traffic (and B under HTTP traffic): 0 failed
+requests on either."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from deployctl.config import load_config
+from deployctl.events import Recorder
+from deployctl.plan.edge.proxy_config import RELEASE_HEADER
+from deployctl.secrets import Secret
+from deployctl.services.lifecycle.deploy import deploy
+from deployctl.services.lifecycle.release_images import ReleaseImages
+from tests.integration.deploy_fixtures import PROXY_STANDIN, docker, free_port, probe_config, remove_app, unique_app
+from tests.support.net import wait_until
+from tests.support.pebble import http_get, https_get, pebble
+from tests.support.traffic import Traffic
+
+pytestmark = pytest.mark.integration
+SECRETS = {"PROBE_DB_PASSWORD": Secret("probe-password-value")}
+
+
+@pytest.fixture(scope="module")
+def stream_proxy_image():
+    """The proxy stand-in with nginx's stream module (scripts/standin-images.sh installs
+    libnginx-mod-stream, as the official nginx images have it built in); a stand-in built
+    before that gets it added here, under a tag of this run's own."""
+    has = subprocess.run(["docker", "run", "--rm", "--entrypoint", "test", PROXY_STANDIN, "-e",
+                          "/usr/lib/nginx/modules/ngx_stream_module.so"], capture_output=True)
+    if has.returncode == 0:
+        yield PROXY_STANDIN
+        return
+    tag = f"deployctl-test/nginx-stream:{uuid.uuid4().hex[:10]}"
+    subprocess.run(["docker", "build", "-q", "-t", tag, "-"], check=True, capture_output=True, text=True, timeout=300,
+                   input=f"FROM {PROXY_STANDIN}\nRUN apt-get update -qq && apt-get install -y -qq "
+                         "--no-install-recommends libnginx-mod-stream >/dev/null && rm -rf /var/lib/apt/lists/*\n")
+    try:
+        yield tag
+    finally:
+        docker("rmi", tag, check=False)
+
+
+def _config(tmp: Path, app: str, host: str, shared: str, edge: int, edge_tls: int, image: str,
+            tls: str = "") -> Path:
+    folder = tmp / app
+    folder.mkdir()
+    extra = f'shared_proxy = "{shared}"\nshared_proxy_port = {edge}\nshared_proxy_tls_port = {edge_tls}\n'
+    if tls:
+        extra += f"proxy_tls_port = {free_port()}\n"
+    path = probe_config(folder, app, port=free_port(), state_dir=str(tmp / "state"), proxy_image=image,
+                        extra_env=extra)
+    path.write_text(path.read_text().replace("[proxy]\n", f'[proxy]\nhosts = ["{host}"]\n{tls}', 1))
+    return path
+
+
+def test_an_acme_app_and_an_http_app_share_the_ports_https_by_sni_and_a_deploy_fails_nothing(
+        tmp_path, probe_images, stream_proxy_image):
+    a, b = unique_app(), unique_app()
+    name_a, name_b = f"{a}.deployctl.test", f"{b}.deployctl.test"
+    shared, edge, edge_tls = "e" + uuid.uuid4().hex[:8], free_port(), free_port()
+    images = {"backend": probe_images.good, "frontend": probe_images.good}
+    try:
+        with pebble(tmp_path, edge) as ca:  # the CA validates through the shared HTTP port
+            tls = (f'tls = "acme"\nacme_email = "ops@example.com"\nacme_directory = "{ca.directory}"\n'
+                   f'acme_ca_bundle = "{ca.ca_bundle}"\n')
+            path_a = _config(tmp_path, a, name_a, shared, edge, edge_tls, stream_proxy_image, tls)
+            path_b = _config(tmp_path, b, name_b, shared, edge, edge_tls, stream_proxy_image)
+            with ThreadPoolExecutor(2) as pool:
+                first = [pool.submit(deploy, load_config(p), "local", ReleaseImages(images, revision), SECRETS,
+                                     Recorder()) for p, revision in ((path_a, "aaaaaaa0000"), (path_b, "bbbbbbb0000"))]
+                a1, b1 = (f.result().release for f in first)
+            trust = ca.client_context(tmp_path)  # pebble's root only, names checked
+
+            # A over HTTPS on the shared port, by SNI: its own proxy's certificate, its release.
+            status, headers, _, _, _ = https_get(edge_tls, name_a, "/version", trust)
+            assert status == 200 and headers[RELEASE_HEADER] == a1
+            # B over HTTP by Host; A's HTTP answers 301 to the shared HTTPS port (a reload is
+            # asynchronous: proven once it answers so).
+            status, headers = http_get(edge, name_b, "/version")
+            assert status == 200 and headers[RELEASE_HEADER] == b1
+            redirect = (301, f"https://{name_a}:{edge_tls}/version")
+            wait_until(lambda: (lambda s, h: (s, h.get("Location")))(*http_get(edge, name_a, "/version")) == redirect,
+                       10, "A's HTTP answering 301 to the shared HTTPS port")
+            # A name no app has over HTTPS: no certificate offered, the handshake ends.
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                https_get(edge_tls, name_b, "/version", trust)
+            state = tmp_path / "state"
+            assert not [p for p in (state / "shared-proxy" / shared).rglob("*") if p.suffix == ".pem"]
+            assert list((state / a / "local" / "proxy" / "tls").glob("v-*/privkey.pem"))
+
+            # A deployed under HTTPS traffic through the shared port, B's HTTP traffic beside it.
+            with Traffic(f"https://127.0.0.1:{edge_tls}/version", workers=2, ssl_context=trust,
+                         server_name=name_a) as traffic_a, \
+                    Traffic(f"http://127.0.0.1:{edge}/version", workers=2, host_header=name_b) as traffic_b:
+                traffic_a.wait_for(20)
+                a2 = deploy(load_config(path_a), "local", ReleaseImages(images, "aaaaaaa1111"), SECRETS,
+                            Recorder()).release
+                traffic_a.wait_for(20)
+            for report in (traffic_a.report, traffic_b.report):
+                assert report.total > 40 and report.failures == [], report.summary() + repr(report.failures[:3])
+            assert {a1, a2} <= set(traffic_a.report.releases()) and set(traffic_b.report.releases()) == {b1}
+            status, headers, _, _, _ = https_get(edge_tls, name_a, "/version", trust)
+            assert status == 200 and headers[RELEASE_HEADER] == a2
+    finally:
+        for app in (a, b):
+            remove_app(app)
+        docker("rm", "-f", f"deployctl-shared-proxy-{shared}", check=False)
