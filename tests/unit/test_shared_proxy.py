@@ -318,7 +318,7 @@ stream {
     }
 }
 """
-    assert "stream" not in plan.render_main(80)  # HTTP only: an image without the module serves it
+    assert "\nstream {" not in plan.render_main(80)  # HTTP only: an image without the module serves it
     staged = plan.render_main(80, ["z__a__e.map", "z__shop__local.map.next", "z__shop__local.sni.next"], 443)
     assert (f"include {plan.MOUNT}/routes/z__shop__local.sni.next;" in staged.split("stream {")[1]
             and ".sni" not in staged.split("stream {")[0])
@@ -411,7 +411,7 @@ def test_an_image_without_the_stream_module_is_said_with_what_to_do(host, shop_p
         ship(tls_shop(), host, 1)
     assert "nothing reloaded" in info.value.message and "libnginx-mod-stream" in info.value.hint
     assert not [p for p in host.files if "__shop__" in p and p.startswith(SHARED)]  # staged files gone
-    assert "stream" not in host.text(f"{SHARED}/nginx.conf")
+    assert "\nstream {" not in host.text(f"{SHARED}/nginx.conf")
 
 
 def test_a_renewal_reloads_only_the_apps_own_proxy_and_remove_takes_its_sni_lines_out(host, shop_pair, monkeypatch):

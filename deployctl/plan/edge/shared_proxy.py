@@ -48,6 +48,7 @@ import re
 from dataclasses import dataclass
 
 from ..lifecycle.names import LABEL_ROLE
+from .proxy_config import path_without_query
 
 ROLE = "shared-proxy"
 LABEL_SHARED = "io.deployctl.shared-proxy"  # the shared proxy's name
@@ -218,7 +219,11 @@ events {{
 
 http {{
     server_tokens off;
-    access_log /dev/stdout;
+    # As each app's proxy logs (plan/edge/proxy_config.py): never a query string, which can
+    # carry a token, in a log Docker keeps.
+{path_without_query()}    log_format deployctl_shared '$remote_addr [$time_iso8601] "$request_method $deployctl_path $server_protocol" '
+                                '$status $body_bytes_sent rt=$request_time upstream=$upstream_addr';
+    access_log /dev/stdout deployctl_shared;
     # Each app's own proxy checks the body size; the shared one passes any on.
     client_max_body_size 0;
     proxy_http_version 1.1;
