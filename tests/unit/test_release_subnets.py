@@ -128,3 +128,15 @@ def test_a_failed_deploy_removes_its_network_and_a_taken_subnet_is_chosen_again(
         deploy(loaded, "warm", _images(2), SECRETS, Recorder(), connectors=[host], now=T0 + 120)
     assert set(host.networks) == before  # the failed release's network went with its containers
     assert len(taken) == 1  # the refused subnet was chosen once; the retry took the next free one
+
+
+def test_after_a_lost_race_the_pick_is_among_the_first_free_ones_not_the_one_every_contender_takes():
+    used = [ipaddress.ip_network("10.213.0.0/26")]
+    seen = []
+    picked = subnets.pick_subnet("10.213.0.0/16", used, spread=4, choose=lambda c: seen.append(c) or c[-1])
+    assert seen == [["10.213.0.64/26", "10.213.0.128/26", "10.213.0.192/26", "10.213.1.0/26"]]
+    assert picked == "10.213.1.0/26"
+    # Fewer free than the spread: among those; none: None; no chooser: the first, as without a race.
+    assert subnets.pick_subnet("10.213.0.0/25", used, spread=4, choose=lambda c: c[-1]) == "10.213.0.64/26"
+    assert subnets.pick_subnet("10.213.0.0/26", used, spread=4, choose=lambda c: c[-1]) is None
+    assert subnets.pick_subnet("10.213.0.0/16", used, spread=4) == "10.213.0.64/26"

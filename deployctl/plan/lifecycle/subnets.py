@@ -16,7 +16,8 @@ again (services/lifecycle/switch.HostSwitch.ensure_network).
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable
+import itertools
+from typing import Callable, Iterable, Iterator
 
 from ...config.models import DEFAULT_SUBNET_POOL as DEFAULT_POOL
 from ...config.models import SUBNET_PREFIX
@@ -39,13 +40,25 @@ def parse_used(text: str) -> list[_Network]:
     return used
 
 
-def pick_subnet(pool: str, used: Iterable[_Network], prefix: int = SUBNET_PREFIX) -> str | None:
-    """The first /`prefix` of `pool` that overlaps no network in `used` (None: full)."""
+def free_subnets(pool: str, used: Iterable[_Network], prefix: int = SUBNET_PREFIX) -> Iterator[str]:
+    """The /`prefix` subnets of `pool` that overlap no network in `used`, lowest first."""
     taken = sorted(set(used), key=lambda n: (int(n.network_address), n.prefixlen))
     for candidate in ipaddress.ip_network(pool).subnets(new_prefix=max(prefix, ipaddress.ip_network(pool).prefixlen)):
         if not any(candidate.overlaps(net) for net in taken):
-            return str(candidate)
-    return None
+            yield str(candidate)
+
+
+def pick_subnet(pool: str, used: Iterable[_Network], prefix: int = SUBNET_PREFIX, *, spread: int = 1,
+                choose: Callable[[list[str]], str] | None = None) -> str | None:
+    """The first free /`prefix` of `pool` (None: full); with `spread` > 1, `choose` among the
+    first `spread` free ones: after losing a subnet to another deploy creating networks on the
+    host at the same moment (every contender's "first free" is the same one, so with N of them
+    the last would otherwise need N tries), a pick among several rarely meets another's
+    (`choose`: random.choice in services/lifecycle/switch.py; this module stays pure)."""
+    candidates = list(itertools.islice(free_subnets(pool, used, prefix), spread))
+    if not candidates:
+        return None
+    return candidates[0] if spread <= 1 or choose is None else choose(candidates)
 
 
 def capacity(pool: str) -> int:

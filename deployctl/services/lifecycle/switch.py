@@ -11,7 +11,7 @@ too: the switch needs it.
 
 from __future__ import annotations
 
-import ipaddress
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,7 +33,9 @@ from .host_calls import PREVIOUS, mapped
 from .host_calls import why as _why
 from ..edge.proxy import HostProxy
 
-SUBNET_TRIES = 5
+SUBNET_TRIES = 8
+# After a lost race for a subnet: choose among this many free ones (plan/lifecycle/subnets.pick_subnet).
+SUBNET_SPREAD = 16
 
 LOG_LINES = 20
 SWITCH_BACK_WAIT = 5.0  # seconds the switch back waits for the previous release to answer
@@ -161,10 +163,12 @@ class HostSwitch:
         if not pool:
             check(self.conn, create(None))
             return
-        ids = self.conn.run(dc.NETWORK_IDS).stdout.split()
-        used = subnets.parse_used(self.conn.run(dc.network_subnets(ids)).stdout) if ids else []
-        for _ in range(SUBNET_TRIES):
-            subnet = subnets.pick_subnet(pool, used, prefix)
+        for attempt in range(SUBNET_TRIES):
+            # Read again after a lost race: the winners' networks are taken now.
+            ids = self.conn.run(dc.NETWORK_IDS).stdout.split()
+            used = subnets.parse_used(self.conn.run(dc.network_subnets(ids)).stdout) if ids else []
+            subnet = subnets.pick_subnet(pool, used, prefix, spread=1 if attempt == 0 else SUBNET_SPREAD,
+                                         choose=random.choice)
             if subnet is None:
                 raise DeployError(f"{self.conn.host}: release_subnet_pool {pool} has no free /{prefix} left",
                                   hint="lower rollout.keep, prune old releases, or give a larger release_subnet_pool")
@@ -173,7 +177,6 @@ class HostSwitch:
                 return
             if "overlap" not in result.stderr.lower():
                 check(self.conn, create(subnet))  # raises, as it was
-            used.append(ipaddress.ip_network(subnet))
         raise DeployError(f"{self.conn.host}: no free subnet in release_subnet_pool {pool} after {SUBNET_TRIES} tries "
                           "(other networks are being created on this host at the same time)")
 
