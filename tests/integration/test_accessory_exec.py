@@ -28,7 +28,7 @@ from deployctl.plan.operate.exec import NOTHING_LIVE
 from deployctl.services.hosts import layout_for
 from deployctl.services.operate.accessory_exec import AccessoryExecRequest, run_accessory_exec
 from tests.integration.deploy_fixtures import DEPLOYCTL, free_port, remove_app_with_data, unique_app
-from tests.integration.test_exec import _through_pty
+from tests.support.terminal import through_pty
 
 pytestmark = pytest.mark.integration
 ROOT_PASSWORD = "accexec-r00t-Sekr3t-41"
@@ -117,7 +117,7 @@ def test_accessory_exec_in_a_real_mariadb(project, ssh_host):
     assert "42" not in Path(layout_for(load_config(config), "local").history).read_text()  # never the output
 
     # -i: the client's own prompt on a real pty, a query typed at it, the terminal's size.
-    code, seen = _through_pty([DEPLOYCTL, "--config", str(config), "accessory", "exec", "db", "-i", "--", "sh", "-c",
+    code, seen = through_pty([DEPLOYCTL, "--config", str(config), "accessory", "exec", "db", "-i", "--", "sh", "-c",
                                "mariadb -uroot shop; exit 5"],
                               b"SELECT CONCAT('ro', 'w-', id) FROM items;\n\\! stty size\nquit\n", prompts=(b"]> ",))
     assert code == 5, seen
@@ -136,7 +136,7 @@ def test_accessory_exec_in_a_real_mariadb(project, ssh_host):
     assert {h for h, _, _ in out} == {conn.host} and exec_lines(config)[-1].extra["exit_code"] == 4
 
     # -i over SSH: a paramiko pty of this terminal's size.
-    code, seen = _through_pty([sys.executable, "-c", SSH_INTERACTIVE, str(config), ssh_host.host, str(ssh_host.port),
+    code, seen = through_pty([sys.executable, "-c", SSH_INTERACTIVE, str(config), ssh_host.host, str(ssh_host.port),
                                ssh_host.user, ssh_host.key_file, ssh_host.known_hosts_file],
                               b"SELECT 6 * 7 AS answer;\n\\! stty size\nquit\n", prompts=(b"]> ",))
     assert code == 6 and b"MariaDB [shop]> " in seen and b"42" in seen and b"33 111" in seen, seen

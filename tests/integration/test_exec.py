@@ -5,15 +5,9 @@ through a real pty, and `--live` over SSH (the test sshd in front of the same en
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
-import select
-import struct
 import subprocess
 import sys
-import termios
-import time
 
 import pytest
 
@@ -26,6 +20,7 @@ from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.operate.exec import ExecRequest, run_exec
 from deployctl.services.hosts import layout_for
 from deployctl.services.lifecycle.release_images import ReleaseImages
+from tests.support.terminal import through_pty
 from tests.integration.deploy_fixtures import DEPLOYCTL, docker, free_port, probe_config, remove_app, unique_app
 
 pytestmark = pytest.mark.integration
@@ -104,46 +99,12 @@ def test_new_exec_gets_the_release_env_file_and_secrets_and_is_removed(site):
     assert reach.returncode == 0 and release in reach.stdout, reach.stderr
 
 
-def _through_pty(argv: list[str], typed: bytes, timeout: float = 90,
-                 prompts: tuple[bytes, ...] = (b"# ", b"$ ")) -> tuple[int, bytes]:
-    """argv on a new pty of 33 rows and 111 columns, as a person's terminal: `typed` is sent
-    a second after the command shows a prompt (one of `prompts`), everything it prints is
-    read until it exits.
-    The second: `docker exec -it` (engine API 1.41 here) sends the terminal's size only once
-    the exec runs, so a command typed at once, faster than a person, can see `0 0`."""
-    pid, master = pty.fork()
-    if pid == 0:
-        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
-        os.execvpe(argv[0], argv, {**os.environ, "TERM": "xterm"})
-    seen, sent, deadline, started, prompted = b"", False, time.monotonic() + timeout, time.monotonic(), None
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    data = os.read(master, 4096)
-                except OSError:
-                    break
-                if not data:
-                    break
-                seen += data
-            if prompted is None and (any(p in seen for p in prompts) or time.monotonic() - started > 5):
-                prompted = time.monotonic()
-            if not sent and prompted is not None and time.monotonic() - prompted > 1.0:
-                os.write(master, typed)
-                sent = True
-        _, status = os.waitpid(pid, 0)
-    finally:
-        os.close(master)
-    return os.waitstatus_to_exitcode(status), seen
-
-
 def test_interactive_exec_runs_on_a_real_pty(site, tmp_path):
     app, config, loaded, release = site
     # Wrapped so the terminal's settings are read before and after: raw mode is undone.
     wrapper = (f'stty -g > {tmp_path}/before; {DEPLOYCTL} --config {config} exec --env local -i -- sh; rc=$?; '
                f'stty -g > {tmp_path}/after; exit $rc')
-    code, seen = _through_pty(["sh", "-c", wrapper], b"stty size; echo h''i; exit 5\n")
+    code, seen = through_pty(["sh", "-c", wrapper], b"stty size; echo h''i; exit 5\n")
     assert code == 5, seen
     before = (tmp_path / "before").read_text()
     assert (tmp_path / "after").read_text() == before and before.strip(), seen
@@ -151,7 +112,7 @@ def test_interactive_exec_runs_on_a_real_pty(site, tmp_path):
     assert b"33 111" in seen, seen  # the terminal's size reached the container's
     record = last_record(loaded)
     assert record.extra == {"service": "frontend", "mode": "live", "command": ["sh"], "exit_code": 5}
-    code, seen = _through_pty([DEPLOYCTL, "--config", str(config), "exec", "--env", "local", "-i", "--new", "--",
+    code, seen = through_pty([DEPLOYCTL, "--config", str(config), "exec", "--env", "local", "-i", "--new", "--",
                                "sh"], b"tty; exit 6\n")
     assert code == 6 and b"/dev/pts/" in seen, seen
     assert docker("ps", "-aq", "--filter", f"label=io.deployctl.app={app}", "--filter",
@@ -189,7 +150,7 @@ sys.exit(run_exec(load_config(config), request, lambda *a: None, connectors=[con
 
 def test_interactive_exec_over_ssh_gets_a_pty_of_the_terminal_size(site, ssh_host):
     app, config, loaded, release = site
-    code, seen = _through_pty([sys.executable, "-c", SSH_INTERACTIVE, str(config), ssh_host.host, str(ssh_host.port),
+    code, seen = through_pty([sys.executable, "-c", SSH_INTERACTIVE, str(config), ssh_host.host, str(ssh_host.port),
                                ssh_host.user, ssh_host.key_file, ssh_host.known_hosts_file],
                               b"stty size; echo s''sh; exit 7\n")
     assert code == 7, seen

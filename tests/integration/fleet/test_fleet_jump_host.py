@@ -12,7 +12,7 @@ from deployctl.errors import ExitCode
 from tests.integration.deploy_fixtures import DEPLOYCTL
 from tests.integration.fleet.site import ENV, SECRET_ENV, json_lines
 from tests.integration.fleet.test_fleet_rollout import deployed
-from tests.integration.test_exec import _through_pty
+from tests.support.terminal import through_pty
 from tests.support.net import ssh_banner
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def test_a_host_only_the_jump_host_reaches_is_deployed_exec_d_and_rolled_back_th
         assert plain.returncode == 0 and "through-42" in plain.stdout, plain.stdout + plain.stderr
         for name, value in SECRET_ENV.items():
             monkeypatch.setenv(name, value)
-        code, seen = _through_pty([DEPLOYCTL, "--config", str(site.config), "exec", "--env", ENV, "-i", "--", "sh"],
+        code, seen = through_pty([DEPLOYCTL, "--config", str(site.config), "exec", "--env", ENV, "-i", "--", "sh"],
                                   b"stty size; echo j''ump; exit 7\n")
         assert code == 7 and b"\r\njump\r\n" in seen and b"33 111" in seen, seen
 
