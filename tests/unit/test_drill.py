@@ -262,6 +262,48 @@ def test_a_drill_no_net_catches_is_rolled_back_by_the_drill_itself(local):
     assert stats.rollbacks == 0 and stats.deploys == 1 and len(stats.drills) == 1
 
 
+def _interrupted_during_the_shadow_window(site, hosts, layout):  # type: ignore[no-untyped-def]
+    """Healthy copies on every host; SIGTERM (as the CLI's handler delivers it) while the
+    window reads the first host's log: the window ends "stopped" by the interrupt."""
+    from tests.unit.test_lifecycle_rules import interrupt
+
+    for i, host in enumerate(hosts):
+        if i == 0:
+            signalled = proxy_log(host, layout, copy_errors=0)
+            signalled.times, signalled.action = 1, interrupt(site)
+            host.faults.append(signalled)
+        host.faults.append(proxy_log(host, layout, copy_errors=0))
+    from deployctl.errors import DeployctlError
+
+    with pytest.raises(DeployctlError) as raised:
+        drill(LOADED, site.env, "5xx", SECRETS, site.emit, connectors=list(site.hosts))
+    return raised.value
+
+
+@pytest.mark.parametrize("env", ["shadowed", "shadowfleet"])
+def test_a_drill_interrupted_during_its_shadow_window_is_recorded_interrupted_not_caught(env):
+    # Before: the window's verdict "stopped (interrupt, or a host failed)" failed its step, and
+    # the deploy ended in ShadowStopped (one host) or a RolloutError (a fleet), not Interrupted:
+    # the drill recorded "caught by shadow" with times, and exited 0.
+    from tests.unit.test_lifecycle_rules import fleet_site, local_site
+
+    gen = local_site(env) if env == "shadowed" else fleet_site(env)
+    site, hosts = next(gen)
+    hosts = hosts if isinstance(hosts, list) else [hosts]
+    layout = site.layout
+    error = _interrupted_during_the_shadow_window(site, hosts, layout)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED
+    assert any("stopping the deploy" in w for w in site.warnings())
+    for host in hosts:
+        line = drill_line(host, layout)
+        assert line.outcome == plan.INTERRUPTED, (host.host, line)
+        assert all(n["result"] != "caught" for n in line.extra["nets"]), line.extra
+        assert current(host, layout) == site.r1 and host.serving() == site.r1
+    stats = compute(records(hosts[0], layout), now=parse_when(line.when) + 1, window=86400)
+    assert [(d.outcome, d.net) for d in stats.drills] == [(plan.INTERRUPTED, None)]
+    next(gen, None)
+
+
 def LOADED_LAYOUT(site):  # type: ignore[no-untyped-def]
     return site.layout
 
