@@ -154,6 +154,16 @@ def test_a_health_gate_restores_by_the_end_of_the_deploy_and_a_guard_by_its_reve
     assert guard[-1].restore_s == pytest.approx(0.25)
 
 
+def test_on_a_fleet_each_hosts_step_is_timed_from_its_own_start():
+    # Every host runs its own health step: h1's passing ended the step for the fleet, and h2's
+    # failure 4 s after its start was timed from itself (detect 0.00 s, seen on the test fleet).
+    events = [plan.Timed("health", "started", 1.0, "h1"), plan.Timed("health", "started", 1.0, "h2"),
+              plan.Timed("health", "started", 1.5, "h3"), plan.Timed("health", "done", 3.0, "h1"),
+              plan.Timed("health", "failed", 5.0, "h2")]
+    nets = plan.nets_from(events, ended=7.0)
+    assert [(n.net, n.result, n.detect_s, n.restore_s) for n in nets] == [("health", "caught", 4.0, 2.0)]
+
+
 # -- stats: drills apart from real incidents ---------------------------------------------------------
 
 def rec(release, action, outcome, when, previous=None, extra=None):  # type: ignore[no-untyped-def]

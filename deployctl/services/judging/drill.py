@@ -65,13 +65,8 @@ class _StepClock:
         what = {StepStarted: "started", StepDone: "done", StepFailed: "failed"}.get(type(event))
         if what is not None and not (what == "failed" and any(s.step == event.step and s.what == "failed"
                                                                  and s.host == event.host for s in self.steps[-3:])):
-            self.steps.append(_Seen(event.step, what, event.at, event.host))
+            self.steps.append(plan.Timed(event.step, what, event.at, event.host))
         self.emit(event)
-
-
-@dataclass(frozen=True)
-class _Seen(plan.Timed):
-    host: str | None = None
 
 
 def refuse(loaded: LoadedConfig, env_name: str, kind: str, rate: float | None, *, i_mean_it: bool) -> None:
