@@ -46,8 +46,8 @@ TOKEN = "s3cr3t-in-the-query"
 # Phase 4: the live release answers in DELAY_MS, the new one in 3x that. The rule is the
 # default 2x: a sleep costs no CPU, so both sides carry the same load noise on top, which
 # pulls the measured ratio below 3 (live p95 = DELAY_MS + n: stopped while n < DELAY_MS + n'/2).
-# The traffic asks /items/<id>, which calls no backend: /version's call to it added ~180 ms to
-# the live p95 at load average 4 (576 ms for a 400 ms sleep; 2.4x measured).
+# The traffic asks /items/<id>, which calls no backend (one hop less to add noise; the live p95
+# was still 150-200 ms over its sleep at load average 4-19, and the ratio 2.4-2.55x).
 # A copy may take 3 x DELAY_MS and more: its timeout is raised, or slow copies would be upstream
 # failures and the error rate, not the p95, would stop it.
 DELAY_MS = 400
@@ -225,7 +225,7 @@ def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with
               f"the per-route rule: {worst}; users: {traffic.report.total + items.report.total} requests, 0 failed; "
               f"phase 3 took {time.time() - phase3:.1f}s")
 
-        # Phase 4: v5 takes DELAY_MS on every /version (deployed with no window: against v3's
+        # Phase 4: v5 takes DELAY_MS on every answer (deployed with no window: against v3's
         # few ms, any ratio is noise); v6 takes 3x that and is stopped by the p95 rule alone.
         phase4 = time.time()
         delayed = load_config(probe_config(tmp_path, app, port=port, rollout=SHADOW, name="delayed.toml",
