@@ -20,7 +20,7 @@ def stats(
                                                  help="Also write a self-contained HTML report here.")] = None,
 ) -> None:
     """Deployment frequency, lead time, change failure rate and time to restore."""
-    from ..plan.stats_html import duration, render_html
+    from ..plan.stats_html import duration, render_html, route_rows
     from ..services.stats import stats as get_stats
 
     app: AppContext = ctx.obj
@@ -51,7 +51,12 @@ def stats(
     for d in s.drills:
         app.out(f"drill {d.release} --fail {d.fail}: {d.outcome}"
                 + (f" by {d.net}" if d.net else "")
-                + f", detected in {duration(d.detect_s)}, restored in {duration(d.restore_s)}")
+                + f", detected in {duration(d.detect_s)}, restored in {duration(d.restore_s)}"
+                + (f"; worst routes: {', '.join(d.routes)}" if d.routes else ""))
+    for label, routes in (("stopped releases", s.stop_routes), ("drills", s.drill_routes)):
+        if routes:
+            table(app, f"worst routes of the {label} (the shadow window's or canary's verdict that stopped them)",
+                  ["route", "stops", "the worst", "class", "net"], route_rows(routes))
     if s.failed_before_switch:
         app.out(f"{s.failed_before_switch} deploys failed before their switch (never served; not in the rate)")
     for host, why in result.unreachable.items():

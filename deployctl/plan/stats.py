@@ -5,7 +5,8 @@
 - change failure rate: deploys that failed after their switch (reverted, by the error-rate
   guard too; uncertain; a canary aborted: it served its share) or that a
   later rollback left, over the deploys that reached their switch (a deploy that failed before
-  the switch never served: it counts in `failed_before_switch`, not in the rate);
+  the switch never served: it counts in `failed_before_switch`, not in the rate; so does a
+  deploy the shadow window stopped, though recorded `aborted` as a canary's is);
 - time to restore: a rollback's start (recorded since `extra.started`; older records: the
   moment the release it left went live) to the good release live again; a reverted deploy's
   own start to its switch back (its record's time).
@@ -14,6 +15,12 @@ Drills (`deployctl drill`, plan/judging/drill.py) are kept apart: the drill rele
 aborted, failed, reverted or rolled-back deploy) count in none of the figures above; each
 drill is one entry of `drills`, with the net that caught it and its times to detect and to
 restore.
+
+Worst routes: a shadow window's or a canary's verdict that stopped a release keeps its three
+worst routes (plan/judging/routes.py) in the release's record (`extra.shadow.routes`,
+`extra.canary.routes`). `stop_routes` counts, over the real releases stopped in the window,
+how often each route was among them (and how often it was the worst); `drill_routes` the
+same over the drills' releases, and each drill names its own.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from typing import Any, Iterable, Mapping
 from .lifecycle.releases import ABORTED, DRILL, EXEC, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord
 
 DAY = 86400.0
+ROUTES_SHOWN = 10  # the routes most often worst, in the figures (a scanner's paths stay out)
+JUDGES = ("shadow", "canary")  # the verdicts a release's record keeps with their worst routes
 
 
 def parse_when(when: str | None) -> float | None:
@@ -88,6 +97,19 @@ class DrillRun:
     net: str | None
     detect_s: float | None
     restore_s: float | None
+    routes: list[str] = field(default_factory=list)  # its stopping verdict's worst routes, worst first
+
+
+@dataclass(frozen=True)
+class RouteStops:
+    """One route, over the releases a verdict stopped: how many named it among their worst
+    routes, how many as the worst, which status class rose on it, which net said so."""
+
+    route: str
+    stops: int
+    worst: int
+    classes: dict[str, int]  # 5xx | 4xx -> stops
+    nets: dict[str, int]  # shadow | canary -> stops
 
 
 @dataclass
@@ -113,6 +135,8 @@ class Stats:
     days: dict[str, dict[str, int]] = field(default_factory=dict)  # YYYY-MM-DD -> outcome -> count
     drills: list[DrillRun] = field(default_factory=list)
     drill_restore_median: float | None = None
+    stop_routes: list[RouteStops] = field(default_factory=list)  # real releases stopped, most often worst first
+    drill_routes: list[RouteStops] = field(default_factory=list)  # the drills' releases, the same
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -145,6 +169,8 @@ def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
     everything = sorted((r for r in records if r.action != EXEC), key=lambda r: parse_when(r.when) or 0.0)
     drill_lines = [r for r in everything if r.action == DRILL]
     drilled = {r.release for r in drill_lines}
+    # The drill releases' own deploy records, for the routes their verdicts named.
+    drill_deploys = [r for r in everything if r.action == "deploy" and r.release in drilled]
     # A drill release's deploy and the drill's own rollback from it are no real change.
     everything = [r for r in everything if r.action != DRILL and r.release not in drilled
                   and not (r.action == "rollback" and r.previous in drilled)]
@@ -155,7 +181,10 @@ def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
             live_at.setdefault(r.release, at)
     inside = [r for r in everything if (parse_when(r.when) or 0.0) >= since and (parse_when(r.when) or 0.0) <= now]
     deploys = [r for r in inside if r.action == "deploy" and r.outcome not in (SKIPPED,)]
-    reverted = [r for r in deploys if r.outcome in (REVERTED, UNCERTAIN, ABORTED)]
+    # A deploy the shadow window stopped never served (its switch never came): it failed before
+    # its switch, like a failed health check, and is neither a change failure nor a restore.
+    unseen = [r for r in deploys if shadow_stopped(r)]
+    reverted = [r for r in deploys if r.outcome in (REVERTED, UNCERTAIN, ABORTED) and not shadow_stopped(r)]
     # A release the guard reverted (or a stopped rollout) has a `succeeded` record first: it
     # is one deploy, and a failed one, so its `succeeded` record does not count.
     failed_ids = {r.release for r in reverted}
@@ -194,11 +223,18 @@ def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
         if at is None or (r.action == "deploy" and r.outcome == SKIPPED):
             continue
         key = time.strftime("%Y-%m-%d", time.gmtime(at))
-        label = "rollback" if r.action == "rollback" else r.outcome
+        label = "rollback" if r.action == "rollback" else FAILED if shadow_stopped(r) else r.outcome
         bucket = days.setdefault(key, {})
         bucket[label] = bucket.get(label, 0) + 1
 
-    drills = [drill_run(r) for r in drill_lines if since <= (parse_when(r.when) or 0.0) <= now]
+    named: dict[str, list[tuple[str, str, str]]] = {}
+    for r in drill_deploys:
+        routes = stopped_routes(r)
+        if routes and r.release not in named:
+            named[r.release] = routes
+    drills = [drill_run(r, [route for _, route, _ in named.get(r.release, [])]) for r in drill_lines
+              if since <= (parse_when(r.when) or 0.0) <= now]
+    in_drills = {d.release for d in drills}
     drill_restores = [d.restore_s for d in drills if d.restore_s is not None]
 
     import statistics  # here: the module (with decimal, fractions, random) costs the rollback's start-up
@@ -206,7 +242,7 @@ def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
     span_days = window / DAY
     return Stats(
         since=since, until=now, deploys=len(switched), succeeded=len(succeeded), reverted=len(reverted),
-        failed_before_switch=sum(1 for r in deploys if r.outcome == FAILED), rollbacks=len(rollbacks),
+        failed_before_switch=sum(1 for r in deploys if r.outcome == FAILED) + len(unseen), rollbacks=len(rollbacks),
         rolled_back_from=len(rolled_back_from), change_failures=failures,
         change_failure_rate=round(failures / len(switched), 4) if switched else None,
         per_day=round(len(succeeded) / span_days, 4), per_week=round(len(succeeded) / span_days * 7, 4),
@@ -215,12 +251,62 @@ def compute(records: Iterable[ReleaseRecord], *, now: float, window: float,
         restores=restores, restore_median=statistics.median([x.seconds for x in restores]) if restores else None,
         days=dict(sorted(days.items())),
         drills=drills, drill_restore_median=statistics.median(drill_restores) if drill_restores else None,
+        stop_routes=route_stops(deploys),
+        drill_routes=route_stops(r for r in drill_deploys if r.release in in_drills),
     )
 
 
-def drill_run(r: ReleaseRecord) -> DrillRun:
+def shadow_stopped(r: ReleaseRecord) -> bool:
+    """A deploy the shadow window stopped, or whose undecided window the next deploy undid
+    (services/lifecycle/deploy.py records both `aborted` with a `shadow:` error): no user got
+    an answer from it."""
+    return r.action == "deploy" and r.outcome == ABORTED and r.error.startswith("shadow:")
+
+
+def stopped_routes(r: ReleaseRecord) -> list[tuple[str, str, str]]:
+    """(net, route, class) of the verdict that stopped this release, worst first; [] when no
+    shadow window or canary stopped it (a verdict that passed it names no culprit)."""
+    # Here: a rollback imports this module for `timing`, and never the canary's (tests/unit/test_startup.py).
+    from .judging.canary import ABORT
+
+    out = []
+    for net in JUDGES:
+        verdict = r.extra.get(net)
+        if not isinstance(verdict, dict) or verdict.get("decision") != ABORT:
+            continue
+        for route in verdict.get("routes") or []:
+            if isinstance(route, dict) and isinstance(route.get("route"), str):
+                out.append((net, route["route"], str(route.get("class", ""))))
+    return out
+
+
+def route_stops(records: Iterable[ReleaseRecord]) -> list[RouteStops]:
+    """The routes most often among a stopped release's worst, each release counted once per
+    route; the first ROUTES_SHOWN by stops, then by times the worst, then by name."""
+    tally: dict[str, tuple[int, int, dict[str, int], dict[str, int]]] = {}
+    counted: set[str] = set()  # a release once, whichever of its records kept the verdict
+    for r in records:
+        if r.release in counted or not stopped_routes(r):
+            continue
+        counted.add(r.release)
+        seen: set[str] = set()
+        for i, (net, route, cls) in enumerate(stopped_routes(r)):
+            if route in seen:
+                continue
+            seen.add(route)
+            stops, worst, classes, nets = tally.get(route, (0, 0, {}, {}))
+            classes[cls] = classes.get(cls, 0) + 1
+            nets[net] = nets.get(net, 0) + 1
+            tally[route] = (stops + 1, worst + (i == 0), classes, nets)
+    ranked = sorted(tally.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[:ROUTES_SHOWN]
+    return [RouteStops(route, stops, worst, dict(sorted(classes.items())), dict(sorted(nets.items())))
+            for route, (stops, worst, classes, nets) in ranked]
+
+
+def drill_run(r: ReleaseRecord, routes: list[str] | None = None) -> DrillRun:
     nets = [n for n in r.extra.get("nets", []) if isinstance(n, dict)]
     caught = next((n for n in nets if n.get("result") == "caught"), None) or {}
     number = lambda v: float(v) if isinstance(v, (int, float)) else None  # noqa: E731
     return DrillRun(r.release, parse_when(r.when) or 0.0, str(r.extra.get("fail", "")), r.outcome,
-                    caught.get("net"), number(caught.get("detect_s")), number(caught.get("restore_s")))
+                    caught.get("net"), number(caught.get("detect_s")), number(caught.get("restore_s")),
+                    list(routes or []))

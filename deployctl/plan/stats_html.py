@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from .stats import Stats
+from .stats import RouteStops, Stats
 
 COLOURS = {"succeeded": "#2e7d32", "reverted": "#c62828", "uncertain": "#6a1b9a",
            "failed": "#ef6c00", "rollback": "#1565c0"}
@@ -106,6 +106,26 @@ def _restores_over_time(stats: Stats) -> str:
             f'aria-label="time to restore over time, incidents and drills">{"".join(parts)}</svg>')
 
 
+def _counted(counts: dict[str, int]) -> str:
+    """{"5xx": 2, "4xx": 1} -> "5xx 2, 4xx 1" (one key: its name alone)."""
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def route_rows(routes: list[RouteStops]) -> list[list[str]]:
+    """The worst routes' rows, for the command's table and the page's."""
+    return [[r.route, str(r.stops), str(r.worst), _counted(r.classes), _counted(r.nets)] for r in routes]
+
+
+def _routes(routes: list[RouteStops], what: str) -> str:
+    if not routes:
+        return f"<p>No {escape(what)} named a route.</p>"
+    head = "".join(f"<th>{h}</th>" for h in ("route", "stops", "the worst", "class", "net"))
+    body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in route_rows(routes))
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def render_html(stats: Stats, *, env: str, title: str = "deployctl stats") -> str:
     rate = "-" if stats.change_failure_rate is None else f"{stats.change_failure_rate * 100:.1f}%"
     figures = [
@@ -134,5 +154,11 @@ th,td{{text-align:left;padding:4px 12px;border-bottom:1px solid #ddd}}h2{{margin
 {_outcomes(stats)}
 <h2>Time to restore over time: incidents and drills</h2>
 {_restores_over_time(stats)}
+<h2>Worst routes of the stopped releases</h2>
+<p>How often each route was among the worst three of the shadow window's or canary's verdict that
+stopped a release ("the worst": named first).</p>
+{_routes(stats.stop_routes, "stopped release's verdict")}
+<h2>Worst routes of the drills</h2>
+{_routes(stats.drill_routes, "drill's verdict")}
 </body></html>
 """

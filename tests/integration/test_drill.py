@@ -5,7 +5,9 @@ must be caught by a net before any user got its answer (health: the health gate;
 slow: the shadow window; crash: whichever of the two saw it first; 5xx through the command,
 `--json`), leave the live release
 serving with its drill release's containers gone, and put a `drill` line with the times in the
-history; `stats` then counts no change failure and four drills, and its HTML plots them.
+history. Then a canary drill (the shadow window off, a 20% canary on): the canary catches the
+5xx, its share of users got the drill's 500s and nothing else failed. `stats` then counts no
+change failure and five drills, with the route their verdicts named, and its HTML plots them.
 Prints the times (docs/release-safety.md, "Drills")."""
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ pytestmark = pytest.mark.integration
 # stays the default 2x: the slow drill adds 2 s to every answer.
 ROLLOUT = {"shadow_window": 30, "shadow_min_requests": 40, "warm_window": 0}
 CAUGHT_BY = {"health": {"health"}, "5xx": {"shadow"}, "slow": {"shadow"}, "crash": {"health", "shadow"}}
+# The canary drill: no shadow window; a 20% canary judged from 10 of its requests (2 workers
+# give it about 10 in 3 s here), 30 s at most.
+CANARY = {"shadow_window": 0, "canary": 20, "canary_window": 30, "canary_min_requests": 10, "warm_window": 0}
 
 
 def history(tmp_path, app) -> list[ReleaseRecord]:
@@ -86,6 +91,26 @@ def test_a_drill_of_each_kind_is_caught_by_a_net_with_no_user_exposed_and_record
         assert report.total > 50 and report.failures == [], report.summary()
         assert set(report.releases()) == {v1}, report.summary()  # no user got a drill release's answer
 
+        # A canary drill: the shadow window off, a 20% canary on. The canary is the net that
+        # catches the 5xx, after its share of users got the drill's errors (that is what a
+        # canary costs: about 20% x 20% of the requests while it runs), all of them 500s from
+        # the drill release; from its return on every answer is the live release's again.
+        canary = load_config(probe_config(tmp_path, app, port=port, rollout=CANARY, name="canary.toml"))
+        with Traffic(f"http://127.0.0.1:{port}/version", workers=2, max_seconds=150) as traffic:
+            time.sleep(0.5)
+            result = drill(canary, "local", "5xx", SECRETS, Recorder()).to_dict()
+            returned = time.time()
+            time.sleep(0.5)
+        results.append(result)
+        assert result["outcome"] == "caught" and caught_net(result)["net"] == "canary", json.dumps(result)
+        assert "shadow" not in [n["net"] for n in result["nets"]]
+        assert containers_of(app, result["release"]) == {}
+        assert (tmp_path / "state" / app / "local" / "current").read_text().strip() == v1
+        exposed = traffic.report
+        assert all(s.status == 500 and set(s.releases) == {result["release"]} for s in exposed.failures), \
+            [(s.status, s.releases, s.error) for s in exposed.failures[:5]]
+        assert exposed.wrong_release_after(returned, v1) == [], exposed.summary()
+
         records = history(tmp_path, app)
         lines = [r for r in records if r.action == "drill"]
         assert [(r.release, r.extra["fail"], r.outcome, r.previous) for r in lines] == [
@@ -94,9 +119,13 @@ def test_a_drill_of_each_kind_is_caught_by_a_net_with_no_user_exposed_and_record
             caught = line.extra["nets"][-1]
             assert caught == caught_net(result) and caught["detect_s"] > 0 and caught["restore_s"] >= 0
         stats = compute(records, now=time.time() + 1, window=3600)
-        assert (stats.deploys, stats.change_failures, stats.failed_before_switch, len(stats.drills)) == (1, 0, 0, 4)
+        assert (stats.deploys, stats.change_failures, stats.failed_before_switch, len(stats.drills)) == (1, 0, 0, 5)
         page = render_html(stats, env="local")
-        assert "drills (4)" in page and page.count("<title>drills: ") == 4
+        assert "drills (5)" in page and page.count("<title>drills: ") == 5
+        # The shadow window and the canary named the routes of the drills they caught.
+        assert [d.routes for d in stats.drills if d.net in ("shadow", "canary") and d.fail == "5xx"] == [
+            ["GET /version"], ["GET /version"]], [(d.fail, d.net, d.routes) for d in stats.drills]
+        assert stats.drill_routes[0].route == "GET /version" and stats.drill_routes[0].nets.get("canary") == 1
         for x in results:
             c = caught_net(x)
             print(f"\ndrill --fail {x['fail']}: caught by {c['net']}, detected in {c['detect_s']:.2f}s, restored in "
@@ -104,6 +133,8 @@ def test_a_drill_of_each_kind_is_caught_by_a_net_with_no_user_exposed_and_record
                   f"{[n['net'] + ' ' + n['result'] for n in x['nets']]})")
         for message, outcome, reason in shadow_numbers(tmp_path, app):
             print(f"{message}: {outcome}: {reason}")
-        print(f"users: {report.summary()}; the test took {time.time() - began:.1f}s")
+        print(f"users: {report.summary()}; during the canary drill: {exposed.summary()} "
+              f"({len(exposed.failures) / max(1, exposed.total):.1%} failed: its share of the drill's 500s); "
+              f"the test took {time.time() - began:.1f}s")
     finally:
         remove_app(app)

@@ -6,7 +6,10 @@ switches with 0 failed; the copied POSTs: none ever reaches the new release by d
 own log says so), while the live release got every one; a release that answers 404 on one
 route only (the error rate over all requests let go) is stopped by the per-route rule, which
 names that route with both sides' counts in the CLI's `--json` error object, and the query
-string's token is in neither the output, the history nor the proxy's access log. Prints the measured numbers (docs/release-safety.md)."""
+string's token is in neither the output, the history nor the proxy's access log; a release 3x
+slower at p95 than the live one (the probe's PROBE_DELAY_MS: the live release first made to
+take DELAY_MS, with no window, since a ratio over a few ms is noise) is stopped by the p95 rule
+alone, at the default 2x, with 0 failed. Prints the measured numbers (docs/release-safety.md)."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import pytest
 from deployctl.config import load_config
 from deployctl.errors import ExitCode
 from deployctl.events import Recorder, StepDone, StepFailed
-from deployctl.services.lifecycle.deploy import deploy
+from deployctl.services.lifecycle.deploy import DeployOptions, deploy
 from deployctl.services.judging.shadow import ShadowStopped
 from tests.integration.deploy_fixtures import (DEPLOYCTL, free_port, probe_config, remove_app, unique_app,
                                                write_probe_artifacts)
@@ -40,6 +43,15 @@ SHADOW = {"shadow_window": 30, "shadow_min_requests": 20, "shadow_max_p95_ratio"
 # and the window waits for enough copies of the one route (a quarter of the traffic).
 ONE_ROUTE = {"shadow_max_error_rate": 0.5, "shadow_min_requests": 200, "shadow_route_min_requests": 8}
 TOKEN = "s3cr3t-in-the-query"
+# Phase 4: the live release answers in DELAY_MS, the new one in 3x that. The rule is the
+# default 2x: a sleep costs no CPU, so both sides carry the same load noise on top, which
+# pulls the measured ratio below 3 (live p95 = DELAY_MS + n: stopped while n < DELAY_MS + n'/2).
+# The traffic asks /items/<id>, which calls no backend (one hop less to add noise; the live p95
+# was still 150-200 ms over its sleep at load average 4-19, and the ratio 2.4-2.55x).
+# A copy may take 3 x DELAY_MS and more: its timeout is raised, or slow copies would be upstream
+# failures and the error rate, not the p95, would stop it.
+DELAY_MS = 400
+SLOWER = {"shadow_max_p95_ratio": 2.0, "shadow_timeout": 5}
 
 
 def history(tmp_path, app):
@@ -212,5 +224,40 @@ def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with
         print(f"shadow, v4 answering 404 on /items/: stopped {judged - mirrored:.2f}s after the mirror went live by "
               f"the per-route rule: {worst}; users: {traffic.report.total + items.report.total} requests, 0 failed; "
               f"phase 3 took {time.time() - phase3:.1f}s")
+
+        # Phase 4: v5 takes DELAY_MS on every answer (deployed with no window: against v3's
+        # few ms, any ratio is noise); v6 takes 3x that and is stopped by the p95 rule alone.
+        phase4 = time.time()
+        delayed = load_config(probe_config(tmp_path, app, port=port, rollout=SHADOW, name="delayed.toml",
+                                           frontend_env={"PROBE_DELAY_MS": DELAY_MS}))
+        v5 = deploy(delayed, "local", images(probe_images, "5555555eeee"), SECRETS, Recorder(),
+                    options=DeployOptions(shadow=0)).release
+        slower = load_config(probe_config(tmp_path, app, port=port, rollout={**SHADOW, **SLOWER}, name="slower.toml",
+                                          frontend_env={"PROBE_DELAY_MS": 3 * DELAY_MS}))
+        events = Recorder()
+        with Traffic(f"http://127.0.0.1:{port}/items/7", workers=4, max_seconds=120) as traffic:
+            time.sleep(0.5)
+            with pytest.raises(ShadowStopped) as caught:
+                deploy(slower, "local", images(probe_images, "6666666ffff"), SECRETS, events)
+            time.sleep(0.3)
+        assert caught.value.exit_code == ExitCode.DEPLOY_FAILED
+        assert "shadow_max_p95_ratio 2x" in caught.value.message, caught.value.message
+        report = traffic.report
+        assert report.total > 20 and report.failures == [], report.summary()
+        assert set(report.releases()) == {v5}, report.summary()
+        mirrored, judged = window_of(events)
+        record = history(tmp_path, app)[-1]
+        v6, numbers = record["release"], record["extra"]["shadow"]
+        assert record["outcome"] == "aborted" and "shadow_max_p95_ratio" in record["error"]
+        new, live = numbers["new"], numbers["live"]
+        # The p95 rule, not the error rate: every copy answered, and 20 of them at least.
+        assert new["errors"] == 0 and live["errors"] == 0 and new["requests"] >= SHADOW["shadow_min_requests"], numbers
+        assert new["p95_ms"] >= 3 * DELAY_MS and new["p95_ms"] > 2 * live["p95_ms"] >= 2 * DELAY_MS, numbers
+        assert containers_of(app, v6) == {}
+        assert (tmp_path / "state" / app / "local" / "current").read_text().strip() == v5
+        print(f"shadow, v6 3x slower ({3 * DELAY_MS} ms vs {DELAY_MS} ms an answer): stopped "
+              f"{judged - mirrored:.2f}s after the mirror went live: copies p95 {new['p95_ms']} ms vs live "
+              f"{live['p95_ms']} ms ({new['p95_ms'] / live['p95_ms']:.2f}x) over {new['requests']} copies; users: "
+              f"{report.total} requests, 0 failed, all from {v5}; phase 4 took {time.time() - phase4:.1f}s")
     finally:
         remove_app(app)

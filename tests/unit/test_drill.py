@@ -154,6 +154,16 @@ def test_a_health_gate_restores_by_the_end_of_the_deploy_and_a_guard_by_its_reve
     assert guard[-1].restore_s == pytest.approx(0.25)
 
 
+def test_on_a_fleet_each_hosts_step_is_timed_from_its_own_start():
+    # Every host runs its own health step: h1's passing ended the step for the fleet, and h2's
+    # failure 4 s after its start was timed from itself (detect 0.00 s, seen on the test fleet).
+    events = [plan.Timed("health", "started", 1.0, "h1"), plan.Timed("health", "started", 1.0, "h2"),
+              plan.Timed("health", "started", 1.5, "h3"), plan.Timed("health", "done", 3.0, "h1"),
+              plan.Timed("health", "failed", 5.0, "h2")]
+    nets = plan.nets_from(events, ended=7.0)
+    assert [(n.net, n.result, n.detect_s, n.restore_s) for n in nets] == [("health", "caught", 4.0, 2.0)]
+
+
 # -- stats: drills apart from real incidents ---------------------------------------------------------
 
 def rec(release, action, outcome, when, previous=None, extra=None):  # type: ignore[no-untyped-def]
@@ -260,6 +270,48 @@ def test_a_drill_no_net_catches_is_rolled_back_by_the_drill_itself(local):
     assert line.release == result.release and line.outcome == "rolled back"
     stats = compute(records(host, site.layout), now=parse_when(line.when) + 1, window=86400)
     assert stats.rollbacks == 0 and stats.deploys == 1 and len(stats.drills) == 1
+
+
+def _interrupted_during_the_shadow_window(site, hosts, layout):  # type: ignore[no-untyped-def]
+    """Healthy copies on every host; SIGTERM (as the CLI's handler delivers it) while the
+    window reads the first host's log: the window ends "stopped" by the interrupt."""
+    from tests.unit.test_lifecycle_rules import interrupt
+
+    for i, host in enumerate(hosts):
+        if i == 0:
+            signalled = proxy_log(host, layout, copy_errors=0)
+            signalled.times, signalled.action = 1, interrupt(site)
+            host.faults.append(signalled)
+        host.faults.append(proxy_log(host, layout, copy_errors=0))
+    from deployctl.errors import DeployctlError
+
+    with pytest.raises(DeployctlError) as raised:
+        drill(LOADED, site.env, "5xx", SECRETS, site.emit, connectors=list(site.hosts))
+    return raised.value
+
+
+@pytest.mark.parametrize("env", ["shadowed", "shadowfleet"])
+def test_a_drill_interrupted_during_its_shadow_window_is_recorded_interrupted_not_caught(env):
+    # Before: the window's verdict "stopped (interrupt, or a host failed)" failed its step, and
+    # the deploy ended in ShadowStopped (one host) or a RolloutError (a fleet), not Interrupted:
+    # the drill recorded "caught by shadow" with times, and exited 0.
+    from tests.unit.test_lifecycle_rules import fleet_site, local_site
+
+    gen = local_site(env) if env == "shadowed" else fleet_site(env)
+    site, hosts = next(gen)
+    hosts = hosts if isinstance(hosts, list) else [hosts]
+    layout = site.layout
+    error = _interrupted_during_the_shadow_window(site, hosts, layout)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED
+    assert any("stopping the deploy" in w for w in site.warnings())
+    for host in hosts:
+        line = drill_line(host, layout)
+        assert line.outcome == plan.INTERRUPTED, (host.host, line)
+        assert all(n["result"] != "caught" for n in line.extra["nets"]), line.extra
+        assert current(host, layout) == site.r1 and host.serving() == site.r1
+    stats = compute(records(hosts[0], layout), now=parse_when(line.when) + 1, window=86400)
+    assert [(d.outcome, d.net) for d in stats.drills] == [(plan.INTERRUPTED, None)]
+    next(gen, None)
 
 
 def LOADED_LAYOUT(site):  # type: ignore[no-untyped-def]

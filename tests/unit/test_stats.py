@@ -117,3 +117,119 @@ def test_timing_is_kept_to_the_millisecond() -> None:
                              who="x", when="2026-11-20T10:00:01Z", previous="r2", extra=extra)
     s = compute([rollback], now=start + 60, window=3600)
     assert [r.seconds for r in s.restores] == [1.25]
+
+
+# -- the worst routes of stopped releases (issue 27) ------------------------------------------
+
+def _verdict(decision: str, *routes: tuple[str, str]) -> dict:
+    """A shadow window's or canary's verdict as a record keeps it (CanaryVerdict.to_dict)."""
+    return {"decision": decision, "reason": "r", "by_hand": False, "new": {}, "live": {}, "hosts": ["h"],
+            "routes": [{"route": route, "class": cls, "shift": 0.5, "new": {"requests": 20},
+                        "live": {"requests": 20}} for route, cls in routes]}
+
+
+def _rec(release, action, outcome, when, *, error="", previous=None, extra=None):  # type: ignore[no-untyped-def]
+    from deployctl.plan.lifecycle.releases import ReleaseRecord
+
+    return ReleaseRecord(release=release, revision=None, images={}, action=action, outcome=outcome, who="t",
+                         when=when, previous=previous, error=error, extra=extra or {})
+
+
+LIVE1, SHADOWED, CANARIED, PASSED, DRILLED = ("20261201-100000-aaaaaaa", "20261201-110000-bbbbbbb",
+                                              "20261201-120000-ccccccc", "20261201-130000-ddddddd",
+                                              "20261201-140000-eeeeeee")
+
+
+def _routes_history() -> list:
+    started = {"started": "2026-12-01T11:00:00.000Z", "live": "2026-12-01T11:00:09.000Z"}
+    return [
+        _rec(LIVE1, "deploy", "succeeded", "2026-12-01T10:00:00Z"),
+        # Stopped by the shadow window: GET /items/:id answered 404, /version a few 500s.
+        _rec(SHADOWED, "deploy", "aborted", "2026-12-01T11:00:09Z", previous=LIVE1, error="shadow: route GET ...",
+             extra={"shadow": _verdict("abort", ("GET /items/:id", "4xx"), ("GET /version", "5xx")), **started}),
+        # Aborted by the canary (it served its share): /version worst.
+        _rec(CANARIED, "deploy", "aborted", "2026-12-01T12:00:30Z", previous=LIVE1, error="canary: error rate ...",
+             extra={"canary": _verdict("abort", ("GET /version", "5xx")),
+                    "started": "2026-12-01T12:00:00.000Z", "live": "2026-12-01T12:00:30.000Z"}),
+        # Passed: its verdict's routes were no cause of anything.
+        _rec(PASSED, "deploy", "succeeded", "2026-12-01T13:00:00Z", previous=LIVE1,
+             extra={"shadow": _verdict("promote", ("GET /health", "5xx"))}),
+        # A drill caught by the shadow window: its routes are the drills', not the releases'.
+        _rec(DRILLED, "deploy", "aborted", "2026-12-01T14:00:05Z", previous=PASSED, error="shadow: error rate ...",
+             extra={"shadow": _verdict("abort", ("GET /version", "5xx"), ("HEAD /", "5xx"))}),
+        _rec(DRILLED, "drill", "caught", "2026-12-01T14:00:06Z", previous=PASSED,
+             extra={"fail": "5xx", "nets": [{"net": "shadow", "result": "caught", "seconds": 3.0, "detect_s": 3.0,
+                                             "restore_s": 0.5}]}),
+    ]
+
+
+def test_stats_count_the_routes_that_were_worst_when_a_release_was_stopped() -> None:
+    from deployctl.plan.stats import RouteStops
+
+    s = compute(_routes_history(), now=parse_when("2026-12-02T00:00:00Z"), window=86400 * 2)
+    assert s.stop_routes == [
+        RouteStops("GET /version", stops=2, worst=1, classes={"5xx": 2}, nets={"canary": 1, "shadow": 1}),
+        RouteStops("GET /items/:id", stops=1, worst=1, classes={"4xx": 1}, nets={"shadow": 1}),
+    ]
+    assert s.drill_routes == [RouteStops("GET /version", 1, 1, {"5xx": 1}, {"shadow": 1}),
+                              RouteStops("HEAD /", 1, 0, {"5xx": 1}, {"shadow": 1})]
+    assert [d.routes for d in s.drills] == [["GET /version", "HEAD /"]]
+    data = s.to_dict()  # --json: keys added, the older ones as they were
+    assert data["stop_routes"][0] == {"route": "GET /version", "stops": 2, "worst": 1, "classes": {"5xx": 2},
+                                      "nets": {"canary": 1, "shadow": 1}}
+    assert data["drills"][0]["routes"] == ["GET /version", "HEAD /"] and data["drills"][0]["net"] == "shadow"
+
+
+def test_a_release_the_shadow_window_stopped_never_served_so_it_is_no_change_failure_and_no_restore() -> None:
+    s = compute(_routes_history(), now=parse_when("2026-12-02T00:00:00Z"), window=86400 * 2)
+    # LIVE1 and PASSED succeeded; the canary's abort served its share (a change failure);
+    # the shadow window's stop failed before its switch, as a failed health check does.
+    assert (s.deploys, s.succeeded, s.reverted, s.failed_before_switch, s.change_failures) == (3, 2, 1, 1, 1)
+    assert [(r.left, r.seconds) for r in s.restores] == [(CANARIED, 30.0)]
+    assert s.days == {"2026-12-01": {"succeeded": 2, "failed": 1, "aborted": 1}}
+
+
+def test_worst_routes_are_capped_and_ranked_by_stops_then_by_times_the_worst_then_by_name() -> None:
+    from deployctl.plan.stats import ROUTES_SHOWN, route_stops
+
+    records = [_rec(f"r{i}", "deploy", "aborted", "2026-12-01T11:00:00Z", error="shadow: x",
+                    extra={"shadow": _verdict("abort", (f"GET /p{i}", "5xx"), ("GET /common", "4xx"))})
+               for i in range(ROUTES_SHOWN + 2)]
+    ranked = route_stops(records)
+    assert len(ranked) == ROUTES_SHOWN
+    assert (ranked[0].route, ranked[0].stops, ranked[0].worst) == ("GET /common", ROUTES_SHOWN + 2, 0)
+    assert [r.route for r in ranked[1:3]] == ["GET /p0", "GET /p1"]  # one stop each, the worst: by name
+    # A release's second record with the verdict (a host's history not merged) counts once.
+    assert route_stops(records[:1] * 2)[0].stops == 1
+    # A record with no verdict, or a verdict with no routes, names none.
+    assert route_stops([_rec("x", "deploy", "aborted", "2026-12-01T11:00:00Z", extra={"shadow": "junk"}),
+                        _rec("y", "deploy", "failed", "2026-12-01T11:00:00Z")]) == []
+
+
+def test_the_table_and_the_page_show_the_worst_routes(capsys, monkeypatch, tmp_path) -> None:
+    from deployctl.cli.main import main
+    from deployctl.services import stats as service
+    from tests.unit.test_lifecycle_rules import CONFIG
+
+    s = compute(_routes_history(), now=parse_when("2026-12-02T00:00:00Z"), window=86400 * 2)
+    monkeypatch.setattr(service, "stats", lambda *a, **k: service.StatsResult(s, ["local"]))
+    config = tmp_path / "deploy.toml"
+    config.write_text(CONFIG)
+    page = tmp_path / "stats.html"
+    assert main(["-c", str(config), "stats", "--env", "local", "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert "worst routes of the stopped releases" in out and "worst routes of the drills" in out, out
+    import re
+
+    assert re.search(r"GET /version\s+2\s+1\s+5xx\s+canary 1, shadow 1", out), out
+    assert re.search(r"GET /items/:id\s+1\s+1\s+4xx\s+shadow", out), out
+    assert f"drill {DRILLED} --fail 5xx: caught by shadow" in out and "worst routes: GET /version, HEAD /" in out
+    html = page.read_text()
+    assert "<h2>Worst routes of the stopped releases</h2>" in html
+    assert "<td>GET /items/:id</td><td>1</td><td>1</td><td>4xx</td><td>shadow</td>" in html
+    assert main(["-c", str(config), "--json", "stats", "--env", "local"]) == 0
+    import json
+
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["route"] for r in result["stop_routes"]] == ["GET /version", "GET /items/:id"]
+    assert result["change_failures"] == 1 and result["drills"][0]["routes"] == ["GET /version", "HEAD /"]

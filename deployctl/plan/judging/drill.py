@@ -211,6 +211,7 @@ class Timed:
     step: str
     what: str
     at: float
+    host: str | None = None  # a host's own step (health, mirror...); None: the fleet's (shadow, canary)
 
 
 def nets_from(events: Sequence[Timed], ended: float) -> list[NetResult]:
@@ -219,17 +220,19 @@ def nets_from(events: Sequence[Timed], ended: float) -> list[NetResult]:
     that put the live release back alone (`stop`, `abort`, `revert`), or else to the deploy's
     end (a health gate: nothing was routed; a failed verify: switched back and removed)."""
     results: list[NetResult] = []
-    started: dict[str, float] = {}
+    started: dict[tuple[str, str | None], float] = {}
     for i, e in enumerate(events):
         net = NET_OF_STEP.get(e.step)
         if net is None and e.what != "done":
             net = SETUP_OF_NET.get(e.step)
         if net is None:
             continue
+        # Keyed by host too: on a fleet every host runs its own health step, and one host's
+        # passing must not end another's (its failure then timed from itself: detect 0.00 s).
         if e.what == "started":
-            started.setdefault(e.step, e.at)
+            started.setdefault((e.step, e.host), e.at)
             continue
-        begin = started.pop(e.step, e.at)
+        begin = started.pop((e.step, e.host), e.at)
         if e.what == "done":
             if not any(r.net == net for r in results):
                 results.append(NetResult(net, "passed", e.at - begin))

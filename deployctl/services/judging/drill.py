@@ -30,7 +30,7 @@ from ..lifecycle.deploy_result import DeployOptions
 from ..lifecycle.host_state import HostState
 from ..hosts import connectors_for, layout_for, who
 from ..lifecycle.release_images import ReleaseImages, proxy_image_for
-from ..lifecycle.rollout import Interrupted
+from ..lifecycle.rollout import Cancel, Interrupted
 
 
 @dataclass
@@ -65,13 +65,8 @@ class _StepClock:
         what = {StepStarted: "started", StepDone: "done", StepFailed: "failed"}.get(type(event))
         if what is not None and not (what == "failed" and any(s.step == event.step and s.what == "failed"
                                                                  and s.host == event.host for s in self.steps[-3:])):
-            self.steps.append(_Seen(event.step, what, event.at, event.host))
+            self.steps.append(plan.Timed(event.step, what, event.at, event.host))
         self.emit(event)
-
-
-@dataclass(frozen=True)
-class _Seen(plan.Timed):
-    host: str | None = None
 
 
 def refuse(loaded: LoadedConfig, env_name: str, kind: str, rate: float | None, *, i_mean_it: bool) -> None:
@@ -124,25 +119,31 @@ def drill(loaded: LoadedConfig, env_name: str, kind: str, secrets: dict[str, Sec
     message = f"drill: --fail {kind}" + (f" --rate {rate:g}" if kind in ("5xx", "slow") else "")
     emit(Message(f"drill of {env_name}: {message[7:]}, the live release {live.release}'s images again"))
     clock = _StepClock(emit)
+    cancel = Cancel()  # set by the rollout when an interrupt comes, whatever the deploy then raises
     began = time.time()
     result = DrillResult(env_name, kind, live.release, None, plan.CAUGHT)
     raised: DeployctlError | None = None  # what the command exits with, after the record
     try:
         deployed = deploy(drilled, env_name, release_images, secrets, clock, connectors=conns,
                           registry_password=registry_password, registry_username=registry_username,
-                          options=DeployOptions(message=message, hooks=False, force_unlock=force_unlock))
+                          options=DeployOptions(message=message, hooks=False, force_unlock=force_unlock,
+                                                cancel=cancel))
     except DeployctlError as exc:
         if exc.exit_code not in (ExitCode.DEPLOY_FAILED, ExitCode.ROLLBACK_FAILED):
             raise  # a lock held, a host unreachable before the lock, a config error: no drill ran
         ended = time.time()
         result.exit_code, result.error = int(exc.exit_code), exc.message.splitlines()[0]
         result.nets = plan.nets_from(clock.steps, ended)
-        if isinstance(exc, Interrupted):
-            # A net's step ends "stopped" on an interrupt: that is no catch.
-            result.outcome, raised = plan.INTERRUPTED, exc
+        interrupted = isinstance(exc, Interrupted) or cancel.is_set()
+        if interrupted:
+            # A net's step ends "stopped" on an interrupt: that is no catch. A shadow window or
+            # canary cut short by it ends in its own error (ShadowStopped, CanaryAborted; on a
+            # fleet a RolloutError), so the rollout's Cancel says whether one came.
             result.nets = [n for n in result.nets if n.result != plan.CAUGHT]
-        elif exc.exit_code == ExitCode.ROLLBACK_FAILED:
+        if exc.exit_code == ExitCode.ROLLBACK_FAILED:
             result.outcome, raised = plan.NOT_RESTORED, exc  # a switch back failed, or hosts differ
+        elif interrupted:
+            result.outcome, raised = plan.INTERRUPTED, exc
         elif result.caught is None:
             # It failed before any net judged it (a pull, say): nothing was drilled.
             result.outcome, raised = plan.FAILED_UNJUDGED, exc

@@ -109,7 +109,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                       environment.rollout.parallel)
         release = new_release_id(time.time() if now is None else now, images.revision, taken)
         emit(Message(f"release {release} to {env_name} ({len(conns)} host{'s' if len(conns) != 1 else ''})"))
-        cancel = Cancel()
+        cancel = options.cancel or Cancel()
         settings = environment.rollout
         spec = canary_spec(settings, options.canary)
         gate = CanaryGate([conn.host for conn in conns], spec, emit) if spec is not None else None

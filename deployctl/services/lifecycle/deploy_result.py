@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ...plan.lifecycle.lock import Unlock
 
@@ -17,6 +18,11 @@ class DeployOptions:
     canary: int | None = None  # --canary N: this share instead of rollout.canary (0: none), this once
     shadow: float | None = None  # --shadow N: this many seconds instead of rollout.shadow_window (0: none), this once
     hooks: bool = True  # False: --no-hooks (each configured hook is skipped with a warning)
+    # The rollout's Cancel (services/lifecycle/rollout.py), for a caller that must know whether an
+    # interrupt stopped the deploy whatever error it ended with (a shadow window or canary the
+    # interrupt cut short ends "stopped"; a fleet's, with a RolloutError): `deployctl drill`.
+    # Hosts only: a Swarm deploy keeps its own (the drill refuses a Swarm).
+    cancel: Any = None
 
 
 @dataclass

@@ -8,6 +8,9 @@ PROBE_FAIL_AFTER (seconds) answers every request with 500 once the process has r
 long. /healthz is not affected: the release passes its health check and its switch.
 /items/<id> answers 200 with the id (a route with a variable segment); PROBE_NOT_FOUND
 (a path prefix, e.g. "/items/") answers 404 to every request under it: one broken route.
+PROBE_DELAY_MS (milliseconds) makes /version and /items/<id> answer that much later (a
+sleep: no CPU, so two releases' latencies compare on a loaded machine): a release slower
+than another by a known factor, for the shadow window's p95 rule.
 
 /ws is a WebSocket echo (RFC 6455, stdlib only: the stand-in image has no pip): every text
 message comes back as `<release>:<message>`, so a test sees which release holds a connection."""
@@ -44,6 +47,7 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 FAIL_SHARE = float(os.environ.get("PROBE_FAIL_SHARE", "0") or 0)
 FAIL_AFTER = float(os.environ.get("PROBE_FAIL_AFTER", "0") or 0)
 COUNT = itertools.count(1)
+DELAY = float(os.environ.get("PROBE_DELAY_MS", "0") or 0) / 1000
 
 
 def failing() -> bool:
@@ -63,6 +67,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/healthz":
             ok = os.environ.get("PROBE_HEALTHY", "1") == "1"
             return self.reply(200 if ok else 503, {"status": "ok" if ok else "broken"})
+        if DELAY and (self.path == "/version" or self.path.startswith("/items/")):
+            time.sleep(DELAY)
         if self.path == "/version":
             if failing():
                 return self.reply(500, {"error": "told to fail (PROBE_FAIL_SHARE / PROBE_FAIL_AFTER)"})
