@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -108,6 +109,17 @@ def frontend(app: str, release: str) -> str:
     return next(name for name in containers_of(app, release) if "frontend" in name)
 
 
+def proxy_5xx_lines(app: str) -> list[str]:
+    """The proxy's access-log lines of 5xx answers (the copies' among them), for a failure's message."""
+    names = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=^{app}-local-proxy"], capture_output=True,
+                           text=True).stdout.split()
+    lines = []
+    for name in names:
+        done = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
+        lines += [line for line in (done.stdout + done.stderr).splitlines() if re.search(r'" 5\d\d ', line)]
+    return lines[-20:]
+
+
 def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with_no_user_exposed(tmp_path,
                                                                                                   probe_images):
     app, port = unique_app(), free_port()
@@ -155,7 +167,11 @@ def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with
         with Traffic(f"http://127.0.0.1:{port}/version", workers=4, max_seconds=120) as traffic, \
                 Poster(port) as poster:
             time.sleep(0.5)
-            result = deploy(healthy, "local", images(probe_images, "3333333cccc"), SECRETS, events)
+            try:
+                result = deploy(healthy, "local", images(probe_images, "3333333cccc"), SECRETS, events)
+            except ShadowStopped as stopped:  # say which answers stopped a healthy release
+                pytest.fail(f"{stopped.message}\nthe copies' 5xx lines in the proxy's log:\n"
+                            + "\n".join(proxy_5xx_lines(app)))
             v3 = result.release
             switched = time.time()
             time.sleep(0.5)
