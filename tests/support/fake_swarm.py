@@ -10,9 +10,9 @@ One list of Faults scripts the manager and every node (`FakeSwarm.faults`, share
 node's calls are matched by the same patterns (a node's `run` of the staged swap, its
 `http_get` of 127.0.0.1:PORT for the verify), counted across the nodes in call order.
 
-Modelled: a service's tasks are running at once (`crashing`: a service whose name matches
+Modelled: a service's tasks are running at once (`crashing_services`: a service whose name matches
 fails its task at start; `starting`: one whose tasks never pass their health check); a
-replicated job completes; the global proxy runs one nginx container per node, which loads
+replicated job completes (`failing_jobs`: fails, exit 3); the global proxy runs one nginx container per node, which loads
 the node's nginx.conf as it starts and on the swap's HUP; a node answers 127.0.0.1:PORT
 through its nginx's *loaded* configuration (its `# live:` release) with the release stamp,
 502 when that release has no running task. Not modelled: the proxy image's rolling update
@@ -132,6 +132,7 @@ class FakeSwarm(FakeHost):
         self.secrets: dict[str, dict[str, str]] = {}
         self.crashing_services: list[str] = []  # regexes: their tasks fail at start
         self.starting: list[str] = []  # regexes: their tasks never pass their health check
+        self.failing_jobs: list[str] = []  # regexes: a replicated job whose task fails (exit 3)
         self.nodes = {f"10.9.0.{i}": FakeNode(self, f"node{i}", f"10.9.0.{i}") for i in range(1, nodes + 1)}
 
     def node(self, address: str) -> FakeNode:
@@ -275,7 +276,9 @@ class FakeSwarm(FakeHost):
         lines = []
         for slot in range(1, (1 if svc.job else count) + 1):
             node = nodes[(slot - 1) % len(nodes)].hostname
-            if svc.job:
+            if svc.job and any(re.search(p, name) for p in self.failing_jobs):
+                desired, state, error = "Shutdown", "Failed 1 second ago", "task: non-zero exit (3)"
+            elif svc.job:
                 desired, state, error = "Complete", "Complete 1 second ago", ""
             elif any(re.search(p, name) for p in self.crashing_services):
                 desired, state, error = "Shutdown", "Failed 1 second ago", "task: non-zero exit (1)"

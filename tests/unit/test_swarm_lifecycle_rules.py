@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from deployctl.adapters.connector import HttpResponse
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import DeployctlError, ExitCode, LockHeldError
 from deployctl.events import Message, Recorder
-from deployctl.plan.edge.proxy_config import live_release
+from deployctl.plan.edge.proxy_config import RELEASE_HEADER, live_release
 from deployctl.plan.lifecycle.lock import LockRecord
 from deployctl.plan.lifecycle.releases import FAILED, LIVE, REVERTED, UNCERTAIN, History, ReleaseRecord
 from deployctl.secrets import Secret
@@ -223,6 +224,20 @@ ROWS = [  # id, on the Swarm, on the host, exit, outcome, serves
     ("SIGTERM (fault point) | switch: config staged, before the swap",
      _sigterm_at(SWAP), _sigterm_at(SWAP),
      ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
+    ("SIGTERM (fault point) | switch -> verify",
+     lambda site, fake: fake.faults.append(Fault("http_get", PROXY, effect=lambda a, p, path: (
+         host_rules.interrupt(site)(), fake.node("10.9.0.1").http_get(a, p, path))[1])),
+     lambda site, host: host.faults.append(Fault("http_get", PROXY, effect=lambda a, p, path: (
+         host_rules.interrupt(site)(), host._through_proxy(path))[1])),
+     ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
+    ("SIGTERM | migrate",
+     _sigterm_at(r"^docker service create --detach --name \S+ --mode replicated-job"),
+     _sigterm_at(r"^docker start --attach "),
+     ExitCode.DEPLOY_FAILED, FAILED, "previous"),
+    ("the migration fails | migrate",
+     lambda site, fake: fake.failing_jobs.append(r"-migrate-"),
+     lambda site, host: host.faults.append(Fault("run", r"^docker start --attach ", effect=3)),
+     ExitCode.DEPLOY_FAILED, FAILED, "previous"),
 ]
 
 
@@ -239,6 +254,7 @@ def test_a_failure_gives_the_swarm_what_it_gives_a_host(swarm, local, on_swarm, 
     fake.faults.clear()
     fake.crashing_services.clear()
     fake.starting.clear()
+    fake.failing_jobs.clear()
     tried = site.tried()
     assert (error.exit_code, site.records()[-1].outcome) == (exit, outcome), error.message
     if serves == "previous":
@@ -255,6 +271,9 @@ def test_a_failure_gives_the_swarm_what_it_gives_a_host(swarm, local, on_swarm, 
     assert (host_error.exit_code, host_rules.records(host)[-1].outcome) == (exit, outcome), host_error.message
     assert host.serving() == (host_tried if serves == "new" else host_site.r1)
     assert host_rules.locked(host) == site.locked() == False  # noqa: E712 - both released
+    # the same words in the record where the host's say why (a migration that ran, then a stop)
+    said = "the migrations ran here, then the deploy stopped"
+    assert (said in site.records()[-1].error) == (said in host_rules.records(host)[-1].error)
 
     # and the next deploy goes live on both
     r3, host_r3 = site.deploy(), host_site.deploy()
@@ -331,3 +350,73 @@ def test_a_killed_deploy_leaves_its_lock_and_the_next_forced_one_converges(swarm
     r3 = site.deploy(options=DeployOptions(force_unlock=True))
     assert fake.serving_nodes() == {r3} and not site.locked()
     assert fake.running(NAMES.container("frontend", tried)) == 0  # the leftovers scaled to 0 or removed
+
+
+# -- a rollback: the same rows ----------------------------------------------------------------------
+
+
+def test_a_rollback_without_an_earlier_release_is_refused_as_on_a_host(swarm, local):
+    """Issue 22: "no earlier good release" exited 2 on a Swarm and 6 elsewhere."""
+    site, fake = swarm
+    count = len(site.records())
+    error = site.failing_rollback()
+    host_error = local[0].failing_rollback()
+    assert error.exit_code == host_error.exit_code == ExitCode.DEPLOY_FAILED
+    assert error.message.startswith("no earlier good release"), error.message
+    assert len(site.records()) == count and fake.serving_nodes() == {site.r1} and not site.locked()
+
+
+def _target_500(site, fake) -> None:  # type: ignore[no-untyped-def]
+    fake.faults.append(Fault("http_get", PROXY, times=0, effect=lambda a, p, path: HttpResponse(
+        500, b"boom", {RELEASE_HEADER.lower(): site.r1})))
+
+
+ROLLBACK_ROWS = [  # id, arranged on both sites, exit, outcome, serves
+    ("the target's tasks never healthy | health",
+     lambda site, fake: fake.starting.append(rf"-frontend-{site.r1}"),
+     lambda site, host: host.faults.append(Fault("http_get", host_rules.CONTAINER, times=0,
+                                                 effect=lambda a, p, path: HttpResponse(503, b"starting", {}))),
+     ExitCode.DEPLOY_FAILED, FAILED, "previous"),
+    ("the target answers /version 500 through the proxy | verify", _target_500, _target_500,
+     ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
+    ("the swap exits 1 | route", _swap_fails(1), lambda site, host: host.faults.append(Fault("run", SWAP)),
+     ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
+    ("verify fails, then every switch-back swap exits 1 | verify + switch back",
+     _both(_verify_wrong, _swap_fails(4, times=0)), _both(_verify_wrong, _swap_fails(2)),
+     ExitCode.ROLLBACK_FAILED, UNCERTAIN, "new"),
+    ("SIGTERM | health",
+     _sigterm_at(r"^docker service ps .*-frontend-"), _sigterm_at(host_rules.CONTAINER, call="http_get"),
+     ExitCode.DEPLOY_FAILED, FAILED, "previous"),
+]
+
+
+@pytest.mark.parametrize("on_swarm,on_host,exit,outcome,serves", [r[1:] for r in ROLLBACK_ROWS],
+                         ids=[r[0] for r in ROLLBACK_ROWS])
+def test_a_rollback_failure_gives_the_swarm_what_it_gives_a_host(swarm, local, on_swarm, on_host, exit, outcome,
+                                                                   serves):
+    site, fake = swarm
+    site.r2 = site.deploy()
+    on_swarm(site, fake)
+    error = site.failing_rollback()
+    fake.faults.clear()
+    fake.starting.clear()
+    last = site.records()[-1]
+    assert (error.exit_code, last.action, last.release, last.outcome, last.previous) == (
+        exit, "rollback", site.r1, outcome, site.r2), error.message
+    assert fake.serving_nodes() == {site.r1 if serves == "new" else site.r2} and site.current() == site.r2
+    assert not site.locked()
+    if serves == "previous":  # the target's services back to 0 tasks (kept), r2's untouched
+        assert fake.running(NAMES.container("frontend", site.r1)) == 0 and site.on_disk() == {site.r2}
+        assert fake.running(NAMES.container("frontend", site.r2)) == 3
+
+    host_site, host = local
+    host_site.r2 = host_site.deploy()
+    on_host(host_site, host)
+    host_error = host_site.failing_rollback()
+    host.faults.clear()
+    host_last = host_rules.records(host)[-1]
+    assert (host_error.exit_code, host_last.action, host_last.outcome) == (exit, "rollback", outcome)
+    assert host.serving() == (host_site.r1 if serves == "new" else host_site.r2) and not host_rules.locked(host)
+
+    [done] = site.rollback()  # and the same rollback without the fault converges
+    assert done.release == site.r1 and fake.serving_nodes() == {site.r1} and site.current() == site.r1
