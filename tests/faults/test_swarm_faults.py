@@ -13,11 +13,8 @@ manager's and every node's connector (services/swarm/swarm_deploy.deploy's `mana
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -28,12 +25,11 @@ from deployctl.plan.edge.proxy_config import RELEASE_HEADER
 from deployctl.services.hosts import manager_connector, ssh_connector
 from deployctl.services.lifecycle.deploy_result import DeployOptions
 from deployctl.services.swarm import swarm_deploy
-from tests.integration.deploy_fixtures import ROOT
 from tests.integration.fleet.conftest import fleet, fleet_images  # noqa: F401 - the session fleet
 from tests.integration.swarm.conftest import swarm, swarm_images  # noqa: F401 - the session Swarm
 from tests.integration.swarm.site import ENV, SwarmSite
 
-from .cells import RELOADS, SECRETS, Attempt, Site, attempt, next_revision, run_cell, shown_stale, signalled_at
+from .cells import RELOADS, SECRETS, Site, attempt, killed_at, killed_before, next_revision, run_cell, shown_stale
 from .fault_connector import Fault, FaultConnector, wrong_release
 
 pytestmark = pytest.mark.integration
@@ -82,7 +78,7 @@ class SwarmCells(Site):
     def deploy(self, conn=None, loaded=None, **kwargs) -> str:  # type: ignore[no-untyped-def]
         return super().deploy(conn, loaded, emit=kwargs.pop("emit", None) or Steps("deploy"), **kwargs)
 
-    def cli_artifacts(self) -> None:
+    def write_artifacts(self) -> None:
         self.swarm_site.artifacts(next_revision())  # type: ignore[union-attr]
 
 
@@ -154,11 +150,7 @@ def test_switch_back_fails(site):
 
 
 def test_sigterm_during_health(site):
-    def run() -> Attempt:
-        site.cli_artifacts()
-        return signalled_at(site, "deploy", "health", signal.SIGTERM)
-
-    run_cell(site, "SIGTERM to `deployctl deploy`", "health", run,
+    run_cell(site, "SIGTERM to `deployctl deploy`", "health", killed_at(site, "health", signal.SIGTERM),
              exit=6, outcome="failed", live="previous",
              note="interrupted while the new tasks start: its services, secrets and network removed, recorded, "
                   "the lock released")
@@ -167,17 +159,8 @@ def test_sigterm_during_health(site):
 def test_sigkill_after_the_switch(site):
     """Killed at the first verify request (tests/faults/killing_deployctl.py), after every
     node's proxy swapped in the new configuration."""
-    def run() -> Attempt:
-        site.cli_artifacts()
-        env = {**os.environ, "PROBE_DB_PASSWORD": SECRETS["PROBE_DB_PASSWORD"].reveal()}
-        proc = subprocess.run([sys.executable, "-m", "tests.faults.killing_deployctl", "http_get",
-                               rf"^127\.0\.0\.1:{site.swarm_site.proxy_port}/", "SIGKILL",
-                               "--config", str(site.config), "deploy", "--env", ENV, "--json"],
-                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=180)
-        assert "killing_deployctl: SIGKILL before http_get" in proc.stderr, proc.stderr[-2000:]
-        return Attempt(proc.returncode, None, proc.stderr.strip()[-400:])
-
-    run_cell(site, "SIGKILL to `deployctl deploy` (fault point in the process)", "switch -> verify", run,
+    run_cell(site, "SIGKILL to `deployctl deploy` (fault point in the process)", "switch -> verify",
+             killed_before(site, "http_get", rf"^127\.0\.0\.1:{site.swarm_site.proxy_port}/", signal.SIGKILL),
              exit=-9, outcome=None, live="new", lock_left=True, after=shown_stale(site),
              converge=lambda: site.deploy(options=DeployOptions(force_unlock=True)),
              note="every node serves the new (healthy, unverified) release; `current` and the history still name "

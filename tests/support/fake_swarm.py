@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from deployctl.adapters.connector import CommandResult, HttpResponse
-from deployctl.plan.edge.proxy_config import CONFIG_PATH, PROXY_MOUNT, RELEASE_HEADER, live_release
+from deployctl.plan.edge.proxy_config import PROXY_MOUNT, RELEASE_HEADER, live_release
 from deployctl.plan.lifecycle.names import LABEL_RELEASE
 from deployctl.plan.swarm import services as sw
 from tests.support.fake_host import OK, Container, FakeHost, Fault
@@ -63,11 +63,9 @@ class FakeNode(FakeHost):
 
     def http_get(self, address: str, port: int, path: str, timeout: float = 2.0,
                  headers: dict | None = None) -> HttpResponse:
-        fault = self._enter("http_get", f"{address}:{port}{path}")
-        if fault is not None:
-            if callable(fault.effect):
-                return fault.effect(address, port, path)
-            raise self._error(fault, f"{address}:{port}")
+        scripted = self._scripted_http(address, port, path)
+        if scripted is not None:
+            return scripted
         with self._lock:
             proxy = self.swarm.services.get(self.swarm.names.proxy)
             nginx = self.proxy_task()

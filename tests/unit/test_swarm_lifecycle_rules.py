@@ -192,6 +192,13 @@ def _sigterm_at(pattern: str, call: str = "run"):  # type: ignore[no-untyped-def
     return arrange
 
 
+# On the Swarm, the put-back's swaps come after the 3 nodes' route swaps.
+SWITCH_BACK_FAILS = ("verify fails, then every switch-back swap exits 1 | verify + switch back",
+                     _both(_verify_wrong, _swap_fails(4, times=0)), _both(_verify_wrong, _swap_fails(2)),
+                     ExitCode.ROLLBACK_FAILED, UNCERTAIN, "new")
+SIGTERM_AT_HEALTH = ("SIGTERM | health",
+                     _sigterm_at(r"^docker service ps .*-frontend-"), _sigterm_at(host_rules.CONTAINER, call="http_get"),
+                     ExitCode.DEPLOY_FAILED, FAILED, "previous")
 ROWS = [  # id, on the Swarm, on the host, exit, outcome, serves
     ("bring-up: `docker service create` fails | start",
      lambda site, fake: fake.faults.append(Fault("run", r"^docker (\S+ )*service create .*--name \S+-frontend-")),
@@ -215,12 +222,8 @@ ROWS = [  # id, on the Swarm, on the host, exit, outcome, serves
     ("verify answered by a wrong release, every time | verify",
      _verify_wrong, _verify_wrong,
      ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
-    ("verify fails, then every switch-back swap exits 1 | verify + switch back",
-     _both(_verify_wrong, _swap_fails(4, times=0)), _both(_verify_wrong, _swap_fails(2)),
-     ExitCode.ROLLBACK_FAILED, UNCERTAIN, "new"),
-    ("SIGTERM | health",
-     _sigterm_at(r"^docker service ps .*-frontend-"), _sigterm_at(host_rules.CONTAINER, call="http_get"),
-     ExitCode.DEPLOY_FAILED, FAILED, "previous"),
+    SWITCH_BACK_FAILS,
+    SIGTERM_AT_HEALTH,
     ("SIGTERM (fault point) | switch: config staged, before the swap",
      _sigterm_at(SWAP), _sigterm_at(SWAP),
      ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
@@ -381,12 +384,8 @@ ROLLBACK_ROWS = [  # id, arranged on both sites, exit, outcome, serves
      ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
     ("the swap exits 1 | route", _swap_fails(1), lambda site, host: host.faults.append(Fault("run", SWAP)),
      ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
-    ("verify fails, then every switch-back swap exits 1 | verify + switch back",
-     _both(_verify_wrong, _swap_fails(4, times=0)), _both(_verify_wrong, _swap_fails(2)),
-     ExitCode.ROLLBACK_FAILED, UNCERTAIN, "new"),
-    ("SIGTERM | health",
-     _sigterm_at(r"^docker service ps .*-frontend-"), _sigterm_at(host_rules.CONTAINER, call="http_get"),
-     ExitCode.DEPLOY_FAILED, FAILED, "previous"),
+    SWITCH_BACK_FAILS,
+    SIGTERM_AT_HEALTH,
 ]
 
 
