@@ -6,7 +6,7 @@ exit code, the history record, the lock, what serves, 0 failed requests, and tha
 deploy converges. Their outcomes and exit codes must be the local rows' (docs/faults.md);
 tests/unit/test_swarm_lifecycle_rules.py pins the same rules on a fake Swarm.
 
-One Swarm site for the module (a Swarm deploy takes 15-20 s here): each cell's converging
+One Swarm site for the module (a Swarm deploy takes 10-20 s here): each cell's converging
 deploy is the next cell's previous release. Faults in the connector are given to the
 manager's and every node's connector (services/swarm/swarm_deploy.deploy's `manager=` and
 `nodes=`); signals go to a real `deployctl deploy` subprocess."""
@@ -91,7 +91,7 @@ def site(swarm, swarm_images, tmp_path_factory):  # noqa: F811 - the Swarm fixtu
     # backend's name from its own node's tasks at once. With one backend task, a frontend on
     # another node got "No address associated with hostname" for a moment after the switch
     # (Swarm's DNS entries reach the other nodes by gossip, slow on this loaded machine) and
-    # the verify stopped at the new release's own 503s (docs/swarm.md, "DNS across nodes").
+    # the verify stopped at the new release's own 503s (docs/swarm.md, "Other limits").
     # No migration: each costs a replicated job (~5 s) and no cell here is about one (the fake
     # Swarm's rows cover SIGTERM at migrate and a failed migration job). warm_window = 0: the
     # replaced release goes to 0 tasks after a short drain at every deploy.
