@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from deployctl.services.lifecycle.host_state import HostState
 from deployctl.services.hosts import layout_for
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.lifecycle.rollback import rollback
-from tests.integration.deploy_fixtures import DEPLOYCTL, ProbeImages, free_port, probe_config, remove_app, unique_app
+from tests.integration.deploy_fixtures import DEPLOYCTL, ROOT, ProbeImages, free_port, probe_config, remove_app, \
+    unique_app, write_probe_artifacts
 from tests.support.traffic import Traffic
 
 from .conftest import RESULTS
@@ -111,6 +113,11 @@ class Site:
         [outcome] = rollback(self.loaded, self.env, Recorder(), connectors=[conn or self.connector()], **kwargs)
         return outcome.release
 
+    def write_artifacts(self) -> None:
+        """A new build's build.json for a deploy run as the CLI (the probe's images)."""
+        probe = self.probe
+        write_probe_artifacts(self.config, self.app, next_revision(), probe.good, probe.good, probe.proxy)
+
     def serving(self) -> str:
         """Which release answers through the proxy now (every release field agrees)."""
         body = json.loads(urllib.request.urlopen(self.url, timeout=5).read())
@@ -152,6 +159,28 @@ def signalled_at(site: Site, verb: str, step: str, sig: signal.Signals) -> Attem
     rc = proc.wait(timeout=120)
     assert sent, f"the {verb} never reached {step}"
     return Attempt(rc, None, proc.stderr.read().strip()[-400:])  # type: ignore[union-attr]
+
+
+def killed_at(site: Site, step: str, sig: signal.Signals):  # type: ignore[no-untyped-def]
+    """A deploy subprocess, sent `sig` as soon as its events say `step` started."""
+    def run() -> Attempt:
+        site.write_artifacts()
+        return signalled_at(site, "deploy", step, sig)
+    return run
+
+
+def killed_before(site: Site, call: str, pattern: str, sig: signal.Signals):  # type: ignore[no-untyped-def]
+    """A deploy subprocess that signals itself right before its first connector `call`
+    matching `pattern` (tests/faults/killing_deployctl.py): a moment no event marks."""
+    def run() -> Attempt:
+        site.write_artifacts()
+        env = {**os.environ, "PROBE_DB_PASSWORD": SECRETS["PROBE_DB_PASSWORD"].reveal()}
+        proc = subprocess.run([sys.executable, "-m", "tests.faults.killing_deployctl", call, pattern, sig.name,
+                               "--config", str(site.config), "deploy", "--env", site.env, "--json"],
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=180)
+        assert f"killing_deployctl: {sig.name} before {call}" in proc.stderr, proc.stderr[-2000:]
+        return Attempt(proc.returncode, None, proc.stderr.strip()[-400:])
+    return run
 
 
 def shown_stale(site: Site):  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from deployctl.plan.lifecycle import switch_plan
+from deployctl.plan.swarm import swarm_plan
 from tests.integration.deploy_fixtures import ROOT
 
 RESULTS: list[dict] = []
@@ -24,8 +25,9 @@ VERIFY_TIMEOUT = 3.0  # the verify's 15 s, shortened: a failing verify is a cell
 @pytest.fixture(autouse=True)
 def short_verify(monkeypatch):
     original = switch_plan.verify_check
-    monkeypatch.setattr(switch_plan, "verify_check",
-                        lambda target: dataclasses.replace(original(target), timeout=VERIFY_TIMEOUT))
+    short = lambda target: dataclasses.replace(original(target), timeout=VERIFY_TIMEOUT)  # noqa: E731
+    monkeypatch.setattr(switch_plan, "verify_check", short)
+    monkeypatch.setattr(swarm_plan, "verify_check", short)  # the Swarm's plan imported it by name
 
 
 FAULTS_DIR = Path(__file__).parent

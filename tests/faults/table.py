@@ -14,7 +14,10 @@ rewritten from the suite's results; only a whole, passing run rewrites it). Targ
 (this machine's engine), `ssh` (the repo's sshd in front of it, or a stand-in EC2 host with its
 own sshd and dockerd behind a load balancer on 127.0.0.1: SSH drops are a closed paramiko
 transport or a real `iptables` REJECT of the sshd port) or a 3-host fleet of stand-in hosts
-(one host at a time). Action: `deploy` or `rollback` (a plain rollback to the previous good
+(one host at a time), or `swarm`: a 3-node Swarm of stand-in hosts (tests/faults/test_swarm_faults.py;
+its proxy is a global service, so a route, a verify and a switch back are made on every node,
+and traffic goes through a load balancer in front of every node's proxy port; faults in the
+connector are given to the manager's and every node's connection). Action: `deploy` or `rollback` (a plain rollback to the previous good
 release; "new" is then its target, the earlier release). Each cell: 4 workers GET `/version`
 through deployctl's proxy (or the fleet's load balancer) for the whole cell; the action is run
 with one fault injected, then the next run (the same action, no fault; `--force-unlock` where

@@ -9,8 +9,6 @@ from __future__ import annotations
 import calendar
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -19,9 +17,8 @@ from deployctl.adapters.local import LocalConnector
 from deployctl.plan.edge.proxy_config import CONFIG_FILE, STAGED_FILE, live_release
 from deployctl.services.lifecycle.deploy import DeployOptions
 from deployctl.services.hosts import layout_for
-from tests.integration.deploy_fixtures import ROOT, write_probe_artifacts
 
-from .cells import SECRETS, Attempt, Site, attempt, local_site, next_revision, run_cell, shown_stale, signalled_at
+from .cells import Attempt, Site, attempt, killed_at, killed_before, local_site, run_cell, shown_stale
 
 pytestmark = pytest.mark.integration
 
@@ -30,30 +27,6 @@ pytestmark = pytest.mark.integration
 def site(tmp_path_factory, probe_images):
     # warm_window = 0: the previous release is stopped (a drain) at every deploy
     yield from local_site(tmp_path_factory, probe_images, "process-faults", drain=0.5, rollout={"warm_window": 0})
-
-
-def killed_at(site: Site, step: str, sig: signal.Signals):  # type: ignore[no-untyped-def]
-    """A deploy subprocess, sent `sig` as soon as its events say `step` started."""
-    def run() -> Attempt:
-        probe = site.probe
-        write_probe_artifacts(site.config, site.app, next_revision(), probe.good, probe.good, probe.proxy)
-        return signalled_at(site, "deploy", step, sig)
-    return run
-
-
-def killed_before(site: Site, call: str, pattern: str, sig: signal.Signals):  # type: ignore[no-untyped-def]
-    """A deploy subprocess that signals itself right before its first connector `call`
-    matching `pattern` (tests/faults/killing_deployctl.py): a moment no event marks."""
-    def run() -> Attempt:
-        probe = site.probe
-        write_probe_artifacts(site.config, site.app, next_revision(), probe.good, probe.good, probe.proxy)
-        env = {**os.environ, "PROBE_DB_PASSWORD": SECRETS["PROBE_DB_PASSWORD"].reveal()}
-        proc = subprocess.run([sys.executable, "-m", "tests.faults.killing_deployctl", call, pattern, sig.name,
-                               "--config", str(site.config), "deploy", "--env", "local", "--json"],
-                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
-        assert f"killing_deployctl: {sig.name} before {call}" in proc.stderr, proc.stderr[-2000:]
-        return Attempt(proc.returncode, None, proc.stderr.strip()[-400:])
-    return run
 
 
 RELOAD = r"docker exec \S+ nginx -t -q -c \S+\.next"  # the file is staged; nginx not yet told

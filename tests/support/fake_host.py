@@ -241,11 +241,9 @@ class FakeHost:
 
     def http_get(self, address: str, port: int, path: str, timeout: float = 2.0,
                  headers: dict | None = None) -> HttpResponse:
-        fault = self._enter("http_get", f"{address}:{port}{path}")
-        if fault is not None:
-            if callable(fault.effect):
-                return fault.effect(address, port, path)
-            raise self._error(fault, f"{address}:{port}")
+        scripted = self._scripted_http(address, port, path)
+        if scripted is not None:
+            return scripted
         shared = self._shared_route(address, port, path, headers or {})
         if shared is not None:
             return shared
@@ -333,6 +331,15 @@ class FakeHost:
         if fault is not None and fault.effect in ("lost", "raise"):
             raise self._error(fault, text)
         return fault
+
+    def _scripted_http(self, address: str, port: int, path: str) -> HttpResponse | None:
+        """The answer a Fault scripts for this http_get (raised when it is an error), if any."""
+        fault = self._enter("http_get", f"{address}:{port}{path}")
+        if fault is None:
+            return None
+        if callable(fault.effect):
+            return fault.effect(address, port, path)
+        raise self._error(fault, f"{address}:{port}")
 
     def _file_fault(self, call: str, text: str) -> None:
         fault = self._enter(call, text)

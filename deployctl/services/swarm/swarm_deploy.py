@@ -70,12 +70,16 @@ class SwarmJob:
     emit: Emit
     manager: object = None
     site: SwarmSite | None = None
+    # address -> a node's connector; None: ssh_connector with the environment's settings
+    # (a test gives scripted nodes: tests/support/fake_swarm.py, tests/faults/test_swarm_faults.py)
+    nodes: Callable[[str], object] | None = None
 
     def open(self) -> tuple[SwarmSite, HostState]:
         environment = self.loaded.environment(self.env_name)
         self.manager = self.manager or manager_connector(self.loaded, self.env_name)
         preflight.connect(self.manager, self.emit)
-        self.site = SwarmSite(self.manager, lambda address: ssh_connector(self.loaded, environment, address),
+        nodes = self.nodes or (lambda address: ssh_connector(self.loaded, environment, address))
+        self.site = SwarmSite(self.manager, nodes,
                               names_for(self.loaded, self.env_name), layout_for(self.loaded, self.env_name),
                               self.emit)
         self.site.check_manager()
@@ -206,7 +210,8 @@ def refuse_stop_first(config, env_name: str) -> None:  # type: ignore[no-untyped
 
 def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: dict[str, Secret], emit: Emit, *,
            options: DeployOptions = DeployOptions(), registry_password: Secret | None = None,
-           registry_username: str | None = None, manager=None, now: float | None = None) -> DeployResult:  # type: ignore[no-untyped-def]
+           registry_username: str | None = None, manager=None, nodes: Callable[[str], object] | None = None,
+           now: float | None = None) -> DeployResult:  # type: ignore[no-untyped-def]
     config, environment = loaded.config, loaded.environment(env_name)
     if canary_spec(environment.rollout, options.canary) is not None:
         refuse("swarm", env_name, "canary")  # before anything is touched (plan/lifecycle/target_limits.py)
@@ -220,7 +225,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         emit(Message(f"services.{unrecorded[0]}.schema_version is not run on a Swarm target yet: this release records "
                      "no schema, so a later rollback to it is not checked against the schema (docs/backups.md)",
                      level="warning"))
-    job = SwarmJob(loaded, env_name, emit, manager)
+    job = SwarmJob(loaded, env_name, emit, manager, nodes=nodes)
     try:
         site, state = job.open()
         host = job.manager.host
@@ -541,10 +546,11 @@ def swarm_rollback_plan(loaded: LoadedConfig, env_name: str, record: ReleaseReco
 
 def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None = None, message: str = "",
              force_unlock: bool = False, manager=None, hooks: bool = True,  # type: ignore[no-untyped-def]
-             secrets: dict[str, Secret] | None = None) -> list[SwarmRollback]:
+             secrets: dict[str, Secret] | None = None,
+             nodes: Callable[[str], object] | None = None) -> list[SwarmRollback]:
     environment = loaded.environment(env_name)
     emit = serialized(emit)
-    job = SwarmJob(loaded, env_name, emit, manager)
+    job = SwarmJob(loaded, env_name, emit, manager, nodes=nodes)
     try:
         site, state = job.open()
         host = job.manager.host

@@ -47,10 +47,12 @@ class SwarmSite:
 
     def write_config(self, frontend_replicas: int = 3, backend_replicas: int = 2, health_timeout: float = 20,
                      checks: str = "docker", guard_window: float = 0, frontend_env: dict | None = None,
-                     proxy_image: str | None = None, warm_window: float = 600) -> None:
+                     proxy_image: str | None = None, warm_window: float = 600, drain: float = 1.0,
+                     migrate: bool = True) -> None:
         """`checks`: "docker" (the image's HEALTHCHECK, run by Swarm in each task) or "http"
         (frontend: GET /healthz, backend: a TCP connect, both run by deployctl itself, the
-        way an app we did not write, without curl in its image, is checked)."""
+        way an app we did not write, without curl in its image, is checked). `migrate`: the
+        backend's migration (a replicated job, ~5 s a deploy)."""
         fleet = self.swarm.fleet
         frontend_check, backend_check = (('type = "http"\npath = "/healthz"', 'type = "tcp"') if checks == "http"
                                          else ('type = "docker"', 'type = "docker"'))
@@ -60,7 +62,7 @@ app = "{self.app}"
 server = "{fleet.registry}"
 [services.backend]
 context = "{PROBE}"
-migrate = ["python", "/probe/server.py", "migrate"]
+{'migrate = ["python", "/probe/server.py", "migrate"]' if migrate else ""}
 secrets = ["PROBE_DB_PASSWORD"]
 replicas = {backend_replicas}
 [services.backend.healthcheck]
@@ -90,7 +92,7 @@ key_file = "{fleet.key_file}"
 known_hosts = "{fleet.known_hosts_file}"
 connect_timeout = 3
 [environments.{ENV}.rollout]
-drain = 1.0
+drain = {drain}
 keep = 3
 guard_window = {guard_window}
 warm_window = {warm_window}

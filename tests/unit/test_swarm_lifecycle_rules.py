@@ -1,0 +1,421 @@
+"""The Swarm site's lifecycle rules on a scripted fake Swarm (tests/support/fake_swarm.py, a
+FakeHost manager and one FakeHost per node), in milliseconds: for each phase x failure, the
+outcome, the history record, the exit code and the lock state, and that they are the ones
+a host gives for the same failure (tests/unit/test_lifecycle_rules.py's local site, run
+here side by side: the same ExitCode, the same record, the lock released the same way).
+tests/faults/test_swarm_faults.py proves the same rows on the real 3-node Swarm.
+
+Only the entry points are driven (services/swarm/swarm_deploy.deploy and rollback, with the
+fake manager and nodes), with virtual time (a 15 s verify costs nothing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deployctl.adapters.connector import HttpResponse
+from deployctl.config import LoadedConfig, parse_config
+from deployctl.errors import DeployctlError, ExitCode, LockHeldError
+from deployctl.events import Message, Recorder
+from deployctl.plan.edge.proxy_config import RELEASE_HEADER, live_release
+from deployctl.plan.lifecycle.lock import LockRecord
+from deployctl.plan.lifecycle.releases import FAILED, LIVE, REVERTED, UNCERTAIN, History, ReleaseRecord
+from deployctl.secrets import Secret
+from deployctl.services.hosts import layout_for, names_for
+from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.swarm import swarm_deploy
+from tests.support.fake_host import Fault, wrong_release
+from tests.support.fake_swarm import FakeSwarm
+from tests.support.virtual_time import virtual_time
+from tests.unit import test_lifecycle_rules as host_rules
+
+CONFIG = """
+app = "shop"
+registry = { server = "registry.example" }
+[services.backend]
+context = "backend"
+migrate = ["python", "-m", "migrate"]
+secrets = ["DB_PASSWORD"]
+replicas = 2
+[services.backend.healthcheck]
+type = "docker"
+timeout = 2
+[services.frontend]
+context = "frontend"
+routed = true
+verify_path = "/version"
+replicas = 3
+[services.frontend.healthcheck]
+type = "docker"
+timeout = 2
+[services.frontend.env]
+BACKEND_URL = "{{ backend.url }}"
+
+[environments.swarm]
+target = "swarm"
+manager = "manager"
+proxy_port = 8080
+state_dir = "/srv/state"
+[environments.swarm.rollout]
+drain = 0
+guard_window = 0
+warm_window = 0
+"""
+LOADED = LoadedConfig(Path("/project/deploy.toml"), parse_config(CONFIG))
+SECRETS = {"DB_PASSWORD": Secret("s3cret")}
+LAYOUT = layout_for(LOADED, "swarm")
+NAMES = names_for(LOADED, "swarm")
+T0 = host_rules.T0
+PROXY = r"^127\.0\.0\.1:8080/"  # a node's http_get through its proxy (the verify, the switch back's wait)
+SWAP = host_rules.SWAP  # a node's staged swap: `nginx -t` of nginx.conf.next, rename, reload in one sh -c
+
+virtual_time = pytest.fixture(autouse=True)(virtual_time)  # tests/support/virtual_time.py
+
+
+class Site:
+    """The Swarm environment on a fake Swarm, with the releases deployed so far."""
+
+    def __init__(self, swarm: FakeSwarm) -> None:
+        self.swarm, self.emit, self.n = swarm, Recorder(), 0
+
+    def deploy(self, **kwargs) -> str:  # type: ignore[no-untyped-def]
+        self.n += 1
+        images = ReleaseImages({s: f"registry.example/shop/{s}@sha256:{self.n:064d}" for s in ("backend", "frontend")},
+                               f"{self.n:07d}")
+        return swarm_deploy.deploy(LOADED, "swarm", images, SECRETS, self.emit, manager=self.swarm,
+                                   nodes=self.swarm.node, now=T0 + 60 * self.n, **kwargs).release
+
+    def failing_deploy(self, **kwargs) -> DeployctlError:  # type: ignore[no-untyped-def]
+        with pytest.raises(DeployctlError) as info:
+            self.deploy(**kwargs)
+        return info.value
+
+    def rollback(self, **kwargs):  # type: ignore[no-untyped-def]
+        return swarm_deploy.rollback(LOADED, "swarm", self.emit, manager=self.swarm, nodes=self.swarm.node, **kwargs)
+
+    def failing_rollback(self, **kwargs) -> DeployctlError:  # type: ignore[no-untyped-def]
+        with pytest.raises(DeployctlError) as info:
+            self.rollback(**kwargs)
+        return info.value
+
+    def warnings(self) -> list[str]:
+        return [m.text for m in self.emit.of(Message) if m.level == "warning"]
+
+    # -- the manager's state ----------------------------------------------------------------------
+
+    def records(self) -> list[ReleaseRecord]:
+        return list(History.parse(self.swarm.text(LAYOUT.history) or "").records)
+
+    def current(self) -> str | None:
+        return (self.swarm.text(LAYOUT.current) or "").strip() or None
+
+    def locked(self) -> bool:
+        return LAYOUT.lock_dir in self.swarm.dirs
+
+    def tried(self) -> str:
+        return self.records()[-1].release
+
+    def on_disk(self) -> set[str | None]:
+        """The release each node's nginx.conf names (what a restarted proxy task would load)."""
+        return {live_release(n.text(f"{LAYOUT.proxy_dir}/nginx.conf")) for n in self.swarm.nodes.values()}
+
+
+@pytest.fixture
+def swarm():
+    fake = FakeSwarm(NAMES)
+    site = Site(fake)
+    site.r1 = site.deploy()
+    yield site, fake
+    assert not fake.unknown and not any(n.unknown for n in fake.nodes.values()), fake.unknown
+
+
+def assert_previous_serves(site: Site, fake: FakeSwarm, tried: str, outcome: str) -> None:
+    """A failed Swarm deploy's whole contract, as a host's (test_lifecycle_rules.
+    assert_previous_serves): every node's proxy serves the previous release and its
+    nginx.conf names it, `current` names it, the tried release is recorded with `outcome`
+    and its services, secrets and own network are gone, the lock is released."""
+    assert fake.serving_nodes() == {site.r1} and site.on_disk() == {site.r1}
+    assert site.current() == site.r1
+    last = site.records()[-1]
+    assert (last.release, last.action, last.outcome, last.previous) == (tried, "deploy", outcome, site.r1)
+    assert fake.of_release(tried) == [] and NAMES.release_network(tried) not in fake.networks
+    assert not [s for s, labels in fake.secrets.items() if labels.get("io.deployctl.release") == tried]
+    assert fake.running(NAMES.container("frontend", site.r1)) == 3
+    assert not site.locked()
+
+
+def test_a_clean_deploy_goes_live_on_every_node_records_and_releases_the_lock(swarm):
+    site, fake = swarm
+    r2 = site.deploy()
+    assert fake.serving_nodes() == {r2} and site.on_disk() == {r2} and site.current() == r2
+    last = site.records()[-1]
+    assert (last.release, last.action, last.outcome, last.previous) == (r2, "deploy", LIVE, site.r1)
+    assert last.spec["release"] == r2 and last.extra["replicas"] == {"backend": 2, "frontend": 3}
+    assert not site.locked()
+    # the replaced release scaled to 0 (warm_window = 0), kept for rollback
+    assert fake.services[NAMES.container("frontend", site.r1)].replicas == 0
+    assert fake.running(NAMES.container("frontend", r2)) == 3
+
+
+# -- each phase x failure, on the Swarm and on a host side by side ------------------------------------
+#
+# A row: what fails (arranged on the fake Swarm, and the same failure on a local fake host),
+# then both sites must give the same ExitCode, the same history outcome and serve the same
+# side ("previous": the release live before; "new": the one tried), each lock released.
+# The Swarm patterns name a node's calls (its staged swap, its verify) or the manager's.
+
+def _verify_wrong(site, fake) -> None:  # type: ignore[no-untyped-def]
+    fake.faults.append(Fault("http_get", PROXY, times=0, effect=wrong_release))
+
+
+def _swap_fails(nth: int, times: int = 1):  # type: ignore[no-untyped-def]
+    return lambda site, fake: fake.faults.append(Fault("run", SWAP, nth=nth, times=times))
+
+
+def _both(*arrange):  # type: ignore[no-untyped-def]
+    def run(site, fake) -> None:  # type: ignore[no-untyped-def]
+        for step in arrange:
+            step(site, fake)
+    return run
+
+
+def _sigterm_at(pattern: str, call: str = "run"):  # type: ignore[no-untyped-def]
+    """SIGTERM as the CLI's handler delivers it (host_rules.interrupt), right before the
+    first call matching `pattern`; the call itself is then made."""
+    def arrange(site, fake) -> None:  # type: ignore[no-untyped-def]
+        if call == "run":
+            fake.faults.append(Fault("run", pattern, effect=lambda argv: (host_rules.interrupt(site)(),
+                                                                         fake._run(argv))[1]))
+        else:
+            fake.faults.append(Fault("http_get", pattern, effect="raise", action=host_rules.interrupt(site)))
+    return arrange
+
+
+# On the Swarm, the put-back's swaps come after the 3 nodes' route swaps.
+SWITCH_BACK_FAILS = ("verify fails, then every switch-back swap exits 1 | verify + switch back",
+                     _both(_verify_wrong, _swap_fails(4, times=0)), _both(_verify_wrong, _swap_fails(2)),
+                     ExitCode.ROLLBACK_FAILED, UNCERTAIN, "new")
+SIGTERM_AT_HEALTH = ("SIGTERM | health",
+                     _sigterm_at(r"^docker service ps .*-frontend-"), _sigterm_at(host_rules.CONTAINER, call="http_get"),
+                     ExitCode.DEPLOY_FAILED, FAILED, "previous")
+ROWS = [  # id, on the Swarm, on the host, exit, outcome, serves
+    ("bring-up: `docker service create` fails | start",
+     lambda site, fake: fake.faults.append(Fault("run", r"^docker (\S+ )*service create .*--name \S+-frontend-")),
+     lambda site, host: host.faults.append(Fault("run", r"^docker create .*-frontend-")),
+     ExitCode.DEPLOY_FAILED, FAILED, "previous"),
+    ("bring-up: a task fails as it starts | health",
+     lambda site, fake: fake.crashing_services.append(r"-frontend-"),
+     lambda site, host: host.crashing.append(r"-frontend-"),
+     ExitCode.DEPLOY_FAILED, FAILED, "previous"),
+    ("health never reached | health",
+     lambda site, fake: fake.starting.append(r"-frontend-"),
+     lambda site, host: host.faults.append(Fault("http_get", host_rules.CONTAINER, times=0)),
+     ExitCode.DEPLOY_FAILED, FAILED, "previous"),
+    ("route: the staged nginx.conf.next cannot be written | route",
+     lambda site, fake: fake.faults.append(Fault("put_file", r"/proxy/nginx\.conf\.next$")),
+     lambda site, host: host.faults.append(Fault("put_file", r"/proxy/nginx\.conf\.next$")),
+     ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
+    ("route: the swap (`nginx -t` of the staged file, rename, reload) exits 1 | route",
+     _swap_fails(1), lambda site, host: host.faults.append(Fault("run", SWAP)),
+     ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
+    ("verify answered by a wrong release, every time | verify",
+     _verify_wrong, _verify_wrong,
+     ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
+    SWITCH_BACK_FAILS,
+    SIGTERM_AT_HEALTH,
+    ("SIGTERM (fault point) | switch: config staged, before the swap",
+     _sigterm_at(SWAP), _sigterm_at(SWAP),
+     ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
+    ("SIGTERM (fault point) | switch -> verify",
+     lambda site, fake: fake.faults.append(Fault("http_get", PROXY, effect=lambda a, p, path: (
+         host_rules.interrupt(site)(), fake.node("10.9.0.1").http_get(a, p, path))[1])),
+     lambda site, host: host.faults.append(Fault("http_get", PROXY, effect=lambda a, p, path: (
+         host_rules.interrupt(site)(), host._through_proxy(path))[1])),
+     ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
+    ("SIGTERM | migrate",
+     _sigterm_at(r"^docker service create --detach --name \S+ --mode replicated-job"),
+     _sigterm_at(r"^docker start --attach "),
+     ExitCode.DEPLOY_FAILED, FAILED, "previous"),
+    ("the migration fails | migrate",
+     lambda site, fake: fake.failing_jobs.append(r"-migrate-"),
+     lambda site, host: host.faults.append(Fault("run", r"^docker start --attach ", effect=3)),
+     ExitCode.DEPLOY_FAILED, FAILED, "previous"),
+]
+
+
+@pytest.fixture
+def local():
+    yield from host_rules.local_site("local")
+
+
+@pytest.mark.parametrize("on_swarm,on_host,exit,outcome,serves", [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
+def test_a_failure_gives_the_swarm_what_it_gives_a_host(swarm, local, on_swarm, on_host, exit, outcome, serves):
+    site, fake = swarm
+    on_swarm(site, fake)
+    error = site.failing_deploy()
+    fake.faults.clear()
+    fake.crashing_services.clear()
+    fake.starting.clear()
+    fake.failing_jobs.clear()
+    tried = site.tried()
+    assert (error.exit_code, site.records()[-1].outcome) == (exit, outcome), error.message
+    if serves == "previous":
+        assert_previous_serves(site, fake, tried, outcome)
+    else:  # uncertain: the new release serves on every node, `current` still names the previous one
+        assert fake.serving_nodes() == {tried} and site.current() == site.r1 and not site.locked()
+
+    host_site, host = local
+    on_host(host_site, host)
+    host_error = host_site.failing_deploy()
+    host.faults.clear()
+    host.crashing.clear()
+    host_tried = host_rules.tried_release(host)
+    assert (host_error.exit_code, host_rules.records(host)[-1].outcome) == (exit, outcome), host_error.message
+    assert host.serving() == (host_tried if serves == "new" else host_site.r1)
+    assert host_rules.locked(host) == site.locked() == False  # noqa: E712 - both released
+    # the same words in the record where the host's say why (a migration that ran, then a stop)
+    said = "the migrations ran here, then the deploy stopped"
+    assert (said in site.records()[-1].error) == (said in host_rules.records(host)[-1].error)
+
+    # and the next deploy goes live on both
+    r3, host_r3 = site.deploy(), host_site.deploy()
+    assert fake.serving_nodes() == {r3} and not site.locked() and site.current() == r3
+    assert host.serving() == host_r3
+
+
+def test_a_lock_held_by_another_deploy_refuses_naming_it_and_changes_nothing(swarm, local):
+    # faults.md: ... | lock | one refused (exit 8) naming the holder (who, machine, pid, release)
+    site, fake = swarm
+    holder = LockRecord(who="ann@ci", when="2026-12-06T00:00:00Z", action="deploy", release="20990101-000000-other",
+                        pid=1, host="elsewhere")
+    fake.mkdir(LAYOUT.lock_dir, exclusive=True)
+    fake.put_file(LAYOUT.lock_info, holder.to_json().encode(), 0o644)
+    services, history = dict(fake.services), fake.text(LAYOUT.history)
+    error = site.failing_deploy()
+    assert isinstance(error, LockHeldError) and error.exit_code == ExitCode.LOCK_HELD
+    assert "ann@ci" in error.message and "20990101-000000-other" in error.message and "elsewhere" in error.message
+    assert fake.services == services and fake.text(LAYOUT.history) == history
+    assert LockRecord.parse(fake.read_file(LAYOUT.lock_info)) == holder  # still theirs
+    host_site, host = local
+    host.mkdir(host_rules.LOCAL.lock_dir, exclusive=True)
+    host.put_file(host_rules.LOCAL.lock_info, holder.to_json().encode(), 0o644)
+    assert host_site.failing_deploy().exit_code == error.exit_code
+
+
+def test_the_lock_records_pid_and_machine_so_a_dead_holder_is_shown_stale(swarm):
+    """The Swarm's lock used to record no pid or host (issue 22): its stale locks could only
+    be broken blind. A holder whose process is gone on this machine is STALE."""
+    from deployctl.services.hosts import machine
+    from deployctl.services.lifecycle.deploy_result import DeployOptions
+
+    site, fake = swarm
+    dead = LockRecord(who="bob@ci", when="2026-12-06T00:00:00Z", action="deploy", release="x", pid=2 ** 22 + 7,
+                      host=machine())
+    fake.mkdir(LAYOUT.lock_dir, exclusive=True)
+    fake.put_file(LAYOUT.lock_info, dead.to_json().encode(), 0o644)
+    error = site.failing_deploy()
+    assert error.exit_code == ExitCode.LOCK_HELD and "STALE" in error.message, error.message
+    r2 = site.deploy(options=DeployOptions(force_unlock=True))
+    assert fake.serving_nodes() == {r2} and not site.locked()
+    assert any("broke a stale lock held by bob@ci" in w for w in site.warnings())
+
+
+# SIGKILL, modelled as the manager and every node out of reach from the kill point on (as
+# test_lifecycle_rules.KILLS): what the Swarm is left with is what a killed deployctl leaves.
+KILLS = [  # step, the call the kill comes before, what serves after, whether the release was recorded live
+    ("health", ("run", r"^docker service ps .*-frontend-"), "previous", False),
+    ("switch -> verify (after the switch)", ("http_get", PROXY), "new", False),
+    ("stop (after the record)", ("run", r"^docker service scale --detach \S+=0"), "new", True),
+]
+
+
+@pytest.mark.parametrize("call,pattern,serves,recorded", [k[1] + k[2:] for k in KILLS], ids=[k[0] for k in KILLS])
+def test_a_killed_deploy_leaves_its_lock_and_the_next_forced_one_converges(swarm, call, pattern, serves, recorded):
+    from deployctl.services.lifecycle.deploy_result import DeployOptions
+
+    site, fake = swarm
+    count = len(site.records())
+    everything = [fake, *fake.nodes.values()]
+    fake.faults.append(Fault(call, pattern, action=lambda: [setattr(h, "gone", True) for h in everything]))
+    try:  # in-process, the deploy goes on (killed: -9); only what reached the Swarm matters here
+        site.deploy()
+    except DeployctlError:
+        pass
+    for h in everything:
+        h.gone = False
+    fake.faults.clear()
+    tried = LockRecord.parse(fake.read_file(LAYOUT.lock_info)).release  # the lock names the dead deploy
+    assert fake.serving_nodes() == {tried if serves == "new" else site.r1}
+    assert site.current() == (tried if recorded else site.r1)
+    assert [r.outcome for r in site.records()[count:]] == ([LIVE] if recorded else [])
+    assert site.on_disk() == fake.serving_nodes()  # staged and swapped in one command: never a half switch
+    r3 = site.deploy(options=DeployOptions(force_unlock=True))
+    assert fake.serving_nodes() == {r3} and not site.locked()
+    assert fake.running(NAMES.container("frontend", tried)) == 0  # the leftovers scaled to 0 or removed
+
+
+# -- a rollback: the same rows ----------------------------------------------------------------------
+
+
+def test_a_rollback_without_an_earlier_release_is_refused_as_on_a_host(swarm, local):
+    """Issue 22: "no earlier good release" exited 2 on a Swarm and 6 elsewhere."""
+    site, fake = swarm
+    count = len(site.records())
+    error = site.failing_rollback()
+    host_error = local[0].failing_rollback()
+    assert error.exit_code == host_error.exit_code == ExitCode.DEPLOY_FAILED
+    assert error.message.startswith("no earlier good release"), error.message
+    assert len(site.records()) == count and fake.serving_nodes() == {site.r1} and not site.locked()
+
+
+def _target_500(site, fake) -> None:  # type: ignore[no-untyped-def]
+    fake.faults.append(Fault("http_get", PROXY, times=0, effect=lambda a, p, path: HttpResponse(
+        500, b"boom", {RELEASE_HEADER.lower(): site.r1})))
+
+
+ROLLBACK_ROWS = [  # id, arranged on both sites, exit, outcome, serves
+    ("the target's tasks never healthy | health",
+     lambda site, fake: fake.starting.append(rf"-frontend-{site.r1}"),
+     lambda site, host: host.faults.append(Fault("http_get", host_rules.CONTAINER, times=0,
+                                                 effect=lambda a, p, path: HttpResponse(503, b"starting", {}))),
+     ExitCode.DEPLOY_FAILED, FAILED, "previous"),
+    ("the target answers /version 500 through the proxy | verify", _target_500, _target_500,
+     ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
+    ("the swap exits 1 | route", _swap_fails(1), lambda site, host: host.faults.append(Fault("run", SWAP)),
+     ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
+    SWITCH_BACK_FAILS,
+    SIGTERM_AT_HEALTH,
+]
+
+
+@pytest.mark.parametrize("on_swarm,on_host,exit,outcome,serves", [r[1:] for r in ROLLBACK_ROWS],
+                         ids=[r[0] for r in ROLLBACK_ROWS])
+def test_a_rollback_failure_gives_the_swarm_what_it_gives_a_host(swarm, local, on_swarm, on_host, exit, outcome,
+                                                                   serves):
+    site, fake = swarm
+    site.r2 = site.deploy()
+    on_swarm(site, fake)
+    error = site.failing_rollback()
+    fake.faults.clear()
+    fake.starting.clear()
+    last = site.records()[-1]
+    assert (error.exit_code, last.action, last.release, last.outcome, last.previous) == (
+        exit, "rollback", site.r1, outcome, site.r2), error.message
+    assert fake.serving_nodes() == {site.r1 if serves == "new" else site.r2} and site.current() == site.r2
+    assert not site.locked()
+    if serves == "previous":  # the target's services back to 0 tasks (kept), r2's untouched
+        assert fake.running(NAMES.container("frontend", site.r1)) == 0 and site.on_disk() == {site.r2}
+        assert fake.running(NAMES.container("frontend", site.r2)) == 3
+
+    host_site, host = local
+    host_site.r2 = host_site.deploy()
+    on_host(host_site, host)
+    host_error = host_site.failing_rollback()
+    host.faults.clear()
+    host_last = host_rules.records(host)[-1]
+    assert (host_error.exit_code, host_last.action, host_last.outcome) == (exit, "rollback", outcome)
+    assert host.serving() == (host_site.r1 if serves == "new" else host_site.r2) and not host_rules.locked(host)
+
+    [done] = site.rollback()  # and the same rollback without the fault converges
+    assert done.release == site.r1 and fake.serving_nodes() == {site.r1} and site.current() == site.r1
