@@ -376,12 +376,13 @@ def test_dry_run_prints_the_plan_the_switch_runs_and_never_a_secret_value():
 
     from deployctl.config import LoadedConfig
     from deployctl.services.lifecycle.deploy import DeployOptions, HostDeploy
+    from deployctl.services.env import Env
     from deployctl.services.lifecycle.release_images import ReleaseImages
 
     class Unused:
         host = "127.0.0.1"
 
-    job = HostDeploy(LoadedConfig(Path("/p/deploy.toml"), SECRET_CONFIG), "local", Unused(), lambda e: None, R1,
+    job = HostDeploy(Env.resolve(LoadedConfig(Path("/p/deploy.toml"), SECRET_CONFIG), "local"), Unused(), lambda e: None, R1,
                      ReleaseImages({"api": "sha256:a", "web": "sha256:w"}, "abc1234def", dirty=True), {},
                      DeployOptions())
     plan = job.plan

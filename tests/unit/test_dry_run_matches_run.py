@@ -13,6 +13,7 @@ import pytest
 
 from deployctl.plan.lifecycle.dry_run import deploy_steps
 from deployctl.services.lifecycle.deploy import HostDeploy
+from deployctl.services.env import Env
 from deployctl.services.lifecycle.deploy_result import DeployOptions
 from tests.support.fake_host import FakeHost
 from tests.unit.test_lifecycle_rules import LOADED, PROD, Site, local_site, virtual_time  # noqa: F401 - a fixture
@@ -44,7 +45,7 @@ def test_every_command_a_deploy_runs_is_one_its_dry_run_printed(env):
     class Unconnected:  # the dry run builds the same HostDeploy and never connects
         host = "local"
 
-    job = HostDeploy(LOADED, env, Unconnected(), lambda event: None, release, images, {}, DeployOptions())
+    job = HostDeploy(Env.resolve(LOADED, env), Unconnected(), lambda event: None, release, images, {}, DeployOptions())
     steps = deploy_steps(job.plan, [row for step in job.preparation() for row in step.rows], job.migration_rows(),
                          job.layout, local=True, images=[*images.images.values(), job.spec.proxy.image], keep=5)
     printed = [" ".join(s.argv) for s in steps if s.argv]
@@ -75,7 +76,7 @@ def test_the_pulls_run_and_are_printed_before_the_lock():
     pulls = [i for i, (call, text) in enumerate(calls) if call == "run" and text.startswith("docker pull ")]
     assert pulls and max(pulls) < lock
 
-    job = HostDeploy(LOADED, "prod", host, lambda event: None, release, site.images(site.n), {}, DeployOptions())
+    job = HostDeploy(Env.resolve(LOADED, "prod"), host, lambda event: None, release, site.images(site.n), {}, DeployOptions())
     steps = deploy_steps(job.plan, [row for step in job.preparation() for row in step.rows], job.migration_rows(),
                          job.layout, local=False, images=[], keep=5,
                          fetching=[row for step in job.fetching() for row in step.rows])

@@ -239,6 +239,7 @@ def test_the_dry_run_prints_the_shadow_window_between_health_and_route():
 
     from deployctl.config import LoadedConfig
     from deployctl.services.lifecycle.deploy import DeployOptions, HostDeploy
+    from deployctl.services.env import Env
     from deployctl.services.lifecycle.release_images import ReleaseImages
 
     class Unused:
@@ -246,13 +247,13 @@ def test_the_dry_run_prints_the_shadow_window_between_health_and_route():
 
     loaded = LoadedConfig(Path("/p/deploy.toml"), parse_config(CONFIG))
     images = ReleaseImages({"web": "sha256:w"}, "abc1234def")
-    job = HostDeploy(loaded, "prod", Unused(), lambda e: None, R2, images, {}, DeployOptions(shadow=30))
+    job = HostDeploy(Env.resolve(loaded, "prod"), Unused(), lambda e: None, R2, images, {}, DeployOptions(shadow=30))
     names = [row.step for row in job.plan.steps()]
     assert names.index("health") < names.index("shadow") < names.index("route")
     rows = [row for row in job.plan.steps() if row.step == "shadow"]
     assert "`mirror` copies GET/HEAD requests to " + R2 in rows[0].detail and rows[0].argv
     assert "for 30s or until 50 were answered" in rows[1].detail and "docker" in rows[1].argv[0]
-    plain = HostDeploy(loaded, "prod", Unused(), lambda e: None, R2, images, {}, DeployOptions())
+    plain = HostDeploy(Env.resolve(loaded, "prod"), Unused(), lambda e: None, R2, images, {}, DeployOptions())
     assert "shadow" not in [row.step for row in plain.plan.steps()]
 
 

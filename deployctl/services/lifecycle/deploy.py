@@ -47,7 +47,7 @@ from ...plan.data.backup_schedule import scheduled as scheduled_backups
 from ...plan.pipeline.images import scheduler_image
 from ..operate.jobs import HostJobs, backup_jobs
 from .secret_owner import hand_to_image_user
-from ..hosts import connectors_for, layout_for, names_for, proxy_port, tls_port
+from ..env import Env
 from .retire import retire_and_prune, stop_expired_warm
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .release_images import ReleaseImages, proxy_image_for
@@ -69,7 +69,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
            registry_username: str | None = None, connectors: list | None = None,
            now: float | None = None) -> DeployResult:
     """`registry_username` overrides registry.username (ECR: the token's user, "AWS")."""
-    config, environment = loaded.config, loaded.environment(env_name)
+    env = Env.resolve(loaded, env_name)  # once: every host's job takes it
+    config, environment = loaded.config, env.settings
     tls.refuse_swarm(loaded, env_name)
     shared_proxy.refuse(loaded, env_name)
     check_settings(loaded, env_name)  # backup_before_migrate: refused before anything changes
@@ -80,8 +81,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                             registry_password=registry_password, registry_username=registry_username, now=now)
     login_user = registry_username or (config.registry.username if config.registry else None)
     emit = serialized(emit)  # hosts report from worker threads
-    conns = connectors if connectors is not None else connectors_for(loaded, env_name)
-    layout = layout_for(loaded, env_name)
+    conns = connectors if connectors is not None else env.connectors()
+    layout = env.layout
 
     live: dict[str, str | None] = {}
     # tls = "files": the pair checked (key, names, dates) before any host changes.
@@ -121,7 +122,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             which = "canary" if gate is not None else "shadow window"
             emit(Message(f"{which}: every host at once (rollout.batch and rollout.parallel apply without a {which})"))
             settings = settings.model_copy(update={"batch": None, "parallel": None})
-        jobs = [HostDeploy(loaded, env_name, conn, emit, release, images, secrets, options, cancel=cancel, gate=gate,
+        jobs = [HostDeploy(env, conn, emit, release, images, secrets, options, cancel=cancel, gate=gate,
                            shadow_gate=shadow_gate, first=index == 0)
                 for index, conn in enumerate(conns)]
         hooks = HookRunner.for_config(loaded, emit, enabled=options.hooks, secrets=secrets, stopped=cancel.is_set)
@@ -194,31 +195,32 @@ class HostDeploy:
     (pull, networks, secrets, env files), runs migrations when asked, then runs the one
     switch sequence (services/lifecycle/switch.py) on the plan built from this release's spec."""
 
-    def __init__(self, loaded: LoadedConfig, env_name: str, conn, emit: Emit, release: str,
+    def __init__(self, env: Env, conn, emit: Emit, release: str,
                  images: ReleaseImages, secrets: dict[str, Secret], options: DeployOptions,
                  *, cancel: Cancel | None = None, gate: CanaryGate | None = None,
                  shadow_gate: CanaryGate | None = None, first: bool = True) -> None:
-        self.loaded, self.env_name, self.conn, self.emit = loaded, env_name, conn, emit
+        self.env, self.conn, self.emit = env, conn, emit
+        self.loaded, self.env_name = env.loaded, env.name  # for what still takes them (release_spec...)
         self.first = first  # the rollout's first host: it runs the scheduled jobs (services/operate/jobs.py)
         self.host = conn.host
-        self.config = loaded.config
-        self.environment = loaded.environment(env_name)
+        self.config = env.config
+        self.environment = env.settings
         self.release, self.images, self.secrets, self.options = release, images, secrets, options
         self.cancel = cancel or Cancel()
-        self.names = names_for(loaded, env_name)
-        self.layout = layout_for(loaded, env_name)
+        self.names = env.names
+        self.layout = env.layout
         self.state = HostState(conn, self.layout, emit)
         # What the migration step (run on one host) found, shared by deploy() with every
         # host's job for its record (plan/data/schema.py).
         self.database = ReleaseDatabase()
         self.drain = self.environment.rollout.drain
         self.switch = HostSwitch(conn, self.names, self.layout, emit, checkpoint=self.cancel.check)
-        self.containers = release_containers(self.config, self.environment, env_name, release, images.revision,
+        self.containers = release_containers(self.config, self.environment, env.name, release, images.revision,
                                              images.images, self.layout)
-        self.spec = release_spec(self.config, env_name, release, images.revision, images.images,
+        self.spec = release_spec(self.config, env.name, release, images.revision, images.images,
                                  proxy_image_for(self.config, images), dirty=images.dirty)
         self.plan = deploy_plan(self.spec, self.containers, self.names, self.layout.proxy_dir,
-                                proxy_port=proxy_port(loaded, env_name), tls_port=tls_port(loaded, env_name),
+                                proxy_port=env.proxy_port, tls_port=env.tls_port,
                                 drain=self.environment.rollout.drain,
                                 guard=guard_spec(self.environment.rollout, options.no_guard),
                                 canary=gate.spec if gate is not None else canary_spec(self.environment.rollout,
@@ -521,7 +523,7 @@ class HostDeploy:
         containers are stopped, kept), recorded as a rollback and this release as reverted."""
         from .rollback import HostRollback
 
-        back = HostRollback(self.loaded, self.env_name, self.conn, self.emit, self.previous or "",
+        back = HostRollback(self.env, self.conn, self.emit, self.previous or "",
                             message=f"rollout of {self.release} stopped ({why}); reverted")
         back.keep_warm = False  # the release left is the one the rollout gave up: not worth keeping running
         back.reverts = self.release

@@ -56,14 +56,15 @@ def _host_deploy(loaded: LoadedConfig, env: str, release: str, images: ReleaseIm
     from ...plan.data.accessories import planned_steps
     from ...plan.lifecycle.dry_run import REGISTRY_CONFIG, deploy_steps
     from .deploy import HostDeploy
-    from ..hosts import connectors_for
+    from ..env import Env
 
-    config, environment = loaded.config, loaded.environment(env)
+    resolved = Env.resolve(loaded, env)
+    config, environment = loaded.config, resolved.settings
     plans: Plans = {}
-    for index, conn in enumerate(connectors_for(loaded, env)):
+    for index, conn in enumerate(resolved.connectors()):
         if login:  # as the preflight's login leaves it on the connector (services/lifecycle/preflight.py)
             conn.registry_config = REGISTRY_CONFIG
-        job = HostDeploy(loaded, env, conn, lambda e: None, release, images, {}, options, first=index == 0)
+        job = HostDeploy(resolved, conn, lambda e: None, release, images, {}, options, first=index == 0)
         steps = deploy_steps(
             job.plan, [row for step in job.preparation() for row in step.rows],
             job.migration_rows() if index == 0 else [], job.layout, local=environment.target == "local",
@@ -133,11 +134,12 @@ def _host_rollback(loaded: LoadedConfig, env: str, to: str | None, hooks: bool) 
     from ...plan.lifecycle.dry_run import rollback_steps
     from ...plan.lifecycle.rollout import HostReleases, rollback_target
     from .host_state import HostState
-    from ..hosts import connectors_for, layout_for
+    from ..env import Env
     from .rollback import HostRollback
 
-    layout = layout_for(loaded, env)
-    conns = connectors_for(loaded, env)
+    resolved = Env.resolve(loaded, env)
+    layout = resolved.layout
+    conns = resolved.connectors()
     try:
         views = []
         for conn in conns:
@@ -148,7 +150,7 @@ def _host_rollback(loaded: LoadedConfig, env: str, to: str | None, hooks: bool) 
         target = rollback_target(views, to)  # one release everywhere, or a refusal
         plans: Plans = {}
         for conn in conns:
-            job = HostRollback(loaded, env, conn, lambda e: None, target)
+            job = HostRollback(resolved, conn, lambda e: None, target)
             job.check()
             plans[conn.host] = ([PlannedStep("nothing", f"{target} is already live")] if job.plan is None
                                 else rollback_steps(job.plan, layout))

@@ -154,18 +154,17 @@ def app_urls(loaded: LoadedConfig, env_name: str, deployed: DeployResult | None 
     """Where the app answers: on the local target the proxy's published port as the engine
     reports it (proxy_port 0 lets the engine choose); on ssh hosts the configured port."""
     from ...config.models import split_host
-    from ..hosts import layout_for, names_for, proxy_port
+    from ..env import Env
 
-    environment = loaded.environment(env_name)
-    if environment.target == "local":
+    env = Env.resolve(loaded, env_name)
+    if env.target == "local":
         from ...adapters.local import LocalConnector
         from ..edge.proxy import HostProxy
 
-        port = HostProxy(LocalConnector(), names_for(loaded, env_name), layout_for(loaded, env_name),
-                         lambda e: None).port(loaded.config.proxy.port)
+        port = HostProxy(LocalConnector(), env.names, env.layout, lambda e: None).port(loaded.config.proxy.port)
         return [f"http://127.0.0.1:{port}/"] if port else []
-    port = proxy_port(loaded, env_name)
-    hosts = [h.host for h in deployed.hosts] if deployed else list(environment.hosts)
+    port = env.proxy_port
+    hosts = [h.host for h in deployed.hosts] if deployed else list(env.settings.hosts)
     suffix = "" if port == 80 else f":{port}"
     return [f"http://{_url_host(split_host(h)[0])}{suffix}/" for h in hosts] if port else []
 

@@ -31,7 +31,7 @@ from ...plan.lifecycle.target_limits import refuse
 from ...secrets import Secret
 from ..operate.hooks import HookRunner, previous_of
 from .host_state import HostState
-from ..hosts import connectors_for, layout_for, names_for, proxy_port, tls_port
+from ..env import Env
 from ..data.release_schema import restore_for_rollback
 from .retire import retire_and_prune, stop_expired_warm
 from .host_calls import PREVIOUS, UNKNOWN, mapped, on_every_host
@@ -58,7 +58,8 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
     """`hooks`: False for --no-hooks; `secrets`: the values of the secrets the hooks list.
     `accept_schema` / `restore_data`: a target recorded with another database schema than
     the one in effect (plan/data/schema.py) is refused without one of them."""
-    environment = loaded.environment(env_name)
+    env = Env.resolve(loaded, env_name)  # once: every host's job takes it
+    environment = env.settings
     if to is not None:  # the CLI checks it too; a caller of this function is no exception
         try:
             check_release_id(to, "--to")
@@ -73,18 +74,18 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
         return swarm_rollback(loaded, env_name, emit, to=to, message=message, force_unlock=force_unlock,  # type: ignore[return-value]
                               hooks=hooks, secrets=secrets)
     emit = serialized(emit)
-    conns = connectors if connectors is not None else connectors_for(loaded, env_name)
+    conns = connectors if connectors is not None else env.connectors()
     try:
         def look(conn) -> plan.HostReleases:  # type: ignore[no-untyped-def]
             preflight.connect(conn, emit)
-            state = HostState(conn, layout_for(loaded, env_name))
+            state = HostState(conn, env.layout)
             current = state.current()
             return plan.HostReleases(conn.host, current, state.history().previous_good(current))
 
         views = on_every_host(conns, look, environment.rollout.parallel)
         target = plan.rollback_target(views, to)
         # The migrations ran once per environment: the first host's history says the schema.
-        decision = schema.decide(HostState(conns[0], layout_for(loaded, env_name)).history(), target,
+        decision = schema.decide(HostState(conns[0], env.layout).history(), target,
                                  accept=accept_schema, restore_data=restore_data)
         if decision.action == schema.REFUSE:
             raise RollbackError(f"rollback to {target}: {decision.message}",
@@ -92,8 +93,7 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
         if decision.message:
             emit(Message(decision.message, level="warning"))
         cancel = Cancel()  # a SIGTERM stops each host at its next step, health waits included
-        jobs = [HostRollback(loaded, env_name, conn, emit, target, message=message, force_unlock=force_unlock,
-                             cancel=cancel)
+        jobs = [HostRollback(env, conn, emit, target, message=message, force_unlock=force_unlock, cancel=cancel)
                 for conn in conns]
         on_every_host(jobs, lambda job: job.check(), environment.rollout.parallel)  # before any lock or switch
         emit(Message(f"rollback of {env_name} to {target} ({len(jobs)} host{'s' if len(jobs) != 1 else ''})"))
@@ -130,13 +130,14 @@ class HostRollback:
     switch starts exactly the containers, checks exactly the health and routes exactly the
     service that release was deployed with."""
 
-    def __init__(self, loaded: LoadedConfig, env_name: str, conn, emit: Emit, target: str, *,
+    def __init__(self, env: Env, conn, emit: Emit, target: str, *,
                  message: str = "", force_unlock: bool = False, cancel: Cancel | None = None) -> None:
-        self.loaded, self.env_name, self.conn, self.emit = loaded, env_name, conn, emit
+        self.env, self.conn, self.emit = env, conn, emit
+        self.loaded, self.env_name = env.loaded, env.name  # for what still takes them (spec_of...)
         self.host = conn.host
         self.target, self.message, self.force_unlock = target, message, force_unlock
-        self.layout, self.names = layout_for(loaded, env_name), names_for(loaded, env_name)
-        self.environment = loaded.environment(env_name)
+        self.layout, self.names = env.layout, env.names
+        self.environment = env.settings
         self.state = HostState(conn, self.layout, emit)
         # Without the cancel check a SIGTERM during the target's health wait was not seen: the
         # rollback switched anyway and the rollout then reverted it (tests/faults, SIGTERM).
@@ -178,8 +179,7 @@ class HostRollback:
         running = {name for name in spec.containers if states[name] == "running"}
         flag, standby = self._standby_switch(spec, running, *look)
         self.plan = rollback_plan(spec, self.names, self.layout.proxy_dir,
-                                  proxy_port=proxy_port(self.loaded, self.env_name),
-                                  tls_port=tls_port(self.loaded, self.env_name),
+                                  proxy_port=self.env.proxy_port, tls_port=self.env.tls_port,
                                   drain=self.environment.rollout.drain, running=running, flag=flag,
                                   standby=standby)
 
@@ -280,7 +280,7 @@ class HostRollback:
     def revert(self, why: str) -> None:
         """The rollout stopped after this host switched: back to the release it served, and
         this rollback recorded as reverted (as HostDeploy.revert does for a deploy)."""
-        back = HostRollback(self.loaded, self.env_name, self.conn, self.emit, self.current or "",
+        back = HostRollback(self.env, self.conn, self.emit, self.current or "",
                             message=f"rollback stopped ({why}); reverted")
         back.reverts = self.target
         back.check()
