@@ -374,3 +374,12 @@ def test_turning_https_off_removes_the_certificate_with_the_next_deploy(fleet):
         assert not [p for p in host.files if "/tls/" in p] and not host.links
         nginx = next(c for c in host.containers.values() if c.loaded is not None and c.status == "running")
         assert nginx.certificate is None  # the reload dropped HTTPS
+
+
+def test_where_the_app_answers_is_its_https_names_once_tls_is_on():
+    """`release` ends with the URL where the app answers: HTTP only redirects there."""
+    from deployctl.services.lifecycle.release import app_urls
+
+    assert app_urls(loaded(), "fleet") == ["https://shop.example.com:8443/"]
+    assert app_urls(loaded('hosts = ["shop.example.com"]'), "fleet") == [
+        "http://h1:8080/", "http://h2:8080/", "http://h3:8080/"]

@@ -151,12 +151,17 @@ class Release:
 
 
 def app_urls(loaded: LoadedConfig, env_name: str, deployed: DeployResult | None = None) -> list[str]:
-    """Where the app answers: on the local target the proxy's published port as the engine
-    reports it (proxy_port 0 lets the engine choose); on ssh hosts the configured port."""
+    """Where the app answers: with HTTPS on, its names ([proxy] hosts) on the HTTPS port (HTTP
+    only redirects there); else on the local target the proxy's published port as the engine
+    reports it (proxy_port 0 lets the engine choose), on ssh hosts the configured port."""
     from ...config.models import split_host
     from ..env import Env
 
     env = Env.resolve(loaded, env_name)
+    if env.tls_port is not None and loaded.config.proxy.hosts:
+        port = env.settings.shared_proxy_tls_port if env.settings.shared_proxy is not None else env.tls_port
+        suffix = "" if port == 443 else f":{port}"
+        return [f"https://{name}{suffix}/" for name in loaded.config.proxy.hosts]
     if env.target == "local":
         from ...adapters.local import LocalConnector
         from ..edge.proxy import HostProxy
