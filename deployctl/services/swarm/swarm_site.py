@@ -333,12 +333,19 @@ class NodeProxy:
     """One node's task of the global proxy service, seen as services/judging/watch.ProxyLog reads a
     host's proxy: the node's connector, and the container whose stdout is the access log."""
 
-    def __init__(self, conn, names: Names, emit: Emit) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, conn, names: Names, emit: Emit,  # type: ignore[no-untyped-def]
+                 ports: dict[int, int] | None = None) -> None:
         self.conn, self.names, self.emit = conn, names, emit
+        self.ports = ports or {}  # port inside the task -> the node's published port (host mode)
 
     def running_nginx(self) -> str | None:
         result = self.conn.run(sw.proxy_container(self.names), timeout=30)
         return next(iter(result.stdout.split()), None) if result.ok else None
+
+    def port(self, listen_port: int) -> int | None:
+        """Where the node publishes the task's `listen_port` (as services/edge/proxy.HostProxy.port
+        answers for a host's anchor; services/edge/tls.py asks it)."""
+        return self.ports.get(listen_port)
 
 
 def _each(nodes: list[sw.Node], work: Callable[[sw.Node], T]) -> list[T]:
