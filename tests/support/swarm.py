@@ -16,6 +16,7 @@ which is what an ALB's own retry of a refused connection amounts to for our traf
 from __future__ import annotations
 
 import os
+import socket
 import time
 from dataclasses import dataclass
 
@@ -89,6 +90,41 @@ class Swarm:
         balancer = LoadBalancer(name, local)
         wait_until(lambda: http_status(f"{balancer.url}/lb-health") == 200, 30, f"load balancer {name}")
         return balancer
+
+    def tls_load_balancer(self, port: int) -> LoadBalancer:
+        """A TCP load balancer in front of every node's HTTPS port (an NLB with TLS passed
+        through: the client checks the nodes' certificate): nginx's stream module, a node
+        taken out after one failed connection and the connection tried on another."""
+        name = f"{self.fleet.network}-swarm-tls-lb-{port}"
+        conf = self.fleet.workdir / f"swarm-tls-lb-{port}.conf"
+        servers = "".join(f"        server {h.address}:{port} max_fails=1 fail_timeout=5s;\n" for h in self.nodes)
+        conf.write_text(
+            "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n"
+            "events {}\n"
+            "stream {\n"
+            "    upstream swarm {\n" + servers + "    }\n"
+            "    server {\n"
+            "        listen 443;\n"
+            "        proxy_pass swarm;\n"
+            "        proxy_connect_timeout 1s;\n"
+            "        proxy_next_upstream_tries 2;\n"
+            "    }\n"
+            "}\n")
+        local = free_port()
+        docker("run", "--detach", "--name", name, "--network", self.fleet.network, "--label",
+               f"{LABEL}={self.fleet.id}", "--label", f"{PID_LABEL}={os.getpid()}",
+               "--publish", f"127.0.0.1:{local}:443", "-v", f"{conf}:/etc/nginx/nginx.conf:ro",
+               self.fleet.nginx_image)
+
+        def listening() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", local), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
+        wait_until(listening, 30, f"load balancer {name}")
+        return LoadBalancer(name, local)
 
     def leave(self) -> None:
         for host in reversed(self.nodes):
