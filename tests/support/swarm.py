@@ -16,7 +16,6 @@ which is what an ALB's own retry of a refused connection amounts to for our traf
 from __future__ import annotations
 
 import os
-import socket
 import time
 from dataclasses import dataclass
 
@@ -82,12 +81,7 @@ class Swarm:
             "        proxy_read_timeout 10s;\n"
             "    }\n"
             "}\n")
-        local = free_port()
-        docker("run", "--detach", "--name", name, "--network", self.fleet.network, "--label",
-               f"{LABEL}={self.fleet.id}", "--label", f"{PID_LABEL}={os.getpid()}",
-               "--publish", f"127.0.0.1:{local}:80", "-v", f"{conf}:/etc/nginx/conf.d/default.conf:ro",
-               self.fleet.nginx_image)
-        balancer = LoadBalancer(name, local)
+        balancer = self._balancer(name, conf, "/etc/nginx/conf.d/default.conf", 80)
         wait_until(lambda: http_status(f"{balancer.url}/lb-health") == 200, 30, f"load balancer {name}")
         return balancer
 
@@ -110,20 +104,15 @@ class Swarm:
             "        proxy_next_upstream_tries 2;\n"
             "    }\n"
             "}\n")
+        # docker-proxy accepts on the published port before nginx listens: the caller waits
+        # for an answer through it (an HTTPS request with its trust).
+        return self._balancer(name, conf, "/etc/nginx/nginx.conf", 443)
+
+    def _balancer(self, name: str, conf, mount: str, inside: int) -> LoadBalancer:  # type: ignore[no-untyped-def]
         local = free_port()
         docker("run", "--detach", "--name", name, "--network", self.fleet.network, "--label",
                f"{LABEL}={self.fleet.id}", "--label", f"{PID_LABEL}={os.getpid()}",
-               "--publish", f"127.0.0.1:{local}:443", "-v", f"{conf}:/etc/nginx/nginx.conf:ro",
-               self.fleet.nginx_image)
-
-        def listening() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", local), timeout=1).close()
-                return True
-            except OSError:
-                return False
-
-        wait_until(listening, 30, f"load balancer {name}")
+               "--publish", f"127.0.0.1:{local}:{inside}", "-v", f"{conf}:{mount}:ro", self.fleet.nginx_image)
         return LoadBalancer(name, local)
 
     def leave(self) -> None:

@@ -172,3 +172,31 @@ def test_tls_files_on_a_swarm_is_checked_before_anything_changes(swarm, monkeypa
         version = node.links[LIVE]
         assert node.files[f"{LAYOUT.proxy_dir}/tls/{version}/privkey.pem"] == (key, 0o600)
     assert FakeCa.instances == []
+
+
+def test_the_proxy_publishes_https_beside_http_and_an_existing_one_gets_it_one_node_at_a_time():
+    from deployctl.plan.swarm import services as sw
+
+    created = sw.proxy_service(NAMES, "nginx@sha256:1", LAYOUT.proxy_dir, 8080, 80, {}, tls_port=8443)
+    assert created[created.index("--publish"):created.index("--publish") + 4] == [
+        "--publish", "mode=host,target=80,published=8080,protocol=tcp",
+        "--publish", "mode=host,target=443,published=8443,protocol=tcp"]
+    assert created.count("--publish") == 2
+    assert sw.proxy_service(NAMES, "nginx@sha256:1", LAYOUT.proxy_dir, 8080, 80, {}).count("--publish") == 1
+    assert sw.publish_proxy_port(NAMES, 8443, 443) == [
+        "docker", "service", "update", "--detach=false", "--quiet",
+        "--publish-add", "mode=host,target=443,published=8443,protocol=tcp",
+        "--stop-signal", "QUIT", "--update-parallelism", "1", "--update-order", "stop-first",
+        "--update-delay", "2s", "--update-failure-action", "rollback", "shop-swarm-proxy"]
+
+
+def test_the_dry_run_of_a_swarm_deploy_says_what_https_does():
+    from deployctl.services.lifecycle.deploy_result import DeployOptions
+    from deployctl.services.lifecycle.dry_runs import deploy_plan
+
+    images = ReleaseImages({"web": "registry.example/shop/web@sha256:" + "1" * 64}, "1111111")
+    _, plans = deploy_plan(loaded(), "swarm", images, None, DeployOptions(), hooks=False)
+    rows = [row for rows in plans.values() for row in rows]
+    certificate = next(row for row in rows if row.step == "certificate")
+    assert "under the manager's lock" in certificate.detail and "every node" in certificate.detail
+    assert "published=8443" in " ".join(" ".join(row.argv) for row in rows if row.argv)
