@@ -29,19 +29,13 @@ def _refuse_off(app: AppContext, env: str) -> None:
 def _hosts(app: AppContext, env: str):  # type: ignore[no-untyped-def]
     """The environment's hosts as services/edge/tls.py takes them: (connectors, their proxies
     or None for hosts', the connectors whose lock guards them or None for their own). A Swarm's
-    are its ready nodes' global proxy tasks under the manager's lock (services/swarm/swarm_tls.py)."""
+    are its ready nodes' global proxy tasks under the manager's lock (cli/swarm_nodes.py)."""
     _refuse_off(app, env)
     if app.loaded.environment(env).target == "swarm":
-        from ..services.swarm import swarm_tls
-        from ..services.swarm.swarm_deploy import SwarmJob
+        from .swarm_nodes import swarm_nodes
 
-        job = SwarmJob(app.loaded, env, app.emit)
-        try:
-            site, _ = job.open()
-            conns, proxies = swarm_tls.nodes(site, app.loaded, env)
-            yield conns, proxies, [site.manager]
-        finally:
-            job.close()
+        with swarm_nodes(app, env) as (conns, proxies, manager):
+            yield conns, proxies, [manager]
         return
     from ..services.hosts import connectors_for
 

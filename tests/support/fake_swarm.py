@@ -30,6 +30,8 @@ from typing import Sequence
 
 from deployctl.adapters.connector import CommandResult, HttpResponse
 from deployctl.plan.edge.proxy_config import PROXY_MOUNT, RELEASE_HEADER, live_release
+from deployctl.plan.edge.maintenance import VERIFY_HEADER
+from deployctl.plan.edge.maintenance import state_of as maintenance_state
 from deployctl.plan.edge.tls_config import CERTIFICATE_HEADER
 from deployctl.plan.lifecycle.names import LABEL_RELEASE
 from deployctl.plan.swarm import services as sw
@@ -73,6 +75,9 @@ class FakeNode(FakeHost):
             nginx = self.proxy_task()
             if address != "127.0.0.1" or proxy is None or proxy.published != port or nginx is None:
                 raise ConnectionRefusedError(errno.ECONNREFUSED, f"{address}:{port}: connection refused")
+            down = maintenance_state(nginx.loaded)  # as a host's proxy (tests/support/fake_host.py)
+            if down is not None and (headers or {}).get(VERIFY_HEADER) != down.token:
+                return HttpResponse(503, b"maintenance", {"retry-after": str(down.retry_after)})
             release, text = live_release(nginx.loaded), (nginx.loaded or b"").decode()
             if release is None:
                 return HttpResponse(503, b"No release deployed yet\n", {})

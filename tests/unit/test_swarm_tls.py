@@ -19,8 +19,8 @@ from deployctl.secrets import Secret
 from deployctl.services.edge import tls
 from deployctl.services.hosts import layout_for, names_for
 from deployctl.services.lifecycle.release_images import ReleaseImages
-from deployctl.services.swarm import swarm_deploy, swarm_tls
-from deployctl.services.swarm.swarm_site import SwarmSite
+from deployctl.services.swarm import swarm_deploy
+from deployctl.services.swarm.swarm_site import SwarmSite, node_proxies
 from tests.support.fake_swarm import FakeSwarm
 from tests.support.virtual_time import virtual_time
 from tests.unit.test_tls import ACME, FakeCa
@@ -82,7 +82,7 @@ def deploy(fake: FakeSwarm, n: int, site: LoadedConfig | None = None, emit: Reco
 def renew(fake: FakeSwarm, **kwargs) -> str:  # type: ignore[no-untyped-def]
     """`deployctl certs renew` on a Swarm (cli/certs.py): the ready nodes under the manager's lock."""
     site = SwarmSite(fake, fake.node, NAMES, LAYOUT, Recorder())
-    conns, proxies = swarm_tls.nodes(site, loaded(), "swarm")
+    conns, proxies = node_proxies(site, loaded(), "swarm")
     return tls.ensure_locked(loaded(), "swarm", conns, Recorder(), proxies=proxies, locks=[fake], **kwargs)
 
 

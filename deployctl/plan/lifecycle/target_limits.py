@@ -22,8 +22,6 @@ class Missing:
 
 
 SWARM: dict[str, Missing] = {
-    "maintenance": Missing("maintenance mode", "the global proxy is not switched node by node",
-                           "docs/proxy.md, \"Maintenance mode\"; on ssh or local environments it works"),
     "canary": Missing("a canary (--canary, rollout.canary)",
                       "a plain deploy in its place would send all the traffic to a release you asked to try on a "
                       "share first",

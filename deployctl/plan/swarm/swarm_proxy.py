@@ -8,11 +8,14 @@ one: a connection error is retried, a request an upstream already received is no
 
 HTTPS as on a host (plan/edge/tls_config.py): the node's certificate state is included by
 the same globs (nothing before the first certificate), the same redirect map beside them.
+Maintenance mode as on a host (plan/edge/maintenance.py): the same marked block, check and
+page location, so `maintenance on|off` rewrites it and a switch carries it.
 """
 
 from __future__ import annotations
 
 from ..edge.proxy_config import HTTP_SNIPPETS, MAIN_CONTEXT, NO_RELEASE, PROXY_MOUNT, RELEASE_HEADER, SERVER_SNIPPETS, health_location, http_common
+from ..edge import maintenance
 from ..edge.tls_config import http_redirect_map, server_includes
 from ..lifecycle.release_spec import ProxySpec
 
@@ -60,9 +63,9 @@ http {{
         # settling, and waited out its timeout while users got them (the Swarm test's
         # verify-fails phase).
         add_header {RELEASE_HEADER} $deployctl_release always;
-{health_location(proxy)}{server_includes(PROXY_MOUNT)}        include {SERVER_SNIPPETS};
+{maintenance.server_block(None)}{health_location(proxy)}{server_includes(PROXY_MOUNT)}        include {SERVER_SNIPPETS};
         location / {{
-{route}        }}
-    }}
+{maintenance.LOCATION_CHECK}{route}        }}
+{maintenance.page_location(PROXY_MOUNT)}    }}
 }}
 """

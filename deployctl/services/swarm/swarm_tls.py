@@ -20,18 +20,8 @@ from ...plan.edge.tls_config import TLS_LISTEN_PORT
 from ...plan.swarm import services as sw
 from ...secrets import Secret
 from ..edge import tls
-from ..hosts import proxy_port, tls_port
-from .swarm_site import NodeProxy, SwarmSite, _each
-
-
-def nodes(site: SwarmSite, loaded: LoadedConfig, env_name: str) -> tuple[list, list[NodeProxy]]:
-    """Every ready node's connector and its proxy task, as services/edge/tls.HostTls takes them."""
-    ports = {loaded.config.proxy.port: proxy_port(loaded, env_name)}
-    published = tls_port(loaded, env_name)
-    if published is not None:
-        ports[TLS_LISTEN_PORT] = published
-    conns = [site.node(node.address) for node in site.ready_nodes()]
-    return conns, [NodeProxy(conn, site.names, site.emit, ports) for conn in conns]
+from ..hosts import tls_port
+from .swarm_site import SwarmSite, _each, node_proxies
 
 
 def prepare(site: SwarmSite, loaded: LoadedConfig, env_name: str) -> None:
@@ -41,7 +31,7 @@ def prepare(site: SwarmSite, loaded: LoadedConfig, env_name: str) -> None:
     it), as a host's deploy does."""
     mode = loaded.config.tls_for(env_name)
     publish_tls_port(site, loaded, env_name)
-    conns, proxies = nodes(site, loaded, env_name)
+    conns, proxies = node_proxies(site, loaded, env_name)
 
     def one(pair) -> None:  # type: ignore[no-untyped-def]
         host = tls.HostTls(pair[0], site.names, site.layout, site.emit, pair[1])
@@ -77,7 +67,7 @@ def certificate(site: SwarmSite, loaded: LoadedConfig, env_name: str, release: s
     deploy._certificate on hosts): every node gets the environment's one certificate. The
     release is live either way; a failure says so (exit 9)."""
     try:
-        conns, proxies = nodes(site, loaded, env_name)
+        conns, proxies = node_proxies(site, loaded, env_name)
         tls.ensure_locked(loaded, env_name, conns, site.emit, pair=pair, action="deploy (certificate)",
                           proxies=proxies, locks=[site.manager])
     except tls.CertificateError as exc:

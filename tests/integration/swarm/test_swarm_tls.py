@@ -3,7 +3,7 @@ whose validator reaches ONE node (the last for the first order, the manager for 
 renewal): both pass only because every node's proxy held the answer. Then every node serves
 the same certificate, checked against pebble's root, HTTP answers 301 to HTTPS, the keys
 are 0600, and a second deploy and a forced renewal under HTTPS traffic through a TCP load
-balancer in front of every node lose no request."""
+balancer in front of every node lose no request; maintenance mode on and off on every node."""
 
 from __future__ import annotations
 
@@ -93,6 +93,19 @@ acme_ca_bundle = "{ca.ca_bundle}"
         assert len(answers) == 1, answers
         release, second = next(iter(answers))
         assert release == v2 and second != first
+
+        # Maintenance mode on every node's proxy (the same staged swap, the manager's lock),
+        # over HTTPS too; `status` says so; off: the release answers again.
+        on = site.cli("maintenance", "on", "--env", ENV, "--retry-after", "90")
+        assert on.returncode == 0, on.stdout + on.stderr
+        for node in nodes:
+            status, headers, _, _, _ = https_get(https, name, "/version", trust, address=node.address)
+            assert status == 503 and headers.get("Retry-After") == "90", (node.address, status, headers)
+        shown = json.loads(site.cli("--json", "status", "--env", ENV).stdout.strip().splitlines()[-1])
+        assert shown["swarm"]["maintenance"].startswith("on since"), shown["swarm"]
+        off = site.cli("maintenance", "off", "--env", ENV)
+        assert off.returncode == 0, off.stdout + off.stderr
+        assert {_get(node.address, https, name, trust)[0] for node in nodes} == {v2}
 
 
 def _reachable(port: int, name: str, trust) -> bool:  # type: ignore[no-untyped-def]
