@@ -32,7 +32,7 @@ def test_one_certificate_on_every_node_validated_through_one_then_a_deploy_and_a
         swarm, swarm_site, tmp_path):
     site, nodes = swarm_site, swarm.nodes
     https, name = site.proxy_port + 1000, f"{site.app}.swarm.test"
-    site.write_config(frontend_replicas=3, backend_replicas=1, migrate=False)
+    site.write_config(migrate=False)  # 3 frontend, 2 backend tasks: one backend task replaced under load leaves the other
     with pebble(tmp_path, site.proxy_port, address=nodes[-1].address) as ca:
         site.config.write_text(site.config.read_text().replace("[proxy]\n", f"""[proxy]
 hosts = ["{name}"]
