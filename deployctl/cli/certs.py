@@ -4,6 +4,7 @@ it renews only what is within 30 days of expiry, so running it daily is cheap.""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -16,35 +17,48 @@ certs_app = typer.Typer(help="The HTTPS certificate of an environment's hosts: s
                         no_args_is_help=True)
 
 
-def _setup(app: AppContext, env: str):  # type: ignore[no-untyped-def]
+def _refuse_off(app: AppContext, env: str) -> None:
     from ..errors import UsageError
-    from ..services.hosts import connectors_for
-    from ..services.edge.tls import refuse_swarm
 
-    refuse_swarm(app.loaded, env)
     if app.loaded.config.tls_for(env) == "off":
         raise UsageError(f'tls is "off" for {env}: it serves no certificate',
                          hint='set tls = "acme" or "files" in [proxy] (or in the environment) (docs/tls.md)')
+
+
+@contextmanager
+def _hosts(app: AppContext, env: str):  # type: ignore[no-untyped-def]
+    """The environment's hosts as services/edge/tls.py takes them: (connectors, their proxies
+    or None for hosts', the connectors whose lock guards them or None for their own). A Swarm's
+    are its ready nodes' global proxy tasks under the manager's lock (cli/swarm_nodes.py)."""
+    _refuse_off(app, env)
+    if app.loaded.environment(env).target == "swarm":
+        from .swarm_nodes import swarm_nodes
+
+        with swarm_nodes(app, env) as (conns, proxies, manager):
+            yield conns, proxies, [manager]
+        return
+    from ..services.hosts import connectors_for
+
     conns = connectors_for(app.loaded, env)
-    for conn in conns:
-        conn.connect()
-    return conns
+    try:
+        for conn in conns:
+            conn.connect()
+        yield conns, None, None
+    finally:
+        for conn in conns:
+            conn.close()
 
 
 @certs_app.command("status")
 def status(ctx: typer.Context, env: EnvOption = "local") -> None:
-    """Per host: the certificate's names, issuer and expiry (nothing is changed)."""
+    """Per host (a Swarm: per node): the certificate's names, issuer and expiry (nothing is changed)."""
     from ..plan.edge.certificates import now_utc
     from ..services.edge.tls import EnvironmentTls
 
     app: AppContext = ctx.obj
-    conns = _setup(app, env)
-    try:
+    with _hosts(app, env) as (conns, proxies, _):
         now = now_utc()
-        hosts = EnvironmentTls(app.loaded, env, conns, app.emit).status()
-    finally:
-        for conn in conns:
-            conn.close()
+        hosts = EnvironmentTls(app.loaded, env, conns, app.emit, proxies).status()
     if app.mode == "json":
         finish(app, "certs status", {"environment": env, "hosts": [h.as_dict(now) for h in hosts]})
         return
@@ -66,10 +80,6 @@ def renew(
     from ..services.edge.tls import ensure_locked
 
     app: AppContext = ctx.obj
-    conns = _setup(app, env)
-    try:
-        done = ensure_locked(app.loaded, env, conns, app.emit, force=force)
-    finally:
-        for conn in conns:
-            conn.close()
+    with _hosts(app, env) as (conns, proxies, locks):
+        done = ensure_locked(app.loaded, env, conns, app.emit, force=force, proxies=proxies, locks=locks)
     finish(app, "certs renew", {"environment": env, "result": done})

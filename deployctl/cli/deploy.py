@@ -99,9 +99,6 @@ def deploy(
     loaded = deploy_config(inputs, images)  # built accessories run their built image
     from ..services.lifecycle.deploy import DeployOptions
 
-    from ..services.edge.tls import refuse_swarm
-
-    refuse_swarm(loaded, env)  # the dry run too: it would print a plan without HTTPS
     from ..services.edge.shared_proxy import refuse as refuse_shared
 
     refuse_shared(loaded, env)

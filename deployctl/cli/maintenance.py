@@ -42,7 +42,14 @@ def maintenance(
             raise UsageError(f"--page {page}: {exc.strerror}") from None
         if len(body) > MAX_PAGE:
             raise UsageError(f"--page {page}: {len(body)} bytes; at most {MAX_PAGE} (a page, not a site)")
-    results = set_maintenance(app.loaded, env, app.emit, on=mode == "on", page=body, retry_after=retry_after)
+    if app.loaded.environment(env).target == "swarm":  # every ready node's global proxy, the manager's lock
+        from .swarm_nodes import swarm_nodes
+
+        with swarm_nodes(app, env) as (conns, proxies, manager):
+            results = set_maintenance(app.loaded, env, app.emit, on=mode == "on", page=body, retry_after=retry_after,
+                                      connectors=conns, proxies=proxies, lock=manager)
+    else:
+        results = set_maintenance(app.loaded, env, app.emit, on=mode == "on", page=body, retry_after=retry_after)
     if app.mode == "json":
         finish(app, "maintenance", {"environment": env, "maintenance": mode == "on",
                                     "hosts": [vars(r) for r in results]})

@@ -30,6 +30,9 @@ from typing import Sequence
 
 from deployctl.adapters.connector import CommandResult, HttpResponse
 from deployctl.plan.edge.proxy_config import PROXY_MOUNT, RELEASE_HEADER, live_release
+from deployctl.plan.edge.maintenance import VERIFY_HEADER
+from deployctl.plan.edge.maintenance import state_of as maintenance_state
+from deployctl.plan.edge.tls_config import CERTIFICATE_HEADER
 from deployctl.plan.lifecycle.names import LABEL_RELEASE
 from deployctl.plan.swarm import services as sw
 from tests.support.fake_host import OK, Container, FakeHost, Fault
@@ -47,6 +50,7 @@ class Service:
     job: bool = False
     tasks: int = 0  # how many tasks were made (ids)
     published: int | None = None
+    ports: list[int] = field(default_factory=list)  # every published port (HTTP first, then HTTPS)
     source: str = ""  # the proxy's bind-mounted directory on each node
     args: list[str] = field(default_factory=list)
 
@@ -71,11 +75,16 @@ class FakeNode(FakeHost):
             nginx = self.proxy_task()
             if address != "127.0.0.1" or proxy is None or proxy.published != port or nginx is None:
                 raise ConnectionRefusedError(errno.ECONNREFUSED, f"{address}:{port}: connection refused")
+            down = maintenance_state(nginx.loaded)  # as a host's proxy (tests/support/fake_host.py)
+            if down is not None and (headers or {}).get(VERIFY_HEADER) != down.token:
+                return HttpResponse(503, b"maintenance", {"retry-after": str(down.retry_after)})
             release, text = live_release(nginx.loaded), (nginx.loaded or b"").decode()
             if release is None:
                 return HttpResponse(503, b"No release deployed yet\n", {})
             upstream = UPSTREAM.search(text)
             stamp = {RELEASE_HEADER.lower(): release}
+            if nginx.certificate:  # the HTTPS snippet's header, on every answer (plan/edge/tls_config.py)
+                stamp[CERTIFICATE_HEADER.lower()] = nginx.certificate
             if upstream is None or self.swarm.running(upstream.group(1)) == 0:
                 return HttpResponse(502, b"502 Bad Gateway", stamp)
             body = {"release": release, "frontend": {"release": release}, "backend": {"release": release}}
@@ -117,6 +126,7 @@ class FakeNode(FakeHost):
         path = f"{service.source}/nginx.conf"
         if path in self.files:
             nginx.status, nginx.loaded = "running", self.files[path][0]
+            nginx.certificate = self._live_certificate(nginx)
 
 
 class FakeSwarm(FakeHost):
@@ -201,6 +211,8 @@ class FakeSwarm(FakeHost):
             found = [self.services[n] for n in names if n in self.services]
             if fmt == sw.proxy_image(self.names)[4]:
                 lines = [s.image for s in found]
+            elif fmt == sw.proxy_published(self.names)[4]:
+                lines = [str(p) for s in found for p in s.ports]
             elif fmt == sw.inspect_services([])[4]:
                 lines = [f"{s.name}\t{s.labels.get(LABEL_RELEASE, '')}\t{s.labels.get('io.deployctl.service', '')}\t"
                          + ("" if s.replicas is None else str(s.replicas)) for s in found]
@@ -224,6 +236,12 @@ class FakeSwarm(FakeHost):
             return CommandResult(1, "", f"service {missing[0]} not found") if missing else OK
         if verb == "update" and "--image" in rest:
             self.services[rest[-1]].image = rest[rest.index("--image") + 1]
+            return OK
+        if verb == "update" and "--publish-add" in rest:  # its tasks replaced, loading the live file
+            svc = self.services[rest[-1]]
+            svc.ports.append(int(re.search(r"published=(\d+)", rest[rest.index("--publish-add") + 1]).group(1)))
+            for node in self.nodes.values():
+                node.start_proxy(svc)
             return OK
         if verb == "logs":
             return OK
@@ -254,9 +272,10 @@ class FakeSwarm(FakeHost):
         labels = dict(v.split("=", 1) for v in options.get("--label", []))
         svc = Service(name, image, labels, None if mode == "global" else int(options.get("--replicas", ["1"])[0]),
                       job=mode == "replicated-job", args=command)
+        svc.ports = [int(re.search(r"published=(\d+)", p).group(1)) for p in options.get("--publish", [])]  # type: ignore[union-attr]
         publish = next(iter(options.get("--publish", [])), "")
         if publish:
-            svc.published = int(re.search(r"published=(\d+)", publish).group(1))  # type: ignore[union-attr]
+            svc.published = svc.ports[0]
             svc.source = re.search(r"source=([^,]+)", options["--mount"][0]).group(1)  # type: ignore[union-attr]
         self.services[name] = svc
         if mode == "global":

@@ -81,14 +81,39 @@ class Swarm:
             "        proxy_read_timeout 10s;\n"
             "    }\n"
             "}\n")
+        balancer = self._balancer(name, conf, "/etc/nginx/conf.d/default.conf", 80)
+        wait_until(lambda: http_status(f"{balancer.url}/lb-health") == 200, 30, f"load balancer {name}")
+        return balancer
+
+    def tls_load_balancer(self, port: int) -> LoadBalancer:
+        """A TCP load balancer in front of every node's HTTPS port (an NLB with TLS passed
+        through: the client checks the nodes' certificate): nginx's stream module, a node
+        taken out after one failed connection and the connection tried on another."""
+        name = f"{self.fleet.network}-swarm-tls-lb-{port}"
+        conf = self.fleet.workdir / f"swarm-tls-lb-{port}.conf"
+        servers = "".join(f"        server {h.address}:{port} max_fails=1 fail_timeout=5s;\n" for h in self.nodes)
+        conf.write_text(
+            "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n"
+            "events {}\n"
+            "stream {\n"
+            "    upstream swarm {\n" + servers + "    }\n"
+            "    server {\n"
+            "        listen 443;\n"
+            "        proxy_pass swarm;\n"
+            "        proxy_connect_timeout 1s;\n"
+            "        proxy_next_upstream_tries 2;\n"
+            "    }\n"
+            "}\n")
+        # docker-proxy accepts on the published port before nginx listens: the caller waits
+        # for an answer through it (an HTTPS request with its trust).
+        return self._balancer(name, conf, "/etc/nginx/nginx.conf", 443)
+
+    def _balancer(self, name: str, conf, mount: str, inside: int) -> LoadBalancer:  # type: ignore[no-untyped-def]
         local = free_port()
         docker("run", "--detach", "--name", name, "--network", self.fleet.network, "--label",
                f"{LABEL}={self.fleet.id}", "--label", f"{PID_LABEL}={os.getpid()}",
-               "--publish", f"127.0.0.1:{local}:80", "-v", f"{conf}:/etc/nginx/conf.d/default.conf:ro",
-               self.fleet.nginx_image)
-        balancer = LoadBalancer(name, local)
-        wait_until(lambda: http_status(f"{balancer.url}/lb-health") == 200, 30, f"load balancer {name}")
-        return balancer
+               "--publish", f"127.0.0.1:{local}:{inside}", "-v", f"{conf}:{mount}:ro", self.fleet.nginx_image)
+        return LoadBalancer(name, local)
 
     def leave(self) -> None:
         for host in reversed(self.nodes):

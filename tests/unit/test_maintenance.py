@@ -1,6 +1,6 @@
 """Maintenance mode's rules (plan/edge/maintenance.py, services/edge/maintenance.py) on fake hosts:
 on every host, kept by deploys and rollbacks until `off`, deployctl's verify let through,
-shown by `status`, a refused change leaves the host serving, a Swarm refuses it by name."""
+shown by `status`, a refused change leaves the host serving; on a Swarm's nodes the same."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deployctl.config import LoadedConfig, parse_config
-from deployctl.errors import ExitCode, RolloutError, UsageError
+from deployctl.errors import ExitCode, RolloutError
 from deployctl.events import Recorder
 from deployctl.plan.edge import maintenance as plan
 from deployctl.plan.edge.proxy_config import RELEASE_HEADER, render_proxy_config
@@ -99,10 +99,46 @@ def test_a_fleet_goes_into_maintenance_on_every_host_and_a_refused_host_keeps_se
     assert [_public(h).status for h in hosts] == [200, 200, 200]
 
 
-def test_a_swarm_refuses_maintenance_by_name():
-    loaded = LoadedConfig(Path("/project/deploy.toml"), parse_config(
-        CONFIG + '\n[environments.cluster]\ntarget = "swarm"\nmanager = "manager"\nproxy_port = 8080\n'))
-    with pytest.raises(UsageError) as info:
-        set_maintenance(loaded, "cluster", Recorder(), on=True, connectors=[])
-    assert info.value.exit_code == ExitCode.USAGE and info.value.message.startswith("maintenance mode is not available")
-    assert "docs/proxy.md" in (info.value.hint or "")
+def test_a_swarm_goes_into_maintenance_on_every_node_keeps_it_through_a_deploy_until_off():
+    """Every ready node's global proxy task through the same staged swap, under the manager's
+    lock (cli/maintenance.py gives the nodes), on the fake Swarm (tests/support/fake_swarm.py)."""
+    from deployctl.services.swarm.swarm_site import SwarmSite, node_proxies
+    from tests.support.fake_swarm import FakeSwarm
+    from tests.unit import test_swarm_lifecycle_rules as swarm_rules
+
+    fake = FakeSwarm(swarm_rules.NAMES)
+    site = swarm_rules.Site(fake)
+    first = site.deploy()
+    layout = swarm_rules.LAYOUT
+
+    def switch(on: bool, emit: Recorder | None = None):  # type: ignore[no-untyped-def]
+        nodes = SwarmSite(fake, fake.node, swarm_rules.NAMES, layout, Recorder())
+        conns, proxies = node_proxies(nodes, swarm_rules.LOADED, "swarm")
+        return set_maintenance(swarm_rules.LOADED, "swarm", emit or Recorder(), on=on, connectors=conns,
+                               proxies=proxies, lock=fake)
+
+    results = switch(True)
+    assert [(r.host, r.maintenance, r.changed, r.error) for r in results] == [
+        (address, True, True, None) for address in fake.nodes]
+    for node in fake.nodes.values():
+        answer = node.http_get("127.0.0.1", 8080, "/version")
+        assert answer.status == 503 and answer.headers["retry-after"] == "300"
+        assert plan.state_of(node.text(f"{layout.proxy_dir}/nginx.conf")) is not None
+        assert node.text(f"{layout.proxy_dir}/{plan.PAGE_FILE}") is not None
+        assert any("nginx.conf.next" in text for _, text in node.calls)  # staged, tested, renamed, reloaded
+    assert layout.lock_dir not in fake.dirs  # the manager's lock, released
+    second = site.deploy()  # its verify passes through the token; the block is carried
+    assert second != first and fake.serving_nodes() == {second}
+    assert all(node.http_get("127.0.0.1", 8080, "/version").status == 503 for node in fake.nodes.values())
+    switch(False)
+    for node in fake.nodes.values():
+        answer = node.http_get("127.0.0.1", 8080, "/version")
+        assert answer.status == 200 and answer.headers[RELEASE_HEADER.lower()] == second
+        assert node.text(f"{layout.proxy_dir}/{plan.PAGE_FILE}") is None
+    fake.faults.append(Fault("run", SWAP, effect="fail", times=1))
+    with pytest.raises(RolloutError) as info:
+        switch(True)
+    assert info.value.exit_code == ExitCode.DEPLOY_FAILED and "nginx -t refused" in info.value.message
+    answers = sorted(node.http_get("127.0.0.1", 8080, "/version").status for node in fake.nodes.values())
+    assert answers == [200, 503, 503]  # the refused node keeps serving the release
+    assert layout.lock_dir not in fake.dirs

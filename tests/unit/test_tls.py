@@ -2,7 +2,7 @@
 the nginx snippets; the certificate checks of `tls = "files"`; the ACME order's placement
 (every host holds the challenge answer before the CA is asked) and its installation (every
 host, key 0600, staged: a refusal leaves the previous certificate live); a deploy obtains
-the certificate after the switch; a Swarm refuses by name. tests/integration/test_tls.py
+the certificate after the switch (a Swarm's nodes: tests/unit/test_swarm_tls.py). tests/integration/test_tls.py
 proves the same against a real CA (pebble) and real nginx."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from deployctl.config import LoadedConfig, parse_config
-from deployctl.errors import ConfigError, ExitCode, UsageError
+from deployctl.errors import ConfigError, ExitCode
 from deployctl.events import Recorder
 from deployctl.plan.edge import certificates as certs
 from deployctl.plan.edge import tls_config as tc
@@ -104,18 +104,6 @@ def test_an_environment_turns_https_on_or_off_for_itself():
         "", extra='[environments.fleet2]\ntarget = "local"\ntls = "acme"')
     off_here = loaded(extra='[environments.dev]\ntarget = "local"\ntls = "off"\nproxy_port = 8081')
     assert off_here.config.tls_for("dev") == "off" and off_here.config.tls_for("fleet") == "acme"
-    tls.refuse_swarm(loaded(extra='[environments.cluster]\ntarget = "swarm"\nmanager = "m1"\ntls = "off"'), "cluster")
-
-
-def test_a_swarm_environment_refuses_tls_by_name_with_exit_2():
-    swarm = loaded(extra='[environments.cluster]\ntarget = "swarm"\nmanager = "m1"')
-    with pytest.raises(UsageError) as info:
-        deploy(swarm, "cluster", ReleaseImages({"web": "x@sha256:" + "0" * 64}, "1"), {}, Recorder())
-    assert info.value.exit_code == ExitCode.USAGE == 2
-    assert info.value.message.startswith('HTTPS (proxy.tls = "acme" or "files") is not available on '
-                                         'environments.cluster (target = "swarm") yet (asked by tls = "acme"): ')
-    tls.refuse_swarm(loaded(proxy=""), "fleet")  # tls off, or not a Swarm: nothing to refuse
-    tls.refuse_swarm(loaded(), "fleet")
 
 
 # -- rendering -------------------------------------------------------------------------------

@@ -22,11 +22,6 @@ class Missing:
 
 
 SWARM: dict[str, Missing] = {
-    "tls": Missing('HTTPS (proxy.tls = "acme" or "files")',
-                   "the global proxy's certificate is not placed on every node",
-                   'set tls = "off" for it, or terminate HTTPS at a load balancer in front of the Swarm (docs/tls.md)'),
-    "maintenance": Missing("maintenance mode", "the global proxy is not switched node by node",
-                           "docs/proxy.md, \"Maintenance mode\"; on ssh or local environments it works"),
     "canary": Missing("a canary (--canary, rollout.canary)",
                       "a plain deploy in its place would send all the traffic to a release you asked to try on a "
                       "share first",

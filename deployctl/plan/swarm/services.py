@@ -28,6 +28,7 @@ from ..lifecycle.containers import release_containers
 from ..cloud.hardening import Hardening
 from ..lifecycle.names import Names, StateLayout
 from ..edge.proxy_config import CONFIG_PATH, PROXY_MOUNT
+from ..edge.tls_config import TLS_LISTEN_PORT
 from ..lifecycle.release_spec import HealthProbe, ReleaseSpec
 
 SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"  # on every task's container
@@ -256,13 +257,15 @@ def swarm_state() -> list[str]:
 
 
 def proxy_service(names: Names, image: str, proxy_dir: str, published: int, listen_port: int,
-                  labels: dict[str, str]) -> list[str]:
+                  labels: dict[str, str], tls_port: int | None = None) -> list[str]:
     """nginx on every node (global), publishing the port on the node itself (host mode: no
-    routing mesh), reading the configuration deployctl writes into each node's state dir."""
+    routing mesh), reading the configuration deployctl writes into each node's state dir.
+    `tls_port`: HTTPS on (docs/tls.md), published too (443 inside, as on hosts)."""
     return [
         "docker", "service", "create", "--detach", "--name", names.proxy, "--mode", "global",
         "--endpoint-mode", "dnsrr", "--network", names.network,
-        "--publish", f"mode=host,target={listen_port},published={published},protocol=tcp",
+        "--publish", publish(published, listen_port),
+        *(["--publish", publish(tls_port, TLS_LISTEN_PORT)] if tls_port is not None else []),
         "--mount", f"type=bind,source={proxy_dir},target={PROXY_MOUNT},readonly",
         *_labels("--label", labels), *_labels("--container-label", labels),
         "--restart-condition", "any", "--restart-delay", "1s", "--log-opt", "max-size=10m", "--no-resolve-image",
@@ -271,6 +274,23 @@ def proxy_service(names: Names, image: str, proxy_dir: str, published: int, list
         "--stop-signal", "QUIT",
         "--entrypoint", "nginx", image, "-c", CONFIG_PATH, "-g", "daemon off;",
     ]
+
+
+def publish(published: int, target: int) -> str:
+    return f"mode=host,target={target},published={published},protocol=tcp"
+
+
+def proxy_published(names: Names) -> list[str]:
+    """The node ports the proxy service publishes, one a line."""
+    return ["docker", "service", "inspect", "--format",
+            "{{range .Spec.EndpointSpec.Ports}}{{println .PublishedPort}}{{end}}", names.proxy]
+
+
+def publish_proxy_port(names: Names, published: int, target: int) -> list[str]:
+    """A port added to the existing proxy service (HTTPS turned on after its first deploy):
+    its tasks are replaced as a new image's are (update_proxy_image), one node at a time."""
+    return ["docker", "service", "update", "--detach=false", "--quiet", "--publish-add", publish(published, target),
+            *_ROLLING, names.proxy]
 
 
 def proxy_image(names: Names) -> list[str]:
@@ -285,8 +305,11 @@ def update_proxy_image(names: Names, image: str) -> list[str]:
     old image if a new task fails. Meanwhile the load balancer sends a node's refused
     connections to the other nodes. Waits (--detach=false) until every node runs it."""
     return ["docker", "service", "update", "--detach=false", "--quiet", "--image", image, "--no-resolve-image",
-            "--stop-signal", "QUIT", "--update-parallelism", "1", "--update-order", "stop-first",
-            "--update-delay", "2s", "--update-failure-action", "rollback", names.proxy]
+            *_ROLLING, names.proxy]
+
+
+_ROLLING = ("--stop-signal", "QUIT", "--update-parallelism", "1", "--update-order", "stop-first",
+            "--update-delay", "2s", "--update-failure-action", "rollback")
 
 
 def proxy_container(names: Names) -> list[str]:

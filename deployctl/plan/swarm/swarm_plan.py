@@ -43,6 +43,7 @@ class SwarmPlan:
     ready_timeout: float
     guard: GuardSpec | None = None  # deploys only: the error-rate guard over every node's proxy log
     network: Argv = ()  # deploys: the release's own overlay network, created before its services
+    tls_port: int | None = None  # HTTPS on: the proxy publishes it on every node too (docs/tls.md)
 
     @property
     def wanted(self) -> dict[str, int]:
@@ -105,9 +106,10 @@ class SwarmPlan:
         return rows
 
 
-def _proxy_argvs(target: ReleaseSpec, names: Names, proxy_dir: str, proxy_port: int) -> tuple[Argv, Argv]:
+def _proxy_argvs(target: ReleaseSpec, names: Names, proxy_dir: str, proxy_port: int,
+                 tls_port: int | None) -> tuple[Argv, Argv]:
     service = sw.proxy_service(names, target.proxy.image, proxy_dir, proxy_port, target.proxy.listen_port,
-                               names.labels("proxy"))
+                               names.labels("proxy"), tls_port)
     return tuple(service), proxy_swap("<the node's proxy task>", proxy_dir)
 
 
@@ -129,7 +131,8 @@ def ready_timeout(services: list[sw.SwarmService] | tuple[sw.SwarmService, ...])
 
 def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Names, proxy_dir: str, *,
                 proxy_port: int, drain: float, migrations: dict[str, list[str]],
-                registry_auth: bool | str = False, guard: GuardSpec | None = None) -> SwarmPlan:
+                registry_auth: bool | str = False, guard: GuardSpec | None = None,
+                tls_port: int | None = None) -> SwarmPlan:
     """`migrations`: service -> command, run once as a job of that service's new image.
     `registry_auth`: the manager is logged in to the registry (a str: in that client config
     directory; plan/swarm/services.py: create_service)."""
@@ -140,7 +143,7 @@ def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Nam
                                          names.labels("migrate", target.release, service),
                                          names.release_network(target.release))))
                  for service, command in migrations.items())
-    proxy_service, reload = _proxy_argvs(target, names, proxy_dir, proxy_port)
+    proxy_service, reload = _proxy_argvs(target, names, proxy_dir, proxy_port, tls_port)
     return SwarmPlan(
         target=target, create=True, services=tuple(services),
         secrets=tuple((name, s.service, secret) for s in services for name, secret in s.secrets),
@@ -150,21 +153,21 @@ def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Nam
         undo=(tuple(sw.remove_services([s.name for s in services])),),
         migrations=jobs, proxy_config=proxy_config_for(target), checker=_checker(target, names, services),
         proxy_service=proxy_service, reload=reload,
-        verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services), guard=guard,
+        verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services), tls_port=tls_port, guard=guard,
     )
 
 
 def rollback_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Names, proxy_dir: str, *,
-                  proxy_port: int, drain: float) -> SwarmPlan:
+                  proxy_port: int, drain: float, tls_port: int | None = None) -> SwarmPlan:
     """The target's kept services back to the counts it ran with; a failure scales them to
     0 again. Nothing is pulled or created. A warm target (its tasks still run at those
     counts: services/swarm/swarm_deploy.rollback) gets this plan without `start` and `undo`."""
-    proxy_service, reload = _proxy_argvs(target, names, proxy_dir, proxy_port)
+    proxy_service, reload = _proxy_argvs(target, names, proxy_dir, proxy_port, tls_port)
     return SwarmPlan(
         target=target, create=False, services=tuple(services), secrets=(),
         start=(tuple(sw.scale({s.name: s.replicas for s in services})),),
         undo=(tuple(sw.scale({s.name: 0 for s in services})),),
         migrations=(), proxy_config=proxy_config_for(target), checker=_checker(target, names, services),
         proxy_service=proxy_service, reload=reload,
-        verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services),
+        verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services), tls_port=tls_port,
     )

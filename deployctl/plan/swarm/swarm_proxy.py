@@ -5,11 +5,18 @@ asks Docker's embedded DNS (127.0.0.11, on every container of the overlay networ
 `tasks.<service>` at request time, keeping an answer one second, and a task that does not
 accept the connection (its node just died, it is being replaced) is skipped for the next
 one: a connection error is retried, a request an upstream already received is not.
+
+HTTPS as on a host (plan/edge/tls_config.py): the node's certificate state is included by
+the same globs (nothing before the first certificate), the same redirect map beside them.
+Maintenance mode as on a host (plan/edge/maintenance.py): the same marked block, check and
+page location, so `maintenance on|off` rewrites it and a switch carries it.
 """
 
 from __future__ import annotations
 
-from ..edge.proxy_config import HTTP_SNIPPETS, MAIN_CONTEXT, NO_RELEASE, RELEASE_HEADER, SERVER_SNIPPETS, health_location, http_common
+from ..edge.proxy_config import HTTP_SNIPPETS, MAIN_CONTEXT, NO_RELEASE, PROXY_MOUNT, RELEASE_HEADER, SERVER_SNIPPETS, health_location, http_common
+from ..edge import maintenance
+from ..edge.tls_config import http_redirect_map, server_includes
 from ..lifecycle.release_spec import ProxySpec
 
 DNS = "127.0.0.11"
@@ -31,11 +38,7 @@ def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str |
     if live is not None and service is not None:
         route = (f"            set $deployctl_release {live};\n"
                  f"            set $deployctl_upstream {tasks_address(service)};\n"
-                 f"            proxy_pass http://$deployctl_upstream:{port};\n"
-                 # `always`: on 5xx answers too, as on hosts. Without it the verify could not
-                 # tell the new release's own 500s from nginx settling, and waited out its
-                 # timeout while users got them (the Swarm test's verify-fails phase).
-                 f"            add_header {RELEASE_HEADER} $deployctl_release always;\n")
+                 f"            proxy_pass http://$deployctl_upstream:{port};\n")
     else:
         route = "            return 503 \"No release deployed yet\\n\";\n"
     connect = min(proxy.connect_timeout, MAX_CONNECT_TIMEOUT)
@@ -50,13 +53,19 @@ http {{
     proxy_next_upstream error timeout;
     proxy_next_upstream_tries {NEXT_TRIES};
     include {HTTP_SNIPPETS};
-
+{http_redirect_map(proxy.health_path)}
     server {{
         listen {proxy.listen_port} reuseport;
         set $deployctl_release "";
-{health_location(proxy)}        include {SERVER_SNIPPETS};
+        # At server level, as on hosts: an add_header in `location /` would hide the HTTPS
+        # snippet's (the certificate's version, HSTS) there. `always`: on 5xx answers too.
+        # Without it the verify could not tell the new release's own 500s from nginx
+        # settling, and waited out its timeout while users got them (the Swarm test's
+        # verify-fails phase).
+        add_header {RELEASE_HEADER} $deployctl_release always;
+{maintenance.server_block(None)}{health_location(proxy)}{server_includes(PROXY_MOUNT)}        include {SERVER_SNIPPETS};
         location / {{
-{route}        }}
-    }}
+{maintenance.LOCATION_CHECK}{route}        }}
+{maintenance.page_location(PROXY_MOUNT)}    }}
 }}
 """

@@ -5,7 +5,8 @@ Per host, under its deploy lock (so a deploy never writes a configuration read b
 change): the page first, then the live nginx.conf with its maintenance block rewritten,
 staged beside it and made live by the switch's own swap (`nginx -t`, rename, reload). A
 host where nginx refuses it keeps what it served. The hosts are changed in parallel and
-each says what it did; a Swarm refuses it by name (docs/proxy.md).
+each says what it did. A Swarm's nodes the same way, each node's global proxy task through
+the same staged swap, under the manager's lock (cli/maintenance.py gives them).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from ...plan.edge import maintenance as plan
 from ...plan.pipeline.build import rfc3339
 from ...plan.edge.proxy_config import RELEASE_HEADER
 from ...plan.edge.tls_config import NO_REDIRECT_HEADER
-from ...plan.lifecycle.target_limits import refuse
 from ..lifecycle.host_calls import each_host_result, not_everywhere, why
 from ..lifecycle.host_state import HostState
 from ..hosts import connectors_for, layout_for, names_for
@@ -41,19 +41,30 @@ class MaintenanceResult:
 
 
 def set_maintenance(loaded: LoadedConfig, env_name: str, emit: Emit, *, on: bool, page: bytes | None = None,
-                    retry_after: int = plan.DEFAULT_RETRY_AFTER, connectors: list | None = None) -> list[MaintenanceResult]:
+                    retry_after: int = plan.DEFAULT_RETRY_AFTER, connectors: list | None = None,
+                    proxies: list | None = None, lock=None) -> list[MaintenanceResult]:  # type: ignore[no-untyped-def]
+    """`proxies`: each connector's proxy (a Swarm's ready nodes, their global proxy tasks:
+    services/swarm/swarm_site.NodeProxy, connected by the caller); `lock`: the connector whose
+    deploy lock guards them all (a Swarm's manager). By default each host's own proxy and lock."""
     environment = loaded.environment(env_name)
-    refuse(environment.target, env_name, "maintenance")
     state = plan.Maintenance(rfc3339(time.time()), retry_after, token_source.token_hex(16)) if on else None
     conns = connectors if connectors is not None else connectors_for(loaded, env_name)
     names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
+    by_host = dict(zip((c.host for c in conns), proxies)) if proxies is not None else {}
+
+    def locked(conn):  # type: ignore[no-untyped-def]
+        """The change, with what fails it as the host's result."""
+        host_state = HostState(conn, layout, emit)
+        take_lock(host_state, emit, host=conn.host, action="maintenance", release=None,
+                  message="on" if on else "off", rollout=environment.rollout)
+        return host_state
 
     def one(conn) -> MaintenanceResult:  # type: ignore[no-untyped-def]
         try:
+            if lock is not None:  # a Swarm's node: connected, and under the manager's lock already
+                return _apply(conn, by_host[conn.host], state, page, emit, loaded.config.proxy.port)
             conn.connect()
-            host_state = HostState(conn, layout, emit)
-            take_lock(host_state, emit, host=conn.host, action="maintenance", release=None,
-                      message="on" if on else "off", rollout=environment.rollout)
+            host_state = locked(conn)
             try:
                 return _apply(conn, HostProxy(conn, names, layout, emit), state, page, emit,
                               loaded.config.proxy.port)
@@ -64,9 +75,15 @@ def set_maintenance(loaded: LoadedConfig, env_name: str, emit: Emit, *, on: bool
         except OSError as exc:
             return MaintenanceResult(conn.host, not on, False, why(exc))
         finally:
-            conn.close()
+            if lock is None:
+                conn.close()
 
-    results = each_host_result(conns, one, limit=MAX_AT_ONCE)
+    manager = locked(lock) if lock is not None else None
+    try:
+        results = each_host_result(conns, one, limit=MAX_AT_ONCE)
+    finally:
+        if manager is not None:
+            manager.release()
     not_everywhere(results, f"maintenance {'on' if on else 'off'} did not reach every host", ExitCode.DEPLOY_FAILED,
                    done="changed", again="run it again once the hosts answer (it is idempotent)")
     return results

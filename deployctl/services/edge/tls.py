@@ -24,7 +24,6 @@ from ...plan.edge import certificates as certs
 from ...plan.edge import tls_config as tc
 from ...plan.lifecycle.names import Names, StateLayout
 from ...plan.edge.proxy_config import CONFIG_PATH, PROXY_MOUNT
-from ...plan.lifecycle.target_limits import refuse
 from ...secrets import Secret, redactor
 from ..hosts import layout_for, names_for, tls_port
 from .proxy import HostProxy
@@ -53,11 +52,17 @@ class HostCertificate:
 
 
 class HostTls:
-    """One host's certificate files, challenge answers and ACME account key."""
+    """One host's certificate files, challenge answers and ACME account key.
 
-    def __init__(self, conn, names: Names, layout: StateLayout, emit: Emit) -> None:  # conn: Connector
+    `proxy`: what runs nginx there and where its ports are published (running_nginx(),
+    port(listen_port)): the host's HostProxy by default; a Swarm node's global proxy task
+    (services/swarm/swarm_site.NodeProxy), whose directory is the same layout's proxy_dir."""
+
+    def __init__(self, conn, names: Names, layout: StateLayout, emit: Emit,  # conn: Connector
+                 proxy=None) -> None:  # type: ignore[no-untyped-def]
         self.conn, self.names, self.layout, self.emit = conn, names, layout, emit
         self.proxy_dir = layout.proxy_dir
+        self.proxy = proxy if proxy is not None else HostProxy(conn, names, layout, emit)
 
     @property
     def account_key_file(self) -> str:
@@ -121,7 +126,7 @@ class HostTls:
         self.conn.put_file(f"{folder}/{tc.SERVER_CONF}",
                            tc.server_conf(PROXY_MOUNT, version, published_port, hsts).encode(), 0o644)
         run_checked(self.conn, tc.link_live(self.proxy_dir, version))
-        nginx = HostProxy(self.conn, self.names, self.layout, self.emit).running_nginx()
+        nginx = self.proxy.running_nginx()
         if nginx is not None:
             tested = self.conn.run(tc.nginx_test(nginx, CONFIG_PATH))
             if not tested.ok:
@@ -142,7 +147,7 @@ class HostTls:
     def _wait_serving(self, version: str, listen_port: int, path: str) -> None:
         """A reload is asynchronous: until nginx's new workers answer (with this version's
         header), the certificate is not in use yet, and a deploy reporting it would be early."""
-        port = HostProxy(self.conn, self.names, self.layout, self.emit).port(listen_port)
+        port = self.proxy.port(listen_port)
         deadline = time.monotonic() + SERVE_WAIT
         while port is not None and time.monotonic() < deadline:
             try:
@@ -157,14 +162,6 @@ class HostTls:
 
 
 # -- an environment -------------------------------------------------------------------------
-
-def refuse_swarm(loaded: LoadedConfig, env_name: str) -> None:
-    """A Swarm's global proxy would take the certificate as a Docker secret: not built yet,
-    so a Swarm environment refuses HTTPS by name rather than serving HTTP only."""
-    mode = loaded.config.tls_for(env_name)
-    if mode != "off":
-        refuse(loaded.environment(env_name).target, env_name, "tls", f'tls = "{mode}"')
-
 
 def files_pair(loaded: LoadedConfig, env_name: str, now: datetime | None = None) -> tuple[Secret, Secret]:
     """tls = "files": the chain and key from the secret source, checked before any host
@@ -185,13 +182,16 @@ def files_pair(loaded: LoadedConfig, env_name: str, now: datetime | None = None)
 
 
 class EnvironmentTls:
-    """Every host of an environment, one certificate."""
+    """Every host of an environment, one certificate. `proxies`: each connector's proxy
+    (HostTls), for a Swarm's nodes (services/swarm/swarm_tls.py); hosts' by default."""
 
-    def __init__(self, loaded: LoadedConfig, env_name: str, conns: Sequence, emit: Emit) -> None:
+    def __init__(self, loaded: LoadedConfig, env_name: str, conns: Sequence, emit: Emit,
+                 proxies: Sequence | None = None) -> None:
         self.loaded, self.env_name, self.emit = loaded, env_name, emit
         self.proxy = loaded.config.proxy
         names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
-        self.hosts = [HostTls(conn, names, layout, emit) for conn in conns]
+        self.hosts = [HostTls(conn, names, layout, emit, proxy)
+                      for conn, proxy in zip(conns, proxies if proxies is not None else [None] * len(conns))]
         # The HTTPS port clients use, which the redirect names: the shared proxy's, which
         # passes HTTPS through to this app's own proxy_tls_port (docs/proxy.md).
         environment = loaded.environment(env_name)
@@ -300,9 +300,12 @@ class EnvironmentTls:
 
 def ensure_locked(loaded: LoadedConfig, env_name: str, conns: Sequence, emit: Emit, *, force: bool = False,
                   pair: tuple[Secret, Secret] | None = None, action: str = "certs renew",
-                  force_unlock: bool = False) -> str:
+                  force_unlock: bool = False, proxies: Sequence | None = None,
+                  locks: Sequence | None = None) -> str:
     """`ensure` under every host's deploy lock (a deploy or rollback in between would reload
-    nginx under it): after a deploy's rollout, and `deployctl certs renew`."""
+    nginx under it): after a deploy's rollout, and `deployctl certs renew`. `locks`: the
+    connectors whose lock guards these hosts (a Swarm's manager for its nodes); `conns`
+    themselves by default."""
     from ..lifecycle.host_state import HostState
     from ..lifecycle.transaction import take_lock
 
@@ -310,12 +313,12 @@ def ensure_locked(loaded: LoadedConfig, env_name: str, conns: Sequence, emit: Em
     layout = layout_for(loaded, env_name)
     states = []
     try:
-        for conn in conns:
+        for conn in (conns if locks is None else locks):
             state = HostState(conn, layout, emit)
             take_lock(state, emit, host=conn.host, action=action, release=None, force=force_unlock,
                       rollout=environment.rollout)
             states.append(state)
-        done = EnvironmentTls(loaded, env_name, conns, emit).ensure(force=force, pair=pair)
+        done = EnvironmentTls(loaded, env_name, conns, emit, proxies).ensure(force=force, pair=pair)
     finally:
         for state in states:
             state.release()

@@ -71,7 +71,6 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
     """`registry_username` overrides registry.username (ECR: the token's user, "AWS")."""
     env = Env.resolve(loaded, env_name)  # once: every host's job takes it
     config, environment = loaded.config, env.settings
-    tls.refuse_swarm(loaded, env_name)
     shared_proxy.refuse(loaded, env_name)
     check_settings(loaded, env_name)  # backup_before_migrate: refused before anything changes
     if environment.target == "swarm":  # the same verb, driven through a Swarm manager

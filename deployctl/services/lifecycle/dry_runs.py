@@ -79,17 +79,19 @@ def _host_deploy(loaded: LoadedConfig, env: str, release: str, images: ReleaseIm
     return plans | _hook_plan(loaded, names, hooks)
 
 
-def _tls_rows(config, env: str) -> list[PlannedStep]:  # type: ignore[no-untyped-def]
-    """What a deploy does for HTTPS after its rollout (services/lifecycle/deploy._certificate)."""
+def _tls_rows(config, env: str, host: str = "host", lock: str = "every host's lock",  # type: ignore[no-untyped-def]
+              first: str = "") -> list[PlannedStep]:
+    """What a deploy does for HTTPS after its rollout (services/lifecycle/deploy._certificate;
+    on a Swarm, services/swarm/swarm_tls.certificate: `host` "node")."""
     mode = config.tls_for(env)
     if mode == "off":
         return []
-    source = ("an ACME order: the HTTP-01 answers on every host before the CA validates"
-              if mode == "acme" else "the pair from the secret source (checked before any host changes)")
-    return [PlannedStep("certificate", f"under every host's lock again: a certificate for "
-                                       f"{', '.join(config.proxy.hosts)} where a host has none, or one within 30 "
+    source = (f"an ACME order: the HTTP-01 answers on every {host} before the CA validates"
+              if mode == "acme" else f"the pair from the secret source (checked before any {host} changes)")
+    return [PlannedStep("certificate", f"under {lock} again: {first}a certificate for "
+                                       f"{', '.join(config.proxy.hosts)} where a {host} has none, or one within 30 "
                                        f"days of expiry: {source}; installed staged (tls/live link, nginx -t, "
-                                       "reload) on every host (docs/tls.md)")]
+                                       f"reload) on every {host} (docs/tls.md)")]
 
 
 def _shared_proxy_rows(loaded: LoadedConfig, env: str) -> list[PlannedStep]:
@@ -125,7 +127,10 @@ def _swarm_deploy(loaded: LoadedConfig, env: str, release: str, images: ReleaseI
     files = read_files(loaded, environment_accessories(loaded.config, env, layout))
     accessories = swarm_accessory_steps(loaded.config, env, layout, files=files)
     names = [n for n in DEPLOY_HOOKS if n != "pre_migrate" or plan.migrations]
-    return ({f"swarm manager {environment.manager}": steps + accessories + plan.steps()}
+    https = _tls_rows(loaded.config, env, "node", "the manager's lock",
+                      f"the proxy publishes {plan.tls_port} on every node (added one node at a time where it "
+                      "does not yet); ")
+    return ({f"swarm manager {environment.manager}": steps + accessories + plan.steps() + https}
             | _hook_plan(loaded, names, hooks))
 
 

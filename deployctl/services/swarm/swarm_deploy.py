@@ -46,9 +46,11 @@ from ...plan.operate.hooks import HookContext
 from ...plan.lifecycle.target_limits import refuse
 from ..operate.hooks import HookRunner
 from ..lifecycle.host_state import HostState
-from ..hosts import layout_for, manager_connector, names_for, proxy_port, ssh_connector
+from ..hosts import layout_for, manager_connector, names_for, proxy_port, ssh_connector, tls_port
 from ..lifecycle.release_images import ReleaseImages, proxy_image_for
 from .swarm_site import SwarmSite
+from . import swarm_tls
+from ..edge.tls import files_pair
 from ..lifecycle.rollout import Cancel, unexpected
 from ..lifecycle.transaction import BEFORE, LIVE_PHASE, SWITCHED_BACK, GuardReverted, after_switch, deploy_failure, failure_outcome, release_record, rollback_failure, run_transaction, take_lock, best_effort
 from ..lifecycle.transaction import UNCERTAIN as UNCERTAIN_PHASE
@@ -219,6 +221,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         refuse("swarm", env_name, "shadow")
     refuse_jobs_on_swarm(config, env_name)  # refused before anything is touched, as the canary
     refuse_stop_first(config, env_name)
+    # tls = "files": the pair checked (key, names, dates) before anything changes, as on hosts.
+    pair = files_pair(loaded, env_name) if config.tls_for(env_name) == "files" else None
     emit = serialized(emit)
     unrecorded = sorted(name for name, s in config.services.items() if s.schema_version)
     if unrecorded:  # a record-only feature: the deploy goes on, the user is told what is missing
@@ -258,6 +262,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         hosts = [HostOutcome(host, release, work.previous, result.outcome, result.seconds, result.error)]
         if not verdict.ok:
             raise deploy_failure(release, results, hosts, verdict) from unexpected(results)
+        if config.tls_for(env_name) != "off":  # after the switch, as on hosts (services/swarm/swarm_tls.py)
+            swarm_tls.certificate(site, loaded, env_name, release, pair)
         return DeployResult(release, images.revision, hosts)
     finally:
         if job.manager is not None:
@@ -276,7 +282,7 @@ def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images:
     migrations = {name: list(s.migrate) for name, s in config.services.items() if s.migrate}
     return deploy_plan(spec, services, names, layout.proxy_dir, proxy_port=proxy_port(loaded, env_name),
                        drain=environment.rollout.drain, migrations=migrations, registry_auth=registry_auth,
-                       guard=guard_spec(environment.rollout, options.no_guard))
+                       guard=guard_spec(environment.rollout, options.no_guard), tls_port=tls_port(loaded, env_name))
 
 
 class SwarmDeploy:
@@ -328,6 +334,8 @@ class SwarmDeploy:
                                        registry_auth=self.registry_auth)
             self.step = "secrets"
             _upload(site, plan, self.secrets, self.emit, self.host)
+            self.step = "tls"  # the challenge location (acme), or HTTPS state removed (off), on every node
+            swarm_tls.prepare(site, self.loaded, self.env_name)
             if plan.network:
                 self.step = "network"
                 site.ensure_release_network(self.release, plan.network)
@@ -541,7 +549,7 @@ def swarm_rollback_plan(loaded: LoadedConfig, env_name: str, record: ReleaseReco
                                 env={}, health=s.health, routed=s.routed)
                 for s in spec.services]
     return rollback_plan(spec, services, names, layout.proxy_dir, proxy_port=proxy_port(loaded, env_name),
-                         drain=environment.rollout.drain)
+                         drain=environment.rollout.drain, tls_port=tls_port(loaded, env_name))
 
 
 def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None = None, message: str = "",

@@ -15,6 +15,9 @@ from typing import Callable, Sequence, TypeVar
 from ...adapters.connector import check
 from ...errors import ConnectError, DeployError, HealthCheckError
 from ...events import Emit, Message, Timer
+from ...config import LoadedConfig
+from ...plan.edge import maintenance
+from ...plan.edge.tls_config import TLS_LISTEN_PORT
 from ...plan.lifecycle import docker_commands as dc
 from ...plan.swarm import services as sw
 from ...plan.swarm import swarm_health as sh
@@ -26,6 +29,8 @@ from ...plan.lifecycle.switch_plan import proxy_swap
 from ...secrets import Secret, redactor
 from .swarm_health import TaskChecks
 from ..lifecycle.switch import SWITCH_BACK_WAIT, HostSwitch
+from ..edge.proxy import HostProxy
+from ..hosts import proxy_port, tls_port
 
 POLL = 0.5
 T = TypeVar("T")
@@ -238,7 +243,9 @@ class SwarmSite:
         to, and a file nginx refuses never becomes live. Where no proxy task has read a file
         yet (the proxy service is created now, or a node has none), the file is written as
         nginx.conf directly: its task starts with it."""
-        data = config.encode() if isinstance(config, str) else config
+        text = config.decode() if isinstance(config, bytes) else config
+        # Maintenance mode stays as the nodes have it: a deploy or rollback never ends it (as on hosts).
+        data = maintenance.carry(self.live_config(), text).encode()
         nodes = self.ready_nodes()
         running = self.manager.run(sw.proxy_image(self.names))
         created = not running.ok
@@ -329,16 +336,39 @@ class SwarmSite:
         self.emit(Message(text, level="warning", host=self.manager.host))
 
 
-class NodeProxy:
-    """One node's task of the global proxy service, seen as services/judging/watch.ProxyLog reads a
-    host's proxy: the node's connector, and the container whose stdout is the access log."""
+class NodeProxy(HostProxy):
+    """One node's task of the global proxy service, seen as a host's proxy: the node's
+    connector, the container whose stdout is the access log (services/judging/watch.ProxyLog).
+    With `layout` (the node's proxy_dir is the layout's, as on hosts), also the configuration
+    on the node and its staged swap (HostProxy.replace: maintenance mode) and, with `ports`,
+    where the node publishes them (services/edge/tls.py). The anchor of a host's proxy has
+    no part here: the task publishes its ports itself."""
 
-    def __init__(self, conn, names: Names, emit: Emit) -> None:  # type: ignore[no-untyped-def]
-        self.conn, self.names, self.emit = conn, names, emit
+    def __init__(self, conn, names: Names, emit: Emit,  # type: ignore[no-untyped-def]
+                 ports: dict[int, int] | None = None, layout: StateLayout | None = None) -> None:
+        super().__init__(conn, names, layout, emit)  # type: ignore[arg-type]
+        self.ports = ports or {}  # port inside the task -> the node's published port (host mode)
 
     def running_nginx(self) -> str | None:
         result = self.conn.run(sw.proxy_container(self.names), timeout=30)
         return next(iter(result.stdout.split()), None) if result.ok else None
+
+    def port(self, listen_port: int) -> int | None:
+        """Where the node publishes the task's `listen_port` (as services/edge/proxy.HostProxy.port
+        answers for a host's anchor; services/edge/tls.py asks it)."""
+        return self.ports.get(listen_port)
+
+
+def node_proxies(site: SwarmSite, loaded: LoadedConfig, env_name: str) -> tuple[list, list[NodeProxy]]:
+    """Every ready node's connector and its proxy task, with the environment's published
+    ports (HTTP, and HTTPS where on), as services/edge/tls.py and services/edge/maintenance.py
+    take a host's proxy."""
+    ports = {loaded.config.proxy.port: proxy_port(loaded, env_name)}
+    published = tls_port(loaded, env_name)
+    if published is not None:
+        ports[TLS_LISTEN_PORT] = published
+    conns = [site.node(node.address) for node in site.ready_nodes()]
+    return conns, [NodeProxy(conn, site.names, site.emit, ports, site.layout) for conn in conns]
 
 
 def _each(nodes: list[sw.Node], work: Callable[[sw.Node], T]) -> list[T]:

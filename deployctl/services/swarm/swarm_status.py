@@ -1,5 +1,5 @@
 """`deployctl status` for a swarm environment: the live release (the manager's `current`),
-what the proxies route to, the lock, every node, and each release service's tasks per node
+what the proxies route to, maintenance mode, the lock, every node, and each release service's tasks per node
 with their state (a task with a health check is `Running` only once it passed it)."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...config import LoadedConfig
+from ...plan.edge.proxy_config import live_release
+from ..edge.maintenance import maintenance_of
 from .swarm_deploy import SwarmJob
 
 
@@ -18,6 +20,7 @@ class SwarmStatus:
     lock: str | None
     nodes: list[dict] = field(default_factory=list)
     services: list[dict] = field(default_factory=list)  # name, release, service, wanted, tasks [{node, state}]
+    maintenance: str | None = None  # "on since ... (Retry-After ...)" while maintenance mode is on
 
 
 def status(loaded: LoadedConfig, env_name: str, *, manager=None) -> SwarmStatus:  # type: ignore[no-untyped-def]
@@ -27,13 +30,15 @@ def status(loaded: LoadedConfig, env_name: str, *, manager=None) -> SwarmStatus:
         holder = state.holder()
         services = site.services()
         tasks = [t for t in site.tasks(sorted(services)) if t.desired == "Running"] if services else []
+        config = site.live_config()
         rows = []
         for name, (release, service, wanted) in sorted(services.items(), key=lambda item: item[1][0], reverse=True):
             rows.append({"name": name, "release": release, "service": service, "wanted": wanted,
                          "tasks": [{"node": t.node, "state": t.state, "error": t.error}
                                    for t in tasks if t.service == name]})
         return SwarmStatus(
-            manager=job.manager.host, live=state.current(), proxy_routes=site.live_release(),
+            manager=job.manager.host, live=state.current(), proxy_routes=live_release(config),
+            maintenance=maintenance_of(config),
             lock=holder.describe() if holder else None,
             nodes=[vars(n) for n in site.nodes()], services=rows)
     finally:
