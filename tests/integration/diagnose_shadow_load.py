@@ -20,7 +20,7 @@ import time
 
 from deployctl.config import load_config
 from deployctl.events import Recorder, StepDone, StepFailed
-from deployctl.plan.judging.access_log import parse_lines
+from deployctl.plan.judging.access_log import _epoch, parse_lines
 from deployctl.plan.judging.canary import WAIT, board, canary_verdict
 from deployctl.plan.judging.shadow import SHADOW_P95_FLOOR_MS, shadow_spec
 from deployctl.services.lifecycle.deploy import deploy
@@ -65,7 +65,7 @@ def test_diagnose(tmp_path, probe_images):
     rounds = int(os.environ.get("SHADOW_ROUNDS", "4"))
     app, port = unique_app(), free_port()
     config = load_config(probe_config(tmp_path, app, port=port, rollout=SHADOW))
-    spec = shadow_spec(config.environments["local"].rollout)
+    spec = shadow_spec(config.environment("local").rollout)
     stopped_today = []
     try:
         live = deploy(config, "local", images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
@@ -94,7 +94,8 @@ def test_diagnose(tmp_path, probe_images):
                 if e.release == live and e.over(spec.timeout):
                     print(f"  live {e.status} after {e.seconds:.3f}s at +{e.at - mirrored:.2f}s")
             reasons = {re.sub(r".*upstream (timed out \(110: [^)]*\) while [a-z ]+|prematurely closed[a-z ]+).*",
-                              r"\1", line) for line in lines if "/.deployctl-shadow" in line and "[error]" in line}
+                              r"\1", line) for line in lines if "/.deployctl-shadow" in line and "[error]" in line
+                       and line[:4].isdigit() and _epoch(line.split()[0]) >= mirrored}
             print(f"  error log of the copies: {sorted(reasons) or 'none'}")
             for old in (True, False):
                 print(f"  replayed, {'before' if old else 'today'}: "
