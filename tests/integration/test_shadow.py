@@ -216,7 +216,9 @@ def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with
         error = lines[-1]
         message = error["problems"][0]
         assert "route GET /items/:id: 4xx" in message and "shadow_route_max_shift" in message, message
-        assert "worst routes: GET /items/:id: 4xx 100% vs live 0%" in message, message
+        # Not always 100%: at load average 35-47 some of v4's copies were cut off at shadow_timeout
+        # (504s, counted as 5xx) while the live answers were not (docs/release-safety.md).
+        assert re.search(r"worst routes: GET /items/:id: 4xx \d+% vs live 0%", message), message
         for report in (traffic.report, items.report):
             assert report.failures == [] and set(report.releases()) == {v3}, report.summary()
         mirrored = next(e["at"] for e in lines if e["event"] == "step_done" and e.get("step") == "mirror")
@@ -225,7 +227,8 @@ def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with
         assert record["outcome"] == "aborted" and "route GET /items/:id" in record["error"]
         worst = record["extra"]["shadow"]["routes"][0]
         assert worst["route"] == "GET /items/:id" and worst["class"] == "4xx"
-        assert worst["new"]["4xx"] == worst["new"]["requests"] >= ONE_ROUTE["shadow_route_min_requests"]
+        assert worst["new"]["requests"] >= ONE_ROUTE["shadow_route_min_requests"] and worst["new"]["2xx"] == 0
+        assert worst["new"]["4xx"] + worst["new"]["5xx"] == worst["new"]["requests"] and worst["new"]["4xx"] > 0
         assert worst["live"]["2xx"] == worst["live"]["requests"] >= ONE_ROUTE["shadow_route_min_requests"]
         assert error["details"]["verdicts"]["shadow"]["routes"][0] == worst
         state = (tmp_path / "state" / app / "local" / "releases.jsonl").read_text()

@@ -41,6 +41,16 @@ class LogEntry:
     def error(self) -> bool:
         return self.status >= 500
 
+    def over(self, bar: float | None) -> bool:
+        """Its upstream took `bar` seconds or more (the shadow window's `shadow_timeout`): a copy
+        nginx cut off there (its 504), or a live answer slower than any copy was allowed to be.
+        nginx logs milliseconds: a cut-off copy reads 1.001-1.008 for a 1 s bar, hence the 1 ms."""
+        return bar is not None and self.seconds >= bar - 0.001
+
+    def judged_status(self, bar: float | None) -> int:
+        """Its status judged by `bar`: an answer over it counts as the 504 a copy gets there."""
+        return 504 if self.over(bar) and not self.error else self.status
+
 
 def _epoch(ts: str) -> float:
     head, _, frac = ts.rstrip("Z").partition(".")
@@ -87,6 +97,9 @@ class Window:
     requests: int = 0
     errors: int = 0
     p95_ms: float | None = None
+    # Of `errors`, the answers at or over the window's bar (ShadowSpec.timeout): the new
+    # release's copies nginx cut off, the live release's answers slower than a copy may be.
+    cut_off: int = 0
 
     @property
     def error_rate(self) -> float:
@@ -97,9 +110,10 @@ class Window:
         return f"{self.requests} requests, {self.errors} errors ({self.error_rate:.1%}){p95}"
 
     def to_dict(self) -> dict:
+        cut_off = {"cut_off": self.cut_off} if self.cut_off else {}
         return {"release": self.release, "requests": self.requests, "errors": self.errors,
                 "error_rate": round(self.error_rate, 4),
-                "p95_ms": None if self.p95_ms is None else round(self.p95_ms, 1)}
+                "p95_ms": None if self.p95_ms is None else round(self.p95_ms, 1), **cut_off}
 
 
 def p95(values: list[float]) -> float | None:
@@ -111,8 +125,11 @@ def p95(values: list[float]) -> float | None:
 
 
 def window(entries: Iterable[LogEntry], release: str, *, since: float | None = None,
-           until: float | None = None) -> Window:
+           until: float | None = None, bar: float | None = None) -> Window:
+    """`bar`: answers whose upstream took that long count as errors (LogEntry.over), so that
+    both sides of the shadow window are judged by the copies' timeout."""
     chosen = [e for e in entries if e.release == release and (since is None or e.at >= since)
               and (until is None or e.at < until)]
     latency = p95([e.seconds * 1000 for e in chosen])
-    return Window(release, len(chosen), sum(1 for e in chosen if e.error), latency)
+    return Window(release, len(chosen), sum(1 for e in chosen if e.judged_status(bar) >= 500), latency,
+                  sum(1 for e in chosen if e.over(bar)))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from .access_log import LogEntry, Window, window
+from .chance import tail
 from ..lifecycle.releases import is_release_id
 from .routes import RouteBoard, RouteRule, route_board
 
@@ -103,23 +104,41 @@ class CanaryVerdict:
 
 def canary_verdict(new: Window, live: Window, *, max_error_rate: float, max_p95_ms: float, min_requests: int,
                    final: bool, max_p95_ratio: float | None = None, keys: str = "canary",
-                   routes: RouteBoard | None = None, route_rule: RouteRule | None = None) -> CanaryVerdict:
+                   routes: RouteBoard | None = None, route_rule: RouteRule | None = None,
+                   significance: float | None = None, out_of_time: bool = True,
+                   bar: float | None = None) -> CanaryVerdict:
     """`final`: the window is over (promote or abort); else only an early abort, or wait.
     The shadow window (plan/judging/shadow.py) is judged here too: `keys` names its settings in the
     reasons, and `max_p95_ratio` stops a new p95 over that multiple of the live one (when it
     is also `max_p95_ms` slower: a ratio of two small numbers is noise). `routes` with
     `route_rule`: a route whose 5xx or 4xx share rose too much aborts early too, whatever
-    the rates over all requests say (plan/judging/routes.py)."""
+    the rates over all requests say (plan/judging/routes.py).
+    `significance` (the shadow window's; the canary passes none): an error rate over the margin
+    stops only when its errors are more than chance (plan/judging/chance.py) at that level, or
+    when `out_of_time` (the window's time is up, whatever was seen); in between it waits for
+    more requests, even when `final`. `bar`: the windows were judged by that timeout (their
+    `cut_off`), which the reason names."""
     excess = new.error_rate - live.error_rate
+    undecided = False
     if new.requests >= min_requests and excess > max_error_rate:
-        return CanaryVerdict(ABORT, new, live,
-                             f"error rate {new.error_rate:.1%} ({new.errors} of {new.requests}) vs live "
-                             f"{live.error_rate:.1%}: {excess:+.1%} exceeds {keys}_max_error_rate "
-                             f"{max_error_rate:.1%}")
+        reason = (f"error rate {new.error_rate:.1%} ({new.errors} of {new.requests}) vs live "
+                  f"{live.error_rate:.1%}: {excess:+.1%} exceeds {keys}_max_error_rate {max_error_rate:.1%}"
+                  f"{_cut_off(new, live, keys, bar)}")
+        if significance is None:
+            return CanaryVerdict(ABORT, new, live, reason)
+        rate = min(1.0, live.error_rate + max_error_rate)
+        odds = tail(new.errors, new.requests, rate)
+        if odds < significance:
+            return CanaryVerdict(ABORT, new, live, f"{reason}; more than chance (a release failing {rate:.1%} "
+                                                   f"shows as many with p {odds:.2g} < {significance:g})")
+        if out_of_time:
+            return CanaryVerdict(ABORT, new, live, f"{reason} at the end of the window (p {odds:.2g}: not more "
+                                                   f"than chance, but nothing more was seen)")
+        undecided = True  # over the margin by a few errors: more requests decide
     regressed = route_rule.judge(routes, keys) if routes is not None and route_rule is not None else ""
     if regressed:
         return CanaryVerdict(ABORT, new, live, regressed)
-    if not final:
+    if not final or undecided:
         return CanaryVerdict(WAIT, new, live)
     if new.requests < min_requests:
         by_hand = "; `--promote` decides by hand" if keys == "canary" else ""
@@ -139,6 +158,14 @@ def canary_verdict(new: Window, live: Window, *, max_error_rate: float, max_p95_
     return CanaryVerdict(PROMOTE, new, live,
                          f"error rate {new.error_rate:.1%} vs live {live.error_rate:.1%}, p95 "
                          f"{new.p95_ms or 0:.0f} ms vs {live.p95_ms or 0:.0f} ms: within the margins")
+
+
+def _cut_off(new: Window, live: Window, keys: str, bar: float | None) -> str:
+    """What the bar made errors on each side, when it made any."""
+    if bar is None or not (new.cut_off or live.cut_off):
+        return ""
+    return (f"; of these, {new.cut_off} copies cut off at {keys}_timeout {bar:g}s, and {live.cut_off} live "
+            f"answers as slow counted as errors on the live side")
 
 
 def combine(entries_by_host: Mapping[str, Iterable[LogEntry]]) -> list[LogEntry]:
@@ -179,12 +206,14 @@ class Board:
 
 
 def board(entries_by_host: Mapping[str, list[LogEntry]], new: str, live: str, *, since: float,
-          max_routes: int = RouteRule.max_routes) -> Board:
-    hosts = {host: (window(entries, new, since=since), window(entries, live, since=since))
+          max_routes: int = RouteRule.max_routes, bar: float | None = None) -> Board:
+    """`bar`: both sides' answers that took that long count as errors (the shadow window's
+    timeout, plan/judging/shadow.py); the canary's split sends users' requests, with no cap."""
+    hosts = {host: (window(entries, new, since=since, bar=bar), window(entries, live, since=since, bar=bar))
              for host, entries in entries_by_host.items()}
     merged = [e for e in combine(entries_by_host) if e.at >= since]
-    return Board(window(merged, new), window(merged, live), hosts,
-                 route_board(merged, new, live, max_routes=max_routes))
+    return Board(window(merged, new, bar=bar), window(merged, live, bar=bar), hosts,
+                 route_board(merged, new, live, max_routes=max_routes, bar=bar))
 
 
 # -- by hand: `deploy --promote` / `--abort` from another shell --------------------------------

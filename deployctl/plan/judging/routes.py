@@ -144,14 +144,16 @@ class RouteBoard:
         return "; ".join(r.describe() for r in worst) if worst else "no route worse than live"
 
 
-def route_board(entries: Iterable[LogEntry], new: str, live: str, *, max_routes: int) -> RouteBoard:
-    """Both releases' answers per route. The tracked routes are the same on both sides."""
+def route_board(entries: Iterable[LogEntry], new: str, live: str, *, max_routes: int,
+                bar: float | None = None) -> RouteBoard:
+    """Both releases' answers per route. The tracked routes are the same on both sides.
+    `bar`: an answer that took that long counts as a 504 on both sides (LogEntry.judged_status)."""
     keyed = [(route_key(e.method, e.path), e) for e in entries if e.release in (new, live)]
     volume = Counter(key for key, _ in keyed)
     kept = {key for key, _ in volume.most_common(max_routes)}
     statuses: dict[tuple[str, str], list[int]] = {}
     for key, entry in keyed:
-        statuses.setdefault((key if key in kept else OTHER, entry.release), []).append(entry.status)
+        statuses.setdefault((key if key in kept else OTHER, entry.release), []).append(entry.judged_status(bar))
     names = sorted({key for key, _ in statuses})
     return RouteBoard(tuple(RouteDiff(key, _counts(statuses.get((key, new), [])),
                                       _counts(statuses.get((key, live), []))) for key in names))

@@ -26,6 +26,12 @@ from .routes import RouteRule
 
 # Below this many ms of difference a p95 ratio is noise (1 ms vs 3 ms on a loaded machine).
 SHADOW_P95_FLOOR_MS = 20.0
+# The error rate stops the window early only when its errors are more than chance at this
+# level (plan/judging/chance.py): with 20-50 copies, 2 errors are 4-10% yet no evidence of a
+# rate over the bar (a healthy release under load was stopped so); a release failing 20% shows
+# 4 of 20 (p 0.0006 at a 2% bar), a hung one all of them. One-sided; checked every second,
+# hence 1% rather than 5%.
+SHADOW_SIGNIFICANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -56,20 +62,27 @@ class ShadowSpec:
     def board(self, logs: Mapping[str, list[LogEntry]], new: str, live: str, since: float) -> Board:
         """Only the copied methods, on both sides: the same requests."""
         chosen = {host: [e for e in entries if e.method in self.methods] for host, entries in logs.items()}
-        return board(chosen, new, live, since=since, max_routes=self.routes.max_routes)
+        # Both sides by the same bar: a copy is cut off at `timeout` (nginx's 504), a live answer
+        # has no such cap; one as slow counts as the live side's error too, or load alone (which
+        # slows both) would count against the new release only.
+        return board(chosen, new, live, since=since, max_routes=self.routes.max_routes, bar=self.timeout)
 
     def judge(self, current: Board, left: float) -> CanaryVerdict:
         final = left <= 0 or current.new.requests >= self.min_requests
         verdict = canary_verdict(current.new, current.live, max_error_rate=self.max_error_rate,
                                  max_p95_ms=SHADOW_P95_FLOOR_MS, min_requests=self.min_requests, final=final,
                                  max_p95_ratio=self.max_p95_ratio, keys="shadow", routes=current.routes,
-                                 route_rule=self.routes)
+                                 route_rule=self.routes, significance=SHADOW_SIGNIFICANCE, out_of_time=left <= 0,
+                                 bar=self.timeout)
         return verdict.with_board(current)
 
     def summary(self, current: Board) -> str:
         """The progress line: both sides answered the same requests (no share to show)."""
         new, live = current.new, current.live
-        return f"copies {new.requests} req/{new.errors} err, live {live.requests} req/{live.errors} err"
+        if not (new.cut_off or live.cut_off):
+            return f"copies {new.requests} req/{new.errors} err, live {live.requests} req/{live.errors} err"
+        return (f"copies {new.requests} req/{new.errors} err ({new.cut_off} cut off at {self.timeout:g}s), "
+                f"live {live.requests} req/{live.errors} err ({live.cut_off} as slow)")
 
 
 def shadow_spec(rollout, seconds: float | None = None) -> ShadowSpec | None:  # type: ignore[no-untyped-def]
