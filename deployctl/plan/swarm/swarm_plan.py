@@ -16,7 +16,7 @@ from ..lifecycle import docker_commands as dc
 from . import services as sw
 from . import swarm_health as sh
 from ..lifecycle.names import Names
-from ..edge.proxy_config import CONFIG_FILE, STAGED_FILE
+from ..edge.proxy_config import CONFIG_FILE, STAGED_FILE, Shadow
 from ..lifecycle.release_spec import HealthProbe, ReleaseSpec
 from ..lifecycle.steps import Argv, PlannedStep
 from .swarm_proxy import render_swarm_proxy_config, tasks_address
@@ -121,6 +121,15 @@ def _checker(target: ReleaseSpec, names: Names, services: list[sw.SwarmService] 
 def proxy_config_for(target: ReleaseSpec) -> str:
     routed = target.routed
     return render_swarm_proxy_config(target.proxy, target.release, routed.container, routed.port)
+
+
+def shadow_config_for(target: ReleaseSpec, live: ReleaseSpec, methods: tuple[str, ...], timeout: float) -> str:
+    """The shadow window on every node (plan/judging/shadow.py): `live` answers every user,
+    copies of `methods` go to `target`'s routed service; the target's proxy settings, as the
+    switch's (plan/lifecycle/switch_plan.shadow_config on a host)."""
+    routed, new = live.routed, target.routed
+    return render_swarm_proxy_config(target.proxy, live.release, routed.container, routed.port,
+                                     shadow=(Shadow(target.release, methods, timeout), new.container, new.port))
 
 
 def ready_timeout(services: list[sw.SwarmService] | tuple[sw.SwarmService, ...]) -> float:

@@ -9,7 +9,8 @@ one: a connection error is retried, a request an upstream already received is no
 
 from __future__ import annotations
 
-from ..edge.proxy_config import HTTP_SNIPPETS, MAIN_CONTEXT, NO_RELEASE, RELEASE_HEADER, SERVER_SNIPPETS, health_location, http_common
+from ..edge.proxy_config import HTTP_SNIPPETS, MAIN_CONTEXT, NO_RELEASE, RELEASE_HEADER, SERVER_SNIPPETS, Shadow, health_location, http_common
+from ..edge.proxy_config import shadow_line, shadow_location, shadow_map, shadow_mirror
 from ..lifecycle.release_spec import ProxySpec
 
 DNS = "127.0.0.11"
@@ -25,11 +26,26 @@ def tasks_address(service: str) -> str:
     return f"tasks.{service}"
 
 
-def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str | None, port: int | None) -> str:
+def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str | None, port: int | None,
+                              shadow: tuple[Shadow, str, int] | None = None) -> str:
     """`service`/`port`: the live release's routed Swarm service (None: nothing deployed
-    yet, the proxy answers 503 itself)."""
+    yet, the proxy answers 503 itself). `shadow`: (the Shadow, its release's routed service,
+    port): the live release answers every request, copies go to the new release's tasks
+    (the shadow window, plan/edge/proxy_config.Shadow; only beside a live route)."""
+    if shadow is not None and (live is None or service is None):
+        raise ValueError("a shadow mirrors a live route only")
+    mirror, copies = None, ""
+    if shadow is not None:
+        mirror, shadow_service, shadow_port = shadow
+        # A subrequest shares its parent's variables and runs the server's `set` again (the
+        # stamp emptied): the copy sets the live stamp back before anything else, so the
+        # user's answer is still logged and stamped as the live release's.
+        copies = shadow_location(mirror, f"http://$deployctl_shadow_upstream:{shadow_port}",
+                                 f"            set $deployctl_release {live};\n"
+                                 f"            set $deployctl_shadow_upstream {tasks_address(shadow_service)};\n")
     if live is not None and service is not None:
-        route = (f"            set $deployctl_release {live};\n"
+        route = (f"{shadow_mirror(mirror)}"
+                 f"            set $deployctl_release {live};\n"
                  f"            set $deployctl_upstream {tasks_address(service)};\n"
                  f"            proxy_pass http://$deployctl_upstream:{port};\n"
                  # `always`: on 5xx answers too, as on hosts. Without it the verify could not
@@ -41,7 +57,7 @@ def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str |
     connect = min(proxy.connect_timeout, MAX_CONNECT_TIMEOUT)
     return f"""# Written by deployctl (swarm) on every switch; do not edit (changes are replaced).
 # live: {live or NO_RELEASE}
-{MAIN_CONTEXT}
+{shadow_line(mirror)}{MAIN_CONTEXT}
 http {{
 {http_common(proxy, connect)}    # Docker's DNS for the overlay network: the live release's tasks, asked again each second.
     resolver {DNS} valid={DNS_VALID} ipv6=off;
@@ -50,11 +66,11 @@ http {{
     proxy_next_upstream error timeout;
     proxy_next_upstream_tries {NEXT_TRIES};
     include {HTTP_SNIPPETS};
-
+{shadow_map(mirror)}
     server {{
         listen {proxy.listen_port} reuseport;
         set $deployctl_release "";
-{health_location(proxy)}        include {SERVER_SNIPPETS};
+{health_location(proxy)}{copies}        include {SERVER_SNIPPETS};
         location / {{
 {route}        }}
     }}

@@ -30,7 +30,7 @@ from ..lifecycle.host_calls import why as _why
 from ..lifecycle.switch import HostSwitch, SwitchBackFailed
 from ..lifecycle.transaction import release_record
 from .canary import CanaryAborted, CanaryGate, HostCanary, recover
-from .judges import JudgedDeploy, Judges
+from .judges import SHADOW_LEFT, JudgedDeploy, Judges
 from .shadow import HostShadow
 from .shadow import recover as recover_shadow
 
@@ -143,8 +143,7 @@ class HostJudges(Judges):
             self._remove_left(release)
             d.state.record(release_record(
                 release=release, action="deploy", outcome=ABORTED, previous=d.previous,
-                error="shadow: deployctl stopped before the shadow window was decided; the next deploy removed the "
-                      "mirror"))
+                error=SHADOW_LEFT))
 
     def _remove_left(self, release: str) -> None:
         d = self.deploy

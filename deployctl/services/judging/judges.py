@@ -28,6 +28,9 @@ from .canary import CanaryGate
 from .shadow import ShadowStopped
 from .watch import Guard
 
+# The record of a release whose shadow window a killed deployctl left (on any target).
+SHADOW_LEFT = "shadow: deployctl stopped before the shadow window was decided; the next deploy removed the mirror"
+
 
 class JudgedDeploy(Protocol):
     """What the judges use of any target's deploy (a host's HostDeploy, a Swarm's SwarmDeploy)."""
