@@ -281,3 +281,21 @@ def test_the_shadow_window_on_a_swarm_copies_to_the_new_releases_tasks_while_the
     assert "map $request_method $deployctl_shadow {" in text and f"release={r2}'" in text
     with pytest.raises(ValueError, match="a shadow mirrors a live route only"):
         render_swarm_proxy_config(live.proxy, None, None, None, shadow=(Shadow(r2, ("GET",)), "x", 8000))
+
+
+def test_the_dry_run_of_a_shadowed_swarm_deploy_shows_the_window_between_health_and_route():
+    from deployctl.config.models import Rollout
+    from deployctl.plan.judging.shadow import shadow_spec
+
+    _, _, layout, spec, services = setup()
+    shadow = shadow_spec(Rollout(shadow_window=30))
+    plan = deploy_plan(spec, list(services.values()), Names("shop", "prod"), layout.proxy_dir, proxy_port=8080,
+                       drain=2.0, migrations={}, shadow=shadow)
+    steps = [row.step for row in plan.steps()]
+    assert steps.index("health") < steps.index("shadow") < steps.index("route")
+    rows = [row for row in plan.steps() if row.step == "shadow"]
+    assert f"tasks.shop-prod-frontend-{R1}" in rows[0].detail and "every node" in rows[1].detail
+    assert rows[1].argv[:3] == ("docker", "logs", "--timestamps") and "aborted" in rows[2].detail
+    plain = deploy_plan(spec, list(services.values()), Names("shop", "prod"), layout.proxy_dir, proxy_port=8080,
+                        drain=2.0, migrations={})
+    assert "shadow" not in [row.step for row in plain.steps()]

@@ -11,6 +11,7 @@ it replaced is scaled to 0 after the drain: kept, so a rollback needs no registr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..lifecycle import docker_commands as dc
 from . import services as sw
@@ -21,6 +22,9 @@ from ..lifecycle.release_spec import HealthProbe, ReleaseSpec
 from ..lifecycle.steps import Argv, PlannedStep
 from .swarm_proxy import render_swarm_proxy_config, tasks_address
 from ..lifecycle.switch_plan import GuardSpec, VerifyCheck, proxy_swap, verify_check
+
+if TYPE_CHECKING:  # as plan/lifecycle/switch_plan.py: a rollback never imports the judging modules
+    from ..judging.shadow import ShadowSpec
 
 READY_MARGIN = 30.0  # on top of the longest health timeout: pulling the image on each node
 
@@ -43,6 +47,7 @@ class SwarmPlan:
     ready_timeout: float
     guard: GuardSpec | None = None  # deploys only: the error-rate guard over every node's proxy log
     network: Argv = ()  # deploys: the release's own overlay network, created before its services
+    shadow: ShadowSpec | None = None  # deploys only: copies of live requests first (services/swarm/swarm_judges.py)
 
     @property
     def wanted(self) -> dict[str, int]:
@@ -77,6 +82,8 @@ class SwarmPlan:
             rows.append(PlannedStep("health", "deployctl's own check of every task, over the app's network from a "
                                               f"checker (the proxy image) on the manager, removed after: {checks}",
                                     self.checker))
+        if self.shadow is not None:
+            rows += _shadow_rows(self, self.shadow)
         routed = self.target.routed
         rows.append(PlannedStep("route", f"on every ready node: stage the proxy's {STAGED_FILE} (upstream "
                                          f"{tasks_address(routed.container)}:{routed.port} by Docker's DNS, "
@@ -98,11 +105,26 @@ class SwarmPlan:
                                              "release's services; record `reverted` with the numbers; exit 6",
                                     self.reload))
         rows.append(PlannedStep("drain", f"wait {self.drain:g}s for requests the replaced release still holds"))
+
         rows.append(PlannedStep("stop", "scale the other releases' services to 0 (kept for rollback), but the "
                                         "replaced release's while its warm window lasts (rollout.warm_window: a "
                                         "rollback until then is a proxy switch; recorded in the manager's warm.json)",
                                 self.retire(["<other releases' services>"])))
         return rows
+
+
+def _shadow_rows(plan: SwarmPlan, spec: ShadowSpec) -> list[PlannedStep]:
+    return [
+        PlannedStep("shadow", f"on every ready node: stage the proxy's {STAGED_FILE}: the live release answers, "
+                              f"`mirror` copies {'/'.join(spec.methods)} requests to the tasks of "
+                              f"{tasks_address(plan.target.routed.container)}; tested, renamed, reloaded (as the "
+                              "route below)", plan.reload),
+        PlannedStep("shadow", spec.describe().replace("on every host", "on every node"),
+                    tuple(dc.logs_since("<the node's proxy task>", "<mirror time>"))),
+        PlannedStep("shadow", "stop: put the live nginx.conf back on every node (staged, tested, renamed, reloaded); "
+                              "remove this release's services; record `aborted` with the numbers; exit 6"),
+        PlannedStep("shadow", "pass: the route below replaces the mirroring nginx.conf"),
+    ]
 
 
 def _proxy_argvs(target: ReleaseSpec, names: Names, proxy_dir: str, proxy_port: int) -> tuple[Argv, Argv]:
@@ -138,7 +160,8 @@ def ready_timeout(services: list[sw.SwarmService] | tuple[sw.SwarmService, ...])
 
 def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Names, proxy_dir: str, *,
                 proxy_port: int, drain: float, migrations: dict[str, list[str]],
-                registry_auth: bool | str = False, guard: GuardSpec | None = None) -> SwarmPlan:
+                registry_auth: bool | str = False, guard: GuardSpec | None = None,
+                shadow: ShadowSpec | None = None) -> SwarmPlan:
     """`migrations`: service -> command, run once as a job of that service's new image.
     `registry_auth`: the manager is logged in to the registry (a str: in that client config
     directory; plan/swarm/services.py: create_service)."""
@@ -159,7 +182,7 @@ def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Nam
         undo=(tuple(sw.remove_services([s.name for s in services])),),
         migrations=jobs, proxy_config=proxy_config_for(target), checker=_checker(target, names, services),
         proxy_service=proxy_service, reload=reload,
-        verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services), guard=guard,
+        verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services), guard=guard, shadow=shadow,
     )
 
 

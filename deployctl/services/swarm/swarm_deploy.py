@@ -241,7 +241,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                 f"{name}={count}" for name, (count, _) in sorted(scaled.items())), host=host))
         plan = swarm_deploy_plan(loaded, env_name, release, images, registry_auth=login, replicas=counts,
                                  options=options)
-        shadow = shadow_spec(environment.rollout, options.shadow)
+        shadow = plan.shadow
         work = SwarmDeploy(site, state, plan, loaded, env_name, secrets, options, emit, registry_auth=login,
                            scaled=scaled, cancel=Cancel(),
                            shadow_gate=CanaryGate([], shadow, emit) if shadow is not None else None)
@@ -282,7 +282,8 @@ def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images:
     migrations = {name: list(s.migrate) for name, s in config.services.items() if s.migrate}
     return deploy_plan(spec, services, names, layout.proxy_dir, proxy_port=proxy_port(loaded, env_name),
                        drain=environment.rollout.drain, migrations=migrations, registry_auth=registry_auth,
-                       guard=guard_spec(environment.rollout, options.no_guard))
+                       guard=guard_spec(environment.rollout, options.no_guard),
+                       shadow=shadow_spec(environment.rollout, options.shadow))
 
 
 class SwarmDeploy:
