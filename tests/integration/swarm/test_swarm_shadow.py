@@ -28,8 +28,9 @@ def from_the_mirror(report, stdout: str) -> list:  # type: ignore[no-untyped-def
     """Users' failed requests sent once the mirror was being put on the nodes (the health
     check ended) or later: the window's, the stop's and the switch's. Before it, the deploy
     only starts the new release's tasks beside the live ones; under this shared machine's
-    load (average 46) the live release's own tasks were seen answering 502s then (twice,
-    during the health wait), which a Swarm deploy without a shadow window sees as well."""
+    load (average 35-47) users got 502s from the live release then (twice in four runs,
+    during the health wait), as a Swarm deploy without a shadow window does (docs/swarm.md,
+    "Measured": the bench's fourth run, failures long before the switch)."""
     began = next(e["at"] for e in json_lines(stdout) if e.get("event") == "step_done" and e.get("step") == "health")
     return [f for f in report.failures if f.started >= began]
 
@@ -49,6 +50,12 @@ def test_the_shadow_window_on_a_swarm_stops_a_failing_release_and_passes_a_healt
     site.write_config(**SMALL)  # type: ignore[arg-type]
     began = time.monotonic()
     first = site.deploy("1111111aaaa", "--json")
+    if first.returncode != 0 and "No address associated with hostname" in first.stdout:
+        # The set-up, not the subject: on this loaded machine a first Swarm deploy's verify
+        # can meet a frontend task whose node has not yet learnt the backend's DNS name
+        # (docs/swarm.md, "Other limits": the gossip delay; once in five runs at load 35-47).
+        print("\nv1's verify met the backend's DNS not yet on a node: deploying v1 again")
+        first = site.deploy("1111111aaab", "--json")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
     v1 = json_lines(first.stdout)[-1]["release"]
     print(f"\nv1 deployed in {time.monotonic() - began:.1f}s")
