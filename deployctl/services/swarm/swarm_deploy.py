@@ -30,7 +30,6 @@ from ...plan.lifecycle import warm as warm_plan
 from ...plan.judging.canary import canary_spec
 from ...plan.judging.shadow import shadow_spec
 from ...plan.lifecycle.env_values import SecretValueError, env_file
-from ...plan.edge.proxy_config import live_release
 from ...plan.lifecycle.release_spec import ReleaseSpec, release_spec
 from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, UNCERTAIN, ReleaseRecord, new_release_id, prune_selection
 from ...plan.swarm.swarm_plan import SwarmPlan, deploy_plan, rollback_plan
@@ -55,7 +54,7 @@ from ..lifecycle.transaction import UNCERTAIN as UNCERTAIN_PHASE
 from ..judging.canary import CanaryGate
 from ..judging.shadow import ShadowStopped
 from ..lifecycle.switch import SwitchBackFailed
-from .swarm_judges import SwarmJudges
+from .swarm_judges import SwarmJudges, put_back
 
 REPLICAS = "replicas"  # the record's extra: what each service ran with (rollback runs it again)
 
@@ -116,8 +115,7 @@ def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
         back = Timer(emit, "switch back", host=host)
         try:
             if previous is not None:
-                site.route(plan, previous)
-                site.wait_answers(live_release(previous), port, plan.verify.path)
+                put_back(site, plan, previous, port)
             back.done()
         except Exception as again:  # noqa: BLE001
             back.failed(_why(again))

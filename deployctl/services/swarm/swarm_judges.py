@@ -17,7 +17,7 @@ import time
 
 from ...errors import DeployError
 from ...events import Emit, Message, Timer
-from ...plan.edge.proxy_config import shadow_of
+from ...plan.edge.proxy_config import live_release, shadow_of
 from ...plan.judging.shadow import ShadowSpec
 from ...plan.lifecycle.release_spec import ReleaseSpec
 from ...plan.lifecycle.releases import ABORTED
@@ -27,6 +27,14 @@ from ..judging.judges import SHADOW_LEFT, JudgedDeploy, Judges
 from ..judging.watch import ProxyLog
 from ..lifecycle.transaction import release_record
 from .swarm_site import NodeProxy, SwarmSite
+
+
+def put_back(site: SwarmSite, plan: SwarmPlan, config: bytes, port: int) -> None:
+    """`config` (what served before this command's switch) on every node, then until every
+    node answers from its live release again: the caller removes the new release next. The
+    switch's own switch back (swarm_deploy._switch) and the judges' ways back."""
+    site.route(plan, config)
+    site.wait_answers(live_release(config), port, plan.verify.path)
 
 
 class NodeJudged:
@@ -104,8 +112,7 @@ class SwarmJudges(Judges):
 
     def _put_back(self) -> None:
         assert self.live_only is not None
-        self.site.route(self.plan, self.live_only)
-        self.site.wait_answers(self.deploy.previous, self.port, self.plan.verify.path)
+        put_back(self.site, self.plan, self.live_only, self.port)
 
     def _live_spec(self) -> ReleaseSpec | None:
         record = self.deploy.state.history().deployed(self.deploy.previous or "")
