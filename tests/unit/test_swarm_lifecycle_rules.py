@@ -25,7 +25,7 @@ from deployctl.secrets import Secret
 from deployctl.services.hosts import layout_for, names_for
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.swarm import swarm_deploy
-from tests.support.fake_host import Fault, wrong_release
+from tests.support.fake_host import Fault, failing_access_log, wrong_release
 from tests.support.fake_swarm import FakeSwarm
 from tests.support.virtual_time import virtual_time
 from tests.unit import test_lifecycle_rules as host_rules
@@ -76,14 +76,15 @@ virtual_time = pytest.fixture(autouse=True)(virtual_time)  # tests/support/virtu
 class Site:
     """The Swarm environment on a fake Swarm, with the releases deployed so far."""
 
-    def __init__(self, swarm: FakeSwarm) -> None:
+    def __init__(self, swarm: FakeSwarm, loaded: LoadedConfig | None = None) -> None:
         self.swarm, self.emit, self.n = swarm, Recorder(), 0
+        self.loaded = loaded or LOADED  # the same environment "swarm", its rollout settings changed
 
     def deploy(self, **kwargs) -> str:  # type: ignore[no-untyped-def]
         self.n += 1
         images = ReleaseImages({s: f"registry.example/shop/{s}@sha256:{self.n:064d}" for s in ("backend", "frontend")},
                                f"{self.n:07d}")
-        return swarm_deploy.deploy(LOADED, "swarm", images, SECRETS, self.emit, manager=self.swarm,
+        return swarm_deploy.deploy(self.loaded, "swarm", images, SECRETS, self.emit, manager=self.swarm,
                                    nodes=self.swarm.node, now=T0 + 60 * self.n, **kwargs).release
 
     def failing_deploy(self, **kwargs) -> DeployctlError:  # type: ignore[no-untyped-def]
@@ -92,7 +93,8 @@ class Site:
         return info.value
 
     def rollback(self, **kwargs):  # type: ignore[no-untyped-def]
-        return swarm_deploy.rollback(LOADED, "swarm", self.emit, manager=self.swarm, nodes=self.swarm.node, **kwargs)
+        return swarm_deploy.rollback(self.loaded, "swarm", self.emit, manager=self.swarm, nodes=self.swarm.node,
+                                     **kwargs)
 
     def failing_rollback(self, **kwargs) -> DeployctlError:  # type: ignore[no-untyped-def]
         with pytest.raises(DeployctlError) as info:
@@ -419,3 +421,93 @@ def test_a_rollback_failure_gives_the_swarm_what_it_gives_a_host(swarm, local, o
 
     [done] = site.rollback()  # and the same rollback without the fault converges
     assert done.release == site.r1 and fake.serving_nodes() == {site.r1} and site.current() == site.r1
+
+
+# -- the judges (services/judging/judges.py, the same code a host's deploy runs) ------------------------
+#
+# The nodes' `docker logs --since` of the proxy answer scripted access logs (the same Fault a
+# host's rules use, shared by every node): one verdict over every node's log.
+
+def judged_site(rollout: str):  # type: ignore[no-untyped-def]
+    """The Swarm with R1 live, the environment's rollout given `rollout` (TOML lines)."""
+    loaded = LoadedConfig(Path("/project/deploy.toml"),
+                          parse_config(CONFIG.replace("guard_window = 0\n", rollout)))
+    fake = FakeSwarm(NAMES)
+    site = Site(fake, loaded)
+    site.r1 = site.deploy()
+    return site, fake
+
+
+SHADOW = "guard_window = 0\nshadow_window = 30\nshadow_min_requests = 20\n"
+
+
+def test_the_guard_over_every_nodes_log_switches_back_as_on_a_host():
+    # | guard | previous | reverted | 6, as test_lifecycle_rules' guard row: the revert is the judges' one
+    site, fake = judged_site("guard_window = 30\n")
+    fake.faults.append(Fault("run", r"^docker logs --timestamps --since ", times=0,
+                             effect=failing_access_log(fake, LAYOUT.lock_info)))
+    error = site.failing_deploy()
+    assert error.exit_code == ExitCode.DEPLOY_FAILED and "guard:" in error.message and "switched back" in error.message
+    tried = site.tried()
+    assert_previous_serves(site, fake, tried, REVERTED)
+    last = site.records()[-1]
+    # 30 failed answers in each of the 3 nodes' logs: one verdict over all of them
+    assert last.extra["guard"]["whole"]["errors"] == 90 and "switch_back_seconds" in last.extra["guard"]
+
+
+def test_a_release_whose_copies_fail_is_stopped_by_the_shadow_window_on_every_node():
+    # | shadow | previous | aborted | 6, as test_lifecycle_rules' shadow row
+    site, fake = judged_site(SHADOW)
+    fake.faults.append(host_rules.proxy_log(fake, LAYOUT, copy_errors=10))
+    error = site.failing_deploy()
+    assert error.exit_code == ExitCode.DEPLOY_FAILED and "shadow window stopped" in error.message
+    assert "shadow_max_error_rate" in error.message
+    tried = site.tried()
+    for node in fake.nodes.values():  # every node mirrored, then had its live-only configuration back
+        assert any(f"# shadow: {tried} GET,HEAD" in c and "mirror /.deployctl-shadow;" in c for c in node.configs)
+        assert "mirror" not in node.text(f"{LAYOUT.proxy_dir}/nginx.conf")
+    assert_previous_serves(site, fake, tried, "aborted")
+    last = site.records()[-1]
+    assert last.error.startswith("shadow: ")
+    assert last.extra["shadow"]["new"]["errors"] == 30 and last.extra["shadow"]["live"]["errors"] == 0
+    assert sorted(last.extra["shadow"]["hosts"]) == sorted(fake.nodes)  # one board row per node
+    assert error.details["verdicts"]["shadow"]["decision"] == "abort"  # `--json`'s error object, as on hosts
+
+
+def test_a_release_whose_copies_answer_as_the_live_one_switches_after_the_shadow_window():
+    site, fake = judged_site(SHADOW)
+    fake.faults.append(host_rules.proxy_log(fake, LAYOUT, copy_errors=0))
+    r2 = site.deploy()
+    assert fake.serving_nodes() == {r2} and site.on_disk() == {r2} and site.current() == r2
+    assert all("mirror" not in n.text(f"{LAYOUT.proxy_dir}/nginx.conf") for n in fake.nodes.values())
+    last = site.records()[-1]
+    assert (last.release, last.outcome) == (r2, LIVE) and last.extra["shadow"]["decision"] == "promote"
+
+
+def test_a_verify_failing_after_a_passed_shadow_window_puts_the_live_only_configuration_back():
+    # The switch back after the window restores what served users before it, never the mirror.
+    site, fake = judged_site(SHADOW)
+    fake.faults.append(host_rules.proxy_log(fake, LAYOUT, copy_errors=0))
+    _verify_wrong(site, fake)
+    error = site.failing_deploy()
+    assert error.exit_code == ExitCode.DEPLOY_FAILED
+    assert_previous_serves(site, fake, site.tried(), REVERTED)
+    assert all("mirror" not in n.text(f"{LAYOUT.proxy_dir}/nginx.conf") for n in fake.nodes.values())
+
+
+def test_a_mirror_a_killed_deploy_left_on_the_nodes_goes_before_the_next_deploy():
+    from deployctl.plan.swarm.swarm_plan import shadow_config_for
+    from deployctl.plan.lifecycle.release_spec import ReleaseSpec
+
+    site, fake = judged_site("guard_window = 0\n")
+    spec = ReleaseSpec.from_dict(site.records()[-1].spec)
+    left = spec.release.replace(spec.release[-7:], "dead000")  # a release id whose services are gone
+    from dataclasses import replace as dc_replace
+    mirror = shadow_config_for(dc_replace(spec, release=left), spec, ("GET",), 1.0).encode()
+    for node in fake.nodes.values():
+        node.files[f"{LAYOUT.proxy_dir}/nginx.conf"] = (mirror, 0o644)
+    r2 = site.deploy()
+    assert any("was not decided" in w for w in site.warnings())
+    aborted = [r for r in site.records() if r.release == left]
+    assert [(r.outcome, r.previous) for r in aborted] == [("aborted", site.r1)]
+    assert fake.serving_nodes() == {r2} and site.current() == r2

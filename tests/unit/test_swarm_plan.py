@@ -257,20 +257,45 @@ def test_a_canary_on_a_swarm_is_refused_before_any_connection(tmp_path):
         deploy(load_config(path), "prod", images, {}, Recorder())
 
 
-def test_a_shadow_window_on_a_swarm_is_refused_by_name_before_any_connection(tmp_path):
-    from deployctl.config import load_config
-    from deployctl.errors import ExitCode, UsageError
-    from deployctl.events import Recorder
-    from deployctl.services.lifecycle.deploy import DeployOptions, deploy
-    from deployctl.services.lifecycle.release_images import ReleaseImages
+def test_the_shadow_window_on_a_swarm_copies_to_the_new_releases_tasks_while_the_live_one_answers():
+    from deployctl.plan.edge.proxy_config import Shadow, live_release, shadow_of
+    from deployctl.plan.swarm.swarm_plan import shadow_config_for
 
-    path = tmp_path / "deploy.toml"
-    path.write_text(CONFIG_TEXT.replace("proxy_port = 8080", "proxy_port = 8080\n[environments.prod.rollout]\n"
-                                                             "shadow_window = 30"))
-    images = ReleaseImages({**IMAGES, "proxy": PROXY_IMAGE}, "abc1234def")
-    with pytest.raises(UsageError, match=r"^a shadow window .* is not available on environments\.prod") as info:
-        deploy(load_config(path), "prod", images, {}, Recorder())
-    assert info.value.exit_code == ExitCode.USAGE and "--shadow 0" in (info.value.hint or "")
-    path.write_text(CONFIG_TEXT)
-    with pytest.raises(UsageError, match="a shadow window"):  # --shadow N asks for one too
-        deploy(load_config(path), "prod", images, {}, Recorder(), options=DeployOptions(shadow=10))
+    _, _, _, live, _ = setup()
+    r2 = R1.replace(R1[-7:], "bbbbbbb")
+    target = release_spec(parse_config(CONFIG_TEXT), "prod", r2, "bbbbbbbdef", IMAGES, PROXY_IMAGE)
+    text = shadow_config_for(target, live, ("GET", "HEAD"), 1.5)
+    assert live_release(text) == R1 and shadow_of(text) is not None and shadow_of(text).release == r2
+    # users: the live release's tasks, each request copied to the internal location
+    assert f"set $deployctl_upstream tasks.shop-prod-frontend-{R1};" in text
+    assert "mirror /.deployctl-shadow;\n            mirror_request_body off;" in text
+    # the copies: the new release's tasks by DNS, stamped with it, cut off at the timeout
+    copy = text[text.index("location = /.deployctl-shadow {"):]
+    copy = copy[:copy.index("\n        }\n")]
+    assert f"set $deployctl_shadow_upstream tasks.shop-prod-frontend-{r2};" in copy
+    assert "proxy_pass http://$deployctl_shadow_upstream:8000$request_uri;" in copy
+    assert f"add_header X-Deployctl-Release {r2} always;" in copy and "proxy_read_timeout 1500ms;" in copy
+    # the subrequest shares the parent's stamp and runs the server's `set` again: the live
+    # stamp is set back first, before a method not copied returns
+    assert copy.index(f"set $deployctl_release {R1};") < copy.index("if ($deployctl_shadow = 0)")
+    assert "map $request_method $deployctl_shadow {" in text and f"release={r2}'" in text
+    with pytest.raises(ValueError, match="a shadow mirrors a live route only"):
+        render_swarm_proxy_config(live.proxy, None, None, None, shadow=(Shadow(r2, ("GET",)), "x", 8000))
+
+
+def test_the_dry_run_of_a_shadowed_swarm_deploy_shows_the_window_between_health_and_route():
+    from deployctl.config.models import Rollout
+    from deployctl.plan.judging.shadow import shadow_spec
+
+    _, _, layout, spec, services = setup()
+    shadow = shadow_spec(Rollout(shadow_window=30))
+    plan = deploy_plan(spec, list(services.values()), Names("shop", "prod"), layout.proxy_dir, proxy_port=8080,
+                       drain=2.0, migrations={}, shadow=shadow)
+    steps = [row.step for row in plan.steps()]
+    assert steps.index("health") < steps.index("shadow") < steps.index("route")
+    rows = [row for row in plan.steps() if row.step == "shadow"]
+    assert f"tasks.shop-prod-frontend-{R1}" in rows[0].detail and "every node" in rows[1].detail
+    assert rows[1].argv[:3] == ("docker", "logs", "--timestamps") and "aborted" in rows[2].detail
+    plain = deploy_plan(spec, list(services.values()), Names("shop", "prod"), layout.proxy_dir, proxy_port=8080,
+                        drain=2.0, migrations={})
+    assert "shadow" not in [row.step for row in plain.steps()]

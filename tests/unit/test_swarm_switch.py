@@ -72,7 +72,17 @@ def test_a_failed_verify_switches_back_and_a_failed_switch_back_is_uncertain():
     assert caught.value.exit_code == 7
 
 
-def test_without_a_signal_the_switch_returns_the_configuration_it_replaced():
+def test_without_a_signal_the_switch_routes_once_and_waits_for_nothing():
     site = Site()
-    assert _switch(site, Plan(), 8080, lambda event: None, "manager", lambda: None) == PREVIOUS
+    _switch(site, Plan(), 8080, lambda event: None, "manager", lambda: None)
     assert site.routed == [Plan.proxy_config] and site.waited == []
+
+
+def test_after_a_shadow_window_the_switch_back_restores_the_live_only_configuration_given():
+    # The nodes served the mirror (live_config) when the switch began; what goes back is the
+    # configuration from before the window (services/swarm/swarm_judges.SwarmJudges.live_only).
+    live_only = b"# deployctl proxy configuration\n# live: 20261206-010000-aaaaaaa\n# only\n"
+    site = Site(verify_fails=True)
+    with pytest.raises(DeployError, match="answered 500"):
+        _switch(site, Plan(), 8080, lambda event: None, "manager", previous=live_only)
+    assert site.routed == [Plan.proxy_config, live_only] and site.waited == ["20261206-010000-aaaaaaa"]

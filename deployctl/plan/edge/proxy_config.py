@@ -126,7 +126,7 @@ def render_proxy_config(proxy: ProxySpec, live: str | None, upstreams: dict[str,
         route = "            return 503 \"No release deployed yet\\n\";\n"
     return f"""# Written by deployctl on every switch; do not edit (changes are replaced).
 # live: {live or NO_RELEASE}
-{_shadow_line(shadow)}{f"# canary: {canary[0]} {canary[1]}%{chr(10)}" if split else ""}{_standby_line(standby)}{MAIN_CONTEXT}
+{shadow_line(shadow)}{f"# canary: {canary[0]} {canary[1]}%{chr(10)}" if split else ""}{_standby_line(standby)}{MAIN_CONTEXT}
 http {{
 {http_common(proxy, proxy.connect_timeout)}    # One server per upstream: a failed request is never retried on another release.
     proxy_next_upstream off;
@@ -330,7 +330,7 @@ def shadow_mirror(shadow: Shadow | None) -> str:
     return f"            mirror {SHADOW_LOCATION};\n            mirror_request_body {body};\n"
 
 
-def shadow_location(shadow: Shadow | None) -> str:
+def shadow_location(shadow: Shadow | None, upstream: str | None = None, setup: str = "") -> str:
     """Server level: the copy goes to the shadow release with the original URI. Its answer is
     thrown away by nginx; `log_subrequest` writes it to the access log in the usual format,
     stamped with the shadow release, so the verdict tells its answers from the live
@@ -338,13 +338,14 @@ def shadow_location(shadow: Shadow | None) -> str:
     once per request and a subrequest shares its parent's values, so whichever of the two
     asked first would stamp both (seen: the live answers logged as the copy's). The copy's
     own header is text too, so nothing here evaluates the map. A method not copied ends
-    here, unlogged."""
+    here, unlogged. `upstream`: where the copy goes (default: the release's upstream block;
+    a Swarm node's: its service's tasks by DNS); `setup`: rewrite lines run first."""
     if shadow is None:
         return ""
     limit = f"{max(1, round(shadow.timeout * 1000))}ms"
     return f"""        location = {SHADOW_LOCATION} {{
             internal;
-            if ($deployctl_shadow = 0) {{
+{setup}            if ($deployctl_shadow = 0) {{
                 access_log off;
                 return 204;
             }}
@@ -354,12 +355,12 @@ def shadow_location(shadow: Shadow | None) -> str:
             proxy_connect_timeout {limit};
             proxy_send_timeout {limit};
             proxy_read_timeout {limit};
-            proxy_pass http://{upstream_name(shadow.release)}$request_uri;
+            proxy_pass {upstream or f"http://{upstream_name(shadow.release)}"}$request_uri;
         }}
 """
 
 
-def _shadow_line(shadow: Shadow | None) -> str:
+def shadow_line(shadow: Shadow | None) -> str:
     return f"# shadow: {shadow.release} {','.join(shadow.methods)}\n" if shadow is not None else ""
 
 

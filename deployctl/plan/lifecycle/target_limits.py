@@ -26,10 +26,6 @@ SWARM: dict[str, Missing] = {
                       "a plain deploy in its place would send all the traffic to a release you asked to try on a "
                       "share first",
                       "deploy without --canary, or set rollout.canary = 0 (docs/swarm.md)"),
-    "shadow": Missing("a shadow window (--shadow, rollout.shadow_window)",
-                      "the mirror would be needed on every node's proxy, with the new release's service reachable "
-                      "beside the live one before the switch",
-                      "deploy with --shadow 0, or set rollout.shadow_window = 0 (docs/swarm.md)"),
     "jobs": Missing("scheduled jobs ([jobs] tables)", "a Swarm has no one-off container of a release for a job to run in",
                     "remove the [jobs] tables for this environment's config, or run them on an ssh or local "
                     "environment (docs/jobs.md, \"Swarm\")"),
@@ -43,8 +39,8 @@ SWARM: dict[str, Missing] = {
                        "Swarm release records no schema",
                        "docs/backups.md says how; on hosts (local, ssh) it works"),
     "drill": Missing("deployctl drill",
-                     "its fault wrapper would be a service beside the live one, and the shadow window and canary "
-                     "that judge it before users do are refused here too",
+                     "its fault wrapper would be a service beside the live one, and the canary that judges it "
+                     "before users do is refused here too",
                      "drill an ssh or local environment that runs the same images (docs/release-safety.md, "
                      "\"Drills\")"),
     "shared_proxy": Missing("a shared proxy (environments.NAME.shared_proxy)",

@@ -11,16 +11,20 @@ it replaced is scaled to 0 after the drain: kept, so a rollback needs no registr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..lifecycle import docker_commands as dc
 from . import services as sw
 from . import swarm_health as sh
 from ..lifecycle.names import Names
-from ..edge.proxy_config import CONFIG_FILE, STAGED_FILE
+from ..edge.proxy_config import CONFIG_FILE, STAGED_FILE, Shadow
 from ..lifecycle.release_spec import HealthProbe, ReleaseSpec
 from ..lifecycle.steps import Argv, PlannedStep
 from .swarm_proxy import render_swarm_proxy_config, tasks_address
 from ..lifecycle.switch_plan import GuardSpec, VerifyCheck, proxy_swap, verify_check
+
+if TYPE_CHECKING:  # as plan/lifecycle/switch_plan.py: a rollback never imports the judging modules
+    from ..judging.shadow import ShadowSpec
 
 READY_MARGIN = 30.0  # on top of the longest health timeout: pulling the image on each node
 
@@ -44,6 +48,7 @@ class SwarmPlan:
     guard: GuardSpec | None = None  # deploys only: the error-rate guard over every node's proxy log
     network: Argv = ()  # deploys: the release's own overlay network, created before its services
     tls_port: int | None = None  # HTTPS on: the proxy publishes it on every node too (docs/tls.md)
+    shadow: ShadowSpec | None = None  # deploys only: copies of live requests first (services/swarm/swarm_judges.py)
 
     @property
     def wanted(self) -> dict[str, int]:
@@ -78,6 +83,8 @@ class SwarmPlan:
             rows.append(PlannedStep("health", "deployctl's own check of every task, over the app's network from a "
                                               f"checker (the proxy image) on the manager, removed after: {checks}",
                                     self.checker))
+        if self.shadow is not None:
+            rows += _shadow_rows(self, self.shadow)
         routed = self.target.routed
         rows.append(PlannedStep("route", f"on every ready node: stage the proxy's {STAGED_FILE} (upstream "
                                          f"{tasks_address(routed.container)}:{routed.port} by Docker's DNS, "
@@ -99,11 +106,26 @@ class SwarmPlan:
                                              "release's services; record `reverted` with the numbers; exit 6",
                                     self.reload))
         rows.append(PlannedStep("drain", f"wait {self.drain:g}s for requests the replaced release still holds"))
+
         rows.append(PlannedStep("stop", "scale the other releases' services to 0 (kept for rollback), but the "
                                         "replaced release's while its warm window lasts (rollout.warm_window: a "
                                         "rollback until then is a proxy switch; recorded in the manager's warm.json)",
                                 self.retire(["<other releases' services>"])))
         return rows
+
+
+def _shadow_rows(plan: SwarmPlan, spec: ShadowSpec) -> list[PlannedStep]:
+    return [
+        PlannedStep("shadow", f"on every ready node: stage the proxy's {STAGED_FILE}: the live release answers, "
+                              f"`mirror` copies {'/'.join(spec.methods)} requests to the tasks of "
+                              f"{tasks_address(plan.target.routed.container)}; tested, renamed, reloaded (as the "
+                              "route below)", plan.reload),
+        PlannedStep("shadow", spec.describe().replace("on every host", "on every node"),
+                    tuple(dc.logs_since("<the node's proxy task>", "<mirror time>"))),
+        PlannedStep("shadow", "stop: put the live nginx.conf back on every node (staged, tested, renamed, reloaded); "
+                              "remove this release's services; record `aborted` with the numbers; exit 6"),
+        PlannedStep("shadow", "pass: the route below replaces the mirroring nginx.conf"),
+    ]
 
 
 def _proxy_argvs(target: ReleaseSpec, names: Names, proxy_dir: str, proxy_port: int,
@@ -125,6 +147,15 @@ def proxy_config_for(target: ReleaseSpec) -> str:
     return render_swarm_proxy_config(target.proxy, target.release, routed.container, routed.port)
 
 
+def shadow_config_for(target: ReleaseSpec, live: ReleaseSpec, methods: tuple[str, ...], timeout: float) -> str:
+    """The shadow window on every node (plan/judging/shadow.py): `live` answers every user,
+    copies of `methods` go to `target`'s routed service; the target's proxy settings, as the
+    switch's (plan/lifecycle/switch_plan.shadow_config on a host)."""
+    routed, new = live.routed, target.routed
+    return render_swarm_proxy_config(target.proxy, live.release, routed.container, routed.port,
+                                     shadow=(Shadow(target.release, methods, timeout), new.container, new.port))
+
+
 def ready_timeout(services: list[sw.SwarmService] | tuple[sw.SwarmService, ...]) -> float:
     return max(s.health.timeout for s in services) + READY_MARGIN
 
@@ -132,7 +163,7 @@ def ready_timeout(services: list[sw.SwarmService] | tuple[sw.SwarmService, ...])
 def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Names, proxy_dir: str, *,
                 proxy_port: int, drain: float, migrations: dict[str, list[str]],
                 registry_auth: bool | str = False, guard: GuardSpec | None = None,
-                tls_port: int | None = None) -> SwarmPlan:
+                tls_port: int | None = None, shadow: ShadowSpec | None = None) -> SwarmPlan:
     """`migrations`: service -> command, run once as a job of that service's new image.
     `registry_auth`: the manager is logged in to the registry (a str: in that client config
     directory; plan/swarm/services.py: create_service)."""
@@ -154,6 +185,7 @@ def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Nam
         migrations=jobs, proxy_config=proxy_config_for(target), checker=_checker(target, names, services),
         proxy_service=proxy_service, reload=reload,
         verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services), tls_port=tls_port, guard=guard,
+        shadow=shadow,
     )
 
 

@@ -14,7 +14,8 @@ page location, so `maintenance on|off` rewrites it and a switch carries it.
 
 from __future__ import annotations
 
-from ..edge.proxy_config import HTTP_SNIPPETS, MAIN_CONTEXT, NO_RELEASE, PROXY_MOUNT, RELEASE_HEADER, SERVER_SNIPPETS, health_location, http_common
+from ..edge.proxy_config import HTTP_SNIPPETS, MAIN_CONTEXT, NO_RELEASE, PROXY_MOUNT, RELEASE_HEADER, SERVER_SNIPPETS, Shadow, health_location, http_common
+from ..edge.proxy_config import shadow_line, shadow_location, shadow_map, shadow_mirror
 from ..edge import maintenance
 from ..edge.tls_config import http_redirect_map, server_includes
 from ..lifecycle.release_spec import ProxySpec
@@ -32,11 +33,26 @@ def tasks_address(service: str) -> str:
     return f"tasks.{service}"
 
 
-def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str | None, port: int | None) -> str:
+def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str | None, port: int | None,
+                              shadow: tuple[Shadow, str, int] | None = None) -> str:
     """`service`/`port`: the live release's routed Swarm service (None: nothing deployed
-    yet, the proxy answers 503 itself)."""
+    yet, the proxy answers 503 itself). `shadow`: (the Shadow, its release's routed service,
+    port): the live release answers every request, copies go to the new release's tasks
+    (the shadow window, plan/edge/proxy_config.Shadow; only beside a live route)."""
+    if shadow is not None and (live is None or service is None):
+        raise ValueError("a shadow mirrors a live route only")
+    mirror, copies = None, ""
+    if shadow is not None:
+        mirror, shadow_service, shadow_port = shadow
+        # A subrequest shares its parent's variables and runs the server's `set` again (the
+        # stamp emptied): the copy sets the live stamp back before anything else, so the
+        # user's answer is still logged and stamped as the live release's.
+        copies = shadow_location(mirror, f"http://$deployctl_shadow_upstream:{shadow_port}",
+                                 f"            set $deployctl_release {live};\n"
+                                 f"            set $deployctl_shadow_upstream {tasks_address(shadow_service)};\n")
     if live is not None and service is not None:
-        route = (f"            set $deployctl_release {live};\n"
+        route = (f"{shadow_mirror(mirror)}"
+                 f"            set $deployctl_release {live};\n"
                  f"            set $deployctl_upstream {tasks_address(service)};\n"
                  f"            proxy_pass http://$deployctl_upstream:{port};\n")
     else:
@@ -44,7 +60,7 @@ def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str |
     connect = min(proxy.connect_timeout, MAX_CONNECT_TIMEOUT)
     return f"""# Written by deployctl (swarm) on every switch; do not edit (changes are replaced).
 # live: {live or NO_RELEASE}
-{MAIN_CONTEXT}
+{shadow_line(mirror)}{MAIN_CONTEXT}
 http {{
 {http_common(proxy, connect)}    # Docker's DNS for the overlay network: the live release's tasks, asked again each second.
     resolver {DNS} valid={DNS_VALID} ipv6=off;
@@ -53,7 +69,7 @@ http {{
     proxy_next_upstream error timeout;
     proxy_next_upstream_tries {NEXT_TRIES};
     include {HTTP_SNIPPETS};
-{http_redirect_map(proxy.health_path)}
+{http_redirect_map(proxy.health_path)}{shadow_map(mirror)}
     server {{
         listen {proxy.listen_port} reuseport;
         set $deployctl_release "";
@@ -63,7 +79,7 @@ http {{
         # settling, and waited out its timeout while users got them (the Swarm test's
         # verify-fails phase).
         add_header {RELEASE_HEADER} $deployctl_release always;
-{maintenance.server_block(None)}{health_location(proxy)}{server_includes(PROXY_MOUNT)}        include {SERVER_SNIPPETS};
+{maintenance.server_block(None)}{health_location(proxy)}{copies}{server_includes(PROXY_MOUNT)}        include {SERVER_SNIPPETS};
         location / {{
 {maintenance.LOCATION_CHECK}{route}        }}
 {maintenance.page_location(PROXY_MOUNT)}    }}

@@ -60,6 +60,10 @@ class JudgedHost:
         """A decision by hand (`deploy --promote` / `--abort`); none unless the part reads one."""
         return None
 
+    def judged(self) -> list["JudgedHost"]:
+        """What the gate reads of this part: the host itself (a Swarm's window: every node)."""
+        return [self]
+
 
 class HostCanary(JudgedHost):
     """One host's canary: split its proxy (with the watchdog armed first), read its log and
@@ -142,6 +146,14 @@ class CanaryGate:
         with self._cond:
             self.expected.discard(host)
             self._cond.notify_all()
+
+    def join_all(self, parts: list, since: float) -> CanaryVerdict:  # type: ignore[type-arg]
+        """Every part one site brings at once (a host: itself; a Swarm: each node's proxy,
+        services/swarm/swarm_judges.py), each read and shown on the board as a host of a fleet."""
+        with self._cond:
+            for part in parts[1:]:
+                self.arrived[part.host] = (part, since)
+        return self.join(parts[0], since)
 
     def join(self, canary: HostCanary, since: float) -> CanaryVerdict:
         with self._cond:

@@ -21,7 +21,7 @@ from typing import Callable
 from ...config import LoadedConfig
 from ...config.models import Rollout as RolloutSettings
 from ..operate.jobs import refuse_on_swarm as refuse_jobs_on_swarm
-from ...errors import DeployctlError, DeployError, RollbackError, UncertainError, UsageError
+from ...errors import DeployctlError, DeployError, RollbackError, UsageError
 from ...events import Emit, Message, Timer, serialized
 from ...plan.lifecycle import rollout as rollout_plan
 from ...plan.swarm import services as sw
@@ -30,11 +30,10 @@ from ...plan.lifecycle import warm as warm_plan
 from ...plan.judging.canary import canary_spec
 from ...plan.judging.shadow import shadow_spec
 from ...plan.lifecycle.env_values import SecretValueError, env_file
-from ...plan.edge.proxy_config import live_release
 from ...plan.lifecycle.release_spec import ReleaseSpec, release_spec
 from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, UNCERTAIN, ReleaseRecord, new_release_id, prune_selection
 from ...plan.swarm.swarm_plan import SwarmPlan, deploy_plan, rollback_plan
-from ...plan.lifecycle.switch_plan import GuardSpec, guard_spec
+from ...plan.lifecycle.switch_plan import guard_spec
 from ...secrets import Secret
 from ..lifecycle import preflight
 from . import swarm_accessories
@@ -52,14 +51,17 @@ from .swarm_site import SwarmSite
 from . import swarm_tls
 from ..edge.tls import files_pair
 from ..lifecycle.rollout import Cancel, unexpected
-from ..lifecycle.transaction import BEFORE, LIVE_PHASE, SWITCHED_BACK, GuardReverted, after_switch, deploy_failure, failure_outcome, release_record, rollback_failure, run_transaction, take_lock, best_effort
+from ..lifecycle.transaction import BEFORE, LIVE_PHASE, SWITCHED_BACK, after_switch, deploy_failure, failure_outcome, release_record, rollback_failure, run_transaction, take_lock, best_effort
 from ..lifecycle.transaction import UNCERTAIN as UNCERTAIN_PHASE
-from ..judging.watch import Guard
+from ..judging.canary import CanaryGate
+from ..judging.shadow import ShadowStopped
+from ..lifecycle.switch import SwitchBackFailed
+from .swarm_judges import SwarmJudges, put_back
 
 REPLICAS = "replicas"  # the record's extra: what each service ran with (rollback runs it again)
 
 
-class SwarmSwitchBackFailed(UncertainError):
+class SwarmSwitchBackFailed(SwitchBackFailed):
     """The verify failed and putting the previous configuration back failed too."""
 
 
@@ -95,13 +97,13 @@ class SwarmJob:
 
 
 def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
-            checkpoint: Callable[[], None] = lambda: None) -> bytes | None:
+            checkpoint: Callable[[], None] = lambda: None, previous: bytes | None = None) -> None:
     """Route then verify on every node; a failed verify puts the previous configuration
+    (`previous`: what the nodes served before this command touched them; None: read now)
     back on every node (raises DeployError), or SwarmSwitchBackFailed if that fails too.
     A signal seen after the route or the verify (`checkpoint`) switches back as well, as on
-    hosts (services/lifecycle/switch.py): an interrupted deploy never ends with its release live.
-    Returns the configuration before the switch (what the guard's revert puts back)."""
-    previous = site.live_config()
+    hosts (services/lifecycle/switch.py): an interrupted deploy never ends with its release live."""
+    previous = previous if previous is not None else site.live_config()
     timer = Timer(emit, "route", host=host, detail=f"proxy -> {plan.target.release}")
     try:
         nodes = site.route(plan, plan.proxy_config)
@@ -115,15 +117,13 @@ def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
         back = Timer(emit, "switch back", host=host)
         try:
             if previous is not None:
-                site.route(plan, previous)
-                site.wait_answers(live_release(previous), port, plan.verify.path)
+                put_back(site, plan, previous, port)
             back.done()
         except Exception as again:  # noqa: BLE001
             back.failed(_why(again))
             raise SwarmSwitchBackFailed(f"{host}: {_why(exc)}; switching back failed: {_why(again)}",
                                         hint="the proxies may not all serve one release: `deployctl status`") from None
         raise DeployError(f"{host}: {_why(exc)}", hint="the previous release is serving again") from None
-    return previous
 
 
 def _retire(site: SwarmSite, plan: SwarmPlan, live: str, drain: float, emit: Emit, host: str, *,
@@ -217,8 +217,6 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
     config, environment = loaded.config, loaded.environment(env_name)
     if canary_spec(environment.rollout, options.canary) is not None:
         refuse("swarm", env_name, "canary")  # before anything is touched (plan/lifecycle/target_limits.py)
-    if shadow_spec(environment.rollout, options.shadow) is not None:
-        refuse("swarm", env_name, "shadow")
     refuse_jobs_on_swarm(config, env_name)  # refused before anything is touched, as the canary
     refuse_stop_first(config, env_name)
     # tls = "files": the pair checked (key, names, dates) before anything changes, as on hosts.
@@ -245,8 +243,10 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                 f"{name}={count}" for name, (count, _) in sorted(scaled.items())), host=host))
         plan = swarm_deploy_plan(loaded, env_name, release, images, registry_auth=login, replicas=counts,
                                  options=options)
+        shadow = plan.shadow
         work = SwarmDeploy(site, state, plan, loaded, env_name, secrets, options, emit, registry_auth=login,
-                           scaled=scaled, cancel=Cancel())
+                           scaled=scaled, cancel=Cancel(),
+                           shadow_gate=CanaryGate([], shadow, emit) if shadow is not None else None)
         # The hooks as on hosts (services/operate/hooks.py): pre_deploy before the lock, pre_migrate
         # before the migrations, post_deploy and on_revert once the lock is released.
         hooks = HookRunner.for_config(loaded, emit, enabled=options.hooks, secrets=secrets,
@@ -261,7 +261,11 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         result = results[host]
         hosts = [HostOutcome(host, release, work.previous, result.outcome, result.seconds, result.error)]
         if not verdict.ok:
-            raise deploy_failure(release, results, hosts, verdict) from unexpected(results)
+            error = deploy_failure(release, results, hosts, verdict)
+            gate = work.judges.shadow_gate
+            if gate is not None and gate.verdict is not None:  # `--json`'s error object, as on hosts
+                error.details = {"verdicts": {"shadow": gate.verdict.to_dict()}}
+            raise error from unexpected(results)
         if config.tls_for(env_name) != "off":  # after the switch, as on hosts (services/swarm/swarm_tls.py)
             swarm_tls.certificate(site, loaded, env_name, release, pair)
         return DeployResult(release, images.revision, hosts)
@@ -282,7 +286,8 @@ def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images:
     migrations = {name: list(s.migrate) for name, s in config.services.items() if s.migrate}
     return deploy_plan(spec, services, names, layout.proxy_dir, proxy_port=proxy_port(loaded, env_name),
                        drain=environment.rollout.drain, migrations=migrations, registry_auth=registry_auth,
-                       guard=guard_spec(environment.rollout, options.no_guard), tls_port=tls_port(loaded, env_name))
+                       guard=guard_spec(environment.rollout, options.no_guard), tls_port=tls_port(loaded, env_name),
+                       shadow=shadow_spec(environment.rollout, options.shadow))
 
 
 class SwarmDeploy:
@@ -293,7 +298,7 @@ class SwarmDeploy:
 
     def __init__(self, site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: LoadedConfig, env_name: str,
                  secrets: dict[str, Secret], options: DeployOptions, emit: Emit, *, registry_auth: bool | str,
-                 scaled: ss.Overrides, cancel: Cancel) -> None:
+                 scaled: ss.Overrides, cancel: Cancel, shadow_gate: CanaryGate | None = None) -> None:
         self.site, self.state, self.plan, self.loaded, self.env_name = site, state, plan, loaded, env_name
         self.secrets, self.options, self.emit, self.cancel = secrets, options, emit, cancel
         self.registry_auth, self.scaled = registry_auth, scaled
@@ -304,6 +309,11 @@ class SwarmDeploy:
         self.phase = BEFORE
         self.step = "prepare"
         self.started: float | None = None
+        self.port = proxy_port(loaded, env_name)
+        if shadow_gate is not None:
+            shadow_gate.stopped = cancel.is_set
+        # The shadow window and the guard, with their ways back (services/swarm/swarm_judges.py).
+        self.judges = SwarmJudges(self, site, plan, self.port, shadow_gate)
 
     def lock(self) -> None:
         take_lock(self.state, self.emit, host=self.host, action="deploy", release=self.release,
@@ -320,6 +330,8 @@ class SwarmDeploy:
         try:
             self.previous = self.state.current()
             self.state.prepare()
+            self.step = "recover"
+            self.judges.recover()  # a shadow window a killed deployctl left on the nodes
             self.step = "warm"
             _stop_expired_warm(site, {r for r in (self.previous,) if r}, self.emit, self.host)
             self.step = "network"
@@ -367,13 +379,15 @@ class SwarmDeploy:
             self.step = "health"
             site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan), checkpoint=self.cancel.check)
             self.cancel.check()
+            self.judges.live_only = site.live_config()
         except BaseException as exc:
             raise self._abandon(exc) from None
-        port = proxy_port(self.loaded, self.env_name)
+        self._shadow()
+        port = self.port
         switched = time.time()
         self.step = "switch"
         try:
-            previous_config = _switch(site, plan, port, emit, host, self.cancel.check)
+            _switch(site, plan, port, emit, host, self.cancel.check, previous=self.judges.live_only)
         except SwarmSwitchBackFailed as exc:
             self.phase = UNCERTAIN_PHASE
             self._record(UNCERTAIN, exc.message)
@@ -386,31 +400,38 @@ class SwarmDeploy:
             raise
         try:
             self.state.set_current(self.release)
-            self._record(LIVE)
+            self._record(LIVE, extra=self.judges.verdicts())
         except BaseException as exc:
             # Verified live, but `current` and the history may not say so.
             self.phase = UNCERTAIN_PHASE
             raise mapped(host, "recording the release (it was verified live)", exc, UNKNOWN) from None
         self.phase = LIVE_PHASE
-        guard = plan.guard
-        if guard is not None and (self.previous is None or previous_config is None):
-            emit(Message("guard skipped: no earlier release here to switch back to", host=host))
-        elif guard is not None:
-            # The replaced release keeps its tasks for the watch: the revert is a proxy switch.
-            try:
-                _guard(site, self.state, plan, guard, self.previous, previous_config, port, switched, emit, host,
-                       self._record, stopped=self.cancel.is_set)
-            except SwarmSwitchBackFailed:
-                self.phase = UNCERTAIN_PHASE
-                raise
-            except GuardReverted:
-                self.phase = SWITCHED_BACK
-                raise
+        if self.judges.guarded():
+            # The replaced release keeps its tasks for the watch: the revert is a proxy switch
+            # (services/judging/judges.py: the phase, the record and the exit code as on hosts).
+            self.judges.guard(since=switched, stopped=self.cancel.is_set)
         environment = self.loaded.environment(self.env_name)
         after_switch(emit, host, lambda: _retire(site, plan, self.release, plan.drain, emit, host,
                                                  previous=self.previous,
                                                  warm_window=environment.rollout.warm_window),
                      lambda: _prune(site, self.state, environment.rollout.keep, self.release, emit, host))
+
+    def _shadow(self) -> None:
+        """The shadow window (services/judging/judges.py), between the health check and the
+        route: stopped, it raises ShadowStopped (recorded `aborted`, the services removed)."""
+        self.step = "shadow"
+        try:
+            self.judges.judge_shadow()
+        except ShadowStopped:
+            raise
+        except SwitchBackFailed as exc:
+            self.phase = UNCERTAIN_PHASE
+            why = exc.message
+            best_effort(self.emit, self.host, "record", lambda: self._record(UNCERTAIN, why))
+            raise
+        except BaseException as exc:
+            best_effort(self.emit, self.host, "mirror", self.judges.unmirror)
+            raise self._abandon(exc) from None
 
     def failure_outcome(self) -> str:
         return failure_outcome(self.phase)
@@ -423,10 +444,10 @@ class SwarmDeploy:
 
     def skip(self, why: str, outcome: str) -> None:
         """Stopped (a signal) before the switch: what prepare left goes, the history says why."""
-        self._clean_up()
+        self.clean_up()
         self._record(outcome, why)
 
-    def _clean_up(self) -> None:
+    def clean_up(self) -> None:
         self.site.remove_release(self.release, [s.name for s in self.plan.services])
         self.site.manager.remove_tree(self.site.layout.release_secrets(self.release))
 
@@ -434,7 +455,7 @@ class SwarmDeploy:
         """Failure (or a signal) before the switch: remove what this release started, record
         it; a lost connection named with the host and the step (the previous release serves)."""
         error = mapped(self.host, self.step, exc, PREVIOUS)
-        best_effort(self.emit, self.host, "clean-up", self._clean_up)
+        best_effort(self.emit, self.host, "clean-up", self.clean_up)
         best_effort(self.emit, self.host, "record", lambda: self._record(FAILED, _why(error)))
         return error
 
@@ -442,36 +463,7 @@ class SwarmDeploy:
         _record(self.state, self.plan.target, "deploy", outcome, self.previous, error, self.options.message,
                 self.replicas, self.started, self.scaled, extra)
 
-
-def _guard(site: SwarmSite, state: HostState, plan: SwarmPlan, spec: GuardSpec, previous: str,
-           previous_config: bytes, port: int, since: float, emit: Emit, host: str,
-           record: Callable[[str, str, dict | None], None], stopped: Callable[[], bool] = lambda: False) -> None:
-    """The error-rate guard over every node's proxy log (one verdict, as on a fleet's
-    hosts); above the limit, the previous configuration goes back on every node, the new
-    release's services go after the drain, and the deploy exits 6 (GuardReverted)."""
-    verdict = Guard(site.proxies(), emit, window=spec.window, max_error_rate=spec.max_error_rate,
-                    min_requests=spec.min_requests, host=host, stopped=stopped).watch(plan.target.release,
-                                                                                      since=since)
-    if not verdict.revert:
-        return
-    timer = Timer(emit, "revert", host=host, detail=f"proxy -> {previous}")
-    decided = time.time()
-    try:
-        site.route(plan, previous_config)
-        site.wait_answers(previous, port, plan.verify.path)
-    except BaseException as exc:
-        timer.failed(_why(exc))
-        record(UNCERTAIN, f"guard: {verdict.reason}; switching back failed: {_why(exc)}", None)
-        raise SwarmSwitchBackFailed(f"{host}: guard: {verdict.reason}; switching back failed: {_why(exc)}",
-                                    hint="the proxies may not all serve one release: `deployctl status`") from None
-    seconds = time.time() - decided
-    state.set_current(previous)
-    timer.done(f"{previous} serves again on every node ({seconds:.2f}s)")
-    time.sleep(plan.drain)  # requests the new release's tasks still hold
-    site.remove_release(plan.target.release, [s.name for s in plan.services])
-    record(REVERTED, f"guard: {verdict.reason}", {"guard": {**verdict.numbers(), "switch_back_seconds": round(seconds, 3)}})
-    raise GuardReverted(f"{host}: guard: {verdict.reason}; switched back to {previous}",
-                        hint="the previous release is serving again")
+    record = _record  # what the judges record through (services/judging/judges.py)
 
 
 def _checks(site: SwarmSite, plan: SwarmPlan):  # type: ignore[no-untyped-def]

@@ -48,11 +48,12 @@ class SwarmSite:
     def write_config(self, frontend_replicas: int = 3, backend_replicas: int = 2, health_timeout: float = 20,
                      checks: str = "docker", guard_window: float = 0, frontend_env: dict | None = None,
                      proxy_image: str | None = None, warm_window: float = 600, drain: float = 1.0,
-                     migrate: bool = True) -> None:
+                     migrate: bool = True, rollout: dict | None = None) -> None:
         """`checks`: "docker" (the image's HEALTHCHECK, run by Swarm in each task) or "http"
         (frontend: GET /healthz, backend: a TCP connect, both run by deployctl itself, the
         way an app we did not write, without curl in its image, is checked). `migrate`: the
-        backend's migration (a replicated job, ~5 s a deploy)."""
+        backend's migration (a replicated job, ~5 s a deploy). `rollout`: more keys of the
+        environment's [rollout] table (numbers)."""
         fleet = self.swarm.fleet
         frontend_check, backend_check = (('type = "http"\npath = "/healthz"', 'type = "tcp"') if checks == "http"
                                          else ('type = "docker"', 'type = "docker"'))
@@ -98,7 +99,7 @@ guard_window = {guard_window}
 warm_window = {warm_window}
 guard_max_error_rate = 0.05
 guard_min_requests = 20
-""")
+{"".join(f"{k} = {v}{chr(10)}" for k, v in (rollout or {}).items())}""")
 
     def artifacts(self, revision: str, frontend: str | None = None) -> None:
         refs = {"backend": self.images.probe, "frontend": frontend or self.images.probe}
