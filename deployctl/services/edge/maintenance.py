@@ -25,7 +25,7 @@ from ...plan.edge.tls_config import NO_REDIRECT_HEADER
 from ..lifecycle.host_calls import each_host_result, not_everywhere, why
 from ..lifecycle.host_state import HostState
 from ..hosts import connectors_for, layout_for, names_for
-from .proxy import HostProxy
+from .proxy import RELOAD_SETTLE, HostProxy
 from ..lifecycle.transaction import take_lock
 
 MAX_AT_ONCE = 16
@@ -119,19 +119,26 @@ def _apply(conn, proxy: HostProxy, state: plan.Maintenance | None, page: bytes |
 
 def _wait_served(conn, proxy: HostProxy, listen_port: int, *, on: bool) -> None:  # type: ignore[no-untyped-def]
     """Until the proxy answers as the new state says: a reload is asynchronous (nginx's
-    master starts new workers after the command returned), so `on` returns once a request
-    gets nginx's own 503 (no release stamp) and `off` once one reaches a release."""
+    master starts new workers after the command returned, and the old ones accept for a
+    moment still), so `on` returns once requests get nginx's own 503 (no release stamp) and
+    `off` once they reach a release, for RELOAD_SETTLE in a row: a WebSocket opened right
+    after `on` returned got an old worker's upgrade under load."""
     port = proxy.port(listen_port)
     deadline = time.monotonic() + SERVED_WAIT
+    since = None
     while port is not None and time.monotonic() < deadline:
         try:
             answer = conn.http_get("127.0.0.1", port, "/", timeout=2.0, headers={NO_REDIRECT_HEADER: "1"})
             stamped = bool(answer.headers.get(RELEASE_HEADER.lower()))
             if (answer.status == 503 and not stamped) if on else stamped:
-                return
+                since = time.monotonic() if since is None else since
+                if time.monotonic() - since >= RELOAD_SETTLE:
+                    return
+            else:
+                since = None
         except OSError:
-            pass
-        time.sleep(0.1)
+            since = None
+        time.sleep(0.05)
     raise DeployError(f"{conn.host}: the proxy took the maintenance change (nginx -t passed, reloaded) but did not "
                       f"answer {'with maintenance' if on else 'from the release'} within {SERVED_WAIT:g}s")
 

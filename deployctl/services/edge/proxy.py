@@ -26,6 +26,10 @@ from ...plan.edge.proxy_config import ANCHOR_MARKER, CONFIG_FILE, PID_FILE, RELE
 from ...plan.lifecycle.switch_plan import ProxyStart, proxy_swap
 from ...plan.edge.tls_config import NO_REDIRECT_HEADER, TLS_LISTEN_PORT
 from ...secrets import redactor
+# After a reload nginx's old workers still accept for a moment (~100 ms, longer on a loaded
+# host) beside the new ones: one answer as a change says is no proof that every new request
+# gets it; this long of such answers in a row is (the shared proxy's routes, maintenance).
+RELOAD_SETTLE = 0.5
 START_TIMEOUT = 15.0  # seconds for a new nginx to bind its port
 
 

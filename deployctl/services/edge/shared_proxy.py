@@ -21,7 +21,7 @@ from ...plan.lifecycle.target_limits import refuse as refuse_on_target
 from ...secrets import redactor
 from ..hosts import names_for
 from ...plan.edge.tls_config import TLS_LISTEN_PORT
-from .proxy import wait_nginx_started
+from .proxy import RELOAD_SETTLE, wait_nginx_started
 
 LOCK_WAIT = 60.0  # seconds for another app's route change to finish
 
@@ -249,9 +249,6 @@ def put_routes(loaded: LoadedConfig, env_name: str, conns: list, emit: Emit, ima
 
 
 SERVED_WAIT = 15.0
-# After a reload nginx's old workers still accept for a moment (up to ~100 ms) beside the
-# new ones: one answer as the change says is no proof, this long of them in a row is.
-SERVED_SETTLE = 0.3
 
 
 def wait_served(conn, name: str, port: int, route, *, routed: bool) -> None:  # type: ignore[no-untyped-def]
@@ -263,7 +260,7 @@ def wait_served(conn, name: str, port: int, route, *, routed: bool) -> None:  # 
             answer = conn.http_get("127.0.0.1", port, path, timeout=2.0, headers={"Host": host})
             if (plan.NO_ROUTE_HEADER.lower() not in answer.headers) == routed:
                 since = time.monotonic() if since is None else since
-                if time.monotonic() - since >= SERVED_SETTLE:
+                if time.monotonic() - since >= RELOAD_SETTLE:
                     return
             else:
                 since = None
