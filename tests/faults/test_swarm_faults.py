@@ -26,7 +26,7 @@ from deployctl.services.hosts import manager_connector, ssh_connector
 from deployctl.services.lifecycle.deploy_result import DeployOptions
 from deployctl.services.swarm import swarm_deploy
 from tests.integration.fleet.conftest import fleet, fleet_images  # noqa: F401 - the session fleet
-from tests.integration.swarm.conftest import swarm, swarm_images  # noqa: F401 - the session Swarm
+from tests.integration.swarm.conftest import swarm, swarm_http_images, swarm_images  # noqa: F401 - the session Swarm
 from tests.integration.swarm.site import ENV, SwarmSite
 
 from .cells import RELOADS, SECRETS, Site, attempt, killed_at, killed_before, next_revision, run_cell, shown_stale
@@ -83,9 +83,14 @@ class SwarmCells(Site):
 
 
 @pytest.fixture(scope="module")
-def site(swarm, swarm_images, tmp_path_factory):  # noqa: F811 - the Swarm fixtures
+def site(swarm, swarm_http_images, tmp_path_factory):  # noqa: F811 - the Swarm fixtures
     workdir = tmp_path_factory.mktemp("swarm-faults")
-    # A port of its own on the nodes (the other Swarm tests take 8301-8399 in order).
+    # A port of its own on the nodes (the other Swarm tests take 8301-8399 in order). The
+    # probe without a HEALTHCHECK, checked by deployctl itself (http, tcp): under load Swarm
+    # stopped tasks whose Docker health check timed out ("Complete" during the health wait, a
+    # rehearsal at load 40-56), a Swarm limit docs/swarm.md names, not the transaction's rule
+    # a cell is about; test_swarm.py covers the image's own checks.
+    swarm_images = swarm_http_images
     made = SwarmSite.new(swarm, swarm_images, workdir, random.randrange(8400, 8500))
     # A backend task on every node (Swarm spreads replicas): a frontend task resolves the
     # backend's name from its own node's tasks at once. With one backend task, a frontend on
@@ -95,7 +100,7 @@ def site(swarm, swarm_images, tmp_path_factory):  # noqa: F811 - the Swarm fixtu
     # No migration: each costs a replicated job (~5 s) and no cell here is about one (the fake
     # Swarm's rows cover SIGTERM at migrate and a failed migration job). warm_window = 0: the
     # replaced release goes to 0 tasks after a short drain at every deploy.
-    made.write_config(frontend_replicas=2, backend_replicas=3, warm_window=0, drain=0.3, migrate=False)
+    made.write_config(frontend_replicas=2, backend_replicas=3, warm_window=0, drain=0.3, migrate=False, checks="http")
     balancer = swarm.load_balancer(made.proxy_port)
     pinned = {"backend": swarm_images.probe, "frontend": swarm_images.probe, "proxy": swarm_images.proxy}
     cells = SwarmCells(made.app, balancer.port, made.config, None, env=ENV,  # type: ignore[arg-type]
