@@ -25,11 +25,10 @@ from ...plan.edge.tls_config import NO_REDIRECT_HEADER
 from ..lifecycle.host_calls import each_host_result, not_everywhere, why
 from ..lifecycle.host_state import HostState
 from ..hosts import connectors_for, layout_for, names_for
-from .proxy import RELOAD_SETTLE, HostProxy
+from .proxy import SERVED_WAIT, HostProxy, answers_settled
 from ..lifecycle.transaction import take_lock
 
 MAX_AT_ONCE = 16
-SERVED_WAIT = 15.0  # seconds for the reloaded nginx to answer as the change says
 
 
 @dataclass
@@ -124,21 +123,14 @@ def _wait_served(conn, proxy: HostProxy, listen_port: int, *, on: bool) -> None:
     `off` once they reach a release, for RELOAD_SETTLE in a row: a WebSocket opened right
     after `on` returned got an old worker's upgrade under load."""
     port = proxy.port(listen_port)
-    deadline = time.monotonic() + SERVED_WAIT
-    since = None
-    while port is not None and time.monotonic() < deadline:
-        try:
-            answer = conn.http_get("127.0.0.1", port, "/", timeout=2.0, headers={NO_REDIRECT_HEADER: "1"})
-            stamped = bool(answer.headers.get(RELEASE_HEADER.lower()))
-            if (answer.status == 503 and not stamped) if on else stamped:
-                since = time.monotonic() if since is None else since
-                if time.monotonic() - since >= RELOAD_SETTLE:
-                    return
-            else:
-                since = None
-        except OSError:
-            since = None
-        time.sleep(0.05)
+
+    def asked() -> bool:
+        answer = conn.http_get("127.0.0.1", port, "/", timeout=2.0, headers={NO_REDIRECT_HEADER: "1"})
+        stamped = bool(answer.headers.get(RELEASE_HEADER.lower()))
+        return (answer.status == 503 and not stamped) if on else stamped
+
+    if port is not None and answers_settled(asked, poll=0.05):
+        return
     raise DeployError(f"{conn.host}: the proxy took the maintenance change (nginx -t passed, reloaded) but did not "
                       f"answer {'with maintenance' if on else 'from the release'} within {SERVED_WAIT:g}s")
 

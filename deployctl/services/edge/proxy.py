@@ -13,7 +13,7 @@ A configuration change alone is a graceful reload (a HUP to nginx's master), aft
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ...adapters.connector import check
 from ...errors import DeployError
@@ -30,6 +30,7 @@ from ...secrets import redactor
 # host) beside the new ones: one answer as a change says is no proof that every new request
 # gets it; this long of such answers in a row is (the shared proxy's routes, maintenance).
 RELOAD_SETTLE = 0.5
+SERVED_WAIT = 15.0  # seconds for a reloaded nginx to answer as a change says
 START_TIMEOUT = 15.0  # seconds for a new nginx to bind its port
 
 
@@ -251,3 +252,25 @@ def wait_nginx_started(conn, name: str, pid_file: str, what: str) -> None:  # ty
             conn.run(dc.remove([name]))
             raise DeployError(f"{conn.host}: {what} did not start: {why or 'no output'}")
         time.sleep(0.1)
+
+
+def answers_settled(asked: Callable[[], bool], *, poll: float) -> bool:
+    """Whether `asked()` (one request through a reloaded nginx: True when its answer is as
+    the change says; an OSError counts as not) held for RELOAD_SETTLE in a row within
+    SERVED_WAIT. A reload is asynchronous and old workers accept for a moment beside the new
+    ones, so one answer proves nothing (the shared proxy's routes, maintenance on and off)."""
+    deadline = time.monotonic() + SERVED_WAIT
+    since = None
+    while time.monotonic() < deadline:
+        try:
+            ok = asked()
+        except OSError:
+            ok = False
+        if not ok:
+            since = None
+        elif since is None:
+            since = time.monotonic()
+        if since is not None and time.monotonic() - since >= RELOAD_SETTLE:
+            return True
+        time.sleep(poll)
+    return False

@@ -21,7 +21,7 @@ from ...plan.lifecycle.target_limits import refuse as refuse_on_target
 from ...secrets import redactor
 from ..hosts import names_for
 from ...plan.edge.tls_config import TLS_LISTEN_PORT
-from .proxy import RELOAD_SETTLE, wait_nginx_started
+from .proxy import SERVED_WAIT, answers_settled, wait_nginx_started
 
 LOCK_WAIT = 60.0  # seconds for another app's route change to finish
 
@@ -248,25 +248,13 @@ def put_routes(loaded: LoadedConfig, env_name: str, conns: list, emit: Emit, ima
                           else said) from None
 
 
-SERVED_WAIT = 15.0
-
-
 def wait_served(conn, name: str, port: int, route, *, routed: bool) -> None:  # type: ignore[no-untyped-def]
     host, path = plan.probe(route)
-    deadline = time.monotonic() + SERVED_WAIT
-    since = None
-    while True:
-        try:
-            answer = conn.http_get("127.0.0.1", port, path, timeout=2.0, headers={"Host": host})
-            if (plan.NO_ROUTE_HEADER.lower() not in answer.headers) == routed:
-                since = time.monotonic() if since is None else since
-                if time.monotonic() - since >= RELOAD_SETTLE:
-                    return
-            else:
-                since = None
-        except OSError:
-            since = None
-        if time.monotonic() > deadline:
-            raise DeployError(f"{conn.host}: the shared proxy {name} reloaded but does not answer for {host}{path} "
-                              f"{'from the app' if routed else 'with its own 404'} within {SERVED_WAIT:g}s")
-        time.sleep(0.1)
+
+    def asked() -> bool:
+        answer = conn.http_get("127.0.0.1", port, path, timeout=2.0, headers={"Host": host})
+        return (plan.NO_ROUTE_HEADER.lower() not in answer.headers) == routed
+
+    if not answers_settled(asked, poll=0.1):
+        raise DeployError(f"{conn.host}: the shared proxy {name} reloaded but does not answer for {host}{path} "
+                          f"{'from the app' if routed else 'with its own 404'} within {SERVED_WAIT:g}s")
