@@ -16,6 +16,7 @@ from deployctl.errors import ConnectError, ExecNotStarted
 from deployctl.plan.data import accessories as acc
 from deployctl.plan.lifecycle.releases import History
 from deployctl.plan.operate import exec as plan
+from deployctl.plan.swarm import services as sw
 from deployctl.services.hosts import layout_for
 from deployctl.services.operate.accessory_exec import AccessoryExecRequest, run_accessory_exec
 from tests.unit.test_exec import Scripted
@@ -198,7 +199,7 @@ def test_a_connection_lost_before_the_start_or_after_it_is_125_only_the_second_r
 def swarm_manager(tasks: str, *, service_ps_rc: int = 0) -> Host:
     stderr = "" if service_ps_rc == 0 else "Error: no such service: shop-swarm-db"
     return Host("10.0.0.1", [
-        (plan.running_tasks("shop-swarm-db"), CommandResult(service_ps_rc, tasks, stderr)),
+        (sw.running_tasks("shop-swarm-db"), CommandResult(service_ps_rc, tasks, stderr)),
         (["docker", "node", "ls"], CommandResult(0, "n1\nn2\n", "")),
         (["docker", "node", "inspect"], CommandResult(0, "node-a\t10.0.0.1\tready\tactive\t10.0.0.1:2377\n"
                                                          "node-b\t10.0.0.2\tready\tactive\t\n", "")),

@@ -13,6 +13,7 @@ from deployctl.adapters.connector import CommandResult
 from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ExecNotStarted, ExitCode
 from deployctl.plan.operate import exec as plan
+from deployctl.plan.swarm import services as sw
 from deployctl.plan import stats
 from deployctl.plan.lifecycle.containers import ContainerSpec
 from deployctl.plan.lifecycle.names import Names
@@ -69,7 +70,7 @@ def test_one_off_argvs_carry_the_release_env_file_and_secret_mounts_and_no_alias
 
 
 def test_swarm_argvs():
-    assert plan.running_tasks("shop-prod-backend-R") == [
+    assert sw.running_tasks("shop-prod-backend-R") == [
         "docker", "service", "ps", "--no-trunc", "--filter", "desired-state=running", "--format",
         "{{.ID}}\t{{.Name}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}\t{{.Error}}", "shop-prod-backend-R"]
     assert plan.task_container("t1") == ["docker", "ps", "-q", "--no-trunc", "--filter",
@@ -291,7 +292,7 @@ def test_swarm_live_exec_runs_in_a_running_task_on_its_node():
     code = run_exec(loaded, request, lambda h, s, d: out.append((h, s, d)), connectors=[manager],
                     node_connector=node_connector)
     assert code == 3 and reached == ["10.0.0.2"]  # the task that runs (t2), not the one starting
-    assert manager.ran[0] == plan.running_tasks(service)
+    assert manager.ran[0] == sw.running_tasks(service)
     assert node.ran == [plan.task_container("t2"), ["docker", "exec", "c0ffee", "sh", "-c", "exit 3"]]
     assert [o for o in out if o[2]] == [("10.0.0.2", "stdout", b"out\n"), ("10.0.0.2", "stderr", b"err\n")]
     record = History.parse(manager.files[layout.history].decode()).records[-1]

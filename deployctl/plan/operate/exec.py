@@ -24,7 +24,6 @@ from ..lifecycle.containers import ContainerSpec
 from ..lifecycle.docker_commands import _env, _env_file, _hardening, _labels, _secret_mounts, status_and_role
 from ..lifecycle.names import Names
 from ..lifecycle.releases import EXEC, ReleaseRecord
-from ..swarm.services import TASK_FORMAT
 
 EXITED = "exited"  # an exec record's outcome: the command ran; extra.exit_code says how it ended
 NOT_FINISHED = "unknown"  # the command started, then the connection (or deployctl) went
@@ -85,12 +84,6 @@ def env_file_from(container: str, variables: Sequence[str], path: str) -> list[s
 
 def remove(name: str) -> list[str]:
     return ["docker", "rm", "--force", "--volumes", name]
-
-
-def running_tasks(service: str) -> list[str]:
-    """On the manager: the service's tasks meant to run (the format plan/swarm/services.parse_tasks reads)."""
-    return ["docker", "service", "ps", "--no-trunc", "--filter", "desired-state=running", "--format", TASK_FORMAT,
-            service]
 
 
 def task_container(task_id: str) -> list[str]:

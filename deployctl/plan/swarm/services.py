@@ -224,6 +224,13 @@ def service_tasks(services: list[str]) -> list[str]:
     return ["docker", "service", "ps", "--no-trunc", "--format", TASK_FORMAT, *services]
 
 
+def running_tasks(service: str) -> list[str]:
+    """On the manager: the service's tasks meant to run (the format parse_tasks reads): where
+    `exec` and `accessory exec` find a container, and an accessory its node."""
+    return ["docker", "service", "ps", "--no-trunc", "--filter", "desired-state=running", "--format", TASK_FORMAT,
+            service]
+
+
 def service_logs(service: str, lines: int = 50, *, follow: bool = False, raw: bool = False) -> list[str]:
     """Every task's lines, each prefixed with its task and node (`deployctl logs`), or raw
     (a migration job's output)."""

@@ -22,7 +22,7 @@ from typing import Mapping
 from ..data.accessories import STOP_TIMEOUT, AccessorySpec
 from ..lifecycle import docker_commands as dc
 from ..lifecycle.names import Names
-from .services import TASK_FORMAT, within_name_limit
+from .services import within_name_limit
 
 
 def secret_name(names: Names, accessory: str, secret: str) -> str:
@@ -100,11 +100,6 @@ def inspect(spec: AccessorySpec) -> list[str]:
 
 def scale(spec: AccessorySpec, count: int) -> list[str]:
     return ["docker", "service", "scale", "--detach", f"{spec.container}={count}"]
-
-
-def tasks(spec: AccessorySpec) -> list[str]:
-    return ["docker", "service", "ps", "--no-trunc", "--filter", "desired-state=running", "--format", TASK_FORMAT,
-            spec.container]
 
 
 def remove(spec: AccessorySpec) -> list[str]:

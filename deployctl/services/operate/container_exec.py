@@ -99,7 +99,7 @@ def swarm_task_container(manager, swarm_service: str, node: str | None,  # type:
     from `docker node inspect`, reached by `nodes(address)` (as SwarmSite reaches nodes),
     the container by the task's label there. The node's connector is closed afterwards.
     No running task (or no such service): ExecNotStarted with `idle_hint`."""
-    argv = plan.running_tasks(swarm_service)
+    argv = sw.running_tasks(swarm_service)
     try:
         listed = manager.run(argv)
     except OSError as exc:

@@ -58,7 +58,7 @@ def state(site: SwarmSite, spec: acc.AccessorySpec, pinned: tuple[str, ...] = ()
         return SwarmAccessoryState(spec.name, spec.container, None, placement=pinned)
     wanted, _, rest = found.stdout.strip().partition("\t")
     image, _, configs = rest.partition("\t")
-    tasks = sw.parse_tasks(site.manager.run(sa.tasks(spec)).stdout)
+    tasks = sw.parse_tasks(site.manager.run(sw.running_tasks(spec.container)).stdout)
     return SwarmAccessoryState(spec.name, spec.container, int(wanted) if wanted.isdigit() else 0, image.strip(),
                                tuple(tasks), pinned, tuple(configs.split()))
 
