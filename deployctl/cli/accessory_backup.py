@@ -43,7 +43,7 @@ def take(ctx: typer.Context, name: AccessoryName, env: EnvOption = "local", to: 
     from ..services.data import backups
 
     app: AppContext = ctx.obj
-    manifest, where = backups.backup_now(app.loaded, env, name, app.emit, to=to, host=host)
+    manifest, where = backups.backup_now(app.env(env), name, app.emit, to=to, host=host)
     if app.mode == "json":
         finish(app, "accessory backup", {"environment": env, "backup": vars(manifest), "where": where})
         return
@@ -58,7 +58,7 @@ def list_backups(ctx: typer.Context, name: AccessoryName, env: EnvOption = "loca
     from ..services.data import backups
 
     app: AppContext = ctx.obj
-    where, scheduled_where, found = backups.listing(app.loaded, env, name, to)
+    where, scheduled_where, found = backups.listing(app.env(env), name, to)
     if app.mode == "json":
         finish(app, "accessory backup list", {
             "environment": env, "where": where,
@@ -86,19 +86,19 @@ def restore(ctx: typer.Context, name: AccessoryName,
     from ..services.data import backups
 
     app: AppContext = ctx.obj
-    backups.refuse_swarm(app.loaded, env, "accessory backup restore")
-    backups.target(app.loaded, env, name, to)  # a bad name or location is refused before the question
+    backups.refuse_swarm(app.env(env), "accessory backup restore")
+    backups.target(app.env(env), name, to)  # a bad name or location is refused before the question
     confirm_environment(env, f"This replaces the data of {name} in {env} with backup {backup_id}.",
                         f"restoring {name}", yes)
-    conn = backups.connector(app.loaded, env, host)
+    conn = backups.connector(app.env(env), host)
     # The scheduled backups live on the first host: the same connection unless --host names another.
-    first = conn if host is None else backups.connector(app.loaded, env)
+    first = conn if host is None else backups.connector(app.env(env))
     try:
         conn.connect()
         if first is not conn:
             first.connect()
-        target = backups.find(app.loaded, env, name, backup_id, to, first)
-        backups.restore(app.loaded, env, conn, target, backup_id, app.emit, verify=verify)
+        target = backups.find(app.env(env), name, backup_id, to, first)
+        backups.restore(app.env(env), conn, target, backup_id, app.emit, verify=verify)
     finally:
         conn.close()
         if first is not conn:

@@ -13,6 +13,7 @@ from .render import JsonRenderer, PlainRenderer, RichRenderer, plain_text
 
 if TYPE_CHECKING:  # pydantic is only imported when a command reads the config
     from ..config import LoadedConfig
+    from ..services.env import Env
 
 
 def detect_mode(json_output: bool) -> str:
@@ -30,6 +31,7 @@ class AppContext:
     debug: bool = False
     mode: str = field(default="")
     _renderer: Any = None
+    _envs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.mode = self.mode or detect_mode(self.json_output)
@@ -39,6 +41,15 @@ class AppContext:
         from ..config import load_config
 
         return load_config(self.config_path)
+
+    def env(self, name: str) -> "Env":
+        """Environment `name` of the config, resolved once for this command (services/env.py):
+        the services take it instead of working names, layout and ports out again."""
+        from ..services.env import Env
+
+        if name not in self._envs:
+            self._envs[name] = Env.resolve(self.loaded, name)
+        return self._envs[name]
 
     @cached_property
     def console(self) -> Any:

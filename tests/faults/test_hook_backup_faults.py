@@ -34,6 +34,7 @@ from deployctl.plan.data import backup_schedule
 from deployctl.services.data import backups
 from deployctl.services.hosts import layout_for
 from deployctl.services.operate.jobs import job_runs, run_job
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import PROXY_STANDIN, docker, free_port, write_probe_artifacts
 from tests.support.moto_server import start_moto_server
 from tests.support.traffic import Traffic
@@ -239,18 +240,18 @@ def boot_again(site: Site) -> None:
 
 def test_backup_cut_midway(site, tmp_path):
     folder = tmp_path / "backups"
-    target = backups.target(site.loaded, "local", ACCESSORY, str(folder))
+    target = backups.target(Env.resolve(site.loaded, "local"), ACCESSORY, str(folder))
     stored = folder / f"{site.app}-local" / ACCESSORY
 
     def faulty() -> Attempt:
         conn = CutAfterFirstBytes(container(site))
-        result = attempt(lambda: backups.take(site.loaded, "local", conn, target, Recorder()).id)
+        result = attempt(lambda: backups.take(Env.resolve(site.loaded, "local"), conn, target, Recorder()).id)
         assert conn.cut, "the dump never sent a byte"
         return result
 
     def converge() -> None:
         boot_again(site)
-        backups.take(site.loaded, "local", LocalConnector(), target, Recorder())
+        backups.take(Env.resolve(site.loaded, "local"), LocalConnector(), target, Recorder())
 
     def listed() -> list[str]:
         return backups.list_ids(target.store)
@@ -287,7 +288,7 @@ def test_scheduled_backup_cut_midway(site):
 
     def listed() -> list[str]:
         conn = LocalConnector()
-        scheduled = backups.scheduled_target(site.loaded, "local", ACCESSORY, conn)
+        scheduled = backups.scheduled_target(Env.resolve(site.loaded, "local"), ACCESSORY, conn)
         assert scheduled is not None
         return backups.list_ids(scheduled.store)
 
@@ -314,7 +315,7 @@ def test_s3_unreachable_between_the_dump_and_its_manifest(site, tmp_path, monkey
         boto3.client("s3", endpoint_url=moto.endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
         loaded = load_config(site.config)
         # S3 only by hand: a schedule refuses an s3:// backup.to, so --to names it.
-        target = backups.target(loaded, "local", ACCESSORY, f"s3://{bucket}/nightly")
+        target = backups.target(Env.resolve(loaded, "local"), ACCESSORY, f"s3://{bucket}/nightly")
         original = type(target.store).put
         closed = f"http://127.0.0.1:{free_port()}"
 
@@ -326,14 +327,14 @@ def test_s3_unreachable_between_the_dump_and_its_manifest(site, tmp_path, monkey
         def faulty() -> Attempt:
             with monkeypatch.context() as patch:
                 patch.setattr(type(target.store), "put", dump_then_gone)
-                result = attempt(lambda: backups.take(loaded, "local", LocalConnector(), target, Recorder()).id)
+                result = attempt(lambda: backups.take(Env.resolve(loaded, "local"), LocalConnector(), target, Recorder()).id)
             assert "S3 PutObject" in result.error, result.error
             os.environ["DEPLOYCTL_AWS_ENDPOINT_URL"] = moto.endpoint  # reachable again, to list what it holds
             target.store._client = None
             return result
 
         def converge() -> None:
-            backups.take(loaded, "local", LocalConnector(), target, Recorder())
+            backups.take(Env.resolve(loaded, "local"), LocalConnector(), target, Recorder())
 
         def listed() -> list[str]:
             return backups.list_ids(target.store)

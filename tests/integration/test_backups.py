@@ -35,6 +35,7 @@ from deployctl.config import load_config
 from deployctl.errors import ExitCode
 from deployctl.events import Recorder
 from deployctl.services.data import backups
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import PROXY_STANDIN, docker, free_port, remove_app_with_data, unique_app
 from tests.integration.test_accessory_features import Cli
 from tests.support.moto_server import start_moto_server
@@ -188,13 +189,13 @@ def test_backup_restore_and_a_rollback_across_a_migration(project, moto, ssh_hos
     # 2b. The same service calls over SSH (sshd in front of this engine): the dump streams back
     # through an SSH channel, the restore goes in on the channel's stdin.
     loaded = load_config(config)
-    target = backups.target(loaded, "local", "db", str(tmp_path / "over-ssh"))
+    target = backups.target(Env.resolve(loaded, "local"), "db", str(tmp_path / "over-ssh"))
     conn = SSHConnector(ssh_host.host, port=ssh_host.port, user=ssh_host.user, key_file=ssh_host.key_file,
                         known_hosts=ssh_host.known_hosts_file).connect()
     try:
-        over_ssh = backups.take(loaded, "local", conn, target, Recorder())
+        over_ssh = backups.take(Env.resolve(loaded, "local"), conn, target, Recorder())
         sql(db, "DELETE FROM items")
-        backups.restore(loaded, "local", conn, target, over_ssh.id, Recorder())
+        backups.restore(Env.resolve(loaded, "local"), conn, target, over_ssh.id, Recorder())
     finally:
         conn.close()
     assert over_ssh.host == conn.host and sql(db, "SELECT name FROM items ORDER BY id") == "apple\npear"
@@ -240,11 +241,11 @@ def test_backup_restore_and_a_rollback_across_a_migration(project, moto, ssh_hos
     conn = SSHConnector(ssh_host.host, port=ssh_host.port, user=ssh_host.user, key_file=ssh_host.key_file,
                         known_hosts=ssh_host.known_hosts_file).connect()
     try:
-        over_ssh_target = backups.scheduled_target(loaded, "local", "db", conn)
+        over_ssh_target = backups.scheduled_target(Env.resolve(loaded, "local"), "db", conn)
         assert over_ssh_target is not None and over_ssh_target.store.where == f"{conn.host}:{on_host}"
         assert backups.list_ids(over_ssh_target.store) == [b["id"] for b in scheduled]
         sql(db, "DELETE FROM items")
-        backups.restore(loaded, "local", conn, over_ssh_target, nightly["id"], Recorder())
+        backups.restore(Env.resolve(loaded, "local"), conn, over_ssh_target, nightly["id"], Recorder())
     finally:
         conn.close()
     assert sql(db, "SELECT name FROM items ORDER BY id") == "apple\npear"

@@ -16,6 +16,7 @@ from deployctl.plan.data import backups as bk
 from deployctl.plan.data import schema
 from deployctl.plan.lifecycle.releases import History, ReleaseRecord
 from deployctl.services.data import backups
+from deployctl.services.env import Env
 
 CONFIG = """
 app = "shop"
@@ -131,7 +132,7 @@ def test_the_backup_before_migrate_accessory_must_be_named_when_two_can_be_dumpe
     from deployctl.services.data.release_schema import check_settings
 
     with pytest.raises(ConfigError) as info:
-        check_settings(loaded, "two")
+        check_settings(Env.resolve(loaded, "two"))
     assert "environments.two.rollout.backup_accessory" in info.value.problems[0] and "db, pg" in info.value.problems[0]
     named = parse_config(CONFIG.replace("backup_before_migrate = true", 'backup_before_migrate = true\nbackup_accessory = "pg"'))
     assert bk.backup_accessory_for(named, "two") == "pg"
@@ -212,14 +213,14 @@ class Conn:
 
 
 def take(loaded, conn, tmp_path, now):  # type: ignore[no-untyped-def]
-    target = backups.target(loaded, "local", "db", str(tmp_path / "store"))
-    return target, backups.take(loaded, "local", conn, target, Recorder(), now=now)
+    target = backups.target(Env.resolve(loaded, "local"), "db", str(tmp_path / "store"))
+    return target, backups.take(Env.resolve(loaded, "local"), conn, target, Recorder(), now=now)
 
 
 def test_a_backup_is_gzip_with_its_checksum_and_keep_prunes_the_oldest(loaded, tmp_path):
     made = [take(loaded, Conn([b"CREATE TABLE t;\n", b"INSERT 1;\n"]), tmp_path, 1_780_000_000 + i)[1]
             for i in range(3)]
-    target = backups.target(loaded, "local", "db", str(tmp_path / "store"))
+    target = backups.target(Env.resolve(loaded, "local"), "db", str(tmp_path / "store"))
     assert backups.list_ids(target.store) == [m.id for m in made[1:]]  # keep = 2
     folder = tmp_path / "store" / "shop-local" / "db"
     data = (folder / f"{made[2].id}.sql.gz").read_bytes()
@@ -248,14 +249,14 @@ def test_a_damaged_backup_is_never_restored(loaded, tmp_path):
     path.write_bytes(gzip.compress(b"OTHER"))
     conn = Conn([])
     with pytest.raises(DeployError, match="checksum mismatch"):
-        backups.restore(loaded, "local", conn, target, made.id, Recorder())
+        backups.restore(Env.resolve(loaded, "local"), conn, target, made.id, Recorder())
     assert not [argv for argv, _ in conn.ran if "-i" in argv]  # no restore command ran
 
 
 def test_a_restore_feeds_the_dump_on_stdin_never_on_argv(loaded, tmp_path):
     target, made = take(loaded, Conn([b"DATA"]), tmp_path, 1_780_000_000)
     conn = Conn([])
-    backups.restore(loaded, "local", conn, target, made.id, Recorder())
+    backups.restore(Env.resolve(loaded, "local"), conn, target, made.id, Recorder())
     [(argv, stdin)] = [(a, s) for a, s in conn.ran if a[:3] == ["docker", "exec", "-i"]]
     assert stdin == b"DATA" and argv[3] == "shop-local-db"
 

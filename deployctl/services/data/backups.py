@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Sequence
 
 from ...adapters.backup_store import BackupStore, HostStore, open_store
-from ...config import LoadedConfig
 from ...config.models import Accessory
 from ...adapters.connector import ConnectionLost
 from ...errors import ConnectError, DeployError, UsageError
@@ -32,7 +31,7 @@ from ...plan.lifecycle.target_limits import refuse
 from ...secrets import redactor
 from . import accessories
 from ..lifecycle.host_state import HostState
-from ..hosts import layout_for
+from ..env import Env
 
 CHUNK = 1 << 20
 RESTORE_TIMEOUT = 3600.0
@@ -55,60 +54,60 @@ class Target:
     accessory: Accessory  # its deploy.toml table (backup.command, restore_command)
 
 
-def refuse_swarm(loaded: LoadedConfig, env_name: str, what: str) -> None:
-    refuse(loaded.environment(env_name).target, env_name, "backups", what)
+def refuse_swarm(env: Env, what: str) -> None:
+    refuse(env.settings.target, env.name, "backups", what)
 
 
-def target(loaded: LoadedConfig, env_name: str, name: str, to: str | None = None) -> Target:
-    config = loaded.config
+def target(env: Env, name: str, to: str | None = None) -> Target:
+    config = env.config
     if name not in config.accessories:
-        accessories.select(loaded, env_name, name)  # the usual "no accessory NAME (defined: ...)"
-    [spec] = accessories.specs_for(loaded, env_name, [name])
+        accessories.select(env.loaded, env.name, name)  # the usual "no accessory NAME (defined: ...)"
+    [spec] = accessories.specs_for(env.loaded, env.name, [name])
     accessory = config.accessories[name]
     try:
         kind = bk.dump_kind(name, accessory, spec.image)
         base = bk.base_location(config, name, to)
-        location = bk.location(config, env_name, name, base)
+        location = bk.location(config, env.name, name, base)
     except bk.BackupPlanError as exc:
         from ...errors import ConfigError
 
         raise ConfigError([str(exc)]) from None
-    store = open_store(location, loaded.root, loaded.environment(env_name).aws_region)
+    store = open_store(location, env.loaded.root, env.settings.aws_region)
     return Target(name, spec, kind, store, base, accessory.backup.keep if accessory.backup else None, accessory)
 
 
-def has_schedule(loaded: LoadedConfig, env_name: str, name: str) -> bool:
+def has_schedule(env: Env, name: str) -> bool:
     from ...plan.data.backup_schedule import scheduled
 
-    return loaded.environment(env_name).target != "swarm" and name in scheduled(loaded.config, env_name)
+    return env.settings.target != "swarm" and name in scheduled(env.config, env.name)
 
 
-def scheduled_target(loaded: LoadedConfig, env_name: str, name: str, first) -> Target | None:  # type: ignore[no-untyped-def]
+def scheduled_target(env: Env, name: str, first) -> Target | None:  # type: ignore[no-untyped-def]
     """The backups the environment's scheduler took of `name` (plan/data/backup_schedule.py), in
     the state directory of the scheduler's host (`first`, the environment's first host,
     connected by the caller); None when `name` has no schedule there."""
     from ...plan.data import backup_schedule
 
-    if not has_schedule(loaded, env_name, name):
+    if not has_schedule(env, name):
         return None
-    t = target(loaded, env_name, name)
-    folder = backup_schedule.folder(layout_for(loaded, env_name), name)
+    t = target(env, name)
+    folder = backup_schedule.folder(env.layout, name)
     return replace(t, store=HostStore(first, folder), base=folder)
 
 
-def listing(loaded: LoadedConfig, env_name: str, name: str, to: str | None = None
+def listing(env: Env, name: str, to: str | None = None
             ) -> tuple[str, str | None, list[tuple[bk.Manifest, str]]]:
     """`backup list`: where `to` (or backup.to, or the default) is, where the scheduled
     backups are (None: no schedule, or `to` given), and every complete backup of both with
     where it is, oldest first. Connects to the first host only for the scheduled ones."""
-    t = target(loaded, env_name, name, to)
+    t = target(env, name, to)
     found = [(m, t.store.where) for m in manifests(t.store)]
-    if to is not None or not has_schedule(loaded, env_name, name):
+    if to is not None or not has_schedule(env, name):
         return t.store.where, None, found
-    first = connector(loaded, env_name)
+    first = connector(env)
     try:
         first.connect()
-        scheduled = scheduled_target(loaded, env_name, name, first)
+        scheduled = scheduled_target(env, name, first)
         assert scheduled is not None
         found += [(m, scheduled.store.where) for m in manifests(scheduled.store)]
     finally:
@@ -116,38 +115,38 @@ def listing(loaded: LoadedConfig, env_name: str, name: str, to: str | None = Non
     return t.store.where, scheduled.store.where, sorted(found, key=lambda pair: pair[0].id)
 
 
-def find(loaded: LoadedConfig, env_name: str, name: str, bid: str, to: str | None, first) -> Target:  # type: ignore[no-untyped-def]
+def find(env: Env, name: str, bid: str, to: str | None, first) -> Target:  # type: ignore[no-untyped-def]
     """Where backup `bid` of `name` is: `--to` when given; else the scheduled backups on the
     first host when it is one of them; else backup.to (or the default)."""
     if to is None:
-        scheduled = scheduled_target(loaded, env_name, name, first)
+        scheduled = scheduled_target(env, name, first)
         if scheduled is not None and bk.is_backup_id(bid) and scheduled.store.read(bid + bk.MANIFEST) is not None:
             return scheduled
-    return target(loaded, env_name, name, to)
+    return target(env, name, to)
 
 
-def connector(loaded: LoadedConfig, env_name: str, host: str | None = None):  # type: ignore[no-untyped-def]
+def connector(env: Env, host: str | None = None):  # type: ignore[no-untyped-def]
     """The connector of the host whose accessory is meant: `host`, else the first."""
     from ..hosts import connectors_for
 
-    conns = connectors_for(loaded, env_name)
+    conns = env.connectors()
     chosen = [c for c in conns if host is None or c.host == host]
     if not chosen:
-        raise UsageError(f"no host {host!r} in environment {env_name!r} ({', '.join(c.host for c in conns)})")
+        raise UsageError(f"no host {host!r} in environment {env.name!r} ({', '.join(c.host for c in conns)})")
     return chosen[0]
 
 
-def backup_now(loaded: LoadedConfig, env_name: str, name: str, emit: Emit, *, to: str | None = None,
+def backup_now(env: Env, name: str, emit: Emit, *, to: str | None = None,
                host: str | None = None, reason: str = "manual") -> tuple[bk.Manifest, str]:
     """One backup of accessory `name` (connect, take, close): what `deployctl accessory backup`
     runs, and the one call for a scheduler (the jobs feature: reason="schedule").
     Returns the manifest and where it was stored."""
-    refuse_swarm(loaded, env_name, "accessory backup")
-    t = target(loaded, env_name, name, to)
-    conn = connector(loaded, env_name, host)
+    refuse_swarm(env, "accessory backup")
+    t = target(env, name, to)
+    conn = connector(env, host)
     try:
         conn.connect()
-        return take(loaded, env_name, conn, t, emit, reason=reason), t.store.where
+        return take(env, conn, t, emit, reason=reason), t.store.where
     finally:
         conn.close()
 
@@ -156,13 +155,13 @@ def _running(conn, t: Target) -> None:  # type: ignore[no-untyped-def]
     accessories.require_running(conn, t.spec)
 
 
-def take(loaded: LoadedConfig, env_name: str, conn, t: Target, emit: Emit, *, reason: str = "manual",
+def take(env: Env, conn, t: Target, emit: Emit, *, reason: str = "manual",
          protected: Sequence[str] = (), now: float | None = None) -> bk.Manifest:
     """Dumps, compresses, checksums and stores one backup, then prunes past `keep`. A dump
     that fails (or is cut off) stores nothing: the backups before it are untouched."""
     _running(conn, t)
-    config = loaded.config
-    state = HostState(conn, layout_for(loaded, env_name))
+    config = env.config
+    state = HostState(conn, env.layout)
     release = state.current()
     # A backup a release's record names is what `rollback --restore-data` restores: never pruned.
     protected = [*protected, *recorded_backups(state.history())]
@@ -185,7 +184,7 @@ def take(loaded: LoadedConfig, env_name: str, conn, t: Target, emit: Emit, *, re
             raise BackupError(f"{conn.host}: the dump of accessory {t.name} failed (exit {rc}): {why}",
                               hint="nothing was stored; earlier backups are as they were")
         digest, size = _sha256(path)
-        manifest = bk.Manifest(id=bid, app=config.app, env=env_name, accessory=t.name, kind=t.kind, release=release,
+        manifest = bk.Manifest(id=bid, app=config.app, env=env.name, accessory=t.name, kind=t.kind, release=release,
                                created=rfc3339(time.time()), sha256=digest, size=size, host=conn.host, reason=reason)
         t.store.put(bid + bk.SUFFIX, path)
         t.store.put_bytes(bid + bk.MANIFEST, manifest.to_json())  # last: marks it complete
@@ -249,7 +248,7 @@ def _load(t: Target, bid: str, folder: Path) -> bytes:
     return gzip.decompress(path.read_bytes())
 
 
-def restore(loaded: LoadedConfig, env_name: str, conn, t: Target, bid: str, emit: Emit, *,  # type: ignore[no-untyped-def]
+def restore(env: Env, conn, t: Target, bid: str, emit: Emit, *,  # type: ignore[no-untyped-def]
             verify: bool = False) -> None:
     """Loads backup `bid` into the running accessory (after its checksum, and with `verify`
     after it loaded into a throwaway copy). A failed load is reported with the client's

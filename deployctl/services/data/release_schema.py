@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 from ...adapters.connector import check
-from ...config import LoadedConfig
 from ...errors import ConfigError, DeployError
 from ...events import Emit, Message, Timer
 from ...plan.data import backups as bk
 from ...plan.lifecycle import docker_commands as dc
 from ...plan.lifecycle.names import Names
 from . import backups
+from ..env import Env
 
 SCHEMA_TIMEOUT = 120.0
 VERSION_MAX = 200  # what a history line keeps of the printed version
@@ -32,30 +32,30 @@ class ReleaseDatabase:
     backup: dict[str, Any] | None = None
 
 
-def check_settings(loaded: LoadedConfig, env_name: str) -> None:
+def check_settings(env: Env) -> None:
     """Before anything changes: rollout.backup_before_migrate names one database accessory
     (exit 3 otherwise) on a target that can back it up (exit 2 on a Swarm)."""
-    environment = loaded.environment(env_name)
+    environment = env.settings
     if not environment.rollout.backup_before_migrate:
         return
-    backups.refuse_swarm(loaded, env_name, f"environments.{env_name}.rollout.backup_before_migrate")
+    backups.refuse_swarm(env, f"environments.{env.name}.rollout.backup_before_migrate")
     try:
-        bk.backup_accessory_for(loaded.config, env_name)
+        bk.backup_accessory_for(env.config, env.name)
     except bk.BackupPlanError as exc:
         raise ConfigError([str(exc)]) from None
 
 
-def backup_before_migrate(loaded: LoadedConfig, env_name: str, conn, release: str,  # type: ignore[no-untyped-def]
+def backup_before_migrate(env: Env, conn, release: str,  # type: ignore[no-untyped-def]
                           previous: str | None, emit: Emit) -> dict[str, Any] | None:
     """The backup that `rollback --restore-data` to `previous` restores; None when not asked
     for, or on a first deploy (there is no earlier release to go back to). A failed backup
     fails the deploy before any migration ran (exit 6, nothing changed)."""
-    if not loaded.environment(env_name).rollout.backup_before_migrate or previous is None:
+    if not env.settings.rollout.backup_before_migrate or previous is None:
         return None
-    name = bk.backup_accessory_for(loaded.config, env_name)
-    target = backups.target(loaded, env_name, name)
+    name = bk.backup_accessory_for(env.config, env.name)
+    target = backups.target(env, name)
     try:
-        manifest = backups.take(loaded, env_name, conn, target, emit, reason=f"before the migrations of {release}")
+        manifest = backups.take(env, conn, target, emit, reason=f"before the migrations of {release}")
     except DeployError as exc:
         raise DeployError(f"rollout.backup_before_migrate: {exc.message}",
                           hint="no migration ran and nothing was switched: the previous release still serves") from None
@@ -98,11 +98,11 @@ def read_schema(conn, commands, emit: Emit) -> dict[str, str]:  # type: ignore[n
     return found
 
 
-def restore_for_rollback(loaded: LoadedConfig, env_name: str, conn, backup: dict[str, Any],  # type: ignore[no-untyped-def]
+def restore_for_rollback(env: Env, conn, backup: dict[str, Any],  # type: ignore[no-untyped-def]
                          emit: Emit) -> None:
     """`rollback --restore-data`: the backup a release's record names, into its accessory,
     under the rollback's lock and before its switch."""
-    target = backups.target(loaded, env_name, backup["accessory"], backup.get("to"))
+    target = backups.target(env, backup["accessory"], backup.get("to"))
     emit(Message(f"restoring backup {backup['id']} of {backup['accessory']} from {target.store.where} "
                  "(data written since it was taken is replaced)", level="warning", host=conn.host))
-    backups.restore(loaded, env_name, conn, target, backup["id"], emit)
+    backups.restore(env, conn, target, backup["id"], emit)

@@ -72,7 +72,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
     env = Env.resolve(loaded, env_name)  # once: every host's job takes it
     config, environment = loaded.config, env.settings
     shared_proxy.refuse(loaded, env_name)
-    check_settings(loaded, env_name)  # backup_before_migrate: refused before anything changes
+    check_settings(env)  # backup_before_migrate: refused before anything changes
     if environment.target == "swarm":  # the same verb, driven through a Swarm manager
         from ..swarm.swarm_deploy import deploy as swarm_deploy
 
@@ -415,7 +415,7 @@ class HostDeploy:
             if before is not None and migrates:
                 before()
             if migrates:
-                self.database.backup = backup_before_migrate(self.loaded, self.env_name, self.conn, self.release,
+                self.database.backup = backup_before_migrate(self.env, self.conn, self.release,
                                                              self.previous, self.emit)
             if not migrates or not self.plan.create:
                 self._run_migrations()

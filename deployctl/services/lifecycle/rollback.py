@@ -109,7 +109,7 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
             backup = decision.backup
 
             def restore(job: HostRollback) -> None:  # once, under the locks, before any switch
-                restore_for_rollback(loaded, env_name, job.conn, backup, emit)
+                restore_for_rollback(env, job.conn, backup, emit)
 
         results, verdict = run_transaction("rollback", jobs, environment.rollout, emit, cancel=cancel, hooks=runner,
                                            context=context, first_step=restore)
