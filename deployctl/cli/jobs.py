@@ -32,7 +32,7 @@ def jobs(ctx: typer.Context, env: EnvOption = "local",
     from ..services.operate.jobs import job_runs
 
     app: AppContext = ctx.obj
-    statuses = job_runs(app.loaded, env, last=last)
+    statuses = job_runs(app.env(env), last=last)
     if app.mode == "json":
         finish(app, "jobs", {"environment": env, "jobs": [s.to_dict() for s in statuses]})
         return
@@ -54,4 +54,4 @@ def run(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The job ([
     from ..services.operate.jobs import run_job
 
     app: AppContext = ctx.obj
-    raise typer.Exit(run_job(app.loaded, env, name, lambda host, stream, data: write(stream, data)))
+    raise typer.Exit(run_job(app.env(env), name, lambda host, stream, data: write(stream, data)))

@@ -271,7 +271,7 @@ def test_scheduled_backup_cut_midway(site):
         out: list[bytes] = []
         done: dict[str, int] = {}
         runner = threading.Thread(target=lambda: done.update(
-            rc=run_job(site.loaded, "local", job, lambda host, stream, data: out.append(data))), daemon=True)
+            rc=run_job(Env.resolve(site.loaded, "local"), job, lambda host, stream, data: out.append(data))), daemon=True)
         runner.start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(p.stat().st_size > 0 for p in folder.glob(".*.part")):
@@ -284,7 +284,7 @@ def test_scheduled_backup_cut_midway(site):
 
     def converge() -> None:
         boot_again(site)
-        assert run_job(site.loaded, "local", job, lambda *a: None) == 0
+        assert run_job(Env.resolve(site.loaded, "local"), job, lambda *a: None) == 0
 
     def listed() -> list[str]:
         conn = LocalConnector()
@@ -298,7 +298,7 @@ def test_scheduled_backup_cut_midway(site):
                           note="the job exits with the dump's code (`docker exec`'s for a killed container), recorded in `deployctl jobs`; its `.part` "
                                "deleted, nothing listed; the next run is listed")
     assert not list(folder.glob(".*")), list(folder.iterdir())
-    runs = [r for r in job_runs(site.loaded, "local", last=2)[0].runs]
+    runs = [r for r in job_runs(Env.resolve(site.loaded, "local"), last=2)[0].runs]
     assert [r["exit_code"] for r in runs] == [row["exit"], 0], runs
 
 

@@ -20,6 +20,7 @@ from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.hosts import layout_for
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.adapters.connector import CommandResult
+from deployctl.services.env import Env
 from tests.support.fake_host import FakeHost, Fault
 from tests.support.virtual_time import virtual_time
 
@@ -159,12 +160,12 @@ def test_the_backup_job_is_listed_and_run_like_any_job():
     deploy_to([host], config)
     files = plan_jobs.JobFiles(layout_for(config, "local"))
     host.put_file(files.runs, b'{"id":"5-1","job":"backup-db","start":5,"seconds":2,"exit_code":0,"outcome":"exited"}\n')
-    [status] = job_runs(config, "local", connectors=[host])
+    [status] = job_runs(Env.resolve(config, "local"), connectors=[host])
     assert (status.name, status.service, status.schedule, status.command) == \
         ("backup-db", "accessory db", "30 3 * * *", ("accessory", "backup", "db"))
     assert [r["exit_code"] for r in status.runs] == [0]
     host.faults.append(Fault("run", r"^docker exec shop-local-scheduler sh \S+/jobs/run\.sh backup-db manual$",
                              effect=lambda argv: CommandResult(0, "backup 1 of db\n", "")))
     out: list[bytes] = []
-    assert run_job(config, "local", "backup-db", lambda host, stream, data: out.append(data), connectors=[host]) == 0
+    assert run_job(Env.resolve(config, "local"), "backup-db", lambda host, stream, data: out.append(data), connectors=[host]) == 0
     assert out == [b"backup 1 of db\n"]

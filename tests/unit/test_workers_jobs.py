@@ -20,6 +20,7 @@ from deployctl.services.hosts import layout_for
 from deployctl.services.operate.jobs import register_job
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.lifecycle.rollback import rollback
+from deployctl.services.env import Env
 from tests.support.fake_host import FakeHost, Fault
 from tests.support.virtual_time import virtual_time
 
@@ -304,11 +305,11 @@ def test_jobs_lists_each_jobs_last_runs_from_the_first_host_and_run_needs_the_sc
     files = plan_jobs.JobFiles(layout_for(site.config, "local"))
     lines = [f'{{"id":"{n}-1","job":"tick","start":{n},"seconds":1,"exit_code":0,"outcome":"exited"}}' for n in range(7)]
     site.host.put_file(files.runs, ("\n".join(lines) + "\n").encode())
-    [status] = job_runs(site.config, "local", last=3, connectors=[site.host])
+    [status] = job_runs(Env.resolve(site.config, "local"), last=3, connectors=[site.host])
     assert (status.name, status.schedule, [r["start"] for r in status.runs]) == ("tick", "*/15 * * * *", [4, 5, 6])
     with pytest.raises(ExecNotStarted, match="no job 'nope'"):
-        run_job(site.config, "local", "nope", lambda *a: None, connectors=[site.host])
+        run_job(Env.resolve(site.config, "local"), "nope", lambda *a: None, connectors=[site.host])
     site.host.containers.pop("shop-local-scheduler")
     with pytest.raises(ExecNotStarted, match="the scheduler shop-local-scheduler is not running") as info:
-        run_job(site.config, "local", "tick", lambda *a: None, connectors=[site.host])
+        run_job(Env.resolve(site.config, "local"), "tick", lambda *a: None, connectors=[site.host])
     assert info.value.exit_code == ExitCode.EXEC_NOT_STARTED

@@ -337,7 +337,7 @@ class HostDeploy:
         if not self.first or not (self.config.jobs or scheduled_backups(self.config, self.env_name)):
             return None
         return HostJobs(self.conn, self.config, self.names, self.layout, self.release, self.spec.network,
-                        self.containers, backups=backup_jobs(self.loaded, self.env_name, self.conn.host))
+                        self.containers, backups=backup_jobs(self.env, self.conn.host))
 
     def _read_state(self) -> None:
         self.previous = self.state.current()

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ...adapters.connector import check
-from ...config import LoadedConfig
 from ...config.models import Config, Job
 from ...errors import ConfigError, ExecNotStarted
 from ...plan.data import backup_schedule as scheduled_backup
@@ -26,7 +25,7 @@ from ...plan.lifecycle.names import Names, StateLayout
 from ...plan.lifecycle.steps import PlannedStep, Step
 from ...plan.lifecycle.target_limits import refuse
 from ..lifecycle.host_state import HostState
-from ..hosts import connectors_for, layout_for, names_for
+from ..env import Env
 
 Output = Callable[[str, str, bytes], None]
 
@@ -69,23 +68,23 @@ class BackupJob:
     script: str
 
 
-def backup_jobs(loaded: LoadedConfig, env_name: str, host: str) -> list[BackupJob]:
+def backup_jobs(env: Env, host: str) -> list[BackupJob]:
     """The environment's scheduled backups, their scripts written for `host` (the first)."""
     from ...plan.data import backups as bk
     from ..data.accessories import specs_for
 
     out = []
-    for name, schedule in scheduled_backup.scheduled(loaded.config, env_name).items():
-        [spec] = specs_for(loaded, env_name, [name])
-        accessory = loaded.config.accessories[name]
+    for name, schedule in scheduled_backup.scheduled(env.config, env.name).items():
+        [spec] = specs_for(env.loaded, env.name, [name])
+        accessory = env.config.accessories[name]
         try:
             kind = bk.dump_kind(name, accessory, spec.image)
         except bk.BackupPlanError as exc:
             raise ConfigError([str(exc)]) from None
         assert accessory.backup is not None
         script = scheduled_backup.ScheduledBackup(
-            loaded.config.app, env_name, name, kind, tuple(bk.dump_argv(spec.container, kind, accessory)),
-            layout_for(loaded, env_name), host, accessory.backup.keep).script()
+            env.config.app, env.name, name, kind, tuple(bk.dump_argv(spec.container, kind, accessory)),
+            env.layout, host, accessory.backup.keep).script()
         out.append(BackupJob(scheduled_backup.job_name(name), name, schedule, script))
     return out
 
@@ -165,58 +164,58 @@ class JobStatus:
                 "command": list(self.command), "runs": list(self.runs)}
 
 
-def declared(loaded: LoadedConfig, env_name: str) -> list[tuple[str, str, str, tuple[str, ...]]]:
+def declared(env: Env) -> list[tuple[str, str, str, tuple[str, ...]]]:
     """(name, service, schedule, command) of each job the environment's scheduler runs:
     [jobs.NAME], then each accessory's backup schedule (`backup-NAME`)."""
-    rows = [(name, job.service, job.schedule, tuple(job.command)) for name, job in loaded.config.jobs.items()]
+    rows = [(name, job.service, job.schedule, tuple(job.command)) for name, job in env.config.jobs.items()]
     rows += [(scheduled_backup.job_name(name), scheduled_backup.SERVICE_LABEL.format(name=name), schedule,
               ("accessory", "backup", name))
-             for name, schedule in scheduled_backup.scheduled(loaded.config, env_name).items()]
+             for name, schedule in scheduled_backup.scheduled(env.config, env.name).items()]
     return rows
 
 
-def _first_host(loaded: LoadedConfig, env_name: str, connectors: list | None):  # type: ignore[no-untyped-def]
-    environment = loaded.environment(env_name)
-    refuse(environment.target, env_name, "jobs")
-    if not declared(loaded, env_name):
-        raise ConfigError(f"deploy.toml has no [jobs.NAME] tables and no backup schedule for environments.{env_name}'s "
+def _first_host(env: Env, connectors: list | None):  # type: ignore[no-untyped-def]
+    environment = env.settings
+    refuse(environment.target, env.name, "jobs")
+    if not declared(env):
+        raise ConfigError(f"deploy.toml has no [jobs.NAME] tables and no backup schedule for environments.{env.name}'s "
                           "accessories", hint="docs/jobs.md")
-    conns = connectors if connectors is not None else connectors_for(loaded, env_name)
+    conns = connectors if connectors is not None else env.connectors()
     if not conns:
-        raise ConfigError(f"environments.{env_name} has no hosts")
+        raise ConfigError(f"environments.{env.name} has no hosts")
     for other in conns[1:]:
         other.close()
     return conns[0]
 
 
-def job_runs(loaded: LoadedConfig, env_name: str, *, last: int = 5, connectors: list | None = None) -> list[JobStatus]:
+def job_runs(env: Env, *, last: int = 5, connectors: list | None = None) -> list[JobStatus]:
     """Each job of deploy.toml with its last runs on the environment's first host."""
-    conn = _first_host(loaded, env_name, connectors)
+    conn = _first_host(env, connectors)
     try:
         conn.connect()
-        text = conn.read_file(plan.JobFiles(layout_for(loaded, env_name)).runs)
+        text = conn.read_file(plan.JobFiles(env.layout).runs)
     finally:
         conn.close()
     runs = plan.parse_runs(text.decode(errors="replace") if text else "")
     return [JobStatus(name, service, schedule, command, tuple([r for r in runs if r.get("job") == name][-last:]))
-            for name, service, schedule, command in declared(loaded, env_name)]
+            for name, service, schedule, command in declared(env)]
 
 
-def run_job(loaded: LoadedConfig, env_name: str, name: str, output: Output, *,
+def run_job(env: Env, name: str, output: Output, *,
             connectors: list | None = None) -> int:
     """The job now, in the live release (the scheduler's runner: the same lock and record);
     its exit code, plan.BUSY when its previous run still runs. What stops it from starting is
     ExecNotStarted (125), as for `exec`: never a code the job could have returned."""
-    known = [row[0] for row in declared(loaded, env_name)]
+    known = [row[0] for row in declared(env)]
     if name not in known:
         raise ExecNotStarted(f"no job {name!r} (jobs: {', '.join(known) or 'none'})")
-    conn = _first_host(loaded, env_name, connectors)
-    names = names_for(loaded, env_name)
-    layout = layout_for(loaded, env_name)
+    conn = _first_host(env, connectors)
+    names = env.names
+    layout = env.layout
     try:
         conn.connect()
         if HostState(conn, layout).current() is None:
-            raise ExecNotStarted(f"{conn.host}: nothing is deployed to {env_name}: no live release to run {name} in")
+            raise ExecNotStarted(f"{conn.host}: nothing is deployed to {env.name}: no live release to run {name} in")
         state = conn.run(plan.scheduler_state(names))
         if not state.ok or not state.stdout.startswith("running|"):
             raise ExecNotStarted(f"{conn.host}: the scheduler {plan.scheduler_name(names)} is not running",
