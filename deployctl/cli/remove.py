@@ -36,7 +36,7 @@ def remove(
         confirm_environment(env, f"This removes {loaded.config.app} {env} from {where}: every release, its proxy "
                                  f"and certificates, its history{', and the accessories DATA' if volumes else ''}.",
                             f"removing {env}", yes)
-    results = remove_environment(loaded, env, app.emit, volumes=volumes, dry_run=dry_run)
+    results = remove_environment(app.env(env), app.emit, volumes=volumes, dry_run=dry_run)
     if app.mode == "json":
         finish(app, "remove", {"environment": env, "dry_run": dry_run, "volumes": volumes,
                                "hosts": [r.to_dict() | ({"steps": [s.to_dict() for s in r.steps]} if dry_run else {})

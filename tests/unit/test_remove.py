@@ -22,6 +22,7 @@ from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.hosts import layout_for
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.operate.remove import remove_environment
+from deployctl.services.env import Env
 from tests.support.fake_host import FakeHost
 from tests.support.virtual_time import virtual_time
 
@@ -166,7 +167,7 @@ def test_remove_takes_every_release_proxy_network_and_state_and_leaves_the_other
     assert any("-proxy" in c for c in before["containers"]) and len(before["networks"]) >= 3  # app + 2 releases
     blog_before = of_app(host, "blog")
 
-    [result] = remove_environment(SHOP, "local", Recorder(), volumes=False, connectors=[host])
+    [result] = remove_environment(Env.resolve(SHOP, "local"), Recorder(), volumes=False, connectors=[host])
 
     assert not result.nothing and result.error is None
     assert sorted(result.found["containers"]) == before["containers"]
@@ -185,9 +186,9 @@ def test_remove_takes_every_release_proxy_network_and_state_and_leaves_the_other
 
 def test_a_second_remove_finds_nothing_and_leaves_no_lock_behind(two_apps):
     host, blog, _ = two_apps
-    remove_environment(SHOP, "local", Recorder(), volumes=False, connectors=[host])
+    remove_environment(Env.resolve(SHOP, "local"), Recorder(), volumes=False, connectors=[host])
     emit = Recorder()
-    [again] = remove_environment(SHOP, "local", emit, volumes=False, connectors=[host])
+    [again] = remove_environment(Env.resolve(SHOP, "local"), emit, volumes=False, connectors=[host])
     assert again.nothing and again.error is None
     assert any("nothing to remove" in getattr(e, "text", "") for e in emit.events)
     assert not any(d.startswith("/srv/state/shop/local") for d in host.dirs)
@@ -196,7 +197,7 @@ def test_a_second_remove_finds_nothing_and_leaves_no_lock_behind(two_apps):
 
 def test_volumes_only_with_the_flag(two_apps):
     host, _, volume = two_apps
-    [result] = remove_environment(SHOP, "local", Recorder(), volumes=True, connectors=[host])
+    [result] = remove_environment(Env.resolve(SHOP, "local"), Recorder(), volumes=True, connectors=[host])
     assert result.found["volumes"] == [volume]
     assert volume not in host.volumes
 
@@ -209,7 +210,7 @@ def test_a_held_lock_refuses_and_changes_nothing(two_apps):
                                     b'"pid": 1, "host": "elsewhere", "timeout": 99999999999}')
     before = of_app(host, "shop")
     with pytest.raises(RolloutError) as info:
-        remove_environment(SHOP, "local", Recorder(), volumes=False, connectors=[host])
+        remove_environment(Env.resolve(SHOP, "local"), Recorder(), volumes=False, connectors=[host])
     assert info.value.exit_code == ExitCode.LOCK_HELD
     assert "local: " in info.value.message and "lock" in info.value.message
     assert of_app(host, "shop") == before
@@ -218,11 +219,11 @@ def test_a_held_lock_refuses_and_changes_nothing(two_apps):
 def test_dry_run_lists_the_same_steps_and_changes_nothing(two_apps):
     host, _, volume = two_apps
     before = of_app(host, "shop")
-    [dry] = remove_environment(SHOP, "local", Recorder(), volumes=True, dry_run=True, connectors=[host])
+    [dry] = remove_environment(Env.resolve(SHOP, "local"), Recorder(), volumes=True, dry_run=True, connectors=[host])
     assert of_app(host, "shop") == before and volume in host.volumes
     assert layout_for(SHOP, "local").lock_dir not in host.dirs
     ran_before = len(host.calls)
-    remove_environment(SHOP, "local", Recorder(), volumes=True, connectors=[host])
+    remove_environment(Env.resolve(SHOP, "local"), Recorder(), volumes=True, connectors=[host])
     ran = [text for call, text in host.calls[ran_before:] if call == "run"]
     assert [" ".join(s.argv) for s in dry.steps if s.argv] == [
         text for text in ran if text.startswith(("docker rm", "docker network rm", "docker volume rm", "rm -rf"))]
@@ -234,7 +235,7 @@ def test_an_unreachable_host_of_a_fleet_is_named_and_the_others_are_removed():
     deploy_release(SHOP, "prod", hosts, 1)
     hosts[1].gone = True
     with pytest.raises(RolloutError) as info:
-        remove_environment(SHOP, "prod", Recorder(), volumes=False, connectors=hosts)
+        remove_environment(Env.resolve(SHOP, "prod"), Recorder(), volumes=False, connectors=hosts)
     assert info.value.exit_code == ExitCode.CONNECT
     assert "h2: " in info.value.message and "h1: " not in info.value.message
     assert "not removed (or not completely) from: h2" in info.value.hint
@@ -243,7 +244,7 @@ def test_an_unreachable_host_of_a_fleet_is_named_and_the_others_are_removed():
         assert of_app(host, "shop") == {"containers": [], "networks": [], "files": []}
     hosts[1].gone = False
     assert of_app(hosts[1], "shop")["containers"]  # untouched, removed by the next run
-    remove_environment(SHOP, "prod", Recorder(), volumes=False, connectors=hosts)
+    remove_environment(Env.resolve(SHOP, "prod"), Recorder(), volumes=False, connectors=hosts)
     assert of_app(hosts[1], "shop") == {"containers": [], "networks": [], "files": []}
 
 
@@ -261,7 +262,7 @@ def test_a_job_container_started_meanwhile_is_removed_too(two_apps):
         return answer
 
     host._docker_rm = scheduler_fires
-    [result] = remove_environment(SHOP, "local", Recorder(), volumes=False, connectors=[host])
+    [result] = remove_environment(Env.resolve(SHOP, "local"), Recorder(), volumes=False, connectors=[host])
     assert result.steps[0] == PlannedStep("scheduler", "the scheduled jobs' scheduler first: it starts containers",
                                           ("docker", "rm", "--force", "--volumes", "shop-local-scheduler"))
     assert of_app(host, "shop")["containers"] == []
@@ -363,7 +364,7 @@ def test_swarm_removal_order_and_an_unreachable_node_named():
 
     layout = layout_for(SWARM_CONFIG, "prod")
     site = ScriptedSwarm(Names("shop", "prod"), layout, gone="10.0.0.1")
-    result = _swarm_site(site, HostState(site.manager, layout), SWARM_CONFIG, "prod", Recorder(), volumes=True,
+    result = _swarm_site(site, HostState(site.manager, layout), Env.resolve(SWARM_CONFIG, "prod"), Recorder(), volumes=True,
                          dry_run=False, label="swarm manager m1")
     assert site.objects == {"service": [], "secret": [], "config": [], "network": []}
     removals = [r for r in site.ran if " rm " in f" {r} "]
@@ -381,8 +382,8 @@ def test_swarm_second_removal_finds_nothing():
 
     layout = layout_for(SWARM_CONFIG, "prod")
     site = ScriptedSwarm(Names("shop", "prod"), layout)
-    _swarm_site(site, HostState(site.manager, layout), SWARM_CONFIG, "prod", Recorder(), volumes=False,
+    _swarm_site(site, HostState(site.manager, layout), Env.resolve(SWARM_CONFIG, "prod"), Recorder(), volumes=False,
                 dry_run=False, label="m")
-    again = _swarm_site(site, HostState(site.manager, layout), SWARM_CONFIG, "prod", Recorder(), volumes=False,
+    again = _swarm_site(site, HostState(site.manager, layout), Env.resolve(SWARM_CONFIG, "prod"), Recorder(), volumes=False,
                         dry_run=False, label="m")
     assert again.nothing and again.error is None

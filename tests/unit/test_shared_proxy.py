@@ -19,6 +19,7 @@ from deployctl.plan.edge import tls_config as tc
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.operate.remove import remove_environment
+from deployctl.services.env import Env
 from tests.support.fake_host import FakeHost, Fault
 from tests.support.virtual_time import virtual_time
 
@@ -186,7 +187,7 @@ def test_a_route_nginx_refuses_never_becomes_live(host):
 def test_remove_takes_only_its_own_route_out_first(host):
     ship(SHOP, host, 1)
     ship(BLOG, host, 1)
-    [result] = remove_environment(BLOG, "local", Recorder(), volumes=False, connectors=[host])
+    [result] = remove_environment(Env.resolve(BLOG, "local"), Recorder(), volumes=False, connectors=[host])
     assert result.found["shared_proxy_routes"] == [f"{SHARED}/routes/p9994__blog__local.map"]
     assert [s.step for s in result.steps[:2]] == ["routes", "routes"]
     assert result.steps[1].argv == ("docker", "exec", "deployctl-shared-proxy-edge", "nginx", "-s", "reload", "-c",
@@ -428,5 +429,5 @@ def test_a_renewal_reloads_only_the_apps_own_proxy_and_remove_takes_its_sni_line
     assert "installed on local" in done
     assert len(runs(host, "nginx -s reload -c /etc/deployctl/proxy/nginx.conf")) == own_reloads + 1
     assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == shared_reloads
-    remove_environment(tls_shop(), "local", Recorder(), connectors=[host], volumes=False)
+    remove_environment(Env.resolve(tls_shop(), "local"), Recorder(), connectors=[host], volumes=False)
     assert not [p for p in host.files if p.startswith(f"{SHARED}/routes/")]

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from ...adapters.connector import check
-from ...config import LoadedConfig
 from ...errors import DeployctlError, ExitCode
 from ...events import Emit, Message, Timer
 from ...plan.lifecycle import docker_commands as dc
@@ -36,7 +35,7 @@ from ..lifecycle import preflight
 from ..lifecycle.host_calls import UNCHANGED, connection_failure, each_host_result, host_error, not_everywhere, why
 from ..lifecycle.host_state import HostState
 from ..edge.shared_proxy import wait_served
-from ..hosts import connectors_for, layout_for, names_for
+from ..env import Env
 from ..lifecycle.transaction import take_lock
 
 MAX_AT_ONCE = 16
@@ -61,19 +60,19 @@ class HostRemoval:
                 **({"error": self.error} if self.error else {})}
 
 
-def remove_environment(loaded: LoadedConfig, env_name: str, emit: Emit, *, volumes: bool, dry_run: bool = False,
+def remove_environment(env: Env, emit: Emit, *, volumes: bool, dry_run: bool = False,
                        connectors: list | None = None) -> list[HostRemoval]:
     """Removes (or, dry, lists the removal of) the environment on each of its hosts. Raises
     RolloutError naming every host that was not removed, after all were tried."""
-    environment = loaded.environment(env_name)
+    environment = env.settings
     if environment.target == "swarm" and connectors is None:
-        results = [_swarm(loaded, env_name, emit, volumes=volumes, dry_run=dry_run)]
+        results = [_swarm(env, emit, volumes=volumes, dry_run=dry_run)]
     else:
-        conns = connectors if connectors is not None else connectors_for(loaded, env_name)
-        names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
+        conns = connectors if connectors is not None else env.connectors()
+        names, layout = env.names, env.layout
         shared = None
         if environment.shared_proxy:
-            proxy = loaded.config.proxy
+            proxy = env.config.proxy
             shared = Shared(shared_dir(environment.state_dir, environment.shared_proxy), environment.shared_proxy,
                             environment.shared_proxy_port,
                             sp.Route(names.app, names.env, tuple(proxy.hosts), proxy.path_prefix, 0))
@@ -91,7 +90,7 @@ def remove_environment(loaded: LoadedConfig, env_name: str, emit: Emit, *, volum
 
         results = each_host_result(conns, one, limit=MAX_AT_ONCE)
     failed = [r for r in results if r.error]
-    not_everywhere(results, f"remove --env {env_name} did not finish on every host",
+    not_everywhere(results, f"remove --env {env.name} did not finish on every host",
                    failed[0].exit_code if failed else ExitCode.OK, done="removed from",
                    again=f"not removed (or not completely) from: {', '.join(r.host for r in failed)}; "
                          "run it again once they answer (it removes what is left)")
@@ -187,15 +186,15 @@ def _late_containers(conn, names: Names, emit: Emit) -> None:  # type: ignore[no
 # -- a Swarm -----------------------------------------------------------------------------------
 
 
-def _swarm(loaded: LoadedConfig, env_name: str, emit: Emit, *, volumes: bool, dry_run: bool) -> HostRemoval:
+def _swarm(env: Env, emit: Emit, *, volumes: bool, dry_run: bool) -> HostRemoval:
     from ..swarm.swarm_deploy import SwarmJob
 
-    environment = loaded.environment(env_name)
-    job = SwarmJob(loaded, env_name, emit)
+    environment = env.settings
+    job = SwarmJob(env.loaded, env.name, emit)
     label = f"swarm manager {environment.manager}"
     try:
         site, state = job.open()
-        return _swarm_site(site, state, loaded, env_name, emit, volumes=volumes, dry_run=dry_run, label=label)
+        return _swarm_site(site, state, env, emit, volumes=volumes, dry_run=dry_run, label=label)
     except (DeployctlError, OSError, EOFError) as exc:
         result = _failed(label, exc)
         return result
@@ -203,7 +202,7 @@ def _swarm(loaded: LoadedConfig, env_name: str, emit: Emit, *, volumes: bool, dr
         job.close()
 
 
-def _swarm_site(site, state: HostState, loaded: LoadedConfig, env_name: str, emit: Emit, *,  # type: ignore[no-untyped-def]
+def _swarm_site(site, state: HostState, env: Env, emit: Emit, *,  # type: ignore[no-untyped-def]
                 volumes: bool, dry_run: bool, label: str) -> HostRemoval:
     manager, names, layout = site.manager, site.names, site.layout
     existed = manager.run(plan.state_exists(layout)).ok
@@ -219,10 +218,10 @@ def _swarm_site(site, state: HostState, loaded: LoadedConfig, env_name: str, emi
             unreachable[node.address] = why(exc)
     if not dry_run:
         take_lock(state, emit, host=manager.host, action="remove", release=None,
-                  rollout=loaded.environment(env_name).rollout)
+                  rollout=env.settings.rollout)
     held = not dry_run
     try:
-        configured = [v for spec in environment_accessories(loaded.config, env_name, layout) for v, _ in spec.volumes]
+        configured = [v for spec in environment_accessories(env.config, env.name, layout) for v, _ in spec.volumes]
         nodes: dict[str, plan.HostInventory] = {}
         for node in ready:
             if node.address in unreachable:
