@@ -31,7 +31,7 @@ def status(ctx: typer.Context, env: EnvOption = "local") -> None:
 
         show_status(app, env)
         return
-    hosts = get_status(app.loaded, env, emit=app.emit)
+    hosts = get_status(app.env(env), emit=app.emit)
     if app.mode == "json":
         finish(app, "status", {"environment": env, "hosts": [vars(h) for h in hosts]})
         return
@@ -57,7 +57,7 @@ def releases(ctx: typer.Context, env: EnvOption = "local") -> None:
     from ..services.inspect import releases as get_releases
 
     app: AppContext = ctx.obj
-    per_host = get_releases(app.loaded, env, emit=app.emit)
+    per_host = get_releases(app.env(env), emit=app.emit)
     if app.mode == "json":
         finish(app, "releases", {"environment": env, "hosts": per_host})
         return
@@ -84,8 +84,8 @@ def logs(
     app: AppContext = ctx.obj
     warn = lambda text: print(f"warning: {text}", file=sys.stderr, flush=True)  # noqa: E731
     if app.mode == "json":
-        get_logs(app.loaded, env, service, lines=lines, follow=follow, warn=warn,
+        get_logs(app.env(env), service, lines=lines, follow=follow, warn=warn,
                  on_line=lambda host, line: print(json.dumps({"host": host, "service": service, "line": line}), flush=True))
         return
-    get_logs(app.loaded, env, service, lines=lines, follow=follow, warn=warn,
+    get_logs(app.env(env), service, lines=lines, follow=follow, warn=warn,
              on_line=lambda host, line: print(f"[{host}] {line}", flush=True))

@@ -7,14 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..config import LoadedConfig
 from ..errors import ConnectError, UsageError
 from ..events import Emit
 from ..plan.judging.canary import CanaryRecord
 from ..plan.lifecycle.releases import DRILL, EXEC, LIVE, sort_key
 from .lifecycle.host_state import HostState
 from .edge.maintenance import maintenance_of
-from .hosts import connectors_for, layout_for, names_for
+from .env import Env
 from .lifecycle.switch import HostSwitch
 
 MAX_AT_ONCE = 16  # hosts asked at once
@@ -42,19 +41,19 @@ class HostStatus:
     error: str | None = None  # why it could not be reached
 
 
-def _open(loaded: LoadedConfig, env_name: str, connectors: list | None) -> list:
-    conns = connectors if connectors is not None else connectors_for(loaded, env_name)
+def _open(env: Env, connectors: list | None) -> list:
+    conns = connectors if connectors is not None else env.connectors()
     for conn in conns:
         conn.connect()
     return conns
 
 
-def status(loaded: LoadedConfig, env_name: str, *, connectors: list | None = None,
+def status(env: Env, *, connectors: list | None = None,
            emit: Emit | None = None) -> list[HostStatus]:
     """Every host at once; one that cannot be reached is shown as such (with why), so the
     others' status is still there when one host is down."""
-    conns = connectors if connectors is not None else connectors_for(loaded, env_name)
-    names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
+    conns = connectors if connectors is not None else env.connectors()
+    names, layout = env.names, env.layout
 
     def one(conn) -> HostStatus:  # type: ignore[no-untyped-def]
         try:
@@ -62,7 +61,7 @@ def status(loaded: LoadedConfig, env_name: str, *, connectors: list | None = Non
         except ConnectError as exc:
             return HostStatus(host=conn.host, live=None, revision=None, deployed_at=None, age_seconds=None,
                               reachable=False, error=exc.message)
-        return _host_status(conn, names, layout, loaded.config.proxy.port, emit)
+        return _host_status(conn, names, layout, env.config.proxy.port, emit)
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(len(conns), MAX_AT_ONCE))) as pool:
@@ -116,11 +115,11 @@ def _age(when: str | None) -> float | None:
         return None
 
 
-def releases(loaded: LoadedConfig, env_name: str, *, connectors: list | None = None,
+def releases(env: Env, *, connectors: list | None = None,
              emit: Emit | None = None) -> dict[str, list[dict]]:
     """Per host: every release, newest first, with its last outcome and whether it is live."""
-    conns = _open(loaded, env_name, connectors)
-    layout = layout_for(loaded, env_name)
+    conns = _open(env, connectors)
+    layout = env.layout
     out: dict[str, list[dict]] = {}
     try:
         for conn in conns:
@@ -153,7 +152,7 @@ def releases(loaded: LoadedConfig, env_name: str, *, connectors: list | None = N
     return out
 
 
-def logs(loaded: LoadedConfig, env_name: str, service: str, *, lines: int, follow: bool,
+def logs(env: Env, service: str, *, lines: int, follow: bool,
          on_line: Callable[[str, str], None], connectors: list | None = None,
          warn: Callable[[str], None] = lambda text: None) -> None:
     """The live release's container of `service` (or `proxy`) on each host, with the
@@ -163,13 +162,13 @@ def logs(loaded: LoadedConfig, env_name: str, service: str, *, lines: int, follo
     from ..secrets import redactor
     from .lifecycle.deploy_inputs import load_for_redaction
 
-    if service not in loaded.config.services and service != "proxy":
-        raise UsageError(f"--service {service!r}: no such service (services: {', '.join(loaded.config.services)}, proxy)")
-    for problem in load_for_redaction(loaded, env_name):
+    if service not in env.config.services and service != "proxy":
+        raise UsageError(f"--service {service!r}: no such service (services: {', '.join(env.config.services)}, proxy)")
+    for problem in load_for_redaction(env.loaded, env.name):
         warn(problem)
-    conns = _open(loaded, env_name, connectors)
-    names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
-    swarm = loaded.environment(env_name).target == "swarm"
+    conns = _open(env, connectors)
+    names, layout = env.names, env.layout
+    swarm = env.settings.target == "swarm"
     try:
         for conn in conns:
             live = HostState(conn, layout).current()
@@ -177,7 +176,7 @@ def logs(loaded: LoadedConfig, env_name: str, service: str, *, lines: int, follo
                 from ..plan.swarm.services import service_logs
 
                 if service != "proxy" and live is None:
-                    raise UsageError(f"{conn.host}: nothing is deployed to {env_name}")
+                    raise UsageError(f"{conn.host}: nothing is deployed to {env.name}")
                 name = names.proxy if service == "proxy" else names.container(service, live)
                 conn.run(service_logs(name, lines, follow=follow), on_line=lambda line, h=conn.host: on_line(h, redactor(line)))
                 continue
@@ -186,7 +185,7 @@ def logs(loaded: LoadedConfig, env_name: str, service: str, *, lines: int, follo
 
                 container = HostProxy(conn, names, layout, lambda e: None).running_nginx() or names.proxy
             elif live is None:
-                raise UsageError(f"{conn.host}: nothing is deployed to {env_name}")
+                raise UsageError(f"{conn.host}: nothing is deployed to {env.name}")
             else:
                 container = names.container(service, live)
             conn.run(dc.logs(container, lines, follow), on_line=lambda line, h=conn.host: on_line(h, redactor(line)))

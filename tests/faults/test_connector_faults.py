@@ -15,6 +15,7 @@ from deployctl.events import Message, Recorder
 from deployctl.plan.lifecycle.names import LABEL_ROLE
 from deployctl.plan.edge.proxy_config import CONFIG_FILE, live_release
 from deployctl.services.hosts import names_for
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import docker, probe_config
 
 from .cells import RELOADS, Site, attempt, local_site, run_cell
@@ -200,7 +201,7 @@ def _status_names_what_serves(site, tried: str) -> None:
     from deployctl.config import load_config
     from deployctl.services.inspect import status
 
-    [host] = status(load_config(site.config), "local")
+    [host] = status(Env.resolve(load_config(site.config), "local"))
     assert host.proxy_routes == tried and host.live != tried, host
 
 

@@ -23,6 +23,7 @@ from deployctl.services.lifecycle.host_state import HostState
 from deployctl.services.hosts import layout_for
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.lifecycle.rollback import rollback
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import (DEPLOYCTL, docker, free_port, probe_config,
                                                remove_app, unique_app, write_probe_artifacts)
 from tests.support.traffic import Traffic
@@ -96,7 +97,7 @@ def test_secrets_are_files_never_env_or_argv_or_history(site):
     release = deploy(loaded, "local", dirty, SECRETS, Recorder()).release
     # A dirty build's record says so (its revision is not all of what runs).
     from deployctl.services.inspect import releases as list_releases
-    [row] = next(iter(list_releases(loaded, "local").values()))
+    [row] = next(iter(list_releases(Env.resolve(loaded, "local")).values()))
     assert (row["release"], row["revision"], row["dirty"]) == (release, "4444444dddd", True)
     container = f"{app}-local-backend-{release}"
     inspected = docker("inspect", container)

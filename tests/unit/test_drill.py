@@ -15,6 +15,7 @@ from deployctl.plan.lifecycle.releases import ReleaseRecord
 from deployctl.plan.stats import compute, parse_when
 from deployctl.plan.stats_html import render_html
 from deployctl.services.judging.drill import drill
+from deployctl.services.env import Env
 from tests.support.fake_host import CommandResult, Fault
 from tests.unit.test_lifecycle_rules import (CONFIG, LOADED, SECRETS, SHADOWED, current, local_site, proxy_log,
                                              records)
@@ -407,7 +408,7 @@ def test_releases_names_a_drill_release_as_one(shadowed):
     site, host = shadowed
     host.faults.append(proxy_log(host, SHADOWED, copy_errors=8))
     result = drill(LOADED, "shadowed", "5xx", SECRETS, site.emit, connectors=list(site.hosts))
-    rows = releases(LOADED, "shadowed", connectors=list(site.hosts))["local"]
+    rows = releases(Env.resolve(LOADED, "shadowed"), connectors=list(site.hosts))["local"]
     row = next(r for r in rows if r["release"] == result.release)
     assert (row["outcome"], row["drill"]) == ("aborted", "--fail 5xx: caught by shadow") and "last_rollback" not in row
     assert next(r for r in rows if r["release"] == site.r1)["live"]

@@ -21,6 +21,7 @@ from deployctl.plan.lifecycle.releases import EXEC, LIVE, History, ReleaseRecord
 from deployctl.services.operate.exec import ExecRequest, run_exec
 from deployctl.services.hosts import layout_for
 from deployctl.services.inspect import releases as releases_view
+from deployctl.services.env import Env
 from tests.support.fake_host import FakeHost, Fault
 from tests.unit.test_lifecycle_rules import LOADED, LOCAL, local_site, records, virtual_time  # noqa: F401
 
@@ -165,7 +166,7 @@ def test_live_exec_passes_the_exit_code_and_both_streams(local):
             last.extra["mode"]) == ("exec", site.r1, "exited", 3, "frontend", "live")
     assert last.extra["command"] == ["sh", "-c", "echo out; echo err >&2; exit 3"]
     # The readers did not move: `releases` shows no exec row, rollback's target is unchanged.
-    rows = releases_view(LOADED, "local", connectors=[host])["local"]
+    rows = releases_view(Env.resolve(LOADED, "local"), connectors=[host])["local"]
     assert [r["release"] for r in rows] == [site.r1] and "last_rollback" not in rows[0]
 
 

@@ -16,6 +16,7 @@ from deployctl.plan.edge.proxy_config import RELEASE_HEADER, render_proxy_config
 from deployctl.plan.lifecycle.release_spec import ProxySpec
 from deployctl.services.inspect import status
 from deployctl.services.edge.maintenance import set_maintenance
+from deployctl.services.env import Env
 from tests.support.fake_host import CommandResult, Fault
 from tests.unit.test_lifecycle_rules import (CONFIG, LOADED, LOCAL, PROD, SWAP, fleet, local,  # noqa: F401
                                              virtual_time)
@@ -64,7 +65,7 @@ def test_on_survives_a_deploy_and_a_rollback_until_off_and_status_shows_it(local
     assert plan.state_of(_config(host)).token == token and _public(host).status == 503
     assert host.http_get("127.0.0.1", 8080, "/version", headers={plan.VERIFY_HEADER: token}).headers[
         RELEASE_HEADER.lower()] == r2
-    [shown] = status(LOADED, "local", connectors=[host])
+    [shown] = status(Env.resolve(LOADED, "local"), connectors=[host])
     assert shown.maintenance and "Retry-After 90s" in shown.maintenance and shown.proxy_routes == r2
     site.rollback()
     assert plan.state_of(_config(host)).token == token and _public(host).status == 503
@@ -76,7 +77,7 @@ def test_on_survives_a_deploy_and_a_rollback_until_off_and_status_shows_it(local
     assert off.changed and not off.maintenance
     assert _public(host).status == 200 and _public(host).headers[RELEASE_HEADER.lower()] == site.r1
     assert host.text(f"{LOCAL.proxy_dir}/{plan.PAGE_FILE}") is None
-    assert status(LOADED, "local", connectors=[host])[0].maintenance is None
+    assert status(Env.resolve(LOADED, "local"), connectors=[host])[0].maintenance is None
     assert not (LOCAL.lock_dir in host.dirs)  # the lock it took is released
 
 

@@ -77,7 +77,7 @@ def _logs(capsys, monkeypatch, project: Path, secret: str, *flags: str, fail: bo
           mode: str | None = None) -> tuple[int, str, str]:
     monkeypatch.setenv("DB_PASSWORD", secret)
     monkeypatch.setenv("DEPLOYCTL_REGISTRY_PASSWORD", secret[::-1])  # the hosts' pull password
-    monkeypatch.setattr("deployctl.services.inspect._open", lambda loaded, env, conns: [LoggingHost(secret, fail)])
+    monkeypatch.setattr("deployctl.services.inspect._open", lambda env, conns: [LoggingHost(secret, fail)])
     if mode is not None:
         monkeypatch.setattr("deployctl.cli.context.detect_mode", lambda json_output: mode)
     code = main(["--config", str(project), "logs", "--env", "prod", "--service", "web", *flags])
@@ -95,7 +95,7 @@ def test_logs_masks_the_environments_secrets_in_every_mode(capsys, monkeypatch, 
 
 def test_logs_says_which_secret_it_cannot_mask(capsys, monkeypatch, project) -> None:
     monkeypatch.delenv("DB_PASSWORD", raising=False)
-    monkeypatch.setattr("deployctl.services.inspect._open", lambda loaded, env, conns: [LoggingHost("x" * 8)])
+    monkeypatch.setattr("deployctl.services.inspect._open", lambda env, conns: [LoggingHost("x" * 8)])
     assert main(["--config", str(project), "logs", "--env", "prod", "--service", "web"]) == 0
     assert "warning: secret 'DB_PASSWORD' is not in this shell's secret source" in capsys.readouterr().err
 
