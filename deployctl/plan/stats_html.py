@@ -7,10 +7,12 @@ from html import escape
 
 from .stats import RouteStops, Stats
 
-COLOURS = {"succeeded": "#2e7d32", "reverted": "#c62828", "uncertain": "#6a1b9a",
+COLOURS = {"succeeded": "#2e7d32", "reverted": "#c62828", "aborted": "#ad1457", "uncertain": "#6a1b9a",
            "failed": "#ef6c00", "rollback": "#1565c0"}
 RESTORE_COLOURS = {"incidents": "#c62828", "drills": "#1565c0"}
-ORDER = ["succeeded", "failed", "reverted", "uncertain", "rollback"]
+# Every outcome a day's bar can count (plan/stats.compute's `days`); one missing here would be
+# left out of its bar without a word: a canary's abort served users its share, so it shows.
+ORDER = ["succeeded", "failed", "reverted", "aborted", "uncertain", "rollback"]
 
 
 def duration(seconds: float | None) -> str:

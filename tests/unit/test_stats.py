@@ -187,6 +187,9 @@ def test_a_release_the_shadow_window_stopped_never_served_so_it_is_no_change_fai
     assert (s.deploys, s.succeeded, s.reverted, s.failed_before_switch, s.change_failures) == (3, 2, 1, 1, 1)
     assert [(r.left, r.seconds) for r in s.restores] == [(CANARIED, 30.0)]
     assert s.days == {"2026-12-01": {"succeeded": 2, "failed": 1, "aborted": 1}}
+    # Every outcome a day counts has its colour in the page's bars (the abort was left out once).
+    page = render_html(s, env="production")
+    assert "2026-12-01: 1 aborted" in page and "2026-12-01: 2 succeeded" in page
 
 
 def test_worst_routes_are_capped_and_ranked_by_stops_then_by_times_the_worst_then_by_name() -> None:
