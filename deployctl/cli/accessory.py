@@ -43,17 +43,12 @@ def _swarm(app: AppContext, env: str) -> Iterator:  # type: ignore[type-arg]
 
 
 def _hosts(app: AppContext, env: str) -> Iterator:  # type: ignore[type-arg]
-    """Each host's connector, connected (SSH: host key verified), closed afterwards."""
-    from ..services.hosts import connectors_for
+    """Each host's connector, all connected before the first is acted on (an unreachable
+    host is named before any accessory changes), closed afterwards."""
+    from ..services.hosts import connected
 
-    conns = connectors_for(app.loaded, env)
-    try:
-        for conn in conns:
-            conn.connect()
-            yield conn
-    finally:
-        for conn in conns:
-            conn.close()
+    with connected(app.env(env).connectors()) as conns:
+        yield from conns
 
 
 @accessory_app.command("boot")

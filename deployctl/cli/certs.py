@@ -37,16 +37,10 @@ def _hosts(app: AppContext, env: str):  # type: ignore[no-untyped-def]
         with swarm_nodes(app, env) as (conns, proxies, manager):
             yield conns, proxies, [manager]
         return
-    from ..services.hosts import connectors_for
+    from ..services.hosts import connected
 
-    conns = connectors_for(app.loaded, env)
-    try:
-        for conn in conns:
-            conn.connect()
+    with connected(app.env(env).connectors()) as conns:
         yield conns, None, None
-    finally:
-        for conn in conns:
-            conn.close()
 
 
 @certs_app.command("status")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from contextlib import contextmanager
+from typing import Iterator
 
 from ..config import LoadedConfig
 from ..config.models import Environment, split_host
@@ -57,6 +59,20 @@ def connectors_for(loaded: LoadedConfig, env_name: str) -> list:  # list[Connect
     if discover_for(loaded.config, environment, env_name) is not None:  # running EC2 instances with the tags
         entries = [found.address for found in discover_hosts(loaded.config, environment, env_name)]
     return [ssh_connector(loaded, environment, entry, env_name) for entry in entries]
+
+
+@contextmanager
+def connected(conns: list) -> Iterator[list]:  # list[Connector]
+    """Every connector connected, in order (SSH: its host key verified), and every one closed
+    afterwards, also when one could not connect: a host that cannot be reached is named before
+    the caller does anything on any of them."""
+    try:
+        for conn in conns:
+            conn.connect()
+        yield conns
+    finally:
+        for conn in conns:
+            conn.close()
 
 
 def ssh_connector(loaded: LoadedConfig, environment: Environment, entry: str,  # type: ignore[no-untyped-def]

@@ -140,15 +140,14 @@ def _host_rollback(loaded: LoadedConfig, env: str, to: str | None, hooks: bool) 
     from ...plan.lifecycle.rollout import HostReleases, rollback_target
     from .host_state import HostState
     from ..env import Env
+    from ..hosts import connected
     from .rollback import HostRollback
 
     resolved = Env.resolve(loaded, env)
     layout = resolved.layout
-    conns = resolved.connectors()
-    try:
+    with connected(resolved.connectors()) as conns:
         views = []
         for conn in conns:
-            conn.connect()
             state = HostState(conn, layout)
             current = state.current()
             views.append(HostReleases(conn.host, current, state.history().previous_good(current)))
@@ -159,9 +158,6 @@ def _host_rollback(loaded: LoadedConfig, env: str, to: str | None, hooks: bool) 
             job.check()
             plans[conn.host] = ([PlannedStep("nothing", f"{target} is already live")] if job.plan is None
                                 else rollback_steps(job.plan, layout))
-    finally:
-        for conn in conns:
-            conn.close()
     return target, plans | _hook_plan(loaded, ROLLBACK_HOOKS, hooks)
 
 
