@@ -135,9 +135,9 @@ class ModelHost(FakeHost):
         self._wait("remove_tree")
         return super().remove_tree(path)
 
-    def http_get(self, address, port, path, timeout=2.0):  # type: ignore[no-untyped-def]
+    def http_get(self, address, port, path, timeout=2.0, headers=None):  # type: ignore[no-untyped-def]
         self._wait("http_get")
-        return super().http_get(address, port, path, timeout)
+        return super().http_get(address, port, path, timeout, headers)
 
     def tcp_check(self, address, port, timeout=2.0):  # type: ignore[no-untyped-def]
         self._wait("tcp_check")
