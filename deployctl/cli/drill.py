@@ -37,14 +37,17 @@ def drill(
     from ..services.lifecycle.deploy_inputs import deploy_inputs
     from ..services.judging.drill import drill as run_drill
     from ..services.judging.drill import refuse
+    from ..services.env import Env
     from .deploy import sigterm_interrupts
 
     app: AppContext = ctx.obj
-    refuse(app.loaded, env, fail, rate, i_mean_it=i_mean_it)  # before any secret is fetched
+    refuse(app.env(env), fail, rate, i_mean_it=i_mean_it)  # before any secret is fetched
     inputs = deploy_inputs(app.loaded, env)
     with sigterm_interrupts():
-        result = run_drill(inputs.loaded, env, fail, inputs.secrets, app.emit, rate=rate, i_mean_it=i_mean_it,
-                           registry_password=inputs.registry_password, registry_username=inputs.registry_username)
+        # The environment of the loaded config deploy_inputs completed (the database endpoint).
+        result = run_drill(Env.resolve(inputs.loaded, env), fail, inputs.secrets, app.emit, rate=rate,
+                           i_mean_it=i_mean_it, registry_password=inputs.registry_password,
+                           registry_username=inputs.registry_username)
     if app.mode == "json":
         finish(app, "drill", result.to_dict())
         return

@@ -24,7 +24,7 @@ def stats(
     from ..services.stats import stats as get_stats
 
     app: AppContext = ctx.obj
-    result = get_stats(app.loaded, env, since=since, emit=app.emit)
+    result = get_stats(app.env(env), since=since, emit=app.emit)
     s = result.stats
     if html is not None:
         html.write_text(render_html(s, env=env), encoding="utf-8")

@@ -10,12 +10,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import LoadedConfig
 from ..errors import ConnectError, UsageError
 from ..events import Emit
 from ..plan.stats import Stats, compute, merge, parse_since
 from .lifecycle.host_state import HostState
-from .hosts import connectors_for, layout_for
+from .env import Env
 
 
 @dataclass
@@ -25,7 +24,7 @@ class StatsResult:
     unreachable: dict[str, str] = field(default_factory=dict)  # host -> why
 
 
-def stats(loaded: LoadedConfig, env_name: str, *, since: str = "30d", now: float | None = None,
+def stats(env: Env, *, since: str = "30d", now: float | None = None,
           workdir: Path | None = None, connectors: list | None = None, emit: Emit | None = None) -> StatsResult:
     from ..adapters.git import commit_times
 
@@ -33,8 +32,8 @@ def stats(loaded: LoadedConfig, env_name: str, *, since: str = "30d", now: float
         window = parse_since(since)
     except ValueError as exc:
         raise UsageError(f"--since: {exc}") from None
-    conns = connectors if connectors is not None else connectors_for(loaded, env_name)
-    layout = layout_for(loaded, env_name)
+    conns = connectors if connectors is not None else env.connectors()
+    layout = env.layout
     histories, read, unreachable = [], [], {}
     try:
         for conn in conns:
@@ -49,7 +48,7 @@ def stats(loaded: LoadedConfig, env_name: str, *, since: str = "30d", now: float
         for conn in conns:
             conn.close()
     if not read:
-        raise ConnectError(f"{env_name}: no host could be reached to read its history",
+        raise ConnectError(f"{env.name}: no host could be reached to read its history",
                            hint="; ".join(f"{h}: {why}" for h, why in unreachable.items()) or None)
     records = merge(histories)
     revisions = [r.revision for r in records if r.action == "deploy" and r.revision]

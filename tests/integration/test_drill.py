@@ -25,6 +25,7 @@ from deployctl.plan.stats import compute, parse_when
 from deployctl.plan.stats_html import render_html
 from deployctl.services.lifecycle.deploy import DeployOptions, deploy
 from deployctl.services.judging.drill import drill
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import free_port, probe_config, remove_app, unique_app
 from tests.integration.test_release_safety import SECRETS, containers_of, images
 from tests.support.traffic import Traffic
@@ -49,7 +50,7 @@ def history(tmp_path, app) -> list[ReleaseRecord]:
 def run_drill(loaded, kind: str, capsys) -> dict:  # type: ignore[no-untyped-def]
     """5xx through the command (`--json`: its result line), the others through the service."""
     if kind != "5xx":
-        return drill(loaded, "local", kind, SECRETS, Recorder()).to_dict()
+        return drill(Env.resolve(loaded, "local"), kind, SECRETS, Recorder()).to_dict()
     capsys.readouterr()
     code = main(["--json", "--config", str(loaded.path), "drill", "--env", "local", "--fail", kind])
     out = capsys.readouterr().out
@@ -98,7 +99,7 @@ def test_a_drill_of_each_kind_is_caught_by_a_net_with_no_user_exposed_and_record
         canary = load_config(probe_config(tmp_path, app, port=port, rollout=CANARY, name="canary.toml"))
         with Traffic(f"http://127.0.0.1:{port}/version", workers=2, max_seconds=150) as traffic:
             time.sleep(0.5)
-            result = drill(canary, "local", "5xx", SECRETS, Recorder()).to_dict()
+            result = drill(Env.resolve(canary, "local"), "5xx", SECRETS, Recorder()).to_dict()
             returned = time.time()
             time.sleep(0.5)
         results.append(result)

@@ -83,7 +83,7 @@ def test_bad_kinds_rates_and_a_swarm_are_refused_by_name(loaded):
 
 def test_the_service_refuses_with_exit_2_before_touching_a_host(loaded):
     with pytest.raises(UsageError) as caught:
-        drill(loaded, "production", "5xx", SECRETS, lambda e: None, connectors=[])
+        drill(Env.resolve(loaded, "production"), "5xx", SECRETS, lambda e: None, connectors=[])
     assert caught.value.exit_code == ExitCode.USAGE
 
 
@@ -233,7 +233,7 @@ def test_a_health_drill_is_caught_by_the_health_gate_and_recorded_with_its_times
     # `docker exec` of a program the image does not have: what the real engine answers.
     host.faults.append(Fault("run", re.escape(plan.FAILING_PROBE), times=0,
                              effect=lambda argv: CommandResult(126, "", "exec: no such file or directory")))
-    result = drill(LOADED, "local", "health", SECRETS, site.emit, connectors=list(site.hosts))
+    result = drill(Env.resolve(LOADED, "local"), "health", SECRETS, site.emit, connectors=list(site.hosts))
     assert result.outcome == "caught" and result.exit_code == ExitCode.DEPLOY_FAILED
     caught = result.caught
     assert caught.net == "health" and caught.detect_s > 0 and caught.restore_s >= 0
@@ -251,7 +251,7 @@ def test_a_health_drill_is_caught_by_the_health_gate_and_recorded_with_its_times
 def test_a_5xx_drill_is_stopped_by_the_shadow_window_before_any_user_sees_it(shadowed):
     site, host = shadowed
     host.faults.append(proxy_log(host, SHADOWED, copy_errors=8))
-    result = drill(LOADED, "shadowed", "5xx", SECRETS, site.emit, connectors=list(site.hosts))
+    result = drill(Env.resolve(LOADED, "shadowed"), "5xx", SECRETS, site.emit, connectors=list(site.hosts))
     assert result.caught.net == "shadow" and result.outcome == "caught"
     assert [n.net for n in result.nets] == ["health", "shadow"]
     assert host.serving() == site.r1 and current(host, SHADOWED) == site.r1
@@ -264,7 +264,7 @@ def test_a_5xx_drill_is_stopped_by_the_shadow_window_before_any_user_sees_it(sha
 
 def test_a_drill_no_net_catches_is_rolled_back_by_the_drill_itself(local):
     site, host = local  # no shadow, no canary, no guard: the fake's wrapper answers like the app
-    result = drill(LOADED, "local", "crash", SECRETS, site.emit, connectors=list(site.hosts))
+    result = drill(Env.resolve(LOADED, "local"), "crash", SECRETS, site.emit, connectors=list(site.hosts))
     assert result.outcome == "rolled back" and result.caught.net == "rollback" and result.caught.restore_s >= 0
     assert host.serving() == site.r1 and current(host, LOADED_LAYOUT(site)) == site.r1
     line = drill_line(host, site.layout)
@@ -287,7 +287,7 @@ def _interrupted_during_the_shadow_window(site, hosts, layout):  # type: ignore[
     from deployctl.errors import DeployctlError
 
     with pytest.raises(DeployctlError) as raised:
-        drill(LOADED, site.env, "5xx", SECRETS, site.emit, connectors=list(site.hosts))
+        drill(Env.resolve(LOADED, site.env), "5xx", SECRETS, site.emit, connectors=list(site.hosts))
     return raised.value
 
 
@@ -323,7 +323,7 @@ def test_a_slow_drill_is_refused_when_the_proxy_image_has_no_echo_module(local):
     site, host = local
     host.faults.append(Fault("run", r"^docker run --rm --network none --entrypoint sh ", effect=1))
     with pytest.raises(UsageError, match="no nginx echo module"):
-        drill(LOADED, "local", "slow", SECRETS, site.emit, connectors=list(site.hosts))
+        drill(Env.resolve(LOADED, "local"), "slow", SECRETS, site.emit, connectors=list(site.hosts))
     assert [r.action for r in records(host, site.layout)] == ["deploy"]
 
 
@@ -348,7 +348,7 @@ def test_a_drill_release_that_fails_before_any_net_judged_it_exits_6_recorded_fa
     site, host = local
     host.faults.append(Fault("run", r"^docker start \S+-frontend-"))  # the engine, not a net
     with pytest.raises(DeployctlError) as caught:
-        drill(LOADED, "local", "health", SECRETS, site.emit, connectors=list(site.hosts))
+        drill(Env.resolve(LOADED, "local"), "health", SECRETS, site.emit, connectors=list(site.hosts))
     assert caught.value.exit_code == ExitCode.DEPLOY_FAILED
     line = drill_line(host, site.layout)
     assert line.outcome == "failed" and all(n["result"] != "caught" for n in line.extra["nets"])
@@ -366,7 +366,7 @@ def test_a_drill_that_cannot_take_the_lock_changes_nothing_and_records_no_drill(
     host.put_file(site.layout.lock_info, holder.to_json().encode(), 0o644)
     history = host.text(site.layout.history)
     with pytest.raises(LockHeldError):
-        drill(LOADED, "local", "5xx", SECRETS, site.emit, connectors=list(site.hosts))
+        drill(Env.resolve(LOADED, "local"), "5xx", SECRETS, site.emit, connectors=list(site.hosts))
     assert host.text(site.layout.history) == history and host.serving() == site.r1
 
 
@@ -378,9 +378,9 @@ def test_the_command_shows_each_net_with_its_times(capsys, monkeypatch, tmp_path
     config.write_text(CONFIG)
     ran = {}
 
-    def fake(loaded, env, kind, secrets, emit, **kwargs):  # type: ignore[no-untyped-def]
-        ran.update(env=env, kind=kind, rate=kwargs["rate"])
-        return service.DrillResult(env, kind, "20261201-100000-aaaaaaa", "20261201-100500-aaaaaaa", "caught",
+    def fake(env, kind, secrets, emit, **kwargs):  # type: ignore[no-untyped-def]
+        ran.update(env=env.name, kind=kind, rate=kwargs["rate"])
+        return service.DrillResult(env.name, kind, "20261201-100000-aaaaaaa", "20261201-100500-aaaaaaa", "caught",
                                    [plan.NetResult("health", "passed", 1.2),
                                     plan.NetResult("shadow", "caught", 2.5, detect_s=2.5, restore_s=0.4)],
                                    exit_code=6, seconds=9.0)
@@ -393,8 +393,8 @@ def test_the_command_shows_each_net_with_its_times(capsys, monkeypatch, tmp_path
     assert "caught by shadow" in out and re.search(r"shadow\s+caught\s+2\.50s\s+2\.50s\s+0\.40s", out), out
     assert "20261201-100000-aaaaaaa serves; drill release 20261201-100500-aaaaaaa" in out
 
-    def unjudged(loaded, env, kind, secrets, emit, **kwargs):  # type: ignore[no-untyped-def]
-        return service.DrillResult(env, kind, "20261201-100000-aaaaaaa", "20261201-100500-aaaaaaa", "rolled back",
+    def unjudged(env, kind, secrets, emit, **kwargs):  # type: ignore[no-untyped-def]
+        return service.DrillResult(env.name, kind, "20261201-100000-aaaaaaa", "20261201-100500-aaaaaaa", "rolled back",
                                    [plan.NetResult("rollback", "caught", 0.0, restore_s=3.0)], seconds=9.0)
 
     monkeypatch.setattr(service, "drill", unjudged)
@@ -407,7 +407,7 @@ def test_releases_names_a_drill_release_as_one(shadowed):
 
     site, host = shadowed
     host.faults.append(proxy_log(host, SHADOWED, copy_errors=8))
-    result = drill(LOADED, "shadowed", "5xx", SECRETS, site.emit, connectors=list(site.hosts))
+    result = drill(Env.resolve(LOADED, "shadowed"), "5xx", SECRETS, site.emit, connectors=list(site.hosts))
     rows = releases(Env.resolve(LOADED, "shadowed"), connectors=list(site.hosts))["local"]
     row = next(r for r in rows if r["release"] == result.release)
     assert (row["outcome"], row["drill"]) == ("aborted", "--fail 5xx: caught by shadow") and "last_rollback" not in row
@@ -423,7 +423,7 @@ def test_a_5xx_drill_that_passes_its_switch_is_reverted_by_the_guard_with_the_re
     layout = site.layout
     host.faults.append(Fault("run", r"^docker logs --timestamps --since ", times=0,
                              effect=failing_access_log(host, layout.lock_info)))
-    result = drill(LOADED, "guarded", "5xx", SECRETS, site.emit, connectors=list(site.hosts))
+    result = drill(Env.resolve(LOADED, "guarded"), "5xx", SECRETS, site.emit, connectors=list(site.hosts))
     assert [(n.net, n.result) for n in result.nets] == [("health", "passed"), ("verify", "passed"),
                                                           ("guard", "caught")]
     guard = result.caught

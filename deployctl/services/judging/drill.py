@@ -28,7 +28,8 @@ from ...plan.stats import timing
 from ...secrets import Secret
 from ..lifecycle.deploy_result import DeployOptions
 from ..lifecycle.host_state import HostState
-from ..hosts import connectors_for, layout_for, who
+from ..env import Env
+from ..hosts import who
 from ..lifecycle.release_images import ReleaseImages, proxy_image_for
 from ..lifecycle.rollout import Cancel, Interrupted
 
@@ -69,44 +70,44 @@ class _StepClock:
         self.emit(event)
 
 
-def refuse(loaded: LoadedConfig, env_name: str, kind: str, rate: float | None, *, i_mean_it: bool) -> None:
+def refuse(env: Env, kind: str, rate: float | None, *, i_mean_it: bool) -> None:
     """Everything that refuses the drill before anything is touched (exit 2)."""
     try:
-        plan.check_request(env_name, loaded.environment(env_name), kind, plan.rate_for(kind, rate),
+        plan.check_request(env.name, env.settings, kind, plan.rate_for(kind, rate),
                            i_mean_it=i_mean_it)
     except plan.DrillRefused as exc:
         raise UsageError(str(exc), hint="docs/release-safety.md, \"Drills\"") from None
 
 
-def live_release(loaded: LoadedConfig, env_name: str, conn) -> ReleaseRecord:  # type: ignore[no-untyped-def]
+def live_release(env: Env, conn) -> ReleaseRecord:  # type: ignore[no-untyped-def]
     """The live release's deploy record on the first host: the images the drill runs again."""
     conn.connect()
     try:  # closed again: the deploy opens its own connection (preflight)
-        state = HostState(conn, layout_for(loaded, env_name))
+        state = HostState(conn, env.layout)
         current = state.current()
         record = state.history().deployed(current) if current else None
     finally:
         conn.close()
     if record is None:
-        raise UsageError(f"{env_name}: no live release to drill" + (f" ({current} has no deploy record)" if current
+        raise UsageError(f"{env.name}: no live release to drill" + (f" ({current} has no deploy record)" if current
                                                                      else ""),
                          hint="deploy once; a drill runs the live release's images again")
     return record
 
 
-def drill(loaded: LoadedConfig, env_name: str, kind: str, secrets: dict[str, Secret], emit: Emit, *,
+def drill(env: Env, kind: str, secrets: dict[str, Secret], emit: Emit, *,
           rate: float | None = None, i_mean_it: bool = False, registry_password: Secret | None = None,
           registry_username: str | None = None, connectors: list | None = None,
           force_unlock: bool = False) -> DrillResult:
     from ..lifecycle.deploy import deploy
     from ..lifecycle.rollback import rollback
 
-    refuse(loaded, env_name, kind, rate, i_mean_it=i_mean_it)
+    refuse(env, kind, rate, i_mean_it=i_mean_it)
     rate = plan.rate_for(kind, rate)  # --rate, or the kind's default
     emit = serialized(emit)
-    conns = connectors if connectors is not None else connectors_for(loaded, env_name)
-    live = live_release(loaded, env_name, conns[0])
-    config = loaded.config
+    conns = connectors if connectors is not None else env.connectors()
+    live = live_release(env, conns[0])
+    config = env.config
     base = ReleaseImages(dict(live.images), live.revision, dirty=live.dirty)
     try:
         images = plan.drill_images(live.images, config, kind, proxy_image_for(config, base))
@@ -114,17 +115,17 @@ def drill(loaded: LoadedConfig, env_name: str, kind: str, secrets: dict[str, Sec
         raise UsageError(str(exc)) from None
     if kind == "slow":
         _check_echo_module(conns[0], images[plan.WRAPPER])
-    drilled = LoadedConfig(loaded.path, plan.drill_config(config, kind, rate))
+    drilled = LoadedConfig(env.loaded.path, plan.drill_config(config, kind, rate))
     release_images = ReleaseImages(images, live.revision, dirty=live.dirty)
     message = f"drill: --fail {kind}" + (f" --rate {rate:g}" if kind in ("5xx", "slow") else "")
-    emit(Message(f"drill of {env_name}: {message[7:]}, the live release {live.release}'s images again"))
+    emit(Message(f"drill of {env.name}: {message[7:]}, the live release {live.release}'s images again"))
     clock = _StepClock(emit)
     cancel = Cancel()  # set by the rollout when an interrupt comes, whatever the deploy then raises
     began = time.time()
-    result = DrillResult(env_name, kind, live.release, None, plan.CAUGHT)
+    result = DrillResult(env.name, kind, live.release, None, plan.CAUGHT)
     raised: DeployctlError | None = None  # what the command exits with, after the record
     try:
-        deployed = deploy(drilled, env_name, release_images, secrets, clock, connectors=conns,
+        deployed = deploy(drilled, env.name, release_images, secrets, clock, connectors=conns,
                           registry_password=registry_password, registry_username=registry_username,
                           options=DeployOptions(message=message, hooks=False, force_unlock=force_unlock,
                                                 cancel=cancel))
@@ -155,7 +156,7 @@ def drill(loaded: LoadedConfig, env_name: str, kind: str, secrets: dict[str, Sec
                      level="warning"))
         back = time.time()
         try:
-            rollback(loaded, env_name, emit, to=live.release, message=f"drill: back from {deployed.release}",
+            rollback(env.loaded, env.name, emit, to=live.release, message=f"drill: back from {deployed.release}",
                      hooks=False, connectors=connectors)
             result.outcome = plan.ROLLED_BACK
             result.nets.append(plan.NetResult("rollback", plan.CAUGHT, 0.0, detect_s=None,
@@ -164,7 +165,7 @@ def drill(loaded: LoadedConfig, env_name: str, kind: str, secrets: dict[str, Sec
             result.outcome, result.exit_code, raised = plan.NOT_RESTORED, int(exc.exit_code), exc
             result.error = exc.message.splitlines()[0]
     result.seconds = time.time() - began
-    _record(loaded, env_name, result, began, connectors)
+    _record(env, result, began, connectors)
     if raised is not None:
         raise raised
     return result
@@ -186,13 +187,13 @@ def _check_echo_module(conn, image: str) -> None:  # type: ignore[no-untyped-def
                               "nginx-mod-http-echo), or drill with --fail 5xx, crash or health")
 
 
-def _record(loaded: LoadedConfig, env_name: str, result: DrillResult, began: float,
+def _record(env: Env, result: DrillResult, began: float,
             connectors: list | None) -> None:
     """The `drill` line on every host: which release it was, which nets judged it and how
     fast, what it ended as. The drill deploy's own lines (aborted, failed, reverted) are
     there already; stats tells them apart by this line (plan/stats.py)."""
-    conns = connectors if connectors is not None else connectors_for(loaded, env_name)
-    layout = layout_for(loaded, env_name)
+    conns = connectors if connectors is not None else env.connectors()
+    layout = env.layout
     for conn in conns:
         try:
             conn.connect()
