@@ -282,46 +282,77 @@ def shop_pair(monkeypatch):
 
 
 def test_an_https_route_and_the_stream_server_exact():
-    route = plan.Route("shop", "local", ("Shop.example.com", "*.shop.test"), None, 8080, 8443)
-    assert route.sni_file == "z__shop__local.sni" and plan.Route("a", "e", ("a.test",), None, 1).sni_file is None
+    route = plan.Route("shop", "local", ("Shop.example.com", "*.shop.test"), None, 8080, 8443, proxy_protocol=True)
+    assert route.sni_file == "z__shop__local.sni-pp" and plan.Route("a", "e", ("a.test",), None, 1).sni_file is None
     assert route.files() == {
         "z__shop__local.map": ("# Written by deployctl for shop local; do not edit.\n"
                                "# route: shop local shop.example.com / https\n"
                                "# route: shop local *.shop.test / https\n"
                                '"~^shop\\.example\\.com/" 127.0.0.1:8080;\n'
                                '"~^[^.]+\\.shop\\.test/" 127.0.0.1:8080;\n'),
-        "z__shop__local.sni": ("# Written by deployctl for shop local (HTTPS passed through by SNI); do not edit.\n"
-                               '"~*^shop\\.example\\.com$" 127.0.0.1:8443;\n'
-                               '"~*^[^.]+\\.shop\\.test$" 127.0.0.1:8443;\n')}
+        "z__shop__local.sni-pp": ("# Written by deployctl for shop local (HTTPS passed through by SNI, with the PROXY "
+                                  "protocol); do not edit.\n"
+                                  '"~*^shop\\.example\\.com$" 127.0.0.1:8443;\n'
+                                  '"~*^[^.]+\\.shop\\.test$" 127.0.0.1:8443;\n')}
+    # A listener that does not take the PROXY protocol (yet): the same lines, passed on plain.
+    plain = plan.Route("shop", "local", ("shop.example.com",), None, 8080, 8443)
+    assert plain.files()["z__shop__local.sni"] == (
+        "# Written by deployctl for shop local (HTTPS passed through by SNI); do not edit.\n"
+        '"~*^shop\\.example\\.com$" 127.0.0.1:8443;\n')
     main = plan.render_main(80, tls_port=443)
     assert plan.port_of(main) == 80 and plan.port_of(main, "tls_port") == 443 and plan.port_of(plan.render_main(80), "tls_port") is None
     assert "include /etc/nginx/modules-enabled/*.conf;\n" in main  # Debian's nginx: stream is a module
     assert main[main.index("\nstream {"):] == """
 stream {
-    map $ssl_preread_server_name $deployctl_shared_tls_target {
-        default unix:/tmp/deployctl-shared-proxy-no-route.sock;
+    # Routes passed on plain (*.sni: an app listener that does not take the PROXY protocol).
+    map $ssl_preread_server_name $deployctl_shared_tls_plain {
+        default "";
         include /etc/deployctl/shared-proxy/routes/*.sni;
+    }
+    # Routes whose app listener takes the PROXY protocol (*.sni-pp): the client's address.
+    map $ssl_preread_server_name $deployctl_shared_tls_proxied {
+        default unix:/tmp/deployctl-shared-proxy-no-route.sock;
+        include /etc/deployctl/shared-proxy/routes/*.sni-pp;
+    }
+    map $deployctl_shared_tls_plain $deployctl_shared_tls_target {
+        "" $deployctl_shared_tls_proxied;
+        default unix:/tmp/deployctl-shared-proxy-plain.sock;
     }
 
     server {
         listen 443;
         ssl_preread on;
         proxy_pass $deployctl_shared_tls_target;
+        # The client's address and port, before its TLS bytes (PROXY protocol v1).
+        proxy_protocol on;
         proxy_connect_timeout 5s;
         # As the HTTP side's read timeout: a quiet WebSocket over HTTPS keeps its connection.
         proxy_timeout 3600s;
     }
 
     server {
-        listen unix:/tmp/deployctl-shared-proxy-no-route.sock;
+        listen unix:/tmp/deployctl-shared-proxy-plain.sock proxy_protocol;
+        ssl_preread on;
+        proxy_pass $deployctl_shared_tls_plain;
+        proxy_connect_timeout 5s;
+        proxy_timeout 3600s;
+    }
+
+    server {
+        listen unix:/tmp/deployctl-shared-proxy-no-route.sock proxy_protocol;
         return "";
     }
 }
 """
     assert "\nstream {" not in plan.render_main(80)  # HTTP only: an image without the module serves it
-    staged = plan.render_main(80, ["z__a__e.map", "z__shop__local.map.next", "z__shop__local.sni.next"], 443)
-    assert (f"include {plan.MOUNT}/routes/z__shop__local.sni.next;" in staged.split("stream {")[1]
+    staged = plan.render_main(80, ["z__a__e.map", "z__b__e.sni", "z__shop__local.map.next",
+                                   "z__shop__local.sni-pp.next"], 443)
+    stream = staged.split("stream {")[1]
+    assert (f"include {plan.MOUNT}/routes/z__shop__local.sni-pp.next;" in stream.split("_proxied {")[1].split("}")[0]
+            and f"include {plan.MOUNT}/routes/z__b__e.sni;" in stream.split("_plain {")[1].split("}")[0]
             and ".sni" not in staged.split("stream {")[0])
+    assert plan.list_routes("/s") == ["find", "/s/routes", "-maxdepth", "1", "(", "-name", "*.map", "-o", "-name",
+                                      "*.sni", "-o", "-name", "*.sni-pp", ")", "-type", "f"]
 
 
 def test_with_https_a_host_name_belongs_to_one_app_whole():
@@ -339,21 +370,32 @@ def test_an_https_app_and_an_http_app_share_the_proxy_and_the_redirect_names_the
     shop1 = ship(tls_shop(), host, 1)
     routes = f"{SHARED}/routes"
     assert sorted(p.rpartition("/")[2] for p in host.files if p.startswith(routes + "/")) == [
-        "z__shop__local.map", "z__shop__local.sni"]
-    assert host.text(f"{routes}/z__shop__local.sni").endswith('"~*^shop\\.example\\.com$" 127.0.0.1:8443;\n')
+        "z__shop__local.map", "z__shop__local.sni-pp"]
+    assert host.text(f"{routes}/z__shop__local.sni-pp").endswith('"~*^shop\\.example\\.com$" 127.0.0.1:8443;\n')
     main = host.text(f"{SHARED}/nginx.conf")
-    assert plan.port_of(main, "tls_port") == 443 and "ssl_preread on;" in main
-    # The app's own certificate, on its own proxy; its redirect goes to the shared HTTPS port (443: none said).
-    version = tc.version_of(shop_pair[0])
+    assert plan.port_of(main, "tls_port") == 443 and "ssl_preread on;" in main and "proxy_protocol on;" in main
+    assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == 0  # started with it
+    # The app's own certificate, on its own proxy, listening for the shared proxy's PROXY
+    # protocol from the app network's gateway only; its redirect goes to the shared HTTPS port.
+    version = tc.version_of(shop_pair[0], proxy_protocol=True)
+    assert version != tc.version_of(shop_pair[0])
     server = host.text(f"/srv/state/shop/local/proxy/tls/{version}/server.conf")
+    gateway = str(next(__import__("ipaddress").ip_network(host.subnets["shop-local"]).hosts()))
+    assert server.splitlines()[1:5] == ["listen 443 ssl http2 reuseport proxy_protocol;",
+                                        "# The client's address from the shared proxy's PROXY protocol header, "
+                                        "trusted from it only.",
+                                        f"set_real_ip_from {gateway};", "real_ip_header proxy_protocol;"]
     assert "return 301 https://$host$request_uri;" in server
+    # HTTPS published on the host's loopback only: nobody else can speak the PROXY protocol to it.
+    assert host.containers["shop-local-proxy"].published == ["8080:80", "127.0.0.1:8443:443"]
     assert not [p for p in host.files if p.startswith(SHARED) and p.endswith(".pem")]  # no key in the shared proxy
     assert through(host, "shop.example.com") == (200, shop1)
     # An HTTP app after it: the stream server stays (the live one's port), its route is HTTP only.
     ship(BLOG, host, 1)
     main = host.text(f"{SHARED}/nginx.conf")
-    assert plan.port_of(main, "tls_port") == 443 and f"include {plan.MOUNT}/routes/*.sni;" in main
-    assert not [p for p in host.files if p.endswith("__blog__local.sni")]
+    assert plan.port_of(main, "tls_port") == 443 and f"include {plan.MOUNT}/routes/*.sni-pp;" in main
+    assert not [p for p in host.files if "__blog__local.sni" in p]
+    assert host.containers["blog-local-proxy"].published == ["8081:80"]
     # A later deploy of the HTTPS app changes nothing in the shared proxy.
     reloads = len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf"))
     shop2 = ship(tls_shop(), host, 2)
