@@ -472,3 +472,107 @@ def test_a_renewal_reloads_only_the_apps_own_proxy_and_remove_takes_its_sni_line
     assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == shared_reloads
     remove_environment(tls_shop(), "local", Recorder(), connectors=[host], volumes=False)
     assert not [p for p in host.files if p.startswith(f"{SHARED}/routes/")]
+
+
+# -- the client's address over HTTPS: the PROXY protocol -------------------------------------------
+
+PROXY_DIR = "/srv/state/shop/local/proxy"
+
+
+def _as_an_earlier_deployctl_left_it(host: FakeHost, chain: bytes, key: bytes) -> str:
+    """shop's state as a deployctl before the PROXY protocol wrote it: HTTPS published on every
+    address, a plain listener, its route passed on plain (*.sni)."""
+    from deployctl.plan.edge.proxy_config import PROXY_MOUNT
+
+    host.containers["shop-local-proxy"].published = ["8080:80", "8443:443"]
+    plain = tc.version_of(chain)
+    for name, data in ((tc.CHAIN_FILE, chain), (tc.KEY_FILE, key),
+                       (tc.SERVER_CONF, tc.server_conf(PROXY_MOUNT, plain, 443, False).encode())):
+        host.put_file(f"{PROXY_DIR}/tls/{plain}/{name}", data)
+    host.links[f"{PROXY_DIR}/tls/live"] = plain
+    routes = f"{SHARED}/routes"
+    del host.files[f"{routes}/z__shop__local.sni-pp"]
+    host.put_file(f"{routes}/z__shop__local.sni",
+                  plan.render_sni(plan.Route("shop", "local", ("shop.example.com",), None, 8080, 8443)).encode())
+    return plain
+
+
+def test_an_app_an_earlier_deployctl_put_behind_the_shared_proxy_moves_to_the_proxy_protocol_on_its_next_deploy(
+        host, shop_pair):
+    ship(tls_shop(), host, 1)
+    _as_an_earlier_deployctl_left_it(host, *shop_pair)
+    # Another HTTPS app of an earlier deployctl on the same shared proxy: passed on plain
+    # until its own next deploy, whatever shop does.
+    old = plan.render_sni(plan.Route("old", "local", ("old.example.com",), None, 9080, 9443))
+    host.put_file(f"{SHARED}/routes/z__old__local.sni", old.encode())
+    shared_reloads = len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf"))
+    events = Recorder()
+    deploy(tls_shop(), "local", images("shop", 2), {}, events, connectors=[host], now=1_780_000_000 + 120)
+    said = [e.text for e in events.of(__import__("deployctl.events", fromlist=["Message"]).Message)]
+    assert any("publishing HTTPS on port 8443 on the host's loopback only" in t for t in said), said
+    assert host.containers["shop-local-proxy"].published == ["8080:80", "127.0.0.1:8443:443"]
+    proxied = tc.version_of(shop_pair[0], proxy_protocol=True)
+    assert host.links[f"{PROXY_DIR}/tls/live"] == proxied
+    assert tc.takes_proxy_protocol(host.text(f"{PROXY_DIR}/tls/{proxied}/server.conf"))
+    assert said[-1].endswith("(from the secret source): installed on local"), said  # the version of its kind
+    # The route followed the listener (one reload of the shared proxy); the other app's is as it was.
+    assert sorted(p.rpartition("/")[2] for p in host.files if p.startswith(f"{SHARED}/routes/")) == [
+        "z__old__local.sni", "z__shop__local.map", "z__shop__local.sni-pp"]
+    assert host.text(f"{SHARED}/routes/z__old__local.sni") == old
+    assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == shared_reloads + 1
+    # The next deploy and a rollback change neither the anchor nor the shared proxy.
+    anchor = host.containers["shop-local-proxy"]
+    ship(tls_shop(), host, 3)
+    from deployctl.services.lifecycle.rollback import rollback
+
+    rollback(tls_shop(), "local", Recorder(), connectors=[host])
+    assert host.containers["shop-local-proxy"] is anchor and anchor.published == ["8080:80", "127.0.0.1:8443:443"]
+    assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == shared_reloads + 1
+    assert host.links[f"{PROXY_DIR}/tls/live"] == proxied
+
+
+def test_a_listener_nginx_refuses_to_move_keeps_its_plain_route_and_says_so(host, shop_pair):
+    """An image without the realip module, say: the plain listener stays live, and so does
+    the route that passes HTTPS on to it plain (never the PROXY header to a listener that
+    would read it as a broken TLS hello)."""
+    from deployctl.services.edge.tls import CertificateError
+
+    ship(tls_shop(), host, 1)
+    plain = _as_an_earlier_deployctl_left_it(host, *shop_pair)
+    host.faults.append(Fault("run", r"nginx -t -q -c /etc/deployctl/proxy/nginx.conf",
+                             effect=lambda argv: CommandResult(1, "", 'nginx: [emerg] unknown directive '
+                                                                      '"set_real_ip_from"')))
+    with pytest.raises(CertificateError) as info:
+        ship(tls_shop(), host, 2)
+    assert info.value.exit_code == ExitCode.CERTIFICATE and "set_real_ip_from" in info.value.message
+    assert host.links[f"{PROXY_DIR}/tls/live"] == plain
+    assert sorted(p.rpartition("/")[2] for p in host.files if p.startswith(f"{SHARED}/routes/")) == [
+        "z__shop__local.map", "z__shop__local.sni"]
+
+
+def test_an_app_not_behind_a_shared_proxy_listens_and_publishes_as_before(host, shop_pair):
+    alone = config("shop", 8080, '["shop.example.com"]', TLS_FILES, "proxy_tls_port = 8443", shared=False)
+    ship(alone, host, 1)
+    version = tc.version_of(shop_pair[0])
+    assert host.links[f"{PROXY_DIR}/tls/live"] == version
+    assert not tc.takes_proxy_protocol(host.text(f"{PROXY_DIR}/tls/{version}/server.conf"))
+    assert "real_ip" not in host.text(f"{PROXY_DIR}/tls/{version}/server.conf")
+    assert host.containers["shop-local-proxy"].published == ["8080:80", "8443:443"]
+    assert not runs(host, "network inspect --format {{range .IPAM.Config}}{{.Gateway}}")
+
+
+def test_a_good_acme_certificate_is_installed_again_listening_for_the_proxy_protocol_without_asking_the_ca(
+        host, shop_pair):
+    from deployctl.services.edge.tls import EnvironmentTls
+
+    ship(tls_shop(), host, 1)
+    plain = _as_an_earlier_deployctl_left_it(host, *shop_pair)
+    acme = config("shop", 8080, '["shop.example.com"]',
+                  'tls = "acme"\nacme_email = "ops@example.com"\nacme_directory = "https://ca.invalid/dir"',
+                  "proxy_tls_port = 8443")
+    done = EnvironmentTls(acme, "local", [host], Recorder()).ensure()  # ca.invalid: never asked
+    assert "no renewal needed; HTTPS listening for the shared proxy's PROXY protocol on local" in done
+    proxied = tc.version_of(shop_pair[0], proxy_protocol=True)
+    assert host.links[f"{PROXY_DIR}/tls/live"] == proxied and proxied != plain
+    assert host.text(f"{PROXY_DIR}/tls/{proxied}/{tc.KEY_FILE}") == shop_pair[1].decode()
+    assert EnvironmentTls(acme, "local", [host], Recorder()).ensure().endswith("no renewal needed")
