@@ -4,11 +4,15 @@ against a real CA (pebble, validating for real through the shared HTTP port by H
 HTTP. Both answer their own names on the shared ports: A over HTTPS by SNI with pebble's
 root trusted (A's own proxy holds the certificate; the shared one holds no key), B over
 HTTP; A's HTTP answers 301 to the shared HTTPS port; a name no app has over HTTPS gets no
-certificate. Then A is deployed under HTTPS traffic (and B under HTTP traffic): 0 failed
-requests on either."""
+certificate. Over HTTPS A sees the client's own address (the shared proxy's PROXY protocol:
+X-Real-IP, X-Forwarded-For, its proxy's access log), and A's own HTTPS port answers nobody
+but the host's loopback, and there only the PROXY protocol. Then A is deployed under HTTPS
+traffic (and B under HTTP traffic): 0 failed requests on either."""
 
 from __future__ import annotations
 
+import json
+import socket
 import ssl
 import subprocess
 import uuid
@@ -20,6 +24,7 @@ import pytest
 from deployctl.config import load_config
 from deployctl.events import Recorder
 from deployctl.plan.edge.proxy_config import RELEASE_HEADER
+from deployctl.plan.judging.access_log import parse_line
 from deployctl.secrets import Secret
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.release_images import ReleaseImages
@@ -50,6 +55,19 @@ def stream_proxy_image():
         yield tag
     finally:
         docker("rmi", tag, check=False)
+
+
+def _bridge_address() -> str:
+    """This machine's address on Docker's default bridge: a source that is not loopback."""
+    return docker("network", "inspect", "bridge", "--format", "{{range .IPAM.Config}}{{.Gateway}}{{end}}")
+
+
+def _proxy_log(app: str) -> str:
+    """The access log of the app's own proxy (its running nginx container), with docker's timestamps."""
+    names = docker("ps", "--filter", f"name=^{app}-local-proxy-nginx-", "--format", "{{.Names}}").split()
+    assert names, f"no nginx container of {app}'s proxy"
+    return subprocess.run(["docker", "logs", "--timestamps", names[0]], capture_output=True, text=True,
+                          check=True).stdout
 
 
 def _config(tmp: Path, app: str, host: str, shared: str, edge: int, edge_tls: int, image: str,
@@ -98,6 +116,28 @@ def test_an_acme_app_and_an_http_app_share_the_ports_https_by_sni_and_a_deploy_f
                 https_get(edge_tls, name_b, "/version", trust)
             state = tmp_path / "state"
             assert not [p for p in (state / "shared-proxy" / shared).rglob("*") if p.suffix == ".pem"]
+
+            # The client's address reaches A over HTTPS: a client on the host's bridge address
+            # (not loopback, not the app network's gateway the connection reaches A's proxy from).
+            client = _bridge_address()
+            status, _, body, _, _ = https_get(edge_tls, name_a, "/headers", trust, address=client)
+            seen = json.loads(body)
+            assert status == 200 and (seen["X-Real-IP"], seen["X-Forwarded-For"], seen["X-Forwarded-Proto"]) == (
+                client, client, "https"), seen
+            # A's own proxy logs the client too, in the line the guard and the canary parse.
+            log = _proxy_log(a)
+            lines = [line for line in log.splitlines() if '"GET /headers ' in line]
+            assert [line.split()[1] for line in lines] == [client], log[-800:]
+            assert [(e.path, e.status) for e in map(parse_line, lines) if e is not None] == [("/headers", 200)]
+            # A's own HTTPS port: published on the host's loopback only, refused from anywhere
+            # else, and there it takes only the PROXY protocol (a TLS hello alone is closed).
+            published = docker("port", f"{a}-local-proxy", "443/tcp").split()
+            assert published and all(p.startswith("127.0.0.1:") for p in published), published
+            own_tls = int(published[0].rpartition(":")[2])
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((client, own_tls), timeout=3).close()
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                https_get(own_tls, name_a, "/headers", trust)
             assert list((state / a / "local" / "proxy" / "tls").glob("v-*/privkey.pem"))
 
             # A deployed under HTTPS traffic through the shared port, B's HTTP traffic beside it.
