@@ -28,6 +28,10 @@ has its host names whole: a `path_prefix` with it is refused, and so is a host n
 app routes with any prefix (HTTP and HTTPS would reach different apps). HTTP keeps routing
 by Host, which also carries the ACME HTTP-01 challenges and the app's 301s to it.
 (kamal-proxy terminates TLS itself, with every app's certificate in one process.)
+The client's address goes first, in the PROXY protocol, to an app whose listener takes it
+(published on the host's 127.0.0.1 only, trusting the app network's gateway only:
+plan/edge/tls_config.server_conf); a route says which kind its listener is (SNI_PROXIED or
+SNI), so an app an earlier deployctl routed keeps working plain beside the others.
 
 On the host, under `<state_dir>/shared-proxy/<name>/`:
   nginx.conf                 the main configuration: one server on the port, the route map
