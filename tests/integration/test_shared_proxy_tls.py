@@ -70,6 +70,56 @@ def _proxy_log(app: str) -> str:
                           check=True).stdout
 
 
+def _a_plain_route_is_passed_on_plain(tmp: Path, shared_dir: Path, shared: str, edge_tls: int) -> None:
+    """A TLS server in this process (a listener of an earlier deployctl's app: no PROXY
+    header expected; a header would break its handshake) behind a plain route file."""
+    import threading
+
+    from deployctl.plan.edge import shared_proxy as sp
+    from tests.support.pebble import TestCa
+
+    name = f"plain-{uuid.uuid4().hex[:6]}.deployctl.test"
+    ca = TestCa()
+    chain, key = ca.issue([name])
+    (tmp / "plain.pem").write_bytes(chain)
+    (tmp / "plain.key").write_bytes(key)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(tmp / "plain.pem", tmp / "plain.key")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    port = listener.getsockname()[1]
+    first: list[bytes] = []
+
+    def serve() -> None:
+        try:
+            raw, _ = listener.accept()
+            with server_context.wrap_socket(raw, server_side=True) as conn:
+                first.append(conn.recv(4096))
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nplain")
+        except OSError as exc:  # a PROXY header before the hello: the handshake fails here
+            first.append(repr(exc).encode())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    route = sp.Route("plain", "old", (name,), None, 1, port)
+    (shared_dir / "routes" / route.sni_file).write_text(sp.render_sni(route))
+    try:
+        docker("exec", sp.container_name(shared), "nginx", "-s", "reload", "-c", f"{sp.MOUNT}/{sp.CONFIG_FILE}")
+        trust = ssl.create_default_context(cadata=ca.pem.decode())
+
+        def answered() -> bool:
+            try:
+                return https_get(edge_tls, name, "/", trust)[0] == 200
+            except (ssl.SSLError, ConnectionError):
+                return False  # the reload not seen yet: the name has no route
+        wait_until(answered, 10, "the plain route answering through the shared HTTPS port")
+        thread.join(5)
+        assert first and first[0].startswith(b"GET / HTTP/1.1"), first
+    finally:
+        (shared_dir / "routes" / route.sni_file).unlink()
+        listener.close()
+
+
 def _config(tmp: Path, app: str, host: str, shared: str, edge: int, edge_tls: int, image: str,
             tls: str = "") -> Path:
     folder = tmp / app
@@ -138,6 +188,9 @@ def test_an_acme_app_and_an_http_app_share_the_ports_https_by_sni_and_a_deploy_f
                 socket.create_connection((client, own_tls), timeout=3).close()
             with pytest.raises((ssl.SSLError, ConnectionError)):
                 https_get(own_tls, name_a, "/headers", trust)
+            # A route an earlier deployctl wrote (*.sni: its app's listener takes no PROXY
+            # header) is passed on plain beside A's, through the same stream server.
+            _a_plain_route_is_passed_on_plain(tmp_path, state / "shared-proxy" / shared, shared, edge_tls)
             assert list((state / a / "local" / "proxy" / "tls").glob("v-*/privkey.pem"))
 
             # A deployed under HTTPS traffic through the shared port, B's HTTP traffic beside it.

@@ -91,10 +91,6 @@ class ProxyStart:
     # it is published on the host's loopback only: nobody else can connect and forge one.
     tls_loopback: bool = False
 
-    @property
-    def tls_address(self) -> str | None:
-        return LOOPBACK if self.tls_loopback else None
-
 
 LOOPBACK = "127.0.0.1"
 
