@@ -58,8 +58,23 @@ def stream_proxy_image():
 
 
 def _bridge_address() -> str:
-    """This machine's address on Docker's default bridge: a source that is not loopback."""
-    return docker("network", "inspect", "bridge", "--format", "{{range .IPAM.Config}}{{.Gateway}}{{end}}")
+    """This machine's address on Docker's default bridge: not loopback."""
+    return _gateway("bridge")
+
+
+def _seen_as(address: str) -> str:
+    """The address a server on this machine sees a connection to `address` come from (the
+    kernel picks the source, and a NAT rule may rewrite it: 192.0.2.2 here, not the bridge's)."""
+    with socket.create_server(("0.0.0.0", 0)) as server:
+        server.settimeout(5)
+        with socket.create_connection((address, server.getsockname()[1]), timeout=5):
+            accepted, peer = server.accept()
+            accepted.close()
+    return peer[0]
+
+
+def _gateway(network: str) -> str:
+    return docker("network", "inspect", network, "--format", "{{range .IPAM.Config}}{{.Gateway}}{{end}}")
 
 
 def _proxy_log(app: str) -> str:
@@ -167,13 +182,16 @@ def test_an_acme_app_and_an_http_app_share_the_ports_https_by_sni_and_a_deploy_f
             state = tmp_path / "state"
             assert not [p for p in (state / "shared-proxy" / shared).rglob("*") if p.suffix == ".pem"]
 
-            # The client's address reaches A over HTTPS: a client on the host's bridge address
-            # (not loopback, not the app network's gateway the connection reaches A's proxy from).
-            client = _bridge_address()
-            status, _, body, _, _ = https_get(edge_tls, name_a, "/headers", trust, address=client)
+            # The client's address reaches A over HTTPS: a client connecting to the host's bridge
+            # address (not from loopback, and not the app network's gateway, where the
+            # connection reaches A's proxy from).
+            address = _bridge_address()
+            client = _seen_as(address)
+            status, _, body, _, _ = https_get(edge_tls, name_a, "/headers", trust, address=address)
             seen = json.loads(body)
             assert status == 200 and (seen["X-Real-IP"], seen["X-Forwarded-For"], seen["X-Forwarded-Proto"]) == (
                 client, client, "https"), seen
+            assert client not in ("127.0.0.1", _gateway(f"{a}-local")), client
             # A's own proxy logs the client too, in the line the guard and the canary parse.
             log = _proxy_log(a)
             lines = [line for line in log.splitlines() if '"GET /headers ' in line]
@@ -185,7 +203,7 @@ def test_an_acme_app_and_an_http_app_share_the_ports_https_by_sni_and_a_deploy_f
             assert published and all(p.startswith("127.0.0.1:") for p in published), published
             own_tls = int(published[0].rpartition(":")[2])
             with pytest.raises(ConnectionRefusedError):
-                socket.create_connection((client, own_tls), timeout=3).close()
+                socket.create_connection((address, own_tls), timeout=3).close()
             with pytest.raises((ssl.SSLError, ConnectionError)):
                 https_get(own_tls, name_a, "/headers", trust)
             # A route an earlier deployctl wrote (*.sni: its app's listener takes no PROXY
