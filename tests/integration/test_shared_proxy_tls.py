@@ -6,7 +6,8 @@ root trusted (A's own proxy holds the certificate; the shared one holds no key),
 HTTP; A's HTTP answers 301 to the shared HTTPS port; a name no app has over HTTPS gets no
 certificate. Over HTTPS A sees the client's own address (the shared proxy's PROXY protocol:
 X-Real-IP, X-Forwarded-For, its proxy's access log), and A's own HTTPS port answers nobody
-but the host's loopback, and there only the PROXY protocol. Then A is deployed under HTTPS
+but the host's loopback, and there only the PROXY protocol; a route an earlier deployctl
+wrote (plain, *.sni) still passes on plain beside it. Then A is deployed under HTTPS
 traffic (and B under HTTP traffic): 0 failed requests on either."""
 
 from __future__ import annotations
