@@ -29,6 +29,12 @@ class Env:
     proxy_port: int  # the host port the proxy publishes HTTP on
     tls_port: int | None  # and HTTPS (None: [proxy] tls is off here)
 
+    @property
+    def tls_loopback(self) -> bool:
+        """HTTPS published on the host's loopback only: behind a shared proxy, whose PROXY
+        protocol it takes (docs/proxy.md)."""
+        return self.tls_port is not None and self.settings.shared_proxy is not None
+
     @classmethod
     def resolve(cls, loaded: LoadedConfig, name: str) -> "Env":
         """An unknown name is the config's error (exit 3), raised here, before anything runs."""

@@ -4,11 +4,16 @@ against a real CA (pebble, validating for real through the shared HTTP port by H
 HTTP. Both answer their own names on the shared ports: A over HTTPS by SNI with pebble's
 root trusted (A's own proxy holds the certificate; the shared one holds no key), B over
 HTTP; A's HTTP answers 301 to the shared HTTPS port; a name no app has over HTTPS gets no
-certificate. Then A is deployed under HTTPS traffic (and B under HTTP traffic): 0 failed
-requests on either."""
+certificate. Over HTTPS A sees the client's own address (the shared proxy's PROXY protocol:
+X-Real-IP, X-Forwarded-For, its proxy's access log), and A's own HTTPS port answers nobody
+but the host's loopback, and there only the PROXY protocol; a route an earlier deployctl
+wrote (plain, *.sni) still passes on plain beside it. Then A is deployed under HTTPS
+traffic (and B under HTTP traffic): 0 failed requests on either."""
 
 from __future__ import annotations
 
+import json
+import socket
 import ssl
 import subprocess
 import uuid
@@ -20,6 +25,7 @@ import pytest
 from deployctl.config import load_config
 from deployctl.events import Recorder
 from deployctl.plan.edge.proxy_config import RELEASE_HEADER
+from deployctl.plan.judging.access_log import parse_line
 from deployctl.secrets import Secret
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.release_images import ReleaseImages
@@ -50,6 +56,84 @@ def stream_proxy_image():
         yield tag
     finally:
         docker("rmi", tag, check=False)
+
+
+def _bridge_address() -> str:
+    """This machine's address on Docker's default bridge: not loopback."""
+    return _gateway("bridge")
+
+
+def _seen_as(address: str) -> str:
+    """The address a server on this machine sees a connection to `address` come from (the
+    kernel picks the source, and a NAT rule may rewrite it: 192.0.2.2 here, not the bridge's)."""
+    with socket.create_server(("0.0.0.0", 0)) as server:
+        server.settimeout(5)
+        with socket.create_connection((address, server.getsockname()[1]), timeout=5):
+            accepted, peer = server.accept()
+            accepted.close()
+    return peer[0]
+
+
+def _gateway(network: str) -> str:
+    return docker("network", "inspect", network, "--format", "{{range .IPAM.Config}}{{.Gateway}}{{end}}")
+
+
+def _proxy_log(app: str) -> str:
+    """The access log of the app's own proxy (its running nginx container), with docker's timestamps."""
+    names = docker("ps", "--filter", f"name=^{app}-local-proxy-nginx-", "--format", "{{.Names}}").split()
+    assert names, f"no nginx container of {app}'s proxy"
+    return subprocess.run(["docker", "logs", "--timestamps", names[0]], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def _a_plain_route_is_passed_on_plain(tmp: Path, shared_dir: Path, shared: str, edge_tls: int) -> None:
+    """A TLS server in this process (a listener of an earlier deployctl's app: no PROXY
+    header expected; a header would break its handshake) behind a plain route file."""
+    import threading
+
+    from deployctl.plan.edge import shared_proxy as sp
+    from tests.support.pebble import TestCa
+
+    name = f"plain-{uuid.uuid4().hex[:6]}.deployctl.test"
+    ca = TestCa()
+    chain, key = ca.issue([name])
+    (tmp / "plain.pem").write_bytes(chain)
+    (tmp / "plain.key").write_bytes(key)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(tmp / "plain.pem", tmp / "plain.key")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    port = listener.getsockname()[1]
+    first: list[bytes] = []
+
+    def serve() -> None:
+        try:
+            raw, _ = listener.accept()
+            with server_context.wrap_socket(raw, server_side=True) as conn:
+                first.append(conn.recv(4096))
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nplain")
+        except OSError as exc:  # a PROXY header before the hello: the handshake fails here
+            first.append(repr(exc).encode())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    route = sp.Route("plain", "old", (name,), None, 1, port)
+    (shared_dir / "routes" / route.sni_file).write_text(sp.render_sni(route))
+    try:
+        docker("exec", sp.container_name(shared), "nginx", "-s", "reload", "-c", f"{sp.MOUNT}/{sp.CONFIG_FILE}")
+        trust = ssl.create_default_context(cadata=ca.pem.decode())
+
+        def answered() -> bool:
+            try:
+                return https_get(edge_tls, name, "/", trust)[0] == 200
+            except (ssl.SSLError, ConnectionError):
+                return False  # the reload not seen yet: the name has no route
+        wait_until(answered, 10, "the plain route answering through the shared HTTPS port")
+        thread.join(5)
+        assert first and first[0].startswith(b"GET / HTTP/1.1"), first
+    finally:
+        (shared_dir / "routes" / route.sni_file).unlink()
+        listener.close()
 
 
 def _config(tmp: Path, app: str, host: str, shared: str, edge: int, edge_tls: int, image: str,
@@ -98,6 +182,34 @@ def test_an_acme_app_and_an_http_app_share_the_ports_https_by_sni_and_a_deploy_f
                 https_get(edge_tls, name_b, "/version", trust)
             state = tmp_path / "state"
             assert not [p for p in (state / "shared-proxy" / shared).rglob("*") if p.suffix == ".pem"]
+
+            # The client's address reaches A over HTTPS: a client connecting to the host's bridge
+            # address (not from loopback, and not the app network's gateway, where the
+            # connection reaches A's proxy from).
+            address = _bridge_address()
+            client = _seen_as(address)
+            status, _, body, _, _ = https_get(edge_tls, name_a, "/headers", trust, address=address)
+            seen = json.loads(body)
+            assert status == 200 and (seen["X-Real-IP"], seen["X-Forwarded-For"], seen["X-Forwarded-Proto"]) == (
+                client, client, "https"), seen
+            assert client not in ("127.0.0.1", _gateway(f"{a}-local")), client
+            # A's own proxy logs the client too, in the line the guard and the canary parse.
+            log = _proxy_log(a)
+            lines = [line for line in log.splitlines() if '"GET /headers ' in line]
+            assert [line.split()[1] for line in lines] == [client], log[-800:]
+            assert [(e.path, e.status) for e in map(parse_line, lines) if e is not None] == [("/headers", 200)]
+            # A's own HTTPS port: published on the host's loopback only, refused from anywhere
+            # else, and there it takes only the PROXY protocol (a TLS hello alone is closed).
+            published = docker("port", f"{a}-local-proxy", "443/tcp").split()
+            assert published and all(p.startswith("127.0.0.1:") for p in published), published
+            own_tls = int(published[0].rpartition(":")[2])
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((address, own_tls), timeout=3).close()
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                https_get(own_tls, name_a, "/headers", trust)
+            # A route an earlier deployctl wrote (*.sni: its app's listener takes no PROXY
+            # header) is passed on plain beside A's, through the same stream server.
+            _a_plain_route_is_passed_on_plain(tmp_path, state / "shared-proxy" / shared, shared, edge_tls)
             assert list((state / a / "local" / "proxy" / "tls").glob("v-*/privkey.pem"))
 
             # A deployed under HTTPS traffic through the shared port, B's HTTP traffic beside it.

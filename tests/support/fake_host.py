@@ -104,6 +104,12 @@ class Container:
     restarts: int = 0  # how often a restart policy restarted it (the model restarts none)
 
 
+def _mapping(publish: str) -> tuple[str, str, str]:
+    """A `--publish` as Docker lists it: (host address, host port, container port)."""
+    parts = publish.split(":")
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else ("0.0.0.0", parts[0], parts[1])
+
+
 def wrong_release(address: str, port: int, path: str) -> HttpResponse:
     """An answer through the proxy stamped with a release that is not the target."""
     return HttpResponse(200, b'{"release": "not-the-target"}', {RELEASE_HEADER.lower(): "not-the-target"})
@@ -359,6 +365,11 @@ class FakeHost:
     def _run(self, argv: list[str]) -> CommandResult:
         if argv == dc.NETWORK_IDS:
             return CommandResult(0, "".join(f"{n}\n" for n in sorted(self.networks)), "")
+        if argv[:-1] == dc.network_gateways("")[:-1]:  # Docker's gateway: its subnet's first address
+            subnet = self.subnets.get(argv[-1])
+            if subnet is None:
+                return CommandResult(1, "", f"Error: No such network: {argv[-1]}")
+            return CommandResult(0, f"{next(ipaddress.ip_network(subnet).hosts())}|{subnet} \n", "")
         if argv[:5] == dc.network_subnets([]):
             return CommandResult(0, "".join(f"{self.subnets.get(n, '')} \n" for n in argv[5:]), "")
         if argv[:2] == ["sh", "-c"]:  # the staged swap: `test && mv && reload`, stopped at the first failure
@@ -575,11 +586,11 @@ class FakeHost:
         inside = args[1].partition("/")[0] if len(args) > 1 else ""
         # The host port published for the container port asked (its first one when the
         # command names none, as a bare `docker port NAME` lists it first).
-        host_port = next((p.split(":")[0] for p in anchor.published if p.split(":")[1] == inside),
-                         anchor.publish.split(":")[0] if not inside or not anchor.published else None)
-        if host_port is None:
+        mapped = next((m for m in map(_mapping, anchor.published) if m[2] == inside),
+                      _mapping(anchor.publish) if not inside or not anchor.published else None)
+        if mapped is None:
             return CommandResult(1, "", f"Error: No public port '{args[1]}' published for {args[0]}")
-        return CommandResult(0, f"0.0.0.0:{host_port}\n", "")
+        return CommandResult(0, f"{mapped[0]}:{mapped[1]}\n", "")
 
     def _docker_container(self, args: list[str]) -> CommandResult | None:
         if args[:2] != ["inspect", "--format"]:
@@ -618,7 +629,7 @@ class FakeHost:
                      for c in found]
         elif fmt == dc.PROXY_LISTING_FORMAT:
             lines = [f"{c.name}|{c.status}|{c.labels.get(LABEL_ROLE, '')}|{c.image}|"
-                     + (f"0.0.0.0:{c.publish.split(':')[0]}->{c.publish.split(':')[1]}/tcp"
+                     + (", ".join("{}:{}->{}/tcp".format(*_mapping(p)) for p in (c.published or [c.publish]))
                         if c.publish and c.status == "running" else "") for c in found]
         else:
             return None

@@ -166,6 +166,14 @@ def test_small_docker_commands():
         "--entrypoint", "sh", "nginx:1.27-alpine",
         "-c", dc.ANCHOR_SCRIPT, "deployctl-anchor", "80", "/etc/deployctl/proxy/nginx.conf", "/etc/deployctl/proxy/m"]
     assert dc.run_proxy_anchor(names, "img", 0, 80, {}, "/p", "/m", "/m/c", "/m/k")[9:11] == ["--publish", "80"]
+    # HTTPS: on every address, or (behind a shared proxy, docs/proxy.md) on the host's loopback only.
+    assert dc.run_proxy_anchor(names, "img", 8080, 80, {}, "/p", "/m", "/m/c", "/m/k", tls=(8443, 443))[9:13] == [
+        "--publish", "8080:80", "--publish", "8443:443"]
+    assert dc.run_proxy_anchor(names, "img", 8080, 80, {}, "/p", "/m", "/m/c", "/m/k", tls=(8443, 443),
+                               tls_address="127.0.0.1")[9:14] == [
+        "--publish", "8080:80", "--publish", "127.0.0.1:8443:443", "--sysctl"]
+    assert dc.network_gateways("n") == ["docker", "network", "inspect", "--format",
+                                        "{{range .IPAM.Config}}{{.Gateway}}|{{.Subnet}} {{end}}", "n"]
     assert dc.quit_anchor_nginx("p") == ["docker", "exec", "p", "sh", "-c",
                                          "kill -QUIT $(cat /tmp/deployctl-nginx.pid) 2>/dev/null; true"]
     assert dc.run_proxy_nginx(names, "usersapp-local-proxy-nginx-1", "img", "/s/proxy", "/etc/deployctl/proxy",

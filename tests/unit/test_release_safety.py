@@ -34,6 +34,14 @@ def test_parse_line_reads_time_status_latency_release() -> None:
     assert not entry.error
 
 
+def test_a_clients_own_address_parses_as_the_proxys_did() -> None:
+    """Behind a shared proxy over HTTPS, $remote_addr is the client's (its PROXY protocol,
+    docs/proxy.md): IPv4 or IPv6, the line parses the same."""
+    for client in ("203.0.113.9", "2001:db8::7", "127.0.0.1"):
+        entry = parse_line(line("2026-12-01T17:50:01Z", 200, NEW).replace(" 172.17.0.1 ", f" {client} "))
+        assert entry is not None and (entry.status, entry.release, entry.path) == (200, NEW, "/version")
+
+
 def test_upstream_failures_count_as_errors_of_their_release() -> None:
     # nginx's own 502 when the upstream refused: urt "-" falls back to nginx's rt; still stamped.
     entry = parse_line(line("2026-12-01T17:50:01Z", 502, NEW, "0.000", "172.18.0.3:8000") .replace("urt=0.000", "urt=-"))

@@ -283,46 +283,77 @@ def shop_pair(monkeypatch):
 
 
 def test_an_https_route_and_the_stream_server_exact():
-    route = plan.Route("shop", "local", ("Shop.example.com", "*.shop.test"), None, 8080, 8443)
-    assert route.sni_file == "z__shop__local.sni" and plan.Route("a", "e", ("a.test",), None, 1).sni_file is None
+    route = plan.Route("shop", "local", ("Shop.example.com", "*.shop.test"), None, 8080, 8443, proxy_protocol=True)
+    assert route.sni_file == "z__shop__local.sni-pp" and plan.Route("a", "e", ("a.test",), None, 1).sni_file is None
     assert route.files() == {
         "z__shop__local.map": ("# Written by deployctl for shop local; do not edit.\n"
                                "# route: shop local shop.example.com / https\n"
                                "# route: shop local *.shop.test / https\n"
                                '"~^shop\\.example\\.com/" 127.0.0.1:8080;\n'
                                '"~^[^.]+\\.shop\\.test/" 127.0.0.1:8080;\n'),
-        "z__shop__local.sni": ("# Written by deployctl for shop local (HTTPS passed through by SNI); do not edit.\n"
-                               '"~*^shop\\.example\\.com$" 127.0.0.1:8443;\n'
-                               '"~*^[^.]+\\.shop\\.test$" 127.0.0.1:8443;\n')}
+        "z__shop__local.sni-pp": ("# Written by deployctl for shop local (HTTPS passed through by SNI, with the PROXY "
+                                  "protocol); do not edit.\n"
+                                  '"~*^shop\\.example\\.com$" 127.0.0.1:8443;\n'
+                                  '"~*^[^.]+\\.shop\\.test$" 127.0.0.1:8443;\n')}
+    # A listener that does not take the PROXY protocol (yet): the same lines, passed on plain.
+    plain = plan.Route("shop", "local", ("shop.example.com",), None, 8080, 8443)
+    assert plain.files()["z__shop__local.sni"] == (
+        "# Written by deployctl for shop local (HTTPS passed through by SNI); do not edit.\n"
+        '"~*^shop\\.example\\.com$" 127.0.0.1:8443;\n')
     main = plan.render_main(80, tls_port=443)
     assert plan.port_of(main) == 80 and plan.port_of(main, "tls_port") == 443 and plan.port_of(plan.render_main(80), "tls_port") is None
     assert "include /etc/nginx/modules-enabled/*.conf;\n" in main  # Debian's nginx: stream is a module
     assert main[main.index("\nstream {"):] == """
 stream {
-    map $ssl_preread_server_name $deployctl_shared_tls_target {
-        default unix:/tmp/deployctl-shared-proxy-no-route.sock;
+    # Routes passed on plain (*.sni: an app listener that does not take the PROXY protocol).
+    map $ssl_preread_server_name $deployctl_shared_tls_plain {
+        default "";
         include /etc/deployctl/shared-proxy/routes/*.sni;
+    }
+    # Routes whose app listener takes the PROXY protocol (*.sni-pp): the client's address.
+    map $ssl_preread_server_name $deployctl_shared_tls_proxied {
+        default unix:/tmp/deployctl-shared-proxy-no-route.sock;
+        include /etc/deployctl/shared-proxy/routes/*.sni-pp;
+    }
+    map $deployctl_shared_tls_plain $deployctl_shared_tls_target {
+        "" $deployctl_shared_tls_proxied;
+        default unix:/tmp/deployctl-shared-proxy-plain.sock;
     }
 
     server {
         listen 443;
         ssl_preread on;
         proxy_pass $deployctl_shared_tls_target;
+        # The client's address and port, before its TLS bytes (PROXY protocol v1).
+        proxy_protocol on;
         proxy_connect_timeout 5s;
         # As the HTTP side's read timeout: a quiet WebSocket over HTTPS keeps its connection.
         proxy_timeout 3600s;
     }
 
     server {
-        listen unix:/tmp/deployctl-shared-proxy-no-route.sock;
+        listen unix:/tmp/deployctl-shared-proxy-plain.sock proxy_protocol;
+        ssl_preread on;
+        proxy_pass $deployctl_shared_tls_plain;
+        proxy_connect_timeout 5s;
+        proxy_timeout 3600s;
+    }
+
+    server {
+        listen unix:/tmp/deployctl-shared-proxy-no-route.sock proxy_protocol;
         return "";
     }
 }
 """
     assert "\nstream {" not in plan.render_main(80)  # HTTP only: an image without the module serves it
-    staged = plan.render_main(80, ["z__a__e.map", "z__shop__local.map.next", "z__shop__local.sni.next"], 443)
-    assert (f"include {plan.MOUNT}/routes/z__shop__local.sni.next;" in staged.split("stream {")[1]
+    staged = plan.render_main(80, ["z__a__e.map", "z__b__e.sni", "z__shop__local.map.next",
+                                   "z__shop__local.sni-pp.next"], 443)
+    stream = staged.split("stream {")[1]
+    assert (f"include {plan.MOUNT}/routes/z__shop__local.sni-pp.next;" in stream.split("_proxied {")[1].split("}")[0]
+            and f"include {plan.MOUNT}/routes/z__b__e.sni;" in stream.split("_plain {")[1].split("}")[0]
             and ".sni" not in staged.split("stream {")[0])
+    assert plan.list_routes("/s") == ["find", "/s/routes", "-maxdepth", "1", "(", "-name", "*.map", "-o", "-name",
+                                      "*.sni", "-o", "-name", "*.sni-pp", ")", "-type", "f"]
 
 
 def test_with_https_a_host_name_belongs_to_one_app_whole():
@@ -340,21 +371,32 @@ def test_an_https_app_and_an_http_app_share_the_proxy_and_the_redirect_names_the
     shop1 = ship(tls_shop(), host, 1)
     routes = f"{SHARED}/routes"
     assert sorted(p.rpartition("/")[2] for p in host.files if p.startswith(routes + "/")) == [
-        "z__shop__local.map", "z__shop__local.sni"]
-    assert host.text(f"{routes}/z__shop__local.sni").endswith('"~*^shop\\.example\\.com$" 127.0.0.1:8443;\n')
+        "z__shop__local.map", "z__shop__local.sni-pp"]
+    assert host.text(f"{routes}/z__shop__local.sni-pp").endswith('"~*^shop\\.example\\.com$" 127.0.0.1:8443;\n')
     main = host.text(f"{SHARED}/nginx.conf")
-    assert plan.port_of(main, "tls_port") == 443 and "ssl_preread on;" in main
-    # The app's own certificate, on its own proxy; its redirect goes to the shared HTTPS port (443: none said).
-    version = tc.version_of(shop_pair[0])
+    assert plan.port_of(main, "tls_port") == 443 and "ssl_preread on;" in main and "proxy_protocol on;" in main
+    assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == 0  # started with it
+    # The app's own certificate, on its own proxy, listening for the shared proxy's PROXY
+    # protocol from the app network's gateway only; its redirect goes to the shared HTTPS port.
+    version = tc.version_of(shop_pair[0], proxy_protocol=True)
+    assert version != tc.version_of(shop_pair[0])
     server = host.text(f"/srv/state/shop/local/proxy/tls/{version}/server.conf")
+    gateway = str(next(__import__("ipaddress").ip_network(host.subnets["shop-local"]).hosts()))
+    assert server.splitlines()[1:5] == ["listen 443 ssl http2 reuseport proxy_protocol;",
+                                        "# The client's address from the shared proxy's PROXY protocol header, "
+                                        "trusted from it only.",
+                                        f"set_real_ip_from {gateway};", "real_ip_header proxy_protocol;"]
     assert "return 301 https://$host$request_uri;" in server
+    # HTTPS published on the host's loopback only: nobody else can speak the PROXY protocol to it.
+    assert host.containers["shop-local-proxy"].published == ["8080:80", "127.0.0.1:8443:443"]
     assert not [p for p in host.files if p.startswith(SHARED) and p.endswith(".pem")]  # no key in the shared proxy
     assert through(host, "shop.example.com") == (200, shop1)
     # An HTTP app after it: the stream server stays (the live one's port), its route is HTTP only.
     ship(BLOG, host, 1)
     main = host.text(f"{SHARED}/nginx.conf")
-    assert plan.port_of(main, "tls_port") == 443 and f"include {plan.MOUNT}/routes/*.sni;" in main
-    assert not [p for p in host.files if p.endswith("__blog__local.sni")]
+    assert plan.port_of(main, "tls_port") == 443 and f"include {plan.MOUNT}/routes/*.sni-pp;" in main
+    assert not [p for p in host.files if "__blog__local.sni" in p]
+    assert host.containers["blog-local-proxy"].published == ["8081:80"]
     # A later deploy of the HTTPS app changes nothing in the shared proxy.
     reloads = len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf"))
     shop2 = ship(tls_shop(), host, 2)
@@ -431,3 +473,107 @@ def test_a_renewal_reloads_only_the_apps_own_proxy_and_remove_takes_its_sni_line
     assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == shared_reloads
     remove_environment(Env.resolve(tls_shop(), "local"), Recorder(), connectors=[host], volumes=False)
     assert not [p for p in host.files if p.startswith(f"{SHARED}/routes/")]
+
+
+# -- the client's address over HTTPS: the PROXY protocol -------------------------------------------
+
+PROXY_DIR = "/srv/state/shop/local/proxy"
+
+
+def _as_an_earlier_deployctl_left_it(host: FakeHost, chain: bytes, key: bytes) -> str:
+    """shop's state as a deployctl before the PROXY protocol wrote it: HTTPS published on every
+    address, a plain listener, its route passed on plain (*.sni)."""
+    from deployctl.plan.edge.proxy_config import PROXY_MOUNT
+
+    host.containers["shop-local-proxy"].published = ["8080:80", "8443:443"]
+    plain = tc.version_of(chain)
+    for name, data in ((tc.CHAIN_FILE, chain), (tc.KEY_FILE, key),
+                       (tc.SERVER_CONF, tc.server_conf(PROXY_MOUNT, plain, 443, False).encode())):
+        host.put_file(f"{PROXY_DIR}/tls/{plain}/{name}", data)
+    host.links[f"{PROXY_DIR}/tls/live"] = plain
+    routes = f"{SHARED}/routes"
+    del host.files[f"{routes}/z__shop__local.sni-pp"]
+    host.put_file(f"{routes}/z__shop__local.sni",
+                  plan.render_sni(plan.Route("shop", "local", ("shop.example.com",), None, 8080, 8443)).encode())
+    return plain
+
+
+def test_an_app_an_earlier_deployctl_put_behind_the_shared_proxy_moves_to_the_proxy_protocol_on_its_next_deploy(
+        host, shop_pair):
+    ship(tls_shop(), host, 1)
+    _as_an_earlier_deployctl_left_it(host, *shop_pair)
+    # Another HTTPS app of an earlier deployctl on the same shared proxy: passed on plain
+    # until its own next deploy, whatever shop does.
+    old = plan.render_sni(plan.Route("old", "local", ("old.example.com",), None, 9080, 9443))
+    host.put_file(f"{SHARED}/routes/z__old__local.sni", old.encode())
+    shared_reloads = len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf"))
+    events = Recorder()
+    deploy(tls_shop(), "local", images("shop", 2), {}, events, connectors=[host], now=1_780_000_000 + 120)
+    said = [e.text for e in events.of(__import__("deployctl.events", fromlist=["Message"]).Message)]
+    assert any("publishing HTTPS on port 8443 on the host's loopback only" in t for t in said), said
+    assert host.containers["shop-local-proxy"].published == ["8080:80", "127.0.0.1:8443:443"]
+    proxied = tc.version_of(shop_pair[0], proxy_protocol=True)
+    assert host.links[f"{PROXY_DIR}/tls/live"] == proxied
+    assert tc.takes_proxy_protocol(host.text(f"{PROXY_DIR}/tls/{proxied}/server.conf"))
+    assert said[-1].endswith("(from the secret source): installed on local"), said  # the version of its kind
+    # The route followed the listener (one reload of the shared proxy); the other app's is as it was.
+    assert sorted(p.rpartition("/")[2] for p in host.files if p.startswith(f"{SHARED}/routes/")) == [
+        "z__old__local.sni", "z__shop__local.map", "z__shop__local.sni-pp"]
+    assert host.text(f"{SHARED}/routes/z__old__local.sni") == old
+    assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == shared_reloads + 1
+    # The next deploy and a rollback change neither the anchor nor the shared proxy.
+    anchor = host.containers["shop-local-proxy"]
+    ship(tls_shop(), host, 3)
+    from deployctl.services.lifecycle.rollback import rollback
+
+    rollback(tls_shop(), "local", Recorder(), connectors=[host])
+    assert host.containers["shop-local-proxy"] is anchor and anchor.published == ["8080:80", "127.0.0.1:8443:443"]
+    assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == shared_reloads + 1
+    assert host.links[f"{PROXY_DIR}/tls/live"] == proxied
+
+
+def test_a_listener_nginx_refuses_to_move_keeps_its_plain_route_and_says_so(host, shop_pair):
+    """An image without the realip module, say: the plain listener stays live, and so does
+    the route that passes HTTPS on to it plain (never the PROXY header to a listener that
+    would read it as a broken TLS hello)."""
+    from deployctl.services.edge.tls import CertificateError
+
+    ship(tls_shop(), host, 1)
+    plain = _as_an_earlier_deployctl_left_it(host, *shop_pair)
+    host.faults.append(Fault("run", r"nginx -t -q -c /etc/deployctl/proxy/nginx.conf",
+                             effect=lambda argv: CommandResult(1, "", 'nginx: [emerg] unknown directive '
+                                                                      '"set_real_ip_from"')))
+    with pytest.raises(CertificateError) as info:
+        ship(tls_shop(), host, 2)
+    assert info.value.exit_code == ExitCode.CERTIFICATE and "set_real_ip_from" in info.value.message
+    assert host.links[f"{PROXY_DIR}/tls/live"] == plain
+    assert sorted(p.rpartition("/")[2] for p in host.files if p.startswith(f"{SHARED}/routes/")) == [
+        "z__shop__local.map", "z__shop__local.sni"]
+
+
+def test_an_app_not_behind_a_shared_proxy_listens_and_publishes_as_before(host, shop_pair):
+    alone = config("shop", 8080, '["shop.example.com"]', TLS_FILES, "proxy_tls_port = 8443", shared=False)
+    ship(alone, host, 1)
+    version = tc.version_of(shop_pair[0])
+    assert host.links[f"{PROXY_DIR}/tls/live"] == version
+    assert not tc.takes_proxy_protocol(host.text(f"{PROXY_DIR}/tls/{version}/server.conf"))
+    assert "real_ip" not in host.text(f"{PROXY_DIR}/tls/{version}/server.conf")
+    assert host.containers["shop-local-proxy"].published == ["8080:80", "8443:443"]
+    assert not runs(host, "network inspect --format {{range .IPAM.Config}}{{.Gateway}}")
+
+
+def test_a_good_acme_certificate_is_installed_again_listening_for_the_proxy_protocol_without_asking_the_ca(
+        host, shop_pair):
+    from deployctl.services.edge.tls import EnvironmentTls
+
+    ship(tls_shop(), host, 1)
+    plain = _as_an_earlier_deployctl_left_it(host, *shop_pair)
+    acme = config("shop", 8080, '["shop.example.com"]',
+                  'tls = "acme"\nacme_email = "ops@example.com"\nacme_directory = "https://ca.invalid/dir"',
+                  "proxy_tls_port = 8443")
+    done = EnvironmentTls(acme, "local", [host], Recorder()).ensure()  # ca.invalid: never asked
+    assert "no renewal needed; HTTPS listening for the shared proxy's PROXY protocol on local" in done
+    proxied = tc.version_of(shop_pair[0], proxy_protocol=True)
+    assert host.links[f"{PROXY_DIR}/tls/live"] == proxied and proxied != plain
+    assert host.text(f"{PROXY_DIR}/tls/{proxied}/{tc.KEY_FILE}") == shop_pair[1].decode()
+    assert EnvironmentTls(acme, "local", [host], Recorder()).ensure().endswith("no renewal needed")

@@ -141,6 +141,20 @@ def test_a_certificate_snippet_serves_tls_1_2_and_1_3_http2_and_redirects_to_its
     assert 'Strict-Transport-Security "max-age=63072000" always' in conf
     plain = tc.server_conf(PROXY_MOUNT, "v-abc", 443, hsts=False)
     assert "return 301 https://$host$request_uri;" in plain and "Strict-Transport-Security" not in plain
+    # Behind a shared proxy: the same snippet, its listener taking the PROXY protocol and the
+    # client's address trusted from the given addresses only; another version of the same chain.
+    behind = tc.server_conf(PROXY_MOUNT, "v-abc", 443, hsts=False, proxy_protocol_from=("172.20.0.1",))
+    assert behind == plain.replace(
+        "listen 443 ssl http2 reuseport;\n",
+        "listen 443 ssl http2 reuseport proxy_protocol;\n"
+        "# The client's address from the shared proxy's PROXY protocol header, trusted from it only.\n"
+        "set_real_ip_from 172.20.0.1;\n"
+        "real_ip_header proxy_protocol;\n")
+    assert tc.takes_proxy_protocol(behind) and not tc.takes_proxy_protocol(plain) and not tc.takes_proxy_protocol(None)
+    assert tc.version_of(b"chain") != tc.version_of(b"chain", proxy_protocol=True)
+    assert tc.version_of(b"chain") == "v-" + __import__("hashlib").sha256(b"chain").hexdigest()[:16]  # as before
+    assert tc.gateways("172.20.0.1|172.20.0.0/16 |fd00:1::/64 ") == ("172.20.0.1", "fd00:1::1")
+    assert tc.gateways("") == ()
     assert f"root {PROXY_MOUNT}/acme;" in tc.challenge_conf(PROXY_MOUNT)
     assert tc.challenge_file("/p", "tok") == "/p/acme/.well-known/acme-challenge/tok"
     assert tc.link_live("/p", "v-1") == ["sh", "-c", "ln -sfn v-1 /p/tls/live.next && mv -fT /p/tls/live.next /p/tls/live"]

@@ -24,6 +24,18 @@ class Anchor:
     def is_anchor(self) -> bool:
         return self.role == ANCHOR_ROLE
 
+    def addresses(self, listen_port: int) -> set[str]:
+        """The host addresses the container's `listen_port` is published on ("0.0.0.0",
+        "[::]", "127.0.0.1"), when it runs."""
+        if self.state != "running":
+            return set()
+        found = set()
+        for mapping in self.ports.split(","):
+            host, arrow, container = mapping.strip().partition("->")
+            if arrow and container == f"{listen_port}/tcp":
+                found.add(host.rsplit(":", 1)[0])
+        return found
+
     def published(self, listen_port: int) -> int | None:
         """The host port mapped to the container's `listen_port`, when it runs."""
         if self.state != "running":

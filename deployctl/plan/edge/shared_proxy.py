@@ -28,12 +28,20 @@ has its host names whole: a `path_prefix` with it is refused, and so is a host n
 app routes with any prefix (HTTP and HTTPS would reach different apps). HTTP keeps routing
 by Host, which also carries the ACME HTTP-01 challenges and the app's 301s to it.
 (kamal-proxy terminates TLS itself, with every app's certificate in one process.)
+The client's address goes first, in the PROXY protocol, to an app whose listener takes it
+(published on the host's 127.0.0.1 only, trusting the app network's gateway only:
+plan/edge/tls_config.server_conf); a route says which kind its listener is (SNI_PROXIED or
+SNI), so an app an earlier deployctl routed keeps working plain beside the others.
 
 On the host, under `<state_dir>/shared-proxy/<name>/`:
   nginx.conf                 the main configuration: one server on the port, the route map
                              (and, once an HTTPS app is routed, the stream server by SNI)
   routes/<order>__<app>__<env>.map   one app environment's lines of that map
-  routes/z__<app>__<env>.sni         an HTTPS app's lines of the SNI map
+  routes/z__<app>__<env>.sni-pp      an HTTPS app's lines of the SNI map: its own proxy's
+                                     HTTPS listener takes the PROXY protocol (the client's address)
+  routes/z__<app>__<env>.sni         the same, for a listener that does not take it (yet): passed
+                                     on plain (written by an earlier deployctl, or before the
+                                     app's certificate was installed listening for it)
   lock/                      mkdir lock while a route changes
 The map keys are `$host$uri` regexes; nginx tries regexes in the order it read them, and
 the routes are included by one glob (sorted by name), so the file name puts the longer
@@ -62,11 +70,19 @@ HEALTH_PATH = "/.deployctl-shared-proxy-health"
 # a request for it gets (or no longer gets) this.
 NO_ROUTE_HEADER = "X-Deployctl-No-Route"
 _ROUTE_HEADER = re.compile(r"^# route: (\S+) (\S+) (\S+) (\S+)( https)?$", re.M)  # app env host prefix [https]
-SNI = ".sni"
+SNI = ".sni"  # an HTTPS route passed on plain
+# An HTTPS route whose app listener takes the PROXY protocol: the shared proxy sends the
+# client's address first (docs/proxy.md, "The client's address over HTTPS").
+SNI_PROXIED = ".sni-pp"
+SNI_KINDS = (SNI, SNI_PROXIED)
 # Where a TLS connection whose SNI no app claims goes: a server of the shared proxy itself
 # that closes it (the client's handshake fails; no app's certificate is offered for a name
 # it is not for).
 NO_ROUTE_SOCKET = "unix:/tmp/deployctl-shared-proxy-no-route.sock"
+# Where a connection for a route passed on plain goes first: a server of the shared proxy
+# itself that takes the PROXY header the public server sends to every route, reads the SNI
+# again and passes the connection on without one (render_main).
+PLAIN_SOCKET = "unix:/tmp/deployctl-shared-proxy-plain.sock"
 # Debian's nginx packages build `stream` as a module loaded from here (libnginx-mod-stream);
 # the official nginx images build it in, and have no such folder (a glob matching nothing
 # includes nothing). Debian's own nginx.conf includes the same glob.
@@ -101,6 +117,7 @@ class Route:
     prefix: str | None  # None or "/": every path
     port: int  # the app's own proxy on 127.0.0.1
     tls_port: int | None = None  # its own proxy's HTTPS port on 127.0.0.1 (tls on), passed through by SNI
+    proxy_protocol: bool = False  # that port's listener takes the PROXY protocol (the client's address)
 
     @property
     def file(self) -> str:
@@ -108,7 +125,9 @@ class Route:
 
     @property
     def sni_file(self) -> str | None:
-        return self.file.removesuffix(".map") + SNI if self.tls_port is not None else None
+        if self.tls_port is None:
+            return None
+        return self.file.removesuffix(".map") + (SNI_PROXIED if self.proxy_protocol else SNI)
 
     def files(self) -> dict[str, str]:
         """Its files in the routes folder, name -> text."""
@@ -144,7 +163,8 @@ def render_sni(route: Route) -> str:
     its own proxy's HTTPS port (case-insensitive: SNI is not lowercased as $host is)."""
     assert route.tls_port is not None
     entries = "".join(f'"~*^{_host_regex(host)}$" 127.0.0.1:{route.tls_port};\n' for host in route.hosts)
-    return f"# Written by deployctl for {route.app} {route.env} (HTTPS passed through by SNI); do not edit.\n{entries}"
+    how = ", with the PROXY protocol" if route.proxy_protocol else ""
+    return f"# Written by deployctl for {route.app} {route.env} (HTTPS passed through by SNI{how}); do not edit.\n{entries}"
 
 
 def claims_of(text: str) -> list[tuple[str, str, str, str, bool]]:
@@ -187,21 +207,40 @@ def render_main(port: int, routes: list[str] | None = None, tls_port: int | None
 # HTTPS passed through, not terminated: the client's SNI picks the app's own proxy, which
 # holds its certificate (plan/edge/shared_proxy.py). Nothing here is decrypted.
 stream {{
-    map $ssl_preread_server_name $deployctl_shared_tls_target {{
-        default {NO_ROUTE_SOCKET};
+    # Routes passed on plain (*{SNI}: an app listener that does not take the PROXY protocol).
+    map $ssl_preread_server_name $deployctl_shared_tls_plain {{
+        default "";
 {included(SNI)}    }}
+    # Routes whose app listener takes the PROXY protocol (*{SNI_PROXIED}): the client's address.
+    map $ssl_preread_server_name $deployctl_shared_tls_proxied {{
+        default {NO_ROUTE_SOCKET};
+{included(SNI_PROXIED)}    }}
+    map $deployctl_shared_tls_plain $deployctl_shared_tls_target {{
+        "" $deployctl_shared_tls_proxied;
+        default {PLAIN_SOCKET};
+    }}
 
     server {{
         listen {tls_port};
         ssl_preread on;
         proxy_pass $deployctl_shared_tls_target;
+        # The client's address and port, before its TLS bytes (PROXY protocol v1).
+        proxy_protocol on;
         proxy_connect_timeout 5s;
         # As the HTTP side's read timeout: a quiet WebSocket over HTTPS keeps its connection.
         proxy_timeout 3600s;
     }}
 
     server {{
-        listen {NO_ROUTE_SOCKET};
+        listen {PLAIN_SOCKET} proxy_protocol;
+        ssl_preread on;
+        proxy_pass $deployctl_shared_tls_plain;
+        proxy_connect_timeout 5s;
+        proxy_timeout 3600s;
+    }}
+
+    server {{
+        listen {NO_ROUTE_SOCKET} proxy_protocol;
         return "";
     }}
 }}
@@ -301,5 +340,5 @@ def reload(name: str) -> list[str]:
 
 
 def list_routes(host_dir: str) -> list[str]:
-    return ["find", posixpath.join(host_dir, ROUTES), "-maxdepth", "1", "(", "-name", "*.map", "-o", "-name",
-            f"*{SNI}", ")", "-type", "f"]
+    return ["find", posixpath.join(host_dir, ROUTES), "-maxdepth", "1", "(", "-name", "*.map",
+            *[arg for kind in SNI_KINDS for arg in ("-o", "-name", f"*{kind}")], ")", "-type", "f"]

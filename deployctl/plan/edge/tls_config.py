@@ -23,7 +23,9 @@ link always points at exactly the files that were live.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import posixpath
+import re
 
 
 TLS_DIR = "tls"
@@ -62,10 +64,17 @@ def challenge_file(proxy_dir: str, token: str) -> str:
     return posixpath.join(proxy_dir, CHALLENGE_ROOT, CHALLENGE_PATH.strip("/"), token)
 
 
-def version_of(chain_pem: bytes) -> str:
+# What a version listening for the PROXY protocol adds to its chain's hash (version_of).
+PROXY_PROTOCOL_SALT = b"\nlisten: proxy_protocol"
+
+
+def version_of(chain_pem: bytes, proxy_protocol: bool = False) -> str:
     """A version directory's name: its certificate chain's hash (public: it is also sent as
-    CERTIFICATE_HEADER), so the same certificate is the same version."""
-    return VERSION_PREFIX + hashlib.sha256(chain_pem).hexdigest()[:16]
+    CERTIFICATE_HEADER), so the same certificate is the same version. `proxy_protocol`: its
+    server.conf listens for the shared proxy's PROXY protocol (server_conf), a listener of
+    another kind, so another version: moving a live certificate to it (or back) is a staged
+    install like any other (a new folder, the link renamed, nginx -t, reload)."""
+    return VERSION_PREFIX + hashlib.sha256(chain_pem + (PROXY_PROTOCOL_SALT if proxy_protocol else b"")).hexdigest()[:16]
 
 
 def server_includes(mount: str) -> str:
@@ -114,14 +123,27 @@ def challenge_conf(mount: str) -> str:
             f"}}\n")
 
 
-def server_conf(mount: str, version: str, published_port: int, hsts: bool) -> str:
+def server_conf(mount: str, version: str, published_port: int, hsts: bool,
+                proxy_protocol_from: tuple[str, ...] = ()) -> str:
     """A version's HTTPS snippet: inside the main server block, so HTTPS serves exactly the
-    routes HTTP does (one set of locations, one release stamp)."""
+    routes HTTP does (one set of locations, one release stamp).
+
+    `proxy_protocol_from`: the app is behind a host's shared proxy (docs/proxy.md), which
+    passes HTTPS through by SNI and tells the client's address in a PROXY protocol header
+    first; these addresses (the app network's gateway: where a connection to the anchor's
+    loopback-published port comes from) are the only ones trusted to say it. The listener
+    then takes only such connections; `real_ip_header` makes the client's address
+    $remote_addr (the access log, X-Real-IP, X-Forwarded-For). Requests on the HTTP
+    listener carry no PROXY header, and the realip module leaves them as they are."""
     where = f"{mount}/{TLS_DIR}/{version}"
     port = "" if published_port == 443 else f":{published_port}"
     hsts_line = (f"add_header Strict-Transport-Security \"max-age={HSTS_MAX_AGE}\" always;\n" if hsts else "")
+    listen = f"listen {TLS_LISTEN_PORT} ssl http2 reuseport{PROXY_PROTOCOL_LISTEN if proxy_protocol_from else ''};\n"
+    real_ip = ("# The client's address from the shared proxy's PROXY protocol header, trusted from it only.\n"
+               + "".join(f"set_real_ip_from {address};\n" for address in proxy_protocol_from)
+               + "real_ip_header proxy_protocol;\n") if proxy_protocol_from else ""
     return (f"# Written by deployctl: HTTPS with the certificate {version}.\n"
-            f"listen {TLS_LISTEN_PORT} ssl http2 reuseport;\n"
+            f"{listen}{real_ip}"
             f"ssl_certificate {where}/{CHAIN_FILE};\n"
             f"ssl_certificate_key {where}/{KEY_FILE};\n"
             f"ssl_protocols TLSv1.2 TLSv1.3;\n"
@@ -135,6 +157,36 @@ def server_conf(mount: str, version: str, published_port: int, hsts: bool) -> st
             f"    return 301 https://$host{port}$request_uri;\n"
             f"}}\n"
             f"{hsts_line}")
+
+
+PROXY_PROTOCOL_LISTEN = " proxy_protocol"
+_PROXY_PROTOCOL_LINE = re.compile(rf"^listen {TLS_LISTEN_PORT} .*{PROXY_PROTOCOL_LISTEN};$", re.M)
+
+
+def takes_proxy_protocol(server_conf_text: bytes | str | None) -> bool:
+    """A version's server.conf listens for the PROXY protocol (what the shared proxy must
+    then speak to it: services/edge/shared_proxy.py reads the live one)."""
+    if not server_conf_text:
+        return False
+    text = server_conf_text.decode(errors="replace") if isinstance(server_conf_text, bytes) else server_conf_text
+    return _PROXY_PROTOCOL_LINE.search(text) is not None
+
+
+def gateways(inspect_output: str) -> tuple[str, ...]:
+    """The gateways `docker_commands.network_gateways` lists (`GATEWAY|SUBNET ` per address
+    range); a range Docker names no gateway for has its subnet's first address, Docker's
+    default one."""
+    found = []
+    for entry in inspect_output.split():
+        gateway, _, subnet = entry.partition("|")
+        if not gateway and subnet:
+            try:
+                gateway = str(next(ipaddress.ip_network(subnet, strict=False).hosts()))
+            except (ValueError, StopIteration):
+                continue
+        if gateway and gateway not in found:
+            found.append(gateway)
+    return tuple(found)
 
 
 def link_live(proxy_dir: str, version: str) -> list[str]:

@@ -144,7 +144,7 @@ def anchor_command(listen_port: int, config: str, marker: str) -> list[str]:
 
 def run_proxy_anchor(names: Names, image: str, port: int, container_port: int, labels: dict[str, str],
                      proxy_dir: str, mount: str, config: str, marker: str,
-                     tls: tuple[int, int] | None = None) -> list[str]:
+                     tls: tuple[int, int] | None = None, tls_address: str | None = None) -> list[str]:
     """The proxy's anchor: owns the published port and the network namespace (on the app
     network) that nginx containers join. tcp_migrate_req hands connections still queued
     on a closing listener to the next one, so replacing nginx drops nothing. It mounts the
@@ -152,8 +152,9 @@ def run_proxy_anchor(names: Names, image: str, port: int, container_port: int, l
     container does."""
     published = f"{port}:{container_port}" if port else str(container_port)
     command = anchor_command(container_port, config, marker)
-    # HTTPS (plan/edge/tls_config.py): (host port, port inside), published by the anchor too.
-    https = ["--publish", f"{tls[0]}:{tls[1]}"] if tls else []
+    # HTTPS (plan/edge/tls_config.py): (host port, port inside), published by the anchor too;
+    # on `tls_address` only where given (behind a shared proxy: 127.0.0.1, docs/proxy.md).
+    https = ["--publish", f"{tls_address + ':' if tls_address else ''}{tls[0]}:{tls[1]}"] if tls else []
     return [
         "docker", "run", "--detach", "--name", names.proxy, "--network", names.network,
         "--restart", "unless-stopped", "--publish", published, *https,
@@ -323,6 +324,11 @@ def network_subnets(ids: Sequence[str]) -> list[str]:
     not overlap. A network removed since the listing fails the command but not the others'
     lines, which are read anyway."""
     return ["docker", "network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", *ids]
+
+
+def network_gateways(network: str) -> list[str]:
+    """`GATEWAY|SUBNET ` of each of a network's address ranges (plan/edge/tls_config.gateways)."""
+    return ["docker", "network", "inspect", "--format", "{{range .IPAM.Config}}{{.Gateway}}|{{.Subnet}} {{end}}", network]
 
 
 def release_networks(names: Names) -> list[str]:

@@ -87,22 +87,31 @@ class ProxyStart:
     listen_port: int
     swap: Argv  # where nginx runs: the staged configuration tested, renamed into place, reloaded
     tls_port: int | None = None  # HTTPS: the host port the anchor publishes for it (docs/tls.md)
+    # Behind a host's shared proxy, HTTPS takes its PROXY protocol (the client's address), so
+    # it is published on the host's loopback only: nobody else can connect and forge one.
+    tls_loopback: bool = False
 
 
-def proxy_start(target: ReleaseSpec, names: Names, proxy_dir: str, port: int, tls_port: int | None = None) -> ProxyStart:
+LOOPBACK = "127.0.0.1"
+
+
+def proxy_start(target: ReleaseSpec, names: Names, proxy_dir: str, port: int, tls_port: int | None = None,
+                tls_loopback: bool = False) -> ProxyStart:
     proxy = target.proxy
     name = names.proxy_nginx(config_tag(proxy.image))
     return ProxyStart(
         anchor=tuple(dc.run_proxy_anchor(names, proxy.image, port, proxy.listen_port, names.labels(ANCHOR_ROLE),
                                          proxy_dir, PROXY_MOUNT, CONFIG_PATH,
                                          f"{PROXY_MOUNT}/{ANCHOR_MARKER}",
-                                         tls=(tls_port, TLS_LISTEN_PORT) if tls_port else None)),
+                                         tls=(tls_port, TLS_LISTEN_PORT) if tls_port else None,
+                                         tls_address=LOOPBACK if tls_port and tls_loopback else None)),
         nginx_name=name,
         nginx=tuple(dc.run_proxy_nginx(names, name, proxy.image, proxy_dir, PROXY_MOUNT, CONFIG_PATH,
                                        names.labels(NGINX_ROLE))),
         listen_port=proxy.listen_port,
         swap=proxy_swap(name, proxy_dir),
         tls_port=tls_port,
+        tls_loopback=bool(tls_port) and tls_loopback,
     )
 
 
@@ -281,9 +290,9 @@ def stop_first_listings(target: ReleaseSpec, names: Names) -> tuple[tuple[str, A
 def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Names, proxy_dir: str, *,
                 proxy_port: int, drain: float, guard: GuardSpec | None = None,
                 canary: CanarySpec | None = None, tls_port: int | None = None,
-                shadow: ShadowSpec | None = None) -> SwitchPlan:
+                shadow: ShadowSpec | None = None, tls_loopback: bool = False) -> SwitchPlan:
     """New containers from images, each on the release's network and the app's."""
-    proxy = proxy_start(target, names, proxy_dir, proxy_port, tls_port)
+    proxy = proxy_start(target, names, proxy_dir, proxy_port, tls_port, tls_loopback)
     env_files = [spec.env_file for spec in containers if spec.env_file]
     return SwitchPlan(
         target=target, create=True,
@@ -301,7 +310,8 @@ def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Nam
 
 def rollback_plan(target: ReleaseSpec, names: Names, proxy_dir: str, *, proxy_port: int, drain: float,
                   running: frozenset[str] | set[str] = frozenset(), flag: str | None = None,
-                  standby: Standby | None = None, tls_port: int | None = None) -> SwitchPlan:
+                  standby: Standby | None = None, tls_port: int | None = None,
+                  tls_loopback: bool = False) -> SwitchPlan:
     """The target's kept containers started again; a failure stops them again. Containers
     already `running` (a release inside its warm window, as an inspect found it) are neither
     started nor stopped: a rollback to a warm release is a proxy switch only, and with
@@ -314,7 +324,8 @@ def rollback_plan(target: ReleaseSpec, names: Names, proxy_dir: str, *, proxy_po
         start=tuple((tuple(dc.start([name])),) for name in stopped),
         undo=(tuple(dc.stop(stopped)),) if stopped else (),
         probes=tuple(target.probes()), proxy_config=proxy_config_for(target, standby),
-        proxy=proxy_start(target, names, proxy_dir, proxy_port, tls_port), verify=verify_check(target), drain=drain,
+        proxy=proxy_start(target, names, proxy_dir, proxy_port, tls_port, tls_loopback), verify=verify_check(target),
+        drain=drain,
         flag=flag if not stopped else None, standby=standby.release if standby else None,
         stop_first=stop_first_listings(target, names),
     )

@@ -23,7 +23,7 @@ from ...plan.edge import maintenance
 from ...plan.lifecycle.names import Names, StateLayout
 from ...plan.edge.proxy_containers import Anchor, ProxyContainers, parse_proxy_listing
 from ...plan.edge.proxy_config import ANCHOR_MARKER, CONFIG_FILE, PID_FILE, RELEASE_HEADER, STAGED_FILE, STANDBY_FLAG_PREFIX, live_release, standby_of
-from ...plan.lifecycle.switch_plan import ProxyStart, proxy_swap
+from ...plan.lifecycle.switch_plan import LOOPBACK, ProxyStart, proxy_swap
 from ...plan.edge.tls_config import NO_REDIRECT_HEADER, TLS_LISTEN_PORT
 from ...secrets import redactor
 # After a reload nginx's old workers still accept for a moment (~100 ms, longer on a loaded
@@ -134,14 +134,20 @@ class HostProxy:
         return actual
 
     def _https_published(self, start: ProxyStart, seen: ProxyContainers) -> ProxyContainers:
-        """HTTPS turned on where the anchor publishes HTTP only: a published port cannot be
-        added to a running container, so the proxy is started again, once (docs/tls.md)."""
+        """HTTPS turned on where the anchor publishes HTTP only, or published on other
+        addresses than the plan says (behind a shared proxy: the host's loopback only, and
+        every address otherwise): a published port cannot be added to or changed on a
+        running container, so the proxy is started again, once (docs/tls.md, docs/proxy.md)."""
         anchor = seen.anchor
-        if (start.tls_port is None or anchor is None or not anchor.is_anchor or anchor.state != "running"
-                or anchor.published(TLS_LISTEN_PORT) is not None):
+        if start.tls_port is None or anchor is None or not anchor.is_anchor or anchor.state != "running":
             return seen
-        self.emit(Message(f"publishing HTTPS on port {start.tls_port}: the proxy {self.names.proxy} starts again "
-                          "(one-time: about a second without answers)", level="warning", host=self.conn.host))
+        addresses = anchor.addresses(TLS_LISTEN_PORT)
+        loopback_only = addresses == {LOOPBACK}
+        if addresses and loopback_only == start.tls_loopback:
+            return seen
+        where = "on the host's loopback only" if start.tls_loopback else "on every address"
+        self.emit(Message(f"publishing HTTPS on port {start.tls_port} {where}: the proxy {self.names.proxy} starts "
+                          "again (one-time: about a second without answers)", level="warning", host=self.conn.host))
         check(self.conn, dc.remove([*seen.nginx, self.names.proxy]))
         return ProxyContainers(None, {})
 

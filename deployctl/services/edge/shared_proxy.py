@@ -19,7 +19,8 @@ from ...plan.lifecycle import docker_commands as dc
 from ...plan.edge import shared_proxy as plan
 from ...plan.lifecycle.target_limits import refuse as refuse_on_target
 from ...secrets import redactor
-from ..hosts import names_for
+from ..hosts import layout_for, names_for
+from ...plan.edge import tls_config as tc
 from ...plan.edge.tls_config import TLS_LISTEN_PORT
 from .proxy import SERVED_WAIT, answers_settled, wait_nginx_started
 
@@ -53,6 +54,7 @@ class SharedProxy:
         # HTTPS passed through by SNI to the app's own proxy (None: this app routes HTTP only).
         self.tls_port = environment.shared_proxy_tls_port if loaded.config.tls_for(env_name) != "off" else None
         self.names = names_for(loaded, env_name)
+        self.proxy_dir = layout_for(loaded, env_name).proxy_dir  # the app's own proxy's
         self.dir = plan.shared_dir(environment.state_dir, self.name)
         self.routes_dir = posixpath.join(self.dir, plan.ROUTES)
 
@@ -100,9 +102,25 @@ class SharedProxy:
                 raise ConfigError([f"environments.{self.names.env}.{setting}: {mine}, but the shared proxy "
                                    f"{self.name} on {self.conn.host} publishes {live} for the other apps"])
 
-    def _route(self, port: int, tls_port: int | None = None):  # type: ignore[no-untyped-def]
+    def _route(self, port: int, tls_port: int | None = None, proxy_protocol: bool = False):  # type: ignore[no-untyped-def]
         proxy = self.loaded.config.proxy
-        return plan.Route(self.names.app, self.names.env, tuple(proxy.hosts), proxy.path_prefix, port, tls_port)
+        return plan.Route(self.names.app, self.names.env, tuple(proxy.hosts), proxy.path_prefix, port, tls_port,
+                          proxy_protocol)
+
+    def _listener_takes_proxy_protocol(self) -> bool:
+        """The app's own proxy's live HTTPS listener takes the PROXY protocol (its certificate
+        was installed so: services/edge/tls.py). The route follows what is live, so the
+        shared proxy never sends the header to a listener that would take it for a broken
+        TLS hello, nor plain TLS to one that waits for the header (services/edge/tls.py
+        ensure_locked puts the route again after a certificate install)."""
+        live = self.conn.run(tc.read_live(self.proxy_dir))
+        version = live.stdout.strip() if live.ok else ""
+        if not version.startswith(tc.VERSION_PREFIX) or "/" in version:
+            # No certificate yet (the first deploy): no listener to mislead, and the one its
+            # certificate brings takes the PROXY protocol (one reload of the shared proxy, not two).
+            return True
+        return tc.takes_proxy_protocol(self.conn.read_file(
+            posixpath.join(tc.version_dir(self.proxy_dir, version), tc.SERVER_CONF)))
 
     def _app_port(self, listen_port: int, what: str) -> int:
         out = check(self.conn, dc.port_of(self.names.proxy, listen_port))
@@ -122,7 +140,8 @@ class SharedProxy:
         """This app environment's route in the shared proxy (started where it does not run).
         Returns what was done, for the event line."""
         tls_port = None if self.tls_port is None else self._app_port(TLS_LISTEN_PORT, "HTTPS")
-        route = self._route(self._app_port(self.loaded.config.proxy.port, "HTTP"), tls_port)
+        route = self._route(self._app_port(self.loaded.config.proxy.port, "HTTP"), tls_port,
+                            tls_port is not None and self._listener_takes_proxy_protocol())
         texts = {name: text.encode() for name, text in route.files().items()}
         with self._locked():
             self.check_claims()
@@ -133,7 +152,7 @@ class SharedProxy:
             live_main = self.conn.read_file(main_path)
             # The stream server once any app routed here has HTTPS, on the port the running
             # one has (check_claims refused another for an HTTPS app).
-            passes_tls = route.tls_port is not None or any(n.endswith(plan.SNI) for n in keep)
+            passes_tls = route.tls_port is not None or any(n.endswith(plan.SNI_KINDS) for n in keep)
             tls_port = (plan.port_of(live_main, "tls_port") or self.tls_port or
                         self.loaded.environment(self.names.env).shared_proxy_tls_port) if passes_tls else None
             main = plan.render_main(self.port, tls_port=tls_port).encode()
@@ -172,7 +191,11 @@ class SharedProxy:
             check(self.conn, plan.reload(self.name))
             self.wait_served(route, routed=True)
             return (f"route {', '.join(route.hosts)}{route.prefix or ''} -> 127.0.0.1:{route.port}"
-                    f"{'' if route.tls_port is None else f' (HTTPS by SNI -> 127.0.0.1:{route.tls_port})'}, reloaded")
+                    f"{'' if route.tls_port is None else f' (HTTPS by SNI -> 127.0.0.1:{route.tls_port}{self._pp_said(route)})'}"
+                    ", reloaded")
+
+    def _pp_said(self, route) -> str:  # type: ignore[no-untyped-def]
+        return ", with the PROXY protocol" if route.proxy_protocol else ""
 
     def _tls_said(self, tls_port: int | None) -> str:
         return "" if tls_port is None else f" (HTTPS passed through by SNI on {tls_port})"
@@ -228,7 +251,7 @@ class SharedProxy:
         return held()
 
 
-def put_routes(loaded: LoadedConfig, env_name: str, conns: list, emit: Emit, image: str) -> None:  # type: ignore[type-arg]
+def put_routes(loaded: LoadedConfig, env_name: str, conns: list, emit: Emit, image: str | None) -> None:  # type: ignore[type-arg]
     """After a deploy: each host's shared proxy routes to the app (unchanged: nothing done)."""
     from ..lifecycle.host_calls import on_every_host
 

@@ -22,6 +22,7 @@ from ...errors import ConfigError, DeployctlError, ExitCode
 from ...events import Emit, Message, Timer
 from ...plan.edge import certificates as certs
 from ...plan.edge import tls_config as tc
+from ...plan.lifecycle import docker_commands as dc
 from ...plan.lifecycle.names import Names, StateLayout
 from ...plan.edge.proxy_config import CONFIG_PATH, PROXY_MOUNT
 from ...secrets import Secret, redactor
@@ -45,6 +46,7 @@ class HostCertificate:
     host: str
     version: str | None
     info: certs.CertificateInfo | None
+    relisten: bool = False  # good, but its listener not of the kind the environment needs
 
     def as_dict(self, now: datetime) -> dict:
         return {"host": self.host, "version": self.version,
@@ -59,10 +61,12 @@ class HostTls:
     (services/swarm/swarm_site.NodeProxy), whose directory is the same layout's proxy_dir."""
 
     def __init__(self, conn, names: Names, layout: StateLayout, emit: Emit,  # conn: Connector
-                 proxy=None) -> None:  # type: ignore[no-untyped-def]
+                 proxy=None, proxy_protocol: bool = False) -> None:  # type: ignore[no-untyped-def]
         self.conn, self.names, self.layout, self.emit = conn, names, layout, emit
         self.proxy_dir = layout.proxy_dir
         self.proxy = proxy if proxy is not None else HostProxy(conn, names, layout, emit)
+        # Behind a host's shared proxy: HTTPS listens for its PROXY protocol (tls_config.server_conf).
+        self.proxy_protocol = proxy_protocol
 
     @property
     def account_key_file(self) -> str:
@@ -90,7 +94,11 @@ class HostTls:
             info = certs.describe(chain) if chain else None
         except certs.CertificateProblem:
             info = None  # damaged on the host: renewed like a missing one
-        return HostCertificate(self.conn.host, version, info)
+        # A good certificate whose listener is of the other kind (an app moved behind a
+        # shared proxy, or away from one, or installed before the PROXY protocol): installed
+        # again as the version of its kind (EnvironmentTls.ensure).
+        relisten = bool(info and chain and version != tc.version_of(chain, self.proxy_protocol))
+        return HostCertificate(self.conn.host, version, info, relisten)
 
     def enable_challenges(self) -> None:
         """The HTTP-01 location (tls = "acme"), loaded by the switch's reload or start."""
@@ -118,13 +126,14 @@ class HostTls:
         """Staged: the new version's files first (the live ones untouched), then the live link
         renamed over, nginx -t, reload. A refusal puts the link back: the previous certificate
         keeps serving. Returns the version now live."""
-        version = tc.version_of(chain)
+        version = tc.version_of(chain, self.proxy_protocol)
         previous = self.live_version()
         folder = tc.version_dir(self.proxy_dir, version)
+        trusted = self._shared_proxy_addresses() if self.proxy_protocol else ()
         self.conn.put_file(f"{folder}/{tc.KEY_FILE}", key, 0o600)
         self.conn.put_file(f"{folder}/{tc.CHAIN_FILE}", chain, 0o644)
         self.conn.put_file(f"{folder}/{tc.SERVER_CONF}",
-                           tc.server_conf(PROXY_MOUNT, version, published_port, hsts).encode(), 0o644)
+                           tc.server_conf(PROXY_MOUNT, version, published_port, hsts, trusted).encode(), 0o644)
         run_checked(self.conn, tc.link_live(self.proxy_dir, version))
         nginx = self.proxy.running_nginx()
         if nginx is not None:
@@ -143,6 +152,17 @@ class HostTls:
         self.conn.run(tc.prune_versions(self.proxy_dir, [v for v in (version, previous) if v]))
         return version
 
+    def _shared_proxy_addresses(self) -> tuple[str, ...]:
+        """Where the shared proxy's connections reach the app's nginx from: the anchor
+        publishes HTTPS on the host's 127.0.0.1 only, and Docker forwards a connection to
+        it from the app network's gateway. Nothing else is trusted with a PROXY header."""
+        result = self.conn.run(dc.network_gateways(self.names.network))
+        found = tc.gateways(result.stdout) if result.ok else ()
+        if not found:
+            raise CertificateError(f"{self.conn.host}: the network {self.names.network} names no gateway, which the "
+                                   "HTTPS listener behind the shared proxy trusts with the client's address: "
+                                   f"{(result.stderr or result.stdout).strip()[-200:] or 'no address range'}")
+        return found
 
     def _wait_serving(self, version: str, listen_port: int, path: str) -> None:
         """A reload is asynchronous: until nginx's new workers answer (with this version's
@@ -190,11 +210,13 @@ class EnvironmentTls:
         self.loaded, self.env_name, self.emit = loaded, env_name, emit
         self.proxy = loaded.config.proxy
         names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
-        self.hosts = [HostTls(conn, names, layout, emit, proxy)
+        environment = loaded.environment(env_name)
+        # Behind a shared proxy: HTTPS listens for its PROXY protocol (docs/proxy.md).
+        self.proxy_protocol = environment.shared_proxy is not None
+        self.hosts = [HostTls(conn, names, layout, emit, proxy, proxy_protocol=self.proxy_protocol)
                       for conn, proxy in zip(conns, proxies if proxies is not None else [None] * len(conns))]
         # The HTTPS port clients use, which the redirect names: the shared proxy's, which
         # passes HTTPS through to this app's own proxy_tls_port (docs/proxy.md).
-        environment = loaded.environment(env_name)
         self.port = (environment.shared_proxy_tls_port if environment.shared_proxy is not None
                      else tls_port(loaded, env_name) or 443)
 
@@ -213,7 +235,7 @@ class EnvironmentTls:
         reasons = {c.host: certs.renewal_reason(c.info, self.proxy.hosts, now) for c in current}
         if not force and not any(reasons.values()):
             ends = min(c.info.not_after for c in current if c.info)
-            return f"certificate valid until {ends:%Y-%m-%d}; no renewal needed"
+            return f"certificate valid until {ends:%Y-%m-%d}; no renewal needed{self._relisten(current)}"
         good = [h for h, c in zip(self.hosts, current) if reasons[c.host] is None]
         if good and not force:
             # A host added later (or one that lost its files): the certificate the others serve.
@@ -224,8 +246,21 @@ class EnvironmentTls:
         chain, key = self._order(why, now)
         return self._spread(chain, key, "issued by the CA")
 
+    def _relisten(self, current: list[HostCertificate]) -> str:
+        """Hosts whose good certificate listens otherwise than the environment needs get it
+        installed again as the version that does (staged, as any install)."""
+        moved = []
+        for host, certificate in zip(self.hosts, current):
+            if certificate.relisten:
+                _, chain, key = host.live_pair()
+                if chain and key:
+                    host.install(chain, key, self.port, self.proxy.hsts, check=(self.proxy.port, self.proxy.healthcheck))
+                    moved.append(host.conn.host)
+        kind = "the shared proxy's PROXY protocol" if self.proxy_protocol else "plain TLS"
+        return f"; HTTPS listening for {kind} on {', '.join(moved)}" if moved else ""
+
     def _spread(self, chain: bytes, key: bytes, where: str) -> str:
-        version = tc.version_of(chain)
+        version = tc.version_of(chain, self.proxy_protocol)
         changed = []
         for host in self.hosts:
             if host.live_version() != version:
@@ -318,7 +353,16 @@ def ensure_locked(loaded: LoadedConfig, env_name: str, conns: Sequence, emit: Em
             take_lock(state, emit, host=conn.host, action=action, release=None, force=force_unlock,
                       rollout=environment.rollout)
             states.append(state)
-        done = EnvironmentTls(loaded, env_name, conns, emit, proxies).ensure(force=force, pair=pair)
+        try:
+            done = EnvironmentTls(loaded, env_name, conns, emit, proxies).ensure(force=force, pair=pair)
+        finally:
+            if environment.shared_proxy is not None:
+                # An install may have changed the kind of the HTTPS listener (to the PROXY
+                # protocol, the first time since an earlier deployctl), or failed and put the
+                # previous one back: the shared proxy's route follows what is live on each host.
+                from .shared_proxy import put_routes
+
+                put_routes(loaded, env_name, list(conns), emit, None)
     finally:
         for state in states:
             state.release()

@@ -100,8 +100,10 @@ def _shared_proxy_rows(loaded: LoadedConfig, env: str) -> list[PlannedStep]:
     if environment.shared_proxy is None:
         return []
     proxy = loaded.config.proxy
+    https = (f" (HTTPS by name on port {environment.shared_proxy_tls_port} -> its HTTPS port on 127.0.0.1, with the "
+             "PROXY protocol once its listener takes it)" if loaded.config.tls_for(env) != "off" else "")
     return [PlannedStep("shared proxy", f"under its lock: the route {', '.join(proxy.hosts)}{proxy.path_prefix or ''} "
-                                        f"-> this app's proxy port, in the shared proxy {environment.shared_proxy} "
+                                        f"-> this app's proxy port{https}, in the shared proxy {environment.shared_proxy} "
                                         f"(port {environment.shared_proxy_port}; started if absent); unchanged: "
                                         "nothing done, changed: staged, nginx -t with every route, renamed, reloaded "
                                         "(docs/proxy.md)")]

@@ -6,6 +6,8 @@ For the release-safety tests (guard, canary) /version can be told to fail: PROBE
 (0..1) answers that share of requests with 500 (evenly: every 1/share-th request),
 PROBE_FAIL_AFTER (seconds) answers every request with 500 once the process has run that
 long. /healthz is not affected: the release passes its health check and its switch.
+/headers answers what reached the service about its client: X-Real-IP, X-Forwarded-For,
+X-Forwarded-Proto and the peer address (the app's own proxy), for the proxies' tests.
 /items/<id> answers 200 with the id (a route with a variable segment); PROBE_NOT_FOUND
 (a path prefix, e.g. "/items/") answers 404 to every request under it: one broken route.
 PROBE_DELAY_MS (milliseconds) makes /version and /items/<id> answer that much later (a
@@ -82,6 +84,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, body)
         if self.path == "/secrets":
             return self.reply(200, secrets())
+        if self.path == "/headers":
+            return self.reply(200, {"peer": self.client_address[0],
+                                    **{name: self.headers.get(name)
+                                       for name in ("X-Real-IP", "X-Forwarded-For", "X-Forwarded-Proto")}})
         path = self.path.split("?", 1)[0]
         broken = os.environ.get("PROBE_NOT_FOUND", "")
         if broken and path.startswith(broken):
