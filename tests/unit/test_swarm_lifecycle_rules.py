@@ -681,6 +681,10 @@ def test_a_canary_a_killed_deploy_left_is_recovered_by_the_next_deploy_as_on_a_h
     tried = LockRecord.parse(fake.read_file(LAYOUT.lock_info)).release
     assert _split_everywhere(fake, tried) and len(_watchdogs(fake)) == 3 and fake.read_file(LAYOUT.canary)
     assert site.current() == site.r1
+    from deployctl.services.swarm.swarm_status import status
+
+    shown = status(site.loaded, "swarm", manager=fake, nodes=fake.node).canary  # `deployctl status`
+    assert shown.startswith(f"canary of {tried} (20% beside {site.r1}) running; if its deployctl is gone"), shown
     r3 = site.deploy(options=DeployOptions(force_unlock=True))
     assert any(f"canary of {tried} (20% beside {site.r1})" in w for w in site.warnings())
     aborted = [r for r in site.records() if r.release == tried]
@@ -723,6 +727,10 @@ def test_a_watchdog_that_fired_before_the_next_deploy_leaves_the_live_release_on
         node.files[LAYOUT.canary_fired] = (b"2026-12-06T14:00:00Z\n", 0o644)
         node.containers.pop(NAMES.canary_watchdog)  # --rm: gone once its script ended
     assert fake.serving_nodes() == {site.r1}
+    from deployctl.services.swarm.swarm_status import status
+
+    shown = status(site.loaded, "swarm", manager=fake, nodes=fake.node).canary
+    assert shown.endswith(f"its watchdog put {site.r1} back at 100% at 2026-12-06T14:00:00Z"), shown
     r3 = site.deploy(options=DeployOptions(force_unlock=True))
     assert any(f"its watchdog put {site.r1} back at 100% at 2026-12-06T14:00:00Z" in w for w in site.warnings())
     assert fake.serving_nodes() == {r3} and _canary_files(fake) == [] and not site.locked()
