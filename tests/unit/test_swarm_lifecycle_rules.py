@@ -734,3 +734,25 @@ def test_a_watchdog_that_fired_before_the_next_deploy_leaves_the_live_release_on
     r3 = site.deploy(options=DeployOptions(force_unlock=True))
     assert any(f"its watchdog put {site.r1} back at 100% at 2026-12-06T14:00:00Z" in w for w in site.warnings())
     assert fake.serving_nodes() == {r3} and _canary_files(fake) == [] and not site.locked()
+
+
+def test_a_canary_whose_way_back_fails_is_uncertain_with_its_watchdogs_still_armed_as_on_a_host(swarm, local):
+    # | canary abort, then every swap of the way back exits 1 | uncertain | 7: the watchdogs put
+    # the live release back at their deadline, so they stay (on a host, its one watchdog).
+    site, fake = swarm
+    fake.faults.append(host_rules.proxy_log(fake, LAYOUT, copy_errors=10))
+    fake.faults.append(Fault("run", SWAP, nth=4, times=0))  # after the split's 3 swaps
+    error = site.failing_deploy(options=_canary())
+    fake.faults.clear()
+    assert error.exit_code == ExitCode.ROLLBACK_FAILED and "going back failed" in error.message, error.message
+    assert "watchdog still puts the live release back" in error.message
+    assert site.records()[-1].outcome == UNCERTAIN and not site.locked()
+    assert len(_watchdogs(fake)) == 3 and fake.read_file(LAYOUT.canary) is not None
+
+    host_site, host = local
+    host.faults.append(host_rules.proxy_log(host, host_rules.LOCAL, copy_errors=10))
+    host.faults.append(Fault("run", SWAP, nth=2, times=0))  # after the split's swap
+    host_error = host_site.failing_deploy(options=_canary())
+    host.faults.clear()
+    assert (host_error.exit_code, host_rules.records(host)[-1].outcome) == (error.exit_code, UNCERTAIN)
+    assert not host_rules.locked(host)

@@ -243,15 +243,9 @@ class Judges:
     def _canary_abort(self, canary: CanaryPart, verdict: CanaryVerdict) -> None:
         d = self.deploy
         timer = Timer(d.emit, "abort", host=d.host, detail=f"proxy -> {d.previous} only")
-        try:
-            canary.back()
-        except BaseException as exc:
-            timer.failed(_why(exc))
-            d.phase = "uncertain"
-            self._record(UNCERTAIN, f"canary: {verdict.reason}; going back failed: {_why(exc)}")
-            raise SwitchBackFailed(f"{d.host}: canary: {verdict.reason}; going back failed: {_why(exc)} (its "
-                                   "watchdog still puts the live release back at its deadline)",
-                                   hint="check `deployctl status` and the proxy") from None
+        self._back_or_uncertain(timer, canary.back, f"canary: {verdict.reason}; going back",
+                                " (its watchdog still puts the live release back at its deadline)",
+                                "check `deployctl status` and the proxy")
         d.phase = "aborted"
         timer.done(f"{d.previous} serves 100% again")
         time.sleep(self._drain())  # requests the canary still holds
@@ -299,14 +293,7 @@ class Judges:
             return
         timer = Timer(d.emit, "revert", host=d.host, detail=f"proxy -> {d.previous}")
         decided = time.time()
-        try:
-            self._put_back()
-        except BaseException as exc:
-            timer.failed(_why(exc))
-            d.phase = "uncertain"
-            self._record(UNCERTAIN, f"guard: {reason}; switching back failed: {_why(exc)}")
-            raise SwitchBackFailed(f"{d.host}: guard: {reason}; switching back failed: {_why(exc)}",
-                                   hint=self.uncertain_hint) from None
+        self._back_or_uncertain(timer, self._put_back, f"guard: {reason}; switching back", "", self.uncertain_hint)
         switched = time.time() - decided
         d.state.set_current(d.previous or "")
         d.phase = "switched back"
@@ -316,6 +303,18 @@ class Judges:
         self._record(REVERTED, f"guard: {reason}", {"guard": {**numbers, "switch_back_seconds": round(switched, 3)}})
         raise GuardReverted(f"{d.host}: guard: {reason}; switched back to {d.previous}",
                             hint="the previous release is serving again")
+
+    def _back_or_uncertain(self, timer: Timer, back: Callable[[], None], what: str, note: str, hint: str) -> None:
+        """A judge's way back (`back`); when it fails, the release is recorded `uncertain`
+        and SwitchBackFailed raised (exit 7): `what` failed, and why."""
+        d = self.deploy
+        try:
+            back()
+        except BaseException as exc:
+            timer.failed(_why(exc))
+            d.phase = "uncertain"
+            self._record(UNCERTAIN, f"{what} failed: {_why(exc)}")
+            raise SwitchBackFailed(f"{d.host}: {what} failed: {_why(exc)}{note}", hint=hint) from None
 
     def _drain(self) -> float:
         raise NotImplementedError

@@ -267,12 +267,7 @@ class SwarmJudges(Judges):
         d.emit(Message(f"a shadow window of {shadow.release} was not decided (deployctl stopped): the proxies still "
                        "copied requests to it; the live release's configuration goes back", level="warning",
                        host=d.host))
-        live = self._live_spec()
-        if live is None:
-            raise DeployError(f"{d.host}: the proxies still mirror to {shadow.release} and the live release "
-                              f"{d.previous or '(none)'} has no recorded spec to render its configuration from",
-                              hint="check the proxies' nginx.conf, then roll back")
-        site.route(self.plan, proxy_config_for(live))
+        self._route_live(f"the proxies still mirror to {shadow.release}")
         if shadow.release != d.previous:
             self._remove_left(shadow.release, d.previous, SHADOW_LEFT)
 
@@ -290,17 +285,22 @@ class SwarmJudges(Judges):
                        host=d.host))
         for conn in nodes:
             conn.run(dc.remove([site.names.canary_watchdog]))
-        live = self._live_spec()
-        if live is None:
-            raise DeployError(f"{d.host}: a canary of {record.release} was left and the live release "
-                              f"{d.previous or '(none)'} has no recorded spec to render its configuration from",
-                              hint="check the proxies' nginx.conf, then roll back")
-        site.route(self.plan, proxy_config_for(live))
+        self._route_live(f"a canary of {record.release} was left")
         for conn in nodes:
             conn.run(["rm", "-f", layout.canary_fired, f"{layout.proxy_dir}/{LIVE_COPY}"])
         site.manager.run(["rm", "-f", layout.canary, layout.canary_decision])
         if record.release != d.previous:
             self._remove_left(record.release, record.live, canary_left(record.live))
+
+    def _route_live(self, left: str) -> None:
+        """The live release's own configuration on every node, rendered from its record
+        (what a killed deployctl's mirror or split gives way to)."""
+        d = self.deploy
+        live = self._live_spec()
+        if live is None:
+            raise DeployError(f"{d.host}: {left} and the live release {d.previous or '(none)'} has no recorded spec "
+                              "to render its configuration from", hint="check the proxies' nginx.conf, then roll back")
+        self.site.route(self.plan, proxy_config_for(live))
 
     def _remove_left(self, release: str, previous: str | None, error: str) -> None:
         """The services, secrets and network of a release a killed deployctl left, recorded."""
