@@ -610,8 +610,8 @@ def test_the_watchdog_on_each_node_joins_that_nodes_proxy_task_before_the_split(
         fake.faults.append(Fault("run", rf"^sh -c docker exec {task} nginx -t", times=0,
                                  effect=lambda argv, node=node: (order.append("swap"), node._run(argv))[1]))
     site.deploy(options=_canary())
-    # three watchdogs (one per node, each joined to that node's task), then the split's 3 swaps
-    assert order[:3] == [f"watchdog {n}" for n in sorted(fake.nodes)] and order[3:6] == ["swap"] * 3, order
+    # three watchdogs (one per node, each joined to that node's task; armed at once), then the split's 3 swaps
+    assert sorted(order[:3]) == [f"watchdog {n}" for n in sorted(fake.nodes)] and order[3:6] == ["swap"] * 3, order
 
 
 @pytest.mark.parametrize("decision", ["promote", "abort"])

@@ -23,6 +23,7 @@ rendered from its record, removes the watchdogs and the abandoned release, and r
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from ...adapters.connector import check
@@ -130,15 +131,15 @@ class SwarmCanary:
         running = site.manager.run(sw.proxy_image(site.names))
         if running.stdout.strip() != self.plan.target.proxy.image:
             site.route(self.plan, self.live_only)
-        now = time.time()
-        record = CanaryRecord(self.release, self.live.release, self.spec.share, now,
-                              now + self.spec.watchdog_seconds, site.names.canary_watchdog)
         site.manager.run(["rm", "-f", layout.canary_decision])
-        site.manager.put_file(layout.canary, record.to_json(), 0o644)
+        self._record(time.time())  # before any watchdog: the next deploy finds what this one started
         self.nodes = [site.node(node.address) for node in site.ready_nodes()]
         try:
-            for conn in self.nodes:
-                self._arm(conn)
+            # Every node at once (seconds apart one by one on a loaded machine); the deadline
+            # recorded is then the last watchdog's, never earlier than one fires.
+            with ThreadPoolExecutor(max_workers=max(1, len(self.nodes))) as pool:
+                list(pool.map(self._arm, self.nodes))
+            self._record(time.time())
             site.route(self.plan, canary_config_for(self.plan.target, self.live, self.spec.share))
         except BaseException:
             self.back()
@@ -149,6 +150,12 @@ class SwarmCanary:
         timer.done(f"{len(proxies)} node{'s' if len(proxies) != 1 else ''}; every node's watchdog restores "
                    f"{self.live.release} at 100% in {self.spec.watchdog_seconds}s unless the canary is decided")
         return time.time()
+
+    def _record(self, armed: float) -> None:
+        """canary.json on the manager: the watchdogs fire `watchdog_seconds` after `armed`."""
+        record = CanaryRecord(self.release, self.live.release, self.spec.share, armed,
+                              armed + self.spec.watchdog_seconds, self.site.names.canary_watchdog)
+        self.site.manager.put_file(self.site.layout.canary, record.to_json(), 0o644)
 
     def _arm(self, conn) -> None:  # type: ignore[no-untyped-def]
         """One node's watchdog, joined to its proxy task, with the live-only copy it puts back."""

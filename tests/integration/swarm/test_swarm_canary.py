@@ -39,6 +39,18 @@ def after(report, stdout: str, step: str = "health") -> list:  # type: ignore[no
     return [f for f in report.failures if f.started >= began]
 
 
+def steps(stdout: str) -> str:
+    """How long each step of a deploy took (its --json events), for the test's report."""
+    started: dict[str, float] = {}
+    out = []
+    for e in json_lines(stdout):
+        if e.get("event") == "step_started":
+            started[e.get("step", "")] = e["at"]
+        elif e.get("event") in ("step_done", "step_failed") and e.get("step") in started:
+            out.append(f"{e['step']} {e['at'] - started.pop(e['step']):.1f}s")
+    return ", ".join(out)
+
+
 def test_the_canary_on_a_swarm_aborts_a_failing_release_survives_a_sigkill_and_promotes_a_healthy_one(
         swarm, swarm_site, swarm_balancer):
     site = swarm_site
@@ -61,6 +73,7 @@ def test_the_canary_on_a_swarm_aborts_a_failing_release_survives_a_sigkill_and_p
         first = site.deploy("1111111aaab", "--json")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
     v1 = json_lines(first.stdout)[-1]["release"]
+    print(f"\nv1: {steps(first.stdout)}")
 
     # v2 answers 500 to a fifth of its requests: every node splits 20% to it, the one verdict
     # over the three logs aborts it; exit 6, `aborted`, its services and the watchdogs gone.
@@ -68,6 +81,7 @@ def test_the_canary_on_a_swarm_aborts_a_failing_release_survives_a_sigkill_and_p
                       rollout={**CANARY, "canary_window": 30})
     done, report, returned = under_traffic("canary v2 failing 20%", lambda: site.deploy("2222222bbbb", "--json"))
     output = done.stdout + done.stderr
+    print(f"v2: {steps(done.stdout)}")
     assert done.returncode == ExitCode.DEPLOY_FAILED, output[-4000:]
     assert "canary aborted" in output and "canary_max_error_rate" in output, output[-4000:]
     last = site.history().records[-1]
@@ -133,6 +147,7 @@ def test_the_canary_on_a_swarm_aborts_a_failing_release_survives_a_sigkill_and_p
     site.write_config(**SMALL, rollout={**CANARY, "canary_window": 6})  # type: ignore[arg-type]
     done, report, returned = under_traffic("canary v4 healthy",
                                            lambda: site.deploy("4444444dddd", "--json", "--force-unlock"))
+    print(f"v4: {steps(done.stdout)}")
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "watchdog put" in done.stdout, done.stdout[-3000:]
     v4 = json_lines(done.stdout)[-1]["release"]
