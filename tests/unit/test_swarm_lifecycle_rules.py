@@ -61,6 +61,7 @@ state_dir = "/srv/state"
 drain = 0
 guard_window = 0
 warm_window = 0
+canary_window = 10
 """
 LOADED = LoadedConfig(Path("/project/deploy.toml"), parse_config(CONFIG))
 SECRETS = {"DB_PASSWORD": Secret("s3cret")}
