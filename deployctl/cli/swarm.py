@@ -52,6 +52,8 @@ def show_status(app: AppContext, env: str) -> None:
     app.out(f"swarm manager {st.manager}: live {st.live or 'nothing deployed'}  lock {st.lock or 'free'}")
     if st.maintenance:
         app.out(f"MAINTENANCE {st.maintenance}: every request gets 503 (`deployctl maintenance off`)")
+    if st.canary:
+        app.out(st.canary)
     if st.proxy_routes != st.live:
         app.out(f"WARNING: the proxies route to {st.proxy_routes or 'nothing'}, not to {st.live or 'nothing'}")
     table(app, "nodes", ["node", "address", "state", "availability"],

@@ -510,7 +510,9 @@ class FakeHost:
         if image not in self.images:
             return CommandResult(125, "", f"Unable to find image '{image}' locally")
         network = options.get("--network", [""])[0]
-        if network and network != "host" and not network.startswith("container:") and network not in self.networks:
+        # `host` and `none` are the engine's own (a canary's watchdog runs with no network).
+        if network and network not in ("host", "none") and not network.startswith("container:") \
+                and network not in self.networks:
             return CommandResult(125, "", f"network {network} not found")
         labels = dict(label.split("=", 1) for label in options.get("--label", []))
         mounts = {v.split(":")[1]: v.split(":")[0] for v in options.get("-v", [])}

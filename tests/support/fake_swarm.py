@@ -91,7 +91,9 @@ class FakeNode(FakeHost):
             return HttpResponse(200, json.dumps(body).encode(), stamp)
 
     def proxy_task(self) -> Container | None:
-        return next((c for c in self.containers.values() if c.status == "running"), None)
+        """The global proxy's running task on this node (not a canary's watchdog beside it)."""
+        return next((c for c in self.containers.values() if c.status == "running"
+                     and c.labels.get(sw.SWARM_SERVICE_LABEL) == self.swarm.names.proxy), None)
 
     def serving(self) -> str | None:  # type: ignore[override]
         """The release this node's proxy answers from now (its loaded configuration)."""
@@ -122,7 +124,9 @@ class FakeNode(FakeHost):
         name = f"{service.name}.{self.hostname}"
         nginx = Container(name, service.image, {sw.SWARM_SERVICE_LABEL: service.name}, {}, args=list(service.args),
                           mounts={PROXY_MOUNT: service.source})
+        # The task replaced (a watchdog joined to the old one's process namespace dies with it).
         self.containers = {name: nginx}
+        self.images.add(service.image)  # pulled for its task (a canary's watchdog runs it too)
         path = f"{service.source}/nginx.conf"
         if path in self.files:
             nginx.status, nginx.loaded = "running", self.files[path][0]

@@ -61,6 +61,7 @@ state_dir = "/srv/state"
 drain = 0
 guard_window = 0
 warm_window = 0
+canary_window = 10
 """
 LOADED = LoadedConfig(Path("/project/deploy.toml"), parse_config(CONFIG))
 SECRETS = {"DB_PASSWORD": Secret("s3cret")}
@@ -511,3 +512,248 @@ def test_a_mirror_a_killed_deploy_left_on_the_nodes_goes_before_the_next_deploy(
     aborted = [r for r in site.records() if r.release == left]
     assert [(r.outcome, r.previous) for r in aborted] == [("aborted", site.r1)]
     assert fake.serving_nodes() == {r2} and site.current() == r2
+
+
+# -- the canary (services/judging/judges.py: the one canary a host's deploy runs too) ---------------
+#
+# Every node's proxy splits, one verdict over every node's log; the same options on a local
+# fake host side by side: the same exit code, history outcome, serving side and lock state.
+
+def _canary(share: int = 20):  # type: ignore[no-untyped-def]
+    from deployctl.services.lifecycle.deploy_result import DeployOptions
+
+    return DeployOptions(canary=share)
+
+
+def _watchdogs(fake: FakeSwarm) -> list[str]:
+    """The canary's watchdogs left on the nodes' engines."""
+    return [f"{n.host}:{c}" for n in fake.nodes.values() for c in n.containers if c == NAMES.canary_watchdog]
+
+
+def _canary_files(fake: FakeSwarm) -> list[str]:
+    from deployctl.plan.edge.proxy_config import LIVE_COPY
+
+    left = [p for p in (LAYOUT.canary, LAYOUT.canary_decision) if fake.read_file(p) is not None]
+    return left + [f"{n.host}:{p}" for n in fake.nodes.values()
+                   for p in (LAYOUT.canary_fired, f"{LAYOUT.proxy_dir}/{LIVE_COPY}") if n.read_file(p) is not None]
+
+
+def _split_everywhere(fake: FakeSwarm, tried: str) -> bool:
+    """Every node's proxy loaded a split to `tried` at some point (its configs' history)."""
+    return all(any(f"# canary: {tried} 20%" in c and "split_clients" in c for c in n.configs)
+               for n in fake.nodes.values())
+
+
+def test_a_canary_whose_share_fails_is_aborted_on_every_node_as_on_a_host(swarm, local):
+    # | canary | previous | aborted | 6: the new release fails 10 of its 30 requests on each node
+    from deployctl.services.judging.canary import CanaryAborted
+
+    site, fake = swarm
+    fake.faults.append(host_rules.proxy_log(fake, LAYOUT, copy_errors=10))
+    error = site.failing_deploy(options=_canary())
+    fake.faults.clear()
+    tried = site.tried()
+    assert isinstance(error, CanaryAborted) and error.exit_code == ExitCode.DEPLOY_FAILED, error.message
+    assert "canary aborted" in error.message and "canary_max_error_rate" in error.message
+    assert _split_everywhere(fake, tried)
+    assert_previous_serves(site, fake, tried, "aborted")
+    last = site.records()[-1]
+    assert last.error.startswith("canary: ")
+    assert last.extra["canary"]["new"]["errors"] == 30 and last.extra["canary"]["live"]["errors"] == 0
+    assert sorted(last.extra["canary"]["hosts"]) == sorted(fake.nodes)  # one board row per node
+    assert error.details["verdicts"]["canary"]["decision"] == "abort"  # `--json`'s error object, as on hosts
+    assert _watchdogs(fake) == [] and _canary_files(fake) == []
+
+    host_site, host = local
+    host.faults.append(host_rules.proxy_log(host, host_rules.LOCAL, copy_errors=10))
+    host_error = host_site.failing_deploy(options=_canary())
+    host.faults.clear()
+    host_last = host_rules.records(host)[-1]
+    assert (type(host_error), host_error.exit_code, host_last.outcome) == (type(error), error.exit_code, "aborted")
+    assert host.serving() == host_site.r1 and host_rules.locked(host) == site.locked() == False  # noqa: E712
+
+    r3 = site.deploy()  # and the next deploy goes live
+    assert fake.serving_nodes() == {r3} and site.current() == r3
+
+
+def test_a_healthy_canary_promotes_through_the_route_and_verify_as_on_a_host(swarm, local):
+    site, fake = swarm
+    fake.faults.append(host_rules.proxy_log(fake, LAYOUT, copy_errors=0))
+    r2 = site.deploy(options=_canary())
+    fake.faults.clear()
+    assert _split_everywhere(fake, r2)
+    assert fake.serving_nodes() == {r2} and site.on_disk() == {r2} and site.current() == r2 and not site.locked()
+    last = site.records()[-1]
+    assert (last.release, last.outcome, last.previous) == (r2, LIVE, site.r1)
+    assert last.extra["canary"]["decision"] == "promote" and last.extra["canary"]["new"]["requests"] >= 90
+    assert _watchdogs(fake) == [] and _canary_files(fake) == []  # disarmed once the switch was verified
+    assert fake.services[NAMES.container("frontend", site.r1)].replicas == 0  # retired as after any switch
+
+    host_site, host = local
+    host.faults.append(host_rules.proxy_log(host, host_rules.LOCAL, copy_errors=0))
+    host_r2 = host_site.deploy(options=_canary())
+    host.faults.clear()
+    host_last = host_rules.records(host)[-1]
+    assert (host_last.outcome, host_last.extra["canary"]["decision"]) == (LIVE, "promote")
+    assert host.serving() == host_r2 and not host_rules.locked(host)
+
+
+def test_the_watchdog_on_each_node_joins_that_nodes_proxy_task_before_the_split(swarm):
+    site, fake = swarm
+    order: list[str] = []
+    fake.faults.append(host_rules.proxy_log(fake, LAYOUT, copy_errors=0))
+    for node in fake.nodes.values():
+        task = node.proxy_task().name
+        fake.faults.append(Fault("run", rf"^docker run --detach --rm --name {NAMES.canary_watchdog} .*"
+                                        rf"--pid container:{task} ", times=0,
+                                 effect=lambda argv, node=node: (order.append(f"watchdog {node.host}"),
+                                                                 node._run(argv))[1]))
+        fake.faults.append(Fault("run", rf"^sh -c docker exec {task} nginx -t", times=0,
+                                 effect=lambda argv, node=node: (order.append("swap"), node._run(argv))[1]))
+    site.deploy(options=_canary())
+    # three watchdogs (one per node, each joined to that node's task; armed at once), then the split's 3 swaps
+    assert sorted(order[:3]) == [f"watchdog {n}" for n in sorted(fake.nodes)] and order[3:6] == ["swap"] * 3, order
+
+
+@pytest.mark.parametrize("decision", ["promote", "abort"])
+def test_a_decision_from_another_shell_reaches_the_watching_deploy_as_on_a_host(swarm, local, decision):
+    """`deploy --promote` / `--abort` (services/judging/canary.decide, as cli/deploy.py calls it
+    with the environment's connectors: a Swarm's is its manager): the watching deploy acts
+    on it at its next tick, long before the window's end."""
+    from deployctl.services.judging.canary import decide
+
+    def by_hand(host, layout, conns):  # type: ignore[no-untyped-def]
+        log = host_rules.proxy_log(host, layout, copy_errors=0, n=3)  # too few to decide alone
+
+        def answer(argv):  # type: ignore[no-untyped-def]
+            if host.read_file(layout.canary_decision) is None:
+                decide(conns, layout, decision, "ann@laptop", Recorder())
+            return log.effect(argv)
+        return Fault("run", r"^docker logs --timestamps --since ", times=0, effect=answer)
+
+    site, fake = swarm
+    fake.faults.append(by_hand(fake, LAYOUT, [fake]))
+    outcomes = []
+    if decision == "promote":
+        r2 = site.deploy(options=_canary())
+        assert fake.serving_nodes() == {r2} and site.current() == r2
+    else:
+        error = site.failing_deploy(options=_canary())
+        assert error.exit_code == ExitCode.DEPLOY_FAILED and "abort by hand (ann@laptop)" in error.message
+        assert_previous_serves(site, fake, site.tried(), "aborted")
+    fake.faults.clear()
+    last = site.records()[-1]
+    outcomes.append((last.outcome, last.extra["canary"]["decision"], last.extra["canary"]["by_hand"]))
+    assert _watchdogs(fake) == [] and _canary_files(fake) == [] and not site.locked()
+
+    host_site, host = local
+    host.faults.append(by_hand(host, host_rules.LOCAL, [host]))
+    if decision == "promote":
+        host_site.deploy(options=_canary())
+    else:
+        host_site.failing_deploy(options=_canary())
+    host.faults.clear()
+    host_last = host_rules.records(host)[-1]
+    outcomes.append((host_last.outcome, host_last.extra["canary"]["decision"], host_last.extra["canary"]["by_hand"]))
+    assert outcomes[0] == outcomes[1] == (LIVE if decision == "promote" else "aborted", decision, True), outcomes
+
+
+def test_a_canary_a_killed_deploy_left_is_recovered_by_the_next_deploy_as_on_a_host(swarm, local):
+    """SIGKILL during the canary's watch (the manager and every node out of reach from then
+    on, as KILLS): the split stays on every node, its watchdogs armed, canary.json names it.
+    The next deploy (--force-unlock) says so, puts the live release's configuration back on
+    every node, removes the watchdogs and the abandoned release, records it `aborted`."""
+    from deployctl.services.lifecycle.deploy_result import DeployOptions
+
+    def killed(site, hosts) -> None:  # type: ignore[no-untyped-def]
+        first = hosts[0]
+        first.faults.append(Fault("run", r"^docker logs --timestamps --since ",
+                                  action=lambda: [setattr(h, "gone", True) for h in hosts]))
+        try:  # in-process, the deploy goes on (killed: -9); only what reached the hosts matters here
+            site.deploy(options=_canary())
+        except DeployctlError:
+            pass
+        for h in hosts:
+            h.gone = False
+        first.faults.clear()
+
+    site, fake = swarm
+    killed(site, [fake, *fake.nodes.values()])
+    tried = LockRecord.parse(fake.read_file(LAYOUT.lock_info)).release
+    assert _split_everywhere(fake, tried) and len(_watchdogs(fake)) == 3 and fake.read_file(LAYOUT.canary)
+    assert site.current() == site.r1
+    from deployctl.services.swarm.swarm_status import status
+
+    shown = status(site.loaded, "swarm", manager=fake, nodes=fake.node).canary  # `deployctl status`
+    assert shown.startswith(f"canary of {tried} (20% beside {site.r1}) running; if its deployctl is gone"), shown
+    r3 = site.deploy(options=DeployOptions(force_unlock=True))
+    assert any(f"canary of {tried} (20% beside {site.r1})" in w for w in site.warnings())
+    aborted = [r for r in site.records() if r.release == tried]
+    assert [(r.outcome, r.previous) for r in aborted] == [("aborted", site.r1)]
+    assert aborted[0].error.startswith("canary: deployctl stopped before it was decided")
+    assert fake.of_release(tried) == [] and _watchdogs(fake) == [] and _canary_files(fake) == []
+    assert fake.serving_nodes() == {r3} and site.current() == r3 and not site.locked()
+
+    host_site, host = local
+    killed(host_site, [host])
+    host_tried = LockRecord.parse(host.read_file(host_rules.LOCAL.lock_info)).release
+    host_r3 = host_site.deploy(options=DeployOptions(force_unlock=True))
+    host_aborted = [r for r in host_rules.records(host) if r.release == host_tried]
+    assert [r.outcome for r in host_aborted] == [r.outcome for r in aborted]
+    assert host_aborted[0].error == aborted[0].error.replace(site.r1, host_site.r1)
+    assert host.serving() == host_r3
+
+
+def test_a_watchdog_that_fired_before_the_next_deploy_leaves_the_live_release_on_every_node(swarm):
+    """The watchdog's own way back (modelled: the fake does not run its shell): the live-only
+    copy renamed over nginx.conf, nginx reloaded, canary-fired written. The next deploy
+    reports when it fired and converges."""
+    from deployctl.plan.edge.proxy_config import LIVE_COPY
+    from deployctl.services.lifecycle.deploy_result import DeployOptions
+
+    site, fake = swarm
+    everything = [fake, *fake.nodes.values()]
+    fake.faults.append(Fault("run", r"^docker logs --timestamps --since ",
+                             action=lambda: [setattr(h, "gone", True) for h in everything]))
+    try:
+        site.deploy(options=_canary())
+    except DeployctlError:
+        pass
+    for h in everything:
+        h.gone = False
+    fake.faults.clear()
+    for node in fake.nodes.values():  # what the watchdog's script does at its deadline
+        node.files[f"{LAYOUT.proxy_dir}/nginx.conf"] = node.files[f"{LAYOUT.proxy_dir}/{LIVE_COPY}"]
+        node.proxy_task().loaded = node.files[f"{LAYOUT.proxy_dir}/nginx.conf"][0]
+        node.files[LAYOUT.canary_fired] = (b"2026-12-06T14:00:00Z\n", 0o644)
+        node.containers.pop(NAMES.canary_watchdog)  # --rm: gone once its script ended
+    assert fake.serving_nodes() == {site.r1}
+    from deployctl.services.swarm.swarm_status import status
+
+    shown = status(site.loaded, "swarm", manager=fake, nodes=fake.node).canary
+    assert shown.endswith(f"its watchdog put {site.r1} back at 100% at 2026-12-06T14:00:00Z"), shown
+    r3 = site.deploy(options=DeployOptions(force_unlock=True))
+    assert any(f"its watchdog put {site.r1} back at 100% at 2026-12-06T14:00:00Z" in w for w in site.warnings())
+    assert fake.serving_nodes() == {r3} and _canary_files(fake) == [] and not site.locked()
+
+
+def test_a_canary_whose_way_back_fails_is_uncertain_with_its_watchdogs_still_armed_as_on_a_host(swarm, local):
+    # | canary abort, then every swap of the way back exits 1 | uncertain | 7: the watchdogs put
+    # the live release back at their deadline, so they stay (on a host, its one watchdog).
+    site, fake = swarm
+    fake.faults.append(host_rules.proxy_log(fake, LAYOUT, copy_errors=10))
+    fake.faults.append(Fault("run", SWAP, nth=4, times=0))  # after the split's 3 swaps
+    error = site.failing_deploy(options=_canary())
+    fake.faults.clear()
+    assert error.exit_code == ExitCode.ROLLBACK_FAILED and "going back failed" in error.message, error.message
+    assert "watchdog still puts the live release back" in error.message
+    assert site.records()[-1].outcome == UNCERTAIN and not site.locked()
+    assert len(_watchdogs(fake)) == 3 and fake.read_file(LAYOUT.canary) is not None
+
+    host_site, host = local
+    host.faults.append(host_rules.proxy_log(host, host_rules.LOCAL, copy_errors=10))
+    host.faults.append(Fault("run", SWAP, nth=2, times=0))  # after the split's swap
+    host_error = host_site.failing_deploy(options=_canary())
+    host.faults.clear()
+    assert (host_error.exit_code, host_rules.records(host)[-1].outcome) == (error.exit_code, UNCERTAIN)
+    assert not host_rules.locked(host)

@@ -239,22 +239,51 @@ def test_scale_counts_are_service_equals_number():
             parse_counts([bad])
 
 
-def test_a_canary_on_a_swarm_is_refused_before_any_connection(tmp_path):
-    from deployctl.config import load_config
-    from deployctl.errors import UsageError
-    from deployctl.events import Recorder
-    from deployctl.services.lifecycle.deploy import DeployOptions, deploy
-    from deployctl.services.lifecycle.release_images import ReleaseImages
+def test_the_canary_on_a_swarm_splits_per_request_between_the_two_releases_tasks():
+    from deployctl.plan.edge.proxy_config import canary_of, live_release
+    from deployctl.plan.swarm.swarm_plan import canary_config_for
 
-    path = tmp_path / "deploy.toml"
-    path.write_text(CONFIG_TEXT)
-    images = ReleaseImages({**IMAGES, "proxy": PROXY_IMAGE}, "abc1234def")
-    # 10.0.0.1 is never reached: the refusal comes first (a connection attempt would time out).
-    with pytest.raises(UsageError, match=r"^a canary .* is not available on environments\.prod \(target = \"swarm\"\)"):
-        deploy(load_config(path), "prod", images, {}, Recorder(), options=DeployOptions(canary=10))
-    path.write_text(CONFIG_TEXT.replace("proxy_port = 8080", "proxy_port = 8080\n[environments.prod.rollout]\ncanary = 5"))
-    with pytest.raises(UsageError, match="a canary"):
-        deploy(load_config(path), "prod", images, {}, Recorder())
+    _, _, _, live, _ = setup()
+    r2 = R1.replace(R1[-7:], "bbbbbbb")
+    target = release_spec(parse_config(CONFIG_TEXT), "prod", r2, "bbbbbbbdef", IMAGES, PROXY_IMAGE)
+    text = canary_config_for(target, live, 20)
+    assert live_release(text) == R1 and canary_of(text) == (r2, 20)
+    # drawn per request (as on a host), then that release's tasks by Docker's DNS
+    assert f'split_clients "${{request_id}}" $deployctl_split {{\n        20% {r2};\n        * {R1};\n    }}' in text
+    assert (f"    map $deployctl_split $deployctl_split_upstream {{\n        {r2} tasks.shop-prod-frontend-{r2}:8000;\n"
+            f"        default tasks.shop-prod-frontend-{R1}:8000;\n    }}") in text
+    # the answer is stamped and logged with the release drawn (the canary's board reads it)
+    location = text[text.index("        location / {"):]
+    assert ("set $deployctl_release $deployctl_split;\n            set $deployctl_upstream "
+            "$deployctl_split_upstream;\n            proxy_pass http://$deployctl_upstream;") in location
+    with pytest.raises(ValueError, match="a canary splits a live route only"):
+        render_swarm_proxy_config(live.proxy, None, None, None, canary=(r2, 20, "x", 8000))
+
+
+def test_the_dry_run_of_a_canary_on_a_swarm_shows_the_split_and_each_nodes_watchdog():
+    from deployctl.config.models import Rollout
+    from deployctl.plan.judging.canary import canary_spec
+
+    _, _, layout, spec, services = setup()
+    canary = canary_spec(Rollout(canary=10, canary_window=30))
+    plan = deploy_plan(spec, list(services.values()), Names("shop", "prod"), layout.proxy_dir, proxy_port=8080,
+                       drain=2.0, migrations={}, canary=canary)
+    steps = [row.step for row in plan.steps()]
+    assert steps.index("health") < steps.index("canary") < steps.index("route") < steps.index("verify")
+    rows = [row for row in plan.steps() if row.step == "canary"]
+    text = "\n".join(f"{row.detail} {' '.join(row.argv or ())}" for row in rows)
+    assert "split_clients" in text and "10% " in text and f"tasks.shop-prod-frontend-{R1}" in text
+    assert "--promote" in text and "aborted" in text and "every node" in text
+    watchdog = next(row.argv for row in rows if row.argv and "--pid" in row.argv)
+    assert watchdog == plan.watchdog and "sleep 40" in watchdog[-1]
+    assert watchdog[watchdog.index("--name") + 1] == "shop-prod-canary-watchdog"
+    assert f"{layout.proxy_dir}:/proxy" in watchdog and "container:<the node's proxy task>" in watchdog
+    # each node's watchdog joins that node's own proxy task
+    on_node = plan.watchdog_on("abc123")
+    assert "container:abc123" in on_node and len(on_node) == len(watchdog)
+    plain = deploy_plan(spec, list(services.values()), Names("shop", "prod"), layout.proxy_dir, proxy_port=8080,
+                        drain=2.0, migrations={})
+    assert "canary" not in [row.step for row in plain.steps()] and plain.watchdog is None
 
 
 def test_the_shadow_window_on_a_swarm_copies_to_the_new_releases_tasks_while_the_live_one_answers():

@@ -22,10 +22,6 @@ class Missing:
 
 
 SWARM: dict[str, Missing] = {
-    "canary": Missing("a canary (--canary, rollout.canary)",
-                      "a plain deploy in its place would send all the traffic to a release you asked to try on a "
-                      "share first",
-                      "deploy without --canary, or set rollout.canary = 0 (docs/swarm.md)"),
     "jobs": Missing("scheduled jobs ([jobs] tables)", "a Swarm has no one-off container of a release for a job to run in",
                     "remove the [jobs] tables for this environment's config, or run them on an ssh or local "
                     "environment (docs/jobs.md, \"Swarm\")"),
@@ -39,8 +35,8 @@ SWARM: dict[str, Missing] = {
                        "Swarm release records no schema",
                        "docs/backups.md says how; on hosts (local, ssh) it works"),
     "drill": Missing("deployctl drill",
-                     "its fault wrapper would be a service beside the live one, and the canary that judges it "
-                     "before users do is refused here too",
+                     "its fault wrapper would be a service beside the live one, which the drill does not build "
+                     "for a Swarm",
                      "drill an ssh or local environment that runs the same images (docs/release-safety.md, "
                      "\"Drills\")"),
     "shared_proxy": Missing("a shared proxy (environments.NAME.shared_proxy)",

@@ -17,14 +17,19 @@ from ..lifecycle import docker_commands as dc
 from . import services as sw
 from . import swarm_health as sh
 from ..lifecycle.names import Names
-from ..edge.proxy_config import CONFIG_FILE, STAGED_FILE, Shadow
+from ..edge.proxy_config import CONFIG_FILE, LIVE_COPY, STAGED_FILE, Shadow
 from ..lifecycle.release_spec import HealthProbe, ReleaseSpec
 from ..lifecycle.steps import Argv, PlannedStep
 from .swarm_proxy import render_swarm_proxy_config, tasks_address
-from ..lifecycle.switch_plan import GuardSpec, VerifyCheck, proxy_swap, verify_check
+from ..lifecycle.switch_plan import CANARY_FIRED, WATCHDOG_ROLE, GuardSpec, VerifyCheck, proxy_swap, verify_check
 
 if TYPE_CHECKING:  # as plan/lifecycle/switch_plan.py: a rollback never imports the judging modules
+    from ..judging.canary import CanarySpec
     from ..judging.shadow import ShadowSpec
+
+# Where the watchdog's argv names the nginx it joins: each node's own proxy task, found on
+# the node when the canary splits (SwarmPlan.watchdog_on).
+NODE_PROXY_TASK = "<the node's proxy task>"
 
 READY_MARGIN = 30.0  # on top of the longest health timeout: pulling the image on each node
 
@@ -49,6 +54,13 @@ class SwarmPlan:
     network: Argv = ()  # deploys: the release's own overlay network, created before its services
     tls_port: int | None = None  # HTTPS on: the proxy publishes it on every node too (docs/tls.md)
     shadow: ShadowSpec | None = None  # deploys only: copies of live requests first (services/swarm/swarm_judges.py)
+    canary: CanarySpec | None = None  # deploys only: a share of the traffic first (services/swarm/swarm_judges.py)
+    watchdog: Argv | None = None  # the canary's watchdog on each node, joined to NODE_PROXY_TASK
+
+    def watchdog_on(self, nginx: str) -> Argv:
+        """The canary's watchdog as one node starts it: joined to that node's proxy task."""
+        assert self.watchdog is not None
+        return tuple(f"container:{nginx}" if arg == f"container:{NODE_PROXY_TASK}" else arg for arg in self.watchdog)
 
     @property
     def wanted(self) -> dict[str, int]:
@@ -85,6 +97,8 @@ class SwarmPlan:
                                     self.checker))
         if self.shadow is not None:
             rows += _shadow_rows(self, self.shadow)
+        if self.canary is not None:
+            rows += _canary_rows(self, self.canary)
         routed = self.target.routed
         rows.append(PlannedStep("route", f"on every ready node: stage the proxy's {STAGED_FILE} (upstream "
                                          f"{tasks_address(routed.container)}:{routed.port} by Docker's DNS, "
@@ -128,6 +142,51 @@ def _shadow_rows(plan: SwarmPlan, spec: ShadowSpec) -> list[PlannedStep]:
     ]
 
 
+def _canary_rows(plan: SwarmPlan, spec: CanarySpec) -> list[PlannedStep]:
+    watchdog = plan.watchdog or ()
+    name = watchdog[watchdog.index("--name") + 1] if "--name" in watchdog else "<the watchdog>"
+    return [
+        PlannedStep("canary", "the proxy service on this release's proxy image first, still live-only (as the route "
+                              "below: one node at a time), only if it runs another image"),
+        PlannedStep("canary", "on the manager: record canary.json (release, live release, share, deadline); on every "
+                              f"ready node: copy the live nginx.conf to {LIVE_COPY}"),
+        PlannedStep("canary", f"on every ready node: a watchdog that restores the live-only proxy "
+                              f"{spec.watchdog_seconds}s from now unless removed first (a killed deployctl leaves 100% "
+                              "on the live release)", watchdog),
+        PlannedStep("canary", f"on every ready node: stage the proxy's {STAGED_FILE}: split_clients on $request_id, "
+                              f"{spec.share}% to the tasks of {tasks_address(plan.target.routed.container)}, the rest "
+                              "to the live release's; tested, renamed, reloaded (as the route below)", plan.reload),
+        PlannedStep("canary", spec.describe().replace("on every host", "on every node"),
+                    tuple(dc.logs_since(NODE_PROXY_TASK, "<split time>"))),
+        PlannedStep("canary", "`deploy --promote` / `--abort` from another shell decide early (the manager's "
+                              "canary-decision file, read every second)"),
+        PlannedStep("canary", "abort: put the live nginx.conf back on every node (staged, tested, renamed, reloaded); "
+                              "remove the watchdogs and this release's services; record `aborted` with the numbers; "
+                              "exit 6"),
+        PlannedStep("canary", "promote: the route below (100%), the watchdogs armed until it is verified, then "
+                              "removed on every node (had one fired in between: route again)",
+                    tuple(dc.remove([name]))),
+    ]
+
+
+def canary_config_for(target: ReleaseSpec, live: ReleaseSpec, share: int) -> str:
+    """The canary's split on every node: `share` percent to `target`'s routed service's tasks,
+    the rest to `live`'s; the target's proxy settings, as the switch's (plan/lifecycle/
+    switch_plan.canary_config on a host)."""
+    routed, new = live.routed, target.routed
+    return render_swarm_proxy_config(target.proxy, live.release, routed.container, routed.port,
+                                     canary=(target.release, share, new.container, new.port))
+
+
+def node_watchdog(target: ReleaseSpec, names: Names, proxy_dir: str, spec: CanarySpec) -> Argv:
+    """The host's watchdog (plan/lifecycle/docker_commands.run_canary_watchdog) on a node's
+    engine: the proxy's image, joined to the node's proxy task (nginx is its process 1),
+    the node's proxy directory (what the task mounts) its only mount."""
+    return tuple(dc.run_canary_watchdog(
+        names.canary_watchdog, target.proxy.image, proxy_dir, NODE_PROXY_TASK, spec.watchdog_seconds,
+        config=CONFIG_FILE, live_copy=LIVE_COPY, fired=CANARY_FIRED, labels=names.labels(WATCHDOG_ROLE, target.release)))
+
+
 def _proxy_argvs(target: ReleaseSpec, names: Names, proxy_dir: str, proxy_port: int,
                  tls_port: int | None) -> tuple[Argv, Argv]:
     service = sw.proxy_service(names, target.proxy.image, proxy_dir, proxy_port, target.proxy.listen_port,
@@ -163,7 +222,8 @@ def ready_timeout(services: list[sw.SwarmService] | tuple[sw.SwarmService, ...])
 def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Names, proxy_dir: str, *,
                 proxy_port: int, drain: float, migrations: dict[str, list[str]],
                 registry_auth: bool | str = False, guard: GuardSpec | None = None,
-                tls_port: int | None = None, shadow: ShadowSpec | None = None) -> SwarmPlan:
+                tls_port: int | None = None, shadow: ShadowSpec | None = None,
+                canary: CanarySpec | None = None) -> SwarmPlan:
     """`migrations`: service -> command, run once as a job of that service's new image.
     `registry_auth`: the manager is logged in to the registry (a str: in that client config
     directory; plan/swarm/services.py: create_service)."""
@@ -185,7 +245,8 @@ def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Nam
         migrations=jobs, proxy_config=proxy_config_for(target), checker=_checker(target, names, services),
         proxy_service=proxy_service, reload=reload,
         verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services), tls_port=tls_port, guard=guard,
-        shadow=shadow,
+        shadow=shadow, canary=canary,
+        watchdog=node_watchdog(target, names, proxy_dir, canary) if canary is not None else None,
     )
 
 

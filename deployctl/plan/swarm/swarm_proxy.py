@@ -34,13 +34,21 @@ def tasks_address(service: str) -> str:
 
 
 def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str | None, port: int | None,
-                              shadow: tuple[Shadow, str, int] | None = None) -> str:
+                              shadow: tuple[Shadow, str, int] | None = None,
+                              canary: tuple[str, int, str, int] | None = None) -> str:
     """`service`/`port`: the live release's routed Swarm service (None: nothing deployed
     yet, the proxy answers 503 itself). `shadow`: (the Shadow, its release's routed service,
     port): the live release answers every request, copies go to the new release's tasks
-    (the shadow window, plan/edge/proxy_config.Shadow; only beside a live route)."""
+    (the shadow window, plan/edge/proxy_config.Shadow; only beside a live route). `canary`:
+    (release, percent, its routed service, port): that share of the requests goes to the
+    release's tasks instead, drawn per request as on a host (split_clients on $request_id),
+    each answer stamped and logged with the release that answered it."""
     if shadow is not None and (live is None or service is None):
         raise ValueError("a shadow mirrors a live route only")
+    if canary is not None and (live is None or service is None):
+        raise ValueError("a canary splits a live route only")
+    if shadow is not None and canary is not None:
+        raise ValueError("a shadow window comes before a canary, not beside it")
     mirror, copies = None, ""
     if shadow is not None:
         mirror, shadow_service, shadow_port = shadow
@@ -50,7 +58,20 @@ def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str |
         copies = shadow_location(mirror, f"http://$deployctl_shadow_upstream:{shadow_port}",
                                  f"            set $deployctl_release {live};\n"
                                  f"            set $deployctl_shadow_upstream {tasks_address(shadow_service)};\n")
-    if live is not None and service is not None:
+    split = ""
+    if canary is not None and live is not None:
+        new, share, new_service, new_port = canary
+        # The release drawn for the request, then its tasks by Docker's DNS (a variable
+        # proxy_pass asks the resolver, as the plain route does).
+        split = (f"    split_clients \"${{request_id}}\" $deployctl_split {{\n"
+                 f"        {share}% {new};\n        * {live};\n    }}\n"
+                 f"    map $deployctl_split $deployctl_split_upstream {{\n"
+                 f"        {new} {tasks_address(new_service)}:{new_port};\n"
+                 f"        default {tasks_address(service or '')}:{port};\n    }}\n")
+        route = ("            set $deployctl_release $deployctl_split;\n"
+                 "            set $deployctl_upstream $deployctl_split_upstream;\n"
+                 "            proxy_pass http://$deployctl_upstream;\n")
+    elif live is not None and service is not None:
         route = (f"{shadow_mirror(mirror)}"
                  f"            set $deployctl_release {live};\n"
                  f"            set $deployctl_upstream {tasks_address(service)};\n"
@@ -60,7 +81,7 @@ def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str |
     connect = min(proxy.connect_timeout, MAX_CONNECT_TIMEOUT)
     return f"""# Written by deployctl (swarm) on every switch; do not edit (changes are replaced).
 # live: {live or NO_RELEASE}
-{shadow_line(mirror)}{MAIN_CONTEXT}
+{shadow_line(mirror)}{f"# canary: {canary[0]} {canary[1]}%{chr(10)}" if split else ""}{MAIN_CONTEXT}
 http {{
 {http_common(proxy, connect)}    # Docker's DNS for the overlay network: the live release's tasks, asked again each second.
     resolver {DNS} valid={DNS_VALID} ipv6=off;
@@ -69,7 +90,7 @@ http {{
     proxy_next_upstream error timeout;
     proxy_next_upstream_tries {NEXT_TRIES};
     include {HTTP_SNIPPETS};
-{http_redirect_map(proxy.health_path)}{shadow_map(mirror)}
+{http_redirect_map(proxy.health_path)}{shadow_map(mirror)}{split}
     server {{
         listen {proxy.listen_port} reuseport;
         set $deployctl_release "";

@@ -1,8 +1,8 @@
 """The nets that judge one host's new release around its switch (docs/release-safety.md):
 the shadow window and the canary before it, the guard after it, and the recovery of a
-window or a canary a killed deployctl left on the host. The shadow window and the guard,
-with their ways back, are the target-neutral Judges' (services/judging/judges.py, which a
-Swarm's deploy uses too); this class says how they act on one host, and adds the canary.
+window or a canary a killed deployctl left on the host. The shadow window, the canary and
+the guard, with their ways back, are the target-neutral Judges' (services/judging/judges.py,
+which a Swarm's deploy uses too); this class says how they act on one host.
 
 Split out of the host's deploy (services/lifecycle/deploy.HostDeploy), which keeps the
 lifecycle (prepare, migrate, the switch sequence, the record, the clean-up): the judges only
@@ -13,24 +13,21 @@ the history record and the clean-up stay the transaction's one way of doing them
 
 from __future__ import annotations
 
-import time
 from typing import Protocol
 
-from ...events import Message, Timer
+from ...events import Message
 from ...plan.data.schema import differs as schema_differs
 from ...plan.data.schema import schema_of
 from ...plan.data.schema import show as show_schema
 from ...plan.edge.proxy_config import LIVE_COPY
-from ...plan.judging.canary import PROMOTE, CanaryVerdict
 from ...plan.lifecycle.names import Names, StateLayout
-from ...plan.lifecycle.releases import ABORTED, UNCERTAIN
+from ...plan.lifecycle.releases import ABORTED
 from ...plan.lifecycle.switch_plan import SwitchPlan
 from ..data.release_schema import ReleaseDatabase
-from ..lifecycle.host_calls import why as _why
-from ..lifecycle.switch import HostSwitch, SwitchBackFailed
+from ..lifecycle.switch import HostSwitch
 from ..lifecycle.transaction import release_record
-from .canary import CanaryAborted, CanaryGate, HostCanary, recover
-from .judges import SHADOW_LEFT, JudgedDeploy, Judges
+from .canary import CanaryGate, HostCanary, recover
+from .judges import SHADOW_LEFT, JudgedDeploy, Judges, canary_left
 from .shadow import HostShadow
 from .shadow import recover as recover_shadow
 
@@ -55,15 +52,14 @@ class JudgedHostDeploy(JudgedDeploy, Protocol):
 
 class HostJudges(Judges):
     """One host's canary and shadow window (each met with the rollout's other hosts at its
-    CanaryGate; None: off) and its guard (the plan's guard spec). The shadow window and the
-    guard are the target-neutral Judges' (services/judging/judges.py); the canary and the
-    recovery of a killed deployctl's window are a host's only."""
+    CanaryGate; None: off) and its guard (the plan's guard spec), written once in the
+    target-neutral Judges (services/judging/judges.py); what a killed deployctl left is
+    recovered from the host's own files."""
 
     deploy: JudgedHostDeploy
 
     def __init__(self, deploy: JudgedHostDeploy, gate: CanaryGate | None, shadow_gate: CanaryGate | None) -> None:
-        super().__init__(deploy, shadow_gate)
-        self.gate = gate  # the canary's meeting point (None: no canary)
+        super().__init__(deploy, shadow_gate, gate)
 
     # -- what the target-neutral judges ask of a host ------------------------------------------
 
@@ -95,35 +91,24 @@ class HostJudges(Judges):
     def _drain(self) -> float:
         return self.deploy.drain
 
-    @property
-    def before_switch(self) -> bool:
-        """Whether anything judges the release between its health check and its switch."""
-        return self.gate is not None or self.shadow_gate is not None
+    def _canary_part(self, live) -> HostCanary:  # type: ignore[no-untyped-def]
+        d = self.deploy
+        assert self.gate is not None
+        return HostCanary(d.switch, d.names, d.layout, d.emit, d.plan, live, self.gate.spec)
 
-    def judge(self) -> HostCanary | None:
-        """Before the switch: the shadow window, then the canary. Returns the promoted canary
-        (its watchdog still armed until `switched`), None without one; raises ShadowStopped or
-        CanaryAborted after going back to the live release."""
-        self.judge_shadow()
-        return self._canary() if self.gate is not None else None
+    def _serves(self) -> bool:
+        return self.deploy.switch.proxy.live_release() == self.deploy.release
 
-    def leave(self) -> None:
-        """This host fails before its split: the other hosts do not wait for it."""
-        for meeting in (self.gate, self.shadow_gate):
-            if meeting is not None:
-                meeting.leave(self.deploy.host)
+    def _route_again(self) -> None:
+        d = self.deploy
+        d.switch.proxy.route(d.plan.proxy, d.plan.proxy_config)
 
     def switched(self, promoted: HostCanary | None) -> None:
-        """After the switch: the canary's watchdog goes, or the shadow window's live copy."""
+        """After the switch: the canary's watchdog goes (Judges.promoted), or the shadow
+        window's live copy."""
         d = self.deploy
         if promoted is not None:
-            # Only now: a deployctl killed before this point leaves the watchdog armed, and
-            # it puts back the release `current` still names.
-            if promoted.disarm() and d.switch.proxy.live_release() != d.release:
-                # The watchdog fired during the switch (a switch ending right at its deadline).
-                d.emit(Message("the canary's watchdog fired during the switch: routing again", level="warning",
-                               host=d.host))
-                d.switch.proxy.route(d.plan.proxy, d.plan.proxy_config)
+            self.promoted(promoted)
         elif self.shadow is not None:
             d.conn.run(["rm", "-f", f"{d.layout.proxy_dir}/{LIVE_COPY}"])  # type: ignore[attr-defined]
 
@@ -136,8 +121,7 @@ class HostJudges(Judges):
             self._remove_left(record.release)
             d.state.record(release_record(
                 release=record.release, action="deploy", outcome=ABORTED, previous=record.live,
-                error="canary: deployctl stopped before it was decided; the watchdog (or this deploy) put "
-                      f"{record.live} back at 100%"))
+                error=canary_left(record.live)))
         release = recover_shadow(d.switch, d.layout, d.emit)
         if release is not None and release != d.previous:
             self._remove_left(release)
@@ -151,27 +135,7 @@ class HostJudges(Judges):
         d.switch.remove_release_networks([release])
         d.conn.remove_tree(d.layout.release_secrets(release))  # type: ignore[attr-defined]
 
-    # -- the canary (services/judging/canary.py) -----------------------------------------------
-
-    def _canary(self) -> HostCanary | None:
-        """Split, meet the other hosts, and go on to the switch (promote: returns the host's
-        canary, its watchdog still armed) or back (abort: raises)."""
-        d, gate = self.deploy, self.gate
-        assert gate is not None
-        met = self._meet(gate, "canary skipped: no live release here to share the traffic with",
-                         lambda live: HostCanary(d.switch, d.names, d.layout, d.emit, d.plan, live, gate.spec),
-                         lambda canary: canary.split())
-        if met is None:
-            return None
-        canary, verdict = met
-        if verdict.decision == PROMOTE:
-            self.canary = verdict
-            return canary
-        self._warn_schema_on_abort()
-        self._canary_abort(canary, verdict)
-        return None  # not reached: the abort raises
-
-    def _warn_schema_on_abort(self) -> None:
+    def _before_canary_abort(self) -> None:
         """A canary runs after the migrations, so the live release served most requests on
         the new schema throughout it; going back to 0% changes nothing of that (not refused,
         unlike the guard's switch back), but the user must know (plan/data/schema.py)."""
@@ -182,24 +146,3 @@ class HostJudges(Judges):
             d.emit(Message(f"canary aborted after the migrations changed the schema ({show_schema(new)}; "
                            f"{d.previous} was recorded with {show_schema(old)}): {d.previous} keeps serving "
                            "on the new schema, as it did during the canary", level="warning", host=d.host))
-
-    def _canary_abort(self, canary: HostCanary, verdict: CanaryVerdict) -> None:
-        d = self.deploy
-        timer = Timer(d.emit, "abort", host=d.host, detail=f"proxy -> {d.previous} only")
-        try:
-            canary.back()
-        except BaseException as exc:
-            timer.failed(_why(exc))
-            d.phase = "uncertain"
-            d.record(UNCERTAIN, d.previous, f"canary: {verdict.reason}; going back failed: {_why(exc)}")
-            raise SwitchBackFailed(f"{d.host}: canary: {verdict.reason}; going back failed: {_why(exc)} (its "
-                                   "watchdog still puts the live release back at its deadline)",
-                                   hint="check `deployctl status` and the proxy") from None
-        d.phase = "aborted"
-        timer.done(f"{d.previous} serves 100% again")
-        time.sleep(d.drain)  # requests the canary still holds
-        d.clean_up()
-        d.record(ABORTED, d.previous, f"canary: {verdict.reason}", extra={"canary": verdict.to_dict()})
-        raise CanaryAborted(verdict.with_routes(f"{d.host}: canary aborted: {verdict.reason}; {d.previous} "
-                                                "serves 100% again"),
-                            hint="the previous release never stopped serving most of the traffic")

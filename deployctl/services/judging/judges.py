@@ -1,11 +1,13 @@
 """What judges a new release around its switch, on any target (docs/release-safety.md): the
-shadow window before the switch and the error-rate guard after it, with the way back each
-takes when its verdict says so. Written once for a host (host_judges.HostJudges: one host's
-proxy) and a Swarm (services/swarm/swarm_judges.SwarmJudges: every node's global proxy).
+shadow window and the canary before the switch and the error-rate guard after it, with the
+way back each takes when its verdict says so. Written once for a host (host_judges.HostJudges:
+one host's proxy) and a Swarm (services/swarm/swarm_judges.SwarmJudges: every node's global
+proxy).
 
 A target gives the judges only what differs (`_proxies`, `_put_back`, `_live_spec`,
-`_shadow_part`, `_record`); the order of the way back, the phases, the records, the
-errors and their exit codes are this module's, so the two targets cannot drift apart.
+`_shadow_part`, `_canary_part`, `_serves`, `_route_again`, `_record`); the order of the way
+back, the phases, the records, the errors and their exit codes are this module's, so the
+two targets cannot drift apart.
 The judges act through the deploy they judge (`JudgedDeploy`): its phase, its clean-up and
 its history record stay the transaction's one way of doing them.
 """
@@ -24,12 +26,17 @@ from ..lifecycle.host_calls import why as _why
 from ..lifecycle.host_state import HostState
 from ..lifecycle.switch import SwitchBackFailed
 from ..lifecycle.transaction import GuardReverted
-from .canary import CanaryGate
+from .canary import CanaryAborted, CanaryGate
 from .shadow import ShadowStopped
 from .watch import Guard
 
 # The record of a release whose shadow window a killed deployctl left (on any target).
 SHADOW_LEFT = "shadow: deployctl stopped before the shadow window was decided; the next deploy removed the mirror"
+
+
+def canary_left(live: str) -> str:
+    """The record of a release whose canary a killed deployctl left (on any target)."""
+    return f"canary: deployctl stopped before it was decided; the watchdog (or this deploy) put {live} back at 100%"
 
 
 class JudgedDeploy(Protocol):
@@ -58,18 +65,33 @@ class JudgedPart(Protocol):
         ...
 
 
+class CanaryPart(JudgedPart, Protocol):
+    """A canary begun on a target (a host: services/judging/canary.HostCanary; a Swarm: every
+    node, services/swarm/swarm_judges.SwarmCanary): `split()` arms the watchdog(s), then
+    splits (returns when live), `disarm()` removes the watchdog(s) (True when one had
+    fired), `back()` puts the live-only configuration back, then disarms."""
+
+    def split(self) -> float:
+        ...
+
+    def disarm(self) -> bool:
+        ...
+
+
 class Judges:
-    """The shadow window (met with the rollout's other sites at `shadow_gate`; None: off)
-    and the guard (`guard_spec`; None: off) of one site's deploy."""
+    """The shadow window (met with the rollout's other sites at `shadow_gate`; None: off),
+    the canary (at `gate`; None: off) and the guard (`guard_spec`; None: off) of one site's
+    deploy."""
 
     # What the user is told to look at when a way back fails (the target's own words).
     uncertain_hint = "the host's state is uncertain: check `deployctl status` and the proxy"
 
-    def __init__(self, deploy: JudgedDeploy, shadow_gate: CanaryGate | None) -> None:
+    def __init__(self, deploy: JudgedDeploy, shadow_gate: CanaryGate | None, gate: CanaryGate | None = None) -> None:
         self.deploy = deploy
         self.shadow_gate = shadow_gate  # the shadow window's meeting point (None: none)
+        self.gate = gate  # the canary's meeting point (None: no canary)
         self.shadow: CanaryVerdict | None = None  # the shadow window's verdict that passed it
-        self.canary: CanaryVerdict | None = None  # the canary's that promoted it (hosts only)
+        self.canary: CanaryVerdict | None = None  # the canary's that promoted it
         self.schema_blocked = ""  # the guard could not switch back: why (plan/data/schema.decide)
 
     # -- what a target gives -------------------------------------------------------------------
@@ -96,6 +118,20 @@ class Judges:
 
     def _shadow_part(self, live) -> JudgedPart:  # type: ignore[no-untyped-def]
         raise NotImplementedError
+
+    def _canary_part(self, live) -> CanaryPart:  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    def _serves(self) -> bool:
+        """Whether every proxy routes all the traffic to the new release (after the switch)."""
+        raise NotImplementedError
+
+    def _route_again(self) -> None:
+        """The switch's configuration on every proxy again (a watchdog fired meanwhile)."""
+        raise NotImplementedError
+
+    def _before_canary_abort(self) -> None:
+        """What the target says before a canary goes back (a host: the schema it leaves)."""
 
     def _record(self, outcome: str, error: str, extra: dict | None = None) -> None:
         raise NotImplementedError
@@ -156,6 +192,69 @@ class Judges:
             raise
         return judged, gate.join_all(judged.judged(), since)
 
+    # -- the canary (services/judging/canary.py) -----------------------------------------------
+
+    @property
+    def before_switch(self) -> bool:
+        """Whether anything judges the release between its health check and its switch."""
+        return self.gate is not None or self.shadow_gate is not None
+
+    def judge(self) -> CanaryPart | None:
+        """Before the switch: the shadow window, then the canary. Returns the promoted canary
+        (its watchdogs still armed until `promoted`), None without one; raises ShadowStopped
+        or CanaryAborted after going back to the live release."""
+        self.judge_shadow()
+        return self._canary() if self.gate is not None else None
+
+    def leave(self) -> None:
+        """This site fails before its split: the other sites do not wait for it."""
+        for meeting in (self.gate, self.shadow_gate):
+            if meeting is not None:
+                meeting.leave(self.deploy.host)
+
+    def promoted(self, canary: CanaryPart) -> None:
+        """After the promoted canary's switch is verified: its watchdogs go. Only now: a
+        deployctl killed before this leaves them armed, and they put back the release
+        `current` still names. Had one fired during the switch (a switch ending right at
+        its deadline), the switch's configuration is routed again."""
+        d = self.deploy
+        if canary.disarm() and not self._serves():
+            d.emit(Message("the canary's watchdog fired during the switch: routing again", level="warning",
+                           host=d.host))
+            self._route_again()
+
+    def _canary(self) -> CanaryPart | None:
+        """Split, meet the other sites, and go on to the switch (promote: returns this site's
+        canary, its watchdogs still armed) or back (abort: raises)."""
+        gate = self.gate
+        assert gate is not None
+        met = self._meet(gate, "canary skipped: no live release here to share the traffic with",
+                         self._canary_part, lambda canary: canary.split())
+        if met is None:
+            return None
+        canary, verdict = met
+        if verdict.decision == PROMOTE:
+            self.canary = verdict
+            return canary
+        self._before_canary_abort()
+        self._canary_abort(canary, verdict)
+        return None  # not reached: the abort raises
+
+    def _canary_abort(self, canary: CanaryPart, verdict: CanaryVerdict) -> None:
+        d = self.deploy
+        timer = Timer(d.emit, "abort", host=d.host, detail=f"proxy -> {d.previous} only")
+        self._back_or_uncertain(timer, canary.back, f"canary: {verdict.reason}; going back",
+                                " (its watchdog still puts the live release back at its deadline)",
+                                "check `deployctl status` and the proxy")
+        d.phase = "aborted"
+        timer.done(f"{d.previous} serves 100% again")
+        time.sleep(self._drain())  # requests the canary still holds
+        d.clean_up()
+        self._record(ABORTED, f"canary: {verdict.reason}", {"canary": verdict.to_dict()})
+        raise CanaryAborted(verdict.with_routes(f"{d.host}: canary aborted: {verdict.reason}; {d.previous} "
+                                                "serves 100% again"),
+                            hint="the previous release never stopped serving most of the traffic")
+
     # -- the error-rate guard after the switch (services/judging/watch.py) ----------------------
 
     def guarded(self) -> bool:
@@ -194,14 +293,7 @@ class Judges:
             return
         timer = Timer(d.emit, "revert", host=d.host, detail=f"proxy -> {d.previous}")
         decided = time.time()
-        try:
-            self._put_back()
-        except BaseException as exc:
-            timer.failed(_why(exc))
-            d.phase = "uncertain"
-            self._record(UNCERTAIN, f"guard: {reason}; switching back failed: {_why(exc)}")
-            raise SwitchBackFailed(f"{d.host}: guard: {reason}; switching back failed: {_why(exc)}",
-                                   hint=self.uncertain_hint) from None
+        self._back_or_uncertain(timer, self._put_back, f"guard: {reason}; switching back", "", self.uncertain_hint)
         switched = time.time() - decided
         d.state.set_current(d.previous or "")
         d.phase = "switched back"
@@ -211,6 +303,18 @@ class Judges:
         self._record(REVERTED, f"guard: {reason}", {"guard": {**numbers, "switch_back_seconds": round(switched, 3)}})
         raise GuardReverted(f"{d.host}: guard: {reason}; switched back to {d.previous}",
                             hint="the previous release is serving again")
+
+    def _back_or_uncertain(self, timer: Timer, back: Callable[[], None], what: str, note: str, hint: str) -> None:
+        """A judge's way back (`back`); when it fails, the release is recorded `uncertain`
+        and SwitchBackFailed raised (exit 7): `what` failed, and why."""
+        d = self.deploy
+        try:
+            back()
+        except BaseException as exc:
+            timer.failed(_why(exc))
+            d.phase = "uncertain"
+            self._record(UNCERTAIN, f"{what} failed: {_why(exc)}")
+            raise SwitchBackFailed(f"{d.host}: {what} failed: {_why(exc)}{note}", hint=hint) from None
 
     def _drain(self) -> float:
         raise NotImplementedError

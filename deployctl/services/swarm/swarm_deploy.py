@@ -53,7 +53,7 @@ from ..edge.tls import files_pair
 from ..lifecycle.rollout import Cancel, unexpected
 from ..lifecycle.transaction import BEFORE, LIVE_PHASE, SWITCHED_BACK, after_switch, deploy_failure, failure_outcome, release_record, rollback_failure, run_transaction, take_lock, best_effort
 from ..lifecycle.transaction import UNCERTAIN as UNCERTAIN_PHASE
-from ..judging.canary import CanaryGate
+from ..judging.canary import CanaryAborted, CanaryGate
 from ..judging.shadow import ShadowStopped
 from ..lifecycle.switch import SwitchBackFailed
 from .swarm_judges import SwarmJudges, put_back
@@ -215,9 +215,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
            registry_username: str | None = None, manager=None, nodes: Callable[[str], object] | None = None,
            now: float | None = None) -> DeployResult:  # type: ignore[no-untyped-def]
     config, environment = loaded.config, loaded.environment(env_name)
-    if canary_spec(environment.rollout, options.canary) is not None:
-        refuse("swarm", env_name, "canary")  # before anything is touched (plan/lifecycle/target_limits.py)
-    refuse_jobs_on_swarm(config, env_name)  # refused before anything is touched, as the canary
+    refuse_jobs_on_swarm(config, env_name)  # refused before anything is touched (plan/lifecycle/target_limits.py)
     refuse_stop_first(config, env_name)
     # tls = "files": the pair checked (key, names, dates) before anything changes, as on hosts.
     pair = files_pair(loaded, env_name) if config.tls_for(env_name) == "files" else None
@@ -243,10 +241,11 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                 f"{name}={count}" for name, (count, _) in sorted(scaled.items())), host=host))
         plan = swarm_deploy_plan(loaded, env_name, release, images, registry_auth=login, replicas=counts,
                                  options=options)
-        shadow = plan.shadow
+        shadow, canary = plan.shadow, plan.canary
         work = SwarmDeploy(site, state, plan, loaded, env_name, secrets, options, emit, registry_auth=login,
                            scaled=scaled, cancel=Cancel(),
-                           shadow_gate=CanaryGate([], shadow, emit) if shadow is not None else None)
+                           shadow_gate=CanaryGate([], shadow, emit) if shadow is not None else None,
+                           gate=CanaryGate([], canary, emit) if canary is not None else None)
         # The hooks as on hosts (services/operate/hooks.py): pre_deploy before the lock, pre_migrate
         # before the migrations, post_deploy and on_revert once the lock is released.
         hooks = HookRunner.for_config(loaded, emit, enabled=options.hooks, secrets=secrets,
@@ -262,9 +261,11 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         hosts = [HostOutcome(host, release, work.previous, result.outcome, result.seconds, result.error)]
         if not verdict.ok:
             error = deploy_failure(release, results, hosts, verdict)
-            gate = work.judges.shadow_gate
-            if gate is not None and gate.verdict is not None:  # `--json`'s error object, as on hosts
-                error.details = {"verdicts": {"shadow": gate.verdict.to_dict()}}
+            judged = {name: meeting.verdict.to_dict() for name, meeting in (("shadow", work.judges.shadow_gate),
+                                                                             ("canary", work.judges.gate))
+                      if meeting is not None and meeting.verdict is not None}
+            if judged:  # `--json`'s error object, as on hosts
+                error.details = {"verdicts": judged}
             raise error from unexpected(results)
         if config.tls_for(env_name) != "off":  # after the switch, as on hosts (services/swarm/swarm_tls.py)
             swarm_tls.certificate(site, loaded, env_name, release, pair)
@@ -287,7 +288,8 @@ def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images:
     return deploy_plan(spec, services, names, layout.proxy_dir, proxy_port=proxy_port(loaded, env_name),
                        drain=environment.rollout.drain, migrations=migrations, registry_auth=registry_auth,
                        guard=guard_spec(environment.rollout, options.no_guard), tls_port=tls_port(loaded, env_name),
-                       shadow=shadow_spec(environment.rollout, options.shadow))
+                       shadow=shadow_spec(environment.rollout, options.shadow),
+                       canary=canary_spec(environment.rollout, options.canary))
 
 
 class SwarmDeploy:
@@ -298,7 +300,8 @@ class SwarmDeploy:
 
     def __init__(self, site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: LoadedConfig, env_name: str,
                  secrets: dict[str, Secret], options: DeployOptions, emit: Emit, *, registry_auth: bool | str,
-                 scaled: ss.Overrides, cancel: Cancel, shadow_gate: CanaryGate | None = None) -> None:
+                 scaled: ss.Overrides, cancel: Cancel, shadow_gate: CanaryGate | None = None,
+                 gate: CanaryGate | None = None) -> None:
         self.site, self.state, self.plan, self.loaded, self.env_name = site, state, plan, loaded, env_name
         self.secrets, self.options, self.emit, self.cancel = secrets, options, emit, cancel
         self.registry_auth, self.scaled = registry_auth, scaled
@@ -310,10 +313,11 @@ class SwarmDeploy:
         self.step = "prepare"
         self.started: float | None = None
         self.port = proxy_port(loaded, env_name)
-        if shadow_gate is not None:
-            shadow_gate.stopped = cancel.is_set
-        # The shadow window and the guard, with their ways back (services/swarm/swarm_judges.py).
-        self.judges = SwarmJudges(self, site, plan, self.port, shadow_gate)
+        for meeting in (shadow_gate, gate):
+            if meeting is not None:
+                meeting.stopped = cancel.is_set
+        # The shadow window, the canary and the guard, with their ways back (services/swarm/swarm_judges.py).
+        self.judges = SwarmJudges(self, site, plan, self.port, shadow_gate, gate)
 
     def lock(self) -> None:
         take_lock(self.state, self.emit, host=self.host, action="deploy", release=self.release,
@@ -382,7 +386,7 @@ class SwarmDeploy:
             self.judges.live_only = site.live_config()
         except BaseException as exc:
             raise self._abandon(exc) from None
-        self._shadow()
+        promoted = self._judge()
         port = self.port
         switched = time.time()
         self.step = "switch"
@@ -394,10 +398,21 @@ class SwarmDeploy:
             raise
         except BaseException as exc:
             self.phase = SWITCHED_BACK
+            if promoted is not None:  # switched back to the live-only configuration
+                best_effort(emit, host, "watchdog", promoted.disarm)
             time.sleep(plan.drain)  # requests the new release's tasks still hold
             site.remove_release(self.release, [s.name for s in plan.services])
             self._record(REVERTED, _why(exc))
             raise
+        if promoted is not None:  # verified: the canary's watchdogs go (services/judging/judges.py)
+            try:
+                self.judges.promoted(promoted)
+            except BaseException as exc:
+                # Live on every node, but an armed watchdog would put the previous release back
+                # at its deadline: uncertain, as a host's failed switch back (exit 7).
+                self.phase = UNCERTAIN_PHASE
+                raise mapped(host, "removing the canary's watchdogs (the release was verified live)", exc,
+                             UNKNOWN) from None
         try:
             self.state.set_current(self.release)
             self._record(LIVE, extra=self.judges.verdicts())
@@ -416,13 +431,15 @@ class SwarmDeploy:
                                                  warm_window=environment.rollout.warm_window),
                      lambda: _prune(site, self.state, environment.rollout.keep, self.release, emit, host))
 
-    def _shadow(self) -> None:
-        """The shadow window (services/judging/judges.py), between the health check and the
-        route: stopped, it raises ShadowStopped (recorded `aborted`, the services removed)."""
-        self.step = "shadow"
+    def _judge(self):  # type: ignore[no-untyped-def]
+        """The shadow window, then the canary (services/judging/judges.py), between the health
+        check and the route: stopped or aborted, it raises ShadowStopped or CanaryAborted
+        (recorded `aborted`, the services removed). Returns the promoted canary (its
+        watchdogs armed until the switch is verified), None without one."""
+        self.step = "shadow" if self.judges.gate is None else "canary"
         try:
-            self.judges.judge_shadow()
-        except ShadowStopped:
+            return self.judges.judge()
+        except (ShadowStopped, CanaryAborted):
             raise
         except SwitchBackFailed as exc:
             self.phase = UNCERTAIN_PHASE
