@@ -75,9 +75,11 @@ class SharedProxy:
 
         return sorted(n for n in files if fnmatch.fnmatch(n, plan.route_glob(self.names.app, self.names.env)))
 
-    def check_claims(self) -> None:
+    def check_claims(self) -> bool:
         """Refused before a deploy changes anything: a host name (and prefix) another app
-        environment routes here, or another port for the same shared proxy."""
+        environment routes here, or another port for the same shared proxy. True when the
+        app's own proxy publishes the shared proxy's port: the deploy moves it to the shared
+        proxy (services/edge/shared_move.py)."""
         route = self._route(port=0, tls_port=0 if self.tls_port is not None else None)
         files = self.route_files()
         others = {n: t.decode(errors="replace") for n, t in files.items() if n not in self.own(files)}
@@ -86,13 +88,13 @@ class SharedProxy:
             raise ConfigError([f"proxy.hosts: {c} on {self.conn.host} (shared proxy {self.name}); one app per host "
                                "name and path prefix" for c in found])
         own = self.conn.run(dc.port_of(self.names.proxy, self.loaded.config.proxy.port))
-        if own.ok and any(line.rsplit(":", 1)[-1].strip() == str(self.port) for line in own.stdout.splitlines()):
-            # Its anchor holds the port the shared proxy needs, and a deploy does not move a
-            # running anchor: the shared proxy could not start. Said now, before any change.
+        # Its anchor holds the port the shared proxy needs: this deploy moves it.
+        moving = own.ok and any(line.rsplit(":", 1)[-1].strip() == str(self.port) for line in own.stdout.splitlines())
+        if moving and self.tls_port is not None:
             raise UsageError(f"{self.conn.host}: {self.names.app} {self.names.env}'s own proxy ({self.names.proxy}) "
-                             f"publishes port {self.port}, the shared proxy's: moving a running app to the shared "
-                             "proxy is not supported yet",
-                             hint="docs/proxy.md, \"Several apps on one host\": `deployctl remove --env "
+                             f"publishes port {self.port}, the shared proxy's: moving an app with HTTPS to the "
+                             "shared proxy is not supported yet (an HTTP app moves on its next deploy)",
+                             hint="docs/proxy.md, \"Moving an app to the shared proxy\": `deployctl remove --env "
                                   f"{self.names.env} --yes`, then deploy with the new proxy_port and shared_proxy")
         main = self.conn.read_file(posixpath.join(self.dir, plan.CONFIG_FILE))
         for key, setting, mine in (("port", "shared_proxy_port", self.port),
@@ -101,6 +103,7 @@ class SharedProxy:
             if mine is not None and live is not None and live != mine:
                 raise ConfigError([f"environments.{self.names.env}.{setting}: {mine}, but the shared proxy "
                                    f"{self.name} on {self.conn.host} publishes {live} for the other apps"])
+        return moving
 
     def _route(self, port: int, tls_port: int | None = None, proxy_protocol: bool = False):  # type: ignore[no-untyped-def]
         proxy = self.loaded.config.proxy
