@@ -145,3 +145,18 @@ def test_a_fleet_moves_one_host_at_a_time_and_a_canary_is_refused_with_the_move(
     order = [(e.host, e.step) for e in events.events if getattr(e, "step", None) in ("start", "move")
              and type(e).__name__ == "StepDone"]
     assert [h for h, s in order] == ["h1", "h1", "h2", "h2", "h3", "h3"], order
+
+
+def test_the_dry_run_shows_the_move_at_the_switch():
+    from deployctl.services.lifecycle.deploy_result import DeployOptions
+    from deployctl.services.lifecycle.dry_runs import deploy_plan
+
+    _, plans = deploy_plan(MOVED, "local", images("shop", 2), None, DeployOptions())
+    [steps] = [rows for name, rows in plans.items() if not name.startswith("hooks")]
+    names = [s.step for s in steps]
+    first, last = names.index("move"), len(names) - 1 - names[::-1].index("move")
+    assert names[first:first + 4] == ["move"] * 4 and names[first + 4] == "route"  # set aside, then the route
+    assert names[names.index("verify") + 1] == "move" and names[last + 1] == "record"  # the cut after its verify
+    cut = next(s for s in steps if s.step == "move" and s.argv and s.argv[:2] == ("sh", "-c"))
+    assert cut.argv == tuple(plan.cut(["shop-local-proxy-premove-nginx-<tag>"], "shop-local-proxy-premove", SHARED_NAME))
+    assert "move" not in [s.step for s in deploy_plan(OWN, "local", images("shop", 2), None, DeployOptions())[1].popitem()[1]]
