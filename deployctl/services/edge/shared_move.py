@@ -138,9 +138,8 @@ class SharedMove:
                     self.conn.put_file(self.own.config_file, previous, 0o644)
             for name, aside in reversed(self.renamed):
                 check(self.conn, plan.rename(aside, name))
-            if not self.cut_done:
-                if self.renamed:
-                    self.conn.run(plan.restart_policy([n for n, _ in self.renamed], "unless-stopped"))
+            if not self.cut_done:  # it never stopped serving: only its restart policy comes back
+                self.conn.run(plan.restart_policy([self.names.proxy, *self.nginx], "unless-stopped"))
                 return
             for argv in plan.put_back(self.nginx, self.names.proxy):
                 check(self.conn, argv)
