@@ -160,3 +160,27 @@ def test_the_dry_run_shows_the_move_at_the_switch():
     cut = next(s for s in steps if s.step == "move" and s.argv and s.argv[:2] == ("sh", "-c"))
     assert cut.argv == tuple(plan.cut(["shop-local-proxy-premove-nginx-<tag>"], "shop-local-proxy-premove", SHARED_NAME))
     assert "move" not in [s.step for s in deploy_plan(OWN, "local", images("shop", 2), None, DeployOptions())[1].popitem()[1]]
+
+
+def test_a_move_a_stopped_deployctl_left_before_its_cut_is_taken_up_by_the_next_deploy(host):
+    first = ship(OWN, [host], 1)
+    # The connection goes as the shared proxy is created: nothing after it reaches the host,
+    # as when deployctl is killed there (the lock stays, the old proxy set aside, serving).
+    host.faults.append(Fault("run", f"^docker create --name {SHARED_NAME}", effect="lost",
+                             action=lambda: setattr(host, "gone", True)))
+    with pytest.raises(Exception):
+        ship(MOVED, [host], 2)
+    host.gone = False
+    assert "shop-local-proxy-premove" in host.containers and port_80(host, None) == (200, first)
+    # Its shared proxy's lock stays too: the next deploy waits for it, then says to remove it
+    # (another app's route change may hold it), and the old proxy still serves meanwhile.
+    events = Recorder()
+    with pytest.raises(DeployError) as info:
+        ship(MOVED, [host], 3, events, force_unlock=True)
+    assert [m for m in events.of(Message) if "has its name back" in m.text]  # the left move taken up first
+    assert info.value.exit_code == ExitCode.DEPLOY_FAILED and f"remove {SHARED}/lock" in info.value.hint
+    assert port_80(host, None) == (200, first) and not cuts(host)
+    host.remove_tree(f"{SHARED}/lock")
+    third = ship(MOVED, [host], 3, force_unlock=True)
+    assert port_80(host) == (200, third) and len(cuts(host)) == 1
+    assert not [n for n in host.containers if plan.PREMOVE in n]

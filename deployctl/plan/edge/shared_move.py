@@ -44,6 +44,21 @@ def is_set_aside(anchor: str, name: str) -> bool:
     return name.startswith(anchor + PREMOVE)
 
 
+def original_name(anchor: str, aside: str) -> str:
+    return anchor + aside[len(anchor + PREMOVE):]
+
+
+def set_aside_listing(text: str, anchor: str) -> dict[str, str]:
+    """name -> state of the set-aside containers in `docker_commands.list_proxy`'s listing
+    (a move a killed deployctl left)."""
+    found = {}
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) == 5 and is_set_aside(anchor, parts[0]):
+            found[parts[0]] = parts[1]
+    return found
+
+
 def rename(old: str, new: str) -> list[str]:
     return ["docker", "rename", old, new]
 

@@ -49,6 +49,7 @@ class SharedMove:
     def set_aside(self) -> None:
         """The old proxy renamed out of the way (it keeps serving) and out of its restart policy
         (nginx's graceful quit at the cut is an exit `unless-stopped` would undo)."""
+        self._recover()
         seen = self.own.containers()
         if seen.anchor is None:
             raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} to move to the shared proxy is gone")
@@ -60,6 +61,21 @@ class SharedMove:
             self.renamed.append((name, aside))
         self.emit(Message(f"moving to the shared proxy {self.shared.name}: the old proxy serves port "
                           f"{self.shared.port} until the cut (renamed {self.names.proxy}{plan.PREMOVE})",
+                          host=self.conn.host))
+
+    def _recover(self) -> None:
+        """A move a killed deployctl left before its cut: the old proxy still serves under its
+        set-aside name, beside the new proxy it started (which no user reaches). The new one
+        goes and the old one gets its names back, so this move starts from where that one did."""
+        aside = plan.set_aside_listing(self.conn.run(dc.list_proxy(self.names)).stdout, self.names.proxy)
+        if aside.get(plan.premove_name(self.names.proxy, self.names.proxy)) != "running":
+            return
+        new = self.own.containers()
+        self.conn.run(dc.remove([*new.nginx, *([self.names.proxy] if new.anchor is not None else [])]))
+        for name in aside:
+            check(self.conn, plan.rename(name, plan.original_name(self.names.proxy, name)))
+        self.emit(Message(f"a move to the shared proxy that a stopped deployctl left: the old proxy "
+                          f"{self.names.proxy} (still serving) has its name back", level="warning",
                           host=self.conn.host))
 
     # -- after the app's own proxy verified the new release -----------------------------------

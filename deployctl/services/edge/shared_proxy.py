@@ -17,6 +17,7 @@ from ...errors import ConfigError, DeployError, UsageError
 from ...events import Emit, Timer
 from ...plan.lifecycle import docker_commands as dc
 from ...plan.edge import shared_proxy as plan
+from ...plan.edge.shared_move import premove_name
 from ...plan.lifecycle.target_limits import refuse as refuse_on_target
 from ...secrets import redactor
 from ..hosts import layout_for, names_for
@@ -87,9 +88,10 @@ class SharedProxy:
         if found:
             raise ConfigError([f"proxy.hosts: {c} on {self.conn.host} (shared proxy {self.name}); one app per host "
                                "name and path prefix" for c in found])
-        own = self.conn.run(dc.port_of(self.names.proxy, self.loaded.config.proxy.port))
-        # Its anchor holds the port the shared proxy needs: this deploy moves it.
-        moving = own.ok and any(line.rsplit(":", 1)[-1].strip() == str(self.port) for line in own.stdout.splitlines())
+        # Its anchor holds the port the shared proxy needs (under its own name, or set aside by
+        # a move a stopped deployctl left before its cut): this deploy moves it.
+        moving = any(self._publishes(anchor) for anchor in (self.names.proxy, premove_name(self.names.proxy,
+                                                                                           self.names.proxy)))
         if moving and self.tls_port is not None:
             raise UsageError(f"{self.conn.host}: {self.names.app} {self.names.env}'s own proxy ({self.names.proxy}) "
                              f"publishes port {self.port}, the shared proxy's: moving an app with HTTPS to the "
@@ -104,6 +106,10 @@ class SharedProxy:
                 raise ConfigError([f"environments.{self.names.env}.{setting}: {mine}, but the shared proxy "
                                    f"{self.name} on {self.conn.host} publishes {live} for the other apps"])
         return moving
+
+    def _publishes(self, anchor: str) -> bool:
+        own = self.conn.run(dc.port_of(anchor, self.loaded.config.proxy.port))
+        return own.ok and any(line.rsplit(":", 1)[-1].strip() == str(self.port) for line in own.stdout.splitlines())
 
     def _route(self, port: int, tls_port: int | None = None, proxy_protocol: bool = False):  # type: ignore[no-untyped-def]
         proxy = self.loaded.config.proxy

@@ -268,9 +268,11 @@ class HostSwitch:
             if move is not None:
                 self._move_back(move, plan, previous, exc)
             self._switch_back(plan, previous, exc)
-            # A connector's failure (the connection, a full disk) named with the host and step.
+            # A connector's failure (the connection, a full disk) named with the host and step;
+            # what the error said to do (a shared proxy's lock a stopped run left) kept.
+            said = exc.hint if isinstance(exc, DeployError) and exc.hint else None
             raise SwitchFailed(f"{_why(mapped(self.conn.host, step, exc, PREVIOUS))}; switched back",
-                               hint="the previous release is still serving") from None
+                               hint=f"the previous release is still serving{f'; {said}' if said else ''}") from None
         timer.done(f"verified through the proxy in {seconds:.2f}s (port {port})")
         if move is not None:
             move.finish()  # the old proxy's containers go; the shared proxy's lock is released
