@@ -528,7 +528,14 @@ class FakeHost:
         return CommandResult(0, f"{name}-id\n", "")
 
     def _docker_run(self, args: list[str]) -> CommandResult:
-        return self._docker_create(args, status="running")  # every `docker run` here is --detach
+        if args[0] == "--rm":  # a one-off `nginx -t` (the shared proxy's before a move): its file must exist
+            options, image, rest = self._options(args[1:])
+            config = self._host_path(Container("", image, {}, {}, mounts={
+                v.split(":")[1]: v.split(":")[0] for v in options.get("-v", [])}), rest[-1])
+            if image not in self.images or config not in self.files:
+                return CommandResult(1, "", f'nginx: [emerg] open() "{rest[-1]}" failed (2: No such file or directory)')
+            return OK
+        return self._docker_create(args, status="running")  # every other `docker run` here is --detach
 
     def _docker_start(self, args: list[str]) -> CommandResult:
         attach = "--attach" in args

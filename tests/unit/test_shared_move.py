@@ -83,9 +83,10 @@ def test_the_next_deploy_moves_the_app_in_one_cut_and_rollback_goes_through_the_
     assert port_80(host) == (200, second)
 
 
-def test_a_failure_before_the_cut_leaves_the_old_proxy_serving(host):
+@pytest.mark.parametrize("failing", [f"^docker create --name {SHARED_NAME}", f"^docker run --rm --network none -v {SHARED}:"])
+def test_a_failure_before_the_cut_leaves_the_old_proxy_serving(host, failing):
     first = ship(OWN, [host], 1)
-    host.faults.append(Fault("run", f"^docker create --name {SHARED_NAME}"))
+    host.faults.append(Fault("run", failing))
     with pytest.raises(DeployError) as info:
         ship(MOVED, [host], 2)
     assert info.value.exit_code == ExitCode.DEPLOY_FAILED and "switched back" in info.value.message

@@ -10,8 +10,9 @@ everything else done before it, beside the serving proxy:
               the switch starts the app's own proxy anew on its new `proxy_port`
   switch      the usual switch, on that new proxy (nobody else reaches its port yet): the
               new release verified through it by its stamp
-  prepare     the shared proxy's files (its main configuration and this app's route) and
-              its container *created*, not started (a create binds nothing)
+  prepare     the shared proxy's files (its main configuration and this app's route),
+              tested by `nginx -t` in a one-off container, and its container *created*, not
+              started (a create binds nothing)
   cut         one command: the old nginx quits gracefully (what it holds finishes), the old
               anchor stops (Docker's proxy lets the port go), the shared proxy starts
   verify      through the shared proxy, by the app's host name, the new release's stamp
@@ -73,6 +74,13 @@ def create_shared_proxy(name: str, image: str, host_dir: str) -> list[str]:
     run = sp.run_shared_proxy(name, image, host_dir)
     assert run[:3] == ["docker", "run", "--detach"]
     return ["docker", "create", *run[3:]]
+
+
+def test_shared_config(image: str, host_dir: str) -> list[str]:
+    """`nginx -t` of the shared proxy's configuration before the cut, in a one-off container of
+    its image (a created one cannot exec): on no network, so its `listen` binds nothing of the host's."""
+    return ["docker", "run", "--rm", "--network", "none", "-v", f"{host_dir}:{sp.MOUNT}:ro", "--entrypoint", "nginx",
+            image, "-t", "-q", "-c", f"{sp.MOUNT}/{sp.CONFIG_FILE}"]
 
 
 def cut(nginx: list[str], anchor: str, shared: str) -> list[str]:

@@ -25,6 +25,7 @@ from ...plan.edge import shared_proxy as sp
 from ...plan.edge.proxy_config import live_release
 from ...plan.lifecycle import docker_commands as dc
 from ...plan.lifecycle.names import Names, StateLayout
+from ...secrets import redactor
 from .proxy import START_TIMEOUT, HostProxy
 from .shared_proxy import SharedProxy
 
@@ -104,6 +105,12 @@ class SharedMove:
         container = sp.container_name(self.shared.name)
         self.conn.run(dc.remove([container]))  # a stopped one of an earlier run (it could not bind the port)
         assert self.shared.image is not None
+        tested = self.conn.run(plan.test_shared_config(self.shared.image, self.shared.dir), timeout=120)
+        if not tested.ok:
+            said = redactor(tested.stderr.strip() or tested.stdout.strip())
+            raise DeployError(f"{self.conn.host}: nginx -t refused the shared proxy {self.shared.name}'s configuration "
+                              f"(the old proxy still serves port {self.shared.port}): {said}",
+                              hint=self.shared._stream_hint(said))
         check(self.conn, plan.create_shared_proxy(self.shared.name, self.shared.image, self.shared.dir))
         self.created = True
 

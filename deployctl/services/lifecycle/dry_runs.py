@@ -141,8 +141,10 @@ def _move_rows(loaded: LoadedConfig, env: str, image: str) -> list[PlannedStep]:
         PlannedStep("move", "the old proxy out of its restart policy", tuple(move.restart_policy([anchor, nginx], "no"))),
         PlannedStep("move", "renamed aside (it keeps serving the port)", tuple(move.rename(anchor, aside))),
         PlannedStep("move", "", tuple(move.rename(nginx, nginx_aside))),
-        PlannedStep("move", "under the shared proxy's lock: its nginx.conf and this app's route written, its container "
-                            "created (binds nothing)", tuple(move.create_shared_proxy(shared, image, host_dir))),
+        PlannedStep("move", "under the shared proxy's lock: its nginx.conf and this app's route written, tested",
+                    tuple(move.test_shared_config(image, host_dir))),
+        PlannedStep("move", "its container created (binds nothing)", tuple(move.create_shared_proxy(shared, image,
+                                                                                                   host_dir))),
         PlannedStep("move", "the cut, one command (the gap is measured)",
                     tuple(move.cut([nginx_aside], aside, sp.container_name(shared)))),
         PlannedStep("move", f"verify through the shared proxy on port {port} (Host {loaded.config.proxy.hosts[0]}): the "
