@@ -85,10 +85,15 @@ class SharedMove:
         """`own_port`: where the app's own proxy (new) publishes HTTP; `verify(port, headers)`:
         the switch's verify, asked through the shared proxy with the app's host name."""
         timer = Timer(self.emit, "move", host=self.conn.host, detail=f"shared proxy {self.shared.name}")
-        self._prepare(own_port)
-        self._cut()
-        host, _ = sp.probe(self.shared._route(own_port))
-        seconds = verify(self.shared.port, {"Host": host})
+        try:
+            self._prepare(own_port)
+            self._cut()
+            host, _ = sp.probe(self.shared._route(own_port))
+            seconds = verify(self.shared.port, {"Host": host})
+        except BaseException as exc:
+            gap = "" if self.gap is None else f" (port {self.shared.port} closed for {self.gap:.2f}s at most)"
+            timer.failed(f"{exc}{gap}")
+            raise
         timer.done(f"port {self.shared.port} closed for {self.gap:.2f}s at most; verified through the shared proxy "
                    f"in {seconds:.2f}s")
 
