@@ -24,15 +24,13 @@ sys.path.insert(0, str(ROOT))
 
 from deployctl.config import load_config  # noqa: E402
 from deployctl.events import Recorder, StepDone  # noqa: E402
-from deployctl.secrets import Secret  # noqa: E402
 from deployctl.services.lifecycle.deploy import deploy  # noqa: E402
 from deployctl.services.lifecycle.release_images import ReleaseImages  # noqa: E402
 from tests.integration.deploy_fixtures import (build_probe_images, docker, free_port, probe_config,  # noqa: E402
                                                remove_app, unique_app)
 from tests.support.traffic import Traffic  # noqa: E402
 
-STANDINS = {"python": "deployctl-standin/python:3.11-bookworm", "nginx": "deployctl-standin/nginx:bookworm"}
-SECRETS = {"PROBE_DB_PASSWORD": Secret("bench-password-value")}
+from deploy_zero_downtime import SECRETS, STANDINS  # noqa: E402 - the same stand-ins and probe secret
 
 
 def one_move(probe, workers: int) -> dict:  # type: ignore[no-untyped-def]
