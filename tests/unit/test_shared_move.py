@@ -53,7 +53,7 @@ def cuts(host: FakeHost) -> list[str]:
 def test_the_argvs_of_the_move_exact():
     assert plan.premove_name("a-e-proxy", "a-e-proxy-nginx-1f2e") == "a-e-proxy-premove-nginx-1f2e"
     assert plan.cut(["a-e-proxy-premove-nginx-1f"], "a-e-proxy-premove", "deployctl-shared-proxy-edge") == [
-        "sh", "-c", "docker kill --signal QUIT a-e-proxy-premove-nginx-1f ; timeout 10 docker wait "
+        "sh", "-c", "docker kill --signal QUIT a-e-proxy-premove-nginx-1f ; timeout 2 docker wait "
         "a-e-proxy-premove-nginx-1f ; docker stop --time 0 a-e-proxy-premove-nginx-1f a-e-proxy-premove && "
         "docker start deployctl-shared-proxy-edge"]
     created = plan.create_shared_proxy("edge", "nginx:x", SHARED)

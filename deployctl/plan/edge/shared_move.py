@@ -29,9 +29,10 @@ from ..lifecycle import docker_commands as dc
 from . import shared_proxy as sp
 
 PREMOVE = "-premove"
-# The old nginx finishes what it holds within this; what it still holds then (a WebSocket)
-# is closed by the stop, and its client reconnects through the shared proxy.
-QUIT_WAIT = 10
+# The old nginx finishes what it holds within this; what it still holds then (a WebSocket, a
+# long download) is closed by the stop, and its client reconnects through the shared proxy.
+# Its listener is closed from the QUIT on, so this bounds how much longer the gap can get.
+QUIT_WAIT = 2
 
 
 def premove_name(anchor: str, name: str) -> str:
