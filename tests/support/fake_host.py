@@ -278,6 +278,8 @@ class FakeHost:
                 if (container.labels.get(sp.LABEL_SHARED) is None or container.status != "running" or folder is None
                         or sp.port_of(self.text(f"{folder}/{sp.CONFIG_FILE}")) != port):
                     continue
+                if path == sp.HEALTH_PATH:
+                    return HttpResponse(200, b"ok\n", {})
                 host = next((v for k, v in headers.items() if k.lower() == "host"), address)
                 rest = {k: v for k, v in headers.items() if k.lower() != "host"}
                 for name in sorted(p for p in self.files if p.startswith(f"{folder}/{sp.ROUTES}/") and p.endswith(".map")):
@@ -372,13 +374,16 @@ class FakeHost:
             return CommandResult(0, f"{next(ipaddress.ip_network(subnet).hosts())}|{subnet} \n", "")
         if argv[:5] == dc.network_subnets([]):
             return CommandResult(0, "".join(f"{self.subnets.get(n, '')} \n" for n in argv[5:]), "")
-        if argv[:2] == ["sh", "-c"]:  # the staged swap: `test && mv && reload`, stopped at the first failure
-            result = OK
-            for part in argv[2].split(" && "):
-                result = self._run(shlex.split(part))
-                if not result.ok:
-                    break
+        if argv[:2] == ["sh", "-c"]:  # the staged swap: `test && mv && reload`, stopped at the first failure;
+            result = OK              # `a ; b && c` (a move's cut): each `;` part runs whatever the one before gave
+            for sequence in argv[2].split(" ; "):
+                for part in sequence.split(" && "):
+                    result = self._run(shlex.split(part))
+                    if not result.ok:
+                        break
             return result
+        if argv[0] == "timeout":  # `timeout N command`: the model's commands never hang
+            return self._run(argv[2:])
         if argv[:2] == ["ln", "-sfn"]:
             self.links[argv[3]] = argv[2]
             return OK
@@ -525,7 +530,14 @@ class FakeHost:
         return CommandResult(0, f"{name}-id\n", "")
 
     def _docker_run(self, args: list[str]) -> CommandResult:
-        return self._docker_create(args, status="running")  # every `docker run` here is --detach
+        if args[0] == "--rm":  # a one-off `nginx -t` (the shared proxy's before a move): its file must exist
+            options, image, rest = self._options(args[1:])
+            config = self._host_path(Container("", image, {}, {}, mounts={
+                v.split(":")[1]: v.split(":")[0] for v in options.get("-v", [])}), rest[-1])
+            if image not in self.images or config not in self.files:
+                return CommandResult(1, "", f'nginx: [emerg] open() "{rest[-1]}" failed (2: No such file or directory)')
+            return OK
+        return self._docker_create(args, status="running")  # every other `docker run` here is --detach
 
     def _docker_start(self, args: list[str]) -> CommandResult:
         attach = "--attach" in args
@@ -537,6 +549,18 @@ class FakeHost:
                 if attach:  # a migration: runs to its end (its exit code: a Fault with an int effect)
                     self.containers[name].status = "exited"
         return CommandResult(1, "", f"Error: No such container: {missing[0]}") if missing else OK
+
+    def _docker_rename(self, args: list[str]) -> CommandResult:
+        old, new = args
+        if old not in self.containers:
+            return CommandResult(1, "", f"Error: No such container: {old}")
+        if new in self.containers:
+            return CommandResult(1, "", f'Error response from daemon: Conflict. The container name "/{new}" is '
+                                        "already in use")
+        container = self.containers.pop(old)
+        container.name = new
+        self.containers[new] = container
+        return OK
 
     def _docker_stop(self, args: list[str]) -> CommandResult:  # and `kill --signal QUIT`: nginx quits
         return self._each(args[2:], lambda c: setattr(c, "status", "exited"))

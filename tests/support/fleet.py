@@ -17,7 +17,8 @@ so this machine's engine never needs to trust the gateway address.
 The load balancer stands in for an ALB: nginx (the stand-in image) on the same network,
 published on 127.0.0.1, with every host's proxy port as upstream. It does not retry a
 failed request on another host (`proxy_next_upstream off`), so any request a host drops
-reaches the client and counts.
+reaches the client and counts; with `retry_refused` it does, for a refused connection (the
+move to a host's shared proxy, host by host, relies on it as on an ALB's retry).
 """
 
 from __future__ import annotations
@@ -122,9 +123,14 @@ class Fleet:
 
     # -- load balancer -----------------------------------------------------------------------
 
-    def load_balancer(self, proxy_port: int, count: int | None = None) -> LoadBalancer:
-        """nginx on 127.0.0.1:PORT sending requests round-robin to every host's proxy_port."""
+    def load_balancer(self, proxy_port: int, count: int | None = None, retry_refused: bool = False) -> LoadBalancer:
+        """nginx on 127.0.0.1:PORT sending requests round-robin to every host's proxy_port.
+        `retry_refused`: a request a host refuses (or closes before answering) is tried on
+        the next host (`proxy_next_upstream error`, as an ALB that retries a refused
+        connection), and the client's Host goes on (a host's shared proxy routes by it)."""
         name = f"{self.network}-lb-{proxy_port}"
+        retry = ("        proxy_next_upstream error;\n        proxy_set_header Host $host;\n" if retry_refused
+                 else "        proxy_next_upstream off;\n")
         conf = self.workdir / f"lb-{proxy_port}.conf"
         servers = "".join(f"    server {address}:{proxy_port} max_fails=0;\n" for address in self.addresses(count))
         conf.write_text(
@@ -134,7 +140,7 @@ class Fleet:
             "    location = /lb-health { return 200 'ok'; }\n"
             "    location / {\n"
             "        proxy_pass http://fleet;\n"
-            "        proxy_next_upstream off;\n"
+            + retry +
             "        proxy_connect_timeout 2s;\n"
             "        proxy_read_timeout 10s;\n"
             "    }\n"

@@ -156,17 +156,6 @@ def test_a_host_name_another_app_routes_is_refused_before_anything_changes(host)
     assert not [n for n in host.containers if n.startswith("clash-")]
 
 
-def test_an_app_whose_own_proxy_has_the_shared_port_is_refused_before_anything_changes(host):
-    ship(config("shop", 80, '["shop.example.com"]', shared=False), host, 1)  # one app per host: its proxy on 80
-    calls = len(host.calls)
-    with pytest.raises(UsageError) as info:
-        ship(config("shop", 8080, '["shop.example.com"]'), host, 2)
-    assert info.value.exit_code == ExitCode.USAGE
-    assert "publishes port 80, the shared proxy's" in info.value.message and "deployctl remove" in info.value.hint
-    assert not [text for call, text in host.calls[calls:] if call == "run" and text.startswith(("docker run",
-                                                                                                "docker create"))]
-
-
 def test_a_route_nginx_refuses_never_becomes_live(host):
     ship(SHOP, host, 1)
     before = dict(host.files)

@@ -60,13 +60,17 @@ class ProxyContainers:
 
 def parse_proxy_listing(text: str, anchor_name: str) -> ProxyContainers:
     """The app's containers as `docker_commands.list_proxy` lists them (services' lines are
-    skipped)."""
+    skipped, and so is a proxy set aside by a move to the shared proxy: plan/edge/shared_move.py)."""
+    from .shared_move import is_set_aside
+
     anchor, nginx = None, {}
     for line in text.splitlines():
         parts = line.split("|")
         if len(parts) != 5:
             continue
         name, state, role, image, ports = parts
+        if is_set_aside(anchor_name, name):
+            continue
         if name == anchor_name:
             anchor = Anchor(state, role, ports)
         elif role == NGINX_ROLE:

@@ -17,6 +17,7 @@ from ...errors import ConfigError, DeployError, UsageError
 from ...events import Emit, Timer
 from ...plan.lifecycle import docker_commands as dc
 from ...plan.edge import shared_proxy as plan
+from ...plan.edge.shared_move import premove_name
 from ...plan.lifecycle.target_limits import refuse as refuse_on_target
 from ...secrets import redactor
 from ..hosts import layout_for, names_for
@@ -75,9 +76,11 @@ class SharedProxy:
 
         return sorted(n for n in files if fnmatch.fnmatch(n, plan.route_glob(self.names.app, self.names.env)))
 
-    def check_claims(self) -> None:
+    def check_claims(self) -> bool:
         """Refused before a deploy changes anything: a host name (and prefix) another app
-        environment routes here, or another port for the same shared proxy."""
+        environment routes here, or another port for the same shared proxy. True when the
+        app's own proxy publishes the shared proxy's port: the deploy moves it to the shared
+        proxy (services/edge/shared_move.py)."""
         route = self._route(port=0, tls_port=0 if self.tls_port is not None else None)
         files = self.route_files()
         others = {n: t.decode(errors="replace") for n, t in files.items() if n not in self.own(files)}
@@ -85,14 +88,15 @@ class SharedProxy:
         if found:
             raise ConfigError([f"proxy.hosts: {c} on {self.conn.host} (shared proxy {self.name}); one app per host "
                                "name and path prefix" for c in found])
-        own = self.conn.run(dc.port_of(self.names.proxy, self.loaded.config.proxy.port))
-        if own.ok and any(line.rsplit(":", 1)[-1].strip() == str(self.port) for line in own.stdout.splitlines()):
-            # Its anchor holds the port the shared proxy needs, and a deploy does not move a
-            # running anchor: the shared proxy could not start. Said now, before any change.
+        # Its anchor holds the port the shared proxy needs (under its own name, or set aside by
+        # a move a stopped deployctl left before its cut): this deploy moves it.
+        moving = any(self._publishes(anchor) for anchor in (self.names.proxy, premove_name(self.names.proxy,
+                                                                                           self.names.proxy)))
+        if moving and self.tls_port is not None:
             raise UsageError(f"{self.conn.host}: {self.names.app} {self.names.env}'s own proxy ({self.names.proxy}) "
-                             f"publishes port {self.port}, the shared proxy's: moving a running app to the shared "
-                             "proxy is not supported yet",
-                             hint="docs/proxy.md, \"Several apps on one host\": `deployctl remove --env "
+                             f"publishes port {self.port}, the shared proxy's: moving an app with HTTPS to the "
+                             "shared proxy is not supported yet (an HTTP app moves on its next deploy)",
+                             hint="docs/proxy.md, \"Moving an app to the shared proxy\": `deployctl remove --env "
                                   f"{self.names.env} --yes`, then deploy with the new proxy_port and shared_proxy")
         main = self.conn.read_file(posixpath.join(self.dir, plan.CONFIG_FILE))
         for key, setting, mine in (("port", "shared_proxy_port", self.port),
@@ -101,6 +105,11 @@ class SharedProxy:
             if mine is not None and live is not None and live != mine:
                 raise ConfigError([f"environments.{self.names.env}.{setting}: {mine}, but the shared proxy "
                                    f"{self.name} on {self.conn.host} publishes {live} for the other apps"])
+        return moving
+
+    def _publishes(self, anchor: str) -> bool:
+        own = self.conn.run(dc.port_of(anchor, self.loaded.config.proxy.port))
+        return own.ok and any(line.rsplit(":", 1)[-1].strip() == str(self.port) for line in own.stdout.splitlines())
 
     def _route(self, port: int, tls_port: int | None = None, proxy_protocol: bool = False):  # type: ignore[no-untyped-def]
         proxy = self.loaded.config.proxy

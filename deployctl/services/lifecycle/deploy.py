@@ -21,7 +21,7 @@ from typing import Callable
 
 from ...adapters.connector import check
 from ...config import LoadedConfig
-from ...errors import DeployError, UncertainError
+from ...errors import DeployError, UncertainError, UsageError
 from ...events import Emit, Message, Timer, serialized
 from ...plan.lifecycle import docker_commands as dc
 from ...plan.lifecycle.subnets import APP_SUBNET_PREFIX, SUBNET_PREFIX
@@ -39,6 +39,7 @@ from ...plan.lifecycle.switch_plan import deploy_plan, guard_spec, proxy_config_
 from ...secrets import Secret
 from . import preflight
 from ..edge import shared_proxy, tls
+from ..edge.shared_move import SharedMove
 from ..data.accessories import ensure_accessories
 from ...plan.operate.hooks import ON_REVERT, SCHEMA_BLOCKED, HookContext
 from ..operate.hooks import HookRunner, previous_of
@@ -84,6 +85,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
     layout = env.layout
 
     live: dict[str, str | None] = {}
+    moving: dict[str, bool] = {}  # host -> its own proxy moves to the shared proxy (services/edge/shared_move.py)
     # tls = "files": the pair checked (key, names, dates) before any host changes.
     pair = tls.files_pair(loaded, env_name) if config.tls_for(env_name) == "files" else None
 
@@ -94,7 +96,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         elif config.registry and login_user and registry_password is not None:
             preflight.registry_login(conn, emit, config.registry.server, login_user, registry_password)
         if environment.shared_proxy is not None:  # a host name another app routes here: refused now
-            shared_proxy.SharedProxy(conn, loaded, env_name, emit).check_claims()
+            # True: the app's own proxy holds the shared port, and this deploy moves it.
+            moving[conn.host] = shared_proxy.SharedProxy(conn, loaded, env_name, emit).check_claims()
         state = HostState(conn, layout)
         live[conn.host] = state.current()  # for the hooks (DEPLOYCTL_PREVIOUS) before the lock
         return state.history().ids()
@@ -102,6 +105,9 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
     try:
         # Preflight on every host before any host changes; one error names every bad host.
         taken = set().union(*on_every_host(conns, unchanged("preflight", check_host), environment.rollout.parallel))
+        movers = sorted(host for host, moves in moving.items() if moves)
+        if movers:
+            _check_move(loaded, env_name, options, movers)
         # The environment's accessories (its database, say) are up before any release work,
         # as migrations need them: absent ones are booted, existing ones never recreated.
         on_every_host(conns, unchanged("accessories", lambda conn: ensure_accessories(loaded, env_name, conn, secrets,
@@ -121,8 +127,10 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             which = "canary" if gate is not None else "shadow window"
             emit(Message(f"{which}: every host at once (rollout.batch and rollout.parallel apply without a {which})"))
             settings = settings.model_copy(update={"batch": None, "parallel": None})
+        if movers:
+            settings = _move_settings(settings, environment.shared_proxy_port, movers, len(conns), emit)
         jobs = [HostDeploy(env, conn, emit, release, images, secrets, options, cancel=cancel, gate=gate,
-                           shadow_gate=shadow_gate, first=index == 0)
+                           shadow_gate=shadow_gate, first=index == 0, moving=moving.get(conn.host, False))
                 for index, conn in enumerate(conns)]
         hooks = HookRunner.for_config(loaded, emit, enabled=options.hooks, secrets=secrets, stopped=cancel.is_set)
         context = HookContext(config.app, env_name, "deploy", release, previous_of(live[c.host] for c in conns),
@@ -167,6 +175,36 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             conn.close()
 
 
+def _check_move(loaded: LoadedConfig, env_name: str, options: DeployOptions, movers: list[str]) -> None:
+    """A move to the shared proxy goes host by host (a gap on each): a canary or a shadow
+    window, which judge every host's traffic at once, are refused with it (exit 2)."""
+    settings = loaded.environment(env_name).rollout
+    for what, spec in (("canary", canary_spec(settings, options.canary)), ("shadow", shadow_spec(settings,
+                                                                                                 options.shadow))):
+        if spec is not None:
+            raise UsageError(f"{what} with a move to the shared proxy ({', '.join(movers)}: the app's own proxy "
+                             f"publishes environments.{env_name}.shared_proxy_port): the move goes host by host, "
+                             f"the {what} judges every host at once",
+                             hint=f"deploy once with --{what} 0 to move, then use it again (docs/proxy.md, "
+                                  "\"Moving an app to the shared proxy\")")
+
+
+def _move_settings(settings, port: int, movers: list[str], hosts: int, emit: Emit):  # type: ignore[no-untyped-def]
+    """One host at a time for the move, whatever rollout.batch says: each host's port closes
+    for a moment (plan/edge/shared_move.py), and a load balancer that retries a refused
+    connection on another host then loses nothing. One host alone has no other: said first."""
+    gap = (f"port {port} on {', '.join(movers)} closes for about a second while the app's own proxy gives it to "
+           "the shared proxy (docs/proxy.md, \"Moving an app to the shared proxy\")")
+    if hosts == 1:
+        emit(Message(f"moving to the shared proxy: {gap}; with one host, requests in that moment are refused",
+                     level="warning"))
+        return settings
+    emit(Message(f"moving to the shared proxy: one host at a time (rollout.batch = {settings.batch or 'all'} does "
+                 f"not apply to the move); {gap}: a load balancer that retries refused connections on another "
+                 "host loses nothing"))
+    return settings.model_copy(update={"batch": 1})
+
+
 def _certificate(loaded: LoadedConfig, env_name: str, conns: list, emit: Emit, release: str,  # type: ignore[no-untyped-def]
                  pair) -> None:
     """After the switch, under the locks again: every host gets the environment's one
@@ -197,7 +235,7 @@ class HostDeploy:
     def __init__(self, env: Env, conn, emit: Emit, release: str,
                  images: ReleaseImages, secrets: dict[str, Secret], options: DeployOptions,
                  *, cancel: Cancel | None = None, gate: CanaryGate | None = None,
-                 shadow_gate: CanaryGate | None = None, first: bool = True) -> None:
+                 shadow_gate: CanaryGate | None = None, first: bool = True, moving: bool = False) -> None:
         self.env, self.conn, self.emit = env, conn, emit
         self.loaded, self.env_name = env.loaded, env.name  # for what still takes them (release_spec...)
         self.first = first  # the rollout's first host: it runs the scheduled jobs (services/operate/jobs.py)
@@ -226,6 +264,9 @@ class HostDeploy:
                                                                                       options.canary),
                                 shadow=shadow_gate.spec if shadow_gate is not None else shadow_spec(
                                     self.environment.rollout, options.shadow))
+        if moving:  # its own proxy publishes the shared proxy's port: moved at the switch
+            self.switch.move = SharedMove(conn, env.loaded, env.name, self.names, self.layout, emit,
+                                          self.spec.proxy.image)
         self.previous: str | None = None
         self.fetch_error: BaseException | None = None  # the pull before the lock failed (fetch)
         self.step = "prepare"  # the step under way before the switch sequence (then self.switch.step)
@@ -475,7 +516,8 @@ class HostDeploy:
         switched = time.time()
         try:
             self.state.set_current(self.release)
-            self.record(LIVE, self.previous, "", extra=self.judges.verdicts())
+            moved = self.switch.move.record() if self.switch.move is not None else {}
+            self.record(LIVE, self.previous, "", extra={**(self.judges.verdicts() or {}), **moved})
         except BaseException as exc:
             # Verified live, but `current` and the history may not say so: a rollback
             # computed from them would be wrong.

@@ -74,6 +74,8 @@ def _host_deploy(loaded: LoadedConfig, env: str, release: str, images: ReleaseIm
         at = next((i for i, s in enumerate(steps) if s.step != "preflight"), len(steps))
         plans[conn.host] = (steps[:at] + planned_steps(config, env, job.layout) + steps[at:] + _tls_rows(config, env)
                             + _shared_proxy_rows(loaded, env))
+        if environment.shared_proxy is not None:
+            plans[conn.host] = _with_move(plans[conn.host], _move_rows(loaded, env, job.spec.proxy.image))
     migrates = any(s.migrate for s in config.services.values())
     names = [n for n in DEPLOY_HOOKS if n != "pre_migrate" or migrates]
     return plans | _hook_plan(loaded, names, hooks)
@@ -107,6 +109,49 @@ def _shared_proxy_rows(loaded: LoadedConfig, env: str) -> list[PlannedStep]:
                                         f"(port {environment.shared_proxy_port}; started if absent); unchanged: "
                                         "nothing done, changed: staged, nginx -t with every route, renamed, reloaded "
                                         "(docs/proxy.md)")]
+
+
+def _with_move(steps: list[PlannedStep], move: list[PlannedStep]) -> list[PlannedStep]:
+    """The move's rows where the switch takes them: the old proxy set aside before the route
+    (which then starts the app's own proxy on its new port), the rest after its verify."""
+    route = next(i for i, s in enumerate(steps) if s.step == "route")
+    verify = max(i for i, s in enumerate(steps) if s.step == "verify") + 1
+    return steps[:route] + move[:4] + steps[route:verify] + move[4:] + steps[verify:]
+
+
+def _move_rows(loaded: LoadedConfig, env: str, image: str) -> list[PlannedStep]:
+    """The move a host whose app's own proxy still publishes the shared port takes at the
+    switch (services/edge/shared_move.py): the preflight finds out which hosts, so the rows
+    say where they apply."""
+    from ...plan.edge import shared_move as move
+    from ...plan.edge import shared_proxy as sp
+    from ...plan.lifecycle import docker_commands as dc
+    from ..hosts import layout_for, names_for
+
+    environment, names = loaded.environment(env), names_for(loaded, env)
+    anchor, nginx = names.proxy, names.proxy_nginx("<tag>")
+    aside, nginx_aside = move.premove_name(anchor, anchor), move.premove_name(anchor, nginx)
+    shared, port = environment.shared_proxy or "", environment.shared_proxy_port
+    host_dir = sp.shared_dir(layout_for(loaded, env).state_dir, shared)
+    return [
+        PlannedStep("move", f"only on a host where {anchor} publishes port {port} (the app ran with its own proxy "
+                            "there), at the switch; a fleet moves one host at a time (the port closes for about a "
+                            "second on each: a load balancer that retries refused connections on another host loses "
+                            "nothing; a single host refuses requests meanwhile)"),
+        PlannedStep("move", "the old proxy out of its restart policy", tuple(move.restart_policy([anchor, nginx], "no"))),
+        PlannedStep("move", "renamed aside (it keeps serving the port)", tuple(move.rename(anchor, aside))),
+        PlannedStep("move", "", tuple(move.rename(nginx, nginx_aside))),
+        PlannedStep("move", "under the shared proxy's lock: its nginx.conf and this app's route written, tested",
+                    tuple(move.test_shared_config(image, host_dir))),
+        PlannedStep("move", "its container created (binds nothing)", tuple(move.create_shared_proxy(shared, image,
+                                                                                                   host_dir))),
+        PlannedStep("move", "the cut, one command (the gap is measured)",
+                    tuple(move.cut([nginx_aside], aside, sp.container_name(shared)))),
+        PlannedStep("move", f"verify through the shared proxy on port {port} (Host {loaded.config.proxy.hosts[0]}): the "
+                            "new release's stamp. A failure before the cut leaves the old proxy serving; after it the "
+                            "old proxy is started again (exit 6; 7 when it does not answer)"),
+        PlannedStep("move", "moved: the old proxy's containers go", tuple(dc.remove([aside, nginx_aside]))),
+    ]
 
 
 def _swarm_deploy(loaded: LoadedConfig, env: str, release: str, images: ReleaseImages,

@@ -75,6 +75,10 @@ class HostSwitch:
         self.stopped_first: list[str] = []  # stop_first workers of another release this switch stopped
         self.step = "start"  # the step under way, for an error that does not say (a lost connection)
         self.created = False  # `create` ran: the start is each container's `docker start` only
+        # A deploy that moves the app to the host's shared proxy (services/edge/shared_move.py):
+        # its old proxy is set aside before the route, the cut and the verify through the
+        # shared proxy follow the verify, and a failure puts the old proxy back first.
+        self.move = None
 
     # -- looking -----------------------------------------------------------------------------
 
@@ -242,12 +246,18 @@ class HostSwitch:
         previous = self.previous_config
         routed = target.routed
         timer = Timer(self.emit, "switch", host=self.conn.host, detail=f"proxy -> {routed.container}")
+        move = self.move
         try:
             self.step = "switch"
+            if move is not None:
+                move.set_aside()
             port = self.proxy.route(plan.proxy, plan.proxy_config)
             self._checkpoint()
             self.step = "verify"
             seconds = self.verify(port, plan.verify)
+            if move is not None:
+                self.step = "move"
+                move.run(port, lambda at, headers: self.verify(at, plan.verify, headers))
             # A SIGTERM that came during the route or the verify switches back too: the
             # interrupted deploy (or rollback) ended with the new release live and exit 0
             # before (tests/faults, SIGTERM between the config write and the reload).
@@ -255,11 +265,17 @@ class HostSwitch:
         except BaseException as exc:
             step = self.step  # the switch back moves it on
             timer.failed(_why(exc))
+            if move is not None:
+                self._move_back(move, plan, previous, exc)
             self._switch_back(plan, previous, exc)
-            # A connector's failure (the connection, a full disk) named with the host and step.
+            # A connector's failure (the connection, a full disk) named with the host and step;
+            # what the error said to do (a shared proxy's lock a stopped run left) kept.
+            said = exc.hint if isinstance(exc, DeployError) and exc.hint else None
             raise SwitchFailed(f"{_why(mapped(self.conn.host, step, exc, PREVIOUS))}; switched back",
-                               hint="the previous release is still serving") from None
+                               hint=f"the previous release is still serving{f'; {said}' if said else ''}") from None
         timer.done(f"verified through the proxy in {seconds:.2f}s (port {port})")
+        if move is not None:
+            move.finish()  # the old proxy's containers go; the shared proxy's lock is released
         return port, seconds
 
     def _switch_by_flag(self, plan: SwitchPlan) -> tuple[int, float]:
@@ -363,6 +379,18 @@ class HostSwitch:
             check(self.conn, dc.start(self.stopped_first))
             self.stopped_first = []
 
+    def _move_back(self, move, plan: SwitchPlan, previous: bytes | None, exc: BaseException) -> None:  # type: ignore[no-untyped-def]
+        """The old proxy back on the shared port before the usual switch back (which then
+        finds the previous configuration live and the previous release answering)."""
+        self.step = "switch back"
+        try:
+            move.back(previous, plan.verify.path)
+        except BaseException as back:
+            raise SwitchBackFailed(
+                f"{self.conn.host}: {_unprefixed(self.conn.host, _why(exc))}; putting the old proxy back failed: "
+                f"{_unprefixed(self.conn.host, _why(back))}",
+                hint="the host's state is uncertain: check `deployctl status` and the proxy") from None
+
     def _switch_back(self, plan: SwitchPlan, previous: bytes | None, exc: BaseException) -> None:
         self.step = "switch back"
         try:
@@ -412,15 +440,16 @@ class HostSwitch:
             time.sleep(0.05)
         return False
 
-    def verify(self, port: int, check_: VerifyCheck) -> float:
+    def verify(self, port: int, check_: VerifyCheck, headers: dict | None = None) -> float:
         """Until the proxy answers `check_.path` from the target release, `streak` times in
-        a row: the stamp is set per upstream, so it proves which release answered."""
+        a row: the stamp is set per upstream, so it proves which release answered.
+        `headers`: sent too (the app's Host, asked through the shared proxy)."""
         started = time.monotonic()
         streak, failing, last = 0, 0, "no answer"
         while time.monotonic() - started < check_.timeout:
             try:
                 response = self.conn.http_get("127.0.0.1", port, check_.path, timeout=2.0,
-                                              headers=self.proxy.bypass())
+                                              headers={**self.proxy.bypass(), **(headers or {})})
                 stamped = response.headers.get(check_.header.lower())
                 ok = stamped == check_.release and (
                     response.status == 200 if check_.want_ok else response.status not in (502, 504))
