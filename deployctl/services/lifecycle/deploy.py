@@ -74,10 +74,11 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
     shared_proxy.refuse(loaded, env_name)
     check_settings(loaded, env_name)  # backup_before_migrate: refused before anything changes
     if environment.target == "swarm":  # the same verb, driven through a Swarm manager
-        from ..swarm.swarm_deploy import deploy as swarm_deploy
+        from ..swarm.swarm_deploy import deploy_env as swarm_deploy, manager_of
 
-        return swarm_deploy(loaded, env_name, images, secrets, emit, options=options,
-                            registry_password=registry_password, registry_username=registry_username, now=now)
+        # `connectors`: a Swarm's one is its manager's (services/hosts.connectors_for), honoured.
+        return swarm_deploy(env, images, secrets, emit, options=options, registry_password=registry_password,
+                            registry_username=registry_username, now=now, manager=manager_of(env, connectors))
     login_user = registry_username or (config.registry.username if config.registry else None)
     emit = serialized(emit)  # hosts report from worker threads
     conns = connectors if connectors is not None else env.connectors()

@@ -188,10 +188,11 @@ def _late_containers(conn, names: Names, emit: Emit) -> None:  # type: ignore[no
 
 
 def _swarm(loaded: LoadedConfig, env_name: str, emit: Emit, *, volumes: bool, dry_run: bool) -> HostRemoval:
+    from ..env import Env
     from ..swarm.swarm_deploy import SwarmJob
 
     environment = loaded.environment(env_name)
-    job = SwarmJob(loaded, env_name, emit)
+    job = SwarmJob(Env.resolve(loaded, env_name), emit)
     label = f"swarm manager {environment.manager}"
     try:
         site, state = job.open()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...config import LoadedConfig
+from ..env import Env
 from ...plan.edge.proxy_config import live_release
 from ..edge.maintenance import maintenance_of
 from .swarm_deploy import SwarmJob
@@ -23,8 +23,8 @@ class SwarmStatus:
     maintenance: str | None = None  # "on since ... (Retry-After ...)" while maintenance mode is on
 
 
-def status(loaded: LoadedConfig, env_name: str, *, manager=None) -> SwarmStatus:  # type: ignore[no-untyped-def]
-    job = SwarmJob(loaded, env_name, lambda event: None, manager)
+def status(env: Env, *, manager=None) -> SwarmStatus:  # type: ignore[no-untyped-def]
+    job = SwarmJob(env, lambda event: None, manager)
     try:
         site, state = job.open()
         holder = state.holder()
