@@ -9,7 +9,12 @@ new services; a failed verify puts the previous configuration back first and wai
 every node answers from it again. Either way the previous release never stopped serving and
 the command exits 6. The history and `current` live in the manager's state dir, as an ssh
 host keeps them. The lock, the records and what follows the switch are the transaction's
-(services/lifecycle/transaction.py), as on hosts.
+(services/lifecycle/transaction.py), and which failure gives which outcome is
+services/lifecycle/switch_failures.py's, as on hosts.
+
+Each job's work under the lock is a list of Steps (plan/lifecycle/steps.py: `SwarmDeploy.steps()`,
+`SwarmRollbackJob.steps()`): the run executes them, `--dry-run` prints their rows
+(services/lifecycle/dry_runs.py), so the two cannot drift apart.
 """
 
 from __future__ import annotations
