@@ -32,9 +32,10 @@ def _swarm(app: AppContext, env: str) -> Iterator:  # type: ignore[type-arg]
     if not _is_swarm(app, env):
         yield None
         return
+    from ..services.env import Env
     from ..services.swarm.swarm_deploy import SwarmJob
 
-    job = SwarmJob(app.loaded, env, app.emit)
+    job = SwarmJob(Env.resolve(app.loaded, env), app.emit)
     try:
         site, _ = job.open()
         yield site

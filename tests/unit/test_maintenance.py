@@ -103,6 +103,7 @@ def test_a_fleet_goes_into_maintenance_on_every_host_and_a_refused_host_keeps_se
 def test_a_swarm_goes_into_maintenance_on_every_node_keeps_it_through_a_deploy_until_off():
     """Every ready node's global proxy task through the same staged swap, under the manager's
     lock (cli/maintenance.py gives the nodes), on the fake Swarm (tests/support/fake_swarm.py)."""
+    from deployctl.services.env import Env
     from deployctl.services.swarm.swarm_site import SwarmSite, node_proxies
     from tests.support.fake_swarm import FakeSwarm
     from tests.unit import test_swarm_lifecycle_rules as swarm_rules
@@ -114,7 +115,7 @@ def test_a_swarm_goes_into_maintenance_on_every_node_keeps_it_through_a_deploy_u
 
     def switch(on: bool, emit: Recorder | None = None):  # type: ignore[no-untyped-def]
         nodes = SwarmSite(fake, fake.node, swarm_rules.NAMES, layout, Recorder())
-        conns, proxies = node_proxies(nodes, swarm_rules.LOADED, "swarm")
+        conns, proxies = node_proxies(nodes, Env.resolve(swarm_rules.LOADED, "swarm"))
         return set_maintenance(swarm_rules.LOADED, "swarm", emit or Recorder(), on=on, connectors=conns,
                                proxies=proxies, lock=fake)
 

@@ -137,7 +137,7 @@ def test_the_relays_answer_reads_as_an_http_check_on_ssh_hosts():
 
 def test_the_dry_run_shows_the_checker_it_starts_and_none_when_every_check_runs_in_the_task():
     spec, services, plan = plan_for()
-    [row] = [s for s in plan.steps() if s.argv == plan.checker]
+    [row] = [s for s in plan.health_rows() if s.argv == plan.checker]
     assert row.step == "health" and "GET http://<users-prod-web-" in row.detail and "accepts a TCP" in row.detail
     assert plan.checker == tuple(sh.run_checker(NAMES, R1, PROXY_IMAGE, 2.0))
     back = rollback_plan(spec, services, NAMES, "/x", proxy_port=80, drain=1.0)
@@ -145,7 +145,7 @@ def test_the_dry_run_shows_the_checker_it_starts_and_none_when_every_check_runs_
     docker_only = CONFIG_TEXT.replace('[services.api.healthcheck]\ntype = "tcp"', '[services.api.healthcheck]\ntype = "docker"')
     docker_only = docker_only.replace('[services.web.healthcheck]\npath = "/"', '[services.web.healthcheck]\ntype = "docker"')
     _, _, plan = plan_for(docker_only)
-    assert plan.checker == () and all("checker" not in s.detail for s in plan.steps())
+    assert plan.checker == () and all("checker" not in s.detail for s in plan.health_rows())
 
 
 def test_the_example_app_deploy_toml_from_init_is_accepted_on_a_swarm_unchanged():

@@ -25,6 +25,7 @@ from deployctl.secrets import Secret
 from deployctl.services.hosts import layout_for, names_for
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.swarm import swarm_deploy
+from deployctl.services.env import Env
 from tests.support.fake_host import Fault, failing_access_log, wrong_release
 from tests.support.fake_swarm import FakeSwarm
 from tests.support.virtual_time import virtual_time
@@ -684,7 +685,7 @@ def test_a_canary_a_killed_deploy_left_is_recovered_by_the_next_deploy_as_on_a_h
     assert site.current() == site.r1
     from deployctl.services.swarm.swarm_status import status
 
-    shown = status(site.loaded, "swarm", manager=fake, nodes=fake.node).canary  # `deployctl status`
+    shown = status(Env.resolve(site.loaded, "swarm"), manager=fake, nodes=fake.node).canary  # `deployctl status`
     assert shown.startswith(f"canary of {tried} (20% beside {site.r1}) running; if its deployctl is gone"), shown
     r3 = site.deploy(options=DeployOptions(force_unlock=True))
     assert any(f"canary of {tried} (20% beside {site.r1})" in w for w in site.warnings())
@@ -730,7 +731,7 @@ def test_a_watchdog_that_fired_before_the_next_deploy_leaves_the_live_release_on
     assert fake.serving_nodes() == {site.r1}
     from deployctl.services.swarm.swarm_status import status
 
-    shown = status(site.loaded, "swarm", manager=fake, nodes=fake.node).canary
+    shown = status(Env.resolve(site.loaded, "swarm"), manager=fake, nodes=fake.node).canary
     assert shown.endswith(f"its watchdog put {site.r1} back at 100% at 2026-12-06T14:00:00Z"), shown
     r3 = site.deploy(options=DeployOptions(force_unlock=True))
     assert any(f"its watchdog put {site.r1} back at 100% at 2026-12-06T14:00:00Z" in w for w in site.warnings())
@@ -757,3 +758,32 @@ def test_a_canary_whose_way_back_fails_is_uncertain_with_its_watchdogs_still_arm
     host.faults.clear()
     assert (host_error.exit_code, host_rules.records(host)[-1].outcome) == (error.exit_code, UNCERTAIN)
     assert not host_rules.locked(host)
+
+
+def test_a_watchdog_that_cannot_be_removed_after_the_verified_switch_leaves_the_release_live_and_the_previous_running(
+        swarm, local):
+    # | promoted, switched, verified, recorded | the watchdog's removal loses its connection |
+    # uncertain, exit 7: the new release serves and is recorded live; the previous release is
+    # not retired (the armed watchdog puts it back at its deadline), nothing is abandoned.
+    site, fake = swarm
+    fake.faults.append(host_rules.proxy_log(fake, LAYOUT, copy_errors=0))
+    # One removal per node before the split, then one per node once verified: the 4th is a disarm.
+    fake.faults.append(Fault("run", rf"^docker rm --force --volumes {NAMES.canary_watchdog}$", nth=4, effect="lost"))
+    error = site.failing_deploy(options=_canary())
+    fake.faults.clear()
+    assert error.exit_code == ExitCode.ROLLBACK_FAILED and "watchdog" in error.message, error.message
+    tried = site.records()[-1].release
+    assert (site.records()[-1].outcome, site.current()) == (LIVE, tried) and fake.serving_nodes() == {tried}
+    assert fake.services[NAMES.container("frontend", site.r1)].replicas > 0  # the previous, kept for the watchdog
+    assert fake.services[NAMES.container("frontend", tried)].replicas > 0  # never abandoned
+    assert not site.locked()
+
+    host_site, host = local
+    host.faults.append(host_rules.proxy_log(host, host_rules.LOCAL, copy_errors=0))
+    host.faults.append(Fault("run", r"^docker rm --force --volumes shop-local-canary-watchdog$", nth=2, effect="lost"))
+    host_error = host_site.failing_deploy(options=_canary())
+    host.faults.clear()
+    assert host_error.exit_code == ExitCode.ROLLBACK_FAILED and "watchdog" in host_error.message, host_error.message
+    last = host_rules.records(host)[-1]
+    assert last.outcome == LIVE and host.serving() == last.release and host.running(last.release)
+    assert host.running(last.previous)  # not retired: the watchdog would put it back

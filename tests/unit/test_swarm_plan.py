@@ -180,18 +180,17 @@ def test_deploy_plan_steps_are_the_argvs_it_runs():
     assert argv[-4:] == (IMAGES["backend"], "python", "-m", "migrate")
     assert f"name=shop-prod-{R1}" in argv and not [a for a in argv if "alias=" in a]  # never answers as `backend`
     assert plan.ready_timeout == 60.0  # the longest health timeout (30) + 30 s to pull on each node
-    steps = plan.steps()
-    # Migrations before the new tasks start, as on hosts (issue 22: the Swarm ran them after).
-    assert [s.step for s in steps] == ["secrets", "network", "migrate", "start", "start", "health", "route", "route", "route",
-                                      "verify", "record", "drain", "stop"]
-    assert [s.argv for s in steps if s.step == "start"] == list(plan.start)
-    assert steps[7].argv == plan.proxy_service and steps[1].argv == plan.network
+    # Each phase's rows, as the job's steps carry them (their order: tests/unit/test_swarm_dry_run_matches_run.py).
+    steps = [*plan.secret_rows(Names("shop", "prod")), *plan.network_rows(), *plan.migration_rows(job, argv), *plan.start_rows(),
+             *plan.health_rows(), *plan.route_rows(), *plan.verify_rows(), *plan.record_rows(), *plan.retire_rows()]
+    assert [s.argv for s in plan.start_rows()] == list(plan.start)
+    assert plan.route_rows()[1].argv == plan.proxy_service and plan.network_rows()[0].argv == plan.network
     # The node's switch is the staged swap a host's is: nginx -t of nginx.conf.next, its
     # rename over nginx.conf on the node, the reload (a HUP to nginx, the task's PID 1), in one command.
     assert plan.reload == ("sh", "-c", "docker exec '<the node'\"'\"'s proxy task>' nginx -t -q -c "
                            "/etc/deployctl/proxy/nginx.conf.next && mv -f "
                            f"{layout.proxy_dir}/nginx.conf.next {layout.proxy_dir}/nginx.conf && "
-                           "docker kill --signal HUP '<the node'\"'\"'s proxy task>'") and steps[8].argv == plan.reload
+                           "docker kill --signal HUP '<the node'\"'\"'s proxy task>'") and plan.route_rows()[2].argv == plan.reload
     assert "DB_PASSWORD" in steps[0].detail and "swarm-secret" not in str([s.to_dict() for s in steps])
     assert plan.retire(["old-a", "old-b"]) == ("docker", "service", "scale", "--detach", "old-a=0", "old-b=0")
 
@@ -268,9 +267,10 @@ def test_the_dry_run_of_a_canary_on_a_swarm_shows_the_split_and_each_nodes_watch
     canary = canary_spec(Rollout(canary=10, canary_window=30))
     plan = deploy_plan(spec, list(services.values()), Names("shop", "prod"), layout.proxy_dir, proxy_port=8080,
                        drain=2.0, migrations={}, canary=canary)
-    steps = [row.step for row in plan.steps()]
-    assert steps.index("health") < steps.index("canary") < steps.index("route") < steps.index("verify")
-    rows = [row for row in plan.steps() if row.step == "canary"]
+    # Where the canary runs (after health, before the route) is SwarmDeploy.switching()'s order,
+    # which the dry run prints: tests/unit/test_swarm_dry_run_matches_run.py.
+    rows = plan.canary_rows()
+    assert rows and all(row.step == "canary" for row in rows)
     text = "\n".join(f"{row.detail} {' '.join(row.argv or ())}" for row in rows)
     assert "split_clients" in text and "10% " in text and f"tasks.shop-prod-frontend-{R1}" in text
     assert "--promote" in text and "aborted" in text and "every node" in text
@@ -283,7 +283,7 @@ def test_the_dry_run_of_a_canary_on_a_swarm_shows_the_split_and_each_nodes_watch
     assert "container:abc123" in on_node and len(on_node) == len(watchdog)
     plain = deploy_plan(spec, list(services.values()), Names("shop", "prod"), layout.proxy_dir, proxy_port=8080,
                         drain=2.0, migrations={})
-    assert "canary" not in [row.step for row in plain.steps()] and plain.watchdog is None
+    assert plain.canary_rows() == [] and plain.watchdog is None
 
 
 def test_the_shadow_window_on_a_swarm_copies_to_the_new_releases_tasks_while_the_live_one_answers():
@@ -320,11 +320,9 @@ def test_the_dry_run_of_a_shadowed_swarm_deploy_shows_the_window_between_health_
     shadow = shadow_spec(Rollout(shadow_window=30))
     plan = deploy_plan(spec, list(services.values()), Names("shop", "prod"), layout.proxy_dir, proxy_port=8080,
                        drain=2.0, migrations={}, shadow=shadow)
-    steps = [row.step for row in plan.steps()]
-    assert steps.index("health") < steps.index("shadow") < steps.index("route")
-    rows = [row for row in plan.steps() if row.step == "shadow"]
+    rows = plan.shadow_rows()
     assert f"tasks.shop-prod-frontend-{R1}" in rows[0].detail and "every node" in rows[1].detail
     assert rows[1].argv[:3] == ("docker", "logs", "--timestamps") and "aborted" in rows[2].detail
     plain = deploy_plan(spec, list(services.values()), Names("shop", "prod"), layout.proxy_dir, proxy_port=8080,
                         drain=2.0, migrations={})
-    assert "shadow" not in [row.step for row in plain.steps()]
+    assert plain.shadow_rows() == []

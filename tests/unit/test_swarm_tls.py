@@ -20,6 +20,7 @@ from deployctl.services.edge import tls
 from deployctl.services.hosts import layout_for, names_for
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.swarm import swarm_deploy
+from deployctl.services.env import Env
 from deployctl.services.swarm.swarm_site import SwarmSite, node_proxies
 from tests.support.fake_swarm import FakeSwarm
 from tests.support.virtual_time import virtual_time
@@ -82,7 +83,7 @@ def deploy(fake: FakeSwarm, n: int, site: LoadedConfig | None = None, emit: Reco
 def renew(fake: FakeSwarm, **kwargs) -> str:  # type: ignore[no-untyped-def]
     """`deployctl certs renew` on a Swarm (cli/certs.py): the ready nodes under the manager's lock."""
     site = SwarmSite(fake, fake.node, NAMES, LAYOUT, Recorder())
-    conns, proxies = node_proxies(site, loaded(), "swarm")
+    conns, proxies = node_proxies(site, Env.resolve(loaded(), "swarm"))
     return tls.ensure_locked(loaded(), "swarm", conns, Recorder(), proxies=proxies, locks=[fake], **kwargs)
 
 

@@ -23,7 +23,7 @@ def _argv(step: str, argv: list[str], detail: str = "") -> PlannedStep:
     return PlannedStep(step, detail, tuple(argv))
 
 
-def _unlock(layout: StateLayout) -> PlannedStep:
+def unlock_row(layout: StateLayout) -> PlannedStep:
     return PlannedStep("unlock", f"rm -r {layout.lock_dir} while its info.json carries this command's token "
                                  "(one command, under lock.op)",
                        tuple(release_command(layout.lock_dir + ".op", layout.lock_dir, layout.lock_info, "<TOKEN>")))
@@ -52,7 +52,7 @@ def deploy_steps(plan: SwitchPlan, preparation: Sequence[PlannedStep], migration
     steps += migrations
     steps += plan.steps()
     steps.append(PlannedStep("prune", f"keep {keep} releases (never the live or previous good)"))
-    steps.append(_unlock(layout))
+    steps.append(unlock_row(layout))
     return steps
 
 
@@ -60,5 +60,5 @@ def rollback_steps(plan: SwitchPlan, layout: StateLayout) -> list[PlannedStep]:
     return [
         PlannedStep("lock", f"mkdir {layout.lock_dir} (atomic); exit 8 if held"),
         *plan.steps(),
-        _unlock(layout),
+        unlock_row(layout),
     ]

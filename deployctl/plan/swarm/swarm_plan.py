@@ -1,6 +1,7 @@
 """The switch sequence on a Swarm, as data: start -> health -> route -> verify -> retire,
 the order of plan/lifecycle/switch_plan.py with Swarm's verbs. services/swarm/swarm_deploy.py runs exactly
-these argvs; `--dry-run` prints `steps()` of the same plan.
+these argvs: its jobs' steps carry each phase's rows (`*_rows()`) beside the action that runs
+it, and `--dry-run` prints the rows of the same steps.
 
 Deploy creates the target release's services beside the live ones; rollback scales the
 kept (scaled to 0) services of an earlier release back to the counts it ran with. Either
@@ -74,58 +75,94 @@ class SwarmPlan:
     def retire(self, others: list[str]) -> Argv:
         return tuple(sw.scale({name: 0 for name in others}))
 
-    def steps(self) -> list[PlannedStep]:
-        rows = [PlannedStep("secrets", f"docker secret {name} ({service}: {secret}) from stdin, if missing",
-                            tuple(sw.create_secret(name, {})))
+    # The rows `--dry-run` prints for each of a Swarm job's steps (services/swarm/swarm_deploy.py
+    # pairs each with the action that runs it, in the order it runs them).
+
+    def secret_create(self, names: Names, name: str, service: str) -> Argv:
+        """One Docker secret of this release (its value on stdin)."""
+        return tuple(sw.create_secret(name, names.labels("secret", self.target.release, service)))
+
+    def secret_rows(self, names: Names) -> list[PlannedStep]:
+        return [PlannedStep("secrets", f"docker secret {name} ({service}: {secret}) from stdin, if missing",
+                            self.secret_create(names, name, service))
                 for name, service, secret in self.secrets]
-        if self.network:
-            rows.append(PlannedStep("network", "the release's own overlay network (its services' deploy.toml names as "
-                                               "aliases), if missing", self.network))
+
+    def network_rows(self) -> list[PlannedStep]:
+        if not self.network:
+            return []
+        return [PlannedStep("network", "the release's own overlay network (its services' deploy.toml names as "
+                                       "aliases), if missing", self.network)]
+
+    def migration_rows(self, name: str, argv: Argv) -> list[PlannedStep]:
         # Before the new tasks start, as on hosts: a release never runs on a schema it does
         # not know, and a failed migration leaves no task of it to remove.
-        rows += [PlannedStep("migrate", f"once, as a replicated job ({name}); a failure stops here", argv)
-                 for name, argv in self.migrations]
-        rows += [PlannedStep("start", "", argv) for argv in self.start]
+        leftover = tuple(sw.remove_services([name]))
+        return [PlannedStep("migrate", "a leftover of a killed run, if any", leftover),
+                PlannedStep("migrate", f"once, as a replicated job ({name}); a failure stops here", argv),
+                PlannedStep("migrate", "the job goes, whatever it ended with", leftover)]
+
+    def start_rows(self) -> list[PlannedStep]:
+        return [PlannedStep("start", "", argv) for argv in self.start]
+
+    def health_rows(self) -> list[PlannedStep]:
         counts = ", ".join(f"{s.name}={s.replicas}" for s in self.services)
-        rows.append(PlannedStep("health", f"every task running and past its health check ({counts}; Swarm keeps a "
-                                          f"task `starting` until then), up to {self.ready_timeout:g}s",
-                                tuple(sw.service_tasks([s.name for s in self.services]))))
+        rows = [PlannedStep("health", f"every task running and past its health check ({counts}; Swarm keeps a "
+                                      f"task `starting` until then), up to {self.ready_timeout:g}s",
+                            tuple(sw.service_tasks([s.name for s in self.services])))]
         if self.checker:
             checks = "; ".join(f"{p.container}: {p.describe()}" for p in sh.checked(self.probes).values())
             rows.append(PlannedStep("health", "deployctl's own check of every task, over the app's network from a "
                                               f"checker (the proxy image) on the manager, removed after: {checks}",
                                     self.checker))
-        if self.shadow is not None:
-            rows += _shadow_rows(self, self.shadow)
-        if self.canary is not None:
-            rows += _canary_rows(self, self.canary)
-        routed = self.target.routed
-        rows.append(PlannedStep("route", f"on every ready node: stage the proxy's {STAGED_FILE} (upstream "
-                                         f"{tasks_address(routed.container)}:{routed.port} by Docker's DNS, "
-                                         f"stamp {self.target.release})"))
-        rows.append(PlannedStep("route", "the proxy as a global service, only if it is missing", self.proxy_service))
-        rows.append(PlannedStep("route", f"on every node: nginx -t of the staged file, renamed over {CONFIG_FILE}, "
-                                         "reload (one command; a node whose proxy starts now gets the file as "
-                                         f"{CONFIG_FILE} directly)", self.reload))
-        rows.append(PlannedStep("verify", "on every node: " + self.verify.describe()))
-        rows.append(PlannedStep("record", "on the manager: append to releases.jsonl (with this release's spec and "
-                                          "replicas); write current"))
-        if self.guard is not None:
-            rows.append(PlannedStep("guard", f"{self.guard.describe()}; read from every node's proxy task, one "
-                                             "verdict over all of them (the replaced release keeps its tasks meanwhile)",
-                                    tuple(dc.logs_since("<the node's proxy task>", "<switch time>"))))
-            rows.append(PlannedStep("guard", f"if it crosses: put the previous nginx.conf back on every node (staged as "
-                                             f"{STAGED_FILE}, tested, renamed, reloaded); wait until every node "
-                                             "answers from the previous release, then the drain; remove this "
-                                             "release's services; record `reverted` with the numbers; exit 6",
-                                    self.reload))
-        rows.append(PlannedStep("drain", f"wait {self.drain:g}s for requests the replaced release still holds"))
-
-        rows.append(PlannedStep("stop", "scale the other releases' services to 0 (kept for rollback), but the "
-                                        "replaced release's while its warm window lasts (rollout.warm_window: a "
-                                        "rollback until then is a proxy switch; recorded in the manager's warm.json)",
-                                self.retire(["<other releases' services>"])))
         return rows
+
+    def shadow_rows(self) -> list[PlannedStep]:
+        return _shadow_rows(self, self.shadow) if self.shadow is not None else []
+
+    def canary_rows(self) -> list[PlannedStep]:
+        return _canary_rows(self, self.canary) if self.canary is not None else []
+
+    def route_rows(self) -> list[PlannedStep]:
+        routed = self.target.routed
+        return [
+            PlannedStep("route", f"on every ready node: stage the proxy's {STAGED_FILE} (upstream "
+                                 f"{tasks_address(routed.container)}:{routed.port} by Docker's DNS, "
+                                 f"stamp {self.target.release})"),
+            PlannedStep("route", "the proxy as a global service, only if it is missing", self.proxy_service),
+            PlannedStep("route", f"on every node: nginx -t of the staged file, renamed over {CONFIG_FILE}, "
+                                 "reload (one command; a node whose proxy starts now gets the file as "
+                                 f"{CONFIG_FILE} directly)", self.reload),
+        ]
+
+    def verify_rows(self) -> list[PlannedStep]:
+        return [PlannedStep("verify", "on every node: " + self.verify.describe()),
+                PlannedStep("verify", "if it fails (or a signal comes): the previous nginx.conf back on every node "
+                                      "(staged, tested, renamed, reloaded), until every node answers from the "
+                                      "previous release; then the drain, this release's services removed, "
+                                      "recorded `reverted`; exit 6", self.reload)]
+
+    def record_rows(self) -> list[PlannedStep]:
+        return [PlannedStep("record", "on the manager: append to releases.jsonl (with this release's spec and "
+                                      "replicas); write current")]
+
+    def guard_rows(self) -> list[PlannedStep]:
+        if self.guard is None:
+            return []
+        return [PlannedStep("guard", f"{self.guard.describe()}; read from every node's proxy task, one "
+                                     "verdict over all of them (the replaced release keeps its tasks meanwhile)",
+                            tuple(dc.logs_since("<the node's proxy task>", "<switch time>"))),
+                PlannedStep("guard", f"if it crosses: put the previous nginx.conf back on every node (staged as "
+                                     f"{STAGED_FILE}, tested, renamed, reloaded); wait until every node "
+                                     "answers from the previous release, then the drain; remove this "
+                                     "release's services; record `reverted` with the numbers; exit 6",
+                            self.reload)]
+
+    def retire_rows(self) -> list[PlannedStep]:
+        return [PlannedStep("drain", f"wait {self.drain:g}s for requests the replaced release still holds"),
+                PlannedStep("stop", "scale the other releases' services to 0 (kept for rollback), but the "
+                                    "replaced release's while its warm window lasts (rollout.warm_window: a "
+                                    "rollback until then is a proxy switch; recorded in the manager's warm.json)",
+                            self.retire(["<other releases' services>"]))]
 
 
 def _shadow_rows(plan: SwarmPlan, spec: ShadowSpec) -> list[PlannedStep]:

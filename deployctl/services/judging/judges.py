@@ -204,6 +204,11 @@ class Judges:
         (its watchdogs still armed until `promoted`), None without one; raises ShadowStopped
         or CanaryAborted after going back to the live release."""
         self.judge_shadow()
+        return self.judge_canary()
+
+    def judge_canary(self) -> CanaryPart | None:
+        """The canary alone (a step of its own where the target runs its switch as steps):
+        the promoted canary, None without one; raises CanaryAborted after going back."""
         return self._canary() if self.gate is not None else None
 
     def leave(self) -> None:

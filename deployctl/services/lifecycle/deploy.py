@@ -31,10 +31,9 @@ from ...plan.lifecycle.release_spec import release_spec
 from ...plan.lifecycle.steps import PlannedStep, Step
 from ...plan.judging.canary import canary_spec
 from ...plan.judging.shadow import shadow_spec
-from ..judging.canary import CanaryAborted, CanaryGate
-from ..judging.shadow import ShadowStopped
+from ..judging.canary import CanaryGate, HostCanary
 from ..judging.host_judges import HostJudges
-from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, new_release_id
+from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, SKIPPED, new_release_id
 from ...plan.lifecycle.switch_plan import deploy_plan, guard_spec, proxy_config_for
 from ...secrets import Secret
 from . import preflight
@@ -55,11 +54,12 @@ from .release_images import ReleaseImages, proxy_image_for
 from ..data.release_schema import ReleaseDatabase, backup_before_migrate, check_settings, read_schema, schema_commands
 from ...plan.data.schema import BACKUP, SCHEMA
 from ...plan.lifecycle.env_values import SecretValueError, env_file
-from .host_calls import PREVIOUS, UNCHANGED, UNKNOWN, mapped, on_every_host
+from .host_calls import PREVIOUS, UNCHANGED, mapped, on_every_host
 from .host_calls import why as _why
 from .rollout import Cancel, Rollout, unexpected
 from .transaction import after_switch, best_effort, deploy_failure, failure_outcome, run_transaction, release_record, take_lock
-from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
+from .switch import HostSwitch, SwitchBackFailed
+from .switch_failures import after_verified, record_live, switch_guarded
 
 
 GUARD_HOLD_MARGIN = 60.0  # seconds the previous release is kept warm beyond a guard's watch
@@ -75,10 +75,11 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
     shared_proxy.refuse(loaded, env_name)
     check_settings(env)  # backup_before_migrate: refused before anything changes
     if environment.target == "swarm":  # the same verb, driven through a Swarm manager
-        from ..swarm.swarm_deploy import deploy as swarm_deploy
+        from ..swarm.swarm_deploy import deploy_env as swarm_deploy, manager_of
 
-        return swarm_deploy(loaded, env_name, images, secrets, emit, options=options,
-                            registry_password=registry_password, registry_username=registry_username, now=now)
+        # `connectors`: a Swarm's one is its manager's (services/hosts.connectors_for), honoured.
+        return swarm_deploy(env, images, secrets, emit, options=options, registry_password=registry_password,
+                            registry_username=registry_username, now=now, manager=manager_of(env, connectors))
     login_user = registry_username or (config.registry.username if config.registry else None)
     emit = serialized(emit)  # hosts report from worker threads
     conns = connectors if connectors is not None else env.connectors()
@@ -480,50 +481,24 @@ class HostDeploy:
         """The switch sequence: start beside the old release, health, route, verify; then
         the old release is drained and stopped (kept for rollback)."""
         self.started_at = time.time()
-        try:
-            self.cancel.check()
-            if not self.judges.before_switch:
-                self.switch.run(self.plan)
-            else:
-                self.switch.bring_up(self.plan)
-                promoted = self.judges.judge()  # raises ShadowStopped or CanaryAborted after going back
-                try:
-                    self.switch.switch(self.plan)
-                except SwitchBackFailed:
-                    raise  # uncertain: the watchdog, still armed, puts the live-only proxy back
-                except BaseException:
-                    if promoted is not None:
-                        promoted.disarm()  # switched back to the live-only configuration
-                    raise
-                self.judges.switched(promoted)
-        except (CanaryAborted, ShadowStopped):
-            raise  # back on the live release, cleaned up and recorded already
-        except SwitchBackFailed as exc:
-            self.phase = "uncertain"
-            self._best_effort("record", lambda: self.record(UNCERTAIN, self.previous, exc.message))
-            raise
-        except SwitchFailed as exc:
-            self.phase = "switched back"
-            self._best_effort("clean-up", self.clean_up)
-            self._best_effort("record", lambda: self.record(REVERTED, self.previous, exc.message))
-            raise
-        except BaseException as exc:
-            self.judges.leave()  # before its split: the other hosts do not wait for it
-            self.step = self.switch.step
-            raise self._abandon(exc) from None
+        # Which failure gives which outcome: services/lifecycle/switch_failures.py, as a Swarm's.
+        promoted = switch_guarded(self, self._switch_sequence,
+                                  record=lambda outcome, why: self.record(outcome, self.previous, why),
+                                  abandon=self._abandon_switch)
         # Switched and verified: from here the new release is live; bookkeeping comes first
         # so an interrupt during the drain cannot leave `current` pointing at the old one.
         switched = time.time()
-        try:
+
+        def live() -> None:
             self.state.set_current(self.release)
             moved = self.switch.move.record() if self.switch.move is not None else {}
             self.record(LIVE, self.previous, "", extra={**(self.judges.verdicts() or {}), **moved})
-        except BaseException as exc:
-            # Verified live, but `current` and the history may not say so: a rollback
-            # computed from them would be wrong.
-            self.phase = "uncertain"
-            raise mapped(self.host, "recording the release (it was verified live)", exc, UNKNOWN) from None
-        self.phase = "live"
+
+        record_live(self, live)
+        if promoted is not None:  # its watchdog goes only now (services/lifecycle/switch_failures.py)
+            after_verified(self, lambda: self.judges.switched(promoted))
+        else:  # the shadow window's live copy, if any
+            self._best_effort("shadow", lambda: self.judges.switched(None))
         warm_window = self.environment.rollout.warm_window
         if not self.judges.guarded():
             self._retire(warm_window)
@@ -547,6 +522,30 @@ class HostDeploy:
                 early.result()
         if warm_window <= 0:
             self._retire(0)  # the watch passed: now the previous goes too, after its drain
+
+    def _switch_sequence(self) -> HostCanary | None:
+        """Bring up, [judge], route, verify. Returns the promoted canary, its watchdog still
+        armed: removed only once the switch is verified and recorded (run)."""
+        self.cancel.check()
+        if not self.judges.before_switch:
+            self.switch.run(self.plan)
+            return None
+        self.switch.bring_up(self.plan)
+        promoted = self.judges.judge()  # raises ShadowStopped or CanaryAborted after going back
+        try:
+            self.switch.switch(self.plan)
+        except SwitchBackFailed:
+            raise  # uncertain: the watchdog, still armed, puts the live-only proxy back
+        except BaseException:
+            if promoted is not None:
+                promoted.disarm()  # switched back to the live-only configuration
+            raise
+        return promoted
+
+    def _abandon_switch(self, exc: BaseException) -> BaseException:
+        self.judges.leave()  # before its split: the other hosts do not wait for it
+        self.step = self.switch.step
+        return self._abandon(exc)
 
     def _retire(self, warm_window: float) -> None:
         after_switch(self.emit, self.host, lambda: retire_and_prune(

@@ -156,29 +156,28 @@ def _move_rows(loaded: LoadedConfig, env: str, image: str) -> list[PlannedStep]:
 
 def _swarm_deploy(loaded: LoadedConfig, env: str, release: str, images: ReleaseImages,
                   options: DeployOptions, hooks: bool) -> Plans:
-    """The SwarmPlan a swarm deploy runs (services/swarm/swarm_deploy.py), built the same way; no connection."""
-    from ...plan.data.accessories import environment_accessories
-    from ...plan.swarm.swarm_accessories import planned_steps as swarm_accessory_steps
-    from ..data.accessories import read_files
-    from ..hosts import layout_for
-    from ..swarm.swarm_deploy import swarm_deploy_plan
+    """The steps of the SwarmDeploy a swarm deploy runs (services/swarm/swarm_deploy.py), built
+    the same way, over the manager's connector unconnected: no connection."""
+    from ...plan.lifecycle.dry_run import unlock_row
+    from ..env import Env
+    from ..swarm.swarm_deploy import SwarmDeploy, SwarmJob, swarm_deploy_plan
 
-    environment = loaded.environment(env)
-    plan = swarm_deploy_plan(loaded, env, release, images, options=options)
-    steps = [PlannedStep("preflight", f"connect to the manager {environment.manager} (host key pinned); it must "
-                                      "be an active Swarm manager"),
-             PlannedStep("lock", "on the manager: mkdir of the lock directory in its state dir")]
-    layout = layout_for(loaded, env)
-    # Their files as a real deploy reads them: a missing one fails the dry run too (exit 3),
-    # and the Docker config names shown are the ones a deploy would create.
-    files = read_files(loaded, environment_accessories(loaded.config, env, layout))
-    accessories = swarm_accessory_steps(loaded.config, env, layout, files=files)
+    resolved = Env.resolve(loaded, env)
+    site, state = SwarmJob(resolved, lambda event: None).unconnected()
+    plan = swarm_deploy_plan(resolved, release, images, options=options)
+    job = SwarmDeploy(site, state, plan, resolved, {}, options, lambda event: None, registry_auth=False, scaled={})
     names = [n for n in DEPLOY_HOOKS if n != "pre_migrate" or plan.migrations]
-    https = _tls_rows(loaded.config, env, "node", "the manager's lock",
-                      f"the proxy publishes {plan.tls_port} on every node (added one node at a time where it "
-                      "does not yet); ")
-    return ({f"swarm manager {environment.manager}": steps + accessories + plan.steps() + https}
+    https = _tls_rows(loaded.config, env, "node", "the manager's lock")
+    return ({f"swarm manager {resolved.settings.manager}": _swarm_preflight(resolved.settings.manager)
+             + [row for step in job.steps() for row in step.rows] + [unlock_row(resolved.layout)] + https}
             | _hook_plan(loaded, names, hooks))
+
+
+def _swarm_preflight(manager: str | None) -> list[PlannedStep]:
+    """Before the steps of a Swarm's job: the manager reached, its lock taken (services/lifecycle/rollout.py)."""
+    return [PlannedStep("preflight", f"connect to the manager {manager} (host key pinned); it must be an active "
+                                     "Swarm manager"),
+            PlannedStep("lock", "on the manager: mkdir of the lock directory in its state dir")]
 
 
 def _host_rollback(loaded: LoadedConfig, env: str, to: str | None, hooks: bool) -> tuple[str, Plans]:
@@ -209,17 +208,20 @@ def _host_rollback(loaded: LoadedConfig, env: str, to: str | None, hooks: bool) 
 
 
 def _swarm_rollback(loaded: LoadedConfig, env: str, to: str | None, hooks: bool) -> tuple[str, Plans]:
-    """After the same read of the manager's history and the same choice of target."""
-    from .host_state import HostState
-    from ..hosts import layout_for, manager_connector
-    from ..swarm.swarm_deploy import rollback_target, swarm_rollback_plan
+    """After the same read of the manager's history and services and the same choice of
+    target, the steps of the SwarmRollbackJob a rollback runs."""
+    from ...plan.lifecycle.dry_run import unlock_row
+    from ..env import Env
+    from ..swarm.swarm_deploy import SwarmJob, rollback_job
 
-    conn = manager_connector(loaded, env)
+    resolved = Env.resolve(loaded, env)
+    job = SwarmJob(resolved, lambda event: None)
     try:
-        conn.connect()
-        _, target, record = rollback_target(HostState(conn, layout_for(loaded, env)), to, conn.host)
+        site, state = job.open()
+        _, target, _, work = rollback_job(resolved, site, state, to, lambda event: None)
     finally:
-        conn.close()
-    plan = swarm_rollback_plan(loaded, env, record)
-    return target, ({f"swarm manager {loaded.environment(env).manager}": plan.steps()}
-                    | _hook_plan(loaded, ROLLBACK_HOOKS, hooks))
+        job.close()
+    rows = ([PlannedStep("nothing", f"{target} is already live")] if work is None
+            else _swarm_preflight(resolved.settings.manager) + [row for step in work.steps() for row in step.rows]
+            + [unlock_row(resolved.layout)])
+    return target, {f"swarm manager {resolved.settings.manager}": rows} | _hook_plan(loaded, ROLLBACK_HOOKS, hooks)

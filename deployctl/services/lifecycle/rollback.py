@@ -66,13 +66,14 @@ def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None 
         except BadReleaseId as exc:
             raise UsageError(str(exc)) from None
     if environment.target == "swarm":  # the same verb, driven through a Swarm manager
-        from ..swarm.swarm_deploy import rollback as swarm_rollback
+        from ..swarm.swarm_deploy import manager_of, rollback_env as swarm_rollback
 
         if restore_data:
             refuse("swarm", env_name, "backups", "rollback --restore-data")
 
-        return swarm_rollback(loaded, env_name, emit, to=to, message=message, force_unlock=force_unlock,  # type: ignore[return-value]
-                              hooks=hooks, secrets=secrets)
+        # `connectors`: a Swarm's one is its manager's (services/hosts.connectors_for), honoured.
+        return swarm_rollback(env, emit, to=to, message=message, force_unlock=force_unlock,  # type: ignore[return-value]
+                              hooks=hooks, secrets=secrets, manager=manager_of(env, connectors))
     emit = serialized(emit)
     conns = connectors if connectors is not None else env.connectors()
     try:

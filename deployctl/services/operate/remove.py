@@ -190,7 +190,7 @@ def _swarm(env: Env, emit: Emit, *, volumes: bool, dry_run: bool) -> HostRemoval
     from ..swarm.swarm_deploy import SwarmJob
 
     environment = env.settings
-    job = SwarmJob(env.loaded, env.name, emit)
+    job = SwarmJob(env, emit)
     label = f"swarm manager {environment.manager}"
     try:
         site, state = job.open()

@@ -9,7 +9,12 @@ new services; a failed verify puts the previous configuration back first and wai
 every node answers from it again. Either way the previous release never stopped serving and
 the command exits 6. The history and `current` live in the manager's state dir, as an ssh
 host keeps them. The lock, the records and what follows the switch are the transaction's
-(services/lifecycle/transaction.py), as on hosts.
+(services/lifecycle/transaction.py), and which failure gives which outcome is
+services/lifecycle/switch_failures.py's, as on hosts.
+
+Each job's work under the lock is a list of Steps (plan/lifecycle/steps.py: `SwarmDeploy.steps()`,
+`SwarmRollbackJob.steps()`): the run executes them, `--dry-run` prints their rows
+(services/lifecycle/dry_runs.py), so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from ...config import LoadedConfig
-from ...config.models import Rollout as RolloutSettings
 from ..operate.jobs import refuse_on_swarm as refuse_jobs_on_swarm
 from ...errors import DeployctlError, DeployError, RollbackError, UsageError
 from ...events import Emit, Message, Timer, serialized
@@ -39,13 +43,14 @@ from ..lifecycle import preflight
 from . import swarm_accessories
 from ..data.accessories import specs_for
 from ..lifecycle.deploy_result import DeployOptions, DeployResult, HostOutcome
-from ..lifecycle.host_calls import PREVIOUS, UNKNOWN, mapped
+from ..lifecycle.host_calls import PREVIOUS, mapped
 from ..lifecycle.host_calls import why as _why
 from ...plan.operate.hooks import HookContext
 from ...plan.lifecycle.target_limits import refuse
 from ..operate.hooks import HookRunner
 from ..lifecycle.host_state import HostState
-from ..hosts import layout_for, manager_connector, names_for, proxy_port, ssh_connector, tls_port
+from ..hosts import ssh_connector
+from ..env import Env
 from ..lifecycle.release_images import ReleaseImages, proxy_image_for
 from .swarm_site import SwarmSite
 from . import swarm_tls
@@ -53,9 +58,13 @@ from ..edge.tls import files_pair
 from ..lifecycle.rollout import Cancel, unexpected
 from ..lifecycle.transaction import BEFORE, LIVE_PHASE, SWITCHED_BACK, after_switch, deploy_failure, failure_outcome, release_record, rollback_failure, run_transaction, take_lock, best_effort
 from ..lifecycle.transaction import UNCERTAIN as UNCERTAIN_PHASE
-from ..judging.canary import CanaryAborted, CanaryGate
-from ..judging.shadow import ShadowStopped
-from ..lifecycle.switch import SwitchBackFailed
+from ..judging.canary import CanaryGate
+from ...plan.edge.proxy_config import LIVE_COPY
+from ..lifecycle.switch import SwitchBackFailed, SwitchFailed
+from ..lifecycle.switch_failures import after_verified, record_live, switch_guarded
+from ...plan.lifecycle.steps import PlannedStep, Step
+from ...plan.swarm.swarm_accessories import planned_steps as swarm_accessory_rows
+from ..data.accessories import read_files
 from .swarm_judges import SwarmJudges, put_back
 
 REPLICAS = "replicas"  # the record's extra: what each service ran with (rollback runs it again)
@@ -69,8 +78,7 @@ class SwarmSwitchBackFailed(SwitchBackFailed):
 class SwarmJob:
     """What deploy and rollback share: the site, the manager's state, the lock."""
 
-    loaded: LoadedConfig
-    env_name: str
+    env: Env
     emit: Emit
     manager: object = None
     site: SwarmSite | None = None
@@ -78,16 +86,19 @@ class SwarmJob:
     # (a test gives scripted nodes: tests/support/fake_swarm.py, tests/faults/test_swarm_faults.py)
     nodes: Callable[[str], object] | None = None
 
+    def unconnected(self) -> tuple[SwarmSite, HostState]:
+        """The site and the manager's state, nothing connected yet (a dry run stops here)."""
+        env = self.env
+        self.manager = self.manager or env.connectors()[0]  # a Swarm's one connector: its manager
+        nodes = self.nodes or (lambda address: ssh_connector(env.loaded, env.settings, address))
+        self.site = SwarmSite(self.manager, nodes, env.names, env.layout, self.emit)
+        return self.site, HostState(self.manager, env.layout, self.emit)
+
     def open(self) -> tuple[SwarmSite, HostState]:
-        environment = self.loaded.environment(self.env_name)
-        self.manager = self.manager or manager_connector(self.loaded, self.env_name)
+        site, state = self.unconnected()
         preflight.connect(self.manager, self.emit)
-        nodes = self.nodes or (lambda address: ssh_connector(self.loaded, environment, address))
-        self.site = SwarmSite(self.manager, nodes,
-                              names_for(self.loaded, self.env_name), layout_for(self.loaded, self.env_name),
-                              self.emit)
-        self.site.check_manager()
-        return self.site, HostState(self.manager, layout_for(self.loaded, self.env_name), self.emit)
+        site.check_manager()
+        return site, state
 
     def close(self) -> None:
         if self.site is not None:
@@ -100,7 +111,7 @@ def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
             checkpoint: Callable[[], None] = lambda: None, previous: bytes | None = None) -> None:
     """Route then verify on every node; a failed verify puts the previous configuration
     (`previous`: what the nodes served before this command touched them; None: read now)
-    back on every node (raises DeployError), or SwarmSwitchBackFailed if that fails too.
+    back on every node (raises SwitchFailed), or SwarmSwitchBackFailed if that fails too.
     A signal seen after the route or the verify (`checkpoint`) switches back as well, as on
     hosts (services/lifecycle/switch.py): an interrupted deploy never ends with its release live."""
     previous = previous if previous is not None else site.live_config()
@@ -123,7 +134,7 @@ def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
             back.failed(_why(again))
             raise SwarmSwitchBackFailed(f"{host}: {_why(exc)}; switching back failed: {_why(again)}",
                                         hint="the proxies may not all serve one release: `deployctl status`") from None
-        raise DeployError(f"{host}: {_why(exc)}", hint="the previous release is serving again") from None
+        raise SwitchFailed(f"{host}: {_why(exc)}", hint="the previous release is serving again") from None
 
 
 def _retire(site: SwarmSite, plan: SwarmPlan, live: str, drain: float, emit: Emit, host: str, *,
@@ -210,11 +221,31 @@ def refuse_stop_first(config, env_name: str) -> None:  # type: ignore[no-untyped
             refuse("swarm", env_name, "stop_first", f"services.{name}.stop_first")
 
 
+def manager_of(env: Env, connectors: list | None):  # type: ignore[no-untyped-def]
+    """`deploy(connectors=...)` / `rollback(connectors=...)` on a Swarm: its one connector is
+    the manager's (as services/hosts.connectors_for gives it); None: the job makes it."""
+    if connectors is None:
+        return None
+    if len(connectors) != 1:
+        raise UsageError(f"environments.{env.name} (target = \"swarm\") is reached through its one manager "
+                         f"(environments.{env.name}.manager); {len(connectors)} connectors were given",
+                         hint="give the manager's connector alone")
+    return connectors[0]
+
+
 def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: dict[str, Secret], emit: Emit, *,
-           options: DeployOptions = DeployOptions(), registry_password: Secret | None = None,
-           registry_username: str | None = None, manager=None, nodes: Callable[[str], object] | None = None,
-           now: float | None = None) -> DeployResult:  # type: ignore[no-untyped-def]
-    config, environment = loaded.config, loaded.environment(env_name)
+           manager=None, **kwargs) -> DeployResult:  # type: ignore[no-untyped-def]
+    """A Swarm's deploy from `(loaded, env_name)`: the environment resolved here, once
+    (services/lifecycle/deploy.deploy resolves it itself and calls `deploy_env`)."""
+    return deploy_env(Env.resolve(loaded, env_name), images, secrets, emit, manager=manager, **kwargs)
+
+
+def deploy_env(env: Env, images: ReleaseImages, secrets: dict[str, Secret], emit: Emit, *,
+               options: DeployOptions = DeployOptions(), registry_password: Secret | None = None,
+               registry_username: str | None = None, manager=None, nodes: Callable[[str], object] | None = None,
+               now: float | None = None) -> DeployResult:  # type: ignore[no-untyped-def]
+    loaded, env_name = env.loaded, env.name
+    config, environment = loaded.config, env.settings
     refuse_jobs_on_swarm(config, env_name)  # refused before anything is touched (plan/lifecycle/target_limits.py)
     refuse_stop_first(config, env_name)
     # tls = "files": the pair checked (key, names, dates) before anything changes, as on hosts.
@@ -225,7 +256,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         emit(Message(f"services.{unrecorded[0]}.schema_version is not run on a Swarm target yet: this release records "
                      "no schema, so a later rollback to it is not checked against the schema (docs/backups.md)",
                      level="warning"))
-    job = SwarmJob(loaded, env_name, emit, manager, nodes=nodes)
+    job = SwarmJob(env, emit, manager, nodes=nodes)
     try:
         site, state = job.open()
         host = job.manager.host
@@ -239,13 +270,8 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         if scaled:
             emit(Message("kept the scaled task counts (deployctl scale): " + ", ".join(
                 f"{name}={count}" for name, (count, _) in sorted(scaled.items())), host=host))
-        plan = swarm_deploy_plan(loaded, env_name, release, images, registry_auth=login, replicas=counts,
-                                 options=options)
-        shadow, canary = plan.shadow, plan.canary
-        work = SwarmDeploy(site, state, plan, loaded, env_name, secrets, options, emit, registry_auth=login,
-                           scaled=scaled, cancel=Cancel(),
-                           shadow_gate=CanaryGate([], shadow, emit) if shadow is not None else None,
-                           gate=CanaryGate([], canary, emit) if canary is not None else None)
+        plan = swarm_deploy_plan(env, release, images, registry_auth=login, replicas=counts, options=options)
+        work = SwarmDeploy(site, state, plan, env, secrets, options, emit, registry_auth=login, scaled=scaled)
         # The hooks as on hosts (services/operate/hooks.py): pre_deploy before the lock, pre_migrate
         # before the migrations, post_deploy and on_revert once the lock is released.
         hooks = HookRunner.for_config(loaded, emit, enabled=options.hooks, secrets=secrets,
@@ -268,7 +294,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
                 error.details = {"verdicts": judged}
             raise error from unexpected(results)
         if config.tls_for(env_name) != "off":  # after the switch, as on hosts (services/swarm/swarm_tls.py)
-            swarm_tls.certificate(site, loaded, env_name, release, pair)
+            swarm_tls.certificate(site, env, release, pair)
         return DeployResult(release, images.revision, hosts)
     finally:
         if job.manager is not None:
@@ -276,18 +302,17 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         job.close()
 
 
-def swarm_deploy_plan(loaded: LoadedConfig, env_name: str, release: str, images: ReleaseImages, *,
+def swarm_deploy_plan(env: Env, release: str, images: ReleaseImages, *,
                       registry_auth: bool | str = False, replicas: dict[str, int] | None = None,
                       options: DeployOptions = DeployOptions()) -> SwarmPlan:
-    config, environment = loaded.config, loaded.environment(env_name)
-    layout, names = layout_for(loaded, env_name), names_for(loaded, env_name)
-    spec = release_spec(config, env_name, release, images.revision, images.images, proxy_image_for(config, images),
+    config, environment, layout = env.config, env.settings, env.layout
+    spec = release_spec(config, env.name, release, images.revision, images.images, proxy_image_for(config, images),
                         dirty=images.dirty)
-    services = sw.release_services(config, environment, env_name, spec, layout, replicas)
+    services = sw.release_services(config, environment, env.name, spec, layout, replicas)
     migrations = {name: list(s.migrate) for name, s in config.services.items() if s.migrate}
-    return deploy_plan(spec, services, names, layout.proxy_dir, proxy_port=proxy_port(loaded, env_name),
+    return deploy_plan(spec, services, env.names, layout.proxy_dir, proxy_port=env.proxy_port,
                        drain=environment.rollout.drain, migrations=migrations, registry_auth=registry_auth,
-                       guard=guard_spec(environment.rollout, options.no_guard), tls_port=tls_port(loaded, env_name),
+                       guard=guard_spec(environment.rollout, options.no_guard), tls_port=env.tls_port,
                        shadow=shadow_spec(environment.rollout, options.shadow),
                        canary=canary_spec(environment.rollout, options.canary))
 
@@ -298,11 +323,15 @@ class SwarmDeploy:
     the switch removes what it started (`failed`, exit 6), a failed verify or the guard
     switches back (`reverted`, exit 6), a switch back that fails is `uncertain` (exit 7)."""
 
-    def __init__(self, site: SwarmSite, state: HostState, plan: SwarmPlan, loaded: LoadedConfig, env_name: str,
+    def __init__(self, site: SwarmSite, state: HostState, plan: SwarmPlan, env: Env,
                  secrets: dict[str, Secret], options: DeployOptions, emit: Emit, *, registry_auth: bool | str,
-                 scaled: ss.Overrides, cancel: Cancel, shadow_gate: CanaryGate | None = None,
-                 gate: CanaryGate | None = None) -> None:
-        self.site, self.state, self.plan, self.loaded, self.env_name = site, state, plan, loaded, env_name
+                 scaled: ss.Overrides, cancel: Cancel | None = None) -> None:
+        self.site, self.state, self.plan, self.env = site, state, plan, env
+        self.loaded, self.env_name = env.loaded, env.name  # for what still takes them (accessories, TLS)
+        cancel = cancel or Cancel()
+        # The shadow window's and the canary's meeting points: a Swarm is their one site.
+        shadow_gate = CanaryGate([], plan.shadow, emit) if plan.shadow is not None else None
+        gate = CanaryGate([], plan.canary, emit) if plan.canary is not None else None
         self.secrets, self.options, self.emit, self.cancel = secrets, options, emit, cancel
         self.registry_auth, self.scaled = registry_auth, scaled
         self.host = site.manager.host
@@ -312,49 +341,104 @@ class SwarmDeploy:
         self.phase = BEFORE
         self.step = "prepare"
         self.started: float | None = None
-        self.port = proxy_port(loaded, env_name)
+        self.port = env.proxy_port
+        self.rollout = env.settings.rollout
+        self.switched = 0.0  # when the route began: the guard judges from there
         for meeting in (shadow_gate, gate):
             if meeting is not None:
                 meeting.stopped = cancel.is_set
         # The shadow window, the canary and the guard, with their ways back (services/swarm/swarm_judges.py).
         self.judges = SwarmJudges(self, site, plan, self.port, shadow_gate, gate)
+        self.promoted = None  # the canary that promoted: its watchdogs armed until the switch is verified
 
     def lock(self) -> None:
         take_lock(self.state, self.emit, host=self.host, action="deploy", release=self.release,
                   message=self.options.message, force=self.options.force_unlock,
-                  rollout=self.loaded.environment(self.env_name).rollout)
+                  rollout=self.rollout)
         self.started = time.time()
 
     def unlock(self) -> None:
         self.state.release()
 
-    def prepare(self) -> None:
-        """The overlay network, the accessories, the secrets: nothing the Swarm serves changes."""
-        site, plan = self.site, self.plan
-        try:
-            self.previous = self.state.current()
-            self.state.prepare()
-            self.step = "recover"
-            self.judges.recover()  # a shadow window a killed deployctl left on the nodes
-            self.step = "warm"
-            _stop_expired_warm(site, {r for r in (self.previous,) if r}, self.emit, self.host)
-            self.step = "network"
-            if site.ensure_network():
-                self.emit(Message(f"created overlay network {site.names.network}", host=self.host))
+    # -- the steps: what each phase runs, with the rows `--dry-run` prints for it -------------
+
+    def steps(self) -> list[Step]:
+        """Every step of this deploy under the lock, in the order it runs them."""
+        return [*self.preparation(), *self.migration(), *self.bringing_up(), *self.switching(), *self.after()]
+
+    def preparation(self) -> list[Step]:
+        """What `prepare` runs: the overlay network, the accessories, the secrets, HTTPS
+        state; nothing the Swarm serves changes."""
+        site, plan, layout, names = self.site, self.plan, self.env.layout, self.env.names
+        accessories = specs_for(self.loaded, self.env_name, self.env.settings.accessories)
+        steps = [
+            Step("prepare", (PlannedStep("state", f"on the manager: read {layout.current}; make {layout.root}'s "
+                                                  "directories"),), self._read_state),
+            Step("recover", (PlannedStep("recover", "a shadow window or a canary a killed deployctl left on the "
+                                                    "nodes: the live release's configuration back, its watchdogs "
+                                                    "and its release's services removed, recorded `aborted`"),),
+                 self.judges.recover),
+            Step("warm", (PlannedStep("warm", "scale warm releases past their window (rollout.warm_window) to 0, "
+                                              "never the live one"),),
+                 lambda: _stop_expired_warm(site, {r for r in (self.previous,) if r}, self.emit, self.host)),
+            Step("network", (PlannedStep("network", "the environment's overlay network, only if missing",
+                                         tuple(sw.create_network(names.network, names.labels("network")))),),
+                 self._network),
             # Accessories first, as on ssh hosts: created when absent (pinned by their
             # placement), never recreated; the release's services reach them by name.
-            self.step = "accessories"
-            environment = self.loaded.environment(self.env_name)
-            for accessory in specs_for(self.loaded, self.env_name, environment.accessories):
-                swarm_accessories.boot(self.loaded, site, accessory, self.secrets, self.emit,
-                                       registry_auth=self.registry_auth)
-            self.step = "secrets"
-            _upload(site, plan, self.secrets, self.emit, self.host)
-            self.step = "tls"  # the challenge location (acme), or HTTPS state removed (off), on every node
-            swarm_tls.prepare(site, self.loaded, self.env_name)
-            if plan.network:
-                self.step = "network"
-                site.ensure_release_network(self.release, plan.network)
+            Step("accessories", tuple(swarm_accessory_rows(self.env.config, self.env_name, layout, files=read_files(
+                self.loaded, accessories))), lambda: self._accessories(accessories)),
+            Step("secrets", (*plan.secret_rows(names), *self._env_file_rows()),
+                 lambda: _upload(site, plan, self.secrets, self.emit, self.host)),
+            # The challenge location (acme), or HTTPS state removed (off), on every node.
+            Step("tls", tuple(swarm_tls.prepare_rows(site, self.env)), lambda: swarm_tls.prepare(site, self.env)),
+        ]
+        if plan.network:
+            steps.append(Step("network", tuple(plan.network_rows()),
+                              lambda: site.ensure_release_network(self.release, plan.network)))
+        return steps
+
+    def migration(self) -> list[Step]:
+        """What `migrate` runs: each migration once, as a replicated job."""
+        return [Step("migrate", tuple(self.plan.migration_rows(name, argv)),
+                     lambda name=name, argv=argv: self.site.run_job(name, argv))  # type: ignore[misc]
+                for name, argv in self.plan.migrations]
+
+    def bringing_up(self) -> list[Step]:
+        """The new release's services beside the live ones, until every task is healthy."""
+        plan = self.plan
+        files = [s.env_file for s in plan.services if s.env_file]
+        forget = (PlannedStep("secrets", "on the manager: the env files go once the services exist (each "
+                                         "service's spec holds its env)", ("rm", "-f", "--", *files)),) if files else ()
+        return [Step("start", tuple(plan.start_rows()), self._start),
+                Step("start", forget, lambda: _forget_env(self.site, plan, self.emit, self.host)),
+                Step("health", tuple(plan.health_rows()), self._health)]
+
+    def switching(self) -> list[Step]:
+        """[the shadow window], [the canary], then route and verify (a failed verify switches
+        back)."""
+        steps = [Step("shadow", tuple(self.plan.shadow_rows()), self.judges.judge_shadow)] if self.plan.shadow else []
+        if self.plan.canary:
+            steps.append(Step("canary", (*self.plan.canary_rows(), *self._canary_file_rows()), self._canary))
+        return steps + [Step("switch", (*self.plan.route_rows(), *self.plan.verify_rows()), self._switch)]
+
+    def after(self) -> list[Step]:
+        """Once verified: the record, [the guard], then retire and prune (best effort)."""
+        steps = [Step("record", tuple(self.plan.record_rows()), self._record_live)]
+        if self.plan.guard is not None:
+            steps.append(Step("guard", tuple(self.plan.guard_rows()), self._guard))
+        return steps + [Step("stop", tuple(self.plan.retire_rows()), self._retire),
+                        Step("prune", (PlannedStep("prune", f"keep {self.rollout.keep} releases (never the live or "
+                                                            "previous good): their services, secrets and env files "
+                                                            "removed"),), self._prune)]
+
+    # -- HostJob ------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        try:
+            for step in self.preparation():
+                self.step = step.name
+                step.action()
         except BaseException as exc:
             raise self._abandon(exc) from None
 
@@ -364,91 +448,124 @@ class SwarmDeploy:
         (the pre_migrate hook) first when there is a migration to run."""
         try:
             self.step = "migrate"
-            if before is not None and self.plan.migrations:
+            steps = self.migration()
+            if before is not None and steps:
                 before()
-            for name, argv in self.plan.migrations:
-                self.site.run_job(name, argv)
+            for step in steps:
+                step.action()
         except BaseException as exc:
             raise self._abandon(exc) from None
 
     def run(self) -> None:
-        site, plan, host, emit = self.site, self.plan, self.host, self.emit
+        """Bring up, [shadow], [canary], switch: their failures give the outcomes every
+        target's do (services/lifecycle/switch_failures.py); then record, the promoted
+        canary's watchdogs removed, [guard], retire, prune."""
+        switch_guarded(self, lambda: self._run_steps([*self.bringing_up(), *self.switching()]),
+                       record=lambda outcome, why: self._record(outcome, why), abandon=self._abandon_switch)
+        record, *guard, stop, prune = self.after()
+        record_live(self, record.action)
+        if self.promoted is not None:
+            after_verified(self, lambda: self.judges.promoted(self.promoted))
+        for step in guard:
+            self.step = step.name
+            step.action()
+        after_switch(self.emit, self.host, stop.action, prune.action)
+
+    def _run_steps(self, steps: list[Step]) -> None:
+        for step in steps:
+            self.step = step.name
+            step.action()
+
+    # -- the steps' actions -----------------------------------------------------------------
+
+    def _read_state(self) -> None:
+        self.previous = self.state.current()
+        self.state.prepare()
+
+    def _network(self) -> None:
+        if self.site.ensure_network():
+            self.emit(Message(f"created overlay network {self.site.names.network}", host=self.host))
+
+    def _accessories(self, accessories: list) -> None:  # type: ignore[type-arg]
+        for accessory in accessories:
+            swarm_accessories.boot(self.loaded, self.site, accessory, self.secrets, self.emit,
+                                   registry_auth=self.registry_auth)
+
+    def _env_file_rows(self) -> list[PlannedStep]:
+        """What `_upload` writes on the manager beside the Docker secrets, said without a value."""
+        files = [s for s in self.plan.services if s.env_file]
+        rows = [PlannedStep("secrets", f"on the manager: mkdir {self.site.layout.release_secrets(self.release)} "
+                                       "(mode 0700)")] if files else []
+        return rows + [PlannedStep("secrets", f"on the manager: write {s.env_file} (mode 0600): "
+                                              f"{', '.join(sorted(s.secret_env))} (values from the secret source), "
+                                              "read by `docker service create --env-file`")
+                       for s in files]
+
+    def _start(self) -> None:
+        timer = Timer(self.emit, "start", host=self.host, detail=f"{len(self.plan.start)} service(s)")
+        for argv in self.plan.start:
+            self.site.run(argv)
+        timer.done()
+
+    def _health(self) -> None:
+        self.site.wait_ready(self.plan.wanted, self.plan.ready_timeout, checks=_checks(self.site, self.plan),
+                             checkpoint=self.cancel.check)
+        self.cancel.check()
+        # What every node served before this deploy touches the proxies: the shadow window's
+        # stop, the canary's abort, a failed verify and the guard's revert put it back.
+        self.judges.live_only = self.site.live_config()
+
+    def _canary_file_rows(self) -> list[PlannedStep]:
+        """The canary's own files (services/swarm/swarm_judges.py), as the run removes them."""
+        layout = self.env.layout
+        return [PlannedStep("canary", "on the manager, before the split: a decision left from an earlier canary goes",
+                            ("rm", "-f", layout.canary_decision)),
+                PlannedStep("canary", "on every node, before its watchdog starts: an earlier watchdog's mark goes",
+                            ("rm", "-f", layout.canary_fired)),
+                PlannedStep("canary", "on every node, once the watchdogs go: their mark and the live copy",
+                            ("rm", "-f", layout.canary_fired, f"{layout.proxy_dir}/{LIVE_COPY}")),
+                PlannedStep("canary", "on the manager, then: the canary's record and decision",
+                            ("rm", "-f", layout.canary, layout.canary_decision))]
+
+    def _canary(self) -> None:
+        """Split on every node, one verdict: promoted (its watchdogs armed until the switch is
+        verified) or aborted (CanaryAborted, after going back)."""
+        self.promoted = self.judges.judge_canary()
+
+    def _switch(self) -> None:
+        self.switched = time.time()
         try:
-            self.step = "start"
-            timer = Timer(emit, "start", host=host, detail=f"{len(plan.start)} service(s)")
-            for argv in plan.start:
-                site.run(argv)
-            timer.done()
-            _forget_env(site, plan, emit, host)
-            self.step = "health"
-            site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan), checkpoint=self.cancel.check)
-            self.cancel.check()
-            self.judges.live_only = site.live_config()
-        except BaseException as exc:
-            raise self._abandon(exc) from None
-        promoted = self._judge()
-        port = self.port
-        switched = time.time()
-        self.step = "switch"
-        try:
-            _switch(site, plan, port, emit, host, self.cancel.check, previous=self.judges.live_only)
-        except SwarmSwitchBackFailed as exc:
-            self.phase = UNCERTAIN_PHASE
-            self._record(UNCERTAIN, exc.message)
+            _switch(self.site, self.plan, self.port, self.emit, self.host, self.cancel.check,
+                    previous=self.judges.live_only)
+        except SwitchBackFailed:
+            raise  # uncertain: the canary's watchdogs, still armed, put the live-only proxy back
+        except BaseException:
+            if self.promoted is not None:  # switched back to the live-only configuration
+                best_effort(self.emit, self.host, "watchdog", self.promoted.disarm)
             raise
-        except BaseException as exc:
-            self.phase = SWITCHED_BACK
-            if promoted is not None:  # switched back to the live-only configuration
-                best_effort(emit, host, "watchdog", promoted.disarm)
-            time.sleep(plan.drain)  # requests the new release's tasks still hold
-            site.remove_release(self.release, [s.name for s in plan.services])
-            self._record(REVERTED, _why(exc))
-            raise
-        if promoted is not None:  # verified: the canary's watchdogs go (services/judging/judges.py)
-            try:
-                self.judges.promoted(promoted)
-            except BaseException as exc:
-                # Live on every node, but an armed watchdog would put the previous release back
-                # at its deadline: uncertain, as a host's failed switch back (exit 7).
-                self.phase = UNCERTAIN_PHASE
-                raise mapped(host, "removing the canary's watchdogs (the release was verified live)", exc,
-                             UNKNOWN) from None
-        try:
-            self.state.set_current(self.release)
-            self._record(LIVE, extra=self.judges.verdicts())
-        except BaseException as exc:
-            # Verified live, but `current` and the history may not say so.
-            self.phase = UNCERTAIN_PHASE
-            raise mapped(host, "recording the release (it was verified live)", exc, UNKNOWN) from None
-        self.phase = LIVE_PHASE
+
+    def _record_live(self) -> None:
+        self.state.set_current(self.release)
+        self._record(LIVE, extra=self.judges.verdicts())
+
+    def _guard(self) -> None:
         if self.judges.guarded():
             # The replaced release keeps its tasks for the watch: the revert is a proxy switch
             # (services/judging/judges.py: the phase, the record and the exit code as on hosts).
-            self.judges.guard(since=switched, stopped=self.cancel.is_set)
-        environment = self.loaded.environment(self.env_name)
-        after_switch(emit, host, lambda: _retire(site, plan, self.release, plan.drain, emit, host,
-                                                 previous=self.previous,
-                                                 warm_window=environment.rollout.warm_window),
-                     lambda: _prune(site, self.state, environment.rollout.keep, self.release, emit, host))
+            self.judges.guard(since=self.switched, stopped=self.cancel.is_set)
 
-    def _judge(self):  # type: ignore[no-untyped-def]
-        """The shadow window, then the canary (services/judging/judges.py), between the health
-        check and the route: stopped or aborted, it raises ShadowStopped or CanaryAborted
-        (recorded `aborted`, the services removed). Returns the promoted canary (its
-        watchdogs armed until the switch is verified), None without one."""
-        self.step = "shadow" if self.judges.gate is None else "canary"
-        try:
-            return self.judges.judge()
-        except (ShadowStopped, CanaryAborted):
-            raise
-        except SwitchBackFailed as exc:
-            self.phase = UNCERTAIN_PHASE
-            why = exc.message
-            best_effort(self.emit, self.host, "record", lambda: self._record(UNCERTAIN, why))
-            raise
-        except BaseException as exc:
-            best_effort(self.emit, self.host, "mirror", self.judges.unmirror)
-            raise self._abandon(exc) from None
+    def _retire(self) -> None:
+        _retire(self.site, self.plan, self.release, self.plan.drain, self.emit, self.host, previous=self.previous,
+                warm_window=self.rollout.warm_window)
+
+    def _prune(self) -> None:
+        _prune(self.site, self.state, self.rollout.keep, self.release, self.emit, self.host)
+
+    def _abandon_switch(self, exc: BaseException) -> BaseException:
+        """Before the route: a shadow window's mirror goes first (the live-only configuration
+        back on every node), then what the release started."""
+        best_effort(self.emit, self.host, "mirror", self.judges.unmirror)
+        return self._abandon(exc)
 
     def failure_outcome(self) -> str:
         return failure_outcome(self.phase)
@@ -465,6 +582,8 @@ class SwarmDeploy:
         self._record(outcome, why)
 
     def clean_up(self) -> None:
+        if self.phase == SWITCHED_BACK:
+            time.sleep(self.plan.drain)  # requests the new release's tasks still hold
         self.site.remove_release(self.release, [s.name for s in self.plan.services])
         self.site.manager.remove_tree(self.site.layout.release_secrets(self.release))
 
@@ -543,12 +662,11 @@ def rollback_target(state: HostState, to: str | None, host: str = "manager") -> 
     return current, target, record
 
 
-def swarm_rollback_plan(loaded: LoadedConfig, env_name: str, record: ReleaseRecord,
+def swarm_rollback_plan(env: Env, record: ReleaseRecord,
                         last: ReleaseRecord | None = None, scaled: ss.Overrides | None = None) -> SwarmPlan:
     """From the release's own record (its spec), not today's deploy.toml: the counts it last
     ran with (`last`: its latest live record), with the environment's scaled counts."""
-    config, environment = loaded.config, loaded.environment(env_name)
-    layout, names = layout_for(loaded, env_name), names_for(loaded, env_name)
+    config = env.config
     spec = ReleaseSpec.from_dict(record.spec)
     replicas = {k: int(v) for k, v in ((last or record).extra or {}).get(REPLICAS, {}).items()}
     replicas = ss.for_rollback(replicas, scaled or {})
@@ -557,37 +675,56 @@ def swarm_rollback_plan(loaded: LoadedConfig, env_name: str, record: ReleaseReco
                                                       if s.service in config.services else 1),
                                 env={}, health=s.health, routed=s.routed)
                 for s in spec.services]
-    return rollback_plan(spec, services, names, layout.proxy_dir, proxy_port=proxy_port(loaded, env_name),
-                         drain=environment.rollout.drain, tls_port=tls_port(loaded, env_name))
+    return rollback_plan(spec, services, env.names, env.layout.proxy_dir, proxy_port=env.proxy_port,
+                         drain=env.settings.rollout.drain, tls_port=env.tls_port)
 
 
-def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None = None, message: str = "",
-             force_unlock: bool = False, manager=None, hooks: bool = True,  # type: ignore[no-untyped-def]
-             secrets: dict[str, Secret] | None = None,
-             nodes: Callable[[str], object] | None = None) -> list[SwarmRollback]:
-    environment = loaded.environment(env_name)
+def rollback_job(env: Env, site: SwarmSite, state: HostState, to: str | None, emit: Emit, *, message: str = "",
+                 force_unlock: bool = False) -> tuple[str | None, str, ReleaseRecord, "SwarmRollbackJob | None"]:
+    """(live, target, the target's deploy record, the job that rolls back to it; None when
+    the target is live already), from the manager's history and services: what a rollback
+    runs and its dry run prints."""
+    host = site.manager.host
+    current, target, record = rollback_target(state, to, host)
+    if target == current:
+        return current, target, record, None
+    scaled = _overrides(state)
+    plan = swarm_rollback_plan(env, record, _last_live(state, target), scaled)
+    kept = site.services()
+    missing = [s.name for s in plan.services if s.name not in kept]
+    if missing:
+        raise RollbackError(f"{host}: the services of {target} are gone ({', '.join(missing)}): pruned?",
+                            hint="deploy that revision again instead")
+    if all(kept[s.name][2] == s.replicas > 0 for s in plan.services):
+        # Warm (its window: plan/lifecycle/warm.py): its tasks run at the counts it runs with, so
+        # nothing is scaled up, and a failure leaves them running as they were.
+        plan = replace(plan, start=(), undo=())
+    return current, target, record, SwarmRollbackJob(site, state, plan, current, message, force_unlock, env, emit,
+                                                     scaled, Cancel())
+
+
+def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, manager=None,  # type: ignore[no-untyped-def]
+             **kwargs) -> list[SwarmRollback]:
+    """A Swarm's rollback from `(loaded, env_name)`: the environment resolved here, once
+    (services/lifecycle/rollback.rollback resolves it itself and calls `rollback_env`)."""
+    return rollback_env(Env.resolve(loaded, env_name), emit, manager=manager, **kwargs)
+
+
+def rollback_env(env: Env, emit: Emit, *, to: str | None = None, message: str = "",
+                 force_unlock: bool = False, manager=None, hooks: bool = True,  # type: ignore[no-untyped-def]
+                 secrets: dict[str, Secret] | None = None,
+                 nodes: Callable[[str], object] | None = None) -> list[SwarmRollback]:
+    loaded, env_name, environment = env.loaded, env.name, env.settings
     emit = serialized(emit)
-    job = SwarmJob(loaded, env_name, emit, manager, nodes=nodes)
+    job = SwarmJob(env, emit, manager, nodes=nodes)
     try:
         site, state = job.open()
         host = job.manager.host
-        current, target, record = rollback_target(state, to, host)
-        if target == current:
+        current, target, record, work = rollback_job(env, site, state, to, emit, message=message,
+                                                     force_unlock=force_unlock)
+        if work is None:
             emit(Message(f"{target} is already live", host=host))
             return [SwarmRollback(target, current, 0.0, 0.0, host, "unchanged")]
-        scaled = _overrides(state)
-        plan = swarm_rollback_plan(loaded, env_name, record, _last_live(state, target), scaled)
-        kept = site.services()
-        missing = [s.name for s in plan.services if s.name not in kept]
-        if missing:
-            raise RollbackError(f"{host}: the services of {target} are gone ({', '.join(missing)}): pruned?",
-                                hint="deploy that revision again instead")
-        if all(kept[s.name][2] == s.replicas > 0 for s in plan.services):
-            # Warm (its window: plan/lifecycle/warm.py): its tasks run at the counts it runs with, so
-            # nothing is scaled up, and a failure leaves them running as they were.
-            plan = replace(plan, start=(), undo=())
-        work = SwarmRollbackJob(site, state, plan, current, message, force_unlock, proxy_port(loaded, env_name),
-                                emit, scaled, Cancel(), environment.rollout)
         runner = HookRunner.for_config(loaded, emit, enabled=hooks, secrets=secrets, stopped=work.cancel.is_set)
         context = HookContext(loaded.config.app, env_name, "rollback", target, current or "",
                               record.revision or "", (host,))
@@ -611,11 +748,10 @@ class SwarmRollbackJob:
     `reverted`, exit 6; a switch back that fails, `uncertain`, exit 7)."""
 
     def __init__(self, site: SwarmSite, state: HostState, plan: SwarmPlan, current: str | None, message: str,
-                 force_unlock: bool, port: int, emit: Emit, scaled: ss.Overrides, cancel: Cancel,
-                 rollout: RolloutSettings) -> None:
+                 force_unlock: bool, env: Env, emit: Emit, scaled: ss.Overrides, cancel: Cancel) -> None:
         self.site, self.state, self.plan, self.current, self.message = site, state, plan, current, message
-        self.force_unlock, self.port, self.emit, self.scaled, self.cancel = force_unlock, port, emit, scaled, cancel
-        self.rollout = rollout
+        self.force_unlock, self.emit, self.scaled, self.cancel = force_unlock, emit, scaled, cancel
+        self.port, self.rollout = env.proxy_port, env.settings.rollout
         self.host = site.manager.host
         self.target = plan.target.release
         self.replicas = {s.service: s.replicas for s in plan.services}
@@ -632,31 +768,50 @@ class SwarmRollbackJob:
     def unlock(self) -> None:
         self.state.release()
 
+    # -- the steps: what each phase runs, with the rows `--dry-run` prints for it -------------
+
+    def steps(self) -> list[Step]:
+        """Every step of this rollback under the lock, in the order it runs them."""
+        return [*self.preparation(), *self.bringing_up(), self.switching(), *self.after()]
+
+    def preparation(self) -> list[Step]:
+        return [Step("prepare", (PlannedStep("state", f"on the manager: the live release must still be "
+                                                      f"{self.current or '(none)'} (else refused: run it again)"),),
+                     self._check_live),
+                Step("warm", (PlannedStep("warm", "scale warm releases past their window (rollout.warm_window) to "
+                                                  "0, never the live one or the target"),), self._stop_warm)]
+
+    def bringing_up(self) -> list[Step]:
+        plan = self.plan
+        start = (plan.start_rows() if plan.start
+                 else [PlannedStep("start", f"{self.target} is warm: its tasks run already")])
+        return [Step("start", tuple(start), self._start), Step("health", tuple(plan.health_rows()), self._health)]
+
+    def switching(self) -> Step:
+        return Step("switch", (*self.plan.route_rows(), *self.plan.verify_rows()),
+                    lambda: _switch(self.site, self.plan, self.port, self.emit, self.host, self.cancel.check))
+
+    def after(self) -> list[Step]:
+        return [Step("record", tuple(self.plan.record_rows()), self._record_live),
+                Step("stop", tuple(self.plan.retire_rows()), self._retire)]
+
+    # -- HostJob ------------------------------------------------------------------------------
+
     def prepare(self) -> None:
         """Under the lock, again: a deploy or rollback that finished between the choice of
         the target and the lock moved `current`; this rollback was planned against the other.
         Then warm releases past their window go to 0 tasks (never the live one or the target)."""
-        live = self.state.current()
-        if live != self.current:
-            raise RollbackError(f"{self.host}: the live release changed to {live} while this rollback waited for "
-                                "the lock", hint="run the rollback again: it chooses its target from what is live now")
-        _stop_expired_warm(self.site, {r for r in (live, self.target) if r}, self.emit, self.host)
+        for step in self.preparation():
+            step.action()
 
     def run(self) -> str | None:
-        site, plan, host, emit = self.site, self.plan, self.host, self.emit
         try:
-            if plan.start:
-                timer = Timer(emit, "start", host=host, detail=f"scale {self.target} back up")
-                site.run(plan.start[0])
-                timer.done()
-            else:
-                emit(Message(f"{self.target} is warm: its tasks run already", host=host))
-            site.wait_ready(plan.wanted, plan.ready_timeout, checks=_checks(site, plan), checkpoint=self.cancel.check)
-            self.cancel.check()
+            for step in self.bringing_up():
+                step.action()
         except BaseException as exc:
             self._undo(FAILED, exc)
         try:
-            _switch(site, plan, self.port, emit, host, self.cancel.check)
+            self.switching().action()
         except SwarmSwitchBackFailed as exc:
             self.phase = UNCERTAIN_PHASE
             self._record(UNCERTAIN, exc.message)
@@ -665,12 +820,43 @@ class SwarmRollbackJob:
             self.phase = SWITCHED_BACK
             self._undo(REVERTED, exc)  # switched, then switched back: the target got traffic for a moment
         self.seconds = time.monotonic() - self.began
+        record, stop = self.after()
+        record.action()
+        self.phase = LIVE_PHASE
+        after_switch(self.emit, self.host, stop.action)
+        return None
+
+    # -- the steps' actions -----------------------------------------------------------------
+
+    def _check_live(self) -> None:
+        live = self.state.current()
+        if live != self.current:
+            raise RollbackError(f"{self.host}: the live release changed to {live} while this rollback waited for "
+                                "the lock", hint="run the rollback again: it chooses its target from what is live now")
+
+    def _stop_warm(self) -> None:
+        _stop_expired_warm(self.site, {r for r in (self.current, self.target) if r}, self.emit, self.host)
+
+    def _start(self) -> None:
+        if self.plan.start:
+            timer = Timer(self.emit, "start", host=self.host, detail=f"scale {self.target} back up")
+            self.site.run(self.plan.start[0])
+            timer.done()
+        else:
+            self.emit(Message(f"{self.target} is warm: its tasks run already", host=self.host))
+
+    def _health(self) -> None:
+        self.site.wait_ready(self.plan.wanted, self.plan.ready_timeout, checks=_checks(self.site, self.plan),
+                             checkpoint=self.cancel.check)
+        self.cancel.check()
+
+    def _record_live(self) -> None:
         self.state.set_current(self.target)
         self._record(LIVE)
-        self.phase = LIVE_PHASE
-        after_switch(emit, host, lambda: _retire(site, plan, self.target, plan.drain, emit, host,
-                                                 previous=self.current, warm_window=self.rollout.warm_window))
-        return None
+
+    def _retire(self) -> None:
+        _retire(self.site, self.plan, self.target, self.plan.drain, self.emit, self.host, previous=self.current,
+                warm_window=self.rollout.warm_window)
 
     def _undo(self, outcome: str, exc: BaseException) -> None:
         """The target's services back to 0 tasks (kept; a warm target's keep running, as they
@@ -703,13 +889,14 @@ class SwarmRollbackJob:
 
 # -- scale -------------------------------------------------------------------------------------
 
-def scale(loaded: LoadedConfig, env_name: str, emit: Emit, counts: dict[str, int], *,
+def scale(env: Env, emit: Emit, counts: dict[str, int], *,
           manager=None) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """The live release's services to the given task counts (no new release), waited for
     until every task runs and is healthy, then recorded (a `scale` record of the live
     release): a rollback and the next deploy keep these counts (plan/swarm/swarm_scale.py)."""
     emit = serialized(emit)
-    job = SwarmJob(loaded, env_name, emit, manager)
+    loaded, env_name = env.loaded, env.name
+    job = SwarmJob(env, emit, manager)
     try:
         site, state = job.open()
         current = state.current()
@@ -718,10 +905,9 @@ def scale(loaded: LoadedConfig, env_name: str, emit: Emit, counts: dict[str, int
         unknown = sorted(set(counts) - set(loaded.config.services))
         if unknown:
             raise UsageError(f"no service {unknown[0]!r} (services: {', '.join(loaded.config.services)})")
-        names = names_for(loaded, env_name)
-        wanted = {names.container(service, current): count for service, count in counts.items()}
+        wanted = {env.names.container(service, current): count for service, count in counts.items()}
         take_lock(state, emit, host=job.manager.host, action="scale", release=current,
-                  rollout=loaded.environment(env_name).rollout)
+                  rollout=env.settings.rollout)
         try:
             timer = Timer(emit, "scale", host=job.manager.host,
                           detail=", ".join(f"{n}={c}" for n, c in sorted(wanted.items())))

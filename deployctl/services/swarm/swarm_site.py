@@ -15,7 +15,6 @@ from typing import Callable, Sequence, TypeVar
 from ...adapters.connector import check
 from ...errors import ConnectError, DeployError, HealthCheckError
 from ...events import Emit, Message, Timer
-from ...config import LoadedConfig
 from ...plan.edge import maintenance
 from ...plan.edge.tls_config import TLS_LISTEN_PORT
 from ...plan.lifecycle import docker_commands as dc
@@ -30,7 +29,7 @@ from ...secrets import Secret, redactor
 from .swarm_health import TaskChecks
 from ..lifecycle.switch import SWITCH_BACK_WAIT, HostSwitch
 from ..edge.proxy import HostProxy
-from ..hosts import proxy_port, tls_port
+from ..env import Env
 
 POLL = 0.5
 T = TypeVar("T")
@@ -88,8 +87,7 @@ class SwarmSite:
         for name, service, secret in plan.secrets:
             if name in existing:
                 continue
-            check(self.manager, sw.create_secret(name, self.names.labels("secret", plan.target.release, service)),
-                  stdin=values[secret].reveal().encode())
+            check(self.manager, plan.secret_create(self.names, name, service), stdin=values[secret].reveal().encode())
             count += 1
         return count
 
@@ -359,12 +357,12 @@ class NodeProxy(HostProxy):
         return self.ports.get(listen_port)
 
 
-def node_proxies(site: SwarmSite, loaded: LoadedConfig, env_name: str) -> tuple[list, list[NodeProxy]]:
+def node_proxies(site: SwarmSite, env: Env) -> tuple[list, list[NodeProxy]]:
     """Every ready node's connector and its proxy task, with the environment's published
     ports (HTTP, and HTTPS where on), as services/edge/tls.py and services/edge/maintenance.py
     take a host's proxy."""
-    ports = {loaded.config.proxy.port: proxy_port(loaded, env_name)}
-    published = tls_port(loaded, env_name)
+    ports = {env.config.proxy.port: env.proxy_port}
+    published = env.tls_port
     if published is not None:
         ports[TLS_LISTEN_PORT] = published
     conns = [site.node(node.address) for node in site.ready_nodes()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ...config import LoadedConfig
+from ..env import Env
 from ...plan.edge.proxy_config import live_release
 from ...plan.judging.canary import CanaryRecord
 from ..edge.maintenance import maintenance_of
@@ -28,8 +28,8 @@ class SwarmStatus:
     canary: str | None = None  # what became of a canary running or left (CanaryRecord.what_happened)
 
 
-def status(loaded: LoadedConfig, env_name: str, *, manager=None, nodes=None) -> SwarmStatus:  # type: ignore[no-untyped-def]
-    job = SwarmJob(loaded, env_name, lambda event: None, manager, nodes=nodes)
+def status(env: Env, *, manager=None, nodes=None) -> SwarmStatus:  # type: ignore[no-untyped-def]
+    job = SwarmJob(env, lambda event: None, manager, nodes=nodes)
     try:
         site, state = job.open()
         holder = state.holder()
