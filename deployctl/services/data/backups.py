@@ -127,8 +127,6 @@ def find(env: Env, name: str, bid: str, to: str | None, first) -> Target:  # typ
 
 def connector(env: Env, host: str | None = None):  # type: ignore[no-untyped-def]
     """The connector of the host whose accessory is meant: `host`, else the first."""
-    from ..hosts import connectors_for
-
     conns = env.connectors()
     chosen = [c for c in conns if host is None or c.host == host]
     if not chosen:
