@@ -476,3 +476,18 @@ def test_a_mirror_the_proxy_refuses_is_the_shadow_catching_it_and_a_mirror_that_
     passed = plan.nets_from([T("mirror", "started", 2), T("mirror", "done", 2.5), T("shadow", "started", 2.5),
                              T("shadow", "done", 6.5)], ended=9)
     assert [(n.net, n.result, n.seconds) for n in passed] == [("shadow", "passed", 4.0)]
+
+
+def test_a_crash_between_two_restarts_that_the_mirrors_nginx_t_refuses_is_the_shadow_window_catching_it(shadowed):
+    # The fleet drill's race (2026-12-06 rehearsal): the crash wrapper passed its health check,
+    # then was between two restarts when the mirror naming it was tested; nginx -t refused it
+    # ("host not found in upstream"). No user got an answer from it: the shadow window's own
+    # step failed, and the drill counts that as the shadow catching it (SETUP_OF_NET), not as
+    # a release that failed before any net judged it.
+    site, host = shadowed
+    host.faults.append(Fault("run", r"nginx -t", effect=lambda argv: CommandResult(
+        1, "", 'nginx: [emerg] host not found in upstream "shop-shadowed-frontend-x:8080"')))
+    result = drill(Env.resolve(LOADED, "shadowed"), "crash", SECRETS, site.emit, connectors=list(site.hosts))
+    assert result.outcome == "caught" and result.caught.net == "shadow", (result.outcome, result.nets)
+    assert result.exit_code == ExitCode.DEPLOY_FAILED
+    assert host.serving() == site.r1 and current(host, SHADOWED) == site.r1

@@ -31,6 +31,7 @@ from ...plan.lifecycle.names import Names, StateLayout
 from ...plan.edge.proxy_config import LIVE_COPY
 from ...plan.lifecycle.release_spec import ReleaseSpec
 from ...plan.lifecycle.switch_plan import SwitchPlan, canary_config
+from ..lifecycle.host_calls import why as _why
 from ..lifecycle.switch import HostSwitch
 from .watch import TICK, ProxyLog
 
@@ -99,7 +100,10 @@ class HostCanary(JudgedHost):
         check(self.conn, list(self.plan.watchdog))
         try:
             proxy.route(self.plan.proxy, canary_config(self.plan.target, self.live, self.spec.share))
-        except BaseException:
+        except BaseException as exc:
+            # This step's failure, said (plan/judging/drill.SETUP_OF_NET): nginx -t refuses a
+            # split to a release whose container is gone, the canary catching it first.
+            timer.failed(_why(exc))
             self.disarm()  # route put the live-only configuration back itself
             raise
         timer.done(f"watchdog restores {self.live.release} at 100% in {self.spec.watchdog_seconds}s "

@@ -25,6 +25,7 @@ from ...plan.lifecycle.release_spec import ReleaseSpec
 from ...plan.judging.shadow import ShadowSpec
 from ...plan.lifecycle.switch_plan import SwitchPlan, shadow_config
 from .canary import JudgedHost
+from ..lifecycle.host_calls import why as _why
 from ..lifecycle.switch import HostSwitch
 
 
@@ -57,7 +58,14 @@ class HostShadow(JudgedHost):
         # What `recover` puts back if this deployctl dies before the verdict.
         self.conn.put_file(self.live_copy, live_only, 0o644)
         config = shadow_config(self.plan.target, self.live, self.spec.methods, self.spec.timeout)
-        self.switch.proxy.route(self.plan.proxy, config)
+        try:
+            self.switch.proxy.route(self.plan.proxy, config)
+        except BaseException as exc:
+            # Said as this step's failure: nginx -t refuses a mirror to a release whose
+            # container is gone (a crash between two restarts), which is the shadow window
+            # catching it before any user got an answer (plan/judging/drill.SETUP_OF_NET).
+            timer.failed(_why(exc))
+            raise
         timer.done()
         return time.time()
 

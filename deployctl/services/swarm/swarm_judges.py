@@ -40,6 +40,7 @@ from ...plan.swarm.swarm_plan import SwarmPlan, canary_config_for, proxy_config_
 from ..judging.canary import CanaryGate
 from ..judging.judges import SHADOW_LEFT, JudgedDeploy, Judges, canary_left
 from ..judging.watch import ProxyLog
+from ..lifecycle.host_calls import why as _why
 from ..lifecycle.transaction import release_record
 from .swarm_site import NodeProxy, SwarmSite
 
@@ -90,7 +91,8 @@ class SwarmShadow:
         config = shadow_config_for(self.plan.target, self.live, self.spec.methods, self.spec.timeout)
         try:
             nodes = self.site.route(self.plan, config)
-        except BaseException:
+        except BaseException as exc:
+            timer.failed(_why(exc))  # the step's own failure, as a host's mirror says it
             self.site.route(self.plan, self.live_only)
             raise
         self.parts = [NodeJudged(proxy, self.release, self.live) for proxy in self.site.proxies()]
@@ -141,7 +143,8 @@ class SwarmCanary:
                 list(pool.map(self._arm, self.nodes))
             self._record(time.time())
             site.route(self.plan, canary_config_for(self.plan.target, self.live, self.spec.share))
-        except BaseException:
+        except BaseException as exc:
+            timer.failed(_why(exc))  # the step's own failure, as a host's split says it
             self.back()
             raise
         proxies = site.proxies()
