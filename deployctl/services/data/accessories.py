@@ -24,9 +24,9 @@ from ...errors import ConfigError, DeployError, UsageError
 from ...events import Emit, Message, StepProgress, Timer
 from ...plan.data import accessories as acc
 from ...plan.lifecycle import docker_commands as dc
+from ...plan.lifecycle.container_states import crash
 from ...plan.lifecycle.env_values import SecretValueError, env_file
 from ...secrets import Secret, redactor
-from ..lifecycle.health import crash
 from ..hosts import layout_for, names_for
 from ..lifecycle.preflight import registry_config
 from ..lifecycle.secret_owner import hand_to_image_user
@@ -268,7 +268,7 @@ def _ensure_image(conn, spec: acc.AccessorySpec) -> None:
 
 def wait_healthy(conn, spec: acc.AccessorySpec, emit: Emit, *, sleep: Callable[[float], None] = time.sleep) -> float:
     """Until the health command exits 0 in the container (or, without one, it runs).
-    An accessory that crashes (exits, or its restart policy restarts it: services/lifecycle/health.crash)
+    An accessory that crashes (exits, or its restart policy restarts it: plan/lifecycle/container_states.crash)
     fails at once with its exit code and last log lines; one not healthy in time, at its timeout."""
     timer = Timer(emit, "accessory health", host=conn.host, service=spec.name,
                   detail=" ".join(spec.health_command) if spec.health_command else "running")

@@ -19,8 +19,10 @@ from ...adapters.connector import check
 from ...errors import DeployError
 from ...events import Emit, Message, Timer
 from ...plan.lifecycle import docker_commands as dc
+from ...plan.lifecycle.container_states import crash, parse_states
 from ...plan.edge import maintenance
 from ...plan.lifecycle.names import Names, StateLayout
+from ...plan.edge.nginx_errors import unresolved_upstreams
 from ...plan.edge.proxy_containers import Anchor, ProxyContainers, parse_proxy_listing
 from ...plan.edge.proxy_config import ANCHOR_MARKER, CONFIG_FILE, PID_FILE, RELEASE_HEADER, STAGED_FILE, STANDBY_FLAG_PREFIX, live_release, standby_of
 from ...plan.lifecycle.switch_plan import LOOPBACK, ProxyStart, proxy_swap
@@ -159,8 +161,21 @@ class HostProxy:
         """plan/lifecycle/docker_commands.nginx_swap_and_reload: test the staged file, rename, reload."""
         result = self.conn.run(list(argv))
         if not result.ok:
+            said = result.stderr.strip() or result.stdout.strip()
             raise DeployError(f"{self.conn.host}: nginx -t refused {what} (nothing reloaded): "
-                              f"{redactor(result.stderr.strip() or result.stdout.strip())}")
+                              f"{redactor(said)}{self._upstreams_down(said)}")
+
+    def _upstreams_down(self, said: str) -> str:
+        """Why nginx could not resolve an upstream, when a container it names crashed or is
+        gone (a release that exits and is restarted between two loads): its exit code and
+        restart policy, as the health wait says them. Empty when nothing is known."""
+        names = unresolved_upstreams(said)
+        if not names:
+            return ""
+        states = parse_states(self.conn.run(dc.inspect_state(names)).stdout)
+        whys = [f"{name}: {crash(states.get(name), None) or 'it runs (its address may have changed since)'}"
+                for name in names]
+        return "; " + "; ".join(whys)
 
     def raise_flag(self, flag: str) -> None:
         """The switch to the live configuration's standby (plan/edge/proxy_config.Standby): the

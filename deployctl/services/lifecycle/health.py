@@ -20,27 +20,12 @@ from typing import Callable, Sequence
 from ...errors import HealthCheckError
 from ...events import Emit, StepProgress
 from ...plan.lifecycle import docker_commands as dc
+from ...plan.lifecycle.container_states import crash
 from ...plan.lifecycle.release_spec import HealthProbe
 from ...secrets import redactor
 
 STATE_EVERY = 1.0  # seconds between container inspections (each one a docker process on the host)
 EXIT_CODE_WAIT = 2.0  # seconds a crash-looping container is watched for its exit code, on the way out
-STOPPED = ("exited", "dead")
-
-
-def crash(state, restarts_before: int | None) -> str | None:  # type: ignore[no-untyped-def]
-    """Why `state` (a ContainerState, or None when it is gone) shows a container that crashed
-    before it was healthy, or None when it did not. `restarts_before`: its restart count when
-    the wait first saw it (a container started long ago may have restarted before)."""
-    if state is None:
-        return "the container is gone"
-    if state.status in STOPPED:
-        return f"it {'exited' if state.status == 'exited' else 'is dead'} with code {state.exit_code}"
-    if state.status == "restarting":
-        return f"it exited with code {state.exit_code} and its restart policy is restarting it"
-    if restarts_before is not None and state.restarts > restarts_before:
-        return f"its restart policy restarted it {state.restarts - restarts_before} time(s)"
-    return None
 
 
 class HealthWait:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ...adapters.connector import check
@@ -22,6 +21,7 @@ from ...errors import DeployError, UncertainError
 from ...events import Emit, Message, StepFailed, Timer
 from ...plan.lifecycle import docker_commands as dc
 from ...plan.lifecycle import subnets
+from ...plan.lifecycle.container_states import ContainerState, parse_states
 from ...plan.lifecycle.names import Names, StateLayout
 from ...plan.edge.proxy_config import Standby, live_release, standby_flag
 from ...plan.lifecycle.release_spec import ReleaseSpec
@@ -39,19 +39,6 @@ SUBNET_SPREAD = 16
 
 LOG_LINES = 20
 SWITCH_BACK_WAIT = 5.0  # seconds the switch back waits for the previous release to answer
-
-
-@dataclass(frozen=True)
-class ContainerState:
-    name: str
-    status: str  # created | running | exited | ...
-    health: str
-    ip: str
-    release: str
-    started: str
-    image: str
-    exit_code: int = 0  # the last exit's (0 while it runs)
-    restarts: int = 0  # by its restart policy, since it was last started
 
 
 class SwitchFailed(DeployError):
@@ -86,18 +73,7 @@ class HostSwitch:
         if not containers:
             return {}
         # Exit status 1 when some are missing; the ones that exist are still printed.
-        result = self.conn.run(dc.inspect_state(containers))
-        out = {}
-        for line in result.stdout.splitlines():
-            parts = line.split("|")
-            if len(parts) != 9:
-                continue
-            name, status, health, ips, release, started, image, exit_code, restarts = parts
-            name = name.lstrip("/")
-            out[name] = ContainerState(name, status, health, (ips.split() or [""])[0], release, started, image,
-                                       int(exit_code) if exit_code.lstrip("-").isdigit() else 0,
-                                       int(restarts) if restarts.isdigit() else 0)
-        return out
+        return parse_states(self.conn.run(dc.inspect_state(containers)).stdout)
 
     def running(self, containers: Sequence[str]) -> list[str]:
         """Those of `containers` that run now (one inspect)."""
