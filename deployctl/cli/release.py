@@ -52,19 +52,19 @@ def release(
 
     app: AppContext = ctx.obj
     loaded = app.loaded
-    loaded.environment(env)  # an unknown environment fails before anything starts
+    app.env(env)  # an unknown environment fails before anything starts
     unlock = unlock_policy(force_unlock, force_unlock_live, yes)  # so does a question no one can answer
     path = artifacts_path(app, artifacts)
     build = BuildRequest(artifacts_path=path, tag=tag, build_args=[parse_build_arg(a) for a in build_arg or ()],
                          no_cache=no_cache, test_images=not skip_tests, exclude_from_git=[path],
                          hooks=not no_hooks, env_name=env)
-    request = ReleaseRequest(env_name=env, build=build,
+    request = ReleaseRequest(build=build,
                              test=None if skip_tests else _test_request(loaded, reports, env),
                              deploy=DeployOptions(message=message, force_unlock=unlock, no_guard=no_guard,
                                                   canary=canary, shadow=shadow, hooks=not no_hooks))
     hooks_skipped_warning(app, no_hooks)
     engine = DockerEngine.connect(pool_size=len(loaded.config.services) + 2)
-    result = run_release(loaded, request, engine=engine, emit=app.emit, guard_deploy=sigterm_interrupts)
+    result = run_release(app.env(env), request, engine=engine, emit=app.emit, guard_deploy=sigterm_interrupts)
 
     if app.mode == "json":
         finish(app, "release", {

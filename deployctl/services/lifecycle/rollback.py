@@ -51,15 +51,15 @@ class RollbackOutcome:
     error: str = ""
 
 
-def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None = None, message: str = "",
+def rollback(env: Env, emit: Emit, *, to: str | None = None, message: str = "",
              force_unlock: bool = False, connectors: list | None = None, hooks: bool = True,
              secrets: dict[str, Secret] | None = None, accept_schema: bool = False,
              restore_data: bool = False) -> list[RollbackOutcome]:
-    """`hooks`: False for --no-hooks; `secrets`: the values of the secrets the hooks list.
+    """`env`: resolved once by the caller (the CLI: AppContext.env), handed to every host's job.
+    `hooks`: False for --no-hooks; `secrets`: the values of the secrets the hooks list.
     `accept_schema` / `restore_data`: a target recorded with another database schema than
     the one in effect (plan/data/schema.py) is refused without one of them."""
-    env = Env.resolve(loaded, env_name)  # once: every host's job takes it
-    environment = env.settings
+    loaded, env_name, environment = env.loaded, env.name, env.settings
     if to is not None:  # the CLI checks it too; a caller of this function is no exception
         try:
             check_release_id(to, "--to")
