@@ -25,7 +25,7 @@ from typing import Mapping
 from ..config import LoadedConfig
 from ..config.models import Config, Environment
 from ..plan.lifecycle.names import Names, StateLayout
-from .hosts import connectors_for, layout_for, names_for, proxy_port, tls_port
+from .hosts import connectors_for, known_hosts_path, layout_for, names_for, proxy_port, tls_port
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,11 @@ class Env:
     @property
     def target(self) -> str:
         return self.settings.target
+
+    @property
+    def known_hosts(self) -> str:
+        """The one known_hosts file its hosts are verified against (services/hosts.known_hosts_path)."""
+        return known_hosts_path(self.loaded, self.name)
 
     def connectors(self) -> list:  # list[Connector]
         """A new connector per host (not connected): SSH hosts, the local engine, a Swarm's manager."""
