@@ -441,7 +441,7 @@ class HostDeploy:
         """The spec `release` was deployed with here (None: no record of it)."""
         from .rollback import recorded_spec
 
-        return recorded_spec(self.state.history(), release, self.loaded, self.env_name)
+        return recorded_spec(self.state.history(), release, self.env)
 
     def _networks(self) -> None:
         if self.switch.ensure_network(self.release, self.environment.release_subnet_pool):
