@@ -9,12 +9,13 @@ jobs, the public deploy() and rollback(), the dry runs, accessories, the deploy'
 infra and the verbs beside them take it (docs/transaction.md says which still do not).
 
 What a deploy learns only at run time and lays over deploy.toml (the RDS endpoint's
-variables over the environment's env, a built accessory's image) gives a new Env
-(`with_env_values`, `with_accessory_images`), not a changed LoadedConfig handed back with
-the name: the caller passes the new Env on as it is, so nothing below works the names,
-layout and ports out again from a config, and the Env it was made from (the one the CLI
-keeps for the command) stays as deploy.toml says. Neither overlay can change what was
-resolved (names, layout, ports, target), so those are kept, not resolved again.
+variables over the environment's env, a built accessory's image, a drill's failing
+service) gives a new Env (`with_env_values`, `with_accessory_images`, `with_config`), not a
+changed LoadedConfig handed back with the name: the caller passes the new Env on as it is,
+so nothing below works the names, layout and ports out again from a config, and the Env it
+was made from (the one the CLI keeps for the command) stays as deploy.toml says. No overlay
+changes what was resolved (names, layout, ports, target), so those are kept, not resolved
+again (tests/unit/test_env_overlays.py).
 """
 
 from __future__ import annotations
