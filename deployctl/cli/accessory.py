@@ -54,40 +54,10 @@ def _hosts(app: AppContext, env: str) -> Iterator:  # type: ignore[type-arg]
 @accessory_app.command("boot")
 def boot(ctx: typer.Context, name: NameArg, env: EnvOption = "local", artifacts: ArtifactsOption = None) -> None:
     """Start NAME if it is not running (create it, with its volumes, if absent) and wait until healthy."""
-    from ..services.data import accessories
-    from ..services.lifecycle import preflight
-    from ..services.lifecycle.deploy_inputs import optional_hosts_login
-    from ..services.secret_sources import environment_source, fetch_secrets
+    from ..services.data.accessory_boot import boot_accessories
 
     app: AppContext = ctx.obj
-    selected = accessories.select(app.env(env), name)
-    # An accessory built from the project (build = "...") runs its image from the artifacts file.
-    resolved = accessories.with_built_images(app.env(env), artifacts_path(app, artifacts), selected)
-    specs = accessories.specs_for(resolved, selected)
-    # Checked before any host is touched: a missing file or secret fails with exit 3 first.
-    accessories.read_files(resolved.loaded, specs)
-    wanted = [s for spec in specs for s in spec.secret_names()]
-    secrets = fetch_secrets(environment_source(resolved.config, resolved.settings), wanted,
-                            context=f"environment {env!r}")
-    rows = []
-    for site in _swarm(app, env):
-        if site is not None:
-            from ..services.swarm import swarm_accessories
-
-            rows = [{"host": site.manager.host, "accessory": spec.name, "container": spec.container,
-                     "did": swarm_accessories.boot(resolved, site, spec, secrets, app.emit)} for spec in specs]
-    # A built accessory's image may need the registry login to be pulled; it lives on each
-    # host for this command only (services/lifecycle/preflight.py).
-    login = None if _is_swarm(app, env) else optional_hosts_login(resolved)
-    for conn in ([] if _is_swarm(app, env) else _hosts(app, env)):
-        try:
-            if login is not None:
-                preflight.registry_login(conn, app.emit, login.server, login.username, login.password)
-            for spec in specs:
-                rows.append({"host": conn.host, "accessory": spec.name, "container": spec.container,
-                             "did": accessories.boot(resolved, conn, spec, secrets, app.emit)})
-        finally:
-            preflight.registry_logout(conn)
+    rows = [vars(booted) for booted in boot_accessories(app.env(env), name, artifacts_path(app, artifacts), app.emit)]
     if app.mode == "json":
         finish(app, "accessory boot", {"environment": env, "accessories": rows})
         return
