@@ -30,6 +30,7 @@ from deployctl.secrets import Secret  # noqa: E402
 from deployctl.services.lifecycle.deploy import deploy  # noqa: E402
 from deployctl.services.lifecycle.release_images import ReleaseImages  # noqa: E402
 from deployctl.services.lifecycle.rollback import rollback  # noqa: E402
+from deployctl.services.env import Env  # noqa: E402
 from tests.integration.deploy_fixtures import (build_probe_images, docker, free_port, probe_config,  # noqa: E402
                                                remove_app, unique_app)
 from tests.support.traffic import Traffic  # noqa: E402
@@ -56,18 +57,18 @@ def bench_deployctl(probe, workers: int) -> dict:
                                  revision)
 
         try:
-            deploy(loaded, "local", release("1111111a"), SECRETS, Recorder())
+            deploy(Env.resolve(loaded, "local"), release("1111111a"), SECRETS, Recorder())
             out = {}
             with Traffic(f"http://127.0.0.1:{port}/version", workers=workers, max_seconds=300) as traffic:
                 time.sleep(1)
-                out["deploy"] = timed(lambda: deploy(loaded, "local", release("2222222b"), SECRETS, Recorder()))
+                out["deploy"] = timed(lambda: deploy(Env.resolve(loaded, "local"), release("2222222b"), SECRETS, Recorder()))
                 time.sleep(1)
                 outcome = []
-                out["rollback"] = timed(lambda: outcome.extend(rollback(loaded, "local", Recorder())))
+                out["rollback"] = timed(lambda: outcome.extend(rollback(Env.resolve(loaded, "local"), Recorder())))
                 out["rollback_switch"] = outcome[0].seconds
                 time.sleep(1)
                 try:
-                    deploy(loaded, "local", release("3333333c", probe.broken), SECRETS, Recorder())
+                    deploy(Env.resolve(loaded, "local"), release("3333333c", probe.broken), SECRETS, Recorder())
                     out["failed_deploy"] = "WRONGLY SUCCEEDED"
                 except DeployError:
                     out["failed_deploy"] = "refused (exit 6)"

@@ -43,6 +43,7 @@ from deployctl.secrets import Secret  # noqa: E402
 from deployctl.services.lifecycle.deploy import HostDeploy, deploy  # noqa: E402
 from deployctl.services.hosts import connectors_for  # noqa: E402
 from deployctl.services.lifecycle.release_images import ReleaseImages  # noqa: E402
+from deployctl.services.env import Env  # noqa: E402
 from tests.integration.deploy_fixtures import build_probe_images, docker  # noqa: E402
 from tests.integration.fleet.site import ENV, FleetImages, FleetSite, new_site  # noqa: E402
 from tests.support.engine import STANDIN_IMAGES  # noqa: E402
@@ -151,7 +152,7 @@ def timed_deploy(site: FleetSite, image: str, revision: str) -> Sample:
     LOCKS.released.clear()
     cpu = host_cpu(site.fleet)
     started, ctl = time.monotonic(), time.process_time()
-    deploy(loaded, ENV, release, SECRETS, emit)
+    deploy(Env.resolve(loaded, ENV), release, SECRETS, emit)
     wall, ctl = time.monotonic() - started, time.process_time() - ctl
     after = host_cpu(site.fleet)
     return Sample(wall, after - cpu if cpu is not None and after is not None else None,

@@ -47,6 +47,7 @@ from deployctl.events import Message  # noqa: E402
 from deployctl.secrets import Secret  # noqa: E402
 from deployctl.services.lifecycle.deploy import deploy  # noqa: E402
 from deployctl.services.lifecycle.release_images import ReleaseImages  # noqa: E402
+from deployctl.services.env import Env  # noqa: E402
 from tests.support.fake_host import FakeHost  # noqa: E402
 
 CONFIG = """
@@ -162,11 +163,11 @@ def one_host(rtt: float, drain: float) -> OneHost:
     loaded = LoadedConfig(Path("/model/deploy.toml"), parse_config(text))
     tally = Tally()
     host = ModelHost("h1", rtt, tally)
-    deploy(loaded, "fleet", images(1), SECRETS, lambda event: None, connectors=[host], now=1_780_000_000)
+    deploy(Env.resolve(loaded, "fleet"), images(1), SECRETS, lambda event: None, connectors=[host], now=1_780_000_000)
     before = len(host.calls)
     host.on = True
     started = time.monotonic()
-    deploy(loaded, "fleet", images(2), SECRETS, _fail_loudly, connectors=[host], now=1_780_000_060)
+    deploy(Env.resolve(loaded, "fleet"), images(2), SECRETS, _fail_loudly, connectors=[host], now=1_780_000_060)
     wall = time.monotonic() - started
     docker = sum(1 for call, text in host.calls[before:] if call == "run" and text.startswith("docker"))
     return OneHost(wall, tally.round_trips, docker)

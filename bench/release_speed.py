@@ -49,6 +49,7 @@ from deployctl.secrets import Secret  # noqa: E402
 from deployctl.services.lifecycle.deploy import deploy  # noqa: E402
 from deployctl.services.lifecycle.release_images import ReleaseImages  # noqa: E402
 from deployctl.services.lifecycle.rollback import rollback  # noqa: E402
+from deployctl.services.env import Env  # noqa: E402
 from tests.integration.deploy_fixtures import (DEPLOYCTL, build_probe_images, docker, free_port, probe_config,  # noqa: E402
                                                remove_app, unique_app)
 from tests.support.traffic import Traffic, TrafficReport  # noqa: E402
@@ -148,11 +149,11 @@ class Deployctl(Contender):
                                              health_timeout=30, rollout={"warm_window": 0}, bare=bare))
         # Two releases first: every measured deploy then retires an older warm release, as
         # every deploy after the second does for a user.
-        deploy(self.loaded, "local", self.release(1), SECRETS, Recorder())
-        deploy(self.loaded, "local", self.release(2), SECRETS, Recorder())
+        deploy(Env.resolve(self.loaded, "local"), self.release(1), SECRETS, Recorder())
+        deploy(Env.resolve(self.loaded, "local"), self.release(2), SECRETS, Recorder())
         if not bare:  # the rollback outside the window is measured once, on the full release
-            deploy(self.cold, "local", self.release(1), SECRETS, Recorder())
-            deploy(self.cold, "local", self.release(2), SECRETS, Recorder())
+            deploy(Env.resolve(self.cold, "local"), self.release(1), SECRETS, Recorder())
+            deploy(Env.resolve(self.cold, "local"), self.release(2), SECRETS, Recorder())
 
     def release(self, n: int) -> ReleaseImages:
         return ReleaseImages({"backend": self.probe.good, "frontend": self.probe.good, "proxy": self.probe.proxy},
@@ -163,7 +164,7 @@ class Deployctl(Contender):
 
         def run():  # type: ignore[no-untyped-def]
             started = time.monotonic()
-            result = deploy(self.loaded, "local", self.release(10 + n), SECRETS, seen)
+            result = deploy(Env.resolve(self.loaded, "local"), self.release(10 + n), SECRETS, seen)
             self.phases.add("deploy: to the verified switch", (seen.at or time.monotonic()) - started)
             return result
 
@@ -173,18 +174,18 @@ class Deployctl(Contender):
 
     def rollback_round(self, n: int) -> None:
         self.observe("rollback (warm)", f"http://127.0.0.1:{self.port}/version",
-                     lambda: rollback(self.loaded, "local", Recorder()), lambda r: r[0].release)
+                     lambda: rollback(Env.resolve(self.loaded, "local"), Recorder()), lambda r: r[0].release)
         # forward again, so the next round has a fresh previous release
-        deploy(self.loaded, "local", self.release(20 + n), SECRETS, Recorder())
+        deploy(Env.resolve(self.loaded, "local"), self.release(20 + n), SECRETS, Recorder())
         if self.bare:
             return
         # What the on-call types: the same warm rollback as a command, its start-up included.
         self.observe("rollback (warm, CLI)", f"http://127.0.0.1:{self.port}/version", self.cli_rollback,
                      lambda release: release)
-        deploy(self.loaded, "local", self.release(40 + n), SECRETS, Recorder())
+        deploy(Env.resolve(self.loaded, "local"), self.release(40 + n), SECRETS, Recorder())
         self.observe("rollback (cold)", f"http://127.0.0.1:{self.cold_port}/version",
-                     lambda: rollback(self.cold, "local", Recorder()), lambda r: r[0].release)
-        deploy(self.cold, "local", self.release(30 + n), SECRETS, Recorder())
+                     lambda: rollback(Env.resolve(self.cold, "local"), Recorder()), lambda r: r[0].release)
+        deploy(Env.resolve(self.cold, "local"), self.release(30 + n), SECRETS, Recorder())
 
 
     def cli_rollback(self) -> str:

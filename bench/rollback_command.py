@@ -34,6 +34,7 @@ from deployctl.config import load_config  # noqa: E402
 from deployctl.events import Recorder  # noqa: E402
 from deployctl.services.lifecycle.deploy import deploy  # noqa: E402
 from deployctl.services.lifecycle.release_images import ReleaseImages  # noqa: E402
+from deployctl.services.env import Env  # noqa: E402
 from tests.integration.deploy_fixtures import (DEPLOYCTL, build_probe_images, docker, free_port, probe_config,  # noqa: E402
                                                remove_app, unique_app)
 
@@ -81,7 +82,7 @@ def main() -> int:
         loaded = load_config(config)
         cli = [DEPLOYCTL, "--config", str(config)]
         try:
-            releases = [deploy(loaded, "local", ReleaseImages({"backend": probe.good, "frontend": probe.good,
+            releases = [deploy(Env.resolve(loaded, "local"), ReleaseImages({"backend": probe.good, "frontend": probe.good,
                                                                 "proxy": probe.proxy}, f"{n:07x}b"), SECRETS,
                                Recorder()).release for n in (1, 2)]
             for n in range(args.rounds):

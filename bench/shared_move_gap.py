@@ -26,6 +26,7 @@ from deployctl.config import load_config  # noqa: E402
 from deployctl.events import Recorder, StepDone  # noqa: E402
 from deployctl.services.lifecycle.deploy import deploy  # noqa: E402
 from deployctl.services.lifecycle.release_images import ReleaseImages  # noqa: E402
+from deployctl.services.env import Env  # noqa: E402
 from tests.integration.deploy_fixtures import (build_probe_images, docker, free_port, probe_config,  # noqa: E402
                                                remove_app, unique_app)
 from tests.support.traffic import Traffic  # noqa: E402
@@ -43,7 +44,7 @@ def one_move(probe, workers: int) -> dict:  # type: ignore[no-untyped-def]
             return ReleaseImages({"backend": probe.good, "frontend": probe.good, "proxy": probe.proxy}, revision)
 
         try:
-            deploy(load_config(path), "local", release("1111111a"), SECRETS, Recorder())
+            deploy(Env.resolve(load_config(path), "local"), release("1111111a"), SECRETS, Recorder())
             text = path.read_text().replace("[proxy]\n", f'[proxy]\nhosts = ["{app}.test"]\n', 1)
             path.write_text(text.replace(f"proxy_port = {port}\n", f'proxy_port = {own}\nshared_proxy = "{shared}"\n'
                                          f"shared_proxy_port = {port}\n", 1))
@@ -51,7 +52,7 @@ def one_move(probe, workers: int) -> dict:  # type: ignore[no-untyped-def]
             with Traffic(f"http://127.0.0.1:{port}/version", workers=workers, max_requests=50_000, max_seconds=120,
                          host_header=f"{app}.test") as traffic:
                 time.sleep(1)
-                deploy(load_config(path), "local", release("2222222b"), SECRETS, events)
+                deploy(Env.resolve(load_config(path), "local"), release("2222222b"), SECRETS, events)
                 time.sleep(0.5)
             failed = traffic.report.failures
             move = next(e for e in events.of(StepDone) if e.step == "move")

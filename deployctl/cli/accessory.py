@@ -23,7 +23,7 @@ accessory_app.add_typer(backup_app, name="backup")
 
 
 def _is_swarm(app: AppContext, env: str) -> bool:
-    return app.loaded.environment(env).target == "swarm"
+    return app.env(env).target == "swarm"
 
 
 def _swarm(app: AppContext, env: str) -> Iterator:  # type: ignore[type-arg]
@@ -32,10 +32,9 @@ def _swarm(app: AppContext, env: str) -> Iterator:  # type: ignore[type-arg]
     if not _is_swarm(app, env):
         yield None
         return
-    from ..services.env import Env
     from ..services.swarm.swarm_deploy import SwarmJob
 
-    job = SwarmJob(Env.resolve(app.loaded, env), app.emit)
+    job = SwarmJob(app.env(env), app.emit)
     try:
         site, _ = job.open()
         yield site
@@ -55,40 +54,10 @@ def _hosts(app: AppContext, env: str) -> Iterator:  # type: ignore[type-arg]
 @accessory_app.command("boot")
 def boot(ctx: typer.Context, name: NameArg, env: EnvOption = "local", artifacts: ArtifactsOption = None) -> None:
     """Start NAME if it is not running (create it, with its volumes, if absent) and wait until healthy."""
-    from ..services.data import accessories
-    from ..services.lifecycle import preflight
-    from ..services.lifecycle.deploy_inputs import optional_hosts_login
-    from ..services.secret_sources import environment_source, fetch_secrets
+    from ..services.data.accessory_boot import boot_accessories
 
     app: AppContext = ctx.obj
-    selected = accessories.select(app.loaded, env, name)
-    # An accessory built from the project (build = "...") runs its image from the artifacts file.
-    loaded = accessories.with_built_images(app.loaded, env, artifacts_path(app, artifacts), selected)
-    specs = accessories.specs_for(loaded, env, selected)
-    # Checked before any host is touched: a missing file or secret fails with exit 3 first.
-    accessories.read_files(loaded, specs)
-    environment = loaded.environment(env)
-    wanted = [s for spec in specs for s in spec.secret_names()]
-    secrets = fetch_secrets(environment_source(loaded.config, environment), wanted, context=f"environment {env!r}")
-    rows = []
-    for site in _swarm(app, env):
-        if site is not None:
-            from ..services.swarm import swarm_accessories
-
-            rows = [{"host": site.manager.host, "accessory": spec.name, "container": spec.container,
-                     "did": swarm_accessories.boot(loaded, site, spec, secrets, app.emit)} for spec in specs]
-    # A built accessory's image may need the registry login to be pulled; it lives on each
-    # host for this command only (services/lifecycle/preflight.py).
-    login = None if _is_swarm(app, env) else optional_hosts_login(loaded, env)
-    for conn in ([] if _is_swarm(app, env) else _hosts(app, env)):
-        try:
-            if login is not None:
-                preflight.registry_login(conn, app.emit, login.server, login.username, login.password)
-            for spec in specs:
-                rows.append({"host": conn.host, "accessory": spec.name, "container": spec.container,
-                             "did": accessories.boot(loaded, env, conn, spec, secrets, app.emit)})
-        finally:
-            preflight.registry_logout(conn)
+    rows = [vars(booted) for booted in boot_accessories(app.env(env), name, artifacts_path(app, artifacts), app.emit)]
     if app.mode == "json":
         finish(app, "accessory boot", {"environment": env, "accessories": rows})
         return
@@ -103,7 +72,7 @@ def stop(ctx: typer.Context, name: NameArg, env: EnvOption = "local") -> None:
     from ..services.data import accessories
 
     app: AppContext = ctx.obj
-    specs = accessories.specs_for(app.loaded, env, accessories.select(app.loaded, env, name))
+    specs = accessories.specs_for(app.env(env), accessories.select(app.env(env), name))
     rows = []
     for site in _swarm(app, env):
         if site is not None:
@@ -131,12 +100,12 @@ def status(ctx: typer.Context, name: Annotated[str, typer.Argument(
     from ..services.data import accessories
 
     app: AppContext = ctx.obj
-    selected = accessories.select(app.loaded, env, name)
-    loaded = accessories.with_built_images(app.loaded, env, artifacts_path(app, artifacts), selected)
-    specs = accessories.specs_for(loaded, env, selected)
+    selected = accessories.select(app.env(env), name)
+    resolved = accessories.with_built_images(app.env(env), artifacts_path(app, artifacts), selected)
+    specs = accessories.specs_for(resolved, selected)
     for site in _swarm(app, env):
         if site is not None:
-            _swarm_status(app, env, site, loaded, specs)
+            _swarm_status(app, env, site, resolved, specs)
             return
     found = [state for conn in _hosts(app, env) for state in accessories.status(conn, specs)]
     if app.mode == "json":
@@ -148,10 +117,10 @@ def status(ctx: typer.Context, name: Annotated[str, typer.Argument(
            for s in found])
 
 
-def _swarm_status(app: AppContext, env: str, site, loaded, specs) -> None:  # type: ignore[no-untyped-def]
+def _swarm_status(app: AppContext, env: str, site, resolved, specs) -> None:  # type: ignore[no-untyped-def]
     from ..services.swarm import swarm_accessories
 
-    found = swarm_accessories.statuses(site, loaded, specs)
+    found = swarm_accessories.statuses(site, resolved, specs)
     if app.mode == "json":
         finish(app, "accessory status", {"environment": env, "accessories": [
             {"accessory": s.accessory, "service": s.service, "status": s.status, "wanted": s.wanted,
@@ -180,7 +149,7 @@ def logs(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME",
     from ..services.data import accessories
 
     app: AppContext = ctx.obj
-    [spec] = accessories.specs_for(app.loaded, env, accessories.select(app.loaded, env, name))
+    [spec] = accessories.specs_for(app.env(env), accessories.select(app.env(env), name))
     for site in _swarm(app, env):
         if site is not None:
             from ..services.swarm import swarm_accessories
@@ -224,7 +193,7 @@ def remove(ctx: typer.Context, name: NameArg, env: EnvOption = "local",
     from ..services.data import accessories
 
     app: AppContext = ctx.obj
-    specs = accessories.specs_for(app.loaded, env, accessories.select(app.loaded, env, name))
+    specs = accessories.specs_for(app.env(env), accessories.select(app.env(env), name))
     removed = []
     for site in _swarm(app, env):
         if site is not None:

@@ -11,14 +11,11 @@ one; tests/unit/test_startup.py holds VERBS to the verbs' own docstrings.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Annotated, Optional, Sequence
+from typing import Annotated, Optional, Sequence
 
 import typer
 
 from .. import __version__
-
-if TYPE_CHECKING:
-    from .context import AppContext
 
 # verb -> (module under deployctl.cli, its command function or Typer app, its help's first
 # paragraph: what the root --help shows). In the order the root --help lists them (Typer's:

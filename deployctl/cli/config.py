@@ -30,10 +30,8 @@ def config(ctx: typer.Context, env: EnvOption = "local") -> None:
     app: AppContext = ctx.obj
     resolved = resolve(app.loaded, env)
     if resolved.get("ssh") and resolved["ssh"].get("known_hosts") is None:
-        from ..services.hosts import known_hosts_path
-
         # unset means deployctl's own file: show which, as every connection will use it
-        resolved["ssh"]["known_hosts"] = known_hosts_path(app.loaded, env)
+        resolved["ssh"]["known_hosts"] = app.env(env).known_hosts
     if app.mode == "json":
         app.print_json(resolved)
         return

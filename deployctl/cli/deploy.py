@@ -77,7 +77,7 @@ def deploy(
 ) -> None:
     """Deploy a release: zero-downtime switch behind nginx, the old release kept for rollback."""
     from ..services.lifecycle.deploy import deploy as run_deploy
-    from ..services.lifecycle.deploy_inputs import deploy_config, deploy_inputs, release_images
+    from ..services.lifecycle.deploy_inputs import deploy_inputs, env_to_deploy, release_images
 
     app: AppContext = ctx.obj
     if version is not None:  # it reaches a registry URL and the release id: an image tag only
@@ -87,31 +87,33 @@ def deploy(
         if not TAG_RE.match(version):
             raise UsageError(f"--version: {version!r} is not an image tag",
                              hint="letters, digits, '_', '.' and '-', not starting with '.' or '-'")
-    app.loaded.environment(env)
+    app.env(env)  # an unknown environment: exit 3 before anything else
     unlock = unlock_policy(force_unlock, force_unlock_live, yes)  # refused before anything is touched
     if promote or abort:
         _decide(app, env, "abort" if abort else "promote", both=promote and abort)
         return
     # Secrets first: a missing one fails (exit 3) before any host is touched.
-    inputs = deploy_inputs(app.loaded, env)
+    inputs = deploy_inputs(app.env(env))
     login = inputs.login
-    images = release_images(inputs, env, artifacts_path(app, artifacts), version)
-    loaded = deploy_config(inputs, images)  # built accessories run their built image
+    images = release_images(inputs, artifacts_path(app, artifacts), version)
+    # The environment the deploy runs with: the RDS endpoint and the built accessories'
+    # images laid over it (services/env.py).
+    resolved = env_to_deploy(inputs, images)
     from ..services.lifecycle.deploy import DeployOptions
 
     from ..services.edge.shared_proxy import refuse as refuse_shared
 
-    refuse_shared(loaded, env)
+    refuse_shared(resolved.loaded, env)
     if dry_run:
         from ..services.lifecycle.dry_runs import deploy_plan
 
-        release, plans = deploy_plan(loaded, env, images, (login.server, login.username) if login else None,
+        release, plans = deploy_plan(resolved, images, (login.server, login.username) if login else None,
                                      DeployOptions(no_guard=no_guard, canary=canary, shadow=shadow), hooks=not no_hooks)
         _print_plan(app, "deploy", release, plans)
         return
     hooks_skipped_warning(app, no_hooks)
     with sigterm_interrupts(), _hosts_reported(app, "deploy", f"Deploy to {env} stopped"):
-        result = run_deploy(loaded, env, images, inputs.secrets, app.emit, registry_password=inputs.registry_password,
+        result = run_deploy(resolved, images, inputs.secrets, app.emit, registry_password=inputs.registry_password,
                             registry_username=inputs.registry_username,
                             options=DeployOptions(message=message, force_unlock=unlock, no_guard=no_guard,
                                                   canary=canary, shadow=shadow, hooks=not no_hooks))
@@ -131,13 +133,13 @@ def _decide(app: AppContext, env: str, decision: str, *, both: bool) -> None:
     """`--promote` / `--abort`: the decision file on the hosts; the watching deploy acts on it."""
     from ..errors import UsageError
     from ..services.judging.canary import decide
-    from ..services.hosts import connectors_for, layout_for, who
+    from ..services.hosts import who
 
     if both:
         raise UsageError("--promote and --abort: pick one")
-    conns = connectors_for(app.loaded, env)
+    conns = app.env(env).connectors()
     try:
-        hosts = decide(conns, layout_for(app.loaded, env), decision, who(), app.emit)
+        hosts = decide(conns, app.env(env).layout, decision, who(), app.emit)
     finally:
         for conn in conns:
             conn.close()
@@ -216,26 +218,25 @@ def rollback(
             check_release_id(to, "--to")
         except BadReleaseId as exc:
             raise UsageError(str(exc), hint="`deployctl status --env ...` lists the releases on the hosts") from None
-    loaded = app.loaded
-    loaded.environment(env)
+    resolved = app.env(env)  # an unknown environment: exit 3 before anything else
     unlock = unlock_policy(force_unlock, force_unlock_live, yes)  # refused before anything is touched
     if dry_run:
         from ..services.lifecycle.dry_runs import rollback_plan
 
-        target, plans = rollback_plan(loaded, env, to, hooks=not no_hooks)
+        target, plans = rollback_plan(resolved, to, hooks=not no_hooks)
         _print_plan(app, "rollback", target, plans)
         return
     from ..services.lifecycle.deploy_inputs import hook_secrets
 
     # The hooks' secrets only (a rollback needs no other): a missing one fails here, exit 3.
-    secrets = {} if no_hooks else hook_secrets(loaded, env)
+    secrets = {} if no_hooks else hook_secrets(resolved)
     hooks_skipped_warning(app, no_hooks)
     if restore_data:
         confirm_environment(env, f"--restore-data replaces the database of {env} with the backup taken before the "
                                  "migration, if the schemas differ: what was written since is lost.",
                             "rollback --restore-data", yes)
     with sigterm_interrupts(), _hosts_reported(app, "rollback", f"Rollback of {env} stopped"):
-        outcomes = run_rollback(loaded, env, app.emit, to=to, message=message, force_unlock=unlock,
+        outcomes = run_rollback(resolved, app.emit, to=to, message=message, force_unlock=unlock,
                                 hooks=not no_hooks, secrets=secrets, accept_schema=accept_schema,
                                 restore_data=restore_data)
     if app.mode == "json":

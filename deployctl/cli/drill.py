@@ -37,15 +37,14 @@ def drill(
     from ..services.lifecycle.deploy_inputs import deploy_inputs
     from ..services.judging.drill import drill as run_drill
     from ..services.judging.drill import refuse
-    from ..services.env import Env
     from .deploy import sigterm_interrupts
 
     app: AppContext = ctx.obj
     refuse(app.env(env), fail, rate, i_mean_it=i_mean_it)  # before any secret is fetched
-    inputs = deploy_inputs(app.loaded, env)
+    inputs = deploy_inputs(app.env(env))
     with sigterm_interrupts():
-        # The environment of the loaded config deploy_inputs completed (the database endpoint).
-        result = run_drill(Env.resolve(inputs.loaded, env), fail, inputs.secrets, app.emit, rate=rate,
+        # The environment deploy_inputs completed (the database endpoint laid over it).
+        result = run_drill(inputs.env, fail, inputs.secrets, app.emit, rate=rate,
                            i_mean_it=i_mean_it, registry_password=inputs.registry_password,
                            registry_username=inputs.registry_username)
     if app.mode == "json":

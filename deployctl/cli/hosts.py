@@ -72,7 +72,6 @@ def trust(ctx: typer.Context, env: EnvOption = "local",
     from ..errors import UsageError
     from ..plan.operate.host_keys import valid_fingerprint
     from ..services import host_keys
-    from ..services.hosts import known_hosts_path
 
     app: AppContext = ctx.obj
     pins = list(fingerprints or [])
@@ -83,9 +82,10 @@ def trust(ctx: typer.Context, env: EnvOption = "local",
     if yes and not pins and not from_console:
         raise UsageError("--yes would trust whatever key answers: give --fingerprint SHA256:... (one per host, "
                          "or one they share) or --from-console")
-    path = known_hosts_path(app.loaded, env)
-    found, note = host_keys.targets(app.loaded, env)
-    scanned = host_keys.scan(app.loaded, env, found)
+    resolved = app.env(env)
+    path = resolved.known_hosts
+    found, note = host_keys.targets(resolved)
+    scanned = host_keys.scan(resolved, found)
     rows = [{"host": s.target.entry, "instance": s.target.instance_id, "key_type": s.key.key_type,
              "fingerprint": s.key.fingerprint, "status": s.status, "previous": s.previous} for s in scanned]
     if app.mode != "json":
@@ -97,7 +97,7 @@ def trust(ctx: typer.Context, env: EnvOption = "local",
     if pins:
         host_keys.check_pins(scanned, pins)
     if from_console:
-        host_keys.check_console(app.loaded, env, scanned)
+        host_keys.check_console(resolved, scanned)
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("refused: trusting host keys needs a yes typed on a terminal; nothing was written",
@@ -106,7 +106,7 @@ def trust(ctx: typer.Context, env: EnvOption = "local",
         if not typer.confirm(f"Trust these {len(rows)} key(s){checked} for {env}? Compare them with the hosts' "
                              "own `ssh-keygen -lf` first", default=False):
             raise UsageError("refused: not confirmed; nothing was written")
-    host_keys.write(path, scanned, owned=app.loaded.environment(env).ssh.known_hosts is None)
+    host_keys.write(path, scanned, owned=resolved.settings.ssh.known_hosts is None)
     if app.mode == "json":
         finish(app, "hosts trust", {"environment": env, "file": path, "hosts": rows, "note": note})
         return

@@ -53,7 +53,7 @@ def plan(ctx: typer.Context, env: EnvOption = "local") -> None:
     from ..services.cloud import infra
 
     app: AppContext = ctx.obj
-    result = infra.plan(app.loaded, env, app.emit)
+    result = infra.plan(app.env(env), app.emit)
     if app.mode == "json":
         finish(app, "infra plan", {"environment": env, **result.to_dict()})
         return
@@ -70,7 +70,7 @@ def apply(ctx: typer.Context, env: EnvOption = "local",
     from ..services.cloud import infra
 
     app: AppContext = ctx.obj
-    result, outputs = infra.apply(app.loaded, env, app.emit, allow_replace=allow_replace)
+    result, outputs = infra.apply(app.env(env), app.emit, allow_replace=allow_replace)
     if app.mode == "json":
         finish(app, "infra apply", {"environment": env, **result.to_dict(), "outputs": outputs})
         return
@@ -87,10 +87,10 @@ def destroy(ctx: typer.Context, env: EnvOption = "local",
     from ..services.cloud import infra
 
     app: AppContext = ctx.obj
-    target = infra.target_for(app.loaded, env)  # config mistakes first, before the question
+    target = infra.target_for(app.env(env))  # config mistakes first, before the question
     confirm_environment(env, f"This deletes stack {target.stack_name}: the hosts, the network and the database.",
                         f"deleting stack {target.stack_name}", yes)
-    deleted = infra.destroy(app.loaded, env, app.emit)
+    deleted = infra.destroy(app.env(env), app.emit)
     if app.mode == "json":
         finish(app, "infra destroy", {"environment": env, "stack": target.stack_name, "deleted": deleted})
         return
@@ -103,7 +103,7 @@ def output(ctx: typer.Context, env: EnvOption = "local") -> None:
     from ..services.cloud import infra
 
     app: AppContext = ctx.obj
-    outputs = infra.stack_outputs(app.loaded, env)
+    outputs = infra.stack_outputs(app.env(env))
     if app.mode == "json":
         finish(app, "infra output", {"environment": env, "outputs": outputs})
         return
@@ -118,7 +118,7 @@ def template(ctx: typer.Context, env: EnvOption = "local",
     from ..services.cloud import infra
 
     app: AppContext = ctx.obj
-    target = infra.target_for(app.loaded, env)
+    target = infra.target_for(app.env(env))
     if out is None:
         sys.stdout.write(target.body)
         return

@@ -52,19 +52,19 @@ def release(
 
     app: AppContext = ctx.obj
     loaded = app.loaded
-    loaded.environment(env)  # an unknown environment fails before anything starts
+    app.env(env)  # an unknown environment fails before anything starts
     unlock = unlock_policy(force_unlock, force_unlock_live, yes)  # so does a question no one can answer
     path = artifacts_path(app, artifacts)
     build = BuildRequest(artifacts_path=path, tag=tag, build_args=[parse_build_arg(a) for a in build_arg or ()],
                          no_cache=no_cache, test_images=not skip_tests, exclude_from_git=[path],
                          hooks=not no_hooks, env_name=env)
-    request = ReleaseRequest(env_name=env, build=build,
-                             test=None if skip_tests else _test_request(loaded, reports, env),
+    request = ReleaseRequest(build=build,
+                             test=None if skip_tests else _test_request(app.env(env), reports),
                              deploy=DeployOptions(message=message, force_unlock=unlock, no_guard=no_guard,
                                                   canary=canary, shadow=shadow, hooks=not no_hooks))
     hooks_skipped_warning(app, no_hooks)
     engine = DockerEngine.connect(pool_size=len(loaded.config.services) + 2)
-    result = run_release(loaded, request, engine=engine, emit=app.emit, guard_deploy=sigterm_interrupts)
+    result = run_release(app.env(env), request, engine=engine, emit=app.emit, guard_deploy=sigterm_interrupts)
 
     if app.mode == "json":
         finish(app, "release", {
@@ -83,13 +83,14 @@ def release(
         app.out(f"The app answers at [bold]{url}[/]")
 
 
-def _test_request(loaded, reports: Path | None, env: str):  # type: ignore[no-untyped-def]
+def _test_request(env, reports: Path | None):  # type: ignore[no-untyped-def]
     """As `deployctl test --env ENV`: the suites in the test images (or [test] commands in the
     shipped images, their {{ secret.NAME }} from the release environment's secret source), the
     database from [test_database] or TEST_DATABASE_HOST/PORT/USER, the password from the environment."""
     from ..services.pipeline.testing import SuiteDatabase, TestRequest
     from .test import _password, _secret_source
 
+    loaded = env.loaded
     config = loaded.config.test_database
     port = os.environ.get("TEST_DATABASE_PORT")
     database = SuiteDatabase(host=os.environ.get("TEST_DATABASE_HOST") or config.host,
@@ -97,4 +98,4 @@ def _test_request(loaded, reports: Path | None, env: str):  # type: ignore[no-un
                              user=os.environ.get("TEST_DATABASE_USER") or config.user,
                              password=_password(config.password_secret))
     return TestRequest(reports_dir=reports.resolve() if reports else loaded.root / "reports", database=database,
-                       secret_source=_secret_source(loaded, env))
+                       secret_source=_secret_source(env))

@@ -28,14 +28,13 @@ def scale(
     env: EnvOption = "local",
 ) -> None:
     """Change the live release's task count on a Swarm (no new release), waiting until every task is healthy."""
-    from ..services.env import Env
     from ..services.swarm.swarm_deploy import scale as run_scale
 
     app: AppContext = ctx.obj
     environment = app.loaded.environment(env)
     if environment.target != "swarm":
         raise UsageError(f"scale works on swarm environments; {env!r} has target = {environment.target!r}")
-    wanted = run_scale(Env.resolve(app.loaded, env), app.emit, parse_counts(counts))
+    wanted = run_scale(app.env(env), app.emit, parse_counts(counts))
     if app.mode == "json":
         finish(app, "scale", {"environment": env, "services": wanted})
         return
@@ -44,10 +43,9 @@ def scale(
 
 
 def show_status(app: AppContext, env: str) -> None:
-    from ..services.env import Env
     from ..services.swarm.swarm_status import status as get_status
 
-    st = get_status(Env.resolve(app.loaded, env))
+    st = get_status(app.env(env))
     if app.mode == "json":
         finish(app, "status", {"environment": env, "swarm": vars(st)})
         return

@@ -13,11 +13,10 @@ from .context import AppContext
 def swarm_nodes(app: AppContext, env: str) -> Iterator[tuple[list, list, object]]:
     """(node connectors, their NodeProxy, the manager: whose lock guards them), the manager
     checked first; every connection closed after."""
-    from ..services.env import Env
     from ..services.swarm.swarm_deploy import SwarmJob
     from ..services.swarm.swarm_site import node_proxies
 
-    resolved = Env.resolve(app.loaded, env)
+    resolved = app.env(env)
     job = SwarmJob(resolved, app.emit)
     try:
         site, _ = job.open()

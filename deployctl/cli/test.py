@@ -52,7 +52,7 @@ def test(
         database=SuiteDatabase(host=db_host or config.host, port=db_port or config.port,
                                user=db_user or config.user, password=_password(config.password_secret)),
         timeout=timeout,
-        secret_source=_secret_source(loaded, env),
+        secret_source=_secret_source(app.env(env) if env is not None else None),
     )
     engine = artifacts_file = None
     if not local:
@@ -82,13 +82,14 @@ def test(
     raise_for_failures(results)
 
 
-def _secret_source(loaded, env: str | None):  # type: ignore[no-untyped-def]
-    """The named environment's secret source; None (process environment variables) without --env."""
+def _secret_source(env):  # type: ignore[no-untyped-def]
+    """The resolved environment's secret source (services/env.Env); None (process
+    environment variables) without --env."""
     if env is None:
         return None
     from ..services.secret_sources import environment_source
 
-    return environment_source(loaded.config, loaded.environment(env))
+    return environment_source(env.config, env.settings)
 
 
 def _password(name: str):  # type: ignore[no-untyped-def]

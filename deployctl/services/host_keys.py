@@ -13,10 +13,10 @@ import os
 import tempfile
 from dataclasses import dataclass, replace
 
-from ..config import LoadedConfig
 from ..config.models import split_host
 from ..errors import ConfigError, ConnectError
 from ..plan.operate.host_keys import HostKey, console_keys, known_hosts_name, known_hosts_text, merged_known_hosts, not_on_console, unpinned
+from .env import Env
 
 
 @dataclass(frozen=True)
@@ -41,40 +41,40 @@ class Scanned:
         return "unchanged" if self.previous == self.key.fingerprint else "CHANGED"
 
 
-def targets(loaded: LoadedConfig, env_name: str) -> tuple[list[Target], str | None]:
+def targets(env: Env) -> tuple[list[Target], str | None]:
     """The hosts deployctl would connect to: ssh hosts (listed, or found on EC2 now), or a
     Swarm's manager and, once the manager's key is pinned, its nodes. With a note when the
     nodes could not be listed (the manager is not pinned yet, or cannot be reached)."""
     from . import hosts as hosts_service
 
-    environment = loaded.environment(env_name)
+    environment = env.settings
     if environment.target not in ("ssh", "swarm"):
-        raise ConfigError([f"environment {env_name!r} has target {environment.target!r}: no SSH hosts to trust"])
-    jump = hosts_service.jump_host(loaded, environment, env_name)
+        raise ConfigError([f"environment {env.name!r} has target {environment.target!r}: no SSH hosts to trust"])
+    jump = hosts_service.jump_host(env.loaded, environment, env.name)
     if jump is not None:
         # Hosts behind a jump host are scanned through it, and only through a connection
         # verified against a key pinned before: an unverified bastion could hand back any
         # key for them. So the first `hosts trust` pins the jump host, the next its hosts.
         first = Target(jump.where, jump.host, jump.port, jump.instance_id)
-        if known_hosts_name(jump.host, jump.port) not in read_known(hosts_service.known_hosts_path(loaded, env_name)):
+        if known_hosts_name(jump.host, jump.port) not in read_known(env.known_hosts):
             return [first], "the jump host is not pinned yet: run `hosts trust` again after this to add the hosts behind it"
-        found, note = _targets(loaded, env_name)
+        found, note = _targets(env)
         return [first, *(replace(t, behind_jump=True) for t in found)], note
-    return _targets(loaded, env_name)
+    return _targets(env)
 
 
-def _targets(loaded: LoadedConfig, env_name: str) -> tuple[list[Target], str | None]:
+def _targets(env: Env) -> tuple[list[Target], str | None]:
     from .cloud.discovery import discover_for, discover_hosts
 
-    environment = loaded.environment(env_name)
+    environment, env_name, config = env.settings, env.name, env.config
     port = environment.ssh.port
     if environment.target == "swarm":
         host, own = split_host(environment.manager)
         manager = Target(environment.manager, host, own or port, None)
-        nodes, note = swarm_nodes(loaded, env_name, manager)
+        nodes, note = swarm_nodes(env, manager)
         return [manager, *nodes], note
-    if discover_for(loaded.config, environment, env_name) is not None:
-        found = [(h.address, h.instance.id) for h in discover_hosts(loaded.config, environment, env_name)]
+    if discover_for(config, environment, env_name) is not None:
+        found = [(h.address, h.instance.id) for h in discover_hosts(config, environment, env_name)]
     else:
         found = [(entry, None) for entry in environment.hosts]
     out = []
@@ -84,7 +84,7 @@ def _targets(loaded: LoadedConfig, env_name: str) -> tuple[list[Target], str | N
     return out, None
 
 
-def swarm_nodes(loaded: LoadedConfig, env_name: str, manager: Target) -> tuple[list[Target], str | None]:
+def swarm_nodes(env: Env, manager: Target) -> tuple[list[Target], str | None]:
     """The Swarm's other nodes, as deploys reach them (`docker node ls` on the manager, the
     environment's ssh port). Asked only through a connection verified against the pinned
     file: an unverified manager could name any address as a node. So the first `hosts trust`
@@ -93,10 +93,10 @@ def swarm_nodes(loaded: LoadedConfig, env_name: str, manager: Target) -> tuple[l
     from ..plan.swarm import services as sw
     from . import hosts
 
-    if known_hosts_name(manager.host, manager.port) not in read_known(hosts.known_hosts_path(loaded, env_name)):
+    if known_hosts_name(manager.host, manager.port) not in read_known(env.known_hosts):
         return [], "the manager is not pinned yet: run `hosts trust` again after this to add the Swarm's nodes"
     try:
-        conn = hosts.manager_connector(loaded, env_name)
+        conn = hosts.manager_connector(env.loaded, env.name)
         conn.connect()
     except ConnectError as exc:
         return [], f"the Swarm's nodes were not listed: {exc.message}"
@@ -105,7 +105,7 @@ def swarm_nodes(loaded: LoadedConfig, env_name: str, manager: Target) -> tuple[l
         nodes = sw.parse_nodes(check(conn, sw.inspect_nodes(ids))) if ids else []
     finally:
         conn.close()
-    port = loaded.environment(env_name).ssh.port
+    port = env.settings.ssh.port
     return [Target(node.address, node.address, port, None) for node in nodes
             if node.address and node.address != manager.host], None
 
@@ -127,13 +127,12 @@ def read_known(path: str) -> dict[str, str]:
     return out
 
 
-def scan(loaded: LoadedConfig, env_name: str, found: list[Target]) -> list[Scanned]:
+def scan(env: Env, found: list[Target]) -> list[Scanned]:
     from ..adapters.ssh import scan_host_key
-    from .hosts import known_hosts_path
 
-    known = read_known(known_hosts_path(loaded, env_name))
-    timeout = loaded.environment(env_name).ssh.connect_timeout
-    jump = _jump_for_scans(loaded, env_name) if any(t.behind_jump for t in found) else None
+    known = read_known(env.known_hosts)
+    timeout = env.settings.ssh.connect_timeout
+    jump = _jump_for_scans(env) if any(t.behind_jump for t in found) else None
     out = []
     try:
         for target in found:
@@ -145,14 +144,13 @@ def scan(loaded: LoadedConfig, env_name: str, found: list[Target]) -> list[Scann
     return out
 
 
-def _jump_for_scans(loaded: LoadedConfig, env_name: str):  # type: ignore[no-untyped-def]
+def _jump_for_scans(env: Env):  # type: ignore[no-untyped-def]
     """A connection to the jump host, verified against its pinned key (so keys scanned
     through it come from where it says)."""
-    from .hosts import jump_connector, key_file_for, known_hosts_path
+    from .hosts import jump_connector, key_file_for
 
-    environment = loaded.environment(env_name)
-    conn = jump_connector(loaded, environment, env_name, key_file=key_file_for(loaded, environment),
-                          known_hosts=known_hosts_path(loaded, env_name))
+    conn = jump_connector(env.loaded, env.settings, env.name, key_file=key_file_for(env.loaded, env.settings),
+                          known_hosts=env.known_hosts)
     try:
         return conn.connect()
     except ConnectError as exc:
@@ -167,19 +165,19 @@ def check_pins(scanned: list[Scanned], pins: list[str]) -> None:
                            hint="compare with the host's `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` out of band")
 
 
-def check_console(loaded: LoadedConfig, env_name: str, scanned: list[Scanned]) -> None:
+def check_console(env: Env, scanned: list[Scanned]) -> None:
     """Each scanned key must be one the instance printed on its console at first boot
     (cloud-init's SSH HOST KEY KEYS block), read through EC2 with the caller's AWS identity."""
     from ..adapters.aws import console_output
     from ..plan.cloud.aws import region_for
 
-    environment = loaded.environment(env_name)
+    environment = env.settings
     missing = [s.target.entry for s in scanned if s.target.instance_id is None]
     if missing:
-        raise ConfigError([f"--from-console needs hosts found on EC2 (environments.{env_name}.discover or "
+        raise ConfigError([f"--from-console needs hosts found on EC2 (environments.{env.name}.discover or "
                            f"infra); {', '.join(missing)} come from deploy.toml"],
                           hint="pin them with --fingerprint SHA256:... instead")
-    region = region_for(loaded.config, environment, environment.discover.region if environment.discover else None)
+    region = region_for(env.config, environment, environment.discover.region if environment.discover else None)
     published = {s.target.entry: console_keys(console_output(region, s.target.instance_id)) for s in scanned}
     refused = not_on_console({s.target.entry: s.key for s in scanned}, published)
     if refused:

@@ -164,7 +164,7 @@ def logs(env: Env, service: str, *, lines: int, follow: bool,
 
     if service not in env.config.services and service != "proxy":
         raise UsageError(f"--service {service!r}: no such service (services: {', '.join(env.config.services)}, proxy)")
-    for problem in load_for_redaction(env.loaded, env.name):
+    for problem in load_for_redaction(env):
         warn(problem)
     conns = _open(env, connectors)
     names, layout = env.names, env.layout

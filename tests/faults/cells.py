@@ -25,6 +25,7 @@ from deployctl.services.lifecycle.host_state import HostState
 from deployctl.services.hosts import layout_for
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.lifecycle.rollback import rollback
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import DEPLOYCTL, ROOT, ProbeImages, free_port, probe_config, remove_app, \
     unique_app, write_probe_artifacts
 from tests.support.traffic import Traffic
@@ -105,12 +106,12 @@ class Site:
 
     def deploy(self, conn=None, loaded: LoadedConfig | None = None, **kwargs) -> str:  # type: ignore[no-untyped-def]
         emit = kwargs.pop("emit", None)
-        return deploy(loaded or self.loaded, self.env, kwargs.pop("images", None) or self.images(), SECRETS,
+        return deploy(Env.resolve(loaded or self.loaded, self.env), kwargs.pop("images", None) or self.images(), SECRETS,
                       Recorder() if emit is None else emit, connectors=[conn or self.connector()], **kwargs).release
 
     def rollback(self, conn=None, **kwargs) -> str:  # type: ignore[no-untyped-def]
         """A plain `deployctl rollback` (to the previous good release); the release now live."""
-        [outcome] = rollback(self.loaded, self.env, Recorder(), connectors=[conn or self.connector()], **kwargs)
+        [outcome] = rollback(Env.resolve(self.loaded, self.env), Recorder(), connectors=[conn or self.connector()], **kwargs)
         return outcome.release
 
     def write_artifacts(self) -> None:

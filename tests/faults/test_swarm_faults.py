@@ -8,7 +8,7 @@ tests/unit/test_swarm_lifecycle_rules.py pins the same rules on a fake Swarm.
 
 One Swarm site for the module (a Swarm deploy takes 10-20 s here): each cell's converging
 deploy is the next cell's previous release. Faults in the connector are given to the
-manager's and every node's connector (services/swarm/swarm_deploy.deploy's `manager=` and
+manager's and every node's connector (services/swarm/swarm_deploy.deploy_env's `manager=` and
 `nodes=`); signals go to a real `deployctl deploy` subprocess."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from deployctl.plan.edge.proxy_config import RELEASE_HEADER
 from deployctl.services.hosts import manager_connector, ssh_connector
 from deployctl.services.lifecycle.deploy_result import DeployOptions
 from deployctl.services.swarm import swarm_deploy
+from deployctl.services.env import Env
 from tests.integration.fleet.conftest import fleet, fleet_images  # noqa: F401 - the session fleet
 from tests.integration.swarm.conftest import swarm, swarm_http_images, swarm_images  # noqa: F401 - the session Swarm
 from tests.integration.swarm.site import ENV, SwarmSite
@@ -71,8 +72,8 @@ class SwarmCells(Site):
             inner = ssh_connector(loaded, environment, address)
             return FaultConnector(inner, *faults, *([node_fault(inner)] if node_fault else []))
 
-        return lambda: attempt(lambda: swarm_deploy.deploy(
-            loaded, self.env, self.images(), SECRETS, Steps("faulty"),
+        return lambda: attempt(lambda: swarm_deploy.deploy_env(
+            Env.resolve(loaded, self.env), self.images(), SECRETS, Steps("faulty"),
             manager=FaultConnector(manager_connector(loaded, self.env), *faults), nodes=node).release)
 
     def deploy(self, conn=None, loaded=None, **kwargs) -> str:  # type: ignore[no-untyped-def]

@@ -25,6 +25,7 @@ from deployctl.plan.judging.canary import WAIT, board, canary_verdict
 from deployctl.plan.judging.shadow import SHADOW_P95_FLOOR_MS, shadow_spec
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.judging.shadow import ShadowStopped
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import free_port, probe_config, remove_app, unique_app
 from tests.integration.test_release_safety import SECRETS, images
 from tests.integration.test_shadow import SHADOW
@@ -68,14 +69,14 @@ def test_diagnose(tmp_path, probe_images):
     spec = shadow_spec(config.environment("local").rollout)
     stopped_today = []
     try:
-        live = deploy(config, "local", images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
+        live = deploy(Env.resolve(config, "local"), images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
         for i in range(rounds):
             load = open("/proc/loadavg").read().split()[0]
             events = Recorder()
             with Traffic(f"http://127.0.0.1:{port}/version", workers=4, max_seconds=120):
                 time.sleep(0.5)
                 try:
-                    new = deploy(config, "local", images(probe_images, f"{i + 2:07d}abcd"), SECRETS, events).release
+                    new = deploy(Env.resolve(config, "local"), images(probe_images, f"{i + 2:07d}abcd"), SECRETS, events).release
                 except ShadowStopped as exc:
                     new, why = None, exc.message
                     stopped_today.append(why)

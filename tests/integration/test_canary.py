@@ -23,6 +23,7 @@ from deployctl.events import Recorder, StepDone, StepFailed, StepProgress, StepS
 from deployctl.plan.judging.canary import WATCHDOG_MARGIN
 from deployctl.services.judging.canary import CanaryAborted
 from deployctl.services.lifecycle.deploy import DeployOptions, deploy
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import (DEPLOYCTL, docker, free_port, probe_config, remove_app, unique_app,
                                                write_probe_artifacts)
 from tests.integration.test_release_safety import SECRETS, containers_of, images
@@ -64,12 +65,12 @@ def test_a_healthy_canary_gets_its_share_and_is_promoted_a_failing_one_is_aborte
     app, port = unique_app(), free_port()
     healthy = load_config(probe_config(tmp_path, app, port=port, rollout=CANARY))
     try:
-        v1 = deploy(healthy, "local", images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
+        v1 = deploy(Env.resolve(healthy, "local"), images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
         with Traffic(f"http://127.0.0.1:{port}/version", workers=4, max_seconds=120) as traffic:
             time.sleep(0.5)
             events = Recorder()
             began = time.time()
-            v2 = deploy(healthy, "local", images(probe_images, "2222222bbbb"), SECRETS, events,
+            v2 = deploy(Env.resolve(healthy, "local"), images(probe_images, "2222222bbbb"), SECRETS, events,
                         options=DeployOptions(canary=20)).release
             promoted = time.time()
             time.sleep(0.5)
@@ -103,7 +104,7 @@ def test_a_healthy_canary_gets_its_share_and_is_promoted_a_failing_one_is_aborte
             time.sleep(0.5)
             events = Recorder()
             with pytest.raises(CanaryAborted) as caught:
-                deploy(failing, "local", images(probe_images, "3333333cccc"), SECRETS, events,
+                deploy(Env.resolve(failing, "local"), images(probe_images, "3333333cccc"), SECRETS, events,
                        options=DeployOptions(canary=20))
             returned = time.time()
             time.sleep(0.5)
@@ -159,7 +160,7 @@ def test_sigkill_mid_canary_leaves_the_live_release_at_100_percent_by_the_deadli
     config = probe_config(tmp_path, app, port=port, rollout={**CANARY, "canary_window": window})
     loaded = load_config(config)
     try:
-        v1 = deploy(loaded, "local", images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
+        v1 = deploy(Env.resolve(loaded, "local"), images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
         write_probe_artifacts(config, app, "2222222bbbb", probe_images.good, probe_images.good, probe_images.proxy)
         with Traffic(f"http://127.0.0.1:{port}/version", workers=4, max_seconds=120) as traffic:
             proc = run_cli(config, "--json", "deploy", "--env", "local", "--canary", "30")
@@ -189,7 +190,7 @@ def test_sigkill_mid_canary_leaves_the_live_release_at_100_percent_by_the_deadli
 
         # The next deploy (past the stale lock) reports it, removes the abandoned release, records it.
         events = Recorder()
-        deploy(loaded, "local", images(probe_images, "3333333cccc"), SECRETS, events,
+        deploy(Env.resolve(loaded, "local"), images(probe_images, "3333333cccc"), SECRETS, events,
                options=DeployOptions(force_unlock=True))
         assert any("watchdog put" in e.text for e in events.events if hasattr(e, "text"))
         assert containers_of(app, v2) == {}
@@ -204,11 +205,11 @@ def test_promote_from_another_process_ends_the_canary_early(tmp_path, probe_imag
     config = probe_config(tmp_path, app, port=port, rollout={**CANARY, "canary_window": 120})
     loaded = load_config(config)
     try:
-        deploy(loaded, "local", images(probe_images, "1111111aaaa"), SECRETS, Recorder())
+        deploy(Env.resolve(loaded, "local"), images(probe_images, "1111111aaaa"), SECRETS, Recorder())
         events = Recorder()
         result: dict = {}
         worker = threading.Thread(target=lambda: result.update(
-            release=deploy(loaded, "local", images(probe_images, "2222222bbbb"), SECRETS, events,
+            release=deploy(Env.resolve(loaded, "local"), images(probe_images, "2222222bbbb"), SECRETS, events,
                            options=DeployOptions(canary=10)).release))
         with Traffic(f"http://127.0.0.1:{port}/version", workers=2, max_seconds=120) as traffic:
             worker.start()

@@ -51,18 +51,18 @@ def switch_time(recorder: Recorder) -> float:
 
 def test_deploy_rollback_and_failed_deploy_under_traffic_drop_nothing(site):
     app, port, loaded, probe = site
-    v1 = deploy(loaded, "local", images(probe, "1111111aaaa"), SECRETS, Recorder()).release
+    v1 = deploy(Env.resolve(loaded, "local"), images(probe, "1111111aaaa"), SECRETS, Recorder()).release
     url = f"http://127.0.0.1:{port}/version"
     with Traffic(url, workers=4, max_seconds=120) as traffic:
         time.sleep(0.5)
         rec2 = Recorder()
-        v2 = deploy(loaded, "local", images(probe, "2222222bbbb"), SECRETS, rec2).release
+        v2 = deploy(Env.resolve(loaded, "local"), images(probe, "2222222bbbb"), SECRETS, rec2).release
         time.sleep(0.5)
         rec_back = Recorder()
-        [back] = rollback(loaded, "local", rec_back)
+        [back] = rollback(Env.resolve(loaded, "local"), rec_back)
         time.sleep(0.5)
         with pytest.raises(HealthCheckError):
-            deploy(loaded, "local", images(probe, "3333333cccc", frontend=probe.broken), SECRETS, Recorder())
+            deploy(Env.resolve(loaded, "local"), images(probe, "3333333cccc", frontend=probe.broken), SECRETS, Recorder())
         time.sleep(0.5)
     report = traffic.report
     assert report.total > 100, report.summary()
@@ -75,7 +75,7 @@ def test_deploy_rollback_and_failed_deploy_under_traffic_drop_nothing(site):
     # Rollback speed (target: under 3 s on one host) is measured by bench/deploy_zero_downtime.py,
     # not asserted here: on a shared 2-core machine a wall-clock bound in a test only flakes.
     assert back.release == v1, back
-    [quiet] = rollback(loaded, "local", Recorder(), to=v2)
+    [quiet] = rollback(Env.resolve(loaded, "local"), Recorder(), to=v2)
     assert quiet.release == v2, quiet
     assert json.loads(urllib.request.urlopen(url).read())["frontend"]["release"] == v2
 
@@ -94,7 +94,7 @@ def test_deploy_rollback_and_failed_deploy_under_traffic_drop_nothing(site):
 def test_secrets_are_files_never_env_or_argv_or_history(site):
     app, port, loaded, probe = site
     dirty = ReleaseImages({"backend": probe.good, "frontend": probe.good}, "4444444dddd", dirty=True)
-    release = deploy(loaded, "local", dirty, SECRETS, Recorder()).release
+    release = deploy(Env.resolve(loaded, "local"), dirty, SECRETS, Recorder()).release
     # A dirty build's record says so (its revision is not all of what runs).
     from deployctl.services.inspect import releases as list_releases
     [row] = next(iter(list_releases(Env.resolve(loaded, "local")).values()))
@@ -144,7 +144,7 @@ def test_cli_held_lock_exits_8_and_missing_secret_exits_3_before_touching_the_ho
 
 def test_sigterm_mid_deploy_keeps_the_old_release_serving_and_releases_the_lock(site):
     app, port, loaded, probe = site
-    v1 = deploy(loaded, "local", images(probe, "6666666ffff"), SECRETS, Recorder()).release
+    v1 = deploy(Env.resolve(loaded, "local"), images(probe, "6666666ffff"), SECRETS, Recorder()).release
     # v2's frontend never gets healthy, so the deploy is surely mid-flight when SIGTERM lands.
     write_probe_artifacts(loaded.path, app, "7777777aaaa", probe.good, probe.broken, probe.proxy)
     proc = subprocess.Popen([DEPLOYCTL, "--config", str(loaded.path),
@@ -169,14 +169,14 @@ def test_rollback_puts_back_the_release_as_it_was_deployed_whatever_deploy_toml_
     """The release record holds the release's spec: renaming a service, moving its port and
     changing its health check in deploy.toml after the deploy changes nothing for a rollback."""
     app, port, loaded, probe = site
-    v1 = deploy(loaded, "local", images(probe, "8888888aaaa"), SECRETS, Recorder()).release
-    deploy(loaded, "local", images(probe, "9999999bbbb"), SECRETS, Recorder())
+    v1 = deploy(Env.resolve(loaded, "local"), images(probe, "8888888aaaa"), SECRETS, Recorder()).release
+    deploy(Env.resolve(loaded, "local"), images(probe, "9999999bbbb"), SECRETS, Recorder())
     text = loaded.path.read_text()
     renamed = (text.replace("[services.frontend", "[services.web").replace("{{ backend.url }}", "http://backend:8000")
                .replace("[services.web.healthcheck]", "[services.web.healthcheck]\npath = \"/nope\""))
     assert renamed != text
     loaded.path.write_text(renamed)
-    [back] = rollback(load_config(loaded.path), "local", Recorder())
+    [back] = rollback(Env.resolve(load_config(loaded.path), "local"), Recorder())
     assert back.release == v1 and back.outcome == "succeeded", back
     body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/version").read())
     assert body["frontend"]["release"] == body["backend"]["release"] == v1
@@ -196,9 +196,9 @@ def test_every_kind_of_health_check_gates_the_switch(site, backend, frontend):
     text = text.replace("[services.frontend.healthcheck]\n", f"[services.frontend.healthcheck]\n{frontend}\n")
     loaded.path.write_text(text)
     loaded = load_config(loaded.path)
-    v1 = deploy(loaded, "local", images(probe, "aaaaaaa1111"), SECRETS, Recorder()).release
+    v1 = deploy(Env.resolve(loaded, "local"), images(probe, "aaaaaaa1111"), SECRETS, Recorder()).release
     if "tcp" not in frontend:  # a TCP check cannot tell a 503 from a 200: it only gates "listening"
         with pytest.raises(HealthCheckError):
-            deploy(loaded, "local", images(probe, "bbbbbbb2222", frontend=probe.broken), SECRETS, Recorder())
+            deploy(Env.resolve(loaded, "local"), images(probe, "bbbbbbb2222", frontend=probe.broken), SECRETS, Recorder())
     body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/version").read())
     assert body["frontend"]["release"] == v1

@@ -75,7 +75,7 @@ def test_a_drill_of_each_kind_is_caught_by_a_net_with_no_user_exposed_and_record
     monkeypatch.setenv("PROBE_DB_PASSWORD", SECRETS["PROBE_DB_PASSWORD"].reveal())  # the command's secret source
     began = time.time()
     try:
-        v1 = deploy(loaded, "local", images(probe_images, "1111111aaaa"), SECRETS, Recorder(),
+        v1 = deploy(Env.resolve(loaded, "local"), images(probe_images, "1111111aaaa"), SECRETS, Recorder(),
                     options=DeployOptions(shadow=0)).release
         results = []
         with Traffic(f"http://127.0.0.1:{port}/version", workers=2, max_seconds=150) as traffic:

@@ -16,6 +16,7 @@ from deployctl.config import load_config
 from deployctl.events import Recorder
 from deployctl.plan.lifecycle.releases import History
 from deployctl.secrets import Secret
+from deployctl.services.env import Env
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.operate.exec import ExecRequest, run_exec
 from deployctl.services.hosts import layout_for
@@ -42,7 +43,7 @@ def site(tmp_path_factory, probe_images):
     secrets = {"PROBE_DB_PASSWORD": Secret(FILE_VALUE), "PROBE_DSN_PASSWORD": Secret(DSN_VALUE)}
     images = ReleaseImages({"backend": probe_images.good, "frontend": probe_images.good, "proxy": probe_images.proxy},
                            "1111111aaaa")
-    release = deploy(loaded, "local", images, secrets, Recorder()).release
+    release = deploy(Env.resolve(loaded, "local"), images, secrets, Recorder()).release
     yield app, config, loaded, release
     remove_app(app)
 

@@ -16,6 +16,7 @@ from deployctl.events import Message, Recorder, StepDone, StepFailed, StepProgre
 from deployctl.errors import ExitCode
 from deployctl.services.lifecycle.deploy import DeployOptions, deploy
 from deployctl.services.lifecycle.transaction import GuardReverted
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import free_port, probe_config, remove_app, unique_app
 from tests.integration.test_release_safety import SECRETS, containers_of, images
 from tests.support.net import wait_until
@@ -34,10 +35,10 @@ def test_guard_passes_a_healthy_release_and_reverts_one_that_degrades_after_its_
     app, port = unique_app(), free_port()
     healthy = load_config(probe_config(tmp_path, app, port=port, rollout={**GUARD, "guard_window": 3}))
     try:
-        v1 = deploy(healthy, "local", images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
+        v1 = deploy(Env.resolve(healthy, "local"), images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
         with Traffic(f"http://127.0.0.1:{port}/version", workers=4, max_seconds=120) as traffic:
             events = Recorder()
-            v2 = deploy(healthy, "local", images(probe_images, "2222222bbbb"), SECRETS, events).release
+            v2 = deploy(Env.resolve(healthy, "local"), images(probe_images, "2222222bbbb"), SECRETS, events).release
             steps = [(type(e).__name__, e.step) for e in events.events if getattr(e, "step", "") == "guard"]
             assert steps[0] == ("StepStarted", "guard") and steps[-1] == ("StepDone", "guard"), steps
             progress = [e.detail for e in events.of(StepProgress) if e.step == "guard"]
@@ -50,7 +51,7 @@ def test_guard_passes_a_healthy_release_and_reverts_one_that_degrades_after_its_
             events = Recorder()
             started = time.time()
             with pytest.raises(GuardReverted) as caught:
-                deploy(failing, "local", images(probe_images, "3333333cccc"), SECRETS, events)
+                deploy(Env.resolve(failing, "local"), images(probe_images, "3333333cccc"), SECRETS, events)
             returned = time.time()
             time.sleep(1.0)
         assert caught.value.exit_code == ExitCode.DEPLOY_FAILED
@@ -89,10 +90,10 @@ def test_no_guard_skips_the_watch_for_one_deploy(tmp_path, probe_images):
     app, port = unique_app(), free_port()
     loaded = load_config(probe_config(tmp_path, app, port=port, rollout=GUARD))
     try:
-        deploy(loaded, "local", images(probe_images, "1111111aaaa"), SECRETS, Recorder())
+        deploy(Env.resolve(loaded, "local"), images(probe_images, "1111111aaaa"), SECRETS, Recorder())
         events = Recorder()
         started = time.monotonic()
-        deploy(loaded, "local", images(probe_images, "2222222bbbb"), SECRETS, events,
+        deploy(Env.resolve(loaded, "local"), images(probe_images, "2222222bbbb"), SECRETS, events,
                options=DeployOptions(no_guard=True))
         assert not [e for e in events.of(StepStarted) if e.step == "guard"]
         assert time.monotonic() - started < 25  # not the 30 s watch
@@ -112,11 +113,11 @@ def test_the_older_releases_are_retired_during_the_watch_and_the_previous_only_a
     cold = load_config(probe_config(tmp_path, app, port=port, drain=0.5, name="cold.toml",
                                     rollout={**GUARD, "guard_window": watch, "warm_window": 0}))
     try:
-        v1 = deploy(warm, "local", images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
-        v2 = deploy(warm, "local", images(probe_images, "2222222bbbb"), SECRETS, Recorder()).release
+        v1 = deploy(Env.resolve(warm, "local"), images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
+        v2 = deploy(Env.resolve(warm, "local"), images(probe_images, "2222222bbbb"), SECRETS, Recorder()).release
         with Traffic(f"http://127.0.0.1:{port}/version", workers=4, max_seconds=120) as traffic:
             events = Recorder()
-            v3 = deploy(warm, "local", images(probe_images, "3333333cccc"), SECRETS, events).release
+            v3 = deploy(Env.resolve(warm, "local"), images(probe_images, "3333333cccc"), SECRETS, events).release
             drains = [(e.at, e.detail) for e in events.of(StepStarted) if e.step == "drain"]
             # v1, warm since v2's switch and out of the proxy since: the host stops it, no
             # step of the deploy waits for it; v2, the previous, stays warm.
@@ -125,7 +126,7 @@ def test_the_older_releases_are_retired_during_the_watch_and_the_previous_only_a
             assert set(containers_of(app, v2).values()) == {"running"}
 
             events = Recorder()
-            v4 = deploy(cold, "local", images(probe_images, "4444444dddd"), SECRETS, events).release
+            v4 = deploy(Env.resolve(cold, "local"), images(probe_images, "4444444dddd"), SECRETS, events).release
             guard_done = next(e.at for e in events.of(StepDone) if e.step == "guard")
             drains = [(e.at, e.detail) for e in events.of(StepStarted) if e.step == "drain"]
             # v2 (warm, older) never waits for the watch; v3, the previous, is stopped only after

@@ -17,6 +17,7 @@ from deployctl.plan.lifecycle.release_spec import ProxySpec
 from deployctl.secrets import Secret
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import (PROXY_STANDIN, docker, free_port, probe_config,
                                                remove_app, unique_app)
 from tests.support.net import direct
@@ -47,7 +48,7 @@ def test_a_changed_proxy_configuration_and_image_deploy_under_traffic_without_a_
     app, port = unique_app(), free_port()
     path = probe_config(tmp_path, app, port=port)
     try:
-        v1 = deploy(load_config(path), "local", _images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
+        v1 = deploy(Env.resolve(load_config(path), "local"), _images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
         nginx_before = docker("ps", "--filter", f"label=io.deployctl.app={app}",
                               "--filter", "label=io.deployctl.role=proxy-nginx", "--format", "{{.Names}}")
         # Another image name for the same nginx: a different proxy image as far as deployctl knows.
@@ -56,12 +57,12 @@ def test_a_changed_proxy_configuration_and_image_deploy_under_traffic_without_a_
         with Traffic(f"http://127.0.0.1:{port}/version", workers=4, max_seconds=180) as traffic:
             time.sleep(0.5)
             path.write_text(path.read_text().replace("[proxy]\n", "[proxy]\nmax_body_size = \"2m\"\nread_timeout = 20\n"))
-            v2 = deploy(load_config(path), "local", _images(probe_images, "2222222bbbb"), SECRETS, Recorder()).release
+            v2 = deploy(Env.resolve(load_config(path), "local"), _images(probe_images, "2222222bbbb"), SECRETS, Recorder()).release
             config = (tmp_path / "state" / app / "local" / "proxy" / "nginx.conf").read_text()
             assert "client_max_body_size 2m;" in config and "proxy_read_timeout 20000ms;" in config
             time.sleep(0.5)
             path.write_text(path.read_text().replace(f'image = "{PROXY_STANDIN}"', f'image = "{other}"'))
-            v3 = deploy(load_config(path), "local", _images(probe_images, "3333333cccc"), SECRETS, Recorder()).release
+            v3 = deploy(Env.resolve(load_config(path), "local"), _images(probe_images, "3333333cccc"), SECRETS, Recorder()).release
             time.sleep(0.5)
         report = traffic.report
         assert report.total > 100, report.summary()
@@ -88,7 +89,7 @@ def test_a_project_proxy_image_extends_the_configuration_with_its_snippets(tmp_p
     try:
         images = ReleaseImages({"backend": probe_images.good, "frontend": probe_images.good,
                                 "proxy": probe_images.proxy}, "4444444dddd")
-        v1 = deploy(load_config(path), "local", images, SECRETS, Recorder()).release
+        v1 = deploy(Env.resolve(load_config(path), "local"), images, SECRETS, Recorder()).release
         with direct.open(f"http://127.0.0.1:{port}/version", timeout=5) as response:
             assert response.headers[RELEASE_HEADER] == v1
             assert response.headers["X-Frame-Options"] == "DENY"

@@ -21,6 +21,7 @@ from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.lifecycle.rollback import rollback
 from deployctl.errors import HealthCheckError
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import (DEPLOYCTL, ROOT, docker, free_port, probe_config,
                                                remove_app, unique_app)
 from tests.support.traffic import Traffic
@@ -64,8 +65,8 @@ def test_rollback_inside_the_warm_window_is_a_proxy_switch_only(tmp_path, probe_
     app, port = unique_app(), free_port()
     loaded = load_config(probe_config(tmp_path, app, port=port, rollout={"warm_window": 600}))
     try:
-        v1 = deploy(loaded, "local", images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
-        v2 = deploy(loaded, "local", images(probe_images, "2222222bbbb"), SECRETS, Recorder()).release
+        v1 = deploy(Env.resolve(loaded, "local"), images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
+        v2 = deploy(Env.resolve(loaded, "local"), images(probe_images, "2222222bbbb"), SECRETS, Recorder()).release
         warm = containers_of(app, v1)
         assert warm and set(warm.values()) == {"running"}, warm  # out of the proxy, still running
         warm_file = json.loads((tmp_path / "state" / app / "local" / "warm.json").read_text())
@@ -77,7 +78,7 @@ def test_rollback_inside_the_warm_window_is_a_proxy_switch_only(tmp_path, probe_
         with Traffic(f"http://127.0.0.1:{port}/version", workers=4, max_seconds=60) as traffic:
             time.sleep(0.5)
             started = time.time()
-            [back] = rollback(loaded, "local", seen)
+            [back] = rollback(Env.resolve(loaded, "local"), seen)
             returned = time.time()
             time.sleep(0.5)
         assert back.release == v1
@@ -98,7 +99,7 @@ def test_rollback_inside_the_warm_window_is_a_proxy_switch_only(tmp_path, probe_
 
         # And back to v2 by its flag in v1's configuration: the flags of earlier configurations
         # go, but the one whose workers may still read it.
-        [forward] = rollback(loaded, "local", Recorder(), to=v2)
+        [forward] = rollback(Env.resolve(loaded, "local"), Recorder(), to=v2)
         assert forward.release == v2
         flags = sorted(p.name for p in proxy_dir.glob("standby-*"))
         assert flags == [standby_of(config).flag], flags
@@ -111,14 +112,14 @@ def test_a_warm_release_past_its_window_is_stopped_by_the_next_command(tmp_path,
     app, port = unique_app(), free_port()
     loaded = load_config(probe_config(tmp_path, app, port=port, health_timeout=2, rollout={"warm_window": 1}))
     try:
-        v1 = deploy(loaded, "local", images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
-        deploy(loaded, "local", images(probe_images, "2222222bbbb"), SECRETS, Recorder())
+        v1 = deploy(Env.resolve(loaded, "local"), images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
+        deploy(Env.resolve(loaded, "local"), images(probe_images, "2222222bbbb"), SECRETS, Recorder())
         assert set(containers_of(app, v1).values()) == {"running"}
         time.sleep(1.2)
         assert set(containers_of(app, v1).values()) == {"running"}  # no host-side timer
         # A deploy that fails before its switch never retires anything: only its start stops v1.
         with pytest.raises(HealthCheckError):
-            deploy(loaded, "local", images(probe_images, "3333333cccc", frontend=probe_images.broken), SECRETS,
+            deploy(Env.resolve(loaded, "local"), images(probe_images, "3333333cccc", frontend=probe_images.broken), SECRETS,
                    Recorder())
         assert set(containers_of(app, v1).values()) == {"exited"}
         assert json.loads((tmp_path / "state" / app / "local" / "warm.json").read_text()) == []
@@ -146,9 +147,9 @@ def test_stats_after_two_deploys_and_a_rollback(tmp_path, probe_images):
     loaded = load_config(config)
     rev1, rev2 = head_revisions(2)
     try:
-        v1 = deploy(loaded, "local", images(probe_images, rev1), SECRETS, Recorder()).release
-        deploy(loaded, "local", images(probe_images, rev2), SECRETS, Recorder())
-        [back] = rollback(loaded, "local", Recorder())
+        v1 = deploy(Env.resolve(loaded, "local"), images(probe_images, rev1), SECRETS, Recorder()).release
+        deploy(Env.resolve(loaded, "local"), images(probe_images, rev2), SECRETS, Recorder())
+        [back] = rollback(Env.resolve(loaded, "local"), Recorder())
         assert back.release == v1
 
         html = tmp_path / "stats.html"

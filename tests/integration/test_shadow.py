@@ -28,6 +28,7 @@ from deployctl.errors import ExitCode
 from deployctl.events import Recorder, StepDone, StepFailed
 from deployctl.services.lifecycle.deploy import DeployOptions, deploy
 from deployctl.services.judging.shadow import ShadowStopped
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import (DEPLOYCTL, free_port, probe_config, remove_app, unique_app,
                                                write_probe_artifacts)
 from tests.integration.test_release_safety import SECRETS, containers_of, images
@@ -127,7 +128,7 @@ def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with
     failing = load_config(probe_config(tmp_path, app, port=port, rollout=SHADOW, name="failing.toml",
                                        frontend_env={"PROBE_FAIL_SHARE": 0.2}))
     try:
-        v1 = deploy(healthy, "local", images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
+        v1 = deploy(Env.resolve(healthy, "local"), images(probe_images, "1111111aaaa"), SECRETS, Recorder()).release
 
         # Phase 1: v2 fails 20% of its /version requests (evenly); its health check passes.
         events = Recorder()
@@ -135,7 +136,7 @@ def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with
             time.sleep(0.5)
             began = time.time()
             with pytest.raises(ShadowStopped) as caught:
-                deploy(failing, "local", images(probe_images, "2222222bbbb"), SECRETS, events)
+                deploy(Env.resolve(failing, "local"), images(probe_images, "2222222bbbb"), SECRETS, events)
             returned = time.time()
             time.sleep(0.5)
         assert caught.value.exit_code == ExitCode.DEPLOY_FAILED
@@ -168,7 +169,7 @@ def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with
                 Poster(port) as poster:
             time.sleep(0.5)
             try:
-                result = deploy(healthy, "local", images(probe_images, "3333333cccc"), SECRETS, events)
+                result = deploy(Env.resolve(healthy, "local"), images(probe_images, "3333333cccc"), SECRETS, events)
             except ShadowStopped as stopped:  # say which answers stopped a healthy release
                 pytest.fail(f"{stopped.message}\nthe copies' 5xx lines in the proxy's log:\n"
                             + "\n".join(proxy_5xx_lines(app)))
@@ -249,7 +250,7 @@ def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with
         phase4 = time.time()
         delayed = load_config(probe_config(tmp_path, app, port=port, rollout=SHADOW, name="delayed.toml",
                                            frontend_env={"PROBE_DELAY_MS": DELAY_MS}))
-        v5 = deploy(delayed, "local", images(probe_images, "5555555eeee"), SECRETS, Recorder(),
+        v5 = deploy(Env.resolve(delayed, "local"), images(probe_images, "5555555eeee"), SECRETS, Recorder(),
                     options=DeployOptions(shadow=0)).release
         slower = load_config(probe_config(tmp_path, app, port=port, rollout={**SHADOW, **SLOWER}, name="slower.toml",
                                           frontend_env={"PROBE_DELAY_MS": 3 * DELAY_MS}))
@@ -257,7 +258,7 @@ def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with
         with Traffic(f"http://127.0.0.1:{port}/items/7", workers=4, max_seconds=120) as traffic:
             time.sleep(0.5)
             with pytest.raises(ShadowStopped) as caught:
-                deploy(slower, "local", images(probe_images, "6666666ffff"), SECRETS, events)
+                deploy(Env.resolve(slower, "local"), images(probe_images, "6666666ffff"), SECRETS, events)
             time.sleep(0.3)
         assert caught.value.exit_code == ExitCode.DEPLOY_FAILED
         assert "shadow_max_p95_ratio 2x" in caught.value.message, caught.value.message

@@ -26,6 +26,7 @@ from deployctl.secrets import Secret
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.lifecycle.rollback import rollback
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import (DEPLOYCTL, PROXY_STANDIN, docker, free_port, probe_config,
                                                remove_app_with_data, unique_app)
 from tests.support.traffic import Traffic
@@ -93,11 +94,11 @@ def test_two_apps_share_one_proxy_each_deploys_rolls_back_and_is_removed_on_its_
         with Traffic(f"http://127.0.0.1:{edge}/version", workers=2, host_header=f"{a}.test") as traffic_a, \
                 Traffic(f"http://127.0.0.1:{edge}/version", workers=2, host_header=f"{b}.test") as traffic_b:
             traffic_a.wait_for(20)
-            b2 = deploy(load_config(path_b), "local", ReleaseImages(images.images, "2222222bbbb"), SECRETS,
+            b2 = deploy(Env.resolve(load_config(path_b), "local"), ReleaseImages(images.images, "2222222bbbb"), SECRETS,
                         Recorder()).release
             assert ask(edge, f"{b}.test") == (200, b2)
             traffic_b.wait_for(20)
-            rollback(load_config(path_b), "local", Recorder())
+            rollback(Env.resolve(load_config(path_b), "local"), Recorder())
             traffic_b.wait_for(20)
         for report in (traffic_a.report, traffic_b.report):
             assert report.total > 40 and report.failures == [], report.summary()
@@ -117,7 +118,7 @@ def test_two_apps_share_one_proxy_each_deploys_rolls_back_and_is_removed_on_its_
         with Traffic(f"http://127.0.0.1:{edge}/version", workers=2, host_header=f"{a}.test") as traffic_a:
             traffic_a.wait_for(10)
             with pytest.raises(DeployError, match="nginx did not start"):
-                deploy(load_config(path_b), "local", ReleaseImages(images.images, "3333333cccc"), SECRETS, Recorder())
+                deploy(Env.resolve(load_config(path_b), "local"), ReleaseImages(images.images, "3333333cccc"), SECRETS, Recorder())
             traffic_a.wait_for(10)
         assert traffic_a.report.failures == [] and set(traffic_a.report.releases()) == {live_a}
         assert ask(edge, f"{b}.test") == (200, b1)
@@ -125,7 +126,7 @@ def test_two_apps_share_one_proxy_each_deploys_rolls_back_and_is_removed_on_its_
         # A host name A routes, claimed by a third app: refused before anything changes.
         path_c = shared_config(tmp_path, c, name, edge, f"{a}.test")
         with pytest.raises(ConfigError, match=f"{a}.test is routed to {a} local"):
-            deploy(load_config(path_c), "local", images, SECRETS, Recorder())
+            deploy(Env.resolve(load_config(path_c), "local"), images, SECRETS, Recorder())
         assert docker("ps", "-aq", "--filter", f"label=io.deployctl.app={c}") == ""
 
         # Phase 4: `deployctl remove` of B (the CLI) while A serves every request: its dry

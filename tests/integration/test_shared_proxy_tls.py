@@ -29,6 +29,7 @@ from deployctl.plan.judging.access_log import parse_line
 from deployctl.secrets import Secret
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import PROXY_STANDIN, docker, free_port, probe_config, remove_app, unique_app
 from tests.support.net import wait_until
 from tests.support.pebble import http_get, https_get, pebble
@@ -217,7 +218,7 @@ def test_an_acme_app_and_an_http_app_share_the_ports_https_by_sni_and_a_deploy_f
                          server_name=name_a) as traffic_a, \
                     Traffic(f"http://127.0.0.1:{edge}/version", workers=2, host_header=name_b) as traffic_b:
                 traffic_a.wait_for(20)
-                a2 = deploy(load_config(path_a), "local", ReleaseImages(images, "aaaaaaa1111"), SECRETS,
+                a2 = deploy(Env.resolve(load_config(path_a), "local"), ReleaseImages(images, "aaaaaaa1111"), SECRETS,
                             Recorder()).release
                 traffic_a.wait_for(20)
             for report in (traffic_a.report, traffic_b.report):

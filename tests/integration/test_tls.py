@@ -17,6 +17,7 @@ from deployctl.events import Recorder
 from deployctl.secrets import Secret
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import probe_config, remove_app, unique_app
 from tests.support.net import free_port, wait_until
 from tests.support.pebble import http_get, https_get, pebble
@@ -65,7 +66,7 @@ def test_acme_obtain_serve_renew_under_load_and_a_refusal_keeps_the_certificate(
         with pebble(tmp_path, http) as ca:
             path = _acme_config(tmp_path, app, name, http, https, ca)
             # The first deploy: HTTP-01 answered through deployctl's own proxy, then HTTPS.
-            release = deploy(load_config(path), "local", _images(probe_images, "1111111aaaa"), SECRETS,
+            release = deploy(Env.resolve(load_config(path), "local"), _images(probe_images, "1111111aaaa"), SECRETS,
                              Recorder()).release
             trust = ca.client_context(tmp_path)  # pebble's root only, names checked
             status, headers, body, der, version = https_get(https, name, "/version", trust)

@@ -22,6 +22,7 @@ from deployctl.plan.edge.proxy_config import RELEASE_HEADER
 from deployctl.secrets import Secret
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import docker, free_port, probe_config, remove_app, unique_app
 from tests.support.net import direct, wait_until
 from tests.support.websocket import WebSocket
@@ -45,12 +46,12 @@ def test_websockets_across_a_deploy_release_subnets_and_maintenance_mode(tmp_pat
     path = probe_config(tmp_path, app, port=port, drain=DRAIN, rollout={"warm_window": 0}, health_timeout=30)
     images = lambda revision: ReleaseImages({"backend": probe_images.good, "frontend": probe_images.good}, revision)  # noqa: E731
     try:
-        v1 = deploy(load_config(path), "local", images("1111111aaaa"), SECRETS, Recorder()).release
+        v1 = deploy(Env.resolve(load_config(path), "local"), images("1111111aaaa"), SECRETS, Recorder()).release
         old = WebSocket("127.0.0.1", port)
         assert old.ask("hello") == f"{v1}:hello"
         result: dict = {}
         second = threading.Thread(target=lambda: result.update(
-            v2=deploy(load_config(path), "local", images("2222222bbbb"), SECRETS, Recorder()).release))
+            v2=deploy(Env.resolve(load_config(path), "local"), images("2222222bbbb"), SECRETS, Recorder()).release))
         second.start()
         try:
             wait_until(lambda: _serving(port) not in (None, v1), 60, "the second release serving")

@@ -24,6 +24,7 @@ from deployctl.secrets import Secret
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.lifecycle.rollback import rollback
+from deployctl.services.env import Env
 from tests.integration.deploy_fixtures import DEPLOYCTL, build_image, docker, free_port, probe_config, remove_app, unique_app
 
 pytestmark = pytest.mark.integration
@@ -108,9 +109,9 @@ image = "{scheduler_image}"
 
     try:
         enqueue(0, 40)
-        r1 = deploy(loaded, "local", images("1111111aaaa"), secrets, Recorder()).release
+        r1 = deploy(Env.resolve(loaded, "local"), images("1111111aaaa"), secrets, Recorder()).release
         # The next deploy starts while R1's worker is busy with the queue.
-        r2 = deploy(loaded, "local", images("2222222bbbb"), secrets, Recorder()).release
+        r2 = deploy(Env.resolve(loaded, "local"), images("2222222bbbb"), secrets, Recorder()).release
         enqueue(40, 15)
         # The rollback must find R2's worker busy: on a loaded machine R2's consumer may not have
         # taken an item yet when a rollback starts right after the enqueue, and R1 then processes
@@ -118,7 +119,7 @@ image = "{scheduler_image}"
         deadline = time.monotonic() + 60
         while r2 not in {rel for _, rel in rows()} and time.monotonic() < deadline:
             time.sleep(0.1)
-        rollback(loaded, "local", Recorder())  # back to R1: R2's worker stops first, R1's starts again
+        rollback(Env.resolve(loaded, "local"), Recorder())  # back to R1: R2's worker stops first, R1's starts again
         enqueue(55, 15)
         done = drained(70)
         items = [item for item, _ in done]

@@ -14,6 +14,7 @@ from deployctl.plan.data import accessories as acc
 from deployctl.plan.lifecycle.containers import release_containers
 from deployctl.plan.lifecycle.names import StateLayout
 from deployctl.services.lifecycle.deploy_inputs import secret_names
+from deployctl.services.env import Env
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = """
@@ -102,7 +103,7 @@ def test_dry_run_steps_show_the_boot_only_if_absent():
 def test_deploy_fetches_the_environments_accessory_secrets_once(tmp_path):
     text = BASE.replace('secrets = ["DB_PASSWORD"]\ncommand', 'secrets = ["DB_PASSWORD", "DB_ROOT_PASSWORD"]\ncommand')
     loaded = LoadedConfig(tmp_path / "deploy.toml", parse_config(text))
-    assert secret_names(loaded, "local") == ["DB_PASSWORD", "DB_ROOT_PASSWORD"]
+    assert secret_names(Env.resolve(loaded, "local")) == ["DB_PASSWORD", "DB_ROOT_PASSWORD"]
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -208,7 +209,7 @@ def test_dry_run_names_the_env_file_and_files_but_shows_no_secret_value():
 
 def test_deploy_fetches_secrets_used_in_accessory_env_values(tmp_path):
     loaded = LoadedConfig(tmp_path / "deploy.toml", parse_config(RICH))
-    assert secret_names(loaded, "local") == ["DB_PASSWORD", "DB_ROOT_PASSWORD", "DB_NAME"]
+    assert secret_names(Env.resolve(loaded, "local")) == ["DB_PASSWORD", "DB_ROOT_PASSWORD", "DB_NAME"]
 
 
 def test_state_format_reports_aliases_per_network():
@@ -241,7 +242,7 @@ def test_a_built_accessory_is_built_and_recorded_beside_the_services():
 
 def test_a_deploy_runs_the_built_accessory_image_from_the_artifacts_file(tmp_path):
     from deployctl.artifacts import Artifacts, ImageArtifact
-    from deployctl.services.lifecycle.release_images import resolve_images, with_accessory_images
+    from deployctl.services.lifecycle.release_images import resolve_images
 
     text = BUILT.replace('[environments.local]', '[registry]\nserver = "reg:5000"\n[environments.prod]\n'
                          'target = "ssh"\nhosts = ["h1"]\naccessories = ["db"]\n[environments.local]')
@@ -249,18 +250,22 @@ def test_a_deploy_runs_the_built_accessory_image_from_the_artifacts_file(tmp_pat
     web = ImageArtifact("reg:5000/web", "t1", "sha256:w", digest="sha256:wd")
     built = Artifacts("shop", None, False, "t1", "2026-01-01T00:00:00Z",
                       {"web": web, "db": ImageArtifact("reg:5000/db", "t1", "sha256:d")})
-    local = resolve_images(loaded, "local", built)
+    local = resolve_images(Env.resolve(loaded, "local"), built)
     assert (local.images, local.accessories) == ({"web": "sha256:w"}, {"db": "sha256:d"})
     # ssh hosts pull by digest: an accessory image not pushed yet is left out (booting it fails then).
-    assert resolve_images(loaded, "prod", built).accessories == {}
+    assert resolve_images(Env.resolve(loaded, "prod"), built).accessories == {}
     pushed = built.with_image("db", ImageArtifact("reg:5000/db", "t1", "sha256:d", digest="sha256:dd"))
-    assert resolve_images(loaded, "prod", pushed).accessories == {"db": "reg:5000/db@sha256:dd"}
+    assert resolve_images(Env.resolve(loaded, "prod"), pushed).accessories == {"db": "reg:5000/db@sha256:dd"}
 
-    laid = with_accessory_images(loaded, local.accessories)
+    env = Env.resolve(loaded, "local")
+    laid = env.with_accessory_images(local.accessories)
     spec = acc.accessory_spec(laid.config, "local", "db", LAYOUT, environ={})
     assert (spec.image, spec.build) == ("sha256:d", "db")
+    assert laid.loaded.config is laid.config and laid.settings is laid.config.environments["local"]
+    assert (laid.names, laid.layout, laid.proxy_port) == (env.names, env.layout, env.proxy_port)
     assert loaded.config.accessories["db"].image is None  # the loaded config itself is left as it was
-    assert with_accessory_images(loaded, {}) is loaded
+    assert env.config.accessories["db"].image is None  # and so is the Env it was laid over
+    assert env.with_accessory_images({}) is env
 
 
 # -- the boot's health wait: a crash ends it at once ---------------------------------------

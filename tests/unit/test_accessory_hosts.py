@@ -1,6 +1,7 @@
-"""`deployctl accessory boot|stop|status|logs|remove` on a fleet (cli/accessory.py): every host is
-connected before the first is acted on (services/hosts.connected), so a host that cannot be
-reached is named, exit 4, and no accessory changed on the hosts that could be."""
+"""`deployctl accessory boot|stop|status|logs|remove` on a fleet (cli/accessory.py; boot:
+services/data/accessory_boot.py): every host is connected before the first is acted on
+(services/hosts.connected), so a host that cannot be reached is named, exit 4, and no
+accessory changed on the hosts that could be."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class Unreachable(FakeHost):
         raise ConnectError(f"{self.host}: cannot connect (no route to host)")
 
 
-@pytest.mark.parametrize("verb", ["stop", "remove"])
+@pytest.mark.parametrize("verb", ["boot", "stop", "remove"])
 def test_an_unreachable_host_is_named_before_any_accessory_changes(tmp_path: Path, monkeypatch, capsys, verb) -> None:
     (tmp_path / "deploy.toml").write_text(CONFIG)
     reached, gone = FakeHost("h1"), Unreachable("h2")
@@ -43,3 +44,4 @@ def test_an_unreachable_host_is_named_before_any_accessory_changes(tmp_path: Pat
     assert code == ExitCode.CONNECT
     assert "h2: cannot connect" in capsys.readouterr().err
     assert [text for call, text in reached.calls if call != "connect"] == []
+

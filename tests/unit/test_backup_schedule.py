@@ -104,7 +104,7 @@ def accessories_up(monkeypatch):
 
 
 def deploy_to(hosts: list[FakeHost], config: LoadedConfig, n: int = 1) -> str:
-    return deploy(config, "local", ReleaseImages({"web": f"sha256:web{n}"}, f"{n:07d}"), SECRETS, Recorder(),
+    return deploy(Env.resolve(config, "local"), ReleaseImages({"web": f"sha256:web{n}"}, f"{n:07d}"), SECRETS, Recorder(),
                   connectors=hosts, now=T0 + 60 * n).release
 
 
@@ -142,10 +142,10 @@ def test_without_keep_nothing_is_pruned_and_a_release_without_a_schedule_writes_
 
 
 def test_a_scheduled_backup_is_refused_by_name_on_a_swarm():
-    from deployctl.services.swarm.swarm_deploy import deploy as swarm_deploy
+    from deployctl.services.swarm.swarm_deploy import deploy_env as swarm_deploy
 
     with pytest.raises(UsageError) as info:
-        swarm_deploy(loaded(), "swarm", ReleaseImages({"web": "r/web@sha256:1"}, "1"), SECRETS, Recorder(),
+        swarm_deploy(Env.resolve(loaded(), "swarm"), ReleaseImages({"web": "r/web@sha256:1"}, "1"), SECRETS, Recorder(),
                      manager=object())
     assert info.value.exit_code == ExitCode.USAGE
     assert info.value.message.startswith("accessory backups (") and "environments.swarm (target = \"swarm\")" in \

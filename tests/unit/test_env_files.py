@@ -12,6 +12,7 @@ from deployctl.secrets import Secret
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.hosts import layout_for
 from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.env import Env
 from tests.support.fake_host import FakeHost
 from tests.unit.test_lifecycle_rules import CONFIG, PROXY_IMAGE, virtual_time  # noqa: F401
 
@@ -24,7 +25,7 @@ LAYOUT = layout_for(LOADED, "local")
 def test_the_env_file_is_written_for_the_create_and_gone_once_the_containers_exist():
     host = FakeHost("local", images=["sha256:back1", "sha256:front1", PROXY_IMAGE])
     images = ReleaseImages({"backend": "sha256:back1", "frontend": "sha256:front1"}, "0000001")
-    release = deploy(LOADED, "local", images, SECRETS, Recorder(), connectors=[host], now=1_780_000_060).release
+    release = deploy(Env.resolve(LOADED, "local"), images, SECRETS, Recorder(), connectors=[host], now=1_780_000_060).release
     env_file = LAYOUT.env_file(release, "frontend")
     texts = [text for _, text in host.calls]
     created = next(i for i, t in enumerate(texts) if t.startswith("docker create") and "frontend" in t)

@@ -22,6 +22,7 @@ from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.deploy_result import DeployOptions
 from deployctl.services.operate.hooks import HookRunner
 from deployctl.services.lifecycle.rollback import rollback
+from deployctl.services.env import Env
 from tests.support.fake_host import FakeHost, Fault, failing_access_log, wrong_release
 from tests.unit.test_lifecycle_rules import (CONFIG, PROXY, PROXY_IMAGE, T0, current, locked, records,
                                              virtual_time)  # noqa: F401 - virtual_time: an autouse fixture
@@ -72,7 +73,7 @@ class Local:
         images = ReleaseImages({"backend": f"sha256:back{self.n}", "frontend": f"sha256:front{self.n}"},
                                f"{self.n:07d}")
         kwargs.setdefault("now", T0 + 60 * self.n)
-        return deploy(self.loaded, "local", images, SECRETS, self.emit, connectors=[self.host], **kwargs).release
+        return deploy(Env.resolve(self.loaded, "local"), images, SECRETS, self.emit, connectors=[self.host], **kwargs).release
 
     def failing_deploy(self, error=DeployError, **kwargs):  # type: ignore[no-untyped-def]
         with pytest.raises(error) as info:
@@ -298,10 +299,10 @@ def test_on_revert_fires_when_the_guard_switches_back(tmp_path):
     def images_of(n: int) -> ReleaseImages:
         return ReleaseImages({"backend": f"sha256:back{n}", "frontend": f"sha256:front{n}"}, f"{n:07d}")
 
-    r1 = deploy(loaded, "guarded", images_of(1), SECRETS, emit, connectors=[host], now=T0).release
+    r1 = deploy(Env.resolve(loaded, "guarded"), images_of(1), SECRETS, emit, connectors=[host], now=T0).release
     host.faults.append(Fault("run", r"^docker logs --timestamps --since ", times=0, effect=failing_log))
     with pytest.raises(DeployError) as info:
-        deploy(loaded, "guarded", images_of(2), SECRETS, emit, connectors=[host], now=T0 + 60)
+        deploy(Env.resolve(loaded, "guarded"), images_of(2), SECRETS, emit, connectors=[host], now=T0 + 60)
     assert "guard:" in info.value.message
     [revert] = seen(out)
     assert (revert["DEPLOYCTL_HOOK"], revert["DEPLOYCTL_OUTCOME"], revert["DEPLOYCTL_PREVIOUS"]) == (
@@ -326,7 +327,7 @@ def test_a_rollback_runs_pre_deploy_then_post_rollback_after_the_lock(tmp_path):
                          f"post_rollback = {toml_argv(record_hook(out))}\n", tmp_path)
     site = Local(loaded)
     r2 = site.deploy(options=DeployOptions(hooks=False))
-    rollback(loaded, "local", site.emit, connectors=[site.host])
+    rollback(Env.resolve(loaded, "local"), site.emit, connectors=[site.host])
     pre, post = seen(out)
     assert (pre["DEPLOYCTL_HOOK"], pre["DEPLOYCTL_ACTION"], pre["DEPLOYCTL_RELEASE"], pre["DEPLOYCTL_PREVIOUS"]) == (
         "pre_deploy", "rollback", site.r1, r2)
@@ -340,7 +341,7 @@ def test_a_failing_pre_deploy_stops_a_rollback_exit_6(tmp_path):
     site = Local(loaded)
     r2 = site.deploy(options=DeployOptions(hooks=False))
     with pytest.raises(DeployError) as info:
-        rollback(loaded, "local", site.emit, connectors=[site.host])
+        rollback(Env.resolve(loaded, "local"), site.emit, connectors=[site.host])
     assert info.value.exit_code == ExitCode.DEPLOY_FAILED and current(site.host) == r2 and not locked(site.host)
 
 
@@ -428,11 +429,11 @@ def test_on_revert_fires_once_after_a_fleet_rollout_reverts_and_every_lock_is_fr
         return ReleaseImages({s: f"registry.example/shop/{s}@sha256:{n:064d}" for s in ("backend", "frontend")},
                              f"{n:07d}")
 
-    r1 = deploy(loaded, "prod", images(1), SECRETS, emit, connectors=list(hosts), now=T0,
+    r1 = deploy(Env.resolve(loaded, "prod"), images(1), SECRETS, emit, connectors=list(hosts), now=T0,
                 options=DeployOptions(hooks=False)).release
     hosts[1].faults.append(Fault("http_get", PROXY, times=0))
     with pytest.raises(RolloutError) as info:
-        deploy(loaded, "prod", images(2), SECRETS, emit, connectors=list(hosts), now=T0 + 60)
+        deploy(Env.resolve(loaded, "prod"), images(2), SECRETS, emit, connectors=list(hosts), now=T0 + 60)
     assert info.value.exit_code == ExitCode.DEPLOY_FAILED
     pre, revert = seen(out)
     assert pre["DEPLOYCTL_HOSTS"] == "h1,h2,h3" and pre["DEPLOYCTL_PREVIOUS"] == r1

@@ -17,6 +17,7 @@ from deployctl.errors import ConfigError
 from deployctl.plan.cloud.infra import classify, derived_database, derived_discover, security_problems
 from deployctl.plan.cloud.infra_template import template_text
 from deployctl.services.cloud.infra import target_for
+from deployctl.services.env import Env
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "infra" / "production.template.json"
@@ -42,7 +43,7 @@ def config_with(infra: str, *, env_extra: str = "") -> str:
 def target(tmp_path: Path, infra: str, **kw):
     path = tmp_path / "deploy.toml"
     path.write_text(config_with(infra, **kw))
-    return target_for(load_config(path), "prod")
+    return target_for(Env.resolve(load_config(path), "prod"))
 
 
 ARN = "arn:aws:acm:eu-west-1:123456789012:certificate/0f6c1c7e-2b4d-4f7e-9a51-6c0d1e2f3a4b"
@@ -60,7 +61,7 @@ PROXY_HOSTS = '[proxy]\nhosts = ["shop.example.com", "www.shop.example.com"]\n'
 
 
 def test_the_production_template_is_the_reviewed_fixture():
-    rendered = target_for(load_config(REPO / "deploy.toml"), "production").body
+    rendered = target_for(Env.resolve(load_config(REPO / "deploy.toml"), "production")).body
     assert rendered == FIXTURE.read_text(), (
         "the production template changed: review it, then `deployctl infra template --env production "
         "-o tests/fixtures/infra/production.template.json`")
@@ -356,7 +357,7 @@ def target_for_text(text: str):
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "deploy.toml"
         path.write_text(text)
-        return target_for(load_config(path), "prod")
+        return target_for(Env.resolve(load_config(path), "prod"))
 
 
 @pytest.mark.parametrize("text, expected", [

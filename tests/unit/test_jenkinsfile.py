@@ -19,6 +19,7 @@ from deployctl.cli.main import hoist_globals
 from deployctl.config import load_config
 from deployctl.services.lifecycle.deploy_inputs import secret_names
 from deployctl.services.hosts import SSH_KEY_ENV
+from deployctl.services.env import Env
 
 REPO = Path(__file__).resolve().parents[2]
 JENKINSFILE = (REPO / "Jenkinsfile").read_text()
@@ -122,7 +123,7 @@ def names_deployctl_reads() -> set[str]:
     if config.registry:
         names.add(config.registry.password_secret)
     for env_name in config.environments:
-        names.update(secret_names(LOADED, env_name))
+        names.update(secret_names(Env.resolve(LOADED, env_name)))
     return names
 
 
@@ -185,7 +186,7 @@ def test_each_command_gets_the_credentials_it_needs():
                 if environment.target == "ssh":
                     needed.add(SSH_KEY_ENV)
                 if verb == "deploy" and environment.secrets == "env":
-                    needed.update(secret_names(LOADED, params["env"]))
+                    needed.update(secret_names(Env.resolve(LOADED, params["env"])))
                     if environment.target == "ssh" and config.registry.username:
                         needed.add(config.registry.password_secret)
             assert needed <= bound, f"stage {stage.name!r}: {command!r} lacks {sorted(needed - bound)}"

@@ -38,6 +38,7 @@ from deployctl.services.hosts import layout_for
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.lifecycle.rollback import rollback
 from deployctl.services.judging.shadow import ShadowStopped
+from deployctl.services.env import Env
 from tests.support.fake_host import FakeHost, Fault, wrong_release
 from tests.support.virtual_time import virtual_time
 
@@ -177,7 +178,7 @@ class Site:
     def deploy(self, **kwargs) -> str:  # type: ignore[no-untyped-def]
         self.n += 1
         kwargs.setdefault("now", T0 + 60 * self.n)
-        return deploy(LOADED, self.env, self.images(self.n), SECRETS, self.emit, connectors=list(self.hosts),
+        return deploy(Env.resolve(LOADED, self.env), self.images(self.n), SECRETS, self.emit, connectors=list(self.hosts),
                       **kwargs).release
 
     def failing_deploy(self, error=DeployctlError, **kwargs) -> DeployctlError:  # type: ignore[no-untyped-def]
@@ -186,7 +187,7 @@ class Site:
         return info.value
 
     def rollback(self, **kwargs):  # type: ignore[no-untyped-def]
-        return rollback(LOADED, self.env, self.emit, connectors=list(self.hosts), **kwargs)
+        return rollback(Env.resolve(LOADED, self.env), self.emit, connectors=list(self.hosts), **kwargs)
 
     def failing_rollback(self, error=DeployctlError, **kwargs) -> DeployctlError:  # type: ignore[no-untyped-def]
         with pytest.raises(error) as info:

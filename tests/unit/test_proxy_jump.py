@@ -10,6 +10,7 @@ from deployctl.config import load_config
 from deployctl.config.models import JumpHost, parse_jump
 from deployctl.errors import ConfigError
 from deployctl.services.hosts import known_hosts_path, manager_connector, ssh_connector
+from deployctl.services.env import Env
 
 HEADER = """[registry]
 server = "registry.example:5000"
@@ -143,7 +144,7 @@ def test_hosts_trust_pins_the_stack_s_bastion_first_with_its_instance_for_from_c
     from deployctl.services.host_keys import targets
 
     loaded, _ = _infra(tmp_path, monkeypatch, instances=[Instance("i-b1", "running", "10.0.0.8", "198.51.100.8")])
-    found, note = targets(loaded, "production")
+    found, note = targets(Env.resolve(loaded, "production"))
     assert [(t.entry, t.host, t.port, t.instance_id, t.behind_jump) for t in found] == [
         ("198.51.100.8", "198.51.100.8", 22, "i-b1", False)]
     assert "jump host is not pinned yet" in note

@@ -13,6 +13,7 @@ from deployctl.errors import ConnectError, DeployctlError, RemoteCommandError
 from deployctl.plan.lifecycle import docker_commands as dc
 from deployctl.secrets import Secret
 from deployctl.services.lifecycle import preflight
+from deployctl.services.env import Env
 
 PASSWORD = "pull-only-s3cret-value"
 DIR = "/tmp/deployctl-registry.AbCdEf1234"
@@ -117,7 +118,7 @@ def test_a_deploy_that_stops_after_the_login_removes_it_from_every_host(tmp_path
     good, bad = Scripted("web1"), Scripted("web2", fail=("version",))
     images = ReleaseImages({"web": "reg:5000/web@sha256:1", "proxy": "nginx:1"}, "abc1234")
     with pytest.raises(DeployctlError):
-        deploy(loaded, "prod", images, {}, lambda e: None, registry_password=Secret(PASSWORD),
+        deploy(Env.resolve(loaded, "prod"), images, {}, lambda e: None, registry_password=Secret(PASSWORD),
                connectors=[good, bad])
     assert dc.login("reg:5000", "puller", DIR) in good.argvs()
     assert good.argvs()[-1] == dc.remove_registry_config(DIR) and good.closed
@@ -136,9 +137,9 @@ def test_accessory_boot_logs_in_only_when_this_shell_has_the_password(tmp_path: 
         '[environments.prod]\ntarget = "ssh"\nhosts = ["web1"]\n[environments.dev]\ntarget = "local"\n')
     loaded = LoadedConfig(tmp_path / "deploy.toml", config)
     monkeypatch.delenv("DEPLOYCTL_REGISTRY_PASSWORD", raising=False)
-    assert optional_hosts_login(loaded, "prod") is None
+    assert optional_hosts_login(Env.resolve(loaded, "prod")) is None
     monkeypatch.setenv("DEPLOYCTL_REGISTRY_PASSWORD", PASSWORD)
-    login = optional_hosts_login(loaded, "prod")
+    login = optional_hosts_login(Env.resolve(loaded, "prod"))
     assert login is not None and (login.server, login.username, login.password) == ("reg:5000", "puller",
                                                                                   Secret(PASSWORD))
-    assert optional_hosts_login(loaded, "dev") is None
+    assert optional_hosts_login(Env.resolve(loaded, "dev")) is None

@@ -19,6 +19,7 @@ from deployctl.services.lifecycle import release as release_service
 from deployctl.services.pipeline.build import BuildRequest, BuildResult
 from deployctl.services.lifecycle.deploy import DeployResult, HostOutcome
 from deployctl.services.lifecycle.deploy_inputs import DeployInputs
+from deployctl.services.env import Env
 from deployctl.services.lifecycle.release import ReleaseRequest, run_release
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.pipeline.testing import TestRequest
@@ -71,12 +72,12 @@ class Stages:
         return BuildResult(Artifacts("shop", "abc", False, "abc", "2026-11-27T10:15:00Z", {}), request.artifacts_path)
 
     @staticmethod
-    def _inputs(loaded, env_name):  # type: ignore[no-untyped-def]
-        return DeployInputs(loaded, {}, None)
+    def _inputs(env):  # type: ignore[no-untyped-def]
+        return DeployInputs(env, {}, None)
 
 
-def request(tmp_path: Path, env: str = "local", *, tests: bool = True) -> ReleaseRequest:
-    return ReleaseRequest(env, BuildRequest(artifacts_path=tmp_path / "build.json"),
+def request(tmp_path: Path, *, tests: bool = True) -> ReleaseRequest:
+    return ReleaseRequest(BuildRequest(artifacts_path=tmp_path / "build.json"),
                           TestRequest(reports_dir=tmp_path / "reports") if tests else None)
 
 
@@ -93,7 +94,7 @@ def stage_events(recorder: Recorder) -> list[tuple[str, str]]:
 
 def test_local_release_builds_tests_and_deploys_without_pushing(monkeypatch, tmp_path, loaded):
     stages, recorder = Stages(monkeypatch), Recorder()
-    result = run_release(loaded, request(tmp_path), engine=None, emit=recorder)
+    result = run_release(Env.resolve(loaded, "local"), request(tmp_path), engine=None, emit=recorder)
     assert stages.calls == ["secrets", "build", "test", "deploy"]
     assert stage_events(recorder) == [("stage build", "started"), ("stage build", "done"),
                                       ("stage test", "started"), ("stage test", "done"),
@@ -106,7 +107,7 @@ def test_local_release_builds_tests_and_deploys_without_pushing(monkeypatch, tmp
 
 def test_ssh_release_pushes_between_test_and_deploy(monkeypatch, tmp_path, loaded):
     stages = Stages(monkeypatch)
-    run_release(loaded, request(tmp_path, "staging"), engine=None, emit=Recorder())
+    run_release(Env.resolve(loaded, "staging"), request(tmp_path), engine=None, emit=Recorder())
     assert stages.calls == ["secrets", "build", "test", "push", "deploy"]
 
 
@@ -118,7 +119,7 @@ def test_ssh_release_pushes_between_test_and_deploy(monkeypatch, tmp_path, loade
 def test_the_first_failed_stage_stops_the_release_with_its_exit_code(monkeypatch, tmp_path, loaded, stage, error, code):
     stages, recorder = Stages(monkeypatch, fail={stage: error}), Recorder()
     with pytest.raises(DeployctlError) as info:
-        run_release(loaded, request(tmp_path, "staging"), engine=None, emit=recorder)
+        run_release(Env.resolve(loaded, "staging"), request(tmp_path), engine=None, emit=recorder)
     assert info.value.exit_code == code
     order = ["secrets", "build", "test", "push", "deploy"]
     assert stages.calls == order[:order.index(stage) + 1]  # nothing after the failed stage ran
@@ -128,13 +129,13 @@ def test_the_first_failed_stage_stops_the_release_with_its_exit_code(monkeypatch
 def test_a_missing_secret_fails_before_the_build(monkeypatch, tmp_path, loaded):
     stages = Stages(monkeypatch, fail={"secrets": ConfigError(["secret 'WEB_KEY' is missing"])})
     with pytest.raises(ConfigError):
-        run_release(loaded, request(tmp_path), engine=None, emit=Recorder())
+        run_release(Env.resolve(loaded, "local"), request(tmp_path), engine=None, emit=Recorder())
     assert stages.calls == ["secrets"]
 
 
 def test_skipped_tests_are_said_loudly(monkeypatch, tmp_path, loaded):
     stages, recorder = Stages(monkeypatch), Recorder()
-    result = run_release(loaded, request(tmp_path, tests=False), engine=None, emit=recorder)
+    result = run_release(Env.resolve(loaded, "local"), request(tmp_path, tests=False), engine=None, emit=recorder)
     assert "test" not in stages.calls and result.tests_skipped
     warning = recorder.of(Message)[0]
     assert warning.level == "warning" and "TESTS SKIPPED" in warning.text

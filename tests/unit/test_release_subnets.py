@@ -18,6 +18,7 @@ from deployctl.plan.lifecycle.names import LABEL_APP, LABEL_ENV, LABEL_RELEASE, 
 from deployctl.secrets import Secret
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.env import Env
 from tests.support.fake_host import FakeHost, Fault
 from tests.unit.test_lifecycle_rules import CONFIG, PROXY_IMAGE, T0, virtual_time  # noqa: F401
 
@@ -71,7 +72,7 @@ def _deploy_apps(pool: str | None) -> FakeHost:
     host = _host()
     for n in range(1, RELEASES + 1):
         for a in range(APPS):
-            deploy(_loaded(f"app{a}", pool, 8080 + a), "warm", _images(n), SECRETS, Recorder(), connectors=[host],
+            deploy(Env.resolve(_loaded(f"app{a}", pool, 8080 + a), "warm"), _images(n), SECRETS, Recorder(), connectors=[host],
                    now=T0 + 60 * (n * APPS + a))
     return host
 
@@ -100,19 +101,19 @@ def test_eight_apps_and_their_kept_releases_fit_on_one_host_with_the_pool_and_no
 
 def test_a_release_network_left_without_containers_goes_with_the_next_prune():
     host, loaded = _host(), _loaded("shop")
-    deploy(loaded, "warm", _images(1), SECRETS, Recorder(), connectors=[host], now=T0 + 60)
+    deploy(Env.resolve(loaded, "warm"), _images(1), SECRETS, Recorder(), connectors=[host], now=T0 + 60)
     orphan = "20260101-000000-deadbee"  # a deployctl killed between the network and the start
     host.run(["docker", "network", "create", "--subnet", "10.213.200.0/26", "--label", f"{LABEL_APP}=shop",
               "--label", f"{LABEL_ENV}=warm", "--label", f"{LABEL_ROLE}=network", "--label", f"{LABEL_RELEASE}={orphan}",
               f"shop-warm-{orphan}"])
-    deploy(loaded, "warm", _images(2), SECRETS, Recorder(), connectors=[host], now=T0 + 120)
+    deploy(Env.resolve(loaded, "warm"), _images(2), SECRETS, Recorder(), connectors=[host], now=T0 + 120)
     assert f"shop-warm-{orphan}" not in host.networks
     assert len([n for n in host.networks if host.network_labels[n].get(LABEL_RELEASE)]) == 2
 
 
 def test_a_failed_deploy_removes_its_network_and_a_taken_subnet_is_chosen_again():
     host, loaded = _host(), _loaded("shop")
-    deploy(loaded, "warm", _images(1), SECRETS, Recorder(), connectors=[host], now=T0 + 60)
+    deploy(Env.resolve(loaded, "warm"), _images(1), SECRETS, Recorder(), connectors=[host], now=T0 + 60)
     before = set(host.networks)
     # Another app's deploy took the subnet this one chose, between its look and its create.
     taken = []
@@ -125,7 +126,7 @@ def test_a_failed_deploy_removes_its_network_and_a_taken_subnet_is_chosen_again(
     host.faults.append(Fault("run", r"^docker network create --subnet", effect=race, times=1))
     host.crashing.append(r"-frontend-")
     with pytest.raises(DeployctlError):
-        deploy(loaded, "warm", _images(2), SECRETS, Recorder(), connectors=[host], now=T0 + 120)
+        deploy(Env.resolve(loaded, "warm"), _images(2), SECRETS, Recorder(), connectors=[host], now=T0 + 120)
     assert set(host.networks) == before  # the failed release's network went with its containers
     assert len(taken) == 1  # the refused subnet was chosen once; the retry took the next free one
 

@@ -86,7 +86,7 @@ def deploy_release(loaded: LoadedConfig, env: str, hosts: list[FakeHost], n: int
     else:
         refs = ReleaseImages({s: f"registry.example/{app}/{s}@sha256:{n:064d}" for s in ("backend", "frontend")},
                              f"{n:07d}")
-    return deploy(loaded, env, refs, SECRETS, Recorder(), connectors=list(hosts), now=T0 + 60 * n).release
+    return deploy(Env.resolve(loaded, env), refs, SECRETS, Recorder(), connectors=list(hosts), now=T0 + 60 * n).release
 
 
 def with_accessory_volume(host: FakeHost, app: str, env: str) -> str:

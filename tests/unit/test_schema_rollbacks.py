@@ -21,6 +21,7 @@ from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.hosts import layout_for
 from deployctl.services.lifecycle.release_images import ReleaseImages
 from deployctl.services.lifecycle.rollback import rollback
+from deployctl.services.env import Env
 from tests.support.fake_host import FakeHost, Fault, failing_access_log
 from tests.unit.test_lifecycle_rules import virtual_time  # noqa: F401 - the fixture: health waits in microseconds
 
@@ -79,11 +80,11 @@ class SchemaSite:
     def deploy(self, version: str) -> str:
         self.n, self.version = self.n + 1, version
         images = ReleaseImages({"backend": f"sha256:back{self.n}", "frontend": f"sha256:front{self.n}"}, f"{self.n:07d}")
-        return deploy(self.loaded, self.env, images, {}, self.emit, connectors=[self.host],
+        return deploy(Env.resolve(self.loaded, self.env), images, {}, self.emit, connectors=[self.host],
                       now=T0 + 60 * self.n).release
 
     def rollback(self, **kwargs):  # type: ignore[no-untyped-def]
-        return rollback(self.loaded, self.env, self.emit, connectors=[self.host], **kwargs)
+        return rollback(Env.resolve(self.loaded, self.env), self.emit, connectors=[self.host], **kwargs)
 
     def history(self) -> History:
         return History.parse(self.host.text(self.layout.history) or "")

@@ -14,6 +14,7 @@ from deployctl.plan.edge import shared_move as plan
 from deployctl.plan.lifecycle.releases import LIVE, REVERTED, History
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.rollback import rollback
+from deployctl.services.env import Env
 from tests.support.fake_host import FakeHost, Fault, wrong_release
 from tests.support.virtual_time import virtual_time
 from tests.unit.test_shared_proxy import PROXY_IMAGE, SHARED, config, images
@@ -36,7 +37,7 @@ def host():
 def ship(loaded, hosts, n: int, emit=None, **options) -> str:  # type: ignore[no-untyped-def]
     from deployctl.services.lifecycle.deploy_result import DeployOptions
 
-    return deploy(loaded, "local", images("shop", n), {}, emit or Recorder(), connectors=list(hosts),
+    return deploy(Env.resolve(loaded, "local"), images("shop", n), {}, emit or Recorder(), connectors=list(hosts),
                   now=1_780_000_000 + 60 * n, options=DeployOptions(**options)).release
 
 
@@ -79,7 +80,7 @@ def test_the_next_deploy_moves_the_app_in_one_cut_and_rollback_goes_through_the_
     assert [m for m in events.of(Message) if "one host, requests in that moment are refused" in m.text]
     third = ship(MOVED, [host], 3)  # an ordinary deploy now: no cut, the route unchanged
     assert len(cuts(host)) == 1 and port_80(host) == (200, third)
-    rollback(MOVED, "local", Recorder(), connectors=[host])
+    rollback(Env.resolve(MOVED, "local"), Recorder(), connectors=[host])
     assert port_80(host) == (200, second)
 
 
@@ -152,7 +153,7 @@ def test_the_dry_run_shows_the_move_at_the_switch():
     from deployctl.services.lifecycle.deploy_result import DeployOptions
     from deployctl.services.lifecycle.dry_runs import deploy_plan
 
-    _, plans = deploy_plan(MOVED, "local", images("shop", 2), None, DeployOptions())
+    _, plans = deploy_plan(Env.resolve(MOVED, "local"), images("shop", 2), None, DeployOptions())
     [steps] = [rows for name, rows in plans.items() if not name.startswith("hooks")]
     names = [s.step for s in steps]
     first, last = names.index("move"), len(names) - 1 - names[::-1].index("move")
@@ -160,7 +161,7 @@ def test_the_dry_run_shows_the_move_at_the_switch():
     assert names[names.index("verify") + 1] == "move" and names[last + 1] == "record"  # the cut after its verify
     cut = next(s for s in steps if s.step == "move" and s.argv and s.argv[:2] == ("sh", "-c"))
     assert cut.argv == tuple(plan.cut(["shop-local-proxy-premove-nginx-<tag>"], "shop-local-proxy-premove", SHARED_NAME))
-    assert "move" not in [s.step for s in deploy_plan(OWN, "local", images("shop", 2), None, DeployOptions())[1].popitem()[1]]
+    assert "move" not in [s.step for s in deploy_plan(Env.resolve(OWN, "local"), images("shop", 2), None, DeployOptions())[1].popitem()[1]]
 
 
 def test_a_move_a_stopped_deployctl_left_before_its_cut_is_taken_up_by_the_next_deploy(host):

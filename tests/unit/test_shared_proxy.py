@@ -63,7 +63,7 @@ def images(app: str, n: int) -> ReleaseImages:
 
 
 def ship(loaded: LoadedConfig, host: FakeHost, n: int) -> str:
-    return deploy(loaded, "local", images(loaded.config.app, n), {}, Recorder(), connectors=[host],
+    return deploy(Env.resolve(loaded, "local"), images(loaded.config.app, n), {}, Recorder(), connectors=[host],
                   now=1_780_000_000 + 60 * n).release
 
 
@@ -497,7 +497,7 @@ def test_an_app_an_earlier_deployctl_put_behind_the_shared_proxy_moves_to_the_pr
     host.put_file(f"{SHARED}/routes/z__old__local.sni", old.encode())
     shared_reloads = len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf"))
     events = Recorder()
-    deploy(tls_shop(), "local", images("shop", 2), {}, events, connectors=[host], now=1_780_000_000 + 120)
+    deploy(Env.resolve(tls_shop(), "local"), images("shop", 2), {}, events, connectors=[host], now=1_780_000_000 + 120)
     said = [e.text for e in events.of(__import__("deployctl.events", fromlist=["Message"]).Message)]
     assert any("publishing HTTPS on port 8443 on the host's loopback only" in t for t in said), said
     assert host.containers["shop-local-proxy"].published == ["8080:80", "127.0.0.1:8443:443"]
@@ -515,7 +515,7 @@ def test_an_app_an_earlier_deployctl_put_behind_the_shared_proxy_moves_to_the_pr
     ship(tls_shop(), host, 3)
     from deployctl.services.lifecycle.rollback import rollback
 
-    rollback(tls_shop(), "local", Recorder(), connectors=[host])
+    rollback(Env.resolve(tls_shop(), "local"), Recorder(), connectors=[host])
     assert host.containers["shop-local-proxy"] is anchor and anchor.published == ["8080:80", "127.0.0.1:8443:443"]
     assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == shared_reloads + 1
     assert host.links[f"{PROXY_DIR}/tls/live"] == proxied

@@ -66,7 +66,7 @@ def test_every_command_a_swarm_deploy_runs_is_one_its_dry_run_printed_in_that_or
     ran = sent(fake, before)
 
     # What `deploy --dry-run` prints for the same release (services/lifecycle/dry_runs.py).
-    [(manager, rows), *_] = dry_runs._swarm_deploy(LOADED, "swarm", release, images_of(site, release), DeployOptions(),
+    [(manager, rows), *_] = dry_runs._swarm_deploy(Env.resolve(LOADED, "swarm"), release, images_of(site, release), DeployOptions(),
                                                    hooks=False).items()
     assert manager == "swarm manager manager" and [r.step for r in rows[:2]] == ["preflight", "lock"]
     printed = [unquoted(" ".join(row.argv)) for row in rows if row.argv]
@@ -121,7 +121,7 @@ def test_a_swarm_canary_deploy_runs_what_its_dry_run_printed_with_the_canary_bet
     release = site.deploy(options=_canary())  # promoted, then the route
     fake.faults.clear()
     ran = sent(fake, before)
-    [(_, rows), *_] = dry_runs._swarm_deploy(LOADED, "swarm", release, images_of(site, release),
+    [(_, rows), *_] = dry_runs._swarm_deploy(Env.resolve(LOADED, "swarm"), release, images_of(site, release),
                                              _canary(), hooks=False).items()
     printed = [unquoted(" ".join(row.argv)) for row in rows if row.argv]
     assert [argv for argv in ran if not reads(argv) and not printed_as(argv, printed)] == []

@@ -5,7 +5,7 @@ a host gives for the same failure (tests/unit/test_lifecycle_rules.py's local si
 here side by side: the same ExitCode, the same record, the lock released the same way).
 tests/faults/test_swarm_faults.py proves the same rows on the real 3-node Swarm.
 
-Only the entry points are driven (services/swarm/swarm_deploy.deploy and rollback, with the
+Only the entry points are driven (services/swarm/swarm_deploy.deploy_env and rollback_env, with the
 fake manager and nodes), with virtual time (a 15 s verify costs nothing)."""
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Site:
         self.n += 1
         images = ReleaseImages({s: f"registry.example/shop/{s}@sha256:{self.n:064d}" for s in ("backend", "frontend")},
                                f"{self.n:07d}")
-        return swarm_deploy.deploy(self.loaded, "swarm", images, SECRETS, self.emit, manager=self.swarm,
+        return swarm_deploy.deploy_env(Env.resolve(self.loaded, "swarm"), images, SECRETS, self.emit, manager=self.swarm,
                                    nodes=self.swarm.node, now=T0 + 60 * self.n, **kwargs).release
 
     def failing_deploy(self, **kwargs) -> DeployctlError:  # type: ignore[no-untyped-def]
@@ -95,7 +95,7 @@ class Site:
         return info.value
 
     def rollback(self, **kwargs):  # type: ignore[no-untyped-def]
-        return swarm_deploy.rollback(self.loaded, "swarm", self.emit, manager=self.swarm, nodes=self.swarm.node,
+        return swarm_deploy.rollback_env(Env.resolve(self.loaded, "swarm"), self.emit, manager=self.swarm, nodes=self.swarm.node,
                                      **kwargs)
 
     def failing_rollback(self, **kwargs) -> DeployctlError:  # type: ignore[no-untyped-def]

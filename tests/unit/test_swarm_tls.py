@@ -76,7 +76,7 @@ def swarm(monkeypatch):
 
 def deploy(fake: FakeSwarm, n: int, site: LoadedConfig | None = None, emit: Recorder | None = None) -> str:
     images = ReleaseImages({"web": f"registry.example/shop/web@sha256:{n:064d}"}, f"{n:07d}")
-    return swarm_deploy.deploy(site or loaded(), "swarm", images, {}, emit or Recorder(), manager=fake,
+    return swarm_deploy.deploy_env(Env.resolve(site or loaded(), "swarm"), images, {}, emit or Recorder(), manager=fake,
                                nodes=fake.node, now=1_780_000_000 + 60 * n).release
 
 
@@ -146,7 +146,7 @@ def test_a_swarm_rollback_keeps_serving_the_current_certificate(swarm):
     deploy(swarm, 1)
     deploy(swarm, 2)
     version = swarm.nodes["10.9.0.1"].links[LIVE]
-    swarm_deploy.rollback(loaded(), "swarm", Recorder(), manager=swarm, nodes=swarm.node)
+    swarm_deploy.rollback_env(Env.resolve(loaded(), "swarm"), Recorder(), manager=swarm, nodes=swarm.node)
     for node in swarm.nodes.values():
         assert node.proxy_task().certificate == version and b"/tls/live/*.conf" in node.proxy_task().loaded
 
@@ -196,7 +196,7 @@ def test_the_dry_run_of_a_swarm_deploy_says_what_https_does():
     from deployctl.services.lifecycle.dry_runs import deploy_plan
 
     images = ReleaseImages({"web": "registry.example/shop/web@sha256:" + "1" * 64}, "1111111")
-    _, plans = deploy_plan(loaded(), "swarm", images, None, DeployOptions(), hooks=False)
+    _, plans = deploy_plan(Env.resolve(loaded(), "swarm"), images, None, DeployOptions(), hooks=False)
     rows = [row for rows in plans.values() for row in rows]
     certificate = next(row for row in rows if row.step == "certificate")
     assert "under the manager's lock" in certificate.detail and "every node" in certificate.detail

@@ -24,6 +24,7 @@ from deployctl.services.edge import tls
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.hosts import layout_for
 from deployctl.services.lifecycle.release_images import ReleaseImages
+from deployctl.services.env import Env
 from tests.support.fake_host import FakeHost, Fault
 from tests.support.pebble import TestCa
 
@@ -266,7 +267,7 @@ def images(n: int) -> ReleaseImages:
 
 def test_a_fleet_deploy_places_the_answer_on_every_host_before_the_ca_validates_then_one_certificate_everywhere(fleet):
     site, layout = loaded(), layout_for(loaded(), "fleet")
-    release = deploy(site, "fleet", images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000).release
+    release = deploy(Env.resolve(site, "fleet"), images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000).release
     ca = FakeCa.instances[-1]
     assert ca.seen_at_respond == {"token-shop.example.com": ["h1", "h2", "h3"]}
     versions = {h.links.get(f"{layout.proxy_dir}/tls/live") for h in fleet}
@@ -285,21 +286,21 @@ def test_a_fleet_deploy_places_the_answer_on_every_host_before_the_ca_validates_
     assert release and certs.describe(fleet[0].files[f"{layout.proxy_dir}/tls/{version}/fullchain.pem"][0]).names == (
         "shop.example.com",)
     # The next deploy: nothing to renew, no order.
-    deploy(site, "fleet", images(2), {}, Recorder(), connectors=list(fleet), now=1_780_000_100)
+    deploy(Env.resolve(site, "fleet"), images(2), {}, Recorder(), connectors=list(fleet), now=1_780_000_100)
     assert len(FakeCa.instances) == 1
 
 
 def test_a_host_added_later_gets_the_current_certificate_without_an_order(fleet):
     site, layout = loaded(), layout_for(loaded(), "fleet")
-    deploy(site, "fleet", images(1), {}, Recorder(), connectors=fleet[:2], now=1_780_000_000)
-    deploy(site, "fleet", images(2), {}, Recorder(), connectors=list(fleet), now=1_780_000_100)
+    deploy(Env.resolve(site, "fleet"), images(1), {}, Recorder(), connectors=fleet[:2], now=1_780_000_000)
+    deploy(Env.resolve(site, "fleet"), images(2), {}, Recorder(), connectors=list(fleet), now=1_780_000_100)
     assert len(FakeCa.instances) == 1
     assert len({h.links[f"{layout.proxy_dir}/tls/live"] for h in fleet}) == 1
 
 
 def test_a_refusing_ca_is_quoted_exit_9_and_every_host_keeps_its_certificate(fleet):
     site, layout = loaded(), layout_for(loaded(), "fleet")
-    deploy(site, "fleet", images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)
+    deploy(Env.resolve(site, "fleet"), images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)
     before = [h.links[f"{layout.proxy_dir}/tls/live"] for h in fleet]
     FakeCa.refuse = "Connection refused (connection)"
     emit = Recorder()
@@ -314,7 +315,7 @@ def test_a_refusing_ca_is_quoted_exit_9_and_every_host_keeps_its_certificate(fle
 
 def test_an_install_nginx_refuses_puts_the_previous_certificate_back(fleet):
     site, layout = loaded(), layout_for(loaded(), "fleet")
-    deploy(site, "fleet", images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)
+    deploy(Env.resolve(site, "fleet"), images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)
     host = fleet[0]
     before = host.links[f"{layout.proxy_dir}/tls/live"]
     host.faults.append(Fault("run", r"nginx -t -q -c /etc/deployctl/proxy/nginx.conf$", effect="fail"))
@@ -331,7 +332,7 @@ def test_tls_files_is_checked_before_any_host_changes_and_installed_on_every_hos
     monkeypatch.setenv("TLS_CHAIN", wrong_chain.decode())
     monkeypatch.setenv("TLS_KEY", wrong_key.decode())
     with pytest.raises(ConfigError) as info:
-        deploy(site, "fleet", images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)
+        deploy(Env.resolve(site, "fleet"), images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)
     message = "\n".join(info.value.problems)
     assert "proxy.tls_certificate_secret (TLS_CHAIN)" in message and "not for shop.example.com" in message
     assert "PRIVATE KEY" not in message
@@ -339,7 +340,7 @@ def test_tls_files_is_checked_before_any_host_changes_and_installed_on_every_hos
     chain, key = ca.issue(["shop.example.com"])
     monkeypatch.setenv("TLS_CHAIN", chain.decode())
     monkeypatch.setenv("TLS_KEY", key.decode())
-    deploy(site, "fleet", images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)
+    deploy(Env.resolve(site, "fleet"), images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)
     version = tc.version_of(chain)
     for host in fleet:
         assert host.links[f"{layout.proxy_dir}/tls/live"] == version
@@ -354,10 +355,10 @@ def test_a_rollback_keeps_serving_the_current_certificate(fleet):
     from deployctl.services.lifecycle.rollback import rollback
 
     site, layout = loaded(), layout_for(loaded(), "fleet")
-    deploy(site, "fleet", images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)
-    deploy(site, "fleet", images(2), {}, Recorder(), connectors=list(fleet), now=1_780_000_100)
+    deploy(Env.resolve(site, "fleet"), images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)
+    deploy(Env.resolve(site, "fleet"), images(2), {}, Recorder(), connectors=list(fleet), now=1_780_000_100)
     version = fleet[0].links[f"{layout.proxy_dir}/tls/live"]
-    rollback(site, "fleet", Recorder(), connectors=list(fleet))
+    rollback(Env.resolve(site, "fleet"), Recorder(), connectors=list(fleet))
     for host in fleet:
         nginx = next(c for c in host.containers.values() if c.loaded is not None and c.status == "running")
         # The certificate is host state: the rolled-back release's configuration includes it too.
@@ -367,10 +368,10 @@ def test_a_rollback_keeps_serving_the_current_certificate(fleet):
 
 def test_turning_https_off_removes_the_certificate_with_the_next_deploy(fleet):
     site = loaded()
-    deploy(site, "fleet", images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)
+    deploy(Env.resolve(site, "fleet"), images(1), {}, Recorder(), connectors=list(fleet), now=1_780_000_000)
     off = loaded(extra="").config.model_copy()
     off.environments["fleet"] = off.environments["fleet"].model_copy(update={"tls": "off"})
-    deploy(LoadedConfig(Path("/project/deploy.toml"), off), "fleet", images(2), {}, Recorder(),
+    deploy(Env.resolve(LoadedConfig(Path("/project/deploy.toml"), off), "fleet"), images(2), {}, Recorder(),
            connectors=list(fleet), now=1_780_000_100)
     for host in fleet:
         assert not [p for p in host.files if "/tls/" in p] and not host.links
@@ -382,6 +383,6 @@ def test_where_the_app_answers_is_its_https_names_once_tls_is_on():
     """`release` ends with the URL where the app answers: HTTP only redirects there."""
     from deployctl.services.lifecycle.release import app_urls
 
-    assert app_urls(loaded(), "fleet") == ["https://shop.example.com:8443/"]
-    assert app_urls(loaded('hosts = ["shop.example.com"]'), "fleet") == [
+    assert app_urls(Env.resolve(loaded(), "fleet")) == ["https://shop.example.com:8443/"]
+    assert app_urls(Env.resolve(loaded('hosts = ["shop.example.com"]'), "fleet")) == [
         "http://h1:8080/", "http://h2:8080/", "http://h3:8080/"]

@@ -181,7 +181,7 @@ class Site:
     def deploy(self) -> str:
         self.n += 1
         images = ReleaseImages({"web": f"sha256:web{self.n}", "consumer": f"sha256:consumer{self.n}"}, f"{self.n:07d}")
-        return deploy(self.config, "local", images, SECRETS, self.emit, connectors=[self.host],
+        return deploy(Env.resolve(self.config, "local"), images, SECRETS, self.emit, connectors=[self.host],
                       now=T0 + 60 * self.n).release
 
     def running(self, service: str) -> list[str]:
@@ -239,7 +239,7 @@ def test_a_warm_release_keeps_its_web_containers_but_never_its_worker_and_rollba
     r2 = site.deploy()
     assert site.running("consumer") == [f"shop-local-consumer-{r2}"]
     assert f"shop-local-web-{r1}" in site.running("web")  # warm
-    rollback(site.config, "local", site.emit, connectors=[site.host])
+    rollback(Env.resolve(site.config, "local"), site.emit, connectors=[site.host])
     assert site.running("consumer") == [f"shop-local-consumer-{r1}"]
 
 
@@ -260,10 +260,10 @@ def test_the_first_deploy_writes_the_release_jobs_and_starts_the_scheduler_once(
 
 
 def test_jobs_are_refused_by_name_on_a_swarm():
-    from deployctl.services.swarm.swarm_deploy import deploy as swarm_deploy
+    from deployctl.services.swarm.swarm_deploy import deploy_env as swarm_deploy
 
     with pytest.raises(UsageError) as info:
-        swarm_deploy(loaded(), "swarm", ReleaseImages({"web": "r/web@sha256:1", "consumer": "r/c@sha256:1"}, "1"),
+        swarm_deploy(Env.resolve(loaded(), "swarm"), ReleaseImages({"web": "r/web@sha256:1", "consumer": "r/c@sha256:1"}, "1"),
                SECRETS, Recorder(), manager=object())
     assert info.value.exit_code == ExitCode.USAGE and "jobs" in info.value.message and "Swarm" in info.value.message
 
@@ -283,13 +283,13 @@ def test_a_worker_on_a_swarm_is_a_service_with_its_command_and_no_port_check():
 
 
 def test_stop_first_is_refused_by_name_on_a_swarm():
-    from deployctl.services.swarm.swarm_deploy import deploy as swarm_deploy
+    from deployctl.services.swarm.swarm_deploy import deploy_env as swarm_deploy
 
     text = BASE.format(stop_first="true", warm=0)
     jobs = text[text.index("[jobs.tick]"):text.index("[environments.local]")]
     config = LoadedConfig(Path("/p/deploy.toml"), parse_config(text.replace(jobs, "")))
     with pytest.raises(UsageError) as info:
-        swarm_deploy(config, "swarm", ReleaseImages({"web": "r/web@sha256:1", "consumer": "r/c@sha256:1"}, "1"),
+        swarm_deploy(Env.resolve(config, "swarm"), ReleaseImages({"web": "r/web@sha256:1", "consumer": "r/c@sha256:1"}, "1"),
                      SECRETS, Recorder(), manager=object())
     assert info.value.message.startswith("stop_first (services.NAME.stop_first) is not available on "
                                          "environments.swarm (target = \"swarm\") yet (asked by "

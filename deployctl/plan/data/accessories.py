@@ -80,7 +80,7 @@ def file_mounts(layout: StateLayout, accessory: str, files: Sequence[str]) -> tu
 def image_for(accessory: Accessory, environ: Mapping[str, str] | None = None) -> str:
     """`image`, or the value of the variable `image_env` names when that is set. An accessory
     built from the project has no image until a deploy lays the built one over its config
-    (services/lifecycle/release_images.py: with_accessory_images): then "" here."""
+    (services/env.py: Env.with_accessory_images): then "" here."""
     return configured_image(accessory.image or "", accessory.image_env, environ)
 
 

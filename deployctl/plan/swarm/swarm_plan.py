@@ -291,7 +291,7 @@ def rollback_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: N
                   proxy_port: int, drain: float, tls_port: int | None = None) -> SwarmPlan:
     """The target's kept services back to the counts it ran with; a failure scales them to
     0 again. Nothing is pulled or created. A warm target (its tasks still run at those
-    counts: services/swarm/swarm_deploy.rollback) gets this plan without `start` and `undo`."""
+    counts: services/swarm/swarm_deploy.rollback_env) gets this plan without `start` and `undo`."""
     proxy_service, reload = _proxy_argvs(target, names, proxy_dir, proxy_port, tls_port)
     return SwarmPlan(
         target=target, create=False, services=tuple(services), secrets=(),

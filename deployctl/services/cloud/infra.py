@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...config import LoadedConfig
 from ...config.models import Environment, Infra, _ssh_public_key
 from ...errors import ConfigError, DeployError
 from ...events import Emit, Message, StepDone, StepProgress, StepStarted
@@ -27,6 +26,7 @@ from ...plan.cloud.infra import PlannedChange, classify, derived_database, infra
 from ...plan.cloud.infra_https import certificate_problem
 from ...plan.cloud.infra_template import InfraSpec, render_template, template_text
 from ...secrets import redactor
+from ..env import Env
 
 PASSWORD_ALPHABET = string.ascii_letters + string.digits  # no '/', '@', '"' or space: RDS refuses those
 PASSWORD_LENGTH = 32
@@ -76,13 +76,13 @@ def _key(env_name: str, name: str) -> str:
     return f"environments.{env_name}.infra.{name}"
 
 
-def public_key(loaded: LoadedConfig, env_name: str, infra: Infra) -> str:
+def public_key(env: Env, infra: Infra) -> str:
     if infra.ssh_public_key is not None:
         return infra.ssh_public_key
     assert infra.ssh_public_key_file is not None
     path = Path(os.path.expanduser(infra.ssh_public_key_file))
-    path = path if path.is_absolute() else loaded.root / path
-    key = _key(env_name, "ssh_public_key_file")
+    path = path if path.is_absolute() else env.loaded.root / path
+    key = _key(env.name, "ssh_public_key_file")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -94,16 +94,16 @@ def public_key(loaded: LoadedConfig, env_name: str, infra: Infra) -> str:
         raise ConfigError([f"{key}: {path}: {exc}"]) from None
 
 
-def target_for(loaded: LoadedConfig, env_name: str) -> InfraTarget:
+def target_for(env: Env) -> InfraTarget:
     """The rendered template of the environment's infra table; ConfigError (exit 3) when
     there is none or its key file cannot be read."""
-    environment = loaded.environment(env_name)
+    env_name, environment = env.name, env.settings
     infra = environment.infra
     if infra is None:
         raise ConfigError([f"environments.{env_name}: no infra table"],
                           hint=f"add [environments.{env_name}.infra] to deploy.toml (docs/infra.md)")
-    config = loaded.config
-    port = environment.proxy_port if environment.proxy_port is not None else config.proxy.port
+    config = env.config
+    port = env.proxy_port
     if port == 0:
         raise ConfigError([f"environments.{env_name}.proxy_port: 0 (any free port) cannot be opened in a security "
                            "group; give a fixed port"])
@@ -112,7 +112,7 @@ def target_for(loaded: LoadedConfig, env_name: str) -> InfraTarget:
         missing = certificate_problem(lb, config.proxy.hosts, f"environments.{env_name}.infra.load_balancer")
         if missing:
             raise ConfigError([missing], hint="docs/infra.md#https")
-    spec = infra_spec(config.app, env_name, environment, public_key(loaded, env_name, infra),
+    spec = infra_spec(config.app, env_name, environment, public_key(env, infra),
                       proxy_port=port, proxy_healthcheck=config.proxy.healthcheck, proxy_hosts=config.proxy.hosts)
     template = render_template(spec)
     problems = security_problems(template, proxy_port=port,
@@ -169,9 +169,9 @@ def _discard(target: InfraTarget, change_set_id: str | None, stack_before: dict 
             cfn.delete_stack(target.region, target.stack_name)
 
 
-def plan(loaded: LoadedConfig, env_name: str, emit: Emit) -> InfraPlan:
+def plan(env: Env, emit: Emit) -> InfraPlan:
     """What apply would change, from a change set that is deleted again."""
-    target = target_for(loaded, env_name)
+    target = target_for(env)
     result, change_set_id, before = _change_set(target, emit)
     _discard(target, change_set_id, before)
     return result
@@ -227,15 +227,14 @@ def follow(target: InfraTarget, stack_id: str, emit: Emit, step: str, seen: set[
     return cfn.wait_stack(target.region, stack_id, on_event, seen=seen, every=every), failures
 
 
-def apply(loaded: LoadedConfig, env_name: str, emit: Emit, *, allow_replace: bool = False
-          ) -> tuple[InfraPlan, dict[str, str]]:
+def apply(env: Env, emit: Emit, *, allow_replace: bool = False) -> tuple[InfraPlan, dict[str, str]]:
     """Make the stack match deploy.toml: (the plan applied, the stack's outputs)."""
     from ...adapters import cloudformation as cfn
 
-    target = target_for(loaded, env_name)
+    target = target_for(env)
     result, change_set_id, before = _change_set(target, emit)
     if change_set_id is None:
-        return result, stack_outputs(loaded, env_name)
+        return result, stack_outputs(env)
     dangerous = result.destroys_data
     if dangerous and not allow_replace:
         _discard(target, change_set_id, before)
@@ -253,24 +252,25 @@ def apply(loaded: LoadedConfig, env_name: str, emit: Emit, *, allow_replace: boo
         raise DeployError(f"stack {target.stack_name} ended {status}" + (": " + "; ".join(failures[:5]) if failures else ""),
                           hint="CloudFormation rolled the change back; see the events above")
     emit(StepDone("infra apply", f"stack {target.stack_name} {status}"))
-    return result, stack_outputs(loaded, env_name)
+    return result, stack_outputs(env)
 
 
 # -- outputs, destroy ---------------------------------------------------------------------------
 
-def stack_outputs(loaded: LoadedConfig, env_name: str) -> dict[str, str]:
+def stack_outputs(env: Env) -> dict[str, str]:
     """The stack's outputs. The database's address and port come from DescribeDBInstances
     when the stack's own outputs lack them (moto leaves GetAtt Endpoint.Address empty)."""
     from ...adapters import cloudformation as cfn
 
-    target = target_for(loaded, env_name)
+    env_name = env.name
+    target = target_for(env)
     stack = cfn.describe_stack(target.region, target.stack_name)
     if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS":
         raise ConfigError([f"environments.{env_name}.infra: there is no stack {target.stack_name!r}"
                            + (f" in {target.region}" if target.region else "")],
                           hint=f"deployctl infra apply --env {env_name}")
     outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs") or []}
-    database = derived_database(loaded.config.app, env_name, target.environment)
+    database = derived_database(env.config.app, env_name, target.environment)
     if target.infra.database is not None and database is not None and not outputs.get("DatabaseAddress"):
         found = cfn.db_instance(target.region, database.rds_instance) or {}
         endpoint = found.get("Endpoint") or {}
@@ -284,17 +284,18 @@ def stack_outputs(loaded: LoadedConfig, env_name: str) -> dict[str, str]:
     return dict(sorted(outputs.items()))
 
 
-def destroy(loaded: LoadedConfig, env_name: str, emit: Emit) -> bool:
+def destroy(env: Env, emit: Emit) -> bool:
     """Delete the stack. Refused (exit 6) while its database has deletion protection. False
     when there was no stack."""
     from ...adapters import cloudformation as cfn
 
-    target = target_for(loaded, env_name)
+    env_name = env.name
+    target = target_for(env)
     stack = cfn.describe_stack(target.region, target.stack_name)
     if stack is None:
         emit(Message(f"there is no stack {target.stack_name}; nothing to destroy"))
         return False
-    database = derived_database(loaded.config.app, env_name, target.environment)
+    database = derived_database(env.config.app, env_name, target.environment)
     if target.infra.database is not None and database is not None:
         found = cfn.db_instance(target.region, database.rds_instance)
         if found and found.get("DeletionProtection"):

@@ -27,7 +27,7 @@ from ...plan.lifecycle import docker_commands as dc
 from ...plan.lifecycle.container_states import crash
 from ...plan.lifecycle.env_values import SecretValueError, env_file
 from ...secrets import Secret, redactor
-from ..hosts import layout_for, names_for
+from ..env import Env
 from ..lifecycle.preflight import registry_config
 from ..lifecycle.secret_owner import hand_to_image_user
 from ..lifecycle.switch import HostSwitch
@@ -59,9 +59,9 @@ class AccessoryState:
         return self.image is not None and bool(self.configured_image) and self.image != self.configured_image
 
 
-def select(loaded: LoadedConfig, env_name: str, name: str) -> list[str]:
+def select(env: Env, name: str) -> list[str]:
     """`all`: the environment's accessories; else one defined accessory."""
-    config, environment = loaded.config, loaded.environment(env_name)
+    config, environment, env_name = env.config, env.settings, env.name
     if name == "all":
         if not environment.accessories:
             raise UsageError(f"environment {env_name!r} lists no accessories",
@@ -75,22 +75,21 @@ def select(loaded: LoadedConfig, env_name: str, name: str) -> list[str]:
     return [name]
 
 
-def specs_for(loaded: LoadedConfig, env_name: str, names: Sequence[str],
-              environ: Mapping[str, str] | None = None) -> list[acc.AccessorySpec]:
-    layout = layout_for(loaded, env_name)
-    return [acc.accessory_spec(loaded.config, env_name, name, layout, environ) for name in names]
+def specs_for(env: Env, names: Sequence[str], environ: Mapping[str, str] | None = None) -> list[acc.AccessorySpec]:
+    return [acc.accessory_spec(env.config, env.name, name, env.layout, environ) for name in names]
 
 
-def with_built_images(loaded: LoadedConfig, env_name: str, artifacts_path: Path, names: Sequence[str]) -> LoadedConfig:
-    """For `accessory boot|status`: the built accessories among `names` get their image from
-    the artifacts file when there is one (booting one without fails, saying to build)."""
+def with_built_images(env: Env, artifacts_path: Path, names: Sequence[str]) -> Env:
+    """For `accessory boot|status`: `env` with the built accessories among `names` given their
+    image from the artifacts file when there is one (booting one without fails, saying to
+    build). A new Env, which the caller passes on (services/env.py says why)."""
     from ...artifacts import read_artifacts
-    from ..lifecycle.release_images import accessory_images, with_accessory_images
+    from ..lifecycle.release_images import accessory_images
 
-    if not any(loaded.config.accessories[n].build for n in names) or not artifacts_path.exists():
-        return loaded
-    artifacts = read_artifacts(artifacts_path, app=loaded.config.app)
-    return with_accessory_images(loaded, accessory_images(loaded, env_name, artifacts))
+    if not any(env.config.accessories[n].build for n in names) or not artifacts_path.exists():
+        return env
+    artifacts = read_artifacts(artifacts_path, app=env.config.app)
+    return env.with_accessory_images(accessory_images(env, artifacts))
 
 
 def read_files(loaded: LoadedConfig, specs: Sequence[acc.AccessorySpec]) -> dict[str, bytes]:
@@ -122,25 +121,23 @@ def read_files(loaded: LoadedConfig, specs: Sequence[acc.AccessorySpec]) -> dict
     return contents
 
 
-def ensure_accessories(loaded: LoadedConfig, env_name: str, conn, secrets: Mapping[str, Secret], emit: Emit,
+def ensure_accessories(env: Env, conn, secrets: Mapping[str, Secret], emit: Emit,
                        environ: Mapping[str, str] | None = None) -> None:
     """Before a deploy: every accessory the environment lists is up and healthy. A built
-    accessory's image comes from `loaded` (services/lifecycle/release_images.py: with_accessory_images)."""
-    names = loaded.environment(env_name).accessories
-    for spec in specs_for(loaded, env_name, names, environ):
-        boot(loaded, env_name, conn, spec, secrets, emit)
+    accessory's image comes from `env` (Env.with_accessory_images)."""
+    for spec in specs_for(env, env.settings.accessories, environ):
+        boot(env, conn, spec, secrets, emit)
 
 
-def boot(loaded: LoadedConfig, env_name: str, conn, spec: acc.AccessorySpec, secrets: Mapping[str, Secret],
-         emit: Emit) -> str:
+def boot(env: Env, conn, spec: acc.AccessorySpec, secrets: Mapping[str, Secret], emit: Emit) -> str:
     """Creates the accessory when absent, starts it when stopped, leaves it when running;
     then waits for its health check. Returns what it did: created | started | running."""
-    files = read_files(loaded, [spec])
+    files = read_files(env.loaded, [spec])
     state = _state(conn, spec)
     if state is None:
-        did = _create(loaded, env_name, conn, spec, secrets, files, emit)
+        did = _create(env, conn, spec, secrets, files, emit)
     else:
-        _upload_files(loaded, env_name, conn, spec, files, emit, running=state.status == "running")
+        _upload_files(env, conn, spec, files, emit, running=state.status == "running")
         _warn_drift(conn, spec, state, emit)
         if state.status == "running":
             did = "running"
@@ -191,15 +188,15 @@ def _prepare_dir(conn, layout, spec: acc.AccessorySpec) -> None:
         conn.mkdir(path, mode=0o700)
 
 
-def _upload_files(loaded: LoadedConfig, env_name: str, conn, spec: acc.AccessorySpec, files: Mapping[str, bytes],
-                  emit: Emit, *, running: bool) -> None:
+def _upload_files(env: Env, conn, spec: acc.AccessorySpec, files: Mapping[str, bytes], emit: Emit, *,
+                  running: bool) -> None:
     """Each `files` entry onto the host (mode 0644: configuration, readable by the
     container's own user), only when it differs from what is there. A running container
     keeps the file it was started with (a bind mount holds the old one), so say so."""
     changed = [m for m in spec.files if conn.read_file(m.host) != files[m.host]]
     if not changed:
         return
-    _prepare_dir(conn, layout_for(loaded, env_name), spec)
+    _prepare_dir(conn, env.layout, spec)
     for mount in changed:
         existed = conn.read_file(mount.host) is not None
         conn.put_file(mount.host, files[mount.host], acc.FILE_MODE)
@@ -210,8 +207,8 @@ def _upload_files(loaded: LoadedConfig, env_name: str, conn, spec: acc.Accessory
                          "or booted anew", level="warning", host=conn.host))
 
 
-def _create(loaded: LoadedConfig, env_name: str, conn, spec: acc.AccessorySpec, secrets: Mapping[str, Secret],
-            files: Mapping[str, bytes], emit: Emit) -> str:
+def _create(env: Env, conn, spec: acc.AccessorySpec, secrets: Mapping[str, Secret], files: Mapping[str, bytes],
+            emit: Emit) -> str:
     missing = [name for name in spec.secret_names() if name not in secrets]
     if missing:  # a bug in the caller: secrets are fetched (and checked) before any host is touched
         raise ValueError(f"accessory {spec.name}: secrets not fetched: {', '.join(missing)}")
@@ -227,15 +224,15 @@ def _create(loaded: LoadedConfig, env_name: str, conn, spec: acc.AccessorySpec, 
             raise ConfigError([f"accessories.{spec.name}.env.{exc}"]) from None
     timer = Timer(emit, "accessory", host=conn.host, service=spec.name, detail=f"booting {spec.container} ({spec.image})")
     _ensure_image(conn, spec)
-    names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
-    HostSwitch(conn, names, layout, emit).ensure_network(subnet_pool=loaded.environment(env_name).release_subnet_pool)
+    names, layout = env.names, env.layout
+    HostSwitch(conn, names, layout, emit).ensure_network(subnet_pool=env.settings.release_subnet_pool)
     if spec.secrets or spec.env_templates or spec.files:
         _prepare_dir(conn, layout, spec)
     if spec.secrets:
         write_secrets(conn, spec, secrets)
     if spec.env_templates:  # read by the docker CLI on the host; the values never reach an argv
         conn.put_file(spec.env_file, env_body, 0o600)
-    _upload_files(loaded, env_name, conn, spec, files, emit, running=False)
+    _upload_files(env, conn, spec, files, emit, running=False)
     for volume, _ in spec.volumes:
         check(conn, acc.volume_create(spec, volume))
     result = conn.run(acc.run(spec, names.network))

@@ -61,8 +61,8 @@ def refuse_swarm(env: Env, what: str) -> None:
 def target(env: Env, name: str, to: str | None = None) -> Target:
     config = env.config
     if name not in config.accessories:
-        accessories.select(env.loaded, env.name, name)  # the usual "no accessory NAME (defined: ...)"
-    [spec] = accessories.specs_for(env.loaded, env.name, [name])
+        accessories.select(env, name)  # the usual "no accessory NAME (defined: ...)"
+    [spec] = accessories.specs_for(env, [name])
     accessory = config.accessories[name]
     try:
         kind = bk.dump_kind(name, accessory, spec.image)

@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...config import LoadedConfig
 from ...errors import DeployctlError, ExitCode, UsageError
 from ...events import Emit, Message, StepDone, StepFailed, StepStarted, serialized
 from ...plan.judging import drill as plan
@@ -115,7 +114,7 @@ def drill(env: Env, kind: str, secrets: dict[str, Secret], emit: Emit, *,
         raise UsageError(str(exc)) from None
     if kind == "slow":
         _check_echo_module(conns[0], images[plan.WRAPPER])
-    drilled = LoadedConfig(env.loaded.path, plan.drill_config(config, kind, rate))
+    drilled = env.with_config(plan.drill_config(config, kind, rate))
     release_images = ReleaseImages(images, live.revision, dirty=live.dirty)
     message = f"drill: --fail {kind}" + (f" --rate {rate:g}" if kind in ("5xx", "slow") else "")
     emit(Message(f"drill of {env.name}: {message[7:]}, the live release {live.release}'s images again"))
@@ -125,7 +124,7 @@ def drill(env: Env, kind: str, secrets: dict[str, Secret], emit: Emit, *,
     result = DrillResult(env.name, kind, live.release, None, plan.CAUGHT)
     raised: DeployctlError | None = None  # what the command exits with, after the record
     try:
-        deployed = deploy(drilled, env.name, release_images, secrets, clock, connectors=conns,
+        deployed = deploy(drilled, release_images, secrets, clock, connectors=conns,
                           registry_password=registry_password, registry_username=registry_username,
                           options=DeployOptions(message=message, hooks=False, force_unlock=force_unlock,
                                                 cancel=cancel))
@@ -156,7 +155,7 @@ def drill(env: Env, kind: str, secrets: dict[str, Secret], emit: Emit, *,
                      level="warning"))
         back = time.time()
         try:
-            rollback(env.loaded, env.name, emit, to=live.release, message=f"drill: back from {deployed.release}",
+            rollback(env, emit, to=live.release, message=f"drill: back from {deployed.release}",
                      hooks=False, connectors=connectors)
             result.outcome = plan.ROLLED_BACK
             result.nets.append(plan.NetResult("rollback", plan.CAUGHT, 0.0, detect_s=None,

@@ -20,7 +20,6 @@ from dataclasses import replace
 from typing import Callable
 
 from ...adapters.connector import check
-from ...config import LoadedConfig
 from ...errors import DeployError, UncertainError, UsageError
 from ...events import Emit, Message, Timer, serialized
 from ...plan.lifecycle import docker_commands as dc
@@ -65,13 +64,15 @@ from .switch_failures import after_verified, record_live, switch_guarded
 GUARD_HOLD_MARGIN = 60.0  # seconds the previous release is kept warm beyond a guard's watch
 
 
-def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: dict[str, Secret],
+def deploy(env: Env, images: ReleaseImages, secrets: dict[str, Secret],
            emit: Emit, *, options: DeployOptions = DeployOptions(), registry_password: Secret | None = None,
            registry_username: str | None = None, connectors: list | None = None,
            now: float | None = None) -> DeployResult:
-    """`registry_username` overrides registry.username (ECR: the token's user, "AWS")."""
-    env = Env.resolve(loaded, env_name)  # once: every host's job takes it
-    config, environment = loaded.config, env.settings
+    """`env`: resolved once by the caller (the CLI: AppContext.env; with the deploy's inputs
+    laid over it: deploy_inputs.env_to_deploy), handed to every host's job.
+    `registry_username` overrides registry.username (ECR: the token's user, "AWS")."""
+    loaded, env_name = env.loaded, env.name  # for services/edge/, which takes them still
+    config, environment = env.config, env.settings
     shared_proxy.refuse(loaded, env_name)
     check_settings(env)  # backup_before_migrate: refused before anything changes
     if environment.target == "swarm":  # the same verb, driven through a Swarm manager
@@ -108,11 +109,10 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
         taken = set().union(*on_every_host(conns, unchanged("preflight", check_host), environment.rollout.parallel))
         movers = sorted(host for host, moves in moving.items() if moves)
         if movers:
-            _check_move(loaded, env_name, options, movers)
+            _check_move(env, options, movers)
         # The environment's accessories (its database, say) are up before any release work,
         # as migrations need them: absent ones are booted, existing ones never recreated.
-        on_every_host(conns, unchanged("accessories", lambda conn: ensure_accessories(loaded, env_name, conn, secrets,
-                                                                                      emit)),
+        on_every_host(conns, unchanged("accessories", lambda conn: ensure_accessories(env, conn, secrets, emit)),
                       environment.rollout.parallel)
         release = new_release_id(time.time() if now is None else now, images.revision, taken)
         emit(Message(f"release {release} to {env_name} ({len(conns)} host{'s' if len(conns) != 1 else ''})"))
@@ -168,7 +168,7 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             # shared proxy's port, by its host name.
             shared_proxy.put_routes(loaded, env_name, conns, emit, proxy_image_for(config, images))
         if config.tls_for(env_name) != "off":
-            _certificate(loaded, env_name, conns, emit, release, pair)
+            _certificate(env, conns, emit, release, pair)
         return DeployResult(release, images.revision, hosts, judged)
     finally:
         for conn in conns:
@@ -176,10 +176,10 @@ def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: 
             conn.close()
 
 
-def _check_move(loaded: LoadedConfig, env_name: str, options: DeployOptions, movers: list[str]) -> None:
+def _check_move(env: Env, options: DeployOptions, movers: list[str]) -> None:
     """A move to the shared proxy goes host by host (a gap on each): a canary or a shadow
     window, which judge every host's traffic at once, are refused with it (exit 2)."""
-    settings = loaded.environment(env_name).rollout
+    settings, env_name = env.settings.rollout, env.name
     for what, spec in (("canary", canary_spec(settings, options.canary)), ("shadow", shadow_spec(settings,
                                                                                                  options.shadow))):
         if spec is not None:
@@ -206,13 +206,12 @@ def _move_settings(settings, port: int, movers: list[str], hosts: int, emit: Emi
     return settings.model_copy(update={"batch": 1})
 
 
-def _certificate(loaded: LoadedConfig, env_name: str, conns: list, emit: Emit, release: str,  # type: ignore[no-untyped-def]
-                 pair) -> None:
+def _certificate(env: Env, conns: list, emit: Emit, release: str, pair) -> None:  # type: ignore[no-untyped-def]
     """After the switch, under the locks again: every host gets the environment's one
     certificate, obtained (the first deploy: HTTPS only once it exists) or renewed within 30
     days of expiry. The release is live either way; a failure says so (exit 9)."""
     try:
-        tls.ensure_locked(loaded, env_name, conns, emit, pair=pair, action="deploy (certificate)")
+        tls.ensure_locked(env.loaded, env.name, conns, emit, pair=pair, action="deploy (certificate)")
     except tls.CertificateError as exc:
         raise tls.CertificateError(f"release {release} is live, but: {exc.message}", hint=exc.hint) from None
 
@@ -442,7 +441,7 @@ class HostDeploy:
         """The spec `release` was deployed with here (None: no record of it)."""
         from .rollback import recorded_spec
 
-        return recorded_spec(self.state.history(), release, self.loaded, self.env_name)
+        return recorded_spec(self.state.history(), release, self.env)
 
     def _networks(self) -> None:
         if self.switch.ensure_network(self.release, self.environment.release_subnet_pool):

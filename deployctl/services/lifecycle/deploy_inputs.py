@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...config import LoadedConfig
 from ...secrets import Secret
+from ..env import Env
 from ..pipeline.registry_auth import RegistryLogin
 from .release_images import ReleaseImages
 
 
 @dataclass(frozen=True)
 class DeployInputs:
-    loaded: LoadedConfig  # with the environment's RDS endpoint laid over its env, if any
+    env: Env  # with the RDS endpoint laid over its env, if any (services/data/database_endpoint.py)
     secrets: dict[str, Secret]
     login: RegistryLogin | None  # the hosts' registry login (None: none needed)
 
@@ -30,13 +30,13 @@ class DeployInputs:
         return self.login.username if self.login else None
 
 
-def secret_names(loaded: LoadedConfig, env_name: str) -> list[str]:
-    """Every secret a deploy to `env_name` needs: the files the services and its accessories
+def secret_names(env: Env) -> list[str]:
+    """Every secret a deploy to `env` needs: the files the services and its accessories
     mount, and the secrets their env values use."""
     from ...plan.lifecycle.env_values import refs_in
     from ...plan.operate.hooks import secret_names as hook_secret_names
 
-    config, environment = loaded.config, loaded.environment(env_name)
+    config, environment = env.config, env.settings
     accessories = [config.accessories[a] for a in environment.accessories]
     names = [s for svc in config.services.values() for s in svc.secrets]
     names += [s for a in accessories for s in a.secrets]
@@ -47,28 +47,28 @@ def secret_names(loaded: LoadedConfig, env_name: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def hook_secrets(loaded: LoadedConfig, env_name: str) -> dict:
+def hook_secrets(env: Env) -> dict:
     """The values of the secrets the hooks list (a rollback fetches no other), masked."""
     from ...plan.operate.hooks import secret_names as hook_secret_names
     from ..secret_sources import environment_source, fetch_secrets
 
-    names = hook_secret_names(loaded.config.hooks)
+    names = hook_secret_names(env.config.hooks)
     if not names:
         return {}
-    return fetch_secrets(environment_source(loaded.config, loaded.environment(env_name)), names,
-                         context=f"the hooks of environment {env_name!r}")
+    return fetch_secrets(environment_source(env.config, env.settings), names,
+                         context=f"the hooks of environment {env.name!r}")
 
 
-def load_for_redaction(loaded: LoadedConfig, env_name: str) -> list[str]:
-    """Every secret a deploy to `env_name` uses (and the hosts' registry password), looked
+def load_for_redaction(env: Env) -> list[str]:
+    """Every secret a deploy to `env` uses (and the hosts' registry password), looked
     up in the environment's source when it answers and registered with the redactor, so that
     read-only commands mask them in what they print (`deployctl logs`: a container echoing
     its DATABASE_PASSWORD). Returns why some cannot be masked (nothing when all can)."""
     from ...errors import DeployctlError
     from ..secret_sources import environment_source, mask_secrets
 
-    config, environment = loaded.config, loaded.environment(env_name)
-    names = secret_names(loaded, env_name)
+    config, environment = env.config, env.settings
+    names = secret_names(env)
     registry = config.registry
     if registry is not None and registry.provider == "basic" and registry.username:
         names.append(registry.password_secret)
@@ -77,40 +77,40 @@ def load_for_redaction(loaded: LoadedConfig, env_name: str) -> list[str]:
     try:
         missing = mask_secrets(environment_source(config, environment), names)
     except DeployctlError as exc:  # the source cannot answer here: show the logs all the same, and say so
-        return [f"secrets of {env_name!r} could not be loaded, so none is masked: {exc.message}"]
+        return [f"secrets of {env.name!r} could not be loaded, so none is masked: {exc.message}"]
     return [f"secret {name!r} is not in this shell's secret source: its value is not masked" for name in missing]
 
 
-def optional_hosts_login(loaded: LoadedConfig, env_name: str) -> RegistryLogin | None:
+def optional_hosts_login(env: Env) -> RegistryLogin | None:
     """The hosts' registry login for a command that pulls only when an image is missing
     (`accessory boot`), when this shell's secret source has it; None otherwise (an open
     registry, a local target, no password here): the pull then goes without, as it would
     on a host with no login. Hosts keep no login between commands (services/lifecycle/preflight.py)."""
     from ...errors import DeployctlError
 
-    if loaded.environment(env_name).target != "ssh":
+    if env.target != "ssh":
         return None
     try:
-        return deploy_secrets(loaded, env_name, with_registry=True, only_registry=True)[1]
+        return deploy_secrets(env, with_registry=True, only_registry=True)[1]
     except DeployctlError:
         return None
 
 
-def deploy_secrets(loaded: LoadedConfig, env_name: str, *, with_registry: bool = True, only_registry: bool = False
+def deploy_secrets(env: Env, *, with_registry: bool = True, only_registry: bool = False
                    ) -> tuple[dict[str, Secret], RegistryLogin | None]:
     """The secrets and the hosts' registry login (None: no login). ECR: a token fetched
     here, which reaches the hosts on stdin only. `only_registry`: the login alone."""
     from ..pipeline.registry_auth import registry_login
     from ..secret_sources import environment_source, fetch_secrets
 
-    config, environment = loaded.config, loaded.environment(env_name)
-    names = [] if only_registry else secret_names(loaded, env_name)
+    config, environment = env.config, env.settings
+    names = [] if only_registry else secret_names(env)
     registry = config.registry
     hosts_pull = with_registry and registry is not None and environment.target in ("ssh", "swarm")
     wants_password = hosts_pull and registry.provider == "basic" and registry.username
     if wants_password:
         names.append(registry.password_secret)
-    values = fetch_secrets(environment_source(config, environment), names, context=f"environment {env_name!r}")
+    values = fetch_secrets(environment_source(config, environment), names, context=f"environment {env.name!r}")
     if wants_password:
         return values, RegistryLogin(registry.server, registry.username, values.pop(registry.password_secret))
     if hosts_pull and registry.provider == "ecr":
@@ -118,40 +118,37 @@ def deploy_secrets(loaded: LoadedConfig, env_name: str, *, with_registry: bool =
     return values, None
 
 
-def check_accessory_files(loaded: LoadedConfig, env_name: str) -> None:
+def check_accessory_files(env: Env) -> None:
     """Every `files` entry of the environment's accessories exists in the project; one
     ConfigError (exit 3) names each missing one by its key, before any host is touched."""
     from ..data.accessories import read_files, specs_for
 
-    read_files(loaded, specs_for(loaded, env_name, loaded.environment(env_name).accessories))
+    read_files(env.loaded, specs_for(env, env.settings.accessories))
 
 
-def deploy_inputs(loaded: LoadedConfig, env_name: str) -> DeployInputs:
+def deploy_inputs(env: Env) -> DeployInputs:
     from ..data.database_endpoint import with_database_endpoint
 
-    check_accessory_files(loaded, env_name)
-    secrets, login = deploy_secrets(loaded, env_name, with_registry=True)
-    return DeployInputs(with_database_endpoint(loaded, env_name), secrets, login)
+    check_accessory_files(env)
+    secrets, login = deploy_secrets(env, with_registry=True)
+    return DeployInputs(with_database_endpoint(env), secrets, login)
 
 
-def release_images(inputs: DeployInputs, env_name: str, artifacts_path: Path, version: str | None = None
-                   ) -> ReleaseImages:
+def release_images(inputs: DeployInputs, artifacts_path: Path, version: str | None = None) -> ReleaseImages:
     """From the artifacts file (local: image ids; ssh: pinned digests), or for `--version`
     on ssh targets, the tag's digests asked from the registry."""
     from ...artifacts import read_artifacts
     from .release_images import resolve_images
 
-    loaded = inputs.loaded
+    env = inputs.env
     built = None
-    if version is None or loaded.environment(env_name).target == "local":
-        built = read_artifacts(artifacts_path, app=loaded.config.app)
-    return resolve_images(loaded, env_name, built, version=version, registry_password=inputs.registry_password,
+    if version is None or env.target == "local":
+        built = read_artifacts(artifacts_path, app=env.config.app)
+    return resolve_images(env, built, version=version, registry_password=inputs.registry_password,
                           registry_username=inputs.registry_username)
 
 
-def deploy_config(inputs: DeployInputs, images: ReleaseImages) -> LoadedConfig:
-    """What a deploy (and its dry run) runs with: `inputs.loaded` with the built accessories'
-    images laid over their config (services/lifecycle/release_images.py: with_accessory_images)."""
-    from .release_images import with_accessory_images
-
-    return with_accessory_images(inputs.loaded, images.accessories)
+def env_to_deploy(inputs: DeployInputs, images: ReleaseImages) -> Env:
+    """What a deploy (and its dry run) runs with: `inputs.env` with the built accessories'
+    images laid over their config (Env.with_accessory_images; services/env.py says why a new Env)."""
+    return inputs.env.with_accessory_images(images.accessories)

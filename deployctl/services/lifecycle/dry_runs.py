@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from ...config import LoadedConfig
 from ...plan.lifecycle.steps import PlannedStep
+from ..env import Env
 from .release_images import ReleaseImages
 
 if TYPE_CHECKING:
@@ -23,23 +24,24 @@ DEPLOY_HOOKS = ("pre_deploy", "pre_migrate", "on_revert", "post_deploy")
 ROLLBACK_HOOKS = ("pre_deploy", "on_revert", "post_rollback")
 
 
-def deploy_plan(loaded: LoadedConfig, env: str, images: ReleaseImages, login: tuple[str, str] | None,
+def deploy_plan(env: Env, images: ReleaseImages, login: tuple[str, str] | None,
                 options: DeployOptions, hooks: bool = True) -> tuple[str, Plans]:
-    """(the release id a deploy now would get, its plan)."""
+    """(the release id a deploy now would get, its plan). `env` as the real deploy gets it
+    (with the deploy's inputs laid over it: deploy_inputs.env_to_deploy)."""
     from ...plan.lifecycle.releases import new_release_id
 
     release = new_release_id(time.time(), images.revision)
-    if loaded.environment(env).target == "swarm":
-        return release, _swarm_deploy(loaded, env, release, images, options, hooks)
-    return release, _host_deploy(loaded, env, release, images, login, options, hooks)
+    if env.target == "swarm":
+        return release, _swarm_deploy(env, release, images, options, hooks)
+    return release, _host_deploy(env, release, images, login, options, hooks)
 
 
-def rollback_plan(loaded: LoadedConfig, env: str, to: str | None, hooks: bool = True) -> tuple[str, Plans]:
+def rollback_plan(env: Env, to: str | None, hooks: bool = True) -> tuple[str, Plans]:
     """(the release a rollback now would go back to, its plan), after the same read-only
     checks and the same choice of target as the real rollback (hosts are connected to)."""
-    if loaded.environment(env).target == "swarm":
-        return _swarm_rollback(loaded, env, to, hooks)
-    return _host_rollback(loaded, env, to, hooks)
+    if env.target == "swarm":
+        return _swarm_rollback(env, to, hooks)
+    return _host_rollback(env, to, hooks)
 
 
 def _hook_plan(loaded: LoadedConfig, names: Sequence[str], hooks: bool) -> Plans:
@@ -50,16 +52,15 @@ def _hook_plan(loaded: LoadedConfig, names: Sequence[str], hooks: bool) -> Plans
     return {"hooks (on this machine)": rows} if rows else {}
 
 
-def _host_deploy(loaded: LoadedConfig, env: str, release: str, images: ReleaseImages,
+def _host_deploy(resolved: Env, release: str, images: ReleaseImages,
                  login: tuple[str, str] | None, options: DeployOptions, hooks: bool) -> Plans:
     """The plan of each host's HostDeploy, the object a real deploy runs (no connection)."""
     from ...plan.data.accessories import planned_steps
     from ...plan.lifecycle.dry_run import REGISTRY_CONFIG, deploy_steps
     from .deploy import HostDeploy
-    from ..env import Env
 
-    resolved = Env.resolve(loaded, env)
-    config, environment = loaded.config, resolved.settings
+    loaded, env = resolved.loaded, resolved.name
+    config, environment = resolved.config, resolved.settings
     plans: Plans = {}
     for index, conn in enumerate(resolved.connectors()):
         if login:  # as the preflight's login leaves it on the connector (services/lifecycle/preflight.py)
@@ -73,9 +74,9 @@ def _host_deploy(loaded: LoadedConfig, env: str, release: str, images: ReleaseIm
         # Accessories come up after the preflight, before the lock (services/lifecycle/deploy.py).
         at = next((i for i, s in enumerate(steps) if s.step != "preflight"), len(steps))
         plans[conn.host] = (steps[:at] + planned_steps(config, env, job.layout) + steps[at:] + _tls_rows(config, env)
-                            + _shared_proxy_rows(loaded, env))
+                            + _shared_proxy_rows(resolved))
         if environment.shared_proxy is not None:
-            plans[conn.host] = _with_move(plans[conn.host], _move_rows(loaded, env, job.spec.proxy.image))
+            plans[conn.host] = _with_move(plans[conn.host], _move_rows(resolved, job.spec.proxy.image))
     migrates = any(s.migrate for s in config.services.values())
     names = [n for n in DEPLOY_HOOKS if n != "pre_migrate" or migrates]
     return plans | _hook_plan(loaded, names, hooks)
@@ -96,14 +97,14 @@ def _tls_rows(config, env: str, host: str = "host", lock: str = "every host's lo
                                        f"reload) on every {host} (docs/tls.md)")]
 
 
-def _shared_proxy_rows(loaded: LoadedConfig, env: str) -> list[PlannedStep]:
+def _shared_proxy_rows(resolved: Env) -> list[PlannedStep]:
     """What a deploy does for the host's shared proxy after its rollout (services/edge/shared_proxy.py)."""
-    environment = loaded.environment(env)
+    environment = resolved.settings
     if environment.shared_proxy is None:
         return []
-    proxy = loaded.config.proxy
+    proxy = resolved.config.proxy
     https = (f" (HTTPS by name on port {environment.shared_proxy_tls_port} -> its HTTPS port on 127.0.0.1, with the "
-             "PROXY protocol once its listener takes it)" if loaded.config.tls_for(env) != "off" else "")
+             "PROXY protocol once its listener takes it)" if resolved.tls_port is not None else "")
     return [PlannedStep("shared proxy", f"under its lock: the route {', '.join(proxy.hosts)}{proxy.path_prefix or ''} "
                                         f"-> this app's proxy port{https}, in the shared proxy {environment.shared_proxy} "
                                         f"(port {environment.shared_proxy_port}; started if absent); unchanged: "
@@ -119,20 +120,19 @@ def _with_move(steps: list[PlannedStep], move: list[PlannedStep]) -> list[Planne
     return steps[:route] + move[:4] + steps[route:verify] + move[4:] + steps[verify:]
 
 
-def _move_rows(loaded: LoadedConfig, env: str, image: str) -> list[PlannedStep]:
+def _move_rows(resolved: Env, image: str) -> list[PlannedStep]:
     """The move a host whose app's own proxy still publishes the shared port takes at the
     switch (services/edge/shared_move.py): the preflight finds out which hosts, so the rows
     say where they apply."""
     from ...plan.edge import shared_move as move
     from ...plan.edge import shared_proxy as sp
     from ...plan.lifecycle import docker_commands as dc
-    from ..hosts import layout_for, names_for
 
-    environment, names = loaded.environment(env), names_for(loaded, env)
+    environment, names = resolved.settings, resolved.names
     anchor, nginx = names.proxy, names.proxy_nginx("<tag>")
     aside, nginx_aside = move.premove_name(anchor, anchor), move.premove_name(anchor, nginx)
     shared, port = environment.shared_proxy or "", environment.shared_proxy_port
-    host_dir = sp.shared_dir(layout_for(loaded, env).state_dir, shared)
+    host_dir = sp.shared_dir(resolved.layout.state_dir, shared)
     return [
         PlannedStep("move", f"only on a host where {anchor} publishes port {port} (the app ran with its own proxy "
                             "there), at the switch; a fleet moves one host at a time (the port closes for about a "
@@ -147,30 +147,28 @@ def _move_rows(loaded: LoadedConfig, env: str, image: str) -> list[PlannedStep]:
                                                                                                    host_dir))),
         PlannedStep("move", "the cut, one command (the gap is measured)",
                     tuple(move.cut([nginx_aside], aside, sp.container_name(shared)))),
-        PlannedStep("move", f"verify through the shared proxy on port {port} (Host {loaded.config.proxy.hosts[0]}): the "
+        PlannedStep("move", f"verify through the shared proxy on port {port} (Host {resolved.config.proxy.hosts[0]}): the "
                             "new release's stamp. A failure before the cut leaves the old proxy serving; after it the "
                             "old proxy is started again (exit 6; 7 when it does not answer)"),
         PlannedStep("move", "moved: the old proxy's containers go", tuple(dc.remove([aside, nginx_aside]))),
     ]
 
 
-def _swarm_deploy(loaded: LoadedConfig, env: str, release: str, images: ReleaseImages,
+def _swarm_deploy(resolved: Env, release: str, images: ReleaseImages,
                   options: DeployOptions, hooks: bool) -> Plans:
     """The steps of the SwarmDeploy a swarm deploy runs (services/swarm/swarm_deploy.py), built
     the same way, over the manager's connector unconnected: no connection."""
     from ...plan.lifecycle.dry_run import unlock_row
-    from ..env import Env
     from ..swarm.swarm_deploy import SwarmDeploy, SwarmJob, swarm_deploy_plan
 
-    resolved = Env.resolve(loaded, env)
     site, state = SwarmJob(resolved, lambda event: None).unconnected()
     plan = swarm_deploy_plan(resolved, release, images, options=options)
     job = SwarmDeploy(site, state, plan, resolved, {}, options, lambda event: None, registry_auth=False, scaled={})
     names = [n for n in DEPLOY_HOOKS if n != "pre_migrate" or plan.migrations]
-    https = _tls_rows(loaded.config, env, "node", "the manager's lock")
+    https = _tls_rows(resolved.config, resolved.name, "node", "the manager's lock")
     return ({f"swarm manager {resolved.settings.manager}": _swarm_preflight(resolved.settings.manager)
              + [row for step in job.steps() for row in step.rows] + [unlock_row(resolved.layout)] + https}
-            | _hook_plan(loaded, names, hooks))
+            | _hook_plan(resolved.loaded, names, hooks))
 
 
 def _swarm_preflight(manager: str | None) -> list[PlannedStep]:
@@ -180,16 +178,14 @@ def _swarm_preflight(manager: str | None) -> list[PlannedStep]:
             PlannedStep("lock", "on the manager: mkdir of the lock directory in its state dir")]
 
 
-def _host_rollback(loaded: LoadedConfig, env: str, to: str | None, hooks: bool) -> tuple[str, Plans]:
+def _host_rollback(resolved: Env, to: str | None, hooks: bool) -> tuple[str, Plans]:
     """The plan of each host's HostRollback."""
     from ...plan.lifecycle.dry_run import rollback_steps
     from ...plan.lifecycle.rollout import HostReleases, rollback_target
     from .host_state import HostState
-    from ..env import Env
     from ..hosts import connected
     from .rollback import HostRollback
 
-    resolved = Env.resolve(loaded, env)
     layout = resolved.layout
     with connected(resolved.connectors()) as conns:
         views = []
@@ -204,17 +200,15 @@ def _host_rollback(loaded: LoadedConfig, env: str, to: str | None, hooks: bool) 
             job.check()
             plans[conn.host] = ([PlannedStep("nothing", f"{target} is already live")] if job.plan is None
                                 else rollback_steps(job.plan, layout))
-    return target, plans | _hook_plan(loaded, ROLLBACK_HOOKS, hooks)
+    return target, plans | _hook_plan(resolved.loaded, ROLLBACK_HOOKS, hooks)
 
 
-def _swarm_rollback(loaded: LoadedConfig, env: str, to: str | None, hooks: bool) -> tuple[str, Plans]:
+def _swarm_rollback(resolved: Env, to: str | None, hooks: bool) -> tuple[str, Plans]:
     """After the same read of the manager's history and services and the same choice of
     target, the steps of the SwarmRollbackJob a rollback runs."""
     from ...plan.lifecycle.dry_run import unlock_row
-    from ..env import Env
     from ..swarm.swarm_deploy import SwarmJob, rollback_job
 
-    resolved = Env.resolve(loaded, env)
     job = SwarmJob(resolved, lambda event: None)
     try:
         site, state = job.open()
@@ -224,4 +218,4 @@ def _swarm_rollback(loaded: LoadedConfig, env: str, to: str | None, hooks: bool)
     rows = ([PlannedStep("nothing", f"{target} is already live")] if work is None
             else _swarm_preflight(resolved.settings.manager) + [row for step in work.steps() for row in step.rows]
             + [unlock_row(resolved.layout)])
-    return target, {f"swarm manager {resolved.settings.manager}": rows} | _hook_plan(loaded, ROLLBACK_HOOKS, hooks)
+    return target, {f"swarm manager {resolved.settings.manager}": rows} | _hook_plan(resolved.loaded, ROLLBACK_HOOKS, hooks)

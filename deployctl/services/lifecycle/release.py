@@ -15,9 +15,9 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager
 
-from ...config import LoadedConfig
 from ...errors import DeployctlError
 from ...events import Emit, Message, StepSkipped, Timer
+from ..env import Env
 from ..pipeline.build import BuildRequest, BuildResult, build_images
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from ..pipeline.testing import TestRequest, raise_for_failures, run_tests, summary_line
@@ -30,7 +30,6 @@ TESTS_SKIPPED = "--skip-tests: this release is deployed UNTESTED"
 
 @dataclass(frozen=True)
 class ReleaseRequest:
-    env_name: str
     build: BuildRequest  # its artifacts_path is the file every later stage reads
     test: TestRequest | None  # None: --skip-tests
     deploy: DeployOptions = DeployOptions()
@@ -62,22 +61,23 @@ class ReleaseResult:
 
 
 class Release:
-    def __init__(self, loaded: LoadedConfig, request: ReleaseRequest, *, engine: Any, emit: Emit,
+    def __init__(self, env: Env, request: ReleaseRequest, *, engine: Any, emit: Emit,
                  guard_deploy: Callable[[], ContextManager[None]] = contextlib.nullcontext) -> None:
-        self.loaded, self.request, self.engine, self.emit = loaded, request, engine, emit
+        self.env, self.request, self.engine, self.emit = env, request, engine, emit
+        self.loaded = env.loaded  # for the build, test and push stages, which take the whole config
         self.guard_deploy = guard_deploy  # the CLI's SIGTERM handling, around the deploy only
-        self.environment = loaded.environment(request.env_name)
-        self.result = ReleaseResult(request.env_name)
+        self.environment = env.settings
+        self.result = ReleaseResult(env.name)
 
     def run(self) -> ReleaseResult:
         from .deploy_inputs import deploy_inputs
 
-        env = self.request.env_name
+        env = self.env.name
         if self.request.test is None:
             self.emit(Message("TESTS SKIPPED (--skip-tests): this release is deployed untested", level="warning"))
         # Before the build: a missing secret or RDS instance fails in seconds (exit 3).
         timer = Timer(self.emit, "fetch secrets", detail=f"environment {env!r}")
-        inputs = deploy_inputs(self.loaded, env)
+        inputs = deploy_inputs(self.env)
         timer.done(f"{len(inputs.secrets)} fetched")
 
         built: BuildResult = self._stage("build", self._build)
@@ -93,7 +93,7 @@ class Release:
         deployed: DeployResult = self._stage("deploy", lambda: self._deploy(inputs))
         self.result.release, self.result.hosts = deployed.release, deployed.hosts
         self.result.verdicts = deployed.verdicts
-        self.result.urls = app_urls(inputs.loaded, env, deployed)
+        self.result.urls = app_urls(inputs.env, deployed)
         return self.result
 
     # -- the stages: each returns (its result, a one-line summary) -------------------------
@@ -118,13 +118,12 @@ class Release:
 
     def _deploy(self, inputs) -> tuple[DeployResult, str]:  # type: ignore[no-untyped-def]
         from .deploy import deploy
-        from .deploy_inputs import deploy_config, release_images
+        from .deploy_inputs import env_to_deploy, release_images
 
-        env = self.request.env_name
-        images = release_images(inputs, env, self.request.build.artifacts_path)
+        images = release_images(inputs, self.request.build.artifacts_path)
         with self.guard_deploy():
-            deployed = deploy(deploy_config(inputs, images), env, images, inputs.secrets, self.emit, options=self.request.deploy,
-                              registry_password=inputs.registry_password,
+            deployed = deploy(env_to_deploy(inputs, images), images, inputs.secrets, self.emit,
+                              options=self.request.deploy, registry_password=inputs.registry_password,
                               registry_username=inputs.registry_username)
         return deployed, f"{deployed.release} live on {len(deployed.hosts)} host{'s' if len(deployed.hosts) != 1 else ''}"
 
@@ -150,23 +149,22 @@ class Release:
         self.result.stages.append(StageResult(name, SKIPPED, 0.0, reason))
 
 
-def app_urls(loaded: LoadedConfig, env_name: str, deployed: DeployResult | None = None) -> list[str]:
+def app_urls(env: Env, deployed: DeployResult | None = None) -> list[str]:
     """Where the app answers: with HTTPS on, its names ([proxy] hosts) on the HTTPS port (HTTP
     only redirects there); else on the local target the proxy's published port as the engine
     reports it (proxy_port 0 lets the engine choose), on ssh hosts the configured port."""
     from ...config.models import split_host
-    from ..env import Env
 
-    env = Env.resolve(loaded, env_name)
-    if env.tls_port is not None and loaded.config.proxy.hosts:
+    proxy = env.config.proxy
+    if env.tls_port is not None and proxy.hosts:
         port = env.settings.shared_proxy_tls_port if env.settings.shared_proxy is not None else env.tls_port
         suffix = "" if port == 443 else f":{port}"
-        return [f"https://{name}{suffix}/" for name in loaded.config.proxy.hosts]
+        return [f"https://{name}{suffix}/" for name in proxy.hosts]
     if env.target == "local":
         from ...adapters.local import LocalConnector
         from ..edge.proxy import HostProxy
 
-        port = HostProxy(LocalConnector(), env.names, env.layout, lambda e: None).port(loaded.config.proxy.port)
+        port = HostProxy(LocalConnector(), env.names, env.layout, lambda e: None).port(proxy.port)
         return [f"http://127.0.0.1:{port}/"] if port else []
     port = env.proxy_port
     hosts = [h.host for h in deployed.hosts] if deployed else list(env.settings.hosts)
@@ -178,7 +176,8 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def run_release(loaded: LoadedConfig, request: ReleaseRequest, *, engine: Any, emit: Emit,
+def run_release(env: Env, request: ReleaseRequest, *, engine: Any, emit: Emit,
                 guard_deploy: Callable[[], ContextManager[None]] = contextlib.nullcontext) -> ReleaseResult:
-    return Release(loaded, request, engine=engine, emit=emit, guard_deploy=guard_deploy).run()
+    """`env`: the environment released to, resolved once by the caller (the CLI: AppContext.env)."""
+    return Release(env, request, engine=engine, emit=emit, guard_deploy=guard_deploy).run()
 

@@ -9,13 +9,11 @@ Accessories built from the project (`build = "context"`) get theirs the same way
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
-
 from ...artifacts import Artifacts
-from ...config import LoadedConfig
 from ...errors import ConfigError, DeployctlError
 from ...plan.pipeline.images import PROXY, built_accessories, builtin_proxy_image, image_names, image_repository
 from ...secrets import Secret
+from ..env import Env
 
 
 @dataclass(frozen=True)
@@ -28,10 +26,9 @@ class ReleaseImages:
     accessories: dict[str, str] = field(default_factory=dict)
 
 
-def resolve_images(loaded: LoadedConfig, env_name: str, artifacts: Artifacts | None, *,
-                   version: str | None = None, registry_password: Secret | None = None,
-                   registry_username: str | None = None) -> ReleaseImages:
-    config, environment = loaded.config, loaded.environment(env_name)
+def resolve_images(env: Env, artifacts: Artifacts | None, *, version: str | None = None,
+                   registry_password: Secret | None = None, registry_username: str | None = None) -> ReleaseImages:
+    config, environment = env.config, env.settings
     wanted = image_names(config)
     if version is not None and environment.target in ("ssh", "swarm"):
         from ...adapters.registry_api import manifest_digest
@@ -69,35 +66,20 @@ def resolve_images(loaded: LoadedConfig, env_name: str, artifacts: Artifacts | N
                               hint="run `deployctl push` first: ssh hosts pull images by digest")
         else:
             images[name] = image.pinned
-    return ReleaseImages(images, artifacts.revision, artifacts.dirty,
-                         accessory_images(loaded, env_name, artifacts))
+    return ReleaseImages(images, artifacts.revision, artifacts.dirty, accessory_images(env, artifacts))
 
 
-def accessory_images(loaded: LoadedConfig, env_name: str, artifacts: Artifacts | None) -> dict[str, str]:
+def accessory_images(env: Env, artifacts: Artifacts | None) -> dict[str, str]:
     """Built accessory -> its image from the artifacts file: the image id on the `local`
-    target, the pinned digest on `ssh` (absent until pushed)."""
-    local = loaded.environment(env_name).target == "local"
+    target, the pinned digest on `ssh` (absent until pushed). Env.with_accessory_images
+    lays them over the accessories' config."""
+    local = env.target == "local"
     out = {}
-    for name in built_accessories(loaded.config):
+    for name in built_accessories(env.config):
         image = artifacts.images.get(name) if artifacts is not None else None
         if image is not None and (local or image.pinned):
             out[name] = image.image_id if local else image.pinned  # type: ignore[assignment]
     return out
-
-
-def with_accessory_images(loaded: LoadedConfig, images: Mapping[str, str]) -> LoadedConfig:
-    """`loaded` with each built accessory's `image` set to its built image, so everything that
-    boots or shows an accessory (plan/data/accessories.py: image_for) runs that image; as
-    with_database_endpoint lays the RDS endpoint over the env. Unchanged without any."""
-    config = loaded.config
-    found = {n: ref for n, ref in images.items() if n in config.accessories and config.accessories[n].build}
-    if not found:
-        return loaded
-    # model_copy skips validation on purpose: `build` stays set, so the spec still knows the
-    # image was built (its messages say "rebuilt", not "deploy.toml asks for").
-    accessories = {**config.accessories,
-                   **{n: config.accessories[n].model_copy(update={"image": ref}) for n, ref in found.items()}}
-    return LoadedConfig(loaded.path, config.model_copy(update={"accessories": accessories}))
 
 
 def _looks_like_revision(text: str) -> bool:

@@ -15,7 +15,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ...config import LoadedConfig
 from ...errors import DeployctlError, RollbackError, UsageError
 from ...events import Emit, Message, serialized
 from ...plan.lifecycle import rollout as plan
@@ -51,15 +50,15 @@ class RollbackOutcome:
     error: str = ""
 
 
-def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, to: str | None = None, message: str = "",
+def rollback(env: Env, emit: Emit, *, to: str | None = None, message: str = "",
              force_unlock: bool = False, connectors: list | None = None, hooks: bool = True,
              secrets: dict[str, Secret] | None = None, accept_schema: bool = False,
              restore_data: bool = False) -> list[RollbackOutcome]:
-    """`hooks`: False for --no-hooks; `secrets`: the values of the secrets the hooks list.
+    """`env`: resolved once by the caller (the CLI: AppContext.env), handed to every host's job.
+    `hooks`: False for --no-hooks; `secrets`: the values of the secrets the hooks list.
     `accept_schema` / `restore_data`: a target recorded with another database schema than
     the one in effect (plan/data/schema.py) is refused without one of them."""
-    env = Env.resolve(loaded, env_name)  # once: every host's job takes it
-    environment = env.settings
+    loaded, env_name, environment = env.loaded, env.name, env.settings
     if to is not None:  # the CLI checks it too; a caller of this function is no exception
         try:
             check_release_id(to, "--to")
@@ -134,7 +133,6 @@ class HostRollback:
     def __init__(self, env: Env, conn, emit: Emit, target: str, *,
                  message: str = "", force_unlock: bool = False, cancel: Cancel | None = None) -> None:
         self.env, self.conn, self.emit = env, conn, emit
-        self.loaded, self.env_name = env.loaded, env.name  # for what still takes them (spec_of...)
         self.host = conn.host
         self.target, self.message, self.force_unlock = target, message, force_unlock
         self.layout, self.names = env.layout, env.names
@@ -165,7 +163,7 @@ class HostRollback:
             raise RollbackError(f"{self.host}: {self.target} was never deployed successfully here",
                                 hint="`deployctl releases --env ...` lists the releases you can roll back to")
         self.revision = record.revision or ""
-        spec = spec_of(record, self.loaded, self.env_name)
+        spec = spec_of(record, self.env)
         # Side by side, two round trips to the engine: on a warm rollback's way to its switch.
         with ThreadPoolExecutor(max_workers=2) as pool:
             listed = pool.submit(self.switch.release_states)
@@ -193,7 +191,7 @@ class HostRollback:
             return None, None, {}
         config = self.switch.proxy.live_config()
         leaves_warm = self.keep_warm and self.environment.rollout.warm_window > 0
-        current = recorded_spec(history, self.current, self.loaded, self.env_name) if leaves_warm else None
+        current = recorded_spec(history, self.current, self.env) if leaves_warm else None
         ips = self.switch.addresses([s.routed.container for s in (spec, current) if s is not None])
         return config, current, ips
 
@@ -308,22 +306,22 @@ def _revision(jobs: list["HostRollback"], target: str) -> str:
     return next((job.revision for job in jobs if job.revision), "")
 
 
-def spec_of(record: ReleaseRecord, loaded: LoadedConfig, env_name: str) -> ReleaseSpec:
+def spec_of(record: ReleaseRecord, env: Env) -> ReleaseSpec:
     """The spec a release was deployed with. A release recorded before records carried one
     is described from today's deploy.toml (its containers are on the app network only)."""
     if record.spec:
         return ReleaseSpec.from_dict(record.spec)
-    config = loaded.config
+    config = env.config
     images = {s: record.images.get(s, "") for s in config.services}
     proxy = record.images.get(PROXY) or builtin_proxy_image(config.proxy)
-    return release_spec(config, env_name, record.release, record.revision, images, proxy, dirty=record.dirty)
+    return release_spec(config, env.name, record.release, record.revision, images, proxy, dirty=record.dirty)
 
 
-def recorded_spec(history: History, release: str, loaded: LoadedConfig, env_name: str) -> ReleaseSpec | None:
+def recorded_spec(history: History, release: str, env: Env) -> ReleaseSpec | None:
     """The spec `release` was deployed with on the host whose history this is (None: no
     successful deploy of it there)."""
     record = history.deployed(release)
-    return spec_of(record, loaded, env_name) if record is not None else None
+    return spec_of(record, env) if record is not None else None
 
 
 def _record(target: str, previous: str | None, outcome: str, error: str, message: str,

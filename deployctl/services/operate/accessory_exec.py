@@ -26,7 +26,8 @@ from ...secrets import redactor
 from ..data import accessories
 from ..lifecycle.deploy_inputs import load_for_redaction
 from ..lifecycle.host_state import HostState
-from ..hosts import connectors_for, layout_for, ssh_connector, who
+from ..env import Env
+from ..hosts import ssh_connector, who
 from .container_exec import Output, choose, not_started, run_recorded, swarm_task_container
 
 
@@ -49,19 +50,22 @@ def run_accessory_exec(loaded: LoadedConfig, request: AccessoryExecRequest, outp
 
 def _run(loaded: LoadedConfig, request: AccessoryExecRequest, output: Output, *, connectors: list | None,
          node_connector: Callable[[str], object] | None, now: Callable[[], float]) -> int:
-    environment = loaded.environment(request.env)
+    # Resolved here, not by the CLI: an unknown --env is one more thing that stops the
+    # command from starting, 125 as the others (not_started), never a code CMD could give.
+    env = Env.resolve(loaded, request.env)
+    environment = env.settings
     if request.accessory == "all":
         raise UsageError("accessory exec runs in one accessory: name it (not 'all')")
-    [name] = accessories.select(loaded, request.env, request.accessory)
-    [spec] = accessories.specs_for(loaded, request.env, [name])
+    [name] = accessories.select(env, request.accessory)
+    [spec] = accessories.specs_for(env, [name])
     if not request.command:
         raise UsageError(f"no command: put it after `--`, e.g. `deployctl accessory exec {name} --env {request.env} "
                          "-- sh`")
     # The values this shell's secret source gives are masked in the history's copy of the
     # argv; a source that cannot answer leaves the shape-based masking. Nothing is printed:
     # stderr belongs to the command.
-    load_for_redaction(loaded, request.env)
-    layout = layout_for(loaded, request.env)
+    load_for_redaction(env)
+    layout = env.layout
 
     def record(conn, state: HostState) -> Callable[[int | None, str], object]:  # type: ignore[no-untyped-def]
         live = state.current()
@@ -70,11 +74,11 @@ def _run(loaded: LoadedConfig, request: AccessoryExecRequest, output: Output, *,
             release=live, accessory=name, command=request.command, exit_code=rc, who=who(), now=now(), error=error,
             redact=redactor)
 
-    conns = connectors if connectors is not None else connectors_for(loaded, request.env)
+    conns = connectors if connectors is not None else env.connectors()
     try:
         if environment.target == "swarm":
             manager = conns[0]
-            nodes = node_connector or (lambda address: ssh_connector(loaded, environment, address, request.env))
+            nodes = node_connector or (lambda address: ssh_connector(env.loaded, environment, address, env.name))
             _reached(manager, manager.connect)
             state = HostState(manager, layout)
             hint = f"`deployctl accessory boot {name}` starts it"

@@ -23,7 +23,8 @@ from ...plan.lifecycle.containers import release_containers
 from ...secrets import redactor
 from ..lifecycle.deploy_inputs import load_for_redaction
 from ..lifecycle.host_state import HostState
-from ..hosts import connectors_for, layout_for, names_for, ssh_connector, who
+from ..env import Env
+from ..hosts import ssh_connector, who
 from .container_exec import Output, choose, not_started, run_recorded, swarm_task_container
 
 Warn = Callable[[str], None]
@@ -50,10 +51,11 @@ def run_exec(loaded: LoadedConfig, request: ExecRequest, output: Output, *, warn
     """The command's exit code (with all_hosts: 0 when every host's was 0, else the first
     non-zero one in host order)."""
     config = loaded.config
-    try:
-        environment = loaded.environment(request.env)
+    try:  # resolved here, not by the CLI: an unknown --env stops the command from starting (125)
+        env = Env.resolve(loaded, request.env)
     except DeployctlError as exc:
         raise ExecNotStarted(exc.message, hint=exc.hint) from None
+    environment = env.settings
     service = request.service or next((name for name, s in config.services.items() if s.routed), None)
     if service not in config.services:
         raise ExecNotStarted(f"--service {service!r}: no such service (services: {', '.join(config.services)})")
@@ -66,14 +68,14 @@ def run_exec(loaded: LoadedConfig, request: ExecRequest, output: Output, *, warn
     # The values this shell's secret source gives are masked in the history's copy of the argv
     # (`mysql -pVALUE`); a source that cannot answer here leaves the shape-based masking
     # (plan/operate/exec.mask_argv). Nothing is printed: stderr belongs to the command.
-    not_started(lambda: load_for_redaction(loaded, request.env))
+    not_started(lambda: load_for_redaction(env))
     if environment.target == "swarm":
-        return not_started(lambda: _swarm(loaded, request, service, output, warn, connectors, node_connector, now))
-    conns = not_started(lambda: connectors if connectors is not None else connectors_for(loaded, request.env))
+        return not_started(lambda: _swarm(env, request, service, output, warn, connectors, node_connector, now))
+    conns = not_started(lambda: connectors if connectors is not None else env.connectors())
     chosen = _choose(conns, request)
     if not chosen:
         raise ExecNotStarted(f"{request.env} has no hosts")
-    one = lambda conn: not_started(lambda: _on_host(loaded, request, service, conn, output, warn, now))  # noqa: E731
+    one = lambda conn: not_started(lambda: _on_host(env, request, service, conn, output, warn, now))  # noqa: E731
 
     def each(conn) -> int:  # type: ignore[no-untyped-def]
         """--all-hosts: a host where the command cannot start says why on its own lines and
@@ -108,10 +110,10 @@ def _live(state: HostState, host: str, env: str) -> str:
     return live
 
 
-def _on_host(loaded: LoadedConfig, request: ExecRequest, service: str, conn, output: Output, warn: Warn,  # type: ignore[no-untyped-def]
+def _on_host(env: Env, request: ExecRequest, service: str, conn, output: Output, warn: Warn,  # type: ignore[no-untyped-def]
              now: Callable[[], float]) -> int:
     conn.connect()
-    names, layout = names_for(loaded, request.env), layout_for(loaded, request.env)
+    names, layout = env.names, env.layout
     state = HostState(conn, layout)
     live = _live(state, conn.host, request.env)
     record = state.history().deployed(live)
@@ -120,7 +122,7 @@ def _on_host(loaded: LoadedConfig, request: ExecRequest, service: str, conn, out
         if record is None or service not in record.images:
             raise ExecNotStarted(f"{conn.host}: the history has no deploy record of {live} with the image of "
                                  f"{service}: cannot start a one-off container of it")
-        spec = next(s for s in release_containers(loaded.config, loaded.environment(request.env), request.env, live,
+        spec = next(s for s in release_containers(env.config, env.settings, env.name, live,
                                                   revision, record.images, layout) if s.service == service)
         rebuilt = _rebuild_env_file(conn, spec, names.container(service, live))
         try:
@@ -193,7 +195,7 @@ def _run_recorded(state: HostState, request: ExecRequest, service: str, live: st
                                          redact=redactor))
 
 
-def _swarm(loaded: LoadedConfig, request: ExecRequest, service: str, output: Output, warn: Warn,  # type: ignore[no-untyped-def]
+def _swarm(env: Env, request: ExecRequest, service: str, output: Output, warn: Warn,  # type: ignore[no-untyped-def]
            connectors: list | None, node_connector: Callable[[str], object] | None, now: Callable[[], float]) -> int:
     """`--live` in a running task of the service: its node from `docker service ps` on the
     manager, reached as SwarmSite reaches nodes, then `docker exec` of the task's container."""
@@ -202,10 +204,9 @@ def _swarm(loaded: LoadedConfig, request: ExecRequest, service: str, output: Out
                              "in a running task of the service", hint="docs/exec.md, \"Swarm\"")
     if request.all_hosts:
         raise ExecNotStarted("--all-hosts is not supported on a Swarm: --host NODE picks the node of one task")
-    environment = loaded.environment(request.env)
-    manager = (connectors or connectors_for(loaded, request.env))[0]
-    nodes = node_connector or (lambda address: ssh_connector(loaded, environment, address, request.env))
-    names, layout = names_for(loaded, request.env), layout_for(loaded, request.env)
+    manager = (connectors or env.connectors())[0]
+    nodes = node_connector or (lambda address: ssh_connector(env.loaded, env.settings, address, env.name))
+    names, layout = env.names, env.layout
     try:
         manager.connect()
         state = HostState(manager, layout)

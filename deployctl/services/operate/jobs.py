@@ -75,7 +75,7 @@ def backup_jobs(env: Env, host: str) -> list[BackupJob]:
 
     out = []
     for name, schedule in scheduled_backup.scheduled(env.config, env.name).items():
-        [spec] = specs_for(env.loaded, env.name, [name])
+        [spec] = specs_for(env, [name])
         accessory = env.config.accessories[name]
         try:
             kind = bk.dump_kind(name, accessory, spec.image)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from ...adapters.connector import check
-from ...config import LoadedConfig
 from ...errors import UsageError
 from ...events import Emit, Message, Timer
 from ...plan.data import accessories as acc
@@ -20,6 +19,7 @@ from ...plan.swarm import swarm_accessories as sa
 from ...plan.lifecycle.env_values import SecretValueError, env_file
 from ...secrets import Secret, redactor
 from ..data.accessories import AccessoryError, read_files
+from ..env import Env
 from .swarm_site import SwarmSite
 
 READY_MARGIN = 60.0  # on top of the health timeout: the pinned node pulls the image first
@@ -48,8 +48,8 @@ class SwarmAccessoryState:
         return sorted({t.node for t in self.tasks if t.running})
 
 
-def placement(loaded: LoadedConfig, accessory: str) -> tuple[str, ...]:
-    return tuple(loaded.config.accessories[accessory].placement)
+def placement(env: Env, accessory: str) -> tuple[str, ...]:
+    return tuple(env.config.accessories[accessory].placement)
 
 
 def state(site: SwarmSite, spec: acc.AccessorySpec, pinned: tuple[str, ...] = ()) -> SwarmAccessoryState:
@@ -63,11 +63,11 @@ def state(site: SwarmSite, spec: acc.AccessorySpec, pinned: tuple[str, ...] = ()
                                tuple(tasks), pinned, tuple(configs.split()))
 
 
-def boot(loaded: LoadedConfig, site: SwarmSite, spec: acc.AccessorySpec, secrets: Mapping[str, Secret],
+def boot(env: Env, site: SwarmSite, spec: acc.AccessorySpec, secrets: Mapping[str, Secret],
          emit: Emit, *, registry_auth: bool | str = False) -> str:
     """created | started | running, once its task runs (and passed its health check)."""
-    contents = read_files(loaded, [spec])  # a missing file: exit 3 before the manager is touched
-    pinned = placement(loaded, spec.name)
+    contents = read_files(env.loaded, [spec])  # a missing file: exit 3 before the manager is touched
+    pinned = placement(env, spec.name)
     found = state(site, spec, pinned)
     host = site.manager.host
     if found.wanted is None:
@@ -188,5 +188,5 @@ def logs(site: SwarmSite, spec: acc.AccessorySpec, *, lines: int, follow: bool,
     site.manager.run(sa.logs(spec, lines, follow), on_line=lambda line: on_line(redactor(line)))
 
 
-def statuses(site: SwarmSite, loaded: LoadedConfig, specs: Sequence[acc.AccessorySpec]) -> list[SwarmAccessoryState]:
-    return [state(site, spec, placement(loaded, spec.name)) for spec in specs]
+def statuses(site: SwarmSite, env: Env, specs: Sequence[acc.AccessorySpec]) -> list[SwarmAccessoryState]:
+    return [state(site, spec, placement(env, spec.name)) for spec in specs]

@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from ...config import LoadedConfig
 from ..operate.jobs import refuse_on_swarm as refuse_jobs_on_swarm
 from ...errors import DeployctlError, DeployError, RollbackError, UsageError
 from ...events import Emit, Message, Timer, serialized
@@ -233,17 +232,11 @@ def manager_of(env: Env, connectors: list | None):  # type: ignore[no-untyped-de
     return connectors[0]
 
 
-def deploy(loaded: LoadedConfig, env_name: str, images: ReleaseImages, secrets: dict[str, Secret], emit: Emit, *,
-           manager=None, **kwargs) -> DeployResult:  # type: ignore[no-untyped-def]
-    """A Swarm's deploy from `(loaded, env_name)`: the environment resolved here, once
-    (services/lifecycle/deploy.deploy resolves it itself and calls `deploy_env`)."""
-    return deploy_env(Env.resolve(loaded, env_name), images, secrets, emit, manager=manager, **kwargs)
-
-
 def deploy_env(env: Env, images: ReleaseImages, secrets: dict[str, Secret], emit: Emit, *,
                options: DeployOptions = DeployOptions(), registry_password: Secret | None = None,
                registry_username: str | None = None, manager=None, nodes: Callable[[str], object] | None = None,
                now: float | None = None) -> DeployResult:  # type: ignore[no-untyped-def]
+    """A Swarm's deploy (services/lifecycle/deploy.deploy hands it its Env)."""
     loaded, env_name = env.loaded, env.name
     config, environment = loaded.config, env.settings
     refuse_jobs_on_swarm(config, env_name)  # refused before anything is touched (plan/lifecycle/target_limits.py)
@@ -327,7 +320,6 @@ class SwarmDeploy:
                  secrets: dict[str, Secret], options: DeployOptions, emit: Emit, *, registry_auth: bool | str,
                  scaled: ss.Overrides, cancel: Cancel | None = None) -> None:
         self.site, self.state, self.plan, self.env = site, state, plan, env
-        self.loaded, self.env_name = env.loaded, env.name  # for what still takes them (accessories, TLS)
         cancel = cancel or Cancel()
         # The shadow window's and the canary's meeting points: a Swarm is their one site.
         shadow_gate = CanaryGate([], plan.shadow, emit) if plan.shadow is not None else None
@@ -370,7 +362,7 @@ class SwarmDeploy:
         """What `prepare` runs: the overlay network, the accessories, the secrets, HTTPS
         state; nothing the Swarm serves changes."""
         site, plan, layout, names = self.site, self.plan, self.env.layout, self.env.names
-        accessories = specs_for(self.loaded, self.env_name, self.env.settings.accessories)
+        accessories = specs_for(self.env, self.env.settings.accessories)
         steps = [
             Step("prepare", (PlannedStep("state", f"on the manager: read {layout.current}; make {layout.root}'s "
                                                   "directories"),), self._read_state),
@@ -386,8 +378,8 @@ class SwarmDeploy:
                  self._network),
             # Accessories first, as on ssh hosts: created when absent (pinned by their
             # placement), never recreated; the release's services reach them by name.
-            Step("accessories", tuple(swarm_accessory_rows(self.env.config, self.env_name, layout, files=read_files(
-                self.loaded, accessories))), lambda: self._accessories(accessories)),
+            Step("accessories", tuple(swarm_accessory_rows(self.env.config, self.env.name, layout, files=read_files(
+                self.env.loaded, accessories))), lambda: self._accessories(accessories)),
             Step("secrets", (*plan.secret_rows(names), *self._env_file_rows()),
                  lambda: _upload(site, plan, self.secrets, self.emit, self.host)),
             # The challenge location (acme), or HTTPS state removed (off), on every node.
@@ -488,7 +480,7 @@ class SwarmDeploy:
 
     def _accessories(self, accessories: list) -> None:  # type: ignore[type-arg]
         for accessory in accessories:
-            swarm_accessories.boot(self.loaded, self.site, accessory, self.secrets, self.emit,
+            swarm_accessories.boot(self.env, self.site, accessory, self.secrets, self.emit,
                                    registry_auth=self.registry_auth)
 
     def _env_file_rows(self) -> list[PlannedStep]:
@@ -703,17 +695,11 @@ def rollback_job(env: Env, site: SwarmSite, state: HostState, to: str | None, em
                                                      scaled, Cancel())
 
 
-def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, manager=None,  # type: ignore[no-untyped-def]
-             **kwargs) -> list[SwarmRollback]:
-    """A Swarm's rollback from `(loaded, env_name)`: the environment resolved here, once
-    (services/lifecycle/rollback.rollback resolves it itself and calls `rollback_env`)."""
-    return rollback_env(Env.resolve(loaded, env_name), emit, manager=manager, **kwargs)
-
-
 def rollback_env(env: Env, emit: Emit, *, to: str | None = None, message: str = "",
                  force_unlock: bool = False, manager=None, hooks: bool = True,  # type: ignore[no-untyped-def]
                  secrets: dict[str, Secret] | None = None,
                  nodes: Callable[[str], object] | None = None) -> list[SwarmRollback]:
+    """A Swarm's rollback (services/lifecycle/rollback.rollback hands it its Env)."""
     loaded, env_name, environment = env.loaded, env.name, env.settings
     emit = serialized(emit)
     job = SwarmJob(env, emit, manager, nodes=nodes)

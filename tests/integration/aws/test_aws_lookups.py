@@ -22,6 +22,7 @@ from deployctl.secrets import redactor
 from deployctl.services.data.database_endpoint import with_database_endpoint
 from deployctl.services.hosts import connectors_for
 from deployctl.services.secret_sources import environment_source, fetch_secrets
+from deployctl.services.env import Env
 from tests.integration.aws.moto_state import REGION, create_rds_instance, launch
 
 pytestmark = pytest.mark.integration
@@ -155,16 +156,17 @@ def test_secrets_manager_json_secret_by_key_and_missing_keys_or_secret_named(aws
 def test_rds_endpoint_becomes_the_services_database_env(aws, boto, role, tmp_path):
     address = create_rds_instance(boto("rds"), f"{role}-db")
     config = write_config(tmp_path, role, database=f'database = {{ rds_instance = "{role}-db" }}')
-    loaded = with_database_endpoint(load_config(config), "production")
-    production = loaded.environment("production")
+    env = with_database_endpoint(Env.resolve(load_config(config), "production"))
+    production = env.settings
     assert production.env == {"DATABASE_HOST": address["Address"], "DATABASE_PORT": str(address["Port"])}
-    [web] = release_containers(loaded.config, production, "production", "20261206-010000-0000001", None,
+    assert env.loaded.environment("production") is production  # the Env's config is the one it says
+    [web] = release_containers(env.config, production, "production", "20261206-010000-0000001", None,
                                {"web": "img"})
     assert web.env["DATABASE_HOST"] == address["Address"] and web.env["DATABASE_PORT"] == "3306"
 
     config = write_config(tmp_path, role, database='database = { rds_instance = "no-such-db" }')
     with pytest.raises(ConfigError) as info:
-        with_database_endpoint(load_config(config), "production")
+        with_database_endpoint(Env.resolve(load_config(config), "production"))
     assert info.value.exit_code == ExitCode.CONFIG
     assert info.value.problems == ["environments.production.database.rds_instance: there is no RDS DB instance "
                                    f"'no-such-db' in {REGION}"]

@@ -22,6 +22,7 @@ from deployctl.secrets import redactor
 from deployctl.services.data.database_endpoint import with_database_endpoint
 from deployctl.services.cloud.discovery import discover_hosts
 from deployctl.services.secret_sources import environment_source, fetch_secrets
+from deployctl.services.env import Env
 from tests.integration.aws.moto_state import REGION
 
 pytestmark = pytest.mark.integration
@@ -282,7 +283,7 @@ def test_the_environment_deploys_onto_what_apply_made(aws, boto, app, tmp_path, 
     assert sorted(h.instance.id for h in hosts) == sorted(i["InstanceId"] for i in running(boto, app))
     assert all(h.instance.tags["deployctl:environment"] == "production" for h in hosts)
 
-    resolved = with_database_endpoint(loaded, "production").environment("production")
+    resolved = with_database_endpoint(Env.resolve(loaded, "production")).settings
     [db] = boto("rds").describe_db_instances(DBInstanceIdentifier=f"{app}-production-db")["DBInstances"]
     assert resolved.env["DATABASE_HOST"] == db["Endpoint"]["Address"]
     assert resolved.env["DATABASE_PORT"] == str(db["Endpoint"]["Port"])
