@@ -205,7 +205,7 @@ proxy_port = 8080
 shared_proxy = "edge"
 """))
     with pytest.raises(UsageError) as info:
-        refuse(loaded, "prod")
+        refuse(Env.resolve(loaded, "prod"))
     assert info.value.exit_code == ExitCode.USAGE and "shared_proxy" in info.value.message
     assert 'target = "swarm"' in info.value.message
 
@@ -429,7 +429,7 @@ def test_another_shared_https_port_than_the_running_one_is_refused(host, shop_pa
     from deployctl.services.edge.shared_proxy import SharedProxy
 
     with pytest.raises(ConfigError) as info:
-        SharedProxy(host, other, "local", Recorder()).check_claims()
+        SharedProxy(host, Env.resolve(other, "local"), Recorder()).check_claims()
     assert "environments.local.shared_proxy_tls_port: 8444, but the shared proxy edge on local publishes 443" in \
         info.value.message
 
@@ -456,7 +456,7 @@ def test_a_renewal_reloads_only_the_apps_own_proxy_and_remove_takes_its_sni_line
     monkeypatch.setenv("SHOP_TLS_CHAIN", chain.decode())
     monkeypatch.setenv("SHOP_TLS_KEY", key.decode())
     own_reloads = len(runs(host, "nginx -s reload -c /etc/deployctl/proxy/nginx.conf"))
-    done = tls.ensure_locked(tls_shop(), "local", [host], Recorder())
+    done = tls.ensure_locked(Env.resolve(tls_shop(), "local"), [host], Recorder())
     assert "installed on local" in done
     assert len(runs(host, "nginx -s reload -c /etc/deployctl/proxy/nginx.conf")) == own_reloads + 1
     assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == shared_reloads
@@ -560,9 +560,9 @@ def test_a_good_acme_certificate_is_installed_again_listening_for_the_proxy_prot
     acme = config("shop", 8080, '["shop.example.com"]',
                   'tls = "acme"\nacme_email = "ops@example.com"\nacme_directory = "https://ca.invalid/dir"',
                   "proxy_tls_port = 8443")
-    done = EnvironmentTls(acme, "local", [host], Recorder()).ensure()  # ca.invalid: never asked
+    done = EnvironmentTls(Env.resolve(acme, "local"), [host], Recorder()).ensure()  # ca.invalid: never asked
     assert "no renewal needed; HTTPS listening for the shared proxy's PROXY protocol on local" in done
     proxied = tc.version_of(shop_pair[0], proxy_protocol=True)
     assert host.links[f"{PROXY_DIR}/tls/live"] == proxied and proxied != plain
     assert host.text(f"{PROXY_DIR}/tls/{proxied}/{tc.KEY_FILE}") == shop_pair[1].decode()
-    assert EnvironmentTls(acme, "local", [host], Recorder()).ensure().endswith("no renewal needed")
+    assert EnvironmentTls(Env.resolve(acme, "local"), [host], Recorder()).ensure().endswith("no renewal needed")

@@ -17,7 +17,6 @@ import time
 from typing import Callable
 
 from ...adapters.connector import check
-from ...config import LoadedConfig
 from ...errors import DeployError
 from ...events import Emit, Message, Timer
 from ...plan.edge import shared_move as plan
@@ -26,6 +25,7 @@ from ...plan.edge.proxy_config import live_release
 from ...plan.lifecycle import docker_commands as dc
 from ...plan.lifecycle.names import Names, StateLayout
 from ...secrets import redactor
+from ..env import Env
 from .proxy import START_TIMEOUT, HostProxy
 from .shared_proxy import SharedProxy
 
@@ -33,10 +33,10 @@ POLL = 0.02  # seconds between looks for the shared proxy's first answer: the ga
 
 
 class SharedMove:
-    def __init__(self, conn, loaded: LoadedConfig, env_name: str, names: Names, layout: StateLayout,  # type: ignore[no-untyped-def]
+    def __init__(self, conn, env: Env, names: Names, layout: StateLayout,  # type: ignore[no-untyped-def]
                  emit: Emit, image: str) -> None:
         self.conn, self.names, self.emit = conn, names, emit
-        self.shared = SharedProxy(conn, loaded, env_name, emit, image)
+        self.shared = SharedProxy(conn, env, emit, image)
         self.own = HostProxy(conn, names, layout, emit)
         self.renamed: list[tuple[str, str]] = []  # (original name, set-aside name), in order
         self.nginx: list[str] = []  # the old proxy's nginx containers (original names)

@@ -12,7 +12,6 @@ import posixpath
 import time
 
 from ...adapters.connector import check
-from ...config import LoadedConfig
 from ...errors import ConfigError, DeployError, UsageError
 from ...events import Emit, Timer
 from ...plan.lifecycle import docker_commands as dc
@@ -20,7 +19,7 @@ from ...plan.edge import shared_proxy as plan
 from ...plan.edge.shared_move import premove_name
 from ...plan.lifecycle.target_limits import refuse as refuse_on_target
 from ...secrets import redactor
-from ..hosts import layout_for, names_for
+from ..env import Env
 from ...plan.edge import tls_config as tc
 from ...plan.edge.tls_config import TLS_LISTEN_PORT
 from .proxy import SERVED_WAIT, answers_settled, wait_nginx_started
@@ -28,34 +27,34 @@ from .proxy import SERVED_WAIT, answers_settled, wait_nginx_started
 LOCK_WAIT = 60.0  # seconds for another app's route change to finish
 
 
-def refuse(loaded: LoadedConfig, env_name: str) -> None:
+def refuse(env: Env) -> None:
     """What the shared proxy does not do (yet), refused by name before anything changes."""
-    environment = loaded.environment(env_name)
+    environment = env.settings
     if environment.shared_proxy is None:
         return
-    refuse_on_target(environment.target, env_name, "shared_proxy", f"shared_proxy = \"{environment.shared_proxy}\"")
-    mode, prefix = loaded.config.tls_for(env_name), loaded.config.proxy.path_prefix
+    refuse_on_target(environment.target, env.name, "shared_proxy", f"shared_proxy = \"{environment.shared_proxy}\"")
+    mode, prefix = env.config.tls_for(env.name), env.config.proxy.path_prefix
     if mode != "off" and prefix not in (None, "/"):
         # HTTPS passes through by SNI, which carries a host name and no path.
         raise UsageError(f"proxy.path_prefix = \"{prefix}\" with HTTPS (tls = \"{mode}\") through "
-                         f"environments.{env_name}.shared_proxy: HTTPS is passed through to the app by host name "
+                         f"environments.{env.name}.shared_proxy: HTTPS is passed through to the app by host name "
                          "alone (the shared proxy decrypts nothing, so it never sees a path)",
                          hint="give the app a host name of its own and remove path_prefix, or keep it on HTTP "
                               "(docs/proxy.md, \"HTTPS through the shared proxy\")")
 
 
 class SharedProxy:
-    def __init__(self, conn, loaded: LoadedConfig, env_name: str, emit: Emit,  # type: ignore[no-untyped-def]
+    def __init__(self, conn, env: Env, emit: Emit,  # type: ignore[no-untyped-def]
                  image: str | None = None) -> None:
-        environment = loaded.environment(env_name)
+        environment = env.settings
         assert environment.shared_proxy is not None
-        self.conn, self.emit, self.loaded = conn, emit, loaded
+        self.conn, self.emit, self.env = conn, emit, env
         self.image = image  # what a shared proxy started now runs: the deploying app's proxy image
         self.name, self.port = environment.shared_proxy, environment.shared_proxy_port
         # HTTPS passed through by SNI to the app's own proxy (None: this app routes HTTP only).
-        self.tls_port = environment.shared_proxy_tls_port if loaded.config.tls_for(env_name) != "off" else None
-        self.names = names_for(loaded, env_name)
-        self.proxy_dir = layout_for(loaded, env_name).proxy_dir  # the app's own proxy's
+        self.tls_port = environment.shared_proxy_tls_port if env.config.tls_for(env.name) != "off" else None
+        self.names = env.names
+        self.proxy_dir = env.layout.proxy_dir  # the app's own proxy's
         self.dir = plan.shared_dir(environment.state_dir, self.name)
         self.routes_dir = posixpath.join(self.dir, plan.ROUTES)
 
@@ -108,11 +107,11 @@ class SharedProxy:
         return moving
 
     def _publishes(self, anchor: str) -> bool:
-        own = self.conn.run(dc.port_of(anchor, self.loaded.config.proxy.port))
+        own = self.conn.run(dc.port_of(anchor, self.env.config.proxy.port))
         return own.ok and any(line.rsplit(":", 1)[-1].strip() == str(self.port) for line in own.stdout.splitlines())
 
     def _route(self, port: int, tls_port: int | None = None, proxy_protocol: bool = False):  # type: ignore[no-untyped-def]
-        proxy = self.loaded.config.proxy
+        proxy = self.env.config.proxy
         return plan.Route(self.names.app, self.names.env, tuple(proxy.hosts), proxy.path_prefix, port, tls_port,
                           proxy_protocol)
 
@@ -149,7 +148,7 @@ class SharedProxy:
         """This app environment's route in the shared proxy (started where it does not run).
         Returns what was done, for the event line."""
         tls_port = None if self.tls_port is None else self._app_port(TLS_LISTEN_PORT, "HTTPS")
-        route = self._route(self._app_port(self.loaded.config.proxy.port, "HTTP"), tls_port,
+        route = self._route(self._app_port(self.env.config.proxy.port, "HTTP"), tls_port,
                             tls_port is not None and self._listener_takes_proxy_protocol())
         texts = {name: text.encode() for name, text in route.files().items()}
         with self._locked():
@@ -163,7 +162,7 @@ class SharedProxy:
             # one has (check_claims refused another for an HTTPS app).
             passes_tls = route.tls_port is not None or any(n.endswith(plan.SNI_KINDS) for n in keep)
             tls_port = (plan.port_of(live_main, "tls_port") or self.tls_port or
-                        self.loaded.environment(self.names.env).shared_proxy_tls_port) if passes_tls else None
+                        self.env.settings.shared_proxy_tls_port) if passes_tls else None
             main = plan.render_main(self.port, tls_port=tls_port).encode()
             running = self._state() == "running"
             if (running and mine == sorted(texts) and all(files[n] == t for n, t in texts.items())
@@ -260,19 +259,19 @@ class SharedProxy:
         return held()
 
 
-def put_routes(loaded: LoadedConfig, env_name: str, conns: list, emit: Emit, image: str | None) -> None:  # type: ignore[type-arg]
+def put_routes(env: Env, conns: list, emit: Emit, image: str | None) -> None:  # type: ignore[type-arg]
     """After a deploy: each host's shared proxy routes to the app (unchanged: nothing done)."""
     from ..lifecycle.host_calls import on_every_host
 
     def one(conn) -> None:  # type: ignore[no-untyped-def]
-        timer = Timer(emit, "shared proxy", host=conn.host, detail=loaded.environment(env_name).shared_proxy or "")
+        timer = Timer(emit, "shared proxy", host=conn.host, detail=env.settings.shared_proxy or "")
         try:
-            timer.done(SharedProxy(conn, loaded, env_name, emit, image).put_route())
+            timer.done(SharedProxy(conn, env, emit, image).put_route())
         except Exception as exc:
             timer.failed(str(exc))
             raise
     try:
-        on_every_host(conns, one, loaded.environment(env_name).rollout.parallel)
+        on_every_host(conns, one, env.settings.rollout.parallel)
     except DeployError as exc:
         said = "the release is live on the app's own proxy port; the shared proxy still routes as before. " \
                "Deploy again once fixed."

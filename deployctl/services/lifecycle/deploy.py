@@ -71,9 +71,9 @@ def deploy(env: Env, images: ReleaseImages, secrets: dict[str, Secret],
     """`env`: resolved once by the caller (the CLI: AppContext.env; with the deploy's inputs
     laid over it: deploy_inputs.env_to_deploy), handed to every host's job.
     `registry_username` overrides registry.username (ECR: the token's user, "AWS")."""
-    loaded, env_name = env.loaded, env.name  # for services/edge/, which takes them still
+    loaded, env_name = env.loaded, env.name
     config, environment = env.config, env.settings
-    shared_proxy.refuse(loaded, env_name)
+    shared_proxy.refuse(env)
     check_settings(env)  # backup_before_migrate: refused before anything changes
     if environment.target == "swarm":  # the same verb, driven through a Swarm manager
         from ..swarm.swarm_deploy import deploy_env as swarm_deploy, manager_of
@@ -89,7 +89,7 @@ def deploy(env: Env, images: ReleaseImages, secrets: dict[str, Secret],
     live: dict[str, str | None] = {}
     moving: dict[str, bool] = {}  # host -> its own proxy moves to the shared proxy (services/edge/shared_move.py)
     # tls = "files": the pair checked (key, names, dates) before any host changes.
-    pair = tls.files_pair(loaded, env_name) if config.tls_for(env_name) == "files" else None
+    pair = tls.files_pair(env) if config.tls_for(env_name) == "files" else None
 
     def check_host(conn) -> set[str]:  # type: ignore[no-untyped-def]
         preflight.connect(conn, emit)
@@ -99,7 +99,7 @@ def deploy(env: Env, images: ReleaseImages, secrets: dict[str, Secret],
             preflight.registry_login(conn, emit, config.registry.server, login_user, registry_password)
         if environment.shared_proxy is not None:  # a host name another app routes here: refused now
             # True: the app's own proxy holds the shared port, and this deploy moves it.
-            moving[conn.host] = shared_proxy.SharedProxy(conn, loaded, env_name, emit).check_claims()
+            moving[conn.host] = shared_proxy.SharedProxy(conn, env, emit).check_claims()
         state = HostState(conn, layout)
         live[conn.host] = state.current()  # for the hooks (DEPLOYCTL_PREVIOUS) before the lock
         return state.history().ids()
@@ -166,7 +166,7 @@ def deploy(env: Env, images: ReleaseImages, secrets: dict[str, Secret],
         if environment.shared_proxy is not None:
             # Before the certificate: the CA's HTTP-01 request reaches the app through the
             # shared proxy's port, by its host name.
-            shared_proxy.put_routes(loaded, env_name, conns, emit, proxy_image_for(config, images))
+            shared_proxy.put_routes(env, conns, emit, proxy_image_for(config, images))
         if config.tls_for(env_name) != "off":
             _certificate(env, conns, emit, release, pair)
         return DeployResult(release, images.revision, hosts, judged)
@@ -211,7 +211,7 @@ def _certificate(env: Env, conns: list, emit: Emit, release: str, pair) -> None:
     certificate, obtained (the first deploy: HTTPS only once it exists) or renewed within 30
     days of expiry. The release is live either way; a failure says so (exit 9)."""
     try:
-        tls.ensure_locked(env.loaded, env.name, conns, emit, pair=pair, action="deploy (certificate)")
+        tls.ensure_locked(env, conns, emit, pair=pair, action="deploy (certificate)")
     except tls.CertificateError as exc:
         raise tls.CertificateError(f"release {release} is live, but: {exc.message}", hint=exc.hint) from None
 
@@ -265,7 +265,7 @@ class HostDeploy:
                                 shadow=shadow_gate.spec if shadow_gate is not None else shadow_spec(
                                     self.environment.rollout, options.shadow))
         if moving:  # its own proxy publishes the shared proxy's port: moved at the switch
-            self.switch.move = SharedMove(conn, env.loaded, env.name, self.names, self.layout, emit,
+            self.switch.move = SharedMove(conn, env, self.names, self.layout, emit,
                                           self.spec.proxy.image)
         self.previous: str | None = None
         self.fetch_error: BaseException | None = None  # the pull before the lock failed (fetch)
