@@ -5,8 +5,10 @@ HTTP. Both answer their own names on the shared ports: A over HTTPS by SNI with 
 root trusted (A's own proxy holds the certificate; the shared one holds no key), B over
 HTTP; A's HTTP answers 301 to the shared HTTPS port; a name no app has over HTTPS gets no
 certificate. Over HTTPS A sees the client's own address (the shared proxy's PROXY protocol:
-X-Real-IP, X-Forwarded-For, its proxy's access log), and A's own HTTPS port answers nobody
-but the host's loopback, and there only the PROXY protocol; a route an earlier deployctl
+X-Real-IP, X-Forwarded-For, its proxy's access log), and so do A and B over HTTP (the
+shared proxy's X-Forwarded-For, believed from the gateway only: a client's own is not);
+A's own HTTPS port answers nobody but the host's loopback, and there only the PROXY
+protocol (both apps' own HTTP ports are on loopback too); a route an earlier deployctl
 wrote (plain, *.sni) still passes on plain beside it. Then A is deployed under HTTPS
 traffic (and B under HTTP traffic): 0 failed requests on either."""
 
@@ -25,6 +27,7 @@ import pytest
 from deployctl.config import load_config
 from deployctl.events import Recorder
 from deployctl.plan.edge.proxy_config import RELEASE_HEADER
+from deployctl.plan.edge.tls_config import NO_REDIRECT_HEADER
 from deployctl.plan.judging.access_log import parse_line
 from deployctl.secrets import Secret
 from deployctl.services.lifecycle.deploy import deploy
@@ -73,6 +76,22 @@ def _seen_as(address: str) -> str:
             accepted, peer = server.accept()
             accepted.close()
     return peer[0]
+
+
+FORGED_ADDRESS = "203.0.113.9"
+FORGED = {"X-Forwarded-For": FORGED_ADDRESS, "X-Real-IP": FORGED_ADDRESS}
+
+
+def _http_body(port: int, name: str, path: str, address: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection(address, port, timeout=5)
+    try:
+        conn.request("GET", path, headers={"Host": f"{name}:{port}", "Connection": "close", **headers})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
 
 
 def _gateway(network: str) -> str:
@@ -187,18 +206,35 @@ def test_an_acme_app_and_an_http_app_share_the_ports_https_by_sni_and_a_deploy_f
             # The client's address reaches A over HTTPS: a client connecting to the host's bridge
             # address (not from loopback, and not the app network's gateway, where the
             # connection reaches A's proxy from).
+            # The client's own X-Forwarded-For and X-Real-IP are not believed (a forgery).
             address = _bridge_address()
             client = _seen_as(address)
-            status, _, body, _, _ = https_get(edge_tls, name_a, "/headers", trust, address=address)
+            status, _, body, _, _ = https_get(edge_tls, name_a, "/headers", trust, address=address, headers=FORGED)
             seen = json.loads(body)
             assert status == 200 and (seen["X-Real-IP"], seen["X-Forwarded-For"], seen["X-Forwarded-Proto"]) == (
-                client, client, "https"), seen
+                client, f"{FORGED_ADDRESS}, {client}", "https"), seen
             assert client not in ("127.0.0.1", _gateway(f"{a}-local")), client
-            # A's own proxy logs the client too, in the line the guard and the canary parse.
-            log = _proxy_log(a)
-            lines = [line for line in log.splitlines() if '"GET /headers ' in line]
-            assert [line.split()[1] for line in lines] == [client], log[-800:]
-            assert [(e.path, e.status) for e in map(parse_line, lines) if e is not None] == [("/headers", 200)]
+            # Over plain HTTP too (plan/edge/client_address.py): B, and A answering over HTTP
+            # (deployctl's own header: no 301; its HTTPS listener's `real_ip_header
+            # proxy_protocol` beside it): the address the shared proxy added, never the forged one.
+            for app, name, extra in ((b, name_b, {}), (a, name_a, {NO_REDIRECT_HEADER: "1"})):
+                status, body = _http_body(edge, name, "/headers", address, {**FORGED, **extra})
+                seen = json.loads(body)
+                assert status == 200 and (seen["X-Real-IP"], seen["X-Forwarded-For"], seen["X-Forwarded-Proto"]) == (
+                    client, f"{FORGED_ADDRESS}, {client}, {client}", "http"), (app, seen)
+            # The apps' own HTTP ports too are on the host's loopback only: from any other address
+            # a connection would reach their nginx from the gateway as well (Docker's proxy).
+            for app in (a, b):
+                published = docker("port", f"{app}-local-proxy", "80/tcp").split()
+                assert published and all(p.startswith("127.0.0.1:") for p in published), published
+                with pytest.raises(ConnectionRefusedError):
+                    socket.create_connection((address, int(published[0].rpartition(":")[2])), timeout=3).close()
+            # Each app's own proxy logs the client too, in the line the guard and the canary parse.
+            for app, count in ((a, 2), (b, 1)):
+                log = _proxy_log(app)
+                lines = [line for line in log.splitlines() if '"GET /headers ' in line]
+                assert [line.split()[1] for line in lines] == [client] * count, log[-800:]
+                assert [(e.path, e.status) for e in map(parse_line, lines) if e is not None] == [("/headers", 200)] * count
             # A's own HTTPS port: published on the host's loopback only, refused from anywhere
             # else, and there it takes only the PROXY protocol (a TLS hello alone is closed).
             published = docker("port", f"{a}-local-proxy", "443/tcp").split()

@@ -255,7 +255,7 @@ class FakeHost:
             return shared
         with self._lock:
             anchor = next((c for c in self.containers.values() if c.publish and c.status == "running"
-                           and int(c.publish.split(":")[0]) == port), None)
+                           and int(_mapping(c.publish)[1]) == port), None)
             if address == "127.0.0.1" and anchor is not None:  # several apps: one anchor per port
                 return self._through_proxy(path, headers or {}, anchor.name)
             container = self._by_ip(address)
@@ -323,7 +323,7 @@ class FakeHost:
 
     def proxy_port(self) -> int | None:
         anchor = next((c for c in self.containers.values() if c.publish and c.status == "running"), None)
-        return int(anchor.publish.split(":")[0]) if anchor is not None else None
+        return int(_mapping(anchor.publish)[1]) if anchor is not None else None
 
     # -- faults ----------------------------------------------------------------------------------
 

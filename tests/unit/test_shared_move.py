@@ -74,7 +74,8 @@ def test_the_next_deploy_moves_the_app_in_one_cut_and_rollback_goes_through_the_
     assert len(cuts(host)) == 1
     assert [t for c, t in host.calls if c == "run" and t.startswith(f"docker create --name {SHARED_NAME}")]
     assert not [n for n in host.containers if plan.PREMOVE in n]  # the old proxy's containers went
-    assert host.containers["shop-local-proxy"].publish.startswith("8080:")  # its own proxy, on its new port
+    # its own proxy, on its new port, on the host's loopback only (the X-Forwarded-For it believes)
+    assert host.containers["shop-local-proxy"].publish == "127.0.0.1:8080:80"
     record = History.parse(host.text(HISTORY)).deployed(second)
     assert record.outcome == LIVE and record.extra["shared_proxy"]["moved"] is True
     assert [m for m in events.of(Message) if "one host, requests in that moment are refused" in m.text]

@@ -20,9 +20,8 @@ from ...plan.edge.shared_move import premove_name
 from ...plan.lifecycle.target_limits import refuse as refuse_on_target
 from ...secrets import redactor
 from ..env import Env
-from ...plan.edge import tls_config as tc
 from ...plan.edge.tls_config import TLS_LISTEN_PORT
-from .proxy import SERVED_WAIT, answers_settled, wait_nginx_started
+from .proxy import SERVED_WAIT, answers_settled, https_takes_proxy_protocol, wait_nginx_started
 
 LOCK_WAIT = 60.0  # seconds for another app's route change to finish
 
@@ -116,19 +115,11 @@ class SharedProxy:
                           proxy_protocol)
 
     def _listener_takes_proxy_protocol(self) -> bool:
-        """The app's own proxy's live HTTPS listener takes the PROXY protocol (its certificate
-        was installed so: services/edge/tls.py). The route follows what is live, so the
-        shared proxy never sends the header to a listener that would take it for a broken
-        TLS hello, nor plain TLS to one that waits for the header (services/edge/tls.py
-        ensure_locked puts the route again after a certificate install)."""
-        live = self.conn.run(tc.read_live(self.proxy_dir))
-        version = live.stdout.strip() if live.ok else ""
-        if not version.startswith(tc.VERSION_PREFIX) or "/" in version:
-            # No certificate yet (the first deploy): no listener to mislead, and the one its
-            # certificate brings takes the PROXY protocol (one reload of the shared proxy, not two).
-            return True
-        return tc.takes_proxy_protocol(self.conn.read_file(
-            posixpath.join(tc.version_dir(self.proxy_dir, version), tc.SERVER_CONF)))
+        """The route follows what is live, so the shared proxy never sends the header to a
+        listener that would take it for a broken TLS hello, nor plain TLS to one that waits
+        for the header (services/edge/tls.py ensure_locked puts the route again after a
+        certificate install)."""
+        return https_takes_proxy_protocol(self.conn, self.proxy_dir)
 
     def _app_port(self, listen_port: int, what: str) -> int:
         out = check(self.conn, dc.port_of(self.names.proxy, listen_port))

@@ -21,12 +21,11 @@ from ...errors import ConfigError, DeployctlError, ExitCode
 from ...events import Emit, Message, Timer
 from ...plan.edge import certificates as certs
 from ...plan.edge import tls_config as tc
-from ...plan.lifecycle import docker_commands as dc
 from ...plan.lifecycle.names import Names, StateLayout
 from ...plan.edge.proxy_config import CONFIG_PATH, PROXY_MOUNT
 from ...secrets import Secret, redactor
 from ..env import Env
-from .proxy import HostProxy
+from .proxy import HostProxy, network_gateways
 from ..secret_sources import environment_source, fetch_secrets
 
 ACME_TIMEOUT = 90.0  # seconds for the CA to validate every name and issue
@@ -155,12 +154,10 @@ class HostTls:
         """Where the shared proxy's connections reach the app's nginx from: the anchor
         publishes HTTPS on the host's 127.0.0.1 only, and Docker forwards a connection to
         it from the app network's gateway. Nothing else is trusted with a PROXY header."""
-        result = self.conn.run(dc.network_gateways(self.names.network))
-        found = tc.gateways(result.stdout) if result.ok else ()
+        found, said = network_gateways(self.conn, self.names.network)
         if not found:
             raise CertificateError(f"{self.conn.host}: the network {self.names.network} names no gateway, which the "
-                                   "HTTPS listener behind the shared proxy trusts with the client's address: "
-                                   f"{(result.stderr or result.stdout).strip()[-200:] or 'no address range'}")
+                                   f"HTTPS listener behind the shared proxy trusts with the client's address: {said}")
         return found
 
     def _wait_serving(self, version: str, listen_port: int, path: str) -> None:

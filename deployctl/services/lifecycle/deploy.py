@@ -257,7 +257,7 @@ class HostDeploy:
         self.spec = release_spec(self.config, env.name, release, images.revision, images.images,
                                  proxy_image_for(self.config, images), dirty=images.dirty)
         self.plan = deploy_plan(self.spec, self.containers, self.names, self.layout.proxy_dir,
-                                proxy_port=env.proxy_port, tls_port=env.tls_port, tls_loopback=env.tls_loopback,
+                                proxy_port=env.proxy_port, tls_port=env.tls_port, tls_loopback=env.tls_loopback, shared=env.shared,
                                 drain=self.environment.rollout.drain,
                                 guard=guard_spec(self.environment.rollout, options.no_guard),
                                 canary=gate.spec if gate is not None else canary_spec(self.environment.rollout,
