@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from deployctl.config import load_config
-from deployctl.events import Recorder
+from deployctl.events import Recorder, StepDone
 from deployctl.plan.edge.proxy_config import RELEASE_HEADER
 from deployctl.plan.edge.tls_config import NO_REDIRECT_HEADER
 from deployctl.plan.judging.access_log import parse_line
@@ -265,4 +265,71 @@ def test_an_acme_app_and_an_http_app_share_the_ports_https_by_sni_and_a_deploy_f
     finally:
         for app in (a, b):
             remove_app(app)
+        docker("rm", "-f", f"deployctl-shared-proxy-{shared}", check=False)
+
+
+def test_an_https_app_alone_on_80_and_443_moves_to_the_shared_proxy_with_its_certificate_and_rolls_back_through_it(
+        tmp_path, probe_images, stream_proxy_image, monkeypatch):
+    """One app alone on the host's HTTP and HTTPS ports (here two free ones), `tls = "files"`
+    from a company CA; its next deploy with `shared_proxy` hands both ports to the shared
+    proxy in one cut: the same certificate serves through it (a real TLS client checks the
+    chain against the CA), HTTP by Host and HTTPS by SNI answer the new release, the client's
+    address arrives, and a rollback goes through the shared proxy."""
+    from tests.support.pebble import TestCa
+
+    app = unique_app()
+    name, shared, port, tls_port = f"{app}.deployctl.test", "e" + uuid.uuid4().hex[:8], free_port(), free_port()
+    company = TestCa("corp CA")
+    chain, key = company.issue([name])
+    monkeypatch.setenv("MOVE_TLS_CHAIN", chain.decode())
+    monkeypatch.setenv("MOVE_TLS_KEY", key.decode())
+    trust = ssl.create_default_context(cadata=company.pem.decode())  # names checked, this CA only
+    tls = 'tls = "files"\ntls_certificate_secret = "MOVE_TLS_CHAIN"\ntls_key_secret = "MOVE_TLS_KEY"\n'
+    folder = tmp_path / app
+    folder.mkdir()
+    path = probe_config(folder, app, port=port, state_dir=str(tmp_path / "state"), proxy_image=stream_proxy_image,
+                        extra_env=f"proxy_tls_port = {tls_port}\n", rollout={"warm_window": 0})
+    alone = path.read_text().replace("[proxy]\n", f'[proxy]\nhosts = ["{name}"]\n{tls}', 1)
+    images = {"backend": probe_images.good, "frontend": probe_images.good}
+    try:
+        path.write_text(alone)
+        a1 = deploy(load_config(path), "local", ReleaseImages(images, "ccccccc0000"), SECRETS, Recorder()).release
+        status, headers, _, _, _ = https_get(tls_port, name, "/version", trust)
+        assert status == 200 and headers[RELEASE_HEADER] == a1
+        # The move: its own ports elsewhere (loopback), the shared proxy on the ones it had.
+        path.write_text(alone.replace(f"proxy_port = {port}\nstate_dir",
+                                      f"proxy_port = {free_port()}\nstate_dir", 1).replace(
+            f"proxy_tls_port = {tls_port}\n", f"proxy_tls_port = {free_port()}\nshared_proxy = \"{shared}\"\n"
+                                              f"shared_proxy_port = {port}\nshared_proxy_tls_port = {tls_port}\n"))
+        events = Recorder()
+        a2 = deploy(load_config(path), "local", ReleaseImages(images, "ccccccc1111"), SECRETS, events).release
+        moved = [e.detail for e in events.of(StepDone) if e.step == "move"]
+        print("move:", moved)
+        assert moved and f"ports {port} and {tls_port} closed for" in moved[0] and "HTTPS by SNI" in moved[0]
+        assert docker("inspect", "--format", "{{.State.Status}}", f"deployctl-shared-proxy-{shared}") == "running"
+        # The same certificate through the shared proxy (the chain checked), the new release.
+        status, headers, _, der, _ = https_get(tls_port, name, "/version", trust)
+        assert status == 200 and headers[RELEASE_HEADER] == a2
+        assert der == ssl.PEM_cert_to_DER_cert(chain.decode().split("-----END CERTIFICATE-----")[0]
+                                               + "-----END CERTIFICATE-----\n")
+        redirect = (301, f"https://{name}:{tls_port}/version")
+        assert (lambda s, h: (s, h.get("Location")))(*http_get(port, name, "/version")) == redirect
+        # The client's address arrives over HTTPS (the PROXY protocol); a forged header is not believed.
+        address = _bridge_address()
+        client = _seen_as(address)
+        status, _, body, _, _ = https_get(tls_port, name, "/headers", trust, address=address, headers=FORGED)
+        seen = json.loads(body)
+        assert status == 200 and (seen["X-Real-IP"], seen["X-Forwarded-For"]) == (
+            client, f"{FORGED_ADDRESS}, {client}"), seen
+        assert not docker("ps", "-aq", "--filter", f"name={app}-local-proxy-premove")
+        # A rollback after the move goes through the shared proxy (over HTTPS and HTTP).
+        from deployctl.services.lifecycle.rollback import rollback
+
+        rollback(load_config(path), "local", Recorder())
+        status, headers, _, _, _ = https_get(tls_port, name, "/version", trust)
+        assert status == 200 and headers[RELEASE_HEADER] == a1
+        status, _, body, _, _ = https_get(tls_port, name, "/headers", trust, address=address)
+        assert json.loads(body)["X-Real-IP"] == client
+    finally:
+        remove_app(app)
         docker("rm", "-f", f"deployctl-shared-proxy-{shared}", check=False)

@@ -90,12 +90,6 @@ class SharedProxy:
         # a move a stopped deployctl left before its cut): this deploy moves it.
         moving = any(self._publishes(anchor) for anchor in (self.names.proxy, premove_name(self.names.proxy,
                                                                                            self.names.proxy)))
-        if moving and self.tls_port is not None:
-            raise UsageError(f"{self.conn.host}: {self.names.app} {self.names.env}'s own proxy ({self.names.proxy}) "
-                             f"publishes port {self.port}, the shared proxy's: moving an app with HTTPS to the "
-                             "shared proxy is not supported yet (an HTTP app moves on its next deploy)",
-                             hint="docs/proxy.md, \"Moving an app to the shared proxy\": `deployctl remove --env "
-                                  f"{self.names.env} --yes`, then deploy with the new proxy_port and shared_proxy")
         main = self.conn.read_file(posixpath.join(self.dir, plan.CONFIG_FILE))
         for key, setting, mine in (("port", "shared_proxy_port", self.port),
                                    ("tls_port", "shared_proxy_tls_port", self.tls_port)):
@@ -106,8 +100,14 @@ class SharedProxy:
         return moving
 
     def _publishes(self, anchor: str) -> bool:
-        own = self.conn.run(dc.port_of(anchor, self.env.config.proxy.port))
-        return own.ok and any(line.rsplit(":", 1)[-1].strip() == str(self.port) for line in own.stdout.splitlines())
+        """The anchor publishes a port the shared proxy needs (HTTP, or HTTPS for an HTTPS app)."""
+        for inside, port in ((self.env.config.proxy.port, self.port), (TLS_LISTEN_PORT, self.tls_port)):
+            if port is None:
+                continue
+            own = self.conn.run(dc.port_of(anchor, inside))
+            if own.ok and any(line.rsplit(":", 1)[-1].strip() == str(port) for line in own.stdout.splitlines()):
+                return True
+        return False
 
     def _route(self, port: int, tls_port: int | None = None, proxy_protocol: bool = False):  # type: ignore[no-untyped-def]
         proxy = self.env.config.proxy
