@@ -10,7 +10,8 @@ shared proxy's X-Forwarded-For, believed from the gateway only: a client's own i
 A's own HTTPS port answers nobody but the host's loopback, and there only the PROXY
 protocol (both apps' own HTTP ports are on loopback too); a route an earlier deployctl
 wrote (plain, *.sni) still passes on plain beside it. Then A is deployed under HTTPS
-traffic (and B under HTTP traffic): 0 failed requests on either."""
+traffic (and B under HTTP traffic): 0 failed requests on either. Then an HTTPS app alone on
+the host's two ports moves to a shared proxy with its certificate, and rolls back through it."""
 
 from __future__ import annotations
 

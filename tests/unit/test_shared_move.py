@@ -2,7 +2,9 @@
 deploy (plan/edge/shared_move.py, services/edge/shared_move.py), on fake hosts: the cut is one
 host command; a failure before it leaves the old proxy serving (exit 6); a failure after it
 puts the old proxy back (exit 6 when it answers, 7 when not); a fleet moves host by host;
-a canary with a move is refused by name; the history says the move."""
+a canary with a move is refused by name; the history says the move. An HTTPS app moves
+with both ports and its certificate (the PROXY-protocol version), and any failure leaves the
+plain version live for the old proxy."""
 
 from __future__ import annotations
 
@@ -167,15 +169,19 @@ def test_the_dry_run_shows_the_move_at_the_switch():
     assert "move" not in [s.step for s in deploy_plan(Env.resolve(OWN, "local"), images("shop", 2), None, DeployOptions())[1].popitem()[1]]
 
 
-def test_a_move_a_stopped_deployctl_left_before_its_cut_is_taken_up_by_the_next_deploy(host):
-    first = ship(OWN, [host], 1)
-    # The connection goes as the shared proxy is created: nothing after it reaches the host,
-    # as when deployctl is killed there (the lock stays, the old proxy set aside, serving).
+def killed_at_the_create(host: FakeHost, moved) -> None:  # type: ignore[no-untyped-def]
+    """The connection goes as the shared proxy is created: nothing after it reaches the host,
+    as when deployctl is killed there (the lock stays, the old proxy set aside, serving)."""
     host.faults.append(Fault("run", f"^docker create --name {SHARED_NAME}", effect="lost",
                              action=lambda: setattr(host, "gone", True)))
     with pytest.raises(Exception):
-        ship(MOVED, [host], 2)
+        ship(moved, [host], 2)
     host.gone = False
+
+
+def test_a_move_a_stopped_deployctl_left_before_its_cut_is_taken_up_by_the_next_deploy(host):
+    first = ship(OWN, [host], 1)
+    killed_at_the_create(host, MOVED)
     assert "shop-local-proxy-premove" in host.containers and port_80(host, None) == (200, first)
     # Its shared proxy's lock stays too: the next deploy waits for it, then says to remove it
     # (another app's route change may hold it), and the old proxy still serves meanwhile.
@@ -259,12 +265,8 @@ def test_an_https_move_whose_https_fails_after_the_cut_puts_the_old_proxy_back_o
 
 
 def test_an_https_move_a_stopped_deployctl_left_gets_the_plain_certificate_back_and_runs_again(host, shop_pair):
-    first = ship(OWN_TLS, [host], 1)
-    host.faults.append(Fault("run", f"^docker create --name {SHARED_NAME}", effect="lost",
-                             action=lambda: setattr(host, "gone", True)))
-    with pytest.raises(Exception):
-        ship(MOVED_TLS, [host], 2)
-    host.gone = False
+    ship(OWN_TLS, [host], 1)
+    killed_at_the_create(host, MOVED_TLS)
     proxied, plain = tc.version_of(shop_pair[0], proxy_protocol=True), tc.version_of(shop_pair[0])
     assert host.links[f"{PROXY_DIR}/tls/live"] == proxied  # killed after the certificate followed
     host.remove_tree(f"{SHARED}/lock")
