@@ -233,7 +233,7 @@ def test_an_https_app_moves_with_its_certificate_and_both_ports(host, shop_pair)
     # Then an ordinary deploy and a rollback through the shared proxy: no cut, nothing re-installed.
     third = ship(MOVED_TLS, [host], 3)
     assert len(cuts(host)) == 1 and port_443(host) == (third, proxied)
-    rollback(MOVED_TLS, "local", Recorder(), connectors=[host])
+    rollback(Env.resolve(MOVED_TLS, "local"), Recorder(), connectors=[host])
     assert port_443(host) == (second, proxied) and port_80(host) == (200, second)
 
 
@@ -277,3 +277,16 @@ def test_an_https_move_a_stopped_deployctl_left_gets_the_plain_certificate_back_
     # Before it ran again the old proxy had the plain certificate back (what it would load).
     relinks = [t for c, t in host.calls[before:] if c == "run" and f"ln -sfn {plain} " in t]
     assert relinks, "the plain version was never made live again"
+
+
+def test_the_dry_run_of_an_https_move_shows_the_certificate_following_and_the_https_verify(shop_pair):
+    from deployctl.services.lifecycle.deploy_result import DeployOptions
+    from deployctl.services.lifecycle.dry_runs import deploy_plan
+
+    _, plans = deploy_plan(Env.resolve(MOVED_TLS, "local"), images("shop", 2), None, DeployOptions())
+    [steps] = [rows for name, rows in plans.items() if not name.startswith("hooks")]
+    after = steps[[s.step for s in steps].index("verify") + 1]
+    assert after.step == "move" and after.detail.startswith("the live certificate installed again (no CA order)")
+    moves = [s.detail for s in steps if s.step == "move"]
+    assert "publishes port 80 or 443" in moves[0]
+    assert any("and HTTPS by SNI on port 443: the new release's stamp (and the certificate's)" in t for t in moves)
