@@ -107,14 +107,16 @@ class SharedMove:
             if own_tls is not None:
                 seconds += self._verify_https(route.hosts[0])
         except BaseException as exc:
-            gap = "" if self.gap is None else f" (ports {self._ports()} closed for {self.gap:.2f}s at most)"
+            gap = "" if self.gap is None else f" ({self._ports()} closed for {self.gap:.2f}s at most)"
             timer.failed(f"{exc}{gap}")
             raise
-        timer.done(f"ports {self._ports()} closed for {self.gap:.2f}s at most; verified through the shared proxy "
+        timer.done(f"{self._ports()} closed for {self.gap:.2f}s at most; verified through the shared proxy "
                    f"in {seconds:.2f}s{' (HTTP by Host, HTTPS by SNI)' if own_tls is not None else ''}")
 
     def _ports(self) -> str:
-        return " and ".join(str(p) for p in (self.shared.port, self.shared.tls_port) if p is not None)
+        if self.shared.tls_port is None:
+            return f"port {self.shared.port}"
+        return f"ports {self.shared.port} and {self.shared.tls_port}"
 
     def _certificate_follows(self) -> int:
         """HTTPS: the live certificate installed again (staged, `nginx -t`, reload; no CA order)
