@@ -89,9 +89,9 @@ class Connector(Protocol):
         with `headers` besides the usual ones. Raises OSError when nothing answers."""
 
     def https_get(self, address: str, port: int, path: str, server_name: str,
-                  timeout: float = 2.0) -> HttpResponse:
+                  timeout: float = 2.0, headers: Mapping[str, str] | None = None) -> HttpResponse:
         """GET https://server_name/path connected to address:port as the host would, the name
-        as SNI and Host. The chain is not checked (a private CA's, say): what answers is proven
+        as SNI and Host, with `headers` besides. The chain is not checked (a private CA's, say): what answers is proven
         by its stamps (release, certificate version). Raises OSError (ssl.SSLError is one)."""
 
     def close(self) -> None: ...

@@ -193,9 +193,10 @@ class LocalConnector:
         return parse_http_response(b"".join(chunks))
 
     def https_get(self, address: str, port: int, path: str, server_name: str,
-                  timeout: float = 2.0) -> HttpResponse:
+                  timeout: float = 2.0, headers: Mapping[str, str] | None = None) -> HttpResponse:
         with socket.create_connection((address, port), timeout=timeout) as sock:
-            raw = https_exchange(sock, server_name, http_request(address, path, {"Host": server_name}))
+            raw = https_exchange(sock, server_name, http_request(address, path, {**(headers or {}),
+                                                                                  "Host": server_name}))
         return parse_http_response(raw)
 
     def close(self) -> None:

@@ -503,12 +503,13 @@ class SSHConnector:
             return self._http_get(address, port, path, timeout, headers)
 
     def https_get(self, address: str, port: int, path: str, server_name: str,
-                  timeout: float = 2.0) -> HttpResponse:
+                  timeout: float = 2.0, headers: Mapping[str, str] | None = None) -> HttpResponse:
         with self._losing(f"GET https://{server_name}{path} at {address}:{port}"):
             chan = self._channel(address, port, timeout)
             try:
                 chan.settimeout(timeout)
-                raw = https_exchange(chan, server_name, http_request(address, path, {"Host": server_name}))
+                raw = https_exchange(chan, server_name, http_request(address, path, {**(headers or {}),
+                                                                                     "Host": server_name}))
             finally:
                 chan.close()
             return parse_http_response(raw)

@@ -264,7 +264,8 @@ class FakeHost:
             release = container.labels.get(LABEL_RELEASE, "")
             return HttpResponse(200, json.dumps({"release": release}).encode(), {})
 
-    def https_get(self, address: str, port: int, path: str, server_name: str, timeout: float = 2.0) -> HttpResponse:
+    def https_get(self, address: str, port: int, path: str, server_name: str, timeout: float = 2.0,
+                  headers: dict | None = None) -> HttpResponse:
         """HTTPS as the host's listeners take it: the shared proxy's stream server routes by SNI
         (its *.sni-pp lines send the PROXY header, *.sni ones do not) to an app's own HTTPS port;
         an app's listener that takes the PROXY protocol closes a hello without it, and one that
@@ -304,7 +305,7 @@ class FakeHost:
                 raise ConnectionResetError(errno.ECONNRESET, f"{address}:{port}: the PROXY header "
                                            f"{'missing' if not proxied else 'taken for a TLS hello'}")
             name = anchor.name
-        return self._through_proxy(path, {}, name)
+        return self._through_proxy(path, headers or {}, name)
 
     def _shared_route(self, address: str, port: int, path: str, headers: dict) -> HttpResponse | None:
         """A host's shared proxy (plan/edge/shared_proxy.py) on the host's network: its route files

@@ -290,3 +290,16 @@ def test_the_dry_run_of_an_https_move_shows_the_certificate_following_and_the_ht
     moves = [s.detail for s in steps if s.step == "move"]
     assert "publishes port 80 or 443" in moves[0]
     assert any("and HTTPS by SNI on port 443: the new release's stamp (and the certificate's)" in t for t in moves)
+
+
+def test_an_https_app_in_maintenance_moves_and_stays_in_maintenance(host, shop_pair):
+    """The move's verifies (HTTP and HTTPS) carry maintenance's token, as the switch's do."""
+    from deployctl.services.edge.maintenance import set_maintenance
+    from deployctl.services.env import Env
+
+    ship(OWN_TLS, [host], 1)
+    set_maintenance(Env.resolve(OWN_TLS, "local"), Recorder(), on=True, connectors=[host])
+    ship(MOVED_TLS, [host], 2)
+    assert len(cuts(host)) == 1 and SHARED_NAME in host.containers
+    assert host.https_get("127.0.0.1", 443, "/", "shop.example.com").status == 503
+    assert port_80(host)[0] == 503

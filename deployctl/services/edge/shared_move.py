@@ -138,13 +138,15 @@ class SharedMove:
 
     def _verify_https(self, name: str) -> float:
         """Through the shared proxy's HTTPS port by SNI (the app's first host name): the new
-        release's stamp and the moved certificate's (its PROXY-protocol listener answered)."""
+        release's stamp and the moved certificate's (its PROXY-protocol listener answered).
+        With the switch's own headers (maintenance mode lets them through)."""
         started = time.monotonic()
         release, version = live_release(self.own.live_config()), self.tls.live_version() if self.tls else None
         seen = "nothing"
         while time.monotonic() - started < START_TIMEOUT:
             try:
-                answer = self.conn.https_get("127.0.0.1", self.shared.tls_port or 443, "/", name, timeout=2.0)
+                answer = self.conn.https_get("127.0.0.1", self.shared.tls_port or 443, "/", name, timeout=2.0,
+                                             headers=self.own.bypass())
                 seen = (f"{answer.status}, release {answer.headers.get(RELEASE_HEADER.lower(), 'none')}, "
                         f"certificate {answer.headers.get(CERTIFICATE_HEADER.lower(), 'none')}")
                 if (answer.headers.get(RELEASE_HEADER.lower()) == release
