@@ -230,6 +230,7 @@ def test_an_https_app_moves_with_its_certificate_and_both_ports(host, shop_pair)
     moved = [e for e in events.of(StepDone) if e.step == "move"]
     assert moved and "ports 80 and 443 closed for" in moved[0].detail and "HTTPS by SNI" in moved[0].detail
     assert History.parse(host.text(HISTORY)).deployed(second).extra["shared_proxy"]["moved"] is True
+    assert [m for m in events.of(Message) if "ports 80 and 443 on local close for about a second" in m.text]
     # Then an ordinary deploy and a rollback through the shared proxy: no cut, nothing re-installed.
     third = ship(MOVED_TLS, [host], 3)
     assert len(cuts(host)) == 1 and port_443(host) == (third, proxied)

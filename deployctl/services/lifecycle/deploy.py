@@ -129,7 +129,9 @@ def deploy(env: Env, images: ReleaseImages, secrets: dict[str, Secret],
             emit(Message(f"{which}: every host at once (rollout.batch and rollout.parallel apply without a {which})"))
             settings = settings.model_copy(update={"batch": None, "parallel": None})
         if movers:
-            settings = _move_settings(settings, environment.shared_proxy_port, movers, len(conns), emit)
+            ports = (environment.shared_proxy_port,) + ((environment.shared_proxy_tls_port,)
+                                                        if config.tls_for(env_name) != "off" else ())
+            settings = _move_settings(settings, ports, movers, len(conns), emit)
         jobs = [HostDeploy(env, conn, emit, release, images, secrets, options, cancel=cancel, gate=gate,
                            shadow_gate=shadow_gate, first=index == 0, moving=moving.get(conn.host, False))
                 for index, conn in enumerate(conns)]
@@ -190,12 +192,14 @@ def _check_move(env: Env, options: DeployOptions, movers: list[str]) -> None:
                                   "\"Moving an app to the shared proxy\")")
 
 
-def _move_settings(settings, port: int, movers: list[str], hosts: int, emit: Emit):  # type: ignore[no-untyped-def]
+def _move_settings(settings, ports: tuple[int, ...], movers: list[str], hosts: int, emit: Emit):  # type: ignore[no-untyped-def]
     """One host at a time for the move, whatever rollout.batch says: each host's port closes
     for a moment (plan/edge/shared_move.py), and a load balancer that retries a refused
     connection on another host then loses nothing. One host alone has no other: said first."""
-    gap = (f"port {port} on {', '.join(movers)} closes for about a second while the app's own proxy gives it to "
-           "the shared proxy (docs/proxy.md, \"Moving an app to the shared proxy\")")
+    said = (f"port {ports[0]} on {', '.join(movers)} closes", "it") if len(ports) == 1 else (
+        f"ports {' and '.join(map(str, ports))} on {', '.join(movers)} close", "them")
+    gap = (f"{said[0]} for about a second while the app's own proxy gives {said[1]} to the shared proxy "
+           "(docs/proxy.md, \"Moving an app to the shared proxy\")")
     if hosts == 1:
         emit(Message(f"moving to the shared proxy: {gap}; with one host, requests in that moment are refused",
                      level="warning"))
