@@ -294,7 +294,8 @@ def test_an_https_app_alone_on_80_and_443_moves_to_the_shared_proxy_with_its_cer
     images = {"backend": probe_images.good, "frontend": probe_images.good}
     try:
         path.write_text(alone)
-        a1 = deploy(load_config(path), "local", ReleaseImages(images, "ccccccc0000"), SECRETS, Recorder()).release
+        a1 = deploy(Env.resolve(load_config(path), "local"), ReleaseImages(images, "ccccccc0000"), SECRETS,
+                    Recorder()).release
         status, headers, _, _, _ = https_get(tls_port, name, "/version", trust)
         assert status == 200 and headers[RELEASE_HEADER] == a1
         # The move: its own ports elsewhere (loopback), the shared proxy on the ones it had.
@@ -303,7 +304,8 @@ def test_an_https_app_alone_on_80_and_443_moves_to_the_shared_proxy_with_its_cer
             f"proxy_tls_port = {tls_port}\n", f"proxy_tls_port = {free_port()}\nshared_proxy = \"{shared}\"\n"
                                               f"shared_proxy_port = {port}\nshared_proxy_tls_port = {tls_port}\n"))
         events = Recorder()
-        a2 = deploy(load_config(path), "local", ReleaseImages(images, "ccccccc1111"), SECRETS, events).release
+        a2 = deploy(Env.resolve(load_config(path), "local"), ReleaseImages(images, "ccccccc1111"), SECRETS,
+                    events).release
         moved = [e.detail for e in events.of(StepDone) if e.step == "move"]
         print("move:", moved)
         assert moved and f"ports {port} and {tls_port} closed for" in moved[0] and "HTTPS by SNI" in moved[0]
@@ -326,7 +328,7 @@ def test_an_https_app_alone_on_80_and_443_moves_to_the_shared_proxy_with_its_cer
         # A rollback after the move goes through the shared proxy (over HTTPS and HTTP).
         from deployctl.services.lifecycle.rollback import rollback
 
-        rollback(load_config(path), "local", Recorder())
+        rollback(Env.resolve(load_config(path), "local"), Recorder())
         status, headers, _, _, _ = https_get(tls_port, name, "/version", trust)
         assert status == 200 and headers[RELEASE_HEADER] == a1
         status, _, body, _, _ = https_get(tls_port, name, "/headers", trust, address=address)
