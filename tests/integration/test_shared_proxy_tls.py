@@ -183,8 +183,9 @@ def test_an_acme_app_and_an_http_app_share_the_ports_https_by_sni_and_a_deploy_f
             path_a = _config(tmp_path, a, name_a, shared, edge, edge_tls, stream_proxy_image, tls)
             path_b = _config(tmp_path, b, name_b, shared, edge, edge_tls, stream_proxy_image)
             with ThreadPoolExecutor(2) as pool:
-                first = [pool.submit(deploy, load_config(p), "local", ReleaseImages(images, revision), SECRETS,
-                                     Recorder()) for p, revision in ((path_a, "aaaaaaa0000"), (path_b, "bbbbbbb0000"))]
+                first = [pool.submit(deploy, Env.resolve(load_config(p), "local"), ReleaseImages(images, revision),
+                                     SECRETS, Recorder())
+                         for p, revision in ((path_a, "aaaaaaa0000"), (path_b, "bbbbbbb0000"))]
                 a1, b1 = (f.result().release for f in first)
             trust = ca.client_context(tmp_path)  # pebble's root only, names checked
 
