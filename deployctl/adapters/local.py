@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Sequence
 
 from ..errors import ConnectError
-from .connector import CommandResult, HttpResponse, OnBytes, OnLine, http_request, parse_http_response
+from .connector import CommandResult, HttpResponse, OnBytes, OnLine, http_request, https_exchange, parse_http_response
 
 
 class LocalConnector:
@@ -191,6 +191,13 @@ class LocalConnector:
                     break
                 chunks.append(chunk)
         return parse_http_response(b"".join(chunks))
+
+    def https_get(self, address: str, port: int, path: str, server_name: str,
+                  timeout: float = 2.0, headers: Mapping[str, str] | None = None) -> HttpResponse:
+        with socket.create_connection((address, port), timeout=timeout) as sock:
+            raw = https_exchange(sock, server_name, http_request(address, path, {**(headers or {}),
+                                                                                  "Host": server_name}))
+        return parse_http_response(raw)
 
     def close(self) -> None:
         pass

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any, Iterator, Sequence
 
 from ..errors import ConnectError
-from .connector import CommandResult, ConnectionLost, HttpResponse, OnBytes, OnLine, http_request, parse_http_response
+from .connector import CommandResult, ConnectionLost, HttpResponse, OnBytes, OnLine, http_request, https_exchange, parse_http_response
 
 # paramiko logs every refused direct-tcpip channel ("Secsh channel 3 open FAILED: Connection
 # refused"), and health checks poll containers that are not listening yet: without a
@@ -502,14 +502,30 @@ class SSHConnector:
         with self._losing(f"GET http://{address}:{port}{path}"):
             return self._http_get(address, port, path, timeout, headers)
 
-    def _http_get(self, address: str, port: int, path: str, timeout: float = 2.0,
-                  headers: Mapping[str, str] | None = None) -> HttpResponse:
+    def https_get(self, address: str, port: int, path: str, server_name: str,
+                  timeout: float = 2.0, headers: Mapping[str, str] | None = None) -> HttpResponse:
+        with self._losing(f"GET https://{server_name}{path} at {address}:{port}"):
+            chan = self._channel(address, port, timeout)
+            try:
+                chan.settimeout(timeout)
+                raw = https_exchange(chan, server_name, http_request(address, path, {**(headers or {}),
+                                                                                     "Host": server_name}))
+            finally:
+                chan.close()
+            return parse_http_response(raw)
+
+    def _channel(self, address: str, port: int, timeout: float):  # type: ignore[no-untyped-def]
+        """A TCP connection from the host to address:port, through the SSH transport."""
         import paramiko
 
         try:
-            chan = self.transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
+            return self.transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
         except (paramiko.ChannelException, paramiko.SSHException) as exc:
             raise OSError(f"{address}:{port} via {self.host}: {exc}") from None
+
+    def _http_get(self, address: str, port: int, path: str, timeout: float = 2.0,
+                  headers: Mapping[str, str] | None = None) -> HttpResponse:
+        chan = self._channel(address, port, timeout)
         try:
             chan.settimeout(timeout)
             chan.sendall(http_request(address, path, headers))

@@ -52,7 +52,7 @@ def status(ctx: typer.Context, env: EnvOption = "local") -> None:
     app: AppContext = ctx.obj
     with _hosts(app, env) as (conns, proxies, _):
         now = now_utc()
-        hosts = EnvironmentTls(app.loaded, env, conns, app.emit, proxies).status()
+        hosts = EnvironmentTls(app.env(env), conns, app.emit, proxies).status()
     if app.mode == "json":
         finish(app, "certs status", {"environment": env, "hosts": [h.as_dict(now) for h in hosts]})
         return
@@ -75,5 +75,5 @@ def renew(
 
     app: AppContext = ctx.obj
     with _hosts(app, env) as (conns, proxies, locks):
-        done = ensure_locked(app.loaded, env, conns, app.emit, force=force, proxies=proxies, locks=locks)
+        done = ensure_locked(app.env(env), conns, app.emit, force=force, proxies=proxies, locks=locks)
     finish(app, "certs renew", {"environment": env, "result": done})

@@ -103,7 +103,7 @@ def deploy(
 
     from ..services.edge.shared_proxy import refuse as refuse_shared
 
-    refuse_shared(resolved.loaded, env)
+    refuse_shared(resolved)
     if dry_run:
         from ..services.lifecycle.dry_runs import deploy_plan
 

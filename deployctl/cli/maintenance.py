@@ -46,10 +46,10 @@ def maintenance(
         from .swarm_nodes import swarm_nodes
 
         with swarm_nodes(app, env) as (conns, proxies, manager):
-            results = set_maintenance(app.loaded, env, app.emit, on=mode == "on", page=body, retry_after=retry_after,
+            results = set_maintenance(app.env(env), app.emit, on=mode == "on", page=body, retry_after=retry_after,
                                       connectors=conns, proxies=proxies, lock=manager)
     else:
-        results = set_maintenance(app.loaded, env, app.emit, on=mode == "on", page=body, retry_after=retry_after)
+        results = set_maintenance(app.env(env), app.emit, on=mode == "on", page=body, retry_after=retry_after)
     if app.mode == "json":
         finish(app, "maintenance", {"environment": env, "maintenance": mode == "on",
                                     "hosts": [vars(r) for r in results]})

@@ -45,6 +45,11 @@ class Env:
         protocol it takes (docs/proxy.md)."""
         return self.tls_port is not None and self.settings.shared_proxy is not None
 
+    @property
+    def shared(self) -> bool:
+        """Behind a host's shared proxy (docs/proxy.md, "Several apps on one host")."""
+        return self.settings.shared_proxy is not None
+
     @classmethod
     def resolve(cls, loaded: LoadedConfig, name: str) -> "Env":
         """An unknown name is the config's error (exit 3), raised here, before anything runs."""

@@ -80,8 +80,9 @@ def test_two_apps_share_one_proxy_each_deploys_rolls_back_and_is_removed_on_its_
         # reloaded in); each answers on the shared port for its own host name only.
         with ThreadPoolExecutor(2) as pool:
             # (other revisions: the two first release ids may fall in the same second)
-            first = [pool.submit(deploy, load_config(p), "local", ReleaseImages(images.images, revision), SECRETS,
-                                 Recorder()) for p, revision in ((path_a, "aaaaaaa0000"), (path_b, "1111111aaaa"))]
+            first = [pool.submit(deploy, Env.resolve(load_config(p), "local"), ReleaseImages(images.images, revision),
+                                 SECRETS, Recorder())
+                     for p, revision in ((path_a, "aaaaaaa0000"), (path_b, "1111111aaaa"))]
             live_a, b1 = (f.result().release for f in first)
         routes = tmp_path / "state" / "shared-proxy" / name / "routes"
         seen = {p.name: p.read_text() for p in routes.iterdir()}

@@ -5,10 +5,13 @@ HTTP. Both answer their own names on the shared ports: A over HTTPS by SNI with 
 root trusted (A's own proxy holds the certificate; the shared one holds no key), B over
 HTTP; A's HTTP answers 301 to the shared HTTPS port; a name no app has over HTTPS gets no
 certificate. Over HTTPS A sees the client's own address (the shared proxy's PROXY protocol:
-X-Real-IP, X-Forwarded-For, its proxy's access log), and A's own HTTPS port answers nobody
-but the host's loopback, and there only the PROXY protocol; a route an earlier deployctl
+X-Real-IP, X-Forwarded-For, its proxy's access log), and so do A and B over HTTP (the
+shared proxy's X-Forwarded-For, believed from the gateway only: a client's own is not);
+A's own HTTPS port answers nobody but the host's loopback, and there only the PROXY
+protocol (both apps' own HTTP ports are on loopback too); a route an earlier deployctl
 wrote (plain, *.sni) still passes on plain beside it. Then A is deployed under HTTPS
-traffic (and B under HTTP traffic): 0 failed requests on either."""
+traffic (and B under HTTP traffic): 0 failed requests on either. Then an HTTPS app alone on
+the host's two ports moves to a shared proxy with its certificate, and rolls back through it."""
 
 from __future__ import annotations
 
@@ -23,8 +26,9 @@ from pathlib import Path
 import pytest
 
 from deployctl.config import load_config
-from deployctl.events import Recorder
+from deployctl.events import Recorder, StepDone
 from deployctl.plan.edge.proxy_config import RELEASE_HEADER
+from deployctl.plan.edge.tls_config import NO_REDIRECT_HEADER
 from deployctl.plan.judging.access_log import parse_line
 from deployctl.secrets import Secret
 from deployctl.services.lifecycle.deploy import deploy
@@ -73,6 +77,22 @@ def _seen_as(address: str) -> str:
             accepted, peer = server.accept()
             accepted.close()
     return peer[0]
+
+
+FORGED_ADDRESS = "203.0.113.9"
+FORGED = {"X-Forwarded-For": FORGED_ADDRESS, "X-Real-IP": FORGED_ADDRESS}
+
+
+def _http_body(port: int, name: str, path: str, address: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection(address, port, timeout=5)
+    try:
+        conn.request("GET", path, headers={"Host": f"{name}:{port}", "Connection": "close", **headers})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
 
 
 def _gateway(network: str) -> str:
@@ -163,8 +183,9 @@ def test_an_acme_app_and_an_http_app_share_the_ports_https_by_sni_and_a_deploy_f
             path_a = _config(tmp_path, a, name_a, shared, edge, edge_tls, stream_proxy_image, tls)
             path_b = _config(tmp_path, b, name_b, shared, edge, edge_tls, stream_proxy_image)
             with ThreadPoolExecutor(2) as pool:
-                first = [pool.submit(deploy, load_config(p), "local", ReleaseImages(images, revision), SECRETS,
-                                     Recorder()) for p, revision in ((path_a, "aaaaaaa0000"), (path_b, "bbbbbbb0000"))]
+                first = [pool.submit(deploy, Env.resolve(load_config(p), "local"), ReleaseImages(images, revision),
+                                     SECRETS, Recorder())
+                         for p, revision in ((path_a, "aaaaaaa0000"), (path_b, "bbbbbbb0000"))]
                 a1, b1 = (f.result().release for f in first)
             trust = ca.client_context(tmp_path)  # pebble's root only, names checked
 
@@ -187,18 +208,35 @@ def test_an_acme_app_and_an_http_app_share_the_ports_https_by_sni_and_a_deploy_f
             # The client's address reaches A over HTTPS: a client connecting to the host's bridge
             # address (not from loopback, and not the app network's gateway, where the
             # connection reaches A's proxy from).
+            # The client's own X-Forwarded-For and X-Real-IP are not believed (a forgery).
             address = _bridge_address()
             client = _seen_as(address)
-            status, _, body, _, _ = https_get(edge_tls, name_a, "/headers", trust, address=address)
+            status, _, body, _, _ = https_get(edge_tls, name_a, "/headers", trust, address=address, headers=FORGED)
             seen = json.loads(body)
             assert status == 200 and (seen["X-Real-IP"], seen["X-Forwarded-For"], seen["X-Forwarded-Proto"]) == (
-                client, client, "https"), seen
+                client, f"{FORGED_ADDRESS}, {client}", "https"), seen
             assert client not in ("127.0.0.1", _gateway(f"{a}-local")), client
-            # A's own proxy logs the client too, in the line the guard and the canary parse.
-            log = _proxy_log(a)
-            lines = [line for line in log.splitlines() if '"GET /headers ' in line]
-            assert [line.split()[1] for line in lines] == [client], log[-800:]
-            assert [(e.path, e.status) for e in map(parse_line, lines) if e is not None] == [("/headers", 200)]
+            # Over plain HTTP too (plan/edge/client_address.py): B, and A answering over HTTP
+            # (deployctl's own header: no 301; its HTTPS listener's `real_ip_header
+            # proxy_protocol` beside it): the address the shared proxy added, never the forged one.
+            for app, name, extra in ((b, name_b, {}), (a, name_a, {NO_REDIRECT_HEADER: "1"})):
+                status, body = _http_body(edge, name, "/headers", address, {**FORGED, **extra})
+                seen = json.loads(body)
+                assert status == 200 and (seen["X-Real-IP"], seen["X-Forwarded-For"], seen["X-Forwarded-Proto"]) == (
+                    client, f"{FORGED_ADDRESS}, {client}, {client}", "http"), (app, seen)
+            # The apps' own HTTP ports too are on the host's loopback only: from any other address
+            # a connection would reach their nginx from the gateway as well (Docker's proxy).
+            for app in (a, b):
+                published = docker("port", f"{app}-local-proxy", "80/tcp").split()
+                assert published and all(p.startswith("127.0.0.1:") for p in published), published
+                with pytest.raises(ConnectionRefusedError):
+                    socket.create_connection((address, int(published[0].rpartition(":")[2])), timeout=3).close()
+            # Each app's own proxy logs the client too, in the line the guard and the canary parse.
+            for app, count in ((a, 2), (b, 1)):
+                log = _proxy_log(app)
+                lines = [line for line in log.splitlines() if '"GET /headers ' in line]
+                assert [line.split()[1] for line in lines] == [client] * count, log[-800:]
+                assert [(e.path, e.status) for e in map(parse_line, lines) if e is not None] == [("/headers", 200)] * count
             # A's own HTTPS port: published on the host's loopback only, refused from anywhere
             # else, and there it takes only the PROXY protocol (a TLS hello alone is closed).
             published = docker("port", f"{a}-local-proxy", "443/tcp").split()
@@ -229,4 +267,73 @@ def test_an_acme_app_and_an_http_app_share_the_ports_https_by_sni_and_a_deploy_f
     finally:
         for app in (a, b):
             remove_app(app)
+        docker("rm", "-f", f"deployctl-shared-proxy-{shared}", check=False)
+
+
+def test_an_https_app_alone_on_80_and_443_moves_to_the_shared_proxy_with_its_certificate_and_rolls_back_through_it(
+        tmp_path, probe_images, stream_proxy_image, monkeypatch):
+    """One app alone on the host's HTTP and HTTPS ports (here two free ones), `tls = "files"`
+    from a company CA; its next deploy with `shared_proxy` hands both ports to the shared
+    proxy in one cut: the same certificate serves through it (a real TLS client checks the
+    chain against the CA), HTTP by Host and HTTPS by SNI answer the new release, the client's
+    address arrives, and a rollback goes through the shared proxy."""
+    from tests.support.pebble import TestCa
+
+    app = unique_app()
+    name, shared, port, tls_port = f"{app}.deployctl.test", "e" + uuid.uuid4().hex[:8], free_port(), free_port()
+    company = TestCa("corp CA")
+    chain, key = company.issue([name])
+    monkeypatch.setenv("MOVE_TLS_CHAIN", chain.decode())
+    monkeypatch.setenv("MOVE_TLS_KEY", key.decode())
+    trust = ssl.create_default_context(cadata=company.pem.decode())  # names checked, this CA only
+    tls = 'tls = "files"\ntls_certificate_secret = "MOVE_TLS_CHAIN"\ntls_key_secret = "MOVE_TLS_KEY"\n'
+    folder = tmp_path / app
+    folder.mkdir()
+    path = probe_config(folder, app, port=port, state_dir=str(tmp_path / "state"), proxy_image=stream_proxy_image,
+                        extra_env=f"proxy_tls_port = {tls_port}\n", rollout={"warm_window": 0})
+    alone = path.read_text().replace("[proxy]\n", f'[proxy]\nhosts = ["{name}"]\n{tls}', 1)
+    images = {"backend": probe_images.good, "frontend": probe_images.good}
+    try:
+        path.write_text(alone)
+        a1 = deploy(Env.resolve(load_config(path), "local"), ReleaseImages(images, "ccccccc0000"), SECRETS,
+                    Recorder()).release
+        status, headers, _, _, _ = https_get(tls_port, name, "/version", trust)
+        assert status == 200 and headers[RELEASE_HEADER] == a1
+        # The move: its own ports elsewhere (loopback), the shared proxy on the ones it had.
+        path.write_text(alone.replace(f"proxy_port = {port}\nstate_dir",
+                                      f"proxy_port = {free_port()}\nstate_dir", 1).replace(
+            f"proxy_tls_port = {tls_port}\n", f"proxy_tls_port = {free_port()}\nshared_proxy = \"{shared}\"\n"
+                                              f"shared_proxy_port = {port}\nshared_proxy_tls_port = {tls_port}\n"))
+        events = Recorder()
+        a2 = deploy(Env.resolve(load_config(path), "local"), ReleaseImages(images, "ccccccc1111"), SECRETS,
+                    events).release
+        moved = [e.detail for e in events.of(StepDone) if e.step == "move"]
+        print("move:", moved)
+        assert moved and f"ports {port} and {tls_port} closed for" in moved[0] and "HTTPS by SNI" in moved[0]
+        assert docker("inspect", "--format", "{{.State.Status}}", f"deployctl-shared-proxy-{shared}") == "running"
+        # The same certificate through the shared proxy (the chain checked), the new release.
+        status, headers, _, der, _ = https_get(tls_port, name, "/version", trust)
+        assert status == 200 and headers[RELEASE_HEADER] == a2
+        assert der == ssl.PEM_cert_to_DER_cert(chain.decode().split("-----END CERTIFICATE-----")[0]
+                                               + "-----END CERTIFICATE-----\n")
+        redirect = (301, f"https://{name}:{tls_port}/version")
+        assert (lambda s, h: (s, h.get("Location")))(*http_get(port, name, "/version")) == redirect
+        # The client's address arrives over HTTPS (the PROXY protocol); a forged header is not believed.
+        address = _bridge_address()
+        client = _seen_as(address)
+        status, _, body, _, _ = https_get(tls_port, name, "/headers", trust, address=address, headers=FORGED)
+        seen = json.loads(body)
+        assert status == 200 and (seen["X-Real-IP"], seen["X-Forwarded-For"]) == (
+            client, f"{FORGED_ADDRESS}, {client}"), seen
+        assert not docker("ps", "-aq", "--filter", f"name={app}-local-proxy-premove")
+        # A rollback after the move goes through the shared proxy (over HTTPS and HTTP).
+        from deployctl.services.lifecycle.rollback import rollback
+
+        rollback(Env.resolve(load_config(path), "local"), Recorder())
+        status, headers, _, _, _ = https_get(tls_port, name, "/version", trust)
+        assert status == 200 and headers[RELEASE_HEADER] == a1
+        status, _, body, _, _ = https_get(tls_port, name, "/headers", trust, address=address)
+        assert json.loads(body)["X-Real-IP"] == client
+    finally:
+        remove_app(app)
         docker("rm", "-f", f"deployctl-shared-proxy-{shared}", check=False)

@@ -43,7 +43,7 @@ from deployctl.plan.lifecycle import lock as lock_plan
 from deployctl.plan.lifecycle.names import LABEL_RELEASE, LABEL_ROLE, Names
 from deployctl.plan.edge.proxy_config import RELEASE_HEADER, live_release, standby_of, upstream_name
 from deployctl.plan.lifecycle.switch_plan import NGINX_ROLE
-from deployctl.plan.edge.tls_config import CERTIFICATE_HEADER
+from deployctl.plan.edge.tls_config import CERTIFICATE_HEADER, TLS_LISTEN_PORT, takes_proxy_protocol
 
 OK = CommandResult(0, "", "")
 LIST_FORMAT = dc.list_containers(Names("a", "e"))[5]  # the one `docker ps` format of release_states
@@ -255,7 +255,7 @@ class FakeHost:
             return shared
         with self._lock:
             anchor = next((c for c in self.containers.values() if c.publish and c.status == "running"
-                           and int(c.publish.split(":")[0]) == port), None)
+                           and int(_mapping(c.publish)[1]) == port), None)
             if address == "127.0.0.1" and anchor is not None:  # several apps: one anchor per port
                 return self._through_proxy(path, headers or {}, anchor.name)
             container = self._by_ip(address)
@@ -263,6 +263,49 @@ class FakeHost:
                 raise ConnectionRefusedError(errno.ECONNREFUSED, f"{address}:{port}: connection refused")
             release = container.labels.get(LABEL_RELEASE, "")
             return HttpResponse(200, json.dumps({"release": release}).encode(), {})
+
+    def https_get(self, address: str, port: int, path: str, server_name: str, timeout: float = 2.0,
+                  headers: dict | None = None) -> HttpResponse:
+        """HTTPS as the host's listeners take it: the shared proxy's stream server routes by SNI
+        (its *.sni-pp lines send the PROXY header, *.sni ones do not) to an app's own HTTPS port;
+        an app's listener that takes the PROXY protocol closes a hello without it, and one that
+        does not closes a hello after one. The certificate is not modelled beyond its stamp."""
+        from deployctl.plan.edge import shared_proxy as sp
+
+        self._file_fault("https_get", f"{address}:{port}{path}")
+        proxied = False
+        with self._lock:
+            for container in self.containers.values():
+                folder = container.mounts.get(sp.MOUNT)
+                if (address != "127.0.0.1" or container.labels.get(sp.LABEL_SHARED) is None
+                        or container.status != "running" or folder is None
+                        or sp.port_of(self.text(f"{folder}/{sp.CONFIG_FILE}"), "tls_port") != port):
+                    continue
+                target = None
+                for name in sorted(p for p in self.files if p.startswith(f"{folder}/{sp.ROUTES}/")
+                                   and p.endswith((sp.SNI, sp.SNI_PROXIED))):
+                    for regex, to in re.findall(r'^"~\*(.+)" 127\.0\.0\.1:(\d+);$', self.text(name) or "", re.M):
+                        if target is None and re.match(regex, server_name, re.I):
+                            target, proxied = int(to), name.endswith(sp.SNI_PROXIED)
+                if target is None:
+                    raise ConnectionResetError(errno.ECONNRESET, f"{server_name}: no route (handshake closed)")
+                port = target
+                break
+            anchor = next((c for c in self.containers.values() if c.status == "running" and any(
+                m[1] == str(port) and m[2] == str(TLS_LISTEN_PORT) and m[0] in ("0.0.0.0", address)
+                for m in map(_mapping, c.published))), None)
+            if anchor is None:
+                raise ConnectionRefusedError(errno.ECONNREFUSED, f"{address}:{port}: connection refused")
+            nginx = next((c for c in self.containers.values() if c.name.startswith(f"{anchor.name}-nginx-")
+                          and c.status == "running" and c.certificate), None)
+            if nginx is None:
+                raise ConnectionResetError(errno.ECONNRESET, f"{address}:{port}: no certificate (handshake closed)")
+            server = self.text(f"{next(iter(nginx.mounts.values()), '')}/tls/{nginx.certificate}/server.conf")
+            if takes_proxy_protocol(server) != proxied:
+                raise ConnectionResetError(errno.ECONNRESET, f"{address}:{port}: the PROXY header "
+                                           f"{'missing' if not proxied else 'taken for a TLS hello'}")
+            name = anchor.name
+        return self._through_proxy(path, headers or {}, name)
 
     def _shared_route(self, address: str, port: int, path: str, headers: dict) -> HttpResponse | None:
         """A host's shared proxy (plan/edge/shared_proxy.py) on the host's network: its route files
@@ -323,7 +366,7 @@ class FakeHost:
 
     def proxy_port(self) -> int | None:
         anchor = next((c for c in self.containers.values() if c.publish and c.status == "running"), None)
-        return int(anchor.publish.split(":")[0]) if anchor is not None else None
+        return int(_mapping(anchor.publish)[1]) if anchor is not None else None
 
     # -- faults ----------------------------------------------------------------------------------
 

@@ -172,6 +172,12 @@ def test_small_docker_commands():
     assert dc.run_proxy_anchor(names, "img", 8080, 80, {}, "/p", "/m", "/m/c", "/m/k", tls=(8443, 443),
                                tls_address="127.0.0.1")[9:14] == [
         "--publish", "8080:80", "--publish", "127.0.0.1:8443:443", "--sysctl"]
+    # Behind a shared proxy HTTP too (plan/edge/client_address.py); Docker's free port on it: `ip::port`.
+    assert dc.run_proxy_anchor(names, "img", 8080, 80, {}, "/p", "/m", "/m/c", "/m/k", tls=(8443, 443),
+                               tls_address="127.0.0.1", address="127.0.0.1")[9:13] == [
+        "--publish", "127.0.0.1:8080:80", "--publish", "127.0.0.1:8443:443"]
+    assert dc.run_proxy_anchor(names, "img", 0, 80, {}, "/p", "/m", "/m/c", "/m/k",
+                               address="127.0.0.1")[9:11] == ["--publish", "127.0.0.1::80"]
     assert dc.network_gateways("n") == ["docker", "network", "inspect", "--format",
                                         "{{range .IPAM.Config}}{{.Gateway}}|{{.Subnet}} {{end}}", "n"]
     assert dc.quit_anchor_nginx("p") == ["docker", "exec", "p", "sh", "-c",

@@ -54,7 +54,7 @@ def test_the_render_holds_the_block_off_and_on_off_round_trips():
 def test_on_survives_a_deploy_and_a_rollback_until_off_and_status_shows_it(local):
     site, host = local
     assert _public(host).status == 200
-    [result] = set_maintenance(LOADED, "local", Recorder(), on=True, retry_after=90, connectors=[host])
+    [result] = set_maintenance(Env.resolve(LOADED, "local"), Recorder(), on=True, retry_after=90, connectors=[host])
     assert result.changed and result.maintenance
     answer = _public(host)
     assert (answer.status, answer.headers["retry-after"]) == (503, "90")
@@ -70,10 +70,10 @@ def test_on_survives_a_deploy_and_a_rollback_until_off_and_status_shows_it(local
     site.rollback()
     assert plan.state_of(_config(host)).token == token and _public(host).status == 503
     # On again: idempotent (no reload), the page can be replaced.
-    [again] = set_maintenance(LOADED, "local", Recorder(), on=True, retry_after=90, page=b"<p>soon</p>",
+    [again] = set_maintenance(Env.resolve(LOADED, "local"), Recorder(), on=True, retry_after=90, page=b"<p>soon</p>",
                               connectors=[host])
     assert not again.changed and host.text(f"{LOCAL.proxy_dir}/{plan.PAGE_FILE}") == "<p>soon</p>"
-    [off] = set_maintenance(LOADED, "local", Recorder(), on=False, connectors=[host])
+    [off] = set_maintenance(Env.resolve(LOADED, "local"), Recorder(), on=False, connectors=[host])
     assert off.changed and not off.maintenance
     assert _public(host).status == 200 and _public(host).headers[RELEASE_HEADER.lower()] == site.r1
     assert host.text(f"{LOCAL.proxy_dir}/{plan.PAGE_FILE}") is None
@@ -85,18 +85,18 @@ def test_a_fleet_goes_into_maintenance_on_every_host_and_a_refused_host_keeps_se
     site, hosts = fleet
     hosts[1].faults.append(Fault("run", SWAP, effect=lambda argv: CommandResult(1, "", "nginx: [emerg] test")))
     with pytest.raises(RolloutError) as info:
-        set_maintenance(LOADED, "prod", Recorder(), on=True, connectors=list(hosts))
+        set_maintenance(Env.resolve(LOADED, "prod"), Recorder(), on=True, connectors=list(hosts))
     assert info.value.exit_code == ExitCode.DEPLOY_FAILED
     assert "h2" in info.value.message and "nginx -t refused" in info.value.message
     assert "changed: h1, h3" in (info.value.hint or "")
     assert [_public(h).status for h in hosts] == [503, 200, 503]
     assert [plan.state_of(_config(h, PROD)) is not None for h in hosts] == [True, False, True]
     hosts[1].faults.clear()
-    results = set_maintenance(LOADED, "prod", Recorder(), on=True, connectors=list(hosts))
+    results = set_maintenance(Env.resolve(LOADED, "prod"), Recorder(), on=True, connectors=list(hosts))
     assert [r.changed for r in results] == [False, True, False]
     site.deploy()  # a fleet deploy, batch 1: every host verifies through its own proxy
     assert [_public(h).status for h in hosts] == [503, 503, 503]
-    set_maintenance(LOADED, "prod", Recorder(), on=False, connectors=list(hosts))
+    set_maintenance(Env.resolve(LOADED, "prod"), Recorder(), on=False, connectors=list(hosts))
     assert [_public(h).status for h in hosts] == [200, 200, 200]
 
 
@@ -116,7 +116,7 @@ def test_a_swarm_goes_into_maintenance_on_every_node_keeps_it_through_a_deploy_u
     def switch(on: bool, emit: Recorder | None = None):  # type: ignore[no-untyped-def]
         nodes = SwarmSite(fake, fake.node, swarm_rules.NAMES, layout, Recorder())
         conns, proxies = node_proxies(nodes, Env.resolve(swarm_rules.LOADED, "swarm"))
-        return set_maintenance(swarm_rules.LOADED, "swarm", emit or Recorder(), on=on, connectors=conns,
+        return set_maintenance(Env.resolve(swarm_rules.LOADED, "swarm"), emit or Recorder(), on=on, connectors=conns,
                                proxies=proxies, lock=fake)
 
     results = switch(True)

@@ -15,6 +15,7 @@ from deployctl.config import LoadedConfig, parse_config
 from deployctl.errors import ConfigError, DeployError, ExitCode, UsageError
 from deployctl.events import Recorder
 from deployctl.plan.edge import shared_proxy as plan
+from deployctl.plan.edge import client_address
 from deployctl.plan.edge import tls_config as tc
 from deployctl.services.lifecycle.deploy import deploy
 from deployctl.services.lifecycle.release_images import ReleaseImages
@@ -205,7 +206,7 @@ proxy_port = 8080
 shared_proxy = "edge"
 """))
     with pytest.raises(UsageError) as info:
-        refuse(loaded, "prod")
+        refuse(Env.resolve(loaded, "prod"))
     assert info.value.exit_code == ExitCode.USAGE and "shared_proxy" in info.value.message
     assert 'target = "swarm"' in info.value.message
 
@@ -376,8 +377,9 @@ def test_an_https_app_and_an_http_app_share_the_proxy_and_the_redirect_names_the
                                         "trusted from it only.",
                                         f"set_real_ip_from {gateway};", "real_ip_header proxy_protocol;"]
     assert "return 301 https://$host$request_uri;" in server
-    # HTTPS published on the host's loopback only: nobody else can speak the PROXY protocol to it.
-    assert host.containers["shop-local-proxy"].published == ["8080:80", "127.0.0.1:8443:443"]
+    # HTTPS published on the host's loopback only: nobody else can speak the PROXY protocol to it
+    # (nor send an X-Forwarded-For to HTTP that the proxy believes: plan/edge/client_address.py).
+    assert host.containers["shop-local-proxy"].published == ["127.0.0.1:8080:80", "127.0.0.1:8443:443"]
     assert not [p for p in host.files if p.startswith(SHARED) and p.endswith(".pem")]  # no key in the shared proxy
     assert through(host, "shop.example.com") == (200, shop1)
     # An HTTP app after it: the stream server stays (the live one's port), its route is HTTP only.
@@ -385,7 +387,7 @@ def test_an_https_app_and_an_http_app_share_the_proxy_and_the_redirect_names_the
     main = host.text(f"{SHARED}/nginx.conf")
     assert plan.port_of(main, "tls_port") == 443 and f"include {plan.MOUNT}/routes/*.sni-pp;" in main
     assert not [p for p in host.files if "__blog__local.sni" in p]
-    assert host.containers["blog-local-proxy"].published == ["8081:80"]
+    assert host.containers["blog-local-proxy"].published == ["127.0.0.1:8081:80"]
     # A later deploy of the HTTPS app changes nothing in the shared proxy.
     reloads = len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf"))
     shop2 = ship(tls_shop(), host, 2)
@@ -429,7 +431,7 @@ def test_another_shared_https_port_than_the_running_one_is_refused(host, shop_pa
     from deployctl.services.edge.shared_proxy import SharedProxy
 
     with pytest.raises(ConfigError) as info:
-        SharedProxy(host, other, "local", Recorder()).check_claims()
+        SharedProxy(host, Env.resolve(other, "local"), Recorder()).check_claims()
     assert "environments.local.shared_proxy_tls_port: 8444, but the shared proxy edge on local publishes 443" in \
         info.value.message
 
@@ -456,7 +458,7 @@ def test_a_renewal_reloads_only_the_apps_own_proxy_and_remove_takes_its_sni_line
     monkeypatch.setenv("SHOP_TLS_CHAIN", chain.decode())
     monkeypatch.setenv("SHOP_TLS_KEY", key.decode())
     own_reloads = len(runs(host, "nginx -s reload -c /etc/deployctl/proxy/nginx.conf"))
-    done = tls.ensure_locked(tls_shop(), "local", [host], Recorder())
+    done = tls.ensure_locked(Env.resolve(tls_shop(), "local"), [host], Recorder())
     assert "installed on local" in done
     assert len(runs(host, "nginx -s reload -c /etc/deployctl/proxy/nginx.conf")) == own_reloads + 1
     assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == shared_reloads
@@ -499,12 +501,17 @@ def test_an_app_an_earlier_deployctl_put_behind_the_shared_proxy_moves_to_the_pr
     events = Recorder()
     deploy(Env.resolve(tls_shop(), "local"), images("shop", 2), {}, events, connectors=[host], now=1_780_000_000 + 120)
     said = [e.text for e in events.of(__import__("deployctl.events", fromlist=["Message"]).Message)]
-    assert any("publishing HTTPS on port 8443 on the host's loopback only" in t for t in said), said
-    assert host.containers["shop-local-proxy"].published == ["8080:80", "127.0.0.1:8443:443"]
+    assert any("publishing HTTP on port 8080 on the host's loopback only and HTTPS on port 8443 on the host's "
+               "loopback only" in t for t in said), said
+    assert host.containers["shop-local-proxy"].published == ["127.0.0.1:8080:80", "127.0.0.1:8443:443"]
     proxied = tc.version_of(shop_pair[0], proxy_protocol=True)
     assert host.links[f"{PROXY_DIR}/tls/live"] == proxied
     assert tc.takes_proxy_protocol(host.text(f"{PROXY_DIR}/tls/{proxied}/server.conf"))
     assert said[-1].endswith("(from the secret source): installed on local"), said  # the version of its kind
+    # Its switch came before that install, while HTTPS was plain: over HTTP the client's
+    # address was not taken from X-Forwarded-For (an HTTPS client could have forged it), said.
+    assert not client_address.has_block(host.text(f"{PROXY_DIR}/nginx.conf"))
+    assert any("takes no PROXY protocol yet" in t for t in said), said
     # The route followed the listener (one reload of the shared proxy); the other app's is as it was.
     assert sorted(p.rpartition("/")[2] for p in host.files if p.startswith(f"{SHARED}/routes/")) == [
         "z__old__local.sni", "z__shop__local.map", "z__shop__local.sni-pp"]
@@ -516,9 +523,10 @@ def test_an_app_an_earlier_deployctl_put_behind_the_shared_proxy_moves_to_the_pr
     from deployctl.services.lifecycle.rollback import rollback
 
     rollback(Env.resolve(tls_shop(), "local"), Recorder(), connectors=[host])
-    assert host.containers["shop-local-proxy"] is anchor and anchor.published == ["8080:80", "127.0.0.1:8443:443"]
+    assert host.containers["shop-local-proxy"] is anchor and anchor.published == ["127.0.0.1:8080:80", "127.0.0.1:8443:443"]
     assert len(runs(host, "nginx -s reload -c /etc/deployctl/shared-proxy/nginx.conf")) == shared_reloads + 1
     assert host.links[f"{PROXY_DIR}/tls/live"] == proxied
+    assert client_address.has_block(host.text(f"{PROXY_DIR}/nginx.conf"))  # the listener takes it now
 
 
 def test_a_listener_nginx_refuses_to_move_keeps_its_plain_route_and_says_so(host, shop_pair):
@@ -538,6 +546,7 @@ def test_a_listener_nginx_refuses_to_move_keeps_its_plain_route_and_says_so(host
     assert host.links[f"{PROXY_DIR}/tls/live"] == plain
     assert sorted(p.rpartition("/")[2] for p in host.files if p.startswith(f"{SHARED}/routes/")) == [
         "z__shop__local.map", "z__shop__local.sni"]
+    assert not client_address.has_block(host.text(f"{PROXY_DIR}/nginx.conf"))
 
 
 def test_an_app_not_behind_a_shared_proxy_listens_and_publishes_as_before(host, shop_pair):
@@ -560,9 +569,68 @@ def test_a_good_acme_certificate_is_installed_again_listening_for_the_proxy_prot
     acme = config("shop", 8080, '["shop.example.com"]',
                   'tls = "acme"\nacme_email = "ops@example.com"\nacme_directory = "https://ca.invalid/dir"',
                   "proxy_tls_port = 8443")
-    done = EnvironmentTls(acme, "local", [host], Recorder()).ensure()  # ca.invalid: never asked
+    done = EnvironmentTls(Env.resolve(acme, "local"), [host], Recorder()).ensure()  # ca.invalid: never asked
     assert "no renewal needed; HTTPS listening for the shared proxy's PROXY protocol on local" in done
     proxied = tc.version_of(shop_pair[0], proxy_protocol=True)
     assert host.links[f"{PROXY_DIR}/tls/live"] == proxied and proxied != plain
     assert host.text(f"{PROXY_DIR}/tls/{proxied}/{tc.KEY_FILE}") == shop_pair[1].decode()
-    assert EnvironmentTls(acme, "local", [host], Recorder()).ensure().endswith("no renewal needed")
+    assert EnvironmentTls(Env.resolve(acme, "local"), [host], Recorder()).ensure().endswith("no renewal needed")
+
+
+# -- the client's address over HTTP: X-Forwarded-For from the gateway only ----------------------------
+
+def test_the_client_address_block_exact_in_location_slash_and_idempotent():
+    from deployctl.plan.edge.proxy_config import render_proxy_config
+    from deployctl.plan.lifecycle.release_spec import ProxySpec
+
+    rendered = render_proxy_config(ProxySpec("nginx:x", False), "r1", {"r1": "web-r1:8000"})
+    added = client_address.with_client_from(rendered, ("172.20.0.1",))
+    assert added.replace(client_address.block(("172.20.0.1",)), "") == rendered
+    assert client_address.block(("172.20.0.1",)) == (
+        "            # deployctl: the client's address over HTTP from the shared proxy (begin)\n"
+        "            set_real_ip_from 172.20.0.1;\n"
+        "            real_ip_header X-Forwarded-For;\n"
+        "            real_ip_recursive off;\n"
+        "            # deployctl: the client's address over HTTP from the shared proxy (end)\n")
+    location = added.index("        location / {\n")
+    assert added.index(client_address.BEGIN) == location + len("        location / {\n")  # not at server level
+    assert client_address.with_client_from(added, ("172.20.0.1",)) == added  # a put-back, a re-route
+    assert client_address.with_client_from(added, ("172.21.0.1",)).count("set_real_ip_from") == 1
+    assert client_address.without(added) == rendered and client_address.with_client_from(added, ()) == rendered
+
+
+def test_behind_the_shared_proxy_http_takes_the_client_from_the_gateway_only_and_an_app_alone_is_unchanged(host):
+    from deployctl.plan.lifecycle.switch_plan import proxy_config_for
+    from deployctl.services.lifecycle.rollback import rollback
+
+    ship(SHOP, host, 1)
+    # Published on the host's loopback only: from anywhere else a connection reaches nginx from the
+    # same gateway (Docker's proxy) and could send an X-Forwarded-For it would believe.
+    assert host.containers["shop-local-proxy"].published == ["127.0.0.1:8080:80"]
+    live = host.text("/srv/state/shop/local/proxy/nginx.conf")
+    gateway = str(next(__import__("ipaddress").ip_network(host.subnets["shop-local"]).hosts()))
+    assert client_address.block((gateway,)) in live and live.count("set_real_ip_from") == 1
+    # As an earlier deployctl left it (HTTP on every address): the next deploy starts the anchor
+    # again on loopback, once, and says so.
+    anchor = host.containers["shop-local-proxy"]
+    anchor.publish, anchor.published = "8080:80", ["8080:80"]
+    events = Recorder()
+    deploy(Env.resolve(SHOP, "local"), images("shop", 2), {}, events, connectors=[host], now=1_780_000_000 + 120)
+    assert host.containers["shop-local-proxy"].published == ["127.0.0.1:8080:80"]
+    said = [e.text for e in events.of(__import__("deployctl.events", fromlist=["Message"]).Message)]
+    assert any(t.startswith("publishing HTTP on port 8080 on the host's loopback only: the proxy shop-local-proxy "
+                            "starts again (one-time") for t in said), said
+    rollback(Env.resolve(SHOP, "local"), Recorder(), connectors=[host])  # every configuration a switch writes has it
+    assert client_address.block((gateway,)) in host.text("/srv/state/shop/local/proxy/nginx.conf")
+    # An app not behind a shared proxy: the configuration exactly as rendered, no inspect of its network.
+    other = FakeHost("other", images=[PROXY_IMAGE, "sha256:shop1"])
+    alone = config("shop", 8080, '["shop.example.com"]', shared=False)
+    ship(alone, other, 1)
+    assert other.containers["shop-local-proxy"].published == ["8080:80"]
+    from deployctl.plan.lifecycle.release_spec import ReleaseSpec
+    from deployctl.services.lifecycle.host_state import HostState
+
+    recorded = HostState(other, Env.resolve(alone, "local").layout).history().records[-1].spec
+    spec = ReleaseSpec.from_dict(recorded)  # the release as recorded
+    assert other.text("/srv/state/shop/local/proxy/nginx.conf") == proxy_config_for(spec)
+    assert not [t for c, t in other.calls if c == "run" and "{{.Gateway}}" in t]

@@ -84,7 +84,7 @@ def renew(fake: FakeSwarm, **kwargs) -> str:  # type: ignore[no-untyped-def]
     """`deployctl certs renew` on a Swarm (cli/certs.py): the ready nodes under the manager's lock."""
     site = SwarmSite(fake, fake.node, NAMES, LAYOUT, Recorder())
     conns, proxies = node_proxies(site, Env.resolve(loaded(), "swarm"))
-    return tls.ensure_locked(loaded(), "swarm", conns, Recorder(), proxies=proxies, locks=[fake], **kwargs)
+    return tls.ensure_locked(Env.resolve(loaded(), "swarm"), conns, Recorder(), proxies=proxies, locks=[fake], **kwargs)
 
 
 def test_a_swarm_deploy_answers_on_every_node_then_installs_one_certificate_on_every_node(swarm):

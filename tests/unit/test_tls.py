@@ -305,7 +305,7 @@ def test_a_refusing_ca_is_quoted_exit_9_and_every_host_keeps_its_certificate(fle
     FakeCa.refuse = "Connection refused (connection)"
     emit = Recorder()
     with pytest.raises(tls.CertificateError) as info:
-        tls.ensure_locked(site, "fleet", fleet, emit, force=True)
+        tls.ensure_locked(Env.resolve(site, "fleet"), fleet, emit, force=True)
     assert info.value.exit_code == ExitCode.CERTIFICATE == 9
     assert "Connection refused (connection)" in info.value.message and "keeps serving" in info.value.hint
     assert [h.links[f"{layout.proxy_dir}/tls/live"] for h in fleet] == before
@@ -320,7 +320,7 @@ def test_an_install_nginx_refuses_puts_the_previous_certificate_back(fleet):
     before = host.links[f"{layout.proxy_dir}/tls/live"]
     host.faults.append(Fault("run", r"nginx -t -q -c /etc/deployctl/proxy/nginx.conf$", effect="fail"))
     with pytest.raises(tls.CertificateError, match="nginx -t refused the new certificate"):
-        tls.ensure_locked(site, "fleet", [host], Recorder(), force=True)
+        tls.ensure_locked(Env.resolve(site, "fleet"), [host], Recorder(), force=True)
     assert host.links[f"{layout.proxy_dir}/tls/live"] == before
 
 
@@ -346,7 +346,7 @@ def test_tls_files_is_checked_before_any_host_changes_and_installed_on_every_hos
         assert host.links[f"{layout.proxy_dir}/tls/live"] == version
         assert host.files[f"{layout.proxy_dir}/tls/{version}/privkey.pem"] == (key, 0o600)
     assert FakeCa.instances == []  # no CA involved
-    status = tls.EnvironmentTls(site, "fleet", fleet, Recorder()).status()
+    status = tls.EnvironmentTls(Env.resolve(site, "fleet"), fleet, Recorder()).status()
     assert [s.info.names for s in status] == [("shop.example.com",)] * 3
     assert "PRIVATE KEY" not in repr([s.as_dict(NOW) for s in status])
 

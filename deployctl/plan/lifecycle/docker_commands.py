@@ -144,13 +144,17 @@ def anchor_command(listen_port: int, config: str, marker: str) -> list[str]:
 
 def run_proxy_anchor(names: Names, image: str, port: int, container_port: int, labels: dict[str, str],
                      proxy_dir: str, mount: str, config: str, marker: str,
-                     tls: tuple[int, int] | None = None, tls_address: str | None = None) -> list[str]:
+                     tls: tuple[int, int] | None = None, tls_address: str | None = None,
+                     address: str | None = None) -> list[str]:
     """The proxy's anchor: owns the published port and the network namespace (on the app
     network) that nginx containers join. tcp_migrate_req hands connections still queued
     on a closing listener to the next one, so replacing nginx drops nothing. It mounts the
     proxy directory as nginx does (writable: the marker), to serve it itself when no nginx
-    container does."""
+    container does. `address`: HTTP published there only (behind a shared proxy: 127.0.0.1,
+    whose X-Forwarded-For it believes, docs/proxy.md); `ip::port` is Docker's free port on it."""
     published = f"{port}:{container_port}" if port else str(container_port)
+    if address:
+        published = f"{address}:{published}" if port else f"{address}::{container_port}"
     command = anchor_command(container_port, config, marker)
     # HTTPS (plan/edge/tls_config.py): (host port, port inside), published by the anchor too;
     # on `tls_address` only where given (behind a shared proxy: 127.0.0.1, docs/proxy.md).

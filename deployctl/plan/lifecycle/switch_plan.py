@@ -90,13 +90,18 @@ class ProxyStart:
     # Behind a host's shared proxy, HTTPS takes its PROXY protocol (the client's address), so
     # it is published on the host's loopback only: nobody else can connect and forge one.
     tls_loopback: bool = False
+    # Behind a host's shared proxy: over HTTP the client's address is taken from its
+    # X-Forwarded-For (plan/edge/client_address.py, added by services/edge/proxy.py), so HTTP
+    # too is published on the host's loopback only: from anywhere else a connection would
+    # reach nginx from the same gateway (Docker's proxy) and could forge the header.
+    shared: bool = False
 
 
 LOOPBACK = "127.0.0.1"
 
 
 def proxy_start(target: ReleaseSpec, names: Names, proxy_dir: str, port: int, tls_port: int | None = None,
-                tls_loopback: bool = False) -> ProxyStart:
+                tls_loopback: bool = False, shared: bool = False) -> ProxyStart:
     proxy = target.proxy
     name = names.proxy_nginx(config_tag(proxy.image))
     return ProxyStart(
@@ -104,7 +109,8 @@ def proxy_start(target: ReleaseSpec, names: Names, proxy_dir: str, port: int, tl
                                          proxy_dir, PROXY_MOUNT, CONFIG_PATH,
                                          f"{PROXY_MOUNT}/{ANCHOR_MARKER}",
                                          tls=(tls_port, TLS_LISTEN_PORT) if tls_port else None,
-                                         tls_address=LOOPBACK if tls_port and tls_loopback else None)),
+                                         tls_address=LOOPBACK if tls_port and tls_loopback else None,
+                                         address=LOOPBACK if shared else None)),
         nginx_name=name,
         nginx=tuple(dc.run_proxy_nginx(names, name, proxy.image, proxy_dir, PROXY_MOUNT, CONFIG_PATH,
                                        names.labels(NGINX_ROLE))),
@@ -112,6 +118,7 @@ def proxy_start(target: ReleaseSpec, names: Names, proxy_dir: str, port: int, tl
         swap=proxy_swap(name, proxy_dir),
         tls_port=tls_port,
         tls_loopback=bool(tls_port) and tls_loopback,
+        shared=shared,
     )
 
 
@@ -290,9 +297,10 @@ def stop_first_listings(target: ReleaseSpec, names: Names) -> tuple[tuple[str, A
 def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Names, proxy_dir: str, *,
                 proxy_port: int, drain: float, guard: GuardSpec | None = None,
                 canary: CanarySpec | None = None, tls_port: int | None = None,
-                shadow: ShadowSpec | None = None, tls_loopback: bool = False) -> SwitchPlan:
-    """New containers from images, each on the release's network and the app's."""
-    proxy = proxy_start(target, names, proxy_dir, proxy_port, tls_port, tls_loopback)
+                shadow: ShadowSpec | None = None, tls_loopback: bool = False, shared: bool = False) -> SwitchPlan:
+    """New containers from images, each on the release's network and the app's. `shared`:
+    behind a host's shared proxy (ProxyStart.shared)."""
+    proxy = proxy_start(target, names, proxy_dir, proxy_port, tls_port, tls_loopback, shared)
     env_files = [spec.env_file for spec in containers if spec.env_file]
     return SwitchPlan(
         target=target, create=True,
@@ -311,7 +319,7 @@ def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Nam
 def rollback_plan(target: ReleaseSpec, names: Names, proxy_dir: str, *, proxy_port: int, drain: float,
                   running: frozenset[str] | set[str] = frozenset(), flag: str | None = None,
                   standby: Standby | None = None, tls_port: int | None = None,
-                  tls_loopback: bool = False) -> SwitchPlan:
+                  tls_loopback: bool = False, shared: bool = False) -> SwitchPlan:
     """The target's kept containers started again; a failure stops them again. Containers
     already `running` (a release inside its warm window, as an inspect found it) are neither
     started nor stopped: a rollback to a warm release is a proxy switch only, and with
@@ -324,7 +332,8 @@ def rollback_plan(target: ReleaseSpec, names: Names, proxy_dir: str, *, proxy_po
         start=tuple((tuple(dc.start([name])),) for name in stopped),
         undo=(tuple(dc.stop(stopped)),) if stopped else (),
         probes=tuple(target.probes()), proxy_config=proxy_config_for(target, standby),
-        proxy=proxy_start(target, names, proxy_dir, proxy_port, tls_port, tls_loopback), verify=verify_check(target),
+        proxy=proxy_start(target, names, proxy_dir, proxy_port, tls_port, tls_loopback, shared),
+        verify=verify_check(target),
         drain=drain,
         flag=flag if not stopped else None, standby=standby.release if standby else None,
         stop_first=stop_first_listings(target, names),

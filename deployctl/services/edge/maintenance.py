@@ -15,7 +15,6 @@ import secrets as token_source
 import time
 from dataclasses import dataclass
 
-from ...config import LoadedConfig
 from ...errors import DeployctlError, DeployError, ExitCode
 from ...events import Emit, Timer
 from ...plan.edge import maintenance as plan
@@ -24,7 +23,7 @@ from ...plan.edge.proxy_config import RELEASE_HEADER
 from ...plan.edge.tls_config import NO_REDIRECT_HEADER
 from ..lifecycle.host_calls import each_host_result, not_everywhere, why
 from ..lifecycle.host_state import HostState
-from ..hosts import connectors_for, layout_for, names_for
+from ..env import Env
 from .proxy import SERVED_WAIT, HostProxy, answers_settled
 from ..lifecycle.transaction import take_lock
 
@@ -39,16 +38,16 @@ class MaintenanceResult:
     error: str | None = None
 
 
-def set_maintenance(loaded: LoadedConfig, env_name: str, emit: Emit, *, on: bool, page: bytes | None = None,
+def set_maintenance(env: Env, emit: Emit, *, on: bool, page: bytes | None = None,
                     retry_after: int = plan.DEFAULT_RETRY_AFTER, connectors: list | None = None,
                     proxies: list | None = None, lock=None) -> list[MaintenanceResult]:  # type: ignore[no-untyped-def]
     """`proxies`: each connector's proxy (a Swarm's ready nodes, their global proxy tasks:
     services/swarm/swarm_site.NodeProxy, connected by the caller); `lock`: the connector whose
     deploy lock guards them all (a Swarm's manager). By default each host's own proxy and lock."""
-    environment = loaded.environment(env_name)
+    environment = env.settings
     state = plan.Maintenance(rfc3339(time.time()), retry_after, token_source.token_hex(16)) if on else None
-    conns = connectors if connectors is not None else connectors_for(loaded, env_name)
-    names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
+    conns = connectors if connectors is not None else env.connectors()
+    names, layout = env.names, env.layout
     by_host = dict(zip((c.host for c in conns), proxies)) if proxies is not None else {}
 
     def locked(conn):  # type: ignore[no-untyped-def]
@@ -61,12 +60,12 @@ def set_maintenance(loaded: LoadedConfig, env_name: str, emit: Emit, *, on: bool
     def one(conn) -> MaintenanceResult:  # type: ignore[no-untyped-def]
         try:
             if lock is not None:  # a Swarm's node: connected, and under the manager's lock already
-                return _apply(conn, by_host[conn.host], state, page, emit, loaded.config.proxy.port)
+                return _apply(conn, by_host[conn.host], state, page, emit, env.config.proxy.port)
             conn.connect()
             host_state = locked(conn)
             try:
                 return _apply(conn, HostProxy(conn, names, layout, emit), state, page, emit,
-                              loaded.config.proxy.port)
+                              env.config.proxy.port)
             finally:
                 host_state.release()
         except DeployctlError as exc:

@@ -12,6 +12,7 @@ A configuration change alone is a graceful reload (a HUP to nginx's master), aft
 
 from __future__ import annotations
 
+import posixpath
 import time
 from typing import Callable, Sequence
 
@@ -26,6 +27,8 @@ from ...plan.edge.nginx_errors import unresolved_upstreams
 from ...plan.edge.proxy_containers import Anchor, ProxyContainers, parse_proxy_listing
 from ...plan.edge.proxy_config import ANCHOR_MARKER, CONFIG_FILE, PID_FILE, RELEASE_HEADER, STAGED_FILE, STANDBY_FLAG_PREFIX, live_release, standby_of
 from ...plan.lifecycle.switch_plan import LOOPBACK, ProxyStart, proxy_swap
+from ...plan.edge import client_address
+from ...plan.edge import tls_config as tc
 from ...plan.edge.tls_config import NO_REDIRECT_HEADER, TLS_LISTEN_PORT
 from ...secrets import redactor
 # After a reload nginx's old workers still accept for a moment (~100 ms, longer on a loaded
@@ -111,12 +114,14 @@ class HostProxy:
         previous = self.live_config()
         # Maintenance mode stays as it is on the host: a deploy or rollback never ends it.
         config = maintenance.carry(previous, config)
+        if start.shared:
+            config = self._client_from_shared_proxy(config)
         self._bypass = maintenance.verify_headers(config)
         # The anchor serving with its own nginx means no nginx container serves in its
         # namespace, even one listed as running (left in the namespace of an anchor that
         # restarted): a reload would reach nobody, so a new nginx starts instead.
         anchor_serves = self.conn.read_file(f"{self.layout.proxy_dir}/{ANCHOR_MARKER}") is not None
-        seen = self._https_published(start, self.containers())
+        seen = self._published_as_planned(start, self.containers())
         reload = seen.nginx_state(start.nginx_name) == "running" and not anchor_serves
         self.conn.put_file(self._staged_file if reload else self.config_file, config.encode(), 0o644)
         try:
@@ -135,23 +140,47 @@ class HostProxy:
             raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} publishes no port")
         return actual
 
-    def _https_published(self, start: ProxyStart, seen: ProxyContainers) -> ProxyContainers:
-        """HTTPS turned on where the anchor publishes HTTP only, or published on other
+    def _published_as_planned(self, start: ProxyStart, seen: ProxyContainers) -> ProxyContainers:
+        """HTTPS turned on where the anchor publishes HTTP only, or a port published on other
         addresses than the plan says (behind a shared proxy: the host's loopback only, and
         every address otherwise): a published port cannot be added to or changed on a
         running container, so the proxy is started again, once (docs/tls.md, docs/proxy.md)."""
         anchor = seen.anchor
-        if start.tls_port is None or anchor is None or not anchor.is_anchor or anchor.state != "running":
+        if anchor is None or not anchor.is_anchor or anchor.state != "running":
             return seen
-        addresses = anchor.addresses(TLS_LISTEN_PORT)
-        loopback_only = addresses == {LOOPBACK}
-        if addresses and loopback_only == start.tls_loopback:
+        wrong = []
+        http = anchor.addresses(start.listen_port)
+        if http and (http == {LOOPBACK}) != start.shared:
+            wrong.append(("HTTP", anchor.published(start.listen_port), start.shared))
+        if start.tls_port is not None:
+            https = anchor.addresses(TLS_LISTEN_PORT)
+            if not https or (https == {LOOPBACK}) != start.tls_loopback:
+                wrong.append(("HTTPS", start.tls_port, start.tls_loopback))
+        if not wrong:
             return seen
-        where = "on the host's loopback only" if start.tls_loopback else "on every address"
-        self.emit(Message(f"publishing HTTPS on port {start.tls_port} {where}: the proxy {self.names.proxy} starts "
-                          "again (one-time: about a second without answers)", level="warning", host=self.conn.host))
+        said = " and ".join(f"{what} on port {port} " + ("on the host's loopback only" if loopback else "on every address")
+                            for what, port, loopback in wrong)
+        self.emit(Message(f"publishing {said}: the proxy {self.names.proxy} starts again (one-time: about a second "
+                          "without answers)", level="warning", host=self.conn.host))
         check(self.conn, dc.remove([*seen.nginx, self.names.proxy]))
         return ProxyContainers(None, {})
+
+    def _client_from_shared_proxy(self, config: str) -> str:
+        """Behind a host's shared proxy: over HTTP the client's address is the one the shared
+        proxy added to X-Forwarded-For, believed from the app network's gateway only
+        (plan/edge/client_address.py). Not while the live HTTPS listener is a plain one (an
+        earlier deployctl's): its connections come from the gateway too, and a client could
+        then forge the header over HTTPS; the next switch after its certificate is installed
+        again with the PROXY protocol adds it."""
+        if not https_takes_proxy_protocol(self.conn, self.layout.proxy_dir):
+            self.emit(Message("the HTTPS listener takes no PROXY protocol yet: over HTTP the app sees the shared "
+                              "proxy's address until the next deploy", level="warning", host=self.conn.host))
+            return client_address.without(config)
+        gateways, said = network_gateways(self.conn, self.names.network)
+        if not gateways:
+            raise DeployError(f"{self.conn.host}: the network {self.names.network} names no gateway, which the proxy "
+                              f"behind the shared proxy trusts with the client's address: {said}")
+        return client_address.with_client_from(config, gateways)
 
     @property
     def _staged_file(self) -> str:
@@ -258,6 +287,25 @@ class HostProxy:
         for old in containers:
             self.conn.run(dc.wait(old), timeout=120)
             self.conn.run(dc.remove([old]))
+
+
+def network_gateways(conn, network: str) -> tuple[tuple[str, ...], str]:  # type: ignore[no-untyped-def]
+    """(the gateways of the app's network, where Docker forwards a connection to a port the
+    anchor publishes on the host's 127.0.0.1 from; what the inspect said when there are none)."""
+    result = conn.run(dc.network_gateways(network))
+    found = tc.gateways(result.stdout) if result.ok else ()
+    return found, (result.stderr or result.stdout).strip()[-200:] or "no address range"
+
+
+def https_takes_proxy_protocol(conn, proxy_dir: str) -> bool:  # type: ignore[no-untyped-def]
+    """The app's own proxy's live HTTPS listener takes the PROXY protocol (its certificate
+    was installed so behind a shared proxy: services/edge/tls.py), or there is none yet (no
+    listener to mislead; the one a certificate brings behind a shared proxy takes it)."""
+    live = conn.run(tc.read_live(proxy_dir))
+    version = live.stdout.strip() if live.ok else ""
+    if not version.startswith(tc.VERSION_PREFIX) or "/" in version:
+        return True
+    return tc.takes_proxy_protocol(conn.read_file(posixpath.join(tc.version_dir(proxy_dir, version), tc.SERVER_CONF)))
 
 
 def wait_nginx_started(conn, name: str, pid_file: str, what: str) -> None:  # type: ignore[no-untyped-def]

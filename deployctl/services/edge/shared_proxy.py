@@ -12,7 +12,6 @@ import posixpath
 import time
 
 from ...adapters.connector import check
-from ...config import LoadedConfig
 from ...errors import ConfigError, DeployError, UsageError
 from ...events import Emit, Timer
 from ...plan.lifecycle import docker_commands as dc
@@ -20,42 +19,41 @@ from ...plan.edge import shared_proxy as plan
 from ...plan.edge.shared_move import premove_name
 from ...plan.lifecycle.target_limits import refuse as refuse_on_target
 from ...secrets import redactor
-from ..hosts import layout_for, names_for
-from ...plan.edge import tls_config as tc
+from ..env import Env
 from ...plan.edge.tls_config import TLS_LISTEN_PORT
-from .proxy import SERVED_WAIT, answers_settled, wait_nginx_started
+from .proxy import SERVED_WAIT, answers_settled, https_takes_proxy_protocol, wait_nginx_started
 
 LOCK_WAIT = 60.0  # seconds for another app's route change to finish
 
 
-def refuse(loaded: LoadedConfig, env_name: str) -> None:
+def refuse(env: Env) -> None:
     """What the shared proxy does not do (yet), refused by name before anything changes."""
-    environment = loaded.environment(env_name)
+    environment = env.settings
     if environment.shared_proxy is None:
         return
-    refuse_on_target(environment.target, env_name, "shared_proxy", f"shared_proxy = \"{environment.shared_proxy}\"")
-    mode, prefix = loaded.config.tls_for(env_name), loaded.config.proxy.path_prefix
+    refuse_on_target(environment.target, env.name, "shared_proxy", f"shared_proxy = \"{environment.shared_proxy}\"")
+    mode, prefix = env.config.tls_for(env.name), env.config.proxy.path_prefix
     if mode != "off" and prefix not in (None, "/"):
         # HTTPS passes through by SNI, which carries a host name and no path.
         raise UsageError(f"proxy.path_prefix = \"{prefix}\" with HTTPS (tls = \"{mode}\") through "
-                         f"environments.{env_name}.shared_proxy: HTTPS is passed through to the app by host name "
+                         f"environments.{env.name}.shared_proxy: HTTPS is passed through to the app by host name "
                          "alone (the shared proxy decrypts nothing, so it never sees a path)",
                          hint="give the app a host name of its own and remove path_prefix, or keep it on HTTP "
                               "(docs/proxy.md, \"HTTPS through the shared proxy\")")
 
 
 class SharedProxy:
-    def __init__(self, conn, loaded: LoadedConfig, env_name: str, emit: Emit,  # type: ignore[no-untyped-def]
+    def __init__(self, conn, env: Env, emit: Emit,  # type: ignore[no-untyped-def]
                  image: str | None = None) -> None:
-        environment = loaded.environment(env_name)
+        environment = env.settings
         assert environment.shared_proxy is not None
-        self.conn, self.emit, self.loaded = conn, emit, loaded
+        self.conn, self.emit, self.env = conn, emit, env
         self.image = image  # what a shared proxy started now runs: the deploying app's proxy image
         self.name, self.port = environment.shared_proxy, environment.shared_proxy_port
         # HTTPS passed through by SNI to the app's own proxy (None: this app routes HTTP only).
-        self.tls_port = environment.shared_proxy_tls_port if loaded.config.tls_for(env_name) != "off" else None
-        self.names = names_for(loaded, env_name)
-        self.proxy_dir = layout_for(loaded, env_name).proxy_dir  # the app's own proxy's
+        self.tls_port = environment.shared_proxy_tls_port if env.config.tls_for(env.name) != "off" else None
+        self.names = env.names
+        self.proxy_dir = env.layout.proxy_dir  # the app's own proxy's
         self.dir = plan.shared_dir(environment.state_dir, self.name)
         self.routes_dir = posixpath.join(self.dir, plan.ROUTES)
 
@@ -92,12 +90,6 @@ class SharedProxy:
         # a move a stopped deployctl left before its cut): this deploy moves it.
         moving = any(self._publishes(anchor) for anchor in (self.names.proxy, premove_name(self.names.proxy,
                                                                                            self.names.proxy)))
-        if moving and self.tls_port is not None:
-            raise UsageError(f"{self.conn.host}: {self.names.app} {self.names.env}'s own proxy ({self.names.proxy}) "
-                             f"publishes port {self.port}, the shared proxy's: moving an app with HTTPS to the "
-                             "shared proxy is not supported yet (an HTTP app moves on its next deploy)",
-                             hint="docs/proxy.md, \"Moving an app to the shared proxy\": `deployctl remove --env "
-                                  f"{self.names.env} --yes`, then deploy with the new proxy_port and shared_proxy")
         main = self.conn.read_file(posixpath.join(self.dir, plan.CONFIG_FILE))
         for key, setting, mine in (("port", "shared_proxy_port", self.port),
                                    ("tls_port", "shared_proxy_tls_port", self.tls_port)):
@@ -108,28 +100,26 @@ class SharedProxy:
         return moving
 
     def _publishes(self, anchor: str) -> bool:
-        own = self.conn.run(dc.port_of(anchor, self.loaded.config.proxy.port))
-        return own.ok and any(line.rsplit(":", 1)[-1].strip() == str(self.port) for line in own.stdout.splitlines())
+        """The anchor publishes a port the shared proxy needs (HTTP, or HTTPS for an HTTPS app)."""
+        for inside, port in ((self.env.config.proxy.port, self.port), (TLS_LISTEN_PORT, self.tls_port)):
+            if port is None:
+                continue
+            own = self.conn.run(dc.port_of(anchor, inside))
+            if own.ok and any(line.rsplit(":", 1)[-1].strip() == str(port) for line in own.stdout.splitlines()):
+                return True
+        return False
 
     def _route(self, port: int, tls_port: int | None = None, proxy_protocol: bool = False):  # type: ignore[no-untyped-def]
-        proxy = self.loaded.config.proxy
+        proxy = self.env.config.proxy
         return plan.Route(self.names.app, self.names.env, tuple(proxy.hosts), proxy.path_prefix, port, tls_port,
                           proxy_protocol)
 
     def _listener_takes_proxy_protocol(self) -> bool:
-        """The app's own proxy's live HTTPS listener takes the PROXY protocol (its certificate
-        was installed so: services/edge/tls.py). The route follows what is live, so the
-        shared proxy never sends the header to a listener that would take it for a broken
-        TLS hello, nor plain TLS to one that waits for the header (services/edge/tls.py
-        ensure_locked puts the route again after a certificate install)."""
-        live = self.conn.run(tc.read_live(self.proxy_dir))
-        version = live.stdout.strip() if live.ok else ""
-        if not version.startswith(tc.VERSION_PREFIX) or "/" in version:
-            # No certificate yet (the first deploy): no listener to mislead, and the one its
-            # certificate brings takes the PROXY protocol (one reload of the shared proxy, not two).
-            return True
-        return tc.takes_proxy_protocol(self.conn.read_file(
-            posixpath.join(tc.version_dir(self.proxy_dir, version), tc.SERVER_CONF)))
+        """The route follows what is live, so the shared proxy never sends the header to a
+        listener that would take it for a broken TLS hello, nor plain TLS to one that waits
+        for the header (services/edge/tls.py ensure_locked puts the route again after a
+        certificate install)."""
+        return https_takes_proxy_protocol(self.conn, self.proxy_dir)
 
     def _app_port(self, listen_port: int, what: str) -> int:
         out = check(self.conn, dc.port_of(self.names.proxy, listen_port))
@@ -149,7 +139,7 @@ class SharedProxy:
         """This app environment's route in the shared proxy (started where it does not run).
         Returns what was done, for the event line."""
         tls_port = None if self.tls_port is None else self._app_port(TLS_LISTEN_PORT, "HTTPS")
-        route = self._route(self._app_port(self.loaded.config.proxy.port, "HTTP"), tls_port,
+        route = self._route(self._app_port(self.env.config.proxy.port, "HTTP"), tls_port,
                             tls_port is not None and self._listener_takes_proxy_protocol())
         texts = {name: text.encode() for name, text in route.files().items()}
         with self._locked():
@@ -163,7 +153,7 @@ class SharedProxy:
             # one has (check_claims refused another for an HTTPS app).
             passes_tls = route.tls_port is not None or any(n.endswith(plan.SNI_KINDS) for n in keep)
             tls_port = (plan.port_of(live_main, "tls_port") or self.tls_port or
-                        self.loaded.environment(self.names.env).shared_proxy_tls_port) if passes_tls else None
+                        self.env.settings.shared_proxy_tls_port) if passes_tls else None
             main = plan.render_main(self.port, tls_port=tls_port).encode()
             running = self._state() == "running"
             if (running and mine == sorted(texts) and all(files[n] == t for n, t in texts.items())
@@ -260,19 +250,19 @@ class SharedProxy:
         return held()
 
 
-def put_routes(loaded: LoadedConfig, env_name: str, conns: list, emit: Emit, image: str | None) -> None:  # type: ignore[type-arg]
+def put_routes(env: Env, conns: list, emit: Emit, image: str | None) -> None:  # type: ignore[type-arg]
     """After a deploy: each host's shared proxy routes to the app (unchanged: nothing done)."""
     from ..lifecycle.host_calls import on_every_host
 
     def one(conn) -> None:  # type: ignore[no-untyped-def]
-        timer = Timer(emit, "shared proxy", host=conn.host, detail=loaded.environment(env_name).shared_proxy or "")
+        timer = Timer(emit, "shared proxy", host=conn.host, detail=env.settings.shared_proxy or "")
         try:
-            timer.done(SharedProxy(conn, loaded, env_name, emit, image).put_route())
+            timer.done(SharedProxy(conn, env, emit, image).put_route())
         except Exception as exc:
             timer.failed(str(exc))
             raise
     try:
-        on_every_host(conns, one, loaded.environment(env_name).rollout.parallel)
+        on_every_host(conns, one, env.settings.rollout.parallel)
     except DeployError as exc:
         said = "the release is live on the app's own proxy port; the shared proxy still routes as before. " \
                "Deploy again once fixed."

@@ -17,17 +17,15 @@ from datetime import datetime
 from typing import Sequence
 
 from ...adapters.connector import check as run_checked
-from ...config import LoadedConfig
 from ...errors import ConfigError, DeployctlError, ExitCode
 from ...events import Emit, Message, Timer
 from ...plan.edge import certificates as certs
 from ...plan.edge import tls_config as tc
-from ...plan.lifecycle import docker_commands as dc
 from ...plan.lifecycle.names import Names, StateLayout
 from ...plan.edge.proxy_config import CONFIG_PATH, PROXY_MOUNT
 from ...secrets import Secret, redactor
-from ..hosts import layout_for, names_for, tls_port
-from .proxy import HostProxy
+from ..env import Env
+from .proxy import HostProxy, network_gateways
 from ..secret_sources import environment_source, fetch_secrets
 
 ACME_TIMEOUT = 90.0  # seconds for the CA to validate every name and issue
@@ -156,12 +154,10 @@ class HostTls:
         """Where the shared proxy's connections reach the app's nginx from: the anchor
         publishes HTTPS on the host's 127.0.0.1 only, and Docker forwards a connection to
         it from the app network's gateway. Nothing else is trusted with a PROXY header."""
-        result = self.conn.run(dc.network_gateways(self.names.network))
-        found = tc.gateways(result.stdout) if result.ok else ()
+        found, said = network_gateways(self.conn, self.names.network)
         if not found:
             raise CertificateError(f"{self.conn.host}: the network {self.names.network} names no gateway, which the "
-                                   "HTTPS listener behind the shared proxy trusts with the client's address: "
-                                   f"{(result.stderr or result.stdout).strip()[-200:] or 'no address range'}")
+                                   f"HTTPS listener behind the shared proxy trusts with the client's address: {said}")
         return found
 
     def _wait_serving(self, version: str, listen_port: int, path: str) -> None:
@@ -183,12 +179,12 @@ class HostTls:
 
 # -- an environment -------------------------------------------------------------------------
 
-def files_pair(loaded: LoadedConfig, env_name: str, now: datetime | None = None) -> tuple[Secret, Secret]:
+def files_pair(env: Env, now: datetime | None = None) -> tuple[Secret, Secret]:
     """tls = "files": the chain and key from the secret source, checked before any host
     changes; a ConfigError (exit 3) names the key and says what is wrong."""
-    proxy = loaded.config.proxy
+    proxy = env.config.proxy
     assert proxy.tls_certificate_secret and proxy.tls_key_secret
-    source = environment_source(loaded.config, loaded.environment(env_name))
+    source = environment_source(env.config, env.settings)
     values = fetch_secrets(source, [proxy.tls_certificate_secret, proxy.tls_key_secret],
                            context="[proxy] tls = \"files\"")
     chain, key = values[proxy.tls_certificate_secret], values[proxy.tls_key_secret]
@@ -205,12 +201,12 @@ class EnvironmentTls:
     """Every host of an environment, one certificate. `proxies`: each connector's proxy
     (HostTls), for a Swarm's nodes (services/swarm/swarm_tls.py); hosts' by default."""
 
-    def __init__(self, loaded: LoadedConfig, env_name: str, conns: Sequence, emit: Emit,
+    def __init__(self, env: Env, conns: Sequence, emit: Emit,
                  proxies: Sequence | None = None) -> None:
-        self.loaded, self.env_name, self.emit = loaded, env_name, emit
-        self.proxy = loaded.config.proxy
-        names, layout = names_for(loaded, env_name), layout_for(loaded, env_name)
-        environment = loaded.environment(env_name)
+        self.env, self.emit = env, emit
+        self.proxy = env.config.proxy
+        names, layout = env.names, env.layout
+        environment = env.settings
         # Behind a shared proxy: HTTPS listens for its PROXY protocol (docs/proxy.md).
         self.proxy_protocol = environment.shared_proxy is not None
         self.hosts = [HostTls(conn, names, layout, emit, proxy, proxy_protocol=self.proxy_protocol)
@@ -218,7 +214,7 @@ class EnvironmentTls:
         # The HTTPS port clients use, which the redirect names: the shared proxy's, which
         # passes HTTPS through to this app's own proxy_tls_port (docs/proxy.md).
         self.port = (environment.shared_proxy_tls_port if environment.shared_proxy is not None
-                     else tls_port(loaded, env_name) or 443)
+                     else env.tls_port or 443)
 
     def status(self) -> list[HostCertificate]:
         return [host.current() for host in self.hosts]
@@ -228,8 +224,8 @@ class EnvironmentTls:
         """Every host serves a certificate that covers `hosts` and is more than 30 days from
         expiry (`force`: a new one whatever). Returns what was done, for the report."""
         now = now or certs.now_utc()
-        if self.loaded.config.tls_for(self.env_name) == "files":
-            chain, key = pair or files_pair(self.loaded, self.env_name, now)
+        if self.env.config.tls_for(self.env.name) == "files":
+            chain, key = pair or files_pair(self.env, now)
             return self._spread(chain.reveal().encode(), key.reveal().encode(), "from the secret source")
         current = self.status()
         reasons = {c.host: certs.renewal_reason(c.info, self.proxy.hosts, now) for c in current}
@@ -333,7 +329,7 @@ class EnvironmentTls:
         return chain, key
 
 
-def ensure_locked(loaded: LoadedConfig, env_name: str, conns: Sequence, emit: Emit, *, force: bool = False,
+def ensure_locked(env: Env, conns: Sequence, emit: Emit, *, force: bool = False,
                   pair: tuple[Secret, Secret] | None = None, action: str = "certs renew",
                   force_unlock: bool = False, proxies: Sequence | None = None,
                   locks: Sequence | None = None) -> str:
@@ -344,8 +340,8 @@ def ensure_locked(loaded: LoadedConfig, env_name: str, conns: Sequence, emit: Em
     from ..lifecycle.host_state import HostState
     from ..lifecycle.transaction import take_lock
 
-    environment = loaded.environment(env_name)
-    layout = layout_for(loaded, env_name)
+    environment = env.settings
+    layout = env.layout
     states = []
     try:
         for conn in (conns if locks is None else locks):
@@ -354,7 +350,7 @@ def ensure_locked(loaded: LoadedConfig, env_name: str, conns: Sequence, emit: Em
                       rollout=environment.rollout)
             states.append(state)
         try:
-            done = EnvironmentTls(loaded, env_name, conns, emit, proxies).ensure(force=force, pair=pair)
+            done = EnvironmentTls(env, conns, emit, proxies).ensure(force=force, pair=pair)
         finally:
             if environment.shared_proxy is not None:
                 # An install may have changed the kind of the HTTPS listener (to the PROXY
@@ -362,7 +358,7 @@ def ensure_locked(loaded: LoadedConfig, env_name: str, conns: Sequence, emit: Em
                 # previous one back: the shared proxy's route follows what is live on each host.
                 from .shared_proxy import put_routes
 
-                put_routes(loaded, env_name, list(conns), emit, None)
+                put_routes(env, list(conns), emit, None)
     finally:
         for state in states:
             state.release()

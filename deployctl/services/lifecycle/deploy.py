@@ -71,9 +71,9 @@ def deploy(env: Env, images: ReleaseImages, secrets: dict[str, Secret],
     """`env`: resolved once by the caller (the CLI: AppContext.env; with the deploy's inputs
     laid over it: deploy_inputs.env_to_deploy), handed to every host's job.
     `registry_username` overrides registry.username (ECR: the token's user, "AWS")."""
-    loaded, env_name = env.loaded, env.name  # for services/edge/, which takes them still
+    loaded, env_name = env.loaded, env.name
     config, environment = env.config, env.settings
-    shared_proxy.refuse(loaded, env_name)
+    shared_proxy.refuse(env)
     check_settings(env)  # backup_before_migrate: refused before anything changes
     if environment.target == "swarm":  # the same verb, driven through a Swarm manager
         from ..swarm.swarm_deploy import deploy_env as swarm_deploy, manager_of
@@ -89,7 +89,7 @@ def deploy(env: Env, images: ReleaseImages, secrets: dict[str, Secret],
     live: dict[str, str | None] = {}
     moving: dict[str, bool] = {}  # host -> its own proxy moves to the shared proxy (services/edge/shared_move.py)
     # tls = "files": the pair checked (key, names, dates) before any host changes.
-    pair = tls.files_pair(loaded, env_name) if config.tls_for(env_name) == "files" else None
+    pair = tls.files_pair(env) if config.tls_for(env_name) == "files" else None
 
     def check_host(conn) -> set[str]:  # type: ignore[no-untyped-def]
         preflight.connect(conn, emit)
@@ -99,7 +99,7 @@ def deploy(env: Env, images: ReleaseImages, secrets: dict[str, Secret],
             preflight.registry_login(conn, emit, config.registry.server, login_user, registry_password)
         if environment.shared_proxy is not None:  # a host name another app routes here: refused now
             # True: the app's own proxy holds the shared port, and this deploy moves it.
-            moving[conn.host] = shared_proxy.SharedProxy(conn, loaded, env_name, emit).check_claims()
+            moving[conn.host] = shared_proxy.SharedProxy(conn, env, emit).check_claims()
         state = HostState(conn, layout)
         live[conn.host] = state.current()  # for the hooks (DEPLOYCTL_PREVIOUS) before the lock
         return state.history().ids()
@@ -129,7 +129,9 @@ def deploy(env: Env, images: ReleaseImages, secrets: dict[str, Secret],
             emit(Message(f"{which}: every host at once (rollout.batch and rollout.parallel apply without a {which})"))
             settings = settings.model_copy(update={"batch": None, "parallel": None})
         if movers:
-            settings = _move_settings(settings, environment.shared_proxy_port, movers, len(conns), emit)
+            ports = (environment.shared_proxy_port,) + ((environment.shared_proxy_tls_port,)
+                                                        if config.tls_for(env_name) != "off" else ())
+            settings = _move_settings(settings, ports, movers, len(conns), emit)
         jobs = [HostDeploy(env, conn, emit, release, images, secrets, options, cancel=cancel, gate=gate,
                            shadow_gate=shadow_gate, first=index == 0, moving=moving.get(conn.host, False))
                 for index, conn in enumerate(conns)]
@@ -166,7 +168,7 @@ def deploy(env: Env, images: ReleaseImages, secrets: dict[str, Secret],
         if environment.shared_proxy is not None:
             # Before the certificate: the CA's HTTP-01 request reaches the app through the
             # shared proxy's port, by its host name.
-            shared_proxy.put_routes(loaded, env_name, conns, emit, proxy_image_for(config, images))
+            shared_proxy.put_routes(env, conns, emit, proxy_image_for(config, images))
         if config.tls_for(env_name) != "off":
             _certificate(env, conns, emit, release, pair)
         return DeployResult(release, images.revision, hosts, judged)
@@ -190,12 +192,14 @@ def _check_move(env: Env, options: DeployOptions, movers: list[str]) -> None:
                                   "\"Moving an app to the shared proxy\")")
 
 
-def _move_settings(settings, port: int, movers: list[str], hosts: int, emit: Emit):  # type: ignore[no-untyped-def]
+def _move_settings(settings, ports: tuple[int, ...], movers: list[str], hosts: int, emit: Emit):  # type: ignore[no-untyped-def]
     """One host at a time for the move, whatever rollout.batch says: each host's port closes
     for a moment (plan/edge/shared_move.py), and a load balancer that retries a refused
     connection on another host then loses nothing. One host alone has no other: said first."""
-    gap = (f"port {port} on {', '.join(movers)} closes for about a second while the app's own proxy gives it to "
-           "the shared proxy (docs/proxy.md, \"Moving an app to the shared proxy\")")
+    said = (f"port {ports[0]} on {', '.join(movers)} closes", "it") if len(ports) == 1 else (
+        f"ports {' and '.join(map(str, ports))} on {', '.join(movers)} close", "them")
+    gap = (f"{said[0]} for about a second while the app's own proxy gives {said[1]} to the shared proxy "
+           "(docs/proxy.md, \"Moving an app to the shared proxy\")")
     if hosts == 1:
         emit(Message(f"moving to the shared proxy: {gap}; with one host, requests in that moment are refused",
                      level="warning"))
@@ -211,7 +215,7 @@ def _certificate(env: Env, conns: list, emit: Emit, release: str, pair) -> None:
     certificate, obtained (the first deploy: HTTPS only once it exists) or renewed within 30
     days of expiry. The release is live either way; a failure says so (exit 9)."""
     try:
-        tls.ensure_locked(env.loaded, env.name, conns, emit, pair=pair, action="deploy (certificate)")
+        tls.ensure_locked(env, conns, emit, pair=pair, action="deploy (certificate)")
     except tls.CertificateError as exc:
         raise tls.CertificateError(f"release {release} is live, but: {exc.message}", hint=exc.hint) from None
 
@@ -257,7 +261,7 @@ class HostDeploy:
         self.spec = release_spec(self.config, env.name, release, images.revision, images.images,
                                  proxy_image_for(self.config, images), dirty=images.dirty)
         self.plan = deploy_plan(self.spec, self.containers, self.names, self.layout.proxy_dir,
-                                proxy_port=env.proxy_port, tls_port=env.tls_port, tls_loopback=env.tls_loopback,
+                                proxy_port=env.proxy_port, tls_port=env.tls_port, tls_loopback=env.tls_loopback, shared=env.shared,
                                 drain=self.environment.rollout.drain,
                                 guard=guard_spec(self.environment.rollout, options.no_guard),
                                 canary=gate.spec if gate is not None else canary_spec(self.environment.rollout,
@@ -265,7 +269,7 @@ class HostDeploy:
                                 shadow=shadow_gate.spec if shadow_gate is not None else shadow_spec(
                                     self.environment.rollout, options.shadow))
         if moving:  # its own proxy publishes the shared proxy's port: moved at the switch
-            self.switch.move = SharedMove(conn, env.loaded, env.name, self.names, self.layout, emit,
+            self.switch.move = SharedMove(conn, env, self.names, self.layout, emit,
                                           self.spec.proxy.image)
         self.previous: str | None = None
         self.fetch_error: BaseException | None = None  # the pull before the lock failed (fetch)

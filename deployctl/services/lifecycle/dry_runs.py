@@ -133,22 +133,31 @@ def _move_rows(resolved: Env, image: str) -> list[PlannedStep]:
     aside, nginx_aside = move.premove_name(anchor, anchor), move.premove_name(anchor, nginx)
     shared, port = environment.shared_proxy or "", environment.shared_proxy_port
     host_dir = sp.shared_dir(resolved.layout.state_dir, shared)
+    tls = environment.shared_proxy_tls_port if resolved.config.tls_for(resolved.name) != "off" else None
+    # An HTTPS app: its certificate follows (services/edge/shared_move.py), and HTTPS is verified too.
+    certificate = [PlannedStep("move", "the live certificate installed again (no CA order) as the version whose "
+                                       "listener takes the shared proxy's PROXY protocol, into the new own proxy only; "
+                                       "a failure makes the plain version live again for the old proxy")] if tls else []
+    https = f" and HTTPS by SNI on port {tls}" if tls else ""
+    stamps = "the new release's stamp (and the certificate's)" if tls else "the new release's stamp"
     return [
-        PlannedStep("move", f"only on a host where {anchor} publishes port {port} (the app ran with its own proxy "
+        PlannedStep("move", f"only on a host where {anchor} publishes port {port}{f' or {tls}' if tls else ''} (the "
+                            "app ran with its own proxy "
                             "there), at the switch; a fleet moves one host at a time (the port closes for about a "
                             "second on each: a load balancer that retries refused connections on another host loses "
                             "nothing; a single host refuses requests meanwhile)"),
         PlannedStep("move", "the old proxy out of its restart policy", tuple(move.restart_policy([anchor, nginx], "no"))),
         PlannedStep("move", "renamed aside (it keeps serving the port)", tuple(move.rename(anchor, aside))),
         PlannedStep("move", "", tuple(move.rename(nginx, nginx_aside))),
+        *certificate,
         PlannedStep("move", "under the shared proxy's lock: its nginx.conf and this app's route written, tested",
                     tuple(move.test_shared_config(image, host_dir))),
         PlannedStep("move", "its container created (binds nothing)", tuple(move.create_shared_proxy(shared, image,
                                                                                                    host_dir))),
         PlannedStep("move", "the cut, one command (the gap is measured)",
                     tuple(move.cut([nginx_aside], aside, sp.container_name(shared)))),
-        PlannedStep("move", f"verify through the shared proxy on port {port} (Host {resolved.config.proxy.hosts[0]}): the "
-                            "new release's stamp. A failure before the cut leaves the old proxy serving; after it the "
+        PlannedStep("move", f"verify through the shared proxy on port {port} (Host {resolved.config.proxy.hosts[0]})"
+                            f"{https}: {stamps}. A failure before the cut leaves the old proxy serving; after it the "
                             "old proxy is started again (exit 6; 7 when it does not answer)"),
         PlannedStep("move", "moved: the old proxy's containers go", tuple(dc.remove([aside, nginx_aside]))),
     ]

@@ -179,7 +179,7 @@ class HostRollback:
         flag, standby = self._standby_switch(spec, running, *look)
         self.plan = rollback_plan(spec, self.names, self.layout.proxy_dir,
                                   proxy_port=self.env.proxy_port, tls_port=self.env.tls_port,
-                                  tls_loopback=self.env.tls_loopback,
+                                  tls_loopback=self.env.tls_loopback, shared=self.env.shared,
                                   drain=self.environment.rollout.drain, running=running, flag=flag,
                                   standby=standby)
 

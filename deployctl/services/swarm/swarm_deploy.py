@@ -242,7 +242,7 @@ def deploy_env(env: Env, images: ReleaseImages, secrets: dict[str, Secret], emit
     refuse_jobs_on_swarm(config, env_name)  # refused before anything is touched (plan/lifecycle/target_limits.py)
     refuse_stop_first(config, env_name)
     # tls = "files": the pair checked (key, names, dates) before anything changes, as on hosts.
-    pair = files_pair(loaded, env_name) if config.tls_for(env_name) == "files" else None
+    pair = files_pair(env) if config.tls_for(env_name) == "files" else None
     emit = serialized(emit)
     unrecorded = sorted(name for name, s in config.services.items() if s.schema_version)
     if unrecorded:  # a record-only feature: the deploy goes on, the user is told what is missing

@@ -86,7 +86,7 @@ def certificate(site: SwarmSite, env: Env, release: str,
     release is live either way; a failure says so (exit 9)."""
     try:
         conns, proxies = node_proxies(site, env)
-        tls.ensure_locked(env.loaded, env.name, conns, site.emit, pair=pair, action="deploy (certificate)",
+        tls.ensure_locked(env, conns, site.emit, pair=pair, action="deploy (certificate)",
                           proxies=proxies, locks=[site.manager])
     except tls.CertificateError as exc:
         raise tls.CertificateError(f"release {release} is live, but: {exc.message}", hint=exc.hint) from None

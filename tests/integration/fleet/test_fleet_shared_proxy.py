@@ -4,7 +4,8 @@ port P of two hosts moves to the hosts' shared proxy on P with its next deploy, 
 behind a load balancer that retries a refused connection on another host, under 4 workers of
 traffic with 0 failed requests; a second app then joins the same shared proxies (its route
 reloads them), a name no app has gets the shared proxy's 404, and `deployctl remove` takes
-the second app's route out, with the first app's traffic still at 0 failed. (The two-app rules
+the second app's route out, with the first app's traffic still at 0 failed; last, a rollback of
+the first app goes through the shared proxies under the same traffic, 0 failed. (The two-app rules
 are proven on this machine's engine, tests/integration/test_shared_proxy.py; the move's
 failure rules on fake hosts, tests/unit/test_shared_move.py.)"""
 
@@ -97,6 +98,20 @@ def test_an_app_moves_to_the_shared_proxy_host_by_host_without_a_failed_request_
         for address in site.hosts:
             assert ask(address, port, f"{other.app}.test")[0] == 404
             assert ask(address, port, f"{site.app}.test") == (200, v2)
+
+        # A rollback after the move goes through the shared proxies (the app's own proxies
+        # switch; the shared ones are not touched), under traffic through the balancer.
+        phase = time.monotonic()
+        with Traffic(f"{balancer.url}/version", workers=4, max_requests=20_000, max_seconds=240,
+                     host_header=f"{site.app}.test") as traffic:
+            time.sleep(0.5)
+            back = site.cli("rollback", "--env", ENV, "--json")
+            time.sleep(0.5)
+        print(f"rollback phase: {time.monotonic() - phase:.1f}s", traffic.report.summary())
+        assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-2000:]
+        assert traffic.report.failures == [] and set(traffic.report.releases()) == {v2, v1}, traffic.report.summary()
+        for address in site.hosts:
+            assert ask(address, port, f"{site.app}.test") == (200, v1)
     finally:
         balancer.close()
         for app in (site.app, other.app):
