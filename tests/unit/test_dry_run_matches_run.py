@@ -11,10 +11,10 @@ import re
 
 import pytest
 
-from deployctl.plan.lifecycle.dry_run import deploy_steps
 from deployctl.services.lifecycle.deploy import HostDeploy
 from deployctl.services.env import Env
 from deployctl.services.lifecycle.deploy_result import DeployOptions
+from deployctl.services.lifecycle.dry_runs import host_deploy_steps
 from tests.support.fake_host import FakeHost
 from tests.unit.test_lifecycle_rules import LOADED, PROD, Site, local_site, virtual_time  # noqa: F401 - a fixture
 
@@ -46,8 +46,7 @@ def test_every_command_a_deploy_runs_is_one_its_dry_run_printed(env):
         host = "local"
 
     job = HostDeploy(Env.resolve(LOADED, env), Unconnected(), lambda event: None, release, images, {}, DeployOptions())
-    steps = deploy_steps(job.plan, [row for step in job.preparation() for row in step.rows], job.migration_rows(),
-                         job.layout, local=True, images=[*images.images.values(), job.spec.proxy.image], keep=5)
+    steps = host_deploy_steps(job)
     printed = [" ".join(s.argv) for s in steps if s.argv]
 
     assert [argv for argv in ran if not reads(argv) and not printed_as(argv, printed)] == []
@@ -77,9 +76,7 @@ def test_the_pulls_run_and_are_printed_before_the_lock():
     assert pulls and max(pulls) < lock
 
     job = HostDeploy(Env.resolve(LOADED, "prod"), host, lambda event: None, release, site.images(site.n), {}, DeployOptions())
-    steps = deploy_steps(job.plan, [row for step in job.preparation() for row in step.rows], job.migration_rows(),
-                         job.layout, local=False, images=[], keep=5,
-                         fetching=[row for step in job.fetching() for row in step.rows])
+    steps = host_deploy_steps(job)
     names = [s.step for s in steps]
     assert "pull" in names and max(i for i, n in enumerate(names) if n == "pull") < names.index("lock")
     printed = [" ".join(s.argv) for s in steps if s.argv]

@@ -3,8 +3,9 @@
 Deploy and rollback differ only in how the target release's containers come up (created
 from images, or started again from the stopped ones a deploy kept) and in what a failure
 before the switch undoes (remove them, or stop them again). Everything else, and the
-order, is this one plan, run by services/lifecycle/switch.py; `--dry-run` prints `steps()` of the
-very plan the run would execute.
+order, is this one plan, run by services/lifecycle/switch.py; its `*_rows()` are what `--dry-run`
+prints for each step the run takes (paired with its action in services/lifecycle/: the
+run walks those Steps and the dry run prints their rows).
 """
 
 from __future__ import annotations
@@ -153,23 +154,38 @@ class SwitchPlan:
     # the target release are stopped before anything starts, and started again by an undo.
     stop_first: tuple[tuple[str, Argv], ...] = ()
 
-    def steps(self) -> list[PlannedStep]:
+    # -- the rows `--dry-run` prints for each step of the switch (services/lifecycle/switch.py
+    # and the deploy and rollback around it pair them with the action that runs) ----------
+
+    def start_rows(self) -> list[PlannedStep]:
+        """stop_first workers of other releases, then every container's chain."""
         rows = [PlannedStep("stop first", f"{service} (stop_first): its running containers of other releases, "
                                           "stopped before the new one starts (started again if this fails "
                                           "before the switch)", listing)
                 for service, listing in self.stop_first]
-        rows += [PlannedStep("start", "created while the migration runs (not started)"
-                             if self.create and argv is not chain[-1] else "", argv)
-                 for chain in self.start for argv in chain]
-        if self.forget_env is not None:
-            rows.append(PlannedStep("secrets", "remove the env files once the containers exist (they keep their env "
-                                               "in their own config)", self.forget_env))
-        rows += [PlannedStep("health", probe.describe()) for probe in self.probes]
-        if self.shadow is not None:
-            rows += self._shadow_steps(self.shadow)
-        if self.canary is not None:
-            rows += self._canary_steps(self.canary)
+        return rows + [PlannedStep("start", "created while the migration runs (not started)"
+                                   if self.create and argv is not chain[-1] else "", argv)
+                       for chain in self.start for argv in chain]
+
+    def forget_env_rows(self) -> list[PlannedStep]:
+        if self.forget_env is None:
+            return []
+        return [PlannedStep("secrets", "remove the env files once the containers exist (they keep their env "
+                                       "in their own config)", self.forget_env)]
+
+    def health_rows(self) -> list[PlannedStep]:
+        return [PlannedStep("health", probe.describe()) for probe in self.probes]
+
+    def shadow_rows(self) -> list[PlannedStep]:
+        return self._shadow_steps(self.shadow) if self.shadow is not None else []
+
+    def canary_rows(self) -> list[PlannedStep]:
+        return self._canary_steps(self.canary) if self.canary is not None else []
+
+    def switch_rows(self) -> list[PlannedStep]:
+        """The route and the verify; to the standby (`flag`): the flag, the verify, then the route."""
         routed = self.target.routed
+        rows = []
         if self.flag is not None:
             rows.append(PlannedStep("switch", f"create {PROXY_MOUNT}/{self.flag} (the proxy directory): the live "
                                               f"nginx.conf sends every request to its standby {self.target.release} "
@@ -188,24 +204,34 @@ class SwitchPlan:
                                          "nginx (one command on the host)", self.proxy.swap))
         if self.flag is None:
             rows.append(PlannedStep("verify", self.verify.describe()))
-        rows.append(PlannedStep("record", "append to releases.jsonl (with this release's spec); write current"))
-        if self.guard is not None:
-            rows.append(PlannedStep("guard", self.guard.describe(),
-                                    tuple(dc.logs_since(self.proxy.nginx_name, "<switch time>"))))
-            rows.append(PlannedStep("guard", f"if it crosses: put the previous nginx.conf back (staged as {STAGED_FILE}, "
-                                             "tested, renamed, reloaded); "
-                                             "wait until the proxy answers from the previous release, then the "
-                                             "drain; remove this release's containers; record `reverted` with the numbers; "
-                                             "exit 6", self.proxy.swap))
-        rows.append(PlannedStep("drain", f"before stopping a release that served within the last {self.drain:g}s "
-                                 "(the one replaced, without a warm window): wait for the requests it holds"))
-        rows.append(PlannedStep("stop", "the other releases' running containers still draining (kept for rollback), "
-                                        "but the previous release's while its warm window lasts (never its workers)",
-                                dc.stop(["<other releases' containers>"])))
-        rows.append(PlannedStep("stop", "those out of the proxy long enough (an older warm release), then prune's "
-                                        "removals: by the host after this command returns, nothing waits for them",
-                                background_placeholder()))
         return rows
+
+    def record_rows(self) -> list[PlannedStep]:
+        return [PlannedStep("record", "append to releases.jsonl (with this release's spec); write current")]
+
+    def guard_rows(self) -> list[PlannedStep]:
+        if self.guard is None:
+            return []
+        return [PlannedStep("guard", self.guard.describe(), tuple(dc.logs_since(self.proxy.nginx_name, "<switch time>"))),
+                PlannedStep("guard", f"if it crosses: put the previous nginx.conf back (staged as {STAGED_FILE}, "
+                                     "tested, renamed, reloaded); "
+                                     "wait until the proxy answers from the previous release, then the "
+                                     "drain; remove this release's containers; record `reverted` with the numbers; "
+                                     "exit 6", self.proxy.swap)]
+
+    def retire_rows(self, keep: int) -> list[PlannedStep]:
+        """What follows the verified switch (services/lifecycle/retire.py): drain, stop, prune."""
+        return [
+            PlannedStep("drain", f"before stopping a release that served within the last {self.drain:g}s "
+                                 "(the one replaced, without a warm window): wait for the requests it holds"),
+            PlannedStep("stop", "the other releases' running containers still draining (kept for rollback), "
+                                "but the previous release's while its warm window lasts (never its workers)",
+                        tuple(dc.stop(["<other releases' containers>"]))),
+            PlannedStep("stop", "those out of the proxy long enough (an older warm release), then prune's "
+                                "removals: by the host after this command returns, nothing waits for them",
+                        background_placeholder()),
+            PlannedStep("prune", f"keep {keep} releases (never the live or previous good)"),
+        ]
 
     def _shadow_steps(self, spec: ShadowSpec) -> list[PlannedStep]:
         return [

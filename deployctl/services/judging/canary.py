@@ -33,11 +33,12 @@ from ...plan.lifecycle.release_spec import ReleaseSpec
 from ...plan.lifecycle.switch_plan import SwitchPlan, canary_config
 from ..lifecycle.host_calls import why as _why
 from ..lifecycle.switch import HostSwitch
+from ..lifecycle.transaction import JudgedBack
 from .watch import TICK, ProxyLog
 
 
 
-class CanaryAborted(DeployError):
+class CanaryAborted(JudgedBack):
     """The canary was judged bad (or aborted by hand): every host is back on its live
     release at 100% (exit 6: the previous release serves)."""
 
