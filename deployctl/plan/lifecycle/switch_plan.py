@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from . import docker_commands as dc
 from .containers import ContainerSpec
-from .names import Names
-from ..edge.proxy_config import ANCHOR_MARKER, CONFIG_FILE, CONFIG_PATH, LIVE_COPY, PROXY_MOUNT, RELEASE_HEADER, STAGED_FILE, Shadow, Standby, config_tag, render_proxy_config
+from .names import Names, StateLayout
+from ..edge.proxy_config import ANCHOR_MARKER, CONFIG_FILE, CONFIG_PATH, LIVE_COPY, PROXY_MOUNT, RELEASE_HEADER, STAGED_FILE, STANDBY_FLAG_PREFIX, Shadow, Standby, config_tag, render_proxy_config
 from .release_spec import HealthProbe, ReleaseSpec
 from .steps import Argv, PlannedStep
 from ..edge.tls_config import TLS_LISTEN_PORT
@@ -153,6 +153,7 @@ class SwitchPlan:
     # stop_first workers: (service, the argv listing its running containers). Those not of
     # the target release are stopped before anything starts, and started again by an undo.
     stop_first: tuple[tuple[str, Argv], ...] = ()
+    proxy_dir: str = ""  # the host's proxy directory (the flags of earlier configurations go from there)
 
     # -- the rows `--dry-run` prints for each step of the switch (services/lifecycle/switch.py
     # and the deploy and rollback around it pair them with the action that runs) ----------
@@ -204,6 +205,10 @@ class SwitchPlan:
                                          "nginx (one command on the host)", self.proxy.swap))
         if self.flag is None:
             rows.append(PlannedStep("verify", self.verify.describe()))
+        else:
+            rows.append(PlannedStep("route", "then the flags of earlier configurations go (not this one: the "
+                                             "replaced workers may still read it)",
+                                    clear_flags(self.proxy_dir, self.flag)))
         return rows
 
     def record_rows(self) -> list[PlannedStep]:
@@ -270,6 +275,31 @@ class SwitchPlan:
         ]
 
 
+def clear_flags(proxy_dir: str, keep: str) -> Argv:
+    """The standby flags in the proxy directory but `keep` (services/edge/proxy.clear_flags)."""
+    return ("find", proxy_dir, "-maxdepth", "1", "-name", f"{STANDBY_FLAG_PREFIX}*", "!", "-name", keep, "-delete")
+
+
+def canary_clears(layout: StateLayout) -> tuple[Argv, ...]:
+    """Before a split: the decision and the watchdog's mark an earlier canary left."""
+    return tuple(("rm", "-f", path) for path in (layout.canary_decision, layout.canary_fired))
+
+
+def canary_leftovers(layout: StateLayout) -> tuple[Argv, ...]:
+    """Once the watchdog is gone (promoted, aborted, recovered): the canary's record, its
+    decision, the watchdog's mark and the live-only copy."""
+    return tuple(("rm", "-f", path) for path in (layout.canary, layout.canary_decision, layout.canary_fired,
+                                                 f"{layout.proxy_dir}/{LIVE_COPY}"))
+
+
+def canary_file_rows(layout: StateLayout) -> list[PlannedStep]:
+    """The canary's own files on the host, as services/judging/canary.HostCanary removes them."""
+    return ([PlannedStep("canary", "before the split: a decision and a watchdog's mark left from an earlier canary "
+                                   "go", argv) for argv in canary_clears(layout)]
+            + [PlannedStep("canary", "once the watchdog is gone: the canary's record, decision, the watchdog's mark "
+                                     "and the live-only copy", argv) for argv in canary_leftovers(layout)])
+
+
 def canary_watchdog(target: ReleaseSpec, names: Names, proxy: ProxyStart, proxy_dir: str,
                     spec: CanarySpec) -> Argv:
     """In the proxy's own image, joined to the nginx of this release's image (the canary
@@ -330,7 +360,7 @@ def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Nam
         watchdog=canary_watchdog(target, names, proxy, proxy_dir, canary) if canary is not None else None,
         forget_env=("rm", "-f", "--", *env_files) if env_files else None,
         shadow=shadow,
-        stop_first=stop_first_listings(target, names),
+        stop_first=stop_first_listings(target, names), proxy_dir=proxy_dir,
     )
 
 
@@ -353,5 +383,5 @@ def rollback_plan(target: ReleaseSpec, names: Names, proxy_dir: str, *, proxy_po
         proxy=proxy_start(target, names, proxy_dir, proxy_port, tls_port, tls_loopback), verify=verify_check(target),
         drain=drain,
         flag=flag if not stopped else None, standby=standby.release if standby else None,
-        stop_first=stop_first_listings(target, names),
+        stop_first=stop_first_listings(target, names), proxy_dir=proxy_dir,
     )

@@ -34,7 +34,7 @@ from ...plan.judging.shadow import shadow_spec
 from ..judging.canary import CanaryGate, HostCanary
 from ..judging.host_judges import HostJudges
 from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, SKIPPED, new_release_id
-from ...plan.lifecycle.switch_plan import deploy_plan, guard_spec, proxy_config_for
+from ...plan.lifecycle.switch_plan import canary_file_rows, deploy_plan, guard_spec, proxy_config_for
 from ...secrets import Secret
 from . import preflight
 from ..edge import shared_proxy, tls
@@ -497,7 +497,7 @@ class HostDeploy:
         if self.plan.shadow is not None:
             steps.append(Step("shadow", tuple(self.plan.shadow_rows()), self.judges.judge_shadow))
         if self.plan.canary is not None:
-            steps.append(Step("canary", tuple(self.plan.canary_rows()), self._canary))
+            steps.append(Step("canary", (*self.plan.canary_rows(), *canary_file_rows(self.layout)), self._canary))
         return steps
 
     def switching(self) -> Step:
