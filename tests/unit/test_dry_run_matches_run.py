@@ -159,8 +159,8 @@ def test_a_rollback_runs_what_its_dry_run_prints_in_that_order(env, flag):
     dry = HostRollback(Env.resolve(LOADED, env), host, lambda event: None, site.r1)
     dry.check()
     assert dry.plan is not None and (dry.plan.flag is not None) == flag
-    rows, steps = host_rollback_steps(dry), dry.switch_steps()
-    assert [step.name for step in steps] == ["start", "start", "health", "switch", "record", "retire"]
+    rows, steps = host_rollback_steps(dry), [*dry.preparation(), *dry.switch_steps()]
+    assert [step.name for step in steps] == ["warm", "prepare", "start", "start", "health", "switch", "record", "retire"]
     assert [row.step for row in rows][0] == "lock" and rows[-1].step == "unlock"
     before = len(host.calls)
     [outcome] = site.rollback()

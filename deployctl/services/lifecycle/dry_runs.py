@@ -98,10 +98,12 @@ def host_deploy_steps(job, *, login: tuple[str, str] | None = None,  # type: ign
 
 def host_rollback_steps(job) -> list[PlannedStep]:  # type: ignore[no-untyped-def]
     """One host's rollback as it runs (services/lifecycle/rollback.HostRollback, after its
-    check): the lock, the rows of the Steps it walks under it, the unlock."""
+    check): the lock, the rows of the Steps it walks under it (its preparation, its switch),
+    the unlock."""
     from ...plan.lifecycle.dry_run import lock_row, unlock_row
 
-    return [lock_row(job.layout), *(row for step in job.switch_steps() for row in step.rows), unlock_row(job.layout)]
+    return [lock_row(job.layout), *(row for step in [*job.preparation(), *job.switch_steps()] for row in step.rows),
+            unlock_row(job.layout)]
 
 
 def _tls_rows(config, env: str, host: str = "host", lock: str = "every host's lock",  # type: ignore[no-untyped-def]

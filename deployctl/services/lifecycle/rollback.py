@@ -24,7 +24,7 @@ from ...plan.pipeline.images import PROXY, builtin_proxy_image
 from ...plan.lifecycle.release_spec import ReleaseSpec, release_spec
 from ...plan.lifecycle.releases import LIVE, REVERTED, REVERTS, SKIPPED, BadReleaseId, History, ReleaseRecord, check_release_id
 from ...plan.edge.proxy_config import Standby, live_release, standby_of
-from ...plan.lifecycle.steps import Step
+from ...plan.lifecycle.steps import PlannedStep, Step
 from ...plan.lifecycle.switch_plan import SwitchPlan, rollback_plan
 from . import preflight
 from ...plan.operate.hooks import HookContext
@@ -153,6 +153,7 @@ class HostRollback:
         self.started_at = time.time()  # the command's start: `stats` measures time to restore from here
         self.revision = ""  # the target's, from its deploy record (check)
         self.schema_after: dict[str, str] | None = None  # the database's schema after this switch
+        self.lock_current: str | None = None  # the live release read again under the lock (prepare)
 
     def check(self) -> None:
         """The target was deployed here and its containers are still here (read-only)."""
@@ -225,9 +226,23 @@ class HostRollback:
         and the lock (`current` moved: everything is looked at again). Warm releases past
         their window are stopped first (never the live one or the target); the target's
         containers were listed by the check, and a warm rollback's time is round trips."""
-        current = self.state.current()
-        stop_expired_warm(self.switch, keep={r for r in (current, self.target) if r})
-        if current != self.current or self.plan is None:
+        for step in self.preparation():
+            step.action()
+
+    def preparation(self) -> list[Step]:
+        """What `prepare` runs, with the rows the dry run prints for it."""
+        return [Step("warm", (PlannedStep("warm", "stop warm releases past their window (rollout.warm_window), "
+                                                  "never the live one or the target"),), self._stop_warm),
+                Step("prepare", (PlannedStep("state", f"read {self.layout.current} again: when another command "
+                                                      "moved it meanwhile, the target and its containers are "
+                                                      "looked at again"),), self._check_again)]
+
+    def _stop_warm(self) -> None:
+        self.lock_current = self.state.current()
+        stop_expired_warm(self.switch, keep={r for r in (self.lock_current, self.target) if r})
+
+    def _check_again(self) -> None:
+        if self.lock_current != self.current or self.plan is None:
             self.check()
 
     # -- the switch: what `run` walks, each step with the rows `--dry-run` prints for it -----
