@@ -212,7 +212,10 @@ class SwitchPlan:
         return rows
 
     def record_rows(self) -> list[PlannedStep]:
-        return [PlannedStep("record", "append to releases.jsonl (with this release's spec); write current")]
+        """A deploy's record carries the release's spec; a rollback's names its target (whose
+        spec is in its own deploy record)."""
+        what = "with this release's spec" if self.create else "the rollback to this release"
+        return [PlannedStep("record", f"append to releases.jsonl ({what}); write current")]
 
     def guard_rows(self) -> list[PlannedStep]:
         if self.guard is None:
