@@ -17,7 +17,7 @@ from deployctl.plan.lifecycle.names import Names, StateLayout
 from deployctl.plan.edge.proxy_config import canary_of, live_release, render_proxy_config, upstream_name
 from deployctl.plan.lifecycle.release_spec import ProxySpec
 from deployctl.plan.lifecycle.switch_plan import canary_config
-from tests.unit.test_deploy_plan import CONFIG, R1, SECRET_CONFIG, _spec, host_deploy, switch_rows
+from tests.unit.test_deploy_plan import R1, SECRET_CONFIG, _spec, host_deploy, switch_rows
 
 NEW, OLD = "20261201-175000-bbbbbbb", "20261201-170000-aaaaaaa"
 

@@ -406,7 +406,7 @@ def test_lock_record_round_trip_and_description():
 
 
 def test_dry_run_prints_the_plan_the_switch_runs_and_never_a_secret_value():
-    names, layout = Names("shop", "local"), StateLayout("/srv/state", "shop", "local")
+    layout = StateLayout("/srv/state", "shop", "local")
     env = SECRET_CONFIG.environments["local"]
     containers = release_containers(SECRET_CONFIG, env, "local", R1, "abc", {"api": "sha256:a", "web": "sha256:w"},
                                     layout)
