@@ -202,11 +202,6 @@ class HostSwitch:
 
     # -- the sequence ------------------------------------------------------------------------
 
-    def run(self, plan: SwitchPlan) -> tuple[int, float]:
-        """start -> health -> route -> verify. Returns (proxy port, seconds the verify took)."""
-        self.bring_up(plan)
-        return self.switch(plan)
-
     def bringing_up(self, plan: SwitchPlan) -> list[Step]:
         """What `bring_up` runs, each step with the rows `--dry-run` prints for it: the
         step's name is what an error reports as the step under way."""
