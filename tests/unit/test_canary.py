@@ -17,7 +17,7 @@ from deployctl.plan.lifecycle.names import Names, StateLayout
 from deployctl.plan.edge.proxy_config import canary_of, live_release, render_proxy_config, upstream_name
 from deployctl.plan.lifecycle.release_spec import ProxySpec
 from deployctl.plan.lifecycle.switch_plan import canary_config
-from tests.unit.test_deploy_plan import CONFIG, R1, _spec
+from tests.unit.test_deploy_plan import R1, SECRET_CONFIG, _spec, host_deploy, switch_rows
 
 NEW, OLD = "20261201-175000-bbbbbbb", "20261201-170000-aaaaaaa"
 
@@ -116,22 +116,14 @@ def test_watchdog_argv() -> None:
 
 
 def test_the_dry_run_shows_the_canary_between_health_and_the_switch() -> None:
-    from deployctl.plan.lifecycle.containers import release_containers
-    from deployctl.plan.lifecycle.switch_plan import deploy_plan
-
-    names, layout = Names("shop", "local"), StateLayout("/srv/state", "shop", "local")
-    env = CONFIG.environments["local"]
-    containers = release_containers(CONFIG, env, "local", R1, "abc", {"backend": "sha256:b", "frontend": "sha256:f",
-                                                                      "api": "sha256:a", "web": "sha256:w"}, layout)
-    plain = deploy_plan(_spec(), containers, names, layout.proxy_dir, proxy_port=8080, drain=3)
-    assert "canary" not in [s.step for s in plain.steps()]
-    plan = deploy_plan(_spec(), containers, names, layout.proxy_dir, proxy_port=8080, drain=3,
-                       canary=canary_spec(Rollout(canary=10, canary_window=30)))
-    order = [s.step for s in plan.steps()]
+    """The rows of the deploy's own switch steps (services/lifecycle/deploy.HostDeploy.switch_steps)."""
+    assert "canary" not in [s.step for s in switch_rows(host_deploy(SECRET_CONFIG))]
+    rows = switch_rows(host_deploy(SECRET_CONFIG, canary=10))  # canary_window: 60 s by default
+    order = [s.step for s in rows]
     assert order.index("health") < order.index("canary") < order.index("route") < order.index("verify")
-    text = "\n".join(f"{s.detail} {' '.join(s.argv or ())}" for s in plan.steps())
+    text = "\n".join(f"{s.detail} {' '.join(s.argv or ())}" for s in rows)
     assert "10% of requests" in text and "split_clients" in text and "--promote" in text
-    assert "sleep 40" in text and "--name shop-local-canary-watchdog" in text and "-v /srv/state/shop/local/proxy:/proxy" in text and "aborted" in text
+    assert "sleep 70" in text and "--name shop-local-canary-watchdog" in text and "-v /srv/state/shop/local/proxy:/proxy" in text and "aborted" in text
 
 
 def test_an_aborted_canary_leaves_the_host_as_before_exit_6() -> None:

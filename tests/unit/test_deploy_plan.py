@@ -8,7 +8,6 @@ import time
 from deployctl.config.load import parse_config
 from deployctl.plan.lifecycle import docker_commands as dc
 from deployctl.plan.lifecycle.containers import release_containers
-from deployctl.plan.lifecycle.dry_run import deploy_steps
 from deployctl.plan.lifecycle.lock import LockRecord
 from deployctl.plan.lifecycle.names import Names, StateLayout
 from deployctl.plan.lifecycle.releases import FAILED, LIVE, REVERTED, History, ReleaseRecord, new_release_id, prune_selection, sort_key
@@ -130,6 +129,38 @@ state_dir = "/srv/state"
 """)
 
 
+class Unconnected:  # a dry run builds the same jobs and never connects
+    host = "127.0.0.1"
+
+
+def host_deploy(config, env: str = "local", **options):  # type: ignore[no-untyped-def]
+    """The HostDeploy a deploy of `config` would run (services/lifecycle/deploy.py), unconnected."""
+    from pathlib import Path
+
+    from deployctl.config import LoadedConfig
+    from deployctl.services.env import Env
+    from deployctl.services.lifecycle.deploy import DeployOptions, HostDeploy
+    from deployctl.services.lifecycle.release_images import ReleaseImages
+
+    images = ReleaseImages({service: f"sha256:{service}" for service in config.services}, "abc1234def")
+    return HostDeploy(Env.resolve(LoadedConfig(Path("/p/deploy.toml"), config), env), Unconnected(), lambda e: None,
+                      R1, images, {}, DeployOptions(**options))
+
+
+def switch_rows(job) -> list:  # type: ignore[no-untyped-def]
+    """What `--dry-run` prints of a host job's switch: the rows of the Steps its run walks."""
+    return [row for step in job.switch_steps() for row in step.rows]
+
+
+def rollback_switch_rows(plan) -> list:  # type: ignore[no-untyped-def]
+    """The rows of the switch steps a HostRollback on `plan` walks (services/lifecycle/switch.py)."""
+    from deployctl.services.lifecycle.switch import HostSwitch
+
+    switch = HostSwitch(Unconnected(), Names("usersapp", "local"), StateLayout("/srv/state", "usersapp", "local"),
+                        lambda e: None)
+    return [row for step in [*switch.bringing_up(plan), switch.switching(plan)] for row in step.rows]
+
+
 def test_a_variable_that_uses_a_secret_goes_to_an_env_file_never_onto_the_argv():
     env = SECRET_CONFIG.environments["local"]
     [api, web] = release_containers(SECRET_CONFIG, env, "local", R1, "abc", {"api": "sha256:a", "web": "sha256:w"})
@@ -244,7 +275,7 @@ def test_a_rollback_to_running_containers_starts_and_stops_none():
     warm = rollback_plan(spec, Names("usersapp", "local"), "/s/proxy", proxy_port=8080, drain=3,
                          running=set(spec.containers))
     assert warm.start == () and warm.undo == ()
-    assert [s.step for s in warm.steps()].count("start") == 0
+    assert [s.step for s in rollback_switch_rows(warm)].count("start") == 0
     assert len(warm.probes) == len(spec.probes())  # still checked healthy before the route
     half = rollback_plan(spec, Names("usersapp", "local"), "/s/proxy", proxy_port=8080, drain=3, running={first})
     assert half.start == tuple(((("docker", "start", c),)) for c in rest)
@@ -287,7 +318,7 @@ def test_a_rollback_to_the_standby_is_its_flag_and_the_reload_after_the_verify()
     flagged = rollback_plan(spec, names, "/s/proxy", proxy_port=8080, drain=3, running=set(spec.containers),
                             flag="standby-x", standby=left)
     assert flagged.flag == "standby-x" and flagged.standby == R0 and standby_of(flagged.proxy_config) == left
-    steps = [(s.step, s.detail) for s in flagged.steps()]
+    steps = [(s.step, s.detail) for s in rollback_switch_rows(flagged)]
     switch = steps.index(("switch", "create /etc/deployctl/proxy/standby-x (the proxy directory): the live nginx.conf "
                                     f"sends every request to its standby {R1} while it exists; no reload"))
     assert steps[switch + 1][0] == "verify" and steps[switch + 2][1].startswith("after the verify: write")
@@ -296,7 +327,7 @@ def test_a_rollback_to_the_standby_is_its_flag_and_the_reload_after_the_verify()
     first = spec.containers[0]
     cold = rollback_plan(spec, names, "/s/proxy", proxy_port=8080, drain=3, running=set(spec.containers) - {first},
                          flag="standby-x")
-    assert cold.flag is None and not any(s.step == "switch" for s in cold.steps())
+    assert cold.flag is None and not any(s.step == "switch" for s in rollback_switch_rows(cold))
 
 
 def test_addresses_are_read_on_the_proxys_network():
@@ -381,7 +412,7 @@ def test_lock_record_round_trip_and_description():
 
 
 def test_dry_run_prints_the_plan_the_switch_runs_and_never_a_secret_value():
-    names, layout = Names("shop", "local"), StateLayout("/srv/state", "shop", "local")
+    layout = StateLayout("/srv/state", "shop", "local")
     env = SECRET_CONFIG.environments["local"]
     containers = release_containers(SECRET_CONFIG, env, "local", R1, "abc", {"api": "sha256:a", "web": "sha256:w"},
                                     layout)
@@ -402,8 +433,9 @@ def test_dry_run_prints_the_plan_the_switch_runs_and_never_a_secret_value():
     plan = job.plan
     assert [c.env_file for c in job.containers] == [c.env_file for c in containers]
     preparation = [row for step in job.preparation() for row in step.rows]
-    steps = deploy_steps(plan, preparation, job.migration_rows(), layout, local=True,
-                         images=["sha256:a", "sha256:w"], keep=5)
+    from deployctl.services.lifecycle.dry_runs import host_deploy_steps
+
+    steps = host_deploy_steps(job)
     # Every preparation step the run takes is printed, the two a hand-written dry run had
     # missed included (a canary left by a killed deployctl; warm releases past their window).
     assert [s.step for s in steps[:len(preparation) + 3]] == ["preflight", "preflight", "lock", "state", "recover",
@@ -416,7 +448,8 @@ def test_dry_run_prints_the_plan_the_switch_runs_and_never_a_secret_value():
     assert list(plan.proxy.anchor) in argvs and list(plan.proxy.nginx) in argvs and list(plan.proxy.swap) in argvs
     assert plan.proxy.swap == tuple(dc.nginx_swap_and_reload(plan.proxy.nginx_name, layout.proxy_dir,
                                                              "/etc/deployctl/proxy", "nginx.conf", "nginx.conf.next"))
-    assert steps[len(steps) - len(plan.steps()) - 2:-2] == plan.steps()
+    switch = switch_rows(job)  # the switch's rows, just before the unlock
+    assert steps[-len(switch) - 1:-1] == switch and switch[-1].step == "prune"
     order = [s.step for s in steps]
     assert order.index("secrets") < order.index("start") < order.index("health") < order.index("route")
     assert order.index("route") < order.index("verify") < order.index("drain")

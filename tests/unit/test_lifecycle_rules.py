@@ -1070,6 +1070,39 @@ def test_a_host_unreachable_after_a_rollbacks_switch_is_uncertain_exit_7(ssh):
     assert host.serving() == site.r1 and len(records(host, PROD)) == count and locked(host, PROD)
 
 
+def test_a_rollback_whose_host_went_before_its_switch_exits_6_as_a_deploy_and_leaves_the_lock(ssh):
+    # As the deploy's row: ssh | deploy | host unreachable (iptables REJECT) at a health probe | health
+    # | previous | (none) | 6 | left, holder shown. HostRollback called any connection failure
+    # `uncertain` (exit 7), though nothing was switched; through services/lifecycle/switch_failures.py
+    # it is a deploy's: `failed`, the previous release serving (exit 6).
+    site, host = ssh
+    site.r2 = site.deploy()
+    count = len(records(host, PROD))
+    host.faults.append(Fault("http_get", CONTAINER, action=lambda: setattr(host, "gone", True)))
+    error = site.failing_rollback()
+    assert error.exit_code == ExitCode.DEPLOY_FAILED, error.message
+    assert "h1: connection failed during rollback (health)" in error.message
+    assert any("record after the failure did not finish" in w for w in site.warnings())
+    host.gone = False
+    assert host.serving() == site.r2 and current(host, PROD) == site.r2 and len(records(host, PROD)) == count
+    assert locked(host, PROD) and LockRecord.parse(host.read_file(PROD.lock_info)).action == "rollback"
+
+
+def test_a_rollback_whose_record_fails_after_its_verified_switch_is_uncertain_exit_7(two):
+    # As a deploy's (services/lifecycle/switch_failures.record_live): the target serves, verified, but the
+    # history does not say so, so a rollback computed from it would be wrong. HostRollback let the
+    # failure through as `failed` (exit 6: "the previous release serves"), which was not true.
+    site, host = two
+    host.faults.append(Fault("append_file", r"releases\.jsonl$"))  # the rollback's `live` line
+    count = len(records(host))
+    error = site.failing_rollback(UncertainError)
+    assert error.exit_code == ExitCode.ROLLBACK_FAILED and "recording the release (it was verified live)" in error.message
+    assert host.serving() == site.r1 and current(host) == site.r1 and len(records(host)) == count
+    assert not locked(host)
+    r3 = site.deploy()  # the next deploy converges
+    assert host.serving() == r3 and records(host)[-1].outcome == LIVE
+
+
 def test_a_rollback_whose_host_went_after_its_switch_says_the_switch_back_failed(ssh):
     # As a deploy does in the same cell (test_a_host_unreachable_after_the_switch_is_uncertain_exit_7).
     # HostRollback recorded `uncertain` without the deploy's best effort: the record's

@@ -165,7 +165,11 @@ def test_dry_run_shows_the_guard_from_the_plan_the_deploy_runs() -> None:
     containers = release_containers(config, env, "local", R1, "abc", {"backend": "sha256:b", "frontend": "sha256:f"})
     plan = deploy_plan(_spec(config), containers, Names("usersapp", "local"), "/s/proxy", proxy_port=8080, drain=3,
                        guard=guard)
-    steps = plan.steps()
+    from tests.unit.test_deploy_plan import host_deploy, switch_rows
+
+    job = host_deploy(config)  # guard_window: 30 s by default
+    assert job.plan.guard == guard
+    steps = switch_rows(job)
     order = [s.step for s in steps]
     assert order.index("verify") < order.index("record") < order.index("guard") < order.index("drain")
     watch = next(s for s in steps if s.step == "guard")
@@ -173,7 +177,7 @@ def test_dry_run_shows_the_guard_from_the_plan_the_deploy_runs() -> None:
     assert "5.0%" in watch.detail and "20 requests" in watch.detail
     unguarded = deploy_plan(_spec(config), containers, Names("usersapp", "local"), "/s/proxy", proxy_port=8080,
                             drain=3)
-    assert "guard" not in [s.step for s in unguarded.steps()]
+    assert unguarded.guard is None and "guard" not in [s.step for s in switch_rows(host_deploy(config, no_guard=True))]
 
 
 class _LogConn:

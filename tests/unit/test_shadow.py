@@ -235,7 +235,7 @@ def test_the_lock_lasts_the_shadow_window_too():
 
 
 def test_the_dry_run_prints_the_shadow_window_between_health_and_route():
-    """`deploy --dry-run --shadow 30` prints the plan's own rows (plan/lifecycle/switch_plan.SwitchPlan.steps)."""
+    """`deploy --dry-run --shadow 30` prints the rows of the deploy's own switch steps (HostDeploy.switch_steps)."""
     from pathlib import Path
 
     from deployctl.config import LoadedConfig
@@ -249,13 +249,14 @@ def test_the_dry_run_prints_the_shadow_window_between_health_and_route():
     loaded = LoadedConfig(Path("/p/deploy.toml"), parse_config(CONFIG))
     images = ReleaseImages({"web": "sha256:w"}, "abc1234def")
     job = HostDeploy(Env.resolve(loaded, "prod"), Unused(), lambda e: None, R2, images, {}, DeployOptions(shadow=30))
-    names = [row.step for row in job.plan.steps()]
+    rows = [row for step in job.switch_steps() for row in step.rows]
+    names = [row.step for row in rows]
     assert names.index("health") < names.index("shadow") < names.index("route")
-    rows = [row for row in job.plan.steps() if row.step == "shadow"]
+    rows = [row for row in rows if row.step == "shadow"]
     assert "`mirror` copies GET/HEAD requests to " + R2 in rows[0].detail and rows[0].argv
     assert "for 30s or until 50 were answered" in rows[1].detail and "docker" in rows[1].argv[0]
     plain = HostDeploy(Env.resolve(loaded, "prod"), Unused(), lambda e: None, R2, images, {}, DeployOptions())
-    assert "shadow" not in [row.step for row in plain.plan.steps()]
+    assert "shadow" not in [row.step for step in plain.switch_steps() for row in step.rows]
 
 
 def test_the_progress_line_shows_both_sides_without_a_share():

@@ -425,6 +425,57 @@ def test_a_rollback_failure_gives_the_swarm_what_it_gives_a_host(swarm, local, o
     assert done.release == site.r1 and fake.serving_nodes() == {site.r1} and site.current() == site.r1
 
 
+def test_a_rollback_whose_record_fails_after_its_verified_switch_is_uncertain_as_on_a_host(swarm, local):
+    # services/lifecycle/switch_failures.record_live, a rollback's too: the target serves, verified, the
+    # history does not say so (exit 7). SwarmRollbackJob let it through as `failed` (exit 6).
+    from deployctl.errors import UncertainError
+
+    site, fake = swarm
+    site.r2 = site.deploy()
+    count = len(site.records())
+    fake.faults.append(Fault("append_file", r"releases\.jsonl$"))  # the rollback's `live` line
+    error = site.failing_rollback()
+    fake.faults.clear()
+    assert isinstance(error, UncertainError) and error.exit_code == ExitCode.ROLLBACK_FAILED, error.message
+    assert "recording the release (it was verified live)" in error.message
+    assert fake.serving_nodes() == {site.r1} and site.current() == site.r1 and len(site.records()) == count
+    assert not site.locked()
+
+    host_site, host = local
+    host_site.r2 = host_site.deploy()
+    host.faults.append(Fault("append_file", r"releases\.jsonl$"))
+    host_error = host_site.failing_rollback()
+    host.faults.clear()
+    assert (type(host_error), host_error.exit_code) == (type(error), error.exit_code)
+    assert host.serving() == host_site.r1 and not host_rules.locked(host)
+
+
+def test_a_rollback_whose_manager_went_before_its_switch_fails_naming_it_as_on_a_host(swarm, local):
+    # As a host's (test_lifecycle_rules: a rollback whose host went before its switch): `failed`,
+    # exit 6, the error naming the manager and the step, the lock left. SwarmRollbackJob raised
+    # the scale-down's bare "connection lost" instead, its undo not best effort.
+    site, fake = swarm
+    site.r2 = site.deploy()
+    count = len(site.records())
+    fake.faults.append(Fault("run", r"^docker service ps .*-frontend-", action=lambda: setattr(fake, "gone", True)))
+    error = site.failing_rollback()
+    fake.gone = False
+    fake.faults.clear()
+    assert error.exit_code == ExitCode.DEPLOY_FAILED, error.message
+    assert "manager: connection failed during rollback (health)" in error.message, error.message
+    assert any("clean-up after the failure did not finish" in w for w in site.warnings())
+    assert fake.serving_nodes() == {site.r2} and site.current() == site.r2 and len(site.records()) == count
+    assert site.locked()
+
+    host_site, host = local
+    host_site.r2 = host_site.deploy()
+    host.faults.append(Fault("http_get", host_rules.CONTAINER, action=lambda: setattr(host, "gone", True)))
+    host_error = host_site.failing_rollback()
+    host.gone = False
+    assert host_error.exit_code == error.exit_code and "connection failed during rollback (health)" in host_error.message
+    assert host.serving() == host_site.r2 and host_rules.locked(host)
+
+
 # -- the judges (services/judging/judges.py, the same code a host's deploy runs) ------------------------
 #
 # The nodes' `docker logs --since` of the proxy answer scripted access logs (the same Fault a

@@ -3,8 +3,9 @@
 Deploy and rollback differ only in how the target release's containers come up (created
 from images, or started again from the stopped ones a deploy kept) and in what a failure
 before the switch undoes (remove them, or stop them again). Everything else, and the
-order, is this one plan, run by services/lifecycle/switch.py; `--dry-run` prints `steps()` of the
-very plan the run would execute.
+order, is this one plan, run by services/lifecycle/switch.py; its `*_rows()` are what `--dry-run`
+prints for each step the run takes (paired with its action in services/lifecycle/: the
+run walks those Steps and the dry run prints their rows).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from . import docker_commands as dc
 from .containers import ContainerSpec
-from .names import Names
-from ..edge.proxy_config import ANCHOR_MARKER, CONFIG_FILE, CONFIG_PATH, LIVE_COPY, PROXY_MOUNT, RELEASE_HEADER, STAGED_FILE, Shadow, Standby, config_tag, render_proxy_config
+from .names import Names, StateLayout
+from ..edge.proxy_config import ANCHOR_MARKER, CONFIG_FILE, CONFIG_PATH, LIVE_COPY, PROXY_MOUNT, RELEASE_HEADER, STAGED_FILE, STANDBY_FLAG_PREFIX, Shadow, Standby, config_tag, render_proxy_config
 from .release_spec import HealthProbe, ReleaseSpec
 from .steps import Argv, PlannedStep
 from ..edge.tls_config import TLS_LISTEN_PORT
@@ -159,24 +160,40 @@ class SwitchPlan:
     # stop_first workers: (service, the argv listing its running containers). Those not of
     # the target release are stopped before anything starts, and started again by an undo.
     stop_first: tuple[tuple[str, Argv], ...] = ()
+    proxy_dir: str = ""  # the host's proxy directory (the flags of earlier configurations go from there)
 
-    def steps(self) -> list[PlannedStep]:
+    # -- the rows `--dry-run` prints for each step of the switch (services/lifecycle/switch.py
+    # and the deploy and rollback around it pair them with the action that runs) ----------
+
+    def start_rows(self) -> list[PlannedStep]:
+        """stop_first workers of other releases, then every container's chain."""
         rows = [PlannedStep("stop first", f"{service} (stop_first): its running containers of other releases, "
                                           "stopped before the new one starts (started again if this fails "
                                           "before the switch)", listing)
                 for service, listing in self.stop_first]
-        rows += [PlannedStep("start", "created while the migration runs (not started)"
-                             if self.create and argv is not chain[-1] else "", argv)
-                 for chain in self.start for argv in chain]
-        if self.forget_env is not None:
-            rows.append(PlannedStep("secrets", "remove the env files once the containers exist (they keep their env "
-                                               "in their own config)", self.forget_env))
-        rows += [PlannedStep("health", probe.describe()) for probe in self.probes]
-        if self.shadow is not None:
-            rows += self._shadow_steps(self.shadow)
-        if self.canary is not None:
-            rows += self._canary_steps(self.canary)
+        return rows + [PlannedStep("start", "created while the migration runs (not started)"
+                                   if self.create and argv is not chain[-1] else "", argv)
+                       for chain in self.start for argv in chain]
+
+    def forget_env_rows(self) -> list[PlannedStep]:
+        if self.forget_env is None:
+            return []
+        return [PlannedStep("secrets", "remove the env files once the containers exist (they keep their env "
+                                       "in their own config)", self.forget_env)]
+
+    def health_rows(self) -> list[PlannedStep]:
+        return [PlannedStep("health", probe.describe()) for probe in self.probes]
+
+    def shadow_rows(self) -> list[PlannedStep]:
+        return self._shadow_steps(self.shadow) if self.shadow is not None else []
+
+    def canary_rows(self) -> list[PlannedStep]:
+        return self._canary_steps(self.canary) if self.canary is not None else []
+
+    def switch_rows(self) -> list[PlannedStep]:
+        """The route and the verify; to the standby (`flag`): the flag, the verify, then the route."""
         routed = self.target.routed
+        rows = []
         if self.flag is not None:
             rows.append(PlannedStep("switch", f"create {PROXY_MOUNT}/{self.flag} (the proxy directory): the live "
                                               f"nginx.conf sends every request to its standby {self.target.release} "
@@ -195,24 +212,41 @@ class SwitchPlan:
                                          "nginx (one command on the host)", self.proxy.swap))
         if self.flag is None:
             rows.append(PlannedStep("verify", self.verify.describe()))
-        rows.append(PlannedStep("record", "append to releases.jsonl (with this release's spec); write current"))
-        if self.guard is not None:
-            rows.append(PlannedStep("guard", self.guard.describe(),
-                                    tuple(dc.logs_since(self.proxy.nginx_name, "<switch time>"))))
-            rows.append(PlannedStep("guard", f"if it crosses: put the previous nginx.conf back (staged as {STAGED_FILE}, "
-                                             "tested, renamed, reloaded); "
-                                             "wait until the proxy answers from the previous release, then the "
-                                             "drain; remove this release's containers; record `reverted` with the numbers; "
-                                             "exit 6", self.proxy.swap))
-        rows.append(PlannedStep("drain", f"before stopping a release that served within the last {self.drain:g}s "
-                                 "(the one replaced, without a warm window): wait for the requests it holds"))
-        rows.append(PlannedStep("stop", "the other releases' running containers still draining (kept for rollback), "
-                                        "but the previous release's while its warm window lasts (never its workers)",
-                                dc.stop(["<other releases' containers>"])))
-        rows.append(PlannedStep("stop", "those out of the proxy long enough (an older warm release), then prune's "
-                                        "removals: by the host after this command returns, nothing waits for them",
-                                background_placeholder()))
+        else:
+            rows.append(PlannedStep("route", "then the flags of earlier configurations go (not this one: the "
+                                             "replaced workers may still read it)",
+                                    clear_flags(self.proxy_dir, self.flag)))
         return rows
+
+    def record_rows(self) -> list[PlannedStep]:
+        """A deploy's record carries the release's spec; a rollback's names its target (whose
+        spec is in its own deploy record)."""
+        what = "with this release's spec" if self.create else "the rollback to this release"
+        return [PlannedStep("record", f"append to releases.jsonl ({what}); write current")]
+
+    def guard_rows(self) -> list[PlannedStep]:
+        if self.guard is None:
+            return []
+        return [PlannedStep("guard", self.guard.describe(), tuple(dc.logs_since(self.proxy.nginx_name, "<switch time>"))),
+                PlannedStep("guard", f"if it crosses: put the previous nginx.conf back (staged as {STAGED_FILE}, "
+                                     "tested, renamed, reloaded); "
+                                     "wait until the proxy answers from the previous release, then the "
+                                     "drain; remove this release's containers; record `reverted` with the numbers; "
+                                     "exit 6", self.proxy.swap)]
+
+    def retire_rows(self, keep: int) -> list[PlannedStep]:
+        """What follows the verified switch (services/lifecycle/retire.py): drain, stop, prune."""
+        return [
+            PlannedStep("drain", f"before stopping a release that served within the last {self.drain:g}s "
+                                 "(the one replaced, without a warm window): wait for the requests it holds"),
+            PlannedStep("stop", "the other releases' running containers still draining (kept for rollback), "
+                                "but the previous release's while its warm window lasts (never its workers)",
+                        tuple(dc.stop(["<other releases' containers>"]))),
+            PlannedStep("stop", "those out of the proxy long enough (an older warm release), then prune's "
+                                "removals: by the host after this command returns, nothing waits for them",
+                        background_placeholder()),
+            PlannedStep("prune", f"keep {keep} releases (never the live or previous good)"),
+        ]
 
     def _shadow_steps(self, spec: ShadowSpec) -> list[PlannedStep]:
         return [
@@ -249,6 +283,31 @@ class SwitchPlan:
                         tuple(dc.remove([self.watchdog[self.watchdog.index("--name") + 1]]))
                         if self.watchdog else None),
         ]
+
+
+def clear_flags(proxy_dir: str, keep: str) -> Argv:
+    """The standby flags in the proxy directory but `keep` (services/edge/proxy.clear_flags)."""
+    return ("find", proxy_dir, "-maxdepth", "1", "-name", f"{STANDBY_FLAG_PREFIX}*", "!", "-name", keep, "-delete")
+
+
+def canary_clears(layout: StateLayout) -> tuple[Argv, ...]:
+    """Before a split: the decision and the watchdog's mark an earlier canary left."""
+    return tuple(("rm", "-f", path) for path in (layout.canary_decision, layout.canary_fired))
+
+
+def canary_leftovers(layout: StateLayout) -> tuple[Argv, ...]:
+    """Once the watchdog is gone (promoted, aborted, recovered): the canary's record, its
+    decision, the watchdog's mark and the live-only copy."""
+    return tuple(("rm", "-f", path) for path in (layout.canary, layout.canary_decision, layout.canary_fired,
+                                                 f"{layout.proxy_dir}/{LIVE_COPY}"))
+
+
+def canary_file_rows(layout: StateLayout) -> list[PlannedStep]:
+    """The canary's own files on the host, as services/judging/canary.HostCanary removes them."""
+    return ([PlannedStep("canary", "before the split: a decision and a watchdog's mark left from an earlier canary "
+                                   "go", argv) for argv in canary_clears(layout)]
+            + [PlannedStep("canary", "once the watchdog is gone: the canary's record, decision, the watchdog's mark "
+                                     "and the live-only copy", argv) for argv in canary_leftovers(layout)])
 
 
 def canary_watchdog(target: ReleaseSpec, names: Names, proxy: ProxyStart, proxy_dir: str,
@@ -312,7 +371,7 @@ def deploy_plan(target: ReleaseSpec, containers: list[ContainerSpec], names: Nam
         watchdog=canary_watchdog(target, names, proxy, proxy_dir, canary) if canary is not None else None,
         forget_env=("rm", "-f", "--", *env_files) if env_files else None,
         shadow=shadow,
-        stop_first=stop_first_listings(target, names),
+        stop_first=stop_first_listings(target, names), proxy_dir=proxy_dir,
     )
 
 
@@ -336,5 +395,5 @@ def rollback_plan(target: ReleaseSpec, names: Names, proxy_dir: str, *, proxy_po
         verify=verify_check(target),
         drain=drain,
         flag=flag if not stopped else None, standby=standby.release if standby else None,
-        stop_first=stop_first_listings(target, names),
+        stop_first=stop_first_listings(target, names), proxy_dir=proxy_dir,
     )

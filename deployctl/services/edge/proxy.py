@@ -25,8 +25,8 @@ from ...plan.edge import maintenance
 from ...plan.lifecycle.names import Names, StateLayout
 from ...plan.edge.nginx_errors import unresolved_upstreams
 from ...plan.edge.proxy_containers import Anchor, ProxyContainers, parse_proxy_listing
-from ...plan.edge.proxy_config import ANCHOR_MARKER, CONFIG_FILE, PID_FILE, RELEASE_HEADER, STAGED_FILE, STANDBY_FLAG_PREFIX, live_release, standby_of
-from ...plan.lifecycle.switch_plan import LOOPBACK, ProxyStart, proxy_swap
+from ...plan.edge.proxy_config import ANCHOR_MARKER, CONFIG_FILE, PID_FILE, RELEASE_HEADER, STAGED_FILE, live_release, standby_of
+from ...plan.lifecycle.switch_plan import LOOPBACK, ProxyStart, clear_flags, proxy_swap
 from ...plan.edge import client_address
 from ...plan.edge import tls_config as tc
 from ...plan.edge.tls_config import NO_REDIRECT_HEADER, TLS_LISTEN_PORT
@@ -217,8 +217,7 @@ class HostProxy:
     def clear_flags(self, keep: str) -> None:
         """Flags of earlier configurations: harmless (each names one render) but clutter.
         `keep`: the flag the workers of the configuration just replaced may still read."""
-        self.conn.run(["find", self.layout.proxy_dir, "-maxdepth", "1", "-name", f"{STANDBY_FLAG_PREFIX}*",
-                       "!", "-name", keep, "-delete"])
+        self.conn.run(list(clear_flags(self.layout.proxy_dir, keep)))
 
     def _flag_path(self, flag: str) -> str:
         return f"{self.layout.proxy_dir}/{flag}"

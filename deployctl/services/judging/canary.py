@@ -30,14 +30,15 @@ from ...plan.judging.canary import ABORT, WAIT, Board, CanaryRecord, CanarySpec,
 from ...plan.lifecycle.names import Names, StateLayout
 from ...plan.edge.proxy_config import LIVE_COPY
 from ...plan.lifecycle.release_spec import ReleaseSpec
-from ...plan.lifecycle.switch_plan import SwitchPlan, canary_config
+from ...plan.lifecycle.switch_plan import SwitchPlan, canary_clears, canary_config, canary_leftovers
 from ..lifecycle.host_calls import why as _why
 from ..lifecycle.switch import HostSwitch
+from ..lifecycle.transaction import JudgedBack
 from .watch import TICK, ProxyLog
 
 
 
-class CanaryAborted(DeployError):
+class CanaryAborted(JudgedBack):
     """The canary was judged bad (or aborted by hand): every host is back on its live
     release at 100% (exit 6: the previous release serves)."""
 
@@ -89,8 +90,8 @@ class HostCanary(JudgedHost):
             proxy.route(self.plan.proxy, live_only.decode())
         if self.plan.watchdog is None or proxy.running_nginx() != self.plan.proxy.nginx_name:
             raise DeployError(f"{self.host}: the proxy's nginx of {self.plan.target.proxy.image} is not running")
-        for path in (self.layout.canary_decision, self.layout.canary_fired):
-            self.conn.run(["rm", "-f", path])
+        for argv in canary_clears(self.layout):
+            self.conn.run(list(argv))
         self.conn.put_file(f"{self.layout.proxy_dir}/{LIVE_COPY}", live_only, 0o644)
         self.conn.run(dc.remove([self.names.canary_watchdog]))  # one left by a killed deploy
         now = time.time()
@@ -118,9 +119,8 @@ class HostCanary(JudgedHost):
         True when it had fired."""
         self.conn.run(dc.remove([self.names.canary_watchdog]))
         fired = self.conn.read_file(self.layout.canary_fired) is not None
-        for path in (self.layout.canary, self.layout.canary_decision, self.layout.canary_fired,
-                     f"{self.layout.proxy_dir}/{LIVE_COPY}"):
-            self.conn.run(["rm", "-f", path])
+        for argv in canary_leftovers(self.layout):
+            self.conn.run(list(argv))
         return fired
 
     def back(self) -> None:
@@ -255,6 +255,6 @@ def recover(switch: HostSwitch, names: Names, layout: StateLayout, emit: Emit) -
     conn.run(dc.remove([names.canary_watchdog]))
     if not fired and live_only:
         switch.proxy.put_back(live_only)
-    for path in (layout.canary, layout.canary_decision, layout.canary_fired, f"{layout.proxy_dir}/{LIVE_COPY}"):
-        conn.run(["rm", "-f", path])
+    for argv in canary_leftovers(layout):
+        conn.run(list(argv))
     return record

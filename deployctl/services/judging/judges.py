@@ -194,18 +194,6 @@ class Judges:
 
     # -- the canary (services/judging/canary.py) -----------------------------------------------
 
-    @property
-    def before_switch(self) -> bool:
-        """Whether anything judges the release between its health check and its switch."""
-        return self.gate is not None or self.shadow_gate is not None
-
-    def judge(self) -> CanaryPart | None:
-        """Before the switch: the shadow window, then the canary. Returns the promoted canary
-        (its watchdogs still armed until `promoted`), None without one; raises ShadowStopped
-        or CanaryAborted after going back to the live release."""
-        self.judge_shadow()
-        return self.judge_canary()
-
     def judge_canary(self) -> CanaryPart | None:
         """The canary alone (a step of its own where the target runs its switch as steps):
         the promoted canary, None without one; raises CanaryAborted after going back."""

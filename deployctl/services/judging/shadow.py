@@ -27,9 +27,10 @@ from ...plan.lifecycle.switch_plan import SwitchPlan, shadow_config
 from .canary import JudgedHost
 from ..lifecycle.host_calls import why as _why
 from ..lifecycle.switch import HostSwitch
+from ..lifecycle.transaction import JudgedBack
 
 
-class ShadowStopped(DeployError):
+class ShadowStopped(JudgedBack):
     """The shadow window's verdict stopped the deploy before its switch: the live release
     never stopped serving, and no user got an answer from the new one (exit 6)."""
 

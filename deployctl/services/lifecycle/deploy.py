@@ -33,7 +33,7 @@ from ...plan.judging.shadow import shadow_spec
 from ..judging.canary import CanaryGate, HostCanary
 from ..judging.host_judges import HostJudges
 from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, SKIPPED, new_release_id
-from ...plan.lifecycle.switch_plan import deploy_plan, guard_spec, proxy_config_for
+from ...plan.lifecycle.switch_plan import canary_file_rows, deploy_plan, guard_spec, proxy_config_for
 from ...secrets import Secret
 from . import preflight
 from ..edge import shared_proxy, tls
@@ -278,6 +278,9 @@ class HostDeploy:
         self.phase = "before"  # before | switched back | uncertain | aborted | live
         # The shadow window, the canary and the guard (services/judging/host_judges.py).
         self.judges = HostJudges(self, gate, shadow_gate)
+        self.promoted: HostCanary | None = None  # the canary that promoted: its watchdog armed until recorded
+        self.switched = 0.0  # when the verified switch ended: a judged release's guard reads from there
+        self.guard_watched = False  # the guard watched (and the releases but the previous were retired beside it)
 
     # -- HostJob -----------------------------------------------------------------------------
 
@@ -480,37 +483,98 @@ class HostDeploy:
         except BaseException as exc:
             raise self._abandon(exc) from None
 
+    # -- the switch: what `run` walks, each step with the rows `--dry-run` prints for it -----
+
+    def switch_steps(self) -> list[Step]:
+        """Every step of the switch part, in the order `run` takes them."""
+        return [*self.bringing_up(), *self.judging(), self.switching(), *self.after()]
+
+    def bringing_up(self) -> list[Step]:
+        """stop first, start (or only `docker start`: created during the migration), the env
+        files gone, health (services/lifecycle/switch.py)."""
+        return self.switch.bringing_up(self.plan)
+
+    def judging(self) -> list[Step]:
+        """[the shadow window], [the canary]: between the health check and the switch."""
+        steps = []
+        if self.plan.shadow is not None:
+            steps.append(Step("shadow", tuple(self.plan.shadow_rows()), self.judges.judge_shadow))
+        if self.plan.canary is not None:
+            steps.append(Step("canary", (*self.plan.canary_rows(), *canary_file_rows(self.layout)), self._canary))
+        return steps
+
+    def switching(self) -> Step:
+        """Route and verify (a failure switches back); a promoted canary's watchdog goes with
+        a switch back, and stays armed past a verified switch (removed after the record)."""
+        return Step("switch", self.switch.switching(self.plan).rows, self._switch)
+
+    def after(self) -> list[Step]:
+        """Once verified: the record, [the guard], then retire and prune (best effort)."""
+        steps = [Step("record", tuple(self.plan.record_rows()), self._record_live)]
+        if self.plan.guard is not None:
+            steps.append(Step("guard", tuple(self.plan.guard_rows()), self._guard))
+        return steps + [Step("retire", tuple(self.plan.retire_rows(self.environment.rollout.keep)),
+                             self._retire_after)]
+
     def run(self) -> None:
-        """The switch sequence: start beside the old release, health, route, verify; then
-        the old release is drained and stopped (kept for rollback)."""
+        """The switch steps: start beside the old release, health, [judge], route, verify;
+        then the record, [the guard], and the old release drained and stopped (kept for
+        rollback)."""
         self.started_at = time.time()
+        up, judging, switching, (record, *rest) = self.bringing_up(), self.judging(), self.switching(), self.after()
         # Which failure gives which outcome: services/lifecycle/switch_failures.py, as a Swarm's.
-        promoted = switch_guarded(self, self._switch_sequence,
-                                  record=lambda outcome, why: self.record(outcome, self.previous, why),
-                                  abandon=self._abandon_switch)
+        switch_guarded(self, lambda: self._switch_sequence(up, judging, switching),
+                       record=lambda outcome, why: self.record(outcome, self.previous, why),
+                       abandon=self._abandon_switch)
         # Switched and verified: from here the new release is live; bookkeeping comes first
         # so an interrupt during the drain cannot leave `current` pointing at the old one.
-        switched = time.time()
-
-        def live() -> None:
-            self.state.set_current(self.release)
-            moved = self.switch.move.record() if self.switch.move is not None else {}
-            self.record(LIVE, self.previous, "", extra={**(self.judges.verdicts() or {}), **moved})
-
-        record_live(self, live)
+        self.switched = time.time()
+        record_live(self, record.action)
+        promoted = self.promoted
         if promoted is not None:  # its watchdog goes only now (services/lifecycle/switch_failures.py)
             after_verified(self, lambda: self.judges.switched(promoted))
         else:  # the shadow window's live copy, if any
             self._best_effort("shadow", lambda: self.judges.switched(None))
-        warm_window = self.environment.rollout.warm_window
+        for step in rest:  # [guard], retire
+            step.action()
+
+    def _switch_sequence(self, up: list[Step], judging: list[Step], switching: Step) -> None:
+        """Bring up, [judge], route, verify. A promoted canary (`self.promoted`) keeps its
+        watchdog armed: removed only once the switch is verified and recorded (run)."""
+        self.cancel.check()
+        self.switch.bring_up(self.plan, up)
+        for step in judging:  # raise ShadowStopped or CanaryAborted after going back
+            step.action()
+        switching.action()
+
+    def _canary(self) -> None:
+        self.promoted = self.judges.judge_canary()
+
+    def _switch(self) -> None:
+        try:
+            self.switch.switch(self.plan)
+        except SwitchBackFailed:
+            raise  # uncertain: the watchdog, still armed, puts the live-only proxy back
+        except BaseException:
+            if self.promoted is not None:
+                self.promoted.disarm()  # switched back to the live-only configuration
+            raise
+
+    def _record_live(self) -> None:
+        self.state.set_current(self.release)
+        moved = self.switch.move.record() if self.switch.move is not None else {}
+        self.record(LIVE, self.previous, "", extra={**(self.judges.verdicts() or {}), **moved})
+
+    def _guard(self) -> None:
+        """Beside the guard's watch, every release but this one and the previous is retired
+        (the guard's revert needs only the previous, still running); the previous then
+        follows the warm window as after any switch (`_retire_after`). A guarded deploy used
+        to pay the drain, the stop and the prune after its watch (issue 15: deploy wall time)."""
         if not self.judges.guarded():
-            self._retire(warm_window)
             return
-        # Beside the guard's watch, every release but this one and the previous is retired
-        # (the guard's revert needs only the previous, still running); the previous then
-        # follows the warm window as after any switch. A guarded deploy used to pay the
-        # drain, the stop and the prune after its watch (issue 15: deploy wall time).
         assert self.plan.guard is not None
+        self.guard_watched = True
+        warm_window = self.environment.rollout.warm_window
         with ThreadPoolExecutor(max_workers=1) as pool:
             # Kept running for the watch at least; a deployctl killed during it leaves the
             # previous warm for this long, and the next command on the host stops it.
@@ -519,31 +583,17 @@ class HostDeploy:
                 # From the switch when the new release had answers in the log before it (a
                 # canary's, the shadow window's copies): the guard judges what users got.
                 judged_before = self.judges.canary or self.judges.shadow
-                self.judges.guard(since=switched if judged_before else self.started_at or switched,
+                self.judges.guard(since=self.switched if judged_before else self.started_at or self.switched,
                                   stopped=self.cancel.is_set)
             finally:
                 early.result()
-        if warm_window <= 0:
-            self._retire(0)  # the watch passed: now the previous goes too, after its drain
 
-    def _switch_sequence(self) -> HostCanary | None:
-        """Bring up, [judge], route, verify. Returns the promoted canary, its watchdog still
-        armed: removed only once the switch is verified and recorded (run)."""
-        self.cancel.check()
-        if not self.judges.before_switch:
-            self.switch.run(self.plan)
-            return None
-        self.switch.bring_up(self.plan)
-        promoted = self.judges.judge()  # raises ShadowStopped or CanaryAborted after going back
-        try:
-            self.switch.switch(self.plan)
-        except SwitchBackFailed:
-            raise  # uncertain: the watchdog, still armed, puts the live-only proxy back
-        except BaseException:
-            if promoted is not None:
-                promoted.disarm()  # switched back to the live-only configuration
-            raise
-        return promoted
+    def _retire_after(self) -> None:
+        warm_window = self.environment.rollout.warm_window
+        if not self.guard_watched:
+            self._retire(warm_window)
+        elif warm_window <= 0:
+            self._retire(0)  # the watch passed: now the previous goes too, after its drain
 
     def _abandon_switch(self, exc: BaseException) -> BaseException:
         self.judges.leave()  # before its split: the other hosts do not wait for it

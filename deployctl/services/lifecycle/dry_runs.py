@@ -56,7 +56,7 @@ def _host_deploy(resolved: Env, release: str, images: ReleaseImages,
                  login: tuple[str, str] | None, options: DeployOptions, hooks: bool) -> Plans:
     """The plan of each host's HostDeploy, the object a real deploy runs (no connection)."""
     from ...plan.data.accessories import planned_steps
-    from ...plan.lifecycle.dry_run import REGISTRY_CONFIG, deploy_steps
+    from ...plan.lifecycle.dry_run import REGISTRY_CONFIG
     from .deploy import HostDeploy
 
     loaded, env = resolved.loaded, resolved.name
@@ -66,11 +66,7 @@ def _host_deploy(resolved: Env, release: str, images: ReleaseImages,
         if login:  # as the preflight's login leaves it on the connector (services/lifecycle/preflight.py)
             conn.registry_config = REGISTRY_CONFIG
         job = HostDeploy(resolved, conn, lambda e: None, release, images, {}, options, first=index == 0)
-        steps = deploy_steps(
-            job.plan, [row for step in job.preparation() for row in step.rows],
-            job.migration_rows() if index == 0 else [], job.layout, local=environment.target == "local",
-            images=[*images.images.values(), job.spec.proxy.image], keep=environment.rollout.keep,
-            registry_login=login, fetching=[row for step in job.fetching() for row in step.rows])
+        steps = host_deploy_steps(job, login=login, migrations=index == 0)
         # Accessories come up after the preflight, before the lock (services/lifecycle/deploy.py).
         at = next((i for i, s in enumerate(steps) if s.step != "preflight"), len(steps))
         plans[conn.host] = (steps[:at] + planned_steps(config, env, job.layout) + steps[at:] + _tls_rows(config, env)
@@ -80,6 +76,35 @@ def _host_deploy(resolved: Env, release: str, images: ReleaseImages,
     migrates = any(s.migrate for s in config.services.values())
     names = [n for n in DEPLOY_HOOKS if n != "pre_migrate" or migrates]
     return plans | _hook_plan(loaded, names, hooks)
+
+
+def host_deploy_steps(job, *, login: tuple[str, str] | None = None,  # type: ignore[no-untyped-def]
+                      migrations: bool = True) -> list[PlannedStep]:
+    """One host's deploy as it runs (services/lifecycle/deploy.HostDeploy): the preflight, the
+    pulls before the lock (`fetching`), the lock, then the rows of the very Steps the job
+    walks under it (its preparation, its migrations on the rollout's first host:
+    `migrations`, its switch steps), and the unlock."""
+    from ...plan.lifecycle.dry_run import lock_row, preflight_rows, unlock_row
+
+    local = job.environment.target == "local"
+    return [*preflight_rows(local=local, images=[*job.images.images.values(), job.spec.proxy.image],
+                            registry_login=login),
+            *(row for step in job.fetching() for row in step.rows),
+            lock_row(job.layout),
+            *(row for step in job.preparation() for row in step.rows),
+            *(job.migration_rows() if migrations else []),
+            *(row for step in job.switch_steps() for row in step.rows),
+            unlock_row(job.layout)]
+
+
+def host_rollback_steps(job) -> list[PlannedStep]:  # type: ignore[no-untyped-def]
+    """One host's rollback as it runs (services/lifecycle/rollback.HostRollback, after its
+    check): the lock, the rows of the Steps it walks under it (its preparation, its switch),
+    the unlock."""
+    from ...plan.lifecycle.dry_run import lock_row, unlock_row
+
+    return [lock_row(job.layout), *(row for step in [*job.preparation(), *job.switch_steps()] for row in step.rows),
+            unlock_row(job.layout)]
 
 
 def _tls_rows(config, env: str, host: str = "host", lock: str = "every host's lock",  # type: ignore[no-untyped-def]
@@ -189,7 +214,6 @@ def _swarm_preflight(manager: str | None) -> list[PlannedStep]:
 
 def _host_rollback(resolved: Env, to: str | None, hooks: bool) -> tuple[str, Plans]:
     """The plan of each host's HostRollback."""
-    from ...plan.lifecycle.dry_run import rollback_steps
     from ...plan.lifecycle.rollout import HostReleases, rollback_target
     from .host_state import HostState
     from ..hosts import connected
@@ -208,7 +232,7 @@ def _host_rollback(resolved: Env, to: str | None, hooks: bool) -> tuple[str, Pla
             job = HostRollback(resolved, conn, lambda e: None, target)
             job.check()
             plans[conn.host] = ([PlannedStep("nothing", f"{target} is already live")] if job.plan is None
-                                else rollback_steps(job.plan, layout))
+                               else host_rollback_steps(job))
     return target, plans | _hook_plan(resolved.loaded, ROLLBACK_HOOKS, hooks)
 
 

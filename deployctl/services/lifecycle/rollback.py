@@ -15,14 +15,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ...errors import DeployctlError, RollbackError, UsageError
+from ...errors import RollbackError, UsageError
 from ...events import Emit, Message, serialized
 from ...plan.lifecycle import rollout as plan
 from ...plan.data import schema
 from ...plan.pipeline.images import PROXY, builtin_proxy_image
 from ...plan.lifecycle.release_spec import ReleaseSpec, release_spec
-from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, REVERTS, SKIPPED, UNCERTAIN, BadReleaseId, History, ReleaseRecord, check_release_id
+from ...plan.lifecycle.releases import LIVE, REVERTED, REVERTS, SKIPPED, BadReleaseId, History, ReleaseRecord, check_release_id
 from ...plan.edge.proxy_config import Standby, live_release, standby_of
+from ...plan.lifecycle.steps import PlannedStep, Step
 from ...plan.lifecycle.switch_plan import SwitchPlan, rollback_plan
 from . import preflight
 from ...plan.operate.hooks import HookContext
@@ -33,10 +34,11 @@ from .host_state import HostState
 from ..env import Env
 from ..data.release_schema import restore_for_rollback
 from .retire import retire_and_prune, stop_expired_warm
-from .host_calls import PREVIOUS, UNKNOWN, mapped, on_every_host
+from .host_calls import on_every_host
 from .rollout import Cancel, unexpected
-from .switch import HostSwitch, SwitchBackFailed, SwitchFailed
-from .transaction import after_switch, best_effort, failure_outcome, release_record, rollback_failure, run_transaction, take_lock
+from .switch import HostSwitch
+from .switch_failures import record_live, rollback_guarded
+from .transaction import after_switch, failure_outcome, release_record, rollback_failure, run_transaction, take_lock
 
 
 @dataclass
@@ -103,16 +105,14 @@ def rollback(env: Env, emit: Emit, *, to: str | None = None, message: str = "",
                               tuple(job.host for job in jobs))
         for job in jobs:
             job.schema_after = decision.schema_after
-        restore = None
-        if decision.action == schema.RESTORE:
-            assert decision.backup is not None
-            backup = decision.backup
+        backup = decision.backup if decision.action == schema.RESTORE else None
+        assert decision.action != schema.RESTORE or backup is not None
 
-            def restore(job: HostRollback) -> None:  # once, under the locks, before any switch
-                restore_for_rollback(env, job.conn, backup, emit)
+        def restore(job: HostRollback) -> None:  # once, under the locks, before any switch
+            restore_for_rollback(env, job.conn, backup, emit)
 
         results, verdict = run_transaction("rollback", jobs, environment.rollout, emit, cancel=cancel, hooks=runner,
-                                           context=context, first_step=restore)
+                                           context=context, first_step=restore if backup is not None else None)
         outcomes = [job.outcome_for(results[job.host]) for job in jobs]
         if not verdict.ok:
             raise rollback_failure(target, results, outcomes, verdict) from unexpected(results)
@@ -151,6 +151,7 @@ class HostRollback:
         self.started_at = time.time()  # the command's start: `stats` measures time to restore from here
         self.revision = ""  # the target's, from its deploy record (check)
         self.schema_after: dict[str, str] | None = None  # the database's schema after this switch
+        self.lock_current: str | None = None  # the live release read again under the lock (prepare)
 
     def check(self) -> None:
         """The target was deployed here and its containers are still here (read-only)."""
@@ -223,10 +224,47 @@ class HostRollback:
         and the lock (`current` moved: everything is looked at again). Warm releases past
         their window are stopped first (never the live one or the target); the target's
         containers were listed by the check, and a warm rollback's time is round trips."""
-        current = self.state.current()
-        stop_expired_warm(self.switch, keep={r for r in (current, self.target) if r})
-        if current != self.current or self.plan is None:
+        for step in self.preparation():
+            step.action()
+
+    def preparation(self) -> list[Step]:
+        """What `prepare` runs, with the rows the dry run prints for it."""
+        return [Step("warm", (PlannedStep("warm", "stop warm releases past their window (rollout.warm_window), "
+                                                  "never the live one or the target"),), self._stop_warm),
+                Step("prepare", (PlannedStep("state", f"read {self.layout.current} again: when another command "
+                                                      "moved it meanwhile, the target and its containers are "
+                                                      "looked at again"),), self._check_again)]
+
+    def _stop_warm(self) -> None:
+        self.lock_current = self.state.current()
+        stop_expired_warm(self.switch, keep={r for r in (self.lock_current, self.target) if r})
+
+    def _check_again(self) -> None:
+        if self.lock_current != self.current or self.plan is None:
             self.check()
+
+    # -- the switch: what `run` walks, each step with the rows `--dry-run` prints for it -----
+
+    def switch_steps(self) -> list[Step]:
+        """Every step of the switch part, in the order `run` takes them (`check()` first)."""
+        return [*self.bringing_up(), self.switching(), *self.after()]
+
+    def bringing_up(self) -> list[Step]:
+        """stop first, the target's stopped containers started, health (a warm target's
+        running ones are only checked): services/lifecycle/switch.py, as a deploy's."""
+        assert self.plan is not None, "check() first"
+        return self.switch.bringing_up(self.plan)
+
+    def switching(self) -> Step:
+        """Route and verify, or the standby's flag then the verify (a failure switches back)."""
+        assert self.plan is not None, "check() first"
+        return self.switch.switching(self.plan)
+
+    def after(self) -> list[Step]:
+        """Once verified: the record, then retire and prune (best effort)."""
+        assert self.plan is not None, "check() first"
+        return [Step("record", tuple(self.plan.record_rows()), self._record_live),
+                Step("retire", tuple(self.plan.retire_rows(self.environment.rollout.keep)), self._retire)]
 
     def run(self) -> str | None:
         if self.target == self.current:
@@ -234,42 +272,41 @@ class HostRollback:
             return plan.ALREADY_LIVE
         assert self.plan is not None, "check() first"
         self.started = time.monotonic()
-        try:
-            self.switch.run(self.plan)
-        except SwitchBackFailed as exc:
-            self.phase = "uncertain"
-            # As a deploy's: a record the gone host cannot take must not replace this error.
-            best_effort(self.emit, self.host, "record", lambda: self.state.record(
-                _record(self.target, self.current, UNCERTAIN, exc.message, self.message)))
-            raise
-        except DeployctlError as exc:  # switched back, or failed before the switch (undone)
-            # Switched, then switched back, is "reverted" as for a deploy: the history says the
-            # target got traffic for a moment (tests/faults, a rollback's verify fails).
-            switched_back = isinstance(exc, SwitchFailed)
-            self.phase = "switched back" if switched_back else "before"
-            best_effort(self.emit, self.host, "record", lambda: self.state.record(
-                _record(self.target, self.current, REVERTED if switched_back else FAILED, exc.message,
-                        self.message)))
-            raise RollbackError(f"rollback to {self.target} failed: {exc.message}",
-                                hint=f"{self.current or 'the previous release'} should still be serving; "
-                                     "check `deployctl status`") from None
-        except BaseException as exc:
-            self.phase = "uncertain"
-            # A connection failure (or a full disk) named with the host and the step; once the
-            # proxy may have been touched, what serves is unknown.
-            touched = self.switch.step in ("switch", "verify", "switch back")
-            raise mapped(self.host, f"rollback ({self.switch.step})", exc, UNKNOWN if touched else PREVIOUS) from None
+        up, switching, (record, retire) = self.bringing_up(), self.switching(), self.after()
+
+        def bring_up_and_switch() -> None:
+            self.switch.bring_up(self.plan, up)  # type: ignore[arg-type]
+            switching.action()
+
+        # The outcomes, records and exit codes of a deploy's failures (services/lifecycle/switch_failures.py):
+        # switched, then switched back, is "reverted" (the target got traffic for a moment).
+        rollback_guarded(self, bring_up_and_switch, record=lambda outcome, why: self.state.record(
+            _record(self.target, self.current, outcome, why, self.message)))
         self.seconds = time.monotonic() - self.started
+        record_live(self, record.action)
+        after_switch(self.emit, self.host, retire.action)
+        return None
+
+    @property
+    def step(self) -> str:
+        """The step under way (the switch's), for a lost connection's message."""
+        return self.switch.step
+
+    def clean_up(self) -> None:
+        """Nothing beyond the switch's own undo, which already stopped the target's started
+        containers again (and started the stop_first workers it stopped): a rollback creates
+        no network, secret or container of its own."""
+
+    def _record_live(self) -> None:
         self.state.set_current(self.target)
         extra = {k: v for k, v in ((REVERTS, self.reverts), (schema.SCHEMA, self.schema_after)) if v}
         self.state.record(_record(self.target, self.current, LIVE, "", self.message, started=self.started_at,
                                   extra=extra or None))
-        self.phase = "live"
+
+    def _retire(self) -> None:
         warm_window = self.environment.rollout.warm_window if self.keep_warm else 0
-        after_switch(self.emit, self.host, lambda: retire_and_prune(
-            self.conn, self.switch, self.state, self.layout, self.environment.rollout, self.target, self.emit,
-            previous=self.current, warm_window=warm_window))
-        return None
+        retire_and_prune(self.conn, self.switch, self.state, self.layout, self.environment.rollout, self.target,
+                         self.emit, previous=self.current, warm_window=warm_window)
 
     def failure_outcome(self) -> str:
         return failure_outcome(self.phase)

@@ -26,6 +26,7 @@ from ...plan.lifecycle.names import Names, StateLayout
 from ...plan.edge.proxy_config import Standby, live_release, standby_flag
 from ...plan.lifecycle.release_spec import ReleaseSpec
 from ...plan.lifecycle.releases import is_release_id
+from ...plan.lifecycle.steps import Step
 from ...plan.lifecycle.switch_plan import SwitchPlan, VerifyCheck
 from ...secrets import redactor
 from .health import HealthWait
@@ -177,31 +178,42 @@ class HostSwitch:
 
     # -- the sequence ------------------------------------------------------------------------
 
-    def run(self, plan: SwitchPlan) -> tuple[int, float]:
-        """start -> health -> route -> verify. Returns (proxy port, seconds the verify took)."""
-        self.bring_up(plan)
-        return self.switch(plan)
+    def bringing_up(self, plan: SwitchPlan) -> list[Step]:
+        """What `bring_up` runs, each step with the rows `--dry-run` prints for it: the
+        step's name is what an error reports as the step under way."""
+        return [Step("start", tuple(plan.start_rows()), lambda: self._start_timed(plan)),
+                Step("start", tuple(plan.forget_env_rows()), lambda: self._forget_env(plan)),
+                Step("health", tuple(plan.health_rows()), lambda: self._health(plan))]
 
-    def bring_up(self, plan: SwitchPlan) -> None:
-        """start -> health: the new release runs beside the live one, out of the proxy. (A
-        canary splits the traffic between here and `switch`: services/judging/canary.py.)"""
-        target = plan.target
+    def switching(self, plan: SwitchPlan) -> Step:
+        """What `switch` runs (route and verify, or the standby's flag), with its rows."""
+        return Step("switch", tuple(plan.switch_rows()), lambda: self.switch(plan))
+
+    def bring_up(self, plan: SwitchPlan, steps: list[Step] | None = None) -> None:
+        """start -> health (`steps`: the list `bringing_up` made, walked in order): the new
+        release runs beside the live one, out of the proxy. (A canary splits the traffic
+        between here and `switch`: services/judging/canary.py.)"""
         try:
-            self.step = "start"
-            timer = Timer(self.emit, "start", host=self.conn.host, detail=target.release)
-            self._start(plan)
-            timer.done(", ".join(target.containers))
-            self._forget_env(plan)
-            self.step = "health"
-            self._wait_healthy(plan)
-            if self.checkpoint is not None:
-                self.checkpoint()
+            for step in self.bringing_up(plan) if steps is None else steps:
+                self.step = step.name
+                step.action()
         except BaseException:
             self.undo(plan)  # nothing was switched: the live release never stopped serving
             raise
         # What a later switch back (a failed verify, the guard, a canary abort) restores: the
         # configuration before this release got any traffic, a canary's share included.
         self.previous_config = self.proxy.live_config()
+
+    def _start_timed(self, plan: SwitchPlan) -> None:
+        target = plan.target
+        timer = Timer(self.emit, "start", host=self.conn.host, detail=target.release)
+        self._start(plan)
+        timer.done(", ".join(target.containers))
+
+    def _health(self, plan: SwitchPlan) -> None:
+        self._wait_healthy(plan)
+        if self.checkpoint is not None:
+            self.checkpoint()
 
     def _forget_env(self, plan: SwitchPlan) -> None:
         """The env files with secrets, once every container was created from them: a

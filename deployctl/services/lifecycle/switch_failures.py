@@ -15,18 +15,23 @@ transaction.py applied to the part of a deploy from the bring-up to the verified
 - then a promoted canary's watchdogs go: one that cannot be removed would put the previous
   release back at its deadline, so the previous keeps running and the host is `uncertain`
   (exit 7); the release is never abandoned there (its containers serve).
+
+A rollback (a host's HostRollback, a Swarm's SwarmRollbackJob) goes the same way
+(`rollback_guarded`): the same phases, records and exit codes; what it abandons is only what
+it started (its target's containers stopped again, or its services scaled back to 0), and
+its failures are said as the rollback's ("rollback to R failed: ...").
 """
 
 from __future__ import annotations
 
 from typing import Callable, Protocol, TypeVar
 
-from ...plan.lifecycle.releases import REVERTED, UNCERTAIN
-from ..judging.canary import CanaryAborted
-from ..judging.shadow import ShadowStopped
-from .host_calls import UNKNOWN, mapped
+from ...errors import DeployctlError, RollbackError
+from ...plan.lifecycle.releases import FAILED, REVERTED, UNCERTAIN
+from .host_calls import PREVIOUS, UNKNOWN, connection_failure, mapped
+from .host_calls import why as _why
 from .switch import SwitchBackFailed, SwitchFailed
-from .transaction import LIVE_PHASE, SWITCHED_BACK, best_effort
+from .transaction import LIVE_PHASE, SWITCHED_BACK, JudgedBack, best_effort
 from .transaction import UNCERTAIN as UNCERTAIN_PHASE
 
 
@@ -47,13 +52,15 @@ class SwitchedJob(Protocol):
 
 
 def switch_guarded(job: SwitchedJob, attempt: Callable[[], T], *, record: Callable[[str, str], None],
-                   abandon: Callable[[BaseException], BaseException]) -> T:
+                   abandon: Callable[[BaseException], BaseException],
+                   said: Callable[[DeployctlError], BaseException] | None = None) -> T:
     """`attempt` (bring up, [judge], route, verify) with the outcome of each failure above.
     `record(outcome, error)`: the release's history line; `abandon(exc)`: before the
-    switch, what the release started goes, recorded `failed`; returns the error to raise."""
+    switch, what the release started goes, recorded `failed`; returns the error to raise.
+    `said(exc)`: the error a switched-back failure is raised as (a rollback's own)."""
     try:
         return attempt()
-    except (CanaryAborted, ShadowStopped):
+    except JudgedBack:  # the shadow window stopped, the canary aborted
         raise  # back on the live release, cleaned up and recorded by the judges already
     except SwitchBackFailed as exc:
         job.phase = UNCERTAIN_PHASE
@@ -65,9 +72,42 @@ def switch_guarded(job: SwitchedJob, attempt: Callable[[], T], *, record: Callab
         why = exc.message
         best_effort(job.emit, job.host, "clean-up", job.clean_up)
         best_effort(job.emit, job.host, "record", lambda: record(REVERTED, why))
-        raise
+        if said is None:
+            raise
+        raise said(exc) from None
     except BaseException as exc:
         raise abandon(exc) from None
+
+
+class RolledBackJob(SwitchedJob, Protocol):
+    """What `rollback_guarded` uses of a target's rollback job, beside SwitchedJob's."""
+
+    target: str  # the release it rolls back to
+    current: str | None  # the release live when it began
+    step: str  # the step under way, for a lost connection's message
+
+
+def rollback_guarded(job: RolledBackJob, attempt: Callable[[], T], *, record: Callable[[str, str], None]) -> T:
+    """A rollback's bring-up and switch (`attempt`) with a deploy's outcomes: `uncertain`
+    (exit 7) when a switch back failed, `reverted` (exit 6) when its route or verify was
+    switched back, `failed` (exit 6) before the switch; `clean_up` is what the rollback
+    started (its target stopped again: services back to 0 on a Swarm). The error names the
+    rollback and its target; a lost connection is named with the host and step instead."""
+
+    def said(exc: BaseException) -> BaseException:
+        if isinstance(exc, DeployctlError):
+            return RollbackError(f"rollback to {job.target} failed: {exc.message}",
+                                 hint=f"{job.current or 'the release that was live'} should still be serving; "
+                                      "check `deployctl status`")
+        return exc
+
+    def abandon(exc: BaseException) -> BaseException:
+        error = mapped(job.host, f"rollback ({job.step})", exc, PREVIOUS)
+        best_effort(job.emit, job.host, "clean-up", job.clean_up)
+        best_effort(job.emit, job.host, "record", lambda: record(FAILED, _why(error)))
+        return error if connection_failure(exc) else said(error)
+
+    return switch_guarded(job, attempt, record=record, abandon=abandon, said=said)
 
 
 def record_live(job: SwitchedJob, record: Callable[[], None]) -> None:

@@ -54,6 +54,13 @@ BEFORE, LIVE_PHASE, SWITCHED_BACK, ABORTED, UNCERTAIN = "before", "live", "switc
 _FAILURE_OUTCOMES = {SWITCHED_BACK: outcomes.SWITCHED_BACK, UNCERTAIN: outcomes.UNCERTAIN, ABORTED: outcomes.ABORTED}
 
 
+class JudgedBack(DeployError):
+    """A judge before the switch (the shadow window stopped, the canary aborted) went back
+    to the live release, cleaned up and recorded already (exit 6), on any target. Here, not
+    beside the judges: a rollback's failure path (services/lifecycle/switch_failures.py) names it
+    without importing them (a rollback has no canary)."""
+
+
 class GuardReverted(DeployError):
     """The guard saw the new release's error rate cross the limit after its switch and put
     the previous release back (exit 6: the previous release serves), on any target."""

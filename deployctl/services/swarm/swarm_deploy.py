@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from ..operate.jobs import refuse_on_swarm as refuse_jobs_on_swarm
-from ...errors import DeployctlError, DeployError, RollbackError, UsageError
+from ...errors import DeployError, RollbackError, UsageError
 from ...events import Emit, Message, Timer, serialized
 from ...plan.lifecycle import rollout as rollout_plan
 from ...plan.swarm import services as sw
@@ -34,7 +34,7 @@ from ...plan.judging.canary import canary_spec
 from ...plan.judging.shadow import shadow_spec
 from ...plan.lifecycle.env_values import SecretValueError, env_file
 from ...plan.lifecycle.release_spec import ReleaseSpec, release_spec
-from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, UNCERTAIN, ReleaseRecord, new_release_id, prune_selection
+from ...plan.lifecycle.releases import FAILED, LIVE, ReleaseRecord, new_release_id, prune_selection
 from ...plan.swarm.swarm_plan import SwarmPlan, deploy_plan, rollback_plan
 from ...plan.lifecycle.switch_plan import guard_spec
 from ...secrets import Secret
@@ -55,12 +55,11 @@ from .swarm_site import SwarmSite
 from . import swarm_tls
 from ..edge.tls import files_pair
 from ..lifecycle.rollout import Cancel, unexpected
-from ..lifecycle.transaction import BEFORE, LIVE_PHASE, SWITCHED_BACK, after_switch, deploy_failure, failure_outcome, release_record, rollback_failure, run_transaction, take_lock, best_effort
-from ..lifecycle.transaction import UNCERTAIN as UNCERTAIN_PHASE
+from ..lifecycle.transaction import BEFORE, SWITCHED_BACK, after_switch, deploy_failure, failure_outcome, release_record, rollback_failure, run_transaction, take_lock, best_effort
 from ..judging.canary import CanaryGate
 from ...plan.edge.proxy_config import LIVE_COPY
 from ..lifecycle.switch import SwitchBackFailed, SwitchFailed
-from ..lifecycle.switch_failures import after_verified, record_live, switch_guarded
+from ..lifecycle.switch_failures import after_verified, record_live, rollback_guarded, switch_guarded
 from ...plan.lifecycle.steps import PlannedStep, Step
 from ...plan.swarm.swarm_accessories import planned_steps as swarm_accessory_rows
 from ..data.accessories import read_files
@@ -742,6 +741,7 @@ class SwarmRollbackJob:
         self.target = plan.target.release
         self.replicas = {s.service: s.replicas for s in plan.services}
         self.phase = BEFORE
+        self.step = "prepare"  # the step under way, for a lost connection's message
         self.started: float | None = None  # the lock taken: `stats` measures time to restore from here
         self.began = time.monotonic()
         self.seconds = 0.0  # to the verified switch
@@ -791,26 +791,20 @@ class SwarmRollbackJob:
             step.action()
 
     def run(self) -> str | None:
-        try:
-            for step in self.bringing_up():
-                step.action()
-        except BaseException as exc:
-            self._undo(FAILED, exc)
-        try:
-            self.switching().action()
-        except SwarmSwitchBackFailed as exc:
-            self.phase = UNCERTAIN_PHASE
-            self._record(UNCERTAIN, exc.message)
-            raise
-        except BaseException as exc:
-            self.phase = SWITCHED_BACK
-            self._undo(REVERTED, exc)  # switched, then switched back: the target got traffic for a moment
+        """Bring up and switch with a deploy's outcomes (services/lifecycle/switch_failures.py:
+        `failed`, `reverted`, `uncertain`); then the record and retire."""
+        rollback_guarded(self, lambda: self._run_steps([*self.bringing_up(), self.switching()]),
+                         record=lambda outcome, why: self._record(outcome, why))
         self.seconds = time.monotonic() - self.began
         record, stop = self.after()
-        record.action()
-        self.phase = LIVE_PHASE
+        record_live(self, record.action)
         after_switch(self.emit, self.host, stop.action)
         return None
+
+    def _run_steps(self, steps: list[Step]) -> None:
+        for step in steps:
+            self.step = step.name
+            step.action()
 
     # -- the steps' actions -----------------------------------------------------------------
 
@@ -844,16 +838,11 @@ class SwarmRollbackJob:
         _retire(self.site, self.plan, self.target, self.plan.drain, self.emit, self.host, previous=self.current,
                 warm_window=self.rollout.warm_window)
 
-    def _undo(self, outcome: str, exc: BaseException) -> None:
-        """The target's services back to 0 tasks (kept; a warm target's keep running, as they
-        were), recorded; raises the rollback's error."""
+    def clean_up(self) -> None:
+        """What this rollback started: the target's services back to 0 tasks (kept; a warm
+        target's keep running, as they were)."""
         if self.plan.undo:
             self.site.manager.run(self.plan.undo[0])
-        self._record(outcome, _why(exc))
-        if isinstance(exc, DeployctlError):
-            raise RollbackError(f"rollback to {self.target} failed: {exc.message}",
-                                hint=f"{self.current or 'the release that was live'} still serves") from None
-        raise exc
 
     def failure_outcome(self) -> str:
         return failure_outcome(self.phase)
