@@ -30,6 +30,7 @@ from ...events import Emit, Message, Timer, serialized
 from ...plan.lifecycle import rollout as rollout_plan
 from ...plan.swarm import services as sw
 from ...plan.swarm import swarm_scale as ss
+from ...plan.swarm import canary_files
 from ...plan.lifecycle import warm as warm_plan
 from ...plan.judging.canary import canary_spec
 from ...plan.judging.shadow import shadow_spec
@@ -59,7 +60,6 @@ from ..lifecycle.rollout import Cancel, unexpected
 from ..lifecycle.transaction import BEFORE, LIVE_PHASE, SWITCHED_BACK, after_switch, deploy_failure, failure_outcome, release_record, rollback_failure, run_transaction, take_lock, best_effort
 from ..lifecycle.transaction import UNCERTAIN as UNCERTAIN_PHASE
 from ..judging.canary import CanaryGate
-from ...plan.edge.proxy_config import LIVE_COPY
 from ..lifecycle.switch import SwitchBackFailed, SwitchFailed
 from ..lifecycle.switch_failures import after_verified, record_live, switch_guarded
 from ...plan.lifecycle.steps import PlannedStep, Step
@@ -516,16 +516,8 @@ class SwarmDeploy:
         self.judges.live_only = self.site.live_config()
 
     def _canary_file_rows(self) -> list[PlannedStep]:
-        """The canary's own files (services/swarm/swarm_judges.py), as the run removes them."""
-        layout = self.env.layout
-        return [PlannedStep("canary", "on the manager, before the split: a decision left from an earlier canary goes",
-                            ("rm", "-f", layout.canary_decision)),
-                PlannedStep("canary", "on every node, before its watchdog starts: an earlier watchdog's mark goes",
-                            ("rm", "-f", layout.canary_fired)),
-                PlannedStep("canary", "on every node, once the watchdogs go: their mark and the live copy",
-                            ("rm", "-f", layout.canary_fired, f"{layout.proxy_dir}/{LIVE_COPY}")),
-                PlannedStep("canary", "on the manager, then: the canary's record and decision",
-                            ("rm", "-f", layout.canary, layout.canary_decision))]
+        """The canary's own files, as the run removes them (services/swarm/swarm_judges.py)."""
+        return canary_files.rows(self.env.layout)
 
     def _canary(self) -> None:
         """Split on every node, one verdict: promoted (its watchdogs armed until the switch is
