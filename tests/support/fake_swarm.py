@@ -14,7 +14,8 @@ Modelled: a service's tasks are running at once (`crashing_services`: a service 
 fails its task at start; `starting`: one whose tasks never pass their health check); a
 replicated job completes (`failing_jobs`: fails, exit 3); the global proxy runs one nginx container per node, which loads
 the node's nginx.conf as it starts and on the swap's HUP; a node answers 127.0.0.1:PORT
-through its nginx's *loaded* configuration (its `# live:` release) with the release stamp,
+through its nginx's *loaded* configuration (its `# live:` release, or its standby's while
+the standby's flag file exists in the node's proxy directory) with the release stamp,
 502 when that release has no running task. Not modelled: the proxy image's rolling update
 (the image is replaced), placement, secrets' contents, service logs (empty), deployctl's
 own http/tcp task checks (use `docker` health checks here).
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from deployctl.adapters.connector import CommandResult, HttpResponse
-from deployctl.plan.edge.proxy_config import PROXY_MOUNT, RELEASE_HEADER, live_release
+from deployctl.plan.edge.proxy_config import PROXY_MOUNT, RELEASE_HEADER, live_release, standby_of
 from deployctl.plan.edge.maintenance import VERIFY_HEADER
 from deployctl.plan.edge.maintenance import state_of as maintenance_state
 from deployctl.plan.edge.tls_config import CERTIFICATE_HEADER
@@ -39,6 +40,7 @@ from tests.support.fake_host import OK, Container, FakeHost, Fault
 
 __all__ = ["FakeSwarm", "Fault"]
 UPSTREAM = re.compile(r"set \$deployctl_upstream tasks\.(\S+);")
+STANDBY = re.compile(r"tasks\.(\S+):\d+")  # a Swarm configuration's standby address
 
 
 @dataclass
@@ -82,6 +84,10 @@ class FakeNode(FakeHost):
             if release is None:
                 return HttpResponse(503, b"No release deployed yet\n", {})
             upstream = UPSTREAM.search(text)
+            standby = standby_of(nginx.loaded)
+            if standby is not None and f"{nginx.mounts[PROXY_MOUNT]}/{standby.flag}" in self.files:
+                # nginx stats the loaded configuration's standby flag per request (no reload)
+                release, upstream = standby.release, STANDBY.fullmatch(standby.address)
             stamp = {RELEASE_HEADER.lower(): release}
             if nginx.certificate:  # the HTTPS snippet's header, on every answer (plan/edge/tls_config.py)
                 stamp[CERTIFICATE_HEADER.lower()] = nginx.certificate

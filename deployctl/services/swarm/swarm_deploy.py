@@ -19,7 +19,9 @@ Each job's work under the lock is a list of Steps (plan/lifecycle/steps.py: `Swa
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -37,7 +39,9 @@ from ...plan.judging.shadow import shadow_spec
 from ...plan.lifecycle.env_values import SecretValueError, env_file
 from ...plan.lifecycle.release_spec import ReleaseSpec, release_spec
 from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, UNCERTAIN, ReleaseRecord, new_release_id, prune_selection
-from ...plan.swarm.swarm_plan import SwarmPlan, deploy_plan, rollback_plan
+from ...plan.swarm.swarm_plan import SwarmPlan, deploy_plan, proxy_config_for, rollback_plan
+from ...plan.edge.proxy_config import live_release, standby_flag, standby_of
+from ...plan.swarm.swarm_proxy import standby_address
 from ...plan.lifecycle.switch_plan import guard_spec
 from ...secrets import Secret
 from ..lifecycle import preflight
@@ -108,20 +112,24 @@ class SwarmJob:
 
 
 def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
-            checkpoint: Callable[[], None] = lambda: None, previous: bytes | None = None) -> None:
-    """Route then verify on every node; a failed verify puts the previous configuration
-    (`previous`: what the nodes served before this command touched them; None: read now)
-    back on every node (raises SwitchFailed), or SwarmSwitchBackFailed if that fails too.
-    A signal seen after the route or the verify (`checkpoint`) switches back as well, as on
-    hosts (services/lifecycle/switch.py): an interrupted deploy never ends with its release live."""
-    previous = previous if previous is not None else site.live_config()
+            checkpoint: Callable[[], None] = lambda: None, previous: bytes | None = None,
+            config: str | None = None) -> None:
+    """Route `config` (the plan's own configuration when None) then verify on every node; a
+    failed verify puts the previous configuration (`previous`: what the nodes served before
+    this command touched them; None: read now) back on every node (raises SwitchFailed), or
+    SwarmSwitchBackFailed if that fails too. A signal seen after the route or the verify
+    (`checkpoint`) switches back as well, as on hosts (services/lifecycle/switch.py): an
+    interrupted deploy never ends with its release live. The ready nodes are listed once
+    for the whole switch (each listing is two manager calls)."""
+    nodes = site.ready_nodes()
+    previous = previous if previous is not None else site.live_config(nodes)
     timer = Timer(emit, "route", host=host, detail=f"proxy -> {plan.target.release}")
     try:
-        nodes = site.route(plan, plan.proxy_config)
-        timer.done(f"{nodes} node{'s' if nodes != 1 else ''}")
+        count = site.route(plan, config if config is not None else plan.proxy_config, nodes=nodes, live=previous)
+        timer.done(f"{count} node{'s' if count != 1 else ''}")
         checkpoint()
         verify = Timer(emit, "verify", host=host, detail=plan.verify.path)
-        seconds = site.verify(plan, port)
+        seconds = site.verify(plan, port, nodes)
         verify.done(f"{plan.target.release} answers through every node's proxy ({seconds:.2f}s)")
         checkpoint()
     except Exception as exc:  # noqa: BLE001 - whatever failed, the previous release goes back
@@ -135,6 +143,76 @@ def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
             raise SwarmSwitchBackFailed(f"{host}: {_why(exc)}; switching back failed: {_why(again)}",
                                         hint="the proxies may not all serve one release: `deployctl status`") from None
         raise SwitchFailed(f"{host}: {_why(exc)}", hint="the previous release is serving again") from None
+
+
+def _switch_by_flag(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str, nodes: list[sw.Node],
+                    previous: bytes, flag: str, checkpoint: Callable[[], None] = lambda: None) -> None:
+    """A rollback to the live configuration's standby (plan/swarm/swarm_proxy.py): its flag
+    raised on every node at once is the switch, with no reload and no manager call, then
+    the verify as any switch. A failure lowers the flag on every node and waits until each
+    answers from the previous release again (SwitchFailed), or SwarmSwitchBackFailed. The
+    target's own configuration is written afterwards (`_own_config`)."""
+    proxies = site.standby_proxies(nodes)
+    timer = Timer(emit, "route", host=host, detail=f"proxy -> {plan.target.release} (its standby flag on every "
+                                                   "node: no reload)")
+    try:
+        _all(proxies, lambda proxy: proxy.raise_flag(flag))
+        timer.done(f"{len(proxies)} node{'s' if len(proxies) != 1 else ''}")
+        checkpoint()
+        verify = Timer(emit, "verify", host=host, detail=plan.verify.path)
+        seconds = site.verify(plan, port, nodes)
+        verify.done(f"{plan.target.release} answers through every node's proxy ({seconds:.2f}s)")
+        checkpoint()
+    except Exception as exc:  # noqa: BLE001 - whatever failed, the previous release goes back
+        back = Timer(emit, "switch back", host=host)
+        try:
+            _all(proxies, lambda proxy: proxy.lower_flag(flag))
+            site.wait_answers(live_release(previous), port, plan.verify.path, nodes=nodes)
+            back.done()
+        except Exception as again:  # noqa: BLE001
+            back.failed(_why(again))
+            raise SwarmSwitchBackFailed(f"{host}: {_why(exc)}; switching back failed: {_why(again)}",
+                                        hint="the proxies may not all serve one release: `deployctl status`") from None
+        raise SwitchFailed(f"{host}: {_why(exc)}", hint="the previous release is serving again") from None
+
+
+def _own_config(site: SwarmSite, nodes: list[sw.Node], config: str, previous: bytes, flag: str, emit: Emit,
+                host: str) -> None:
+    """After a switch by the standby flag: the target's own configuration on every node
+    (staged, tested, swapped), so that what nginx loads next (a reload, a restarted task)
+    is what serves; both route to the target. Then the earlier flags go (the one just
+    raised stays: the replaced workers may still read it). A failure only warns: the
+    target serves, verified, through the flag, and the next switch writes its own file."""
+    try:
+        site.restage(nodes, config, previous)
+        _all(site.standby_proxies(nodes), lambda proxy: proxy.clear_flags(keep=flag))
+    except Exception as exc:  # noqa: BLE001
+        emit(Message(f"the release serves through the standby flag, but writing its own proxy configuration failed "
+                     f"({_why(exc)}); the next deploy or rollback writes it", level="warning", host=host))
+
+
+def _all(items: list, work: Callable[[object], object]) -> None:  # type: ignore[type-arg]
+    """`work` on every node's proxy at once; the first error raised after all ended."""
+    if items:
+        with ThreadPoolExecutor(max_workers=len(items)) as pool:
+            for future in [pool.submit(work, item) for item in items]:
+                future.result()
+
+
+def _standby(state: HostState, replaced: str | None, target: str, warm_window: float) -> ReleaseSpec | None:
+    """The release a switch to `target` leaves warm (plan/lifecycle/warm.py), as its
+    configuration's standby; None without a warm window or a record of it."""
+    if not replaced or replaced == target or warm_window <= 0:
+        return None
+    record = state.history().deployed(replaced)
+    if record is None or not record.spec:
+        return None
+    spec = ReleaseSpec.from_dict(record.spec)
+    return spec if any(s.routed for s in spec.services) else None
+
+
+def _standby_flag(live: str, standby: ReleaseSpec | None) -> str:
+    return standby_flag(live, standby.release, str(int(time.time() * 1000))) if standby is not None else ""
 
 
 def _retire(site: SwarmSite, plan: SwarmPlan, live: str, drain: float, emit: Emit, host: str, *,
@@ -526,9 +604,13 @@ class SwarmDeploy:
 
     def _switch(self) -> None:
         self.switched = time.time()
+        # The release this switch replaces stays warm: the configuration can route to it by a
+        # flag, so a rollback inside its window needs no reload (plan/swarm/swarm_proxy.py).
+        standby = _standby(self.state, self.previous, self.release, self.rollout.warm_window)
+        config = proxy_config_for(self.plan.target, standby, _standby_flag(self.release, standby))
         try:
             _switch(self.site, self.plan, self.port, self.emit, self.host, self.cancel.check,
-                    previous=self.judges.live_only)
+                    previous=self.judges.live_only, config=config)
         except SwitchBackFailed:
             raise  # uncertain: the canary's watchdogs, still armed, put the live-only proxy back
         except BaseException:
@@ -751,6 +833,7 @@ class SwarmRollbackJob:
         self.started: float | None = None  # the lock taken: `stats` measures time to restore from here
         self.began = time.monotonic()
         self.seconds = 0.0  # to the verified switch
+        self._finishing: threading.Thread | None = None  # after a switch by the standby flag: `_own_config`
 
     def lock(self) -> None:
         take_lock(self.state, self.emit, host=self.host, action="rollback", release=self.target,
@@ -758,6 +841,8 @@ class SwarmRollbackJob:
         self.started = time.time()
 
     def unlock(self) -> None:
+        if self._finishing is not None:
+            self._finishing.join()  # the target's own configuration, under the lock
         self.state.release()
 
     # -- the steps: what each phase runs, with the rows `--dry-run` prints for it -------------
@@ -780,8 +865,37 @@ class SwarmRollbackJob:
         return [Step("start", tuple(start), self._start), Step("health", tuple(plan.health_rows()), self._health)]
 
     def switching(self) -> Step:
-        return Step("switch", (*self.plan.route_rows(), *self.plan.verify_rows()),
-                    lambda: _switch(self.site, self.plan, self.port, self.emit, self.host, self.cancel.check))
+        rows = self.plan.route_rows()
+        if not self.plan.start:
+            rows = [PlannedStep("route", f"if the live nginx.conf names {self.target} as its standby (the switch "
+                                         "that left it warm wrote it so): its flag file on every node at once is "
+                                         "the switch, no reload; the target's own nginx.conf is written after the "
+                                         "verify, as below; else:"), *rows]
+        return Step("switch", (*rows, *self.plan.verify_rows()), self._switch)
+
+    def _switch(self) -> None:
+        """By the live configuration's standby flag when it names this warm target (no
+        reload), else the staged route; the verify either way. The configuration written
+        names the release left live as the standby in turn."""
+        site, plan = self.site, self.plan
+        standby = _standby(self.state, self.current, self.target, self.rollout.warm_window)
+        flag = _standby_flag(self.target, standby)
+        config = proxy_config_for(plan.target, standby, flag)
+        nodes = site.ready_nodes()
+        previous = site.live_config(nodes)
+        up = standby_of(previous)
+        routed = plan.target.routed
+        if (not plan.start and previous is not None and up is not None and up.release == self.target
+                and up.address == standby_address(routed.container, routed.port)
+                and site.manager.run(sw.proxy_image(site.names)).stdout.strip() == plan.target.proxy.image):
+            _switch_by_flag(site, plan, self.port, self.emit, self.host, nodes, previous, up.flag, self.cancel.check)
+            # Its own configuration while the manager records and retires (no manager call
+            # here); joined before the lock is released (`unlock`).
+            self._finishing = threading.Thread(target=_own_config, name="own-config", daemon=True,
+                                               args=(site, nodes, config, previous, up.flag, self.emit, self.host))
+            self._finishing.start()
+            return
+        _switch(site, plan, self.port, self.emit, self.host, self.cancel.check, previous=previous, config=config)
 
     def after(self) -> list[Step]:
         return [Step("record", tuple(self.plan.record_rows()), self._record_live),
