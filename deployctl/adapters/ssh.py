@@ -54,13 +54,32 @@ def sftp_fsync(sftp: Any, handle: Any) -> str | None:
     return None
 
 
+def _paramiko():  # type: ignore[no-untyped-def]
+    """paramiko, imported without `invoke`: paramiko.config imports it at its own import for
+    one thing deployctl never does (`Match exec` in an ssh_config file it parses), and it
+    pulls asyncio and unittest.mock: 0.84 of paramiko's 1.1 s of import in a Swarm rollback
+    on a loaded machine (issue 26, python -X importtime). Where something imported invoke
+    already, it is kept."""
+    import sys
+
+    if "paramiko" in sys.modules or "invoke" in sys.modules:
+        import paramiko
+        return paramiko
+    sys.modules["invoke"] = None  # type: ignore[assignment]  # `import invoke` raises ImportError
+    try:
+        import paramiko
+    finally:
+        del sys.modules["invoke"]
+    return paramiko
+
+
 def fingerprint(key: Any) -> str:
     digest = hashlib.sha256(key.asbytes()).digest()
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
 def _refuse_unknown_policy():  # type: ignore[no-untyped-def]
-    import paramiko
+    paramiko = _paramiko()
 
     class RefuseUnknown(paramiko.MissingHostKeyPolicy):
         """paramiko's RejectPolicy, but the refusal says which key was offered."""
@@ -85,7 +104,7 @@ def scan_host_key(host: str, port: int = 22, timeout: float = 10.0, *,
     `via`: a connected (so verified) jump host the host is reached through."""
     import socket
 
-    import paramiko
+    paramiko = _paramiko()
 
     where = host if port == 22 else f"{host}:{port}"
     try:
@@ -157,7 +176,7 @@ class SSHConnector:
     def open_tunnel(self, address: str, port: int, timeout: float) -> Any:
         """A direct-tcpip channel from this host to address:port (a socket-like object for
         another SSH session); ConnectError naming both when the host cannot connect there."""
-        import paramiko
+        paramiko = _paramiko()
 
         try:
             return self.transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
@@ -171,7 +190,7 @@ class SSHConnector:
                                 "on that port? Is AllowTcpForwarding on at the jump host?") from None
 
     def _connect(self, sock: Any) -> "SSHConnector":
-        import paramiko
+        paramiko = _paramiko()
 
         client = paramiko.SSHClient()
         try:
@@ -263,7 +282,7 @@ class SSHConnector:
     def _losing(self, what: str) -> Iterator[None]:
         """Maps a paramiko/socket error inside the block to `_lost_during(what, ...)`: the one
         place that decides whether an error means the connection went."""
-        import paramiko
+        paramiko = _paramiko()
 
         try:
             yield
@@ -489,7 +508,7 @@ class SSHConnector:
     def _tcp_check(self, address: str, port: int, timeout: float = 2.0) -> None:
         """sshd confirms a direct-tcpip channel only once its own connection to the address
         succeeded: an open channel is a TCP connect as the host sees it."""
-        import paramiko
+        paramiko = _paramiko()
 
         try:
             chan = self.transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
@@ -504,7 +523,7 @@ class SSHConnector:
 
     def _http_get(self, address: str, port: int, path: str, timeout: float = 2.0,
                   headers: Mapping[str, str] | None = None) -> HttpResponse:
-        import paramiko
+        paramiko = _paramiko()
 
         try:
             chan = self.transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)

@@ -17,6 +17,7 @@ class Plan:
     proxy_config = "# deployctl proxy configuration\n# live: 20261206-020000-bbbbbbb\n"
     verify = type("Verify", (), {"path": "/version"})()
     target = type("Target", (), {"release": "20261206-020000-bbbbbbb"})()
+    services = ()
 
 
 class Site:
@@ -31,7 +32,7 @@ class Site:
     def live_config(self, nodes=None) -> bytes:  # type: ignore[no-untyped-def]
         return PREVIOUS
 
-    def route(self, plan, config, nodes=None, live=None) -> int:  # type: ignore[no-untyped-def]
+    def route(self, plan, config, nodes=None, live=None, resolve=None) -> int:  # type: ignore[no-untyped-def]
         if self.routed and self.back_fails:
             raise DeployError("node2: nginx -t refused the configuration")
         self.routed.append(config)

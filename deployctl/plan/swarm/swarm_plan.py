@@ -129,6 +129,10 @@ class SwarmPlan:
                                  f"{tasks_address(routed.container)}:{routed.port} by Docker's DNS, "
                                  f"stamp {self.target.release})"),
             PlannedStep("route", "the proxy as a global service, only if it is missing", self.proxy_service),
+            PlannedStep("route", f"on every node, before any node swaps: until Docker's DNS there resolves every "
+                                 f"service of {self.target.release} (its gossip reaches nodes apart), at most "
+                                 f"{sw.RESOLVE_WAIT:g}s, then routed anyway (the verify judges)",
+                        tuple(sw.wait_resolved(NODE_PROXY_TASK, [tasks_address(s.name) for s in self.services]))),
             PlannedStep("route", f"on every node: nginx -t of the staged file, renamed over {CONFIG_FILE}, "
                                  "reload (one command; a node whose proxy starts now gets the file as "
                                  f"{CONFIG_FILE} directly)", self.reload),

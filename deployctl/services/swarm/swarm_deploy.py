@@ -38,10 +38,10 @@ from ...plan.judging.canary import canary_spec
 from ...plan.judging.shadow import shadow_spec
 from ...plan.lifecycle.env_values import SecretValueError, env_file
 from ...plan.lifecycle.release_spec import ReleaseSpec, release_spec
-from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, UNCERTAIN, ReleaseRecord, new_release_id, prune_selection
+from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, UNCERTAIN, History, ReleaseRecord, new_release_id, prune_selection
 from ...plan.swarm.swarm_plan import SwarmPlan, deploy_plan, proxy_config_for, rollback_plan
 from ...plan.edge.proxy_config import live_release, standby_flag, standby_of
-from ...plan.swarm.swarm_proxy import standby_address
+from ...plan.swarm.swarm_proxy import standby_address, tasks_address
 from ...plan.lifecycle.switch_plan import guard_spec
 from ...secrets import Secret
 from ..lifecycle import preflight
@@ -125,7 +125,9 @@ def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
     previous = previous if previous is not None else site.live_config(nodes)
     timer = Timer(emit, "route", host=host, detail=f"proxy -> {plan.target.release}")
     try:
-        count = site.route(plan, config if config is not None else plan.proxy_config, nodes=nodes, live=previous)
+        # Every node's DNS knows the release's tasks before any node routes to them (bounded).
+        count = site.route(plan, config if config is not None else plan.proxy_config, nodes=nodes, live=previous,
+                           resolve=[tasks_address(s.name) for s in plan.services])
         timer.done(f"{count} node{'s' if count != 1 else ''}")
         checkpoint()
         verify = Timer(emit, "verify", host=host, detail=plan.verify.path)
@@ -199,12 +201,14 @@ def _all(items: list, work: Callable[[object], object]) -> None:  # type: ignore
                 future.result()
 
 
-def _standby(state: HostState, replaced: str | None, target: str, warm_window: float) -> ReleaseSpec | None:
+def _standby(state: HostState, replaced: str | None, target: str, warm_window: float,
+             record: ReleaseRecord | None = None) -> ReleaseSpec | None:
     """The release a switch to `target` leaves warm (plan/lifecycle/warm.py), as its
-    configuration's standby; None without a warm window or a record of it."""
+    configuration's standby; None without a warm window or a record of it. `record`: its
+    deploy record when the caller read the history already."""
     if not replaced or replaced == target or warm_window <= 0:
         return None
-    record = state.history().deployed(replaced)
+    record = record if record is not None and record.release == replaced else state.history().deployed(replaced)
     if record is None or not record.spec:
         return None
     spec = ReleaseSpec.from_dict(record.spec)
@@ -255,17 +259,19 @@ def _stop_expired_warm(site: SwarmSite, keep: set[str], emit: Emit, host: str) -
     site.manager.put_file(site.layout.warm, warm_plan.render_warm(remain), mode=0o600)
 
 
-def _last_live(state: HostState, release: str | None) -> ReleaseRecord | None:
+def _last_live(state: HostState, release: str | None, history: History | None = None) -> ReleaseRecord | None:
     """The latest record of `release` that left it live (its deploy, a rollback to it, or
-    a scale of it): what it last ran with, and the scale overrides then in force."""
+    a scale of it): what it last ran with, and the scale overrides then in force.
+    `history`: as the caller read it already (each read is a round trip to the manager)."""
     if release is None:
         return None
-    return next((r for r in reversed(state.history().records) if r.release == release and r.outcome == LIVE), None)
+    records = (history or state.history()).records
+    return next((r for r in reversed(records) if r.release == release and r.outcome == LIVE), None)
 
 
-def _overrides(state: HostState) -> ss.Overrides:
+def _overrides(state: HostState, history: History | None = None, current: str | None = None) -> ss.Overrides:
     """The environment's scale overrides, carried forward by every record (plan/swarm/swarm_scale.py)."""
-    record = _last_live(state, state.current())
+    record = _last_live(state, current if history is not None else state.current(), history)
     return ss.overrides_in(record.extra if record is not None else None)
 
 
@@ -722,10 +728,11 @@ class SwarmRollback:
     error: str = ""
 
 
-def rollback_target(state: HostState, to: str | None, host: str = "manager") -> tuple[str | None, str, ReleaseRecord]:
+def rollback_target(state: HostState, to: str | None, host: str = "manager",
+                    history: History | None = None) -> tuple[str | None, str, ReleaseRecord]:
     """(live, target, the target's deploy record): the same choice, and the same refusals
     (exit 6: nothing changed), as a host's rollback (plan/lifecycle/rollout.rollback_target)."""
-    history = state.history()
+    history = history or state.history()
     current = state.current()
     target = rollout_plan.rollback_target([rollout_plan.HostReleases(host, current, history.previous_good(current))],
                                           to)
@@ -759,11 +766,12 @@ def rollback_job(env: Env, site: SwarmSite, state: HostState, to: str | None, em
     the target is live already), from the manager's history and services: what a rollback
     runs and its dry run prints."""
     host = site.manager.host
-    current, target, record = rollback_target(state, to, host)
+    history = state.history()  # read once for every choice below
+    current, target, record = rollback_target(state, to, host, history)
     if target == current:
         return current, target, record, None
-    scaled = _overrides(state)
-    plan = swarm_rollback_plan(env, record, _last_live(state, target), scaled)
+    scaled = _overrides(state, history, current)
+    plan = swarm_rollback_plan(env, record, _last_live(state, target, history), scaled)
     kept = site.services()
     missing = [s.name for s in plan.services if s.name not in kept]
     if missing:
@@ -773,8 +781,9 @@ def rollback_job(env: Env, site: SwarmSite, state: HostState, to: str | None, em
         # Warm (its window: plan/lifecycle/warm.py): its tasks run at the counts it runs with, so
         # nothing is scaled up, and a failure leaves them running as they were.
         plan = replace(plan, start=(), undo=())
+    live = history.deployed(current) if current else None
     return current, target, record, SwarmRollbackJob(site, state, plan, current, message, force_unlock, env, emit,
-                                                     scaled, Cancel())
+                                                     scaled, Cancel(), live)
 
 
 def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, manager=None,  # type: ignore[no-untyped-def]
@@ -793,6 +802,7 @@ def rollback_env(env: Env, emit: Emit, *, to: str | None = None, message: str = 
     job = SwarmJob(env, emit, manager, nodes=nodes)
     try:
         site, state = job.open()
+        site.prefetch_nodes()  # the nodes' handshakes while the manager takes the lock
         host = job.manager.host
         current, target, record, work = rollback_job(env, site, state, to, emit, message=message,
                                                      force_unlock=force_unlock)
@@ -822,8 +832,10 @@ class SwarmRollbackJob:
     `reverted`, exit 6; a switch back that fails, `uncertain`, exit 7)."""
 
     def __init__(self, site: SwarmSite, state: HostState, plan: SwarmPlan, current: str | None, message: str,
-                 force_unlock: bool, env: Env, emit: Emit, scaled: ss.Overrides, cancel: Cancel) -> None:
+                 force_unlock: bool, env: Env, emit: Emit, scaled: ss.Overrides, cancel: Cancel,
+                 live: ReleaseRecord | None = None) -> None:
         self.site, self.state, self.plan, self.current, self.message = site, state, plan, current, message
+        self.live = live  # the live release's deploy record (the history read once: rollback_job)
         self.force_unlock, self.emit, self.scaled, self.cancel = force_unlock, emit, scaled, cancel
         self.port, self.rollout = env.proxy_port, env.settings.rollout
         self.host = site.manager.host
@@ -878,16 +890,19 @@ class SwarmRollbackJob:
         reload), else the staged route; the verify either way. The configuration written
         names the release left live as the standby in turn."""
         site, plan = self.site, self.plan
-        standby = _standby(self.state, self.current, self.target, self.rollout.warm_window)
+        standby = _standby(self.state, self.current, self.target, self.rollout.warm_window, self.live)
         flag = _standby_flag(self.target, standby)
         config = proxy_config_for(plan.target, standby, flag)
-        nodes = site.ready_nodes()
+        nodes = site.snapshot()  # listed and connected to while the lock was taken
         previous = site.live_config(nodes)
         up = standby_of(previous)
         routed = plan.target.routed
+        # The proxy runs the live release's proxy image (each switch rolls it); a target of
+        # another one takes the route, which rolls it first.
+        same_image = self.live is not None and self.live.spec is not None and \
+            ReleaseSpec.from_dict(self.live.spec).proxy.image == plan.target.proxy.image
         if (not plan.start and previous is not None and up is not None and up.release == self.target
-                and up.address == standby_address(routed.container, routed.port)
-                and site.manager.run(sw.proxy_image(site.names)).stdout.strip() == plan.target.proxy.image):
+                and up.address == standby_address(routed.container, routed.port) and same_image):
             _switch_by_flag(site, plan, self.port, self.emit, self.host, nodes, previous, up.flag, self.cancel.check)
             # Its own configuration while the manager records and retires (no manager call
             # here); joined before the lock is released (`unlock`).

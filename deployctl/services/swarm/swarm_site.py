@@ -8,6 +8,7 @@ taken from `docker node ls` on the manager.
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence, TypeVar
@@ -42,6 +43,10 @@ class SwarmSite:
         self.manager, self.node_connector = manager, node_connector
         self.names, self.layout, self.emit = names, layout, emit
         self._nodes: dict[str, object] = {}  # address -> open connector
+        self._nodes_lock = threading.Lock()  # `node` from the prefetch and the switch's threads
+        self._node_locks: dict[str, threading.Lock] = {}
+        self._prefetch: ThreadPoolExecutor | None = None
+        self._prefetched = None  # Future[list[sw.Node]]
 
     # -- the manager -----------------------------------------------------------------------
 
@@ -212,15 +217,39 @@ class SwarmSite:
     # -- the nodes' proxies ----------------------------------------------------------------
 
     def node(self, address: str):  # type: ignore[no-untyped-def]
-        conn = self._nodes.get(address)
-        if conn is None:
-            conn = self.node_connector(address)
-            conn.connect()
-            self._nodes[address] = conn
+        with self._nodes_lock:  # one lock per node: a second caller waits for the first's handshake
+            lock = self._node_locks.setdefault(address, threading.Lock())
+        with lock:
+            conn = self._nodes.get(address)
+            if conn is None:
+                conn = self.node_connector(address)
+                conn.connect()
+                self._nodes[address] = conn
         return conn
 
     def ready_nodes(self) -> list[sw.Node]:
         return [n for n in self.nodes() if n.state == "ready"]
+
+    def prefetch_nodes(self) -> None:
+        """The ready nodes listed and connected to in the background, while the manager
+        takes the lock and prepares (independent round trips: an SSH handshake per node was
+        on the switch's critical path). `snapshot` waits for it."""
+        def fetch() -> list[sw.Node]:
+            nodes = self.ready_nodes()
+            _each(nodes, lambda node: self.node(node.address))
+            return nodes
+
+        self._prefetch = ThreadPoolExecutor(max_workers=1)
+        self._prefetched = self._prefetch.submit(fetch)
+
+    def snapshot(self) -> list[sw.Node]:
+        """The ready nodes `prefetch_nodes` listed (else, or if that failed, listed now)."""
+        if self._prefetched is not None:
+            try:
+                return self._prefetched.result()
+            except Exception:  # noqa: BLE001 - listed again here, where a failure is the step's
+                pass
+        return self.ready_nodes()
 
     def live_config(self, nodes: list[sw.Node] | None = None) -> bytes | None:
         """The proxy configuration the nodes serve now (every node gets the same file; the
@@ -234,10 +263,12 @@ class SwarmSite:
         return live_release(self.live_config())
 
     def route(self, plan: SwarmPlan, config: str | bytes, nodes: list[sw.Node] | None = None,
-              live: bytes | None | object = UNREAD) -> int:
+              live: bytes | None | object = UNREAD, resolve: list[str] | None = None) -> int:
         """Make every ready node's proxy serve `config`; returns the number of nodes switched.
         `nodes`, `live`: the switch's snapshot of the ready nodes and of what they serve (else
-        read now: the judges' ways back).
+        read now: the judges' ways back). `resolve`: names (`tasks.<service>` of the release
+        switched to) each node's proxy waits for Docker's DNS to resolve before any node
+        swaps (bounded: plan/swarm/services.wait_resolved), as the gossip reaches nodes apart.
 
         As on a host (services/edge/proxy.py), the file is staged beside the live one and one
         command on the node tests it, renames it over nginx.conf and reloads: until then the
@@ -271,9 +302,10 @@ class SwarmSite:
                 proxies = pool.submit(self._wait_proxies, nodes)
                 staged = dict(zip((n.address for n in nodes), _each(nodes, lambda node: self._write(node, data, True))))
                 proxies.result()
+        containers = dict(zip((n.address for n in nodes), _each(nodes, lambda node: self._resolved(node, resolve))))
         # All nodes at once: the load balancer sends to every node, so the moment they
         # serve different releases is kept as short as the slowest node's reload.
-        _each(nodes, lambda node: self._swap(node, staged[node.address]))
+        _each(nodes, lambda node: self._swap(node, staged[node.address], containers[node.address]))
         return len(nodes)
 
     def restage(self, nodes: list[sw.Node], config: str | bytes, live: bytes | None) -> None:
@@ -295,13 +327,35 @@ class SwarmSite:
         conn.put_file(staged_file if staged else live_file, data, 0o644)
         return staged
 
-    def _swap(self, node: sw.Node, staged: bool) -> None:
-        conn = self.node(node.address)
-        container = check(conn, sw.proxy_container(self.names)).split()
+    def _proxy_task(self, node: sw.Node) -> str:
+        container = check(self.node(node.address), sw.proxy_container(self.names)).split()
         if not container:
             raise DeployError(f"{node.address}: no running proxy task to reload")
-        argv = proxy_swap(container[0], self.layout.proxy_dir) if staged else \
-            dc.nginx_test_and_reload(container[0], CONFIG_PATH)
+        return container[0]
+
+    def _resolved(self, node: sw.Node, names: list[str] | None) -> str:
+        """The node's proxy task, once `names` resolve in it (or the wait's bound passed:
+        then routed anyway with a warning, and the verify judges the answers)."""
+        container = self._proxy_task(node)
+        if names:
+            timer = Timer(self.emit, "dns", host=node.address, detail=f"{', '.join(names)} on this node")
+            result = self.node(node.address).run(sw.wait_resolved(container, names), timeout=sw.RESOLVE_WAIT + 30)
+            if result.ok:
+                timer.done("resolved")
+            else:
+                why = (f"not resolved after {sw.RESOLVE_WAIT:g}s (Docker's DNS gossip): routed anyway, the verify "
+                       "judges" if result.rc == 1 else
+                       "the proxy image has no getent to ask Docker's DNS with: not waited for" if
+                       result.rc == sw.NO_RESOLVER else f"the wait failed: {(result.stderr or result.stdout).strip()}")
+                timer.done(why)
+                self.warn(f"{node.address}: {', '.join(names)}: {why}")
+        return container
+
+    def _swap(self, node: sw.Node, staged: bool, container: str | None = None) -> None:
+        conn = self.node(node.address)
+        container = container or self._proxy_task(node)
+        argv = proxy_swap(container, self.layout.proxy_dir) if staged else \
+            dc.nginx_test_and_reload(container, CONFIG_PATH)
         result = conn.run(list(argv))
         if not result.ok:
             raise DeployError(f"{node.address}: nginx -t refused the configuration (nothing reloaded): "
@@ -353,6 +407,9 @@ class SwarmSite:
         return [NodeProxy(self.node(n.address), self.names, self.emit) for n in self.ready_nodes()]
 
     def close(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch.shutdown(wait=True)
+            self._prefetch = None
         for conn in self._nodes.values():
             conn.close()
         self._nodes.clear()
