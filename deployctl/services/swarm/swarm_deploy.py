@@ -343,6 +343,7 @@ def deploy_env(env: Env, images: ReleaseImages, secrets: dict[str, Secret], emit
     job = SwarmJob(env, emit, manager, nodes=nodes)
     try:
         site, state = job.open()
+        site.prefetch_nodes()  # the nodes' handshakes while the manager prepares (the route's, the judges')
         host = job.manager.host
         login_user = registry_username or (config.registry.username if config.registry else None)
         login: str | None = None  # the manager's client config directory holding this command's login
