@@ -123,28 +123,11 @@ def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
     for the whole switch (each listing is two manager calls)."""
     nodes = site.ready_nodes()
     previous = previous if previous is not None else site.live_config(nodes)
-    timer = Timer(emit, "route", host=host, detail=f"proxy -> {plan.target.release}")
-    try:
-        # Every node's DNS knows the release's tasks before any node routes to them (bounded).
-        count = site.route(plan, config if config is not None else plan.proxy_config, nodes=nodes, live=previous,
-                           resolve=[tasks_address(s.name) for s in plan.services])
-        timer.done(f"{count} node{'s' if count != 1 else ''}")
-        checkpoint()
-        verify = Timer(emit, "verify", host=host, detail=plan.verify.path)
-        seconds = site.verify(plan, port, nodes)
-        verify.done(f"{plan.target.release} answers through every node's proxy ({seconds:.2f}s)")
-        checkpoint()
-    except Exception as exc:  # noqa: BLE001 - whatever failed, the previous release goes back
-        back = Timer(emit, "switch back", host=host)
-        try:
-            if previous is not None:
-                put_back(site, plan, previous, port)
-            back.done()
-        except Exception as again:  # noqa: BLE001
-            back.failed(_why(again))
-            raise SwarmSwitchBackFailed(f"{host}: {_why(exc)}; switching back failed: {_why(again)}",
-                                        hint="the proxies may not all serve one release: `deployctl status`") from None
-        raise SwitchFailed(f"{host}: {_why(exc)}", hint="the previous release is serving again") from None
+    # Every node's DNS knows the release's tasks before any node routes to them (bounded).
+    _verified_switch(site, plan, port, emit, host, nodes, f"proxy -> {plan.target.release}",
+                     lambda: site.route(plan, config if config is not None else plan.proxy_config, nodes=nodes,
+                                        live=previous, resolve=[tasks_address(s.name) for s in plan.services]),
+                     lambda: put_back(site, plan, previous, port) if previous is not None else None, checkpoint)
 
 
 def _switch_by_flag(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str, nodes: list[sw.Node],
@@ -155,24 +138,41 @@ def _switch_by_flag(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, hos
     answers from the previous release again (SwitchFailed), or SwarmSwitchBackFailed. The
     target's own configuration is written afterwards (`_own_config`)."""
     proxies = site.standby_proxies(nodes)
-    timer = Timer(emit, "route", host=host, detail=f"proxy -> {plan.target.release} (its standby flag on every "
-                                                   "node: no reload)")
-    try:
+
+    def raise_flag() -> int:
         _all(proxies, lambda proxy: proxy.raise_flag(flag))
-        timer.done(f"{len(proxies)} node{'s' if len(proxies) != 1 else ''}")
+        return len(proxies)
+
+    def lower_flag() -> None:
+        _all(proxies, lambda proxy: proxy.lower_flag(flag))
+        site.wait_answers(live_release(previous), port, plan.verify.path, nodes=nodes)
+
+    _verified_switch(site, plan, port, emit, host, nodes,
+                     f"proxy -> {plan.target.release} (its standby flag on every node: no reload)",
+                     raise_flag, lower_flag, checkpoint)
+
+
+def _verified_switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str, nodes: list[sw.Node],
+                     detail: str, route: Callable[[], int], back: Callable[[], object],
+                     checkpoint: Callable[[], None]) -> None:
+    """`route` (returns the nodes switched), then the verify through every node; whatever
+    fails (or a signal after either), `back`, then SwitchFailed, or SwarmSwitchBackFailed."""
+    timer = Timer(emit, "route", host=host, detail=detail)
+    try:
+        count = route()
+        timer.done(f"{count} node{'s' if count != 1 else ''}")
         checkpoint()
         verify = Timer(emit, "verify", host=host, detail=plan.verify.path)
         seconds = site.verify(plan, port, nodes)
         verify.done(f"{plan.target.release} answers through every node's proxy ({seconds:.2f}s)")
         checkpoint()
     except Exception as exc:  # noqa: BLE001 - whatever failed, the previous release goes back
-        back = Timer(emit, "switch back", host=host)
+        timer = Timer(emit, "switch back", host=host)
         try:
-            _all(proxies, lambda proxy: proxy.lower_flag(flag))
-            site.wait_answers(live_release(previous), port, plan.verify.path, nodes=nodes)
-            back.done()
+            back()
+            timer.done()
         except Exception as again:  # noqa: BLE001
-            back.failed(_why(again))
+            timer.failed(_why(again))
             raise SwarmSwitchBackFailed(f"{host}: {_why(exc)}; switching back failed: {_why(again)}",
                                         hint="the proxies may not all serve one release: `deployctl status`") from None
         raise SwitchFailed(f"{host}: {_why(exc)}", hint="the previous release is serving again") from None
