@@ -291,18 +291,22 @@ class SwarmSite:
                           detail=f"{running.stdout.strip()} -> {wanted}, one node at a time")
             check(self.manager, sw.update_proxy_image(self.names, wanted), timeout=600)
             timer.done()
+        addresses = [n.address for n in nodes]
         if created:
-            staged = dict(zip((n.address for n in nodes), _each(nodes, lambda node: self._write(node, data, False))))
+            staged = dict(zip(addresses, _each(nodes, lambda node: self._write(node, data, False))))
             check(self.manager, plan.proxy_service)
             self._wait_proxies(nodes)
+            containers = dict(zip(addresses, _each(nodes, lambda node: self._resolved(node, resolve))))
         else:
-            # The nodes' writes and the manager's look at the proxy tasks at once: independent
-            # round trips, one after the other before (issue 26: the rollback's route).
-            with ThreadPoolExecutor(max_workers=1) as pool:
+            # The nodes' writes, their DNS waits and the manager's look at the proxy tasks at
+            # once: independent round trips, one after the other before (issue 26).
+            with ThreadPoolExecutor(max_workers=2 * len(nodes) + 1) as pool:
                 proxies = pool.submit(self._wait_proxies, nodes)
-                staged = dict(zip((n.address for n in nodes), _each(nodes, lambda node: self._write(node, data, True))))
-                proxies.result()
-        containers = dict(zip((n.address for n in nodes), _each(nodes, lambda node: self._resolved(node, resolve))))
+                writes = [pool.submit(self._write, node, data, True) for node in nodes]
+                waits = [pool.submit(self._resolved, node, resolve) for node in nodes]
+            staged = dict(zip(addresses, [w.result() for w in writes]))
+            containers = dict(zip(addresses, [w.result() for w in waits]))
+            proxies.result()
         # All nodes at once: the load balancer sends to every node, so the moment they
         # serve different releases is kept as short as the slowest node's reload.
         _each(nodes, lambda node: self._swap(node, staged[node.address], containers[node.address]))
