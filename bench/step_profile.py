@@ -28,7 +28,7 @@ class Profile:
         lines = [f"    {'step':<12} {'from s':>7} {'took s':>7}  detail"]
         if self.first_event is not None:
             lines.append(f"    {'(start-up)':<12} {0.0:>7.2f} {self.first_event:>7.2f}  CLI start to its first event")
-        end = 0.0
+        end = self.first_event or 0.0
         for step, detail, at, took in self.steps:
             if at - end > 0.15:
                 lines.append(f"    {'(between)':<12} {end:>7.2f} {at - end:>7.2f}")
