@@ -91,8 +91,12 @@ def test_a_deploy_names_the_release_it_leaves_warm_as_the_standby_of_every_node(
 
 def test_a_warm_rollback_switches_by_the_flag_with_no_reload_then_writes_its_own_configuration(warm):
     site, fake = warm
+    before = len(fake.calls)
     swaps = swaps_during_route(site, fake, site.rollback)
     assert swaps == 0  # the switch and the verify: the flag only, no nginx reload on any node
+    # the services listed once (to choose and check the target), not again to retire
+    assert [text for call, text in fake.calls[before:] if text.startswith("docker service ls")] != []
+    assert len([text for call, text in fake.calls[before:] if text.startswith("docker service ls")]) == 1
     assert fake.serving_nodes() == {site.r1} and site.on_disk() == {site.r1} and site.current() == site.r1
     last = site.records()[-1]
     assert (last.release, last.action, last.outcome) == (site.r1, "rollback", LIVE)

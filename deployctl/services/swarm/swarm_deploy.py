@@ -220,12 +220,13 @@ def _standby_flag(live: str, standby: ReleaseSpec | None) -> str:
 
 
 def _retire(site: SwarmSite, plan: SwarmPlan, live: str, drain: float, emit: Emit, host: str, *,
-            previous: str | None = None, warm_window: float = 0.0) -> None:
+            previous: str | None = None, warm_window: float = 0.0,
+            services: dict[str, tuple[str, str, int]] | None = None) -> None:
     """After the drain, every other release's services to 0 tasks (kept for rollback), but
     the release the switch replaced (`previous`) while its warm window lasts (plan/lifecycle/warm.py,
     as on hosts): its tasks keep running out of the proxies, so a rollback until then is a
     proxy switch. The manager records the window in its state dir (warm.json)."""
-    services = site.services()
+    services = site.services() if services is None else services  # a warm rollback's listing (no change since)
     releases = {release for release, _, _ in services.values()}
     warm = warm_plan.after_switch(live, previous if previous in releases else None, now=time.time(),
                                   window=warm_window)
@@ -243,20 +244,22 @@ def _retire(site: SwarmSite, plan: SwarmPlan, live: str, drain: float, emit: Emi
                      "then is a proxy switch", host=host))
 
 
-def _stop_expired_warm(site: SwarmSite, keep: set[str], emit: Emit, host: str) -> None:
+def _stop_expired_warm(site: SwarmSite, keep: set[str], emit: Emit, host: str) -> list[str]:
     """Under the lock, as on hosts (services/lifecycle/retire.stop_expired_warm): a warm release past
     its window goes to 0 tasks, never one in `keep` (the live release, a rollback's target).
     The window comes from the manager's warm.json, never from a process's memory."""
     warm = warm_plan.parse_warm(site.manager.read_file(site.layout.warm))
     if not warm:
-        return
+        return []
     stop, remain = warm_plan.expired(warm, now=time.time(), keep=keep)
-    names = [name for name, (release, _, count) in site.services().items() if release in stop and count > 0]
+    names = [name for name, (release, _, count) in (site.services() if stop else {}).items()
+             if release in stop and count > 0]
     if names:
         timer = Timer(emit, "warm", host=host, detail=f"{', '.join(stop)} past its warm window: scale to 0")
         site.run(sw.scale({name: 0 for name in names}))
         timer.done()
     site.manager.put_file(site.layout.warm, warm_plan.render_warm(remain), mode=0o600)
+    return names  # scaled to 0 here
 
 
 def _last_live(state: HostState, release: str | None, history: History | None = None) -> ReleaseRecord | None:
@@ -784,7 +787,7 @@ def rollback_job(env: Env, site: SwarmSite, state: HostState, to: str | None, em
         plan = replace(plan, start=(), undo=())
     live = history.deployed(current) if current else None
     return current, target, record, SwarmRollbackJob(site, state, plan, current, message, force_unlock, env, emit,
-                                                     scaled, Cancel(), live)
+                                                     scaled, Cancel(), live, kept)
 
 
 def rollback(loaded: LoadedConfig, env_name: str, emit: Emit, *, manager=None,  # type: ignore[no-untyped-def]
@@ -834,9 +837,10 @@ class SwarmRollbackJob:
 
     def __init__(self, site: SwarmSite, state: HostState, plan: SwarmPlan, current: str | None, message: str,
                  force_unlock: bool, env: Env, emit: Emit, scaled: ss.Overrides, cancel: Cancel,
-                 live: ReleaseRecord | None = None) -> None:
+                 live: ReleaseRecord | None = None, kept: dict[str, tuple[str, str, int]] | None = None) -> None:
         self.site, self.state, self.plan, self.current, self.message = site, state, plan, current, message
         self.live = live  # the live release's deploy record (the history read once: rollback_job)
+        self.kept = kept  # the environment's release services as rollback_job listed them
         self.force_unlock, self.emit, self.scaled, self.cancel = force_unlock, emit, scaled, cancel
         self.port, self.rollout = env.proxy_port, env.settings.rollout
         self.host = site.manager.host
@@ -957,7 +961,10 @@ class SwarmRollbackJob:
                                 "the lock", hint="run the rollback again: it chooses its target from what is live now")
 
     def _stop_warm(self) -> None:
-        _stop_expired_warm(self.site, {r for r in (self.current, self.target) if r}, self.emit, self.host)
+        stopped = _stop_expired_warm(self.site, {r for r in (self.current, self.target) if r}, self.emit, self.host)
+        if self.kept is not None:
+            self.kept = {name: (release, service, 0 if name in stopped else count)
+                         for name, (release, service, count) in self.kept.items()}
 
     def _start(self) -> None:
         if self.plan.start:
@@ -977,8 +984,11 @@ class SwarmRollbackJob:
         self._record(LIVE)
 
     def _retire(self) -> None:
+        # A warm rollback changed no service's count since rollback_job listed them (and the
+        # warm stop above): that listing, not two more manager calls after the switch.
+        kept = self.kept if not self.plan.start else None
         _retire(self.site, self.plan, self.target, self.plan.drain, self.emit, self.host, previous=self.current,
-                warm_window=self.rollout.warm_window)
+                warm_window=self.rollout.warm_window, services=kept)
 
     def _undo(self, outcome: str, exc: BaseException) -> None:
         """The target's services back to 0 tasks (kept; a warm target's keep running, as they
