@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -57,7 +56,7 @@ from ..lifecycle.host_state import HostState
 from ..hosts import ssh_connector
 from ..env import Env
 from ..lifecycle.release_images import ReleaseImages, proxy_image_for
-from .swarm_site import SwarmSite
+from .swarm_site import SwarmSite, at_once
 from . import swarm_tls
 from ..edge.tls import files_pair
 from ..lifecycle.rollout import Cancel, unexpected
@@ -140,11 +139,11 @@ def _switch_by_flag(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, hos
     proxies = site.standby_proxies(nodes)
 
     def raise_flag() -> int:
-        _all(proxies, lambda proxy: proxy.raise_flag(flag))
+        at_once(proxies, lambda proxy: proxy.raise_flag(flag))
         return len(proxies)
 
     def lower_flag() -> None:
-        _all(proxies, lambda proxy: proxy.lower_flag(flag))
+        at_once(proxies, lambda proxy: proxy.lower_flag(flag))
         site.wait_answers(live_release(previous), port, plan.verify.path, nodes=nodes)
 
     _verified_switch(site, plan, port, emit, host, nodes,
@@ -187,18 +186,10 @@ def _own_config(site: SwarmSite, nodes: list[sw.Node], config: str, previous: by
     target serves, verified, through the flag, and the next switch writes its own file."""
     try:
         site.restage(nodes, config, previous)
-        _all(site.standby_proxies(nodes), lambda proxy: proxy.clear_flags(keep=flag))
+        at_once(site.standby_proxies(nodes), lambda proxy: proxy.clear_flags(keep=flag))
     except Exception as exc:  # noqa: BLE001
         emit(Message(f"the release serves through the standby flag, but writing its own proxy configuration failed "
                      f"({_why(exc)}); the next deploy or rollback writes it", level="warning", host=host))
-
-
-def _all(items: list, work: Callable[[object], object]) -> None:  # type: ignore[type-arg]
-    """`work` on every node's proxy at once; the first error raised after all ended."""
-    if items:
-        with ThreadPoolExecutor(max_workers=len(items)) as pool:
-            for future in [pool.submit(work, item) for item in items]:
-                future.result()
 
 
 def _standby(state: HostState, replaced: str | None, target: str, warm_window: float,

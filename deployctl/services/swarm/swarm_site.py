@@ -469,3 +469,6 @@ def _each(nodes: list[sw.Node], work: Callable[[sw.Node], T]) -> list[T]:
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
         futures = [pool.submit(work, node) for node in nodes]
     return [future.result() for future in futures]
+
+
+at_once = _each  # for the nodes' proxies too (services/swarm/swarm_deploy.py: the standby flag)
