@@ -99,6 +99,8 @@ def _cycle(project, app, env, fleet, balancer, swarm) -> None:  # type: ignore[n
         second = ok("release", "--env", "swarm", "--json")
         v2 = result(second)["release"]
         stages = {s["stage"]: s["outcome"] for s in result(second)["stages"]}
+        print("release on the swarm: " + ", ".join(f"{s['stage']} {s['outcome']} {s['seconds']:.1f}s"
+                                                   for s in result(second)["stages"]))
         assert stages == {"build": "ok", "test": stages["test"], "push": "ok", "deploy": "ok"}, stages
         assert stages["test"] in ("ok", "skipped"), result(second)["stages"]
         pushed = read_artifacts(project / ".deployctl" / "build.json").images
