@@ -185,8 +185,10 @@ def _own_config(site: SwarmSite, nodes: list[sw.Node], config: str, previous: by
     raised stays: the replaced workers may still read it). A failure only warns: the
     target serves, verified, through the flag, and the next switch writes its own file."""
     try:
-        site.restage(nodes, config, previous)
-        at_once(site.standby_proxies(nodes), lambda proxy: proxy.clear_flags(keep=flag))
+        proxies = site.standby_proxies(nodes)
+        # Independent: the earlier renders' flags are no file the new configuration names.
+        at_once([lambda: site.restage(nodes, config, previous),
+                 lambda: at_once(proxies, lambda proxy: proxy.clear_flags(keep=flag))], lambda work: work())
     except Exception as exc:  # noqa: BLE001
         emit(Message(f"the release serves through the standby flag, but writing its own proxy configuration failed "
                      f"({_why(exc)}); the next deploy or rollback writes it", level="warning", host=host))

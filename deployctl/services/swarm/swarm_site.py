@@ -317,8 +317,10 @@ class SwarmSite:
         with no call to the manager (a rollback by the standby flag writes the target's own
         configuration this way while the manager records it: services/swarm/swarm_deploy.py)."""
         data = _carried(live, config)
-        staged = dict(zip((n.address for n in nodes), _each(nodes, lambda node: self._write(node, data, True))))
-        _each(nodes, lambda node: self._swap(node, staged[node.address]))
+        staged_file = f"{self.layout.proxy_dir}/{STAGED_FILE}"
+        # Every node serves a file (the flag switched them): staged, no look first.
+        _each(nodes, lambda node: self.node(node.address).put_file(staged_file, data, 0o644))
+        _each(nodes, lambda node: self._swap(node, True))
 
     def _write(self, node: sw.Node, data: bytes, running: bool) -> bool:
         """One node's file: staged when its running proxy read a live one (it swaps it in),
