@@ -59,7 +59,8 @@ def _paramiko():  # type: ignore[no-untyped-def]
     one thing deployctl never does (`Match exec` in an ssh_config file it parses), and it
     pulls asyncio and unittest.mock: 0.84 of paramiko's 1.1 s of import in a Swarm rollback
     on a loaded machine (issue 26, python -X importtime). Where something imported invoke
-    already, it is kept."""
+    already, it is kept. The ways in (a connection, a host key scan) import it through
+    here; code that runs on a connected connector finds it imported."""
     import sys
 
     if "paramiko" in sys.modules or "invoke" in sys.modules:
@@ -176,7 +177,7 @@ class SSHConnector:
     def open_tunnel(self, address: str, port: int, timeout: float) -> Any:
         """A direct-tcpip channel from this host to address:port (a socket-like object for
         another SSH session); ConnectError naming both when the host cannot connect there."""
-        paramiko = _paramiko()
+        import paramiko
 
         try:
             return self.transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
@@ -282,7 +283,7 @@ class SSHConnector:
     def _losing(self, what: str) -> Iterator[None]:
         """Maps a paramiko/socket error inside the block to `_lost_during(what, ...)`: the one
         place that decides whether an error means the connection went."""
-        paramiko = _paramiko()
+        import paramiko
 
         try:
             yield
@@ -508,7 +509,7 @@ class SSHConnector:
     def _tcp_check(self, address: str, port: int, timeout: float = 2.0) -> None:
         """sshd confirms a direct-tcpip channel only once its own connection to the address
         succeeded: an open channel is a TCP connect as the host sees it."""
-        paramiko = _paramiko()
+        import paramiko
 
         try:
             chan = self.transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
@@ -523,7 +524,7 @@ class SSHConnector:
 
     def _http_get(self, address: str, port: int, path: str, timeout: float = 2.0,
                   headers: Mapping[str, str] | None = None) -> HttpResponse:
-        paramiko = _paramiko()
+        import paramiko
 
         try:
             chan = self.transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
