@@ -38,9 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.fleet_deploy import new_variant  # noqa: E402
+from bench.step_profile import profiled  # noqa: E402
 from tests.integration.deploy_fixtures import build_probe_images  # noqa: E402
 from tests.integration.fleet.site import ENV, FleetImages, new_site  # noqa: E402
-from tests.integration.swarm.site import SwarmImages, SwarmSite  # noqa: E402
+from tests.integration.deploy_fixtures import DEPLOYCTL  # noqa: E402
+from tests.integration.swarm.site import SECRET_ENV, SwarmImages, SwarmSite  # noqa: E402
 from tests.support.engine import STANDIN_IMAGES  # noqa: E402
 from tests.support.fleet import start_fleet  # noqa: E402
 from tests.support.registry import start_registry  # noqa: E402
@@ -245,8 +247,17 @@ def main() -> None:
                         continue
                     live = site.current() if key == "swarm" else site.current(site.hosts[0])
                     add(f"{label}: deploy", wall, report, len(report.wrong_release_after(returned, live)))
-                    wall, done, report, returned = under_traffic(url, lambda: site.cli("rollback", "--env", ENV))
+                    if key == "swarm":  # where its seconds go: each step's events, stamped as they arrive
+                        def action():  # type: ignore[no-untyped-def]
+                            return profiled([DEPLOYCTL, "--config", str(site.config), "rollback", "--env", ENV,
+                                             "--json"], env={**SECRET_ENV, "TERM": "dumb"})
+                    else:
+                        def action():  # type: ignore[no-untyped-def]
+                            return site.cli("rollback", "--env", ENV)
+                    wall, done, report, returned = under_traffic(url, action)
                     cli_ok(done)
+                    if key == "swarm":
+                        print(done.table(), flush=True)
                     live = site.current() if key == "swarm" else site.current(site.hosts[0])
                     add(f"{label}: rollback", wall, report, len(report.wrong_release_after(returned, live)))
                 url = f"{balancers['plain'].url}/version"

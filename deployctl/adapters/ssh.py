@@ -54,13 +54,33 @@ def sftp_fsync(sftp: Any, handle: Any) -> str | None:
     return None
 
 
+def _paramiko():  # type: ignore[no-untyped-def]
+    """paramiko, imported without `invoke`: paramiko.config imports it at its own import for
+    one thing deployctl never does (`Match exec` in an ssh_config file it parses), and it
+    pulls asyncio and unittest.mock: 0.84 of paramiko's 1.1 s of import in a Swarm rollback
+    on a loaded machine (issue 26, python -X importtime). Where something imported invoke
+    already, it is kept. The ways in (a connection, a host key scan) import it through
+    here; code that runs on a connected connector finds it imported."""
+    import sys
+
+    if "paramiko" in sys.modules or "invoke" in sys.modules:
+        import paramiko
+        return paramiko
+    sys.modules["invoke"] = None  # type: ignore[assignment]  # `import invoke` raises ImportError
+    try:
+        import paramiko
+    finally:
+        del sys.modules["invoke"]
+    return paramiko
+
+
 def fingerprint(key: Any) -> str:
     digest = hashlib.sha256(key.asbytes()).digest()
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
 def _refuse_unknown_policy():  # type: ignore[no-untyped-def]
-    import paramiko
+    paramiko = _paramiko()
 
     class RefuseUnknown(paramiko.MissingHostKeyPolicy):
         """paramiko's RejectPolicy, but the refusal says which key was offered."""
@@ -85,7 +105,7 @@ def scan_host_key(host: str, port: int = 22, timeout: float = 10.0, *,
     `via`: a connected (so verified) jump host the host is reached through."""
     import socket
 
-    import paramiko
+    paramiko = _paramiko()
 
     where = host if port == 22 else f"{host}:{port}"
     try:
@@ -171,7 +191,7 @@ class SSHConnector:
                                 "on that port? Is AllowTcpForwarding on at the jump host?") from None
 
     def _connect(self, sock: Any) -> "SSHConnector":
-        import paramiko
+        paramiko = _paramiko()
 
         client = paramiko.SSHClient()
         try:

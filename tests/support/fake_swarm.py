@@ -14,8 +14,11 @@ Modelled: a service's tasks are running at once (`crashing_services`: a service 
 fails its task at start; `starting`: one whose tasks never pass their health check); a
 replicated job completes (`failing_jobs`: fails, exit 3); the global proxy runs one nginx container per node, which loads
 the node's nginx.conf as it starts and on the swap's HUP; a node answers 127.0.0.1:PORT
-through its nginx's *loaded* configuration (its `# live:` release) with the release stamp,
-502 when that release has no running task. Not modelled: the proxy image's rolling update
+through its nginx's *loaded* configuration (its `# live:` release, or its standby's while
+the standby's flag file exists in the node's proxy directory) with the release stamp,
+502 when that release has no running task, the app's 500 "No address associated with
+hostname" while the node's DNS does not know one of that release's services yet
+(`gossip`: Docker's DNS gossip delay per node; the route's wait_resolved waits for it). Not modelled: the proxy image's rolling update
 (the image is replaced), placement, secrets' contents, service logs (empty), deployctl's
 own http/tcp task checks (use `docker` health checks here).
 """
@@ -25,11 +28,12 @@ from __future__ import annotations
 import errno
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from deployctl.adapters.connector import CommandResult, HttpResponse
-from deployctl.plan.edge.proxy_config import PROXY_MOUNT, RELEASE_HEADER, live_release
+from deployctl.plan.edge.proxy_config import PROXY_MOUNT, RELEASE_HEADER, live_release, standby_of
 from deployctl.plan.edge.maintenance import VERIFY_HEADER
 from deployctl.plan.edge.maintenance import state_of as maintenance_state
 from deployctl.plan.edge.tls_config import CERTIFICATE_HEADER
@@ -39,6 +43,7 @@ from tests.support.fake_host import OK, Container, FakeHost, Fault
 
 __all__ = ["FakeSwarm", "Fault"]
 UPSTREAM = re.compile(r"set \$deployctl_upstream tasks\.(\S+);")
+STANDBY = re.compile(r"tasks\.(\S+):\d+")  # a Swarm configuration's standby address
 
 
 @dataclass
@@ -82,13 +87,26 @@ class FakeNode(FakeHost):
             if release is None:
                 return HttpResponse(503, b"No release deployed yet\n", {})
             upstream = UPSTREAM.search(text)
+            standby = standby_of(nginx.loaded)
+            if standby is not None and f"{nginx.mounts[PROXY_MOUNT]}/{standby.flag}" in self.files:
+                # nginx stats the loaded configuration's standby flag per request (no reload)
+                release, upstream = standby.release, STANDBY.fullmatch(standby.address)
             stamp = {RELEASE_HEADER.lower(): release}
             if nginx.certificate:  # the HTTPS snippet's header, on every answer (plan/edge/tls_config.py)
                 stamp[CERTIFICATE_HEADER.lower()] = nginx.certificate
             if upstream is None or self.swarm.running(upstream.group(1)) == 0:
                 return HttpResponse(502, b"502 Bad Gateway", stamp)
+            if self.unresolved(s.name for s in self.swarm.services.values() if s.labels.get(LABEL_RELEASE) == release):
+                # the app's own error: a task here calling another service of its release by name
+                return HttpResponse(500, b"No address associated with hostname", stamp)
             body = {"release": release, "frontend": {"release": release}, "backend": {"release": release}}
             return HttpResponse(200, json.dumps(body).encode(), stamp)
+
+    def unresolved(self, services) -> list[str]:  # type: ignore[no-untyped-def]
+        """The services whose tasks this node's DNS does not know yet (FakeSwarm.gossip)."""
+        delay = self.swarm.gossip.get(self.hostname, 0.0)
+        now = time.monotonic()
+        return [name for name in services if self.swarm.created.get(name, -1e18) + delay > now]
 
     def proxy_task(self) -> Container | None:
         """The global proxy's running task on this node (not a canary's watchdog beside it)."""
@@ -109,6 +127,16 @@ class FakeNode(FakeHost):
         return super()._docker_ps(args)
 
     def _docker_exec(self, args: list[str]) -> CommandResult | None:
+        if len(args) > 4 and args[1:3] == ["sh", "-c"] and args[3].startswith("command -v getent"):
+            # plan/swarm/services.wait_resolved: its loop, in virtual time, up to its bound
+            bound = int(re.search(r"-ge (\d+) \]", args[3]).group(1)) * sw.RESOLVE_POLL  # type: ignore[union-attr]
+            services = [name.removeprefix("tasks.") for name in args[5:]]
+            started = time.monotonic()
+            while self.unresolved(services):
+                if time.monotonic() - started >= bound:
+                    return CommandResult(1, "", "")
+                time.sleep(sw.RESOLVE_POLL)
+            return OK
         # The proxy task started now: `docker exec C sh -c "nginx -t -q -c F && nginx -s reload -c F"`.
         if len(args) == 4 and args[1:3] == ["sh", "-c"] and args[3].startswith("nginx -t"):
             result = OK
@@ -146,6 +174,10 @@ class FakeSwarm(FakeHost):
         self.starting: list[str] = []  # regexes: their tasks never pass their health check
         self.failing_jobs: list[str] = []  # regexes: a replicated job whose task fails (exit 3)
         self.nodes = {f"10.9.0.{i}": FakeNode(self, f"node{i}", f"10.9.0.{i}") for i in range(1, nodes + 1)}
+        # Docker's DNS gossip: node hostname -> seconds after a service's creation before that
+        # node resolves its tasks (its proxy and its tasks calling it by name); 0 elsewhere.
+        self.gossip: dict[str, float] = {}
+        self.created: dict[str, float] = {}  # service -> time.monotonic() at its creation
 
     def node(self, address: str) -> FakeNode:
         return self.nodes[address]
@@ -282,6 +314,7 @@ class FakeSwarm(FakeHost):
             svc.published = svc.ports[0]
             svc.source = re.search(r"source=([^,]+)", options["--mount"][0]).group(1)  # type: ignore[union-attr]
         self.services[name] = svc
+        self.created[name] = time.monotonic()
         if mode == "global":
             for node in self.nodes.values():
                 node.start_proxy(svc)

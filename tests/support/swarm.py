@@ -15,9 +15,11 @@ which is what an ALB's own retry of a refused connection amounts to for our traf
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 from tests.support.fleet import LABEL, PID_LABEL, Fleet, FleetHost, LoadBalancer, docker
 from tests.support.net import free_port, http_status, wait_until
@@ -114,6 +116,34 @@ class Swarm:
                f"{LABEL}={self.fleet.id}", "--label", f"{PID_LABEL}={os.getpid()}",
                "--publish", f"127.0.0.1:{local}:{inside}", "-v", f"{conf}:{mount}:ro", self.fleet.nginx_image)
         return LoadBalancer(name, local)
+
+    @contextlib.contextmanager
+    def registry_on_loopback(self, image: str) -> Iterator[str]:
+        """The session registry at 127.0.0.1:PORT on every node too (yields that address):
+        a TCP forwarder (nginx's stream module, `image` an nginx the nodes can pull) on each
+        node's loopback to the registry at the gateway. This machine's engine pushes there
+        over plain HTTP (a loopback registry is trusted by default) and so do the nodes'
+        engines pull, so one `registry.server` serves `deployctl push` here and the Swarm's
+        pulls: what `deployctl release --env <swarm env>` needs end to end."""
+        local, remote = self.fleet.local_registry, self.fleet.registry
+        port = local.rsplit(":", 1)[1]
+        name = f"{self.fleet.network}-registry-loopback"
+        conf = ("load_module /usr/lib/nginx/modules/ngx_stream_module.so;\nevents {}\n"
+                f"stream {{ server {{ listen 127.0.0.1:{port}; proxy_pass {remote}; }} }}\n")
+        try:
+            for host in self.nodes:
+                host.exec("sh", "-c", f"mkdir -p /tmp/{name} && printf '{conf}' > /tmp/{name}/nginx.conf")
+                host.exec("docker", "run", "--detach", "--name", name, "--network", "host", "-v",
+                          f"/tmp/{name}:/fwd:ro", "--entrypoint", "nginx", image, "-c", "/fwd/nginx.conf",
+                          "-g", "daemon off;")
+            for host in self.nodes:
+                wait_until(lambda host=host: host.exec("docker", "inspect", "--format", "{{.State.Running}}", name,
+                                                       check=False).strip() == "true", 30, f"{name} on {host.name}")
+            time.sleep(0.5)  # nginx listens within milliseconds of its start
+            yield local
+        finally:
+            for host in self.nodes:
+                host.exec("sh", "-c", f"docker rm -f {name}; rm -rf /tmp/{name}", check=False)
 
     def leave(self) -> None:
         for host in reversed(self.nodes):

@@ -190,7 +190,7 @@ def test_deploy_plan_steps_are_the_argvs_it_runs():
     assert plan.reload == ("sh", "-c", "docker exec '<the node'\"'\"'s proxy task>' nginx -t -q -c "
                            "/etc/deployctl/proxy/nginx.conf.next && mv -f "
                            f"{layout.proxy_dir}/nginx.conf.next {layout.proxy_dir}/nginx.conf && "
-                           "docker kill --signal HUP '<the node'\"'\"'s proxy task>'") and plan.route_rows()[2].argv == plan.reload
+                           "docker kill --signal HUP '<the node'\"'\"'s proxy task>'") and plan.route_rows()[3].argv == plan.reload
     assert "DB_PASSWORD" in steps[0].detail and "swarm-secret" not in str([s.to_dict() for s in steps])
     assert plan.retire(["old-a", "old-b"]) == ("docker", "service", "scale", "--detach", "old-a=0", "old-b=0")
 

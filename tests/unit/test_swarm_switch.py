@@ -17,6 +17,7 @@ class Plan:
     proxy_config = "# deployctl proxy configuration\n# live: 20261206-020000-bbbbbbb\n"
     verify = type("Verify", (), {"path": "/version"})()
     target = type("Target", (), {"release": "20261206-020000-bbbbbbb"})()
+    services = ()
 
 
 class Site:
@@ -25,21 +26,24 @@ class Site:
         self.waited: list[str | None] = []
         self.verify_fails, self.back_fails = verify_fails, back_fails
 
-    def live_config(self) -> bytes:
+    def ready_nodes(self) -> list[str]:
+        return ["node1", "node2", "node3"]
+
+    def live_config(self, nodes=None) -> bytes:  # type: ignore[no-untyped-def]
         return PREVIOUS
 
-    def route(self, plan, config) -> int:  # type: ignore[no-untyped-def]
+    def route(self, plan, config, nodes=None, live=None, resolve=None) -> int:  # type: ignore[no-untyped-def]
         if self.routed and self.back_fails:
             raise DeployError("node2: nginx -t refused the configuration")
         self.routed.append(config)
         return 3
 
-    def verify(self, plan, port: int) -> float:  # type: ignore[no-untyped-def]
+    def verify(self, plan, port: int, nodes=None) -> float:  # type: ignore[no-untyped-def]
         if self.verify_fails:
             raise DeployError("node1: /version answered 500")
         return 0.1
 
-    def wait_answers(self, release, port, path) -> None:  # type: ignore[no-untyped-def]
+    def wait_answers(self, release, port, path, nodes=None) -> None:  # type: ignore[no-untyped-def]
         self.waited.append(release)
 
 

@@ -126,7 +126,7 @@ def render_proxy_config(proxy: ProxySpec, live: str | None, upstreams: dict[str,
         route = "            return 503 \"No release deployed yet\\n\";\n"
     return f"""# Written by deployctl on every switch; do not edit (changes are replaced).
 # live: {live or NO_RELEASE}
-{shadow_line(shadow)}{f"# canary: {canary[0]} {canary[1]}%{chr(10)}" if split else ""}{_standby_line(standby)}{MAIN_CONTEXT}
+{shadow_line(shadow)}{f"# canary: {canary[0]} {canary[1]}%{chr(10)}" if split else ""}{standby_line(standby)}{MAIN_CONTEXT}
 http {{
 {http_common(proxy, proxy.connect_timeout)}    # One server per upstream: a failed request is never retried on another release.
     proxy_next_upstream off;
@@ -249,7 +249,7 @@ def _header(line: re.Pattern[str], text: str | bytes | None) -> re.Match[str] | 
     return line.search(text.decode(errors="replace") if isinstance(text, bytes) else text)
 
 
-def _standby_line(standby: Standby | None) -> str:
+def standby_line(standby: Standby | None) -> str:
     if standby is None:
         return ""
     return (f"# standby: {standby.release} {standby.address} {standby.flag}\n"

@@ -325,6 +325,24 @@ def proxy_container(names: Names) -> list[str]:
             "--filter", "status=running"]
 
 
+RESOLVE_WAIT = 10.0  # seconds a node's proxy waits for Docker's DNS to know a new release's tasks
+RESOLVE_POLL = 0.2
+NO_RESOLVER = 3  # the wait's exit code when the proxy image has no getent to ask with
+
+
+def wait_resolved(container: str, hostnames: list[str], seconds: float = RESOLVE_WAIT) -> list[str]:
+    """On one node, in its proxy task: until every name (`tasks.<service>` of a release)
+    resolves there, at most `seconds` (exit 1 then; NO_RESOLVER without getent). Docker's
+    DNS learns of tasks on other nodes by gossip: right after they start, a node can answer
+    "no address" for a moment, and a request routed there (or a task there calling another
+    service of its release by name) fails although the release is good (docs/swarm.md)."""
+    tries = max(1, int(seconds / RESOLVE_POLL))
+    script = (f"command -v getent >/dev/null 2>&1 || exit {NO_RESOLVER}; i=0; "
+              "while :; do ok=1; for n in \"$@\"; do getent hosts \"$n\" >/dev/null 2>&1 || ok=0; done; "
+              f"[ $ok = 1 ] && exit 0; i=$((i+1)); [ $i -ge {tries} ] && exit 1; sleep {RESOLVE_POLL}; done")
+    return ["docker", "exec", container, "sh", "-c", script, "sh", *hostnames]
+
+
 # -- what the manager answers ------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from ..lifecycle import docker_commands as dc
 from . import services as sw
 from . import swarm_health as sh
 from ..lifecycle.names import Names
-from ..edge.proxy_config import CONFIG_FILE, LIVE_COPY, STAGED_FILE, Shadow
+from ..edge.proxy_config import CONFIG_FILE, LIVE_COPY, STAGED_FILE, Shadow, Standby
 from ..lifecycle.release_spec import HealthProbe, ReleaseSpec
 from ..lifecycle.steps import Argv, PlannedStep
-from .swarm_proxy import render_swarm_proxy_config, tasks_address
+from .swarm_proxy import render_swarm_proxy_config, standby_address, tasks_address
 from ..lifecycle.switch_plan import CANARY_FIRED, WATCHDOG_ROLE, GuardSpec, VerifyCheck, proxy_swap, verify_check
 
 if TYPE_CHECKING:  # as plan/lifecycle/switch_plan.py: a rollback never imports the judging modules
@@ -129,6 +129,10 @@ class SwarmPlan:
                                  f"{tasks_address(routed.container)}:{routed.port} by Docker's DNS, "
                                  f"stamp {self.target.release})"),
             PlannedStep("route", "the proxy as a global service, only if it is missing", self.proxy_service),
+            PlannedStep("route", f"on every node, before any node swaps: until Docker's DNS there resolves every "
+                                 f"service of {self.target.release} (its gossip reaches nodes apart), at most "
+                                 f"{sw.RESOLVE_WAIT:g}s, then routed anyway (the verify judges)",
+                        tuple(sw.wait_resolved(NODE_PROXY_TASK, [tasks_address(s.name) for s in self.services]))),
             PlannedStep("route", f"on every node: nginx -t of the staged file, renamed over {CONFIG_FILE}, "
                                  "reload (one command; a node whose proxy starts now gets the file as "
                                  f"{CONFIG_FILE} directly)", self.reload),
@@ -238,9 +242,17 @@ def _checker(target: ReleaseSpec, names: Names, services: list[sw.SwarmService] 
     return tuple(sh.run_checker(names, target.release, target.proxy.image, sh.checker_attempt(probes)))
 
 
-def proxy_config_for(target: ReleaseSpec) -> str:
+def proxy_config_for(target: ReleaseSpec, standby: ReleaseSpec | None = None, flag: str = "") -> str:
+    """`standby`: the release this switch replaces, left warm (rollout.warm_window): the
+    configuration routes to its tasks instead while `flag` exists in the node's proxy
+    directory, so a rollback to it inside the window is a flag raised on every node, with no
+    reload (plan/swarm/swarm_proxy.py)."""
     routed = target.routed
-    return render_swarm_proxy_config(target.proxy, target.release, routed.container, routed.port)
+    back = None
+    if standby is not None and flag:
+        kept = standby.routed
+        back = (Standby(standby.release, standby_address(kept.container, kept.port), flag), kept.container, kept.port)
+    return render_swarm_proxy_config(target.proxy, target.release, routed.container, routed.port, standby=back)
 
 
 def shadow_config_for(target: ReleaseSpec, live: ReleaseSpec, methods: tuple[str, ...], timeout: float) -> str:

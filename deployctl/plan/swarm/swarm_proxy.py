@@ -14,7 +14,8 @@ page location, so `maintenance on|off` rewrites it and a switch carries it.
 
 from __future__ import annotations
 
-from ..edge.proxy_config import HTTP_SNIPPETS, MAIN_CONTEXT, NO_RELEASE, PROXY_MOUNT, RELEASE_HEADER, SERVER_SNIPPETS, Shadow, health_location, http_common
+from ..edge.proxy_config import HTTP_SNIPPETS, MAIN_CONTEXT, NO_RELEASE, PROXY_MOUNT, RELEASE_HEADER, SERVER_SNIPPETS, Shadow, Standby, health_location, http_common
+from ..edge.proxy_config import standby_line
 from ..edge.proxy_config import shadow_line, shadow_location, shadow_map, shadow_mirror
 from ..edge import maintenance
 from ..edge.tls_config import http_redirect_map, server_includes
@@ -33,16 +34,31 @@ def tasks_address(service: str) -> str:
     return f"tasks.{service}"
 
 
+def standby_address(service: str, port: int) -> str:
+    """What a Swarm configuration's standby routes to (plan/edge/proxy_config.Standby's
+    `address`): the release's tasks by Docker's DNS, asked per request like the live route,
+    so a standby whose tasks moved or went is never a stale address loaded with the file."""
+    return f"{tasks_address(service)}:{port}"
+
+
 def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str | None, port: int | None,
                               shadow: tuple[Shadow, str, int] | None = None,
-                              canary: tuple[str, int, str, int] | None = None) -> str:
+                              canary: tuple[str, int, str, int] | None = None,
+                              standby: tuple[Standby, str, int] | None = None) -> str:
     """`service`/`port`: the live release's routed Swarm service (None: nothing deployed
     yet, the proxy answers 503 itself). `shadow`: (the Shadow, its release's routed service,
     port): the live release answers every request, copies go to the new release's tasks
     (the shadow window, plan/edge/proxy_config.Shadow; only beside a live route). `canary`:
     (release, percent, its routed service, port): that share of the requests goes to the
     release's tasks instead, drawn per request as on a host (split_clients on $request_id),
-    each answer stamped and logged with the release that answered it."""
+    each answer stamped and logged with the release that answered it. `standby`: (the
+    Standby, its routed service, port): the release every request goes to instead while the
+    flag file exists in the node's proxy directory, with no reload (a rollback inside the
+    warm window raises it on every node at once: services/swarm/swarm_deploy.py), as on a
+    host (plan/edge/proxy_config.Standby); only beside a plain live route."""
+    if standby is not None and (shadow is not None or canary is not None or live is None or service is None
+                                or standby[0].release == live):
+        standby = None
     if shadow is not None and (live is None or service is None):
         raise ValueError("a shadow mirrors a live route only")
     if canary is not None and (live is None or service is None):
@@ -71,6 +87,18 @@ def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str |
         route = ("            set $deployctl_release $deployctl_split;\n"
                  "            set $deployctl_upstream $deployctl_split_upstream;\n"
                  "            proxy_pass http://$deployctl_upstream;\n")
+    elif standby is not None and live is not None and service is not None:
+        flagged, standby_service, standby_port = standby
+        # nginx stats the flag per request; `set` is all the `if` holds (safe in a location).
+        route = (f"            set $deployctl_release {live};\n"
+                 f"            set $deployctl_upstream {tasks_address(service)};\n"
+                 f"            set $deployctl_port {port};\n"
+                 f"            if (-f {PROXY_MOUNT}/{flagged.flag}) {{\n"
+                 f"                set $deployctl_release {flagged.release};\n"
+                 f"                set $deployctl_upstream {tasks_address(standby_service)};\n"
+                 f"                set $deployctl_port {standby_port};\n"
+                 f"            }}\n"
+                 "            proxy_pass http://$deployctl_upstream:$deployctl_port;\n")
     elif live is not None and service is not None:
         route = (f"{shadow_mirror(mirror)}"
                  f"            set $deployctl_release {live};\n"
@@ -81,7 +109,7 @@ def render_swarm_proxy_config(proxy: ProxySpec, live: str | None, service: str |
     connect = min(proxy.connect_timeout, MAX_CONNECT_TIMEOUT)
     return f"""# Written by deployctl (swarm) on every switch; do not edit (changes are replaced).
 # live: {live or NO_RELEASE}
-{shadow_line(mirror)}{f"# canary: {canary[0]} {canary[1]}%{chr(10)}" if split else ""}{MAIN_CONTEXT}
+{shadow_line(mirror)}{f"# canary: {canary[0]} {canary[1]}%{chr(10)}" if split else ""}{standby_line(standby[0] if standby else None)}{MAIN_CONTEXT}
 http {{
 {http_common(proxy, connect)}    # Docker's DNS for the overlay network: the live release's tasks, asked again each second.
     resolver {DNS} valid={DNS_VALID} ipv6=off;

@@ -19,6 +19,7 @@ Each job's work under the lock is a list of Steps (plan/lifecycle/steps.py: `Swa
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -29,13 +30,16 @@ from ...events import Emit, Message, Timer, serialized
 from ...plan.lifecycle import rollout as rollout_plan
 from ...plan.swarm import services as sw
 from ...plan.swarm import swarm_scale as ss
+from ...plan.swarm import canary_files
 from ...plan.lifecycle import warm as warm_plan
 from ...plan.judging.canary import canary_spec
 from ...plan.judging.shadow import shadow_spec
 from ...plan.lifecycle.env_values import SecretValueError, env_file
 from ...plan.lifecycle.release_spec import ReleaseSpec, release_spec
-from ...plan.lifecycle.releases import FAILED, LIVE, ReleaseRecord, new_release_id, prune_selection
-from ...plan.swarm.swarm_plan import SwarmPlan, deploy_plan, rollback_plan
+from ...plan.lifecycle.releases import FAILED, LIVE, History, ReleaseRecord, new_release_id, prune_selection
+from ...plan.swarm.swarm_plan import SwarmPlan, deploy_plan, proxy_config_for, rollback_plan
+from ...plan.edge.proxy_config import live_release, standby_flag, standby_of
+from ...plan.swarm.swarm_proxy import standby_address, tasks_address
 from ...plan.lifecycle.switch_plan import guard_spec
 from ...secrets import Secret
 from ..lifecycle import preflight
@@ -51,13 +55,12 @@ from ..lifecycle.host_state import HostState
 from ..hosts import ssh_connector
 from ..env import Env
 from ..lifecycle.release_images import ReleaseImages, proxy_image_for
-from .swarm_site import SwarmSite
+from .swarm_site import SwarmSite, at_once
 from . import swarm_tls
 from ..edge.tls import files_pair
 from ..lifecycle.rollout import Cancel, unexpected
 from ..lifecycle.transaction import BEFORE, SWITCHED_BACK, after_switch, deploy_failure, failure_outcome, release_record, rollback_failure, run_transaction, take_lock, best_effort
 from ..judging.canary import CanaryGate
-from ...plan.edge.proxy_config import LIVE_COPY
 from ..lifecycle.switch import SwitchBackFailed, SwitchFailed
 from ..lifecycle.switch_failures import after_verified, record_live, rollback_guarded, switch_guarded
 from ...plan.lifecycle.steps import PlannedStep, Step
@@ -106,42 +109,115 @@ class SwarmJob:
 
 
 def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
-            checkpoint: Callable[[], None] = lambda: None, previous: bytes | None = None) -> None:
-    """Route then verify on every node; a failed verify puts the previous configuration
-    (`previous`: what the nodes served before this command touched them; None: read now)
-    back on every node (raises SwitchFailed), or SwarmSwitchBackFailed if that fails too.
-    A signal seen after the route or the verify (`checkpoint`) switches back as well, as on
-    hosts (services/lifecycle/switch.py): an interrupted deploy never ends with its release live."""
-    previous = previous if previous is not None else site.live_config()
-    timer = Timer(emit, "route", host=host, detail=f"proxy -> {plan.target.release}")
+            checkpoint: Callable[[], None] = lambda: None, previous: bytes | None = None,
+            config: str | None = None) -> None:
+    """Route `config` (the plan's own configuration when None) then verify on every node; a
+    failed verify puts the previous configuration (`previous`: what the nodes served before
+    this command touched them; None: read now) back on every node (raises SwitchFailed), or
+    SwarmSwitchBackFailed if that fails too. A signal seen after the route or the verify
+    (`checkpoint`) switches back as well, as on hosts (services/lifecycle/switch.py): an
+    interrupted deploy never ends with its release live. The ready nodes are listed once
+    for the whole switch (each listing is two manager calls)."""
+    nodes = site.ready_nodes()
+    previous = previous if previous is not None else site.live_config(nodes)
+    # Every node's DNS knows the release's tasks before any node routes to them (bounded).
+    _verified_switch(site, plan, port, emit, host, nodes, f"proxy -> {plan.target.release}",
+                     lambda: site.route(plan, config if config is not None else plan.proxy_config, nodes=nodes,
+                                        live=previous, resolve=[tasks_address(s.name) for s in plan.services]),
+                     lambda: put_back(site, plan, previous, port) if previous is not None else None, checkpoint)
+
+
+def _switch_by_flag(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str, nodes: list[sw.Node],
+                    previous: bytes, flag: str, checkpoint: Callable[[], None] = lambda: None) -> None:
+    """A rollback to the live configuration's standby (plan/swarm/swarm_proxy.py): its flag
+    raised on every node at once is the switch, with no reload and no manager call, then
+    the verify as any switch. A failure lowers the flag on every node and waits until each
+    answers from the previous release again (SwitchFailed), or SwarmSwitchBackFailed. The
+    target's own configuration is written afterwards (`_own_config`)."""
+    proxies = site.standby_proxies(nodes)
+
+    def raise_flag() -> int:
+        at_once(proxies, lambda proxy: proxy.raise_flag(flag))
+        return len(proxies)
+
+    def lower_flag() -> None:
+        at_once(proxies, lambda proxy: proxy.lower_flag(flag))
+        site.wait_answers(live_release(previous), port, plan.verify.path, nodes=nodes)
+
+    _verified_switch(site, plan, port, emit, host, nodes,
+                     f"proxy -> {plan.target.release} (its standby flag on every node: no reload)",
+                     raise_flag, lower_flag, checkpoint)
+
+
+def _verified_switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str, nodes: list[sw.Node],
+                     detail: str, route: Callable[[], int], back: Callable[[], object],
+                     checkpoint: Callable[[], None]) -> None:
+    """`route` (returns the nodes switched), then the verify through every node; whatever
+    fails (or a signal after either), `back`, then SwitchFailed, or SwarmSwitchBackFailed."""
+    timer = Timer(emit, "route", host=host, detail=detail)
     try:
-        nodes = site.route(plan, plan.proxy_config)
-        timer.done(f"{nodes} node{'s' if nodes != 1 else ''}")
+        count = route()
+        timer.done(f"{count} node{'s' if count != 1 else ''}")
         checkpoint()
         verify = Timer(emit, "verify", host=host, detail=plan.verify.path)
-        seconds = site.verify(plan, port)
+        seconds = site.verify(plan, port, nodes)
         verify.done(f"{plan.target.release} answers through every node's proxy ({seconds:.2f}s)")
         checkpoint()
     except Exception as exc:  # noqa: BLE001 - whatever failed, the previous release goes back
-        back = Timer(emit, "switch back", host=host)
+        timer = Timer(emit, "switch back", host=host)
         try:
-            if previous is not None:
-                put_back(site, plan, previous, port)
-            back.done()
+            back()
+            timer.done()
         except Exception as again:  # noqa: BLE001
-            back.failed(_why(again))
+            timer.failed(_why(again))
             raise SwarmSwitchBackFailed(f"{host}: {_why(exc)}; switching back failed: {_why(again)}",
                                         hint="the proxies may not all serve one release: `deployctl status`") from None
         raise SwitchFailed(f"{host}: {_why(exc)}", hint="the previous release is serving again") from None
 
 
+def _own_config(site: SwarmSite, nodes: list[sw.Node], config: str, previous: bytes, flag: str, emit: Emit,
+                host: str) -> None:
+    """After a switch by the standby flag: the target's own configuration on every node
+    (staged, tested, swapped), so that what nginx loads next (a reload, a restarted task)
+    is what serves; both route to the target. Then the earlier flags go (the one just
+    raised stays: the replaced workers may still read it). A failure only warns: the
+    target serves, verified, through the flag, and the next switch writes its own file."""
+    try:
+        proxies = site.standby_proxies(nodes)
+        # Independent: the earlier renders' flags are no file the new configuration names.
+        at_once([lambda: site.restage(nodes, config, previous),
+                 lambda: at_once(proxies, lambda proxy: proxy.clear_flags(keep=flag))], lambda work: work())
+    except Exception as exc:  # noqa: BLE001
+        emit(Message(f"the release serves through the standby flag, but writing its own proxy configuration failed "
+                     f"({_why(exc)}); the next deploy or rollback writes it", level="warning", host=host))
+
+
+def _standby(state: HostState, replaced: str | None, target: str, warm_window: float,
+             record: ReleaseRecord | None = None) -> ReleaseSpec | None:
+    """The release a switch to `target` leaves warm (plan/lifecycle/warm.py), as its
+    configuration's standby; None without a warm window or a record of it. `record`: its
+    deploy record when the caller read the history already."""
+    if not replaced or replaced == target or warm_window <= 0:
+        return None
+    record = record if record is not None and record.release == replaced else state.history().deployed(replaced)
+    if record is None or not record.spec:
+        return None
+    spec = ReleaseSpec.from_dict(record.spec)
+    return spec if any(s.routed for s in spec.services) else None
+
+
+def _standby_flag(live: str, standby: ReleaseSpec | None) -> str:
+    return standby_flag(live, standby.release, str(int(time.time() * 1000))) if standby is not None else ""
+
+
 def _retire(site: SwarmSite, plan: SwarmPlan, live: str, drain: float, emit: Emit, host: str, *,
-            previous: str | None = None, warm_window: float = 0.0) -> None:
+            previous: str | None = None, warm_window: float = 0.0,
+            services: dict[str, tuple[str, str, int]] | None = None) -> None:
     """After the drain, every other release's services to 0 tasks (kept for rollback), but
     the release the switch replaced (`previous`) while its warm window lasts (plan/lifecycle/warm.py,
     as on hosts): its tasks keep running out of the proxies, so a rollback until then is a
     proxy switch. The manager records the window in its state dir (warm.json)."""
-    services = site.services()
+    services = site.services() if services is None else services  # a warm rollback's listing (no change since)
     releases = {release for release, _, _ in services.values()}
     warm = warm_plan.after_switch(live, previous if previous in releases else None, now=time.time(),
                                   window=warm_window)
@@ -159,33 +235,37 @@ def _retire(site: SwarmSite, plan: SwarmPlan, live: str, drain: float, emit: Emi
                      "then is a proxy switch", host=host))
 
 
-def _stop_expired_warm(site: SwarmSite, keep: set[str], emit: Emit, host: str) -> None:
+def _stop_expired_warm(site: SwarmSite, keep: set[str], emit: Emit, host: str) -> list[str]:
     """Under the lock, as on hosts (services/lifecycle/retire.stop_expired_warm): a warm release past
     its window goes to 0 tasks, never one in `keep` (the live release, a rollback's target).
     The window comes from the manager's warm.json, never from a process's memory."""
     warm = warm_plan.parse_warm(site.manager.read_file(site.layout.warm))
     if not warm:
-        return
+        return []
     stop, remain = warm_plan.expired(warm, now=time.time(), keep=keep)
-    names = [name for name, (release, _, count) in site.services().items() if release in stop and count > 0]
+    names = [name for name, (release, _, count) in (site.services() if stop else {}).items()
+             if release in stop and count > 0]
     if names:
         timer = Timer(emit, "warm", host=host, detail=f"{', '.join(stop)} past its warm window: scale to 0")
         site.run(sw.scale({name: 0 for name in names}))
         timer.done()
     site.manager.put_file(site.layout.warm, warm_plan.render_warm(remain), mode=0o600)
+    return names  # scaled to 0 here
 
 
-def _last_live(state: HostState, release: str | None) -> ReleaseRecord | None:
+def _last_live(state: HostState, release: str | None, history: History | None = None) -> ReleaseRecord | None:
     """The latest record of `release` that left it live (its deploy, a rollback to it, or
-    a scale of it): what it last ran with, and the scale overrides then in force."""
+    a scale of it): what it last ran with, and the scale overrides then in force.
+    `history`: as the caller read it already (each read is a round trip to the manager)."""
     if release is None:
         return None
-    return next((r for r in reversed(state.history().records) if r.release == release and r.outcome == LIVE), None)
+    records = (history or state.history()).records
+    return next((r for r in reversed(records) if r.release == release and r.outcome == LIVE), None)
 
 
-def _overrides(state: HostState) -> ss.Overrides:
+def _overrides(state: HostState, history: History | None = None, current: str | None = None) -> ss.Overrides:
     """The environment's scale overrides, carried forward by every record (plan/swarm/swarm_scale.py)."""
-    record = _last_live(state, state.current())
+    record = _last_live(state, current if history is not None else state.current(), history)
     return ss.overrides_in(record.extra if record is not None else None)
 
 
@@ -251,6 +331,7 @@ def deploy_env(env: Env, images: ReleaseImages, secrets: dict[str, Secret], emit
     job = SwarmJob(env, emit, manager, nodes=nodes)
     try:
         site, state = job.open()
+        site.prefetch_nodes()  # the nodes' handshakes while the manager prepares (the route's, the judges')
         host = job.manager.host
         login_user = registry_username or (config.registry.username if config.registry else None)
         login: str | None = None  # the manager's client config directory holding this command's login
@@ -507,16 +588,8 @@ class SwarmDeploy:
         self.judges.live_only = self.site.live_config()
 
     def _canary_file_rows(self) -> list[PlannedStep]:
-        """The canary's own files (services/swarm/swarm_judges.py), as the run removes them."""
-        layout = self.env.layout
-        return [PlannedStep("canary", "on the manager, before the split: a decision left from an earlier canary goes",
-                            ("rm", "-f", layout.canary_decision)),
-                PlannedStep("canary", "on every node, before its watchdog starts: an earlier watchdog's mark goes",
-                            ("rm", "-f", layout.canary_fired)),
-                PlannedStep("canary", "on every node, once the watchdogs go: their mark and the live copy",
-                            ("rm", "-f", layout.canary_fired, f"{layout.proxy_dir}/{LIVE_COPY}")),
-                PlannedStep("canary", "on the manager, then: the canary's record and decision",
-                            ("rm", "-f", layout.canary, layout.canary_decision))]
+        """The canary's own files, as the run removes them (services/swarm/swarm_judges.py)."""
+        return canary_files.rows(self.env.layout)
 
     def _canary(self) -> None:
         """Split on every node, one verdict: promoted (its watchdogs armed until the switch is
@@ -525,9 +598,13 @@ class SwarmDeploy:
 
     def _switch(self) -> None:
         self.switched = time.time()
+        # The release this switch replaces stays warm: the configuration can route to it by a
+        # flag, so a rollback inside its window needs no reload (plan/swarm/swarm_proxy.py).
+        standby = _standby(self.state, self.previous, self.release, self.rollout.warm_window)
+        config = proxy_config_for(self.plan.target, standby, _standby_flag(self.release, standby))
         try:
             _switch(self.site, self.plan, self.port, self.emit, self.host, self.cancel.check,
-                    previous=self.judges.live_only)
+                    previous=self.judges.live_only, config=config)
         except SwitchBackFailed:
             raise  # uncertain: the canary's watchdogs, still armed, put the live-only proxy back
         except BaseException:
@@ -639,10 +716,11 @@ class SwarmRollback:
     error: str = ""
 
 
-def rollback_target(state: HostState, to: str | None, host: str = "manager") -> tuple[str | None, str, ReleaseRecord]:
+def rollback_target(state: HostState, to: str | None, host: str = "manager",
+                    history: History | None = None) -> tuple[str | None, str, ReleaseRecord]:
     """(live, target, the target's deploy record): the same choice, and the same refusals
     (exit 6: nothing changed), as a host's rollback (plan/lifecycle/rollout.rollback_target)."""
-    history = state.history()
+    history = history or state.history()
     current = state.current()
     target = rollout_plan.rollback_target([rollout_plan.HostReleases(host, current, history.previous_good(current))],
                                           to)
@@ -676,11 +754,12 @@ def rollback_job(env: Env, site: SwarmSite, state: HostState, to: str | None, em
     the target is live already), from the manager's history and services: what a rollback
     runs and its dry run prints."""
     host = site.manager.host
-    current, target, record = rollback_target(state, to, host)
+    history = state.history()  # read once for every choice below
+    current, target, record = rollback_target(state, to, host, history)
     if target == current:
         return current, target, record, None
-    scaled = _overrides(state)
-    plan = swarm_rollback_plan(env, record, _last_live(state, target), scaled)
+    scaled = _overrides(state, history, current)
+    plan = swarm_rollback_plan(env, record, _last_live(state, target, history), scaled)
     kept = site.services()
     missing = [s.name for s in plan.services if s.name not in kept]
     if missing:
@@ -690,8 +769,9 @@ def rollback_job(env: Env, site: SwarmSite, state: HostState, to: str | None, em
         # Warm (its window: plan/lifecycle/warm.py): its tasks run at the counts it runs with, so
         # nothing is scaled up, and a failure leaves them running as they were.
         plan = replace(plan, start=(), undo=())
+    live = history.deployed(current) if current else None
     return current, target, record, SwarmRollbackJob(site, state, plan, current, message, force_unlock, env, emit,
-                                                     scaled, Cancel())
+                                                     scaled, Cancel(), live, kept)
 
 
 def rollback_env(env: Env, emit: Emit, *, to: str | None = None, message: str = "",
@@ -704,6 +784,7 @@ def rollback_env(env: Env, emit: Emit, *, to: str | None = None, message: str = 
     job = SwarmJob(env, emit, manager, nodes=nodes)
     try:
         site, state = job.open()
+        site.prefetch_nodes()  # the nodes' handshakes while the manager takes the lock
         host = job.manager.host
         current, target, record, work = rollback_job(env, site, state, to, emit, message=message,
                                                      force_unlock=force_unlock)
@@ -733,8 +814,11 @@ class SwarmRollbackJob:
     `reverted`, exit 6; a switch back that fails, `uncertain`, exit 7)."""
 
     def __init__(self, site: SwarmSite, state: HostState, plan: SwarmPlan, current: str | None, message: str,
-                 force_unlock: bool, env: Env, emit: Emit, scaled: ss.Overrides, cancel: Cancel) -> None:
+                 force_unlock: bool, env: Env, emit: Emit, scaled: ss.Overrides, cancel: Cancel,
+                 live: ReleaseRecord | None = None, kept: dict[str, tuple[str, str, int]] | None = None) -> None:
         self.site, self.state, self.plan, self.current, self.message = site, state, plan, current, message
+        self.live = live  # the live release's deploy record (the history read once: rollback_job)
+        self.kept = kept  # the environment's release services as rollback_job listed them
         self.force_unlock, self.emit, self.scaled, self.cancel = force_unlock, emit, scaled, cancel
         self.port, self.rollout = env.proxy_port, env.settings.rollout
         self.host = site.manager.host
@@ -745,6 +829,7 @@ class SwarmRollbackJob:
         self.started: float | None = None  # the lock taken: `stats` measures time to restore from here
         self.began = time.monotonic()
         self.seconds = 0.0  # to the verified switch
+        self._finishing: threading.Thread | None = None  # after a switch by the standby flag: `_own_config`
 
     def lock(self) -> None:
         take_lock(self.state, self.emit, host=self.host, action="rollback", release=self.target,
@@ -752,6 +837,8 @@ class SwarmRollbackJob:
         self.started = time.time()
 
     def unlock(self) -> None:
+        if self._finishing is not None:
+            self._finishing.join()  # the target's own configuration, under the lock
         self.state.release()
 
     # -- the steps: what each phase runs, with the rows `--dry-run` prints for it -------------
@@ -774,8 +861,40 @@ class SwarmRollbackJob:
         return [Step("start", tuple(start), self._start), Step("health", tuple(plan.health_rows()), self._health)]
 
     def switching(self) -> Step:
-        return Step("switch", (*self.plan.route_rows(), *self.plan.verify_rows()),
-                    lambda: _switch(self.site, self.plan, self.port, self.emit, self.host, self.cancel.check))
+        rows = self.plan.route_rows()
+        if not self.plan.start:
+            rows = [PlannedStep("route", f"if the live nginx.conf names {self.target} as its standby (the switch "
+                                         "that left it warm wrote it so): its flag file on every node at once is "
+                                         "the switch, no reload; the target's own nginx.conf is written after the "
+                                         "verify, as below; else:"), *rows]
+        return Step("switch", (*rows, *self.plan.verify_rows()), self._switch)
+
+    def _switch(self) -> None:
+        """By the live configuration's standby flag when it names this warm target (no
+        reload), else the staged route; the verify either way. The configuration written
+        names the release left live as the standby in turn."""
+        site, plan = self.site, self.plan
+        standby = _standby(self.state, self.current, self.target, self.rollout.warm_window, self.live)
+        flag = _standby_flag(self.target, standby)
+        config = proxy_config_for(plan.target, standby, flag)
+        nodes = site.snapshot()  # listed and connected to while the lock was taken
+        previous = site.live_config(nodes)
+        up = standby_of(previous)
+        routed = plan.target.routed
+        # The proxy runs the live release's proxy image (each switch rolls it); a target of
+        # another one takes the route, which rolls it first.
+        same_image = self.live is not None and self.live.spec is not None and \
+            ReleaseSpec.from_dict(self.live.spec).proxy.image == plan.target.proxy.image
+        if (not plan.start and previous is not None and up is not None and up.release == self.target
+                and up.address == standby_address(routed.container, routed.port) and same_image):
+            _switch_by_flag(site, plan, self.port, self.emit, self.host, nodes, previous, up.flag, self.cancel.check)
+            # Its own configuration while the manager records and retires (no manager call
+            # here); joined before the lock is released (`unlock`).
+            self._finishing = threading.Thread(target=_own_config, name="own-config", daemon=True,
+                                               args=(site, nodes, config, previous, up.flag, self.emit, self.host))
+            self._finishing.start()
+            return
+        _switch(site, plan, self.port, self.emit, self.host, self.cancel.check, previous=previous, config=config)
 
     def after(self) -> list[Step]:
         return [Step("record", tuple(self.plan.record_rows()), self._record_live),
@@ -815,7 +934,10 @@ class SwarmRollbackJob:
                                 "the lock", hint="run the rollback again: it chooses its target from what is live now")
 
     def _stop_warm(self) -> None:
-        _stop_expired_warm(self.site, {r for r in (self.current, self.target) if r}, self.emit, self.host)
+        stopped = _stop_expired_warm(self.site, {r for r in (self.current, self.target) if r}, self.emit, self.host)
+        if self.kept is not None:
+            self.kept = {name: (release, service, 0 if name in stopped else count)
+                         for name, (release, service, count) in self.kept.items()}
 
     def _start(self) -> None:
         if self.plan.start:
@@ -835,8 +957,11 @@ class SwarmRollbackJob:
         self._record(LIVE)
 
     def _retire(self) -> None:
+        # A warm rollback changed no service's count since rollback_job listed them (and the
+        # warm stop above): that listing, not two more manager calls after the switch.
+        kept = self.kept if not self.plan.start else None
         _retire(self.site, self.plan, self.target, self.plan.drain, self.emit, self.host, previous=self.current,
-                warm_window=self.rollout.warm_window)
+                warm_window=self.rollout.warm_window, services=kept)
 
     def clean_up(self) -> None:
         """What this rollback started: the target's services back to 0 tasks (kept; a warm

@@ -30,6 +30,7 @@ from ...adapters.connector import check
 from ...errors import DeployError
 from ...events import Emit, Message, Timer
 from ...plan.edge.proxy_config import CONFIG_FILE, LIVE_COPY, live_release, shadow_of
+from ...plan.swarm import canary_files
 from ...plan.judging.canary import CanaryRecord, CanarySpec, parse_decision
 from ...plan.judging.shadow import ShadowSpec
 from ...plan.lifecycle import docker_commands as dc
@@ -133,7 +134,7 @@ class SwarmCanary:
         running = site.manager.run(sw.proxy_image(site.names))
         if running.stdout.strip() != self.plan.target.proxy.image:
             site.route(self.plan, self.live_only)
-        site.manager.run(["rm", "-f", layout.canary_decision])
+        site.manager.run(list(canary_files.forget_decision(layout)))
         self._record(time.time())  # before any watchdog: the next deploy finds what this one started
         self.nodes = [site.node(node.address) for node in site.ready_nodes()]
         try:
@@ -163,7 +164,7 @@ class SwarmCanary:
     def _arm(self, conn) -> None:  # type: ignore[no-untyped-def]
         """One node's watchdog, joined to its proxy task, with the live-only copy it puts back."""
         layout, names = self.site.layout, self.site.names
-        conn.run(["rm", "-f", layout.canary_fired])
+        conn.run(list(canary_files.forget_mark(layout)))
         conn.put_file(f"{layout.proxy_dir}/{LIVE_COPY}", self.live_only, 0o644)
         conn.run(dc.remove([names.canary_watchdog]))  # one left by a killed deploy
         task = check(conn, sw.proxy_container(names)).split()
@@ -185,8 +186,8 @@ class SwarmCanary:
         for conn in self.nodes:
             conn.run(dc.remove([names.canary_watchdog]))
             fired = conn.read_file(layout.canary_fired) is not None or fired
-            conn.run(["rm", "-f", layout.canary_fired, f"{layout.proxy_dir}/{LIVE_COPY}"])
-        self.site.manager.run(["rm", "-f", layout.canary, layout.canary_decision])
+            conn.run(list(canary_files.clear_node(layout)))
+        self.site.manager.run(list(canary_files.clear_records(layout)))
         return fired
 
     def back(self) -> None:
@@ -297,8 +298,8 @@ class SwarmJudges(Judges):
             conn.run(dc.remove([site.names.canary_watchdog]))
         self._route_live(f"a canary of {record.release} was left")
         for conn in nodes:
-            conn.run(["rm", "-f", layout.canary_fired, f"{layout.proxy_dir}/{LIVE_COPY}"])
-        site.manager.run(["rm", "-f", layout.canary, layout.canary_decision])
+            conn.run(list(canary_files.clear_node(layout)))
+        site.manager.run(list(canary_files.clear_records(layout)))
         if record.release != d.previous:
             self._remove_left(record.release, record.live, canary_left(record.live))
 

@@ -8,6 +8,7 @@ taken from `docker node ls` on the manager.
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence, TypeVar
@@ -32,6 +33,7 @@ from ..edge.proxy import HostProxy
 from ..env import Env
 
 POLL = 0.5
+UNREAD = object()  # route's `live` not given: read from the nodes
 T = TypeVar("T")
 
 
@@ -41,6 +43,10 @@ class SwarmSite:
         self.manager, self.node_connector = manager, node_connector
         self.names, self.layout, self.emit = names, layout, emit
         self._nodes: dict[str, object] = {}  # address -> open connector
+        self._nodes_lock = threading.Lock()  # `node` from the prefetch and the switch's threads
+        self._node_locks: dict[str, threading.Lock] = {}
+        self._prefetch: ThreadPoolExecutor | None = None
+        self._prefetched = None  # Future[list[sw.Node]]
 
     # -- the manager -----------------------------------------------------------------------
 
@@ -211,28 +217,58 @@ class SwarmSite:
     # -- the nodes' proxies ----------------------------------------------------------------
 
     def node(self, address: str):  # type: ignore[no-untyped-def]
-        conn = self._nodes.get(address)
-        if conn is None:
-            conn = self.node_connector(address)
-            conn.connect()
-            self._nodes[address] = conn
+        with self._nodes_lock:  # one lock per node: a second caller waits for the first's handshake
+            lock = self._node_locks.setdefault(address, threading.Lock())
+        with lock:
+            conn = self._nodes.get(address)
+            if conn is None:
+                conn = self.node_connector(address)
+                conn.connect()
+                self._nodes[address] = conn
         return conn
 
     def ready_nodes(self) -> list[sw.Node]:
         return [n for n in self.nodes() if n.state == "ready"]
 
-    def live_config(self) -> bytes | None:
+    def prefetch_nodes(self) -> None:
+        """The ready nodes listed and connected to in the background, while the manager
+        takes the lock and prepares (independent round trips: an SSH handshake per node was
+        on the switch's critical path). `snapshot` waits for it."""
+        def fetch() -> list[sw.Node]:
+            nodes = self.ready_nodes()
+            _each(nodes, lambda node: self.node(node.address))
+            return nodes
+
+        self._prefetch = ThreadPoolExecutor(max_workers=1)
+        self._prefetched = self._prefetch.submit(fetch)
+
+    def snapshot(self) -> list[sw.Node]:
+        """The ready nodes `prefetch_nodes` listed (else, or if that failed, listed now)."""
+        if self._prefetched is not None:
+            try:
+                return self._prefetched.result()
+            except Exception:  # noqa: BLE001 - listed again here, where a failure is the step's
+                pass
+        return self.ready_nodes()
+
+    def live_config(self, nodes: list[sw.Node] | None = None) -> bytes | None:
         """The proxy configuration the nodes serve now (every node gets the same file; the
-        manager's copy is the one read back)."""
-        for node in self.ready_nodes():
+        first ready node's copy is the one read back). `nodes`: the switch's snapshot of the
+        ready nodes (else listed now)."""
+        for node in self.ready_nodes() if nodes is None else nodes:
             return self.node(node.address).read_file(f"{self.layout.proxy_dir}/nginx.conf")
         return None
 
     def live_release(self) -> str | None:
         return live_release(self.live_config())
 
-    def route(self, plan: SwarmPlan, config: str | bytes) -> int:
+    def route(self, plan: SwarmPlan, config: str | bytes, nodes: list[sw.Node] | None = None,
+              live: bytes | None | object = UNREAD, resolve: list[str] | None = None) -> int:
         """Make every ready node's proxy serve `config`; returns the number of nodes switched.
+        `nodes`, `live`: the switch's snapshot of the ready nodes and of what they serve (else
+        read now: the judges' ways back). `resolve`: names (`tasks.<service>` of the release
+        switched to) each node's proxy waits for Docker's DNS to resolve before any node
+        swaps (bounded: plan/swarm/services.wait_resolved), as the gossip reaches nodes apart.
 
         As on a host (services/edge/proxy.py), the file is staged beside the live one and one
         command on the node tests it, renames it over nginx.conf and reloads: until then the
@@ -241,34 +277,12 @@ class SwarmSite:
         to, and a file nginx refuses never becomes live. Where no proxy task has read a file
         yet (the proxy service is created now, or a node has none), the file is written as
         nginx.conf directly: its task starts with it."""
-        text = config.decode() if isinstance(config, bytes) else config
+        nodes = self.ready_nodes() if nodes is None else nodes
+        live = self.live_config(nodes) if live is UNREAD else live
         # Maintenance mode stays as the nodes have it: a deploy or rollback never ends it (as on hosts).
-        data = maintenance.carry(self.live_config(), text).encode()
-        nodes = self.ready_nodes()
+        data = _carried(live, config)
         running = self.manager.run(sw.proxy_image(self.names))
         created = not running.ok
-        live_file, staged_file = f"{self.layout.proxy_dir}/{CONFIG_FILE}", f"{self.layout.proxy_dir}/{STAGED_FILE}"
-
-        def write(node: sw.Node) -> bool:
-            """True when the node's file was staged (its running proxy swaps it in)."""
-            conn = self.node(node.address)
-            conn.mkdir(self.layout.proxy_dir, mode=0o755)
-            staged = not created and conn.read_file(live_file) is not None
-            conn.put_file(staged_file if staged else live_file, data, 0o644)
-            return staged
-
-        def swap(node: sw.Node, staged: bool) -> None:
-            conn = self.node(node.address)
-            container = check(conn, sw.proxy_container(self.names)).split()
-            if not container:
-                raise DeployError(f"{node.address}: no running proxy task to reload")
-            argv = proxy_swap(container[0], self.layout.proxy_dir) if staged else \
-                dc.nginx_test_and_reload(container[0], CONFIG_PATH)
-            result = conn.run(list(argv))
-            if not result.ok:
-                raise DeployError(f"{node.address}: nginx -t refused the configuration (nothing reloaded): "
-                                  f"{redactor(result.stderr.strip() or result.stdout.strip())}")
-
         wanted = plan.target.proxy.image
         if not created and running.stdout.strip() != wanted:
             # Before the new configuration: the replaced tasks start with the live file, and
@@ -277,16 +291,88 @@ class SwarmSite:
                           detail=f"{running.stdout.strip()} -> {wanted}, one node at a time")
             check(self.manager, sw.update_proxy_image(self.names, wanted), timeout=600)
             timer.done()
-        staged = dict(zip((n.address for n in nodes), _each(nodes, write)))
+        addresses = [n.address for n in nodes]
         if created:
+            staged = dict(zip(addresses, _each(nodes, lambda node: self._write(node, data, False))))
             check(self.manager, plan.proxy_service)
-        self._wait_proxies(nodes)
+            self._wait_proxies(nodes)
+            containers = dict(zip(addresses, _each(nodes, lambda node: self._resolved(node, resolve))))
+        else:
+            # The nodes' writes, their DNS waits and the manager's look at the proxy tasks at
+            # once: independent round trips, one after the other before (issue 26).
+            with ThreadPoolExecutor(max_workers=2 * len(nodes) + 1) as pool:
+                proxies = pool.submit(self._wait_proxies, nodes)
+                writes = [pool.submit(self._write, node, data, True) for node in nodes]
+                waits = [pool.submit(self._resolved, node, resolve) for node in nodes]
+            staged = dict(zip(addresses, [w.result() for w in writes]))
+            containers = dict(zip(addresses, [w.result() for w in waits]))
+            proxies.result()
         # All nodes at once: the load balancer sends to every node, so the moment they
         # serve different releases is kept as short as the slowest node's reload.
-        _each(nodes, lambda node: swap(node, staged[node.address]))
+        _each(nodes, lambda node: self._swap(node, staged[node.address], containers[node.address]))
         return len(nodes)
 
-    def wait_answers(self, release: str | None, port: int, path: str, timeout: float = SWITCH_BACK_WAIT) -> None:
+    def restage(self, nodes: list[sw.Node], config: str | bytes, live: bytes | None) -> None:
+        """`config` on the given nodes' running proxies, staged and swapped as `route` does,
+        with no call to the manager (a rollback by the standby flag writes the target's own
+        configuration this way while the manager records it: services/swarm/swarm_deploy.py)."""
+        data = _carried(live, config)
+        staged_file = f"{self.layout.proxy_dir}/{STAGED_FILE}"
+        # Every node serves a file (the flag switched them): staged, no look first.
+        _each(nodes, lambda node: self.node(node.address).put_file(staged_file, data, 0o644))
+        _each(nodes, lambda node: self._swap(node, True))
+
+    def _write(self, node: sw.Node, data: bytes, running: bool) -> bool:
+        """One node's file: staged when its running proxy read a live one (it swaps it in),
+        else written as nginx.conf (its task starts with it). True when staged."""
+        conn = self.node(node.address)
+        live_file, staged_file = f"{self.layout.proxy_dir}/{CONFIG_FILE}", f"{self.layout.proxy_dir}/{STAGED_FILE}"
+        staged = running and conn.read_file(live_file) is not None
+        if not staged:  # a node with a live file has its directory: one round trip fewer
+            conn.mkdir(self.layout.proxy_dir, mode=0o755)
+        conn.put_file(staged_file if staged else live_file, data, 0o644)
+        return staged
+
+    def _proxy_task(self, node: sw.Node) -> str:
+        container = check(self.node(node.address), sw.proxy_container(self.names)).split()
+        if not container:
+            raise DeployError(f"{node.address}: no running proxy task to reload")
+        return container[0]
+
+    def _resolved(self, node: sw.Node, names: list[str] | None) -> str:
+        """The node's proxy task, once `names` resolve in it (or the wait's bound passed:
+        then routed anyway with a warning, and the verify judges the answers)."""
+        container = self._proxy_task(node)
+        if names:
+            timer = Timer(self.emit, "dns", host=node.address, detail=f"{', '.join(names)} on this node")
+            result = self.node(node.address).run(sw.wait_resolved(container, names), timeout=sw.RESOLVE_WAIT + 30)
+            if result.ok:
+                timer.done("resolved")
+            else:
+                why = (f"not resolved after {sw.RESOLVE_WAIT:g}s (Docker's DNS gossip): routed anyway, the verify "
+                       "judges" if result.rc == 1 else
+                       "the proxy image has no getent to ask Docker's DNS with: not waited for" if
+                       result.rc == sw.NO_RESOLVER else f"the wait failed: {(result.stderr or result.stdout).strip()}")
+                timer.done(why)
+                self.warn(f"{node.address}: {', '.join(names)}: {why}")
+        return container
+
+    def _swap(self, node: sw.Node, staged: bool, container: str | None = None) -> None:
+        conn = self.node(node.address)
+        container = container or self._proxy_task(node)
+        argv = proxy_swap(container, self.layout.proxy_dir) if staged else \
+            dc.nginx_test_and_reload(container, CONFIG_PATH)
+        result = conn.run(list(argv))
+        if not result.ok:
+            raise DeployError(f"{node.address}: nginx -t refused the configuration (nothing reloaded): "
+                              f"{redactor(result.stderr.strip() or result.stdout.strip())}")
+
+    def standby_proxies(self, nodes: list[sw.Node]) -> list[NodeProxy]:
+        """The nodes' proxies as a host's (their standby flags: plan/edge/proxy_config.Standby)."""
+        return [NodeProxy(self.node(n.address), self.names, self.emit, layout=self.layout) for n in nodes]
+
+    def wait_answers(self, release: str | None, port: int, path: str, timeout: float = SWITCH_BACK_WAIT,
+                     nodes: list[sw.Node] | None = None) -> None:
         """After a switch back, until every node's proxy answers from `release` again (as a
         host's switch back waits, services/lifecycle/switch.py): the caller removes the new release's
         tasks next, and requests a node's old workers still held for them would get 502s."""
@@ -299,7 +385,7 @@ class SwarmSite:
                 self.warn(f"{node.address}: the proxy did not answer from {release} within {timeout:g}s "
                           "of the switch back")
 
-        _each(self.ready_nodes(), one)
+        _each(self.ready_nodes() if nodes is None else nodes, one)
 
     def _wait_proxies(self, nodes: list[sw.Node], timeout: float = 60) -> None:
         """One running proxy task on every node that takes tasks (a global service's)."""
@@ -314,18 +400,22 @@ class SwarmSite:
                                   f"({sorted(active)}) after {timeout:g}s")
             time.sleep(POLL)
 
-    def verify(self, plan: SwarmPlan, port: int) -> float:
-        """Through every ready node's proxy (as the node itself reaches its published port)."""
+    def verify(self, plan: SwarmPlan, port: int, nodes: list[sw.Node] | None = None) -> float:
+        """Through every ready node's proxy (as the node itself reaches its published port);
+        `nodes`: the switch's snapshot of the ready nodes (else listed now)."""
         def one(node: sw.Node) -> float:
             return HostSwitch(self.node(node.address), self.names, self.layout, self.emit).verify(port, plan.verify)
 
-        return max(_each(self.ready_nodes(), one), default=0.0)
+        return max(_each(self.ready_nodes() if nodes is None else nodes, one), default=0.0)
 
     def proxies(self) -> list["NodeProxy"]:
         """Every ready node's proxy task, as the guard reads its access log (services/judging/watch.py)."""
         return [NodeProxy(self.node(n.address), self.names, self.emit) for n in self.ready_nodes()]
 
     def close(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch.shutdown(wait=True)
+            self._prefetch = None
         for conn in self._nodes.values():
             conn.close()
         self._nodes.clear()
@@ -369,6 +459,11 @@ def node_proxies(site: SwarmSite, env: Env) -> tuple[list, list[NodeProxy]]:
     return conns, [NodeProxy(conn, site.names, site.emit, ports, site.layout) for conn in conns]
 
 
+def _carried(live: bytes | None, config: str | bytes) -> bytes:
+    text = config.decode() if isinstance(config, bytes) else config
+    return maintenance.carry(live, text).encode()
+
+
 def _each(nodes: list[sw.Node], work: Callable[[sw.Node], T]) -> list[T]:
     """`work` on every node at once; the first error (by node order) is raised after all ended."""
     if not nodes:
@@ -376,3 +471,6 @@ def _each(nodes: list[sw.Node], work: Callable[[sw.Node], T]) -> list[T]:
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
         futures = [pool.submit(work, node) for node in nodes]
     return [future.result() for future in futures]
+
+
+at_once = _each  # for the nodes' proxies too (services/swarm/swarm_deploy.py: the standby flag)

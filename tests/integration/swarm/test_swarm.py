@@ -8,11 +8,13 @@ to set up; each phase says what failed."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
 
 from deployctl.errors import ExitCode
+from deployctl.plan.swarm import services as sw
 from tests.integration.swarm.site import ENV, SECRET_ENV, Phases, json_lines
 from tests.support.swarm import wait_for
 
@@ -69,6 +71,22 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
     assert report.total > 50 and report.failures == [], report.summary()
     assert report.wrong_release_after(returned, v2) == [], report.summary()
     assert site.current() == v2
+    # Every node's DNS resolved v2's services before any node routed to them (docs/swarm.md:
+    # the gossip), each node's wait one command in its proxy task
+    dns = [e for e in events if e.get("event") == "step_done" and e.get("step") == "dns"]
+    assert len(dns) == 3 and all(e["detail"] == "resolved" for e in dns), dns
+    # ...and that command, in a real proxy task, waits for a name (bounded) and passes a real one
+    node = swarm.nodes[-1]
+    task = node.exec("docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={site.app}-{ENV}-proxy",
+                     "--filter", "status=running").split()[0]
+    started = time.monotonic()
+    waited = subprocess.run(["docker", "exec", node.name, *sw.wait_resolved(task, [f"tasks.{site.app}-nothing"], 0.6)],
+                            capture_output=True, text=True, timeout=60)
+    assert waited.returncode == 1 and time.monotonic() - started < 20, (waited.returncode, waited.stderr)
+    resolved = subprocess.run(["docker", "exec", node.name, *sw.wait_resolved(
+        task, [f"tasks.{site.service('frontend', v2)}", f"tasks.{site.service('backend', v2)}"], 5)],
+        capture_output=True, text=True, timeout=60)
+    assert resolved.returncode == 0, (resolved.returncode, resolved.stderr)
     services = swarm.services(site.app)
     # v1 stays warm (rollout.warm_window, 600 s by default): its tasks keep running out of the
     # proxies, the manager's warm.json says until when (issue 26)
@@ -84,6 +102,11 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
                                               if e.get("event") == "step_done"))
     assert any(f"{v1} is warm" in e.get("text", "") for e in events), events
     assert not any(e.get("step") == "start" for e in events), events
+    # by v2's configuration's standby flag, raised on every node: no reload before the verify
+    assert any(e.get("step") == "route" and "standby flag" in e.get("detail", "") for e in events), events
+    assert not any(e.get("level") == "warning" for e in events), events  # its own nginx.conf written after
+    assert site.swarm.manager.exec("sh", "-c", f"grep -c '^# live: {v1}$' /var/lib/deployctl/{site.app}/{ENV}/proxy/"
+                                   "nginx.conf", check=False).strip() == "1"
     assert report.failures == [], report.summary()
     assert report.wrong_release_after(returned, v1) == [], report.summary()
     assert site.current() == v1

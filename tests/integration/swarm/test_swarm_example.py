@@ -5,8 +5,10 @@ pinned to a node (its data is in a volume there), and images its nodes can pull 
 machine's nodes reach no public registry, so mysql and nginx come from the session one).
 Its database is initialised by the compose file's init SQL, which reaches the pinned node
 as a Docker config. Deploy v1; under traffic through a load balancer in front of every
-node: deploy v2, roll back to v1. No failed request; after each switch every answer comes
-from the switched-to release (the proxy's stamp); the rows from init.sql are served."""
+node: release v2, roll back to v1. No failed request; after each switch every answer comes
+from the switched-to release (the proxy's stamp); the rows from init.sql are served. v2
+comes by `deployctl release --env swarm` (build, test, push, deploy: the whole pipeline
+against the Swarm), its images pushed by this machine's engine and pulled by the nodes."""
 
 from __future__ import annotations
 
@@ -33,7 +35,9 @@ def test_the_example_from_init_deploys_and_rolls_back_on_the_swarm_under_traffic
     toml = project / "deploy.toml"
     text = toml.read_text()
     assert 'files = ["db/init.sql:/docker-entrypoint-initdb.d/init.sql"]' in text  # init kept the compose mount
-    text = text.replace(f'app = "{app}"', f'app = "{app}"\n\n[registry]\nserver = "{fleet.registry}"', 1)
+    # The registry as this machine's engine pushes to it and, through a forwarder on each
+    # node's loopback, as the nodes pull from it: `deployctl release` builds, pushes, deploys.
+    text = text.replace(f'app = "{app}"', f'app = "{app}"\n\n[registry]\nserver = "{fleet.local_registry}"', 1)
     text = text.replace('image = "mysql:5.7"', f'image = "{mysql}"\nplacement = ["node.hostname=={pinned}"]', 1)
     text += (f'\n[proxy]\nimage = "{swarm_images.proxy}"\n'
              f'\n[environments.swarm]\ntarget = "swarm"\nmanager = "{swarm.manager.address}"\nproxy_port = {PORT}\n'
@@ -43,7 +47,8 @@ def test_the_example_from_init_deploys_and_rolls_back_on_the_swarm_under_traffic
     toml.write_text(text)
     balancer = swarm.load_balancer(PORT)
     try:
-        _cycle(project, app, env, fleet, balancer, swarm)
+        with swarm.registry_on_loopback(swarm_images.proxy):
+            _cycle(project, app, env, fleet, balancer, swarm)
     finally:
         balancer.close()
         swarm.remove_app(app)
@@ -87,11 +92,22 @@ def _cycle(project, app, env, fleet, balancer, swarm) -> None:  # type: ignore[n
     assert {t for t in swarm.running_tasks(db)} == {swarm.workers[0].exec("hostname").strip()}
 
     a_second_revision(project)
-    build()
-    with Traffic(f"{url}/", workers=4, max_seconds=300) as traffic:
+    with Traffic(f"{url}/", workers=4, max_seconds=600) as traffic:
         time.sleep(1)
-        second = ok("deploy", "--env", "swarm", "--json")
+        # The whole pipeline against the Swarm: build, test, push (this machine's engine to
+        # the registry), deploy (the nodes pull what was pushed, by digest).
+        second = ok("release", "--env", "swarm", "--json")
         v2 = result(second)["release"]
+        stages = {s["stage"]: s["outcome"] for s in result(second)["stages"]}
+        print("release on the swarm: " + ", ".join(f"{s['stage']} {s['outcome']} {s['seconds']:.1f}s"
+                                                   for s in result(second)["stages"]))
+        assert stages == {"build": "ok", "test": stages["test"], "push": "ok", "deploy": "ok"}, stages
+        assert stages["test"] in ("ok", "skipped"), result(second)["stages"]
+        pushed = read_artifacts(project / ".deployctl" / "build.json").images
+        assert all(image.repository.startswith(fleet.local_registry) and image.digest for image in pushed.values())
+        frontend = swarm.manager.exec("docker", "service", "inspect", "--format",
+                                      "{{.Spec.TaskTemplate.ContainerSpec.Image}}", f"{app}-swarm-frontend-{v2}")
+        assert frontend.strip().startswith(f"{fleet.local_registry}/") and "@sha256:" in frontend, frontend
         time.sleep(1)
         rollback_started = time.time()
         back = ok("rollback", "--env", "swarm", "--json")

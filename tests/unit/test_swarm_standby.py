@@ -1,0 +1,134 @@
+"""A Swarm rollback inside the warm window switches by the live configuration's standby flag
+(plan/swarm/swarm_proxy.py, services/swarm/swarm_deploy._switch_by_flag), on the scripted
+fake Swarm (its nodes answer from the standby while the flag file exists, as nginx's
+per-request stat does): no reload before the verify, the target's own configuration written
+after it, and a failed verify lowers the flag on every node with the outcome and exit code of
+any failed switch. A cold rollback, or a configuration with no standby, takes the staged route."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from deployctl.config import LoadedConfig, parse_config
+from deployctl.errors import ExitCode
+from deployctl.events import StepDone, StepStarted
+from deployctl.plan.edge.proxy_config import STANDBY_FLAG_PREFIX, live_release, standby_of
+from deployctl.plan.lifecycle.releases import LIVE, REVERTED
+from tests.support.fake_host import Fault
+from tests.support.fake_swarm import FakeSwarm
+from tests.unit import test_swarm_lifecycle_rules as rules
+
+WARM = LoadedConfig(Path("/project/deploy.toml"), parse_config(rules.CONFIG.replace("warm_window = 0",
+                                                                                    "warm_window = 600")))
+LAYOUT, NAMES = rules.LAYOUT, rules.NAMES
+virtual_time = rules.virtual_time
+
+
+@pytest.fixture
+def warm():
+    fake = FakeSwarm(NAMES)
+    site = rules.Site(fake, WARM)
+    site.r1 = site.deploy()
+    site.r2 = site.deploy()
+    yield site, fake
+    assert not fake.unknown and not any(n.unknown for n in fake.nodes.values()), fake.unknown
+
+
+def configs(fake: FakeSwarm) -> set[bytes | None]:
+    return {n.files.get(f"{LAYOUT.proxy_dir}/nginx.conf", (None,))[0] for n in fake.nodes.values()}
+
+
+def flags(fake: FakeSwarm) -> dict[str, set[str]]:
+    return {n.hostname: {p.rsplit("/", 1)[1] for p in n.files if p.rsplit("/", 1)[1].startswith(STANDBY_FLAG_PREFIX)}
+            for n in fake.nodes.values()}
+
+
+def swaps_during_route(site: rules.Site, fake: FakeSwarm, action) -> int:  # type: ignore[no-untyped-def]
+    """How many node swaps (nginx -t, rename, reload) ran between the route's start and the verify's end."""
+    counted = {"on": False, "swaps": 0}
+    events = site.emit.events
+
+    def count(event) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(event, StepStarted) and event.step == "route":
+            counted["on"] = True
+        if isinstance(event, StepDone) and event.step == "verify":
+            counted["on"] = False
+        events.append(event)
+
+    def counting(node):  # type: ignore[no-untyped-def]
+        run = node.run
+
+        def counted_run(argv, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if re.search(rules.SWAP, " ".join(argv)):
+                counted["swaps"] += counted["on"]
+            return run(argv, *args, **kwargs)
+        return counted_run
+
+    for node in fake.nodes.values():
+        node.run = counting(node)  # type: ignore[method-assign]
+    site.emit = count  # type: ignore[assignment]
+    try:
+        action()
+    finally:
+        for node in fake.nodes.values():
+            del node.run
+        site.emit = rules.Recorder()
+        site.emit.events = events
+    return counted["swaps"]
+
+
+def test_a_deploy_names_the_release_it_leaves_warm_as_the_standby_of_every_node(warm):
+    site, fake = warm
+    (config,) = configs(fake)
+    standby = standby_of(config)
+    assert live_release(config) == site.r2 and standby is not None and standby.release == site.r1
+    assert standby.address.startswith(f"tasks.{NAMES.container('frontend', site.r1)}:")
+    assert fake.running(NAMES.container("frontend", site.r1)) == 3  # warm: its tasks run
+
+
+def test_a_warm_rollback_switches_by_the_flag_with_no_reload_then_writes_its_own_configuration(warm):
+    site, fake = warm
+    before = len(fake.calls)
+    swaps = swaps_during_route(site, fake, site.rollback)
+    assert swaps == 0  # the switch and the verify: the flag only, no nginx reload on any node
+    # the services listed once (to choose and check the target), not again to retire
+    assert [text for call, text in fake.calls[before:] if text.startswith("docker service ls")] != []
+    assert len([text for call, text in fake.calls[before:] if text.startswith("docker service ls")]) == 1
+    assert fake.serving_nodes() == {site.r1} and site.on_disk() == {site.r1} and site.current() == site.r1
+    last = site.records()[-1]
+    assert (last.release, last.action, last.outcome) == (site.r1, "rollback", LIVE)
+    (config,) = configs(fake)
+    standby = standby_of(config)  # the release it left stays warm and is the standby in turn
+    assert standby is not None and standby.release == site.r2
+    assert all(len(f) == 1 for f in flags(fake).values())  # the flag that switched stays, no other
+    assert not site.locked()
+    # and back again (a roll forward inside the window): by the flag too
+    swaps = swaps_during_route(site, fake, lambda: site.rollback(to=site.r2))
+    assert swaps == 0 and fake.serving_nodes() == {site.r2} and site.current() == site.r2
+
+
+def test_a_failed_verify_after_the_flag_lowers_it_on_every_node_and_the_live_release_serves(warm):
+    site, fake = warm
+    rules._verify_wrong(site, fake)
+    error = site.failing_rollback()
+    assert error.exit_code == ExitCode.DEPLOY_FAILED
+    fake.faults.clear()
+    assert fake.serving_nodes() == {site.r2} and site.on_disk() == {site.r2} and site.current() == site.r2
+    assert flags(fake) == {n: set() for n in flags(fake)}
+    last = site.records()[-1]
+    assert (last.release, last.action, last.outcome) == (site.r1, "rollback", REVERTED)
+    assert fake.running(NAMES.container("frontend", site.r1)) == 3  # a warm target keeps its tasks
+    assert not site.locked()
+
+
+def test_a_cold_rollback_takes_the_staged_route():
+    fake = FakeSwarm(NAMES)
+    site = rules.Site(fake)  # warm_window = 0: no standby, the replaced release scaled to 0
+    site.r1 = site.deploy()
+    site.deploy()
+    assert standby_of(next(iter(configs(fake)))) is None
+    swaps = swaps_during_route(site, fake, site.rollback)
+    assert swaps == 3 and fake.serving_nodes() == {site.r1} and site.current() == site.r1
