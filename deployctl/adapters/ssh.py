@@ -54,6 +54,9 @@ def sftp_fsync(sftp: Any, handle: Any) -> str | None:
     return None
 
 
+_PARAMIKO_IMPORT = threading.Lock()
+
+
 def _paramiko():  # type: ignore[no-untyped-def]
     """paramiko, imported without `invoke`: paramiko.config imports it at its own import for
     one thing deployctl never does (`Match exec` in an ssh_config file it parses), and it
@@ -63,14 +66,17 @@ def _paramiko():  # type: ignore[no-untyped-def]
     here; code that runs on a connected connector finds it imported."""
     import sys
 
-    if "paramiko" in sys.modules or "invoke" in sys.modules:
-        import paramiko
-        return paramiko
-    sys.modules["invoke"] = None  # type: ignore[assignment]  # `import invoke` raises ImportError
-    try:
-        import paramiko
-    finally:
-        del sys.modules["invoke"]
+    # One thread at a time: a fleet connects its hosts from a pool, and two first imports
+    # side by side would each set and remove the `invoke` entry (the second removal a KeyError).
+    with _PARAMIKO_IMPORT:
+        if "paramiko" in sys.modules or "invoke" in sys.modules:
+            import paramiko
+            return paramiko
+        sys.modules["invoke"] = None  # type: ignore[assignment]  # `import invoke` raises ImportError
+        try:
+            import paramiko
+        finally:
+            sys.modules.pop("invoke", None)
     return paramiko
 
 
