@@ -300,11 +300,27 @@ class SSHConnector:
     def _session(self, argv: Sequence[str]) -> Iterator[Any]:
         """A command channel for argv, closed on the way out; errors as `_losing` maps them."""
         with self._losing(f"`{' '.join(argv[:3])}`"):
-            chan = self.transport.open_session()
+            chan = self._open_session()
             try:
                 yield chan
             finally:
                 chan.close()
+
+    def _open_session(self) -> Any:
+        """A command channel. A connection found dead while the channel was being opened is
+        opened again, once, as `transport` does for one found dead before the call: the server
+        had not granted the channel, so nothing of the command was sent (a CI run lost a Swarm
+        manager's connection this way, 5 s after connecting, at load 40). A refusal on a live
+        connection (sshd's MaxSessions) is the caller's error, as before."""
+        import paramiko
+
+        transport = self.transport
+        try:
+            return transport.open_session()
+        except (paramiko.SSHException, EOFError, OSError):
+            if transport.is_active():
+                raise
+        return self.transport.open_session()
 
     def _exit_status(self, chan: Any) -> int:
         rc = chan.recv_exit_status()
