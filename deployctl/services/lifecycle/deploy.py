@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import replace
 from typing import Callable
 
 from ...adapters.connector import check
 from ...errors import DeployError, UncertainError, UsageError
 from ...events import Emit, Message, Timer, serialized
 from ...plan.lifecycle import docker_commands as dc
-from ...plan.lifecycle.subnets import APP_SUBNET_PREFIX, SUBNET_PREFIX
-from ...plan.pipeline import image_user as iu
 from ...plan.lifecycle.containers import release_containers
 from ...plan.lifecycle.release_spec import release_spec
 from ...plan.lifecycle.steps import PlannedStep, Step
@@ -33,7 +30,7 @@ from ...plan.judging.shadow import shadow_spec
 from ..judging.canary import CanaryGate, HostCanary
 from ..judging.host_judges import HostJudges
 from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, SKIPPED, new_release_id
-from ...plan.lifecycle.switch_plan import canary_file_rows, deploy_plan, guard_spec, proxy_config_for
+from ...plan.lifecycle.switch_plan import canary_file_rows, deploy_plan, guard_spec
 from ...secrets import Secret
 from . import preflight
 from ..edge import shared_proxy, tls
@@ -42,17 +39,13 @@ from ..data.accessories import ensure_accessories
 from ...plan.operate.hooks import ON_REVERT, SCHEMA_BLOCKED, HookContext
 from ..operate.hooks import HookRunner, previous_of
 from .host_state import HostState
-from ...plan.data.backup_schedule import scheduled as scheduled_backups
-from ...plan.pipeline.images import scheduler_image
-from ..operate.jobs import HostJobs, backup_jobs
-from .secret_owner import hand_to_image_user
+from .host_preparation import HostPreparation
 from ..env import Env
-from .retire import retire_and_prune, stop_expired_warm
+from .retire import retire_and_prune
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .release_images import ReleaseImages, proxy_image_for
 from ..data.release_schema import ReleaseDatabase, backup_before_migrate, check_settings, read_schema, schema_commands
 from ...plan.data.schema import BACKUP, SCHEMA
-from ...plan.lifecycle.env_values import SecretValueError, env_file
 from .host_calls import PREVIOUS, UNCHANGED, mapped, on_every_host
 from .host_calls import why as _why
 from .rollout import Cancel, Rollout, unexpected
@@ -281,6 +274,7 @@ class HostDeploy:
         self.promoted: HostCanary | None = None  # the canary that promoted: its watchdog armed until recorded
         self.switched = 0.0  # when the verified switch ended: a judged release's guard reads from there
         self.guard_watched = False  # the guard watched (and the releases but the previous were retired beside it)
+        self.preparing = HostPreparation(self)  # the steps before the switch (services/lifecycle/host_preparation.py)
 
     # -- HostJob -----------------------------------------------------------------------------
 
@@ -315,97 +309,12 @@ class HostDeploy:
             self.fetch_error = exc
 
     def fetching(self) -> list[Step]:
-        """What `fetch` runs before the lock, each with the rows the dry run prints for it:
-        an ssh host pulls every image it lacks (a local engine has them: the preflight says so)."""
-        if self.environment.target != "ssh":
-            return []
-        images = list(dict.fromkeys([*self.images.images.values(), self.spec.proxy.image,
-                                     *([scheduler_image(self.config)] if self._jobs() else [])]))
-        config_dir = preflight.registry_config(self.conn)  # this command's login, if it made one
-        rows = [PlannedStep("pull", "unless the host has it (before the lock)", tuple(dc.pull(image, config_dir)))
-                for image in images]
-        if config_dir:
-            rows.append(PlannedStep("pull", "the login leaves the host (also when anything failed)",
-                                    tuple(dc.remove_registry_config(config_dir))))
-        return [Step("pull", tuple(rows), lambda: preflight.pull(self.conn, self.emit, images))]
-
-    def _raise_fetch_error(self) -> None:
-        assert self.fetch_error is not None
-        raise self.fetch_error
+        """What `fetch` runs before the lock (services/lifecycle/host_preparation.py)."""
+        return self.preparing.fetching()
 
     def preparation(self) -> list[Step]:
-        """What `prepare` runs, in order, each with the rows the dry run prints for it."""
-        layout, names, release = self.layout, self.names, self.release
-        pool = self.environment.release_subnet_pool
-        steps = [
-            Step("prepare", (PlannedStep("state", f"read {layout.current}; make {layout.root}'s directories"),),
-                 self._read_state),
-            Step("prepare", (PlannedStep("recover", "a canary or a shadow window a killed deployctl left here: the "
-                                                    "live-only proxy back, its release's containers removed, "
-                                                    "recorded `aborted`"),),
-                 self.judges.recover),
-            Step("prepare", (PlannedStep("warm", "stop warm releases past their window (rollout.warm_window), "
-                                                 "never the live one"),),
-                 lambda: stop_expired_warm(self.switch, keep={r for r in (self.previous,) if r})),
-        ]
-        if self.environment.rollout.warm_window > 0:
-            steps.append(Step("prepare", (PlannedStep("standby", "the live release stays warm after the switch: the "
-                                                                 "new configuration names it as its standby"),),
-                              self._standby))
-        if self.fetch_error is not None:
-            # The pull before the lock failed: the host's preparation fails with it, recorded
-            # in its history and counted against max_failures, as when it pulled under the lock.
-            steps.append(Step("pull", (), self._raise_fetch_error))
-        steps.append(Step("networks", (
-            PlannedStep("network", "only if missing" + (f"; a free /{APP_SUBNET_PREFIX} of release_subnet_pool {pool}"
-                                                        if pool else ""),
-                        tuple(dc.network_create(names, f"<free /{APP_SUBNET_PREFIX} of {pool}>" if pool else None))),
-            PlannedStep("network", "the release's own: its services find each other by name there"
-                        + (f"; a free /{SUBNET_PREFIX} of release_subnet_pool {pool}" if pool else ""),
-                        tuple(dc.release_network_create(names, release, f"<free /{SUBNET_PREFIX} of {pool}>"
-                                                        if pool else None)))), self._networks))
-        steps.append(Step("secrets", tuple(self._secret_rows()), self._upload_secrets))
-        host_tls = tls.HostTls(self.conn, names, layout, self.emit)
-        if self.config.tls_for(self.env_name) == "acme":
-            steps.append(Step("tls", (PlannedStep("tls", f"write {layout.proxy_dir}/tls/acme-challenge.conf: HTTP-01 "
-                                                         "answers, loaded by the switch below"),),
-                              host_tls.enable_challenges))
-        elif self.config.tls_for(self.env_name) == "off":
-            steps.append(Step("tls", (PlannedStep("tls", f"remove {layout.proxy_dir}/tls (HTTPS is off here; a "
-                                                         "certificate left from before goes with the switch's "
-                                                         "reload)"),),
-                              host_tls.remove_all))
-        jobs = self._jobs()
-        if jobs is not None:  # after the secrets: the job files live in the release's directory
-            steps += jobs.steps()
-        return steps
-
-    def _jobs(self) -> HostJobs | None:
-        """The release's scheduled jobs and the scheduler, on the first host only."""
-        if not self.first or not (self.config.jobs or scheduled_backups(self.config, self.env_name)):
-            return None
-        return HostJobs(self.conn, self.config, self.names, self.layout, self.release, self.spec.network,
-                        self.containers, backups=backup_jobs(self.env, self.conn.host))
-
-    def _read_state(self) -> None:
-        self.previous = self.state.current()
-        self.state.prepare()
-
-    def _secret_rows(self):  # type: ignore[no-untyped-def]
-        """What `_upload_secrets` writes, said without a value."""
-        for spec in self.containers:
-            if spec.env_file:
-                yield PlannedStep("secrets", f"write {spec.env_file} (mode 0600): "
-                                             f"{', '.join(sorted(spec.secret_env))} (values from the secret source)")
-            for host_file, _ in spec.secret_mounts():
-                yield PlannedStep("secrets", f"write {host_file} (mode 0600)")
-            if spec.secrets:
-                yield PlannedStep("secrets", f"hand {spec.secrets_dir} to the image's user when not root: its "
-                                             "uid read from the image's account files (never started)",
-                                  tuple(iu.read_accounts(spec.image)))
-                yield PlannedStep("secrets", "then chowned on the host", tuple(iu.host_chown("<UID>", spec.secrets_dir)))
-                yield PlannedStep("secrets", "or, where the host user may not chown, in a container",
-                                  tuple(dc.chown_secrets(spec.image, "<USER>", spec.secrets_dir)))
+        """What `prepare` runs, in order (services/lifecycle/host_preparation.py)."""
+        return self.preparing.steps()
 
     def migration_rows(self) -> list[PlannedStep]:
         """What `migrate` runs (on the rollout's first host), as the dry run prints it."""
@@ -434,25 +343,11 @@ class HostDeploy:
                                                           self.names.labels("migrate", self.release, spec.service))
                 yield spec.service, command, (dc.remove([name]), create, connect, start)
 
-    def _standby(self) -> None:
-        """The release this switch replaces stays warm (rollout.warm_window): the new
-        configuration names it as its standby, so a rollback inside the window is a flag
-        file, with no reload (plan/edge/proxy_config.Standby)."""
-        if self.previous is None:
-            return
-        standby = self.switch.standby(self.recorded_spec(self.previous), self.release)
-        if standby is not None:
-            self.plan = replace(self.plan, proxy_config=proxy_config_for(self.spec, standby), standby=standby.release)
-
     def recorded_spec(self, release: str):  # type: ignore[no-untyped-def]
         """The spec `release` was deployed with here (None: no record of it)."""
         from .rollback import recorded_spec
 
         return recorded_spec(self.state.history(), release, self.env)
-
-    def _networks(self) -> None:
-        if self.switch.ensure_network(self.release, self.environment.release_subnet_pool):
-            self.emit(Message(f"created network {self.names.network}", host=self.host))
 
     def migrate(self, before: Callable[[], object] | None = None) -> None:
         """Once per rollout, on one host, before any host switches; `before` (the pre_migrate
@@ -631,27 +526,6 @@ class HostDeploy:
         self.record(outcome, self.previous, why)
 
     # -- before the switch -----------------------------------------------------------------
-
-    def _upload_secrets(self) -> None:
-        timer = Timer(self.emit, "secrets", host=self.conn.host)
-        self.conn.mkdir(self.layout.release_secrets(self.release), mode=0o700)
-        count = 0
-        for spec in self.containers:
-            if spec.env_file:
-                try:
-                    body = env_file(spec.secret_env, self.secrets)
-                except SecretValueError as exc:
-                    raise DeployError(f"services.{spec.service}.env.{exc}") from None
-                self.conn.put_file(spec.env_file, body, 0o600)  # read by the docker CLI as root
-                count += 1
-            if not spec.secrets:
-                continue
-            self.conn.mkdir(spec.secrets_dir, mode=0o700)
-            for name in spec.secrets:
-                self.conn.put_file(f"{spec.secrets_dir}/{name}", self.secrets[name].reveal().encode(), 0o600)
-                count += 1
-            hand_to_image_user(self.conn, spec.image, spec.secrets_dir)
-        timer.done(f"{count} file{'s' if count != 1 else ''}, mode 0600")
 
     def _run_migrations(self) -> None:
         for service, command, (clear, create, connect, start) in self._migrations():
