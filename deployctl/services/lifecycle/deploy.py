@@ -15,12 +15,11 @@ then hosts switch in batches; a stopped rollout reverts the hosts it already swi
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from ...adapters.connector import check
-from ...errors import DeployError, UncertainError, UsageError
-from ...events import Emit, Message, Timer, serialized
+from ...errors import UncertainError, UsageError
+from ...events import Emit, Message, serialized
 from ...plan.lifecycle import docker_commands as dc
 from ...plan.lifecycle.containers import release_containers
 from ...plan.lifecycle.release_spec import release_spec
@@ -39,12 +38,13 @@ from ..data.accessories import ensure_accessories
 from ...plan.operate.hooks import ON_REVERT, SCHEMA_BLOCKED, HookContext
 from ..operate.hooks import HookRunner, previous_of
 from .host_state import HostState
+from .host_migrations import HostMigrations
 from .host_preparation import HostPreparation
 from ..env import Env
 from .retire import retire_and_prune
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .release_images import ReleaseImages, proxy_image_for
-from ..data.release_schema import ReleaseDatabase, backup_before_migrate, check_settings, read_schema, schema_commands
+from ..data.release_schema import ReleaseDatabase, check_settings
 from ...plan.data.schema import BACKUP, SCHEMA
 from .host_calls import PREVIOUS, UNCHANGED, mapped, on_every_host
 from .host_calls import why as _why
@@ -275,6 +275,7 @@ class HostDeploy:
         self.switched = 0.0  # when the verified switch ended: a judged release's guard reads from there
         self.guard_watched = False  # the guard watched (and the releases but the previous were retired beside it)
         self.preparing = HostPreparation(self)  # the steps before the switch (services/lifecycle/host_preparation.py)
+        self.migrations = HostMigrations(self)  # on the rollout's first host (services/lifecycle/host_migrations.py)
 
     # -- HostJob -----------------------------------------------------------------------------
 
@@ -317,31 +318,8 @@ class HostDeploy:
         return self.preparing.steps()
 
     def migration_rows(self) -> list[PlannedStep]:
-        """What `migrate` runs (on the rollout's first host), as the dry run prints it."""
-        rows = []
-        if self.environment.rollout.backup_before_migrate and any(True for _ in self._migrations()):
-            rows.append(PlannedStep("backup", "before the migrations, when a release is live: `deployctl accessory "
-                                              "backup` of the database accessory, its id recorded with the release"))
-        for _, command, (clear, create, connect, start) in self._migrations():
-            rows += [PlannedStep("migrate", "a leftover of a killed run, if any", tuple(clear)),
-                     *(PlannedStep("migrate", "", tuple(argv)) for argv in (create, connect, start)),
-                     PlannedStep("migrate", "the one-off container goes, whatever it exited with", tuple(clear))]
-        for _, command, (clear, create, connect, start) in schema_commands(
-                self.config, self.containers, self.names, self.release, self.spec.network):
-            rows += [PlannedStep("schema", "its last line is recorded with the release", tuple(argv))
-                     for argv in (clear, create, connect, start, clear)]
-        return rows
-
-    def _migrations(self):  # type: ignore[no-untyped-def]
-        """(service, command, its argvs: remove, create, connect, start) for each service that
-        migrates: what `_run_migrations` runs and `migration_rows` prints."""
-        name = self.names.migration(self.release)
-        for spec in self.containers:
-            command = self.config.services[spec.service].migrate
-            if command:
-                create, connect, start = dc.run_migration(spec, self.spec.network, self.names.network, name, command,
-                                                          self.names.labels("migrate", self.release, spec.service))
-                yield spec.service, command, (dc.remove([name]), create, connect, start)
+        """What `migrate` runs (services/lifecycle/host_migrations.py), as the dry run prints it."""
+        return self.migrations.rows()
 
     def recorded_spec(self, release: str):  # type: ignore[no-untyped-def]
         """The spec `release` was deployed with here (None: no record of it)."""
@@ -354,27 +332,7 @@ class HostDeploy:
         hook) first when there is a migration to run."""
         try:
             self.step = "migrate"
-            migrates = any(True for _ in self._migrations())
-            if before is not None and migrates:
-                before()
-            if migrates:
-                self.database.backup = backup_before_migrate(self.env, self.conn, self.release,
-                                                             self.previous, self.emit)
-            if not migrates or not self.plan.create:
-                self._run_migrations()
-            else:
-                # The new containers are created (not started) meanwhile: independent of the
-                # migration, and a second or more of engine calls off the deploy's path (issue 26).
-                # Both end before anything else happens; a failure of either is this step's.
-                with ThreadPoolExecutor(max_workers=1) as pool:
-                    created = pool.submit(self.switch.create, self.plan)
-                    try:
-                        self._run_migrations()
-                    finally:
-                        wait([created])
-                created.result()
-            self.database.schema = read_schema(self.conn, schema_commands(
-                self.config, self.containers, self.names, self.release, self.spec.network), self.emit) or None
+            self.migrations.run(before)
         except BaseException as exc:
             raise self._abandon(exc) from None
 
@@ -526,21 +484,6 @@ class HostDeploy:
         self.record(outcome, self.previous, why)
 
     # -- before the switch -----------------------------------------------------------------
-
-    def _run_migrations(self) -> None:
-        for service, command, (clear, create, connect, start) in self._migrations():
-            timer = Timer(self.emit, "migrate", host=self.conn.host, service=service, detail=" ".join(command))
-            self.conn.run(clear)  # a leftover of a killed run
-            check(self.conn, create)
-            check(self.conn, connect)
-            result = self.conn.run(start, timeout=600)
-            self.conn.run(clear)
-            if not result.ok:
-                output = tuple((result.stdout + result.stderr).strip().splitlines()[-20:])
-                timer.failed(f"exited {result.rc}", output)
-                raise DeployError(f"{self.conn.host}: migration `{' '.join(command)}` exited {result.rc}",
-                                  hint="nothing was switched; the previous release is still serving")
-            timer.done()
 
     def clean_up(self) -> None:
         """What prepare and the start left, once this release will not run here."""
