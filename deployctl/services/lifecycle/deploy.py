@@ -15,7 +15,6 @@ then hosts switch in batches; a stopped rollout reverts the hosts it already swi
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from ...errors import UncertainError, UsageError
@@ -26,10 +25,10 @@ from ...plan.lifecycle.release_spec import release_spec
 from ...plan.lifecycle.steps import PlannedStep, Step
 from ...plan.judging.canary import canary_spec
 from ...plan.judging.shadow import shadow_spec
-from ..judging.canary import CanaryGate, HostCanary
+from ..judging.canary import CanaryGate
 from ..judging.host_judges import HostJudges
 from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, SKIPPED, new_release_id
-from ...plan.lifecycle.switch_plan import canary_file_rows, deploy_plan, guard_spec
+from ...plan.lifecycle.switch_plan import deploy_plan, guard_spec
 from ...secrets import Secret
 from . import preflight
 from ..edge import shared_proxy, tls
@@ -38,6 +37,7 @@ from ..data.accessories import ensure_accessories
 from ...plan.operate.hooks import ON_REVERT, SCHEMA_BLOCKED, HookContext
 from ..operate.hooks import HookRunner, previous_of
 from .host_state import HostState
+from .host_judging import HostJudging
 from .host_migrations import HostMigrations
 from .host_preparation import HostPreparation
 from ..env import Env
@@ -52,9 +52,6 @@ from .rollout import Cancel, Rollout, unexpected
 from .transaction import after_switch, best_effort, deploy_failure, failure_outcome, run_transaction, release_record, take_lock
 from .switch import HostSwitch, SwitchBackFailed
 from .switch_failures import after_verified, record_live, switch_guarded
-
-
-GUARD_HOLD_MARGIN = 60.0  # seconds the previous release is kept warm beyond a guard's watch
 
 
 def deploy(env: Env, images: ReleaseImages, secrets: dict[str, Secret],
@@ -271,9 +268,9 @@ class HostDeploy:
         self.phase = "before"  # before | switched back | uncertain | aborted | live
         # The shadow window, the canary and the guard (services/judging/host_judges.py).
         self.judges = HostJudges(self, gate, shadow_gate)
-        self.promoted: HostCanary | None = None  # the canary that promoted: its watchdog armed until recorded
         self.switched = 0.0  # when the verified switch ended: a judged release's guard reads from there
-        self.guard_watched = False  # the guard watched (and the releases but the previous were retired beside it)
+        # Their steps in this deploy: [shadow], [canary] before the switch, [guard] after the record.
+        self.judging_steps = HostJudging(self, self._retire)
         self.preparing = HostPreparation(self)  # the steps before the switch (services/lifecycle/host_preparation.py)
         self.migrations = HostMigrations(self)  # on the rollout's first host (services/lifecycle/host_migrations.py)
 
@@ -348,13 +345,9 @@ class HostDeploy:
         return self.switch.bringing_up(self.plan)
 
     def judging(self) -> list[Step]:
-        """[the shadow window], [the canary]: between the health check and the switch."""
-        steps = []
-        if self.plan.shadow is not None:
-            steps.append(Step("shadow", tuple(self.plan.shadow_rows()), self.judges.judge_shadow))
-        if self.plan.canary is not None:
-            steps.append(Step("canary", (*self.plan.canary_rows(), *canary_file_rows(self.layout)), self._canary))
-        return steps
+        """[the shadow window], [the canary]: between the health check and the switch
+        (services/lifecycle/host_judging.py)."""
+        return self.judging_steps.before_switch()
 
     def switching(self) -> Step:
         """Route and verify (a failure switches back); a promoted canary's watchdog goes with
@@ -363,11 +356,9 @@ class HostDeploy:
 
     def after(self) -> list[Step]:
         """Once verified: the record, [the guard], then retire and prune (best effort)."""
-        steps = [Step("record", tuple(self.plan.record_rows()), self._record_live)]
-        if self.plan.guard is not None:
-            steps.append(Step("guard", tuple(self.plan.guard_rows()), self._guard))
-        return steps + [Step("retire", tuple(self.plan.retire_rows(self.environment.rollout.keep)),
-                             self._retire_after)]
+        return [Step("record", tuple(self.plan.record_rows()), self._record_live),
+                *self.judging_steps.after_record(),
+                Step("retire", tuple(self.plan.retire_rows(self.environment.rollout.keep)), self._retire_after)]
 
     def run(self) -> None:
         """The switch steps: start beside the old release, health, [judge], route, verify;
@@ -383,7 +374,7 @@ class HostDeploy:
         # so an interrupt during the drain cannot leave `current` pointing at the old one.
         self.switched = time.time()
         record_live(self, record.action)
-        promoted = self.promoted
+        promoted = self.judging_steps.promoted
         if promoted is not None:  # its watchdog goes only now (services/lifecycle/switch_failures.py)
             after_verified(self, lambda: self.judges.switched(promoted))
         else:  # the shadow window's live copy, if any
@@ -392,7 +383,7 @@ class HostDeploy:
             step.action()
 
     def _switch_sequence(self, up: list[Step], judging: list[Step], switching: Step) -> None:
-        """Bring up, [judge], route, verify. A promoted canary (`self.promoted`) keeps its
+        """Bring up, [judge], route, verify. A promoted canary (`judging_steps.promoted`) keeps its
         watchdog armed: removed only once the switch is verified and recorded (run)."""
         self.cancel.check()
         self.switch.bring_up(self.plan, up)
@@ -400,17 +391,13 @@ class HostDeploy:
             step.action()
         switching.action()
 
-    def _canary(self) -> None:
-        self.promoted = self.judges.judge_canary()
-
     def _switch(self) -> None:
         try:
             self.switch.switch(self.plan)
         except SwitchBackFailed:
             raise  # uncertain: the watchdog, still armed, puts the live-only proxy back
         except BaseException:
-            if self.promoted is not None:
-                self.promoted.disarm()  # switched back to the live-only configuration
+            self.judging_steps.switched_back()  # a promoted canary's watchdog goes
             raise
 
     def _record_live(self) -> None:
@@ -418,32 +405,9 @@ class HostDeploy:
         moved = self.switch.move.record() if self.switch.move is not None else {}
         self.record(LIVE, self.previous, "", extra={**(self.judges.verdicts() or {}), **moved})
 
-    def _guard(self) -> None:
-        """Beside the guard's watch, every release but this one and the previous is retired
-        (the guard's revert needs only the previous, still running); the previous then
-        follows the warm window as after any switch (`_retire_after`). A guarded deploy used
-        to pay the drain, the stop and the prune after its watch (issue 15: deploy wall time)."""
-        if not self.judges.guarded():
-            return
-        assert self.plan.guard is not None
-        self.guard_watched = True
-        warm_window = self.environment.rollout.warm_window
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            # Kept running for the watch at least; a deployctl killed during it leaves the
-            # previous warm for this long, and the next command on the host stops it.
-            early = pool.submit(self._retire, max(warm_window, self.plan.guard.window + GUARD_HOLD_MARGIN))
-            try:
-                # From the switch when the new release had answers in the log before it (a
-                # canary's, the shadow window's copies): the guard judges what users got.
-                judged_before = self.judges.canary or self.judges.shadow
-                self.judges.guard(since=self.switched if judged_before else self.started_at or self.switched,
-                                  stopped=self.cancel.is_set)
-            finally:
-                early.result()
-
     def _retire_after(self) -> None:
         warm_window = self.environment.rollout.warm_window
-        if not self.guard_watched:
+        if not self.judging_steps.guard_watched:
             self._retire(warm_window)
         elif warm_window <= 0:
             self._retire(0)  # the watch passed: now the previous goes too, after its drain
