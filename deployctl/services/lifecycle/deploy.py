@@ -27,7 +27,7 @@ from ...plan.judging.canary import canary_spec
 from ...plan.judging.shadow import shadow_spec
 from ..judging.canary import CanaryGate
 from ..judging.host_judges import HostJudges
-from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, SKIPPED, new_release_id
+from ...plan.lifecycle.releases import FAILED, REVERTED, SKIPPED, new_release_id
 from ...plan.lifecycle.switch_plan import deploy_plan, guard_spec
 from ...secrets import Secret
 from . import preflight
@@ -37,6 +37,7 @@ from ..data.accessories import ensure_accessories
 from ...plan.operate.hooks import ON_REVERT, SCHEMA_BLOCKED, HookContext
 from ..operate.hooks import HookRunner, previous_of
 from .host_state import HostState
+from .deploy_records import DeployRecords
 from .host_judging import HostJudging
 from .host_migrations import HostMigrations
 from .host_preparation import HostPreparation
@@ -45,11 +46,10 @@ from .retire import retire_and_prune
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .release_images import ReleaseImages, proxy_image_for
 from ..data.release_schema import ReleaseDatabase, check_settings
-from ...plan.data.schema import BACKUP, SCHEMA
 from .host_calls import PREVIOUS, UNCHANGED, mapped, on_every_host
 from .host_calls import why as _why
 from .rollout import Cancel, Rollout, unexpected
-from .transaction import after_switch, best_effort, deploy_failure, failure_outcome, run_transaction, release_record, take_lock
+from .transaction import after_switch, best_effort, deploy_failure, failure_outcome, run_transaction, take_lock
 from .switch import HostSwitch, SwitchBackFailed
 from .switch_failures import after_verified, record_live, switch_guarded
 
@@ -273,6 +273,7 @@ class HostDeploy:
         self.judging_steps = HostJudging(self, self._retire)
         self.preparing = HostPreparation(self)  # the steps before the switch (services/lifecycle/host_preparation.py)
         self.migrations = HostMigrations(self)  # on the rollout's first host (services/lifecycle/host_migrations.py)
+        self.records = DeployRecords(self)  # its history lines and `current` (services/lifecycle/deploy_records.py)
 
     # -- HostJob -----------------------------------------------------------------------------
 
@@ -356,7 +357,7 @@ class HostDeploy:
 
     def after(self) -> list[Step]:
         """Once verified: the record, [the guard], then retire and prune (best effort)."""
-        return [Step("record", tuple(self.plan.record_rows()), self._record_live),
+        return [Step("record", tuple(self.plan.record_rows()), self.records.live),
                 *self.judging_steps.after_record(),
                 Step("retire", tuple(self.plan.retire_rows(self.environment.rollout.keep)), self._retire_after)]
 
@@ -399,11 +400,6 @@ class HostDeploy:
         except BaseException:
             self.judging_steps.switched_back()  # a promoted canary's watchdog goes
             raise
-
-    def _record_live(self) -> None:
-        self.state.set_current(self.release)
-        moved = self.switch.move.record() if self.switch.move is not None else {}
-        self.record(LIVE, self.previous, "", extra={**(self.judges.verdicts() or {}), **moved})
 
     def _retire_after(self) -> None:
         warm_window = self.environment.rollout.warm_window
@@ -470,7 +466,5 @@ class HostDeploy:
         best_effort(self.emit, self.host, what, call)
 
     def record(self, outcome: str, previous: str | None, error: str, extra: dict | None = None) -> None:
-        known = {k: v for k, v in ((SCHEMA, self.database.schema), (BACKUP, self.database.backup)) if v}
-        self.state.record(release_record(release=self.release, action="deploy", outcome=outcome, previous=previous,
-                                         error=error, message=self.options.message, spec=self.spec,
-                                         started=self.started_at, extra=known | (extra or {})))
+        """This release's history line here (services/lifecycle/deploy_records.py)."""
+        self.records.write(outcome, previous, error, extra)
