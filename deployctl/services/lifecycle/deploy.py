@@ -222,9 +222,13 @@ def unchanged(step: str, fn):  # type: ignore[no-untyped-def]
 
 
 class HostDeploy:
-    """One host's part of a deploy: a HostJob for services/lifecycle/rollout.py. Prepares the host
-    (pull, networks, secrets, env files), runs migrations when asked, then runs the one
-    switch sequence (services/lifecycle/switch.py) on the plan built from this release's spec."""
+    """One host's part of a deploy: a HostJob for services/lifecycle/rollout.py, the host's side
+    of the transaction (docs/transaction.md). It says which steps run, in which order, and what
+    a failure among them means: before the switch the release is abandoned (`_abandon`),
+    around it services/lifecycle/switch_failures.py decides. What each step is lives beside
+    it: the preparation (host_preparation.py), the migrations (host_migrations.py), the
+    bring-up and switch on the plan built from this release's spec (switch.py), the judges'
+    steps (host_judging.py) and the history lines (deploy_records.py)."""
 
     def __init__(self, env: Env, conn, emit: Emit, release: str,
                  images: ReleaseImages, secrets: dict[str, Secret], options: DeployOptions,
