@@ -15,25 +15,20 @@ then hosts switch in batches; a stopped rollout reverts the hosts it already swi
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import replace
 from typing import Callable
 
-from ...adapters.connector import check
-from ...errors import DeployError, UncertainError, UsageError
-from ...events import Emit, Message, Timer, serialized
+from ...errors import UncertainError, UsageError
+from ...events import Emit, Message, serialized
 from ...plan.lifecycle import docker_commands as dc
-from ...plan.lifecycle.subnets import APP_SUBNET_PREFIX, SUBNET_PREFIX
-from ...plan.pipeline import image_user as iu
 from ...plan.lifecycle.containers import release_containers
 from ...plan.lifecycle.release_spec import release_spec
 from ...plan.lifecycle.steps import PlannedStep, Step
 from ...plan.judging.canary import canary_spec
 from ...plan.judging.shadow import shadow_spec
-from ..judging.canary import CanaryGate, HostCanary
+from ..judging.canary import CanaryGate
 from ..judging.host_judges import HostJudges
-from ...plan.lifecycle.releases import FAILED, LIVE, REVERTED, SKIPPED, new_release_id
-from ...plan.lifecycle.switch_plan import canary_file_rows, deploy_plan, guard_spec, proxy_config_for
+from ...plan.lifecycle.releases import FAILED, REVERTED, SKIPPED, new_release_id
+from ...plan.lifecycle.switch_plan import deploy_plan, guard_spec
 from ...secrets import Secret
 from . import preflight
 from ..edge import shared_proxy, tls
@@ -42,26 +37,21 @@ from ..data.accessories import ensure_accessories
 from ...plan.operate.hooks import ON_REVERT, SCHEMA_BLOCKED, HookContext
 from ..operate.hooks import HookRunner, previous_of
 from .host_state import HostState
-from ...plan.data.backup_schedule import scheduled as scheduled_backups
-from ...plan.pipeline.images import scheduler_image
-from ..operate.jobs import HostJobs, backup_jobs
-from .secret_owner import hand_to_image_user
+from .deploy_records import DeployRecords
+from .host_judging import HostJudging
+from .host_migrations import HostMigrations
+from .host_preparation import HostPreparation
 from ..env import Env
-from .retire import retire_and_prune, stop_expired_warm
+from .retire import retire_and_prune
 from .deploy_result import DeployOptions, DeployResult, HostOutcome
 from .release_images import ReleaseImages, proxy_image_for
-from ..data.release_schema import ReleaseDatabase, backup_before_migrate, check_settings, read_schema, schema_commands
-from ...plan.data.schema import BACKUP, SCHEMA
-from ...plan.lifecycle.env_values import SecretValueError, env_file
+from ..data.release_schema import ReleaseDatabase, check_settings
 from .host_calls import PREVIOUS, UNCHANGED, mapped, on_every_host
 from .host_calls import why as _why
 from .rollout import Cancel, Rollout, unexpected
-from .transaction import after_switch, best_effort, deploy_failure, failure_outcome, run_transaction, release_record, take_lock
+from .transaction import after_switch, best_effort, deploy_failure, failure_outcome, run_transaction, take_lock
 from .switch import HostSwitch, SwitchBackFailed
 from .switch_failures import after_verified, record_live, switch_guarded
-
-
-GUARD_HOLD_MARGIN = 60.0  # seconds the previous release is kept warm beyond a guard's watch
 
 
 def deploy(env: Env, images: ReleaseImages, secrets: dict[str, Secret],
@@ -232,9 +222,13 @@ def unchanged(step: str, fn):  # type: ignore[no-untyped-def]
 
 
 class HostDeploy:
-    """One host's part of a deploy: a HostJob for services/lifecycle/rollout.py. Prepares the host
-    (pull, networks, secrets, env files), runs migrations when asked, then runs the one
-    switch sequence (services/lifecycle/switch.py) on the plan built from this release's spec."""
+    """One host's part of a deploy: a HostJob for services/lifecycle/rollout.py, the host's side
+    of the transaction (docs/transaction.md). It says which steps run, in which order, and what
+    a failure among them means: before the switch the release is abandoned (`_abandon`),
+    around it services/lifecycle/switch_failures.py decides. What each step is lives beside
+    it: the preparation (host_preparation.py), the migrations (host_migrations.py), the
+    bring-up and switch on the plan built from this release's spec (switch.py), the judges'
+    steps (host_judging.py) and the history lines (deploy_records.py)."""
 
     def __init__(self, env: Env, conn, emit: Emit, release: str,
                  images: ReleaseImages, secrets: dict[str, Secret], options: DeployOptions,
@@ -278,9 +272,12 @@ class HostDeploy:
         self.phase = "before"  # before | switched back | uncertain | aborted | live
         # The shadow window, the canary and the guard (services/judging/host_judges.py).
         self.judges = HostJudges(self, gate, shadow_gate)
-        self.promoted: HostCanary | None = None  # the canary that promoted: its watchdog armed until recorded
         self.switched = 0.0  # when the verified switch ended: a judged release's guard reads from there
-        self.guard_watched = False  # the guard watched (and the releases but the previous were retired beside it)
+        # Their steps in this deploy: [shadow], [canary] before the switch, [guard] after the record.
+        self.judging_steps = HostJudging(self, self._retire)
+        self.preparing = HostPreparation(self)  # the steps before the switch (services/lifecycle/host_preparation.py)
+        self.migrations = HostMigrations(self)  # on the rollout's first host (services/lifecycle/host_migrations.py)
+        self.records = DeployRecords(self)  # its history lines and `current` (services/lifecycle/deploy_records.py)
 
     # -- HostJob -----------------------------------------------------------------------------
 
@@ -315,134 +312,16 @@ class HostDeploy:
             self.fetch_error = exc
 
     def fetching(self) -> list[Step]:
-        """What `fetch` runs before the lock, each with the rows the dry run prints for it:
-        an ssh host pulls every image it lacks (a local engine has them: the preflight says so)."""
-        if self.environment.target != "ssh":
-            return []
-        images = list(dict.fromkeys([*self.images.images.values(), self.spec.proxy.image,
-                                     *([scheduler_image(self.config)] if self._jobs() else [])]))
-        config_dir = preflight.registry_config(self.conn)  # this command's login, if it made one
-        rows = [PlannedStep("pull", "unless the host has it (before the lock)", tuple(dc.pull(image, config_dir)))
-                for image in images]
-        if config_dir:
-            rows.append(PlannedStep("pull", "the login leaves the host (also when anything failed)",
-                                    tuple(dc.remove_registry_config(config_dir))))
-        return [Step("pull", tuple(rows), lambda: preflight.pull(self.conn, self.emit, images))]
-
-    def _raise_fetch_error(self) -> None:
-        assert self.fetch_error is not None
-        raise self.fetch_error
+        """What `fetch` runs before the lock (services/lifecycle/host_preparation.py)."""
+        return self.preparing.fetching()
 
     def preparation(self) -> list[Step]:
-        """What `prepare` runs, in order, each with the rows the dry run prints for it."""
-        layout, names, release = self.layout, self.names, self.release
-        pool = self.environment.release_subnet_pool
-        steps = [
-            Step("prepare", (PlannedStep("state", f"read {layout.current}; make {layout.root}'s directories"),),
-                 self._read_state),
-            Step("prepare", (PlannedStep("recover", "a canary or a shadow window a killed deployctl left here: the "
-                                                    "live-only proxy back, its release's containers removed, "
-                                                    "recorded `aborted`"),),
-                 self.judges.recover),
-            Step("prepare", (PlannedStep("warm", "stop warm releases past their window (rollout.warm_window), "
-                                                 "never the live one"),),
-                 lambda: stop_expired_warm(self.switch, keep={r for r in (self.previous,) if r})),
-        ]
-        if self.environment.rollout.warm_window > 0:
-            steps.append(Step("prepare", (PlannedStep("standby", "the live release stays warm after the switch: the "
-                                                                 "new configuration names it as its standby"),),
-                              self._standby))
-        if self.fetch_error is not None:
-            # The pull before the lock failed: the host's preparation fails with it, recorded
-            # in its history and counted against max_failures, as when it pulled under the lock.
-            steps.append(Step("pull", (), self._raise_fetch_error))
-        steps.append(Step("networks", (
-            PlannedStep("network", "only if missing" + (f"; a free /{APP_SUBNET_PREFIX} of release_subnet_pool {pool}"
-                                                        if pool else ""),
-                        tuple(dc.network_create(names, f"<free /{APP_SUBNET_PREFIX} of {pool}>" if pool else None))),
-            PlannedStep("network", "the release's own: its services find each other by name there"
-                        + (f"; a free /{SUBNET_PREFIX} of release_subnet_pool {pool}" if pool else ""),
-                        tuple(dc.release_network_create(names, release, f"<free /{SUBNET_PREFIX} of {pool}>"
-                                                        if pool else None)))), self._networks))
-        steps.append(Step("secrets", tuple(self._secret_rows()), self._upload_secrets))
-        host_tls = tls.HostTls(self.conn, names, layout, self.emit)
-        if self.config.tls_for(self.env_name) == "acme":
-            steps.append(Step("tls", (PlannedStep("tls", f"write {layout.proxy_dir}/tls/acme-challenge.conf: HTTP-01 "
-                                                         "answers, loaded by the switch below"),),
-                              host_tls.enable_challenges))
-        elif self.config.tls_for(self.env_name) == "off":
-            steps.append(Step("tls", (PlannedStep("tls", f"remove {layout.proxy_dir}/tls (HTTPS is off here; a "
-                                                         "certificate left from before goes with the switch's "
-                                                         "reload)"),),
-                              host_tls.remove_all))
-        jobs = self._jobs()
-        if jobs is not None:  # after the secrets: the job files live in the release's directory
-            steps += jobs.steps()
-        return steps
-
-    def _jobs(self) -> HostJobs | None:
-        """The release's scheduled jobs and the scheduler, on the first host only."""
-        if not self.first or not (self.config.jobs or scheduled_backups(self.config, self.env_name)):
-            return None
-        return HostJobs(self.conn, self.config, self.names, self.layout, self.release, self.spec.network,
-                        self.containers, backups=backup_jobs(self.env, self.conn.host))
-
-    def _read_state(self) -> None:
-        self.previous = self.state.current()
-        self.state.prepare()
-
-    def _secret_rows(self):  # type: ignore[no-untyped-def]
-        """What `_upload_secrets` writes, said without a value."""
-        for spec in self.containers:
-            if spec.env_file:
-                yield PlannedStep("secrets", f"write {spec.env_file} (mode 0600): "
-                                             f"{', '.join(sorted(spec.secret_env))} (values from the secret source)")
-            for host_file, _ in spec.secret_mounts():
-                yield PlannedStep("secrets", f"write {host_file} (mode 0600)")
-            if spec.secrets:
-                yield PlannedStep("secrets", f"hand {spec.secrets_dir} to the image's user when not root: its "
-                                             "uid read from the image's account files (never started)",
-                                  tuple(iu.read_accounts(spec.image)))
-                yield PlannedStep("secrets", "then chowned on the host", tuple(iu.host_chown("<UID>", spec.secrets_dir)))
-                yield PlannedStep("secrets", "or, where the host user may not chown, in a container",
-                                  tuple(dc.chown_secrets(spec.image, "<USER>", spec.secrets_dir)))
+        """What `prepare` runs, in order (services/lifecycle/host_preparation.py)."""
+        return self.preparing.steps()
 
     def migration_rows(self) -> list[PlannedStep]:
-        """What `migrate` runs (on the rollout's first host), as the dry run prints it."""
-        rows = []
-        if self.environment.rollout.backup_before_migrate and any(True for _ in self._migrations()):
-            rows.append(PlannedStep("backup", "before the migrations, when a release is live: `deployctl accessory "
-                                              "backup` of the database accessory, its id recorded with the release"))
-        for _, command, (clear, create, connect, start) in self._migrations():
-            rows += [PlannedStep("migrate", "a leftover of a killed run, if any", tuple(clear)),
-                     *(PlannedStep("migrate", "", tuple(argv)) for argv in (create, connect, start)),
-                     PlannedStep("migrate", "the one-off container goes, whatever it exited with", tuple(clear))]
-        for _, command, (clear, create, connect, start) in schema_commands(
-                self.config, self.containers, self.names, self.release, self.spec.network):
-            rows += [PlannedStep("schema", "its last line is recorded with the release", tuple(argv))
-                     for argv in (clear, create, connect, start, clear)]
-        return rows
-
-    def _migrations(self):  # type: ignore[no-untyped-def]
-        """(service, command, its argvs: remove, create, connect, start) for each service that
-        migrates: what `_run_migrations` runs and `migration_rows` prints."""
-        name = self.names.migration(self.release)
-        for spec in self.containers:
-            command = self.config.services[spec.service].migrate
-            if command:
-                create, connect, start = dc.run_migration(spec, self.spec.network, self.names.network, name, command,
-                                                          self.names.labels("migrate", self.release, spec.service))
-                yield spec.service, command, (dc.remove([name]), create, connect, start)
-
-    def _standby(self) -> None:
-        """The release this switch replaces stays warm (rollout.warm_window): the new
-        configuration names it as its standby, so a rollback inside the window is a flag
-        file, with no reload (plan/edge/proxy_config.Standby)."""
-        if self.previous is None:
-            return
-        standby = self.switch.standby(self.recorded_spec(self.previous), self.release)
-        if standby is not None:
-            self.plan = replace(self.plan, proxy_config=proxy_config_for(self.spec, standby), standby=standby.release)
+        """What `migrate` runs (services/lifecycle/host_migrations.py), as the dry run prints it."""
+        return self.migrations.rows()
 
     def recorded_spec(self, release: str):  # type: ignore[no-untyped-def]
         """The spec `release` was deployed with here (None: no record of it)."""
@@ -450,36 +329,12 @@ class HostDeploy:
 
         return recorded_spec(self.state.history(), release, self.env)
 
-    def _networks(self) -> None:
-        if self.switch.ensure_network(self.release, self.environment.release_subnet_pool):
-            self.emit(Message(f"created network {self.names.network}", host=self.host))
-
     def migrate(self, before: Callable[[], object] | None = None) -> None:
         """Once per rollout, on one host, before any host switches; `before` (the pre_migrate
         hook) first when there is a migration to run."""
         try:
             self.step = "migrate"
-            migrates = any(True for _ in self._migrations())
-            if before is not None and migrates:
-                before()
-            if migrates:
-                self.database.backup = backup_before_migrate(self.env, self.conn, self.release,
-                                                             self.previous, self.emit)
-            if not migrates or not self.plan.create:
-                self._run_migrations()
-            else:
-                # The new containers are created (not started) meanwhile: independent of the
-                # migration, and a second or more of engine calls off the deploy's path (issue 26).
-                # Both end before anything else happens; a failure of either is this step's.
-                with ThreadPoolExecutor(max_workers=1) as pool:
-                    created = pool.submit(self.switch.create, self.plan)
-                    try:
-                        self._run_migrations()
-                    finally:
-                        wait([created])
-                created.result()
-            self.database.schema = read_schema(self.conn, schema_commands(
-                self.config, self.containers, self.names, self.release, self.spec.network), self.emit) or None
+            self.migrations.run(before)
         except BaseException as exc:
             raise self._abandon(exc) from None
 
@@ -495,13 +350,9 @@ class HostDeploy:
         return self.switch.bringing_up(self.plan)
 
     def judging(self) -> list[Step]:
-        """[the shadow window], [the canary]: between the health check and the switch."""
-        steps = []
-        if self.plan.shadow is not None:
-            steps.append(Step("shadow", tuple(self.plan.shadow_rows()), self.judges.judge_shadow))
-        if self.plan.canary is not None:
-            steps.append(Step("canary", (*self.plan.canary_rows(), *canary_file_rows(self.layout)), self._canary))
-        return steps
+        """[the shadow window], [the canary]: between the health check and the switch
+        (services/lifecycle/host_judging.py)."""
+        return self.judging_steps.before_switch()
 
     def switching(self) -> Step:
         """Route and verify (a failure switches back); a promoted canary's watchdog goes with
@@ -510,11 +361,9 @@ class HostDeploy:
 
     def after(self) -> list[Step]:
         """Once verified: the record, [the guard], then retire and prune (best effort)."""
-        steps = [Step("record", tuple(self.plan.record_rows()), self._record_live)]
-        if self.plan.guard is not None:
-            steps.append(Step("guard", tuple(self.plan.guard_rows()), self._guard))
-        return steps + [Step("retire", tuple(self.plan.retire_rows(self.environment.rollout.keep)),
-                             self._retire_after)]
+        return [Step("record", tuple(self.plan.record_rows()), self.records.live),
+                *self.judging_steps.after_record(),
+                Step("retire", tuple(self.plan.retire_rows(self.environment.rollout.keep)), self._retire_after)]
 
     def run(self) -> None:
         """The switch steps: start beside the old release, health, [judge], route, verify;
@@ -530,7 +379,7 @@ class HostDeploy:
         # so an interrupt during the drain cannot leave `current` pointing at the old one.
         self.switched = time.time()
         record_live(self, record.action)
-        promoted = self.promoted
+        promoted = self.judging_steps.promoted
         if promoted is not None:  # its watchdog goes only now (services/lifecycle/switch_failures.py)
             after_verified(self, lambda: self.judges.switched(promoted))
         else:  # the shadow window's live copy, if any
@@ -539,7 +388,7 @@ class HostDeploy:
             step.action()
 
     def _switch_sequence(self, up: list[Step], judging: list[Step], switching: Step) -> None:
-        """Bring up, [judge], route, verify. A promoted canary (`self.promoted`) keeps its
+        """Bring up, [judge], route, verify. A promoted canary (`judging_steps.promoted`) keeps its
         watchdog armed: removed only once the switch is verified and recorded (run)."""
         self.cancel.check()
         self.switch.bring_up(self.plan, up)
@@ -547,50 +396,18 @@ class HostDeploy:
             step.action()
         switching.action()
 
-    def _canary(self) -> None:
-        self.promoted = self.judges.judge_canary()
-
     def _switch(self) -> None:
         try:
             self.switch.switch(self.plan)
         except SwitchBackFailed:
             raise  # uncertain: the watchdog, still armed, puts the live-only proxy back
         except BaseException:
-            if self.promoted is not None:
-                self.promoted.disarm()  # switched back to the live-only configuration
+            self.judging_steps.switched_back()  # a promoted canary's watchdog goes
             raise
-
-    def _record_live(self) -> None:
-        self.state.set_current(self.release)
-        moved = self.switch.move.record() if self.switch.move is not None else {}
-        self.record(LIVE, self.previous, "", extra={**(self.judges.verdicts() or {}), **moved})
-
-    def _guard(self) -> None:
-        """Beside the guard's watch, every release but this one and the previous is retired
-        (the guard's revert needs only the previous, still running); the previous then
-        follows the warm window as after any switch (`_retire_after`). A guarded deploy used
-        to pay the drain, the stop and the prune after its watch (issue 15: deploy wall time)."""
-        if not self.judges.guarded():
-            return
-        assert self.plan.guard is not None
-        self.guard_watched = True
-        warm_window = self.environment.rollout.warm_window
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            # Kept running for the watch at least; a deployctl killed during it leaves the
-            # previous warm for this long, and the next command on the host stops it.
-            early = pool.submit(self._retire, max(warm_window, self.plan.guard.window + GUARD_HOLD_MARGIN))
-            try:
-                # From the switch when the new release had answers in the log before it (a
-                # canary's, the shadow window's copies): the guard judges what users got.
-                judged_before = self.judges.canary or self.judges.shadow
-                self.judges.guard(since=self.switched if judged_before else self.started_at or self.switched,
-                                  stopped=self.cancel.is_set)
-            finally:
-                early.result()
 
     def _retire_after(self) -> None:
         warm_window = self.environment.rollout.warm_window
-        if not self.guard_watched:
+        if not self.judging_steps.guard_watched:
             self._retire(warm_window)
         elif warm_window <= 0:
             self._retire(0)  # the watch passed: now the previous goes too, after its drain
@@ -632,42 +449,6 @@ class HostDeploy:
 
     # -- before the switch -----------------------------------------------------------------
 
-    def _upload_secrets(self) -> None:
-        timer = Timer(self.emit, "secrets", host=self.conn.host)
-        self.conn.mkdir(self.layout.release_secrets(self.release), mode=0o700)
-        count = 0
-        for spec in self.containers:
-            if spec.env_file:
-                try:
-                    body = env_file(spec.secret_env, self.secrets)
-                except SecretValueError as exc:
-                    raise DeployError(f"services.{spec.service}.env.{exc}") from None
-                self.conn.put_file(spec.env_file, body, 0o600)  # read by the docker CLI as root
-                count += 1
-            if not spec.secrets:
-                continue
-            self.conn.mkdir(spec.secrets_dir, mode=0o700)
-            for name in spec.secrets:
-                self.conn.put_file(f"{spec.secrets_dir}/{name}", self.secrets[name].reveal().encode(), 0o600)
-                count += 1
-            hand_to_image_user(self.conn, spec.image, spec.secrets_dir)
-        timer.done(f"{count} file{'s' if count != 1 else ''}, mode 0600")
-
-    def _run_migrations(self) -> None:
-        for service, command, (clear, create, connect, start) in self._migrations():
-            timer = Timer(self.emit, "migrate", host=self.conn.host, service=service, detail=" ".join(command))
-            self.conn.run(clear)  # a leftover of a killed run
-            check(self.conn, create)
-            check(self.conn, connect)
-            result = self.conn.run(start, timeout=600)
-            self.conn.run(clear)
-            if not result.ok:
-                output = tuple((result.stdout + result.stderr).strip().splitlines()[-20:])
-                timer.failed(f"exited {result.rc}", output)
-                raise DeployError(f"{self.conn.host}: migration `{' '.join(command)}` exited {result.rc}",
-                                  hint="nothing was switched; the previous release is still serving")
-            timer.done()
-
     def clean_up(self) -> None:
         """What prepare and the start left, once this release will not run here."""
         self.switch.undo(self.plan)
@@ -689,7 +470,5 @@ class HostDeploy:
         best_effort(self.emit, self.host, what, call)
 
     def record(self, outcome: str, previous: str | None, error: str, extra: dict | None = None) -> None:
-        known = {k: v for k, v in ((SCHEMA, self.database.schema), (BACKUP, self.database.backup)) if v}
-        self.state.record(release_record(release=self.release, action="deploy", outcome=outcome, previous=previous,
-                                         error=error, message=self.options.message, spec=self.spec,
-                                         started=self.started_at, extra=known | (extra or {})))
+        """This release's history line here (services/lifecycle/deploy_records.py)."""
+        self.records.write(outcome, previous, error, extra)
