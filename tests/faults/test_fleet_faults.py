@@ -5,7 +5,12 @@ connections to the proxy port (where the verify asks, over SSH), while the load 
 still reaches the proxy from outside. The hosts already switched must go back, the ones
 not reached must be skipped, and nothing may be reported as success.
 
-The CLI runs as CI runs it (a subprocess), so the verify keeps its 15 s timeout here."""
+The CLI runs as CI runs it (a subprocess), so the verify keeps its 15 s timeout here.
+
+Both tests run on one app (the fleet's module site, tests/integration/fleet/conftest.py), as
+every fault module's cells run on one site: the rollback starts from the two good releases the
+mid-rollout test left (its first release, warm, and its converging deploy), not from two
+deploys of a new app."""
 
 from __future__ import annotations
 
@@ -17,8 +22,8 @@ import pytest
 
 from deployctl.errors import ExitCode
 from deployctl.plan.lifecycle.releases import ReleaseRecord
-from tests.integration.fleet.conftest import fleet, fleet_images, load_balancer, site  # noqa: F401 - fixtures
-from tests.integration.fleet.site import ENV, json_lines
+from tests.integration.fleet.conftest import fleet, fleet_images, module_load_balancer, module_site  # noqa: F401
+from tests.integration.fleet.site import ENV, json_lines, live_release
 from tests.support.traffic import Traffic, TrafficReport
 
 from .conftest import RESULTS
@@ -109,8 +114,9 @@ def with_host_2_refused(site, load_balancer, command, converge) -> Refused:  # t
     return Refused(done, again, traffic.report, ended, converging, last, currents, unlocked)
 
 
-def test_second_host_verify_fails_mid_rollout(site, load_balancer):  # noqa: F811 - the fleet fixtures
-    v1 = deployed(site.deploy(next_revision(), "--json"))
+def test_second_host_verify_fails_mid_rollout(module_site, module_load_balancer):  # noqa: F811 - the fleet fixtures
+    site, load_balancer = module_site, module_load_balancer
+    v1 = live_release(site, next_revision())
     site.write_config(batch=1)
     first, second, third = site.hosts
     run = with_host_2_refused(site, load_balancer, lambda: site.deploy(next_revision()),  # plain output, as in CI
@@ -134,13 +140,20 @@ def test_second_host_verify_fails_mid_rollout(site, load_balancer):  # noqa: F81
     assert converged, detail
 
 
-def test_second_host_verify_fails_mid_rollback(site, load_balancer):  # noqa: F811 - the fleet fixtures
+def test_second_host_verify_fails_mid_rollback(module_site, module_load_balancer):  # noqa: F811 - the fleet fixtures
     """A fleet rollback (inside the warm window: each host's switch is its standby's flag)
     whose second host fails its verify: the host already rolled back goes forward again, the
     third is never touched, every host serves the release that was live before the command,
     and nothing says success. Then the same rollback without the fault converges."""
-    v1 = deployed(site.deploy(next_revision(), "--json"))
-    v2 = deployed(site.deploy(next_revision(), "--json"))
+    site, load_balancer = module_site, module_load_balancer
+    v2 = live_release(site, next_revision())
+    # What a plain rollback goes to, the same on every host: the release live before v2 (kept
+    # warm by v2's deploy). Run alone, the site has one release: a second is deployed over it.
+    targets = {site.history(h).previous_good(v2) for h in site.hosts}
+    if len(targets) == 1 and None not in targets:
+        v1 = targets.pop()
+    else:
+        v1, v2 = v2, deployed(site.deploy(next_revision(), "--json"))
     site.write_config(batch=1)
     first, second, third = site.hosts
     run = with_host_2_refused(site, load_balancer, lambda: site.cli("rollback", "--env", ENV),  # plain, as in CI

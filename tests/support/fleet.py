@@ -114,12 +114,14 @@ class Fleet:
         _wait_ready(host)
 
     def remove_app(self, app: str) -> None:
-        """What a test's app left on every host: containers, network, state."""
+        """What a test's app left on every host: containers, network, state. The hosts side
+        by side, as remove_fleet does: each inner engine removes its own containers (a
+        test's teardown took up to 31 s host after host)."""
         script = (f"docker ps -aq --filter label=io.deployctl.app={app} | xargs -r docker rm -f >/dev/null; "
                   f"docker network ls -q --filter name={app}- | xargs -r docker network rm >/dev/null; "
                   f"rm -rf /var/lib/deployctl/{app}")
-        for host in self.hosts:
-            host.exec("sh", "-c", script, check=False)
+        with ThreadPoolExecutor(max_workers=len(self.hosts) or 1) as pool:
+            list(pool.map(lambda host: host.exec("sh", "-c", script, check=False), self.hosts))
 
     # -- load balancer -----------------------------------------------------------------------
 

@@ -51,3 +51,23 @@ def load_balancer(fleet, site):
     balancer = fleet.load_balancer(site.proxy_port)
     yield balancer
     balancer.close()
+
+
+# One app for a whole module, as each tests/faults module has one site: a module's tests run in
+# order on it, each starting from the release the one before left live (`live_release`). A new
+# app's first deploy (its proxy started on every host) and its removal are tens of seconds on a
+# loaded CI machine; a test whose first step was "deploy a release to have one live" pays them
+# once per module instead. Each test sets the rollout settings it needs (`write_config`).
+
+@pytest.fixture(scope="module")
+def module_site(fleet, fleet_images, tmp_path_factory) -> FleetSite:
+    site = new_site(fleet, fleet_images, tmp_path_factory.mktemp("site"), next(_ports))
+    yield site
+    fleet.remove_app(site.app)
+
+
+@pytest.fixture(scope="module")
+def module_load_balancer(fleet, module_site):
+    balancer = fleet.load_balancer(module_site.proxy_port)
+    yield balancer
+    balancer.close()

@@ -86,6 +86,17 @@ class FleetSite:
         return subprocess.run(["docker", "exec", self.host(address).name, "test", "-e", lock]).returncode == 0
 
 
+def live_release(site: FleetSite, revision: str) -> str:
+    """The release every host of `site` serves, deployed (as `revision`) first when none is
+    (a module's first test, or a test run alone); with the settings in its deploy.toml."""
+    currents = {site.current(host) for host in site.hosts}
+    if len(currents) == 1 and "" not in currents:
+        return currents.pop()
+    done = site.deploy(revision, "--json")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    return json_lines(done.stdout)[-1]["release"]
+
+
 def new_site(fleet: Fleet, images: FleetImages, workdir: Path, proxy_port: int, count: int = 3) -> FleetSite:
     site = FleetSite(fleet, images, workdir, unique_app(), proxy_port, fleet.addresses(count))
     site.write_config()

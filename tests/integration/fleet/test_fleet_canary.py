@@ -2,7 +2,11 @@
 balancer: every host splits, one verdict is judged on every host's access log together (a
 board of per-host windows), and every host promotes; no request fails. Then, on the same
 site, a drill of each kind (5xx, health, slow, crash: issue 27), each caught before any user
-got its answer. Short windows: CI time matters."""
+got its answer. Short windows: CI time matters.
+
+Both tests run on one app (the module's site, tests/integration/fleet/conftest.py): the
+failing canary starts from the release the first test left live instead of deploying two
+releases of a new app first."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import time
 
 import pytest
 
-from tests.integration.fleet.site import json_lines
+from tests.integration.fleet.site import json_lines, live_release
 from tests.integration.fleet.test_fleet_rollout import deployed, traffic_to
 
 pytestmark = pytest.mark.integration
@@ -20,8 +24,9 @@ WINDOW = 5
 FLEET_CAUGHT_BY = {"health": {"health"}, "slow": {"shadow"}, "crash": {"health", "shadow"}}
 
 
-def test_a_canary_splits_every_host_is_judged_once_and_promotes_everywhere(site, load_balancer):
-    v1 = deployed(site.deploy("1111111aaaa", "--json"))
+def test_a_canary_splits_every_host_is_judged_once_and_promotes_everywhere(module_site, module_load_balancer):
+    site, load_balancer = module_site, module_load_balancer
+    v1 = live_release(site, "1111111aaaa")
     # A shadow window first (issue 27): copies of GETs on every host, one verdict over the three
     # logs, before the split. Its p95 ratio is loose here (a fresh release's first copies on a
     # saturated machine; the rule is pinned in tests/unit/test_shadow.py).
@@ -116,13 +121,15 @@ def test_a_canary_splits_every_host_is_judged_once_and_promotes_everywhere(site,
     print(f"users during the health, slow and crash drills: {report.summary()}")
 
 
-def test_a_failing_canary_is_aborted_on_every_host_and_only_its_share_of_requests_fails(site, load_balancer):
+def test_a_failing_canary_is_aborted_on_every_host_and_only_its_share_of_requests_fails(module_site,
+                                                                                       module_load_balancer):
     """v3 answers 20% of its /version requests with 500 (its health check passes): the one
     verdict over the three hosts' logs aborts it, every host goes back to 100% on v2 and
-    records `aborted`, exit 6. The users see about share x 20% errors, all from v3."""
+    records `aborted`, exit 6. The users see about share x 20% errors, all from v3. v2: the
+    release the test before left live (deployed here when this test runs alone)."""
+    site, load_balancer = module_site, module_load_balancer
     site.write_config(warm_window=0)
-    site.deploy("1111111aaaa", "--json")
-    v2 = deployed(site.deploy("2222222bbbb", "--json"))
+    v2 = live_release(site, "2222222bbbb")
     site.write_config(canary_window=30, canary_min_requests=10, warm_window=0,
                       frontend_env={"PROBE_FAIL_SHARE": 0.2})
     with traffic_to(load_balancer) as traffic:

@@ -51,16 +51,27 @@ image = "{scheduler_ref}"
         fleet.start_host(site.host(first))
 
         # The next whole minute, plus the run itself (tens of seconds on a loaded 2-core machine).
+        # Waited for on the host's runs.jsonl (a `docker exec cat`): asking `deployctl jobs`
+        # every 2 s started a CLI and an SSH session each time, on a CPU the suite saturates.
+        # Then `deployctl jobs` is asked, and must show that run.
+        def ended_after_reboot(text: str) -> bool:
+            lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+            return any(r.get("start", 0) >= rebooted and r.get("outcome") == "exited" for r in lines)
+
         deadline = time.monotonic() + 150
+        while not ended_after_reboot(site.state_file(first, "jobs/runs.jsonl")) and time.monotonic() < deadline:
+            time.sleep(1)
         run, runs = None, []
         while run is None and time.monotonic() < deadline:
-            time.sleep(2)
             listed = site.cli("--json", "jobs", "--env", ENV)
             if listed.returncode == 4:  # the rebooted host's sshd still settling: "No existing session"
+                time.sleep(2)
                 continue
             assert listed.returncode == 0, listed.stderr
             runs = json.loads(listed.stdout.splitlines()[-1])["jobs"][0]["runs"]
             run = next((r for r in runs if r["start"] >= rebooted and r["outcome"] == "exited"), None)
+            if run is None:
+                time.sleep(2)
         assert run is not None, f"no scheduled run within 150 s of the reboot: {runs}"
         assert (run["release"], run["exit_code"], run["trigger"]) == (r2, 0, "schedule")
         log = site.state_file(first, "jobs/logs/tick.log")

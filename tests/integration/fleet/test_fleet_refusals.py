@@ -1,7 +1,10 @@
 """What the fleet refuses, and when: a lock held on one host or one host unreachable stops a
 deploy before any host changes (exit 8 / exit 4, naming the host); `status` shows a down host
 as unreachable; `halt` leaves hosts on different releases (exit 7), after which a rollback
-refuses to guess a release until `--to` names one."""
+refuses to guess a release until `--to` names one.
+
+Both tests run on one app (the module's site, tests/integration/fleet/conftest.py): the
+first changes nothing on any host, so the second starts from the same live release."""
 
 from __future__ import annotations
 
@@ -10,14 +13,15 @@ import json
 import pytest
 
 from deployctl.errors import ExitCode
-from tests.integration.fleet.site import ENV, json_lines
-from tests.integration.fleet.test_fleet_rollout import HEALTH_PORT, deployed
+from tests.integration.fleet.site import ENV, json_lines, live_release
+from tests.integration.fleet.test_fleet_rollout import HEALTH_PORT
 
 pytestmark = pytest.mark.integration
 
 
-def test_a_held_lock_or_an_unreachable_host_stops_the_deploy_before_any_host_changes(site, fleet):
-    v1 = deployed(site.deploy("5555555eeee", "--json"))
+def test_a_held_lock_or_an_unreachable_host_stops_the_deploy_before_any_host_changes(module_site, fleet):
+    site = module_site
+    v1 = live_release(site, "5555555eeee")
     first, second, third = site.hosts
     before = {h: len(site.history(h).records) for h in site.hosts}
 
@@ -52,8 +56,9 @@ def test_a_held_lock_or_an_unreachable_host_stops_the_deploy_before_any_host_cha
         fleet.start_host(site.host(third))
 
 
-def test_halt_leaves_hosts_apart_and_a_rollback_must_name_the_release(site):
-    v1 = deployed(site.deploy("7777777aaaa", "--json"))
+def test_halt_leaves_hosts_apart_and_a_rollback_must_name_the_release(module_site):
+    site = module_site
+    v1 = live_release(site, "7777777aaaa")  # the one release the test before left live
     site.write_config(batch=1, on_failure="halt")
     first, second, third = site.hosts
     rule = ["OUTPUT", "-p", "tcp", "--dport", HEALTH_PORT, "-j", "REJECT"]

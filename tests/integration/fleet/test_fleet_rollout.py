@@ -1,7 +1,10 @@
 """Rollouts across the test fleet under continuous traffic through its load balancer
 (bounded, 127.0.0.1 only): a batch-of-one deploy, a fleet rollback, and a deploy whose
 second host fails its health check so the first is reverted. Every request must succeed,
-and once a command returns every answer comes from the release it left live."""
+and once a command returns every answer comes from the release it left live.
+
+Both tests run on one app (the module's site, tests/integration/fleet/conftest.py): the
+second starts from the release the first rolled back to instead of deploying a new app."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import time
 import pytest
 
 from deployctl.errors import ExitCode
-from tests.integration.fleet.site import ENV, json_lines
+from tests.integration.fleet.site import ENV, json_lines, live_release
 from tests.support.traffic import Traffic
 
 pytestmark = pytest.mark.integration
@@ -26,8 +29,9 @@ def traffic_to(balancer) -> Traffic:  # type: ignore[no-untyped-def]
     return Traffic(f"{balancer.url}/version", workers=4, max_requests=20_000, max_seconds=240)
 
 
-def test_batch_of_one_rollout_then_fleet_rollback_drop_no_request(site, load_balancer):
-    v1 = deployed(site.deploy("1111111aaaa", "--json"))  # all hosts at once; each pulls the images
+def test_batch_of_one_rollout_then_fleet_rollback_drop_no_request(module_site, module_load_balancer):
+    site, load_balancer = module_site, module_load_balancer
+    v1 = live_release(site, "1111111aaaa")  # all hosts at once; each pulls the images
     assert [site.current(h) for h in site.hosts] == [v1] * 3
     site.write_config(batch=1)
     with traffic_to(load_balancer) as traffic:
@@ -62,10 +66,13 @@ def test_batch_of_one_rollout_then_fleet_rollback_drop_no_request(site, load_bal
         assert (last.action, last.release, last.outcome, last.previous) == ("rollback", v1, "succeeded", v2)
 
 
-def test_second_host_failing_its_health_check_stops_the_rollout_and_reverts_the_first(site, load_balancer):
-    v1 = deployed(site.deploy("3333333cccc", "--json"))
+def test_second_host_failing_its_health_check_stops_the_rollout_and_reverts_the_first(module_site,
+                                                                                       module_load_balancer):
+    site, load_balancer = module_site, module_load_balancer
+    v1 = live_release(site, "3333333cccc")  # the release the test before rolled back to
     site.write_config(batch=1)
     first, second, third = site.hosts
+    before = {h: len(site.history(h).records) for h in site.hosts}
     # The second host's health checks are refused (a firewall rule on that host only); its
     # old release keeps serving through its nginx, which reaches containers over the bridge.
     rule = ["OUTPUT", "-p", "tcp", "--dport", HEALTH_PORT, "-j", "REJECT"]
@@ -91,7 +98,8 @@ def test_second_host_failing_its_health_check_stops_the_rollout_and_reverts_the_
     assert "every host still serves the release it served before" in done.stderr
 
     # Recorded in each host's history; all back on v1, every lock released.
-    outcomes = {h: [(r.action, r.release, r.outcome) for r in site.history(h).records[1:]] for h in site.hosts}
+    outcomes = {h: [(r.action, r.release, r.outcome) for r in site.history(h).records[before[h]:]]
+                for h in site.hosts}
     assert outcomes == {
         first: [("deploy", v2, "succeeded"), ("rollback", v1, "succeeded"), ("deploy", v2, "reverted")],
         second: [("deploy", v2, "failed")],
