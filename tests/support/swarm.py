@@ -59,10 +59,13 @@ class Swarm:
         return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
 
     def remove_app(self, app: str) -> None:
+        # A network is in use until the removed services' tasks are gone: asked again every
+        # 0.25 s (for at most 10 s) rather than after a fixed 2 s sleep, as a test's teardown.
         script = (f"docker service ls -q --filter label=io.deployctl.app={app} | xargs -r docker service rm; "
                   f"docker secret ls -q --filter label=io.deployctl.app={app} | xargs -r docker secret rm; "
-                  "sleep 2; "
-                  f"docker network ls -q --filter name={app}- | xargs -r docker network rm")
+                  "i=0; while [ $i -lt 40 ]; do "
+                  f"left=$(docker network ls -q --filter name={app}-); [ -z \"$left\" ] && break; "
+                  "echo \"$left\" | xargs docker network rm >/dev/null 2>&1 && break; i=$((i+1)); sleep 0.25; done")
         self.manager.exec("sh", "-c", script, check=False)
         self.fleet.remove_app(app)
 
@@ -165,7 +168,7 @@ def make_swarm(fleet: Fleet) -> Swarm:
     return swarm
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
