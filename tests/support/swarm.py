@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -59,10 +60,13 @@ class Swarm:
         return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
 
     def remove_app(self, app: str) -> None:
+        # A network is in use until the removed services' tasks are gone: asked again every
+        # 0.25 s (for at most 10 s) rather than after a fixed 2 s sleep, as a test's teardown.
         script = (f"docker service ls -q --filter label=io.deployctl.app={app} | xargs -r docker service rm; "
                   f"docker secret ls -q --filter label=io.deployctl.app={app} | xargs -r docker secret rm; "
-                  "sleep 2; "
-                  f"docker network ls -q --filter name={app}- | xargs -r docker network rm")
+                  "i=0; while [ $i -lt 40 ]; do "
+                  f"left=$(docker network ls -q --filter name={app}-); [ -z \"$left\" ] && break; "
+                  "echo \"$left\" | xargs docker network rm >/dev/null 2>&1 && break; i=$((i+1)); sleep 0.25; done")
         self.manager.exec("sh", "-c", script, check=False)
         self.fleet.remove_app(app)
 
@@ -146,26 +150,31 @@ class Swarm:
                 host.exec("sh", "-c", f"docker rm -f {name}; rm -rf /tmp/{name}", check=False)
 
     def leave(self) -> None:
-        for host in reversed(self.nodes):
-            host.exec("docker", "swarm", "leave", "--force", check=False)
+        """Every node out of the Swarm (the fleet's hosts live on for the fleet tests of the
+        same session): the workers side by side, then the manager (--force: no quorum to keep;
+        one after the other, under load, this was seconds per node)."""
+        with ThreadPoolExecutor(max_workers=len(self.workers) or 1) as pool:
+            list(pool.map(lambda host: host.exec("docker", "swarm", "leave", "--force", check=False), self.workers))
+        self.manager.exec("docker", "swarm", "leave", "--force", check=False)
 
 
 def make_swarm(fleet: Fleet) -> Swarm:
     """The fleet's first host as manager, the others as workers; every node Ready."""
     manager, *workers = fleet.hosts
-    for host in fleet.hosts:  # a swarm a crashed session left behind
-        host.exec("docker", "swarm", "leave", "--force", check=False)
-    manager.exec("docker", "swarm", "init", "--advertise-addr", manager.address,
-                 "--dispatcher-heartbeat", HEARTBEAT)
-    token = manager.exec("docker", "swarm", "join-token", "-q", "worker")
-    for host in workers:
-        host.exec("docker", "swarm", "join", "--token", token, f"{manager.address}:2377")
+    with ThreadPoolExecutor(max_workers=len(fleet.hosts)) as pool:  # independent hosts: side by side
+        # a swarm a crashed session left behind
+        list(pool.map(lambda host: host.exec("docker", "swarm", "leave", "--force", check=False), fleet.hosts))
+        manager.exec("docker", "swarm", "init", "--advertise-addr", manager.address,
+                     "--dispatcher-heartbeat", HEARTBEAT)
+        token = manager.exec("docker", "swarm", "join-token", "-q", "worker")
+        list(pool.map(lambda host: host.exec("docker", "swarm", "join", "--token", token,
+                                             f"{manager.address}:2377"), workers))
     swarm = Swarm(fleet, manager, workers)
     wait_until(lambda: swarm.ready_nodes() == len(fleet.hosts), 60, "every swarm node Ready", interval=0.5)
     return swarm
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

@@ -134,8 +134,16 @@ def json_lines(output: str) -> list[dict]:
 
 
 class Phases:
-    """Runs each phase of a test under traffic through the load balancer (4 workers, from 1 s
-    before the action to 1.5 s after it) and keeps a line per phase for the test's report."""
+    """Runs each phase of a test under traffic through the load balancer (4 workers, from
+    BEFORE requests seen before the action to AFTER requests sent after it returned) and
+    keeps a line per phase for the test's report.
+
+    Counts, not fixed sleeps (1 s before, 1.5 s after until issue 26): at this suite's ~100
+    requests a second they take a fraction of a second, and on a slower machine they still
+    wait until the traffic was seen flowing past the moment, which a sleep only hopes for.
+    AFTER is the sample `wrong_release_after` judges: 10 answers per worker after the return."""
+
+    BEFORE, AFTER = 8, 40
 
     def __init__(self, balancer) -> None:  # type: ignore[no-untyped-def]
         self.balancer, self.lines = balancer, []
@@ -143,12 +151,12 @@ class Phases:
     def __call__(self, name: str, action):  # type: ignore[no-untyped-def]
         """The action's result, the traffic report, and when the action returned."""
         with Traffic(f"{self.balancer.url}/version", workers=4, max_requests=30_000, max_seconds=180) as traffic:
-            time.sleep(1)
+            traffic.wait_for(self.BEFORE, timeout=10)
             started = time.monotonic()
             result = action()
             took = time.monotonic() - started
             returned = time.time()
-            time.sleep(1.5)
+            traffic.wait_for(self.AFTER, since=returned, timeout=10)
         self.lines.append(f"{name}: {traffic.report.summary()} ({took:.1f}s)"
                           + "".join(f"\n  failed: {f.status} {f.error[:100]} after {f.finished - f.started:.2f}s"
                                     for f in traffic.report.failures[:5]))

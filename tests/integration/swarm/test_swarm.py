@@ -71,6 +71,10 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
     assert report.total > 50 and report.failures == [], report.summary()
     assert report.wrong_release_after(returned, v2) == [], report.summary()
     assert site.current() == v2
+    # The backend's migration ran as a replicated job on the Swarm (v1's and v2's deploys: the
+    # only ones here with a migration; each costs a job, 5-10 s, and the later phases are
+    # about other things: their write_config says migrate=False).
+    assert any(e.get("event") == "step_done" and e.get("step") == "migrate" for e in events), events
     # Every node's DNS resolved v2's services before any node routed to them (docs/swarm.md:
     # the gossip), each node's wait one command in its proxy task
     dns = [e for e in events if e.get("event") == "step_done" and e.get("step") == "dns"]
@@ -117,7 +121,7 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
 
     # v3 whose health check never passes: exit 6, v1 keeps serving, v3's services removed.
     # Swarm stops a task its HEALTHCHECK calls unhealthy (a failed task): the wait ends there.
-    site.write_config(health_timeout=6)
+    site.write_config(health_timeout=6, migrate=False)
     done, report, returned = under_traffic(
         "failing deploy v3", lambda: site.deploy("3333333cccc", frontend=site.images.broken))
     assert done.returncode == ExitCode.DEPLOY_FAILED, done.stdout[-3000:] + done.stderr[-2000:]
@@ -133,7 +137,7 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
     # its process started): the guard reads every node's proxy log, puts v1 back on every
     # node, removes v4's services, exit 6, `reverted` with the numbers (issue 22: the Swarm
     # skipped the guard with a warning).
-    site.write_config(guard_window=90, frontend_env={"PROBE_FAIL_AFTER": 25})
+    site.write_config(guard_window=90, frontend_env={"PROBE_FAIL_AFTER": 25}, migrate=False)
     done, report, returned = under_traffic("guarded deploy v4", lambda: site.deploy("4444444dddd"))
     assert done.returncode == ExitCode.DEPLOY_FAILED, done.stdout[-3000:] + done.stderr[-2000:]
     assert "guard:" in done.stdout + done.stderr and "switched back to" in done.stdout + done.stderr
@@ -150,7 +154,7 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
     # the route, the previous configuration goes back on every node, deployctl waits until
     # every node answers from v1 again before v5's services go (exit 6, `reverted`). The
     # only failed requests are v5's own 500s in the moment it was routed.
-    site.write_config(frontend_env={"PROBE_FAIL_SHARE": 1})
+    site.write_config(frontend_env={"PROBE_FAIL_SHARE": 1}, migrate=False)
     done, report, returned = under_traffic("deploy v5, verify fails", lambda: site.deploy("5555555eeee"))
     assert done.returncode == ExitCode.DEPLOY_FAILED, done.stdout[-3000:] + done.stderr[-2000:]
     assert "switch back" in done.stdout + done.stderr
@@ -180,9 +184,12 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
     tagged = site.images.proxy.split("@")[0] + ":standin"
     # With warm_window = 0 the replaced releases go to 0 tasks (kept), and the rollback to v1
     # scales its services back up (the cold path).
-    site.write_config(proxy_image=tagged, warm_window=0)
+    site.write_config(proxy_image=tagged, warm_window=0, migrate=False)
     done, report, returned = under_traffic("deploy v6, new proxy image", lambda: site.deploy("6666666ffff", "--json"))
-    v6 = ok(done)[-1]["release"]
+    events = ok(done)
+    v6 = events[-1]["release"]
+    print("deploy v6 steps: " + ", ".join(f"{e['step']} {e.get('seconds') or 0:.1f}s" for e in events
+                                          if e.get("event") == "step_done"))
     assert report.failures == [], report.summary()
     assert report.wrong_release_after(returned, v6) == [], report.summary()
     assert proxy_image() == tagged
@@ -193,6 +200,8 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
     done, report, returned = under_traffic("rollback to v1 and its proxy image",
                                            lambda: site.cli("rollback", "--env", ENV, "--json"))
     events = ok(done)
+    print("cold rollback steps: " + ", ".join(f"{e['step']} {e.get('seconds') or 0:.1f}s" for e in events
+                                              if e.get("event") == "step_done"))
     assert any(e.get("step") == "start" for e in events), events  # scaled back up
     assert report.failures == [], report.summary()
     assert report.wrong_release_after(returned, v1) == [], report.summary()

@@ -18,7 +18,7 @@ from dataclasses import replace
 import pytest
 
 from deployctl.artifacts import read_artifacts, write_artifacts
-from tests.integration.test_example_deploy import (a_second_revision, cli, example,  # noqa: F401 - a fixture
+from tests.integration.test_example_deploy import (a_second_revision, cli, events, example,  # noqa: F401 - a fixture
                                                    page_at, result, step_done_at)
 from tests.support.swarm import wait_for
 from tests.support.traffic import Traffic
@@ -79,6 +79,8 @@ def _cycle(project, app, env, fleet, balancer, swarm) -> None:  # type: ignore[n
     build()
     first = ok("deploy", "--env", "swarm", "--json")
     v1 = result(first)["release"]
+    print("\nv1's steps: " + ", ".join(f"{e['step']} {e.get('seconds') or 0:.1f}s" for e in events(first)
+                                      if e.get("event") == "step_done"))
     assert env["DB_PASSWORD"] not in first.stdout + first.stderr
     # init.sql ran in the pinned database (a Docker config there): its rows come back.
     try:
@@ -101,6 +103,8 @@ def _cycle(project, app, env, fleet, balancer, swarm) -> None:  # type: ignore[n
         stages = {s["stage"]: s["outcome"] for s in result(second)["stages"]}
         print("release on the swarm: " + ", ".join(f"{s['stage']} {s['outcome']} {s['seconds']:.1f}s"
                                                    for s in result(second)["stages"]))
+        print("its deploy's steps: " + ", ".join(f"{e['step']} {e.get('seconds') or 0:.1f}s" for e in events(second)
+                                                 if e.get("event") == "step_done"))
         assert stages == {"build": "ok", "test": stages["test"], "push": "ok", "deploy": "ok"}, stages
         assert stages["test"] in ("ok", "skipped"), result(second)["stages"]
         pushed = read_artifacts(project / ".deployctl" / "build.json").images

@@ -63,7 +63,7 @@ def test_an_app_with_only_http_and_tcp_checks_deploys_a_failing_http_check_is_re
     assert site.current() == v2 and checkers() == ""
 
     # v3's /healthz answers 503: deployctl's check refuses it, v2 never stops serving.
-    site.write_config(health_timeout=6, checks="http")
+    site.write_config(health_timeout=6, checks="http", migrate=False)
     done, report, _ = under_traffic("failing http check v3",
                                     lambda: site.deploy("3333333cccc", frontend=site.images.broken))
     output = done.stdout + done.stderr
@@ -93,12 +93,12 @@ def test_an_app_with_only_http_and_tcp_checks_deploys_a_failing_http_check_is_re
     assert site.current() == v1
     assert sum(swarm.running_tasks(site.service("frontend", v1)).values()) == 4
     assert site.history().records[-1].extra["scaled"] == {"frontend": [4, 3]}  # carried forward
-    site.write_config(checks="http")
+    site.write_config(checks="http", migrate=False)
     v4 = ok(site.deploy("4444444dddd", "--json"))[-1]["release"]
     assert sum(swarm.running_tasks(site.service("frontend", v4)).values()) == 4
     assert sum(swarm.running_tasks(site.service("backend", v4)).values()) == 2
     # deploy.toml changed frontend's replicas: its word wins over the old scale.
-    site.write_config(checks="http", frontend_replicas=2)
+    site.write_config(checks="http", frontend_replicas=2, migrate=False)
     v5 = ok(site.deploy("5555555eeee", "--json"))[-1]["release"]
     assert sum(swarm.running_tasks(site.service("frontend", v5)).values()) == 2
     assert "scaled" not in site.history().records[-1].extra
