@@ -131,8 +131,8 @@ def test_proxy_is_a_global_service_on_host_mode_ports_reading_the_nodes_config()
     # at a time, each nginx stopped gracefully before its replacement takes the host port.
     assert sw.update_proxy_image(names, "reg/nginx:2") == [
         "docker", "service", "update", "--detach=false", "--quiet", "--image", "reg/nginx:2", "--no-resolve-image",
-        "--stop-signal", "QUIT", "--update-parallelism", "1", "--update-order", "stop-first", "--update-delay", "1s",
-        "--update-monitor", "2s", "--update-failure-action", "rollback", "shop-prod-proxy"]
+        "--stop-signal", "QUIT", "--update-parallelism", "1", "--update-order", "stop-first", "--update-delay", "2s",
+        "--update-failure-action", "rollback", "shop-prod-proxy"]
     assert sw.proxy_image(names) == [
         "docker", "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", "shop-prod-proxy"]
     assert sw.create_network("shop-prod", {"io.deployctl.app": "shop"}) == [

@@ -188,7 +188,7 @@ def test_the_proxy_publishes_https_beside_http_and_an_existing_one_gets_it_one_n
         "docker", "service", "update", "--detach=false", "--quiet",
         "--publish-add", "mode=host,target=443,published=8443,protocol=tcp",
         "--stop-signal", "QUIT", "--update-parallelism", "1", "--update-order", "stop-first",
-        "--update-delay", "1s", "--update-monitor", "2s", "--update-failure-action", "rollback", "shop-swarm-proxy"]
+        "--update-delay", "2s", "--update-failure-action", "rollback", "shop-swarm-proxy"]
 
 
 def test_the_dry_run_of_a_swarm_deploy_says_what_https_does():

@@ -315,15 +315,8 @@ def update_proxy_image(names: Names, image: str) -> list[str]:
             *_ROLLING, names.proxy]
 
 
-# The pause between nodes and the failure watch (--update-monitor, Docker's default 5 s) are
-# waited for by every roll: the watch after the last node, then once more by the CLI's
-# --detach=false ("verify"), so 5 s twice. A new nginx that fails does so as it starts (its
-# configuration, its image), well within 2 s, and the route's verify judges every node's
-# proxy after the roll anyway; nginx listens within milliseconds of its task running, so
-# 1 s between nodes keeps one node taking connections at a time. Measured on the test Swarm
-# under load 30: 26-27 s a roll over 3 nodes with 2 s and 5 s (issue 26).
 _ROLLING = ("--stop-signal", "QUIT", "--update-parallelism", "1", "--update-order", "stop-first",
-            "--update-delay", "1s", "--update-monitor", "2s", "--update-failure-action", "rollback")
+            "--update-delay", "2s", "--update-failure-action", "rollback")
 
 
 def proxy_container(names: Names) -> list[str]:
