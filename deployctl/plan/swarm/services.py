@@ -263,6 +263,18 @@ def swarm_state() -> list[str]:
     return ["docker", "info", "--format", "{{.Swarm.LocalNodeState}}\t{{.Swarm.ControlAvailable}}"]
 
 
+def manager_state(stdout: str) -> str:
+    """What `swarm_state` printed, read: "manager" (active, in control), "unsettled" (active,
+    but the control field empty: a manager under load once answered so for a moment, on a CI
+    run, right after a worker's restart; asked again, it said true), else "no" (a worker
+    says `active<TAB>false`, a node outside a Swarm `inactive`)."""
+    state, _, control = stdout.strip("\n").partition("\t")
+    if state.strip() != "active":
+        return "no"
+    control = control.strip()
+    return "manager" if control == "true" else "unsettled" if control == "" else "no"
+
+
 def proxy_service(names: Names, image: str, proxy_dir: str, published: int, listen_port: int,
                   labels: dict[str, str], tls_port: int | None = None) -> list[str]:
     """nginx on every node (global), publishing the port on the node itself (host mode: no

@@ -50,13 +50,20 @@ class SwarmSite:
 
     # -- the manager -----------------------------------------------------------------------
 
-    def check_manager(self) -> None:
-        out = self.manager.run(sw.swarm_state(), timeout=30)
-        state = out.stdout.strip().split("\t")
-        if not out.ok or state[0] != "active" or state[-1] != "true":
-            raise ConnectError(f"{self.manager.host}: not a Swarm manager (docker info says "
-                               f"{out.stdout.strip() or out.stderr.strip()!r})",
-                               hint="give a manager node of the Swarm as manager in deploy.toml")
+    def check_manager(self, attempts: int = 4, pause: float = 1.0) -> None:
+        """Refuses a node that is not a Swarm manager; one whose answer is unsettled
+        (plan/swarm/services.manager_state) is asked again, up to `attempts` times."""
+        for attempt in range(attempts):
+            out = self.manager.run(sw.swarm_state(), timeout=30)
+            state = sw.manager_state(out.stdout) if out.ok else "no"
+            if state == "manager":
+                return
+            if state == "no" or attempt == attempts - 1:
+                break
+            time.sleep(pause)
+        raise ConnectError(f"{self.manager.host}: not a Swarm manager (docker info says "
+                           f"{out.stdout.strip() or out.stderr.strip()!r})",
+                           hint="give a manager node of the Swarm as manager in deploy.toml")
 
     def nodes(self) -> list[sw.Node]:
         ids = check(self.manager, sw.list_nodes()).split()
