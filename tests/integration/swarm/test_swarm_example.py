@@ -117,6 +117,10 @@ def _cycle(project, app, env, fleet, balancer, swarm) -> None:  # type: ignore[n
         back = ok("rollback", "--env", "swarm", "--json")
         time.sleep(1.5)
     report = traffic.report
+    # Inside the warm window (600 s by default) the example's rollback is every node's standby
+    # flag, as test_swarm.py proves for the probe app: no reload before the verify.
+    assert any(e.get("step") == "route" and "standby flag" in e.get("detail", "") for e in events(back)), \
+        [e for e in events(back) if e.get("event") == "step_done"]
     print(f"example on the swarm: {report.summary()}")
     assert report.total > 50, report.summary()
     assert report.failures == [], report.summary() + repr(report.failures[:3])
