@@ -40,7 +40,7 @@ from ...plan.lifecycle.releases import FAILED, LIVE, History, ReleaseRecord, new
 from ...plan.swarm.swarm_plan import SwarmPlan, deploy_plan, proxy_config_for, rollback_plan
 from ...plan.edge.proxy_config import live_release, standby_flag, standby_of
 from ...plan.swarm.swarm_proxy import standby_address, tasks_address
-from ...plan.lifecycle.switch_plan import guard_spec
+from ...plan.lifecycle.switch_plan import clear_flags, guard_spec
 from ...secrets import Secret
 from ..lifecycle import preflight
 from . import swarm_accessories
@@ -873,6 +873,13 @@ class SwarmRollbackJob:
                                          "that left it warm wrote it so): its flag file on every node at once is "
                                          "the switch, no reload; the target's own nginx.conf is written after the "
                                          "verify, as below; else:"), *rows]
+            # What `_own_config` runs beside that write (found missing by a warm case of the
+            # dry-run comparison on helper swarmwrites' branch).
+            after = [PlannedStep("route", "after a switch by the flag, beside that write on every node: the flags "
+                                          "of earlier configurations go (not the one raised: the replaced workers "
+                                          "may still read it)",
+                                 clear_flags(self.site.layout.proxy_dir, "<the flag raised>"))]
+            return Step("switch", (*rows, *self.plan.verify_rows(), *after), self._switch)
         return Step("switch", (*rows, *self.plan.verify_rows()), self._switch)
 
     def _switch(self) -> None:
