@@ -838,15 +838,3 @@ def test_a_watchdog_that_cannot_be_removed_after_the_verified_switch_leaves_the_
     last = host_rules.records(host)[-1]
     assert last.outcome == LIVE and host.serving() == last.release and host.running(last.release)
     assert host.running(last.previous)  # not retired: the watchdog would put it back
-
-
-def test_a_deploy_lists_the_ready_nodes_once_after_its_health_wait(swarm):
-    """Two listings of the ready nodes a deploy (each is two manager calls): the prefetch as
-    it begins, which the preparation's looks take (the recovery's, HTTPS's), and the one as
-    the health wait ends, which the switch takes when no shadow window or canary ran in
-    between (issue 26: five before, 2-3 s of a deploy on a loaded machine)."""
-    site, fake = swarm
-    before = len(fake.calls)
-    site.deploy()
-    listed = [text for call, text in fake.calls[before:] if text.startswith("docker node ls")]
-    assert len(listed) == 2, listed

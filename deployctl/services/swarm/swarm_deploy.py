@@ -110,16 +110,15 @@ class SwarmJob:
 
 def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
             checkpoint: Callable[[], None] = lambda: None, previous: bytes | None = None,
-            config: str | None = None, nodes: list[sw.Node] | None = None) -> None:
+            config: str | None = None) -> None:
     """Route `config` (the plan's own configuration when None) then verify on every node; a
     failed verify puts the previous configuration (`previous`: what the nodes served before
     this command touched them; None: read now) back on every node (raises SwitchFailed), or
     SwarmSwitchBackFailed if that fails too. A signal seen after the route or the verify
     (`checkpoint`) switches back as well, as on hosts (services/lifecycle/switch.py): an
     interrupted deploy never ends with its release live. The ready nodes are listed once
-    for the whole switch (each listing is two manager calls); `nodes`: the caller's listing
-    of a moment ago."""
-    nodes = site.ready_nodes() if nodes is None else nodes
+    for the whole switch (each listing is two manager calls)."""
+    nodes = site.ready_nodes()
     previous = previous if previous is not None else site.live_config(nodes)
     # Every node's DNS knows the release's tasks before any node routes to them (bounded).
     _verified_switch(site, plan, port, emit, host, nodes, f"proxy -> {plan.target.release}",
@@ -423,7 +422,6 @@ class SwarmDeploy:
         # The shadow window, the canary and the guard, with their ways back (services/swarm/swarm_judges.py).
         self.judges = SwarmJudges(self, site, plan, self.port, shadow_gate, gate)
         self.promoted = None  # the canary that promoted: its watchdogs armed until the switch is verified
-        self.ready: list[sw.Node] | None = None  # the ready nodes as the health wait ended
 
     def lock(self) -> None:
         take_lock(self.state, self.emit, host=self.host, action="deploy", release=self.release,
@@ -587,8 +585,7 @@ class SwarmDeploy:
         self.cancel.check()
         # What every node served before this deploy touches the proxies: the shadow window's
         # stop, the canary's abort, a failed verify and the guard's revert put it back.
-        self.ready = self.site.ready_nodes()
-        self.judges.live_only = self.site.live_config(self.ready)
+        self.judges.live_only = self.site.live_config()
 
     def _canary_file_rows(self) -> list[PlannedStep]:
         """The canary's own files, as the run removes them (services/swarm/swarm_judges.py)."""
@@ -606,11 +603,8 @@ class SwarmDeploy:
         standby = _standby(self.state, self.previous, self.release, self.rollout.warm_window)
         config = proxy_config_for(self.plan.target, standby, _standby_flag(self.release, standby))
         try:
-            # The nodes the health wait ended with, read a moment ago, unless a shadow window or
-            # a canary (tens of seconds) ran since: one listing (two manager calls) fewer.
             _switch(self.site, self.plan, self.port, self.emit, self.host, self.cancel.check,
-                    previous=self.judges.live_only, config=config,
-                    nodes=self.ready if self.plan.shadow is None and self.plan.canary is None else None)
+                    previous=self.judges.live_only, config=config)
         except SwitchBackFailed:
             raise  # uncertain: the canary's watchdogs, still armed, put the live-only proxy back
         except BaseException:

@@ -272,7 +272,7 @@ class SwarmJudges(Judges):
         services are removed, recorded `aborted`."""
         self._recover_canary()
         d, site = self.deploy, self.site
-        shadow = shadow_of(site.live_config(site.snapshot()))  # the nodes the command listed as it began
+        shadow = shadow_of(site.live_config())
         if shadow is None:
             return
         d.emit(Message(f"a shadow window of {shadow.release} was not decided (deployctl stopped): the proxies still "

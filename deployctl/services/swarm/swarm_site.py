@@ -454,15 +454,15 @@ class NodeProxy(HostProxy):
         return self.ports.get(listen_port)
 
 
-def node_proxies(site: SwarmSite, env: Env, nodes: list[sw.Node] | None = None) -> tuple[list, list[NodeProxy]]:
+def node_proxies(site: SwarmSite, env: Env) -> tuple[list, list[NodeProxy]]:
     """Every ready node's connector and its proxy task, with the environment's published
     ports (HTTP, and HTTPS where on), as services/edge/tls.py and services/edge/maintenance.py
-    take a host's proxy. `nodes`: the caller's listing of the ready nodes (else listed now)."""
+    take a host's proxy."""
     ports = {env.config.proxy.port: env.proxy_port}
     published = env.tls_port
     if published is not None:
         ports[TLS_LISTEN_PORT] = published
-    conns = [site.node(node.address) for node in (site.ready_nodes() if nodes is None else nodes)]
+    conns = [site.node(node.address) for node in site.ready_nodes()]
     return conns, [NodeProxy(conn, site.names, site.emit, ports, site.layout) for conn in conns]
 
 

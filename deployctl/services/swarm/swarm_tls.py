@@ -32,8 +32,7 @@ def prepare(site: SwarmSite, env: Env) -> None:
     it), as a host's deploy does."""
     mode = env.config.tls_for(env.name)
     publish_tls_port(site, env)
-    # The nodes the deploy listed as it began (its prefetch, seconds ago): no listing of its own.
-    conns, proxies = node_proxies(site, env, site.snapshot())
+    conns, proxies = node_proxies(site, env)
 
     def one(pair) -> None:  # type: ignore[no-untyped-def]
         host = tls.HostTls(pair[0], site.names, site.layout, site.emit, pair[1])
