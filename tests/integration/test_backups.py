@@ -36,7 +36,8 @@ from deployctl.errors import ExitCode
 from deployctl.events import Recorder
 from deployctl.services.data import backups
 from deployctl.services.env import Env
-from tests.integration.deploy_fixtures import PROXY_STANDIN, docker, free_port, remove_app_with_data, unique_app
+from tests.integration.deploy_fixtures import (PROBE, PROXY_STANDIN, _content_tag, docker, free_port,
+                                               remove_app_with_data, unique_app)
 from tests.integration.test_accessory_features import Cli
 from tests.support.moto_server import start_moto_server
 
@@ -78,6 +79,12 @@ with connect() as conn, conn.cursor() as cur:
 '''
 
 
+# The probe image the `probe_images` fixture builds, by its content tag (the fixed
+# `deployctl-test/probe:good` this test named exists on no fresh machine since d1ca74d: a
+# fresh-clone rehearsal on 2026-12-06 failed its build on it).
+PROBE_GOOD = f"deployctl-test/probe:good-{_content_tag(PROBE)}"
+
+
 def write_project(root: Path, app: str, port: int, *, schema: int, backup_dir: Path, before_migrate: bool,
                   scheduler: str) -> Path:
     web = root / "web"
@@ -86,7 +93,7 @@ def write_project(root: Path, app: str, port: int, *, schema: int, backup_dir: P
         shutil.copytree(Path(pymysql.__file__).parent, web / "pymysql",
                         ignore=shutil.ignore_patterns("__pycache__"))
     (web / "schema.py").write_text(SCHEMA_PY)
-    (web / "Dockerfile").write_text(f"FROM deployctl-test/probe:good\nENV SCHEMA_TARGET={schema}\n"
+    (web / "Dockerfile").write_text(f"FROM {PROBE_GOOD}\nENV SCHEMA_TARGET={schema}\n"
                                     "COPY pymysql /probe/pymysql\nCOPY schema.py /probe/schema.py\n")
     config = root / "deploy.toml"
     config.write_text(textwrap.dedent(f"""
@@ -139,7 +146,7 @@ def sql(container: str, query: str) -> str:
 
 
 @pytest.fixture
-def project(tmp_path, standin_images, scheduler_image, capsys, monkeypatch):
+def project(tmp_path, standin_images, probe_images, scheduler_image, capsys, monkeypatch):
     app = unique_app()
     monkeypatch.setenv("DB_ROOT_PASSWORD", ROOT_PASSWORD)
     port = free_port()

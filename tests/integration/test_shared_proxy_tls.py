@@ -15,6 +15,7 @@ the host's two ports moves to a shared proxy with its certificate, and rolls bac
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import ssl
@@ -96,7 +97,17 @@ def _http_body(port: int, name: str, path: str, address: str, headers: dict[str,
 
 
 def _gateway(network: str) -> str:
-    return docker("network", "inspect", network, "--format", "{{range .IPAM.Config}}{{.Gateway}}{{end}}")
+    """The network's gateway on this machine. An engine may list the default bridge's IPAM
+    with its subnet alone (a fresh Debian 12 docker.io did, 2026-12-06): then it is the
+    subnet's first address, where Docker puts a gateway it was not given."""
+    said = docker("network", "inspect", network, "--format", "{{range .IPAM.Config}}{{.Gateway}}|{{.Subnet}} {{end}}")
+    for entry in said.split():
+        gateway, _, subnet = entry.partition("|")
+        if gateway:
+            return gateway
+        if subnet and isinstance(net := ipaddress.ip_network(subnet, strict=False), ipaddress.IPv4Network):
+            return str(next(net.hosts()))
+    raise AssertionError(f"no IPv4 gateway or subnet for {network}: {said!r}")
 
 
 def _proxy_log(app: str) -> str:
