@@ -861,7 +861,7 @@ class SwarmRollbackJob:
         return [Step("start", tuple(start), self._start), Step("health", tuple(plan.health_rows()), self._health)]
 
     def switching(self) -> Step:
-        rows = self.plan.route_rows()
+        rows, after = self.plan.route_rows(), []
         if not self.plan.start:
             rows = [PlannedStep("route", f"if the live nginx.conf names {self.target} as its standby (the switch "
                                          "that left it warm wrote it so): its flag file on every node at once is "
@@ -873,8 +873,7 @@ class SwarmRollbackJob:
                                           "of earlier configurations go (not the one raised: the replaced workers "
                                           "may still read it)",
                                  clear_flags(self.site.layout.proxy_dir, "<the flag raised>"))]
-            return Step("switch", (*rows, *self.plan.verify_rows(), *after), self._switch)
-        return Step("switch", (*rows, *self.plan.verify_rows()), self._switch)
+        return Step("switch", (*rows, *self.plan.verify_rows(), *after), self._switch)
 
     def _switch(self) -> None:
         """By the live configuration's standby flag when it names this warm target (no
