@@ -200,7 +200,8 @@ class SwitchPlan:
                                               "while it exists; no reload"))
             rows.append(PlannedStep("verify", self.verify.describe()))
         standby = f"; standby {self.standby} (its warm window), switched to by a flag file" if self.standby else ""
-        rows.append(PlannedStep("route", ("after the verify: " if self.flag else "")
+        rows.append(PlannedStep("route", ("after the verify, beside the record and retire (the lock is released "
+                                          "once it ended): " if self.flag else "")
                                 + f"write the proxy's nginx.conf (as {STAGED_FILE} where nginx runs): upstream "
                                   f"{routed.container}:{routed.port}, {RELEASE_HEADER}: {self.target.release}"
                                   f"{standby}"))

@@ -285,11 +285,15 @@ class HostRollback:
 
         # The outcomes, records and exit codes of a deploy's failures (services/lifecycle/switch_failures.py):
         # switched, then switched back, is "reverted" (the target got traffic for a moment).
-        rollback_guarded(self, bring_up_and_switch, record=lambda outcome, why: self.state.record(
-            _record(self.target, self.current, outcome, why, self.message)))
-        self.seconds = time.monotonic() - self.started
-        record_live(self, record.action)
-        after_switch(self.emit, self.host, retire.action)
+        try:
+            rollback_guarded(self, bring_up_and_switch, record=lambda outcome, why: self.state.record(
+                _record(self.target, self.current, outcome, why, self.message)))
+            self.seconds = time.monotonic() - self.started
+            # A flag switch writes the target's own configuration meanwhile (HostSwitch.settle).
+            record_live(self, record.action)
+            after_switch(self.emit, self.host, retire.action)
+        finally:
+            self.switch.settle()  # before the lock is released (by the rollout, after run)
         return None
 
     @property
