@@ -33,6 +33,7 @@ from .health import HealthWait
 from .host_calls import PREVIOUS, mapped
 from .host_calls import why as _why
 from ..edge.proxy import HostProxy
+from ...plan.edge.proxy_containers import ProxyContainers
 
 SUBNET_TRIES = 8
 # After a lost race for a subnet: choose among this many free ones (plan/lifecycle/subnets.pick_subnet).
@@ -67,7 +68,7 @@ class HostSwitch:
         # its old proxy is set aside before the route, the cut and the verify through the
         # shared proxy follow the verify, and a failure puts the old proxy back first.
         self.move = None
-        self._flag_port = None  # a flag switch's published port, looked up during its bring-up
+        self._flag_look = None  # a flag switch's proxy listing (its port), taken during its bring-up
         self._routing = None  # a flag switch's own configuration being written (settle() waits)
 
     # -- looking -----------------------------------------------------------------------------
@@ -196,11 +197,12 @@ class HostSwitch:
         release runs beside the live one, out of the proxy. (A canary splits the traffic
         between here and `switch`: services/judging/canary.py.)"""
         if plan.flag is not None:
-            # The verify after the flag needs the proxy's published port: looked up beside the
-            # target's health check (one engine round trip off the command's path). The flag
-            # changes no container, so the port is the one the verify will reach.
+            # The verify after the flag needs the proxy's published port, and the route after
+            # it the proxy's containers: one `docker ps` says both (plan/edge/proxy_containers.py),
+            # listed beside the target's health check, off the command's path. The flag
+            # changes no container, and the lock is held: it is what the verify and the route meet.
             pool = ThreadPoolExecutor(max_workers=1)
-            self._flag_port = pool.submit(self.proxy.port, plan.proxy.listen_port)
+            self._flag_look = pool.submit(self.proxy.containers)
             pool.shutdown(wait=False)
         try:
             for step in self.bringing_up(plan) if steps is None else steps:
@@ -289,8 +291,10 @@ class HostSwitch:
             self.proxy.raise_flag(plan.flag)
             self._checkpoint()
             self.step = "verify"
-            looked, self._flag_port = self._flag_port, None
-            port = looked.result() if looked is not None else self.proxy.port(plan.proxy.listen_port)
+            looked, self._flag_look = self._flag_look, None
+            seen = looked.result() if looked is not None else None
+            port = seen.anchor.published(plan.proxy.listen_port) if seen is not None and seen.anchor else None
+            port = port or self.proxy.port(plan.proxy.listen_port)
             if port is None:
                 raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} publishes no port")
             seconds = self.verify(port, plan.verify)
@@ -308,16 +312,16 @@ class HostSwitch:
         # that (services/lifecycle/rollback.HostRollback.run), so that no other command reads
         # or writes the proxy's files meanwhile.
         pool = ThreadPoolExecutor(max_workers=1)
-        self._routing = pool.submit(self._route_after_flag, plan)
+        self._routing = pool.submit(self._route_after_flag, plan, seen)
         pool.shutdown(wait=False)
         return port, seconds
 
-    def _route_after_flag(self, plan: SwitchPlan) -> None:
+    def _route_after_flag(self, plan: SwitchPlan, seen: ProxyContainers | None) -> None:
         """What follows a verified flag switch: the target's own nginx.conf (staged, tested,
         renamed, reloaded), then the flags of earlier configurations. A failure is a warning:
         the target serves, verified, through the flag."""
         try:
-            self.proxy.route(plan.proxy, plan.proxy_config)
+            self.proxy.route(plan.proxy, plan.proxy_config, seen)
             self.proxy.clear_flags(keep=plan.flag)  # the replaced workers may still read it
         except Exception as exc:  # noqa: BLE001 - the target serves, verified, through the flag
             self.emit(Message(f"{plan.target.release} serves through the standby flag, but writing its own proxy "
