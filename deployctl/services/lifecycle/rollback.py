@@ -111,7 +111,7 @@ def rollback(env: Env, emit: Emit, *, to: str | None = None, message: str = "",
         def restore(job: HostRollback) -> None:  # once, under the locks, before any switch
             # Imported here: only --restore-data needs it, and with it the backups' modules
             # (plan/data, services/data, the backup stores) that a plain rollback's start-up
-            # would otherwise import (~15 ms of CPU; bench/rollback_command.py).
+            # would otherwise import (~15 ms of CPU; bench/rollback_startup.py).
             from ..data.release_schema import restore_for_rollback
 
             restore_for_rollback(env, job.conn, backup, emit)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from typing import Callable, Sequence
 
 from ...adapters.connector import check
@@ -332,8 +333,15 @@ class HostSwitch:
         """Waits until the configuration written after a flag switch is in place (or its
         failure was warned about): called before the job's lock is released."""
         routing, self._routing = self._routing, None
-        if routing is not None:
+        if routing is None:
+            return
+        try:
             routing.result()
+        except BaseException:
+            # A signal while waiting (the CLI's handler raises it here, then ignores the
+            # next ones): the lock is still released only once the configuration is written.
+            futures_wait([routing])
+            raise
 
     def _checkpoint(self) -> None:
         if self.checkpoint is not None:
