@@ -30,6 +30,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
+from .timestamps import timing  # noqa: F401 - re-exported (services/judging/drill.py, tests)
 from .lifecycle.releases import ABORTED, DRILL, EXEC, FAILED, LIVE, REVERTED, SKIPPED, UNCERTAIN, ReleaseRecord
 
 DAY = 86400.0
@@ -48,16 +49,6 @@ def parse_when(when: str | None) -> float | None:
     except ValueError:
         return None
     return seconds + (float(f"0.{frac}") if frac.isdigit() else 0.0)
-
-
-def timing(started: float, live: float) -> dict[str, str]:
-    """A record's `extra`: when its switch sequence began and when it ended, to the millisecond
-    (`when` has whole seconds), for the time to restore."""
-    return {"started": _iso_ms(started), "live": _iso_ms(live)}
-
-
-def _iso_ms(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch * 1000) % 1000:03d}Z"
 
 
 def parse_since(text: str) -> float:

@@ -321,13 +321,15 @@ def test_a_rollback_to_the_standby_is_its_flag_and_the_reload_after_the_verify()
     steps = [(s.step, s.detail) for s in rollback_switch_rows(flagged)]
     switch = steps.index(("switch", "create /etc/deployctl/proxy/standby-x (the proxy directory): the live nginx.conf "
                                     f"sends every request to its standby {R1} while it exists; no reload"))
-    assert steps[switch + 1][0] == "verify" and steps[switch + 2][1].startswith("after the verify: write")
+    assert steps[switch + 1][0] == "verify" and steps[switch + 2][1].startswith("after the verify, beside the record and retire")
     assert [s for s, _ in steps].count("verify") == 1
+    assert not flagged.verify.spaced and steps[switch + 1][1].endswith("in a row, back to back (up to 15s)")
     # A target with a stopped container is started first: no flag can switch to it.
     first = spec.containers[0]
     cold = rollback_plan(spec, names, "/s/proxy", proxy_port=8080, drain=3, running=set(spec.containers) - {first},
                          flag="standby-x")
     assert cold.flag is None and not any(s.step == "switch" for s in rollback_switch_rows(cold))
+    assert cold.verify.spaced  # a reload: the streak's answers 50 ms apart
 
 
 def test_addresses_are_read_on_the_proxys_network():

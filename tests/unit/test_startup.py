@@ -121,8 +121,50 @@ def test_a_local_rollback_imports_its_verb_only_and_no_remote_or_tty_library(tmp
     # Parts a local rollback never uses: AWS names (its hook secrets come from the
     # environment), the canary and the access log it reads (a rollback has no canary).
     unused = {"deployctl.plan.cloud.aws", "deployctl.plan.judging.canary", "deployctl.plan.judging.access_log", "deployctl.adapters.aws",
-              "deployctl.adapters.ssh"}
+              "deployctl.adapters.ssh", *RESTORE_AND_DEPLOY_ONLY}
     assert not set(modules) & unused, sorted(set(modules) & unused)
+
+
+# What only `rollback --restore-data` (the backups and their stores) or a deploy (its images,
+# the registry login, the build plan) needs: a plain local rollback imports none of them.
+RESTORE_AND_DEPLOY_ONLY = {"deployctl.services.data.release_schema", "deployctl.services.data.backups",
+                           "deployctl.plan.data.backups", "deployctl.adapters.backup_store",
+                           "deployctl.services.pipeline.registry_auth", "deployctl.services.lifecycle.release_images",
+                           "deployctl.artifacts", "deployctl.plan.pipeline.build", "deployctl.plan.stats"}
+
+
+def test_a_warm_local_rollback_imports_no_remote_library_on_its_whole_way():
+    """Past the first docker call too (the test above stops there): a warm rollback of a
+    local environment (the standby's flag, the verify, the record, its own configuration
+    written, retire and prune, the unlock) on the scripted host of the unit tests
+    (tests/support/fake_host.py) imports none of boto3, botocore, paramiko or the Docker SDK,
+    nor what only a restore or a deploy needs. In a fresh interpreter: the deploys that set
+    the site up come first, and what the rollback imported is what appeared after them."""
+    code = (
+        "import sys\n"
+        "from tests.support.virtual_time import virtual_time\n"
+        "from tests.unit import test_lifecycle_rules as rules\n"
+        "class Patch:\n"
+        "    def setattr(self, owner, name, value): setattr(owner, name, value)\n"
+        "virtual_time(Patch())\n"
+        "site, host = next(rules.local_site('warm'))\n"
+        "site.r2 = site.deploy()\n"
+        "before = set(sys.modules)\n"
+        "[outcome] = site.rollback()\n"
+        "assert outcome.outcome == 'succeeded' and host.serving() == site.r1, outcome\n"
+        "assert any(call == 'put_file' and '/proxy/standby-' in text for call, text in host.calls), 'no flag'\n"
+        "print(sorted(sys.modules), file=sys.stderr)\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=str(REPO),
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
+                                                                                        os.environ.get("PYTHONPATH")]))})
+    assert done.returncode == 0, done.stderr[-3000:]
+    during = eval(done.stdout.strip().splitlines()[-1])  # noqa: S307 - our own subprocess's repr of a list
+    everything = eval(done.stderr.strip().splitlines()[-1])  # noqa: S307
+    heavy = {"boto3", "botocore", "paramiko", "docker"}
+    assert not {m.split(".")[0] for m in everything} & heavy, sorted({m.split(".")[0] for m in everything} & heavy)
+    assert not set(during) & {*RESTORE_AND_DEPLOY_ONLY, "deployctl.adapters.ssh", "deployctl.adapters.aws"}, during
 
 
 def test_status_in_plain_text_does_not_import_rich(tmp_path):

@@ -28,9 +28,9 @@ class Scripted:
         return None
 
 
-def verify(conn: Scripted, timeout: float = 2.0) -> float:
+def verify(conn: Scripted, timeout: float = 2.0, spaced: bool = True) -> float:
     switch = HostSwitch(conn, Names("app", "prod"), StateLayout("/var/lib/deployctl", "app", "prod"), lambda e: None)
-    return switch.verify(8080, VerifyCheck(release="r2", path="/version", timeout=timeout))
+    return switch.verify(8080, VerifyCheck(release="r2", path="/version", timeout=timeout, spaced=spaced))
 
 
 def test_the_targets_own_500s_end_the_verify_after_a_streak():
@@ -45,3 +45,24 @@ def test_nginx_502_and_another_release_are_waited_out():
                     (200, "r2"), (200, "r2"), (200, "r2"))
     verify(conn, timeout=30)
     assert conn.asked == 10
+
+
+@pytest.mark.parametrize("spaced, pauses", [(True, [0.05] * 4), (False, [0.05] * 2)],
+                         ids=["after a reload", "a standby's flag"])
+def test_a_streak_is_spaced_after_a_reload_and_back_to_back_after_a_flag(monkeypatch, spaced, pauses):
+    """After a reload every answer waits 50 ms (old workers may still accept); after a flag
+    (nothing reloaded) only a wrong answer does, and the right ones follow at once."""
+    import time
+
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    conn = Scripted((200, "r1"), (502, "r2"), (200, "r2"), (200, "r2"), (200, "r2"))
+    verify(conn, timeout=30, spaced=spaced)
+    assert conn.asked == 5 and slept == pauses
+
+
+def test_a_warm_rollbacks_flag_plan_verifies_back_to_back_and_says_so():
+    from deployctl.plan.lifecycle.switch_plan import VerifyCheck as Check
+
+    assert Check("r2", "/").describe().endswith("3 times in a row (up to 15s)")
+    assert Check("r2", "/", spaced=False).describe().endswith("3 times in a row, back to back (up to 15s)")

@@ -10,7 +10,7 @@ run walks those Steps and the dry run prints their rows).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from . import docker_commands as dc
@@ -46,12 +46,17 @@ class VerifyCheck:
     want_ok: bool = True
     streak: int = 3
     timeout: float = 15.0
+    # The answers of a streak 50 ms apart: after a reload, nginx's old workers may still
+    # accept for tens of ms. A standby's flag reloads nothing (every worker tests the file on
+    # every request): its streak is asked back to back, and only a wrong answer waits.
+    spaced: bool = True
 
     def describe(self) -> str:
         expect = "200" if self.want_ok else "an answer from the app (not 502/504)"
         extra = f", the body naming {self.release}" if self.body_names_release else ""
+        pace = "" if self.spaced else ", back to back"
         return (f"GET http://127.0.0.1:<proxy port>{self.path} through the proxy: {expect} with "
-                f"{self.header}: {self.release}{extra}, {self.streak} times in a row (up to {self.timeout:g}s)")
+                f"{self.header}: {self.release}{extra}, {self.streak} times in a row{pace} (up to {self.timeout:g}s)")
 
 
 @dataclass(frozen=True)
@@ -200,7 +205,8 @@ class SwitchPlan:
                                               "while it exists; no reload"))
             rows.append(PlannedStep("verify", self.verify.describe()))
         standby = f"; standby {self.standby} (its warm window), switched to by a flag file" if self.standby else ""
-        rows.append(PlannedStep("route", ("after the verify: " if self.flag else "")
+        rows.append(PlannedStep("route", ("after the verify, beside the record and retire (the lock is released "
+                                          "once it ended): " if self.flag else "")
                                 + f"write the proxy's nginx.conf (as {STAGED_FILE} where nginx runs): upstream "
                                   f"{routed.container}:{routed.port}, {RELEASE_HEADER}: {self.target.release}"
                                   f"{standby}"))
@@ -386,14 +392,16 @@ def rollback_plan(target: ReleaseSpec, names: Names, proxy_dir: str, *, proxy_po
     switch is that file created, the reload after the verify. `standby`: the release this
     rollback leaves warm, in the target's configuration."""
     stopped = [name for name in target.containers if name not in running]
+    flag = flag if not stopped else None
+    verify = verify_check(target)
     return SwitchPlan(
         target=target, create=False,
         start=tuple((tuple(dc.start([name])),) for name in stopped),
         undo=(tuple(dc.stop(stopped)),) if stopped else (),
         probes=tuple(target.probes()), proxy_config=proxy_config_for(target, standby),
         proxy=proxy_start(target, names, proxy_dir, proxy_port, tls_port, tls_loopback, shared),
-        verify=verify_check(target),
+        verify=verify if flag is None else replace(verify, spaced=False),
         drain=drain,
-        flag=flag if not stopped else None, standby=standby.release if standby else None,
+        flag=flag, standby=standby.release if standby else None,
         stop_first=stop_first_listings(target, names), proxy_dir=proxy_dir,
     )

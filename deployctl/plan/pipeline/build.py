@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -18,6 +17,7 @@ from ...config.load import LoadedConfig
 from ...config.models import ENV_NAME_RE
 from ...config.problems import suggest
 from ...errors import UsageError
+from ..timestamps import rfc3339  # noqa: F401 - re-exported: the build's callers import it from here
 from .images import PROXY, built_image_names, image_repository
 
 REVISION_CHARS = 12
@@ -75,10 +75,6 @@ def check_tag(tag: str) -> str:
             hint=f"letters, digits, '_', '.' and '-', not starting with '.' or '-', at most {127 - len(TEST_SUFFIX)} characters",
         )
     return tag
-
-
-def rfc3339(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 def oci_labels(app: str, image: str, *, version: str, revision: str | None, created: str,

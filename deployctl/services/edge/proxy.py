@@ -101,7 +101,7 @@ class HostProxy:
 
     # -- changing ----------------------------------------------------------------------------
 
-    def route(self, start: ProxyStart, config: str) -> int:
+    def route(self, start: ProxyStart, config: str, seen: ProxyContainers | None = None) -> int:
         """Makes the proxy serve `config` (starting it as `start` says where it does not run
         yet, or not this image); returns the published port.
         Where nginx runs, the file is staged beside the live one and `start.swap` tests it,
@@ -110,7 +110,9 @@ class HostProxy:
         would take for the new release, and a file `nginx -t` refuses never becomes live.
         Where nginx is (re)started, the file is written first (nothing else reads it before).
         One `docker ps` tells the anchor, the nginx containers and the port
-        (plan/edge/proxy_containers.py); the only other round trip of a plain switch is the swap."""
+        (plan/edge/proxy_containers.py); the only other round trip of a plain switch is the swap.
+        `seen`: that listing, when the caller took it already under the same lock (a warm
+        rollback's, during its bring-up: its flag changes no container)."""
         previous = self.live_config()
         # Maintenance mode stays as it is on the host: a deploy or rollback never ends it.
         config = maintenance.carry(previous, config)
@@ -121,7 +123,7 @@ class HostProxy:
         # namespace, even one listed as running (left in the namespace of an anchor that
         # restarted): a reload would reach nobody, so a new nginx starts instead.
         anchor_serves = self.conn.read_file(f"{self.layout.proxy_dir}/{ANCHOR_MARKER}") is not None
-        seen = self._published_as_planned(start, self.containers())
+        seen = self._published_as_planned(start, self.containers() if seen is None else seen)
         reload = seen.nginx_state(start.nginx_name) == "running" and not anchor_serves
         self.conn.put_file(self._staged_file if reload else self.config_file, config.encode(), 0o644)
         try:

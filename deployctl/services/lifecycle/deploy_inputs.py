@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...secrets import Secret
 from ..env import Env
-from ..pipeline.registry_auth import RegistryLogin
-from .release_images import ReleaseImages
+
+if TYPE_CHECKING:  # annotations only: `rollback` imports this module for hook_secrets alone,
+    # and a local rollback's start-up does not pay for the registry and artifacts modules.
+    from ..pipeline.registry_auth import RegistryLogin
+    from .release_images import ReleaseImages
 
 
 @dataclass(frozen=True)
@@ -50,11 +54,12 @@ def secret_names(env: Env) -> list[str]:
 def hook_secrets(env: Env) -> dict:
     """The values of the secrets the hooks list (a rollback fetches no other), masked."""
     from ...plan.operate.hooks import secret_names as hook_secret_names
-    from ..secret_sources import environment_source, fetch_secrets
 
     names = hook_secret_names(env.config.hooks)
     if not names:
         return {}
+    from ..secret_sources import environment_source, fetch_secrets
+
     return fetch_secrets(environment_source(env.config, env.settings), names,
                          context=f"the hooks of environment {env.name!r}")
 
@@ -100,7 +105,7 @@ def deploy_secrets(env: Env, *, with_registry: bool = True, only_registry: bool 
                    ) -> tuple[dict[str, Secret], RegistryLogin | None]:
     """The secrets and the hosts' registry login (None: no login). ECR: a token fetched
     here, which reaches the hosts on stdin only. `only_registry`: the login alone."""
-    from ..pipeline.registry_auth import registry_login
+    from ..pipeline.registry_auth import RegistryLogin, registry_login
     from ..secret_sources import environment_source, fetch_secrets
 
     config, environment = env.config, env.settings

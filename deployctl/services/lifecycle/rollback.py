@@ -27,12 +27,10 @@ from ...plan.lifecycle.steps import PlannedStep, Step
 from ...plan.lifecycle.switch_plan import SwitchPlan, rollback_plan
 from . import preflight
 from ...plan.operate.hooks import HookContext
-from ...plan.lifecycle.target_limits import refuse
 from ...secrets import Secret
 from ..operate.hooks import HookRunner, previous_of
 from .host_state import HostState
 from ..env import Env
-from ..data.release_schema import restore_for_rollback
 from .retire import retire_and_prune, stop_expired_warm
 from .host_calls import on_every_host
 from .rollout import Cancel, unexpected
@@ -70,6 +68,8 @@ def rollback(env: Env, emit: Emit, *, to: str | None = None, message: str = "",
         from ..swarm.swarm_deploy import manager_of, rollback_env as swarm_rollback
 
         if restore_data:
+            from ...plan.lifecycle.target_limits import refuse
+
             refuse("swarm", env_name, "backups", "rollback --restore-data")
 
         # `connectors`: a Swarm's one is its manager's (services/hosts.connectors_for), honoured.
@@ -109,6 +109,11 @@ def rollback(env: Env, emit: Emit, *, to: str | None = None, message: str = "",
         assert decision.action != schema.RESTORE or backup is not None
 
         def restore(job: HostRollback) -> None:  # once, under the locks, before any switch
+            # Imported here: only --restore-data needs it, and with it the backups' modules
+            # (plan/data, services/data, the backup stores) that a plain rollback's start-up
+            # would otherwise import (~15 ms of CPU; bench/rollback_startup.py).
+            from ..data.release_schema import restore_for_rollback
+
             restore_for_rollback(env, job.conn, backup, emit)
 
         results, verdict = run_transaction("rollback", jobs, environment.rollout, emit, cancel=cancel, hooks=runner,
@@ -280,11 +285,15 @@ class HostRollback:
 
         # The outcomes, records and exit codes of a deploy's failures (services/lifecycle/switch_failures.py):
         # switched, then switched back, is "reverted" (the target got traffic for a moment).
-        rollback_guarded(self, bring_up_and_switch, record=lambda outcome, why: self.state.record(
-            _record(self.target, self.current, outcome, why, self.message)))
-        self.seconds = time.monotonic() - self.started
-        record_live(self, record.action)
-        after_switch(self.emit, self.host, retire.action)
+        try:
+            rollback_guarded(self, bring_up_and_switch, record=lambda outcome, why: self.state.record(
+                _record(self.target, self.current, outcome, why, self.message)))
+            self.seconds = time.monotonic() - self.started
+            # A flag switch writes the target's own configuration meanwhile (HostSwitch.settle).
+            record_live(self, record.action)
+            after_switch(self.emit, self.host, retire.action)
+        finally:
+            self.switch.settle()  # before the lock is released (by the rollout, after run)
         return None
 
     @property

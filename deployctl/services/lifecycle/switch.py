@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from typing import Callable, Sequence
 
 from ...adapters.connector import check
@@ -33,6 +34,7 @@ from .health import HealthWait
 from .host_calls import PREVIOUS, mapped
 from .host_calls import why as _why
 from ..edge.proxy import HostProxy
+from ...plan.edge.proxy_containers import ProxyContainers
 
 SUBNET_TRIES = 8
 # After a lost race for a subnet: choose among this many free ones (plan/lifecycle/subnets.pick_subnet).
@@ -67,6 +69,8 @@ class HostSwitch:
         # its old proxy is set aside before the route, the cut and the verify through the
         # shared proxy follow the verify, and a failure puts the old proxy back first.
         self.move = None
+        self._flag_look = None  # a flag switch's proxy listing (its port), taken during its bring-up
+        self._routing = None  # a flag switch's own configuration being written (settle() waits)
 
     # -- looking -----------------------------------------------------------------------------
 
@@ -193,6 +197,14 @@ class HostSwitch:
         """start -> health (`steps`: the list `bringing_up` made, walked in order): the new
         release runs beside the live one, out of the proxy. (A canary splits the traffic
         between here and `switch`: services/judging/canary.py.)"""
+        if plan.flag is not None:
+            # The verify after the flag needs the proxy's published port, and the route after
+            # it the proxy's containers: one `docker ps` says both (plan/edge/proxy_containers.py),
+            # listed beside the target's health check, off the command's path. The flag
+            # changes no container, and the lock is held: it is what the verify and the route meet.
+            pool = ThreadPoolExecutor(max_workers=1)
+            self._flag_look = pool.submit(self.proxy.containers)
+            pool.shutdown(wait=False)
         try:
             for step in self.bringing_up(plan) if steps is None else steps:
                 self.step = step.name
@@ -280,7 +292,10 @@ class HostSwitch:
             self.proxy.raise_flag(plan.flag)
             self._checkpoint()
             self.step = "verify"
-            port = self.proxy.port(plan.proxy.listen_port)
+            looked, self._flag_look = self._flag_look, None
+            seen = looked.result() if looked is not None else None
+            port = seen.anchor.published(plan.proxy.listen_port) if seen is not None and seen.anchor else None
+            port = port or self.proxy.port(plan.proxy.listen_port)
             if port is None:
                 raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} publishes no port")
             seconds = self.verify(port, plan.verify)
@@ -292,15 +307,41 @@ class HostSwitch:
             raise SwitchFailed(f"{_why(mapped(self.conn.host, step, exc, PREVIOUS))}; switched back",
                                hint="the previous release is still serving") from None
         timer.done(f"verified through the proxy in {seconds:.2f}s (port {port})")
+        # The target's own configuration, written beside the record and retire (its
+        # `nginx -t` and reload are the longest part of what follows the switch, 0.1-0.15 s
+        # here); `settle()` waits for it, and the job's caller releases the lock only after
+        # that (services/lifecycle/rollback.HostRollback.run), so that no other command reads
+        # or writes the proxy's files meanwhile.
+        pool = ThreadPoolExecutor(max_workers=1)
+        self._routing = pool.submit(self._route_after_flag, plan, seen)
+        pool.shutdown(wait=False)
+        return port, seconds
+
+    def _route_after_flag(self, plan: SwitchPlan, seen: ProxyContainers | None) -> None:
+        """What follows a verified flag switch: the target's own nginx.conf (staged, tested,
+        renamed, reloaded), then the flags of earlier configurations. A failure is a warning:
+        the target serves, verified, through the flag."""
         try:
-            self.step = "route"
-            self.proxy.route(plan.proxy, plan.proxy_config)
+            self.proxy.route(plan.proxy, plan.proxy_config, seen)
             self.proxy.clear_flags(keep=plan.flag)  # the replaced workers may still read it
         except Exception as exc:  # noqa: BLE001 - the target serves, verified, through the flag
-            self.emit(Message(f"{target.release} serves through the standby flag, but writing its own proxy "
+            self.emit(Message(f"{plan.target.release} serves through the standby flag, but writing its own proxy "
                               f"configuration failed ({_why(exc)}); the next deploy or rollback writes it",
                               level="warning", host=self.conn.host))
-        return port, seconds
+
+    def settle(self) -> None:
+        """Waits until the configuration written after a flag switch is in place (or its
+        failure was warned about): called before the job's lock is released."""
+        routing, self._routing = self._routing, None
+        if routing is None:
+            return
+        try:
+            routing.result()
+        except BaseException:
+            # A signal while waiting (the CLI's handler raises it here, then ignores the
+            # next ones): the lock is still released only once the configuration is written.
+            futures_wait([routing])
+            raise
 
     def _checkpoint(self) -> None:
         if self.checkpoint is not None:
@@ -458,7 +499,9 @@ class HostSwitch:
                 break
             # A wrong answer right after the reload is nginx's old workers still accepting:
             # they stop within tens of ms, so asking again soon is what makes the verify short.
-            time.sleep(0.05)
+            # A right one is asked again at once where nothing was reloaded (VerifyCheck.spaced).
+            if check_.spaced or not ok:
+                time.sleep(0.05)
         within = f"{check_.streak} errors in a row" if failing >= check_.streak else f"within {check_.timeout:g}s"
         raise DeployError(f"{self.conn.host}: through the proxy, {check_.path} did not answer from "
                           f"{check_.release} {within} (last: {redactor(last)})")

@@ -31,14 +31,13 @@ from typing import Any, Callable, Sequence
 from ...errors import DeployctlError, DeployError, ExitCode, RollbackError, RolloutError, UncertainError
 from ...events import Emit, Message
 from ...plan.lifecycle import rollout as outcomes
-from ...plan.pipeline.build import rfc3339
 from ...plan.pipeline.images import PROXY
 from ...config.models import Rollout as RolloutSettings
 from ...plan.operate.hooks import POST_DEPLOY, POST_ROLLBACK, PRE_DEPLOY, PRE_MIGRATE, HookContext
 from ...plan.lifecycle.lock import LockRecord, Unlock, lock_timeout
 from ...plan.lifecycle.release_spec import ReleaseSpec
 from ...plan.lifecycle.releases import LIVE, REVERTED, ReleaseRecord
-from ...plan.stats import timing
+from ...plan.timestamps import rfc3339, timing
 from .host_calls import UNCHANGED, connection_failure, mapped
 from .host_calls import why as _why
 from .host_state import HostState
