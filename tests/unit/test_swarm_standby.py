@@ -132,3 +132,21 @@ def test_a_cold_rollback_takes_the_staged_route():
     assert standby_of(next(iter(configs(fake)))) is None
     swaps = swaps_during_route(site, fake, site.rollback)
     assert swaps == 3 and fake.serving_nodes() == {site.r1} and site.current() == site.r1
+
+
+def test_the_targets_own_configuration_is_staged_beside_the_verify_and_swapped_only_once_it_passed(warm):
+    """Staged while the verify runs (a staged file changes nothing nginx serves), so that
+    after the verified switch each node has one command left (test, rename, reload); a failed
+    verify leaves the staged file unswapped and the live file as it was."""
+    site, fake = warm
+    rules._verify_wrong(site, fake)
+    swaps = swaps_during_route(site, fake, site.failing_rollback)
+    fake.faults.clear()
+    assert swaps == 0
+    staged = {live_release(n.text(f"{LAYOUT.proxy_dir}/nginx.conf.next")) for n in fake.nodes.values()}
+    assert staged == {site.r1}  # the target's own configuration, staged on every node
+    assert site.on_disk() == {site.r2} and fake.serving_nodes() == {site.r2}
+    # the next warm rollback stages its own again and swaps it in
+    site.rollback()
+    assert site.on_disk() == {site.r1} and fake.serving_nodes() == {site.r1}
+    assert all(n.text(f"{LAYOUT.proxy_dir}/nginx.conf.next") is None for n in fake.nodes.values())

@@ -128,16 +128,19 @@ def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
 
 
 def _switch_by_flag(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str, nodes: list[sw.Node],
-                    previous: bytes, flag: str, checkpoint: Callable[[], None] = lambda: None) -> None:
+                    previous: bytes, flag: str, checkpoint: Callable[[], None] = lambda: None,
+                    raised: Callable[[], None] = lambda: None) -> None:
     """A rollback to the live configuration's standby (plan/swarm/swarm_proxy.py): its flag
     raised on every node at once is the switch, with no reload and no manager call, then
     the verify as any switch. A failure lowers the flag on every node and waits until each
-    answers from the previous release again (SwitchFailed), or SwarmSwitchBackFailed. The
-    target's own configuration is written afterwards (`_own_config`)."""
+    answers from the previous release again (SwitchFailed), or SwarmSwitchBackFailed.
+    `raised`: called once the flag is up on every node, before the verify (the target's own
+    configuration is staged meanwhile, and swapped in after it: `_OwnConfig`)."""
     proxies = site.standby_proxies(nodes)
 
     def raise_flag() -> int:
         at_once(proxies, lambda proxy: proxy.raise_flag(flag))
+        raised()
         return len(proxies)
 
     def lower_flag() -> None:
@@ -175,21 +178,64 @@ def _verified_switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, ho
         raise SwitchFailed(f"{host}: {_why(exc)}", hint="the previous release is serving again") from None
 
 
-def _own_config(site: SwarmSite, nodes: list[sw.Node], config: str, previous: bytes, flag: str, emit: Emit,
-                host: str) -> None:
-    """After a switch by the standby flag: the target's own configuration on every node
-    (staged, tested, swapped), so that what nginx loads next (a reload, a restarted task)
-    is what serves; both route to the target. Then the earlier flags go (the one just
-    raised stays: the replaced workers may still read it). A failure only warns: the
-    target serves, verified, through the flag, and the next switch writes its own file."""
-    try:
-        proxies = site.standby_proxies(nodes)
-        # Independent: the earlier renders' flags are no file the new configuration names.
-        at_once([lambda: site.restage(nodes, config, previous),
-                 lambda: at_once(proxies, lambda proxy: proxy.clear_flags(keep=flag))], lambda work: work())
-    except Exception as exc:  # noqa: BLE001
-        emit(Message(f"the release serves through the standby flag, but writing its own proxy configuration failed "
-                     f"({_why(exc)}); the next deploy or rollback writes it", level="warning", host=host))
+class _OwnConfig:
+    """After a switch by the standby flag: the target's own configuration on every node, so
+    that what nginx loads next (a reload, a restarted task) is what serves; both route to
+    the target. Staged on every node (and each node's proxy task looked up) while the verify
+    runs, since a staged file changes nothing nginx serves; swapped in (test, rename,
+    reload: one command per node) only once the verify passed, while the manager records,
+    and joined before the lock is released. Then the earlier flags go (the one just raised
+    stays: the replaced workers may still read it). A failure only warns: the target
+    serves, verified, through the flag, and the next switch writes its own file."""
+
+    def __init__(self, site: SwarmSite, nodes: list[sw.Node], config: str, previous: bytes, flag: str, emit: Emit,
+                 host: str) -> None:
+        self.site, self.nodes, self.config, self.previous, self.flag = site, nodes, config, previous, flag
+        self.emit, self.host = emit, host
+        self._staging: threading.Thread | None = None
+        self._finishing: threading.Thread | None = None
+        self._staged: dict[str, str] | None = None
+        self._error: BaseException | None = None
+
+    def stage(self) -> None:
+        """Beside the verify (the flag is up on every node)."""
+        def staging() -> None:
+            try:
+                self._staged = self.site.stage(self.nodes, self.config, self.previous)
+            except BaseException as exc:  # noqa: BLE001 - said by `finish` (or dropped with a failed switch)
+                self._error = exc
+        self._staging = threading.Thread(target=staging, name="own-config-stage", daemon=True)
+        self._staging.start()
+
+    def abandon(self) -> None:
+        """The switch failed: nothing is swapped; the staging only waited for (its file is
+        harmless: the next route stages its own)."""
+        if self._staging is not None:
+            self._staging.join()
+
+    def finish(self) -> None:
+        """The verified switch: the swaps and the flags' clean-up, in the background."""
+        self._finishing = threading.Thread(target=self._finish, name="own-config", daemon=True)
+        self._finishing.start()
+
+    def _finish(self) -> None:
+        try:
+            self.abandon()  # the staging joined
+            if self._error is not None:
+                raise self._error
+            proxies = self.site.standby_proxies(self.nodes)
+            staged = self._staged or {}
+            # Independent: the earlier renders' flags are no file the new configuration names.
+            at_once([lambda: self.site.swap_staged(self.nodes, staged),
+                     lambda: at_once(proxies, lambda proxy: proxy.clear_flags(keep=self.flag))], lambda work: work())
+        except Exception as exc:  # noqa: BLE001
+            self.emit(Message(f"the release serves through the standby flag, but writing its own proxy configuration "
+                              f"failed ({_why(exc)}); the next deploy or rollback writes it", level="warning",
+                              host=self.host))
+
+    def join(self) -> None:
+        if self._finishing is not None:
+            self._finishing.join()
 
 
 def _standby(state: HostState, replaced: str | None, target: str, warm_window: float,
@@ -829,7 +875,7 @@ class SwarmRollbackJob:
         self.started: float | None = None  # the lock taken: `stats` measures time to restore from here
         self.began = time.monotonic()
         self.seconds = 0.0  # to the verified switch
-        self._finishing: threading.Thread | None = None  # after a switch by the standby flag: `_own_config`
+        self._finishing: _OwnConfig | None = None  # after a switch by the standby flag
 
     def lock(self) -> None:
         take_lock(self.state, self.emit, host=self.host, action="rollback", release=self.target,
@@ -865,9 +911,9 @@ class SwarmRollbackJob:
         if not self.plan.start:
             rows = [PlannedStep("route", f"if the live nginx.conf names {self.target} as its standby (the switch "
                                          "that left it warm wrote it so): its flag file on every node at once is "
-                                         "the switch, no reload; the target's own nginx.conf is written after the "
-                                         "verify, as below; else:"), *rows]
-            # What `_own_config` runs beside that write (found missing by a warm case of the
+                                         "the switch, no reload; the target's own nginx.conf is staged on every node "
+                                         "beside the verify and swapped in once it passed, as below; else:"), *rows]
+            # What `_OwnConfig` runs beside that write (found missing by a warm case of the
             # dry-run comparison on helper swarmwrites' branch).
             after = [PlannedStep("route", "after a switch by the flag, beside that write on every node: the flags "
                                           "of earlier configurations go (not the one raised: the replaced workers "
@@ -893,12 +939,17 @@ class SwarmRollbackJob:
             ReleaseSpec.from_dict(self.live.spec).proxy.image == plan.target.proxy.image
         if (not plan.start and previous is not None and up is not None and up.release == self.target
                 and up.address == standby_address(routed.container, routed.port) and same_image):
-            _switch_by_flag(site, plan, self.port, self.emit, self.host, nodes, previous, up.flag, self.cancel.check)
-            # Its own configuration while the manager records and retires (no manager call
-            # here); joined before the lock is released (`unlock`).
-            self._finishing = threading.Thread(target=_own_config, name="own-config", daemon=True,
-                                               args=(site, nodes, config, previous, up.flag, self.emit, self.host))
-            self._finishing.start()
+            own = _OwnConfig(site, nodes, config, previous, up.flag, self.emit, self.host)
+            try:
+                _switch_by_flag(site, plan, self.port, self.emit, self.host, nodes, previous, up.flag,
+                                self.cancel.check, raised=own.stage)
+            except BaseException:
+                own.abandon()
+                raise
+            # Swapped in while the manager records and retires (no manager call there);
+            # joined before the lock is released (`unlock`).
+            own.finish()
+            self._finishing = own
             return
         _switch(site, plan, self.port, self.emit, self.host, self.cancel.check, previous=previous, config=config)
 

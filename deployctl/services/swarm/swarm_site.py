@@ -321,13 +321,30 @@ class SwarmSite:
 
     def restage(self, nodes: list[sw.Node], config: str | bytes, live: bytes | None) -> None:
         """`config` on the given nodes' running proxies, staged and swapped as `route` does,
-        with no call to the manager (a rollback by the standby flag writes the target's own
-        configuration this way while the manager records it: services/swarm/swarm_deploy.py)."""
+        with no call to the manager."""
+        self.swap_staged(nodes, self.stage(nodes, config, live))
+
+    def stage(self, nodes: list[sw.Node], config: str | bytes, live: bytes | None) -> dict[str, str]:
+        """`config` staged beside every given node's live file (nothing reloads it) and each
+        node's proxy task looked up, all at once; returns address -> proxy container for
+        `swap_staged`. A rollback by the standby flag stages the target's own configuration
+        this way while its verify runs, and swaps it in once verified (services/swarm/swarm_deploy.py):
+        a staged file nothing swapped in is what a deployctl killed in a route leaves too."""
         data = _carried(live, config)
         staged_file = f"{self.layout.proxy_dir}/{STAGED_FILE}"
-        # Every node serves a file (the flag switched them): staged, no look first.
-        _each(nodes, lambda node: self.node(node.address).put_file(staged_file, data, 0o644))
-        _each(nodes, lambda node: self._swap(node, True))
+        # Every node serves a file (the flag switched them): staged, no look first. The
+        # write (SFTP) and the task's lookup (a command) are independent round trips.
+        with ThreadPoolExecutor(max_workers=2 * len(nodes) or 1) as pool:
+            writes = [pool.submit(self.node(n.address).put_file, staged_file, data, 0o644) for n in nodes]
+            tasks = [pool.submit(self._proxy_task, n) for n in nodes]
+        for write in writes:
+            write.result()
+        return {n.address: task.result() for n, task in zip(nodes, tasks)}
+
+    def swap_staged(self, nodes: list[sw.Node], containers: dict[str, str]) -> None:
+        """What `stage` staged made live on every node at once: one command per node (test,
+        rename, reload), in the proxy task `stage` found."""
+        _each(nodes, lambda node: self._swap(node, True, containers.get(node.address)))
 
     def _write(self, node: sw.Node, data: bytes, running: bool) -> bool:
         """One node's file: staged when its running proxy read a live one (it swaps it in),
