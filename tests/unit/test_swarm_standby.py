@@ -46,8 +46,12 @@ def flags(fake: FakeSwarm) -> dict[str, set[str]]:
             for n in fake.nodes.values()}
 
 
+RELOAD = r"docker kill --signal HUP|nginx -s reload"  # what makes a node's nginx load its file
+
+
 def swaps_during_route(site: rules.Site, fake: FakeSwarm, action) -> int:  # type: ignore[no-untyped-def]
-    """How many node swaps (nginx -t, rename, reload) ran between the route's start and the verify's end."""
+    """How many node reloads (a swap's, or a starting task's) ran between the route's start
+    and the verify's end (the `nginx -t` of a staged file alone reloads nothing)."""
     counted = {"on": False, "swaps": 0}
     events = site.emit.events
 
@@ -62,7 +66,7 @@ def swaps_during_route(site: rules.Site, fake: FakeSwarm, action) -> int:  # typ
         run = node.run
 
         def counted_run(argv, *args, **kwargs):  # type: ignore[no-untyped-def]
-            if re.search(rules.SWAP, " ".join(argv)):
+            if re.search(RELOAD, " ".join(argv)):
                 counted["swaps"] += counted["on"]
             return run(argv, *args, **kwargs)
         return counted_run
@@ -145,6 +149,9 @@ def test_the_targets_own_configuration_is_staged_beside_the_verify_and_swapped_o
     assert swaps == 0
     staged = {live_release(n.text(f"{LAYOUT.proxy_dir}/nginx.conf.next")) for n in fake.nodes.values()}
     assert staged == {site.r1}  # the target's own configuration, staged on every node
+    tested = [text for n in fake.nodes.values() for call, text in n.calls if call == "run"
+              and re.fullmatch(r"docker exec \S+ nginx -t -q -c \S+/nginx\.conf\.next", text)]
+    assert len(tested) == len(fake.nodes)  # and tested there (nginx -t) beside the verify
     assert site.on_disk() == {site.r2} and fake.serving_nodes() == {site.r2}
     # the next warm rollback stages its own again and swaps it in
     site.rollback()

@@ -40,7 +40,9 @@ from ...plan.lifecycle.releases import FAILED, LIVE, History, ReleaseRecord, new
 from ...plan.swarm.swarm_plan import SwarmPlan, deploy_plan, proxy_config_for, rollback_plan
 from ...plan.edge.proxy_config import live_release, standby_flag, standby_of
 from ...plan.swarm.swarm_proxy import standby_address, tasks_address
-from ...plan.lifecycle.switch_plan import clear_flags, guard_spec
+from ...plan.lifecycle.switch_plan import clear_flags, guard_spec, proxy_move, proxy_test_staged
+from ...plan.edge.proxy_config import CONFIG_FILE, STAGED_FILE
+from ...plan.swarm.swarm_plan import NODE_PROXY_TASK
 from ...secrets import Secret
 from ..lifecycle import preflight
 from . import swarm_accessories
@@ -181,10 +183,11 @@ def _verified_switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, ho
 class _OwnConfig:
     """After a switch by the standby flag: the target's own configuration on every node, so
     that what nginx loads next (a reload, a restarted task) is what serves; both route to
-    the target. Staged on every node (and each node's proxy task looked up) while the verify
-    runs, since a staged file changes nothing nginx serves; swapped in (test, rename,
-    reload: one command per node) only once the verify passed, while the manager records,
-    and joined before the lock is released. Then the earlier flags go (the one just raised
+    the target. Staged on every node, each node's proxy task looked up and the file tested
+    there (`nginx -t`) while the verify runs, since a staged file changes nothing nginx
+    serves; renamed over nginx.conf and reloaded (one command per node, no `docker exec`)
+    only once the verify passed, while the manager records, and joined before the lock is
+    released. Then the earlier flags go (the one just raised
     stays: the replaced workers may still read it). A failure only warns: the target
     serves, verified, through the flag, and the next switch writes its own file."""
 
@@ -911,14 +914,21 @@ class SwarmRollbackJob:
         if not self.plan.start:
             rows = [PlannedStep("route", f"if the live nginx.conf names {self.target} as its standby (the switch "
                                          "that left it warm wrote it so): its flag file on every node at once is "
-                                         "the switch, no reload; the target's own nginx.conf is staged on every node "
-                                         "beside the verify and swapped in once it passed, as below; else:"), *rows]
-            # What `_OwnConfig` runs beside that write (found missing by a warm case of the
+                                         "the switch, no reload; the target's own nginx.conf is staged and tested "
+                                         "on every node beside the verify and made live once it passed (below); "
+                                         "else:"), *rows]
+            # What `_OwnConfig` runs (the flags' clean-up found missing by a warm case of the
             # dry-run comparison on helper swarmwrites' branch).
-            after = [PlannedStep("route", "after a switch by the flag, beside that write on every node: the flags "
-                                          "of earlier configurations go (not the one raised: the replaced workers "
-                                          "may still read it)",
-                                 clear_flags(self.site.layout.proxy_dir, "<the flag raised>"))]
+            proxy_dir = self.site.layout.proxy_dir
+            after = [PlannedStep("route", f"after a switch by the flag, while the verify runs, on every node: the "
+                                          f"target's own configuration staged as {STAGED_FILE} and tested in the "
+                                          "node's proxy task (nothing reloads it)", proxy_test_staged(NODE_PROXY_TASK)),
+                     PlannedStep("route", f"once verified, on every node: renamed over {CONFIG_FILE} and nginx "
+                                          "reloaded (one command; a failure only warns: the flag serves the target)",
+                                 proxy_move(NODE_PROXY_TASK, proxy_dir)),
+                     PlannedStep("route", "beside that, on every node: the flags of earlier configurations go (not the "
+                                          "one raised: the replaced workers may still read it)",
+                                 clear_flags(proxy_dir, "<the flag raised>"))]
         return Step("switch", (*rows, *self.plan.verify_rows(), *after), self._switch)
 
     def _switch(self) -> None:

@@ -25,7 +25,7 @@ from ...plan.lifecycle.names import Names, StateLayout
 from ...plan.edge.proxy_config import CONFIG_FILE, CONFIG_PATH, STAGED_FILE, live_release
 from ...plan.lifecycle.releases import is_release_id
 from ...plan.swarm.swarm_plan import SwarmPlan
-from ...plan.lifecycle.switch_plan import proxy_swap
+from ...plan.lifecycle.switch_plan import proxy_move, proxy_swap, proxy_test_staged
 from ...secrets import Secret, redactor
 from .swarm_health import TaskChecks
 from ..lifecycle.switch import SWITCH_BACK_WAIT, HostSwitch
@@ -319,17 +319,13 @@ class SwarmSite:
         _each(nodes, lambda node: self._swap(node, staged[node.address], containers[node.address]))
         return len(nodes)
 
-    def restage(self, nodes: list[sw.Node], config: str | bytes, live: bytes | None) -> None:
-        """`config` on the given nodes' running proxies, staged and swapped as `route` does,
-        with no call to the manager."""
-        self.swap_staged(nodes, self.stage(nodes, config, live))
-
     def stage(self, nodes: list[sw.Node], config: str | bytes, live: bytes | None) -> dict[str, str]:
-        """`config` staged beside every given node's live file (nothing reloads it) and each
-        node's proxy task looked up, all at once; returns address -> proxy container for
-        `swap_staged`. A rollback by the standby flag stages the target's own configuration
-        this way while its verify runs, and swaps it in once verified (services/swarm/swarm_deploy.py):
-        a staged file nothing swapped in is what a deployctl killed in a route leaves too."""
+        """`config` staged beside every given node's live file (nothing reloads it), each
+        node's proxy task looked up, then the staged file tested there (`nginx -t`), all
+        nodes at once; returns address -> proxy container for `swap_staged`. A rollback by
+        the standby flag stages the target's own configuration this way while its verify
+        runs, and swaps it in once verified (services/swarm/swarm_deploy.py): a staged file
+        nothing swapped in is what a deployctl killed in a route leaves too."""
         data = _carried(live, config)
         staged_file = f"{self.layout.proxy_dir}/{STAGED_FILE}"
         # Every node serves a file (the flag switched them): staged, no look first. The
@@ -339,12 +335,27 @@ class SwarmSite:
             tasks = [pool.submit(self._proxy_task, n) for n in nodes]
         for write in writes:
             write.result()
-        return {n.address: task.result() for n, task in zip(nodes, tasks)}
+        containers = {n.address: task.result() for n, task in zip(nodes, tasks)}
+        _each(nodes, lambda node: self._tested(node, containers[node.address]))
+        return containers
+
+    def _tested(self, node: sw.Node, container: str) -> None:
+        result = self.node(node.address).run(list(proxy_test_staged(container)))
+        if not result.ok:
+            raise DeployError(f"{node.address}: nginx -t refused the configuration (nothing reloaded): "
+                              f"{redactor(result.stderr.strip() or result.stdout.strip())}")
 
     def swap_staged(self, nodes: list[sw.Node], containers: dict[str, str]) -> None:
-        """What `stage` staged made live on every node at once: one command per node (test,
-        rename, reload), in the proxy task `stage` found."""
-        _each(nodes, lambda node: self._swap(node, True, containers.get(node.address)))
+        """What `stage` staged and tested made live on every node at once: one command per
+        node (rename, HUP), to the proxy task `stage` tested it in."""
+        def move(node: sw.Node) -> None:
+            argv = proxy_move(containers[node.address], self.layout.proxy_dir)
+            result = self.node(node.address).run(list(argv))
+            if not result.ok:
+                raise DeployError(f"{node.address}: the staged configuration was not made live: "
+                                  f"{redactor(result.stderr.strip() or result.stdout.strip())}")
+
+        _each(nodes, move)
 
     def _write(self, node: sw.Node, data: bytes, running: bool) -> bool:
         """One node's file: staged when its running proxy read a live one (it swaps it in),
