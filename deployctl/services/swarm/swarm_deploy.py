@@ -98,9 +98,13 @@ class SwarmJob:
         return self.site, HostState(self.manager, env.layout, self.emit)
 
     def open(self) -> tuple[SwarmSite, HostState]:
+        """Connected to the manager, checked to be one: one call (`docker info`) says that
+        and the engine's version, which a host's preflight asks `docker version` for."""
         site, state = self.unconnected()
-        preflight.connect(self.manager, self.emit)
-        site.check_manager()
+        timer = Timer(self.emit, "connect", host=self.manager.host)
+        self.manager.connect()
+        version = site.check_manager()
+        timer.done(f"docker {version}" if version else "")
         return site, state
 
     def close(self) -> None:
@@ -112,15 +116,16 @@ class SwarmJob:
 
 def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
             checkpoint: Callable[[], None] = lambda: None, previous: bytes | None = None,
-            config: str | None = None) -> None:
+            config: str | None = None, nodes: list[sw.Node] | None = None) -> None:
     """Route `config` (the plan's own configuration when None) then verify on every node; a
     failed verify puts the previous configuration (`previous`: what the nodes served before
     this command touched them; None: read now) back on every node (raises SwitchFailed), or
     SwarmSwitchBackFailed if that fails too. A signal seen after the route or the verify
     (`checkpoint`) switches back as well, as on hosts (services/lifecycle/switch.py): an
     interrupted deploy never ends with its release live. The ready nodes are listed once
-    for the whole switch (each listing is two manager calls)."""
-    nodes = site.ready_nodes()
+    for the whole switch (each listing is two manager calls): `nodes`, when the caller just
+    listed them for it."""
+    nodes = site.ready_nodes() if nodes is None else nodes
     previous = previous if previous is not None else site.live_config(nodes)
     # Every node's DNS knows the release's tasks before any node routes to them (bounded).
     _verified_switch(site, plan, port, emit, host, nodes, f"proxy -> {plan.target.release}",
@@ -261,7 +266,7 @@ def _standby_flag(live: str, standby: ReleaseSpec | None) -> str:
 
 def _retire(site: SwarmSite, plan: SwarmPlan, live: str, drain: float, emit: Emit, host: str, *,
             previous: str | None = None, warm_window: float = 0.0,
-            services: dict[str, tuple[str, str, int]] | None = None) -> None:
+            services: dict[str, tuple[str, str, int]] | None = None) -> dict[str, tuple[str, str, int]]:
     """After the drain, every other release's services to 0 tasks (kept for rollback), but
     the release the switch replaced (`previous`) while its warm window lasts (plan/lifecycle/warm.py,
     as on hosts): its tasks keep running out of the proxies, so a rollback until then is a
@@ -282,6 +287,7 @@ def _retire(site: SwarmSite, plan: SwarmPlan, live: str, drain: float, emit: Emi
     for w in warm:
         emit(Message(f"{w.release} keeps its tasks (out of the proxies) for {warm_window:g}s: a rollback until "
                      "then is a proxy switch", host=host))
+    return services  # the listing (its counts as they were before the scale): prune's names
 
 
 def _stop_expired_warm(site: SwarmSite, keep: set[str], emit: Emit, host: str) -> list[str]:
@@ -318,9 +324,13 @@ def _overrides(state: HostState, history: History | None = None, current: str | 
     return ss.overrides_in(record.extra if record is not None else None)
 
 
-def _prune(site: SwarmSite, state: HostState, keep: int, live: str, emit: Emit, host: str) -> None:
+def _prune(site: SwarmSite, state: HostState, keep: int, live: str, emit: Emit, host: str,
+           services: dict[str, tuple[str, str, int]] | None = None) -> None:
+    """Releases beyond `keep` removed. `services`: the retire's listing of this command (under
+    the lock, after the switch: no service was created or removed since; only counts changed,
+    which prune does not read), else listed now."""
     by_release: dict[str, list[str]] = {}
-    for name, (release, _, _) in site.services().items():
+    for name, (release, _, _) in (site.services() if services is None else services).items():
         by_release.setdefault(release, []).append(name)
     history = state.history()
     for release in prune_selection(list(by_release), keep=keep, live=live, previous_good=history.previous_good(live)):
@@ -471,6 +481,7 @@ class SwarmDeploy:
         # The shadow window, the canary and the guard, with their ways back (services/swarm/swarm_judges.py).
         self.judges = SwarmJudges(self, site, plan, self.port, shadow_gate, gate)
         self.promoted = None  # the canary that promoted: its watchdogs armed until the switch is verified
+        self._listed: dict[str, tuple[str, str, int]] | None = None  # the retire's listing, for prune
 
     def lock(self) -> None:
         take_lock(self.state, self.emit, host=self.host, action="deploy", release=self.release,
@@ -632,9 +643,10 @@ class SwarmDeploy:
         self.site.wait_ready(self.plan.wanted, self.plan.ready_timeout, checks=_checks(self.site, self.plan),
                              checkpoint=self.cancel.check)
         self.cancel.check()
-        # What every node served before this deploy touches the proxies: the shadow window's
-        # stop, the canary's abort, a failed verify and the guard's revert put it back.
-        self.judges.live_only = self.site.live_config()
+        if self.plan.shadow is not None or self.plan.canary is not None:
+            # What every node served before this deploy touches the proxies: the shadow
+            # window's stop and the canary's abort put it back (else read by the switch).
+            self.judges.live_only = self.site.live_config()
 
     def _canary_file_rows(self) -> list[PlannedStep]:
         """The canary's own files, as the run removes them (services/swarm/swarm_judges.py)."""
@@ -651,9 +663,15 @@ class SwarmDeploy:
         # flag, so a rollback inside its window needs no reload (plan/swarm/swarm_proxy.py).
         standby = _standby(self.state, self.previous, self.release, self.rollout.warm_window)
         config = proxy_config_for(self.plan.target, standby, _standby_flag(self.release, standby))
+        # The ready nodes listed as the switch starts (never an earlier listing: 2d638ed), and
+        # what they serve read from them: a failed verify and the guard's revert put it back.
+        # Nothing touched the proxies since the health gate unless a judge ran (it read it then).
         try:
+            nodes = self.site.ready_nodes()
+            if self.judges.live_only is None:
+                self.judges.live_only = self.site.live_config(nodes)
             _switch(self.site, self.plan, self.port, self.emit, self.host, self.cancel.check,
-                    previous=self.judges.live_only, config=config)
+                    previous=self.judges.live_only, config=config, nodes=nodes)
         except SwitchBackFailed:
             raise  # uncertain: the canary's watchdogs, still armed, put the live-only proxy back
         except BaseException:
@@ -672,11 +690,11 @@ class SwarmDeploy:
             self.judges.guard(since=self.switched, stopped=self.cancel.is_set)
 
     def _retire(self) -> None:
-        _retire(self.site, self.plan, self.release, self.plan.drain, self.emit, self.host, previous=self.previous,
-                warm_window=self.rollout.warm_window)
+        self._listed = _retire(self.site, self.plan, self.release, self.plan.drain, self.emit, self.host,
+                               previous=self.previous, warm_window=self.rollout.warm_window)
 
     def _prune(self) -> None:
-        _prune(self.site, self.state, self.rollout.keep, self.release, self.emit, self.host)
+        _prune(self.site, self.state, self.rollout.keep, self.release, self.emit, self.host, self._listed)
 
     def _abandon_switch(self, exc: BaseException) -> BaseException:
         """Before the route: a shadow window's mirror goes first (the live-only configuration

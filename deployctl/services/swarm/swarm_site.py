@@ -50,14 +50,15 @@ class SwarmSite:
 
     # -- the manager -----------------------------------------------------------------------
 
-    def check_manager(self, attempts: int = 4, pause: float = 1.0) -> None:
+    def check_manager(self, attempts: int = 4, pause: float = 1.0) -> str:
         """Refuses a node that is not a Swarm manager; one whose answer is unsettled
-        (plan/swarm/services.manager_state) is asked again, up to `attempts` times."""
+        (plan/swarm/services.manager_state) is asked again, up to `attempts` times. Returns
+        the engine's version (the same call says it)."""
         for attempt in range(attempts):
             out = self.manager.run(sw.swarm_state(), timeout=30)
             state = sw.manager_state(out.stdout) if out.ok else "no"
             if state == "manager":
-                return
+                return sw.server_version(out.stdout)
             if state == "no" or attempt == attempts - 1:
                 break
             time.sleep(pause)
