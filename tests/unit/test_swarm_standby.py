@@ -157,3 +157,39 @@ def test_the_targets_own_configuration_is_staged_beside_the_verify_and_swapped_o
     site.rollback()
     assert site.on_disk() == {site.r1} and fake.serving_nodes() == {site.r1}
     assert all(n.text(f"{LAYOUT.proxy_dir}/nginx.conf.next") is None for n in fake.nodes.values())
+
+
+def _sleeps(monkeypatch) -> list[float]:  # type: ignore[no-untyped-def]
+    import time
+
+    slept: list[float] = []
+    virtual = time.sleep
+    monkeypatch.setattr(time, "sleep", lambda seconds: (slept.append(seconds), virtual(seconds))[1])
+    return slept
+
+
+@pytest.mark.parametrize("warm_window", [0, 600])
+def test_the_drain_before_a_release_stops_is_what_is_left_of_it_since_it_left_the_proxies(monkeypatch, warm_window):
+    """As on hosts (plan/lifecycle/warm.drain_left): the release the switch replaced waits the
+    whole drain before it goes to 0; one that went warm (out of the proxies) a deploy ago,
+    stopped by the next deploy, does not wait again."""
+    import time
+
+    loaded = LoadedConfig(Path("/project/deploy.toml"), parse_config(
+        rules.CONFIG.replace("warm_window = 0", f"warm_window = {warm_window}").replace("drain = 0", "drain = 7")))
+    fake = FakeSwarm(NAMES)
+    site = rules.Site(fake, loaded)
+    later = [0.0]
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + later[0])
+    r1 = site.deploy()
+    site.deploy()
+    later[0] += 30  # the next deploy, half a minute later
+    slept = _sleeps(monkeypatch)
+    site.deploy()
+    assert fake.running(NAMES.container("frontend", r1)) == 0  # stopped by the third deploy either way
+    drains = [s for s in slept if s >= 6]
+    if warm_window:  # r1 left the proxies at the second deploy's switch, 30 s ago
+        assert drains == []
+    else:  # r2, replaced by this switch, waited the drain (r1 was stopped by the second deploy)
+        assert drains == [7.0]

@@ -270,17 +270,24 @@ def _retire(site: SwarmSite, plan: SwarmPlan, live: str, drain: float, emit: Emi
     """After the drain, every other release's services to 0 tasks (kept for rollback), but
     the release the switch replaced (`previous`) while its warm window lasts (plan/lifecycle/warm.py,
     as on hosts): its tasks keep running out of the proxies, so a rollback until then is a
-    proxy switch. The manager records the window in its state dir (warm.json)."""
+    proxy switch. The manager records the window in its state dir (warm.json). The drain is
+    what remains of it (plan/lifecycle/warm.drain_left, as on hosts): a release that left the
+    proxies when it went warm (warm.json's `since`) drained long ago; one that may have served
+    until this switch, or that the record does not know, waits the whole drain."""
     services = site.services() if services is None else services  # a warm rollback's listing (no change since)
     releases = {release for release, _, _ in services.values()}
-    warm = warm_plan.after_switch(live, previous if previous in releases else None, now=time.time(),
-                                  window=warm_window)
+    now = time.time()
+    warm_before = warm_plan.parse_warm(site.manager.read_file(site.layout.warm))
+    warm = warm_plan.after_switch(live, previous if previous in releases else None, now=now, window=warm_window)
     site.manager.put_file(site.layout.warm, warm_plan.render_warm(warm), mode=0o600)
     kept = {w.release for w in warm}
     others = [name for name, (release, _, count) in services.items()
               if release != live and release not in kept and count > 0]
     if others:
-        time.sleep(drain)
+        wait = warm_plan.drain_left({services[name][0] for name in others}, warm_before=warm_before, now=now,
+                                    drain=drain)
+        if wait > 0:
+            time.sleep(wait)
         timer = Timer(emit, "stop", host=host, detail=f"scale {len(others)} service(s) to 0")
         site.run(plan.retire(others))
         timer.done()
