@@ -2,7 +2,7 @@
 arrives (the events carry no clock), folded into one row per step (when it started after
 the command, how long it took) and the gaps between steps (start-up, work no timer names).
 
-Used by bench/swarm_deploy.py for the Swarm's rollback (issue 26: where the 10.7 s went).
+Used by bench/swarm_deploy.py for the Swarm's deploy and rollback (issue 26: where their seconds go).
 """
 
 from __future__ import annotations

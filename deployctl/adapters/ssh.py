@@ -434,11 +434,17 @@ class SSHConnector:
 
     def _put_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
         directory = posixpath.dirname(path)
-        self.mkdir(directory)
         tmp = posixpath.join(directory, f".{posixpath.basename(path)}.{os.getpid()}.{threading.get_ident()}")
         with self._sftp_lock:
             sftp = self.sftp()
-            with sftp.open(tmp, "wb") as handle:
+            try:
+                handle = sftp.open(tmp, "wb")
+            except FileNotFoundError:
+                # The directory first only where it is missing: a mkdir per path part on every
+                # write was half of its SFTP round trips (a lock, `current`, a standby flag).
+                self._mkdir_locked(sftp, directory, 0o755, False)
+                handle = sftp.open(tmp, "wb")
+            with handle:
                 handle.chmod(mode)  # before the first byte: a secret is never world-readable
                 handle.write(data)
                 # On the host's disk before the rename makes it the file: after a power loss
@@ -475,13 +481,13 @@ class SSHConnector:
             return self._append_file(path, data, mode)
 
     def _append_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        self.mkdir(posixpath.dirname(path))
         with self._sftp_lock:
             sftp = self.sftp()
             try:
                 start = sftp.stat(path).st_size
             except FileNotFoundError:
-                start = 0
+                start = 0  # and its directory perhaps missing too (a file that exists has one)
+                self._mkdir_locked(sftp, posixpath.dirname(path), 0o755, False)
             try:
                 with sftp.open(path, "ab") as handle:
                     handle.write(data)
@@ -503,20 +509,23 @@ class SSHConnector:
             return self._mkdir(path, mode=mode, exclusive=exclusive)
 
     def _mkdir(self, path: str, *, mode: int = 0o755, exclusive: bool = False) -> bool:
-        parts = [p for p in path.split("/") if p]
         with self._sftp_lock:
-            sftp = self.sftp()
-            current = "/" if path.startswith("/") else ""
-            for i, part in enumerate(parts):
-                current = posixpath.join(current, part)
-                last = i == len(parts) - 1
-                try:
-                    sftp.mkdir(current, mode if last else 0o755)
-                except OSError:
-                    if last and exclusive:
-                        sftp.stat(current)  # raises when it was not "exists" but e.g. permission
-                        return False
-                    # Exists already (or cannot be made: the next step will say so).
+            return self._mkdir_locked(self.sftp(), path, mode, exclusive)
+
+    @staticmethod
+    def _mkdir_locked(sftp: Any, path: str, mode: int, exclusive: bool) -> bool:
+        parts = [p for p in path.split("/") if p]
+        current = "/" if path.startswith("/") else ""
+        for i, part in enumerate(parts):
+            current = posixpath.join(current, part)
+            last = i == len(parts) - 1
+            try:
+                sftp.mkdir(current, mode if last else 0o755)
+            except OSError:
+                if last and exclusive:
+                    sftp.stat(current)  # raises when it was not "exists" but e.g. permission
+                    return False
+                # Exists already (or cannot be made: the next step will say so).
         return True
 
     def remove_tree(self, path: str) -> None:

@@ -65,3 +65,31 @@ def test_a_server_without_fsync_gets_sync_run_instead_said_once(ssh_host, tmp_pa
         assert len(said) == 1 and "lacks fsync@openssh.com (Operation unsupported)" in said[0]
     finally:
         conn.close()
+
+
+def test_a_write_into_an_existing_directory_sends_no_mkdir(ssh_host, tmp_path):
+    """The directory is made only where it is missing: a mkdir per path part before every
+    write was half of a small file's SFTP round trips (a lock, `current`, a standby flag)."""
+    from paramiko.sftp import CMD_MKDIR
+
+    conn = connector(ssh_host).connect()
+    try:
+        sftp = conn.sftp()
+        real = sftp._request
+        codes: list[int] = []
+        sftp._request = lambda t, *args: (codes.append(t), real(t, *args))[1]
+        current, history = tmp_path / "a" / "b" / "current", tmp_path / "c" / "d" / "releases.jsonl"
+        conn.put_file(str(current), b"one\n", 0o644)  # a missing directory: made, then written
+        conn.append_file(str(history), b"1\n")  # the same for an append
+        assert current.read_bytes() == b"one\n" and history.read_bytes() == b"1\n"
+        assert codes.count(CMD_MKDIR) >= 4
+        codes.clear()
+        conn.put_file(str(current), b"two\n", 0o600)
+        conn.append_file(str(history), b"2\n")
+        assert current.read_bytes() == b"two\n" and history.read_bytes() == b"1\n2\n"
+        assert current.stat().st_mode & 0o777 == 0o600
+        assert CMD_MKDIR not in codes
+        # open, chmod, write, fsync, close, rename; stat, open, write, chmod, fsync, close
+        assert len(codes) <= 12, codes
+    finally:
+        conn.close()

@@ -129,3 +129,29 @@ def test_a_swarm_canary_deploy_runs_what_its_dry_run_printed_with_the_canary_bet
     assert names.index("health") < names.index("canary") < names.index("route") < names.index("verify")
     # every node's watchdog ran, and was printed as each node runs it (joined to its proxy task)
     assert sum(1 for argv in ran if "canary-watchdog" in argv and argv.startswith("docker run")) == len(fake.nodes)
+
+
+def test_a_warm_swarm_rollback_by_the_standby_flag_runs_what_its_dry_run_printed():
+    """Inside the warm window: the flag, the verify, and the target's own configuration
+    (staged and tested beside the verify, made live after it) and the flags' clean-up, every
+    node's command printed."""
+    from tests.unit.test_swarm_standby import WARM, swaps_during_route
+
+    fake = FakeSwarm(NAMES)
+    site = Site(fake, WARM)
+    r1 = site.deploy()
+    site.deploy()
+    env = Env.resolve(WARM, "swarm")
+    job = SwarmJob(env, lambda event: None, fake, nodes=fake.node)
+    opened, state = job.open()
+    _, target, _, work = rollback_job(env, opened, state, None, lambda event: None)
+    assert target == r1 and work is not None and not work.plan.start  # warm: nothing to scale up
+    printed = [unquoted(" ".join(row.argv)) for step in work.steps() for row in step.rows if row.argv]
+    printed.append(" ".join(unlock_row(env.layout).argv))
+
+    before = marks(fake)
+    assert swaps_during_route(site, fake, site.rollback) == 0  # by the flag
+    ran = sent(fake, before)
+    assert [argv for argv in ran if not reads(argv) and not printed_as(argv, printed)] == []
+    assert sum(1 for argv in ran if " nginx -t " in argv and "&&" not in argv) == len(fake.nodes)
+    assert sum(1 for argv in ran if argv.startswith("sh -c mv -f ") and "nginx -t" not in argv) == len(fake.nodes)

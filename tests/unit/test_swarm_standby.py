@@ -46,8 +46,12 @@ def flags(fake: FakeSwarm) -> dict[str, set[str]]:
             for n in fake.nodes.values()}
 
 
+RELOAD = r"docker kill --signal HUP|nginx -s reload"  # what makes a node's nginx load its file
+
+
 def swaps_during_route(site: rules.Site, fake: FakeSwarm, action) -> int:  # type: ignore[no-untyped-def]
-    """How many node swaps (nginx -t, rename, reload) ran between the route's start and the verify's end."""
+    """How many node reloads (a swap's, or a starting task's) ran between the route's start
+    and the verify's end (the `nginx -t` of a staged file alone reloads nothing)."""
     counted = {"on": False, "swaps": 0}
     events = site.emit.events
 
@@ -62,7 +66,7 @@ def swaps_during_route(site: rules.Site, fake: FakeSwarm, action) -> int:  # typ
         run = node.run
 
         def counted_run(argv, *args, **kwargs):  # type: ignore[no-untyped-def]
-            if re.search(rules.SWAP, " ".join(argv)):
+            if re.search(RELOAD, " ".join(argv)):
                 counted["swaps"] += counted["on"]
             return run(argv, *args, **kwargs)
         return counted_run
@@ -132,3 +136,60 @@ def test_a_cold_rollback_takes_the_staged_route():
     assert standby_of(next(iter(configs(fake)))) is None
     swaps = swaps_during_route(site, fake, site.rollback)
     assert swaps == 3 and fake.serving_nodes() == {site.r1} and site.current() == site.r1
+
+
+def test_the_targets_own_configuration_is_staged_beside_the_verify_and_swapped_only_once_it_passed(warm):
+    """Staged while the verify runs (a staged file changes nothing nginx serves), so that
+    after the verified switch each node has one command left (test, rename, reload); a failed
+    verify leaves the staged file unswapped and the live file as it was."""
+    site, fake = warm
+    rules._verify_wrong(site, fake)
+    swaps = swaps_during_route(site, fake, site.failing_rollback)
+    fake.faults.clear()
+    assert swaps == 0
+    staged = {live_release(n.text(f"{LAYOUT.proxy_dir}/nginx.conf.next")) for n in fake.nodes.values()}
+    assert staged == {site.r1}  # the target's own configuration, staged on every node
+    tested = [text for n in fake.nodes.values() for call, text in n.calls if call == "run"
+              and re.fullmatch(r"docker exec \S+ nginx -t -q -c \S+/nginx\.conf\.next", text)]
+    assert len(tested) == len(fake.nodes)  # and tested there (nginx -t) beside the verify
+    assert site.on_disk() == {site.r2} and fake.serving_nodes() == {site.r2}
+    # the next warm rollback stages its own again and swaps it in
+    site.rollback()
+    assert site.on_disk() == {site.r1} and fake.serving_nodes() == {site.r1}
+    assert all(n.text(f"{LAYOUT.proxy_dir}/nginx.conf.next") is None for n in fake.nodes.values())
+
+
+def _sleeps(monkeypatch) -> list[float]:  # type: ignore[no-untyped-def]
+    import time
+
+    slept: list[float] = []
+    virtual = time.sleep
+    monkeypatch.setattr(time, "sleep", lambda seconds: (slept.append(seconds), virtual(seconds))[1])
+    return slept
+
+
+@pytest.mark.parametrize("warm_window", [0, 600])
+def test_the_drain_before_a_release_stops_is_what_is_left_of_it_since_it_left_the_proxies(monkeypatch, warm_window):
+    """As on hosts (plan/lifecycle/warm.drain_left): the release the switch replaced waits the
+    whole drain before it goes to 0; one that went warm (out of the proxies) a deploy ago,
+    stopped by the next deploy, does not wait again."""
+    import time
+
+    loaded = LoadedConfig(Path("/project/deploy.toml"), parse_config(
+        rules.CONFIG.replace("warm_window = 0", f"warm_window = {warm_window}").replace("drain = 0", "drain = 7")))
+    fake = FakeSwarm(NAMES)
+    site = rules.Site(fake, loaded)
+    later = [0.0]
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + later[0])
+    r1 = site.deploy()
+    site.deploy()
+    later[0] += 30  # the next deploy, half a minute later
+    slept = _sleeps(monkeypatch)
+    site.deploy()
+    assert fake.running(NAMES.container("frontend", r1)) == 0  # stopped by the third deploy either way
+    drains = [s for s in slept if s >= 6]
+    if warm_window:  # r1 left the proxies at the second deploy's switch, 30 s ago
+        assert drains == []
+    else:  # r2, replaced by this switch, waited the drain (r1 was stopped by the second deploy)
+        assert drains == [7.0]

@@ -204,6 +204,22 @@ def nginx_swap_and_reload(container: str, host_dir: str, mount: str, config_file
     return ["sh", "-c", f"{test} && {move} && {reload}"]
 
 
+def nginx_test_staged(container: str, mount: str, staged_file: str) -> list[str]:
+    """The first half of `nginx_swap_and_reload`, apart: `nginx -t` of the staged file in
+    the running nginx. For a switch whose new configuration can be tested before it is due
+    (a rollback by the standby flag tests the target's own file while its verify runs);
+    `nginx_move_and_reload` is then the rest, once due."""
+    return ["docker", "exec", container, "nginx", "-t", "-q", "-c", f"{mount}/{staged_file}"]
+
+
+def nginx_move_and_reload(container: str, host_dir: str, config_file: str, staged_file: str) -> list[str]:
+    """The second half of `nginx_swap_and_reload`: the staged file, tested already
+    (`nginx_test_staged`), renamed over the live one and nginx's master HUPed, in one command
+    (no `docker exec`: the slowest part of the swap, 0.4-1 s at load 20)."""
+    move = shlex.join(["mv", "-f", f"{host_dir}/{staged_file}", f"{host_dir}/{config_file}"])
+    return ["sh", "-c", f"{move} && {shlex.join(nginx_hup(container))}"]
+
+
 def nginx_hup(container: str) -> list[str]:
     """nginx's master re-reads its configuration (graceful: old workers finish what they hold)."""
     return ["docker", "kill", "--signal", "HUP", container]

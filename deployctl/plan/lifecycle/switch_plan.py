@@ -139,6 +139,16 @@ def proxy_swap(nginx: str, proxy_dir: str) -> Argv:
     return tuple(dc.nginx_swap_and_reload(nginx, proxy_dir, PROXY_MOUNT, CONFIG_FILE, STAGED_FILE))
 
 
+def proxy_test_staged(nginx: str) -> Argv:
+    """`proxy_swap`'s test alone, ahead of the rename (plan/lifecycle/docker_commands.nginx_test_staged)."""
+    return tuple(dc.nginx_test_staged(nginx, PROXY_MOUNT, STAGED_FILE))
+
+
+def proxy_move(nginx: str, proxy_dir: str) -> Argv:
+    """`proxy_swap` once its test passed: rename and reload (docker_commands.nginx_move_and_reload)."""
+    return tuple(dc.nginx_move_and_reload(nginx, proxy_dir, CONFIG_FILE, STAGED_FILE))
+
+
 @dataclass(frozen=True)
 class SwitchPlan:
     target: ReleaseSpec

@@ -260,7 +260,16 @@ def inspect_nodes(ids: list[str]) -> list[str]:
 
 
 def swarm_state() -> list[str]:
-    return ["docker", "info", "--format", "{{.Swarm.LocalNodeState}}\t{{.Swarm.ControlAvailable}}"]
+    """The node's Swarm state and, third, the engine's version: a Swarm command's first call
+    on the manager says both (the `docker version` of a host's preflight was one more round
+    trip before anything else)."""
+    return ["docker", "info", "--format", "{{.Swarm.LocalNodeState}}\t{{.Swarm.ControlAvailable}}\t{{.ServerVersion}}"]
+
+
+def server_version(stdout: str) -> str:
+    """The engine's version from what `swarm_state` printed ("" when it printed none)."""
+    parts = stdout.strip("\n").split("\t")
+    return parts[2].strip() if len(parts) > 2 else ""
 
 
 def manager_state(stdout: str) -> str:
@@ -269,6 +278,7 @@ def manager_state(stdout: str) -> str:
     run, right after a worker's restart; asked again, it said true), else "no" (a worker
     says `active<TAB>false`, a node outside a Swarm `inactive`)."""
     state, _, control = stdout.strip("\n").partition("\t")
+    control = control.split("\t", 1)[0]  # the version follows
     if state.strip() != "active":
         return "no"
     control = control.strip()

@@ -162,7 +162,9 @@ class SwarmPlan:
                             self.reload)]
 
     def retire_rows(self) -> list[PlannedStep]:
-        return [PlannedStep("drain", f"wait {self.drain:g}s for requests the replaced release still holds"),
+        return [PlannedStep("drain", f"wait {self.drain:g}s for requests the releases about to stop still hold "
+                                     "(what is left of it for one that left the proxies when it went warm: "
+                                     "warm.json's since)"),
                 PlannedStep("stop", "scale the other releases' services to 0 (kept for rollback), but the "
                                     "replaced release's while its warm window lasts (rollout.warm_window: a "
                                     "rollback until then is a proxy switch; recorded in the manager's warm.json)",

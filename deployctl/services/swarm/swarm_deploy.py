@@ -40,7 +40,9 @@ from ...plan.lifecycle.releases import FAILED, LIVE, History, ReleaseRecord, new
 from ...plan.swarm.swarm_plan import SwarmPlan, deploy_plan, proxy_config_for, rollback_plan
 from ...plan.edge.proxy_config import live_release, standby_flag, standby_of
 from ...plan.swarm.swarm_proxy import standby_address, tasks_address
-from ...plan.lifecycle.switch_plan import clear_flags, guard_spec
+from ...plan.lifecycle.switch_plan import clear_flags, guard_spec, proxy_move, proxy_test_staged
+from ...plan.edge.proxy_config import CONFIG_FILE, STAGED_FILE
+from ...plan.swarm.swarm_plan import NODE_PROXY_TASK
 from ...secrets import Secret
 from ..lifecycle import preflight
 from . import swarm_accessories
@@ -96,9 +98,13 @@ class SwarmJob:
         return self.site, HostState(self.manager, env.layout, self.emit)
 
     def open(self) -> tuple[SwarmSite, HostState]:
+        """Connected to the manager, checked to be one: one call (`docker info`) says that
+        and the engine's version, which a host's preflight asks `docker version` for."""
         site, state = self.unconnected()
-        preflight.connect(self.manager, self.emit)
-        site.check_manager()
+        timer = Timer(self.emit, "connect", host=self.manager.host)
+        self.manager.connect()
+        version = site.check_manager()
+        timer.done(f"docker {version}" if version else "")
         return site, state
 
     def close(self) -> None:
@@ -110,15 +116,16 @@ class SwarmJob:
 
 def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
             checkpoint: Callable[[], None] = lambda: None, previous: bytes | None = None,
-            config: str | None = None) -> None:
+            config: str | None = None, nodes: list[sw.Node] | None = None) -> None:
     """Route `config` (the plan's own configuration when None) then verify on every node; a
     failed verify puts the previous configuration (`previous`: what the nodes served before
     this command touched them; None: read now) back on every node (raises SwitchFailed), or
     SwarmSwitchBackFailed if that fails too. A signal seen after the route or the verify
     (`checkpoint`) switches back as well, as on hosts (services/lifecycle/switch.py): an
     interrupted deploy never ends with its release live. The ready nodes are listed once
-    for the whole switch (each listing is two manager calls)."""
-    nodes = site.ready_nodes()
+    for the whole switch (each listing is two manager calls): `nodes`, when the caller just
+    listed them for it."""
+    nodes = site.ready_nodes() if nodes is None else nodes
     previous = previous if previous is not None else site.live_config(nodes)
     # Every node's DNS knows the release's tasks before any node routes to them (bounded).
     _verified_switch(site, plan, port, emit, host, nodes, f"proxy -> {plan.target.release}",
@@ -128,16 +135,19 @@ def _switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str,
 
 
 def _switch_by_flag(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, host: str, nodes: list[sw.Node],
-                    previous: bytes, flag: str, checkpoint: Callable[[], None] = lambda: None) -> None:
+                    previous: bytes, flag: str, checkpoint: Callable[[], None] = lambda: None,
+                    raised: Callable[[], None] = lambda: None) -> None:
     """A rollback to the live configuration's standby (plan/swarm/swarm_proxy.py): its flag
     raised on every node at once is the switch, with no reload and no manager call, then
     the verify as any switch. A failure lowers the flag on every node and waits until each
-    answers from the previous release again (SwitchFailed), or SwarmSwitchBackFailed. The
-    target's own configuration is written afterwards (`_own_config`)."""
+    answers from the previous release again (SwitchFailed), or SwarmSwitchBackFailed.
+    `raised`: called once the flag is up on every node, before the verify (the target's own
+    configuration is staged meanwhile, and swapped in after it: `_OwnConfig`)."""
     proxies = site.standby_proxies(nodes)
 
     def raise_flag() -> int:
         at_once(proxies, lambda proxy: proxy.raise_flag(flag))
+        raised()
         return len(proxies)
 
     def lower_flag() -> None:
@@ -175,21 +185,65 @@ def _verified_switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, ho
         raise SwitchFailed(f"{host}: {_why(exc)}", hint="the previous release is serving again") from None
 
 
-def _own_config(site: SwarmSite, nodes: list[sw.Node], config: str, previous: bytes, flag: str, emit: Emit,
-                host: str) -> None:
-    """After a switch by the standby flag: the target's own configuration on every node
-    (staged, tested, swapped), so that what nginx loads next (a reload, a restarted task)
-    is what serves; both route to the target. Then the earlier flags go (the one just
-    raised stays: the replaced workers may still read it). A failure only warns: the
-    target serves, verified, through the flag, and the next switch writes its own file."""
-    try:
-        proxies = site.standby_proxies(nodes)
-        # Independent: the earlier renders' flags are no file the new configuration names.
-        at_once([lambda: site.restage(nodes, config, previous),
-                 lambda: at_once(proxies, lambda proxy: proxy.clear_flags(keep=flag))], lambda work: work())
-    except Exception as exc:  # noqa: BLE001
-        emit(Message(f"the release serves through the standby flag, but writing its own proxy configuration failed "
-                     f"({_why(exc)}); the next deploy or rollback writes it", level="warning", host=host))
+class _OwnConfig:
+    """After a switch by the standby flag: the target's own configuration on every node, so
+    that what nginx loads next (a reload, a restarted task) is what serves; both route to
+    the target. Staged on every node, each node's proxy task looked up and the file tested
+    there (`nginx -t`) while the verify runs, since a staged file changes nothing nginx
+    serves; renamed over nginx.conf and reloaded (one command per node, no `docker exec`)
+    only once the verify passed, while the manager records, and joined before the lock is
+    released. Then the earlier flags go (the one just raised
+    stays: the replaced workers may still read it). A failure only warns: the target
+    serves, verified, through the flag, and the next switch writes its own file."""
+
+    def __init__(self, site: SwarmSite, nodes: list[sw.Node], config: str, previous: bytes, flag: str, emit: Emit,
+                 host: str) -> None:
+        self.site, self.nodes, self.config, self.previous, self.flag = site, nodes, config, previous, flag
+        self.emit, self.host = emit, host
+        self._staging: threading.Thread | None = None
+        self._finishing: threading.Thread | None = None
+        self._staged: dict[str, str] | None = None
+        self._error: BaseException | None = None
+
+    def stage(self) -> None:
+        """Beside the verify (the flag is up on every node)."""
+        def staging() -> None:
+            try:
+                self._staged = self.site.stage(self.nodes, self.config, self.previous)
+            except BaseException as exc:  # noqa: BLE001 - said by `finish` (or dropped with a failed switch)
+                self._error = exc
+        self._staging = threading.Thread(target=staging, name="own-config-stage", daemon=True)
+        self._staging.start()
+
+    def abandon(self) -> None:
+        """The switch failed: nothing is swapped; the staging only waited for (its file is
+        harmless: the next route stages its own)."""
+        if self._staging is not None:
+            self._staging.join()
+
+    def finish(self) -> None:
+        """The verified switch: the swaps and the flags' clean-up, in the background."""
+        self._finishing = threading.Thread(target=self._finish, name="own-config", daemon=True)
+        self._finishing.start()
+
+    def _finish(self) -> None:
+        try:
+            self.abandon()  # the staging joined
+            if self._error is not None:
+                raise self._error
+            proxies = self.site.standby_proxies(self.nodes)
+            staged = self._staged or {}
+            # Independent: the earlier renders' flags are no file the new configuration names.
+            at_once([lambda: self.site.swap_staged(self.nodes, staged),
+                     lambda: at_once(proxies, lambda proxy: proxy.clear_flags(keep=self.flag))], lambda work: work())
+        except Exception as exc:  # noqa: BLE001
+            self.emit(Message(f"the release serves through the standby flag, but writing its own proxy configuration "
+                              f"failed ({_why(exc)}); the next deploy or rollback writes it", level="warning",
+                              host=self.host))
+
+    def join(self) -> None:
+        if self._finishing is not None:
+            self._finishing.join()
 
 
 def _standby(state: HostState, replaced: str | None, target: str, warm_window: float,
@@ -212,27 +266,35 @@ def _standby_flag(live: str, standby: ReleaseSpec | None) -> str:
 
 def _retire(site: SwarmSite, plan: SwarmPlan, live: str, drain: float, emit: Emit, host: str, *,
             previous: str | None = None, warm_window: float = 0.0,
-            services: dict[str, tuple[str, str, int]] | None = None) -> None:
+            services: dict[str, tuple[str, str, int]] | None = None) -> dict[str, tuple[str, str, int]]:
     """After the drain, every other release's services to 0 tasks (kept for rollback), but
     the release the switch replaced (`previous`) while its warm window lasts (plan/lifecycle/warm.py,
     as on hosts): its tasks keep running out of the proxies, so a rollback until then is a
-    proxy switch. The manager records the window in its state dir (warm.json)."""
+    proxy switch. The manager records the window in its state dir (warm.json). The drain is
+    what remains of it (plan/lifecycle/warm.drain_left, as on hosts): a release that left the
+    proxies when it went warm (warm.json's `since`) drained long ago; one that may have served
+    until this switch, or that the record does not know, waits the whole drain."""
     services = site.services() if services is None else services  # a warm rollback's listing (no change since)
     releases = {release for release, _, _ in services.values()}
-    warm = warm_plan.after_switch(live, previous if previous in releases else None, now=time.time(),
-                                  window=warm_window)
+    now = time.time()
+    warm_before = warm_plan.parse_warm(site.manager.read_file(site.layout.warm))
+    warm = warm_plan.after_switch(live, previous if previous in releases else None, now=now, window=warm_window)
     site.manager.put_file(site.layout.warm, warm_plan.render_warm(warm), mode=0o600)
     kept = {w.release for w in warm}
     others = [name for name, (release, _, count) in services.items()
               if release != live and release not in kept and count > 0]
     if others:
-        time.sleep(drain)
+        wait = warm_plan.drain_left({services[name][0] for name in others}, warm_before=warm_before, now=now,
+                                    drain=drain)
+        if wait > 0:
+            time.sleep(wait)
         timer = Timer(emit, "stop", host=host, detail=f"scale {len(others)} service(s) to 0")
         site.run(plan.retire(others))
         timer.done()
     for w in warm:
         emit(Message(f"{w.release} keeps its tasks (out of the proxies) for {warm_window:g}s: a rollback until "
                      "then is a proxy switch", host=host))
+    return services  # the listing (its counts as they were before the scale): prune's names
 
 
 def _stop_expired_warm(site: SwarmSite, keep: set[str], emit: Emit, host: str) -> list[str]:
@@ -269,9 +331,13 @@ def _overrides(state: HostState, history: History | None = None, current: str | 
     return ss.overrides_in(record.extra if record is not None else None)
 
 
-def _prune(site: SwarmSite, state: HostState, keep: int, live: str, emit: Emit, host: str) -> None:
+def _prune(site: SwarmSite, state: HostState, keep: int, live: str, emit: Emit, host: str,
+           services: dict[str, tuple[str, str, int]] | None = None) -> None:
+    """Releases beyond `keep` removed. `services`: the retire's listing of this command (under
+    the lock, after the switch: no service was created or removed since; only counts changed,
+    which prune does not read), else listed now."""
     by_release: dict[str, list[str]] = {}
-    for name, (release, _, _) in site.services().items():
+    for name, (release, _, _) in (site.services() if services is None else services).items():
         by_release.setdefault(release, []).append(name)
     history = state.history()
     for release in prune_selection(list(by_release), keep=keep, live=live, previous_good=history.previous_good(live)):
@@ -422,6 +488,7 @@ class SwarmDeploy:
         # The shadow window, the canary and the guard, with their ways back (services/swarm/swarm_judges.py).
         self.judges = SwarmJudges(self, site, plan, self.port, shadow_gate, gate)
         self.promoted = None  # the canary that promoted: its watchdogs armed until the switch is verified
+        self._listed: dict[str, tuple[str, str, int]] | None = None  # the retire's listing, for prune
 
     def lock(self) -> None:
         take_lock(self.state, self.emit, host=self.host, action="deploy", release=self.release,
@@ -583,9 +650,10 @@ class SwarmDeploy:
         self.site.wait_ready(self.plan.wanted, self.plan.ready_timeout, checks=_checks(self.site, self.plan),
                              checkpoint=self.cancel.check)
         self.cancel.check()
-        # What every node served before this deploy touches the proxies: the shadow window's
-        # stop, the canary's abort, a failed verify and the guard's revert put it back.
-        self.judges.live_only = self.site.live_config()
+        if self.plan.shadow is not None or self.plan.canary is not None:
+            # What every node served before this deploy touches the proxies: the shadow
+            # window's stop and the canary's abort put it back (else read by the switch).
+            self.judges.live_only = self.site.live_config()
 
     def _canary_file_rows(self) -> list[PlannedStep]:
         """The canary's own files, as the run removes them (services/swarm/swarm_judges.py)."""
@@ -602,9 +670,15 @@ class SwarmDeploy:
         # flag, so a rollback inside its window needs no reload (plan/swarm/swarm_proxy.py).
         standby = _standby(self.state, self.previous, self.release, self.rollout.warm_window)
         config = proxy_config_for(self.plan.target, standby, _standby_flag(self.release, standby))
+        # The ready nodes listed as the switch starts (never an earlier listing: 2d638ed), and
+        # what they serve read from them: a failed verify and the guard's revert put it back.
+        # Nothing touched the proxies since the health gate unless a judge ran (it read it then).
         try:
+            nodes = self.site.ready_nodes()
+            if self.judges.live_only is None:
+                self.judges.live_only = self.site.live_config(nodes)
             _switch(self.site, self.plan, self.port, self.emit, self.host, self.cancel.check,
-                    previous=self.judges.live_only, config=config)
+                    previous=self.judges.live_only, config=config, nodes=nodes)
         except SwitchBackFailed:
             raise  # uncertain: the canary's watchdogs, still armed, put the live-only proxy back
         except BaseException:
@@ -623,11 +697,11 @@ class SwarmDeploy:
             self.judges.guard(since=self.switched, stopped=self.cancel.is_set)
 
     def _retire(self) -> None:
-        _retire(self.site, self.plan, self.release, self.plan.drain, self.emit, self.host, previous=self.previous,
-                warm_window=self.rollout.warm_window)
+        self._listed = _retire(self.site, self.plan, self.release, self.plan.drain, self.emit, self.host,
+                               previous=self.previous, warm_window=self.rollout.warm_window)
 
     def _prune(self) -> None:
-        _prune(self.site, self.state, self.rollout.keep, self.release, self.emit, self.host)
+        _prune(self.site, self.state, self.rollout.keep, self.release, self.emit, self.host, self._listed)
 
     def _abandon_switch(self, exc: BaseException) -> BaseException:
         """Before the route: a shadow window's mirror goes first (the live-only configuration
@@ -829,7 +903,7 @@ class SwarmRollbackJob:
         self.started: float | None = None  # the lock taken: `stats` measures time to restore from here
         self.began = time.monotonic()
         self.seconds = 0.0  # to the verified switch
-        self._finishing: threading.Thread | None = None  # after a switch by the standby flag: `_own_config`
+        self._finishing: _OwnConfig | None = None  # after a switch by the standby flag
 
     def lock(self) -> None:
         take_lock(self.state, self.emit, host=self.host, action="rollback", release=self.target,
@@ -865,14 +939,21 @@ class SwarmRollbackJob:
         if not self.plan.start:
             rows = [PlannedStep("route", f"if the live nginx.conf names {self.target} as its standby (the switch "
                                          "that left it warm wrote it so): its flag file on every node at once is "
-                                         "the switch, no reload; the target's own nginx.conf is written after the "
-                                         "verify, as below; else:"), *rows]
-            # What `_own_config` runs beside that write (found missing by a warm case of the
+                                         "the switch, no reload; the target's own nginx.conf is staged and tested "
+                                         "on every node beside the verify and made live once it passed (below); "
+                                         "else:"), *rows]
+            # What `_OwnConfig` runs (the flags' clean-up found missing by a warm case of the
             # dry-run comparison on helper swarmwrites' branch).
-            after = [PlannedStep("route", "after a switch by the flag, beside that write on every node: the flags "
-                                          "of earlier configurations go (not the one raised: the replaced workers "
-                                          "may still read it)",
-                                 clear_flags(self.site.layout.proxy_dir, "<the flag raised>"))]
+            proxy_dir = self.site.layout.proxy_dir
+            after = [PlannedStep("route", f"after a switch by the flag, while the verify runs, on every node: the "
+                                          f"target's own configuration staged as {STAGED_FILE} and tested in the "
+                                          "node's proxy task (nothing reloads it)", proxy_test_staged(NODE_PROXY_TASK)),
+                     PlannedStep("route", f"once verified, on every node: renamed over {CONFIG_FILE} and nginx "
+                                          "reloaded (one command; a failure only warns: the flag serves the target)",
+                                 proxy_move(NODE_PROXY_TASK, proxy_dir)),
+                     PlannedStep("route", "beside that, on every node: the flags of earlier configurations go (not the "
+                                          "one raised: the replaced workers may still read it)",
+                                 clear_flags(proxy_dir, "<the flag raised>"))]
         return Step("switch", (*rows, *self.plan.verify_rows(), *after), self._switch)
 
     def _switch(self) -> None:
@@ -893,12 +974,17 @@ class SwarmRollbackJob:
             ReleaseSpec.from_dict(self.live.spec).proxy.image == plan.target.proxy.image
         if (not plan.start and previous is not None and up is not None and up.release == self.target
                 and up.address == standby_address(routed.container, routed.port) and same_image):
-            _switch_by_flag(site, plan, self.port, self.emit, self.host, nodes, previous, up.flag, self.cancel.check)
-            # Its own configuration while the manager records and retires (no manager call
-            # here); joined before the lock is released (`unlock`).
-            self._finishing = threading.Thread(target=_own_config, name="own-config", daemon=True,
-                                               args=(site, nodes, config, previous, up.flag, self.emit, self.host))
-            self._finishing.start()
+            own = _OwnConfig(site, nodes, config, previous, up.flag, self.emit, self.host)
+            try:
+                _switch_by_flag(site, plan, self.port, self.emit, self.host, nodes, previous, up.flag,
+                                self.cancel.check, raised=own.stage)
+            except BaseException:
+                own.abandon()
+                raise
+            # Swapped in while the manager records and retires (no manager call there);
+            # joined before the lock is released (`unlock`).
+            own.finish()
+            self._finishing = own
             return
         _switch(site, plan, self.port, self.emit, self.host, self.cancel.check, previous=previous, config=config)
 

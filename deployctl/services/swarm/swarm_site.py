@@ -25,7 +25,7 @@ from ...plan.lifecycle.names import Names, StateLayout
 from ...plan.edge.proxy_config import CONFIG_FILE, CONFIG_PATH, STAGED_FILE, live_release
 from ...plan.lifecycle.releases import is_release_id
 from ...plan.swarm.swarm_plan import SwarmPlan
-from ...plan.lifecycle.switch_plan import proxy_swap
+from ...plan.lifecycle.switch_plan import proxy_move, proxy_swap, proxy_test_staged
 from ...secrets import Secret, redactor
 from .swarm_health import TaskChecks
 from ..lifecycle.switch import SWITCH_BACK_WAIT, HostSwitch
@@ -50,14 +50,15 @@ class SwarmSite:
 
     # -- the manager -----------------------------------------------------------------------
 
-    def check_manager(self, attempts: int = 4, pause: float = 1.0) -> None:
+    def check_manager(self, attempts: int = 4, pause: float = 1.0) -> str:
         """Refuses a node that is not a Swarm manager; one whose answer is unsettled
-        (plan/swarm/services.manager_state) is asked again, up to `attempts` times."""
+        (plan/swarm/services.manager_state) is asked again, up to `attempts` times. Returns
+        the engine's version (the same call says it)."""
         for attempt in range(attempts):
             out = self.manager.run(sw.swarm_state(), timeout=30)
             state = sw.manager_state(out.stdout) if out.ok else "no"
             if state == "manager":
-                return
+                return sw.server_version(out.stdout)
             if state == "no" or attempt == attempts - 1:
                 break
             time.sleep(pause)
@@ -319,15 +320,43 @@ class SwarmSite:
         _each(nodes, lambda node: self._swap(node, staged[node.address], containers[node.address]))
         return len(nodes)
 
-    def restage(self, nodes: list[sw.Node], config: str | bytes, live: bytes | None) -> None:
-        """`config` on the given nodes' running proxies, staged and swapped as `route` does,
-        with no call to the manager (a rollback by the standby flag writes the target's own
-        configuration this way while the manager records it: services/swarm/swarm_deploy.py)."""
+    def stage(self, nodes: list[sw.Node], config: str | bytes, live: bytes | None) -> dict[str, str]:
+        """`config` staged beside every given node's live file (nothing reloads it), each
+        node's proxy task looked up, then the staged file tested there (`nginx -t`), all
+        nodes at once; returns address -> proxy container for `swap_staged`. A rollback by
+        the standby flag stages the target's own configuration this way while its verify
+        runs, and swaps it in once verified (services/swarm/swarm_deploy.py): a staged file
+        nothing swapped in is what a deployctl killed in a route leaves too."""
         data = _carried(live, config)
         staged_file = f"{self.layout.proxy_dir}/{STAGED_FILE}"
-        # Every node serves a file (the flag switched them): staged, no look first.
-        _each(nodes, lambda node: self.node(node.address).put_file(staged_file, data, 0o644))
-        _each(nodes, lambda node: self._swap(node, True))
+        # Every node serves a file (the flag switched them): staged, no look first. The
+        # write (SFTP) and the task's lookup (a command) are independent round trips.
+        with ThreadPoolExecutor(max_workers=2 * len(nodes) or 1) as pool:
+            writes = [pool.submit(self.node(n.address).put_file, staged_file, data, 0o644) for n in nodes]
+            tasks = [pool.submit(self._proxy_task, n) for n in nodes]
+        for write in writes:
+            write.result()
+        containers = {n.address: task.result() for n, task in zip(nodes, tasks)}
+        _each(nodes, lambda node: self._tested(node, containers[node.address]))
+        return containers
+
+    def _tested(self, node: sw.Node, container: str) -> None:
+        result = self.node(node.address).run(list(proxy_test_staged(container)))
+        if not result.ok:
+            raise DeployError(f"{node.address}: nginx -t refused the configuration (nothing reloaded): "
+                              f"{redactor(result.stderr.strip() or result.stdout.strip())}")
+
+    def swap_staged(self, nodes: list[sw.Node], containers: dict[str, str]) -> None:
+        """What `stage` staged and tested made live on every node at once: one command per
+        node (rename, HUP), to the proxy task `stage` tested it in."""
+        def move(node: sw.Node) -> None:
+            argv = proxy_move(containers[node.address], self.layout.proxy_dir)
+            result = self.node(node.address).run(list(argv))
+            if not result.ok:
+                raise DeployError(f"{node.address}: the staged configuration was not made live: "
+                                  f"{redactor(result.stderr.strip() or result.stdout.strip())}")
+
+        _each(nodes, move)
 
     def _write(self, node: sw.Node, data: bytes, running: bool) -> bool:
         """One node's file: staged when its running proxy read a live one (it swaps it in),
