@@ -1,8 +1,14 @@
 """A canary across the test fleet's 3 hosts under continuous traffic through its load
 balancer: every host splits, one verdict is judged on every host's access log together (a
 board of per-host windows), and every host promotes; no request fails. Then, on the same
-site, a drill of each kind (5xx, health, slow, crash: issue 27), each caught before any user
-got its answer. Short windows: CI time matters.
+site, a drill (issue 27), caught by one shadow verdict over the three hosts' copies before any
+user got its answer, and recorded on every host. Short windows: CI time matters.
+
+One drill, not one of each kind: tests/integration/test_drill.py walks every kind (health,
+5xx, slow, crash) through the same `drill` and proves which net catches each; what only a
+fleet shows is the verdict over every host's copies and the `drill` line on every host
+(`services/judging/drill._record`, one loop over the hosts for every kind). The other three
+kinds here cost about 100 s of the suite's saturated CPU and asserted nothing else.
 
 Both tests run on one app (the module's site, tests/integration/fleet/conftest.py): the
 failing canary starts from the release the first test left live instead of deploying two
@@ -19,9 +25,6 @@ from tests.integration.fleet.test_fleet_rollout import deployed, traffic_to
 
 pytestmark = pytest.mark.integration
 WINDOW = 5
-# The net that catches each kind of drill on the fleet (as on this machine's engine:
-# tests/integration/test_drill.py): slow's 2 s copies are cut off at shadow_timeout (1 s).
-FLEET_CAUGHT_BY = {"health": {"health"}, "slow": {"shadow"}, "crash": {"health", "shadow"}}
 
 
 def test_a_canary_splits_every_host_is_judged_once_and_promotes_everywhere(module_site, module_load_balancer):
@@ -89,36 +92,11 @@ def test_a_canary_splits_every_host_is_judged_once_and_promotes_everywhere(modul
     assert report.total > 50 and report.failures == [] and set(report.releases()) == {v2}, report.summary()
     for host in site.hosts:
         line = site.history(host).records[-1]
-        assert (line.action, line.release, line.outcome, line.previous) == ("drill", result["release"], "caught", v2)
+        assert (line.action, line.release, line.outcome, line.previous, line.extra["fail"]) == (
+            "drill", result["release"], "caught", v2, "5xx"), (host, line)
         assert line.extra["nets"][-1] == caught and site.current(host) == v2 and not site.locked(host)
     print(f"fleet drill --fail 5xx: caught by the shadow window over 3 hosts in {caught['detect_s']:.2f}s, restored "
           f"in {caught['restore_s']:.2f}s ({result['seconds']:.1f}s in all); users: {report.summary()}")
-
-    # The other kinds on the same fleet, one after the other under one stream of traffic: each
-    # caught before any user got its answer, the live release serving again on every host, a
-    # `drill` line per host with its kind and times.
-    results = []
-    with traffic_to(load_balancer) as traffic:
-        time.sleep(1)
-        for kind in ("health", "slow", "crash"):
-            drilled = site.cli("drill", "--env", "production", "--fail", kind, "--i-mean-it", "--json")
-            assert drilled.returncode == 0, (kind, drilled.stdout[-2000:] + drilled.stderr[-2000:])
-            result = json_lines(drilled.stdout)[-1]
-            caught = next((n for n in result["nets"] if n["result"] == "caught"), None)
-            assert result["outcome"] == "caught" and caught and caught["net"] in FLEET_CAUGHT_BY[kind], (kind, result)
-            for host in site.hosts:
-                line = site.history(host).records[-1]
-                assert (line.action, line.release, line.outcome, line.previous, line.extra["fail"]) == (
-                    "drill", result["release"], "caught", v2, kind), (kind, host, line)
-                assert line.extra["nets"][-1] == caught and site.current(host) == v2 and not site.locked(host)
-            results.append((kind, caught, result))
-        time.sleep(0.5)
-    report = traffic.report
-    assert report.total > 50 and report.failures == [] and set(report.releases()) == {v2}, report.summary()
-    for kind, caught, result in results:
-        print(f"fleet drill --fail {kind}: caught by {caught['net']} over 3 hosts in {caught['detect_s']:.2f}s, "
-              f"restored in {caught['restore_s']:.2f}s ({result['seconds']:.1f}s in all)")
-    print(f"users during the health, slow and crash drills: {report.summary()}")
 
 
 def test_a_failing_canary_is_aborted_on_every_host_and_only_its_share_of_requests_fails(module_site,
