@@ -39,6 +39,11 @@ class ProbeImages:
     good: str  # image id
     broken: str  # health check never passes
     proxy: str
+    # The same two with the image's own HEALTHCHECK (probe_app/checked.Dockerfile), for the
+    # tests of healthcheck.type = "docker": good and broken run none, as most apps' checks are
+    # deployctl's own (http, tcp, command) and a Docker check costs CPU every second.
+    good_checked: str
+    broken_checked: str
 
 
 def _content_tag(folder: Path) -> str:
@@ -52,11 +57,21 @@ def _content_tag(folder: Path) -> str:
 
 def build_probe_images(standin_images: dict) -> ProbeImages:
     probe, proxy = _content_tag(PROBE), _content_tag(ROOT / "nginx")
+    good = build_image(PROBE, f"deployctl-test/probe:good-{probe}", standin_images["python"])
+    broken = build_image(PROBE, f"deployctl-test/probe:broken-{probe}", standin_images["python"], "HEALTHY=0")
     return ProbeImages(
-        good=build_image(PROBE, f"deployctl-test/probe:good-{probe}", standin_images["python"]),
-        broken=build_image(PROBE, f"deployctl-test/probe:broken-{probe}", standin_images["python"], "HEALTHY=0"),
+        good=good, broken=broken,
         proxy=build_image(ROOT / "nginx", f"deployctl-test/proxy:{proxy}", standin_images["nginx"]),
+        good_checked=_checked(f"deployctl-test/probe:good-{probe}", f"deployctl-test/probe:good-checked-{probe}"),
+        broken_checked=_checked(f"deployctl-test/probe:broken-{probe}", f"deployctl-test/probe:broken-checked-{probe}"),
     )
+
+
+def _checked(image: str, tag: str) -> str:
+    """`image` with the probe's own HEALTHCHECK on top (probe_app/checked.Dockerfile)."""
+    docker("build", "-q", "-t", tag, "-f", str(PROBE / "checked.Dockerfile"), "--build-arg", f"PROBE_IMAGE={image}",
+           str(PROBE))
+    return docker("image", "inspect", "--format", "{{.Id}}", tag)
 
 
 def unique_app() -> str:

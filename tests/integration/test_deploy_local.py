@@ -196,9 +196,11 @@ def test_every_kind_of_health_check_gates_the_switch(site, backend, frontend):
     text = text.replace("[services.frontend.healthcheck]\n", f"[services.frontend.healthcheck]\n{frontend}\n")
     loaded.path.write_text(text)
     loaded = load_config(loaded.path)
-    v1 = deploy(Env.resolve(loaded, "local"), images(probe, "aaaaaaa1111"), SECRETS, Recorder()).release
+    # The image's own check needs an image that has one (the probe's *_checked variants).
+    good, broken = (probe.good_checked, probe.broken_checked) if "docker" in frontend else (probe.good, probe.broken)
+    v1 = deploy(Env.resolve(loaded, "local"), images(probe, "aaaaaaa1111", frontend=good), SECRETS, Recorder()).release
     if "tcp" not in frontend:  # a TCP check cannot tell a 503 from a 200: it only gates "listening"
         with pytest.raises(HealthCheckError):
-            deploy(Env.resolve(loaded, "local"), images(probe, "bbbbbbb2222", frontend=probe.broken), SECRETS, Recorder())
+            deploy(Env.resolve(loaded, "local"), images(probe, "bbbbbbb2222", frontend=broken), SECRETS, Recorder())
     body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/version").read())
     assert body["frontend"]["release"] == v1

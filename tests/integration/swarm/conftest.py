@@ -5,6 +5,7 @@ load balancer in front of every node's proxy port."""
 from __future__ import annotations
 
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -27,9 +28,12 @@ def swarm(fleet) -> Swarm:  # noqa: F811
 
 @pytest.fixture(scope="session")
 def swarm_images(fleet, fleet_images, probe_images) -> SwarmImages:  # noqa: F811
-    """The fleet's probe and proxy images, and the probe built broken (health never passes)."""
-    broken = fleet.publish(probe_images.broken, "swarm/probe", "broken")
-    return SwarmImages(probe=fleet_images.probe, broken=broken, proxy=fleet_images.proxy)
+    """The probe with its own HEALTHCHECK (the Swarm's docker checks, write_config's default)
+    and built broken (health never passes), and the fleet's proxy image."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        good = pool.submit(fleet.publish, probe_images.good_checked, "swarm/probe", "checked")
+        broken = pool.submit(fleet.publish, probe_images.broken_checked, "swarm/probe", "broken")
+    return SwarmImages(probe=good.result(), broken=broken.result(), proxy=fleet_images.proxy)
 
 
 @pytest.fixture(scope="session")
