@@ -1,6 +1,7 @@
 """What the test probe image's Docker HEALTHCHECK costs in CPU, side by side: containers of the
-probe (tests/integration/probe_app) with its check (bash /dev/tcp), with the python urllib check
-it had before 2026-12-07, and with none, all running at the same time for the same seconds.
+probe (tests/integration/probe_app) with the check of its *_checked variants (bash /dev/tcp,
+probe_app/checked.Dockerfile), with the python urllib check it had before 2026-12-07, and with
+none (the plain probe's since then), all running at the same time for the same seconds.
 
 Run: .venv/bin/python bench/probe_healthcheck.py [--containers 4] [--seconds 40]
 (needs the Docker engine and the stand-in python image: scripts/testenv.sh up)
@@ -61,10 +62,14 @@ def main() -> int:
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:8]
     probe = build_image(PROBE, f"deployctl-bench/probe:{tag}", STANDIN_IMAGES["python"])
+    # The plain probe has no check since 2026-12-07; the *_checked images add the bash one.
+    checked = f"deployctl-bench/probe-checked:{tag}"
+    docker("build", "-q", "-t", checked, "-f", str(PROBE / "checked.Dockerfile"), "--build-arg",
+           f"PROBE_IMAGE=deployctl-bench/probe:{tag}", str(PROBE))
     before = f"deployctl-bench/probe-python-check:{tag}"
     subprocess.run(["docker", "build", "-q", "-t", before, "-"], input=f"FROM {probe}\n{PYTHON_CHECK}\n",
                    text=True, capture_output=True, check=True)
-    variants = {"bash /dev/tcp (the image's)": [probe], "python urllib (before)": [before],
+    variants = {"bash /dev/tcp (the *_checked images')": [checked], "python urllib (before)": [before],
                 "no HEALTHCHECK": ["--no-healthcheck", probe]}
     ids: dict[str, list[str]] = {}
     try:
@@ -87,7 +92,7 @@ def main() -> int:
         every = [c for c in ids.values() for c in c]
         if every:
             subprocess.run(["docker", "rm", "-f", *every], capture_output=True)
-        subprocess.run(["docker", "rmi", before, f"deployctl-bench/probe:{tag}"], capture_output=True)
+        subprocess.run(["docker", "rmi", before, checked, f"deployctl-bench/probe:{tag}"], capture_output=True)
     return 0
 
 

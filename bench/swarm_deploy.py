@@ -206,12 +206,14 @@ def main() -> None:
         registry = start_registry(work / "registry")
         fleet = swarm = plain = None
         try:
+            # The probe with its own HEALTHCHECK: the Swarm site checks by it (write_config's
+            # default) and the plain services are updated by it, as before the plain probe lost it.
             probe = build_probe_images(STANDIN_IMAGES)
             fleet = start_fleet(work / "fleet", 3, host_image=STANDIN_IMAGES["host"],
                                 nginx_image=STANDIN_IMAGES["nginx"], registry_port=registry.port)
             swarm = make_swarm(fleet)
             with ThreadPoolExecutor(max_workers=2) as pool:
-                good = pool.submit(fleet.publish, probe.good, "fleet/probe", "good")
+                good = pool.submit(fleet.publish, probe.good_checked, "fleet/probe", "good")
                 proxy = pool.submit(fleet.publish, STANDIN_IMAGES["nginx"], "fleet/nginx", "standin")
             images = FleetImages(good.result(), proxy.result())
             (work / "fleet-site").mkdir()
@@ -235,7 +237,7 @@ def main() -> None:
                 for label, site in targets:
                     key = "swarm" if site is swarm_site else "fleet"
                     url = f"{balancers[key].url}/version"
-                    image = new_variant(fleet, probe.good)
+                    image = new_variant(fleet, probe.good_checked)
                     site.artifacts(f"{round_ + 1:07d}b", image)
                     if key == "swarm":  # where its seconds go against the plain update: each step, stamped
                         def deploying():  # type: ignore[no-untyped-def]
@@ -270,7 +272,7 @@ def main() -> None:
                     live = site.current() if key == "swarm" else site.current(site.hosts[0])
                     add(f"{label}: rollback", wall, report, len(report.wrong_release_after(returned, live)))
                 url = f"{balancers['plain'].url}/version"
-                image = new_variant(fleet, probe.good)
+                image = new_variant(fleet, probe.good_checked)
                 wall, release, report, returned = under_traffic(url, lambda: plain.update(image))
                 add("plain Swarm: service update --image (start-first)", wall, report,
                     len(report.wrong_release_after(returned, release)) if release else 0)
