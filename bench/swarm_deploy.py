@@ -8,7 +8,9 @@
   dnsrr, the first behind nginx on every node that resolves its
   tasks by Docker's DNS (nginx's defaults otherwise: the usual recipe without the routing
   mesh, which these machines lack), under the same traffic: failed requests and how many
-  answers came from the old release after the update returned or mixed with the new one.
+  answers came from the old release after the update returned or mixed with the new one;
+  and the same work by hand (the release's migration as a replicated job, timed apart
+  before the update, then the update), as deployctl's deploy migrates before it switches.
 
 Every timed deploy ships an image new to the hosts (the probe plus a label: a new digest
 whose layers are cached). Rounds interleave the three, so load on this shared machine hits
@@ -107,6 +109,18 @@ class Plain:
             return None  # paused: some tasks on each release
         return release
 
+    def migrate(self, image: str) -> float:
+        """What a Swarm user runs before `service update` when the release migrates (the work
+        deployctl's deploy does as its migrate step): the new image's migration as a
+        replicated job on the services' network, waited for, then removed. Its seconds."""
+        started = time.monotonic()
+        name = f"{PLAIN}-migrate-{self.version + 1}"
+        self.swarm.manager.exec("docker", "service", "create", "--detach=false", "--quiet", "--name", name,
+                                "--mode", "replicated-job", "--restart-condition", "none", "--network", PLAIN_NET,
+                                "--no-resolve-image", image, "python", "/probe/server.py", "migrate")
+        self.swarm.manager.exec("docker", "service", "rm", name, check=False)
+        return time.monotonic() - started
+
     def rollback(self) -> None:
         if not self.broken and self._both(lambda name: ("docker", "service", "rollback", "--detach=false", "--quiet",
                                                         name)):
@@ -148,6 +162,9 @@ class Plain:
         m.exec("docker", "service", "rm", PLAIN, PLAIN_BACKEND, PLAIN_PROXY, check=False)
         time.sleep(3)
         m.exec("docker", "network", "rm", PLAIN_NET, check=False)
+
+
+SAME_WORK = "plain Swarm, same work: migration job + update"
 
 
 def under_traffic(url: str, action):  # type: ignore[no-untyped-def]
@@ -273,9 +290,17 @@ def main() -> None:
                     add(f"{label}: rollback", wall, report, len(report.wrong_release_after(returned, live)))
                 url = f"{balancers['plain'].url}/version"
                 image = new_variant(fleet, probe.good_checked)
+                # The same work as deployctl's deploy: its migration job first (timed apart), then
+                # the update; the update's own row is as before, the same-work row is their sum.
+                job = plain.migrate(image)
                 wall, release, report, returned = under_traffic(url, lambda: plain.update(image))
                 add("plain Swarm: service update --image (start-first)", wall, report,
                     len(report.wrong_release_after(returned, release)) if release else 0)
+                print(f"  plain Swarm: the migration job before it: {job:.2f}s", flush=True)
+                same = rows.setdefault(SAME_WORK, {"wall": [], "failed": [], "total": [], "old_after": []})
+                for key, value in (("wall", job + wall), ("failed", len(report.failures)), ("total", report.total),
+                                   ("old_after", 0)):
+                    same[key].append(value)
                 if not plain.broken:
                     wall, _, report, returned = under_traffic(url, plain.rollback)
                     add("plain Swarm: service rollback", wall, report,
@@ -321,6 +346,10 @@ def verdicts(rows: dict[str, dict[str, list[float]]], loads: list[float]) -> Non
         ratio = deploy / plain
         print(f"Swarm deploy / plain `docker service update --image` of the same 2 services: {deploy:.2f} / "
               f"{plain:.2f} s = {ratio:.2f} (target <= 1.0: {'met' if ratio <= 1.0 else f'NOT met, by {ratio - 1:.2f}'})")
+    same = median(SAME_WORK)
+    if deploy is not None and same is not None:
+        print(f"Swarm deploy / the same work by hand (the migration job, then `service update --image`): "
+              f"{deploy:.2f} / {same:.2f} s = {deploy / same:.2f}")
     back = median("deployctl, Swarm (3 nodes): rollback")
     if back is not None:
         print(f"Swarm rollback (the whole command, inside the warm window): {back:.2f} s (target <= 5 s: "
