@@ -17,7 +17,6 @@ from deployctl.errors import ExitCode
 from deployctl.events import StepDone, StepStarted
 from deployctl.plan.edge.proxy_config import STANDBY_FLAG_PREFIX, live_release, standby_of
 from deployctl.plan.lifecycle.releases import LIVE, REVERTED
-from tests.support.fake_host import Fault
 from tests.support.fake_swarm import FakeSwarm
 from tests.unit import test_swarm_lifecycle_rules as rules
 
