@@ -87,19 +87,25 @@ def test_every_command_a_swarm_deploy_runs_is_one_its_dry_run_printed_in_that_or
     assert len(swaps) == len(fake.nodes) and all(printed_as(argv, printed) for argv in swaps)
 
 
+def rollback_dry_run(env, fake):  # type: ignore[no-untyped-def]
+    """What `rollback --dry-run` builds (services/lifecycle/dry_runs._swarm_rollback), on the
+    fake manager: (its target, the job, every argv it prints, the unlock last as printed)."""
+    job = SwarmJob(env, lambda event: None, fake, nodes=fake.node)
+    opened, state = job.open()
+    _, target, _, work = rollback_job(env, opened, state, None, lambda event: None)
+    printed = [] if work is None else [unquoted(" ".join(row.argv)) for step in work.steps()
+                                       for row in step.rows if row.argv]
+    printed.append(" ".join(unlock_row(env.layout).argv))  # after the steps, as the dry run prints it
+    return target, work, printed
+
+
 def test_every_command_a_swarm_rollback_runs_is_one_its_dry_run_printed():
     fake = FakeSwarm(NAMES)
     site = Site(fake)
     r1 = site.deploy()
     site.deploy()
-    env = Env.resolve(LOADED, "swarm")
-    # What `rollback --dry-run` builds (services/lifecycle/dry_runs._swarm_rollback), on the fake manager.
-    job = SwarmJob(env, lambda event: None, fake, nodes=fake.node)
-    opened, state = job.open()
-    _, target, _, work = rollback_job(env, opened, state, None, lambda event: None)
+    target, work, printed = rollback_dry_run(Env.resolve(LOADED, "swarm"), fake)
     assert target == r1 and work is not None
-    printed = [unquoted(" ".join(row.argv)) for step in work.steps() for row in step.rows if row.argv]
-    printed.append(" ".join(unlock_row(env.layout).argv))  # after the steps, as the dry run prints it
 
     before = marks(fake)
     site.rollback()
@@ -141,13 +147,8 @@ def test_a_warm_swarm_rollback_by_the_standby_flag_runs_what_its_dry_run_printed
     site = Site(fake, WARM)
     r1 = site.deploy()
     site.deploy()
-    env = Env.resolve(WARM, "swarm")
-    job = SwarmJob(env, lambda event: None, fake, nodes=fake.node)
-    opened, state = job.open()
-    _, target, _, work = rollback_job(env, opened, state, None, lambda event: None)
+    target, work, printed = rollback_dry_run(Env.resolve(WARM, "swarm"), fake)
     assert target == r1 and work is not None and not work.plan.start  # warm: nothing to scale up
-    printed = [unquoted(" ".join(row.argv)) for step in work.steps() for row in step.rows if row.argv]
-    printed.append(" ".join(unlock_row(env.layout).argv))
 
     before = marks(fake)
     assert swaps_during_route(site, fake, site.rollback) == 0  # by the flag
