@@ -33,6 +33,8 @@ from ..edge.proxy import HostProxy
 from ..env import Env
 
 POLL = 0.5
+# What a node says when the proxy's `nginx -t` refuses a configuration (the swap and its test alone).
+REFUSED = "nginx -t refused the configuration (nothing reloaded)"
 UNREAD = object()  # route's `live` not given: read from the nodes
 T = TypeVar("T")
 
@@ -341,22 +343,19 @@ class SwarmSite:
         return containers
 
     def _tested(self, node: sw.Node, container: str) -> None:
-        result = self.node(node.address).run(list(proxy_test_staged(container)))
-        if not result.ok:
-            raise DeployError(f"{node.address}: nginx -t refused the configuration (nothing reloaded): "
-                              f"{redactor(result.stderr.strip() or result.stdout.strip())}")
+        self._proxy_command(node, proxy_test_staged(container), REFUSED)
 
     def swap_staged(self, nodes: list[sw.Node], containers: dict[str, str]) -> None:
         """What `stage` staged and tested made live on every node at once: one command per
         node (rename, HUP), to the proxy task `stage` tested it in."""
-        def move(node: sw.Node) -> None:
-            argv = proxy_move(containers[node.address], self.layout.proxy_dir)
-            result = self.node(node.address).run(list(argv))
-            if not result.ok:
-                raise DeployError(f"{node.address}: the staged configuration was not made live: "
-                                  f"{redactor(result.stderr.strip() or result.stdout.strip())}")
+        _each(nodes, lambda node: self._proxy_command(node, proxy_move(containers[node.address], self.layout.proxy_dir),
+                                                      "the staged configuration was not made live"))
 
-        _each(nodes, move)
+    def _proxy_command(self, node: sw.Node, argv: Sequence[str], failed: str) -> None:
+        """One command on the node for its proxy; a failure raises `failed` with what it said."""
+        result = self.node(node.address).run(list(argv))
+        if not result.ok:
+            raise DeployError(f"{node.address}: {failed}: {redactor(result.stderr.strip() or result.stdout.strip())}")
 
     def _write(self, node: sw.Node, data: bytes, running: bool) -> bool:
         """One node's file: staged when its running proxy read a live one (it swaps it in),
@@ -394,14 +393,10 @@ class SwarmSite:
         return container
 
     def _swap(self, node: sw.Node, staged: bool, container: str | None = None) -> None:
-        conn = self.node(node.address)
         container = container or self._proxy_task(node)
         argv = proxy_swap(container, self.layout.proxy_dir) if staged else \
             dc.nginx_test_and_reload(container, CONFIG_PATH)
-        result = conn.run(list(argv))
-        if not result.ok:
-            raise DeployError(f"{node.address}: nginx -t refused the configuration (nothing reloaded): "
-                              f"{redactor(result.stderr.strip() or result.stdout.strip())}")
+        self._proxy_command(node, argv, REFUSED)
 
     def standby_proxies(self, nodes: list[sw.Node]) -> list[NodeProxy]:
         """The nodes' proxies as a host's (their standby flags: plan/edge/proxy_config.Standby)."""
