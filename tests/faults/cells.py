@@ -127,6 +127,23 @@ class Site:
         return releases.pop()
 
 
+def settled_serving(site, agree: int = 6, bound: float = 10.0) -> str:  # type: ignore[no-untyped-def]
+    """Which release answers once `agree` answers in a row name the same one (each may come
+    from another node behind the balancer), or the last answer after `bound` seconds. A run
+    killed between its proxies' reload and its verify leaves nginx's old workers answering
+    for a moment: one answer read then (`SETTLE_REQUESTS` is a few tens of ms) says where the
+    reload was, not what the proxies serve (the Swarm's SIGKILL-after-the-switch cell read
+    the previous release once, at load, and the new one on every node when rerun)."""
+    deadline = time.monotonic() + bound
+    last, streak = site.serving(), 1
+    while streak < agree and time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = site.serving()
+        streak = streak + 1 if now == last else 1
+        last = now
+    return last
+
+
 @dataclass
 class Attempt:
     exit: int
@@ -225,7 +242,7 @@ def run_cell(site: Site, fault: str, step: str, faulty: Callable[[], Attempt], *
         holder = state.holder()
         tried = result.release or (new[-1].release if new else None) or (
             holder.release if lock_left and holder is not None else None)
-        live_now = site.serving()
+        live_now = settled_serving(site)
         current = state.current()
         unlocked = not state.locked()
         # its own record, read before the next run (a rollback's converging run records the same release)
