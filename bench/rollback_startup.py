@@ -44,8 +44,11 @@ STAGES = {
     "3 + deploy.toml validated": PARSED + ("from deployctl.config import load_config\n"
                                            "from deployctl.services.env import Env\n"
                                            "Env.resolve(load_config('deploy.toml'), 'local')\n"),
-    "4 + to the first docker call": ("from deployctl.cli.main import main\n"
-                                     "main(['rollback', '--env', 'local', '--config', 'deploy.toml'])\n"),
+    # as the console script runs it: run() (its collector settings, its exit) around main()
+    "4 + to the first docker call": ("import sys\n"
+                                     "sys.argv = ['deployctl', 'rollback', '--env', 'local', '--config', 'deploy.toml']\n"
+                                     "from deployctl.cli.main import run\n"
+                                     "run()\n"),
 }
 
 
