@@ -101,7 +101,7 @@ class Poster:
 
 
 def app_log(container: str) -> str:
-    """The probe logs every request it answers, to stderr."""
+    """The requests the probe answered, to stderr (every one with PROBE_LOG_REQUESTS=1, else its errors)."""
     done = subprocess.run(["docker", "logs", container], capture_output=True, text=True, check=False)
     return done.stdout + done.stderr
 
@@ -124,7 +124,9 @@ def proxy_5xx_lines(app: str) -> list[str]:
 def test_the_shadow_window_stops_a_failing_release_and_passes_a_healthy_one_with_no_user_exposed(tmp_path,
                                                                                                   probe_images):
     app, port = unique_app(), free_port()
-    healthy = load_config(probe_config(tmp_path, app, port=port, rollout=SHADOW))
+    # the healthy releases log every answer: phase 2 reads which requests reached v1 and v3
+    healthy = load_config(probe_config(tmp_path, app, port=port, rollout=SHADOW,
+                                       frontend_env={"PROBE_LOG_REQUESTS": 1}))
     failing = load_config(probe_config(tmp_path, app, port=port, rollout=SHADOW, name="failing.toml",
                                        frontend_env={"PROBE_FAIL_SHARE": 0.2}))
     try:

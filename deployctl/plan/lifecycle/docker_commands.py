@@ -103,7 +103,9 @@ def chown_secrets(image: str, user: str, host_dir: str) -> list[str]:
 # itself restarted and nginx is left in the old namespace), the anchor runs nginx itself on
 # the live configuration, HUPs it when the file changes, and QUITs it (gracefully) as soon
 # as a listener it does not own appears on the port: a deploy's new nginx container.
-# "Its own" = a socket inode held by a process of the anchor's PID namespace. While its
+# "Its own" = a socket inode held by a process of the anchor's PID namespace, looked for only
+# while its own nginx runs (the scan is most of a tick's CPU; without one, any listener is
+# another's: about a third of the idle anchor's cost, each second, on every host). While its
 # nginx serves, the marker file holds its pid: the switch reads it (services/edge/proxy.py) and
 # starts a new nginx container rather than reload one that may be in a dead namespace.
 ANCHOR_SCRIPT = """trap 'exit 0' TERM INT QUIT
@@ -115,12 +117,17 @@ alive() { [ -n "$fallback" ] && [ -r "/proc/$fallback/stat" ] && ! grep -q ') Z'
 rm -f "$marker"
 sleep 3 & wait $!
 while :; do
-    mine=" $(ls -l /proc/[0-9]*/fd 2>/dev/null | sed -n 's/.*socket:\\[\\([0-9]*\\)\\].*/\\1/p' | tr '\\n' ' ') "
+    listening=$(awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10 }' \\
+                /proc/net/tcp /proc/net/tcp6 2>/dev/null)
     others=
-    for inode in $(awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10 }' \\
-                   /proc/net/tcp /proc/net/tcp6 2>/dev/null); do
-        case "$mine" in *" $inode "*) ;; *) others=1 ;; esac
-    done
+    if [ -n "$listening" ] && [ -z "$fallback" ]; then
+        others=1  # no nginx of its own: any listener is another's (each second: one awk, no scan)
+    elif [ -n "$listening" ]; then
+        mine=" $(ls -l /proc/[0-9]*/fd 2>/dev/null | sed -n 's/.*socket:\\[\\([0-9]*\\)\\].*/\\1/p' | tr '\\n' ' ') "
+        for inode in $listening; do
+            case "$mine" in *" $inode "*) ;; *) others=1 ;; esac
+        done
+    fi
     if [ -n "$others" ]; then
         alive && kill -QUIT "$fallback"; fallback=
         [ -e "$marker" ] && rm -f "$marker"
