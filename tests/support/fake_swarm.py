@@ -207,6 +207,8 @@ class FakeSwarm(FakeHost):
             return self._secret_cli(argv[2:])
         if argv[:2] == ["docker", "service"]:
             return self._service_cli(argv[2:])
+        if argv[:2] == ["sh", "-c"] and argv == sw.wait_job(argv[-1]):  # the job ends at once here
+            return self._service_cli(argv[6:])
         return super()._run(argv)
 
     def _node_cli(self, args: list[str]) -> CommandResult:

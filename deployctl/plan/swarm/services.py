@@ -212,6 +212,24 @@ def migration_job(svc: SwarmService, network: str, name: str, command: list[str]
             svc.image, *command]
 
 
+JOB_WAIT = 30.0  # seconds one wait for a job answers within (run_job's own bound is the deploy's)
+JOB_POLL = 0.2  # how often the manager asks Swarm meanwhile (as `docker service create --detach=false` does)
+ENDED = ("Complete", "Failed", "Rejected")  # a job's task states it does not leave
+
+
+def wait_job(name: str, seconds: float = JOB_WAIT) -> list[str]:
+    """On the manager: until the job's task ended (its state one of ENDED), asked there every
+    JOB_POLL s, at most `seconds`; prints its tasks as `service_tasks` does (exit 0 ended, 1 not
+    within `seconds`, 2 `docker service ps` failed). One round trip for the whole wait, where
+    a look from here every 0.5 s cost a round trip each and up to 0.5 s after the end (issue 26)."""
+    tries = max(1, int(seconds / JOB_POLL))
+    ended = "|".join(f'*"$t"{state}\\ *' for state in ENDED)
+    script = ("t=$(printf '\\t'); i=0; while :; do out=$(\"$@\") || exit 2; "
+              f"case \"$out\" in {ended}) printf '%s\\n' \"$out\"; exit 0;; esac; "
+              f"i=$((i+1)); if [ $i -ge {tries} ]; then printf '%s\\n' \"$out\"; exit 1; fi; sleep {JOB_POLL:g}; done")
+    return ["sh", "-c", script, "sh", *service_tasks([name])]
+
+
 def scale(counts: dict[str, int]) -> list[str]:
     return ["docker", "service", "scale", "--detach", *[f"{name}={count}" for name, count in sorted(counts.items())]]
 

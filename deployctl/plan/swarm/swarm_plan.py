@@ -97,8 +97,13 @@ class SwarmPlan:
         # Before the new tasks start, as on hosts: a release never runs on a schema it does
         # not know, and a failed migration leaves no task of it to remove.
         leftover = tuple(sw.remove_services([name]))
-        return [PlannedStep("migrate", "a leftover of a killed run, if any", leftover),
-                PlannedStep("migrate", f"once, as a replicated job ({name}); a failure stops here", argv),
+        return [PlannedStep("migrate", f"once, as a replicated job ({name}); a failure stops here", argv),
+                PlannedStep("migrate", "only if its name is taken: a leftover of a killed run, removed (then the "
+                                       "job created again)", leftover),
+                PlannedStep("migrate", f"on the manager: until its task ended, asked there every {sw.JOB_POLL:g}s "
+                                       f"(one command, answering within {sw.JOB_WAIT:g}s; asked again until the "
+                                       "deploy's bound); a failed one's last 20 log lines kept",
+                            tuple(sw.wait_job(name))),
                 PlannedStep("migrate", "the job goes, whatever it ended with", leftover)]
 
     def start_rows(self) -> list[PlannedStep]:
