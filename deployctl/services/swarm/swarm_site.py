@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Sequence, TypeVar
 
 from ...adapters.connector import check
@@ -22,7 +22,7 @@ from ...plan.lifecycle import docker_commands as dc
 from ...plan.swarm import services as sw
 from ...plan.swarm import swarm_health as sh
 from ...plan.lifecycle.names import Names, StateLayout
-from ...plan.edge.proxy_config import CONFIG_FILE, CONFIG_PATH, STAGED_FILE, live_release
+from ...plan.edge.proxy_config import CONFIG_FILE, CONFIG_PATH, PROXY_MOUNT, STAGED_FILE, live_release
 from ...plan.lifecycle.releases import is_release_id
 from ...plan.swarm.swarm_plan import SwarmPlan
 from ...plan.lifecycle.switch_plan import proxy_move, proxy_swap, proxy_test_staged
@@ -35,7 +35,8 @@ from ..env import Env
 POLL = 0.5
 # What a node says when the proxy's `nginx -t` refuses a configuration (the swap and its test alone).
 REFUSED = "nginx -t refused the configuration (nothing reloaded)"
-UNREAD = object()  # route's `live` not given: read from the nodes
+UNREAD = object()
+STAGED_PATH = f"{PROXY_MOUNT}/{STAGED_FILE}"  # the staged file as the node's proxy task sees it  # route's `live` not given: read from the nodes
 T = TypeVar("T")
 
 
@@ -315,19 +316,27 @@ class SwarmSite:
             check(self.manager, plan.proxy_service)
             self._wait_proxies(nodes)
             containers = dict(zip(addresses, _each(nodes, lambda node: self._resolved(node, resolve))))
+            tested = dict.fromkeys(addresses, False)
         else:
-            # The nodes' writes, their DNS waits and the manager's look at the proxy tasks at
-            # once: independent round trips, one after the other before (issue 26).
-            with ThreadPoolExecutor(max_workers=2 * len(nodes) + 1) as pool:
+            # The nodes' writes, their proxy tasks' lookups and the manager's look at the
+            # proxy tasks at once: independent round trips, one after the other before
+            # (issue 26); then each node's DNS wait, which tests the staged file there too
+            # (its `docker exec`), so the swap below is a rename and a HUP.
+            with ThreadPoolExecutor(max_workers=3 * len(nodes) + 1) as pool:
                 proxies = pool.submit(self._wait_proxies, nodes)
                 writes = [pool.submit(self._write, node, data, True) for node in nodes]
-                waits = [pool.submit(self._resolved, node, resolve) for node in nodes]
+                lookups = [pool.submit(self._proxy_task, node) for node in nodes]
+                waits = [pool.submit(self._resolved_and_tested, node, resolve, write, lookup)
+                         for node, write, lookup in zip(nodes, writes, lookups)]
             staged = dict(zip(addresses, [w.result() for w in writes]))
-            containers = dict(zip(addresses, [w.result() for w in waits]))
+            containers = dict(zip(addresses, [w.result() for w in lookups]))
+            tested = dict(zip(addresses, [w.result() for w in waits]))
             proxies.result()
-        # All nodes at once: the load balancer sends to every node, so the moment they
-        # serve different releases is kept as short as the slowest node's reload.
-        _each(nodes, lambda node: self._swap(node, staged[node.address], containers[node.address]))
+        # All nodes at once, once every node's staged file passed its test (a refusal on one
+        # node raised above: no node swapped): the load balancer sends to every node, so the
+        # moment they serve different releases is kept as short as the slowest node's reload.
+        _each(nodes, lambda node: self._swap(node, staged[node.address], containers[node.address],
+                                             tested[node.address]))
         return len(nodes)
 
     def stage(self, nodes: list[sw.Node], config: str | bytes, live: bytes | None) -> dict[str, str]:
@@ -382,29 +391,52 @@ class SwarmSite:
             raise DeployError(f"{node.address}: no running proxy task to reload")
         return container[0]
 
-    def _resolved(self, node: sw.Node, names: list[str] | None) -> str:
+    def _resolved(self, node: sw.Node, names: list[str] | None, container: str | None = None) -> str:
         """The node's proxy task, once `names` resolve in it (or the wait's bound passed:
         then routed anyway with a warning, and the verify judges the answers)."""
-        container = self._proxy_task(node)
+        container = container or self._proxy_task(node)
         if names:
             timer = Timer(self.emit, "dns", host=node.address, detail=f"{', '.join(names)} on this node")
             result = self.node(node.address).run(sw.wait_resolved(container, names), timeout=sw.RESOLVE_WAIT + 30)
-            if result.ok:
-                timer.done("resolved")
-            else:
-                why = (f"not resolved after {sw.RESOLVE_WAIT:g}s (Docker's DNS gossip): routed anyway, the verify "
-                       "judges" if result.rc == 1 else
-                       "the proxy image has no getent to ask Docker's DNS with: not waited for" if
-                       result.rc == sw.NO_RESOLVER else f"the wait failed: {(result.stderr or result.stdout).strip()}")
-                timer.done(why)
-                self.warn(f"{node.address}: {', '.join(names)}: {why}")
+            self._dns_outcome(node, names, result, timer)
         return container
 
-    def _swap(self, node: sw.Node, staged: bool, container: str | None = None) -> None:
+    def _dns_outcome(self, node: sw.Node, names: list[str], result, timer: Timer) -> None:  # type: ignore[no-untyped-def]
+        if result.ok:
+            timer.done("resolved")
+            return
+        why = (f"not resolved after {sw.RESOLVE_WAIT:g}s (Docker's DNS gossip): routed anyway, the verify "
+               "judges" if result.rc == 1 else
+               "the proxy image has no getent to ask Docker's DNS with: not waited for" if
+               result.rc == sw.NO_RESOLVER else f"the wait failed: {(result.stderr or result.stdout).strip()}")
+        timer.done(why)
+        self.warn(f"{node.address}: {', '.join(names)}: {why}")
+
+    def _resolved_and_tested(self, node: sw.Node, names: list[str] | None, write: "Future[bool]",
+                             lookup: "Future[str]") -> bool:
+        """Once the node's file is written and its proxy task known: with `names`, the DNS
+        wait and the staged file's `nginx -t` in one `docker exec` (True: tested, the swap is
+        a rename and a HUP); a refusal raises REFUSED here, before any node swaps. Without
+        names (a switch back), or a file written as nginx.conf directly: False, the swap
+        tests it as before."""
+        staged, container = write.result(), lookup.result()
+        if not names or not staged:
+            self._resolved(node, names, container)
+            return False
+        timer = Timer(self.emit, "dns", host=node.address, detail=f"{', '.join(names)} on this node")
+        result = self.node(node.address).run(sw.wait_resolved_and_test(container, names, STAGED_PATH),
+                                             timeout=sw.RESOLVE_WAIT + 30)
+        if result.rc == sw.STAGED_REFUSED:
+            timer.failed("nginx -t refused the staged configuration")
+            raise DeployError(f"{node.address}: {REFUSED}: {redactor(result.stderr.strip() or result.stdout.strip())}")
+        self._dns_outcome(node, names, result, timer)
+        return sw.TESTED in result.stdout  # else (the exec itself failed) the swap tests it
+
+    def _swap(self, node: sw.Node, staged: bool, container: str | None = None, tested: bool = False) -> None:
         container = container or self._proxy_task(node)
-        argv = proxy_swap(container, self.layout.proxy_dir) if staged else \
-            dc.nginx_test_and_reload(container, CONFIG_PATH)
-        self._proxy_command(node, argv, REFUSED)
+        argv = (proxy_move(container, self.layout.proxy_dir) if tested else proxy_swap(container, self.layout.proxy_dir)) \
+            if staged else dc.nginx_test_and_reload(container, CONFIG_PATH)
+        self._proxy_command(node, argv, REFUSED if not tested else "the staged configuration was not made live")
 
     def standby_proxies(self, nodes: list[sw.Node]) -> list[NodeProxy]:
         """The nodes' proxies as a host's (their standby flags: plan/edge/proxy_config.Standby)."""
