@@ -6,6 +6,8 @@ listing is prune's too), while the outcome stays a deploy's."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tests.support.fake_host import Fault
@@ -73,3 +75,21 @@ def test_a_leftover_job_of_a_killed_run_is_removed_then_the_migration_created_ag
            and text.startswith("docker service")]
     assert ran == ["docker service create", "docker service rm", "docker service create", "docker service rm"]
     assert not [n for n in fake.services if "-migrate-" in n]
+
+
+def test_the_new_services_are_created_at_once():
+    """Each create is a manager round trip of its own: none waits for another (a barrier
+    both must reach: one after the other, the first waits out its timeout and fails)."""
+    fake = FakeSwarm(NAMES)
+    site = Site(fake)
+    site.deploy()
+    meeting = threading.Barrier(2, timeout=10)
+
+    def together(argv):  # type: ignore[no-untyped-def]
+        meeting.wait()
+        return fake._run(argv)
+
+    fake.faults.append(Fault("run", r"^docker (\S+ )*service create .*--name \S+-(backend|frontend)-\d", times=0,
+                             effect=together))
+    release = site.deploy()
+    assert site.current() == release and fake.serving_nodes() == {release}

@@ -642,8 +642,9 @@ class SwarmDeploy:
 
     def _start(self) -> None:
         timer = Timer(self.emit, "start", host=self.host, detail=f"{len(self.plan.start)} service(s)")
-        for argv in self.plan.start:
-            self.site.run(argv)
+        # Independent creates at once (one manager round trip each, 0.1-0.5 s under load):
+        # whichever fails, the abandon removes every service of the release, as before.
+        at_once(list(self.plan.start), self.site.run)
         timer.done()
 
     def _health(self) -> None:
