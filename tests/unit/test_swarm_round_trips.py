@@ -93,3 +93,23 @@ def test_the_new_services_are_created_at_once():
                              effect=together))
     release = site.deploy()
     assert site.current() == release and fake.serving_nodes() == {release}
+
+
+def test_the_switch_lists_the_nodes_and_reads_the_proxy_image_at_once():
+    """Between the health gate and the nodes' route: the switch's listing of the ready nodes
+    and the route's look at the proxy service's image are asked together (a barrier both
+    must reach: one after the other, the first waits out its timeout and fails)."""
+    fake = FakeSwarm(NAMES)
+    site = Site(fake)
+    site.deploy()
+    meeting = threading.Barrier(2, timeout=10)
+
+    def together(argv):  # type: ignore[no-untyped-def]
+        meeting.wait()
+        return fake._run(argv)
+
+    # the prefetch's, the recovery's, HTTPS's prepare's, then the switch's (the 4th) listing
+    fake.faults.append(Fault("run", r"^docker node ls", nth=4, effect=together))
+    fake.faults.append(Fault("run", r"^docker service inspect --format \S*ContainerSpec.Image", effect=together))
+    release = site.deploy()
+    assert site.current() == release and fake.serving_nodes() == {release}

@@ -13,7 +13,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Sequence, TypeVar
 
-from ...adapters.connector import check
+from ...adapters.connector import CommandResult, check
 from ...errors import ConnectError, DeployError, HealthCheckError, RemoteCommandError
 from ...events import Emit, Message, Timer
 from ...plan.edge import maintenance
@@ -282,10 +282,12 @@ class SwarmSite:
         return live_release(self.live_config())
 
     def route(self, plan: SwarmPlan, config: str | bytes, nodes: list[sw.Node] | None = None,
-              live: bytes | None | object = UNREAD, resolve: list[str] | None = None) -> int:
+              live: bytes | None | object = UNREAD, resolve: list[str] | None = None,
+              running: CommandResult | None = None) -> int:
         """Make every ready node's proxy serve `config`; returns the number of nodes switched.
         `nodes`, `live`: the switch's snapshot of the ready nodes and of what they serve (else
-        read now: the judges' ways back). `resolve`: names (`tasks.<service>` of the release
+        read now: the judges' ways back). `running`: the proxy service's image as the caller
+        just read it (`proxy_image`; else read now). `resolve`: names (`tasks.<service>` of the release
         switched to) each node's proxy waits for Docker's DNS to resolve before any node
         swaps (bounded: plan/swarm/services.wait_resolved), as the gossip reaches nodes apart.
 
@@ -300,7 +302,7 @@ class SwarmSite:
         live = self.live_config(nodes) if live is UNREAD else live
         # Maintenance mode stays as the nodes have it: a deploy or rollback never ends it (as on hosts).
         data = _carried(live, config)
-        running = self.manager.run(sw.proxy_image(self.names))
+        running = self.proxy_image() if running is None else running
         created = not running.ok
         wanted = plan.target.proxy.image
         if not created and running.stdout.strip() != wanted:
@@ -338,6 +340,11 @@ class SwarmSite:
         _each(nodes, lambda node: self._swap(node, staged[node.address], containers[node.address],
                                              tested[node.address]))
         return len(nodes)
+
+    def proxy_image(self) -> CommandResult:
+        """The proxy service's image (`docker service inspect`); not ok when there is no proxy
+        service yet (the route creates it)."""
+        return self.manager.run(sw.proxy_image(self.names))
 
     def stage(self, nodes: list[sw.Node], config: str | bytes, live: bytes | None) -> dict[str, str]:
         """`config` staged beside every given node's live file (nothing reloads it), each
