@@ -293,8 +293,7 @@ def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Nam
     jobs = tuple((f"{names.migration(target.release)}-{service}",
                   tuple(sw.migration_job(by_service[service], names.network,
                                          f"{names.migration(target.release)}-{service}", command,
-                                         names.labels("migrate", target.release, service),
-                                         names.release_network(target.release))))
+                                         names.labels("migrate", target.release, service))))
                  for service, command in migrations.items())
     proxy_service, reload, move = _proxy_argvs(target, names, proxy_dir, proxy_port, tls_port)
     return SwarmPlan(
