@@ -35,8 +35,8 @@ from ..env import Env
 POLL = 0.5
 # What a node says when the proxy's `nginx -t` refuses a configuration (the swap and its test alone).
 REFUSED = "nginx -t refused the configuration (nothing reloaded)"
-UNREAD = object()
-STAGED_PATH = f"{PROXY_MOUNT}/{STAGED_FILE}"  # the staged file as the node's proxy task sees it  # route's `live` not given: read from the nodes
+UNREAD = object()  # route's `live` not given: read from the nodes
+STAGED_PATH = f"{PROXY_MOUNT}/{STAGED_FILE}"  # the staged file as the node's proxy task sees it
 T = TypeVar("T")
 
 
