@@ -14,6 +14,7 @@ manager's and every node's connector (services/swarm/swarm_deploy.deploy_env's `
 from __future__ import annotations
 
 import random
+import re
 import signal
 import time
 
@@ -127,12 +128,41 @@ def answers_from_the_tried_release_are_wrong(previous: str):  # type: ignore[no-
     return per_node
 
 
-def test_route_swap_fails_on_one_node(site):
-    run_cell(site, "the swap (`nginx -t` of the staged file, rename, `nginx -s reload`) exits 1 on one node",
-             "route", site.faulty(Fault("run", RELOADS)),
+# A node's route: its DNS wait, which tests nginx.conf.next in the same `docker exec`, then (every
+# node's test passed) the swap, a rename and a HUP (plan/swarm/services.wait_resolved_and_test).
+TEST_IN_WAIT = r"^docker exec \S+ sh -c r=0; if command -v getent .* nginx -t -q -c \S+/nginx\.conf\.next "
+MOVE = r"^sh -c mv -f \S+/nginx\.conf\.next "
+
+
+def test_route_test_refused_on_one_node(site):
+    """The staged file's `nginx -t` really refuses on one node (its wait's `docker exec` tests
+    a file that does not exist there): no node swaps, every node keeps serving the previous
+    release's nginx.conf, the put-back finds them so."""
+    moved: list[str] = []
+    refused: list[str] = []
+
+    def node_fault(inner) -> Fault:  # type: ignore[no-untyped-def]
+        first = not refused
+        refused.append(inner.host)
+
+        def effect(argv):  # type: ignore[no-untyped-def]
+            if re.search(MOVE, " ".join(argv)):
+                moved.append(inner.host)
+            elif first:  # this node's test, of a file nginx cannot read
+                argv = [a.replace("/nginx.conf.next ||", "/nginx.conf.missing ||") for a in argv]
+            return inner.run(argv, timeout=60)
+        return Fault("run", f"{TEST_IN_WAIT}|{MOVE}", times=0, effect=effect)
+
+    def no_node_swapped(tried: str | None) -> None:
+        assert moved == [], f"nodes swapped although one refused the staged file: {moved}"
+
+    run_cell(site, "`nginx -t` of the staged file refuses it on one node (tested in each node's DNS wait, "
+                   "before any node swaps)",
+             "route", site.faulty(node_fault=node_fault), after=no_node_swapped,
              exit=6, outcome="reverted", live="previous",
-             note="simulated at the connector (the first swap of the three fails); the other two nodes had swapped: all three get the previous nginx.conf back (staged, tested, "
-                  "renamed, reloaded) and deployctl waits until each answers from it before the new services go")
+             note="a real refusal: one node's proxy task tests a file that does not exist; no node swapped "
+                  "(each still served the previous nginx.conf); the put-back (staged, tested, renamed, "
+                  "reloaded) and the wait until each answers from it, then the new services go")
 
 
 def test_verify_answers_a_wrong_release(site):
@@ -147,7 +177,7 @@ def test_verify_answers_a_wrong_release(site):
 def test_switch_back_fails(site):
     previous = site.state().current()
     run_cell(site, "verify fails, then every node's switch-back swap exits 1", "verify + switch back",
-             site.faulty(Fault("run", RELOADS, nth=4, times=0),
+             site.faulty(Fault("run", RELOADS, nth=1, times=0),  # the put-back's (the route tests in its DNS wait)
                          node_fault=answers_from_the_tried_release_are_wrong(previous)),
              exit=7, outcome="uncertain", live="new",
              note="simulated at the connector as the verify cell, and each node's put-back swap exits 1: every "

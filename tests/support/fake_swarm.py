@@ -127,6 +127,15 @@ class FakeNode(FakeHost):
         return super()._docker_ps(args)
 
     def _docker_exec(self, args: list[str]) -> CommandResult | None:
+        if len(args) > 4 and args[1:3] == ["sh", "-c"] and args[3].startswith("r=0; if command -v getent"):
+            # plan/swarm/services.wait_resolved_and_test: the wait above, then `nginx -t` of the staged file
+            waited = self._docker_exec([args[0], "sh", "-c", "command -v getent" + args[3].split("getent", 1)[1],
+                                        *args[4:]])
+            staged = re.search(r"nginx -t -q -c (\S+) \|\|", args[3]).group(1)  # type: ignore[union-attr]
+            tested = self._docker_exec([args[0], "nginx", "-t", "-q", "-c", staged])
+            if tested is None or not tested.ok:
+                return CommandResult(sw.STAGED_REFUSED, "", tested.stderr if tested is not None else "no nginx")
+            return CommandResult(waited.rc if waited is not None else 0, sw.TESTED + "\n", "")
         if len(args) > 4 and args[1:3] == ["sh", "-c"] and args[3].startswith("command -v getent"):
             # plan/swarm/services.wait_resolved: its loop, in virtual time, up to its bound
             bound = int(re.search(r"-ge (\d+) \]", args[3]).group(1)) * sw.RESOLVE_POLL  # type: ignore[union-attr]
@@ -207,6 +216,8 @@ class FakeSwarm(FakeHost):
             return self._secret_cli(argv[2:])
         if argv[:2] == ["docker", "service"]:
             return self._service_cli(argv[2:])
+        if argv[:2] == ["sh", "-c"] and argv == sw.wait_job(argv[-1]):  # the job ends at once here
+            return self._service_cli(argv[6:])
         return super()._run(argv)
 
     def _node_cli(self, args: list[str]) -> CommandResult:

@@ -83,8 +83,10 @@ def test_every_command_a_swarm_deploy_runs_is_one_its_dry_run_printed_in_that_or
     names = [row.step for row in rows]
     assert names.index("migrate") < names.index("start") < names.index("health") < names.index("route") \
         < names.index("verify") < names.index("record") < names.index("stop") < names.index("prune")
+    # on every node: the DNS wait testing nginx.conf.next, then the rename and reload, as printed
     swaps = [argv for argv in ran if "nginx.conf.next" in argv]
-    assert len(swaps) == len(fake.nodes) and all(printed_as(argv, printed) for argv in swaps)
+    assert len(swaps) == 2 * len(fake.nodes) and all(printed_as(argv, printed) for argv in swaps)
+    assert sum(1 for argv in swaps if argv.startswith("sh -c mv -f ")) == len(fake.nodes)
 
 
 def rollback_dry_run(env, fake):  # type: ignore[no-untyped-def]

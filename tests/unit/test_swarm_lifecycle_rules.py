@@ -10,6 +10,7 @@ fake manager and nodes), with virtual time (a 15 s verify costs nothing)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from deployctl.errors import DeployctlError, ExitCode, LockHeldError
 from deployctl.events import Message, Recorder
 from deployctl.plan.edge.proxy_config import RELEASE_HEADER, live_release
 from deployctl.plan.lifecycle.lock import LockRecord
+from deployctl.plan.swarm import services as sw
 from deployctl.plan.lifecycle.releases import FAILED, LIVE, REVERTED, UNCERTAIN, History, ReleaseRecord
 from deployctl.secrets import Secret
 from deployctl.services.hosts import layout_for, names_for
@@ -71,6 +73,10 @@ NAMES = names_for(LOADED, "swarm")
 T0 = host_rules.T0
 PROXY = r"^127\.0\.0\.1:8080/"  # a node's http_get through its proxy (the verify, the switch back's wait)
 SWAP = host_rules.SWAP  # a node's staged swap: `nginx -t` of nginx.conf.next, rename, reload in one sh -c
+# The route's own two commands per node: its DNS wait, which tests nginx.conf.next in the same
+# `docker exec` (before any node swaps), then the swap, a rename and a HUP (plan/swarm/services.py).
+TEST_IN_WAIT = r"^docker exec \S+ sh -c r=0; if command -v getent .* nginx -t -q -c \S+/nginx\.conf\.next "
+MOVE = r"^sh -c mv -f \S+/nginx\.conf\.next "
 
 virtual_time = pytest.fixture(autouse=True)(virtual_time)  # tests/support/virtual_time.py
 
@@ -198,7 +204,7 @@ def _sigterm_at(pattern: str, call: str = "run"):  # type: ignore[no-untyped-def
 
 # On the Swarm, the put-back's swaps come after the 3 nodes' route swaps.
 SWITCH_BACK_FAILS = ("verify fails, then every switch-back swap exits 1 | verify + switch back",
-                     _both(_verify_wrong, _swap_fails(4, times=0)), _both(_verify_wrong, _swap_fails(2)),
+                     _both(_verify_wrong, _swap_fails(1, times=0)), _both(_verify_wrong, _swap_fails(2)),
                      ExitCode.ROLLBACK_FAILED, UNCERTAIN, "new")
 SIGTERM_AT_HEALTH = ("SIGTERM | health",
                      _sigterm_at(r"^docker service ps .*-frontend-"), _sigterm_at(host_rules.CONTAINER, call="http_get"),
@@ -220,8 +226,12 @@ ROWS = [  # id, on the Swarm, on the host, exit, outcome, serves
      lambda site, fake: fake.faults.append(Fault("put_file", r"/proxy/nginx\.conf\.next$")),
      lambda site, host: host.faults.append(Fault("put_file", r"/proxy/nginx\.conf\.next$")),
      ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
-    ("route: the swap (`nginx -t` of the staged file, rename, reload) exits 1 | route",
-     _swap_fails(1), lambda site, host: host.faults.append(Fault("run", SWAP)),
+    ("route: `nginx -t` of the staged file refuses it (on a Swarm: on one node, in its DNS wait) | route",
+     lambda site, fake: fake.faults.append(Fault("run", TEST_IN_WAIT, effect=sw.STAGED_REFUSED)),
+     lambda site, host: host.faults.append(Fault("run", SWAP)),
+     ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
+    ("route: the swap (on a Swarm: the rename and reload, tested already) exits 1 on one node | route",
+     lambda site, fake: fake.faults.append(Fault("run", MOVE)), lambda site, host: host.faults.append(Fault("run", SWAP)),
      ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
     ("verify answered by a wrong release, every time | verify",
      _verify_wrong, _verify_wrong,
@@ -229,7 +239,7 @@ ROWS = [  # id, on the Swarm, on the host, exit, outcome, serves
     SWITCH_BACK_FAILS,
     SIGTERM_AT_HEALTH,
     ("SIGTERM (fault point) | switch: config staged, before the swap",
-     _sigterm_at(SWAP), _sigterm_at(SWAP),
+     _sigterm_at(MOVE), _sigterm_at(SWAP),
      ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
     ("SIGTERM (fault point) | switch -> verify",
      lambda site, fake: fake.faults.append(Fault("http_get", PROXY, effect=lambda a, p, path: (
@@ -386,7 +396,8 @@ ROLLBACK_ROWS = [  # id, arranged on both sites, exit, outcome, serves
      ExitCode.DEPLOY_FAILED, FAILED, "previous"),
     ("the target answers /version 500 through the proxy | verify", _target_500, _target_500,
      ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
-    ("the swap exits 1 | route", _swap_fails(1), lambda site, host: host.faults.append(Fault("run", SWAP)),
+    ("the swap exits 1 | route", lambda site, fake: fake.faults.append(Fault("run", MOVE)),
+     lambda site, host: host.faults.append(Fault("run", SWAP)),
      ExitCode.DEPLOY_FAILED, REVERTED, "previous"),
     SWITCH_BACK_FAILS,
     SIGTERM_AT_HEALTH,
@@ -838,3 +849,18 @@ def test_a_watchdog_that_cannot_be_removed_after_the_verified_switch_leaves_the_
     last = host_rules.records(host)[-1]
     assert last.outcome == LIVE and host.serving() == last.release and host.running(last.release)
     assert host.running(last.previous)  # not retired: the watchdog would put it back
+
+
+def test_a_staged_file_refused_on_one_node_swaps_no_node(swarm):
+    """The route tests every node's staged file in its DNS wait before any node swaps: one
+    refusal, and no node renamed or reloaded anything (each serves and holds the previous
+    release's nginx.conf); exit 6, `reverted` as any failed route."""
+    site, fake = swarm
+    previous = site.current()
+    fake.faults.append(Fault("run", TEST_IN_WAIT, nth=2, effect=sw.STAGED_REFUSED))  # the second node's
+    error = site.failing_deploy()
+    assert error.exit_code == ExitCode.DEPLOY_FAILED and "nginx -t refused" in error.message, error.message
+    moved = [text for node in fake.nodes.values() for call, text in node.calls if re.search(MOVE, text)]
+    assert moved == []
+    assert fake.serving_nodes() == {previous} and site.on_disk() == {previous}
+    assert site.records()[-1].outcome == REVERTED

@@ -178,19 +178,29 @@ def test_deploy_plan_steps_are_the_argvs_it_runs():
     assert argv[:10] == ("docker", "service", "create", "--detach", "--name", job, "--mode", "replicated-job",
                          "--restart-condition", "none")
     assert argv[-4:] == (IMAGES["backend"], "python", "-m", "migrate")
-    assert f"name=shop-prod-{R1}" in argv and not [a for a in argv if "alias=" in a]  # never answers as `backend`
+    # on the environment's network only: nothing of the release runs yet on its own network
+    # (and attaching the job there cost it 0.7 s), nor does the job answer as `backend`
+    assert argv[argv.index("--network"):argv.index("--network") + 2] == ("--network", "shop-prod")
+    assert argv.count("--network") == 1 and not [a for a in argv if a.startswith("name=") or "alias=" in a]
     assert plan.ready_timeout == 60.0  # the longest health timeout (30) + 30 s to pull on each node
     # Each phase's rows, as the job's steps carry them (their order: tests/unit/test_swarm_dry_run_matches_run.py).
     steps = [*plan.secret_rows(Names("shop", "prod")), *plan.network_rows(), *plan.migration_rows(job, argv), *plan.start_rows(),
              *plan.health_rows(), *plan.route_rows(), *plan.verify_rows(), *plan.record_rows(), *plan.retire_rows()]
     assert [s.argv for s in plan.start_rows()] == list(plan.start)
     assert plan.route_rows()[1].argv == plan.proxy_service and plan.network_rows()[0].argv == plan.network
-    # The node's switch is the staged swap a host's is: nginx -t of nginx.conf.next, its
-    # rename over nginx.conf on the node, the reload (a HUP to nginx, the task's PID 1), in one command.
+    # A put-back is the staged swap a host's is: nginx -t of nginx.conf.next, its rename over
+    # nginx.conf on the node, the reload (a HUP to nginx, the task's PID 1), in one command.
     assert plan.reload == ("sh", "-c", "docker exec '<the node'\"'\"'s proxy task>' nginx -t -q -c "
                            "/etc/deployctl/proxy/nginx.conf.next && mv -f "
                            f"{layout.proxy_dir}/nginx.conf.next {layout.proxy_dir}/nginx.conf && "
-                           "docker kill --signal HUP '<the node'\"'\"'s proxy task>'") and plan.route_rows()[3].argv == plan.reload
+                           "docker kill --signal HUP '<the node'\"'\"'s proxy task>'")
+    # The route's: the test in each node's DNS wait (one `docker exec`, before any node swaps),
+    # then the rename and the HUP alone.
+    assert plan.route_rows()[2].argv == tuple(sw.wait_resolved_and_test(
+        "<the node's proxy task>", [f"tasks.shop-prod-backend-{R1}", f"tasks.shop-prod-frontend-{R1}"],
+        "/etc/deployctl/proxy/nginx.conf.next"))
+    assert plan.move == ("sh", "-c", f"mv -f {layout.proxy_dir}/nginx.conf.next {layout.proxy_dir}/nginx.conf && "
+                         "docker kill --signal HUP '<the node'\"'\"'s proxy task>'") and plan.route_rows()[3].argv == plan.move
     assert "DB_PASSWORD" in steps[0].detail and "swarm-secret" not in str([s.to_dict() for s in steps])
     assert plan.retire(["old-a", "old-b"]) == ("docker", "service", "scale", "--detach", "old-a=0", "old-b=0")
 

@@ -6,8 +6,11 @@ listing is prune's too), while the outcome stays a deploy's."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from tests.support.fake_host import Fault
 from tests.support.fake_swarm import FakeSwarm
 from tests.support.virtual_time import virtual_time
 from tests.unit.test_swarm_lifecycle_rules import NAMES, Site
@@ -34,3 +37,79 @@ def test_a_deploy_lists_the_nodes_once_for_the_switch_and_the_services_once_afte
     started = max(i for i, (call, text) in enumerate(fake.calls) if text.startswith("docker service create"))
     assert manager_calls(fake, started, "docker service scale") == 1  # the release before the last stopped
     assert manager_calls(fake, started, "docker service ls") == 1  # the retire's listing, reused by prune
+
+
+def test_a_migration_is_created_waited_for_on_the_manager_and_removed_in_three_manager_calls():
+    """No look at its leftover first (only when its name is taken), no `docker service ps`
+    from here every 0.5 s: one wait on the manager (plan/swarm/services.wait_job)."""
+    fake = FakeSwarm(NAMES)
+    site = Site(fake)
+    site.deploy()
+    before = len(fake.calls)
+    site.deploy()
+    job = [text for call, text in fake.calls[before:] if call == "run" and "--mode replicated-job" in text]
+    assert len(job) == 1
+    name = job[0].split("--name ")[1].split()[0]
+    about_it = [text for call, text in fake.calls[before:] if call == "run" and name in text.split()]
+    assert [" ".join(text.split()[:3]) if text.startswith("docker") else "wait" for text in about_it] == [
+        "docker service create", "wait", "docker service rm"]
+    assert about_it[1].startswith("sh -c ") and " docker service ps " in about_it[1]
+    assert name not in fake.services
+
+
+def test_a_leftover_job_of_a_killed_run_is_removed_then_the_migration_created_again():
+    fake = FakeSwarm(NAMES)
+    site = Site(fake)
+    site.deploy()
+
+    def leftover(argv):  # type: ignore[no-untyped-def]
+        fake._run(argv)  # what a killed run left: the job, under this release's name
+        return fake._run(argv)  # taken: "already exists"
+
+    fake.faults.append(Fault("run", r"^docker service create --detach --name \S+ --mode replicated-job",
+                             effect=leftover))
+    before = len(fake.calls)
+    release = site.deploy()
+    assert site.current() == release and fake.serving_nodes() == {release}
+    ran = [" ".join(text.split()[:3]) for call, text in fake.calls[before:] if call == "run" and "-migrate-" in text
+           and text.startswith("docker service")]
+    assert ran == ["docker service create", "docker service rm", "docker service create", "docker service rm"]
+    assert not [n for n in fake.services if "-migrate-" in n]
+
+
+def test_the_new_services_are_created_at_once():
+    """Each create is a manager round trip of its own: none waits for another (a barrier
+    both must reach: one after the other, the first waits out its timeout and fails)."""
+    fake = FakeSwarm(NAMES)
+    site = Site(fake)
+    site.deploy()
+    meeting = threading.Barrier(2, timeout=10)
+
+    def together(argv):  # type: ignore[no-untyped-def]
+        meeting.wait()
+        return fake._run(argv)
+
+    fake.faults.append(Fault("run", r"^docker (\S+ )*service create .*--name \S+-(backend|frontend)-\d", times=0,
+                             effect=together))
+    release = site.deploy()
+    assert site.current() == release and fake.serving_nodes() == {release}
+
+
+def test_the_switch_lists_the_nodes_and_reads_the_proxy_image_at_once():
+    """Between the health gate and the nodes' route: the switch's listing of the ready nodes
+    and the route's look at the proxy service's image are asked together (a barrier both
+    must reach: one after the other, the first waits out its timeout and fails)."""
+    fake = FakeSwarm(NAMES)
+    site = Site(fake)
+    site.deploy()
+    meeting = threading.Barrier(2, timeout=10)
+
+    def together(argv):  # type: ignore[no-untyped-def]
+        meeting.wait()
+        return fake._run(argv)
+
+    # the prefetch's, the recovery's, HTTPS's prepare's, then the switch's (the 4th) listing
+    fake.faults.append(Fault("run", r"^docker node ls", nth=4, effect=together))
+    fake.faults.append(Fault("run", r"^docker service inspect --format \S*ContainerSpec.Image", effect=together))
+    release = site.deploy()
+    assert site.current() == release and fake.serving_nodes() == {release}

@@ -32,7 +32,7 @@ class Site:
     def live_config(self, nodes=None) -> bytes:  # type: ignore[no-untyped-def]
         return PREVIOUS
 
-    def route(self, plan, config, nodes=None, live=None, resolve=None) -> int:  # type: ignore[no-untyped-def]
+    def route(self, plan, config, nodes=None, live=None, resolve=None, running=None) -> int:  # type: ignore[no-untyped-def]
         if self.routed and self.back_fails:
             raise DeployError("node2: nginx -t refused the configuration")
         self.routed.append(config)

@@ -18,11 +18,12 @@ from ..lifecycle import docker_commands as dc
 from . import services as sw
 from . import swarm_health as sh
 from ..lifecycle.names import Names
-from ..edge.proxy_config import CONFIG_FILE, LIVE_COPY, STAGED_FILE, Shadow, Standby
+from ..edge.proxy_config import CONFIG_FILE, LIVE_COPY, PROXY_MOUNT, STAGED_FILE, Shadow, Standby
 from ..lifecycle.release_spec import HealthProbe, ReleaseSpec
 from ..lifecycle.steps import Argv, PlannedStep
 from .swarm_proxy import render_swarm_proxy_config, standby_address, tasks_address
-from ..lifecycle.switch_plan import CANARY_FIRED, WATCHDOG_ROLE, GuardSpec, VerifyCheck, proxy_swap, verify_check
+from ..lifecycle.switch_plan import (CANARY_FIRED, WATCHDOG_ROLE, GuardSpec, VerifyCheck, proxy_move, proxy_swap,
+                                     verify_check)
 
 if TYPE_CHECKING:  # as plan/lifecycle/switch_plan.py: a rollback never imports the judging modules
     from ..judging.canary import CanarySpec
@@ -47,7 +48,8 @@ class SwarmPlan:
     proxy_config: str
     checker: Argv  # on the manager, for deployctl's own http/tcp checks of each task; () when none
     proxy_service: Argv  # created only where missing
-    reload: Argv  # on each node, in its proxy task
+    reload: Argv  # on each node, in its proxy task: the staged file tested, renamed, reloaded (a put-back)
+    move: Argv  # on each node: the route's staged file, tested already in the DNS wait, renamed, reloaded
     verify: VerifyCheck
     drain: float
     ready_timeout: float
@@ -97,8 +99,13 @@ class SwarmPlan:
         # Before the new tasks start, as on hosts: a release never runs on a schema it does
         # not know, and a failed migration leaves no task of it to remove.
         leftover = tuple(sw.remove_services([name]))
-        return [PlannedStep("migrate", "a leftover of a killed run, if any", leftover),
-                PlannedStep("migrate", f"once, as a replicated job ({name}); a failure stops here", argv),
+        return [PlannedStep("migrate", f"once, as a replicated job ({name}); a failure stops here", argv),
+                PlannedStep("migrate", "only if its name is taken: a leftover of a killed run, removed (then the "
+                                       "job created again)", leftover),
+                PlannedStep("migrate", f"on the manager: until its task ended, asked there every {sw.JOB_POLL:g}s "
+                                       f"(one command, answering within {sw.JOB_WAIT:g}s; asked again until the "
+                                       "deploy's bound); a failed one's last 20 log lines kept",
+                            tuple(sw.wait_job(name))),
                 PlannedStep("migrate", "the job goes, whatever it ended with", leftover)]
 
     def start_rows(self) -> list[PlannedStep]:
@@ -129,13 +136,17 @@ class SwarmPlan:
                                  f"{tasks_address(routed.container)}:{routed.port} by Docker's DNS, "
                                  f"stamp {self.target.release})"),
             PlannedStep("route", "the proxy as a global service, only if it is missing", self.proxy_service),
-            PlannedStep("route", f"on every node, before any node swaps: until Docker's DNS there resolves every "
-                                 f"service of {self.target.release} (its gossip reaches nodes apart), at most "
-                                 f"{sw.RESOLVE_WAIT:g}s, then routed anyway (the verify judges)",
-                        tuple(sw.wait_resolved(NODE_PROXY_TASK, [tasks_address(s.name) for s in self.services]))),
-            PlannedStep("route", f"on every node: nginx -t of the staged file, renamed over {CONFIG_FILE}, "
-                                 "reload (one command; a node whose proxy starts now gets the file as "
-                                 f"{CONFIG_FILE} directly)", self.reload),
+            PlannedStep("route", f"on every node, before any node swaps (one command per node, once its staged file "
+                                 f"is written): until Docker's DNS there resolves every service of "
+                                 f"{self.target.release} (its gossip reaches nodes apart), at most {sw.RESOLVE_WAIT:g}s, "
+                                 "then routed anyway (the verify judges); then nginx -t of the staged file: refused on "
+                                 "any node, no node swaps",
+                        tuple(sw.wait_resolved_and_test(NODE_PROXY_TASK, [tasks_address(s.name) for s in self.services],
+                                                        f"{PROXY_MOUNT}/{STAGED_FILE}"))),
+            PlannedStep("route", f"on every node at once, once every node's test passed: the staged file renamed "
+                                 f"over {CONFIG_FILE}, nginx HUPed (one command, no `docker exec`; a node whose proxy "
+                                 f"starts now gets the file as {CONFIG_FILE} directly and tests it as it reloads)",
+                        self.move),
         ]
 
     def verify_rows(self) -> list[PlannedStep]:
@@ -231,10 +242,10 @@ def node_watchdog(target: ReleaseSpec, names: Names, proxy_dir: str, spec: Canar
 
 
 def _proxy_argvs(target: ReleaseSpec, names: Names, proxy_dir: str, proxy_port: int,
-                 tls_port: int | None) -> tuple[Argv, Argv]:
+                 tls_port: int | None) -> tuple[Argv, Argv, Argv]:
     service = sw.proxy_service(names, target.proxy.image, proxy_dir, proxy_port, target.proxy.listen_port,
                                names.labels("proxy"), tls_port)
-    return tuple(service), proxy_swap("<the node's proxy task>", proxy_dir)
+    return tuple(service), proxy_swap(NODE_PROXY_TASK, proxy_dir), proxy_move(NODE_PROXY_TASK, proxy_dir)
 
 
 def _checker(target: ReleaseSpec, names: Names, services: list[sw.SwarmService] | tuple[sw.SwarmService, ...]) -> Argv:
@@ -282,10 +293,9 @@ def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Nam
     jobs = tuple((f"{names.migration(target.release)}-{service}",
                   tuple(sw.migration_job(by_service[service], names.network,
                                          f"{names.migration(target.release)}-{service}", command,
-                                         names.labels("migrate", target.release, service),
-                                         names.release_network(target.release))))
+                                         names.labels("migrate", target.release, service))))
                  for service, command in migrations.items())
-    proxy_service, reload = _proxy_argvs(target, names, proxy_dir, proxy_port, tls_port)
+    proxy_service, reload, move = _proxy_argvs(target, names, proxy_dir, proxy_port, tls_port)
     return SwarmPlan(
         target=target, create=True, services=tuple(services),
         secrets=tuple((name, s.service, secret) for s in services for name, secret in s.secrets),
@@ -294,7 +304,7 @@ def deploy_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: Nam
         network=tuple(sw.create_release_network(names, target.release)),
         undo=(tuple(sw.remove_services([s.name for s in services])),),
         migrations=jobs, proxy_config=proxy_config_for(target), checker=_checker(target, names, services),
-        proxy_service=proxy_service, reload=reload,
+        proxy_service=proxy_service, reload=reload, move=move,
         verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services), tls_port=tls_port, guard=guard,
         shadow=shadow, canary=canary,
         watchdog=node_watchdog(target, names, proxy_dir, canary) if canary is not None else None,
@@ -306,12 +316,12 @@ def rollback_plan(target: ReleaseSpec, services: list[sw.SwarmService], names: N
     """The target's kept services back to the counts it ran with; a failure scales them to
     0 again. Nothing is pulled or created. A warm target (its tasks still run at those
     counts: services/swarm/swarm_deploy.rollback_env) gets this plan without `start` and `undo`."""
-    proxy_service, reload = _proxy_argvs(target, names, proxy_dir, proxy_port, tls_port)
+    proxy_service, reload, move = _proxy_argvs(target, names, proxy_dir, proxy_port, tls_port)
     return SwarmPlan(
         target=target, create=False, services=tuple(services), secrets=(),
         start=(tuple(sw.scale({s.name: s.replicas for s in services})),),
         undo=(tuple(sw.scale({s.name: 0 for s in services})),),
         migrations=(), proxy_config=proxy_config_for(target), checker=_checker(target, names, services),
-        proxy_service=proxy_service, reload=reload,
+        proxy_service=proxy_service, reload=reload, move=move,
         verify=verify_check(target), drain=drain, ready_timeout=ready_timeout(services), tls_port=tls_port,
     )

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Sequence, TypeVar
 
-from ...adapters.connector import check
-from ...errors import ConnectError, DeployError, HealthCheckError
+from ...adapters.connector import CommandResult, check
+from ...errors import ConnectError, DeployError, HealthCheckError, RemoteCommandError
 from ...events import Emit, Message, Timer
 from ...plan.edge import maintenance
 from ...plan.edge.tls_config import TLS_LISTEN_PORT
@@ -22,7 +22,7 @@ from ...plan.lifecycle import docker_commands as dc
 from ...plan.swarm import services as sw
 from ...plan.swarm import swarm_health as sh
 from ...plan.lifecycle.names import Names, StateLayout
-from ...plan.edge.proxy_config import CONFIG_FILE, CONFIG_PATH, STAGED_FILE, live_release
+from ...plan.edge.proxy_config import CONFIG_FILE, CONFIG_PATH, PROXY_MOUNT, STAGED_FILE, live_release
 from ...plan.lifecycle.releases import is_release_id
 from ...plan.swarm.swarm_plan import SwarmPlan
 from ...plan.lifecycle.switch_plan import proxy_move, proxy_swap, proxy_test_staged
@@ -36,6 +36,7 @@ POLL = 0.5
 # What a node says when the proxy's `nginx -t` refuses a configuration (the swap and its test alone).
 REFUSED = "nginx -t refused the configuration (nothing reloaded)"
 UNREAD = object()  # route's `live` not given: read from the nodes
+STAGED_PATH = f"{PROXY_MOUNT}/{STAGED_FILE}"  # the staged file as the node's proxy task sees it
 T = TypeVar("T")
 
 
@@ -200,14 +201,21 @@ class SwarmSite:
         return TaskChecks(self.manager, self.names, release, image, probes, self.emit)
 
     def run_job(self, name: str, argv: Sequence[str], timeout: float = 600) -> None:
-        """A migration as a replicated job: created, waited for, its output kept, removed."""
+        """A migration as a replicated job: created, waited for on the manager (one round
+        trip: plan/swarm/services.wait_job), its output kept, removed. A leftover of a killed
+        run (its name taken) is removed first, only then: one round trip fewer every time."""
         timer = Timer(self.emit, "migrate", host=self.manager.host, detail=name)
-        self.manager.run(sw.remove_services([name]))  # a leftover of a killed run
-        check(self.manager, argv)
+        created = self.manager.run(argv)
+        if not created.ok and "already exists" in created.stderr:
+            self.manager.run(sw.remove_services([name]))  # a leftover of a killed run
+            created = self.manager.run(argv)
+        if not created.ok:
+            raise RemoteCommandError(self.manager.host, argv, created.rc, redactor(created.stderr or created.stdout))
         started = time.monotonic()
         try:
             while time.monotonic() - started < timeout:
-                tasks = self.tasks([name])
+                waited = self.manager.run(sw.wait_job(name), timeout=sw.JOB_WAIT + 30)
+                tasks = sw.parse_tasks(waited.stdout) if waited.rc in (0, 1) else []
                 if any(t.complete for t in tasks):
                     timer.done()
                     return
@@ -218,7 +226,8 @@ class SwarmSite:
                     timer.failed(error, output)
                     raise DeployError(f"{self.manager.host}: migration job {name} failed: {error}",
                                       hint="nothing was switched; the previous release is still serving")
-                time.sleep(POLL)
+                if waited.rc not in (0, 1):
+                    time.sleep(POLL)  # Swarm did not answer (yet): ask again
             timer.failed(f"not finished within {timeout:g}s")
             raise DeployError(f"{self.manager.host}: migration job {name} did not finish within {timeout:g}s")
         finally:
@@ -273,10 +282,12 @@ class SwarmSite:
         return live_release(self.live_config())
 
     def route(self, plan: SwarmPlan, config: str | bytes, nodes: list[sw.Node] | None = None,
-              live: bytes | None | object = UNREAD, resolve: list[str] | None = None) -> int:
+              live: bytes | None | object = UNREAD, resolve: list[str] | None = None,
+              running: CommandResult | None = None) -> int:
         """Make every ready node's proxy serve `config`; returns the number of nodes switched.
         `nodes`, `live`: the switch's snapshot of the ready nodes and of what they serve (else
-        read now: the judges' ways back). `resolve`: names (`tasks.<service>` of the release
+        read now: the judges' ways back). `running`: the proxy service's image as the caller
+        just read it (`proxy_image`; else read now). `resolve`: names (`tasks.<service>` of the release
         switched to) each node's proxy waits for Docker's DNS to resolve before any node
         swaps (bounded: plan/swarm/services.wait_resolved), as the gossip reaches nodes apart.
 
@@ -291,7 +302,7 @@ class SwarmSite:
         live = self.live_config(nodes) if live is UNREAD else live
         # Maintenance mode stays as the nodes have it: a deploy or rollback never ends it (as on hosts).
         data = _carried(live, config)
-        running = self.manager.run(sw.proxy_image(self.names))
+        running = self.proxy_image() if running is None else running
         created = not running.ok
         wanted = plan.target.proxy.image
         if not created and running.stdout.strip() != wanted:
@@ -307,20 +318,33 @@ class SwarmSite:
             check(self.manager, plan.proxy_service)
             self._wait_proxies(nodes)
             containers = dict(zip(addresses, _each(nodes, lambda node: self._resolved(node, resolve))))
+            tested = dict.fromkeys(addresses, False)
         else:
-            # The nodes' writes, their DNS waits and the manager's look at the proxy tasks at
-            # once: independent round trips, one after the other before (issue 26).
-            with ThreadPoolExecutor(max_workers=2 * len(nodes) + 1) as pool:
+            # The nodes' writes, their proxy tasks' lookups and the manager's look at the
+            # proxy tasks at once: independent round trips, one after the other before
+            # (issue 26); then each node's DNS wait, which tests the staged file there too
+            # (its `docker exec`), so the swap below is a rename and a HUP.
+            with ThreadPoolExecutor(max_workers=3 * len(nodes) + 1) as pool:
                 proxies = pool.submit(self._wait_proxies, nodes)
                 writes = [pool.submit(self._write, node, data, True) for node in nodes]
-                waits = [pool.submit(self._resolved, node, resolve) for node in nodes]
+                lookups = [pool.submit(self._proxy_task, node) for node in nodes]
+                waits = [pool.submit(self._resolved_and_tested, node, resolve, write, lookup)
+                         for node, write, lookup in zip(nodes, writes, lookups)]
             staged = dict(zip(addresses, [w.result() for w in writes]))
-            containers = dict(zip(addresses, [w.result() for w in waits]))
+            containers = dict(zip(addresses, [w.result() for w in lookups]))
+            tested = dict(zip(addresses, [w.result() for w in waits]))
             proxies.result()
-        # All nodes at once: the load balancer sends to every node, so the moment they
-        # serve different releases is kept as short as the slowest node's reload.
-        _each(nodes, lambda node: self._swap(node, staged[node.address], containers[node.address]))
+        # All nodes at once, once every node's staged file passed its test (a refusal on one
+        # node raised above: no node swapped): the load balancer sends to every node, so the
+        # moment they serve different releases is kept as short as the slowest node's reload.
+        _each(nodes, lambda node: self._swap(node, staged[node.address], containers[node.address],
+                                             tested[node.address]))
         return len(nodes)
+
+    def proxy_image(self) -> CommandResult:
+        """The proxy service's image (`docker service inspect`); not ok when there is no proxy
+        service yet (the route creates it)."""
+        return self.manager.run(sw.proxy_image(self.names))
 
     def stage(self, nodes: list[sw.Node], config: str | bytes, live: bytes | None) -> dict[str, str]:
         """`config` staged beside every given node's live file (nothing reloads it), each
@@ -374,29 +398,52 @@ class SwarmSite:
             raise DeployError(f"{node.address}: no running proxy task to reload")
         return container[0]
 
-    def _resolved(self, node: sw.Node, names: list[str] | None) -> str:
+    def _resolved(self, node: sw.Node, names: list[str] | None, container: str | None = None) -> str:
         """The node's proxy task, once `names` resolve in it (or the wait's bound passed:
         then routed anyway with a warning, and the verify judges the answers)."""
-        container = self._proxy_task(node)
+        container = container or self._proxy_task(node)
         if names:
             timer = Timer(self.emit, "dns", host=node.address, detail=f"{', '.join(names)} on this node")
             result = self.node(node.address).run(sw.wait_resolved(container, names), timeout=sw.RESOLVE_WAIT + 30)
-            if result.ok:
-                timer.done("resolved")
-            else:
-                why = (f"not resolved after {sw.RESOLVE_WAIT:g}s (Docker's DNS gossip): routed anyway, the verify "
-                       "judges" if result.rc == 1 else
-                       "the proxy image has no getent to ask Docker's DNS with: not waited for" if
-                       result.rc == sw.NO_RESOLVER else f"the wait failed: {(result.stderr or result.stdout).strip()}")
-                timer.done(why)
-                self.warn(f"{node.address}: {', '.join(names)}: {why}")
+            self._dns_outcome(node, names, result, timer)
         return container
 
-    def _swap(self, node: sw.Node, staged: bool, container: str | None = None) -> None:
+    def _dns_outcome(self, node: sw.Node, names: list[str], result, timer: Timer) -> None:  # type: ignore[no-untyped-def]
+        if result.ok:
+            timer.done("resolved")
+            return
+        why = (f"not resolved after {sw.RESOLVE_WAIT:g}s (Docker's DNS gossip): routed anyway, the verify "
+               "judges" if result.rc == 1 else
+               "the proxy image has no getent to ask Docker's DNS with: not waited for" if
+               result.rc == sw.NO_RESOLVER else f"the wait failed: {(result.stderr or result.stdout).strip()}")
+        timer.done(why)
+        self.warn(f"{node.address}: {', '.join(names)}: {why}")
+
+    def _resolved_and_tested(self, node: sw.Node, names: list[str] | None, write: "Future[bool]",
+                             lookup: "Future[str]") -> bool:
+        """Once the node's file is written and its proxy task known: with `names`, the DNS
+        wait and the staged file's `nginx -t` in one `docker exec` (True: tested, the swap is
+        a rename and a HUP); a refusal raises REFUSED here, before any node swaps. Without
+        names (a switch back), or a file written as nginx.conf directly: False, the swap
+        tests it as before."""
+        staged, container = write.result(), lookup.result()
+        if not names or not staged:
+            self._resolved(node, names, container)
+            return False
+        timer = Timer(self.emit, "dns", host=node.address, detail=f"{', '.join(names)} on this node")
+        result = self.node(node.address).run(sw.wait_resolved_and_test(container, names, STAGED_PATH),
+                                             timeout=sw.RESOLVE_WAIT + 30)
+        if result.rc == sw.STAGED_REFUSED:
+            timer.failed("nginx -t refused the staged configuration")
+            raise DeployError(f"{node.address}: {REFUSED}: {redactor(result.stderr.strip() or result.stdout.strip())}")
+        self._dns_outcome(node, names, result, timer)
+        return sw.TESTED in result.stdout  # else (the exec itself failed) the swap tests it
+
+    def _swap(self, node: sw.Node, staged: bool, container: str | None = None, tested: bool = False) -> None:
         container = container or self._proxy_task(node)
-        argv = proxy_swap(container, self.layout.proxy_dir) if staged else \
-            dc.nginx_test_and_reload(container, CONFIG_PATH)
-        self._proxy_command(node, argv, REFUSED)
+        argv = (proxy_move(container, self.layout.proxy_dir) if tested else proxy_swap(container, self.layout.proxy_dir)) \
+            if staged else dc.nginx_test_and_reload(container, CONFIG_PATH)
+        self._proxy_command(node, argv, REFUSED if not tested else "the staged configuration was not made live")
 
     def standby_proxies(self, nodes: list[sw.Node]) -> list[NodeProxy]:
         """The nodes' proxies as a host's (their standby flags: plan/edge/proxy_config.Standby)."""
