@@ -1,7 +1,8 @@
 """The engine calls of a warm rollback on the fake host (issue 26 item 2: an instant rollback;
 each `docker` call is a process and a round trip to the engine, 0.03-0.2 s): after its verify,
 no `docker exec` (the target's own nginx.conf was tested beside the verify: only renamed and
-HUPed), and the engine check of the connect (`docker version`) runs beside the target's
+HUPed), the retire's listings at once (the running workers read from its `docker ps`), and
+the engine check of the connect (`docker version`) runs beside the target's
 check instead of before it, while a host whose docker is unusable is still said first."""
 
 from __future__ import annotations
@@ -51,9 +52,11 @@ def test_after_a_warm_rollbacks_verify_no_docker_exec_runs_and_fewer_docker_proc
     assert outcome.outcome == plan.SUCCEEDED and host.serving() == site.r1 and current(host, WARM) == site.r1
     ran = after_verify(host, before)
     assert not [text for text in ran if "docker exec" in text or "nginx -t" in text], ran
-    # The rename and HUP (one sh -c: mv, docker kill), the retire's listings (docker ps, the
-    # workers' docker ps, prune's docker network ls): 5 with the `nginx -t` exec before.
-    assert sum(docker_processes(text) for text in ran) == 4, ran
+    # The rename and HUP (one sh -c: mv, docker kill), the retire's two listings at once (its
+    # docker ps, whose worker label says the running workers, and prune's docker network ls):
+    # 5 before (the `nginx -t` exec, and the workers' own docker ps).
+    assert sum(docker_processes(text) for text in ran) == 3, ran
+    assert not [text for text in ran if "label=io.deployctl.worker=true" in text]
 
 
 def test_the_engine_check_runs_beside_the_targets_check(warm):

@@ -112,13 +112,21 @@ class HostSwitch:
 
     def release_states(self) -> dict[str, dict[str, str]]:
         """release id -> {service container: its state (running, exited, ...)}, one `docker ps`."""
+        return self.release_listing()[0]
+
+    def release_listing(self) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """(`release_states`, {running worker container: its release}: what
+        docker_commands.running_workers lists), from the one `docker ps`."""
         out: dict[str, dict[str, str]] = {}
+        workers: dict[str, str] = {}
         for line in check(self.conn, dc.list_containers(self.names)).splitlines():
-            name, role, release, state = (line.split("|") + ["", "", ""])[:4]
+            name, role, release, state, worker = (line.split("|") + ["", "", "", ""])[:5]
             # A label that is no release id is no release of ours (ids become paths prune removes).
             if role == "service" and is_release_id(release):
                 out.setdefault(release, {})[name] = state
-        return out
+            if worker == "true" and state == "running":
+                workers[name] = release
+        return out, workers
 
     def logs(self, container: str, lines: int = LOG_LINES) -> tuple[str, ...]:
         result = self.conn.run(dc.logs(container, lines))
@@ -164,16 +172,21 @@ class HostSwitch:
         raise DeployError(f"{self.conn.host}: no free subnet in release_subnet_pool {pool} after {SUBNET_TRIES} tries "
                           "(other networks are being created on this host at the same time)")
 
-    def orphan_release_networks(self, keep: Sequence[str]) -> list[str]:
+    def orphan_release_networks(self, keep: Sequence[str], listed: str | None = None) -> list[str]:
         """Release networks of this environment whose release has no container here and
         is not in `keep`: left by a deployctl killed between the network and the start, or
-        containers removed by hand. Under the lock, no deploy of ours is creating one."""
+        containers removed by hand. Under the lock, no deploy of ours is creating one.
+        `listed`: `release_network_listing()`'s answer, when the caller took it already."""
         found = []
-        for line in self.conn.run(dc.release_networks(self.names)).stdout.splitlines():
+        for line in (self.release_network_listing() if listed is None else listed).splitlines():
             name, _, release = line.strip().partition("|")
             if release and is_release_id(release) and release not in keep and name == self.names.release_network(release):
                 found.append(release)
         return found
+
+    def release_network_listing(self) -> str:
+        """`name|release` of this environment's release networks (one `docker network ls`)."""
+        return self.conn.run(dc.release_networks(self.names)).stdout
 
     def remove_release_networks(self, releases: Sequence[str]) -> None:
         if releases:  # best effort: a network of a release deployed before networks existed is absent
