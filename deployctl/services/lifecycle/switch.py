@@ -304,8 +304,8 @@ class HostSwitch:
         own = self._own = OwnConfig(self.proxy, plan, previous, looked, self.emit)
         try:
             self.step = "switch"
+            self.proxy.raise_flag(plan.flag)  # first: the traffic moves with it
             own.stage()
-            self.proxy.raise_flag(plan.flag)
             self._checkpoint()
             self.step = "verify"
             seen = looked.result() if looked is not None else None
