@@ -1025,6 +1025,19 @@ def test_a_warm_rollback_whose_own_config_nginx_refuses_keeps_the_flag_serving_w
     assert not locked(host, WARM)
 
 
+@pytest.mark.parametrize("call,pattern", [("run", STAGED_TEST), ("put_file", r"/nginx\.conf\.next$")],
+                         ids=["its nginx -t", "its write"])
+def test_a_warm_rollback_whose_staging_loses_the_connection_succeeds_with_a_warning(warm, call, pattern):
+    # The connection lost once while the target's own file is staged beside the verify: the
+    # verify (and the record) go on, nothing is renamed in, the staged file goes, a warning.
+    site, host = warm
+    host.faults.append(Fault(call, pattern, effect="lost"))
+    [outcome] = site.rollback()
+    assert outcome.outcome == plan.SUCCEEDED and host.serving() == site.r1 and current(host, WARM) == site.r1
+    assert config_names(host, WARM) == site.r2 and not staged(host) and not locked(host, WARM)
+    assert any("serves through the standby flag" in w and "connection lost" in w for w in site.warnings())
+
+
 def test_a_warm_rollback_whose_verify_fails_drops_its_staged_config(warm):
     # The previous configuration serves again (the flag lowered), and the target's own file,
     # staged and tested beside the verify, is removed, never renamed in.

@@ -164,7 +164,10 @@ class HostProxy:
             self.conn.put_file(self._staged_file, config.encode(), 0o644)
             self._proxy_command(proxy_test_staged(start.nginx_name), "the new configuration")
         except BaseException:
-            self.conn.run(["rm", "-f", self._staged_file])  # best effort: a lost connection leaves it (harmless)
+            try:
+                self.drop_staged()
+            except Exception:  # noqa: BLE001 - a lost connection leaves it (harmless: never renamed in)
+                pass
             raise
         return Staged(start.nginx_name, config)
 
