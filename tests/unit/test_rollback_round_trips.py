@@ -16,7 +16,7 @@ from deployctl.adapters.connector import CommandResult
 from deployctl.errors import ConnectError, ExitCode, RollbackError
 from deployctl.plan.lifecycle import rollout as plan
 from tests.support.fake_host import FakeHost, Fault
-from tests.unit.test_lifecycle_rules import (LOCAL, PROXY, WARM, Site, current, local_site, locked,  # noqa: F401
+from tests.unit.test_lifecycle_rules import (PROXY, WARM, Site, current, local_site, locked,  # noqa: F401
                                              virtual_time)
 
 UNUSABLE = CommandResult(1, "", "Cannot connect to the Docker daemon at unix:///var/run/docker.sock")
