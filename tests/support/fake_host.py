@@ -40,7 +40,7 @@ from deployctl.plan.lifecycle import docker_commands as dc
 from deployctl.plan.edge.maintenance import VERIFY_HEADER
 from deployctl.plan.edge.maintenance import state_of as maintenance_state
 from deployctl.plan.lifecycle import lock as lock_plan
-from deployctl.plan.lifecycle.names import LABEL_RELEASE, LABEL_ROLE, Names
+from deployctl.plan.lifecycle.names import LABEL_RELEASE, LABEL_ROLE, LABEL_WORKER, Names
 from deployctl.plan.edge.proxy_config import RELEASE_HEADER, live_release, standby_of, upstream_name
 from deployctl.plan.lifecycle.switch_plan import NGINX_ROLE
 from deployctl.plan.edge.tls_config import CERTIFICATE_HEADER, TLS_LISTEN_PORT, takes_proxy_protocol
@@ -695,7 +695,7 @@ class FakeHost:
             lines = [f"{c.name}|{c.labels.get(LABEL_RELEASE, '')}" for c in found]
         elif fmt == LIST_FORMAT:
             lines = [f"{c.name}|{c.labels.get(LABEL_ROLE, '')}|{c.labels.get(LABEL_RELEASE, '')}|{c.status}"
-                     for c in found]
+                     f"|{c.labels.get(LABEL_WORKER, '')}" for c in found]
         elif fmt == dc.PROXY_LISTING_FORMAT:
             lines = [f"{c.name}|{c.status}|{c.labels.get(LABEL_ROLE, '')}|{c.image}|"
                      + (", ".join("{}:{}->{}/tcp".format(*_mapping(p)) for p in (c.published or [c.publish]))

@@ -318,12 +318,20 @@ def test_a_rollback_to_the_standby_is_its_flag_and_the_reload_after_the_verify()
     flagged = rollback_plan(spec, names, "/s/proxy", proxy_port=8080, drain=3, running=set(spec.containers),
                             flag="standby-x", standby=left)
     assert flagged.flag == "standby-x" and flagged.standby == R0 and standby_of(flagged.proxy_config) == left
-    steps = [(s.step, s.detail) for s in rollback_switch_rows(flagged)]
+    rows = rollback_switch_rows(flagged)
+    steps = [(s.step, s.detail) for s in rows]
     switch = steps.index(("switch", "create /etc/deployctl/proxy/standby-x (the proxy directory): the live nginx.conf "
                                     f"sends every request to its standby {R1} while it exists; no reload"))
-    assert steps[switch + 1][0] == "verify" and steps[switch + 2][1].startswith("after the verify, beside the record and retire")
+    # The target's own configuration tested beside the verify, only renamed and reloaded after it.
+    nginx = flagged.proxy.nginx_name
+    assert steps[switch + 1][1].startswith("beside the flag and the verify: the target's own nginx.conf staged")
+    assert rows[switch + 1].argv == ("docker", "exec", nginx, "nginx", "-t", "-q", "-c",
+                                     "/etc/deployctl/proxy/nginx.conf.next")
+    assert steps[switch + 2][0] == "verify" and steps[switch + 3][1].startswith("once verified, beside the record and retire")
+    assert rows[switch + 3].argv == ("sh", "-c", "mv -f /s/proxy/nginx.conf.next /s/proxy/nginx.conf && "
+                                                 f"docker kill --signal HUP {nginx}")
     assert [s for s, _ in steps].count("verify") == 1
-    assert not flagged.verify.spaced and steps[switch + 1][1].endswith("in a row, back to back (up to 15s)")
+    assert not flagged.verify.spaced and steps[switch + 2][1].endswith("in a row, back to back (up to 15s)")
     # A target with a stopped container is started first: no flag can switch to it.
     first = spec.containers[0]
     cold = rollback_plan(spec, names, "/s/proxy", proxy_port=8080, drain=3, running=set(spec.containers) - {first},

@@ -19,6 +19,7 @@ from deployctl.services.lifecycle.deploy import HostDeploy
 from deployctl.services.env import Env
 from deployctl.services.lifecycle.deploy_result import DeployOptions
 from deployctl.services.lifecycle.dry_runs import host_deploy_steps, host_rollback_steps
+from deployctl.plan.lifecycle.switch_plan import proxy_move, proxy_test_staged
 from deployctl.services.lifecycle.rollback import HostRollback
 from tests.support.fake_host import FakeHost
 from tests.unit.test_lifecycle_rules import (LOADED, PROD, Site, local_site, proxy_log,  # noqa: F401 - a fixture
@@ -159,7 +160,14 @@ def test_a_rollback_runs_what_its_dry_run_prints_in_that_order(env, flag):
     for chain in dry.plan.start:  # a stopped target's `docker start`, as printed; none for the standby
         assert " ".join(chain[-1]) in ran
     assert bool(dry.plan.start) != flag
-    assert " ".join(dry.plan.proxy.swap) in ran  # the route (after the flag's verify, for the standby)
     if flag:
         assert any(call == "put_file" and f"/proxy/{dry.plan.flag}" in text for call, text in host.calls[before:])
+        # The target's own configuration: tested beside the verify, then renamed and reloaded
+        # (services/lifecycle/own_config.py), never the whole swap after the verify.
+        nginx = dry.plan.proxy.nginx_name
+        test, move = " ".join(proxy_test_staged(nginx)), " ".join(proxy_move(nginx, dry.plan.proxy_dir))
+        assert ran.count(test) == ran.count(move) == 1 and ran.index(test) < ran.index(move)
+        assert " ".join(dry.plan.proxy.swap) not in ran
+    else:
+        assert " ".join(dry.plan.proxy.swap) in ran  # the route
     next(gen, None)

@@ -14,6 +14,7 @@ import _thread
 import errno
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -974,15 +975,80 @@ def test_a_warm_rollback_whose_flag_cannot_be_written_is_switched_back(warm):
     assert not any("/standby-" in p for p in host.files)
 
 
+STAGED_TEST = r"^docker exec \S+ nginx -t -q -c \S+/nginx\.conf\.next$"  # a flag switch's own file, tested
+STAGED_MOVE = r"^sh -c mv -f \S+/nginx\.conf\.next "  # ... and once verified renamed and reloaded
+
+
+def staged(host: FakeHost, layout=WARM) -> bool:  # type: ignore[no-untyped-def]
+    return host.text(f"{layout.proxy_dir}/nginx.conf.next") is not None
+
+
 def test_a_warm_rollback_whose_own_swap_is_cut_succeeds_with_a_warning(warm):
-    # faults.md: ssh | rollback | SSH dropped while the rollback's swap is in flight (after its verify) | route
-    # | new | succeeded | 0 | yes (the target serves through its standby flag; a warning)
+    # faults.md: ssh | rollback | SSH dropped while the rollback's swap (rename, reload) is in flight (after
+    # its verify) | route | new | succeeded | 0 | yes (the target serves through its standby flag; a warning)
     site, host = warm
-    host.faults.append(Fault("run", SWAP, effect="lost"))
+    host.faults.append(Fault("run", STAGED_MOVE, effect="lost"))
     [outcome] = site.rollback()
     assert outcome.outcome == plan.SUCCEEDED and host.serving() == site.r1 and current(host, WARM) == site.r1
-    assert config_names(host, WARM) == site.r2  # the previous file was put back: the flag routes
+    assert config_names(host, WARM) == site.r2  # never renamed in: the flag routes
     assert any("serves through the standby flag" in w for w in site.warnings())
+
+
+def test_a_warm_rollback_tests_its_own_config_before_the_verify_ends_and_only_moves_it_after(warm):
+    """The target's own nginx.conf is staged and tested (`nginx -t`, a `docker exec`) beside the
+    verify; once verified, the rename and the reload (a HUP) are one command, with no test."""
+    site, host = warm
+    order: list[str] = []
+    host.faults.append(Fault("http_get", PROXY, times=0, effect=lambda *a: (order.append("verify"),
+                                                                            host._through_proxy(a[2]))[1]))
+    host.faults.append(Fault("run", STAGED_TEST, effect=lambda argv: (order.append("test"), host._run(argv))[1]))
+    host.faults.append(Fault("run", STAGED_MOVE, effect=lambda argv: (order.append("move"), host._run(argv))[1]))
+    [outcome] = site.rollback()
+    assert outcome.outcome == plan.SUCCEEDED and config_names(host, WARM) == site.r1 and not staged(host)
+    assert order.count("test") == order.count("move") == 1
+    moved = order.index("move")
+    assert order.index("test") < moved and "verify" in order[:moved] and "verify" not in order[moved:]
+    assert not any("nginx -t" in text for _, text in host.calls if re.search(STAGED_MOVE, text))
+
+
+def test_a_warm_rollback_whose_own_config_nginx_refuses_keeps_the_flag_serving_with_a_warning(warm):
+    # The target is verified through its flag; its own file, refused by `nginx -t` beside the verify,
+    # is never renamed in (nor reloaded), and goes: the same outcome as a Swarm's (exit 0, a warning).
+    site, host = warm
+    host.faults.append(Fault("run", STAGED_TEST, effect=lambda argv: CommandResult(1, "", "nginx: [emerg] refused")))
+    [outcome] = site.rollback()
+    assert outcome.outcome == plan.SUCCEEDED and host.serving() == site.r1 and current(host, WARM) == site.r1
+    assert config_names(host, WARM) == site.r2 and not staged(host)
+    assert not any(re.search(STAGED_MOVE, text) for _, text in host.calls)
+    [warning] = [w for w in site.warnings() if "serves through the standby flag" in w]
+    assert "nginx -t refused" in warning and "nginx: [emerg] refused" in warning
+    assert not locked(host, WARM)
+
+
+@pytest.mark.parametrize("call,pattern", [("run", STAGED_TEST), ("put_file", r"/nginx\.conf\.next$")],
+                         ids=["its nginx -t", "its write"])
+def test_a_warm_rollback_whose_staging_loses_the_connection_succeeds_with_a_warning(warm, call, pattern):
+    # The connection lost once while the target's own file is staged beside the verify: the
+    # verify (and the record) go on, nothing is renamed in, the staged file goes, a warning.
+    site, host = warm
+    host.faults.append(Fault(call, pattern, effect="lost"))
+    [outcome] = site.rollback()
+    assert outcome.outcome == plan.SUCCEEDED and host.serving() == site.r1 and current(host, WARM) == site.r1
+    assert config_names(host, WARM) == site.r2 and not staged(host) and not locked(host, WARM)
+    assert any("serves through the standby flag" in w and "connection lost" in w for w in site.warnings())
+
+
+def test_a_warm_rollback_whose_verify_fails_drops_its_staged_config(warm):
+    # The previous configuration serves again (the flag lowered), and the target's own file,
+    # staged and tested beside the verify, is removed, never renamed in.
+    site, host = warm
+    host.faults.append(Fault("http_get", PROXY, times=0, effect=wrong_release))
+    error = site.failing_rollback(RollbackError)
+    assert error.exit_code == ExitCode.DEPLOY_FAILED
+    assert host.serving() == site.r2 and current(host, WARM) == site.r2 and config_names(host, WARM) == site.r2
+    assert records(host, WARM)[-1].outcome == REVERTED and not locked(host, WARM)
+    assert any(re.search(STAGED_TEST, text) for _, text in host.calls) and not staged(host)
+    assert not any(re.search(STAGED_MOVE, text) for _, text in host.calls)
 
 
 # -- more ssh rows ------------------------------------------------------------------------------------

@@ -413,10 +413,13 @@ def _app_filters(names: Names) -> list[str]:
 
 
 def list_containers(names: Names) -> list[str]:
-    """Every container of the app and environment, running or stopped: `name|role|release|state`
-    (the state too: a warm rollback's check needs no inspect on its way to the switch)."""
+    """Every container of the app and environment, running or stopped: `name|role|release|state|worker`
+    (the state too: a warm rollback's check needs no inspect on its way to the switch; the
+    worker label: a retire reads the running workers from it, not from a `running_workers`
+    listing of its own)."""
     return ["docker", "ps", "--all", "--no-trunc", "--format",
-            '{{.Names}}|{{.Label "io.deployctl.role"}}|{{.Label "io.deployctl.release"}}|{{.State}}',
+            '{{.Names}}|{{.Label "io.deployctl.role"}}|{{.Label "io.deployctl.release"}}|{{.State}}'
+            '|{{.Label "io.deployctl.worker"}}',
             *_app_filters(names)]
 
 

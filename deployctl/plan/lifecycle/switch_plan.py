@@ -206,33 +206,43 @@ class SwitchPlan:
         return self._canary_steps(self.canary) if self.canary is not None else []
 
     def switch_rows(self) -> list[PlannedStep]:
-        """The route and the verify; to the standby (`flag`): the flag, the verify, then the route."""
+        """The route and the verify; to the standby (`flag`): the flag, the target's own
+        configuration staged and tested beside the verify, then swapped in
+        (services/lifecycle/own_config.py)."""
         routed = self.target.routed
-        rows = []
-        if self.flag is not None:
-            rows.append(PlannedStep("switch", f"create {PROXY_MOUNT}/{self.flag} (the proxy directory): the live "
-                                              f"nginx.conf sends every request to its standby {self.target.release} "
-                                              "while it exists; no reload"))
-            rows.append(PlannedStep("verify", self.verify.describe()))
         standby = f"; standby {self.standby} (its warm window), switched to by a flag file" if self.standby else ""
-        rows.append(PlannedStep("route", ("after the verify, beside the record and retire (the lock is released "
-                                          "once it ended): " if self.flag else "")
-                                + f"write the proxy's nginx.conf (as {STAGED_FILE} where nginx runs): upstream "
-                                  f"{routed.container}:{routed.port}, {RELEASE_HEADER}: {self.target.release}"
-                                  f"{standby}"))
-        rows.append(PlannedStep("route", "the proxy's anchor (its published port), only if it is missing",
-                                self.proxy.anchor))
-        rows.append(PlannedStep("route", f"nginx {self.target.proxy.image} beside the running one (which then quits "
-                                         "gracefully), only if it is not running this image yet", self.proxy.nginx))
-        rows.append(PlannedStep("route", f"else: test {STAGED_FILE}, rename it over nginx.conf, reload the running "
-                                         "nginx (one command on the host)", self.proxy.swap))
-        if self.flag is None:
-            rows.append(PlannedStep("verify", self.verify.describe()))
-        else:
-            rows.append(PlannedStep("route", "then the flags of earlier configurations go (not this one: the "
-                                             "replaced workers may still read it)",
-                                    clear_flags(self.proxy_dir, self.flag)))
-        return rows
+        written = (f"upstream {routed.container}:{routed.port}, {RELEASE_HEADER}: {self.target.release}{standby}")
+        if self.flag is not None:
+            nginx = self.proxy.nginx_name
+            return [
+                PlannedStep("switch", f"create {PROXY_MOUNT}/{self.flag} (the proxy directory): the live nginx.conf "
+                                      f"sends every request to its standby {self.target.release} while it exists; "
+                                      "no reload"),
+                PlannedStep("route", f"beside the flag and the verify: the target's own nginx.conf staged as "
+                                     f"{STAGED_FILE} ({written}) and tested in the running nginx (nothing reloads "
+                                     "it); a file it refuses is removed and never made live (a warning)",
+                            proxy_test_staged(nginx)),
+                PlannedStep("verify", self.verify.describe()),
+                PlannedStep("route", f"once verified, beside the record and retire (the lock is released once it "
+                                     f"ended): {STAGED_FILE} renamed over nginx.conf and nginx reloaded (one command; "
+                                     "a failure only warns: the flag serves the target); a failed verify removes "
+                                     f"{STAGED_FILE} instead", proxy_move(nginx, self.proxy_dir)),
+                PlannedStep("route", "beside that: the flags of earlier configurations go (not this one: the "
+                                     "replaced workers may still read it)", clear_flags(self.proxy_dir, self.flag)),
+                PlannedStep("route", f"where the proxy needs more than a reload (nginx {self.target.proxy.image} not "
+                                     "running, the anchor missing or publishing otherwise): nothing is staged "
+                                     "beside the verify, and once verified the whole route below runs instead"),
+                *self._route_rows(),
+            ]
+        return [PlannedStep("route", f"write the proxy's nginx.conf (as {STAGED_FILE} where nginx runs): {written}"),
+                *self._route_rows(), PlannedStep("verify", self.verify.describe())]
+
+    def _route_rows(self) -> list[PlannedStep]:
+        return [PlannedStep("route", "the proxy's anchor (its published port), only if it is missing", self.proxy.anchor),
+                PlannedStep("route", f"nginx {self.target.proxy.image} beside the running one (which then quits "
+                                     "gracefully), only if it is not running this image yet", self.proxy.nginx),
+                PlannedStep("route", f"else: test {STAGED_FILE}, rename it over nginx.conf, reload the running "
+                                     "nginx (one command on the host)", self.proxy.swap)]
 
     def record_rows(self) -> list[PlannedStep]:
         """A deploy's record carries the release's spec; a rollback's names its target (whose

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import posixpath
 import time
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ...adapters.connector import check
@@ -26,7 +27,7 @@ from ...plan.lifecycle.names import Names, StateLayout
 from ...plan.edge.nginx_errors import unresolved_upstreams
 from ...plan.edge.proxy_containers import Anchor, ProxyContainers, parse_proxy_listing
 from ...plan.edge.proxy_config import ANCHOR_MARKER, CONFIG_FILE, PID_FILE, RELEASE_HEADER, STAGED_FILE, live_release, standby_of
-from ...plan.lifecycle.switch_plan import LOOPBACK, ProxyStart, clear_flags, proxy_swap
+from ...plan.lifecycle.switch_plan import LOOPBACK, ProxyStart, clear_flags, proxy_move, proxy_swap, proxy_test_staged
 from ...plan.edge import client_address
 from ...plan.edge import tls_config as tc
 from ...plan.edge.tls_config import NO_REDIRECT_HEADER, TLS_LISTEN_PORT
@@ -37,6 +38,13 @@ from ...secrets import redactor
 RELOAD_SETTLE = 0.5
 SERVED_WAIT = 15.0  # seconds for a reloaded nginx to answer as a change says
 START_TIMEOUT = 15.0  # seconds for a new nginx to bind its port
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A configuration `HostProxy.stage` staged and tested in the running nginx `nginx`."""
+    nginx: str
+    config: str
 
 
 class HostProxy:
@@ -114,15 +122,9 @@ class HostProxy:
         `seen`: that listing, when the caller took it already under the same lock (a warm
         rollback's, during its bring-up: its flag changes no container)."""
         previous = self.live_config()
-        # Maintenance mode stays as it is on the host: a deploy or rollback never ends it.
-        config = maintenance.carry(previous, config)
-        if start.shared:
-            config = self._client_from_shared_proxy(config)
+        config = self._as_served(start, previous, config)
         self._bypass = maintenance.verify_headers(config)
-        # The anchor serving with its own nginx means no nginx container serves in its
-        # namespace, even one listed as running (left in the namespace of an anchor that
-        # restarted): a reload would reach nobody, so a new nginx starts instead.
-        anchor_serves = self.conn.read_file(f"{self.layout.proxy_dir}/{ANCHOR_MARKER}") is not None
+        anchor_serves = self._anchor_serves()
         seen = self._published_as_planned(start, self.containers() if seen is None else seen)
         reload = seen.nginx_state(start.nginx_name) == "running" and not anchor_serves
         self.conn.put_file(self._staged_file if reload else self.config_file, config.encode(), 0o644)
@@ -142,6 +144,59 @@ class HostProxy:
             raise DeployError(f"{self.conn.host}: the proxy {self.names.proxy} publishes no port")
         return actual
 
+    def stage(self, start: ProxyStart, config: str, previous: bytes | None, seen: ProxyContainers) -> "Staged | None":
+        """The first half of `route`'s swap, ahead of it: `config` staged beside the live file
+        and tested (`nginx -t`) in the running nginx, nothing reloaded, so nothing it serves
+        changes. For a switch whose configuration can be tested before it is due: a rollback by
+        the standby flag tests the target's own file while its verify runs, and `swap_staged`
+        is then the rename and the reload alone (a Swarm's the same way, with the same
+        commands: services/swarm/swarm_site.SwarmSite.stage). `previous`: the live file, read
+        under the same lock. None when the proxy needs more than a reload (its nginx not
+        running this image, the anchor's own nginx serving, the anchor missing or publishing
+        otherwise than planned): `route` then does it all once due. A file nginx refuses (or
+        a failed write) raises, with the staged file removed: it is never swapped in."""
+        anchor = seen.anchor
+        if (anchor is None or not anchor.is_anchor or anchor.state != "running" or self._wrong_publish(start, anchor)
+                or seen.nginx_state(start.nginx_name) != "running" or self._anchor_serves()):
+            return None
+        config = self._as_served(start, previous, config)
+        try:
+            self.conn.put_file(self._staged_file, config.encode(), 0o644)
+            self._proxy_command(proxy_test_staged(start.nginx_name), "the new configuration")
+        except BaseException:
+            try:
+                self.drop_staged()
+            except Exception:  # noqa: BLE001 - a lost connection leaves it (harmless: never renamed in)
+                pass
+            raise
+        return Staged(start.nginx_name, config)
+
+    def swap_staged(self, staged: "Staged") -> None:
+        """What `stage` staged and tested made live: renamed over the live file and nginx's
+        master HUPed, one command on the host (no `docker exec`)."""
+        self._bypass = maintenance.verify_headers(staged.config)
+        result = self.conn.run(list(proxy_move(staged.nginx, self.layout.proxy_dir)))
+        if not result.ok:
+            raise DeployError(f"{self.conn.host}: the staged configuration was not made live: "
+                              f"{redactor(result.stderr.strip() or result.stdout.strip())}")
+
+    def drop_staged(self) -> None:
+        """The staged file goes (a switch that failed before its swap): best effort."""
+        self.conn.run(["rm", "-f", self._staged_file])
+
+    def _as_served(self, start: ProxyStart, previous: bytes | None, config: str) -> str:
+        """`config` as the proxy is to serve it: maintenance mode stays as it is on the host
+        (a deploy or rollback never ends it), and behind a shared proxy the client's address
+        comes from it."""
+        config = maintenance.carry(previous, config)
+        return self._client_from_shared_proxy(config) if start.shared else config
+
+    def _anchor_serves(self) -> bool:
+        """The anchor serving with its own nginx means no nginx container serves in its
+        namespace, even one listed as running (left in the namespace of an anchor that
+        restarted): a reload would reach nobody, so a new nginx starts instead."""
+        return self.conn.read_file(f"{self.layout.proxy_dir}/{ANCHOR_MARKER}") is not None
+
     def _published_as_planned(self, start: ProxyStart, seen: ProxyContainers) -> ProxyContainers:
         """HTTPS turned on where the anchor publishes HTTP only, or a port published on other
         addresses than the plan says (behind a shared proxy: the host's loopback only, and
@@ -150,14 +205,7 @@ class HostProxy:
         anchor = seen.anchor
         if anchor is None or not anchor.is_anchor or anchor.state != "running":
             return seen
-        wrong = []
-        http = anchor.addresses(start.listen_port)
-        if http and (http == {LOOPBACK}) != start.shared:
-            wrong.append(("HTTP", anchor.published(start.listen_port), start.shared))
-        if start.tls_port is not None:
-            https = anchor.addresses(TLS_LISTEN_PORT)
-            if not https or (https == {LOOPBACK}) != start.tls_loopback:
-                wrong.append(("HTTPS", start.tls_port, start.tls_loopback))
+        wrong = self._wrong_publish(start, anchor)
         if not wrong:
             return seen
         said = " and ".join(f"{what} on port {port} " + ("on the host's loopback only" if loopback else "on every address")
@@ -166,6 +214,19 @@ class HostProxy:
                           "without answers)", level="warning", host=self.conn.host))
         check(self.conn, dc.remove([*seen.nginx, self.names.proxy]))
         return ProxyContainers(None, {})
+
+    @staticmethod
+    def _wrong_publish(start: ProxyStart, anchor: Anchor) -> list[tuple[str, int | None, bool]]:
+        """(what, port, loopback) of each listener the running anchor publishes otherwise than planned."""
+        wrong = []
+        http = anchor.addresses(start.listen_port)
+        if http and (http == {LOOPBACK}) != start.shared:
+            wrong.append(("HTTP", anchor.published(start.listen_port), start.shared))
+        if start.tls_port is not None:
+            https = anchor.addresses(TLS_LISTEN_PORT)
+            if not https or (https == {LOOPBACK}) != start.tls_loopback:
+                wrong.append(("HTTPS", start.tls_port, start.tls_loopback))
+        return wrong
 
     def _client_from_shared_proxy(self, config: str) -> str:
         """Behind a host's shared proxy: over HTTP the client's address is the one the shared
@@ -190,6 +251,11 @@ class HostProxy:
 
     def _swap(self, argv: Sequence[str], what: str) -> None:
         """plan/lifecycle/docker_commands.nginx_swap_and_reload: test the staged file, rename, reload."""
+        self._proxy_command(argv, what)
+
+    def _proxy_command(self, argv: Sequence[str], what: str) -> None:
+        """A command that tests `what` with `nginx -t` (and may rename and reload it): a
+        refusal raises with what nginx said, and why an upstream it names is down."""
         result = self.conn.run(list(argv))
         if not result.ok:
             said = result.stderr.strip() or result.stdout.strip()

@@ -97,17 +97,26 @@ def combined(errors: dict[str, BaseException]) -> BaseException:
 def on_every_host(items: Sequence[Any], fn: Callable[[Any], Any], parallel: int | None) -> list[Any]:
     """fn on every item (up to `parallel` at once); results in item order. When any failed,
     raises one error naming every failed host (after all have finished: never half a check)."""
-    workers = plan.concurrency(len(items), parallel)
-    if workers == 1:
-        outcomes = [attempt(fn, item) for item in items]
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="host") as pool:
-            outcomes = list(pool.map(lambda item: attempt(fn, item), items))
-    errors = {getattr(item, "host", str(i)): out for i, (item, out) in enumerate(zip(items, outcomes))
-              if isinstance(out, BaseException)}
+    outcomes = every_outcome(items, fn, parallel)
+    errors = failures(items, outcomes)
     if errors:
         raise combined(errors)
     return outcomes
+
+
+def every_outcome(items: Sequence[Any], fn: Callable[[Any], Any], parallel: int | None) -> list[Any]:
+    """fn on every item (up to `parallel` at once): its result or the exception it raised, in item order."""
+    workers = plan.concurrency(len(items), parallel)
+    if workers == 1:
+        return [attempt(fn, item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="host") as pool:
+        return list(pool.map(lambda item: attempt(fn, item), items))
+
+
+def failures(items: Sequence[Any], outcomes: Sequence[Any]) -> dict[str, BaseException]:
+    """host -> the exception, for the items whose outcome is one (in item order)."""
+    return {getattr(item, "host", str(i)): out for i, (item, out) in enumerate(zip(items, outcomes))
+            if isinstance(out, BaseException)}
 
 
 def each_host_result(conns: Sequence[Any], one: Callable[[Any], Any], *, limit: int = 16) -> list[Any]:

@@ -4,7 +4,8 @@ present, images there or pullable, the registry login working from the host."""
 from __future__ import annotations
 
 import posixpath
-from typing import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence
 
 from ...adapters.connector import check
 from ...errors import ConnectError
@@ -17,7 +18,30 @@ def connect(conn, emit: Emit) -> None:
     """Opens the connection (SSH: host key verified) and checks the docker CLI and engine."""
     timer = Timer(emit, "connect", host=conn.host)
     conn.connect()
-    result = conn.run(dc.docker_version(), timeout=30)
+    _docker_usable(conn, timer, conn.run(dc.docker_version(), timeout=30))
+
+
+def connect_started(conn, emit: Emit) -> Callable[[], None]:
+    """`connect` with the engine's check (`docker version`, one round trip) left running
+    beside what the caller reads next: returns the function that waits for it and raises
+    `connect`'s error (a rollback checks its target's containers meanwhile, read only, and
+    says a failed check before anything else: services/lifecycle/rollback.py)."""
+    timer = Timer(emit, "connect", host=conn.host)
+    conn.connect()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docker-version")
+    version = pool.submit(lambda: conn.run(dc.docker_version(), timeout=30))
+    pool.shutdown(wait=False)
+    done: list[bool] = []
+
+    def usable() -> None:
+        result = version.result()
+        if not done:
+            _docker_usable(conn, timer, result)
+            done.append(True)
+    return usable
+
+
+def _docker_usable(conn, timer: Timer, result) -> None:  # type: ignore[no-untyped-def]
     if not result.ok:
         raise ConnectError(f"{conn.host}: docker is not usable: {redactor(result.stderr.strip())[:300]}",
                            hint="install Docker on the host and let the SSH user run it")

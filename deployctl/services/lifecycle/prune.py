@@ -4,6 +4,8 @@ good one (plan/lifecycle/releases.prune_selection decides)."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 from ...events import Emit, Timer
 from ...plan.lifecycle import docker_commands as dc
 from ...plan.lifecycle.releases import prune_selection
@@ -12,12 +14,13 @@ from ...plan.lifecycle.warm import parse_warm
 
 def prune(conn, switch, state, layout, keep: int, live: str, emit: Emit,
           on_host: dict[str, list[str]] | None = None, *, running: frozenset[str] = frozenset(),
-          background: list[list[str]] | None = None) -> list[str]:
+          background: list[list[str]] | None = None, networks: Callable[[], str] | None = None) -> list[str]:
     """`on_host`: release -> containers, when the caller has just listed them. `running`:
     releases left alone this time (a retire beside this prune is draining and stopping
     them; the next prune removes them if they are still beyond `keep`). `background`: the
     removals are appended there (the caller has the host run them after the command)
-    instead of run here."""
+    instead of run here. `networks`: gives the release networks' listing the caller started
+    already (HostSwitch.release_network_listing)."""
     if on_host is None:
         on_host = switch.release_containers()
     history = state.history()
@@ -27,7 +30,7 @@ def prune(conn, switch, state, layout, keep: int, live: str, emit: Emit,
     doomed = [r for r in doomed if r not in warm and r not in running]
     # Networks whose release has no container left here (a deployctl killed between the
     # network and the start, containers removed by hand): each holds a subnet until removed.
-    orphans = switch.orphan_release_networks(keep={live, *on_host, *warm})
+    orphans = switch.orphan_release_networks(keep={live, *on_host, *warm}, listed=networks() if networks else None)
     if orphans:
         switch.remove_release_networks(orphans)
     if not doomed:

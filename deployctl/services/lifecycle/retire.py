@@ -35,18 +35,22 @@ from .prune import prune
 def retire_and_prune(conn, switch, state, layout, rollout: Rollout, live: str,  # type: ignore[no-untyped-def]
                      emit: Emit, *, previous: str | None, warm_window: float) -> None:
     """Raises the first failure once both ended (the callers warn: the release is live)."""
-    states = switch.release_states()  # one `docker ps` for both
+    # The engine's two listings at once: the containers (one `docker ps` for both, the running
+    # workers too) and the release networks (prune's orphans); neither waits for the other.
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        networks = beside.submit(switch.release_network_listing)
+        states, workers = switch.release_listing()
     on_host = {release: list(containers) for release, containers in states.items()}
     running = frozenset(r for r, containers in states.items() if "running" in containers.values())
     background: list[list[str]] = []  # what the host does after this command, in this order
     with ThreadPoolExecutor(max_workers=2) as pool:
         retired = pool.submit(retire, switch, live, rollout.drain, on_host, previous=previous,
-                              warm_window=warm_window, background=background)
+                              warm_window=warm_window, background=background, workers=workers)
         # Prune only lists its removals (they go in the background after the stops): it
         # reads the history and the warm record meanwhile, beside retire's drain.
         removals: list[list[str]] = []
         pruned = pool.submit(prune, conn, switch, state, layout, rollout.keep, live, emit, on_host,
-                             running=running, background=removals)
+                             running=running, background=removals, networks=networks.result)
     try:
         retired.result()
     finally:
@@ -58,12 +62,14 @@ def retire_and_prune(conn, switch, state, layout, rollout: Rollout, live: str,  
 
 def retire(switch, live: str, drain: float,  # type: ignore[no-untyped-def]
            on_host: dict[str, list[str]] | None = None, *, previous: str | None = None,
-           warm_window: float = 0.0, background: list[list[str]] | None = None) -> dict[str, list[str]]:
+           warm_window: float = 0.0, background: list[list[str]] | None = None,
+           workers: dict[str, str] | None = None) -> dict[str, list[str]]:
     """Drain, then stop every other release's running containers (kept for rollback),
     except `previous`'s while its warm window lasts: those keep running, out of the proxy,
     and the host records until when (plan/lifecycle/warm.py). Returns the containers per release.
     With `background` (a list the caller sends as one background command), the stop of the
-    releases whose drain is over is appended there instead of waited for."""
+    releases whose drain is over is appended there instead of waited for. `workers`: the
+    running workers (container -> release) when the caller listed them (HostSwitch.release_listing)."""
     conn, layout, emit = switch.conn, switch.layout, switch.emit
     switch.step = "drain"
     on_host = switch.release_containers() if on_host is None else on_host
@@ -75,8 +81,9 @@ def retire(switch, live: str, drain: float,  # type: ignore[no-untyped-def]
     old = {name: release for release, names in on_host.items() if release != live and release not in kept
            for name in names}
     if kept:  # a warm release stays for a fast rollback, but never its workers: they would consume twice
-        for line in check(conn, dc.running_workers(switch.names)).splitlines():
-            name, _, release = line.partition("|")
+        if workers is None:
+            workers = dict(line.partition("|")[::2] for line in check(conn, dc.running_workers(switch.names)).splitlines())
+        for name, release in workers.items():
             if release in kept:
                 old[name] = release
     running = switch.running(list(old))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 from ...errors import RollbackError, UsageError
 from ...events import Emit, Message, serialized
@@ -32,7 +33,7 @@ from ..operate.hooks import HookRunner, previous_of
 from .host_state import HostState
 from ..env import Env
 from .retire import retire_and_prune, stop_expired_warm
-from .host_calls import on_every_host
+from .host_calls import combined, every_outcome, failures, on_every_host
 from .rollout import Cancel, unexpected
 from .switch import HostSwitch
 from .switch_failures import record_live, rollback_guarded
@@ -78,26 +79,45 @@ def rollback(env: Env, emit: Emit, *, to: str | None = None, message: str = "",
     emit = serialized(emit)
     conns = connectors if connectors is not None else env.connectors()
     try:
-        def look(conn) -> plan.HostReleases:  # type: ignore[no-untyped-def]
-            preflight.connect(conn, emit)
-            state = HostState(conn, env.layout)
-            current = state.current()
-            return plan.HostReleases(conn.host, current, state.history().previous_good(current))
+        # Each host's engine check (`docker version`) runs beside its reads and the target's
+        # check, all read only, and a failed one is still said before anything of them (as
+        # when the connect waited for it): one round trip less before the lock.
+        engines: dict[str, Callable[[], None]] = {}
 
-        views = on_every_host(conns, look, environment.rollout.parallel)
-        target = plan.rollback_target(views, to)
-        # The migrations ran once per environment: the first host's history says the schema.
-        decision = schema.decide(HostState(conns[0], env.layout).history(), target,
-                                 accept=accept_schema, restore_data=restore_data)
-        if decision.action == schema.REFUSE:
-            raise RollbackError(f"rollback to {target}: {decision.message}",
-                                hint="`deployctl releases --env ...` shows each release's schema")
-        if decision.message:
-            emit(Message(decision.message, level="warning"))
-        cancel = Cancel()  # a SIGTERM stops each host at its next step, health waits included
-        jobs = [HostRollback(env, conn, emit, target, message=message, force_unlock=force_unlock, cancel=cancel)
-                for conn in conns]
-        on_every_host(jobs, lambda job: job.check(), environment.rollout.parallel)  # before any lock or switch
+        def look(conn) -> plan.HostReleases:  # type: ignore[no-untyped-def]
+            engines[conn.host] = engine = preflight.connect_started(conn, emit)
+            try:
+                state = HostState(conn, env.layout)
+                current = state.current()
+                return plan.HostReleases(conn.host, current, state.history().previous_good(current))
+            except BaseException:
+                engine()  # docker unusable: that is this host's error
+                raise
+
+        outcomes = every_outcome(conns, look, environment.rollout.parallel)
+        looked = failures(conns, outcomes)
+        if looked:  # and the engine's failure of each host whose reads went well
+            raise combined({c.host: looked.get(c.host) or _engine_failure(engines, c.host) for c in conns
+                            if c.host in looked or _engine_failure(engines, c.host)})
+        views: list[plan.HostReleases] = outcomes
+        try:
+            target = plan.rollback_target(views, to)
+            # The migrations ran once per environment: the first host's history says the schema.
+            decision = schema.decide(HostState(conns[0], env.layout).history(), target,
+                                     accept=accept_schema, restore_data=restore_data)
+            if decision.action == schema.REFUSE:
+                raise RollbackError(f"rollback to {target}: {decision.message}",
+                                    hint="`deployctl releases --env ...` shows each release's schema")
+            if decision.message:
+                emit(Message(decision.message, level="warning"))
+            cancel = Cancel()  # a SIGTERM stops each host at its next step, health waits included
+            jobs = [HostRollback(env, conn, emit, target, message=message, force_unlock=force_unlock, cancel=cancel)
+                    for conn in conns]
+            on_every_host(jobs, lambda job: job.check(), environment.rollout.parallel)  # before any lock or switch
+        finally:
+            engine_failures = {c.host: e for c in conns if (e := _engine_failure(engines, c.host))}
+            if engine_failures:
+                raise combined(engine_failures) from None
         emit(Message(f"rollback of {env_name} to {target} ({len(jobs)} host{'s' if len(jobs) != 1 else ''})"))
         runner = HookRunner.for_config(loaded, emit, enabled=hooks, secrets=secrets, stopped=cancel.is_set)
         context = HookContext(loaded.config.app, env_name, "rollback", target,
@@ -345,6 +365,15 @@ class HostRollback:
         live = self.target if result.outcome in plan.DONE else self.current
         return RollbackOutcome(self.host, live or "-", self.current, round(self.seconds, 3),
                                round(time.monotonic() - self.started, 3), result.outcome, result.error)
+
+
+def _engine_failure(engines: dict[str, Callable[[], None]], host: str) -> BaseException | None:
+    """The error of `host`'s engine check (preflight.connect_started), once it ended; None when it passed."""
+    try:
+        engines[host]()
+    except BaseException as exc:  # noqa: BLE001 - the host's failure, said by the caller
+        return exc
+    return None
 
 
 def _revision(jobs: list["HostRollback"], target: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import wait as futures_wait
 from typing import Callable, Sequence
 
 from ...adapters.connector import check
@@ -34,7 +33,7 @@ from .health import HealthWait
 from .host_calls import PREVIOUS, mapped
 from .host_calls import why as _why
 from ..edge.proxy import HostProxy
-from ...plan.edge.proxy_containers import ProxyContainers
+from .own_config import OwnConfig
 
 SUBNET_TRIES = 8
 # After a lost race for a subnet: choose among this many free ones (plan/lifecycle/subnets.pick_subnet).
@@ -70,7 +69,7 @@ class HostSwitch:
         # shared proxy follow the verify, and a failure puts the old proxy back first.
         self.move = None
         self._flag_look = None  # a flag switch's proxy listing (its port), taken during its bring-up
-        self._routing = None  # a flag switch's own configuration being written (settle() waits)
+        self._own: OwnConfig | None = None  # a flag switch's own configuration (settle() waits for it)
 
     # -- looking -----------------------------------------------------------------------------
 
@@ -113,13 +112,21 @@ class HostSwitch:
 
     def release_states(self) -> dict[str, dict[str, str]]:
         """release id -> {service container: its state (running, exited, ...)}, one `docker ps`."""
+        return self.release_listing()[0]
+
+    def release_listing(self) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """(`release_states`, {running worker container: its release}: what
+        docker_commands.running_workers lists), from the one `docker ps`."""
         out: dict[str, dict[str, str]] = {}
+        workers: dict[str, str] = {}
         for line in check(self.conn, dc.list_containers(self.names)).splitlines():
-            name, role, release, state = (line.split("|") + ["", "", ""])[:4]
+            name, role, release, state, worker = (line.split("|") + ["", "", "", ""])[:5]
             # A label that is no release id is no release of ours (ids become paths prune removes).
             if role == "service" and is_release_id(release):
                 out.setdefault(release, {})[name] = state
-        return out
+            if worker == "true" and state == "running":
+                workers[name] = release
+        return out, workers
 
     def logs(self, container: str, lines: int = LOG_LINES) -> tuple[str, ...]:
         result = self.conn.run(dc.logs(container, lines))
@@ -165,16 +172,21 @@ class HostSwitch:
         raise DeployError(f"{self.conn.host}: no free subnet in release_subnet_pool {pool} after {SUBNET_TRIES} tries "
                           "(other networks are being created on this host at the same time)")
 
-    def orphan_release_networks(self, keep: Sequence[str]) -> list[str]:
+    def orphan_release_networks(self, keep: Sequence[str], listed: str | None = None) -> list[str]:
         """Release networks of this environment whose release has no container here and
         is not in `keep`: left by a deployctl killed between the network and the start, or
-        containers removed by hand. Under the lock, no deploy of ours is creating one."""
+        containers removed by hand. Under the lock, no deploy of ours is creating one.
+        `listed`: `release_network_listing()`'s answer, when the caller took it already."""
         found = []
-        for line in self.conn.run(dc.release_networks(self.names)).stdout.splitlines():
+        for line in (self.release_network_listing() if listed is None else listed).splitlines():
             name, _, release = line.strip().partition("|")
             if release and is_release_id(release) and release not in keep and name == self.names.release_network(release):
                 found.append(release)
         return found
+
+    def release_network_listing(self) -> str:
+        """`name|release` of this environment's release networks (one `docker network ls`)."""
+        return self.conn.run(dc.release_networks(self.names)).stdout
 
     def remove_release_networks(self, releases: Sequence[str]) -> None:
         if releases:  # best effort: a network of a release deployed before networks existed is absent
@@ -280,19 +292,22 @@ class HostSwitch:
 
     def _switch_by_flag(self, plan: SwitchPlan) -> tuple[int, float]:
         """The target is the live configuration's standby: its flag file is the switch, with
-        no reload (plan/edge/proxy_config.Standby). Verified as any switch; then the target's own
-        configuration is written and reloaded, so that what nginx loads next (a reload, a
-        restart, the anchor's fallback) is what serves; both route to the target."""
+        no reload (plan/edge/proxy_config.Standby). Verified as any switch. The target's own
+        configuration, so that what nginx loads next (a reload, a restart, the anchor's
+        fallback) is what serves (both route to the target), is staged and tested beside the
+        flag and the verify, and renamed in and reloaded once verified (own_config.py)."""
         assert plan.flag is not None
         target, previous = plan.target, self.previous_config
         timer = Timer(self.emit, "switch", host=self.conn.host,
                       detail=f"proxy -> {target.routed.container} (its standby flag: no reload)")
+        looked, self._flag_look = self._flag_look, None
+        own = self._own = OwnConfig(self.proxy, plan, previous, looked, self.emit)
         try:
             self.step = "switch"
-            self.proxy.raise_flag(plan.flag)
+            self.proxy.raise_flag(plan.flag)  # first: the traffic moves with it
+            own.stage()
             self._checkpoint()
             self.step = "verify"
-            looked, self._flag_look = self._flag_look, None
             seen = looked.result() if looked is not None else None
             port = seen.anchor.published(plan.proxy.listen_port) if seen is not None and seen.anchor else None
             port = port or self.proxy.port(plan.proxy.listen_port)
@@ -303,45 +318,23 @@ class HostSwitch:
         except BaseException as exc:
             step = self.step
             timer.failed(_why(exc))
+            own.abandon()  # the staged file goes once its test ended, beside the switch back
             self._switch_back(plan, previous, exc)
             raise SwitchFailed(f"{_why(mapped(self.conn.host, step, exc, PREVIOUS))}; switched back",
                                hint="the previous release is still serving") from None
         timer.done(f"verified through the proxy in {seconds:.2f}s (port {port})")
-        # The target's own configuration, written beside the record and retire (its
-        # `nginx -t` and reload are the longest part of what follows the switch, 0.1-0.15 s
-        # here); `settle()` waits for it, and the job's caller releases the lock only after
-        # that (services/lifecycle/rollback.HostRollback.run), so that no other command reads
-        # or writes the proxy's files meanwhile.
-        pool = ThreadPoolExecutor(max_workers=1)
-        self._routing = pool.submit(self._route_after_flag, plan, seen)
-        pool.shutdown(wait=False)
+        # Beside the record and retire; `settle()` waits for it, and the job's caller releases
+        # the lock only after that (services/lifecycle/rollback.HostRollback.run).
+        own.finish()
         return port, seconds
 
-    def _route_after_flag(self, plan: SwitchPlan, seen: ProxyContainers | None) -> None:
-        """What follows a verified flag switch: the target's own nginx.conf (staged, tested,
-        renamed, reloaded), then the flags of earlier configurations. A failure is a warning:
-        the target serves, verified, through the flag."""
-        try:
-            self.proxy.route(plan.proxy, plan.proxy_config, seen)
-            self.proxy.clear_flags(keep=plan.flag)  # the replaced workers may still read it
-        except Exception as exc:  # noqa: BLE001 - the target serves, verified, through the flag
-            self.emit(Message(f"{plan.target.release} serves through the standby flag, but writing its own proxy "
-                              f"configuration failed ({_why(exc)}); the next deploy or rollback writes it",
-                              level="warning", host=self.conn.host))
-
     def settle(self) -> None:
-        """Waits until the configuration written after a flag switch is in place (or its
-        failure was warned about): called before the job's lock is released."""
-        routing, self._routing = self._routing, None
-        if routing is None:
-            return
-        try:
-            routing.result()
-        except BaseException:
-            # A signal while waiting (the CLI's handler raises it here, then ignores the
-            # next ones): the lock is still released only once the configuration is written.
-            futures_wait([routing])
-            raise
+        """Waits until the target's own configuration after a flag switch is in place (or its
+        failure was warned about), or dropped after a failed one: called before the job's
+        lock is released, also on a signal (own_config.OwnConfig.settle)."""
+        own, self._own = self._own, None
+        if own is not None:
+            own.settle()
 
     def _checkpoint(self) -> None:
         if self.checkpoint is not None:
