@@ -77,18 +77,24 @@ def test_a_leftover_job_of_a_killed_run_is_removed_then_the_migration_created_ag
     assert not [n for n in fake.services if "-migrate-" in n]
 
 
+def meeting(fake: FakeSwarm):  # type: ignore[no-untyped-def]
+    """A fault effect two calls must both reach before either runs (a Barrier of 2): made
+    one after the other, the first waits out the barrier's 10 s and fails the deploy."""
+    barrier = threading.Barrier(2, timeout=10)
+
+    def together(argv):  # type: ignore[no-untyped-def]
+        barrier.wait()
+        return fake._run(argv)
+    return together
+
+
 def test_the_new_services_are_created_at_once():
     """Each create is a manager round trip of its own: none waits for another (a barrier
     both must reach: one after the other, the first waits out its timeout and fails)."""
     fake = FakeSwarm(NAMES)
     site = Site(fake)
     site.deploy()
-    meeting = threading.Barrier(2, timeout=10)
-
-    def together(argv):  # type: ignore[no-untyped-def]
-        meeting.wait()
-        return fake._run(argv)
-
+    together = meeting(fake)
     fake.faults.append(Fault("run", r"^docker (\S+ )*service create .*--name \S+-(backend|frontend)-\d", times=0,
                              effect=together))
     release = site.deploy()
@@ -102,12 +108,7 @@ def test_the_switch_lists_the_nodes_and_reads_the_proxy_image_at_once():
     fake = FakeSwarm(NAMES)
     site = Site(fake)
     site.deploy()
-    meeting = threading.Barrier(2, timeout=10)
-
-    def together(argv):  # type: ignore[no-untyped-def]
-        meeting.wait()
-        return fake._run(argv)
-
+    together = meeting(fake)
     # the prefetch's, the recovery's, HTTPS's prepare's, then the switch's (the 4th) listing
     fake.faults.append(Fault("run", r"^docker node ls", nth=4, effect=together))
     fake.faults.append(Fault("run", r"^docker service inspect --format \S*ContainerSpec.Image", effect=together))
