@@ -146,6 +146,16 @@ class Handler(BaseHTTPRequestHandler):
         sys.stderr.write("probe: " + (fmt % args) + "\n")
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """A client gone before its answer was written (a health probe, the tests' traffic
+        closing): one `probe:` line, not socketserver's traceback of a dozen lines for each."""
+        exc = sys.exc_info()[1]
+        sys.stderr.write(f"probe: {client_address[0]}: {type(exc).__name__}: {exc}\n")
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["migrate"]:
         print("probe: migrating; secrets readable:", json.dumps(secrets()))
@@ -154,5 +164,8 @@ if __name__ == "__main__":
 
     # PID 1 gets no default SIGTERM action: exit on it like a real server would.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    ThreadingHTTPServer.daemon_threads = True
-    ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8000"))), Handler).serve_forever()
+    port = int(os.environ.get("PORT", "8000"))
+    # One line at start, so a service's logs (`deployctl logs --lines N`) always show the
+    # probe, now that answers that succeed are not logged (LOG_REQUESTS).
+    sys.stderr.write(f"probe: serving on :{port}\n")
+    Server(("0.0.0.0", port), Handler).serve_forever()
