@@ -35,7 +35,7 @@ def test_a_refused_configuration_says_which_upstream_container_crashed_and_which
     host.containers["shop-production-20261206-x-frontend-1"] = Container(
         "shop-production-20261206-x-frontend-1", "shop/frontend:x", {}, {}, status="restarting", exit_code=3)
     with pytest.raises(DeployError) as raised:
-        _proxy(host)._swap(["sh", "-c", "nginx -t && mv staged nginx.conf && nginx -s reload"], "the new configuration")
+        _proxy(host)._proxy_command(["sh", "-c", "nginx -t && mv staged nginx.conf && nginx -s reload"], "the new configuration")
     message = raised.value.message
     assert "host not found in upstream" in message, message
     assert ("shop-production-20261206-x-frontend-1: it exited with code 3 and its restart policy is "
@@ -46,6 +46,6 @@ def test_a_refused_configuration_says_which_upstream_container_crashed_and_which
 def test_a_refusal_that_names_no_upstream_asks_nothing_more_of_the_host():
     host = FakeHost("h1", Fault("run", r"nginx -t", effect=lambda argv: CommandResult(1, "", "nginx: [emerg] bad")))
     with pytest.raises(DeployError) as raised:
-        _proxy(host)._swap(["sh", "-c", "nginx -t"], "the new configuration")
+        _proxy(host)._proxy_command(["sh", "-c", "nginx -t"], "the new configuration")
     assert raised.value.message.endswith("(nothing reloaded): nginx: [emerg] bad")
     assert not [text for call, text in host.calls if "inspect" in text]

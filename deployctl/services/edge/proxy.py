@@ -131,7 +131,7 @@ class HostProxy:
         try:
             anchor_ran = self._ensure_anchor(start, seen.anchor)
             if reload:
-                self._swap(start.swap, "the new configuration")
+                self._proxy_command(start.swap, "the new configuration")
             else:
                 self._start_nginx(start, seen.nginx)
         except BaseException:
@@ -249,13 +249,9 @@ class HostProxy:
     def _staged_file(self) -> str:
         return f"{self.layout.proxy_dir}/{STAGED_FILE}"
 
-    def _swap(self, argv: Sequence[str], what: str) -> None:
-        """plan/lifecycle/docker_commands.nginx_swap_and_reload: test the staged file, rename, reload."""
-        self._proxy_command(argv, what)
-
     def _proxy_command(self, argv: Sequence[str], what: str) -> None:
-        """A command that tests `what` with `nginx -t` (and may rename and reload it): a
-        refusal raises with what nginx said, and why an upstream it names is down."""
+        """A command that tests `what` with `nginx -t` (the swap also renames and reloads it:
+        plan/lifecycle/docker_commands.nginx_swap_and_reload; the staging only tests): a refusal raises with what nginx said, and why an upstream it names is down."""
         result = self.conn.run(list(argv))
         if not result.ok:
             said = result.stderr.strip() or result.stdout.strip()
@@ -311,7 +307,7 @@ class HostProxy:
             self.conn.put_file(self.config_file, config, 0o644)
             return
         self.conn.put_file(self._staged_file, config, 0o644)
-        self._swap(proxy_swap(running, self.layout.proxy_dir), what)
+        self._proxy_command(proxy_swap(running, self.layout.proxy_dir), what)
 
     def _ensure_anchor(self, start: ProxyStart, anchor: Anchor | None) -> bool:
         """The anchor runs afterwards; True when it ran already (its listed port holds)."""
