@@ -17,6 +17,8 @@ from deployctl.errors import ExitCode
 from deployctl.events import StepDone, StepStarted
 from deployctl.plan.edge.proxy_config import STANDBY_FLAG_PREFIX, live_release, standby_of
 from deployctl.plan.lifecycle.releases import LIVE, REVERTED
+from deployctl.adapters.connector import CommandResult
+from tests.support.fake_host import Fault
 from tests.support.fake_swarm import FakeSwarm
 from tests.unit import test_swarm_lifecycle_rules as rules
 
@@ -139,18 +141,21 @@ def test_a_cold_rollback_takes_the_staged_route():
 
 def test_the_targets_own_configuration_is_staged_beside_the_verify_and_swapped_only_once_it_passed(warm):
     """Staged while the verify runs (a staged file changes nothing nginx serves), so that
-    after the verified switch each node has one command left (test, rename, reload); a failed
-    verify leaves the staged file unswapped and the live file as it was."""
+    after the verified switch each node has one command left (rename, reload); a failed
+    verify swaps nothing in, removes the staged file on every node (as a host's), and leaves
+    the live file as it was."""
     site, fake = warm
     rules._verify_wrong(site, fake)
     swaps = swaps_during_route(site, fake, site.failing_rollback)
     fake.faults.clear()
     assert swaps == 0
-    staged = {live_release(n.text(f"{LAYOUT.proxy_dir}/nginx.conf.next")) for n in fake.nodes.values()}
-    assert staged == {site.r1}  # the target's own configuration, staged on every node
+    staged_file = f"{LAYOUT.proxy_dir}/nginx.conf.next"
+    written = [n for n in fake.nodes.values() if any(call == "put_file" and staged_file in text for call, text in n.calls)]
+    assert len(written) == len(fake.nodes)  # the target's own configuration, staged on every node
     tested = [text for n in fake.nodes.values() for call, text in n.calls if call == "run"
               and re.fullmatch(r"docker exec \S+ nginx -t -q -c \S+/nginx\.conf\.next", text)]
     assert len(tested) == len(fake.nodes)  # and tested there (nginx -t) beside the verify
+    assert all(n.text(staged_file) is None for n in fake.nodes.values())  # then removed: never made live
     assert site.on_disk() == {site.r2} and fake.serving_nodes() == {site.r2}
     # the next warm rollback stages its own again and swaps it in
     site.rollback()
@@ -192,3 +197,26 @@ def test_the_drain_before_a_release_stops_is_what_is_left_of_it_since_it_left_th
         assert drains == []
     else:  # r2, replaced by this switch, waited the drain (r1 was stopped by the second deploy)
         assert drains == [7.0]
+
+
+def test_a_warm_rollback_whose_own_config_one_node_refuses_keeps_every_flag_serving_and_removes_it_everywhere(warm):
+    """As a host's (test_lifecycle_rules): the target is verified through its flag on every
+    node; its own file, refused by `nginx -t` on one node beside the verify, is renamed in on
+    no node, removed from every node, and said in a warning (exit 0)."""
+    site, fake = warm
+    fake.faults.append(Fault("run", r"^docker exec \S+ nginx -t -q -c \S+/nginx\.conf\.next$", nth=2,
+                             effect=lambda argv: CommandResult(1, "", "nginx: [emerg] refused")))
+    before = {n.hostname: len(n.calls) for n in fake.nodes.values()}
+    site.rollback()
+    staged_file = f"{LAYOUT.proxy_dir}/nginx.conf.next"
+    assert site.current() == site.r1
+    # renamed in nowhere: every node's live file names the target as its standby, whose flag is up
+    assert {live_release(c) for c in configs(fake)} == {site.r2}
+    assert {standby_of(c).release for c in configs(fake)} == {site.r1}  # type: ignore[union-attr]
+    assert all(len(f) == 1 for f in flags(fake).values())
+    assert all(n.text(staged_file) is None for n in fake.nodes.values())
+    assert not any(re.search(r"mv -f \S+/nginx\.conf\.next ", text)
+                   for n in fake.nodes.values() for _, text in n.calls[before[n.hostname]:])
+    [warning] = [w for w in site.warnings() if "serves through the standby flag" in w]
+    assert site.r1 in warning and "nginx: [emerg] refused" in warning
+    assert not site.locked()

@@ -33,7 +33,7 @@ from .health import HealthWait
 from .host_calls import PREVIOUS, mapped
 from .host_calls import why as _why
 from ..edge.proxy import HostProxy
-from .own_config import OwnConfig
+from .own_config import HostStaging, OwnConfig
 
 SUBNET_TRIES = 8
 # After a lost race for a subnet: choose among this many free ones (plan/lifecycle/subnets.pick_subnet).
@@ -301,7 +301,7 @@ class HostSwitch:
         timer = Timer(self.emit, "switch", host=self.conn.host,
                       detail=f"proxy -> {target.routed.container} (its standby flag: no reload)")
         looked, self._flag_look = self._flag_look, None
-        own = self._own = OwnConfig(self.proxy, plan, previous, looked, self.emit)
+        own = self._own = OwnConfig(HostStaging(self.proxy, plan, previous, looked), target.release, self.emit)
         try:
             self.step = "switch"
             self.proxy.raise_flag(plan.flag)  # first: the traffic moves with it

@@ -19,7 +19,6 @@ Each job's work under the lock is a list of Steps (plan/lifecycle/steps.py: `Swa
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -52,6 +51,7 @@ from ..data.accessories import specs_for
 from ..lifecycle.deploy_result import DeployOptions, DeployResult, HostOutcome
 from ..lifecycle.host_calls import PREVIOUS, mapped
 from ..lifecycle.host_calls import why as _why
+from ..lifecycle.own_config import OwnConfig
 from ...plan.operate.hooks import HookContext
 from ...plan.lifecycle.target_limits import refuse
 from ..operate.hooks import HookRunner
@@ -146,7 +146,7 @@ def _switch_by_flag(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, hos
     the verify as any switch. A failure lowers the flag on every node and waits until each
     answers from the previous release again (SwitchFailed), or SwarmSwitchBackFailed.
     `raised`: called once the flag is up on every node, before the verify (the target's own
-    configuration is staged meanwhile, and swapped in after it: `_OwnConfig`)."""
+    configuration is staged meanwhile, and swapped in after it: `SwarmStaging`)."""
     proxies = site.standby_proxies(nodes)
 
     def raise_flag() -> int:
@@ -189,65 +189,39 @@ def _verified_switch(site: SwarmSite, plan: SwarmPlan, port: int, emit: Emit, ho
         raise SwitchFailed(f"{host}: {_why(exc)}", hint="the previous release is serving again") from None
 
 
-class _OwnConfig:
-    """After a switch by the standby flag: the target's own configuration on every node, so
-    that what nginx loads next (a reload, a restarted task) is what serves; both route to
-    the target. Staged on every node, each node's proxy task looked up and the file tested
-    there (`nginx -t`) while the verify runs, since a staged file changes nothing nginx
-    serves; renamed over nginx.conf and reloaded (one command per node, no `docker exec`)
-    only once the verify passed, while the manager records, and joined before the lock is
-    released. Then the earlier flags go (the one just raised
-    stays: the replaced workers may still read it). A failure only warns: the target
-    serves, verified, through the flag, and the next switch writes its own file."""
+class SwarmStaging:
+    """After a switch by the standby flag, the target's own configuration on every node
+    (services/lifecycle/own_config.OwnConfig runs it, as a host's): staged on every node, each
+    node's proxy task looked up and the file tested there (SwarmSite.stage), swapped in on every
+    node at once (SwarmSite.swap_staged: one command per node, no `docker exec`), the earlier
+    flags cleared and a failed switch's staged file removed on every node at once. A refused
+    or failed staging removes what it wrote on every node before it raises. No manager call:
+    it runs while the manager records."""
 
-    def __init__(self, site: SwarmSite, nodes: list[sw.Node], config: str, previous: bytes, flag: str, emit: Emit,
+    def __init__(self, site: SwarmSite, nodes: list[sw.Node], config: str, previous: bytes, flag: str,
                  host: str) -> None:
         self.site, self.nodes, self.config, self.previous, self.flag = site, nodes, config, previous, flag
-        self.emit, self.host = emit, host
-        self._staging: threading.Thread | None = None
-        self._finishing: threading.Thread | None = None
-        self._staged: dict[str, str] | None = None
-        self._error: BaseException | None = None
+        self.where = host
 
-    def stage(self) -> None:
-        """Beside the verify (the flag is up on every node)."""
-        def staging() -> None:
-            try:
-                self._staged = self.site.stage(self.nodes, self.config, self.previous)
-            except BaseException as exc:  # noqa: BLE001 - said by `finish` (or dropped with a failed switch)
-                self._error = exc
-        self._staging = threading.Thread(target=staging, name="own-config-stage", daemon=True)
-        self._staging.start()
-
-    def abandon(self) -> None:
-        """The switch failed: nothing is swapped; the staging only waited for (its file is
-        harmless: the next route stages its own)."""
-        if self._staging is not None:
-            self._staging.join()
-
-    def finish(self) -> None:
-        """The verified switch: the swaps and the flags' clean-up, in the background."""
-        self._finishing = threading.Thread(target=self._finish, name="own-config", daemon=True)
-        self._finishing.start()
-
-    def _finish(self) -> None:
+    def stage(self) -> dict[str, str]:
         try:
-            self.abandon()  # the staging joined
-            if self._error is not None:
-                raise self._error
-            proxies = self.site.standby_proxies(self.nodes)
-            staged = self._staged or {}
-            # Independent: the earlier renders' flags are no file the new configuration names.
-            at_once([lambda: self.site.swap_staged(self.nodes, staged),
-                     lambda: at_once(proxies, lambda proxy: proxy.clear_flags(keep=self.flag))], lambda work: work())
-        except Exception as exc:  # noqa: BLE001
-            self.emit(Message(f"the release serves through the standby flag, but writing its own proxy configuration "
-                              f"failed ({_why(exc)}); the next deploy or rollback writes it", level="warning",
-                              host=self.host))
+            return self.site.stage(self.nodes, self.config, self.previous)
+        except BaseException:
+            try:
+                self.drop()
+            except Exception:  # noqa: BLE001 - a lost node keeps its file (harmless: never renamed in)
+                pass
+            raise
 
-    def join(self) -> None:
-        if self._finishing is not None:
-            self._finishing.join()
+    def make_live(self, staged: dict[str, str]) -> None:
+        self.site.swap_staged(self.nodes, staged)
+
+    def clear_flags(self) -> None:
+        at_once(self.site.standby_proxies(self.nodes), lambda proxy: proxy.clear_flags(keep=self.flag))
+
+    def drop(self) -> None:
+        at_once(self.site.standby_proxies(self.nodes), lambda proxy: proxy.drop_staged())
+
 
 
 def _standby(state: HostState, replaced: str | None, target: str, warm_window: float,
@@ -914,7 +888,7 @@ class SwarmRollbackJob:
         self.started: float | None = None  # the lock taken: `stats` measures time to restore from here
         self.began = time.monotonic()
         self.seconds = 0.0  # to the verified switch
-        self._finishing: _OwnConfig | None = None  # after a switch by the standby flag
+        self._own: OwnConfig[dict[str, str]] | None = None  # after a switch by the standby flag
 
     def lock(self) -> None:
         take_lock(self.state, self.emit, host=self.host, action="rollback", release=self.target,
@@ -922,8 +896,9 @@ class SwarmRollbackJob:
         self.started = time.time()
 
     def unlock(self) -> None:
-        if self._finishing is not None:
-            self._finishing.join()  # the target's own configuration, under the lock
+        own, self._own = self._own, None
+        if own is not None:
+            own.settle()  # the target's own configuration, under the lock
         self.state.release()
 
     # -- the steps: what each phase runs, with the rows `--dry-run` prints for it -------------
@@ -953,14 +928,17 @@ class SwarmRollbackJob:
                                          "the switch, no reload; the target's own nginx.conf is staged and tested "
                                          "on every node beside the verify and made live once it passed (below); "
                                          "else:"), *rows]
-            # What `_OwnConfig` runs (the flags' clean-up found missing by a warm case of the
+            # What `SwarmStaging` runs (the flags' clean-up found missing by a warm case of the
             # dry-run comparison on helper swarmwrites' branch).
             proxy_dir = self.site.layout.proxy_dir
             after = [PlannedStep("route", f"after a switch by the flag, while the verify runs, on every node: the "
                                           f"target's own configuration staged as {STAGED_FILE} and tested in the "
-                                          "node's proxy task (nothing reloads it)", proxy_test_staged(NODE_PROXY_TASK)),
+                                          "node's proxy task (nothing reloads it); a file one node refuses is removed "
+                                          "on every node and never made live (a warning)",
+                                 proxy_test_staged(NODE_PROXY_TASK)),
                      PlannedStep("route", f"once verified, on every node: renamed over {CONFIG_FILE} and nginx "
-                                          "reloaded (one command; a failure only warns: the flag serves the target)",
+                                          "reloaded (one command; a failure only warns: the flag serves the target); "
+                                          f"a failed verify removes {STAGED_FILE} on every node instead",
                                  proxy_move(NODE_PROXY_TASK, proxy_dir)),
                      PlannedStep("route", "beside that, on every node: the flags of earlier configurations go (not the "
                                           "one raised: the replaced workers may still read it)",
@@ -985,17 +963,17 @@ class SwarmRollbackJob:
             ReleaseSpec.from_dict(self.live.spec).proxy.image == plan.target.proxy.image
         if (not plan.start and previous is not None and up is not None and up.release == self.target
                 and up.address == standby_address(routed.container, routed.port) and same_image):
-            own = _OwnConfig(site, nodes, config, previous, up.flag, self.emit, self.host)
+            own = self._own = OwnConfig(SwarmStaging(site, nodes, config, previous, up.flag, self.host),
+                                        self.target, self.emit)
             try:
                 _switch_by_flag(site, plan, self.port, self.emit, self.host, nodes, previous, up.flag,
                                 self.cancel.check, raised=own.stage)
             except BaseException:
-                own.abandon()
+                own.abandon()  # the staged files go once their tests ended, beside the switch back
                 raise
             # Swapped in while the manager records and retires (no manager call there);
-            # joined before the lock is released (`unlock`).
+            # settled before the lock is released (`unlock`).
             own.finish()
-            self._finishing = own
             return
         _switch(site, plan, self.port, self.emit, self.host, self.cancel.check, previous=previous, config=config)
 
