@@ -80,27 +80,18 @@ def rollback(env: Env, emit: Emit, *, to: str | None = None, message: str = "",
     conns = connectors if connectors is not None else env.connectors()
     try:
         # Each host's engine check (`docker version`) runs beside its reads and the target's
-        # check, all read only, and a failed one is still said before anything of them (as
-        # when the connect waited for it): one round trip less before the lock.
-        engines: dict[str, Callable[[], None]] = {}
-
-        def look(conn) -> plan.HostReleases:  # type: ignore[no-untyped-def]
-            engines[conn.host] = engine = preflight.connect_started(conn, emit)
-            try:
+        # check, all read only; a failed one is still that host's error, said in place of
+        # anything else (as when the connect waited for it): one round trip less before the lock.
+        with _EngineChecks(conns, emit) as engines:
+            def look(conn) -> plan.HostReleases:  # type: ignore[no-untyped-def]
+                engines.start(conn)
                 state = HostState(conn, env.layout)
                 current = state.current()
                 return plan.HostReleases(conn.host, current, state.history().previous_good(current))
-            except BaseException:
-                engine()  # docker unusable: that is this host's error
-                raise
 
-        outcomes = every_outcome(conns, look, environment.rollout.parallel)
-        looked = failures(conns, outcomes)
-        if looked:  # and the engine's failure of each host whose reads went well
-            raise combined({c.host: looked.get(c.host) or _engine_failure(engines, c.host) for c in conns
-                            if c.host in looked or _engine_failure(engines, c.host)})
-        views: list[plan.HostReleases] = outcomes
-        try:
+            outcomes = every_outcome(conns, look, environment.rollout.parallel)
+            engines.raise_failed(failures(conns, outcomes))
+            views: list[plan.HostReleases] = outcomes
             target = plan.rollback_target(views, to)
             # The migrations ran once per environment: the first host's history says the schema.
             decision = schema.decide(HostState(conns[0], env.layout).history(), target,
@@ -114,10 +105,6 @@ def rollback(env: Env, emit: Emit, *, to: str | None = None, message: str = "",
             jobs = [HostRollback(env, conn, emit, target, message=message, force_unlock=force_unlock, cancel=cancel)
                     for conn in conns]
             on_every_host(jobs, lambda job: job.check(), environment.rollout.parallel)  # before any lock or switch
-        finally:
-            engine_failures = {c.host: e for c in conns if (e := _engine_failure(engines, c.host))}
-            if engine_failures:
-                raise combined(engine_failures) from None
         emit(Message(f"rollback of {env_name} to {target} ({len(jobs)} host{'s' if len(jobs) != 1 else ''})"))
         runner = HookRunner.for_config(loaded, emit, enabled=hooks, secrets=secrets, stopped=cancel.is_set)
         context = HookContext(loaded.config.app, env_name, "rollback", target,
@@ -367,13 +354,39 @@ class HostRollback:
                                round(time.monotonic() - self.started, 3), result.outcome, result.error)
 
 
-def _engine_failure(engines: dict[str, Callable[[], None]], host: str) -> BaseException | None:
-    """The error of `host`'s engine check (preflight.connect_started), once it ended; None when it passed."""
-    try:
-        engines[host]()
-    except BaseException as exc:  # noqa: BLE001 - the host's failure, said by the caller
-        return exc
-    return None
+class _EngineChecks:
+    """Each host's engine check (preflight.connect_started), left running beside its reads.
+    On leaving the block, each one that failed is its host's error, said in place of
+    whatever else the block raised or did (a failed check explains a failed read), beside
+    the read failures of the other hosts."""
+
+    def __init__(self, conns, emit: Emit) -> None:  # type: ignore[no-untyped-def]
+        self.conns, self.emit = conns, emit
+        self._checks: dict[str, Callable[[], None]] = {}
+        self._read: dict[str, BaseException] = {}
+
+    def start(self, conn) -> None:  # type: ignore[no-untyped-def]
+        self._checks[conn.host] = preflight.connect_started(conn, self.emit)
+
+    def raise_failed(self, read: dict[str, BaseException]) -> None:
+        """The hosts whose reads failed: their errors (or their engines', on leaving)."""
+        if read:
+            self._read = read
+            raise combined(read)
+
+    def __enter__(self) -> "_EngineChecks":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        engine: dict[str, BaseException] = {}
+        for host, check in self._checks.items():
+            try:
+                check()
+            except BaseException as exc:  # noqa: BLE001 - the host's failure, raised below
+                engine[host] = exc
+        if engine:
+            raise combined({c.host: engine.get(c.host) or self._read[c.host] for c in self.conns
+                            if c.host in engine or c.host in self._read}) from None
 
 
 def _revision(jobs: list["HostRollback"], target: str) -> str:
