@@ -2,7 +2,7 @@
 work for dockerd), on the fake host, whole deploys: the engine calls a deploy no longer makes.
 
 - The owner of an image named by its content is remembered on the host
-  (plan/pipeline/image_user.owner_cache_path), so a redeploy of that image asks the engine
+  (plan/pipeline/image_user.owner_record, one file per service), so a redeploy of that image asks the engine
   nothing about its user: main ran `docker image inspect --format {{.Config.User}}` on every
   deploy, and for a named USER the accounts script too (a `docker create`, two `docker cp`,
   a `docker rm`: 5 docker processes and a container created and removed per deploy).

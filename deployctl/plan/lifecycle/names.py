@@ -126,11 +126,10 @@ class StateLayout:
         """Bind-mounted (as a directory, so an atomic rename of nginx.conf is seen) into the proxy."""
         return posixpath.join(self.root, "proxy")
 
-    @property
-    def image_owners(self) -> str:
-        """The owner each image (by content address) hands its secret files to, remembered
-        (plan/pipeline/image_user.owner_cache_path)."""
-        return posixpath.join(self.root, "image-owners")
+    def image_owner(self, service: str) -> str:
+        """The owner the service's last image (by content address) hands its secret files
+        to, remembered (plan/pipeline/image_user.owner_record)."""
+        return posixpath.join(self.root, "image-owners", service)
 
     def release_secrets(self, release: str) -> str:
         # The one path built from a release id, and prune and a failed deploy `rm -rf` it:

@@ -8,14 +8,14 @@ from ...plan.lifecycle import docker_commands as dc
 from ...plan.pipeline import image_user as iu
 
 
-def hand_to_image_user(conn, image: str, host_dir: str, cache_dir: str | None = None) -> None:  # type: ignore[no-untyped-def]
+def hand_to_image_user(conn, image: str, host_dir: str, cache_file: str | None = None) -> None:  # type: ignore[no-untyped-def]
     """Nothing for a root image. Else the uid by number (a numeric USER, or the name looked
     up in the image's account files without starting it) and `chown -R` on the host; the
     container's chown when that cannot be done (the host user is not root, no such account).
-    `cache_dir`: where the owner of an image named by its content is remembered on the host
-    (image_user.owner_cache_path): a redeploy of that image asks the engine nothing."""
-    path = iu.owner_cache_path(cache_dir, image) if cache_dir else None
-    owner = iu.cached_owner(conn.read_file(path)) if path else None
+    `cache_file`: where the owner of an image named by its content is remembered on the host
+    (plan/pipeline/image_user.owner_record): a redeploy of that image asks the engine nothing."""
+    remember = cache_file is not None and iu.content_address(image) is not None
+    owner = iu.cached_owner(conn.read_file(cache_file), image) if remember else None
     user = None
     if owner is None:
         user = check(conn, dc.image_user(image)).strip()
@@ -23,8 +23,8 @@ def hand_to_image_user(conn, image: str, host_dir: str, cache_dir: str | None = 
         if owner is None:
             accounts = conn.run(iu.read_accounts(image))
             owner = iu.resolve_owner(user, accounts.stdout) if accounts.ok else None
-        if owner is not None and path:
-            _remember(conn, path, owner)
+        if owner is not None and remember:
+            _remember(conn, cache_file, iu.owner_record(image, owner))  # type: ignore[arg-type]
     if owner == iu.ROOT_OWNER:
         return
     if owner is not None and conn.run(iu.host_chown(owner, host_dir)).ok:
@@ -33,10 +33,10 @@ def hand_to_image_user(conn, image: str, host_dir: str, cache_dir: str | None = 
     check(conn, dc.chown_secrets(image, user if user is not None else owner, host_dir))
 
 
-def _remember(conn, path: str, owner: str) -> None:  # type: ignore[no-untyped-def]
+def _remember(conn, path: str, record: bytes) -> None:  # type: ignore[no-untyped-def]
     """Best effort: a host that cannot keep the file (a full disk) asks the image again next time."""
     try:
-        conn.put_file(path, f"{owner}\n".encode(), 0o644)
+        conn.put_file(path, record, 0o644)
     except ConnectionLost:
         raise
     except OSError:
