@@ -505,8 +505,11 @@ class FakeHost:
 
     def _docker_network(self, args: list[str]) -> CommandResult | None:
         verb, rest = args[0], args[1:]
-        if verb == "inspect":
-            return OK if rest[-1] in self.networks else CommandResult(1, "", f"network {rest[-1]} not found")
+        if verb == "inspect":  # {{.Id}} of one, or {{.Name}} of several: the found ones, exit 1 if any is missing
+            names = rest[2:]
+            missing = [n for n in names if n not in self.networks]
+            out = "".join(f"{n}\n" for n in names if n in self.networks) if rest[1] == "{{.Name}}" else ""
+            return CommandResult(1 if missing else 0, out, "".join(f"network {n} not found\n" for n in missing))
         if verb == "create":
             return self._network_create(rest)
         if verb == "ls":  # plan/lifecycle/docker_commands.release_networks: `name|release`, filtered by labels

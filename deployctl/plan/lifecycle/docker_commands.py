@@ -328,8 +328,10 @@ def docker_version() -> list[str]:
     return ["docker", "version", "--format", "{{.Server.Version}}"]
 
 
-def network_inspect(network: str) -> list[str]:
-    return ["docker", "network", "inspect", "--format", "{{.Id}}", network]
+def networks_present(*networks: str) -> list[str]:
+    """The name of each of `networks` the engine has, one a line (exit 1 when any is
+    missing): which of a deploy's networks to create, in one docker process (issue 26)."""
+    return ["docker", "network", "inspect", "--format", "{{.Name}}", *networks]
 
 
 def network_create(names: Names, subnet: str | None = None) -> list[str]:

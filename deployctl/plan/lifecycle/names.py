@@ -126,6 +126,11 @@ class StateLayout:
         """Bind-mounted (as a directory, so an atomic rename of nginx.conf is seen) into the proxy."""
         return posixpath.join(self.root, "proxy")
 
+    def image_owner(self, service: str) -> str:
+        """The owner the service's last image (by content address) hands its secret files
+        to, remembered (plan/pipeline/image_user.owner_record)."""
+        return posixpath.join(self.root, "image-owners", service)
+
     def release_secrets(self, release: str) -> str:
         # The one path built from a release id, and prune and a failed deploy `rm -rf` it:
         # an id like `x/../..` would aim that at the state root. The ids were checked where

@@ -11,9 +11,19 @@ chown (not root), or the image has no such account, the container does it as bef
 
 from __future__ import annotations
 
+import re
 import shlex
 
 ACCOUNTS_SEPARATOR = "--- /etc/group ---"
+# An image named by its content (an image id `sha256:<hex>`, or `repo@sha256:<hex>`): its
+# USER and account files can never change, so the owner they resolve to is remembered on
+# the host, one file per service (`<digest> <owner>`: the last image it deployed, so the
+# files stay as many as the services), and the next deploy of that image reads it instead
+# of `docker image inspect` + a created container's `docker cp`s (5 docker processes, a
+# container created and removed: issue 26 item 5). A tag may move: never remembered.
+CONTENT_ADDRESS = re.compile(r"(?:^|@)sha256:([0-9a-f]{64})\Z")
+ROOT_OWNER = "root"  # remembered for a root image: nothing to hand over
+_RECORD = re.compile(r"^([0-9a-f]{64}) (root|[0-9]+(?::[0-9]+)?)\Z")
 
 
 def numeric_owner(user: str) -> str | None:
@@ -22,6 +32,26 @@ def numeric_owner(user: str) -> str | None:
     if name.isdigit() and (not group or group.isdigit()):
         return user
     return None
+
+
+def content_address(image: str) -> str | None:
+    """The hex digest naming `image` by its content; None for an image named by a tag."""
+    match = CONTENT_ADDRESS.search(image)
+    return match.group(1) if match else None
+
+
+def owner_record(image: str, owner: str) -> bytes | None:
+    """What is remembered of `image`'s owner (`uid`, `uid:gid` or ROOT_OWNER); None for a tag."""
+    digest = content_address(image)
+    return f"{digest} {owner}\n".encode() if digest else None
+
+
+def cached_owner(data: bytes | None, image: str) -> str | None:
+    """The owner remembered for `image`; None when the record is of another image, absent,
+    or not one (a damaged file is read as absent: the image is asked again)."""
+    digest = content_address(image)
+    match = _RECORD.match((data or b"").decode(errors="replace").strip())
+    return match.group(2) if digest and match and match.group(1) == digest else None
 
 
 def is_root(user: str) -> bool:

@@ -12,13 +12,14 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Callable, Protocol
 
 from ...adapters.connector import check
-from ...errors import DeployError
+from ...errors import DeployError, RemoteCommandError
 from ...events import Emit, Timer
 from ...plan.lifecycle import docker_commands as dc
 from ...plan.lifecycle.containers import ContainerSpec
 from ...plan.lifecycle.release_spec import ReleaseSpec
 from ...plan.lifecycle.steps import PlannedStep
 from ...plan.lifecycle.switch_plan import SwitchPlan
+from ...secrets import redactor
 from ..data.release_schema import ReleaseDatabase, backup_before_migrate, read_schema, schema_commands
 from ..env import Env
 from .switch import HostSwitch
@@ -57,8 +58,10 @@ class HostMigrations:
             rows.append(PlannedStep("backup", "before the migrations, when a release is live: `deployctl accessory "
                                               "backup` of the database accessory, its id recorded with the release"))
         for _, command, (clear, create, connect, start) in self._migrations():
-            rows += [PlannedStep("migrate", "a leftover of a killed run, if any", tuple(clear)),
-                     *(PlannedStep("migrate", "", tuple(argv)) for argv in (create, connect, start)),
+            rows += [PlannedStep("migrate", "", tuple(create)),
+                     PlannedStep("migrate", "only when a leftover of a killed run holds the name: it goes, then the "
+                                            "create again", tuple(clear)),
+                     *(PlannedStep("migrate", "", tuple(argv)) for argv in (connect, start)),
                      PlannedStep("migrate", "the one-off container goes, whatever it exited with", tuple(clear))]
         for _, command, (clear, create, connect, start) in schema_commands(
                 d.env.config, d.containers, d.env.names, d.release, d.spec.network):
@@ -107,8 +110,7 @@ class HostMigrations:
         conn, emit = self.deploy.conn, self.deploy.emit
         for service, command, (clear, create, connect, start) in self._migrations():
             timer = Timer(emit, "migrate", host=conn.host, service=service, detail=" ".join(command))
-            conn.run(clear)  # a leftover of a killed run
-            check(conn, create)
+            create_clearing_leftover(conn, create, clear)
             check(conn, connect)
             result = conn.run(start, timeout=600)
             conn.run(clear)
@@ -118,3 +120,17 @@ class HostMigrations:
                 raise DeployError(f"{conn.host}: migration `{' '.join(command)}` exited {result.rc}",
                                   hint="nothing was switched; the previous release is still serving")
             timer.done()
+
+
+def create_clearing_leftover(conn, create: list[str], clear: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """`docker create` of a one-off container; only when a leftover of a killed run holds its
+    name (the release-scoped name Docker refuses as "already in use"), that one goes and the
+    create runs again. The create first: the `docker rm` that cleared the name before every
+    create found nothing on all but a killed run's retry (a docker process per deploy, issue 26)."""
+    result = conn.run(create)
+    if result.ok:
+        return
+    if "already in use" not in result.stderr:
+        raise RemoteCommandError(conn.host, create, result.rc, redactor(result.stderr or result.stdout))
+    conn.run(clear)
+    check(conn, create)

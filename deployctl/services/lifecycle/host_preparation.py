@@ -179,7 +179,9 @@ class HostPreparation:
                 yield PlannedStep("secrets", f"write {host_file} (mode 0600)")
             if spec.secrets:
                 yield PlannedStep("secrets", f"hand {spec.secrets_dir} to the image's user when not root: its "
-                                             "uid read from the image's account files (never started)",
+                                             "uid as remembered for this image (by content) in "
+                                             f"{self.deploy.env.layout.image_owner(spec.service)}, else read from "
+                                             "the image's account files (never started)",
                                   tuple(iu.read_accounts(spec.image)))
                 yield PlannedStep("secrets", "then chowned on the host", tuple(iu.host_chown("<UID>", spec.secrets_dir)))
                 yield PlannedStep("secrets", "or, where the host user may not chown, in a container",
@@ -205,5 +207,5 @@ class HostPreparation:
             for name in spec.secrets:
                 conn.put_file(f"{spec.secrets_dir}/{name}", secrets[name].reveal().encode(), 0o600)
                 count += 1
-            hand_to_image_user(conn, spec.image, spec.secrets_dir)
+            hand_to_image_user(conn, spec.image, spec.secrets_dir, d.env.layout.image_owner(spec.service))
         timer.done(f"{count} file{'s' if count != 1 else ''}, mode 0600")

@@ -139,11 +139,14 @@ class HostSwitch:
         """The app's network (and a release's own one, with a subnet from `subnet_pool`
         when one is given): True when the app's had to be created."""
         created = False
-        if not self.conn.run(dc.network_inspect(self.names.network)).ok:
+        wanted = [self.names.network, *([self.names.release_network(release)] if release is not None else [])]
+        found = self.conn.run(dc.networks_present(*wanted))
+        present = set() if found.rc not in (0, 1) else set(found.stdout.split())
+        if self.names.network not in present:
             self._create_network(lambda subnet: dc.network_create(self.names, subnet), subnet_pool,
                                  subnets.APP_SUBNET_PREFIX)
             created = True
-        if release is not None and not self.conn.run(dc.network_inspect(self.names.release_network(release))).ok:
+        if release is not None and self.names.release_network(release) not in present:
             self._create_network(lambda subnet: dc.release_network_create(self.names, release, subnet), subnet_pool,
                                  subnets.SUBNET_PREFIX)
         return created
