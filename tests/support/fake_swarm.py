@@ -218,6 +218,12 @@ class FakeSwarm(FakeHost):
             return self._service_cli(argv[2:])
         if argv[:2] == ["sh", "-c"] and argv == sw.wait_job(argv[-1]):  # the job ends at once here
             return self._service_cli(argv[6:])
+        if argv == sw.inspect_listed_services(self.names):  # the listing, then the inspect of what it listed
+            listed = self._service_cli(argv[6:])
+            if not listed.ok:
+                return CommandResult(sw.LISTING_FAILED, "", listed.stderr)
+            names = [line.split("\t")[0] for line in listed.stdout.splitlines() if line.strip()]
+            return self._service_cli(sw.inspect_services(names)[2:]) if names else OK
         return super()._run(argv)
 
     def _node_cli(self, args: list[str]) -> CommandResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from deployctl.plan.swarm import services as sw
 from deployctl.plan.lifecycle.dry_run import unlock_row
 from deployctl.services.env import Env
 from deployctl.services.lifecycle import dry_runs
@@ -26,6 +27,8 @@ READS = ("inspect", "ls", "ps", "info", "logs", "version")
 
 
 def reads(argv: str) -> bool:
+    if argv == " ".join(sw.inspect_listed_services(NAMES)):  # the services listed and inspected: one call
+        return True
     words = argv.split()
     if words[:2] == ["sh", "-c"]:  # a node's proxy task looked up by its label: `docker ps -q ...`
         words = words[2:]

@@ -336,3 +336,17 @@ def test_the_dry_run_of_a_shadowed_swarm_deploy_shows_the_window_between_health_
     plain = deploy_plan(spec, list(services.values()), Names("shop", "prod"), layout.proxy_dir, proxy_port=8080,
                         drain=2.0, migrations={})
     assert plain.shadow_rows() == []
+
+
+def test_the_services_are_listed_and_inspected_in_one_manager_call():
+    """One round trip (issue 26): the label-filtered ids, then inspect_services' format on them;
+    none listed is an empty answer, a failed listing exit LISTING_FAILED."""
+    argv = sw.inspect_listed_services(Names("shop", "production"))
+    assert argv == [
+        "sh", "-c",
+        'ids=$("$@") || exit 2; [ -n "$ids" ] || exit 0; exec docker service inspect --format '
+        "'{{.Spec.Name}}\t{{index .Spec.Labels \"io.deployctl.release\"}}\t{{index .Spec.Labels "
+        "\"io.deployctl.service\"}}\t{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{end}}' $ids",
+        "sh", "docker", "service", "ls", "-q", "--filter", "label=io.deployctl.app=shop",
+        "--filter", "label=io.deployctl.env=production"]
+    assert sw.LISTING_FAILED == 2

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from deployctl.plan.swarm import services as sw
 from tests.support.fake_host import Fault
 from tests.support.fake_swarm import FakeSwarm
 from tests.support.virtual_time import virtual_time
@@ -36,7 +37,9 @@ def test_a_deploy_lists_the_nodes_once_for_the_switch_and_the_services_once_afte
     assert manager_calls(fake, before, "docker version") == 0  # the connect's docker info says it
     started = max(i for i, (call, text) in enumerate(fake.calls) if text.startswith("docker service create"))
     assert manager_calls(fake, started, "docker service scale") == 1  # the release before the last stopped
-    assert manager_calls(fake, started, "docker service ls") == 1  # the retire's listing, reused by prune
+    # the retire's listing, reused by prune: the services listed and inspected in one call
+    assert manager_calls(fake, started, " ".join(sw.inspect_listed_services(NAMES))) == 1
+    assert manager_calls(fake, started, "docker service ls") == manager_calls(fake, started, "docker service inspect --format {{.Spec.Name}}") == 0
 
 
 def test_a_migration_is_created_waited_for_on_the_manager_and_removed_in_three_manager_calls():
@@ -114,3 +117,31 @@ def test_the_switch_lists_the_nodes_and_reads_the_proxy_image_at_once():
     fake.faults.append(Fault("run", r"^docker service inspect --format \S*ContainerSpec.Image", effect=together))
     release = site.deploy()
     assert site.current() == release and fake.serving_nodes() == {release}
+
+
+def warm_site() -> tuple[Site, FakeSwarm]:
+    """Two releases deployed with a warm window: a rollback to the first is a warm one (the
+    bench's rollback, issue 26's target of 5 s)."""
+    from tests.unit.test_swarm_standby import WARM
+
+    fake = FakeSwarm(NAMES)
+    site = Site(fake, WARM)
+    site.deploy()
+    site.deploy()
+    return site, fake
+
+
+def test_a_warm_rollback_asks_the_manager_four_commands_before_its_lock():
+    """Between the connect and the lock: the manager check (docker info), the prefetch's node
+    listing and inspect, and the services listed and inspected in one call (two on main:
+    `docker service ls`, then `docker service inspect`)."""
+    site, fake = warm_site()
+    before = len(fake.calls)
+    (done,) = site.rollback()
+    assert done.outcome == "succeeded" and fake.serving_nodes() == {done.release}
+    lock = next(i for i, (call, text) in enumerate(fake.calls) if i >= before and call == "mkdir"
+                and text.endswith("/lock"))
+    ran = sorted(text for call, text in fake.calls[before:lock] if call == "run")
+    assert ran == sorted(" ".join(argv) for argv in (sw.swarm_state(), sw.list_nodes(), sw.inspect_nodes(
+        ["node1", "node2", "node3"]), sw.inspect_listed_services(NAMES)))
+

@@ -19,6 +19,7 @@ from deployctl.plan.edge.proxy_config import STANDBY_FLAG_PREFIX, live_release, 
 from deployctl.plan.lifecycle.releases import LIVE, REVERTED
 from deployctl.adapters.connector import CommandResult
 from tests.support.fake_host import Fault
+from deployctl.plan.swarm import services as sw
 from tests.support.fake_swarm import FakeSwarm
 from tests.unit import test_swarm_lifecycle_rules as rules
 
@@ -100,8 +101,9 @@ def test_a_warm_rollback_switches_by_the_flag_with_no_reload_then_writes_its_own
     swaps = swaps_during_route(site, fake, site.rollback)
     assert swaps == 0  # the switch and the verify: the flag only, no nginx reload on any node
     # the services listed once (to choose and check the target), not again to retire
-    assert [text for call, text in fake.calls[before:] if text.startswith("docker service ls")] != []
-    assert len([text for call, text in fake.calls[before:] if text.startswith("docker service ls")]) == 1
+    listing = " ".join(sw.inspect_listed_services(NAMES))  # one manager call: the listing and its inspect
+    assert len([text for call, text in fake.calls[before:] if text == listing]) == 1
+    assert not [text for call, text in fake.calls[before:] if text.startswith("docker service ls")]
     assert fake.serving_nodes() == {site.r1} and site.on_disk() == {site.r1} and site.current() == site.r1
     last = site.records()[-1]
     assert (last.release, last.action, last.outcome) == (site.r1, "rollback", LIVE)

@@ -269,6 +269,21 @@ def inspect_services(services: list[str]) -> list[str]:
             "{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{end}}", *services]
 
 
+LISTING_FAILED = 2  # inspect_listed_services' exit code when `docker service ls` failed
+
+
+def inspect_listed_services(names: Names) -> list[str]:
+    """On the manager, in one round trip: this environment's services (list_services' label
+    filters, their ids) inspected as inspect_services prints them; nothing when there are
+    none (exit 0), exit LISTING_FAILED when the listing failed, else the inspect's own exit
+    code. Where list_services then inspect_services cost two round trips, each 0.1-0.4 s on
+    a loaded manager, on every deploy's and rollback's critical path (issue 26)."""
+    listing = ["docker", "service", "ls", "-q", "--filter", f"label=io.deployctl.app={names.app}",
+               "--filter", f"label=io.deployctl.env={names.env}"]
+    script = f'ids=$("$@") || exit {LISTING_FAILED}; [ -n "$ids" ] || exit 0; exec {shlex.join(inspect_services([]))} $ids'
+    return ["sh", "-c", script, "sh", *listing]
+
+
 def list_nodes() -> list[str]:
     return ["docker", "node", "ls", "--format", "{{.ID}}"]
 

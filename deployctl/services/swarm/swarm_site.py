@@ -81,13 +81,10 @@ class SwarmSite:
 
     def services(self) -> dict[str, tuple[str, str, int]]:
         """Swarm service name -> (release, service, wanted replicas) for this environment's
-        release services (the proxy and jobs are not release services)."""
-        names = [line.split("\t")[0] for line in check(self.manager, sw.list_services(self.names)).splitlines()
-                 if line.strip()]
+        release services (the proxy and jobs are not release services). Listed and inspected
+        in one manager call (plan/swarm/services.inspect_listed_services)."""
         out = {}
-        if not names:
-            return out
-        for line in check(self.manager, sw.inspect_services(names)).splitlines():
+        for line in check(self.manager, sw.inspect_listed_services(self.names)).splitlines():
             parts = line.split("\t")
             # A release label that is no release id is no release of ours (ids become paths prune removes).
             if len(parts) == 4 and is_release_id(parts[1]) and parts[2] and parts[3].isdigit():
