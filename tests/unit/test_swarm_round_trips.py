@@ -82,12 +82,14 @@ def test_a_leftover_job_of_a_killed_run_is_removed_then_the_migration_created_ag
 
 def meeting(fake: FakeSwarm):  # type: ignore[no-untyped-def]
     """A fault effect two calls must both reach before either runs (a Barrier of 2): made
-    one after the other, the first waits out the barrier's 10 s and fails the deploy."""
+    one after the other, the first waits out the barrier's 10 s and fails the deploy (or
+    rollback). A command or a file call (read_file: the effect is given its path)."""
     barrier = threading.Barrier(2, timeout=10)
 
-    def together(argv):  # type: ignore[no-untyped-def]
+    def together(call):  # type: ignore[no-untyped-def]
         barrier.wait()
-        return fake._run(argv)
+        # a command's answer is the fake's; a file call (given its path) then goes on as it would
+        return fake._run(call) if isinstance(call, list) else None
     return together
 
 
@@ -145,3 +147,14 @@ def test_a_warm_rollback_asks_the_manager_four_commands_before_its_lock():
     assert ran == sorted(" ".join(argv) for argv in (sw.swarm_state(), sw.list_nodes(), sw.inspect_nodes(
         ["node1", "node2", "node3"]), sw.inspect_listed_services(NAMES)))
 
+
+def test_a_rollback_reads_the_history_beside_the_services_listing():
+    """The history (a file on the manager) and the services (a command there) are asked
+    together before the lock (a barrier both must reach: one after the other, as on main,
+    the first waits out its timeout and fails the rollback)."""
+    site, fake = warm_site()
+    together = meeting(fake)
+    fake.faults.append(Fault("read_file", r"/releases\.jsonl$", effect=together))
+    fake.faults.append(Fault("run", r"^(sh -c ids=|docker service ls )", effect=together))
+    (done,) = site.rollback()
+    assert done.outcome == "succeeded" and fake.serving_nodes() == {done.release}
