@@ -158,3 +158,54 @@ def test_a_rollback_reads_the_history_beside_the_services_listing():
     fake.faults.append(Fault("run", r"^(sh -c ids=|docker service ls )", effect=together))
     (done,) = site.rollback()
     assert done.outcome == "succeeded" and fake.serving_nodes() == {done.release}
+
+
+@pytest.mark.parametrize("command", ["deploy", "rollback"])
+def test_the_first_reads_are_made_while_the_manager_is_checked(command):
+    """The manager check's `docker info` and the history's read (SwarmJob.open_beside) are
+    asked together (a barrier both must reach: on main the check ran first, alone, and the
+    command failed on its timeout)."""
+    site, fake = warm_site()
+    together = meeting(fake)
+    fake.faults.append(Fault("run", r"^docker info ", effect=together))
+    fake.faults.append(Fault("read_file", r"/releases\.jsonl$", effect=together))
+    if command == "deploy":
+        release = site.deploy()
+    else:
+        (done,) = site.rollback()
+        release = done.release
+    assert site.current() == release and fake.serving_nodes() == {release}
+
+
+def test_a_deploy_reads_the_history_and_current_once_before_its_lock():
+    """The release id, the scale overrides and the hooks' context share one read of each
+    (two of each on main)."""
+    site, fake = warm_site()
+    before = len(fake.calls)
+    release = site.deploy()
+    assert site.current() == release
+    lock = next(i for i, (call, text) in enumerate(fake.calls) if i >= before and call == "mkdir"
+                and text.endswith("/lock"))
+    read = [text.rsplit("/", 1)[1] for call, text in fake.calls[before:lock] if call == "read_file"]
+    assert read == ["releases.jsonl", "current"]
+
+
+@pytest.mark.parametrize("command", ["deploy", "rollback"])
+def test_a_worker_is_refused_as_no_manager_whatever_the_reads_beside_the_check_found(command):
+    """The reads beside the check ran on a node that is no manager: the command still fails as
+    the check says (exit 4), before any lock, with nothing changed."""
+    from deployctl.adapters.connector import CommandResult
+    from deployctl.errors import ConnectError, ExitCode
+
+    site, fake = warm_site()
+    live, records = site.current(), site.records()
+    fake.faults.append(Fault("run", r"^docker info ", times=0,
+                             effect=lambda argv: CommandResult(0, "active\tfalse\t20.10.24\n", "")))
+    fake.faults.append(Fault("run", r"^(sh -c ids=|docker node ls)", times=0,
+                             effect=lambda argv: CommandResult(1, "", "This node is not a swarm manager.")))
+    before = len(fake.calls)
+    with pytest.raises(ConnectError, match="not a Swarm manager") as info:
+        site.deploy() if command == "deploy" else site.rollback()
+    assert info.value.exit_code == ExitCode.CONNECT
+    assert site.current() == live and site.records() == records and not site.locked()
+    assert not [text for call, text in fake.calls[before:] if call in ("mkdir", "put_file", "append_file")]

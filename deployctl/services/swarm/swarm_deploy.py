@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, TypeVar
 
 from ..operate.jobs import refuse_on_swarm as refuse_jobs_on_swarm
 from ...adapters.connector import CommandResult
@@ -72,6 +72,7 @@ from ...plan.swarm.swarm_accessories import planned_steps as swarm_accessory_row
 from ..data.accessories import read_files
 from .swarm_judges import SwarmJudges, put_back
 
+R = TypeVar("R")
 REPLICAS = "replicas"  # the record's extra: what each service ran with (rollback runs it again)
 
 
@@ -102,12 +103,34 @@ class SwarmJob:
     def open(self) -> tuple[SwarmSite, HostState]:
         """Connected to the manager, checked to be one: one call (`docker info`) says that
         and the engine's version, which a host's preflight asks `docker version` for."""
+        site, state, _ = self.open_beside(None)
+        return site, state
+
+    def open_beside(self, first: Callable[[SwarmSite, HostState], R] | None) -> tuple[SwarmSite, HostState, R | None]:
+        """As `open`, with `first` (the command's first reads: nothing that changes the Swarm or
+        its state) run while the manager check's `docker info` is under way (issue 26: a round
+        trip of 0.2-0.4 s on a loaded manager that nothing else waited for). A failed check is
+        raised in its place, whatever `first` found or raised on a node that is no manager."""
         site, state = self.unconnected()
         timer = Timer(self.emit, "connect", host=self.manager.host)
         self.manager.connect()
-        version = site.check_manager()
-        timer.done(f"docker {version}" if version else "")
-        return site, state
+
+        def check() -> None:
+            version = site.check_manager()
+            timer.done(f"docker {version}" if version else "")
+
+        if first is None:
+            check()
+            return site, state, None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            checking = pool.submit(check)
+            try:
+                found = first(site, state)
+            except BaseException:
+                checking.result()  # a node that is no manager is said as such (exit 4), not by what `first` met
+                raise
+            checking.result()
+        return site, state, found
 
     def close(self) -> None:
         if self.site is not None:
@@ -374,16 +397,22 @@ def deploy_env(env: Env, images: ReleaseImages, secrets: dict[str, Secret], emit
                      level="warning"))
     job = SwarmJob(env, emit, manager, nodes=nodes)
     try:
-        site, state = job.open()
-        site.prefetch_nodes()  # the nodes' handshakes while the manager prepares (the route's, the judges')
+        def read(site: SwarmSite, state: HostState) -> tuple[History, str | None]:
+            site.prefetch_nodes()  # the nodes' handshakes while the manager prepares (the route's, the judges')
+            return state.history(), state.current()
+
+        # The history and `current` read once (the release id, the scale overrides, the hooks'
+        # context), while the manager is checked.
+        site, state, (history, current) = job.open_beside(read)
         host = job.manager.host
         login_user = registry_username or (config.registry.username if config.registry else None)
         login: str | None = None  # the manager's client config directory holding this command's login
         if config.registry and login_user and registry_password is not None:
             login = preflight.registry_login(job.manager, emit, config.registry.server, login_user, registry_password)
-        release = new_release_id(time.time() if now is None else now, images.revision, state.history().ids())
+        release = new_release_id(time.time() if now is None else now, images.revision, history.ids())
         emit(Message(f"release {release} to {env_name} (Swarm, manager {host})"))
-        counts, scaled = ss.for_deploy({name: s.replicas for name, s in config.services.items()}, _overrides(state))
+        counts, scaled = ss.for_deploy({name: s.replicas for name, s in config.services.items()},
+                                       _overrides(state, history, current))
         if scaled:
             emit(Message("kept the scaled task counts (deployctl scale): " + ", ".join(
                 f"{name}={count}" for name, (count, _) in sorted(scaled.items())), host=host))
@@ -393,7 +422,7 @@ def deploy_env(env: Env, images: ReleaseImages, secrets: dict[str, Secret], emit
         # before the migrations, post_deploy and on_revert once the lock is released.
         hooks = HookRunner.for_config(loaded, emit, enabled=options.hooks, secrets=secrets,
                                       stopped=work.cancel.is_set)
-        context = HookContext(config.app, env_name, "deploy", release, state.current() or "", images.revision or "",
+        context = HookContext(config.app, env_name, "deploy", release, current or "", images.revision or "",
                               (host,))
         # The sequence every target shares (services/lifecycle/transaction.run_transaction): the hooks,
         # the lock, prepare, the migrations once, the switch, the outcome of any failure or
@@ -846,11 +875,14 @@ def rollback_env(env: Env, emit: Emit, *, to: str | None = None, message: str = 
     emit = serialized(emit)
     job = SwarmJob(env, emit, manager, nodes=nodes)
     try:
-        site, state = job.open()
-        site.prefetch_nodes()  # the nodes' handshakes while the manager takes the lock
+        def choose(site: SwarmSite, state: HostState):  # type: ignore[no-untyped-def]
+            site.prefetch_nodes()  # the nodes' handshakes while the manager takes the lock
+            return rollback_job(env, site, state, to, emit, message=message, force_unlock=force_unlock)
+
+        # The target chosen (the manager's history and services read) while the manager is checked.
+        site, state, chosen = job.open_beside(choose)
         host = job.manager.host
-        current, target, record, work = rollback_job(env, site, state, to, emit, message=message,
-                                                     force_unlock=force_unlock)
+        current, target, record, work = chosen
         if work is None:
             emit(Message(f"{target} is already live", host=host))
             return [SwarmRollback(target, current, 0.0, 0.0, host, "unchanged")]
