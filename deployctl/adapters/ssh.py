@@ -514,18 +514,33 @@ class SSHConnector:
 
     @staticmethod
     def _mkdir_locked(sftp: Any, path: str, mode: int, exclusive: bool) -> bool:
-        parts = [p for p in path.split("/") if p]
-        current = "/" if path.startswith("/") else ""
-        for i, part in enumerate(parts):
-            current = posixpath.join(current, part)
-            last = i == len(parts) - 1
-            try:
-                sftp.mkdir(current, mode if last else 0o755)
-            except OSError:
-                if last and exclusive:
-                    sftp.stat(current)  # raises when it was not "exists" but e.g. permission
-                    return False
-                # Exists already (or cannot be made: the next step will say so).
+        """`path` in one request when its parent exists (a state dir, a lock: the usual case),
+        where a mkdir of every part from / cost a request each (6 for a lock dir, issue 26);
+        the missing parents (0o755) first only when the server says one is missing."""
+        path = path.rstrip("/") or "/"
+        try:
+            sftp.mkdir(path, mode)
+            return True
+        except FileNotFoundError:
+            parent = posixpath.dirname(path)
+            if parent not in (path, ""):
+                SSHConnector._mkdir_locked(sftp, parent, 0o755, False)
+        except OSError:
+            return SSHConnector._exists_already(sftp, path, exclusive)
+        try:
+            sftp.mkdir(path, mode)
+            return True
+        except OSError:
+            return SSHConnector._exists_already(sftp, path, exclusive)
+
+    @staticmethod
+    def _exists_already(sftp: Any, path: str, exclusive: bool) -> bool:
+        """After a refused mkdir: an exclusive one is False when the path exists (else the
+        stat's error is raised: e.g. permission); any other, True (it exists already, or
+        cannot be made: the next step will say so)."""
+        if exclusive:
+            sftp.stat(path)
+            return False
         return True
 
     def remove_tree(self, path: str) -> None:

@@ -58,3 +58,67 @@ def test_local_put_file_fsyncs_the_file_then_its_directory(tmp_path, monkeypatch
     LocalConnector().put_file(str(tmp_path / "current"), b"x\n", 0o644)
     assert len(synced) == 2 and os.path.basename(synced[0]).startswith(".current.")
     assert synced[1] == str(tmp_path)
+
+
+class DirSftp:
+    """SFTP's mkdir and stat as OpenSSH's sftp-server answers them: a missing parent is
+    SSH_FX_NO_SUCH_FILE (FileNotFoundError), an existing path a plain failure."""
+
+    def __init__(self, *dirs: str) -> None:
+        self.dirs, self.requests = set(dirs), []
+
+    def mkdir(self, path: str, mode: int) -> None:
+        self.requests.append(("mkdir", path, mode))
+        if path in self.dirs:
+            raise OSError("Failure")
+        if path.rsplit("/", 1)[0] not in self.dirs | {""}:
+            raise FileNotFoundError(errno.ENOENT, "No such file")
+        self.dirs.add(path)
+
+    def stat(self, path: str) -> object:
+        self.requests.append(("stat", path))
+        if path not in self.dirs:
+            raise FileNotFoundError(errno.ENOENT, "No such file")
+        return object()
+
+
+STATE = ("/var", "/var/lib", "/var/lib/deployctl", "/var/lib/deployctl/shop", "/var/lib/deployctl/shop/production")
+
+
+def test_an_sftp_mkdir_under_an_existing_parent_is_one_request():
+    """The lock's mkdir and the state root's (every deploy and rollback, under the lock's
+    clock): one request each, where a mkdir of every part from / made 6 and 5 (issue 26)."""
+    from deployctl.adapters.ssh import SSHConnector
+
+    sftp = DirSftp(*STATE)
+    lock = "/var/lib/deployctl/shop/production/lock"
+    assert SSHConnector._mkdir_locked(sftp, lock, 0o700, True) is True
+    assert SSHConnector._mkdir_locked(sftp, STATE[-1], 0o700, False) is True
+    assert sftp.requests == [("mkdir", lock, 0o700), ("mkdir", STATE[-1], 0o700)]
+    sftp.requests.clear()
+    assert SSHConnector._mkdir_locked(sftp, lock, 0o700, True) is False  # held: its stat says it exists
+    assert sftp.requests == [("mkdir", lock, 0o700), ("stat", lock)]
+
+
+def test_an_sftp_mkdir_makes_the_missing_parents_first_only_when_one_is_missing():
+    from deployctl.adapters.ssh import SSHConnector
+
+    sftp = DirSftp("/var", "/var/lib")
+    shop, lock = "/var/lib/deployctl/shop", "/var/lib/deployctl/shop/lock"
+    assert SSHConnector._mkdir_locked(sftp, lock, 0o700, True) is True
+    assert sftp.requests == [("mkdir", lock, 0o700), ("mkdir", shop, 0o755), ("mkdir", "/var/lib/deployctl", 0o755),
+                             ("mkdir", shop, 0o755), ("mkdir", lock, 0o700)]
+    assert {"/var/lib/deployctl", shop, lock} <= sftp.dirs
+
+
+def test_an_exclusive_sftp_mkdir_refused_for_another_reason_raises_rather_than_says_taken():
+    from deployctl.adapters.ssh import SSHConnector
+
+    class Denied(DirSftp):
+        def mkdir(self, path: str, mode: int) -> None:
+            self.requests.append(("mkdir", path, mode))
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+    with pytest.raises(FileNotFoundError):  # its stat: not there, so not held by anyone
+        SSHConnector._mkdir_locked(Denied(*STATE), STATE[-1] + "/lock", 0o700, True)
+    assert SSHConnector._mkdir_locked(Denied(*STATE), STATE[-1] + "/proxy", 0o755, False) is True  # the next step says
