@@ -218,6 +218,9 @@ class FakeSwarm(FakeHost):
             return self._service_cli(argv[2:])
         if argv[:2] == ["sh", "-c"] and argv == sw.wait_job(argv[-1]):  # the job ends at once here
             return self._service_cli(argv[6:])
+        if argv == sw.inspect_listed_nodes():  # the listing, then the inspect of what it listed
+            ids = self._node_cli(sw.list_nodes()[2:]).stdout.split()
+            return self._node_cli(sw.inspect_nodes(ids)[2:]) if ids else OK
         if argv == sw.inspect_listed_services(self.names):  # the listing, then the inspect of what it listed
             listed = self._service_cli(argv[6:])
             if not listed.ok:

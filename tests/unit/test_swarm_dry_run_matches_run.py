@@ -27,8 +27,8 @@ READS = ("inspect", "ls", "ps", "info", "logs", "version")
 
 
 def reads(argv: str) -> bool:
-    if argv == " ".join(sw.inspect_listed_services(NAMES)):  # the services listed and inspected: one call
-        return True
+    if argv in (" ".join(sw.inspect_listed_services(NAMES)), " ".join(sw.inspect_listed_nodes())):
+        return True  # the services or the nodes listed and inspected: one call
     words = argv.split()
     if words[:2] == ["sh", "-c"]:  # a node's proxy task looked up by its label: `docker ps -q ...`
         words = words[2:]

@@ -350,3 +350,12 @@ def test_the_services_are_listed_and_inspected_in_one_manager_call():
         "sh", "docker", "service", "ls", "-q", "--filter", "label=io.deployctl.app=shop",
         "--filter", "label=io.deployctl.env=production"]
     assert sw.LISTING_FAILED == 2
+
+
+def test_the_nodes_are_listed_and_inspected_in_one_manager_call():
+    assert sw.inspect_listed_nodes() == [
+        "sh", "-c",
+        'ids=$("$@") || exit 2; [ -n "$ids" ] || exit 0; exec docker node inspect --format '
+        "'{{.Description.Hostname}}\t{{.Status.Addr}}\t{{.Status.State}}\t{{.Spec.Availability}}\t"
+        "{{if .ManagerStatus}}{{.ManagerStatus.Addr}}{{end}}' $ids",
+        "sh", "docker", "node", "ls", "--format", "{{.ID}}"]

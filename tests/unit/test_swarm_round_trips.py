@@ -33,7 +33,8 @@ def test_a_deploy_lists_the_nodes_once_for_the_switch_and_the_services_once_afte
     assert site.current() == release and fake.serving_nodes() == {release}
     # the prefetch, the recovery's look, HTTPS's prepare, the switch (the health gate's own
     # listing gone: 5 before); each listing of its own, never reused (2d638ed)
-    assert manager_calls(fake, before, "docker node ls") == 4
+    assert manager_calls(fake, before, " ".join(sw.inspect_listed_nodes())) == 4  # each listed and inspected at once
+    assert manager_calls(fake, before, "docker node ls") == manager_calls(fake, before, "docker node inspect") == 0
     assert manager_calls(fake, before, "docker version") == 0  # the connect's docker info says it
     started = max(i for i, (call, text) in enumerate(fake.calls) if text.startswith("docker service create"))
     assert manager_calls(fake, started, "docker service scale") == 1  # the release before the last stopped
@@ -115,7 +116,7 @@ def test_the_switch_lists_the_nodes_and_reads_the_proxy_image_at_once():
     site.deploy()
     together = meeting(fake)
     # the prefetch's, the recovery's, HTTPS's prepare's, then the switch's (the 4th) listing
-    fake.faults.append(Fault("run", r"^docker node ls", nth=4, effect=together))
+    fake.faults.append(Fault("run", r"^sh -c ids=.* docker node ls", nth=4, effect=together))
     fake.faults.append(Fault("run", r"^docker service inspect --format \S*ContainerSpec.Image", effect=together))
     release = site.deploy()
     assert site.current() == release and fake.serving_nodes() == {release}
@@ -133,10 +134,10 @@ def warm_site() -> tuple[Site, FakeSwarm]:
     return site, fake
 
 
-def test_a_warm_rollback_asks_the_manager_four_commands_before_its_lock():
-    """Between the connect and the lock: the manager check (docker info), the prefetch's node
-    listing and inspect, and the services listed and inspected in one call (two on main:
-    `docker service ls`, then `docker service inspect`)."""
+def test_a_warm_rollback_asks_the_manager_three_commands_before_its_lock():
+    """Between the connect and the lock: the manager check (docker info), the prefetch's nodes
+    and the services, each listed and inspected in one call (five commands on main: `docker
+    node ls`, `docker node inspect`, `docker service ls`, `docker service inspect`)."""
     site, fake = warm_site()
     before = len(fake.calls)
     (done,) = site.rollback()
@@ -144,8 +145,8 @@ def test_a_warm_rollback_asks_the_manager_four_commands_before_its_lock():
     lock = next(i for i, (call, text) in enumerate(fake.calls) if i >= before and call == "mkdir"
                 and text.endswith("/lock"))
     ran = sorted(text for call, text in fake.calls[before:lock] if call == "run")
-    assert ran == sorted(" ".join(argv) for argv in (sw.swarm_state(), sw.list_nodes(), sw.inspect_nodes(
-        ["node1", "node2", "node3"]), sw.inspect_listed_services(NAMES)))
+    assert ran == sorted(" ".join(argv) for argv in (sw.swarm_state(), sw.inspect_listed_nodes(),
+                                                      sw.inspect_listed_services(NAMES)))
 
 
 def test_a_rollback_reads_the_history_beside_the_services_listing():

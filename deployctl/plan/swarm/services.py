@@ -292,6 +292,15 @@ def inspect_nodes(ids: list[str]) -> list[str]:
     return ["docker", "node", "inspect", "--format", NODE_FORMAT, *ids]
 
 
+def inspect_listed_nodes() -> list[str]:
+    """On the manager, in one round trip: every node listed (list_nodes) and inspected as
+    inspect_nodes prints them; nothing when there are none (exit 0), exit LISTING_FAILED when
+    the listing failed, else the inspect's own. Where the two cost a round trip each on the
+    nodes' prefetch, the switch's listing and every other look at the nodes (issue 26)."""
+    script = f'ids=$("$@") || exit {LISTING_FAILED}; [ -n "$ids" ] || exit 0; exec {shlex.join(inspect_nodes([]))} $ids'
+    return ["sh", "-c", script, "sh", *list_nodes()]
+
+
 def swarm_state() -> list[str]:
     """The node's Swarm state and, third, the engine's version: a Swarm command's first call
     on the manager says both (the `docker version` of a host's preflight was one more round

@@ -70,8 +70,8 @@ class SwarmSite:
                            hint="give a manager node of the Swarm as manager in deploy.toml")
 
     def nodes(self) -> list[sw.Node]:
-        ids = check(self.manager, sw.list_nodes()).split()
-        return sw.parse_nodes(check(self.manager, sw.inspect_nodes(ids))) if ids else []
+        """Every node, listed and inspected in one manager call (plan/swarm/services.inspect_listed_nodes)."""
+        return sw.parse_nodes(check(self.manager, sw.inspect_listed_nodes()))
 
     def ensure_network(self) -> bool:
         if self.manager.run(sw.inspect_network(self.names.network)).ok:
