@@ -258,8 +258,11 @@ def service_logs(service: str, lines: int = 50, *, follow: bool = False, raw: bo
 
 def list_services(names: Names) -> list[str]:
     """This environment's services with their replica counts (`running/wanted`) and role."""
-    return ["docker", "service", "ls", "--filter", f"label=io.deployctl.app={names.app}",
-            "--filter", f"label=io.deployctl.env={names.env}", "--format", "{{.Name}}\t{{.Replicas}}"]
+    return ["docker", "service", "ls", *_env_filters(names), "--format", "{{.Name}}\t{{.Replicas}}"]
+
+
+def _env_filters(names: Names) -> list[str]:
+    return ["--filter", f"label=io.deployctl.app={names.app}", "--filter", f"label=io.deployctl.env={names.env}"]
 
 
 def inspect_services(services: list[str]) -> list[str]:
@@ -269,7 +272,7 @@ def inspect_services(services: list[str]) -> list[str]:
             "{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{end}}", *services]
 
 
-LISTING_FAILED = 2  # inspect_listed_services' exit code when `docker service ls` failed
+LISTING_FAILED = 2  # _inspect_listed's exit code when its listing (`docker service ls`, `docker node ls`) failed
 
 
 def inspect_listed_services(names: Names) -> list[str]:
@@ -278,9 +281,13 @@ def inspect_listed_services(names: Names) -> list[str]:
     none (exit 0), exit LISTING_FAILED when the listing failed, else the inspect's own exit
     code. Where list_services then inspect_services cost two round trips, each 0.1-0.4 s on
     a loaded manager, on every deploy's and rollback's critical path (issue 26)."""
-    listing = ["docker", "service", "ls", "-q", "--filter", f"label=io.deployctl.app={names.app}",
-               "--filter", f"label=io.deployctl.env={names.env}"]
-    script = f'ids=$("$@") || exit {LISTING_FAILED}; [ -n "$ids" ] || exit 0; exec {shlex.join(inspect_services([]))} $ids'
+    return _inspect_listed(inspect_services([]), ["docker", "service", "ls", "-q", *_env_filters(names)])
+
+
+def _inspect_listed(inspect: list[str], listing: list[str]) -> list[str]:
+    """`listing` (ids, one a line) then `inspect` of them, in one command on the manager: exit
+    0 with nothing when none, LISTING_FAILED when the listing failed, else the inspect's own."""
+    script = f'ids=$("$@") || exit {LISTING_FAILED}; [ -n "$ids" ] || exit 0; exec {shlex.join(inspect)} $ids'
     return ["sh", "-c", script, "sh", *listing]
 
 
@@ -297,8 +304,7 @@ def inspect_listed_nodes() -> list[str]:
     inspect_nodes prints them; nothing when there are none (exit 0), exit LISTING_FAILED when
     the listing failed, else the inspect's own. Where the two cost a round trip each on the
     nodes' prefetch, the switch's listing and every other look at the nodes (issue 26)."""
-    script = f'ids=$("$@") || exit {LISTING_FAILED}; [ -n "$ids" ] || exit 0; exec {shlex.join(inspect_nodes([]))} $ids'
-    return ["sh", "-c", script, "sh", *list_nodes()]
+    return _inspect_listed(inspect_nodes([]), list_nodes())
 
 
 def swarm_state() -> list[str]:

@@ -246,7 +246,6 @@ class SwarmStaging:
         at_once(self.site.standby_proxies(self.nodes), lambda proxy: proxy.drop_staged())
 
 
-
 def _standby(state: HostState, replaced: str | None, target: str, warm_window: float,
              record: ReleaseRecord | None = None) -> ReleaseSpec | None:
     """The release a switch to `target` leaves warm (plan/lifecycle/warm.py), as its
