@@ -13,7 +13,6 @@ manager's and every node's connector (services/swarm/swarm_deploy.deploy_env's `
 
 from __future__ import annotations
 
-import random
 import re
 import signal
 import time
@@ -87,13 +86,13 @@ class SwarmCells(Site):
 @pytest.fixture(scope="module")
 def site(swarm, swarm_http_images, tmp_path_factory):  # noqa: F811 - the Swarm fixtures
     workdir = tmp_path_factory.mktemp("swarm-faults")
-    # A port of its own on the nodes (the other Swarm tests take 8301-8399 in order). The
+    # A port of its own on the nodes, from the fleet's one sequence (Fleet.proxy_port). The
     # probe without a HEALTHCHECK, checked by deployctl itself (http, tcp): under load Swarm
     # stopped tasks whose Docker health check timed out ("Complete" during the health wait, a
     # rehearsal at load 40-56), a Swarm limit docs/swarm.md names, not the transaction's rule
     # a cell is about; test_swarm.py covers the image's own checks.
     swarm_images = swarm_http_images
-    made = SwarmSite.new(swarm, swarm_images, workdir, random.randrange(8400, 8500))
+    made = SwarmSite.new(swarm, swarm_images, workdir, swarm.fleet.proxy_port())
     # A backend task on every node (Swarm spreads replicas): a frontend task resolves the
     # backend's name from its own node's tasks at once. With one backend task, a frontend on
     # another node got "No address associated with hostname" for a moment after the switch

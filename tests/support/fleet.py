@@ -31,6 +31,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from tests.support.net import free_port, http_status, ssh_banner, wait_until
 
@@ -87,6 +88,11 @@ class Fleet:
     nginx_image: str
     workdir: Path
     _balancers: list[LoadBalancer] = field(default_factory=list, repr=False)
+    # Every app's proxy port on these hosts, handed out once (fleet and Swarm apps alike: a
+    # Swarm's nodes are this fleet's hosts, and its proxies publish in host mode), so that no
+    # two tests on one fleet share a port, a load balancer's name or an iptables rule's port,
+    # even when one's teardown failed. Below 9000: some tests add 1000 for the HTTPS port.
+    _proxy_ports: Iterator[int] = field(default_factory=lambda: iter(range(8101, 9000)), repr=False)
 
     # -- images ------------------------------------------------------------------------------
 
@@ -105,6 +111,10 @@ class Fleet:
 
     def addresses(self, count: int | None = None) -> list[str]:
         return [h.address for h in self.hosts[:count]]
+
+    def proxy_port(self) -> int:
+        """A proxy port no other app on this fleet had (8101-8999)."""
+        return next(self._proxy_ports)
 
     def stop_host(self, host: FleetHost) -> None:
         docker("stop", "--time", "5", host.name)

@@ -1,7 +1,7 @@
 """The test fleet: three EC2-like hosts (own sshd, own dockerd) pulling from the session's
 registry, started once per session and removed with their volumes at the end
-(tests/support/fleet.py). Per test: an app of its own on the hosts, and a load balancer in
-front of them on 127.0.0.1."""
+(tests/support/fleet.py). Per test: an app of its own on the hosts, on a proxy port no other
+app of the fleet had (`Fleet.proxy_port`), and a load balancer in front of them on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from tests.integration.fleet.site import FleetImages, FleetSite, new_site
 from tests.support.fleet import Fleet, start_fleet
 
 HOSTS = 3
-_ports = iter(range(8101, 8200))  # each test's proxy port on the hosts: a crashed test's proxy never collides
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +40,7 @@ def fleet_images(fleet, standin_images) -> FleetImages:
 
 @pytest.fixture
 def site(fleet, fleet_images, tmp_path) -> FleetSite:
-    site = new_site(fleet, fleet_images, tmp_path, next(_ports))
+    site = new_site(fleet, fleet_images, tmp_path, fleet.proxy_port())
     yield site
     fleet.remove_app(site.app)
 
@@ -61,7 +60,7 @@ def load_balancer(fleet, site):
 
 @pytest.fixture(scope="module")
 def module_site(fleet, fleet_images, tmp_path_factory) -> FleetSite:
-    site = new_site(fleet, fleet_images, tmp_path_factory.mktemp("site"), next(_ports))
+    site = new_site(fleet, fleet_images, tmp_path_factory.mktemp("site"), fleet.proxy_port())
     yield site
     fleet.remove_app(site.app)
 

@@ -25,7 +25,7 @@ def scheduler_ref(fleet, scheduler_image):
 
 def test_an_every_minute_job_follows_deploys_and_a_reboot_on_the_first_host(fleet, fleet_images, scheduler_ref,
                                                                                tmp_path):
-    site = new_site(fleet, fleet_images, tmp_path, 8250, count=2)  # outside conftest's 8101-8199
+    site = new_site(fleet, fleet_images, tmp_path, fleet.proxy_port(), count=2)
     try:
         site.config.write_text(site.config.read_text() + f"""
 [jobs.tick]

@@ -16,7 +16,6 @@ import time
 
 import pytest
 
-from tests.integration.fleet.conftest import _ports
 from tests.integration.fleet.site import ENV, json_lines, new_site
 from tests.support.traffic import Traffic
 
@@ -54,13 +53,13 @@ def test_an_app_moves_to_the_shared_proxy_host_by_host_without_a_failed_request_
         fleet, fleet_images, tmp_path):
     for folder in ("one", "two"):
         (tmp_path / folder).mkdir()
-    site = new_site(fleet, fleet_images, tmp_path / "one", next(_ports), count=HOSTS)
+    site = new_site(fleet, fleet_images, tmp_path / "one", fleet.proxy_port(), count=HOSTS)
     port, name = site.proxy_port, f"s{site.app}"
-    other = new_site(fleet, fleet_images, tmp_path / "two", next(_ports), count=HOSTS)
+    other = new_site(fleet, fleet_images, tmp_path / "two", fleet.proxy_port(), count=HOSTS)
     balancer = fleet.load_balancer(port, count=HOSTS, retry_refused=True)
     try:
         v1 = released(site.deploy("1111111aaaa", "--json"))  # one app per host: its own proxy on P
-        shared(site, name, port, own_port=next(_ports))
+        shared(site, name, port, own_port=fleet.proxy_port())
         with Traffic(f"{balancer.url}/version", workers=4, max_requests=20_000, max_seconds=240,
                      host_header=f"{site.app}.test") as traffic:
             time.sleep(1)

@@ -1,6 +1,7 @@
 """A three-node Swarm made of the test fleet's hosts (tests/support/swarm.py), made once per
 session after the fleet and left (swarm leave) at the end; per test an app of its own and a
-load balancer in front of every node's proxy port."""
+load balancer in front of every node's proxy port, on a proxy port no other app of the fleet
+had (`Fleet.proxy_port`: the fleet's apps and the Swarm's fault cells draw from it too)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ import pytest
 from tests.integration.fleet.conftest import fleet, fleet_images  # noqa: F401 - the same session fleet
 from tests.integration.swarm.site import SwarmImages, SwarmSite
 from tests.support.swarm import Swarm, make_swarm
-
-_ports = iter(range(8301, 8400))  # each test's proxy port on the nodes
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +52,7 @@ def swarm_http_images(fleet, swarm_images, probe_images) -> SwarmImages:  # noqa
 
 @pytest.fixture
 def swarm_http_site(swarm, swarm_http_images, tmp_path) -> SwarmSite:
-    site = SwarmSite.new(swarm, swarm_http_images, tmp_path, next(_ports))
+    site = SwarmSite.new(swarm, swarm_http_images, tmp_path, swarm.fleet.proxy_port())
     # No migration job (5-10 s a deploy): no test on this site is about one; test_swarm.py's
     # v1 and v2 run the backend's migration on the Swarm and assert it ran.
     site.write_config(checks="http", migrate=False)
@@ -70,7 +69,7 @@ def swarm_http_balancer(swarm, swarm_http_site):
 
 @pytest.fixture
 def swarm_site(swarm, swarm_images, tmp_path) -> SwarmSite:
-    site = SwarmSite.new(swarm, swarm_images, tmp_path, next(_ports))
+    site = SwarmSite.new(swarm, swarm_images, tmp_path, swarm.fleet.proxy_port())
     yield site
     swarm.remove_app(site.app)
 

@@ -24,12 +24,12 @@ from tests.support.swarm import wait_for
 from tests.support.traffic import Traffic
 
 pytestmark = pytest.mark.integration
-PORT = 8460  # the proxy port on every node (swarm/conftest.py hands out 8301-8399)
 
 
 def test_the_example_from_init_deploys_and_rolls_back_on_the_swarm_under_traffic(swarm, swarm_images, example):
     project, app, env = example
     fleet = swarm.fleet
+    port = fleet.proxy_port()  # the proxy port on every node, no other app's on this fleet
     pinned = swarm.workers[0].exec("hostname").strip()
     mysql = fleet.publish("mysql:5.7", f"{app}/mysql", "5.7")  # the stand-in, under the compose file's name
     toml = project / "deploy.toml"
@@ -40,12 +40,12 @@ def test_the_example_from_init_deploys_and_rolls_back_on_the_swarm_under_traffic
     text = text.replace(f'app = "{app}"', f'app = "{app}"\n\n[registry]\nserver = "{fleet.local_registry}"', 1)
     text = text.replace('image = "mysql:5.7"', f'image = "{mysql}"\nplacement = ["node.hostname=={pinned}"]', 1)
     text += (f'\n[proxy]\nimage = "{swarm_images.proxy}"\n'
-             f'\n[environments.swarm]\ntarget = "swarm"\nmanager = "{swarm.manager.address}"\nproxy_port = {PORT}\n'
+             f'\n[environments.swarm]\ntarget = "swarm"\nmanager = "{swarm.manager.address}"\nproxy_port = {port}\n'
              'state_dir = "/var/lib/deployctl"\nsecrets = "env"\naccessories = ["db"]\n'
              f'[environments.swarm.ssh]\nuser = "root"\nkey_file = "{fleet.key_file}"\n'
              f'known_hosts = "{fleet.known_hosts_file}"\n')
     toml.write_text(text)
-    balancer = swarm.load_balancer(PORT)
+    balancer = swarm.load_balancer(port)
     try:
         with swarm.registry_on_loopback(swarm_images.proxy):
             _cycle(project, app, env, fleet, balancer, swarm)
