@@ -30,6 +30,12 @@ from tests.support.sshd import SshHost, start_sshd
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# The fleet's and the Swarm's session fixtures, defined once for every test under tests/
+# (pytest reads pytest_plugins in this root conftest only). Imported into a test module or a
+# conftest instead, a fixture function is registered again there, with an instance of its
+# own: each importing place started a fleet (and a Swarm) of its own on the same worker.
+pytest_plugins = ["tests.support.fleet_fixtures", "tests.support.swarm_fixtures"]
+
 
 def _attempt(call):
     """call() or the exception it raised: failing outside the except block keeps the
@@ -140,10 +146,12 @@ def ssh_host(tmp_path_factory) -> SshHost:
 #   site, whose cells run in order on it; test_exec's site...): its whole module on one worker.
 # A test that already carries an xdist_group marker keeps it.
 
-# The session fixtures that get a worker of their own, by the file defining them: checked in
-# this order (a Swarm test uses the fleet too); a unit test's own `fleet` (fake hosts) is not one.
-SHARED_SESSION_FIXTURES = {"swarm": "tests/integration/swarm/conftest.py",
-                           "fleet": "tests/integration/fleet/conftest.py"}
+# The session fixtures that get a worker of their own, by the file defining them (the plugins
+# above): checked in this order (a Swarm test uses the fleet too); a unit test's own `fleet`
+# (fake hosts) is not one. The fleet's tests and its fault cells go to "fleet", the Swarm's
+# tests and its fault cells to "swarm", each group sharing its worker's one instance.
+SHARED_SESSION_FIXTURES = {"swarm": "tests/support/swarm_fixtures.py",
+                           "fleet": "tests/support/fleet_fixtures.py"}
 SHARED_SCOPES = ("module", "class", "package")
 
 

@@ -7,7 +7,7 @@ not reached must be skipped, and nothing may be reported as success.
 
 The CLI runs as CI runs it (a subprocess), so the verify keeps its 15 s timeout here.
 
-Both tests run on one app (the fleet's module site, tests/integration/fleet/conftest.py), as
+Both tests run on one app (the fleet's module site, tests/support/fleet_fixtures.py), as
 every fault module's cells run on one site: the rollback starts from the two good releases the
 mid-rollout test left (its first release, warm, and its converging deploy), not from two
 deploys of a new app."""
@@ -22,7 +22,6 @@ import pytest
 
 from deployctl.errors import ExitCode
 from deployctl.plan.lifecycle.releases import ReleaseRecord
-from tests.integration.fleet.conftest import fleet, fleet_images, module_load_balancer, module_site  # noqa: F401
 from tests.integration.fleet.site import ENV, json_lines, live_release
 from tests.support.traffic import Traffic, TrafficReport
 
@@ -114,8 +113,8 @@ def with_host_2_refused(site, load_balancer, command, converge) -> Refused:  # t
     return Refused(done, again, traffic.report, ended, converging, last, currents, unlocked)
 
 
-def test_second_host_verify_fails_mid_rollout(module_site, module_load_balancer):  # noqa: F811 - the fleet fixtures
-    site, load_balancer = module_site, module_load_balancer
+def test_second_host_verify_fails_mid_rollout(fleet_module_site, fleet_module_balancer):
+    site, load_balancer = fleet_module_site, fleet_module_balancer
     v1 = live_release(site, next_revision())
     site.write_config(batch=1)
     first, second, third = site.hosts
@@ -140,12 +139,12 @@ def test_second_host_verify_fails_mid_rollout(module_site, module_load_balancer)
     assert converged, detail
 
 
-def test_second_host_verify_fails_mid_rollback(module_site, module_load_balancer):  # noqa: F811 - the fleet fixtures
+def test_second_host_verify_fails_mid_rollback(fleet_module_site, fleet_module_balancer):
     """A fleet rollback (inside the warm window: each host's switch is its standby's flag)
     whose second host fails its verify: the host already rolled back goes forward again, the
     third is never touched, every host serves the release that was live before the command,
     and nothing says success. Then the same rollback without the fault converges."""
-    site, load_balancer = module_site, module_load_balancer
+    site, load_balancer = fleet_module_site, fleet_module_balancer
     v2 = live_release(site, next_revision())
     # What a plain rollback goes to, the same on every host: the release live before v2 (kept
     # warm by v2's deploy). Run alone, the site has one release: a second is deployed over it.

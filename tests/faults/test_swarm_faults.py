@@ -26,8 +26,6 @@ from deployctl.services.hosts import manager_connector, ssh_connector
 from deployctl.services.lifecycle.deploy_result import DeployOptions
 from deployctl.services.swarm import swarm_deploy
 from deployctl.services.env import Env
-from tests.integration.fleet.conftest import fleet, fleet_images  # noqa: F401 - the session fleet
-from tests.integration.swarm.conftest import swarm, swarm_http_images, swarm_images  # noqa: F401 - the session Swarm
 from tests.integration.swarm.site import ENV, SwarmSite
 
 from .cells import RELOADS, SECRETS, Site, attempt, killed_at, killed_before, next_revision, run_cell, shown_stale
@@ -84,9 +82,10 @@ class SwarmCells(Site):
 
 
 @pytest.fixture(scope="module")
-def site(swarm, swarm_http_images, tmp_path_factory):  # noqa: F811 - the Swarm fixtures
+def site(swarm, swarm_http_images, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("swarm-faults")
-    # A port of its own on the nodes, from the fleet's one sequence (Fleet.proxy_port). The
+    # The session's Swarm, shared with tests/integration/swarm (tests/support/swarm_fixtures.py):
+    # a port of its own on the nodes from the fleet's one sequence (Fleet.proxy_port). The
     # probe without a HEALTHCHECK, checked by deployctl itself (http, tcp): under load Swarm
     # stopped tasks whose Docker health check timed out ("Complete" during the health wait, a
     # rehearsal at load 40-56), a Swarm limit docs/swarm.md names, not the transaction's rule

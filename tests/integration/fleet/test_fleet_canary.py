@@ -10,7 +10,7 @@ fleet shows is the verdict over every host's copies and the `drill` line on ever
 (`services/judging/drill._record`, one loop over the hosts for every kind). The other three
 kinds here cost about 100 s of the suite's saturated CPU and asserted nothing else.
 
-Both tests run on one app (the module's site, tests/integration/fleet/conftest.py): the
+Both tests run on one app (the module's site, tests/support/fleet_fixtures.py): the
 failing canary starts from the release the first test left live instead of deploying two
 releases of a new app first."""
 
@@ -27,8 +27,8 @@ pytestmark = pytest.mark.integration
 WINDOW = 5
 
 
-def test_a_canary_splits_every_host_is_judged_once_and_promotes_everywhere(module_site, module_load_balancer):
-    site, load_balancer = module_site, module_load_balancer
+def test_a_canary_splits_every_host_is_judged_once_and_promotes_everywhere(fleet_module_site, fleet_module_balancer):
+    site, load_balancer = fleet_module_site, fleet_module_balancer
     v1 = live_release(site, "1111111aaaa")
     # A shadow window first (issue 27): copies of GETs on every host, one verdict over the three
     # logs, before the split. Its p95 ratio is loose here (a fresh release's first copies on a
@@ -99,13 +99,13 @@ def test_a_canary_splits_every_host_is_judged_once_and_promotes_everywhere(modul
           f"in {caught['restore_s']:.2f}s ({result['seconds']:.1f}s in all); users: {report.summary()}")
 
 
-def test_a_failing_canary_is_aborted_on_every_host_and_only_its_share_of_requests_fails(module_site,
-                                                                                       module_load_balancer):
+def test_a_failing_canary_is_aborted_on_every_host_and_only_its_share_of_requests_fails(fleet_module_site,
+                                                                                       fleet_module_balancer):
     """v3 answers 20% of its /version requests with 500 (its health check passes): the one
     verdict over the three hosts' logs aborts it, every host goes back to 100% on v2 and
     records `aborted`, exit 6. The users see about share x 20% errors, all from v3. v2: the
     release the test before left live (deployed here when this test runs alone)."""
-    site, load_balancer = module_site, module_load_balancer
+    site, load_balancer = fleet_module_site, fleet_module_balancer
     site.write_config(warm_window=0)
     v2 = live_release(site, "2222222bbbb")
     site.write_config(canary_window=30, canary_min_requests=10, warm_window=0,

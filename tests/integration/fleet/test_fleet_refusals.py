@@ -3,7 +3,7 @@ deploy before any host changes (exit 8 / exit 4, naming the host); `status` show
 as unreachable; `halt` leaves hosts on different releases (exit 7), after which a rollback
 refuses to guess a release until `--to` names one.
 
-Both tests run on one app (the module's site, tests/integration/fleet/conftest.py): the
+Both tests run on one app (the module's site, tests/support/fleet_fixtures.py): the
 first changes nothing on any host, so the second starts from the same live release."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from tests.integration.fleet.test_fleet_rollout import HEALTH_PORT
 pytestmark = pytest.mark.integration
 
 
-def test_a_held_lock_or_an_unreachable_host_stops_the_deploy_before_any_host_changes(module_site, fleet):
-    site = module_site
+def test_a_held_lock_or_an_unreachable_host_stops_the_deploy_before_any_host_changes(fleet_module_site, fleet):
+    site = fleet_module_site
     v1 = live_release(site, "5555555eeee")
     first, second, third = site.hosts
     before = {h: len(site.history(h).records) for h in site.hosts}
@@ -56,8 +56,8 @@ def test_a_held_lock_or_an_unreachable_host_stops_the_deploy_before_any_host_cha
         fleet.start_host(site.host(third))
 
 
-def test_halt_leaves_hosts_apart_and_a_rollback_must_name_the_release(module_site):
-    site = module_site
+def test_halt_leaves_hosts_apart_and_a_rollback_must_name_the_release(fleet_module_site):
+    site = fleet_module_site
     v1 = live_release(site, "7777777aaaa")  # the one release the test before left live
     site.write_config(batch=1, on_failure="halt")
     first, second, third = site.hosts

@@ -3,7 +3,7 @@
 second host fails its health check so the first is reverted. Every request must succeed,
 and once a command returns every answer comes from the release it left live.
 
-Both tests run on one app (the module's site, tests/integration/fleet/conftest.py): the
+Both tests run on one app (the module's site, tests/support/fleet_fixtures.py): the
 second starts from the release the first rolled back to instead of deploying a new app."""
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ def traffic_to(balancer) -> Traffic:  # type: ignore[no-untyped-def]
     return Traffic(f"{balancer.url}/version", workers=4, max_requests=20_000, max_seconds=240)
 
 
-def test_batch_of_one_rollout_then_fleet_rollback_drop_no_request(module_site, module_load_balancer):
-    site, load_balancer = module_site, module_load_balancer
+def test_batch_of_one_rollout_then_fleet_rollback_drop_no_request(fleet_module_site, fleet_module_balancer):
+    site, load_balancer = fleet_module_site, fleet_module_balancer
     v1 = live_release(site, "1111111aaaa")  # all hosts at once; each pulls the images
     assert [site.current(h) for h in site.hosts] == [v1] * 3
     site.write_config(batch=1)
@@ -66,9 +66,9 @@ def test_batch_of_one_rollout_then_fleet_rollback_drop_no_request(module_site, m
         assert (last.action, last.release, last.outcome, last.previous) == ("rollback", v1, "succeeded", v2)
 
 
-def test_second_host_failing_its_health_check_stops_the_rollout_and_reverts_the_first(module_site,
-                                                                                       module_load_balancer):
-    site, load_balancer = module_site, module_load_balancer
+def test_second_host_failing_its_health_check_stops_the_rollout_and_reverts_the_first(fleet_module_site,
+                                                                                       fleet_module_balancer):
+    site, load_balancer = fleet_module_site, fleet_module_balancer
     v1 = live_release(site, "3333333cccc")  # the release the test before rolled back to
     site.write_config(batch=1)
     first, second, third = site.hosts

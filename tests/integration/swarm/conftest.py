@@ -1,53 +1,14 @@
-"""A three-node Swarm made of the test fleet's hosts (tests/support/swarm.py), made once per
-session after the fleet and left (swarm leave) at the end; per test an app of its own and a
-load balancer in front of every node's proxy port, on a proxy port no other app of the fleet
-had (`Fleet.proxy_port`: the fleet's apps and the Swarm's fault cells draw from it too)."""
+"""Per test on the test Swarm (`swarm`, `swarm_images`, `swarm_http_images`:
+tests/support/swarm_fixtures.py, one Swarm per session on the session fleet's hosts): an app
+of its own, on a proxy port no other app of the fleet had (`Fleet.proxy_port`: the Swarm's
+fault cells and the fleet's apps draw from the same ports), and a load balancer in front of
+every node's proxy port."""
 
 from __future__ import annotations
 
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
-from tests.integration.fleet.conftest import fleet, fleet_images  # noqa: F401 - the same session fleet
-from tests.integration.swarm.site import SwarmImages, SwarmSite
-from tests.support.swarm import Swarm, make_swarm
-
-
-@pytest.fixture(scope="session")
-def swarm(fleet) -> Swarm:  # noqa: F811
-    try:
-        made = make_swarm(fleet)
-    except (RuntimeError, TimeoutError) as error:
-        pytest.fail(f"the test swarm did not form: {error}", pytrace=False)
-    yield made
-    made.leave()
-
-
-@pytest.fixture(scope="session")
-def swarm_images(fleet, fleet_images, probe_images) -> SwarmImages:  # noqa: F811
-    """The probe with its own HEALTHCHECK (the Swarm's docker checks, write_config's default)
-    and built broken (health never passes), and the fleet's proxy image."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        good = pool.submit(fleet.publish, probe_images.good_checked, "swarm/probe", "checked")
-        broken = pool.submit(fleet.publish, probe_images.broken_checked, "swarm/probe", "broken")
-    return SwarmImages(probe=good.result(), broken=broken.result(), proxy=fleet_images.proxy)
-
-
-@pytest.fixture(scope="session")
-def swarm_http_images(fleet, swarm_images, probe_images) -> SwarmImages:  # noqa: F811
-    """The probe good and broken without a HEALTHCHECK (`HEALTHCHECK NONE` on top): an app
-    we did not write, whose only checks are the ones deploy.toml gives (http, tcp)."""
-    def without_healthcheck(image: str, tag: str) -> str:
-        built = subprocess.run(["docker", "build", "-q", "-t", f"deployctl-test/probe:{tag}", "-"],
-                               input=f"FROM {image}\nHEALTHCHECK NONE\n", capture_output=True, text=True, check=False)
-        assert built.returncode == 0, built.stderr
-        return fleet.publish(built.stdout.strip(), "swarm/probe", tag)
-
-    return SwarmImages(probe=without_healthcheck(probe_images.good, "no-healthcheck"),
-                       broken=without_healthcheck(probe_images.broken, "no-healthcheck-broken"),
-                       proxy=swarm_images.proxy)
+from tests.integration.swarm.site import SwarmSite
 
 
 @pytest.fixture
