@@ -27,6 +27,7 @@ from deployctl.services.lifecycle.deploy_result import DeployOptions
 from deployctl.services.swarm import swarm_deploy
 from deployctl.services.env import Env
 from tests.integration.swarm.site import ENV, SwarmSite
+from tests.support.swarm import wait_for
 
 from .cells import RELOADS, SECRETS, Site, attempt, killed_at, killed_before, next_revision, run_cell, shown_stale
 from .fault_connector import Fault, FaultConnector, wrong_release
@@ -84,13 +85,15 @@ class SwarmCells(Site):
 @pytest.fixture(scope="module")
 def site(swarm, swarm_http_images, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("swarm-faults")
-    # The session's Swarm, shared with tests/integration/swarm (tests/support/swarm_fixtures.py):
-    # a port of its own on the nodes from the fleet's one sequence (Fleet.proxy_port). The
+    # The session's Swarm, shared with tests/integration/swarm (tests/support/swarm_fixtures.py),
+    # so a port of its own from the fleet's one sequence (Fleet.proxy_port), and every node in
+    # it Ready (a Swarm test before may have stopped and restarted a node). The
     # probe without a HEALTHCHECK, checked by deployctl itself (http, tcp): under load Swarm
     # stopped tasks whose Docker health check timed out ("Complete" during the health wait, a
     # rehearsal at load 40-56), a Swarm limit docs/swarm.md names, not the transaction's rule
     # a cell is about; test_swarm.py covers the image's own checks.
     swarm_images = swarm_http_images
+    wait_for(lambda: swarm.ready_nodes() == len(swarm.nodes), 90, "every Swarm node Ready")
     made = SwarmSite.new(swarm, swarm_images, workdir, swarm.fleet.proxy_port())
     # A backend task on every node (Swarm spreads replicas): a frontend task resolves the
     # backend's name from its own node's tasks at once. With one backend task, a frontend on

@@ -239,6 +239,9 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
         converged, report, _ = under_traffic("node host3 stopped", stop_node)
     finally:
         swarm.fleet.start_host(lost)
+        # Back in the Swarm before anything else runs on it, this test's checks passed or not:
+        # the next Swarm test (or the Swarm's fault cells, tests/faults) shares this Swarm.
+        wait_for(lambda: swarm.ready_nodes() == 3, 90, "host3 back in the swarm")
     print(f"host3 ran {on_lost} frontend task(s); converged back to 3 in {converged:.1f}s; "
           f"{len(report.failures)} failed request(s) of {report.total}: "
           f"{[(round(f.finished - f.started, 2), f.status, f.error[:80]) for f in report.failures[:5]]}")
@@ -246,5 +249,4 @@ def test_swarm_deploy_rollback_failed_deploy_scale_and_a_lost_node(swarm, swarm_
     # or timed-out connection on another node, and each proxy skips tasks that are gone.
     assert len(report.failures) <= 4, report.summary() + f" {report.failures[:5]}"
     assert set(report.releases()) == {v1}, report.summary()
-    wait_for(lambda: swarm.ready_nodes() == 3, 90, "host3 back in the swarm")
     print(under_traffic.summary())
