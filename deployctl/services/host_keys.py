@@ -101,8 +101,7 @@ def swarm_nodes(env: Env, manager: Target) -> tuple[list[Target], str | None]:
     except ConnectError as exc:
         return [], f"the Swarm's nodes were not listed: {exc.message}"
     try:
-        ids = check(conn, sw.list_nodes()).split()
-        nodes = sw.parse_nodes(check(conn, sw.inspect_nodes(ids))) if ids else []
+        nodes = sw.parse_nodes(check(conn, sw.inspect_listed_nodes()))  # listed and inspected in one call
     finally:
         conn.close()
     port = env.settings.ssh.port

@@ -200,8 +200,7 @@ def swarm_manager(tasks: str, *, service_ps_rc: int = 0) -> Host:
     stderr = "" if service_ps_rc == 0 else "Error: no such service: shop-swarm-db"
     return Host("10.0.0.1", [
         (sw.running_tasks("shop-swarm-db"), CommandResult(service_ps_rc, tasks, stderr)),
-        (["docker", "node", "ls"], CommandResult(0, "n1\nn2\n", "")),
-        (["docker", "node", "inspect"], CommandResult(0, "node-a\t10.0.0.1\tready\tactive\t10.0.0.1:2377\n"
+        (sw.inspect_listed_nodes(), CommandResult(0, "node-a\t10.0.0.1\tready\tactive\t10.0.0.1:2377\n"
                                                          "node-b\t10.0.0.2\tready\tactive\t\n", "")),
     ], files={SWARM.current: f"{R}\n".encode()})
 

@@ -274,8 +274,7 @@ def test_swarm_live_exec_runs_in_a_running_task_on_its_node():
     manager = Scripted("10.0.0.1", [
         (["docker", "service", "ps"], CommandResult(0, f"t1\t{service}.1\tnode-a\tRunning\tStarting 1s ago\t\n"
                                                        f"t2\t{service}.2\tnode-b\tRunning\tRunning 5 minutes ago\t\n", "")),
-        (["docker", "node", "ls"], CommandResult(0, "n1\nn2\n", "")),
-        (["docker", "node", "inspect"], CommandResult(0, "node-a\t10.0.0.1\tready\tactive\t10.0.0.1:2377\n"
+        (sw.inspect_listed_nodes(), CommandResult(0, "node-a\t10.0.0.1\tready\tactive\t10.0.0.1:2377\n"
                                                          "node-b\t10.0.0.2\tready\tactive\t\n", "")),
     ], files={layout.current: f"{R1}\n".encode(), layout.history: BASE[0].to_line().encode()})
     node = Scripted("10.0.0.2", [

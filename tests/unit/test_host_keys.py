@@ -220,7 +220,8 @@ manager = "10.0.0.9"
 
 
 class _Manager:
-    """The manager as `docker node ls` / `docker node inspect` answer on it."""
+    """The manager as `docker node ls` and `docker node inspect` of what it listed answer on it
+    (plan/swarm/services.inspect_listed_nodes: one command)."""
 
     host = "10.0.0.9"
 
@@ -234,9 +235,11 @@ class _Manager:
     def run(self, argv, *, stdin=None, timeout=None):
         from deployctl.adapters.connector import CommandResult
 
-        self.calls.append(argv[:3])
-        if argv[:3] == ["docker", "node", "ls"]:
-            return CommandResult(0, "n1\nn2\nn3\n", "")
+        from deployctl.plan.swarm import services as sw
+
+        self.calls.append(argv)
+        if argv != sw.inspect_listed_nodes():  # listed and inspected in one command
+            return CommandResult(127, "", f"unexpected: {argv}")
         return CommandResult(0, "mgr\t0.0.0.0\tready\tactive\t10.0.0.9:2377\n"
                                 "w1\t10.0.0.10\tready\tactive\t\nw2\t10.0.0.11\tready\tactive\t\n", "")
 
@@ -262,6 +265,7 @@ def test_swarm_pins_the_manager_first_then_its_nodes_through_the_pinned_manager(
     assert [(h["host"], h["status"]) for h in second["hosts"]] == [
         ("10.0.0.9", "unchanged"), ("10.0.0.10", "new"), ("10.0.0.11", "new")]
     assert calls[0] == "connect" and calls[-1] == "close" and second["note"] is None
+    assert len(calls) == 3  # connect, the one node listing, close
     path = known_hosts_path(load_config(project / "deploy.toml"), "swarm")
     assert Path(path).read_text().count("\n") == 3
 

@@ -113,8 +113,7 @@ def swarm_task_container(manager, swarm_service: str, node: str | None,  # type:
         raise ExecNotStarted(f"{manager.host}: the Swarm service {swarm_service} has no running task{where}",
                          hint=idle_hint)
     task = tasks[0]
-    ids = checked(manager, sw.list_nodes()).split()
-    by_name = {n.hostname: n for n in sw.parse_nodes(checked(manager, sw.inspect_nodes(ids)))} if ids else {}
+    by_name = {n.hostname: n for n in sw.parse_nodes(checked(manager, sw.inspect_listed_nodes()))}
     if task.node not in by_name:
         raise ExecNotStarted(f"{manager.host}: task {task.name} runs on {task.node}, which `docker node ls` "
                              "does not list")
