@@ -108,17 +108,40 @@ def chown_secrets(image: str, user: str, host_dir: str) -> list[str]:
 # another's: about a third of the idle anchor's cost, each second, on every host). While its
 # nginx serves, the marker file holds its pid: the switch reads it (services/edge/proxy.py) and
 # starts a new nginx container rather than reload one that may be in a dead namespace.
+# The listeners are read from /proc/net/tcp{,6}, whose every read walks the kernel's table of
+# the whole machine's connections (262,144 buckets here: ~20 ms of CPU a tick, for an anchor
+# that watches an nginx serving, on every host, each second). So once a scan found an nginx
+# container listening (and none of its own runs), a tick reads how many TCP sockets the
+# namespace holds (/proc/net/sockstat{,6}: two counters, no walk, no process) and keeps that
+# finding while the number did not fall since the last tick: an nginx that dies takes its
+# sockets with it (the others there are the engine's DNS server's, on an app network), so
+# the number falls at once and the next scan is that tick's. An idle site's anchor scans every
+# tenth tick; a busy one's connections come and go, so it scans most ticks, as before. The
+# tenth-tick scan bounds any case the counters misjudge at 10 s.
 ANCHOR_SCRIPT = """trap 'exit 0' TERM INT QUIT
 for tool in awk cksum grep ls nginx sed tr; do  # an image without them: only wait, as before
     command -v "$tool" >/dev/null || while :; do sleep 3600 & wait $!; done
 done
 hex=$(printf '%04X' "$1"); conf=$2; marker=$3; fallback=; sum=
 alive() { [ -n "$fallback" ] && [ -r "/proc/$fallback/stat" ] && ! grep -q ') Z' "/proc/$fallback/stat"; }
+count() {  # TCP sockets in this namespace, IPv4 and IPv6 ("" when a counter is unreadable or odd)
+    v4=0; v6=0
+    [ -r /proc/net/sockstat ] && { read -r _; read -r _ _ v4 _; } </proc/net/sockstat
+    [ -r /proc/net/sockstat6 ] && read -r _ _ v6 _ </proc/net/sockstat6
+    case "$v4.$v6" in *[!0-9.]*|.*|*.) now= ;; *) now=$((v4 + v6)) ;; esac
+}
 rm -f "$marker"
 sleep 3 & wait $!
+tick=0; last=; listening=
 while :; do
-    listening=$(awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10 }' \\
-                /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+    tick=$((tick + 1)); count
+    # Scanned again unless the last scan found another's listener and no socket went since.
+    if [ -n "$fallback" ] || [ $((tick % 10)) -eq 0 ] || [ -z "$listening" ] || [ -z "$last" ] \\
+            || [ "${now:-0}" -lt "$last" ] 2>/dev/null || [ -z "$now" ]; then
+        listening=$(awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10 }' \\
+                    /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+    fi
+    last=$now
     others=
     if [ -n "$listening" ] && [ -z "$fallback" ]; then
         others=1  # no nginx of its own: any listener is another's (each second: one awk, no scan)
