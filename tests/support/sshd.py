@@ -71,6 +71,11 @@ def start_sshd(workdir: Path, timeout: float = 30.0) -> SshHost:
         "UsePAM no",
         "Subsystem sftp internal-sftp",
         "LogLevel VERBOSE",
+        # A session whose client went behind tests/faults/test_ssh_faults.py's iptables REJECT
+        # never hears its FIN: without these it lived on after the run (sshd and internal-sftp,
+        # reparented to init, one per cell that cut a connection). Gone within 15 s now.
+        "ClientAliveInterval 5",
+        "ClientAliveCountMax 3",
         "",
     ]))
     daemon = Daemon([SSHD, "-D", "-e", "-f", str(config)], workdir / "sshd.log")
