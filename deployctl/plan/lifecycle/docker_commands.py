@@ -144,7 +144,7 @@ while :; do
     last=$now
     others=
     if [ -n "$listening" ] && [ -z "$fallback" ]; then
-        others=1  # no nginx of its own: any listener is another's (each second: one awk, no scan)
+        others=1  # no nginx of its own: any listener is another's (no scan of /proc/*/fd)
     elif [ -n "$listening" ]; then
         mine=" $(ls -l /proc/[0-9]*/fd 2>/dev/null | sed -n 's/.*socket:\\[\\([0-9]*\\)\\].*/\\1/p' | tr '\\n' ' ') "
         for inode in $listening; do
