@@ -136,8 +136,8 @@ tick=0; last=; listening=
 while :; do
     tick=$((tick + 1)); count
     # Scanned again unless the last scan found another's listener and no socket went since.
-    if [ -n "$fallback" ] || [ $((tick % 10)) -eq 0 ] || [ -z "$listening" ] || [ -z "$last" ] \\
-            || [ "${now:-0}" -lt "$last" ] 2>/dev/null || [ -z "$now" ]; then
+    if [ -n "$fallback" ] || [ $((tick % 10)) -eq 0 ] || [ -z "$listening" ] || [ -z "$now" ] \\
+            || [ -z "$last" ] || [ "$now" -lt "$last" ]; then
         listening=$(awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10 }' \\
                     /proc/net/tcp /proc/net/tcp6 2>/dev/null)
     fi
