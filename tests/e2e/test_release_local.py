@@ -152,6 +152,20 @@ def test_release_runs_every_stage_and_ends_with_the_url(site, first):
     assert first.index("accessory health done") < first.index("migrate done")
 
 
+def quickstart_check() -> str:
+    """The Python scripts/quickstart runs after its release: the URL, and the page through nginx."""
+    text = (REPO / "scripts" / "quickstart").read_text()
+    return text.split("url=\"$(.venv/bin/python - <<'PY'\n", 1)[1].split("\nPY\n", 1)[0]
+
+
+def test_quickstart_finds_the_url_and_the_page_as_it_runs_them(site, first):
+    """The README's first command ends with this check: it failed with an AttributeError
+    after app_urls came to take an Env, while the release it follows had succeeded."""
+    done = subprocess.run([sys.executable, "-"], input=quickstart_check(), cwd=site.config.parent,
+                          capture_output=True, text=True, env=site.environ, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, site.url), done.stdout + done.stderr
+
+
 def test_the_app_answers_through_nginx_with_the_new_release(site, first):
     release = re.search(r"Released (\S+) to local", first)[1]
     body = site.version()
